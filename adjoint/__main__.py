@@ -1,0 +1,5 @@
+import sys
+
+from adjoint.cli import main
+
+sys.exit(main())

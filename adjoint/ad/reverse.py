@@ -1,0 +1,583 @@
+"""The adjoint (reverse-mode) transform: primal IR -> gradient IR.
+
+The gradient function runs the primal forward (the *forward sweep*), then walks
+the primal ops backwards (the *backward sweep*), inlining each primitive's VJP
+template to turn the adjoint of its result into contributions to the adjoints
+of its operands. The first contribution to `x_bar` defines it; later ones add.
+
+Values the backward sweep reads are kept as they are in straight-line code.
+A loop's body values are pushed on one tape per loop (a list, one tuple per
+iteration) and popped by the reversed loop; cheap scalars such as index
+arithmetic are recomputed instead. A `while` loop counts its trips. An `if`
+exports the branch values its reverse needs. An in-place write saves the
+region it overwrites and the backward sweep writes it back, so a loop that
+writes one cell per iteration keeps O(1) per iteration.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field, replace
+
+import gast
+
+from adjoint import runtime
+from adjoint.analysis.activity import active as active_values
+from adjoint.errors import NonDifferentiableError
+from adjoint.frontend.lower import Lowerer, _prim, list_of, tuple_of
+from adjoint.frontend.normalize import normalize
+from adjoint.frontend.source import parse_function
+from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Op, Operand, \
+    Value, While, map_operands, prune, walk_ops
+from adjoint.rules import registry
+from adjoint.rules.tape import iadd_at, save, section, tape_new, tape_pop, tape_push
+
+import numpy as np
+import operator
+
+
+@dataclass
+class Instrumented:
+    """What the reverse sweep asks of one forward op: ops before it, its new form,
+    and ops after it."""
+
+    before: list = field(default_factory=list)
+    op: Op | None = None
+    after: list = field(default_factory=list)
+
+
+class Region:
+    """How the backward sweep of one region reads primal values.
+
+    At top level a primal value is read directly. Inside the reverse of a loop
+    body, a value defined in that body is popped from the loop's tape (or
+    recomputed); inside the reverse of a branch, a branch value is exported
+    from the forward `if` as an extra result.
+    """
+
+    def __init__(self, parent: Region | None, defined: set, kind: str, owner=None):
+        self.parent, self.defined, self.kind, self.owner = parent, defined, kind, owner
+        self.map: dict[Value, Operand] = {}
+        self.preamble: list = []  # pops and recomputations, emitted first in the reverse body
+        self.saved: list[Value] = []  # loop: tape order
+        self.exports: list[Value] = []  # if: exported branch values, in order
+        self.export_results: dict[Value, Value] = {}
+
+
+class Reverse:
+    def __init__(self, fn: Function, wrt: tuple[int, ...], facts):
+        self.fn, self.wrt, self.facts = fn, wrt, facts
+        self.active = active_values(fn, wrt, facts)
+        self.instrument: dict[Op, Instrumented] = {}
+        self.restores: dict[Value, Value] = {}  # written storage -> restored version
+        self.region = Region(None, set(), "top")
+        self.defined_in = _definitions(fn)
+        self.primal_values = set(fn.params) | _defined(fn.body)
+
+    # ---------------------------------------------------------------- reading primals
+    def read(self, o: Operand) -> Operand:
+        """The operand to use in the current reverse region for primal operand `o`."""
+        if not isinstance(o, Value):
+            return o
+        return self._read(o, self.region)
+
+    def _read(self, v: Value, region: Region) -> Operand:
+        if v in region.map:
+            return region.map[v]
+        if region.kind == "top" or v not in region.defined:
+            if region.parent is None:
+                return v
+            return self._read(v, region.parent)
+        if region.kind == "if":
+            result = region.export_results.get(v)
+            if result is None:
+                result = Value(v.name)
+                region.exports.append(v)
+                region.export_results[v] = result
+                self.facts.same_kind(result, v)
+                if region.parent.kind != "top":  # the result lives in the enclosing block
+                    region.parent.defined.add(result)
+            out = self._read(result, region.parent)
+        else:  # a loop body: recompute a cheap scalar, or pop it from the tape
+            op = self.defined_in.get(v)
+            out = None
+            if (isinstance(op, Call) and _recomputable(op, self.facts) and v not in self.active):
+                args = [self._read(a, region) if isinstance(a, Value) else a for a in op.args]
+                kwargs = [(k, self._read(a, region) if isinstance(a, Value) else a)
+                          for k, a in op.kwargs]
+                out = Value(v.name)
+                region.preamble.append(Call(op.prim, tuple(args), out, tuple(kwargs), op.loc))
+            elif region.owner is not None and isinstance(region.owner, For) and \
+                    v is region.owner.body.args[0]:
+                out = region.target
+            else:
+                out = Value(v.name)
+                region.saved.append(v)
+                region.popped.append(out)
+            self.facts.same_kind(out, v)
+        region.map[v] = out
+        return out
+
+    # ---------------------------------------------------------------- adjoints
+    def zero(self, v: Operand) -> Operand:
+        k = self.facts.kind(v)
+        if k is not None and k.type == "float":
+            return Const(0.0)
+        if k is not None and k.type == "ndarray" and k.dtype == "f":
+            return self.emit(_zeros_like_prim(), (self.read(v),), f"{_base(v)}_bar")
+        return self.emit(_prim(runtime.zeros_like), (self.read(v),), f"{_base(v)}_bar")
+
+    def emit(self, prim, args, hint, kwargs=()) -> Value:
+        out = Value(hint)
+        self.ops.append(Call(prim, tuple(args), out, tuple(kwargs), self.loc))
+        return out
+
+    def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
+        if not isinstance(v, Value) or v not in self.active or contrib is None:
+            return
+        if isinstance(contrib, Value) and contrib.name.startswith("_t"):
+            _rename(contrib, f"{_base(v)}_bar")
+        old = adj.get(v)
+        adj[v] = contrib if old is None else self.emit(_prim(operator.add), (old, contrib),
+                                                       f"{_base(v)}_bar")
+
+    # ---------------------------------------------------------------- blocks
+    def reverse_ops(self, ops, adj: dict) -> None:
+        for op in reversed(ops):
+            self.loc = op.loc
+            if isinstance(op, Call):
+                self.reverse_call(op, adj)
+            elif isinstance(op, If):
+                self.reverse_if(op, adj)
+            elif isinstance(op, (For, While)):
+                self.reverse_loop(op, adj)
+
+    def reverse_call(self, op: Call, adj: dict) -> None:
+        if op.prim.fn is runtime.setitem:
+            self.restore(op)
+        g = adj.pop(op.result, None)
+        if g is None or op.result not in self.active:
+            return
+        wanted = [isinstance(a, Value) and a in self.active for a in op.args]
+        if not any(wanted):
+            return
+        entry = registry.entry(op.prim)
+        if entry is not None and entry.nondiff:
+            return
+        if op.prim.fn in (tuple_of, list_of):
+            for i, a in enumerate(op.args):
+                if wanted[i]:
+                    self.accumulate(adj, a, self.emit(_prim(operator.getitem), (g, Const(i)),
+                                                      f"{_base(a)}_bar"))
+            return
+        if op.prim.fn is operator.getitem and wanted[0]:
+            self.scatter(adj, op, g)
+            return
+        if entry is None or entry.vjp is None:
+            raise NonDifferentiableError(
+                f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
+                op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
+                        "adjoint.stop_gradient(...) if it should be treated as constant")
+        contribs = self.inline_vjp(entry.vjp, g, op, wanted)
+        for a, c in zip(op.args, contribs):
+            self.accumulate(adj, a, c)
+
+    def scatter(self, adj: dict, op: Call, g) -> None:
+        """`x[i]`'s adjoint adds into `x_bar[i]` in place: O(1) per element read."""
+        x, index = op.args
+        current = adj[x] if x in adj else self.zero(x)
+        prim = iadd_at if _basic_index(index, self.facts) else runtime.add_at
+        adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{_base(x)}_bar")
+
+    def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
+        """Lower the rule against the primal operands, keep what the wanted cotangents
+        need, then read the surviving primal operands in the current reverse region."""
+        low = Lowerer(parse_function(template), self.facts, template={"ans": op.result})
+        sig = inspect.signature(template)
+        params = list(sig.parameters.values())
+        try:
+            bound = inspect.Signature(params[2:]).bind(*op.args, **dict(op.kwargs))
+        except TypeError as e:
+            raise NonDifferentiableError(f"cannot apply the rule of `{op.prim.name}`: {e}",
+                                         op.loc) from None
+        low.env.update({params[0].name: g, params[1].name: op.result})
+        for name, value in bound.arguments.items():
+            p = sig.parameters[name]
+            if p.kind == p.VAR_POSITIONAL:
+                value = low.emit(_prim(tuple_of), value)
+            low.env[name] = value
+        for p in params[2:]:
+            if p.name not in low.env and p.default is not inspect.Parameter.empty:
+                low.env[p.name] = low.classify(p.default, p.name)
+        ret = low.body(_template_body(template)) or (Const(None),)
+        if len(ret) == 1 and len(op.args) > 1 and not _returns_tuple(template):
+            ret = (ret[0],)
+        ret = list(ret) + [Const(None)] * (len(op.args) - len(ret))
+        out = [r if w and not (isinstance(r, Const) and r.value is None) else None
+               for r, w in zip(ret, wanted)]
+        ops = prune(low.ops, [o for o in out if o is not None], _pure)
+        primal = self.primal_values
+        read = {}
+
+        def to_reverse(o):
+            if isinstance(o, Value) and o in primal:
+                if o not in read:
+                    read[o] = self.read(o)
+                return read[o]
+            return o
+
+        self.ops.extend(_relocate([map_operands(o, to_reverse) for o in ops], self.loc))
+        return [to_reverse(o) if o is not None else None for o in out]
+
+    def restore(self, op: Call) -> None:
+        """Undo an in-place write: the forward sweep saved the region `y[i] = v`
+        overwrites; the backward sweep writes it back, so earlier rules read `y` as it was."""
+        storage, index, _ = op.args
+        old = Value("_old")
+        prim = _prim(operator.getitem) if _reads_scalar(storage, index, self.facts) else _prim(save)
+        self.instrument.setdefault(op, Instrumented()).before.append(
+            Call(prim, (storage, index), old, (), op.loc))
+        restored = Value(_base(storage))
+        self.facts.same_kind(restored, storage)
+        self.ops.append(Call(_prim(runtime.setitem), (self.read(op.result), self.read(index),
+                                                       self.read(old)), restored, (), op.loc))
+        self.region.map[storage] = restored
+
+    # ---------------------------------------------------------------- branches
+    def reverse_if(self, op: If, adj: dict) -> None:
+        if not any(r in self.active for r in op.results) and not _has_active(op, self.active):
+            return
+        cond = self.read(op.cond)
+        outer_ops, outer_region = self.ops, self.region
+        branches = []
+        for block in (op.then, op.orelse):
+            region = Region(outer_region, _defined(block), "if", op)
+            self.region, self.ops = region, []
+            badj = dict(adj)
+            for r, y in zip(op.results, block.results):
+                if r in adj:
+                    self.accumulate(badj, y, adj[r])
+            self.reverse_ops(block.ops, badj)
+            branches.append((region, self.ops, badj))
+        self.region, self.ops = outer_region, outer_ops
+        for r in op.results:
+            adj.pop(r, None)
+        changed = []
+        for _, _, badj in branches:
+            for v, a in badj.items():
+                if v not in changed and adj.get(v) is not a and v in self.active and \
+                        v not in op.results and not _defined_in(v, op):
+                    changed.append(v)
+        blocks = []
+        for region, ops, badj in branches:
+            self.ops, self.region = list(ops), region
+            self.loc = op.loc
+            yields = []
+            for v in changed:
+                a = badj.get(v, adj.get(v))
+                yields.append(a if a is not None else self.zero(v))
+            blocks.append(Block((), tuple(region.preamble + self.ops), tuple(yields)))
+            self.ops, self.region = outer_ops, outer_region
+        results = tuple(Value(f"{_base(v)}_bar") for v in changed)
+        self.loc = op.loc
+        self.ops.append(If(cond, blocks[0], blocks[1], results, op.loc))
+        for v, r in zip(changed, results):
+            adj[v] = r
+        exports = [v for region, _, _ in branches for v in region.exports]
+        if exports:
+            self.export(op, branches)
+
+    def export(self, op: If, branches) -> None:
+        """Give the forward `if` extra results for the branch values its reverse reads."""
+        then_region, else_region = branches[0][0], branches[1][0]
+        ins = self.instrument.setdefault(op, Instrumented())
+        base = ins.op or op
+        extra_then, extra_else, results = [], [], []
+        for region, own, other in ((then_region, 0, 1), (else_region, 1, 0)):
+            for v in region.exports:
+                results.append(region.export_results[v])
+                (extra_then if own == 0 else extra_else).append(v)
+                (extra_else if own == 0 else extra_then).append(Const(None))
+        ins.op = replace(base, then=replace(base.then, results=base.then.results + tuple(
+            extra_then)), orelse=replace(base.orelse, results=base.orelse.results + tuple(
+                extra_else)), results=base.results + tuple(results))
+
+    # ---------------------------------------------------------------- loops
+    def reverse_loop(self, op, adj: dict) -> None:
+        if not _has_active(op, self.active):
+            return
+        is_for = isinstance(op, For)
+        args = op.body.args[1:] if is_for else op.body.args
+        slots = [k for k, a in enumerate(args) if a in self.active]
+        inner_defined = _defined(op.body) | set(op.body.args)
+        accs = [v for v in _free_operands(op.body, inner_defined) if v in self.active]
+        self.loc = op.loc
+        inits = []
+        for k in slots:
+            r = op.results[k]
+            inits.append(adj.pop(r) if r in adj else self.zero(r))
+        for u in accs:
+            inits.append(adj[u] if u in adj else self.zero(u))
+        for r in op.results:
+            adj.pop(r, None)
+        # the reversed body
+        outer_ops, outer_region = self.ops, self.region
+        region = Region(outer_region, inner_defined, "loop", op)
+        region.popped = []
+        target = Value(op.body.args[0].name if is_for else "_")
+        region.target = target
+        cargs = [Value(f"{_base(args[k])}_bar") for k in slots]
+        aargs = [Value(f"{_base(u)}_bar") for u in accs]
+        self.region, self.ops = region, []
+        badj: dict = dict(zip(accs, aargs))
+        for k, c in zip(slots, cargs):
+            self.accumulate(badj, op.body.results[k], c)
+        self.reverse_ops(op.body.ops, badj)
+        self.loc = op.loc
+        yields = [badj[args[k]] if args[k] in badj else self.zero(args[k]) for k in slots]
+        yields += [badj[u] for u in accs]
+        body_ops = self.ops
+        self.ops, self.region = outer_ops, outer_region
+        # the forward loop pushes what the reverse pops
+        pops: list = []
+        tape = None
+        if region.saved:
+            tape = Value("_tape")
+            popped = Value("_saved")
+            pops.append(Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (),
+                             op.loc))
+            if len(region.saved) == 1:
+                pops[0] = replace(pops[0], result=region.popped[0])
+            else:
+                for i, p in enumerate(region.popped):
+                    pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), op.loc))
+        rbody = Block((target, *cargs, *aargs), tuple(pops + region.preamble + body_ops),
+                      tuple(yields))
+        ins = self.instrument.setdefault(op, Instrumented())
+        fwd = ins.op or op
+        if tape is not None:
+            ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
+            push = Call(_prim(tape_push), (tape, *region.saved), Value("_"), (), op.loc)
+            # push as soon as the last saved value exists, so carried names can be reused
+            saved = set(region.saved)
+            last = max((i for i, o in enumerate(op.body.ops)
+                        if saved & set(self._results_of(o))), default=-1)
+            if last >= 0:
+                self.instrument.setdefault(op.body.ops[last], Instrumented()).after.append(push)
+            elif op.body.ops:
+                self.instrument.setdefault(op.body.ops[0], Instrumented()).before.append(push)
+            else:
+                fwd = replace(fwd, body=replace(fwd.body, ops=fwd.body.ops + (push,)))
+        if is_for:
+            iterable = self.read(op.iter)
+        else:
+            trips = Value("_trips")
+            counter, nxt = Value("_n"), Value("_n")
+            inc = Call(_prim(operator.add), (counter, Const(1)), nxt, (), op.loc)
+            ccounter = Value("_n")
+            fwd = replace(fwd, inits=fwd.inits + (Const(0),),
+                          cond=replace(fwd.cond, args=fwd.cond.args + (ccounter,)),
+                          body=replace(fwd.body, args=fwd.body.args + (counter,),
+                                       ops=fwd.body.ops + (inc,),
+                                       results=fwd.body.results + (nxt,)),
+                          results=fwd.results + (trips,))
+            iterable = self.emit(_prim(range), (self.read_in(trips, outer_region),), "_range")
+        ins.op = fwd
+        results = tuple(Value(f"{_base(args[k])}_bar") for k in slots) + tuple(
+            Value(f"{_base(u)}_bar") for u in accs)
+        self.ops.append(For(iterable, tuple(inits), rbody, results, op.loc, reverse=True))
+        for u, r in zip(accs, results[len(slots):]):
+            adj[u] = r
+        for k, r in zip(slots, results):
+            self.accumulate(adj, op.inits[k], r)
+
+    def _results_of(self, op) -> tuple:
+        """An op's results, including those instrumentation added (exports)."""
+        ins = self.instrument.get(op)
+        return ins.op.results if ins is not None and ins.op is not None else op.results
+
+    def read_in(self, v: Value, region: Region) -> Operand:
+        saved = self.region
+        self.region = region
+        try:
+            return self.read(v)
+        finally:
+            self.region = saved
+
+    # ---------------------------------------------------------------- the function
+    def forward(self, block: Block) -> Block:
+        ops = []
+        for op in block.ops:
+            ins = self.instrument.get(op)
+            new = op if ins is None or ins.op is None else ins.op
+            if ins is not None:
+                ops.extend(ins.before)
+            if isinstance(new, If):
+                new = replace(new, then=self._fwd_block(new.then, op.then),
+                              orelse=self._fwd_block(new.orelse, op.orelse))
+            elif isinstance(new, For):
+                new = replace(new, body=self._fwd_block(new.body, op.body))
+            elif isinstance(new, While):
+                new = replace(new, body=self._fwd_block(new.body, op.body))
+            ops.append(new)
+            if ins is not None:
+                ops.extend(ins.after)
+        return replace(block, ops=tuple(ops))
+
+    def _fwd_block(self, new: Block, old: Block) -> Block:
+        """Instrument the ops of `old` (whose own extras are already in `new`)."""
+        inner = self.forward(Block(old.args, old.ops, old.results))
+        extra = new.ops[len(old.ops):]
+        return replace(new, ops=inner.ops + extra)
+
+    def run(self, name: str) -> Function:
+        fn = self.fn
+        outs = fn.body.results
+        out_bar = Value("out_bar")
+        self.ops, self.loc = [], fn.loc
+        adj: dict = {}
+        if len(outs) == 1:
+            self.accumulate(adj, outs[0], out_bar)
+        else:
+            for i, o in enumerate(outs):
+                self.accumulate(adj, o, self.emit(_prim(operator.getitem), (out_bar, Const(i)),
+                                                  f"{_base(o)}_bar"))
+        self.reverse_ops(fn.body.ops, adj)
+        self.loc = fn.loc
+        grads = []
+        for i in self.wrt:
+            p = fn.params[i]
+            grads.append(adj[p] if p in adj else self.zero(p))
+        backward = [Call(_prim(section), (Const("backward"),), Value("_"), (), None)] + self.ops
+        forward = self.forward(fn.body).ops
+        body = Block((), tuple(forward) + tuple(backward), tuple(grads))
+        return Function(name, fn.params + (out_bar,), body, fn.loc, fn.param_names + ("out_bar",),
+                        f"Gradient of {fn.name} with respect to "
+                        f"({', '.join(fn.param_names[i] for i in self.wrt)}).",
+                        ) , len(forward), tuple(outs)
+
+
+def reverse(fn: Function, wrt: tuple[int, ...], facts, name: str | None = None):
+    """The gradient function of `fn`: (function, number of forward ops, primal outputs)."""
+    return Reverse(fn, wrt, facts).run(name or f"{fn.name}_grad")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _base(v) -> str:
+    name = v.name if isinstance(v, Value) else "_t"
+    return name[:-4] if name.endswith("_bar") else name
+
+
+def _rename(v: Value, name: str) -> None:
+    object.__setattr__(v, "name", name)
+
+
+def _relocate(ops, loc):
+    out = []
+    for op in ops:
+        if isinstance(op, If):
+            op = replace(op, loc=loc, then=replace(op.then, ops=tuple(_relocate(op.then.ops, loc))),
+                         orelse=replace(op.orelse, ops=tuple(_relocate(op.orelse.ops, loc))))
+        else:
+            op = replace(op, loc=loc)
+        out.append(op)
+    return out
+
+
+_body_cache: dict = {}
+
+
+def _template_body(template):
+    body = _body_cache.get(template)
+    if body is None:
+        parsed = parse_function(template)
+        body = normalize(parsed.node, parsed.loc).body
+        _body_cache[template] = body
+    return body
+
+
+def _returns_tuple(template) -> bool:
+    return any(isinstance(n, gast.Return) and isinstance(n.value, gast.Tuple)
+               for n in gast.walk(parse_function(template).node))
+
+
+def _pure(op) -> bool:
+    if not isinstance(op, Call):
+        return all(_pure(o) for b in op.blocks for o in b.ops)
+    e = registry.entry(op.prim)
+    return e is not None and e.pure
+
+
+def _basic_index(index, facts) -> bool:
+    """An int, a slice, or a tuple of them: `x_bar[i] += g` accumulates correctly."""
+    if isinstance(index, Const):
+        parts = index.value if isinstance(index.value, tuple) else (index.value,)
+        return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
+    k = facts.kind(index)
+    return k is not None and (k.type == "int" or (k.type == "tuple" and k.dtype == "i"))
+
+
+def _zeros_like_prim():
+    return _prim(np.zeros_like)
+
+
+def _definitions(fn: Function) -> dict:
+    out = {}
+    for op in walk_ops(fn.body):
+        for r in op.results:
+            out[r] = op
+    return out
+
+
+def _defined(block: Block) -> set:
+    out = set(block.args)
+    for op in walk_ops(block):
+        out.update(op.results)
+        for b in op.blocks:
+            out.update(b.args)
+    return out
+
+
+def _defined_in(v, op) -> bool:
+    return any(v in _defined(b) for b in op.blocks)
+
+
+def _free_operands(block: Block, defined: set) -> list:
+    out = []
+    for op in walk_ops(block):
+        for o in op.operands:
+            if isinstance(o, Value) and o not in defined and o not in out:
+                out.append(o)
+    for b in [block] + [b for op in walk_ops(block) for b in op.blocks]:
+        for o in b.results:
+            if isinstance(o, Value) and o not in defined and o not in out:
+                out.append(o)
+    return out
+
+
+def _has_active(op, active) -> bool:
+    return any(r in active for r in op.results) or any(
+        r in active for o in walk_ops(Block((), (op,), ())) for r in o.results)
+
+
+def _recomputable(op: Call, facts) -> bool:
+    """Cheap to redo in the reverse sweep: a pure scalar computation."""
+    e = registry.entry(op.prim)
+    if e is None or not e.pure or op.prim.fn in (tape_pop, tape_new, tape_push):
+        return False
+    k = facts.kind(op.result)
+    if k is not None and k.scalar:
+        return True
+    return op.prim.fn in (range, len, slice, runtime.index_tuple, tuple_of) or (
+        k is not None and k.type == "range")
+
+
+def _reads_scalar(storage, index, facts) -> bool:
+    """Whether `storage[index]` is one element (a copy already), not a view."""
+    k, ik = facts.kind(storage), facts.kind(index)
+    if k is None or k.type != "ndarray" or ik is None:
+        return False
+    if ik.type == "int":
+        return len(k.shape) == 1
+    return ik.type == "tuple" and ik.dtype == "i" and ik.shape == (len(k.shape),)

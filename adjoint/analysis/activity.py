@@ -1,0 +1,124 @@
+"""Activity analysis: which values need an adjoint.
+
+A value is *active* when it depends on a differentiated input (varied), reaches
+the output (useful), and can hold a gradient at all (not an int, bool or
+integer array). Only active values get an `_bar`; everything else is plain
+forward computation.
+"""
+from __future__ import annotations
+
+from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+from adjoint.rules import registry
+
+
+def _passes(op: Call) -> bool:
+    e = registry.entry(op.prim)
+    return e is None or not e.nondiff
+
+
+def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
+    """Values that depend (differentiably) on the parameters at positions `wrt`."""
+    out = {fn.params[i] for i in wrt}
+
+    def floating(v: Value) -> bool:
+        k = kinds.kind(v)
+        return k is None or k.floating
+
+    def block(b: Block) -> bool:
+        changed = False
+        for op in b.ops:
+            if isinstance(op, Call):
+                if op.result not in out and _passes(op) and floating(op.result) and any(
+                        o in out for o in op.operands):
+                    out.add(op.result)
+                    changed = True
+                continue
+            # region ops: iterate to a fixpoint, since loops feed values back
+            while True:
+                inner = False
+                if isinstance(op, If):
+                    inner |= block(op.then) | block(op.orelse)
+                    pairs = list(zip(op.results, op.then.results)) + list(
+                        zip(op.results, op.orelse.results))
+                    inner |= _flow(pairs, out, floating)
+                elif isinstance(op, For):
+                    pairs = list(zip(op.body.args[1:], op.inits)) + list(
+                        zip(op.body.args[1:], op.body.results))
+                    inner |= _flow(pairs, out, floating)
+                    inner |= block(op.body)
+                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(list(zip(op.results, op.body.args[1:])), out, floating)
+                elif isinstance(op, While):
+                    pairs = list(zip(op.body.args, op.inits)) + list(
+                        zip(op.body.args, op.body.results))
+                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(list(zip(op.cond.args, op.body.args)), out, floating)
+                    inner |= block(op.cond) | block(op.body)
+                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(list(zip(op.results, op.body.args)), out, floating)
+                changed |= inner
+                if not inner:
+                    break
+        return changed
+
+    block(fn.body)
+    return out
+
+
+def _flow(pairs, out: set, floating) -> bool:
+    changed = False
+    for dst, src in pairs:
+        if dst not in out and src in out and floating(dst):
+            out.add(dst)
+            changed = True
+    return changed
+
+
+def useful(fn: Function) -> set[Value]:
+    """Values from which a returned value can be reached through differentiable ops."""
+    out = {o for o in fn.body.results if isinstance(o, Value)}
+
+    def block(b: Block) -> bool:
+        changed = False
+        for op in reversed(b.ops):
+            if isinstance(op, Call):
+                if op.result in out and _passes(op):
+                    for o in op.operands:
+                        if isinstance(o, Value) and o not in out:
+                            out.add(o)
+                            changed = True
+                continue
+            while True:
+                inner = False
+                if isinstance(op, If):
+                    pairs = list(zip(op.then.results, op.results)) + list(
+                        zip(op.orelse.results, op.results))
+                    inner |= _back(pairs, out)
+                    inner |= block(op.then) | block(op.orelse)
+                else:
+                    args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                    pairs = list(zip(op.body.results, op.results)) + list(
+                        zip(op.body.results, args)) + list(zip(op.inits, args))
+                    inner |= _back(pairs, out)
+                    inner |= block(op.body)
+                    inner |= _back(pairs, out)
+                changed |= inner
+                if not inner:
+                    break
+        return changed
+
+    block(fn.body)
+    return out
+
+
+def _back(pairs, out: set) -> bool:
+    changed = False
+    for src, dst in pairs:
+        if dst in out and isinstance(src, Value) and src not in out:
+            out.add(src)
+            changed = True
+    return changed
+
+
+def active(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
+    return varied(fn, wrt, kinds) & useful(fn)

@@ -1,0 +1,151 @@
+"""What kind of value each SSA value holds, learnt by running the IR once.
+
+The compiler specialises a gradient on its arguments' kinds and shapes (the
+cache key includes them). Running the reference interpreter on the first call's
+arguments tells, for every value, whether it is a Python float, an int, a float
+array of some shape, and so on. A value seen with two different kinds (say,
+in different loop iterations) is recorded as unknown, and code that depends on
+it stays generic. Without example arguments every value is unknown and the
+generated code is the generic, shape-agnostic version.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adjoint.frontend.lower import Facts
+from adjoint.ir.core import Call, Const, Function, Global, If, Value, walk_ops
+from adjoint.ir.interp import interpret
+
+
+@dataclass(frozen=True)
+class Kind:
+    """`type` is one of float, int, bool, complex, ndarray, tuple, list, range, none, other."""
+
+    type: str
+    shape: tuple | None = None
+    dtype: str | None = None  # numpy dtype kind: 'f', 'i', 'u', 'b', 'c'
+
+    @property
+    def floating(self) -> bool:
+        """Can this value carry a gradient?"""
+        if self.type in ("float", "complex"):
+            return True
+        if self.type == "ndarray":
+            return self.dtype in ("f", "c")
+        return self.type in ("tuple", "list", "other")
+
+    @property
+    def scalar(self) -> bool:
+        return self.type in ("float", "int", "bool", "complex")
+
+
+UNKNOWN = None
+
+
+def kind_of(x) -> Kind:
+    if isinstance(x, (bool, np.bool_)):
+        return Kind("bool", ())
+    if isinstance(x, (int, np.integer)):
+        return Kind("int", ())
+    if isinstance(x, (float, np.floating)):
+        return Kind("float", ())
+    if isinstance(x, (complex, np.complexfloating)):
+        return Kind("complex", ())
+    if isinstance(x, np.ndarray):
+        return Kind("ndarray", x.shape, x.dtype.kind)
+    if isinstance(x, (tuple, list)):
+        try:
+            shape = np.shape(x)
+        except ValueError:
+            shape = None
+        ints = "i" if x and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                                 for e in x) else None
+        return Kind(type(x).__name__, shape, ints)
+    if isinstance(x, range):
+        return Kind("range", ())
+    if x is None:
+        return Kind("none", ())
+    return Kind("other")
+
+
+class Observed(Facts):
+    """Facts gathered by observing one or more runs."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[Value, Kind | None] = {}
+
+    def record(self, v: Value, x) -> None:
+        k = kind_of(x)
+        if v not in self.kinds:
+            self.kinds[v] = k
+        elif self.kinds[v] != k:
+            self.kinds[v] = UNKNOWN
+
+    def same_kind(self, new: Value, old: Value) -> None:
+        """`new` holds the same value as `old` (a popped or exported copy)."""
+        if old in self.kinds:
+            self.kinds[new] = self.kinds[old]
+
+    def infer(self, fn: Function) -> "Observed":
+        """Fill in values no run reached (a branch not taken) from their operands:
+        arithmetic on floats gives a float, on arrays the broadcast shape."""
+        for op in walk_ops(fn.body):
+            if isinstance(op, Call):
+                if op.result not in self.kinds:
+                    k = self._infer_call(op)
+                    if k is not None:
+                        self.kinds[op.result] = k
+            elif isinstance(op, If):
+                for r, a, b in zip(op.results, op.then.results, op.orelse.results):
+                    if r not in self.kinds and self.kind(a) is not None and \
+                            self.kind(a) == self.kind(b):
+                        self.kinds[r] = self.kind(a)
+        return self
+
+    def _infer_call(self, op: Call):
+        p = op.prim
+        elementwise = (p.style in ("infix", "prefix") and p.precedence >= 10) or \
+            p.name.startswith("math.") or p.name in ("abs", "float")
+        if not elementwise or op.kwargs:
+            return None
+        kinds = [self.kind(a) for a in op.args]
+        if any(k is None or k.type not in ("float", "int", "ndarray") for k in kinds):
+            return None
+        arrays = [k for k in kinds if k.type == "ndarray"]
+        if not arrays:
+            return Kind("float", ()) if any(k.type == "float" for k in kinds) or \
+                p.name.startswith("math.") or p.symbol == "/" else None
+        try:
+            shape = np.broadcast_shapes(*(k.shape for k in arrays))
+        except ValueError:
+            return None
+        return Kind("ndarray", shape, "f" if any(k.dtype == "f" for k in kinds) or
+                    any(k.type == "float" for k in kinds) else None)
+
+    def kind(self, o) -> Kind | None:
+        if isinstance(o, Value):
+            return self.kinds.get(o)
+        if isinstance(o, (Const, Global)):
+            return kind_of(o.value)
+        return None
+
+    def shape(self, o):
+        k = self.kind(o)
+        return k.shape if k is not None and k.type not in ("tuple", "list", "other") else None
+
+    def ndim(self, o):
+        s = self.shape(o)
+        return len(s) if s is not None else None
+
+
+def observe(fn: Function, args) -> Observed:
+    facts = Observed()
+    interpret(fn, observe=facts.record)(*args)
+    return facts.infer(fn)
+
+
+def generic() -> Observed:
+    """No example arguments: every value of unknown kind."""
+    return Observed()

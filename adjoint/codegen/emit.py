@@ -1,0 +1,424 @@
+"""IR -> Python source text, written line by line (an AST unparser would drop the
+comments that tie each line to the source statement it comes from).
+
+A single-use compiler temporary is printed inside the expression that uses it,
+so `_t1 = -z; _t2 = np.exp(_t1); y = 1.0 / (1.0 + _t2)` reads as the source did:
+`y = 1.0 / (1.0 + np.exp(-z))`.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adjoint.codegen.naming import Namer
+from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
+    While, uses
+
+_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section")
+_WRITES = ("setitem", "append", "iadd_at", "add_at")  # in place into their first operand
+_BUILTIN_NAMES = set(dir(builtins))
+
+
+@dataclass
+class Module:
+    """What the generated module needs besides its functions."""
+
+    imports: set[str] = field(default_factory=set)  # "numpy", "math"
+    helpers: dict[str, object] = field(default_factory=dict)  # name -> runtime function
+    globals: dict[str, object] = field(default_factory=dict)  # name -> object
+
+    def header(self, standalone: bool = False) -> list[str]:
+        lines = []
+        if "math" in self.imports:
+            lines.append("import math")
+        lines.append("import numpy as np")
+        if self.helpers and not standalone:
+            by_module: dict[str, list[str]] = {}
+            for name, fn in sorted(self.helpers.items()):
+                by_module.setdefault(fn.__module__, []).append(name)
+            for mod, names in sorted(by_module.items()):
+                lines.append(f"from {mod} import {', '.join(names)}")
+        for name, obj in sorted(self.globals.items()):
+            module = getattr(obj, "__module__", None) if callable(obj) else None
+            mod = module or _global_module(obj)
+            if mod and mod != "__main__" and name == getattr(obj, "__name__", name):
+                lines.append(f"from {mod} import {name}")
+        if standalone and self.helpers:
+            import inspect
+            for name, fn in sorted(self.helpers.items()):
+                lines.append("")
+                lines.append("")
+                lines.extend(inspect.getsource(fn).rstrip().splitlines())
+        return lines
+
+
+def _global_module(obj):
+    return getattr(obj, "_adjoint_module", None)
+
+
+class Emitter:
+    def __init__(self, fn: Function, module: Module, sections: dict[int, str] | None = None,
+                 main_file: str | None = None):
+        self.fn, self.module = fn, module
+        self.sections = sections or {}
+        self.main_file = main_file or (fn.loc.filename if fn.loc else None)
+        self.counts = uses(fn.body)
+        self.inlined: dict[Value, Call] = {}
+        self._find_inlined(fn.body)
+        reserved = {"np", "math", "adjoint", fn.name} | _BUILTIN_NAMES
+        reserved |= self._external_names(fn.body)
+        self.names = Namer(fn, self.inlined, reserved)
+        self.lines: list[str] = []
+        self.last_loc: tuple | None = None
+        self.loop_depth = 0
+
+    # ------------------------------------------------------------ inlining
+    def _find_inlined(self, block: Block) -> None:
+        """Single-use temporaries whose consumer is the next ops in the same block."""
+        defs = {}
+        unpacked = _unpacked_pops(block).skip
+        for i, op in enumerate(block.ops):
+            for b in op.blocks:
+                self._find_inlined(b)
+            if isinstance(op, Call) and op not in unpacked:
+                for o in op.operands:
+                    if o in defs and self._inlinable(o, defs[o], block.ops, i):
+                        self.inlined[o] = op
+                if op.prim.style not in _STATEMENTS and op.prim.name != "tape_pop":
+                    defs[op.result] = i
+            elif isinstance(op, While):
+                pass
+
+    def _inlinable(self, v: Value, at: int, ops, use: int) -> bool:
+        if not v.name.startswith("_") or self.counts.get(v, 0) != 1:
+            return False
+        producer = ops[at]
+        if producer.prim.style in _STATEMENTS or not _pure(producer):
+            return False
+        return all(_pure(op) and not (isinstance(op, Call) and op.prim.style in _STATEMENTS)
+                   for op in ops[at + 1:use])
+
+    def _external_names(self, block: Block) -> set[str]:
+        out = set()
+        for op in _all_ops(block):
+            if isinstance(op, Call) and op.prim.style == "call":
+                out.add(self._callee(op).split(".")[0])
+            for o in op.operands:
+                if isinstance(o, Global):
+                    out.add(o.name)
+                    self.module.globals[o.name] = o.value
+        return out
+
+    # ------------------------------------------------------------ expressions
+    def operand(self, o: Operand, prec: int = 0, index: bool = False) -> str:
+        if isinstance(o, Value):
+            if o in self.inlined:
+                return self.call_expr(self.defs_op(o), prec, index)
+            return self.names(o)
+        if isinstance(o, Global):
+            return o.name
+        return self.const(o.value, index)
+
+    def defs_op(self, v: Value) -> Call:
+        return self._producers[v]
+
+    def const(self, x, index: bool = False) -> str:
+        if isinstance(x, slice) and index:
+            parts = ["" if p is None else self.const(p) for p in (x.start, x.stop, x.step)]
+            text = f"{parts[0]}:{parts[1]}"
+            return text + (f":{parts[2]}" if x.step is not None else "")
+        if isinstance(x, tuple):
+            inner = [self.const(e, index) for e in x]
+            if index and x:
+                return ", ".join(inner)
+            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        if x is Ellipsis:
+            return "..."
+        if isinstance(x, (float, np.floating)):
+            x = float(x)
+            if math.isinf(x):
+                self.module.imports.add("math")
+                return "math.inf" if x > 0 else "-math.inf"
+            if math.isnan(x):
+                self.module.imports.add("math")
+                return "math.nan"
+        if isinstance(x, (np.integer, np.bool_)):
+            x = x.item()
+        return repr(x)
+
+    def _callee(self, op: Call) -> str:
+        fn, name = op.prim.fn, op.prim.name
+        module = getattr(fn, "__module__", "") or ""
+        if name.startswith(("np.", "math.")):
+            if name.startswith("math."):
+                self.module.imports.add("math")
+            return name
+        if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
+            return fn.__name__
+        if module.startswith("adjoint."):
+            self.module.helpers[fn.__name__] = fn
+            return fn.__name__
+        self.module.globals[name] = fn
+        return name
+
+    def call_expr(self, op: Call, prec: int = 0, index: bool = False) -> str:
+        p, style = op.prim, op.prim.style
+        a = op.args
+        if style == "infix":
+            right_assoc = p.symbol == "**"
+            left = self.operand(a[0], p.precedence + (1 if right_assoc else 0))
+            right = self.operand(a[1], p.precedence + (0 if right_assoc else 1))
+            sym = p.symbol if p.symbol.startswith(" ") else f" {p.symbol} "
+            text = f"{left}{sym}{right}"
+            return f"({text})" if p.precedence < prec else text
+        if style == "prefix":
+            text = f"{p.symbol}{self.operand(a[0], p.precedence)}"
+            return f"({text})" if p.precedence < prec else text
+        if style == "subscript":
+            return f"{self.operand(a[0], 15)}[{self.operand(a[1], 0, index=True)}]"
+        if style == "slice" and index:
+            parts = ["" if isinstance(x, Const) and x.value is None else self.operand(x)
+                     for x in a]
+            return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if parts[2] else "")
+        if style == "tuple":
+            inner = [self.operand(x, 0, index) for x in a]
+            if index and inner:
+                return ", ".join(inner)
+            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        if style == "list":
+            return "[" + ", ".join(self.operand(x) for x in a) + "]"
+        if style == "tape_new":
+            return "[]"
+        if style == "tape_pop":
+            return f"{self.operand(a[0], 15)}.pop()"
+        args = [self.operand(x) for x in a]
+        args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
+        return f"{self._callee(op)}({', '.join(args)})"
+
+    # ------------------------------------------------------------ statements
+    def comment(self, loc: Loc | None, ind: str) -> None:
+        if loc is None:
+            return
+        key = (loc.filename, loc.line)
+        if key == self.last_loc:
+            return
+        self.last_loc = key
+        where = f"line {loc.line}" if loc.filename == self.main_file else \
+            f"{os.path.basename(loc.filename)}, line {loc.line}"
+        self.lines.append(f"{ind}# {where}: {loc.text.strip()}")
+
+    def block(self, block: Block, ind: str, top: bool = False) -> None:
+        pops = _unpacked_pops(block)
+        for i, op in enumerate(block.ops):
+            if top and i in self.sections:
+                self.lines.append(f"{ind}# --- {self.sections[i]} ---")
+                self.last_loc = None
+            if isinstance(op, Call):
+                if op.result in self.inlined or op in pops.skip:
+                    continue
+                if op.prim.style != "section":
+                    self.comment(op.loc, ind)
+                self.statement(op, ind, pops)
+            elif isinstance(op, If):
+                self.if_stmt(op, ind)
+            elif isinstance(op, For):
+                self.for_stmt(op, ind)
+            elif isinstance(op, While):
+                self.while_stmt(op, ind)
+
+    def statement(self, op: Call, ind: str, pops) -> None:
+        style, a = op.prim.style, op.args
+        if style == "section":
+            self.lines.append(f"{ind}# --- {a[0].value} ---")
+            self.last_loc = None
+        elif style in ("setitem", "iadd_at", "add_at"):
+            target = self.names(op.result)
+            if not isinstance(a[0], Value) or self.names(a[0]) != target:
+                self.lines.append(f"{ind}{target} = {self.copy_of(a[0])}")
+            if style == "add_at":
+                self.lines.append(f"{ind}np.add.at({target}, {self.operand(a[1])}, "
+                                  f"{self.operand(a[2])})")
+            else:
+                sign = "=" if style == "setitem" else "+="
+                self.lines.append(f"{ind}{target}[{self.operand(a[1], 0, True)}] {sign} "
+                                  f"{self.operand(a[2])}")
+        elif style == "append":
+            target = self.names(op.result)
+            if not isinstance(a[0], Value) or self.names(a[0]) != target:
+                self.lines.append(f"{ind}{target} = list({self.operand(a[0])})")
+            self.lines.append(f"{ind}{target}.append({self.operand(a[1])})")
+        elif style == "tape_push":
+            values = [self.operand(x) for x in a[1:]]
+            item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
+            self.lines.append(f"{ind}{self.operand(a[0], 15)}.append({item})")
+        elif op in pops.unpack:
+            targets = [self.names(v) if self.counts.get(v) else "_" for v in pops.unpack[op]]
+            self.lines.append(f"{ind}{', '.join(targets)} = {self.call_expr(op)}")
+        else:
+            self.lines.append(f"{ind}{self.names(op.result)} = {self.call_expr(op)}")
+
+    def copy_of(self, o: Operand) -> str:
+        return f"np.array({self.operand(o)}, copy=True)"
+
+    def moves(self, targets, sources, ind: str) -> None:
+        """Parallel assignment of `sources` to the names of `targets`, skipping no-ops."""
+        # a branch value exported for the reverse sweep is read only under the same
+        # condition, so the other path leaves it unset; inside a loop it is pushed, so set it
+        pairs = [(self.names(t), self.operand(s)) for t, s in zip(targets, sources)
+                 if not (isinstance(s, Const) and s.value is None and t in self._exports
+                         and not self.loop_depth)]
+        pairs = [(t, s) for t, s in pairs if t != s]
+        if not pairs:
+            return
+        lhs = ", ".join(t for t, _ in pairs)
+        rhs = ", ".join(s for _, s in pairs)
+        self.lines.append(f"{ind}{lhs} = {rhs}")
+
+    def if_stmt(self, op: If, ind: str) -> None:
+        self.comment(op.loc, ind)
+        cond = self.operand(op.cond)
+        start = len(self.lines)
+        self.lines.append(f"{ind}if {cond}:")
+        self.last_loc = None
+        self.block(op.then, ind + "    ")
+        self.moves(op.results, op.then.results, ind + "    ")
+        then_empty = len(self.lines) == start + 1
+        mark = len(self.lines)
+        self.lines.append(f"{ind}else:")
+        self.last_loc = None
+        self.block(op.orelse, ind + "    ")
+        self.moves(op.results, op.orelse.results, ind + "    ")
+        if len(self.lines) == mark + 1:
+            del self.lines[mark]
+            if then_empty:
+                del self.lines[start:]
+        elif then_empty:
+            self.lines[start] = f"{ind}if not {self.operand(op.cond, 12)}:"
+            del self.lines[mark]
+        self.last_loc = None
+
+    def for_stmt(self, op: For, ind: str) -> None:
+        self.comment(op.loc, ind)
+        self.moves(op.body.args[1:], op.inits, ind)
+        it = self.operand(op.iter)
+        if op.reverse:
+            it = f"reversed({it})"
+        target = self.names(op.body.args[0]) if self.counts.get(op.body.args[0]) else "_"
+        self.lines.append(f"{ind}for {target} in {it}:")
+        self.last_loc = None
+        n = len(self.lines)
+        self.loop_depth += 1
+        self.block(op.body, ind + "    ")
+        self.loop_depth -= 1
+        self.moves(op.body.args[1:], op.body.results, ind + "    ")
+        if len(self.lines) == n:
+            self.lines.append(f"{ind}    pass")
+        self.moves(op.results, op.body.args[1:], ind)
+        self.last_loc = None
+
+    def while_stmt(self, op: While, ind: str) -> None:
+        self.comment(op.loc, ind)
+        self.moves(op.body.args, op.inits, ind)
+        n_before = len(self.lines)
+        self.lines.append(f"{ind}while True:")
+        self.block(op.cond, ind + "    ")
+        simple = len(self.lines) == n_before + 1
+        cond = self.operand(op.cond.results[0])
+        if simple:
+            self.lines[n_before] = f"{ind}while {cond}:"
+        else:
+            self.lines.append(f"{ind}    if not {self.operand(op.cond.results[0], 12)}:")
+            self.lines.append(f"{ind}        break")
+        self.last_loc = None
+        n = len(self.lines)
+        self.loop_depth += 1
+        self.block(op.body, ind + "    ")
+        self.loop_depth -= 1
+        self.moves(op.body.args, op.body.results, ind + "    ")
+        if len(self.lines) == n:
+            self.lines.append(f"{ind}    pass")
+        self.moves(op.results, op.body.args, ind)
+        self.last_loc = None
+
+    def function(self, defaults: dict[str, str] | None = None) -> list[str]:
+        fn = self.fn
+        self._producers = {op.result: op for op in _all_ops(fn.body) if isinstance(op, Call)}
+        self._exports = _export_results(fn.body)
+        defaults = defaults or {}
+        params = []
+        for p in fn.params:
+            name = self.names(p) if p in self.names.names or self.names.find(p) in \
+                self.names.names else p.name
+            params.append(f"{name}={defaults[p.name]}" if p.name in defaults else name)
+        self.lines = [f"def {fn.name}({', '.join(params)}):"]
+        if fn.docstring:
+            self.lines.append(f'    """{fn.docstring}"""')
+        self.block(fn.body, "    ", top=True)
+        rets = [self.operand(r) for r in fn.body.results]
+        self.lines.append("    return " + ", ".join(rets))
+        return self.lines
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _all_ops(block: Block):
+    for op in block.ops:
+        yield op
+        for b in op.blocks:
+            yield from _all_ops(b)
+
+
+def _pure(op) -> bool:
+    from adjoint.rules import registry
+    if not isinstance(op, Call):
+        return False
+    e = registry.entry(op.prim)
+    return e is not None and e.pure
+
+
+def _export_results(block: Block) -> set:
+    """If results whose yields are None on some path: branch values exported for the
+    reverse sweep, left unassigned on the path that never reads them."""
+    out = set()
+    for op in _all_ops(block):
+        if isinstance(op, If):
+            for r, a, b in zip(op.results, op.then.results, op.orelse.results):
+                if (isinstance(a, Const) and a.value is None) or (
+                        isinstance(b, Const) and b.value is None):
+                    out.add(r)
+    return out
+
+
+@dataclass
+class _Pops:
+    unpack: dict = field(default_factory=dict)  # pop op -> [element values]
+    skip: set = field(default_factory=set)  # the getitem ops folded into the unpacking
+
+
+def _unpacked_pops(block: Block) -> _Pops:
+    """`a, b = _tape.pop()` instead of a pop followed by two subscripts."""
+    out = _Pops()
+    for i, op in enumerate(block.ops):
+        if isinstance(op, Call) and op.prim.style == "tape_pop":
+            elems = []
+            for nxt in block.ops[i + 1:]:
+                if (isinstance(nxt, Call) and nxt.prim.style == "subscript"
+                        and nxt.args[0] is op.result and isinstance(nxt.args[1], Const)
+                        and nxt.args[1].value == len(elems)):
+                    elems.append(nxt.result)
+                    out.skip.add(nxt)
+                else:
+                    break
+            if elems:
+                out.unpack[op] = elems
+    return out
+
+
+def emit_function(fn: Function, module: Module, sections=None, defaults=None,
+                  main_file=None) -> str:
+    return "\n".join(Emitter(fn, module, sections, main_file).function(defaults))

@@ -1,0 +1,86 @@
+"""Writing generated modules to disk and importing them.
+
+A module is written once, atomically (a temporary file in the same folder, then
+`os.replace`), under a name that hashes everything it depends on: the source,
+the options, the argument kinds and the compiler version. A second process finds
+the file and imports it without compiling; a reader never sees half a file.
+The file is real, so tracebacks, `inspect.getsource` and pdb all show its lines.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+_loaded: dict[str, object] = {}
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ADJOINT_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adjoint"
+
+
+def key(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", delete=True)
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def module_path(name: str, digest: str, cache_dir=None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not _writable(folder):
+        fallback = Path(tempfile.gettempdir()) / f"adjoint-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        warnings.warn(f"adjoint: cache folder {folder} is not writable; using {fallback}",
+                      RuntimeWarning, stacklevel=3)
+        folder = fallback
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}_{digest[:16]}.py"
+
+
+def load(path: Path, make_source, namespace: dict) -> object:
+    """Import the module at `path`, writing it first (from `make_source()`) if absent.
+    `namespace` is set on the module before its code runs (objects it cannot import)."""
+    cached = _loaded.get(str(path))
+    if cached is not None:
+        return cached
+    if not path.exists():
+        write_atomic(path, make_source())
+    mod_name = f"adjoint_generated.{path.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__.update(namespace)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    _loaded[str(path)] = module
+    return module

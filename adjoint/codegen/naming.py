@@ -1,0 +1,253 @@
+"""Out of SSA: choose a Python name for every value.
+
+Values that a region op ties together (an `if`'s result and what each branch
+yields; a loop's init, block argument, yield and result; an in-place write and
+the array it writes into) want one name, so the code reads `h = np.tanh(h)`
+rather than shuffling copies. Two values may share a name only when their live
+ranges do not overlap; where a tie would overlap, the emitter writes a copy
+(`h = h_1`) instead. Other values reuse a free name with the same hint (so
+`x_bar` accumulates in place), and everything else gets `hint`, `hint_1`, ...
+Names never collide with reserved ones (modules, helpers, globals, builtins).
+"""
+from __future__ import annotations
+
+import keyword
+
+from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+
+
+WRITES = ("setitem", "append", "iadd_at", "add_at")  # in place into their first operand
+
+
+class Liveness:
+    """Definition and last-use positions in the linearised program.
+
+    A value used inside a loop that it is defined outside of stays live until
+    that loop ends, since the next iteration reads it again. Uses by an op that
+    is inlined into a later expression count at that expression's position.
+    """
+
+    def __init__(self, fn: Function, inlined: dict, moves: set):
+        self.at: dict[int, int] = {}  # id(op) -> position
+        self.end: dict[int, int] = {}  # id(region op or block) -> end position
+        self.defs: dict[Value, int] = {p: 0 for p in fn.params}
+        self.last: dict[Value, int] = {}
+        self.pos = 0
+        self._number(fn.body)
+        self.inlined, self.moves = inlined, moves
+        self.writes = {op.result for op in _calls(fn.body) if op.prim.style in WRITES}
+        self._uses(fn.body, ())
+
+    def _number(self, block: Block) -> None:
+        self.pos += 1
+        self.at[id(block)] = self.pos
+        for a in block.args:
+            self.defs[a] = self.pos
+        for op in block.ops:
+            self.pos += 1
+            self.at[id(op)] = self.pos
+            for b in op.blocks:
+                self._number(b)
+            if op.blocks:
+                self.pos += 1
+            self.end[id(op)] = self.pos
+            for r in op.results:
+                self.defs[r] = self.pos
+        self.pos += 1
+        self.end[id(block)] = self.pos
+
+    def use(self, v, at: int, loops) -> None:
+        if not isinstance(v, Value):
+            return
+        d = self.defs.get(v, 0)
+        for start, stop in reversed(loops):  # outermost first
+            if d < start:
+                at = max(at, stop)
+                break
+        self.last[v] = max(self.last.get(v, at), at)
+
+    def _uses(self, block: Block, loops) -> None:
+        for op in block.ops:
+            at = self.at[id(op)]
+            if isinstance(op, Call) and op.result in self.inlined:
+                at = self.at[id(self.inlined[op.result])]
+            for o in op.operands:
+                self.use(o, at, loops)
+            inner = loops + ((self.at[id(op)], self.end[id(op)]),) if isinstance(
+                op, (For, While)) else loops
+            for b in op.blocks:
+                self._uses(b, inner)
+        for i, o in enumerate(block.results):
+            if (id(block), i) not in self.moves:
+                self.use(o, self.end[id(block)], loops)
+
+    def span(self, v: Value) -> tuple[int, int]:
+        d = self.defs.get(v, 0)
+        return d, max(self.last.get(v, d), d)
+
+
+def _calls(block: Block):
+    for op in block.ops:
+        if isinstance(op, Call):
+            yield op
+        for b in op.blocks:
+            yield from _calls(b)
+
+
+def ties(block: Block):
+    """(block, index, a, b): value pairs that want one name; block/index name the
+    yield that becomes a copy when they cannot share it (None: no yield involved)."""
+    for op in block.ops:
+        if isinstance(op, Call):
+            if op.prim.style in WRITES and isinstance(op.args[0], Value):
+                yield None, None, op.result, op.args[0]
+            continue
+        if isinstance(op, If):
+            for b in (op.then, op.orelse):
+                for i, (r, y) in enumerate(zip(op.results, b.results)):
+                    yield b, i, r, y
+        else:
+            args = op.body.args[1:] if isinstance(op, For) else op.body.args
+            for i, (r, a, y, x) in enumerate(zip(op.results, args, op.body.results, op.inits)):
+                yield None, None, r, a
+                yield op.body, i, a, y
+                yield None, None, a, x
+                if isinstance(op, While):
+                    yield None, None, a, op.cond.args[i]
+        for b in op.blocks:
+            yield from ties(b)
+
+
+class Namer:
+    def __init__(self, fn: Function, inlined: dict, reserved: set[str]):
+        self.reserved = set(reserved) | set(keyword.kwlist)
+        pairs = list(ties(fn.body))
+        moves = {(id(b), i) for b, i, _, _ in pairs if b is not None}
+        live = Liveness(fn, inlined, moves)
+        parent: dict = {}
+
+        def find(v):
+            while parent.get(v, v) is not v:
+                v = parent[v]
+            return v
+
+        spans = {v: [live.span(v)] for v in live.defs if v not in inlined}
+        aliases = _alias_classes(fn)
+        for block, index, a, b in pairs:
+            if not isinstance(b, Value) or b in inlined or a in inlined:
+                continue
+            ra, rb = find(a), find(b)
+            if ra is rb:
+                continue
+            if _overlap(spans.get(ra, []), spans.get(rb, [])):
+                continue
+            if block is None and a in live.writes and not _write_ok(a, b, aliases, live, fn):
+                continue
+            parent[rb] = ra
+            spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
+        self.find = find
+        self.names: dict[Value, str] = {}
+        free: dict[str, list[tuple[str, list]]] = {}
+        roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
+        members: dict = {}
+        for v in spans:
+            members.setdefault(find(v), []).append(v)
+        for root in roots:
+            hint = _class_hint(members[root], fn)
+            own = spans[root]
+            chosen = None
+            reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
+            for entry in free.get(hint, []) if reusable else ():
+                if not _overlap(entry[1], own):
+                    chosen = entry
+                    break
+            if chosen is None:
+                chosen = (self._fresh(hint), [])
+                free.setdefault(hint, []).append(chosen)
+            chosen[1].extend(own)
+            self.names[root] = chosen[0]
+
+    def _fresh(self, hint: str) -> str:
+        if hint == "_t":
+            k = 1
+            while f"_t{k}" in self.reserved:
+                k += 1
+            name = f"_t{k}"
+        else:
+            name, k = hint, 0
+            while name in self.reserved:
+                k += 1
+                name = f"{hint}_{k}"
+        self.reserved.add(name)
+        return name
+
+    def __call__(self, v: Value) -> str:
+        return self.names[self.find(v)]
+
+
+# ops whose result may be (a view of) their first argument at run time
+VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze", "np.expand_dims",
+         "np.broadcast_to", "np.asarray", "unbroadcast", "pos", "np.swapaxes", "np.moveaxis",
+         "setitem", "append", "iadd_at", "add_at", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+
+
+def _alias_classes(fn: Function) -> dict:
+    """Value -> representative: values that may share a buffer at run time."""
+    parent: dict = {}
+
+    def find(v):
+        while parent.get(v, v) is not v:
+            v = parent[v]
+        return v
+
+    def union(a, b):
+        if isinstance(a, Value) and isinstance(b, Value):
+            ra, rb = find(a), find(b)
+            if ra is not rb:
+                parent[rb] = ra
+
+    def visit(block: Block):
+        for op in block.ops:
+            if isinstance(op, Call):
+                if op.prim.name in VIEWS and op.args:
+                    union(op.args[0], op.result)
+                continue
+            for _, _, a, b in ties(Block((), (op,), ())):
+                union(a, b)
+            for b in op.blocks:
+                visit(b)
+
+    visit(fn.body)
+    members: dict = {}
+    for v in list(parent):
+        members.setdefault(find(v), set()).add(v)
+    return {v: members[find(v)] for v in parent}
+
+
+def _write_ok(result, storage, aliases, live, fn) -> bool:
+    """An in-place write is safe when nothing else that may share the buffer is
+    still live across it, and the buffer is not the caller's (a parameter)."""
+    group = aliases.get(storage, {storage})
+    if any(m in fn.params for m in group):
+        return False
+    at = live.defs[result]
+    for m in group:
+        if m is storage or m is result:
+            continue
+        start, end = live.span(m)
+        if start < at < end:
+            return False
+    return True
+
+
+def _overlap(a: list, b: list) -> bool:
+    return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
+
+
+def _class_hint(members, fn: Function) -> str:
+    for m in members:  # parameters keep their names
+        if m in fn.params:
+            return m.name
+    user = [m.name for m in members if not m.name.startswith("_")]
+    hint = user[0] if user else members[0].name
+    return hint if hint.isidentifier() else "_t"

@@ -1,0 +1,883 @@
+"""Lowering: a normalised gast FunctionDef to the structured SSA IR.
+
+Each Python variable is mapped to its current SSA value; an assignment makes a
+new value named after the variable. `if`, `for` and `while` become region ops
+whose results are the variables they rebind. Calls to other user functions are
+inlined (their source is lowered in place, arguments bound to operands), and so
+are derivative-rule templates: one mechanism serves both. Calls whose operands
+are all constants fold at once, so a template's `if axis is None:` costs nothing.
+
+>>> import numpy as np
+>>> def f(x, y):
+...     z = x * y + 1.0
+...     return np.sin(z)
+>>> from adjoint.ir.printer import print_function
+>>> print(print_function(lower_function(f)))  # doctest: +SKIP
+func f(%x, %y):
+  %_t = mul(%x, %y)
+  %z = add(%_t, 1.0)
+  %_t_1 = np.sin(%z)
+  return %_t_1
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import math
+import operator
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gast
+import numpy as np
+
+from adjoint import runtime
+from adjoint.errors import AdjointError, UnsupportedError
+from adjoint.frontend.normalize import normalize
+from adjoint.frontend.source import Parsed, parse_function, unwrap
+from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
+                             Value, While)
+from adjoint.rules import registry
+
+TEMP = "_t"
+SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
+
+
+@dataclass(frozen=True)
+class Static:
+    """A compile-time object: a module, a function, a class, a bound method."""
+
+    obj: Any
+
+
+@dataclass(frozen=True)
+class Method:
+    """`value.name`, before it is called."""
+
+    base: Operand
+    name: str
+    loc: Loc
+
+
+class Facts:
+    """What is known statically about values (from observing a call); see analysis.shapes."""
+
+    def shape(self, v: Operand):  # -> tuple | None
+        return None
+
+    def ndim(self, v: Operand):
+        return None
+
+
+NO_FACTS = Facts()
+
+
+def is_constant(o) -> bool:
+    return isinstance(o, Const)
+
+
+def _literal(x) -> bool:
+    if isinstance(x, tuple):
+        return all(_literal(e) for e in x)
+    return isinstance(x, SCALARS) and not isinstance(x, np.ndarray)
+
+
+def _prim(fn) -> Prim:
+    e = registry.lookup(fn)
+    if e is None:
+        raise KeyError(fn)
+    return e.prim
+
+
+class Lowerer:
+    """Lowers one function body into the current op list; inlined callees reuse it."""
+
+    def __init__(self, parsed: Parsed, facts: Facts = NO_FACTS, stack: tuple = (),
+                 template: dict | None = None):
+        self.parsed = parsed
+        self.facts = facts
+        self.stack = stack + (parsed.func,)
+        self.template = template  # for rule templates: {"ans": operand, "inputs": {...}}
+        self.env: dict[str, Any] = {}
+        self.ops: list = []
+        self.defs: dict[Value, Call] = {}
+        self.loop_names: list[set[str]] = []
+
+    # ---------------------------------------------------------------- helpers
+    def loc(self, node) -> Loc:
+        return self.parsed.loc(node)
+
+    def error(self, msg: str, node, hint: str = "", cls=UnsupportedError):
+        return cls(msg, self.loc(node), hint)
+
+    def emit(self, prim: Prim, args, kwargs=(), hint: str = TEMP, node=None) -> Operand:
+        """Append `prim(*args, **kwargs)`, folding it when every operand is constant."""
+        args, kwargs = tuple(args), tuple(kwargs)
+        entry = registry.entry(prim)
+        folded = self._fold(prim, entry, args, kwargs)
+        if folded is not None:
+            return folded
+        result = Value(hint)
+        call = Call(prim, args, result, kwargs, self.loc(node) if node is not None else None)
+        self.ops.append(call)
+        self.defs[result] = call
+        return result
+
+    def _fold(self, prim, entry, args, kwargs):
+        if entry is None or not entry.pure:
+            return None
+        fn = prim.fn
+        if fn is operator.getitem and isinstance(args[0], Value) and isinstance(args[1], Const):
+            src = self.defs.get(args[0])  # (a, b)[0] -> a
+            if src is not None and src.prim.fn is tuple_of and isinstance(args[1].value, int):
+                return src.args[args[1].value]
+        if fn is np.ndim and isinstance(args[0], Value):
+            n = self.facts.ndim(args[0]) if self.template is not None else None
+            return Const(n) if n is not None else None
+        if fn is runtime.unbroadcast and self.template is not None:
+            shape, ans_shape = self.facts.shape(args[1]), self.facts.shape(self.template["ans"])
+            if shape is not None and shape == ans_shape:
+                return args[0]
+        if fn is runtime.stop_gradient:
+            return None
+        if all(is_constant(a) for a in args) and all(is_constant(v) for _, v in kwargs):
+            try:
+                value = fn(*[a.value for a in args], **{k: v.value for k, v in kwargs})
+            except Exception:
+                return None
+            if _literal(value):
+                return Const(value)
+        return None
+
+    # ------------------------------------------------------------ statements
+    def body(self, stmts: list):
+        """Lower statements; returns the returned operand, or None if control falls through."""
+        for s in stmts:
+            ret = self.stmt(s)
+            if ret is not None:
+                return ret
+        return None
+
+    def stmt(self, s):
+        if isinstance(s, gast.Assign):
+            value = self.expr(s.value, hint=_hint_of(s.targets[0]))
+            for t in s.targets:
+                self.assign(t, value, s)
+        elif isinstance(s, gast.AnnAssign):
+            if s.value is not None:
+                self.assign(s.target, self.expr(s.value, hint=_hint_of(s.target)), s)
+        elif isinstance(s, gast.AugAssign):
+            self.augassign(s)
+        elif isinstance(s, gast.Return):
+            return self.returned(s)
+        elif isinstance(s, gast.If):
+            return self.if_stmt(s)
+        elif isinstance(s, gast.For):
+            self.for_stmt(s)
+        elif isinstance(s, gast.While):
+            self.while_stmt(s)
+        elif isinstance(s, gast.Expr):
+            self.expr_stmt(s)
+        elif isinstance(s, gast.Pass):
+            pass
+        elif isinstance(s, gast.Assert):
+            pass  # assertions guard the primal; they do not change values
+        else:
+            raise unsupported_statement(s, self.loc(s))
+        return None
+
+    def returned(self, s) -> tuple:
+        if s.value is None:
+            return (Const(None),)
+        if isinstance(s.value, gast.Tuple):
+            elts = [self.expr(e, hint=_hint_of(e)) for e in s.value.elts]
+            self.check_operands(elts, s)
+            return tuple(elts) if len(elts) != 1 else (self.emit(_prim(tuple_of), elts, node=s),)
+        v = self.expr(s.value, hint=_hint_of(s.value))
+        self.check_operands([v], s)
+        return (v,)
+
+    def check_operands(self, values, node) -> None:
+        for v in values:
+            if isinstance(v, (Static, Method)):
+                raise self.error("a function or module cannot be a value here", node,
+                                 "call it, or pass the value it computes")
+
+    def expr_stmt(self, s) -> None:
+        call = s.value
+        if isinstance(call, gast.Constant) and isinstance(call.value, str):
+            return  # a docstring
+        if isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute):
+            base = self.expr(call.func.value)
+            if isinstance(base, (Value, Global)) and call.func.attr == "append":
+                if len(call.args) != 1 or call.keywords:
+                    raise self.error("append takes one value", call)
+                value = self.expr(call.args[0])
+                new = self.emit(_prim(runtime.append), (base, value), hint=_hint_of(call.func.value),
+                                node=s)
+                self.rebind_storage(base, new)
+                return
+        raise self.error("an expression statement has no effect on the result", s,
+                         "differentiated code must be pure: assign the value, or remove the "
+                         "call (print, logging and other side effects are not supported)")
+
+    def assign(self, target, value, node) -> None:
+        if isinstance(target, gast.Name):
+            self.bind(target.id, value, node)
+        elif isinstance(target, (gast.Tuple, gast.List)):
+            elts = target.elts
+            if any(isinstance(e, gast.Starred) for e in elts):
+                raise self.error("starred assignment is not supported", target,
+                                 "unpack by index: a, b = t[0], t[1:]")
+            if isinstance(value, Const) and isinstance(value.value, tuple):
+                parts = [Const(x) for x in value.value]
+                if len(parts) != len(elts):
+                    raise self.error("cannot unpack: wrong number of values", target)
+            else:
+                self.check_operands([value], node)
+                parts = [self.emit(_prim(operator.getitem), (value, Const(i)), hint=_hint_of(e),
+                                   node=node) for i, e in enumerate(elts)]
+            for e, p in zip(elts, parts):
+                self.assign(e, p, node)
+        elif isinstance(target, gast.Subscript):
+            base = self.expr(target.value)
+            index = self.index(target.slice)
+            self.setitem(target, base, index, value, node)
+        else:
+            raise self.error(f"cannot assign to {type(target).__name__.lower()}", target,
+                             "assign to a local variable or an array element")
+
+    def bind(self, name: str, value, node) -> None:
+        if isinstance(value, Method):
+            raise self.error("a method cannot be stored in a variable", node, "call it directly")
+        self.env[name] = value
+
+    def setitem(self, target, base, index, value, node) -> None:
+        if not isinstance(base, Value):
+            raise self.error("only local arrays can be written to", target,
+                             "copy the array into a local variable first: y = x.copy()")
+        self.check_operands([value], node)
+        hint = _hint_of(target.value)
+        new = self.emit(_prim(runtime.setitem), (base, index, value), hint=hint, node=node)
+        self.rebind_storage(base, new)
+
+    def rebind_storage(self, old, new) -> None:
+        """After an in-place write, every name bound to the old value sees the new one."""
+        for name, v in list(self.env.items()):
+            if v is old:
+                self.env[name] = new
+
+    def augassign(self, s) -> None:
+        op = _BINOPS.get(type(s.op))
+        if op is None:
+            raise self.error(f"operator {type(s.op).__name__} is not supported", s)
+        t = s.target
+        if isinstance(t, gast.Name):
+            old = self.name(t)
+            if isinstance(old, Value) and sum(v is old for v in self.env.values()) > 1:
+                raise self.error(
+                    f"`{t.id} {_SYMBOL[type(s.op)]}= ...` updates a value that has another name",
+                    s, f"write `{t.id} = {t.id} {_SYMBOL[type(s.op)]} ...` for a new value, or "
+                       f"`{t.id}[...] {_SYMBOL[type(s.op)]}= ...` to write through every name")
+            rhs = self.expr(s.value)
+            self.bind(t.id, self.emit(_prim(op), (old, rhs), hint=t.id, node=s), s)
+        elif isinstance(t, gast.Subscript):
+            base = self.expr(t.value)
+            index = self.index(t.slice)
+            current = self.emit(_prim(operator.getitem), (base, index), node=s)
+            rhs = self.expr(s.value)
+            self.setitem(t, base, index, self.emit(_prim(op), (current, rhs), node=s), s)
+        else:
+            raise self.error("cannot update an attribute", t, "use a local variable")
+
+    # ----------------------------------------------------------- control flow
+    def if_stmt(self, s):
+        cond = self.condition(s.test)
+        if isinstance(cond, Const):  # a static branch, as in templates: `if axis is None:`
+            return self.body(s.body if cond.value else s.orelse)
+        before = dict(self.env)
+        then_ops, then_env, then_ret = self.region(s.body, before)
+        else_ops, else_env, else_ret = self.region(s.orelse, before)
+        if then_ret is not None or else_ret is not None:
+            # normalisation moved what follows an exit into the branches: both end the function
+            then_ret = then_ret or (Const(None),)
+            else_ret = else_ret or (Const(None),)
+            if len(then_ret) != len(else_ret):
+                raise self.error("the branches return different numbers of values", s,
+                                 "return a tuple of the same length from every branch")
+            results = tuple(Value(_hint_of_operand(o, "ret")) for o in then_ret)
+            self.ops.append(If(cond, Block((), then_ops, then_ret), Block((), else_ops, else_ret),
+                               results, self.loc(s)))
+            return results
+        names = [n for n in _ordered_union(then_env, else_env)
+                 if then_env.get(n) is not else_env.get(n)]
+        yields_then, yields_else, results = [], [], []
+        for n in names:
+            a, b = then_env.get(n, before.get(n)), else_env.get(n, before.get(n))
+            if isinstance(a, (Static, Method)) or isinstance(b, (Static, Method)):
+                raise self.error(f"`{n}` is bound to a function in one branch only", s)
+            yields_then.append(a if a is not None else Const(None))
+            yields_else.append(b if b is not None else Const(None))
+            results.append(Value(n))
+        self.ops.append(If(cond, Block((), then_ops, tuple(yields_then)),
+                           Block((), else_ops, tuple(yields_else)), tuple(results), self.loc(s)))
+        self.env = dict(before)
+        for n, r in zip(names, results):
+            self.env[n] = r
+        return None
+
+    def region(self, stmts, env, args=()):
+        """Lower `stmts` as a nested block with its own op list; the outer one is kept."""
+        saved_ops, saved_env = self.ops, self.env
+        self.ops, self.env = [], dict(env)
+        try:
+            ret = self.body(stmts)
+            return tuple(self.ops), self.env, ret
+        finally:
+            self.ops, self.env = saved_ops, saved_env
+
+    def carried_names(self, loop, extra=()) -> list[str]:
+        """Variables a loop rebinds that exist before it (or that code after it reads)."""
+        assigned = _assigned_names(loop.body) | set(extra)
+        # a write through one name is a write through its aliases too
+        for n in list(assigned):
+            v = self.env.get(n)
+            if isinstance(v, Value):
+                assigned |= {m for m, w in self.env.items() if w is v}
+        later = _loads_after(self.parsed.node, loop)
+        out = []
+        for n in sorted(assigned):
+            if n in self.env and isinstance(self.env[n], (Value, Const, Global)):
+                out.append(n)
+            elif n not in self.env and n in later:
+                out.append(n)
+        return out
+
+    def for_stmt(self, s) -> None:
+        target, it = s.target, s.iter
+        seqs, index_name = None, None
+        if _is_call_to(self, it, range):
+            iterable = self.expr(it, hint="_range")
+        elif _is_call_to(self, it, reversed) and _is_call_to(self, it.args[0], range):
+            r = self.expr(it.args[0], hint="_range")
+            iterable = self.emit(_prim(operator.getitem), (r, Const(slice(None, None, -1))),
+                                 hint="_range", node=s)
+        elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
+            is_enum = _is_call_to(self, it, enumerate)
+            seqs = [self.expr(a) for a in it.args]
+            if it.keywords or (is_enum and len(seqs) != 1):
+                raise self.error("enumerate/zip take plain sequences here", it)
+            n = self.emit(_prim(len), (seqs[0],), hint="_n", node=s)
+            for q in seqs[1:]:
+                n = self.emit(_prim(min), (n, self.emit(_prim(len), (q,), node=s)),
+                              hint="_n", node=s)
+            iterable = self.emit(_prim(range), (n,), hint="_range", node=s)
+            if is_enum:
+                if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
+                    raise self.error("unpack enumerate as `for i, x in enumerate(xs)`", target)
+                index_name, targets = target.elts[0], [target.elts[1]]
+            else:
+                if not (isinstance(target, gast.Tuple) and len(target.elts) == len(seqs)):
+                    raise self.error("unpack zip as `for a, b in zip(xs, ys)`", target)
+                targets = list(target.elts)
+        else:
+            seq = self.expr(it, hint="_seq")
+            self.check_operands([seq], it)
+            seqs, targets = [seq], [target]
+            n = self.emit(_prim(len), (seq,), hint="_n", node=s)
+            iterable = self.emit(_prim(range), (n,), hint="_range", node=s)
+        carried = self.carried_names(s)
+        before = dict(self.env)
+        index = Value(_hint_of(index_name) if index_name is not None else
+                      (_hint_of(target) if seqs is None else "_k"))
+        args = [Value(n) for n in carried]
+        env = dict(before)
+        env.update(zip(carried, args))
+        saved_ops, saved_env = self.ops, self.env
+        self.ops, self.env = [], env
+        try:
+            if seqs is None:
+                self.assign(target, index, s)
+            else:
+                if index_name is not None:
+                    self.assign(index_name, index, s)
+                for t, q in zip(targets, seqs):
+                    self.assign(t, self.emit(_prim(operator.getitem), (q, index),
+                                             hint=_hint_of(t), node=s), s)
+            ret = self.body(s.body)
+            if ret is not None:  # pragma: no cover - normalisation removes these
+                raise self.error("return inside a loop", s)
+            yields = tuple(self.env.get(n, Const(None)) for n in carried)
+            body_ops = tuple(self.ops)
+        finally:
+            self.ops, self.env = saved_ops, saved_env
+        inits = tuple(_init(before, n) for n in carried)
+        results = tuple(Value(n) for n in carried)
+        self.ops.append(For(iterable, inits, Block((index, *args), body_ops, yields), results,
+                            self.loc(s)))
+        self.env = dict(before)
+        self.env.update(zip(carried, results))
+
+    def while_stmt(self, s) -> None:
+        carried = self.carried_names(s)
+        before = dict(self.env)
+        cargs = [Value(n) for n in carried]
+        cond_env = dict(before)
+        cond_env.update(zip(carried, cargs))
+        saved_ops, saved_env = self.ops, self.env
+        self.ops, self.env = [], cond_env
+        try:
+            flag = self.condition(s.test)
+            cond_ops = tuple(self.ops)
+        finally:
+            self.ops, self.env = saved_ops, saved_env
+        bargs = [Value(n) for n in carried]
+        body_env = dict(before)
+        body_env.update(zip(carried, bargs))
+        body_ops, env_after, ret = self.region(s.body, body_env)
+        if ret is not None:  # pragma: no cover
+            raise self.error("return inside a loop", s)
+        yields = tuple(env_after.get(n, Const(None)) for n in carried)
+        inits = tuple(_init(before, n) for n in carried)
+        results = tuple(Value(n) for n in carried)
+        self.ops.append(While(inits, Block(tuple(cargs), cond_ops, (flag,)),
+                              Block(tuple(bargs), body_ops, yields), results, self.loc(s)))
+        self.env = dict(before)
+        self.env.update(zip(carried, results))
+
+    def condition(self, node) -> Operand:
+        c = self.expr(node, hint="_c")
+        self.check_operands([c], node)
+        return c
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, node, hint: str = TEMP):
+        method = getattr(self, "expr_" + type(node).__name__, None)
+        if method is None:
+            raise unsupported_expression(node, self.loc(node))
+        return method(node, hint)
+
+    def operand(self, node, hint: str = TEMP) -> Operand:
+        v = self.expr(node, hint)
+        self.check_operands([v], node)
+        return v
+
+    def expr_Constant(self, node, hint):
+        return Const(node.value)
+
+    def expr_Name(self, node, hint):
+        return self.name(node)
+
+    def name(self, node):
+        if node.id in self.env:
+            return self.env[node.id]
+        found, obj = self.parsed.lookup(node.id)
+        if not found:
+            raise self.error(f"name `{node.id}` is not defined", node)
+        return self.classify(obj, node.id)
+
+    def classify(self, obj, name: str):
+        if _literal(obj):
+            return Const(obj)
+        if isinstance(obj, (types.ModuleType, type)) or callable(obj):
+            return Static(obj)
+        module = self.parsed.func.__module__
+        return Global(name, obj, module)
+
+    def expr_Attribute(self, node, hint):
+        base = self.expr(node.value)
+        if isinstance(base, Static):
+            try:
+                obj = getattr(base.obj, node.attr)
+            except AttributeError:
+                raise self.error(f"{base.obj!r} has no attribute `{node.attr}`", node) from None
+            return self.classify(obj, node.attr)
+        fn = _ATTRIBUTES.get(node.attr)
+        if fn is not None:
+            return self.emit(_prim(fn), (base,), hint=hint, node=node)
+        return Method(base, node.attr, self.loc(node))
+
+    def expr_BinOp(self, node, hint):
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise self.error(f"operator {type(node.op).__name__} is not supported", node)
+        a, b = self.operand(node.left), self.operand(node.right)
+        return self.emit(_prim(op), (a, b), hint=hint, node=node)
+
+    def expr_UnaryOp(self, node, hint):
+        op = {gast.USub: operator.neg, gast.UAdd: operator.pos, gast.Not: operator.not_,
+              gast.Invert: operator.invert}[type(node.op)]
+        return self.emit(_prim(op), (self.operand(node.operand),), hint=hint, node=node)
+
+    def expr_Compare(self, node, hint):
+        left = self.operand(node.left)
+        result = None
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.operand(right_node)
+            fn = _COMPARE[type(op)]
+            c = self.emit(_prim(fn), (left, right), hint=hint, node=node)
+            result = c if result is None else self.emit(_prim(and_), (result, c), hint=hint,
+                                                        node=node)
+            left = right
+        return result
+
+    def expr_BoolOp(self, node, hint):
+        fn = and_ if isinstance(node.op, gast.And) else or_
+        result = self.operand(node.values[0], hint)
+        for v in node.values[1:]:
+            if isinstance(result, Const):  # short-circuit on a known value
+                if bool(result.value) == (fn is or_):
+                    return result
+                result = self.operand(v, hint)
+                continue
+            before = len(self.ops)
+            right = self.operand(v, hint)
+            if all(_safe(op) for op in self.ops[before:]):
+                result = self.emit(_prim(fn), (result, right), hint=hint, node=node)
+            else:  # evaluating the right side might fail: keep Python's short circuit
+                right_ops = tuple(self.ops[before:])
+                del self.ops[before:]
+                left = result
+                result = Value(hint)
+                taken = Block((), right_ops, (right,))
+                skipped = Block((), (), (left,))
+                then, orelse = (taken, skipped) if fn is and_ else (skipped, taken)
+                self.ops.append(If(left, then, orelse, (result,), self.loc(node)))
+        return result
+
+    def expr_IfExp(self, node, hint):
+        cond = self.condition(node.test)
+        if isinstance(cond, Const):
+            return self.operand(node.body if cond.value else node.orelse, hint)
+        result = Value(hint)
+        blocks = []
+        for branch in (node.body, node.orelse):
+            saved = self.ops
+            self.ops = []
+            try:
+                v = self.operand(branch, hint)
+                blocks.append(Block((), tuple(self.ops), (v,)))
+            finally:
+                self.ops = saved
+        self.ops.append(If(cond, blocks[0], blocks[1], (result,), self.loc(node)))
+        return result
+
+    def expr_Tuple(self, node, hint):
+        elts = [self.operand(e) for e in node.elts]
+        if all(isinstance(e, Const) for e in elts):
+            return Const(tuple(e.value for e in elts))
+        return self.emit(_prim(tuple_of), elts, hint=hint, node=node)
+
+    def expr_List(self, node, hint):
+        elts = [self.operand(e) for e in node.elts]
+        return self.emit(_prim(list_of), elts, hint=hint, node=node)
+
+    def expr_Subscript(self, node, hint):
+        base = self.operand(node.value)
+        index = self.index(node.slice)
+        return self.emit(_prim(operator.getitem), (base, index), hint=hint, node=node)
+
+    def index(self, node) -> Operand:
+        if isinstance(node, gast.Tuple):
+            parts = [self.index(e) for e in node.elts]
+            if all(isinstance(p, Const) for p in parts):
+                return Const(tuple(p.value for p in parts))
+            return self.emit(_prim(runtime.index_tuple), parts, node=node)
+        if isinstance(node, gast.Slice):
+            parts = [self.operand(p) if p is not None else Const(None)
+                     for p in (node.lower, node.upper, node.step)]
+            if all(isinstance(p, Const) for p in parts):
+                return Const(slice(*(p.value for p in parts)))
+            return self.emit(_prim(slice), parts, hint="_s", node=node)
+        return self.operand(node)
+
+    def expr_Call(self, node, hint):
+        if any(isinstance(a, gast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords):
+            raise self.error("*args and **kwargs in calls are not supported", node,
+                             "pass the arguments one by one")
+        callee = self.expr(node.func)
+        args = [self.operand(a) for a in node.args]
+        kwargs = [(k.arg, self.operand(k.value)) for k in node.keywords]
+        return self.call(callee, args, kwargs, node, hint)
+
+    def call(self, callee, args, kwargs, node, hint):
+        if isinstance(callee, Method):
+            return self.method(callee, args, kwargs, node, hint)
+        if not isinstance(callee, Static):
+            raise self.error("only functions can be called", node)
+        fn = callee.obj
+        special = _SPECIAL_CALLS.get(fn)
+        if special is not None:
+            fn, args = special(self, args, node)
+        entry = registry.lookup(fn)
+        if entry is not None:
+            return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
+        plain = unwrap(fn)
+        if inspect.isfunction(plain) and not _is_library(plain):
+            return self.inline(plain, args, kwargs, node, hint)
+        if inspect.isclass(fn) or not callable(fn):
+            raise self.error(f"cannot differentiate through `{_qualname(fn)}`", node,
+                             "only functions can be called in differentiated code")
+        # an unknown callable: allowed on inactive values, an error if a gradient flows in
+        prim = registry.primitive(fn, _qualname(fn), pure=False)
+        return self.emit(prim, args, kwargs, hint=hint, node=node)
+
+    def method(self, m: Method, args, kwargs, node, hint):
+        spec = _METHODS.get(m.name)
+        if spec is None:
+            raise self.error(f"method `.{m.name}()` is not supported", node,
+                             "call the NumPy function instead, e.g. np.sum(x, axis=0)")
+        fn, pack = spec
+        if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
+            args = [self.emit(_prim(tuple_of), args, node=node)]
+        return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
+
+    def inline(self, fn, args, kwargs, node, hint):
+        if fn in self.stack:
+            raise self.error(f"recursive call of `{fn.__name__}`", node,
+                             "write the recursion as a loop")
+        results = lower_inline(fn, args, kwargs, self, node)
+        if len(results) == 1:
+            return results[0]
+        return self.emit(_prim(tuple_of), results, hint=hint, node=node)
+
+    # unsupported expressions get a located error through `expr`
+
+
+def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node, template=None) -> tuple:
+    """Lower `fn`'s body into `outer`'s op list, its parameters bound to operands."""
+    parsed = parse_function(fn)
+    inner = Lowerer(parsed, outer.facts, outer.stack, template)
+    inner.ops = outer.ops
+    try:
+        bound = inspect.signature(fn).bind(*args, **dict(kwargs))
+    except TypeError as e:
+        raise outer.error(f"bad call of `{fn.__name__}`: {e}", node) from None
+    for name, value in bound.arguments.items():
+        param = inspect.signature(fn).parameters[name]
+        if param.kind == param.VAR_POSITIONAL:
+            value = outer.emit(_prim(tuple_of), value, node=node) if not all(
+                isinstance(v, Const) for v in value) else Const(tuple(v.value for v in value))
+        elif param.kind == param.VAR_KEYWORD:
+            raise outer.error("**kwargs parameters are not supported", node)
+        inner.env[name] = value
+    for name, param in inspect.signature(fn).parameters.items():
+        if name not in inner.env and param.default is not inspect.Parameter.empty:
+            inner.env[name] = inner.classify(param.default, name)
+    tree = normalize(parsed.node, parsed.loc)
+    ret = inner.body(tree.body)
+    outer.defs.update(inner.defs)
+    return ret if ret is not None else (Const(None),)
+
+
+def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
+    """The IR of a user function (its callees inlined)."""
+    parsed = parse_function(fn)
+    from adjoint.frontend.check import check
+    check(parsed)
+    node = parsed.node
+    a = node.args
+    if a.vararg or a.kwarg or a.kwonlyargs or getattr(a, "posonlyargs", None):
+        raise UnsupportedError("only plain positional parameters are supported",
+                               parsed.loc(node), "write def f(x, y, n): ...")
+    names = tuple(p.id for p in a.args)
+    params = tuple(Value(n) for n in names)
+    low = Lowerer(parsed, facts)
+    low.env.update(zip(names, params))
+    tree = normalize(node, parsed.loc)
+    ret = low.body(tree.body) or (Const(None),)
+    doc = inspect.getdoc(parsed.func) or ""
+    return Function(node.name, params, Block((), tuple(low.ops), tuple(ret)), parsed.loc(node),
+                    names, doc)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def tuple_of(*xs):
+    """The tuple `(a, b, ...)` built from values."""
+    return xs
+
+
+def list_of(*xs):
+    """The list `[a, b, ...]` built from values."""
+    return list(xs)
+
+
+def and_(a, b):
+    """`a and b` with both sides evaluated (used when the right side cannot fail)."""
+    return a and b
+
+
+def or_(a, b):
+    """`a or b` with both sides evaluated (used when the right side cannot fail)."""
+    return a or b
+
+
+_BINOPS = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul,
+           gast.Div: operator.truediv, gast.Pow: operator.pow, gast.MatMult: operator.matmul,
+           gast.FloorDiv: operator.floordiv, gast.Mod: operator.mod,
+           gast.BitAnd: operator.and_, gast.BitOr: operator.or_, gast.BitXor: operator.xor,
+           gast.LShift: operator.lshift, gast.RShift: operator.rshift}
+_SYMBOL = {gast.Add: "+", gast.Sub: "-", gast.Mult: "*", gast.Div: "/", gast.Pow: "**",
+           gast.MatMult: "@", gast.FloorDiv: "//", gast.Mod: "%", gast.BitAnd: "&",
+           gast.BitOr: "|", gast.BitXor: "^", gast.LShift: "<<", gast.RShift: ">>"}
+_COMPARE = {gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt,
+            gast.GtE: operator.ge, gast.Eq: operator.eq, gast.NotEq: operator.ne,
+            gast.Is: operator.is_, gast.IsNot: operator.is_not,
+            gast.In: lambda a, b: operator.contains(b, a),
+            gast.NotIn: lambda a, b: not operator.contains(b, a)}
+_COMPARE[gast.In].__name__ = "in_"
+_COMPARE[gast.NotIn].__name__ = "not_in"
+
+# value.attr for arrays
+_ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
+               "real": np.real, "imag": np.imag}
+
+# value.method(...) -> (numpy function, whether varargs pack into one tuple argument)
+_METHODS = {
+    "sum": (np.sum, False), "mean": (np.mean, False), "prod": (np.prod, False),
+    "max": (np.max, False), "min": (np.min, False), "var": (np.var, False),
+    "std": (np.std, False), "dot": (np.dot, False), "reshape": (np.reshape, True),
+    "ravel": (np.ravel, False), "flatten": (np.ravel, False), "copy": (np.copy, False),
+    "transpose": (np.transpose, True), "squeeze": (np.squeeze, False),
+    "clip": (np.clip, False), "cumsum": (np.cumsum, False), "argmax": (np.argmax, False),
+    "argmin": (np.argmin, False), "astype": (np.asarray, False), "any": (np.any, False),
+    "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
+}
+
+
+def _special_abs(low, args, node):
+    return np.abs, args
+
+
+def _special_len(low, args, node):
+    return len, args
+
+
+_SPECIAL_CALLS: dict = {}
+
+
+def _safe(op) -> bool:
+    """Ops that cannot raise, so `a and b` may evaluate b eagerly."""
+    return isinstance(op, Call) and op.prim.fn in _SAFE_FNS
+
+
+_SAFE_FNS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
+             operator.is_, operator.is_not, operator.not_, and_, or_}
+
+
+def _is_call_to(low: Lowerer, node, fn) -> bool:
+    if not isinstance(node, gast.Call):
+        return False
+    try:
+        callee = low.expr(node.func)
+    except AdjointError:
+        return False
+    return isinstance(callee, Static) and callee.obj is fn
+
+
+def _is_library(fn) -> bool:
+    module = getattr(fn, "__module__", "") or ""
+    return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch")
+
+
+def _qualname(fn) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _hint_of(node) -> str:
+    if isinstance(node, gast.Name):
+        return node.id
+    if isinstance(node, (gast.Subscript, gast.Attribute)):
+        return _hint_of(node.value)
+    return TEMP
+
+
+def _hint_of_operand(o, default: str) -> str:
+    return o.name if isinstance(o, Value) and not o.name.startswith("_") else default
+
+
+def _init(env, name):
+    v = env.get(name)
+    return v if isinstance(v, (Value, Const, Global)) else Const(None)
+
+
+def _ordered_union(a: dict, b: dict) -> list:
+    out = list(a)
+    out += [k for k in b if k not in a]
+    return out
+
+
+def _assigned_names(stmts) -> set[str]:
+    """Names a statement list rebinds or writes through (`x = ..`, `x[i] = ..`, `xs.append`)."""
+    out: set[str] = set()
+    for s in stmts:
+        for n in gast.walk(s):
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
+                out.add(n.id)
+            elif isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
+                out.add(_hint_of(n.value))
+            elif isinstance(n, gast.AugAssign):
+                out.add(_hint_of(n.target))
+            elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
+                  and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):
+                out.add(n.func.value.id)
+    return out
+
+
+def _loads_after(fn_node, loop) -> set[str]:
+    last = max(getattr(n, "lineno", 0) for n in gast.walk(loop))
+    return {n.id for n in gast.walk(fn_node)
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)
+            and getattr(n, "lineno", 0) > last}
+
+
+def unsupported_statement(s, loc) -> UnsupportedError:
+    hints = {
+        "Try": "move the try/except outside the differentiated function",
+        "With": "move the `with` block outside the differentiated function",
+        "ClassDef": "define classes at module level; differentiate functions of arrays",
+        "FunctionDef": "define helper functions at module level; adjoint inlines them",
+        "Delete": "remove the `del`; unused values are dropped automatically",
+        "Global": "pass the value as an argument instead of using `global`",
+        "Nonlocal": "pass the value as an argument and return the new one",
+        "Raise": "check inputs before calling the differentiated function",
+        "Import": "import at module level",
+        "ImportFrom": "import at module level",
+    }
+    kind = type(s).__name__
+    what = {"FunctionDef": "nested function definitions", "ClassDef": "class definitions",
+            "AsyncFunctionDef": "async functions", "Try": "`try` statements",
+            "With": "`with` statements", "Delete": "`del` statements",
+            "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
+            "Raise": "`raise` statements", "Import": "imports", "ImportFrom": "imports"}
+    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
+                            loc, hints.get(kind, ""))
+
+
+def unsupported_expression(node, loc) -> UnsupportedError:
+    kind = type(node).__name__
+    hints = {
+        "Lambda": "define the function with `def` at module level",
+        "ListComp": "write a loop that appends to a list",
+        "GeneratorExp": "write a loop",
+        "SetComp": "write a loop", "DictComp": "write a loop", "Dict": "use a tuple or separate "
+        "variables", "Set": "use a tuple", "Yield": "return a list built in a loop",
+        "YieldFrom": "return a list built in a loop", "Await": "call synchronous code",
+        "JoinedStr": "strings do not carry gradients; compute them outside",
+        "NamedExpr": "assign on its own line", "Starred": "pass the values one by one",
+    }
+    what = {"ListComp": "list comprehensions", "GeneratorExp": "generator expressions",
+            "Lambda": "lambdas", "Dict": "dicts", "Set": "sets", "Yield": "generators",
+            "YieldFrom": "generators", "SetComp": "set comprehensions",
+            "DictComp": "dict comprehensions", "JoinedStr": "f-strings",
+            "NamedExpr": "assignment expressions (:=)", "Await": "await"}
+    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
+                            loc, hints.get(kind, ""))
+
+
+__all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "tuple_of",
+           "list_of", "and_", "or_", "Static", "math", "builtins"]

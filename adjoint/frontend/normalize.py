@@ -1,0 +1,235 @@
+"""Desugaring that makes every exit structured, so lowering sees only tail exits.
+
+1. Statements after a `return`, `break` or `continue` that can fall through are
+   moved into the branches that fall through:
+
+       if c:                          if c:
+           return a          ==>          return a
+       y = g(x)                       else:
+       return y                           y = g(x)
+                                          return y
+
+2. A `return` inside a loop sets `_ret = True; _retval = v` and breaks; after the
+   loop, `if _ret: return _retval`, with the rest of the function in its `else`.
+
+3. A loop that breaks becomes a `while` over an index, with a flag:
+
+       for t in seq:                  _brk = False
+           if c(t):                   _k = 0
+               break          ==>     _seq = seq
+           s = f(s, t)                while _k < len(_seq) and not _brk:
+                                          t = _seq[_k]
+                                          _k = _k + 1
+                                          if c(t):
+                                              _brk = True
+                                          else:
+                                              s = f(s, t)
+
+The reverse sweep of a `while` records its trip count, so the gradient of an
+early exit costs nothing extra. (Names starting with `_` here are reserved by
+adjoint; lowering renames user variables that would collide.)
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+
+import gast
+
+from adjoint.errors import UnsupportedError
+
+_TERMINATORS = (gast.Return, gast.Break, gast.Continue)
+_fresh = itertools.count(1)
+
+
+def normalize(fn: gast.FunctionDef, loc) -> gast.FunctionDef:
+    """Rewrite `fn` (a copy) so that exits appear only at the tails of paths."""
+    fn = copy.deepcopy(fn)
+    fn.body = _block(fn.body, loc, in_loop=False)
+    return fn
+
+
+def _always_exits(stmts: list) -> bool:
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, _TERMINATORS):
+        return True
+    if isinstance(last, gast.If):
+        return _always_exits(last.body) and _always_exits(last.orelse)
+    return False
+
+
+def _may_exit(stmts: list) -> bool:
+    for s in stmts:
+        if isinstance(s, _TERMINATORS):
+            return True
+        if isinstance(s, gast.If) and (_may_exit(s.body) or _may_exit(s.orelse)):
+            return True
+    return False
+
+
+def _block(stmts: list, loc, in_loop: bool) -> list:
+    out: list = []
+    for i, s in enumerate(stmts):
+        if isinstance(s, _TERMINATORS):
+            if not in_loop and isinstance(s, (gast.Break, gast.Continue)):
+                raise UnsupportedError(f"`{type(s).__name__.lower()}` outside a loop", loc(s))
+            out.append(s)
+            return out  # what follows an exit never runs
+        if isinstance(s, gast.If):
+            s.body = _block(s.body, loc, in_loop)
+            s.orelse = _block(s.orelse, loc, in_loop)
+            rest = stmts[i + 1:]
+            if rest and _may_exit([s]):
+                if not _always_exits(s.body):
+                    s.body = _block(s.body + copy.deepcopy(rest), loc, in_loop)
+                if not _always_exits(s.orelse):
+                    s.orelse = _block(s.orelse + copy.deepcopy(rest), loc, in_loop)
+                out.append(s)
+                return out
+            out.append(s)
+        elif isinstance(s, (gast.For, gast.While)):
+            if s.orelse:
+                raise UnsupportedError(
+                    f"`{type(s).__name__.lower()} ... else` is not supported", loc(s),
+                    hint="set a flag before `break` and test it after the loop")
+            after = _loop(s, loc)
+            out.extend(after[:-1])
+            if after[-1] is not None:  # the loop may return: `if _ret: return _retval`
+                guard = after[-1]
+                guard.orelse = _block(guard.orelse + list(stmts[i + 1:]), loc, in_loop)
+                if in_loop and not _always_exits(guard.orelse):
+                    pass
+                out.append(guard)
+                return out
+        else:
+            out.append(s)
+    return out
+
+
+def _contains(stmts: list, kinds) -> bool:
+    """Whether `kinds` occur in `stmts`, not counting nested loops' own break/continue."""
+    for s in stmts:
+        if isinstance(s, kinds):
+            return True
+        if isinstance(s, gast.If) and (_contains(s.body, kinds) or _contains(s.orelse, kinds)):
+            return True
+        if isinstance(s, (gast.For, gast.While)) and gast.Return in _as_tuple(kinds):
+            if _contains(s.body, gast.Return):
+                return True
+    return False
+
+
+def _as_tuple(kinds):
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _name(id_, ctx=None):
+    return gast.Name(id=id_, ctx=ctx or gast.Load(), annotation=None, type_comment=None)
+
+
+def _assign(target: str, value, at) -> gast.Assign:
+    node = gast.Assign(targets=[_name(target, gast.Store())], value=value, type_comment=None)
+    return gast.copy_location(node, at)
+
+
+def _const(v):
+    return gast.Constant(value=v, kind=None)
+
+
+def _fix(node, at):
+    for n in gast.walk(node):
+        gast.copy_location(n, at)
+    return node
+
+
+def _loop(loop, loc) -> list:
+    """Normalise one loop; returns the statements replacing it, the last one being
+    the `if _ret: return _retval` guard (or None when the loop cannot return)."""
+    k = next(_fresh)
+    ret, retval, brk = f"_ret{k}", f"_retval{k}", f"_brk{k}"
+    returns = _contains(loop.body, gast.Return)
+    pre: list = []
+    if returns:
+        pre += [_assign(ret, _const(False), loop), _assign(retval, _const(None), loop)]
+        loop.body = _replace_returns(loop.body, ret, retval)
+    loop.body = _block(loop.body, loc, in_loop=True)
+    if _contains(loop.body, gast.Break):
+        loop.body = _replace_breaks(loop.body, brk)
+        pre.append(_assign(brk, _const(False), loop))
+        not_brk = _fix(gast.UnaryOp(op=gast.Not(), operand=_name(brk)), loop)
+        if isinstance(loop, gast.While):
+            loop.test = _fix(gast.BoolOp(op=gast.And(), values=[loop.test, not_brk]), loop)
+        else:
+            idx, seq = f"_k{k}", f"_seq{k}"
+            pre += [_assign(seq, loop.iter, loop), _assign(idx, _const(0), loop)]
+            test = gast.BoolOp(op=gast.And(), values=[
+                gast.Compare(left=_name(idx), ops=[gast.Lt()], comparators=[
+                    gast.Call(func=_name("len"), args=[_name(seq)], keywords=[])]),
+                not_brk])
+            head = [
+                gast.Assign(targets=[loop.target],
+                            value=gast.Subscript(value=_name(seq), slice=_name(idx),
+                                                 ctx=gast.Load()), type_comment=None),
+                _assign(idx, gast.BinOp(left=_name(idx), op=gast.Add(), right=_const(1)), loop),
+            ]
+            loop = gast.While(test=_fix(test, loop), body=[_fix(h, loop) for h in head] + loop.body,
+                              orelse=[])
+            loop = _fix_top(loop, pre[0])
+    loop.body = [s for s in loop.body if not isinstance(s, gast.Continue)] or [gast.Pass()]
+    _drop_continues(loop.body)
+    guard = None
+    if returns:
+        guard = gast.If(test=_name(ret), body=[gast.Return(value=_name(retval))], orelse=[])
+        guard = _fix(guard, pre[0])
+    return pre + [loop, guard]
+
+
+def _fix_top(node, at):
+    gast.copy_location(node, at)
+    return node
+
+
+def _replace_returns(stmts: list, ret: str, retval: str) -> list:
+    out = []
+    for s in stmts:
+        if isinstance(s, gast.Return):
+            value = s.value if s.value is not None else _const(None)
+            out += [_assign(retval, value, s), _assign(ret, _const(True), s),
+                    gast.copy_location(gast.Break(), s)]
+            return out
+        if isinstance(s, gast.If):
+            s.body = _replace_returns(s.body, ret, retval)
+            s.orelse = _replace_returns(s.orelse, ret, retval)
+        elif isinstance(s, (gast.For, gast.While)) and _contains(s.body, gast.Return):
+            # an inner loop's return: it breaks the inner loop, then the outer one
+            s.body = _replace_returns(s.body, ret, retval)
+            out.append(s)
+            guard = gast.If(test=_name(ret), body=[gast.Break()], orelse=[])
+            out.append(_fix(guard, s))
+            continue
+        out.append(s)
+    return out
+
+
+def _replace_breaks(stmts: list, brk: str) -> list:
+    out = []
+    for s in stmts:
+        if isinstance(s, gast.Break):
+            out.append(_assign(brk, _const(True), s))
+            return out
+        if isinstance(s, gast.If):
+            s.body = _replace_breaks(s.body, brk) or [gast.Pass()]
+            s.orelse = _replace_breaks(s.orelse, brk)
+        out.append(s)
+    return out
+
+
+def _drop_continues(stmts: list) -> None:
+    for s in stmts:
+        if isinstance(s, gast.If):
+            s.body = [t for t in s.body if not isinstance(t, gast.Continue)] or [gast.Pass()]
+            s.orelse = [t for t in s.orelse if not isinstance(t, gast.Continue)]
+            _drop_continues(s.body)
+            _drop_continues(s.orelse)

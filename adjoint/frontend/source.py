@@ -1,0 +1,111 @@
+"""Reading a function's source: the gast tree, file positions, and its names.
+
+`parse_function(f)` returns a `Parsed` record whose tree is a gast FunctionDef
+with line and column numbers already shifted to the real file, so every error
+and every `# line N` comment points at the user's own line.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import linecache
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gast
+
+from adjoint.errors import SourceError, UnsupportedError
+from adjoint.ir.core import Loc
+
+
+@dataclass(frozen=True, eq=False)
+class Parsed:
+    func: Callable
+    node: gast.FunctionDef
+    filename: str
+    lines: tuple[str, ...]  # the whole file, so locations can quote any line
+
+    def loc(self, node) -> Loc:
+        line = getattr(node, "lineno", self.node.lineno)
+        col = getattr(node, "col_offset", 0)
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return Loc(self.filename, line, col, text.rstrip("\n"), self.node.name)
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        """Resolve a free name as Python would: closure, module globals, builtins."""
+        code = self.func.__code__
+        if name in code.co_freevars and self.func.__closure__:
+            cell = self.func.__closure__[code.co_freevars.index(name)]
+            try:
+                return True, cell.cell_contents
+            except ValueError:  # empty cell: the variable is not assigned yet
+                return False, None
+        if name in self.func.__globals__:
+            return True, self.func.__globals__[name]
+        if hasattr(builtins, name):
+            return True, getattr(builtins, name)
+        return False, None
+
+
+def unwrap(f: Callable) -> Callable:
+    """The plain function behind decorators that keep `__wrapped__` (ours included)."""
+    while hasattr(f, "__wrapped__"):
+        f = f.__wrapped__
+    return f
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_cached(func: Callable, code_id: int) -> Parsed:
+    if isinstance(func, functools.partial) or not inspect.isfunction(func):
+        kind = type(func).__name__
+        raise SourceError(
+            f"cannot read the source of {func!r} ({kind})",
+            hint="differentiate a Python function defined with `def` in a file; "
+                 "builtins and C functions need a derivative rule (adjoint.defvjp)")
+    filename = inspect.getsourcefile(func) or func.__code__.co_filename
+    try:
+        src_lines, first = inspect.getsourcelines(func)
+    except (OSError, TypeError) as e:
+        raise SourceError(
+            f"cannot read the source of {func.__qualname__}: {e}",
+            hint="functions typed into a REPL or made by exec() have no source file; "
+                 "define the function in a .py file") from None
+    if func.__name__ == "<lambda>":
+        raise SourceError(
+            "lambdas cannot be differentiated", hint="define the function with `def`")
+    src = "".join(src_lines)
+    dedented = textwrap.dedent(src)
+    indent = len(src_lines[0]) - len(src_lines[0].lstrip()) if dedented != src else 0
+    try:
+        module = gast.parse(dedented)
+    except SyntaxError as e:  # e.g. a def inside a multi-line expression
+        raise SourceError(f"cannot parse the source of {func.__qualname__}: {e.msg}") from None
+    node = module.body[0]
+    if not isinstance(node, gast.FunctionDef):
+        kind = "async functions" if isinstance(node, gast.AsyncFunctionDef) else type(node).__name__
+        raise UnsupportedError(f"{kind} cannot be differentiated",
+                               Loc(filename, first, 0, src_lines[0]),
+                               hint="write a plain `def` function")
+    for sub in gast.walk(module):
+        if hasattr(sub, "lineno"):
+            sub.lineno += first - 1
+            sub.col_offset = getattr(sub, "col_offset", 0) + indent
+    file_lines = linecache.getlines(filename) or src_lines
+    return Parsed(func, node, filename, tuple(file_lines))
+
+
+def parse_function(func: Callable) -> Parsed:
+    func = unwrap(func)
+    code = getattr(func, "__code__", None)
+    return _parse_cached(func, id(code))
+
+
+def source_text(func: Callable) -> str:
+    """The function's own source text (for hashing into the cache key)."""
+    func = unwrap(func)
+    try:
+        return "".join(inspect.getsourcelines(func)[0])
+    except (OSError, TypeError):
+        return repr(func)

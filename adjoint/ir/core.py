@@ -1,0 +1,265 @@
+"""The structured SSA IR: a handful of small immutable records.
+
+Grammar::
+
+    Function ::= name(params) Block                   the Block's results are returned
+    Block    ::= (args) { Op* } -> (Operand*)        args: block arguments (phi nodes)
+    Op       ::= Call | If | For | While
+    Call     ::= result = prim(Operand*, key=Operand*)
+    If       ::= results = if cond { then: Block() } else { orelse: Block() }
+    For      ::= results = for target in iter (carried = inits) { body: Block(target, carried*) }
+    While    ::= results = while (carried = inits) { cond: Block(carried*) -> (c,) }
+                                                  { body: Block(carried*) }
+    Operand  ::= Value | Const | Global
+
+Every `Value` is defined exactly once: as a function parameter, a block argument,
+the result of a `Call`, or a result of a region op.  Values a Python variable
+carries out of a branch or around a loop are the region's results and its body's
+block arguments, the structured form of phi nodes (as in MLIR's scf dialect).
+Records are immutable; passes build new ones (`dataclasses.replace`).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Union
+
+_ids = itertools.count()
+
+
+@dataclass(frozen=True, eq=False)
+class Value:
+    """An SSA value. `name` is a hint (the source variable); codegen makes it unique."""
+
+    name: str
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def __repr__(self) -> str:
+        return f"%{self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Const:
+    """A literal: number, bool, None, string, Ellipsis, or a tuple of those."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True, eq=False)
+class Global:
+    """A module-level object the function reads (an array, a user object).
+
+    `module` is where generated code imports it from when written to a file.
+    """
+
+    name: str
+    value: Any
+    module: str | None = None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+Operand = Union[Value, Const, Global]
+
+
+@dataclass(frozen=True, eq=False)
+class Prim:
+    """A primitive: a known Python callable, and how to print a call of it.
+
+    `style` is "call" (`np.exp(x)`), "infix" (`a + b`, with `symbol`), "prefix"
+    (`-a`), "method" (`x.copy()`), "subscript" (`x[i]`), "setitem" (the
+    statement `x[i] = v`), "attr" (`x.T`), "slice" (`a:b:c`), "tuple" (`(a, b)`)
+    or "list" (`[a, b]`).
+    """
+
+    name: str
+    fn: Callable
+    style: str = "call"
+    symbol: str = ""
+    precedence: int = 100
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where an op came from in the user's source."""
+
+    filename: str
+    line: int
+    col: int
+    text: str  # the whole source line, for comments and carets
+    func: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Call:
+    prim: Prim
+    args: tuple[Operand, ...]
+    result: Value
+    kwargs: tuple[tuple[str, Operand], ...] = ()
+    loc: Loc | None = None
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.result,)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return self.args + tuple(v for _, v in self.kwargs)
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    args: tuple[Value, ...]
+    ops: tuple[Op, ...]
+    results: tuple[Operand, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class If:
+    cond: Operand
+    then: Block
+    orelse: Block
+    results: tuple[Value, ...]
+    loc: Loc | None = None
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.cond,)
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return (self.then, self.orelse)
+
+
+@dataclass(frozen=True, eq=False)
+class For:
+    """`for target in iter`, carrying values around the loop.
+
+    body.args = (target, *carried); body.results = next carried values.
+    `reverse=True` iterates `reversed(iter)` (the reverse sweep's loops).
+    """
+
+    iter: Operand
+    inits: tuple[Operand, ...]
+    body: Block
+    results: tuple[Value, ...]
+    loc: Loc | None = None
+    reverse: bool = False
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.iter,) + self.inits
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return (self.body,)
+
+
+@dataclass(frozen=True, eq=False)
+class While:
+    """`while cond(carried): carried = body(carried)`.
+
+    cond.args = body.args = carried; cond.results = (flag,); body.results = next carried.
+    """
+
+    inits: tuple[Operand, ...]
+    cond: Block
+    body: Block
+    results: tuple[Value, ...]
+    loc: Loc | None = None
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return self.inits
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return (self.cond, self.body)
+
+
+Op = Union[Call, If, For, While]
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    name: str
+    params: tuple[Value, ...]
+    body: Block  # body.args is empty; body.results are returned (a tuple when several)
+    loc: Loc | None = None
+    param_names: tuple[str, ...] = ()
+    docstring: str = ""
+
+
+def walk_ops(block: Block) -> Iterator[Op]:
+    """Every op in `block` and in the regions nested inside it, in program order."""
+    for op in block.ops:
+        yield op
+        for inner in op.blocks:
+            yield from walk_ops(inner)
+
+
+def uses(block: Block) -> dict[Value, int]:
+    """How many times each Value is used as an operand (including yields) in `block`."""
+    counts: dict[Value, int] = {}
+
+    def visit(b: Block) -> None:
+        for op in b.ops:
+            for operand in op.operands:
+                if isinstance(operand, Value):
+                    counts[operand] = counts.get(operand, 0) + 1
+            for inner in op.blocks:
+                visit(inner)
+        for operand in b.results:
+            if isinstance(operand, Value):
+                counts[operand] = counts.get(operand, 0) + 1
+
+    visit(block)
+    return counts
+
+
+def map_operands(op: Op, fn: Callable[[Operand], Operand]) -> Op:
+    """`op` with every operand (in nested blocks too) replaced by `fn(operand)`."""
+    from dataclasses import replace
+
+    def block(b: Block) -> Block:
+        return replace(b, ops=tuple(map_operands(o, fn) for o in b.ops),
+                       results=tuple(fn(o) for o in b.results))
+
+    if isinstance(op, Call):
+        return replace(op, args=tuple(fn(a) for a in op.args),
+                       kwargs=tuple((k, fn(v)) for k, v in op.kwargs))
+    if isinstance(op, If):
+        return replace(op, cond=fn(op.cond), then=block(op.then), orelse=block(op.orelse))
+    if isinstance(op, For):
+        return replace(op, iter=fn(op.iter), inits=tuple(fn(o) for o in op.inits),
+                       body=block(op.body))
+    return replace(op, inits=tuple(fn(o) for o in op.inits), cond=block(op.cond),
+                   body=block(op.body))
+
+
+def prune(ops, keep: list, pure: Callable[[Op], bool]) -> list:
+    """The ops needed to compute the values in `keep` (impure ops always stay)."""
+    needed = {v for v in keep if isinstance(v, Value)}
+    out = []
+    for op in reversed(ops):
+        if any(r in needed for r in op.results) or not pure(op):
+            out.append(op)
+            for o in op.operands:
+                if isinstance(o, Value):
+                    needed.add(o)
+            for b in op.blocks:
+                for inner in walk_ops(b):
+                    needed.update(o for o in inner.operands if isinstance(o, Value))
+                needed.update(o for o in b.results if isinstance(o, Value))
+    return out[::-1]

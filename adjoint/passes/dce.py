@@ -1,0 +1,102 @@
+"""Dead-code elimination: drop pure ops whose results nobody reads, and loop-carried
+or branch results that feed only themselves.
+
+    %a = np.exp(%x)          # unused
+    %b = mul(%x, 2.0)   ==>  %b = mul(%x, 2.0)
+    return %b                return %b
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from adjoint.ir.core import Block, Call, For, Function, If, Value, While, uses
+from adjoint.rules import registry
+
+
+def _pure(op: Call) -> bool:
+    e = registry.entry(op.prim)
+    return e is not None and e.pure
+
+
+def dce(fn: Function) -> Function:
+    while True:
+        counts = uses(fn.body)
+        body, changed = _block(fn.body, counts)
+        fn = replace(fn, body=body)
+        if not changed:
+            return fn
+
+
+def _block(block: Block, counts) -> tuple[Block, bool]:
+    ops, changed = [], False
+    for op in block.ops:
+        if isinstance(op, Call):
+            if _pure(op) and not counts.get(op.result):
+                changed = True
+                continue
+            ops.append(op)
+            continue
+        new_blocks = []
+        for b in op.blocks:
+            nb, c = _block(b, counts)
+            new_blocks.append(nb)
+            changed |= c
+        if isinstance(op, If):
+            op = replace(op, then=new_blocks[0], orelse=new_blocks[1])
+            keep = [i for i, r in enumerate(op.results) if counts.get(r)]
+            if len(keep) != len(op.results):
+                op = replace(op, results=tuple(op.results[i] for i in keep),
+                             then=replace(op.then, results=tuple(op.then.results[i] for i in keep)),
+                             orelse=replace(op.orelse,
+                                            results=tuple(op.orelse.results[i] for i in keep)))
+                changed = True
+            if not op.results and not op.then.ops and not op.orelse.ops:
+                changed = True
+                continue
+        elif isinstance(op, For):
+            op = replace(op, body=new_blocks[0])
+            op, c = _drop_dead_carries(op, counts, 1)
+            changed |= c
+            if not op.results and not _has_effects(op.body):
+                changed = True
+                continue
+        elif isinstance(op, While):
+            op = replace(op, cond=new_blocks[0], body=new_blocks[1])
+        ops.append(op)
+    return replace(block, ops=tuple(ops)), changed
+
+
+def _drop_dead_carries(op: For, counts, skip: int):
+    """A carried value is dead when its result is unused and, inside the body, its block
+    argument is read only by the computation of its own next value."""
+    args = op.body.args[skip:]
+    drop = []
+    for k, (a, r) in enumerate(zip(args, op.results)):
+        if counts.get(r):
+            continue
+        inner = uses(Block((), op.body.ops, ()))
+        y = op.body.results[k]
+        own = 1 if y is a else 0
+        if inner.get(a, 0) == 0 and (counts.get(a, 0) - own) == 0:
+            drop.append(k)
+        elif y is a and counts.get(a, 0) == 1:
+            drop.append(k)
+    if not drop:
+        return op, False
+    keep = [k for k in range(len(args)) if k not in drop]
+    body = replace(op.body, args=op.body.args[:skip] + tuple(args[k] for k in keep),
+                   results=tuple(op.body.results[k] for k in keep))
+    return replace(op, body=body, inits=tuple(op.inits[k] for k in keep),
+                   results=tuple(op.results[k] for k in keep)), True
+
+
+def _has_effects(block: Block) -> bool:
+    for op in block.ops:
+        if isinstance(op, Call) and not _pure(op):
+            return True
+        if any(_has_effects(b) for b in op.blocks):
+            return True
+    return False
+
+
+__all__ = ["dce", "Value"]

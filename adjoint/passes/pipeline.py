@@ -1,0 +1,13 @@
+"""The optimisation pipeline: a plain list of passes, each `Function -> Function`."""
+from __future__ import annotations
+
+from adjoint.ir.core import Function
+from adjoint.passes.dce import dce
+
+PIPELINE = [dce]
+
+
+def optimize(fn: Function) -> Function:
+    for p in PIPELINE:
+        fn = p(fn)
+    return fn

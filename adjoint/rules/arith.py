@@ -1,0 +1,212 @@
+"""Python's arithmetic operators and numeric builtins.
+
+Every binary rule undoes broadcasting with `unbroadcast`; the compiler drops
+that call wherever it knows both shapes agree, so scalar code stays plain.
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import numpy as np
+
+from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
+from adjoint.runtime import unbroadcast
+
+primitive(operator.add, "add", "infix", "+", 10)
+primitive(operator.sub, "sub", "infix", "-", 10)
+primitive(operator.mul, "mul", "infix", "*", 11)
+primitive(operator.truediv, "truediv", "infix", "/", 11)
+primitive(operator.matmul, "matmul", "infix", "@", 11)
+primitive(operator.pow, "pow", "infix", "**", 13)
+primitive(operator.floordiv, "floordiv", "infix", "//", 11, nondiff=True)
+primitive(operator.mod, "mod", "infix", "%", 11)
+primitive(operator.neg, "neg", "prefix", "-", 12)
+primitive(operator.pos, "pos", "prefix", "+", 12)
+primitive(operator.and_, "bitand", "infix", "&", 8, nondiff=True)
+primitive(operator.or_, "bitor", "infix", "|", 6, nondiff=True)
+primitive(operator.xor, "bitxor", "infix", "^", 7, nondiff=True)
+primitive(operator.lshift, "lshift", "infix", "<<", 9, nondiff=True)
+primitive(operator.rshift, "rshift", "infix", ">>", 9, nondiff=True)
+primitive(operator.invert, "invert", "prefix", "~", 12, nondiff=True)
+primitive(operator.not_, "not_", "prefix", "not ", 4, nondiff=True)
+for _fn, _sym in [(operator.lt, "<"), (operator.le, "<="), (operator.gt, ">"),
+                  (operator.ge, ">="), (operator.eq, "=="), (operator.ne, "!="),
+                  (operator.is_, "is"), (operator.is_not, "is not")]:
+    primitive(_fn, _fn.__name__, "infix", f" {_sym} ".replace("  ", " "), 5, nondiff=True)
+
+primitive(builtins.abs, "abs")
+primitive(builtins.min, "min")
+primitive(builtins.max, "max")
+primitive(builtins.sum, "sum")
+primitive(builtins.float, "float")
+primitive(builtins.pow, "pow_")
+primitive(builtins.len, "len", nondiff=True)
+primitive(builtins.range, "range", nondiff=True)
+primitive(builtins.int, "int", nondiff=True)
+primitive(builtins.round, "round", nondiff=True)
+primitive(builtins.bool, "bool", nondiff=True)
+primitive(builtins.isinstance, "isinstance", nondiff=True)
+
+
+@defvjp(operator.add)
+def add(g, ans, x, y):
+    return unbroadcast(g, x), unbroadcast(g, y)
+
+
+@defjvp(operator.add)
+def add(ans, x, y, x_dot, y_dot):
+    return x_dot + y_dot
+
+
+@defvjp(operator.sub)
+def sub(g, ans, x, y):
+    return unbroadcast(g, x), unbroadcast(-g, y)
+
+
+@defjvp(operator.sub)
+def sub(ans, x, y, x_dot, y_dot):
+    return x_dot - y_dot
+
+
+@defvjp(operator.mul)
+def mul(g, ans, x, y):
+    return unbroadcast(g * y, x), unbroadcast(x * g, y)
+
+
+@defjvp(operator.mul)
+def mul(ans, x, y, x_dot, y_dot):
+    return x_dot * y + x * y_dot
+
+
+@defvjp(operator.truediv)
+def truediv(g, ans, x, y):
+    return unbroadcast(g / y, x), unbroadcast(-g * ans / y, y)
+
+
+@defjvp(operator.truediv)
+def truediv(ans, x, y, x_dot, y_dot):
+    return (x_dot - ans * y_dot) / y
+
+
+@defvjp(operator.pow)
+def pow(g, ans, x, y):
+    return (unbroadcast(g * y * x ** (y - 1), x),
+            unbroadcast(g * ans * np.log(np.where(x > 0, x, 1.0)), y))
+
+
+@defjvp(operator.pow)
+def pow(ans, x, y, x_dot, y_dot):
+    return x_dot * y * x ** (y - 1) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+
+
+@defvjp(builtins.pow)
+def pow_(g, ans, x, y):
+    return g * y * x ** (y - 1), g * ans * np.log(np.where(x > 0, x, 1.0))
+
+
+@defjvp(builtins.pow)
+def pow_(ans, x, y, x_dot, y_dot):
+    return x_dot * y * x ** (y - 1) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+
+
+@defvjp(operator.mod)
+def mod(g, ans, x, y):
+    return unbroadcast(g, x), unbroadcast(-g * np.floor_divide(x, y), y)
+
+
+@defjvp(operator.mod)
+def mod(ans, x, y, x_dot, y_dot):
+    return x_dot - y_dot * np.floor_divide(x, y)
+
+
+@defvjp(operator.matmul)
+def matmul(g, ans, x, y):
+    if np.ndim(x) == 2 and np.ndim(y) == 2:
+        return g @ y.T, x.T @ g
+    if np.ndim(x) == 1 and np.ndim(y) == 2:
+        return y @ g, np.outer(x, g)
+    if np.ndim(x) == 2 and np.ndim(y) == 1:
+        return np.outer(g, y), g @ x
+    if np.ndim(x) == 1 and np.ndim(y) == 1:
+        return g * y, g * x
+    return (unbroadcast(g[..., None] * y, x) if np.ndim(y) == 1 else
+            unbroadcast(g @ np.swapaxes(y, -1, -2), x),
+            unbroadcast(x * g[..., None], y) if np.ndim(x) == 1 else
+            unbroadcast(np.swapaxes(x, -1, -2) @ g, y))
+
+
+@defjvp(operator.matmul)
+def matmul(ans, x, y, x_dot, y_dot):
+    return x_dot @ y + x @ y_dot
+
+
+@defvjp(operator.neg)
+def neg(g, ans, x):
+    return -g
+
+
+@defjvp(operator.neg)
+def neg(ans, x, x_dot):
+    return -x_dot
+
+
+@defvjp(operator.pos)
+def pos(g, ans, x):
+    return g
+
+
+@defjvp(operator.pos)
+def pos(ans, x, x_dot):
+    return x_dot
+
+
+@defvjp(builtins.abs)
+def abs_(g, ans, x):
+    return g * np.sign(x)
+
+
+@defjvp(builtins.abs)
+def abs_(ans, x, x_dot):
+    return x_dot * np.sign(x)
+
+
+@defvjp(builtins.float)
+def float_(g, ans, x):
+    return g
+
+
+@defjvp(builtins.float)
+def float_(ans, x, x_dot):
+    return float(x_dot)
+
+
+@defvjp(builtins.min)
+def min_(g, ans, x, y):
+    # ties send the whole gradient to the first argument, as Python's min returns it
+    return g * (x <= y), g * (y < x)
+
+
+@defjvp(builtins.min)
+def min_(ans, x, y, x_dot, y_dot):
+    return x_dot if x <= y else y_dot
+
+
+@defvjp(builtins.max)
+def max_(g, ans, x, y):
+    return g * (x >= y), g * (y > x)
+
+
+@defjvp(builtins.max)
+def max_(ans, x, y, x_dot, y_dot):
+    return x_dot if x >= y else y_dot
+
+
+@defvjp(builtins.sum)
+def sum_(g, ans, xs):
+    return np.broadcast_to(g, np.shape(xs))
+
+
+defnondiff(operator.floordiv, operator.lt, operator.le, operator.gt, operator.ge, operator.eq,
+           operator.ne, operator.is_, operator.is_not, operator.not_, builtins.len,
+           builtins.range, builtins.int, builtins.round, builtins.bool, builtins.isinstance)

@@ -1,0 +1,294 @@
+"""Reductions and scans: sum, mean, prod, max/min (amax/amin), var, std, cumsum,
+cumprod, and `np.linalg.norm`.
+
+Every rule takes `axis` (None, an int or a tuple) and `keepdims` as NumPy does;
+`expand_to(g, x, axis, keepdims)` broadcasts a reduction's cotangent back to
+the shape of its input.
+
+Conventions where a derivative does not exist or a naive formula would fail:
+
+- `prod` and `cumprod` are zero-safe: the gradient is the product of the
+  *other* entries, computed without dividing by zero, so it is exact with one
+  zero (only the zero entry gets a gradient) and with several (all zero).
+  Their second derivatives are exact wherever no entry is exactly 0.
+- `max`, `min`, `amax`, `amin`: the gradient is split evenly among tied
+  maxima (minima).
+- `std` of a constant slice: gradient 0, not NaN.
+- `np.linalg.norm` at 0: gradient 0 (for the 2-norm and Frobenius norm, the
+  p-norms with p >= 1 and the max norm), not NaN. ord=1 and the 1-norm use
+  sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
+  p >= 1; `axis` an int or None for a 1-d input) and the Frobenius norm (ord
+  None or 'fro' over two axes, or over every axis). Matrix ord=1, 2, inf, -1,
+  -2, -inf and 'nuc' have no rule: the generated code raises
+  NotImplementedError when it reaches one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adjoint.rules.registry import defjvp, defnondiff, defvjp, lookup, primitive
+from adjoint.runtime import expand_to
+
+
+def norm_kind(ndim, ord=None, axis=None):
+    """Which norm `np.linalg.norm(x, ord, axis)` computes, for its derivative rule.
+
+    One of "two" (2-norm, Frobenius), "one", "inf", "-inf", "zero" (counts
+    nonzeros), "p" (a general vector p-norm). Raises for the matrix norms
+    that have no rule. Called with constants, it folds away at compile time.
+    """
+    if axis is None and ord is None:
+        return "two"  # the 2-norm of the flattened array, whatever its ndim
+    if axis is None:
+        matrix = ndim == 2
+        if ndim > 2:
+            raise ValueError("np.linalg.norm: improper number of dimensions to norm")
+    else:
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+        matrix = len(axes) == 2
+    if matrix:
+        if ord is None or ord == "fro":
+            return "two"
+        raise NotImplementedError(
+            f"adjoint: np.linalg.norm of a matrix with ord={ord!r} has no derivative rule "
+            "(the Frobenius norm, ord=None or 'fro', has one)")
+    if isinstance(ord, str):
+        raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for vectors")
+    if ord is None or ord == 2:
+        return "two"
+    if ord == 1:
+        return "one"
+    if ord == np.inf:
+        return "inf"
+    if ord == -np.inf:
+        return "-inf"
+    if ord == 0:
+        return "zero"
+    return "p"
+
+
+primitive(np.sum, "np.sum")
+primitive(np.mean, "np.mean")
+primitive(np.prod, "np.prod")
+primitive(np.max, "np.max")
+primitive(np.min, "np.min")
+if lookup(np.amax) is None:  # NumPy >= 2 keeps separate functions for amax/amin
+    primitive(np.amax, "np.amax")
+    primitive(np.amin, "np.amin")
+primitive(np.var, "np.var")
+primitive(np.std, "np.std")
+primitive(np.cumsum, "np.cumsum")
+primitive(np.cumprod, "np.cumprod")
+primitive(np.linalg.norm, "np.linalg.norm")
+primitive(norm_kind, "norm_kind", nondiff=True)
+defnondiff(norm_kind)
+
+
+# ------------------------------------------------------------------ sum, mean
+
+@defvjp(np.sum)
+def sum_(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    return expand_to(g, a, axis, keepdims)
+
+
+@defjvp(np.sum)
+def sum_(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    return np.sum(a_dot, axis=axis, keepdims=keepdims)
+
+
+@defvjp(np.mean)
+def mean(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    return expand_to(g, a, axis, keepdims) * (np.size(ans) / np.size(a))
+
+
+@defjvp(np.mean)
+def mean(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    return np.mean(a_dot, axis=axis, keepdims=keepdims)
+
+
+# ------------------------------------------------------------------ prod
+
+@defvjp(np.prod)
+def prod(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    # d prod / d a_i = product of the other entries, without dividing by a zero:
+    # no zero in the slice: prod / a_i; one zero: nonzero only at the zero;
+    # two or more zeros: 0 everywhere
+    zero = a == 0.0
+    safe = np.where(zero, 1.0, a)
+    nzeros = np.sum(zero, axis=axis, keepdims=True)
+    p = np.prod(safe, axis=axis, keepdims=True)
+    others = np.where(zero, np.where(nzeros == 1, p, 0.0), np.where(nzeros == 0, p / safe, 0.0))
+    return expand_to(g, a, axis, keepdims) * others
+
+
+@defjvp(np.prod)
+def prod(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    zero = a == 0.0
+    safe = np.where(zero, 1.0, a)
+    nzeros = np.sum(zero, axis=axis, keepdims=True)
+    p = np.prod(safe, axis=axis, keepdims=True)
+    others = np.where(zero, np.where(nzeros == 1, p, 0.0), np.where(nzeros == 0, p / safe, 0.0))
+    return np.sum(a_dot * others, axis=axis, keepdims=keepdims)
+
+
+# ------------------------------------------------------------------ max, min
+
+@defvjp(np.amax)
+@defvjp(np.max)
+def max_(g, ans, a, axis=None, out=None, keepdims=False):
+    mask = a == expand_to(ans, a, axis, keepdims)  # ties share the gradient evenly
+    return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
+
+
+@defjvp(np.amax)
+@defjvp(np.max)
+def max_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    mask = a == expand_to(ans, a, axis, keepdims)
+    return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
+            / np.sum(mask, axis=axis, keepdims=keepdims))
+
+
+@defvjp(np.amin)
+@defvjp(np.min)
+def min_(g, ans, a, axis=None, out=None, keepdims=False):
+    mask = a == expand_to(ans, a, axis, keepdims)
+    return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
+
+
+@defjvp(np.amin)
+@defjvp(np.min)
+def min_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    mask = a == expand_to(ans, a, axis, keepdims)
+    return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
+            / np.sum(mask, axis=axis, keepdims=keepdims))
+
+
+# ------------------------------------------------------------------ var, std
+
+@defvjp(np.var)
+def var(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    centered = a - np.mean(a, axis=axis, keepdims=True)
+    n = np.size(a) / np.size(ans)
+    return expand_to(g, a, axis, keepdims) * centered * (2.0 / (n - ddof))
+
+
+@defjvp(np.var)
+def var(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+    centered = a - np.mean(a, axis=axis, keepdims=True)
+    n = np.size(a) / np.size(ans)
+    return np.sum(a_dot * centered, axis=axis, keepdims=keepdims) * (2.0 / (n - ddof))
+
+
+@defvjp(np.std)
+def std(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    centered = a - np.mean(a, axis=axis, keepdims=True)
+    n = np.size(a) / np.size(ans)
+    s = expand_to(ans, a, axis, keepdims)
+    # a constant slice has s == 0 and centered == 0: gradient 0, not 0/0
+    return expand_to(g, a, axis, keepdims) * centered / ((s + (s == 0.0)) * (n - ddof))
+
+
+@defjvp(np.std)
+def std(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+    centered = a - np.mean(a, axis=axis, keepdims=True)
+    n = np.size(a) / np.size(ans)
+    return (np.sum(a_dot * centered, axis=axis, keepdims=keepdims)
+            / ((ans + (ans == 0.0)) * (n - ddof)))
+
+
+# ------------------------------------------------------------------ scans
+
+@defvjp(np.cumsum)
+def cumsum(g, ans, a, axis=None, dtype=None, out=None):
+    if axis is None:  # the scan ran over the flattened array
+        return np.reshape(np.flip(np.cumsum(np.flip(g))), np.shape(a))
+    return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+@defjvp(np.cumsum)
+def cumsum(ans, a, axis=None, dtype=None, out=None, a_dot=None):
+    return np.cumsum(a_dot, axis)
+
+
+@defvjp(np.cumprod)
+def cumprod(g, ans, a, axis=None, dtype=None, out=None):
+    # d ans_i / d a_k = prod_{j <= i, j != k} a_j for k <= i. Let z be the first zero:
+    # for k < z the sum over i is revcumsum(g * ans)_k / a_k (terms past z vanish);
+    # at k = z it is revcumsum(g * skip)_z, skip being the scan that omits a_z;
+    # past z every term holds a_z = 0.
+    if axis is None:
+        x = np.ravel(a)
+        ax = 0
+    else:
+        x = a
+        ax = axis
+    zero = x == 0.0
+    nzeros = np.cumsum(zero, ax)
+    before = nzeros == 0
+    first = zero & (nzeros == 1)
+    safe = np.where(zero, 1.0, x)
+    skip = np.cumprod(np.where(first, 1.0, x), ax)
+    tail = np.flip(np.cumsum(np.flip(g * ans, ax), ax), ax)
+    tail_skip = np.flip(np.cumsum(np.flip(g * skip, ax), ax), ax)
+    gx = np.where(before, tail / safe, np.where(first, tail_skip, 0.0))
+    if axis is None:
+        return np.reshape(gx, np.shape(a))
+    return gx
+
+
+@defjvp(np.cumprod)
+def cumprod(ans, a, axis=None, dtype=None, out=None, a_dot=None):
+    if axis is None:
+        x = np.ravel(a)
+        x_dot = np.ravel(a_dot)
+        ax = 0
+    else:
+        x = a
+        x_dot = a_dot
+        ax = axis
+    zero = x == 0.0
+    nzeros = np.cumsum(zero, ax)
+    before = nzeros == 0
+    first = zero & (nzeros == 1)
+    safe = np.where(zero, 1.0, x)
+    skip = np.cumprod(np.where(first, 1.0, x), ax)
+    at_first = np.sum(np.where(first, x_dot, 0.0), axis=ax, keepdims=True)
+    return np.where(before, ans * np.cumsum(x_dot / safe, ax), at_first * skip)
+
+
+# ------------------------------------------------------------------ norm
+
+@defvjp(np.linalg.norm)
+def norm(g, ans, x, ord=None, axis=None, keepdims=False):
+    kind = norm_kind(np.ndim(x), ord, axis)
+    gx = expand_to(g, x, axis, keepdims)
+    if kind == "two":
+        n = expand_to(ans, x, axis, keepdims)
+        return gx * x / (n + (n == 0.0))  # 0 at x == 0, not 0/0
+    if kind == "one":
+        return gx * np.sign(x)
+    if kind == "zero":
+        return gx * 0.0
+    if kind == "p":
+        n = expand_to(ans, x, axis, keepdims)
+        return gx * np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
+    mask = np.abs(x) == expand_to(ans, x, axis, keepdims)  # inf, -inf: ties share evenly
+    return gx * np.sign(x) * mask / np.sum(mask, axis=axis, keepdims=True)
+
+
+@defjvp(np.linalg.norm)
+def norm(ans, x, ord=None, axis=None, keepdims=False, x_dot=None):
+    kind = norm_kind(np.ndim(x), ord, axis)
+    if kind == "two":
+        return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / (ans + (ans == 0.0))
+    if kind == "one":
+        return np.sum(x_dot * np.sign(x), axis=axis, keepdims=keepdims)
+    if kind == "zero":
+        return ans * 0.0
+    if kind == "p":
+        n = expand_to(ans, x, axis, keepdims)
+        w = np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
+        return np.sum(x_dot * w, axis=axis, keepdims=keepdims)
+    mask = np.abs(x) == expand_to(ans, x, axis, keepdims)
+    return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
+            / np.sum(mask, axis=axis, keepdims=keepdims))

@@ -1,0 +1,519 @@
+"""Shape and layout: reshape, ravel, squeeze, expand_dims, concatenate, stack,
+hstack, vstack, column_stack, dstack, broadcast_to, swapaxes, moveaxis, flip,
+roll, tile, repeat, copy, array/asarray, atleast_1d/2d/3d, linspace, full and
+full_like; and the constructors, shape queries and index-valued functions,
+which have a zero derivative (zeros, ones, eye, arange, shape, argmax, ...).
+
+These move values around without arithmetic, so their rules move cotangents
+back. The functions that take a sequence of arrays (concatenate, stack, the
+*stack family, and np.array of a list) return the cotangent of that sequence
+as a *list*, one entry per element, each shaped like its element (a float for
+a float), so the compiler can route entry i to element i. The helper
+primitives that build these lists (`split_like`, `unstack_like`, `unarray`)
+and their inverses (`join_like`) are defined here with their own rules, so a
+gradient of a gradient works.
+
+`np.linspace` is differentiable in `start` and `stop` (not with retstep=True);
+`np.full` and `np.full_like` in their fill value.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adjoint.rules.registry import defjvp, defnondiff, defvjp, lookup, primitive
+from adjoint.runtime import unbroadcast
+
+
+# ------------------------------------------------------------------ helper primitives
+
+def _like(piece, x):
+    """`piece` reshaped like `x`, a float if `x` is a Python number."""
+    if isinstance(x, (float, int)) and not isinstance(x, bool):
+        return float(np.reshape(piece, ()))
+    return np.reshape(piece, np.shape(x))
+
+
+def split_like(x, seq, axis=0):
+    """Split `x` along `axis` into pieces sized like the elements of `seq`.
+
+    The cotangent of `np.concatenate(seq, axis)` (and of hstack, vstack,
+    column_stack, dstack, which concatenate after promoting their inputs):
+    a list whose entry i is shaped like `seq[i]`. With axis=None, `x` is the
+    flattened concatenation.
+    """
+    x = np.asarray(x)
+    if axis is None:
+        x, axis = np.ravel(x), 0
+    extent = x.shape[axis]
+    other = x.size // extent if extent else 0
+    sizes = [int(np.size(s)) // other if other else 0 for s in seq]
+    pieces = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+    return [_like(p, s) for p, s in zip(pieces, seq)]
+
+
+def join_like(parts, x, axis=0):
+    """The inverse of `split_like(x, ...)`: concatenate `parts` into the shape of `x`."""
+    x_shape = np.shape(x)
+    if axis is None:
+        return np.concatenate([np.ravel(p) for p in parts])
+    axis = axis % len(x_shape)
+    extent = x_shape[axis]
+    other = int(np.prod(x_shape)) // extent if extent else 0
+    shaped = []
+    for p in parts:
+        shape = list(x_shape)
+        shape[axis] = int(np.size(p)) // other if other else 0
+        shaped.append(np.reshape(p, shape))
+    return np.concatenate(shaped, axis=axis)
+
+
+def unstack_like(x, seq, axis=0):
+    """The cotangent of `np.stack(seq, axis)`: the slices of `x` along `axis`, as a list."""
+    x = np.asarray(x)
+    return [_like(np.take(x, i, axis=axis), s) for i, s in enumerate(seq)]
+
+
+def unarray(x, obj):
+    """The cotangent of `np.array(obj)`: `x` shaped like `obj`, as nested lists if
+    `obj` is a list or tuple (of numbers or arrays), as an array otherwise."""
+    if isinstance(obj, (list, tuple)):
+        x = np.reshape(x, np.shape(obj))
+        return [unarray(x[i], o) for i, o in enumerate(obj)]
+    return _like(x, obj)
+
+
+def untile(x, a, reps):
+    """The cotangent of `np.tile(a, reps)`: `x` summed over the tiles, shaped like `a`."""
+    reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
+    a_shape = np.shape(a)
+    d = max(len(reps), len(a_shape))
+    reps = (1,) * (d - len(reps)) + reps
+    a_shape_d = (1,) * (d - len(a_shape)) + a_shape
+    interleaved = []
+    for r, s in zip(reps, a_shape_d):
+        interleaved += [r, s]
+    total = np.sum(np.reshape(x, interleaved), axis=tuple(range(0, 2 * d, 2)))
+    return _like(total, a)
+
+
+def unrepeat(x, a, repeats, axis=None):
+    """The cotangent of `np.repeat(a, repeats, axis)`: `x` summed over the repeats."""
+    x = np.asarray(x)
+    if axis is None:  # np.repeat flattened `a` first
+        n, ax = int(np.size(a)), 0
+    else:
+        n, ax = np.shape(a)[axis], axis
+    owner = np.repeat(np.arange(n), np.broadcast_to(repeats, (n,)))  # source of each slice
+    moved = np.moveaxis(x, ax, 0)
+    total = np.zeros((n,) + moved.shape[1:], dtype=np.result_type(x, float))
+    np.add.at(total, owner, moved)
+    return _like(np.moveaxis(total, 0, ax), a)
+
+
+def neg_shift(shift):
+    """`-shift` for an int or a tuple of ints (for np.roll's rule)."""
+    if isinstance(shift, (tuple, list)):
+        return tuple(-int(s) for s in shift)
+    return -int(shift)
+
+
+def hstack_axis(ndim):
+    """The axis `np.hstack` concatenates along, given the result's ndim."""
+    return 0 if ndim == 1 else 1
+
+
+def linspace_weights(num, endpoint, ndim, axis=0):
+    """t in [0, 1] such that np.linspace(start, stop) == start + (stop - start) * t,
+    shaped to broadcast against the result (of `ndim` dimensions) along `axis`."""
+    t = np.linspace(0.0, 1.0, num, endpoint)
+    shape = [1] * ndim
+    shape[axis] = num
+    return np.reshape(t, shape)
+
+
+for _fn, _name in [(split_like, "split_like"), (join_like, "join_like"),
+                   (unstack_like, "unstack_like"), (unarray, "unarray"), (untile, "untile"),
+                   (unrepeat, "unrepeat")]:
+    primitive(_fn, _name)
+for _fn, _name in [(neg_shift, "neg_shift"), (hstack_axis, "hstack_axis"),
+                   (linspace_weights, "linspace_weights")]:
+    primitive(_fn, _name, nondiff=True)
+
+_DIFFERENTIABLE = ["reshape", "ravel", "squeeze", "expand_dims", "concatenate", "stack",
+                   "hstack", "vstack", "column_stack", "dstack", "broadcast_to", "swapaxes",
+                   "moveaxis", "flip", "fliplr", "flipud", "roll", "tile", "repeat", "copy",
+                   "array", "asarray", "ascontiguousarray", "atleast_1d", "atleast_2d",
+                   "atleast_3d", "linspace", "full", "full_like"]
+_NONDIFF = ["zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
+            "identity", "arange", "shape", "ndim", "size", "argmax", "argmin", "argsort",
+            "nonzero", "flatnonzero", "count_nonzero", "isclose", "allclose", "array_equal",
+            "any", "all", "searchsorted", "tri", "indices"]
+for _name in _DIFFERENTIABLE + _NONDIFF:
+    _fn = getattr(np, _name, None)
+    if _fn is not None and lookup(_fn) is None:
+        primitive(_fn, "np." + _name)
+defnondiff(neg_shift, hstack_axis, linspace_weights,
+           *[getattr(np, _n) for _n in _NONDIFF if hasattr(np, _n)])
+
+
+@defvjp(split_like)
+def split_like_(g, ans, x, seq, axis=0):
+    return join_like(g, x, axis)
+
+
+@defjvp(split_like)
+def split_like_(ans, x, seq, axis=0, x_dot=None):
+    return split_like(x_dot, seq, axis)
+
+
+@defvjp(join_like)
+def join_like_(g, ans, parts, x, axis=0):
+    return split_like(g, parts, axis)
+
+
+@defjvp(join_like)
+def join_like_(ans, parts, x, axis=0, parts_dot=None):
+    return join_like(parts_dot, x, axis)
+
+
+@defvjp(unstack_like)
+def unstack_like_(g, ans, x, seq, axis=0):
+    return np.stack(g, axis)
+
+
+@defjvp(unstack_like)
+def unstack_like_(ans, x, seq, axis=0, x_dot=None):
+    return unstack_like(x_dot, seq, axis)
+
+
+@defvjp(unarray)
+def unarray_(g, ans, x, obj):
+    return np.reshape(np.array(g), np.shape(x))
+
+
+@defjvp(unarray)
+def unarray_(ans, x, obj, x_dot):
+    return unarray(x_dot, obj)
+
+
+@defvjp(untile)
+def untile_(g, ans, x, a, reps):
+    return np.reshape(np.tile(g, reps), np.shape(x))
+
+
+@defjvp(untile)
+def untile_(ans, x, a, reps, x_dot):
+    return untile(x_dot, a, reps)
+
+
+@defvjp(unrepeat)
+def unrepeat_(g, ans, x, a, repeats, axis=None):
+    return np.repeat(g, repeats, axis)
+
+
+@defjvp(unrepeat)
+def unrepeat_(ans, x, a, repeats, axis=None, x_dot=None):
+    return unrepeat(x_dot, a, repeats, axis)
+
+
+# ------------------------------------------------------------------ reshaping
+
+@defvjp(np.reshape)
+def reshape(g, ans, a, shape, order="C"):
+    return np.reshape(g, np.shape(a), order=order)
+
+
+@defjvp(np.reshape)
+def reshape(ans, a, shape, order="C", a_dot=None):
+    return np.reshape(a_dot, shape, order=order)
+
+
+@defvjp(np.ravel)
+def ravel(g, ans, a, order="C"):
+    return np.reshape(g, np.shape(a), order=order)
+
+
+@defjvp(np.ravel)
+def ravel(ans, a, order="C", a_dot=None):
+    return np.ravel(a_dot, order=order)
+
+
+@defvjp(np.squeeze)
+def squeeze(g, ans, a, axis=None):
+    return np.reshape(g, np.shape(a))
+
+
+@defjvp(np.squeeze)
+def squeeze(ans, a, axis=None, a_dot=None):
+    return np.squeeze(a_dot, axis)
+
+
+@defvjp(np.expand_dims)
+def expand_dims(g, ans, a, axis):
+    return np.reshape(g, np.shape(a))
+
+
+@defjvp(np.expand_dims)
+def expand_dims(ans, a, axis, a_dot):
+    return np.expand_dims(a_dot, axis)
+
+
+@defvjp(np.atleast_1d)
+def atleast_1d(g, ans, a):
+    return np.reshape(g, np.shape(a))
+
+
+@defjvp(np.atleast_1d)
+def atleast_1d(ans, a, a_dot):
+    return np.atleast_1d(a_dot)
+
+
+@defvjp(np.atleast_2d)
+def atleast_2d(g, ans, a):
+    return np.reshape(g, np.shape(a))
+
+
+@defjvp(np.atleast_2d)
+def atleast_2d(ans, a, a_dot):
+    return np.atleast_2d(a_dot)
+
+
+@defvjp(np.atleast_3d)
+def atleast_3d(g, ans, a):
+    return np.reshape(g, np.shape(a))
+
+
+@defjvp(np.atleast_3d)
+def atleast_3d(ans, a, a_dot):
+    return np.atleast_3d(a_dot)
+
+
+@defvjp(np.broadcast_to)
+def broadcast_to(g, ans, array, shape, subok=False):
+    return unbroadcast(g, array)
+
+
+@defjvp(np.broadcast_to)
+def broadcast_to(ans, array, shape, subok=False, array_dot=None):
+    return np.broadcast_to(array_dot, shape)
+
+
+@defvjp(np.swapaxes)
+def swapaxes(g, ans, a, axis1, axis2):
+    return np.swapaxes(g, axis1, axis2)
+
+
+@defjvp(np.swapaxes)
+def swapaxes(ans, a, axis1, axis2, a_dot):
+    return np.swapaxes(a_dot, axis1, axis2)
+
+
+@defvjp(np.moveaxis)
+def moveaxis(g, ans, a, source, destination):
+    return np.moveaxis(g, destination, source)
+
+
+@defjvp(np.moveaxis)
+def moveaxis(ans, a, source, destination, a_dot):
+    return np.moveaxis(a_dot, source, destination)
+
+
+@defvjp(np.flip)
+def flip(g, ans, m, axis=None):
+    return np.flip(g, axis)
+
+
+@defjvp(np.flip)
+def flip(ans, m, axis=None, m_dot=None):
+    return np.flip(m_dot, axis)
+
+
+@defvjp(np.fliplr)
+def fliplr(g, ans, m):
+    return np.fliplr(g)
+
+
+@defjvp(np.fliplr)
+def fliplr(ans, m, m_dot):
+    return np.fliplr(m_dot)
+
+
+@defvjp(np.flipud)
+def flipud(g, ans, m):
+    return np.flipud(g)
+
+
+@defjvp(np.flipud)
+def flipud(ans, m, m_dot):
+    return np.flipud(m_dot)
+
+
+@defvjp(np.roll)
+def roll(g, ans, a, shift, axis=None):
+    return np.roll(g, neg_shift(shift), axis)
+
+
+@defjvp(np.roll)
+def roll(ans, a, shift, axis=None, a_dot=None):
+    return np.roll(a_dot, shift, axis)
+
+
+@defvjp(np.tile)
+def tile(g, ans, A, reps):
+    return untile(g, A, reps)
+
+
+@defjvp(np.tile)
+def tile(ans, A, reps, A_dot):
+    return np.tile(A_dot, reps)
+
+
+@defvjp(np.repeat)
+def repeat(g, ans, a, repeats, axis=None):
+    return unrepeat(g, a, repeats, axis)
+
+
+@defjvp(np.repeat)
+def repeat(ans, a, repeats, axis=None, a_dot=None):
+    return np.repeat(a_dot, repeats, axis)
+
+
+# ------------------------------------------------------------------ joining
+
+@defvjp(np.concatenate)
+def concatenate(g, ans, arrays, axis=0, out=None):
+    return split_like(g, arrays, axis)
+
+
+@defjvp(np.concatenate)
+def concatenate(ans, arrays, axis=0, out=None, arrays_dot=None):
+    return np.concatenate(arrays_dot, axis)
+
+
+@defvjp(np.stack)
+def stack(g, ans, arrays, axis=0, out=None):
+    return unstack_like(g, arrays, axis)
+
+
+@defjvp(np.stack)
+def stack(ans, arrays, axis=0, out=None, arrays_dot=None):
+    return np.stack(arrays_dot, axis)
+
+
+@defvjp(np.hstack)
+def hstack(g, ans, tup):
+    return split_like(g, tup, hstack_axis(np.ndim(ans)))
+
+
+@defjvp(np.hstack)
+def hstack(ans, tup, tup_dot):
+    return np.hstack(tup_dot)
+
+
+@defvjp(np.vstack)
+def vstack(g, ans, tup):
+    return split_like(g, tup, 0)
+
+
+@defjvp(np.vstack)
+def vstack(ans, tup, tup_dot):
+    return np.vstack(tup_dot)
+
+
+@defvjp(np.column_stack)
+def column_stack(g, ans, tup):
+    return split_like(g, tup, 1)
+
+
+@defjvp(np.column_stack)
+def column_stack(ans, tup, tup_dot):
+    return np.column_stack(tup_dot)
+
+
+@defvjp(np.dstack)
+def dstack(g, ans, tup):
+    return split_like(g, tup, 2)
+
+
+@defjvp(np.dstack)
+def dstack(ans, tup, tup_dot):
+    return np.dstack(tup_dot)
+
+
+# ------------------------------------------------------------------ copies
+
+@defvjp(np.copy)
+def copy(g, ans, a, order="K", subok=False):
+    return g
+
+
+@defjvp(np.copy)
+def copy(ans, a, order="K", subok=False, a_dot=None):
+    return np.copy(a_dot)
+
+
+@defvjp(np.array)
+def array(g, ans, object, dtype=None, copy=True, order="K", subok=False, ndmin=0):
+    return unarray(g, object)
+
+
+@defjvp(np.array)
+def array(ans, object, dtype=None, copy=True, order="K", subok=False, ndmin=0, object_dot=None):
+    return np.array(object_dot, ndmin=ndmin)
+
+
+@defvjp(np.asarray)
+def asarray(g, ans, a, dtype=None, order=None):
+    return unarray(g, a)
+
+
+@defjvp(np.asarray)
+def asarray(ans, a, dtype=None, order=None, a_dot=None):
+    return np.asarray(a_dot)
+
+
+@defvjp(np.ascontiguousarray)
+def ascontiguousarray(g, ans, a, dtype=None):
+    return unarray(g, a)
+
+
+@defjvp(np.ascontiguousarray)
+def ascontiguousarray(ans, a, dtype=None, a_dot=None):
+    return np.ascontiguousarray(a_dot)
+
+
+# ------------------------------------------------------------------ constructors with a value
+
+@defvjp(np.full)
+def full(g, ans, shape, fill_value, dtype=None, order="C"):
+    return None, unbroadcast(g, fill_value)
+
+
+@defjvp(np.full)
+def full(ans, shape, fill_value, dtype=None, order="C", fill_value_dot=None):
+    return np.full(shape, fill_value_dot)
+
+
+@defvjp(np.full_like)
+def full_like(g, ans, a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    return None, unbroadcast(g, fill_value)
+
+
+@defjvp(np.full_like)
+def full_like(ans, a, fill_value, dtype=None, order="K", subok=True, shape=None,
+              fill_value_dot=None):
+    return np.full_like(ans, fill_value_dot)
+
+
+@defvjp(np.linspace)
+def linspace(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    t = linspace_weights(num, endpoint, np.ndim(ans), axis)
+    return (unbroadcast(np.sum(g * (1.0 - t), axis=axis), start),
+            unbroadcast(np.sum(g * t, axis=axis), stop))
+
+
+@defjvp(np.linspace)
+def linspace(ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
+             start_dot=None, stop_dot=None):
+    t = linspace_weights(num, endpoint, np.ndim(ans), axis)
+    return np.expand_dims(start_dot, axis) * (1.0 - t) + np.expand_dims(stop_dot, axis) * t

@@ -1,0 +1,115 @@
+"""Structural primitives: indexing, in-place writes, tuples, lists, slices.
+
+These move values around without arithmetic. Their adjoints scatter and gather
+cotangents; `setitem`'s adjoint also zeroes the overwritten region, because the
+old contents no longer reach the output.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from adjoint import runtime
+from adjoint.frontend.lower import and_, list_of, or_, tuple_of
+from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
+from adjoint.rules.tape import iadd_at
+from adjoint.runtime import add_at, append, setitem, unbroadcast, zeros_like
+
+primitive(operator.getitem, "getitem", "subscript", precedence=15)
+primitive(runtime.setitem, "setitem", "setitem")
+primitive(runtime.append, "append", "append")
+primitive(runtime.add_at, "add_at", "add_at")
+primitive(tuple_of, "tuple", "tuple")
+primitive(list_of, "list", "list")
+primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
+primitive(or_, "or_", "infix", " or ", 2, nondiff=True)
+primitive(slice, "slice", "slice", nondiff=True)
+primitive(runtime.index_tuple, "index", "tuple", nondiff=True)
+primitive(runtime.unbroadcast, "unbroadcast")
+primitive(runtime.sum_to, "sum_to")
+primitive(runtime.expand_to, "expand_to")
+primitive(runtime.zeros_like, "zeros_like", nondiff=True)
+primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
+primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
+defnondiff(slice, runtime.index_tuple, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+
+
+@defvjp(operator.getitem)
+def getitem(g, ans, x, index):
+    return add_at(zeros_like(x), index, g)
+
+
+@defjvp(operator.getitem)
+def getitem(ans, x, index, x_dot):
+    return x_dot[index]
+
+
+@defvjp(runtime.setitem)
+def setitem_(g, ans, x, index, value):
+    return setitem(g, index, 0.0), unbroadcast(g[index], value)
+
+
+@defjvp(runtime.setitem)
+def setitem_(ans, x, index, value, x_dot, value_dot):
+    return setitem(x_dot, index, value_dot)
+
+
+@defvjp(runtime.add_at)
+def add_at_(g, ans, x, index, value):
+    return g, unbroadcast(g[index], value)
+
+
+@defjvp(runtime.add_at)
+def add_at_(ans, x, index, value, x_dot, value_dot):
+    return add_at(x_dot, index, value_dot)
+
+
+@defvjp(runtime.append)
+def append_(g, ans, xs, value):
+    return g[:-1], g[-1]
+
+
+@defjvp(runtime.append)
+def append_(ans, xs, value, xs_dot, value_dot):
+    return append(xs_dot, value_dot)
+
+
+@defvjp(runtime.unbroadcast)
+def unbroadcast_(g, ans, x, target):
+    return np.broadcast_to(g, np.shape(x)) if np.shape(x) != np.shape(g) else g
+
+
+@defjvp(runtime.unbroadcast)
+def unbroadcast_(ans, x, target, x_dot):
+    return unbroadcast(x_dot, target)
+
+
+@defvjp(runtime.sum_to)
+def sum_to_(g, ans, x, shape):
+    return np.broadcast_to(g, np.shape(x))
+
+
+@defjvp(runtime.sum_to)
+def sum_to_(ans, x, shape, x_dot):
+    return runtime.sum_to(x_dot, shape)
+
+
+@defvjp(runtime.expand_to)
+def expand_to_(g, ans, x, target, axis=None, keepdims=False):
+    return np.sum(g, axis=axis, keepdims=keepdims)
+
+
+@defjvp(runtime.expand_to)
+def expand_to_(ans, x, target, axis=None, keepdims=False, x_dot=None):
+    return runtime.expand_to(x_dot, target, axis, keepdims)
+
+
+@defvjp(iadd_at)
+def iadd_at_(g, ans, x, index, value):
+    return g, unbroadcast(g[index], value)
+
+
+@defjvp(iadd_at)
+def iadd_at_(ans, x, index, value, x_dot, value_dot):
+    return iadd_at(x_dot, index, value_dot)

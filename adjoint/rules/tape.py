@@ -1,0 +1,47 @@
+"""Tape primitives: the lists that carry loop values from the forward sweep to the
+reverse sweep. They appear in generated code as `_tape = []`, `_tape.append(...)`
+and `... = _tape.pop()`; they are impure, so no pass moves or merges them.
+"""
+from __future__ import annotations
+
+from adjoint.rules.registry import primitive
+
+
+def tape_new():
+    """A new, empty tape."""
+    return []
+
+
+def tape_push(tape, *values):
+    """Push one iteration's values (a tuple when there are several)."""
+    tape.append(values[0] if len(values) == 1 else values)
+
+
+def tape_pop(tape):
+    """Pop the values the matching push saved."""
+    return tape.pop()
+
+
+def save(x, index):
+    """`x[index]` as an independent copy (a slice of an array would be a view)."""
+    v = x[index]
+    return v.copy() if hasattr(v, "copy") and getattr(v, "ndim", 0) else v
+
+
+def iadd_at(x, index, value):
+    """`x[index] += value` as a value (basic indices only; generated code adds in place)."""
+    x = x.copy() if hasattr(x, "copy") else x
+    x[index] += value
+    return x
+
+
+def section(title):
+    """Marks where the backward sweep starts; printed as a comment, computes nothing."""
+
+
+primitive(section, "section", "section", nondiff=True, pure=False)
+primitive(iadd_at, "iadd_at", "iadd_at")
+primitive(tape_new, "tape_new", "tape_new", nondiff=True, pure=False)
+primitive(tape_push, "tape_push", "tape_push", nondiff=True, pure=False)
+primitive(tape_pop, "tape_pop", "tape_pop", nondiff=True, pure=False)
+primitive(save, "save", nondiff=True)

@@ -1,0 +1,87 @@
+"""The few helpers that generated code imports.
+
+Each is a primitive with its own derivative rules (in `adjoint.rules`), so code
+that calls them can be differentiated again. They are written plainly so that
+the standalone option can paste them into a generated file.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def unbroadcast(g, x):
+    """Sum `g` down to the shape of `x`: the reverse of NumPy broadcasting."""
+    shape = np.shape(x)
+    if np.shape(g) == shape:
+        return g
+    lead = np.ndim(g) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and np.shape(g)[i + lead] != 1)
+    total = np.sum(g, axis=axes, keepdims=True) if axes else g
+    total = np.reshape(total, np.shape(total)[lead:]) if lead else total
+    return total if shape else float(total) if isinstance(x, float) else total.reshape(())
+
+
+def sum_to(g, shape):
+    """Like `unbroadcast`, for a target given by its shape."""
+    return unbroadcast(g, np.empty(shape) if shape else 0.0)
+
+
+def expand_to(g, x, axis=None, keepdims=False):
+    """Broadcast the cotangent of a reduction of `x` back to the shape of `x`."""
+    if axis is not None and not keepdims:
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, np.shape(x))
+
+
+def setitem(x, index, value):
+    """`x[index] = value`, as a value: the IR's view of an in-place write.
+
+    Generated code writes in place instead; this copying form serves the
+    reference interpreter and generic fallbacks.
+    """
+    x = np.array(x, copy=True)
+    x[index] = value
+    return x
+
+
+def append(xs, value):
+    """`xs.append(value)`, as a value (generated code appends in place)."""
+    return list(xs) + [value]
+
+
+def add_at(x, index, value):
+    """`x` with `value` added at `index`, duplicates accumulating (np.add.at)."""
+    x = np.array(x, copy=True)
+    np.add.at(x, index, value)
+    return x
+
+
+def zeros_like(x):
+    """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
+    if isinstance(x, (float, int)) and not isinstance(x, bool):
+        return 0.0
+    return np.zeros(np.shape(x), dtype=np.result_type(x, float))
+
+
+def stop_gradient(x):
+    """`x`, seen by the differentiator as a constant."""
+    return x
+
+
+def fresh_tapes(x):
+    """A copy of the lists (tapes) inside `x`, so a pullback can pop them again."""
+    if isinstance(x, list):
+        return [fresh_tapes(e) for e in x]
+    if isinstance(x, tuple):
+        return tuple(fresh_tapes(e) for e in x)
+    return x
+
+
+def index_tuple(*parts):
+    """The index `a[i, j:k]`: a tuple of ints, slices, None and arrays."""
+    return parts
+
+
+__all__ = ["unbroadcast", "sum_to", "expand_to", "setitem", "append", "add_at",
+           "zeros_like", "stop_gradient", "index_tuple"]

@@ -1,0 +1,333 @@
+"""A corpus of programs to differentiate. Each is plain Python/NumPy; the tests
+compare adjoint's gradient with central finite differences (CASES below)."""
+import math
+
+import numpy as np
+import numpy as npx  # numpy under another alias must resolve too
+from numpy import exp as np_exp
+
+# ---------------------------------------------------------------- straight-line
+
+
+def neuron(w, x, b, t):
+    z = w * x + b
+    y = 1.0 / (1.0 + np.exp(-z))
+    return 0.5 * (y - t) ** 2
+
+
+def scalar_math(x, y):
+    a = math.sin(x) * math.exp(y) + math.log(1.0 + x * x)
+    b = math.sqrt(a * a + 1.0) / math.cosh(y)
+    return a * b + math.atan2(x, y) + abs(x - y) + x ** 3
+
+
+def aliases(x):
+    return npx.sum(np_exp(x) * np.tanh(x))
+
+
+def logistic_regression(w, X, y, lam):
+    z = X @ w
+    p = 1.0 / (1.0 + np.exp(-z))
+    eps = 1e-12
+    nll = -np.mean(y * np.log(p + eps) + (1.0 - y) * np.log(1.0 - p + eps))
+    return nll + lam * np.sum(w * w)
+
+
+def softmax_xent(W, X, labels_onehot):
+    logits = X @ W
+    m = np.max(logits, axis=1, keepdims=True)
+    z = logits - m
+    logsum = np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    return -np.sum(labels_onehot * (z - logsum)) / X.shape[0]
+
+
+def mlp(W1, b1, W2, b2, X, Y):
+    h = np.tanh(X @ W1 + b1)
+    logits = h @ W2 + b2
+    z = logits - np.max(logits, axis=1, keepdims=True)
+    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    return -np.mean(np.sum(Y * logp, axis=1))
+
+
+def broadcasting(a, b, c):
+    # (3, 1) with (4,) with scalar: every binary op broadcasts
+    return np.sum((a * b + c) ** 2 / (1.0 + b * b)) + np.sum(a - c * b)
+
+
+def norms(x, A):
+    return np.linalg.norm(x) + np.sum(A.T @ x) + np.linalg.norm(A) ** 2
+
+
+def reductions(x):
+    return np.sum(np.mean(x, axis=0) ** 2) + np.max(x) - np.min(x, axis=1).sum() + np.var(x)
+
+
+def shapes(x):
+    y = x.reshape(2, 3)
+    z = np.concatenate([y, y * 2.0], axis=0)
+    return np.sum(z[:, None, :] * np.ones((1, 2, 1))) + np.sum(y.T @ y)
+
+
+# ---------------------------------------------------------------- branches
+
+
+def branch(x, y):
+    if x > 0:
+        z = x * y
+    else:
+        z = x + y
+    return z * z
+
+
+def elif_chain(x):
+    if x < -1.0:
+        y = -x
+    elif x < 1.0:
+        y = x * x
+    else:
+        y = 2.0 * x - 1.0
+    return y * math.sin(x)
+
+
+def conditional_expression(x, y):
+    z = x * y if x > y else x - y
+    return z ** 2 + (x if x > 0 and y > 0 else y)
+
+
+def int_branch(x, n):
+    if n % 2 == 0:
+        return x * n
+    return x / n
+
+
+# ---------------------------------------------------------------- loops
+
+
+def sum_squares(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + x[i] * x[i]
+    return s
+
+
+def product(x):
+    p = 1.0
+    for i in range(len(x)):
+        p = p * x[i]
+    return p
+
+
+def scalar_loop(x, n):
+    y = x
+    for i in range(n):
+        y = math.sin(y) * 1.1 + 0.1 * x
+    return y
+
+
+def range_forms(x):
+    s = 0.0
+    for i in range(1, len(x), 2):
+        s = s + x[i] * x[i - 1]
+    for i in range(len(x) - 1, -1, -1):
+        s = s * 0.9 + x[i]
+    for i in range(0):
+        s = s + 100.0 * x[0]
+    return s
+
+
+def iterate_array(x, w):
+    s = 0.0
+    for xi in x:
+        s = s + w * xi * xi
+    for i, xi in enumerate(x):
+        s = s + i * xi
+    for a, b in zip(x, x[1:]):
+        s = s + a * b
+    return s
+
+
+def nested_loops(A):
+    s = 0.0
+    for i in range(A.shape[0]):
+        row = 0.0
+        for j in range(A.shape[1]):
+            row = row + A[i, j] * (j + 1.0)
+        s = s + row * row
+    return s
+
+
+def newton_sqrt(a):
+    x = a
+    while abs(x * x - a) > 1e-12:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def rnn(W, U, xs, h0):
+    h = h0
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + U @ xs[t])
+    return np.sum(h * h)
+
+
+def branch_in_loop(x):
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] > 0:
+            s = s + x[i] * x[i]
+        else:
+            s = s - 3.0 * x[i]
+    return s
+
+
+def breaks(x):
+    s = 0.0
+    for i in range(len(x)):
+        if s > 2.0:
+            break
+        s = s + x[i] * x[i]
+    return s
+
+
+def continues(x):
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] < 0:
+            continue
+        s = s + math.exp(x[i])
+    return s
+
+
+def return_in_loop(x):
+    s = 1.0
+    for i in range(len(x)):
+        s = s * x[i]
+        if s > 5.0:
+            return s * 2.0
+    return s
+
+
+def early_return(x):
+    if x < 0:
+        return -x * x
+    y = x * 3.0
+    return y * y
+
+
+# ---------------------------------------------------------------- calls
+
+
+def _affine(x, a, b=1.0):
+    return a * x + b
+
+
+def _stats(v):
+    return np.mean(v), np.std(v)
+
+
+def _deep(x):
+    return _affine(x, 2.0) * _affine(x, a=3.0, b=0.5)
+
+
+def calls(x):
+    m, s = _stats(x)
+    return _deep(m) + s * s + np.sum(_affine(x, 0.5))
+
+
+# ---------------------------------------------------------------- subscripts and writes
+
+
+def fill(x):
+    n = x.shape[0]
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
+    return np.sum(y * y)
+
+
+def augmented_writes(x):
+    y = x.copy()
+    y[0] += 2.0 * x[1]
+    y[1] -= x[2] * x[0]
+    y[2] *= x[0]
+    y[1:3] /= 2.0
+    y += x
+    return np.sum(y * y)
+
+
+def slice_writes(A):
+    B = np.zeros((3, 4))
+    B[0, :] = A[1, :] * 2.0
+    B[1:, 1:3] = A[:2, :2] ** 2
+    B[:, -1] = A.sum(axis=1)
+    return np.sum(B * A)
+
+
+def aliasing(x):
+    y = x * 1.0
+    z = y
+    z[0] = 5.0 * x[1]
+    return np.sum(y * x)
+
+
+def indexing(x, A):
+    idx = np.array([0, 2, 2])
+    mask = x > 0.2
+    return (np.sum(x[idx] ** 2) + np.sum(x[mask]) + A[1, -1] * x[-1] +
+            np.sum(A[::2, 1:] ** 2) + np.sum(x[None, :] * A[:, :3]))
+
+
+def lists(x):
+    out = []
+    for i in range(len(x)):
+        out.append(x[i] * (i + 1.0))
+    total = 0.0
+    for v in out:
+        total = total + v * v
+    return total + out[0] * out[-1]
+
+
+def tuples(x, y):
+    t = (x * y, x + y)
+    a, b = t
+    return a * b + t[0]
+
+
+def inside(x):
+    # the inside algorithm's chart pattern: chart[i, j] built from shorter spans
+    n = x.shape[0]
+    chart = np.zeros((n, n + 1))
+    for i in range(n):
+        chart[i, i + 1] = x[i]
+    for width in range(2, n + 1):
+        for i in range(n - width + 1):
+            j = i + width
+            total = 0.0
+            for k in range(i + 1, j):
+                total = total + chart[i, k] * chart[k, j]
+            chart[i, j] = total
+    return chart[0, n]
+
+
+def hmm_forward(log_pi, log_A, log_B, obs):
+    alpha = log_pi + log_B[:, obs[0]]
+    for t in range(1, len(obs)):
+        m = np.max(alpha)
+        alpha = m + np.log(np.exp(alpha - m) @ np.exp(log_A)) + log_B[:, obs[t]]
+    m = np.max(alpha)
+    return m + np.log(np.sum(np.exp(alpha - m)))
+
+
+def soft_dtw(x, y, gamma):
+    n, m = x.shape[0], y.shape[0]
+    R = np.full((n + 1, m + 1), 1e10)
+    R[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost = (x[i - 1] - y[j - 1]) ** 2
+            a, b, c = -R[i - 1, j - 1] / gamma, -R[i - 1, j] / gamma, -R[i, j - 1] / gamma
+            mx = max(max(a, b), c)
+            softmin = -gamma * (mx + math.log(math.exp(a - mx) + math.exp(b - mx) +
+                                              math.exp(c - mx)))
+            R[i, j] = cost + softmin
+    return R[n, m]
