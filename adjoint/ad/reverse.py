@@ -120,7 +120,7 @@ class Reverse:
     # ---------------------------------------------------------------- adjoints
     def zero(self, v: Operand) -> Operand:
         k = self.facts.kind(v)
-        if k is not None and k.type == "float":
+        if k is not None and (k.type == "float" or not k.floating):
             return Const(0.0)
         if k is not None and k.type == "ndarray" and k.dtype == "f":
             return self.emit(_zeros_like_prim(), (self.read(v),), f"{_base(v)}_bar")
@@ -236,6 +236,8 @@ class Reverse:
         prim = _prim(operator.getitem) if _reads_scalar(storage, index, self.facts) else _prim(save)
         self.instrument.setdefault(op, Instrumented()).before.append(
             Call(prim, (storage, index), old, (), op.loc))
+        if self.region.kind != "top":  # saved in this block: taped or exported like its peers
+            self.region.defined.add(old)
         restored = Value(_base(storage))
         self.facts.same_kind(restored, storage)
         self.ops.append(Call(_prim(runtime.setitem), (self.read(op.result), self.read(index),
@@ -307,7 +309,8 @@ class Reverse:
             return
         is_for = isinstance(op, For)
         args = op.body.args[1:] if is_for else op.body.args
-        slots = [k for k, a in enumerate(args) if a in self.active]
+        slots = [k for k, a in enumerate(args) if a in self.active or op.results[k] in self.active
+                 or op.body.results[k] in self.active]
         inner_defined = _defined(op.body) | set(op.body.args)
         accs = [v for v in _free_operands(op.body, inner_defined) if v in self.active]
         self.loc = op.loc
@@ -342,6 +345,8 @@ class Reverse:
         tape = None
         if region.saved:
             tape = Value("_tape")
+            if outer_region.kind != "top":  # an inner loop's tape is saved by the outer loop
+                outer_region.defined.add(tape)
             popped = Value("_saved")
             pops.append(Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (),
                              op.loc))
@@ -371,6 +376,8 @@ class Reverse:
             iterable = self.read(op.iter)
         else:
             trips = Value("_trips")
+            if outer_region.kind != "top":
+                outer_region.defined.add(trips)
             counter, nxt = Value("_n"), Value("_n")
             inc = Call(_prim(operator.add), (counter, Const(1)), nxt, (), op.loc)
             ccounter = Value("_n")

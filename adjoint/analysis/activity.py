@@ -47,7 +47,8 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                     inner |= _flow(pairs, out, floating)
                     inner |= block(op.body)
                     inner |= _flow(pairs, out, floating)
-                    inner |= _flow(list(zip(op.results, op.body.args[1:])), out, floating)
+                    inner |= _flow(list(zip(op.results, op.body.results)) +
+                                   list(zip(op.results, op.inits)), out, floating)
                 elif isinstance(op, While):
                     pairs = list(zip(op.body.args, op.inits)) + list(
                         zip(op.body.args, op.body.results))
@@ -55,7 +56,8 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                     inner |= _flow(list(zip(op.cond.args, op.body.args)), out, floating)
                     inner |= block(op.cond) | block(op.body)
                     inner |= _flow(pairs, out, floating)
-                    inner |= _flow(list(zip(op.results, op.body.args)), out, floating)
+                    inner |= _flow(list(zip(op.results, op.body.results)) +
+                                   list(zip(op.results, op.inits)), out, floating)
                 changed |= inner
                 if not inner:
                     break

@@ -47,7 +47,7 @@ def getitem(ans, x, index, x_dot):
 
 @defvjp(runtime.setitem)
 def setitem_(g, ans, x, index, value):
-    return setitem(g, index, 0.0), unbroadcast(g[index], value)
+    return setitem(g, index, 0.0), None, unbroadcast(g[index], value)
 
 
 @defjvp(runtime.setitem)
@@ -57,7 +57,7 @@ def setitem_(ans, x, index, value, x_dot, value_dot):
 
 @defvjp(runtime.add_at)
 def add_at_(g, ans, x, index, value):
-    return g, unbroadcast(g[index], value)
+    return g, None, unbroadcast(g[index], value)
 
 
 @defjvp(runtime.add_at)
@@ -107,7 +107,7 @@ def expand_to_(ans, x, target, axis=None, keepdims=False, x_dot=None):
 
 @defvjp(iadd_at)
 def iadd_at_(g, ans, x, index, value):
-    return g, unbroadcast(g[index], value)
+    return g, None, unbroadcast(g[index], value)
 
 
 @defjvp(iadd_at)
