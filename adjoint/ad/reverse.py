@@ -400,7 +400,10 @@ class Reverse:
     def _results_of(self, op) -> tuple:
         """An op's results, including those instrumentation added (exports)."""
         ins = self.instrument.get(op)
-        return ins.op.results if ins is not None and ins.op is not None else op.results
+        if ins is None:
+            return op.results
+        made = tuple(r for extra in ins.before for r in extra.results)
+        return made + (ins.op.results if ins.op is not None else op.results)
 
     def read_in(self, v: Value, region: Region) -> Operand:
         saved = self.region
@@ -576,7 +579,7 @@ def _recomputable(op: Call, facts) -> bool:
     k = facts.kind(op.result)
     if k is not None and k.scalar:
         return True
-    return op.prim.fn in (range, len, slice, runtime.index_tuple, tuple_of) or (
+    return op.prim.fn in (range, len, slice, runtime.index_tuple, tuple_of, np.shape) or (
         k is not None and k.type == "range")
 
 
