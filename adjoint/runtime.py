@@ -61,6 +61,8 @@ def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return 0.0
+    if isinstance(x, (list, tuple)):  # the adjoint of a sequence is an array, stacked
+        return np.zeros(np.shape(x))
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
 
 

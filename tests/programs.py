@@ -274,7 +274,7 @@ def indexing(x, A):
     idx = np.array([0, 2, 2])
     mask = x > 0.2
     return (np.sum(x[idx] ** 2) + np.sum(x[mask]) + A[1, -1] * x[-1] +
-            np.sum(A[::2, 1:] ** 2) + np.sum(x[None, :] * A[:, :3]))
+            np.sum(A[::2, 1:] ** 2) + np.sum(x[None, :] * A[:, :4]))
 
 
 def lists(x):

@@ -215,6 +215,10 @@ class Reverse:
         out = [r if w and not (isinstance(r, Const) and r.value is None) else None
                for r, w in zip(ret, wanted)]
         ops = prune(low.ops, [o for o in out if o is not None], _pure)
+        for o in ops:  # the template's own names (g, ans) mean nothing in the output
+            for r in o.results:
+                if not r.name.startswith("_"):
+                    _rename(r, "_t")
         primal = self.primal_values
         read = {}
 

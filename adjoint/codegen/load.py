@@ -17,6 +17,20 @@ import warnings
 from pathlib import Path
 
 _loaded: dict[str, object] = {}
+_compiler_digest: str | None = None
+
+
+def compiler_digest() -> str:
+    """A hash of adjoint's own source: a changed compiler never loads an old module."""
+    global _compiler_digest
+    if _compiler_digest is None:
+        h = hashlib.sha256()
+        root = Path(__file__).resolve().parent.parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        _compiler_digest = h.hexdigest()
+    return _compiler_digest
 
 
 def default_cache_dir() -> Path:
@@ -28,7 +42,7 @@ def default_cache_dir() -> Path:
 
 
 def key(*parts) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(compiler_digest().encode())
     for p in parts:
         h.update(repr(p).encode())
         h.update(b"\0")

@@ -122,8 +122,8 @@ class Namer:
     def __init__(self, fn: Function, inlined: dict, reserved: set[str]):
         self.reserved = set(reserved) | set(keyword.kwlist)
         pairs = list(ties(fn.body))
-        moves = {(id(b), i) for b, i, _, _ in pairs if b is not None}
-        live = Liveness(fn, inlined, moves)
+        candidates = {(id(b), i) for b, i, _, _ in pairs if b is not None}
+        live = Liveness(fn, inlined, candidates)
         parent: dict = {}
 
         def find(v):
@@ -133,11 +133,14 @@ class Namer:
 
         spans = {v: [live.span(v)] for v in live.defs if v not in inlined}
         aliases = _alias_classes(fn)
+        merged = set()
         for block, index, a, b in pairs:
             if not isinstance(b, Value) or b in inlined or a in inlined:
                 continue
             ra, rb = find(a), find(b)
             if ra is rb:
+                if block is not None:
+                    merged.add((id(block), index))
                 continue
             if _overlap(spans.get(ra, []), spans.get(rb, [])):
                 continue
@@ -145,13 +148,22 @@ class Namer:
                 continue
             parent[rb] = ra
             spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
+            if block is not None:
+                merged.add((id(block), index))
+        # a tie that failed is a real copy at the end of its block: a use, so recount
+        live = Liveness(fn, inlined, merged)
+        spans = {}
+        for v in live.defs:
+            if v not in inlined:
+                spans.setdefault(find(v), []).append(live.span(v))
         self.find = find
         self.names: dict[Value, str] = {}
         free: dict[str, list[tuple[str, list]]] = {}
         roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
         members: dict = {}
-        for v in spans:
-            members.setdefault(find(v), []).append(v)
+        for v in live.defs:
+            if v not in inlined:
+                members.setdefault(find(v), []).append(v)
         for root in roots:
             hint = _class_hint(members[root], fn)
             own = spans[root]
@@ -163,7 +175,8 @@ class Namer:
                     break
             if chosen is None:
                 chosen = (self._fresh(hint), [])
-                free.setdefault(hint, []).append(chosen)
+                if reusable:  # a parameter's name always means the parameter
+                    free.setdefault(hint, []).append(chosen)
             chosen[1].extend(own)
             self.names[root] = chosen[0]
 

@@ -1,0 +1,834 @@
+"""Every derivative rule in the registry, checked by calling its templates.
+
+For a primitive f, random inputs x, an input direction u and an output
+cotangent v, central differences give J u; the rule must satisfy
+
+    <v, J u>  ==  sum_i <VJP(v)_i, u_i>  ==  <v, JVP(u)>
+
+(the inner-product identity), with the cotangents shaped like the inputs. Each
+primitive has a table of input generators (valid domains, several shapes,
+broadcasting pairs, axis/keepdims variants). A registered rule without a table
+entry fails `test_every_primitive_is_tested`: a rule without a test cannot exist.
+
+Templates are also *lowered* the way the compiler inlines them (with and
+without shape facts), interpreted, and compared with the direct call; every
+function they call must be a registered primitive, and the differentiable ones
+must have both rules (so a gradient of a gradient works).
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import math
+import operator
+import zlib
+
+import numpy as np
+import pytest
+
+import adjoint  # noqa: F401  (fills the registry)
+from adjoint import runtime
+from adjoint.analysis.shapes import Observed
+from adjoint.frontend.lower import Lowerer, list_of, tuple_of
+from adjoint.frontend.normalize import normalize
+from adjoint.frontend.source import parse_function
+from adjoint.ir.core import Block, Call, Const, Function, Value, walk_ops
+from adjoint.ir.interp import interpret
+from adjoint.rules import linalg, registry
+
+EPS = 1e-6
+RTOL = 1e-5
+ATOL = 1e-7
+
+
+# ---------------------------------------------------------------- input generators
+
+class Rand:
+    """Uniform random values in [lo, hi): a Python float for shape ()."""
+
+    def __init__(self, lo, hi, shape):
+        self.lo, self.hi, self.shape = lo, hi, tuple(shape)
+
+    def draw(self, rng):
+        x = rng.uniform(self.lo, self.hi, self.shape)
+        return float(x) if self.shape == () else x
+
+    def __repr__(self):
+        return f"R{self.shape}"
+
+
+class Mat(Rand):
+    """Well-conditioned square matrices (a stack of them for batch dims)."""
+
+    def __init__(self, n, *batch):
+        super().__init__(-1, 1, tuple(batch) + (n, n))
+
+    def draw(self, rng):
+        n = self.shape[-1]
+        return np.eye(n) * 2.0 + 0.4 * rng.uniform(-1, 1, self.shape)
+
+
+def N(*shape):  # any real
+    return Rand(-2.0, 2.0, shape)
+
+
+def P(*shape):  # positive
+    return Rand(0.5, 2.0, shape)
+
+
+def U(*shape):  # inside (-1, 1)
+    return Rand(-0.9, 0.9, shape)
+
+
+def G1(*shape):  # greater than 1
+    return Rand(1.2, 3.0, shape)
+
+
+class Case:
+    def __init__(self, args, kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def draw(self, rng):
+        return [_draw(a, rng) for a in self.args], {k: _draw(v, rng) for k, v in self.kwargs.items()}
+
+    def __repr__(self):
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return "(" + ", ".join(parts) + ")"
+
+
+def case(*args, **kwargs):
+    return Case(args, kwargs)
+
+
+def _draw(spec, rng):
+    if isinstance(spec, Rand):
+        return spec.draw(rng)
+    if isinstance(spec, list):
+        return [_draw(s, rng) for s in spec]
+    return spec
+
+
+SHAPES = [(), (5,), (3, 4)]
+PAIRS = [((), ()), ((4,), (4,)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((), (3, 4)), ((2, 1, 4), (3, 1))]
+MATMUL = [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)), ((2, 2, 3), (3,)),
+          ((3,), (2, 3, 4)), ((2, 2, 3), (2, 3, 4)), ((2, 2, 3), (3, 4)), ((2, 3), (2, 3, 4)),
+          ((1, 2, 3), (2, 3, 2))]
+_masks = np.random.default_rng(7)
+MASK34 = _masks.random((3, 4)) > 0.5
+MASK4 = np.array([True, False, True, True])
+MASK6 = np.array([True, False, False, True, True, False])
+
+
+def unary(dom, shapes=SHAPES):
+    return [case(dom(*s)) for s in shapes]
+
+
+def binary(d1, d2, pairs=PAIRS):
+    return [case(d1(*a), d2(*b)) for a, b in pairs]
+
+
+def scalar(*doms, n=3):
+    return [case(*[d() for d in doms]) for _ in range(n)]
+
+
+def reduction(dom=N, extra=()):
+    return [case(dom(5)), case(dom(3, 4)), case(dom(3, 4), axis=0), case(dom(3, 4), 1),
+            case(dom(3, 4), axis=-1, keepdims=True), case(dom(2, 3, 4), axis=(0, 2)),
+            case(dom(2, 3, 4), axis=(0, 1), keepdims=True), case(dom(3, 4), keepdims=True),
+            case(dom())] + list(extra)
+
+
+def scan(dom=N):
+    return [case(dom(5)), case(dom(3, 4)), case(dom(3, 4), axis=0), case(dom(3, 4), 1),
+            case(dom(2, 3, 4), axis=-1), case(dom())]
+
+
+# ---------------------------------------------------------------- the table
+# name (as registered) -> cases. Differentiable inputs are the float-valued ones
+# that have a `<name>_dot` parameter; the rest (axes, shapes, indices) are constants.
+
+CASES: dict[str, list[Case]] = {
+    # arith: operators and numeric builtins
+    "add": binary(N, N), "sub": binary(N, N), "mul": binary(N, N), "truediv": binary(N, P),
+    "pow": binary(P, N), "mod": binary(N, P),
+    "matmul": [case(N(*a), N(*b)) for a, b in MATMUL],
+    "neg": unary(N), "pos": unary(N),
+    "abs": [case(N()), case(N(5))], "float": [case(N()), case(np.array(0.7))],
+    "min": scalar(N, N), "max": scalar(N, N), "pow_": scalar(P, N),
+    "sum": [case([N(), N(), N()]), case([N(3), N(3)]), case(N(4, 3))],
+    # structure
+    "getitem": [case(N(5), 2), case(N(5), -1), case(N(5), slice(1, 4)),
+                case(N(3, 4), (1, slice(None))), case(N(3, 4), (slice(None), 2)),
+                case(N(6), np.array([0, 2, 2, 5])), case(N(3, 4), MASK34),
+                case(N(3, 4), (np.array([0, 2, 2]), np.array([1, 3, 1]))),
+                case(N(3, 4), (Ellipsis, None, 1)), case([N(2), N(2)], 1)],
+    "setitem": [case(N(5), 2, N()), case(N(3, 4), (1, slice(None)), N(4)),
+                case(N(3, 4), slice(None), N(4)), case(N(6), np.array([0, 3, 5]), N(3)),
+                case(N(6), MASK6, N()), case(N(3, 4), (slice(None), 1), N(3))],
+    "add_at": [case(N(6), np.array([0, 2, 2, 5]), N(4)), case(N(3, 4), 1, N(4)),
+               case(N(3, 4), (slice(None), 0), N()), case(N(6), MASK6, N(3))],
+    "iadd_at": [case(N(5), 2, N()), case(N(3, 4), (slice(None), 1), N(3)),
+                case(N(3, 4), 0, N())],
+    "append": [case([N(3), N(3)], N(3)), case([N(), N()], N())],
+    "unbroadcast": [case(N(3, 4), N(4)), case(N(3, 4), N(3, 1)), case(N(2, 3, 4), N(3, 1)),
+                    case(N(3, 4), N()), case(N(3, 4), N(3, 4))],
+    "sum_to": [case(N(3, 4), (4,)), case(N(3, 4), (3, 1)), case(N(2, 3), ())],
+    "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),
+                  case(N(), N(3, 4)), case(N(3), N(2, 3, 4), (0, 2)),
+                  case(N(1, 3, 1), N(2, 3, 4), axis=(0, 2), keepdims=True)],
+    # math
+    "math.sin": scalar(N), "math.cos": scalar(N), "math.tan": scalar(U), "math.exp": scalar(N),
+    "math.log": scalar(P) + scalar(P, G1), "math.log1p": scalar(P), "math.expm1": scalar(N),
+    "math.log2": scalar(P), "math.log10": scalar(P), "math.sqrt": scalar(P),
+    "math.pow": scalar(P, N), "math.tanh": scalar(N), "math.sinh": scalar(N),
+    "math.cosh": scalar(N), "math.asin": scalar(U), "math.acos": scalar(U),
+    "math.atan": scalar(N), "math.atan2": scalar(N, N), "math.asinh": scalar(N),
+    "math.acosh": scalar(G1), "math.atanh": scalar(U), "math.hypot": scalar(N, N),
+    "math.erf": scalar(N), "math.fabs": scalar(N), "math.degrees": scalar(N),
+    "math.radians": scalar(N),
+    # elementwise
+    **{f"np.{n}": unary(N) for n in ["exp", "exp2", "expm1", "cbrt", "square", "sin", "cos",
+                                     "arctan", "sinh", "cosh", "tanh", "arcsinh", "deg2rad",
+                                     "rad2deg", "radians", "degrees", "abs", "fabs", "negative",
+                                     "positive", "sinc", "real", "conj"]},
+    **{f"np.{n}": unary(P) for n in ["log", "log2", "log10", "log1p", "sqrt", "reciprocal"]},
+    **{f"np.{n}": unary(U) for n in ["tan", "arcsin", "arccos", "arctanh"]},
+    "np.arccosh": unary(G1),
+    **{f"np.{n}": binary(N, N) for n in ["add", "subtract", "multiply", "maximum", "minimum",
+                                         "fmax", "fmin", "arctan2", "hypot", "logaddexp",
+                                         "logaddexp2"]},
+    **{f"np.{n}": binary(N, P) for n in ["divide", "mod", "fmod"]},
+    "np.power": binary(P, N),
+    "np.clip": [case(N(5), -0.5, 0.5), case(N(3, 4), Rand(-1.5, -0.5, (4,)),
+                                           Rand(0.5, 1.5, (3, 1))),
+                case(N(5), None, 0.5), case(N(5), -0.5, None), case(N(5), 0.5, -0.5),
+                case(N(5), a_min=-0.5, a_max=0.5), case(N(), -0.5, 0.5)],
+    "np.where": [case(MASK34, N(3, 4), N(3, 4)), case(MASK4, N(3, 4), N()),
+                 case(MASK34[:, :1], N(4), N(3, 1)), case(True, N(), N())],
+    # reductions
+    "np.sum": reduction(), "np.mean": reduction(), "np.prod": reduction(),
+    "np.max": reduction(), "np.min": reduction(), "np.amax": reduction(),
+    "np.amin": reduction(),
+    "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2)]),
+    "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2)]),
+    "np.cumsum": scan(), "np.cumprod": scan(),
+    "np.linalg.norm": [case(N(5)), case(N(5), 1), case(N(5), np.inf), case(N(5), -np.inf),
+                       case(N(5), 3), case(N(5), 1.5), case(N(5), 0), case(N(3, 4)),
+                       case(N(3, 4), "fro"), case(N(3, 4), None, 1), case(N(3, 4), 2, 0),
+                       case(N(3, 4), axis=(0, 1)), case(N(2, 3, 4), axis=(1, 2), keepdims=True),
+                       case(N(3, 4), 1, axis=-1, keepdims=True), case(N(2, 3, 4)),
+                       case(N(3, 4), np.inf, 1), case(N())],
+    # linalg
+    "np.dot": [case(N(*a), N(*b)) for a, b in [((), ()), ((), (3, 4)), ((3,), ()), ((3,), (3,)),
+                                                ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4))]],
+    "np.matmul": [case(N(*a), N(*b)) for a, b in MATMUL],
+    "np.outer": [case(N(3), N(4)), case(N(2, 2), N(3)), case(N(), N(3))],
+    "np.inner": [case(N(*a), N(*b)) for a, b in [((3,), (3,)), ((2, 3), (4, 3)), ((3,), (4, 3)),
+                                                  ((2, 3), (3,)), ((), (3,)), ((2, 3), ())]],
+    "np.vdot": [case(N(3), N(3)), case(N(2, 3), N(3, 2)), case(N(6), N(2, 3))],
+    "np.trace": [case(N(3, 3)), case(N(3, 4), 1), case(N(4, 3), -1), case(N(2, 3, 3), 0, 1, 2),
+                 case(N(3, 2, 3), 0, 2, 0), case(N(2, 3, 4), 1, -1, -2)],
+    "np.transpose": [case(N(3, 4)), case(N(2, 3, 4), (1, 2, 0)), case(N(2, 3, 4), (-1, 0, 1)),
+                     case(N(5)), case(N(2, 3, 4), axes=(2, 0, 1))],
+    "np.linalg.solve": [case(Mat(3), N(3)), case(Mat(3), N(3, 2)), case(Mat(3, 2), N(3)),
+                        case(Mat(3, 2), N(2, 3, 2)), case(Mat(3, 2), N(3, 2))],
+    "np.linalg.inv": [case(Mat(3)), case(Mat(3, 2))],
+    "np.linalg.det": [case(Mat(3)), case(Mat(3, 2)), case(Mat(1))],
+    # shape
+    "np.reshape": [case(N(3, 4), (4, 3)), case(N(3, 4), (-1,)), case(N(12), (3, 4), "F"),
+                   case(N(), (1, 1))],
+    "np.ravel": [case(N(3, 4)), case(N(3, 4), "F"), case(N(5))],
+    "np.squeeze": [case(N(3, 1, 4)), case(N(1, 3, 1), axis=0)],
+    "np.expand_dims": [case(N(3, 4), 1), case(N(3), (0, 2)), case(N(), 0)],
+    "np.atleast_1d": [case(N()), case(N(3))], "np.atleast_2d": [case(N(3)), case(N())],
+    "np.atleast_3d": [case(N(3, 4)), case(N(3))],
+    "np.broadcast_to": [case(N(4), (3, 4)), case(N(3, 1), (2, 3, 4)), case(N(), (2, 3))],
+    "np.swapaxes": [case(N(2, 3, 4), 0, 2), case(N(3, 4), -1, 0)],
+    "np.moveaxis": [case(N(2, 3, 4), 0, -1), case(N(2, 3, 4), (0, 1), (2, 0))],
+    "np.flip": [case(N(3, 4)), case(N(3, 4), 0), case(N(2, 3, 4), (0, 2))],
+    "np.fliplr": [case(N(3, 4))], "np.flipud": [case(N(3, 4))],
+    "np.roll": [case(N(5), 2), case(N(3, 4), 1), case(N(3, 4), -1, 1),
+                case(N(3, 4), (1, 2), (0, 1))],
+    "np.tile": [case(N(3), 2), case(N(2, 3), (2, 1)), case(N(3), (2, 2)), case(N(2, 3), 3),
+                case(N(2, 1, 3), (2,))],
+    "np.repeat": [case(N(3), 2), case(N(3, 2), 2, 0), case(N(3, 2), np.array([1, 0, 2]), 0),
+                  case(N(2, 3), 2), case(N(2, 3), [1, 2, 3], 1)],
+    "np.copy": [case(N(3, 4)), case(N())],
+    "np.array": [case([N(), N(), N()]), case([N(3), N(3)]), case(N(3, 4)), case(N(3), ndmin=2),
+                 case([[N(), N()], [N(), N()]])],
+    "np.asarray": [case([N(), N()]), case([N(2), N(2)]), case(N(3, 4))],
+    "np.ascontiguousarray": [case(N(3, 4))],
+    "np.concatenate": [case([N(2, 3), N(1, 3), N(4, 3)]), case([N(3, 2), N(3, 1)], 1),
+                       case([N(2, 3), N(3)], None), case([N(3), N(2)]),
+                       case([N(2, 2), N(2, 3)], axis=-1)],
+    "np.stack": [case([N(3), N(3)]), case([N(2, 3), N(2, 3), N(2, 3)], 1), case([N(), N()]),
+                 case([N(3), N(3)], -1)],
+    "np.hstack": [case([N(3), N(2)]), case([N(2, 3), N(2, 1)]), case([N(), N(2)])],
+    "np.vstack": [case([N(3), N(3)]), case([N(2, 3), N(1, 3)]), case([N(3), N(2, 3)])],
+    "np.column_stack": [case([N(3), N(3, 2)])],
+    "np.dstack": [case([N(2, 3), N(2, 3, 2)]), case([N(3), N(3)])],
+    "np.linspace": [case(N(), N()), case(N(), N(), 5), case(N(), N(), 4, False),
+                    case(N(3), N(3), 5), case(N(2), N(), 4, axis=1), case(N(), N(), 1)],
+    "np.full": [case((3, 4), N()), case((3, 4), N(4)), case(5, N())],
+    "np.full_like": [case(N(3, 4), N()), case(N(3, 4), N(4))],
+    # shape.py's helper primitives (the cotangents of the sequence functions)
+    "split_like": [case(N(6, 3), [N(2, 3), N(4, 3)], 0), case(N(5), [N(2), N(), N(2)]),
+                   case(N(3, 3), [N(3, 1), N(3, 2)], 1), case(N(7), [N(2, 2), N(3)], None)],
+    "join_like": [case([N(2, 3), N(4, 3)], N(6, 3), 0), case([N(3), N(3, 2)], N(3, 3), 1),
+                  case([N(2, 2), N(3)], N(7), None), case([N(2), N(), N(2)], N(5))],
+    "unstack_like": [case(N(2, 3), [N(3), N(3)], 0), case(N(3, 2), [N(3), N(3)], 1),
+                     case(N(2), [N(), N()])],
+    "unarray": [case(N(3), [N(), N(), N()]), case(N(2, 3), [N(3), N(3)]), case(N(3, 4), N(3, 4)),
+                case(N(2, 2), [[N(), N()], [N(), N()]]), case(N(1, 3), N(3))],
+    "untile": [case(N(6), N(3), 2), case(N(4, 3), N(2, 3), (2, 1)), case(N(2, 6), N(3), (2, 2)),
+               case(N(2, 1, 6), N(2, 1, 3), (2,))],
+    "unrepeat": [case(N(6), N(3), 2), case(N(6, 2), N(3, 2), 2, 0),
+                 case(N(3, 2), N(3, 2), np.array([1, 0, 2]), 0), case(N(12), N(2, 3), 2),
+                 case(N(2, 6), N(2, 3), [1, 2, 3], 1)],
+}
+
+# nondifferentiable primitives: the output must not change under a tiny perturbation
+# of the float inputs (a random point is not on a jump)
+NONDIFF_CASES: dict[str, list[Case]] = {
+    "floordiv": [case(N(5), P(5))], "bitand": [case(MASK4, ~MASK4), case(True, False)],
+    "bitor": [case(MASK4, ~MASK4)], "bitxor": [case(MASK4, ~MASK4)], "lshift": [case(3, 2)],
+    "rshift": [case(8, 1)], "invert": [case(MASK4)], "not_": [case(True)],
+    **{n: [case(N(5), N(5)), case(N(), N())] for n in ["lt", "le", "gt", "ge", "eq", "ne"]},
+    "is_": [case(None, None)], "is_not": [case(None, None)], "len": [case([N(), N()])],
+    "range": [case(5)], "int": [case(N())], "round": [case(N())], "bool": [case(N())],
+    "isinstance": [case(N(), float)],
+    "and_": [case(True, N())], "or_": [case(False, N())], "slice": [case(1, 4, None)],
+    "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
+    "np.zeros_like": [case(N(3, 4))],
+    **{f"math.{n}": [case(N())] for n in ["floor", "ceil", "trunc", "isnan", "isinf",
+                                          "isfinite"]},
+    **{f"np.{n}": [case(N(5)), case(N(3, 4))]
+       for n in ["sign", "floor", "ceil", "rint", "round", "around", "trunc", "fix", "isnan",
+                 "isinf", "isfinite", "signbit", "logical_not", "imag"]},
+    **{f"np.{n}": [case(N(5), N(5))]
+       for n in ["greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+                 "logical_and", "logical_or", "logical_xor"]},
+    "np.floor_divide": [case(N(5), P(5))], "np.heaviside": [case(N(5), 0.5)],
+    "norm_kind": [case(2, None, None), case(1, 1, None), case(2, "fro", (0, 1)),
+                  case(3, 3, -1), case(1, np.inf, 0), case(1, 0, None)],
+    "inverse_permutation": [case((1, 2, 0), 3), case((-1, 0), 2)],
+    "trace_mask": [case(N(3, 4), 1, 0, 1), case(N(2, 3, 3), 0, 2, 1)],
+    "neg_shift": [case(2), case((1, -2))], "hstack_axis": [case(1), case(2)],
+    "linspace_weights": [case(5, True, 2, 0), case(4, False, 1)],
+    "np.zeros": [case((3, 4)), case(3)], "np.ones": [case((3, 4))], "np.empty": [case((2,))],
+    "np.ones_like": [case(N(3))], "np.empty_like": [case(N(3))],
+    "np.eye": [case(3), case(3, 4, 1)], "np.identity": [case(3)],
+    "np.arange": [case(5), case(1, 7, 2)], "np.shape": [case(N(3, 4))],
+    "np.ndim": [case(N(3, 4))], "np.size": [case(N(3, 4))],
+    "np.argmax": [case(N(5)), case(N(3, 4), 1)], "np.argmin": [case(N(5)), case(N(3, 4), 0)],
+    "np.argsort": [case(N(5))], "np.nonzero": [case(N(5))], "np.flatnonzero": [case(N(5))],
+    "np.count_nonzero": [case(N(5))], "np.isclose": [case(N(5), N(5))],
+    "np.allclose": [case(N(5), N(5))], "np.array_equal": [case(N(5), N(5))],
+    "np.any": [case(N(5))], "np.all": [case(N(5))],
+    "np.searchsorted": [case(np.array([-1.0, 0.0, 1.0]), N(3))], "np.tri": [case(3)],
+    "np.indices": [case((2, 3))],
+}
+
+# registered, but with nothing to check here, and why
+EXCLUDED = {
+    "tuple": "structural: the compiler routes cotangents of tuple elements itself",
+    "list": "structural: the compiler routes cotangents of list elements itself",
+    "stop_gradient": "the identity, declared constant on purpose",
+    "save": "tape machinery (a copy of x[index]), never differentiated",
+    "section": "tape machinery (a marker that computes nothing)",
+    "tape_new": "tape machinery", "tape_push": "tape machinery", "tape_pop": "tape machinery",
+    "unsupported": "raises by design; see test_unsupported_cases_raise",
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+def _ours(e) -> bool:
+    """Registered by adjoint itself (not by some other test's custom rule)."""
+    for t in (e.vjp, e.jvp):
+        if t is not None:
+            return (t.__module__ or "").startswith("adjoint.")
+    module = getattr(e.prim.fn, "__module__", None) or ""
+    return module.split(".")[0] in ("numpy", "math", "builtins", "_operator", "operator",
+                                    "adjoint")
+
+
+ENTRIES = {e.prim.name: e for e in registry.entries() if _ours(e)}
+
+
+def _rng(name: str, i: int):
+    return np.random.default_rng(zlib.crc32(f"{name}/{i}".encode()))
+
+
+def is_float_value(x) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, (float, np.floating)):
+        return True
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "f"
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and all(is_float_value(e) for e in x)
+    return False
+
+
+def rand_like(x, rng):
+    if isinstance(x, (list, tuple)):
+        return [rand_like(e, rng) for e in x]
+    if isinstance(x, np.ndarray):
+        return rng.normal(size=x.shape)
+    return float(rng.normal())
+
+
+def axpy(x, t, u):
+    """x + t * u, structure-wise, keeping Python floats floats."""
+    if isinstance(x, (list, tuple)):
+        return [axpy(a, t, b) for a, b in zip(x, u)]
+    if isinstance(x, np.ndarray):
+        return x + t * u
+    return float(x + t * u)
+
+
+def flat(x) -> np.ndarray:
+    if isinstance(x, (list, tuple)):
+        parts = [flat(e) for e in x]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    return np.ravel(np.asarray(x, dtype=float))
+
+
+def inner(a, b) -> float:
+    fa, fb = flat(a), flat(b)
+    assert fa.shape == fb.shape, f"structure mismatch: {fa.shape} vs {fb.shape}"
+    return float(fa @ fb)
+
+
+def same_structure(cot, x) -> bool:
+    """A cotangent (or tangent) is shaped like its primal: lists entry by entry
+    (an array indexed along axis 0 is accepted for a list), a 0-d value for a float."""
+    if isinstance(x, (list, tuple)):
+        if not isinstance(cot, (list, tuple, np.ndarray)) or len(cot) != len(x):
+            return False
+        return all(same_structure(c, e) for c, e in zip(cot, x))
+    if isinstance(x, (float, np.floating)):
+        return np.ndim(cot) == 0
+    return np.shape(cot) == np.shape(x)
+
+
+def primal_names(template, skip):
+    return registry.template_inputs(template, skip)
+
+
+def bind_inputs(e, args, kwargs):
+    """{primal name: (value, where)} with where = ("pos", i) or ("kw", name)."""
+    template = e.vjp or e.jvp
+    names = primal_names(template, 2 if e.vjp else 1)
+    out = {}
+    for i, a in enumerate(args):
+        out[names[i]] = (a, ("pos", i))
+    for k, v in kwargs.items():
+        assert k in names, f"{k} is not an input of the rule's template {names}"
+        out[k] = (v, ("kw", k))
+    return names, out
+
+
+def call_with(fn, args, kwargs, replace: dict):
+    args, kwargs = list(args), dict(kwargs)
+    for (kind, key), value in replace.items():
+        if kind == "pos":
+            args[key] = value
+        else:
+            kwargs[key] = value
+    return fn(*args, **kwargs)
+
+
+def as_tuple(ret, n):
+    if not isinstance(ret, tuple):
+        ret = (ret,)
+    return tuple(ret) + (None,) * (n - len(ret))
+
+
+def differentiable(e, names, inputs):
+    """The float-valued inputs the rule differentiates, checked for consistency."""
+    jvp_params = set(inspect.signature(e.jvp).parameters) if e.jvp else set()
+    out = []
+    for n in names:
+        if n not in inputs or not is_float_value(inputs[n][0]):
+            continue
+        if e.jvp is None or n + "_dot" in jvp_params:
+            out.append(n)
+    return out
+
+
+# ---------------------------------------------------------------- the generic check
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule(name):
+    e = ENTRIES.get(name)
+    if e is None:
+        pytest.skip(f"{name} is not registered with this NumPy")
+    assert e.vjp is not None and e.jvp is not None, f"{name}: both a VJP and a JVP are expected"
+    assert not e.nondiff
+    assert primal_names(e.vjp, 2) == primal_names(e.jvp, 1), \
+        f"{name}: the VJP and JVP templates name their inputs differently"
+    fn = e.prim.fn
+    for i, c in enumerate(CASES[name]):
+        rng = _rng(name, i)
+        args, kwargs = c.draw(rng)
+        where = f"{name}{c!r} #{i}"
+        names, inputs = bind_inputs(e, args, kwargs)
+        diff = differentiable(e, names, inputs)
+        assert diff, f"{where}: no differentiable input"
+        ans = fn(*args, **kwargs)
+        v = rand_like(ans, rng)
+        u = {n: rand_like(inputs[n][0], rng) for n in diff}
+
+        # central differences of the primitive itself along u
+        plus = call_with(fn, args, kwargs, {inputs[n][1]: axpy(inputs[n][0], EPS, u[n])
+                                            for n in diff})
+        minus = call_with(fn, args, kwargs, {inputs[n][1]: axpy(inputs[n][0], -EPS, u[n])
+                                             for n in diff})
+        ju = (flat(plus) - flat(minus)) / (2 * EPS)
+        fd = float(flat(v) @ ju)
+        tol = RTOL * (np.linalg.norm(flat(v)) * np.linalg.norm(ju) + abs(fd)) + ATOL
+
+        # reverse: <VJP(v), u>
+        cots = as_tuple(e.vjp(v, ans, *args, **kwargs), len(names))
+        rev = 0.0
+        for j, n in enumerate(names):
+            if n in diff:
+                assert cots[j] is not None, f"{where}: no cotangent for `{n}`"
+                assert same_structure(cots[j], inputs[n][0]), \
+                    f"{where}: cotangent of `{n}` has shape {np.shape(cots[j])}, " \
+                    f"input {np.shape(inputs[n][0]) if not isinstance(inputs[n][0], list) else 'list'}"
+                assert np.all(np.isfinite(flat(cots[j]))), f"{where}: non-finite cotangent"
+                rev += inner(cots[j], u[n])
+            elif n in inputs and is_float_value(inputs[n][0]):
+                assert cots[j] is None, \
+                    f"{where}: VJP gives a cotangent for `{n}`, which has no `{n}_dot` in the JVP"
+        assert abs(rev - fd) <= tol, f"{where}: VJP <g, J u> = {rev!r}, finite differences {fd!r}"
+
+        # forward: <v, JVP(u)>
+        tangent = e.jvp(ans, *args, **kwargs, **{n + "_dot": u[n] for n in diff})
+        assert same_structure(tangent, ans), \
+            f"{where}: JVP has shape {np.shape(tangent)}, the output {np.shape(ans)}"
+        fwd = inner(v, tangent)
+        assert abs(fwd - fd) <= tol, f"{where}: JVP <v, J u> = {fwd!r}, finite differences {fd!r}"
+
+
+def _same_output(a, b) -> bool:
+    if isinstance(a, (list, tuple, range)):
+        return len(a) == len(b) and all(_same_output(x, y) for x, y in zip(a, b))
+    if isinstance(a, (np.ndarray, np.generic, float, int, bool)):
+        return np.shape(a) == np.shape(b) and np.array_equal(a, b)
+    return a == b
+
+
+def _float_positions(args, kwargs):
+    pos = [("pos", i) for i, a in enumerate(args) if is_float_value(a)]
+    return pos + [("kw", k) for k, v in kwargs.items() if is_float_value(v)]
+
+
+@pytest.mark.parametrize("name", sorted(NONDIFF_CASES))
+def test_nondiff(name):
+    e = ENTRIES.get(name)
+    if e is None:
+        pytest.skip(f"{name} is not registered with this NumPy")
+    assert e.nondiff, f"{name} is expected to be declared nondifferentiable"
+    assert e.vjp is None and e.jvp is None, f"{name} is nondiff but has a rule"
+    fn = e.prim.fn
+    for i, c in enumerate(NONDIFF_CASES[name]):
+        rng = _rng(name, i)
+        args, kwargs = c.draw(rng)
+        out = fn(*args, **kwargs)
+        floats = _float_positions(args, kwargs)
+        if not floats:
+            continue
+        values = {p: (args[p[1]] if p[0] == "pos" else kwargs[p[1]]) for p in floats}
+        for t in (1e-7, -1e-7):
+            moved = call_with(fn, args, kwargs,
+                              {p: axpy(x, t, rand_like(x, rng)) for p, x in values.items()})
+            if "empty" in name:  # uninitialised contents: only the shape is defined
+                assert np.shape(moved) == np.shape(out)
+            else:
+                assert _same_output(moved, out), f"{name}{c!r}: output moved with its input"
+
+
+def test_every_primitive_is_tested():
+    untested_rules, unlisted = [], []
+    for name, e in ENTRIES.items():
+        if name in EXCLUDED:
+            continue
+        if e.vjp is not None or e.jvp is not None:
+            if name not in CASES:
+                untested_rules.append(name)
+        elif name not in NONDIFF_CASES and e.pure:
+            unlisted.append(name)
+    assert not untested_rules, f"rules without a test case in CASES: {untested_rules}"
+    assert not unlisted, f"primitives without a case in NONDIFF_CASES or EXCLUDED: {unlisted}"
+
+
+def test_rules_pair_up():
+    """Every differentiable primitive has both rules, with the same input names."""
+    for name, e in ENTRIES.items():
+        if e.vjp is None and e.jvp is None:
+            continue
+        assert e.vjp is not None and e.jvp is not None, f"{name} has only one rule"
+        assert primal_names(e.vjp, 2) == primal_names(e.jvp, 1), name
+        vjp = list(inspect.signature(e.vjp).parameters)
+        assert vjp[:2] == ["g", "ans"], f"{name}: a VJP starts with (g, ans, ...)"
+        assert list(inspect.signature(e.jvp).parameters)[0] == "ans", name
+
+
+def test_unsupported_cases_raise():
+    x = np.ones((2, 2, 2))
+    with pytest.raises(NotImplementedError):
+        ENTRIES["np.dot"].vjp(np.ones((2, 2, 2, 2)), np.dot(x, x), x, x)
+    a = np.eye(3)
+    with pytest.raises(NotImplementedError):
+        ENTRIES["np.linalg.norm"].vjp(1.0, np.linalg.norm(a, 2), a, 2)
+    with pytest.raises(NotImplementedError):
+        ENTRIES["np.linalg.norm"].jvp(1.0, a, "nuc", None, False, a)
+
+
+# ---------------------------------------------------------------- templates as the compiler sees them
+
+def _lower(template, bound: dict, ans_name: str, with_facts: bool):
+    """Lower `template` as `inline_vjp` does, operands bound to values; returns the
+    IR function, its parameter values, and the prims it calls."""
+    facts = Observed()
+    params, values, env = [], [], {}
+    for name, x in bound.items():
+        if isinstance(x, (float, np.floating, np.ndarray, list)) and not isinstance(x, bool):
+            v = Value(name)
+            params.append(v)
+            values.append(x)
+            env[name] = v
+            if with_facts:
+                facts.record(v, x)
+        else:
+            env[name] = Const(x)
+    parsed = parse_function(template)
+    low = Lowerer(parsed, facts, template={"ans": env[ans_name]})
+    low.env.update(env)
+    for p in inspect.signature(template).parameters.values():
+        if p.name not in low.env and p.default is not inspect.Parameter.empty:
+            low.env[p.name] = low.classify(p.default, p.name)
+    ret = low.body(normalize(parsed.node, parsed.loc).body) or (Const(None),)
+    fn = Function(template.__name__, tuple(params), Block((), tuple(low.ops), tuple(ret)))
+    return fn, values
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+                and len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b)))
+    return np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-12, atol=1e-12,
+                                                        equal_nan=True)
+
+
+def _check_calls(fn: Function, where: str) -> None:
+    for op in walk_ops(fn.body):
+        if not isinstance(op, Call):
+            continue
+        e = registry.entry(op.prim)
+        assert e is not None, f"{where}: calls `{op.prim.name}`, not a registered primitive"
+        if op.prim.fn is linalg.unsupported:
+            continue
+        assert e.pure, f"{where}: calls `{op.prim.name}`, which is not a known primitive"
+        if not e.nondiff and op.prim.fn not in (tuple_of, list_of):
+            assert e.vjp is not None and e.jvp is not None, \
+                f"{where}: calls `{op.prim.name}`, which lacks a VJP or a JVP"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_templates_lower(name):
+    """The templates lower (as the compiler inlines them), call only primitives
+    with rules, and compute the same values through the IR interpreter."""
+    e = ENTRIES.get(name)
+    if e is None:
+        pytest.skip(f"{name} is not registered with this NumPy")
+    before = len(registry.entries())
+    for i, c in enumerate(CASES[name]):
+        rng = _rng(name, i)
+        args, kwargs = c.draw(rng)
+        names, inputs = bind_inputs(e, args, kwargs)
+        diff = differentiable(e, names, inputs)
+        ans = e.prim.fn(*args, **kwargs)
+        v = rand_like(ans, rng)
+        primal = {n: inputs[n][0] for n in names if n in inputs}
+        dots = {n + "_dot": rand_like(inputs[n][0], rng) for n in diff}
+        for with_facts in (True, False):
+            where = f"{name}{c!r} #{i} ({'with' if with_facts else 'without'} shape facts)"
+            for template, bound in ((e.vjp, {"g": v, "ans": ans, **primal}),
+                                    (e.jvp, {"ans": ans, **primal, **dots})):
+                fn, values = _lower(template, bound, "ans", with_facts)
+                _check_calls(fn, where)
+                got = interpret(fn)(*values)
+                want = template(**bound)
+                if isinstance(want, tuple) and len(want) == 1:
+                    want = want[0]
+                assert _close(got, want), f"{where}: the lowered {template.__qualname__} " \
+                                          f"computes {got!r}, the template {want!r}"
+    assert len(registry.entries()) == before, "lowering registered unknown callables"
+
+
+# ---------------------------------------------------------------- conventions at kinks
+
+def vjp(name, g, *args, **kwargs):
+    e = ENTRIES[name]
+    return e.vjp(g, e.prim.fn(*args, **kwargs), *args, **kwargs)
+
+
+def jvp(name, *args, dots, **kwargs):
+    e = ENTRIES[name]
+    return e.jvp(e.prim.fn(*args, **kwargs), *args, **kwargs, **dots)
+
+
+def test_abs_at_zero_is_zero():
+    x = np.array([0.0, 2.0, -3.0])
+    for name in ("np.abs", "np.fabs"):
+        np.testing.assert_array_equal(vjp(name, np.ones(3), x), [0.0, 1.0, -1.0])
+        np.testing.assert_array_equal(jvp(name, x, dots={"x_dot": np.ones(3)}), [0.0, 1.0, -1.0])
+    assert vjp("abs", 1.0, 0.0) == 0.0
+    assert vjp("math.fabs", 1.0, 0.0) == 0.0
+    assert ENTRIES["np.linalg.norm"].vjp(1.0, 0.0, np.zeros(3), 1).tolist() == [0.0] * 3
+
+
+def test_norm_at_zero_is_zero_not_nan():
+    cases = [(np.zeros(3), {}), (np.zeros((2, 3)), {}), (np.zeros((2, 3)), {"ord": "fro"}),
+             (np.zeros(4), {"ord": np.inf}), (np.zeros(4), {"ord": 3}),
+             (np.array([[0.0, 0.0], [3.0, 4.0]]), {"axis": 1}), (0.0, {})]
+    for x, kw in cases:
+        with np.errstate(all="raise"):
+            ans = np.linalg.norm(x, **kw)
+            g = ENTRIES["np.linalg.norm"].vjp(np.ones(np.shape(ans)), ans, x, **kw)
+            t = ENTRIES["np.linalg.norm"].jvp(ans, x, **kw, x_dot=np.ones(np.shape(x)))
+        assert np.all(np.isfinite(g)) and np.all(np.isfinite(t)), (x, kw)
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_allclose(ENTRIES["np.linalg.norm"].vjp(np.ones(2), np.linalg.norm(
+        x, axis=1), x, axis=1), [[0.0, 0.0], [0.6, 0.8]])
+    np.testing.assert_array_equal(vjp("math.hypot", 1.0, 0.0, 0.0), (0.0, 0.0))
+    np.testing.assert_array_equal(vjp("np.hypot", np.ones(2), np.zeros(2), np.zeros(2)),
+                                  (np.zeros(2), np.zeros(2)))
+
+
+def test_where_does_not_leak_the_untaken_branch():
+    c = np.array([False, True, False, True])
+    x, y = np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    g = np.array([np.inf, 1.0, np.nan, 2.0])
+    gc, gx, gy = vjp("np.where", g, c, x, y)
+    assert gc is None
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 0.0, 2.0])  # not inf * 0 or nan * 0
+    np.testing.assert_array_equal(gy[[1, 3]], [0.0, 0.0])
+    t = jvp("np.where", c, x, y, dots={"x_dot": np.array([np.nan, 1.0, np.inf, 1.0]),
+                                       "y_dot": np.array([1.0, np.nan, 1.0, np.inf])})
+    np.testing.assert_array_equal(t, [1.0, 1.0, 1.0, 1.0])
+    # a gradient through the untaken log(x <= 0) stays finite in the cotangent of where's x
+    with np.errstate(all="ignore"):
+        ans = np.where(x > 0, np.log(x), 0.0)
+    gx = ENTRIES["np.where"].vjp(np.ones(4), ans, x > 0, np.log(np.abs(x) + (x == 0)), 0.0)[1]
+    assert np.all(np.isfinite(gx))
+    np.testing.assert_array_equal(vjp("np.sinc", np.ones(1), np.zeros(1)), [0.0])
+
+
+def _prod_others(a):
+    return np.array([np.prod(np.delete(a, i)) for i in range(a.size)])
+
+
+@pytest.mark.parametrize("a", [[2.0, 0.0, 3.0], [0.0, 5.0], [2.0, 0.0, 0.0, 3.0], [0.0, 0.0],
+                               [1.5, -2.0, 4.0], [0.0]])
+def test_prod_with_zeros(a):
+    a = np.array(a)
+    g = vjp("np.prod", 1.0, a)
+    np.testing.assert_allclose(g, _prod_others(a))
+    u = np.arange(1.0, a.size + 1)
+    np.testing.assert_allclose(jvp("np.prod", a, dots={"a_dot": u}), _prod_others(a) @ u)
+
+
+def test_prod_with_zeros_along_an_axis():
+    a = np.array([[1.0, 2.0, 3.0], [0.0, 4.0, 5.0], [0.0, 0.0, 1.0], [2.0, 0.0, 6.0]])
+    want = np.stack([_prod_others(r) for r in a])
+    np.testing.assert_allclose(vjp("np.prod", np.ones(4), a, axis=1), want)
+    np.testing.assert_allclose(vjp("np.prod", np.ones((4, 1)), a, axis=1, keepdims=True), want)
+    want0 = np.stack([_prod_others(col) for col in a.T]).T
+    np.testing.assert_allclose(vjp("np.prod", np.ones(3), a, axis=0), want0)
+    u = np.random.default_rng(0).normal(size=a.shape)
+    np.testing.assert_allclose(jvp("np.prod", a, axis=0, dots={"a_dot": u}),
+                               np.sum(want0 * u, axis=0))
+
+
+@pytest.mark.parametrize("a", [[2.0, 0.0, 3.0, 4.0], [0.0, 2.0, 0.0, 5.0], [1.5, 2.0, -1.0],
+                               [3.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+def test_cumprod_with_zeros(a):
+    a = np.array(a)
+    n = a.size
+    jac = np.zeros((n, n))  # d ans_i / d a_k = prod_{j <= i, j != k} a_j
+    for i in range(n):
+        for k in range(i + 1):
+            jac[i, k] = np.prod(np.delete(a[:i + 1], k))
+    rng = np.random.default_rng(1)
+    g, u = rng.normal(size=n), rng.normal(size=n)
+    np.testing.assert_allclose(vjp("np.cumprod", g, a), g @ jac, atol=1e-12)
+    np.testing.assert_allclose(jvp("np.cumprod", a, dots={"a_dot": u}), jac @ u, atol=1e-12)
+    m = np.stack([a, a[::-1]], axis=1)  # along axis 0 of a matrix
+    gm = np.stack([g, g], axis=1)
+    got = vjp("np.cumprod", gm, m, axis=0)
+    np.testing.assert_allclose(got[:, 0], g @ jac, atol=1e-12)
+
+
+def test_max_ties_split_evenly():
+    np.testing.assert_allclose(vjp("np.max", 1.0, np.array([1.0, 3.0, 3.0])), [0.0, 0.5, 0.5])
+    np.testing.assert_allclose(vjp("np.min", np.ones(2), np.array([[1.0, 1.0], [0.0, 2.0]]),
+                                   axis=1), [[0.5, 0.5], [1.0, 0.0]])
+    np.testing.assert_allclose(jvp("np.max", np.array([1.0, 3.0, 3.0]),
+                                   dots={"a_dot": np.array([5.0, 1.0, 2.0])}), 1.5)
+    x = np.array([1.0, 2.0])
+    gx, gy = vjp("np.maximum", np.ones(2), x, np.array([1.0, 0.0]))
+    np.testing.assert_allclose(gx, [0.5, 1.0])
+    np.testing.assert_allclose(gy, [0.5, 0.0])
+    gx, gy = vjp("np.fmax", np.ones(2), np.array([np.nan, 1.0]), np.array([1.0, np.nan]))
+    np.testing.assert_allclose(gx, [0.0, 1.0])
+    np.testing.assert_allclose(gy, [1.0, 0.0])
+
+
+def test_clip_bounds_are_inclusive():
+    a = np.array([-1.0, 0.5, 1.0, 2.0, -3.0])
+    ga, glo, ghi = vjp("np.clip", np.ones(5), a, -1.0, 1.0)
+    np.testing.assert_array_equal(ga, [1.0, 1.0, 1.0, 0.0, 0.0])
+    assert glo == 1.0 and ghi == 1.0  # only a = -3 is below, only a = 2 above
+    ga, glo, ghi = vjp("np.clip", np.ones(5), a, 1.0, -1.0)  # a_min > a_max: all a_max
+    np.testing.assert_array_equal(ga, np.zeros(5))
+    assert glo == 0.0 and ghi == 5.0
+
+
+def test_std_of_a_constant_is_zero_not_nan():
+    x = np.full((2, 3), 1.5)
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(vjp("np.std", np.ones(2), x, axis=1), np.zeros((2, 3)))
+        np.testing.assert_array_equal(jvp("np.std", x, axis=1, dots={"a_dot": np.ones((2, 3))}),
+                                      np.zeros(2))
+
+
+def test_sequence_cotangents_are_lists():
+    xs = [np.ones((2, 3)), np.ones((1, 3))]
+    g = vjp("np.concatenate", np.arange(9.0).reshape(3, 3), xs)
+    assert isinstance(g, list) and [np.shape(p) for p in g] == [(2, 3), (1, 3)]
+    g = vjp("np.stack", np.arange(6.0).reshape(2, 3), [np.ones(3), np.ones(3)])
+    assert isinstance(g, list) and [p.tolist() for p in g] == [[0, 1, 2], [3, 4, 5]]
+    g = vjp("np.array", np.array([1.0, 2.0]), [0.5, 0.25])
+    assert g == [1.0, 2.0] and all(type(p) is float for p in g)
+    g = vjp("np.hstack", np.arange(3.0), [1.0, np.ones(2)])
+    assert g[0] == 0.0 and type(g[0]) is float and g[1].tolist() == [1.0, 2.0]
+
+
+def test_math_rules_stay_python_floats():
+    for name, e in ENTRIES.items():
+        if not name.startswith("math.") or e.vjp is None:
+            continue
+        args = [0.3, 1.7] if name in ("math.atan2", "math.hypot", "math.pow", "math.log") else \
+            [1.7 if name == "math.acosh" else 0.3]
+        out = e.vjp(1.0, e.prim.fn(*args), *args)
+        for c in (out if isinstance(out, tuple) else (out,)):
+            assert c is None or type(c) is float, (name, type(c))
