@@ -95,7 +95,7 @@ class Transform:
         self.wrt_spec = wrt
         self.cache_dir = cache_dir
         self.checkpoint = checkpoint
-        self.ir = lower_function(self.f)
+        self.ir = optimize(lower_function(self.f))
         self.wrt = _normalize_wrt(wrt, self.ir)
         self.compiled: dict[tuple, Compiled] = {}
         functools.update_wrapper(self, self.f)
@@ -279,7 +279,7 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None) -> str:
     """The generated module's source; specialised on `args` when given."""
     f = unwrap(f)
-    ir = lower_function(f)
+    ir = optimize(lower_function(f))
     wrt_t = _normalize_wrt(wrt, ir)
     if mode in ("reverse", "grad"):
         if args is not None:

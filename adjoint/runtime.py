@@ -50,6 +50,13 @@ def append(xs, value):
     return list(xs) + [value]
 
 
+def save(x, index):
+    """`x[index]` as an independent value: a slice of an array is copied, not viewed,
+    so a later write into `x` cannot change it."""
+    v = x[index]
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
 def add_at(x, index, value):
     """`x` with `value` added at `index`, duplicates accumulating (np.add.at)."""
     x = np.array(x, copy=True)
@@ -85,5 +92,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["unbroadcast", "sum_to", "expand_to", "setitem", "append", "add_at",
+__all__ = ["unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

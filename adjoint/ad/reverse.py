@@ -29,7 +29,8 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Op, Operand, \
     Value, While, map_operands, prune, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.tape import iadd_at, save, section, tape_new, tape_pop, tape_push
+from adjoint.rules.tape import iadd_at, section, tape_new, tape_pop, tape_push
+from adjoint.runtime import save
 
 import numpy as np
 import operator
@@ -87,7 +88,11 @@ class Reverse:
             if region.parent is None:
                 return v
             return self._read(v, region.parent)
-        if region.kind == "if":
+        op = self.defined_in.get(v)
+        if region.kind == "if" and isinstance(op, Call) and _recomputable(op, self.facts) \
+                and v not in self.active:
+            out = self._recompute(op, v, region)
+        elif region.kind == "if":
             result = region.export_results.get(v)
             if result is None:
                 result = Value(v.name)
@@ -98,14 +103,8 @@ class Reverse:
                     region.parent.defined.add(result)
             out = self._read(result, region.parent)
         else:  # a loop body: recompute a cheap scalar, or pop it from the tape
-            op = self.defined_in.get(v)
-            out = None
-            if (isinstance(op, Call) and _recomputable(op, self.facts) and v not in self.active):
-                args = [self._read(a, region) if isinstance(a, Value) else a for a in op.args]
-                kwargs = [(k, self._read(a, region) if isinstance(a, Value) else a)
-                          for k, a in op.kwargs]
-                out = Value(v.name)
-                region.preamble.append(Call(op.prim, tuple(args), out, tuple(kwargs), op.loc))
+            if isinstance(op, Call) and _recomputable(op, self.facts) and v not in self.active:
+                out = self._recompute(op, v, region)
             elif region.owner is not None and isinstance(region.owner, For) and \
                     v is region.owner.body.args[0]:
                 out = region.target
@@ -115,6 +114,14 @@ class Reverse:
                 region.popped.append(out)
             self.facts.same_kind(out, v)
         region.map[v] = out
+        return out
+
+    def _recompute(self, op: Call, v: Value, region: Region) -> Value:
+        """Redo a cheap scalar op in the reverse region instead of saving its value."""
+        args = [self._read(a, region) if isinstance(a, Value) else a for a in op.args]
+        kwargs = [(k, self._read(a, region) if isinstance(a, Value) else a) for k, a in op.kwargs]
+        out = Value(v.name)
+        region.preamble.append(Call(op.prim, tuple(args), out, tuple(kwargs), op.loc))
         return out
 
     # ---------------------------------------------------------------- adjoints
@@ -191,7 +198,7 @@ class Reverse:
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents
         need, then read the surviving primal operands in the current reverse region."""
-        low = Lowerer(parse_function(template), self.facts, template={"ans": op.result})
+        low = Lowerer(parse_function(template), self.facts, template={"ans": op.result, "g": g})
         sig = inspect.signature(template)
         params = list(sig.parameters.values())
         try:

@@ -20,70 +20,92 @@ WRITES = ("setitem", "append", "iadd_at", "add_at")  # in place into their first
 
 
 class Liveness:
-    """Definition and last-use positions in the linearised program.
+    """Where each value is live, as intervals of the linearised program.
 
-    A value used inside a loop that it is defined outside of stays live until
-    that loop ends, since the next iteration reads it again. Uses by an op that
-    is inlined into a later expression count at that expression's position.
+    Liveness follows the structure: a value used in both branches of an `if` is
+    live in each branch only up to its last use there, so the other branch may
+    reuse its name or write over it; a value used inside a loop that it is
+    defined outside of stays live until the loop ends, since the next iteration
+    reads it again. Uses by an op that is inlined into a later expression count
+    at that expression's position.
     """
 
     def __init__(self, fn: Function, inlined: dict, moves: set):
-        self.at: dict[int, int] = {}  # id(op) -> position
-        self.end: dict[int, int] = {}  # id(region op or block) -> end position
+        self.at: dict[int, int] = {}  # id(op) -> its position
+        self.end: dict[int, int] = {}  # id(op or block) -> end position
+        self.start: dict[int, int] = {}  # id(block) -> start position
         self.defs: dict[Value, int] = {p: 0 for p in fn.params}
-        self.last: dict[Value, int] = {}
+        self.def_path: dict[Value, tuple] = {p: () for p in fn.params}
+        self.uses: dict[Value, list] = {}
         self.pos = 0
-        self._number(fn.body)
         self.inlined, self.moves = inlined, moves
         self.writes = {op.result for op in _calls(fn.body) if op.prim.style in WRITES}
-        self._uses(fn.body, ())
+        self._number(fn.body, ())
+        self._record(fn.body, ())
+        self._spans: dict[Value, list] = {}
 
-    def _number(self, block: Block) -> None:
+    def _number(self, block: Block, path: tuple) -> None:
         self.pos += 1
-        self.at[id(block)] = self.pos
+        self.start[id(block)] = self.pos
         for a in block.args:
-            self.defs[a] = self.pos
+            self.defs[a], self.def_path[a] = self.pos, path
         for op in block.ops:
             self.pos += 1
             self.at[id(op)] = self.pos
-            for b in op.blocks:
-                self._number(b)
+            for i, b in enumerate(op.blocks):
+                self._number(b, path + ((op, i),))
             if op.blocks:
                 self.pos += 1
             self.end[id(op)] = self.pos
             for r in op.results:
-                self.defs[r] = self.pos
+                self.defs[r], self.def_path[r] = self.pos, path
         self.pos += 1
         self.end[id(block)] = self.pos
 
-    def use(self, v, at: int, loops) -> None:
-        if not isinstance(v, Value):
-            return
-        d = self.defs.get(v, 0)
-        for start, stop in reversed(loops):  # outermost first
-            if d < start:
-                at = max(at, stop)
-                break
-        self.last[v] = max(self.last.get(v, at), at)
+    def _use(self, v, at: int, path: tuple) -> None:
+        if isinstance(v, Value):
+            self.uses.setdefault(v, []).append((at, path))
 
-    def _uses(self, block: Block, loops) -> None:
+    def _record(self, block: Block, path: tuple) -> None:
         for op in block.ops:
             at = self.at[id(op)]
             if isinstance(op, Call) and op.result in self.inlined:
                 at = self.at[id(self.inlined[op.result])]
             for o in op.operands:
-                self.use(o, at, loops)
-            inner = loops + ((self.at[id(op)], self.end[id(op)]),) if isinstance(
-                op, (For, While)) else loops
-            for b in op.blocks:
-                self._uses(b, inner)
+                self._use(o, at, path)
+            for i, b in enumerate(op.blocks):
+                self._record(b, path + ((op, i),))
         for i, o in enumerate(block.results):
             if (id(block), i) not in self.moves:
-                self.use(o, self.end[id(block)], loops)
+                self._use(o, self.end[id(block)], path)
 
-    def span(self, v: Value) -> tuple[int, int]:
-        d = self.defs.get(v, 0)
-        return d, max(self.last.get(v, d), d)
+    def _extent(self, start: int, level: tuple, uses: list) -> list:
+        last, branches = start, {}
+        depth = len(level)
+        for at, path in uses:
+            if len(path) == depth:
+                last = max(last, at)
+                continue
+            op, i = path[depth]
+            if isinstance(op, If):
+                last = max(last, self.at[id(op)])
+                branches.setdefault((id(op), i), (op, i, []))[2].append((at, path))
+            else:  # a loop reads it on every iteration
+                last = max(last, self.end[id(op)])
+        out = [(start, last)]
+        for op, i, inner in branches.values():
+            if self.end[id(op)] > last:
+                block = op.blocks[i]
+                out += self._extent(self.start[id(block)], level + ((op, i),), inner)
+        return out
+
+    def span(self, v: Value) -> list:
+        got = self._spans.get(v)
+        if got is None:
+            got = self._extent(self.defs.get(v, 0), self.def_path.get(v, ()),
+                               self.uses.get(v, []))
+            self._spans[v] = got
+        return got
 
 
 def _calls(block: Block):
@@ -131,7 +153,7 @@ class Namer:
                 v = parent[v]
             return v
 
-        spans = {v: [live.span(v)] for v in live.defs if v not in inlined}
+        spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
         aliases = _alias_classes(fn)
         merged = set()
         for block, index, a, b in pairs:
@@ -155,7 +177,7 @@ class Namer:
         spans = {}
         for v in live.defs:
             if v not in inlined:
-                spans.setdefault(find(v), []).append(live.span(v))
+                spans.setdefault(find(v), []).extend(live.span(v))
         self.find = find
         self.names: dict[Value, str] = {}
         free: dict[str, list[tuple[str, list]]] = {}
@@ -201,12 +223,17 @@ class Namer:
 # ops whose result may be (a view of) their first argument at run time
 VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze", "np.expand_dims",
          "np.broadcast_to", "np.asarray", "unbroadcast", "pos", "np.swapaxes", "np.moveaxis",
-         "setitem", "append", "iadd_at", "add_at", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+         "setitem", "append", "iadd_at", "add_at", "expand_to", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+
+
+# ops whose result may be a read-only view (a broadcast): never written in place
+READONLY = {"np.broadcast_to", "expand_to"}
 
 
 def _alias_classes(fn: Function) -> dict:
     """Value -> representative: values that may share a buffer at run time."""
     parent: dict = {}
+    readonly: set = set()
 
     def find(v):
         while parent.get(v, v) is not v:
@@ -224,6 +251,8 @@ def _alias_classes(fn: Function) -> dict:
             if isinstance(op, Call):
                 if op.prim.name in VIEWS and op.args:
                     union(op.args[0], op.result)
+                if op.prim.name in READONLY:
+                    readonly.add(op.result)
                 continue
             for _, _, a, b in ties(Block((), (op,), ())):
                 union(a, b)
@@ -234,21 +263,22 @@ def _alias_classes(fn: Function) -> dict:
     members: dict = {}
     for v in list(parent):
         members.setdefault(find(v), set()).add(v)
-    return {v: members[find(v)] for v in parent}
+    out = {v: members[find(v)] for v in parent}
+    out["readonly"] = readonly
+    return out
 
 
 def _write_ok(result, storage, aliases, live, fn) -> bool:
     """An in-place write is safe when nothing else that may share the buffer is
     still live across it, and the buffer is not the caller's (a parameter)."""
     group = aliases.get(storage, {storage})
-    if any(m in fn.params for m in group):
+    if any(m in fn.params or m in aliases.get("readonly", ()) for m in group):
         return False
     at = live.defs[result]
     for m in group:
         if m is storage or m is result:
             continue
-        start, end = live.span(m)
-        if start < at < end:
+        if any(start < at < end for start, end in live.span(m)):
             return False
     return True
 

@@ -36,6 +36,7 @@ from adjoint import runtime
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, unwrap
+from adjoint.passes.fold import constant_factor, simplify
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -136,11 +137,22 @@ class Lowerer:
             n = self.facts.ndim(args[0]) if self.template is not None else None
             return Const(n) if n is not None else None
         if fn is runtime.unbroadcast and self.template is not None:
-            shape, ans_shape = self.facts.shape(args[1]), self.facts.shape(self.template["ans"])
-            if shape is not None and shape == ans_shape:
+            shape = self.facts.shape(args[1])
+            if shape is not None and shape == self.shape(args[0]):
                 return args[0]
+        if fn is runtime.save and self.template is not None and self.shape(
+                self.emit_shape_probe(args)) == ():
+            return self.emit(_prim(operator.getitem), args)  # one element: already a copy
         if fn is runtime.stop_gradient:
             return None
+        if self.template is not None:
+            simpler = simplify(fn, args, self.defs)
+            if simpler is not None:
+                return simpler
+            factor = constant_factor(fn, args, self.defs)
+            if factor is not None:
+                c, x = factor
+                return x if c == 1 else self.emit(prim, (Const(c), x))
         if all(is_constant(a) for a in args) and all(is_constant(v) for _, v in kwargs):
             try:
                 value = fn(*[a.value for a in args], **{k: v.value for k, v in kwargs})
@@ -149,6 +161,34 @@ class Lowerer:
             if _literal(value):
                 return Const(value)
         return None
+
+    def shape(self, o):
+        """The static shape of an operand inside a rule template, if known.
+
+        A template's cotangent `g` has the shape of `ans`; `g[i]` and `save(g, i)`
+        have the shape of the indexed region; elementwise results broadcast."""
+        if self.template is None:
+            return self.facts.shape(o)
+        if o is self.template.get("g"):
+            return self.facts.shape(self.template["ans"])
+        call = self.defs.get(o) if isinstance(o, Value) else None
+        if call is not None and call.prim.fn in (operator.getitem, runtime.save):
+            return _indexed_shape(self.shape(call.args[0]), call.args[1], self.facts)
+        if call is not None and call.prim.style in ("infix", "prefix") and \
+                call.prim.precedence >= 10:
+            shapes = [self.shape(a) for a in call.args]
+            if all(s is not None for s in shapes):
+                try:
+                    return np.broadcast_shapes(*shapes)
+                except ValueError:
+                    return None
+        return self.facts.shape(o)
+
+    def emit_shape_probe(self, args):
+        """A stand-in operand whose shape is that of `args[0][args[1]]`."""
+        probe = Value("_probe")
+        self.defs[probe] = Call(_prim(operator.getitem), tuple(args), probe)
+        return probe
 
     # ------------------------------------------------------------ statements
     def body(self, stmts: list):
@@ -782,6 +822,25 @@ def _is_call_to(low: Lowerer, node, fn) -> bool:
 def _is_library(fn) -> bool:
     module = getattr(fn, "__module__", "") or ""
     return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch")
+
+
+def _indexed_shape(shape, index, facts):
+    """The shape of `a[index]` for `a` of `shape`, when the index is simple enough."""
+    if shape is None:
+        return None
+    if isinstance(index, Const):
+        try:
+            return np.empty(shape)[index].shape
+        except (IndexError, TypeError, ValueError):
+            return None
+    k = facts.kind(index)
+    if k is None:
+        return None
+    if k.type == "int" and shape:
+        return shape[1:]
+    if k.type == "tuple" and k.dtype == "i" and k.shape and k.shape[0] <= len(shape):
+        return shape[k.shape[0]:]
+    return None
 
 
 def _qualname(fn) -> str:

@@ -263,3 +263,15 @@ def prune(ops, keep: list, pure: Callable[[Op], bool]) -> list:
                     needed.update(o for o in inner.operands if isinstance(o, Value))
                 needed.update(o for o in b.results if isinstance(o, Value))
     return out[::-1]
+
+
+def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
+    """`op` with each of its regions replaced by `fn(region)`."""
+    from dataclasses import replace
+    if isinstance(op, If):
+        return replace(op, then=fn(op.then), orelse=fn(op.orelse))
+    if isinstance(op, For):
+        return replace(op, body=fn(op.body))
+    if isinstance(op, While):
+        return replace(op, cond=fn(op.cond), body=fn(op.body))
+    return op

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from adjoint.ir.core import Function
+from adjoint.passes.cse import cse
 from adjoint.passes.dce import dce
+from adjoint.passes.tapes import tapes
 
-PIPELINE = [dce]
+PIPELINE = [cse, dce, tapes, dce]
 
 
 def optimize(fn: Function) -> Function:

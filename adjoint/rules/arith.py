@@ -130,9 +130,13 @@ def matmul(g, ans, x, y):
         return np.outer(g, y), g @ x
     if np.ndim(x) == 1 and np.ndim(y) == 1:
         return g * y, g * x
-    return (unbroadcast(g[..., None] * y, x) if np.ndim(y) == 1 else
-            unbroadcast(g @ np.swapaxes(y, -1, -2), x),
-            unbroadcast(x * g[..., None], y) if np.ndim(x) == 1 else
+    if np.ndim(x) == 1:  # (k) @ (..., k, m) -> (..., m)
+        return (unbroadcast(np.sum(g[..., None, :] * y, axis=-1), x),
+                unbroadcast(x[:, None] * g[..., None, :], y))
+    if np.ndim(y) == 1:  # (..., n, k) @ (k) -> (..., n)
+        return (unbroadcast(g[..., None] * y, x),
+                unbroadcast(np.sum(g[..., None] * x, axis=-2), y))
+    return (unbroadcast(g @ np.swapaxes(y, -1, -2), x),
             unbroadcast(np.swapaxes(x, -1, -2) @ g, y))
 
 
@@ -205,6 +209,11 @@ def max_(ans, x, y, x_dot, y_dot):
 @defvjp(builtins.sum)
 def sum_(g, ans, xs):
     return np.broadcast_to(g, np.shape(xs))
+
+
+@defjvp(builtins.sum)
+def sum_(ans, xs, xs_dot):
+    return sum(xs_dot)
 
 
 defnondiff(operator.floordiv, operator.lt, operator.le, operator.gt, operator.ge, operator.eq,

@@ -515,5 +515,5 @@ def linspace(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=No
 @defjvp(np.linspace)
 def linspace(ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
              start_dot=None, stop_dot=None):
-    t = linspace_weights(num, endpoint, np.ndim(ans), axis)
-    return np.expand_dims(start_dot, axis) * (1.0 - t) + np.expand_dims(stop_dot, axis) * t
+    # linspace is linear in (start, stop)
+    return np.linspace(start_dot, stop_dot, num, endpoint, axis=axis)

@@ -14,12 +14,13 @@ from adjoint import runtime
 from adjoint.frontend.lower import and_, list_of, or_, tuple_of
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd_at
-from adjoint.runtime import add_at, append, setitem, unbroadcast, zeros_like
+from adjoint.runtime import add_at, append, save, setitem, unbroadcast, zeros_like
 
 primitive(operator.getitem, "getitem", "subscript", precedence=15)
 primitive(runtime.setitem, "setitem", "setitem")
 primitive(runtime.append, "append", "append")
 primitive(runtime.add_at, "add_at", "add_at")
+primitive(runtime.save, "save")
 primitive(tuple_of, "tuple", "tuple")
 primitive(list_of, "list", "list")
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
@@ -47,7 +48,9 @@ def getitem(ans, x, index, x_dot):
 
 @defvjp(runtime.setitem)
 def setitem_(g, ans, x, index, value):
-    return setitem(g, index, 0.0), None, unbroadcast(g[index], value)
+    # read the region's cotangent before zeroing it: the old contents are overwritten
+    value_bar = unbroadcast(save(g, index), value)
+    return setitem(g, index, 0.0), None, value_bar
 
 
 @defjvp(runtime.setitem)
@@ -82,7 +85,9 @@ def unbroadcast_(g, ans, x, target):
 
 @defjvp(runtime.unbroadcast)
 def unbroadcast_(ans, x, target, x_dot):
-    return unbroadcast(x_dot, target)
+    # sum_to, not unbroadcast: lowering drops `unbroadcast(e, t)` when t is shaped like
+    # `ans`, which assumes e is too (true of a cotangent, not of the tangent x_dot)
+    return runtime.sum_to(x_dot, np.shape(target))
 
 
 @defvjp(runtime.sum_to)
@@ -113,3 +118,13 @@ def iadd_at_(g, ans, x, index, value):
 @defjvp(iadd_at)
 def iadd_at_(ans, x, index, value, x_dot, value_dot):
     return iadd_at(x_dot, index, value_dot)
+
+
+@defvjp(runtime.save)
+def save_(g, ans, x, index):
+    return add_at(zeros_like(x), index, g)
+
+
+@defjvp(runtime.save)
+def save_(ans, x, index, x_dot):
+    return save(x_dot, index)

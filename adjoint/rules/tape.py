@@ -22,12 +22,6 @@ def tape_pop(tape):
     return tape.pop()
 
 
-def save(x, index):
-    """`x[index]` as an independent copy (a slice of an array would be a view)."""
-    v = x[index]
-    return v.copy() if hasattr(v, "copy") and getattr(v, "ndim", 0) else v
-
-
 def iadd_at(x, index, value):
     """`x[index] += value` as a value (basic indices only; generated code adds in place)."""
     x = x.copy() if hasattr(x, "copy") else x
@@ -44,4 +38,3 @@ primitive(iadd_at, "iadd_at", "iadd_at")
 primitive(tape_new, "tape_new", "tape_new", nondiff=True, pure=False)
 primitive(tape_push, "tape_push", "tape_push", nondiff=True, pure=False)
 primitive(tape_pop, "tape_pop", "tape_pop", nondiff=True, pure=False)
-primitive(save, "save", nondiff=True)

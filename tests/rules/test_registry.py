@@ -297,7 +297,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "is_": [case(None, None)], "is_not": [case(None, None)], "len": [case([N(), N()])],
     "range": [case(5)], "int": [case(N())], "round": [case(N())], "bool": [case(N())],
     "isinstance": [case(N(), float)],
-    "and_": [case(True, N())], "or_": [case(False, N())], "slice": [case(1, 4, None)],
+    "and_": [case(True, False), case(False, True)], "or_": [case(False, True)], "slice": [case(1, 4, None)],
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "np.zeros_like": [case(N(3, 4))],
     **{f"math.{n}": [case(N())] for n in ["floor", "ceil", "trunc", "isnan", "isinf",

@@ -1,0 +1,79 @@
+"""Common-subexpression elimination: a pure call that repeats an earlier one, with
+the same operands, reuses its result. Values defined in an enclosing block are
+visible inside nested ones, so `x[i]` read twice in a loop body is read once.
+
+    %a = getitem(%x, %i)
+    %b = getitem(%x, %i)     ==>   %a = getitem(%x, %i)
+    %c = mul(%a, %b)               %c = mul(%a, %a)
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import replace
+
+from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands
+from adjoint.rules import registry
+
+_COMMUTATIVE = {operator.add, operator.mul}
+_NEVER = ("setitem", "append", "iadd_at", "add_at", "tape_new", "tape_push", "tape_pop",
+          "section")
+
+
+def _key(o):
+    if isinstance(o, Const):
+        v = o.value
+        try:
+            hash(v)
+        except TypeError:
+            return ("c", type(v).__name__, repr(v))
+        return ("c", type(v).__name__, v)
+    return ("v", id(o))
+
+
+def cse(fn: Function) -> Function:
+    subst: dict[Value, Value] = {}
+    body = _block(fn.body, [{}], subst)
+    return replace(fn, body=body)
+
+
+def _block(block: Block, scopes: list[dict], subst: dict) -> Block:
+    table: dict = {}
+    scopes = scopes + [table]
+    ops = []
+
+    def sub(o):
+        return subst.get(o, o) if isinstance(o, Value) else o
+
+    for op in block.ops:
+        op = map_operands(op, sub) if not op.blocks else op
+        if isinstance(op, Call):
+            e = registry.entry(op.prim)
+            if e is not None and e.pure and op.prim.style not in _NEVER:
+                args = [_key(a) for a in op.args]
+                if op.prim.fn in _COMMUTATIVE:
+                    args.sort(key=repr)
+                key = (op.prim.name, id(op.prim.fn), tuple(args),
+                       tuple((k, _key(v)) for k, v in op.kwargs))
+                for scope in reversed(scopes):
+                    if key in scope:
+                        subst[op.result] = scope[key]
+                        break
+                else:
+                    table[key] = op.result
+                    ops.append(op)
+                continue
+            ops.append(op)
+            continue
+        # region op: substitute its own operands, then its blocks with a nested scope
+        op = replace(op, **_region_operands(op, sub))
+        ops.append(map_blocks(op, lambda b: _block(b, scopes, subst)))
+    return replace(block, ops=tuple(ops), results=tuple(sub(o) for o in block.results))
+
+
+def _region_operands(op, sub) -> dict:
+    if isinstance(op, If):
+        return {"cond": sub(op.cond)}
+    out = {"inits": tuple(sub(o) for o in op.inits)}
+    if hasattr(op, "iter"):
+        out["iter"] = sub(op.iter)
+    return out
