@@ -64,12 +64,32 @@ def add_at(x, index, value):
     return x
 
 
+def accum(a, b):
+    """`a + b` for cotangents whose kind is not known to be a number or an array:
+    lists and tuples add element by element (Python's `+` would concatenate them)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a)(accum(x, y) for x, y in zip(a, b))
+    if isinstance(a, (list, tuple)):
+        return np.asarray(a) + b
+    if isinstance(b, (list, tuple)):
+        return a + np.asarray(b)
+    return a + b
+
+
+def alias(x):
+    """`x` under another name (the generated code says `b_bar = z_bar`)."""
+    return x
+
+
 def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return 0.0
-    if isinstance(x, (list, tuple)):  # the adjoint of a sequence is an array, stacked
-        return np.zeros(np.shape(x))
+    if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
+        try:
+            return np.zeros(np.shape(x))
+        except ValueError:  # ragged: one zero per element
+            return [zeros_like(e) for e in x]
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
 
 
@@ -92,5 +112,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
+__all__ = ["accum", "alias", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

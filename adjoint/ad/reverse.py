@@ -73,6 +73,7 @@ class Reverse:
         self.region = Region(None, set(), "top")
         self.defined_in = _definitions(fn)
         self.primal_values = set(fn.params) | _defined(fn.body)
+        self.adjoint_defs: dict = {}
 
     # ---------------------------------------------------------------- reading primals
     def read(self, o: Operand) -> Operand:
@@ -141,11 +142,18 @@ class Reverse:
     def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
         if not isinstance(v, Value) or v not in self.active or contrib is None:
             return
-        if isinstance(contrib, Value) and contrib.name.startswith("_t"):
-            _rename(contrib, f"{_base(v)}_bar")
+        if isinstance(contrib, Value):
+            if contrib.name.startswith("_t"):
+                _rename(contrib, f"{_base(v)}_bar")
+            self.facts.same_kind(contrib, v, overwrite=False)  # a cotangent has v's shape
         old = adj.get(v)
-        adj[v] = contrib if old is None else self.emit(_prim(operator.add), (old, contrib),
-                                                       f"{_base(v)}_bar")
+        if old is None:
+            adj[v] = contrib
+            return
+        k = self.facts.kind(v)
+        add = operator.add if k is not None and k.type in ("float", "ndarray") else runtime.accum
+        adj[v] = self.emit(_prim(add), (old, contrib), f"{_base(v)}_bar")
+        self.facts.same_kind(adj[v], v)
 
     # ---------------------------------------------------------------- blocks
     def reverse_ops(self, ops, adj: dict) -> None:
@@ -199,6 +207,7 @@ class Reverse:
         """Lower the rule against the primal operands, keep what the wanted cotangents
         need, then read the surviving primal operands in the current reverse region."""
         low = Lowerer(parse_function(template), self.facts, template={"ans": op.result, "g": g})
+        low.defs = self.adjoint_defs  # so constants fold across rules: (0.5 * g) * 2 -> g
         sig = inspect.signature(template)
         params = list(sig.parameters.values())
         try:
@@ -236,7 +245,9 @@ class Reverse:
                 return read[o]
             return o
 
-        self.ops.extend(_relocate([map_operands(o, to_reverse) for o in ops], self.loc))
+        new_ops = _relocate([map_operands(o, to_reverse) for o in ops], self.loc)
+        self.ops.extend(new_ops)
+        self.adjoint_defs.update((o.result, o) for o in new_ops if isinstance(o, Call))
         return [to_reverse(o) if o is not None else None for o in out]
 
     def restore(self, op: Call) -> None:
@@ -454,6 +465,8 @@ class Reverse:
         fn = self.fn
         outs = fn.body.results
         out_bar = Value("out_bar")
+        if len(outs) == 1 and isinstance(outs[0], Value):
+            self.facts.same_kind(out_bar, outs[0])
         self.ops, self.loc = [], fn.loc
         adj: dict = {}
         if len(outs) == 1:
@@ -467,7 +480,11 @@ class Reverse:
         grads = []
         for i in self.wrt:
             p = fn.params[i]
-            grads.append(adj[p] if p in adj else self.zero(p))
+            g = adj[p] if p in adj else self.zero(p)
+            if isinstance(g, Value) and _base(g) != p.name:  # say whose gradient it is
+                g = Value(f"{p.name}_bar")
+                self.ops.append(Call(_prim(runtime.alias), (adj[p],), g, (), None))
+            grads.append(g)
         backward = [Call(_prim(section), (Const("backward"),), Value("_"), (), None)] + self.ops
         forward = self.forward(fn.body).ops
         body = Block((), tuple(forward) + tuple(backward), tuple(grads))

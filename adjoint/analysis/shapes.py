@@ -83,9 +83,9 @@ class Observed(Facts):
         elif self.kinds[v] != k:
             self.kinds[v] = UNKNOWN
 
-    def same_kind(self, new: Value, old: Value) -> None:
-        """`new` holds the same value as `old` (a popped or exported copy)."""
-        if old in self.kinds:
+    def same_kind(self, new: Value, old: Value, overwrite: bool = True) -> None:
+        """`new` has the kind of `old`: a popped or exported copy, or a cotangent."""
+        if old in self.kinds and (overwrite or new not in self.kinds):
             self.kinds[new] = self.kinds[old]
 
     def infer(self, fn: Function) -> "Observed":

@@ -193,6 +193,8 @@ class Emitter:
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
         if style == "tape_new":
             return "[]"
+        if style == "alias":
+            return self.operand(a[0], prec, index)
         if style == "tape_pop":
             return f"{self.operand(a[0], 15)}.pop()"
         args = [self.operand(x) for x in a]

@@ -223,7 +223,7 @@ class Namer:
 # ops whose result may be (a view of) their first argument at run time
 VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze", "np.expand_dims",
          "np.broadcast_to", "np.asarray", "unbroadcast", "pos", "np.swapaxes", "np.moveaxis",
-         "setitem", "append", "iadd_at", "add_at", "expand_to", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+         "setitem", "append", "iadd_at", "add_at", "expand_to", "alias", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
 
 
 # ops whose result may be a read-only view (a broadcast): never written in place

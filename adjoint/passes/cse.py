@@ -16,7 +16,7 @@ from adjoint.rules import registry
 
 _COMMUTATIVE = {operator.add, operator.mul}
 _NEVER = ("setitem", "append", "iadd_at", "add_at", "tape_new", "tape_push", "tape_pop",
-          "section")
+          "section", "alias")
 
 
 def _key(o):

@@ -21,6 +21,8 @@ primitive(runtime.setitem, "setitem", "setitem")
 primitive(runtime.append, "append", "append")
 primitive(runtime.add_at, "add_at", "add_at")
 primitive(runtime.save, "save")
+primitive(runtime.accum, "accum")
+primitive(runtime.alias, "alias", "alias")
 primitive(tuple_of, "tuple", "tuple")
 primitive(list_of, "list", "list")
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
@@ -128,3 +130,23 @@ def save_(g, ans, x, index):
 @defjvp(runtime.save)
 def save_(ans, x, index, x_dot):
     return save(x_dot, index)
+
+
+@defvjp(runtime.accum)
+def accum_(g, ans, a, b):
+    return g, g
+
+
+@defjvp(runtime.accum)
+def accum_(ans, a, b, a_dot, b_dot):
+    return runtime.accum(a_dot, b_dot)
+
+
+@defvjp(runtime.alias)
+def alias_(g, ans, x):
+    return g
+
+
+@defjvp(runtime.alias)
+def alias_(ans, x, x_dot):
+    return x_dot
