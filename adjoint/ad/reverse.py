@@ -29,7 +29,7 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Op, Operand, \
     Value, While, map_operands, prune, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.tape import iadd_at, section, tape_new, tape_pop, tape_push
+from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
 import numpy as np
@@ -151,8 +151,12 @@ class Reverse:
             adj[v] = contrib
             return
         k = self.facts.kind(v)
-        add = operator.add if k is not None and k.type in ("float", "ndarray") else runtime.accum
-        adj[v] = self.emit(_prim(add), (old, contrib), f"{_base(v)}_bar")
+        known = k is not None and (k.type == "float" or (k.type == "ndarray" and k.dtype == "f"))
+        if isinstance(contrib, Value) and not contrib.name.startswith("_"):
+            _rename(contrib, "_t")  # printed inside the `+=` when used once
+        # `x_bar += c`: in place for arrays where nothing else shares x_bar's buffer
+        adj[v] = self.emit(_prim(iadd if known else runtime.accum), (old, contrib),
+                           f"{_base(v)}_bar")
         self.facts.same_kind(adj[v], v)
 
     # ---------------------------------------------------------------- blocks
@@ -362,6 +366,17 @@ class Reverse:
         yields += [badj[u] for u in accs]
         body_ops = self.ops
         self.ops, self.region = outer_ops, outer_region
+        # A body's yield is the next iteration's block argument. When the reverse reads
+        # both, tape only the argument and relay it backwards: the yield of iteration t
+        # is the argument popped for t + 1, and for the last iteration the loop's result.
+        relay_args, relay_inits, relay_yields = [], [], []
+        for k, (a, y) in enumerate(zip(args, op.body.results)):
+            if a in region.saved and y in region.saved and y is not a:
+                i = region.saved.index(y)
+                region.saved.pop(i)
+                relay_args.append(region.popped.pop(i))
+                relay_inits.append(self.read_in(op.results[k], outer_region))
+                relay_yields.append(region.map[a])
         # the forward loop pushes what the reverse pops
         pops: list = []
         tape = None
@@ -371,19 +386,19 @@ class Reverse:
                 outer_region.defined.add(tape)
             popped = Value("_saved")
             pops.append(Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (),
-                             op.loc))
+                             None))
             if len(region.saved) == 1:
                 pops[0] = replace(pops[0], result=region.popped[0])
             else:
                 for i, p in enumerate(region.popped):
-                    pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), op.loc))
-        rbody = Block((target, *cargs, *aargs), tuple(pops + region.preamble + body_ops),
-                      tuple(yields))
+                    pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), None))
+        rbody = Block((target, *cargs, *aargs, *relay_args),
+                      tuple(pops + region.preamble + body_ops), tuple(yields + relay_yields))
         ins = self.instrument.setdefault(op, Instrumented())
         fwd = ins.op or op
         if tape is not None:
             ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
-            push = Call(_prim(tape_push), (tape, *region.saved), Value("_"), (), op.loc)
+            push = Call(_prim(tape_push), (tape, *region.saved), Value("_"), (), None)
             # push as soon as the last saved value exists, so carried names can be reused
             saved = set(region.saved)
             last = max((i for i, o in enumerate(op.body.ops)
@@ -413,7 +428,9 @@ class Reverse:
         ins.op = fwd
         results = tuple(Value(f"{_base(args[k])}_bar") for k in slots) + tuple(
             Value(f"{_base(u)}_bar") for u in accs)
-        self.ops.append(For(iterable, tuple(inits), rbody, results, op.loc, reverse=True))
+        relayed = tuple(Value(v.name) for v in relay_args)
+        self.ops.append(For(iterable, tuple(inits + relay_inits), rbody, results + relayed,
+                            op.loc, reverse=True))
         for u, r in zip(accs, results[len(slots):]):
             adj[u] = r
         for k, r in zip(slots, results):

@@ -18,8 +18,8 @@ from adjoint.codegen.naming import Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 
-_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section")
-_WRITES = ("setitem", "append", "iadd_at", "add_at")  # in place into their first operand
+_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd")
+_WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
 _BUILTIN_NAMES = set(dir(builtins))
 
 
@@ -85,7 +85,9 @@ class Emitter:
             for b in op.blocks:
                 self._find_inlined(b)
             if isinstance(op, Call) and op not in unpacked:
-                for o in op.operands:
+                for k, o in enumerate(op.operands):
+                    if k == 0 and op.prim.style in _WRITES:
+                        continue  # the array written into is a variable, not an expression
                     if o in defs and self._inlinable(o, defs[o], block.ops, i):
                         self.inlined[o] = op
                 if op.prim.style not in _STATEMENTS and op.prim.name != "tape_pop":
@@ -237,6 +239,13 @@ class Emitter:
         if style == "section":
             self.lines.append(f"{ind}# --- {a[0].value} ---")
             self.last_loc = None
+        elif style == "iadd":
+            target = self.names(op.result)
+            if isinstance(a[0], Value) and self.names(a[0]) == target:
+                self.lines.append(f"{ind}{target} += {self.operand(a[1])}")
+            else:
+                self.lines.append(f"{ind}{target} = {self.operand(a[0], 10)} + "
+                                  f"{self.operand(a[1], 11)}")
         elif style in ("setitem", "iadd_at", "add_at"):
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:

@@ -16,7 +16,7 @@ import keyword
 from adjoint.ir.core import Block, Call, For, Function, If, Value, While
 
 
-WRITES = ("setitem", "append", "iadd_at", "add_at")  # in place into their first operand
+WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
 
 
 class Liveness:
@@ -156,6 +156,7 @@ class Namer:
         spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
         aliases = _alias_classes(fn)
         merged = set()
+        user_names = {v: ({v.name} if not v.name.startswith("_") else set()) for v in live.defs}
         for block, index, a, b in pairs:
             if not isinstance(b, Value) or b in inlined or a in inlined:
                 continue
@@ -166,10 +167,17 @@ class Namer:
                 continue
             if _overlap(spans.get(ra, []), spans.get(rb, [])):
                 continue
+            if _param_clash(ra, rb, parent, fn):
+                continue
+            if block is not None or a not in live.writes:
+                # one name for two source variables would mislead: `y_bar = z_bar` instead
+                if len(user_names[ra] | user_names[rb]) > 1:
+                    continue
             if block is None and a in live.writes and not _write_ok(a, b, aliases, live, fn):
                 continue
             parent[rb] = ra
             spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
+            user_names[ra] = user_names[ra] | user_names.pop(rb)
             if block is not None:
                 merged.add((id(block), index))
         # a tie that failed is a real copy at the end of its block: a use, so recount
@@ -179,6 +187,7 @@ class Namer:
             if v not in inlined:
                 spans.setdefault(find(v), []).extend(live.span(v))
         self.find = find
+        merged_names = _region_values(fn.body)  # what a branch or loop defines
         self.names: dict[Value, str] = {}
         free: dict[str, list[tuple[str, list]]] = {}
         roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
@@ -187,7 +196,7 @@ class Namer:
             if v not in inlined:
                 members.setdefault(find(v), []).append(v)
         for root in roots:
-            hint = _class_hint(members[root], fn)
+            hint = _class_hint(members[root], fn, merged_names)
             own = spans[root]
             chosen = None
             reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
@@ -223,7 +232,7 @@ class Namer:
 # ops whose result may be (a view of) their first argument at run time
 VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze", "np.expand_dims",
          "np.broadcast_to", "np.asarray", "unbroadcast", "pos", "np.swapaxes", "np.moveaxis",
-         "setitem", "append", "iadd_at", "add_at", "expand_to", "alias", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+         "setitem", "append", "iadd_at", "add_at", "iadd", "expand_to", "alias", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
 
 
 # ops whose result may be a read-only view (a broadcast): never written in place
@@ -287,10 +296,53 @@ def _overlap(a: list, b: list) -> bool:
     return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
 
 
-def _class_hint(members, fn: Function) -> str:
+def _region_values(block: Block) -> set:
+    """The results of region ops and their body arguments: the source variables that
+    a branch or loop (re)defines."""
+    out = set()
+    for op in _all(block):
+        if not isinstance(op, Call):
+            out.update(op.results)
+            for b in op.blocks:
+                out.update(b.args)
+    return out
+
+
+def _all(block: Block):
+    for op in block.ops:
+        yield op
+        for b in op.blocks:
+            yield from _all(b)
+
+
+def _param_clash(ra, rb, parent, fn: Function) -> bool:
+    """A parameter shares its name only with values of the same name: `h = h0` before
+    a loop reads better than a loop that reassigns the parameter `h0`."""
+    def names(root):
+        return {v.name for v in list(parent) + [root] if _root(v, parent) is root}
+    pa = [p for p in fn.params if _root(p, parent) is ra]
+    pb = [p for p in fn.params if _root(p, parent) is rb]
+    if not pa and not pb:
+        return False
+    if pa and pb:
+        return True
+    param = (pa or pb)[0]
+    other = rb if pa else ra
+    return any(n != param.name and not n.startswith("_") for n in names(other))
+
+
+def _root(v, parent):
+    while parent.get(v, v) is not v:
+        v = parent[v]
+    return v
+
+
+def _class_hint(members, fn: Function, merged=frozenset()) -> str:
     for m in members:  # parameters keep their names
         if m in fn.params:
             return m.name
-    user = [m.name for m in members if not m.name.startswith("_")]
+    # the variable a branch or loop defines names the whole class
+    user = [m.name for m in members if m in merged and not m.name.startswith("_")]
+    user += [m.name for m in members if not m.name.startswith("_")]
     hint = user[0] if user else members[0].name
     return hint if hint.isidentifier() else "_t"

@@ -133,9 +133,16 @@ class Lowerer:
             src = self.defs.get(args[0])  # (a, b)[0] -> a
             if src is not None and src.prim.fn is tuple_of and isinstance(args[1].value, int):
                 return src.args[args[1].value]
-        if fn is np.ndim and isinstance(args[0], Value):
-            n = self.facts.ndim(args[0]) if self.template is not None else None
-            return Const(n) if n is not None else None
+        if fn in (np.ndim, np.shape, np.size) and self.template is not None and isinstance(
+                args[0], Value) and len(args) == 1:
+            shape = self.shape(args[0])  # the gradient is specialised on shapes
+            if shape is not None:
+                return Const(len(shape) if fn is np.ndim else shape if fn is np.shape
+                             else int(np.prod(shape)))
+        if fn is operator.neg and self.template is not None:
+            flipped = self.unneg(args[0])
+            if flipped is not None:
+                return flipped
         if fn is runtime.unbroadcast and self.template is not None:
             shape = self.facts.shape(args[1])
             if shape is not None and shape == self.shape(args[0]):
@@ -183,6 +190,22 @@ class Lowerer:
                 except ValueError:
                     return None
         return self.facts.shape(o)
+
+    def unneg(self, o):
+        """An operand equal to `-o` without a negation, if `o`'s leftmost factor is one:
+        `-(-a * b / c)` is `a * b / c`."""
+        if isinstance(o, Const) and type(o.value) in (int, float):
+            return Const(-o.value)
+        call = self.defs.get(o) if isinstance(o, Value) else None
+        if call is None:
+            return None
+        if call.prim.fn is operator.neg:
+            return call.args[0]
+        if call.prim.fn in (operator.mul, operator.truediv):
+            inner = self.unneg(call.args[0])
+            if inner is not None:
+                return self.emit(call.prim, (inner, call.args[1]))
+        return None
 
     def emit_shape_probe(self, args):
         """A stand-in operand whose shape is that of `args[0][args[1]]`."""

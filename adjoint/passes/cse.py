@@ -15,7 +15,7 @@ from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks,
 from adjoint.rules import registry
 
 _COMMUTATIVE = {operator.add, operator.mul}
-_NEVER = ("setitem", "append", "iadd_at", "add_at", "tape_new", "tape_push", "tape_pop",
+_NEVER = ("setitem", "append", "iadd_at", "add_at", "iadd", "tape_new", "tape_push", "tape_pop",
           "section", "alias")
 
 

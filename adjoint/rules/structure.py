@@ -13,7 +13,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.frontend.lower import and_, list_of, or_, tuple_of
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
-from adjoint.rules.tape import iadd_at
+from adjoint.rules.tape import iadd, iadd_at
 from adjoint.runtime import add_at, append, save, setitem, unbroadcast, zeros_like
 
 primitive(operator.getitem, "getitem", "subscript", precedence=15)
@@ -150,3 +150,13 @@ def alias_(g, ans, x):
 @defjvp(runtime.alias)
 def alias_(ans, x, x_dot):
     return x_dot
+
+
+@defvjp(iadd)
+def iadd_(g, ans, x, y):
+    return g, g
+
+
+@defjvp(iadd)
+def iadd_(ans, x, y, x_dot, y_dot):
+    return iadd(x_dot, y_dot)

@@ -29,12 +29,18 @@ def iadd_at(x, index, value):
     return x
 
 
+def iadd(x, y):
+    """`x += y` as a value: generated code adds in place when x's buffer is its own."""
+    return x + y
+
+
 def section(title):
     """Marks where the backward sweep starts; printed as a comment, computes nothing."""
 
 
 primitive(section, "section", "section", nondiff=True, pure=False)
 primitive(iadd_at, "iadd_at", "iadd_at")
+primitive(iadd, "iadd", "iadd")
 primitive(tape_new, "tape_new", "tape_new", nondiff=True, pure=False)
 primitive(tape_push, "tape_push", "tape_push", nondiff=True, pure=False)
 primitive(tape_pop, "tape_pop", "tape_pop", nondiff=True, pure=False)

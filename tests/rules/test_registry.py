@@ -176,6 +176,7 @@ CASES: dict[str, list[Case]] = {
     "save": [case(N(5), 2), case(N(3, 4), (1, slice(None))), case(N(3, 4), (slice(1, 3), 2))],
     "accum": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "alias": unary(N),
+    "iadd": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),
                   case(N(), N(3, 4)), case(N(3), N(2, 3, 4), (0, 2)),
                   case(N(1, 3, 1), N(2, 3, 4), axis=(0, 2), keepdims=True)],
