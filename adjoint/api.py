@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from adjoint import __version__
-from adjoint.ad.reverse import reverse
+from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, kind_of, observe
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
@@ -24,6 +24,7 @@ from adjoint.frontend.source import parse_function, unwrap
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
+from adjoint.checkpoint.transform import apply_policy
 from adjoint.passes.pipeline import optimize
 from adjoint.runtime import fresh_tapes
 
@@ -95,7 +96,7 @@ class Transform:
         self.wrt_spec = wrt
         self.cache_dir = cache_dir
         self.checkpoint = checkpoint
-        self.ir = optimize(lower_function(self.f))
+        self.ir = apply_policy(optimize(lower_function(self.f)), checkpoint)
         self.wrt = _normalize_wrt(wrt, self.ir)
         self.compiled: dict[tuple, Compiled] = {}
         functools.update_wrapper(self, self.f)
@@ -123,7 +124,7 @@ class Transform:
         fn = getattr(module, self.ir.name + names[self.mode])
         if self.mode == "vjp":
             fn = (fn, getattr(module, self.ir.name + "_bwd"))
-        source = holder.get("source") or path.read_text()
+        source = holder.get("source") or path.read_text().rsplit(load.END, 1)[0].rstrip() + "\n"
         got = Compiled(fn, source, str(path))
         self.compiled[sig] = got
         return got
@@ -183,7 +184,8 @@ def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
                 standalone: bool = False) -> str:
     module = Module()
     texts = []
-    grad_ir, n_fwd, outs = reverse(ir, wrt, facts, f"{ir.name}_grad")
+    transform = Reverse(ir, wrt, facts)
+    grad_ir, n_fwd, outs = transform.run(f"{ir.name}_grad")
     if mode == "grad":
         fns = [(optimize(grad_ir), {0: "forward"}, {"out_bar": "1.0"})]
     elif mode == "value_and_grad":
@@ -192,6 +194,7 @@ def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
     else:
         fwd, bwd = split(grad_ir, n_fwd, outs, ir.name)
         fns = [(optimize(fwd), {}, {}), (optimize(bwd), {}, {})]
+    fns += [(optimize(fn), {}, {}) for fn in transform.extra_functions]
     for fn, sections, defaults in fns:
         verify(fn)
         texts.append(emit_function(fn, module, sections, defaults,

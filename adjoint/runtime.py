@@ -107,6 +107,39 @@ def fresh_tapes(x):
     return x
 
 
+def checkpoint_plan(n, snapshots):
+    """The binomial checkpointing plan for `n` loop steps (see adjoint.checkpoint)."""
+    from adjoint.checkpoint.schedule import plan
+    return plan(n, snapshots)
+
+
+def plan_stores(plan, k):
+    """Whether the forward sweep keeps the state before step `k`."""
+    return k in plan.stored
+
+
+def plan_actions(plan):
+    """The backward sweep's actions: (what, i, j) triples."""
+    return [a + (0,) * (3 - len(a)) for a in plan.backward]
+
+
+def snapshots_new():
+    """An empty set of snapshots, by step."""
+    return {}
+
+
+def snap_store(snaps, k, *state):
+    snaps[k] = state[0] if len(state) == 1 else state
+
+
+def snap_load(snaps, k):
+    return snaps[k]
+
+
+def snap_free(snaps, k):
+    del snaps[k]
+
+
 def index_tuple(*parts):
     """The index `a[i, j:k]`: a tuple of ints, slices, None and arrays."""
     return parts

@@ -331,3 +331,38 @@ def soft_dtw(x, y, gamma):
                                               math.exp(c - mx)))
             R[i, j] = cost + softmin
     return R[n, m]
+
+
+# ---------------------------------------------------------------- checkpoints
+import adjoint  # noqa: E402
+
+
+def _layer(x, W):
+    h = np.tanh(W @ x)
+    return h * h + x
+
+
+def checkpointed_call(x, W):
+    y = adjoint.checkpoint(_layer)(x, W)
+    z = adjoint.checkpoint(_layer)(y, W)
+    return np.sum(z ** 2)
+
+
+@adjoint.checkpoint
+def _decorated_layer(x, W):
+    return np.sin(W @ x) + x
+
+
+def checkpointed_decorator(x, W):
+    s = 0.0
+    for i in range(3):
+        x = _decorated_layer(x, W)
+        s = s + np.sum(x)
+    return s
+
+
+def rnn_checkpointed(W, xs, h0, k):
+    h = h0
+    for t in adjoint.checkpointed(range(xs.shape[0]), snapshots=3):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(h * h)

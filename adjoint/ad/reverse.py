@@ -74,6 +74,7 @@ class Reverse:
         self.defined_in = _definitions(fn)
         self.primal_values = set(fn.params) | _defined(fn.body)
         self.adjoint_defs: dict = {}
+        self.extra_functions: list[Function] = []  # step functions of checkpointed regions
 
     # ---------------------------------------------------------------- reading primals
     def read(self, o: Operand) -> Operand:
@@ -333,6 +334,10 @@ class Reverse:
     def reverse_loop(self, op, adj: dict) -> None:
         if not _has_active(op, self.active):
             return
+        if isinstance(op, For) and op.checkpoint is not None:
+            from adjoint.checkpoint.transform import reverse_checkpointed
+            reverse_checkpointed(self, op, adj)
+            return
         is_for = isinstance(op, For)
         args = op.body.args[1:] if is_for else op.body.args
         slots = [k for k, a in enumerate(args) if a in self.active or op.results[k] in self.active
@@ -478,37 +483,68 @@ class Reverse:
         extra = new.ops[len(old.ops):]
         return replace(new, ops=inner.ops + extra)
 
-    def run(self, name: str) -> Function:
-        fn = self.fn
-        outs = fn.body.results
+    def run(self, name: str):
+        """The gradient function `name(*params, out_bar=1.0)`; also returns the number of
+        forward ops and the primal outputs (for the split form)."""
+        outs = self.fn.body.results
         out_bar = Value("out_bar")
-        if len(outs) == 1 and isinstance(outs[0], Value):
-            self.facts.same_kind(out_bar, outs[0])
-        self.ops, self.loc = [], fn.loc
+        self.ops, self.loc = [], self.fn.loc
         adj: dict = {}
         if len(outs) == 1:
+            if isinstance(outs[0], Value):
+                self.facts.same_kind(out_bar, outs[0])
             self.accumulate(adj, outs[0], out_bar)
         else:
             for i, o in enumerate(outs):
                 self.accumulate(adj, o, self.emit(_prim(operator.getitem), (out_bar, Const(i)),
                                                   f"{_base(o)}_bar"))
-        self.reverse_ops(fn.body.ops, adj)
-        self.loc = fn.loc
+        body, n_forward = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
+        doc = (f"Gradient of {self.fn.name} with respect to "
+               f"({', '.join(self.fn.param_names[i] for i in self.wrt)}).")
+        return Function(name, self.fn.params + (out_bar,), body, self.fn.loc,
+                        self.fn.param_names + ("out_bar",), doc), n_forward, tuple(outs)
+
+    def run_step(self, name: str, seeded: list[int], accumulated: list[int]) -> Function:
+        """The gradient of a loop body (or checkpointed call) as a function:
+        `name(*params, *seeds, *accumulators)` -> cotangents of the `wrt` params, where
+        each seed is the cotangent of one output and the accumulators carry the adjoints
+        of loop-invariant params across calls."""
+        outs = self.fn.body.results
+        self.ops, self.loc = [], self.fn.loc
+        adj: dict = {}
+        seeds, accs = [], []
+        for i in accumulated:
+            p = self.fn.params[i]
+            acc = Value(f"{p.name}_bar")
+            self.facts.same_kind(acc, p)
+            adj[p] = acc
+            accs.append(acc)
+        for i in seeded:
+            o = outs[i]
+            seed = Value(f"{_base(o)}_bar" if isinstance(o, Value) else "_bar")
+            if isinstance(o, Value):
+                self.facts.same_kind(seed, o)
+            seeds.append(seed)
+            self.accumulate(adj, o, seed)
+        body, _ = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
+        return Function(name, self.fn.params + tuple(seeds) + tuple(accs), body, self.fn.loc,
+                        (), f"Adjoint of one step: {self.fn.docstring}")
+
+    def sweeps(self, adj: dict, params: list) -> tuple[Block, int]:
+        """Forward sweep, backward sweep, and the cotangents of `params` returned."""
+        self.reverse_ops(self.fn.body.ops, adj)
+        self.loc = self.fn.loc
         grads = []
-        for i in self.wrt:
-            p = fn.params[i]
+        for p in params:
             g = adj[p] if p in adj else self.zero(p)
             if isinstance(g, Value) and _base(g) != p.name:  # say whose gradient it is
-                g = Value(f"{p.name}_bar")
-                self.ops.append(Call(_prim(runtime.alias), (adj[p],), g, (), None))
+                named = Value(f"{p.name}_bar")
+                self.ops.append(Call(_prim(runtime.alias), (g,), named, (), None))
+                g = named
             grads.append(g)
         backward = [Call(_prim(section), (Const("backward"),), Value("_"), (), None)] + self.ops
-        forward = self.forward(fn.body).ops
-        body = Block((), tuple(forward) + tuple(backward), tuple(grads))
-        return Function(name, fn.params + (out_bar,), body, fn.loc, fn.param_names + ("out_bar",),
-                        f"Gradient of {fn.name} with respect to "
-                        f"({', '.join(fn.param_names[i] for i in self.wrt)}).",
-                        ) , len(forward), tuple(outs)
+        forward = self.forward(self.fn.body).ops
+        return Block((), tuple(forward) + tuple(backward), tuple(grads)), len(forward)
 
 
 def reverse(fn: Function, wrt: tuple[int, ...], facts, name: str | None = None):

@@ -18,7 +18,8 @@ from adjoint.codegen.naming import Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 
-_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd")
+_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
+               "snap_store", "snap_free")
 _WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
 _BUILTIN_NAMES = set(dir(builtins))
 
@@ -75,6 +76,7 @@ class Emitter:
         self.lines: list[str] = []
         self.last_loc: tuple | None = None
         self.loop_depth = 0
+        self.skip: set = set()  # ops printed as part of another statement
 
     # ------------------------------------------------------------ inlining
     def _find_inlined(self, block: Block) -> None:
@@ -92,6 +94,9 @@ class Emitter:
                         self.inlined[o] = op
                 if op.prim.style not in _STATEMENTS and op.prim.name != "tape_pop":
                     defs[op.result] = i
+            elif isinstance(op, If) and op.cond in defs and self._inlinable(
+                    op.cond, defs[op.cond], block.ops, i):
+                self.inlined[op.cond] = op  # `if x > 0:` rather than `_c = x > 0; if _c:`
             elif isinstance(op, While):
                 pass
 
@@ -154,6 +159,8 @@ class Emitter:
 
     def _callee(self, op: Call) -> str:
         fn, name = op.prim.fn, op.prim.name
+        if fn is None:  # a function of the generated module itself (a step function)
+            return name
         module = getattr(fn, "__module__", "") or ""
         if name.startswith(("np.", "math.")):
             if name.startswith("math."):
@@ -193,6 +200,11 @@ class Emitter:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if style == "list":
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
+        if style == "format":
+            text = p.symbol.format(*(self.operand(x, p.precedence + 1) for x in a))
+            return f"({text})" if p.precedence < prec else text
+        if style == "snap_load":
+            return f"{self.operand(a[0], 15)}[{self.operand(a[1])}]"
         if style == "tape_new":
             return "[]"
         if style == "alias":
@@ -222,7 +234,7 @@ class Emitter:
                 self.lines.append(f"{ind}# --- {self.sections[i]} ---")
                 self.last_loc = None
             if isinstance(op, Call):
-                if op.result in self.inlined or op in pops.skip:
+                if op.result in self.inlined or op in pops.skip or op in self.skip:
                     continue
                 if op.prim.style != "section":
                     self.comment(op.loc, ind)
@@ -262,6 +274,12 @@ class Emitter:
             if not isinstance(a[0], Value) or self.names(a[0]) != target:
                 self.lines.append(f"{ind}{target} = list({self.operand(a[0])})")
             self.lines.append(f"{ind}{target}.append({self.operand(a[1])})")
+        elif style == "snap_store":
+            values = [self.operand(x) for x in a[2:]]
+            item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
+            self.lines.append(f"{ind}{self.operand(a[0], 15)}[{self.operand(a[1])}] = {item}")
+        elif style == "snap_free":
+            self.lines.append(f"{ind}del {self.operand(a[0], 15)}[{self.operand(a[1])}]")
         elif style == "tape_push":
             values = [self.operand(x) for x in a[1:]]
             item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
@@ -310,15 +328,27 @@ class Emitter:
         elif then_empty:
             self.lines[start] = f"{ind}if not {self.operand(op.cond, 12)}:"
             del self.lines[mark]
+        else:
+            _elif(self.lines, mark, ind)
         self.last_loc = None
 
     def for_stmt(self, op: For, ind: str) -> None:
         self.comment(op.loc, ind)
+        if op.checkpoint is not None and op.checkpoint[0] == "call" and not op.reverse:
+            # a checkpointed call runs once, inline; its inside is not kept
+            self.lines.append(f"{ind}# checkpointed call of {op.checkpoint[1]}: "
+                              f"recomputed in the backward sweep")
+            self.block(op.body, ind)
+            self.moves(op.results, op.body.results, ind)
+            self.last_loc = None
+            return
+        if op.checkpoint is not None and not op.reverse:
+            self.lines.append(f"{ind}# checkpointed loop: keeps the snapshots the plan names")
         self.moves(op.body.args[1:], op.inits, ind)
         it = self.operand(op.iter)
         if op.reverse:
             it = f"reversed({it})"
-        target = self.names(op.body.args[0]) if self.counts.get(op.body.args[0]) else "_"
+        target = self.target(op.body)
         self.lines.append(f"{ind}for {target} in {it}:")
         self.last_loc = None
         n = len(self.lines)
@@ -330,6 +360,25 @@ class Emitter:
             self.lines.append(f"{ind}    pass")
         self.moves(op.results, op.body.args[1:], ind)
         self.last_loc = None
+
+    def target(self, body: Block) -> str:
+        """The loop variable, or `a, b, c` when the body starts by unpacking it."""
+        t = body.args[0]
+        if not self.counts.get(t):
+            return "_"
+        parts = []
+        for op in body.ops:
+            if (isinstance(op, Call) and op.prim.style == "subscript" and op.args[0] is t
+                    and isinstance(op.args[1], Const) and op.args[1].value == len(parts)
+                    and op.result not in self.inlined):
+                parts.append(op)
+            else:
+                break
+        if len(parts) > 1 and len(parts) == self.counts.get(t):
+            self.skip.update(parts)
+            return ", ".join(self.names(p.result) if self.counts.get(p.result) else "_"
+                             for p in parts)
+        return self.names(t)
 
     def while_stmt(self, op: While, ind: str) -> None:
         self.comment(op.loc, ind)
@@ -377,6 +426,20 @@ class Emitter:
 # ------------------------------------------------------------------ helpers
 
 
+def _elif(lines: list[str], mark: int, ind: str) -> None:
+    """`else:` holding nothing but one `if` statement becomes `elif`."""
+    inner = ind + "    "
+    body = lines[mark + 1:]
+    tops = [k for k, line in enumerate(body) if line.startswith(inner) and
+            not line.startswith(inner + " ")]
+    if not tops or not body[0].startswith(inner + "if ") or any(
+            not (body[k].startswith(inner + "else:") or body[k].startswith(inner + "elif "))
+            for k in tops[1:]):
+        return
+    lines[mark:] = [ind + "el" + line[len(inner):] if k == 0 else line[4:]
+                    for k, line in enumerate(body)]
+
+
 def _all_ops(block: Block):
     for op in block.ops:
         yield op
@@ -415,7 +478,8 @@ def _unpacked_pops(block: Block) -> _Pops:
     """`a, b = _tape.pop()` instead of a pop followed by two subscripts."""
     out = _Pops()
     for i, op in enumerate(block.ops):
-        if isinstance(op, Call) and op.prim.style == "tape_pop":
+        if isinstance(op, Call) and (op.prim.style in ("tape_pop", "snap_load")
+                                     or op.prim.fn is None):
             elems = []
             for nxt in block.ops[i + 1:]:
                 if (isinstance(nxt, Call) and nxt.prim.style == "subscript"

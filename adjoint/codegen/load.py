@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-_loaded: dict[str, object] = {}
+_loaded: dict[tuple, object] = {}  # (path, the globals it was given) -> module
 _compiler_digest: str | None = None
 
 
@@ -82,19 +82,37 @@ def module_path(name: str, digest: str, cache_dir=None) -> Path:
     return folder / f"{name}_{digest[:16]}.py"
 
 
+END = "# end of generated module"
+
+
+def _complete(path: Path) -> bool:
+    """A module file that ends with its end marker (an atomic write always does; a
+    file truncated by something else does not)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 64))
+            return f.read().rstrip().endswith(END.encode())
+    except OSError:
+        return False
+
+
 def load(path: Path, make_source, namespace: dict) -> object:
-    """Import the module at `path`, writing it first (from `make_source()`) if absent.
-    `namespace` is set on the module before its code runs (objects it cannot import)."""
-    cached = _loaded.get(str(path))
+    """Import the module at `path`, writing it first (from `make_source()`) if absent
+    or incomplete. `namespace` is set on the module before its code runs (the user's
+    objects it refers to), so one file can serve several sets of globals."""
+    memo = (str(path), tuple(sorted((k, id(v)) for k, v in namespace.items())))
+    cached = _loaded.get(memo)
     if cached is not None:
         return cached
-    if not path.exists():
-        write_atomic(path, make_source())
+    if not _complete(path):
+        text = make_source().rstrip("\n") + f"\n\n\n{END}\n"
+        compile(text, str(path), "exec")  # a module that does not compile is never written
+        write_atomic(path, text)
     mod_name = f"adjoint_generated.{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)
     module.__dict__.update(namespace)
     sys.modules[mod_name] = module
     spec.loader.exec_module(module)
-    _loaded[str(path)] = module
+    _loaded[memo] = module
     return module

@@ -50,7 +50,7 @@ class Liveness:
         for a in block.args:
             self.defs[a], self.def_path[a] = self.pos, path
         for op in block.ops:
-            self.pos += 1
+            self.pos += 2  # odd positions: uses just after an op (see _record)
             self.at[id(op)] = self.pos
             for i, b in enumerate(op.blocks):
                 self._number(b, path + ((op, i),))
@@ -71,8 +71,11 @@ class Liveness:
             at = self.at[id(op)]
             if isinstance(op, Call) and op.result in self.inlined:
                 at = self.at[id(self.inlined[op.result])]
-            for o in op.operands:
-                self._use(o, at, path)
+            write = isinstance(op, Call) and op.prim.style in WRITES
+            for k, o in enumerate(op.operands):
+                # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
+                # result before reading v: v must not share the result's name
+                self._use(o, at + 1 if write and k and o is not op.operands[0] else at, path)
             for i, b in enumerate(op.blocks):
                 self._record(b, path + ((op, i),))
         for i, o in enumerate(block.results):

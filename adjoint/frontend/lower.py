@@ -33,6 +33,7 @@ import gast
 import numpy as np
 
 from adjoint import runtime
+from adjoint.checkpoint import checkpoint, checkpointed
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, unwrap
@@ -224,7 +225,9 @@ class Lowerer:
 
     def stmt(self, s):
         if isinstance(s, gast.Assign):
-            value = self.expr(s.value, hint=_hint_of(s.targets[0]))
+            target = s.targets[0]
+            value = self.expr(s.value, hint=_hint_of(target) if isinstance(
+                target, (gast.Name, gast.Tuple, gast.List)) else TEMP)
             for t in s.targets:
                 self.assign(t, value, s)
         elif isinstance(s, gast.AnnAssign):
@@ -403,8 +406,8 @@ class Lowerer:
     def carried_names(self, loop, extra=()) -> list[str]:
         """Variables a loop rebinds that exist before it (or that code after it reads)."""
         assigned = _assigned_names(loop.body) | set(extra)
-        # a write through one name is a write through its aliases too
-        for n in list(assigned):
+        # a write through one name (x[i] = .., xs.append) is a write through its aliases too
+        for n in _written_names(loop.body):
             v = self.env.get(n)
             if isinstance(v, Value):
                 assigned |= {m for m, w in self.env.items() if w is v}
@@ -420,6 +423,10 @@ class Lowerer:
     def for_stmt(self, s) -> None:
         target, it = s.target, s.iter
         seqs, index_name = None, None
+        checkpoint = None
+        if _is_call_to(self, it, checkpointed):
+            checkpoint = self.checkpoint_option(it)
+            it = it.args[0]
         if _is_call_to(self, it, range):
             iterable = self.expr(it, hint="_range")
         elif _is_call_to(self, it, reversed) and _is_call_to(self, it.args[0], range):
@@ -478,9 +485,39 @@ class Lowerer:
         inits = tuple(_init(before, n) for n in carried)
         results = tuple(Value(n) for n in carried)
         self.ops.append(For(iterable, inits, Block((index, *args), body_ops, yields), results,
-                            self.loc(s)))
+                            self.loc(s), checkpoint=checkpoint))
         self.env = dict(before)
         self.env.update(zip(carried, results))
+
+    def checkpoint_option(self, call) -> tuple:
+        """`checkpointed(it, snapshots=k)` or `(it, budget=bytes)`: constants only."""
+        options = dict((k.arg, self.operand(k.value)) for k in call.keywords)
+        if len(call.args) != 1 or set(options) - {"snapshots", "budget"} or len(options) != 1 \
+                or not all(isinstance(v, Const) and isinstance(v.value, int) and v.value > 0
+                           for v in options.values()):
+            raise self.error("write checkpointed(iterable, snapshots=k) or (iterable, "
+                             "budget=bytes), with a positive constant", call)
+        (key, value), = options.items()
+        return (key, value.value)
+
+    def checkpointed_call(self, fn, args, kwargs, node, hint):
+        """`checkpoint(f)(args)`: f's body as a region run once, recomputed in reverse."""
+        saved_ops = self.ops
+        self.ops = []
+        try:
+            results = lower_inline(fn, args, kwargs, self, node)
+            body_ops = tuple(self.ops)
+        finally:
+            self.ops = saved_ops
+        outs = tuple(Value(_hint_of_operand(r, hint)) for r in results)
+        once = self.emit(_prim(range), (Const(1),), hint="_once", node=node)
+        self.ops.append(For(once, tuple(Const(None) for _ in outs),
+                            Block((Value("_"), *(Value(o.name) for o in outs)), body_ops,
+                                  tuple(results)), outs, self.loc(node),
+                            checkpoint=("call", fn.__name__)))
+        if len(outs) == 1:
+            return outs[0]
+        return self.emit(_prim(tuple_of), outs, hint=hint, node=node)
 
     def while_stmt(self, s) -> None:
         carried = self.carried_names(s)
@@ -661,6 +698,9 @@ class Lowerer:
             raise self.error("*args and **kwargs in calls are not supported", node,
                              "pass the arguments one by one")
         callee = self.expr(node.func)
+        if isinstance(callee, Static) and callee.obj is checkpoint:  # its argument is a function
+            args = [self.expr(a) for a in node.args]
+            return self.call(callee, args, [], node, hint)
         args = [self.operand(a) for a in node.args]
         kwargs = [(k.arg, self.operand(k.value)) for k in node.keywords]
         return self.call(callee, args, kwargs, node, hint)
@@ -671,6 +711,12 @@ class Lowerer:
         if not isinstance(callee, Static):
             raise self.error("only functions can be called", node)
         fn = callee.obj
+        if fn is checkpoint:  # checkpoint(f): resolved now, called next
+            if len(args) != 1 or kwargs or not isinstance(args[0], Static):
+                raise self.error("write adjoint.checkpoint(function)(arguments)", node)
+            return Static(checkpoint(args[0].obj))
+        if isinstance(fn, checkpoint):
+            return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
         special = _SPECIAL_CALLS.get(fn)
         if special is not None:
             fn, args = special(self, args, node)
@@ -903,6 +949,21 @@ def _assigned_names(stmts) -> set[str]:
             elif isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
                 out.add(_hint_of(n.value))
             elif isinstance(n, gast.AugAssign):
+                out.add(_hint_of(n.target))
+            elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
+                  and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):
+                out.add(n.func.value.id)
+    return out
+
+
+def _written_names(stmts) -> set[str]:
+    """Names whose value a statement list changes in place."""
+    out: set[str] = set()
+    for s in stmts:
+        for n in gast.walk(s):
+            if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
+                out.add(_hint_of(n.value))
+            elif isinstance(n, gast.AugAssign) and isinstance(n.target, gast.Subscript):
                 out.add(_hint_of(n.target))
             elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
                   and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):

@@ -148,6 +148,9 @@ class For:
 
     body.args = (target, *carried); body.results = next carried values.
     `reverse=True` iterates `reversed(iter)` (the reverse sweep's loops).
+    `checkpoint` asks the reverse sweep to recompute instead of storing:
+    ("snapshots", k) or ("budget", bytes) for a loop, ("call", name) for a
+    checkpointed call (a region that runs once).
     """
 
     iter: Operand
@@ -156,6 +159,7 @@ class For:
     results: tuple[Value, ...]
     loc: Loc | None = None
     reverse: bool = False
+    checkpoint: tuple | None = None
 
     @property
     def operands(self) -> tuple[Operand, ...]:

@@ -74,8 +74,9 @@ def _print_block(block: Block, names: Names, lines: list[str], ind: str) -> None
             inits = ", ".join(_operand(o, names) for o in op.inits)
             it = _operand(op.iter, names)
             it = f"reversed({it})" if op.reverse else it
+            mark = f" checkpoint{op.checkpoint!r}" if op.checkpoint else ""
             lines.append(f"{ind}{res + ' = ' if res else ''}for %{names(args[0])} in {it}"
-                         f" carry ({_vals(args[1:], names)}) = ({inits}):")
+                         f" carry ({_vals(args[1:], names)}) = ({inits}){mark}:")
             _print_region(op.body, names, lines, ind)
         elif isinstance(op, While):
             inits = ", ".join(_operand(o, names) for o in op.inits)

@@ -4,6 +4,7 @@ and `... = _tape.pop()`; they are impure, so no pass moves or merges them.
 """
 from __future__ import annotations
 
+from adjoint import runtime
 from adjoint.rules.registry import primitive
 
 
@@ -42,5 +43,13 @@ primitive(section, "section", "section", nondiff=True, pure=False)
 primitive(iadd_at, "iadd_at", "iadd_at")
 primitive(iadd, "iadd", "iadd")
 primitive(tape_new, "tape_new", "tape_new", nondiff=True, pure=False)
+# checkpointing: the plan and the snapshots (see adjoint.checkpoint.transform)
+primitive(runtime.checkpoint_plan, "checkpoint_plan", nondiff=True)
+primitive(runtime.plan_stores, "plan_stores", "format", "{1} in {0}.stored", 5, nondiff=True)
+primitive(runtime.plan_actions, "plan_actions", nondiff=True)
+primitive(runtime.snapshots_new, "snapshots_new", "format", "{{}}", nondiff=True, pure=False)
+primitive(runtime.snap_store, "snap_store", "snap_store", nondiff=True, pure=False)
+primitive(runtime.snap_load, "snap_load", "snap_load", nondiff=True, pure=False)
+primitive(runtime.snap_free, "snap_free", "snap_free", nondiff=True, pure=False)
 primitive(tape_push, "tape_push", "tape_push", nondiff=True, pure=False)
 primitive(tape_pop, "tape_pop", "tape_pop", nondiff=True, pure=False)

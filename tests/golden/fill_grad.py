@@ -16,15 +16,13 @@ def fill_grad(x, out_bar=1.0):
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
         _t1 = x[i]
         _t2 = _t1 * _t1
-        _c = i > 0
-        if _c:
+        if i > 0:
             # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
             _t3 = y[i - 1]
         else:
             _t3 = 0.0
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        y_1 = _t2 + _t3
-        y[i] = y_1
+        y[i] = _t2 + _t3
         _tape.append(_t1)
     # line 245: return np.sum(y * y)
     _t4 = y * y
@@ -37,14 +35,14 @@ def fill_grad(x, out_bar=1.0):
     for i in reversed(_range):
         _t5 = _tape.pop()
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        _c_1 = i > 0
-        y_bar_1 = y_bar[i]
+        _c = i > 0
+        _t_bar = y_bar[i]
         y_bar[i] = 0.0
-        if _c_1:
+        if _c:
             # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-            y_bar[i - 1] += y_bar_1
+            y_bar[i - 1] += _t_bar
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        _t_bar = y_bar_1 * _t5
-        _t_bar += _t_bar
-        x_bar[i] += _t_bar
+        _t_bar_1 = _t_bar * _t5
+        _t_bar_1 += _t_bar_1
+        x_bar[i] += _t_bar_1
     return x_bar

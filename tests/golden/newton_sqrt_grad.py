@@ -20,7 +20,7 @@ def newton_sqrt_grad(a, out_bar=1.0):
     # --- backward ---
     # line 161: while abs(x * x - a) > 1e-12:
     _range = range(_n)
-    a_bar, x_bar = 0.0, out_bar
+    x_bar, a_bar = out_bar, 0.0
     for _ in reversed(_range):
         x, _t2 = _tape.pop()
         # line 162: x = 0.5 * (x + a / x)

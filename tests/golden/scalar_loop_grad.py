@@ -15,7 +15,7 @@ def scalar_loop_grad(x, n, out_bar=1.0):
         y = math.sin(y) * 1.1 + 0.1 * x
     # --- backward ---
     # line 122: for i in range(n):
-    x_bar, y_bar = 0.0, out_bar
+    y_bar, x_bar = out_bar, 0.0
     for _ in reversed(_range):
         y = _tape.pop()
         # line 123: y = math.sin(y) * 1.1 + 0.1 * x

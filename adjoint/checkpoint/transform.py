@@ -1,0 +1,233 @@
+"""The reverse sweep of checkpointed regions: recompute instead of store.
+
+A checkpointed loop's body becomes a *step function* `f_step(t, *state, *invariants)`
+and its adjoint `f_step_grad(t, *state, *invariants, *state_bar, *invariant_bars)`,
+both written into the generated module. The forward sweep runs the loop as
+usual, keeping a snapshot of the state at the steps the binomial plan names;
+the backward sweep follows the plan's actions in plain sight:
+
+    for _action, _i, _j in _plan.backward:
+        if _action == "advance":            # recompute steps _i .. _j - 1
+            for _k in range(_i, _j):
+                h = f_step(_range[_k], h, W, xs)
+        elif _action == "store":            # keep a snapshot
+            _snaps[_i] = h
+        elif _action == "restore":          # go back to one
+            h = _snaps[_i]
+        elif _action == "free":
+            del _snaps[_i]
+        else:                               # the adjoint of step _i
+            h_bar, W_bar = f_step_grad(_range[_i], h, W, xs, h_bar, W_bar)
+
+A checkpointed call is a region that runs once: the forward sweep runs it
+inline and keeps nothing of its inside; the backward sweep calls its step
+gradient, which runs the call's forward again before its adjoint.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from adjoint import runtime
+from adjoint.frontend.lower import _prim
+from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value
+
+_steps = 0
+
+
+def reverse_checkpointed(R, op: For, adj: dict) -> None:
+    from adjoint.ad.reverse import Instrumented, Reverse, _base, _defined, _free_operands
+
+    kind = op.checkpoint[0]
+    target, args = op.body.args[0], list(op.body.args[1:])
+    free = _free_operands(op.body, _defined(op.body) | set(op.body.args))
+    active = R.active
+    slots = [k for k, a in enumerate(args)
+             if a in active or op.results[k] in active or op.body.results[k] in active]
+    accs = [u for u in free if u in active]
+    name = _step_name(R.fn.name, op)
+    step = Function(name, (target, *args, *free), Block((), op.body.ops, op.body.results),
+                    op.loc, (), f"One step of the loop at line {op.loc.line}." if op.loc else "")
+    n_args = len(args)
+    acc_index = [1 + n_args + free.index(u) for u in accs]
+    wrt = tuple(acc_index) if kind == "call" else tuple(1 + k for k in slots) + tuple(acc_index)
+    inner = Reverse(step, wrt, R.facts)
+    step_grad = inner.run_step(f"{name}_grad", slots, acc_index)
+    R.extra_functions += [step, step_grad] + inner.extra_functions
+    call_step, call_grad = Prim(step.name, None), Prim(step_grad.name, None)
+
+    R.loc = op.loc
+    seeds = [adj.pop(op.results[k]) if op.results[k] in adj else R.zero(op.results[k])
+             for k in slots]
+    acc_inits = [adj[u] if u in adj else R.zero(u) for u in accs]
+    for r in op.results:
+        adj.pop(r, None)
+    free_r = [R.read(u) for u in free]
+    if kind == "call":
+        outs = _call(R, call_grad, (Const(0), *(Const(None) for _ in args), *free_r, *seeds,
+                                    *acc_inits), len(accs), [f"{_base(u)}_bar" for u in accs])
+        for u, r in zip(accs, outs):
+            adj[u] = r
+        return
+
+    # the forward sweep: count the steps and keep the snapshots the plan names
+    region = R.region
+    n, plan, snaps = Value("_n"), Value("_plan"), Value("_snaps")
+    k = _snapshots(op, args, R.facts)
+    before = [Call(_prim(len), (op.iter,), n, (), op.loc),
+              Call(_prim(runtime.checkpoint_plan), (n, Const(k)), plan, (), op.loc),
+              Call(_prim(runtime.snapshots_new), (), snaps, (), op.loc)]
+    if region.kind != "top":
+        region.defined.update((plan, snaps))
+    counter, counter_next, keep = Value("_k"), Value("_k"), Value("_c")
+    body = op.body
+    store_ops = (Call(_prim(runtime.plan_stores), (plan, counter), keep, (), None),
+                 If(keep, Block((), (Call(_prim(runtime.snap_store), (snaps, counter, *args),
+                                          Value("_"), (), None),), ()),
+                    Block((), (), ()), (), None))
+    inc = Call(_prim(operator.add), (counter, Const(1)), counter_next, (), None)
+    fwd = For(op.iter, op.inits + (Const(0),),
+              Block(body.args + (counter,), body.ops + (inc,), body.results + (counter_next,)),
+              op.results + (Value("_k"),), op.loc, checkpoint=op.checkpoint)
+    ins = R.instrument.setdefault(op, Instrumented())
+    ins.before += before
+    ins.op = fwd
+    R.instrument.setdefault(body.ops[0], Instrumented()).before[:0] = list(store_ops)
+
+    # the backward sweep: follow the plan
+    iterable = R.read(op.iter)
+    loop_loc, R.loc = op.loc, None  # the plan's machinery gets no source comments
+    plan_r, snaps_r = R.read(plan), R.read(snaps)
+    actions = R.emit(_prim(runtime.plan_actions), (plan_r,), "_actions")
+    action = Value("_action")
+    state = [Value(a.name) for a in args]
+    bars = [Value(f"{_base(args[k])}_bar") for k in slots]
+    accs_in = [Value(f"{_base(u)}_bar") for u in accs]
+    carried = state + bars + accs_in
+    saved_ops = R.ops
+    R.ops = []
+    what = R.emit(_prim(operator.getitem), (action, Const(0)), "_what")
+    i = R.emit(_prim(operator.getitem), (action, Const(1)), "_i")
+    j = R.emit(_prim(operator.getitem), (action, Const(2)), "_j")
+    head = R.ops
+
+    def branch(build) -> Block:
+        R.ops = []
+        out = build()
+        return Block((), tuple(R.ops), tuple(out))
+
+    def advance():
+        kk = Value("_k")
+        inner_state = [Value(a.name) for a in args]
+        R.ops = []
+        t = R.emit(_prim(operator.getitem), (iterable, kk), target.name)
+        nxt = _call(R, call_step, (t, *inner_state, *free_r), len(args), [a.name for a in args])
+        loop_body = Block((kk, *inner_state), tuple(R.ops), tuple(nxt))
+        R.ops = []
+        steps = R.emit(_prim(range), (i, j), "_steps")
+        results = tuple(Value(a.name) for a in args)
+        R.ops.append(For(steps, tuple(state), loop_body, results, None))
+        return list(results) + bars + accs_in
+
+    def store():
+        R.ops.append(Call(_prim(runtime.snap_store), (snaps_r, i, *state), Value("_"), (),
+                          None))
+        return carried
+
+    def restore():
+        loaded = _call(R, _prim(runtime.snap_load), (snaps_r, i),
+                       len(args), [a.name for a in args])
+        return list(loaded) + bars + accs_in
+
+    def free_():
+        R.ops.append(Call(_prim(runtime.snap_free), (snaps_r, i), Value("_"), (), None))
+        return carried
+
+    def reverse_step():
+        t = R.emit(_prim(operator.getitem), (iterable, i), target.name)
+        got = _call(R, call_grad, (t, *state, *free_r, *bars, *accs_in),
+                    len(slots) + len(accs), [b.name for b in bars + accs_in])
+        return state + list(got)
+
+    chain = branch(reverse_step)  # if/elif on the action, built from the last branch up
+    for word, build in (("free", free_), ("restore", restore), ("store", store),
+                        ("advance", advance)):
+        R.ops = []
+        test = R.emit(_prim(operator.eq), (what, Const(word)), "_c")
+        test_ops = tuple(R.ops)
+        outs = tuple(Value(v.name) for v in carried)
+        then = branch(build)
+        chain = Block((), test_ops + (If(test, then, chain, outs, None),), outs)
+    R.ops, R.loc = saved_ops, loop_loc
+    results = tuple(Value(v.name) for v in carried)
+    R.ops.append(For(actions, tuple([Const(None)] * len(args) + seeds + acc_inits),
+                     Block((action, *carried), tuple(head) + chain.ops, chain.results), results,
+                     op.loc))
+    back_bars = results[len(args):len(args) + len(slots)]
+    for u, r in zip(accs, results[len(args) + len(slots):]):
+        adj[u] = r
+    for k, r in zip(slots, back_bars):
+        R.accumulate(adj, op.inits[k], r)
+
+
+def _call(R, prim: Prim, args, n_results: int, names: list[str]) -> list:
+    """Call a generated function; unpack its tuple result into named values."""
+    out = Value("_" + prim.name.split("_")[-1] if n_results != 1 else names[0])
+    R.ops.append(Call(prim, tuple(args), out, (), R.loc))
+    if n_results == 1:
+        return [out]
+    return [R.emit(_prim(operator.getitem), (out, Const(k)), names[k]) for k in range(n_results)]
+
+
+def _step_name(base: str, op: For) -> str:
+    global _steps
+    _steps += 1
+    kind = "call" if op.checkpoint[0] == "call" else "step"
+    label = op.checkpoint[1] if op.checkpoint[0] == "call" else kind
+    return f"{base}_{label}_{op.loc.line}" if op.loc else f"{base}_{kind}{_steps}"
+
+
+def _snapshots(op: For, args, facts) -> int:
+    kind, value = op.checkpoint
+    if kind == "snapshots":
+        return value
+    size = 0
+    for a in args:  # the bytes one snapshot of the loop's state takes
+        k = facts.kind(a)
+        size += int(np.prod(k.shape)) * 8 if k is not None and k.type == "ndarray" else 8
+    return runtime_snapshots(value, size)
+
+
+def runtime_snapshots(budget: int, state_bytes: int) -> int:
+    from adjoint.checkpoint.schedule import snapshots_for_budget
+    return snapshots_for_budget(budget, state_bytes)
+
+
+def apply_policy(fn: Function, policy) -> Function:
+    """Checkpoint every `for` loop of `fn` by a transform-wide policy: an int k or
+    {"snapshots": k} keeps k states per loop; {"budget": bytes} as many as fit.
+    None (the default) stores everything. Loops already marked keep their marks."""
+    from dataclasses import replace
+
+    from adjoint.ir.core import map_blocks
+    if policy in (None, "store"):
+        return fn
+    if isinstance(policy, int):
+        policy = {"snapshots": policy}
+    if not (isinstance(policy, dict) and len(policy) == 1 and
+            set(policy) <= {"snapshots", "budget"}):
+        raise ValueError(f"checkpoint={policy!r}: use an int, {{'snapshots': k}} or "
+                         f"{{'budget': bytes}}")
+    (key, value), = policy.items()
+
+    def block(b: Block) -> Block:
+        ops = []
+        for op in b.ops:
+            op = map_blocks(op, block)
+            if isinstance(op, For) and op.checkpoint is None and not op.reverse:
+                op = replace(op, checkpoint=(key, value))
+            ops.append(op)
+        return replace(b, ops=tuple(ops))
+
+    return replace(fn, body=block(fn.body))

@@ -1,0 +1,122 @@
+"""Checkpoints: the binomial schedule, and gradients under every policy equal the
+store-everything gradient to rounding."""
+import functools
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.checkpoint.schedule import cost, plan
+from tests import programs as P
+
+
+@functools.lru_cache(maxsize=None)
+def brute_force(l, s):
+    """The optimal recomputation count by dynamic programming over every split."""
+    if l <= 1:
+        return 0
+    if s == 0:
+        return l * (l - 1) // 2
+    return min(m + brute_force(l - m, s - 1) + brute_force(m, s) for m in range(1, l))
+
+
+@pytest.mark.parametrize("s", range(5))
+def test_closed_form_cost_is_the_optimum(s):
+    assert [cost(l, s) for l in range(1, 60)] == [brute_force(l, s) for l in range(1, 60)]
+
+
+def simulate(n, k):
+    """Run a plan on fake states (the state before step i is i); return the advances
+    and the largest number of snapshots held."""
+    p = plan(n, k)
+    snaps = {i: i for i in p.stored}
+    peak, state, order, advanced = len(snaps), None, [], 0
+    for action in p.backward:
+        what, i = action[0], action[1]
+        if what == "advance":
+            assert state == i
+            state, advanced = action[2], advanced + action[2] - i
+        elif what == "store":
+            snaps[i] = state
+            peak = max(peak, len(snaps))
+        elif what == "restore":
+            state = snaps[i]
+        elif what == "free":
+            del snaps[i]
+        else:
+            assert state == i, "the adjoint of step i needs the state before step i"
+            order.append(i)
+            state = None
+    assert order == list(range(n - 1, -1, -1))
+    return advanced, peak
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 9, 10, 11, 100, 1000])
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 32])
+def test_plans_reverse_every_step_with_optimal_recomputation(n, k):
+    advanced, peak = simulate(n, k)
+    assert advanced == plan(n, k).recomputed
+    if n:
+        # the forward sweep is the first n - 1 advances of the optimal schedule
+        assert advanced == cost(n, k - 1) - (n - 1)
+    assert peak <= k + 1  # k snapshots, and the state before the last step
+
+
+def rnn(W, xs, h0):
+    h = h0
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(h * h)
+
+
+R = np.random.default_rng(3)
+W = R.normal(size=(4, 4)) * 0.5
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 30])
+@pytest.mark.parametrize("policy", [1, 3, {"snapshots": 4}, {"budget": 200}])
+def test_checkpointed_loops_match_store_all(n, policy):
+    xs, h0 = R.normal(size=(n, 4)), R.normal(size=4)
+    want = adjoint.grad(rnn, wrt=(0, 1, 2))(W, xs, h0)
+    got = adjoint.grad(rnn, wrt=(0, 1, 2), checkpoint=policy)(W, xs, h0)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("f,args", [
+    (P.nested_loops, (R.normal(size=(3, 4)),)),
+    (P.inside, (R.random(5) + 0.5,)),
+    (P.fill, (R.normal(size=6),)),
+    (P.checkpointed_decorator, (R.normal(size=3), R.normal(size=(3, 3)))),
+])
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_policies_on_nested_loops_writes_and_calls(f, args, k):
+    want = adjoint.grad(f)(*args)
+    got = adjoint.grad(f, checkpoint=k)(*args)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_marked_loop_and_calls_match_finite_differences():
+    from adjoint.testing import check_grad
+    check_grad(P.rnn_checkpointed, W, R.normal(size=(7, 4)), R.normal(size=4), 3, wrt=(0, 1, 2))
+    check_grad(P.checkpointed_call, R.normal(size=3), R.normal(size=(3, 3)), wrt=(0, 1))
+    check_grad(P.checkpointed_decorator, R.normal(size=3), R.normal(size=(3, 3)), wrt=(0, 1))
+
+
+def test_checkpointed_code_shows_the_plan():
+    src = adjoint.source(P.rnn_checkpointed, 0, args=(W, R.normal(size=(7, 4)),
+                                                       R.normal(size=4), 3))
+    for text in ("_plan = checkpoint_plan(len(_range), 3)", "if _k in _plan.stored:",
+                 "elif _what == 'restore':", "def rnn_checkpointed_step_", "_snaps[_i] = h"):
+        assert text in src
+    call = adjoint.source(P.checkpointed_call, 0, args=(R.normal(size=3), R.normal(size=(3, 3))))
+    assert "# checkpointed call of _layer" in call
+    assert "_tape" not in call  # nothing of the call's inside is kept
+
+
+def test_markers_are_plain_outside_differentiation():
+    assert list(adjoint.checkpointed(range(3), snapshots=2)) == [0, 1, 2]
+    x, Wm = R.normal(size=3), R.normal(size=(3, 3))
+    assert np.allclose(adjoint.checkpoint(P._layer)(x, Wm), P._layer(x, Wm))
+    with pytest.raises(ValueError):
+        adjoint.checkpointed(range(3))
