@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 from adjoint import rules  # noqa: F401,E402  (fills the primitive registry)
 from adjoint.errors import (AdjointError, NonDifferentiableError, SourceError,  # noqa: E402
                             UnsupportedError)
-from adjoint.api import adjoint, grad, ir, source, value_and_grad, vjp  # noqa: E402
+from adjoint.api import adjoint, grad, ir, memory, source, value_and_grad, vjp  # noqa: E402
 from adjoint.checkpoint import checkpoint, checkpointed  # noqa: E402
 from adjoint.runtime import stop_gradient  # noqa: E402

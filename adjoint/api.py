@@ -180,10 +180,8 @@ def _check_scalar_output(ir: Function, facts, mode: str) -> None:
                            ir.loc, "use adjoint.vjp for vector outputs, or sum them first")
 
 
-def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
-                standalone: bool = False) -> str:
-    module = Module()
-    texts = []
+def build(ir: Function, wrt, facts, mode: str) -> list[tuple]:
+    """The optimised functions of a gradient module: (function, sections, defaults)."""
     transform = Reverse(ir, wrt, facts)
     grad_ir, n_fwd, outs = transform.run(f"{ir.name}_grad")
     if mode == "grad":
@@ -194,14 +192,32 @@ def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
     else:
         fwd, bwd = split(grad_ir, n_fwd, outs, ir.name)
         fns = [(optimize(fwd), {}, {}), (optimize(bwd), {}, {})]
-    fns += [(optimize(fn), {}, {}) for fn in transform.extra_functions]
-    for fn, sections, defaults in fns:
+    return fns + [(optimize(fn), {}, {}) for fn in transform.extra_functions]
+
+
+def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
+                standalone: bool = False) -> str:
+    module = Module()
+    texts = []
+    for fn, sections, defaults in build(ir, wrt, facts, mode):
         verify(fn)
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=ir.loc.filename if ir.loc else None))
     head = HEADER.format(version=__version__, origin=_origin(f), digest=digest[:12] or "-")
     lines = [head] + module.header(standalone) + ["", ""]
     return "\n".join(lines) + "\n\n\n".join(texts) + "\n"
+
+
+def memory(f: Callable, *args, wrt=0, checkpoint=None) -> "Report":
+    """What the gradient of `f` keeps for its backward sweep on these arguments: values
+    per source line, their sizes and copies (per loop iteration), and the total."""
+    from adjoint.analysis.memory import report
+    f = unwrap(f)
+    ir = apply_policy(optimize(lower_function(f)), checkpoint)
+    wrt_t = _normalize_wrt(wrt, ir)
+    facts = observe(ir, args)
+    grad_fn = build(ir, wrt_t, facts, "grad")[0][0]
+    return report(ir, grad_fn, facts)
 
 
 def _with_value(fn: Function, outs, name: str) -> Function:
@@ -279,14 +295,14 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
     return out, pullback
 
 
-def source(f: Callable, wrt=0, mode: str = "reverse", args=None) -> str:
+def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None) -> str:
     """The generated module's source; specialised on `args` when given."""
     f = unwrap(f)
-    ir = optimize(lower_function(f))
+    ir = apply_policy(optimize(lower_function(f)), checkpoint)
     wrt_t = _normalize_wrt(wrt, ir)
     if mode in ("reverse", "grad"):
         if args is not None:
-            return Transform(f, wrt, "grad").compile(tuple(args)).source
+            return Transform(f, wrt, "grad", checkpoint=checkpoint).compile(tuple(args)).source
         return emit_module(f, ir, wrt_t, Observed(), "grad")
     if mode == "vjp":
         facts = observe(ir, args) if args is not None else Observed()
@@ -313,4 +329,4 @@ def adjoint(f: Callable) -> Callable:
     return wrapper
 
 
-__all__ = ["grad", "value_and_grad", "vjp", "source", "ir", "adjoint", "Const"]
+__all__ = ["grad", "value_and_grad", "vjp", "source", "ir", "memory", "adjoint"]

@@ -1,7 +1,8 @@
-"""The command line: `adjoint emit`, `adjoint ir` (also `python -m adjoint`).
+"""The command line: `adjoint emit`, `adjoint ir`, `adjoint memory` (also `python -m adjoint`).
 
     adjoint emit examples/neuron.py:loss --wrt w,b -o grad_loss.py
     adjoint ir examples/neuron.py:loss
+    adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10
 """
 from __future__ import annotations
 
@@ -57,7 +58,14 @@ def main(argv=None) -> int:
     emit.add_argument("--mode", choices=["reverse", "vjp"], default="reverse")
     emit.add_argument("--args", help="example arguments, a Python expression such as "
                                      "'np.ones(3), 2.0': the code is specialised on their kinds")
+    emit.add_argument("--checkpoint", type=int, metavar="K",
+                      help="checkpoint every loop, keeping K snapshots (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
+    mem = sub.add_parser("memory", help="what the gradient of FILE.py:FUNC keeps, per line")
+    mem.add_argument("target", help="FILE.py:FUNC")
+    mem.add_argument("--args", required=True, help="example arguments (a Python expression)")
+    mem.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
+    mem.add_argument("--checkpoint", type=int, metavar="K", help="checkpoint every loop")
     show_ir = sub.add_parser("ir", help="print the SSA IR of FILE.py:FUNC")
     show_ir.add_argument("target", help="FILE.py:FUNC")
     ns = parser.parse_args(argv)
@@ -68,7 +76,11 @@ def main(argv=None) -> int:
         if ns.command == "ir":
             print(api.ir(fn))
             return 0
-        text = api.source(fn, _wrt(ns.wrt, fn), mode=ns.mode, args=_args(ns.args))
+        if ns.command == "memory":
+            print(api.memory(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn), checkpoint=ns.checkpoint))
+            return 0
+        text = api.source(fn, _wrt(ns.wrt, fn), mode=ns.mode, args=_args(ns.args),
+                          checkpoint=ns.checkpoint)
     except AdjointError as e:
         print(e.render(), file=sys.stderr)
         return 1

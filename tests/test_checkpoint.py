@@ -120,3 +120,16 @@ def test_markers_are_plain_outside_differentiation():
     assert np.allclose(adjoint.checkpoint(P._layer)(x, Wm), P._layer(x, Wm))
     with pytest.raises(ValueError):
         adjoint.checkpointed(range(3))
+
+
+def test_memory_report_counts_tape_copies_and_snapshots():
+    n = 50
+    xs, h0 = R.normal(size=(n, 4)), R.normal(size=4)
+    stored = adjoint.memory(rnn, W, xs, h0)
+    taped = [e for e in stored.entries if e.how == "tape"]
+    assert [(e.name, e.copies, e.bytes_each) for e in taped] == [("h", n, h0.nbytes)]
+    checkpointed = adjoint.memory(rnn, W, xs, h0, checkpoint=5)
+    snaps = [e for e in checkpointed.entries if e.how == "snapshot"]
+    assert [(e.name, e.copies) for e in snaps] == [("h", 6)]
+    assert checkpointed.total < stored.total / 5
+    assert "tape" in str(stored) and "total" in str(stored)

@@ -44,6 +44,16 @@ class Kind:
 UNKNOWN = None
 
 
+def nbytes(x) -> int:
+    """Memory a value holds on to (arrays: their data; Python objects: their size)."""
+    import sys
+    if isinstance(x, np.ndarray):
+        return x.nbytes if x.base is None else 0  # a view shares its base's memory
+    if isinstance(x, (list, tuple)):
+        return sys.getsizeof(x) + sum(nbytes(e) for e in x)
+    return sys.getsizeof(x)
+
+
 def kind_of(x) -> Kind:
     if isinstance(x, (bool, np.bool_)):
         return Kind("bool", ())
@@ -75,8 +85,14 @@ class Observed(Facts):
 
     def __init__(self) -> None:
         self.kinds: dict[Value, Kind | None] = {}
+        self.counts: dict[Value, int] = {}  # how often each value was bound (loop trips)
+        self.bytes: dict[Value, int] = {}  # the largest size seen
 
     def record(self, v: Value, x) -> None:
+        self.counts[v] = self.counts.get(v, 0) + 1
+        size = nbytes(x)
+        if size > self.bytes.get(v, -1):
+            self.bytes[v] = size
         k = kind_of(x)
         if v not in self.kinds:
             self.kinds[v] = k
