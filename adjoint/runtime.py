@@ -120,7 +120,7 @@ def plan_stores(plan, k):
 
 def plan_actions(plan):
     """The backward sweep's actions: (what, i, j) triples."""
-    return [a + (0,) * (3 - len(a)) for a in plan.backward]
+    return plan.backward
 
 
 def snapshots_new():

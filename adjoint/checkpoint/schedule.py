@@ -64,7 +64,7 @@ class Plan:
     n: int
     snapshots: int
     stored: frozenset  # steps whose input state the forward sweep keeps
-    backward: tuple  # the actions of the backward sweep
+    backward: tuple  # the actions of the backward sweep, as (what, i, j) triples
     recomputed: int  # steps the backward sweep runs again (the "advance" total)
 
 
@@ -116,6 +116,7 @@ def plan(n: int, snapshots: int) -> Plan:
     if n:
         stored.add(n - 1)
     backward = ([("restore", n - 1)] + actions[first:]) if n else []
+    backward = [a + (0,) * (3 - len(a)) for a in backward]  # all (what, i, j)
     recomputed = sum(a[2] - a[1] for a in backward if a[0] == "advance")
     return Plan(n, snapshots, frozenset(stored), tuple(backward), recomputed)
 
