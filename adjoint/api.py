@@ -16,6 +16,7 @@ import numpy as np
 from adjoint import __version__
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, kind_of, observe
+from adjoint.analysis.views import check_views
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
@@ -96,7 +97,8 @@ class Transform:
         self.wrt_spec = wrt
         self.cache_dir = cache_dir
         self.checkpoint = checkpoint
-        self.ir = apply_policy(optimize(lower_function(self.f)), checkpoint)
+        self.lowered = lower_function(self.f)
+        self.ir = prepare(self.lowered, checkpoint)
         self.wrt = _normalize_wrt(wrt, self.ir)
         self.compiled: dict[tuple, Compiled] = {}
         functools.update_wrapper(self, self.f)
@@ -116,7 +118,8 @@ class Transform:
         holder = {}
 
         def make_source():
-            holder["source"] = generate(self.f, self.ir, self.wrt, args, self.mode, digest)
+            holder["source"] = generate(self.f, self.lowered, self.ir, self.wrt, args,
+                                        self.mode, digest)
             return holder["source"]
 
         module = load.load(path, make_source, _globals_namespace(self.ir))
@@ -161,9 +164,27 @@ def _like(g, x):
     return g
 
 
-def generate(f, ir: Function, wrt, args, mode: str, digest: str) -> str:
+def prepare(lowered: Function, checkpoint=None) -> Function:
+    """The IR the transforms start from: optimised, with the checkpoint policy applied."""
+    return apply_policy(optimize(lowered), checkpoint)
+
+
+def facts_for(lowered: Function, ir: Function, args) -> Observed:
+    """Kinds and shapes of every value, observed on `args` (or unknown without them).
+
+    The program as lowered is run (and checked for writes a view would see) before
+    the passes can drop a write that Python would make visible; the optimised IR
+    keeps the values that survive, so the same facts describe it."""
+    if args is None:
+        return Observed()
+    facts = observe(lowered, args)
+    check_views(lowered, facts)
+    return facts.infer(ir)
+
+
+def generate(f, lowered: Function, ir: Function, wrt, args, mode: str, digest: str) -> str:
     """The text of the gradient module for `ir` specialised on `args`."""
-    facts = observe(ir, args) if args is not None else Observed()
+    facts = facts_for(lowered, ir, args)
     _check_scalar_output(ir, facts, mode)
     return emit_module(f, ir, wrt, facts, mode, digest)
 
@@ -213,9 +234,10 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None) -> "Report":
     per source line, their sizes and copies (per loop iteration), and the total."""
     from adjoint.analysis.memory import report
     f = unwrap(f)
-    ir = apply_policy(optimize(lower_function(f)), checkpoint)
+    lowered = lower_function(f)
+    ir = prepare(lowered, checkpoint)
     wrt_t = _normalize_wrt(wrt, ir)
-    facts = observe(ir, args)
+    facts = facts_for(lowered, ir, args)
     grad_fn = build(ir, wrt_t, facts, "grad")[0][0]
     return report(ir, grad_fn, facts)
 
@@ -298,15 +320,15 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None) -> str:
     """The generated module's source; specialised on `args` when given."""
     f = unwrap(f)
-    ir = apply_policy(optimize(lower_function(f)), checkpoint)
+    lowered = lower_function(f)
+    ir = prepare(lowered, checkpoint)
     wrt_t = _normalize_wrt(wrt, ir)
     if mode in ("reverse", "grad"):
         if args is not None:
             return Transform(f, wrt, "grad", checkpoint=checkpoint).compile(tuple(args)).source
         return emit_module(f, ir, wrt_t, Observed(), "grad")
     if mode == "vjp":
-        facts = observe(ir, args) if args is not None else Observed()
-        return emit_module(f, ir, wrt_t, facts, "vjp")
+        return emit_module(f, ir, wrt_t, facts_for(lowered, ir, args), "vjp")
     raise ValueError(f"unknown mode {mode!r}")
 
 

@@ -366,3 +366,18 @@ def rnn_checkpointed(W, xs, h0, k):
     for t in adjoint.checkpointed(range(xs.shape[0]), snapshots=3):
         h = np.tanh(W @ h + xs[t])
     return np.sum(h * h)
+
+
+# ---------------------------------------------------------------- rejected: views
+def view_read_after_write(A):
+    B = A * 1.0
+    row = B[0]
+    B[0, 1] = 5.0
+    return np.sum(row * row)
+
+
+def view_copy_is_fine(A):
+    B = A * 1.0
+    row = B[0].copy()
+    B[0, 1] = 5.0
+    return np.sum(row * row) + np.sum(B)

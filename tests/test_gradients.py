@@ -113,3 +113,11 @@ def test_the_seed_parameter_is_out_bar_whatever_the_user_names():
     src = adjoint.source(P.lists, args=(arr(3),))
     assert "def lists_grad(x, out_bar=1.0):" in src
     assert "out_bar_1" in src or "out_bar[" in src  # the user's `out` gets a distinct adjoint
+
+
+def test_a_view_read_after_its_array_is_written_is_rejected():
+    A = arr(2, 3)
+    with pytest.raises(adjoint.UnsupportedError) as e:
+        adjoint.grad(P.view_read_after_write)(A)
+    assert "programs.py:375" in str(e.value) and "hint:" in str(e.value)
+    check_grad(P.view_copy_is_fine, A)

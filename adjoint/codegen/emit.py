@@ -77,6 +77,7 @@ class Emitter:
         self.last_loc: tuple | None = None
         self.loop_depth = 0
         self.skip: set = set()  # ops printed as part of another statement
+        self.residuals: list[str] = []
 
     # ------------------------------------------------------------ inlining
     def _find_inlined(self, block: Block) -> None:
@@ -250,6 +251,9 @@ class Emitter:
         style, a = op.prim.style, op.args
         if style == "section":
             self.lines.append(f"{ind}# --- {a[0].value} ---")
+            if self.residuals:
+                self.lines.append(f"{ind}# reads from the forward sweep: "
+                                  f"{', '.join(self.residuals)}")
             self.last_loc = None
         elif style == "iadd":
             target = self.names(op.result)
@@ -404,10 +408,30 @@ class Emitter:
         self.moves(op.results, op.body.args, ind)
         self.last_loc = None
 
+    def _residuals(self, body: Block) -> list[str]:
+        """Names the backward sweep reads from the forward sweep: what the gradient keeps."""
+        ops = body.ops
+        split = next((i for i, op in enumerate(ops) if isinstance(op, Call)
+                      and op.prim.style == "section"), None)
+        if split is None:
+            return []
+        defined = {r for op in ops[:split] for r in op.results}
+        read = {o for op in _all_ops(Block((), ops[split + 1:], ())) for o in op.operands}
+        read |= {o for o in body.results}
+        names = []
+        for op in ops[:split]:
+            for r in op.results:
+                if r in read and r in defined and r not in self.inlined:
+                    name = self.names(r)
+                    if name not in names:
+                        names.append(name)
+        return names
+
     def function(self, defaults: dict[str, str] | None = None) -> list[str]:
         fn = self.fn
         self._producers = {op.result: op for op in _all_ops(fn.body) if isinstance(op, Call)}
         self._exports = _export_results(fn.body)
+        self.residuals = self._residuals(fn.body)
         defaults = defaults or {}
         params = []
         for p in fn.params:

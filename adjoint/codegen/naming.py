@@ -158,6 +158,7 @@ class Namer:
 
         spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
         aliases = _alias_classes(fn)
+        refused: dict = {}
         merged = set()
         user_names = {v: ({v.name} if not v.name.startswith("_") else set()) for v in live.defs}
         for block, index, a, b in pairs:
@@ -177,6 +178,7 @@ class Namer:
                 if len(user_names[ra] | user_names[rb]) > 1:
                     continue
             if block is None and a in live.writes and not _write_ok(a, b, aliases, live, fn):
+                refused[a] = b  # written as a copy: must not take the array's name
                 continue
             parent[rb] = ra
             spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
@@ -203,8 +205,10 @@ class Namer:
             own = spans[root]
             chosen = None
             reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
+            taboo = {self.names.get(find(b)) for a, b in refused.items()
+                     if find(a) is root}
             for entry in free.get(hint, []) if reusable else ():
-                if not _overlap(entry[1], own):
+                if not _overlap(entry[1], own) and entry[0] not in taboo:
                     chosen = entry
                     break
             if chosen is None:
@@ -273,9 +277,9 @@ def _alias_classes(fn: Function) -> dict:
 
     visit(fn.body)
     members: dict = {}
-    for v in list(parent):
+    for v in set(parent) | set(parent.values()):
         members.setdefault(find(v), set()).add(v)
-    out = {v: members[find(v)] for v in parent}
+    out = {v: members[find(v)] for v in set(parent) | set(parent.values())}
     out["readonly"] = readonly
     return out
 

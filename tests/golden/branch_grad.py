@@ -13,6 +13,7 @@ def branch_grad(x, y, out_bar=1.0):
         # line 78: z = x + y
         z = x + y
     # --- backward ---
+    # reads from the forward sweep: _c, z
     # line 79: return z * z
     z_bar = out_bar * z
     z_bar += z_bar

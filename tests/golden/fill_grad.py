@@ -27,6 +27,7 @@ def fill_grad(x, out_bar=1.0):
     # line 245: return np.sum(y * y)
     _t4 = y * y
     # --- backward ---
+    # reads from the forward sweep: _range, _tape, y, _t4
     # line 245: return np.sum(y * y)
     y_bar = expand_to(out_bar, _t4, None, False) * y
     y_bar += y_bar

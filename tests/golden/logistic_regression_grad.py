@@ -19,6 +19,7 @@ def logistic_regression_grad(w, X, y, lam, out_bar=1.0):
     # line 33: return nll + lam * np.sum(w * w)
     _t7 = w * w
     # --- backward ---
+    # reads from the forward sweep: _t1, _t2, p, _t3, _t4, _t5, _t6, _t7
     # line 33: return nll + lam * np.sum(w * w)
     w_bar = expand_to(lam * out_bar, _t7, None, False) * w
     w_bar += w_bar

@@ -13,6 +13,7 @@ def neuron_grad(w, x, b, t, out_bar=1.0):
     # line 15: return 0.5 * (y - t) ** 2
     _t3 = y - t
     # --- backward ---
+    # reads from the forward sweep: _t1, _t2, y, _t3
     # line 15: return 0.5 * (y - t) ** 2
     y_bar = out_bar * _t3
     # line 14: y = 1.0 / (1.0 + np.exp(-z))

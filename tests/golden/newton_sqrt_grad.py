@@ -18,6 +18,7 @@ def newton_sqrt_grad(a, out_bar=1.0):
         # line 161: while abs(x * x - a) > 1e-12:
         _n = _n + 1
     # --- backward ---
+    # reads from the forward sweep: _tape, _n
     # line 161: while abs(x * x - a) > 1e-12:
     _range = range(_n)
     x_bar, a_bar = out_bar, 0.0

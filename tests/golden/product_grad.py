@@ -14,6 +14,7 @@ def product_grad(x, out_bar=1.0):
         _tape.append((_t1, p))
         p = p * _t1
     # --- backward ---
+    # reads from the forward sweep: _range, _tape
     # line 115: for i in range(len(x)):
     x_bar = np.zeros_like(x)
     p_bar = out_bar

@@ -1,0 +1,69 @@
+"""Writes that a view would see: the one place where SSA and NumPy part ways.
+
+In NumPy, `row = A[0]` is a view: a later `A[0, 1] = 5` changes `row` too. The IR
+gives every write a new value, so `row` would keep the old numbers, and the
+gradient would be that of a different program. This check finds, after the
+kinds are observed, every value that shares a written array's buffer (a view,
+or the array before the write) and is still read after the write, and rejects
+the function at that write with a located error. Element reads (`A[i, j]`) are
+numbers, not views, and pass.
+"""
+from __future__ import annotations
+
+from adjoint.codegen.naming import Liveness, ties
+from adjoint.errors import UnsupportedError
+from adjoint.ir.core import Call, Function, walk_ops
+
+# ops whose ndarray result may share memory with their first argument
+_VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
+          "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes", "np.moveaxis",
+          "np.atleast_1d", "np.atleast_2d", "np.real", "pos"}
+_WRITES = ("setitem", "iadd_at", "add_at", "append")
+
+
+def check_views(fn: Function, facts) -> None:
+    writes = [op for op in walk_ops(fn.body) if isinstance(op, Call) and
+              op.prim.style in _WRITES]
+    if not writes:
+        return
+    parent: dict = {}
+
+    def find(v):
+        while parent.get(v, v) is not v:
+            v = parent[v]
+        return v
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra is not rb:
+            parent[rb] = ra
+
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call):
+            k = facts.kind(op.result)
+            view = op.prim.name in _VIEWS and k is not None and k.type == "ndarray"
+            if (view or op.prim.style in _WRITES) and op.args and hasattr(op.args[0], "id"):
+                union(op.args[0], op.result)
+    for _, _, a, b in ties(fn.body):  # a loop's carried array is one buffer throughout
+        if hasattr(b, "id"):
+            union(a, b)
+    live = Liveness(fn, {}, set())
+    members: dict = {}
+    for v in set(parent) | set(parent.values()):
+        members.setdefault(find(v), []).append(v)
+    for w in writes:
+        at = live.at[id(w)]
+        storage = w.args[0]
+        for m in members.get(find(storage), ()):
+            if m is storage or m is w.result or m in fn.params:
+                continue
+            if any(start < at < end for start, end in live.span(m)):
+                what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
+                raise UnsupportedError(
+                    f"this write changes {what}, which shares the array's memory and is "
+                    f"read afterwards; the gradient would not see the change", w.loc,
+                    "take a copy where the view is made (row = A[0].copy()), or read the "
+                    "array again after writing it")
+
+
+
