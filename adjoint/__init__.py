@@ -5,5 +5,8 @@ from adjoint import rules  # noqa: F401,E402  (fills the primitive registry)
 from adjoint.errors import (AdjointError, NonDifferentiableError, SourceError,  # noqa: E402
                             UnsupportedError)
 from adjoint.api import adjoint, grad, ir, memory, source, value_and_grad, vjp  # noqa: E402
+from adjoint.check import check, check_rule  # noqa: E402
 from adjoint.checkpoint import checkpoint, checkpointed  # noqa: E402
+from adjoint.rules.registry import defjvp, defvjp, primitive  # noqa: E402
+from adjoint.rules.registry import defnondiff as nondifferentiable  # noqa: E402
 from adjoint.runtime import stop_gradient  # noqa: E402

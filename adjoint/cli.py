@@ -61,6 +61,11 @@ def main(argv=None) -> int:
     emit.add_argument("--checkpoint", type=int, metavar="K",
                       help="checkpoint every loop, keeping K snapshots (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
+    chk = sub.add_parser("check", help="compare the gradient of FILE.py:FUNC with finite "
+                                       "differences; name the first wrong line")
+    chk.add_argument("target", help="FILE.py:FUNC")
+    chk.add_argument("--args", required=True, help="example arguments (a Python expression)")
+    chk.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
     mem = sub.add_parser("memory", help="what the gradient of FILE.py:FUNC keeps, per line")
     mem.add_argument("target", help="FILE.py:FUNC")
     mem.add_argument("--args", required=True, help="example arguments (a Python expression)")
@@ -76,6 +81,11 @@ def main(argv=None) -> int:
         if ns.command == "ir":
             print(api.ir(fn))
             return 0
+        if ns.command == "check":
+            from adjoint.check import check
+            result = check(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn))
+            print(result)
+            return 0 if result.ok else 1
         if ns.command == "memory":
             print(api.memory(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn), checkpoint=ns.checkpoint))
             return 0
