@@ -22,6 +22,7 @@ import gast
 
 from adjoint import runtime
 from adjoint.analysis.activity import active as active_values
+from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import Lowerer, _prim, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
@@ -75,6 +76,7 @@ class Reverse:
         self.primal_values = set(fn.params) | _defined(fn.body)
         self.adjoint_defs: dict = {}
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
+        self.written = written_arrays(fn)  # arrays whose contents change: read them once
 
     # ---------------------------------------------------------------- reading primals
     def read(self, o: Operand) -> Operand:
@@ -91,8 +93,7 @@ class Reverse:
                 return v
             return self._read(v, region.parent)
         op = self.defined_in.get(v)
-        if region.kind == "if" and isinstance(op, Call) and _recomputable(op, self.facts) \
-                and v not in self.active:
+        if region.kind == "if" and isinstance(op, Call) and self._recomputable(op, v):
             out = self._recompute(op, v, region)
         elif region.kind == "if":
             result = region.export_results.get(v)
@@ -105,7 +106,7 @@ class Reverse:
                     region.parent.defined.add(result)
             out = self._read(result, region.parent)
         else:  # a loop body: recompute a cheap scalar, or pop it from the tape
-            if isinstance(op, Call) and _recomputable(op, self.facts) and v not in self.active:
+            if isinstance(op, Call) and self._recomputable(op, v):
                 out = self._recompute(op, v, region)
             elif region.owner is not None and isinstance(region.owner, For) and \
                     v is region.owner.body.args[0]:
@@ -117,6 +118,14 @@ class Reverse:
             self.facts.same_kind(out, v)
         region.map[v] = out
         return out
+
+    def _recomputable(self, op: Call, v: Value) -> bool:
+        """Cheaper to redo in the reverse sweep than to save: an inactive scalar, or a
+        basic-index read of an array that nothing writes (`x[i]`, `xs[t]`)."""
+        if op.prim.fn is operator.getitem and op.args[0] not in self.written and \
+                _basic_index(op.args[1], self.facts):
+            return True
+        return v not in self.active and _recomputable(op, self.facts)
 
     def _recompute(self, op: Call, v: Value, region: Region) -> Value:
         """Redo a cheap scalar op in the reverse region instead of saving its value."""

@@ -67,3 +67,31 @@ def check_views(fn: Function, facts) -> None:
 
 
 
+
+
+def written_arrays(fn: Function) -> set:
+    """Every value whose buffer some write in `fn` may change (the written arrays, their
+    versions and whatever may view them): reading one again later may differ."""
+    parent: dict = {}
+
+    def find(v):
+        while parent.get(v, v) is not v:
+            v = parent[v]
+        return v
+
+    writes = []
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call) and op.args and hasattr(op.args[0], "id") and (
+                op.prim.name in _VIEWS or op.prim.style in _WRITES):
+            ra, rb = find(op.args[0]), find(op.result)
+            if ra is not rb:
+                parent[rb] = ra
+            if op.prim.style in _WRITES:
+                writes.append(op.args[0])
+    for _, _, a, b in ties(fn.body):
+        if hasattr(b, "id"):
+            ra, rb = find(a), find(b)
+            if ra is not rb:
+                parent[rb] = ra
+    dirty_roots = {find(w) for w in writes}
+    return {v for v in set(parent) | set(parent.values()) if find(v) in dirty_roots}

@@ -11,7 +11,6 @@ def fill_grad(x, out_bar=1.0):
     y = np.zeros(n)
     # line 243: for i in range(n):
     _range = range(n)
-    _tape = []
     for i in _range:
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
         _t1 = x[i]
@@ -23,20 +22,19 @@ def fill_grad(x, out_bar=1.0):
             _t3 = 0.0
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
         y[i] = _t2 + _t3
-        _tape.append(_t1)
     # line 245: return np.sum(y * y)
     _t4 = y * y
     # --- backward ---
-    # reads from the forward sweep: _range, _tape, y, _t4
+    # reads from the forward sweep: _range, y, _t4
     # line 245: return np.sum(y * y)
     y_bar = expand_to(out_bar, _t4, None, False) * y
     y_bar += y_bar
     # line 243: for i in range(n):
     x_bar = np.zeros_like(x)
     for i in reversed(_range):
-        _t5 = _tape.pop()
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
         _c = i > 0
+        _t5 = x[i]
         _t_bar = y_bar[i]
         y_bar[i] = 0.0
         if _c:

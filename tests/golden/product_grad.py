@@ -9,19 +9,18 @@ def product_grad(x, out_bar=1.0):
     _tape = []
     p = 1.0
     for i in _range:
+        _tape.append(p)
         # line 116: p = p * x[i]
-        _t1 = x[i]
-        _tape.append((_t1, p))
-        p = p * _t1
+        p = p * x[i]
     # --- backward ---
     # reads from the forward sweep: _range, _tape
     # line 115: for i in range(len(x)):
     x_bar = np.zeros_like(x)
     p_bar = out_bar
     for i in reversed(_range):
-        _t2, p = _tape.pop()
+        p = _tape.pop()
         # line 116: p = p * x[i]
-        p_bar_1 = p_bar * _t2
+        p_bar_1 = p_bar * x[i]
         x_bar[i] += p * p_bar
         p_bar = p_bar_1
     return x_bar
