@@ -74,6 +74,17 @@ def _origin(f) -> str:
     return f"{parsed.filename}:{parsed.node.name}"
 
 
+def _origins(fn_ir: Function) -> list:
+    """(name, module) of every user object the function reads."""
+    out = set()
+    for op in walk_ops(fn_ir.body):
+        out.update((o.name, o.module) for o in op.operands if isinstance(o, Global))
+        if isinstance(op, Call) and getattr(op.prim.fn, "__module__", "adjoint").split(".")[0] \
+                not in ("adjoint", "numpy", "math", "builtins", "_operator", "operator"):
+            out.add((op.prim.name, op.prim.fn.__module__))
+    return sorted(out, key=repr)
+
+
 def _globals_namespace(fn_ir: Function) -> dict:
     ns = {}
     for op in walk_ops(fn_ir.body):
@@ -113,7 +124,10 @@ class Transform:
                             f"got {len(args)}")
         _check_wrt_kinds(self.ir, self.wrt, args)
         ir_text = print_function(self.ir)
-        digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint)
+        # the same text may read the globals of different modules: each gets its own file
+        origins = _origins(self.ir)
+        digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint,
+                          origins)
         path = load.module_path(self.ir.name + "_" + self.mode, digest, self.cache_dir)
         holder = {}
 
@@ -317,16 +331,19 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
     return out, pullback
 
 
-def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None) -> str:
-    """The generated module's source; specialised on `args` when given."""
+def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None,
+           standalone: bool = False) -> str:
+    """The generated module's source; specialised on `args` when given. `standalone`
+    pastes the runtime helpers it calls into the file, so it stands on its own."""
     f = unwrap(f)
     lowered = lower_function(f)
     ir = prepare(lowered, checkpoint)
     wrt_t = _normalize_wrt(wrt, ir)
     if mode in ("reverse", "grad"):
-        if args is not None:
+        if args is not None and not standalone:
             return Transform(f, wrt, "grad", checkpoint=checkpoint).compile(tuple(args)).source
-        return emit_module(f, ir, wrt_t, Observed(), "grad")
+        return emit_module(f, ir, wrt_t, facts_for(lowered, ir, args), "grad",
+                           standalone=standalone)
     if mode == "vjp":
         return emit_module(f, ir, wrt_t, facts_for(lowered, ir, args), "vjp")
     raise ValueError(f"unknown mode {mode!r}")

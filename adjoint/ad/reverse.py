@@ -61,6 +61,8 @@ class Region:
         self.map: dict[Value, Operand] = {}
         self.preamble: list = []  # pops and recomputations, emitted first in the reverse body
         self.saved: list[Value] = []  # loop: tape order
+        self.popped: list[Value] = []  # loop: the values the reverse body pops, in tape order
+        self.target: Value | None = None  # loop: the reversed loop's own iteration variable
         self.exports: list[Value] = []  # if: exported branch values, in order
         self.export_results: dict[Value, Value] = {}
 
@@ -70,7 +72,6 @@ class Reverse:
         self.fn, self.wrt, self.facts = fn, wrt, facts
         self.active = active_values(fn, wrt, facts)
         self.instrument: dict[Op, Instrumented] = {}
-        self.restores: dict[Value, Value] = {}  # written storage -> restored version
         self.region = Region(None, set(), "top")
         self.defined_in = _definitions(fn)
         self.primal_values = set(fn.params) | _defined(fn.body)
@@ -365,7 +366,6 @@ class Reverse:
         # the reversed body
         outer_ops, outer_region = self.ops, self.region
         region = Region(outer_region, inner_defined, "loop", op)
-        region.popped = []
         target = Value(op.body.args[0].name if is_for else "_")
         region.target = target
         cargs = [Value(f"{_base(args[k])}_bar") for k in slots]

@@ -30,7 +30,7 @@ class Module:
 
     imports: set[str] = field(default_factory=set)  # "numpy", "math"
     helpers: dict[str, object] = field(default_factory=dict)  # name -> runtime function
-    globals: dict[str, object] = field(default_factory=dict)  # name -> object
+    globals: dict[str, str | None] = field(default_factory=dict)  # user name -> its module
 
     def header(self, standalone: bool = False) -> list[str]:
         lines = []
@@ -43,10 +43,8 @@ class Module:
                 by_module.setdefault(fn.__module__, []).append(name)
             for mod, names in sorted(by_module.items()):
                 lines.append(f"from {mod} import {', '.join(names)}")
-        for name, obj in sorted(self.globals.items()):
-            module = getattr(obj, "__module__", None) if callable(obj) else None
-            mod = module or _global_module(obj)
-            if mod and mod != "__main__" and name == getattr(obj, "__name__", name):
+        for name, mod in sorted(self.globals.items()):  # the user's own objects
+            if mod and mod != "__main__":
                 lines.append(f"from {mod} import {name}")
         if standalone and self.helpers:
             import inspect
@@ -55,10 +53,6 @@ class Module:
                 lines.append("")
                 lines.extend(inspect.getsource(fn).rstrip().splitlines())
         return lines
-
-
-def _global_module(obj):
-    return getattr(obj, "_adjoint_module", None)
 
 
 class Emitter:
@@ -118,7 +112,7 @@ class Emitter:
             for o in op.operands:
                 if isinstance(o, Global):
                     out.add(o.name)
-                    self.module.globals[o.name] = o.value
+                    self.module.globals[o.name] = o.module
         return out
 
     # ------------------------------------------------------------ expressions
@@ -172,7 +166,9 @@ class Emitter:
         if module.startswith("adjoint."):
             self.module.helpers[fn.__name__] = fn
             return fn.__name__
-        self.module.globals[name] = fn
+        # a user function with its own rule: imported from where it lives
+        plain = getattr(fn, "__name__", name)
+        self.module.globals[plain] = module if plain == name else None
         return name
 
     def call_expr(self, op: Call, prec: int = 0, index: bool = False) -> str:

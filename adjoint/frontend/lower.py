@@ -717,9 +717,6 @@ class Lowerer:
             return Static(checkpoint(args[0].obj))
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
-        special = _SPECIAL_CALLS.get(fn)
-        if special is not None:
-            fn, args = special(self, args, node)
         entry = registry.lookup(fn)
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
@@ -856,17 +853,6 @@ _METHODS = {
     "argmin": (np.argmin, False), "astype": (np.asarray, False), "any": (np.any, False),
     "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
 }
-
-
-def _special_abs(low, args, node):
-    return np.abs, args
-
-
-def _special_len(low, args, node):
-    return len, args
-
-
-_SPECIAL_CALLS: dict = {}
 
 
 def _safe(op) -> bool:

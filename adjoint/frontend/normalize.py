@@ -99,8 +99,6 @@ def _block(stmts: list, loc, in_loop: bool) -> list:
             if after[-1] is not None:  # the loop may return: `if _ret: return _retval`
                 guard = after[-1]
                 guard.orelse = _block(guard.orelse + list(stmts[i + 1:]), loc, in_loop)
-                if in_loop and not _always_exits(guard.orelse):
-                    pass
                 out.append(guard)
                 return out
         else:
@@ -176,7 +174,7 @@ def _loop(loop, loc) -> list:
             ]
             loop = gast.While(test=_fix(test, loop), body=[_fix(h, loop) for h in head] + loop.body,
                               orelse=[])
-            loop = _fix_top(loop, pre[0])
+            gast.copy_location(loop, pre[0])
     loop.body = [s for s in loop.body if not isinstance(s, gast.Continue)] or [gast.Pass()]
     _drop_continues(loop.body)
     guard = None
@@ -184,11 +182,6 @@ def _loop(loop, loc) -> list:
         guard = gast.If(test=_name(ret), body=[gast.Return(value=_name(retval))], orelse=[])
         guard = _fix(guard, pre[0])
     return pre + [loop, guard]
-
-
-def _fix_top(node, at):
-    gast.copy_location(node, at)
-    return node
 
 
 def _replace_returns(stmts: list, ret: str, retval: str) -> list:

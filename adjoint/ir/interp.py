@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Value, While
+from adjoint.ir.core import Block, Call, For, Function, If, Value, While
 
 Observer = Callable[[Value, Any], None]
 
@@ -68,5 +68,3 @@ def _run_block(block: Block, env, observe, args=()) -> list:
             raise TypeError(op)
     return [_get(env, o) for o in block.results]
 
-
-__all__ = ["interpret", "Const", "Global"]
