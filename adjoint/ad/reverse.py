@@ -537,7 +537,7 @@ class Reverse:
             self.accumulate(adj, o, seed)
         body, _ = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
         return Function(name, self.fn.params + tuple(seeds) + tuple(accs), body, self.fn.loc,
-                        (), f"Adjoint of one step: {self.fn.docstring}")
+                        (), f"The adjoint of {self.fn.name}: cotangents in, cotangents out.")
 
     def sweeps(self, adj: dict, params: list) -> tuple[Block, int]:
         """Forward sweep, backward sweep, and the cotangents of `params` returned."""

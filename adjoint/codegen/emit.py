@@ -8,6 +8,7 @@ so `_t1 = -z; _t2 = np.exp(_t1); y = 1.0 / (1.0 + _t2)` reads as the source did:
 from __future__ import annotations
 
 import builtins
+import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -208,6 +209,7 @@ class Emitter:
             return self.operand(a[0], prec, index)
         if style == "tape_pop":
             return f"{self.operand(a[0], 15)}.pop()"
+        a = _without_defaults(op.prim.fn, a)
         args = [self.operand(x) for x in a]
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
         return f"{self._callee(op)}({', '.join(args)})"
@@ -458,6 +460,23 @@ def _elif(lines: list[str], mark: int, ind: str) -> None:
         return
     lines[mark:] = [ind + "el" + line[len(inner):] if k == 0 else line[4:]
                     for k, line in enumerate(body)]
+
+
+def _without_defaults(fn, args: tuple) -> tuple:
+    """Drop trailing constant arguments that equal the callee's defaults:
+    `expand_to(g, x)` rather than `expand_to(g, x, None, False)`."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return args
+    args = list(args)
+    while args and len(args) <= len(params):
+        p, last = params[len(args) - 1], args[-1]
+        if not (isinstance(last, Const) and p.default is not inspect.Parameter.empty
+                and type(last.value) is type(p.default) and last.value == p.default):
+            break
+        args.pop()
+    return tuple(args)
 
 
 def _all_ops(block: Block):

@@ -27,7 +27,7 @@ def fill_grad(x, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _range, y, _t4
     # line 245: return np.sum(y * y)
-    y_bar = expand_to(out_bar, _t4, None, False) * y
+    y_bar = expand_to(out_bar, _t4) * y
     y_bar += y_bar
     # line 243: for i in range(n):
     x_bar = np.zeros_like(x)

@@ -21,10 +21,10 @@ def logistic_regression_grad(w, X, y, lam, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _t1, _t2, p, _t3, _t4, _t5, _t6, _t7
     # line 33: return nll + lam * np.sum(w * w)
-    w_bar = expand_to(lam * out_bar, _t7, None, False) * w
+    w_bar = expand_to(lam * out_bar, _t7) * w
     w_bar += w_bar
     # line 32: nll = -np.mean(y * np.log(p + eps) + (1.0 - y) * np.log(1.0 - p + eps))
-    _t_bar = expand_to(-out_bar, _t6, None, False) * 0.1
+    _t_bar = expand_to(-out_bar, _t6) * 0.1
     p_bar = -(_t4 * _t_bar / _t5)
     p_bar += y * _t_bar / _t3
     # line 30: p = 1.0 / (1.0 + np.exp(-z))

@@ -18,7 +18,7 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _range, _tape, h, _t1
     # line 170: return np.sum(h * h)
-    h_bar = expand_to(out_bar, _t1, None, False) * h
+    h_bar = expand_to(out_bar, _t1) * h
     h_bar += h_bar
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
