@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 from adjoint import rules  # noqa: F401,E402  (fills the primitive registry)
 from adjoint.errors import (AdjointError, NonDifferentiableError, SourceError,  # noqa: E402
                             UnsupportedError)
-from adjoint.api import adjoint, grad, ir, memory, source, value_and_grad, vjp  # noqa: E402
+from adjoint.api import adjoint, grad, ir, jvp, memory, source, value_and_grad, vjp  # noqa: E402
 from adjoint.check import check, check_rule  # noqa: E402
 from adjoint.checkpoint import checkpoint, checkpointed  # noqa: E402
 from adjoint.rules.registry import defjvp, defvjp, primitive  # noqa: E402

@@ -99,8 +99,10 @@ def useful(fn: Function) -> set[Value]:
                     inner |= block(op.then) | block(op.orelse)
                 else:
                     args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                    # a loop that runs zero times returns its initial values
                     pairs = list(zip(op.body.results, op.results)) + list(
-                        zip(op.body.results, args)) + list(zip(op.inits, args))
+                        zip(op.body.results, args)) + list(zip(op.inits, args)) + list(
+                        zip(op.inits, op.results))
                     inner |= _back(pairs, out)
                     inner |= block(op.body)
                     inner |= _back(pairs, out)

@@ -723,9 +723,12 @@ class Lowerer:
         plain = unwrap(fn)
         if inspect.isfunction(plain) and not _is_library(plain):
             return self.inline(plain, args, kwargs, node, hint)
-        if inspect.isclass(fn) or not callable(fn):
-            raise self.error(f"cannot differentiate through `{_qualname(fn)}`", node,
-                             "only functions can be called in differentiated code")
+        if inspect.isclass(fn) or not callable(fn) or not (
+                inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
+            raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
+                             "call a function; objects, classes and callable instances are "
+                             "not supported (wrap the call in a function with a rule: "
+                             "adjoint.defvjp)")
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, _qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)

@@ -10,7 +10,6 @@ import builtins
 import functools
 import inspect
 import linecache
-import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -57,6 +56,19 @@ def unwrap(f: Callable) -> Callable:
 
 
 @functools.lru_cache(maxsize=None)
+def _parse_file(filename: str, text: str) -> dict[int, gast.FunctionDef]:
+    """Every function definition in a source file, by its first line (decorators
+    included, as `co_firstlineno` counts): one parse serves all its functions."""
+    module = gast.parse(text)
+    out = {}
+    for node in gast.walk(module):
+        if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            out.setdefault(first, node)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
 def _parse_cached(func: Callable, code_id: int) -> Parsed:
     if isinstance(func, functools.partial) or not inspect.isfunction(func):
         kind = type(func).__name__
@@ -64,36 +76,30 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             f"cannot read the source of {func!r} ({kind})",
             hint="differentiate a Python function defined with `def` in a file; "
                  "builtins and C functions need a derivative rule (adjoint.defvjp)")
-    filename = inspect.getsourcefile(func) or func.__code__.co_filename
-    try:
-        src_lines, first = inspect.getsourcelines(func)
-    except (OSError, TypeError) as e:
-        raise SourceError(
-            f"cannot read the source of {func.__qualname__}: {e}",
-            hint="functions typed into a REPL or made by exec() have no source file; "
-                 "define the function in a .py file") from None
     if func.__name__ == "<lambda>":
+        raise SourceError("lambdas cannot be differentiated", hint="define the function with `def`")
+    code = func.__code__
+    filename = inspect.getsourcefile(func) or code.co_filename
+    linecache.checkcache(filename)  # the file may have been edited since it was read
+    lines = linecache.getlines(filename, func.__globals__)
+    if not lines:
         raise SourceError(
-            "lambdas cannot be differentiated", hint="define the function with `def`")
-    src = "".join(src_lines)
-    dedented = textwrap.dedent(src)
-    indent = len(src_lines[0]) - len(src_lines[0].lstrip()) if dedented != src else 0
+            f"cannot read the source of {func.__qualname__}: no source file",
+            hint="functions typed into a REPL or made by exec() have no source file; "
+                 "define the function in a .py file")
     try:
-        module = gast.parse(dedented)
-    except SyntaxError as e:  # e.g. a def inside a multi-line expression
-        raise SourceError(f"cannot parse the source of {func.__qualname__}: {e.msg}") from None
-    node = module.body[0]
-    if not isinstance(node, gast.FunctionDef):
-        kind = "async functions" if isinstance(node, gast.AsyncFunctionDef) else type(node).__name__
-        raise UnsupportedError(f"{kind} cannot be differentiated",
-                               Loc(filename, first, 0, src_lines[0]),
-                               hint="write a plain `def` function")
-    for sub in gast.walk(module):
-        if hasattr(sub, "lineno"):
-            sub.lineno += first - 1
-            sub.col_offset = getattr(sub, "col_offset", 0) + indent
-    file_lines = linecache.getlines(filename) or src_lines
-    return Parsed(func, node, filename, tuple(file_lines))
+        defs = _parse_file(filename, "".join(lines))
+    except SyntaxError as e:
+        raise SourceError(f"cannot parse {filename}: {e.msg}") from None
+    node = defs.get(code.co_firstlineno)
+    if node is None or node.name != func.__name__:
+        raise SourceError(f"cannot find the source of {func.__qualname__} in {filename}",
+                          hint="the file may have changed since it was imported")
+    if isinstance(node, gast.AsyncFunctionDef):
+        raise UnsupportedError("async functions cannot be differentiated",
+                               Loc(filename, node.lineno, node.col_offset,
+                                   lines[node.lineno - 1]), hint="write a plain `def` function")
+    return Parsed(func, node, filename, tuple(lines))
 
 
 def parse_function(func: Callable) -> Parsed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
-from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands
+from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands, walk_ops
 from adjoint.rules import registry
 
 _COMMUTATIVE = {operator.add, operator.mul}
@@ -31,12 +31,21 @@ def _key(o):
 
 
 def cse(fn: Function) -> Function:
+    from adjoint.analysis.views import written_arrays
     subst: dict[Value, Value] = {}
-    body = _block(fn.body, [{}], subst)
+    # two equal `np.zeros(n)` are two buffers when either is written in place
+    fresh = {op.result for op in walk_ops(fn.body) if isinstance(op, Call)
+             and op.prim.name in _ALLOCATIONS}
+    body = _block(fn.body, [{}], subst, fresh & written_arrays(fn))
     return replace(fn, body=body)
 
 
-def _block(block: Block, scopes: list[dict], subst: dict) -> Block:
+_ALLOCATIONS = {"np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like",
+                "np.empty_like", "np.full_like", "np.array", "np.copy", "np.eye", "np.identity",
+                "np.arange", "np.linspace", "zeros_like", "list"}
+
+
+def _block(block: Block, scopes: list[dict], subst: dict, written: set) -> Block:
     table: dict = {}
     scopes = scopes + [table]
     ops = []
@@ -48,7 +57,8 @@ def _block(block: Block, scopes: list[dict], subst: dict) -> Block:
         op = map_operands(op, sub) if not op.blocks else op
         if isinstance(op, Call):
             e = registry.entry(op.prim)
-            if e is not None and e.pure and op.prim.style not in _NEVER:
+            if e is not None and e.pure and op.prim.style not in _NEVER and \
+                    op.result not in written:
                 args = [_key(a) for a in op.args]
                 if op.prim.fn in _COMMUTATIVE:
                     args.sort(key=repr)
@@ -66,7 +76,7 @@ def _block(block: Block, scopes: list[dict], subst: dict) -> Block:
             continue
         # region op: substitute its own operands, then its blocks with a nested scope
         op = replace(op, **_region_operands(op, sub))
-        ops.append(map_blocks(op, lambda b: _block(b, scopes, subst)))
+        ops.append(map_blocks(op, lambda b: _block(b, scopes, subst, written)))
     return replace(block, ops=tuple(ops), results=tuple(sub(o) for o in block.results))
 
 
