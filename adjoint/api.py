@@ -23,7 +23,7 @@ from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
-from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
+from adjoint.ir.core import Block, Call, Function, Global, Value, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
 from adjoint.checkpoint.transform import apply_policy
@@ -286,7 +286,7 @@ def emit_module(f, ir: Function, wrt, facts, mode: str, digest: str = "",
     return "\n".join(lines) + "\n\n\n".join(texts) + "\n"
 
 
-def memory(f: Callable, *args, wrt=0, checkpoint=None) -> "Report":
+def memory(f: Callable, *args, wrt=0, checkpoint=None):
     """What the gradient of `f` keeps for its backward sweep on these arguments: values
     per source line, their sizes and copies (per loop iteration), and the total."""
     from adjoint.analysis.memory import report
@@ -352,7 +352,11 @@ def split(fn: Function, n_fwd: int, outs, name: str) -> tuple[Function, Function
 
 
 def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None) -> Callable:
-    """The gradient of scalar-valued `f` with respect to argument(s) `wrt`."""
+    """The gradient of scalar-valued `f` with respect to argument(s) `wrt`. `f` may be a
+    gradient itself (of a scalar function of a scalar): then this is its derivative."""
+    from adjoint.higher import Derivative, nested
+    if isinstance(f, (Transform, Derivative)):
+        return nested(f, wrt)
     return Transform(f, wrt, "grad", cache_dir, checkpoint)
 
 
@@ -413,7 +417,13 @@ def adjoint(f: Callable) -> Callable:
     wrapper.value_and_grad = lambda wrt=0, **kw: value_and_grad(f, wrt, **kw)
     wrapper.vjp = lambda *args, wrt=0, **kw: vjp(f, *args, wrt=wrt, **kw)
     wrapper.jvp = lambda wrt=0, **kw: jvp(f, wrt, **kw)
-    wrapper.source = lambda wrt=0, **kw: source(f, wrt, **kw)
+
+    def shown_source(wrt=0, **kw):
+        """The generated module's source: a str that Jupyter shows highlighted."""
+        from adjoint.explain import SourceText
+        return SourceText(source(f, wrt, **kw))
+
+    wrapper.source = shown_source
     wrapper.ir = lambda: ir(f)
     return wrapper
 

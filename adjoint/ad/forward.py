@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from adjoint import runtime
-from adjoint.analysis.activity import _back, _passes, varied
+from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer, _prim, list_of, tuple_of
 from adjoint.frontend.source import parse_function
@@ -176,7 +176,7 @@ class Forward:
     def __init__(self, fn: Function, wrt: tuple[int, ...], facts):
         self.fn, self.wrt, self.facts = fn, tuple(wrt), facts
         self.varied = varied(fn, self.wrt, facts)
-        self.useful = _useful(fn)
+        self.useful = useful(fn)
         self.active = self.varied & self.useful
         self.primal_values = set(fn.params)
         self.primal_defs: dict[Value, Call] = {}
@@ -457,6 +457,9 @@ class Forward:
         self.pending = []
 
     def call(self, op: Call) -> None:
+        if op.prim.style in ("tape_new", "tape_push", "tape_pop"):
+            self.tape(op)
+            return
         if op.result not in self.active or not any(
                 self.tangent(o) is not None for o in op.operands):
             self.ops.append(op)
@@ -488,6 +491,26 @@ class Forward:
             self.pending.extend(ops)
         if t is not None:
             self.set_tangent(op.result, t)
+
+    def tape(self, op: Call) -> None:
+        """Tangents ride on a tape of their own, pushed and popped in step with the
+        values' tape (the reverse sweep's tapes, when differentiating a gradient)."""
+        self.flush()
+        self.ops.append(op)
+        style, tape = op.prim.style, op.args[0] if op.args else None
+        if style == "tape_new":
+            if op.result in self.active:
+                t = Value("_tape_dot")
+                self.ops.append(Call(op.prim, (), t, (), None))
+                self.set_tangent(op.result, t)
+        elif self.tangent(tape) is not None:
+            if style == "tape_push":
+                dots = tuple(self.tangent_or_zero(v) for v in op.args[1:])
+                self.ops.append(Call(op.prim, (self.tangent(tape), *dots), Value("_"), (), None))
+            else:
+                t = Value(_dot_name(op.result))
+                self.ops.append(Call(op.prim, (self.tangent(tape),), t, (), None))
+                self.set_tangent(op.result, t)
 
     def inline_jvp(self, template, op: Call):
         """Lower the JVP rule with its `_dot` parameters bound to the operands' tangents;
@@ -711,48 +734,6 @@ def forward(fn: Function, wrt: tuple[int, ...], facts, name: str | None = None) 
 
 class _NoDummy(Exception):
     pass
-
-
-def _useful(fn: Function) -> set:
-    """Values from which a returned value can be reached through differentiable ops.
-
-    As `adjoint.analysis.activity.useful`, plus the flow of a loop's initial values
-    to its results when it runs no iteration (`s = a + a; for i in range(0): ...;
-    return s`): without it the tangent of `a + a` would be dropped."""
-    out = {o for o in fn.body.results if isinstance(o, Value)}
-
-    def block(b: Block) -> bool:
-        changed = False
-        for op in reversed(b.ops):
-            if isinstance(op, Call):
-                if op.result in out and _passes(op):
-                    for o in op.operands:
-                        if isinstance(o, Value) and o not in out:
-                            out.add(o)
-                            changed = True
-                continue
-            while True:
-                inner = False
-                if isinstance(op, If):
-                    pairs = list(zip(op.then.results, op.results)) + list(
-                        zip(op.orelse.results, op.results))
-                    inner |= _back(pairs, out)
-                    inner |= block(op.then) | block(op.orelse)
-                else:
-                    args = op.body.args[1:] if isinstance(op, For) else op.body.args
-                    pairs = list(zip(op.body.results, op.results)) + list(
-                        zip(op.body.results, args)) + list(zip(op.inits, args)) + list(
-                        zip(op.inits, op.results))
-                    inner |= _back(pairs, out)
-                    inner |= block(op.body)
-                    inner |= _back(pairs, out)
-                changed |= inner
-                if not inner:
-                    break
-        return changed
-
-    block(fn.body)
-    return out
 
 
 def _dot_name(v) -> str:

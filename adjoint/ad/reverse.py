@@ -27,7 +27,7 @@ from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import Lowerer, _prim, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
-from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Op, Operand, \
+from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, map_operands, prune, walk_ops
 from adjoint.rules import registry
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push

@@ -16,6 +16,15 @@ def _passes(op: Call) -> bool:
     return e is None or not e.nondiff
 
 
+def _tape_flow(op: Call):
+    """A tape carries values from its pushes to its pops: (into, out of) for activity."""
+    if op.prim.style == "tape_push":
+        return op.args[1:], op.args[0]  # pushed values -> the tape
+    if op.prim.style == "tape_pop":
+        return (op.args[0],), op.result  # the tape -> the popped value
+    return None
+
+
 def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     """Values that depend (differentiably) on the parameters at positions `wrt`."""
     out = {fn.params[i] for i in wrt}
@@ -28,7 +37,13 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
         changed = False
         for op in b.ops:
             if isinstance(op, Call):
-                if op.result not in out and _passes(op) and floating(op.result) and any(
+                flow = _tape_flow(op)
+                if flow is not None:
+                    sources, target = flow
+                    if target not in out and any(o in out for o in sources):
+                        out.add(target)
+                        changed = True
+                elif op.result not in out and _passes(op) and floating(op.result) and any(
                         o in out for o in op.operands):
                     out.add(op.result)
                     changed = True
@@ -84,7 +99,15 @@ def useful(fn: Function) -> set[Value]:
         changed = False
         for op in reversed(b.ops):
             if isinstance(op, Call):
-                if op.result in out and _passes(op):
+                flow = _tape_flow(op)
+                if flow is not None:
+                    sources, target = flow
+                    if target in out:
+                        for o in sources:
+                            if isinstance(o, Value) and o not in out:
+                                out.add(o)
+                                changed = True
+                elif op.result in out and _passes(op):
                     for o in op.operands:
                         if isinstance(o, Value) and o not in out:
                             out.add(o)

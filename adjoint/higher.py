@@ -1,0 +1,250 @@
+"""Higher-order derivatives: transforms composed on the IR.
+
+Both transforms are IR -> IR, so a derivative of a derivative needs no source
+round trip: the gradient function's IR is the primal of the next transform.
+
+- `hvp(f)(x, v)` is forward over reverse: the JVP of the gradient along v, one
+  gradient's cost times a small constant, never a materialised Hessian. Forward
+  mode follows the reverse sweep's tapes with tapes of tangents.
+- `grad(grad(f))` of a scalar function of a scalar is the same composition with
+  v = 1; each further `grad` adds one more forward transform.
+- `hessian(f)` is n HVPs; `jacobian(f)` is m VJPs or n JVPs, whichever is fewer.
+
+A `Derivative` is a list of steps applied to f's IR:
+    ("grad", i)   the gradient with respect to parameter i (seed 1.0)
+    ("vjp", i)    the same, with the output's cotangent kept as a last parameter
+    ("dir", i)    the derivative along parameter i, a scalar (tangent 1.0)
+    ("dot", w)    the scalar <output, w>, for a fixed array w
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from adjoint import __version__
+from adjoint.ad.forward import forward
+from adjoint.ad.reverse import Reverse
+from adjoint.analysis.shapes import kind_of, observe
+from adjoint.api import (HEADER, _globals_namespace, _like, _normalize_wrt, _origin, facts_for,
+                         signature)
+from adjoint.checkpoint.transform import apply_policy
+from adjoint.codegen import load
+from adjoint.codegen.emit import Module, emit_function
+from adjoint.errors import AdjointError, NonDifferentiableError
+from adjoint.frontend.lower import _prim, lower_function
+from adjoint.frontend.source import unwrap
+from adjoint.ir.core import Block, Call, Const, For, Function, Global, Value, map_blocks, \
+    map_operands, walk_ops
+from adjoint.ir.printer import print_function
+from adjoint.ir.verify import verify
+from adjoint.passes.pipeline import optimize
+
+
+def bind(fn: Function, values: dict) -> Function:
+    """`fn` with some parameters replaced by constants."""
+    consts = {p: Const(v) for p, v in values.items()}
+
+    def sub(o):
+        return consts.get(o, o) if isinstance(o, Value) else o
+
+    def block(b: Block) -> Block:
+        return replace(b, ops=tuple(map_operands(map_blocks(op, block), sub) for op in b.ops),
+                       results=tuple(sub(o) for o in b.results))
+
+    keep = [k for k, p in enumerate(fn.params) if p not in consts]
+    names = tuple(fn.param_names[k] for k in keep) if fn.param_names else ()
+    return replace(fn, params=tuple(fn.params[k] for k in keep), param_names=names,
+                   body=block(fn.body))
+
+
+def pick(fn: Function, index: int) -> Function:
+    """`fn` returning only its result number `index`."""
+    return replace(fn, body=replace(fn.body, results=(fn.body.results[index],)))
+
+
+def without_checkpoints(fn: Function) -> Function:
+    """Higher orders store everything: strip the checkpoint marks (same values)."""
+    def block(b: Block) -> Block:
+        return replace(b, ops=tuple(
+            replace(map_blocks(op, block), checkpoint=None) if isinstance(op, For)
+            else map_blocks(op, block) for op in b.ops))
+    return replace(fn, body=block(fn.body))
+
+
+def _scalar_out(ir: Function, facts, what: str) -> None:
+    outs = ir.body.results
+    k = facts.kind(outs[0]) if len(outs) == 1 else None
+    if len(outs) != 1 or (k is not None and k.shape not in ((), (1,))):
+        raise AdjointError(f"{what} needs a scalar-valued function", ir.loc,
+                           "use adjoint.hvp, adjoint.hessian or adjoint.jacobian for arrays")
+
+
+def apply(step, ir: Function, facts, args) -> Function:
+    kind, i = step
+    if kind in ("grad", "vjp"):
+        if kind == "grad":
+            _scalar_out(ir, facts, "a gradient")
+        if any(isinstance(op, Call) and op.prim.style == "tape_new" for op in walk_ops(ir.body)):
+            raise NonDifferentiableError(
+                "a gradient of a function with loops cannot be differentiated in reverse mode "
+                "again", ir.loc, "use forward over reverse: adjoint.hvp, or grad of a scalar "
+                "derivative (grad(grad(f)) for f of a scalar)")
+        g, _, _ = Reverse(ir, (i,), facts).run(f"{ir.name}_grad")
+        out = g if kind == "vjp" else bind(g, {g.params[-1]: 1.0})
+        return optimize(out)
+    if kind == "dir":
+        k = kind_of(args[i])
+        if k.type != "float":
+            raise AdjointError(f"a second gradient with respect to `{ir.param_names[i]}`, an "
+                               f"array, is a Hessian", ir.loc,
+                               "use adjoint.hessian(f) or adjoint.hvp(f)(x, v)")
+        _scalar_out(ir, facts, "a derivative of a derivative")
+        jvp = forward(ir, (i,), facts, f"{ir.name}_dir")
+        return optimize(pick(bind(jvp, {jvp.params[-1]: 1.0}), 1))
+    if kind == "dot":
+        w = Global("_w", np.asarray(i, dtype=float), None)
+        prod, total = Value("_t"), Value("_t")
+        out = ir.body.results[0]
+        ops = ir.body.ops + (Call(_prim(np.multiply), (out, w), prod),
+                             Call(_prim(np.sum), (prod,), total))
+        return replace(ir, body=Block((), ops, (total,)))
+    raise ValueError(step)
+
+
+class Derivative:
+    """A derivative of `f` by a chain of transform steps; compiled per argument signature."""
+
+    def __init__(self, f, steps: tuple, extra: int = 0, name: str = "d"):
+        self.f = unwrap(f)
+        self.steps = steps
+        self.extra = extra  # arguments after f's own (a tangent, a cotangent)
+        self.name = name
+        self.compiled: dict = {}
+
+    def ir_for(self, args):
+        lowered = lower_function(self.f)
+        ir = optimize(without_checkpoints(apply_policy(lowered, None)))
+        facts = facts_for(lowered, ir, tuple(args[:len(ir.params)]))
+        for step in self.steps:
+            ir = apply(step, ir, facts, args)
+            n = len(ir.params)  # a vjp step adds the cotangent: taken from the call
+            step_args = tuple(args[:n]) + (1.0,) * (n - len(args))
+            facts = observe(ir, step_args).infer(ir)
+        return ir, facts
+
+    def compile(self, args):
+        sig = signature(args)
+        fn = self.compiled.get(sig)
+        if fn is None:
+            ir, facts = self.ir_for(args)
+            fn = self.finish(ir, facts, args)
+            ir = replace(fn, name=f"{self.f.__name__}_{self.name}")
+            verify(ir)
+            module = Module()
+            text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)
+            digest = load.key(__version__, print_function(ir), sig, self.steps)
+            head = HEADER.format(version=__version__, origin=_origin(self.f), digest=digest[:12])
+            source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
+            path = load.module_path(ir.name, digest)
+            namespace = _globals_namespace(ir)
+            namespace.update({g.name: g.value for op in walk_ops(ir.body) for g in op.operands
+                              if isinstance(g, Global) and g.module is None})
+            fn = getattr(load.load(path, lambda: source, namespace), ir.name)
+            self.compiled[sig] = fn
+        return fn
+
+    def finish(self, ir, facts, args):
+        return ir
+
+    def __call__(self, *args):
+        return self.compile(args)(*args)
+
+
+class HVP(Derivative):
+    """Forward over reverse: the JVP of the gradient along v, keeping v a parameter."""
+
+    def __init__(self, f, wrt):
+        super().__init__(f, (), extra=1, name="hvp")
+        self.wrt_spec = wrt
+
+    def finish(self, ir, facts, args):
+        wrt = _normalize_wrt(self.wrt_spec, ir)
+        _scalar_out(ir, facts, "a Hessian-vector product")
+        g, _, _ = Reverse(ir, wrt, facts).run(f"{ir.name}_grad")
+        g = optimize(bind(g, {g.params[-1]: 1.0}))
+        gfacts = observe(g, tuple(args)).infer(g)
+        return optimize(pick(forward(g, wrt, gfacts), 1))
+
+    def __call__(self, *args):
+        *args, v = args
+        wrt = self.wrt_spec if isinstance(self.wrt_spec, tuple) else (self.wrt_spec,)
+        vs = tuple(v) if isinstance(self.wrt_spec, tuple) else (v,)
+        fn = self.compile(tuple(args))
+        out = fn(*args, *(np.asarray(t, dtype=float) if isinstance(a, np.ndarray) else float(t)
+                          for t, a in zip(vs, (args[i] for i in wrt))))
+        if isinstance(self.wrt_spec, tuple):
+            return tuple(_like(o, args[i]) for o, i in zip(out, wrt))
+        return _like(out, args[wrt[0]])
+
+
+def hvp(f, wrt=0):
+    """`hvp(f, wrt)(*args, v)`: the Hessian of scalar f (w.r.t. args[wrt]) times v."""
+    return HVP(f, wrt)
+
+
+def hessian(f, wrt: int = 0):
+    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry."""
+    product = HVP(f, wrt)
+
+    def run(*args):
+        x = np.asarray(args[wrt], dtype=float)
+        rows = []
+        for k in range(x.size):
+            e = np.zeros(x.size)
+            e[k] = 1.0
+            rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
+        h = np.stack(rows).reshape(x.shape + x.shape)
+        return float(h) if not x.ndim and isinstance(args[wrt], float) else h
+    return run
+
+
+def jacobian(f, wrt: int = 0):
+    """The Jacobian d f(args) / d args[wrt], of shape out.shape + x.shape: by VJPs when
+    the output has fewer entries than the input, else by JVPs."""
+    from adjoint.api import jvp, vjp
+
+    def run(*args):
+        x = np.asarray(args[wrt], dtype=float)
+        out, pullback = vjp(f, *args, wrt=wrt)
+        y = np.asarray(out, dtype=float)
+        if y.size <= x.size:
+            rows = []
+            for k in range(y.size):
+                e = np.zeros(y.size)
+                e[k] = 1.0
+                rows.append(np.asarray(pullback(e.reshape(y.shape) if y.ndim else 1.0)))
+            return np.stack(rows).reshape(y.shape + x.shape)
+        forward_mode = jvp(f, wrt)
+        cols = []
+        for k in range(x.size):
+            e = np.zeros(x.size)
+            e[k] = 1.0
+            cols.append(np.asarray(forward_mode(*args, e.reshape(x.shape) if x.ndim else 1.0)[1]))
+        return np.moveaxis(np.stack(cols), 0, -1).reshape(y.shape + x.shape)
+    return run
+
+
+def nested(inner, wrt):
+    """`grad(g)` where g is itself a gradient (or a Derivative): one more step."""
+    from adjoint.api import Transform
+    if isinstance(inner, Transform):
+        if inner.mode != "grad" or len(inner.wrt) != 1:
+            raise AdjointError("only a gradient with respect to one argument can be "
+                               "differentiated again", None, "use adjoint.hvp or hessian")
+        base = Derivative(inner.f, (("grad", inner.wrt[0]),), name="grad")
+    else:
+        base = inner
+    if not isinstance(wrt, int):
+        raise AdjointError("a second derivative takes wrt=<one position>", None)
+    return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2")
