@@ -14,7 +14,7 @@ A `Derivative` is a list of steps applied to f's IR:
     ("grad", i)   the gradient with respect to parameter i (seed 1.0)
     ("vjp", i)    the same, with the output's cotangent kept as a last parameter
     ("dir", i)    the derivative along parameter i, a scalar (tangent 1.0)
-    ("dot", w)    the scalar <output, w>, for a fixed array w
+    ("dot", None) the scalar <output, w>, w a new last parameter
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.frontend.lower import _prim, lower_function
 from adjoint.frontend.source import unwrap
-from adjoint.ir.core import Block, Call, Const, For, Function, Global, Value, map_blocks, \
+from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
@@ -103,12 +103,12 @@ def apply(step, ir: Function, facts, args) -> Function:
         jvp = forward(ir, (i,), facts, f"{ir.name}_dir")
         return optimize(pick(bind(jvp, {jvp.params[-1]: 1.0}), 1))
     if kind == "dot":
-        w = Global("_w", np.asarray(i, dtype=float), None)
-        prod, total = Value("_t"), Value("_t")
+        w, prod, total = Value("w"), Value("_t"), Value("_t")
         out = ir.body.results[0]
         ops = ir.body.ops + (Call(_prim(np.multiply), (out, w), prod),
                              Call(_prim(np.sum), (prod,), total))
-        return replace(ir, body=Block((), ops, (total,)))
+        return replace(ir, params=ir.params + (w,), param_names=ir.param_names + ("w",),
+                       body=Block((), ops, (total,)))
     raise ValueError(step)
 
 
@@ -147,10 +147,7 @@ class Derivative:
             head = HEADER.format(version=__version__, origin=_origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
             path = load.module_path(ir.name, digest)
-            namespace = _globals_namespace(ir)
-            namespace.update({g.name: g.value for op in walk_ops(ir.body) for g in op.operands
-                              if isinstance(g, Global) and g.module is None})
-            fn = getattr(load.load(path, lambda: source, namespace), ir.name)
+            fn = getattr(load.load(path, lambda: source, _globals_namespace(ir)), ir.name)
             self.compiled[sig] = fn
         return fn
 
@@ -248,3 +245,54 @@ def nested(inner, wrt):
     if not isinstance(wrt, int):
         raise AdjointError("a second derivative takes wrt=<one position>", None)
     return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2")
+
+
+def conjugate_gradient(matvec, b, tol: float = 1e-10, maxiter: int | None = None):
+    """Solve A u = b for symmetric positive definite A given as `matvec`."""
+    b = np.asarray(b, dtype=float)
+    u = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rr = float(np.sum(r * r))
+    for _ in range(maxiter or 10 * b.size + 10):
+        if np.sqrt(rr) <= tol * max(1.0, float(np.sqrt(np.sum(b * b)))):
+            break
+        Ap = np.asarray(matvec(p), dtype=float)
+        alpha = rr / float(np.sum(p * Ap))
+        u += alpha * p
+        r -= alpha * Ap
+        rr, rr_old = float(np.sum(r * r)), rr
+        p = r + (rr / rr_old) * p
+    return u
+
+
+def implicit_grad(inner, outer, wrt: int = 1, tol: float = 1e-10, maxiter: int | None = None):
+    """The gradient of `outer(theta*)` with respect to `args[wrt]`, where theta* minimises
+    `inner(theta, *args)` (the implicit function theorem):
+
+        d outer / d p = - (d/dp grad_theta inner(theta*, p))^T  H^{-1}  grad outer(theta*)
+
+    with H the Hessian of inner in theta. H^{-1} g is found by conjugate gradient on
+    Hessian-vector products (forward over reverse), never forming H. Returns a function
+    `(theta_star, *args, outer_args=()) -> gradient`.
+    """
+    H = HVP(inner, 0)
+    outer_grad = None
+
+    def run(theta, *args, outer_args=()):
+        nonlocal outer_grad
+        from adjoint.api import grad
+        outer_grad = outer_grad or grad(outer, 0)
+        g = outer_grad(theta, *outer_args)
+        u = conjugate_gradient(lambda v: H(theta, *args, v.reshape(np.shape(theta))),
+                               np.ravel(g), tol, maxiter).reshape(np.shape(theta))
+        p = args[wrt - 1]
+        last = ("dir", wrt) if isinstance(p, float) else ("grad", wrt)
+        mixed = _mixed.setdefault((inner, wrt, last[0]), Derivative(
+            inner, (("grad", 0), ("dot", None), last), name="mixed"))
+        return -mixed(theta, *args, u)
+
+    return run
+
+
+_mixed: dict = {}

@@ -106,8 +106,8 @@ def softmax_map(x, u):
 def test_a_vjp_of_a_vjp_is_a_jvp(f):
     """For g(x, u) = J(x)^T u, the gradient of <g, w> with respect to u is J(x) w."""
     x, u, w = R.normal(size=4), R.normal(size=4), R.normal(size=4)
-    nested = Derivative(f, (("vjp", 0), ("dot", w), ("grad", 2)))
-    got = nested(x, u, np.ones(4))  # the cotangent u is the last parameter
+    nested = Derivative(f, (("vjp", 0), ("dot", None), ("grad", 2)))
+    got = nested(x, u, np.ones(4), w)  # parameters: x, u, the cotangent, then w
     _, jw = adjoint.jvp(f, 0)(x, u, w)
     np.testing.assert_allclose(got, jw, rtol=1e-10)
 
@@ -122,3 +122,30 @@ def test_hvp_costs_a_small_constant_times_the_gradient_in_operations():
     import inspect
     text = inspect.getsource(fn)
     assert sum(line.lstrip().startswith("for ") for line in text.splitlines()) == 2
+
+
+def ridge_train(theta, X, y, lam):
+    r = X @ theta - y
+    return np.sum(r * r) + lam * np.sum(theta * theta)
+
+
+def ridge_dev(theta, Xd, yd):
+    r = Xd @ theta - yd
+    return np.sum(r * r)
+
+
+def test_implicit_gradient_of_a_ridge_hyperparameter_matches_the_closed_form():
+    X, y = R.normal(size=(20, 5)), R.normal(size=20)
+    Xd, yd = R.normal(size=(10, 5)), R.normal(size=10)
+    lam = 0.7
+
+    def theta_star(lam):
+        return np.linalg.solve(X.T @ X + lam * np.eye(5), X.T @ y)
+
+    got = adjoint.implicit_grad(ridge_train, ridge_dev, wrt=3)(
+        theta_star(lam), X, y, lam, outer_args=(Xd, yd))
+
+    def dev_of(lam):
+        return ridge_dev(theta_star(lam), Xd, yd)
+    want = (dev_of(lam + 1e-6) - dev_of(lam - 1e-6)) / 2e-6
+    assert np.isclose(got, want, rtol=1e-6)
