@@ -220,8 +220,33 @@ def _like(g, x):
 
 
 def prepare(lowered: Function, checkpoint=None) -> Function:
-    """The IR the transforms start from: optimised, with the checkpoint policy applied."""
-    return apply_policy(optimize(lowered), checkpoint)
+    """The IR the transforms start from: optimised, with the checkpoint policy applied,
+    and the parameters it writes into copied once on entry (the caller's arrays are
+    never changed, and later writes go in place)."""
+    return own_written_params(apply_policy(optimize(lowered), checkpoint))
+
+
+def own_written_params(fn: Function) -> Function:
+    from dataclasses import replace
+
+    from adjoint.analysis.views import written_arrays
+    from adjoint.frontend.lower import _prim
+    from adjoint.ir.core import map_blocks, map_operands
+    written = [p for p in fn.params if p in written_arrays(fn)]
+    if not written:
+        return fn
+    copies = {p: Value(p.name) for p in written}
+    entry = tuple(Call(_prim(np.copy), (p,), copies[p], (), fn.loc) for p in written)
+
+    def sub(o):
+        return copies.get(o, o) if isinstance(o, Value) else o
+
+    def block(b: Block) -> Block:
+        return replace(b, ops=tuple(map_operands(map_blocks(op, block), sub) for op in b.ops),
+                       results=tuple(sub(o) for o in b.results))
+
+    body = block(fn.body)
+    return replace(fn, body=replace(body, ops=entry + body.ops))
 
 
 def facts_for(lowered: Function, ir: Function, args) -> Observed:

@@ -249,7 +249,6 @@ READONLY = {"np.broadcast_to", "expand_to"}
 def _alias_classes(fn: Function) -> dict:
     """Value -> representative: values that may share a buffer at run time."""
     parent: dict = {}
-    readonly: set = set()
 
     def find(v):
         while parent.get(v, v) is not v:
@@ -267,8 +266,6 @@ def _alias_classes(fn: Function) -> dict:
             if isinstance(op, Call):
                 if op.prim.name in VIEWS and op.args:
                     union(op.args[0], op.result)
-                if op.prim.name in READONLY:
-                    readonly.add(op.result)
                 continue
             for _, _, a, b in ties(Block((), (op,), ())):
                 union(a, b)
@@ -280,16 +277,36 @@ def _alias_classes(fn: Function) -> dict:
     for v in set(parent) | set(parent.values()):
         members.setdefault(find(v), set()).add(v)
     out = {v: members[find(v)] for v in set(parent) | set(parent.values())}
-    out["readonly"] = readonly
+    out["foreign"] = _foreign_buffers(fn)
+    return out
+
+
+def _foreign_buffers(fn: Function) -> set:
+    """Values whose buffer may be one the function must not write: the caller's (a
+    parameter) or a read-only broadcast. Follows same-buffer edges forward: a view or
+    a write keeps its operand's buffer, and a loop or branch passes values on."""
+    out = set(fn.params)
+    calls = list(_calls(fn.body))
+    out.update(op.result for op in calls if op.prim.name in READONLY)
+    edges = [(op.args[0], op.result) for op in calls
+             if op.args and op.prim.name in VIEWS and isinstance(op.args[0], Value)]
+    edges += [(b, a) for _, _, a, b in ties(fn.body) if isinstance(b, Value)]
+    changed = True
+    while changed:
+        changed = False
+        for src, dst in edges:
+            if src in out and dst not in out:
+                out.add(dst)
+                changed = True
     return out
 
 
 def _write_ok(result, storage, aliases, live, fn) -> bool:
     """An in-place write is safe when nothing else that may share the buffer is
-    still live across it, and the buffer is not the caller's (a parameter)."""
-    group = aliases.get(storage, {storage})
-    if any(m in fn.params or m in aliases.get("readonly", ()) for m in group):
+    still live across it, and the buffer is not the caller's or read-only."""
+    if storage in aliases.get("foreign", ()):
         return False
+    group = aliases.get(storage, {storage})
     at = live.defs[result]
     for m in group:
         if m is storage or m is result:
