@@ -133,3 +133,20 @@ def test_standalone_source_runs_on_its_own(tmp_path):
     exec(compile(text, str(tmp_path / "g.py"), "exec"), namespace)
     np.testing.assert_allclose(namespace["reductions_grad"](x.reshape(2, 2)),
                                numeric_grad(P.reductions, (x.reshape(2, 2),)), rtol=1e-5)
+
+
+def test_the_max_of_a_stable_log_sum_exp_gets_no_adjoint():
+    """m + log(sum(exp(x - m))) does not depend on m: no mask, no extra tape."""
+    from adjoint.analysis.stabilizers import invariant_shifts
+    from adjoint.frontend.lower import lower_function
+    for f in (P.softmax_xent, P.mlp, P.hmm_forward):
+        assert invariant_shifts(lower_function(f)), f.__name__
+    src = adjoint.source(P.softmax_xent, args=(arr(4, 3), arr(6, 4), np.eye(3)[[0, 1, 2, 0, 1, 2]]))
+    assert "==" not in src.split("--- backward")[1]  # no argmax mask in the backward sweep
+
+    def not_a_shift(x):
+        m = np.max(x)
+        return m * np.log(np.sum(np.exp(x - m)))
+
+    from adjoint.frontend.lower import lower_function as lower
+    assert not invariant_shifts(lower(not_a_shift))

@@ -214,6 +214,11 @@ class Reverse:
     def scatter(self, adj: dict, op: Call, g) -> None:
         """`x[i]`'s adjoint adds into `x_bar[i]` in place: O(1) per element read."""
         x, index = op.args
+        shape = self.facts.shape(x)
+        if _whole(index) and shape is not None:  # x[:, None], x[...]: every element, reshaped
+            self.accumulate(adj, x, self.emit(_prim(np.reshape), (g, Const(shape)),
+                                              f"{_base(x)}_bar"))
+            return
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if _basic_index(index, self.facts) else runtime.add_at
         adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{_base(x)}_bar")
@@ -607,6 +612,14 @@ def _pure(op) -> bool:
         return all(_pure(o) for b in op.blocks for o in b.ops)
     e = registry.entry(op.prim)
     return e is not None and e.pure
+
+
+def _whole(index) -> bool:
+    """An index that reads every element once (`:`, `None`, `...`): a reshape."""
+    if not isinstance(index, Const):
+        return False
+    parts = index.value if isinstance(index.value, tuple) else (index.value,)
+    return all(p is None or p is Ellipsis or p == slice(None) for p in parts)
 
 
 def _basic_index(index, facts) -> bool:

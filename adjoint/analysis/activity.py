@@ -3,10 +3,12 @@
 A value is *active* when it depends on a differentiated input (varied), reaches
 the output (useful), and can hold a gradient at all (not an int, bool or
 integer array). Only active values get an `_bar`; everything else is plain
-forward computation.
+forward computation. The max that stabilises a log-sum-exp is never active: its
+derivative cancels exactly (see stabilizers.py).
 """
 from __future__ import annotations
 
+from adjoint.analysis.stabilizers import invariant_shifts
 from adjoint.ir.core import Block, Call, For, Function, If, Value, While
 from adjoint.rules import registry
 
@@ -28,10 +30,11 @@ def _tape_flow(op: Call):
 def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     """Values that depend (differentiably) on the parameters at positions `wrt`."""
     out = {fn.params[i] for i in wrt}
+    shifts = invariant_shifts(fn)  # a log-sum-exp's max: its derivative is exactly zero
 
     def floating(v: Value) -> bool:
         k = kinds.kind(v)
-        return k is None or k.floating
+        return (k is None or k.floating) and v not in shifts
 
     def block(b: Block) -> bool:
         changed = False

@@ -145,9 +145,11 @@ class Lowerer:
             if flipped is not None:
                 return flipped
         if fn is runtime.unbroadcast and self.template is not None:
-            shape = self.facts.shape(args[1])
-            if shape is not None and shape == self.shape(args[0]):
+            shape, source = self.facts.shape(args[1]), self.shape(args[0])
+            if shape is not None and shape == source:
                 return args[0]
+            if shape is not None and source is not None:
+                return self.sum_to(args[0], source, shape)  # x is read for its shape only
         if fn is runtime.save and self.template is not None and self.shape(
                 self.emit_shape_probe(args)) == ():
             return self.emit(_prim(operator.getitem), args)  # one element: already a copy
@@ -191,6 +193,21 @@ class Lowerer:
                 except ValueError:
                     return None
         return self.facts.shape(o)
+
+    def sum_to(self, g, source: tuple, shape: tuple):
+        """`unbroadcast(g, x)` with both shapes known: the sums written out."""
+        lead = len(source) - len(shape)
+        if lead < 0:
+            return None
+        kept = tuple(i + lead for i, n in enumerate(shape) if n == 1 and source[i + lead] != 1)
+        if kept:
+            g = self.emit(_prim(np.sum), (g,), (("axis", Const(kept if len(kept) > 1 else
+                                                                kept[0])),
+                                              ("keepdims", Const(True))))
+        if lead:
+            g = self.emit(_prim(np.sum), (g,), (("axis", Const(
+                tuple(range(lead)) if lead > 1 else 0)),))
+        return g
 
     def unneg(self, o):
         """An operand equal to `-o` without a negation, if `o`'s leftmost factor is one:
