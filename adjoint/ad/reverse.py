@@ -63,6 +63,7 @@ class Region:
         self.saved: list[Value] = []  # loop: tape order
         self.popped: list[Value] = []  # loop: the values the reverse body pops, in tape order
         self.target: Value | None = None  # loop: the reversed loop's own iteration variable
+        self.recompute = False  # loop: recompute every body value (a reduction loop)
         self.exports: list[Value] = []  # if: exported branch values, in order
         self.export_results: dict[Value, Value] = {}
 
@@ -107,7 +108,8 @@ class Reverse:
                     region.parent.defined.add(result)
             out = self._read(result, region.parent)
         else:  # a loop body: recompute a cheap scalar, or pop it from the tape
-            if isinstance(op, Call) and self._recomputable(op, v):
+            if isinstance(op, Call) and (self._recomputable(op, v) or (
+                    region.recompute and _pure(op))):
                 out = self._recompute(op, v, region)
             elif region.owner is not None and isinstance(region.owner, For) and \
                     v is region.owner.body.args[0]:
@@ -371,6 +373,9 @@ class Reverse:
         # the reversed body
         outer_ops, outer_region = self.ops, self.region
         region = Region(outer_region, inner_defined, "loop", op)
+        # a sum over iterations (`s = s + term(i)`): s_bar is the same every iteration, so
+        # each term's values are recomputed where they are needed and nothing is taped
+        region.recompute = is_for and _is_reduction(op, slots)
         target = Value(op.body.args[0].name if is_for else "_")
         region.target = target
         cargs = [Value(f"{_base(args[k])}_bar") for k in slots]
@@ -449,7 +454,7 @@ class Reverse:
             Value(f"{_base(u)}_bar") for u in accs)
         relayed = tuple(Value(v.name) for v in relay_args)
         self.ops.append(For(iterable, tuple(inits + relay_inits), rbody, results + relayed,
-                            op.loc, reverse=True))
+                            op.loc, reverse=not region.recompute))
         for u, r in zip(accs, results[len(slots):]):
             adj[u] = r
         for k, r in zip(slots, results):
@@ -612,6 +617,52 @@ def _pure(op) -> bool:
         return all(_pure(o) for b in op.blocks for o in b.ops)
     e = registry.entry(op.prim)
     return e is not None and e.pure
+
+
+def _is_reduction(op: For, slots: list[int]) -> bool:
+    """Whether each active carried value only accumulates terms that read no carried
+    value: `s = s + a(i) - b(i) + ...`, the body straight-line code."""
+    args = op.body.args[1:]
+    if not slots or any(not isinstance(o, Call) for o in op.body.ops):
+        return False
+    defs = {o.result: o for o in op.body.ops}
+    reads: dict = {}
+    for o in op.body.ops:
+        for a in o.operands:
+            reads[a] = reads.get(a, 0) + 1
+    terms = []
+
+    def chain(v, arg) -> bool:
+        """v is arg plus or minus terms, each link read once; collects the terms."""
+        if v is arg:
+            return True
+        d = defs.get(v)
+        if d is None or d.prim.fn not in (operator.add, operator.sub) or reads.get(v, 0) > 1:
+            return False
+        a, b = d.args
+        if chain(a, arg):
+            terms.append(b)
+            return True
+        if d.prim.fn is operator.add and chain(b, arg):
+            terms.append(a)
+            return True
+        return False
+
+    for k in slots:
+        y, arg = op.body.results[k], args[k]
+        if reads.get(arg, 0) != 1 or list(op.body.results).count(arg) or not chain(y, arg):
+            return False
+    carried = set(args)
+    seen, todo = set(), list(terms)
+    while todo:  # no term may depend on a carried value
+        v = todo.pop()
+        if v in carried:
+            return False
+        if v in seen or v not in defs:
+            continue
+        seen.add(v)
+        todo.extend(a for a in defs[v].operands if isinstance(a, Value))
+    return True
 
 
 def _whole(index) -> bool:

@@ -67,19 +67,25 @@ def _block(block: Block, counts) -> tuple[Block, bool]:
 
 
 def _drop_dead_carries(op: For, counts, skip: int):
-    """A carried value is dead when its result is unused and, inside the body, its block
-    argument is read only by the computation of its own next value."""
+    """A carried value is dead when its result is unused and everything computed from
+    its block argument inside the body only feeds its own next value (`s = s + t`
+    with s never read afterwards)."""
     args = op.body.args[skip:]
     drop = []
     for k, (a, r) in enumerate(zip(args, op.results)):
         if counts.get(r):
             continue
-        inner = uses(Block((), op.body.ops, ()))
-        y = op.body.results[k]
-        own = 1 if y is a else 0
-        if inner.get(a, 0) == 0 and (counts.get(a, 0) - own) == 0:
-            drop.append(k)
-        elif y is a and counts.get(a, 0) == 1:
+        slice_ = _forward_slice(op.body, a)
+        escapes = any(y in slice_ for j, y in enumerate(op.body.results) if j != k)
+        for inner in op.body.ops:
+            if escapes:
+                break
+            if not isinstance(inner, Call) or not _pure(inner):
+                escapes = any(o in slice_ for o in inner.operands) or any(
+                    o in slice_ for b in inner.blocks for o in _block_operands(b))
+            elif inner.result not in slice_ and any(o in slice_ for o in inner.operands):
+                escapes = True
+        if not escapes:
             drop.append(k)
     if not drop:
         return op, False
@@ -88,6 +94,23 @@ def _drop_dead_carries(op: For, counts, skip: int):
                    results=tuple(op.body.results[k] for k in keep))
     return replace(op, body=body, inits=tuple(op.inits[k] for k in keep),
                    results=tuple(op.results[k] for k in keep)), True
+
+
+def _forward_slice(block: Block, start: Value) -> set:
+    """`start` and the results of the block's pure calls that depend on it."""
+    out = {start}
+    for op in block.ops:
+        if isinstance(op, Call) and _pure(op) and any(o in out for o in op.operands):
+            out.add(op.result)
+    return out
+
+
+def _block_operands(block: Block):
+    for op in block.ops:
+        yield from op.operands
+        for b in op.blocks:
+            yield from _block_operands(b)
+    yield from block.results
 
 
 def _has_effects(block: Block) -> bool:
