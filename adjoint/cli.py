@@ -1,7 +1,9 @@
-"""The command line: `adjoint emit`, `adjoint ir`, `adjoint memory` (also `python -m adjoint`).
+"""The command line: `adjoint emit`, `adjoint ir`, `adjoint memory`, `adjoint explain`
+(also `python -m adjoint`).
 
     adjoint emit examples/neuron.py:loss --wrt w,b -o grad_loss.py
-    adjoint ir examples/neuron.py:loss
+    adjoint ir examples/neuron.py:loss [--dot | --svg loss.svg]
+    adjoint explain examples/neuron.py:loss --wrt w,b --args "0.5, 1.5, 0.1, 1.0" [--html out.html]
     adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10
 """
 from __future__ import annotations
@@ -73,13 +75,56 @@ def main(argv=None) -> int:
     mem.add_argument("--checkpoint", type=int, metavar="K", help="checkpoint every loop")
     show_ir = sub.add_parser("ir", help="print the SSA IR of FILE.py:FUNC")
     show_ir.add_argument("target", help="FILE.py:FUNC")
+    show_ir.add_argument("--dot", action="store_true",
+                         help="print it as a Graphviz graph (values, ops, regions as clusters)")
+    show_ir.add_argument("--svg", metavar="OUT.svg",
+                         help="render the graph to OUT.svg (needs Graphviz's `dot` program)")
+    expl = sub.add_parser("explain", help="the source of FILE.py:FUNC and its generated "
+                                          "gradient side by side, line linked to line")
+    expl.add_argument("target", help="FILE.py:FUNC")
+    expl.add_argument("--args", help="example arguments (a Python expression); the code is "
+                                     "specialised on their kinds, as for `emit`")
+    expl.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
+    expl.add_argument("--checkpoint", type=int, metavar="K",
+                      help="checkpoint every loop, keeping K snapshots (default: store all)")
+    expl.add_argument("--columns", action="store_true",
+                      help="two columns (source | generated) instead of each source line "
+                           "followed by its generated lines")
+    expl.add_argument("--html", metavar="OUT.html",
+                      help="write a self-contained HTML page (links, highlighting) instead")
     ns = parser.parse_args(argv)
     from adjoint import api
     from adjoint.codegen.load import write_atomic
     try:
         fn = load_function(ns.target)
         if ns.command == "ir":
-            print(api.ir(fn))
+            if not (ns.dot or ns.svg):
+                print(api.ir(fn))
+                return 0
+            from adjoint.frontend.lower import lower_function
+            from adjoint.frontend.source import unwrap
+            from adjoint.ir.dot import to_dot, to_svg
+            graph = to_dot(lower_function(unwrap(fn)))
+            if ns.dot:
+                print(graph, end="")
+            if ns.svg:
+                try:
+                    svg = to_svg(graph)
+                except (FileNotFoundError, RuntimeError) as e:
+                    print(f"adjoint: {e}", file=sys.stderr)
+                    return 1
+                write_atomic(Path(ns.svg).resolve(), svg)
+                print(f"wrote {ns.svg}", file=sys.stderr)
+            return 0
+        if ns.command == "explain":
+            from adjoint import explain
+            options = dict(args=_args(ns.args), wrt=_wrt(ns.wrt, fn), checkpoint=ns.checkpoint)
+            if ns.html:
+                write_atomic(Path(ns.html).resolve(), explain.explain_html(fn, **options))
+                print(f"wrote {ns.html}", file=sys.stderr)
+            else:
+                print(explain.explain_text(fn, layout="columns" if ns.columns else "grouped",
+                                           **options), end="")
             return 0
         if ns.command == "check":
             from adjoint.check import check

@@ -92,7 +92,7 @@ def apply(step, ir: Function, facts, args) -> Function:
                 "derivative (grad(grad(f)) for f of a scalar)")
         g, _, _ = Reverse(ir, (i,), facts).run(f"{ir.name}_grad")
         out = g if kind == "vjp" else bind(g, {g.params[-1]: 1.0})
-        return optimize(out)
+        return optimize(out, final=False)
     if kind == "dir":
         k = kind_of(args[i])
         if k.type != "float":
@@ -101,7 +101,7 @@ def apply(step, ir: Function, facts, args) -> Function:
                                "use adjoint.hessian(f) or adjoint.hvp(f)(x, v)")
         _scalar_out(ir, facts, "a derivative of a derivative")
         jvp = forward(ir, (i,), facts, f"{ir.name}_dir")
-        return optimize(pick(bind(jvp, {jvp.params[-1]: 1.0}), 1))
+        return optimize(pick(bind(jvp, {jvp.params[-1]: 1.0}), 1), final=False)
     if kind == "dot":
         w, prod, total = Value("w"), Value("_t"), Value("_t")
         out = ir.body.results[0]
@@ -124,7 +124,7 @@ class Derivative:
 
     def ir_for(self, args):
         lowered = lower_function(self.f)
-        ir = optimize(without_checkpoints(apply_policy(lowered, None)))
+        ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)
         facts = facts_for(lowered, ir, tuple(args[:len(ir.params)]))
         for step in self.steps:
             ir = apply(step, ir, facts, args)
@@ -138,7 +138,7 @@ class Derivative:
         fn = self.compiled.get(sig)
         if fn is None:
             ir, facts = self.ir_for(args)
-            fn = self.finish(ir, facts, args)
+            fn = optimize(self.finish(ir, facts, args))
             ir = replace(fn, name=f"{self.f.__name__}_{self.name}")
             verify(ir)
             module = Module()
@@ -169,7 +169,7 @@ class HVP(Derivative):
         wrt = _normalize_wrt(self.wrt_spec, ir)
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, wrt, facts).run(f"{ir.name}_grad")
-        g = optimize(bind(g, {g.params[-1]: 1.0}))
+        g = optimize(bind(g, {g.params[-1]: 1.0}), final=False)
         gfacts = observe(g, tuple(args)).infer(g)
         return optimize(pick(forward(g, wrt, gfacts), 1))
 

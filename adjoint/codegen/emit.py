@@ -64,6 +64,9 @@ class Emitter:
         self.main_file = main_file or (fn.loc.filename if fn.loc else None)
         self.counts = uses(fn.body)
         self.inlined: dict[Value, Call] = {}
+        self.unpacked = {op.body.args[0] for op in _all_ops(fn.body) if isinstance(op, For)} | {
+            op.result for op in _all_ops(fn.body) if isinstance(op, Call) and (
+                op.prim.style in ("tape_pop", "snap_load") or op.prim.fn is None)}
         self._find_inlined(fn.body)
         reserved = {"np", "math", "adjoint", fn.name} | _BUILTIN_NAMES
         reserved |= self._external_names(fn.body)
@@ -94,12 +97,20 @@ class Emitter:
                     op.cond, defs[op.cond], block.ops, i):
                 self.inlined[op.cond] = op  # `if x > 0:` rather than `_c = x > 0; if _c:`
             elif isinstance(op, While):
+                cond = op.cond
+                c = cond.results[0]
+                if cond.ops and isinstance(cond.ops[-1], Call) and cond.ops[-1].result is c \
+                        and self.counts.get(c) == 1 and _pure(cond.ops[-1]):
+                    self.inlined[c] = op  # `while x < 10:` when the test is one expression
+            elif isinstance(op, While):
                 pass
 
     def _inlinable(self, v: Value, at: int, ops, use: int) -> bool:
         if not v.name.startswith("_") or self.counts.get(v, 0) != 1:
             return False
         producer = ops[at]
+        if producer.prim.style == "subscript" and producer.args[0] in self.unpacked:
+            return False  # printed as part of `for a, b in ...` / `a, b = _tape.pop()`
         if producer.prim.style in _STATEMENTS or not _pure(producer):
             return False
         return all(_pure(op) and not (isinstance(op, Call) and op.prim.style in _STATEMENTS)

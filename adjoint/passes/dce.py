@@ -62,11 +62,13 @@ def _block(block: Block, counts) -> tuple[Block, bool]:
                 continue
         elif isinstance(op, While):
             op = replace(op, cond=new_blocks[0], body=new_blocks[1])
+            op, c = _drop_dead_carries(op, counts, 0)
+            changed |= c
         ops.append(op)
     return replace(block, ops=tuple(ops)), changed
 
 
-def _drop_dead_carries(op: For, counts, skip: int):
+def _drop_dead_carries(op, counts, skip: int):
     """A carried value is dead when its result is unused and everything computed from
     its block argument inside the body only feeds its own next value (`s = s + t`
     with s never read afterwards)."""
@@ -92,8 +94,15 @@ def _drop_dead_carries(op: For, counts, skip: int):
     keep = [k for k in range(len(args)) if k not in drop]
     body = replace(op.body, args=op.body.args[:skip] + tuple(args[k] for k in keep),
                    results=tuple(op.body.results[k] for k in keep))
+    extra = {}
+    if isinstance(op, While):
+        if any(o in _forward_slice(op.cond, op.cond.args[k]) for k in drop
+               for c in op.cond.ops for o in c.operands) or any(
+                op.cond.results[0] is op.cond.args[k] for k in drop):
+            return op, False  # the condition reads it
+        extra["cond"] = replace(op.cond, args=tuple(op.cond.args[k] for k in keep))
     return replace(op, body=body, inits=tuple(op.inits[k] for k in keep),
-                   results=tuple(op.results[k] for k in keep)), True
+                   results=tuple(op.results[k] for k in keep), **extra), True
 
 
 def _forward_slice(block: Block, start: Value) -> set:

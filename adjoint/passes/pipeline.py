@@ -4,12 +4,14 @@ from __future__ import annotations
 from adjoint.ir.core import Function
 from adjoint.passes.cse import cse
 from adjoint.passes.dce import dce
-from adjoint.passes.tapes import tapes
+from adjoint.passes.tapes import iterate_tapes, tapes
 
 PIPELINE = [cse, dce, tapes, dce]
+# only for the IR that becomes code: another transform must still see the pops
+FINAL = [iterate_tapes, dce]
 
 
-def optimize(fn: Function) -> Function:
-    for p in PIPELINE:
+def optimize(fn: Function, final: bool = True) -> Function:
+    for p in PIPELINE + (FINAL if final else []):
         fn = p(fn)
     return fn

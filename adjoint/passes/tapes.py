@@ -1,5 +1,7 @@
-"""Dead tape slots: drop the values a loop pushes that its reverse never pops into
-use (dead-code elimination cannot see through a tape, since pushes are effects).
+"""Tapes made lean: dead slots dropped, and popping replaced by iteration.
+
+Dead slots: drop the values a loop pushes that its reverse never pops into use
+(dead-code elimination cannot see through a tape, since pushes are effects).
 
     _tape.append((y, _old, _t1))          _tape.append(_t1)
     ...                             ==>   ...
@@ -7,13 +9,19 @@ use (dead-code elimination cannot see through a tape, since pushes are effects).
     _t1 = _saved[2]
 
 Runs to a fixed point with `dce`, which then removes what fed the dropped slots.
+
+Iteration: a reverse loop that never reads its own index walks its tape backwards
+instead of popping it, as a person would write it:
+
+    for _ in reversed(_range):
+        y = _tape.pop()           ==>     for y in reversed(_tape):
 """
 from __future__ import annotations
 
 import operator
 from dataclasses import replace
 
-from adjoint.ir.core import Block, Call, Const, Function, map_blocks, uses, walk_ops
+from adjoint.ir.core import Block, Call, Const, For, Function, map_blocks, uses, walk_ops
 
 
 def tapes(fn: Function) -> Function:
@@ -76,3 +84,25 @@ def _apply(block: Block, rewrites: dict) -> Block:
         out.append(map_blocks(op, lambda b: _apply(b, rewrites)))
     return replace(block, ops=tuple(out))
 
+
+
+def iterate_tapes(fn: Function) -> Function:
+    """Reverse loops whose index is unused iterate over their tape (see above)."""
+    counts = uses(fn.body)
+
+    def block(b: Block) -> Block:
+        ops = []
+        for op in b.ops:
+            op = map_blocks(op, block)
+            if isinstance(op, For) and op.reverse and op.body.ops and not counts.get(
+                    op.body.args[0]):
+                first = op.body.ops[0]
+                if (isinstance(first, Call) and first.prim.style == "tape_pop"
+                        and counts.get(first.args[0]) == 2):
+                    body = replace(op.body, args=(first.result,) + op.body.args[1:],
+                                   ops=op.body.ops[1:])
+                    op = replace(op, iter=first.args[0], body=body)
+            ops.append(op)
+        return replace(b, ops=tuple(ops))
+
+    return replace(fn, body=block(fn.body))

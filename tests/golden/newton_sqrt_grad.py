@@ -6,24 +6,17 @@ def newton_sqrt_grad(a, out_bar=1.0):
     # --- forward ---
     # line 161: while abs(x * x - a) > 1e-12:
     _tape = []
-    x, _n = a, 0
-    while True:
-        _c = abs(x * x - a) > 1e-12
-        if not _c:
-            break
+    x = a
+    while abs(x * x - a) > 1e-12:
         # line 162: x = 0.5 * (x + a / x)
         _t1 = a / x
         _tape.append((x, _t1))
         x = 0.5 * (x + _t1)
-        # line 161: while abs(x * x - a) > 1e-12:
-        _n = _n + 1
     # --- backward ---
-    # reads from the forward sweep: _tape, _n
+    # reads from the forward sweep: _tape
     # line 161: while abs(x * x - a) > 1e-12:
-    _range = range(_n)
     x_bar, a_bar = out_bar, 0.0
-    for _ in reversed(_range):
-        x, _t2 = _tape.pop()
+    for x, _t2 in reversed(_tape):
         # line 162: x = 0.5 * (x + a / x)
         x_bar_1 = 0.5 * x_bar
         _t3 = -0.5 * x_bar * _t2 / x

@@ -16,14 +16,13 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     # line 170: return np.sum(h * h)
     _t1 = h * h
     # --- backward ---
-    # reads from the forward sweep: _range, _tape, h, _t1
+    # reads from the forward sweep: _tape, h, _t1
     # line 170: return np.sum(h * h)
     h_bar = expand_to(out_bar, _t1) * h
     h_bar += h_bar
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
-    for _ in reversed(_range):
-        h_1 = _tape.pop()
+    for h_1 in reversed(_tape):
         # line 169: h = np.tanh(W @ h + U @ xs[t])
         _t_bar = h_bar * (1.0 - h * h)
         h_bar = _t_bar @ W

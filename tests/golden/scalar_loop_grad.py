@@ -14,11 +14,10 @@ def scalar_loop_grad(x, n, out_bar=1.0):
         # line 123: y = math.sin(y) * 1.1 + 0.1 * x
         y = math.sin(y) * 1.1 + 0.1 * x
     # --- backward ---
-    # reads from the forward sweep: _range, _tape
+    # reads from the forward sweep: _tape
     # line 122: for i in range(n):
     y_bar, x_bar = out_bar, 0.0
-    for _ in reversed(_range):
-        y = _tape.pop()
+    for y in reversed(_tape):
         # line 123: y = math.sin(y) * 1.1 + 0.1 * x
         x_bar += 0.1 * y_bar
         y_bar = y_bar * 1.1 * math.cos(y)
