@@ -535,7 +535,8 @@ main { display: grid; grid-template-columns: minmax(0, 5fr) minmax(0, 7fr); gap:
 .res { background: var(--res); border-bottom: 1.5px solid var(--res-b); border-radius: 2px; }
 .res-def { font-weight: 700; }
 .res.lit { background: #b8e29c; }
-.k { color: #8f3f9c; font-weight: 600; } .b { color: #6d5a00; } .f { color: #1a5fb4; font-weight:600; }
+.k { color: #8f3f9c; font-weight: 600; } .b { color: #6d5a00; }
+.f { color: #1a5fb4; font-weight: 600; }
 .s { color: #2c7a39; } .n { color: #b35900; } .c { color: #8a8a80; font-style: italic; }
 .m { color: #0e7c86; } .a { color: #0e7c86; } .adj { color: var(--bwd); } .tmp { color: #55606e; }
 """

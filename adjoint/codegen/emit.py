@@ -96,6 +96,9 @@ class Emitter:
             elif isinstance(op, If) and op.cond in defs and self._inlinable(
                     op.cond, defs[op.cond], block.ops, i):
                 self.inlined[op.cond] = op  # `if x > 0:` rather than `_c = x > 0; if _c:`
+            elif isinstance(op, For) and op.iter in defs and self._inlinable(
+                    op.iter, defs[op.iter], block.ops, i):
+                self.inlined[op.iter] = op  # `for i, p in zip(...):`
             elif isinstance(op, While):
                 cond = op.cond
                 c = cond.results[0]

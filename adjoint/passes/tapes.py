@@ -21,7 +21,10 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
-from adjoint.ir.core import Block, Call, Const, For, Function, map_blocks, uses, walk_ops
+from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import primitive
+
+from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, uses, walk_ops
 
 
 def tapes(fn: Function) -> Function:
@@ -87,22 +90,42 @@ def _apply(block: Block, rewrites: dict) -> Block:
 
 
 def iterate_tapes(fn: Function) -> Function:
-    """Reverse loops whose index is unused iterate over their tape (see above)."""
+    """Reverse loops walk their tape instead of popping it (see above); one that reads
+    its index walks `zip(reversed(_range), reversed(_tape))`."""
     counts = uses(fn.body)
 
     def block(b: Block) -> Block:
         ops = []
         for op in b.ops:
             op = map_blocks(op, block)
-            if isinstance(op, For) and op.reverse and op.body.ops and not counts.get(
-                    op.body.args[0]):
-                first = op.body.ops[0]
-                if (isinstance(first, Call) and first.prim.style == "tape_pop"
-                        and counts.get(first.args[0]) == 2):
+            first = op.body.ops[0] if isinstance(op, For) and op.body.ops else None
+            if (first is not None and op.reverse and isinstance(first, Call)
+                    and first.prim.style == "tape_pop"
+                    and counts.get(first.args[0]) == 2):
+                tape, index = first.args[0], op.body.args[0]
+                if not counts.get(index):
                     body = replace(op.body, args=(first.result,) + op.body.args[1:],
                                    ops=op.body.ops[1:])
-                    op = replace(op, iter=first.args[0], body=body)
+                    op = replace(op, iter=tape, body=body)
+                else:
+                    pairs, step = Value("_steps"), Value("_step")
+                    ops.append(Call(_prim(zip_reversed), (op.iter, tape), pairs, (), None))
+                    head = (Call(_prim(operator.getitem), (step, Const(0)), index, (), None),
+                            replace(first, prim=_prim(operator.getitem),
+                                    args=(step, Const(1))))
+                    body = replace(op.body, args=(step,) + op.body.args[1:],
+                                   ops=head + op.body.ops[1:])
+                    op = replace(op, iter=pairs, body=body, reverse=False)
             ops.append(op)
         return replace(b, ops=tuple(ops))
 
     return replace(fn, body=block(fn.body))
+
+
+def zip_reversed(steps, tape):
+    """The loop's steps and its tape's entries, both from the last."""
+    return zip(reversed(steps), reversed(tape))
+
+
+primitive(zip_reversed, "zip_reversed", "format", "zip(reversed({0}), reversed({1}))",
+          nondiff=True)

@@ -17,8 +17,7 @@ def product_grad(x, out_bar=1.0):
     # line 115: for i in range(len(x)):
     x_bar = np.zeros_like(x)
     p_bar = out_bar
-    for i in reversed(_range):
-        p = _tape.pop()
+    for i, p in zip(reversed(_range), reversed(_tape)):
         # line 116: p = p * x[i]
         p_bar_1 = p_bar * x[i]
         x_bar[i] += p * p_bar

@@ -22,10 +22,15 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     h_bar += h_bar
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
+    _u = []
+    _v = []
     for h_1 in reversed(_tape):
         # line 169: h = np.tanh(W @ h + U @ xs[t])
         _t_bar = h_bar * (1.0 - h * h)
         h_bar = _t_bar @ W
-        W_bar += np.outer(_t_bar, h_1)
+        _u.append(_t_bar)
+        _v.append(h_1)
         h = h_1
+    # line 169: h = np.tanh(W @ h + U @ xs[t])
+    W_bar += np.transpose(np.array(_u)) @ np.array(_v)
     return W_bar
