@@ -23,7 +23,7 @@ from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
-from adjoint.ir.core import Block, Call, Function, Global, Value, walk_ops
+from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
 from adjoint.checkpoint.transform import apply_policy
@@ -116,7 +116,20 @@ class Transform:
         self.compiled: dict[tuple, Compiled] = {}
         functools.update_wrapper(self, self.f)
 
+    def full_args(self, args) -> tuple:
+        """The arguments with the function's defaults filled in, as Python would."""
+        if len(args) >= len(self.ir.params):
+            return tuple(args)
+        import inspect
+        try:
+            bound = inspect.signature(self.f).bind(*args)
+        except TypeError as e:
+            raise TypeError(f"{self.ir.name}(): {e}") from None
+        bound.apply_defaults()
+        return tuple(bound.args)
+
     def compile(self, args) -> Compiled:
+        args = self.full_args(args)
         sig = signature(args)
         got = self.compiled.get(sig)
         if got is not None:
@@ -155,6 +168,7 @@ class Transform:
     def __call__(self, *args, tangent=_MISSING):
         if self.mode == "jvp":
             return self.jvp(args, tangent)
+        args = self.full_args(args)
         c = self.compile(args)
         if self.mode == "grad":
             return self.shape_grads(c.fn(*args), args)
@@ -270,9 +284,15 @@ def generate(f, lowered: Function, ir: Function, wrt, args, mode: str, digest: s
 
 
 def _check_scalar_output(ir: Function, facts, mode: str) -> None:
+    outs = ir.body.results
+    kinds = [facts.kind(o) for o in outs]
+    if any(k is not None and (k.type == "none" or (k.type == "other" and not k.floating))
+           for k in kinds) or any(isinstance(o, Const) and o.value is None for o in outs):
+        raise NonDifferentiableError(
+            f"{ir.name} returns {'nothing' if any(getattr(o, 'value', 0) is None for o in outs) else 'a value that is not a number or an array'}",
+            ir.loc, "return the value to differentiate")
     if mode in ("vjp", "jvp"):
         return
-    outs = ir.body.results
     k = facts.kind(outs[0]) if len(outs) == 1 else None
     if len(outs) != 1 or (k is not None and k.shape not in ((), (1,), None)) or (
             k is not None and k.type in ("tuple", "list")):

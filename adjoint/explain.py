@@ -8,12 +8,15 @@ b`). Those comments are the whole map: `explain` reads them back and links
 every source line to the generated lines that compute it (forward) and reverse
 it (backward).
 
-    >>> from adjoint.explain import explain_text            # doctest: +SKIP
-    >>> print(explain_text(loss, args=(0.5, 1.5, 0.1, 1.0), wrt=(0, 2)))
-      11  z = w * x + b
-            fwd    9 | z = w * x + b
-            bwd   27 | w_bar = z_bar * x
-    ...
+    from adjoint.explain import explain_text
+    print(explain_text(loss, args=(0.5, 1.5, 0.1, 1.0), wrt=(0, 2)))
+
+      11      z = w * x + b
+            fwd  8 | z = w * x + b
+            bwd 22 | w_bar = z_bar * x
+            bwd 23 | b_bar = z_bar
+      12      y = 1.0 / (1.0 + np.exp(-z))
+      ...
 
 `explain_html` writes the same as one self-contained page (inline CSS, a small
 syntax highlighter written here, a few lines of JavaScript; nothing fetched):
@@ -131,6 +134,48 @@ def assigned_names(line: str) -> list[str]:
     if push:
         names.append(push[1])
     return [n for n in names if n.isidentifier()]
+
+
+_FOR = re.compile(r"^\s*for (?P<targets>[\w, ]+) in (?P<iter>.*):\s*$")
+
+
+def _split_top(text: str) -> list[str]:
+    """`a, f(b, c), d` -> ["a", "f(b, c)", "d"]: commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return parts + ([cur.strip()] if cur.strip() else [])
+
+
+def tape_reads(line: str, saved: set[str]) -> set[str]:
+    """Names a backward line binds to values kept by the forward sweep: `a, b =
+    _tape.pop()`, the items of `for i, s in zip(reversed(_range), reversed(_tape))`
+    and what is taken out of them (`a = s[0]`). `saved`: the forward sweep's
+    residuals and the names already known to hold saved values."""
+    pop = _POP.match(line)
+    if pop and pop[2] in saved:
+        return {n.strip() for n in pop[1].split(",") if n.strip() not in ("", "_")}
+    loop = _FOR.match(line)
+    if loop:
+        targets = [t.strip() for t in loop["targets"].split(",")]
+        it = loop["iter"].strip()
+        sources = _split_top(it[4:-1]) if it.startswith("zip(") and it.endswith(")") else [it]
+        out = set()
+        for target, source in zip(targets, sources):
+            inner = re.fullmatch(r"reversed\((\w+)\)", source) or re.fullmatch(r"(\w+)", source)
+            if inner and inner[1] in saved and not inner[1].startswith("_range"):
+                out.add(target)
+        return out
+    m = re.match(r"^\s*(?P<targets>[\w, ]+?)\s*=\s*(?P<src>\w+)(?:\[[^\]]*\])?\s*$", line)
+    if m and m["src"] in saved:
+        return {n.strip() for n in m["targets"].split(",") if n.strip() not in ("", "_")}
+    return set()
 
 
 def _key(file: str | None, line: int, main_file: str) -> str:
@@ -638,9 +683,9 @@ def render_html(ex: Explanation, title: str | None = None) -> str:
             elif g.sweep == "forward":
                 defined = {n for n in assigned_names(g.text)
                            if ex.made.get((g.function, n)) == g.number}
-            elif pop and pop[2] in marks:  # values read back from a tape
+            else:  # values read back from a tape
                 popped.setdefault(g.function, set()).update(
-                    n.strip() for n in pop[1].split(",") if n.strip() != "_")
+                    tape_reads(g.text, marks | popped.get(g.function, set())))
             if g.sweep == "backward":
                 marks |= popped.get(g.function, set())
         body, state = highlight(g.text, state, marks=marks, defined=defined)
@@ -727,4 +772,5 @@ class SourceText(str):
 
 
 __all__ = ["explain", "explain_text", "explain_html", "render_grouped", "render_columns",
-           "render_html", "parse_generated", "highlight", "Explanation", "SourceText"]
+           "render_html", "parse_generated", "tape_reads", "highlight", "Explanation",
+           "SourceText"]

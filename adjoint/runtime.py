@@ -57,6 +57,16 @@ def save(x, index):
     return v.copy() if isinstance(v, np.ndarray) else v
 
 
+def private(x):
+    """A copy of a list or an array that the caller may then write in place."""
+    return x.copy() if hasattr(x, "copy") else x
+
+
+def element(x, index):
+    """`x[index]` where the compiler knows it is one element: a number, not a view."""
+    return x[index]
+
+
 def add_at(x, index, value):
     """`x` with `value` added at `index`, duplicates accumulating (np.add.at)."""
     x = np.array(x, copy=True)
@@ -145,5 +155,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

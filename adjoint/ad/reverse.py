@@ -78,6 +78,7 @@ class Reverse:
         self.primal_values = set(fn.params) | _defined(fn.body)
         self.adjoint_defs: dict = {}
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
+        self.made: set[Value] = set()  # the values this transform created
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
 
     # ---------------------------------------------------------------- reading primals
@@ -150,13 +151,18 @@ class Reverse:
     def emit(self, prim, args, hint, kwargs=()) -> Value:
         out = Value(hint)
         self.ops.append(Call(prim, tuple(args), out, tuple(kwargs), self.loc))
+        self.made.add(out)
         return out
 
     def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
         if not isinstance(v, Value) or v not in self.active or contrib is None:
             return
+        # names are hints: only values this transform made, and no one's adjoint yet, are
+        # renamed (never a parameter, a primal value, or another variable's `_bar`)
+        renamable = isinstance(contrib, Value) and contrib in self.made and not any(
+            a is contrib for a in adj.values())
         if isinstance(contrib, Value):
-            if contrib.name.startswith("_t"):
+            if renamable and contrib.name.startswith("_t"):
                 _rename(contrib, f"{_base(v)}_bar")
             self.facts.same_kind(contrib, v, overwrite=False)  # a cotangent has v's shape
         old = adj.get(v)
@@ -165,12 +171,23 @@ class Reverse:
             return
         k = self.facts.kind(v)
         known = k is not None and (k.type == "float" or (k.type == "ndarray" and k.dtype == "f"))
-        if isinstance(contrib, Value) and not contrib.name.startswith("_"):
+        if renamable and not contrib.name.startswith("_"):
             _rename(contrib, "_t")  # printed inside the `+=` when used once
         # `x_bar += c`: in place for arrays where nothing else shares x_bar's buffer
         adj[v] = self.emit(_prim(iadd if known else runtime.accum), (old, contrib),
                            f"{_base(v)}_bar")
         self.facts.same_kind(adj[v], v)
+
+    def _writable(self, g: Operand) -> Operand:
+        """An accumulator the reverse loop may add into in place: a read-only broadcast
+        (a sum's cotangent) is copied once here, not on every iteration."""
+        op = self.adjoint_defs.get(g) or next(
+            (o for o in reversed(self.ops) if isinstance(o, Call) and o.result is g), None)
+        while op is not None and op.prim.fn is runtime.alias:
+            op = self.adjoint_defs.get(op.args[0])
+        if op is not None and op.prim.name in ("expand_to", "np.broadcast_to"):
+            return self.emit(_prim(np.copy), (g,), g.name)
+        return g
 
     # ---------------------------------------------------------------- blocks
     def reverse_ops(self, ops, adj: dict) -> None:
@@ -270,6 +287,7 @@ class Reverse:
         new_ops = _relocate([map_operands(o, to_reverse) for o in ops], self.loc)
         self.ops.extend(new_ops)
         self.adjoint_defs.update((o.result, o) for o in new_ops if isinstance(o, Call))
+        self.made.update(r for o in new_ops for r in o.results)
         return [to_reverse(o) if o is not None else None for o in out]
 
     def restore(self, op: Call) -> None:
@@ -277,7 +295,7 @@ class Reverse:
         overwrites; the backward sweep writes it back, so earlier rules read `y` as it was."""
         storage, index, _ = op.args
         old = Value("_old")
-        prim = _prim(operator.getitem) if _reads_scalar(storage, index, self.facts) else _prim(save)
+        prim = _prim(runtime.element) if _reads_scalar(storage, index, self.facts) else _prim(save)
         self.instrument.setdefault(op, Instrumented()).before.append(
             Call(prim, (storage, index), old, (), op.loc))
         if self.region.kind != "top":  # saved in this block: taped or exported like its peers
@@ -367,7 +385,7 @@ class Reverse:
             r = op.results[k]
             inits.append(adj.pop(r) if r in adj else self.zero(r))
         for u in accs:
-            inits.append(adj[u] if u in adj else self.zero(u))
+            inits.append(self._writable(adj[u]) if u in adj else self.zero(u))
         for r in op.results:
             adj.pop(r, None)
         # the reversed body

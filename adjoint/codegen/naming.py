@@ -157,19 +157,45 @@ class Namer:
             return v
 
         spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
+        # an in-place write is decided on liveness where every yield is a use: a yield
+        # that ends up a copy (`a_bar = b_bar`) reads the old value after the write
+        strict = Liveness(fn, inlined, set())
+        strict_spans = {v: list(strict.span(v)) for v in strict.defs if v not in inlined}
         aliases = _alias_classes(fn)
         refused: dict = {}
         merged = set()
         user_names = {v: ({v.name} if not v.name.startswith("_") else set()) for v in live.defs}
+        # values defined together (the results of one region op, the arguments of one
+        # block) are never one name, whatever their spans say
+        groups: dict = {}
+        for op in _all(fn.body):
+            if not isinstance(op, Call):
+                for r in op.results:
+                    groups.setdefault(r, set()).add(("results", id(op)))
+                for b in op.blocks:
+                    for x in b.args:
+                        groups.setdefault(x, set()).add(("args", id(b)))
+        # in-place writes first: a refused one (a copy) must not be merged back by a
+        # branch's or a loop's tie, or the copy would be written in place after all
+        pairs.sort(key=lambda t: not (t[0] is None and t[2] in live.writes))
         for block, index, a, b in pairs:
             if not isinstance(b, Value) or b in inlined or a in inlined:
                 continue
             ra, rb = find(a), find(b)
+            if any({find(r), find(st)} == {ra, rb} for r, st in refused.items()):
+                continue
+            ga, gb = groups.get(ra, set()), groups.get(rb, set())
+            if ga & gb:
+                continue
             if ra is rb:
                 if block is not None:
                     merged.add((id(block), index))
                 continue
-            if _overlap(spans.get(ra, []), spans.get(rb, [])):
+            write = block is None and a in live.writes
+            if _overlap(spans.get(ra, []), spans.get(rb, [])) or (write and _overlap(
+                    strict_spans.get(ra, []), strict_spans.get(rb, []))):
+                if write:
+                    refused[a] = b
                 continue
             if _param_clash(ra, rb, parent, fn):
                 continue
@@ -177,12 +203,14 @@ class Namer:
                 # one name for two source variables would mislead: `y_bar = z_bar` instead
                 if len(user_names[ra] | user_names[rb]) > 1:
                     continue
-            if block is None and a in live.writes and not _write_ok(a, b, aliases, live, fn):
+            if write and not _write_ok(a, b, aliases, strict, fn):
                 refused[a] = b  # written as a copy: must not take the array's name
                 continue
             parent[rb] = ra
             spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
+            strict_spans[ra] = strict_spans.get(ra, []) + strict_spans.pop(rb, [])
             user_names[ra] = user_names[ra] | user_names.pop(rb)
+            groups[ra] = ga | gb
             if block is not None:
                 merged.add((id(block), index))
         # a tie that failed is a real copy at the end of its block: a use, so recount

@@ -152,7 +152,7 @@ class Lowerer:
                 return self.sum_to(args[0], source, shape)  # x is read for its shape only
         if fn is runtime.save and self.template is not None and self.shape(
                 self.emit_shape_probe(args)) == ():
-            return self.emit(_prim(operator.getitem), args)  # one element: already a copy
+            return self.emit(_prim(runtime.element), args)  # one element: already a copy
         if fn is runtime.stop_gradient:
             return None
         if self.template is not None:
@@ -182,7 +182,7 @@ class Lowerer:
         if o is self.template.get("g"):
             return self.facts.shape(self.template["ans"])
         call = self.defs.get(o) if isinstance(o, Value) else None
-        if call is not None and call.prim.fn in (operator.getitem, runtime.save):
+        if call is not None and call.prim.fn in (operator.getitem, runtime.save, runtime.element):
             return _indexed_shape(self.shape(call.args[0]), call.args[1], self.facts)
         if call is not None and call.prim.style in ("infix", "prefix") and \
                 call.prim.precedence >= 10:
@@ -591,7 +591,9 @@ class Lowerer:
             return self.env[node.id]
         found, obj = self.parsed.lookup(node.id)
         if not found:
-            raise self.error(f"name `{node.id}` is not defined", node)
+            raise self.error(f"name `{node.id}` is not defined", node,
+                             "define it before the call (a global, an argument, or an earlier "
+                             "assignment on every path)")
         return self.classify(obj, node.id)
 
     def classify(self, obj, name: str):

@@ -77,7 +77,13 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             hint="differentiate a Python function defined with `def` in a file; "
                  "builtins and C functions need a derivative rule (adjoint.defvjp)")
     if func.__name__ == "<lambda>":
-        raise SourceError("lambdas cannot be differentiated", hint="define the function with `def`")
+        code = func.__code__
+        lines = linecache.getlines(code.co_filename)
+        text = lines[code.co_firstlineno - 1] if 0 < code.co_firstlineno <= len(lines) else ""
+        col = max(text.find("lambda"), 0)
+        raise SourceError("lambdas cannot be differentiated",
+                          Loc(code.co_filename, code.co_firstlineno, col, text.rstrip("\n")),
+                          hint="define the function with `def`")
     code = func.__code__
     filename = inspect.getsourcefile(func) or code.co_filename
     linecache.checkcache(filename)  # the file may have been edited since it was read

@@ -5,11 +5,12 @@ from adjoint.ir.core import Function
 from adjoint.passes.batch import batch_outer
 from adjoint.passes.cse import cse
 from adjoint.passes.dce import dce
+from adjoint.passes.privatize import privatize
 from adjoint.passes.tapes import iterate_tapes, tapes
 
 PIPELINE = [cse, dce, tapes, dce]
 # only for the IR that becomes code: another transform must still see the pops
-FINAL = [iterate_tapes, batch_outer, dce]
+FINAL = [iterate_tapes, batch_outer, privatize, dce]
 
 
 def optimize(fn: Function, final: bool = True) -> Function:

@@ -21,6 +21,8 @@ primitive(runtime.setitem, "setitem", "setitem")
 primitive(runtime.append, "append", "append")
 primitive(runtime.add_at, "add_at", "add_at")
 primitive(runtime.save, "save")
+primitive(runtime.element, "element", "subscript", precedence=15)
+primitive(runtime.private, "private")
 primitive(runtime.accum, "accum")
 primitive(runtime.alias, "alias", "alias")
 primitive(tuple_of, "tuple", "tuple")
@@ -160,3 +162,23 @@ def iadd_(g, ans, x, y):
 @defjvp(iadd)
 def iadd_(ans, x, y, x_dot, y_dot):
     return iadd(x_dot, y_dot)
+
+
+@defvjp(runtime.element)
+def element_(g, ans, x, index):
+    return add_at(zeros_like(x), index, g)
+
+
+@defjvp(runtime.element)
+def element_(ans, x, index, x_dot):
+    return runtime.element(x_dot, index)
+
+
+@defvjp(runtime.private)
+def private_(g, ans, x):
+    return g
+
+
+@defjvp(runtime.private)
+def private_(ans, x, x_dot):
+    return runtime.private(x_dot)

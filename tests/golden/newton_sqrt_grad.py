@@ -21,7 +21,8 @@ def newton_sqrt_grad(a, out_bar=1.0):
         x_bar_1 = 0.5 * x_bar
         _t3 = -0.5 * x_bar * _t2 / x
         a_bar += x_bar_1 / x
-        x_bar = x_bar_1 + _t3
+        x_bar_1 += _t3
+        x_bar = x_bar_1
     # line 161: while abs(x * x - a) > 1e-12:
     a_bar += x_bar
     return a_bar

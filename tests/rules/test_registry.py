@@ -175,6 +175,8 @@ CASES: dict[str, list[Case]] = {
     "sum_to": [case(N(3, 4), (4,)), case(N(3, 4), (3, 1)), case(N(2, 3), ())],
     "save": [case(N(5), 2), case(N(3, 4), (1, slice(None))), case(N(3, 4), (slice(1, 3), 2))],
     "accum": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
+    "element": [case(N(5), 2), case(N(3, 4), (1, 2))],
+    "private": unary(N),
     "alias": unary(N),
     "iadd": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),

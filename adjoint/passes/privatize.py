@@ -1,0 +1,54 @@
+"""A loop that writes into an array someone else still reads gets its own copy.
+
+    y = np.tanh(x)                         y = np.tanh(x)
+    for i in ...:                          y_1 = private(y)
+        y[i] += 1.0               ==>      for i in ...:
+    ... y is read again ...                    y_1[i] += 1.0
+
+Without the copy, each in-place write would have to copy the array first (the
+old value is still needed), once per iteration; with it, once per loop.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from adjoint import runtime
+from adjoint.frontend.lower import _prim
+from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, uses
+
+_WRITES = ("setitem", "iadd_at", "add_at", "append", "iadd")
+
+
+def privatize(fn: Function) -> Function:
+    counts = uses(fn.body)
+
+    def block(b: Block) -> Block:
+        ops = []
+        for op in b.ops:
+            op = map_blocks(op, block)
+            if isinstance(op, (For, While)):
+                args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                defs = {o.result: o for o in op.body.ops if isinstance(o, Call)}
+                inits = list(op.inits)
+                for k, (a, y, init) in enumerate(zip(args, op.body.results, op.inits)):
+                    if isinstance(init, Value) and counts.get(init, 0) > 1 and \
+                            _writes_into(a, y, defs):
+                        copy = Value(init.name)
+                        ops.append(Call(_prim(runtime.private), (init,), copy, (), op.loc))
+                        inits[k] = copy
+                op = replace(op, inits=tuple(inits))
+            ops.append(op)
+        return replace(b, ops=tuple(ops))
+
+    return replace(fn, body=block(fn.body))
+
+
+def _writes_into(arg, y, defs) -> bool:
+    """Whether the body's yield is `arg` written into in place (a chain of writes)."""
+    seen = False
+    while y is not arg:
+        op = defs.get(y)
+        if op is None or op.prim.style not in _WRITES:
+            return False
+        y, seen = op.args[0], True
+    return seen
