@@ -114,7 +114,9 @@ class Transform:
         self.ir = prepare(self.lowered, checkpoint)
         self.wrt = _normalize_wrt(wrt, self.ir)
         self.compiled: dict[tuple, Compiled] = {}
-        functools.update_wrapper(self, self.f)
+        # named like f, but no __wrapped__: unwrapping a derivative must not reach f
+        self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
+        self.__doc__ = f"The {mode} of {self.f.__name__}."
 
     def full_args(self, args) -> tuple:
         """The arguments with the function's defaults filled in, as Python would."""
@@ -411,7 +413,20 @@ def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None) -> Ca
 
 
 def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
-    """Forward mode: `jvp(f, wrt)(*args, tangent) -> (f(*args), directional derivative)`."""
+    """Forward mode: `jvp(f, wrt)(*args, tangent) -> (f(*args), directional derivative)`.
+    `f` may be a gradient (`adjoint.grad(g)`): that is forward over reverse, an HVP."""
+    if isinstance(f, Transform):
+        if f.mode != "grad":
+            raise AdjointError(f"jvp of a {f.mode} is not supported", None,
+                               "differentiate adjoint.grad(f), or use adjoint.hvp")
+        from adjoint.higher import HVP
+        product = HVP(f.f, f.wrt_spec, wrt)
+
+        def run(*args, tangent=_MISSING):
+            if tangent is _MISSING:
+                args, tangent = args[:-1], args[-1]
+            return f(*args), product(*args, tangent)
+        return run
     return Transform(f, wrt, "jvp", cache_dir)
 
 

@@ -676,7 +676,7 @@ def render_html(ex: Explanation, title: str | None = None) -> str:
         marks, defined = set(), set()
         if g.sweep in ("forward", "backward") and g.residuals:
             marks = set(g.residuals)
-            push, pop = _PUSH.match(g.text), _POP.match(g.text)
+            push = _PUSH.match(g.text)
             if g.sweep == "forward" and push and push[1] in marks:
                 defined = set(re.findall(r"[A-Za-z_]\w*", push[2]))  # saved per iteration
                 marks |= defined

@@ -161,25 +161,28 @@ class Derivative:
 class HVP(Derivative):
     """Forward over reverse: the JVP of the gradient along v, keeping v a parameter."""
 
-    def __init__(self, f, wrt):
+    def __init__(self, f, wrt, direction=None):
         super().__init__(f, (), extra=1, name="hvp")
         self.wrt_spec = wrt
+        self.direction = wrt if direction is None else direction  # the tangent's argument(s)
 
     def finish(self, ir, facts, args):
         wrt = _normalize_wrt(self.wrt_spec, ir)
+        along = _normalize_wrt(self.direction, ir)
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, wrt, facts).run(f"{ir.name}_grad")
         g = optimize(bind(g, {g.params[-1]: 1.0}), final=False)
         gfacts = observe(g, tuple(args)).infer(g)
-        return optimize(pick(forward(g, wrt, gfacts), 1))
+        return optimize(pick(forward(g, along, gfacts), 1))
 
     def __call__(self, *args):
         *args, v = args
         wrt = self.wrt_spec if isinstance(self.wrt_spec, tuple) else (self.wrt_spec,)
-        vs = tuple(v) if isinstance(self.wrt_spec, tuple) else (v,)
+        along = self.direction if isinstance(self.direction, tuple) else (self.direction,)
+        vs = tuple(v) if isinstance(self.direction, tuple) else (v,)
         fn = self.compile(tuple(args))
         out = fn(*args, *(np.asarray(t, dtype=float) if isinstance(a, np.ndarray) else float(t)
-                          for t, a in zip(vs, (args[i] for i in wrt))))
+                          for t, a in zip(vs, (args[i] for i in along))))
         if isinstance(self.wrt_spec, tuple):
             return tuple(_like(o, args[i]) for o, i in zip(out, wrt))
         return _like(out, args[wrt[0]])

@@ -149,3 +149,27 @@ def test_implicit_gradient_of_a_ridge_hyperparameter_matches_the_closed_form():
         return ridge_dev(theta_star(lam), Xd, yd)
     want = (dev_of(lam + 1e-6) - dev_of(lam - 1e-6)) / 2e-6
     assert np.isclose(got, want, rtol=1e-6)
+
+
+def cube_sum(x):
+    return np.sum(x ** 3)
+
+
+def test_jvp_of_a_gradient_is_forward_over_reverse():
+    x, v = np.array([1.0, 2.0]), np.array([1.0, 0.0])
+    g, hv = adjoint.jvp(adjoint.grad(cube_sum))(x, v)
+    np.testing.assert_allclose(g, 3 * x ** 2)
+    np.testing.assert_allclose(hv, 6 * x * v)
+
+
+df = adjoint.grad(cube_sum)
+
+
+def calls_a_derivative(x, v):
+    return np.sum(df(x) * v)
+
+
+def test_a_derivative_called_inside_a_differentiated_function_is_rejected():
+    with pytest.raises(adjoint.UnsupportedError) as e:
+        adjoint.grad(calls_a_derivative)(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    assert "hvp" in str(e.value) and "test_higher.py" in str(e.value)

@@ -233,8 +233,9 @@ class Namer:
             own = spans[root]
             chosen = None
             reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
-            taboo = {self.names.get(find(b)) for a, b in refused.items()
-                     if find(a) is root}
+            # a refused write and its array never share a name, whichever is named first
+            taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
+            taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}
             for entry in free.get(hint, []) if reusable else ():
                 if not _overlap(entry[1], own) and entry[0] not in taboo:
                     chosen = entry

@@ -742,6 +742,11 @@ class Lowerer:
         plain = unwrap(fn)
         if inspect.isfunction(plain) and not _is_library(plain):
             return self.inline(plain, args, kwargs, node, hint)
+        if type(fn).__module__.startswith("adjoint."):  # a derivative called inside f
+            raise self.error(f"`{_qualname(fn)}` is a derivative made by adjoint; it cannot be "
+                             f"called inside a function being differentiated", node,
+                             "compose derivatives instead: adjoint.grad(adjoint.grad(f)), "
+                             "adjoint.hvp(f), adjoint.hessian(f), adjoint.jvp(adjoint.grad(f))")
         if inspect.isclass(fn) or not callable(fn) or not (
                 inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
             raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
