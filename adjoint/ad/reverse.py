@@ -413,7 +413,8 @@ class Reverse:
         # is the argument popped for t + 1, and for the last iteration the loop's result.
         relay_args, relay_inits, relay_yields = [], [], []
         for k, (a, y) in enumerate(zip(args, op.body.results)):
-            if a in region.saved and y in region.saved and y is not a:
+            # the argument may be popped, or an array the reverse restored in place
+            if y in region.saved and y is not a and (a in region.saved or a in region.map):
                 i = region.saved.index(y)
                 region.saved.pop(i)
                 relay_args.append(region.popped.pop(i))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keyword
 
-from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+from adjoint.ir.core import Block, Call, Const, For, Function, If, Value, While
 
 
 WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
@@ -290,10 +290,13 @@ def _alias_classes(fn: Function) -> dict:
             if ra is not rb:
                 parent[rb] = ra
 
+    tuples = _tuples(fn)
+
     def visit(block: Block):
         for op in block.ops:
             if isinstance(op, Call):
-                if op.prim.name in VIEWS and op.args:
+                # the elements of a popped tuple are separate objects, not views of each other
+                if op.prim.name in VIEWS and op.args and op.args[0] not in tuples:
                     union(op.args[0], op.result)
                 continue
             for _, _, a, b in ties(Block((), (op,), ())):
@@ -307,6 +310,29 @@ def _alias_classes(fn: Function) -> dict:
         members.setdefault(find(v), set()).add(v)
     out = {v: members[find(v)] for v in set(parent) | set(parent.values())}
     out["foreign"] = _foreign_buffers(fn)
+    return out
+
+
+def _tuples(fn: Function) -> set:
+    """Values that are Python tuples (their elements are separate objects): built
+    tuples, results of generated functions, and tape entries of several values,
+    whether popped or walked by a reverse loop (`for i, (a, b) in zip(...)`)."""
+    calls = list(_calls(fn.body))
+    multi = {op.args[0] for op in calls if op.prim.style == "tape_push" and len(op.args) > 2}
+    out = {op.result for op in calls if op.prim.style == "tuple" or op.prim.fn is None
+           or (op.prim.style in ("tape_pop", "snap_load") and op.args[0] in multi)}
+    zips = {op.result: op.args[1] for op in calls if op.prim.name == "zip_reversed"}
+    entries = set()  # (index, entry) steps whose entry is a tuple
+    for op in _all(fn.body):
+        if isinstance(op, For):
+            if op.iter in zips:
+                out.add(op.body.args[0])
+                if zips[op.iter] in multi:
+                    entries.add(op.body.args[0])
+            elif op.iter in multi:
+                out.add(op.body.args[0])
+    out |= {op.result for op in calls if op.prim.style == "subscript" and
+            op.args[0] in entries and isinstance(op.args[1], Const) and op.args[1].value == 1}
     return out
 
 

@@ -41,8 +41,8 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
             _t4 = (i, j)
             _old = save(chart, _t4)
             chart[_t4] = total
-            _tape_1.append((chart, _old))
-        _tape.append(_tape_1)
+            _tape_1.append(_old)
+        _tape.append((chart, _tape_1))
     # line 53: return np.log(chart[0, n, 0])
     _t5 = (0, _t1, 0)
     _t6 = chart[_t5]
@@ -53,10 +53,12 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
     chart_bar[_t5] += out_bar / _t6
     # line 46: for width in range(2, n + 1):
     binary_bar = np.zeros_like(binary)
-    for width, _tape_2 in zip(reversed(_range_1), reversed(_tape)):
+    for width, _saved in zip(reversed(_range_1), reversed(_tape)):
+        chart = _saved[0]
+        _tape_2 = _saved[1]
         # line 47: for i in range(n - width + 1):
         for i in reversed(range(_t1 - width + 1)):
-            chart, _old_1 = _tape_2.pop()
+            _old_1 = _tape_2.pop()
             # line 48: j = i + width
             j = i + width
             # line 52: chart[i, j] = total
@@ -64,8 +66,7 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
             # line 50: for k in range(i + 1, j):
             _range_3 = range(i + 1, j)
             # line 52: chart[i, j] = total
-            chart_1 = np.array(chart, copy=True)
-            chart_1[_t7] = _old_1
+            chart[_t7] = _old_1
             total_bar = save(chart_bar, _t7)
             chart_bar[_t7] = 0.0
             # line 50: for k in range(i + 1, j):
@@ -73,8 +74,8 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
                 # line 51: total = total + (binary @ chart[k, j]) @ chart[i, k]
                 _t8 = (i, k)
                 _t9 = (k, j)
-                _t10 = chart_1[_t9]
-                _t_bar = np.outer(total_bar, chart_1[_t8])
+                _t10 = chart[_t9]
+                _t_bar = np.outer(total_bar, chart[_t8])
                 chart_bar[_t8] += total_bar @ (binary @ _t10)
                 _t11 = _t_bar[..., None]
                 _t_bar_1 = unbroadcast(np.sum(_t11 * binary, axis=-2), _t10)
