@@ -73,7 +73,7 @@ def test_the_backward_lines_of_a_loop_body_map_to_the_loop_body():
     body_line = next(row for b in ex.blocks for row in b.lines if "p = p * x[i]" in row.text)
     partners = ex.partners(body_line.key)
     backward = [g.text.strip() for g in partners if g.sweep == "backward"]
-    assert any("x_bar[i] +=" in t for t in backward), backward
+    assert any("x_bar[i]" in t for t in backward), backward
     assert any(g.sweep == "forward" and "p * " in g.text for g in partners)
     loop_line = next(row for b in ex.blocks for row in b.lines if "for i in range" in row.text)
     assert any("reversed(" in g.text for g in ex.partners(loop_line.key))

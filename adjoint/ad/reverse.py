@@ -129,6 +129,9 @@ class Reverse:
         if op.prim.fn is operator.getitem and op.args[0] not in self.written and \
                 _basic_index(op.args[1], self.facts):
             return True
+        k = self.facts.kind(v)
+        if k is not None and k.type == "float" and _cheap_scalar(op):
+            return True  # `math.sin(x)` again costs less than a tuple on the tape
         return v not in self.active and _recomputable(op, self.facts)
 
     def _recompute(self, op: Call, v: Value, region: Region) -> Value:
@@ -682,6 +685,12 @@ def _is_reduction(op: For, slots: list[int]) -> bool:
         seen.add(v)
         todo.extend(a for a in defs[v].operands if isinstance(a, Value))
     return True
+
+
+def _cheap_scalar(op: Call) -> bool:
+    """Arithmetic and `math` functions: as cheap on floats as taping their result."""
+    return op.prim.style in ("infix", "prefix") and op.prim.precedence >= 10 or \
+        op.prim.name.startswith("math.")
 
 
 def _whole(index) -> bool:

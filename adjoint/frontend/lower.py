@@ -150,6 +150,10 @@ class Lowerer:
                 return args[0]
             if shape is not None and source is not None:
                 return self.sum_to(args[0], source, shape)  # x is read for its shape only
+        if fn is runtime.expand_to and self.template is not None:
+            folded = self.expand(args, dict(kwargs))
+            if folded is not None:
+                return folded
         if fn is runtime.save and self.template is not None and self.shape(
                 self.emit_shape_probe(args)) == ():
             return self.emit(_prim(runtime.element), args)  # one element: already a copy
@@ -193,6 +197,19 @@ class Lowerer:
                 except ValueError:
                     return None
         return self.facts.shape(o)
+
+    def expand(self, args, kwargs):
+        """`expand_to(g, x, axis, keepdims)` with x's shape known: x is read for its shape
+        only, so write the broadcast out and let x go (it need not be kept)."""
+        g, x = args[0], args[1]
+        axis = args[2] if len(args) > 2 else kwargs.get("axis", Const(None))
+        keep = args[3] if len(args) > 3 else kwargs.get("keepdims", Const(False))
+        shape = self.shape(x)
+        if shape is None or not isinstance(axis, Const) or not isinstance(keep, Const):
+            return None
+        if axis.value is not None and not keep.value:
+            g = self.emit(_prim(np.expand_dims), (g, axis))
+        return self.emit(_prim(np.broadcast_to), (g, Const(shape)))
 
     def sum_to(self, g, source: tuple, shape: tuple):
         """`unbroadcast(g, x)` with both shapes known: the sums written out."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from adjoint.ir.core import Function
+from adjoint.passes.assign import assign_once
 from adjoint.passes.batch import batch_outer
 from adjoint.passes.cse import cse
 from adjoint.passes.dce import dce
@@ -10,7 +11,7 @@ from adjoint.passes.tapes import iterate_tapes, tapes
 
 PIPELINE = [cse, dce, tapes, dce]
 # only for the IR that becomes code: another transform must still see the pops
-FINAL = [iterate_tapes, batch_outer, privatize, dce]
+FINAL = [iterate_tapes, batch_outer, privatize, assign_once, dce]
 
 
 def optimize(fn: Function, final: bool = True) -> Function:

@@ -8,20 +8,19 @@ def newton_sqrt_grad(a, out_bar=1.0):
     _tape = []
     x = a
     while abs(x * x - a) > 1e-12:
+        _tape.append(x)
         # line 162: x = 0.5 * (x + a / x)
-        _t1 = a / x
-        _tape.append((x, _t1))
-        x = 0.5 * (x + _t1)
+        x = 0.5 * (x + a / x)
     # --- backward ---
     # reads from the forward sweep: _tape
     # line 161: while abs(x * x - a) > 1e-12:
     x_bar, a_bar = out_bar, 0.0
-    for x, _t2 in reversed(_tape):
+    for x in reversed(_tape):
         # line 162: x = 0.5 * (x + a / x)
         x_bar_1 = 0.5 * x_bar
-        _t3 = -0.5 * x_bar * _t2 / x
+        _t1 = -0.5 * x_bar * (a / x) / x
         a_bar += x_bar_1 / x
-        x_bar_1 += _t3
+        x_bar_1 += _t1
         x_bar = x_bar_1
     # line 161: while abs(x * x - a) > 1e-12:
     a_bar += x_bar
