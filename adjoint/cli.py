@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     emit = sub.add_parser("emit", help="write the gradient module of FILE.py:FUNC")
     emit.add_argument("target", help="FILE.py:FUNC")
     emit.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
-    emit.add_argument("--mode", choices=["reverse", "vjp"], default="reverse")
+    emit.add_argument("--mode", choices=["reverse", "vjp", "forward"], default="reverse",
+                      help="reverse: the gradient; vjp: the split form; forward: the JVP")
     emit.add_argument("--args", help="example arguments, a Python expression such as "
                                      "'np.ones(3), 2.0': the code is specialised on their kinds")
     emit.add_argument("--checkpoint", type=int, metavar="K",

@@ -33,7 +33,7 @@ from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer, _prim, list_of, tuple_of
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Operand, Value, \
-    While, prune, walk_ops
+    While, prune, relocate, walk_ops
 from adjoint.rules import registry
 from adjoint.rules.registry import primitive
 from adjoint.rules.tape import iadd_at
@@ -570,7 +570,7 @@ class Forward:
                         isinstance(o.args[0], Value) and o.args[0] in made and \
                         o.args[0].name.startswith("_"):
                     _rename(o.args[0], _dot_name(op.args[0]))
-        return _relocate(ops, op.loc), t
+        return relocate(ops, op.loc), t
 
     def fix_zeros(self, ops) -> list:
         """Materialise the zeros that reached an op the template lowering did not see
@@ -814,18 +814,6 @@ def _reads(ops, v: Value) -> bool:
             if any(o is v for o in b.results):
                 return True
     return False
-
-
-def _relocate(ops, loc):
-    out = []
-    for op in ops:
-        if isinstance(op, If):
-            op = replace(op, loc=loc, then=replace(op.then, ops=tuple(_relocate(op.then.ops, loc))),
-                         orelse=replace(op.orelse, ops=tuple(_relocate(op.orelse.ops, loc))))
-        else:
-            op = replace(op, loc=loc)
-        out.append(op)
-    return out
 
 
 __all__ = ["forward", "Forward", "Zero", "zeros_tangent"]

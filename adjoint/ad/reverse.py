@@ -28,7 +28,7 @@ from adjoint.frontend.lower import Lowerer, _prim, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
-    Value, While, map_operands, prune, walk_ops
+    Value, While, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
@@ -287,7 +287,7 @@ class Reverse:
                 return read[o]
             return o
 
-        new_ops = _relocate([map_operands(o, to_reverse) for o in ops], self.loc)
+        new_ops = relocate([map_operands(o, to_reverse) for o in ops], self.loc)
         self.ops.extend(new_ops)
         self.adjoint_defs.update((o.result, o) for o in new_ops if isinstance(o, Call))
         self.made.update(r for o in new_ops for r in o.results)
@@ -603,18 +603,6 @@ def _base(v) -> str:
 
 def _rename(v: Value, name: str) -> None:
     object.__setattr__(v, "name", name)
-
-
-def _relocate(ops, loc):
-    out = []
-    for op in ops:
-        if isinstance(op, If):
-            op = replace(op, loc=loc, then=replace(op.then, ops=tuple(_relocate(op.then.ops, loc))),
-                         orelse=replace(op.orelse, ops=tuple(_relocate(op.orelse.ops, loc))))
-        else:
-            op = replace(op, loc=loc)
-        out.append(op)
-    return out
 
 
 _body_cache: dict = {}

@@ -331,12 +331,16 @@ class Emitter:
         self.last_loc = None
         self.block(op.then, ind + "    ")
         self.moves(op.results, op.then.results, ind + "    ")
+        if not _has_code(self.lines[start + 1:]):  # comments alone are no body
+            del self.lines[start + 1:]
         then_empty = len(self.lines) == start + 1
         mark = len(self.lines)
         self.lines.append(f"{ind}else:")
         self.last_loc = None
         self.block(op.orelse, ind + "    ")
         self.moves(op.results, op.orelse.results, ind + "    ")
+        if not _has_code(self.lines[mark + 1:]):
+            del self.lines[mark + 1:]
         if len(self.lines) == mark + 1:
             del self.lines[mark]
             if then_empty:
@@ -372,7 +376,7 @@ class Emitter:
         self.block(op.body, ind + "    ")
         self.loop_depth -= 1
         self.moves(op.body.args[1:], op.body.results, ind + "    ")
-        if len(self.lines) == n:
+        if not _has_code(self.lines[n:]):
             self.lines.append(f"{ind}    pass")
         self.moves(op.results, op.body.args[1:], ind)
         self.last_loc = None
@@ -415,7 +419,7 @@ class Emitter:
         self.block(op.body, ind + "    ")
         self.loop_depth -= 1
         self.moves(op.body.args, op.body.results, ind + "    ")
-        if len(self.lines) == n:
+        if not _has_code(self.lines[n:]):
             self.lines.append(f"{ind}    pass")
         self.moves(op.results, op.body.args, ind)
         self.last_loc = None
@@ -460,6 +464,10 @@ class Emitter:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _has_code(lines: list[str]) -> bool:
+    return any(line.strip() and not line.strip().startswith("#") for line in lines)
 
 
 def _elif(lines: list[str], mark: int, ind: str) -> None:

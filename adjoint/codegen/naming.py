@@ -147,7 +147,62 @@ class Namer:
     def __init__(self, fn: Function, inlined: dict, reserved: set[str]):
         self.reserved = set(reserved) | set(keyword.kwlist)
         pairs = list(ties(fn.body))
-        candidates = {(id(b), i) for b, i, _, _ in pairs if b is not None}
+        # Ties are merged on liveness that counts a yield as a free move. A yield whose tie
+        # is then refused becomes a real copy, a read at the end of its block, and may now
+        # overlap a value merged on the first assumption: check, count those yields as
+        # reads, and merge again until no name holds two live values.
+        reads: set = set()
+        for _ in range(len(pairs) + 1):
+            find, parent, merged, refused = self._merge(fn, inlined, pairs, reads)
+            live = Liveness(fn, inlined, merged)
+            clash = _clashes(live, find, inlined)
+            late = {(id(b), i) for b, i, _, y in pairs if b is not None and y in clash} - reads
+            if not late:
+                if clash:  # never emit code where one name holds two live values
+                    raise AssertionError(f"internal error: name clash between "
+                                         f"{sorted(v.name for v in clash)}; please report it")
+                break
+            reads |= late
+        else:  # pragma: no cover - each round adds reads, so this ends
+            raise AssertionError("naming did not converge")
+        # a tie that failed is a real copy at the end of its block: a use, so recount
+        live = Liveness(fn, inlined, merged)
+        spans = {}
+        for v in live.defs:
+            if v not in inlined:
+                spans.setdefault(find(v), []).extend(live.span(v))
+        self.find = find
+        merged_names = _region_values(fn.body)  # what a branch or loop defines
+        self.names: dict[Value, str] = {}
+        free: dict[str, list[tuple[str, list]]] = {}
+        roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
+        members: dict = {}
+        for v in live.defs:
+            if v not in inlined:
+                members.setdefault(find(v), []).append(v)
+        for root in roots:
+            hint = _class_hint(members[root], fn, merged_names)
+            own = spans[root]
+            chosen = None
+            reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
+            # a refused write and its array never share a name, whichever is named first
+            taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
+            taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}
+            for entry in free.get(hint, []) if reusable else ():
+                if not _overlap(entry[1], own) and entry[0] not in taboo:
+                    chosen = entry
+                    break
+            if chosen is None:
+                chosen = (self._fresh(hint), [])
+                if reusable:  # a parameter's name always means the parameter
+                    free.setdefault(hint, []).append(chosen)
+            chosen[1].extend(own)
+            self.names[root] = chosen[0]
+
+    def _merge(self, fn: Function, inlined: dict, pairs: list, reads: set):
+        """One round of merging ties into name classes; `reads` are yields to count as
+        reads, not moves."""
+        candidates = {(id(b), i) for b, i, _, _ in pairs if b is not None} - reads
         live = Liveness(fn, inlined, candidates)
         parent: dict = {}
 
@@ -177,7 +232,7 @@ class Namer:
                         groups.setdefault(x, set()).add(("args", id(b)))
         # in-place writes first: a refused one (a copy) must not be merged back by a
         # branch's or a loop's tie, or the copy would be written in place after all
-        pairs.sort(key=lambda t: not (t[0] is None and t[2] in live.writes))
+        pairs = sorted(pairs, key=lambda t: not (t[0] is None and t[2] in live.writes))
         for block, index, a, b in pairs:
             if not isinstance(b, Value) or b in inlined or a in inlined:
                 continue
@@ -213,39 +268,7 @@ class Namer:
             groups[ra] = ga | gb
             if block is not None:
                 merged.add((id(block), index))
-        # a tie that failed is a real copy at the end of its block: a use, so recount
-        live = Liveness(fn, inlined, merged)
-        spans = {}
-        for v in live.defs:
-            if v not in inlined:
-                spans.setdefault(find(v), []).extend(live.span(v))
-        self.find = find
-        merged_names = _region_values(fn.body)  # what a branch or loop defines
-        self.names: dict[Value, str] = {}
-        free: dict[str, list[tuple[str, list]]] = {}
-        roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
-        members: dict = {}
-        for v in live.defs:
-            if v not in inlined:
-                members.setdefault(find(v), []).append(v)
-        for root in roots:
-            hint = _class_hint(members[root], fn, merged_names)
-            own = spans[root]
-            chosen = None
-            reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
-            # a refused write and its array never share a name, whichever is named first
-            taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
-            taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}
-            for entry in free.get(hint, []) if reusable else ():
-                if not _overlap(entry[1], own) and entry[0] not in taboo:
-                    chosen = entry
-                    break
-            if chosen is None:
-                chosen = (self._fresh(hint), [])
-                if reusable:  # a parameter's name always means the parameter
-                    free.setdefault(hint, []).append(chosen)
-            chosen[1].extend(own)
-            self.names[root] = chosen[0]
+        return find, parent, merged, refused
 
     def _fresh(self, hint: str) -> str:
         if hint == "_t":
@@ -369,6 +392,21 @@ def _write_ok(result, storage, aliases, live, fn) -> bool:
         if any(start < at < end for start, end in live.span(m)):
             return False
     return True
+
+
+def _clashes(live: Liveness, find, inlined) -> set:
+    """Values whose name class holds another value live at the same time."""
+    members: dict = {}
+    for v in live.defs:
+        if v not in inlined:
+            members.setdefault(find(v), []).append(v)
+    out = set()
+    for group in members.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if _overlap(live.span(a), live.span(b)):
+                    out.update((a, b))
+    return out
 
 
 def _overlap(a: list, b: list) -> bool:

@@ -279,3 +279,10 @@ def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
     if isinstance(op, While):
         return replace(op, cond=fn(op.cond), body=fn(op.body))
     return op
+
+
+def relocate(ops, loc) -> list:
+    """`ops` (and the ops of their regions) attributed to source location `loc`."""
+    from dataclasses import replace
+    return [replace(map_blocks(op, lambda b: replace(b, ops=tuple(relocate(b.ops, loc)))),
+                    loc=loc) for op in ops]
