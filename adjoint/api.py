@@ -310,10 +310,10 @@ def build(ir: Function, wrt, facts, mode: str) -> list[tuple]:
     transform = Reverse(ir, wrt, facts)
     grad_ir, n_fwd, outs = transform.run(f"{ir.name}_grad")
     if mode == "grad":
-        fns = [(optimize(grad_ir), {0: "forward"}, {"out_bar": "1.0"})]
+        fns = [(optimize(grad_ir), {0: "forward"}, {-1: "1.0"})]  # the seed: out_bar=1.0
     elif mode == "value_and_grad":
         vg = _with_value(grad_ir, outs, f"{ir.name}_value_and_grad")
-        fns = [(optimize(vg), {0: "forward"}, {"out_bar": "1.0"})]
+        fns = [(optimize(vg), {0: "forward"}, {-1: "1.0"})]
     else:
         fwd, bwd = split(grad_ir, n_fwd, outs, ir.name)
         fns = [(optimize(fwd), {}, {}), (optimize(bwd), {}, {})]

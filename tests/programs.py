@@ -381,3 +381,15 @@ def view_copy_is_fine(A):
     row = B[0].copy()
     B[0, 1] = 5.0
     return np.sum(row * row) + np.sum(B)
+
+
+# ---------------------------------------------------------------- names like the compiler's
+def hygiene(x, out_bar):
+    x_bar = x * 2.0
+    _t1 = npx.sin(x_bar)
+    _tape = []
+    for _k in range(3):
+        _tape.append(_t1 * _k)
+    adjoint = _tape[2] + x_bar * out_bar
+    math = adjoint * 1.5  # noqa: F811  (a local named like a module)
+    return npx.sum(math * x)

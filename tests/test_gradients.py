@@ -150,3 +150,11 @@ def test_the_max_of_a_stable_log_sum_exp_gets_no_adjoint():
 
     from adjoint.frontend.lower import lower_function as lower
     assert not invariant_shifts(lower(not_a_shift))
+
+
+def test_user_names_like_the_compilers_never_collide():
+    """x_bar, _t1, _tape, adjoint, math and out_bar as user variables and parameters."""
+    x = arr(3)
+    check_grad(P.hygiene, x, 0.7, wrt=(0, 1))
+    src = adjoint.source(P.hygiene, (0, 1), args=(x, 0.7))
+    assert "def hygiene_grad(x, out_bar, out_bar_1=1.0):" in src

@@ -528,7 +528,11 @@ class Reverse:
         """The gradient function `name(*params, out_bar=1.0)`; also returns the number of
         forward ops and the primal outputs (for the split form)."""
         outs = self.fn.body.results
-        out_bar = Value("out_bar")
+        seed, k = "out_bar", 0
+        while seed in self.fn.param_names:  # the user's parameters keep their names
+            k += 1
+            seed = f"out_bar_{k}"
+        out_bar = Value(seed)
         self.ops, self.loc = [], self.fn.loc
         adj: dict = {}
         if len(outs) == 1:
@@ -543,7 +547,7 @@ class Reverse:
         doc = (f"Gradient of {self.fn.name} with respect to "
                f"({', '.join(self.fn.param_names[i] for i in self.wrt)}).")
         return Function(name, self.fn.params + (out_bar,), body, self.fn.loc,
-                        self.fn.param_names + ("out_bar",), doc), n_forward, tuple(outs)
+                        self.fn.param_names + (seed,), doc), n_forward, tuple(outs)
 
     def run_step(self, name: str, seeded: list[int], accumulated: list[int]) -> Function:
         """The gradient of a loop body (or checkpointed call) as a function:

@@ -453,7 +453,8 @@ class Emitter:
         for p in fn.params:
             name = self.names(p) if p in self.names.names or self.names.find(p) in \
                 self.names.names else p.name
-            params.append(f"{name}={defaults[p.name]}" if p.name in defaults else name)
+            k = fn.params.index(p) - len(fn.params)  # defaults are keyed by position from the end
+            params.append(f"{name}={defaults[k]}" if k in defaults else name)
         self.lines = [f"def {fn.name}({', '.join(params)}):"]
         if fn.docstring:
             self.lines.append(f'    """{fn.docstring}"""')

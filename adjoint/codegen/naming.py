@@ -175,7 +175,9 @@ class Namer:
         merged_names = _region_values(fn.body)  # what a branch or loop defines
         self.names: dict[Value, str] = {}
         free: dict[str, list[tuple[str, list]]] = {}
-        roots = sorted({find(v) for v in spans}, key=lambda r: min(s for s, _ in spans[r]))
+        order = {v: k for k, v in enumerate(live.defs)}  # deterministic: definition order
+        roots = sorted({find(v) for v in spans},
+                       key=lambda r: (min(s for s, _ in spans[r]), order.get(r, 0)))
         members: dict = {}
         for v in live.defs:
             if v not in inlined:
