@@ -25,6 +25,8 @@ per test instead.
 """
 from __future__ import annotations
 
+import copy
+
 import importlib.util
 import itertools
 import os
@@ -547,11 +549,13 @@ def prepare(folder, src: Src, args):
     note(text)
     note(f"args = {args!r}")
     module = load_program(folder, text)
-    value = module.f(*args)
+    # a program may update an argument in place (`u = M; u += a`): each call gets copies
+    value = module.f(*copy.deepcopy(args))
     assert np.ndim(value) == 0 and np.isfinite(value), text
     if hasattr(module, "f_probe"):
         module._MARGINS.clear()
-        assert module.f_probe(*args) == value, "the probe must compute the same function"
+        assert module.f_probe(*copy.deepcopy(args)) == value, \
+            "the probe must compute the same function"
         assume(min(module._MARGINS, default=1.0) > MARGIN)
     return module, text, float(value)
 

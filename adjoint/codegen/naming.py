@@ -152,9 +152,11 @@ class Namer:
         # overlap a value merged on the first assumption: check, count those yields as
         # reads, and merge again until no name holds two live values.
         reads: set = set()
+        # every yield holds its value to the end of its block, merged or not: a name
+        # is free only after that
+        live = Liveness(fn, inlined, set())
         for _ in range(len(pairs) + 1):
             find, parent, merged, refused = self._merge(fn, inlined, pairs, reads)
-            live = Liveness(fn, inlined, merged)
             clash = _clashes(live, find, inlined)
             late = {(id(b), i) for b, i, _, y in pairs if b is not None and y in clash} - reads
             if not late:
@@ -165,8 +167,6 @@ class Namer:
             reads |= late
         else:  # pragma: no cover - each round adds reads, so this ends
             raise AssertionError("naming did not converge")
-        # a tie that failed is a real copy at the end of its block: a use, so recount
-        live = Liveness(fn, inlined, merged)
         spans = {}
         for v in live.defs:
             if v not in inlined:
