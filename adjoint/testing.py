@@ -30,7 +30,9 @@ def numeric_grad(f, args, wrt=0, eps: float = 1e-6):
 
 
 def _call(f, args, i, value) -> float:
-    args = list(args)
+    # fresh copies: a function that updates an argument in place must not change the
+    # arguments of the next evaluation
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     args[i] = value
     return float(np.sum(f(*args)))
 

@@ -69,8 +69,10 @@ class Liveness:
     def _record(self, block: Block, path: tuple) -> None:
         for op in block.ops:
             at = self.at[id(op)]
-            if isinstance(op, Call) and op.result in self.inlined:
-                at = self.at[id(self.inlined[op.result])]
+            consumer = op
+            while isinstance(consumer, Call) and consumer.result in self.inlined:
+                consumer = self.inlined[consumer.result]  # evaluated where it is printed
+            at = self.at[id(consumer)]
             write = isinstance(op, Call) and op.prim.style in WRITES
             for k, o in enumerate(op.operands):
                 # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
