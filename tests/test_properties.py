@@ -34,7 +34,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, note, settings
+from hypothesis import HealthCheck, Phase, assume, given, note, reject, settings
 from hypothesis import strategies as st
 
 import adjoint
@@ -581,7 +581,12 @@ def check_program(folder, src: Src, args, wrt, check_vjp: bool = False):
     f = module.f
     cache = folder / "cache"
     before = [np.array(a, copy=True) for a in args]
-    got = as_tuple(adjoint.grad(f, wrt=wrt, cache_dir=cache)(*args), wrt)
+    try:
+        got = as_tuple(adjoint.grad(f, wrt=wrt, cache_dir=cache)(*args), wrt)
+    except adjoint.UnsupportedError as e:
+        # `u = M if c else ...; u += x` updates M in Python; adjoint says so, honestly
+        assert "shares the array's memory" in str(e), e
+        reject()
     for a, b in zip(args, before):
         assert np.array_equal(a, b), f"the gradient wrote into an argument\n{text}"
     want = as_tuple(numeric_grad(f, args, wrt), wrt)

@@ -22,8 +22,14 @@ _WRITES = ("setitem", "iadd_at", "add_at", "append")
 
 
 def check_views(fn: Function, facts) -> None:
-    writes = [op for op in walk_ops(fn.body) if isinstance(op, Call) and
-              op.prim.style in _WRITES]
+    inplace = set(fn.inplace)  # `a += b` on an array name updates that array in Python
+
+    def array(o) -> bool:
+        k = facts.kind(o)
+        return k is not None and k.type == "ndarray"
+
+    writes = [op for op in walk_ops(fn.body) if isinstance(op, Call) and (
+              op.prim.style in _WRITES or (op.result in inplace and array(op.args[0])))]
     if not writes:
         return
     parent: dict = {}
@@ -42,7 +48,8 @@ def check_views(fn: Function, facts) -> None:
         if isinstance(op, Call):
             k = facts.kind(op.result)
             view = op.prim.name in _VIEWS and k is not None and k.type == "ndarray"
-            if (view or op.prim.style in _WRITES) and op.args and hasattr(op.args[0], "id"):
+            if (view or op.prim.style in _WRITES or op in writes) and op.args and \
+                    hasattr(op.args[0], "id"):
                 union(op.args[0], op.result)
     for _, _, a, b in ties(fn.body):  # a loop's carried array is one buffer throughout
         if hasattr(b, "id"):
@@ -55,15 +62,16 @@ def check_views(fn: Function, facts) -> None:
         at = live.at[id(w)]
         storage = w.args[0]
         for m in members.get(find(storage), ()):
-            if m is storage or m is w.result or m in fn.params:
+            if m is storage or m is w.result:
                 continue
             if any(start < at < end for start, end in live.span(m)):
                 what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
                 raise UnsupportedError(
                     f"this write changes {what}, which shares the array's memory and is "
                     f"read afterwards; the gradient would not see the change", w.loc,
-                    "take a copy where the view is made (row = A[0].copy()), or read the "
-                    "array again after writing it")
+                    "take a copy where the alias is made (row = A[0].copy(), u = M.copy()), "
+                    "write `u = u + x` for a new array, or read the array again after "
+                    "writing it")
 
 
 

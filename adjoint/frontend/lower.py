@@ -105,6 +105,7 @@ class Lowerer:
         self.ops: list = []
         self.defs: dict[Value, Call] = {}
         self.loop_names: list[set[str]] = []
+        self.inplace: list[Value] = []  # results of `x op= y` on names
 
     # ---------------------------------------------------------------- helpers
     def loc(self, node) -> Loc:
@@ -381,7 +382,10 @@ class Lowerer:
                     s, f"write `{t.id} = {t.id} {_SYMBOL[type(s.op)]} ...` for a new value, or "
                        f"`{t.id}[...] {_SYMBOL[type(s.op)]}= ...` to write through every name")
             rhs = self.expr(s.value)
-            self.bind(t.id, self.emit(_prim(op), (old, rhs), hint=t.id, node=s), s)
+            new = self.emit(_prim(op), (old, rhs), hint=t.id, node=s)
+            if isinstance(new, Value):
+                self.inplace.append(new)
+            self.bind(t.id, new, s)
         elif isinstance(t, gast.Subscript):
             base = self.expr(t.value)
             index = self.index(t.slice)
@@ -801,6 +805,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node, template=None
     parsed = parse_function(fn)
     inner = Lowerer(parsed, outer.facts, outer.stack, template)
     inner.ops = outer.ops
+    inner.inplace = outer.inplace
     try:
         bound = inspect.signature(fn).bind(*args, **dict(kwargs))
     except TypeError as e:
@@ -840,7 +845,7 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
     return Function(node.name, params, Block((), tuple(low.ops), tuple(ret)), parsed.loc(node),
-                    names, doc)
+                    names, doc, tuple(low.inplace))
 
 
 # ---------------------------------------------------------------- tables

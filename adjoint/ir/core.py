@@ -203,6 +203,9 @@ class Function:
     loc: Loc | None = None
     param_names: tuple[str, ...] = ()
     docstring: str = ""
+    # results of `x += y` on a name: in Python an update in place when x is an array
+    # (checked by analysis/views.py against aliases the IR's values cannot follow)
+    inplace: tuple = ()
 
 
 def walk_ops(block: Block) -> Iterator[Op]:
