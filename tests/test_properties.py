@@ -462,7 +462,6 @@ def while_programs(draw):
 @st.composite
 def array_write_programs(draw):
     L = draw(st.integers(2, 5))
-    env = Env({"a": "s"})
     src = Src(["a", "x"])
     init = draw(st.sampled_from(["np.zeros({L})", "x * 0.5", "x.copy()", "np.ones({L}) * a",
                                  "np.tanh(x)"]))
