@@ -12,11 +12,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,7 +120,7 @@ def worker_env() -> dict:
     return env
 
 
-def run_workers(tmp_path, fn_file, names, cache, x, n, delay=2.0, user=None):
+def run_workers(tmp_path, fn_file, names, cache, x, n, delay=2.0):
     """Start `n` worker processes that all begin compiling at the same instant."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -129,7 +129,7 @@ def run_workers(tmp_path, fn_file, names, cache, x, n, delay=2.0, user=None):
         [sys.executable, str(script), str(fn_file), ",".join(names), str(cache), repr(start),
          json.dumps(list(x))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(),
-        cwd=str(tmp_path), user=user) for _ in range(n)]
+        cwd=str(tmp_path)) for _ in range(n)]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -386,76 +386,43 @@ def test_an_unwritable_cache_dir_from_the_environment_falls_back(tmp_path, monke
     _check_fallback(tmp_path, monkeypatch, blocker / "adjoint", via_env=True)
 
 
+def _ok(*cmd) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+    except OSError:  # the tool is missing
+        return False
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """Make `folder` refuse new files for this process, and undo it on exit so
+    tmp_path can be cleaned up. chmod does not stop root, so as root the folder is
+    made immutable (chattr +i) or, failing that, a read-only tmpfs is mounted on it."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        folder.chmod(0o500)
+        undo = lambda: folder.chmod(0o700)  # noqa: E731
+    elif _ok("chattr", "+i", str(folder)):
+        undo = lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)  # noqa: E731
+    elif _ok("mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)):
+        undo = lambda: subprocess.run(["umount", str(folder)], check=True)  # noqa: E731
+    else:
+        pytest.skip("running as root, and neither chattr +i nor a read-only tmpfs mount "
+                    "works here, so no folder is read-only to this process")
+    try:
+        try:
+            (folder / "probe").touch()
+        except OSError:
+            pass
+        else:  # e.g. a file system whose immutable flag is not enforced
+            pytest.skip(f"could not make {folder} read-only: a probe file was written")
+        yield
+    finally:
+        undo()
+
+
 def test_a_read_only_cache_folder_falls_back(tmp_path, monkeypatch):
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        pytest.skip("running as root: chmod 0o500 does not stop root from writing "
-                    "(see test_a_read_only_cache_folder_falls_back_for_another_user and "
-                    "test_a_cache_path_under_a_regular_file_falls_back)")
     ro = tmp_path / "read-only"
     ro.mkdir()
-    ro.chmod(0o500)
-    try:
+    with _read_only(ro):
         _check_fallback(tmp_path, monkeypatch, ro)
         assert list(ro.iterdir()) == []
-    finally:
-        ro.chmod(0o700)
-
-
-NOBODY = 65534
-
-
-def test_a_read_only_cache_folder_falls_back_for_another_user(tmp_path):
-    """As root, the chmod variant runs in a worker process as user `nobody`."""
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
-        pytest.skip("not root: test_a_read_only_cache_folder_falls_back covers this")
-    base = Path(tempfile.mkdtemp(prefix="adjoint-ro-"))
-    try:
-        base.chmod(0o755)
-        fn_file = write(base / "fns.py", FUNCTIONS)
-        ro = base / "read-only"
-        ro.mkdir()
-        ro.chmod(0o555)
-        fallback = base / "tmp"
-        fallback.mkdir()
-        fallback.chmod(0o777)
-        script = base / "worker.py"
-        script.write_text(textwrap.dedent('''
-            import importlib.util, json, sys, tempfile, warnings
-            import numpy as np
-            import adjoint
-            tempfile.tempdir = sys.argv[3]
-            spec = importlib.util.spec_from_file_location("user_module", sys.argv[1])
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            x = np.array([0.3, -0.2, 0.8, 0.1])
-            with warnings.catch_warnings(record=True) as w:
-                warnings.simplefilter("always")
-                g = adjoint.grad(module.branchy, cache_dir=sys.argv[2])(x)
-            print(json.dumps({"grad": g.tolist(),
-                              "warnings": [str(i.category.__name__) + ": " + str(i.message)
-                                           for i in w]}))
-            '''))
-        try:
-            probe = subprocess.run([sys.executable, "-c", "import numpy, adjoint"],
-                                   env=worker_env(), user=NOBODY, capture_output=True,
-                                   text=True, timeout=120)
-            problem = probe.stderr[-300:] if probe.returncode != 0 else None
-        except OSError as e:  # e.g. the interpreter lives under /root
-            problem = str(e)
-        if problem is not None:
-            pytest.skip(f"running as root, and user nobody cannot run this Python with numpy "
-                        f"and adjoint: {problem}")
-        p = subprocess.run([sys.executable, str(script), str(fn_file), str(ro), str(fallback)],
-                           env=worker_env(), user=NOBODY, capture_output=True, text=True,
-                           cwd=str(base), timeout=120)
-        assert p.returncode == 0, p.stderr
-        out = json.loads(p.stdout.strip().splitlines()[-1])
-        assert any(w.startswith("RuntimeWarning") and "not writable" in w
-                   for w in out["warnings"]), out["warnings"]
-        mod = import_file(fn_file)
-        x = np.array([0.3, -0.2, 0.8, 0.1])
-        assert np.allclose(out["grad"], numeric_grad(mod.branchy, (x,)), rtol=1e-5, atol=1e-7)
-        assert list(ro.iterdir()) == []
-        assert len(list(fallback.rglob("*.py"))) == 1
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
