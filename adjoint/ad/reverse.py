@@ -37,6 +37,12 @@ import numpy as np
 import operator
 
 
+def _reshape_back(g, ans, x, index):
+    """The VJP of `x[:, None]` or `x[...]`, which read every element of `x`: inlined as
+    a template, so that the sum a broadcast's VJP leaves with `keepdims` folds away."""
+    return np.reshape(g, np.shape(x))
+
+
 @dataclass
 class Instrumented:
     """What the reverse sweep asks of one forward op: ops before it, its new form,
@@ -238,8 +244,7 @@ class Reverse:
         x, index = op.args
         shape = self.facts.shape(x)
         if _whole(index) and shape is not None:  # x[:, None], x[...]: every element, reshaped
-            self.accumulate(adj, x, self.emit(_prim(np.reshape), (g, Const(shape)),
-                                              f"{_base(x)}_bar"))
+            self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if _basic_index(index, self.facts) else runtime.add_at

@@ -37,7 +37,8 @@ from adjoint.checkpoint import checkpoint, checkpointed
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, unwrap
-from adjoint.passes.fold import constant_factor, simplify
+from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, simplify, \
+    unbroadcast_operand
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -168,6 +169,9 @@ class Lowerer:
             if factor is not None:
                 c, x = factor
                 return x if c == 1 else self.emit(prim, (Const(c), x))
+            rewritten = self._fold_broadcasts(prim, args, kwargs)
+            if rewritten is not None:
+                return rewritten
         if all(is_constant(a) for a in args) and all(is_constant(v) for _, v in kwargs):
             try:
                 value = fn(*[a.value for a in args], **{k: v.value for k, v in kwargs})
@@ -175,6 +179,25 @@ class Lowerer:
                 return None
             if _literal(value):
                 return Const(value)
+        return None
+
+    def _fold_broadcasts(self, prim, args, kwargs):
+        """Broadcasts that NumPy would do by itself, and sums that are matrix products
+        (see passes.fold)."""
+        fn = prim.fn
+        plan = unbroadcast_operand(fn, args, self.defs, self.shape)
+        if plan is not None and plan[0] == "args":
+            return self.emit(prim, plan[1])
+        if plan is not None:
+            return self.emit(_prim(np.broadcast_to), (self.emit(prim, plan[1]), Const(plan[2])))
+        if fn is np.reshape:
+            dropped = keepdims_dropped(args, self.defs, self.shape)
+            if dropped is not None:
+                return self.emit(_prim(np.sum), (dropped[0],), (("axis", Const(dropped[1])),))
+        if fn is np.sum:
+            pair = contraction(args, kwargs, self.defs, self.shape)
+            if pair is not None:
+                return self.emit(_prim(operator.matmul), pair)
         return None
 
     def shape(self, o):
@@ -189,8 +212,13 @@ class Lowerer:
         call = self.defs.get(o) if isinstance(o, Value) else None
         if call is not None and call.prim.fn in (operator.getitem, runtime.save, runtime.element):
             return _indexed_shape(self.shape(call.args[0]), call.args[1], self.facts)
-        if call is not None and call.prim.style in ("infix", "prefix") and \
-                call.prim.precedence >= 10:
+        if call is not None and call.prim.fn is np.broadcast_to and isinstance(
+                call.args[1], Const):
+            s = call.args[1].value
+            return (s,) if isinstance(s, int) else tuple(s)
+        if call is not None and ((call.prim.style in ("infix", "prefix") and
+                                  call.prim.precedence >= 10) or
+                                 (isinstance(call.prim.fn, np.ufunc) and not call.kwargs)):
             shapes = [self.shape(a) for a in call.args]
             if all(s is not None for s in shapes):
                 try:

@@ -10,9 +10,9 @@ def train_loss_grad(theta, X, y, lam, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: r
     # line 52: return np.sum(r * r) + lam * np.sum(theta * theta)
-    theta_bar = np.broadcast_to(lam * out_bar, (8,)) * theta
+    theta_bar = lam * out_bar * theta
     theta_bar += theta_bar
-    r_bar = np.broadcast_to(out_bar, (40,)) * r
+    r_bar = out_bar * r
     r_bar += r_bar
     # line 51: r = X @ theta - y
     theta_bar += r_bar @ X

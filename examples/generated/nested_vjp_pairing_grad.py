@@ -10,5 +10,5 @@ def pairing_grad(theta, lam, x, B, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _t1
     # line 45: return np.tanh(B @ theta) * x
-    theta_bar = np.broadcast_to(out_bar, (6,)) * lam * x * (1.0 - _t1 * _t1) @ B
+    theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
     return theta_bar
