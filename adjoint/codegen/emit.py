@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adjoint.codegen.naming import Namer
+from adjoint.codegen.naming import RESTACKED, Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 
@@ -109,7 +109,7 @@ class Emitter:
                 pass
 
     def _inlinable(self, v: Value, at: int, ops, use: int) -> bool:
-        if not v.name.startswith("_") or self.counts.get(v, 0) != 1:
+        if not v.name.startswith("_") or self.counts.get(v, 0) != 1 or v.name in RESTACKED:
             return False
         producer = ops[at]
         if producer.prim.style == "subscript" and producer.args[0] in self.unpacked:

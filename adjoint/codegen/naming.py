@@ -17,6 +17,10 @@ from adjoint.ir.core import Block, Call, Const, For, Function, If, Value, While
 
 
 WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
+# lists that the code stacks into an array under their own name (`_u = np.array(_u)`), so
+# that the list of arrays is freed: these temporaries' names are reused, and the stacking
+# stays a statement of its own
+RESTACKED = ("_tape", "_u", "_v")
 
 
 class Liveness:
@@ -188,7 +192,8 @@ class Namer:
             hint = _class_hint(members[root], fn, merged_names)
             own = spans[root]
             chosen = None
-            reusable = not hint.startswith("_") and not any(m in fn.params for m in members[root])
+            reusable = (not hint.startswith("_") or hint in RESTACKED) and \
+                not any(m in fn.params for m in members[root])
             # a refused write and its array never share a name, whichever is named first
             taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
             taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}

@@ -11,7 +11,16 @@ products of all steps is `U.T @ V` for the stacked vectors, one BLAS call:
                                                 W_bar += np.array(_u).T @ np.array(_v)
 
 Applied when the accumulator is read nowhere else in the loop. The vectors kept
-are as many as the steps (the tape already holds one per step).
+are as many as the steps. Where `h` is the very entry the reverse loop walks on
+its tape, the tape is stacked once and read as V:
+
+    for h in reversed(_tape):                   _tape = np.array(_tape)
+        ...                             ==>     for h in reversed(_tape):
+                                                    _u.append(z_bar)
+                                                _u = np.array(_u)
+                                                W_bar += _u.T @ _tape[::-1]
+
+Each list is stacked under its own name, so it is freed before the product.
 """
 from __future__ import annotations
 
@@ -22,12 +31,21 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.frontend.lower import _prim, list_of
-from adjoint.ir.core import Block, Call, For, Function, Value, map_blocks, uses
+from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
+    map_operands, uses, walk_ops
 from adjoint.rules.tape import iadd
 
 
 def batch_outer(fn: Function) -> Function:
+    while True:  # one accumulator per loop at a time, to a fixed point
+        done, fn = fn, _batch_once(fn)
+        if fn is done:
+            return fn
+
+
+def _batch_once(fn: Function) -> Function:
     counts = uses(fn.body)
+    defs = {r: op for op in walk_ops(fn.body) for r in op.results}
     renames: dict[Value, Value] = {}
 
     def block(b: Block) -> Block:
@@ -35,7 +53,7 @@ def batch_outer(fn: Function) -> Function:
         for op in b.ops:
             op = map_blocks(op, block)
             if isinstance(op, For):
-                before, op, after = _rewrite(op, counts, renames)
+                before, op, after = _rewrite(op, counts, defs, renames)
                 ops += before + [op] + after
             else:
                 ops.append(op)
@@ -44,7 +62,6 @@ def batch_outer(fn: Function) -> Function:
     body = block(fn.body)
     if not renames:
         return fn
-    from adjoint.ir.core import map_operands
 
     def sub(o):
         return renames.get(o, o) if isinstance(o, Value) else o
@@ -55,42 +72,59 @@ def batch_outer(fn: Function) -> Function:
     return replace(fn, body=rename(body))
 
 
-def _rewrite(op: For, counts, renames):
+def _rewrite(op: For, counts, defs, renames):
     body = op.body
     args = body.args[1:]
-    defs = {o.result: o for o in body.ops if isinstance(o, Call)}
+    inner_defs = {o.result: o for o in body.ops if isinstance(o, Call)}
     inner = uses(Block((), body.ops, ()))
     for k, (a, y) in enumerate(zip(args, body.results)):
-        acc = defs.get(y)
+        acc = inner_defs.get(y)
         if acc is None or acc.prim.fn is not iadd or acc.args[0] is not a:
             continue
-        outer = defs.get(acc.args[1])
+        outer = inner_defs.get(acc.args[1])
         if outer is None or outer.prim.fn is not np.outer or inner.get(outer.result) != 1 \
                 or inner.get(a) != 1 or list(body.results).count(y) != 1 or counts.get(y, 0) != 1:
             continue
         u, v = outer.args
-        lu, lv = Value("_u"), Value("_v")
-        au, av, nu, nv = Value("_u"), Value("_v"), Value("_u"), Value("_v")
-        new_ops = tuple(o for o in body.ops if o is not acc and o is not outer) + (
-            Call(_prim(runtime.append), (au, u), nu, (), acc.loc),
-            Call(_prim(runtime.append), (av, v), nv, (), acc.loc))
+        # `v` is the tape entry the reverse loop walks: the stacked tape is V already
+        walked = op.reverse and v is body.args[0] and _is_tape(defs.get(op.iter))
+        appends = ((u, "_u"),) if walked else ((u, "_u"), (v, "_v"))
+        lists = [Value(name) for _, name in appends]
+        carried = [Value(name) for _, name in appends]
+        grown = [Value(name) for _, name in appends]
+        new_ops = tuple(o for o in body.ops if o is not acc and o is not outer) + tuple(
+            Call(_prim(runtime.append), (c, x), n, (), acc.loc)
+            for (x, _), c, n in zip(appends, carried, grown))
         keep = [j for j in range(len(args)) if j != k]
-        new_body = Block((body.args[0],) + tuple(args[j] for j in keep) + (au, av), new_ops,
-                         tuple(body.results[j] for j in keep) + (nu, nv))
-        ru, rv = Value("_u"), Value("_v")
-        new_op = replace(op, inits=tuple(op.inits[j] for j in keep) + (lu, lv), body=new_body,
-                         results=tuple(op.results[j] for j in keep) + (ru, rv))
-        before = [Call(_prim(list_of), (), lu, (), None), Call(_prim(list_of), (), lv, (), None)]
-        su, sv, st, prod, total = (Value("_t") for _ in range(5))
-        after = [Call(_prim(np.array), (ru,), su, (), acc.loc),
-                 Call(_prim(np.array), (rv,), sv, (), acc.loc),
-                 Call(_prim(np.transpose), (su,), st, (), acc.loc),
-                 Call(_prim(operator.matmul), (st, sv), prod, (), acc.loc),
-                 Call(_prim(iadd), (op.inits[k], prod), total, (), acc.loc)]
+        new_body = Block((body.args[0],) + tuple(args[j] for j in keep) + tuple(carried),
+                         new_ops, tuple(body.results[j] for j in keep) + tuple(grown))
+        results = [Value(name) for _, name in appends]
+        before = [Call(_prim(list_of), (), lst, (), op.loc) for lst in lists]
+        after = []
+        iterated = op.iter
+        if walked:
+            iterated = Value("_tape")
+            before.append(Call(_prim(np.array), (op.iter,), iterated, (), op.loc))
+        new_op = replace(op, iter=iterated, inits=tuple(op.inits[j] for j in keep) + tuple(lists),
+                         body=new_body,
+                         results=tuple(op.results[j] for j in keep) + tuple(results))
+        # stacked under the list's name, so that the list of arrays goes before the product
+        stacked = [Value(r.name) for r in results]
+        after += [Call(_prim(np.array), (r,), st, (), acc.loc) for r, st in zip(results, stacked)]
+        su, prod, total = Value("_t"), Value("_t"), Value("_t")
+        after.append(Call(_prim(np.transpose), (stacked[0],), su, (), acc.loc))
+        if walked:  # the tape in the order the reverse loop appended to _u
+            sv = Value("_t")
+            after.append(Call(_prim(operator.getitem), (iterated, Const(slice(None, None, -1))),
+                              sv, (), acc.loc))
+        else:
+            sv = stacked[1]
+        after += [Call(_prim(operator.matmul), (su, sv), prod, (), acc.loc),
+                  Call(_prim(iadd), (op.inits[k], prod), total, (), acc.loc)]
         renames[op.results[k]] = total
-        # one accumulator per loop is rewritten at a time; the pass runs to a fixed point
         return before, new_op, after
     return [], op, []
 
 
-
+def _is_tape(op) -> bool:
+    return isinstance(op, Call) and op.prim.style == "tape_new"

@@ -55,10 +55,10 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
     binary_bar = np.zeros_like(binary)
     for width, _saved in zip(reversed(_range_1), reversed(_tape)):
         chart = _saved[0]
-        _tape_2 = _saved[1]
+        _tape = _saved[1]
         # line 47: for i in range(n - width + 1):
         for i in reversed(range(_t1 - width + 1)):
-            _old_1 = _tape_2.pop()
+            _old_1 = _tape.pop()
             # line 48: j = i + width
             j = i + width
             # line 52: chart[i, j] = total

@@ -20,14 +20,14 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
     _u = []
-    _v = []
+    _tape = np.array(_tape)
     for h_1 in reversed(_tape):
         # line 169: h = np.tanh(W @ h + U @ xs[t])
         _t_bar = h_bar * (1.0 - h * h)
         h_bar = _t_bar @ W
         _u.append(_t_bar)
-        _v.append(h_1)
         h = h_1
     # line 169: h = np.tanh(W @ h + U @ xs[t])
-    W_bar += np.transpose(np.array(_u)) @ np.array(_v)
+    _u = np.array(_u)
+    W_bar += np.transpose(_u) @ _tape[::-1]
     return W_bar
