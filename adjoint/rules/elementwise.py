@@ -549,7 +549,12 @@ def hypot(ans, x1, x2, x1_dot, x2_dot):
 
 @defvjp(np.logaddexp)
 def logaddexp(g, ans, x1, x2):
-    return unbroadcast(g * np.exp(x1 - ans), x1), unbroadcast(g * np.exp(x2 - ans), x2)
+    # the weights exp(x - ans) = sigmoid(+-d), written without ans so that a gradient
+    # that does not return the value never computes it; no exponent is positive
+    d = x2 - x1
+    shared = g / (1.0 + np.exp(-np.abs(d)))
+    return (unbroadcast(shared * np.exp(np.minimum(-d, 0.0)), x1),
+            unbroadcast(shared * np.exp(np.minimum(d, 0.0)), x2))
 
 
 @defjvp(np.logaddexp)
