@@ -50,15 +50,17 @@ def simplify(fn, args, defs):
 
 
 def constant_factor(fn, args, defs):
-    """`(c1 * x) * c2` -> (c1 * c2, x): gather constant factors of a product."""
+    """`(c1 * x) * c2` or `(x * c1) * c2` -> (c1 * c2, x): gather constant factors."""
     if fn is not operator.mul:
         return None
     a, b = args
     if isinstance(b, Const) and isinstance(a, Value) and type(b.value) in (int, float):
         inner = defs.get(a)
-        if inner is not None and inner.prim.fn is operator.mul and isinstance(
-                inner.args[0], Const) and type(inner.args[0].value) in (int, float):
-            return inner.args[0].value * b.value, inner.args[1]
+        if inner is None or inner.prim.fn is not operator.mul:
+            return None
+        for c, x in (inner.args, inner.args[::-1]):
+            if isinstance(c, Const) and type(c.value) in (int, float):
+                return c.value * b.value, x
     return None
 
 

@@ -71,7 +71,7 @@ def sub(ans, x, y, x_dot, y_dot):
 
 @defvjp(operator.mul)
 def mul(g, ans, x, y):
-    return unbroadcast(g * y, x), unbroadcast(x * g, y)
+    return unbroadcast(g * y, x), unbroadcast(g * x, y)
 
 
 @defjvp(operator.mul)

@@ -20,7 +20,7 @@ def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
         # line 54: return np.tanh(C @ phi)
         _t3 = np.tanh(_t2 @ phi)
         # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
-        theta_bar = f * total_bar
+        theta_bar = total_bar * f
         # line 54: return np.tanh(C @ phi)
         phi_bar += B @ theta_bar * (1.0 - _t1 * _t1) * xs[i] * (1.0 - _t3 * _t3) @ _t2
     return phi_bar

@@ -21,7 +21,7 @@ def branch_grad(x, y, out_bar=1.0):
     if _c:
         # line 76: z = x * y
         x_bar = z_bar * y
-        y_bar = x * z_bar
+        y_bar = z_bar * x
     else:
         x_bar, y_bar = z_bar, z_bar
     return x_bar, y_bar

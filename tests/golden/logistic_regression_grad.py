@@ -17,12 +17,11 @@ def logistic_regression_grad(w, X, y, lam, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _t1, _t2, p, _t3, _t4, _t5
     # line 33: return nll + lam * np.sum(w * w)
-    w_bar = lam * out_bar * w
+    w_bar = out_bar * lam * w
     w_bar += w_bar
     # line 32: nll = -np.mean(y * np.log(p + eps) + (1.0 - y) * np.log(1.0 - p + eps))
-    _t6 = -out_bar * 0.1
-    p_bar = -(_t4 * _t6 / _t5)
-    p_bar += y * _t6 / _t3
+    p_bar = out_bar * 0.1 * _t4 / _t5
+    p_bar += -out_bar * 0.1 * y / _t3
     # line 30: p = 1.0 / (1.0 + np.exp(-z))
     z_bar = p_bar * p / _t2 * _t1
     # line 29: z = X @ w

@@ -19,7 +19,7 @@ def scalar_loop_grad(x, n, out_bar=1.0):
     y_bar, x_bar = out_bar, 0.0
     for y in reversed(_tape):
         # line 123: y = math.sin(y) * 1.1 + 0.1 * x
-        x_bar += 0.1 * y_bar
+        x_bar += y_bar * 0.1
         y_bar = y_bar * 1.1 * math.cos(y)
     # line 122: for i in range(n):
     x_bar += y_bar
