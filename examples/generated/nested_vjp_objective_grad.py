@@ -11,16 +11,17 @@ def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
     # reads from the forward sweep: _range
     # line 59: for i in range(xs.shape[0]):
     phi_bar = np.zeros_like(phi)
-    total_bar = out_bar
+    # nested_vjp_pairing_grad.py, line 9: _t1 = np.tanh(B @ theta)
+    _t1 = np.tanh(B @ theta)
+    # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
+    theta_bar = out_bar * f
+    # nested_vjp_pairing_grad.py, line 13: theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
+    _t_bar = B @ theta_bar * (1.0 - _t1 * _t1)
+    # line 59: for i in range(xs.shape[0]):
     for i in _range:
-        # nested_vjp_pairing_grad.py, line 9: _t1 = np.tanh(B @ theta)
-        _t1 = np.tanh(B @ theta)
         # line 60: lam = lam_of(phi, Cs[i])
         _t2 = Cs[i]
         # line 54: return np.tanh(C @ phi)
         _t3 = np.tanh(_t2 @ phi)
-        # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
-        theta_bar = total_bar * f
-        # line 54: return np.tanh(C @ phi)
-        phi_bar += B @ theta_bar * (1.0 - _t1 * _t1) * xs[i] * (1.0 - _t3 * _t3) @ _t2
+        phi_bar += _t_bar * xs[i] * (1.0 - _t3 * _t3) @ _t2
     return phi_bar

@@ -1,0 +1,103 @@
+"""Loop-invariant code motion: arithmetic in a loop body whose operands all come
+from outside the loop is done once, before it. The reverse sweep of a reduction
+loop multiplies by the same cotangent on every step (`s_bar * 2`), which a
+person would have written outside the loop:
+
+    for i in _range:                          _t = 200.0 * s_bar
+        x_bar[i] += 200.0 * s_bar * d   ==>   for i in _range:
+                                                  x_bar[i] += _t * d
+
+A value that a loop carries but yields unchanged is not carried at all: the
+body reads its initial value. Only the backward sweep is changed: the forward
+sweep stays as the user wrote it. Only `+ - * @ unary-` and NumPy's ufuncs are
+moved: they cannot raise where the loop, run zero times, would not have. Operands that are arrays
+written in place stay in the loop; so do checkpointed regions, whose bodies the
+reverse sweep re-runs.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import replace
+
+import numpy as np
+
+from adjoint.analysis.views import written_arrays
+from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, map_operands
+
+_MOVABLE = (operator.add, operator.sub, operator.mul, operator.neg, operator.matmul)
+
+
+def _movable(op) -> bool:
+    # NumPy's ufuncs warn instead of raising; a matrix product of operands that the
+    # forward sweep already multiplied has matching shapes
+    return op.prim.fn in _MOVABLE or (isinstance(op.prim.fn, np.ufunc) and not op.kwargs)
+
+
+def hoist_invariants(fn: Function) -> Function:
+    written = written_arrays(fn)
+    renames: dict[Value, Value] = {}  # results of loops that no longer carry them
+
+    def sub(o):
+        return renames.get(o, o) if isinstance(o, Value) else o
+
+    def block(b: Block, backward: bool = True) -> Block:
+        ops = []
+        for op in b.ops:
+            backward = backward or (isinstance(op, Call) and op.prim.style == "section")
+            if not backward:  # the forward sweep stays as the user wrote it
+                ops.append(op)
+                continue
+            op = map_blocks(map_operands(op, sub) if renames else op, block)
+            if isinstance(op, (For, While)) and getattr(op, "checkpoint", None) is None:
+                op = _uncarry(op, renames)
+                hoisted, op = _hoist(op, written)
+                ops += hoisted
+            ops.append(op)
+        return replace(b, ops=tuple(ops), results=tuple(sub(o) for o in b.results))
+
+    return replace(fn, body=block(fn.body, backward=False))
+
+
+def _uncarry(op, renames):
+    """Drop the carried values whose body yields them unchanged."""
+    offset = 1 if isinstance(op, For) else 0  # a For's first block argument is its target
+    args = op.body.args[offset:]
+    still = [k for k, (a, y) in enumerate(zip(args, op.body.results)) if y is not a]
+    if len(still) == len(args):
+        return op
+    gone = {args[k]: op.inits[k] for k in range(len(args)) if k not in still}
+    if isinstance(op, While):
+        gone.update({op.cond.args[k]: op.inits[k] for k in range(len(args)) if k not in still})
+    renames.update({op.results[k]: op.inits[k] for k in range(len(args)) if k not in still})
+
+    def sub(o):
+        return gone.get(o, o) if isinstance(o, Value) else o
+
+    def shrink(b: Block, lead: int) -> Block:
+        return replace(b, args=b.args[:lead] + tuple(b.args[lead + k] for k in still),
+                       ops=tuple(map_operands(o, sub) for o in b.ops),
+                       results=tuple(sub(r) for r in b.results) if b is not op.body else
+                       tuple(sub(b.results[k]) for k in still))
+    new = replace(op, inits=tuple(op.inits[k] for k in still), body=shrink(op.body, offset),
+                  results=tuple(op.results[k] for k in still))
+    if isinstance(op, While):
+        new = replace(new, cond=shrink(op.cond, 0))
+    return new
+
+
+def _hoist(op, written):
+    body = op.body
+    inside = set(body.args)
+    if isinstance(op, While):
+        inside |= set(op.cond.args)
+    hoisted, kept = [], []
+    for o in body.ops:
+        if isinstance(o, Call) and _movable(o) and not any(
+                isinstance(a, Value) and (a in inside or a in written) for a in o.args):
+            hoisted.append(o)
+        else:
+            kept.append(o)
+            inside.update(o.results)
+    if not hoisted:
+        return [], op
+    return hoisted, replace(op, body=replace(body, ops=tuple(kept)))
