@@ -1,0 +1,115 @@
+"""The optimisations that make generated gradients cheap: each shows in the generated
+source as the rewrite it promises, and the gradient still matches finite differences
+(for loops, at zero, one and several trips)."""
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.testing import check_grad
+
+R = np.random.default_rng(7)
+
+
+def code(src: str) -> str:
+    """The generated statements, without the comments that quote the source."""
+    return "\n".join(line for line in src.splitlines() if not line.lstrip().startswith("#"))
+
+
+def backward(src: str) -> str:
+    return code(src.split("# --- backward ---")[1])
+
+
+def rnn(W, x, h):
+    for t in range(x.shape[0]):
+        h = np.tanh(W @ h + x[t])
+    return np.sum(h ** 2)
+
+
+def rnn_two_layers(W, V, x, h):
+    for t in range(x.shape[0]):
+        g = np.tanh(W @ h + x[t])  # W is 5 x 3: not square
+        h = np.sin(V @ g)
+    return np.sum(h ** 2)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 9])
+def test_outer_products_of_a_loop_are_one_matrix_product(steps):
+    W, x, h = 0.5 * R.normal(size=(3, 3)), R.normal(size=(steps, 3)), R.normal(size=3)
+    check_grad(rnn, W, x, h, wrt=(0, 1, 2))
+    W, V, x = 0.5 * R.normal(size=(5, 3)), 0.5 * R.normal(size=(3, 5)), R.normal(size=(steps, 5))
+    check_grad(rnn_two_layers, W, V, x, h, wrt=(0, 1, 2, 3))
+
+
+def test_the_walked_tape_is_stacked_once_and_read_as_the_right_factor():
+    src = backward(adjoint.source(rnn, args=(np.eye(3), np.ones((4, 3)), np.ones(3))))
+    assert "_tape = np.array(_tape)" in src  # under the list's name: the list is freed
+    assert "_u = np.array(_u)" in src
+    assert "W_bar += np.transpose(_u) @ _tape[::-1]" in src
+    assert "np.outer" not in src and "_v" not in src
+    # both accumulators of a loop are batched, not only the first
+    src = backward(adjoint.source(rnn_two_layers, wrt=(0, 1), args=(
+        np.ones((5, 3)), np.ones((3, 5)), np.ones((4, 5)), np.ones(3))))
+    assert "np.outer" not in src and src.count("np.transpose(") == 2
+
+
+def hmm(log_pi, log_A, log_B):
+    alpha = log_pi + log_B[0]
+    for t in range(1, log_B.shape[0]):
+        s = alpha[:, None] + log_A
+        m = np.max(s, axis=0)
+        alpha = m + np.log(np.sum(np.exp(s - m), axis=0)) + log_B[t]
+    m = np.max(alpha)
+    return m + np.log(np.sum(np.exp(alpha - m)))
+
+
+def test_a_reduced_broadcast_is_a_matrix_vector_product():
+    args = (np.log(np.full(4, 0.25)), np.log(R.dirichlet(np.ones(4), 4)), R.normal(size=(6, 4)))
+    check_grad(hmm, *args, wrt=(0, 1, 2))
+    src = backward(adjoint.source(hmm, wrt=2, args=args))
+    assert "broadcast_to" not in src and "keepdims" not in src and "reshape" not in src
+    assert "alpha_bar = _t6 @ (alpha_bar / _t5)" in src  # the backward algorithm
+
+
+def logistic(w, X, y):
+    return np.sum(np.logaddexp(0.0, -y * (X @ w)))
+
+
+def test_a_negated_parameter_is_negated_again_rather_than_kept():
+    args = (R.normal(size=3), R.normal(size=(8, 3)), np.sign(R.normal(size=8)))
+    check_grad(logistic, *args, wrt=0)
+    src = adjoint.source(logistic, args=args)
+    forward, back = map(code, src.split("# --- backward ---"))
+    assert "_t1 = -y * (X @ w)" in forward and "= -y\n" not in forward  # no name holds -y
+    assert "* -y" in back
+    assert "logaddexp" not in code(src)  # its derivative does not need its value
+
+
+def reduction(x, a):
+    s = 0.0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            s = s + a * x[i, j] ** 2 * 3.0
+    return s
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3])  # the source is specialised on 3 rows
+def test_loop_invariant_cotangent_factors_are_computed_once(rows):
+    check_grad(reduction, R.normal(size=(rows, 2)), 1.3, wrt=(0, 1))
+    src = backward(adjoint.source(reduction, wrt=(0, 1), args=(R.normal(size=(3, 2)), 1.3)))
+    loop = src.index("    for i in")
+    assert "out_bar * 3.0" in src[:loop]  # hoisted out of both loops
+    assert "out_bar" not in src[loop:] and "s_bar" not in src  # no longer carried
+
+
+def scaled_loop(x, b, n):
+    for i in range(n):
+        x = np.sin(x) * (b * 2.0)
+    return np.sum(x)
+
+
+def test_the_forward_sweep_stays_as_written():
+    src = adjoint.source(scaled_loop, wrt=(0, 1), args=(np.ones(3), 0.5, 4))
+    forward, back = map(code, src.split("# --- backward ---"))
+    assert "        x = _t1 * (b * 2.0)" in forward  # in the loop, as written
+    assert "\n    _t2 = b * 2.0" in back  # once, before the reverse loop
+    check_grad(scaled_loop, R.normal(size=3), 0.5, 4, wrt=(0, 1))
