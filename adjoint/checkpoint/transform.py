@@ -82,18 +82,27 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         region.defined.update((plan, snaps))
     counter, counter_next, keep = Value("_k"), Value("_k"), Value("_c")
     body = op.body
+    # an array the loop writes in place is snapshotted as a copy: the next write
+    # would change a kept reference too
+    copies = [Call(_prim(runtime.private), (a,), Value("_t"), (), None)
+              for a in args if a in R.written]
+    kept = iter(c.result for c in copies)
+    state_now = [next(kept) if a in R.written else a for a in args]
     store_ops = (Call(_prim(runtime.plan_stores), (plan, counter), keep, (), None),
-                 If(keep, Block((), (Call(_prim(runtime.snap_store), (snaps, counter, *args),
-                                          Value("_"), (), None),), ()),
+                 If(keep, Block((), tuple(copies) + (
+                     Call(_prim(runtime.snap_store), (snaps, counter, *state_now), Value("_"),
+                          (), None),), ()),
                     Block((), (), ()), (), None))
     inc = Call(_prim(operator.add), (counter, Const(1)), counter_next, (), None)
+    ops = body.ops + (inc,) if body.ops else store_ops + (inc,)  # an empty body: no op to precede
     fwd = For(op.iter, op.inits + (Const(0),),
-              Block(body.args + (counter,), body.ops + (inc,), body.results + (counter_next,)),
+              Block(body.args + (counter,), ops, body.results + (counter_next,)),
               op.results + (Value("_k"),), op.loc, checkpoint=op.checkpoint)
     ins = R.instrument.setdefault(op, Instrumented())
     ins.before += before
     ins.op = fwd
-    R.instrument.setdefault(body.ops[0], Instrumented()).before[:0] = list(store_ops)
+    if body.ops:
+        R.instrument.setdefault(body.ops[0], Instrumented()).before[:0] = list(store_ops)
 
     # the backward sweep: follow the plan
     iterable = R.read(op.iter)
