@@ -2,14 +2,15 @@
 (also `python -m adjoint`).
 
     adjoint emit examples/neuron.py:loss --wrt w,b -o grad_loss.py
-    adjoint ir examples/neuron.py:loss [--dot | --svg loss.svg]
+    adjoint ir examples/neuron.py:loss [--dot | --svg loss.svg] [--grad --wrt w,b --args ...]
     adjoint explain examples/neuron.py:loss --wrt w,b --args "0.5, 1.5, 0.1, 1.0" [--html out.html]
-    adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10
+    adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10   # or 64kB
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -51,6 +52,35 @@ def _args(text: str | None):
     return value if isinstance(value, tuple) else (value,)
 
 
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _checkpoint(text: str):
+    """`--checkpoint` as the API's policy: `10` keeps 10 snapshots per loop, `64kB`
+    (B, kB, MB, GB; KiB, MiB, GiB) keeps as many as that many bytes hold."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match and match.group(2).lower()
+    if match and not unit and "." not in match.group(1) and int(match.group(1)) >= 1:
+        return int(match.group(1))
+    if match and unit in _UNITS and float(match.group(1)) * _UNITS[unit] >= 1:
+        return {"budget": int(float(match.group(1)) * _UNITS[unit])}
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a number of snapshots (an int >= 1, e.g. 10) nor a memory "
+        f"budget (e.g. 64kB, 1MB, 4096B, 2MiB)")
+
+
+def _grad_ir(fn, wrt, args, checkpoint):
+    """The IR of fn's gradient, optimised, before code generation (as `emit` builds it)."""
+    from adjoint import api
+    from adjoint.frontend.lower import lower_function
+    from adjoint.frontend.source import unwrap
+    lowered = lower_function(unwrap(fn))
+    ir = api.prepare(lowered, checkpoint)
+    facts = api.facts_for(lowered, ir, args)
+    return api.build(ir, api._normalize_wrt(wrt, ir), facts, "grad")[0][0]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="adjoint", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,8 +91,9 @@ def main(argv=None) -> int:
                       help="reverse: the gradient; vjp: the split form; forward: the JVP")
     emit.add_argument("--args", help="example arguments, a Python expression such as "
                                      "'np.ones(3), 2.0': the code is specialised on their kinds")
-    emit.add_argument("--checkpoint", type=int, metavar="K",
-                      help="checkpoint every loop, keeping K snapshots (default: store all)")
+    emit.add_argument("--checkpoint", type=_checkpoint, metavar="K|BYTES",
+                      help="checkpoint every loop, keeping K snapshots or as many as a "
+                           "budget such as 64kB holds (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
     chk = sub.add_parser("check", help="compare the gradient of FILE.py:FUNC with finite "
                                        "differences; name the first wrong line")
@@ -73,21 +104,31 @@ def main(argv=None) -> int:
     mem.add_argument("target", help="FILE.py:FUNC")
     mem.add_argument("--args", required=True, help="example arguments (a Python expression)")
     mem.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
-    mem.add_argument("--checkpoint", type=int, metavar="K", help="checkpoint every loop")
+    mem.add_argument("--checkpoint", type=_checkpoint, metavar="K|BYTES",
+                     help="checkpoint every loop: K snapshots, or a budget such as 64kB")
     show_ir = sub.add_parser("ir", help="print the SSA IR of FILE.py:FUNC")
     show_ir.add_argument("target", help="FILE.py:FUNC")
     show_ir.add_argument("--dot", action="store_true",
                          help="print it as a Graphviz graph (values, ops, regions as clusters)")
     show_ir.add_argument("--svg", metavar="OUT.svg",
                          help="render the graph to OUT.svg (needs Graphviz's `dot` program)")
+    show_ir.add_argument("--grad", action="store_true",
+                         help="the gradient's IR instead: its forward and backward sweeps")
+    show_ir.add_argument("--wrt", help="with --grad: comma-separated parameter names or "
+                                       "positions (default: 0)")
+    show_ir.add_argument("--args", help="with --grad: example arguments (a Python "
+                                        "expression); the IR is specialised on their kinds")
+    show_ir.add_argument("--checkpoint", type=_checkpoint, metavar="K|BYTES",
+                         help="with --grad: checkpoint every loop, as for `emit`")
     expl = sub.add_parser("explain", help="the source of FILE.py:FUNC and its generated "
                                           "gradient side by side, line linked to line")
     expl.add_argument("target", help="FILE.py:FUNC")
     expl.add_argument("--args", help="example arguments (a Python expression); the code is "
                                      "specialised on their kinds, as for `emit`")
     expl.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
-    expl.add_argument("--checkpoint", type=int, metavar="K",
-                      help="checkpoint every loop, keeping K snapshots (default: store all)")
+    expl.add_argument("--checkpoint", type=_checkpoint, metavar="K|BYTES",
+                      help="checkpoint every loop, keeping K snapshots or as many as a "
+                           "budget such as 64kB holds (default: store all)")
     expl.add_argument("--columns", action="store_true",
                       help="two columns (source | generated) instead of each source line "
                            "followed by its generated lines")
@@ -99,13 +140,18 @@ def main(argv=None) -> int:
     try:
         fn = load_function(ns.target)
         if ns.command == "ir":
-            if not (ns.dot or ns.svg):
-                print(api.ir(fn))
-                return 0
+            if not ns.grad and (ns.wrt or ns.args or ns.checkpoint):
+                show_ir.error("--wrt, --args and --checkpoint need --grad")
             from adjoint.frontend.lower import lower_function
             from adjoint.frontend.source import unwrap
             from adjoint.ir.dot import to_dot, to_svg
-            graph = to_dot(lower_function(unwrap(fn)))
+            from adjoint.ir.printer import print_function
+            shown = (_grad_ir(fn, _wrt(ns.wrt, fn), _args(ns.args), ns.checkpoint) if ns.grad
+                     else lower_function(unwrap(fn)))
+            if not (ns.dot or ns.svg):
+                print(print_function(shown))
+                return 0
+            graph = to_dot(shown)
             if ns.dot:
                 print(graph, end="")
             if ns.svg:

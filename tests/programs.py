@@ -245,6 +245,34 @@ def fill(x):
     return np.sum(y * y)
 
 
+def _set_first(v):
+    v[0] = v[1] * 3.0  # writes into the caller's array
+    return 0.0
+
+
+def _fill_rows(chart, x):
+    for i in range(1, chart.shape[0]):
+        chart[i] = np.sin(chart[i - 1]) * x
+    return None
+
+
+def _collect(xs, v):
+    xs.append(v * v)
+    return len(xs)
+
+
+def helper_writes(x):
+    y = x * 1.0
+    alias = y
+    z = _set_first(y)
+    chart = np.zeros((3, x.shape[0]))
+    chart[0] = alias
+    _fill_rows(chart, x)
+    parts = []
+    n = _collect(parts, x[0]) + _collect(parts, alias[2])
+    return np.sum(y * alias) + z + np.sum(chart * chart) + parts[0] * parts[1] * n
+
+
 def augmented_writes(x):
     y = x.copy()
     y[0] += 2.0 * x[1]

@@ -62,9 +62,18 @@ ORDER = "svm"  # scalar, (3,) vector, (2, 3) matrix: each broadcasts into the ne
 CONSTS = (0.5, 1.5, 2.0, 0.25, 0.75, 3.0, -0.5, -1.25)
 THRESHOLDS = (-0.5, -0.1, 0.0, 0.2, 0.5, 1.0)
 
+# checkpoint policies every program's gradient is also compiled under: k snapshots per
+# loop, and a memory budget in bytes (a drawn one of BUDGETS: from one scalar state to
+# everything). Recomputation must give the store-everything gradient to rounding.
+POLICIES = (1, 2, 3)
+BUDGETS = (8, 24, 56, 200, 10**6)
+CHECKPOINT_RTOL = 1e-9
+
 HEADER = '''import math
 
 import numpy as np
+
+import adjoint
 
 _MARGINS = []
 
@@ -368,7 +377,17 @@ RANGES = ("range(n)", "range(3)", "range(len(x))", "range(1, n + 1)", "range(n -
           "range(0, 5, 2)", "reversed(range(n))", "range(0)")
 
 
-def loop_body(draw, src: Src, env: Env, indent: int, states, nest: int) -> None:
+def mark(draw, iterable: str, marks: bool) -> str:
+    """`iterable`, or (when `marks`, sometimes) `adjoint.checkpointed(iterable, ...)`."""
+    if not marks or draw(st.integers(0, 3)) == 0:
+        return iterable
+    if draw(st.integers(0, 3)) == 0:
+        return f"adjoint.checkpointed({iterable}, budget={draw(st.sampled_from(BUDGETS))})"
+    return f"adjoint.checkpointed({iterable}, snapshots={draw(st.integers(1, 3))})"
+
+
+def loop_body(draw, src: Src, env: Env, indent: int, states, nest: int,
+              marks: bool = False) -> None:
     for _ in range(draw(st.integers(1, 3))):
         bounded_update(draw, src, env, indent, draw(st.sampled_from(states)))
     if draw(st.integers(0, 3)) == 0:  # a branch inside the loop
@@ -379,29 +398,32 @@ def loop_body(draw, src: Src, env: Env, indent: int, states, nest: int) -> None:
         src.add(indent, "else:")
         bounded_update(draw, src, env, indent + 1, name)
     if nest > 0 and draw(st.integers(0, 3)) == 0:  # an inner loop
-        for_loop(draw, src, env, indent, states, nest - 1)
+        for_loop(draw, src, env, indent, states, nest - 1, marks)
 
 
-def for_loop(draw, src: Src, env: Env, indent: int, states, nest: int) -> None:
+def for_loop(draw, src: Src, env: Env, indent: int, states, nest: int,
+             marks: bool = False) -> None:
+    """A `for` loop updating `states`; with `marks`, its iterable (and those of the loops
+    inside) may be wrapped in `adjoint.checkpointed(..., snapshots=k)` or `budget=`."""
     inner = env.copy()
     form = draw(st.sampled_from(["range", "range", "range", "array", "enumerate"]))
     index = f"i{indent}"
     if form == "array":
-        src.add(indent, f"for xi{indent} in x:")
+        src.add(indent, f"for xi{indent} in {mark(draw, 'x', marks)}:")
         inner.kinds[f"xi{indent}"] = "s"
     elif form == "enumerate":
-        src.add(indent, f"for {index}, xi{indent} in enumerate(x):")
+        src.add(indent, f"for {index}, xi{indent} in {mark(draw, 'enumerate(x)', marks)}:")
         inner.kinds[f"xi{indent}"] = "s"
         inner.ints.append(index)
     else:
-        src.add(indent, f"for {index} in {draw(st.sampled_from(RANGES))}:")
+        src.add(indent, f"for {index} in {mark(draw, draw(st.sampled_from(RANGES)), marks)}:")
         inner.ints.append(index)
     inner.int_names = env.int_names + tuple(i for i in inner.ints if i not in env.int_names)
-    loop_body(draw, src, inner, indent + 1, states, nest)
+    loop_body(draw, src, inner, indent + 1, states, nest, marks)
 
 
 @st.composite
-def for_programs(draw):
+def for_programs(draw, marks: bool = False):
     env = Env(BASE_PARAMS, int_names=("n",))
     src = Src(["a", "b", "x", "M", "n"])
     states = []
@@ -411,9 +433,9 @@ def for_programs(draw):
         src.add(0, f"{name} = {expr(draw, env, kind, draw(st.integers(1, 2)), True)}")
         env.kinds[name] = kind
         states.append(name)
-    for_loop(draw, src, env, 0, states, nest=1)
+    for_loop(draw, src, env, 0, states, nest=1, marks=marks)
     if draw(st.booleans()):
-        for_loop(draw, src, env, 0, states, nest=0)
+        for_loop(draw, src, env, 0, states, nest=0, marks=marks)
     final_return(draw, src, env, 0, states)
     return src, ("a", "b", "x", "M"), (0, 1, 2, 3)
 
@@ -460,7 +482,7 @@ def while_programs(draw):
 
 
 @st.composite
-def array_write_programs(draw):
+def array_write_programs(draw, marks: bool = False):
     L = draw(st.integers(2, 5))
     src = Src(["a", "x"])
     init = draw(st.sampled_from(["np.zeros({L})", "x * 0.5", "x.copy()", "np.ones({L}) * a",
@@ -475,7 +497,8 @@ def array_write_programs(draw):
     if acc:
         src.add(0, "s = 0.0")
     start = draw(st.sampled_from([0, 1]))
-    src.add(0, f"for i in range({start}, {L}):" if start else f"for i in range({L}):")
+    loop = mark(draw, f"range({start}, {L})" if start else f"range({L})", marks)
+    src.add(0, f"for i in {loop}:")
     reads = {"a": "s", "x[i]": "s", "y[i - 1]": "s", "y[0]": "s", "y[i // 2]": "s",
              "y[i]": "s", f"y[(i + 1) % {L}]": "s"}
     cell = Env(reads)
@@ -575,7 +598,9 @@ def as_tuple(g, wrt):
     return g if isinstance(wrt, tuple) else (g,)
 
 
-def check_program(folder, src: Src, args, wrt, check_vjp: bool = False):
+def check_program(folder, src: Src, args, wrt, check_vjp: bool = False, data=None):
+    """Reverse mode against finite differences; with `data` (to draw a tangent and a
+    budget), forward mode and every checkpoint policy as well."""
     module, text, value = prepare(folder, src, args)
     f = module.f
     cache = folder / "cache"
@@ -605,7 +630,77 @@ def check_program(folder, src: Src, args, wrt, check_vjp: bool = False):
         # a pullback can be called again, with the same result
         assert_matches(as_tuple(pullback(1.0), wrt), got, value, text, args,
                        "vjp pullback(1.0), again")
+    if data is not None:
+        check_forward(module, text, value, args, wrt, got, data, cache)
+        check_policies(module, text, value, args, wrt, got, want, data, cache)
     return got
+
+
+def tangents_for(data, args, wrt):
+    """A random tangent for each differentiated argument, in its kind."""
+    out = []
+    for i in (wrt if isinstance(wrt, tuple) else (wrt,)):
+        x = args[i]
+        t = data.draw(float_arrays(x.shape) if isinstance(x, np.ndarray) else scalars(),
+                      label=f"tangent of argument {i}")
+        out.append(t)
+    return tuple(out)
+
+
+def directional_fd(f, args, wrt, tangents, eps: float = 1e-6) -> float:
+    """Central differences of `f` along `tangents` (fresh copies of the arguments)."""
+    def at(h):
+        moved = list(copy.deepcopy(args))
+        for i, t in zip(wrt if isinstance(wrt, tuple) else (wrt,), tangents):
+            moved[i] = moved[i] + h * t
+        return float(f(*moved))
+    return (at(eps) - at(-eps)) / (2 * eps)
+
+
+def check_forward(module, text, value, args, wrt, got, data, cache):
+    """jvp: the value, the derivative along a random tangent against central differences,
+    and against the reverse-mode gradient: jvp(f)(x, t) == <grad f(x), t>."""
+    f = module.f
+    tangents = tangents_for(data, args, wrt)
+    before = [np.array(a, copy=True) for a in args]
+    tangent = tangents if isinstance(wrt, tuple) else tangents[0]
+    out, dot = adjoint.jvp(f, wrt=wrt, cache_dir=cache)(*args, tangent)
+    for a, b in zip(args, before):
+        assert np.array_equal(a, b), f"jvp wrote into an argument\n{text}"
+    where = f"args: {args!r}\ntangent: {tangent!r}\n--- program ---\n{text}"
+    assert np.ndim(dot) == 0, f"jvp of a scalar function gave shape {np.shape(dot)}\n{where}"
+    assert np.isclose(out, value, rtol=1e-12, atol=1e-12), \
+        f"jvp value {out!r} != f(*args) = {value!r}\n{where}"
+    want = directional_fd(f, args, wrt, tangents)
+    scale = max(1.0, abs(value))
+    assert np.isclose(dot, want, rtol=RTOL, atol=ATOL * scale), \
+        f"jvp {dot!r} differs from finite differences {want!r} by {abs(dot - want):.3g}\n{where}"
+    terms = [np.asarray(g, dtype=float) * np.asarray(t, dtype=float)
+             for g, t in zip(got, tangents)]
+    inner = sum(float(np.sum(t)) for t in terms)
+    size = sum(float(np.sum(np.abs(t))) for t in terms)
+    assert np.isclose(dot, inner, rtol=1e-9, atol=1e-11 * max(1.0, size)), \
+        f"jvp {dot!r} != <grad, tangent> = {inner!r}\n{where}"
+
+
+def check_policies(module, text, value, args, wrt, got, want, data, cache):
+    """Every checkpoint policy (k snapshots per loop, a memory budget) gives the
+    store-everything gradient to rounding, and so matches finite differences."""
+    f = module.f
+    budget = data.draw(st.sampled_from(BUDGETS), label="budget")
+    scale = max(1.0, abs(value))
+    for policy in POLICIES + ({"budget": budget},):
+        g = as_tuple(adjoint.grad(f, wrt=wrt, cache_dir=cache, checkpoint=policy)(*args), wrt)
+        what = f"checkpoint={policy!r}"
+        for k, (a, b) in enumerate(zip(g, got)):
+            assert np.shape(a) == np.shape(b), (what, k, np.shape(a), np.shape(b), text)
+            if not np.allclose(a, b, rtol=CHECKPOINT_RTOL, atol=1e-12 * scale):
+                err = np.max(np.abs(np.asarray(a, dtype=float) - b))
+                raise AssertionError(
+                    f"gradient {k} with {what} differs from the store-everything gradient by "
+                    f"{err:.3g}:\n{what}: {a}\nstore all: {b}\nnumeric: {want[k]}\n"
+                    f"args: {args!r}\n--- program ---\n{text}")
+        assert_matches(g, want, value, text, args, what)
 
 
 # ---------------------------------------------------------------- the properties
@@ -616,7 +711,7 @@ def check_program(folder, src: Src, args, wrt, check_vjp: bool = False):
 def test_straight_line_programs(workdir, data):
     src, _, wrt = data.draw(straight_line_programs(), label="program")
     args = data.draw(base_args(False), label="args")
-    check_program(workdir, src, args, wrt)
+    check_program(workdir, src, args, wrt, data=data)
 
 
 @SETTINGS
@@ -624,7 +719,7 @@ def test_straight_line_programs(workdir, data):
 def test_branch_programs(workdir, data):
     src, _, wrt = data.draw(branch_programs(), label="program")
     args = data.draw(base_args(True), label="args")
-    check_program(workdir, src, args, wrt)
+    check_program(workdir, src, args, wrt, data=data)
 
 
 @SETTINGS
@@ -632,7 +727,7 @@ def test_branch_programs(workdir, data):
 def test_for_loop_programs(workdir, data):
     src, _, wrt = data.draw(for_programs(), label="program")
     args = data.draw(base_args(True), label="args")
-    check_program(workdir, src, args, wrt)
+    check_program(workdir, src, args, wrt, data=data)
 
 
 @SETTINGS
@@ -640,7 +735,7 @@ def test_for_loop_programs(workdir, data):
 def test_while_loop_programs(workdir, data):
     src, _, wrt = data.draw(while_programs(), label="program")
     args = data.draw(base_args(False), label="args")
-    check_program(workdir, src, args, wrt)
+    check_program(workdir, src, args, wrt, data=data)
 
 
 @SETTINGS
@@ -648,7 +743,7 @@ def test_while_loop_programs(workdir, data):
 def test_array_write_programs(workdir, data):
     src, _, wrt, L = data.draw(array_write_programs(), label="program")
     args = (data.draw(scalars(), label="a"), data.draw(float_arrays((L,)), label="x"))
-    check_program(workdir, src, args, wrt)
+    check_program(workdir, src, args, wrt, data=data)
 
 
 @SETTINGS
@@ -663,4 +758,18 @@ def test_vjp_pullback_matches_grad(workdir, data):
         src, _, wrt = data.draw(for_programs(), label="program")
         args = data.draw(base_args(True), label="args")
     wrt = data.draw(st.sampled_from([0, 2, wrt]), label="wrt")
-    check_program(workdir, src, args, wrt, check_vjp=True)
+    check_program(workdir, src, args, wrt, check_vjp=True, data=data)
+
+
+@SETTINGS
+@given(st.data())
+def test_checkpointed_loop_programs(workdir, data):
+    """Loops marked `adjoint.checkpointed(..., snapshots=k)` or `budget=`: reverse mode,
+    forward mode and the transform-wide policies (which leave marked loops as marked)."""
+    if data.draw(st.booleans(), label="array writes"):
+        src, _, wrt, L = data.draw(array_write_programs(marks=True), label="program")
+        args = (data.draw(scalars(), label="a"), data.draw(float_arrays((L,)), label="x"))
+    else:
+        src, _, wrt = data.draw(for_programs(marks=True), label="program")
+        args = data.draw(base_args(True), label="args")
+    check_program(workdir, src, args, wrt, data=data)

@@ -347,6 +347,11 @@ class Lowerer:
                                 node=s)
                 self.rebind_storage(base, new)
                 return
+        if isinstance(call, gast.Call):
+            fn = self.user_function(call.func)
+            if fn is not None and _written_arguments(fn, call, ()):
+                self.expr(call)  # a helper that fills an array it is passed
+                return
         raise self.error("an expression statement has no effect on the result", s,
                          "differentiated code must be pure: assign the value, or remove the "
                          "call (print, logging and other side effects are not supported)")
@@ -473,7 +478,7 @@ class Lowerer:
         """Variables a loop rebinds that exist before it (or that code after it reads)."""
         assigned = _assigned_names(loop.body) | set(extra)
         # a write through one name (x[i] = .., xs.append) is a write through its aliases too
-        for n in _written_names(loop.body):
+        for n in self.written_in(loop.body):
             v = self.env.get(n)
             if isinstance(v, Value):
                 assigned |= {m for m, w in self.env.items() if w is v}
@@ -485,6 +490,29 @@ class Lowerer:
             elif n not in self.env and n in later:
                 out.append(n)
         return out
+
+    def written_in(self, stmts, seen: tuple = ()) -> set[str]:
+        """Names whose value `stmts` change in place: by a subscript write, `append`, or
+        a call of a user function that writes into the argument it is passed."""
+        out = _written_names(stmts)
+        for s in stmts:
+            for n in gast.walk(s):
+                if isinstance(n, gast.Call):
+                    fn = self.user_function(n.func)
+                    if fn is not None and fn not in seen:
+                        out |= {a.id for a in _written_arguments(fn, n, seen)
+                                if isinstance(a, gast.Name)}
+        return out
+
+    def user_function(self, func):
+        """The plain user function `func` names (it will be inlined), else None."""
+        if not isinstance(func, gast.Name) or func.id in self.env:
+            return None
+        found, obj = self.parsed.lookup(func.id)
+        plain = unwrap(obj) if found and callable(obj) else None
+        if plain is None or registry.lookup(obj) is not None or isinstance(obj, checkpoint):
+            return None
+        return plain if inspect.isfunction(plain) and not _is_library(plain) else None
 
     def for_stmt(self, s) -> None:
         target, it = s.target, s.iter
@@ -850,8 +878,27 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node, template=None
         if name not in inner.env and param.default is not inspect.Parameter.empty:
             inner.env[name] = inner.classify(param.default, name)
     tree = normalize(parsed.node, parsed.loc)
+    written = inner.written_in(tree.body, (fn,)) & set(bound.arguments)
+    if isinstance(node, gast.Call):
+        for a in _written_arguments(fn, node, ()):
+            if isinstance(a, (gast.Subscript, gast.Attribute)):  # x[0], x.T: views of x
+                raise outer.error(f"`{fn.__name__}` writes into this argument, which may be a "
+                                  f"view of another array", a,
+                                  "assign the argument to a variable first (v = x[0].copy()), "
+                                  "pass it, and read the variable afterwards")
+    rebound = {n.id: n for s in tree.body for n in gast.walk(s)
+               if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+    for name in sorted(written & set(rebound)):
+        raise inner.error(
+            f"`{fn.__name__}` writes into its argument `{name}` and also rebinds the name",
+            rebound[name], f"write into a copy (`{name} = {name}.copy()` first) and return it, "
+                           f"or only write into `{name}`")
     ret = inner.body(tree.body)
     outer.defs.update(inner.defs)
+    for name in sorted(written):  # the caller sees what the helper wrote into its argument
+        before, after = bound.arguments[name], inner.env.get(name)
+        if isinstance(before, Value) and isinstance(after, Value) and after is not before:
+            outer.rebind_storage(before, after)
     return ret if ret is not None else (Const(None),)
 
 
@@ -1017,6 +1064,15 @@ def _assigned_names(stmts) -> set[str]:
                   and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):
                 out.add(n.func.value.id)
     return out
+
+
+def _written_arguments(fn, call, seen: tuple) -> list:
+    """The argument nodes of `call` that user function `fn` writes into in place."""
+    parsed = parse_function(fn)
+    written = Lowerer(parsed).written_in(parsed.node.body, seen + (fn,))
+    params = list(inspect.signature(fn).parameters)
+    return [a for p, a in zip(params, call.args) if p in written] + [
+        k.value for k in call.keywords if k.arg in written]
 
 
 def _written_names(stmts) -> set[str]:

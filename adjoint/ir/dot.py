@@ -8,7 +8,8 @@ cluster holding its blocks. Around a loop, dashed edges show a carried value's
 initial value (`init`), its next value (`next`, back to the block argument) and
 the value that leaves the loop (`out`); a branch's results come from `then` and
 `else` edges. Names are those of `adjoint ir`, so the text and the picture can
-be read together.
+be read together. A gradient's top level (`adjoint ir --grad`) is split at its
+section markers into a `forward` and a `backward` cluster, the two sweeps.
 
 >>> from adjoint.ir.core import *
 >>> import operator
@@ -100,6 +101,23 @@ class _Graph:
                 self.for_op(op, ind)
             elif isinstance(op, While):
                 self.while_op(op, ind)
+
+    def sweeps(self, block: Block) -> None:
+        """The top level, with one cluster per sweep when it has section markers (a
+        gradient's `forward` then `backward`), so the picture shows the two apart."""
+        spans = [("forward", [])]
+        for op in block.ops:
+            if isinstance(op, Call) and op.prim.style == "section":
+                spans.append((op.args[0].value, []))
+            else:
+                spans[-1][1].append(op)
+        if len(spans) == 1:
+            self.block(block, "  ")
+            return
+        for title, ops in spans:
+            self.cluster(title, "  ", "#555555")
+            self.block(Block((), tuple(ops), ()), "    ")
+            self.lines.append("  }")
 
     def operands_label(self, op: Call) -> tuple[str, list[tuple[Operand, str]]]:
         parts, wired = [], []
@@ -234,7 +252,7 @@ class _Graph:
                       "arrowsize=0.6];"]
         for p in fn.params:
             self.value(p, "  ", shape="house", style="bold")
-        self.block(fn.body, "  ")
+        self.sweeps(fn.body)
         ret = "ret"
         self.lines.append(f"  {ret} [label=\"return\", shape=invhouse, style=bold];")
         for r in fn.body.results:

@@ -1,7 +1,10 @@
 """The optimisation pipeline: a plain list of passes, each `Function -> Function`."""
 from __future__ import annotations
 
+import os
+
 from adjoint.ir.core import Function
+from adjoint.ir.verify import VerifyError, verify
 from adjoint.passes.assign import assign_once
 from adjoint.passes.batch import batch_outer
 from adjoint.passes.cse import cse
@@ -17,7 +20,22 @@ FINAL = [iterate_tapes, batch_outer, hoist_invariants, rematerialize, privatize,
          dce]
 
 
+# ADJOINT_VERIFY=1 (set by the tests) verifies the IR after every pass
+VERIFY = os.environ.get("ADJOINT_VERIFY", "") not in ("", "0")
+
+
+def _check(fn: Function, where: str) -> None:
+    try:
+        verify(fn)
+    except VerifyError as e:
+        raise VerifyError(f"{fn.name}, {where}: {e}") from e
+
+
 def optimize(fn: Function, final: bool = True) -> Function:
+    if VERIFY:
+        _check(fn, "before the passes")
     for p in PIPELINE + (FINAL if final else []):
         fn = p(fn)
+        if VERIFY:
+            _check(fn, f"after pass {p.__name__}")
     return fn

@@ -24,6 +24,7 @@ The set of supported primitives is one grep: `@defvjp(`.
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,9 +45,33 @@ _by_name: dict[str, Entry] = {}
 _keepalive: list = []
 
 
+def _default_name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def public_name(fn: Callable) -> str:
+    """How generated code spells `fn` when no one chose a name: its qualified name, and
+    for NumPy `np.` plus the public module it is reached through. That matters for
+    methods bound to NumPy's module-level objects: np.random.rand is RandomState.rand
+    bound to the global generator, and `RandomState` does not resolve."""
+    name = _default_name(fn)
+    module = getattr(fn, "__module__", None) or ""
+    if module != "numpy" and not module.startswith("numpy."):
+        return name
+    short = getattr(fn, "__name__", "")
+    public = not any(part.startswith("_") for part in module.split("."))
+    if public and short and getattr(sys.modules.get(module), short, None) == fn:
+        return "np" + module[len("numpy"):] + "." + short
+    return "np." + name
+
+
 def primitive(fn: Callable, name: str, style: str = "call", symbol: str = "",
               precedence: int = 100, *, nondiff: bool = False, pure: bool = True) -> Prim:
-    """Declare `fn` a primitive printed as `name` (see `Prim` for the styles)."""
+    """Declare `fn` a primitive printed as `name` (see `Prim` for the styles). A name
+    that is just fn's qualified name (an unknown callable met in user code) becomes
+    its `public_name`, one that resolves in generated code."""
+    if name == _default_name(fn):
+        name = public_name(fn)
     prim = Prim(name, fn, style, symbol, precedence)
     entry = Entry(prim, nondiff=nondiff, pure=pure)
     _by_id[id(fn)] = entry
@@ -72,11 +97,7 @@ def entries() -> list[Entry]:
 def _ensure(fn: Callable) -> Entry:
     e = lookup(fn)
     if e is None:
-        name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
-        module = getattr(fn, "__module__", "") or ""
-        if module.startswith("numpy"):
-            name = "np." + name
-        primitive(fn, name)
+        primitive(fn, public_name(fn))
         e = lookup(fn)
     return e
 
