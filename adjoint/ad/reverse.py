@@ -416,6 +416,12 @@ class Reverse:
         yields += [badj[u] for u in accs]
         body_ops = self.ops
         self.ops, self.region = outer_ops, outer_region
+        # a cotangent the reversed body writes into (`y_bar[i] = 0.0`) must not start as a
+        # read-only broadcast: copied once here, or every iteration would copy it
+        written = {o.args[0] for o in walk_ops(Block((), tuple(body_ops), ()))
+                   if isinstance(o, Call) and o.prim.style in ("setitem", "iadd_at", "add_at")}
+        inits[:len(slots)] = [self._writable(g) if c in written else g
+                              for g, c in zip(inits, cargs)]
         # A body's yield is the next iteration's block argument. When the reverse reads
         # both, tape only the argument and relay it backwards: the yield of iteration t
         # is the argument popped for t + 1, and for the last iteration the loop's result.
