@@ -176,3 +176,34 @@ def test_a_helper_that_writes_into_and_rebinds_its_argument_is_rejected():
     with pytest.raises(adjoint.UnsupportedError, match="writes into its argument `v`") as e:
         adjoint.grad(f)(np.ones(3))
     assert "v = v * 2.0" in str(e.value)
+
+
+def safe_sqrt(x):
+    return np.sum(np.where(x > 0, np.sqrt(x), 0.0))
+
+
+def entropy(p):
+    return -np.sum(np.where(p > 0, p * np.log(p), 0.0))
+
+
+def guarded(x, a):
+    s = 0.0
+    for k in range(3):
+        s = s + np.sum(np.where(x < a, 0.0, np.sqrt(x - a) * 2.0 + 1.0 / (x - a + 1e-300)))
+    return s
+
+
+def test_no_nan_from_the_branch_of_where_not_taken():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the forward computes them
+        np.testing.assert_array_equal(adjoint.grad(safe_sqrt)(np.array([-1.0, 0.0, 4.0])),
+                                      [0.0, 0.0, 0.25])
+        np.testing.assert_allclose(adjoint.grad(entropy)(np.array([0.0, 0.25, 0.75])),
+                                   [0.0, -np.log(0.25) - 1, -np.log(0.75) - 1])
+        x = np.array([-1.0, 0.3, 2.0, 5.0])
+        g = adjoint.grad(guarded, wrt=(0, 1))(x, 0.5)
+        assert np.all(np.isfinite(g[0])) and np.isfinite(g[1])
+        assert g[0][0] == 0.0 and g[0][1] == 0.0
+    x = np.array([0.7, 2.0, 5.0])
+    check_grad(guarded, x, 0.5, wrt=(0, 1))  # where every branch is defined

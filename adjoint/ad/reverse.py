@@ -86,6 +86,7 @@ class Reverse:
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
         self.made: set[Value] = set()  # the values this transform created
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
+        self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
 
     # ---------------------------------------------------------------- reading primals
     def read(self, o: Operand) -> Operand:
@@ -235,9 +236,51 @@ class Reverse:
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
                 op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
                         "adjoint.stop_gradient(...) if it should be treated as constant")
-        contribs = self.inline_vjp(entry.vjp, g, op, wanted)
+        contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted))
         for a, c in zip(op.args, contribs):
             self.accumulate(adj, a, c)
+
+    def masked(self, op: Call, g, contribs: list) -> list:
+        """No NaN from the branch of an `np.where` that was not taken.
+
+        `np.where(x > 0, np.sqrt(x), 0.0)` computes sqrt(x) everywhere; its cotangent is
+        zero where x <= 0, but sqrt's rule multiplies that zero by 1 / sqrt(x), which is
+        inf or NaN there. So the mask follows the branch's cotangent up through the
+        elementwise ops that compute it, each contribution masked again, until the
+        cotangent is no longer the branch's alone (another use adds into it)."""
+        if op.prim.fn is np.where and len(op.args) == 3:
+            for k, keep in ((1, True), (2, False)):
+                c = contribs[k]
+                if isinstance(c, Value) and self.facts.shape(op.args[k]) == self.facts.shape(
+                        op.args[0]) is not None:
+                    self.masks[c] = (self.read(op.args[0]), keep)
+            return contribs
+        mask = self.masks.get(g)
+        if mask is None or not _elementwise(op):
+            return contribs
+        cond, keep = mask
+        out = []
+        for a, c in zip(op.args, contribs):
+            if isinstance(c, Value) and self.facts.shape(a) == self.facts.shape(op.result):
+                if not self._scaled(c, g):  # g times constants is zero where g is
+                    c = self.emit(_prim(np.where), (cond, c, Const(0.0)) if keep else
+                                  (cond, Const(0.0), c), c.name)
+                    self.facts.same_kind(c, a)
+                self.masks[c] = mask
+            out.append(c)
+        return out
+
+    def _scaled(self, c, g) -> bool:
+        """`c` is `g`, or `g` negated or times or over constants."""
+        while c is not g:
+            op = self.adjoint_defs.get(c)
+            if op is None or op.prim.fn not in (operator.mul, operator.truediv, operator.neg):
+                return False
+            rest = [x for x in op.args if not isinstance(x, Const)]
+            if len(rest) != 1 or (op.prim.fn is operator.truediv and rest[0] is not op.args[0]):
+                return False
+            c = rest[0]
+        return True
 
     def scatter(self, adj: dict, op: Call, g) -> None:
         """`x[i]`'s adjoint adds into `x_bar[i]` in place: O(1) per element read."""
@@ -711,6 +754,11 @@ def _basic_index(index, facts) -> bool:
         return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
     k = facts.kind(index)
     return k is not None and (k.type == "int" or (k.type == "tuple" and k.dtype == "i"))
+
+
+def _elementwise(op: Call) -> bool:
+    return isinstance(op.prim.fn, np.ufunc) or op.prim.fn in (
+        operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, operator.neg)
 
 
 def _zeros_like_prim():

@@ -218,7 +218,8 @@ class Lowerer:
             return (s,) if isinstance(s, int) else tuple(s)
         if call is not None and ((call.prim.style in ("infix", "prefix") and
                                   call.prim.precedence >= 10) or
-                                 (isinstance(call.prim.fn, np.ufunc) and not call.kwargs)):
+                                 (isinstance(call.prim.fn, np.ufunc) and not call.kwargs) or
+                                 (call.prim.fn is np.where and len(call.args) == 3)):
             shapes = [self.shape(a) for a in call.args]
             if all(s is not None for s in shapes):
                 try:
