@@ -261,6 +261,19 @@ def _collect(xs, v):
     return len(xs)
 
 
+def _first_large(v):
+    for i in range(len(v)):
+        if v[i] > 0.5:
+            return v[i] * 2.0, v[i]  # a tuple returned from inside a loop
+    return v[0], v[1]
+
+
+def tuple_from_loop(x):
+    a, b = _first_large(x)
+    c, d = _first_large(x * 0.1)
+    return a * b + c * d
+
+
 def helper_writes(x):
     y = x * 1.0
     alias = y

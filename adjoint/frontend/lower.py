@@ -441,6 +441,12 @@ class Lowerer:
             # normalisation moved what follows an exit into the branches: both end the function
             then_ret = then_ret or (Const(None),)
             else_ret = else_ret or (Const(None),)
+            # `return t` for a tuple t (a return from a loop, as normalised) against
+            # `return a, b`: t's elements
+            if len(then_ret) == 1 and len(else_ret) > 1 and isinstance(then_ret[0], Value):
+                then_ops, then_ret = self.unpacked(then_ops, then_ret[0], len(else_ret), s)
+            elif len(else_ret) == 1 and len(then_ret) > 1 and isinstance(else_ret[0], Value):
+                else_ops, else_ret = self.unpacked(else_ops, else_ret[0], len(then_ret), s)
             if len(then_ret) != len(else_ret):
                 raise self.error("the branches return different numbers of values", s,
                                  "return a tuple of the same length from every branch")
@@ -464,6 +470,16 @@ class Lowerer:
         for n, r in zip(names, results):
             self.env[n] = r
         return None
+
+    def unpacked(self, ops, value, n: int, node):
+        """`ops` followed by reading the `n` elements of `value`, and those elements."""
+        saved, self.ops = self.ops, list(ops)
+        try:
+            elts = tuple(self.emit(_prim(operator.getitem), (value, Const(i)), node=node)
+                         for i in range(n))
+            return tuple(self.ops), elts
+        finally:
+            self.ops = saved
 
     def region(self, stmts, env, args=()):
         """Lower `stmts` as a nested block with its own op list; the outer one is kept."""
