@@ -208,3 +208,33 @@ def test_no_nan_from_the_branch_of_where_not_taken():
         assert g[0][0] == 0.0 and g[0][1] == 0.0
     x = np.array([0.7, 2.0, 5.0])
     check_grad(guarded, x, 0.5, wrt=(0, 1))  # where every branch is defined
+
+
+def _numbers(x):
+    for i in range(3):
+        yield x * i
+
+
+def sums_a_generator(x):
+    s = 0.0
+    for v in _numbers(x):
+        s = s + v
+    return s
+
+
+def nested_zip(x, w):
+    s = 0.0
+    for a, (i, b) in zip(x, enumerate(w)):
+        s = s + a * b * i
+    return s
+
+
+@pytest.mark.parametrize("f,args,message,hint", [
+    (sums_a_generator, (1.0,), "generators are not supported", "yield x * i"),
+    (nested_zip, (np.ones(3), np.ones(3)), "enumerate and zip cannot be nested",
+     "for i in range(len(x))"),
+])
+def test_helpers_are_held_to_the_subset_with_located_errors(f, args, message, hint):
+    with pytest.raises(adjoint.UnsupportedError, match=message) as e:
+        adjoint.grad(f)(*args)
+    assert "test_gradients.py:" in str(e.value) and hint in str(e.value)

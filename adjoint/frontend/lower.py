@@ -546,6 +546,11 @@ class Lowerer:
                                  hint="_range", node=s)
         elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
             is_enum = _is_call_to(self, it, enumerate)
+            for a in it.args:
+                if _is_call_to(self, a, enumerate) or _is_call_to(self, a, zip):
+                    raise self.error("enumerate and zip cannot be nested here", a,
+                                     "loop over an index: for i in range(len(x)): "
+                                     "a, b = x[i], w[i]")
             seqs = [self.expr(a) for a in it.args]
             if it.keywords or (is_enum and len(seqs) != 1):
                 raise self.error("enumerate/zip take plain sequences here", it)
@@ -876,6 +881,9 @@ class Lowerer:
 def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node, template=None) -> tuple:
     """Lower `fn`'s body into `outer`'s op list, its parameters bound to operands."""
     parsed = parse_function(fn)
+    if template is None:  # a user's helper is held to the same subset as the function
+        from adjoint.frontend.check import check
+        check(parsed)
     inner = Lowerer(parsed, outer.facts, outer.stack, template)
     inner.ops = outer.ops
     inner.inplace = outer.inplace
