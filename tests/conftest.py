@@ -6,7 +6,7 @@ import pytest
 # every test run compiles into its own cache folder, so stale modules cannot hide bugs
 os.environ.setdefault("ADJOINT_CACHE_DIR", tempfile.mkdtemp(prefix="adjoint-test-cache-"))
 # verify the IR after every pass (read once, when adjoint.passes.pipeline is imported)
-os.environ.setdefault("ADJOINT_VERIFY", "1")
+os.environ["ADJOINT_VERIFY"] = "1"
 
 
 @pytest.fixture

@@ -426,3 +426,62 @@ def test_a_read_only_cache_folder_falls_back(tmp_path, monkeypatch):
     with _read_only(ro):
         _check_fallback(tmp_path, monkeypatch, ro)
         assert list(ro.iterdir()) == []
+
+
+# ---------------------------------------------------------------- options and compiler version
+
+
+def scan(x, w):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s = s + np.tanh(w * x[i] + s)
+    return s
+
+
+SCAN_ARGS = (np.array([0.3, -1.2, 0.7, 0.2]), 0.8)
+
+
+def scan_grad(wrt=0, checkpoint=None, cache_dir=None):
+    return adjoint.grad(scan, wrt, checkpoint=checkpoint, cache_dir=cache_dir)(*SCAN_ARGS)
+
+
+def scan_value_and_grad(wrt=0, checkpoint=None, cache_dir=None):
+    return adjoint.value_and_grad(scan, wrt, checkpoint=checkpoint, cache_dir=cache_dir)(
+        *SCAN_ARGS)[1]
+
+
+@pytest.mark.parametrize("first,second", [
+    ((scan_grad, {"wrt": 0}), (scan_grad, {"wrt": 1})),
+    ((scan_grad, {}), (scan_grad, {"checkpoint": 2})),
+    ((scan_grad, {"checkpoint": 2}), (scan_grad, {"checkpoint": {"budget": 64}})),
+    ((scan_grad, {}), (scan_value_and_grad, {})),
+], ids=["wrt", "checkpoint", "checkpoint-policy", "mode"])
+def test_a_changed_option_gets_its_own_module(tmp_path, first, second):
+    cache = tmp_path / "cache"
+    for k, (run, opts) in enumerate([first, second, first, second]):
+        got = run(cache_dir=cache, **opts)
+        want = numeric_grad(scan, SCAN_ARGS, wrt=opts.get("wrt", 0))
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-7), (opts, got, want)
+        assert len(modules_in(cache)) == min(k + 1, 2)  # the same options again: the same file
+    a, b = modules_in(cache)
+    assert a.read_text() != b.read_text()
+
+
+@pytest.mark.parametrize("patch", ["version", "compiler-source"])
+def test_a_changed_compiler_never_loads_the_old_module(tmp_path, monkeypatch, patch):
+    cache = tmp_path / "cache"
+    want = numeric_grad(scan, SCAN_ARGS)
+    assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
+    [old] = modules_in(cache)
+    if patch == "version":  # the version string api.py puts in the key and the header
+        monkeypatch.setattr(adjoint.api, "__version__", "0.1.0+changed")
+    else:  # the hash of adjoint's own source that every key starts from
+        monkeypatch.setattr(load, "_compiler_digest", load.compiler_digest()[::-1])
+    assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
+    [new] = [p for p in modules_in(cache) if p != old]
+    assert new.name != old.name
+    head = new.read_text().splitlines()[0]
+    assert ("0.1.0+changed" in head) == (patch == "version")
+    monkeypatch.undo()
+    assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
+    assert len(modules_in(cache)) == 2  # the old compiler finds its own module again
