@@ -527,7 +527,10 @@ def _export_results(block: Block) -> set:
                 if (isinstance(a, Const) and a.value is None) or (
                         isinstance(b, Const) and b.value is None):
                     out.add(r)
-    return out
+    # a value the split form packs into its residuals is read on every path
+    packed = {o for op in _all_ops(block) if isinstance(op, Call) and op.prim.style == "tuple"
+              for o in op.args}
+    return out - packed - set(block.results)
 
 
 @dataclass
