@@ -7,8 +7,9 @@
 
 rules.md lists every primitive of the rule registry
 (`adjoint.rules.registry.entries()`) with the source of its VJP and JVP
-templates; subset.md describes the Python that lowering accepts, and shows the
-error each rejected construct gets -- by compiling each example now.
+templates, after the values the rules give at non-differentiable points (each
+computed now); subset.md describes the Python that lowering accepts, and shows
+the error each rejected construct gets -- by compiling each example now.
 tests/test_explain.py regenerates both into a temporary folder and compares.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ def rules_md() -> str:
            "the inputs, and returns one cotangent per input; a JVP takes `ans`, the inputs "
            "and one `<input>_dot` tangent per input. Add your own with `adjoint.defvjp`, "
            "`adjoint.defjvp` and `adjoint.nondifferentiable`; `adjoint.check_rule` tests them.",
-           "", "## Summary", "",
+           ""] + kinks_md() + ["## Summary", "",
            "| primitive | printed as | VJP | JVP | non-diff | family |",
            "|---|---|:-:|:-:|:-:|---|"]
     for e in entries:
@@ -129,6 +130,118 @@ def rules_md() -> str:
                 if t is not None:
                     out += ["```python", _template_source(t), "```", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- rules.md: kinks
+
+_KINKS_TEXT = """\
+## At non-differentiable points
+
+Where a derivative does not exist, every rule follows one convention:
+
+- **Kinks** (`abs`, `math.fabs`, `np.abs`, `np.fabs`): the derivative is `sign(x)`,
+  and sign(0) = 0. `np.linalg.norm`, `math.hypot` and `np.hypot` at 0 have
+  gradient 0, not NaN.
+- **Ties** (`max`, `min`, `np.maximum`, `np.minimum`, `np.fmax`, `np.fmin`, and the
+  reductions `np.max`, `np.min`, `np.amax`, `np.amin`): the gradient is split evenly
+  among the tied arguments or entries, so relu written `max(x, 0.0)` or
+  `np.maximum(x, 0.0)` has derivative 1/2 at 0. `fmax`/`fmin` against a NaN send it
+  all to the other argument.
+- **Steps** (`np.sign`, `np.floor`, `round`, comparisons: the non-differentiable
+  entries below): derivative 0, at the jump too.
+- **Selections** follow the value chosen. `np.where(c, x, y)` sends the cotangent to
+  `x` where `c` holds and to `y` elsewhere, as `np.where(c, g, 0.0)`, so an inf or NaN
+  cotangent does not reach the other side. `np.clip` treats its bounds as inclusive:
+  at `a == a_min` or `a == a_max` the gradient goes to `a`, not to the bound. A Python
+  `if` or conditional expression follows the branch that ran (relu written
+  `x if x > 0 else 0.0` has derivative 0 at 0). The untaken side of `np.where` is
+  computed everywhere, but its derivative is masked too: `np.where(x > 0.0,
+  np.sqrt(x), 0.0)` has gradient 0 at 0, not 0 * inf = NaN.
+- **Infinite derivatives** (`sqrt`, `x ** p` with p < 1, at 0) are not special-cased:
+  the rule's formula is evaluated as written, which gives inf for NumPy values (with
+  NumPy's RuntimeWarning) and raises ZeroDivisionError for Python floats, as
+  `0.5 / 0.0` does.
+- Some rules avoid a 0/0 and give the finite value: `np.std` of a constant (0),
+  `np.prod` with zeros (exact), `x ** y` with respect to `y` where `x <= 0` (0: the log
+  is not taken), `np.sinc` at 0 (0, its true value).
+
+Each value below was computed by `docs/generate.py` with `adjoint.grad(f, wrt)(...)`
+on `def f(...): return EXPRESSION`; `tests/rules/test_registry.py` asserts the same
+values.
+"""
+
+# (expression, arguments by name, wrt names): each is differentiated now
+_KINKS = [
+    ("abs(x)", "x=0.0", "x"),
+    ("math.fabs(x)", "x=0.0", "x"),
+    ("np.abs(x)", "x=0.0", "x"),
+    ("np.sign(x)", "x=0.0", "x"),
+    ("np.floor(x)", "x=1.0", "x"),
+    ("max(x, 0.0)", "x=0.0", "x"),
+    ("min(x, 0.0)", "x=0.0", "x"),
+    ("np.maximum(x, 0.0)", "x=0.0", "x"),
+    ("np.minimum(x, y)", "x=1.0, y=1.0", "x, y"),
+    ("np.fmax(x, np.nan)", "x=1.0", "x"),
+    ("np.max(x)", "x=np.array([1.0, 1.0, 0.0])", "x"),
+    ("np.min(x)", "x=np.full(4, 2.0)", "x"),
+    ("np.linalg.norm(x)", "x=np.zeros(2)", "x"),
+    ("np.linalg.norm(x, 1)", "x=np.zeros(2)", "x"),
+    ("np.linalg.norm(x, np.inf)", "x=np.zeros(2)", "x"),
+    ("math.hypot(x, y)", "x=0.0, y=0.0", "x, y"),
+    ("np.hypot(x, y)", "x=0.0, y=0.0", "x, y"),
+    ("np.sum(np.clip(x, lo, hi))", "x=np.array([-1.0, 1.0]), lo=-1.0, hi=1.0", "x, lo, hi"),
+    ("np.where(x > 0.0, x, 2.0 * x)", "x=0.0", "x"),
+    ("x if x > 0.0 else 0.0", "x=0.0", "x"),
+    ("np.where(x > 0.0, np.sqrt(x), 0.0)", "x=0.0", "x"),
+    ("np.sqrt(x)", "x=0.0", "x"),
+    ("math.sqrt(x)", "x=0.0", "x"),
+    ("x ** 0.5", "x=0.0", "x"),
+    ("np.sum(x ** 0.5)", "x=np.zeros(1)", "x"),
+    ("np.std(x)", "x=np.ones(3)", "x"),
+    ("np.prod(x)", "x=np.array([0.0, 2.0, 3.0])", "x"),
+    ("x ** y", "x=0.0, y=2.0", "y"),
+    ("np.sinc(x)", "x=0.0", "x"),
+]
+
+
+def _shown(value) -> str:
+    import numpy as np
+    if isinstance(value, tuple):
+        return ", ".join(_shown(v) for v in value)
+    if np.ndim(value):
+        return "[" + ", ".join(_shown(v) for v in np.ravel(value)) + "]"
+    return f"{float(value):.4g}"
+
+
+def gradient_at(expr: str, at: str, wrt: str, path: Path) -> str:
+    """The gradient of `def f(<names of at>): return expr` at `at`, shown as in the table."""
+    import warnings
+
+    import numpy as np
+    point = eval(f"dict({at})", {"np": np})
+    path.write_text(f"import math\n\nimport numpy as np\n\n\ndef f({', '.join(point)}):\n"
+                    f"    return {expr}\n")
+    namespace = {"__name__": path.stem, "__file__": str(path)}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    names = tuple(w.strip() for w in wrt.split(","))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the inf rows warn, as NumPy does
+        try:
+            grad = adjoint.grad(namespace["f"], names if len(names) > 1 else names[0])
+            return _shown(grad(*point.values()))
+        except ArithmeticError as e:
+            return f"raises {type(e).__name__}"
+
+
+def kinks_md() -> list[str]:
+    out = _KINKS_TEXT.splitlines() + ["", "| f returns | at | wrt | gradient |",
+                                      "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (expr, at, wrt) in enumerate(_KINKS):
+            # a file of its own for each: the compiler reads the source back by file name
+            got = gradient_at(expr, at, wrt, Path(tmp) / f"kink{i}.py")
+            out.append(f"| `{expr}` | `{at}` | `{wrt}` | {got} |")
+    return out + [""]
 
 
 # ---------------------------------------------------------------- subset.md

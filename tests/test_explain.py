@@ -329,6 +329,49 @@ def test_dot_renders_to_svg_for_the_whole_corpus(tmp_path):
     assert code == 0 and out.read_text().lstrip().startswith("<?xml") and "<svg" in out.read_text()
 
 
+RNN_ARGS = "np.eye(3) * 0.5, np.ones((3, 2)), np.ones((5, 2)), np.ones(3)"
+
+
+def test_cli_ir_grad_draws_both_sweeps_of_the_gradient():
+    code, out, _ = run_cli("ir", "tests/programs.py:rnn", "--grad", "--wrt", "W,h0", "--args",
+                           RNN_ARGS, "--dot")
+    assert code == 0 and out.startswith('digraph "rnn_grad"')
+    assert 'label="forward"' in out and 'label="backward"' in out
+    assert 'label="for (reversed)"' in out and 'label="%out_bar"' in out
+    bars = set(re.findall(r'label="%(\w+_bar(?:_\d+)?)"', out))
+    assert {"W_bar", "h_bar"} <= bars, bars
+    # the reverse ops sit in the backward cluster, the primal ones before it
+    forward, backward = out.split('label="backward"')
+    assert "np.tanh(" in forward and "_bar" not in forward.split('label="forward"')[1]
+    assert "%h_bar" in backward
+    # the text form is the same function
+    code, text, _ = run_cli("ir", "tests/programs.py:rnn", "--grad", "--wrt", "W,h0", "--args",
+                            RNN_ARGS)
+    assert code == 0 and text.startswith("func rnn_grad(%W, %U, %xs, %h0, %out_bar)")
+    assert "section('backward')" in text and "%W_bar" in text
+    # without example arguments: the generic gradient, with a checkpointed loop
+    code, text, _ = run_cli("ir", "tests/programs.py:rnn", "--grad", "--checkpoint", "2")
+    assert code == 0 and "%W_bar" in text and "checkpoint" in text
+
+
+def test_cli_ir_options_of_the_gradient_need_grad():
+    with pytest.raises(SystemExit) as e:
+        run_cli("ir", "tests/programs.py:rnn", "--wrt", "W")
+    assert e.value.code == 2
+
+
+@pytest.mark.skipif(shutil.which("dot") is None,
+                    reason="Graphviz's `dot` program is not installed (apt-get install graphviz)")
+def test_cli_ir_grad_renders_to_svg(tmp_path):
+    for name, wrt in (("rnn", "W"), ("newton_sqrt", "0"), ("branch", "0,1")):
+        out = tmp_path / f"{name}.svg"
+        code, _, err = run_cli("ir", f"tests/programs.py:{name}", "--grad", "--wrt", wrt,
+                               "--svg", str(out))
+        svg = out.read_text()
+        assert code == 0 and svg.lstrip().startswith("<?xml") and "<svg" in svg, err
+        assert "_bar" in svg and ">backward<" in svg, name
+
+
 def test_svg_without_dot_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="Graphviz"):

@@ -19,6 +19,12 @@ bounded. A program whose control flow depends on values is also rendered as
 `_margin(lhs - thr) OP 0`; examples where some comparison is closer than MARGIN to
 its threshold are rejected, so finite differences never straddle a branch point.
 
+Each program is checked in reverse mode (grad, and vjp for some), in forward mode
+(jvp along a random tangent, against central differences and against <grad, tangent>),
+and under every checkpoint policy (checkpoint=1, 2, 3 and {"budget": bytes}: the
+store-everything gradient to rounding, and finite differences). The loop generators
+can also mark their loops `adjoint.checkpointed(..., snapshots=k)` or `budget=`.
+
 By default each generator runs a modest, derandomized number of examples (CI stays
 fast and reproducible); set ADJOINT_HYPOTHESIS_EXAMPLES=N to run N random examples
 per test instead.

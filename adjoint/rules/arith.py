@@ -187,23 +187,28 @@ def float_(ans, x, x_dot):
 
 @defvjp(builtins.min)
 def min_(g, ans, x, y):
-    # ties send the whole gradient to the first argument, as Python's min returns it
-    return g * (x <= y), g * (y < x)
+    # a tie splits the gradient evenly, as np.minimum and np.min do: one convention
+    # for all of them, though Python's min returns its first argument
+    w = (x < y) + 0.5 * (x == y)  # the share of x: 1, 0, or 1/2 on a tie
+    return g * w, g * (1.0 - w)
 
 
 @defjvp(builtins.min)
 def min_(ans, x, y, x_dot, y_dot):
-    return x_dot if x <= y else y_dot
+    w = (x < y) + 0.5 * (x == y)
+    return x_dot * w + y_dot * (1.0 - w)
 
 
 @defvjp(builtins.max)
 def max_(g, ans, x, y):
-    return g * (x >= y), g * (y > x)
+    w = (x > y) + 0.5 * (x == y)  # ties split evenly, as for min
+    return g * w, g * (1.0 - w)
 
 
 @defjvp(builtins.max)
 def max_(ans, x, y, x_dot, y_dot):
-    return x_dot if x >= y else y_dot
+    w = (x > y) + 0.5 * (x == y)
+    return x_dot * w + y_dot * (1.0 - w)
 
 
 @defvjp(builtins.sum)
