@@ -627,7 +627,8 @@ class Reverse:
             self.accumulate(adj, o, seed)
         body, _ = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
         return Function(name, self.fn.params + tuple(seeds) + tuple(accs), body, self.fn.loc,
-                        (), f"The adjoint of {self.fn.name}: cotangents in, cotangents out.")
+                        (), f"The adjoint of {self.fn.name}: cotangents in, cotangents out.",
+                        owned=tuple(accs))
 
     def sweeps(self, adj: dict, params: list) -> tuple[Block, int]:
         """Forward sweep, backward sweep, and the cotangents of `params` returned."""

@@ -372,7 +372,7 @@ def _foreign_buffers(fn: Function) -> set:
     """Values whose buffer may be one the function must not write: the caller's (a
     parameter) or a read-only broadcast. Follows same-buffer edges forward: a view or
     a write keeps its operand's buffer, and a loop or branch passes values on."""
-    out = set(fn.params)
+    out = set(fn.params) - set(fn.owned)
     calls = list(_calls(fn.body))
     out.update(op.result for op in calls if op.prim.name in READONLY)
     edges = [(op.args[0], op.result) for op in calls

@@ -206,6 +206,9 @@ class Function:
     # results of `x += y` on a name: in Python an update in place when x is an array
     # (checked by analysis/views.py against aliases the IR's values cannot follow)
     inplace: tuple = ()
+    # parameters whose buffers the caller hands over (a step gradient's accumulators,
+    # passed fresh by the generated caller): written in place, not copied first
+    owned: tuple = ()
 
 
 def walk_ops(block: Block) -> Iterator[Op]:
