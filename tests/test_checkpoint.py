@@ -129,6 +129,23 @@ def test_snapshots_of_an_array_written_in_place_are_copies(f, policy):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def shared_seed(a, b, x, n):
+    s0 = 3.0 / (1.0 + a * a)
+    s2 = x * 1.0
+    for i in range(n):
+        s2 = s2 + 0.1 * np.tanh(s0) + 0.2 * np.sin(b)
+    return s0 + np.sum(s2) + b  # s0 and b start with the same cotangent
+
+
+@pytest.mark.parametrize("policy", [1, 2, 5])
+def test_accumulators_that_start_from_one_cotangent_stay_apart(policy):
+    # the step gradient adds into its accumulators in place: each gets its own buffer
+    args = (0.3, 0.77, np.array([1.3, 1.5, -0.02]), 4)
+    want = adjoint.grad(shared_seed, wrt=(0, 1))(*args)
+    np.testing.assert_allclose(adjoint.grad(shared_seed, wrt=(0, 1), checkpoint=policy)(*args),
+                               want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("policy", [1, 2, {"budget": 16}])
 def test_a_loop_whose_body_folds_away_can_be_checkpointed(policy):
     assert adjoint.grad(constant_loop, checkpoint=policy)(0.8, 3) == np.tanh(-0.5)

@@ -61,8 +61,8 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     seeds = [adj.pop(op.results[k]) if op.results[k] in adj else R.zero(op.results[k])
              for k in slots]
     # the step gradient adds into its accumulators in place: hand it buffers of its own
-    acc_inits = [R.emit(_prim(np.copy), (adj[u],), f"{_base(u)}_bar") if u in adj else R.zero(u)
-                 for u in accs]
+    acc_inits = [R.emit(_prim(runtime.private), (adj[u],), f"{_base(u)}_bar") if u in adj
+                 else R.zero(u) for u in accs]
     for r in op.results:
         adj.pop(r, None)
     free_r = [R.read(u) for u in free]

@@ -17,6 +17,7 @@ from adjoint.rules import registry
 _COMMUTATIVE = {operator.add, operator.mul}
 _NEVER = ("setitem", "append", "iadd_at", "add_at", "iadd", "tape_new", "tape_push", "tape_pop",
           "section", "alias")
+_COPIES = ("np.copy", "private")  # made to be a buffer of its own: two are never one
 
 
 def _key(o):
@@ -58,7 +59,7 @@ def _block(block: Block, scopes: list[dict], subst: dict, written: set) -> Block
         if isinstance(op, Call):
             e = registry.entry(op.prim)
             if e is not None and e.pure and op.prim.style not in _NEVER and \
-                    op.result not in written:
+                    op.prim.name not in _COPIES and op.result not in written:
                 args = [_key(a) for a in op.args]
                 if op.prim.fn in _COMMUTATIVE:
                     args.sort(key=repr)
