@@ -38,6 +38,7 @@ from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks
     map_operands, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
+from adjoint.passes.algebra import fold_constants
 from adjoint.passes.pipeline import optimize
 
 
@@ -121,6 +122,12 @@ class Derivative:
         self.extra = extra  # arguments after f's own (a tangent, a cotangent)
         self.name = name
         self.compiled: dict = {}
+        self.sources: dict = {}
+
+    def source(self, *args) -> str:
+        """The generated module of this derivative for `args`' signature."""
+        self.compile(args)
+        return self.sources[signature(args)]
 
     def ir_for(self, args):
         lowered = lower_function(self.f)
@@ -138,7 +145,7 @@ class Derivative:
         fn = self.compiled.get(sig)
         if fn is None:
             ir, facts = self.ir_for(args)
-            fn = optimize(self.finish(ir, facts, args))
+            fn = optimize(fold_constants(self.finish(ir, facts, args), facts))
             ir = replace(fn, name=f"{self.f.__name__}_{self.name}")
             verify(ir)
             module = Module()
@@ -148,7 +155,7 @@ class Derivative:
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
             path = load.module_path(ir.name, digest)
             fn = getattr(load.load(path, lambda: source, _globals_namespace(ir)), ir.name)
-            self.compiled[sig] = fn
+            self.compiled[sig], self.sources[sig] = fn, source
         return fn
 
     def finish(self, ir, facts, args):

@@ -312,3 +312,17 @@ def test_jacobian_goes_forward_only_when_there_are_fewer_inputs_than_outputs(
     np.testing.assert_allclose(J, want, rtol=1e-6, atol=1e-8)
     modes = sorted(p.stem.rsplit("_", 2)[1] for p in tmp_path.glob(f"{f.__name__}_*.py"))
     assert modes == (["jvp", "vjp"] if mode == "jvp" else ["vjp"])
+
+
+def cubic_sine(x):
+    return x ** 3 * np.sin(x)
+
+
+def test_second_order_code_has_no_constant_noise():
+    gg = adjoint.grad(adjoint.grad(cubic_sine))
+    x = 0.7
+    want = 6 * x * np.sin(x) + 6 * x ** 2 * np.cos(x) - x ** 3 * np.sin(x)  # by hand
+    assert np.isclose(gg(x), want, rtol=1e-12)
+    src = gg.source(x)
+    assert "1.0 *" not in src and "-1.0 *" not in src and "* 1.0" not in src
+    assert "3.0 * " in src  # 1.0 * 3 folded
