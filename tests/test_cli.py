@@ -52,7 +52,10 @@ def test_emitted_checkpointed_gradient_equals_the_store_all_one(policy, tmp_path
     assert run_cli("emit", RNN, "--args", ARGS, "-o", str(store))[0] == 0
     code, _, err = run_cli("emit", RNN, "--args", ARGS, "--checkpoint", policy, "-o", str(ckpt))
     assert code == 0, err
-    assert "checkpoint_plan(" in ckpt.read_text() and "checkpoint_plan(" not in store.read_text()
+    assert "checkpoint_plan(" not in store.read_text()
+    # a budget that holds every state keeps no less by recomputing: the cost model stores
+    stored = policy in ("1KiB", "64kB", "1MB")
+    assert ("checkpoint_plan(" in ckpt.read_text()) is not stored
     args = eval(ARGS, {"np": np})
     np.testing.assert_allclose(load_gradient(ckpt)(*args), load_gradient(store)(*args),
                                rtol=1e-12)

@@ -240,6 +240,36 @@ class Reverse:
         for a, c in zip(op.args, contribs):
             self.accumulate(adj, a, c)
 
+    def _stored_instead(self, op: For, adj: dict, snapshots: int) -> bool:
+        """The cost model of a transform-wide checkpoint policy: reverse the loop storing
+        everything, weigh what its tapes hold over all steps (observed sizes) against
+        the plan's snapshots, and keep the stored version if it holds no more. A loop
+        that fills one cell of a large array per step tapes a number per step but would
+        snapshot the whole array. Otherwise everything the trial did is undone."""
+        before = (self.ops, len(self.ops), self.loc, list(self.extra_functions),
+                  {o: Instrumented(list(i.before), i.op, list(i.after))
+                   for o, i in self.instrument.items()})
+        trial, plain = dict(adj), replace(op, checkpoint=None)
+        self.reverse_loop(plain, trial)
+        taped = 0
+        for o in walk_ops(op.body):  # every push the trial added, times the steps it ran
+            for push in self.instrument.get(o, Instrumented()).after + \
+                    self.instrument.get(o, Instrumented()).before:
+                if isinstance(push, Call) and push.prim.style == "tape_push":
+                    taped += sum(self.facts.bytes.get(v, 8) * self.facts.counts.get(
+                        v, self.facts.counts.get(op.body.args[0], 1)) for v in push.args[1:])
+        if taped <= snapshots:  # the forward sweep runs the plain loop, with its tapes
+            adj.clear()
+            adj.update(trial)
+            ins = self.instrument.pop(plain, Instrumented())
+            ins.op = ins.op or plain
+            self.instrument[op] = ins
+            return True
+        ops, n, self.loc, self.extra_functions, self.instrument = before
+        del ops[n:]
+        self.ops = ops
+        return False
+
     def masked(self, op: Call, g, contribs: list) -> list:
         """No NaN from the branch of an `np.where` that was not taken.
 
@@ -421,7 +451,11 @@ class Reverse:
         if not _has_active(op, self.active):
             return
         if isinstance(op, For) and op.checkpoint is not None:
-            from adjoint.checkpoint.transform import reverse_checkpointed
+            from adjoint.checkpoint.transform import reverse_checkpointed, snapshot_bytes
+            if op.checkpoint[2:] == ("policy",):  # the policy's loops are weighed first
+                keeps = snapshot_bytes(op, self.facts)
+                if keeps is not None and self._stored_instead(op, adj, keeps):
+                    return
             reverse_checkpointed(self, op, adj)
             return
         is_for = isinstance(op, For)

@@ -200,7 +200,7 @@ def _step_name(base: str, op: For) -> str:
 
 
 def _snapshots(op: For, args, facts) -> int:
-    kind, value = op.checkpoint
+    kind, value = op.checkpoint[:2]
     if kind == "snapshots":
         return value
     size = 0
@@ -218,7 +218,9 @@ def runtime_snapshots(budget: int, state_bytes: int) -> int:
 def apply_policy(fn: Function, policy) -> Function:
     """Checkpoint every `for` loop of `fn` by a transform-wide policy: an int k or
     {"snapshots": k} keeps k states per loop; {"budget": bytes} as many as fit.
-    None (the default) stores everything. Loops already marked keep their marks."""
+    None (the default) stores everything. Loops already marked keep their marks.
+    A loop the policy marks is checkpointed only where that keeps less memory than
+    storing its tapes (the cost model in `Reverse._stored_instead`)."""
     from dataclasses import replace
 
     from adjoint.ir.core import map_blocks
@@ -237,8 +239,20 @@ def apply_policy(fn: Function, policy) -> Function:
         for op in b.ops:
             op = map_blocks(op, block)
             if isinstance(op, For) and op.checkpoint is None and not op.reverse:
-                op = replace(op, checkpoint=(key, value))
+                op = replace(op, checkpoint=(key, value, "policy"))
             ops.append(op)
         return replace(b, ops=tuple(ops))
 
     return replace(fn, body=block(fn.body))
+
+
+
+def snapshot_bytes(op: For, facts) -> int | None:
+    """What the plan's snapshots of a loop's state hold at most, from observed sizes
+    (None without them)."""
+    n = getattr(facts, "counts", {}).get(op.body.args[0])
+    sizes = getattr(facts, "bytes", {})
+    if not n or not sizes:
+        return None
+    state = sum(sizes.get(a, 8) for a in op.body.args[1:])
+    return min(n, _snapshots(op, list(op.body.args[1:]), facts) + 1) * state
