@@ -278,9 +278,6 @@ def pair_carried_loop(x, u):
     return np.sum(carried_loop(x) * u)
 
 
-@pytest.mark.xfail(raises=adjoint.UnsupportedError, strict=True, reason="limitation: the "
-                   "emitted VJP of a loop that carries a value walks `reversed(_tape)`, which "
-                   "adjoint cannot lower")
 def test_the_nested_vjp_identity_through_a_loop_that_carries_a_value(tmp_path, monkeypatch):
     x, u, v = R.normal(size=4), R.normal(size=4), R.normal(size=4)
     _, g = emitted_vjp_and_g(pair_carried_loop, x, u, tmp_path, monkeypatch)

@@ -835,6 +835,10 @@ class Lowerer:
             return Static(checkpoint(args[0].obj))
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
+        if fn is reversed and len(args) == 1 and not kwargs:
+            # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so)
+            return self.emit(_prim(operator.getitem), (args[0], Const(slice(None, None, -1))),
+                             hint=hint, node=node)
         entry = registry.lookup(fn)
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
