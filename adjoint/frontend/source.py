@@ -10,6 +10,7 @@ import builtins
 import functools
 import inspect
 import linecache
+import tokenize
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -68,6 +69,28 @@ def _parse_file(filename: str, text: str) -> dict[int, gast.FunctionDef]:
     return out
 
 
+def _parse_definition(lines: tuple, first: int):
+    """The definition starting at line `first` (its decorators included), parsed on
+    its own: a rule module holds hundreds of templates, and parsing the whole file for
+    one costs more than compiling the gradient. Positions are those in the file."""
+    try:
+        block = inspect.getblock(list(lines[first - 1:]))
+        indent = len(block[0]) - len(block[0].lstrip())
+        if any(line.strip() and not line.startswith(block[0][:indent]) for line in block):
+            return None
+        node = gast.parse("".join(line[indent:] for line in block)).body[0]
+    except (SyntaxError, IndexError, tokenize.TokenError, IndentationError):
+        return None
+    for n in gast.walk(node):
+        if getattr(n, "lineno", None) is not None:
+            n.lineno += first - 1
+            n.col_offset += indent
+        if getattr(n, "end_lineno", None) is not None:
+            n.end_lineno += first - 1
+            n.end_col_offset += indent
+    return node if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef)) else None
+
+
 @functools.lru_cache(maxsize=None)
 def _parse_cached(func: Callable, code_id: int) -> Parsed:
     if isinstance(func, functools.partial) or not inspect.isfunction(func):
@@ -93,11 +116,12 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             f"cannot read the source of {func.__qualname__}: no source file",
             hint="functions typed into a REPL or made by exec() have no source file; "
                  "define the function in a .py file")
-    try:
-        defs = _parse_file(filename, "".join(lines))
-    except SyntaxError as e:
-        raise SourceError(f"cannot parse {filename}: {e.msg}") from None
-    node = defs.get(code.co_firstlineno)
+    node = _parse_definition(tuple(lines), code.co_firstlineno)
+    if node is None:  # not a block that parses on its own: read the whole file
+        try:
+            node = _parse_file(filename, "".join(lines)).get(code.co_firstlineno)
+        except SyntaxError as e:
+            raise SourceError(f"cannot parse {filename}: {e.msg}") from None
     if node is None or node.name != func.__name__:
         raise SourceError(f"cannot find the source of {func.__qualname__} in {filename}",
                           hint="the file may have changed since it was imported")
