@@ -464,6 +464,10 @@ def test_explain_page_renders_in_a_headless_browser(tmp_path):
     assert 'class="col src"' in dom and 'class="col gen"' in dom
     assert re.search(r'<a class="(fwd|bwd)" href="#g\d+"', dom), "no source-to-generated links"
     assert re.search(r'class="from" href="#s\d+"', dom), "no generated-to-source links"
+    # every link lands somewhere: its target is an element of the rendered page
+    targets = set(re.findall(r'href="#([\w-]+)"', dom))
+    ids = set(re.findall(r'\bid="([\w-]+)"', dom))
+    assert targets and targets <= ids, f"links to nothing: {sorted(targets - ids)[:5]}"
     # the script ran: opening the page at a source line pins it and its partners
     pinned = re.findall(r'<div class="ln[^"]*\bpin\b[^"]*"', dom)
     assert len(pinned) >= 3, "the page's script did not light up the partners"
