@@ -43,8 +43,8 @@ def test_outer_products_of_a_loop_are_one_matrix_product(steps):
 def test_the_walked_tape_is_stacked_once_and_read_as_the_right_factor():
     src = backward(adjoint.source(rnn, args=(np.eye(3), np.ones((4, 3)), np.ones(3))))
     assert "_tape = np.array(_tape)" in src  # under the list's name: the list is freed
-    assert "_u = np.array(_u)" in src
-    assert "W_bar += np.transpose(_u) @ _tape[::-1]" in src
+    assert "_u = np.array(_u[::-1])" in src  # in the tape's order: both factors contiguous
+    assert "W_bar += np.transpose(_u) @ _tape\n" in src
     assert "np.outer" not in src and "_v" not in src
     # both accumulators of a loop are batched, not only the first
     src = backward(adjoint.source(rnn_two_layers, wrt=(0, 1), args=(

@@ -917,7 +917,9 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node, template=None
                                   "pass it, and read the variable afterwards")
     rebound = {n.id: n for s in tree.body for n in gast.walk(s)
                if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
-    for name in sorted(written & set(rebound)):
+    clash = sorted(written & set(rebound))
+    if clash:
+        name = clash[0]
         raise inner.error(
             f"`{fn.__name__}` writes into its argument `{name}` and also rebinds the name",
             rebound[name], f"write into a copy (`{name} = {name}.copy()` first) and return it, "

@@ -43,8 +43,11 @@ def fold_constants(fn: Function, facts) -> Function:
                 not op.kwargs and all(floating(a) for a in op.args)):
             return op
         if all(isinstance(a, Const) and type(a.value) in (int, float) for a in op.args):
-            subst[op.result] = Const(op.prim.fn(*(a.value for a in op.args)))
-            return None
+            try:
+                subst[op.result] = Const(op.prim.fn(*(a.value for a in op.args)))
+                return None
+            except ArithmeticError:  # 1.0 / 0: left for the run to raise, as Python would
+                return op
         simpler = simplify(op.prim.fn, op.args, defs)
         if simpler is not None:
             subst[op.result] = simpler

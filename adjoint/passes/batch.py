@@ -17,8 +17,8 @@ its tape, the tape is stacked once and read as V:
     for h in reversed(_tape):                   _tape = np.array(_tape)
         ...                             ==>     for h in reversed(_tape):
                                                     _u.append(z_bar)
-                                                _u = np.array(_u)
-                                                W_bar += _u.T @ _tape[::-1]
+                                                _u = np.array(_u[::-1])
+                                                W_bar += _u.T @ _tape
 
 Each list is stacked under its own name, so it is freed before the product.
 """
@@ -108,18 +108,20 @@ def _rewrite(op: For, counts, defs, renames):
         new_op = replace(op, iter=iterated, inits=tuple(op.inits[j] for j in keep) + tuple(lists),
                          body=new_body,
                          results=tuple(op.results[j] for j in keep) + tuple(results))
-        # stacked under the list's name, so that the list of arrays goes before the product
+        # stacked under the list's name, so that the list of arrays goes before the product;
+        # against a walked tape, _u is put in the tape's order first (a list of pointers),
+        # so both factors are contiguous for the matrix product
+        sources = list(results)
+        if walked:
+            sources[0] = Value("_t")
+            after.append(Call(_prim(operator.getitem), (results[0], Const(slice(None, None, -1))),
+                              sources[0], (), acc.loc))
         stacked = [Value(r.name) for r in results]
-        after += [Call(_prim(np.array), (r,), st, (), acc.loc) for r, st in zip(results, stacked)]
+        after += [Call(_prim(np.array), (r,), st, (), acc.loc) for r, st in zip(sources, stacked)]
         su, prod, total = Value("_t"), Value("_t"), Value("_t")
-        after.append(Call(_prim(np.transpose), (stacked[0],), su, (), acc.loc))
-        if walked:  # the tape in the order the reverse loop appended to _u
-            sv = Value("_t")
-            after.append(Call(_prim(operator.getitem), (iterated, Const(slice(None, None, -1))),
-                              sv, (), acc.loc))
-        else:
-            sv = stacked[1]
-        after += [Call(_prim(operator.matmul), (su, sv), prod, (), acc.loc),
+        sv = iterated if walked else stacked[1]
+        after += [Call(_prim(np.transpose), (stacked[0],), su, (), acc.loc),
+                  Call(_prim(operator.matmul), (su, sv), prod, (), acc.loc),
                   Call(_prim(iadd), (op.inits[k], prod), total, (), acc.loc)]
         renames[op.results[k]] = total
         return before, new_op, after

@@ -28,6 +28,6 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
         _u.append(_t_bar)
         h = h_1
     # line 169: h = np.tanh(W @ h + U @ xs[t])
-    _u = np.array(_u)
-    W_bar += np.transpose(_u) @ _tape[::-1]
+    _u = np.array(_u[::-1])
+    W_bar += np.transpose(_u) @ _tape
     return W_bar
