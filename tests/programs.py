@@ -286,6 +286,14 @@ def helper_writes(x):
     return np.sum(y * alias) + z + np.sum(chart * chart) + parts[0] * parts[1] * n
 
 
+def cell_recurrence(x):
+    y = np.zeros(x.shape[0])
+    y[0] = x[0]
+    for i in range(1, x.shape[0]):
+        y[i] = np.sin(x[i] * y[i - 1])  # one cell per step
+    return np.sum(y)
+
+
 def augmented_writes(x):
     y = x.copy()
     y[0] += 2.0 * x[1]

@@ -190,22 +190,14 @@ def test_memory_report_counts_tape_copies_and_snapshots():
     assert "tape" in str(stored) and "total" in str(stored)
 
 
-def fill_cells(x):
-    y = np.zeros(x.shape[0])
-    y[0] = x[0]
-    for i in range(1, x.shape[0]):
-        y[i] = np.sin(x[i] * y[i - 1])
-    return np.sum(y)
-
-
 def test_the_policy_stores_a_loop_whose_tape_is_smaller_than_its_snapshots():
     # one number taped per step against snapshots of the whole array: stored
     x = np.linspace(0.1, 1.0, 50)
-    src = adjoint.source(fill_cells, checkpoint=4, args=(x,))
+    src = adjoint.source(P.cell_recurrence, checkpoint=4, args=(x,))
     assert "checkpoint_plan" not in src and "_tape.append(" in src
     from adjoint.testing import numeric_grad
-    np.testing.assert_allclose(adjoint.grad(fill_cells, checkpoint=4)(x),
-                               numeric_grad(fill_cells, (x,)), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(adjoint.grad(P.cell_recurrence, checkpoint=4)(x),
+                               numeric_grad(P.cell_recurrence, (x,)), rtol=1e-6, atol=1e-9)
     # an RNN tapes a state-sized vector per step: checkpointed
     xs, h0 = R.normal(size=(40, 4)), R.normal(size=4)
     assert "checkpoint_plan" in adjoint.source(rnn, checkpoint=4, args=(W, xs, h0))

@@ -61,6 +61,7 @@ CASES = [
     (P.augmented_writes, (arr(4),), 0),
     (P.helper_writes, (arr(3),), 0),
     (P.tuple_from_loop, (np.array([0.3, 0.7, 0.9]),), 0),
+    (P.cell_recurrence, (arr(6),), 0),
     (P.slice_writes, (arr(3, 4),), 0),
     (P.aliasing, (arr(3),), 0),
     (P.inside, (R.random(5) + 0.5,), 0),

@@ -6,6 +6,7 @@ import pytest
 
 import adjoint
 from adjoint.testing import check_grad
+from tests import programs as P
 
 R = np.random.default_rng(7)
 
@@ -115,18 +116,10 @@ def test_the_forward_sweep_stays_as_written():
     check_grad(scaled_loop, R.normal(size=3), 0.5, 4, wrt=(0, 1))
 
 
-def recurrence(x):
-    y = np.zeros(x.shape[0])
-    y[0] = x[0]
-    for i in range(1, x.shape[0]):
-        y[i] = np.sin(x[i] * y[i - 1])
-    return np.sum(y)
-
-
 def test_a_loop_writing_one_cell_per_step_writes_in_place():
     # O(1) per step: an element read is a number, not a view, so nothing forces a copy
     x = R.normal(size=6)
-    check_grad(recurrence, x)
-    src = code(adjoint.source(recurrence, args=(x,)))
+    check_grad(P.cell_recurrence, x)
+    src = code(adjoint.source(P.cell_recurrence, args=(x,)))
     assert "copy" not in src.replace("y_bar = np.copy(y_bar)", "")  # the seed's broadcast, once
     assert "        y[i] = np.sin(x[i] * " in src and "        y_bar[i] = 0.0" in src
