@@ -182,6 +182,10 @@ class HVP(Derivative):
         gfacts = observe(g, tuple(args)).infer(g)
         return optimize(pick(forward(g, along, gfacts), 1))
 
+    def source(self, *args) -> str:
+        """The generated module for `args` as given to the call (v last)."""
+        return super().source(*args[:-1])
+
     def __call__(self, *args):
         *args, v = args
         wrt = self.wrt_spec if isinstance(self.wrt_spec, tuple) else (self.wrt_spec,)

@@ -123,3 +123,16 @@ def test_a_loop_writing_one_cell_per_step_writes_in_place():
     src = code(adjoint.source(P.cell_recurrence, args=(x,)))
     assert "copy" not in src.replace("y_bar = np.copy(y_bar)", "")  # the seed's broadcast, once
     assert "        y[i] = np.sin(x[i] * " in src and "        y_bar[i] = 0.0" in src
+
+
+def test_the_tangent_of_a_batched_accumulation_is_batched_too():
+    # forward over reverse accumulates np.outer(u_dot, h) + np.outer(u, h_dot) per step
+    W, x, h, v = 0.5 * R.normal(size=(3, 3)), R.normal(size=(5, 3)), R.normal(size=3), \
+        R.normal(size=(3, 3))
+    hvp = adjoint.hvp(rnn)
+    src = hvp.source(W, x, h, v)
+    assert "np.outer" not in src and "W_bar_dot += np.transpose(_u) @ _v" in src
+    eps = 1e-6
+    g = adjoint.grad(rnn)
+    want = (g(W + eps * v, x, h) - g(W - eps * v, x, h)) / (2 * eps)
+    np.testing.assert_allclose(hvp(W, x, h, v), want, rtol=1e-6, atol=1e-8)

@@ -81,24 +81,31 @@ def _rewrite(op: For, counts, defs, renames):
         acc = inner_defs.get(y)
         if acc is None or acc.prim.fn is not iadd or acc.args[0] is not a:
             continue
-        outer = inner_defs.get(acc.args[1])
-        if outer is None or outer.prim.fn is not np.outer or inner.get(outer.result) != 1 \
-                or inner.get(a) != 1 or list(body.results).count(y) != 1 or counts.get(y, 0) != 1:
+        terms = _outer_terms(acc.args[1], inner_defs, inner)
+        if terms is None or inner.get(a) != 1 or list(body.results).count(y) != 1 or \
+                counts.get(y, 0) != 1:
             continue
-        u, v = outer.args
+        pairs, consumed = terms
         # `v` is the tape entry the reverse loop walks: the stacked tape is V already
-        walked = op.reverse and v is body.args[0] and _is_tape(defs.get(op.iter))
-        appends = ((u, "_u"),) if walked else ((u, "_u"), (v, "_v"))
-        lists = [Value(name) for _, name in appends]
-        carried = [Value(name) for _, name in appends]
-        grown = [Value(name) for _, name in appends]
-        new_ops = tuple(o for o in body.ops if o is not acc and o is not outer) + tuple(
-            Call(_prim(runtime.append), (c, x), n, (), acc.loc)
-            for (x, _), c, n in zip(appends, carried, grown))
+        walked = op.reverse and len(pairs) == 1 and pairs[0][1] is body.args[0] and \
+            _is_tape(defs.get(op.iter))
+        appends = [("_u", [u for u, _ in pairs])] + ([] if walked else
+                                                      [("_v", [v for _, v in pairs])])
+        lists = [Value(name) for name, _ in appends]
+        carried = [Value(name) for name, _ in appends]
+        grown, appended = [], []
+        for (name, xs), c in zip(appends, carried):
+            for x in xs:  # the outer products of one step, a pair each
+                n = Value(name)
+                appended.append(Call(_prim(runtime.append), (c, x), n, (), acc.loc))
+                c = n
+            grown.append(c)
+        gone = consumed | {acc}
+        new_ops = tuple(o for o in body.ops if o not in gone) + tuple(appended)
         keep = [j for j in range(len(args)) if j != k]
         new_body = Block((body.args[0],) + tuple(args[j] for j in keep) + tuple(carried),
                          new_ops, tuple(body.results[j] for j in keep) + tuple(grown))
-        results = [Value(name) for _, name in appends]
+        results = [Value(name) for name, _ in appends]
         before = [Call(_prim(list_of), (), lst, (), op.loc) for lst in lists]
         after = []
         iterated = op.iter
@@ -126,6 +133,21 @@ def _rewrite(op: For, counts, defs, renames):
         renames[op.results[k]] = total
         return before, new_op, after
     return [], op, []
+
+
+def _outer_terms(v, defs, counts):
+    """`v` as a sum of outer products, each used once: ([(u, w), ...], the ops), or None.
+    A forward-over-reverse tangent accumulates `np.outer(u_dot, h) + np.outer(u, h_dot)`."""
+    op = defs.get(v)
+    if op is None or counts.get(v) != 1:
+        return None
+    if op.prim.fn is np.outer:
+        return [tuple(op.args)], {op}
+    if op.prim.fn is operator.add:
+        parts = [_outer_terms(x, defs, counts) for x in op.args]
+        if all(p is not None for p in parts):
+            return parts[0][0] + parts[1][0], parts[0][1] | parts[1][1] | {op}
+    return None
 
 
 def _is_tape(op) -> bool:
