@@ -249,6 +249,12 @@ class Reverse:
         before = (self.ops, len(self.ops), self.loc, list(self.extra_functions),
                   {o: Instrumented(list(i.before), i.op, list(i.after))
                    for o, i in self.instrument.items()})
+        regions = []  # what the trial may add to the enclosing regions (values to tape)
+        r = self.region
+        while r is not None:
+            regions.append((r, {k: type(v)(v) for k, v in vars(r).items()
+                                if isinstance(v, (list, dict, set))}))
+            r = r.parent
         trial, plain = dict(adj), replace(op, checkpoint=None)
         self.reverse_loop(plain, trial)
         taped = 0
@@ -268,6 +274,8 @@ class Reverse:
         ops, n, self.loc, self.extra_functions, self.instrument = before
         del ops[n:]
         self.ops = ops
+        for r, state in regions:
+            vars(r).update(state)
         return False
 
     def masked(self, op: Call, g, contribs: list) -> list:
