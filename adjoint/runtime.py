@@ -150,6 +150,32 @@ def snap_free(snaps, k):
     del snaps[k]
 
 
+def outer_sum(total):
+    """`total` with room for outer products still to add: [matrix, us, vs].
+
+    A checkpointed loop's step gradients add one outer product per step; a matrix
+    product of a few stacked at once costs a fraction of as many `np.outer` calls.
+    At most 16 pairs wait, so memory stays bounded."""
+    return [total, [], []]
+
+
+def outer_add(acc, u, v):
+    """`acc + np.outer(u, v)` for an `outer_sum` buffer (the same list, updated)."""
+    acc[1].append(np.ravel(u))
+    acc[2].append(np.ravel(v))
+    if len(acc[1]) >= 16:
+        outer_total(acc)
+    return acc
+
+
+def outer_total(acc):
+    """The matrix an `outer_sum` buffer holds, every waiting product added."""
+    if acc[1]:
+        acc[0] = acc[0] + np.array(acc[1]).T @ np.array(acc[2])
+        acc[1], acc[2] = [], []
+    return acc[0]
+
+
 def index_tuple(*parts):
     """The index `a[i, j:k]`: a tuple of ints, slices, None and arrays."""
     return parts

@@ -229,3 +229,15 @@ def test_the_cost_model_weighs_nested_loops_without_leaving_traces(policy, n, tm
     want = adjoint.grad(nested_policy_loops, wrt=(0, 1, 2, 3))(*args)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def test_step_gradients_hand_their_outer_products_to_a_buffer():
+    # one np.outer per reversed step costs more than the step; a few stacked into one
+    # matrix product at a time cost a fraction (runtime.outer_sum keeps at most 16)
+    xs, h0 = R.normal(size=(40, 4)), R.normal(size=4)
+    src = adjoint.source(rnn, checkpoint=4, args=(W, xs, h0))
+    assert "np.outer" not in src and "outer_add(W_bar, " in src
+    assert "W_bar = outer_sum(" in src and "W_bar = outer_total(W_bar)" in src
+    want = adjoint.grad(rnn, wrt=(0, 1, 2))(W, xs, h0)
+    for a, b in zip(adjoint.grad(rnn, wrt=(0, 1, 2), checkpoint=4)(W, xs, h0), want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

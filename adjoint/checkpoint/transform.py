@@ -26,6 +26,7 @@ gradient, which runs the call's forward again before its adjoint.
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
 
 import numpy as np
 
@@ -54,6 +55,10 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     wrt = tuple(acc_index) if kind == "call" else tuple(1 + k for k in slots) + tuple(acc_index)
     inner = Reverse(step, wrt, R.facts)
     step_grad = inner.run_step(f"{name}_grad", slots, acc_index)
+    buffered = set()
+    if kind != "call":  # a loop: its steps' outer products are added a few at a time
+        step_grad, buffered = _buffer_outer_products(step_grad, step_grad.params[-len(accs):]
+                                                     if accs else ())
     R.extra_functions += [step, step_grad] + inner.extra_functions
     call_step, call_grad = Prim(step.name, None), Prim(step_grad.name, None)
 
@@ -63,6 +68,8 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     # the step gradient adds into its accumulators in place: hand it buffers of its own
     acc_inits = [R.emit(_prim(runtime.private), (adj[u],), f"{_base(u)}_bar") if u in adj
                  else R.zero(u) for u in accs]
+    acc_inits = [R.emit(_prim(runtime.outer_sum), (g,), g.name) if k in buffered else g
+                 for k, g in enumerate(acc_inits)]
     for r in op.results:
         adj.pop(r, None)
     free_r = [R.read(u) for u in free]
@@ -176,10 +183,60 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
                      Block((action, *carried), tuple(head) + chain.ops, chain.results), results,
                      op.loc))
     back_bars = results[len(args):len(args) + len(slots)]
-    for u, r in zip(accs, results[len(args) + len(slots):]):
-        adj[u] = r
+    for k, (u, r) in enumerate(zip(accs, results[len(args) + len(slots):])):
+        adj[u] = R.emit(_prim(runtime.outer_total), (r,), r.name) if k in buffered else r
     for k, r in zip(slots, back_bars):
         R.accumulate(adj, op.inits[k], r)
+
+
+def _buffer_outer_products(fn: Function, accs) -> tuple[Function, set]:
+    """A step gradient whose accumulator only ever gains outer products (`W_bar +=
+    np.outer(z_bar, h)`, or sums of them) takes an `outer_sum` buffer instead of the
+    matrix and hands it the vectors: `W_bar = outer_add(W_bar, z_bar, h)`. Returns the
+    new function and the positions (among `accs`) of the accumulators so changed."""
+    from adjoint.ir.core import uses
+    from adjoint.passes.batch import _outer_terms
+    from adjoint.rules.tape import iadd
+    ops = [o for o in fn.body.ops if isinstance(o, Call)]
+    if len(ops) != len(fn.body.ops):
+        return fn, set()  # a region op may read an accumulator: keep the simple form
+    defs = {o.result: o for o in ops}
+    counts = uses(fn.body)
+    user = {a: o for o in ops for a in o.args if isinstance(a, Value)}
+    returned = list(fn.body.results)
+    rewrites, drop, buffered = {}, set(), set()
+    for k, acc in enumerate(accs):
+        x, chain = acc, []
+        while counts.get(x) == 1 and x in user and user[x].prim.fn is iadd and \
+                user[x].args[0] is x:
+            terms = _outer_terms(user[x].args[1], defs, counts)
+            if terms is None:
+                break
+            chain.append((user[x], terms))
+            x = user[x].result
+        if not chain or counts.get(x) != 1 or returned.count(x) != 1:
+            continue
+        # every pair of the chain is added where its last link stood (all exist by then)
+        new, current = [], acc
+        for op, (pairs, consumed) in chain:
+            drop |= consumed | {op}
+            for u, v in pairs:
+                out = Value(acc.name)
+                new.append(Call(_prim(runtime.outer_add), (current, u, v), out, (), op.loc))
+                current = out
+        last = chain[-1][0]
+        drop.discard(last)
+        rewrites[last] = new
+        returned[returned.index(x)] = current
+        buffered.add(k)
+    if not buffered:
+        return fn, set()
+    body = []
+    for o in fn.body.ops:
+        if o in drop:
+            continue
+        body.extend(rewrites.get(o, [o]))
+    return replace(fn, body=Block((), tuple(body), tuple(returned))), buffered
 
 
 def _call(R, prim: Prim, args, n_results: int, names: list[str]) -> list:

@@ -51,5 +51,10 @@ primitive(runtime.snapshots_new, "snapshots_new", "format", "{{}}", nondiff=True
 primitive(runtime.snap_store, "snap_store", "snap_store", nondiff=True, pure=False)
 primitive(runtime.snap_load, "snap_load", "snap_load", nondiff=True, pure=False)
 primitive(runtime.snap_free, "snap_free", "snap_free", nondiff=True, pure=False)
+# a checkpointed loop's outer products, added a few at a time: no derivative rule, so
+# differentiating such code again is an error, not a silent zero
+primitive(runtime.outer_sum, "outer_sum", pure=False)
+primitive(runtime.outer_add, "outer_add", pure=False)
+primitive(runtime.outer_total, "outer_total", pure=False)
 primitive(tape_push, "tape_push", "tape_push", nondiff=True, pure=False)
 primitive(tape_pop, "tape_pop", "tape_pop", nondiff=True, pure=False)
