@@ -195,7 +195,7 @@ def _buffer_outer_products(fn: Function, accs) -> tuple[Function, set]:
     matrix and hands it the vectors: `W_bar = outer_add(W_bar, z_bar, h)`. Returns the
     new function and the positions (among `accs`) of the accumulators so changed."""
     from adjoint.ir.core import uses
-    from adjoint.passes.batch import _outer_terms
+    from adjoint.passes.batch import outer_terms
     from adjoint.rules.tape import iadd
     ops = [o for o in fn.body.ops if isinstance(o, Call)]
     if len(ops) != len(fn.body.ops):
@@ -209,7 +209,7 @@ def _buffer_outer_products(fn: Function, accs) -> tuple[Function, set]:
         x, chain = acc, []
         while counts.get(x) == 1 and x in user and user[x].prim.fn is iadd and \
                 user[x].args[0] is x:
-            terms = _outer_terms(user[x].args[1], defs, counts)
+            terms = outer_terms(user[x].args[1], defs, counts)
             if terms is None:
                 break
             chain.append((user[x], terms))

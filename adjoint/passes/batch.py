@@ -81,7 +81,7 @@ def _rewrite(op: For, counts, defs, renames):
         acc = inner_defs.get(y)
         if acc is None or acc.prim.fn is not iadd or acc.args[0] is not a:
             continue
-        terms = _outer_terms(acc.args[1], inner_defs, inner)
+        terms = outer_terms(acc.args[1], inner_defs, inner)
         if terms is None or inner.get(a) != 1 or list(body.results).count(y) != 1 or \
                 counts.get(y, 0) != 1:
             continue
@@ -135,7 +135,7 @@ def _rewrite(op: For, counts, defs, renames):
     return [], op, []
 
 
-def _outer_terms(v, defs, counts):
+def outer_terms(v, defs, counts):
     """`v` as a sum of outer products, each used once: ([(u, w), ...], the ops), or None.
     A forward-over-reverse tangent accumulates `np.outer(u_dot, h) + np.outer(u, h_dot)`."""
     op = defs.get(v)
@@ -144,7 +144,7 @@ def _outer_terms(v, defs, counts):
     if op.prim.fn is np.outer:
         return [tuple(op.args)], {op}
     if op.prim.fn is operator.add:
-        parts = [_outer_terms(x, defs, counts) for x in op.args]
+        parts = [outer_terms(x, defs, counts) for x in op.args]
         if all(p is not None for p in parts):
             return parts[0][0] + parts[1][0], parts[0][1] | parts[1][1] | {op}
     return None
