@@ -17,17 +17,13 @@ must have both rules (so a gradient of a gradient works).
 """
 from __future__ import annotations
 
-import builtins
 import inspect
-import math
-import operator
 import zlib
 
 import numpy as np
 import pytest
 
 import adjoint  # noqa: F401  (fills the registry)
-from adjoint import runtime
 from adjoint.analysis.shapes import Observed
 from adjoint.frontend.lower import Lowerer, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
