@@ -65,11 +65,15 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     R.loc = op.loc
     seeds = [adj.pop(op.results[k]) if op.results[k] in adj else R.zero(op.results[k])
              for k in slots]
-    # the step gradient adds into its accumulators in place: hand it buffers of its own
-    acc_inits = [R.emit(_prim(runtime.private), (adj[u],), f"{_base(u)}_bar") if u in adj
-                 else R.zero(u) for u in accs]
-    acc_inits = [R.emit(_prim(runtime.outer_sum), (g,), g.name) if k in buffered else g
-                 for k, g in enumerate(acc_inits)]
+    def acc_init(k, u):
+        # the step gradient adds into its accumulators in place: each gets a buffer of its
+        # own; an outer_sum is one already (it adds into a new matrix)
+        if k in buffered:
+            return R.emit(_prim(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
+                          f"{_base(u)}_bar")
+        return R.emit(_prim(runtime.private), (adj[u],), f"{_base(u)}_bar") if u in adj \
+            else R.zero(u)
+    acc_inits = [acc_init(k, u) for k, u in enumerate(accs)]
     for r in op.results:
         adj.pop(r, None)
     free_r = [R.read(u) for u in free]
