@@ -27,7 +27,7 @@ from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_op
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
 from adjoint.checkpoint.transform import apply_policy
-from adjoint.passes.elements import mark_elements
+from adjoint.passes.specialize import specialize
 from adjoint.passes.pipeline import optimize
 from adjoint.runtime import fresh_tapes
 
@@ -307,7 +307,7 @@ def _check_scalar_output(ir: Function, facts, mode: str) -> None:
 def build(ir: Function, wrt, facts, mode: str) -> list[tuple]:
     """The optimised functions of a gradient module: (function, sections, defaults)."""
     fns = _transformed(ir, wrt, facts, mode)
-    return [(mark_elements(fn, facts), sections, defaults) for fn, sections, defaults in fns]
+    return [(specialize(fn, facts), sections, defaults) for fn, sections, defaults in fns]
 
 
 def _transformed(ir: Function, wrt, facts, mode: str) -> list[tuple]:

@@ -102,6 +102,32 @@ def test_loop_invariant_cotangent_factors_are_computed_once(rows):
     assert "out_bar" not in src[loop:] and "s_bar" not in src  # no longer carried
 
 
+def rosenbrock(x):
+    s = 0.0
+    for i in range(len(x) - 1):
+        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+@pytest.mark.parametrize("n", [1, 2, 6])
+def test_scales_and_signs_move_onto_the_hoisted_factor(n):
+    x = R.normal(size=n)
+    g = adjoint.grad(rosenbrock)(x)
+    hand = np.zeros(n)
+    for i in range(n - 1):
+        d = x[i + 1] - x[i] * x[i]
+        hand[i] += -400.0 * d * x[i] - 2.0 * (1.0 - x[i])
+        hand[i + 1] += 200.0 * d
+    np.testing.assert_allclose(g, hand, rtol=1e-13, atol=1e-13)
+    check_grad(rosenbrock, x)
+    src = backward(adjoint.source(rosenbrock, args=(R.normal(size=6),)))
+    loop = src.index("    for i in")
+    # `(s_bar * 2) * d` and `-(s_bar * 2 * y)`: the 2 and the sign join the constant
+    assert "-400.0 * out_bar" in src[:loop] and "-2 * out_bar" in src[:loop]
+    assert " * 2" not in src[loop:] and "-(" not in src[loop:]
+    assert "** 2" not in src[loop:] and "_t4 * _t4" in src[loop:]  # a number's square
+
+
 def scaled_loop(x, b, n):
     for i in range(n):
         x = np.sin(x) * (b * 2.0)
