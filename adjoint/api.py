@@ -60,6 +60,27 @@ def signature(args) -> tuple:
     return tuple(kind_of(a) for a in args)
 
 
+# types whose kind is their type alone
+_PLAIN = {float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
+          np.complex128, range, type(None)}
+
+
+def _quick_signature(args) -> tuple | None:
+    """A cheaper key that fixes `signature(args)` (types, and arrays' shapes and dtypes),
+    or None for arguments only `kind_of` can tell apart (lists, tuples). A call in a
+    loop pays this rather than building one `Kind` per argument."""
+    key = []
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype.kind))
+        elif t in _PLAIN:
+            key.append(t)
+        else:
+            return None
+    return tuple(key)
+
+
 def _check_wrt_kinds(fn: Function, wrt, args) -> None:
     for i in wrt:
         k = kind_of(args[i])
@@ -115,6 +136,7 @@ class Transform:
         self.ir = prepare(self.lowered, checkpoint)
         self.wrt = _normalize_wrt(wrt, self.ir)
         self.compiled: dict[tuple, Compiled] = {}
+        self.quick: dict[tuple, Compiled] = {}  # the same, keyed by _quick_signature
         # named like f, but no __wrapped__: unwrapping a derivative must not reach f
         self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
         self.__doc__ = f"The {mode} of {self.f.__name__}."
@@ -133,6 +155,15 @@ class Transform:
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)
+        quick = _quick_signature(args)
+        got = self.quick.get(quick)
+        if got is None:
+            got = self._compile(args)
+            if quick is not None:
+                self.quick[quick] = got
+        return got
+
+    def _compile(self, args) -> Compiled:
         sig = signature(args)
         got = self.compiled.get(sig)
         if got is not None:
@@ -219,6 +250,9 @@ def _tangent_like(t, x, name: str):
 
 def _like(g, x):
     """The gradient in its argument's kind: a float for a float, an array of x's shape."""
+    if type(g) is type(x) and (type(g) is float or type(g) is np.ndarray and
+                               g.dtype == x.dtype and g.shape == x.shape):
+        return g  # already so (the usual case): checked first, it costs a call in a loop
     if isinstance(x, float) or (isinstance(x, np.floating) and not isinstance(x, np.ndarray)):
         return float(np.asarray(g).reshape(()))
     if isinstance(x, np.ndarray):

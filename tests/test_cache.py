@@ -485,3 +485,28 @@ def test_a_changed_compiler_never_loads_the_old_module(tmp_path, monkeypatch, pa
     monkeypatch.undo()
     assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
     assert len(modules_in(cache)) == 2  # the old compiler finds its own module again
+
+
+def test_the_quick_signature_never_confuses_two_kinds():
+    # the per-call lookup key stands in for the kinds: equal keys, equal kinds
+    from adjoint.api import _quick_signature, signature
+    samples = [1.0, np.float64(1.0), 2, True, np.ones(3), np.ones(4), np.ones((3, 1)),
+               np.ones(3, dtype=np.float32), np.arange(3), np.array(True), np.ones(()),
+               1j, None, range(3), [1.0, 2.0], (1, 2), np.ones(3).view(np.matrix)]
+    for a, b in itertools.product(samples, repeat=2):
+        qa, qb = _quick_signature((a,)), _quick_signature((b,))
+        if qa is not None and qa == qb:
+            assert signature((a,)) == signature((b,)), (a, b)
+    assert _quick_signature(([1.0, 2.0],)) is None  # a list's kind needs its contents
+
+
+def test_a_second_kind_of_argument_gets_its_own_specialisation(tmp_path):
+    g = adjoint.grad(_poly_sum, cache_dir=tmp_path)
+    for x in (np.ones(3), np.full(5, 2.0), 0.5, np.float64(0.5), np.ones((2, 2)), np.ones(3)):
+        got = g(x)
+        assert type(got) is type(x if np.ndim(x) else 0.5)  # a float for a float
+        np.testing.assert_allclose(got, 3 * np.asarray(x) ** 2)
+
+
+def _poly_sum(x):
+    return np.sum(x ** 3)
