@@ -1,6 +1,8 @@
 """The optimisations that make generated gradients cheap: each shows in the generated
 source as the rewrite it promises, and the gradient still matches finite differences
 (for loops, at zero, one and several trips)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -126,6 +128,21 @@ def test_scales_and_signs_move_onto_the_hoisted_factor(n):
     assert "-400.0 * out_bar" in src[:loop] and "-2 * out_bar" in src[:loop]
     assert " * 2" not in src[loop:] and "-(" not in src[loop:]
     assert "** 2" not in src[loop:] and "_t4 * _t4" in src[loop:]  # a number's square
+
+
+def sin_loop(x, a, n):
+    for i in range(n):
+        x = math.sin(x) * a
+    return x
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_a_carried_cotangent_is_computed_after_the_last_read_of_its_old_value(n):
+    src = backward(adjoint.source(sin_loop, wrt=(0, 1), args=(0.3, 1.1, 5)))
+    # one name per cotangent: the rule's `x_bar * a` waits for the read of the old x_bar
+    assert "        a_bar += x_bar * math.sin(x_1)\n        x_bar = x_bar * a * math.cos(x_1)" \
+        in src and "_t_bar" not in src
+    check_grad(sin_loop, 0.3, 1.1, n, wrt=(0, 1))
 
 
 def scaled_loop(x, b, n):

@@ -12,12 +12,13 @@ from adjoint.passes.dce import dce
 from adjoint.passes.licm import hoist_invariants
 from adjoint.passes.privatize import privatize
 from adjoint.passes.remat import rematerialize
+from adjoint.passes.schedule import sink
 from adjoint.passes.tapes import iterate_tapes, tapes
 
 PIPELINE = [cse, dce, tapes, dce]
 # only for the IR that becomes code: another transform must still see the pops
 FINAL = [iterate_tapes, batch_outer, hoist_invariants, rematerialize, privatize, assign_once,
-         dce]
+         dce, sink]
 
 
 # ADJOINT_VERIFY=1 (set by the tests) verifies the IR after every pass

@@ -86,10 +86,9 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
     for i in reversed(_range):
         # line 45: chart[i, i + 1] = lexical[:, sentence[i]]
         _t12 = (i, i + 1)
-        _t13 = (slice(None, None, None), sentence[i])
         _t_bar_2 = save(chart_bar, _t12)
         chart_bar[_t12] = 0.0
-        np.add.at(lexical_bar, _t13, _t_bar_2)
+        np.add.at(lexical_bar, (slice(None, None, None), sentence[i]), _t_bar_2)
     # line 41: lexical = np.exp(log_lexical)
     log_lexical_bar = lexical_bar * lexical
     # line 40: binary = np.exp(log_binary)

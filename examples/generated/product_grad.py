@@ -23,7 +23,6 @@ def product_grad(x, out_bar=1.0):
         _t2 = _saved[0]
         p = _saved[1]
         # line 39: p = p * np.tanh(x[i])
-        p_bar_1 = p_bar * _t2
         x_bar[i] = p_bar * p * (1.0 - _t2 * _t2)
-        p_bar = p_bar_1
+        p_bar = p_bar * _t2
     return x_bar

@@ -30,15 +30,13 @@ def fill_grad(x, out_bar=1.0):
     x_bar = np.zeros_like(x)
     for i in reversed(_range):
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        _c = i > 0
-        _t4 = x[i]
         _t_bar = y_bar[i]
         y_bar[i] = 0.0
-        if _c:
+        if i > 0:
             # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
             y_bar[i - 1] += _t_bar
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        _t_bar_1 = _t_bar * _t4
+        _t_bar_1 = _t_bar * x[i]
         _t_bar_1 += _t_bar_1
         x_bar[i] = _t_bar_1
     return x_bar

@@ -18,9 +18,8 @@ def newton_sqrt_grad(a, out_bar=1.0):
     for x in reversed(_tape):
         # line 162: x = 0.5 * (x + a / x)
         x_bar = x_bar * 0.5
-        _t1 = -x_bar * (a / x) / x
         a_bar += x_bar / x
-        x_bar += _t1
+        x_bar += -x_bar * (a / x) / x
     # line 161: while abs(x * x - a) > 1e-12:
     a_bar += x_bar
     return a_bar

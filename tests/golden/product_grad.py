@@ -19,7 +19,6 @@ def product_grad(x, out_bar=1.0):
     p_bar = out_bar
     for i, p in zip(reversed(_range), reversed(_tape)):
         # line 116: p = p * x[i]
-        p_bar_1 = p_bar * x[i]
         x_bar[i] = p_bar * p
-        p_bar = p_bar_1
+        p_bar = p_bar * x[i]
     return x_bar

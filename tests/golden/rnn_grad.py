@@ -19,8 +19,8 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     h_bar += h_bar
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
-    _u = []
     _tape = np.array(_tape)
+    _u = []
     for h_1 in reversed(_tape):
         # line 169: h = np.tanh(W @ h + U @ xs[t])
         _t_bar = h_bar * (1.0 - h * h)

@@ -1,0 +1,75 @@
+"""Scheduling: in the backward sweep, a pure op moves down to just before its first
+use, among the ops of its own source line. A rule gives its cotangents in operand
+order, so a loop's carried cotangent is often computed before the last read of its
+old value, and then needs a second name; moved, it is written in place of the old
+one, or into the expression that uses it:
+
+    p_bar_1 = p_bar * x[i]              x_bar[i] = p_bar * p
+    x_bar[i] = p_bar * p        ==>     p_bar = p_bar * x[i]
+    p_bar = p_bar_1
+
+An op that reads an array some write may change stays where it is; so does one
+whose line ends before its use (the `# line N` groups stay as they are).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from adjoint.analysis.views import written_arrays
+from adjoint.ir.core import Block, Call, Function, Value, map_blocks, uses
+from adjoint.rules import registry
+
+_STATEMENTS = ("setitem", "append", "tape_push", "tape_pop", "iadd_at", "add_at", "section",
+               "iadd")
+
+
+def sink(fn: Function) -> Function:
+    written = written_arrays(fn)
+
+    def movable(op) -> bool:
+        if not isinstance(op, Call) or op.loc is None or op.prim.style in _STATEMENTS:
+            return False
+        e = registry.entry(op.prim)
+        return e is not None and e.pure and not any(
+            isinstance(a, Value) and a in written for a in op.operands)
+
+    def block(b: Block) -> Block:
+        ops = [map_blocks(op, block) for op in b.ops]
+        counts = uses(b)
+        # a yielded value's carried argument: its old value, for a loop body
+        carried = dict(zip(b.results, b.args[len(b.args) - len(b.results):]))
+        for i in reversed(range(len(ops))):
+            op = ops[i]
+            if not movable(op):
+                continue
+            j = i + 1
+            while j < len(ops) and _line(ops[j]) == _line(op) and op.result not in _reads(ops[j]):
+                j += 1
+            passed = set().union(*map(_reads, ops[i + 1:j]))
+            # worth it when the use can take it as an expression, or the old value it
+            # replaces is read by the ops it moves past
+            used_next = j < len(ops) and op.result in _reads(ops[j])
+            if j > i + 1 and (used_next and counts.get(op.result) == 1 or
+                              j == len(ops) and carried.get(op.result) in passed):
+                ops[i:j] = ops[i + 1:j] + [op]
+        return replace(b, ops=tuple(ops))
+
+    ops = list(fn.body.ops)
+    start = next((i for i, op in enumerate(ops) if isinstance(op, Call)
+                  and op.prim.style == "section"), len(ops))
+    tail = block(replace(fn.body, ops=tuple(ops[start:])))
+    return replace(fn, body=replace(fn.body, ops=tuple(ops[:start]) + tail.ops))
+
+
+def _line(op):
+    return (op.loc.filename, op.loc.line) if op.loc is not None else None
+
+
+def _reads(op) -> set:
+    """The values `op` reads, in its nested blocks too."""
+    out = {o for o in op.operands if isinstance(o, Value)}
+    for b in op.blocks:
+        for inner in b.ops:
+            out |= _reads(inner)
+        out |= {o for o in b.results if isinstance(o, Value)}
+    return out
