@@ -27,6 +27,7 @@ import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
@@ -245,12 +246,16 @@ def prepare(c: Contender, make, ref, n, s: Settings, cap_first: float | None = N
 
 
 def run_rounds(cs: list[Contender], s: Settings) -> None:
-    """Round-robin: every round samples every active contender once, in a rotated order;
-    a contender whose budget is spent drops out (after min_rounds)."""
+    """Round-robin: every round samples every active contender once, in a shuffled order
+    (a rotation would give each contender the same predecessor every round, and with it
+    the same caches and allocator state); a contender whose budget is spent drops out
+    (after min_rounds)."""
     active = [c for c in cs if c.status == "ok"]
     spent = {c.name: 0.0 for c in active}
+    shuffle = random.Random(0).shuffle
     for r in range(s.rounds):
-        order = active[r % len(active):] + active[:r % len(active)] if active else []
+        order = list(active)
+        shuffle(order)
         for c in order:
             if len(c.samples) >= s.min_rounds and spent[c.name] >= s.budget_s:
                 continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from adjoint.analysis.views import written_arrays
-from adjoint.ir.core import Block, Call, Function, Value, map_blocks, uses
+from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, uses
 from adjoint.rules import registry
 
 _STATEMENTS = ("setitem", "append", "tape_push", "tape_pop", "iadd_at", "add_at", "section",
@@ -33,11 +33,18 @@ def sink(fn: Function) -> Function:
         return e is not None and e.pure and not any(
             isinstance(a, Value) and a in written for a in op.operands)
 
-    def block(b: Block) -> Block:
-        ops = [map_blocks(op, block) for op in b.ops]
+    def regions(op):
+        if isinstance(op, For):
+            return replace(op, body=block(op.body, op.body.args[1:]))
+        if isinstance(op, While):
+            return replace(op, cond=block(op.cond), body=block(op.body, op.body.args))
+        return map_blocks(op, block)
+
+    def block(b: Block, carried_args=()) -> Block:
+        """`carried_args`: a loop body's carried values, which its results replace."""
+        ops = [regions(op) for op in b.ops]
         counts = uses(b)
-        # a yielded value's carried argument: its old value, for a loop body
-        carried = dict(zip(b.results, b.args[len(b.args) - len(b.results):]))
+        carried = dict(zip(b.results, carried_args))  # each yield's old value
         for i in reversed(range(len(ops))):
             op = ops[i]
             if not movable(op):
