@@ -145,6 +145,18 @@ def test_a_carried_cotangent_is_computed_after_the_last_read_of_its_old_value(n)
     check_grad(sin_loop, 0.3, 1.1, n, wrt=(0, 1))
 
 
+def sum_of_squares(r, w, lam):
+    return np.sum(r * r) + lam * np.sum(w * w)
+
+
+def test_two_equal_contributions_are_one_doubling():
+    args = (R.normal(size=4), R.normal(size=3), 0.3)
+    src = backward(adjoint.source(sum_of_squares, wrt=(0, 1), args=args))
+    assert "r_bar = out_bar * r * 2" in src and "w_bar = out_bar * lam * w * 2" in src
+    assert "+=" not in src
+    check_grad(sum_of_squares, *args, wrt=(0, 1))
+
+
 def scaled_loop(x, b, n):
     for i in range(n):
         x = np.sin(x) * (b * 2.0)

@@ -5,13 +5,21 @@ visible inside nested ones, so `x[i]` read twice in a loop body is read once.
     %a = getitem(%x, %i)
     %b = getitem(%x, %i)     ==>   %a = getitem(%x, %i)
     %c = mul(%a, %b)               %c = mul(%a, %a)
+
+Two contributions to one cotangent that turn out equal (`x * x` gives `g * x`
+twice) are added as a doubling, which is how a person writes it and exact:
+
+    %t = mul(%g, %x)                %t = mul(%g, %x)
+    %x_bar = iadd(%t, %t)    ==>    %x_bar = mul(%t, 2)
 """
 from __future__ import annotations
 
 import operator
 from dataclasses import replace
 
-from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands, walk_ops
+from adjoint.frontend.lower import _prim
+from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands, \
+    uses, walk_ops
 from adjoint.rules import registry
 
 _COMMUTATIVE = {operator.add, operator.mul}
@@ -38,7 +46,25 @@ def cse(fn: Function) -> Function:
     fresh = {op.result for op in walk_ops(fn.body) if isinstance(op, Call)
              and op.prim.name in _ALLOCATIONS}
     body = _block(fn.body, [{}], subst, fresh & written_arrays(fn))
-    return replace(fn, body=body)
+    return replace(fn, body=_doublings(body, uses(body)))
+
+
+def _doublings(block: Block, counts) -> Block:
+    """`iadd(t, t)` -> `mul(t, 2)`; a `t` read only there becomes a temporary, so that
+    the code reads `r_bar = out_bar * r * 2`."""
+    ops = list(block.ops)
+    for k, op in enumerate(ops):
+        if isinstance(op, Call) and op.prim.style == "iadd" and op.args[0] is op.args[1]:
+            t = op.args[0]
+            d = next((i for i in range(k) if isinstance(ops[i], Call) and ops[i].result is t),
+                     None)
+            if d is not None and counts.get(t) == 2:
+                t = Value("_t")
+                ops[d] = replace(ops[d], result=t)
+            ops[k] = replace(op, prim=_prim(operator.mul), args=(t, Const(2)))
+        else:
+            ops[k] = map_blocks(op, lambda b: _doublings(b, counts))
+    return replace(block, ops=tuple(ops))
 
 
 _ALLOCATIONS = {"np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like",

@@ -10,10 +10,8 @@ def train_loss_grad(theta, X, y, lam, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: r
     # line 52: return np.sum(r * r) + lam * np.sum(theta * theta)
-    theta_bar = out_bar * lam * theta
-    theta_bar += theta_bar
-    r_bar = out_bar * r
-    r_bar += r_bar
+    theta_bar = out_bar * lam * theta * 2
+    r_bar = out_bar * r * 2
     # line 51: r = X @ theta - y
     theta_bar += r_bar @ X
     return theta_bar

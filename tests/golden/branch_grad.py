@@ -15,8 +15,7 @@ def branch_grad(x, y, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _c, z
     # line 79: return z * z
-    z_bar = out_bar * z
-    z_bar += z_bar
+    z_bar = out_bar * z * 2
     # line 75: if x > 0:
     if _c:
         # line 76: z = x * y

@@ -24,8 +24,7 @@ def fill_grad(x, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _range, y
     # line 245: return np.sum(y * y)
-    y_bar = out_bar * y
-    y_bar += y_bar
+    y_bar = out_bar * y * 2
     # line 243: for i in range(n):
     x_bar = np.zeros_like(x)
     for i in reversed(_range):
@@ -36,7 +35,5 @@ def fill_grad(x, out_bar=1.0):
             # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
             y_bar[i - 1] += _t_bar
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
-        _t_bar_1 = _t_bar * x[i]
-        _t_bar_1 += _t_bar_1
-        x_bar[i] = _t_bar_1
+        x_bar[i] = _t_bar * x[i] * 2
     return x_bar

@@ -17,8 +17,7 @@ def logistic_regression_grad(w, X, y, lam, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _t1, _t2, p, _t3, _t4, _t5
     # line 33: return nll + lam * np.sum(w * w)
-    w_bar = out_bar * lam * w
-    w_bar += w_bar
+    w_bar = out_bar * lam * w * 2
     # line 32: nll = -np.mean(y * np.log(p + eps) + (1.0 - y) * np.log(1.0 - p + eps))
     p_bar = out_bar * 0.1 * _t4 / _t5
     p_bar += -out_bar * 0.1 * y / _t3

@@ -15,8 +15,7 @@ def rnn_grad(W, U, xs, h0, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _tape, h
     # line 170: return np.sum(h * h)
-    h_bar = out_bar * h
-    h_bar += h_bar
+    h_bar = out_bar * h * 2
     # line 168: for t in range(xs.shape[0]):
     W_bar = np.zeros_like(W)
     _tape = np.array(_tape)
