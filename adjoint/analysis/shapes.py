@@ -10,6 +10,7 @@ generated code is the generic, shape-agnostic version.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,9 @@ UNKNOWN = None
 
 def nbytes(x) -> int:
     """Memory a value holds on to (arrays: their data; Python objects: their size)."""
-    import sys
+    size = _PLAIN_SIZES.get(type(x))
+    if size is not None:
+        return size
     if isinstance(x, np.ndarray):
         return x.nbytes if x.base is None else 0  # a view shares its base's memory
     if isinstance(x, (list, tuple)):
@@ -55,6 +58,9 @@ def nbytes(x) -> int:
 
 
 def kind_of(x) -> Kind:
+    k = _PLAIN_KINDS.get(type(x))  # the usual case, and the one a loop repeats
+    if k is not None:
+        return k
     if isinstance(x, (bool, np.bool_)):
         return Kind("bool", ())
     if isinstance(x, (int, np.integer)):
@@ -80,6 +86,12 @@ def kind_of(x) -> Kind:
     return Kind("other")
 
 
+_PLAIN_KINDS = {bool: Kind("bool", ()), np.bool_: Kind("bool", ()), int: Kind("int", ()),
+                np.int64: Kind("int", ()), float: Kind("float", ()),
+                np.float64: Kind("float", ())}
+_PLAIN_SIZES = {t: sys.getsizeof(t()) for t in _PLAIN_KINDS if t is not int}  # an int grows
+
+
 class Observed(Facts):
     """Facts gathered by observing one or more runs."""
 
@@ -96,7 +108,7 @@ class Observed(Facts):
         k = kind_of(x)
         if v not in self.kinds:
             self.kinds[v] = k
-        elif self.kinds[v] != k:
+        elif self.kinds[v] is not k and self.kinds[v] != k:
             self.kinds[v] = UNKNOWN
 
     def same_kind(self, new: Value, old: Value, overwrite: bool = True) -> None:
