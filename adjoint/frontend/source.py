@@ -10,7 +10,6 @@ import builtins
 import functools
 import inspect
 import linecache
-import tokenize
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -69,17 +68,36 @@ def _parse_file(filename: str, text: str) -> dict[int, gast.FunctionDef]:
     return out
 
 
+def _block_at(lines: tuple, first: int) -> list:
+    """The lines of the definition at line `first`, by indentation: up to the next line
+    that is indented no deeper than the `def`. (A block this cuts short, say by a string
+    that spans lines at the margin, fails to parse, and the caller reads the whole file;
+    `inspect.getblock` would tokenize, which a new process pays ~10 ms to set up.)"""
+    head = lines[first - 1]
+    indent = len(head) - len(head.lstrip())
+    k = first - 1
+    while k < len(lines) and lines[k].lstrip().startswith("@"):
+        k += 1  # the decorators
+    k += 1  # and the `def` line
+    while k < len(lines):
+        text = lines[k].strip()
+        if text and not text.startswith("#") and len(lines[k]) - len(lines[k].lstrip()) <= indent:
+            break
+        k += 1
+    return list(lines[first - 1:k])
+
+
 def _parse_definition(lines: tuple, first: int):
     """The definition starting at line `first` (its decorators included), parsed on
     its own: a rule module holds hundreds of templates, and parsing the whole file for
     one costs more than compiling the gradient. Positions are those in the file."""
     try:
-        block = inspect.getblock(list(lines[first - 1:]))
+        block = _block_at(lines, first)
         indent = len(block[0]) - len(block[0].lstrip())
         if any(line.strip() and not line.startswith(block[0][:indent]) for line in block):
             return None
         node = gast.parse("".join(line[indent:] for line in block)).body[0]
-    except (SyntaxError, IndexError, tokenize.TokenError, IndentationError):
+    except (SyntaxError, IndexError):
         return None
     for n in gast.walk(node):
         if getattr(n, "lineno", None) is not None:
