@@ -7,7 +7,9 @@ same signature go straight to it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import random
 from dataclasses import dataclass
 from typing import Callable
 
@@ -103,9 +105,13 @@ def _origins(fn_ir: Function) -> list:
     out = set()
     for op in walk_ops(fn_ir.body):
         out.update((o.name, o.module) for o in op.operands if isinstance(o, Global))
-        if isinstance(op, Call) and getattr(op.prim.fn, "__module__", "adjoint").split(".")[0] \
-                not in ("adjoint", "numpy", "math", "builtins", "_operator", "operator"):
-            out.add((op.prim.name, op.prim.fn.__module__))
+        if not isinstance(op, Call):
+            continue
+        # a bound method (random.random) may have no module: its name stands for it
+        module = getattr(op.prim.fn, "__module__", "adjoint") or ""
+        if module.split(".")[0] not in ("adjoint", "numpy", "math", "builtins", "_operator",
+                                        "operator"):
+            out.add((op.prim.name, module))
     return sorted(out, key=repr)
 
 
@@ -308,9 +314,23 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
     keeps the values that survive, so the same facts describe it."""
     if args is None:
         return Observed()
-    facts = observe(lowered, args)
+    with _random_streams_kept():
+        facts = observe(lowered, args)
     check_views(lowered, facts)
     return facts.infer(ir)
+
+
+@contextlib.contextmanager
+def _random_streams_kept():
+    """Observing runs the function once more than the caller did: the draws it makes from
+    NumPy's and Python's global random streams are given back, so that compiling changes
+    nothing the caller's program computes afterwards."""
+    saved = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(saved[0])
+        random.setstate(saved[1])
 
 
 def generate(f, lowered: Function, ir: Function, wrt, args, mode: str, digest: str) -> str:

@@ -1,5 +1,7 @@
 """End to end: every program of the corpus, differentiated and compared with
 central finite differences in float64."""
+import random
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,20 @@ def test_helpers_are_held_to_the_subset_with_located_errors(f, args, message, hi
     with pytest.raises(adjoint.UnsupportedError, match=message) as e:
         adjoint.grad(f)(*args)
     assert "test_gradients.py:" in str(e.value) and hint in str(e.value)
+
+
+def noisy(x):
+    return np.sum(x * np.random.rand(3)) + random.random() * np.sum(x)
+
+
+def test_compiling_takes_no_random_draw_and_python_random_is_spelled_as_imported(tmp_path):
+    # the first call runs f once more to observe kinds; its draws are given back
+    x = np.ones(3)
+    np.random.seed(0)
+    random.seed(0)
+    g = adjoint.grad(noisy, cache_dir=tmp_path)(x)  # an empty cache: compiled here
+    np.random.seed(0)
+    random.seed(0)
+    np.testing.assert_allclose(g, np.random.rand(3) + random.random(), rtol=1e-15)
+    src = adjoint.source(noisy, args=(x,))
+    assert "import random\n" in src and "_t2 = random.random()" in src

@@ -11,6 +11,7 @@ import builtins
 import inspect
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,14 +30,13 @@ _BUILTIN_NAMES = set(dir(builtins))
 class Module:
     """What the generated module needs besides its functions."""
 
-    imports: set[str] = field(default_factory=set)  # "numpy", "math"
+    imports: set[str] = field(default_factory=set)  # modules besides numpy: "math", "random"
     helpers: dict[str, object] = field(default_factory=dict)  # name -> runtime function
     globals: dict[str, str | None] = field(default_factory=dict)  # user name -> its module
 
     def header(self, standalone: bool = False) -> list[str]:
         lines = []
-        if "math" in self.imports:
-            lines.append("import math")
+        lines += [f"import {m}" for m in sorted(self.imports)]
         lines.append("import numpy as np")
         if self.helpers and not standalone:
             by_module: dict[str, list[str]] = {}
@@ -175,6 +175,10 @@ class Emitter:
         if name.startswith(("np.", "math.")):
             if name.startswith("math."):
                 self.module.imports.add("math")
+            return name
+        root = name.split(".")[0]
+        if "." in name and isinstance(sys.modules.get(root), type(sys)) and not module:
+            self.module.imports.add(root)  # random.random: a module's bound method
             return name
         if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
             return fn.__name__

@@ -56,6 +56,13 @@ def public_name(fn: Callable) -> str:
     bound to the global generator, and `RandomState` does not resolve."""
     name = _default_name(fn)
     module = getattr(fn, "__module__", None) or ""
+    owner = getattr(fn, "__self__", None)
+    if not module and owner is not None and not isinstance(owner, type(sys)):
+        # a method bound to a module's hidden instance (random.random is Random.random
+        # bound to random._inst): spelled as the module exposes it
+        home, short = type(owner).__module__, getattr(fn, "__name__", "")
+        if short and getattr(sys.modules.get(home), short, None) == fn:
+            return f"{home}.{short}"
     if module != "numpy" and not module.startswith("numpy."):
         return name
     short = getattr(fn, "__name__", "")
