@@ -7,9 +7,7 @@ same signature go straight to it.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import random
 from dataclasses import dataclass
 from typing import Callable
 
@@ -68,7 +66,7 @@ _PLAIN = {float, int, bool, complex, np.float64, np.float32, np.int64, np.int32,
 
 
 def _quick_signature(args) -> tuple | None:
-    """A cheaper key that fixes `signature(args)` (types, and arrays' shapes and dtypes),
+    """A cheaper key that fixes `signature(args)` (types, arrays' shapes and dtype kinds),
     or None for arguments only `kind_of` can tell apart (lists, tuples). A call in a
     loop pays this rather than building one `Kind` per argument."""
     key = []
@@ -314,23 +312,9 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
     keeps the values that survive, so the same facts describe it."""
     if args is None:
         return Observed()
-    with _random_streams_kept():
-        facts = observe(lowered, args)
+    facts = observe(lowered, args)
     check_views(lowered, facts)
     return facts.infer(ir)
-
-
-@contextlib.contextmanager
-def _random_streams_kept():
-    """Observing runs the function once more than the caller did: the draws it makes from
-    NumPy's and Python's global random streams are given back, so that compiling changes
-    nothing the caller's program computes afterwards."""
-    saved = np.random.get_state(), random.getstate()
-    try:
-        yield
-    finally:
-        np.random.set_state(saved[0])
-        random.setstate(saved[1])
 
 
 def generate(f, lowered: Function, ir: Function, wrt, args, mode: str, digest: str) -> str:

@@ -26,8 +26,8 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.api import (HEADER, _globals_namespace, _like, _normalize_wrt, _origin,
-                         _random_streams_kept, facts_for, signature)
+from adjoint.api import (HEADER, _globals_namespace, _like, _normalize_wrt, _origin, facts_for,
+                         signature)
 from adjoint.checkpoint.transform import apply_policy
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
@@ -137,8 +137,7 @@ class Derivative:
             ir = apply(step, ir, facts, args)
             n = len(ir.params)  # a vjp step adds the cotangent: taken from the call
             step_args = tuple(args[:n]) + (1.0,) * (n - len(args))
-            with _random_streams_kept():
-                facts = observe(ir, step_args).infer(ir)
+            facts = observe(ir, step_args).infer(ir)
         return ir, facts
 
     def compile(self, args):

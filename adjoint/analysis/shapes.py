@@ -10,6 +10,7 @@ generated code is the generic, shape-agnostic version.
 """
 from __future__ import annotations
 
+import random
 import sys
 from dataclasses import dataclass
 
@@ -169,8 +170,16 @@ class Observed(Facts):
 
 
 def observe(fn: Function, args) -> Observed:
+    """Run `fn` on `args` once, recording every value. That run is one more than the
+    caller made: the draws it takes from NumPy's and Python's global random streams are
+    given back, so that compiling changes nothing the caller's program computes."""
     facts = Observed()
-    interpret(fn, observe=facts.record)(*args)
+    saved = np.random.get_state(), random.getstate()
+    try:
+        interpret(fn, observe=facts.record)(*args)
+    finally:
+        np.random.set_state(saved[0])
+        random.setstate(saved[1])
     return facts.infer(fn)
 
 

@@ -53,11 +53,11 @@ def _doublings(block: Block, counts) -> Block:
     """`iadd(t, t)` -> `mul(t, 2)`; a `t` read only there becomes a temporary, so that
     the code reads `r_bar = out_bar * r * 2`."""
     ops = list(block.ops)
+    at = {op.result: k for k, op in enumerate(ops) if isinstance(op, Call)}
     for k, op in enumerate(ops):
         if isinstance(op, Call) and op.prim.style == "iadd" and op.args[0] is op.args[1]:
             t = op.args[0]
-            d = next((i for i in range(k) if isinstance(ops[i], Call) and ops[i].result is t),
-                     None)
+            d = at.get(t)
             if d is not None and counts.get(t) == 2:
                 t = Value("_t")
                 ops[d] = replace(ops[d], result=t)

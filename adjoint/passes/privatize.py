@@ -16,7 +16,7 @@ from adjoint import runtime
 from adjoint.frontend.lower import _prim
 from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, uses
 
-_WRITES = ("setitem", "iadd_at", "add_at", "append", "iadd")
+IN_PLACE = ("setitem", "iadd_at", "add_at", "append", "iadd")  # styles writing into operand 0
 
 
 def privatize(fn: Function) -> Function:
@@ -48,7 +48,7 @@ def _writes_into(arg, y, defs) -> bool:
     seen = False
     while y is not arg:
         op = defs.get(y)
-        if op is None or op.prim.style not in _WRITES:
+        if op is None or op.prim.style not in IN_PLACE:
             return False
         y, seen = op.args[0], True
     return seen

@@ -17,17 +17,16 @@ from dataclasses import replace
 
 from adjoint.analysis.views import written_arrays
 from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, uses
+from adjoint.passes.privatize import IN_PLACE
 from adjoint.rules import registry
-
-_STATEMENTS = ("setitem", "append", "tape_push", "tape_pop", "iadd_at", "add_at", "section",
-               "iadd")
 
 
 def sink(fn: Function) -> Function:
     written = written_arrays(fn)
 
     def movable(op) -> bool:
-        if not isinstance(op, Call) or op.loc is None or op.prim.style in _STATEMENTS:
+        # tapes and markers are impure; a write in place stays where it is too
+        if not isinstance(op, Call) or op.loc is None or op.prim.style in IN_PLACE:
             return False
         e = registry.entry(op.prim)
         return e is not None and e.pure and not any(
