@@ -467,6 +467,11 @@ class Lowerer:
         self.ops.append(If(cond, Block((), then_ops, tuple(yields_then)),
                            Block((), else_ops, tuple(yields_else)), tuple(results), self.loc(s)))
         self.env = dict(before)
+        # a name both branches bind to one value (`lam = new` in each) is rebound to it:
+        # no If result is needed, but it is not the value from before the `if` either
+        for n in _ordered_union(then_env, else_env):
+            if n in then_env and then_env.get(n) is else_env.get(n):
+                self.env[n] = then_env[n]
         for n, r in zip(names, results):
             self.env[n] = r
         return None
