@@ -578,7 +578,10 @@ class Lowerer:
             seqs, targets = [seq], [target]
             n = self.emit(_prim(len), (seq,), hint="_n", node=s)
             iterable = self.emit(_prim(range), (n,), hint="_range", node=s)
-        carried = self.carried_names(s)
+        # the loop variable is Python's too: code after the loop reads its last value
+        later = _loads_after(self.parsed.node, s)
+        carried = self.carried_names(s, extra=[n.id for n in gast.walk(s.target) if isinstance(
+            n, gast.Name) and n.id in later])
         before = dict(self.env)
         index = Value(_hint_of(index_name) if index_name is not None else
                       (_hint_of(target) if seqs is None else "_k"))
