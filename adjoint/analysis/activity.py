@@ -3,7 +3,14 @@
 A value is *active* when it depends on a differentiated input (varied), reaches
 the output (useful), and can hold a gradient at all (not an int, bool or
 integer array). Only active values get an `_bar`; everything else is plain
-forward computation. The max that stabilises a log-sum-exp is never active: its
+forward computation.
+
+A value computed from a varied one is dropped for one of two stated reasons
+only: its op is registered as non-differentiable, or it was observed to hold
+ints or bools (an int, a bool, an integer or boolean array, a tuple of ints).
+Anything else, a namedtuple from an unknown function or an object of a kind
+the compiler has no name for included, stays active, so that a gradient
+reaching an op without a rule raises instead of being read as zero. The max that stabilises a log-sum-exp is never active: its
 derivative cancels exactly (see stabilizers.py).
 """
 from __future__ import annotations
@@ -16,6 +23,19 @@ from adjoint.rules import registry
 def _passes(op: Call) -> bool:
     e = registry.entry(op.prim)
     return e is None or not e.nondiff
+
+
+def discrete(k) -> bool:
+    """Was the value observed to hold only ints or bools (or nothing: None, a range)?
+    Not `Kind.floating`, which names a few container kinds: a namedtuple such as
+    slogdet's result is a tuple of floats under another type name."""
+    if k is None:
+        return False
+    if k.type in ("int", "bool", "range", "none"):
+        return True
+    if k.type == "ndarray":
+        return k.dtype in ("i", "u", "b")
+    return k.dtype == "i" and k.type not in ("float", "complex")  # a tuple or list of ints
 
 
 def _tape_flow(op: Call):
@@ -33,8 +53,7 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     shifts = invariant_shifts(fn)  # a log-sum-exp's max: its derivative is exactly zero
 
     def floating(v: Value) -> bool:
-        k = kinds.kind(v)
-        return (k is None or k.floating) and v not in shifts
+        return v not in shifts and not discrete(kinds.kind(v))
 
     def block(b: Block) -> bool:
         changed = False

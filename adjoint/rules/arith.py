@@ -89,25 +89,28 @@ def truediv(ans, x, y, x_dot, y_dot):
     return (x_dot - ans * y_dot) / y
 
 
+# d(x ** y)/dx = y * x ** (y - 1), which is 0 * inf at x = 0, y = 0: the exponent
+# is moved to 1 where y == 0, so the slope is 0 * x (the derivative of a constant).
+# With a constant y the correction folds away at compile time.
 @defvjp(operator.pow)
 def pow(g, ans, x, y):
-    return (unbroadcast(g * y * x ** (y - 1), x),
+    return (unbroadcast(g * y * x ** (y - 1 + 2 * (y == 0)), x),
             unbroadcast(g * ans * np.log(np.where(x > 0, x, 1.0)), y))
 
 
 @defjvp(operator.pow)
 def pow(ans, x, y, x_dot, y_dot):
-    return x_dot * y * x ** (y - 1) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+    return x_dot * y * x ** (y - 1 + 2 * (y == 0)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defvjp(builtins.pow)
 def pow_(g, ans, x, y):
-    return g * y * x ** (y - 1), g * ans * np.log(np.where(x > 0, x, 1.0))
+    return g * y * x ** (y - 1 + 2 * (y == 0)), g * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defjvp(builtins.pow)
 def pow_(ans, x, y, x_dot, y_dot):
-    return x_dot * y * x ** (y - 1) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+    return x_dot * y * x ** (y - 1 + 2 * (y == 0)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defvjp(operator.mod)

@@ -15,7 +15,8 @@ Conventions at points where a derivative does not exist:
   where a > a_max. When a_min > a_max NumPy returns a_max, and so does the rule.
 - `np.where(c, x, y)`: the cotangent of x is `np.where(c, g, 0.0)`, never
   `g * c`, so a NaN or inf in the untaken branch's gradient cannot leak.
-- `np.power(x1, x2)` with respect to x2 where x1 <= 0: 0 (the log is not taken).
+- `np.power(x1, x2)` with respect to x2 where x1 <= 0: 0 (the log is not taken);
+  with respect to x1 where x2 == 0: 0, also at x1 == 0 (not 0 * inf).
 - `np.hypot` at the origin: 0. `np.sinc'(0) = 0` (the true value).
 
 Piecewise constant or bool valued ufuncs (sign, floor, ceil, rint, round,
@@ -447,13 +448,13 @@ def divide(ans, x1, x2, x1_dot, x2_dot):
 
 @defvjp(np.power)
 def power(g, ans, x1, x2):
-    return (unbroadcast(g * x2 * np.power(x1, x2 - 1), x1),
+    return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
             unbroadcast(g * ans * np.log(np.where(x1 > 0, x1, 1.0)), x2))
 
 
 @defjvp(np.power)
 def power(ans, x1, x2, x1_dot, x2_dot):
-    return (x1_dot * x2 * np.power(x1, x2 - 1)
+    return (x1_dot * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0))
             + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
 
 

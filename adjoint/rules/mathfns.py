@@ -8,7 +8,8 @@ Conventions where a derivative does not exist:
 - `math.fabs'(0) = 0` (the sign of 0).
 - `math.hypot` at the origin: gradient 0 (its smallest subgradient), not NaN.
 - `math.pow(x, y)` with respect to `y` where `x <= 0`: 0 (the log of x is not
-  taken), as `operator.pow` does.
+  taken), as `operator.pow` does; with respect to `x` where `y == 0`: 0, also
+  at x == 0.
 - `math.log(x, base)` is covered with and without `base`; `math.hypot` with two
   arguments only.
 
@@ -141,12 +142,12 @@ def sqrt(ans, x, x_dot):
 
 @defvjp(math.pow)
 def pow_(g, ans, x, y):
-    return g * y * math.pow(x, y - 1.0), g * ans * math.log(x if x > 0.0 else 1.0)
+    return g * y * math.pow(x, y - 1.0 + 2.0 * (y == 0.0)), g * ans * math.log(x if x > 0.0 else 1.0)
 
 
 @defjvp(math.pow)
 def pow_(ans, x, y, x_dot, y_dot):
-    return x_dot * y * math.pow(x, y - 1.0) + y_dot * ans * math.log(x if x > 0.0 else 1.0)
+    return x_dot * y * math.pow(x, y - 1.0 + 2.0 * (y == 0.0)) + y_dot * ans * math.log(x if x > 0.0 else 1.0)
 
 
 @defvjp(math.tanh)
@@ -272,12 +273,12 @@ def erf(ans, x, x_dot):
 
 @defvjp(math.fabs)
 def fabs(g, ans, x):
-    return g * ((x > 0.0) * 1.0 - (x < 0.0) * 1.0)
+    return g * (float(x > 0.0) - float(x < 0.0))  # float: np.bool_ cannot subtract
 
 
 @defjvp(math.fabs)
 def fabs(ans, x, x_dot):
-    return x_dot * ((x > 0.0) * 1.0 - (x < 0.0) * 1.0)
+    return x_dot * (float(x > 0.0) - float(x < 0.0))
 
 
 @defvjp(math.degrees)
