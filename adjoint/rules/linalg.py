@@ -1,27 +1,27 @@
 """Linear algebra: dot, matmul, outer, inner, vdot, trace, transpose, and
 `np.linalg.solve`, `inv`, `det`.
 
-`np.dot` and `np.inner` are covered for inputs of at most two dimensions (and
-scalars); `np.matmul` (like the `@` operator) for every combination, batched
+`np.dot` and `np.inner` are covered for every number of dimensions; `np.matmul` (like the `@` operator) for every combination, batched
 and broadcast. `solve`, `inv` and `det` accept stacks of matrices; `solve`
 follows NumPy 2: `b` is a vector exactly when it is 1-d. The rules of `inv`
 and `det` assume a nonsingular matrix (det's rule uses the inverse).
 
-Not covered: `np.einsum`, `np.tensordot`, `np.kron`, `np.linalg.slogdet`
-(its result is a pair), and higher-dimensional `dot`/`inner` (the generated
-code raises NotImplementedError when it reaches one).
+Not covered: `np.einsum`, `np.tensordot`, `np.kron` (a gradient that reaches
+one raises NonDifferentiableError at its line).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from adjoint.errors import NonDifferentiableError
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.runtime import expand_to, unbroadcast
 
 
 def unsupported(message):
-    """Raise: a derivative rule reached a case it does not cover."""
-    raise NotImplementedError("adjoint: " + message)
+    """Raise: a derivative rule reached a case it does not cover (no rule uses it now;
+    kept for users' templates)."""
+    raise NonDifferentiableError(message)
 
 
 def inverse_permutation(axes, ndim):
@@ -71,8 +71,18 @@ def dot(g, ans, a, b, out=None):
         return np.dot(b, g), np.outer(a, g)
     if np.ndim(a) == 2 and np.ndim(b) == 1:
         return np.outer(g, b), np.dot(g, a)
-    return unsupported("np.dot of arrays with more than 2 dimensions has no derivative rule "
-                       "(use np.matmul or @)"), None
+    # N-d: a's last axis against b's second-to-last (b's only, for a 1-d b); as matrix
+    # products over the flattened batch axes, so the rule calls only registered primitives
+    k = np.shape(a)[-1]
+    p = int(np.prod(np.shape(a)[:-1]))
+    if np.ndim(b) == 1:  # (..., k) . (k) -> (...)
+        return g[..., None] * b, np.reshape(np.reshape(a, (p, k)).T @ np.ravel(g), (k,))
+    m = np.shape(b)[-1]
+    qm = int(np.prod(np.shape(b)[:-2])) * m
+    g2 = np.reshape(g, (p, qm))
+    ga = g2 @ np.reshape(np.moveaxis(b, -2, 0), (k, qm)).T
+    gb = np.reshape(np.reshape(a, (p, k)).T @ g2, (k,) + np.shape(b)[:-2] + (m,))
+    return np.reshape(ga, np.shape(a)), np.moveaxis(gb, 0, -2)
 
 
 @defjvp(np.dot)
@@ -129,8 +139,12 @@ def inner(g, ans, a, b):
         return np.dot(g, b), np.outer(g, a)
     if np.ndim(a) == 2 and np.ndim(b) == 1:  # a @ b
         return np.outer(g, b), np.dot(g, a)
-    return unsupported("np.inner of arrays with more than 2 dimensions has no derivative "
-                       "rule"), None
+    # N-d: the last axes contract, (A..., k) inner (B..., k) -> (A..., B...)
+    k = np.shape(a)[-1]
+    p, q = int(np.prod(np.shape(a)[:-1])), int(np.prod(np.shape(b)[:-1]))
+    g2 = np.reshape(g, (p, q))
+    return (np.reshape(g2 @ np.reshape(b, (q, k)), np.shape(a)),
+            np.reshape(g2.T @ np.reshape(a, (p, k)), np.shape(b)))
 
 
 @defjvp(np.inner)
@@ -220,3 +234,4 @@ def det(ans, a, a_dot):
     if np.ndim(a) == 2:
         return ans * np.trace(np.linalg.solve(a, a_dot))
     return ans * np.trace(np.linalg.solve(a, a_dot), 0, -2, -1)
+
