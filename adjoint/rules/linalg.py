@@ -235,3 +235,183 @@ def det(ans, a, a_dot):
         return ans * np.trace(np.linalg.solve(a, a_dot))
     return ans * np.trace(np.linalg.solve(a, a_dot), 0, -2, -1)
 
+
+# ------------------------------------------------------------------ decompositions
+# Their results are tuples (namedtuples): the cotangent `g` and the tangent hold one
+# entry per output, a zero where that output does not reach the result. The rules
+# below are written with registered primitives only (and plain helpers, inlined),
+# so a gradient of a gradient goes through them again.
+
+for _fn, _name in [(np.linalg.slogdet, "np.linalg.slogdet"), (np.linalg.eigh, "np.linalg.eigh"),
+                   (np.linalg.svd, "np.linalg.svd"), (np.linalg.qr, "np.linalg.qr"),
+                   (np.tril, "np.tril"), (np.triu, "np.triu")]:
+    primitive(_fn, _name)
+
+
+def _mT(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _inverse_gaps(w):
+    """F[..., i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 where w[i] == w[j]: at a
+    repeated eigen- or singular value the vectors are not unique (the convention
+    leaves their part of the derivative out)."""
+    d = w[..., None, :] - w[..., :, None]
+    return np.where(d == 0.0, 0.0, 1.0 / np.where(d == 0.0, 1.0, d))
+
+
+def _read_triangle(m, upper):
+    """The tangent of the matrix eigh reads: one triangle, mirrored (NumPy's eigh
+    reads only the lower triangle, or the upper one with UPLO='U')."""
+    if upper:
+        return np.triu(m) + _mT(np.triu(m, 1))
+    return np.tril(m) + _mT(np.tril(m, -1))
+
+
+def _to_triangle(s, upper):
+    """The cotangent of a symmetric matrix read from one triangle: the off-diagonal
+    entries count twice, the other triangle not at all."""
+    m = s + _mT(s)
+    half = 0.5 * m * np.eye(np.shape(s)[-1])
+    if upper:
+        return np.triu(m) - half
+    return np.tril(m) - half
+
+
+@defvjp(np.linalg.slogdet)
+def slogdet(g, ans, a):
+    # the sign is piecewise constant: only log|det| carries a derivative
+    return g[1][..., None, None] * _mT(np.linalg.inv(a))
+
+
+@defjvp(np.linalg.slogdet)
+def slogdet(ans, a, a_dot):
+    dot = (ans[0] * 0.0, np.trace(np.linalg.solve(a, a_dot), 0, -2, -1))
+    return dot  # one tuple (a template's `return a, b` would be two outputs)
+
+
+@defvjp(np.linalg.eigh)
+def eigh(g, ans, a, UPLO="L"):
+    w, v = ans[0], ans[1]
+    inner = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (_mT(v) @ g[1])
+    return _to_triangle(v @ inner @ _mT(v), UPLO == "U")
+
+
+@defjvp(np.linalg.eigh)
+def eigh(ans, a, UPLO="L", a_dot=None):
+    w, v = ans[0], ans[1]
+    p = _mT(v) @ _read_triangle(a_dot, UPLO == "U") @ v
+    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), v @ (_inverse_gaps(w) * p))
+    return dot
+
+
+def _svd_parts(a, ans, compute_uv):
+    """(u, s, vt) of the reduced SVD, k = min(m, n) columns of u and rows of vt."""
+    if not compute_uv:
+        return np.linalg.svd(a, full_matrices=False)
+    k = np.shape(ans[1])[-1]
+    return ans[0][..., :k], ans[1], ans[2][..., :k, :]
+
+
+@defvjp(np.linalg.svd)
+def svd(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
+    u, s, vt = _svd_parts(a, ans, compute_uv)
+    if not compute_uv:
+        return (u * g[..., None, :]) @ vt
+    m, n, k = np.shape(a)[-2], np.shape(a)[-1], np.shape(s)[-1]
+    if full_matrices and m != n:
+        # u's extra columns (vt's extra rows) are not unique: no derivative to pass on
+        if np.any(g[0][..., k:] != 0.0) or np.any(g[2][..., k:, :] != 0.0):
+            _ = unsupported("np.linalg.svd with full_matrices=True: the extra columns of u "
+                            "(rows of vt) of a non-square matrix have no derivative; pass "
+                            "full_matrices=False")
+    gu, gvt = g[0][..., :k], g[2][..., :k, :]
+    v, gv = _mT(vt), _mT(gvt)
+    f = _inverse_gaps(s * s)
+    j = f * (_mT(u) @ gu)
+    kk = f * (vt @ gv)
+    core = (j + _mT(j)) * s[..., None, :] + s[..., :, None] * (kk + _mT(kk))
+    ga = u @ (core + g[1][..., :, None] * np.eye(k)) @ vt
+    if m > k:  # tall: u does not span the column space of a
+        ga = ga + ((gu - u @ (_mT(u) @ gu)) / s[..., None, :]) @ vt
+    if n > k:  # wide: v does not span the row space
+        ga = ga + u @ _mT((gv - v @ (vt @ gv)) / s[..., None, :])
+    return ga
+
+
+@defjvp(np.linalg.svd)
+def svd(ans, a, full_matrices=True, compute_uv=True, hermitian=False, a_dot=None):
+    u, s, vt = _svd_parts(a, ans, compute_uv)
+    p = _mT(u) @ a_dot @ _mT(vt)
+    ds = np.sum(p * np.eye(np.shape(s)[-1]), -1)
+    if not compute_uv:
+        return ds
+    f = _inverse_gaps(s * s)
+    v = _mT(vt)
+    du = u @ (f * (p * s[..., None, :] + s[..., :, None] * _mT(p)))
+    dv = v @ (f * (s[..., :, None] * p + _mT(p) * s[..., None, :]))
+    m, n = np.shape(a)[-2], np.shape(a)[-1]
+    if m > np.shape(s)[-1]:
+        r = a_dot @ v
+        du = du + (r - u @ (_mT(u) @ r)) / s[..., None, :]
+    if n > np.shape(s)[-1]:
+        r = _mT(a_dot) @ u
+        dv = dv + (r - v @ (vt @ r)) / s[..., None, :]
+    if full_matrices and m != n:
+        # u's extra columns (vt's extra rows) are not unique: their tangent is NaN,
+        # harmless unless something reads them
+        k = np.shape(s)[-1]
+        du = np.concatenate((du, ans[0][..., k:] * np.nan), -1)
+        dv = np.concatenate((dv, _mT(ans[2][..., k:, :]) * np.nan), -1)
+    dot = (du, ds, _mT(dv))
+    return dot
+
+
+def _copyltu(m):
+    return np.tril(m) + _mT(np.tril(m, -1))
+
+
+@defvjp(np.linalg.qr)
+def qr(g, ans, a, mode="reduced"):
+    if (mode != "reduced" and mode != "complete") or np.shape(a)[-2] < np.shape(a)[-1] or (
+            mode == "complete" and np.shape(a)[-2] != np.shape(a)[-1]):
+        _ = unsupported("np.linalg.qr has a derivative rule for mode='reduced' of a matrix "
+                    "with at least as many rows as columns")
+    q, r = ans[0], ans[1]
+    gq, gr = g[0], g[1]
+    m = r @ _mT(gr) - _mT(gq) @ q
+    return _mT(np.linalg.solve(r, _mT(gq + q @ _copyltu(m))))
+
+
+@defjvp(np.linalg.qr)
+def qr(ans, a, mode="reduced", a_dot=None):
+    if (mode != "reduced" and mode != "complete") or np.shape(a)[-2] < np.shape(a)[-1] or (
+            mode == "complete" and np.shape(a)[-2] != np.shape(a)[-1]):
+        _ = unsupported("np.linalg.qr has a derivative rule for mode='reduced' of a matrix "
+                    "with at least as many rows as columns")
+    q, r = ans[0], ans[1]
+    x = _mT(np.linalg.solve(_mT(r), _mT(a_dot)))  # a_dot @ inv(r)
+    c = _mT(q) @ x
+    omega = np.tril(c, -1) - _mT(np.tril(c, -1))
+    dot = (x - q @ (c - omega), (c - omega) @ r)
+    return dot
+
+
+@defvjp(np.tril)
+def tril(g, ans, m, k=0):
+    return np.tril(g, k)
+
+
+@defjvp(np.tril)
+def tril(ans, m, k=0, m_dot=None):
+    return np.tril(m_dot, k)
+
+
+@defvjp(np.triu)
+def triu(g, ans, m, k=0):
+    return np.triu(g, k)
+
+
+@defjvp(np.triu)
+def triu(ans, m, k=0, m_dot=None):
+    return np.triu(m_dot, k)

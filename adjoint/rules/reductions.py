@@ -18,9 +18,11 @@ Conventions where a derivative does not exist or a naive formula would fail:
   p-norms with p >= 1 and the max norm), not NaN. ord=1 and the 1-norm use
   sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
   p >= 1; `axis` an int or None for a 1-d input) and the Frobenius norm (ord
-  None or 'fro' over two axes, or over every axis). Matrix ord=1, 2, inf, -1,
-  -2, -inf and 'nuc' have no rule: the generated code raises
-  NotImplementedError when it reaches one.
+  None or 'fro' over two axes, or over every axis), and every matrix norm
+  NumPy computes over two axes: 'nuc' (the gradient u @ vt of the reduced SVD),
+  2 and -2 (the outer product of the largest, smallest, singular pair: at a
+  repeated singular value that is one subgradient), 1, -1, inf, -inf (sign(x)
+  on the column or row reaching the max, min, ties sharing evenly).
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def norm_kind(ndim, ord=None, axis=None):
     """Which norm `np.linalg.norm(x, ord, axis)` computes, for its derivative rule.
 
     One of "two" (2-norm, Frobenius), "one", "inf", "-inf", "zero" (counts
-    nonzeros), "p" (a general vector p-norm). Raises for the matrix norms
-    that have no rule. Called with constants, it folds away at compile time.
+    nonzeros), "p" (a general vector p-norm), and for the other matrix norms
+    "nuc", "spec" (2), "-spec" (-2), "col" (1), "-col" (-1), "row" (inf),
+    "-row" (-inf). Called with constants, it folds away at compile time.
     """
     if axis is None and ord is None:
         return "two"  # the 2-norm of the flattened array, whatever its ndim
@@ -49,9 +52,11 @@ def norm_kind(ndim, ord=None, axis=None):
     if matrix:
         if ord is None or ord == "fro":
             return "two"
-        raise NotImplementedError(
-            f"adjoint: np.linalg.norm of a matrix with ord={ord!r} has no derivative rule "
-            "(the Frobenius norm, ord=None or 'fro', has one)")
+        kinds = {"nuc": "nuc", 2: "spec", -2: "-spec", 1: "col", -1: "-col", np.inf: "row",
+                 -np.inf: "-row"}
+        if isinstance(ord, (str, int, float)) and ord in kinds:
+            return kinds[ord]
+        raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for matrices")
     if isinstance(ord, str):
         raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for vectors")
     if ord is None or ord == 2:
@@ -65,6 +70,12 @@ def norm_kind(ndim, ord=None, axis=None):
     if ord == 0:
         return "zero"
     return "p"
+
+
+def matrix_axes(ndim, axis):
+    """The two axes a matrix norm reduces, as non-negative ints."""
+    axes = (0, 1) if axis is None else axis
+    return (int(axes[0]) % ndim, int(axes[1]) % ndim)
 
 
 primitive(np.sum, "np.sum")
@@ -81,7 +92,8 @@ primitive(np.cumsum, "np.cumsum")
 primitive(np.cumprod, "np.cumprod")
 primitive(np.linalg.norm, "np.linalg.norm")
 primitive(norm_kind, "norm_kind", nondiff=True)
-defnondiff(norm_kind)
+primitive(matrix_axes, "matrix_axes", nondiff=True)
+defnondiff(norm_kind, matrix_axes)
 
 
 # ------------------------------------------------------------------ sum, mean
@@ -258,6 +270,33 @@ def cumprod(ans, a, axis=None, dtype=None, out=None, a_dot=None):
 
 # ------------------------------------------------------------------ norm
 
+def _matrix_norm_weight(x, kind):
+    """d norm / d x for a matrix norm of the last two axes of x (a stack of matrices)."""
+    if kind == "nuc" or kind == "spec" or kind == "-spec":
+        u, sv, vt = np.linalg.svd(x, full_matrices=False)
+        if kind == "spec":
+            return u[..., :, :1] @ vt[..., :1, :]
+        if kind == "-spec":
+            return u[..., :, -1:] @ vt[..., -1:, :]
+        return u @ vt
+    # 1, -1 sum |x| down each column, inf, -inf along each row; the max (min) one counts
+    along = -2 if kind == "col" or kind == "-col" else -1
+    across = -1 if along == -2 else -2
+    sums = np.sum(np.abs(x), axis=along, keepdims=True)
+    if kind == "col" or kind == "row":
+        best = np.max(sums, axis=across, keepdims=True)
+    else:
+        best = np.min(sums, axis=across, keepdims=True)
+    mask = sums == best
+    return np.sign(x) * mask / np.sum(mask, axis=across, keepdims=True)
+
+
+def _matrix_norm_grad(x, kind, axis):
+    axes = matrix_axes(np.ndim(x), axis)
+    w = _matrix_norm_weight(np.moveaxis(x, axes, (-2, -1)), kind)
+    return np.moveaxis(w, (-2, -1), axes)
+
+
 @defvjp(np.linalg.norm)
 def norm(g, ans, x, ord=None, axis=None, keepdims=False):
     kind = norm_kind(np.ndim(x), ord, axis)
@@ -272,8 +311,10 @@ def norm(g, ans, x, ord=None, axis=None, keepdims=False):
     if kind == "p":
         n = expand_to(ans, x, axis, keepdims)
         return gx * np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
-    mask = np.abs(x) == expand_to(ans, x, axis, keepdims)  # inf, -inf: ties share evenly
-    return gx * np.sign(x) * mask / np.sum(mask, axis=axis, keepdims=True)
+    if kind == "inf" or kind == "-inf":
+        mask = np.abs(x) == expand_to(ans, x, axis, keepdims)  # ties share evenly
+        return gx * np.sign(x) * mask / np.sum(mask, axis=axis, keepdims=True)
+    return gx * _matrix_norm_grad(x, kind, axis)  # a matrix norm other than Frobenius
 
 
 @defjvp(np.linalg.norm)
@@ -289,6 +330,8 @@ def norm(ans, x, ord=None, axis=None, keepdims=False, x_dot=None):
         n = expand_to(ans, x, axis, keepdims)
         w = np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
         return np.sum(x_dot * w, axis=axis, keepdims=keepdims)
-    mask = np.abs(x) == expand_to(ans, x, axis, keepdims)
-    return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
-            / np.sum(mask, axis=axis, keepdims=keepdims))
+    if kind == "inf" or kind == "-inf":
+        mask = np.abs(x) == expand_to(ans, x, axis, keepdims)
+        return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
+                / np.sum(mask, axis=axis, keepdims=keepdims))
+    return np.sum(x_dot * _matrix_norm_grad(x, kind, axis), axis=axis, keepdims=keepdims)
