@@ -19,17 +19,21 @@ _VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
           "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes", "np.moveaxis",
           "np.atleast_1d", "np.atleast_2d", "np.real", "pos"}
 _WRITES = ("setitem", "iadd_at", "add_at", "append")
+_IMMUTABLE = ("float", "int", "bool", "complex", "tuple", "none", "range")
 
 
 def check_views(fn: Function, facts) -> None:
-    inplace = set(fn.inplace)  # `a += b` on an array name updates that array in Python
+    # `a += b` updates an array or a list in place; a number or a tuple is rebound
+    inplace = set(fn.inplace)
 
-    def array(o) -> bool:
-        k = facts.kind(o)
-        return k is not None and k.type == "ndarray"
+    def mutable(o) -> bool:
+        k = facts.kind(o)  # unknown (a value no run reached): it may be an array
+        return k is None or k.type not in _IMMUTABLE
 
+    updates = {op for op in walk_ops(fn.body) if isinstance(op, Call) and
+               op.result in inplace and mutable(op.args[0])}
     writes = [op for op in walk_ops(fn.body) if isinstance(op, Call) and (
-              op.prim.style in _WRITES or (op.result in inplace and array(op.args[0])))]
+              op.prim.style in _WRITES or op in updates)]
     if not writes:
         return
     parent: dict = {}
@@ -61,6 +65,14 @@ def check_views(fn: Function, facts) -> None:
     for w in writes:
         at = live.at[id(w)]
         storage = w.args[0]
+        if w in updates and any(start < at < end for start, end in live.span(storage)):
+            # `z = x; z += y; ... x ...`: the old value is read again under another name
+            k, name = facts.kind(storage), w.result.name
+            raise UnsupportedError(
+                f"this update changes {'an ' + k.type if k else 'a value'} in place that another "
+                f"name still reads afterwards; the gradient would not see the change", w.loc,
+                f"write `{name} = {name} + ...` (or -, *, ...) for a new value, or take a copy "
+                f"where the second name is made (`{name} = x.copy()`)")
         for m in members.get(find(storage), ()):
             if m is storage or m is w.result:
                 continue

@@ -410,11 +410,8 @@ class Lowerer:
         t = s.target
         if isinstance(t, gast.Name):
             old = self.name(t)
-            if isinstance(old, Value) and sum(v is old for v in self.env.values()) > 1:
-                raise self.error(
-                    f"`{t.id} {_SYMBOL[type(s.op)]}= ...` updates a value that has another name",
-                    s, f"write `{t.id} = {t.id} {_SYMBOL[type(s.op)]} ...` for a new value, or "
-                       f"`{t.id}[...] {_SYMBOL[type(s.op)]}= ...` to write through every name")
+            # a number rebinds `t`; an array or list is updated in place, which other names
+            # of it would see: analysis/views.py refuses that once the kinds are observed
             rhs = self.expr(s.value)
             new = self.emit(_prim(op), (old, rhs), hint=t.id, node=s)
             if isinstance(new, Value):
@@ -990,9 +987,6 @@ _BINOPS = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.m
            gast.FloorDiv: operator.floordiv, gast.Mod: operator.mod,
            gast.BitAnd: operator.and_, gast.BitOr: operator.or_, gast.BitXor: operator.xor,
            gast.LShift: operator.lshift, gast.RShift: operator.rshift}
-_SYMBOL = {gast.Add: "+", gast.Sub: "-", gast.Mult: "*", gast.Div: "/", gast.Pow: "**",
-           gast.MatMult: "@", gast.FloorDiv: "//", gast.Mod: "%", gast.BitAnd: "&",
-           gast.BitOr: "|", gast.BitXor: "^", gast.LShift: "<<", gast.RShift: ">>"}
 _COMPARE = {gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt,
             gast.GtE: operator.ge, gast.Eq: operator.eq, gast.NotEq: operator.ne,
             gast.Is: operator.is_, gast.IsNot: operator.is_not,
