@@ -268,9 +268,10 @@ def _like(g, x):
             raise AdjointError(f"internal error: gradient of shape {g.shape} for an argument "
                                f"of shape {x.shape}; please report this")
         return g
-    if isinstance(x, (list, tuple)):
-        return type(x)(_like(gi, xi) for gi, xi in zip(g, x)) if isinstance(g, (list, tuple)) \
-            else np.asarray(g)
+    if isinstance(x, (list, tuple)) and (isinstance(g, (list, tuple)) or np.ndim(g)) \
+            and len(g) == len(x):
+        items = [_like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
+        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
     return g
 
 

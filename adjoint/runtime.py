@@ -91,6 +91,21 @@ def alias(x):
     return x
 
 
+class Cotangents(list):
+    """The cotangent of a ragged sequence, one per element: `+` and `+=` add element by
+    element, where a plain list would concatenate (`layers_bar[k] += W_b_bar`)."""
+
+    def __add__(self, other):
+        return Cotangents(accum(a, b) for a, b in zip(self, other))
+
+    __radd__ = __add__
+
+    def __iadd__(self, other):
+        for i, b in enumerate(other):
+            self[i] = accum(self[i], b)
+        return self
+
+
 def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
@@ -99,7 +114,7 @@ def zeros_like(x):
         try:
             return np.zeros(np.shape(x))
         except ValueError:  # ragged: one zero per element
-            return [zeros_like(e) for e in x]
+            return Cotangents(zeros_like(e) for e in x)
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
 
 

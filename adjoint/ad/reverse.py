@@ -507,6 +507,9 @@ class Reverse:
                    if isinstance(o, Call) and o.prim.style in ("setitem", "iadd_at", "add_at")}
         inits[:len(slots)] = [self._writable(g) if c in written else g
                               for g, c in zip(inits, cargs)]
+        # a reduction's terms are recomputed, so its reversed loop may run in any order;
+        # but a value it could not recompute is still taped, and a tape pops last-in first
+        in_order = not region.recompute or bool(region.saved)
         # A body's yield is the next iteration's block argument. When the reverse reads
         # both, tape only the argument and relay it backwards: the yield of iteration t
         # is the argument popped for t + 1, and for the last iteration the loop's result.
@@ -540,17 +543,31 @@ class Reverse:
         fwd = ins.op or op
         if tape is not None:
             ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
-            push = Call(_prim(tape_push), (tape, *region.saved), Value("_"), (), None)
+            # an entry is the value as it was: an array some later write changes in place
+            # is pushed as a copy, or its entry would change with it
+            pushed, copies = [], []
+            for v in region.saved:
+                k = self.facts.kind(v)
+                if v in self.written and (k is None or k.type not in ("float", "int", "bool")):
+                    copy = Value(v.name)
+                    self.facts.same_kind(copy, v)
+                    copies.append(Call(_prim(runtime.private), (v,), copy, (), None))
+                    v = copy
+                pushed.append(v)
+            push = Call(_prim(tape_push), (tape, *pushed), Value("_"), (), None)
             # push as soon as the last saved value exists, so carried names can be reused
             saved = set(region.saved)
             last = max((i for i, o in enumerate(op.body.ops)
                         if saved & set(self._results_of(o))), default=-1)
             if last >= 0:
-                self.instrument.setdefault(op.body.ops[last], Instrumented()).after.append(push)
+                self.instrument.setdefault(op.body.ops[last], Instrumented()).after.extend(
+                    copies + [push])
             elif op.body.ops:
-                self.instrument.setdefault(op.body.ops[0], Instrumented()).before.append(push)
+                self.instrument.setdefault(op.body.ops[0], Instrumented()).before.extend(
+                    copies + [push])
             else:
-                fwd = replace(fwd, body=replace(fwd.body, ops=fwd.body.ops + (push,)))
+                fwd = replace(fwd, body=replace(fwd.body, ops=fwd.body.ops + tuple(copies) +
+                                                (push,)))
         if is_for:
             iterable = self.read(op.iter)
         else:
@@ -572,7 +589,7 @@ class Reverse:
             Value(f"{_base(u)}_bar") for u in accs)
         relayed = tuple(Value(v.name) for v in relay_args)
         self.ops.append(For(iterable, tuple(inits + relay_inits), rbody, results + relayed,
-                            op.loc, reverse=not region.recompute))
+                            op.loc, reverse=in_order))
         for u, r in zip(accs, results[len(slots):]):
             adj[u] = r
         for k, r in zip(slots, results):

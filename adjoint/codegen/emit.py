@@ -63,6 +63,7 @@ class Emitter:
         self.sections = sections or {}
         self.main_file = main_file or (fn.loc.filename if fn.loc else None)
         self.counts = uses(fn.body)
+        self.arity = entry_arity(fn)
         self.inlined: dict[Value, Call] = {}
         self.unpacked = {op.body.args[0] for op in _all_ops(fn.body) if isinstance(op, For)} | {
             op.result for op in _all_ops(fn.body) if isinstance(op, Call) and (
@@ -81,7 +82,7 @@ class Emitter:
     def _find_inlined(self, block: Block) -> None:
         """Single-use temporaries whose consumer is the next ops in the same block."""
         defs = {}
-        unpacked = _unpacked_pops(block).skip
+        unpacked = _unpacked_pops(block, self.arity).skip
         for i, op in enumerate(block.ops):
             for b in op.blocks:
                 self._find_inlined(b)
@@ -245,7 +246,7 @@ class Emitter:
         self.lines.append(f"{ind}# {where}: {loc.text.strip()}")
 
     def block(self, block: Block, ind: str, top: bool = False) -> None:
-        pops = _unpacked_pops(block)
+        pops = _unpacked_pops(block, self.arity)
         for i, op in enumerate(block.ops):
             if top and i in self.sections:
                 self.lines.append(f"{ind}# --- {self.sections[i]} ---")
@@ -305,7 +306,8 @@ class Emitter:
             item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
             self.lines.append(f"{ind}{self.operand(a[0], 15)}.append({item})")
         elif op in pops.unpack:
-            targets = [self.names(v) if self.counts.get(v) else "_" for v in pops.unpack[op]]
+            targets = [self.names(v) if v is not None and self.counts.get(v) else "_"
+                       for v in pops.unpack[op]]
             self.lines.append(f"{ind}{', '.join(targets)} = {self.call_expr(op)}")
         else:
             self.lines.append(f"{ind}{self.names(op.result)} = {self.call_expr(op)}")
@@ -398,10 +400,12 @@ class Emitter:
                 parts.append(op)
             else:
                 break
-        if len(parts) > 1 and len(parts) == self.counts.get(t):
+        n = self.arity.get(t)
+        if parts and len(parts) == self.counts.get(t) and (
+                len(parts) > 1 and n is None or n is not None and 1 < n and len(parts) <= n):
             self.skip.update(parts)
-            return ", ".join(self.names(p.result) if self.counts.get(p.result) else "_"
-                             for p in parts)
+            names = [self.names(p.result) if self.counts.get(p.result) else "_" for p in parts]
+            return ", ".join(names + ["_"] * ((n or 0) - len(parts)))
         return self.names(t)
 
     def while_stmt(self, op: While, ind: str) -> None:
@@ -543,23 +547,61 @@ class _Pops:
     skip: set = field(default_factory=set)  # the getitem ops folded into the unpacking
 
 
-def _unpacked_pops(block: Block) -> _Pops:
-    """`a, b = _tape.pop()` instead of a pop followed by two subscripts."""
+def entry_arity(fn: Function) -> dict:
+    """How many values each entry of a tape or snapshot set holds, by the value that
+    holds it: the tape itself, the If/loop results it flows through, and what is popped,
+    loaded or walked from it. 1 is a bare value, not a tuple."""
+    arity: dict = {}
+    ops = list(_all_ops(fn.body))
+    for op in ops:
+        if isinstance(op, Call) and op.prim.style in ("tape_push", "snap_store"):
+            n = len(op.args) - (1 if op.prim.style == "tape_push" else 2)
+            arity[op.args[0]] = n if arity.get(op.args[0], n) == n else None
+    changed = True
+    while changed:  # through the yields of regions, to their results and block arguments
+        changed = False
+        for op in ops:
+            links = []
+            if isinstance(op, If):
+                links = [(r, y) for b in (op.then, op.orelse) for r, y in zip(op.results, b.results)]
+            elif isinstance(op, (For, While)):
+                args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                links = [(a, i) for a, i in zip(args, op.inits)] + \
+                    [(r, y) for r, y in zip(op.results, op.body.results)] + \
+                    [(a, y) for a, y in zip(args, op.body.results)]
+            for to, frm in links:
+                if frm in arity and to not in arity:
+                    arity[to] = arity[frm]
+                    changed = True
+    for op in ops:
+        if isinstance(op, Call) and op.prim.style in ("tape_pop", "snap_load") \
+                and op.args[0] in arity:
+            arity[op.result] = arity[op.args[0]]
+        elif isinstance(op, For) and op.iter in arity:  # `for a, b in reversed(_tape)`
+            arity[op.body.args[0]] = arity[op.iter]
+    return arity
+
+
+def _unpacked_pops(block: Block, arity: dict) -> _Pops:
+    """`a, b = _tape.pop()` instead of a pop followed by two subscripts; `a, _ = ...`
+    where the entry holds more values than are read."""
     out = _Pops()
     for i, op in enumerate(block.ops):
         if isinstance(op, Call) and (op.prim.style in ("tape_pop", "snap_load")
                                      or op.prim.fn is None):
-            elems = []
+            reads = []
             for nxt in block.ops[i + 1:]:
                 if (isinstance(nxt, Call) and nxt.prim.style == "subscript"
                         and nxt.args[0] is op.result and isinstance(nxt.args[1], Const)
-                        and nxt.args[1].value == len(elems)):
-                    elems.append(nxt.result)
-                    out.skip.add(nxt)
+                        and nxt.args[1].value == len(reads)):
+                    reads.append(nxt)
                 else:
                     break
-            if elems:
-                out.unpack[op] = elems
+            n = arity.get(op.result)
+            if reads and (op.prim.fn is None or n is not None and n > 1):
+                # not a bare entry (whose subscripts are its own), nor one of unknown size
+                out.skip.update(reads)
+                out.unpack[op] = [r.result for r in reads] + [None] * ((n or 0) - len(reads))
     return out
 
 

@@ -497,7 +497,14 @@ class Lowerer:
         """Variables a loop rebinds that exist before it (or that code after it reads)."""
         assigned = _assigned_names(loop.body) | set(extra)
         # a write through one name (x[i] = .., xs.append) is a write through its aliases too
-        for n in self.written_in(loop.body):
+        written = self.written_in(loop.body)
+        # ... and an alias the body makes (`b = a; b[1:] -= d`) writes into the old name
+        copies = [({t.id for t in n.targets if isinstance(t, gast.Name)}, n.value.id)
+                  for n in gast.walk(gast.Module(body=list(loop.body), type_ignores=[]))
+                  if isinstance(n, gast.Assign) and isinstance(n.value, gast.Name)]
+        while any(names & written and old not in written for names, old in copies):
+            written |= {old for names, old in copies if names & written}
+        for n in written:
             v = self.env.get(n)
             if isinstance(v, Value):
                 assigned |= {m for m, w in self.env.items() if w is v}
