@@ -707,13 +707,14 @@ class Lowerer:
                              "assignment on every path)")
         return self.classify(obj, node.id)
 
-    def classify(self, obj, name: str):
+    def classify(self, obj, name: str, module: str | None = None):
+        """`module`: where generated code imports a plain object from (the user's
+        module, unless it was read as an attribute of another module)."""
         if _literal(obj):
             return Const(obj)
         if isinstance(obj, (types.ModuleType, type)) or callable(obj):
             return Static(obj)
-        module = self.parsed.func.__module__
-        return Global(name, obj, module)
+        return Global(name, obj, module or self.parsed.func.__module__)
 
     def expr_Attribute(self, node, hint):
         base = self.expr(node.value)
@@ -722,7 +723,8 @@ class Lowerer:
                 obj = getattr(base.obj, node.attr)
             except AttributeError:
                 raise self.error(f"{base.obj!r} has no attribute `{node.attr}`", node) from None
-            return self.classify(obj, node.attr)
+            home = base.obj.__name__ if isinstance(base.obj, types.ModuleType) else None
+            return self.classify(obj, node.attr, home)
         fn = _ATTRIBUTES.get(node.attr)
         if fn is not None:
             return self.emit(_prim(fn), (base,), hint=hint, node=node)
@@ -804,8 +806,41 @@ class Lowerer:
         return self.emit(_prim(list_of), elts, hint=hint, node=node)
 
     def expr_Subscript(self, node, hint):
-        base = self.operand(node.value)
+        base = self.expr(node.value)
+        obj = base.obj if isinstance(base, Static) else base.value if isinstance(
+            base, Global) else None
+        if isinstance(base, (Static, Global)) and not isinstance(obj, _CONTAINERS):
+            return self.object_subscript(base, obj, node, hint)
+        self.check_operands([base], node.value)
         index = self.index(node.slice)
+        return self.emit(_prim(operator.getitem), (base, index), hint=hint, node=node)
+
+    def object_subscript(self, base, obj, node, hint):
+        """`obj[...]` on a module-level object that is not a plain container: NumPy's
+        index tricks are understood; any other object's `__getitem__` is opaque, so
+        only a constant index is allowed (what it returns could depend on a value the
+        compiler would otherwise read as a constant)."""
+        name = _dotted(node.value)
+        if obj is np.s_ or obj is np.index_exp:  # the index itself (index_exp: a tuple)
+            if obj is np.index_exp and not isinstance(node.slice, gast.Tuple):
+                return self.index(gast.Tuple(elts=[node.slice], ctx=gast.Load()))
+            return self.index(node.slice)
+        if obj is np.r_ or obj is np.c_:
+            elts = node.slice.elts if isinstance(node.slice, gast.Tuple) else [node.slice]
+            parts = [self.index(e) if isinstance(e, gast.Slice) else self.operand(e)
+                     for e in elts]
+            if any(isinstance(p, Const) and isinstance(p.value, str) for p in parts):
+                raise self.error(f"string directives in `{name}[...]` are not supported",
+                                 node, "join with np.concatenate, np.stack or np.column_stack")
+            prim = registry.named("r_concat" if obj is np.r_ else "c_concat")
+            packed = self.emit(_prim(tuple_of), parts, node=node)
+            return self.emit(prim, (packed,), hint=hint, node=node)
+        index = self.index(node.slice)
+        if not isinstance(index, Const):
+            raise self.error(f"`{name}[...]` indexes an object adjoint does not know with a "
+                             f"computed index", node,
+                             "index with constants, or compute the value outside the "
+                             "differentiated function")
         return self.emit(_prim(operator.getitem), (base, index), hint=hint, node=node)
 
     def index(self, node) -> Operand:
@@ -851,6 +886,8 @@ class Lowerer:
             # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so)
             return self.emit(_prim(operator.getitem), (args[0], Const(slice(None, None, -1))),
                              hint=hint, node=node)
+        if (fn is max or fn is min) and (len(args) != 2 or kwargs):
+            return self.extremum(fn, args, kwargs, node, hint)
         entry = registry.lookup(fn)
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
@@ -871,6 +908,20 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, _qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
+
+    def extremum(self, fn, args, kwargs, node, hint):
+        """`max(xs)`, `max(a, b, c)`: np.max over the numbers as an array, whose rule splits
+        a tie evenly among the tied entries, as the rule of two-argument `max` does."""
+        name = fn.__name__
+        if kwargs or not args:
+            raise self.error(f"`{name}` with key= or default=, or without arguments, is not "
+                             f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
+                             f"key, compute the keys and pick with np.arg{name}")
+        seq = args[0] if len(args) == 1 else self.emit(_prim(list_of), args, node=node)
+        arr = self.emit(_prim(np.array), (seq,), node=node)
+        # axis=0: a sequence of numbers reduces to a number, as Python's max would give
+        return self.emit(_prim(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
+                         hint=hint, node=node)
 
     def method(self, m: Method, args, kwargs, node, hint):
         spec = _METHODS.get(m.name)
@@ -1019,6 +1070,10 @@ _METHODS = {
 }
 
 
+# module-level objects that `obj[i]` reads as data (other objects are opaque)
+_CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
+
+
 def _safe(op) -> bool:
     """Ops that cannot raise, so `a and b` may evaluate b eagerly."""
     return isinstance(op, Call) and op.prim.fn in _SAFE_FNS
@@ -1064,6 +1119,13 @@ def _indexed_shape(shape, index, facts):
 
 def _qualname(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _dotted(node) -> str:
+    """`np.mgrid` for the node of `np.mgrid` (what an error message calls it)."""
+    if isinstance(node, gast.Attribute):
+        return _dotted(node.value) + "." + node.attr
+    return node.id if isinstance(node, gast.Name) else "object"
 
 
 def _hint_of(node) -> str:

@@ -135,3 +135,9 @@ def template_inputs(template: Callable, skip: int) -> list[str]:
     """The primal input names a template binds (after `g, ans` or `ans`)."""
     params = list(inspect.signature(template).parameters.values())[skip:]
     return [p.name for p in params if not p.name.endswith("_dot")]
+
+
+def named(name: str) -> Prim:
+    """The primitive registered under `name` (for the front end, which cannot import
+    the rule modules: they import it)."""
+    return _by_name[name].prim

@@ -131,9 +131,53 @@ def linspace_weights(num, endpoint, ndim, axis=0):
     return np.reshape(t, shape)
 
 
+def r_concat(parts):
+    """`np.r_[parts]` (the front end lowers `np.r_[a, b]` to `r_concat((a, b))`)."""
+    return np.r_[tuple(parts)]
+
+
+def c_concat(parts):
+    """`np.c_[parts]`."""
+    return np.c_[tuple(parts)]
+
+
+def _index_grid(which):
+    return (np.r_, 0) if which == "r" else (np.c_, -1)
+
+
+def split_index(x, parts, which):
+    """The cotangent of `np.r_[parts]` (which == "r") or `np.c_[parts]` ("c"): `x`
+    cut along the joined axis into one piece per part, shaped like the part; None
+    for a slice (an integer range, no gradient)."""
+    grid, axis = _index_grid(which)
+    x = np.asarray(x)
+    out, start = [], 0
+    for p in parts:
+        n = np.shape(grid[p, ])[axis]  # how far the part extends in the result
+        piece = np.take(x, np.arange(start, start + n), axis=axis)
+        start += n
+        out.append(None if isinstance(p, slice) else _like(piece, p))
+    return out
+
+
+def join_index(pieces, parts, which):
+    """The inverse of `split_index`: the pieces joined as `np.r_`/`np.c_` joins
+    `parts`, zeros where a part is a slice or its piece is None."""
+    grid, axis = _index_grid(which)
+    items = []
+    for c, p in zip(pieces, parts):
+        if isinstance(p, slice):  # a range: zeros of its length, promoted as it is
+            c = np.zeros(len(np.r_[p]))
+        elif c is None:
+            c = np.zeros(np.shape(p))
+        items.append(c)
+    return grid[tuple(items)]
+
+
 for _fn, _name in [(split_like, "split_like"), (join_like, "join_like"),
                    (unstack_like, "unstack_like"), (unarray, "unarray"), (untile, "untile"),
-                   (unrepeat, "unrepeat")]:
+                   (unrepeat, "unrepeat"), (r_concat, "r_concat"), (c_concat, "c_concat"),
+                   (split_index, "split_index"), (join_index, "join_index")]:
     primitive(_fn, _name)
 for _fn, _name in [(neg_shift, "neg_shift"), (hstack_axis, "hstack_axis"),
                    (linspace_weights, "linspace_weights")]:
@@ -438,6 +482,46 @@ def dstack(g, ans, tup):
 @defjvp(np.dstack)
 def dstack(ans, tup, tup_dot):
     return np.dstack(tup_dot)
+
+
+@defvjp(r_concat)
+def r_concat_(g, ans, parts):
+    return split_index(g, parts, "r")
+
+
+@defjvp(r_concat)
+def r_concat_(ans, parts, parts_dot):
+    return join_index(parts_dot, parts, "r")
+
+
+@defvjp(c_concat)
+def c_concat_(g, ans, parts):
+    return split_index(g, parts, "c")
+
+
+@defjvp(c_concat)
+def c_concat_(ans, parts, parts_dot):
+    return join_index(parts_dot, parts, "c")
+
+
+@defvjp(split_index)
+def split_index_(g, ans, x, parts, which):
+    return join_index(g, parts, which)
+
+
+@defjvp(split_index)
+def split_index_(ans, x, parts, which, x_dot):
+    return split_index(x_dot, parts, which)
+
+
+@defvjp(join_index)
+def join_index_(g, ans, pieces, parts, which):
+    return split_index(g, parts, which)
+
+
+@defjvp(join_index)
+def join_index_(ans, pieces, parts, which, pieces_dot):
+    return join_index(pieces_dot, parts, which)
 
 
 # ------------------------------------------------------------------ copies
