@@ -7,7 +7,10 @@ same signature go straight to it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import types
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,12 +25,13 @@ from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.frontend.lower import lower_function
-from adjoint.frontend.source import parse_function, unwrap
+from adjoint.frontend.source import ABSENT, parse_function, recording, unwrap
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
 from adjoint.checkpoint.transform import apply_policy
 from adjoint.passes.specialize import specialize
+from adjoint.passes import pipeline
 from adjoint.passes.pipeline import optimize
 from adjoint.runtime import fresh_tapes
 
@@ -56,24 +60,45 @@ def _normalize_wrt(wrt, fn: Function) -> tuple[int, ...]:
     return tuple(out)
 
 
+# values the generated code may depend on, beyond their kind: an int can be an axis or a
+# size (np.mean(x, axis=k) folds 1/x.shape[k] into the code), a str or bool a mode
+_FOLDED = (int, bool, str, np.integer, np.bool_)
+
+
+def _folded(a):
+    """The part of `a`'s value that is in the key (its kind is there too): ints, bools,
+    strings and None, also inside tuples and lists; a float's value never is."""
+    if isinstance(a, _FOLDED):
+        return a.item() if isinstance(a, np.generic) else a
+    if isinstance(a, (tuple, list)):
+        return tuple(_folded(e) for e in a)
+    if isinstance(a, range):
+        return (a.start, a.stop, a.step)
+    return None
+
+
 def signature(args) -> tuple:
-    return tuple(kind_of(a) for a in args)
+    """Everything about the arguments that a specialisation depends on: each one's kind
+    (type, shape, dtype kind) and its folded value (ints, bools, strings)."""
+    return tuple((kind_of(a), _folded(a)) for a in args)
 
 
 # types whose kind is their type alone
-_PLAIN = {float, int, bool, complex, np.float64, np.float32, np.int64, np.int32, np.bool_,
-          np.complex128, range, type(None)}
+_PLAIN = {float, complex, np.float64, np.float32, np.complex128, type(None)}
+_INTS = {int, bool, np.int64, np.int32, np.bool_}  # keyed by value too
 
 
 def _quick_signature(args) -> tuple | None:
-    """A cheaper key that fixes `signature(args)` (types, arrays' shapes and dtype kinds),
-    or None for arguments only `kind_of` can tell apart (lists, tuples). A call in a
+    """A cheaper key that fixes `signature(args)` (types, arrays' shapes and dtype kinds,
+    the values of ints and bools), or None for arguments only `kind_of` can tell apart (lists, tuples). A call in a
     loop pays this rather than building one `Kind` per argument."""
     key = []
     for a in args:
         t = type(a)
         if t is np.ndarray:
             key.append((a.shape, a.dtype.kind))
+        elif t in _INTS:
+            key.append((t, a))  # its value may be folded in (an axis, a size)
         elif t in _PLAIN:
             key.append(t)
         else:
@@ -98,11 +123,20 @@ def _origin(f) -> str:
     return f"{parsed.filename}:{parsed.node.name}"
 
 
+def _all_operands(block: Block):
+    """Every operand of every op in `block` and its regions, the blocks' results too (a
+    function may return a global array as it is)."""
+    yield from block.results
+    for op in block.ops:
+        yield from op.operands
+        for inner in op.blocks:
+            yield from _all_operands(inner)
+
+
 def _origins(fn_ir: Function) -> list:
     """(name, module) of every user object the function reads."""
-    out = set()
+    out = {(o.name, o.module) for o in _all_operands(fn_ir.body) if isinstance(o, Global)}
     for op in walk_ops(fn_ir.body):
-        out.update((o.name, o.module) for o in op.operands if isinstance(o, Global))
         if not isinstance(op, Call):
             continue
         # a bound method (random.random) may have no module: its name stands for it
@@ -113,12 +147,15 @@ def _origins(fn_ir: Function) -> list:
     return sorted(out, key=repr)
 
 
+def _global_kinds(fn_ir: Function) -> list:
+    """Each global's kind: an array's shape may be in the code, so it is in the key."""
+    return sorted({(o.name, kind_of(o.value)) for o in _all_operands(fn_ir.body)
+                   if isinstance(o, Global)}, key=repr)
+
+
 def _globals_namespace(fn_ir: Function) -> dict:
-    ns = {}
+    ns = {o.name: o.value for o in _all_operands(fn_ir.body) if isinstance(o, Global)}
     for op in walk_ops(fn_ir.body):
-        for o in op.operands:
-            if isinstance(o, Global):
-                ns[o.name] = o.value
         if isinstance(op, Call):
             from adjoint.rules import registry
             e = registry.entry(op.prim)
@@ -127,23 +164,140 @@ def _globals_namespace(fn_ir: Function) -> dict:
     return ns
 
 
-class Transform:
-    """One compiled gradient (or split vjp pair) per signature, cached in memory and on disk."""
+def lower_watched(f: Callable) -> tuple[Function, tuple]:
+    """`f` lowered, and the guards of what the lowering read from outside it: a float
+    global is folded into the code, a helper inlined, a global array's shape may be."""
+    with recording() as reads:
+        lowered = lower_function(f)
+    return lowered, guards(reads)
 
-    def __init__(self, f: Callable, wrt, mode: str, cache_dir=None, checkpoint=None):
+
+def guards(reads) -> tuple:
+    """(namespace, name, value, shape, dtype) per free name read: the code stays valid
+    while `namespace.get(name, ABSENT) is value` (a cell: its contents) and, for an
+    array, while its shape and dtype are the same. Reads of adjoint's own modules (the
+    rule templates) are left out: they do not change under a running program."""
+    out, seen = [], set()
+    for where, name, value in reads + _attribute_reads(reads):
+        if where is None or isinstance(where, dict) and \
+                str(where.get("__name__", "")).startswith("adjoint."):
+            continue
+        key = (id(getattr(where, "obj", where)), name)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not isinstance(where, (dict, _Attributes)):
+            where = _Cell(where)
+        arr = isinstance(value, np.ndarray)
+        out.append((where, name, value, value.shape if arr else None,
+                    value.dtype if arr else None))
+    return tuple(out)
+
+
+def _attribute_reads(reads) -> list:
+    """(namespace, attr, value) for each `name.attr` in a function read whose `name` is a
+    user module or class: `config.scale` is folded in as a number too."""
+    import gast
+    out, done = [], set()
+    for where, _, parsed in reads:
+        if where is not None or parsed in done:
+            continue
+        done.add(parsed)
+        if parsed.filename.startswith(os.path.dirname(os.path.dirname(__file__))):
+            continue  # adjoint's own rule templates
+        for node in gast.walk(parsed.node):
+            if not (isinstance(node, gast.Attribute) and isinstance(node.value, gast.Name)):
+                continue
+            found, base = parsed.lookup(node.value.id)
+            if not found or not isinstance(base, (type, types.ModuleType)) or \
+                    getattr(base, "__name__", "").split(".")[0] in _LIBRARIES:
+                continue
+            out.append((_Attributes(base), node.attr, getattr(base, node.attr, ABSENT)))
+    return out
+
+
+_LIBRARIES = {"numpy", "math", "builtins", "adjoint", "random", "operator"}
+
+
+class _Attributes:
+    """A module's or class's attributes read like a namespace."""
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
+
+
+class _Cell:
+    """A closure cell read like a namespace."""
+
+    def __init__(self, cell) -> None:
+        self.cell = cell
+
+    def get(self, name, default):
+        try:
+            return self.cell.cell_contents
+        except ValueError:
+            return default
+
+
+def holds(checks: tuple):
+    """A function that is True while every check holds (None when there are none), as
+    one expression: a call pays a dict lookup and an `is` per global (~40 ns), not a loop."""
+    if not checks:
+        return None
+    ns, terms = {"ABSENT": ABSENT}, []
+    for i, (where, name, value, shape, dtype) in enumerate(checks):
+        ns[f"w{i}"], ns[f"v{i}"], ns[f"s{i}"], ns[f"d{i}"] = where, value, shape, dtype
+        terms.append(f"w{i}.get({name!r}, ABSENT) is v{i}")
+        if shape is not None:
+            terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
+    exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
+    return ns["holds"]
+
+
+def stale(checks: tuple) -> str | None:
+    """The name of the first free name that changed since `checks` were made, or None."""
+    for where, name, value, shape, dtype in checks:
+        if where.get(name, ABSENT) is not value or (
+                shape is not None and (value.shape != shape or value.dtype != dtype)):
+            return name
+    return None
+
+
+class Transform:
+    """One compiled gradient (or split vjp pair) per signature, cached in memory and on disk.
+
+    The compiled code depends on the globals the function reads (a float global is a
+    number in the code, a helper is inlined): each call checks they are the same
+    objects (`stale`), and lowers the function again when one changed."""
+
+    def __init__(self, f: Callable, wrt, mode: str, cache_dir=None, checkpoint=None,
+                 optimize: bool = True):
         self.f = unwrap(f)
         self.mode = mode  # "grad", "value_and_grad", "vjp"
         self.wrt_spec = wrt
         self.cache_dir = cache_dir
         self.checkpoint = checkpoint
-        self.lowered = lower_function(self.f)
-        self.ir = prepare(self.lowered, checkpoint)
+        self.optimize = optimize  # False: no optimisation pass (differential testing)
+        self._lower()
         self.wrt = _normalize_wrt(wrt, self.ir)
-        self.compiled: dict[tuple, Compiled] = {}
-        self.quick: dict[tuple, Compiled] = {}  # the same, keyed by _quick_signature
         # named like f, but no __wrapped__: unwrapping a derivative must not reach f
         self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
         self.__doc__ = f"The {mode} of {self.f.__name__}."
+
+    def _passes(self):
+        return contextlib.nullcontext() if self.optimize else pipeline.limited(0)
+
+    def _lower(self) -> None:
+        """Lower and prepare f afresh (its globals changed): no old specialisation stays."""
+        self.lowered, self.guards = lower_watched(self.f)
+        self.holds = holds(self.guards)
+        with self._passes():
+            self.ir = prepare(self.lowered, self.checkpoint)
+        self.compiled: dict[tuple, Compiled] = {}
+        self.quick: dict[tuple, Compiled] = {}  # the same, keyed by _quick_signature
 
     def full_args(self, args) -> tuple:
         """The arguments with the function's defaults filled in, as Python would."""
@@ -159,6 +313,8 @@ class Transform:
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)
+        if self.holds is not None and not self.holds():  # a global changed
+            self._lower()
         quick = _quick_signature(args)
         got = self.quick.get(quick)
         if got is None:
@@ -183,13 +339,15 @@ class Transform:
         where = sorted({(op.loc.filename, op.loc.line, op.loc.text)
                         for op in walk_ops(self.ir.body) if op.loc is not None})
         digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint,
-                          origins, _origin(self.f), where)
+                          origins, _origin(self.f), where, _global_kinds(self.ir),
+                          self.optimize and pipeline.setting())
         path = load.module_path(self.ir.name + "_" + self.mode, digest, self.cache_dir)
         holder = {}
 
         def make_source():
-            holder["source"] = generate(self.f, self.lowered, self.ir, self.wrt, args,
-                                        self.mode, digest)
+            with self._passes():
+                holder["source"] = generate(self.f, self.lowered, self.ir, self.wrt, args,
+                                            self.mode, digest)
             return holder["source"]
 
         module = load.load(path, make_source, _globals_namespace(self.ir))
@@ -346,7 +504,8 @@ def _check_scalar_output(ir: Function, facts, mode: str) -> None:
 def build(ir: Function, wrt, facts, mode: str) -> list[tuple]:
     """The optimised functions of a gradient module: (function, sections, defaults)."""
     fns = _transformed(ir, wrt, facts, mode)
-    return [(specialize(fn, facts), sections, defaults) for fn, sections, defaults in fns]
+    return [(pipeline.run_pass(specialize, fn, facts), sections, defaults)
+            for fn, sections, defaults in fns]
 
 
 def _transformed(ir: Function, wrt, facts, mode: str) -> list[tuple]:
@@ -443,18 +602,20 @@ def split(fn: Function, n_fwd: int, outs, name: str) -> tuple[Function, Function
 # ---------------------------------------------------------------------- public functions
 
 
-def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None) -> Callable:
+def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) -> Callable:
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt`. `f` may be a
-    gradient itself (of a scalar function of a scalar): then this is its derivative."""
+    gradient itself (of a scalar function of a scalar): then this is its derivative.
+    `optimize=False` runs no optimisation pass (the gradient must be the same)."""
     from adjoint.higher import Derivative, nested
     if isinstance(f, (Transform, Derivative)):
         return nested(f, wrt)
-    return Transform(f, wrt, "grad", cache_dir, checkpoint)
+    return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize)
 
 
-def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None) -> Callable:
+def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None,
+                   optimize=True) -> Callable:
     """`f(*args)` and its gradient, in one pass."""
-    return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint)
+    return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize)
 
 
 def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
@@ -475,9 +636,10 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
     return Transform(f, wrt, "jvp", cache_dir)
 
 
-def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
+def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True):
     """`(f(*args), pullback)`; `pullback(out_bar)` gives the cotangent(s) of args[wrt]."""
-    t = Transform(f, wrt, "vjp", cache_dir, checkpoint)
+    t = Transform(f, wrt, "vjp", cache_dir, checkpoint, optimize)
+    args = t.full_args(args)  # the generated f_fwd takes every parameter
     fwd, bwd = t.compile(args).fn
     out, residuals = fwd(*args)
 
@@ -491,20 +653,100 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None):
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None,
            standalone: bool = False) -> str:
     """The generated module's source; specialised on `args` when given. `standalone`
-    pastes the runtime helpers it calls into the file, so it stands on its own."""
+    pastes the runtime helpers it calls into the file, so it stands on its own.
+
+    Without `args` the code is generic. With them it may hold their facts (a size, an
+    axis, that a value is a float): it then checks them on entry, and says so in its
+    header, so that the file never runs on arguments it was not generated for."""
     f = unwrap(f)
     lowered = lower_function(f)
     ir = prepare(lowered, checkpoint)
     wrt_t = _normalize_wrt(wrt, ir)
-    if mode in ("reverse", "grad"):
-        if args is not None and not standalone:
-            return Transform(f, wrt, "grad", checkpoint=checkpoint).compile(tuple(args)).source
-        return emit_module(f, ir, wrt_t, facts_for(lowered, ir, args), "grad",
+    kind = {"reverse": "grad", "grad": "grad", "vjp": "vjp", "forward": "jvp",
+            "jvp": "jvp"}.get(mode)
+    if kind is None:
+        raise ValueError(f"unknown mode {mode!r}")
+    if args is None:
+        return emit_module(f, ir, wrt_t, facts_for(lowered, ir, None), kind,
                            standalone=standalone)
-    if mode in ("vjp", "forward", "jvp"):
-        return emit_module(f, ir, wrt_t, facts_for(lowered, ir, args),
-                           "vjp" if mode == "vjp" else "jvp", standalone=standalone)
-    raise ValueError(f"unknown mode {mode!r}")
+    t = Transform(f, wrt, "grad", checkpoint=checkpoint)
+    args = t.full_args(tuple(args))
+    if kind == "grad" and not standalone:
+        text = t.compile(args).source
+    else:
+        text = emit_module(f, ir, wrt_t, facts_for(lowered, ir, args), kind,
+                           standalone=standalone)
+    try:
+        generic = emit_module(f, ir, wrt_t, facts_for(lowered, ir, None), kind,
+                              standalone=standalone)
+    except AdjointError:
+        generic = None  # only the specialised code exists
+    if generic is not None and generic.split("\n", 1)[1] == text.split("\n", 1)[1]:
+        return text  # nothing about the arguments is in the code
+    # the file's own name (the header's first line has its path): the text stays the same
+    # on every machine
+    origin = f"{os.path.basename(parse_function(f).filename)}:{ir.name}"
+    return with_entry_check(text, ir, args, f"{ir.name}_fwd" if kind == "vjp" else
+                            f"{ir.name}_{kind}", None if standalone else origin)
+
+
+def _fact(name: str, a) -> tuple[str, str] | None:
+    """(condition, description) that argument `a`, named `name`, still has the facts
+    the specialised code holds: an array's shape and dtype kind, an int's value..."""
+    if isinstance(a, np.ndarray):
+        return (f"isinstance({name}, np.ndarray) and {name}.shape == {a.shape!r} and "
+                f"{name}.dtype.kind == {a.dtype.kind!r}",
+                f"{name}.shape == {a.shape!r}, {name}.dtype.kind == {a.dtype.kind!r}")
+    if isinstance(a, (bool, np.bool_)) or a is None:
+        value = None if a is None else bool(a)
+        return f"{name} is {value!r}", f"{name} is {value!r}"
+    if isinstance(a, (int, np.integer)):
+        return (f"isinstance({name}, int) and {name} == {int(a)!r}",
+                f"{name} == {int(a)!r}")
+    if isinstance(a, str):
+        return f"{name} == {a!r}", f"{name} == {a!r}"
+    if isinstance(a, (float, np.floating)):
+        return f"isinstance({name}, float)", f"{name} a float"
+    if isinstance(a, (complex, np.complexfloating)):
+        return f"isinstance({name}, complex)", f"{name} a complex"
+    if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) for e in a):
+        return f"{name} == {type(a)(_folded(a))!r}", f"{name} == {type(a)(_folded(a))!r}"
+    if isinstance(a, (tuple, list)):
+        return (f"isinstance({name}, {type(a).__name__}) and len({name}) == {len(a)}",
+                f"len({name}) == {len(a)}")
+    return None
+
+
+def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | None) -> str:
+    """`text` whose function `fn_name` first checks that its arguments have the facts
+    of `args` it was specialised on (an AssertionError says how to regenerate it), with
+    a header line saying the same."""
+    facts = [_fact(n, a) for n, a in zip(ir.param_names, args)]
+    facts = [x for x in facts if x is not None]
+    if not facts:
+        return text
+    described = ", ".join(d for _, d in facts)
+    # a standalone file names no tool: it stands on its own
+    redo = (f"regenerate it with: adjoint emit {origin} --args ... for other arguments"
+            if origin else "regenerate it with other --args for other arguments")
+    lines = text.split("\n")
+    head = [lines[0], f"# Specialised for {described} (checked on entry); {redo}."]
+    body = lines[1:]
+    try:
+        at = next(i for i, line in enumerate(body) if line.startswith(f"def {fn_name}("))
+    except StopIteration:
+        return text
+    at += 1
+    while not body[at - 1].rstrip().endswith(":"):  # a signature over several lines
+        at += 1
+    doc = body[at].strip()
+    if doc.startswith('"""') and doc.endswith('"""') and len(doc) >= 6:
+        at += 1
+    # an assert, not `if ...: raise`: the compiler can differentiate this file again (it
+    # reads an assert as a check of the primal, and has no `raise`)
+    message = f"this gradient was generated for {described}; {redo}"
+    check = [f"    assert {' and '.join(c for c, _ in facts)}, {message!r}"]
+    return "\n".join(head + body[:at] + check + body[at:])
 
 
 def ir(f: Callable) -> str:

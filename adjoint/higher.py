@@ -26,19 +26,20 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.api import (HEADER, _globals_namespace, _like, _normalize_wrt, _origin, facts_for,
-                         signature)
+from adjoint.api import (HEADER, _global_kinds, _globals_namespace, _like, _normalize_wrt,
+                         _origin, facts_for, lower_watched, signature, stale)
 from adjoint.checkpoint.transform import apply_policy
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
-from adjoint.frontend.lower import _prim, lower_function
+from adjoint.frontend.lower import _prim
 from adjoint.frontend.source import unwrap
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
 from adjoint.passes.algebra import fold_constants
+from adjoint.passes import pipeline
 from adjoint.passes.pipeline import optimize
 
 
@@ -123,6 +124,7 @@ class Derivative:
         self.name = name
         self.compiled: dict = {}
         self.sources: dict = {}
+        self.guards: tuple = ()  # what lowering f read: a change drops every specialisation
 
     def source(self, *args) -> str:
         """The generated module of this derivative for `args`' signature."""
@@ -130,7 +132,7 @@ class Derivative:
         return self.sources[signature(args)]
 
     def ir_for(self, args):
-        lowered = lower_function(self.f)
+        lowered, self.guards = lower_watched(self.f)
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)
         facts = facts_for(lowered, ir, tuple(args[:len(ir.params)]))
         for step in self.steps:
@@ -141,16 +143,19 @@ class Derivative:
         return ir, facts
 
     def compile(self, args):
+        if self.guards and stale(self.guards):
+            self.compiled, self.sources = {}, {}
         sig = signature(args)
         fn = self.compiled.get(sig)
         if fn is None:
             ir, facts = self.ir_for(args)
-            fn = optimize(fold_constants(self.finish(ir, facts, args), facts))
+            fn = optimize(pipeline.run_pass(fold_constants, self.finish(ir, facts, args), facts))
             ir = replace(fn, name=f"{self.f.__name__}_{self.name}")
             verify(ir)
             module = Module()
             text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)
-            digest = load.key(__version__, print_function(ir), sig, self.steps)
+            digest = load.key(__version__, print_function(ir), sig, self.steps,
+                              _global_kinds(ir), pipeline.setting())
             head = HEADER.format(version=__version__, origin=_origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
             path = load.module_path(ir.name, digest)

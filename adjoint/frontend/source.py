@@ -7,6 +7,7 @@ and every `# line N` comment points at the user's own line.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import inspect
 import linecache
@@ -17,6 +18,31 @@ import gast
 
 from adjoint.errors import SourceError, UnsupportedError
 from adjoint.ir.core import Loc
+
+
+# the free names read while lowering, when someone asks (see `recording`)
+_reads: list | None = None
+ABSENT = object()  # the value recorded for a name that must stay undefined (a builtin)
+
+
+@contextlib.contextmanager
+def recording():
+    """Within this block, every free name resolved is recorded as (where, name, value):
+    `where` is the function's globals dict (value ABSENT for a builtin: no global may
+    hide it) or its closure cell; and every function read, as (None, None, parsed).
+    The compiled code depends on them (a float is folded in, a helper inlined)."""
+    global _reads
+    saved, _reads = _reads, []
+    try:
+        yield _reads
+    finally:
+        _reads = saved
+
+
+def _read(where, name: str, value):
+    if _reads is not None:
+        _reads.append((where, name, value))
+    return True, value
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,15 +61,18 @@ class Parsed:
     def lookup(self, name: str) -> tuple[bool, Any]:
         """Resolve a free name as Python would: closure, module globals, builtins."""
         code = self.func.__code__
+        if _reads is not None:
+            _reads.append((None, None, self))
         if name in code.co_freevars and self.func.__closure__:
             cell = self.func.__closure__[code.co_freevars.index(name)]
             try:
-                return True, cell.cell_contents
+                return _read(cell, name, cell.cell_contents)
             except ValueError:  # empty cell: the variable is not assigned yet
                 return False, None
         if name in self.func.__globals__:
-            return True, self.func.__globals__[name]
+            return _read(self.func.__globals__, name, self.func.__globals__[name])
         if hasattr(builtins, name):
+            _read(self.func.__globals__, name, ABSENT)  # only as long as no global hides it
             return True, getattr(builtins, name)
         return False, None
 

@@ -1,0 +1,219 @@
+"""Every fact a compiled gradient depends on is in its cache key or checked on each call.
+
+* an int, bool or string argument folded into the code (an axis: np.mean divides by
+  x.shape[axis]) is keyed by value, in memory and on disk, for grad and hvp;
+* a global the function reads (a float folded in, a helper inlined, an array whose
+  shape is in the code) is checked on each call; a changed one compiles anew;
+* vjp of a function that returns a global array, or has defaulted parameters.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.testing import numeric_grad
+
+_count = [0]
+
+
+def module(tmp_path, text: str):
+    """Import `text` as a fresh module from a real file (the compiler reads its source)."""
+    _count[0] += 1
+    name = f"guarded_{_count[0]}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(text))
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+REDUCTIONS = """
+import numpy as np
+
+
+def mean_sq(x, axis):
+    return np.sum(np.mean(x, axis=axis) ** 2)
+
+
+def var_sum(x, axis):
+    return np.sum(np.var(x, axis=axis) * np.std(x, axis=axis))
+
+
+def keep(x, axis, keepdims):
+    return np.sum(np.mean(x, axis=axis, keepdims=keepdims) * x)
+"""
+
+
+@pytest.mark.parametrize("name", ["mean_sq", "var_sum"])
+def test_an_axis_argument_gets_its_own_specialisation(tmp_path, name):
+    f = getattr(module(tmp_path, REDUCTIONS), name)
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    g = adjoint.grad(f, cache_dir=tmp_path / "cache")
+    for axis in (0, 1, 0, -1, np.int64(1)):
+        np.testing.assert_allclose(g(x, axis), numeric_grad(f, (x, axis)), rtol=1e-6, atol=1e-8)
+    # a second gradient object finds the right file on disk
+    fresh = adjoint.grad(f, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(fresh(x, 1), numeric_grad(f, (x, 1)), rtol=1e-6, atol=1e-8)
+
+
+def test_a_tuple_axis_and_a_bool_are_keyed_by_value(tmp_path):
+    f = module(tmp_path, REDUCTIONS).keep
+    x = np.random.default_rng(1).normal(size=(2, 3, 4))
+    g = adjoint.grad(f)
+    for axis, keepdims in [((0, 1), True), ((1, 2), True), (1, True), (2, True)]:
+        np.testing.assert_allclose(g(x, axis, keepdims), numeric_grad(f, (x, axis, keepdims)),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_one_hvp_object_over_two_axes(tmp_path):
+    f = module(tmp_path, REDUCTIONS).mean_sq
+    x = np.random.default_rng(2).normal(size=(2, 3))
+    v = np.random.default_rng(3).normal(size=(2, 3))
+    h = adjoint.hvp(f)
+    for axis in (0, 1):
+        # mean_sq is a quadratic form: H v = d/dt grad(x + t v), exactly
+        g = adjoint.grad(f)
+        want = (g(x + 1e-3 * v, axis) - g(x - 1e-3 * v, axis)) / 2e-3
+        np.testing.assert_allclose(h(x, axis, v), want, rtol=1e-8)
+
+
+GLOBALS = """
+import numpy as np
+
+scale = 3.0
+W = np.array([1.0, 2.0, 3.0])
+
+
+def helper(z):
+    return z * z
+
+
+def f(x):
+    return np.sum(scale * helper(x) * W)
+
+
+def g(s):
+    return scale * s * s
+"""
+
+OTHER_HELPER = """
+def helper(z):
+    return z * z * z
+"""
+
+
+def test_a_changed_float_global_is_seen(tmp_path):
+    m = module(tmp_path, GLOBALS)
+    x = np.array([1.0, 2.0, 3.0])
+    g = adjoint.grad(m.f)
+    np.testing.assert_allclose(g(x), 2 * 3.0 * x * m.W)
+    m.scale = 5.0
+    np.testing.assert_allclose(g(x), 2 * 5.0 * x * m.W)
+    h = adjoint.grad(m.g)
+    assert h(2.0) == pytest.approx(20.0)
+    m.scale = 0.5
+    assert h(2.0) == pytest.approx(2.0)
+
+
+def test_a_redefined_helper_is_seen(tmp_path):
+    m = module(tmp_path, GLOBALS)
+    x = np.array([1.0, 2.0, 3.0])
+    g = adjoint.grad(m.f)
+    np.testing.assert_allclose(g(x), 2 * 3.0 * x * m.W)
+    m.helper = module(tmp_path, OTHER_HELPER).helper  # as a notebook cell run again does
+    np.testing.assert_allclose(g(x), 3 * 3.0 * x * x * m.W)
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+
+
+def test_a_global_array_replaced_or_reshaped_is_seen(tmp_path):
+    m = module(tmp_path, GLOBALS)
+    x = np.array([1.0, 2.0, 3.0])
+    g = adjoint.grad(m.f)
+    g(x)
+    m.W = np.array([[1.0], [2.0]])  # a new shape: the gradient broadcasts differently
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+    m.W.shape = (1, 2, 1)  # the same object, reshaped in place
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+    m.W[...] = 7.0  # a mutated array is read live: no recompilation needed, still right
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+
+
+def test_a_changed_global_seen_by_hvp(tmp_path):
+    m = module(tmp_path, GLOBALS)
+    h = adjoint.hvp(m.g)
+    assert h(2.0, 1.0) == pytest.approx(6.0)
+    m.scale = 4.0
+    assert h(2.0, 1.0) == pytest.approx(8.0)
+
+
+def test_a_global_that_hides_a_builtin_is_seen(tmp_path):
+    m = module(tmp_path, """
+        def f(x):
+            return abs(x) * 2.0
+        """)
+    g = adjoint.grad(m.f)
+    assert g(-3.0) == pytest.approx(-2.0)
+    m.abs = module(tmp_path, "def abs(v):\n    return v * v\n").abs
+    assert g(-3.0) == pytest.approx(-12.0)
+
+
+def test_a_changed_attribute_of_a_user_module_or_class_is_seen(tmp_path):
+    config = module(tmp_path, "scale = 2.0\n\n\nclass Consts:\n    power = 3.0\n")
+    m = module(tmp_path, f"""
+        import numpy as np
+        import {config.__name__} as config
+        from {config.__name__} import Consts
+
+
+        def f(x):
+            return config.scale * x ** Consts.power
+        """)
+    g = adjoint.grad(m.f)
+    assert g(2.0) == pytest.approx(2.0 * 3 * 4.0)
+    config.scale = 5.0
+    assert g(2.0) == pytest.approx(5.0 * 3 * 4.0)
+    config.Consts.power = 2.0
+    assert g(2.0) == pytest.approx(5.0 * 2 * 2.0)
+
+
+VJP = """
+import numpy as np
+
+W = np.array([1.0, 2.0, 3.0])
+
+
+def returns_global(x):
+    return W
+
+
+def with_defaults(x, a=2.0, b=3.0):
+    return a * x * x + b * x
+"""
+
+
+def test_vjp_of_a_function_returning_a_global_array(tmp_path):
+    m = module(tmp_path, VJP)
+    out, pullback = adjoint.vjp(m.returns_global, np.ones(3))
+    np.testing.assert_array_equal(out, m.W)
+    np.testing.assert_array_equal(pullback(np.ones(3)), np.zeros(3))
+
+
+def test_vjp_with_defaulted_parameters(tmp_path):
+    m = module(tmp_path, VJP)
+    x = np.array([1.0, 2.0, 3.0])
+    out, pullback = adjoint.vjp(m.with_defaults, x)
+    np.testing.assert_allclose(out, 2 * x * x + 3 * x)
+    u = np.array([1.0, -1.0, 0.5])
+    np.testing.assert_allclose(pullback(u), u * (4 * x + 3))
+    out, pullback = adjoint.vjp(m.with_defaults, x, 1.0, wrt=(0, 2))
+    gx, gb = pullback(u)
+    np.testing.assert_allclose(out, x * x + 3 * x)
+    np.testing.assert_allclose(gx, u * (2 * x + 3))
+    assert gb == pytest.approx(float(np.sum(u * x)))
