@@ -11,6 +11,7 @@ import builtins
 import inspect
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -24,6 +25,15 @@ _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section",
                "snap_store", "snap_free")
 _WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
 _BUILTIN_NAMES = set(dir(builtins))
+
+# How tightly Python binds, loosest first (the language reference's precedence table; a
+# Prim's precedence uses the same numbers). An operand is parenthesised when its own
+# binding is looser than the place it is printed in needs.
+_NOT, _COMPARE, _UNARY, _POWER, _POSTFIX = 4, 5, 12, 13, 15
+# where an operand is printed inside `x[...]`: True at the top (a tuple there loses its
+# parentheses, a slice is `a:b`), _ITEM for an element of that top tuple (a slice is
+# still `a:b`, but a tuple keeps its parentheses: x[(1, 2), 3] is not x[1, 2, 3])
+_ITEM = "item"
 
 
 @dataclass
@@ -132,41 +142,64 @@ class Emitter:
         return out
 
     # ------------------------------------------------------------ expressions
-    def operand(self, o: Operand, prec: int = 0, index: bool = False) -> str:
+    def operand(self, o: Operand, prec: int = 0, index=False) -> str:
+        """`o` as an expression that means `o` wherever an operator of binding power
+        `prec` puts it (0: anywhere)."""
         if isinstance(o, Value):
             if o in self.inlined:
                 return self.call_expr(self.defs_op(o), prec, index)
             return self.names(o)
         if isinstance(o, Global):
             return o.name
-        return self.const(o.value, index)
+        return self.const(o.value, index, prec)
 
     def defs_op(self, v: Value) -> Call:
         return self._producers[v]
 
-    def const(self, x, index: bool = False) -> str:
-        if isinstance(x, slice) and index:
-            parts = ["" if p is None else self.const(p) for p in (x.start, x.stop, x.step)]
-            text = f"{parts[0]}:{parts[1]}"
-            return text + (f":{parts[2]}" if x.step is not None else "")
+    def const(self, x, index=False, prec: int = 0) -> str:
+        if isinstance(x, slice):
+            parts = [self.const(p) for p in (x.start, x.stop, x.step)]
+            if not index:
+                return f"slice({', '.join(parts)})"
+            parts = ["" if p is None else text for p, text in zip(
+                (x.start, x.stop, x.step), parts)]
+            return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if x.step is not None else "")
         if isinstance(x, tuple):
-            inner = [self.const(e, index) for e in x]
-            if index and x:
-                return ", ".join(inner)
+            if index is True and x:  # x[a, b:c]; a 1-tuple keeps its comma: x[a,]
+                return ", ".join(self.const(e, _ITEM) for e in x) + ("," if len(x) == 1 else "")
+            inner = [self.const(e) for e in x]
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if x is Ellipsis:
             return "..."
-        if isinstance(x, (float, np.floating)):
-            x = float(x)
-            if math.isinf(x):
-                self.module.imports.add("math")
-                return "math.inf" if x > 0 else "-math.inf"
-            if math.isnan(x):
-                self.module.imports.add("math")
-                return "math.nan"
         if isinstance(x, (np.integer, np.bool_)):
             x = x.item()
-        return repr(x)
+        if isinstance(x, np.floating):
+            x = float(x)
+        if isinstance(x, np.complexfloating):
+            x = complex(x)
+        if isinstance(x, float) and not math.isfinite(x):
+            self.module.imports.add("math")
+            text = "math.nan" if math.isnan(x) else "math.inf" if x > 0 else "-math.inf"
+        elif isinstance(x, complex):
+            text = self._complex(x)
+        elif x is None or isinstance(x, (bool, int, float, str, bytes)):
+            text = repr(x)
+        else:  # pragma: no cover - the IR holds no other constants
+            raise AssertionError(f"internal error: no literal for the constant {x!r}; "
+                                 f"please report it")
+        if text.startswith("-"):  # a negative number is a unary minus: -1 ** k is -(1 ** k)
+            return f"({text})" if prec > _UNARY else text
+        if type(x) is int and prec >= _POSTFIX:  # (1).real: `1.` would read as a float
+            return f"({text})"
+        return text
+
+    def _complex(self, z: complex) -> str:
+        """A literal where Python has one (2j), else complex(re, im): repr's (-0-2j) would
+        read back as an expression that loses the sign of the zero."""
+        if z.real == 0 and math.copysign(1.0, z.real) > 0 and math.isfinite(z.imag) and \
+                math.copysign(1.0, z.imag) > 0:
+            return repr(z)
+        return f"complex({self.const(z.real)}, {self.const(z.imag)})"
 
     def _callee(self, op: Call) -> str:
         fn, name = op.prim.fn, op.prim.name
@@ -191,13 +224,17 @@ class Emitter:
         self.module.globals[plain] = module if plain == name else None
         return name
 
-    def call_expr(self, op: Call, prec: int = 0, index: bool = False) -> str:
+    def call_expr(self, op: Call, prec: int = 0, index=False) -> str:
         p, style = op.prim, op.prim.style
         a = op.args
         if style == "infix":
-            right_assoc = p.symbol == "**"
-            left = self.operand(a[0], p.precedence + (1 if right_assoc else 0))
-            right = self.operand(a[1], p.precedence + (0 if right_assoc else 1))
+            if p.symbol == "**":  # right-associative, and its right side may be unary: 2 ** -k
+                lp, rp = _POWER + 1, _UNARY
+            elif p.precedence == _COMPARE:  # comparisons chain: a < b < c is no (a < b) < c
+                lp = rp = _COMPARE + 1
+            else:  # left-associative: a - (b - c), a / (b * c)
+                lp, rp = p.precedence, p.precedence + 1
+            left, right = self.operand(a[0], lp), self.operand(a[1], rp)
             sym = p.symbol if p.symbol.startswith(" ") else f" {p.symbol} "
             text = f"{left}{sym}{right}"
             return f"({text})" if p.precedence < prec else text
@@ -205,33 +242,57 @@ class Emitter:
             text = f"{p.symbol}{self.operand(a[0], p.precedence)}"
             return f"({text})" if p.precedence < prec else text
         if style == "subscript":
-            return f"{self.operand(a[0], 15)}[{self.operand(a[1], 0, index=True)}]"
+            return f"{self.operand(a[0], _POSTFIX)}[{self.operand(a[1], 0, index=True)}]"
         if style == "slice" and index:
             parts = ["" if isinstance(x, Const) and x.value is None else self.operand(x)
                      for x in a]
             return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if parts[2] else "")
         if style == "tuple":
-            inner = [self.operand(x, 0, index) for x in a]
-            if index and inner:
-                return ", ".join(inner)
+            if index is True and a:  # x[a, b:c]; a 1-tuple keeps its comma: x[a,]
+                return ", ".join(self.operand(x, 0, _ITEM) for x in a) + \
+                    ("," if len(a) == 1 else "")
+            inner = [self.operand(x) for x in a]
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if style == "list":
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
         if style == "format":
-            text = p.symbol.format(*(self.operand(x, p.precedence + 1) for x in a))
+            text = self._format(p, a)
             return f"({text})" if p.precedence < prec else text
         if style == "snap_load":
-            return f"{self.operand(a[0], 15)}[{self.operand(a[1])}]"
+            return f"{self.operand(a[0], _POSTFIX)}[{self.operand(a[1])}]"
         if style == "tape_new":
             return "[]"
         if style == "alias":
             return self.operand(a[0], prec, index)
         if style == "tape_pop":
-            return f"{self.operand(a[0], 15)}.pop()"
+            return f"{self.operand(a[0], _POSTFIX)}.pop()"
         a = _without_defaults(op.prim.fn, a)
         args = [self.operand(x) for x in a]
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
         return f"{self._callee(op)}({', '.join(args)})"
+
+    def _format(self, p, args) -> str:
+        """A template like `{1} in {0}.stored`: each operand parenthesised for where it
+        stands (the base of `.`/`[`, an argument of a call, or an operand of the
+        template's own operator)."""
+        out = []
+        pieces = re.split(r"(\{\{|\}\}|\{\d+\})", p.symbol)
+        for k, piece in enumerate(pieces):
+            if piece in ("{{", "}}"):
+                out.append(piece[0])
+            elif re.fullmatch(r"\{\d+\}", piece):
+                before = pieces[k - 1][-1:] if k else ""
+                after = pieces[k + 1][:1] if k + 1 < len(pieces) else ""
+                if after in (".", "[", "("):
+                    need = _POSTFIX
+                elif before in ("(", "[", ",") and after in (")", "]", ","):
+                    need = 0  # an argument, an element
+                else:
+                    need = p.precedence + 1
+                out.append(self.operand(args[int(piece[1:-1])], need))
+            else:
+                out.append(piece)
+        return "".join(out)
 
     # ------------------------------------------------------------ statements
     def comment(self, loc: Loc | None, ind: str) -> None:
@@ -500,6 +561,11 @@ def _without_defaults(fn, args: tuple) -> tuple:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return args
+    # only parameters a positional argument binds to: f(a, *rest, key=None) called as
+    # f(a, b, None) passes None in rest, not as key
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = params[:next((i for i, q in enumerate(params) if q.kind not in positional),
+                          len(params))]
     args = list(args)
     while args and len(args) <= len(params):
         p, last = params[len(args) - 1], args[-1]
