@@ -1,5 +1,7 @@
 """The gradient checker: adjoint's gradient against central finite differences, and,
-when they disagree, the first source line whose derivative rule is wrong.
+when they disagree, the first source line whose derivative rule is wrong, or, when
+every rule is right, the compiler stage at fault: the first optimisation pass after
+which the gradient changes (`bisect`, as LLVM's opt-bisect), or the transform itself.
 
 Every derivative rule is a runnable function, so a rule can be checked on its own:
 `check_rule(fn, *inputs)` compares the VJP (and the JVP) of primitive `fn` with
@@ -28,6 +30,7 @@ class CheckResult:
     culprit: Loc | None = None
     culprit_rule: str = ""
     detail: str = ""
+    compiler: str = ""  # when no rule is wrong: the stage of the compiler at fault
 
     def __str__(self) -> str:
         if self.ok:
@@ -37,7 +40,35 @@ class CheckResult:
             text += (f"\nfirst wrong derivative: {self.culprit.filename}:{self.culprit.line}: "
                      f"{self.culprit.text.strip()}\n  the rule of `{self.culprit_rule}` "
                      f"disagrees with finite differences: {self.detail}")
+        elif self.compiler:
+            text += "\nevery derivative rule agrees with finite differences where it ran: " \
+                    "the fault is the compiler's, not a rule's (please report it)\n" + \
+                    self.compiler
         return text
+
+
+@dataclass
+class BisectResult:
+    """`k`: the number of pass runs after which the gradient first changes (None: it
+    never does); `culprit`: that run, "pass on function"; `runs`: how many a full
+    compilation makes."""
+
+    k: int | None
+    culprit: str
+    runs: int
+    max_change: float
+
+    @property
+    def ok(self) -> bool:
+        return self.k is None
+
+    def __str__(self) -> str:
+        if self.k is None:
+            return (f"ok: the gradient is the same after each of the {self.runs} pass runs "
+                    f"(max change {self.max_change:.2e})")
+        return (f"the gradient changes at pass run {self.k} of {self.runs}: {self.culprit} "
+                f"(by {self.max_change:.3g}); with the first {self.k - 1} runs it is the "
+                f"unoptimised one")
 
 
 def _float_like(x) -> bool:
@@ -92,17 +123,72 @@ def _like(x, rng):
     return rng.normal(size=np.shape(x)) if np.ndim(x) else float(rng.normal())
 
 
+def _pairs(got, want, several: bool) -> list:
+    return list(zip(got, want)) if several else [(got, want)]
+
+
+def _max_diff(pairs) -> float:
+    return max(float(np.max(np.abs(np.asarray(a, dtype=complex) - np.asarray(b, dtype=complex)),
+                            initial=0.0)) for a, b in pairs)
+
+
+def gradient_with_passes(f, args, wrt, k: int | None):
+    """The gradient of `f` at `args` compiled with only the first `k` pass runs (None:
+    all), and the log of the runs made. A fresh cache folder: every pass runs."""
+    import tempfile
+
+    from adjoint.api import Transform
+    from adjoint.passes import pipeline
+    with tempfile.TemporaryDirectory(prefix="adjoint-bisect-") as tmp, \
+            pipeline.limited(k) as log:
+        got = Transform(f, wrt, "grad", cache_dir=tmp)(*args)
+        return got, list(log)
+
+
+def bisect(f, *args, wrt=0, rtol: float = 1e-9, atol: float = 1e-12) -> BisectResult:
+    """The first optimisation pass run after which the gradient of `f` at `args` differs
+    from the unoptimised one (by more than rtol, atol), found by bisecting the number
+    of pass runs allowed, as LLVM's opt-bisect does."""
+    several = isinstance(wrt, tuple)
+    reference, _ = gradient_with_passes(f, args, wrt, 0)
+
+    def changed(got) -> float | None:
+        pairs = _pairs(got, reference, several)
+        same = all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs)
+        return None if same else _max_diff(pairs)
+
+    full, log = gradient_with_passes(f, args, wrt, None)
+    change = changed(full)
+    if change is None:
+        return BisectResult(None, "", len(log), _max_diff(_pairs(full, reference, several)))
+    lo, hi = 0, len(log)  # with lo runs the gradient is the reference, with hi it is not
+    culprit = log[-1] if log else ""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        got, mid_log = gradient_with_passes(f, args, wrt, mid)
+        c = changed(got)
+        if c is None:
+            lo = mid
+        else:
+            hi, change, culprit = mid, c, mid_log[-1]
+    return BisectResult(hi, culprit, len(log), change)
+
+
 def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7) -> CheckResult:
     """Compare adjoint's gradient of `f` with central finite differences; on a mismatch,
-    locate the first primitive (in program order) whose rule is wrong where it ran."""
+    locate the first primitive (in program order) whose rule is wrong where it ran, or,
+    every rule being right, the compiler's stage at fault (`bisect`)."""
     from adjoint.api import grad
     from adjoint.frontend.lower import lower_function
     from adjoint.ir.interp import interpret
     from adjoint.testing import numeric_grad
-    got = grad(f, wrt)(*args)
-    want = numeric_grad(f, args, wrt)
-    pairs = list(zip(got, want)) if isinstance(wrt, tuple) else [(got, want)]
-    err = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
+    g = grad(f, wrt)
+    # positions, not names, for the finite differences
+    positions = g.wrt if isinstance(wrt, tuple) else g.wrt[0]
+    got = g(*args)
+    want = numeric_grad(f, args, positions)
+    pairs = _pairs(got, want, isinstance(wrt, tuple))
+    err = _max_diff(pairs)
     ok = all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs)
     result = CheckResult(ok, err, got, want)
     if ok:
@@ -132,4 +218,23 @@ def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7) -> CheckResul
         if problem:
             result.culprit, result.culprit_rule, result.detail = op.loc, op.prim.name, problem
             break
+    if result.culprit is None:
+        result.compiler = _compiler_fault(f, args, wrt, positions, want, rtol, atol)
     return result
+
+
+def _compiler_fault(f, args, wrt, positions, want, rtol, atol) -> str:
+    """Which stage of the compiler is wrong: a pass (the unoptimised gradient is right),
+    or the transform and code generation (it is wrong too)."""
+    several = isinstance(wrt, tuple)
+    plain, _ = gradient_with_passes(f, args, positions, 0)
+    pairs = _pairs(plain, want, several)
+    if not all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs):
+        return (f"  compiled with no optimisation pass the gradient is wrong too (by "
+                f"{_max_diff(pairs):.3g}): the reverse transform or the code generator is at "
+                f"fault (see `adjoint ir --grad` and `adjoint emit`)")
+    found = bisect(f, *args, wrt=positions)
+    if found.ok:  # right unoptimised, wrong optimised, yet no single run changes it
+        return "  with no optimisation pass the gradient is right; bisecting found no pass"
+    return (f"  with no optimisation pass the gradient is right; the first pass after which "
+            f"it changes: {found.culprit} (pass run {found.k} of {found.runs})")

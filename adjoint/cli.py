@@ -1,10 +1,11 @@
-"""The command line: `adjoint emit`, `adjoint ir`, `adjoint memory`, `adjoint explain`
-(also `python -m adjoint`).
+"""The command line: `adjoint emit`, `adjoint ir`, `adjoint check`, `adjoint memory`,
+`adjoint explain` (also `python -m adjoint`).
 
     adjoint emit examples/neuron.py:loss --wrt w,b -o grad_loss.py
     adjoint ir examples/neuron.py:loss [--dot | --svg loss.svg] [--grad --wrt w,b --args ...]
     adjoint explain examples/neuron.py:loss --wrt w,b --args "0.5, 1.5, 0.1, 1.0" [--html out.html]
     adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10   # or 64kB
+    adjoint check examples/neuron.py:loss --args "0.5, 1.5, 0.1, 1.0" [--wrt w,b] [--bisect]
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ def main(argv=None) -> int:
     chk.add_argument("target", help="FILE.py:FUNC")
     chk.add_argument("--args", required=True, help="example arguments (a Python expression)")
     chk.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
+    chk.add_argument("--bisect", action="store_true",
+                     help="instead, name the first optimisation pass after which the gradient "
+                          "differs from the unoptimised one (as LLVM's opt-bisect)")
     mem = sub.add_parser("memory", help="what the gradient of FILE.py:FUNC keeps, per line")
     mem.add_argument("target", help="FILE.py:FUNC")
     mem.add_argument("--args", required=True, help="example arguments (a Python expression)")
@@ -174,8 +178,8 @@ def main(argv=None) -> int:
                                            **options), end="")
             return 0
         if ns.command == "check":
-            from adjoint.check import check
-            result = check(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn))
+            from adjoint.check import bisect, check
+            result = (bisect if ns.bisect else check)(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn))
             print(result)
             return 0 if result.ok else 1
         if ns.command == "memory":
