@@ -72,3 +72,67 @@ def test_a_small_budget_recomputes_and_keeps_less():
         assert code == 0, err
         total[policy] = report.splitlines()[-1].split()[-2:]
     assert total[None] == ["504", "B"] and total["100B"] == ["144", "B"]
+
+
+# ---------------------------------------------------------------- emitted files and their facts
+
+def _emitted(tmp_path, target, *extra):
+    out = tmp_path / f"emitted_{len(list(tmp_path.iterdir()))}.py"
+    code, _, err = run_cli("emit", target, *extra, "-o", str(out))
+    assert code == 0, err
+    namespace = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)
+    return out.read_text(), namespace
+
+
+@pytest.mark.parametrize("name", ["reductions", "product", "sum_squares"])
+def test_emit_without_args_is_generic(tmp_path, name):
+    from adjoint.testing import numeric_grad
+    from tests import programs as P
+    text, ns = _emitted(tmp_path, f"tests/programs.py:{name}")
+    assert "Specialised" not in text and "assert" not in text
+    f, grad = getattr(P, name), ns[f"{name}_grad"]
+    rng = np.random.default_rng(5)
+    shapes = [(3, 4), (5, 2), (1, 6)] if name == "reductions" else [(3,), (7,), (1,)]
+    for shape in shapes:
+        x = rng.normal(size=shape)
+        np.testing.assert_allclose(grad(x), numeric_grad(f, (x,)), rtol=1e-6, atol=1e-8)
+
+
+def test_emit_with_args_checks_them_on_entry(tmp_path):
+    from adjoint.testing import numeric_grad
+    from tests import programs as P
+    text, ns = _emitted(tmp_path, "tests/programs.py:reductions", "--args", "np.ones((3, 4))")
+    header = text.splitlines()[1]
+    assert header.startswith("# Specialised for x.shape == (3, 4), x.dtype.kind == 'f'")
+    assert "adjoint emit programs.py:reductions --args ..." in header
+    grad = ns["reductions_grad"]
+    x = np.random.default_rng(6).normal(size=(3, 4))
+    np.testing.assert_allclose(grad(x), numeric_grad(P.reductions, (x,)), rtol=1e-6, atol=1e-8)
+    for wrong in (np.ones((4, 3)), np.ones((3, 4), dtype=int), 1.0):
+        with pytest.raises(AssertionError, match=r"this gradient was generated for "
+                           r"x.shape == \(3, 4\), x.dtype.kind == 'f'; regenerate it with: "
+                           r"adjoint emit programs.py:reductions --args"):
+            grad(wrong)
+
+
+def test_emit_with_an_int_argument_checks_its_value(tmp_path):
+    from tests import programs as P
+    text, ns = _emitted(tmp_path, "tests/programs.py:scalar_loop", "--args", "0.3, 20")
+    grad = ns["scalar_loop_grad"]
+    assert grad(0.3, 20) == pytest.approx(adjoint_grad(P.scalar_loop)(0.3, 20), rel=1e-12)
+    with pytest.raises(AssertionError, match="n == 20"):
+        grad(0.3, 5)
+
+
+def adjoint_grad(f):
+    import adjoint
+    return adjoint.grad(f)
+
+
+def test_source_with_args_is_checked_only_when_the_code_holds_a_fact():
+    import adjoint
+    from tests import programs as P
+    assert "assert" not in adjoint.source(P.product)
+    text = adjoint.source(P.product, args=(np.ones(5),), mode="vjp")
+    assert "def product_fwd(x):\n    \"\"\"" in text and "    assert isinstance(x, np.ndarray)" in text
