@@ -580,6 +580,8 @@ def clip(g, ans, a, a_min=None, a_max=None):
     # clip(a, lo, hi) == minimum(maximum(a, lo), hi); bounds inclusive for `a`.
     # (Every branch returns three values: `a_min is None` is decided at run time
     # when a_min is a variable.)
+    if a_min is None and a_max is None:  # NumPy 2: no bounds, a copy
+        return g, None, None
     if a_min is None:
         return (unbroadcast(np.where(a <= a_max, g, 0.0), a), None,
                 unbroadcast(np.where(a > a_max, g, 0.0), a_max))
@@ -593,6 +595,8 @@ def clip(g, ans, a, a_min=None, a_max=None):
 
 @defjvp(np.clip)
 def clip(ans, a, a_min=None, a_max=None, a_dot=None, a_min_dot=None, a_max_dot=None):
+    if a_min is None and a_max is None:
+        return a_dot
     if a_min is None:
         return np.where(a <= a_max, a_dot, 0.0) + np.where(a > a_max, a_max_dot, 0.0)
     if a_max is None:
