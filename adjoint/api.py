@@ -44,6 +44,17 @@ class Compiled:
     fn: Callable
     source: str
     path: str
+    facts: object = None  # what observing its arguments saw, when an int was among them
+
+
+def _kinds(sig: tuple) -> tuple:
+    return tuple(k for k, _ in sig)
+
+
+def _same_facts(a, b) -> bool:
+    """Would code generated from observations `a` and `b` be the same? It is a function
+    of the kinds, trip counts and sizes observed, and of nothing else about the call."""
+    return a.kinds == b.kinds and a.counts == b.counts and a.bytes == b.bytes
 
 
 def _normalize_wrt(wrt, fn: Function) -> tuple[int, ...]:
@@ -332,6 +343,17 @@ class Transform:
             raise TypeError(f"{self.ir.name}() takes {len(self.ir.params)} arguments, "
                             f"got {len(args)}")
         _check_wrt_kinds(self.ir, self.wrt, args)
+        facts = None
+        if any(v is not None for _, v in sig):
+            # an int is keyed by value in case it is folded in (an axis, a size); when
+            # observing this call sees what an earlier one with other values saw (an
+            # index, a step number), that code serves it unchanged
+            facts = facts_for(self.lowered, self.ir, args)
+            for other, c in self.compiled.items():
+                if c.facts is not None and _kinds(other) == _kinds(sig) and \
+                        _same_facts(c.facts, facts):
+                    self.compiled[sig] = c
+                    return c
         ir_text = print_function(self.ir)
         # the same text may read the globals of different modules: each gets its own file
         origins = _origins(self.ir)
@@ -357,7 +379,7 @@ class Transform:
         if self.mode == "vjp":
             fn = (fn, getattr(module, self.ir.name + "_bwd"))
         source = holder.get("source") or path.read_text().rsplit(load.END, 1)[0].rstrip() + "\n"
-        got = Compiled(fn, source, str(path))
+        got = Compiled(fn, source, str(path), facts)
         self.compiled[sig] = got
         return got
 

@@ -84,6 +84,31 @@ def test_one_hvp_object_over_two_axes(tmp_path):
         np.testing.assert_allclose(h(x, axis, v), want, rtol=1e-8)
 
 
+def test_an_int_that_folds_nothing_shares_one_specialisation(tmp_path):
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def pick(x, i):
+            return np.sin(x[i]) * x[i + 1]
+
+
+        def steps(x, n):
+            s = 0.0
+            for k in range(n):
+                s = s + np.sin(x * k)
+            return s
+        """)
+    x = np.linspace(0.1, 1.0, 8)
+    g = adjoint.grad(m.pick)
+    for i in range(7):
+        np.testing.assert_allclose(g(x, i), numeric_grad(m.pick, (x, i)), rtol=1e-6, atol=1e-9)
+    assert len({id(c) for c in g.compiled.values()}) == 1  # one compilation for seven indices
+    h = adjoint.grad(m.steps)
+    for n in (3, 5, 3):  # a trip count is observed: its own code, each right
+        assert h(0.7, n) == pytest.approx(numeric_grad(m.steps, (0.7, n)), rel=1e-6)
+
+
 GLOBALS = """
 import numpy as np
 
