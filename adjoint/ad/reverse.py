@@ -136,10 +136,18 @@ class Reverse:
         if op.prim.fn is operator.getitem and op.args[0] not in self.written and \
                 _basic_index(op.args[1], self.facts):
             return True
+        if any(a in self.written and not self._scalar(a) for a in op.operands):
+            # an array some write changes holds other contents in the reverse sweep until
+            # the write-back that restores it: a value read from it is kept, not redone
+            return False
         k = self.facts.kind(v)
         if k is not None and k.type == "float" and _cheap_scalar(op):
             return True  # `math.sin(x)` again costs less than a tuple on the tape
         return v not in self.active and _recomputable(op, self.facts)
+
+    def _scalar(self, v: Operand) -> bool:
+        k = self.facts.kind(v)
+        return k is not None and k.scalar
 
     def _recompute(self, op: Call, v: Value, region: Region) -> Value:
         """Redo a cheap scalar op in the reverse region instead of saving its value."""
