@@ -242,3 +242,26 @@ def test_vjp_with_defaulted_parameters(tmp_path):
     np.testing.assert_allclose(out, x * x + 3 * x)
     np.testing.assert_allclose(gx, u * (2 * x + 3))
     assert gb == pytest.approx(float(np.sum(u * x)))
+
+
+def test_hvp_after_a_branch_that_writes_into_a_copy(tmp_path):
+    """It raised KeyError: %w (the reverse of the branch read the array before the write
+    that restores it was defined; fixed in ad/reverse.py)."""
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(x, y):
+            w = x.copy()
+            if y <= 1:
+                w[1] += y
+            return np.max(w * w)
+        """)
+    x, y = np.array([1.0, 5.0, 2.0]), 0.5
+    # f = (x[1] + y) ** 2 here: d2f/dy2 = 2, and the Hessian in x is 2 at [1, 1]
+    assert adjoint.hvp(m.f, wrt=1)(x, y, 1.0) == pytest.approx(2.0)
+    v = np.array([0.3, -0.7, 1.1])
+    np.testing.assert_allclose(adjoint.hvp(m.f)(x, y, v), [0.0, 2 * -0.7, 0.0], atol=1e-12)
+    g = adjoint.grad(m.f)
+    want = (g(x + 1e-4 * v, y) - g(x - 1e-4 * v, y)) / 2e-4
+    np.testing.assert_allclose(adjoint.hvp(m.f)(x, y, v), want, rtol=1e-6, atol=1e-9)
