@@ -28,8 +28,8 @@ def invariant_shifts(fn: Function) -> set[Value]:
     users: dict[Value, list] = {}
     for op in walk_ops(fn.body):
         for o in op.operands:
-            if isinstance(o, Value):
-                users.setdefault(o, []).append(op)
+            if isinstance(o, Value):  # read by an if, a loop's inits: escapes the pattern
+                users.setdefault(o, []).append(op if isinstance(op, Call) else None)
         for b in op.blocks:
             for o in b.results:
                 if isinstance(o, Value):
@@ -91,9 +91,9 @@ def _lse_tail(e: Value, axis, users):
 
 
 def _call(op, fn) -> bool:
-    return op is not None and op.prim.fn is fn
+    return isinstance(op, Call) and op.prim.fn is fn
 
 
 def _only(users, v, test):
     got = users.get(v, [])
-    return got[0] if len(got) == 1 and got[0] is not None and test(got[0]) else None
+    return got[0] if len(got) == 1 and isinstance(got[0], Call) and test(got[0]) else None
