@@ -10,6 +10,7 @@ generated code is the generic, shape-agnostic version.
 """
 from __future__ import annotations
 
+import operator
 import random
 import sys
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ def kind_of(x) -> Kind:
             shape = None
         ints = "i" if x and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
                                  for e in x) else None
-        return Kind(type(x).__name__, shape, ints)
+        # a namedtuple (slogdet's result) is a tuple: its own type name would read as a
+        # kind that cannot carry a gradient
+        return Kind("tuple" if isinstance(x, tuple) else "list", shape, ints)
     if isinstance(x, range):
         return Kind("range", ())
     if x is None:
@@ -135,6 +138,9 @@ class Observed(Facts):
 
     def _infer_call(self, op: Call):
         p = op.prim
+        if p.name in _MATH_NOT_FLOAT:
+            return None
+        matmul = p.fn is operator.matmul  # infix like `*`, but a contraction, not a broadcast
         elementwise = (p.style in ("infix", "prefix") and p.precedence >= 10) or \
             p.name.startswith("math.") or p.name in ("abs", "float")
         if not elementwise or op.kwargs:
@@ -143,15 +149,29 @@ class Observed(Facts):
         if any(k is None or k.type not in ("float", "int", "ndarray") for k in kinds):
             return None
         arrays = [k for k in kinds if k.type == "ndarray"]
+        if matmul and len(arrays) != 2:
+            return None
         if not arrays:
             return Kind("float", ()) if any(k.type == "float" for k in kinds) or \
                 p.name.startswith("math.") or p.symbol == "/" else None
-        try:
-            shape = np.broadcast_shapes(*(k.shape for k in arrays))
-        except ValueError:
+        if matmul:
+            shape = matmul_shape(arrays[0].shape, arrays[1].shape)
+        else:
+            try:
+                shape = np.broadcast_shapes(*(k.shape for k in arrays))
+            except ValueError:
+                shape = None
+        if shape is None:
             return None
-        return Kind("ndarray", shape, "f" if any(k.dtype == "f" for k in kinds) or
-                    any(k.type == "float" for k in kinds) else None)
+        if any(k.dtype == "c" for k in arrays):
+            dtype = "c"
+        elif any(k.dtype == "f" for k in arrays) or any(k.type == "float" for k in kinds):
+            dtype = "f"
+        else:
+            dtype = None
+        if matmul and shape == ():  # vector @ vector is a NumPy scalar, not an array
+            return {"f": Kind("float", ()), "c": Kind("complex", ())}.get(dtype)
+        return Kind("ndarray", shape, dtype)
 
     def kind(self, o) -> Kind | None:
         if isinstance(o, Value):
@@ -167,6 +187,28 @@ class Observed(Facts):
     def ndim(self, o):
         s = self.shape(o)
         return len(s) if s is not None else None
+
+
+# math functions of a float that give an int or a bool
+_MATH_NOT_FLOAT = {"math.floor", "math.ceil", "math.trunc", "math.isnan", "math.isinf",
+                   "math.isfinite"}
+
+
+def matmul_shape(a: tuple, b: tuple) -> tuple | None:
+    """The shape of `A @ B` for arrays of shapes a and b (None where matmul raises): a
+    1-d operand is a row (left) or a column (right) whose axis is then dropped, and the
+    leading axes broadcast."""
+    if not a or not b:
+        return None
+    a2 = a if len(a) > 1 else (1,) + a
+    b2 = b if len(b) > 1 else b + (1,)
+    if a2[-1] != b2[-2]:
+        return None
+    try:
+        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+    except ValueError:
+        return None
+    return batch + (a2[-2],) * (len(a) > 1) + (b2[-1],) * (len(b) > 1)
 
 
 def observe(fn: Function, args) -> Observed:
