@@ -281,6 +281,8 @@ def _to_triangle(s, upper):
 @defvjp(np.linalg.slogdet)
 def slogdet(g, ans, a):
     # the sign is piecewise constant: only log|det| carries a derivative
+    if np.ndim(a) == 2:
+        return g[1] * np.linalg.inv(a).T
     return g[1][..., None, None] * _mT(np.linalg.inv(a))
 
 
