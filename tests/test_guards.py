@@ -265,3 +265,23 @@ def test_hvp_after_a_branch_that_writes_into_a_copy(tmp_path):
     g = adjoint.grad(m.f)
     want = (g(x + 1e-4 * v, y) - g(x - 1e-4 * v, y)) / 2e-4
     np.testing.assert_allclose(adjoint.hvp(m.f)(x, y, v), want, rtol=1e-6, atol=1e-9)
+
+
+def test_a_rebound_closure_variable_is_seen(tmp_path):
+    m = module(tmp_path, """
+        def make():
+            k = 2.0
+
+            def f(x):
+                return k * x * x
+
+            def set_k(v):
+                nonlocal k
+                k = v
+            return f, set_k
+        """)
+    f, set_k = m.make()
+    g = adjoint.grad(f)
+    assert g(3.0) == pytest.approx(12.0)
+    set_k(5.0)
+    assert g(3.0) == pytest.approx(30.0)
