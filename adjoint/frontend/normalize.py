@@ -25,6 +25,9 @@
                                           else:
                                               s = f(s, t)
 
+4. A loop's `else` follows the loop, under `if not _brk:` when the loop can break
+   (what it does may exit in turn: return, or break an enclosing loop).
+
 The reverse sweep of a `while` records its trip count, so the gradient of an
 early exit costs nothing extra. (Names starting with `_` here are reserved by
 adjoint; lowering renames user variables that would collide.)
@@ -100,17 +103,21 @@ def _block(stmts: list, loc, in_loop: bool) -> list:
                 return out
             out.append(s)
         elif isinstance(s, (gast.For, gast.While)):
-            if s.orelse:
-                raise UnsupportedError(
-                    f"`{type(s).__name__.lower()} ... else` is not supported", loc(s),
-                    hint="set a flag before `break` and test it after the loop")
-            after = _loop(s, loc)
-            out.extend(after[:-1])
-            if after[-1] is not None:  # the loop may return: `if _ret: return _retval`
-                guard = after[-1]
-                guard.orelse = _block(guard.orelse + list(stmts[i + 1:]), loc, in_loop)
+            orelse, s.orelse = s.orelse, []
+            after, guard, brk = _loop(s, loc)
+            out.extend(after)
+            # `for ... else`: the else runs when the loop ends without a break
+            if orelse and brk is not None:
+                test = _fix(gast.UnaryOp(op=gast.Not(), operand=_name(brk)), orelse[0])
+                orelse = [gast.copy_location(gast.If(test=test, body=orelse, orelse=[]),
+                                             orelse[0])]
+            rest = orelse + list(stmts[i + 1:])
+            if guard is not None:  # the loop may return: `if _ret: return _retval`
+                guard.orelse = _block(guard.orelse + rest, loc, in_loop)
                 out.append(guard)
                 return out
+            if orelse:  # it may exit (return, or break the enclosing loop)
+                return out + _block(rest, loc, in_loop)
         else:
             out.append(s)
     return out
@@ -123,8 +130,10 @@ def _contains(stmts: list, kinds) -> bool:
             return True
         if isinstance(s, gast.If) and (_contains(s.body, kinds) or _contains(s.orelse, kinds)):
             return True
-        if isinstance(s, (gast.For, gast.While)) and gast.Return in _as_tuple(kinds):
-            if _contains(s.body, gast.Return):
+        if isinstance(s, (gast.For, gast.While)):
+            if gast.Return in _as_tuple(kinds) and _contains(s.body, gast.Return):
+                return True
+            if _contains(s.orelse, kinds):  # a loop's else is in the enclosing loop
                 return True
     return False
 
@@ -152,9 +161,10 @@ def _fix(node, at):
     return node
 
 
-def _loop(loop, loc) -> list:
-    """Normalise one loop; returns the statements replacing it, the last one being
-    the `if _ret: return _retval` guard (or None when the loop cannot return)."""
+def _loop(loop, loc) -> tuple:
+    """Normalise one loop (its `else` taken off); returns the statements replacing it,
+    the `if _ret: return _retval` guard (or None when the loop cannot return), and the
+    name of the flag set by a break (None when the loop cannot break)."""
     k = next(_fresh)
     ret, retval, brk = f"_ret{k}", f"_retval{k}", f"_brk{k}"
     returns = _contains(loop.body, gast.Return)
@@ -163,7 +173,8 @@ def _loop(loop, loc) -> list:
         pre += [_assign(ret, _const(False), loop), _assign(retval, _const(None), loop)]
         loop.body = _replace_returns(loop.body, ret, retval)
     loop.body = _block(loop.body, loc, in_loop=True)
-    if _contains(loop.body, gast.Break):
+    breaks = _contains(loop.body, gast.Break)
+    if breaks:
         loop.body = _replace_breaks(loop.body, brk)
         pre.append(_assign(brk, _const(False), loop))
         not_brk = _fix(gast.UnaryOp(op=gast.Not(), operand=_name(brk)), loop)
@@ -191,7 +202,7 @@ def _loop(loop, loc) -> list:
     if returns:
         guard = gast.If(test=_name(ret), body=[gast.Return(value=_name(retval))], orelse=[])
         guard = _fix(guard, pre[0])
-    return pre + [loop, guard]
+    return pre + [loop], guard, brk if breaks else None
 
 
 def _replace_returns(stmts: list, ret: str, retval: str) -> list:
@@ -205,9 +216,11 @@ def _replace_returns(stmts: list, ret: str, retval: str) -> list:
         if isinstance(s, gast.If):
             s.body = _replace_returns(s.body, ret, retval)
             s.orelse = _replace_returns(s.orelse, ret, retval)
-        elif isinstance(s, (gast.For, gast.While)) and _contains(s.body, gast.Return):
-            # an inner loop's return: it breaks the inner loop, then the outer one
+        elif isinstance(s, (gast.For, gast.While)) and _contains([s], gast.Return):
+            # an inner loop's return: it breaks the inner loop, then the outer one (a
+            # return in the inner loop's else breaks the outer one directly)
             s.body = _replace_returns(s.body, ret, retval)
+            s.orelse = _replace_returns(s.orelse, ret, retval)
             out.append(s)
             guard = gast.If(test=_name(ret), body=[gast.Break()], orelse=[])
             out.append(_fix(guard, s))
