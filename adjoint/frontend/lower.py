@@ -348,6 +348,10 @@ class Lowerer:
                                 node=s)
                 self.rebind_storage(base, new)
                 return
+        if isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and \
+                call.func.attr == "pop":
+            self.expr(call)  # `xs.pop()`: the element is dropped, the list is shorter
+            return
         if isinstance(call, gast.Call):
             fn = self.user_function(call.func)
             if fn is not None and _written_arguments(fn, call, ()):
@@ -924,6 +928,8 @@ class Lowerer:
                          hint=hint, node=node)
 
     def method(self, m: Method, args, kwargs, node, hint):
+        if m.name == "pop":
+            return self.list_pop(m.base, args, kwargs, node, hint)
         spec = _METHODS.get(m.name)
         if spec is None:
             raise self.error(f"method `.{m.name}()` is not supported", node,
@@ -932,6 +938,28 @@ class Lowerer:
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
             args = [self.emit(_prim(tuple_of), args, node=node)]
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
+
+    def list_pop(self, xs, args, kwargs, node, hint):
+        """`xs.pop()` or `xs.pop(0)`: the element, and `xs` rebound (every name of it) to
+        the rest. The update is recorded as in place: analysis/views.py checks, once the
+        kinds are observed, that `xs` is a list and that nothing else holds it."""
+        where = args[0].value if len(args) == 1 and isinstance(args[0], Const) else None
+        if kwargs or len(args) > 1 or (args and where not in (0, -1)):
+            raise self.error("only `.pop()`, `.pop(-1)` and `.pop(0)` are supported", node,
+                             "read the element and rebuild the list: v = xs[i]; "
+                             "xs = xs[:i] + xs[i + 1:]")
+        if not isinstance(xs, Value):
+            raise self.error("only a list built in the function can pop", node,
+                             "copy it first: xs = list(...)")
+        first = where == 0
+        element = self.emit(_prim(operator.getitem), (xs, Const(0 if first else -1)),
+                            hint=hint, node=node)
+        rest = self.emit(_prim(operator.getitem), (xs, Const(
+            slice(1, None) if first else slice(None, -1))), hint=xs.name, node=node)
+        if isinstance(rest, Value):
+            self.inplace.append(rest)
+        self.rebind_storage(xs, rest)
+        return element
 
     def inline(self, fn, args, kwargs, node, hint):
         if fn in self.stack:
@@ -1163,7 +1191,7 @@ def _assigned_names(stmts) -> set[str]:
             elif isinstance(n, gast.AugAssign):
                 out.add(_hint_of(n.target))
             elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
-                  and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):
+                  and n.func.attr in ("append", "pop") and isinstance(n.func.value, gast.Name)):
                 out.add(n.func.value.id)
     return out
 
@@ -1187,7 +1215,7 @@ def _written_names(stmts) -> set[str]:
             elif isinstance(n, gast.AugAssign) and isinstance(n.target, gast.Subscript):
                 out.add(_hint_of(n.target))
             elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
-                  and n.func.attr == "append" and isinstance(n.func.value, gast.Name)):
+                  and n.func.attr in ("append", "pop") and isinstance(n.func.value, gast.Name)):
                 out.add(n.func.value.id)
     return out
 
