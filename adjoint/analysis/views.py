@@ -27,17 +27,19 @@ _IMMUTABLE = ("float", "int", "bool", "complex", "tuple", "none", "range")
 def check_views(fn: Function, facts) -> None:
     # `a += b` updates an array or a list in place; a number or a tuple is rebound
     inplace = set(fn.inplace)
+    # a value no run reached (a loop that ran no trip) has the type of the values the loop
+    # carries it with, where they agree; else it is unknown, and may be an array
+    types = _carried_types(fn, facts) if inplace else {}
 
     def mutable(o) -> bool:
-        k = facts.kind(o)  # unknown (a value no run reached): it may be an array
-        return k is None or k.type not in _IMMUTABLE
+        t = types.get(o) if o in types else _kind_type(facts, o)
+        return t is None or t not in _IMMUTABLE
 
     updates = {op for op in walk_ops(fn.body) if isinstance(op, Call) and
                op.result in inplace and mutable(op.args[0])}
     pops = [op for op in walk_ops(fn.body) if isinstance(op, Call) and op.result in inplace
             and op.prim.name == "getitem"]  # lowering's `xs.pop()`
     if pops:
-        types = _carried_types(fn, facts)
         for op in pops:
             t = types.get(op.args[0])
             if t != "list":
