@@ -113,8 +113,10 @@ def _flow(pairs, out: set, floating) -> bool:
     return changed
 
 
-def useful(fn: Function) -> set[Value]:
-    """Values from which a returned value can be reached through differentiable ops."""
+def useful(fn: Function, within: set[Value] | None = None) -> set[Value]:
+    """Values from which a returned value can be reached through differentiable ops;
+    with `within` (the varied values), only through op results in it: a tuple of int
+    arrays whose elements are read as ints passes nothing back to its inputs."""
     out = {o for o in fn.body.results if isinstance(o, Value)}
 
     def block(b: Block) -> bool:
@@ -129,7 +131,8 @@ def useful(fn: Function) -> set[Value]:
                             if isinstance(o, Value) and o not in out:
                                 out.add(o)
                                 changed = True
-                elif op.result in out and _passes(op):
+                elif op.result in out and _passes(op) and (within is None or
+                                                           op.result in within):
                     for o in op.operands:
                         if isinstance(o, Value) and o not in out:
                             out.add(o)
@@ -170,4 +173,5 @@ def _back(pairs, out: set) -> bool:
 
 
 def active(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
-    return varied(fn, wrt, kinds) & useful(fn)
+    v = varied(fn, wrt, kinds)
+    return v & useful(fn, v)

@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from adjoint.ir.core import Prim
 
 
@@ -57,6 +59,8 @@ def public_name(fn: Callable) -> str:
     name = _default_name(fn)
     module = getattr(fn, "__module__", None) or ""
     owner = getattr(fn, "__self__", None)
+    if isinstance(owner, np.ufunc) and getattr(np, owner.__name__, None) is owner:
+        return f"np.{owner.__name__}.{fn.__name__}"  # np.add.reduce, not ufunc.reduce
     if not module and owner is not None and not isinstance(owner, type(sys)):
         # a method bound to a module's hidden instance (random.random is Random.random
         # bound to random._inst): spelled as the module exposes it
