@@ -419,3 +419,21 @@ def test_generated_module_parses_and_means_the_same_as_the_source():
     src = adjoint.source(signs, args=(0.7, 1.5, 2.0))
     ast.parse(src)
     assert "(-x) ** 3" in src and "a - (b - x)" in src and "(x ** a) ** b" in src
+
+
+def test_two_globals_of_one_name_are_refused(tmp_path, monkeypatch):
+    """`helpers.W` and the module's own `W` printed (and imported) as one name: the
+    gradient read one array twice, silently wrong. Refused at the line until each can
+    have its own name."""
+    (tmp_path / "emit_helpers.py").write_text("import numpy as np\nW = np.array([1.0, 2.0])\n")
+    (tmp_path / "emit_user.py").write_text(
+        "import numpy as np\nimport emit_helpers\nW = np.array([10.0, 20.0])\n\n\n"
+        "def one(x):\n    return np.sum(x * emit_helpers.W)\n\n\n"
+        "def both(x):\n    return np.sum(x * emit_helpers.W) + np.sum(x * x * W)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import emit_user
+    x = np.array([0.5, -1.0])
+    assert np.allclose(adjoint.grad(emit_user.one)(x), [1.0, 2.0])
+    with pytest.raises(adjoint.AdjointError) as e:
+        adjoint.grad(emit_user.both)(x)
+    assert e.value.loc.line == 11 and "`W`" in str(e.value)

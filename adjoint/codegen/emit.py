@@ -75,6 +75,7 @@ class Emitter:
         self.counts = uses(fn.body)
         self.arity = entry_arity(fn)
         self.inlined: dict[Value, Call] = {}
+        self._globals: dict[str, Global] = {}  # printed name -> the object it stands for
         self.unpacked = {op.body.args[0] for op in _all_ops(fn.body) if isinstance(op, For)} | {
             op.result for op in _all_ops(fn.body) if isinstance(op, Call) and (
                 op.prim.style in ("tape_pop", "snap_load") or op.prim.fn is None)}
@@ -137,6 +138,16 @@ class Emitter:
                 out.add(self._callee(op).split(".")[0])
             for o in op.operands:
                 if isinstance(o, Global):
+                    seen = self._globals.setdefault(o.name, o)
+                    if seen.value is not o.value:
+                        # both would print (and be imported) as one name: the code would
+                        # read the same object twice
+                        from adjoint.errors import UnsupportedError
+                        raise UnsupportedError(
+                            f"two different objects are both read as `{o.name}` (from "
+                            f"{seen.module} and {o.module})", getattr(op, "loc", None),
+                            "pass one of them as an argument, or give it another name "
+                            "in its module")
                     out.add(o.name)
                     self.module.globals[o.name] = o.module
         return out
