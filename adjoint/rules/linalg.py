@@ -1,13 +1,26 @@
-"""Linear algebra: dot, matmul, outer, inner, vdot, trace, transpose, and
-`np.linalg.solve`, `inv`, `det`.
+"""Linear algebra: dot, matmul, outer, inner, vdot, trace, transpose, tril,
+triu, and `np.linalg.solve`, `inv`, `det`, `slogdet`, `eigh`, `svd`, `qr`.
 
-`np.dot` and `np.inner` are covered for every number of dimensions; `np.matmul` (like the `@` operator) for every combination, batched
-and broadcast. `solve`, `inv` and `det` accept stacks of matrices; `solve`
-follows NumPy 2: `b` is a vector exactly when it is 1-d. The rules of `inv`
-and `det` assume a nonsingular matrix (det's rule uses the inverse).
+`np.dot` and `np.inner` are covered for every number of dimensions;
+`np.matmul` (like the `@` operator) for every combination, batched and
+broadcast. `solve`, `inv`, `det` and the decompositions accept stacks of
+matrices; `solve` follows NumPy 2: `b` is a vector exactly when it is 1-d.
+The rules of `inv`, `det` and `slogdet` assume a nonsingular matrix.
 
-Not covered: `np.einsum`, `np.tensordot`, `np.kron` (a gradient that reaches
-one raises NonDifferentiableError at its line).
+The decompositions, where a derivative does not exist:
+- `eigh` reads one triangle (UPLO), and so does its rule: the other triangle
+  gets no gradient. At a repeated eigenvalue the eigenvectors are not unique;
+  the rule leaves their part out (1 / (w_j - w_i) is taken as 0 there).
+- `svd`: likewise at a repeated singular value; with full_matrices=True on a
+  non-square matrix, u's extra columns (vt's extra rows) are not unique: a
+  cotangent that reaches them raises NonDifferentiableError when the gradient
+  runs, their tangent is NaN. The tall and wide corrections divide by the
+  singular values (full rank assumed).
+- `qr`: mode 'reduced' (or 'complete' of a square matrix) with at least as
+  many rows as columns, R nonsingular; other modes raise NonDifferentiableError.
+
+Not covered: `np.einsum`, `np.tensordot`, `np.kron`, `np.linalg.eig` (a
+gradient that reaches one raises NonDifferentiableError at its line).
 """
 from __future__ import annotations
 
