@@ -179,6 +179,73 @@ def over_array(x):
     return s
 
 
+def enumerate_break(x):
+    s = 0.0
+    for k, a in enumerate(x):
+        s = s + a * k
+        if s > 1.0:
+            break
+    return s * a + k
+
+
+def zip_break(x, w):
+    s = 0.0
+    for a, b in zip(x, w):
+        if a * b > 0.35:
+            s = s * a
+            break
+        s = s + a * b
+    return s + a
+
+
+def zip3_break(x, w, v):
+    s = 0.0
+    for a, b, c in zip(x, w, v):
+        s = s + a * b * c
+        if s > 0.5:
+            break
+    return s * a
+
+
+def find_first(x):
+    for i in range(10):
+        v = x * i
+        if v > 2.0:
+            found = v * x  # bound on the break branch only
+            break
+    return found
+
+
+def checkpointed_break(x, n):
+    s = x
+    for t in adjoint.checkpointed(range(n), snapshots=2):
+        s = s * 1.1
+        if s > 2.0:
+            break
+    return s
+
+
+def test_breaking_loops_over_enumerate_and_zip():
+    W = np.array([1.0, 0.2, 0.5, 2.0])
+    check(enumerate_break, V)
+    check(enumerate_break, V * 0.1)  # no break
+    check(zip_break, V, W, wrt=(0, 1))
+    check(zip_break, V * 0.1, W, wrt=(0, 1))
+    _, (gx, gw, gv) = check(zip3_break, V, W, V[:3], wrt=(0, 1, 2))
+    assert gx.shape == (4,) and gv.shape == (3,)
+
+
+def test_a_name_bound_only_on_the_break_branch():
+    _, g = check(find_first, 0.7)
+    assert g == pytest.approx(2 * 0.7 * 3)  # found = 3 x^2 (the first i with 0.7 i > 2)
+
+
+def test_a_checkpointed_loop_that_breaks_is_refused_at_the_loop():
+    with pytest.raises(adjoint.UnsupportedError) as info:
+        adjoint.grad(checkpointed_break)(1.5, 10)
+    assert "test_control.py" in str(info.value) and "checkpointed" in str(info.value)
+
+
 # ------------------------------------------------------- continue, return
 
 

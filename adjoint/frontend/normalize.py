@@ -34,6 +34,7 @@ adjoint; lowering renames user variables that would collide.)
 """
 from __future__ import annotations
 
+import builtins
 import itertools
 
 import gast
@@ -181,18 +182,24 @@ def _loop(loop, loc) -> tuple:
         if isinstance(loop, gast.While):
             loop.test = _fix(gast.BoolOp(op=gast.And(), values=[loop.test, not_brk]), loop)
         else:
-            idx, seq = f"_k{k}", f"_seq{k}"
-            pre += [_assign(seq, loop.iter, loop), _assign(idx, _const(0), loop)]
+            idx = f"_k{k}"
+            # (sequence, target) pairs: `for i, x in enumerate(xs)` walks xs with i = _k,
+            # `for a, b in zip(xs, ys)` walks both, up to the shorter
+            walks, index_target = _walks(loop, k, loc)
+            pre += [_assign(seq, it, loop) for seq, it, _ in walks]
+            pre.append(_assign(idx, _const(0), loop))
             test = gast.BoolOp(op=gast.And(), values=[
                 gast.Compare(left=_name(idx), ops=[gast.Lt()], comparators=[
-                    gast.Call(func=_name("len"), args=[_name(seq)], keywords=[])]),
-                not_brk])
-            head = [
-                gast.Assign(targets=[loop.target],
-                            value=gast.Subscript(value=_name(seq), slice=_name(idx),
-                                                 ctx=gast.Load()), type_comment=None),
-                _assign(idx, gast.BinOp(left=_name(idx), op=gast.Add(), right=_const(1)), loop),
-            ]
+                    gast.Call(func=_name("len"), args=[_name(seq)], keywords=[])])
+                for seq, _, _ in walks] + [not_brk])
+            head = [gast.Assign(targets=[target], value=gast.Subscript(
+                        value=_name(seq), slice=_name(idx), ctx=gast.Load()), type_comment=None)
+                    for seq, _, target in walks]
+            if index_target is not None:
+                head.insert(0, gast.Assign(targets=[index_target], value=_name(idx),
+                                           type_comment=None))
+            head.append(_assign(idx, gast.BinOp(left=_name(idx), op=gast.Add(),
+                                                right=_const(1)), loop))
             loop = gast.While(test=_fix(test, loop), body=[_fix(h, loop) for h in head] + loop.body,
                               orelse=[])
             gast.copy_location(loop, pre[0])
@@ -203,6 +210,41 @@ def _loop(loop, loc) -> tuple:
         guard = gast.If(test=_name(ret), body=[gast.Return(value=_name(retval))], orelse=[])
         guard = _fix(guard, pre[0])
     return pre + [loop], guard, brk if breaks else None
+
+
+def _walks(loop, k: int, loc) -> tuple:
+    """The sequences a breaking `for` walks by index: [(name, iterable, target)], and the
+    target bound to the index itself (enumerate's), or None."""
+    it, target = loop.iter, loop.target
+    if isinstance(it, gast.Call) and getattr(it.func, "id", getattr(it.func, "attr", "")) \
+            == "checkpointed":
+        raise UnsupportedError("a checkpointed loop cannot break or return early", loc(loop),
+                               "run a fixed number of steps in the checkpointed loop, or "
+                               "loop without adjoint.checkpointed")
+    kind = _builtin_call(it, loc)
+    if kind is None:
+        return [(f"_seq{k}", it, target)], None
+    n = len(it.args) if kind == "zip" else 2
+    if it.keywords or (kind == "enumerate" and len(it.args) != 1) or not (
+            isinstance(target, gast.Tuple) and len(target.elts) == n):
+        raise UnsupportedError(f"write `for i, x in enumerate(xs)` or `for a, b in zip(xs, ys)`"
+                               f" here", loc(it), "unpack the loop variables in the header, "
+                               "one per sequence")
+    if kind == "enumerate":
+        return [(f"_seq{k}", it.args[0], target.elts[1])], target.elts[0]
+    return [(f"_seq{k}_{j}", a, t) for j, (a, t) in enumerate(zip(it.args, target.elts))], None
+
+
+def _builtin_call(node, loc):
+    """"enumerate" or "zip" when `node` calls that builtin (as lowering resolves names)."""
+    if not (isinstance(node, gast.Call) and isinstance(node.func, gast.Name)
+            and node.func.id in ("enumerate", "zip")):
+        return None
+    parsed = getattr(loc, "__self__", None)  # loc is Parsed.loc: names resolve through it
+    if parsed is None:
+        return node.func.id
+    found, obj = parsed.lookup(node.func.id)
+    return node.func.id if found and obj is getattr(builtins, node.func.id) else None
 
 
 def _replace_returns(stmts: list, ret: str, retval: str) -> list:
