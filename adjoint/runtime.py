@@ -132,10 +132,113 @@ def fresh_tapes(x):
     return x
 
 
-def checkpoint_plan(n, snapshots):
-    """The binomial checkpointing plan for `n` loop steps (see adjoint.checkpoint)."""
-    from adjoint.checkpoint.schedule import plan
-    return plan(n, snapshots)
+class checkpoint_plan:
+    """The binomial checkpointing schedule (Griewank and Walther's "revolve") of a loop
+    of `n` steps that holds at most `snapshots` states at once, its initial state
+    included. It keeps O(snapshots) numbers, never a list of the O(n) actions:
+
+    `stored` names the steps whose input state the forward sweep keeps (the chain of
+    first splits, and the state before the last step: at most snapshots + 1), and
+    `actions()` yields the backward sweep's actions one by one, as (what, i, j):
+
+        ("advance", i, j)   run steps i .. j - 1 from the state in hand (recomputation)
+        ("store", i, 0)     keep the state in hand as the snapshot of step i
+        ("restore", i, 0)   take the state of step i back from its snapshot
+        ("free", i, 0)      drop the snapshot of step i
+        ("reverse", i, 0)   run step i forward and backward (its adjoint)
+
+    With beta(s, t) = C(s + t, s): if beta(s + 1, t - 1) < l <= beta(s + 1, t), then
+    reversing l steps, the state at the start kept and s more slots free, takes at
+    least cost(l, s) = t * l - beta(s + 2, t - 1) forward steps, and this schedule
+    takes that many: each range is split where the rest costs least.
+    """
+
+    def __init__(self, n, snapshots):
+        if snapshots < 1:
+            raise ValueError("checkpointing needs at least one snapshot")
+        self.n, self.snapshots = n, snapshots
+        stored = {0, n - 1} if n else set()
+        start, s = 0, snapshots - 1  # the schedule's first moves, up to its first reversal
+        while n - start > 1 and s > 0:
+            start += self.split(n - start, s)
+            stored.add(start)
+            s -= 1
+        self.stored = frozenset(stored)
+        # the steps the backward sweep runs again: the forward sweep did the first n - 1
+        self.recomputed = self.cost(n, snapshots - 1) - (n - 1) if n else 0
+
+    @staticmethod
+    def cost(l, s):
+        """The least number of forward steps that reverse `l` steps with the state at
+        the start kept and `s` slots free."""
+        if l <= 1:
+            return 0
+        if s == 0:
+            return l * (l - 1) // 2
+        t, b = 0, 1  # b = beta(s + 1, t), up to the first t with b >= l
+        while b < l:
+            t += 1
+            b = b * (s + 1 + t) // t
+        return t * l - b * t // (s + 2)  # beta(s + 2, t - 1) = beta(s + 1, t) t / (s + 2)
+
+    @staticmethod
+    def split(l, s):
+        """The first m in 1 .. l - 1 that minimises m + cost(l - m, s - 1) + cost(m, s).
+
+        The total is convex in m; its forward difference is 1 + t(s, m + 1) - t(s - 1,
+        l - m), with t(s, x) the least t such that beta(s + 1, t) >= x (the cost's
+        slope). It is >= 0 when some tau has t(s - 1, l - m) <= tau <= 1 + t(s, m + 1),
+        that is m >= l - beta(s, tau) and m >= beta(s + 1, tau - 2): the first such m
+        is the least, over tau, of the larger bound."""
+        best, tau, a, b = l - 1, 0, 1, 0  # a = beta(s, tau), b = beta(s + 1, tau - 2)
+        while True:
+            best = min(best, max(l - a, b))
+            if l - a <= b:  # from here on the larger bound is b, which only grows
+                return max(best, 1)
+            tau += 1
+            a = a * (s + tau) // tau
+            b = 1 if tau == 2 else b * (s + tau - 1) // (tau - 2) if tau > 2 else 0
+
+    def actions(self):
+        """The backward sweep: the whole schedule from its first reversal on, after
+        taking back the state the forward sweep kept before the last step."""
+        schedule = self.schedule()
+        for action in schedule:
+            if action[0] == "reverse":
+                yield ("restore", self.n - 1, 0)
+                yield action
+                yield from schedule
+                return
+
+    def schedule(self):
+        """Every action of the binomial schedule from the start, one at a time."""
+        # the work left, last first: runs (start, end, free slots) and frees (step,);
+        # each split holds a run and a free for its left part, so this holds O(snapshots)
+        todo = [(0, self.n, self.snapshots - 1)] if self.n else []
+        in_hand = True  # the state at `start` is the one in hand
+        while todo:
+            item = todo.pop()
+            if len(item) == 1:
+                yield ("free", item[0], 0)
+                continue
+            start, end, s = item
+            if not in_hand:
+                yield ("restore", start, 0)
+            in_hand = True
+            if s == 0 or end - start == 1:  # no slot left: each step from the start
+                for i in range(end - 1, start - 1, -1):
+                    if not in_hand:
+                        yield ("restore", start, 0)
+                    if i > start:
+                        yield ("advance", start, i)
+                    yield ("reverse", i, 0)
+                    in_hand = False
+                continue
+            m = start + self.split(end - start, s)
+            yield ("advance", start, m)
+            yield ("store", m, 0)
+            # the right part first, with one slot fewer, then the left part from `start`
+            todo += [(start, m, s), (m,), (m, end, s - 1)]
 
 
 def plan_stores(plan, k):
@@ -144,8 +247,8 @@ def plan_stores(plan, k):
 
 
 def plan_actions(plan):
-    """The backward sweep's actions: (what, i, j) triples."""
-    return plan.backward
+    """The backward sweep's actions, (what, i, j) triples, as the schedule makes them."""
+    return plan.actions()
 
 
 def snapshots_new():

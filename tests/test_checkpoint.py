@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import adjoint
-from adjoint.checkpoint.schedule import cost, plan
+from adjoint.runtime import checkpoint_plan as plan
 from tests import programs as P
+
+cost = plan.cost
 
 
 @functools.lru_cache(maxsize=None)
@@ -20,25 +22,80 @@ def brute_force(l, s):
     return min(m + brute_force(l - m, s - 1) + brute_force(m, s) for m in range(1, l))
 
 
-@pytest.mark.parametrize("s", range(5))
+@pytest.mark.parametrize("s", range(6))
 def test_closed_form_cost_is_the_optimum(s):
     assert [cost(l, s) for l in range(1, 60)] == [brute_force(l, s) for l in range(1, 60)]
 
 
+@pytest.mark.parametrize("s", range(1, 6))
+def test_closed_form_split_is_the_first_best_split(s):
+    for l in range(2, 60):
+        totals = [m + brute_force(l - m, s - 1) + brute_force(m, s) for m in range(1, l)]
+        assert plan.split(l, s) == 1 + totals.index(min(totals)), l
+
+
+def reference_plan(n, k):
+    """The schedule as it was built before it was made online (a list of every action),
+    with the best split found by brute force: (stored, backward actions)."""
+    actions, todo, in_hand = [], [("run", 0, n, k - 1)] if n else [], True
+    while todo:
+        item = todo.pop()
+        if item[0] == "free":
+            actions.append(item)
+            continue
+        _, start, end, s = item
+        if not in_hand:
+            actions.append(("restore", start))
+        in_hand = True
+        if end - start == 1:
+            actions.append(("reverse", start))
+            in_hand = False
+            continue
+        if s == 0:
+            for i in range(end - 1, start - 1, -1):
+                if not in_hand:
+                    actions.append(("restore", start))
+                if i > start:
+                    actions.append(("advance", start, i))
+                actions.append(("reverse", i))
+                in_hand = False
+            continue
+        totals = [m + brute_force(end - start - m, s - 1) + brute_force(m, s)
+                  for m in range(1, end - start)]
+        m = start + 1 + totals.index(min(totals))
+        actions += [("advance", start, m), ("store", m)]
+        todo += [("run", start, m, s), ("free", m), ("run", m, end, s - 1)]
+    first = next((k for k, a in enumerate(actions) if a[0] == "reverse"), len(actions))
+    stored = {a[1] for a in actions[:first] if a[0] == "store"} | ({0, n - 1} if n else set())
+    backward = [("restore", n - 1)] + actions[first:] if n else []
+    return stored, [a + (0,) * (3 - len(a)) for a in backward]
+
+
+def test_the_online_schedule_makes_the_same_actions_as_the_list_it_replaces():
+    for k in range(1, 7):
+        for n in range(61):
+            stored, backward = reference_plan(n, k)
+            p = plan(n, k)
+            assert p.stored == stored and list(p.actions()) == backward, (n, k)
+
+
 def simulate(n, k):
-    """Run a plan on fake states (the state before step i is i); return the advances
-    and the largest number of snapshots held."""
+    """Run a plan on fake states (the state before step i is i); return the advances,
+    the largest number of schedule snapshots held (the state the forward sweep keeps
+    before the last step aside) and the largest number of states held in all."""
     p = plan(n, k)
     snaps = {i: i for i in p.stored}
-    peak, state, order, advanced = len(snaps), None, [], 0
-    for action in p.backward:
-        what, i = action[0], action[1]
+    extra = {n - 1} if n and all(i != n - 1 for i in p.stored - {n - 1}) else set()
+    ckpt = snaps.keys() - extra
+    peak, peak_all, state, order, advanced = len(ckpt), len(snaps), None, [], 0
+    for what, i, j in p.actions():
         if what == "advance":
             assert state == i
-            state, advanced = action[2], advanced + action[2] - i
+            state, advanced = j, advanced + j - i
         elif what == "store":
             snaps[i] = state
-            peak = max(peak, len(snaps))
+            ckpt = snaps.keys() - extra
+            peak, peak_all = max(peak, len(ckpt)), max(peak_all, len(snaps))
         elif what == "restore":
             state = snaps[i]
         elif what == "free":
@@ -48,18 +105,63 @@ def simulate(n, k):
             order.append(i)
             state = None
     assert order == list(range(n - 1, -1, -1))
-    return advanced, peak
+    return advanced, peak, peak_all
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 9, 10, 11, 100, 1000])
 @pytest.mark.parametrize("k", [1, 2, 3, 10, 32])
 def test_plans_reverse_every_step_with_optimal_recomputation(n, k):
-    advanced, peak = simulate(n, k)
+    advanced, peak, peak_all = simulate(n, k)
     assert advanced == plan(n, k).recomputed
     if n:
         # the forward sweep is the first n - 1 advances of the optimal schedule
         assert advanced == cost(n, k - 1) - (n - 1)
-    assert peak <= k + 1  # k snapshots, and the state before the last step
+    assert peak <= k and peak_all <= k + 1  # k snapshots, and the state before the last step
+    assert len(plan(n, k).stored) <= k + 1
+
+
+def test_the_schedule_holds_o_k_memory():
+    import tracemalloc
+
+    def held(n, k):
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        count = sum(1 for _ in plan(n, k).actions())
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return peak, count
+    small, big = held(1000, 10), held(100_000, 10)
+    assert big[1] > 50 * small[1]  # a hundred times the steps, ...
+    assert big[0] < 2 * small[0] + 2000 and big[0] < 20_000  # ... the same few bytes
+
+
+def test_the_runtime_and_a_standalone_checkpointed_gradient_import_nothing_of_adjoint(tmp_path):
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+    tree = ast.parse(Path(adjoint.runtime.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names]
+            assert not any(n.split(".")[0] == "adjoint" for n in names), ast.dump(node)
+    xs, h0 = R.normal(size=(9, 4)), R.normal(size=4)
+    src = adjoint.source(P.rnn_checkpointed, args=(W, xs, h0, 3), standalone=True)
+    (tmp_path / "gen.py").write_text(src)
+    np.savez(tmp_path / "args.npz", W=W, xs=xs, h0=h0)
+    run = ("import sys, numpy as np\n"
+           "class Refuse:\n"
+           "    def find_spec(self, name, *a):\n"
+           "        if name.split('.')[0] == 'adjoint': raise ImportError(name)\n"
+           "sys.meta_path.insert(0, Refuse())\n"
+           "import gen\n"
+           "a = np.load('args.npz')\n"
+           "fn = [v for k, v in vars(gen).items() if k.endswith('_grad') and 'step' not in k][0]\n"
+           "np.save('out.npy', fn(a['W'], a['xs'], a['h0'], 3))\n")
+    subprocess.run([sys.executable, "-c", run], cwd=tmp_path, check=True)
+    want = adjoint.grad(P.rnn_checkpointed)(W, xs, h0, 3)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), want, rtol=1e-12, atol=1e-14)
 
 
 def rnn(W, xs, h0):

@@ -3,18 +3,19 @@
 A checkpointed loop's body becomes a *step function* `f_step(t, *state, *invariants)`
 and its adjoint `f_step_grad(t, *state, *invariants, *state_bar, *invariant_bars)`,
 both written into the generated module. The forward sweep runs the loop as
-usual, keeping a snapshot of the state at the steps the binomial plan names;
+usual, keeping a snapshot of the state at the steps the binomial plan names
+(`_k in _plan.stored`, a set of at most k + 1 steps);
 the backward sweep follows the plan's actions in plain sight:
 
-    for _action, _i, _j in _plan.backward:
-        if _action == "advance":            # recompute steps _i .. _j - 1
+    for _what, _i, _j in plan_actions(_plan):   # made one at a time, O(k) state
+        if _what == 'advance':              # recompute steps _i .. _j - 1
             for _k in range(_i, _j):
                 h = f_step(_range[_k], h, W, xs)
-        elif _action == "store":            # keep a snapshot
+        elif _what == 'store':              # keep a snapshot
             _snaps[_i] = h
-        elif _action == "restore":          # go back to one
+        elif _what == 'restore':            # go back to one
             h = _snaps[_i]
-        elif _action == "free":
+        elif _what == 'free':
             del _snaps[_i]
         else:                               # the adjoint of step _i
             h_bar, W_bar = f_step_grad(_range[_i], h, W, xs, h_bar, W_bar)
