@@ -188,34 +188,28 @@ class checkpoint_plan:
         The total is convex in m; its forward difference is 1 + t(s, m + 1) - t(s - 1,
         l - m), with t(s, x) the least t such that beta(s + 1, t) >= x (the cost's
         slope). It is >= 0 when some tau has t(s - 1, l - m) <= tau <= 1 + t(s, m + 1),
-        that is m >= l - beta(s, tau) and m >= beta(s + 1, tau - 2): the first such m
-        is the least, over tau, of the larger bound."""
-        best, tau, a, b = l - 1, 0, 1, 0  # a = beta(s, tau), b = beta(s + 1, tau - 2)
-        while True:
-            best = min(best, max(l - a, b))
-            if l - a <= b:  # from here on the larger bound is b, which only grows
-                return max(best, 1)
+        that is m >= l - beta(s, tau) and m >= beta(s + 1, tau - 2). The first bound
+        falls and the second grows with tau: the least m is the smaller of the first
+        bound just before they cross and the second where they do."""
+        tau, a, b = 0, 1, 0  # a = beta(s, tau), b = beta(s + 1, tau - 2) (0 for tau < 2)
+        before = l - 1
+        while l - a > b:
+            before = l - a
             tau += 1
             a = a * (s + tau) // tau
-            b = 1 if tau == 2 else b * (s + tau - 1) // (tau - 2) if tau > 2 else 0
+            if tau >= 2:
+                b = b * (s + tau - 1) // (tau - 2) if tau > 2 else 1
+        return max(1, min(before, b))
 
     def actions(self):
-        """The backward sweep: the whole schedule from its first reversal on, after
-        taking back the state the forward sweep kept before the last step."""
-        schedule = self.schedule()
-        for action in schedule:
-            if action[0] == "reverse":
-                yield ("restore", self.n - 1, 0)
-                yield action
-                yield from schedule
-                return
-
-    def schedule(self):
-        """Every action of the binomial schedule from the start, one at a time."""
+        """The backward sweep's actions, made one at a time: the schedule from its
+        first reversal on, after taking back the state the forward sweep kept before
+        the last step (the forward sweep itself did the schedule's first moves)."""
         # the work left, last first: runs (start, end, free slots) and frees (step,);
         # each split holds a run and a free for its left part, so this holds O(snapshots)
         todo = [(0, self.n, self.snapshots - 1)] if self.n else []
         in_hand = True  # the state at `start` is the one in hand
+        forward = True  # still on the forward sweep's path: its moves are done already
         while todo:
             item = todo.pop()
             if len(item) == 1:
@@ -227,16 +221,21 @@ class checkpoint_plan:
             in_hand = True
             if s == 0 or end - start == 1:  # no slot left: each step from the start
                 for i in range(end - 1, start - 1, -1):
-                    if not in_hand:
-                        yield ("restore", start, 0)
-                    if i > start:
-                        yield ("advance", start, i)
+                    if forward:  # the first reversal, of the last step
+                        yield ("restore", i, 0)
+                        forward = False
+                    else:
+                        if not in_hand:
+                            yield ("restore", start, 0)
+                        if i > start:
+                            yield ("advance", start, i)
                     yield ("reverse", i, 0)
                     in_hand = False
                 continue
             m = start + self.split(end - start, s)
-            yield ("advance", start, m)
-            yield ("store", m, 0)
+            if not forward:
+                yield ("advance", start, m)
+                yield ("store", m, 0)
             # the right part first, with one slot fewer, then the left part from `start`
             todo += [(start, m, s), (m,), (m, end, s - 1)]
 
