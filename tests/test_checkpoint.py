@@ -343,3 +343,23 @@ def test_step_gradients_hand_their_outer_products_to_a_buffer():
     want = adjoint.grad(rnn, wrt=(0, 1, 2))(W, xs, h0)
     for a, b in zip(adjoint.grad(rnn, wrt=(0, 1, 2), checkpoint=4)(W, xs, h0), want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def two_checkpointed_loops(W, xs, h0):
+    h = h0
+    for t in adjoint.checkpointed(range(xs.shape[0]), snapshots=2):
+        h = np.tanh(W @ h + xs[t])
+    g = h
+    for t in adjoint.checkpointed(range(xs.shape[0]), snapshots=7):
+        g = np.sin(W @ g)
+    return np.sum(g * h)
+
+
+def test_memory_report_counts_each_loops_own_snapshots():
+    # each loop holds its own k + 1 states (the first loop's k was taken for every loop)
+    xs, h0 = R.normal(size=(30, 4)), R.normal(size=4)
+    report = adjoint.memory(two_checkpointed_loops, W, xs, h0)
+    snaps = [(e.name, e.copies) for e in report.entries if e.how == "snapshot"]
+    assert snaps == [("h", 3), ("g", 8)]
+    from adjoint.testing import check_grad
+    check_grad(two_checkpointed_loops, W, xs, h0, wrt=(0, 1, 2))

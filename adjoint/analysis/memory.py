@@ -79,6 +79,7 @@ def report(primal: Function, grad: Function, facts) -> Report:
         entries.append(Saved(loc.line if loc else 0, loc.text.strip() if loc else "", v.name,
                              how, facts.bytes.get(v, 0), copies))
 
+    copies = _snapshot_copies(forward)
     defined_forward = set()
     for op in walk_ops(Block((), forward, ())):
         defined_forward.update(op.results)
@@ -87,7 +88,7 @@ def report(primal: Function, grad: Function, facts) -> Report:
                 add(v, "tape", _trips(op, forward, facts))
         if isinstance(op, Call) and op.prim.style == "snap_store":
             for v in op.args[2:]:
-                add(v, "snapshot", _snapshot_copies(forward, facts))
+                add(v, "snapshot", copies.get(op.args[0], 1))
     read_back = set()
     for op in walk_ops(Block((), backward, ())):
         read_back.update(o for o in op.operands if isinstance(o, Value))
@@ -113,9 +114,14 @@ def _trips(push: Call, forward, facts) -> int:
     return facts.counts.get(inner.body.args[0], 1)
 
 
-def _snapshot_copies(forward, facts) -> int:
+def _snapshot_copies(forward) -> dict:
+    """The states each checkpointed loop's snapshots hold at once, by its snapshots'
+    value: its plan's k, and the state before the last step. Each loop has its own k:
+    a plan is made just before its loop's (empty) snapshots."""
+    copies, k = {}, None
     for op in walk_ops(Block((), forward, ())):
         if isinstance(op, Call) and op.prim.name == "checkpoint_plan":
             k = op.args[1].value
-            return k + 1
-    return 1
+        elif isinstance(op, Call) and op.prim.name == "snapshots_new" and k is not None:
+            copies[op.result] = k + 1
+    return copies
