@@ -44,6 +44,7 @@ from hypothesis import HealthCheck, Phase, assume, given, note, reject, settings
 from hypothesis import strategies as st
 
 import adjoint
+import adjoint.testing
 from adjoint.testing import numeric_grad
 
 _ENV_EXAMPLES = os.environ.get("ADJOINT_HYPOTHESIS_EXAMPLES")
@@ -87,6 +88,15 @@ _MARGINS = []
 def _margin(d):
     _MARGINS.append(abs(d))
     return d
+
+
+def _helper(z):
+    return np.sum(np.sin(z) * np.arange(1.0, 4.0))
+
+
+def _helper_writes(z):
+    z[2] += 1.0
+    return np.sum(z * z)
 '''
 
 
@@ -530,6 +540,145 @@ def array_write_programs(draw, marks: bool = False):
     return src, ("a", "x"), (0, 1), L
 
 
+# ---------------------------------------------------------------- loop exits and carried state
+
+
+def index_only(draw, src: Src, env: Env, indent: int, i: str) -> str:
+    """A value that depends on the loop index only and is needed in reverse (so it is
+    taped or recomputed): `c = math.cos(i)`, `x[0] ** i / math.factorial(i)`."""
+    name = env.new_name("c")
+    form = draw(st.sampled_from([f"math.cos({i})", f"1.0 / math.factorial({i})",
+                                 f"0.5 ** {i}", f"math.sin({i} * 0.7) + 1.5"]))
+    src.add(indent, f"{name} = {form}")
+    env.kinds[name] = "s"
+    return name
+
+
+def carried_update(draw, src: Src, env: Env, indent: int, states, idx) -> None:
+    """One update of the carried states: bounded, a Taylor term, a swap of two states
+    (`s0, s1 = s1, ...`), a carried tuple, or aug-assign through an alias (`z = s0;
+    z += ...`; floats only: an array alias is in tests/test_enumerated.py)."""
+    scalars_ = [n for n in states if env.kinds[n] == "s"]
+    forms = ["bounded", "bounded"] + (["taylor", "alias"] if scalars_ and idx else []) + \
+        (["swap", "tuple"] if len(scalars_) >= 2 else [])
+    form = draw(st.sampled_from(forms))
+    if form == "bounded":
+        bounded_update(draw, src, env, indent, draw(st.sampled_from(states)))
+    elif form == "taylor":  # issue 19: the term reads the index only through ** and !
+        name = draw(st.sampled_from(scalars_))
+        src.add(indent, f"{name} += 0.5 * np.tanh(a) ** {idx} / math.factorial({idx})")
+    elif form == "alias":
+        name = draw(st.sampled_from(scalars_))
+        e = expr(draw, env, "s", draw(st.integers(0, 2)))
+        src.add(indent, f"z = {name}")
+        src.add(indent, f"z += 0.2 * np.sin({e})")
+        src.add(indent, f"{name} = 0.5 * z")
+    else:
+        p, q = draw(st.permutations(scalars_))[:2]
+        e = expr(draw, env, "s", draw(st.integers(1, 2)))
+        if form == "swap":
+            src.add(indent, f"{p}, {q} = {q}, np.tanh({e})")
+        else:
+            src.add(indent, f"pair = ({q}, np.tanh({e}))")
+            src.add(indent, f"{p}, {q} = pair")
+
+
+def exit_block(draw, src: Src, env: Env, indent: int, states, kind: str) -> None:
+    """`if cond:` then an exit, with assignments to the states placed before the test,
+    inside the breaking branch (before the exit), or after the if."""
+    scalar_states = [n for n in states if env.kinds[n] == "s"]
+    if kind == "fixed" and not scalar_states:
+        kind = "break"
+    if kind == "fixed":  # fixed_point's shape: `lam = new` on both paths
+        name = draw(st.sampled_from(scalar_states))
+        src.add(indent, f"new = 0.5 * {name} + 0.5 * np.tanh({expr(draw, env, 's', 1)})")
+        thr = draw(st.sampled_from((0.01, 0.05, 0.2)))
+        src.add(indent, f"if abs(new - {name}) < {thr}:",
+                f"if _margin(abs(new - {name}) - {thr}) < 0:")
+        src.add(indent + 1, f"{name} = new")
+        src.add(indent + 1, "break")
+        src.add(indent, f"{name} = new")
+        return
+    placement = draw(st.sampled_from(["before", "inside", "after"]))
+    if placement == "before":
+        bounded_update(draw, src, env, indent, draw(st.sampled_from(states)))
+    c, p = condition(draw, env)
+    src.add(indent, f"if {c}:", f"if {p}:")
+    if placement == "inside" or kind == "continue":
+        bounded_update(draw, src, env, indent + 1, draw(st.sampled_from(states)))
+    if kind == "return":
+        src.add(indent + 1, "return " + " + ".join(reduced(n, env.kinds[n]) for n in states))
+    else:
+        src.add(indent + 1, kind)
+    if placement == "after":
+        bounded_update(draw, src, env, indent, draw(st.sampled_from(states)))
+
+
+@st.composite
+def exit_programs(draw):
+    """`for` / `while` / nested loops with break, continue, an early return or the
+    fixed-point shape, index-only taped values, swaps, carried tuples and aliases."""
+    env = Env(BASE_PARAMS, int_names=("n",))
+    src = Src(["a", "b", "x", "M", "n"])
+    states = []
+    for k in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from("sssv"))
+        name = f"s{k}"
+        src.add(0, f"{name} = {expr(draw, env, kind, draw(st.integers(1, 2)), True)}")
+        env.kinds[name] = kind
+        states.append(name)
+    loop = draw(st.sampled_from(["for", "for", "while", "nested"]))
+    body = env.copy()
+    indent = 1
+    if loop == "for":
+        src.add(0, f"for i in {draw(st.sampled_from(RANGES[:5]))}:")
+    elif loop == "while":
+        src.add(0, "i = 0")
+        src.add(0, f"while i < {draw(st.integers(1, 6))}:")
+        src.add(1, "i += 1")  # first: a continue cannot skip it
+    else:  # the exit acts on the inner loop
+        src.add(0, "for j in range(n):")
+        bounded_update(draw, src, env, 1, draw(st.sampled_from(states)))
+        src.add(1, f"for i in range(j, j + {draw(st.integers(1, 3))}):")
+        indent = 2
+    body.ints.append("i")
+    body.int_names = env.int_names + ("i",)
+    if draw(st.booleans()):
+        index_only(draw, src, body, indent, "i")
+    for _ in range(draw(st.integers(1, 2))):
+        carried_update(draw, src, body, indent, states, "i")
+    kinds = ["break", "break", "continue", "fixed"] + (["return"] if loop != "nested" else [])
+    exit_block(draw, src, body, indent, states, draw(st.sampled_from(kinds)))
+    if draw(st.booleans()):
+        carried_update(draw, src, body, indent, states, "i")
+    final_return(draw, src, env, 0, states)
+    return src, ("a", "b", "x", "M"), (0, 1, 2, 3)
+
+
+@st.composite
+def fresh_array_programs(draw):
+    """In-place writes into a fresh array (`z = np.zeros(3); z[1] -= a`), in a loop
+    or not, then the array passed to a helper (one that writes into it, too)."""
+    env = Env({"a": "s", "b": "s", "x": "v"})
+    src = Src(["a", "b", "x"])
+    src.add(0, "z = " + draw(st.sampled_from(["np.zeros(3)", "np.ones(3) * a", "x * 0.5"])))
+    for _ in range(draw(st.integers(1, 3))):
+        k = draw(st.integers(0, 2))
+        op = draw(st.sampled_from(["-=", "+=", "="]))
+        src.add(0, f"z[{k}] {op} {expr(draw, env, 's', draw(st.integers(0, 2)))}")
+    if draw(st.booleans()):
+        src.add(0, f"for i in range({draw(st.integers(1, 3))}):")
+        cell = Env({"a": "s", "x[i]": "s", "z[i]": "s"}, ints=["i"])
+        src.add(1, f"z[i] *= np.cos({expr(draw, cell, 's', 1)})")
+        if draw(st.booleans()):
+            src.add(1, f"z[(i + 1) % 3] -= 0.5 * {expr(draw, cell, 's', 1)}")
+    if draw(st.booleans()):  # a slice write
+        src.add(0, "z[1:] = np.tanh(z[:-1]) + " + expr(draw, env, "s", 1))
+    helper = draw(st.sampled_from(["_helper", "_helper_writes"]))
+    src.add(0, f"return {helper}(z) + np.sum(z * x)")
+    return src, ("a", "b", "x"), (0, 1, 2)
+
+
 # ---------------------------------------------------------------- harness
 
 _counter = itertools.count()
@@ -612,13 +761,17 @@ def check_program(folder, src: Src, args, wrt, check_vjp: bool = False, data=Non
     cache = folder / "cache"
     before = [np.array(a, copy=True) for a in args]
     try:
-        got = as_tuple(adjoint.grad(f, wrt=wrt, cache_dir=cache)(*args), wrt)
+        # translation validation: the gradient's forward sweep computes f itself
+        forward_value, got = adjoint.value_and_grad(f, wrt=wrt, cache_dir=cache)(*args)
+        got = as_tuple(got, wrt)
     except adjoint.UnsupportedError as e:
         # `u = M if c else ...; u += x` updates M in Python; adjoint says so, honestly
         assert "shares the array's memory" in str(e), e
         reject()
     for a, b in zip(args, before):
         assert np.array_equal(a, b), f"the gradient wrote into an argument\n{text}"
+    assert np.isclose(forward_value, value, rtol=1e-12, atol=1e-12), \
+        f"value_and_grad's value {forward_value!r} != f(*args) = {value!r}\n{text}"
     want = as_tuple(numeric_grad(f, args, wrt), wrt)
     # finite differences are the oracle only where they are well conditioned: at a
     # coarser step they must tell the same (cos(s ** 4) with s near 3 is not)
@@ -785,3 +938,49 @@ def test_checkpointed_loop_programs(workdir, data):
         src, _, wrt = data.draw(for_programs(marks=True), label="program")
         args = data.draw(base_args(True), label="args")
     check_program(workdir, src, args, wrt, data=data)
+
+
+@SETTINGS
+@given(st.data())
+def test_exit_programs(workdir, data):
+    """break / continue / early return / the fixed-point shape, with assignments before,
+    inside and after the exiting branch; index-only taped values, swaps, carried tuples,
+    aliased aug-assign: reverse (grad and vjp), forward and checkpointed."""
+    src, _, wrt = data.draw(exit_programs(), label="program")
+    args = data.draw(base_args(True), label="args")
+    check_program(workdir, src, args, wrt, check_vjp=True, data=data)
+
+
+@SETTINGS
+@given(st.data())
+def test_fresh_array_programs(workdir, data):
+    src, _, wrt = data.draw(fresh_array_programs(), label="program")
+    args = data.draw(st.tuples(scalars(), scalars(), float_arrays((3,))), label="args")
+    check_program(workdir, src, args, wrt, check_vjp=True, data=data)
+
+
+LAYER_FORMS = ("h = np.tanh(h @ W + b)", "h = h + 0.5 * np.tanh(W @ h + b)",
+               "h = np.sin(h @ W) * np.cos(b)")
+
+
+@SETTINGS
+@given(st.data())
+def test_layer_list_programs(workdir, data):
+    """A list of (W, b) tuples as an argument, `for W, b in layers: ...`, checked by
+    adjoint.testing.check_program (finite differences, translation validation, and
+    <v, J u> == <J^T v, u> between jvp and vjp)."""
+    src = Src(["layers", "h"])
+    loop = data.draw(st.sampled_from(["for W, b in layers:",
+                                      "for k, (W, b) in enumerate(layers):"]), label="loop")
+    src.add(0, loop)
+    for _ in range(data.draw(st.integers(1, 2), label="steps")):
+        src.add(1, data.draw(st.sampled_from(LAYER_FORMS), label="step"))
+    src.add(0, "return " + data.draw(st.sampled_from(["np.sum(h * h)", "np.sum(np.sin(h))"]),
+                                     label="out"))
+    n = data.draw(st.integers(1, 3), label="layers")
+    layers = [(data.draw(float_arrays((3, 3))), data.draw(float_arrays((3,))))
+              for _ in range(n)]
+    h = data.draw(float_arrays((3,)), label="h")
+    module = load_program(workdir, src.render())
+    wrt = data.draw(st.sampled_from([None, 1, 0]), label="wrt")
+    adjoint.testing.check_program(module.f, layers, h, wrt=wrt)

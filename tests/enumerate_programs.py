@@ -1,0 +1,441 @@
+"""A deterministic enumerator of small control-flow programs, for tests/test_enumerated.py.
+
+Every program is a module source defining `f` (and sometimes a helper), with example
+arguments. Loop programs are the product of four axes:
+
+    LOOPS    for over range / while (counter) / while with a value test / nested for
+    UPDATES  the carried-state update: plain, a Taylor term x ** i / i!, an index-only
+             factor c = math.cos(i), a swap of a carried pair, aug-assign on an alias,
+             a carried tuple
+    EXITS    none / break (assignment inside the breaking branch, before it, after it,
+             and the fixed-point shape `if ...: lam = new; break` then `lam = new`) /
+             continue / early return / for...else and while...else (break taken or not)
+    CONDS    the exit test on the loop index, or on a differentiated value
+
+and array programs are listed by hand (fresh arrays written in place then passed to a
+helper, slice writes in a while, aug-assign on aliased arrays, lists of (W, b) layers,
+dicts of arrays), each in a few variants.
+
+Branch- and tie-safety is checked, not hoped for: every program has a probe rendering
+in which each value test `lhs OP thr` reads `_margin(lhs - thr) OP 0` and each exit
+statement first calls `_hit(label)`. A threshold is chosen from CANDIDATES so that every
+test stays MARGIN away from it and the exit fires as the program intends (a break that
+is taken, a for...else whose break is not); a program for which none works is dropped.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MARGIN = 1e-3
+CANDIDATES = (0.35, 0.6, 0.9, 1.2, 1.5, 0.15, 2.0, 2.6, 3.5, 0.05, 5.0, -0.3, -1.0)
+
+HEADER = "import math\n\nimport numpy as np\n\n"
+
+
+@dataclass
+class Program:
+    name: str             # a stable id: its axes, joined by '-'
+    family: str           # for reports: 'loop' or the array template's name
+    axes: tuple           # the axis values it was built from
+    source: str           # the module's source (defines f)
+    args: tuple
+    wrt: object = None    # None: every float argument
+    # a located AdjointError of this class is the right answer (a README-unsupported
+    # construct); None: the program must differentiate
+    expect_error: type | None = None
+    hits: dict = field(default_factory=dict)   # exit label -> times taken (probe run)
+
+
+# ---------------------------------------------------------------- rendering with a probe
+
+
+class Lines:
+    """Lines in two renderings: the program and its probe (margins and exit hits)."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, str, str]] = []
+
+    def add(self, indent: int, text: str, probe: str | None = None):
+        self.rows.append((indent, text, text if probe is None else probe))
+
+    def test(self, indent: int, word: str, lhs: str, op: str, thr: str, extra: str = ""):
+        """`word lhs OP thr:` (word: if / while ...), probed as a margin."""
+        self.add(indent, f"{word} {extra}{lhs} {op} {thr}:",
+                 f"{word} {extra}_margin(({lhs}) - ({thr})) {op} 0:")
+
+    def exit(self, indent: int, stmt: str, label: str):
+        """An exit statement (break / continue / return ...), counted in the probe."""
+        self.add(indent, stmt, f"_hit({label!r}); {stmt}")
+
+    def render(self, k: int) -> str:
+        return "\n".join("    " * ind + row[k - 1] for ind, *row in self.rows)
+
+
+def probe_run(body_probe: str, args):
+    """Run the probe rendering of `f`: (value, smallest margin, exit hits)."""
+    margins, hits = [], {}
+
+    def _margin(d):
+        margins.append(abs(d))
+        return d
+
+    def _hit(label):
+        hits[label] = hits.get(label, 0) + 1
+
+    ns = {"math": math, "np": np, "_margin": _margin, "_hit": _hit}
+    exec(compile(body_probe, "<probe>", "exec"), ns)
+    value = ns["f"](*_fresh(args))
+    return value, min(margins, default=1.0), hits
+
+
+def _fresh(args):
+    import copy
+    return copy.deepcopy(args)
+
+
+# ---------------------------------------------------------------- loop programs
+
+LOOPS = ("for", "while", "while_value", "nested")
+UPDATES = ("plain", "taylor", "cos", "swap", "alias", "pair")
+EXITS = ("none", "break_in", "fixed", "break_before", "break_after", "continue",
+         "continue_in", "return", "return_in", "else_break", "else_nobreak")
+CONDS = ("index", "value")
+
+# the exits whose test can be on the index or on a value (the others have one form)
+CONDITIONED = {"break_in", "break_before", "break_after", "continue", "continue_in",
+               "return", "return_in", "else_break", "else_nobreak"}
+
+
+def update_lines(update: str, idx: str) -> tuple[list[str], list[str], str]:
+    """(lines before the loop, lines of the body, the returned expression)."""
+    if update == "plain":
+        return [], ["s = 0.5 * s + x * math.sin(t)"], "s + t"
+    if update == "taylor":  # the term depends on the index only through x ** i and i!
+        return ["s = 0.0"], [f"s += x ** {idx} / math.factorial({idx})"], "s * y + t"
+    if update == "cos":  # c depends on the index only, and is needed in reverse
+        return [], [f"c = math.cos({idx})", "s = s * c * 0.5 + x * y"], "s + t * x"
+    if update == "swap":
+        return [], ["s, t = t, s * x"], "s + 2.0 * t"
+    if update == "alias":
+        return [], ["z = s", "z += x * y", "s = 0.5 * z + 0.1 * t"], "s * t"
+    if update == "pair":  # a carried tuple
+        return ["p = (s, t)"], ["a, b = p", "p = (b, 0.5 * a + x)"], "p[0] + 2.0 * p[1]"
+    raise ValueError(update)
+
+
+def exit_lines(L: Lines, ind: int, exit_: str, cond: str, idx: str, state: str):
+    """The exit, after the update, at indentation `ind`; tests read THR."""
+    def test(word="if", lhs=None):
+        if cond == "index":
+            # a break/return fires at index 2; a continue on odd indices
+            if exit_.startswith("continue"):
+                L.add(ind, f"{word} {idx} % 2 == 1:")
+            elif exit_ == "else_nobreak":
+                L.add(ind, f"{word} {idx} == 99:")
+            else:
+                L.add(ind, f"{word} {idx} == 2:")
+        else:
+            L.test(ind, word, lhs or f"abs({state})", ">", "THR")
+
+    if exit_ == "none":
+        return
+    if exit_ == "break_in":
+        test()
+        L.add(ind + 1, f"{state} = {state} + 0.25 * x")
+        L.exit(ind + 1, "break", "exit")
+    elif exit_ == "fixed":  # fixed_point's shape: the same assignment on both paths
+        L.add(ind, f"new = {state} * 0.5 + x")
+        L.test(ind, "if", f"abs(new - {state})", "<", "THR")
+        L.add(ind + 1, f"{state} = new")
+        L.exit(ind + 1, "break", "exit")
+        L.add(ind, f"{state} = new")
+    elif exit_ == "break_before":
+        L.add(ind, f"w = {state} * y")
+        test()
+        L.exit(ind + 1, "break", "exit")
+    elif exit_ == "break_after":
+        test()
+        L.exit(ind + 1, "break", "exit")
+        L.add(ind, f"{state} = {state} * 0.9 + 0.1 * y")
+    elif exit_ == "continue":
+        test()
+        L.exit(ind + 1, "continue", "exit")
+        L.add(ind, f"{state} = {state} * 0.9 + 0.1 * y")
+    elif exit_ == "continue_in":
+        test()
+        L.add(ind + 1, f"{state} = {state} + 0.5 * x * y")
+        L.exit(ind + 1, "continue", "exit")
+        L.add(ind, f"{state} = {state} * 0.8")
+    elif exit_ == "return":
+        test()
+        L.exit(ind + 1, f"return {state} * y + t", "exit")
+    elif exit_ == "return_in":
+        test()
+        L.add(ind + 1, f"{state} = {state} * x")
+        L.exit(ind + 1, f"return {state} + t", "exit")
+    elif exit_ in ("else_break", "else_nobreak"):
+        test()
+        L.add(ind + 1, f"{state} = {state} + 0.25 * x")
+        L.exit(ind + 1, "break", "exit")
+    else:
+        raise ValueError(exit_)
+
+
+def loop_program(loop: str, update: str, exit_: str, cond: str):
+    """Two renderings (program, probe) with THR/THR0 placeholders, and what the probe
+    must see: a predicate on (hits)."""
+    L = Lines()
+    L.add(0, "def f(x, y, n):")
+    L.add(1, "s = y")
+    L.add(1, "t = x * 0.5")
+    L.add(1, "w = 0.0")
+    pre, body, ret = update_lines(update, "i")
+    for line in pre:
+        L.add(1, line)
+    # where the exit's test looks: the tuple's first item for the carried tuple
+    state = "s"
+    continues = exit_.startswith("continue")
+    if loop == "for":
+        L.add(1, "for i in range(n):")
+        ind = 2
+    elif loop in ("while", "while_value"):
+        L.add(1, "i = 0")
+        if loop == "while":
+            L.add(1, "while i < n:")
+        else:
+            lhs = "abs(p[0] + p[1])" if update == "pair" else "abs(s + t)"
+            L.test(1, "while", lhs, "<", "THR0", extra="i < n and ")
+        ind = 2
+        if continues:  # count first, so that a continue cannot skip it
+            L.add(ind, "i += 1")
+    else:  # nested: the exit acts on the inner loop
+        L.add(1, "for k in range(n):")
+        L.add(2, "t = t * 0.9 + 0.1 * x")
+        L.add(2, "for i in range(k, k + 3):")
+        ind = 3
+    for line in body:
+        L.add(ind, line)
+    if update == "pair":
+        L.add(ind, "s = p[0]")
+    exit_lines(L, ind, exit_, cond, "i", state)
+    if loop in ("while", "while_value") and not continues:
+        L.add(ind, "i += 1")
+    if exit_.startswith("else"):
+        L.add(ind - 1, "else:")
+        L.add(ind, "t = t * 2.0 + w")
+    if update == "pair" and exit_ not in ("none",):
+        # the exits move s; fold it back so the returned expression sees it
+        L.add(1, "p = (s, p[1])")
+    L.add(1, f"return {ret} + w")
+    want = {
+        "none": lambda h: True,
+        "else_nobreak": lambda h: h.get("exit", 0) == 0,
+    }.get(exit_, lambda h: h.get("exit", 0) >= 1)
+    return L, want
+
+
+def _instantiate(L: Lines, want, args, thr_names):
+    """Choose thresholds: every test MARGIN from its threshold, the exits as wanted."""
+    text, probe = L.render(1), L.render(2)
+    used = [t for t in thr_names if re.search(rf"\b{t}\b", text)]
+    if not used:
+        _, margin, hits = probe_run(probe, args)
+        return (text, hits) if margin > MARGIN and want(hits) else None
+    for values in itertools.product(CANDIDATES, repeat=len(used)):
+        t, p = text, probe
+        for name, v in sorted(zip(used, values), key=lambda nv: -len(nv[0])):
+            t, p = t.replace(name, repr(v)), p.replace(name, repr(v))
+        try:
+            value, margin, hits = probe_run(p, args)
+        except (OverflowError, ZeroDivisionError, ValueError):
+            continue
+        if margin > MARGIN and want(hits) and np.isfinite(value):
+            return t, hits
+    return None
+
+
+LOOP_ARGS = ((0.7, 0.4, 5), (-0.6, 1.3, 4), (0.45, -0.8, 1))
+
+
+def loop_programs(all_args: bool = False):
+    out = []
+    for loop, update, exit_, cond in itertools.product(LOOPS, UPDATES, EXITS, CONDS):
+        if cond == "value" and exit_ not in CONDITIONED:
+            continue
+        for a, args in enumerate(LOOP_ARGS if all_args else LOOP_ARGS[:1]):
+            L, want = loop_program(loop, update, exit_, cond)
+            got = _instantiate(L, want, args, ("THR0", "THR"))
+            if got is None:
+                continue
+            text, hits = got
+            name = "-".join((loop, update, exit_, cond) + ((f"a{a}",) if a else ()))
+            out.append(Program(name, "loop", (loop, update, exit_, cond), HEADER + text + "\n",
+                               args, hits=hits))
+    return out
+
+
+# ---------------------------------------------------------------- array programs
+
+
+def _v(*xs):
+    return np.array(xs, dtype=float)
+
+
+R = np.random.default_rng(7)
+W1, B1 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
+W2, B2 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
+V3 = _v(0.3, -0.7, 1.1)
+
+HELPERS = '''
+def helper(z):
+    return np.sum(np.sin(z) * np.arange(1.0, 4.0))
+
+
+def helper_writes(z):
+    z[2] += 1.0
+    z *= 0.5
+    return np.sum(z * z)
+
+'''
+
+# (template name, variant, body of f, args, wrt); bodies may use helper / helper_writes
+ARRAY_TEMPLATES = [
+    # in-place writes into a fresh array, then a helper call
+    ("fresh", "sub_helper", "def f(x, v):\n    z = np.zeros(3)\n    z[1] -= x\n"
+     "    return helper(z) + np.sum(v * z)", (0.7, V3), None),
+    ("fresh", "sub_writes", "def f(x, v):\n    z = np.zeros(3)\n    z[1] -= x\n"
+     "    z[0] = v[2] * x\n    r = helper_writes(z)\n    return r + np.sum(z * v)",
+     (0.7, V3), None),
+    ("fresh", "loop_helper", "def f(x, v):\n    z = np.zeros(3)\n    for i in range(3):\n"
+     "        z[i] -= x * v[i]\n        z[i] += math.cos(i) * x\n    return helper(z)",
+     (0.7, V3), None),
+    ("fresh", "while_helper", "def f(x, v):\n    z = np.ones(3)\n    k = 0\n    while k < 3:\n"
+     "        z[k] *= x\n        z[(k + 1) % 3] -= 0.5 * v[k]\n        k += 1\n"
+     "    return helper_writes(z) + np.sum(z)", (0.7, V3), None),
+    ("fresh", "branch_helper", "def f(x, v):\n    z = np.zeros(3)\n    if x > 0.2:\n"
+     "        z[1] -= x\n    else:\n        z[2] += x\n    return helper(z) * v[0]",
+     (0.7, V3), None),
+    # slice writes inside a while
+    ("slice", "while_shift", "def f(x, v):\n    a = v * 1.0\n    k = 0\n    while k < 3:\n"
+     "        a[1:] = a[:-1] * 0.5 + x\n        k += 1\n    return np.sum(a * a)",
+     (0.7, V3), None),
+    ("slice", "while_aug", "def f(x, v):\n    a = v + x\n    k = 0\n    while k < 3:\n"
+     "        a[1:] += a[:-1] * x\n        k += 1\n    return np.sum(np.sin(a))",
+     (0.7, V3), None),
+    ("slice", "while_break", "def f(x, v):\n    a = v * x\n    k = 0\n    while k < 4:\n"
+     "        a[:2] = np.tanh(a[1:]) + x\n        k += 1\n        if k == 2:\n            break\n"
+     "    return np.sum(a * v)", (0.7, V3), None),
+    ("slice", "for_else", "def f(x, v):\n    a = v * 1.0\n    for k in range(3):\n"
+     "        a[1:] = a[:-1] * x\n        if k == 9:\n            break\n    else:\n"
+     "        a[0] = x * x\n    return np.sum(a * a)", (0.7, V3), None),
+    # augmented assignment on aliased names: floats and arrays
+    ("alias", "float", "def f(x, y):\n    z = x\n    z += y\n    z *= x\n    return z + x * y",
+     (0.7, 0.4), None),
+    ("alias", "fresh_array", "def f(x, v):\n    z = v * 1.0\n    w = z\n    w += x\n"
+     "    return np.sum(z * w) + np.sum(z)", (0.7, V3), None),
+    ("alias", "loop_array", "def f(x, v):\n    z = v * 1.0\n    for i in range(3):\n"
+     "        w = z\n        w += x * math.cos(i)\n    return np.sum(z * z)", (0.7, V3), None),
+    ("alias", "argument", "def f(x, v):\n    z = v\n    z += x\n    return np.sum(z * v)",
+     (0.7, V3), None),
+    ("alias", "mul_array", "def f(x, v):\n    z = np.ones(3) * x\n    w = z\n    w *= v\n"
+     "    w -= x\n    return np.sum(np.sin(z)) + np.sum(w)", (0.7, V3), None),
+    # lists of tuples: layers
+    ("layers", "for", "def f(layers, h):\n    for W, b in layers:\n"
+     "        h = np.tanh(h @ W + b)\n    return np.sum(h * h)",
+     ([(W1, B1), (W2, B2)], V3), None),
+    ("layers", "for_h_only", "def f(layers, h):\n    for W, b in layers:\n"
+     "        h = np.tanh(h @ W + b)\n    return np.sum(h * h)",
+     ([(W1, B1), (W2, B2)], V3), 1),
+    ("layers", "enumerate", "def f(layers, h):\n    for k, (W, b) in enumerate(layers):\n"
+     "        h = h + np.tanh(W @ h + b) * (k + 1)\n    return np.sum(np.sin(h))",
+     ([(W1, B1), (W2, B2)], V3), None),
+    ("layers", "while_index", "def f(layers, h):\n    k = 0\n    while k < len(layers):\n"
+     "        W, b = layers[k]\n        h = np.tanh(h @ W + b)\n        k += 1\n"
+     "    return np.sum(h)", ([(W1, B1), (W2, B2)], V3), None),
+    ("layers", "break", "def f(layers, h):\n    for W, b in layers:\n"
+     "        h = np.tanh(h @ W + b)\n        if np.sum(h * h) > 50.0:\n            break\n"
+     "    return np.sum(h * h)", ([(W1, B1), (W2, B2)], V3), None),
+    ("layers", "tuple_arg", "def f(layer, h):\n    W, b = layer\n"
+     "    return np.sum(np.tanh(h @ W + b))", ((W1, B1), V3), None),
+    # issue 19's two programs, as they were reported
+    ("issue19", "taylor_exp", "def f(x, n):\n    s = 0.0\n    for i in range(n):\n"
+     "        s += x ** i / math.factorial(i)\n    return s", (0.1, 12), None),
+    ("issue19", "fixed_point", "def f(x):\n    lam = 0.0\n    for it in range(10):\n"
+     "        new = lam * 0.5 + x\n        if abs(new - lam) < 1e-3:\n            lam = new\n"
+     "            break\n        lam = new\n    return lam", (0.1,), None),
+    # dicts of arrays
+    ("dicts", "h_only", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
+     "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),
+    ("dicts", "loop_h_only", "def f(params, h):\n    for k in ('a', 'b'):\n"
+     "        h = np.tanh(params[k] @ h)\n    return np.sum(h)", ({"a": W1, "b": W2}, V3), 1),
+    ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
+     "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
+]
+
+
+def array_programs():
+    out = []
+    for family, variant, body, args, wrt in ARRAY_TEMPLATES:
+        text = HEADER + HELPERS + "\n" + body + "\n"
+        out.append(Program(f"{family}-{variant}", family, (family, variant), text, args,
+                           wrt))
+    return out
+
+
+# ---------------------------------------------------------------- README-unsupported
+
+UNSUPPORTED = [
+    ("comprehension", "def f(x, y, n):\n    s = sum([x * i for i in range(n)])\n    return s"),
+    ("try", "def f(x, y, n):\n    try:\n        s = x * y\n    except ValueError:\n"
+     "        s = x\n    return s"),
+    ("generator", "def f(x, y, n):\n    s = 0.0\n    for v in (x * i for i in range(n)):\n"
+     "        s += v\n    return s"),
+    ("recursion", "def f(x, y, n):\n    if n == 0:\n        return x\n"
+     "    return f(x * y, y, n - 1)"),
+]
+
+
+def unsupported_programs():
+    from adjoint import UnsupportedError
+    return [Program(f"unsupported-{name}", "unsupported", (name,), HEADER + body + "\n",
+                    (0.7, 0.4, 3), expect_error=UnsupportedError)
+            for name, body in UNSUPPORTED]
+
+
+def all_programs(all_args: bool = False):
+    return loop_programs(all_args) + array_programs() + unsupported_programs()
+
+
+# loop programs CI always runs: issue 19's shapes, and one that was silently wrong
+ALWAYS = ("for-taylor-none-index", "for-plain-fixed-index", "nested-swap-break_in-value",
+          "nested-plain-fixed-index")
+
+
+def ci_subset(programs):
+    """A fixed subset in which every pair of loop-axis values occurs (greedy pairwise
+    cover, in enumeration order), plus ALWAYS and every non-loop program."""
+    seen, out = set(), []
+    for p in programs:
+        if p.name in ALWAYS:
+            out.append(p)
+            continue
+        if p.family != "loop" or p.name.endswith(("-a1", "-a2")):
+            if p.family != "loop":
+                out.append(p)
+            continue
+        pairs = {(a, b, p.axes[a], p.axes[b]) for a, b in itertools.combinations(range(4), 2)}
+        if pairs - seen:
+            seen |= pairs
+            out.append(p)
+    return out
+
+
+if __name__ == "__main__":
+    progs = all_programs()
+    print(len(progs), "programs;", len(ci_subset(progs)), "in CI")
+    print(progs[0].source)
