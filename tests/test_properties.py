@@ -1,7 +1,7 @@
 """Property-based tests: random programs, written out as Python source, differentiated
 by adjoint and compared with central finite differences in float64.
 
-Five generators build programs as source text (adjoint reads real source, so each
+Seven generators build programs as source text (adjoint reads real source, so each
 program is written to its own .py file and imported):
 
 1. straight-line NumPy/math expressions over a scalar, a (3,) vector and a (2, 3)
@@ -10,7 +10,11 @@ program is written to its own .py file and imported):
    expressions, early returns) and on an integer argument;
 3. `for` loops over ranges, arrays and `enumerate`, carrying 1-3 state variables;
 4. `while` loops with a counter and a value-dependent exit (in the test or a `break`);
-5. array writes in loops (`y[i] = ...`, `y[i] += ...`) that read earlier cells.
+5. array writes in loops (`y[i] = ...`, `y[i] += ...`) that read earlier cells;
+6. loop exits: break / continue / early return / the fixed-point shape, with assignments
+   before, inside and after the exiting branch, index-only taped values (`math.cos(i)`,
+   Taylor terms), swaps, carried tuples and aug-assign through an alias;
+7. in-place writes into fresh arrays passed to a helper; lists of (W, b) layers.
 
 Every domain is valid by construction (log(1 + u**2), sqrt(1 + u**2), division by
 1 + u**2 or 2 + cos(u)), and loop updates go through tanh/sin/cos so values stay
@@ -19,7 +23,8 @@ bounded. A program whose control flow depends on values is also rendered as
 `_margin(lhs - thr) OP 0`; examples where some comparison is closer than MARGIN to
 its threshold are rejected, so finite differences never straddle a branch point.
 
-Each program is checked in reverse mode (grad, and vjp for some), in forward mode
+Each program is checked in reverse mode (value_and_grad, whose value must be f's:
+translation validation; and vjp for some), in forward mode
 (jvp along a random tangent, against central differences and against <grad, tangent>),
 and under every checkpoint policy (checkpoint=1, 2, 3 and {"budget": bytes}: the
 store-everything gradient to rounding, and finite differences). The loop generators
