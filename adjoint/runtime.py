@@ -139,7 +139,8 @@ class checkpoint_plan:
 
     `stored` names the steps whose input state the forward sweep keeps (the chain of
     first splits, and the state before the last step: at most snapshots + 1), and
-    `actions()` yields the backward sweep's actions one by one, as (what, i, j):
+    `actions()` (or a loop over the plan) yields the backward sweep's actions one by
+    one, as (what, i, j):
 
         ("advance", i, j)   run steps i .. j - 1 from the state in hand (recomputation)
         ("store", i, 0)     keep the state in hand as the snapshot of step i
@@ -201,6 +202,9 @@ class checkpoint_plan:
                 b = b * (s + tau - 1) // (tau - 2) if tau > 2 else 1
         return max(1, min(before, b))
 
+    def __iter__(self):
+        return self.actions()
+
     def actions(self):
         """The backward sweep's actions, made one at a time: the schedule from its
         first reversal on, after taking back the state the forward sweep kept before
@@ -246,8 +250,9 @@ def plan_stores(plan, k):
 
 
 def plan_actions(plan):
-    """The backward sweep's actions, (what, i, j) triples, as the schedule makes them."""
-    return plan.actions()
+    """The backward sweep's actions, (what, i, j) triples, as the schedule makes them:
+    each loop over the plan makes them afresh (loops of the same n and k share a plan)."""
+    return plan
 
 
 def snapshots_new():

@@ -363,3 +363,24 @@ def test_memory_report_counts_each_loops_own_snapshots():
     assert snaps == [("h", 3), ("g", 8)]
     from adjoint.testing import check_grad
     check_grad(two_checkpointed_loops, W, xs, h0, wrt=(0, 1, 2))
+
+
+def two_loops_one_plan(a, x):
+    s = a * 1.0
+    for t in adjoint.checkpointed(range(x.shape[0]), snapshots=3):
+        s = s + 0.3 * np.sin(s * x[t])
+    for t in adjoint.checkpointed(range(x.shape[0]), snapshots=3):
+        s = s * np.cos(0.2 * x[t]) + 0.1 * s * s
+    return s
+
+
+@pytest.mark.parametrize("policy", [None, 3])
+def test_loops_that_share_a_plan_each_get_every_action(policy):
+    # the two loops' plans are the same value and are merged into one; the actions are
+    # made one at a time, so each backward loop must make them afresh (the second loop
+    # once found them used up: a zero gradient)
+    from adjoint.testing import numeric_grad
+    x = np.array([0.4, -0.3, 0.8, 0.1, 0.5])
+    got = adjoint.grad(two_loops_one_plan, wrt=(0, 1), checkpoint=policy)(0.7, x)
+    for g, w in zip(got, numeric_grad(two_loops_one_plan, (0.7, x), wrt=(0, 1))):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-9)
