@@ -105,26 +105,6 @@ CASES = [
             import math  # <-
             return math.sin(x)
         """, token="import"),
-    Case("for-else", UnsupportedError, """
-        def f(x):
-            s = x
-            for i in range(3):  # <-
-                s = s * x
-            else:
-                s = s + 1.0
-            return s
-        """, token="for"),
-    Case("while-else", UnsupportedError, """
-        def f(x):
-            s = x
-            k = 0
-            while k < 3:  # <-
-                s = s * x
-                k = k + 1
-            else:
-                s = s + 1.0
-            return s
-        """, token="while"),
     Case("yield", UnsupportedError, """
         def f(x):
             yield x * 2.0  # <-

@@ -81,9 +81,9 @@ def test_generated_product_gradient_is_the_prefix_suffix_algorithm():
     spec = importlib.util.spec_from_file_location("_gen_product", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    x = np.array([0.3, 0.0, -1.2, 0.8])
+    x = np.array([0.3, 0.0, -1.2, 0.8, 0.5, -0.4, 1.1, 0.2])  # the size it was emitted for
     g = np.tanh(x)
-    want = np.array([(1 - g[i] ** 2) * np.prod(np.delete(g, i)) for i in range(4)])
+    want = np.array([(1 - g[i] ** 2) * np.prod(np.delete(g, i)) for i in range(8)])
     assert np.allclose(module.product_grad(x), want, rtol=1e-12, atol=0)
     text = path.read_text()
     assert "reversed(" in text and "/ " not in text.split("--- backward ---")[1], \
