@@ -56,6 +56,8 @@ def nbytes(x) -> int:
         return x.nbytes if x.base is None else 0  # a view shares its base's memory
     if isinstance(x, (list, tuple)):
         return sys.getsizeof(x) + sum(nbytes(e) for e in x)
+    if type(x) is int and -2**30 < x < 2**30:
+        return _SMALL_INT_SIZE  # CPython 3.10 stores 0 in fewer bytes than 1: not a fact
     return sys.getsizeof(x)
 
 
@@ -94,6 +96,7 @@ _PLAIN_KINDS = {bool: Kind("bool", ()), np.bool_: Kind("bool", ()), int: Kind("i
                 np.int64: Kind("int", ()), float: Kind("float", ()),
                 np.float64: Kind("float", ())}
 _PLAIN_SIZES = {t: sys.getsizeof(t()) for t in _PLAIN_KINDS if t is not int}  # an int grows
+_SMALL_INT_SIZE = sys.getsizeof(1)
 
 
 class Observed(Facts):
