@@ -57,6 +57,42 @@ def save(x, index):
     return v.copy() if isinstance(v, np.ndarray) else v
 
 
+def written(g, index):
+    """The cotangent of the values that `x[index] = value` wrote: `save(g, index)`, except
+    that a position a fancy index repeats passes its cotangent to the last write only.
+    NumPy keeps the last of repeated writes; the earlier ones never reach the output."""
+    v = save(g, index)
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, list) or (isinstance(p, np.ndarray) and p.dtype.kind in "iu")
+           for p in parts):
+        order = np.arange(np.size(v)).reshape(np.shape(v))
+        last = np.empty(np.shape(g), dtype=np.intp)
+        last[index] = order  # each position ends up holding the number of its last write
+        v = np.where(last[index] == order, v, 0.0)
+    return v
+
+
+def concat(a, b):
+    """`a + b` of two lists or two tuples: a longer sequence, not a sum. (Their
+    derivatives may be stacked into arrays, which are joined, not added.)"""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.concatenate((a, b))
+    return a + b if type(a) is type(b) else type(a)(list(a) + list(b))
+
+
+def repeat(xs, n):
+    """`xs * n` of a list or a tuple and an int: `xs` n times over."""
+    return np.concatenate((xs,) * n) if isinstance(xs, np.ndarray) else xs * n
+
+
+def unrepeat(g, k):
+    """The cotangent of `xs` from that of `xs * n` (len(xs) == k): the copies summed."""
+    total = g[:k]
+    for start in range(k, len(g), k):
+        total = accum(total, g[start:start + k])
+    return total
+
+
 def private(x):
     """A copy of a list or an array that the caller may then write in place."""
     return x.copy() if hasattr(x, "copy") else x
@@ -303,5 +339,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

@@ -368,6 +368,25 @@ ARRAY_TEMPLATES = [
     ("issue19", "fixed_point", "def f(x):\n    lam = 0.0\n    for it in range(10):\n"
      "        new = lam * 0.5 + x\n        if abs(new - lam) < 1e-3:\n            lam = new\n"
      "            break\n        lam = new\n    return lam", (0.1,), None),
+    # fancy-index writes that repeat a position: NumPy keeps the last write
+    ("fancy", "repeat_iadd", "def f(x, v):\n    z = v * 1.0\n    z[[0, 0, 2]] += x\n"
+     "    return np.sum(z * z)", (0.7, V3), None),
+    ("fancy", "repeat_set", "def f(x, v):\n    z = v * 1.0\n"
+     "    z[np.array([1, 1])] = np.array([x, x * x])\n    return np.sum(z * v)",
+     (0.7, V3), None),
+    ("fancy", "repeat_loop", "def f(x, v):\n    z = np.zeros(3)\n    for i in range(2):\n"
+     "        z[[i, i, 2]] += v[i] * x\n    return np.sum(np.sin(z))", (0.7, V3), None),
+    # sequences built with + and *, and `and`/`or` returning an operand
+    ("sequence", "list_iadd", "def f(x, y):\n    l = [x]\n    l += [y * 2.0]\n"
+     "    return l[0] * 3.0 + l[1] * l[0]", (0.7, 0.4), None),
+    ("sequence", "tuple_grow", "def f(x, y):\n    t = ()\n    for i in range(3):\n"
+     "        t = t + (x * i + y,)\n    return t[0] + t[1] * t[2]", (0.7, 0.4), None),
+    ("sequence", "list_repeat", "def f(x, y):\n    l = [x, y] * 2\n"
+     "    return l[0] * l[3] + l[2]", (0.7, 0.4), None),
+    ("sequence", "and_or", "def f(x, y):\n    z = x and y\n    w = (x - x) or y * x\n"
+     "    return z * 2.0 + w * 5.0", (0.7, 0.4), None),
+    ("sequence", "ifexp", "def f(x, y):\n    z = x * y if x > y else x - y\n"
+     "    return z * z", (0.7, 0.4), None),
     # dicts of arrays
     ("dicts", "h_only", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),

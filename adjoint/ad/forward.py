@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from adjoint import runtime
+from adjoint.ad.sequences import sequence_ops
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer, _prim, list_of, tuple_of
@@ -174,6 +175,7 @@ class TangentLowerer(Lowerer):
 
 class Forward:
     def __init__(self, fn: Function, wrt: tuple[int, ...], facts):
+        fn = sequence_ops(fn, facts)
         self.fn, self.wrt, self.facts = fn, tuple(wrt), facts
         self.varied = varied(fn, self.wrt, facts)
         self.useful = useful(fn)

@@ -22,9 +22,10 @@ import gast
 
 from adjoint import runtime
 from adjoint.analysis.activity import active as active_values
+from adjoint.ad.sequences import sequence_ops
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import Lowerer, _prim, list_of, tuple_of
+from adjoint.frontend.lower import Lowerer, _prim, basic_index, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
@@ -76,6 +77,7 @@ class Region:
 
 class Reverse:
     def __init__(self, fn: Function, wrt: tuple[int, ...], facts):
+        fn = sequence_ops(fn, facts)
         self.fn, self.wrt, self.facts = fn, wrt, facts
         self.active = active_values(fn, wrt, facts)
         self.instrument: dict[Op, Instrumented] = {}
@@ -134,7 +136,7 @@ class Reverse:
         """Cheaper to redo in the reverse sweep than to save: an inactive scalar, or a
         basic-index read of an array that nothing writes (`x[i]`, `xs[t]`)."""
         if op.prim.fn is operator.getitem and op.args[0] not in self.written and \
-                _basic_index(op.args[1], self.facts):
+                basic_index(op.args[1], self.facts):
             return True
         if any(a in self.written and not self._scalar(a) for a in op.operands):
             # an array some write changes holds other contents in the reverse sweep until
@@ -336,7 +338,7 @@ class Reverse:
             self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
         current = adj[x] if x in adj else self.zero(x)
-        prim = iadd_at if _basic_index(index, self.facts) else runtime.add_at
+        prim = iadd_at if basic_index(index, self.facts) else runtime.add_at
         adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{_base(x)}_bar")
 
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
@@ -813,15 +815,6 @@ def _whole(index) -> bool:
         return False
     parts = index.value if isinstance(index.value, tuple) else (index.value,)
     return all(p is None or p is Ellipsis or p == slice(None) for p in parts)
-
-
-def _basic_index(index, facts) -> bool:
-    """An int, a slice, or a tuple of them: `x_bar[i] += g` accumulates correctly."""
-    if isinstance(index, Const):
-        parts = index.value if isinstance(index.value, tuple) else (index.value,)
-        return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
-    k = facts.kind(index)
-    return k is not None and (k.type == "int" or (k.type == "tuple" and k.dtype == "i"))
 
 
 def _elementwise(op: Call) -> bool:

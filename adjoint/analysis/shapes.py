@@ -106,6 +106,7 @@ class Observed(Facts):
         self.kinds: dict[Value, Kind | None] = {}
         self.counts: dict[Value, int] = {}  # how often each value was bound (loop trips)
         self.bytes: dict[Value, int] = {}  # the largest size seen
+        self.mixed: dict[Value, set] = {}  # the types of a value whose kind varied
 
     def record(self, v: Value, x) -> None:
         self.counts[v] = self.counts.get(v, 0) + 1
@@ -116,7 +117,16 @@ class Observed(Facts):
         if v not in self.kinds:
             self.kinds[v] = k
         elif self.kinds[v] is not k and self.kinds[v] != k:
+            old = self.kinds[v]
+            self.mixed.setdefault(v, set()).update((k.type,) if old is UNKNOWN else
+                                                   (k.type, old.type))
             self.kinds[v] = UNKNOWN
+
+    def types(self, v) -> set:
+        """The types (float, list, ...) `v` was seen with: one, unless its kind varied
+        (a tuple that grows in a loop has no one kind, but is a tuple every time)."""
+        k = self.kind(v)
+        return {k.type} if k is not None else self.mixed.get(v, set())
 
     def same_kind(self, new: Value, old: Value, overwrite: bool = True) -> None:
         """`new` has the kind of `old`: a popped or exported copy, or a cotangent."""

@@ -156,6 +156,9 @@ class Lowerer:
             folded = self.expand(args, dict(kwargs))
             if folded is not None:
                 return folded
+        if fn is runtime.written and self.template is not None and basic_index(
+                args[1], self.facts):
+            return self.emit(_prim(runtime.save), args)  # no index repeats a position
         if fn is runtime.save and self.template is not None and self.shape(
                 self.emit_shape_probe(args)) == ():
             return self.emit(_prim(runtime.element), args)  # one element: already a copy
@@ -769,9 +772,12 @@ class Lowerer:
                 continue
             before = len(self.ops)
             right = self.operand(v, hint)
-            if all(_safe(op) for op in self.ops[before:]):
+            if all(_safe(op) for op in self.ops[before:]) and self._boolean(result) and \
+                    self._boolean(right):
                 result = self.emit(_prim(fn), (result, right), hint=hint, node=node)
-            else:  # evaluating the right side might fail: keep Python's short circuit
+            else:
+                # evaluating the right side might fail, or the value returned is one of
+                # the operands (a number that carries a gradient): Python's short circuit
                 right_ops = tuple(self.ops[before:])
                 del self.ops[before:]
                 left = result
@@ -781,6 +787,13 @@ class Lowerer:
                 then, orelse = (taken, skipped) if fn is and_ else (skipped, taken)
                 self.ops.append(If(left, then, orelse, (result,), self.loc(node)))
         return result
+
+    def _boolean(self, o) -> bool:
+        """A comparison's result or a bool constant: `a and b` of these is a bool."""
+        if isinstance(o, Const):
+            return isinstance(o.value, bool)
+        op = self.defs.get(o) if isinstance(o, Value) else None
+        return op is not None and _safe(op)
 
     def expr_IfExp(self, node, hint):
         cond = self.condition(node.test)
@@ -1124,6 +1137,16 @@ def _is_call_to(low: Lowerer, node, fn) -> bool:
 def _is_library(fn) -> bool:
     module = getattr(fn, "__module__", "") or ""
     return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch")
+
+
+def basic_index(index, facts) -> bool:
+    """An int, a slice, or a tuple of them: no position is indexed twice, so
+    `x_bar[i] += g` accumulates correctly and `x[i] = v` keeps every write."""
+    if isinstance(index, Const):
+        parts = index.value if isinstance(index.value, tuple) else (index.value,)
+        return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
+    k = facts.kind(index)
+    return k is not None and (k.type == "int" or (k.type == "tuple" and k.dtype == "i"))
 
 
 def _indexed_shape(shape, index, facts):

@@ -14,13 +14,17 @@ from adjoint import runtime
 from adjoint.frontend.lower import and_, list_of, or_, tuple_of
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
-from adjoint.runtime import add_at, append, save, setitem, unbroadcast, zeros_like
+from adjoint.runtime import add_at, append, save, setitem, unbroadcast, written, zeros_like
 
 primitive(operator.getitem, "getitem", "subscript", precedence=15)
 primitive(runtime.setitem, "setitem", "setitem")
 primitive(runtime.append, "append", "append")
 primitive(runtime.add_at, "add_at", "add_at")
 primitive(runtime.save, "save")
+primitive(runtime.written, "written")
+primitive(runtime.concat, "concat")
+primitive(runtime.repeat, "repeat")
+primitive(runtime.unrepeat, "unrepeat")
 primitive(runtime.element, "element", "subscript", precedence=15)
 primitive(runtime.private, "private")
 primitive(runtime.accum, "accum")
@@ -53,7 +57,7 @@ def getitem(ans, x, index, x_dot):
 @defvjp(runtime.setitem)
 def setitem_(g, ans, x, index, value):
     # read the region's cotangent before zeroing it: the old contents are overwritten
-    value_bar = unbroadcast(save(g, index), value)
+    value_bar = unbroadcast(written(g, index), value)
     return setitem(g, index, 0.0), None, value_bar
 
 
@@ -132,6 +136,46 @@ def save_(g, ans, x, index):
 @defjvp(runtime.save)
 def save_(ans, x, index, x_dot):
     return save(x_dot, index)
+
+
+@defvjp(runtime.written)
+def written_(g, ans, x, index):
+    return setitem(zeros_like(x), index, g)  # the dropped writes' zeros go nowhere
+
+
+@defjvp(runtime.written)
+def written_(ans, x, index, x_dot):
+    return written(x_dot, index)
+
+
+@defvjp(runtime.concat)
+def concat_(g, ans, a, b):
+    return g[:len(a)], g[len(a):]
+
+
+@defjvp(runtime.concat)
+def concat_(ans, a, b, a_dot, b_dot):
+    return runtime.concat(a_dot, b_dot)
+
+
+@defvjp(runtime.repeat)
+def repeat_(g, ans, xs, n):
+    return runtime.unrepeat(g, len(xs)), None
+
+
+@defjvp(runtime.repeat)
+def repeat_(ans, xs, n, xs_dot):
+    return runtime.repeat(xs_dot, n)
+
+
+@defvjp(runtime.unrepeat)
+def unrepeat_(h, ans, g, k):
+    return runtime.repeat(h, len(g) // k), None
+
+
+@defjvp(runtime.unrepeat)
+def unrepeat_(ans, g, k, g_dot):
+    return runtime.unrepeat(g_dot, k)
 
 
 @defvjp(runtime.accum)
