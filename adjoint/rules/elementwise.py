@@ -29,7 +29,8 @@ import math
 
 import numpy as np
 
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, lookup, primitive
+from adjoint.rules.registry import (defjvp, deflinear, defnondiff, defunary, defvjp, lookup,
+                                    primitive)
 from adjoint.runtime import unbroadcast
 
 _LN2 = math.log(2.0)
@@ -63,493 +64,323 @@ defnondiff(*[getattr(np, _n) for _n in _NONDIFF if hasattr(np, _n)])
 
 # ------------------------------------------------------------------ unary
 
-@defvjp(np.exp)
-def exp(g, ans, x):
+@defunary(np.exp)
+def exp_vjp(g, ans, x):
     return g * ans
 
 
-@defjvp(np.exp)
-def exp(ans, x, x_dot):
-    return x_dot * ans
-
-
-@defvjp(np.exp2)
-def exp2(g, ans, x):
+@defunary(np.exp2)
+def exp2_vjp(g, ans, x):
     return g * ans * _LN2
 
 
-@defjvp(np.exp2)
-def exp2(ans, x, x_dot):
-    return x_dot * ans * _LN2
-
-
-@defvjp(np.expm1)
-def expm1(g, ans, x):
+@defunary(np.expm1)
+def expm1_vjp(g, ans, x):
     return g * (ans + 1.0)
 
 
-@defjvp(np.expm1)
-def expm1(ans, x, x_dot):
-    return x_dot * (ans + 1.0)
-
-
-@defvjp(np.log)
-def log(g, ans, x):
+@defunary(np.log)
+def log_vjp(g, ans, x):
     return g / x
 
 
-@defjvp(np.log)
-def log(ans, x, x_dot):
-    return x_dot / x
-
-
-@defvjp(np.log2)
-def log2(g, ans, x):
+@defunary(np.log2)
+def log2_vjp(g, ans, x):
     return g / (x * _LN2)
 
 
-@defjvp(np.log2)
-def log2(ans, x, x_dot):
-    return x_dot / (x * _LN2)
-
-
-@defvjp(np.log10)
-def log10(g, ans, x):
+@defunary(np.log10)
+def log10_vjp(g, ans, x):
     return g / (x * _LN10)
 
 
-@defjvp(np.log10)
-def log10(ans, x, x_dot):
-    return x_dot / (x * _LN10)
-
-
-@defvjp(np.log1p)
-def log1p(g, ans, x):
+@defunary(np.log1p)
+def log1p_vjp(g, ans, x):
     return g / (1.0 + x)
 
 
-@defjvp(np.log1p)
-def log1p(ans, x, x_dot):
-    return x_dot / (1.0 + x)
-
-
-@defvjp(np.sqrt)
-def sqrt(g, ans, x):
+@defunary(np.sqrt)
+def sqrt_vjp(g, ans, x):
     return g * 0.5 / ans
 
 
-@defjvp(np.sqrt)
-def sqrt(ans, x, x_dot):
-    return x_dot * 0.5 / ans
-
-
-@defvjp(np.cbrt)
-def cbrt(g, ans, x):
+@defunary(np.cbrt)
+def cbrt_vjp(g, ans, x):
     return g / (3.0 * ans * ans)
 
 
-@defjvp(np.cbrt)
-def cbrt(ans, x, x_dot):
-    return x_dot / (3.0 * ans * ans)
-
-
-@defvjp(np.square)
-def square(g, ans, x):
+@defunary(np.square)
+def square_vjp(g, ans, x):
     return g * 2.0 * x
 
 
-@defjvp(np.square)
-def square(ans, x, x_dot):
-    return x_dot * 2.0 * x
-
-
-@defvjp(np.reciprocal)
-def reciprocal(g, ans, x):
+@defunary(np.reciprocal)
+def reciprocal_vjp(g, ans, x):
     return -g * ans * ans
 
 
-@defjvp(np.reciprocal)
-def reciprocal(ans, x, x_dot):
-    return -x_dot * ans * ans
-
-
-@defvjp(np.sin)
-def sin(g, ans, x):
+@defunary(np.sin)
+def sin_vjp(g, ans, x):
     return g * np.cos(x)
 
 
-@defjvp(np.sin)
-def sin(ans, x, x_dot):
-    return x_dot * np.cos(x)
-
-
-@defvjp(np.cos)
-def cos(g, ans, x):
+@defunary(np.cos)
+def cos_vjp(g, ans, x):
     return -g * np.sin(x)
 
 
-@defjvp(np.cos)
-def cos(ans, x, x_dot):
-    return -x_dot * np.sin(x)
-
-
-@defvjp(np.tan)
-def tan(g, ans, x):
+@defunary(np.tan)
+def tan_vjp(g, ans, x):
     return g * (1.0 + ans * ans)
 
 
-@defjvp(np.tan)
-def tan(ans, x, x_dot):
-    return x_dot * (1.0 + ans * ans)
-
-
-@defvjp(np.arcsin)
-def arcsin(g, ans, x):
+@defunary(np.arcsin)
+def arcsin_vjp(g, ans, x):
     return g / np.sqrt(1.0 - x * x)
 
 
-@defjvp(np.arcsin)
-def arcsin(ans, x, x_dot):
-    return x_dot / np.sqrt(1.0 - x * x)
-
-
-@defvjp(np.arccos)
-def arccos(g, ans, x):
+@defunary(np.arccos)
+def arccos_vjp(g, ans, x):
     return -g / np.sqrt(1.0 - x * x)
 
 
-@defjvp(np.arccos)
-def arccos(ans, x, x_dot):
-    return -x_dot / np.sqrt(1.0 - x * x)
-
-
-@defvjp(np.arctan)
-def arctan(g, ans, x):
+@defunary(np.arctan)
+def arctan_vjp(g, ans, x):
     return g / (1.0 + x * x)
 
 
-@defjvp(np.arctan)
-def arctan(ans, x, x_dot):
-    return x_dot / (1.0 + x * x)
-
-
-@defvjp(np.sinh)
-def sinh(g, ans, x):
+@defunary(np.sinh)
+def sinh_vjp(g, ans, x):
     return g * np.cosh(x)
 
 
-@defjvp(np.sinh)
-def sinh(ans, x, x_dot):
-    return x_dot * np.cosh(x)
-
-
-@defvjp(np.cosh)
-def cosh(g, ans, x):
+@defunary(np.cosh)
+def cosh_vjp(g, ans, x):
     return g * np.sinh(x)
 
 
-@defjvp(np.cosh)
-def cosh(ans, x, x_dot):
-    return x_dot * np.sinh(x)
-
-
-@defvjp(np.tanh)
-def tanh(g, ans, x):
+@defunary(np.tanh)
+def tanh_vjp(g, ans, x):
     return g * (1.0 - ans * ans)
 
 
-@defjvp(np.tanh)
-def tanh(ans, x, x_dot):
-    return x_dot * (1.0 - ans * ans)
-
-
-@defvjp(np.arcsinh)
-def arcsinh(g, ans, x):
+@defunary(np.arcsinh)
+def arcsinh_vjp(g, ans, x):
     return g / np.sqrt(x * x + 1.0)
 
 
-@defjvp(np.arcsinh)
-def arcsinh(ans, x, x_dot):
-    return x_dot / np.sqrt(x * x + 1.0)
-
-
-@defvjp(np.arccosh)
-def arccosh(g, ans, x):
+@defunary(np.arccosh)
+def arccosh_vjp(g, ans, x):
     return g / np.sqrt(x * x - 1.0)
 
 
-@defjvp(np.arccosh)
-def arccosh(ans, x, x_dot):
-    return x_dot / np.sqrt(x * x - 1.0)
-
-
-@defvjp(np.arctanh)
-def arctanh(g, ans, x):
+@defunary(np.arctanh)
+def arctanh_vjp(g, ans, x):
     return g / (1.0 - x * x)
 
 
-@defjvp(np.arctanh)
-def arctanh(ans, x, x_dot):
-    return x_dot / (1.0 - x * x)
-
-
-@defvjp(np.deg2rad)
-def deg2rad(g, ans, x):
+@defunary(np.deg2rad)
+def deg2rad_vjp(g, ans, x):
     return g * _DEG
 
 
-@defjvp(np.deg2rad)
-def deg2rad(ans, x, x_dot):
-    return x_dot * _DEG
-
-
-@defvjp(np.radians)
-def radians(g, ans, x):
+@defunary(np.radians)
+def radians_vjp(g, ans, x):
     return g * _DEG
 
 
-@defjvp(np.radians)
-def radians(ans, x, x_dot):
-    return x_dot * _DEG
-
-
-@defvjp(np.rad2deg)
-def rad2deg(g, ans, x):
+@defunary(np.rad2deg)
+def rad2deg_vjp(g, ans, x):
     return g / _DEG
 
 
-@defjvp(np.rad2deg)
-def rad2deg(ans, x, x_dot):
-    return x_dot / _DEG
-
-
-@defvjp(np.degrees)
-def degrees(g, ans, x):
+@defunary(np.degrees)
+def degrees_vjp(g, ans, x):
     return g / _DEG
 
 
-@defjvp(np.degrees)
-def degrees(ans, x, x_dot):
-    return x_dot / _DEG
-
-
-@defvjp(np.abs)
-def abs_(g, ans, x):
+@defunary(np.abs)
+def abs_vjp(g, ans, x):
     return g * np.sign(x)
 
 
-@defjvp(np.abs)
-def abs_(ans, x, x_dot):
-    return x_dot * np.sign(x)
-
-
-@defvjp(np.fabs)
-def fabs(g, ans, x):
+@defunary(np.fabs)
+def fabs_vjp(g, ans, x):
     return g * np.sign(x)
 
 
-@defjvp(np.fabs)
-def fabs(ans, x, x_dot):
-    return x_dot * np.sign(x)
-
-
-@defvjp(np.negative)
-def negative(g, ans, x):
+@defunary(np.negative)
+def negative_vjp(g, ans, x):
     return -g
 
 
-@defjvp(np.negative)
-def negative(ans, x, x_dot):
-    return -x_dot
-
-
-@defvjp(np.positive)
-def positive(g, ans, x):
+@defunary(np.positive)
+def positive_vjp(g, ans, x):
     return g
 
 
-@defjvp(np.positive)
-def positive(ans, x, x_dot):
-    return x_dot
-
-
-@defvjp(np.sinc)
-def sinc(g, ans, x):
+@defunary(np.sinc)
+def sinc_vjp(g, ans, x):
     # d/dx sin(pi x)/(pi x) = (cos(pi x) - sinc(x)) / x, and 0 at x = 0
     return g * np.where(x == 0.0, 0.0, (np.cos(_PI * x) - ans) / (x + (x == 0.0)))
 
 
-@defjvp(np.sinc)
-def sinc(ans, x, x_dot):
-    return x_dot * np.where(x == 0.0, 0.0, (np.cos(_PI * x) - ans) / (x + (x == 0.0)))
-
-
-@defvjp(np.real)
-def real(g, ans, val):
+@defunary(np.real)
+def real_vjp(g, ans, val):
     return g
 
 
-@defjvp(np.real)
-def real(ans, val, val_dot):
-    return val_dot
-
-
-@defvjp(np.conj)
-def conj(g, ans, x):
+@defunary(np.conj)
+def conj_vjp(g, ans, x):
     return np.conj(g)
-
-
-@defjvp(np.conj)
-def conj(ans, x, x_dot):
-    return np.conj(x_dot)
 
 
 # ------------------------------------------------------------------ binary
 
 @defvjp(np.add)
-def add(g, ans, x1, x2):
+def add_vjp(g, ans, x1, x2):
     return unbroadcast(g, x1), unbroadcast(g, x2)
 
 
 @defjvp(np.add)
-def add(ans, x1, x2, x1_dot, x2_dot):
+def add_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot + x2_dot
 
 
 @defvjp(np.subtract)
-def subtract(g, ans, x1, x2):
+def subtract_vjp(g, ans, x1, x2):
     return unbroadcast(g, x1), unbroadcast(-g, x2)
 
 
 @defjvp(np.subtract)
-def subtract(ans, x1, x2, x1_dot, x2_dot):
+def subtract_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot - x2_dot
 
 
 @defvjp(np.multiply)
-def multiply(g, ans, x1, x2):
+def multiply_vjp(g, ans, x1, x2):
     return unbroadcast(g * x2, x1), unbroadcast(x1 * g, x2)
 
 
 @defjvp(np.multiply)
-def multiply(ans, x1, x2, x1_dot, x2_dot):
+def multiply_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot * x2 + x1 * x2_dot
 
 
 @defvjp(np.divide)
-def divide(g, ans, x1, x2):
+def divide_vjp(g, ans, x1, x2):
     return unbroadcast(g / x2, x1), unbroadcast(-g * ans / x2, x2)
 
 
 @defjvp(np.divide)
-def divide(ans, x1, x2, x1_dot, x2_dot):
+def divide_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot - ans * x2_dot) / x2
 
 
 @defvjp(np.power)
-def power(g, ans, x1, x2):
+def power_vjp(g, ans, x1, x2):
     return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
             unbroadcast(g * ans * np.log(np.where(x1 > 0, x1, 1.0)), x2))
 
 
 @defjvp(np.power)
-def power(ans, x1, x2, x1_dot, x2_dot):
+def power_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0))
             + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
 
 
 @defvjp(np.mod)
-def mod(g, ans, x1, x2):
+def mod_vjp(g, ans, x1, x2):
     return unbroadcast(g, x1), unbroadcast(-g * np.floor_divide(x1, x2), x2)
 
 
 @defjvp(np.mod)
-def mod(ans, x1, x2, x1_dot, x2_dot):
+def mod_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot - x2_dot * np.floor_divide(x1, x2)
 
 
 @defvjp(np.fmod)
-def fmod(g, ans, x1, x2):
+def fmod_vjp(g, ans, x1, x2):
     return unbroadcast(g, x1), unbroadcast(-g * np.trunc(x1 / x2), x2)
 
 
 @defjvp(np.fmod)
-def fmod(ans, x1, x2, x1_dot, x2_dot):
+def fmod_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot - x2_dot * np.trunc(x1 / x2)
 
 
 @defvjp(np.maximum)
-def maximum(g, ans, x1, x2):
+def maximum_vjp(g, ans, x1, x2):
     w = (x1 > x2) + 0.5 * (x1 == x2)  # the share of x1: 1, 0, or 1/2 on a tie
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.maximum)
-def maximum(ans, x1, x2, x1_dot, x2_dot):
+def maximum_jvp(ans, x1, x2, x1_dot, x2_dot):
     w = (x1 > x2) + 0.5 * (x1 == x2)
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.minimum)
-def minimum(g, ans, x1, x2):
+def minimum_vjp(g, ans, x1, x2):
     w = (x1 < x2) + 0.5 * (x1 == x2)
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.minimum)
-def minimum(ans, x1, x2, x1_dot, x2_dot):
+def minimum_jvp(ans, x1, x2, x1_dot, x2_dot):
     w = (x1 < x2) + 0.5 * (x1 == x2)
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.fmax)
-def fmax(g, ans, x1, x2):
+def fmax_vjp(g, ans, x1, x2):
     w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 > x2) + 0.5 * (x1 == x2)))
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.fmax)
-def fmax(ans, x1, x2, x1_dot, x2_dot):
+def fmax_jvp(ans, x1, x2, x1_dot, x2_dot):
     w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 > x2) + 0.5 * (x1 == x2)))
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.fmin)
-def fmin(g, ans, x1, x2):
+def fmin_vjp(g, ans, x1, x2):
     w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 < x2) + 0.5 * (x1 == x2)))
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.fmin)
-def fmin(ans, x1, x2, x1_dot, x2_dot):
+def fmin_jvp(ans, x1, x2, x1_dot, x2_dot):
     w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 < x2) + 0.5 * (x1 == x2)))
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.arctan2)
-def arctan2(g, ans, x1, x2):
+def arctan2_vjp(g, ans, x1, x2):
     r2 = x1 * x1 + x2 * x2
     return unbroadcast(g * x2 / r2, x1), unbroadcast(-g * x1 / r2, x2)
 
 
 @defjvp(np.arctan2)
-def arctan2(ans, x1, x2, x1_dot, x2_dot):
+def arctan2_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot * x2 - x2_dot * x1) / (x1 * x1 + x2 * x2)
 
 
 @defvjp(np.hypot)
-def hypot(g, ans, x1, x2):
+def hypot_vjp(g, ans, x1, x2):
     r = ans + (ans == 0.0)  # 1.0 at the origin, where x1 = x2 = 0: gradient 0
     return unbroadcast(g * x1 / r, x1), unbroadcast(g * x2 / r, x2)
 
 
 @defjvp(np.hypot)
-def hypot(ans, x1, x2, x1_dot, x2_dot):
+def hypot_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot * x1 + x2_dot * x2) / (ans + (ans == 0.0))
 
 
 @defvjp(np.logaddexp)
-def logaddexp(g, ans, x1, x2):
+def logaddexp_vjp(g, ans, x1, x2):
     # the weights exp(x - ans) = sigmoid(+-d), written without ans so that a gradient
     # that does not return the value never computes it; no exponent is positive
     d = x2 - x1
@@ -559,24 +390,24 @@ def logaddexp(g, ans, x1, x2):
 
 
 @defjvp(np.logaddexp)
-def logaddexp(ans, x1, x2, x1_dot, x2_dot):
+def logaddexp_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot * np.exp(x1 - ans) + x2_dot * np.exp(x2 - ans)
 
 
 @defvjp(np.logaddexp2)
-def logaddexp2(g, ans, x1, x2):
+def logaddexp2_vjp(g, ans, x1, x2):
     return unbroadcast(g * np.exp2(x1 - ans), x1), unbroadcast(g * np.exp2(x2 - ans), x2)
 
 
 @defjvp(np.logaddexp2)
-def logaddexp2(ans, x1, x2, x1_dot, x2_dot):
+def logaddexp2_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot * np.exp2(x1 - ans) + x2_dot * np.exp2(x2 - ans)
 
 
 # ------------------------------------------------------------ clip, where
 
 @defvjp(np.clip)
-def clip(g, ans, a, a_min=None, a_max=None):
+def clip_vjp(g, ans, a, a_min=None, a_max=None):
     # clip(a, lo, hi) == minimum(maximum(a, lo), hi); bounds inclusive for `a`.
     # (Every branch returns three values: `a_min is None` is decided at run time
     # when a_min is a variable.)
@@ -594,7 +425,7 @@ def clip(g, ans, a, a_min=None, a_max=None):
 
 
 @defjvp(np.clip)
-def clip(ans, a, a_min=None, a_max=None, a_dot=None, a_min_dot=None, a_max_dot=None):
+def clip_jvp(ans, a, a_min=None, a_max=None, a_dot=None, a_min_dot=None, a_max_dot=None):
     if a_min is None and a_max is None:
         return a_dot
     if a_min is None:
@@ -606,13 +437,8 @@ def clip(ans, a, a_min=None, a_max=None, a_dot=None, a_min_dot=None, a_max_dot=N
             + np.where((a > a_max) | (a_min > a_max), a_max_dot, 0.0))
 
 
-@defvjp(np.where)
-def where(g, ans, condition, x=None, y=None):
+@deflinear(np.where, 'x', 'y')
+def where_vjp(g, ans, condition, x=None, y=None):
     # np.where(c, g, 0.0), not g * c: an inf or NaN in g where c is False must not leak
     return (None, unbroadcast(np.where(condition, g, 0.0), x),
             unbroadcast(np.where(condition, 0.0, g), y))
-
-
-@defjvp(np.where)
-def where(ans, condition, x=None, y=None, x_dot=None, y_dot=None):
-    return np.where(condition, x_dot, y_dot)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from adjoint.errors import NonDifferentiableError
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
+from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.runtime import expand_to, unbroadcast
 
 
@@ -73,7 +73,7 @@ defnondiff(unsupported, inverse_permutation, trace_mask)
 # ------------------------------------------------------------------ products
 
 @defvjp(np.dot)
-def dot(g, ans, a, b, out=None):
+def dot_vjp(g, ans, a, b, out=None):
     if np.ndim(a) == 0 or np.ndim(b) == 0:  # a scalar factor: plain multiplication
         return unbroadcast(g * b, a), unbroadcast(a * g, b)
     if np.ndim(a) == 1 and np.ndim(b) == 1:
@@ -99,12 +99,12 @@ def dot(g, ans, a, b, out=None):
 
 
 @defjvp(np.dot)
-def dot(ans, a, b, out=None, a_dot=None, b_dot=None):
+def dot_jvp(ans, a, b, out=None, a_dot=None, b_dot=None):
     return np.dot(a_dot, b) + np.dot(a, b_dot)
 
 
 @defvjp(np.matmul)
-def matmul(g, ans, x1, x2):
+def matmul_vjp(g, ans, x1, x2):
     if np.ndim(x1) == 2 and np.ndim(x2) == 2:
         return g @ x2.T, x1.T @ g
     if np.ndim(x1) == 1 and np.ndim(x2) == 2:
@@ -124,24 +124,24 @@ def matmul(g, ans, x1, x2):
 
 
 @defjvp(np.matmul)
-def matmul(ans, x1, x2, x1_dot, x2_dot):
+def matmul_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot @ x2 + x1 @ x2_dot
 
 
 @defvjp(np.outer)
-def outer(g, ans, a, b, out=None):
+def outer_vjp(g, ans, a, b, out=None):
     # np.outer flattens its inputs
     return (np.reshape(np.dot(g, np.ravel(b)), np.shape(a)),
             np.reshape(np.dot(np.ravel(a), g), np.shape(b)))
 
 
 @defjvp(np.outer)
-def outer(ans, a, b, out=None, a_dot=None, b_dot=None):
+def outer_jvp(ans, a, b, out=None, a_dot=None, b_dot=None):
     return np.outer(a_dot, b) + np.outer(a, b_dot)
 
 
 @defvjp(np.inner)
-def inner(g, ans, a, b):
+def inner_vjp(g, ans, a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return unbroadcast(g * b, a), unbroadcast(a * g, b)
     if np.ndim(a) == 1 and np.ndim(b) == 1:
@@ -161,49 +161,39 @@ def inner(g, ans, a, b):
 
 
 @defjvp(np.inner)
-def inner(ans, a, b, a_dot, b_dot):
+def inner_jvp(ans, a, b, a_dot, b_dot):
     return np.inner(a_dot, b) + np.inner(a, b_dot)
 
 
 @defvjp(np.vdot)
-def vdot(g, ans, a, b):
+def vdot_vjp(g, ans, a, b):
     # np.vdot flattens its inputs (real inputs: no conjugation)
     return np.reshape(g * np.ravel(b), np.shape(a)), np.reshape(g * np.ravel(a), np.shape(b))
 
 
 @defjvp(np.vdot)
-def vdot(ans, a, b, a_dot, b_dot):
+def vdot_jvp(ans, a, b, a_dot, b_dot):
     return np.vdot(a_dot, b) + np.vdot(a, b_dot)
 
 
 # ------------------------------------------------------------------ trace, transpose
 
-@defvjp(np.trace)
-def trace(g, ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+@deflinear(np.trace)
+def trace_vjp(g, ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return expand_to(g, a, (axis1, axis2), False) * trace_mask(a, offset, axis1, axis2)
 
 
-@defjvp(np.trace)
-def trace(ans, a, offset=0, axis1=0, axis2=1, dtype=None, out=None, a_dot=None):
-    return np.trace(a_dot, offset, axis1, axis2)
-
-
-@defvjp(np.transpose)
-def transpose(g, ans, a, axes=None):
+@deflinear(np.transpose)
+def transpose_vjp(g, ans, a, axes=None):
     if axes is None:
         return np.transpose(g)
     return np.transpose(g, inverse_permutation(axes, np.ndim(a)))
 
 
-@defjvp(np.transpose)
-def transpose(ans, a, axes=None, a_dot=None):
-    return np.transpose(a_dot, axes)
-
-
 # ------------------------------------------------------------------ solve, inv, det
 
 @defvjp(np.linalg.solve)
-def solve(g, ans, a, b):
+def solve_vjp(g, ans, a, b):
     if np.ndim(a) == 2 and np.ndim(b) == 1:
         gb = np.linalg.solve(a.T, g)
         return -np.outer(gb, ans), gb
@@ -215,7 +205,7 @@ def solve(g, ans, a, b):
 
 
 @defjvp(np.linalg.solve)
-def solve(ans, a, b, a_dot, b_dot):
+def solve_jvp(ans, a, b, a_dot, b_dot):
     if np.ndim(a) == 2 and np.ndim(b) == 1:
         return np.linalg.solve(a, b_dot - a_dot @ ans)
     if np.ndim(b) == 1:
@@ -224,26 +214,26 @@ def solve(ans, a, b, a_dot, b_dot):
 
 
 @defvjp(np.linalg.inv)
-def inv(g, ans, a):
+def inv_vjp(g, ans, a):
     if np.ndim(a) == 2:
         return -(ans.T @ g @ ans.T)
     return -(np.swapaxes(ans, -1, -2) @ g @ np.swapaxes(ans, -1, -2))
 
 
 @defjvp(np.linalg.inv)
-def inv(ans, a, a_dot):
+def inv_jvp(ans, a, a_dot):
     return -(ans @ a_dot @ ans)
 
 
 @defvjp(np.linalg.det)
-def det(g, ans, a):
+def det_vjp(g, ans, a):
     if np.ndim(a) == 2:
         return g * ans * np.linalg.inv(a).T
     return (g * ans)[..., None, None] * np.swapaxes(np.linalg.inv(a), -1, -2)
 
 
 @defjvp(np.linalg.det)
-def det(ans, a, a_dot):
+def det_jvp(ans, a, a_dot):
     if np.ndim(a) == 2:
         return ans * np.trace(np.linalg.solve(a, a_dot))
     return ans * np.trace(np.linalg.solve(a, a_dot), 0, -2, -1)
@@ -292,7 +282,7 @@ def _to_triangle(s, upper):
 
 
 @defvjp(np.linalg.slogdet)
-def slogdet(g, ans, a):
+def slogdet_vjp(g, ans, a):
     # the sign is piecewise constant: only log|det| carries a derivative
     if np.ndim(a) == 2:
         return g[1] * np.linalg.inv(a).T
@@ -300,20 +290,20 @@ def slogdet(g, ans, a):
 
 
 @defjvp(np.linalg.slogdet)
-def slogdet(ans, a, a_dot):
+def slogdet_jvp(ans, a, a_dot):
     dot = (ans[0] * 0.0, np.trace(np.linalg.solve(a, a_dot), 0, -2, -1))
     return dot  # one tuple (a template's `return a, b` would be two outputs)
 
 
 @defvjp(np.linalg.eigh)
-def eigh(g, ans, a, UPLO="L"):
+def eigh_vjp(g, ans, a, UPLO="L"):
     w, v = ans[0], ans[1]
     inner = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (_mT(v) @ g[1])
     return _to_triangle(v @ inner @ _mT(v), UPLO == "U")
 
 
 @defjvp(np.linalg.eigh)
-def eigh(ans, a, UPLO="L", a_dot=None):
+def eigh_jvp(ans, a, UPLO="L", a_dot=None):
     w, v = ans[0], ans[1]
     p = _mT(v) @ _read_triangle(a_dot, UPLO == "U") @ v
     dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), v @ (_inverse_gaps(w) * p))
@@ -329,7 +319,7 @@ def _svd_parts(a, ans, compute_uv):
 
 
 @defvjp(np.linalg.svd)
-def svd(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
+def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
     u, s, vt = _svd_parts(a, ans, compute_uv)
     if not compute_uv:
         return (u * g[..., None, :]) @ vt
@@ -355,7 +345,7 @@ def svd(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
 
 
 @defjvp(np.linalg.svd)
-def svd(ans, a, full_matrices=True, compute_uv=True, hermitian=False, a_dot=None):
+def svd_jvp(ans, a, full_matrices=True, compute_uv=True, hermitian=False, a_dot=None):
     u, s, vt = _svd_parts(a, ans, compute_uv)
     p = _mT(u) @ a_dot @ _mT(vt)
     ds = np.sum(p * np.eye(np.shape(s)[-1]), -1)
@@ -387,7 +377,7 @@ def _copyltu(m):
 
 
 @defvjp(np.linalg.qr)
-def qr(g, ans, a, mode="reduced"):
+def qr_vjp(g, ans, a, mode="reduced"):
     if (mode != "reduced" and mode != "complete") or np.shape(a)[-2] < np.shape(a)[-1] or (
             mode == "complete" and np.shape(a)[-2] != np.shape(a)[-1]):
         _ = unsupported("np.linalg.qr has a derivative rule for mode='reduced' of a matrix "
@@ -399,7 +389,7 @@ def qr(g, ans, a, mode="reduced"):
 
 
 @defjvp(np.linalg.qr)
-def qr(ans, a, mode="reduced", a_dot=None):
+def qr_jvp(ans, a, mode="reduced", a_dot=None):
     if (mode != "reduced" and mode != "complete") or np.shape(a)[-2] < np.shape(a)[-1] or (
             mode == "complete" and np.shape(a)[-2] != np.shape(a)[-1]):
         _ = unsupported("np.linalg.qr has a derivative rule for mode='reduced' of a matrix "
@@ -412,21 +402,11 @@ def qr(ans, a, mode="reduced", a_dot=None):
     return dot
 
 
-@defvjp(np.tril)
-def tril(g, ans, m, k=0):
+@deflinear(np.tril)
+def tril_vjp(g, ans, m, k=0):
     return np.tril(g, k)
 
 
-@defjvp(np.tril)
-def tril(ans, m, k=0, m_dot=None):
-    return np.tril(m_dot, k)
-
-
-@defvjp(np.triu)
-def triu(g, ans, m, k=0):
+@deflinear(np.triu)
+def triu_vjp(g, ans, m, k=0):
     return np.triu(g, k)
-
-
-@defjvp(np.triu)
-def triu(ans, m, k=0, m_dot=None):
-    return np.triu(m_dot, k)

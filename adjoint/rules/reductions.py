@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, lookup, primitive
+from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
 from adjoint.runtime import expand_to
 
 
@@ -98,30 +98,20 @@ defnondiff(norm_kind, matrix_axes)
 
 # ------------------------------------------------------------------ sum, mean
 
-@defvjp(np.sum)
-def sum_(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+@deflinear(np.sum)
+def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
     return expand_to(g, a, axis, keepdims)
 
 
-@defjvp(np.sum)
-def sum_(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
-    return np.sum(a_dot, axis=axis, keepdims=keepdims)
-
-
-@defvjp(np.mean)
-def mean(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+@deflinear(np.mean)
+def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
     return expand_to(g, a, axis, keepdims) * (np.size(ans) / np.size(a))
-
-
-@defjvp(np.mean)
-def mean(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
-    return np.mean(a_dot, axis=axis, keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ prod
 
 @defvjp(np.prod)
-def prod(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
     # d prod / d a_i = product of the other entries, without dividing by a zero:
     # no zero in the slice: prod / a_i; one zero: nonzero only at the zero;
     # two or more zeros: 0 everywhere
@@ -134,7 +124,7 @@ def prod(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
 
 
 @defjvp(np.prod)
-def prod(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
     zero = a == 0.0
     safe = np.where(zero, 1.0, a)
     nzeros = np.sum(zero, axis=axis, keepdims=True)
@@ -147,14 +137,14 @@ def prod(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
 
 @defvjp(np.amax)
 @defvjp(np.max)
-def max_(g, ans, a, axis=None, out=None, keepdims=False):
+def max_vjp(g, ans, a, axis=None, out=None, keepdims=False):
     mask = a == expand_to(ans, a, axis, keepdims)  # ties share the gradient evenly
     return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
 
 @defjvp(np.amax)
 @defjvp(np.max)
-def max_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+def max_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
     mask = a == expand_to(ans, a, axis, keepdims)
     return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
             / np.sum(mask, axis=axis, keepdims=keepdims))
@@ -162,14 +152,14 @@ def max_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
 
 @defvjp(np.amin)
 @defvjp(np.min)
-def min_(g, ans, a, axis=None, out=None, keepdims=False):
+def min_vjp(g, ans, a, axis=None, out=None, keepdims=False):
     mask = a == expand_to(ans, a, axis, keepdims)
     return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
 
 @defjvp(np.amin)
 @defjvp(np.min)
-def min_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+def min_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
     mask = a == expand_to(ans, a, axis, keepdims)
     return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
             / np.sum(mask, axis=axis, keepdims=keepdims))
@@ -178,21 +168,21 @@ def min_(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
 # ------------------------------------------------------------------ var, std
 
 @defvjp(np.var)
-def var(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+def var_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = a - np.mean(a, axis=axis, keepdims=True)
     n = np.size(a) / np.size(ans)
     return expand_to(g, a, axis, keepdims) * centered * (2.0 / (n - ddof))
 
 
 @defjvp(np.var)
-def var(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+def var_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
     centered = a - np.mean(a, axis=axis, keepdims=True)
     n = np.size(a) / np.size(ans)
     return np.sum(a_dot * centered, axis=axis, keepdims=keepdims) * (2.0 / (n - ddof))
 
 
 @defvjp(np.std)
-def std(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = a - np.mean(a, axis=axis, keepdims=True)
     n = np.size(a) / np.size(ans)
     s = expand_to(ans, a, axis, keepdims)
@@ -201,7 +191,7 @@ def std(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
 
 
 @defjvp(np.std)
-def std(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+def std_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
     centered = a - np.mean(a, axis=axis, keepdims=True)
     n = np.size(a) / np.size(ans)
     return (np.sum(a_dot * centered, axis=axis, keepdims=keepdims)
@@ -210,20 +200,15 @@ def std(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=N
 
 # ------------------------------------------------------------------ scans
 
-@defvjp(np.cumsum)
-def cumsum(g, ans, a, axis=None, dtype=None, out=None):
+@deflinear(np.cumsum)
+def cumsum_vjp(g, ans, a, axis=None, dtype=None, out=None):
     if axis is None:  # the scan ran over the flattened array
         return np.reshape(np.flip(np.cumsum(np.flip(g))), np.shape(a))
     return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
 
 
-@defjvp(np.cumsum)
-def cumsum(ans, a, axis=None, dtype=None, out=None, a_dot=None):
-    return np.cumsum(a_dot, axis)
-
-
 @defvjp(np.cumprod)
-def cumprod(g, ans, a, axis=None, dtype=None, out=None):
+def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
     # d ans_i / d a_k = prod_{j <= i, j != k} a_j for k <= i. Let z be the first zero:
     # for k < z the sum over i is revcumsum(g * ans)_k / a_k (terms past z vanish);
     # at k = z it is revcumsum(g * skip)_z, skip being the scan that omits a_z;
@@ -249,7 +234,7 @@ def cumprod(g, ans, a, axis=None, dtype=None, out=None):
 
 
 @defjvp(np.cumprod)
-def cumprod(ans, a, axis=None, dtype=None, out=None, a_dot=None):
+def cumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
     if axis is None:
         x = np.ravel(a)
         x_dot = np.ravel(a_dot)
@@ -298,7 +283,7 @@ def _matrix_norm_grad(x, kind, axis):
 
 
 @defvjp(np.linalg.norm)
-def norm(g, ans, x, ord=None, axis=None, keepdims=False):
+def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     kind = norm_kind(np.ndim(x), ord, axis)
     gx = expand_to(g, x, axis, keepdims)
     if kind == "two":
@@ -318,7 +303,7 @@ def norm(g, ans, x, ord=None, axis=None, keepdims=False):
 
 
 @defjvp(np.linalg.norm)
-def norm(ans, x, ord=None, axis=None, keepdims=False, x_dot=None):
+def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None):
     kind = norm_kind(np.ndim(x), ord, axis)
     if kind == "two":
         return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / (ans + (ans == 0.0))

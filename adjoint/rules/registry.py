@@ -17,14 +17,30 @@ first input; inputs past the end of the tuple, and those given as None, are
 not differentiable). A JVP template takes `ans`, the inputs, then a `<name>_dot`
 tangent for each differentiable input, and returns the output's tangent.
 
+Two common cases need only the VJP; the JVP is written from it:
+
+    @deflinear(np.reshape)            # linear: the JVP is np.reshape(a_dot, shape, ...)
+    def reshape_vjp(g, ans, a, shape, order="C"):
+        return np.reshape(g, np.shape(a), order=order)
+
+    @defunary(np.exp)                 # elementwise in one input: the JVP is the VJP
+    def exp_vjp(g, ans, x):           # with g read as x_dot (the Jacobian is diagonal)
+        return g * ans
+
+The JVP written for them is ordinary source (registered with `linecache`, so
+it is lowered, inlined and printed in docs/rules.md like a hand-written one).
+
 Templates are lowered by the same front end as user code and inlined, so the
 generated gradient reads like hand-written NumPy and can be differentiated again.
 The set of supported primitives is one grep: `@defvjp(`.
 """
 from __future__ import annotations
 
+import ast
 import inspect
+import linecache
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
@@ -145,3 +161,108 @@ def named(name: str) -> Prim:
     """The primitive registered under `name` (for the front end, which cannot import
     the rule modules: they import it)."""
     return _by_name[name].prim
+
+
+# ---------------------------------------------------------------- JVPs written from VJPs
+
+_written: dict[str, list[str]] = {}  # per module: the lines of the JVPs written from its VJPs
+
+
+def _derived(vjp: Callable, name: str, source: str) -> Callable:
+    """Compile `source` (one `def name(...)`) as a template of `vjp`'s module. The JVPs
+    written from one module's VJPs are lines of one file held by `linecache`, so the
+    front end reads and lowers each as it reads a template written in a file."""
+    module = vjp.__module__
+    filename = f"<JVPs written from {module.replace('.', '/')}.py>"
+    lines = _written.setdefault(module, [])
+    padded = "\n" * len(lines) + source  # the def's line numbers are those in the file
+    lines += [line + "\n" for line in source.splitlines()] + ["\n"]
+    linecache.cache[filename] = (sum(map(len, lines)), None, list(lines), filename)
+    namespace = vjp.__globals__  # the template reads the names its VJP reads
+    saved = namespace.get(name, _written)
+    exec(compile(padded, filename, "exec"), namespace)
+    made = namespace[name]
+    if saved is _written:  # leave the module's names as they were
+        del namespace[name]
+    else:
+        namespace[name] = saved
+    return made
+
+
+def _jvp_name(vjp: Callable) -> str:
+    base = vjp.__name__[:-4] if vjp.__name__.endswith("_vjp") else vjp.__name__
+    return base + "_jvp"
+
+
+def _jvp_params(vjp: Callable, dots: list[str]) -> tuple[list, str]:
+    """The primal parameters of `vjp` (after g, ans), and the JVP's parameter list:
+    `ans`, the primal inputs, one `<name>_dot` per name in `dots` (defaulting to None
+    when an input has a default, as Python requires)."""
+    params = list(inspect.signature(vjp).parameters.values())[2:]
+    defaulted = any(p.default is not inspect.Parameter.empty for p in params)
+    text = ["ans"] + [p.name if p.default is inspect.Parameter.empty
+                      else f"{p.name}={p.default!r}" for p in params]
+    text += [f"{d}_dot=None" if defaulted else f"{d}_dot" for d in dots]
+    return params, ", ".join(text)
+
+
+def _spelled(fn: Callable, namespace: dict) -> str:
+    """An expression naming `fn` in `namespace`: its registered name if that resolves
+    to it there, else a private global made for it."""
+    name = _ensure(fn).prim.name
+    try:
+        if eval(name, dict(namespace)) is fn:
+            return name
+    except Exception:  # noqa: BLE001 - a name that does not resolve here
+        pass
+    private = f"_linear_op_{len(_keepalive)}"
+    namespace[private] = fn
+    _keepalive.append(fn)
+    return private
+
+
+def deflinear(fn: Callable, *inputs: str):
+    """Register the decorated VJP template of `fn`, an op linear in `inputs` (default:
+    its first input), and as its JVP `fn` applied to their tangents, the other
+    arguments unchanged: `np.reshape(a_dot, shape, order=order)`."""
+    def register(vjp: Callable) -> Callable:
+        names = [p.name for p in list(inspect.signature(vjp).parameters.values())[2:]]
+        dots = list(inputs) or names[:1]
+        params, header = _jvp_params(vjp, dots)
+        # positional up to the last input without a default or with a tangent (np.where
+        # takes x and y by position only), by keyword after, but never out= or dtype=
+        last = max(k for k, p in enumerate(params)
+                   if p.default is inspect.Parameter.empty or p.name in dots)
+        args = [p.name + "_dot" if p.name in dots else p.name for p in params[:last + 1]]
+        args += [f"{p.name}={p.name}" for p in params[last + 1:] if p.name not in ("out", "dtype")]
+        op = _spelled(fn, vjp.__globals__)
+        name = _jvp_name(vjp)
+        source = f"def {name}({header}):\n    return {op}({', '.join(args)})\n"
+        defvjp(fn)(vjp)
+        _ensure(fn).jvp = _derived(vjp, name, source)
+        return vjp
+    return register
+
+
+def defunary(fn: Callable):
+    """Register the decorated VJP template `(g, ans, x)` of `fn`, elementwise in its one
+    input, and as its JVP the same template with the cotangent `g` read as the tangent
+    `x_dot`: an elementwise function's Jacobian is diagonal, so J v == J^T v."""
+    def register(vjp: Callable) -> Callable:
+        node = ast.parse(textwrap.dedent(inspect.getsource(vjp))).body[0]
+        params = [a.arg for a in node.args.args]
+        if params[:2] != ["g", "ans"] or len(params) != 3 or node.args.defaults:
+            raise TypeError(f"defunary: {vjp.__qualname__} must take (g, ans, x)")
+        dot = params[2] + "_dot"
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id == "g":
+                n.id = dot
+            elif isinstance(n, ast.Name) and n.id == dot:
+                raise TypeError(f"defunary: {vjp.__qualname__} already reads {dot}")
+        node.name = _jvp_name(vjp)
+        node.decorator_list = []
+        node.args.args = node.args.args[1:] + [ast.arg(dot)]
+        defvjp(fn)(vjp)
+        _ensure(fn).jvp = _derived(vjp, node.name, ast.unparse(node) + "\n")
+        return vjp
+    return register

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, lookup, primitive
+from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
 from adjoint.runtime import unbroadcast
 
 
@@ -200,404 +200,222 @@ defnondiff(neg_shift, hstack_axis, linspace_weights,
            *[getattr(np, _n) for _n in _NONDIFF if hasattr(np, _n)])
 
 
-@defvjp(split_like)
-def split_like_(g, ans, x, seq, axis=0):
+@deflinear(split_like)
+def split_like_vjp(g, ans, x, seq, axis=0):
     return join_like(g, x, axis)
 
 
-@defjvp(split_like)
-def split_like_(ans, x, seq, axis=0, x_dot=None):
-    return split_like(x_dot, seq, axis)
-
-
-@defvjp(join_like)
-def join_like_(g, ans, parts, x, axis=0):
+@deflinear(join_like)
+def join_like_vjp(g, ans, parts, x, axis=0):
     return split_like(g, parts, axis)
 
 
-@defjvp(join_like)
-def join_like_(ans, parts, x, axis=0, parts_dot=None):
-    return join_like(parts_dot, x, axis)
-
-
-@defvjp(unstack_like)
-def unstack_like_(g, ans, x, seq, axis=0):
+@deflinear(unstack_like)
+def unstack_like_vjp(g, ans, x, seq, axis=0):
     return np.stack(g, axis)
 
 
-@defjvp(unstack_like)
-def unstack_like_(ans, x, seq, axis=0, x_dot=None):
-    return unstack_like(x_dot, seq, axis)
-
-
-@defvjp(unarray)
-def unarray_(g, ans, x, obj):
+@deflinear(unarray)
+def unarray_vjp(g, ans, x, obj):
     return np.reshape(np.array(g), np.shape(x))
 
 
-@defjvp(unarray)
-def unarray_(ans, x, obj, x_dot):
-    return unarray(x_dot, obj)
-
-
-@defvjp(untile)
-def untile_(g, ans, x, a, reps):
+@deflinear(untile)
+def untile_vjp(g, ans, x, a, reps):
     return np.reshape(np.tile(g, reps), np.shape(x))
 
 
-@defjvp(untile)
-def untile_(ans, x, a, reps, x_dot):
-    return untile(x_dot, a, reps)
-
-
-@defvjp(unrepeat)
-def unrepeat_(g, ans, x, a, repeats, axis=None):
+@deflinear(unrepeat)
+def unrepeat_vjp(g, ans, x, a, repeats, axis=None):
     return np.repeat(g, repeats, axis)
-
-
-@defjvp(unrepeat)
-def unrepeat_(ans, x, a, repeats, axis=None, x_dot=None):
-    return unrepeat(x_dot, a, repeats, axis)
 
 
 # ------------------------------------------------------------------ reshaping
 
-@defvjp(np.reshape)
-def reshape(g, ans, a, shape, order="C"):
+@deflinear(np.reshape)
+def reshape_vjp(g, ans, a, shape, order="C"):
     return np.reshape(g, np.shape(a), order=order)
 
 
-@defjvp(np.reshape)
-def reshape(ans, a, shape, order="C", a_dot=None):
-    return np.reshape(a_dot, shape, order=order)
-
-
-@defvjp(np.ravel)
-def ravel(g, ans, a, order="C"):
+@deflinear(np.ravel)
+def ravel_vjp(g, ans, a, order="C"):
     return np.reshape(g, np.shape(a), order=order)
 
 
-@defjvp(np.ravel)
-def ravel(ans, a, order="C", a_dot=None):
-    return np.ravel(a_dot, order=order)
-
-
-@defvjp(np.squeeze)
-def squeeze(g, ans, a, axis=None):
+@deflinear(np.squeeze)
+def squeeze_vjp(g, ans, a, axis=None):
     return np.reshape(g, np.shape(a))
 
 
-@defjvp(np.squeeze)
-def squeeze(ans, a, axis=None, a_dot=None):
-    return np.squeeze(a_dot, axis)
-
-
-@defvjp(np.expand_dims)
-def expand_dims(g, ans, a, axis):
+@deflinear(np.expand_dims)
+def expand_dims_vjp(g, ans, a, axis):
     return np.reshape(g, np.shape(a))
 
 
-@defjvp(np.expand_dims)
-def expand_dims(ans, a, axis, a_dot):
-    return np.expand_dims(a_dot, axis)
-
-
-@defvjp(np.atleast_1d)
-def atleast_1d(g, ans, a):
+@deflinear(np.atleast_1d)
+def atleast_1d_vjp(g, ans, a):
     return np.reshape(g, np.shape(a))
 
 
-@defjvp(np.atleast_1d)
-def atleast_1d(ans, a, a_dot):
-    return np.atleast_1d(a_dot)
-
-
-@defvjp(np.atleast_2d)
-def atleast_2d(g, ans, a):
+@deflinear(np.atleast_2d)
+def atleast_2d_vjp(g, ans, a):
     return np.reshape(g, np.shape(a))
 
 
-@defjvp(np.atleast_2d)
-def atleast_2d(ans, a, a_dot):
-    return np.atleast_2d(a_dot)
-
-
-@defvjp(np.atleast_3d)
-def atleast_3d(g, ans, a):
+@deflinear(np.atleast_3d)
+def atleast_3d_vjp(g, ans, a):
     return np.reshape(g, np.shape(a))
 
 
-@defjvp(np.atleast_3d)
-def atleast_3d(ans, a, a_dot):
-    return np.atleast_3d(a_dot)
-
-
-@defvjp(np.broadcast_to)
-def broadcast_to(g, ans, array, shape, subok=False):
+@deflinear(np.broadcast_to)
+def broadcast_to_vjp(g, ans, array, shape, subok=False):
     return unbroadcast(g, array)
 
 
-@defjvp(np.broadcast_to)
-def broadcast_to(ans, array, shape, subok=False, array_dot=None):
-    return np.broadcast_to(array_dot, shape)
-
-
-@defvjp(np.swapaxes)
-def swapaxes(g, ans, a, axis1, axis2):
+@deflinear(np.swapaxes)
+def swapaxes_vjp(g, ans, a, axis1, axis2):
     return np.swapaxes(g, axis1, axis2)
 
 
-@defjvp(np.swapaxes)
-def swapaxes(ans, a, axis1, axis2, a_dot):
-    return np.swapaxes(a_dot, axis1, axis2)
-
-
-@defvjp(np.moveaxis)
-def moveaxis(g, ans, a, source, destination):
+@deflinear(np.moveaxis)
+def moveaxis_vjp(g, ans, a, source, destination):
     return np.moveaxis(g, destination, source)
 
 
-@defjvp(np.moveaxis)
-def moveaxis(ans, a, source, destination, a_dot):
-    return np.moveaxis(a_dot, source, destination)
-
-
-@defvjp(np.flip)
-def flip(g, ans, m, axis=None):
+@deflinear(np.flip)
+def flip_vjp(g, ans, m, axis=None):
     return np.flip(g, axis)
 
 
-@defjvp(np.flip)
-def flip(ans, m, axis=None, m_dot=None):
-    return np.flip(m_dot, axis)
-
-
-@defvjp(np.fliplr)
-def fliplr(g, ans, m):
+@deflinear(np.fliplr)
+def fliplr_vjp(g, ans, m):
     return np.fliplr(g)
 
 
-@defjvp(np.fliplr)
-def fliplr(ans, m, m_dot):
-    return np.fliplr(m_dot)
-
-
-@defvjp(np.flipud)
-def flipud(g, ans, m):
+@deflinear(np.flipud)
+def flipud_vjp(g, ans, m):
     return np.flipud(g)
 
 
-@defjvp(np.flipud)
-def flipud(ans, m, m_dot):
-    return np.flipud(m_dot)
-
-
-@defvjp(np.roll)
-def roll(g, ans, a, shift, axis=None):
+@deflinear(np.roll)
+def roll_vjp(g, ans, a, shift, axis=None):
     return np.roll(g, neg_shift(shift), axis)
 
 
-@defjvp(np.roll)
-def roll(ans, a, shift, axis=None, a_dot=None):
-    return np.roll(a_dot, shift, axis)
-
-
-@defvjp(np.tile)
-def tile(g, ans, A, reps):
+@deflinear(np.tile)
+def tile_vjp(g, ans, A, reps):
     return untile(g, A, reps)
 
 
-@defjvp(np.tile)
-def tile(ans, A, reps, A_dot):
-    return np.tile(A_dot, reps)
-
-
-@defvjp(np.repeat)
-def repeat(g, ans, a, repeats, axis=None):
+@deflinear(np.repeat)
+def repeat_vjp(g, ans, a, repeats, axis=None):
     return unrepeat(g, a, repeats, axis)
-
-
-@defjvp(np.repeat)
-def repeat(ans, a, repeats, axis=None, a_dot=None):
-    return np.repeat(a_dot, repeats, axis)
 
 
 # ------------------------------------------------------------------ joining
 
-@defvjp(np.concatenate)
-def concatenate(g, ans, arrays, axis=0, out=None):
+@deflinear(np.concatenate)
+def concatenate_vjp(g, ans, arrays, axis=0, out=None):
     return split_like(g, arrays, axis)
 
 
-@defjvp(np.concatenate)
-def concatenate(ans, arrays, axis=0, out=None, arrays_dot=None):
-    return np.concatenate(arrays_dot, axis)
-
-
-@defvjp(np.stack)
-def stack(g, ans, arrays, axis=0, out=None):
+@deflinear(np.stack)
+def stack_vjp(g, ans, arrays, axis=0, out=None):
     return unstack_like(g, arrays, axis)
 
 
-@defjvp(np.stack)
-def stack(ans, arrays, axis=0, out=None, arrays_dot=None):
-    return np.stack(arrays_dot, axis)
-
-
-@defvjp(np.hstack)
-def hstack(g, ans, tup):
+@deflinear(np.hstack)
+def hstack_vjp(g, ans, tup):
     return split_like(g, tup, hstack_axis(np.ndim(ans)))
 
 
-@defjvp(np.hstack)
-def hstack(ans, tup, tup_dot):
-    return np.hstack(tup_dot)
-
-
-@defvjp(np.vstack)
-def vstack(g, ans, tup):
+@deflinear(np.vstack)
+def vstack_vjp(g, ans, tup):
     return split_like(g, tup, 0)
 
 
-@defjvp(np.vstack)
-def vstack(ans, tup, tup_dot):
-    return np.vstack(tup_dot)
-
-
-@defvjp(np.column_stack)
-def column_stack(g, ans, tup):
+@deflinear(np.column_stack)
+def column_stack_vjp(g, ans, tup):
     return split_like(g, tup, 1)
 
 
-@defjvp(np.column_stack)
-def column_stack(ans, tup, tup_dot):
-    return np.column_stack(tup_dot)
-
-
-@defvjp(np.dstack)
-def dstack(g, ans, tup):
+@deflinear(np.dstack)
+def dstack_vjp(g, ans, tup):
     return split_like(g, tup, 2)
 
 
-@defjvp(np.dstack)
-def dstack(ans, tup, tup_dot):
-    return np.dstack(tup_dot)
-
-
 @defvjp(r_concat)
-def r_concat_(g, ans, parts):
+def r_concat_vjp(g, ans, parts):
     return split_index(g, parts, "r")
 
 
 @defjvp(r_concat)
-def r_concat_(ans, parts, parts_dot):
+def r_concat_jvp(ans, parts, parts_dot):
     return join_index(parts_dot, parts, "r")
 
 
 @defvjp(c_concat)
-def c_concat_(g, ans, parts):
+def c_concat_vjp(g, ans, parts):
     return split_index(g, parts, "c")
 
 
 @defjvp(c_concat)
-def c_concat_(ans, parts, parts_dot):
+def c_concat_jvp(ans, parts, parts_dot):
     return join_index(parts_dot, parts, "c")
 
 
-@defvjp(split_index)
-def split_index_(g, ans, x, parts, which):
+@deflinear(split_index)
+def split_index_vjp(g, ans, x, parts, which):
     return join_index(g, parts, which)
 
 
-@defjvp(split_index)
-def split_index_(ans, x, parts, which, x_dot):
-    return split_index(x_dot, parts, which)
-
-
-@defvjp(join_index)
-def join_index_(g, ans, pieces, parts, which):
+@deflinear(join_index)
+def join_index_vjp(g, ans, pieces, parts, which):
     return split_index(g, parts, which)
-
-
-@defjvp(join_index)
-def join_index_(ans, pieces, parts, which, pieces_dot):
-    return join_index(pieces_dot, parts, which)
 
 
 # ------------------------------------------------------------------ copies
 
-@defvjp(np.copy)
-def copy(g, ans, a, order="K", subok=False):
+@deflinear(np.copy)
+def copy_vjp(g, ans, a, order="K", subok=False):
     return g
 
 
-@defjvp(np.copy)
-def copy(ans, a, order="K", subok=False, a_dot=None):
-    return np.copy(a_dot)
-
-
-@defvjp(np.array)
-def array(g, ans, object, dtype=None, copy=True, order="K", subok=False, ndmin=0):
+@deflinear(np.array)
+def array_vjp(g, ans, object, dtype=None, copy=True, order="K", subok=False, ndmin=0):
     return unarray(g, object)
 
 
-@defjvp(np.array)
-def array(ans, object, dtype=None, copy=True, order="K", subok=False, ndmin=0, object_dot=None):
-    return np.array(object_dot, ndmin=ndmin)
-
-
-@defvjp(np.asarray)
-def asarray(g, ans, a, dtype=None, order=None):
+@deflinear(np.asarray)
+def asarray_vjp(g, ans, a, dtype=None, order=None):
     return unarray(g, a)
 
 
-@defjvp(np.asarray)
-def asarray(ans, a, dtype=None, order=None, a_dot=None):
-    return np.asarray(a_dot)
-
-
-@defvjp(np.ascontiguousarray)
-def ascontiguousarray(g, ans, a, dtype=None):
+@deflinear(np.ascontiguousarray)
+def ascontiguousarray_vjp(g, ans, a, dtype=None):
     return unarray(g, a)
-
-
-@defjvp(np.ascontiguousarray)
-def ascontiguousarray(ans, a, dtype=None, a_dot=None):
-    return np.ascontiguousarray(a_dot)
 
 
 # ------------------------------------------------------------------ constructors with a value
 
-@defvjp(np.full)
-def full(g, ans, shape, fill_value, dtype=None, order="C"):
+@deflinear(np.full, 'fill_value')
+def full_vjp(g, ans, shape, fill_value, dtype=None, order="C"):
     return None, unbroadcast(g, fill_value)
 
 
-@defjvp(np.full)
-def full(ans, shape, fill_value, dtype=None, order="C", fill_value_dot=None):
-    return np.full(shape, fill_value_dot)
-
-
 @defvjp(np.full_like)
-def full_like(g, ans, a, fill_value, dtype=None, order="K", subok=True, shape=None):
+def full_like_vjp(g, ans, a, fill_value, dtype=None, order="K", subok=True, shape=None):
     return None, unbroadcast(g, fill_value)
 
 
 @defjvp(np.full_like)
-def full_like(ans, a, fill_value, dtype=None, order="K", subok=True, shape=None,
+def full_like_jvp(ans, a, fill_value, dtype=None, order="K", subok=True, shape=None,
               fill_value_dot=None):
     return np.full_like(ans, fill_value_dot)
 
 
-@defvjp(np.linspace)
-def linspace(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+@deflinear(np.linspace, 'start', 'stop')
+def linspace_vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
     t = linspace_weights(num, endpoint, np.ndim(ans), axis)
     return (unbroadcast(np.sum(g * (1.0 - t), axis=axis), start),
             unbroadcast(np.sum(g * t, axis=axis), stop))
-
-
-@defjvp(np.linspace)
-def linspace(ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
-             start_dot=None, stop_dot=None):
-    # linspace is linear in (start, stop)
-    return np.linspace(start_dot, stop_dot, num, endpoint, axis=axis)
