@@ -1,7 +1,15 @@
 """The gradient checker: adjoint's gradient against central finite differences, and,
-when they disagree, the first source line whose derivative rule is wrong, or, when
-every rule is right, the compiler stage at fault: the first optimisation pass after
-which the gradient changes (`bisect`, as LLVM's opt-bisect), or the transform itself.
+when they disagree, the wrong entries of the gradient and the first source line
+whose derivative rule is wrong, or, when every rule is right, the compiler stage at
+fault: the first optimisation pass after which the gradient changes (`bisect`, as
+LLVM's opt-bisect), or the transform itself.
+
+`check` costs a few gradients at any size, as JAX's check_grads does: along a few
+random unit directions u it compares the gradient's <g, u> (reverse mode) and the
+JVP's J u (forward mode) with the central difference (f(x+hu) - f(x-hu)) / 2h.
+When a direction disagrees it bisects u's support (u's entries on one half, zeros
+on the other) down to the entries that are wrong. `exhaustive=True` takes one
+finite difference per entry instead: exact per entry, and as slow as that sounds.
 
 Every derivative rule is a runnable function, so a rule can be checked on its own:
 `check_rule(fn, *inputs)` compares the VJP (and the JVP) of primitive `fn` with
@@ -13,7 +21,10 @@ those very values, in program order.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,16 +37,32 @@ class CheckResult:
     ok: bool
     max_error: float
     gradient: object
-    numeric: object
+    numeric: object  # exhaustive: the finite-difference gradient; else None
     culprit: Loc | None = None
     culprit_rule: str = ""
     detail: str = ""
     compiler: str = ""  # when no rule is wrong: the stage of the compiler at fault
+    wrong: list = field(default_factory=list)  # the wrong entries found, as "x[3]"
+    directions: int = 0  # how many random directions were checked (0: exhaustive)
+    evaluations: dict = field(default_factory=dict)  # calls of f, the gradient, the JVP
+    mismatch: str = ""  # what disagreed first, with its numbers
+    forward: str = ""  # why the JVP was not checked, when it was not
 
     def __str__(self) -> str:
+        how = (f"along {self.directions} random directions" if self.directions
+               else "entry by entry")
         if self.ok:
-            return f"ok: the gradient matches finite differences (max error {self.max_error:.2e})"
-        text = f"the gradient differs from finite differences by {self.max_error:.3g}"
+            text = (f"ok: the gradient matches finite differences {how} "
+                    f"(max error {self.max_error:.2e})")
+            if self.directions:
+                text += (", and so does the JVP" if not self.forward else
+                         f"; the JVP was not checked: {self.forward}")
+            return text
+        text = f"the gradient differs from finite differences by {self.max_error:.3g} ({how})"
+        if self.mismatch:
+            text += f"\n{self.mismatch}"
+        if self.wrong:
+            text += f"\nwrong entries: {', '.join(self.wrong)}"
         if self.culprit is not None:
             text += (f"\nfirst wrong derivative: {self.culprit.filename}:{self.culprit.line}: "
                      f"{self.culprit.text.strip()}\n  the rule of `{self.culprit_rule}` "
@@ -174,25 +201,257 @@ def bisect(f, *args, wrt=0, rtol: float = 1e-9, atol: float = 1e-12) -> BisectRe
     return BisectResult(hi, culprit, len(log), change)
 
 
-def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7) -> CheckResult:
-    """Compare adjoint's gradient of `f` with central finite differences; on a mismatch,
-    locate the first primitive (in program order) whose rule is wrong where it ran, or,
-    every rule being right, the compiler's stage at fault (`bisect`)."""
+# a check that runs longer than this shows its progress on stderr (on a terminal)
+PROGRESS_AFTER = 1.0
+
+
+class _Progress:
+    """One line on stderr, rewritten in place, once the work has taken PROGRESS_AFTER
+    seconds, and only on a terminal (logs and pipes get nothing)."""
+
+    def __init__(self, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.start = time.monotonic()
+        self.on = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.shown = False
+
+    def __call__(self, text: str) -> None:
+        if self.on and time.monotonic() - self.start >= PROGRESS_AFTER:
+            self.stream.write(f"\r\033[Kadjoint check: {text}")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+class _Inputs:
+    """The differentiated arguments as one float64 vector x, f as a function of x,
+    and the names of x's entries. Counts the calls it makes."""
+
+    def __init__(self, f, args, positions):
+        from adjoint.frontend.source import unwrap
+        from adjoint.testing import _flatten, _vector
+        self.f, self.args, self.positions = f, args, positions
+        self.like = [args[i] for i in positions]
+        parts = [_vector(a) for a in self.like]
+        self.bounds = np.cumsum([0] + [p.size for p in parts])
+        self.x = np.concatenate(parts) if parts else np.zeros(0)
+        try:
+            names = list(inspect.signature(unwrap(f)).parameters)
+        except (TypeError, ValueError):
+            names = []
+        self.names = [names[i] if i < len(names) else f"args[{i}]" for i in positions]
+        self.leaves = [[np.shape(leaf) for leaf in _flatten(a)] for a in self.like]
+        self.calls = {"f": 0, "grad": 0, "jvp": 0}
+
+    def split(self, vec) -> list:
+        """vec as values of the differentiated arguments' structures."""
+        from adjoint.testing import _unvector
+        return [_unvector(vec[a:b], like) for a, b, like in
+                zip(self.bounds, self.bounds[1:], self.like)]
+
+    def value(self, vec) -> float:
+        """f with its differentiated arguments set from vec; the others are copied, so
+        a function that writes into an argument cannot change the next call's."""
+        moved = [copy.deepcopy(a) for a in self.args]
+        for i, v in zip(self.positions, self.split(vec)):
+            moved[i] = v
+        self.calls["f"] += 1
+        return float(np.sum(self.f(*moved)))
+
+    def name(self, k: int) -> str:
+        """Entry k of x as the user would write it: `x[3]`, `W[1, 2]`, `layers[0][4]`."""
+        arg = int(np.searchsorted(self.bounds, k, side="right")) - 1
+        k -= int(self.bounds[arg])
+        name, shapes = self.names[arg], self.leaves[arg]
+        for leaf, shape in enumerate(shapes):
+            size = int(np.prod(shape, dtype=int))
+            if k < size:
+                where = f"[{leaf}]" if len(shapes) > 1 or not isinstance(
+                    self.like[arg], np.ndarray) and shape != () else ""
+                if shape:
+                    index = np.unravel_index(k, shape)
+                    where += "[" + ", ".join(str(int(i)) for i in index) + "]"
+                return name + where
+            k -= size
+        return name
+
+
+def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7,
+          exhaustive: bool = False, directions: int = 3, seed: int = 0,
+          eps: float = 1e-6, progress=None) -> CheckResult:
+    """Compare adjoint's gradient of scalar `f` at `args` with central finite
+    differences, along `directions` random directions (reverse and forward mode), or
+    entry by entry when `exhaustive`. On a mismatch, name the wrong entries of the
+    gradient, then the first primitive (in program order) whose rule is wrong where it
+    ran, or, every rule being right, the compiler's stage at fault (`bisect`).
+    `progress`: a stream for the progress line (default: stderr, when a terminal)."""
     from adjoint.api import grad
-    from adjoint.frontend.lower import lower_function
-    from adjoint.ir.interp import interpret
-    from adjoint.testing import numeric_grad
+    if directions < 1 and not exhaustive:
+        raise ValueError("check: directions must be at least 1")
     g = grad(f, wrt)
     # positions, not names, for the finite differences
     positions = g.wrt if isinstance(wrt, tuple) else g.wrt[0]
+    several = isinstance(wrt, tuple)
+    show = _Progress(progress)
+    try:
+        if exhaustive:
+            result, right = _entrywise(f, g, args, positions, several, rtol, atol, eps, show)
+        else:
+            result, right = _directional(f, g, args, positions, several, rtol, atol, eps,
+                                         directions, seed, show)
+    finally:
+        show.done()
+    if not result.ok:
+        _locate(f, args, wrt, positions, result, right)
+    return result
+
+
+def _entrywise(f, g, args, positions, several, rtol, atol, eps, show):
+    from adjoint.testing import numeric_grad
     got = g(*args)
-    want = numeric_grad(f, args, positions)
-    pairs = _pairs(got, want, isinstance(wrt, tuple))
-    err = _max_diff(pairs)
-    ok = all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs)
-    result = CheckResult(ok, err, got, want)
-    if ok:
-        return result
+    want = numeric_grad(f, args, positions, eps,
+                        progress=lambda k, n: show(f"finite differences {k}/{n}"))
+    pairs = _pairs(got, want, several)
+    result = CheckResult(all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs),
+                         _max_diff(pairs), got, want)
+    if not result.ok:
+        from adjoint.testing import _vector
+        x = _Inputs(f, args, tuple(positions) if several else (positions,))
+        a = np.concatenate([_vector(p) for p in (got if several else [got])])
+        b = np.concatenate([_vector(p) for p in (want if several else [want])])
+        if a.shape == b.shape:
+            bad = np.flatnonzero(~np.isclose(a, b, rtol=rtol, atol=atol))
+            result.wrong = [x.name(int(k)) for k in bad[:MAX_WRONG]]
+            if bad.size > MAX_WRONG:
+                result.wrong.append(f"and {bad.size - MAX_WRONG} more")
+
+    def right(gradient) -> bool:
+        return all(np.allclose(a, b, rtol=rtol, atol=atol)
+                   for a, b in _pairs(gradient, want, several))
+    return result, right
+
+
+def _directional(f, g, args, positions, several, rtol, atol, eps, directions, seed, show):
+    from adjoint.api import jvp
+    from adjoint.errors import AdjointError
+    from adjoint.testing import _vector
+    x = _Inputs(f, args, tuple(positions) if several else (positions,))
+    got = g(*args)
+    x.calls["grad"] += 1
+    grads = list(got) if several else [got]
+    result = CheckResult(True, 0.0, got, None, directions=directions, evaluations=x.calls)
+    shapes = [[np.shape(leaf) for leaf in _leaves(gr)] for gr in grads]
+    if shapes != x.leaves:
+        result.ok, result.max_error = False, float("inf")
+        result.mismatch = f"the gradient has the shapes {shapes}, its arguments {x.leaves}"
+        return result, lambda gradient: False
+    gvec = np.concatenate([_vector(gr) for gr in grads]) if grads else np.zeros(0)
+    scale = max(1.0, abs(x.value(x.x)))
+    forward = jvp(f, tuple(x.positions) if several else x.positions[0])
+
+    def along(u) -> float:
+        parts = x.split(u)
+        x.calls["jvp"] += 1
+        return float(np.sum(forward(*args, tuple(parts) if several else parts[0])[1]))
+
+    def fd(u) -> float:
+        return (x.value(x.x + eps * u) - x.value(x.x - eps * u)) / (2 * eps)
+
+    def close(a, b) -> bool:
+        return abs(a - b) <= rtol * max(abs(a), abs(b)) + atol * scale
+
+    def agrees(u, derivative, numeric=None) -> tuple[bool, float, float]:
+        """Whether `derivative` (the gradient's or the JVP's, along u) is the finite
+        difference along u: when the first step disagrees, steps 10x larger and smaller
+        get their say (rounding or curvature can fool one step)."""
+        numeric = fd(u) if numeric is None else numeric
+        if close(derivative, numeric):
+            return True, numeric, 0.0
+        for h in (eps * 10, eps / 10):
+            other = (x.value(x.x + h * u) - x.value(x.x - h * u)) / (2 * h)
+            if close(derivative, other):
+                return True, numeric, 0.0
+        return False, numeric, abs(derivative - numeric)
+
+    rng = np.random.default_rng(seed)
+    checked = []  # (u, finite difference) per direction: to judge other gradients by
+    for k in range(directions):
+        show(f"direction {k + 1}/{directions}")
+        u = rng.normal(size=x.x.size)
+        u /= max(np.linalg.norm(u), 1e-300)  # a unit step: h is a length in x's space
+        numeric = fd(u)
+        checked.append((u, numeric))
+        modes = [("the gradient", lambda v: float(gvec @ v))]
+        if not result.forward:
+            modes.append(("the JVP", along))
+        for what, derivative in modes:
+            try:
+                value = derivative(u)
+            except AdjointError as e:  # forward mode cannot compile f: check reverse mode
+                result.forward = str(e).splitlines()[0]
+                continue
+            ok, numeric, err = agrees(u, value, numeric)
+            result.max_error = max(result.max_error, err)
+            if ok or not result.ok:
+                continue
+            result.ok = False
+            result.mismatch = (f"along random direction {k + 1}, {what} gives {value:.9g}, "
+                               f"finite differences {numeric:.9g}")
+            result.wrong = _bisect_entries(x, u, derivative, agrees, show)
+        if not result.ok:
+            break
+
+    def right(gradient) -> bool:
+        parts = list(gradient) if several else [gradient]
+        vec = np.concatenate([_vector(p) for p in parts])
+        return all(agrees(u, float(vec @ u), numeric)[0] for u, numeric in checked)
+    return result, right
+
+
+def _leaves(x) -> list:
+    from adjoint.testing import _flatten
+    return _flatten(x)
+
+
+MAX_WRONG = 8  # the bisection stops after naming this many wrong entries
+
+
+def _bisect_entries(x, u, derivative, agrees, show) -> list[str]:
+    """The entries of x on which `derivative` (a linear function of the direction)
+    disagrees with finite differences, found by halving u's support: a half that
+    agrees is dropped, a half that does not is halved again, down to single entries.
+    A wrong entry costs about 2 log2(n) evaluations of f."""
+    found: list[str] = []
+    todo = [np.arange(u.size)]
+    while todo and len(found) < MAX_WRONG:
+        idx = todo.pop()
+        if idx.size == 1:
+            found.append(x.name(int(idx[0])))
+            continue
+        halves = [idx[: idx.size // 2], idx[idx.size // 2:]]
+        failing = []
+        for half in halves:
+            part = np.zeros_like(u)
+            part[half] = u[half]
+            show(f"locating the wrong entries: {half.size} left to search")
+            if not agrees(part, derivative(part))[0]:
+                failing.append(half)
+        if not failing:  # each half agrees, together they do not: the errors add up
+            found.append(f"{x.name(int(idx[0]))} .. {x.name(int(idx[-1]))} (together)")
+        todo.extend(reversed(failing))  # the first half is searched first
+    if todo:
+        found.append("perhaps more")
+    return found
+
+
+def _locate(f, args, wrt, positions, result: CheckResult, right) -> None:
+    """The first primitive whose rule is wrong where it ran, else the compiler stage."""
+    from adjoint.frontend.lower import lower_function
+    from adjoint.ir.interp import interpret
     ir = lower_function(f)
     values: dict = {}
 
@@ -217,22 +476,23 @@ def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7) -> CheckResul
             problem = f"it raised {type(e).__name__}: {e}"
         if problem:
             result.culprit, result.culprit_rule, result.detail = op.loc, op.prim.name, problem
-            break
-    if result.culprit is None:
-        result.compiler = _compiler_fault(f, args, wrt, positions, want, rtol, atol)
-    return result
+            return
+    if right(result.gradient):  # then the JVP is what disagreed
+        result.compiler = ("  the gradient is right and the JVP is not: the forward transform "
+                           "or the code generator is at fault (see `adjoint emit --mode "
+                           "forward`)")
+    else:
+        result.compiler = _compiler_fault(f, args, wrt, positions, right)
 
 
-def _compiler_fault(f, args, wrt, positions, want, rtol, atol) -> str:
+def _compiler_fault(f, args, wrt, positions, right) -> str:
     """Which stage of the compiler is wrong: a pass (the unoptimised gradient is right),
     or the transform and code generation (it is wrong too)."""
-    several = isinstance(wrt, tuple)
     plain, _ = gradient_with_passes(f, args, positions, 0)
-    pairs = _pairs(plain, want, several)
-    if not all(np.allclose(a, b, rtol=rtol, atol=atol) for a, b in pairs):
-        return (f"  compiled with no optimisation pass the gradient is wrong too (by "
-                f"{_max_diff(pairs):.3g}): the reverse transform or the code generator is at "
-                f"fault (see `adjoint ir --grad` and `adjoint emit`)")
+    if not right(plain):
+        return ("  compiled with no optimisation pass the gradient is wrong too: the reverse "
+                "transform or the code generator is at fault (see `adjoint ir --grad` and "
+                "`adjoint emit`)")
     found = bisect(f, *args, wrt=positions)
     if found.ok:  # right unoptimised, wrong optimised, yet no single run changes it
         return "  with no optimisation pass the gradient is right; bisecting found no pass"

@@ -85,11 +85,20 @@ def _indices(f, wrt, n_args: int) -> tuple[int, ...]:
 # ---------------------------------------------------------------- finite differences
 
 
-def numeric_grad(f, args, wrt=0, eps: float = 1e-6):
+def numeric_grad(f, args, wrt=0, eps: float = 1e-6, progress=None):
     """Central differences of scalar `f` with respect to args[wrt] (an int, a parameter
-    name, or a tuple of those). A gradient has its argument's structure."""
+    name, or a tuple of those). A gradient has its argument's structure. `progress`,
+    if given, is called as progress(entries done, entries in all) along the way."""
     items = _indices(f, wrt, len(args))
     grads = []
+    total = sum(_vector(args[i]).size for i in items)
+    done = 0
+
+    def step():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
     for i in items:
         x = args[i]
         if isinstance(x, np.ndarray):
@@ -100,6 +109,7 @@ def numeric_grad(f, args, wrt=0, eps: float = 1e-6):
                 up.reshape(-1)[k] += eps
                 down.reshape(-1)[k] -= eps
                 flat[k] = (_call(f, args, i, up) - _call(f, args, i, down)) / (2 * eps)
+                step()
             grads.append(g)
         elif isinstance(x, (list, tuple, dict)):
             v = _vector(x)
@@ -110,9 +120,11 @@ def numeric_grad(f, args, wrt=0, eps: float = 1e-6):
                 down[k] -= eps
                 g[k] = (_call(f, args, i, _unvector(up, x)) -
                         _call(f, args, i, _unvector(down, x))) / (2 * eps)
+                step()
             grads.append(_unvector(g, x))
         else:
             grads.append((_call(f, args, i, x + eps) - _call(f, args, i, x - eps)) / (2 * eps))
+            step()
     return grads[0] if not isinstance(wrt, tuple) else tuple(grads)
 
 
