@@ -12,6 +12,9 @@ Conventions where a derivative does not exist:
   at x == 0.
 - `math.log(x, base)` is covered with and without `base`; `math.hypot` with two
   arguments only.
+- `math.gamma` and `math.lgamma` (log |gamma|) differentiate through `polygamma`,
+  written here (the standard library has no digamma): gamma' = gamma * psi and
+  lgamma' = psi, at every x where gamma is finite, negative x included.
 
 `floor`, `ceil`, `trunc` (integer valued) and `isnan`, `isinf`, `isfinite`
 (bool valued) have a zero derivative.
@@ -29,11 +32,42 @@ _DEG = math.pi / 180.0
 
 for _name in ["sin", "cos", "tan", "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt",
               "pow", "tanh", "sinh", "cosh", "asin", "acos", "atan", "atan2", "asinh", "acosh",
-              "atanh", "hypot", "erf", "fabs", "degrees", "radians", "floor", "ceil", "trunc",
+              "atanh", "hypot", "erf", "erfc", "gamma", "lgamma", "fabs", "degrees", "radians", "floor", "ceil", "trunc",
               "isnan", "isinf", "isfinite"]:
     primitive(getattr(math, _name), "math." + _name)
 
 defnondiff(math.floor, math.ceil, math.trunc, math.isnan, math.isinf, math.isfinite)
+
+# B_2k / (2k)! for the asymptotic series of polygamma (B_2 .. B_20)
+_BERNOULLI = [1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510,
+              43867 / 798, -174611 / 330]
+
+
+def polygamma(n, x):
+    """psi^(n)(x), the (n+1)-th derivative of log gamma, for an int n >= 0 and a float x
+    not a pole (0, -1, -2, ...): the recurrence psi^(n)(x) = psi^(n)(x + 1) -
+    (-1)^n n! / x^(n+1) moves x above 10 + n, where the asymptotic series is exact to
+    about 1e-15 (relative)."""
+    n, x = int(n), float(x)
+    fact = math.factorial(n)
+    sign = -1.0 if n % 2 else 1.0  # (-1)^n
+    shift = 0.0
+    while x < 10.0 + n:
+        shift += sign * fact / x ** (n + 1)
+        x += 1.0
+    if n == 0:
+        series = math.log(x) - 0.5 / x
+        for k, b in enumerate(_BERNOULLI, 1):
+            series -= b / (2 * k * x ** (2 * k))
+    else:
+        series = math.factorial(n - 1) / x ** n + fact / (2.0 * x ** (n + 1))
+        for k, b in enumerate(_BERNOULLI, 1):
+            series += b * math.factorial(2 * k + n - 1) / (math.factorial(2 * k) * x ** (2 * k + n))
+        series *= -sign  # (-1)^(n+1)
+    return series - shift
+
+
+primitive(polygamma, "polygamma")
 
 
 @defunary(math.sin)
@@ -189,3 +223,28 @@ def degrees_vjp(g, ans, x):
 @defunary(math.radians)
 def radians_vjp(g, ans, x):
     return g * _DEG
+
+
+@defunary(math.erfc)
+def erfc_vjp(g, ans, x):
+    return -g * _TWO_OVER_SQRT_PI * math.exp(-x * x)
+
+
+@defunary(math.gamma)
+def gamma_vjp(g, ans, x):
+    return g * ans * polygamma(0, x)
+
+
+@defunary(math.lgamma)
+def lgamma_vjp(g, ans, x):
+    return g * polygamma(0, x)
+
+
+@defvjp(polygamma)
+def polygamma_vjp(g, ans, n, x):
+    return None, g * polygamma(n + 1, x)
+
+
+@defjvp(polygamma)
+def polygamma_jvp(ans, n, x, x_dot):
+    return x_dot * polygamma(n + 1, x)

@@ -419,3 +419,187 @@ def linspace_vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtyp
     t = linspace_weights(num, endpoint, np.ndim(ans), axis)
     return (unbroadcast(np.sum(g * (1.0 - t), axis=axis), start),
             unbroadcast(np.sum(g * t, axis=axis), stop))
+
+
+# ------------------------------------------------------------------ rot90, diag, diagonal
+
+def undiagonal(x, a, offset=0, axis1=0, axis2=1):
+    """The cotangent of `np.diagonal(a, offset, axis1, axis2)`: zeros shaped like `a`
+    with `x` (the diagonal as its last axis) written on that diagonal."""
+    shape = np.shape(a)
+    out = np.zeros(shape, dtype=np.result_type(x, float))
+    moved = np.moveaxis(out, (axis1, axis2), (-2, -1))  # a view: writes reach `out`
+    n = np.shape(x)[-1]
+    rows = np.arange(n) + max(-offset, 0)
+    moved[..., rows, rows + offset] = x
+    return out
+
+
+primitive(undiagonal, "undiagonal")
+for _name in ["rot90", "diag", "diagonal"]:
+    primitive(getattr(np, _name), "np." + _name)
+
+
+@deflinear(np.rot90)
+def rot90_vjp(g, ans, m, k=1, axes=(0, 1)):
+    return np.rot90(g, -k, axes)
+
+
+@deflinear(np.diagonal)
+def diagonal_vjp(g, ans, a, offset=0, axis1=0, axis2=1):
+    return undiagonal(g, a, offset, axis1, axis2)
+
+
+@deflinear(undiagonal)
+def undiagonal_vjp(g, ans, x, a, offset=0, axis1=0, axis2=1):
+    return np.diagonal(g, offset, axis1, axis2)
+
+
+@deflinear(np.diag)
+def diag_vjp(g, ans, v, k=0):
+    if np.ndim(v) == 1:
+        return np.diagonal(g, k)
+    return undiagonal(g, v, k, 0, 1)
+
+
+# ------------------------------------------------------------------ append, split, diff
+
+def undiff(x, n=1, axis=-1):
+    """The cotangent of `np.diff(a, n, axis)`: the transpose of the first difference
+    (-np.diff of x with a zero at each end), n times."""
+    x = np.asarray(x)
+    for _ in range(n):
+        zero = np.zeros_like(np.take(x, [0], axis=axis))
+        x = -np.diff(np.concatenate((zero, x, zero), axis=axis), axis=axis)
+    return x
+
+
+def join_split(parts, axis):
+    """The cotangent of a split: the pieces' cotangents joined again along `axis`."""
+    return np.concatenate(parts, axis=axis)
+
+
+def split_axis(ndim, which):
+    """The axis np.hsplit ("h"), np.vsplit ("v") or np.dsplit ("d") splits."""
+    if which == "h":
+        return 1 if ndim > 1 else 0
+    return 0 if which == "v" else 2
+
+
+primitive(undiff, "undiff")
+primitive(split_axis, "split_axis", nondiff=True)
+defnondiff(split_axis)
+for _name in ["append", "split", "array_split", "hsplit", "vsplit", "dsplit", "diff"]:
+    primitive(getattr(np, _name), "np." + _name)
+
+
+@deflinear(np.append, "arr", "values")
+def append_vjp(g, ans, arr, values, axis=None):
+    parts = split_like(g, [arr, values], axis)
+    return parts[0], parts[1]
+
+
+@deflinear(np.split)
+def split_vjp(g, ans, ary, indices_or_sections, axis=0):
+    return np.concatenate(g, axis)
+
+
+@deflinear(np.array_split)
+def array_split_vjp(g, ans, ary, indices_or_sections, axis=0):
+    return np.concatenate(g, axis)
+
+
+@deflinear(np.hsplit)
+def hsplit_vjp(g, ans, ary, indices_or_sections):
+    return np.concatenate(g, split_axis(np.ndim(ary), "h"))
+
+
+@deflinear(np.vsplit)
+def vsplit_vjp(g, ans, ary, indices_or_sections):
+    return np.concatenate(g, 0)
+
+
+@deflinear(np.dsplit)
+def dsplit_vjp(g, ans, ary, indices_or_sections):
+    return np.concatenate(g, 2)
+
+
+@deflinear(np.diff)
+def diff_vjp(g, ans, a, n=1, axis=-1):
+    return undiff(g, n, axis)
+
+
+@deflinear(undiff)
+def undiff_vjp(g, ans, x, n=1, axis=-1):
+    return np.diff(g, n, axis)
+
+
+# ------------------------------------------------------------------ sort, partition
+
+def source_index(a, ans, axis=-1):
+    """Where each entry of `ans` (a rearrangement of `a` along `axis`: np.sort,
+    np.partition) came from: `np.take_along_axis(a, i, axis) == ans`. Found from the
+    values, so it holds whatever order the sort left between the others; tied values
+    are matched in order (their derivative is not unique)."""
+    if axis is None:
+        a, ans, axis = np.ravel(a), np.ravel(ans), 0
+    by_value = np.argsort(a, axis=axis, kind="stable")
+    rank = np.argsort(np.argsort(ans, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return np.take_along_axis(by_value, rank, axis)
+
+
+def untake(x, arr, indices, axis):
+    """The cotangent of `np.take_along_axis(arr, indices, axis)`: each entry of `x`
+    added back where it was read (an index read twice gets both)."""
+    x = np.asarray(x, dtype=np.result_type(x, float))
+    if axis is None:
+        out = np.zeros(int(np.size(arr)), dtype=x.dtype)
+        np.add.at(out, np.ravel(indices), np.ravel(x))
+        return _like(np.reshape(out, np.shape(arr)), arr)
+    shape = np.shape(arr)
+    axis = axis % len(shape)
+    grid = list(np.indices(x.shape, sparse=True))
+    for d in range(len(shape)):  # a length-1 axis of arr was broadcast: always row 0
+        if d != axis and shape[d] == 1:
+            grid[d] = np.zeros_like(grid[d])
+    grid[axis] = np.broadcast_to(indices, x.shape)
+    out = np.zeros(shape, dtype=x.dtype)
+    np.add.at(out, tuple(grid), x)
+    return out
+
+
+primitive(source_index, "source_index", nondiff=True)
+defnondiff(source_index)
+primitive(untake, "untake")
+for _name in ["sort", "partition", "take_along_axis"]:
+    primitive(getattr(np, _name), "np." + _name)
+
+
+@defvjp(np.sort)
+def sort_vjp(g, ans, a, axis=-1, kind=None, order=None):
+    return untake(g, a, source_index(a, ans, axis), axis)
+
+
+@defjvp(np.sort)
+def sort_jvp(ans, a, axis=-1, kind=None, order=None, a_dot=None):
+    return np.take_along_axis(a_dot, source_index(a, ans, axis), axis)
+
+
+@defvjp(np.partition)
+def partition_vjp(g, ans, a, kth, axis=-1, kind="introselect", order=None):
+    return untake(g, a, source_index(a, ans, axis), axis)
+
+
+@defjvp(np.partition)
+def partition_jvp(ans, a, kth, axis=-1, kind="introselect", order=None, a_dot=None):
+    return np.take_along_axis(a_dot, source_index(a, ans, axis), axis)
+
+
+@deflinear(np.take_along_axis)
+def take_along_axis_vjp(g, ans, arr, indices, axis):
+    return untake(g, arr, indices, axis)
+
+
+@deflinear(untake)
+def untake_vjp(g, ans, x, arr, indices, axis):
+    return np.take_along_axis(g, indices, axis)
