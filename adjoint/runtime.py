@@ -93,6 +93,20 @@ def unrepeat(g, k):
     return total
 
 
+def ones_at_zeros(x):
+    """`x` with each exact zero replaced by one, so that dividing by it is safe."""
+    return np.where(x == 0.0, 1.0, x)
+
+
+def no_zeros(v, x, what):
+    """`v`, where `x` holds no exact zero. A zero-safe first derivative (cumprod's) is
+    piecewise, and its own derivative is wrong at a zero: refuse rather than guess."""
+    if np.any(np.asarray(x) == 0.0):
+        raise ArithmeticError(f"the derivative of {what}'s gradient at an input with an "
+                              "exact zero is not supported (it would be wrong there)")
+    return v
+
+
 def private(x):
     """A copy of a list or an array that the caller may then write in place."""
     return x.copy() if hasattr(x, "copy") else x
@@ -339,5 +353,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "ones_at_zeros", "no_zeros", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

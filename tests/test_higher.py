@@ -323,3 +323,32 @@ def test_second_order_code_has_no_constant_noise():
     src = gg.source(x)
     assert "1.0 *" not in src and "-1.0 *" not in src and "* 1.0" not in src
     assert "3.0 * " in src  # 1.0 * 3 folded
+
+
+def prod_sum(x):
+    return np.prod(x) + np.sum(np.prod(x, axis=0) * np.arange(1.0, 4.0))
+
+
+def cumprod_sum(x):
+    return np.sum(np.cumprod(x) * np.arange(1.0, 5.0))
+
+
+@pytest.mark.parametrize("x", [np.array([[0.0, 2.0, 3.0], [1.5, -0.5, 0.7]]),
+                               np.array([[0.0, 0.0, 3.0], [1.5, 0.0, 0.7]]),
+                               np.array([[1.2, 2.0, 3.0], [1.5, -0.5, 0.7]])])
+def test_hvp_of_prod_is_right_at_exact_zeros(x):
+    # the product of the other entries, without division: smooth at a zero
+    v = R.normal(size=x.shape)
+    g, eps = adjoint.grad(prod_sum), 1e-6
+    want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(adjoint.hvp(prod_sum)(x, v), want, rtol=1e-6, atol=1e-8)
+
+
+def test_hvp_of_cumprod_refuses_an_exact_zero_and_is_right_elsewhere():
+    v = R.normal(size=4)
+    with pytest.raises(ArithmeticError, match="exact zero"):
+        adjoint.hvp(cumprod_sum)(np.array([1.5, 0.0, 2.0, 0.5]), v)
+    x, g, eps = np.array([1.5, 0.3, 2.0, 0.5]), adjoint.grad(cumprod_sum), 1e-6
+    want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(adjoint.hvp(cumprod_sum)(x, v), want, rtol=1e-6)
+    np.testing.assert_allclose(g(np.array([1.5, 0.0, 2.0, 0.5])), [1.0, 18.0, 0.0, 0.0])

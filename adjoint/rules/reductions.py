@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import expand_to
+from adjoint.runtime import expand_to, no_zeros, ones_at_zeros
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -110,27 +110,39 @@ def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
 
 # ------------------------------------------------------------------ prod
 
+def _products_of_others(a, axis):
+    """For each entry, the product over `axis` of all the other entries: the product
+    of those before it times the product of those after it. Cumulative products, no
+    division: smooth where an entry is zero, so derivatives of it are right too."""
+    if axis is None:
+        x = np.ravel(a)
+    elif np.ndim(axis) == 0:
+        x = np.moveaxis(a, axis, -1)
+    else:  # several axes: moved last, then flattened into one
+        ends = np.arange(-np.size(axis), 0)
+        moved = np.moveaxis(a, axis, ends)
+        x = np.reshape(moved, np.shape(moved)[:np.ndim(moved) - np.size(axis)] + (-1,))
+    one = np.ones_like(x[..., :1])
+    before = np.cumprod(np.concatenate((one, x[..., :-1]), axis=-1), axis=-1)
+    after = np.flip(np.cumprod(np.flip(np.concatenate((x[..., 1:], one), axis=-1), axis=-1),
+                               axis=-1), axis=-1)
+    if axis is None:
+        return np.reshape(before * after, np.shape(a))
+    if np.ndim(axis) == 0:
+        return np.moveaxis(before * after, -1, axis)
+    return np.moveaxis(np.reshape(before * after, np.shape(moved)), ends, axis)
+
+
 @defvjp(np.prod)
 def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
-    # d prod / d a_i = product of the other entries, without dividing by a zero:
-    # no zero in the slice: prod / a_i; one zero: nonzero only at the zero;
-    # two or more zeros: 0 everywhere
-    zero = a == 0.0
-    safe = np.where(zero, 1.0, a)
-    nzeros = np.sum(zero, axis=axis, keepdims=True)
-    p = np.prod(safe, axis=axis, keepdims=True)
-    others = np.where(zero, np.where(nzeros == 1, p, 0.0), np.where(nzeros == 0, p / safe, 0.0))
-    return expand_to(g, a, axis, keepdims) * others
+    # d prod / d a_i is the product of the other entries (no division by a_i, which
+    # may be zero)
+    return expand_to(g, a, axis, keepdims) * _products_of_others(a, axis)
 
 
 @defjvp(np.prod)
 def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
-    zero = a == 0.0
-    safe = np.where(zero, 1.0, a)
-    nzeros = np.sum(zero, axis=axis, keepdims=True)
-    p = np.prod(safe, axis=axis, keepdims=True)
-    others = np.where(zero, np.where(nzeros == 1, p, 0.0), np.where(nzeros == 0, p / safe, 0.0))
-    return np.sum(a_dot * others, axis=axis, keepdims=keepdims)
+    return np.sum(a_dot * _products_of_others(a, axis), axis=axis, keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ max, min
@@ -223,7 +235,7 @@ def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
     nzeros = np.cumsum(zero, ax)
     before = nzeros == 0
     first = zero & (nzeros == 1)
-    safe = np.where(zero, 1.0, x)
+    safe = ones_at_zeros(x)  # its derivative refuses a zero: see runtime.no_zeros
     skip = np.cumprod(np.where(first, 1.0, x), ax)
     tail = np.flip(np.cumsum(np.flip(g * ans, ax), ax), ax)
     tail_skip = np.flip(np.cumsum(np.flip(g * skip, ax), ax), ax)
@@ -247,10 +259,34 @@ def cumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
     nzeros = np.cumsum(zero, ax)
     before = nzeros == 0
     first = zero & (nzeros == 1)
-    safe = np.where(zero, 1.0, x)
+    safe = ones_at_zeros(x)  # its derivative refuses a zero: see runtime.no_zeros
     skip = np.cumprod(np.where(first, 1.0, x), ax)
     at_first = np.sum(np.where(first, x_dot, 0.0), axis=ax, keepdims=True)
     return np.where(before, ans * np.cumsum(x_dot / safe, ax), at_first * skip)
+
+
+primitive(ones_at_zeros, "ones_at_zeros")
+primitive(no_zeros, "no_zeros")
+
+
+@defvjp(ones_at_zeros)
+def ones_at_zeros_vjp(g, ans, x):
+    return no_zeros(g, x, "cumprod")
+
+
+@defjvp(ones_at_zeros)
+def ones_at_zeros_jvp(ans, x, x_dot):
+    return no_zeros(x_dot, x, "cumprod")
+
+
+@defvjp(no_zeros)
+def no_zeros_vjp(g, ans, v, x, what):
+    return no_zeros(g, x, what), None, None
+
+
+@defjvp(no_zeros)
+def no_zeros_jvp(ans, v, x, what, v_dot):
+    return no_zeros(v_dot, x, what)
 
 
 # ------------------------------------------------------------------ norm

@@ -226,6 +226,8 @@ CASES: dict[str, list[Case]] = {
     "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2)]),
     "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2)]),
     "np.cumsum": scan(), "np.cumprod": scan(),
+    "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
+    "no_zeros": [case(N(3), N(3), "cumprod")],
     "np.linalg.norm": [case(N(3, 4), "nuc"), case(N(3, 4), 2), case(N(3, 4), -1),
                        case(N(2, 3, 4), np.inf, (2, 0), True), case(N(5)), case(N(5), 1), case(N(5), np.inf), case(N(5), -np.inf),
                        case(N(5), 3), case(N(5), 1.5), case(N(5), 0), case(N(3, 4)),
