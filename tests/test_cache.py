@@ -17,6 +17,7 @@ import importlib.util
 import itertools
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -510,3 +511,101 @@ def test_a_second_kind_of_argument_gets_its_own_specialisation(tmp_path):
 
 def _poly_sum(x):
     return np.sum(x ** 3)
+
+
+# ---------------------------------------------------------------- file modes, size cap, cleanup
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_an_atomic_write_has_the_mode_open_would_give(tmp_path, umask):
+    # mkstemp makes 0600 files: emitted modules and pages were private to their writer
+    old = os.umask(umask)
+    try:
+        target = tmp_path / "out.py"
+        load.write_atomic(target, "x = 1\n")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+        target.chmod(0o604)
+        load.write_atomic(target, "x = 2\n")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o604 and target.read_text() == "x = 2\n"
+    finally:
+        os.umask(old)
+
+
+def _fake_module(folder: Path, k: int, size: int = 3000) -> tuple[Path, callable]:
+    path = load.module_path(f"m{k}_grad", f"{k:016x}" + "0" * 48, folder)
+    body = f"def f{k}():\n    return {k}\n" + "#" * (size - 40) + "\n"
+    return path, lambda: body
+
+
+def test_the_cache_keeps_under_its_cap_by_dropping_the_least_recently_used(
+        tmp_path, monkeypatch):
+    # 11,000 bytes: three modules fit under the 90% that an eviction aims for, four do not
+    monkeypatch.setenv("ADJOINT_CACHE_MAX_MB", str(11_000 / 2**20))
+    monkeypatch.setattr(load, "_sizes", {})
+    paths = []
+    for k in range(3):
+        path, source = _fake_module(tmp_path, k)
+        assert load.load(path, source, {}).__dict__[f"f{k}"]() == k
+        paths.append(path)
+    sizes = [p.stat().st_size for p in paths]
+    assert all(3000 <= s < 3100 for s in sizes)
+    now = time.time()
+    for age, p in zip((300, 200, 100), paths):  # m0 is the oldest, then m1, then m2
+        os.utime(p, (now - age, now - age))
+    # another process imports m0: that makes it the most recently used (its atime; its
+    # mtime is left alone, Python's bytecode cache checks it)
+    monkeypatch.setattr(load, "_loaded", {})
+    assert load.load(paths[0], lambda: pytest.fail("m0 is complete"), {}).f0() == 0
+    assert paths[0].stat().st_atime > now - 5
+    assert abs(paths[0].stat().st_mtime - (now - 300)) < 1
+    (tmp_path / "notes.txt").write_text("x" * 50_000)  # not adjoint's: not counted, kept
+    path, source = _fake_module(tmp_path, 3)
+    load.load(path, source, {})  # 4 x 3 kB > 11 kB: the least recently used goes
+    assert sorted(p.name for p in tmp_path.glob("m*.py")) == sorted(
+        p.name for p in (paths[0], paths[2], path))
+    assert (tmp_path / "notes.txt").exists()
+    info = load.cache_info(tmp_path)
+    assert info["files"] == 3 and info["bytes"] == sum(p.stat().st_size for p in
+                                                      (paths[0], paths[2], path))
+    # an evicted module is simply compiled again
+    monkeypatch.setattr(load, "_loaded", {})
+    assert load.load(paths[1], _fake_module(tmp_path, 1)[1], {}).f1() == 1
+
+
+def test_a_cap_of_zero_is_no_cap(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADJOINT_CACHE_MAX_MB", "0")
+    monkeypatch.setattr(load, "_sizes", {})
+    for k in range(4):
+        load.load(*_fake_module(tmp_path, k), {})
+    assert len(load.cache_files(tmp_path)) == 4
+    monkeypatch.setenv("ADJOINT_CACHE_MAX_MB", "lots")
+    with pytest.warns(RuntimeWarning, match="ADJOINT_CACHE_MAX_MB"):
+        assert load.max_cache_bytes() == 200 * 2**20
+
+
+def test_clear_removes_modules_bytecode_and_temporaries_only(tmp_path):
+    path, source = _fake_module(tmp_path, 0)
+    load.load(path, source, {})
+    pycache = tmp_path / "__pycache__"
+    pycache.mkdir(exist_ok=True)
+    (pycache / f"{path.stem}.cpython-311.pyc").write_bytes(b"\0" * 10)
+    (tmp_path / f".{path.stem}.abc123.tmp").write_text("half")
+    for keep in ("user.py", "model_grad.py", "notes.txt"):
+        (tmp_path / keep).write_text("mine")
+    assert load.cache_info(tmp_path)["files"] == 3
+    size = path.stat().st_size
+    gone = load.cache_clear(tmp_path)
+    assert gone == {"folder": tmp_path, "files": 3, "bytes": size + 10 + 4}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "__pycache__", "model_grad.py", "notes.txt", "user.py"]
+    assert not list(pycache.iterdir())
+
+
+def test_the_test_suite_removes_its_cache_folder(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop("ADJOINT_CACHE_DIR", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_check.py::test_stop_gradient_treats_a_value_as_constant"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("adjoint-test-cache-")]

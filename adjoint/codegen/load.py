@@ -5,13 +5,20 @@ A module is written once, atomically (a temporary file in the same folder, then
 the options, the argument kinds and the compiler version. A second process finds
 the file and imports it without compiling; a reader never sees half a file.
 The file is real, so tracebacks, `inspect.getsource` and pdb all show its lines.
+
+The folder is capped (`ADJOINT_CACHE_MAX_MB`, default 200; 0: no cap): past the cap
+the least recently used modules go first. A module's access time is set each time a
+process imports it (explicitly: atime updates are often off), its mtime is left
+alone (Python's bytecode cache checks it).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
+import re
 import sys
+import time
 import tempfile
 import warnings
 from pathlib import Path
@@ -59,11 +66,34 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (setting
+    it, even back, races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so no reader sees half of it. The file gets the mode
+    `open(path, 'w')` would give it (the existing file's, else 0666 less the umask):
+    mkstemp's 0600 made every emitted module and page private to its writer."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -96,6 +126,140 @@ def _complete(path: Path) -> bool:
         return False
 
 
+# ---------------------------------------------------------------- the folder's size
+
+# what the cache holds: modules named `<name>_<16 hex digits>.py`, their bytecode, and
+# temporaries of interrupted writes. Nothing else in the folder is ever counted or
+# removed (ADJOINT_CACHE_DIR may point somewhere shared by mistake).
+_MODULE = re.compile(r".+_[0-9a-f]{16}\.py")
+_BYTECODE = re.compile(r".+_[0-9a-f]{16}\..+\.pyc")
+_TEMP = re.compile(r"\..+_[0-9a-f]{16}\..+\.tmp")
+
+
+def max_cache_bytes() -> int:
+    """The cap on the cache folder's size in bytes (0: none)."""
+    text = os.environ.get("ADJOINT_CACHE_MAX_MB", "200")
+    try:
+        mb = float(text)
+    except ValueError:
+        warnings.warn(f"adjoint: ADJOINT_CACHE_MAX_MB={text!r} is not a number; using 200",
+                      RuntimeWarning, stacklevel=2)
+        mb = 200.0
+    return max(0, int(mb * 2**20))
+
+
+def cache_files(folder=None) -> list[Path]:
+    """The files of the cache folder that adjoint wrote."""
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    out = []
+    for where, pattern in ((folder, None), (folder / "__pycache__", _BYTECODE)):
+        try:
+            entries = list(os.scandir(where))
+        except OSError:
+            continue
+        for e in entries:
+            ok = (pattern.fullmatch(e.name) if pattern else
+                  _MODULE.fullmatch(e.name) or _TEMP.fullmatch(e.name))
+            if ok and e.is_file(follow_symlinks=False):
+                out.append(Path(e.path))
+    return out
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+def cache_info(folder=None) -> dict:
+    """{'folder': its path, 'files': how many adjoint wrote, 'bytes': their size}."""
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    files = cache_files(folder)
+    return {"folder": folder, "files": len(files), "bytes": sum(_size(p) for p in files)}
+
+
+def cache_clear(folder=None) -> dict:
+    """Remove what adjoint wrote in the cache folder; returns what was removed, as
+    `cache_info` counts it."""
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    files = cache_files(folder)
+    removed = {"folder": folder, "files": 0, "bytes": 0}
+    for p in files:
+        size = _size(p)
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        removed["files"] += 1
+        removed["bytes"] += size
+    _sizes.pop(str(folder), None)
+    return removed
+
+
+def _bytecode_of(module: Path) -> list[Path]:
+    cache = module.parent / "__pycache__"
+    try:
+        return [cache / n for n in os.listdir(cache) if n.startswith(module.stem + ".")]
+    except OSError:
+        return []
+
+
+# per folder, this process's estimate of its size: one scan at the first write, then
+# the sizes it writes (other processes' writes are seen at the next scan)
+_sizes: dict[str, int] = {}
+
+
+def _note_written(path: Path, cap: int | None = None) -> None:
+    """Count a module just written; past the cap, remove the least recently used
+    modules (never `path` itself) until the folder is back under 90% of it."""
+    cap = max_cache_bytes() if cap is None else cap
+    if not cap:
+        return
+    folder = str(path.parent)
+    if folder not in _sizes:
+        _sizes[folder] = sum(_size(p) for p in cache_files(path.parent))
+    else:
+        _sizes[folder] += _size(path)
+    if _sizes[folder] <= cap:
+        return
+    groups: dict[Path, list] = {}  # module -> [last use, bytes, its files]
+    for p in cache_files(path.parent):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if p.suffix == ".tmp" and time.time() - st.st_mtime < 3600:
+            continue  # perhaps another process's write in progress
+        module = (p.parent.parent / (p.name.split(".")[0] + ".py") if p.suffix == ".pyc"
+                  else p)
+        g = groups.setdefault(module, [0.0, 0, []])
+        g[0] = max(g[0], st.st_atime, st.st_mtime)
+        g[1] += st.st_size
+        g[2].append(p)
+    total = sum(g[1] for g in groups.values())
+    for module, (_, size, files) in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        if total <= 0.9 * cap:
+            break
+        if module == path:
+            continue
+        for p in files:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        total -= size
+    _sizes[folder] = total
+
+
+def _touch(path: Path) -> None:
+    """Mark `path` used now: its access time, not its mtime."""
+    try:
+        os.utime(path, (time.time(), path.stat().st_mtime))
+    except OSError:
+        pass
+
+
 def load(path: Path, make_source, namespace: dict) -> object:
     """Import the module at `path`, writing it first (from `make_source()`) if absent
     or incomplete. `namespace` is set on the module before its code runs (the user's
@@ -104,15 +268,29 @@ def load(path: Path, make_source, namespace: dict) -> object:
     cached = _loaded.get(memo)
     if cached is not None:
         return cached
-    if not _complete(path):
-        text = make_source().rstrip("\n") + f"\n\n\n{END}\n"
-        compile(text, str(path), "exec")  # a module that does not compile is never written
-        write_atomic(path, text)
-    mod_name = f"adjoint_generated.{path.stem}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__.update(namespace)
-    sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
+    text = None
+    for attempt in range(2):
+        if not _complete(path):
+            if text is None:
+                text = make_source().rstrip("\n") + f"\n\n\n{END}\n"
+                # a module that does not compile is never written
+                compile(text, str(path), "exec")
+            write_atomic(path, text)
+            _note_written(path)
+        else:
+            _touch(path)
+        mod_name = f"adjoint_generated.{path.stem}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        module.__dict__.update(namespace)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except FileNotFoundError:
+            # another process's eviction removed it between the write and the import
+            if attempt or path.exists():
+                raise
+            continue
+        break
     _loaded[memo] = module
     return module
