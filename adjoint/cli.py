@@ -1,16 +1,23 @@
-"""The command line: `adjoint emit`, `adjoint ir`, `adjoint check`, `adjoint memory`,
-`adjoint explain` (also `python -m adjoint`).
+"""The command line: `adjoint emit`, `ir`, `check`, `memory`, `explain` and `cache`
+(also `python -m adjoint`).
 
     adjoint emit examples/neuron.py:loss --wrt w,b -o grad_loss.py
     adjoint ir examples/neuron.py:loss [--dot | --svg loss.svg] [--grad --wrt w,b --args ...]
     adjoint explain examples/neuron.py:loss --wrt w,b --args "0.5, 1.5, 0.1, 1.0" [--html out.html]
     adjoint memory examples/rnn.py:loss --args "W, xs, h0" --checkpoint 10   # or 64kB
-    adjoint check examples/neuron.py:loss --args "0.5, 1.5, 0.1, 1.0" [--wrt w,b] [--bisect]
+    adjoint check examples/neuron.py:loss --args "0.5, 1.5, 0.1, 1.0" [--wrt w,b] [--exhaustive]
+    adjoint cache info | clear
+
+A mistake in the command itself (a missing folder, a wrong number of --args, an
+unknown --wrt name, an output that would overwrite the source) is one line on
+stderr and exit status 2, as argparse's own errors are.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,39 +25,96 @@ from pathlib import Path
 from adjoint.errors import AdjointError
 
 
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit status 2."""
+
+
 def load_function(spec: str):
     """`path/to/file.py:name` -> the function object."""
     path, _, name = spec.rpartition(":")
     if not path or not name:
-        raise SystemExit(f"adjoint: expected FILE.py:FUNC, got {spec!r}")
+        raise UsageError(f"expected FILE.py:FUNC, got {spec!r}")
     file = Path(path)
-    if not file.exists():
-        raise SystemExit(f"adjoint: no such file: {path}")
+    if not file.is_file():
+        raise UsageError(f"no such file: {path}")
     sys.path.insert(0, str(file.parent.resolve()))
     mod_spec = importlib.util.spec_from_file_location(file.stem, file)
     module = importlib.util.module_from_spec(mod_spec)
     sys.modules.setdefault(file.stem, module)
     mod_spec.loader.exec_module(module)
     fn = getattr(module, name, None)
-    if fn is None:
-        raise SystemExit(f"adjoint: {path} has no function {name!r}")
+    if not callable(fn):
+        raise UsageError(f"{path} has no function {name!r}")
     return fn
 
 
+def _params(fn) -> list[inspect.Parameter]:
+    from adjoint.frontend.source import unwrap
+    try:
+        return list(inspect.signature(unwrap(fn)).parameters.values())
+    except (TypeError, ValueError):  # no signature to check against: the compiler will
+        return []
+
+
 def _wrt(text: str | None, fn):
+    """`--wrt` as the API takes it; a name or position that is not a parameter of fn
+    is a UsageError."""
     if not text:
         return 0
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    items = tuple(int(p) if p.isdigit() else p for p in parts)
-    return items if len(items) > 1 else items[0]
+    if not parts:
+        raise UsageError(f"--wrt {text!r} names no parameter")
+    params = [p for p in _params(fn)
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in params]
+    items = []
+    for p in parts:
+        item = int(p) if re.fullmatch(r"-?\d+", p) else p
+        if params and (item not in names if isinstance(item, str)
+                       else not -len(names) <= item < len(names)):
+            raise UsageError(f"--wrt {p}: {fn.__name__} has no parameter "
+                             f"{'`' + p + '`' if isinstance(item, str) else 'at position ' + p}"
+                             f" (its parameters: {', '.join(names)})")
+        items.append(item)
+    return tuple(items) if len(items) > 1 else items[0]
 
 
-def _args(text: str | None):
+def _args(text: str | None, fn=None):
+    """`--args` evaluated (numpy as np); with fn, checked against its signature."""
     if not text:
         return None
     import numpy as np
-    value = eval(text, {"np": np, "numpy": np})  # example arguments, given by the user
-    return value if isinstance(value, tuple) else (value,)
+    try:
+        value = eval(text, {"np": np, "numpy": np})  # example arguments, given by the user
+    except Exception as e:  # a typo in the expression is the command's mistake
+        raise UsageError(f"--args {text!r}: {type(e).__name__}: {e}") from None
+    args = value if isinstance(value, tuple) else (value,)
+    if fn is not None and _params(fn):
+        from adjoint.frontend.source import unwrap
+        try:
+            inspect.signature(unwrap(fn)).bind(*args)
+        except TypeError as e:
+            raise UsageError(f"--args gives {len(args)} argument{'s' * (len(args) != 1)} "
+                             f"for {fn.__name__}{inspect.signature(unwrap(fn))}: {e}") from None
+    return args
+
+
+def _output(path: str | None, option: str, source: Path | None) -> Path | None:
+    """The file an option writes, checked before any work: its folder exists, and it
+    is not the source being read (`emit f.py:g -o f.py` would destroy f.py)."""
+    if not path:
+        return None
+    out = Path(path)
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: no such folder: {out.parent}")
+    if out.is_dir():
+        raise UsageError(f"{option} {path}: is a folder, not a file")
+    if source is not None and (out.resolve() == source.resolve() or
+                               out.exists() and os.path.samefile(out, source)):
+        raise UsageError(f"{option} {path} would overwrite the source {source}; "
+                         f"choose another file")
+    return out
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
@@ -71,6 +135,12 @@ def _checkpoint(text: str):
         f"budget (e.g. 64kB, 1MB, 4096B, 2MiB)")
 
 
+def _positive(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def _grad_ir(fn, wrt, args, checkpoint):
     """The IR of fn's gradient, optimised, before code generation (as `emit` builds it)."""
     from adjoint import api
@@ -82,9 +152,32 @@ def _grad_ir(fn, wrt, args, checkpoint):
     return api.build(ir, api._normalize_wrt(wrt, ir), facts, "grad")[0][0]
 
 
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 2**20 else f"{n} bytes ({n / 2**20:.1f} MiB)"
+
+
+def _cache(action: str) -> int:
+    from adjoint.codegen import load
+    if action == "info":
+        info = load.cache_info()
+        cap = load.max_cache_bytes()
+        print(f"folder: {info['folder']}\nfiles:  {info['files']}\nbytes:  {_size(info['bytes'])}"
+              f"\ncap:    {_size(cap) + ' (ADJOINT_CACHE_MAX_MB)' if cap else 'none'}")
+    else:
+        gone = load.cache_clear()
+        print(f"removed {gone['files']} files ({_size(gone['bytes'])}) from {gone['folder']}")
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="adjoint", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from adjoint import __version__
+    parser = argparse.ArgumentParser(
+        prog="adjoint", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="adjoint: a source-to-source differentiation compiler for Python and "
+                    "NumPy.",
+        epilog="examples:\n" + "\n".join(__doc__.split("\n\n")[1].splitlines()))
+    parser.add_argument("--version", action="version", version=f"adjoint {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     emit = sub.add_parser("emit", help="write the gradient module of FILE.py:FUNC")
     emit.add_argument("target", help="FILE.py:FUNC")
     emit.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
@@ -97,7 +190,8 @@ def main(argv=None) -> int:
                            "budget such as 64kB holds (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
     chk = sub.add_parser("check", help="compare the gradient of FILE.py:FUNC with finite "
-                                       "differences; name the first wrong line")
+                                       "differences along a few random directions; name "
+                                       "the wrong entries and the first wrong line")
     chk.add_argument("target", help="FILE.py:FUNC")
     chk.add_argument("--args", required=True, help="example arguments (a Python expression)")
     chk.add_argument("--wrt", help="comma-separated parameter names or positions (default: 0)")
@@ -138,62 +232,90 @@ def main(argv=None) -> int:
                            "followed by its generated lines")
     expl.add_argument("--html", metavar="OUT.html",
                       help="write a self-contained HTML page (links, highlighting) instead")
+    cache = sub.add_parser("cache", help="the compile cache: `info` (folder, files, bytes) "
+                                         "or `clear`")
+    cache.add_argument("action", choices=["info", "clear"])
+    chk.add_argument("--exhaustive", action="store_true",
+                     help="one finite difference per input entry (slow on big inputs) instead "
+                          "of a few random directions")
+    chk.add_argument("--directions", type=_positive, default=3, metavar="N",
+                     help="how many random directions to check (default: 3)")
+    chk.add_argument("--seed", type=int, default=0, help="of the random directions")
     ns = parser.parse_args(argv)
-    from adjoint import api
-    from adjoint.codegen.load import write_atomic
+    if ns.command == "cache":
+        return _cache(ns.action)
     try:
-        fn = load_function(ns.target)
-        if ns.command == "ir":
-            if not ns.grad and (ns.wrt or ns.args or ns.checkpoint):
-                show_ir.error("--wrt, --args and --checkpoint need --grad")
-            from adjoint.frontend.lower import lower_function
-            from adjoint.frontend.source import unwrap
-            from adjoint.ir.dot import to_dot, to_svg
-            from adjoint.ir.printer import print_function
-            shown = (_grad_ir(fn, _wrt(ns.wrt, fn), _args(ns.args), ns.checkpoint) if ns.grad
-                     else lower_function(unwrap(fn)))
-            if not (ns.dot or ns.svg):
-                print(print_function(shown))
-                return 0
-            graph = to_dot(shown)
-            if ns.dot:
-                print(graph, end="")
-            if ns.svg:
-                try:
-                    svg = to_svg(graph)
-                except (FileNotFoundError, RuntimeError) as e:
-                    print(f"adjoint: {e}", file=sys.stderr)
-                    return 1
-                write_atomic(Path(ns.svg).resolve(), svg)
-                print(f"wrote {ns.svg}", file=sys.stderr)
-            return 0
-        if ns.command == "explain":
-            from adjoint import explain
-            options = dict(args=_args(ns.args), wrt=_wrt(ns.wrt, fn), checkpoint=ns.checkpoint)
-            if ns.html:
-                write_atomic(Path(ns.html).resolve(), explain.explain_html(fn, **options))
-                print(f"wrote {ns.html}", file=sys.stderr)
-            else:
-                print(explain.explain_text(fn, layout="columns" if ns.columns else "grouped",
-                                           **options), end="")
-            return 0
-        if ns.command == "check":
-            from adjoint.check import bisect, check
-            result = (bisect if ns.bisect else check)(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn))
-            print(result)
-            return 0 if result.ok else 1
-        if ns.command == "memory":
-            print(api.memory(fn, *_args(ns.args), wrt=_wrt(ns.wrt, fn), checkpoint=ns.checkpoint))
-            return 0
-        text = api.source(fn, _wrt(ns.wrt, fn), mode=ns.mode, args=_args(ns.args),
-                          checkpoint=ns.checkpoint)
+        return _run(ns, show_ir)
+    except UsageError as e:
+        print(f"adjoint {ns.command}: error: {e}", file=sys.stderr)
+        return 2
     except AdjointError as e:
         print(e.render(), file=sys.stderr)
         return 1
-    if ns.output:
-        out = Path(ns.output)
+
+
+def _run(ns, show_ir) -> int:
+    from adjoint import api
+    from adjoint.codegen.load import write_atomic
+    if ns.command == "ir" and not ns.grad and (ns.wrt or ns.args or ns.checkpoint):
+        show_ir.error("--wrt, --args and --checkpoint need --grad")
+    fn = load_function(ns.target)
+    source = Path(ns.target.rpartition(":")[0])
+    # every check of the command line comes before any work
+    out = _output(getattr(ns, "output", None) or getattr(ns, "html", None) or
+                  getattr(ns, "svg", None),
+                  {"emit": "-o", "explain": "--html", "ir": "--svg"}.get(ns.command), source)
+    wrt, args = _wrt(ns.wrt, fn), _args(ns.args, fn)
+
+    def write(text: str) -> None:
         write_atomic(out.resolve(), text)
         print(f"wrote {out}", file=sys.stderr)
+
+    if ns.command == "ir":
+        from adjoint.frontend.lower import lower_function
+        from adjoint.frontend.source import unwrap
+        from adjoint.ir.dot import to_dot, to_svg
+        from adjoint.ir.printer import print_function
+        shown = (_grad_ir(fn, wrt, args, ns.checkpoint) if ns.grad
+                 else lower_function(unwrap(fn)))
+        if not (ns.dot or ns.svg):
+            print(print_function(shown))
+            return 0
+        graph = to_dot(shown)
+        if ns.dot:
+            print(graph, end="")
+        if ns.svg:
+            try:
+                svg = to_svg(graph)
+            except (FileNotFoundError, RuntimeError) as e:
+                print(f"adjoint: {e}", file=sys.stderr)
+                return 1
+            write(svg)
+        return 0
+    if ns.command == "explain":
+        from adjoint import explain
+        options = dict(args=args, wrt=wrt, checkpoint=ns.checkpoint)
+        if out:
+            write(explain.explain_html(fn, **options))
+        else:
+            print(explain.explain_text(fn, layout="columns" if ns.columns else "grouped",
+                                       **options), end="")
+        return 0
+    if ns.command == "check":
+        from adjoint.check import bisect, check
+        if ns.bisect:
+            result = bisect(fn, *args, wrt=wrt)
+        else:
+            result = check(fn, *args, wrt=wrt, exhaustive=ns.exhaustive,
+                           directions=ns.directions, seed=ns.seed)
+        print(result)
+        return 0 if result.ok else 1
+    if ns.command == "memory":
+        print(api.memory(fn, *args, wrt=wrt, checkpoint=ns.checkpoint))
+        return 0
+    text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint)
+    if out:
+        write(text)
     else:
         print(text, end="")
     return 0

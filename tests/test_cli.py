@@ -2,6 +2,11 @@
 import argparse
 import contextlib
 import io
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +141,112 @@ def test_source_with_args_is_checked_only_when_the_code_holds_a_fact():
     assert "assert" not in adjoint.source(P.product)
     text = adjoint.source(P.product, args=(np.ones(5),), mode="vjp")
     assert "def product_fwd(x):\n    \"\"\"" in text and "    assert isinstance(x, np.ndarray)" in text
+
+
+# ---------------------------------------------------------------- safe writes and usage errors
+
+NEURON = "examples/neuron.py:loss"
+NEURON_ARGS = "0.5, 1.5, 0.1, 1.0"
+
+
+def one_line_error(code, out, err, *words):
+    assert code == 2 and not out, (code, out, err)
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+
+
+def test_emit_refuses_to_overwrite_its_source(tmp_path, monkeypatch):
+    src = tmp_path / "model.py"
+    src.write_text((Path("examples/neuron.py")).read_text())
+    before = src.read_text()
+    code, out, err = run_cli("emit", f"{src}:loss", "-o", str(src))
+    one_line_error(code, out, err, "would overwrite the source", "choose another file")
+    # the same file under another spelling, and through a link
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    one_line_error(*run_cli("emit", "model.py:loss", "-o", "sub/../model.py"), "overwrite")
+    (tmp_path / "link.py").symlink_to(src)
+    one_line_error(*run_cli("emit", "model.py:loss", "-o", "link.py"), "overwrite")
+    one_line_error(*run_cli("explain", "model.py:loss", "--html", "model.py"), "--html")
+    assert src.read_text() == before
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_usual_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        for argv, name in [(("emit", NEURON, "--args", NEURON_ARGS), "g.py"),
+                           (("explain", NEURON, "--args", NEURON_ARGS, "--html"), "e.html")]:
+            out = tmp_path / name
+            code, _, err = run_cli(*argv, *([] if argv[-1] == "--html" else ["-o"]), str(out))
+            assert code == 0, err
+            assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+            # an existing file keeps its mode, as open(path, 'w') keeps it
+            out.chmod(0o640)
+            assert run_cli(*argv, *([] if argv[-1] == "--html" else ["-o"]), str(out))[0] == 0
+            assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (("emit", NEURON, "-o", "no/such/folder/g.py"), ["no such folder: no/such/folder"]),
+    (("explain", NEURON, "--html", "no/such/e.html"), ["--html", "no such folder"]),
+    (("ir", NEURON, "--svg", "no/such/g.svg"), ["--svg", "no such folder"]),
+    (("emit", NEURON, "--args", "0.5, 1.5"), ["--args gives 2 arguments", "loss(w, x, b, t)",
+                                              "missing a required argument: 'b'"]),
+    (("emit", NEURON, "--args", "1, 2, 3, 4, 5"), ["--args gives 5 arguments"]),
+    (("check", NEURON, "--args", "0.5"), ["--args gives 1 argument "]),
+    (("memory", NEURON, "--args", "0.5, 1.5, 0.1"), ["--args gives 3 arguments"]),
+    (("emit", NEURON, "--args", "0.5, 1.5, 0.1,"), ["--args gives 3 arguments"]),
+    (("emit", NEURON, "--args", "np.ones(3"), ["--args", "SyntaxError"]),
+    (("emit", NEURON, "--args", "ones(3)"), ["--args", "NameError"]),
+    (("emit", NEURON, "--wrt", "w,zz"), ["--wrt zz", "no parameter `zz`", "w, x, b, t"]),
+    (("check", NEURON, "--args", NEURON_ARGS, "--wrt", "v"), ["no parameter `v`"]),
+    (("emit", NEURON, "--wrt", "4"), ["--wrt 4", "no parameter at position 4"]),
+    (("emit", "examples/no_such_file.py:loss"), ["no such file"]),
+    (("emit", "examples/neuron.py:nothing"), ["has no function 'nothing'"]),
+    (("emit", "examples/neuron.py"), ["expected FILE.py:FUNC"]),
+])
+def test_a_mistake_in_the_command_is_one_line_and_status_2(argv, words, tmp_path):
+    one_line_error(*run_cli(*argv), *words)
+
+
+def test_the_installed_command_reports_a_mistake_without_a_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "adjoint", "emit", NEURON, "-o",
+                           str(tmp_path / "missing" / "g.py")], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and not done.stdout
+    assert done.stderr.startswith("adjoint emit: error: -o ") and done.stderr.count("\n") == 1
+
+
+def test_version_and_help():
+    from adjoint import __version__
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.strip() == f"adjoint {__version__}"
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    listed = out.split("positional arguments:")[1]
+    for command in ("emit", "check", "memory", "ir", "explain", "cache"):
+        assert f"\n    {command} " in listed, out
+    assert "adjoint check examples/neuron.py:loss" in out  # the examples are shown
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch):
+    import adjoint
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ADJOINT_CACHE_DIR", str(cache))
+    from tests import programs as P
+    adjoint.grad(P.product)(np.arange(1.0, 5.0))
+    (cache / "notes.txt").write_text("not adjoint's")  # never counted nor removed
+    files = sorted(p for p in cache.iterdir() if p.suffix == ".py")
+    size = sum(p.stat().st_size for p in files)
+    code, out, _ = run_cli("cache", "info")
+    assert code == 0
+    assert f"folder: {cache}\n" in out and f"files:  {len(files)}\n" in out
+    assert f"bytes:  {size} bytes" in out and "cap:    209715200 bytes (200.0 MiB)" in out
+    code, out, _ = run_cli("cache", "clear")
+    assert code == 0 and out == f"removed {len(files)} files ({size} bytes) from {cache}\n"
+    assert [p.name for p in cache.iterdir()] == ["notes.txt"]
+    assert "files:  0\n" in run_cli("cache", "info")[1]
