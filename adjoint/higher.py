@@ -27,6 +27,7 @@ from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
 from adjoint.api import (HEADER, _global_kinds, _globals_namespace, _like, _normalize_wrt,
+                         _tangent_like,
                          _origin, facts_for, lower_watched, signature, stale)
 from adjoint.checkpoint.transform import apply_policy
 from adjoint.codegen import load
@@ -197,8 +198,7 @@ class HVP(Derivative):
         along = self.direction if isinstance(self.direction, tuple) else (self.direction,)
         vs = tuple(v) if isinstance(self.direction, tuple) else (v,)
         fn = self.compile(tuple(args))
-        out = fn(*args, *(np.asarray(t, dtype=float) if isinstance(a, np.ndarray) else float(t)
-                          for t, a in zip(vs, (args[i] for i in along))))
+        out = fn(*args, *(_tangent_like(t, args[i], f"argument {i}") for t, i in zip(vs, along)))
         if isinstance(self.wrt_spec, tuple):
             return tuple(_like(o, args[i]) for o, i in zip(out, wrt))
         return _like(out, args[wrt[0]])

@@ -387,6 +387,9 @@ ARRAY_TEMPLATES = [
      "    return z * 2.0 + w * 5.0", (0.7, 0.4), None),
     ("sequence", "ifexp", "def f(x, y):\n    z = x * y if x > y else x - y\n"
      "    return z * z", (0.7, 0.4), None),
+    # array methods whose NumPy function takes other arguments
+    ("method", "clip_one_bound", "def f(x, v):\n    z = (v * x).clip(0.1)\n"
+     "    return np.sum(z * z) + np.sum(v.clip(-0.5, 0.5) * x)", (0.7, V3), None),
     # dicts of arrays
     ("dicts", "h_only", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),

@@ -352,3 +352,20 @@ def test_hvp_of_cumprod_refuses_an_exact_zero_and_is_right_elsewhere():
     want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
     np.testing.assert_allclose(adjoint.hvp(cumprod_sum)(x, v), want, rtol=1e-6)
     np.testing.assert_allclose(g(np.array([1.5, 0.0, 2.0, 0.5])), [1.0, 18.0, 0.0, 0.0])
+
+
+def layer_pair(p):
+    a, b = p
+    return np.sum(a ** 2 * b) + np.sum(np.sin(a) * b * b)
+
+
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_hvp_with_a_list_or_tuple_parameter_keeps_its_kind(kind):
+    p = kind([R.normal(size=3), R.normal(size=3)])
+    v = kind([R.normal(size=3), R.normal(size=3)])
+    got = adjoint.hvp(layer_pair)(p, v)
+    assert type(got) is kind
+    g, eps = adjoint.grad(layer_pair), 1e-6
+    plus, minus = (g(kind(a + s * eps * b for a, b in zip(p, v))) for s in (1, -1))
+    for h, hp, hm in zip(got, plus, minus):
+        np.testing.assert_allclose(h, (hp - hm) / (2 * eps), rtol=1e-6, atol=1e-8)

@@ -948,6 +948,8 @@ class Lowerer:
             raise self.error(f"method `.{m.name}()` is not supported", node,
                              "call the NumPy function instead, e.g. np.sum(x, axis=0)")
         fn, pack = spec
+        if m.name == "clip" and len(args) == 1 and not kwargs:
+            args = [args[0], Const(None)]  # x.clip(lo): np.clip wants both bounds
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
             args = [self.emit(_prim(tuple_of), args, node=node)]
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
