@@ -410,3 +410,300 @@ def tril_vjp(g, ans, m, k=0):
 @deflinear(np.triu)
 def triu_vjp(g, ans, m, k=0):
     return np.triu(g, k)
+
+
+# ------------------------------------------------------------------ einsum, tensordot, kron, cross
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def einsum_explicit(subscripts, shapes):
+    """`subscripts` of np.einsum for operands of `shapes`, as (inputs, output): one
+    string of letters per operand, `...` spelled as letters (right-aligned, as NumPy
+    broadcasts it), the implicit output (letters seen once, sorted) made explicit."""
+    text = subscripts.replace(" ", "")
+    lhs, arrow, out = text.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != len(shapes):
+        raise ValueError(f"np.einsum: {len(inputs)} subscripts for {len(shapes)} operands")
+    spare = [c for c in _LETTERS if c not in text]
+    n_ell = max([len(s) - (len(i) - 3) for i, s in zip(inputs, shapes) if "..." in i] + [0])
+    ell = "".join(spare[:n_ell])
+    inputs = [i.replace("...", ell[n_ell - (len(s) - (len(i) - 3)):]) if "..." in i else i
+              for i, s in zip(inputs, shapes)]
+    if not arrow:
+        once = sorted(c for c in set("".join(inputs)) if c not in ell
+                      and "".join(inputs).count(c) == 1)
+        out = ell + "".join(once) if "..." in lhs else "".join(once)
+    return inputs, out.replace("...", ell)
+
+
+def einsum_plan(subscripts, shapes, k):
+    """How the cotangent of operand k of np.einsum(subscripts, *operands) is computed:
+    (spec, raw, full). np.einsum(spec, ...) with the output's cotangent in place of
+    operand k gives it over the letters `raw` (operand k's letters that the output or
+    another operand also has); `einsum_expand` makes it operand k's (`full`): summed
+    letters broadcast back, a repeated letter's diagonal, a broadcast length-1 axis."""
+    inputs, out = einsum_explicit(subscripts, shapes)
+    full = inputs[k]
+    others = out + "".join(s for j, s in enumerate(inputs) if j != k)
+    raw = "".join(c for i, c in enumerate(full) if c in others and c not in full[:i])
+    spec = ",".join(out if j == k else s for j, s in enumerate(inputs)) + "->" + raw
+    return spec, raw, full
+
+
+def einsum_expand(x, plan, like):
+    """The cotangent `x` of operand `like` over the letters plan[1], made like's own
+    (plan[2]): broadcast over the letters it lacks, a repeated letter on the diagonal,
+    summed where like has a length-1 axis that the others broadcast."""
+    spec, raw, full = plan
+    shape = np.shape(like)
+    size = dict(zip(full, shape))
+    x = np.asarray(x)
+    for i, c in enumerate(raw):
+        if size[c] == 1 and x.shape[i] != 1:
+            x = np.sum(x, axis=i, keepdims=True)
+    ops, subs, out = [x], [raw], ""
+    spare = iter(c for c in _LETTERS if c not in full)
+    for i, c in enumerate(full):
+        if c in full[:i]:  # a repeated letter: an axis of its own, on the diagonal
+            d = next(spare)
+            ops.append(np.eye(size[c]))
+            subs.append(c + d)
+            out += d
+        else:
+            out += c
+            if c not in raw:
+                ops.append(np.ones(size[c]))
+                subs.append(c)
+    total = np.einsum(",".join(subs) + "->" + out, *ops)
+    return float(total) if isinstance(like, float) else total
+
+
+def einsum_contract(plan):
+    """The einsum that undoes `einsum_expand` (its transpose): full -> raw."""
+    return plan[2] + "->" + plan[1]
+
+
+def tensordot_plan(ndim_a, ndim_b, axes=2):
+    """For np.tensordot(a, b, axes): the contractions and transposes that give the
+    cotangents, (ga_axes, a_perm, gb_axes, b_perm):
+    a_bar = transpose(tensordot(g, b, ga_axes), a_perm), and likewise b_bar."""
+    if isinstance(axes, (int, np.integer)):
+        a_axes, b_axes = list(range(ndim_a - axes, ndim_a)), list(range(axes))
+    else:
+        a_axes, b_axes = axes
+        a_axes = [a_axes] if isinstance(a_axes, (int, np.integer)) else list(a_axes)
+        b_axes = [b_axes] if isinstance(b_axes, (int, np.integer)) else list(b_axes)
+    a_axes = [int(i) % ndim_a for i in a_axes]
+    b_axes = [int(i) % ndim_b for i in b_axes]
+    a_free = [i for i in range(ndim_a) if i not in a_axes]
+    b_free = [i for i in range(ndim_b) if i not in b_axes]
+    na = len(a_free)
+    ga_axes = (list(range(na, na + len(b_free))), b_free)
+    gb_axes = (a_free, list(range(na)))
+    # tensordot leaves the uncontracted axes in their own order: g's b-free axes against
+    # b leave b's contracted axes ascending, each standing for the a axis it pairs with
+    a_order = a_free + [i for _, i in sorted(zip(b_axes, a_axes))]
+    b_order = [j for _, j in sorted(zip(a_axes, b_axes))] + b_free
+    return (ga_axes, inverse_permutation(a_order, ndim_a), gb_axes,
+            inverse_permutation(b_order, ndim_b))
+
+
+def kron_plan(shape_a, shape_b):
+    """For np.kron(a, b): (the result split into (a_i, b_i) axis pairs, a's and b's
+    shapes padded to one ndim, the einsum specs giving a_bar and b_bar from the split
+    cotangent and the other operand)."""
+    nd = max(len(shape_a), len(shape_b))
+    sa = (1,) * (nd - len(shape_a)) + tuple(shape_a)
+    sb = (1,) * (nd - len(shape_b)) + tuple(shape_b)
+    pairs = tuple(n for ab in zip(sa, sb) for n in ab)
+    la, lb = _LETTERS[:nd], _LETTERS[nd:2 * nd]
+    g = "".join(x + y for x, y in zip(la, lb))
+    return pairs, sa, sb, f"{g},{lb}->{la}", f"{g},{la}->{lb}"
+
+
+def cross_axes(axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """np.cross's (axisa, axisb, axisc): `axis` overrides all three."""
+    if axis is not None:
+        return axis, axis, axis
+    return axisa, axisb, axisc
+
+
+for _fn, _name in [(einsum_explicit, "einsum_explicit"), (einsum_plan, "einsum_plan"),
+                   (einsum_contract, "einsum_contract"), (tensordot_plan, "tensordot_plan"),
+                   (kron_plan, "kron_plan"), (cross_axes, "cross_axes")]:
+    primitive(_fn, _name, nondiff=True)
+defnondiff(einsum_explicit, einsum_plan, einsum_contract, tensordot_plan, kron_plan, cross_axes)
+for _fn, _name in [(einsum_expand, "einsum_expand"), (np.einsum, "np.einsum"),
+                   (np.tensordot, "np.tensordot"), (np.kron, "np.kron"), (np.cross, "np.cross")]:
+    primitive(_fn, _name)
+
+
+@defvjp(np.einsum)
+def einsum_vjp(g, ans, subscripts, a, b=None, c=None, *, optimize=False):
+    # (optimize= by keyword only: a fourth operand must not bind to it)
+    # operand k's cotangent is the einsum with g in its place (up to three operands;
+    # every branch returns four values)
+    if b is None:
+        p = einsum_plan(subscripts, (np.shape(a),), 0)
+        return None, einsum_expand(np.einsum(p[0], g), p, a), None, None
+    if c is None:
+        shapes = (np.shape(a), np.shape(b))
+        p, q = einsum_plan(subscripts, shapes, 0), einsum_plan(subscripts, shapes, 1)
+        return (None, einsum_expand(np.einsum(p[0], g, b), p, a),
+                einsum_expand(np.einsum(q[0], a, g), q, b), None)
+    shapes = (np.shape(a), np.shape(b), np.shape(c))
+    p, q = einsum_plan(subscripts, shapes, 0), einsum_plan(subscripts, shapes, 1)
+    r = einsum_plan(subscripts, shapes, 2)
+    return (None, einsum_expand(np.einsum(p[0], g, b, c), p, a),
+            einsum_expand(np.einsum(q[0], a, g, c), q, b),
+            einsum_expand(np.einsum(r[0], a, b, g), r, c))
+
+
+@defjvp(np.einsum)
+def einsum_jvp(ans, subscripts, a, b=None, c=None, *, optimize=False, a_dot=None,
+               b_dot=None, c_dot=None):
+    if b is None:
+        return np.einsum(subscripts, a_dot)
+    if c is None:
+        return np.einsum(subscripts, a_dot, b) + np.einsum(subscripts, a, b_dot)
+    return (np.einsum(subscripts, a_dot, b, c) + np.einsum(subscripts, a, b_dot, c)
+            + np.einsum(subscripts, a, b, c_dot))
+
+
+@deflinear(einsum_expand)
+def einsum_expand_vjp(g, ans, x, plan, like):
+    return np.broadcast_to(np.einsum(einsum_contract(plan), g), np.shape(x))
+
+
+@defvjp(np.tensordot)
+def tensordot_vjp(g, ans, a, b, axes=2):
+    p = tensordot_plan(np.ndim(a), np.ndim(b), axes)
+    return (np.transpose(np.tensordot(g, b, p[0]), p[1]),
+            np.transpose(np.tensordot(a, g, p[2]), p[3]))
+
+
+@defjvp(np.tensordot)
+def tensordot_jvp(ans, a, b, axes=2, a_dot=None, b_dot=None):
+    return np.tensordot(a_dot, b, axes) + np.tensordot(a, b_dot, axes)
+
+
+@defvjp(np.kron)
+def kron_vjp(g, ans, a, b):
+    p = kron_plan(np.shape(a), np.shape(b))
+    split = np.reshape(g, p[0])
+    return (np.reshape(np.einsum(p[3], split, np.reshape(b, p[2])), np.shape(a)),
+            np.reshape(np.einsum(p[4], split, np.reshape(a, p[1])), np.shape(b)))
+
+
+@defjvp(np.kron)
+def kron_jvp(ans, a, b, a_dot, b_dot):
+    return np.kron(a_dot, b) + np.kron(a, b_dot)
+
+
+@defvjp(np.cross)
+def cross_vjp(g, ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    ax = cross_axes(axisa, axisb, axisc, axis)
+    if np.shape(a)[ax[0]] != 3 or np.shape(b)[ax[1]] != 3:
+        _ = unsupported("np.cross has a derivative rule for 3-vectors only (NumPy 2 "
+                        "deprecates 2-vectors)")
+    # (a x b) . g = (b x g) . a = (g x a) . b
+    return (unbroadcast(np.cross(b, g, axisa=ax[1], axisb=ax[2], axisc=ax[0]), a),
+            unbroadcast(np.cross(g, a, axisa=ax[2], axisb=ax[0], axisc=ax[1]), b))
+
+
+@defjvp(np.cross)
+def cross_jvp(ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None, a_dot=None, b_dot=None):
+    return (np.cross(a_dot, b, axisa, axisb, axisc, axis)
+            + np.cross(a, b_dot, axisa, axisb, axisc, axis))
+
+
+# ------------------------------------------------------------------ cholesky, pinv, eig
+
+def is_complex(x):
+    """Whether `x` holds complex numbers (np.linalg.eig of a matrix with a complex
+    spectrum returns them)."""
+    return bool(np.iscomplexobj(x))
+
+
+primitive(is_complex, "is_complex", nondiff=True)
+defnondiff(is_complex)
+for _fn, _name in [(np.linalg.cholesky, "np.linalg.cholesky"), (np.linalg.pinv, "np.linalg.pinv"),
+                   (np.linalg.eig, "np.linalg.eig")]:
+    primitive(_fn, _name)
+
+
+def _lower_half(x):
+    """The lower triangle with its diagonal halved (Murray's Phi)."""
+    return np.tril(x) - 0.5 * x * np.eye(np.shape(x)[-1])
+
+
+@defvjp(np.linalg.cholesky)
+def cholesky_vjp(g, ans, a, upper=False):
+    # a = L L^T read from one triangle; with upper=True the result is U = L^T
+    if upper:
+        el, gl = _mT(ans), _mT(g)
+    else:
+        el, gl = ans, g
+    x = np.linalg.solve(_mT(el), _lower_half(_mT(el) @ gl))  # L^-T Phi(L^T G)
+    s = _mT(np.linalg.solve(_mT(el), _mT(x)))  # ... L^-1
+    return _to_triangle(0.5 * (s + _mT(s)), upper)
+
+
+@defjvp(np.linalg.cholesky)
+def cholesky_jvp(ans, a, upper=False, a_dot=None):
+    if upper:
+        el = _mT(ans)
+    else:
+        el = ans
+    y = np.linalg.solve(el, _read_triangle(a_dot, upper))  # L^-1 dA
+    dl = el @ _lower_half(_mT(np.linalg.solve(el, _mT(y))))  # L Phi(L^-1 dA L^-T)
+    if upper:
+        return _mT(dl)
+    return dl
+
+
+@defvjp(np.linalg.pinv)
+def pinv_vjp(g, ans, a, rcond=None, hermitian=False):
+    # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
+    x, xt, gt = ans, _mT(ans), _mT(g)
+    left = np.eye(np.shape(a)[-2]) - a @ x
+    right = np.eye(np.shape(a)[-1]) - x @ a
+    return -(xt @ g @ xt) + left @ gt @ x @ xt + xt @ x @ gt @ right
+
+
+@defjvp(np.linalg.pinv)
+def pinv_jvp(ans, a, rcond=None, hermitian=False, a_dot=None):
+    x, xt, dt = ans, _mT(ans), _mT(a_dot)
+    left = np.eye(np.shape(a)[-2]) - a @ x
+    right = np.eye(np.shape(a)[-1]) - x @ a
+    return -(x @ a_dot @ x) + x @ xt @ dt @ left + right @ dt @ xt @ x
+
+
+def _unit_columns(v, d):
+    """The tangent (or cotangent) d of eigenvectors that NumPy keeps at unit norm: its
+    part along each vector removed."""
+    return d - v * np.sum(v * d, axis=-2, keepdims=True)
+
+
+@defvjp(np.linalg.eig)
+def eig_vjp(g, ans, a):
+    w, v = ans[0], ans[1]
+    if is_complex(w):
+        _ = unsupported("np.linalg.eig has a derivative rule for a real spectrum only; this "
+                        "matrix has complex eigenvalues")
+    m = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (
+        _mT(v) @ _unit_columns(v, g[1]))
+    return np.linalg.solve(_mT(v), m @ _mT(v))  # V^-T M V^T
+
+
+@defjvp(np.linalg.eig)
+def eig_jvp(ans, a, a_dot):
+    w, v = ans[0], ans[1]
+    if is_complex(w):
+        _ = unsupported("np.linalg.eig has a derivative rule for a real spectrum only; this "
+                        "matrix has complex eigenvalues")
+    p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V
+    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), _unit_columns(v, v @ (_inverse_gaps(w) * p)))
+    return dot

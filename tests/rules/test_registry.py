@@ -64,6 +64,24 @@ class Mat(Rand):
         return np.eye(n) * 2.0 + 0.4 * rng.uniform(-1, 1, self.shape)
 
 
+class SPD(Mat):
+    """Symmetric positive definite matrices (a stack of them for batch dims)."""
+
+    def draw(self, rng):
+        b = rng.uniform(-1, 1, self.shape)
+        return b @ np.swapaxes(b, -1, -2) + self.shape[-1] * np.eye(self.shape[-1])
+
+
+class RealEig(Mat):
+    """Non-symmetric matrices with real, well separated eigenvalues."""
+
+    def draw(self, rng):
+        n = self.shape[-1]
+        v = np.eye(n) + 0.3 * rng.uniform(-1, 1, self.shape)
+        w = np.arange(1.0, n + 1) * (1.0 + 0.1 * rng.uniform(size=self.shape[:-1]))
+        return v @ (w[..., :, None] * np.linalg.inv(v))
+
+
 def N(*shape):  # any real
     return Rand(-2.0, 2.0, shape)
 
@@ -261,6 +279,30 @@ CASES: dict[str, list[Case]] = {
     "np.linalg.qr": [case(N(3, 3)), case(N(5, 3)), case(N(2, 4, 3))],
     "np.tril": [case(N(3, 4)), case(N(2, 3, 3), -1)],
     "np.triu": [case(N(3, 4), 1), case(N(3, 3))],
+    "np.einsum": [case("ij,jk->ik", N(2, 3), N(3, 4)), case("ii->i", N(3, 3)),
+                  case("ii", N(3, 3)),
+                  case("ij->", N(2, 3)), case("...ij,...jk->...ik", N(2, 2, 3), N(3, 4)),
+                  case("i,i", N(3), N(3)), case("ij,j", N(2, 3), N(3)),
+                  case("ij,jk,kl->il", N(2, 3), N(3, 2), N(2, 2)), case("i,j->ij", N(2), N(3)),
+                  case("...i,...i->...", N(2, 1, 3), N(4, 3)), case("ij,ij->ij", N(3, 1), N(3, 4)),
+                  case("iij->j", N(2, 2, 3)), case("ba", N(2, 3)), case("i...->...", N(2, 3, 4)),
+                  case("ij,jk", N(2, 3), N(3, 2), optimize=True),
+                  case(" i j , j -> i", N(2, 3), N(3))],
+    "einsum_expand": [case(N(3), ("", "i", "ii"), N(3, 3)), case(N(2), ("", "i", "ij"), N(2, 3)),
+                      case(N(3, 4), ("", "ij", "ij"), N(1, 4)), case(N(), ("", "", "ij"), N(2, 2)),
+                      case(N(3), ("", "j", "iji"), N(2, 3, 2))],
+    "np.tensordot": [case(N(2, 3), N(3, 4), 1), case(N(2, 3, 4), N(3, 4, 5)),
+                     case(N(2, 3), N(3, 2), ((0, 1), (1, 0))), case(N(3, 4), N(4, 3), ([1], [0])),
+                     case(N(2, 3), N(4), 0), case(N(2, 3, 4), N(4, 2), ((-1, 0), (0, 1))),
+                     case(N(3), N(3), axes=1)],
+    "np.kron": [case(N(2), N(3)), case(N(2, 2), N(2, 3)), case(N(3), N(2, 2)), case(N(), N(2)),
+                case(N(2, 1, 2), N(2, 3))],
+    "np.cross": [case(N(3), N(3)), case(N(4, 3), N(3)), case(N(3, 4), N(3, 4), 0, 0, 0),
+                 case(N(2, 3), N(3, 2), axisb=0), case(N(3, 2), N(3, 2), axis=0),
+                 case(N(2, 3), N(2, 3), axisc=0)],
+    "np.linalg.cholesky": [case(SPD(3)), case(SPD(3, 2)), case(SPD(1)), case(SPD(3), upper=True)],
+    "np.linalg.pinv": [case(N(3, 2)), case(N(2, 3)), case(Mat(3)), case(N(2, 4, 3))],
+    "np.linalg.eig": [case(RealEig(3)), case(RealEig(2)), case(RealEig(3, 2))],
     "r_concat": [case([N(3), N(), N(2)]), case([N(2, 3), N(1, 3)])],
     "c_concat": [case([N(3), N(3, 2)]), case([N(2), N(2)])],
     "split_index": [case(N(6), [N(3), N(), N(2)], "r"), case(N(3, 3), [N(3), N(3, 2)], "c")],
@@ -381,6 +423,12 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "trace_mask": [case(N(3, 4), 1, 0, 1), case(N(2, 3, 3), 0, 2, 1)],
     "neg_shift": [case(2), case((1, -2))], "hstack_axis": [case(1), case(2)],
     "split_axis": [case(1, "h"), case(2, "h"), case(3, "v"), case(3, "d")],
+    "einsum_explicit": [case("ij,jk", [(2, 3), (3, 4)]), case("...i->...", [(2, 3)])],
+    "einsum_plan": [case("ij,jk->ik", [(2, 3), (3, 4)], 1), case("ii", [(3, 3)], 0)],
+    "einsum_contract": [case(("", "i", "ii"))],
+    "tensordot_plan": [case(2, 3, 1), case(3, 2, ((0, 2), (1, 0)))],
+    "kron_plan": [case((2,), (2, 3))], "cross_axes": [case(), case(-1, 0, 1, None), case(axis=0)],
+    "is_complex": [case(N(3))],
     "source_index": [case(N(3, 4), N(3, 4), 1), case(N(5), N(5), None)],
     "linspace_weights": [case(5, True, 2, 0), case(4, False, 1)],
     "np.zeros": [case((3, 4)), case(3)], "np.ones": [case((3, 4))], "np.empty": [case((2,))],
