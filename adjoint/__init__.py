@@ -11,3 +11,4 @@ from adjoint.checkpoint import checkpoint, checkpointed  # noqa: E402
 from adjoint.rules.registry import defjvp, defvjp, primitive  # noqa: E402
 from adjoint.rules.registry import defnondiff as nondifferentiable  # noqa: E402
 from adjoint.runtime import stop_gradient  # noqa: E402
+from adjoint import testing  # noqa: F401,E402  (adjoint.testing.check_grad, no import of its own)
