@@ -491,8 +491,10 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
     The program as lowered is run (and checked for writes a view would see) before
     the passes can drop a write that Python would make visible; the optimised IR
     keeps the values that survive, so the same facts describe it."""
-    if args is None:
-        return Observed()
+    if args is None:  # no call to observe: a write a view may see is still refused
+        facts = Observed()
+        check_views(lowered, facts)
+        return facts
     facts = observe(lowered, args)
     check_views(lowered, facts)
     return facts.infer(ir)

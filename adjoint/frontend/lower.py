@@ -66,6 +66,9 @@ class Method:
 class Facts:
     """What is known statically about values (from observing a call); see analysis.shapes."""
 
+    def kind(self, v: Operand):  # -> analysis.shapes.Kind | None
+        return None
+
     def shape(self, v: Operand):  # -> tuple | None
         return None
 
@@ -164,7 +167,7 @@ class Lowerer:
             return self.emit(_prim(runtime.element), args)  # one element: already a copy
         if fn is runtime.stop_gradient:
             return None
-        if self.template is not None:
+        if self.template is not None and not any(self._not_float(a) for a in args):
             simpler = simplify(fn, args, self.defs)
             if simpler is not None:
                 return simpler
@@ -183,6 +186,15 @@ class Lowerer:
             if _literal(value):
                 return Const(value)
         return None
+
+    def _not_float(self, o) -> bool:
+        """A bool or int operand: `mask * 1` or `n * 1.0` changes its type, so it stays."""
+        k = self.facts.kind(o) if isinstance(o, Value) else None
+        if k is not None and (k.type in ("bool", "int") or (
+                k.type == "ndarray" and k.dtype in ("b", "i", "u"))):
+            return True
+        op = self.defs.get(o) if isinstance(o, Value) else None
+        return op is not None and op.prim.fn in _SAFE_FNS  # a comparison
 
     def _fold_broadcasts(self, prim, args, kwargs):
         """Broadcasts that NumPy would do by itself, and sums that are matrix products
