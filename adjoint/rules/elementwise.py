@@ -1,4 +1,5 @@
-"""NumPy's elementwise functions (ufuncs), plus `np.clip`, `np.where` and `np.sinc`.
+"""NumPy's elementwise functions (ufuncs), plus `np.clip`, `np.where`, `np.select`,
+`np.nan_to_num` and `np.sinc`.
 
 Every binary rule undoes broadcasting with `unbroadcast`, like the operators
 in `arith`. Only real inputs are supported (`np.real` and `np.conj` are the
@@ -18,6 +19,9 @@ Conventions at points where a derivative does not exist:
 - `np.power(x1, x2)` with respect to x2 where x1 <= 0: 0 (the log is not taken);
   with respect to x1 where x2 == 0: 0, also at x1 == 0 (not 0 * inf).
 - `np.hypot` at the origin: 0. `np.sinc'(0) = 0` (the true value).
+- `np.select` follows the choice taken, like `np.where`; `np.nan_to_num` passes
+  the gradient of finite entries, and that of a NaN or inf entry to its
+  replacement (`nan`, `posinf`, `neginf`) when that is a variable.
 
 Piecewise constant or bool valued ufuncs (sign, floor, ceil, rint, round,
 trunc, fix, floor_divide, comparisons, logical ops, isnan...) have a zero
@@ -442,3 +446,92 @@ def where_vjp(g, ans, condition, x=None, y=None):
     # np.where(c, g, 0.0), not g * c: an inf or NaN in g where c is False must not leak
     return (None, unbroadcast(np.where(condition, g, 0.0), x),
             unbroadcast(np.where(condition, 0.0, g), y))
+
+
+# ------------------------------------------------------------ select, nan_to_num
+
+def select_index(condlist):
+    """For np.select: which choice each entry takes, the first condition that holds
+    (len(condlist) where none does: the default)."""
+    which = np.full(np.broadcast(*condlist).shape, len(condlist))
+    for k in range(len(condlist) - 1, -1, -1):
+        which = np.where(condlist[k], k, which)
+    return which
+
+
+def unselect(x, condlist, choicelist):
+    """The cotangent of np.select's choicelist: a list, entry k the part of `x` where
+    choice k was taken, summed to choice k's shape."""
+    which = select_index(condlist)
+    return [unbroadcast(np.where(which == k, x, 0.0), c) for k, c in enumerate(choicelist)]
+
+
+def select_parts(parts, condlist, choicelist):
+    """The transpose of `unselect`: each part where its choice is taken (np.select)."""
+    which = select_index(condlist)
+    out = 0.0
+    for k, p in enumerate(parts):
+        out = out + np.where(which == k, p, 0.0)
+    return np.broadcast_to(out, np.broadcast(which, *choicelist).shape) * 1.0
+
+
+primitive(select_index, "select_index", nondiff=True)
+defnondiff(select_index)
+primitive(unselect, "unselect")
+primitive(select_parts, "select_parts")
+for _name in ["select", "nan_to_num"]:
+    primitive(getattr(np, _name), "np." + _name)
+
+
+@defvjp(np.select)
+def select_vjp(g, ans, condlist, choicelist, default=0):
+    return (None, unselect(g, condlist, choicelist),
+            unbroadcast(np.where(select_index(condlist) == len(condlist), g, 0.0), default))
+
+
+@defjvp(np.select)
+def select_jvp(ans, condlist, choicelist, default=0, choicelist_dot=None, default_dot=0.0):
+    return np.select(condlist, choicelist_dot, default_dot)
+
+
+@defvjp(unselect)
+def unselect_vjp(g, ans, x, condlist, choicelist):
+    return select_parts(g, condlist, choicelist)
+
+
+@defjvp(unselect)
+def unselect_jvp(ans, x, condlist, choicelist, x_dot):
+    return unselect(x_dot, condlist, choicelist)
+
+
+@defvjp(select_parts)
+def select_parts_vjp(g, ans, parts, condlist, choicelist):
+    return unselect(g, condlist, choicelist)
+
+
+@defjvp(select_parts)
+def select_parts_jvp(ans, parts, condlist, choicelist, parts_dot):
+    return select_parts(parts_dot, condlist, choicelist)
+
+
+@defvjp(np.nan_to_num)
+def nan_to_num_vjp(g, ans, x, copy=True, nan=0.0, posinf=None, neginf=None):
+    # a finite entry passes its gradient; a NaN or inf one takes its replacement's
+    gx = np.where(np.isfinite(x), g, 0.0)
+    gnan = np.sum(np.where(np.isnan(x), g, 0.0))
+    if posinf is None and neginf is None:
+        return gx, None, gnan, None, None
+    if neginf is None:
+        return gx, None, gnan, np.sum(np.where(np.isinf(x) & (x > 0.0), g, 0.0)), None
+    if posinf is None:
+        return gx, None, gnan, None, np.sum(np.where(np.isinf(x) & (x < 0.0), g, 0.0))
+    return (gx, None, gnan, np.sum(np.where(np.isinf(x) & (x > 0.0), g, 0.0)),
+            np.sum(np.where(np.isinf(x) & (x < 0.0), g, 0.0)))
+
+
+@defjvp(np.nan_to_num)
+def nan_to_num_jvp(ans, x, copy=True, nan=0.0, posinf=None, neginf=None, x_dot=None,
+                   nan_dot=0.0, posinf_dot=0.0, neginf_dot=0.0):
+    return (np.where(np.isfinite(x), x_dot, 0.0) + np.where(np.isnan(x), nan_dot, 0.0)
+            + np.where(np.isinf(x) & (x > 0.0), posinf_dot, 0.0)
+            + np.where(np.isinf(x) & (x < 0.0), neginf_dot, 0.0))

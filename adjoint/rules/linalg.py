@@ -1,5 +1,6 @@
-"""Linear algebra: dot, matmul, outer, inner, vdot, trace, transpose, tril,
-triu, and `np.linalg.solve`, `inv`, `det`, `slogdet`, `eigh`, `svd`, `qr`.
+"""Linear algebra: dot, matmul, outer, inner, vdot, einsum, tensordot, kron,
+cross, trace, transpose, tril, triu, and `np.linalg.solve`, `inv`, `det`,
+`slogdet`, `eigh`, `svd`, `qr`, `cholesky`, `pinv`, `eig`.
 
 `np.dot` and `np.inner` are covered for every number of dimensions;
 `np.matmul` (like the `@` operator) for every combination, batched and
@@ -19,8 +20,16 @@ The decompositions, where a derivative does not exist:
 - `qr`: mode 'reduced' (or 'complete' of a square matrix) with at least as
   many rows as columns, R nonsingular; other modes raise NonDifferentiableError.
 
-Not covered: `np.einsum`, `np.tensordot`, `np.kron`, `np.linalg.eig` (a
-gradient that reaches one raises NonDifferentiableError at its line).
+- `cholesky` reads one triangle (the lower, or the upper with upper=True), and
+  so does its rule. `pinv` assumes the rank does not change near the matrix.
+- `eig`: a real spectrum (real eigenvalues and vectors; NumPy returns complex
+  ones otherwise, and the rule raises NonDifferentiableError when the gradient
+  runs). Eigenvectors keep NumPy's unit norm; a repeated eigenvalue is
+  treated as for eigh.
+
+`np.einsum` takes one to three operands, subscripts explicit or implicit, with
+`...` and repeated letters (a diagonal); four or more are refused at the call's
+line. `np.cross` is for 3-vectors (NumPy 2 deprecates 2-vectors).
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ _DEG = math.pi / 180.0
 
 for _name in ["sin", "cos", "tan", "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt",
               "pow", "tanh", "sinh", "cosh", "asin", "acos", "atan", "atan2", "asinh", "acosh",
-              "atanh", "hypot", "erf", "erfc", "gamma", "lgamma", "fabs", "degrees", "radians", "floor", "ceil", "trunc",
+              "atanh", "hypot", "erf", "erfc", "gamma", "lgamma", "fabs", "degrees", "radians",
+              "floor", "ceil", "trunc",
               "isnan", "isinf", "isfinite"]:
     primitive(getattr(math, _name), "math." + _name)
 

@@ -1,8 +1,18 @@
 """Shape and layout: reshape, ravel, squeeze, expand_dims, concatenate, stack,
 hstack, vstack, column_stack, dstack, broadcast_to, swapaxes, moveaxis, flip,
-roll, tile, repeat, copy, array/asarray, atleast_1d/2d/3d, linspace, full and
+roll, rot90, tile, repeat, append, split (and array_split, hsplit, vsplit,
+dsplit), diag, diagonal, pad, diff, gradient, sort, partition,
+take_along_axis, copy, array/asarray, atleast_1d/2d/3d, linspace, full and
 full_like; and the constructors, shape queries and index-valued functions,
 which have a zero derivative (zeros, ones, eye, arange, shape, argmax, ...).
+
+`np.sort` and `np.partition` send each cotangent back to the entry it came from
+(ties: the derivative is not unique, one of the tied entries gets it). `np.pad`
+is covered for the modes whose border is a constant (differentiable in
+constant_values too) or copies of entries ('edge', 'reflect', 'symmetric',
+'wrap'); other modes raise NonDifferentiableError when the gradient runs.
+`np.gradient` takes one uniform spacing (differentiable too); coordinate arrays
+or a spacing per axis are refused likewise.
 
 These move values around without arithmetic, so their rules move cotangents
 back. The functions that take a sequence of arrays (concatenate, stack, the
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adjoint.rules.linalg import unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
 from adjoint.runtime import unbroadcast
 
@@ -603,3 +614,165 @@ def take_along_axis_vjp(g, ans, arr, indices, axis):
 @deflinear(untake)
 def untake_vjp(g, ans, x, arr, indices, axis):
     return np.take_along_axis(g, indices, axis)
+
+
+# ------------------------------------------------------------------ pad
+
+_PAD_COPIES = ("edge", "reflect", "symmetric", "wrap")  # each entry a copy of an input entry
+
+
+def unpad(x, array, pad_width, mode="constant"):
+    """The cotangent of `np.pad(array, pad_width, mode)` for `array`: each entry of `x`
+    added to the entry of `array` it is a copy of (the entries of a constant border
+    are nobody's). np.pad of the entries' numbers says which that is."""
+    shape = np.shape(array)
+    n = int(np.prod(shape))
+    if mode == "constant":
+        source = np.pad(np.arange(n).reshape(shape), pad_width, constant_values=-1)
+    else:
+        source = np.pad(np.arange(n).reshape(shape), pad_width, mode)
+    keep = source >= 0
+    total = np.bincount(source[keep], np.asarray(x, dtype=float)[keep], minlength=n)
+    return _like(np.reshape(total, shape), array)
+
+
+def pad_border(x, array, pad_width, constant_values):
+    """The cotangent of np.pad's `constant_values`: the sum of `x` over the border
+    each of its (axis, side) entries filled, summed to the shape it was given in."""
+    ndim = len(np.shape(array))
+    out = np.zeros((ndim, 2))
+    for axis in range(ndim):
+        for side in range(2):
+            which = np.zeros((ndim, 2))
+            which[axis, side] = 1.0
+            out[axis, side] = np.sum(x * np.pad(np.zeros(np.shape(array)), pad_width,
+                                                constant_values=which))
+    return _like(_sum_like(out, np.shape(constant_values)), constant_values)
+
+
+def _sum_like(x, shape):
+    """x, an (ndim, 2) array, summed to `shape` (as np.pad broadcasts a value to it)."""
+    lead = np.ndim(x) - len(shape)
+    x = np.sum(x, axis=tuple(range(lead))) if lead > 0 else x
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and np.shape(x)[i] != 1)
+    return np.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+def pad_mode_ok(mode):
+    """Whether np.pad's `mode` has a derivative rule: a constant border, or a border
+    made of copies of the input's entries."""
+    return mode == "constant" or mode in _PAD_COPIES
+
+
+primitive(unpad, "unpad")
+primitive(pad_border, "pad_border")
+primitive(pad_mode_ok, "pad_mode_ok", nondiff=True)
+defnondiff(pad_mode_ok)
+primitive(np.pad, "np.pad")
+
+
+@defvjp(np.pad)
+def pad_vjp(g, ans, array, pad_width, mode="constant", *, constant_values=0):
+    # one cotangent per parameter, constant_values (keyword only, as in NumPy) last
+    if not pad_mode_ok(mode):
+        _ = unsupported("np.pad has a derivative rule for mode 'constant', 'edge', 'reflect', "
+                        "'symmetric' and 'wrap', not mode " + mode)
+    if mode == "constant":
+        return (unpad(g, array, pad_width, mode), None, None,
+                pad_border(g, array, pad_width, constant_values))
+    return unpad(g, array, pad_width, mode), None, None, None
+
+
+@defjvp(np.pad)
+def pad_jvp(ans, array, pad_width, mode="constant", *, constant_values=0, array_dot=None,
+            constant_values_dot=0.0):
+    if not pad_mode_ok(mode):
+        _ = unsupported("np.pad has a derivative rule for mode 'constant', 'edge', 'reflect', "
+                        "'symmetric' and 'wrap', not mode " + mode)
+    if mode == "constant":
+        return np.pad(array_dot, pad_width, constant_values=constant_values_dot)
+    return np.pad(array_dot, pad_width, mode)
+
+
+@deflinear(unpad)
+def unpad_vjp(g, ans, x, array, pad_width, mode="constant"):
+    return np.pad(g, pad_width, mode)
+
+
+@defvjp(pad_border)
+def pad_border_vjp(g, ans, x, array, pad_width, constant_values):
+    return np.pad(np.zeros(np.shape(array)), pad_width, constant_values=g)
+
+
+@defjvp(pad_border)
+def pad_border_jvp(ans, x, array, pad_width, constant_values, x_dot):
+    return pad_border(x_dot, array, pad_width, constant_values)
+
+
+# ------------------------------------------------------------------ gradient
+
+def _gradient_axes(ndim, axis):
+    if axis is None:
+        return tuple(range(ndim))
+    return (axis,) if np.ndim(axis) == 0 else tuple(axis)
+
+
+def _ungradient_along(x, edge_order):
+    """The transpose of np.gradient along axis 0 with unit spacing."""
+    out = np.zeros_like(x)
+    out[2:] += 0.5 * x[1:-1]  # interior: (f[i+1] - f[i-1]) / 2
+    out[:-2] -= 0.5 * x[1:-1]
+    if edge_order == 1:  # f[1] - f[0] and f[-1] - f[-2]
+        out[1] += x[0]
+        out[0] -= x[0]
+        out[-1] += x[-1]
+        out[-2] -= x[-1]
+    else:  # (-3 f[0] + 4 f[1] - f[2]) / 2 and (3 f[-1] - 4 f[-2] + f[-3]) / 2
+        out[:3] += np.multiply.outer([-1.5, 2.0, -0.5], x[0])
+        out[-3:] += np.multiply.outer([0.5, -2.0, 1.5], x[-1])
+    return out
+
+
+def ungradient(x, f, axis=None, edge_order=1):
+    """The cotangent of np.gradient(f, axis=axis, edge_order=edge_order) (unit spacing)
+    for f: `x` is one array, or a tuple of one per axis."""
+    axes = _gradient_axes(np.ndim(f), axis)
+    parts = [x] if len(axes) == 1 else list(x)
+    out = np.zeros(np.shape(f))
+    for ax, part in zip(axes, parts):
+        moved = np.moveaxis(np.asarray(part, dtype=float), ax, 0)
+        out = out + np.moveaxis(_ungradient_along(moved, edge_order), 0, ax)
+    return _like(out, f)
+
+
+primitive(ungradient, "ungradient")
+primitive(np.gradient, "np.gradient")
+
+
+@defvjp(np.gradient)
+def gradient_vjp(g, ans, f, dx=1.0, *, axis=None, edge_order=1):
+    # one uniform spacing dx (by position, as NumPy takes it); ans = G f / dx
+    if np.ndim(dx) != 0:
+        _ = unsupported("np.gradient has a derivative rule for one uniform spacing, not "
+                        "for coordinate arrays or a spacing per axis")
+    gf = ungradient(g, f, axis, edge_order)
+    return gf / dx, -np.sum(gf * f) / (dx * dx)
+
+
+@defjvp(np.gradient)
+def gradient_jvp(ans, f, dx=1.0, *, axis=None, edge_order=1, f_dot=None, dx_dot=0.0):
+    if np.ndim(dx) != 0:
+        _ = unsupported("np.gradient has a derivative rule for one uniform spacing, not "
+                        "for coordinate arrays or a spacing per axis")
+    return np.gradient(f_dot - f * (dx_dot / dx), dx, axis=axis, edge_order=edge_order)
+
+
+@defvjp(ungradient)
+def ungradient_vjp(g, ans, x, f, axis=None, edge_order=1):
+    # a tuple of arrays over several axes is x's one cotangent, not one per input
+    return np.gradient(g, axis=axis, edge_order=edge_order), None, None, None
+
+
+@defjvp(ungradient)
+def ungradient_jvp(ans, x, f, axis=None, edge_order=1, x_dot=None):
+    return ungradient(x_dot, f, axis, edge_order)
