@@ -5,11 +5,15 @@ fault: the first optimisation pass after which the gradient changes (`bisect`, a
 LLVM's opt-bisect), or the transform itself.
 
 `check` costs a few gradients at any size, as JAX's check_grads does: along a few
-random unit directions u it compares the gradient's <g, u> (reverse mode) and the
-JVP's J u (forward mode) with the central difference (f(x+hu) - f(x-hu)) / 2h.
-When a direction disagrees it bisects u's support (u's entries on one half, zeros
-on the other) down to the entries that are wrong. `exhaustive=True` takes one
-finite difference per entry instead: exact per entry, and as slow as that sounds.
+random unit directions u it compares the gradient's <g, u> (reverse mode) with the
+central difference (f(x+hu) - f(x-hu)) / 2h, and along the first the JVP's J u
+(forward mode) too. When a direction disagrees it bisects u's support (u's entries
+on one half, zeros on the other) down to the entries that are wrong. <g, u> and J u
+are one number computed two ways, so they must agree to rounding, which sees an
+error in one entry of 1e5 that no finite difference along u could; the entries
+where they differ are then judged by their own finite differences. Cost: one
+gradient, one JVP and two calls of f per direction. `exhaustive=True` takes one
+finite difference per entry instead, as slow as that sounds.
 
 Every derivative rule is a runnable function, so a rule can be checked on its own:
 `check_rule(fn, *inputs)` compares the VJP (and the JVP) of primitive `fn` with
@@ -350,50 +354,72 @@ def _directional(f, g, args, positions, several, rtol, atol, eps, directions, se
         result.mismatch = f"the gradient has the shapes {shapes}, its arguments {x.leaves}"
         return result, lambda gradient: False
     gvec = np.concatenate([_vector(gr) for gr in grads]) if grads else np.zeros(0)
-    scale = max(1.0, abs(x.value(x.x)))
     forward = jvp(f, tuple(x.positions) if several else x.positions[0])
 
-    def along(u) -> float:
+    def reverse(u) -> float:
+        return float(gvec @ u)
+
+    def along(u, value=False):
         parts = x.split(u)
         x.calls["jvp"] += 1
-        return float(np.sum(forward(*args, tuple(parts) if several else parts[0])[1]))
+        out, dot = forward(*args, tuple(parts) if several else parts[0])
+        return (float(np.sum(out)), float(np.sum(dot))) if value else float(np.sum(dot))
 
-    def fd(u) -> float:
-        return (x.value(x.x + eps * u) - x.value(x.x - eps * u)) / (2 * eps)
-
-    def close(a, b) -> bool:
-        return abs(a - b) <= rtol * max(abs(a), abs(b)) + atol * scale
-
-    def agrees(u, derivative, numeric=None) -> tuple[bool, float, float]:
-        """Whether `derivative` (the gradient's or the JVP's, along u) is the finite
-        difference along u: when the first step disagrees, steps 10x larger and smaller
-        get their say (rounding or curvature can fool one step)."""
-        numeric = fd(u) if numeric is None else numeric
-        if close(derivative, numeric):
-            return True, numeric, 0.0
-        for h in (eps * 10, eps / 10):
-            other = (x.value(x.x + h * u) - x.value(x.x - h * u)) / (2 * h)
-            if close(derivative, other):
-                return True, numeric, 0.0
-        return False, numeric, abs(derivative - numeric)
-
+    # the JVP runs along the first direction only: its agreement with <g, u> to
+    # rounding (below) is a far finer test than another finite difference would be
     rng = np.random.default_rng(seed)
+
+    def direction():
+        """A random unit vector whose entries all weigh alike (0.5 to 1.5 before the
+        scaling, either sign): each entry's error shows, and no two cancel but by
+        chance of measure zero. Cheaper to draw than normal entries."""
+        u = rng.uniform(-1.0, 1.0, size=x.x.size)
+        u += np.copysign(0.5, u)
+        return u / max(float(np.sqrt(u @ u)), 1e-300)  # unit: h is a length in x's space
+
+    first = direction()
+    try:
+        fx, jvp_first = along(first, value=True)
+    except AdjointError as e:  # forward mode cannot compile f: check reverse mode alone
+        result.forward = str(e).splitlines()[0]
+        fx, jvp_first = x.value(x.x.copy()), None
+    scale = max(1.0, abs(fx))
+
+    def fd(u, h=eps) -> float:
+        return (x.value(x.x + h * u) - x.value(x.x - h * u)) / (2 * h)
+
+    def agrees(u, derivative, numeric=None, r=rtol, a=atol * scale):
+        """(whether `derivative`, the gradient's or the JVP's along u, is the finite
+        difference along u, that difference, their distance): when the first step
+        disagrees, steps 10x larger and smaller get their say (rounding or curvature
+        can fool one step)."""
+        numeric = fd(u) if numeric is None else numeric
+        err = abs(derivative - numeric)
+        if err <= r * max(abs(derivative), abs(numeric)) + a:
+            return True, numeric, err
+        for h in (eps * 10, eps / 10):
+            other = fd(u, h)
+            if abs(derivative - other) <= r * max(abs(derivative), abs(other)) + a:
+                return True, numeric, err
+        return False, numeric, err
+
+    def paired(u, dot=None) -> bool:
+        """Whether <g, u> and J u agree to rounding: they are the same number computed
+        two ways, so this sees far smaller errors than a finite difference can."""
+        dot = along(u) if dot is None else dot
+        size = float(np.abs(gvec) @ np.abs(u))
+        return abs(reverse(u) - dot) <= 1e-9 * size + 1e-12 * scale
+
     checked = []  # (u, finite difference) per direction: to judge other gradients by
     for k in range(directions):
         show(f"direction {k + 1}/{directions}")
-        u = rng.normal(size=x.x.size)
-        u /= max(np.linalg.norm(u), 1e-300)  # a unit step: h is a length in x's space
+        u = first if k == 0 else direction()
         numeric = fd(u)
         checked.append((u, numeric))
-        modes = [("the gradient", lambda v: float(gvec @ v))]
-        if not result.forward:
-            modes.append(("the JVP", along))
-        for what, derivative in modes:
-            try:
-                value = derivative(u)
-            except AdjointError as e:  # forward mode cannot compile f: check reverse mode
-                result.forward = str(e).splitlines()[0]
-                continue
+        values = {"the gradient": (reverse(u), reverse)}
+        if k == 0 and jvp_first is not None:
+            values["the JVP"] = (jvp_first, along)
+        for what, (value, derivative) in values.items():
             ok, numeric, err = agrees(u, value, numeric)
             result.max_error = max(result.max_error, err)
             if ok or not result.ok:
@@ -401,9 +427,13 @@ def _directional(f, g, args, positions, several, rtol, atol, eps, directions, se
             result.ok = False
             result.mismatch = (f"along random direction {k + 1}, {what} gives {value:.9g}, "
                                f"finite differences {numeric:.9g}")
-            result.wrong = _bisect_entries(x, u, derivative, agrees, show)
+            found, blocks, more = _bisect_entries(
+                u, lambda part, d=derivative: agrees(part, d(part))[0], show)
+            result.wrong = _names(x, found, blocks, more)
         if not result.ok:
             break
+    if result.ok and jvp_first is not None and not paired(first, jvp_first):
+        _settle_unpaired(x, result, first, along, paired, agrees, gvec, show, rtol, atol)
 
     def right(gradient) -> bool:
         parts = list(gradient) if several else [gradient]
@@ -412,40 +442,74 @@ def _directional(f, g, args, positions, several, rtol, atol, eps, directions, se
     return result, right
 
 
+def _settle_unpaired(x, result, u, along, paired, agrees, gvec, show, rtol, atol) -> None:
+    """<g, u> and J u differ beyond rounding, yet each is within the finite difference's
+    reach of it: find the entries where they differ, and judge each entry with its own
+    finite difference, at the exhaustive check's tolerance. An entry that either mode
+    gets wrong fails the check; differences that no entry's finite difference can see
+    are rounding, and pass."""
+    found, _, _ = _bisect_entries(u, paired, show)
+    wrong = []
+    for i in found:
+        e = np.zeros_like(u)
+        e[i] = 1.0
+        gi, ji = float(gvec[i]), along(e)
+        ok_g, numeric, _ = agrees(e, gi, r=rtol, a=atol)
+        ok_j = agrees(e, ji, numeric, r=rtol, a=atol)[0]
+        if not (ok_g and ok_j):
+            wrong.append((i, gi, ji, numeric, ok_g, ok_j))
+    if not wrong:
+        return
+    i, gi, ji, numeric, ok_g, ok_j = wrong[0]
+    culprit = "the JVP" if ok_g else "the gradient" if ok_j else "both"
+    result.ok = False
+    result.max_error = max(abs(gi - numeric) if not ok_g else 0.0,
+                           abs(ji - numeric) if not ok_j else 0.0)
+    result.mismatch = (f"along random direction 1, the gradient and the JVP differ "
+                       f"beyond rounding; at {x.name(i)} the gradient gives {gi:.9g}, the JVP "
+                       f"{ji:.9g}, finite differences {numeric:.9g}: {culprit} {'are' if culprit == 'both' else 'is'} wrong")
+    result.wrong = [x.name(w[0]) for w in wrong]
+
+
 def _leaves(x) -> list:
     from adjoint.testing import _flatten
     return _flatten(x)
 
 
-MAX_WRONG = 8  # the bisection stops after naming this many wrong entries
+MAX_WRONG = 8  # the bisection stops after finding this many wrong entries
 
 
-def _bisect_entries(x, u, derivative, agrees, show) -> list[str]:
-    """The entries of x on which `derivative` (a linear function of the direction)
-    disagrees with finite differences, found by halving u's support: a half that
-    agrees is dropped, a half that does not is halved again, down to single entries.
-    A wrong entry costs about 2 log2(n) evaluations of f."""
-    found: list[str] = []
+def _bisect_entries(u, fine, show) -> tuple[list[int], list, bool]:
+    """The entries where `fine(part)` fails, `part` being u on a subset of its entries
+    and zero elsewhere, found by halving u's support: a half that is fine is dropped,
+    a half that is not is halved again, down to single entries (about 2 log2(n) calls
+    of `fine` per entry). Returns the entries, the blocks whose halves are each fine
+    but not together (errors that add up), and whether the search stopped early."""
+    found: list[int] = []
+    blocks: list = []
     todo = [np.arange(u.size)]
-    while todo and len(found) < MAX_WRONG:
+    while todo and len(found) + len(blocks) < MAX_WRONG:
         idx = todo.pop()
         if idx.size == 1:
-            found.append(x.name(int(idx[0])))
+            found.append(int(idx[0]))
             continue
-        halves = [idx[: idx.size // 2], idx[idx.size // 2:]]
         failing = []
-        for half in halves:
+        for half in (idx[: idx.size // 2], idx[idx.size // 2:]):
             part = np.zeros_like(u)
             part[half] = u[half]
-            show(f"locating the wrong entries: {half.size} left to search")
-            if not agrees(part, derivative(part))[0]:
+            show(f"locating the wrong entries: searching {half.size}")
+            if not fine(part):
                 failing.append(half)
-        if not failing:  # each half agrees, together they do not: the errors add up
-            found.append(f"{x.name(int(idx[0]))} .. {x.name(int(idx[-1]))} (together)")
+        if not failing:
+            blocks.append(idx)
         todo.extend(reversed(failing))  # the first half is searched first
-    if todo:
-        found.append("perhaps more")
-    return found
+    return found, blocks, bool(todo)
+
+
+def _names(x, found, blocks, more) -> list[str]:
+    names = [x.name(i) for i in found]
+    names += [f"{x.name(int(b[0]))} .. {x.name(int(b[-1]))} (together)" for b in blocks]
+    return names + (["perhaps more"] if more else [])
 
 
 def _locate(f, args, wrt, positions, result: CheckResult, right) -> None:
