@@ -239,6 +239,41 @@ def test_linalg_decompositions():
     check_program(eig_program, EIG)
 
 
+# ---------------------------------------------------------------- the rules that were there
+
+def scans_3d(x):
+    return np.sum(np.cumsum(x, axis=-2) * np.cumprod(x, axis=-1)) + np.sum(np.cumsum(x) ** 2)
+
+
+def moves_3d(x):
+    y = np.flip(np.roll(x, (1, -1), (0, -1)), axis=(-1, 0))
+    z = np.repeat(np.tile(x, (2, 1, 1)), [1, 0, 2], axis=1)
+    return np.sum(y * x) + np.sum(z ** 2 * np.arange(z.shape[-1]))
+
+
+def triangles_3d(x):
+    return np.sum(np.tril(x, -1) ** 2) + np.sum(np.triu(x, 1) * x[::-1])
+
+
+def index_grids(x):
+    return np.sum(np.r_[x[0], 2.0 * x[1], 1.5] ** 2) + np.sum(np.c_[x[0], x[1] * x[0]] ** 3)
+
+
+def products_nd(a, b):
+    return np.sum(np.dot(a, b) ** 2) + np.sum(np.inner(a, a) ** 2) * np.sum(np.inner(b[0].T, a))
+
+
+@pytest.mark.parametrize("f, args", [
+    (scans_3d, (R.uniform(0.5, 1.5, size=(2, 3, 4)),)),
+    (moves_3d, (R.normal(size=(2, 3, 4)),)),
+    (triangles_3d, (R.normal(size=(2, 3, 3)),)),
+    (index_grids, (R.normal(size=(2, 3)),)),
+    (products_nd, (R.normal(size=(2, 3, 4)), R.normal(size=(3, 4, 2)))),
+])
+def test_the_rules_autograd_also_has_on_axes_and_3d_inputs(f, args):
+    check_program(f, *args)
+
+
 # ---------------------------------------------------------------- refusals
 
 def pad_mean(x):
