@@ -29,7 +29,7 @@ from adjoint.frontend.source import ABSENT, parse_function, recording, unwrap
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.ir.verify import verify
-from adjoint.checkpoint.transform import apply_policy
+from adjoint.ad.checkpoint import apply_policy
 from adjoint.passes.specialize import specialize
 from adjoint.passes import pipeline
 from adjoint.passes.pipeline import optimize
@@ -576,7 +576,8 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
 
 def _with_value(fn: Function, outs, name: str) -> Function:
     from dataclasses import replace
-    from adjoint.frontend.lower import _prim, tuple_of
+    from adjoint.frontend.lower import _prim
+    from adjoint.rules.structure import tuple_of
     grads = fn.body.results
     ops = list(fn.body.ops)
     if len(grads) == 1:
@@ -591,7 +592,8 @@ def _with_value(fn: Function, outs, name: str) -> Function:
 
 def split(fn: Function, n_fwd: int, outs, name: str) -> tuple[Function, Function]:
     """The split form: `f_fwd(*args) -> (out, residuals)`, `f_bwd(*residuals, out_bar)`."""
-    from adjoint.frontend.lower import _prim, tuple_of
+    from adjoint.frontend.lower import _prim
+    from adjoint.rules.structure import tuple_of
     fwd_ops, bwd_ops = fn.body.ops[:n_fwd], fn.body.ops[n_fwd + 1:]  # skip the marker
     defined = set(fn.params[:-1])
     for op in walk_ops(Block((), fwd_ops, ())):

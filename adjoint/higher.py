@@ -29,7 +29,7 @@ from adjoint.analysis.shapes import kind_of, observe
 from adjoint.api import (HEADER, _global_kinds, _globals_namespace, _like, _normalize_wrt,
                          _tangent_like,
                          _origin, facts_for, lower_watched, signature, stale)
-from adjoint.checkpoint.transform import apply_policy
+from adjoint.ad.checkpoint import apply_policy
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError

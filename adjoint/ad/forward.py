@@ -31,7 +31,8 @@ from adjoint import runtime
 from adjoint.ad.sequences import sequence_ops
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import TEMP, Lowerer, _prim, list_of, tuple_of
+from adjoint.frontend.lower import TEMP, Lowerer, _prim
+from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Operand, Value, \
     While, prune, relocate, walk_ops

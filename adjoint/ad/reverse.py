@@ -25,7 +25,8 @@ from adjoint.analysis.activity import active as active_values
 from adjoint.ad.sequences import sequence_ops
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import Lowerer, _prim, basic_index, list_of, tuple_of
+from adjoint.frontend.lower import Lowerer, _prim, basic_index
+from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
@@ -469,7 +470,7 @@ class Reverse:
         if not _has_active(op, self.active):
             return
         if isinstance(op, For) and op.checkpoint is not None:
-            from adjoint.checkpoint.transform import reverse_checkpointed, snapshot_bytes
+            from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
             if op.checkpoint[2:] == ("policy",):  # the policy's loops are weighed first
                 keeps = snapshot_bytes(op, self.facts)
                 if keeps is not None and self._stored_instead(op, adj, keeps):

@@ -10,7 +10,7 @@ numbers, not views, and pass.
 """
 from __future__ import annotations
 
-from adjoint.codegen.naming import Liveness, ties
+from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
 from adjoint.ir.core import Call, Function, walk_ops
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adjoint.analysis.liveness import WRITES
 from adjoint.codegen.naming import RESTACKED, Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
                "snap_store", "snap_free")
-_WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
 _BUILTIN_NAMES = set(dir(builtins))
 
 # How tightly Python binds, loosest first (the language reference's precedence table; a
@@ -99,7 +99,7 @@ class Emitter:
                 self._find_inlined(b)
             if isinstance(op, Call) and op not in unpacked:
                 for k, o in enumerate(op.operands):
-                    if k == 0 and op.prim.style in _WRITES:
+                    if k == 0 and op.prim.style in WRITES:
                         continue  # the array written into is a variable, not an expression
                     if o in defs and self._inlinable(o, defs[o], block.ops, i):
                         self.inlined[o] = op

@@ -33,7 +33,7 @@ import gast
 import numpy as np
 
 from adjoint import runtime
-from adjoint.checkpoint import checkpoint, checkpointed
+from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, unwrap
@@ -42,6 +42,7 @@ from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, 
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
+from adjoint.rules.structure import and_, list_of, or_, tuple_of
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -1075,26 +1076,6 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
 # ---------------------------------------------------------------- tables
 
 
-def tuple_of(*xs):
-    """The tuple `(a, b, ...)` built from values."""
-    return xs
-
-
-def list_of(*xs):
-    """The list `[a, b, ...]` built from values."""
-    return list(xs)
-
-
-def and_(a, b):
-    """`a and b` with both sides evaluated (used when the right side cannot fail)."""
-    return a and b
-
-
-def or_(a, b):
-    """`a or b` with both sides evaluated (used when the right side cannot fail)."""
-    return a or b
-
-
 _BINOPS = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul,
            gast.Div: operator.truediv, gast.Pow: operator.pow, gast.MatMult: operator.matmul,
            gast.FloorDiv: operator.floordiv, gast.Mod: operator.mod,
@@ -1308,5 +1289,5 @@ def unsupported_expression(node, loc) -> UnsupportedError:
                             loc, hints.get(kind, ""))
 
 
-__all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "tuple_of",
-           "list_of", "and_", "or_", "Static", "math", "builtins"]
+__all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Static", "math",
+           "builtins"]

@@ -30,7 +30,8 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint import runtime
-from adjoint.frontend.lower import _prim, list_of
+from adjoint.frontend.lower import _prim
+from adjoint.rules.structure import list_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, uses, walk_ops
 from adjoint.rules.tape import iadd

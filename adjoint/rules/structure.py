@@ -11,10 +11,29 @@ import operator
 import numpy as np
 
 from adjoint import runtime
-from adjoint.frontend.lower import and_, list_of, or_, tuple_of
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
 from adjoint.runtime import add_at, append, save, setitem, unbroadcast, written, zeros_like
+
+def tuple_of(*xs):
+    """The tuple `(a, b, ...)` built from values."""
+    return xs
+
+
+def list_of(*xs):
+    """The list `[a, b, ...]` built from values."""
+    return list(xs)
+
+
+def and_(a, b):
+    """`a and b` with both sides evaluated (used when the right side cannot fail)."""
+    return a and b
+
+
+def or_(a, b):
+    """`a or b` with both sides evaluated (used when the right side cannot fail)."""
+    return a or b
+
 
 primitive(operator.getitem, "getitem", "subscript", precedence=15)
 primitive(runtime.setitem, "setitem", "setitem")
@@ -45,184 +64,184 @@ defnondiff(slice, runtime.index_tuple, and_, or_, runtime.zeros_like, runtime.st
 
 
 @defvjp(operator.getitem)
-def getitem(g, ans, x, index):
+def getitem_vjp(g, ans, x, index):
     return add_at(zeros_like(x), index, g)
 
 
 @defjvp(operator.getitem)
-def getitem(ans, x, index, x_dot):
+def getitem_jvp(ans, x, index, x_dot):
     return x_dot[index]
 
 
 @defvjp(runtime.setitem)
-def setitem_(g, ans, x, index, value):
+def setitem_vjp(g, ans, x, index, value):
     # read the region's cotangent before zeroing it: the old contents are overwritten
     value_bar = unbroadcast(written(g, index), value)
     return setitem(g, index, 0.0), None, value_bar
 
 
 @defjvp(runtime.setitem)
-def setitem_(ans, x, index, value, x_dot, value_dot):
+def setitem_jvp(ans, x, index, value, x_dot, value_dot):
     return setitem(x_dot, index, value_dot)
 
 
 @defvjp(runtime.add_at)
-def add_at_(g, ans, x, index, value):
+def add_at_vjp(g, ans, x, index, value):
     return g, None, unbroadcast(g[index], value)
 
 
 @defjvp(runtime.add_at)
-def add_at_(ans, x, index, value, x_dot, value_dot):
+def add_at_jvp(ans, x, index, value, x_dot, value_dot):
     return add_at(x_dot, index, value_dot)
 
 
 @defvjp(runtime.append)
-def append_(g, ans, xs, value):
+def append_vjp(g, ans, xs, value):
     return g[:-1], g[-1]
 
 
 @defjvp(runtime.append)
-def append_(ans, xs, value, xs_dot, value_dot):
+def append_jvp(ans, xs, value, xs_dot, value_dot):
     return append(xs_dot, value_dot)
 
 
 @defvjp(runtime.unbroadcast)
-def unbroadcast_(g, ans, x, target):
+def unbroadcast_vjp(g, ans, x, target):
     return np.broadcast_to(g, np.shape(x)) if np.shape(x) != np.shape(g) else g
 
 
 @defjvp(runtime.unbroadcast)
-def unbroadcast_(ans, x, target, x_dot):
+def unbroadcast_jvp(ans, x, target, x_dot):
     # sum_to, not unbroadcast: lowering drops `unbroadcast(e, t)` when t is shaped like
     # `ans`, which assumes e is too (true of a cotangent, not of the tangent x_dot)
     return runtime.sum_to(x_dot, np.shape(target))
 
 
 @defvjp(runtime.sum_to)
-def sum_to_(g, ans, x, shape):
+def sum_to_vjp(g, ans, x, shape):
     return np.broadcast_to(g, np.shape(x))
 
 
 @defjvp(runtime.sum_to)
-def sum_to_(ans, x, shape, x_dot):
+def sum_to_jvp(ans, x, shape, x_dot):
     return runtime.sum_to(x_dot, shape)
 
 
 @defvjp(runtime.expand_to)
-def expand_to_(g, ans, x, target, axis=None, keepdims=False):
+def expand_to_vjp(g, ans, x, target, axis=None, keepdims=False):
     return np.sum(g, axis=axis, keepdims=keepdims)
 
 
 @defjvp(runtime.expand_to)
-def expand_to_(ans, x, target, axis=None, keepdims=False, x_dot=None):
+def expand_to_jvp(ans, x, target, axis=None, keepdims=False, x_dot=None):
     return runtime.expand_to(x_dot, target, axis, keepdims)
 
 
 @defvjp(iadd_at)
-def iadd_at_(g, ans, x, index, value):
+def iadd_at_vjp(g, ans, x, index, value):
     return g, None, unbroadcast(g[index], value)
 
 
 @defjvp(iadd_at)
-def iadd_at_(ans, x, index, value, x_dot, value_dot):
+def iadd_at_jvp(ans, x, index, value, x_dot, value_dot):
     return iadd_at(x_dot, index, value_dot)
 
 
 @defvjp(runtime.save)
-def save_(g, ans, x, index):
+def save_vjp(g, ans, x, index):
     return add_at(zeros_like(x), index, g)
 
 
 @defjvp(runtime.save)
-def save_(ans, x, index, x_dot):
+def save_jvp(ans, x, index, x_dot):
     return save(x_dot, index)
 
 
 @defvjp(runtime.written)
-def written_(g, ans, x, index):
+def written_vjp(g, ans, x, index):
     return setitem(zeros_like(x), index, g)  # the dropped writes' zeros go nowhere
 
 
 @defjvp(runtime.written)
-def written_(ans, x, index, x_dot):
+def written_jvp(ans, x, index, x_dot):
     return written(x_dot, index)
 
 
 @defvjp(runtime.concat)
-def concat_(g, ans, a, b):
+def concat_vjp(g, ans, a, b):
     return g[:len(a)], g[len(a):]
 
 
 @defjvp(runtime.concat)
-def concat_(ans, a, b, a_dot, b_dot):
+def concat_jvp(ans, a, b, a_dot, b_dot):
     return runtime.concat(a_dot, b_dot)
 
 
 @defvjp(runtime.repeat)
-def repeat_(g, ans, xs, n):
+def repeat_vjp(g, ans, xs, n):
     return runtime.unrepeat(g, len(xs)), None
 
 
 @defjvp(runtime.repeat)
-def repeat_(ans, xs, n, xs_dot):
+def repeat_jvp(ans, xs, n, xs_dot):
     return runtime.repeat(xs_dot, n)
 
 
 @defvjp(runtime.unrepeat)
-def unrepeat_(h, ans, g, k):
+def unrepeat_vjp(h, ans, g, k):
     return runtime.repeat(h, len(g) // k), None
 
 
 @defjvp(runtime.unrepeat)
-def unrepeat_(ans, g, k, g_dot):
+def unrepeat_jvp(ans, g, k, g_dot):
     return runtime.unrepeat(g_dot, k)
 
 
 @defvjp(runtime.accum)
-def accum_(g, ans, a, b):
+def accum_vjp(g, ans, a, b):
     return g, g
 
 
 @defjvp(runtime.accum)
-def accum_(ans, a, b, a_dot, b_dot):
+def accum_jvp(ans, a, b, a_dot, b_dot):
     return runtime.accum(a_dot, b_dot)
 
 
 @defvjp(runtime.alias)
-def alias_(g, ans, x):
+def alias_vjp(g, ans, x):
     return g
 
 
 @defjvp(runtime.alias)
-def alias_(ans, x, x_dot):
+def alias_jvp(ans, x, x_dot):
     return x_dot
 
 
 @defvjp(iadd)
-def iadd_(g, ans, x, y):
+def iadd_vjp(g, ans, x, y):
     return g, g
 
 
 @defjvp(iadd)
-def iadd_(ans, x, y, x_dot, y_dot):
+def iadd_jvp(ans, x, y, x_dot, y_dot):
     return iadd(x_dot, y_dot)
 
 
 @defvjp(runtime.element)
-def element_(g, ans, x, index):
+def element_vjp(g, ans, x, index):
     return add_at(zeros_like(x), index, g)
 
 
 @defjvp(runtime.element)
-def element_(ans, x, index, x_dot):
+def element_jvp(ans, x, index, x_dot):
     return runtime.element(x_dot, index)
 
 
 @defvjp(runtime.private)
-def private_(g, ans, x):
+def private_vjp(g, ans, x):
     return g
 
 
 @defjvp(runtime.private)
-def private_(ans, x, x_dot):
+def private_jvp(ans, x, x_dot):
     return runtime.private(x_dot)

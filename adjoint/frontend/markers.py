@@ -1,4 +1,5 @@
-"""Recomputation checkpoints: binomial loop schedules and checkpointed calls.
+"""The markers a user writes to ask for recomputation checkpoints. Lowering reads
+them (the schedules and the recompute transform are in adjoint.ad).
 
 In user code both markers are no-ops when the function runs normally:
 

@@ -273,7 +273,7 @@ def _snapshots(op: For, args, facts) -> int:
 
 
 def runtime_snapshots(budget: int, state_bytes: int) -> int:
-    from adjoint.checkpoint.schedule import snapshots_for_budget
+    from adjoint.ad.schedule import snapshots_for_budget
     return snapshots_for_budget(budget, state_bytes)
 
 
