@@ -36,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 
 from adjoint.errors import NonDifferentiableError
-from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
+from adjoint.rules.registry import (defbilinear, defjvp, deflinear, defnondiff, defvjp,
+                                    primitive)
 from adjoint.runtime import expand_to, unbroadcast
 
 
@@ -81,7 +82,7 @@ defnondiff(unsupported, inverse_permutation, trace_mask)
 
 # ------------------------------------------------------------------ products
 
-@defvjp(np.dot)
+@defbilinear(np.dot, "a", "b")
 def dot_vjp(g, ans, a, b, out=None):
     if np.ndim(a) == 0 or np.ndim(b) == 0:  # a scalar factor: plain multiplication
         return unbroadcast(g * b, a), unbroadcast(a * g, b)
@@ -105,11 +106,6 @@ def dot_vjp(g, ans, a, b, out=None):
     ga = g2 @ np.reshape(np.moveaxis(b, -2, 0), (k, qm)).T
     gb = np.reshape(np.reshape(a, (p, k)).T @ g2, (k,) + np.shape(b)[:-2] + (m,))
     return np.reshape(ga, np.shape(a)), np.moveaxis(gb, 0, -2)
-
-
-@defjvp(np.dot)
-def dot_jvp(ans, a, b, out=None, a_dot=None, b_dot=None):
-    return np.dot(a_dot, b) + np.dot(a, b_dot)
 
 
 @defvjp(np.matmul)
@@ -137,19 +133,14 @@ def matmul_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot @ x2 + x1 @ x2_dot
 
 
-@defvjp(np.outer)
+@defbilinear(np.outer, "a", "b")
 def outer_vjp(g, ans, a, b, out=None):
     # np.outer flattens its inputs
     return (np.reshape(np.dot(g, np.ravel(b)), np.shape(a)),
             np.reshape(np.dot(np.ravel(a), g), np.shape(b)))
 
 
-@defjvp(np.outer)
-def outer_jvp(ans, a, b, out=None, a_dot=None, b_dot=None):
-    return np.outer(a_dot, b) + np.outer(a, b_dot)
-
-
-@defvjp(np.inner)
+@defbilinear(np.inner, "a", "b")
 def inner_vjp(g, ans, a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return unbroadcast(g * b, a), unbroadcast(a * g, b)
@@ -169,20 +160,10 @@ def inner_vjp(g, ans, a, b):
             np.reshape(g2.T @ np.reshape(a, (p, k)), np.shape(b)))
 
 
-@defjvp(np.inner)
-def inner_jvp(ans, a, b, a_dot, b_dot):
-    return np.inner(a_dot, b) + np.inner(a, b_dot)
-
-
-@defvjp(np.vdot)
+@defbilinear(np.vdot, "a", "b")
 def vdot_vjp(g, ans, a, b):
     # np.vdot flattens its inputs (real inputs: no conjugation)
     return np.reshape(g * np.ravel(b), np.shape(a)), np.reshape(g * np.ravel(a), np.shape(b))
-
-
-@defjvp(np.vdot)
-def vdot_jvp(ans, a, b, a_dot, b_dot):
-    return np.vdot(a_dot, b) + np.vdot(a, b_dot)
 
 
 # ------------------------------------------------------------------ trace, transpose
@@ -586,19 +567,14 @@ def einsum_expand_vjp(g, ans, x, plan, like):
     return np.broadcast_to(np.einsum(einsum_contract(plan), g), np.shape(x))
 
 
-@defvjp(np.tensordot)
+@defbilinear(np.tensordot, "a", "b")
 def tensordot_vjp(g, ans, a, b, axes=2):
     p = tensordot_plan(np.ndim(a), np.ndim(b), axes)
     return (np.transpose(np.tensordot(g, b, p[0]), p[1]),
             np.transpose(np.tensordot(a, g, p[2]), p[3]))
 
 
-@defjvp(np.tensordot)
-def tensordot_jvp(ans, a, b, axes=2, a_dot=None, b_dot=None):
-    return np.tensordot(a_dot, b, axes) + np.tensordot(a, b_dot, axes)
-
-
-@defvjp(np.kron)
+@defbilinear(np.kron, "a", "b")
 def kron_vjp(g, ans, a, b):
     p = kron_plan(np.shape(a), np.shape(b))
     split = np.reshape(g, p[0])
@@ -606,12 +582,7 @@ def kron_vjp(g, ans, a, b):
             np.reshape(np.einsum(p[4], split, np.reshape(a, p[1])), np.shape(b)))
 
 
-@defjvp(np.kron)
-def kron_jvp(ans, a, b, a_dot, b_dot):
-    return np.kron(a_dot, b) + np.kron(a, b_dot)
-
-
-@defvjp(np.cross)
+@defbilinear(np.cross, "a", "b")
 def cross_vjp(g, ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     ax = cross_axes(axisa, axisb, axisc, axis)
     if np.shape(a)[ax[0]] != 3 or np.shape(b)[ax[1]] != 3:
@@ -620,12 +591,6 @@ def cross_vjp(g, ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     # (a x b) . g = (b x g) . a = (g x a) . b
     return (unbroadcast(np.cross(b, g, axisa=ax[1], axisb=ax[2], axisc=ax[0]), a),
             unbroadcast(np.cross(g, a, axisa=ax[2], axisb=ax[0], axisc=ax[1]), b))
-
-
-@defjvp(np.cross)
-def cross_jvp(ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None, a_dot=None, b_dot=None):
-    return (np.cross(a_dot, b, axisa, axisb, axisc, axis)
-            + np.cross(a, b_dot, axisa, axisb, axisc, axis))
 
 
 # ------------------------------------------------------------------ cholesky, pinv, eig

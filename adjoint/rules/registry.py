@@ -27,6 +27,8 @@ Two common cases need only the VJP; the JVP is written from it:
     def exp_vjp(g, ans, x):           # with g read as x_dot (the Jacobian is diagonal)
         return g * ans
 
+and `@defbilinear(np.dot, "a", "b")` gives `np.dot(a_dot, b) + np.dot(a, b_dot)`.
+
 The JVP written for them is ordinary source (registered with `linecache`, so
 it is lowered, inlined and printed in docs/rules.md like a hand-written one).
 
@@ -194,16 +196,18 @@ def _jvp_name(vjp: Callable) -> str:
     return base + "_jvp"
 
 
-def _jvp_params(vjp: Callable, dots: list[str]) -> tuple[list, str]:
-    """The primal parameters of `vjp` (after g, ans), and the JVP's parameter list:
-    `ans`, the primal inputs, one `<name>_dot` per name in `dots` (defaulting to None
-    when an input has a default, as Python requires)."""
+def _jvp_header(vjp: Callable, dots: list[str]) -> str:
+    """The JVP's parameter list: `ans`, the VJP's primal inputs, one `<name>_dot` per
+    name in `dots` (defaulting to None when an input has a default, as Python requires)."""
     params = list(inspect.signature(vjp).parameters.values())[2:]
+    if any(p.kind != p.POSITIONAL_OR_KEYWORD for p in params):
+        raise TypeError(f"{vjp.__qualname__}: write its JVP by hand (keyword-only or * "
+                        "parameters)")
     defaulted = any(p.default is not inspect.Parameter.empty for p in params)
     text = ["ans"] + [p.name if p.default is inspect.Parameter.empty
                       else f"{p.name}={p.default!r}" for p in params]
     text += [f"{d}_dot=None" if defaulted else f"{d}_dot" for d in dots]
-    return params, ", ".join(text)
+    return ", ".join(text)
 
 
 def _spelled(fn: Callable, namespace: dict) -> str:
@@ -221,25 +225,44 @@ def _spelled(fn: Callable, namespace: dict) -> str:
     return private
 
 
+def _applied(fn: Callable, vjp: Callable, dots: list[str]) -> str:
+    """`fn` called on the VJP's primal inputs, those in `dots` by their tangents: by
+    position up to the last input without a default or with a tangent (np.where takes
+    x and y by position only), by keyword after, but never out= or dtype=."""
+    params = list(inspect.signature(vjp).parameters.values())[2:]
+    last = max(k for k, p in enumerate(params)
+               if p.default is inspect.Parameter.empty or p.name in dots)
+    args = [p.name + "_dot" if p.name in dots else p.name for p in params[:last + 1]]
+    args += [f"{p.name}={p.name}" for p in params[last + 1:] if p.name not in ("out", "dtype")]
+    return f"{_spelled(fn, vjp.__globals__)}({', '.join(args)})"
+
+
+def _define_jvp(fn: Callable, vjp: Callable, dots: list[str], body: str) -> None:
+    name = _jvp_name(vjp)
+    header = _jvp_header(vjp, dots)
+    defvjp(fn)(vjp)
+    _ensure(fn).jvp = _derived(vjp, name, f"def {name}({header}):\n    return {body}\n")
+
+
 def deflinear(fn: Callable, *inputs: str):
-    """Register the decorated VJP template of `fn`, an op linear in `inputs` (default:
-    its first input), and as its JVP `fn` applied to their tangents, the other
-    arguments unchanged: `np.reshape(a_dot, shape, order=order)`."""
+    """Register the decorated VJP template of `fn`, an op linear in `inputs` together
+    (default: its first input), and as its JVP `fn` applied to their tangents, the
+    other arguments unchanged: `np.reshape(a_dot, shape, order=order)`."""
     def register(vjp: Callable) -> Callable:
-        names = [p.name for p in list(inspect.signature(vjp).parameters.values())[2:]]
-        dots = list(inputs) or names[:1]
-        params, header = _jvp_params(vjp, dots)
-        # positional up to the last input without a default or with a tangent (np.where
-        # takes x and y by position only), by keyword after, but never out= or dtype=
-        last = max(k for k, p in enumerate(params)
-                   if p.default is inspect.Parameter.empty or p.name in dots)
-        args = [p.name + "_dot" if p.name in dots else p.name for p in params[:last + 1]]
-        args += [f"{p.name}={p.name}" for p in params[last + 1:] if p.name not in ("out", "dtype")]
-        op = _spelled(fn, vjp.__globals__)
-        name = _jvp_name(vjp)
-        source = f"def {name}({header}):\n    return {op}({', '.join(args)})\n"
-        defvjp(fn)(vjp)
-        _ensure(fn).jvp = _derived(vjp, name, source)
+        first = list(inspect.signature(vjp).parameters)[2]
+        dots = list(inputs) or [first]
+        _define_jvp(fn, vjp, dots, _applied(fn, vjp, dots))
+        return vjp
+    return register
+
+
+def defbilinear(fn: Callable, *inputs: str):
+    """Register the decorated VJP template of `fn`, an op linear in each of `inputs`
+    on its own (a product: np.dot(a, b)), and as its JVP the sum over them of `fn`
+    with that one input replaced by its tangent: `np.dot(a_dot, b) + np.dot(a, b_dot)`."""
+    def register(vjp: Callable) -> Callable:
+        terms = [_applied(fn, vjp, [name]) for name in inputs]
+        _define_jvp(fn, vjp, list(inputs), " + ".join(terms))
         return vjp
     return register
 
