@@ -461,13 +461,13 @@ def _settle_unpaired(x, result, u, along, paired, agrees, gvec, show, rtol, atol
     if not wrong:
         return
     i, gi, ji, numeric, ok_g, ok_j = wrong[0]
-    culprit = "the JVP" if ok_g else "the gradient" if ok_j else "both"
+    culprit = "the JVP is" if ok_g else "the gradient is" if ok_j else "both are"
     result.ok = False
     result.max_error = max(abs(gi - numeric) if not ok_g else 0.0,
                            abs(ji - numeric) if not ok_j else 0.0)
     result.mismatch = (f"along random direction 1, the gradient and the JVP differ "
                        f"beyond rounding; at {x.name(i)} the gradient gives {gi:.9g}, the JVP "
-                       f"{ji:.9g}, finite differences {numeric:.9g}: {culprit} {'are' if culprit == 'both' else 'is'} wrong")
+                       f"{ji:.9g}, finite differences {numeric:.9g}: {culprit} wrong")
     result.wrong = [x.name(w[0]) for w in wrong]
 
 

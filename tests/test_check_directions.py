@@ -203,6 +203,9 @@ def test_progress_is_shown_on_a_terminal_only(planted, monkeypatch):
     assert "adjoint check: locating the wrong entries" in shown
     assert shown.endswith("\r\033[K")  # the line is cleared at the end
     assert log.getvalue() == ""
+    tty = Terminal()
+    assert adjoint.check(planted.right, x, exhaustive=True, progress=tty).ok
+    assert "adjoint check: finite differences 50/50" in tty.getvalue()
     monkeypatch.setattr(check_module, "PROGRESS_AFTER", 3600.0)
     tty = Terminal()
     assert adjoint.check(planted.right, x, progress=tty).ok and tty.getvalue() == ""
