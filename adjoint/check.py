@@ -237,7 +237,7 @@ class _Inputs:
 
     def __init__(self, f, args, positions):
         from adjoint.frontend.source import unwrap
-        from adjoint.testing import _flatten, _vector
+        from adjoint.testing import _vector
         self.f, self.args, self.positions = f, args, positions
         self.like = [args[i] for i in positions]
         parts = [_vector(a) for a in self.like]
@@ -248,7 +248,7 @@ class _Inputs:
         except (TypeError, ValueError):
             names = []
         self.names = [names[i] if i < len(names) else f"args[{i}]" for i in positions]
-        self.leaves = [[np.shape(leaf) for leaf in _flatten(a)] for a in self.like]
+        self.leaves = [[shape for _, shape in _leaf_paths(a)] for a in self.like]
         self.calls = {"f": 0, "grad": 0, "jvp": 0}
 
     def split(self, vec) -> list:
@@ -267,21 +267,27 @@ class _Inputs:
         return float(np.sum(self.f(*moved)))
 
     def name(self, k: int) -> str:
-        """Entry k of x as the user would write it: `x[3]`, `W[1, 2]`, `layers[0][4]`."""
+        """Entry k of x as the user would write it: `x[3]`, `W[1, 2]`, `layers[0][4]`,
+        `params['b'][2]`."""
         arg = int(np.searchsorted(self.bounds, k, side="right")) - 1
         k -= int(self.bounds[arg])
-        name, shapes = self.names[arg], self.leaves[arg]
-        for leaf, shape in enumerate(shapes):
+        for path, shape in _leaf_paths(self.like[arg]):
             size = int(np.prod(shape, dtype=int))
             if k < size:
-                where = f"[{leaf}]" if len(shapes) > 1 or not isinstance(
-                    self.like[arg], np.ndarray) and shape != () else ""
-                if shape:
-                    index = np.unravel_index(k, shape)
-                    where += "[" + ", ".join(str(int(i)) for i in index) + "]"
-                return name + where
+                index = np.unravel_index(k, shape) if shape else ()
+                where = "[" + ", ".join(str(int(i)) for i in index) + "]" if shape else ""
+                return self.names[arg] + path + where
             k -= size
-        return name
+        return self.names[arg]
+
+
+def _leaf_paths(x, path: str = "") -> list:
+    """(how to reach it, its shape) for each float leaf of x, in _flatten's order."""
+    if isinstance(x, dict):
+        return [leaf for key in sorted(x) for leaf in _leaf_paths(x[key], f"{path}[{key!r}]")]
+    if isinstance(x, (list, tuple)):
+        return [leaf for i, item in enumerate(x) for leaf in _leaf_paths(item, f"{path}[{i}]")]
+    return [(path, np.shape(x))]
 
 
 def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7,

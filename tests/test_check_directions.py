@@ -88,6 +88,10 @@ def two(w, b, x):
 
 def forward_wrong(w):
     return np.sum(bump(w) * w)
+
+
+def layered(layers):
+    return np.sum(spike(layers[0]) ** 2) + np.sum(np.tanh(layers[1]))
 '''
 
 _counter = itertools.count()
@@ -179,11 +183,24 @@ def test_several_arguments_name_their_entries(planted):
     assert [inputs.name(k) for k in (0, 5, 6, 8)] == ["w[0, 0]", "w[2, 1]", "b[0]", "b[2]"]
 
 
-def test_a_list_argument_names_its_leaves():
-    layers = [np.zeros((2, 2)), np.zeros(3), 1.5]
+def test_list_and_dict_arguments_name_their_leaves():
+    layers = [np.zeros((2, 2)), (np.zeros(3), 1.5)]
     inputs = check_module._Inputs(lambda layers: 0.0, (layers,), (0,))
     assert [inputs.name(k) for k in (0, 3, 4, 6, 7)] == [
-        "layers[0][0, 0]", "layers[0][1, 1]", "layers[1][0]", "layers[1][2]", "layers[2]"]
+        "layers[0][0, 0]", "layers[0][1, 1]", "layers[1][0][0]", "layers[1][0][2]",
+        "layers[1][1]"]
+    params = {"w": np.zeros((2, 3)), "b": np.zeros(2)}  # flattened in sorted key order
+    inputs = check_module._Inputs(lambda params: 0.0, (params,), (0,))
+    assert [inputs.name(k) for k in (0, 1, 2, 7)] == [
+        "params['b'][0]", "params['b'][1]", "params['w'][0, 0]", "params['w'][1, 2]"]
+
+
+def test_a_wrong_entry_of_a_list_of_layers_is_named(planted):
+    rng = np.random.default_rng(8)
+    layers = [rng.uniform(0.5, 1.0, size=10), rng.uniform(0.5, 1.0, size=(2, 4))]
+    layers[0][7] = 0.9
+    result = adjoint.check(planted.layered, layers)
+    assert not result.ok and result.wrong == ["layers[0][7]"], str(result)
 
 
 class Terminal(io.StringIO):
