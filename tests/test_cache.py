@@ -609,3 +609,14 @@ def test_the_test_suite_removes_its_cache_folder(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("adjoint-test-cache-")]
+
+
+def test_a_module_evicted_between_its_check_and_its_import_is_written_again(tmp_path,
+                                                                          monkeypatch):
+    path, source = _fake_module(tmp_path, 5)
+    load.load(path, source, {})
+    monkeypatch.setattr(load, "_loaded", {})
+    # another process's eviction removes the file just after this one found it complete
+    monkeypatch.setattr(load, "_touch", lambda p: p.unlink())
+    assert load.load(path, source, {}).f5() == 5
+    assert load._complete(path)
