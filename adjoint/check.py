@@ -281,6 +281,17 @@ class _Inputs:
         return self.names[arg]
 
 
+def _epsilon(values) -> float:
+    """The machine epsilon of the least precise float among values (and inside them)."""
+    from adjoint.testing import _flatten
+    eps = np.finfo(np.float64).eps
+    for leaf in _flatten(list(values)):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and dtype.kind in "fc":
+            eps = max(eps, float(np.finfo(dtype).eps))
+    return float(eps)
+
+
 def _leaf_paths(x, path: str = "") -> list:
     """(how to reach it, its shape) for each float leaf of x, in _flatten's order."""
     if isinstance(x, dict):
@@ -409,12 +420,16 @@ def _directional(f, g, args, positions, several, rtol, atol, eps, directions, se
                 return True, numeric, err
         return False, numeric, err
 
+    # rounding: float64 throughout allows 1e-9; a float32 argument (or gradient) makes
+    # the computation float32, and rounding 1e4 times its epsilon
+    rounding = max(1e-9, 1e4 * _epsilon([*args, *grads]))
+
     def paired(u, dot=None) -> bool:
         """Whether <g, u> and J u agree to rounding: they are the same number computed
         two ways, so this sees far smaller errors than a finite difference can."""
         dot = along(u) if dot is None else dot
         size = float(np.abs(gvec) @ np.abs(u))
-        return abs(reverse(u) - dot) <= 1e-9 * size + 1e-12 * scale
+        return abs(reverse(u) - dot) <= rounding * (size + 1e-3 * scale)
 
     checked = []  # (u, finite difference) per direction: to judge other gradients by
     for k in range(directions):

@@ -268,3 +268,16 @@ def test_a_faint_wrong_entry_is_caught_by_the_jvp_and_its_own_difference(planted
     assert f.calls < 40  # no finite difference per entry
     # the same function with the mistake gone passes
     assert adjoint.check(planted.right, x).ok
+
+
+def test_a_float32_model_is_judged_at_float32_rounding(planted):
+    # <g, u> and J u differ by float32 rounding there: that is no reason to search
+    rng = np.random.default_rng(9)
+    w, b, x = (rng.normal(size=(30, 20)).astype(np.float32), np.zeros(30, np.float32),
+               rng.normal(size=20).astype(np.float32))
+    f = counted(planted.two)
+    result = adjoint.check(f, w, b, x, wrt=(0, 1))
+    assert result.ok, str(result)
+    assert f.calls == 6 and result.evaluations["jvp"] == 1
+    assert check_module._epsilon([1.0, [np.ones(2)], {"a": w}]) == np.finfo(np.float32).eps
+    assert check_module._epsilon([1.0, np.float64(2.0), np.arange(3)]) == np.finfo(float).eps
