@@ -107,7 +107,7 @@ def untile(x, a, reps):
     return _like(total, a)
 
 
-def unrepeat(x, a, repeats, axis=None):
+def unrepeat_array(x, a, repeats, axis=None):
     """The cotangent of `np.repeat(a, repeats, axis)`: `x` summed over the repeats."""
     x = np.asarray(x)
     if axis is None:  # np.repeat flattened `a` first
@@ -187,8 +187,9 @@ def join_index(pieces, parts, which):
 
 for _fn, _name in [(split_like, "split_like"), (join_like, "join_like"),
                    (unstack_like, "unstack_like"), (unarray, "unarray"), (untile, "untile"),
-                   (unrepeat, "unrepeat"), (r_concat, "r_concat"), (c_concat, "c_concat"),
-                   (split_index, "split_index"), (join_index, "join_index")]:
+                   (unrepeat_array, "unrepeat_array"), (r_concat, "r_concat"),
+                   (c_concat, "c_concat"), (split_index, "split_index"),
+                   (join_index, "join_index")]:
     primitive(_fn, _name)
 for _fn, _name in [(neg_shift, "neg_shift"), (hstack_axis, "hstack_axis"),
                    (linspace_weights, "linspace_weights")]:
@@ -236,8 +237,8 @@ def untile_vjp(g, ans, x, a, reps):
     return np.reshape(np.tile(g, reps), np.shape(x))
 
 
-@deflinear(unrepeat)
-def unrepeat_vjp(g, ans, x, a, repeats, axis=None):
+@deflinear(unrepeat_array)
+def unrepeat_array_vjp(g, ans, x, a, repeats, axis=None):
     return np.repeat(g, repeats, axis)
 
 
@@ -320,7 +321,7 @@ def tile_vjp(g, ans, A, reps):
 
 @deflinear(np.repeat)
 def repeat_vjp(g, ans, a, repeats, axis=None):
-    return unrepeat(g, a, repeats, axis)
+    return unrepeat_array(g, a, repeats, axis)
 
 
 # ------------------------------------------------------------------ joining

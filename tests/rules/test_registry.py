@@ -25,7 +25,8 @@ import pytest
 
 import adjoint  # noqa: F401  (fills the registry)
 from adjoint.analysis.shapes import Observed
-from adjoint.frontend.lower import Lowerer, list_of, tuple_of
+from adjoint.ad.template import TemplateLowerer
+from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, Function, Value, walk_ops
@@ -421,9 +422,9 @@ CASES: dict[str, list[Case]] = {
                 case(N(2, 2), [[N(), N()], [N(), N()]]), case(N(1, 3), N(3))],
     "untile": [case(N(6), N(3), 2), case(N(4, 3), N(2, 3), (2, 1)), case(N(2, 6), N(3), (2, 2)),
                case(N(2, 1, 6), N(2, 1, 3), (2,))],
-    "unrepeat": [case(N(6), N(3), 2), case(N(6, 2), N(3, 2), 2, 0),
-                 case(N(3, 2), N(3, 2), np.array([1, 0, 2]), 0), case(N(12), N(2, 3), 2),
-                 case(N(2, 6), N(2, 3), [1, 2, 3], 1)],
+    "unrepeat_array": [case(N(6), N(3), 2), case(N(6, 2), N(3, 2), 2, 0),
+                       case(N(3, 2), N(3, 2), np.array([1, 0, 2]), 0), case(N(12), N(2, 3), 2),
+                       case(N(2, 6), N(2, 3), [1, 2, 3], 1)],
 }
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation
@@ -721,6 +722,17 @@ def test_every_primitive_is_tested():
     assert not unlisted, f"primitives without a case in NONDIFF_CASES or EXCLUDED: {unlisted}"
 
 
+def test_each_name_is_one_primitive():
+    """Generated code calls a primitive by its name: two under one name (the cotangent
+    helpers of np.repeat and of list repetition were both `unrepeat`) call one for
+    the other."""
+    by_name: dict[str, set] = {}
+    for e in registry._by_id.values():
+        by_name.setdefault(e.prim.name, set()).add(id(e.prim.fn))
+    shared = sorted(n for n, fns in by_name.items() if len(fns) > 1)
+    assert not shared, f"primitives sharing a name: {shared}"
+
+
 def test_rules_pair_up():
     """Every differentiable primitive has both rules, with the same input names."""
     for name, e in ENTRIES.items():
@@ -762,7 +774,7 @@ def _lower(template, bound: dict, ans_name: str, with_facts: bool):
         else:
             env[name] = Const(x)
     parsed = parse_function(template)
-    low = Lowerer(parsed, facts, template={"ans": env[ans_name]})
+    low = TemplateLowerer(parsed, facts, {"ans": env[ans_name]})
     low.env.update(env)
     for p in inspect.signature(template).parameters.values():
         if p.name not in low.env and p.default is not inspect.Parameter.empty:
