@@ -29,6 +29,7 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.ad.sequences import sequence_ops
+from adjoint.ad.template import TemplateLowerer
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer, _prim
@@ -96,11 +97,11 @@ def _broadcast(*shapes):
         return None
 
 
-class TangentLowerer(Lowerer):
+class TangentLowerer(TemplateLowerer):
     """Lowers a JVP template, simplifying around symbolic zero tangents."""
 
     def __init__(self, template, fwd: "Forward", ans: Value):
-        super().__init__(parse_function(template), fwd.facts, template={"ans": ans})
+        super().__init__(parse_function(template), fwd.facts, {"ans": ans})
         self.fwd = fwd
         self.defs = fwd.defs  # one table: folds `(a, b)[0]` on tangent tuples too
         self.primal_derived: set = set()

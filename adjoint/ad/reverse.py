@@ -25,7 +25,8 @@ from adjoint.analysis.activity import active as active_values
 from adjoint.ad.sequences import sequence_ops
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import Lowerer, _prim, basic_index
+from adjoint.ad.template import TemplateLowerer, basic_index
+from adjoint.frontend.lower import _prim
 from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
@@ -345,7 +346,7 @@ class Reverse:
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents
         need, then read the surviving primal operands in the current reverse region."""
-        low = Lowerer(parse_function(template), self.facts, template={"ans": op.result, "g": g})
+        low = TemplateLowerer(parse_function(template), self.facts, {"ans": op.result, "g": g})
         low.defs = self.adjoint_defs  # so constants fold across rules: (0.5 * g) * 2 -> g
         sig = inspect.signature(template)
         params = list(sig.parameters.values())
