@@ -477,10 +477,6 @@ def select_parts(parts, condlist, choicelist):
 
 primitive(select_index, "select_index", nondiff=True)
 defnondiff(select_index)
-primitive(unselect, "unselect")
-primitive(select_parts, "select_parts")
-for _name in ["select", "nan_to_num"]:
-    primitive(getattr(np, _name), "np." + _name)
 
 
 @defvjp(np.select)

@@ -525,9 +525,6 @@ for _fn, _name in [(einsum_explicit, "einsum_explicit"), (einsum_plan, "einsum_p
                    (kron_plan, "kron_plan"), (cross_axes, "cross_axes")]:
     primitive(_fn, _name, nondiff=True)
 defnondiff(einsum_explicit, einsum_plan, einsum_contract, tensordot_plan, kron_plan, cross_axes)
-for _fn, _name in [(einsum_expand, "einsum_expand"), (np.einsum, "np.einsum"),
-                   (np.tensordot, "np.tensordot"), (np.kron, "np.kron"), (np.cross, "np.cross")]:
-    primitive(_fn, _name)
 
 
 @defvjp(np.einsum)
@@ -603,9 +600,6 @@ def is_complex(x):
 
 primitive(is_complex, "is_complex", nondiff=True)
 defnondiff(is_complex)
-for _fn, _name in [(np.linalg.cholesky, "np.linalg.cholesky"), (np.linalg.pinv, "np.linalg.pinv"),
-                   (np.linalg.eig, "np.linalg.eig")]:
-    primitive(_fn, _name)
 
 
 def _lower_half(x):

@@ -434,6 +434,7 @@ def linspace_vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtyp
 
 
 # ------------------------------------------------------------------ rot90, diag, diagonal
+# (the decorators register the functions they give rules to)
 
 def undiagonal(x, a, offset=0, axis1=0, axis2=1):
     """The cotangent of `np.diagonal(a, offset, axis1, axis2)`: zeros shaped like `a`
@@ -447,9 +448,6 @@ def undiagonal(x, a, offset=0, axis1=0, axis2=1):
     return out
 
 
-primitive(undiagonal, "undiagonal")
-for _name in ["rot90", "diag", "diagonal"]:
-    primitive(getattr(np, _name), "np." + _name)
 
 
 @deflinear(np.rot90)
@@ -498,11 +496,8 @@ def split_axis(ndim, which):
     return 0 if which == "v" else 2
 
 
-primitive(undiff, "undiff")
 primitive(split_axis, "split_axis", nondiff=True)
 defnondiff(split_axis)
-for _name in ["append", "split", "array_split", "hsplit", "vsplit", "dsplit", "diff"]:
-    primitive(getattr(np, _name), "np." + _name)
 
 
 @deflinear(np.append, "arr", "values")
@@ -582,9 +577,6 @@ def untake(x, arr, indices, axis):
 
 primitive(source_index, "source_index", nondiff=True)
 defnondiff(source_index)
-primitive(untake, "untake")
-for _name in ["sort", "partition", "take_along_axis"]:
-    primitive(getattr(np, _name), "np." + _name)
 
 
 @defvjp(np.sort)
@@ -665,11 +657,8 @@ def pad_mode_ok(mode):
     return mode == "constant" or mode in _PAD_COPIES
 
 
-primitive(unpad, "unpad")
-primitive(pad_border, "pad_border")
 primitive(pad_mode_ok, "pad_mode_ok", nondiff=True)
 defnondiff(pad_mode_ok)
-primitive(np.pad, "np.pad")
 
 
 @defvjp(np.pad)
@@ -746,8 +735,6 @@ def ungradient(x, f, axis=None, edge_order=1):
     return _like(out, f)
 
 
-primitive(ungradient, "ungradient")
-primitive(np.gradient, "np.gradient")
 
 
 @defvjp(np.gradient)
