@@ -513,6 +513,12 @@ def kron_plan(shape_a, shape_b):
     return pairs, sa, sb, f"{g},{lb}->{la}", f"{g},{la}->{lb}"
 
 
+def is_text(x):
+    """Whether np.einsum's first argument is its subscripts string (not an operand of
+    the interleaved operand, axes-list form)."""
+    return isinstance(x, str)
+
+
 def cross_axes(axisa=-1, axisb=-1, axisc=-1, axis=None):
     """np.cross's (axisa, axisb, axisc): `axis` overrides all three."""
     if axis is not None:
@@ -522,9 +528,10 @@ def cross_axes(axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 for _fn, _name in [(einsum_explicit, "einsum_explicit"), (einsum_plan, "einsum_plan"),
                    (einsum_contract, "einsum_contract"), (tensordot_plan, "tensordot_plan"),
-                   (kron_plan, "kron_plan"), (cross_axes, "cross_axes")]:
+                   (kron_plan, "kron_plan"), (cross_axes, "cross_axes"), (is_text, "is_text")]:
     primitive(_fn, _name, nondiff=True)
-defnondiff(einsum_explicit, einsum_plan, einsum_contract, tensordot_plan, kron_plan, cross_axes)
+defnondiff(einsum_explicit, einsum_plan, einsum_contract, tensordot_plan, kron_plan, cross_axes,
+           is_text)
 
 
 @defvjp(np.einsum)
@@ -532,6 +539,9 @@ def einsum_vjp(g, ans, subscripts, a, b=None, c=None, *, optimize=False):
     # (optimize= by keyword only: a fourth operand must not bind to it)
     # operand k's cotangent is the einsum with g in its place (up to three operands;
     # every branch returns four values)
+    if not is_text(subscripts):
+        _ = unsupported("np.einsum has a derivative rule for subscripts written as a "
+                        "string, not for the operand, axes-list form")
     if b is None:
         p = einsum_plan(subscripts, (np.shape(a),), 0)
         return None, einsum_expand(np.einsum(p[0], g), p, a), None, None
@@ -551,6 +561,9 @@ def einsum_vjp(g, ans, subscripts, a, b=None, c=None, *, optimize=False):
 @defjvp(np.einsum)
 def einsum_jvp(ans, subscripts, a, b=None, c=None, *, optimize=False, a_dot=None,
                b_dot=None, c_dot=None):
+    if not is_text(subscripts):
+        _ = unsupported("np.einsum has a derivative rule for subscripts written as a "
+                        "string, not for the operand, axes-list form")
     if b is None:
         return np.einsum(subscripts, a_dot)
     if c is None:

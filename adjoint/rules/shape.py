@@ -450,6 +450,21 @@ def undiagonal(x, a, offset=0, axis1=0, axis2=1):
 
 
 
+def rolled_to(ndim, axis, start=0):
+    """Where np.rollaxis(a, axis, start) puts `axis` (as np.moveaxis would)."""
+    axis, start = axis % ndim, start + ndim if start < 0 else start
+    return start - 1 if start > axis else start
+
+
+primitive(rolled_to, "rolled_to", nondiff=True)
+defnondiff(rolled_to)
+
+
+@deflinear(np.rollaxis)
+def rollaxis_vjp(g, ans, a, axis, start=0):
+    return np.moveaxis(g, rolled_to(np.ndim(a), axis, start), axis)
+
+
 @deflinear(np.rot90)
 def rot90_vjp(g, ans, m, k=1, axes=(0, 1)):
     return np.rot90(g, -k, axes)

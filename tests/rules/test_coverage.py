@@ -246,7 +246,8 @@ def scans_3d(x):
 
 
 def moves_3d(x):
-    y = np.flip(np.roll(x, (1, -1), (0, -1)), axis=(-1, 0))
+    y = np.rollaxis(np.flip(np.roll(x, (1, -1), (0, -1)), axis=(-1, 0)), 2, 1)
+    y = np.rollaxis(y, 1, 3)
     z = np.repeat(np.tile(x, (2, 1, 1)), [1, 0, 2], axis=1)
     return np.sum(y * x) + np.sum(z ** 2 * np.arange(z.shape[-1]))
 
@@ -289,6 +290,10 @@ def einsum_four(x):
     return np.sum(np.einsum("ij,jk,kl,lm->im", x, x, x, x))
 
 
+def einsum_interleaved(x):
+    return np.sum(np.einsum(x, [0, 1], [1]))
+
+
 def gradient_coordinates(x):
     return np.sum(np.gradient(x, np.array([0.0, 0.5, 2.0, 3.0])) ** 2)
 
@@ -302,6 +307,7 @@ def cross_2d(a, b):
     (eig_complex, np.array([[0.1, -1.0], [1.0, 0.1]]), "complex eigenvalues"),
     (einsum_four, np.eye(2), "np.einsum"),
     (gradient_coordinates, R.normal(size=4), "coordinate arrays"),
+    (einsum_interleaved, np.eye(2), "axes-list form"),
 ])
 def test_refusals_name_the_function(f, x, words):
     with pytest.raises(AdjointError) as e:
