@@ -27,8 +27,8 @@ The decompositions, where a derivative does not exist:
   runs). Eigenvectors keep NumPy's unit norm; a repeated eigenvalue is
   treated as for eigh.
 
-`np.einsum` takes one to three operands, subscripts explicit or implicit, with
-`...` and repeated letters (a diagonal); four or more are refused at the call's
+`np.einsum` takes one to four operands, subscripts explicit or implicit, with
+`...` and repeated letters (a diagonal); five or more are refused at the call's
 line. `np.cross` is for 3-vectors (NumPy 2 deprecates 2-vectors).
 """
 from __future__ import annotations
@@ -535,32 +535,40 @@ defnondiff(einsum_explicit, einsum_plan, einsum_contract, tensordot_plan, kron_p
 
 
 @defvjp(np.einsum)
-def einsum_vjp(g, ans, subscripts, a, b=None, c=None, *, optimize=False):
-    # (optimize= by keyword only: a fourth operand must not bind to it)
-    # operand k's cotangent is the einsum with g in its place (up to three operands;
-    # every branch returns four values)
+def einsum_vjp(g, ans, subscripts, a, b=None, c=None, d=None, *, optimize=False):
+    # operand k's cotangent: the einsum with g in its place, by plan k, then expanded
+    # to the operand (up to four operands, every branch returning five values;
+    # optimize= by keyword only, so that a fifth operand is refused at its line)
     if not is_text(subscripts):
         _ = unsupported("np.einsum has a derivative rule for subscripts written as a "
                         "string, not for the operand, axes-list form")
     if b is None:
         p = einsum_plan(subscripts, (np.shape(a),), 0)
-        return None, einsum_expand(np.einsum(p[0], g), p, a), None, None
+        return None, einsum_expand(np.einsum(p[0], g), p, a), None, None, None
     if c is None:
-        shapes = (np.shape(a), np.shape(b))
-        p, q = einsum_plan(subscripts, shapes, 0), einsum_plan(subscripts, shapes, 1)
+        s = (np.shape(a), np.shape(b))
+        p, q = einsum_plan(subscripts, s, 0), einsum_plan(subscripts, s, 1)
         return (None, einsum_expand(np.einsum(p[0], g, b), p, a),
-                einsum_expand(np.einsum(q[0], a, g), q, b), None)
-    shapes = (np.shape(a), np.shape(b), np.shape(c))
-    p, q = einsum_plan(subscripts, shapes, 0), einsum_plan(subscripts, shapes, 1)
-    r = einsum_plan(subscripts, shapes, 2)
-    return (None, einsum_expand(np.einsum(p[0], g, b, c), p, a),
-            einsum_expand(np.einsum(q[0], a, g, c), q, b),
-            einsum_expand(np.einsum(r[0], a, b, g), r, c))
+                einsum_expand(np.einsum(q[0], a, g), q, b), None, None)
+    if d is None:
+        s = (np.shape(a), np.shape(b), np.shape(c))
+        p, q = einsum_plan(subscripts, s, 0), einsum_plan(subscripts, s, 1)
+        r = einsum_plan(subscripts, s, 2)
+        return (None, einsum_expand(np.einsum(p[0], g, b, c), p, a),
+                einsum_expand(np.einsum(q[0], a, g, c), q, b),
+                einsum_expand(np.einsum(r[0], a, b, g), r, c), None)
+    s = (np.shape(a), np.shape(b), np.shape(c), np.shape(d))
+    p, q = einsum_plan(subscripts, s, 0), einsum_plan(subscripts, s, 1)
+    r, t = einsum_plan(subscripts, s, 2), einsum_plan(subscripts, s, 3)
+    return (None, einsum_expand(np.einsum(p[0], g, b, c, d), p, a),
+            einsum_expand(np.einsum(q[0], a, g, c, d), q, b),
+            einsum_expand(np.einsum(r[0], a, b, g, d), r, c),
+            einsum_expand(np.einsum(t[0], a, b, c, g), t, d))
 
 
 @defjvp(np.einsum)
-def einsum_jvp(ans, subscripts, a, b=None, c=None, *, optimize=False, a_dot=None,
-               b_dot=None, c_dot=None):
+def einsum_jvp(ans, subscripts, a, b=None, c=None, d=None, *, optimize=False, a_dot=None,
+               b_dot=None, c_dot=None, d_dot=None):
     if not is_text(subscripts):
         _ = unsupported("np.einsum has a derivative rule for subscripts written as a "
                         "string, not for the operand, axes-list form")
@@ -568,8 +576,11 @@ def einsum_jvp(ans, subscripts, a, b=None, c=None, *, optimize=False, a_dot=None
         return np.einsum(subscripts, a_dot)
     if c is None:
         return np.einsum(subscripts, a_dot, b) + np.einsum(subscripts, a, b_dot)
-    return (np.einsum(subscripts, a_dot, b, c) + np.einsum(subscripts, a, b_dot, c)
-            + np.einsum(subscripts, a, b, c_dot))
+    if d is None:
+        return (np.einsum(subscripts, a_dot, b, c) + np.einsum(subscripts, a, b_dot, c)
+                + np.einsum(subscripts, a, b, c_dot))
+    return (np.einsum(subscripts, a_dot, b, c, d) + np.einsum(subscripts, a, b_dot, c, d)
+            + np.einsum(subscripts, a, b, c_dot, d) + np.einsum(subscripts, a, b, c, d_dot))
 
 
 @deflinear(einsum_expand)
