@@ -143,13 +143,10 @@ def _positive(text: str) -> int:
 
 def _grad_ir(fn, wrt, args, checkpoint):
     """The IR of fn's gradient, optimised, before code generation (as `emit` builds it)."""
-    from adjoint import api
-    from adjoint.frontend.lower import lower_function
+    from adjoint.driver import Compilation, run
     from adjoint.frontend.source import unwrap
-    lowered = lower_function(unwrap(fn))
-    ir = api.prepare(lowered, checkpoint)
-    facts = api.facts_for(lowered, ir, args)
-    return api.build(ir, api._normalize_wrt(wrt, ir), facts, "grad")[0][0]
+    return run(Compilation(unwrap(fn), wrt, "grad", args, checkpoint),
+               last="specialise").functions[0][0]
 
 
 def _size(n: int) -> str:

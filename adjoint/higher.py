@@ -26,9 +26,10 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.api import (HEADER, _global_kinds, _globals_namespace, _like, _normalize_wrt,
-                         _tangent_like,
-                         _origin, facts_for, lower_watched, signature, stale)
+from adjoint.driver import HEADER, facts_for, global_kinds, globals_namespace, normalize_wrt, \
+    origin
+from adjoint.guards import lower_watched, signature, stale
+from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
@@ -156,11 +157,11 @@ class Derivative:
             module = Module()
             text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)
             digest = load.key(__version__, print_function(ir), sig, self.steps,
-                              _global_kinds(ir), pipeline.setting())
-            head = HEADER.format(version=__version__, origin=_origin(self.f), digest=digest[:12])
+                              global_kinds(ir), pipeline.setting())
+            head = HEADER.format(version=__version__, origin=origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
             path = load.module_path(ir.name, digest)
-            fn = getattr(load.load(path, lambda: source, _globals_namespace(ir)), ir.name)
+            fn = getattr(load.load(path, lambda: source, globals_namespace(ir)), ir.name)
             self.compiled[sig], self.sources[sig] = fn, source
         return fn
 
@@ -180,8 +181,8 @@ class HVP(Derivative):
         self.direction = wrt if direction is None else direction  # the tangent's argument(s)
 
     def finish(self, ir, facts, args):
-        wrt = _normalize_wrt(self.wrt_spec, ir)
-        along = _normalize_wrt(self.direction, ir)
+        wrt = normalize_wrt(self.wrt_spec, ir)
+        along = normalize_wrt(self.direction, ir)
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, wrt, facts).run(f"{ir.name}_grad")
         g = optimize(bind(g, {g.params[-1]: 1.0}), final=False)
@@ -198,10 +199,10 @@ class HVP(Derivative):
         along = self.direction if isinstance(self.direction, tuple) else (self.direction,)
         vs = tuple(v) if isinstance(self.direction, tuple) else (v,)
         fn = self.compile(tuple(args))
-        out = fn(*args, *(_tangent_like(t, args[i], f"argument {i}") for t, i in zip(vs, along)))
+        out = fn(*args, *(tangent_like(t, args[i], f"argument {i}") for t, i in zip(vs, along)))
         if isinstance(self.wrt_spec, tuple):
-            return tuple(_like(o, args[i]) for o, i in zip(out, wrt))
-        return _like(out, args[wrt[0]])
+            return tuple(like(o, args[i]) for o, i in zip(out, wrt))
+        return like(out, args[wrt[0]])
 
 
 def hvp(f, wrt=0):

@@ -85,11 +85,11 @@ def repeat(xs, n):
     return np.concatenate((xs,) * n) if isinstance(xs, np.ndarray) else xs * n
 
 
-def unrepeat(g, k):
+def unrepeat(copies, k):
     """The cotangent of `xs` from that of `xs * n` (len(xs) == k): the copies summed."""
-    total = g[:k]
-    for start in range(k, len(g), k):
-        total = accum(total, g[start:start + k])
+    total = copies[:k]
+    for start in range(k, len(copies), k):
+        total = accum(total, copies[start:start + k])
     return total
 
 

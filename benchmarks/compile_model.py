@@ -76,13 +76,14 @@ def _probe(cache_dir: str) -> dict:
     import adjoint.api as api
     t1 = time.perf_counter()
     generated = []
-    real_generate = api.generate
+    real_run = api.run
 
-    def counting_generate(*a, **k):  # instrumentation only: did this process compile?
-        generated.append(1)
-        return real_generate(*a, **k)
+    def counting_run(job, first="lower", last="emit"):  # instrumentation: a compile here?
+        if first == "observe":
+            generated.append(1)
+        return real_run(job, first, last)
 
-    api.generate = counting_generate
+    api.run = counting_run
     args = make_args()
     t2 = time.perf_counter()
     g = adjoint.grad(model, WRT, cache_dir=cache_dir)

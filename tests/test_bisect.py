@@ -122,13 +122,13 @@ def test_check_blames_the_compiler_and_names_the_pass(broken_pass):
 
 
 def test_check_says_when_the_transform_is_at_fault(monkeypatch, own_cache):
-    from adjoint import api
-    real = api.Reverse.run
+    from adjoint.ad.reverse import Reverse
+    real = Reverse.run
 
     def run(self, name):  # every gradient, optimised or not, 1.5 times too large
         fn, n_fwd, outs = real(self, name)
         return _scaled_result(fn), n_fwd, outs
-    monkeypatch.setattr(api.Reverse, "run", run)
+    monkeypatch.setattr(Reverse, "run", run)
     text = str(check(P.neuron, 0.5, 1.5, 0.1, 1.0))
     assert "with no optimisation pass the gradient is wrong too" in text
     assert "reverse transform" in text

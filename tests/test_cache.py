@@ -474,8 +474,9 @@ def test_a_changed_compiler_never_loads_the_old_module(tmp_path, monkeypatch, pa
     want = numeric_grad(scan, SCAN_ARGS)
     assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
     [old] = modules_in(cache)
-    if patch == "version":  # the version string api.py puts in the key and the header
+    if patch == "version":  # the version string in the key (api) and the header (driver)
         monkeypatch.setattr(adjoint.api, "__version__", "0.1.0+changed")
+        monkeypatch.setattr(adjoint.driver, "__version__", "0.1.0+changed")
     else:  # the hash of adjoint's own source that every key starts from
         monkeypatch.setattr(load, "_compiler_digest", load.compiler_digest()[::-1])
     assert np.allclose(scan_grad(cache_dir=cache), want, rtol=1e-5, atol=1e-7)
@@ -490,7 +491,7 @@ def test_a_changed_compiler_never_loads_the_old_module(tmp_path, monkeypatch, pa
 
 def test_the_quick_signature_never_confuses_two_kinds():
     # the per-call lookup key stands in for the kinds: equal keys, equal kinds
-    from adjoint.api import _quick_signature, signature
+    from adjoint.guards import quick_signature as _quick_signature, signature
     samples = [1.0, np.float64(1.0), 2, True, np.ones(3), np.ones(4), np.ones((3, 1)),
                np.ones(3, dtype=np.float32), np.arange(3), np.array(True), np.ones(()),
                1j, None, range(3), [1.0, 2.0], (1, 2), np.ones(3).view(np.matrix)]

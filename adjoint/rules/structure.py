@@ -188,13 +188,13 @@ def repeat_jvp(ans, xs, n, xs_dot):
 
 
 @defvjp(runtime.unrepeat)
-def unrepeat_vjp(h, ans, g, k):
-    return runtime.repeat(h, len(g) // k), None
+def unrepeat_vjp(g, ans, copies, k):
+    return runtime.repeat(g, len(copies) // k), None
 
 
 @defjvp(runtime.unrepeat)
-def unrepeat_jvp(ans, g, k, g_dot):
-    return runtime.unrepeat(g_dot, k)
+def unrepeat_jvp(ans, copies, k, copies_dot):
+    return runtime.unrepeat(copies_dot, k)
 
 
 @defvjp(runtime.accum)

@@ -1,0 +1,181 @@
+"""When a compiled gradient may be reused: specialisation keys and guards.
+
+A gradient is specialised on its arguments' kinds (type, shape, dtype kind) and on
+the values of ints, bools and strings among them, which the code may fold in (an
+axis, a size). It is also specialised on what lowering read from outside the
+function: a float global is a number in the code, a helper is inlined, a closure
+cell's contents are read. `lower_watched` records those reads, and `holds` turns
+them into one cheap check per call; when it fails, the function is lowered again.
+"""
+from __future__ import annotations
+
+import os
+import types
+from typing import Callable
+
+import numpy as np
+
+from adjoint.analysis.shapes import kind_of
+from adjoint.frontend.lower import lower_function
+from adjoint.frontend.source import ABSENT, recording
+from adjoint.ir.core import Function
+
+
+def signature_kinds(sig: tuple) -> tuple:
+    return tuple(k for k, _ in sig)
+
+
+def same_facts(a, b) -> bool:
+    """Would code generated from observations `a` and `b` be the same? It is a function
+    of the kinds, trip counts and sizes observed, and of nothing else about the call."""
+    return a.kinds == b.kinds and a.counts == b.counts and a.bytes == b.bytes
+
+
+# values the generated code may depend on, beyond their kind: an int can be an axis or a
+# size (np.mean(x, axis=k) folds 1/x.shape[k] into the code), a str or bool a mode
+_FOLDED = (int, bool, str, np.integer, np.bool_)
+
+
+def folded(a):
+    """The part of `a`'s value that is in the key (its kind is there too): ints, bools,
+    strings and None, also inside tuples and lists; a float's value never is."""
+    if isinstance(a, _FOLDED):
+        return a.item() if isinstance(a, np.generic) else a
+    if isinstance(a, (tuple, list)):
+        return tuple(folded(e) for e in a)
+    if isinstance(a, range):
+        return (a.start, a.stop, a.step)
+    return None
+
+
+def signature(args) -> tuple:
+    """Everything about the arguments that a specialisation depends on: each one's kind
+    (type, shape, dtype kind) and its folded value (ints, bools, strings)."""
+    return tuple((kind_of(a), folded(a)) for a in args)
+
+
+# types whose kind is their type alone
+_PLAIN = {float, complex, np.float64, np.float32, np.complex128, type(None)}
+
+
+_INTS = {int, bool, np.int64, np.int32, np.bool_}  # keyed by value too
+
+
+def quick_signature(args) -> tuple | None:
+    """A cheaper key that fixes `signature(args)` (types, arrays' shapes and dtype kinds,
+    the values of ints and bools), or None for arguments only `kind_of` can tell apart (lists, tuples). A call in a
+    loop pays this rather than building one `Kind` per argument."""
+    key = []
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype.kind))
+        elif t in _INTS:
+            key.append((t, a))  # its value may be folded in (an axis, a size)
+        elif t in _PLAIN:
+            key.append(t)
+        else:
+            return None
+    return tuple(key)
+
+
+def lower_watched(f: Callable) -> tuple[Function, tuple]:
+    """`f` lowered, and the guards of what the lowering read from outside it: a float
+    global is folded into the code, a helper inlined, a global array's shape may be."""
+    with recording() as reads:
+        lowered = lower_function(f)
+    return lowered, guards(reads)
+
+
+def guards(reads) -> tuple:
+    """(namespace, name, value, shape, dtype) per free name read: the code stays valid
+    while `namespace.get(name, ABSENT) is value` (a cell: its contents) and, for an
+    array, while its shape and dtype are the same. Reads of adjoint's own modules (the
+    rule templates) are left out: they do not change under a running program."""
+    out, seen = [], set()
+    for where, name, value in reads + _attribute_reads(reads):
+        if where is None or isinstance(where, dict) and \
+                str(where.get("__name__", "")).startswith("adjoint."):
+            continue
+        key = (id(getattr(where, "obj", where)), name)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not isinstance(where, (dict, _Attributes)):
+            where = _Cell(where)
+        arr = isinstance(value, np.ndarray)
+        out.append((where, name, value, value.shape if arr else None,
+                    value.dtype if arr else None))
+    return tuple(out)
+
+
+def _attribute_reads(reads) -> list:
+    """(namespace, attr, value) for each `name.attr` in a function read whose `name` is a
+    user module or class: `config.scale` is folded in as a number too."""
+    import gast
+    out, done = [], set()
+    for where, _, parsed in reads:
+        if where is not None or parsed in done:
+            continue
+        done.add(parsed)
+        if parsed.filename.startswith(os.path.dirname(os.path.dirname(__file__))):
+            continue  # adjoint's own rule templates
+        for node in gast.walk(parsed.node):
+            if not (isinstance(node, gast.Attribute) and isinstance(node.value, gast.Name)):
+                continue
+            found, base = parsed.lookup(node.value.id)
+            if not found or not isinstance(base, (type, types.ModuleType)) or \
+                    getattr(base, "__name__", "").split(".")[0] in _LIBRARIES:
+                continue
+            out.append((_Attributes(base), node.attr, getattr(base, node.attr, ABSENT)))
+    return out
+
+
+_LIBRARIES = {"numpy", "math", "builtins", "adjoint", "random", "operator"}
+
+
+class _Attributes:
+    """A module's or class's attributes read like a namespace."""
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
+
+
+class _Cell:
+    """A closure cell read like a namespace."""
+
+    def __init__(self, cell) -> None:
+        self.cell = cell
+
+    def get(self, name, default):
+        try:
+            return self.cell.cell_contents
+        except ValueError:
+            return default
+
+
+def holds(checks: tuple):
+    """A function that is True while every check holds (None when there are none), as
+    one expression: a call pays a dict lookup and an `is` per global (~40 ns), not a loop."""
+    if not checks:
+        return None
+    ns, terms = {"ABSENT": ABSENT}, []
+    for i, (where, name, value, shape, dtype) in enumerate(checks):
+        ns[f"w{i}"], ns[f"v{i}"], ns[f"s{i}"], ns[f"d{i}"] = where, value, shape, dtype
+        terms.append(f"w{i}.get({name!r}, ABSENT) is v{i}")
+        if shape is not None:
+            terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
+    exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
+    return ns["holds"]
+
+
+def stale(checks: tuple) -> str | None:
+    """The name of the first free name that changed since `checks` were made, or None."""
+    for where, name, value, shape, dtype in checks:
+        if where.get(name, ABSENT) is not value or (
+                shape is not None and (value.shape != shape or value.dtype != dtype)):
+            return name
+    return None

@@ -1,0 +1,44 @@
+"""Values between the user and the generated code: a gradient comes back in its
+argument's kind (a float for a float, an array of the argument's shape and dtype,
+a list or tuple of the same type), and a tangent goes in in its argument's kind."""
+from __future__ import annotations
+
+import numpy as np
+
+from adjoint.errors import AdjointError
+
+
+def tangent_like(t, x, name: str):
+    """A tangent in its argument's kind: a float for a float, an array of x's shape."""
+    if isinstance(x, np.ndarray):
+        t = np.asarray(t, dtype=np.result_type(x.dtype, np.float64))
+        if t.shape != x.shape:
+            raise ValueError(f"the tangent of `{name}` has shape {t.shape}, but `{name}` "
+                             f"has shape {x.shape}")
+        return t
+    if isinstance(x, (float, np.floating)):
+        return float(np.asarray(t).reshape(()))
+    return t
+
+
+def like(g, x):
+    """The gradient in its argument's kind: a float for a float, an array of x's shape."""
+    if type(g) is type(x) and (type(g) is float or type(g) is np.ndarray and
+                               g.dtype == x.dtype and g.shape == x.shape):
+        return g  # already so (the usual case): checked first, it costs a call in a loop
+    if isinstance(x, float) or (isinstance(x, np.floating) and not isinstance(x, np.ndarray)):
+        return float(np.asarray(g).reshape(()))
+    if isinstance(x, np.ndarray):
+        g = np.asarray(g, dtype=np.result_type(x.dtype, np.float64) if x.dtype.kind == "c"
+                       else np.float64 if x.dtype.kind != "f" else x.dtype)
+        if g.shape != x.shape:
+            if g.size == x.size:
+                return g.reshape(x.shape)
+            raise AdjointError(f"internal error: gradient of shape {g.shape} for an argument "
+                               f"of shape {x.shape}; please report this")
+        return g
+    if isinstance(x, (list, tuple)) and (isinstance(g, (list, tuple)) or np.ndim(g)) \
+            and len(g) == len(x):
+        items = [like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
+        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+    return g
