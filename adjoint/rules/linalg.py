@@ -24,8 +24,10 @@ The decompositions, where a derivative does not exist:
   so does its rule. `pinv` assumes the rank does not change near the matrix.
 - `eig`: a real spectrum (real eigenvalues and vectors; NumPy returns complex
   ones otherwise, and the rule raises NonDifferentiableError when the gradient
-  runs). Eigenvectors keep NumPy's unit norm; a repeated eigenvalue is
-  treated as for eigh.
+  runs). Eigenvectors keep NumPy's unit norm and LAPACK's sign, which can
+  jump (an exact 0 below the diagonal that balancing isolates flips a vector
+  as it crosses 0: no derivative there); a repeated eigenvalue is treated as
+  for eigh.
 
 `np.einsum` takes one to four operands, subscripts explicit or implicit, with
 `...` and repeated letters (a diagonal); five or more are refused at the call's

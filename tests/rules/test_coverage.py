@@ -25,7 +25,7 @@ X34 = R.normal(size=(3, 4))
 X5 = R.normal(size=5)
 W5 = R.normal(size=5)
 SPD = X34[:, :3] @ X34[:, :3].T + 3.0 * np.eye(3)
-EIG = np.array([[2.0, 0.4, 0.1], [0.3, -1.0, 0.2], [0.0, 0.5, 0.5]])
+EIG = np.array([[2.0, 0.4, 0.1], [0.3, -1.0, 0.2], [0.05, 0.5, 0.5]])  # no zero: see eig_cubed
 
 
 # ---------------------------------------------------------------- programs
@@ -242,6 +242,39 @@ def test_linalg_decompositions():
     check_program(pinv_program, X34.T)
     np.testing.assert_allclose(adjoint.grad(eig_sum)(EIG), np.eye(3), atol=1e-12)  # trace
     check_program(eig_program, EIG)
+
+
+def cholesky_cubed(a):
+    return np.sum(np.linalg.cholesky(a) ** 3)
+
+
+def eig_cubed(a):
+    # (an eigenvector's sign is LAPACK's choice: with an exact 0 below the diagonal,
+    # which balancing isolates, it flips as that entry crosses 0 and v jumps there)
+    w, v = np.linalg.eig(a)
+    return np.sum(w ** 3) + np.sum(v ** 3)
+
+
+def pad_and_gradient(x):
+    return np.sum(np.pad(x, 2, "reflect") ** 3) + np.sum(np.gradient(x * x, 0.5) ** 2)
+
+
+def products_cubed(a):
+    return np.sum(np.kron(a, a * a) ** 2) + np.sum(np.tensordot(a, a, 1) ** 3)
+
+
+@pytest.mark.parametrize("f, x", [
+    (cholesky_cubed, SPD), (pinv_program, X34[:, :3] + 2 * np.eye(3)), (eig_cubed, EIG),
+    (pad_and_gradient, X5), (products_cubed, EIG), (select_program, X5),
+])
+def test_second_order_through_the_new_rules(f, x):
+    """hvp runs each rule's own templates' rules: against differences of the gradient."""
+    v = np.random.default_rng(3).normal(size=np.shape(x))
+    grad = adjoint.grad(f)
+    eps = 1e-5
+    want = (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(adjoint.hvp(f)(x, v), want, rtol=1e-6,
+                               atol=1e-6 * np.max(np.abs(want)))
 
 
 # ---------------------------------------------------------------- the rules that were there
