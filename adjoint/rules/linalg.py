@@ -659,7 +659,7 @@ def cholesky_jvp(ans, a, upper=False, a_dot=None):
 
 
 @defvjp(np.linalg.pinv)
-def pinv_vjp(g, ans, a, rcond=None, hermitian=False):
+def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
     # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
     x, xt, gt = ans, _mT(ans), _mT(g)
     left = np.eye(np.shape(a)[-2]) - a @ x
@@ -668,7 +668,7 @@ def pinv_vjp(g, ans, a, rcond=None, hermitian=False):
 
 
 @defjvp(np.linalg.pinv)
-def pinv_jvp(ans, a, rcond=None, hermitian=False, a_dot=None):
+def pinv_jvp(ans, a, rcond=None, hermitian=False, *, rtol=None, a_dot=None):
     x, xt, dt = ans, _mT(ans), _mT(a_dot)
     left = np.eye(np.shape(a)[-2]) - a @ x
     right = np.eye(np.shape(a)[-1]) - x @ a
