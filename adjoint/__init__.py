@@ -6,7 +6,8 @@ from adjoint.errors import (AdjointError, NonDifferentiableError, SourceError,  
                             UnsupportedError)
 from adjoint.api import adjoint, grad, ir, jvp, memory, source, value_and_grad, vjp  # noqa: E402
 from adjoint.check import check, check_rule  # noqa: E402
-from adjoint.higher import hessian, hvp, implicit_grad, jacobian  # noqa: E402
+from adjoint.higher import hessian, hvp  # noqa: E402
+from adjoint.compose import implicit_grad, jacobian  # noqa: E402
 from adjoint.frontend.markers import checkpoint, checkpointed  # noqa: E402
 from adjoint.rules.registry import defjvp, defvjp, primitive  # noqa: E402
 from adjoint.rules.registry import defnondiff as nondifferentiable  # noqa: E402

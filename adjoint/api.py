@@ -15,11 +15,13 @@ from typing import Callable
 
 from adjoint import __version__
 from adjoint.codegen import load
+from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
     globals_namespace, origin, origins, run, with_entry_check
 from adjoint.errors import AdjointError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
+from adjoint.higher import HVP, Derivative, nested
 from adjoint.guards import holds, quick_signature, same_facts, signature, signature_kinds
 from adjoint.ir.core import walk_ops
 from adjoint.ir.printer import print_function
@@ -196,7 +198,6 @@ def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) 
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt`. `f` may be a
     gradient itself (of a scalar function of a scalar): then this is its derivative.
     `optimize=False` runs no optimisation pass (the gradient must be the same)."""
-    from adjoint.higher import Derivative, nested
     if isinstance(f, (Transform, Derivative)):
         return nested(f, wrt)
     return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize)
@@ -215,7 +216,6 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
         if f.mode != "grad":
             raise AdjointError(f"jvp of a {f.mode} is not supported", None,
                                "differentiate adjoint.grad(f), or use adjoint.hvp")
-        from adjoint.higher import HVP
         product = HVP(f.f, f.wrt_spec, wrt)
 
         def run(*args, tangent=_MISSING):
@@ -295,7 +295,6 @@ def adjoint(f: Callable) -> Callable:
 
     def shown_source(wrt=0, **kw):
         """The generated module's source: a str that Jupyter shows highlighted."""
-        from adjoint.explain import SourceText
         return SourceText(source(f, wrt, **kw))
 
     wrapper.source = shown_source

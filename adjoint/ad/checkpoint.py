@@ -32,18 +32,19 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint import runtime
+from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.frontend.lower import _prim
-from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value
+from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value, defined, \
+    free_operands
 
 _steps = 0
 
 
 def reverse_checkpointed(R, op: For, adj: dict) -> None:
-    from adjoint.ad.reverse import Instrumented, Reverse, _base, _defined, _free_operands
 
     kind = op.checkpoint[0]
     target, args = op.body.args[0], list(op.body.args[1:])
-    free = _free_operands(op.body, _defined(op.body) | set(op.body.args))
+    free = free_operands(op.body, defined(op.body) | set(op.body.args))
     active = R.active
     slots = [k for k, a in enumerate(args)
              if a in active or op.results[k] in active or op.body.results[k] in active]
@@ -54,7 +55,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     n_args = len(args)
     acc_index = [1 + n_args + free.index(u) for u in accs]
     wrt = tuple(acc_index) if kind == "call" else tuple(1 + k for k in slots) + tuple(acc_index)
-    inner = Reverse(step, wrt, R.facts)
+    inner = type(R)(step, wrt, R.facts)  # a Reverse of the step function
     step_grad = inner.run_step(f"{name}_grad", slots, acc_index)
     buffered = set()
     if kind != "call":  # a loop: its steps' outer products are added a few at a time
@@ -71,8 +72,8 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         # own; an outer_sum is one already (it adds into a new matrix)
         if k in buffered:
             return R.emit(_prim(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
-                          f"{_base(u)}_bar")
-        return R.emit(_prim(runtime.private), (adj[u],), f"{_base(u)}_bar") if u in adj \
+                          f"{cotangent_base(u)}_bar")
+        return R.emit(_prim(runtime.private), (adj[u],), f"{cotangent_base(u)}_bar") if u in adj \
             else R.zero(u)
     acc_inits = [acc_init(k, u) for k, u in enumerate(accs)]
     for r in op.results:
@@ -80,7 +81,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     free_r = [R.read(u) for u in free]
     if kind == "call":
         outs = _call(R, call_grad, (Const(0), *(Const(None) for _ in args), *free_r, *seeds,
-                                    *acc_inits), len(accs), [f"{_base(u)}_bar" for u in accs])
+                                    *acc_inits), len(accs), [f"{cotangent_base(u)}_bar" for u in accs])
         for u, r in zip(accs, outs):
             adj[u] = r
         return
@@ -125,8 +126,8 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     actions = R.emit(_prim(runtime.plan_actions), (plan_r,), "_actions")
     action = Value("_action")
     state = [Value(a.name) for a in args]
-    bars = [Value(f"{_base(args[k])}_bar") for k in slots]
-    accs_in = [Value(f"{_base(u)}_bar") for u in accs]
+    bars = [Value(f"{cotangent_base(args[k])}_bar") for k in slots]
+    accs_in = [Value(f"{cotangent_base(u)}_bar") for u in accs]
     carried = state + bars + accs_in
     saved_ops = R.ops
     R.ops = []

@@ -16,44 +16,35 @@ writes one cell per iteration keeps O(1) per iteration.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, replace
+import operator
+from dataclasses import replace
 
 import gast
+import numpy as np
 
 from adjoint import runtime
-from adjoint.analysis.activity import active as active_values
+from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
+from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.ad.sequences import sequence_ops
+from adjoint.ad.template import TemplateLowerer, basic_index
+from adjoint.analysis.activity import active as active_values
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
-from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.frontend.lower import _prim
-from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
-    Value, While, map_operands, prune, relocate, walk_ops
+    Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
+from adjoint.rules.structure import list_of, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
-
-import numpy as np
-import operator
 
 
 def _reshape_back(g, ans, x, index):
     """The VJP of `x[:, None]` or `x[...]`, which read every element of `x`: inlined as
     a template, so that the sum a broadcast's VJP leaves with `keepdims` folds away."""
     return np.reshape(g, np.shape(x))
-
-
-@dataclass
-class Instrumented:
-    """What the reverse sweep asks of one forward op: ops before it, its new form,
-    and ops after it."""
-
-    before: list = field(default_factory=list)
-    op: Op | None = None
-    after: list = field(default_factory=list)
 
 
 class Region:
@@ -85,7 +76,7 @@ class Reverse:
         self.instrument: dict[Op, Instrumented] = {}
         self.region = Region(None, set(), "top")
         self.defined_in = _definitions(fn)
-        self.primal_values = set(fn.params) | _defined(fn.body)
+        self.primal_values = set(fn.params) | defined(fn.body)
         self.adjoint_defs: dict = {}
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
         self.made: set[Value] = set()  # the values this transform created
@@ -167,8 +158,8 @@ class Reverse:
         if k is not None and (k.type == "float" or not k.floating):
             return Const(0.0)
         if k is not None and k.type == "ndarray" and k.dtype == "f":
-            return self.emit(_zeros_like_prim(), (self.read(v),), f"{_base(v)}_bar")
-        return self.emit(_prim(runtime.zeros_like), (self.read(v),), f"{_base(v)}_bar")
+            return self.emit(_zeros_like_prim(), (self.read(v),), f"{cotangent_base(v)}_bar")
+        return self.emit(_prim(runtime.zeros_like), (self.read(v),), f"{cotangent_base(v)}_bar")
 
     def emit(self, prim, args, hint, kwargs=()) -> Value:
         out = Value(hint)
@@ -185,7 +176,7 @@ class Reverse:
             a is contrib for a in adj.values())
         if isinstance(contrib, Value):
             if renamable and contrib.name.startswith("_t"):
-                _rename(contrib, f"{_base(v)}_bar")
+                _rename(contrib, f"{cotangent_base(v)}_bar")
             self.facts.same_kind(contrib, v, overwrite=False)  # a cotangent has v's shape
         old = adj.get(v)
         if old is None:
@@ -197,7 +188,7 @@ class Reverse:
             _rename(contrib, "_t")  # printed inside the `+=` when used once
         # `x_bar += c`: in place for arrays where nothing else shares x_bar's buffer
         adj[v] = self.emit(_prim(iadd if known else runtime.accum), (old, contrib),
-                           f"{_base(v)}_bar")
+                           f"{cotangent_base(v)}_bar")
         self.facts.same_kind(adj[v], v)
 
     def _writable(self, g: Operand) -> Operand:
@@ -238,7 +229,7 @@ class Reverse:
             for i, a in enumerate(op.args):
                 if wanted[i]:
                     self.accumulate(adj, a, self.emit(_prim(operator.getitem), (g, Const(i)),
-                                                      f"{_base(a)}_bar"))
+                                                      f"{cotangent_base(a)}_bar"))
             return
         if op.prim.fn is operator.getitem and wanted[0]:
             self.scatter(adj, op, g)
@@ -341,7 +332,7 @@ class Reverse:
             return
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if basic_index(index, self.facts) else runtime.add_at
-        adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{_base(x)}_bar")
+        adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
 
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents
@@ -401,7 +392,7 @@ class Reverse:
             Call(prim, (storage, index), old, (), op.loc))
         if self.region.kind != "top":  # saved in this block: taped or exported like its peers
             self.region.defined.add(old)
-        restored = Value(_base(storage))
+        restored = Value(cotangent_base(storage))
         self.facts.same_kind(restored, storage)
         self.ops.append(Call(_prim(runtime.setitem), (self.read(op.result), self.read(index),
                                                        self.read(old)), restored, (), op.loc))
@@ -415,7 +406,7 @@ class Reverse:
         outer_ops, outer_region = self.ops, self.region
         branches = []
         for block in (op.then, op.orelse):
-            region = Region(outer_region, _defined(block), "if", op)
+            region = Region(outer_region, defined(block), "if", op)
             self.region, self.ops = region, []
             badj = dict(adj)
             for r, y in zip(op.results, block.results):
@@ -442,7 +433,7 @@ class Reverse:
                 yields.append(a if a is not None else self.zero(v))
             blocks.append(Block((), tuple(region.preamble + self.ops), tuple(yields)))
             self.ops, self.region = outer_ops, outer_region
-        results = tuple(Value(f"{_base(v)}_bar") for v in changed)
+        results = tuple(Value(f"{cotangent_base(v)}_bar") for v in changed)
         self.loc = op.loc
         self.ops.append(If(cond, blocks[0], blocks[1], results, op.loc))
         for v, r in zip(changed, results):
@@ -471,7 +462,6 @@ class Reverse:
         if not _has_active(op, self.active):
             return
         if isinstance(op, For) and op.checkpoint is not None:
-            from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
             if op.checkpoint[2:] == ("policy",):  # the policy's loops are weighed first
                 keeps = snapshot_bytes(op, self.facts)
                 if keeps is not None and self._stored_instead(op, adj, keeps):
@@ -482,8 +472,8 @@ class Reverse:
         args = op.body.args[1:] if is_for else op.body.args
         slots = [k for k, a in enumerate(args) if a in self.active or op.results[k] in self.active
                  or op.body.results[k] in self.active]
-        inner_defined = _defined(op.body) | set(op.body.args)
-        accs = [v for v in _free_operands(op.body, inner_defined) if v in self.active]
+        inner_defined = defined(op.body) | set(op.body.args)
+        accs = [v for v in free_operands(op.body, inner_defined) if v in self.active]
         self.loc = op.loc
         inits = []
         for k in slots:
@@ -501,8 +491,8 @@ class Reverse:
         region.recompute = is_for and _is_reduction(op, slots)
         target = Value(op.body.args[0].name if is_for else "_")
         region.target = target
-        cargs = [Value(f"{_base(args[k])}_bar") for k in slots]
-        aargs = [Value(f"{_base(u)}_bar") for u in accs]
+        cargs = [Value(f"{cotangent_base(args[k])}_bar") for k in slots]
+        aargs = [Value(f"{cotangent_base(u)}_bar") for u in accs]
         self.region, self.ops = region, []
         badj: dict = dict(zip(accs, aargs))
         for k, c in zip(slots, cargs):
@@ -597,8 +587,8 @@ class Reverse:
                           results=fwd.results + (trips,))
             iterable = self.emit(_prim(range), (self.read_in(trips, outer_region),), "_range")
         ins.op = fwd
-        results = tuple(Value(f"{_base(args[k])}_bar") for k in slots) + tuple(
-            Value(f"{_base(u)}_bar") for u in accs)
+        results = tuple(Value(f"{cotangent_base(args[k])}_bar") for k in slots) + tuple(
+            Value(f"{cotangent_base(u)}_bar") for u in accs)
         relayed = tuple(Value(v.name) for v in relay_args)
         self.ops.append(For(iterable, tuple(inits + relay_inits), rbody, results + relayed,
                             op.loc, reverse=in_order))
@@ -667,7 +657,7 @@ class Reverse:
         else:
             for i, o in enumerate(outs):
                 self.accumulate(adj, o, self.emit(_prim(operator.getitem), (out_bar, Const(i)),
-                                                  f"{_base(o)}_bar"))
+                                                  f"{cotangent_base(o)}_bar"))
         body, n_forward = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
         doc = (f"Gradient of {self.fn.name} with respect to "
                f"({', '.join(self.fn.param_names[i] for i in self.wrt)}).")
@@ -691,7 +681,7 @@ class Reverse:
             accs.append(acc)
         for i in seeded:
             o = outs[i]
-            seed = Value(f"{_base(o)}_bar" if isinstance(o, Value) else "_bar")
+            seed = Value(f"{cotangent_base(o)}_bar" if isinstance(o, Value) else "_bar")
             if isinstance(o, Value):
                 self.facts.same_kind(seed, o)
             seeds.append(seed)
@@ -708,7 +698,7 @@ class Reverse:
         grads = []
         for p in params:
             g = adj[p] if p in adj else self.zero(p)
-            if isinstance(g, Value) and _base(g) != p.name:  # say whose gradient it is
+            if isinstance(g, Value) and cotangent_base(g) != p.name:  # say whose gradient it is
                 named = Value(f"{p.name}_bar")
                 self.ops.append(Call(_prim(runtime.alias), (g,), named, (), None))
                 g = named
@@ -724,11 +714,6 @@ def reverse(fn: Function, wrt: tuple[int, ...], facts, name: str | None = None):
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _base(v) -> str:
-    name = v.name if isinstance(v, Value) else "_t"
-    return name[:-4] if name.endswith("_bar") else name
 
 
 def _rename(v: Value, name: str) -> None:
@@ -836,30 +821,8 @@ def _definitions(fn: Function) -> dict:
     return out
 
 
-def _defined(block: Block) -> set:
-    out = set(block.args)
-    for op in walk_ops(block):
-        out.update(op.results)
-        for b in op.blocks:
-            out.update(b.args)
-    return out
-
-
 def _defined_in(v, op) -> bool:
-    return any(v in _defined(b) for b in op.blocks)
-
-
-def _free_operands(block: Block, defined: set) -> list:
-    out = []
-    for op in walk_ops(block):
-        for o in op.operands:
-            if isinstance(o, Value) and o not in defined and o not in out:
-                out.append(o)
-    for b in [block] + [b for op in walk_ops(block) for b in op.blocks]:
-        for o in b.results:
-            if isinstance(o, Value) and o not in defined and o not in out:
-                out.append(o)
-    return out
+    return any(v in defined(b) for b in op.blocks)
 
 
 def _has_active(op, active) -> bool:

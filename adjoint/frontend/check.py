@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gast
 
-from adjoint.frontend.lower import unsupported_expression, unsupported_statement
+from adjoint.errors import UnsupportedError
 from adjoint.frontend.source import Parsed
 
 _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If, gast.For,
@@ -25,3 +25,47 @@ def check(parsed: Parsed) -> None:
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
                 raise unsupported_expression(node, parsed.loc(node))
+
+
+def unsupported_statement(s, loc) -> UnsupportedError:
+    hints = {
+        "Try": "move the try/except outside the differentiated function",
+        "With": "move the `with` block outside the differentiated function",
+        "ClassDef": "define classes at module level; differentiate functions of arrays",
+        "FunctionDef": "define helper functions at module level; adjoint inlines them",
+        "Delete": "remove the `del`; unused values are dropped automatically",
+        "Global": "pass the value as an argument instead of using `global`",
+        "Nonlocal": "pass the value as an argument and return the new one",
+        "Raise": "check inputs before calling the differentiated function",
+        "Import": "import at module level",
+        "ImportFrom": "import at module level",
+    }
+    kind = type(s).__name__
+    what = {"FunctionDef": "nested function definitions", "ClassDef": "class definitions",
+            "AsyncFunctionDef": "async functions", "Try": "`try` statements",
+            "With": "`with` statements", "Delete": "`del` statements",
+            "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
+            "Raise": "`raise` statements", "Import": "imports", "ImportFrom": "imports"}
+    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
+                            loc, hints.get(kind, ""))
+
+
+def unsupported_expression(node, loc) -> UnsupportedError:
+    kind = type(node).__name__
+    hints = {
+        "Lambda": "define the function with `def` at module level",
+        "ListComp": "write a loop that appends to a list",
+        "GeneratorExp": "write a loop",
+        "SetComp": "write a loop", "DictComp": "write a loop", "Dict": "use a tuple or separate "
+        "variables", "Set": "use a tuple", "Yield": "return a list built in a loop",
+        "YieldFrom": "return a list built in a loop", "Await": "call synchronous code",
+        "JoinedStr": "strings do not carry gradients; compute them outside",
+        "NamedExpr": "assign on its own line", "Starred": "pass the values one by one",
+    }
+    what = {"ListComp": "list comprehensions", "GeneratorExp": "generator expressions",
+            "Lambda": "lambdas", "Dict": "dicts", "Set": "sets", "Yield": "generators",
+            "YieldFrom": "generators", "SetComp": "set comprehensions",
+            "DictComp": "dict comprehensions", "JoinedStr": "f-strings",
+            "NamedExpr": "assignment expressions (:=)", "Await": "await"}
+    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
+                            loc, hints.get(kind, ""))

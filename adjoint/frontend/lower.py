@@ -33,6 +33,7 @@ import gast
 import numpy as np
 
 from adjoint import runtime
+from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
@@ -857,7 +858,6 @@ class Lowerer:
 def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     """Lower `fn`'s body into `outer`'s op list, its parameters bound to operands."""
     parsed = parse_function(fn)
-    from adjoint.frontend.check import check
     check(parsed)  # a helper is held to the same subset as the function
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
@@ -907,7 +907,6 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
 def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
     """The IR of a user function (its callees inlined)."""
     parsed = parse_function(fn)
-    from adjoint.frontend.check import check
     check(parsed)
     node = parsed.node
     a = node.args
@@ -1066,50 +1065,6 @@ def _loads_after(fn_node, loop) -> set[str]:
     return {n.id for n in gast.walk(fn_node)
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)
             and getattr(n, "lineno", 0) > last}
-
-
-def unsupported_statement(s, loc) -> UnsupportedError:
-    hints = {
-        "Try": "move the try/except outside the differentiated function",
-        "With": "move the `with` block outside the differentiated function",
-        "ClassDef": "define classes at module level; differentiate functions of arrays",
-        "FunctionDef": "define helper functions at module level; adjoint inlines them",
-        "Delete": "remove the `del`; unused values are dropped automatically",
-        "Global": "pass the value as an argument instead of using `global`",
-        "Nonlocal": "pass the value as an argument and return the new one",
-        "Raise": "check inputs before calling the differentiated function",
-        "Import": "import at module level",
-        "ImportFrom": "import at module level",
-    }
-    kind = type(s).__name__
-    what = {"FunctionDef": "nested function definitions", "ClassDef": "class definitions",
-            "AsyncFunctionDef": "async functions", "Try": "`try` statements",
-            "With": "`with` statements", "Delete": "`del` statements",
-            "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
-            "Raise": "`raise` statements", "Import": "imports", "ImportFrom": "imports"}
-    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
-                            loc, hints.get(kind, ""))
-
-
-def unsupported_expression(node, loc) -> UnsupportedError:
-    kind = type(node).__name__
-    hints = {
-        "Lambda": "define the function with `def` at module level",
-        "ListComp": "write a loop that appends to a list",
-        "GeneratorExp": "write a loop",
-        "SetComp": "write a loop", "DictComp": "write a loop", "Dict": "use a tuple or separate "
-        "variables", "Set": "use a tuple", "Yield": "return a list built in a loop",
-        "YieldFrom": "return a list built in a loop", "Await": "call synchronous code",
-        "JoinedStr": "strings do not carry gradients; compute them outside",
-        "NamedExpr": "assign on its own line", "Starred": "pass the values one by one",
-    }
-    what = {"ListComp": "list comprehensions", "GeneratorExp": "generator expressions",
-            "Lambda": "lambdas", "Dict": "dicts", "Set": "sets", "Yield": "generators",
-            "YieldFrom": "generators", "SetComp": "set comprehensions",
-            "DictComp": "dict comprehensions", "JoinedStr": "f-strings",
-            "NamedExpr": "assignment expressions (:=)", "Await": "await"}
-    return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
-                            loc, hints.get(kind, ""))
 
 
 __all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Static", "math",

@@ -275,6 +275,31 @@ def prune(ops, keep: list, pure: Callable[[Op], bool]) -> list:
     return out[::-1]
 
 
+def defined(block: Block) -> set:
+    """Every value `block` binds: its arguments, and each op's results and region arguments."""
+    out = set(block.args)
+    for op in walk_ops(block):
+        out.update(op.results)
+        for b in op.blocks:
+            out.update(b.args)
+    return out
+
+
+def free_operands(block: Block, defined: set) -> list:
+    """The values `block` reads (its ops and its regions' results) that are not in `defined`,
+    in first-use order."""
+    out = []
+    for op in walk_ops(block):
+        for o in op.operands:
+            if isinstance(o, Value) and o not in defined and o not in out:
+                out.append(o)
+    for b in [block] + [b for op in walk_ops(block) for b in op.blocks]:
+        for o in b.results:
+            if isinstance(o, Value) and o not in defined and o not in out:
+                out.append(o)
+    return out
+
+
 def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
     """`op` with each of its regions replaced by `fn(region)`."""
     from dataclasses import replace
