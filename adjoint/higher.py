@@ -18,6 +18,7 @@ A `Derivative` is a list of steps applied to f's IR:
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import numpy as np
@@ -26,8 +27,8 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.driver import HEADER, facts_for, global_kinds, globals_namespace, normalize_wrt, \
-    origin
+from adjoint.driver import HEADER, check_wrt_kinds, facts_for, global_kinds, globals_namespace, \
+    normalize_wrt, origin, origins
 from adjoint.guards import lower_watched, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy
@@ -87,6 +88,7 @@ def _scalar_out(ir: Function, facts, what: str) -> None:
 def apply(step, ir: Function, facts, args) -> Function:
     kind, i = step
     if kind in ("grad", "vjp"):
+        check_wrt_kinds(ir, (i,), args)  # a dict or an int: located, not a crash inside
         if kind == "grad":
             _scalar_out(ir, facts, "a gradient")
         if any(isinstance(op, Call) and op.prim.style == "tape_new" for op in walk_ops(ir.body)):
@@ -98,6 +100,7 @@ def apply(step, ir: Function, facts, args) -> Function:
         out = g if kind == "vjp" else bind(g, {g.params[-1]: 1.0})
         return optimize(out, final=False)
     if kind == "dir":
+        check_wrt_kinds(ir, (i,), args)
         k = kind_of(args[i])
         if k.type != "float":
             raise AdjointError(f"a second gradient with respect to `{ir.param_names[i]}`, an "
@@ -127,9 +130,29 @@ class Derivative:
         self.compiled: dict = {}
         self.sources: dict = {}
         self.guards: tuple = ()  # what lowering f read: a change drops every specialisation
+        self.arity: int | None = None  # f's positional parameters, once known
+
+    def full_args(self, args) -> tuple:
+        """f's arguments with its defaults filled in, as Python would. Only for a chain
+        that adds no parameter of its own (vjp, dot): after a missing default, where the
+        extra argument starts would be a guess."""
+        if any(kind in ("vjp", "dot") for kind, _ in self.steps):
+            return tuple(args)
+        if self.arity is None:
+            self.arity = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                             for p in inspect.signature(self.f).parameters.values())
+        if len(args) >= self.arity:
+            return tuple(args)
+        try:
+            bound = inspect.signature(self.f).bind(*args)
+        except TypeError as e:
+            raise TypeError(f"{self.f.__name__}(): {e}") from None
+        bound.apply_defaults()
+        return tuple(bound.args)
 
     def source(self, *args) -> str:
         """The generated module of this derivative for `args`' signature."""
+        args = self.full_args(args)
         self.compile(args)
         return self.sources[signature(args)]
 
@@ -144,6 +167,10 @@ class Derivative:
             facts = observe(ir, step_args).infer(ir)
         return ir, facts
 
+    def spec(self) -> tuple:
+        """What, besides f and the arguments, makes this derivative what it is."""
+        return (self.name, self.steps)
+
     def compile(self, args):
         if self.guards and stale(self.guards):
             self.compiled, self.sources = {}, {}
@@ -156,8 +183,13 @@ class Derivative:
             verify(ir)
             module = Module()
             text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)
-            digest = load.key(__version__, print_function(ir), sig, self.steps,
-                              global_kinds(ir), pipeline.setting())
+            # as api.Transform's key: equal text may import the globals of another module
+            # (`from m1 import W` serving m2's f) or quote another file's lines
+            where = sorted({(op.loc.filename, op.loc.line, op.loc.text)
+                            for op in walk_ops(ir.body) if op.loc is not None})
+            digest = load.key(__version__, print_function(ir), sig, self.spec(),
+                              origins(ir), origin(self.f), where, global_kinds(ir),
+                              pipeline.setting())
             head = HEADER.format(version=__version__, origin=origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
             path = load.module_path(ir.name, digest)
@@ -169,6 +201,7 @@ class Derivative:
         return ir
 
     def __call__(self, *args):
+        args = self.full_args(args)
         return self.compile(args)(*args)
 
 
@@ -179,30 +212,43 @@ class HVP(Derivative):
         super().__init__(f, (), extra=1, name="hvp")
         self.wrt_spec = wrt
         self.direction = wrt if direction is None else direction  # the tangent's argument(s)
+        self.wrt: tuple = ()    # both as parameter positions, once f is lowered
+        self.along: tuple = ()
+
+    def spec(self) -> tuple:
+        return (self.name, self.wrt_spec, self.direction)
 
     def finish(self, ir, facts, args):
-        wrt = normalize_wrt(self.wrt_spec, ir)
-        along = normalize_wrt(self.direction, ir)
+        self.wrt, self.along = normalize_wrt(self.wrt_spec, ir), normalize_wrt(self.direction, ir)
+        check_wrt_kinds(ir, self.wrt + self.along, args)
         _scalar_out(ir, facts, "a Hessian-vector product")
-        g, _, _ = Reverse(ir, wrt, facts).run(f"{ir.name}_grad")
+        g, _, _ = Reverse(ir, self.wrt, facts).run(f"{ir.name}_grad")
         g = optimize(bind(g, {g.params[-1]: 1.0}), final=False)
         gfacts = observe(g, tuple(args)).infer(g)
-        return optimize(pick(forward(g, along, gfacts), 1))
+        return optimize(pick(forward(g, self.along, gfacts), 1))
 
     def source(self, *args) -> str:
         """The generated module for `args` as given to the call (v last)."""
         return super().source(*args[:-1])
 
     def __call__(self, *args):
+        if not args:
+            raise TypeError("hvp: missing the direction v (the last argument)")
         *args, v = args
-        wrt = self.wrt_spec if isinstance(self.wrt_spec, tuple) else (self.wrt_spec,)
-        along = self.direction if isinstance(self.direction, tuple) else (self.direction,)
-        vs = tuple(v) if isinstance(self.direction, tuple) else (v,)
-        fn = self.compile(tuple(args))
-        out = fn(*args, *(tangent_like(t, args[i], f"argument {i}") for t, i in zip(vs, along)))
+        args = self.full_args(args)
+        fn = self.compile(args)
+        if isinstance(self.direction, tuple):
+            if not isinstance(v, (tuple, list)) or len(v) != len(self.along):
+                raise TypeError(f"hvp along {self.direction!r} takes a tuple of "
+                                f"{len(self.along)} directions")
+            vs = tuple(v)
+        else:
+            vs = (v,)
+        out = fn(*args, *(tangent_like(t, args[i], f"argument {i}")
+                          for t, i in zip(vs, self.along)))
         if isinstance(self.wrt_spec, tuple):
-            return tuple(like(o, args[i]) for o, i in zip(out, wrt))
-        return like(out, args[wrt[0]])
+            return tuple(like(o, args[i]) for o, i in zip(out, self.wrt))
+        return like(out, args[self.wrt[0]])
 
 
 def hvp(f, wrt=0):

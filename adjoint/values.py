@@ -9,7 +9,9 @@ from adjoint.errors import AdjointError
 
 
 def tangent_like(t, x, name: str):
-    """A tangent in its argument's kind: a float for a float, an array of x's shape."""
+    """A tangent in its argument's kind: a float for a float, an array of x's shape, and
+    a list, tuple or dict of x's length or keys, entry by entry (the generated code reads
+    it as it reads x: a stacked array for a list of arrays of two shapes cannot be)."""
     if isinstance(x, np.ndarray):
         t = np.asarray(t, dtype=np.result_type(x.dtype, np.float64))
         if t.shape != x.shape:
@@ -17,7 +19,20 @@ def tangent_like(t, x, name: str):
                              f"has shape {x.shape}")
         return t
     if isinstance(x, (float, np.floating)):
+        if np.size(t) != 1:
+            raise ValueError(f"the tangent of `{name}`, a float, has shape {np.shape(t)}")
         return float(np.asarray(t).reshape(()))
+    if isinstance(x, (list, tuple)):
+        if isinstance(t, (dict, str)) or not hasattr(t, "__len__") or \
+                getattr(t, "ndim", 1) == 0 or len(t) != len(x):
+            raise ValueError(f"the tangent of `{name}` must have its {len(x)} entries")
+        items = [tangent_like(ti, xi, f"{name}[{k}]") for k, (ti, xi) in enumerate(zip(t, x))]
+        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+    if isinstance(x, dict):
+        if not isinstance(t, dict) or set(t) != set(x):
+            raise ValueError(f"the tangent of `{name}` must be a dict with its keys "
+                             f"{sorted(x, key=repr)}")
+        return {k: tangent_like(t[k], v, f"{name}[{k!r}]") for k, v in x.items()}
     return t
 
 
@@ -41,4 +56,6 @@ def like(g, x):
             and len(g) == len(x):
         items = [like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
         return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+    if isinstance(x, dict) and isinstance(g, dict) and set(g) == set(x):
+        return {k: like(g[k], v) for k, v in x.items()}
     return g

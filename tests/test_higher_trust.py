@@ -1,0 +1,268 @@
+"""Higher orders held to the first rule (issue 19): hvp and grad(grad(f)) are keyed on
+the module whose globals they read, fill in defaults, take container parameters in
+their structure (or refuse them at f's line), follow a changed global, and serve a
+second call on other data. Each answer is checked against central differences of the
+gradient in float64, and against the formula where there is one."""
+import importlib
+import sys
+
+import numpy as np
+import pytest
+
+import adjoint
+
+R = np.random.default_rng(19)
+EPS = 1e-6
+
+
+def diff_of_grad(g, args, wrt, v):
+    """Central differences of the gradient `g` along v (args[wrt] moved by t v)."""
+    def moved(t):
+        a = list(args)
+        a[wrt] = args[wrt] + t * v
+        return g(*a)
+    return (np.asarray(moved(EPS)) - np.asarray(moved(-EPS))) / (2 * EPS)
+
+
+@pytest.fixture
+def modules(tmp_path, monkeypatch, request):
+    """make(tag, text) imports `text` as a module of its own (importable by name, as a
+    generated file's `from module import W` needs); removed from sys.modules after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ADJOINT_CACHE_DIR", str(tmp_path / "cache"))
+    names = []
+    request.addfinalizer(lambda: [sys.modules.pop(n, None) for n in names])
+
+    def make(tag, text):
+        name = f"trust_{tmp_path.name}_{tag}".replace("-", "_")
+        (tmp_path / f"{name}.py").write_text(text)
+        names.append(name)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+    return make
+
+
+ARRAY_GLOBAL = """import numpy as np
+W = np.array({w})
+
+def f(x):
+    return np.sum(W * x ** 3)
+"""
+
+FLOAT_GLOBAL = """import numpy as np
+W = np.array({w})
+
+def f(x):
+    return np.sum(W) * x ** 3
+"""
+
+
+def test_hvp_of_equal_text_in_two_modules_reads_each_module_s_global(modules):
+    """W6: the same text, another W: the second module's Hessian, not the first's."""
+    x, v = np.array([1.0, 0.5, -2.0]), np.array([1.0, -1.0, 0.5])
+    for tag, w in (("m1", [1.0, 2.0, 3.0]), ("m2", [10.0, 20.0, 30.0])):
+        m = modules(tag, ARRAY_GLOBAL.format(w=w))
+        got = adjoint.hvp(m.f)(x, v)
+        np.testing.assert_allclose(got, 6 * m.W * x * v, rtol=1e-12)  # by hand
+        np.testing.assert_allclose(got, diff_of_grad(adjoint.grad(m.f), (x,), 0, v),
+                                   rtol=1e-6)
+
+
+def test_grad_of_grad_of_equal_text_in_two_modules_reads_each_module_s_global(modules):
+    for tag, w in (("n1", [1.0, 2.0, 3.0]), ("n2", [10.0, 20.0, 30.0])):
+        m = modules(tag, FLOAT_GLOBAL.format(w=w))
+        got = adjoint.grad(adjoint.grad(m.f))(0.7)
+        assert np.isclose(got, 6 * np.sum(m.W) * 0.7, rtol=1e-12)
+        assert np.isclose(got, diff_of_grad(adjoint.grad(m.f), (0.7,), 0, 1.0), rtol=1e-6)
+
+
+def test_hvp_of_a_module_after_another_with_equal_text_is_gone(modules, tmp_path):
+    """C10: the first module's file imported it by name; once that module cannot be
+    imported (another process, or deleted), the second's HVP must still run, and right."""
+    x, v = np.array([1.0, 0.5, -2.0]), np.array([0.0, 1.0, 1.0])
+    first = modules("g1", ARRAY_GLOBAL.format(w=[1.0, 2.0, 3.0]))
+    adjoint.hvp(first.f)(x, v)
+    (tmp_path / f"{first.__name__}.py").unlink()
+    del sys.modules[first.__name__]
+    importlib.invalidate_caches()
+    second = modules("g2", ARRAY_GLOBAL.format(w=[-1.0, 4.0, 0.5]))
+    np.testing.assert_allclose(adjoint.hvp(second.f)(x, v), 6 * second.W * x * v,
+                               rtol=1e-12)
+
+
+def scaled(x, s=2.0):
+    return np.sum(np.sin(x) * x ** 2) * s
+
+
+def scaled_scalar(x, s=2.0, p=3):
+    return s * x ** p + np.sin(x)
+
+
+def test_hvp_fills_in_defaults():
+    """C2: a defaulted parameter left out, as Python allows."""
+    x, v = R.normal(size=3), R.normal(size=3)
+    got = adjoint.hvp(scaled)(x, v)
+    want = 2.0 * (2 * np.sin(x) + 4 * x * np.cos(x) - x ** 2 * np.sin(x)) * v  # by hand
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got, diff_of_grad(adjoint.grad(scaled), (x,), 0, v),
+                               rtol=1e-6, atol=1e-8)
+    # given explicitly, the default's place holds the given value
+    np.testing.assert_allclose(adjoint.hvp(scaled)(x, 0.5, v), got / 4, rtol=1e-12)
+    np.testing.assert_allclose(adjoint.hessian(scaled)(x) @ v, got, rtol=1e-12)
+
+
+def test_grad_of_grad_fills_in_defaults():
+    gg = adjoint.grad(adjoint.grad(scaled_scalar))
+    x = 0.8
+    want = 2.0 * 3 * 2 * x - np.sin(x)  # by hand
+    assert np.isclose(gg(x), want, rtol=1e-12)
+    assert np.isclose(gg(x), diff_of_grad(adjoint.grad(scaled_scalar), (x,), 0, 1.0),
+                      rtol=1e-6)
+    assert np.isclose(gg(x, 1.5, 4), 1.5 * 12 * x ** 2 - np.sin(x), rtol=1e-12)
+    assert "def scaled_scalar_grad2(" in gg.source(x)
+    with pytest.raises(TypeError, match="scaled_scalar"):
+        gg()
+
+
+def dict_param(p):
+    return p["a"] * p["b"] ** 2
+
+
+def dict_constants(x, p):
+    return p["a"] * np.sum(x ** 3) + p["b"]
+
+
+@pytest.mark.parametrize("how", ["hvp", "grad2"])
+def test_a_dict_parameter_is_refused_at_the_function_s_line(how):
+    """C9: a dict cannot be differentiated yet (adjoint.grad refuses it too): a located
+    error, not a crash inside NumPy."""
+    p = {"a": 0.5, "b": 0.7}
+    with pytest.raises(adjoint.AdjointError) as e:
+        if how == "hvp":
+            adjoint.hvp(dict_param)(p, {"a": 1.0, "b": 0.0})
+        else:
+            adjoint.grad(adjoint.grad(dict_param))(p)
+    assert e.value.loc is not None and e.value.loc.filename == __file__
+    assert e.value.loc.line == dict_param.__code__.co_firstlineno
+    assert "`p`" in str(e.value)
+
+
+def test_a_dict_of_constants_is_read_and_the_hvp_is_right():
+    x, v, p = R.normal(size=4), R.normal(size=4), {"a": 1.5, "b": -2.0}
+    got = adjoint.hvp(dict_constants)(x, p, v)
+    np.testing.assert_allclose(got, 1.5 * 6 * x * v, rtol=1e-12)
+    np.testing.assert_allclose(got, diff_of_grad(adjoint.grad(dict_constants), (x, p), 0, v),
+                               rtol=1e-6, atol=1e-8)
+
+
+def layers(ps, x):
+    h = x
+    for W, b in ps:
+        h = np.tanh(h @ W + b)
+    return np.sum(h ** 2)
+
+
+def two_sizes(xs):
+    return np.sum(xs[0] ** 3) + xs[0][0] * np.sum(np.sin(xs[1]))
+
+
+def test_hvp_of_a_list_of_arrays_of_two_shapes_keeps_its_structure():
+    """C9: the tangent goes in entry by entry (no stacking), the product comes back so."""
+    xs = [R.normal(size=2), R.normal(size=3)]
+    vs = [R.normal(size=2), R.normal(size=3)]
+    got = adjoint.hvp(two_sizes)(xs, vs)
+    assert type(got) is list and [g.shape for g in got] == [(2,), (3,)]
+    g = adjoint.grad(two_sizes)
+    plus = g([a + EPS * b for a, b in zip(xs, vs)])
+    minus = g([a - EPS * b for a, b in zip(xs, vs)])
+    for h, hp, hm in zip(got, plus, minus):
+        np.testing.assert_allclose(h, (hp - hm) / (2 * EPS), rtol=1e-6, atol=1e-8)
+    # by hand: d/dv of (3 x0^2 + [sum sin x1, 0], x0[0] cos x1)
+    np.testing.assert_allclose(got[0], 6 * xs[0] * vs[0] + [np.cos(xs[1]) @ vs[1], 0.0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(got[1], vs[0][0] * np.cos(xs[1]) -
+                               xs[0][0] * np.sin(xs[1]) * vs[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="2 entries"):
+        adjoint.hvp(two_sizes)(xs, [vs[0]])
+    with pytest.raises(ValueError, match=r"xs|argument 0"):
+        adjoint.hvp(two_sizes)(xs, [vs[0], np.ones(2)])
+
+
+def test_hvp_of_nested_layers_of_two_shapes():
+    ps = [(R.normal(size=(3, 3)) * 0.5, R.normal(size=3)),
+          (R.normal(size=(3, 2)) * 0.5, R.normal(size=2))]
+    vs = [(R.normal(size=(3, 3)), R.normal(size=3)), (R.normal(size=(3, 2)), R.normal(size=2))]
+    x = R.normal(size=3)
+    got = adjoint.hvp(layers)(ps, x, vs)
+    g = adjoint.grad(layers)
+
+    def moved(t):
+        return g([(W + t * dW, b + t * db) for (W, b), (dW, db) in zip(ps, vs)], x)
+    for (hW, hb), (pW, pb), (mW, mb) in zip(got, moved(EPS), moved(-EPS)):
+        np.testing.assert_allclose(hW, (pW - mW) / (2 * EPS), rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(hb, (pb - mb) / (2 * EPS), rtol=1e-5, atol=1e-8)
+    assert type(got) is list and all(type(layer) is tuple for layer in got)
+
+
+GUARDED = """import numpy as np
+S = 2.0
+W = np.array([1.0, 2.0, 3.0])
+
+def helper(x):
+    return x ** 3
+
+def f(x):
+    return S * np.sum(W * helper(x))
+
+def g(x):
+    return S * helper(x) * np.sum(W)
+"""
+
+
+def test_hvp_and_grad_of_grad_follow_a_global_changed_after_the_first_call(modules):
+    m = modules("guarded", GUARDED)
+    x, v = np.array([1.0, 2.0, 0.5]), np.array([1.0, -1.0, 0.5])
+    hvp, gg = adjoint.hvp(m.f), adjoint.grad(adjoint.grad(m.g))
+
+    def check(second):  # the helper's second derivative at x
+        np.testing.assert_allclose(hvp(x, v), m.S * m.W * second(x) * v, rtol=1e-12)
+        np.testing.assert_allclose(hvp(x, v), diff_of_grad(adjoint.grad(m.f), (x,), 0, v),
+                                   rtol=1e-6)
+        assert np.isclose(gg(0.7), m.S * np.sum(m.W) * second(0.7), rtol=1e-12)
+
+    check(lambda x: 6 * x)
+    m.S = 3.0  # a float global: a number in the code
+    check(lambda x: 6 * x)
+    m.W = np.array([4.0, 5.0, 6.0])  # another array
+    check(lambda x: 6 * x)
+    m.W[0] = -10.0  # the same array, written
+    check(lambda x: 6 * x)
+    m.W = np.array([1.0, 2.0])  # another shape
+
+    def square(x):
+        return x ** 2
+    m.helper = square  # a helper, inlined
+    np.testing.assert_allclose(hvp(x[:2], v[:2]), m.S * m.W * 2 * v[:2], rtol=1e-12)
+    assert np.isclose(gg(0.7), m.S * np.sum(m.W) * 2, rtol=1e-12)
+
+
+def softplus_loss(w, X, y, k):
+    z = X @ w
+    return np.sum(np.log1p(np.exp(-y * z))) + 0.1 * np.sum(w ** 2) * k
+
+
+def test_the_same_hvp_object_on_other_data_and_other_shapes():
+    """reuse: one HVP object, called again with other values, then other shapes and
+    another int (folded into the code: keyed by value)."""
+    h, g = adjoint.hvp(softplus_loss), adjoint.grad(softplus_loss)
+    for n, m, k in ((3, 5, 1), (3, 5, 1), (4, 6, 1), (4, 6, 3)):
+        args = (R.normal(size=n), R.normal(size=(m, n)), np.sign(R.normal(size=m)), k)
+        v = R.normal(size=n)
+        np.testing.assert_allclose(h(*args, v), diff_of_grad(g, args, 0, v),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_the_same_grad_of_grad_object_on_other_data():
+    gg, g = adjoint.grad(adjoint.grad(scaled_scalar)), adjoint.grad(scaled_scalar)
+    for x in (0.3, -1.2, 2.5):
+        assert np.isclose(gg(x), diff_of_grad(g, (x,), 0, 1.0), rtol=1e-6)
