@@ -408,7 +408,7 @@ def test_rules_page_lists_every_registry_entry_with_its_templates():
     text = (ROOT / "docs" / "rules.md").read_text()
     missing = [n for n in names if f"| `{n}` |" not in text]
     assert not missing, f"docs/rules.md does not list {missing}"
-    assert "@defvjp(np.exp)" in text and "@defjvp(np.exp)" in text
+    assert "@defunary(np.exp)" in text and "def exp_jvp(ans, x, x_dot):" in text
 
 
 # ---------------------------------------------------------------- in a browser

@@ -550,8 +550,9 @@ class Forward:
                 t = self.tangent(value)
                 low.env[p.name] = t if t is not None else Zero(
                     self.shape_of(value), value, None, self.sources(value))
-        from adjoint.ad.reverse import _template_body
+        from adjoint.ad.reverse import _template_body, refuse_now
         ret = low.body(_template_body(template)) or (Const(None),)
+        refuse_now(low.ops, op)
         t = ret[0]
         if isinstance(t, Zero) or (isinstance(t, Const) and t.value is None):
             return [], None

@@ -219,7 +219,9 @@ class Reverse:
         g = adj.pop(op.result, None)
         if g is None or op.result not in self.active:
             return
-        wanted = [isinstance(a, Value) and a in self.active for a in op.args]
+        # keyword operands too: np.clip(x, a_min=lo) differentiates lo
+        operands = list(op.args) + [v for _, v in op.kwargs]
+        wanted = [isinstance(a, Value) and a in self.active for a in operands]
         if not any(wanted):
             return
         entry = registry.entry(op.prim)
@@ -240,7 +242,7 @@ class Reverse:
                 op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
                         "adjoint.stop_gradient(...) if it should be treated as constant")
         contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted))
-        for a, c in zip(op.args, contribs):
+        for a, c in zip(operands, contribs):
             self.accumulate(adj, a, c)
 
     def _stored_instead(self, op: For, adj: dict, snapshots: int) -> bool:
@@ -356,9 +358,15 @@ class Reverse:
             if p.name not in low.env and p.default is not inspect.Parameter.empty:
                 low.env[p.name] = low.classify(p.default, p.name)
         ret = low.body(_template_body(template)) or (Const(None),)
+        refuse_now(low.ops, op)
         if len(ret) == 1 and len(op.args) > 1 and not _returns_tuple(template):
             ret = (ret[0],)
         ret = list(ret) + [Const(None)] * (len(op.args) - len(ret))
+        if op.kwargs:  # the template returns one cotangent per parameter, in its order
+            names = [p.name for p in params[2:]]
+            by_name = dict(zip(names, list(ret) + [Const(None)] * len(names)))
+            if not any(p.kind == p.VAR_POSITIONAL for p in params):
+                ret = ret[:len(op.args)] + [by_name.get(k, Const(None)) for k, _ in op.kwargs]
         out = [r if w and not (isinstance(r, Const) and r.value is None) else None
                for r, w in zip(ret, wanted)]
         ops = prune(low.ops, [o for o in out if o is not None], _pure)
@@ -850,3 +858,12 @@ def _reads_scalar(storage, index, facts) -> bool:
     if ik.type == "int":
         return len(k.shape) == 1
     return ik.type == "tuple" and ik.dtype == "i" and ik.shape == (len(k.shape),)
+
+
+def refuse_now(ops, op) -> None:
+    """A rule that reaches `unsupported(message)` whatever the values (its condition
+    folded away on constants and shapes) refuses at compile time, at the call's line."""
+    for o in ops:  # the top level only: a call under a branch decided at run time waits
+        if isinstance(o, Call) and o.prim.name == "unsupported" and all(
+                isinstance(a, Const) for a in o.args):
+            raise NonDifferentiableError(str(o.args[0].value), op.loc)

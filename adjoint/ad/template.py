@@ -41,6 +41,11 @@ class TemplateLowerer(Lowerer):
             if shape is not None:
                 return Const(len(shape) if fn is np.ndim else shape if fn is np.shape
                              else int(np.prod(shape)))
+        if fn in (operator.is_, operator.is_not) and isinstance(args[0], Value) and \
+                isinstance(args[1], Const) and args[1].value is None:
+            k = self.facts.kind(args[0])  # `a_min is None` of an operand seen to be a number
+            if k is not None and k.type != "none":
+                return Const(fn is operator.is_not)
         if fn is operator.neg:
             flipped = self.unneg(args[0])
             if flipped is not None:

@@ -7,7 +7,10 @@ forward computation.
 
 A value computed from a varied one is dropped for one of two stated reasons
 only: its op is registered as non-differentiable, or it was observed to hold
-ints or bools (an int, a bool, an integer or boolean array, a tuple of ints).
+ints or bools (an int, a bool, an integer or boolean array, a tuple of ints)
+and nothing that flows into it is a varied float. That second condition matters
+because one run sees one path: `best = 0` then `best = max(best, v)` holds an
+int while every v is negative, and a float on the next call.
 Anything else, a namedtuple from an unknown function or an object of a kind
 the compiler has no name for included, stays active, so that a gradient
 reaching an op without a rule raises instead of being read as zero. The max that stabilises a log-sum-exp is never active: its
@@ -65,8 +68,9 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                     if target not in out and any(o in out for o in sources):
                         out.add(target)
                         changed = True
-                elif op.result not in out and _passes(op) and floating(op.result) and any(
-                        o in out for o in op.operands):
+                elif op.result not in out and _passes(op) and any(o in out for o in op.operands) \
+                        and (floating(op.result) or _selects(op) and any(
+                            o in out and floating(o) for o in op.operands)):
                     out.add(op.result)
                     changed = True
                 continue
@@ -77,24 +81,24 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                     inner |= block(op.then) | block(op.orelse)
                     pairs = list(zip(op.results, op.then.results)) + list(
                         zip(op.results, op.orelse.results))
-                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(pairs, out)
                 elif isinstance(op, For):
                     pairs = list(zip(op.body.args[1:], op.inits)) + list(
                         zip(op.body.args[1:], op.body.results))
-                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(pairs, out)
                     inner |= block(op.body)
-                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(pairs, out)
                     inner |= _flow(list(zip(op.results, op.body.results)) +
-                                   list(zip(op.results, op.inits)), out, floating)
+                                   list(zip(op.results, op.inits)), out)
                 elif isinstance(op, While):
                     pairs = list(zip(op.body.args, op.inits)) + list(
                         zip(op.body.args, op.body.results))
-                    inner |= _flow(pairs, out, floating)
-                    inner |= _flow(list(zip(op.cond.args, op.body.args)), out, floating)
+                    inner |= _flow(pairs, out)
+                    inner |= _flow(list(zip(op.cond.args, op.body.args)), out)
                     inner |= block(op.cond) | block(op.body)
-                    inner |= _flow(pairs, out, floating)
+                    inner |= _flow(pairs, out)
                     inner |= _flow(list(zip(op.results, op.body.results)) +
-                                   list(zip(op.results, op.inits)), out, floating)
+                                   list(zip(op.results, op.inits)), out)
                 changed |= inner
                 if not inner:
                     break
@@ -104,10 +108,19 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     return out
 
 
-def _flow(pairs, out: set, floating) -> bool:
+def _selects(op: Call) -> bool:
+    """`max(0, v)` is an int or a float depending on v: a float operand makes the result
+    varied whatever this call's run saw it hold."""
+    return op.prim.fn in (max, min)
+
+
+def _flow(pairs, out: set) -> bool:
+    """Carry variedness across a merge (an if's result, a loop's carried value). The
+    merged value is varied when a varied value flows into it, even if the observed run
+    saw it hold an int (`k = 2 if c else x * 0.5`): its kind is the join of its inputs'."""
     changed = False
     for dst, src in pairs:
-        if dst not in out and src in out and floating(dst):
+        if dst not in out and src in out:
             out.add(dst)
             changed = True
     return changed

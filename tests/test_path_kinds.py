@@ -1,0 +1,82 @@
+"""A value that is an int on the path one call takes may be a float on another.
+
+The first call is observed to learn kinds. A value observed to hold only ints is
+no float, so it carries no gradient -- unless a varied float can flow into it on
+another path (`best = max(best, v)` after `best = 0`; `k = 2 if c else x * 0.5`).
+Each program here is compiled on one input and then called on others: the
+gradient must match finite differences on every call, not just the first.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.testing import numeric_grad
+from tests.test_guards import module
+
+SOURCE = """
+import numpy as np
+
+
+def running_max(x):
+    best = 0
+    for v in x:
+        best = max(best, v)
+    return best
+
+
+def running_min(x):
+    low = 0
+    for v in x:
+        low = min(v, low)
+    return low * 2.0
+
+
+def int_or_float(x):
+    if x > 1.0:
+        k = 2
+    else:
+        k = x * 0.5
+    return k * x
+
+
+def counter_or_value(x):
+    acc = 0
+    i = 0
+    while i < 3:
+        if x[i] > 0.0:
+            acc = acc + x[i] * x[i]
+        i += 1
+    return acc + np.sum(x)
+
+
+def selected(x, y):
+    z = 1 if x < 0.0 else y
+    return z * x + y
+"""
+
+CALLS = [
+    ("running_max", [(np.array([-1.0, -0.5]),), (np.array([1.5, 1.7]),),
+                     (np.array([0.3, -2.0]),)]),
+    ("running_min", [(np.array([1.0, 0.5]),), (np.array([-1.5, 1.7]),)]),
+    ("int_or_float", [(1.5,), (0.6,), (3.0,)]),
+    ("counter_or_value", [(np.array([-1.0, -2.0, -0.5]),), (np.array([1.0, -2.0, 0.5]),)]),
+    ("selected", [(-0.5, 2.0), (0.7, 2.0)]),
+]
+
+
+@pytest.mark.parametrize("name, calls", CALLS, ids=[c[0] for c in CALLS])
+def test_every_call_is_right_not_only_the_observed_one(tmp_path, name, calls):
+    f = getattr(module(tmp_path, SOURCE), name)
+    wrt = tuple(range(len(calls[0])))
+    g, j = adjoint.grad(f, wrt=wrt), adjoint.jvp(f, wrt=0)
+    for args in calls:
+        want = [numeric_grad(f, args, wrt=i) for i in wrt]
+        got = g(*args) if len(wrt) > 1 else (g(*args),)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        u = np.ones_like(np.asarray(args[0], dtype=float))
+        u = float(u) if np.ndim(u) == 0 else u
+        np.testing.assert_allclose(j(*args, u)[1], np.sum(np.asarray(want[0]) * u),
+                                   rtol=1e-6, atol=1e-9)
