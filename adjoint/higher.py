@@ -214,12 +214,14 @@ class HVP(Derivative):
         self.direction = wrt if direction is None else direction  # the tangent's argument(s)
         self.wrt: tuple = ()    # both as parameter positions, once f is lowered
         self.along: tuple = ()
+        self.names, self.loc = (), None  # f's parameter names and place, for errors
 
     def spec(self) -> tuple:
         return (self.name, self.wrt_spec, self.direction)
 
     def finish(self, ir, facts, args):
         self.wrt, self.along = normalize_wrt(self.wrt_spec, ir), normalize_wrt(self.direction, ir)
+        self.names, self.loc = ir.param_names, ir.loc
         check_wrt_kinds(ir, self.wrt + self.along, args)
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, self.wrt, facts).run(f"{ir.name}_grad")
@@ -257,18 +259,30 @@ def hvp(f, wrt=0):
 
 
 def hessian(f, wrt: int = 0):
-    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry."""
+    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry. A list
+    of arrays of one shape is taken as their stack."""
+    if isinstance(wrt, tuple):
+        raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
     product = HVP(f, wrt)
 
     def run(*args):
-        x = np.asarray(args[wrt], dtype=float)
+        args = product.full_args(args)
+        product.compile(args)  # f lowered: wrt by name or from the end, its kind checked
+        i = product.wrt[0]
+        try:
+            x = np.asarray(args[i], dtype=float)
+        except ValueError:
+            raise AdjointError(f"the Hessian with respect to `{product.names[i]}`, arrays of "
+                               f"several shapes, has no array form", product.loc,
+                               "use adjoint.hvp(f)(*args, v), v in the argument's "
+                               "structure") from None
         rows = []
         for k in range(x.size):
             e = np.zeros(x.size)
             e[k] = 1.0
             rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
         h = np.stack(rows).reshape(x.shape + x.shape)
-        return float(h) if not x.ndim and isinstance(args[wrt], float) else h
+        return float(h) if not x.ndim and isinstance(args[i], float) else h
     return run
 
 

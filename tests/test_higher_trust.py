@@ -266,3 +266,34 @@ def test_the_same_grad_of_grad_object_on_other_data():
     gg, g = adjoint.grad(adjoint.grad(scaled_scalar)), adjoint.grad(scaled_scalar)
     for x in (0.3, -1.2, 2.5):
         assert np.isclose(gg(x), diff_of_grad(g, (x,), 0, 1.0), rtol=1e-6)
+
+
+def cubic_pair(a, x, s=2.0):
+    return np.sum(a * x ** 3) * s ** 2
+
+
+def test_hvp_and_hessian_take_wrt_by_name_from_the_end_and_a_default():
+    a, x, v = R.normal(size=3), R.normal(size=3), R.normal(size=3)
+    want = 4.0 * 6 * a * x * v  # by hand
+    for wrt in ("x", -2, 1):
+        np.testing.assert_allclose(adjoint.hvp(cubic_pair, wrt=wrt)(a, x, v), want,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(adjoint.hessian(cubic_pair, wrt=wrt)(a, x) @ v, want,
+                                   rtol=1e-12)
+    np.testing.assert_allclose(want, diff_of_grad(adjoint.grad(cubic_pair, 1), (a, x), 1, v),
+                               rtol=1e-6, atol=1e-8)
+    # the defaulted parameter itself: d2/ds2 = 2 sum(a x^3)
+    assert np.isclose(adjoint.hessian(cubic_pair, wrt="s")(a, x), 2 * np.sum(a * x ** 3),
+                      rtol=1e-12)
+
+
+def test_the_hessian_of_a_list_of_arrays_of_two_shapes_is_refused_at_its_line():
+    with pytest.raises(adjoint.AdjointError, match="hvp") as e:
+        adjoint.hessian(two_sizes)([R.normal(size=2), R.normal(size=3)])
+    assert e.value.loc.line == two_sizes.__code__.co_firstlineno
+    # arrays of one shape: their stack, entry by entry the HVPs
+    xs = [R.normal(size=2), R.normal(size=2)]
+    H = adjoint.hessian(two_sizes)(xs)
+    v = [R.normal(size=2), R.normal(size=2)]
+    hv = adjoint.hvp(two_sizes)(xs, v)
+    np.testing.assert_allclose(np.tensordot(H, np.stack(v), 2), np.stack(hv), rtol=1e-12)
