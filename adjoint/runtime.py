@@ -40,7 +40,7 @@ def setitem(x, index, value):
     Generated code writes in place instead; this copying form serves the
     reference interpreter and generic fallbacks.
     """
-    x = np.array(x, copy=True)
+    x = list(x) if isinstance(x, list) else np.array(x, copy=True)  # a list stays a list
     x[index] = value
     return x
 

@@ -238,3 +238,22 @@ def test_every_registered_callable_without_a_rule_is_refused_when_a_gradient_rea
         module = getattr(e.prim.fn, "__module__", None) or ""
         if e.vjp is None and e.jvp is None and not e.nondiff and not module.startswith("adjoint"):
             assert not e.pure, f"{e.prim.name}: no rule, yet declared a pure known primitive"
+
+
+@pytest.mark.parametrize("body, line", [
+    ("    z = np.exp(1j * x)\n    return np.imag(z)\n", 5),       # imag cut the chain: 0
+    ("    z = x[0] + 1j * x[1]\n    return np.abs(z * z)\n", 5),  # abs had no conjugate
+])
+def test_a_complex_value_made_from_a_differentiated_one_is_refused(tmp_path, body, line):
+    """The rules are for real numbers: a complex intermediate got plausible wrong
+    gradients (0 for imag(exp(1j x)), no conjugate in abs). Now it is refused."""
+    path = tmp_path / "c.py"
+    path.write_text("import numpy as np\n\n\ndef f(x):\n" + body)
+    spec = importlib.util.spec_from_file_location("complex_values", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    for transform in (adjoint.grad, adjoint.jvp):
+        with pytest.raises(NonDifferentiableError, match="complex") as e:
+            arg = np.array([0.3, -0.7]) if "x[1]" in body else 0.7
+            transform(m.f)(arg) if transform is adjoint.grad else transform(m.f)(arg, arg)
+        assert e.value.loc.line == line

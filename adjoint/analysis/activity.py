@@ -19,6 +19,7 @@ derivative cancels exactly (see stabilizers.py).
 from __future__ import annotations
 
 from adjoint.analysis.stabilizers import invariant_shifts
+from adjoint.errors import NonDifferentiableError
 from adjoint.ir.core import Block, Call, For, Function, If, Value, While
 from adjoint.rules import registry
 
@@ -71,6 +72,7 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                 elif op.result not in out and _passes(op) and any(o in out for o in op.operands) \
                         and (floating(op.result) or _selects(op) and any(
                             o in out and floating(o) for o in op.operands)):
+                    _refuse_complex(op, kinds)
                     out.add(op.result)
                     changed = True
                 continue
@@ -106,6 +108,15 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
 
     block(fn.body)
     return out
+
+
+def _refuse_complex(op: Call, kinds) -> None:
+    k = kinds.kind(op.result)
+    if k is not None and (k.type == "complex" or (k.type == "ndarray" and k.dtype == "c")):
+        raise NonDifferentiableError(
+            f"`{op.prim.name}` makes a complex value from a differentiated one; the "
+            "derivative rules are for real numbers", op.loc,
+            "split the computation into real and imaginary parts (np.cos, np.sin, ...)")
 
 
 def _selects(op: Call) -> bool:
