@@ -383,6 +383,8 @@ ARRAY_TEMPLATES = [
      "        t = t + (x * i + y,)\n    return t[0] + t[1] * t[2]", (0.7, 0.4), None),
     ("sequence", "list_repeat", "def f(x, y):\n    l = [x, y] * 2\n"
      "    return l[0] * l[3] + l[2]", (0.7, 0.4), None),
+    ("sequence", "list_setitem", "def f(x, y):\n    L = [0, 0]\n    L[0] = x\n"
+     "    L[1] = y * x\n    M = L + L\n    return M[0] * M[3] + M[2]", (0.7, 0.4), None),
     ("sequence", "and_or", "def f(x, y):\n    z = x and y\n    w = (x - x) or y * x\n"
      "    return z * 2.0 + w * 5.0", (0.7, 0.4), None),
     ("sequence", "ifexp", "def f(x, y):\n    z = x * y if x > y else x - y\n"
