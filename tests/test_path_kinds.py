@@ -1,10 +1,15 @@
-"""A value that is an int on the path one call takes may be a float on another.
+"""What one call sees is not what every call sees.
+
+A value that is an int on the path one call takes may be a float on another, and
+a size that depends on the data (`x[x > 0]`) may differ from call to call.
 
 The first call is observed to learn kinds. A value observed to hold only ints is
 no float, so it carries no gradient -- unless a varied float can flow into it on
 another path (`best = max(best, v)` after `best = 0`; `k = 2 if c else x * 0.5`).
-Each program here is compiled on one input and then called on others: the
-gradient must match finite differences on every call, not just the first.
+Sizes that depend on the data are forgotten after observing, so the code reads them
+at run time. Each program here is compiled on one input and then called on others:
+the gradient and the JVP must match finite differences on every call, and the HVP
+must match differences of the gradient.
 """
 from __future__ import annotations
 
@@ -54,6 +59,21 @@ def counter_or_value(x):
 def selected(x, y):
     z = 1 if x < 0.0 else y
     return z * x + y
+
+
+def mean_positive(x):
+    return np.mean(x[x > 0.0]) * np.sum(x)
+
+
+def masked_scale(w):
+    w = w * 1.0
+    w[w > 0.5] *= 0.5
+    return np.sum(w ** 3)
+
+
+def picked(x):
+    idx = np.nonzero(x > 0.0)[0]
+    return np.sum(x[idx] ** 2) / len(idx)
 """
 
 CALLS = [
@@ -63,6 +83,10 @@ CALLS = [
     ("int_or_float", [(1.5,), (0.6,), (3.0,)]),
     ("counter_or_value", [(np.array([-1.0, -2.0, -0.5]),), (np.array([1.0, -2.0, 0.5]),)]),
     ("selected", [(-0.5, 2.0), (0.7, 2.0)]),
+    # sizes that depend on the data, not on the arguments' shapes
+    ("mean_positive", [(np.array([0.5, -0.7, -0.9, -1.0]),), (np.array([0.5, 0.7, 0.9, -1.0]),)]),
+    ("masked_scale", [(np.array([0.9, 0.1, 0.2, 0.3]),), (np.array([0.9, 0.8, 0.7, 0.3]),)]),
+    ("picked", [(np.array([0.5, -0.7, 0.2]),), (np.array([-0.5, -0.7, 0.2]),)]),
 ]
 
 
@@ -80,3 +104,13 @@ def test_every_call_is_right_not_only_the_observed_one(tmp_path, name, calls):
         u = float(u) if np.ndim(u) == 0 else u
         np.testing.assert_allclose(j(*args, u)[1], np.sum(np.asarray(want[0]) * u),
                                    rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["masked_scale", "mean_positive"])
+def test_hessian_vector_products_on_other_data(tmp_path, name):
+    f = getattr(module(tmp_path, SOURCE), name)
+    h, g = adjoint.hvp(f), adjoint.grad(f)
+    for (x,) in dict(CALLS)[name]:
+        v = np.linspace(0.5, 1.5, x.size)
+        want = (g(x + 1e-6 * v) - g(x - 1e-6 * v)) / 2e-6
+        np.testing.assert_allclose(h(x, v), want, rtol=1e-5, atol=1e-7)

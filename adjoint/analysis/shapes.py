@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adjoint.frontend.lower import Facts
-from adjoint.ir.core import Call, Const, Function, Global, If, Value, walk_ops
+from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, walk_ops
 from adjoint.ir.interp import interpret
 
 
@@ -133,6 +133,44 @@ class Observed(Facts):
         if old in self.kinds and (overwrite or new not in self.kinds):
             self.kinds[new] = self.kinds[old]
 
+    def forget_data_shapes(self, fn: Function) -> None:
+        """Forget the shapes that depend on the data, not on the arguments' shapes:
+        `x[x > 0]`, np.nonzero(...), and everything computed from them. The code is
+        specialised on argument kinds only, so a size this call happened to see must
+        not be folded into it (np.mean(x[x > 0]) would divide by it on every call)."""
+        tainted: set = set()
+        changed = True
+        while changed:  # loops feed values back: to a fixpoint
+            changed = False
+            for op in walk_ops(fn.body):
+                pairs = _merges(op)
+                if isinstance(op, Call):
+                    if op.result not in tainted and (self._data_shaped(op) or any(
+                            o in tainted for o in op.operands)):
+                        tainted.add(op.result)
+                        changed = True
+                for dst, src in pairs:
+                    if src in tainted and dst not in tainted:
+                        tainted.add(dst)
+                        changed = True
+        for v in tainted:
+            k = self.kinds.get(v)
+            if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
+                self.kinds[v] = Kind(k.type, None, k.dtype)
+
+    def _data_shaped(self, op: Call) -> bool:
+        if op.prim.fn in _DATA_SHAPED or (op.prim.fn is np.where and len(op.args) == 1):
+            return True
+        if op.prim.fn is operator.getitem:  # a boolean mask picks a data-dependent count
+            index = op.args[1]
+            parts = self.kind(index)
+            if parts is not None and (parts.type == "ndarray" and parts.dtype == "b"):
+                return True
+            return isinstance(index, Const) and any(
+                isinstance(p, np.ndarray) and p.dtype.kind == "b"
+                for p in (index.value if isinstance(index.value, tuple) else (index.value,)))
+        return False
+
     def infer(self, fn: Function) -> "Observed":
         """Fill in values no run reached (a branch not taken) from their operands:
         arithmetic on floats gives a float, on arrays the broadcast shape."""
@@ -159,7 +197,8 @@ class Observed(Facts):
         if not elementwise or op.kwargs:
             return None
         kinds = [self.kind(a) for a in op.args]
-        if any(k is None or k.type not in ("float", "int", "ndarray") for k in kinds):
+        if any(k is None or k.type not in ("float", "int", "ndarray") or
+               (k.type == "ndarray" and k.shape is None) for k in kinds):
             return None
         arrays = [k for k in kinds if k.type == "ndarray"]
         if matmul and len(arrays) != 2:
@@ -202,6 +241,23 @@ class Observed(Facts):
         return len(s) if s is not None else None
 
 
+# functions whose result's size depends on the values, not the shapes, of their inputs
+_DATA_SHAPED = {np.nonzero, np.argwhere, np.flatnonzero, np.unique, np.extract, np.compress,
+                np.trim_zeros}
+
+
+def _merges(op) -> list:
+    """(merged value, incoming value) pairs of a region op: an if's results, a loop's
+    carried values."""
+    if isinstance(op, If):
+        return list(zip(op.results, op.then.results)) + list(zip(op.results, op.orelse.results))
+    if isinstance(op, Call):
+        return []
+    args = op.body.args[1:] if isinstance(op, For) else op.body.args
+    return (list(zip(args, op.inits)) + list(zip(args, op.body.results)) +
+            list(zip(op.results, op.body.results)))
+
+
 # math functions of a float that give an int or a bool
 _MATH_NOT_FLOAT = {"math.floor", "math.ceil", "math.trunc", "math.isnan", "math.isinf",
                    "math.isfinite"}
@@ -235,6 +291,7 @@ def observe(fn: Function, args) -> Observed:
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
+    facts.forget_data_shapes(fn)
     return facts.infer(fn)
 
 
