@@ -13,7 +13,10 @@ import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import numpy as np
+
 from adjoint import __version__
+from adjoint.analysis.views import written_arrays
 from adjoint.codegen import load
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
@@ -71,6 +74,10 @@ class Transform:
                                        checkpoint=self.checkpoint), "lower", "prepare")
         self.lowered, self.ir, self.guards = self.job.lowered, self.job.ir, self.job.guards
         self.holds = holds(self.guards)
+        # parameters f writes in place: the gradient copies them on entry, which is only
+        # the same function when no other argument shares their memory
+        written = written_arrays(self.lowered)
+        self.written = [i for i, p in enumerate(self.lowered.params) if p in written]
         self.compiled: dict[tuple, Compiled] = {}
         self.quick: dict[tuple, Compiled] = {}  # the same, keyed by quick_signature
 
@@ -90,6 +97,8 @@ class Transform:
         args = self.full_args(args)
         if self.holds is not None and not self.holds():  # a global changed
             self._lower()
+        if self.written:
+            self._check_unshared(args)
         quick = quick_signature(args)
         got = self.quick.get(quick)
         if got is None:
@@ -97,6 +106,17 @@ class Transform:
             if quick is not None:
                 self.quick[quick] = got
         return got
+
+    def _check_unshared(self, args) -> None:
+        for i in self.written:
+            for j, b in enumerate(args):
+                if j != i and isinstance(b, np.ndarray) and isinstance(args[i], np.ndarray) \
+                        and np.may_share_memory(args[i], b):
+                    names = self.ir.param_names
+                    raise AdjointError(
+                        f"`{names[i]}` and `{names[j]}` share memory, and {self.ir.name} "
+                        f"writes into `{names[i]}`: a write would change `{names[j]}` too",
+                        self.ir.loc, f"pass a copy: {names[i]}.copy()")
 
     def _compile(self, args) -> Compiled:
         sig = signature(args)

@@ -285,3 +285,24 @@ def test_a_rebound_closure_variable_is_seen(tmp_path):
     assert g(3.0) == pytest.approx(12.0)
     set_k(5.0)
     assert g(3.0) == pytest.approx(30.0)
+
+
+def test_one_array_for_two_parameters_one_written_is_refused(tmp_path):
+    # Python's f(y, y) writes through `a` into `b`; the gradient copies `a` on entry, so
+    # it would differentiate another function: refused, and fine with a copy
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(a, b):
+            a[0] = 0.0
+            return np.sum(a * b)
+        """)
+    y = np.array([1.0, 2.0, 3.0])
+    g = adjoint.grad(m.f, wrt=(0, 1))
+    with pytest.raises(adjoint.AdjointError, match="share memory") as e:
+        g(y, y)
+    assert "y.copy()" not in str(e.value) and "a.copy()" in str(e.value)
+    ga, gb = g(y.copy(), y)
+    np.testing.assert_allclose(ga, [0.0, 2.0, 3.0])
+    np.testing.assert_allclose(gb, [0.0, 2.0, 3.0])
