@@ -87,6 +87,8 @@ def _scalar_out(ir: Function, facts, what: str) -> None:
 
 def apply(step, ir: Function, facts, args) -> Function:
     kind, i = step
+    if i is not None:
+        i = normalize_wrt(i, ir)[0]  # a name, or a position from the end
     if kind in ("grad", "vjp"):
         check_wrt_kinds(ir, (i,), args)  # a dict or an int: located, not a crash inside
         if kind == "grad":
@@ -258,14 +260,18 @@ def hvp(f, wrt=0):
     return HVP(f, wrt)
 
 
-def hessian(f, wrt: int = 0):
+class Hessian:
     """The Hessian of scalar f with respect to args[wrt], one HVP per input entry. A list
-    of arrays of one shape is taken as their stack."""
-    if isinstance(wrt, tuple):
-        raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
-    product = HVP(f, wrt)
+    of arrays of one shape is taken as their stack. (A class, not a closure: grad of it
+    is refused as an object without source, not lowered from this file.)"""
 
-    def run(*args):
+    def __init__(self, f, wrt=0):
+        if isinstance(wrt, tuple):
+            raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
+        self.product = HVP(f, wrt)
+
+    def __call__(self, *args):
+        product = self.product
         args = product.full_args(args)
         product.compile(args)  # f lowered: wrt by name or from the end, its kind checked
         i = product.wrt[0]
@@ -283,20 +289,41 @@ def hessian(f, wrt: int = 0):
             rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
         h = np.stack(rows).reshape(x.shape + x.shape)
         return float(h) if not x.ndim and isinstance(args[i], float) else h
-    return run
+
+
+def hessian(f, wrt=0):
+    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry."""
+    return Hessian(f, wrt)
+
+
+def _def_line(f):
+    """Where `f` is defined, for an error about the derivative asked of it."""
+    from adjoint.frontend.source import parse_function
+    try:
+        parsed = parse_function(f)
+    except AdjointError:
+        return None
+    return parsed.loc(parsed.node)
 
 
 def nested(inner, wrt):
-    """`grad(g)` where g is itself a gradient (or a Derivative): one more step."""
+    """`grad(g)` where g is itself a gradient (or grad of one): one more step."""
     if not isinstance(inner, Derivative):  # an api.Transform
         if inner.mode != "grad" or len(inner.wrt) != 1:
-            raise AdjointError("only a gradient with respect to one argument can be "
-                               "differentiated again", None, "use adjoint.hvp or hessian")
+            raise AdjointError(f"only a gradient with respect to one argument can be "
+                               f"differentiated again, not a {inner.mode} with respect to "
+                               f"{len(inner.wrt)}", _def_line(inner.f),
+                               "use adjoint.hvp or adjoint.hessian")
         base = Derivative(inner.f, (("grad", inner.wrt[0]),), name="grad")
+    elif type(inner) is not Derivative or any(k not in ("grad", "dir") for k, _ in inner.steps):
+        # an HVP's steps are not its own (it is finished in `finish`): adding one to them
+        # would differentiate f, not the product
+        raise AdjointError("a Hessian-vector product cannot be differentiated again",
+                           _def_line(inner.f), "use grad(grad(f)) for f of a scalar, or "
+                           "adjoint.hvp of a function that computes the gradient")
     else:
         base = inner
-    if not isinstance(wrt, int):
-        raise AdjointError("a second derivative takes wrt=<one position>", None)
+    if not isinstance(wrt, (int, str)):
+        raise AdjointError("a second derivative takes wrt=<one argument>",
+                           _def_line(base.f), "use adjoint.hvp or adjoint.hessian")
     return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2")
-
-

@@ -297,3 +297,31 @@ def test_the_hessian_of_a_list_of_arrays_of_two_shapes_is_refused_at_its_line():
     v = [R.normal(size=2), R.normal(size=2)]
     hv = adjoint.hvp(two_sizes)(xs, v)
     np.testing.assert_allclose(np.tensordot(H, np.stack(v), 2), np.stack(hv), rtol=1e-12)
+
+
+def quartic(x, y):
+    return x ** 4 * y + np.sin(y) * x
+
+
+def test_grad_of_an_hvp_is_refused_at_f_s_line_not_taken_as_a_derivative_of_f():
+    """An HVP's steps are empty (it is finished apart): one more step on them was the
+    derivative of f itself, returned as if it were of the product."""
+    with pytest.raises(adjoint.AdjointError, match="Hessian-vector product") as e:
+        adjoint.grad(adjoint.hvp(quartic))(0.5, 0.3)
+    assert e.value.loc.line == quartic.__code__.co_firstlineno
+    with pytest.raises(adjoint.AdjointError, match="value_and_grad") as e:
+        adjoint.grad(adjoint.value_and_grad(quartic))(0.5, 0.3)
+    assert e.value.loc.line == quartic.__code__.co_firstlineno
+    with pytest.raises(adjoint.AdjointError):
+        adjoint.grad(adjoint.hessian(quartic))(0.5, 0.3)
+
+
+def test_grad_of_grad_takes_wrt_by_name_and_from_the_end():
+    x, y = 0.5, 0.3
+    mixed = 4 * x ** 3 + np.cos(y)  # d/dy d/dx, by hand
+    for wrt in ("y", -1, 1):
+        got = adjoint.grad(adjoint.grad(quartic, wrt="x"), wrt=wrt)(x, y)
+        assert np.isclose(got, mixed, rtol=1e-12)
+    assert np.isclose(mixed, diff_of_grad(adjoint.grad(quartic, 0), (x, y), 1, 1.0), rtol=1e-6)
+    assert np.isclose(adjoint.grad(adjoint.grad(quartic, -1), "y")(x, y), -np.sin(y) * x,
+                      rtol=1e-12)
