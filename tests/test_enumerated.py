@@ -19,10 +19,11 @@ import itertools
 import os
 import sys
 
+import numpy as np
 import pytest
 
 import adjoint
-from adjoint.testing import check_program
+from adjoint.testing import check_program, numeric_grad
 
 sys.path.insert(0, os.path.dirname(__file__))
 import enumerate_programs as E  # noqa: E402
@@ -116,3 +117,27 @@ def test_enumeration_is_complete():
     everything = {(a, b, p.axes[a], p.axes[b]) for p in programs
                   for a, b in itertools.combinations(range(4), 2)}
     assert covered == everything
+
+
+GENERIC = [p for p in E.array_programs() if p.name not in KNOWN_FAILING and p.expect_error is None
+           and p.wrt is None and all(isinstance(a, (float, np.ndarray)) for a in p.args)]
+
+
+@pytest.mark.parametrize("program", GENERIC, ids=[p.name for p in GENERIC])
+def test_generic_code_is_right_or_refused(workdir, program):
+    """The code `adjoint emit` writes without --args is specialised on nothing: it must
+    still be right on these arguments, or refuse at a located line."""
+    module = load(workdir, program.source)
+    wrt = tuple(range(len(program.args)))
+    try:
+        text = adjoint.source(module.f, wrt=wrt)
+    except adjoint.AdjointError as e:
+        assert e.loc is not None, repr(e)
+        return
+    namespace = dict(vars(module))
+    exec(compile(text, "<generic>", "exec"), namespace)
+    got = namespace["f_grad"](*[a.copy() if isinstance(a, np.ndarray) else a
+                                for a in program.args])
+    for i, g in zip(wrt, got if len(wrt) > 1 else (got,)):
+        want = numeric_grad(module.f, program.args, wrt=i)
+        np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8, err_msg=program.source)

@@ -66,7 +66,8 @@ def check_views(fn: Function, facts) -> None:
     for op in walk_ops(fn.body):
         if isinstance(op, Call):
             k = facts.kind(op.result)
-            view = op.prim.name in _VIEWS and k is not None and k.type == "ndarray"
+            # unknown (no call observed, or a value no run reached): it may be an array
+            view = op.prim.name in _VIEWS and (k is None or k.type == "ndarray")
             if (view or op.prim.style in _WRITES or op in writes) and op.args and \
                     hasattr(op.args[0], "id"):
                 union(op.args[0], op.result)
