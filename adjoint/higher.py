@@ -248,7 +248,7 @@ class HVP(Derivative):
             vs = tuple(v)
         else:
             vs = (v,)
-        out = fn(*args, *(tangent_like(t, args[i], f"argument {i}")
+        out = fn(*args, *(tangent_like(t, args[i], self.names[i])
                           for t, i in zip(vs, self.along)))
         if isinstance(self.wrt_spec, tuple):
             return tuple(like(o, args[i]) for o, i in zip(out, self.wrt))

@@ -184,7 +184,7 @@ def test_hvp_of_a_list_of_arrays_of_two_shapes_keeps_its_structure():
                                xs[0][0] * np.sin(xs[1]) * vs[1], rtol=1e-12)
     with pytest.raises(ValueError, match="2 entries"):
         adjoint.hvp(two_sizes)(xs, [vs[0]])
-    with pytest.raises(ValueError, match=r"xs|argument 0"):
+    with pytest.raises(ValueError, match=r"xs\[1\]"):
         adjoint.hvp(two_sizes)(xs, [vs[0], np.ones(2)])
 
 
