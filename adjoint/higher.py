@@ -105,8 +105,9 @@ def apply(step, ir: Function, facts, args) -> Function:
         check_wrt_kinds(ir, (i,), args)
         k = kind_of(args[i])
         if k.type != "float":
-            raise AdjointError(f"a second gradient with respect to `{ir.param_names[i]}`, an "
-                               f"array, is a Hessian", ir.loc,
+            what = "an array" if k.type == "ndarray" else f"a {type(args[i]).__name__}"
+            raise AdjointError(f"a second gradient with respect to `{ir.param_names[i]}`, "
+                               f"{what}, is a Hessian", ir.loc,
                                "use adjoint.hessian(f) or adjoint.hvp(f)(x, v)")
         _scalar_out(ir, facts, "a derivative of a derivative")
         jvp = forward(ir, (i,), facts, f"{ir.name}_dir")

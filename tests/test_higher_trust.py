@@ -325,3 +325,9 @@ def test_grad_of_grad_takes_wrt_by_name_and_from_the_end():
     assert np.isclose(mixed, diff_of_grad(adjoint.grad(quartic, 0), (x, y), 1, 1.0), rtol=1e-6)
     assert np.isclose(adjoint.grad(adjoint.grad(quartic, -1), "y")(x, y), -np.sin(y) * x,
                       rtol=1e-12)
+
+
+def test_grad_of_grad_with_respect_to_a_list_says_it_is_a_list():
+    with pytest.raises(adjoint.AdjointError, match="`xs`, a list, is a Hessian") as e:
+        adjoint.grad(adjoint.grad(two_sizes))([R.normal(size=2), R.normal(size=3)])
+    assert e.value.loc.line == two_sizes.__code__.co_firstlineno
