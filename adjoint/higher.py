@@ -136,22 +136,21 @@ class Derivative:
         self.arity: int | None = None  # f's positional parameters, once known
 
     def full_args(self, args) -> tuple:
-        """f's arguments with its defaults filled in, as Python would. Only for a chain
-        that adds no parameter of its own (vjp, dot): after a missing default, where the
-        extra argument starts would be a guess."""
-        if any(kind in ("vjp", "dot") for kind, _ in self.steps):
-            return tuple(args)
+        """The arguments with f's defaults filled in, as Python would. A vjp or dot step
+        adds a parameter after f's own: the call passes it last, after f's arguments."""
+        n_extra = sum(kind in ("vjp", "dot") for kind, _ in self.steps)
         if self.arity is None:
             self.arity = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                              for p in inspect.signature(self.f).parameters.values())
-        if len(args) >= self.arity:
+        if len(args) >= self.arity + n_extra:
             return tuple(args)
+        own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
         try:
-            bound = inspect.signature(self.f).bind(*args)
+            bound = inspect.signature(self.f).bind(*own)
         except TypeError as e:
             raise TypeError(f"{self.f.__name__}(): {e}") from None
         bound.apply_defaults()
-        return tuple(bound.args)
+        return tuple(bound.args) + tuple(extra)
 
     def source(self, *args) -> str:
         """The generated module of this derivative for `args`' signature."""

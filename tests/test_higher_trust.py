@@ -331,3 +331,31 @@ def test_grad_of_grad_with_respect_to_a_list_says_it_is_a_list():
     with pytest.raises(adjoint.AdjointError, match="`xs`, a list, is a Hessian") as e:
         adjoint.grad(adjoint.grad(two_sizes))([R.normal(size=2), R.normal(size=3)])
     assert e.value.loc.line == two_sizes.__code__.co_firstlineno
+
+
+X_FIT, Y_FIT = R.normal(size=(12, 4)), R.normal(size=12)
+
+
+def ridge_with_defaults(theta, lam, X=X_FIT, y=Y_FIT):
+    r = X @ theta - y
+    return np.sum(r * r) + lam * np.sum(theta * theta)
+
+
+def held_out(theta, Xd, yd):
+    r = Xd @ theta - yd
+    return np.sum(r * r)
+
+
+def test_implicit_grad_fills_in_the_inner_function_s_defaults():
+    """The mixed derivative adds a parameter after f's own (its `dot` step): the
+    defaults go in before it, not the direction in a default's place."""
+    Xd, yd, lam = R.normal(size=(6, 4)), R.normal(size=6), 0.4
+
+    def theta_star(lam):
+        return np.linalg.solve(X_FIT.T @ X_FIT + lam * np.eye(4), X_FIT.T @ Y_FIT)
+
+    got = adjoint.implicit_grad(ridge_with_defaults, held_out, wrt=1)(
+        theta_star(lam), lam, outer_args=(Xd, yd))
+    want = (held_out(theta_star(lam + EPS), Xd, yd) -
+            held_out(theta_star(lam - EPS), Xd, yd)) / (2 * EPS)
+    assert np.isclose(got, want, rtol=1e-6)
