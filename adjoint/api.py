@@ -184,6 +184,7 @@ class Transform:
             if not args:
                 raise TypeError("jvp: missing the tangent argument")
             args, tangent = args[:-1], args[-1]
+        args = self.full_args(args)  # defaults filled in, as Python would
         tangents = (tangent,) if len(self.wrt) == 1 else tuple(tangent) if isinstance(
             tangent, (tuple, list)) and len(tangent) == len(self.wrt) else None
         if tangents is None:

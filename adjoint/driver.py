@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from adjoint import __version__
+from adjoint import __version__, runtime
 from adjoint.ad.checkpoint import apply_policy
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
@@ -211,7 +211,9 @@ def own_written_params(fn: Function) -> Function:
     if not written:
         return fn
     copies = {p: Value(p.name) for p in written}
-    entry = tuple(Call(_prim(np.copy), (p,), copies[p], (), fn.loc) for p in written)
+    # private: a list stays a list (np.copy would make it an array); specialize prints
+    # an array's copy as np.copy
+    entry = tuple(Call(_prim(runtime.private), (p,), copies[p], (), fn.loc) for p in written)
 
     def sub(o):
         return copies.get(o, o) if isinstance(o, Value) else o

@@ -74,6 +74,24 @@ def masked_scale(w):
 def picked(x):
     idx = np.nonzero(x > 0.0)[0]
     return np.sum(x[idx] ** 2) / len(idx)
+
+
+def grown_list(x):
+    L = [x]
+    y = x
+    while y < 3.0:
+        y = y * 1.5
+        L.append(y)
+    return np.mean(np.array(L))
+
+
+def appends_to_its_argument(x, xs):
+    xs.append(x * x)
+    return sum(xs) * x
+
+
+def defaulted(x, scale=2.0):
+    return np.sin(x) * scale
 """
 
 CALLS = [
@@ -87,6 +105,7 @@ CALLS = [
     ("mean_positive", [(np.array([0.5, -0.7, -0.9, -1.0]),), (np.array([0.5, 0.7, 0.9, -1.0]),)]),
     ("masked_scale", [(np.array([0.9, 0.1, 0.2, 0.3]),), (np.array([0.9, 0.8, 0.7, 0.3]),)]),
     ("picked", [(np.array([0.5, -0.7, 0.2]),), (np.array([-0.5, -0.7, 0.2]),)]),
+    ("grown_list", [(2.1,), (0.6,), (2.5,)]),  # a list whose length the data decides
 ]
 
 
@@ -114,3 +133,13 @@ def test_hessian_vector_products_on_other_data(tmp_path, name):
         v = np.linspace(0.5, 1.5, x.size)
         want = (g(x + 1e-6 * v) - g(x - 1e-6 * v)) / 2e-6
         np.testing.assert_allclose(h(x, v), want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_list_argument_written_in_place_stays_a_list_and_defaults_fill_in(tmp_path):
+    m = module(tmp_path, SOURCE)
+    xs = [1.0, 2.0]
+    assert adjoint.grad(m.appends_to_its_argument)(0.5, xs) == pytest.approx(
+        numeric_grad(m.appends_to_its_argument, (0.5, [1.0, 2.0])), rel=1e-6)
+    assert xs == [1.0, 2.0]  # the caller's list is not changed
+    value, dot = adjoint.jvp(m.defaulted)(0.3, 1.0)  # `scale` from its default
+    assert value == m.defaulted(0.3) and dot == pytest.approx(2.0 * np.cos(0.3))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adjoint.frontend.lower import Facts
-from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, walk_ops
+from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.ir.interp import interpret
 
 
@@ -153,6 +153,15 @@ class Observed(Facts):
                     if src in tainted and dst not in tainted:
                         tainted.add(dst)
                         changed = True
+                if isinstance(op, (For, While)) and (isinstance(op, While) or op.iter in tainted):
+                    # a list grown in a loop whose trip count depends on the data: its
+                    # length changed from trip to trip, and the last one is no fact
+                    for r, init in zip(op.results, op.inits):
+                        k = self.kinds.get(r)
+                        if r not in tainted and k is not None and (
+                                k.type in ("list", "tuple") or k != self.kind(init)):
+                            tainted.add(r)
+                            changed = True
         for v in tainted:
             k = self.kinds.get(v)
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):

@@ -23,13 +23,15 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
+import numpy as np
+
 from adjoint import runtime
 from adjoint.frontend.lower import _prim
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, While, map_blocks
 
 
 def specialize(fn: Function, facts) -> Function:
-    element, mul = _prim(runtime.element), _prim(operator.mul)
+    element, mul, copy = _prim(runtime.element), _prim(operator.mul), _prim(np.copy)
 
     def number(o) -> bool:
         k = facts.kind(o) if isinstance(o, Value) else None
@@ -40,6 +42,10 @@ def specialize(fn: Function, facts) -> Function:
             base, out = facts.kind(op.args[0]), facts.kind(op.result)
             if base is not None and base.type == "ndarray" and out is not None and out.scalar:
                 return replace(op, prim=element)
+        if isinstance(op, Call) and op.prim.fn is runtime.private:
+            k = facts.kind(op.args[0])
+            if k is not None and k.type == "ndarray":
+                return replace(op, prim=copy)  # the same copy, as NumPy spells it
         if in_loop and isinstance(op, Call) and op.prim.fn is operator.pow and not op.kwargs \
                 and number(op.args[0]) and isinstance(op.args[1], Const) and \
                 type(op.args[1].value) is int and op.args[1].value == 2:
