@@ -27,8 +27,8 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.driver import HEADER, check_wrt_kinds, facts_for, global_kinds, globals_namespace, \
-    normalize_wrt, origin, origins
+from adjoint.driver import HEADER, check_scalar_output, check_wrt_kinds, facts_for, \
+    global_kinds, globals_namespace, normalize_wrt, origin, origins
 from adjoint.guards import lower_watched, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy
@@ -78,6 +78,9 @@ def without_checkpoints(fn: Function) -> Function:
 
 
 def _scalar_out(ir: Function, facts, what: str) -> None:
+    # nothing returned, a non-number, a tuple or list: as grad refuses them (an HVP of a
+    # function returning None was zeros)
+    check_scalar_output(ir, facts, what)
     outs = ir.body.results
     k = facts.kind(outs[0]) if len(outs) == 1 else None
     if len(outs) != 1 or (k is not None and k.shape not in ((), (1,))):

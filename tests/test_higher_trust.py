@@ -359,3 +359,21 @@ def test_implicit_grad_fills_in_the_inner_function_s_defaults():
     want = (held_out(theta_star(lam + EPS), Xd, yd) -
             held_out(theta_star(lam - EPS), Xd, yd)) / (2 * EPS)
     assert np.isclose(got, want, rtol=1e-6)
+
+
+def returns_nothing(x):
+    y = x * 2.0  # noqa: F841
+
+
+def returns_a_pair(x):
+    return np.sum(x ** 3), np.sum(x)
+
+
+@pytest.mark.parametrize("f", [returns_nothing, returns_a_pair])
+def test_hvp_and_grad_of_grad_refuse_what_grad_refuses(f):
+    """An HVP of a function returning None was zeros."""
+    for call in (lambda: adjoint.hvp(f)(np.ones(2), np.ones(2)),
+                 lambda: adjoint.grad(adjoint.grad(f))(0.5)):
+        with pytest.raises(adjoint.AdjointError) as e:
+            call()
+        assert e.value.loc.line == f.__code__.co_firstlineno
