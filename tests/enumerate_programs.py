@@ -389,6 +389,12 @@ ARRAY_TEMPLATES = [
      "    return z * 2.0 + w * 5.0", (0.7, 0.4), None),
     ("sequence", "ifexp", "def f(x, y):\n    z = x * y if x > y else x - y\n"
      "    return z * z", (0.7, 0.4), None),
+    # a product with a square matrix after an elementwise function: the cotangent's
+    # shape is the product's, not a broadcast of its operands'
+    ("matmul", "square_left", "def f(x, v):\n    y = np.exp(-0.5 * v ** 2) * x\n"
+     "    W = np.outer(v, v) + np.eye(3)\n    return np.sum(W @ y)", (0.7, V3), None),
+    ("matmul", "square_right", "def f(x, v):\n    y = np.tanh(v * x)\n"
+     "    W = np.outer(v, v) + np.eye(3)\n    return np.sum(y @ W * v)", (0.7, V3), None),
     # array methods whose NumPy function takes other arguments
     ("method", "clip_one_bound", "def f(x, v):\n    z = (v * x).clip(0.1)\n"
      "    return np.sum(z * z) + np.sum(v.clip(-0.5, 0.5) * x)", (0.7, V3), None),

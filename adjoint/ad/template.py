@@ -18,6 +18,7 @@ import operator
 import numpy as np
 
 from adjoint import runtime
+from adjoint.analysis.shapes import matmul_shape
 from adjoint.frontend.lower import _SAFE_FNS, Lowerer, _prim
 from adjoint.frontend.source import Parsed
 from adjoint.ir.core import Call, Const, Value
@@ -120,6 +121,9 @@ class TemplateLowerer(Lowerer):
                 call.args[1], Const):
             s = call.args[1].value
             return (s,) if isinstance(s, int) else tuple(s)
+        if call is not None and call.prim.fn is operator.matmul:
+            a, b = (self.shape(x) for x in call.args)  # a contraction, not a broadcast
+            return matmul_shape(a, b) if a is not None and b is not None else None
         if call is not None and ((call.prim.style in ("infix", "prefix") and
                                   call.prim.precedence >= 10) or
                                  (isinstance(call.prim.fn, np.ufunc) and not call.kwargs) or
