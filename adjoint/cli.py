@@ -166,7 +166,8 @@ def _cache(action: str) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def _parser():
+    """The command line: one subcommand per job."""
     from adjoint import __version__
     parser = argparse.ArgumentParser(
         prog="adjoint", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -174,6 +175,9 @@ def main(argv=None) -> int:
                     "NumPy.",
         epilog="examples:\n" + "\n".join(__doc__.split("\n\n")[1].splitlines()))
     parser.add_argument("--version", action="version", version=f"adjoint {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print each compiler stage, its time and what it made, to "
+                             "stderr (as ADJOINT_VERBOSE=1 does)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     emit = sub.add_parser("emit", help="write the gradient module of FILE.py:FUNC")
     emit.add_argument("target", help="FILE.py:FUNC")
@@ -186,6 +190,9 @@ def main(argv=None) -> int:
                       help="checkpoint every loop, keeping K snapshots or as many as a "
                            "budget such as 64kB holds (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
+    emit.add_argument("--stages", action="store_true",
+                      help="print the compiler's stages as they run (lower, prepare, observe, "
+                           "transform, specialise, emit), with times, to stderr")
     chk = sub.add_parser("check", help="compare the gradient of FILE.py:FUNC with finite "
                                        "differences along a few random directions; name "
                                        "the wrong entries and the first wrong line")
@@ -238,7 +245,14 @@ def main(argv=None) -> int:
     chk.add_argument("--directions", type=_positive, default=3, metavar="N",
                      help="how many random directions to check (default: 3)")
     chk.add_argument("--seed", type=int, default=0, help="of the random directions")
+    return parser, show_ir
+
+
+def main(argv=None) -> int:
+    parser, show_ir = _parser()
     ns = parser.parse_args(argv)
+    if ns.verbose or getattr(ns, "stages", False):
+        os.environ["ADJOINT_VERBOSE"] = "1"
     if ns.command == "cache":
         return _cache(ns.action)
     try:
