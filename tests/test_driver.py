@@ -40,7 +40,6 @@ def test_emit_stages_prints_each_stage_with_its_time(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, check=True)
     stages = [line.split()[1] for line in out.stderr.splitlines()
               if line.startswith("adjoint: ")]
-    assert stages[-6:] == ["lower", "prepare", "observe", "transform", "specialise", "emit"] \
-        or {"lower", "observe", "transform", "emit"} <= set(stages)
+    assert set(stages) == {"lower", "prepare", "observe", "transform", "specialise", "emit"}
     assert all(" ms " in line for line in out.stderr.splitlines() if line.startswith("adjoint: "))
     assert "def product_grad(" in out.stdout
