@@ -128,8 +128,9 @@ def apply(step, ir: Function, facts, args) -> Function:
 class Derivative:
     """A derivative of `f` by a chain of transform steps; compiled per argument signature."""
 
-    def __init__(self, f, steps: tuple, extra: int = 0, name: str = "d"):
+    def __init__(self, f, steps: tuple, extra: int = 0, name: str = "d", cache_dir=None):
         self.f = unwrap(f)
+        self.cache_dir = cache_dir  # where the module is written (None: the default)
         self.steps = steps
         self.extra = extra  # arguments after f's own (a tangent, a cotangent)
         self.name = name
@@ -197,7 +198,7 @@ class Derivative:
                               pipeline.setting())
             head = HEADER.format(version=__version__, origin=origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"
-            path = load.module_path(ir.name, digest)
+            path = load.module_path(ir.name, digest, self.cache_dir)
             fn = getattr(load.load(path, lambda: source, globals_namespace(ir)), ir.name)
             self.compiled[sig], self.sources[sig] = fn, source
         return fn
@@ -213,8 +214,8 @@ class Derivative:
 class HVP(Derivative):
     """Forward over reverse: the JVP of the gradient along v, keeping v a parameter."""
 
-    def __init__(self, f, wrt, direction=None):
-        super().__init__(f, (), extra=1, name="hvp")
+    def __init__(self, f, wrt, direction=None, cache_dir=None):
+        super().__init__(f, (), extra=1, name="hvp", cache_dir=cache_dir)
         self.wrt_spec = wrt
         self.direction = wrt if direction is None else direction  # the tangent's argument(s)
         self.wrt: tuple = ()    # both as parameter positions, once f is lowered
@@ -258,9 +259,9 @@ class HVP(Derivative):
         return like(out, args[self.wrt[0]])
 
 
-def hvp(f, wrt=0):
+def hvp(f, wrt=0, *, cache_dir=None):
     """`hvp(f, wrt)(*args, v)`: the Hessian of scalar f (w.r.t. args[wrt]) times v."""
-    return HVP(f, wrt)
+    return HVP(f, wrt, cache_dir=cache_dir)
 
 
 class Hessian:
@@ -268,10 +269,10 @@ class Hessian:
     of arrays of one shape is taken as their stack. (A class, not a closure: grad of it
     is refused as an object without source, not lowered from this file.)"""
 
-    def __init__(self, f, wrt=0):
+    def __init__(self, f, wrt=0, cache_dir=None):
         if isinstance(wrt, tuple):
             raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
-        self.product = HVP(f, wrt)
+        self.product = HVP(f, wrt, cache_dir=cache_dir)
 
     def __call__(self, *args):
         product = self.product
@@ -294,9 +295,9 @@ class Hessian:
         return float(h) if not x.ndim and isinstance(args[i], float) else h
 
 
-def hessian(f, wrt=0):
+def hessian(f, wrt=0, *, cache_dir=None):
     """The Hessian of scalar f with respect to args[wrt], one HVP per input entry."""
-    return Hessian(f, wrt)
+    return Hessian(f, wrt, cache_dir)
 
 
 def _def_line(f):
@@ -317,7 +318,8 @@ def nested(inner, wrt):
                                f"differentiated again, not a {inner.mode} with respect to "
                                f"{len(inner.wrt)}", _def_line(inner.f),
                                "use adjoint.hvp or adjoint.hessian")
-        base = Derivative(inner.f, (("grad", inner.wrt[0]),), name="grad")
+        base = Derivative(inner.f, (("grad", inner.wrt[0]),), name="grad",
+                          cache_dir=inner.cache_dir)
     elif type(inner) is not Derivative or any(k not in ("grad", "dir") for k, _ in inner.steps):
         # an HVP's steps are not its own (it is finished in `finish`): adding one to them
         # would differentiate f, not the product
@@ -329,4 +331,5 @@ def nested(inner, wrt):
     if not isinstance(wrt, (int, str)):
         raise AdjointError("a second derivative takes wrt=<one argument>",
                            _def_line(base.f), "use adjoint.hvp or adjoint.hessian")
-    return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2")
+    return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2",
+                      cache_dir=base.cache_dir)

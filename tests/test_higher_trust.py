@@ -377,3 +377,14 @@ def test_hvp_and_grad_of_grad_refuse_what_grad_refuses(f):
         with pytest.raises(adjoint.AdjointError) as e:
             call()
         assert e.value.loc.line == f.__code__.co_firstlineno
+
+
+def test_hvp_hessian_and_grad_of_grad_write_into_the_cache_dir_asked_for(tmp_path):
+    x, v = R.normal(size=3), R.normal(size=3)
+    np.testing.assert_allclose(adjoint.hvp(scaled, cache_dir=tmp_path / "h")(x, v),
+                               adjoint.hessian(scaled, cache_dir=tmp_path / "H")(x) @ v,
+                               rtol=1e-12)
+    gg = adjoint.grad(adjoint.grad(scaled_scalar, cache_dir=tmp_path / "g"))
+    assert np.isclose(gg(0.8), 2.0 * 3 * 2 * 0.8 - np.sin(0.8), rtol=1e-12)
+    for sub, name in (("h", "scaled_hvp"), ("H", "scaled_hvp"), ("g", "scaled_scalar_grad2")):
+        assert [p.name.rsplit("_", 1)[0] for p in (tmp_path / sub).glob("*.py")] == [name]
