@@ -20,7 +20,7 @@ from adjoint.analysis.views import written_arrays
 from adjoint.codegen import load
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
-    globals_namespace, origin, origins, run, with_entry_check
+    globals_namespace, origin, origins, portable_header, run, with_entry_check
 from adjoint.errors import AdjointError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
@@ -279,6 +279,10 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     def emitted(args) -> str:
         return run(replace(job, args=args, log=[]), "observe").source
 
+    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job, emitted), f)
+
+
+def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted) -> str:
     if args is None:
         return emitted(None)
     t = Transform(f, wrt, "grad", checkpoint=checkpoint)

@@ -190,6 +190,9 @@ def _parser():
                       help="checkpoint every loop, keeping K snapshots or as many as a "
                            "budget such as 64kB holds (default: store all)")
     emit.add_argument("-o", "--output", help="write here instead of printing")
+    emit.add_argument("--standalone", action="store_true",
+                      help="paste the runtime helpers the module calls into it, so it "
+                           "imports only numpy")
     emit.add_argument("--stages", action="store_true",
                       help="print the compiler's stages as they run (lower, prepare, observe, "
                            "transform, specialise, emit), with times, to stderr")
@@ -324,7 +327,8 @@ def _run(ns, show_ir) -> int:
     if ns.command == "memory":
         print(api.memory(fn, *args, wrt=wrt, checkpoint=ns.checkpoint))
         return 0
-    text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint)
+    text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint,
+                      standalone=ns.standalone)
     if out:
         write(text)
     else:

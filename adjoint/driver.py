@@ -10,6 +10,7 @@ way to watch the compiler work. The public API (api.py), the higher orders
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -151,6 +152,20 @@ def check_wrt_kinds(fn: Function, wrt, args) -> None:
 def origin(f) -> str:
     parsed = parse_function(f)
     return f"{parsed.filename}:{parsed.node.name}"
+
+
+def portable_header(text: str, f) -> str:
+    """`text` whose first line names f's file relative to the current folder (as given
+    when it is outside it) and whose hash is that of the code below it: the same module
+    emitted from two folders is the same file, byte for byte."""
+    parsed = parse_function(f)
+    path = os.path.relpath(parsed.filename)
+    if path.startswith(".."):
+        path = parsed.filename
+    head, _, body = text.partition("\n")
+    digest = hashlib.sha256(body.encode()).hexdigest()[:12]
+    return HEADER.format(version=__version__, origin=f"{path}:{parsed.node.name}",
+                         digest=digest) + "\n" + body
 
 
 def _all_operands(block: Block):
