@@ -8,6 +8,7 @@ from adjoint.api import adjoint, grad, ir, jvp, memory, source, value_and_grad, 
 from adjoint.check import check, check_rule  # noqa: E402
 from adjoint.higher import hessian, hvp  # noqa: E402
 from adjoint.compose import implicit_grad, jacobian  # noqa: E402
+from adjoint.explain import explain  # noqa: E402  (callable: adjoint.explain(f, args=...))
 from adjoint.frontend.markers import checkpoint, checkpointed  # noqa: E402
 from adjoint.rules.registry import defjvp, defvjp, primitive  # noqa: E402
 from adjoint.rules.registry import defnondiff as nondifferentiable  # noqa: E402

@@ -167,6 +167,16 @@ class Transform:
         self.compiled[sig] = got
         return got
 
+    def __repr__(self) -> str:
+        return f"<adjoint {self.mode} of {self.f.__qualname__} with respect to {self.wrt_spec!r}>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the generated source of the latest specialisation."""
+        if not self.compiled:
+            return (f"<p><code>{self.mode}({self.f.__name__})</code>: not compiled yet; call "
+                    f"it, or see <code>adjoint.source(f, args=...)</code></p>")
+        return SourceText(list(self.compiled.values())[-1].source)._repr_html_()
+
     def __call__(self, *args, tangent=_MISSING):
         if self.mode == "jvp":
             return self.jvp(args, tangent)

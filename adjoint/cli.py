@@ -307,13 +307,13 @@ def _run(ns, show_ir) -> int:
             write(svg)
         return 0
     if ns.command == "explain":
-        from adjoint import explain
+        from adjoint.explain import explain_html, explain_text
         options = dict(args=args, wrt=wrt, checkpoint=ns.checkpoint)
         if out:
-            write(explain.explain_html(fn, **options))
+            write(explain_html(fn, **options))
         else:
-            print(explain.explain_text(fn, layout="columns" if ns.columns else "grouped",
-                                       **options), end="")
+            print(explain_text(fn, layout="columns" if ns.columns else "grouped", **options),
+                  end="")
         return 0
     if ns.command == "check":
         from adjoint.check import bisect, check

@@ -112,6 +112,16 @@ class Explanation:
                     out.append(name)
         return out
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the explain page in a frame of its own, so its styles stay in it."""
+        page = render_html(self)
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" title="adjoint explain: '
+                f'{html.escape(self.name)}" style="width:100%;height:560px;border:1px solid '
+                f'#e4e2da;border-radius:4px"></iframe>')
+
+    def __repr__(self) -> str:
+        return f"<Explanation of {self.name} with respect to ({', '.join(self.wrt)})>"
+
     @functools.cached_property
     def made(self) -> dict[tuple[str, str], int]:
         """(function, residual) -> the forward line that last assigns it: the value the

@@ -479,3 +479,18 @@ def test_the_docs_keep_a_screenshot_of_the_explain_page():
     width, height, distinct = _png_facts(shot)
     assert width >= 1000 and height >= 600 and distinct > 50
     assert (ROOT / "docs" / "explain.html").exists()
+
+
+def test_notebook_display_of_gradients_and_explanations():
+    import adjoint
+    from tests import programs as P
+    g = adjoint.grad(P.product)
+    assert "not compiled yet" in g._repr_html_() and "product" in repr(g)
+    g(np.linspace(0.5, 1.5, 4))
+    shown = g._repr_html_()
+    assert 'class="adj-src"' in shown and "product_grad" in shown
+    ex = adjoint.explain(P.product, args=(np.linspace(0.5, 1.5, 4),))  # callable
+    frame = ex._repr_html_()
+    # the page's styles stay inside its own frame: nothing reaches the notebook's page
+    assert frame.startswith("<iframe srcdoc=") and "<style>" not in frame
+    assert "&lt;style&gt;" in frame
