@@ -81,13 +81,14 @@ class Transform:
         self.compiled: dict[tuple, Compiled] = {}
         self.quick: dict[tuple, Compiled] = {}  # the same, keyed by quick_signature
 
-    def full_args(self, args) -> tuple:
-        """The arguments with the function's defaults filled in, as Python would."""
-        if len(args) >= len(self.ir.params):
+    def full_args(self, args, kwargs=None) -> tuple:
+        """The arguments, positional, with keywords placed and the function's defaults
+        filled in, as Python would."""
+        if len(args) >= len(self.ir.params) and not kwargs:
             return tuple(args)
         import inspect
         try:
-            bound = inspect.signature(self.f).bind(*args)
+            bound = inspect.signature(self.f).bind(*args, **(kwargs or {}))
         except TypeError as e:
             raise TypeError(f"{self.ir.name}(): {e}") from None
         bound.apply_defaults()
@@ -177,24 +178,24 @@ class Transform:
                     f"it, or see <code>adjoint.source(f, args=...)</code></p>")
         return SourceText(list(self.compiled.values())[-1].source)._repr_html_()
 
-    def __call__(self, *args, tangent=_MISSING):
+    def __call__(self, *args, tangent=_MISSING, **kwargs):
         if self.mode == "jvp":
-            return self.jvp(args, tangent)
-        args = self.full_args(args)
+            return self.jvp(args, tangent, kwargs)
+        args = self.full_args(args, kwargs)
         c = self.compile(args)
         if self.mode == "grad":
             return self.shape_grads(c.fn(*args), args)
         value, grads = c.fn(*args)
         return value, self.shape_grads(grads, args)
 
-    def jvp(self, args, tangent):
+    def jvp(self, args, tangent, kwargs=None):
         """`f(*args)` and its derivative along `tangent` (the last positional argument,
         or `tangent=`; a tuple of tangents when wrt is a tuple)."""
         if tangent is _MISSING:
             if not args:
                 raise TypeError("jvp: missing the tangent argument")
             args, tangent = args[:-1], args[-1]
-        args = self.full_args(args)  # defaults filled in, as Python would
+        args = self.full_args(args, kwargs)  # keywords placed, defaults filled in
         tangents = (tangent,) if len(self.wrt) == 1 else tuple(tangent) if isinstance(
             tangent, (tuple, list)) and len(tangent) == len(self.wrt) else None
         if tangents is None:
@@ -257,10 +258,11 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
     return Transform(f, wrt, "jvp", cache_dir)
 
 
-def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True):
-    """`(f(*args), pullback)`; `pullback(out_bar)` gives the cotangent(s) of args[wrt]."""
+def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True, **kwargs):
+    """`(f(*args, **kwargs), pullback)`; `pullback(out_bar)` gives the cotangent(s) of
+    the argument(s) `wrt`."""
     t = Transform(f, wrt, "vjp", cache_dir, checkpoint, optimize)
-    args = t.full_args(args)  # the generated f_fwd takes every parameter
+    args = t.full_args(args, kwargs)  # the generated f_fwd takes every parameter
     fwd, bwd = t.compile(args).fn
     out, residuals = fwd(*args)
 

@@ -143,3 +143,21 @@ def test_a_list_argument_written_in_place_stays_a_list_and_defaults_fill_in(tmp_
     assert xs == [1.0, 2.0]  # the caller's list is not changed
     value, dot = adjoint.jvp(m.defaulted)(0.3, 1.0)  # `scale` from its default
     assert value == m.defaulted(0.3) and dot == pytest.approx(2.0 * np.cos(0.3))
+
+
+def test_keyword_arguments_at_call_time(tmp_path):
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(x, axis=0, scale=1.0):
+            return np.sum(np.mean(x * x, axis=axis)) * scale
+        """)
+    x = np.arange(6.0).reshape(2, 3) / 5.0
+    g = adjoint.grad(m.f)
+    np.testing.assert_allclose(g(x, axis=1, scale=2.0), 2.0 * 2 * x / 3, rtol=1e-12)
+    np.testing.assert_allclose(g(x, scale=3.0), 3.0 * 2 * x / 2, rtol=1e-12)
+    value, pullback = adjoint.vjp(m.f, x, axis=1)
+    assert value == m.f(x, axis=1)
+    np.testing.assert_allclose(pullback(1.0), 2 * x / 3, rtol=1e-12)
+    assert adjoint.jvp(m.f)(x, np.ones_like(x), axis=1)[1] == pytest.approx(np.sum(2 * x / 3))
