@@ -420,11 +420,8 @@ def array_programs():
 # ---------------------------------------------------------------- README-unsupported
 
 UNSUPPORTED = [
-    ("comprehension", "def f(x, y, n):\n    s = sum([x * i for i in range(n)])\n    return s"),
     ("try", "def f(x, y, n):\n    try:\n        s = x * y\n    except ValueError:\n"
      "        s = x\n    return s"),
-    ("generator", "def f(x, y, n):\n    s = 0.0\n    for v in (x * i for i in range(n)):\n"
-     "        s += v\n    return s"),
     ("recursion", "def f(x, y, n):\n    if n == 0:\n        return x\n"
      "    return f(x * y, y, n - 1)"),
 ]

@@ -12,10 +12,12 @@ from adjoint.errors import UnsupportedError
 from adjoint.frontend.source import Parsed
 
 _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If, gast.For,
-               gast.While, gast.Expr, gast.Pass, gast.Break, gast.Continue, gast.Assert)
+               gast.While, gast.Expr, gast.Pass, gast.Break, gast.Continue, gast.Assert,
+               gast.FunctionDef)
 _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare, gast.Call,
                 gast.Constant, gast.Attribute, gast.Subscript, gast.Name, gast.List, gast.Tuple,
-                gast.Slice, gast.Starred)
+                gast.Slice, gast.Starred, gast.ListComp, gast.GeneratorExp, gast.Lambda,
+                gast.JoinedStr, gast.FormattedValue)  # f-strings: in print(...) only
 
 
 def check(parsed: Parsed) -> None:
@@ -25,6 +27,15 @@ def check(parsed: Parsed) -> None:
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
                 raise unsupported_expression(node, parsed.loc(node))
+            if isinstance(node, gast.FunctionDef) and node.decorator_list:
+                raise UnsupportedError("decorated nested functions are not supported in "
+                                       "differentiated code", parsed.loc(node),
+                                       "define the decorated function at module level")
+            if isinstance(node, (gast.FunctionDef, gast.Lambda)) and (
+                    node.args.vararg or node.args.kwarg or node.args.posonlyargs):
+                raise UnsupportedError("*args, **kwargs and positional-only parameters of a "
+                                       "nested function are not supported", parsed.loc(node),
+                                       "give the nested function plain parameters")
 
 
 def unsupported_statement(s, loc) -> UnsupportedError:
@@ -53,10 +64,7 @@ def unsupported_statement(s, loc) -> UnsupportedError:
 def unsupported_expression(node, loc) -> UnsupportedError:
     kind = type(node).__name__
     hints = {
-        "Lambda": "define the function with `def` at module level",
-        "ListComp": "write a loop that appends to a list",
-        "GeneratorExp": "write a loop",
-        "SetComp": "write a loop", "DictComp": "write a loop", "Dict": "use a tuple or separate "
+        "SetComp": "build a list with a comprehension, or write a loop", "DictComp": "write a loop", "Dict": "use a tuple or separate "
         "variables", "Set": "use a tuple", "Yield": "return a list built in a loop",
         "YieldFrom": "return a list built in a loop", "Await": "call synchronous code",
         "JoinedStr": "strings do not carry gradients; compute them outside",

@@ -22,6 +22,7 @@ func f(%x, %y):
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import math
 import operator
@@ -37,7 +38,7 @@ from adjoint.frontend.check import check, unsupported_expression, unsupported_st
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.normalize import normalize
-from adjoint.frontend.source import Parsed, parse_function, unwrap
+from adjoint.frontend.source import Parsed, parse_function, read_attribute, unwrap
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -61,6 +62,39 @@ class Method:
     base: Operand
     name: str
     loc: Loc
+
+
+@dataclass(frozen=True, eq=False)
+class Local:
+    """A function defined in the function being lowered: a lambda or a nested `def`.
+    Calls inline it; its free names are read from `owner`'s variables when it is called
+    (Python's closures bind late), its defaults were evaluated where it was defined."""
+
+    node: Any  # gast.Lambda or gast.FunctionDef
+    defaults: dict  # parameter name -> operand
+    owner: Any  # the Lowerer whose variables it closes over
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Partial:
+    """`functools.partial(fn, *args, **kwargs)`, before it is called."""
+
+    fn: Any  # Static or Local
+    args: tuple
+    kwargs: tuple
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """A user object whose attributes are read as constants: a bound method's `self`.
+    `name` prefixes the names its attributes get in generated code (`self_W`)."""
+
+    obj: Any
+    name: str
+
+
+_FUNCTIONS = (Static, Method, Local, Partial, Instance)  # compile-time objects, not values
 
 
 class Facts:
@@ -108,6 +142,8 @@ class Lowerer:
         self.defs: dict[Value, Call] = {}
         self.loop_names: list[set[str]] = []
         self.inplace: list[Value] = []  # results of `x op= y` on names
+        self.depth = 0  # of comprehensions being lowered (their accumulators' names)
+        self.active: tuple = ()  # the lambdas and nested defs being inlined
 
     # ---------------------------------------------------------------- helpers
     def loc(self, node) -> Loc:
@@ -183,6 +219,8 @@ class Lowerer:
             pass
         elif isinstance(s, gast.Assert):
             pass  # assertions guard the primal; they do not change values
+        elif isinstance(s, gast.FunctionDef):
+            self.bind(s.name, self.local_function(s, s.name), s)
         else:
             raise unsupported_statement(s, self.loc(s))
         return None
@@ -195,12 +233,13 @@ class Lowerer:
             self.check_operands(elts, s)
             return tuple(elts) if len(elts) != 1 else (self.emit(_prim(tuple_of), elts, node=s),)
         v = self.expr(s.value, hint=_hint_of(s.value))
-        self.check_operands([v], s)
+        if not (self.active and isinstance(v, (Local, Partial))):  # a closure's closure
+            self.check_operands([v], s)
         return (v,)
 
     def check_operands(self, values, node) -> None:
         for v in values:
-            if isinstance(v, (Static, Method)):
+            if isinstance(v, _FUNCTIONS):
                 raise self.error("a function or module cannot be a value here", node,
                                  "call it, or pass the value it computes")
 
@@ -222,6 +261,13 @@ class Lowerer:
                 call.func.attr == "pop":
             self.expr(call)  # `xs.pop()`: the element is dropped, the list is shorter
             return
+        if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
+                call.func.id not in self.env and self.parsed.lookup(call.func.id) == \
+                (True, builtins.print):
+            return  # print(...): output only; its arguments are not evaluated under adjoint
+        if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
+                isinstance(self.env.get(call.func.id), Local):
+            self.expr(call)  # a nested function that writes into what it is given is refused
         if isinstance(call, gast.Call):
             fn = self.user_function(call.func)
             if fn is not None and _written_arguments(fn, call, ()):
@@ -256,6 +302,16 @@ class Lowerer:
         else:
             raise self.error(f"cannot assign to {type(target).__name__.lower()}", target,
                              "assign to a local variable or an array element")
+
+    def local_function(self, node, name: str) -> Local:
+        """A lambda or nested `def`: its defaults are evaluated now, as Python does."""
+        a = node.args
+        params = [p.id for p in a.args]
+        defaults = dict(zip(params[len(params) - len(a.defaults):],
+                            [self.operand(d) for d in a.defaults]))
+        defaults.update({p.id: self.operand(d) for p, d in zip(a.kwonlyargs, a.kw_defaults)
+                         if d is not None})
+        return Local(node, defaults, self, name)
 
     def bind(self, name: str, value, node) -> None:
         if isinstance(value, Method):
@@ -312,6 +368,7 @@ class Lowerer:
             # normalisation moved what follows an exit into the branches: both end the function
             then_ret = then_ret or (Const(None),)
             else_ret = else_ret or (Const(None),)
+            self.check_operands(then_ret + else_ret, s)
             # `return t` for a tuple t (a return from a loop, as normalised) against
             # `return a, b`: t's elements
             if len(then_ret) == 1 and len(else_ret) > 1 and isinstance(then_ret[0], Value):
@@ -330,7 +387,7 @@ class Lowerer:
         yields_then, yields_else, results = [], [], []
         for n in names:
             a, b = then_env.get(n, before.get(n)), else_env.get(n, before.get(n))
-            if isinstance(a, (Static, Method)) or isinstance(b, (Static, Method)):
+            if isinstance(a, _FUNCTIONS) or isinstance(b, _FUNCTIONS):
                 raise self.error(f"`{n}` is bound to a function in one branch only", s)
             yields_then.append(a if a is not None else Const(None))
             yields_else.append(b if b is not None else Const(None))
@@ -579,7 +636,12 @@ class Lowerer:
             raise self.error(f"name `{node.id}` is not defined", node,
                              "define it before the call (a global, an argument, or an earlier "
                              "assignment on every path)")
-        return self.classify(obj, node.id)
+        value = self.classify(obj, node.id)
+        if isinstance(value, Global) and node.id in self.parsed.func.__code__.co_freevars:
+            # a closure variable (make_loss(data)'s data) is no module's name: generated
+            # code is given the object itself (module None), as it is a bound method's
+            return Global(node.id, obj, None)
+        return value
 
     def classify(self, obj, name: str, module: str | None = None):
         """`module`: where generated code imports a plain object from (the user's
@@ -592,6 +654,8 @@ class Lowerer:
 
     def expr_Attribute(self, node, hint):
         base = self.expr(node.value)
+        if isinstance(base, Instance):
+            return self.instance_attribute(base, node)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
@@ -603,6 +667,31 @@ class Lowerer:
         if fn is not None:
             return self.emit(_prim(fn), (base,), hint=hint, node=node)
         return Method(base, node.attr, self.loc(node))
+
+    def instance_attribute(self, base: Instance, node):
+        """`self.W` (an instance attribute: a constant of the gradient, guarded like a
+        global) or `self.method` (inlined when called, `self` bound to the object)."""
+        obj, attr = base.obj, node.attr
+        found, value = read_attribute(obj, attr)
+        if not found:
+            static = inspect.getattr_static(type(obj), attr, None)
+            if inspect.isfunction(static):
+                return Partial(Static(static), (base,), ())
+            raise self.error(f"`{_dotted(node)}` is not an attribute of the object itself",
+                             node, "read instance attributes (set in __init__) and call "
+                                   "methods; properties, class attributes and slots are not "
+                                   "read by adjoint")
+        name = f"{base.name}_{attr}"
+        if _literal(value):
+            return Const(value)
+        if isinstance(value, (np.ndarray, np.generic, list, tuple, dict)):
+            return Global(name, value, None)
+        if isinstance(value, types.ModuleType) or callable(value):
+            return Static(value)
+        if type(value).__module__.split(".")[0] in ("numpy", "builtins"):
+            raise self.error(f"`{_dotted(node)}` holds a {type(value).__name__}, which "
+                             f"adjoint cannot read", node)
+        return Instance(value, name)
 
     def expr_BinOp(self, node, hint):
         op = _BINOPS.get(type(node.op))
@@ -742,24 +831,83 @@ class Lowerer:
         return self.operand(node)
 
     def expr_Call(self, node, hint):
-        if any(isinstance(a, gast.Starred) for a in node.args) or any(
-                k.arg is None for k in node.keywords):
-            raise self.error("*args and **kwargs in calls are not supported", node,
-                             "pass the arguments one by one")
+        if any(k.arg is None for k in node.keywords):
+            raise self.error("**kwargs in calls are not supported", node,
+                             "pass the arguments by name one by one")
         callee = self.expr(node.func)
-        if isinstance(callee, Static) and callee.obj is checkpoint:  # its argument is a function
-            args = [self.expr(a) for a in node.args]
-            return self.call(callee, args, [], node, hint)
-        args = [self.operand(a) for a in node.args]
-        kwargs = [(k.arg, self.operand(k.value)) for k in node.keywords]
+        if isinstance(callee, Static) and len(node.args) == 1 and not node.keywords and \
+                isinstance(node.args[0], (gast.GeneratorExp, gast.ListComp)):
+            folded = self.reduction(callee.obj, node.args[0], hint)
+            if folded is not None:
+                return folded
+        for a in node.args:
+            if isinstance(a, gast.GeneratorExp) and not (
+                    isinstance(callee, Static) and callee.obj in _CONSUMERS):
+                raise self.error("a generator expression can be passed only to sum, min, max, "
+                                 "math.fsum, list, any and all here", a,
+                                 "build a list with a list comprehension: [... for ... in ...]")
+        # a function passed on to a function that is inlined stays a function
+        takes_functions = isinstance(callee, (Local, Partial)) or (
+            isinstance(callee, Static) and (callee.obj is checkpoint or callee.obj is
+                                            functools.partial or self.inlined(callee.obj)))
+        evaluate = self.expr if takes_functions else self.operand
+        args = []
+        for a in node.args:
+            if isinstance(a, gast.Starred):
+                args += self.starred(a)
+            else:
+                args.append(evaluate(a))
+        kwargs = [(k.arg, evaluate(k.value)) for k in node.keywords]
         return self.call(callee, args, kwargs, node, hint)
+
+    def inlined(self, fn) -> bool:
+        """Whether a call of `fn` lowers its body in place (a user's function)."""
+        plain = unwrap(fn)
+        return (inspect.isfunction(plain) and not _is_library(plain) and
+                registry.lookup(fn) is None and not isinstance(fn, checkpoint))
+
+    def starred(self, node) -> list:
+        """`f(*xs)`: the elements of a tuple or list whose length is known here."""
+        v = self.operand(node.value)
+        if isinstance(v, Const) and isinstance(v.value, tuple):
+            return [Const(e) for e in v.value]
+        op = self.defs.get(v) if isinstance(v, Value) else None
+        if op is not None and op.prim.fn in (tuple_of, list_of):  # (a write makes a new value)
+            return list(op.args)
+        raise self.error("`*` of a sequence whose length is not known here", node,
+                         "pass the arguments one by one, or unpack a tuple display "
+                         "made in this function")
 
     def call(self, callee, args, kwargs, node, hint):
         if isinstance(callee, Method):
             return self.method(callee, args, kwargs, node, hint)
+        if isinstance(callee, Local):
+            return self.inline_local(callee, args, kwargs, node, hint)
+        if isinstance(callee, Partial):
+            return self.call(callee.fn, list(callee.args) + list(args),
+                             list(callee.kwargs) + list(kwargs), node, hint)
         if not isinstance(callee, Static):
             raise self.error("only functions can be called", node)
         fn = callee.obj
+        if fn is functools.partial:
+            if not args or not isinstance(args[0], (Static, Local, Partial)):
+                raise self.error("functools.partial of something that is not a function",
+                                 node)
+            self.check_operands(args[1:] + [v for _, v in kwargs], node)
+            return Partial(args[0], tuple(args[1:]), tuple(kwargs))
+        if isinstance(fn, functools.partial):  # a partial made outside: its arguments
+            bound = [self.classify(a, "_") for a in fn.args] + [  # must be plain numbers
+                self.classify(v, "_") for v in fn.keywords.values()]
+            if not all(isinstance(b, Const) for b in bound):
+                raise self.error("a functools.partial made outside the function, with "
+                                 "array arguments, cannot be inlined", node,
+                                 "make the partial inside the differentiated function, or "
+                                 "pass the arrays as arguments")
+            return self.call(Static(fn.func), bound[:len(fn.args)] + list(args),
+                             list(zip(fn.keywords, bound[len(fn.args):])) + list(kwargs),
+                             node, hint)
+        if not self.inlined(fn) and fn is not checkpoint:
+            self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
             if len(args) != 1 or kwargs or not isinstance(args[0], Static):
                 raise self.error("write adjoint.checkpoint(function)(arguments)", node)
@@ -843,6 +991,124 @@ class Lowerer:
         self.rebind_storage(xs, rest)
         return element
 
+    # -------------------------------------------------------- comprehensions
+    def expr_ListComp(self, node, hint):
+        return self.comprehension(node, "list", hint)
+
+    def expr_GeneratorExp(self, node, hint):
+        # only where it is consumed at once (sum, min, max, list, a for loop): its list
+        return self.comprehension(node, "list", hint)
+
+    def reduction(self, fn, arg, hint):
+        """`sum(e for ...)` as the loop that adds the terms; `list(e for ...)` as the list."""
+        if fn is sum or fn is math.fsum:
+            total = self.comprehension(arg, "sum", hint)
+            # fsum rounds once where the loop rounds at each step: equal to a few ulps
+            return self.emit(_prim(float), (total,), hint=hint, node=arg) \
+                if fn is math.fsum else total
+        if fn is list:
+            return self.comprehension(arg, "list", hint)
+        return None
+
+    def comprehension(self, node, kind: str, hint):
+        """A comprehension lowered to the loop a person would write:
+
+            ys = []                           s = 0
+            for t in it:                      for t in it:
+                if c:                             if c:
+                    ys.append(e)                      s = s + e
+
+        Its loop variables are its own (Python 3): they do not leak into the function."""
+        if any(g.is_async for g in node.generators):
+            raise self.error("async comprehensions are not supported", node)
+        used = {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
+        self.depth += 1
+        acc = hint if hint != TEMP and hint not in used else f"_acc{self.depth}"
+
+        def at(n):
+            return gast.copy_location(n, node)
+
+        def name(ctx):
+            return at(gast.Name(id=acc, ctx=ctx, annotation=None, type_comment=None))
+
+        if kind == "list":
+            add = at(gast.Attribute(value=name(gast.Load()), attr="append", ctx=gast.Load()))
+            inner = [at(gast.Expr(value=at(gast.Call(func=add, args=[node.elt], keywords=[]))))]
+        else:
+            total = at(gast.BinOp(left=name(gast.Load()), op=gast.Add(), right=node.elt))
+            inner = [at(gast.Assign(targets=[name(gast.Store())], value=total,
+                                    type_comment=None))]
+        for g in reversed(node.generators):
+            for cond in reversed(g.ifs):
+                inner = [at(gast.If(test=cond, body=inner, orelse=[]))]
+            inner = [at(gast.For(target=g.target, iter=g.iter, body=inner, orelse=[],
+                                 type_comment=None))]
+        own = {acc} | {n.id for g in node.generators for n in gast.walk(g.target)
+                       if isinstance(n, gast.Name)}
+        saved = {n: self.env[n] for n in own if n in self.env}
+        try:
+            self.env[acc] = Const(0) if kind == "sum" else self.emit(
+                _prim(list_of), (), hint=acc, node=node)
+            self.for_stmt(inner[0])
+            return self.env[acc]
+        finally:
+            self.depth -= 1
+            for n in own:
+                self.env.pop(n, None)
+            self.env.update(saved)
+
+    # ------------------------------------------------- lambdas and nested defs
+    def expr_Lambda(self, node, hint):
+        return self.local_function(node, "<lambda>")
+
+    def inline_local(self, f: Local, args, kwargs, node, hint):
+        """Inline a lambda or nested def: its parameters bound to the operands, its free
+        names read from where it was defined, as they are now."""
+        fn = f.node
+        if any(fn is n for n in self.active):
+            raise self.error(f"recursive call of `{f.name}`", node,
+                             "write the recursion as a loop")
+        params = [p.id for p in fn.args.args]
+        names = params + [p.id for p in fn.args.kwonlyargs]
+        if len(args) > len(params):
+            raise self.error(f"`{f.name}` takes {len(params)} positional arguments, "
+                             f"{len(args)} given", node)
+        bound = dict(zip(params, args))
+        for k, v in kwargs:
+            if k in bound or k not in names:
+                raise self.error(f"bad keyword argument `{k}` for `{f.name}`", node)
+            bound[k] = v
+        for p in names:
+            if p not in bound:
+                if p not in f.defaults:
+                    raise self.error(f"`{f.name}` is missing the argument `{p}`", node)
+                bound[p] = f.defaults[p]
+        owner = f.owner
+        inner = Lowerer(owner.parsed, owner.facts, owner.stack)
+        inner.ops, inner.inplace, inner.defs = self.ops, self.inplace, self.defs
+        inner.active = self.active + (fn,)
+        inner.env = dict(owner.env)
+        inner.env.update(bound)
+        if isinstance(fn, gast.Lambda):
+            body = [gast.copy_location(gast.Return(value=fn.body), fn.body)]
+        else:
+            body = normalize(fn, owner.parsed.loc).body
+        # a write in place into an argument or a closed-over array would have to reach
+        # the caller's names, which inlining a closure does not follow: refused
+        made = {n.id for s in body for n in gast.walk(s)
+                if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)} - set(names)
+        outside = sorted(inner.written_in(body) - made)
+        if outside:
+            at = next((n for s in body for n in gast.walk(s) if _writes_into(n, outside[0])),
+                      fn)
+            raise inner.error(f"`{f.name}` writes in place into `{outside[0]}`, which it did "
+                              f"not make", at, "write into a copy and return it "
+                              f"(`{outside[0]} = {outside[0]}.copy()` first)")
+        results = inner.body(body) or (Const(None),)
+        if len(results) == 1:
+            return results[0]
+        return self.emit(_prim(tuple_of), results, hint=hint, node=node)
+
     def inline(self, fn, args, kwargs, node, hint):
         if fn in self.stack:
             raise self.error(f"recursive call of `{fn.__name__}`", node,
@@ -914,8 +1180,13 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
         raise UnsupportedError("only plain positional parameters are supported",
                                parsed.loc(node), "write def f(x, y, n): ...")
     names = tuple(p.id for p in a.args)
-    params = tuple(Value(n) for n in names)
     low = Lowerer(parsed, facts)
+    if inspect.ismethod(fn):  # a bound method: `self`'s attributes are read as constants
+        if not names:
+            raise UnsupportedError("a method without a `self` parameter", parsed.loc(node))
+        low.env[names[0]] = Instance(fn.__self__, names[0])
+        names = names[1:]
+    params = tuple(Value(n) for n in names)
     low.env.update(zip(names, params))
     tree = normalize(node, parsed.loc)
     ret = low.body(tree.body) or (Const(None),)
@@ -956,6 +1227,9 @@ _METHODS = {
     "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
 }
 
+
+# what a generator expression may be passed to: it is consumed at once
+_CONSUMERS = (sum, min, max, math.fsum, list, any, all)
 
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
@@ -1043,6 +1317,18 @@ def _written_arguments(fn, call, seen: tuple) -> list:
     params = list(inspect.signature(fn).parameters)
     return [a for p, a in zip(params, call.args) if p in written] + [
         k.value for k in call.keywords if k.arg in written]
+
+
+def _writes_into(node, name: str) -> bool:
+    """Whether statement `node` writes into `name` in place (for error locations)."""
+    if isinstance(node, gast.Assign):
+        return any(isinstance(t, gast.Subscript) and _hint_of(t.value) == name
+                   for t in node.targets)
+    if isinstance(node, gast.AugAssign):
+        return _hint_of(node.target) == name
+    if isinstance(node, gast.Expr) and isinstance(node.value, gast.Call):
+        return name in {n.id for n in gast.walk(node.value) if isinstance(n, gast.Name)}
+    return False
 
 
 def _written_names(stmts) -> set[str]:

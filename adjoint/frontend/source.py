@@ -39,6 +39,15 @@ def recording():
         _reads = saved
 
 
+def read_attribute(obj, name: str):
+    """`obj.name` for an instance attribute (a bound method's `self.W`), recorded like a
+    global so the compiled code is checked against `obj.__dict__[name]` on each call."""
+    namespace = getattr(obj, "__dict__", None)
+    if not isinstance(namespace, dict) or name not in namespace:
+        return False, None
+    return _read(namespace, name, namespace[name])
+
+
 def _read(where, name: str, value):
     if _reads is not None:
         _reads.append((where, name, value))
@@ -181,6 +190,8 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
 
 def parse_function(func: Callable) -> Parsed:
     func = unwrap(func)
+    if inspect.ismethod(func) and inspect.isfunction(func.__func__):
+        func = unwrap(func.__func__)  # a bound method: its function (lowering binds self)
     code = getattr(func, "__code__", None)
     return _parse_cached(func, id(code))
 
