@@ -248,7 +248,7 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
         if f.mode != "grad":
             raise AdjointError(f"jvp of a {f.mode} is not supported", None,
                                "differentiate adjoint.grad(f), or use adjoint.hvp")
-        product = HVP(f.f, f.wrt_spec, wrt)
+        product = HVP(f.f, f.wrt_spec, wrt, cache_dir=f.cache_dir)
 
         def run(*args, tangent=_MISSING):
             if tangent is _MISSING:

@@ -141,12 +141,16 @@ def check_wrt_kinds(fn: Function, wrt, args) -> None:
     for i in wrt:
         k = kind_of(args[i])
         if not k.floating or k.type in ("other",):
+            integer = k.type in ("int", "bool") or k.dtype in ("i", "u", "b")
+            what = "an integer" if integer else "a " + (
+                type(args[i]).__name__ if k.type == "other" else k.type)
             raise NonDifferentiableError(
-                f"cannot differentiate with respect to `{fn.param_names[i]}`: it is "
-                f"{'an integer' if k.type in ('int', 'bool') or k.dtype in ('i', 'u', 'b') else 'a ' + k.type}"
-                f" ({args[i]!r:.40})", fn.loc,
-                "pass a float (e.g. 3.0, or x.astype(float)); integer arguments are treated as "
-                "constants and need no wrt")
+                f"cannot differentiate with respect to `{fn.param_names[i]}`: it is {what} "
+                f"({args[i]!r:.40})", fn.loc,
+                "pass a float (e.g. 3.0, or x.astype(float)); integer arguments are treated "
+                "as constants and need no wrt" if integer else
+                "differentiate with respect to floats, arrays, or lists and tuples of them "
+                "(a dict's values can be passed as a tuple)")
 
 
 def origin(f) -> str:

@@ -39,7 +39,7 @@ FAILURE_CLASSES = {
                    "the README only lists aliasing through a branch",
     "helper-inplace": "a helper's `z *= 0.5` on its array argument is taken as rebinding "
                       "the name (UnsupportedError)",
-    "dict-wrt": "wrt a dict of arrays: NonDifferentiableError 'it is a other'; the README "
+    "dict-wrt": "wrt a dict of arrays: NonDifferentiableError 'it is a dict'; the README "
                 "does not say dicts cannot be differentiated",
 }
 
