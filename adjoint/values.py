@@ -37,11 +37,15 @@ def tangent_like(t, x, name: str):
 
 
 def like(g, x):
-    """The gradient in its argument's kind: a float for a float, an array of x's shape."""
+    """The gradient in its argument's kind: a float for a float, a NumPy scalar of its
+    type for a NumPy scalar, an array of x's shape and dtype, a list or tuple of the
+    same type."""
     if type(g) is type(x) and (type(g) is float or type(g) is np.ndarray and
                                g.dtype == x.dtype and g.shape == x.shape):
         return g  # already so (the usual case): checked first, it costs a call in a loop
-    if isinstance(x, float) or (isinstance(x, np.floating) and not isinstance(x, np.ndarray)):
+    if isinstance(x, np.floating):  # np.float32 in, np.float32 out
+        return type(x)(np.asarray(g).reshape(()))
+    if isinstance(x, float):
         return float(np.asarray(g).reshape(()))
     if isinstance(x, np.ndarray):
         g = np.asarray(g, dtype=np.result_type(x.dtype, np.float64) if x.dtype.kind == "c"

@@ -161,3 +161,21 @@ def test_keyword_arguments_at_call_time(tmp_path):
     assert value == m.f(x, axis=1)
     np.testing.assert_allclose(pullback(1.0), 2 * x / 3, rtol=1e-12)
     assert adjoint.jvp(m.f)(x, np.ones_like(x), axis=1)[1] == pytest.approx(np.sum(2 * x / 3))
+
+
+def test_gradients_keep_the_dtype_and_kind_of_their_argument(tmp_path):
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(x, ys):
+            return np.sum(x * x) * (ys[0] + 2.0 * ys[1])
+        """)
+    g = adjoint.grad(m.f, wrt=(0, 1))
+    gx, gy = g(np.float32(1.5), [0.5, 0.25])
+    assert type(gx) is np.float32 and gx == pytest.approx(3.0)
+    assert type(gy) is list and gy == pytest.approx([2.25, 4.5])
+    gx, _ = g(np.array([1.0, 2.0], dtype=np.float32), (0.5, 0.25))
+    assert gx.dtype == np.float32
+    gx, _ = g(np.float64(1.5), (0.5, 0.25))
+    assert type(gx) is np.float64
