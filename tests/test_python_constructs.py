@@ -342,3 +342,34 @@ def fstring_value(x):
 
 def test_an_fstring_used_as_a_value_is_refused():
     refused(fstring_value, X, at='label = f"', says="f-strings")
+
+
+# ------------------------------------- in-place updates of list elements (W3)
+
+def aliased_slots(x):
+    a = x * 1.0
+    L = [a, a]
+    L[0] += 1.0  # Python: the array a changes in place, so L[1] does too
+    return np.sum(L[1] ** 2)
+
+
+def element_of_list_written(x):
+    a = x * 1.0
+    L = [a, 2.0]
+    L[0][1] = 5.0  # writes into a
+    return np.sum(a * x)
+
+
+def numbers_in_a_list(x):
+    acc = [0.0, 1.0]
+    for v in x:
+        acc[0] += v
+        acc[1] *= v
+    return acc[0] * 2.0 + acc[1]
+
+
+def test_list_element_updates_are_right_or_refused():
+    refused(aliased_slots, X, at="L[0] += 1.0", says="in place")
+    refused(element_of_list_written, X, at="L[0][1] = 5.0", says="element of a list")
+    (g,) = check_program(numbers_in_a_list, X)
+    assert np.allclose(g, 2.0 + np.prod(X) / X)

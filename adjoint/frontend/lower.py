@@ -319,6 +319,15 @@ class Lowerer:
         self.env[name] = value
 
     def setitem(self, target, base, index, value, node) -> None:
+        inner = target.value
+        if isinstance(inner, gast.Subscript) and self.is_list(self.defs[base].args[0] if (
+                isinstance(base, Value) and base in self.defs and
+                self.defs[base].prim.fn is operator.getitem) else None):
+            # `L[i][j] = v` changes the array L[i] in place: any other name or slot that
+            # holds it would see the change, which the list's new value does not show
+            raise self.error("a write into an element of a list", target,
+                             "rebuild the element and store it: row = L[i].copy(); "
+                             "row[j] = v; L[i] = row")
         if not isinstance(base, Value):
             raise self.error("only local arrays can be written to", target,
                              "copy the array into a local variable first: y = x.copy()")
@@ -326,6 +335,12 @@ class Lowerer:
         hint = _hint_of(target.value)
         new = self.emit(_prim(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
+
+    def is_list(self, v) -> bool:
+        """Whether `v` is a list made here: a display, a comprehension, or appended to."""
+        op = self.defs.get(v) if isinstance(v, Value) else None
+        return op is not None and op.prim.fn in (list_of, runtime.append, runtime.setitem) \
+            and (op.prim.fn is not runtime.setitem or self.is_list(op.args[0]))
 
     def rebind_storage(self, old, new) -> None:
         """After an in-place write, every name bound to the old value sees the new one."""
@@ -352,7 +367,12 @@ class Lowerer:
             index = self.index(t.slice)
             current = self.emit(_prim(operator.getitem), (base, index), node=s)
             rhs = self.expr(s.value)
-            self.setitem(t, base, index, self.emit(_prim(op), (current, rhs), node=s), s)
+            new = self.emit(_prim(op), (current, rhs), node=s)
+            if self.is_list(base) and isinstance(new, Value):
+                # `L[i] += v`: an array in the list is updated in place, and every other
+                # name or slot holding it sees that (analysis/views.py refuses it then)
+                self.inplace.append(new)
+            self.setitem(t, base, index, new, s)
         else:
             raise self.error("cannot update an attribute", t, "use a local variable")
 
