@@ -373,3 +373,40 @@ def test_list_element_updates_are_right_or_refused():
     refused(element_of_list_written, X, at="L[0][1] = 5.0", says="element of a list")
     (g,) = check_program(numbers_in_a_list, X)
     assert np.allclose(g, 2.0 + np.prod(X) / X)
+
+
+# ------------------------------- isinstance, defaults, keyword-only parameters
+
+def by_type(x):
+    if isinstance(x, (int, float)):
+        return x * 2.0
+    if isinstance(x, np.ndarray):
+        return np.sum(x) * 3.0
+    return x * 4.0
+
+
+def test_isinstance_checks():
+    assert check_program(by_type, 0.7) == (2.0,)
+    (g,) = check_program(by_type, X)
+    assert np.allclose(g, 3.0)
+
+
+def array_default(x, w=np.array([1.0, 2.0, 3.0])):
+    return np.sum(w * x ** 2)
+
+
+def keyword_only_helper(u, *, p=2.0, w=np.array([1.0, 2.0, 3.0])):
+    return np.sum(w * u ** p)
+
+
+def calls_keyword_only(x):
+    return keyword_only_helper(x, p=3.0) + keyword_only_helper(*[x])
+
+
+def test_array_defaults_and_keyword_only_parameters_of_helpers():
+    w = np.array([1.0, 2.0, 3.0])
+    (g,) = check_program(array_default, X)
+    assert np.allclose(g, 2 * w * X)
+    assert np.allclose(adjoint.hvp(array_default)(X, np.ones(3)), 2 * w)
+    (g,) = check_program(calls_keyword_only, X)
+    assert np.allclose(g, 3 * w * X ** 2 + 2 * w * X)

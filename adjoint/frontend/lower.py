@@ -866,6 +866,10 @@ class Lowerer:
                 raise self.error("a generator expression can be passed only to sum, min, max, "
                                  "math.fsum, list, any and all here", a,
                                  "build a list with a list comprehension: [... for ... in ...]")
+        if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
+                and not node.keywords:
+            return self.emit(_prim(isinstance), (self.operand(node.args[0]),
+                                                 self.classes(node.args[1])), hint=hint, node=node)
         # a function passed on to a function that is inlined stays a function
         takes_functions = isinstance(callee, (Local, Partial)) or (
             isinstance(callee, Static) and (callee.obj is checkpoint or callee.obj is
@@ -879,6 +883,15 @@ class Lowerer:
                 args.append(evaluate(a))
         kwargs = [(k.arg, evaluate(k.value)) for k in node.keywords]
         return self.call(callee, args, kwargs, node, hint)
+
+    def classes(self, node):
+        """`float` or `(int, float)` in isinstance(x, ...): classes generated code names."""
+        if isinstance(node, gast.Tuple):
+            return self.emit(_prim(tuple_of), [self.classes(e) for e in node.elts], node=node)
+        c = self.expr(node)
+        if not (isinstance(c, Static) and isinstance(c.obj, type)):
+            raise self.error("isinstance takes a class or a tuple of classes here", node)
+        return Global(c.obj.__name__, c.obj, c.obj.__module__)
 
     def inlined(self, fn) -> bool:
         """Whether a call of `fn` lowers its body in place (a user's function)."""
@@ -1162,7 +1175,10 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
         inner.env[name] = value
     for name, param in inspect.signature(fn).parameters.items():
         if name not in inner.env and param.default is not inspect.Parameter.empty:
-            inner.env[name] = inner.classify(param.default, name)
+            value = inner.classify(param.default, name)
+            if isinstance(value, Global):  # an array default: no module name holds it
+                value = Global(f"{fn.__name__}_{name}", param.default, None)
+            inner.env[name] = value
     tree = normalize(parsed.node, parsed.loc)
     written = inner.written_in(tree.body, (fn,)) & set(bound.arguments)
     if isinstance(node, gast.Call):
