@@ -467,6 +467,11 @@ class Reverse:
 
     # ---------------------------------------------------------------- loops
     def reverse_loop(self, op, adj: dict) -> None:
+        """The adjoint of a loop: a loop over the iterations in reverse, whose body is the
+        reversed body. Each carried value's cotangent is carried back; a value the body
+        reads from outside it accumulates its cotangent across iterations; what the
+        reversed body needs of the forward iterations goes on a tape the forward loop
+        fills (or is relayed from iteration to iteration, or recomputed)."""
         if not _has_active(op, self.active):
             return
         if isinstance(op, For) and op.checkpoint is not None:
@@ -483,34 +488,16 @@ class Reverse:
         inner_defined = defined(op.body) | set(op.body.args)
         accs = [v for v in free_operands(op.body, inner_defined) if v in self.active]
         self.loc = op.loc
-        inits = []
-        for k in slots:
-            r = op.results[k]
-            inits.append(adj.pop(r) if r in adj else self.zero(r))
-        for u in accs:
-            inits.append(self._writable(adj[u]) if u in adj else self.zero(u))
-        for r in op.results:
-            adj.pop(r, None)
-        # the reversed body
-        outer_ops, outer_region = self.ops, self.region
+        inits = self._loop_seeds(op, adj, slots, accs)
+        outer_region = self.region
         region = Region(outer_region, inner_defined, "loop", op)
         # a sum over iterations (`s = s + term(i)`): s_bar is the same every iteration, so
         # each term's values are recomputed where they are needed and nothing is taped
         region.recompute = is_for and _is_reduction(op, slots)
-        target = Value(op.body.args[0].name if is_for else "_")
-        region.target = target
+        region.target = Value(op.body.args[0].name if is_for else "_")
         cargs = [Value(f"{cotangent_base(args[k])}_bar") for k in slots]
         aargs = [Value(f"{cotangent_base(u)}_bar") for u in accs]
-        self.region, self.ops = region, []
-        badj: dict = dict(zip(accs, aargs))
-        for k, c in zip(slots, cargs):
-            self.accumulate(badj, op.body.results[k], c)
-        self.reverse_ops(op.body.ops, badj)
-        self.loc = op.loc
-        yields = [badj[args[k]] if args[k] in badj else self.zero(args[k]) for k in slots]
-        yields += [badj[u] for u in accs]
-        body_ops = self.ops
-        self.ops, self.region = outer_ops, outer_region
+        body_ops, yields = self._reversed_body(op, region, args, slots, accs, cargs, aargs)
         # a cotangent the reversed body writes into (`y_bar[i] = 0.0`) must not start as a
         # read-only broadcast: copied once here, or every iteration would copy it
         written = {o.args[0] for o in walk_ops(Block((), tuple(body_ops), ()))
@@ -520,80 +507,18 @@ class Reverse:
         # a reduction's terms are recomputed, so its reversed loop may run in any order;
         # but a value it could not recompute is still taped, and a tape pops last-in first
         in_order = not region.recompute or bool(region.saved)
-        # A body's yield is the next iteration's block argument. When the reverse reads
-        # both, tape only the argument and relay it backwards: the yield of iteration t
-        # is the argument popped for t + 1, and for the last iteration the loop's result.
-        relay_args, relay_inits, relay_yields = [], [], []
-        for k, (a, y) in enumerate(zip(args, op.body.results)):
-            # the argument may be popped, or an array the reverse restored in place
-            if y in region.saved and y is not a and (a in region.saved or a in region.map):
-                i = region.saved.index(y)
-                region.saved.pop(i)
-                relay_args.append(region.popped.pop(i))
-                relay_inits.append(self.read_in(op.results[k], outer_region))
-                relay_yields.append(region.map[a])
-        # the forward loop pushes what the reverse pops
-        pops: list = []
-        tape = None
-        if region.saved:
-            tape = Value("_tape")
-            if outer_region.kind != "top":  # an inner loop's tape is saved by the outer loop
-                outer_region.defined.add(tape)
-            popped = Value("_saved")
-            pops.append(Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (),
-                             None))
-            if len(region.saved) == 1:
-                pops[0] = replace(pops[0], result=region.popped[0])
-            else:
-                for i, p in enumerate(region.popped):
-                    pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), None))
-        rbody = Block((target, *cargs, *aargs, *relay_args),
+        relay_args, relay_inits, relay_yields = self._relays(op, args, region, outer_region)
+        pops, tape = self._tape_pops(region, outer_region)
+        rbody = Block((region.target, *cargs, *aargs, *relay_args),
                       tuple(pops + region.preamble + body_ops), tuple(yields + relay_yields))
         ins = self.instrument.setdefault(op, Instrumented())
         fwd = ins.op or op
         if tape is not None:
-            ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
-            # an entry is the value as it was: an array some later write changes in place
-            # is pushed as a copy, or its entry would change with it
-            pushed, copies = [], []
-            for v in region.saved:
-                k = self.facts.kind(v)
-                if v in self.written and (k is None or k.type not in ("float", "int", "bool")):
-                    copy = Value(v.name)
-                    self.facts.same_kind(copy, v)
-                    copies.append(Call(_prim(runtime.private), (v,), copy, (), None))
-                    v = copy
-                pushed.append(v)
-            push = Call(_prim(tape_push), (tape, *pushed), Value("_"), (), None)
-            # push as soon as the last saved value exists, so carried names can be reused
-            saved = set(region.saved)
-            last = max((i for i, o in enumerate(op.body.ops)
-                        if saved & set(self._results_of(o))), default=-1)
-            if last >= 0:
-                self.instrument.setdefault(op.body.ops[last], Instrumented()).after.extend(
-                    copies + [push])
-            elif op.body.ops:
-                self.instrument.setdefault(op.body.ops[0], Instrumented()).before.extend(
-                    copies + [push])
-            else:
-                fwd = replace(fwd, body=replace(fwd.body, ops=fwd.body.ops + tuple(copies) +
-                                                (push,)))
+            fwd = self._tape_pushes(op, fwd, ins, region, tape)
         if is_for:
             iterable = self.read(op.iter)
         else:
-            trips = Value("_trips")
-            if outer_region.kind != "top":
-                outer_region.defined.add(trips)
-            counter, nxt = Value("_n"), Value("_n")
-            inc = Call(_prim(operator.add), (counter, Const(1)), nxt, (), op.loc)
-            ccounter = Value("_n")
-            fwd = replace(fwd, inits=fwd.inits + (Const(0),),
-                          cond=replace(fwd.cond, args=fwd.cond.args + (ccounter,)),
-                          body=replace(fwd.body, args=fwd.body.args + (counter,),
-                                       ops=fwd.body.ops + (inc,),
-                                       results=fwd.body.results + (nxt,)),
-                          results=fwd.results + (trips,))
-            iterable = self.emit(_prim(range), (self.read_in(trips, outer_region),), "_range")
+            fwd, iterable = self._counted(op, fwd, outer_region)
         ins.op = fwd
         results = tuple(Value(f"{cotangent_base(args[k])}_bar") for k in slots) + tuple(
             Value(f"{cotangent_base(u)}_bar") for u in accs)
@@ -604,6 +529,114 @@ class Reverse:
             adj[u] = r
         for k, r in zip(slots, results):
             self.accumulate(adj, op.inits[k], r)
+
+    def _loop_seeds(self, op, adj: dict, slots: list, accs: list) -> list:
+        """The reversed loop's initial cotangents: of the loop's results (carried back),
+        then of the outside values its body reads (accumulated over iterations)."""
+        inits = []
+        for k in slots:
+            r = op.results[k]
+            inits.append(adj.pop(r) if r in adj else self.zero(r))
+        for u in accs:
+            inits.append(self._writable(adj[u]) if u in adj else self.zero(u))
+        for r in op.results:
+            adj.pop(r, None)
+        return inits
+
+    def _reversed_body(self, op, region: Region, args, slots, accs, cargs, aargs):
+        """The ops of one reversed iteration, in `region`, and what it yields: the
+        cotangents of the carried values and of the outside values."""
+        outer_ops, outer_region = self.ops, self.region
+        self.region, self.ops = region, []
+        badj: dict = dict(zip(accs, aargs))
+        for k, c in zip(slots, cargs):
+            self.accumulate(badj, op.body.results[k], c)
+        self.reverse_ops(op.body.ops, badj)
+        self.loc = op.loc
+        yields = [badj[args[k]] if args[k] in badj else self.zero(args[k]) for k in slots]
+        yields += [badj[u] for u in accs]
+        body_ops = self.ops
+        self.ops, self.region = outer_ops, outer_region
+        return body_ops, yields
+
+    def _relays(self, op, args, region: Region, outer_region: Region):
+        """A body's yield is the next iteration's block argument. When the reverse reads
+        both, tape only the argument and relay it backwards: the yield of iteration t is
+        the argument popped for t + 1, and for the last iteration the loop's result."""
+        relay_args, relay_inits, relay_yields = [], [], []
+        for k, (a, y) in enumerate(zip(args, op.body.results)):
+            # the argument may be popped, or an array the reverse restored in place
+            if y in region.saved and y is not a and (a in region.saved or a in region.map):
+                i = region.saved.index(y)
+                region.saved.pop(i)
+                relay_args.append(region.popped.pop(i))
+                relay_inits.append(self.read_in(op.results[k], outer_region))
+                relay_yields.append(region.map[a])
+        return relay_args, relay_inits, relay_yields
+
+    def _tape_pops(self, region: Region, outer_region: Region):
+        """The reversed body's first ops: one pop of the tape (unpacked when an entry holds
+        several values), and the tape; none when nothing is taped."""
+        if not region.saved:
+            return [], None
+        tape = Value("_tape")
+        if outer_region.kind != "top":  # an inner loop's tape is saved by the outer loop
+            outer_region.defined.add(tape)
+        popped = Value("_saved")
+        pops = [Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (), None)]
+        if len(region.saved) == 1:
+            pops[0] = replace(pops[0], result=region.popped[0])
+        else:
+            for i, p in enumerate(region.popped):
+                pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), None))
+        return pops, tape
+
+    def _tape_pushes(self, op, fwd, ins: Instrumented, region: Region, tape: Value):
+        """The forward loop makes the tape and pushes what the reverse pops, as soon as
+        the last saved value exists (so carried names can be reused)."""
+        ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
+        # an entry is the value as it was: an array some later write changes in place
+        # is pushed as a copy, or its entry would change with it
+        pushed, copies = [], []
+        for v in region.saved:
+            k = self.facts.kind(v)
+            if v in self.written and (k is None or k.type not in ("float", "int", "bool")):
+                copy = Value(v.name)
+                self.facts.same_kind(copy, v)
+                copies.append(Call(_prim(runtime.private), (v,), copy, (), None))
+                v = copy
+            pushed.append(v)
+        push = Call(_prim(tape_push), (tape, *pushed), Value("_"), (), None)
+        saved = set(region.saved)
+        last = max((i for i, o in enumerate(op.body.ops)
+                    if saved & set(self._results_of(o))), default=-1)
+        if last >= 0:
+            self.instrument.setdefault(op.body.ops[last], Instrumented()).after.extend(
+                copies + [push])
+        elif op.body.ops:
+            self.instrument.setdefault(op.body.ops[0], Instrumented()).before.extend(
+                copies + [push])
+        else:
+            fwd = replace(fwd, body=replace(fwd.body, ops=fwd.body.ops + tuple(copies) +
+                                            (push,)))
+        return fwd
+
+    def _counted(self, op, fwd, outer_region: Region):
+        """A while loop counts its trips in the forward sweep; the reverse loop runs over
+        range(trips)."""
+        trips = Value("_trips")
+        if outer_region.kind != "top":
+            outer_region.defined.add(trips)
+        counter, nxt = Value("_n"), Value("_n")
+        inc = Call(_prim(operator.add), (counter, Const(1)), nxt, (), op.loc)
+        ccounter = Value("_n")
+        fwd = replace(fwd, inits=fwd.inits + (Const(0),),
+                      cond=replace(fwd.cond, args=fwd.cond.args + (ccounter,)),
+                      body=replace(fwd.body, args=fwd.body.args + (counter,),
+                                   ops=fwd.body.ops + (inc,),
+                                   results=fwd.body.results + (nxt,)),
+                      results=fwd.results + (trips,))
+        return fwd, self.emit(_prim(range), (self.read_in(trips, outer_region),), "_range")
 
     def _results_of(self, op) -> tuple:
         """An op's results, including those instrumentation added (exports)."""
