@@ -410,3 +410,13 @@ def test_array_defaults_and_keyword_only_parameters_of_helpers():
     assert np.allclose(adjoint.hvp(array_default)(X, np.ones(3)), 2 * w)
     (g,) = check_program(calls_keyword_only, X)
     assert np.allclose(g, 3 * w * X ** 2 + 2 * w * X)
+
+
+def outer_products(x):
+    M = [[x[i] * x[j] for j in range(3)] for i in range(3)]
+    return np.sum(np.array(M) ** 2)
+
+
+def test_a_list_of_lists_from_nested_comprehensions():
+    (g,) = check_program(outer_products, X)
+    assert np.allclose(g, 4 * X * np.sum(X ** 2))

@@ -1066,7 +1066,16 @@ class Lowerer:
 
         if kind == "list":
             add = at(gast.Attribute(value=name(gast.Load()), attr="append", ctx=gast.Load()))
-            inner = [at(gast.Expr(value=at(gast.Call(func=add, args=[node.elt], keywords=[]))))]
+            elt = node.elt
+            if isinstance(elt, gast.ListComp):
+                # a list made afresh on each trip: analysis/views.py takes the values one
+                # loop op makes for one object, so the rows appended would seem to be
+                # written after the outer list holds them; appending a copy says they differ
+                elt = at(gast.Call(func=at(gast.Attribute(
+                    value=at(gast.Name(id="_adjoint_runtime", ctx=gast.Load(), annotation=None,
+                                       type_comment=None)), attr="private", ctx=gast.Load())),
+                    args=[elt], keywords=[]))
+            inner = [at(gast.Expr(value=at(gast.Call(func=add, args=[elt], keywords=[]))))]
         else:
             total = at(gast.BinOp(left=name(gast.Load()), op=gast.Add(), right=node.elt))
             inner = [at(gast.Assign(targets=[name(gast.Store())], value=total,
@@ -1076,9 +1085,11 @@ class Lowerer:
                 inner = [at(gast.If(test=cond, body=inner, orelse=[]))]
             inner = [at(gast.For(target=g.target, iter=g.iter, body=inner, orelse=[],
                                  type_comment=None))]
-        own = {acc} | {n.id for g in node.generators for n in gast.walk(g.target)
-                       if isinstance(n, gast.Name)}
+        own = {acc, "_adjoint_runtime"} | {n.id for g in node.generators
+                                           for n in gast.walk(g.target)
+                                           if isinstance(n, gast.Name)}
         saved = {n: self.env[n] for n in own if n in self.env}
+        self.env["_adjoint_runtime"] = Static(runtime)
         try:
             self.env[acc] = Const(0) if kind == "sum" else self.emit(
                 _prim(list_of), (), hint=acc, node=node)
