@@ -431,7 +431,7 @@ class Forward:
             # `z = a + b` with b inactive: a's tangent is z's, and reads best as z_dot
             if t.name.startswith("_") and t not in self.primal_values and \
                     t not in self.params and not _dot_name(v).startswith("_"):
-                _rename(t, _dot_name(v))
+                t.name = _dot_name(v)
 
     # ------------------------------------------------------------------ ops
     def ops_of(self, ops) -> None:
@@ -563,10 +563,10 @@ class Forward:
         for o in ops:  # the template's own names (x, ans) mean nothing in the output
             for r in o.results:
                 if not r.name.startswith("_"):
-                    _rename(r, TEMP)
+                    r.name = TEMP
         if isinstance(t, Value) and t in made:
             # `y[i] = v` writes into y: its tangent is y_dot, whatever the hint of v
-            _rename(t, _dot_name(op.args[0] if op.prim.style in _WRITES else op.result))
+            t.name = _dot_name(op.args[0] if op.prim.style in _WRITES else op.result)
         if op.prim.style in _WRITES:
             # the storage a tangent write copies (a new zero array) is a named variable:
             # the emitter prints a write into a temporary it inlines as a name it lacks
@@ -574,7 +574,7 @@ class Forward:
                 if isinstance(o, Call) and o.prim.style in _WRITES and o.args and \
                         isinstance(o.args[0], Value) and o.args[0] in made and \
                         o.args[0].name.startswith("_"):
-                    _rename(o.args[0], _dot_name(op.args[0]))
+                    o.args[0].name = _dot_name(op.args[0])
         return relocate(ops, op.loc), t
 
     def fix_zeros(self, ops) -> list:
@@ -798,9 +798,6 @@ def _rule_params(prim):
 def _line(op):
     return (op.loc.filename, op.loc.line) if op.loc is not None else None
 
-
-def _rename(v: Value, name: str) -> None:
-    object.__setattr__(v, "name", name)
 
 
 def _pure(op) -> bool:

@@ -176,7 +176,7 @@ class Reverse:
             a is contrib for a in adj.values())
         if isinstance(contrib, Value):
             if renamable and contrib.name.startswith("_t"):
-                _rename(contrib, f"{cotangent_base(v)}_bar")
+                contrib.name = f"{cotangent_base(v)}_bar"
             self.facts.same_kind(contrib, v, overwrite=False)  # a cotangent has v's shape
         old = adj.get(v)
         if old is None:
@@ -185,7 +185,7 @@ class Reverse:
         k = self.facts.kind(v)
         known = k is not None and (k.type == "float" or (k.type == "ndarray" and k.dtype == "f"))
         if renamable and not contrib.name.startswith("_"):
-            _rename(contrib, "_t")  # printed inside the `+=` when used once
+            contrib.name = "_t"  # printed inside the `+=` when used once
         # `x_bar += c`: in place for arrays where nothing else shares x_bar's buffer
         adj[v] = self.emit(_prim(iadd if known else runtime.accum), (old, contrib),
                            f"{cotangent_base(v)}_bar")
@@ -373,7 +373,7 @@ class Reverse:
         for o in ops:  # the template's own names (g, ans) mean nothing in the output
             for r in o.results:
                 if not r.name.startswith("_"):
-                    _rename(r, "_t")
+                    r.name = "_t"
         primal = self.primal_values
         read = {}
 
@@ -756,9 +756,6 @@ def reverse(fn: Function, wrt: tuple[int, ...], facts, name: str | None = None):
 
 # ------------------------------------------------------------------ helpers
 
-
-def _rename(v: Value, name: str) -> None:
-    object.__setattr__(v, "name", name)
 
 
 _body_cache: dict = {}

@@ -16,7 +16,8 @@ Every `Value` is defined exactly once: as a function parameter, a block argument
 the result of a `Call`, or a result of a region op.  Values a Python variable
 carries out of a branch or around a loop are the region's results and its body's
 block arguments, the structured form of phi nodes (as in MLIR's scf dialect).
-Records are immutable; passes build new ones (`dataclasses.replace`).
+Records are immutable (a Value's name hint excepted); passes build new ones
+(`dataclasses.replace`).
 """
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ from typing import Any, Callable, Iterator, Union
 _ids = itertools.count()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Value:
-    """An SSA value. `name` is a hint (the source variable); codegen makes it unique."""
+    """An SSA value, known by its identity. `name` is only a hint for the generated code
+    (the source variable; codegen makes it unique), so it is the one field that may
+    change after creation: a transform names a cotangent after its primal once it knows
+    which primal it stands for."""
 
     name: str
     id: int = field(default_factory=lambda: next(_ids))
