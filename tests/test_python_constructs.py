@@ -420,3 +420,40 @@ def outer_products(x):
 def test_a_list_of_lists_from_nested_comprehensions():
     (g,) = check_program(outer_products, X)
     assert np.allclose(g, 4 * X * np.sum(X ** 2))
+
+
+class Layer:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def __call__(self, x):
+        return np.tanh(self.W @ x + self.b)
+
+
+class Net:
+    def __init__(self):
+        self.l1 = Layer(np.array([[1.0, 0.5], [-0.3, 0.8]]), np.array([0.1, -0.2]))
+        self.l2 = Layer(np.array([[0.7, -1.0]]), np.array([0.05]))
+
+    def loss(self, x):
+        return np.sum(self.l2(self.l1(x)) ** 2)
+
+
+NET = Net()
+
+
+def uses_a_module_level_model(x):
+    return NET.loss(x) + np.sum(NET.l1.W) * np.sum(x)
+
+
+def test_objects_held_by_self_and_module_level_models():
+    x = np.array([0.3, -0.4])
+    (g,) = check_program(NET.loss, x)
+    l1, l2 = NET.l1, NET.l2
+    h = np.tanh(l1.W @ x + l1.b)
+    y = np.tanh(l2.W @ h + l2.b)
+    dh = ((2 * y * (1 - y ** 2)) @ l2.W) * (1 - h ** 2)
+    assert np.allclose(g, dh @ l1.W)
+    (g2,) = check_program(uses_a_module_level_model, x)
+    assert np.allclose(g2, g + np.sum(l1.W))
+    assert "self_l1_W @ x" in adjoint.source(NET.loss, args=(x,))

@@ -668,6 +668,8 @@ class Lowerer:
         module, unless it was read as an attribute of another module)."""
         if _literal(obj):
             return Const(obj)
+        if callable(obj) and _is_user_object(obj) and registry.lookup(obj) is None:
+            return Global(name, obj, module or self.parsed.func.__module__)  # layer(x)
         if isinstance(obj, (types.ModuleType, type)) or callable(obj):
             return Static(obj)
         return Global(name, obj, module or self.parsed.func.__module__)
@@ -676,6 +678,8 @@ class Lowerer:
         base = self.expr(node.value)
         if isinstance(base, Instance):
             return self.instance_attribute(base, node)
+        if isinstance(base, Global) and _is_user_object(base.value):  # model.W, model.loss
+            return self.instance_attribute(Instance(base.value, base.name), node)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
@@ -706,6 +710,8 @@ class Lowerer:
             return Const(value)
         if isinstance(value, (np.ndarray, np.generic, list, tuple, dict)):
             return Global(name, value, None)
+        if _is_user_object(value):
+            return Instance(value, name)
         if isinstance(value, types.ModuleType) or callable(value):
             return Static(value)
         if type(value).__module__.split(".")[0] in ("numpy", "builtins"):
@@ -919,6 +925,20 @@ class Lowerer:
         if isinstance(callee, Partial):
             return self.call(callee.fn, list(callee.args) + list(args),
                              list(callee.kwargs) + list(kwargs), node, hint)
+        if isinstance(callee, Global) and _is_user_object(callee.value):
+            callee = Instance(callee.value, callee.name)
+        if isinstance(callee, Instance):  # layer(x): its class's __call__
+            method = inspect.getattr_static(type(callee.obj), "__call__", None)
+            if not inspect.isfunction(method):
+                raise self.error("only functions and objects with a __call__ method can be "
+                                 "called", node)
+            return self.call(Static(method), [callee] + list(args), kwargs, node, hint)
+        if isinstance(callee, Static) and inspect.ismethod(callee.obj) and \
+                _is_user_object(callee.obj.__self__) and self.inlined(callee.obj.__func__):
+            m = callee.obj  # a bound method reached some other way: self is read as above
+            return self.call(Static(m.__func__), [Instance(m.__self__, m.__func__.__code__.
+                                                          co_varnames[0])] + list(args),
+                             kwargs, node, hint)
         if not isinstance(callee, Static):
             raise self.error("only functions can be called", node)
         fn = callee.obj
@@ -1299,6 +1319,13 @@ def _is_call_to(low: Lowerer, node, fn) -> bool:
     except AdjointError:
         return False
     return isinstance(callee, Static) and callee.obj is fn
+
+
+def _is_user_object(obj) -> bool:
+    """An instance of a user's class (its attributes are read like a bound method's self)."""
+    return isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(
+        obj, (type, types.ModuleType, functools.partial)) and not inspect.isroutine(obj) \
+        and type(obj).__module__.split(".")[0] not in ("numpy", "builtins", "adjoint", "scipy")
 
 
 def _is_library(fn) -> bool:
