@@ -66,11 +66,13 @@ class Liveness:
             while isinstance(consumer, Call) and consumer.result in self.inlined:
                 consumer = self.inlined[consumer.result]  # evaluated where it is printed
             at = self.at[id(consumer)]
-            write = isinstance(op, Call) and op.prim.style in WRITES
-            for k, o in enumerate(op.operands):
-                # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
-                # result before reading v: v must not share the result's name
-                self._use(o, at + 1 if write and k and o is not op.operands[0] else at, path)
+            # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
+            # result before reading v, and before reading what an expression inlined into
+            # v reads (`y_1[0] += y[1]`): none of those may share the result's name
+            write = isinstance(consumer, Call) and consumer.prim.style in WRITES
+            first = consumer.operands[0] if write else None
+            for o in op.operands:
+                self._use(o, at + 1 if write and o is not first else at, path)
             for i, b in enumerate(op.blocks):
                 self._record(b, path + ((op, i),))
         for i, o in enumerate(block.results):
