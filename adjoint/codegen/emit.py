@@ -57,6 +57,12 @@ class Module:
         for name, mod in sorted(self.globals.items()):  # the user's own objects
             if mod and mod != "__main__":
                 lines.append(f"from {mod} import {name}")
+        # a closure's cell, an object's attribute, a script's global: no import reaches
+        # them (adjoint's loader gives them); say so, rather than leave a bare NameError
+        given = sorted(n for n, mod in self.globals.items() if not mod or mod == "__main__")
+        if given:
+            lines.append(f"# not importable, set on this module before calling it: "
+                         f"{', '.join(given)}")
         if standalone and self.helpers:
             import inspect
             for name, fn in sorted(self.helpers.items()):
@@ -603,19 +609,39 @@ def _pure(op) -> bool:
 
 
 def _export_results(block: Block) -> set:
-    """If results whose yields are None on some path: branch values exported for the
-    reverse sweep, left unassigned on the path that never reads them."""
-    out = set()
+    """If results left unassigned on a path where they are None: branch values exported
+    for the reverse sweep, read only under an `if` on the same condition, on the side that
+    set them. Any other None (the user's `z = y if c else None`) is a value, and assigned.
+    """
+    unset = {}  # If result -> (its condition, the branch index that sets it)
     for op in _all_ops(block):
         if isinstance(op, If):
             for r, a, b in zip(op.results, op.then.results, op.orelse.results):
-                if (isinstance(a, Const) and a.value is None) or (
-                        isinstance(b, Const) and b.value is None):
-                    out.add(r)
-    # a value the split form packs into its residuals is read on every path
-    packed = {o for op in _all_ops(block) if isinstance(op, Call) and op.prim.style == "tuple"
-              for o in op.args}
-    return out - packed - set(block.results)
+                none_a = isinstance(a, Const) and a.value is None
+                none_b = isinstance(b, Const) and b.value is None
+                if none_a != none_b:
+                    unset[r] = (op.cond, 0 if none_b else 1)
+    if not unset:
+        return set()
+    bad = set()
+
+    def visit(b: Block, guards: tuple) -> None:
+        for op in b.ops:
+            for o in op.operands:
+                if o in unset and unset[o] not in guards:
+                    bad.add(o)
+            if isinstance(op, If):
+                for k, inner in enumerate((op.then, op.orelse)):
+                    visit(inner, guards + ((op.cond, k),))
+            else:
+                for inner in op.blocks:
+                    visit(inner, guards)
+        for o in b.results:
+            if o in unset and unset[o] not in guards:
+                bad.add(o)
+
+    visit(block, ())
+    return set(unset) - bad
 
 
 @dataclass
