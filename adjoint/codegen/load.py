@@ -13,6 +13,7 @@ alone (Python's bytecode cache checks it).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib.util
 import os
@@ -20,6 +21,7 @@ import re
 import sys
 import time
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -283,6 +285,8 @@ def load(path: Path, make_source, namespace: dict) -> object:
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
         module.__dict__.update(namespace)
+        if namespace:
+            module.__dict__["__builtins__"] = _given_first(namespace)
         sys.modules[mod_name] = module
         try:
             spec.loader.exec_module(module)
@@ -294,3 +298,22 @@ def load(path: Path, make_source, namespace: dict) -> object:
         break
     _loaded[memo] = module
     return module
+
+
+def _given_first(namespace: dict) -> dict:
+    """Builtins for a generated module whose `from <user module> import W, b` is answered
+    from `namespace` when it holds every name asked for. The header's imports make the
+    file usable on its own, but the user's module may not be importable by its name (run
+    as a script, loaded from a path, a closure's cell), and the objects the gradient was
+    specialised for are the ones given, not whatever the module holds now."""
+    real = builtins.__import__
+
+    def given_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if fromlist and not level and name.split(".")[0] not in ("adjoint", "numpy") and \
+                all(n in namespace for n in fromlist):
+            return types.SimpleNamespace(**{n: namespace[n] for n in fromlist})
+        return real(name, globals, locals, fromlist, level)
+
+    out = dict(vars(builtins))
+    out["__import__"] = given_import
+    return out
