@@ -227,9 +227,20 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
 
 
 def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) -> Callable:
-    """The gradient of scalar-valued `f` with respect to argument(s) `wrt`. `f` may be a
-    gradient itself (of a scalar function of a scalar): then this is its derivative.
-    `optimize=False` runs no optimisation pass (the gradient must be the same)."""
+    """The gradient of scalar-valued `f` with respect to argument(s) `wrt` (a position,
+    a parameter name, or a tuple of them). `f` may be a gradient itself (of a scalar
+    function of a scalar): then this is its derivative. `checkpoint=k` (or a byte
+    budget) recomputes every loop from k snapshots instead of storing it; `optimize=False`
+    runs no optimisation pass (the gradient must be the same).
+
+    Example::
+
+        def loss(w, x, y):
+            return np.sum((np.tanh(x @ w) - y) ** 2)
+
+        dw = adjoint.grad(loss)(w, x, y)                 # an array shaped like w
+        dw, dx = adjoint.grad(loss, wrt=("w", "x"))(w, x, y)
+    """
     if isinstance(f, (Transform, Derivative)):
         return nested(f, wrt)
     return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize)
@@ -237,13 +248,18 @@ def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) 
 
 def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None,
                    optimize=True) -> Callable:
-    """`f(*args)` and its gradient, in one pass."""
+    """`f(*args)` and its gradient, in one pass: `value, dw = value_and_grad(loss)(w, x, y)`."""
     return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize)
 
 
 def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
     """Forward mode: `jvp(f, wrt)(*args, tangent) -> (f(*args), directional derivative)`.
-    `f` may be a gradient (`adjoint.grad(g)`): that is forward over reverse, an HVP."""
+    `f` may be a gradient (`adjoint.grad(g)`): that is forward over reverse, an HVP.
+
+    Example::
+
+        value, slope = adjoint.jvp(loss)(w, x, y, np.ones_like(w))   # d loss along ones
+    """
     if isinstance(f, Transform):
         if f.mode != "grad":
             raise AdjointError(f"jvp of a {f.mode} is not supported", None,
@@ -260,7 +276,13 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
 
 def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True, **kwargs):
     """`(f(*args, **kwargs), pullback)`; `pullback(out_bar)` gives the cotangent(s) of
-    the argument(s) `wrt`."""
+    the argument(s) `wrt`. `f` may return an array; `out_bar` has its shape.
+
+    Example::
+
+        out, pullback = adjoint.vjp(layer, W, x)          # out = layer(W, x)
+        W_bar = pullback(np.ones_like(out))
+    """
     t = Transform(f, wrt, "vjp", cache_dir, checkpoint, optimize)
     args = t.full_args(args, kwargs)  # the generated f_fwd takes every parameter
     fwd, bwd = t.compile(args).fn
@@ -280,7 +302,12 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
 
     Without `args` the code is generic. With them it may hold their facts (a size, an
     axis, that a value is a float): it then checks them on entry, and says so in its
-    header, so that the file never runs on arguments it was not generated for."""
+    header, so that the file never runs on arguments it was not generated for.
+
+    Example::
+
+        print(adjoint.source(loss, wrt="w", args=(w, x, y)))   # def loss_grad(w, x, y, ...
+    """
     f = unwrap(f)
     kind = {"reverse": "grad", "grad": "grad", "vjp": "vjp", "forward": "jvp",
             "jvp": "jvp"}.get(mode)

@@ -1,6 +1,6 @@
 """Write the generated pages of docs/ from the compiler itself, so they cannot drift.
 
-    python docs/generate.py             # docs/rules.md and docs/subset.md
+    python docs/generate.py             # docs/rules.md, docs/subset.md and docs/api.md
     python docs/generate.py --check     # exit 1 if a committed page is out of date
     python docs/generate.py --explain   # also docs/explain.html (+ docs/explain.png
                                         # when chromium is installed)
@@ -535,9 +535,47 @@ def screenshot(html_path: Path, png_path: Path, fragment: str = "",
     return png_path if png_path.exists() else None
 
 
+# ---------------------------------------------------------------- api.md
+
+# the public names, in the order a newcomer meets them
+API = ["grad", "value_and_grad", "vjp", "jvp", "hvp", "hessian", "jacobian", "implicit_grad",
+       "source", "ir", "memory", "explain", "check", "check_rule", "adjoint", "checkpoint",
+       "checkpointed", "stop_gradient", "defvjp", "defjvp", "primitive", "nondifferentiable",
+       "AdjointError", "UnsupportedError", "NonDifferentiableError", "SourceError"]
+
+
+def api_md() -> str:
+    """Every public name of the package: its signature and its docstring."""
+    out = [NOTICE, "", "# API reference", "",
+           "Every public name of `adjoint`, with its signature and its docstring (the",
+           "README's API section shows them in use; [rules.md](rules.md) lists the",
+           "derivative rules, [subset.md](subset.md) the Python that is accepted).", ""]
+    for name in API:
+        obj = getattr(adjoint, name)
+        kind = "class" if inspect.isclass(obj) else "function"
+        try:
+            sig = str(inspect.signature(obj))
+        except (TypeError, ValueError):
+            sig = "(...)"
+        if kind == "class" and issubclass(obj, BaseException):
+            sig = ""
+        out += [f"## `adjoint.{name}{sig}`", ""]
+        doc = inspect.getdoc(obj) or "(no docstring)"
+        out += [doc, ""]
+    testing = [n for n in dir(adjoint.testing) if not n.startswith("_") and callable(
+        getattr(adjoint.testing, n)) and getattr(getattr(adjoint.testing, n), "__module__",
+                                                 "") == "adjoint.testing"]
+    out += ["## `adjoint.testing`", "", inspect.getdoc(adjoint.testing) or "", ""]
+    for name in sorted(testing):
+        obj = getattr(adjoint.testing, name)
+        out += [f"### `adjoint.testing.{name}{inspect.signature(obj)}`", "",
+                inspect.getdoc(obj) or "(no docstring)", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
 # ---------------------------------------------------------------- main
 
-PAGES = {"rules.md": rules_md, "subset.md": subset_md}
+PAGES = {"rules.md": rules_md, "subset.md": subset_md, "api.md": api_md}
 
 
 def main(argv=None) -> int:
