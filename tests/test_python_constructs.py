@@ -457,3 +457,17 @@ def test_objects_held_by_self_and_module_level_models():
     (g2,) = check_program(uses_a_module_level_model, x)
     assert np.allclose(g2, g + np.sum(l1.W))
     assert "self_l1_W @ x" in adjoint.source(NET.loss, args=(x,))
+
+
+def any_all_and_start(x):
+    total = sum([v * v for v in x], 1.0)
+    if any(v > 1.5 for v in x) and all([v > -2.0 for v in x]):
+        return total
+    return np.sum(x)
+
+
+def test_any_all_and_sum_with_a_start():
+    (g,) = check_program(any_all_and_start, X)
+    assert np.allclose(g, 2 * X)
+    (g,) = check_program(any_all_and_start, X - 3.0)
+    assert np.allclose(g, 1.0)

@@ -861,9 +861,15 @@ class Lowerer:
             raise self.error("**kwargs in calls are not supported", node,
                              "pass the arguments by name one by one")
         callee = self.expr(node.func)
-        if isinstance(callee, Static) and len(node.args) == 1 and not node.keywords and \
-                isinstance(node.args[0], (gast.GeneratorExp, gast.ListComp)):
-            folded = self.reduction(callee.obj, node.args[0], hint)
+        if isinstance(callee, Static) and node.args and isinstance(
+                node.args[0], (gast.GeneratorExp, gast.ListComp)) and (
+                len(node.args) == 1 and not node.keywords or callee.obj is sum and len(
+                node.args) + len(node.keywords) == 2 and all(k.arg == "start"
+                                                             for k in node.keywords)):
+            start = node.args[1] if len(node.args) == 2 else \
+                node.keywords[0].value if node.keywords else None
+            folded = self.reduction(callee.obj, node.args[0], hint,
+                                    self.operand(start) if start is not None else Const(0))
             if folded is not None:
                 return folded
         for a in node.args:
@@ -1052,10 +1058,10 @@ class Lowerer:
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
         return self.comprehension(node, "list", hint)
 
-    def reduction(self, fn, arg, hint):
+    def reduction(self, fn, arg, hint, start=Const(0)):
         """`sum(e for ...)` as the loop that adds the terms; `list(e for ...)` as the list."""
         if fn is sum or fn is math.fsum:
-            total = self.comprehension(arg, "sum", hint)
+            total = self.comprehension(arg, "sum", hint, start)
             # fsum rounds once where the loop rounds at each step: equal to a few ulps
             return self.emit(_prim(float), (total,), hint=hint, node=arg) \
                 if fn is math.fsum else total
@@ -1063,7 +1069,7 @@ class Lowerer:
             return self.comprehension(arg, "list", hint)
         return None
 
-    def comprehension(self, node, kind: str, hint):
+    def comprehension(self, node, kind: str, hint, start=Const(0)):
         """A comprehension lowered to the loop a person would write:
 
             ys = []                           s = 0
@@ -1111,7 +1117,7 @@ class Lowerer:
         saved = {n: self.env[n] for n in own if n in self.env}
         self.env["_adjoint_runtime"] = Static(runtime)
         try:
-            self.env[acc] = Const(0) if kind == "sum" else self.emit(
+            self.env[acc] = start if kind == "sum" else self.emit(
                 _prim(list_of), (), hint=acc, node=node)
             self.for_stmt(inner[0])
             return self.env[acc]
