@@ -420,8 +420,6 @@ def array_programs():
 # ---------------------------------------------------------------- README-unsupported
 
 UNSUPPORTED = [
-    ("try", "def f(x, y, n):\n    try:\n        s = x * y\n    except ValueError:\n"
-     "        s = x\n    return s"),
     ("recursion", "def f(x, y, n):\n    if n == 0:\n        return x\n"
      "    return f(x * y, y, n - 1)"),
 ]

@@ -471,3 +471,46 @@ def test_any_all_and_sum_with_a_start():
     assert np.allclose(g, 2 * X)
     (g,) = check_program(any_all_and_start, X - 3.0)
     assert np.allclose(g, 1.0)
+
+
+# ------------------------------------------------------------------ try
+
+def log_det(A):
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        raise ValueError("not positive definite")
+    else:
+        d = np.diag(L)
+    finally:
+        pass
+    return 2.0 * np.sum(np.log(d))
+
+
+def guarded_sqrt(x):
+    try:
+        y = math.sqrt(x)
+    except ValueError:
+        y = 0.0
+    return y * 2.0
+
+
+def unused_in_try(A, x):
+    try:
+        L = np.linalg.cholesky(A)
+        ok = 1.0
+    except np.linalg.LinAlgError:
+        ok = 0.0
+    return ok * x
+
+
+def test_try_runs_the_body_and_a_failure_propagates():
+    A = np.array([[2.0, 0.3], [0.3, 1.0]])
+    (g,) = check_program(log_det, A)
+    inv = np.linalg.inv(A)  # d log det / dA, on the lower triangle cholesky reads
+    assert np.allclose(g, np.tril(2 * inv - np.diag(np.diag(inv))))
+    (g,) = check_program(guarded_sqrt, 0.7)
+    assert g == pytest.approx(1 / math.sqrt(0.7))
+    with pytest.raises(ValueError, match="math domain"):  # never the handler's 0.0
+        adjoint.grad(guarded_sqrt)(-0.7)
+    refused(unused_in_try, A, 0.7, at="L = np.linalg", says="not used after")

@@ -13,7 +13,7 @@ from adjoint.frontend.source import Parsed
 
 _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If, gast.For,
                gast.While, gast.Expr, gast.Pass, gast.Break, gast.Continue, gast.Assert,
-               gast.FunctionDef)
+               gast.FunctionDef, gast.Try)
 _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare, gast.Call,
                 gast.Constant, gast.Attribute, gast.Subscript, gast.Name, gast.List, gast.Tuple,
                 gast.Slice, gast.Starred, gast.ListComp, gast.GeneratorExp, gast.Lambda,
@@ -22,7 +22,7 @@ _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare,
 
 def check(parsed: Parsed) -> None:
     for stmt in parsed.node.body:
-        for node in gast.walk(stmt):
+        for node in _walk(stmt):
             if isinstance(node, gast.stmt) and not isinstance(node, _STATEMENTS):
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
@@ -36,6 +36,16 @@ def check(parsed: Parsed) -> None:
                 raise UnsupportedError("*args, **kwargs and positional-only parameters of a "
                                        "nested function are not supported", parsed.loc(node),
                                        "give the nested function plain parameters")
+
+
+def _walk(node):
+    """gast.walk, except the handlers of a `try`: lowering never runs them (the body is
+    differentiated; a failure in it propagates), so they may `raise` or log."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        todo += [c for c in gast.iter_child_nodes(n) if not isinstance(c, gast.ExceptHandler)]
 
 
 def unsupported_statement(s, loc) -> UnsupportedError:

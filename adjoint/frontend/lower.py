@@ -221,9 +221,38 @@ class Lowerer:
             pass  # assertions guard the primal; they do not change values
         elif isinstance(s, gast.FunctionDef):
             self.bind(s.name, self.local_function(s, s.name), s)
+        elif isinstance(s, gast.Try):
+            self.try_stmt(s)
         else:
             raise unsupported_statement(s, self.loc(s))
         return None
+
+    def try_stmt(self, s) -> None:
+        """`try`: the body, then `else`, then `finally`, as when nothing fails. A failure
+        in the generated code propagates as it would without the handlers (it is never
+        swallowed). So that every failure the handlers could catch stays in the generated
+        code, each value the body makes must be used afterwards: code that makes a value
+        no one reads (`np.linalg.cholesky(A)` as a test) may be optimised away."""
+        inside = s.body + s.orelse + s.finalbody
+        for n in (n for st in inside for n in gast.walk(st)):
+            if isinstance(n, (gast.Return, gast.Break, gast.Continue)):
+                raise self.error(f"`{type(n).__name__.lower()}` inside `try`", n,
+                                 "assign the value and return (or break) after the try")
+        if s.handlers:
+            loads = [n for n in gast.walk(self.parsed.node) if isinstance(n, gast.Name)
+                     and isinstance(n.ctx, gast.Load)]
+            for n in (n for st in s.body + s.orelse for n in gast.walk(st)):
+                if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store) and not any(
+                        m.id == n.id and (m.lineno, m.col_offset) > (n.lineno, n.col_offset)
+                        for m in loads):
+                    raise self.error(
+                        f"`{n.id}` is not used after it is computed in this `try`: a "
+                        f"failure that the handler catches might not happen in the "
+                        f"generated code", n, "use the value, or check the condition with "
+                                              "an `if` instead of an exception")
+        self.body(s.body)
+        self.body(s.orelse)
+        self.body(s.finalbody)
 
     def returned(self, s) -> tuple:
         if s.value is None:
