@@ -153,6 +153,16 @@ def test_lambda_and_nested_def_with_defaults_and_keyword_only():
     assert np.allclose(g, 2 * X * 0.3 * 2.0)
 
 
+def function_default(x):
+    g = lambda u, act=np.sin: act(u) * 2.0  # noqa: E731
+    return np.sum(g(x))
+
+
+def test_a_function_as_a_default_value():
+    (g,) = check_program(function_default, X)
+    assert np.allclose(g, 2 * np.cos(X))
+
+
 def late(x):
     s = 1.0
     g = lambda t: t * s  # noqa: E731

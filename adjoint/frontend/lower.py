@@ -337,10 +337,17 @@ class Lowerer:
         a = node.args
         params = [p.id for p in a.args]
         defaults = dict(zip(params[len(params) - len(a.defaults):],
-                            [self.operand(d) for d in a.defaults]))
-        defaults.update({p.id: self.operand(d) for p, d in zip(a.kwonlyargs, a.kw_defaults)
+                            [self.default(d) for d in a.defaults]))
+        defaults.update({p.id: self.default(d) for p, d in zip(a.kwonlyargs, a.kw_defaults)
                          if d is not None})
         return Local(node, defaults, self, name)
+
+    def default(self, node):
+        """A nested function's default value: a value, or a function (`f=np.sin`)."""
+        v = self.expr(node)
+        if isinstance(v, Method):
+            raise self.error("a method cannot be a default value", node, "call it directly")
+        return v
 
     def bind(self, name: str, value, node) -> None:
         if isinstance(value, Method):
