@@ -732,6 +732,12 @@ class Lowerer:
         """`self.W` (an instance attribute: a constant of the gradient, guarded like a
         global) or `self.method` (inlined when called, `self` bound to the object)."""
         obj, attr = base.obj, node.attr
+        declared = inspect.getattr_static(type(obj), attr, None)
+        if type(obj).__getattribute__ is not object.__getattribute__ or hasattr(
+                type(declared), "__set__"):  # Python would not read obj.__dict__
+            raise self.error(f"`{_dotted(node)}` is computed by its class (a property, a "
+                             f"descriptor or __getattribute__)", node,
+                             "pass the value as an argument")
         found, value = read_attribute(obj, attr)
         if not found:
             static = inspect.getattr_static(type(obj), attr, None)
@@ -1367,7 +1373,8 @@ def _is_user_object(obj) -> bool:
     """An instance of a user's class (its attributes are read like a bound method's self)."""
     return isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(
         obj, (type, types.ModuleType, functools.partial)) and not inspect.isroutine(obj) \
-        and type(obj).__module__.split(".")[0] not in ("numpy", "builtins", "adjoint", "scipy")
+        and type(obj).__module__.split(".")[0] not in ("numpy", "builtins", "adjoint", "scipy") \
+        and type(obj).__getattribute__ is object.__getattribute__  # obj.a is obj.__dict__['a']
 
 
 def _is_library(fn) -> bool:
