@@ -234,3 +234,23 @@ def test_global_of_a_module_not_importable_by_name(tmp_path):
     mod.W = np.array([[2.0, 0.0], [1.0, 1.0]])  # a changed global is followed
     assert np.allclose(g(x), 2 * mod.W.T @ (mod.W @ x), rtol=1e-12)
     assert np.allclose(g(x), fd(mod.f, (x,)), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- a loop's iterable
+
+def test_a_loop_s_iterable_never_shares_a_name_with_what_the_loop_carries():
+    # `for i in s:` is evaluated after the move that starts the carried value
+    # (`s_1 = x`): had both been named `s`, the loop would iterate over x
+    from adjoint.codegen.emit import Emitter, Module
+    from adjoint.ir.core import Block, Call, Const, For, Function, Value
+    from adjoint.ir.interp import interpret
+    from adjoint.rules import registry
+    prims = {e.prim.name: e.prim for e in registry.entries()}
+    x, items, i, s, s_next, out = (Value(n) for n in ("x", "s", "i", "s", "s", "s"))
+    body = Block((i, s), (Call(prims["mul"], (s, i), s_next),), (s_next,))
+    ops = (Call(prims["tuple"], (x, Const(2.0), Const(3.0)), items),
+           For(items, (x,), body, (out,)))
+    fn = Function("f", (x,), Block((), ops, (out,)))
+    ns = {}
+    exec("\n".join(Emitter(fn, Module()).function()), ns)
+    assert ns["f"](0.5) == interpret(fn)(0.5) == 0.5 * 0.5 * 2.0 * 3.0

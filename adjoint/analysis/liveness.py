@@ -71,8 +71,16 @@ class Liveness:
             # v reads (`y_1[0] += y[1]`): none of those may share the result's name
             write = isinstance(consumer, Call) and consumer.prim.style in WRITES
             first = consumer.operands[0] if write else None
-            for o in op.operands:
-                self._use(o, at + 1 if write and o is not first else at, path)
+            # `for t in it:` evaluates `it` after the moves that set the carried names
+            # (`s = s0`), so `it` must not share a name with a carried value either
+            moved = self.start[id(consumer.body)] + 1 if isinstance(consumer, For) else None
+            for k, o in enumerate(op.operands):
+                if write and o is not first:
+                    self._use(o, at + 1, path)
+                elif moved is not None and (consumer is not op or k == 0):
+                    self._use(o, moved, path)
+                else:
+                    self._use(o, at, path)
             for i, b in enumerate(op.blocks):
                 self._record(b, path + ((op, i),))
         for i, o in enumerate(block.results):
