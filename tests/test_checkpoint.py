@@ -221,7 +221,7 @@ def constant_loop(a, n):
 
 
 @pytest.mark.parametrize("f", [recurrence_in_place, smoothing_in_place])
-@pytest.mark.parametrize("policy", [1, 2, 3, {"budget": 16}])
+@pytest.mark.parametrize("policy", [1, 2, 3, {"budget": 112}])
 def test_snapshots_of_an_array_written_in_place_are_copies(f, policy):
     # a kept reference would change with the next write: a wrong gradient, not an error
     from adjoint.testing import numeric_grad
@@ -320,7 +320,7 @@ def nested_policy_loops(a, b, x, M, n):  # found by the property tests, as gener
     return np.sum(s0) + s1 + s2 + (-(a + a))
 
 
-@pytest.mark.parametrize("policy", [1, 2, {"budget": 8}, {"budget": 10**6}])
+@pytest.mark.parametrize("policy", [1, 2, {"budget": 96}, {"budget": 10**6}])
 @pytest.mark.parametrize("n", [0, 1, 3])
 def test_the_cost_model_weighs_nested_loops_without_leaving_traces(policy, n, tmp_path):
     # an inner loop's trial that is undone must not leave values on the outer loop's tape
@@ -384,3 +384,17 @@ def test_loops_that_share_a_plan_each_get_every_action(policy):
     got = adjoint.grad(two_loops_one_plan, wrt=(0, 1), checkpoint=policy)(0.7, x)
     for g, w in zip(got, numeric_grad(two_loops_one_plan, (0.7, x), wrt=(0, 1))):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-9)
+
+
+def test_a_budget_holds_the_plan_or_says_the_least_that_would(tmp_path):
+    # the forward sweep keeps up to snapshots + 1 states and the final one: all in budget
+    # (it was read as `snapshots` states, and the plan kept about twice the budget)
+    from adjoint.ad.schedule import snapshots_for_budget
+    assert snapshots_for_budget(10 * 80, 80) == 8
+    xs, h0 = R.normal(size=(20, 4)), R.normal(size=4)
+    state = 4 * 8
+    with pytest.raises(adjoint.AdjointError, match="checkpoint budget") as e:
+        adjoint.grad(rnn, checkpoint={"budget": state + 7}, cache_dir=tmp_path)(W, xs, h0)
+    assert e.value.loc is not None and f"at least {3 * state} bytes" in e.value.hint
+    got = adjoint.grad(rnn, checkpoint={"budget": 3 * state}, cache_dir=tmp_path)(W, xs, h0)
+    np.testing.assert_allclose(got, adjoint.grad(rnn)(W, xs, h0), rtol=1e-12)

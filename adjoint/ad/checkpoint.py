@@ -33,6 +33,7 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.ad.instrument import Instrumented, cotangent_base
+from adjoint.errors import AdjointError
 from adjoint.frontend.lower import _prim
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value, defined, \
     free_operands
@@ -270,7 +271,10 @@ def _snapshots(op: For, args, facts) -> int:
     for a in args:  # the bytes one snapshot of the loop's state takes
         k = facts.kind(a)
         size += int(np.prod(k.shape)) * 8 if k is not None and k.type == "ndarray" else 8
-    return runtime_snapshots(value, size)
+    try:
+        return runtime_snapshots(value, size)
+    except AdjointError as e:  # the loop whose state does not fit is the place to show
+        raise AdjointError(e.message, op.loc, e.hint) from None
 
 
 def runtime_snapshots(budget: int, state_bytes: int) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from math import comb
 
+from adjoint.errors import AdjointError
 from adjoint.runtime import checkpoint_plan
 
 plan = checkpoint_plan  # plan(n, snapshots): .stored, .actions(), .recomputed
@@ -27,8 +28,17 @@ def beta(s: int, t: int) -> int:
 
 
 def snapshots_for_budget(budget_bytes: int, state_bytes: int) -> int:
-    """How many states fit in a memory budget (at least one)."""
-    return max(1, int(budget_bytes // max(state_bytes, 1)))
+    """The plan's `snapshots` for a memory budget: the forward sweep keeps up to
+    snapshots + 1 states (the last step's input too) and the loop's final state, and
+    all of them must fit."""
+    state_bytes = max(state_bytes, 1)
+    fits = int(budget_bytes // state_bytes)
+    if fits < 3:
+        raise AdjointError(
+            f"a checkpoint budget of {budget_bytes} bytes holds {fits} of this loop's "
+            f"states ({state_bytes} bytes each); checkpointing keeps at least 3",
+            None, f"give a budget of at least {3 * state_bytes} bytes, or snapshots=1")
+    return fits - 2
 
 
 __all__ = ["plan", "cost", "split", "beta", "checkpoint_plan", "snapshots_for_budget"]
