@@ -254,3 +254,35 @@ def test_a_loop_s_iterable_never_shares_a_name_with_what_the_loop_carries():
     ns = {}
     exec("\n".join(Emitter(fn, Module()).function()), ns)
     assert ns["f"](0.5) == interpret(fn)(0.5) == 0.5 * 0.5 * 2.0 * 3.0
+
+
+# ---------------------------------------------------------------- a while loop's test
+
+def _up(k):
+    a = k + 4.0
+    return a
+
+
+def _down(k):
+    a = k * 3.0
+    return a
+
+
+def while_helpers_in_test(x):
+    k = x
+    while _up(k) > _down(k):
+        k = k + 1.0
+    return k * x
+
+
+@pytest.mark.parametrize("x", [0.5, 0.7, 1.2])
+def test_a_while_test_reads_two_values_of_one_name(x):
+    # the test `a > a_1` is evaluated where the test's block ends: both helpers' `a`
+    # are live there, so they are two names (they were one: `a > a`, no iteration)
+    k = x
+    while k + 4.0 > 3.0 * k:
+        k += 1.0
+    for optimize in (False, True):
+        got = adjoint.grad(while_helpers_in_test, optimize=optimize)(x)
+        assert got == pytest.approx(k + x, rel=1e-12)  # d(k x)/dx, k = x + n
+        assert got == pytest.approx(fd(while_helpers_in_test, (x,)), rel=1e-6)

@@ -62,10 +62,12 @@ class Liveness:
     def _record(self, block: Block, path: tuple) -> None:
         for op in block.ops:
             at = self.at[id(op)]
-            consumer = op
+            consumer, last = op, op
             while isinstance(consumer, Call) and consumer.result in self.inlined:
-                consumer = self.inlined[consumer.result]  # evaluated where it is printed
-            at = self.at[id(consumer)]
+                last, consumer = consumer, self.inlined[consumer.result]
+            # evaluated where it is printed; `while <test>:` evaluates the test where the
+            # test's block ends, on every iteration, not once where the loop starts
+            at = self.at[id(last if isinstance(consumer, While) else consumer)]
             # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
             # result before reading v, and before reading what an expression inlined into
             # v reads (`y_1[0] += y[1]`): none of those may share the result's name
