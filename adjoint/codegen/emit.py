@@ -487,6 +487,10 @@ class Emitter:
         return self.names(t)
 
     def while_stmt(self, op: While, ind: str) -> None:
+        # the test reads the carried values under the body's names: no move sets others
+        if any(self.names(a) != self.names(c) for a, c in zip(op.body.args, op.cond.args)):
+            raise AssertionError("internal error: a while loop's test and body name their "
+                                 "carried values differently; please report it")
         self.comment(op.loc, ind)
         self.moves(op.body.args, op.inits, ind)
         n_before = len(self.lines)
