@@ -38,11 +38,15 @@ _FOLDED = (int, bool, str, np.integer, np.bool_)
 
 def folded(a):
     """The part of `a`'s value that is in the key (its kind is there too): ints, bools,
-    strings and None, also inside tuples and lists; a float's value never is."""
+    strings and None; for a tuple, list or dict, each element's kind and folded value
+    (a dict's keys too, in order), since the code is specialised on what each holds.
+    A float's value never is."""
     if isinstance(a, _FOLDED):
         return a.item() if isinstance(a, np.generic) else a
     if isinstance(a, (tuple, list)):
-        return tuple(folded(e) for e in a)
+        return tuple((kind_of(e), folded(e)) for e in a)
+    if isinstance(a, dict):
+        return tuple((k, kind_of(v), folded(v)) for k, v in a.items())
     if isinstance(a, range):
         return (a.start, a.stop, a.step)
     return None

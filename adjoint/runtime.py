@@ -160,12 +160,28 @@ def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return 0.0
+    if isinstance(x, dict):  # parameters by name: a zero per entry
+        return {k: zeros_like(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
         try:
             return np.zeros(np.shape(x))
         except ValueError:  # ragged: one zero per element
             return Cotangents(zeros_like(e) for e in x)
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
+
+
+def zeros_tangent(x):
+    """A zero tangent for `x`: 0.0 for a number, float zeros for an array, and the same
+    structure for a list, tuple or dict (so a tangent list can be appended to)."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(zeros_tangent(e) for e in x)
+    if isinstance(x, dict):
+        return {k: zeros_tangent(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray):
+        return np.zeros(x.shape, dtype=np.result_type(x, float))
+    if x is None:
+        return None
+    return 0.0
 
 
 def stop_gradient(x):
@@ -353,5 +369,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "ones_at_zeros", "no_zeros", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "no_zeros", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

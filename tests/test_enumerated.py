@@ -39,8 +39,6 @@ FAILURE_CLASSES = {
                    "the README only lists aliasing through a branch",
     "helper-inplace": "a helper's `z *= 0.5` on its array argument is taken as rebinding "
                       "the name (UnsupportedError)",
-    "dict-wrt": "wrt a dict of arrays: NonDifferentiableError 'it is a dict'; the README "
-                "does not say dicts cannot be differentiated",
 }
 
 # program name -> class (strict xfail: when a fix lands the test fails, remove the entry)
@@ -51,7 +49,6 @@ KNOWN_FAILING: dict[str, str] = {
     'alias-loop_array': 'alias-array',
     'alias-argument': 'alias-array',
     'alias-mul_array': 'alias-array',
-    'dicts-wrt_dict': 'dict-wrt',
 }
 
 

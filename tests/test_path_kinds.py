@@ -179,3 +179,38 @@ def test_gradients_keep_the_dtype_and_kind_of_their_argument(tmp_path):
     assert gx.dtype == np.float32
     gx, _ = g(np.float64(1.5), (0.5, 0.25))
     assert type(gx) is np.float64
+
+
+def test_a_dict_of_parameters_gets_a_dict_gradient_and_each_structure_its_own_code(tmp_path):
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def mlp(params, x):
+            h = np.tanh(x @ params["W1"] + params["b1"])
+            return np.sum((h @ params["W2"]) ** 2)
+
+
+        def layers(ls, x):
+            for W, b in ls:
+                x = np.tanh(x @ W + b)
+            return np.sum(x * x)
+        """)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 3))
+    g = adjoint.grad(m.mlp)
+    for hidden in (4, 6, 4):  # other leaf shapes, same keys: each gets its own code
+        p = {"W1": rng.normal(size=(3, hidden)), "b1": rng.normal(size=hidden),
+             "W2": rng.normal(size=(hidden, 2))}
+        got, want = g(p, x), numeric_grad(m.mlp, (p, x))
+        assert type(got) is dict and list(got) == ["W1", "b1", "W2"]
+        for k in p:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-8)
+    g = adjoint.grad(m.layers)
+    for hidden in (4, 2):  # a ragged list of (W, b): the leaves' shapes are in the key
+        ls = [(rng.normal(size=(3, hidden)), rng.normal(size=hidden)),
+              (rng.normal(size=(hidden, 3)), rng.normal(size=3))]
+        got, want = g(ls, x), numeric_grad(m.layers, (ls, x))
+        for (gw, gb), (ww, wb) in zip(got, want):
+            np.testing.assert_allclose(gw, ww, rtol=1e-6, atol=1e-8)
+            np.testing.assert_allclose(gb, wb, rtol=1e-6, atol=1e-8)

@@ -48,19 +48,7 @@ _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "**", "//", "%", "<", "<=", ">", ">=
 _DUMMY_LIMIT = 100_000  # shape inference by evaluation only on small dummies
 
 
-def zeros_tangent(x):
-    """A zero tangent for `x`: 0.0 for a number, float zeros for an array, and the same
-    structure for a list or tuple (so a tangent list can be appended to)."""
-    if isinstance(x, (list, tuple)):
-        return type(x)(zeros_tangent(e) for e in x)
-    if isinstance(x, np.ndarray):
-        return np.zeros(x.shape, dtype=np.result_type(x, float))
-    if x is None:
-        return None
-    return 0.0
-
-
-primitive(zeros_tangent, "zeros_tangent", nondiff=True)
+primitive(runtime.zeros_tangent, "zeros_tangent", nondiff=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,11 +219,11 @@ class Forward:
                             _prim(runtime.zeros_like), (v,), (), "_zeros")
             if isinstance(x, (bool, int, float, complex, np.number)):
                 return Const(0.0)
-            return emit(_prim(zeros_tangent), (v,), (), "_zeros")
+            return emit(_prim(runtime.zeros_tangent), (v,), (), "_zeros")
         hint = _dot_name(v)
         k = self.facts.kind(v)
         if k is None:
-            return emit(_prim(zeros_tangent), (v,), (), hint)
+            return emit(_prim(runtime.zeros_tangent), (v,), (), hint)
         if k.type in ("float", "int", "bool", "complex"):
             return Const(0.0)
         if k.type == "none":
@@ -248,7 +236,7 @@ class Forward:
             if d is not None and d.prim.fn in (tuple_of, list_of):
                 parts = [self.zero_of(a, emit) for a in d.args]
                 return emit(d.prim, parts, (), hint)
-        return emit(_prim(zeros_tangent), (v,), (), hint)
+        return emit(_prim(runtime.zeros_tangent), (v,), (), hint)
 
     def materialize(self, z: Zero, emit) -> Operand:
         if z.shape == ():
@@ -818,4 +806,4 @@ def _reads(ops, v: Value) -> bool:
     return False
 
 
-__all__ = ["forward", "Forward", "Zero", "zeros_tangent"]
+__all__ = ["forward", "Forward", "Zero"]

@@ -191,10 +191,12 @@ def basic_index(index, facts) -> bool:
     """An int, a slice, or a tuple of them: no position is indexed twice, so
     `x_bar[i] += g` accumulates correctly and `x[i] = v` keeps every write."""
     if isinstance(index, Const):
+        if isinstance(index.value, str):
+            return True  # a dict's key
         parts = index.value if isinstance(index.value, tuple) else (index.value,)
         return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
     k = facts.kind(index)
-    return k is not None and (k.type == "int" or (k.type == "tuple" and k.dtype == "i"))
+    return k is not None and (k.type in ("int", "str") or (k.type == "tuple" and k.dtype == "i"))
 
 
 def _indexed_shape(shape, index, facts):

@@ -24,7 +24,8 @@ from adjoint.ir.interp import interpret
 
 @dataclass(frozen=True)
 class Kind:
-    """`type` is one of float, int, bool, complex, ndarray, tuple, list, range, none, other."""
+    """`type` is one of float, int, bool, complex, ndarray, tuple, list, dict, str, range,
+    none, other."""
 
     type: str
     shape: tuple | None = None
@@ -37,7 +38,7 @@ class Kind:
             return True
         if self.type == "ndarray":
             return self.dtype in ("f", "c")
-        return self.type in ("tuple", "list", "other")
+        return self.type in ("tuple", "list", "dict", "other")
 
     @property
     def scalar(self) -> bool:
@@ -85,6 +86,10 @@ def kind_of(x) -> Kind:
         # a namedtuple (slogdet's result) is a tuple: its own type name would read as a
         # kind that cannot carry a gradient
         return Kind("tuple" if isinstance(x, tuple) else "list", shape, ints)
+    if isinstance(x, dict):  # parameters by name: a container, like a tuple
+        return Kind("dict")
+    if isinstance(x, str):  # a key
+        return Kind("str", ())
     if isinstance(x, range):
         return Kind("range", ())
     if x is None:
