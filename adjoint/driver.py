@@ -26,10 +26,10 @@ from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, kind_of, observe
 from adjoint.analysis.views import check_views
 from adjoint.codegen.emit import Module, emit_function
-from adjoint.errors import AdjointError, NonDifferentiableError
+from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.source import parse_function
 from adjoint.guards import folded, lower_watched
-from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
+from adjoint.ir.core import Block, Call, Const, For, Function, Global, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
 from adjoint.passes.pipeline import optimize
@@ -255,9 +255,32 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         facts = Observed()
         check_views(lowered, facts)
         return facts
+    _check_no_dict_loops(lowered, args)
     facts = observe(lowered, args)
     check_views(lowered, facts)
     return facts.infer(ir)
+
+
+def _check_no_dict_loops(fn: Function, args) -> None:
+    """`for k in d` over a dict parameter or global: lowering reads a loop's elements by
+    position, which a dict does not have (its keys would be read as positions)."""
+    dicts = {p for p, a in zip(fn.params, args) if isinstance(a, dict)}
+    made = {}
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call):
+            made[op.result] = op
+    for op in walk_ops(fn.body):
+        if not isinstance(op, For) or op.iter not in made:
+            continue
+        rng = made[op.iter]
+        n = made.get(rng.args[0]) if rng.prim.fn is range and rng.args else None
+        if n is not None and n.prim.fn is len and (
+                n.args[0] in dicts or isinstance(n.args[0], Global) and
+                isinstance(n.args[0].value, dict)):
+            raise UnsupportedError(
+                "a loop over a dict is not supported yet", op.loc,
+                "read the entries by key (params['W1']), or pass the values as a list or "
+                "tuple")
 
 
 def check_scalar_output(ir: Function, facts, mode: str) -> None:

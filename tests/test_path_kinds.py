@@ -214,3 +214,22 @@ def test_a_dict_of_parameters_gets_a_dict_gradient_and_each_structure_its_own_co
         for (gw, gb), (ww, wb) in zip(got, want):
             np.testing.assert_allclose(gw, ww, rtol=1e-6, atol=1e-8)
             np.testing.assert_allclose(gb, wb, rtol=1e-6, atol=1e-8)
+
+
+def test_a_loop_over_a_dict_is_refused_at_its_line(tmp_path):
+    # lowering reads a loop's elements by position; a dict's int keys would be read as
+    # positions (a plausible wrong value), its str keys would fail inside NumPy
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(params, x):
+            s = 0.0
+            for k in params:
+                s = s + np.sum(params[k] * x)
+            return s
+        """)
+    for params in ({"a": np.ones(3), "b": np.ones(3)}, {1: np.ones(3), 0: np.ones(3)}):
+        with pytest.raises(adjoint.UnsupportedError, match="loop over a dict") as e:
+            adjoint.grad(m.f)(params, np.ones(3))
+        assert e.value.loc.line == 7
