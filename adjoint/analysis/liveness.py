@@ -71,7 +71,9 @@ class Liveness:
             # a write that must copy first (`y_1 = y.copy(); y_1[i] = v`) defines its
             # result before reading v, and before reading what an expression inlined into
             # v reads (`y_1[0] += y[1]`): none of those may share the result's name
-            write = isinstance(consumer, Call) and consumer.prim.style in WRITES
+            # (`y += v` and `y_1 = y + v` read v before they bind: no such hazard)
+            write = isinstance(consumer, Call) and consumer.prim.style in WRITES and \
+                consumer.prim.style != "iadd"
             first = consumer.operands[0] if write else None
             # `for t in it:` evaluates `it` after the moves that set the carried names
             # (`s = s0`), so `it` must not share a name with a carried value either
