@@ -264,6 +264,9 @@ _ACCEPTED = {
     "Break": "`break`",
     "Continue": "`continue`",
     "Assert": "`assert` (checked in the forward sweep)",
+    "Try": "`try` / `except` / `else` / `finally`: the body, `else` and `finally` run; "
+           "a failure in the generated code propagates (the handlers are not run), so "
+           "every value the body makes must be used afterwards",
     "BoolOp": "`and`, `or`",
     "BinOp": "arithmetic operators `+ - * / // % ** @` (and bitwise ones on integers)",
     "UnaryOp": "`-x`, `+x`, `not x`, `~x`",
@@ -281,43 +284,51 @@ _ACCEPTED = {
     "List": "list displays `[a, b]`",
     "Tuple": "tuple displays `(a, b)`",
     "Slice": "slices `a:b:c`",
-    "Starred": "`*args` in a call of a primitive",
+    "Starred": "`*args` in calls, of a tuple or list display made in the function",
+    "FunctionDef": "nested `def`: inlined at each call, reading the enclosing variables "
+                   "as they are when called; keyword-only parameters and defaults",
+    "ListComp": "list comprehensions, lowered to the loop that appends (`if` filters, "
+                "nested `for`s); the loop variables do not leak",
+    "GeneratorExp": "generator expressions passed to `sum` and `math.fsum` (the loop that "
+                    "adds), `min`, `max`, `list`, `any`, `all`, or iterated by `for`",
+    "Lambda": "lambdas, inlined like nested functions (also passed to your helpers)",
+    "JoinedStr": "f-strings, inside `print(...)` (print statements are dropped)",
+    "FormattedValue": "the `{...}` parts of an f-string",
 }
 
 # (construct, source of a function `f`, arguments); each is compiled now
 _REJECTED = [
-    ("`try` / `except`", """
+    ("`try` / `except` whose body makes a value no one reads", """
 def f(x):
     try:
+        check = np.linalg.cholesky(np.outer(x, x))
         y = x * 2.0
-    except ValueError:
+    except np.linalg.LinAlgError:
         y = x
-    return y
-""", "1.0"),
+    return np.sum(y)
+""", "np.ones(3)"),
     ("`with`", """
 def f(x):
     with open("log.txt") as log:
         y = x * 2.0
     return y
 """, "1.0"),
-    ("nested function definitions", """
+    ("a nested function that writes into an array it did not make", """
 def f(x):
-    def g(u):
-        return u * u
-    return g(x)
-""", "1.0"),
-    ("lambdas", """
-def f(x):
-    g = lambda u: u * u
-    return g(x)
-""", "1.0"),
-    ("list comprehensions", """
-def f(x):
-    return sum([v * v for v in x])
+    y = x * 1.0
+    def fill(v):
+        y[0] = v
+        return v
+    fill(2.0)
+    return np.sum(y)
 """, "np.ones(3)"),
-    ("generator expressions", """
+    ("set comprehensions", """
 def f(x):
-    return sum(v * v for v in x)
+    return sum({v * v for v in x})
+""", "np.ones(3)"),
+    ("a generator expression passed to a NumPy function", """
+def f(x):
+    return np.sum(np.stack(v * v for v in x))
 """, "np.ones(3)"),
     ("dicts", """
 def f(x):

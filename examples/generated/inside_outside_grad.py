@@ -2,7 +2,7 @@
 # Regenerate with: python examples/inside_outside.py
 # Specialised for log_binary.shape == (3, 3, 3), log_binary.dtype.kind == 'f', log_lexical.shape == (3, 5), log_lexical.dtype.kind == 'f', sentence.shape == (4,), sentence.dtype.kind == 'i' (checked on entry); regenerate it with: adjoint emit inside_outside.py:log_partition --args ... for other arguments.
 import numpy as np
-from adjoint.runtime import private, save, unbroadcast
+from adjoint.runtime import save, unbroadcast
 
 def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
     """Gradient of log_partition with respect to (log_binary, log_lexical)."""
@@ -44,7 +44,7 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
             _old = save(chart, _t4)
             chart[_t4] = total
             _tape_1.append(_old)
-        chart_1 = private(chart)
+        chart_1 = np.copy(chart)
         _tape.append((chart_1, _tape_1))
     # line 53: return np.log(chart[0, n, 0])
     _t5 = (0, _t1, 0)
