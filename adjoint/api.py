@@ -21,7 +21,7 @@ from adjoint.codegen import load
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
     globals_namespace, origin, origins, portable_header, run, with_entry_check
-from adjoint.errors import AdjointError
+from adjoint.errors import AdjointError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
 from adjoint.higher import HVP, Derivative, nested
@@ -78,6 +78,7 @@ class Transform:
         # the same function when no other argument shares their memory
         written = written_arrays(self.lowered)
         self.written = [i for i, p in enumerate(self.lowered.params) if p in written]
+        self._check_defaults_unwritten()
         self.compiled: dict[tuple, Compiled] = {}
         self.quick: dict[tuple, Compiled] = {}  # the same, keyed by quick_signature
 
@@ -107,6 +108,20 @@ class Transform:
             if quick is not None:
                 self.quick[quick] = got
         return got
+
+    def _check_defaults_unwritten(self) -> None:
+        """A default list or array that f writes into changes from call to call in Python
+        (the gradient copies written parameters on entry, so it would not follow)."""
+        import inspect
+        params = inspect.signature(self.f).parameters
+        for i in self.written:
+            p = params.get(self.ir.param_names[i])
+            if p is not None and isinstance(p.default, (list, dict, np.ndarray)):
+                raise UnsupportedError(
+                    f"{self.ir.name} writes into `{p.name}`, whose default value is one "
+                    f"{type(p.default).__name__} shared by every call", self.ir.loc,
+                    f"default to None and make a new one: `if {p.name} is None: "
+                    f"{p.name} = []`")
 
     def _check_unshared(self, args) -> None:
         for i in self.written:

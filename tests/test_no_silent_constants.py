@@ -243,6 +243,7 @@ def test_every_registered_callable_without_a_rule_is_refused_when_a_gradient_rea
 @pytest.mark.parametrize("body, line", [
     ("    z = np.exp(1j * x)\n    return np.imag(z)\n", 5),       # imag cut the chain: 0
     ("    z = x[0] + 1j * x[1]\n    return np.abs(z * z)\n", 5),  # abs had no conjugate
+    ("    z = 2j * x\n    return np.real(z * z)\n", 5),  # a complex literal, kind unseen
 ])
 def test_a_complex_value_made_from_a_differentiated_one_is_refused(tmp_path, body, line):
     """The rules are for real numbers: a complex intermediate got plausible wrong

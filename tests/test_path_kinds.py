@@ -90,6 +90,13 @@ def appends_to_its_argument(x, xs):
     return sum(xs) * x
 
 
+def list_of_int_or_float(x):
+    L = [0, 0]
+    if x > 1.0:
+        L = [x, x * x]
+    return L[0] + L[1] + x
+
+
 def defaulted(x, scale=2.0):
     return np.sin(x) * scale
 """
@@ -106,6 +113,7 @@ CALLS = [
     ("masked_scale", [(np.array([0.9, 0.1, 0.2, 0.3]),), (np.array([0.9, 0.8, 0.7, 0.3]),)]),
     ("picked", [(np.array([0.5, -0.7, 0.2]),), (np.array([-0.5, -0.7, 0.2]),)]),
     ("grown_list", [(2.1,), (0.6,), (2.5,)]),  # a list whose length the data decides
+    ("list_of_int_or_float", [(0.5,), (1.4,)]),  # ints in a list on the first path only
 ]
 
 
@@ -233,3 +241,19 @@ def test_a_loop_over_a_dict_is_refused_at_its_line(tmp_path):
         with pytest.raises(adjoint.UnsupportedError, match="loop over a dict") as e:
             adjoint.grad(m.f)(params, np.ones(3))
         assert e.value.loc.line == 7
+
+
+def test_a_default_list_that_the_function_writes_into_is_refused(tmp_path):
+    """Python shares one default list between calls; the gradient copies written
+    parameters, so it would not follow the list as it grows. Refused where it is made."""
+    m = module(tmp_path, """
+import numpy as np
+
+
+def f(x, seen=[]):
+    seen.append(x)
+    return x * len(seen)
+""")
+    with pytest.raises(adjoint.UnsupportedError, match="default value") as e:
+        adjoint.grad(m.f)(1.0)
+    assert "seen = []" in e.value.hint

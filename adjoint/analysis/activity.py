@@ -18,9 +18,12 @@ derivative cancels exactly (see stabilizers.py).
 """
 from __future__ import annotations
 
+import operator
+
+from adjoint import runtime
 from adjoint.analysis.stabilizers import invariant_shifts
 from adjoint.errors import NonDifferentiableError
-from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+from adjoint.ir.core import Block, Call, Const, For, Function, If, Value, While
 from adjoint.rules import registry
 
 
@@ -70,8 +73,9 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                         out.add(target)
                         changed = True
                 elif op.result not in out and _passes(op) and any(o in out for o in op.operands) \
-                        and (floating(op.result) or _selects(op) and any(
-                            o in out and floating(o) for o in op.operands)):
+                        and (floating(op.result) or _selects(op, out, floating) or any(
+                            o in out and not floating(o) for o in op.operands)):
+                    # (the last: arithmetic on a varied value this run saw as an int)
                     _refuse_complex(op, kinds)
                     out.add(op.result)
                     changed = True
@@ -112,17 +116,25 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
 
 def _refuse_complex(op: Call, kinds) -> None:
     k = kinds.kind(op.result)
-    if k is not None and (k.type == "complex" or (k.type == "ndarray" and k.dtype == "c")):
+    literal = any(isinstance(a, Const) and isinstance(a.value, complex) for a in op.operands)
+    if literal or k is not None and (k.type == "complex" or (k.type == "ndarray" and
+                                                              k.dtype == "c")):
         raise NonDifferentiableError(
             f"`{op.prim.name}` makes a complex value from a differentiated one; the "
             "derivative rules are for real numbers", op.loc,
             "split the computation into real and imaginary parts (np.cos, np.sin, ...)")
 
 
-def _selects(op: Call) -> bool:
-    """`max(0, v)` is an int or a float depending on v: a float operand makes the result
-    varied whatever this call's run saw it hold."""
-    return op.prim.fn in (max, min)
+def _selects(op: Call, out: set, floating) -> bool:
+    """A result that is one of its operands, picked by the data: an int on this run may
+    be a float on the next. `max(0, v)` with v a varied float, and an element of a varied
+    list or tuple (`L = [0, 0]`, or `[x, x * x]` on the other path) are varied whatever
+    this call's run saw them hold."""
+    if op.prim.fn in (max, min):
+        return any(o in out and floating(o) for o in op.operands)
+    if op.prim.fn in (operator.getitem, runtime.element) and op.args[0] in out:
+        return True
+    return False
 
 
 def _flow(pairs, out: set) -> bool:
