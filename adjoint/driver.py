@@ -224,7 +224,7 @@ def own_written_params(fn: Function) -> Function:
     from dataclasses import replace
 
     from adjoint.analysis.views import written_arrays
-    from adjoint.frontend.lower import _prim
+    from adjoint.rules.registry import prim_of
     from adjoint.ir.core import map_blocks, map_operands
     written = [p for p in fn.params if p in written_arrays(fn)]
     if not written:
@@ -232,7 +232,7 @@ def own_written_params(fn: Function) -> Function:
     copies = {p: Value(p.name) for p in written}
     # private: a list stays a list (np.copy would make it an array); specialize prints
     # an array's copy as np.copy
-    entry = tuple(Call(_prim(runtime.private), (p,), copies[p], (), fn.loc) for p in written)
+    entry = tuple(Call(prim_of(runtime.private), (p,), copies[p], (), fn.loc) for p in written)
 
     def sub(o):
         return copies.get(o, o) if isinstance(o, Value) else o
@@ -319,7 +319,7 @@ def transformed(ir: Function, wrt, facts, mode: str) -> list[tuple]:
 
 def with_value(fn: Function, outs, name: str) -> Function:
     from dataclasses import replace
-    from adjoint.frontend.lower import _prim
+    from adjoint.rules.registry import prim_of
     from adjoint.rules.structure import tuple_of
     grads = fn.body.results
     ops = list(fn.body.ops)
@@ -327,7 +327,7 @@ def with_value(fn: Function, outs, name: str) -> Function:
         ret = (outs[0], grads[0])
     else:
         g = Value("_grads")
-        ops.append(Call(_prim(tuple_of), tuple(grads), g))
+        ops.append(Call(prim_of(tuple_of), tuple(grads), g))
         ret = (outs[0], g)
     return replace(fn, name=name, body=Block((), tuple(ops), ret),
                    docstring=fn.docstring.replace("Gradient", "Value and gradient"))
@@ -335,7 +335,7 @@ def with_value(fn: Function, outs, name: str) -> Function:
 
 def split(fn: Function, n_fwd: int, outs, name: str) -> tuple[Function, Function]:
     """The split form: `f_fwd(*args) -> (out, residuals)`, `f_bwd(*residuals, out_bar)`."""
-    from adjoint.frontend.lower import _prim
+    from adjoint.rules.registry import prim_of
     from adjoint.rules.structure import tuple_of
     fwd_ops, bwd_ops = fn.body.ops[:n_fwd], fn.body.ops[n_fwd + 1:]  # skip the marker
     defined = set(fn.params[:-1])
@@ -355,10 +355,10 @@ def split(fn: Function, n_fwd: int, outs, name: str) -> tuple[Function, Function
     ops = list(fwd_ops)
     out = outs[0]
     if out_tuple is not None:
-        ops.append(Call(_prim(tuple_of), tuple(outs), out_tuple))
+        ops.append(Call(prim_of(tuple_of), tuple(outs), out_tuple))
         out = out_tuple
     res = Value("_residuals")
-    ops.append(Call(_prim(tuple_of), params, res))
+    ops.append(Call(prim_of(tuple_of), params, res))
     fwd = Function(f"{name}_fwd", fn.params[:-1], Block((), tuple(ops), (out, res)), fn.loc,
                    fn.param_names[:-1], f"Forward sweep of {name}: its value and residuals.")
     bwd = Function(f"{name}_bwd", params + (fn.params[-1],),

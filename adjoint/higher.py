@@ -35,7 +35,7 @@ from adjoint.ad.checkpoint import apply_policy
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.frontend.source import unwrap
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, walk_ops
@@ -118,8 +118,8 @@ def apply(step, ir: Function, facts, args) -> Function:
     if kind == "dot":
         w, prod, total = Value("w"), Value("_t"), Value("_t")
         out = ir.body.results[0]
-        ops = ir.body.ops + (Call(_prim(np.multiply), (out, w), prod),
-                             Call(_prim(np.sum), (prod,), total))
+        ops = ir.body.ops + (Call(prim_of(np.multiply), (out, w), prod),
+                             Call(prim_of(np.sum), (prod,), total))
         return replace(ir, params=ir.params + (w,), param_names=ir.param_names + ("w",),
                        body=Block((), ops, (total,)))
     raise ValueError(step)

@@ -19,7 +19,7 @@ import pytest
 
 import adjoint
 from adjoint.check import bisect, check
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, Value
 from adjoint.passes import pipeline
 from tests import programs as P
@@ -75,7 +75,7 @@ def _scaled_result(fn):
         return fn
     r = Value("_wrong")
     body = fn.body
-    ops = body.ops + (Call(_prim(operator.mul), (body.results[0], Const(1.5)), r, (), fn.loc),)
+    ops = body.ops + (Call(prim_of(operator.mul), (body.results[0], Const(1.5)), r, (), fn.loc),)
     return replace(fn, body=Block((), ops, (r,) + body.results[1:]))
 
 

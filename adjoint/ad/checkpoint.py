@@ -34,7 +34,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.errors import AdjointError
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value, defined, \
     free_operands
 
@@ -72,9 +72,9 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         # the step gradient adds into its accumulators in place: each gets a buffer of its
         # own; an outer_sum is one already (it adds into a new matrix)
         if k in buffered:
-            return R.emit(_prim(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
+            return R.emit(prim_of(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
                           f"{cotangent_base(u)}_bar")
-        return R.emit(_prim(runtime.private), (adj[u],), f"{cotangent_base(u)}_bar") if u in adj \
+        return R.emit(prim_of(runtime.private), (adj[u],), f"{cotangent_base(u)}_bar") if u in adj \
             else R.zero(u)
     acc_inits = [acc_init(k, u) for k, u in enumerate(accs)]
     for r in op.results:
@@ -91,25 +91,25 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     region = R.region
     n, plan, snaps = Value("_n"), Value("_plan"), Value("_snaps")
     k = _snapshots(op, args, R.facts)
-    before = [Call(_prim(len), (op.iter,), n, (), op.loc),
-              Call(_prim(runtime.checkpoint_plan), (n, Const(k)), plan, (), op.loc),
-              Call(_prim(runtime.snapshots_new), (), snaps, (), op.loc)]
+    before = [Call(prim_of(len), (op.iter,), n, (), op.loc),
+              Call(prim_of(runtime.checkpoint_plan), (n, Const(k)), plan, (), op.loc),
+              Call(prim_of(runtime.snapshots_new), (), snaps, (), op.loc)]
     if region.kind != "top":
         region.defined.update((plan, snaps))
     counter, counter_next, keep = Value("_k"), Value("_k"), Value("_c")
     body = op.body
     # an array the loop writes in place is snapshotted as a copy: the next write
     # would change a kept reference too
-    copies = [Call(_prim(runtime.private), (a,), Value("_t"), (), None)
+    copies = [Call(prim_of(runtime.private), (a,), Value("_t"), (), None)
               for a in args if a in R.written]
     kept = iter(c.result for c in copies)
     state_now = [next(kept) if a in R.written else a for a in args]
-    store_ops = (Call(_prim(runtime.plan_stores), (plan, counter), keep, (), None),
+    store_ops = (Call(prim_of(runtime.plan_stores), (plan, counter), keep, (), None),
                  If(keep, Block((), tuple(copies) + (
-                     Call(_prim(runtime.snap_store), (snaps, counter, *state_now), Value("_"),
+                     Call(prim_of(runtime.snap_store), (snaps, counter, *state_now), Value("_"),
                           (), None),), ()),
                     Block((), (), ()), (), None))
-    inc = Call(_prim(operator.add), (counter, Const(1)), counter_next, (), None)
+    inc = Call(prim_of(operator.add), (counter, Const(1)), counter_next, (), None)
     ops = body.ops + (inc,) if body.ops else store_ops + (inc,)  # an empty body: no op to precede
     fwd = For(op.iter, op.inits + (Const(0),),
               Block(body.args + (counter,), ops, body.results + (counter_next,)),
@@ -124,7 +124,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     iterable = R.read(op.iter)
     loop_loc, R.loc = op.loc, None  # the plan's machinery gets no source comments
     plan_r, snaps_r = R.read(plan), R.read(snaps)
-    actions = R.emit(_prim(runtime.plan_actions), (plan_r,), "_actions")
+    actions = R.emit(prim_of(runtime.plan_actions), (plan_r,), "_actions")
     action = Value("_action")
     state = [Value(a.name) for a in args]
     bars = [Value(f"{cotangent_base(args[k])}_bar") for k in slots]
@@ -132,9 +132,9 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     carried = state + bars + accs_in
     saved_ops = R.ops
     R.ops = []
-    what = R.emit(_prim(operator.getitem), (action, Const(0)), "_what")
-    i = R.emit(_prim(operator.getitem), (action, Const(1)), "_i")
-    j = R.emit(_prim(operator.getitem), (action, Const(2)), "_j")
+    what = R.emit(prim_of(operator.getitem), (action, Const(0)), "_what")
+    i = R.emit(prim_of(operator.getitem), (action, Const(1)), "_i")
+    j = R.emit(prim_of(operator.getitem), (action, Const(2)), "_j")
     head = R.ops
 
     def branch(build) -> Block:
@@ -146,31 +146,31 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         kk = Value("_k")
         inner_state = [Value(a.name) for a in args]
         R.ops = []
-        t = R.emit(_prim(operator.getitem), (iterable, kk), target.name)
+        t = R.emit(prim_of(operator.getitem), (iterable, kk), target.name)
         nxt = _call(R, call_step, (t, *inner_state, *free_r), len(args), [a.name for a in args])
         loop_body = Block((kk, *inner_state), tuple(R.ops), tuple(nxt))
         R.ops = []
-        steps = R.emit(_prim(range), (i, j), "_steps")
+        steps = R.emit(prim_of(range), (i, j), "_steps")
         results = tuple(Value(a.name) for a in args)
         R.ops.append(For(steps, tuple(state), loop_body, results, None))
         return list(results) + bars + accs_in
 
     def store():
-        R.ops.append(Call(_prim(runtime.snap_store), (snaps_r, i, *state), Value("_"), (),
+        R.ops.append(Call(prim_of(runtime.snap_store), (snaps_r, i, *state), Value("_"), (),
                           None))
         return carried
 
     def restore():
-        loaded = _call(R, _prim(runtime.snap_load), (snaps_r, i),
+        loaded = _call(R, prim_of(runtime.snap_load), (snaps_r, i),
                        len(args), [a.name for a in args])
         return list(loaded) + bars + accs_in
 
     def free_():
-        R.ops.append(Call(_prim(runtime.snap_free), (snaps_r, i), Value("_"), (), None))
+        R.ops.append(Call(prim_of(runtime.snap_free), (snaps_r, i), Value("_"), (), None))
         return carried
 
     def reverse_step():
-        t = R.emit(_prim(operator.getitem), (iterable, i), target.name)
+        t = R.emit(prim_of(operator.getitem), (iterable, i), target.name)
         got = _call(R, call_grad, (t, *state, *free_r, *bars, *accs_in),
                     len(slots) + len(accs), [b.name for b in bars + accs_in])
         return state + list(got)
@@ -179,7 +179,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     for word, build in (("free", free_), ("restore", restore), ("store", store),
                         ("advance", advance)):
         R.ops = []
-        test = R.emit(_prim(operator.eq), (what, Const(word)), "_c")
+        test = R.emit(prim_of(operator.eq), (what, Const(word)), "_c")
         test_ops = tuple(R.ops)
         outs = tuple(Value(v.name) for v in carried)
         then = branch(build)
@@ -191,7 +191,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
                      op.loc))
     back_bars = results[len(args):len(args) + len(slots)]
     for k, (u, r) in enumerate(zip(accs, results[len(args) + len(slots):])):
-        adj[u] = R.emit(_prim(runtime.outer_total), (r,), r.name) if k in buffered else r
+        adj[u] = R.emit(prim_of(runtime.outer_total), (r,), r.name) if k in buffered else r
     for k, r in zip(slots, back_bars):
         R.accumulate(adj, op.inits[k], r)
 
@@ -229,7 +229,7 @@ def _buffer_outer_products(fn: Function, accs) -> tuple[Function, set]:
             drop |= consumed | {op}
             for u, v in pairs:
                 out = Value(acc.name)
-                new.append(Call(_prim(runtime.outer_add), (current, u, v), out, (), op.loc))
+                new.append(Call(prim_of(runtime.outer_add), (current, u, v), out, (), op.loc))
                 current = out
         last = chain[-1][0]
         drop.discard(last)
@@ -252,7 +252,7 @@ def _call(R, prim: Prim, args, n_results: int, names: list[str]) -> list:
     R.ops.append(Call(prim, tuple(args), out, (), R.loc))
     if n_results == 1:
         return [out]
-    return [R.emit(_prim(operator.getitem), (out, Const(k)), names[k]) for k in range(n_results)]
+    return [R.emit(prim_of(operator.getitem), (out, Const(k)), names[k]) for k in range(n_results)]
 
 
 def _step_name(base: str, op: For) -> str:

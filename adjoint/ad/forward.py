@@ -32,7 +32,8 @@ from adjoint.ad.sequences import sequence_ops
 from adjoint.ad.template import TemplateLowerer
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import TEMP, Lowerer, _prim
+from adjoint.frontend.lower import TEMP, Lowerer
+from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import list_of, tuple_of
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Operand, Value, \
@@ -139,7 +140,7 @@ class TangentLowerer(TemplateLowerer):
             if isinstance(b, Zero) and fwd.absorbs(a, b):
                 return a
             if isinstance(a, Zero) and fwd.absorbs(b, a):
-                return self.emit(_prim(operator.neg), (b,), (), hint, node)
+                return self.emit(prim_of(operator.neg), (b,), (), hint, node)
         elif fn in (runtime.add_at, iadd_at) and isinstance(args[2], Zero) and \
                 not isinstance(args[0], Zero):
             return args[0]
@@ -215,28 +216,28 @@ class Forward:
         if isinstance(v, Global):
             x = v.value
             if isinstance(x, np.ndarray):
-                return emit(_prim(np.zeros_like) if x.dtype.kind == "f" else
-                            _prim(runtime.zeros_like), (v,), (), "_zeros")
+                return emit(prim_of(np.zeros_like) if x.dtype.kind == "f" else
+                            prim_of(runtime.zeros_like), (v,), (), "_zeros")
             if isinstance(x, (bool, int, float, complex, np.number)):
                 return Const(0.0)
-            return emit(_prim(runtime.zeros_tangent), (v,), (), "_zeros")
+            return emit(prim_of(runtime.zeros_tangent), (v,), (), "_zeros")
         hint = _dot_name(v)
         k = self.facts.kind(v)
         if k is None:
-            return emit(_prim(runtime.zeros_tangent), (v,), (), hint)
+            return emit(prim_of(runtime.zeros_tangent), (v,), (), hint)
         if k.type in ("float", "int", "bool", "complex"):
             return Const(0.0)
         if k.type == "none":
             return Const(None)
         if k.type == "ndarray":
-            return emit(_prim(np.zeros_like) if k.dtype == "f" else _prim(runtime.zeros_like),
+            return emit(prim_of(np.zeros_like) if k.dtype == "f" else prim_of(runtime.zeros_like),
                         (v,), (), hint)
         if k.type == "tuple":  # a list is mutable: its zero is always a new list (below)
             d = self.primal_defs.get(v)
             if d is not None and d.prim.fn in (tuple_of, list_of):
                 parts = [self.zero_of(a, emit) for a in d.args]
                 return emit(d.prim, parts, (), hint)
-        return emit(_prim(runtime.zeros_tangent), (v,), (), hint)
+        return emit(prim_of(runtime.zeros_tangent), (v,), (), hint)
 
     def materialize(self, z: Zero, emit) -> Operand:
         if z.shape == ():
@@ -244,7 +245,7 @@ class Forward:
         if z.like is not None:
             return self.zero_of(z.like, emit)
         if z.shape is not None:
-            return emit(_prim(np.zeros), (Const(z.shape),), (), "_zeros")
+            return emit(prim_of(np.zeros), (Const(z.shape),), (), "_zeros")
         if z.recipe is not None:
             prim, args, kwargs = z.recipe
             args = [self.materialize(a, emit) if isinstance(a, Zero) else a for a in args]
@@ -521,7 +522,7 @@ class Forward:
         for name, value in bound.arguments.items():
             p = sig.parameters[name]
             if p.kind == p.VAR_POSITIONAL:
-                value = low.raw(_prim(tuple_of), value)
+                value = low.raw(prim_of(tuple_of), value)
             low.env[name] = value
         for p in primal:
             if p.name not in low.env and p.default is not inspect.Parameter.empty:
@@ -532,7 +533,7 @@ class Forward:
             if value is None:
                 low.env[p.name] = Zero((), low.env.get(base), None, frozenset())
             elif sig.parameters[base].kind == inspect.Parameter.VAR_POSITIONAL:
-                low.env[p.name] = low.raw(_prim(tuple_of), [
+                low.env[p.name] = low.raw(prim_of(tuple_of), [
                     self.tangent_or_zero(v, low.raw) for v in value])
             else:
                 t = self.tangent(value)
@@ -704,8 +705,8 @@ class Forward:
         if len(outs) == 1:
             value, dot = outs[0], dots[0]
         else:
-            value = self.emit(_prim(tuple_of), outs, (), "_out")
-            dot = self.emit(_prim(tuple_of), dots, (), "_out_dot")
+            value = self.emit(prim_of(tuple_of), outs, (), "_out")
+            dot = self.emit(prim_of(tuple_of), dots, (), "_out_dot")
         names = tuple(fn.param_names[i] + "_dot" for i in self.wrt)
         body = Block((), tuple(self.ops), (value, dot))
         for op in walk_ops(body):  # symbolic zeros never reach the output

@@ -30,7 +30,7 @@ from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.analysis.activity import active as active_values
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
@@ -159,7 +159,7 @@ class Reverse:
             return Const(0.0)
         if k is not None and k.type == "ndarray" and k.dtype == "f":
             return self.emit(_zeros_like_prim(), (self.read(v),), f"{cotangent_base(v)}_bar")
-        return self.emit(_prim(runtime.zeros_like), (self.read(v),), f"{cotangent_base(v)}_bar")
+        return self.emit(prim_of(runtime.zeros_like), (self.read(v),), f"{cotangent_base(v)}_bar")
 
     def emit(self, prim, args, hint, kwargs=()) -> Value:
         out = Value(hint)
@@ -187,7 +187,7 @@ class Reverse:
         if renamable and not contrib.name.startswith("_"):
             contrib.name = "_t"  # printed inside the `+=` when used once
         # `x_bar += c`: in place for arrays where nothing else shares x_bar's buffer
-        adj[v] = self.emit(_prim(iadd if known else runtime.accum), (old, contrib),
+        adj[v] = self.emit(prim_of(iadd if known else runtime.accum), (old, contrib),
                            f"{cotangent_base(v)}_bar")
         self.facts.same_kind(adj[v], v)
 
@@ -199,7 +199,7 @@ class Reverse:
         while op is not None and op.prim.fn is runtime.alias:
             op = self.adjoint_defs.get(op.args[0])
         if op is not None and op.prim.name in ("expand_to", "np.broadcast_to"):
-            return self.emit(_prim(np.copy), (g,), g.name)
+            return self.emit(prim_of(np.copy), (g,), g.name)
         return g
 
     # ---------------------------------------------------------------- blocks
@@ -230,7 +230,7 @@ class Reverse:
         if op.prim.fn in (tuple_of, list_of):
             for i, a in enumerate(op.args):
                 if wanted[i]:
-                    self.accumulate(adj, a, self.emit(_prim(operator.getitem), (g, Const(i)),
+                    self.accumulate(adj, a, self.emit(prim_of(operator.getitem), (g, Const(i)),
                                                       f"{cotangent_base(a)}_bar"))
             return
         if op.prim.fn is operator.getitem and wanted[0]:
@@ -306,7 +306,7 @@ class Reverse:
         for a, c in zip(op.args, contribs):
             if isinstance(c, Value) and self.facts.shape(a) == self.facts.shape(op.result):
                 if not self._scaled(c, g):  # g times constants is zero where g is
-                    c = self.emit(_prim(np.where), (cond, c, Const(0.0)) if keep else
+                    c = self.emit(prim_of(np.where), (cond, c, Const(0.0)) if keep else
                                   (cond, Const(0.0), c), c.name)
                     self.facts.same_kind(c, a)
                 self.masks[c] = mask
@@ -334,7 +334,7 @@ class Reverse:
             return
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if basic_index(index, self.facts) else runtime.add_at
-        adj[x] = self.emit(_prim(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
+        adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
 
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents
@@ -352,7 +352,7 @@ class Reverse:
         for name, value in bound.arguments.items():
             p = sig.parameters[name]
             if p.kind == p.VAR_POSITIONAL:
-                value = low.emit(_prim(tuple_of), value)
+                value = low.emit(prim_of(tuple_of), value)
             low.env[name] = value
         for p in params[2:]:
             if p.name not in low.env and p.default is not inspect.Parameter.empty:
@@ -395,14 +395,14 @@ class Reverse:
         overwrites; the backward sweep writes it back, so earlier rules read `y` as it was."""
         storage, index, _ = op.args
         old = Value("_old")
-        prim = _prim(runtime.element) if _reads_scalar(storage, index, self.facts) else _prim(save)
+        prim = prim_of(runtime.element) if _reads_scalar(storage, index, self.facts) else prim_of(save)
         self.instrument.setdefault(op, Instrumented()).before.append(
             Call(prim, (storage, index), old, (), op.loc))
         if self.region.kind != "top":  # saved in this block: taped or exported like its peers
             self.region.defined.add(old)
         restored = Value(cotangent_base(storage))
         self.facts.same_kind(restored, storage)
-        self.ops.append(Call(_prim(runtime.setitem), (self.read(op.result), self.read(index),
+        self.ops.append(Call(prim_of(runtime.setitem), (self.read(op.result), self.read(index),
                                                        self.read(old)), restored, (), op.loc))
         self.region.map[storage] = restored
 
@@ -583,18 +583,18 @@ class Reverse:
         if outer_region.kind != "top":  # an inner loop's tape is saved by the outer loop
             outer_region.defined.add(tape)
         popped = Value("_saved")
-        pops = [Call(_prim(tape_pop), (self.read_in(tape, outer_region),), popped, (), None)]
+        pops = [Call(prim_of(tape_pop), (self.read_in(tape, outer_region),), popped, (), None)]
         if len(region.saved) == 1:
             pops[0] = replace(pops[0], result=region.popped[0])
         else:
             for i, p in enumerate(region.popped):
-                pops.append(Call(_prim(operator.getitem), (popped, Const(i)), p, (), None))
+                pops.append(Call(prim_of(operator.getitem), (popped, Const(i)), p, (), None))
         return pops, tape
 
     def _tape_pushes(self, op, fwd, ins: Instrumented, region: Region, tape: Value):
         """The forward loop makes the tape and pushes what the reverse pops, as soon as
         the last saved value exists (so carried names can be reused)."""
-        ins.before.append(Call(_prim(tape_new), (), tape, (), op.loc))
+        ins.before.append(Call(prim_of(tape_new), (), tape, (), op.loc))
         # an entry is the value as it was: an array some later write changes in place
         # is pushed as a copy, or its entry would change with it
         pushed, copies = [], []
@@ -603,10 +603,10 @@ class Reverse:
             if v in self.written and (k is None or k.type not in ("float", "int", "bool")):
                 copy = Value(v.name)
                 self.facts.same_kind(copy, v)
-                copies.append(Call(_prim(runtime.private), (v,), copy, (), None))
+                copies.append(Call(prim_of(runtime.private), (v,), copy, (), None))
                 v = copy
             pushed.append(v)
-        push = Call(_prim(tape_push), (tape, *pushed), Value("_"), (), None)
+        push = Call(prim_of(tape_push), (tape, *pushed), Value("_"), (), None)
         saved = set(region.saved)
         last = max((i for i, o in enumerate(op.body.ops)
                     if saved & set(self._results_of(o))), default=-1)
@@ -628,7 +628,7 @@ class Reverse:
         if outer_region.kind != "top":
             outer_region.defined.add(trips)
         counter, nxt = Value("_n"), Value("_n")
-        inc = Call(_prim(operator.add), (counter, Const(1)), nxt, (), op.loc)
+        inc = Call(prim_of(operator.add), (counter, Const(1)), nxt, (), op.loc)
         ccounter = Value("_n")
         fwd = replace(fwd, inits=fwd.inits + (Const(0),),
                       cond=replace(fwd.cond, args=fwd.cond.args + (ccounter,)),
@@ -636,7 +636,7 @@ class Reverse:
                                    ops=fwd.body.ops + (inc,),
                                    results=fwd.body.results + (nxt,)),
                       results=fwd.results + (trips,))
-        return fwd, self.emit(_prim(range), (self.read_in(trips, outer_region),), "_range")
+        return fwd, self.emit(prim_of(range), (self.read_in(trips, outer_region),), "_range")
 
     def _results_of(self, op) -> tuple:
         """An op's results, including those instrumentation added (exports)."""
@@ -697,7 +697,7 @@ class Reverse:
             self.accumulate(adj, outs[0], out_bar)
         else:
             for i, o in enumerate(outs):
-                self.accumulate(adj, o, self.emit(_prim(operator.getitem), (out_bar, Const(i)),
+                self.accumulate(adj, o, self.emit(prim_of(operator.getitem), (out_bar, Const(i)),
                                                   f"{cotangent_base(o)}_bar"))
         body, n_forward = self.sweeps(adj, [self.fn.params[i] for i in self.wrt])
         doc = (f"Gradient of {self.fn.name} with respect to "
@@ -741,10 +741,10 @@ class Reverse:
             g = adj[p] if p in adj else self.zero(p)
             if isinstance(g, Value) and cotangent_base(g) != p.name:  # say whose gradient it is
                 named = Value(f"{p.name}_bar")
-                self.ops.append(Call(_prim(runtime.alias), (g,), named, (), None))
+                self.ops.append(Call(prim_of(runtime.alias), (g,), named, (), None))
                 g = named
             grads.append(g)
-        backward = [Call(_prim(section), (Const("backward"),), Value("_"), (), None)] + self.ops
+        backward = [Call(prim_of(section), (Const("backward"),), Value("_"), (), None)] + self.ops
         forward = self.forward(self.fn.body).ops
         return Block((), tuple(forward) + tuple(backward), tuple(grads)), len(forward)
 
@@ -848,7 +848,7 @@ def _elementwise(op: Call) -> bool:
 
 
 def _zeros_like_prim():
-    return _prim(np.zeros_like)
+    return prim_of(np.zeros_like)
 
 
 def _definitions(fn: Function) -> dict:

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from adjoint import runtime
 from adjoint.errors import UnsupportedError
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, While, map_blocks, walk_ops
 from adjoint.rules.structure import list_of, tuple_of
 
@@ -28,7 +28,7 @@ _SEQUENCES = {tuple_of: "tuple", list_of: "list"}
 
 
 def sequence_ops(fn: Function, facts) -> Function:
-    concat, repeat = _prim(runtime.concat), _prim(runtime.repeat)
+    concat, repeat = prim_of(runtime.concat), prim_of(runtime.repeat)
 
     made = {op.result: op for op in walk_ops(fn.body) if isinstance(op, Call)}
     carried = {}  # a loop's block argument -> its initial value

@@ -19,7 +19,8 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.analysis.shapes import matmul_shape
-from adjoint.frontend.lower import _SAFE_FNS, Lowerer, _prim
+from adjoint.frontend.lower import _SAFE_FNS, Lowerer
+from adjoint.rules.registry import prim_of
 from adjoint.frontend.source import Parsed
 from adjoint.ir.core import Call, Const, Value
 from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, simplify, \
@@ -62,10 +63,10 @@ class TemplateLowerer(Lowerer):
             if folded is not None:
                 return folded
         if fn is runtime.written and basic_index(args[1], self.facts):
-            return self.emit(_prim(runtime.save), args)  # no index repeats a position
+            return self.emit(prim_of(runtime.save), args)  # no index repeats a position
         if fn is runtime.save and self.shape(
                 self.emit_shape_probe(args)) == ():
-            return self.emit(_prim(runtime.element), args)  # one element: already a copy
+            return self.emit(prim_of(runtime.element), args)  # one element: already a copy
         if not any(self._not_float(a) for a in args):
             simpler = simplify(fn, args, self.defs)
             if simpler is not None:
@@ -96,15 +97,15 @@ class TemplateLowerer(Lowerer):
         if plan is not None and plan[0] == "args":
             return self.emit(prim, plan[1])
         if plan is not None:
-            return self.emit(_prim(np.broadcast_to), (self.emit(prim, plan[1]), Const(plan[2])))
+            return self.emit(prim_of(np.broadcast_to), (self.emit(prim, plan[1]), Const(plan[2])))
         if fn is np.reshape:
             dropped = keepdims_dropped(args, self.defs, self.shape)
             if dropped is not None:
-                return self.emit(_prim(np.sum), (dropped[0],), (("axis", Const(dropped[1])),))
+                return self.emit(prim_of(np.sum), (dropped[0],), (("axis", Const(dropped[1])),))
         if fn is np.sum:
             pair = contraction(args, kwargs, self.defs, self.shape)
             if pair is not None:
-                return self.emit(_prim(operator.matmul), pair)
+                return self.emit(prim_of(operator.matmul), pair)
         return None
 
     def shape(self, o):
@@ -146,8 +147,8 @@ class TemplateLowerer(Lowerer):
         if shape is None or not isinstance(axis, Const) or not isinstance(keep, Const):
             return None
         if axis.value is not None and not keep.value:
-            g = self.emit(_prim(np.expand_dims), (g, axis))
-        return self.emit(_prim(np.broadcast_to), (g, Const(shape)))
+            g = self.emit(prim_of(np.expand_dims), (g, axis))
+        return self.emit(prim_of(np.broadcast_to), (g, Const(shape)))
 
     def sum_to(self, g, source: tuple, shape: tuple):
         """`unbroadcast(g, x)` with both shapes known: the sums written out."""
@@ -156,11 +157,11 @@ class TemplateLowerer(Lowerer):
             return None
         kept = tuple(i + lead for i, n in enumerate(shape) if n == 1 and source[i + lead] != 1)
         if kept:
-            g = self.emit(_prim(np.sum), (g,), (("axis", Const(kept if len(kept) > 1 else
+            g = self.emit(prim_of(np.sum), (g,), (("axis", Const(kept if len(kept) > 1 else
                                                                 kept[0])),
                                               ("keepdims", Const(True))))
         if lead:
-            g = self.emit(_prim(np.sum), (g,), (("axis", Const(
+            g = self.emit(prim_of(np.sum), (g,), (("axis", Const(
                 tuple(range(lead)) if lead > 1 else 0)),))
         return g
 
@@ -183,7 +184,7 @@ class TemplateLowerer(Lowerer):
     def emit_shape_probe(self, args):
         """A stand-in operand whose shape is that of `args[0][args[1]]`."""
         probe = Value("_probe")
-        self.defs[probe] = Call(_prim(operator.getitem), tuple(args), probe)
+        self.defs[probe] = Call(prim_of(operator.getitem), tuple(args), probe)
         return probe
 
 

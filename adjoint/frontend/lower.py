@@ -42,6 +42,7 @@ from adjoint.frontend.source import Parsed, parse_function, read_attribute, unwr
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
+from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import and_, list_of, or_, tuple_of
 
 TEMP = "_t"
@@ -121,13 +122,6 @@ def _literal(x) -> bool:
     if isinstance(x, tuple):
         return all(_literal(e) for e in x)
     return isinstance(x, SCALARS) and not isinstance(x, np.ndarray)
-
-
-def _prim(fn) -> Prim:
-    e = registry.lookup(fn)
-    if e is None:
-        raise KeyError(fn)
-    return e.prim
 
 
 class Lowerer:
@@ -260,7 +254,7 @@ class Lowerer:
         if isinstance(s.value, gast.Tuple):
             elts = [self.expr(e, hint=_hint_of(e)) for e in s.value.elts]
             self.check_operands(elts, s)
-            return tuple(elts) if len(elts) != 1 else (self.emit(_prim(tuple_of), elts, node=s),)
+            return tuple(elts) if len(elts) != 1 else (self.emit(prim_of(tuple_of), elts, node=s),)
         v = self.expr(s.value, hint=_hint_of(s.value))
         if not (self.active and isinstance(v, (Local, Partial))):  # a closure's closure
             self.check_operands([v], s)
@@ -282,7 +276,7 @@ class Lowerer:
                 if len(call.args) != 1 or call.keywords:
                     raise self.error("append takes one value", call)
                 value = self.expr(call.args[0])
-                new = self.emit(_prim(runtime.append), (base, value), hint=_hint_of(call.func.value),
+                new = self.emit(prim_of(runtime.append), (base, value), hint=_hint_of(call.func.value),
                                 node=s)
                 self.rebind_storage(base, new)
                 return
@@ -320,7 +314,7 @@ class Lowerer:
                     raise self.error("cannot unpack: wrong number of values", target)
             else:
                 self.check_operands([value], node)
-                parts = [self.emit(_prim(operator.getitem), (value, Const(i)), hint=_hint_of(e),
+                parts = [self.emit(prim_of(operator.getitem), (value, Const(i)), hint=_hint_of(e),
                                    node=node) for i, e in enumerate(elts)]
             for e, p in zip(elts, parts):
                 self.assign(e, p, node)
@@ -369,7 +363,7 @@ class Lowerer:
                              "copy the array into a local variable first: y = x.copy()")
         self.check_operands([value], node)
         hint = _hint_of(target.value)
-        new = self.emit(_prim(runtime.setitem), (base, index, value), hint=hint, node=node)
+        new = self.emit(prim_of(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
 
     def is_list(self, v) -> bool:
@@ -394,16 +388,16 @@ class Lowerer:
             # a number rebinds `t`; an array or list is updated in place, which other names
             # of it would see: analysis/views.py refuses that once the kinds are observed
             rhs = self.expr(s.value)
-            new = self.emit(_prim(op), (old, rhs), hint=t.id, node=s)
+            new = self.emit(prim_of(op), (old, rhs), hint=t.id, node=s)
             if isinstance(new, Value):
                 self.inplace.append(new)
             self.bind(t.id, new, s)
         elif isinstance(t, gast.Subscript):
             base = self.expr(t.value)
             index = self.index(t.slice)
-            current = self.emit(_prim(operator.getitem), (base, index), node=s)
+            current = self.emit(prim_of(operator.getitem), (base, index), node=s)
             rhs = self.expr(s.value)
-            new = self.emit(_prim(op), (current, rhs), node=s)
+            new = self.emit(prim_of(op), (current, rhs), node=s)
             if self.is_list(base) and isinstance(new, Value):
                 # `L[i] += v`: an array in the list is updated in place, and every other
                 # name or slot holding it sees that (analysis/views.py refuses it then)
@@ -464,7 +458,7 @@ class Lowerer:
         """`ops` followed by reading the `n` elements of `value`, and those elements."""
         saved, self.ops = self.ops, list(ops)
         try:
-            elts = tuple(self.emit(_prim(operator.getitem), (value, Const(i)), node=node)
+            elts = tuple(self.emit(prim_of(operator.getitem), (value, Const(i)), node=node)
                          for i in range(n))
             return tuple(self.ops), elts
         finally:
@@ -538,7 +532,7 @@ class Lowerer:
             iterable = self.expr(it, hint="_range")
         elif _is_call_to(self, it, reversed) and _is_call_to(self, it.args[0], range):
             r = self.expr(it.args[0], hint="_range")
-            iterable = self.emit(_prim(operator.getitem), (r, Const(slice(None, None, -1))),
+            iterable = self.emit(prim_of(operator.getitem), (r, Const(slice(None, None, -1))),
                                  hint="_range", node=s)
         elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
             is_enum = _is_call_to(self, it, enumerate)
@@ -550,11 +544,11 @@ class Lowerer:
             seqs = [self.expr(a) for a in it.args]
             if it.keywords or (is_enum and len(seqs) != 1):
                 raise self.error("enumerate/zip take plain sequences here", it)
-            n = self.emit(_prim(len), (seqs[0],), hint="_n", node=s)
+            n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
             for q in seqs[1:]:
-                n = self.emit(_prim(min), (n, self.emit(_prim(len), (q,), node=s)),
+                n = self.emit(prim_of(min), (n, self.emit(prim_of(len), (q,), node=s)),
                               hint="_n", node=s)
-            iterable = self.emit(_prim(range), (n,), hint="_range", node=s)
+            iterable = self.emit(prim_of(range), (n,), hint="_range", node=s)
             if is_enum:
                 if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
                     raise self.error("unpack enumerate as `for i, x in enumerate(xs)`", target)
@@ -567,8 +561,8 @@ class Lowerer:
             seq = self.expr(it, hint="_seq")
             self.check_operands([seq], it)
             seqs, targets = [seq], [target]
-            n = self.emit(_prim(len), (seq,), hint="_n", node=s)
-            iterable = self.emit(_prim(range), (n,), hint="_range", node=s)
+            n = self.emit(prim_of(len), (seq,), hint="_n", node=s)
+            iterable = self.emit(prim_of(range), (n,), hint="_range", node=s)
         # the loop variable is Python's too: code after the loop reads its last value
         later = _loads_after(self.parsed.node, s)
         carried = self.carried_names(s, extra=[n.id for n in gast.walk(s.target) if isinstance(
@@ -588,7 +582,7 @@ class Lowerer:
                 if index_name is not None:
                     self.assign(index_name, index, s)
                 for t, q in zip(targets, seqs):
-                    self.assign(t, self.emit(_prim(operator.getitem), (q, index),
+                    self.assign(t, self.emit(prim_of(operator.getitem), (q, index),
                                              hint=_hint_of(t), node=s), s)
             ret = self.body(s.body)
             if ret is not None:  # pragma: no cover - normalisation removes these
@@ -625,14 +619,14 @@ class Lowerer:
         finally:
             self.ops = saved_ops
         outs = tuple(Value(_hint_of_operand(r, hint)) for r in results)
-        once = self.emit(_prim(range), (Const(1),), hint="_once", node=node)
+        once = self.emit(prim_of(range), (Const(1),), hint="_once", node=node)
         self.ops.append(For(once, tuple(Const(None) for _ in outs),
                             Block((Value("_"), *(Value(o.name) for o in outs)), body_ops,
                                   tuple(results)), outs, self.loc(node),
                             checkpoint=("call", fn.__name__)))
         if len(outs) == 1:
             return outs[0]
-        return self.emit(_prim(tuple_of), outs, hint=hint, node=node)
+        return self.emit(prim_of(tuple_of), outs, hint=hint, node=node)
 
     def while_stmt(self, s) -> None:
         carried = self.carried_names(s)
@@ -725,7 +719,7 @@ class Lowerer:
             return self.classify(obj, node.attr, home)
         fn = _ATTRIBUTES.get(node.attr)
         if fn is not None:
-            return self.emit(_prim(fn), (base,), hint=hint, node=node)
+            return self.emit(prim_of(fn), (base,), hint=hint, node=node)
         return Method(base, node.attr, self.loc(node))
 
     def instance_attribute(self, base: Instance, node):
@@ -766,12 +760,12 @@ class Lowerer:
         if op is None:
             raise self.error(f"operator {type(node.op).__name__} is not supported", node)
         a, b = self.operand(node.left), self.operand(node.right)
-        return self.emit(_prim(op), (a, b), hint=hint, node=node)
+        return self.emit(prim_of(op), (a, b), hint=hint, node=node)
 
     def expr_UnaryOp(self, node, hint):
         op = {gast.USub: operator.neg, gast.UAdd: operator.pos, gast.Not: operator.not_,
               gast.Invert: operator.invert}[type(node.op)]
-        return self.emit(_prim(op), (self.operand(node.operand),), hint=hint, node=node)
+        return self.emit(prim_of(op), (self.operand(node.operand),), hint=hint, node=node)
 
     def expr_Compare(self, node, hint):
         left = self.operand(node.left)
@@ -779,8 +773,8 @@ class Lowerer:
         for op, right_node in zip(node.ops, node.comparators):
             right = self.operand(right_node)
             fn = _COMPARE[type(op)]
-            c = self.emit(_prim(fn), (left, right), hint=hint, node=node)
-            result = c if result is None else self.emit(_prim(and_), (result, c), hint=hint,
+            c = self.emit(prim_of(fn), (left, right), hint=hint, node=node)
+            result = c if result is None else self.emit(prim_of(and_), (result, c), hint=hint,
                                                         node=node)
             left = right
         return result
@@ -798,7 +792,7 @@ class Lowerer:
             right = self.operand(v, hint)
             if all(_safe(op) for op in self.ops[before:]) and self._boolean(result) and \
                     self._boolean(right):
-                result = self.emit(_prim(fn), (result, right), hint=hint, node=node)
+                result = self.emit(prim_of(fn), (result, right), hint=hint, node=node)
             else:
                 # evaluating the right side might fail, or the value returned is one of
                 # the operands (a number that carries a gradient): Python's short circuit
@@ -840,11 +834,11 @@ class Lowerer:
         elts = [self.operand(e) for e in node.elts]
         if all(isinstance(e, Const) for e in elts):
             return Const(tuple(e.value for e in elts))
-        return self.emit(_prim(tuple_of), elts, hint=hint, node=node)
+        return self.emit(prim_of(tuple_of), elts, hint=hint, node=node)
 
     def expr_List(self, node, hint):
         elts = [self.operand(e) for e in node.elts]
-        return self.emit(_prim(list_of), elts, hint=hint, node=node)
+        return self.emit(prim_of(list_of), elts, hint=hint, node=node)
 
     def expr_Subscript(self, node, hint):
         base = self.expr(node.value)
@@ -854,7 +848,7 @@ class Lowerer:
             return self.object_subscript(base, obj, node, hint)
         self.check_operands([base], node.value)
         index = self.index(node.slice)
-        return self.emit(_prim(operator.getitem), (base, index), hint=hint, node=node)
+        return self.emit(prim_of(operator.getitem), (base, index), hint=hint, node=node)
 
     def object_subscript(self, base, obj, node, hint):
         """`obj[...]` on a module-level object that is not a plain container: NumPy's
@@ -874,7 +868,7 @@ class Lowerer:
                 raise self.error(f"string directives in `{name}[...]` are not supported",
                                  node, "join with np.concatenate, np.stack or np.column_stack")
             prim = registry.named("r_concat" if obj is np.r_ else "c_concat")
-            packed = self.emit(_prim(tuple_of), parts, node=node)
+            packed = self.emit(prim_of(tuple_of), parts, node=node)
             return self.emit(prim, (packed,), hint=hint, node=node)
         index = self.index(node.slice)
         if not isinstance(index, Const):
@@ -882,20 +876,20 @@ class Lowerer:
                              f"computed index", node,
                              "index with constants, or compute the value outside the "
                              "differentiated function")
-        return self.emit(_prim(operator.getitem), (base, index), hint=hint, node=node)
+        return self.emit(prim_of(operator.getitem), (base, index), hint=hint, node=node)
 
     def index(self, node) -> Operand:
         if isinstance(node, gast.Tuple):
             parts = [self.index(e) for e in node.elts]
             if all(isinstance(p, Const) for p in parts):
                 return Const(tuple(p.value for p in parts))
-            return self.emit(_prim(runtime.index_tuple), parts, node=node)
+            return self.emit(prim_of(runtime.index_tuple), parts, node=node)
         if isinstance(node, gast.Slice):
             parts = [self.operand(p) if p is not None else Const(None)
                      for p in (node.lower, node.upper, node.step)]
             if all(isinstance(p, Const) for p in parts):
                 return Const(slice(*(p.value for p in parts)))
-            return self.emit(_prim(slice), parts, hint="_s", node=node)
+            return self.emit(prim_of(slice), parts, hint="_s", node=node)
         return self.operand(node)
 
     def expr_Call(self, node, hint):
@@ -922,7 +916,7 @@ class Lowerer:
                                  "build a list with a list comprehension: [... for ... in ...]")
         if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
                 and not node.keywords:
-            return self.emit(_prim(isinstance), (self.operand(node.args[0]),
+            return self.emit(prim_of(isinstance), (self.operand(node.args[0]),
                                                  self.classes(node.args[1])), hint=hint, node=node)
         # a function passed on to a function that is inlined stays a function
         takes_functions = isinstance(callee, (Local, Partial)) or (
@@ -941,7 +935,7 @@ class Lowerer:
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...): classes generated code names."""
         if isinstance(node, gast.Tuple):
-            return self.emit(_prim(tuple_of), [self.classes(e) for e in node.elts], node=node)
+            return self.emit(prim_of(tuple_of), [self.classes(e) for e in node.elts], node=node)
         c = self.expr(node)
         if not (isinstance(c, Static) and isinstance(c.obj, type)):
             raise self.error("isinstance takes a class or a tuple of classes here", node)
@@ -1017,7 +1011,7 @@ class Lowerer:
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
         if fn is reversed and len(args) == 1 and not kwargs:
             # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so)
-            return self.emit(_prim(operator.getitem), (args[0], Const(slice(None, None, -1))),
+            return self.emit(prim_of(operator.getitem), (args[0], Const(slice(None, None, -1))),
                              hint=hint, node=node)
         if (fn is max or fn is min) and (len(args) != 2 or kwargs):
             return self.extremum(fn, args, kwargs, node, hint)
@@ -1050,10 +1044,10 @@ class Lowerer:
             raise self.error(f"`{name}` with key= or default=, or without arguments, is not "
                              f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
                              f"key, compute the keys and pick with np.arg{name}")
-        seq = args[0] if len(args) == 1 else self.emit(_prim(list_of), args, node=node)
-        arr = self.emit(_prim(np.array), (seq,), node=node)
+        seq = args[0] if len(args) == 1 else self.emit(prim_of(list_of), args, node=node)
+        arr = self.emit(prim_of(np.array), (seq,), node=node)
         # axis=0: a sequence of numbers reduces to a number, as Python's max would give
-        return self.emit(_prim(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
+        return self.emit(prim_of(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
                          hint=hint, node=node)
 
     def method(self, m: Method, args, kwargs, node, hint):
@@ -1067,7 +1061,7 @@ class Lowerer:
         if m.name == "clip" and len(args) == 1 and not kwargs:
             args = [args[0], Const(None)]  # x.clip(lo): np.clip wants both bounds
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
-            args = [self.emit(_prim(tuple_of), args, node=node)]
+            args = [self.emit(prim_of(tuple_of), args, node=node)]
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
 
     def list_pop(self, xs, args, kwargs, node, hint):
@@ -1083,9 +1077,9 @@ class Lowerer:
             raise self.error("only a list built in the function can pop", node,
                              "copy it first: xs = list(...)")
         first = where == 0
-        element = self.emit(_prim(operator.getitem), (xs, Const(0 if first else -1)),
+        element = self.emit(prim_of(operator.getitem), (xs, Const(0 if first else -1)),
                             hint=hint, node=node)
-        rest = self.emit(_prim(operator.getitem), (xs, Const(
+        rest = self.emit(prim_of(operator.getitem), (xs, Const(
             slice(1, None) if first else slice(None, -1))), hint=xs.name, node=node)
         if isinstance(rest, Value):
             self.inplace.append(rest)
@@ -1105,7 +1099,7 @@ class Lowerer:
         if fn is sum or fn is math.fsum:
             total = self.comprehension(arg, "sum", hint, start)
             # fsum rounds once where the loop rounds at each step: equal to a few ulps
-            return self.emit(_prim(float), (total,), hint=hint, node=arg) \
+            return self.emit(prim_of(float), (total,), hint=hint, node=arg) \
                 if fn is math.fsum else total
         if fn is list:
             return self.comprehension(arg, "list", hint)
@@ -1160,7 +1154,7 @@ class Lowerer:
         self.env["_adjoint_runtime"] = Static(runtime)
         try:
             self.env[acc] = start if kind == "sum" else self.emit(
-                _prim(list_of), (), hint=acc, node=node)
+                prim_of(list_of), (), hint=acc, node=node)
             self.for_stmt(inner[0])
             return self.env[acc]
         finally:
@@ -1219,7 +1213,7 @@ class Lowerer:
         results = inner.body(body) or (Const(None),)
         if len(results) == 1:
             return results[0]
-        return self.emit(_prim(tuple_of), results, hint=hint, node=node)
+        return self.emit(prim_of(tuple_of), results, hint=hint, node=node)
 
     def inline(self, fn, args, kwargs, node, hint):
         if fn in self.stack:
@@ -1228,7 +1222,7 @@ class Lowerer:
         results = lower_inline(fn, args, kwargs, self, node)
         if len(results) == 1:
             return results[0]
-        return self.emit(_prim(tuple_of), results, hint=hint, node=node)
+        return self.emit(prim_of(tuple_of), results, hint=hint, node=node)
 
     # unsupported expressions get a located error through `expr`
 
@@ -1247,7 +1241,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     for name, value in bound.arguments.items():
         param = inspect.signature(fn).parameters[name]
         if param.kind == param.VAR_POSITIONAL:
-            value = outer.emit(_prim(tuple_of), value, node=node) if not all(
+            value = outer.emit(prim_of(tuple_of), value, node=node) if not all(
                 isinstance(v, Const) for v in value) else Const(tuple(v.value for v in value))
         elif param.kind == param.VAR_KEYWORD:
             raise outer.error("**kwargs parameters are not supported", node)

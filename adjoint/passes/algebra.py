@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, Function, Value, map_blocks, map_operands
 from adjoint.passes.fold import constant_factor, simplify
 
@@ -57,7 +57,7 @@ def fold_constants(fn: Function, facts) -> Function:
             c, x = factor
             op = replace(op, args=(Const(c), x))
         if op.prim.fn is operator.mul and isinstance(op.args[0], Const) and op.args[0].value == -1:
-            op = replace(op, prim=_prim(operator.neg), args=(op.args[1],))
+            op = replace(op, prim=prim_of(operator.neg), args=(op.args[1],))
         defs[op.result] = op
         return op
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint import runtime
 from adjoint.ir.core import Block, Call, Const, For, Function, map_blocks, uses, walk_ops
 from adjoint.rules.tape import iadd_at
@@ -61,5 +61,5 @@ def _rewrite(op: For, counts, defs, is_range) -> For:
                 or zero is None or zero.prim.fn is not np.zeros_like or counts.get(init) != 1):
             continue
         at = new_ops.index(write)
-        new_ops[at] = replace(write, prim=_prim(runtime.setitem))
+        new_ops[at] = replace(write, prim=prim_of(runtime.setitem))
     return replace(op, body=replace(body, ops=tuple(new_ops)))

@@ -30,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint import runtime
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import list_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, uses, walk_ops
@@ -98,7 +98,7 @@ def _rewrite(op: For, counts, defs, renames):
         for (name, xs), c in zip(appends, carried):
             for x in xs:  # the outer products of one step, a pair each
                 n = Value(name)
-                appended.append(Call(_prim(runtime.append), (c, x), n, (), acc.loc))
+                appended.append(Call(prim_of(runtime.append), (c, x), n, (), acc.loc))
                 c = n
             grown.append(c)
         gone = consumed | {acc}
@@ -107,12 +107,12 @@ def _rewrite(op: For, counts, defs, renames):
         new_body = Block((body.args[0],) + tuple(args[j] for j in keep) + tuple(carried),
                          new_ops, tuple(body.results[j] for j in keep) + tuple(grown))
         results = [Value(name) for name, _ in appends]
-        before = [Call(_prim(list_of), (), lst, (), op.loc) for lst in lists]
+        before = [Call(prim_of(list_of), (), lst, (), op.loc) for lst in lists]
         after = []
         iterated = op.iter
         if walked:
             iterated = Value("_tape")
-            before.append(Call(_prim(np.array), (op.iter,), iterated, (), op.loc))
+            before.append(Call(prim_of(np.array), (op.iter,), iterated, (), op.loc))
         new_op = replace(op, iter=iterated, inits=tuple(op.inits[j] for j in keep) + tuple(lists),
                          body=new_body,
                          results=tuple(op.results[j] for j in keep) + tuple(results))
@@ -122,15 +122,15 @@ def _rewrite(op: For, counts, defs, renames):
         sources = list(results)
         if walked:
             sources[0] = Value("_t")
-            after.append(Call(_prim(operator.getitem), (results[0], Const(slice(None, None, -1))),
+            after.append(Call(prim_of(operator.getitem), (results[0], Const(slice(None, None, -1))),
                               sources[0], (), acc.loc))
         stacked = [Value(r.name) for r in results]
-        after += [Call(_prim(np.array), (r,), st, (), acc.loc) for r, st in zip(sources, stacked)]
+        after += [Call(prim_of(np.array), (r,), st, (), acc.loc) for r, st in zip(sources, stacked)]
         su, prod, total = Value("_t"), Value("_t"), Value("_t")
         sv = iterated if walked else stacked[1]
-        after += [Call(_prim(np.transpose), (stacked[0],), su, (), acc.loc),
-                  Call(_prim(operator.matmul), (su, sv), prod, (), acc.loc),
-                  Call(_prim(iadd), (op.inits[k], prod), total, (), acc.loc)]
+        after += [Call(prim_of(np.transpose), (stacked[0],), su, (), acc.loc),
+                  Call(prim_of(operator.matmul), (su, sv), prod, (), acc.loc),
+                  Call(prim_of(iadd), (op.inits[k], prod), total, (), acc.loc)]
         renames[op.results[k]] = total
         return before, new_op, after
     return [], op, []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, Function, If, Value, map_blocks, map_operands, \
     uses, walk_ops
 from adjoint.rules import registry
@@ -61,7 +61,7 @@ def _doublings(block: Block, counts) -> Block:
             if d is not None and counts.get(t) == 2:
                 t = Value("_t")
                 ops[d] = replace(ops[d], result=t)
-            ops[k] = replace(op, prim=_prim(operator.mul), args=(t, Const(2)))
+            ops[k] = replace(op, prim=prim_of(operator.mul), args=(t, Const(2)))
         else:
             ops[k] = map_blocks(op, lambda b: _doublings(b, counts))
     return replace(block, ops=tuple(ops))

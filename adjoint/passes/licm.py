@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint.analysis.views import written_arrays
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, While, map_blocks, \
     map_operands, uses
 
@@ -153,8 +153,8 @@ def _scale_onto_invariant(o, defs, once, invariant):
         return None
     folded = _folded(a, defs, k)
     s = Value(a.name if isinstance(a, Value) else "_t")
-    factor = Call(_prim(operator.mul), folded or (a, Const(k)), s, (), o.loc)
-    return factor, Call(_prim(operator.mul), (s, b), o.result, (), o.loc)
+    factor = Call(prim_of(operator.mul), folded or (a, Const(k)), s, (), o.loc)
+    return factor, Call(prim_of(operator.mul), (s, b), o.result, (), o.loc)
 
 
 def _folded(a, defs, k):

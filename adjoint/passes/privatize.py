@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from adjoint import runtime
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, For, Function, Value, While, map_blocks, uses
 
 IN_PLACE = ("setitem", "iadd_at", "add_at", "append", "iadd")  # styles writing into operand 0
@@ -34,7 +34,7 @@ def privatize(fn: Function) -> Function:
                     if isinstance(init, Value) and counts.get(init, 0) > 1 and \
                             _writes_into(a, y, defs):
                         copy = Value(init.name)
-                        ops.append(Call(_prim(runtime.private), (init,), copy, (), op.loc))
+                        ops.append(Call(prim_of(runtime.private), (init,), copy, (), op.loc))
                         inits[k] = copy
                 op = replace(op, inits=tuple(inits))
             ops.append(op)

@@ -26,12 +26,12 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint import runtime
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, While, map_blocks
 
 
 def specialize(fn: Function, facts) -> Function:
-    element, mul, copy = _prim(runtime.element), _prim(operator.mul), _prim(np.copy)
+    element, mul, copy = prim_of(runtime.element), prim_of(operator.mul), prim_of(np.copy)
 
     def number(o) -> bool:
         k = facts.kind(o) if isinstance(o, Value) else None

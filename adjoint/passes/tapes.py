@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from dataclasses import replace
 
-from adjoint.frontend.lower import _prim
+from adjoint.rules.registry import prim_of
 from adjoint.rules.registry import primitive
 
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, uses, walk_ops
@@ -109,9 +109,9 @@ def iterate_tapes(fn: Function) -> Function:
                     op = replace(op, iter=tape, body=body)
                 else:
                     pairs, step = Value("_steps"), Value("_step")
-                    ops.append(Call(_prim(zip_reversed), (op.iter, tape), pairs, (), None))
-                    head = (Call(_prim(operator.getitem), (step, Const(0)), index, (), None),
-                            replace(first, prim=_prim(operator.getitem),
+                    ops.append(Call(prim_of(zip_reversed), (op.iter, tape), pairs, (), None))
+                    head = (Call(prim_of(operator.getitem), (step, Const(0)), index, (), None),
+                            replace(first, prim=prim_of(operator.getitem),
                                     args=(step, Const(1))))
                     body = replace(op.body, args=(step,) + op.body.args[1:],
                                    ops=head + op.body.ops[1:])

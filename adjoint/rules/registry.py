@@ -113,6 +113,14 @@ def lookup(fn) -> Entry | None:
     return _by_id.get(id(fn))
 
 
+def prim_of(fn) -> Prim:
+    """The IR primitive of a registered callable (a KeyError names one that is not)."""
+    e = _by_id.get(id(fn))
+    if e is None:
+        raise KeyError(fn)
+    return e.prim
+
+
 def entry(prim: Prim) -> Entry | None:
     e = _by_name.get(prim.name)
     return e if e is not None and e.prim is prim else _by_id.get(id(prim.fn))
