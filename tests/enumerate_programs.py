@@ -398,6 +398,13 @@ ARRAY_TEMPLATES = [
     # array methods whose NumPy function takes other arguments
     ("method", "clip_one_bound", "def f(x, v):\n    z = (v * x).clip(0.1)\n"
      "    return np.sum(z * z) + np.sum(v.clip(-0.5, 0.5) * x)", (0.7, V3), None),
+    # a float written into an int array is truncated: no derivative flows through it
+    ("intarray", "arange", "def f(x, v):\n    y = np.arange(3)\n    y[1] = 10 * x\n"
+     "    return np.sum(y * x) + np.sum(v * y)", (0.73, V3), None),
+    ("intarray", "dtype_int", "def f(x, v):\n    y = np.zeros(3, dtype=int)\n"
+     "    y[0] = 10 * x\n    y[2] += v[1]\n    return np.sum(y * v) * x", (0.73, V3), None),
+    ("intarray", "dtype_float", "def f(x, v):\n    y = np.ones(3, dtype=np.float64)\n"
+     "    y[1] = 10 * x\n    return np.sum(y * v) * x", (0.73, V3), None),
     # dicts of arrays
     ("dicts", "h_only", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),

@@ -258,3 +258,24 @@ def test_a_complex_value_made_from_a_differentiated_one_is_refused(tmp_path, bod
             arg = np.array([0.3, -0.7]) if "x[1]" in body else 0.7
             transform(m.f)(arg) if transform is adjoint.grad else transform(m.f)(arg, arg)
         assert e.value.loc.line == line
+
+
+def test_generic_code_refuses_a_write_into_an_array_of_unknown_dtype(tmp_path):
+    """Without example arguments, `np.arange(n)` may hold ints (n an int) or floats: a
+    differentiated value written into it is truncated or not. Refused, not guessed; with
+    a dtype the write is differentiated."""
+    path = tmp_path / "unknown_dtype.py"
+    path.write_text("import numpy as np\n\n\ndef f(x, n):\n    y = np.arange(n)\n"
+                    "    y[1] = 10 * x\n    return np.sum(y * x)\n\n\n"
+                    "def g(x, n):\n    y = np.arange(n, dtype=float)\n"
+                    "    y[1] = 10 * x\n    return np.sum(y * x)\n")
+    spec = importlib.util.spec_from_file_location("unknown_dtype", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    with pytest.raises(adjoint.UnsupportedError, match="dtype") as e:
+        adjoint.source(m.f, wrt=0)
+    assert e.value.loc.line == 6
+    namespace = dict(vars(m))
+    exec(compile(str(adjoint.source(m.g, wrt=0)), "<generic>", "exec"), namespace)
+    np.testing.assert_allclose(namespace["g_grad"](0.7, 3), 0.0 + 2 * 7.0 + 2.0)
+    assert adjoint.grad(m.f)(0.73, 3) == 0 + 7 + 2  # observed: an int array, truncated

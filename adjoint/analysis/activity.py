@@ -22,8 +22,8 @@ import operator
 
 from adjoint import runtime
 from adjoint.analysis.stabilizers import invariant_shifts
-from adjoint.errors import NonDifferentiableError
-from adjoint.ir.core import Block, Call, Const, For, Function, If, Value, While
+from adjoint.errors import NonDifferentiableError, UnsupportedError
+from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.rules import registry
 
 
@@ -59,8 +59,10 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     out = {fn.params[i] for i in wrt}
     shifts = invariant_shifts(fn)  # a log-sum-exp's max: its derivative is exactly zero
 
+    ints = {} if getattr(kinds, "kinds", True) else integer_arrays(fn)
+
     def floating(v: Value) -> bool:
-        return v not in shifts and not discrete(kinds.kind(v))
+        return v not in shifts and not discrete(kinds.kind(v)) and not ints.get(v)
 
     def block(b: Block) -> bool:
         changed = False
@@ -77,6 +79,7 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                             o in out and not floating(o) for o in op.operands)):
                     # (the last: arithmetic on a varied value this run saw as an int)
                     _refuse_complex(op, kinds)
+                    _refuse_truncating_write(op, ints, out)
                     out.add(op.result)
                     changed = True
                 continue
@@ -112,6 +115,66 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
 
     block(fn.body)
     return out
+
+
+_CONSTRUCTORS = ("arange", "zeros", "ones", "empty", "full", "array", "asarray")
+
+
+def integer_arrays(fn: Function) -> dict[Value, bool]:
+    """Generic code (no call observed): the arrays that hold ints by construction
+    (True: `np.arange(3)`, `np.zeros(n, dtype=int)`, `np.array([1, 2])`), and the array
+    writes whose array may (False: `np.arange(n)` of an unknown `n`). A float written
+    into an int array is truncated, so the write carries no derivative; where the dtype
+    cannot be known, a differentiated write is refused rather than guessed."""
+    out: dict[Value, bool] = {}
+    for op in walk_ops(fn.body):
+        if not isinstance(op, Call):
+            continue
+        fn_ = op.prim.fn
+        if getattr(fn_, "__module__", None) == "numpy" and op.prim.name.split(".")[-1] in \
+                _CONSTRUCTORS:
+            dtype = dict(op.kwargs).get("dtype")
+            if dtype is not None:
+                given = dtype.value if isinstance(dtype, (Const, Global)) else None
+                if given is not None and _integer_dtype(given):
+                    out[op.result] = True
+            elif op.prim.name.endswith("arange") and not any(
+                    isinstance(a, Const) and isinstance(a.value, float) for a in op.args):
+                out[op.result] = all(isinstance(a, Const) for a in op.args)
+            elif op.prim.name.endswith(("array", "full")):
+                data = op.args[-1] if op.prim.name.endswith("full") else op.args[0]
+                if isinstance(data, Const) and _all_ints(data.value):
+                    out[op.result] = True
+        elif fn_ in (runtime.setitem, operator.setitem, runtime.private) and op.args and \
+                op.args[0] in out:
+            out[op.result] = out[op.args[0]]
+    return out
+
+
+def _integer_dtype(t) -> bool:
+    import numpy as np
+    try:
+        return np.dtype(t).kind in "iub"
+    except TypeError:
+        return False
+
+
+def _all_ints(x) -> bool:
+    if isinstance(x, (list, tuple)):
+        return all(_all_ints(e) for e in x)
+    return isinstance(x, (int, bool))
+
+
+def _refuse_truncating_write(op: Call, ints, out) -> None:
+    """`y = np.arange(n); y[1] = x` in generic code: whether the write truncates depends
+    on n's type, which no call has shown."""
+    if op.prim.fn in (runtime.setitem, operator.setitem) and ints.get(op.args[0]) is False \
+            and any(a in out for a in op.args[2:]):
+        raise UnsupportedError(
+            "this writes a differentiated value into an array whose dtype is not known "
+            "here (an int array would truncate it)", op.loc,
+            "give the array a dtype (np.arange(n, dtype=float)), or compile it for "
+            "example arguments")
 
 
 def _refuse_complex(op: Call, kinds) -> None:

@@ -30,10 +30,14 @@ _compiler_digest: str | None = None
 
 
 def compiler_digest() -> str:
-    """A hash of adjoint's own source: a changed compiler never loads an old module."""
+    """A hash of adjoint's own source, and of the Python and NumPy versions that the
+    generated code was written for (it leaves out arguments equal to a callee's
+    defaults, which change between NumPy versions): a changed compiler or environment
+    never loads an old module."""
     global _compiler_digest
     if _compiler_digest is None:
-        h = hashlib.sha256()
+        import numpy
+        h = hashlib.sha256(f"{sys.version}\0{numpy.__version__}\0".encode())
         root = Path(__file__).resolve().parent.parent
         for f in sorted(root.rglob("*.py")):
             h.update(str(f.relative_to(root)).encode())

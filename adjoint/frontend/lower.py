@@ -929,16 +929,19 @@ class Lowerer:
                 args += self.starred(a)
             else:
                 args.append(evaluate(a))
-        kwargs = [(k.arg, evaluate(k.value)) for k in node.keywords]
+        kwargs = [(k.arg, self.classes(k.value) if k.arg == "dtype" and not isinstance(
+            k.value, gast.Constant) else evaluate(k.value)) for k in node.keywords]
         return self.call(callee, args, kwargs, node, hint)
 
     def classes(self, node):
-        """`float` or `(int, float)` in isinstance(x, ...): classes generated code names."""
+        """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes
+        that generated code names."""
         if isinstance(node, gast.Tuple):
             return self.emit(prim_of(tuple_of), [self.classes(e) for e in node.elts], node=node)
         c = self.expr(node)
         if not (isinstance(c, Static) and isinstance(c.obj, type)):
-            raise self.error("isinstance takes a class or a tuple of classes here", node)
+            raise self.error("a class or a tuple of classes is needed here", node,
+                             "name it: float, int, np.float64, (int, float)")
         return Global(c.obj.__name__, c.obj, c.obj.__module__)
 
     def inlined(self, fn) -> bool:
