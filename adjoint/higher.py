@@ -164,6 +164,7 @@ class Derivative:
 
     def ir_for(self, args):
         lowered, self.guards = lower_watched(self.f)
+        self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)
         facts = facts_for(lowered, ir, tuple(args[:len(ir.params)]))
         for step in self.steps:
@@ -185,7 +186,7 @@ class Derivative:
         if fn is None:
             ir, facts = self.ir_for(args)
             fn = optimize(pipeline.run_pass(fold_constants, self.finish(ir, facts, args), facts))
-            ir = replace(fn, name=f"{self.f.__name__}_{self.name}")
+            ir = replace(fn, name=f"{self.base_name}_{self.name}")
             verify(ir)
             module = Module()
             text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)

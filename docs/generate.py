@@ -291,7 +291,8 @@ _ACCEPTED = {
                 "nested `for`s); the loop variables do not leak",
     "GeneratorExp": "generator expressions passed to `sum` and `math.fsum` (the loop that "
                     "adds), `min`, `max`, `list`, `any`, `all`, or iterated by `for`",
-    "Lambda": "lambdas, inlined like nested functions (also passed to your helpers)",
+    "Lambda": "lambdas, inlined like nested functions (also passed to your helpers); a "
+              "lambda differentiated itself is read as a `def` named after its variable",
     "JoinedStr": "f-strings, inside `print(...)` (print statements are dropped)",
     "FormattedValue": "the `{...}` parts of an f-string",
 }
@@ -419,7 +420,7 @@ def f(n):
 
 # functions that have no source to read: (construct, expression that builds them)
 _NO_SOURCE = [
-    ("a lambda", "lambda x: x * x", "2.0"),
+    ("a lambda typed at a prompt (no source file)", "lambda x: x * x", "2.0"),
     ("a builtin or C function", "np.sin", "2.0"),
 ]
 

@@ -244,9 +244,9 @@ CASES = [
             return np.sum(x * x)
         """, args=(np.array([1, 2, 3]),)),
     # ---- no source to read
-    Case("lambda-passed-to-grad", SourceError, """
-        square = lambda x: x * x  # <-
-        """, get="square", token="lambda"),
+    Case("two-lambdas-on-a-line", SourceError, """
+        square, cube = lambda x: x * x, lambda x: x * x * x  # <-
+        """, get="cube", token="lambda"),
 ]
 
 

@@ -218,6 +218,20 @@ def partial_outside(x):
     return SCALED(u=x)
 
 
+SOFTPLUS_LOSS = lambda w, c=2.0: np.sum(np.log1p(np.exp(c * w)))  # noqa: E731
+
+
+def test_a_lambda_assigned_at_module_level_is_differentiated_under_its_name():
+    (g,) = check_program(SOFTPLUS_LOSS, X)
+    assert np.allclose(g, 2.0 / (1.0 + np.exp(-2.0 * X)))
+    assert "def SOFTPLUS_LOSS_grad(w" in adjoint.source(SOFTPLUS_LOSS, args=(X,))
+    v = np.array([1.0, 0.5, -2.0])
+    s = 1.0 / (1.0 + np.exp(-2.0 * X))
+    np.testing.assert_allclose(adjoint.hvp(SOFTPLUS_LOSS)(X, v), 4.0 * s * (1 - s) * v)
+    (g,) = check_program(lambda u: np.sum(u * u), X)  # unnamed: called `anonymous`
+    assert np.allclose(g, 2 * X)
+
+
 def test_functools_partial():
     (g,) = check_program(partial_inside, X)
     assert np.allclose(g, 6 * X)

@@ -106,6 +106,34 @@ def _parse_file(filename: str, text: str) -> dict[int, gast.FunctionDef]:
     return out
 
 
+def _lambda_definition(filename: str, lines: list, code) -> gast.FunctionDef:
+    """`loss = lambda w: ...` read as the `def loss(w): return ...` it stands for, with
+    the lambda's own positions. Found by its line and its parameter names; two lambdas
+    that match on one line cannot be told apart, and are refused."""
+    params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    module = gast.parse("".join(lines))
+    names = {id(n.value): n.targets[0].id for n in gast.walk(module)
+             if isinstance(n, gast.Assign) and len(n.targets) == 1
+             and isinstance(n.targets[0], gast.Name)}
+    found = [n for n in gast.walk(module) if isinstance(n, gast.Lambda)
+             and n.lineno == code.co_firstlineno
+             and tuple(a.id for a in n.args.args + n.args.kwonlyargs) == params]
+    text = lines[code.co_firstlineno - 1] if 0 < code.co_firstlineno <= len(lines) else ""
+    if len(found) != 1:
+        raise SourceError("cannot tell which lambda on this line is differentiated",
+                          Loc(filename, code.co_firstlineno, max(text.find("lambda"), 0),
+                              text.rstrip("\n")),
+                          hint="define the function with `def`")
+    node = found[0]
+    return gast.FunctionDef(
+        name=names.get(id(node), "anonymous"), args=node.args,
+        body=[gast.copy_location(gast.Return(value=node.body), node.body)],
+        decorator_list=[], returns=None, type_comment=None,
+        **({"type_params": []} if "type_params" in gast.FunctionDef._fields else {}),
+        lineno=node.lineno, col_offset=node.col_offset,
+        end_lineno=node.end_lineno, end_col_offset=node.end_col_offset)
+
+
 def _block_at(lines: tuple, first: int) -> list:
     """The lines of the definition at line `first`, by indentation: up to the next line
     that is indented no deeper than the `def`. (A block this cuts short, say by a string
@@ -155,14 +183,6 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             f"cannot read the source of {func!r} ({kind})",
             hint="differentiate a Python function defined with `def` in a file; "
                  "builtins and C functions need a derivative rule (adjoint.defvjp)")
-    if func.__name__ == "<lambda>":
-        code = func.__code__
-        lines = linecache.getlines(code.co_filename)
-        text = lines[code.co_firstlineno - 1] if 0 < code.co_firstlineno <= len(lines) else ""
-        col = max(text.find("lambda"), 0)
-        raise SourceError("lambdas cannot be differentiated",
-                          Loc(code.co_filename, code.co_firstlineno, col, text.rstrip("\n")),
-                          hint="define the function with `def`")
     code = func.__code__
     filename = inspect.getsourcefile(func) or code.co_filename
     linecache.checkcache(filename)  # the file may have been edited since it was read
@@ -172,6 +192,8 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             f"cannot read the source of {func.__qualname__}: no source file",
             hint="functions typed into a REPL or made by exec() have no source file; "
                  "define the function in a .py file")
+    if func.__name__ == "<lambda>":
+        return Parsed(func, _lambda_definition(filename, lines, code), filename, tuple(lines))
     node = _parse_definition(tuple(lines), code.co_firstlineno)
     if node is None:  # not a block that parses on its own: read the whole file
         try:
