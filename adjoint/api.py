@@ -17,7 +17,7 @@ import numpy as np
 
 from adjoint import __version__
 from adjoint.analysis.views import written_arrays
-from adjoint.codegen import load
+from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
     globals_namespace, origin, origins, portable_header, run, with_entry_check
@@ -51,7 +51,8 @@ class Transform:
     objects (`stale`), and lowers the function again when one changed."""
 
     def __init__(self, f: Callable, wrt, mode: str, cache_dir=None, checkpoint=None,
-                 optimize: bool = True):
+                 optimize: bool = True, backend: str = "numpy"):
+        self.backend = _backend(backend, mode, needs_numba=True)
         self.f = unwrap(f)
         self.mode = mode  # "grad", "value_and_grad", "vjp"
         self.wrt_spec = wrt
@@ -162,12 +163,13 @@ class Transform:
                         for op in walk_ops(self.ir.body) if op.loc is not None})
         digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint,
                           read, origin(self.f), where, global_kinds(self.ir),
-                          self.optimize and pipeline.setting())
+                          self.optimize and pipeline.setting(),
+                          *(() if self.backend == "numpy" else (self.backend,)))
         path = load.module_path(self.ir.name + "_" + self.mode, digest, self.cache_dir)
         holder = {}
 
         def make_source():
-            with self._passes():
+            with self._passes(), emit.backend(self.backend):
                 job = run(replace(self.job, args=args, digest=digest, log=[]), "observe")
             holder["source"] = job.source
             return job.source
@@ -176,6 +178,8 @@ class Transform:
         names = {"grad": "_grad", "value_and_grad": "_value_and_grad", "vjp": "_fwd",
                  "jvp": "_jvp"}
         fn = getattr(module, self.ir.name + names[self.mode])
+        if self.backend == "numba":
+            fn = numba_backend.compiled(module, self.ir.name + names[self.mode])
         if self.mode == "vjp":
             fn = (fn, getattr(module, self.ir.name + "_bwd"))
         source = holder.get("source") or path.read_text().rsplit(load.END, 1)[0].rstrip() + "\n"
@@ -241,12 +245,15 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
 # ---------------------------------------------------------------------- public functions
 
 
-def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) -> Callable:
+def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True,
+         backend="numpy") -> Callable:
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt` (a position,
     a parameter name, or a tuple of them). `f` may be a gradient itself (of a scalar
     function of a scalar): then this is its derivative. `checkpoint=k` (or a byte
     budget) recomputes every loop from k snapshots instead of storing it; `optimize=False`
-    runs no optimisation pass (the gradient must be the same).
+    runs no optimisation pass (the gradient must be the same). `backend="numba"` compiles
+    the gradient with numba (loops run at compiled speed; what numba cannot compile runs
+    with NumPy, with a warning that says why).
 
     Example::
 
@@ -257,14 +264,17 @@ def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True) 
         dw, dx = adjoint.grad(loss, wrt=("w", "x"))(w, x, y)
     """
     if isinstance(f, (Transform, Derivative)):
+        if backend != "numpy":
+            raise ValueError(f"backend={backend!r} compiles first derivatives only; "
+                             f"a derivative of a derivative runs with NumPy")
         return nested(f, wrt)
-    return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize)
+    return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize, backend)
 
 
 def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None,
-                   optimize=True) -> Callable:
+                   optimize=True, backend="numpy") -> Callable:
     """`f(*args)` and its gradient, in one pass: `value, dw = value_and_grad(loss)(w, x, y)`."""
-    return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize)
+    return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize, backend)
 
 
 def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
@@ -311,9 +321,10 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
 
 
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None,
-           standalone: bool = False) -> str:
+           standalone: bool = False, backend: str = "numpy") -> str:
     """The generated module's source; specialised on `args` when given. `standalone`
     pastes the runtime helpers it calls into the file, so it stands on its own.
+    `backend="numba"` writes it for numba (`@numba.njit` functions, index loops).
 
     Without `args` the code is generic. With them it may hold their facts (a size, an
     axis, that a value is a float): it then checks them on entry, and says so in its
@@ -328,20 +339,25 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
             "jvp": "jvp"}.get(mode)
     if kind is None:
         raise ValueError(f"unknown mode {mode!r}")
+    backend = _backend(backend, kind)
     job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
 
     def emitted(args) -> str:
-        return run(replace(job, args=args, log=[]), "observe").source
+        with emit.backend(backend):
+            return run(replace(job, args=args, log=[]), "observe").source
 
-    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job, emitted), f)
+    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job, emitted,
+                                   backend), f)
 
 
-def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted) -> str:
+def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -> str:
     if args is None:
         return emitted(None)
     t = Transform(f, wrt, "grad", checkpoint=checkpoint)
     args = t.full_args(tuple(args))
-    text = t.compile(args).source if kind == "grad" and not standalone else emitted(args)
+    # numba's text is written, not loaded: numba need not be installed to read it
+    text = t.compile(args).source if kind == "grad" and not standalone and \
+        backend == "numpy" else emitted(args)
     try:
         generic = emitted(None)
     except Exception:  # noqa: BLE001 - no generic code: the specialised one is checked
@@ -352,8 +368,9 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted) -> str:
     # on every machine
     name = job.ir.name
     where = f"{os.path.basename(parse_function(f).filename)}:{name}"
-    return with_entry_check(text, job.ir, args, f"{name}_fwd" if kind == "vjp" else
-                            f"{name}_{kind}", None if standalone else where)
+    fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
+    text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where)
+    return numba_backend.check_outside(text, fn_name) if backend == "numba" else text
 
 
 def ir(f: Callable) -> str:
@@ -361,24 +378,46 @@ def ir(f: Callable) -> str:
     return print_function(lower_function(unwrap(f)))
 
 
-def adjoint(f: Callable) -> Callable:
-    """Decorator: `f` keeps working as before and gains .grad, .value_and_grad, .vjp, .source."""
+def adjoint(f: Callable | None = None, *, backend: str = "numpy") -> Callable:
+    """Decorator: `f` keeps working as before and gains .grad, .value_and_grad, .vjp, .source.
+    `@adjoint(backend="numba")` makes numba the default backend of its .grad and
+    .value_and_grad (and of .source's text)."""
+    if f is None:
+        _backend(backend, "grad")
+        return functools.partial(adjoint, backend=backend)
+
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         return f(*args, **kwargs)
 
-    wrapper.grad = lambda wrt=0, **kw: grad(f, wrt, **kw)
-    wrapper.value_and_grad = lambda wrt=0, **kw: value_and_grad(f, wrt, **kw)
+    wrapper.grad = lambda wrt=0, **kw: grad(f, wrt, **{"backend": backend, **kw})
+    wrapper.value_and_grad = lambda wrt=0, **kw: value_and_grad(
+        f, wrt, **{"backend": backend, **kw})
     wrapper.vjp = lambda *args, wrt=0, **kw: vjp(f, *args, wrt=wrt, **kw)
     wrapper.jvp = lambda wrt=0, **kw: jvp(f, wrt, **kw)
 
     def shown_source(wrt=0, **kw):
         """The generated module's source: a str that Jupyter shows highlighted."""
+        if kw.get("mode", "reverse") in ("reverse", "grad"):
+            kw = {"backend": backend, **kw}
         return SourceText(source(f, wrt, **kw))
 
     wrapper.source = shown_source
     wrapper.ir = lambda: ir(f)
     return wrapper
+
+
+def _backend(name: str, mode: str, needs_numba: bool = False) -> str:
+    """`name`, checked: "numpy", or "numba" for a gradient (numba installed when the
+    gradient is to run, not only be written)."""
+    if name not in ("numpy", "numba"):
+        raise ValueError(f"unknown backend {name!r}: 'numpy' or 'numba'")
+    if name == "numba" and mode not in ("grad", "value_and_grad"):
+        raise ValueError(f"backend='numba' compiles grad and value_and_grad; {mode} runs "
+                         f"with NumPy")
+    if name == "numba" and needs_numba and not numba_backend.available():
+        raise ImportError(f"backend='numba' needs numba: {numba_backend.INSTALL_HINT}")
+    return name
 
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "source", "ir", "memory", "adjoint"]

@@ -189,6 +189,9 @@ def _parser():
     emit.add_argument("--checkpoint", type=_checkpoint, metavar="K|BYTES",
                       help="checkpoint every loop, keeping K snapshots or as many as a "
                            "budget such as 64kB holds (default: store all)")
+    emit.add_argument("--backend", choices=["numpy", "numba"], default="numpy",
+                      help="numba: write the gradient for numba to compile (@numba.njit "
+                           "functions, index loops); the file then imports numba")
     emit.add_argument("-o", "--output", help="write here instead of printing")
     emit.add_argument("--standalone", action="store_true",
                       help="paste the runtime helpers the module calls into it, so it "
@@ -327,8 +330,11 @@ def _run(ns, show_ir) -> int:
     if ns.command == "memory":
         print(api.memory(fn, *args, wrt=wrt, checkpoint=ns.checkpoint))
         return 0
+    if ns.backend == "numba" and ns.mode != "reverse":
+        raise UsageError(f"--backend numba writes the gradient (--mode reverse), not "
+                         f"--mode {ns.mode}")
     text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint,
-                      standalone=ns.standalone)
+                      standalone=ns.standalone, backend=ns.backend)
     if out:
         write(text)
     else:

@@ -8,6 +8,8 @@ so `_t1 = -z; _t2 = np.exp(_t1); y = 1.0 / (1.0 + _t2)` reads as the source did:
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import inspect
 import math
 import os
@@ -26,6 +28,34 @@ _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section",
                "snap_store", "snap_free")
 _BUILTIN_NAMES = set(dir(builtins))
 
+# The backend a module is written for: "numpy", or "numba" (each function decorated with
+# `numba.njit`, reverse loops as index loops, lists stacked by a loop: what numba's
+# nopython mode compiles). A context variable, so that every stage between the API and
+# the emitter runs unchanged; `backend()` sets it around one compilation.
+BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("adjoint_backend",
+                                                              default="numpy")
+
+
+@contextlib.contextmanager
+def backend(name: str):
+    token = BACKEND.set(name)
+    try:
+        yield
+    finally:
+        BACKEND.reset(token)
+
+
+# numba's np.array takes no list of arrays (the batched tapes stack one): this does, in
+# the generated module itself, so that it stays one readable file
+_NUMBA_STACK = '''@numba.njit
+def stack(xs):
+    """np.array(xs), for a list of equally shaped arrays or of numbers."""
+    first = np.asarray(xs[0])  # an empty list raises IndexError: there is no shape to give
+    out = np.empty((len(xs),) + first.shape, first.dtype)
+    for k in range(len(xs)):
+        out[k] = xs[k]
+    return out'''
+
 # How tightly Python binds, loosest first (the language reference's precedence table; a
 # Prim's precedence uses the same numbers). An operand is parenthesised when its own
 # binding is looser than the place it is printed in needs.
@@ -43,6 +73,7 @@ class Module:
     imports: set[str] = field(default_factory=set)  # modules besides numpy: "math", "random"
     helpers: dict[str, object] = field(default_factory=dict)  # name -> runtime function
     globals: dict[str, str | None] = field(default_factory=dict)  # user name -> its module
+    pasted: dict[str, str] = field(default_factory=dict)  # name -> source, always pasted
 
     def header(self, standalone: bool = False) -> list[str]:
         lines = []
@@ -69,6 +100,8 @@ class Module:
                 lines.append("")
                 lines.append("")
                 lines.extend(inspect.getsource(fn).rstrip().splitlines())
+        for name, text in sorted(self.pasted.items()):
+            lines += ["", ""] + text.splitlines()
         return lines
 
 
@@ -76,6 +109,7 @@ class Emitter:
     def __init__(self, fn: Function, module: Module, sections: dict[int, str] | None = None,
                  main_file: str | None = None):
         self.fn, self.module = fn, module
+        self.numba = BACKEND.get() == "numba"
         self.sections = sections or {}
         self.main_file = main_file or (fn.loc.filename if fn.loc else None)
         self.counts = uses(fn.body)
@@ -93,6 +127,7 @@ class Emitter:
         self.last_loc: tuple | None = None
         self.loop_depth = 0
         self.skip: set = set()  # ops printed as part of another statement
+        self._index_names: set[str] = set()  # numba's reverse-loop indices
         self.residuals: list[str] = []
 
     # ------------------------------------------------------------ inlining
@@ -259,6 +294,10 @@ class Emitter:
             text = f"{p.symbol}{self.operand(a[0], p.precedence)}"
             return f"({text})" if p.precedence < prec else text
         if style == "subscript":
+            if self.numba and self._is_range(a[0]):  # numba's range has no indexing
+                r = self.operand(a[0], _POSTFIX)
+                text = f"{r}.start + {self.operand(a[1], 11)} * {r}.step"
+                return f"({text})" if prec > 10 else text
             return f"{self.operand(a[0], _POSTFIX)}[{self.operand(a[1], 0, index=True)}]"
         if style == "slice" and index:
             parts = ["" if isinstance(x, Const) and x.value is None else self.operand(x)
@@ -272,6 +311,9 @@ class Emitter:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if style == "list":
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
+        if style == "dict":  # dict_of(keys, *values)
+            return "{" + ", ".join(f"{k!r}: {self.operand(x)}"
+                                   for k, x in zip(a[0].value, a[1:])) + "}"
         if style == "format":
             text = self._format(p, a)
             return f"({text})" if p.precedence < prec else text
@@ -283,6 +325,11 @@ class Emitter:
             return self.operand(a[0], prec, index)
         if style == "tape_pop":
             return f"{self.operand(a[0], _POSTFIX)}.pop()"
+        if self.numba and p.fn is np.array and len(a) == 1 and not op.kwargs and not (
+                isinstance(a[0], Value) and a[0] in self._producers
+                and self._producers[a[0]].prim.style == "list"):
+            self.module.pasted["stack"] = _NUMBA_STACK
+            return f"stack({self.operand(a[0])})"
         a = _without_defaults(op.prim.fn, a)
         args = [self.operand(x) for x in a]
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
@@ -449,11 +496,15 @@ class Emitter:
         if op.checkpoint is not None and not op.reverse:
             self.lines.append(f"{ind}# checkpointed loop: keeps the snapshots the plan names")
         self.moves(op.body.args[1:], op.inits, ind)
-        it = self.operand(op.iter)
-        if op.reverse:
-            it = f"reversed({it})"
         target = self.target(op.body)
-        self.lines.append(f"{ind}for {target} in {it}:")
+        walked = self._walked_backwards(op)
+        if walked is not None:  # numba: no reversed(); an index runs down instead
+            self.index_loop(walked, target, ind)
+        else:
+            it = self.operand(op.iter)
+            if op.reverse:
+                it = f"reversed({it})"
+            self.lines.append(f"{ind}for {target} in {it}:")
         self.last_loc = None
         n = len(self.lines)
         self.loop_depth += 1
@@ -464,6 +515,49 @@ class Emitter:
             self.lines.append(f"{ind}    pass")
         self.moves(op.results, op.body.args[1:], ind)
         self.last_loc = None
+
+    def _walked_backwards(self, op: For) -> list | None:
+        """With numba: the sequences a reverse loop walks from their last item (its
+        iterable, or both of zip(reversed(a), reversed(b))); None when it walks forward."""
+        if not self.numba:
+            return None
+        if op.reverse:
+            return [op.iter]
+        made = self._producers.get(op.iter) if isinstance(op.iter, Value) else None
+        if made is not None and made.prim.name == "zip_reversed":
+            return list(made.args)
+        return None
+
+    def _is_range(self, o: Operand) -> bool:
+        made = self._producers.get(o) if isinstance(o, Value) else None
+        return made is not None and made.prim.fn is range
+
+    def index_loop(self, seqs: list, target: str, ind: str) -> None:
+        """`for k in range(len(a) - 1, -1, -1): target = a[k]` (or `a[k], b[k]`): the
+        reverse loop numba compiles. A range's item is computed from its start and step
+        (numba's range has no indexing)."""
+        taken = set(self.names.names.values()) | self._index_names
+        k = next(name for name in ("_k",) + tuple(f"_k{j}" for j in range(1, 100))
+                 if name not in taken and name not in self.names.reserved)
+        self._index_names.add(k)
+        texts = []
+        for s in seqs:
+            text = self.operand(s)
+            if not text.isidentifier():  # an expression: evaluated once, before the loop
+                name = f"{k}_seq{len(texts)}"
+                self.lines.append(f"{ind}{name} = {text}")
+                text = name
+            if self._is_range(s):
+                texts.append((text, f"{text}.start + {k} * {text}.step"))
+            else:
+                texts.append((text, f"{text}[{k}]"))
+        self.lines.append(f"{ind}for {k} in range(len({texts[-1][0]}) - 1, -1, -1):")
+        if target != "_":
+            items = [item for _, item in texts]
+            value = items[0] if len(items) == 1 else "(" + ", ".join(items) + ")"
+            if len(items) > 1 and "," in target:
+                value = ", ".join(items)
+            self.lines.append(f"{ind}    {target} = {value}")
 
     def target(self, body: Block) -> str:
         """The loop variable, or `a, b, c` when the body starts by unpacking it."""
@@ -546,6 +640,9 @@ class Emitter:
             k = fn.params.index(p) - len(fn.params)  # defaults are keyed by position from the end
             params.append(f"{name}={defaults[k]}" if k in defaults else name)
         self.lines = [f"def {fn.name}({', '.join(params)}):"]
+        if self.numba:
+            self.module.imports.add("numba")
+            self.lines.insert(0, "@numba.njit")
         if fn.docstring:
             self.lines.append(f'    """{fn.docstring}"""')
         self.block(fn.body, "    ", top=True)

@@ -1,0 +1,221 @@
+"""The numba backend: the same gradients as the NumPy backend, compiled by numba.
+
+Every backend="numba" gradient is compared with central differences in float64 and
+with the NumPy backend's gradient; the loop workloads of benchmarks/workloads.py
+must compile (no fallback warning), and what numba cannot compile falls back to
+NumPy with a warning that says why."""
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import adjoint  # noqa: E402
+from adjoint.testing import numeric_grad  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import workloads as W  # noqa: E402
+
+
+def both(f, args, wrt=0, fallback=False):
+    """The numba gradient, checked against the NumPy one and central differences;
+    `fallback`: numba must give up on it (with a warning), else it must compile (None:
+    either)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = adjoint.grad(f, wrt=wrt, backend="numba")(*args)
+    fell = [w for w in caught if "numba cannot compile" in str(w.message)]
+    assert fallback is None or bool(fell) == fallback, [str(w.message) for w in fell]
+    want = adjoint.grad(f, wrt=wrt)(*args)
+    indices = wrt if isinstance(wrt, tuple) else (wrt,)
+    got_t = got if isinstance(wrt, tuple) else (got,)
+    want_t = want if isinstance(wrt, tuple) else (want,)
+    for i, g, w in zip(indices, got_t, want_t):
+        assert type(g) is type(w) and np.shape(g) == np.shape(w)
+        scale = max(1.0, float(np.max(np.abs(w), initial=0.0)))
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13 * scale)
+        fd = numeric_grad(f, args, wrt=i)
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-7 * scale)
+    return got, fell
+
+
+def rng():
+    return np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------ the loop workloads
+
+def test_sin_loop():
+    (dx, da), _ = both(W.sin_loop, (0.7, 1.1, 40), wrt=(0, 1))
+    # by hand: x_{k+1} = a sin(x_k); d/dx0 is the product of a cos(x_k)
+    x, slope = 0.7, 1.0
+    for _ in range(40):
+        slope *= 1.1 * math.cos(x)
+        x = 1.1 * math.sin(x)
+    assert dx == pytest.approx(slope, rel=1e-12)
+
+
+def test_product_loop():
+    x = 1.0 + 0.1 * rng().standard_normal(30)
+    g, _ = both(W.product, (x,))
+    np.testing.assert_allclose(g, np.prod(x) / x, rtol=1e-12)  # the formula
+
+
+def test_rosenbrock_loop():
+    x = 1.0 + 0.1 * rng().standard_normal(30)
+    g, _ = both(W.rosenbrock, (x,))
+    np.testing.assert_allclose(g, W.rosenbrock_grad(x), rtol=1e-12, atol=1e-12)
+
+
+def test_rnn():
+    r = rng()
+    W_, x, h = r.standard_normal((6, 6)) * 0.4, 0.5 * r.standard_normal((5, 6)), np.zeros(6)
+    g, _ = both(W.rnn, (W_, x, h))
+    np.testing.assert_allclose(g, W.rnn_grad(W_, x, h), rtol=1e-12, atol=1e-13)
+
+
+def test_hmm_falls_back_with_the_reason():
+    r = rng()
+    K, T = 4, 5
+    args = (np.log(r.dirichlet(np.ones(K))), np.log(r.dirichlet(np.ones(K), size=K)),
+            r.standard_normal((T, K)))
+    g, fell = both(W.hmm, args, wrt=2, fallback=True)
+    np.testing.assert_allclose(g, W.hmm_grad(*args), rtol=1e-12, atol=1e-13)
+    message = str(fell[0].message)
+    assert "hmm_grad" in message and "line" in message and "\n" not in message
+
+
+# ------------------------------------------------------------------ control flow in loops
+
+def while_grow(x, a):
+    k = 0
+    while x < 10.0 and k < 50:
+        x = x * a + math.sin(x)
+        k += 1
+    return x
+
+
+def for_break(x):
+    s = 0.0
+    for i in range(len(x)):
+        if s > 2.0:
+            break
+        s = s + x[i] * x[i] + math.cos(s)
+    return s
+
+
+def if_in_loop(x, y):
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] > 0:
+            s = s + x[i] * y
+        else:
+            s = s * math.exp(x[i])
+    return s
+
+
+def nested(x):
+    s = 1.0
+    for i in range(3):
+        for j in range(len(x)):
+            s = s * (1.0 + 0.1 * math.tanh(x[j] * s))
+    return s
+
+
+def while_continue(x, n):
+    i = 0
+    s = 0.0
+    while i < n:
+        i += 1
+        if i % 3 == 0:
+            continue
+        s = s + math.sin(x[i % len(x)] * s + 0.5)
+    return s
+
+
+def tuple_tape(x, v):
+    h = v
+    for t in range(x.shape[0]):
+        z = x[t] * h
+        h = np.sin(z) + 0.5 * h
+    return np.sum(h * h)
+
+
+@pytest.mark.parametrize("f, args, wrt", [
+    (while_grow, (1.1, 1.3), (0, 1)),
+    (for_break, (np.array([0.3, -0.8, 1.2, 0.4, 0.9, 0.1]),), 0),
+    (if_in_loop, (np.array([0.3, -0.8, 1.2, -0.4, 0.9]), 0.7), (0, 1)),
+    (nested, (np.array([0.3, -0.8, 1.2, 0.4]),), 0),
+    (while_continue, (np.array([0.3, -0.8, 1.2, 0.4, 0.5]), 11), 0),
+    (tuple_tape, (np.array([[0.3, -0.8], [1.2, 0.4], [0.9, 0.1]]), np.array([0.5, 1.5])),
+     (0, 1)),
+], ids=lambda p: getattr(p, "__name__", ""))
+def test_control_flow(f, args, wrt):
+    both(f, args, wrt)
+
+
+def test_zero_trips():
+    # n == 0 is folded in: that code reads no tape, and may fall back
+    both(W.sin_loop, (0.7, 1.1, 0), wrt=(0, 1), fallback=None)
+    both(while_grow, (11.0, 1.3), fallback=None)
+    both(W.product, (np.ones(0),), fallback=None)
+
+
+# ------------------------------------------------------------------ the API and the CLI
+
+def test_value_and_grad_and_decorator():
+    x = 1.0 + 0.1 * rng().standard_normal(12)
+    value, g = adjoint.value_and_grad(W.product, backend="numba")(x)
+    assert value == pytest.approx(np.prod(x), rel=1e-12)
+    np.testing.assert_allclose(g, np.prod(x) / x, rtol=1e-12)
+
+    @adjoint.adjoint(backend="numba")
+    def rosen(x):
+        return W.rosenbrock(x)
+
+    assert rosen(x) == W.rosenbrock(x)
+    np.testing.assert_allclose(rosen.grad()(x), W.rosenbrock_grad(x), rtol=1e-12)
+    assert "@numba.njit" in rosen.source(args=(x,))
+    assert "@numba.njit" not in adjoint.adjoint(W.rosenbrock).source(args=(x,))
+
+
+def test_wrong_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend"):
+        adjoint.grad(W.product, backend="jax")
+    with pytest.raises(ValueError, match="grad and value_and_grad"):
+        adjoint.source(W.product, mode="forward", backend="numba")
+
+
+def test_source_is_numba_code():
+    text = adjoint.source(W.product, args=(np.ones(5),), backend="numba")
+    assert "@numba.njit" in text and "import numba" in text and "reversed(" not in text
+    assert "for _k in range(len(_tape) - 1, -1, -1):" in text
+    # the entry check, which numba cannot compile, runs in Python first
+    assert "def product_grad_compiled(x, out_bar=1.0):" in text
+    ns = {}
+    exec(compile(text, "<numba product>", "exec"), ns)
+    x = np.linspace(0.5, 1.5, 5)
+    np.testing.assert_allclose(ns["product_grad"](x), np.prod(x) / x, rtol=1e-12)
+    with pytest.raises(AssertionError, match="generated for x.shape == \\(5,\\)"):
+        ns["product_grad"](np.ones(6))
+
+
+def test_cli_emit_backend_numba(tmp_path):
+    out = tmp_path / "sin_grad.py"
+    cmd = [sys.executable, "-m", "adjoint", "emit", f"{ROOT}/benchmarks/workloads.py:sin_loop",
+           "--wrt", "x,a", "--args", "0.5, 1.2, 7", "--backend", "numba", "-o", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    ns = {}
+    exec(compile(out.read_text(), str(out), "exec"), ns)
+    got = ns["sin_loop_grad"](0.5, 1.2, 7)
+    want = adjoint.grad(W.sin_loop, wrt=(0, 1))(0.5, 1.2, 7)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    bad = subprocess.run(cmd[:-2] + ["--mode", "vjp"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and "--backend numba" in bad.stderr
