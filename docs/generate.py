@@ -291,6 +291,8 @@ _ACCEPTED = {
                 "nested `for`s); the loop variables do not leak",
     "GeneratorExp": "generator expressions passed to `sum` and `math.fsum` (the loop that "
                     "adds), `min`, `max`, `list`, `any`, `all`, or iterated by `for`",
+    "Dict": "dict displays with constant keys (`{'W': W, 'b': b}`), printed as displays",
+    "DictComp": "dict comprehensions, lowered to the loop that sets each key",
     "Lambda": "lambdas, inlined like nested functions (also passed to your helpers); a "
               "lambda differentiated itself is read as a `def` named after its variable",
     "JoinedStr": "f-strings, inside `print(...)` (print statements are dropped)",
@@ -331,10 +333,11 @@ def f(x):
 def f(x):
     return np.sum(np.stack(v * v for v in x))
 """, "np.ones(3)"),
-    ("dicts", """
+    ("a dict display with a computed key", """
 def f(x):
-    d = {"a": x}
-    return d["a"] * 2.0
+    name = "a" + "b"
+    d = {name: x}
+    return d["ab"] * 2.0
 """, "1.0"),
     ("sets", """
 def f(x):

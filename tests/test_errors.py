@@ -130,11 +130,12 @@ CASES = [
         def f(x):
             return sum({x * k for k in range(3)})  # <-
         """, token="{x"),
-    Case("dict-comprehension", UnsupportedError, """
+    Case("dict-display-with-a-computed-key", UnsupportedError, """
         def f(x):
-            d = {k: x * k for k in range(3)}  # <-
-            return d[1]
-        """, token="{k"),
+            name = "a" + "b"
+            d = {name: x}  # <-
+            return d["ab"]
+        """, token="name:"),
     Case("set-comprehension", UnsupportedError, """
         def f(x):
             s = {x * k for k in range(3)}  # <-
@@ -190,11 +191,12 @@ CASES = [
         def f(x):
             return x.cumprod()[-1]  # <-
         """, args=(np.array([0.5, 1.5, 2.0]),)),
-    Case("dict-literal", UnsupportedError, """
+    Case("dict-display-unpacking-another", UnsupportedError, """
         def f(x):
-            d = {"a": x}  # <-
-            return d["a"]
-        """, token="{"),
+            d = {"a": x}
+            e = {**d, "b": x}  # <-
+            return e["a"]
+        """, token="{**"),
     Case("keyword-only-parameter", UnsupportedError, """
         def f(x, *, k=2.0):  # <-
             return x * k

@@ -34,7 +34,7 @@ from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import list_of, tuple_of
+from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Operand, Value, \
     While, prune, relocate, walk_ops
@@ -123,7 +123,7 @@ class TangentLowerer(TemplateLowerer):
             return Lowerer.emit(self, prim, args, kwargs, hint, node)
         fn, entry = prim.fn, registry.entry(prim)
         dep = [o for o in operands if not self.primal_only(o)]
-        if entry is not None and entry.nondiff or fn in (tuple_of, list_of) and \
+        if entry is not None and entry.nondiff or fn in (tuple_of, list_of, dict_of) and \
                 len(zeros) != len(operands):
             return self._materialized(prim, args, kwargs, hint, node)
         if len(zeros) == len(dep):  # linear in its tangents, all of which are zero
@@ -462,10 +462,11 @@ class Forward:
             self.ops.append(op)
             return
         self.pending_line = _line(op)
-        if op.prim.fn in (tuple_of, list_of):
+        if op.prim.fn in (tuple_of, list_of, dict_of):
             self.ops.append(op)
             emit = self.emitter(self.pending)
-            parts = [self.tangent_or_zero(a, emit) for a in op.args]
+            keys = op.args[:1] if op.prim.fn is dict_of else ()  # the keys stay the keys
+            parts = list(keys) + [self.tangent_or_zero(a, emit) for a in op.args[len(keys):]]
             self.set_tangent(op.result, emit(op.prim, parts, (), _dot_name(op.result)))
             return
         if entry is None or entry.jvp is None:

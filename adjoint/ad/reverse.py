@@ -36,7 +36,7 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import list_of, tuple_of
+from adjoint.rules.structure import dict_of, keys, list_of, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -81,6 +81,7 @@ class Reverse:
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
         self.made: set[Value] = set()  # the values this transform created
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
+        self.dict_keys = _dict_keys(fn)  # a key never repeats: `params_bar[k] += g` is right
         self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
 
     # ---------------------------------------------------------------- reading primals
@@ -227,10 +228,14 @@ class Reverse:
         entry = registry.entry(op.prim)
         if entry is not None and entry.nondiff:
             return
-        if op.prim.fn in (tuple_of, list_of):
-            for i, a in enumerate(op.args):
-                if wanted[i]:
-                    self.accumulate(adj, a, self.emit(prim_of(operator.getitem), (g, Const(i)),
+        if op.prim.fn in (tuple_of, list_of, dict_of):
+            # an element's cotangent is the container's at its position, or at its key
+            at = op.args[0].value if op.prim.fn is dict_of else range(len(op.args))
+            values = op.args[1:] if op.prim.fn is dict_of else op.args
+            for i, (a, where) in enumerate(zip(values, at)):
+                if wanted[i + len(op.args) - len(values)]:
+                    self.accumulate(adj, a, self.emit(prim_of(operator.getitem),
+                                                      (g, Const(where)),
                                                       f"{cotangent_base(a)}_bar"))
             return
         if op.prim.fn is operator.getitem and wanted[0]:
@@ -333,7 +338,8 @@ class Reverse:
             self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
         current = adj[x] if x in adj else self.zero(x)
-        prim = iadd_at if basic_index(index, self.facts) else runtime.add_at
+        prim = iadd_at if basic_index(index, self.facts) or index in self.dict_keys \
+            else runtime.add_at
         adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
 
     def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
@@ -849,6 +855,15 @@ def _elementwise(op: Call) -> bool:
 
 def _zeros_like_prim():
     return prim_of(np.zeros_like)
+
+
+def _dict_keys(fn: Function) -> set[Value]:
+    """The loop variables of `for k in d.keys()` / `d.items()`: keys of a dict, even
+    where no call has shown their kind (generic code)."""
+    lists = {op.result for op in walk_ops(fn.body) if isinstance(op, Call) and
+             op.prim.fn is keys}
+    return {op.result for op in walk_ops(fn.body) if isinstance(op, Call) and
+            op.prim.fn is operator.getitem and op.args[0] in lists}
 
 
 def _definitions(fn: Function) -> dict:

@@ -17,6 +17,7 @@ _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If
 _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare, gast.Call,
                 gast.Constant, gast.Attribute, gast.Subscript, gast.Name, gast.List, gast.Tuple,
                 gast.Slice, gast.Starred, gast.ListComp, gast.GeneratorExp, gast.Lambda,
+                gast.Dict, gast.DictComp,
                 gast.JoinedStr, gast.FormattedValue)  # f-strings: in print(...) only
 
 

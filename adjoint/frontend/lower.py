@@ -43,7 +43,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import and_, list_of, or_, tuple_of
+from adjoint.rules.structure import and_, dict_of, keys, list_of, or_, tuple_of
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -557,6 +557,21 @@ class Lowerer:
                 if not (isinstance(target, gast.Tuple) and len(target.elts) == len(seqs)):
                     raise self.error("unpack zip as `for a, b in zip(xs, ys)`", target)
                 targets = list(target.elts)
+        elif _dict_view(it):
+            # for k, v in d.items(): a loop over the keys (a list) that reads d[k]
+            view = it.func.attr
+            mapping = self.operand(it.func.value)
+            if view == "items" and not (isinstance(target, gast.Tuple) and
+                                        len(target.elts) == 2):
+                raise self.error("unpack items as `for k, v in d.items()`", target)
+            seq = self.emit(prim_of(keys), (mapping,), hint="_keys", node=it)
+            seqs, targets = [seq], [target.elts[0] if view == "items" else target]
+            if view == "values":
+                targets = [gast.copy_location(gast.Name(id="_key", ctx=gast.Store(),
+                                                        annotation=None, type_comment=None),
+                                              target)]
+            n = self.emit(prim_of(len), (seq,), hint="_n", node=s)
+            iterable = self.emit(prim_of(range), (n,), hint="_range", node=s)
         else:
             seq = self.expr(it, hint="_seq")
             self.check_operands([seq], it)
@@ -584,6 +599,14 @@ class Lowerer:
                 for t, q in zip(targets, seqs):
                     self.assign(t, self.emit(prim_of(operator.getitem), (q, index),
                                              hint=_hint_of(t), node=s), s)
+                if _dict_view(it) and it.func.attr != "keys":
+                    key = self.env[targets[0].id] if isinstance(targets[0], gast.Name) \
+                        else None
+                    value = target.elts[1] if it.func.attr == "items" else target
+                    if key is None:
+                        raise self.error("name the key: `for k, v in d.items()`", target)
+                    self.assign(value, self.emit(prim_of(operator.getitem), (mapping, key),
+                                                 hint=_hint_of(value), node=s), s)
             ret = self.body(s.body)
             if ret is not None:  # pragma: no cover - normalisation removes these
                 raise self.error("return inside a loop", s)
@@ -1093,6 +1116,20 @@ class Lowerer:
     def expr_ListComp(self, node, hint):
         return self.comprehension(node, "list", hint)
 
+    def expr_DictComp(self, node, hint):
+        return self.comprehension(node, "dict", hint)
+
+    def expr_Dict(self, node, hint):
+        """`{'W': W, 'b': b}`: its keys are constants, so that its entries are known."""
+        keys = []
+        for k in node.keys:
+            if not isinstance(k, gast.Constant) or not isinstance(k.value, (str, int)):
+                raise self.error("a dict display's keys must be constant strings or ints",
+                                 k or node, "build it in a loop: d[k] = v")
+            keys.append(k.value)
+        values = [self.operand(v) for v in node.values]
+        return self.emit(prim_of(dict_of), (Const(tuple(keys)), *values), hint=hint, node=node)
+
     def expr_GeneratorExp(self, node, hint):
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
         return self.comprehension(node, "list", hint)
@@ -1129,7 +1166,11 @@ class Lowerer:
         def name(ctx):
             return at(gast.Name(id=acc, ctx=ctx, annotation=None, type_comment=None))
 
-        if kind == "list":
+        if kind == "dict":  # acc[k] = v
+            inner = [at(gast.Assign(targets=[at(gast.Subscript(
+                value=name(gast.Load()), slice=node.key, ctx=gast.Store()))],
+                value=node.value, type_comment=None))]
+        elif kind == "list":
             add = at(gast.Attribute(value=name(gast.Load()), attr="append", ctx=gast.Load()))
             elt = node.elt
             if isinstance(elt, gast.ListComp):
@@ -1157,7 +1198,8 @@ class Lowerer:
         self.env["_adjoint_runtime"] = Static(runtime)
         try:
             self.env[acc] = start if kind == "sum" else self.emit(
-                prim_of(list_of), (), hint=acc, node=node)
+                prim_of(list_of), (), hint=acc, node=node) if kind == "list" else self.emit(
+                prim_of(dict_of), (Const(()),), hint=acc, node=node)
             self.for_stmt(inner[0])
             return self.env[acc]
         finally:
@@ -1354,6 +1396,13 @@ def _safe(op) -> bool:
 
 _SAFE_FNS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
              operator.is_, operator.is_not, operator.not_, and_, or_}
+
+
+def _dict_view(node) -> bool:
+    """`d.items()`, `d.keys()` or `d.values()`: what a loop over a dict reads."""
+    return (isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) and
+            node.func.attr in ("items", "keys", "values") and not node.args and
+            not node.keywords)
 
 
 def _is_call_to(low: Lowerer, node, fn) -> bool:

@@ -25,6 +25,17 @@ def list_of(*xs):
     return list(xs)
 
 
+def dict_of(keys, *values):
+    """The dict `{k1: v1, k2: v2}` built from its keys (constants) and its values."""
+    return dict(zip(keys, values))
+
+
+def keys(d):
+    """A dict's keys as a list, which a loop reads by position: `for k, v in d.items()`
+    is lowered to a loop over keys(d) that reads d[k]."""
+    return list(d)
+
+
 def and_(a, b):
     """`a and b` with both sides evaluated (used when the right side cannot fail)."""
     return a and b
@@ -50,6 +61,8 @@ primitive(runtime.accum, "accum")
 primitive(runtime.alias, "alias", "alias")
 primitive(tuple_of, "tuple", "tuple")
 primitive(list_of, "list", "list")
+primitive(dict_of, "dict_of", "dict")
+primitive(keys, "keys", nondiff=True)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
 primitive(or_, "or_", "infix", " or ", 2, nondiff=True)
 primitive(slice, "slice", "slice", nondiff=True)
@@ -60,7 +73,7 @@ primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
-defnondiff(slice, runtime.index_tuple, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+defnondiff(slice, runtime.index_tuple, keys, and_, or_, runtime.zeros_like, runtime.stop_gradient)
 
 
 @defvjp(operator.getitem)

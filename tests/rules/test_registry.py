@@ -26,7 +26,7 @@ import pytest
 import adjoint  # noqa: F401  (fills the registry)
 from adjoint.analysis.shapes import Observed
 from adjoint.ad.template import TemplateLowerer
-from adjoint.rules.structure import list_of, tuple_of
+from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, Function, Value, walk_ops
@@ -492,6 +492,8 @@ NONDIFF_CASES: dict[str, list[Case]] = {
 EXCLUDED = {
     "tuple": "structural: the compiler routes cotangents of tuple elements itself",
     "list": "structural: the compiler routes cotangents of list elements itself",
+    "dict_of": "structural: the compiler routes cotangents of dict entries itself",
+    "keys": "a dict's keys (strings): tested by the dict programs in test_path_kinds",
     "stop_gradient": "the identity, declared constant on purpose",
     "section": "tape machinery (a marker that computes nothing)",
     "tape_new": "tape machinery", "tape_push": "tape machinery", "tape_pop": "tape machinery",
@@ -811,7 +813,7 @@ def _check_calls(fn: Function, where: str) -> None:
         if op.prim.fn is linalg.unsupported:
             continue
         assert e.pure, f"{where}: calls `{op.prim.name}`, which is not a known primitive"
-        if not e.nondiff and op.prim.fn not in (tuple_of, list_of):
+        if not e.nondiff and op.prim.fn not in (tuple_of, list_of, dict_of):
             assert e.vjp is not None and e.jvp is not None, \
                 f"{where}: calls `{op.prim.name}`, which lacks a VJP or a JVP"
 
