@@ -23,7 +23,7 @@ from adjoint import __version__, runtime
 from adjoint.ad.checkpoint import apply_policy
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
-from adjoint.analysis.shapes import Observed, kind_of, observe
+from adjoint.analysis.shapes import Observed, array_library, kind_of, observe
 from adjoint.analysis.views import check_views
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
@@ -86,7 +86,65 @@ def transform(c: Compilation) -> str:
 def specialise(c: Compilation) -> str:
     c.functions = [(pipeline.run_pass(specialize, fn, c.facts), sections, defaults)
                    for fn, sections, defaults in c.functions]
+    if c.args is not None and any(_has_lazy(a) for a in c.args):
+        c.functions = [(functional_writes(fn), sections, defaults)
+                       for fn, sections, defaults in c.functions]
     return f"{sum(_count(fn) for fn, _, _ in c.functions)} ops"
+
+
+def _has_lazy(a) -> bool:
+    if isinstance(a, (list, tuple)):
+        return any(_has_lazy(e) for e in a)
+    if isinstance(a, dict):
+        return any(_has_lazy(e) for e in a.values())
+    return array_library(a) == "dask"
+
+
+def _functional_prims() -> dict:
+    """In-place writes by style, and the call that makes the written array as a value."""
+    import operator
+
+    from adjoint.ir.core import Prim
+    from adjoint.rules.registry import prim_of
+    # printed as calls of the runtime helpers; not rules (code made for dask arrays is
+    # not differentiated again), so they stay out of the registry
+    write, scatter = Prim("lazy_setitem", runtime.lazy_setitem), \
+        Prim("lazy_add_at", runtime.lazy_add_at)
+    return {"iadd": prim_of(operator.add), "setitem": write, "iadd_at": write,
+            "add_at": scatter, "np.array": Prim("stacked", runtime.stacked),
+            "np.copy": prim_of(runtime.private)}
+
+
+def functional_writes(fn: Function) -> Function:
+    """The code for lazy (dask) arguments writes no array in place: `x_bar += v` becomes
+    `x_bar = x_bar + v`, `x[i] = v` a call that returns the written copy, and the
+    np.array(tape) that stacks a list of arrays np.stack (np.array computes them). A NumPy
+    cotangent (seeded from the float out_bar) that a lazy value is added into would
+    otherwise be computed by NumPy's `+=`, and the copy before a write
+    (np.array(x, copy=True)) computes a dask array. A dask array's graph is copied, not
+    its data, so the functional form costs nothing there."""
+    from dataclasses import replace
+
+    from adjoint.ir.core import map_blocks
+    prims = _functional_prims()
+
+    def block(b: Block) -> Block:
+        ops = []
+        for op in b.ops:
+            op = map_blocks(op, block)
+            if isinstance(op, Call) and op.prim.style == "iadd_at":  # x[i] += v
+                op = replace(op, prim=prims["iadd_at"], args=op.args + (Const(True),))
+            elif isinstance(op, Call) and op.prim.style in prims:
+                op = replace(op, prim=prims[op.prim.style])
+            elif isinstance(op, Call) and op.prim.name in ("np.array", "np.copy") and \
+                    len(op.args) == 1 and not op.kwargs:
+                # a tape stacked by the batching pass (np.array computes each dask array
+                # in it), a copy (dask has no np.copy: NumPy's would compute it)
+                op = replace(op, prim=prims[op.prim.name])
+            ops.append(op)
+        return replace(b, ops=tuple(ops))
+
+    return replace(fn, body=block(fn.body))
 
 
 def emit(c: Compilation) -> str:
@@ -137,7 +195,44 @@ def normalize_wrt(wrt, fn: Function) -> tuple[int, ...]:
     return tuple(out)
 
 
+def check_array_libraries(fn: Function, args) -> None:
+    """Arrays of a library other than NumPy: a dask array is differentiated lazily (the
+    generated NumPy code dispatches to it); any other (array_api_strict, CuPy, torch,
+    JAX) is refused by name, since the generated code would call NumPy on it."""
+    for name, a in zip(fn.param_names, args):
+        for where, x in _leaves(name, a):
+            lib = array_library(x)
+            if lib is None:
+                continue
+            if lib != "dask":
+                raise UnsupportedError(
+                    f"`{where}` is an array of {lib} ({type(x).__name__}): adjoint generates "
+                    "NumPy code, which runs on NumPy arrays and, lazily, on dask arrays; "
+                    "code generation for the array API (xp.exp from the arguments' "
+                    "namespace) is not built yet", fn.loc,
+                    f"pass NumPy arrays (np.asarray({where}), or for a GPU array its "
+                    ".get()/.cpu().numpy()), or dask arrays")
+            if any(not isinstance(n, int) for n in x.shape):
+                raise UnsupportedError(
+                    f"`{where}` is a dask array of unknown chunk sizes (shape {x.shape}): "
+                    "the gradient is specialised on shapes", fn.loc,
+                    f"call {where}.compute_chunk_sizes() first")
+
+
+def _leaves(name: str, a):
+    """(name, value) of `a` and of the entries of a list, tuple or dict it is."""
+    if isinstance(a, (list, tuple)):
+        for k, e in enumerate(a):
+            yield from _leaves(f"{name}[{k}]", e)
+    elif isinstance(a, dict):
+        for k, e in a.items():
+            yield from _leaves(f"{name}[{k!r}]", e)
+    else:
+        yield name, a
+
+
 def check_wrt_kinds(fn: Function, wrt, args) -> None:
+    check_array_libraries(fn, args)
     for i in wrt:
         k = kind_of(args[i])
         if not k.floating or k.type in ("other",):
@@ -375,6 +470,10 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return (f"isinstance({name}, np.ndarray) and {name}.shape == {a.shape!r} and "
                 f"{name}.dtype.kind == {a.dtype.kind!r}",
                 f"{name}.shape == {a.shape!r}, {name}.dtype.kind == {a.dtype.kind!r}")
+    if array_library(a) == "dask":  # the code made for a lazy array is for lazy arrays
+        return (f"type({name}).__module__.startswith('dask.') and {name}.shape == "
+                f"{tuple(a.shape)!r} and {name}.dtype.kind == {np.dtype(a.dtype).kind!r}",
+                f"{name} a dask array, {name}.shape == {tuple(a.shape)!r}")
     if isinstance(a, (bool, np.bool_)) or a is None:
         value = None if a is None else bool(a)
         return f"{name} is {value!r}", f"{name} is {value!r}"

@@ -19,7 +19,9 @@ def unbroadcast(g, x):
         i + lead for i, n in enumerate(shape) if n == 1 and np.shape(g)[i + lead] != 1)
     total = np.sum(g, axis=axes, keepdims=True) if axes else g
     total = np.reshape(total, np.shape(total)[lead:]) if lead else total
-    return total if shape else float(total) if isinstance(x, float) else total.reshape(())
+    if not shape and isinstance(x, float) and isinstance(total, (np.ndarray, np.generic)):
+        return float(total)
+    return total if shape else total.reshape(())  # a lazy (dask) sum stays lazy
 
 
 def sum_to(g, shape):
@@ -40,7 +42,14 @@ def setitem(x, index, value):
     Generated code writes in place instead; this copying form serves the
     reference interpreter and generic fallbacks.
     """
-    x = list(x) if isinstance(x, list) else np.array(x, copy=True)  # a list stays a list
+    if isinstance(x, list):  # a list stays a list
+        x = list(x)
+    elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
+        x = x.copy()  # a lazy (dask) array: np.array would compute it
+    elif hasattr(value, "__array_function__") and not isinstance(value, np.ndarray):
+        x = lazy_setitem(x, index, value)  # a NumPy array cannot hold it uncomputed
+    else:
+        x = np.array(x, copy=True)
     x[index] = value
     return x
 
@@ -75,14 +84,14 @@ def written(g, index):
 def concat(a, b):
     """`a + b` of two lists or two tuples: a longer sequence, not a sum. (Their
     derivatives may be stacked into arrays, which are joined, not added.)"""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+    if hasattr(a, "__array_function__") or hasattr(b, "__array_function__"):  # arrays
         return np.concatenate((a, b))
     return a + b if type(a) is type(b) else type(a)(list(a) + list(b))
 
 
 def repeat(xs, n):
     """`xs * n` of a list or a tuple and an int: `xs` n times over."""
-    return np.concatenate((xs,) * n) if isinstance(xs, np.ndarray) else xs * n
+    return np.concatenate((xs,) * n) if hasattr(xs, "__array_function__") else xs * n
 
 
 def unrepeat(copies, k):
@@ -100,7 +109,13 @@ def ones_at_zeros(x):
 
 def no_zeros(v, x, what):
     """`v`, where `x` holds no exact zero. A zero-safe first derivative (cumprod's) is
-    piecewise, and its own derivative is wrong at a zero: refuse rather than guess."""
+    piecewise, and its own derivative is wrong at a zero: refuse rather than guess.
+    On a lazy array the check runs when `v` is computed."""
+    if hasattr(x, "map_blocks"):  # a dask array
+        def check(any_zero):
+            no_zeros(0.0, any_zero, what)  # raises on a zero
+            return np.zeros_like(any_zero, dtype=float)
+        return v + np.any(x == 0.0).map_blocks(check, dtype=float)
     if np.any(np.asarray(x) == 0.0):
         raise ArithmeticError(f"the derivative of {what}'s gradient at an input with an "
                               "exact zero is not supported (it would be wrong there)")
@@ -119,9 +134,65 @@ def element(x, index):
 
 def add_at(x, index, value):
     """`x` with `value` added at `index`, duplicates accumulating (np.add.at)."""
+    if any(hasattr(a, "__array_function__") and not isinstance(a, np.ndarray)
+           for a in (x, value)):
+        return lazy_add_at(x, index, value)  # np.add.at would compute a dask array
     x = np.array(x, copy=True)
     np.add.at(x, index, value)
     return x
+
+
+def stacked(xs):
+    """np.array(xs), in code made for lazy (dask) arrays: a list of them is stacked
+    lazily (np.array would compute each one), and a dask array is kept as it is."""
+    if isinstance(xs, (list, tuple)) and any(not isinstance(e, (np.ndarray, np.generic))
+                                             and hasattr(e, "__array_function__")
+                                             for e in xs):
+        return np.stack(xs)
+    return np.array(xs) if isinstance(xs, (list, tuple, np.ndarray)) else xs
+
+
+def lazy_setitem(x, index, value, add=False):
+    """`x[index] = value` (or `+=`, with add: a basic index) as a new array, in code made
+    for lazy (dask) arrays, which writes nothing in place: NumPy's `+=` with a dask
+    operand, or np.array(x, copy=True), would compute it. A dask array is copied as a
+    graph node; a NumPy array is made lazy like `value` (it cannot hold it uncomputed)."""
+    if isinstance(x, (list, dict)):
+        x = type(x)(x)
+    elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
+        x = x.copy()
+    else:
+        vd = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+        dtype = np.result_type(np.asarray(x).dtype, vd)
+        x = np.zeros_like(value, shape=np.shape(x), dtype=dtype) + x
+    if add:
+        x[index] += value
+    else:
+        x[index] = value
+    return x
+
+
+def lazy_add_at(x, index, value):
+    """np.add.at(x, index, value) as a new value, for lazy arrays, which have no ufunc.at:
+    for an index of full slices and one integer array, the scatter is a product with a
+    0/1 matrix (repeats add up, as in np.add.at)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(isinstance(p, (slice, int, np.integer)) or p is None for p in parts):
+        return lazy_setitem(x, index, value, True)  # a basic index repeats no position
+    arrays = [k for k, p in enumerate(parts) if not isinstance(p, slice)]
+    if len(arrays) != 1 or any(p != slice(None) for p in parts if isinstance(p, slice)) \
+            or not isinstance(parts[arrays[0]], (list, np.ndarray)) or \
+            np.ndim(parts[arrays[0]]) != 1:
+        raise NotImplementedError(
+            f"np.add.at with the index {index!r} is not supported on lazy arrays; index with "
+            "one 1-d integer array (and full slices), or compute the arrays first")
+    axis, idx = arrays[0], np.asarray(parts[arrays[0]]).ravel()
+    n = np.shape(x)[axis]
+    scatter = np.zeros((n, idx.size))
+    scatter[idx % n, np.arange(idx.size)] = 1.0
+    value = np.broadcast_to(value, np.shape(x)[:axis] + (idx.size,) + np.shape(x)[axis + 1:])
+    moved = np.tensordot(scatter, np.moveaxis(value, axis, 0), axes=1)
+    return x + np.moveaxis(moved, 0, axis)
 
 
 def accum(a, b):
@@ -163,11 +234,19 @@ def zeros_like(x):
     if isinstance(x, dict):  # parameters by name: a zero per entry
         return {k: zeros_like(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
+        if any(hasattr(e, "__array_function__") and not isinstance(e, np.ndarray)
+               for e in x):  # dask arrays: np.shape would compute them
+            zeros = [zeros_like(e) for e in x]
+            if len({np.shape(z) for z in zeros}) == 1:
+                return np.stack(zeros)
+            return Cotangents(zeros)
         try:
             return np.zeros(np.shape(x))
         except ValueError:  # ragged: one zero per element
             return Cotangents(zeros_like(e) for e in x)
-    return np.zeros(np.shape(x), dtype=np.result_type(x, float))
+    if isinstance(x, np.ndarray) or not hasattr(x, "__array_function__"):
+        return np.zeros(np.shape(x), dtype=np.result_type(x, float))
+    return np.zeros_like(x, dtype=np.result_type(x.dtype, float))  # lazy, chunked like x
 
 
 def zeros_tangent(x):
@@ -179,6 +258,8 @@ def zeros_tangent(x):
         return {k: zeros_tangent(v) for k, v in x.items()}
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape, dtype=np.result_type(x, float))
+    if hasattr(x, "__array_function__"):  # a dask array: a lazy zero, chunked like it
+        return np.zeros_like(x, dtype=np.result_type(x.dtype, float))
     if x is None:
         return None
     return 0.0
@@ -359,7 +440,7 @@ def outer_add(acc, u, v):
 def outer_total(acc):
     """The matrix an `outer_sum` buffer holds, every waiting product added."""
     if acc[1]:
-        acc[0] = acc[0] + np.array(acc[1]).T @ np.array(acc[2])
+        acc[0] = acc[0] + np.stack(acc[1]).T @ np.stack(acc[2])  # np.array would compute
         acc[1], acc[2] = [], []
     return acc[0]
 

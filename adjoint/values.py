@@ -43,6 +43,8 @@ def like(g, x):
     if type(g) is type(x) and (type(g) is float or type(g) is np.ndarray and
                                g.dtype == x.dtype and g.shape == x.shape):
         return g  # already so (the usual case): checked first, it costs a call in a loop
+    if _lazy(g) and not isinstance(x, (list, tuple, dict)):
+        return lazy_like(g, x)
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out
         return type(x)(np.asarray(g).reshape(()))
     if isinstance(x, float):
@@ -63,3 +65,25 @@ def like(g, x):
     if isinstance(x, dict) and isinstance(g, dict) and set(g) == set(x):
         return {k: like(g[k], v) for k, v in x.items()}
     return g
+
+
+def _lazy(g) -> bool:
+    """A dask array (or another array NumPy dispatches to): never converted here, since
+    np.asarray or float() would compute it."""
+    return hasattr(g, "__array_function__") and not isinstance(g, (np.ndarray, np.generic))
+
+
+def lazy_like(g, x):
+    """A lazy gradient stays lazy: a float's is a 0-d lazy array (its .compute() is the
+    number), an array's has the argument's shape and float dtype, reshaped or cast
+    lazily. Nothing here computes it."""
+    shape = () if isinstance(x, (float, np.floating)) else tuple(np.shape(x))
+    if tuple(g.shape) != tuple(shape):
+        if int(np.prod(g.shape)) != int(np.prod(shape)):
+            raise AdjointError(f"internal error: gradient of shape {g.shape} for an argument "
+                               f"of shape {shape}; please report this")
+        g = g.reshape(shape)
+    dtype = getattr(x, "dtype", None)
+    want = np.dtype(np.float64) if dtype is None or np.dtype(dtype).kind not in "fc" \
+        else np.dtype(dtype)
+    return g if g.dtype == want else g.astype(want)

@@ -30,6 +30,10 @@ class Kind:
     type: str
     shape: tuple | None = None
     dtype: str | None = None  # numpy dtype kind: 'f', 'i', 'u', 'b', 'c'
+    # an "ndarray" of another library that NumPy's functions dispatch to (NEP 18/13):
+    # "dask" for a lazy dask array; None for NumPy's own. In the key: code made for one
+    # is never reused for the other
+    lib: str | None = None
 
     @property
     def floating(self) -> bool:
@@ -77,10 +81,16 @@ def kind_of(x) -> Kind:
     if isinstance(x, np.ndarray):
         return Kind("ndarray", x.shape, x.dtype.kind)
     if isinstance(x, (tuple, list)):
-        try:
-            shape = np.shape(x)
-        except ValueError:
-            shape = None
+        if any(array_library(e) is not None for e in x):  # np.shape would compute them
+            inner = [kind_of(e) for e in x]
+            same = all(k.type in ("ndarray", "float", "int") and k.shape is not None and
+                       k.shape == inner[0].shape for k in inner)
+            shape = (len(x),) + inner[0].shape if same else None
+        else:
+            try:
+                shape = np.shape(x)
+            except ValueError:
+                shape = None
         ints = "i" if x and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
                                  for e in x) else None
         # a namedtuple (slogdet's result) is a tuple: its own type name would read as a
@@ -94,7 +104,28 @@ def kind_of(x) -> Kind:
         return Kind("range", ())
     if x is None:
         return Kind("none", ())
+    if array_library(x) == "dask":
+        # a lazy array: its shape and dtype are known without computing it (a chunk
+        # size of nan, unknown until computed, leaves the shape unknown)
+        shape = tuple(x.shape)
+        known = all(isinstance(n, int) for n in shape)
+        return Kind("ndarray", shape if known else None, np.dtype(x.dtype).kind, "dask")
     return Kind("other")
+
+
+def array_library(x) -> str | None:
+    """The library of an array that is not NumPy's ("dask", "array_api_strict", "cupy",
+    "torch", ...), from its type's module, without importing it; None for anything
+    else. Only the module is read: an object of any type can be passed."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return None
+    t = type(x)
+    if not (hasattr(t, "__array_namespace__") or hasattr(t, "__array_function__") or
+            hasattr(t, "__cuda_array_interface__") or t.__module__.startswith("torch")):
+        return None
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return None
+    return t.__module__.split(".")[0]
 
 
 _PLAIN_KINDS = {bool: Kind("bool", ()), np.bool_: Kind("bool", ()), int: Kind("int", ()),
@@ -112,6 +143,7 @@ class Observed(Facts):
         self.counts: dict[Value, int] = {}  # how often each value was bound (loop trips)
         self.bytes: dict[Value, int] = {}  # the largest size seen
         self.mixed: dict[Value, set] = {}  # the types of a value whose kind varied
+        self.lazy: LazyUses | None = None  # set by observe: the uses a lazy value refuses
 
     def record(self, v: Value, x) -> None:
         self.counts[v] = self.counts.get(v, 0) + 1
@@ -119,6 +151,8 @@ class Observed(Facts):
         if size > self.bytes.get(v, -1):
             self.bytes[v] = size
         k = kind_of(x)
+        if k.lib is not None and self.lazy is not None:
+            self.lazy.check(v, k, self)
         if v not in self.kinds:
             self.kinds[v] = k
         elif self.kinds[v] is not k and self.kinds[v] != k:
@@ -170,7 +204,7 @@ class Observed(Facts):
         for v in tainted:
             k = self.kinds.get(v)
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
-                self.kinds[v] = Kind(k.type, None, k.dtype)
+                self.kinds[v] = Kind(k.type, None, k.dtype, k.lib)
 
     def _data_shaped(self, op: Call) -> bool:
         if op.prim.fn in _DATA_SHAPED or (op.prim.fn is np.where and len(op.args) == 1):
@@ -235,9 +269,10 @@ class Observed(Facts):
             dtype = "f"
         else:
             dtype = None
-        if matmul and shape == ():  # vector @ vector is a NumPy scalar, not an array
+        lib = next((k.lib for k in arrays if k.lib is not None), None)  # dask wins
+        if matmul and shape == () and lib is None:  # vector @ vector is a NumPy scalar
             return {"f": Kind("float", ()), "c": Kind("complex", ())}.get(dtype)
-        return Kind("ndarray", shape, dtype)
+        return Kind("ndarray", shape, dtype, lib)
 
     def kind(self, o) -> Kind | None:
         if isinstance(o, Value):
@@ -294,19 +329,143 @@ def matmul_shape(a: tuple, b: tuple) -> tuple | None:
     return batch + (a2[-2],) * (len(a) > 1) + (b2[-1],) * (len(b) > 1)
 
 
+class LazyUses:
+    """The uses of a value that a lazy (dask) array cannot have without being computed:
+    the test of an `if` or a `while`, float(), int(), bool(), math.*, np.asarray...
+    Observing a call on dask arrays meets each value before its use: a lazy one is
+    refused there, at the use's line, before anything computes it. A Python loop that
+    reads a dask array element by element gets a warning: it builds one graph node per
+    element, which is correct but slow."""
+
+    def __init__(self, fn: Function) -> None:
+        import math
+        self.tests: dict[Value, object] = {}  # value -> the If or While it decides
+        self.forced: dict[Value, Call] = {}  # value -> a call that would compute it
+        self.made: dict[Value, Call] = {}
+        self.in_loop: set = set()  # calls inside a loop's body
+        self.iterated: dict[Value, For] = {}
+        self.warned: set = set()
+        # Python's max and min compare with `>`, whose truth computes a lazy value
+        forcing = {float, int, bool, complex, max, min, sorted, np.asarray, np.array,
+                   np.asanyarray}
+        for op in walk_ops(fn.body):
+            if isinstance(op, If) and isinstance(op.cond, Value):
+                self.tests.setdefault(op.cond, op)
+            elif isinstance(op, While) and op.cond.results and \
+                    isinstance(op.cond.results[0], Value):
+                self.tests.setdefault(op.cond.results[0], op)
+            elif isinstance(op, For) and isinstance(op.iter, Value):
+                self.iterated.setdefault(op.iter, op)
+            if isinstance(op, (For, While)):
+                self.in_loop.update(o for o in walk_ops(op.body) if isinstance(o, Call))
+            if isinstance(op, Call):
+                self.made[op.result] = op
+                if op.prim.fn in forcing or op.prim.fn in vars(math).values() and \
+                        callable(op.prim.fn) or op.prim.name.endswith((".item", ".tolist")):
+                    for a in op.args:
+                        if isinstance(a, Value):
+                            self.forced.setdefault(a, op)
+
+    def check(self, v: Value, k: Kind, facts: "Observed") -> None:
+        from adjoint.errors import UnsupportedError
+        hint = ("compute it first and pass the result (c = c.compute(), or "
+                "dask.compute(...)); or keep it lazy: np.where(cond, a, b) instead of a branch")
+        if k.shape is None:
+            op = self.made.get(v)
+            raise UnsupportedError(
+                f"the shape of {_name(v, 'this value')} depends on the values of a dask array "
+                "(a boolean mask, np.nonzero...), which a lazy array does not know until it "
+                "is computed",
+                op.loc if op is not None else None,
+                "use np.where(mask, x, 0.0) to keep the shape, or compute the arrays first "
+                "(x.compute_chunk_sizes() for unknown chunks)")
+        if v in self.tests:
+            op = self.tests[v]
+            what = "an `if`" if isinstance(op, If) else "a `while` loop"
+            raise UnsupportedError(
+                f"{what} tests {_name(v, 'a lazy dask value', ', a lazy dask value')}: "
+                "deciding it would compute the "
+                "array (the gradient is lazy, and computes nothing before it is asked)",
+                op.loc, hint)
+        if v in self.forced:
+            op = self.forced[v]
+            raise UnsupportedError(
+                f"{op.prim.name}() of {_name(v, 'a lazy dask value', ', a lazy dask value')} "
+                "would compute it (the "
+                "gradient is lazy, and computes nothing before it is asked)", op.loc, hint)
+        op = self.iterated.get(v) or self.made.get(v)
+        if v not in self.iterated:  # or a read in a loop that drops an axis: x[i], X[i]
+            source = facts.kind(op.args[0]) if op is not None and op in self.in_loop and \
+                op.prim.fn is operator.getitem else None
+            if source is None or source.shape is None or len(k.shape) >= len(source.shape):
+                return
+        if op in self.warned:
+            return
+        self.warned.add(op)
+        import warnings
+        where = f"{op.loc.filename}:{op.loc.line}: " if op.loc is not None else ""
+        warnings.warn(
+            f"{where}a Python loop reads the dask array `{_name(op.args[0])}` element by "
+            "element: "
+            "each read is one more node in the task graph, so this is correct but slow; "
+            "write it with whole-array operations (np.sum, @, slices of whole chunks)",
+            LazyLoopWarning, stacklevel=2)
+
+
+def _name(o, otherwise: str = "it", then: str = "") -> str:
+    """`x` (and `then`) for a user's value; compiler temporaries (_t1) are not named."""
+    name = getattr(o, "name", "_")
+    return f"`{name}`{then}" if not name.startswith("_") else otherwise
+
+
+class LazyLoopWarning(UserWarning):
+    """A Python loop reads a dask array element by element."""
+
+
 def observe(fn: Function, args) -> Observed:
     """Run `fn` on `args` once, recording every value. That run is one more than the
     caller made: the draws it takes from NumPy's and Python's global random streams are
     given back, so that compiling changes nothing the caller's program computes."""
     facts = Observed()
+    if any(_lazy_arg(a) for a in args):
+        facts.lazy = LazyUses(fn)
+        fn = _copies_kept_lazy(fn)
     saved = np.random.get_state(), random.getstate()
     try:
         interpret(fn, observe=facts.record)(*args)
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
+    facts.lazy = None
     facts.forget_data_shapes(fn)
     return facts.infer(fn)
+
+
+def _copies_kept_lazy(fn: Function) -> Function:
+    """`fn` run on dask arrays: lowering reads `x.copy()` as np.copy(x), which dask does
+    not implement (NumPy's would compute the array); x.copy() is what the user wrote.
+    The values are the same objects, so what is observed describes `fn` itself."""
+    from dataclasses import replace
+
+    from adjoint import runtime
+    from adjoint.ir.core import Block, map_blocks
+    from adjoint.rules.registry import prim_of
+
+    def block(b: Block) -> Block:
+        ops = tuple(replace(op, prim=prim_of(runtime.private))
+                    if isinstance(op, Call) and op.prim.fn is np.copy and len(op.args) == 1
+                    and not op.kwargs else map_blocks(op, block) for op in b.ops)
+        return replace(b, ops=ops)
+
+    return replace(fn, body=block(fn.body))
+
+
+def _lazy_arg(a) -> bool:
+    if isinstance(a, (list, tuple)):
+        return any(_lazy_arg(e) for e in a)
+    if isinstance(a, dict):
+        return any(_lazy_arg(e) for e in a.values())
+    return array_library(a) == "dask"
 
 
 def generic() -> Observed:

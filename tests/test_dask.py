@@ -1,0 +1,227 @@
+"""The same gradient on dask arrays: lazy, nothing computed until asked, and equal to
+the NumPy gradient of the same data (itself checked against central differences and,
+where there is one, the formula). What a lazy array cannot do without being computed
+(a branch on its value, float() of it, a shape that depends on its values) is refused
+at its line; a loop over its elements gets a warning; other array libraries are
+refused by name."""
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+import adjoint  # noqa: E402
+from adjoint.analysis.shapes import LazyLoopWarning  # noqa: E402
+from adjoint.testing import numeric_grad  # noqa: E402
+
+R = np.random.default_rng(7)
+
+
+def refuse_to_compute(dsk, keys, **kwargs):
+    raise AssertionError("a dask graph was computed")
+
+
+def lazily():
+    """Within it, any compute fails: differentiating must only build graphs."""
+    return dask.config.set(scheduler=refuse_to_compute)
+
+
+def chunked(a, rows=4):
+    return da.from_array(a, chunks=(rows,) + a.shape[1:])
+
+
+# ---------------------------------------------------------------- programs
+
+
+def tanh_sum(x):
+    return np.sum(np.tanh(x))
+
+
+def logreg(w, b, X, y):
+    z = X @ w + b
+    return np.mean(np.logaddexp(0.0, z) - y * z)
+
+
+def mlp(W1, W2, X, Y):
+    h = np.tanh(X @ W1)
+    return 0.5 * np.sum((h @ W2 - Y) ** 2)
+
+
+def steps(x, w):
+    s = x
+    for _ in range(3):
+        s = np.sin(s * w) + s
+    return np.sum(s * s)
+
+
+def write_first(x):
+    y = x * 2.0
+    y[0] += 3.0 * x[1]
+    y[2:4] = np.exp(x[2:4])
+    return np.sum(y ** 2)
+
+
+def buffer_of_rows(X):
+    out = np.zeros((2, X.shape[1]))  # a NumPy buffer that lazy rows are written into
+    out[0] = np.sum(X, axis=0)
+    out[1] = np.sum(X * X, axis=0)
+    return np.sum(np.tanh(out))
+
+
+def chunk_loop(X, w):
+    total = 0.0
+    for k in range(0, 12, 4):  # whole chunks: no warning
+        total = total + np.sum(np.tanh(X[k:k + 4] @ w))
+    return total
+
+
+X12 = R.normal(size=(12, 3))
+CASES = [
+    (tanh_sum, (R.normal(size=12),), (0,), 0),
+    (logreg, (R.normal(size=3), 0.3, X12, (R.random(12) > 0.5) * 1.0), (2, 3), (0, 1)),
+    (mlp, (R.normal(size=(3, 4)), R.normal(size=(4, 2)), X12, R.normal(size=(12, 2))),
+     (0, 1, 2, 3), (0, 1)),
+    (steps, (R.normal(size=12), 0.7), (0,), (0, 1)),
+    (write_first, (R.normal(size=12),), (0,), 0),
+    (buffer_of_rows, (X12,), (0,), 0),
+    (chunk_loop, (X12, R.normal(size=3)), (0,), (0, 1)),
+]
+
+
+def _tuple(g):
+    return g if isinstance(g, tuple) else (g,)
+
+
+@pytest.mark.parametrize("f, args, lazy, wrt", CASES, ids=[c[0].__name__ for c in CASES])
+def test_gradient_is_lazy_and_equals_numpy(f, args, lazy, wrt):
+    want = _tuple(adjoint.grad(f, wrt=wrt)(*args))
+    fd = _tuple(numeric_grad(f, args, wrt=wrt))
+    for w, n in zip(want, fd):
+        np.testing.assert_allclose(w, n, rtol=1e-6, atol=1e-8)
+    dargs = tuple(chunked(a) if i in lazy else a for i, a in enumerate(args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LazyLoopWarning)
+        with lazily():
+            got = _tuple(adjoint.grad(f, wrt=wrt)(*dargs))
+    assert all(isinstance(g, da.Array) for g in got)
+    for g, w in zip(dask.compute(*got), want):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def test_logreg_gradient_is_the_formula():
+    w, b, X, y = CASES[1][1]
+    p = 1.0 / (1.0 + np.exp(-(X @ w + b)))
+    with lazily():
+        gw, gb = adjoint.grad(logreg, wrt=(0, 1))(w, b, chunked(X), chunked(y))
+    np.testing.assert_allclose(gw.compute(), X.T @ (p - y) / len(y), rtol=1e-12)
+    np.testing.assert_allclose(float(gb.compute()), np.mean(p - y), rtol=1e-12)
+
+
+def test_value_and_grad_vjp_and_jvp_are_lazy():
+    w, b, X, y = CASES[1][1]
+    Xd, yd = chunked(X), chunked(y)
+    want = adjoint.grad(logreg)(w, b, X, y)
+    with lazily():
+        value, g = adjoint.value_and_grad(logreg)(w, b, Xd, yd)
+        _, pullback = adjoint.vjp(logreg, w, b, Xd, yd)
+        g2 = pullback(1.0)
+        _, slope = adjoint.jvp(logreg)(w, b, Xd, yd, np.ones(3))
+    assert all(isinstance(v, da.Array) for v in (value, g, g2, slope))
+    np.testing.assert_allclose(value.compute(), logreg(w, b, X, y), rtol=1e-14)
+    np.testing.assert_allclose(g.compute(), want, rtol=1e-12)
+    np.testing.assert_allclose(g2.compute(), want, rtol=1e-12)
+    np.testing.assert_allclose(slope.compute(), np.sum(want), rtol=1e-12)
+
+
+def test_numpy_and_dask_calls_get_their_own_code():
+    x = R.normal(size=8)
+    g = adjoint.grad(write_first)
+    first = g(x)
+    with lazily():
+        lazy = g(chunked(x))
+    again = g(x)
+    assert isinstance(first, np.ndarray) and isinstance(again, np.ndarray)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), first, rtol=1e-14)
+    text = adjoint.source(write_first, args=(chunked(x),))
+    code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert "lazy_setitem" in text and not any("+=" in line for line in code)  # no in-place
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def branch_on_value(x):
+    s = np.sum(x)
+    if s > 0:
+        return s * s
+    return -s
+
+
+def float_of_value(x):
+    return float(np.sum(x)) * np.sum(x)
+
+
+def masked(x):
+    return np.sum(x[x > 0.0] ** 2)
+
+
+@pytest.mark.parametrize("f, line, words", [
+    (branch_on_value, 2, "an `if` tests a lazy dask value"),
+    (float_of_value, 1, "float() of"),
+    (masked, 1, "depends on the values"),
+], ids=["if", "float", "mask"])
+def test_what_would_compute_is_refused_at_its_line(f, line, words):
+    import inspect
+    first = inspect.getsourcelines(f)[1]
+    with lazily(), pytest.raises(adjoint.UnsupportedError) as e:
+        adjoint.grad(f)(chunked(R.normal(size=8)))
+    assert words in str(e.value)
+    assert e.value.loc.line == first + line
+    assert "compute" in e.value.hint
+
+
+def element_loop(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + x[i] * x[i]
+    return s
+
+
+def test_a_loop_over_elements_warns_and_stays_right():
+    x = R.normal(size=6)
+    with lazily(), pytest.warns(LazyLoopWarning, match="element by element"):
+        g = adjoint.grad(element_loop)(chunked(x, 3))
+    np.testing.assert_allclose(g.compute(), 2 * x, rtol=1e-14)
+
+
+def test_unknown_chunks_and_other_libraries_are_refused_by_name():
+    x = chunked(R.normal(size=8))
+    with pytest.raises(adjoint.UnsupportedError, match="unknown chunk sizes") as e:
+        adjoint.grad(tanh_sum)(x[x > 0])
+    assert "compute_chunk_sizes" in e.value.hint
+    xp = pytest.importorskip("array_api_strict")
+    with pytest.raises(adjoint.UnsupportedError, match="array of array_api_strict") as e:
+        adjoint.grad(logreg)(np.ones(3), 0.0, xp.asarray(X12), np.ones(12))
+    assert "array API" in str(e.value) and "np.asarray(X)" in e.value.hint
+
+
+# ---------------------------------------------------------------- a cluster
+
+
+def test_logreg_gradient_on_a_local_cluster():
+    distributed = pytest.importorskip("distributed")
+    w, b, X, y = CASES[1][1]
+    want = adjoint.grad(logreg, wrt=(0, 1))(w, b, X, y)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        gw, gb = adjoint.grad(logreg, wrt=(0, 1))(w, b, chunked(X, 3), chunked(y, 3))
+        assert isinstance(gw, da.Array)
+        gw, gb = client.compute([gw, gb], sync=True)
+        assert len(client.scheduler_info()["workers"]) == 2
+    np.testing.assert_allclose(gw, want[0], rtol=1e-12)
+    np.testing.assert_allclose(gb, want[1], rtol=1e-12)
