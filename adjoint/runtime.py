@@ -42,8 +42,8 @@ def setitem(x, index, value):
     Generated code writes in place instead; this copying form serves the
     reference interpreter and generic fallbacks.
     """
-    if isinstance(x, list):  # a list stays a list
-        x = list(x)
+    if isinstance(x, (list, dict)):  # a list stays a list
+        x = type(x)(x)
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()  # a lazy (dask) array: np.array would compute it
     elif hasattr(value, "__array_function__") and not isinstance(value, np.ndarray):
@@ -62,6 +62,8 @@ def append(xs, value):
 def save(x, index):
     """`x[index]` as an independent value: a slice of an array is copied, not viewed,
     so a later write into `x` cannot change it."""
+    if isinstance(x, dict) and index not in x:
+        return None  # a new key: nothing is overwritten
     v = x[index]
     return v.copy() if isinstance(v, np.ndarray) else v
 
@@ -200,6 +202,9 @@ def accum(a, b):
     lists and tuples add element by element (Python's `+` would concatenate them)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return type(a)(accum(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):  # a key missing on one side is a zero
+        return {k: accum(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k))
+                for k in {**a, **b}}
     if isinstance(a, (list, tuple)):
         return np.asarray(a) + b
     if isinstance(b, (list, tuple)):
@@ -227,12 +232,27 @@ class Cotangents(list):
         return self
 
 
+class CotangentDict(dict):
+    """The cotangent of a dict, by key: `+` and `+=` add entry by entry (a dict held in
+    a tuple or list: `p_bar[1] += extra_bar`)."""
+
+    def __add__(self, other):
+        return CotangentDict(accum(self, other))
+
+    __radd__ = __add__
+
+    def __iadd__(self, other):
+        for k, b in other.items():
+            self[k] = accum(self[k], b) if k in self else b
+        return self
+
+
 def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return 0.0
     if isinstance(x, dict):  # parameters by name: a zero per entry
-        return {k: zeros_like(v) for k, v in x.items()}
+        return CotangentDict((k, zeros_like(v)) for k, v in x.items())
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
         if any(hasattr(e, "__array_function__") and not isinstance(e, np.ndarray)
                for e in x):  # dask arrays: np.shape would compute them
