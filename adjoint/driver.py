@@ -112,13 +112,15 @@ def _functional_prims() -> dict:
         Prim("lazy_add_at", runtime.lazy_add_at)
     return {"iadd": prim_of(operator.add), "setitem": write, "iadd_at": write,
             "add_at": scatter, "np.array": Prim("stacked", runtime.stacked),
-            "np.copy": prim_of(runtime.private)}
+            "np.copy": prim_of(runtime.private),
+            "np.broadcast_to": Prim("lazy_broadcast_to", runtime.lazy_broadcast_to)}
 
 
 def functional_writes(fn: Function) -> Function:
     """The code for lazy (dask) arguments writes no array in place: `x_bar += v` becomes
     `x_bar = x_bar + v`, `x[i] = v` a call that returns the written copy, and the
-    np.array(tape) that stacks a list of arrays np.stack (np.array computes them). A NumPy
+    np.array(tape) that stacks a list of arrays np.stack (np.array computes them); a
+    NumPy value broadcast to the data's shape is broadcast by dask (lazy_broadcast_to). A NumPy
     cotangent (seeded from the float out_bar) that a lazy value is added into would
     otherwise be computed by NumPy's `+=`, and the copy before a write
     (np.array(x, copy=True)) computes a dask array. A dask array's graph is copied, not
@@ -141,6 +143,9 @@ def functional_writes(fn: Function) -> Function:
                 # a tape stacked by the batching pass (np.array computes each dask array
                 # in it), a copy (dask has no np.copy: NumPy's would compute it)
                 op = replace(op, prim=prims[op.prim.name])
+            elif isinstance(op, Call) and op.prim.fn is np.broadcast_to and \
+                    len(op.args) == 2 and not op.kwargs:  # a large NumPy constant in the graph
+                op = replace(op, prim=prims["np.broadcast_to"])
             ops.append(op)
         return replace(b, ops=tuple(ops))
 

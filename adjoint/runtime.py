@@ -154,6 +154,17 @@ def stacked(xs):
     return np.array(xs) if isinstance(xs, (list, tuple, np.ndarray)) else xs
 
 
+def lazy_broadcast_to(x, shape):
+    """np.broadcast_to, in code made for dask arrays: a NumPy value broadcast to the
+    data's shape (the cotangent of a mean) would go into the task graph as a whole array
+    (sending a broadcast view copies it: 8 MB a million rows); dask's is one small task."""
+    if hasattr(x, "__array_function__") and not isinstance(x, np.ndarray) or \
+            np.size(x) == int(np.prod(shape)):
+        return np.broadcast_to(x, shape)
+    import dask.array as da  # code made for dask arrays runs where dask is installed
+    return da.broadcast_to(x, shape)
+
+
 def lazy_setitem(x, index, value, add=False):
     """`x[index] = value` (or `+=`, with add: a basic index) as a new array, in code made
     for lazy (dask) arrays, which writes nothing in place: NumPy's `+=` with a dask

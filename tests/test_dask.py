@@ -225,3 +225,16 @@ def test_logreg_gradient_on_a_local_cluster():
         assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_allclose(gw, want[0], rtol=1e-12)
     np.testing.assert_allclose(gb, want[1], rtol=1e-12)
+
+
+def test_the_graph_holds_no_data_sized_constant():
+    # the cotangent of a mean is a number broadcast to the data's shape: as a NumPy
+    # array it would be sent to the workers whole (8 bytes a row)
+    cloudpickle = pytest.importorskip("cloudpickle")
+    n = 200_000
+    X = da.random.default_rng(0).normal(size=(n, 3), chunks=(50_000, 3))
+    y = da.random.default_rng(1).random(n, chunks=50_000)
+    with lazily():
+        gw, gb = adjoint.grad(logreg, wrt=(0, 1))(np.ones(3), 0.1, X, y)
+    graph = dict(gw.__dask_graph__()) | dict(gb.__dask_graph__())
+    assert len(cloudpickle.dumps(graph)) < n  # well under 8 bytes a row
