@@ -73,6 +73,7 @@ def prepare_stage(c: Compilation) -> str:
 
 
 def observe_stage(c: Compilation) -> str:
+    _check_no_lazy_globals(c.ir)
     c.facts = facts_for(c.lowered, c.ir, c.args)
     check_scalar_output(c.ir, c.facts, c.mode)
     return f"{len(c.facts.kinds)} values' kinds" if c.args is not None else "no call: generic"
@@ -222,6 +223,18 @@ def check_array_libraries(fn: Function, args) -> None:
                     f"`{where}` is a dask array of unknown chunk sizes (shape {x.shape}): "
                     "the gradient is specialised on shapes", fn.loc,
                     f"call {where}.compute_chunk_sizes() first")
+
+
+def _check_no_lazy_globals(fn: Function) -> None:
+    """A dask array read from a global or a closure is a constant of a class the rules do
+    not know (a matmul's template reads its `.T`): refused where it is read."""
+    for op in walk_ops(fn.body):
+        for o in op.operands:
+            if isinstance(o, Global) and array_library(o.value) == "dask":
+                raise UnsupportedError(
+                    f"`{o.name}` is a dask array that {fn.name} reads from outside (a global "
+                    "or a closure); dask arrays are differentiated as arguments", op.loc,
+                    f"pass `{o.name}` as an argument of {fn.name}")
 
 
 def _leaves(name: str, a):

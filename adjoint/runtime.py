@@ -178,10 +178,9 @@ def lazy_setitem(x, index, value, add=False):
         vd = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
         dtype = np.result_type(np.asarray(x).dtype, vd)
         x = np.zeros_like(value, shape=np.shape(x), dtype=dtype) + x
-    if add:
-        x[index] += value
-    else:
-        x[index] = value
+    # `x[index] + value`, not `+=`: an entry of a dict or list may be a NumPy array, and
+    # NumPy's += of a dask value computes it
+    x[index] = x[index] + value if add else value
     return x
 
 

@@ -77,6 +77,26 @@ def chunk_loop(X, w):
     return total
 
 
+def checkpointed_steps(x):
+    s = x
+    for _ in adjoint.checkpointed(range(6), snapshots=2):
+        s = np.sin(s) * 1.1
+    return np.sum(s)
+
+
+def while_steps(x, n):
+    k = 0
+    s = x
+    while k < n:  # an int test: no lazy value decides it
+        s = s * 0.5 + np.tanh(s)
+        k += 1
+    return np.sum(s)
+
+
+def dict_params(p, X):
+    return np.sum(np.tanh(X @ p["w"] + p["b"]) ** 2)
+
+
 X12 = R.normal(size=(12, 3))
 CASES = [
     (tanh_sum, (R.normal(size=12),), (0,), 0),
@@ -87,6 +107,8 @@ CASES = [
     (write_first, (R.normal(size=12),), (0,), 0),
     (buffer_of_rows, (X12,), (0,), 0),
     (chunk_loop, (X12, R.normal(size=3)), (0,), (0, 1)),
+    (checkpointed_steps, (R.normal(size=12),), (0,), 0),
+    (while_steps, (R.normal(size=12), 3), (0,), 0),
 ]
 
 
@@ -151,6 +173,18 @@ def test_numpy_and_dask_calls_get_their_own_code():
     assert "lazy_setitem" in text and not any("+=" in line for line in code)  # no in-place
 
 
+def test_dict_parameters_with_dask_data():
+    p, X = {"w": R.normal(size=3), "b": 0.2}, X12
+    want = adjoint.grad(dict_params)(p, X)
+    fd = numeric_grad(dict_params, (p, X))
+    np.testing.assert_allclose(want["w"], fd["w"], rtol=1e-6)
+    with lazily():
+        got = adjoint.grad(dict_params)(p, chunked(X))
+    assert set(got) == {"w", "b"} and all(isinstance(v, da.Array) for v in got.values())
+    np.testing.assert_allclose(got["w"].compute(), want["w"], rtol=1e-12)
+    np.testing.assert_allclose(float(got["b"].compute()), want["b"], rtol=1e-12)
+
+
 # ---------------------------------------------------------------- refusals
 
 
@@ -182,6 +216,19 @@ def test_what_would_compute_is_refused_at_its_line(f, line, words):
     assert words in str(e.value)
     assert e.value.loc.line == first + line
     assert "compute" in e.value.hint
+
+
+def test_a_dask_array_read_from_outside_is_refused_where_it_is_read():
+    import inspect
+    X = chunked(X12)
+
+    def closure(w):
+        return np.sum(np.tanh(X @ w))
+
+    with lazily(), pytest.raises(adjoint.UnsupportedError, match="reads from outside") as e:
+        adjoint.grad(closure)(np.ones(3))
+    assert e.value.loc.line == inspect.getsourcelines(closure)[1] + 1
+    assert "pass `X` as an argument" in e.value.hint
 
 
 def element_loop(x):
