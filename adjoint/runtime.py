@@ -76,7 +76,8 @@ def written(g, index):
     parts = index if isinstance(index, tuple) else (index,)
     if any(isinstance(p, list) or (isinstance(p, np.ndarray) and p.dtype.kind in "iu")
            for p in parts):
-        order = np.arange(np.size(v)).reshape(np.shape(v))
+        # the size from the shape: np.size of a dask array computes it
+        order = np.arange(int(np.prod(np.shape(v)))).reshape(np.shape(v))
         last = np.empty(np.shape(g), dtype=np.intp)
         last[index] = order  # each position ends up holding the number of its last write
         v = np.where(last[index] == order, v, 0.0)
@@ -174,10 +175,8 @@ def lazy_setitem(x, index, value, add=False):
         x = type(x)(x)
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()
-    else:
-        vd = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
-        dtype = np.result_type(np.asarray(x).dtype, vd)
-        x = np.zeros_like(value, shape=np.shape(x), dtype=dtype) + x
+    else:  # of x's dtype: a float written into an int array is truncated, as in NumPy
+        x = np.zeros_like(value, shape=np.shape(x), dtype=np.asarray(x).dtype) + x
     # `x[index] + value`, not `+=`: an entry of a dict or list may be a NumPy array, and
     # NumPy's += of a dask value computes it
     x[index] = x[index] + value if add else value

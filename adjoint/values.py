@@ -45,6 +45,13 @@ def like(g, x):
         return g  # already so (the usual case): checked first, it costs a call in a loop
     if _lazy(g) and not isinstance(x, (list, tuple, dict)):
         return lazy_like(g, x)
+    if _lazy(x) and not isinstance(g, (list, tuple, dict)):
+        # no lazy value reached it (a zero, a constant): a dask array all the same, of
+        # x's chunks, as the gradient of a dask argument is
+        g = np.asarray(g)
+        if g.size == int(np.prod(x.shape)):
+            g = g.reshape(x.shape)
+        return lazy_like(np.zeros_like(x, dtype=np.result_type(x.dtype, np.float64)) + g, x)
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out
         return type(x)(np.asarray(g).reshape(()))
     if isinstance(x, float):

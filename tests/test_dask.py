@@ -93,6 +93,12 @@ def while_steps(x, n):
     return np.sum(s)
 
 
+def int_buffer(x):
+    a = np.arange(3)  # ints: the float written in is truncated, as NumPy does
+    a[1] = x[0] * 2.0
+    return np.sum(a * x)
+
+
 def dict_params(p, X):
     return np.sum(np.tanh(X @ p["w"] + p["b"]) ** 2)
 
@@ -109,6 +115,7 @@ CASES = [
     (chunk_loop, (X12, R.normal(size=3)), (0,), (0, 1)),
     (checkpointed_steps, (R.normal(size=12),), (0,), 0),
     (while_steps, (R.normal(size=12), 3), (0,), 0),
+    (int_buffer, (np.array([1.3, -0.4, 0.8]),), (0,), 0),
 ]
 
 
@@ -171,6 +178,25 @@ def test_numpy_and_dask_calls_get_their_own_code():
     text = adjoint.source(write_first, args=(chunked(x),))
     code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert "lazy_setitem" in text and not any("+=" in line for line in code)  # no in-place
+
+
+def test_an_int_buffer_truncates_as_numpy_does():
+    x = np.array([1.3, -0.4, 0.8])
+    with lazily():
+        g = adjoint.grad(int_buffer)(chunked(x, 2))
+    np.testing.assert_array_equal(g.compute(), [0.0, 2.0, 2.0])  # a = [0, 2, 2]
+
+
+def test_a_gradient_no_lazy_value_reaches_is_a_dask_array_too():
+    with lazily():
+        g = adjoint.grad(ignores_second, wrt=(0, 1))(chunked(X12[:, 0]), chunked(X12[:, 1]))
+    assert all(isinstance(v, da.Array) for v in g)
+    np.testing.assert_allclose(g[0].compute(), 2 * X12[:, 0], rtol=1e-14)
+    np.testing.assert_array_equal(g[1].compute(), np.zeros(12))
+
+
+def ignores_second(x, unused):
+    return np.sum(x * x)
 
 
 def test_dict_parameters_with_dask_data():
