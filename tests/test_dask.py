@@ -257,6 +257,31 @@ def test_a_dask_array_read_from_outside_is_refused_where_it_is_read():
     assert "pass `X` as an argument" in e.value.hint
 
 
+def reshape_f(x):
+    return np.sum(np.reshape(x, (3, 4), "F") * np.arange(12.0).reshape(3, 4))
+
+
+def det_of(A):
+    return np.linalg.det(A)  # dask has no det: NumPy's would compute A
+
+
+def inverse_of(A):
+    return np.sum(np.linalg.inv(A))  # dask's needs square chunks
+
+
+@pytest.mark.parametrize("f, x, words", [
+    (reshape_f, R.normal(size=12), "C order only"),
+    (det_of, R.normal(size=(4, 4)), "would compute it"),
+    (inverse_of, R.normal(size=(4, 4)) + 4 * np.eye(4), "failed in dask"),
+], ids=["reshape-F", "det", "inv-chunks"])
+def test_what_dask_cannot_do_as_numpy_does_is_refused(f, x, words):
+    # np.reshape(x, s, "F") on dask reads "F" as another argument and reshapes in C
+    # order: silently another array
+    with lazily(), pytest.raises(adjoint.UnsupportedError, match=words) as e:
+        adjoint.grad(f)(chunked(x, 2) if x.ndim == 1 else da.from_array(x, chunks=(2, 3)))
+    assert e.value.loc is not None and e.value.loc.func == f.__name__
+
+
 def element_loop(x):
     s = 0.0
     for i in range(len(x)):

@@ -427,12 +427,18 @@ def observe(fn: Function, args) -> Observed:
     caller made: the draws it takes from NumPy's and Python's global random streams are
     given back, so that compiling changes nothing the caller's program computes."""
     facts = Observed()
-    if any(_lazy_arg(a) for a in args):
+    run, lazy = fn, any(_lazy_arg(a) for a in args)
+    if lazy:
         facts.lazy = LazyUses(fn)
-        fn = _copies_kept_lazy(fn)
+        run = _on_dask(fn)
     saved = np.random.get_state(), random.getstate()
     try:
-        interpret(fn, observe=facts.record)(*args)
+        if lazy:
+            import dask
+            with dask.config.set(scheduler=_refuse_to_compute):
+                interpret(run, observe=facts.record)(*args)
+        else:
+            interpret(run, observe=facts.record)(*args)
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
@@ -441,10 +447,22 @@ def observe(fn: Function, args) -> Observed:
     return facts.infer(fn)
 
 
-def _copies_kept_lazy(fn: Function) -> Function:
-    """`fn` run on dask arrays: lowering reads `x.copy()` as np.copy(x), which dask does
-    not implement (NumPy's would compute the array); x.copy() is what the user wrote.
-    The values are the same objects, so what is observed describes `fn` itself."""
+class _WouldCompute(Exception):
+    pass
+
+
+def _refuse_to_compute(*args, **kwargs):
+    """The dask scheduler while observing: nothing is computed to compile a gradient."""
+    raise _WouldCompute
+
+
+def _on_dask(fn: Function) -> Function:
+    """`fn` as it is run on dask arrays to observe it: the same values (what is observed
+    describes `fn`), each call refused at its line where dask would compute, fail or
+    read an argument otherwise than NumPy.
+
+    Lowering reads `x.copy()` as np.copy(x), which dask does not implement (NumPy's
+    would compute the array): it runs as x.copy(), what the user wrote."""
     from dataclasses import replace
 
     from adjoint import runtime
@@ -452,12 +470,56 @@ def _copies_kept_lazy(fn: Function) -> Function:
     from adjoint.rules.registry import prim_of
 
     def block(b: Block) -> Block:
-        ops = tuple(replace(op, prim=prim_of(runtime.private))
-                    if isinstance(op, Call) and op.prim.fn is np.copy and len(op.args) == 1
-                    and not op.kwargs else map_blocks(op, block) for op in b.ops)
-        return replace(b, ops=ops)
+        ops = []
+        for op in b.ops:
+            if isinstance(op, Call):
+                prim = prim_of(runtime.private) if op.prim.fn is np.copy and \
+                    len(op.args) == 1 and not op.kwargs else op.prim
+                ops.append(replace(op, prim=replace(prim, fn=_guarded(prim.fn, op))))
+            else:
+                ops.append(map_blocks(op, block))
+        return replace(b, ops=tuple(ops))
 
     return replace(fn, body=block(fn.body))
+
+
+def _guarded(fn, op: Call):
+    from adjoint.errors import AdjointError, UnsupportedError
+    name = op.prim.name
+
+    def call(*args, **kwargs):
+        lazy = any(array_library(a) == "dask" for a in list(args) + list(kwargs.values()))
+        if lazy and fn is np.reshape and (len(args) > 2 or kwargs.get("order", "C") != "C"):
+            # dask's reshape has no order: it would read 'F' as another argument
+            raise UnsupportedError(f"{name}(..., order=...) of a dask array: dask reshapes "
+                                   "in C order only", op.loc,
+                                   "reshape in C order (np.moveaxis or .T first), or "
+                                   "compute the array first")
+        try:
+            if not lazy:
+                return fn(*args, **kwargs)
+            import warnings
+            with warnings.catch_warnings():  # refused below, with the reason and the line
+                warnings.filterwarnings("ignore", "The `.*` function is not implemented by "
+                                        "Dask", FutureWarning)
+                return fn(*args, **kwargs)
+        except _WouldCompute:
+            raise UnsupportedError(
+                f"{name}() of a dask array would compute it (dask does not implement it "
+                "lazily), and the gradient computes nothing before it is asked", op.loc,
+                "compute the array first (x.compute()) and pass NumPy arrays, or write it "
+                "with functions dask implements") from None
+        except AdjointError:
+            raise
+        except Exception as e:
+            if not lazy:
+                raise
+            raise UnsupportedError(f"{name}() of a dask array failed in dask: "
+                                   f"{type(e).__name__}: {str(e).strip().splitlines()[0]}",
+                                   op.loc, "rechunk it as dask asks, or compute it first "
+                                   "(x.compute()) and pass NumPy arrays") from e
+
+    return call
 
 
 def _lazy_arg(a) -> bool:
