@@ -165,6 +165,18 @@ def test_value_and_grad_vjp_and_jvp_are_lazy():
     np.testing.assert_allclose(slope.compute(), np.sum(want), rtol=1e-12)
 
 
+def test_hvp_is_lazy_and_equals_numpy():
+    w, b, X, y = CASES[1][1]
+    v = R.normal(size=3)
+    want = adjoint.hvp(logreg)(w, b, X, y, v)
+    p = 1.0 / (1.0 + np.exp(-(X @ w + b)))
+    np.testing.assert_allclose(want, X.T @ (p * (1 - p) * (X @ v)) / len(y), rtol=1e-10)
+    with lazily():
+        got = adjoint.hvp(logreg)(w, b, chunked(X), chunked(y), v)
+    assert isinstance(got, da.Array)
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-12)
+
+
 def test_numpy_and_dask_calls_get_their_own_code():
     x = R.normal(size=8)
     g = adjoint.grad(write_first)
