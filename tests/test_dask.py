@@ -348,3 +348,41 @@ def test_the_graph_holds_no_data_sized_constant():
         gw, gb = adjoint.grad(logreg, wrt=(0, 1))(np.ones(3), 0.1, X, y)
     graph = dict(gw.__dask_graph__()) | dict(gb.__dask_graph__())
     assert len(cloudpickle.dumps(graph)) < n  # well under 8 bytes a row
+
+
+# ---------------------------------------------------------------- the corpus on dask
+
+
+def _corpus():
+    """tests/test_gradients' programs with an array argument: on dask arrays each is the
+    NumPy gradient, lazily, or a located refusal (a branch on a lazy value, a mask)."""
+    from tests import test_gradients as T
+    known = {"shapes": "np.concatenate's VJP (rules/shape.py split_like) calls np.asarray "
+                       "on the cotangent, which computes a dask array"}
+    out = []
+    for k, (f, args, wrt) in enumerate(T.CASES):
+        if not any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim for a in args):
+            continue
+        marks = [pytest.mark.xfail(strict=True, reason=known[f.__name__])] \
+            if f.__name__ in known else []
+        out.append(pytest.param(f, args, wrt, id=f"{f.__name__}-{k}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("f, args, wrt", _corpus())
+def test_the_corpus_on_dask_is_numpy_or_refused(f, args, wrt):
+    want = _tuple(adjoint.grad(f, wrt=wrt)(*args))
+    dargs = tuple(da.from_array(a, chunks=tuple(max(1, (n + 1) // 2) for n in a.shape))
+                  if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim else a
+                  for a in args)
+    try:
+        with warnings.catch_warnings(), lazily():
+            warnings.simplefilter("ignore", LazyLoopWarning)
+            got = _tuple(adjoint.grad(f, wrt=wrt)(*dargs))
+    except adjoint.UnsupportedError as e:
+        assert e.loc is not None and e.loc.line > 0 and "compute" in e.hint, str(e)
+        return
+    assert all(isinstance(g, da.Array) or isinstance(g, (list, tuple)) for g in got)
+    for g, w in zip(dask.compute(*got), want):
+        np.testing.assert_allclose(np.asarray(g, dtype=float), np.asarray(w, dtype=float),
+                                   rtol=1e-10, atol=1e-12)
