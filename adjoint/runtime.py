@@ -47,7 +47,8 @@ def setitem(x, index, value):
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()  # a lazy (dask) array: np.array would compute it
     elif hasattr(value, "__array_function__") and not isinstance(value, np.ndarray):
-        x = lazy_setitem(x, index, value)  # a NumPy array cannot hold it uncomputed
+        # a NumPy array cannot hold a dask value uncomputed: a lazy copy, of x's dtype
+        x = np.zeros_like(value, shape=np.shape(x), dtype=np.asarray(x).dtype) + x
     else:
         x = np.array(x, copy=True)
     x[index] = value
@@ -189,7 +190,11 @@ def lazy_add_at(x, index, value):
     0/1 matrix (repeats add up, as in np.add.at)."""
     parts = index if isinstance(index, tuple) else (index,)
     if all(isinstance(p, (slice, int, np.integer)) or p is None for p in parts):
-        return lazy_setitem(x, index, value, True)  # a basic index repeats no position
+        # a basic index repeats no position: x[index] + value, written into a lazy copy
+        x = x.copy() if hasattr(x, "__array_function__") and not isinstance(
+            x, np.ndarray) else np.zeros_like(value, shape=np.shape(x), dtype=x.dtype) + x
+        x[index] = x[index] + value
+        return x
     arrays = [k for k, p in enumerate(parts) if not isinstance(p, slice)]
     if len(arrays) != 1 or any(p != slice(None) for p in parts if isinstance(p, slice)) \
             or not isinstance(parts[arrays[0]], (list, np.ndarray)) or \
