@@ -303,8 +303,12 @@ def element_loop(x):
 
 def test_a_loop_over_elements_warns_and_stays_right():
     x = R.normal(size=6)
-    with lazily(), pytest.warns(LazyLoopWarning, match="element by element"):
+    import inspect
+    with lazily(), pytest.warns(LazyLoopWarning, match="element by element") as caught:
         g = adjoint.grad(element_loop)(chunked(x, 3))
+    assert len(caught) == 1  # once for the line, shown at the user's line
+    assert caught[0].filename == __file__
+    assert caught[0].lineno == inspect.getsourcelines(element_loop)[1] + 3
     np.testing.assert_allclose(g.compute(), 2 * x, rtol=1e-14)
 
 

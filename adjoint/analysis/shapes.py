@@ -399,17 +399,19 @@ class LazyUses:
                 op.prim.fn is operator.getitem else None
             if source is None or source.shape is None or len(k.shape) >= len(source.shape):
                 return
-        if op in self.warned:
+        key = (op.loc.filename, op.loc.line) if op.loc is not None else op
+        if key in self.warned:  # once a line
             return
-        self.warned.add(op)
+        self.warned.add(key)
         import warnings
-        where = f"{op.loc.filename}:{op.loc.line}: " if op.loc is not None else ""
-        warnings.warn(
-            f"{where}a Python loop reads the dask array `{_name(op.args[0])}` element by "
-            "element: "
-            "each read is one more node in the task graph, so this is correct but slow; "
-            "write it with whole-array operations (np.sum, @, slices of whole chunks)",
-            LazyLoopWarning, stacklevel=2)
+        message = (f"a Python loop reads the dask array {_name(op.args[0], 'here')} element "
+                   "by element: each read is one more node in the task graph, so this is "
+                   "correct but slow; write it with whole-array operations (np.sum, @, "
+                   "slices of whole chunks)")
+        if op.loc is None:
+            warnings.warn(message, LazyLoopWarning, stacklevel=2)
+        else:  # shown at the user's line, not at the compiler's
+            warnings.warn_explicit(message, LazyLoopWarning, op.loc.filename, op.loc.line)
 
 
 def _name(o, otherwise: str = "it", then: str = "") -> str:
