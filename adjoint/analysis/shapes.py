@@ -384,15 +384,15 @@ class LazyUses:
             what = "an `if`" if isinstance(op, If) else "a `while` loop"
             raise UnsupportedError(
                 f"{what} tests {_name(v, 'a lazy dask value', ', a lazy dask value')}: "
-                "deciding it would compute the "
-                "array (the gradient is lazy, and computes nothing before it is asked)",
+                "deciding it would compute the array (the gradient is lazy, and computes "
+                "nothing before it is asked)",
                 op.loc, hint)
         if v in self.forced:
             op = self.forced[v]
             raise UnsupportedError(
                 f"{op.prim.name}() of {_name(v, 'a lazy dask value', ', a lazy dask value')} "
-                "would compute it (the "
-                "gradient is lazy, and computes nothing before it is asked)", op.loc, hint)
+                "would compute it (the gradient is lazy, and computes nothing before it is "
+                "asked)", op.loc, hint)
         op = self.iterated.get(v) or self.made.get(v)
         if v not in self.iterated:  # or a read in a loop that drops an axis: x[i], X[i]
             source = facts.kind(op.args[0]) if op is not None and op in self.in_loop and \
@@ -404,7 +404,8 @@ class LazyUses:
             return
         self.warned.add(key)
         import warnings
-        message = (f"a Python loop reads the dask array {_name(op.args[0], 'here')} element "
+        array = v if v in self.iterated else op.args[0]
+        message = (f"a Python loop reads the dask array {_name(array, 'here')} element "
                    "by element: each read is one more node in the task graph, so this is "
                    "correct but slow; write it with whole-array operations (np.sum, @, "
                    "slices of whole chunks)")
