@@ -169,8 +169,9 @@ class Transform:
         holder = {}
 
         def make_source():
-            with self._passes(), emit.backend(self.backend):
-                job = run(replace(self.job, args=args, digest=digest, log=[]), "observe")
+            with self._passes():
+                job = _emit(replace(self.job, args=args, digest=digest, log=[]),
+                              self.backend)
             holder["source"] = job.source
             return job.source
 
@@ -342,12 +343,11 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     backend = _backend(backend, kind)
     job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
 
-    def emitted(args) -> str:
-        with emit.backend(backend):
-            return run(replace(job, args=args, log=[]), "observe").source
+    def emitted_for(args) -> str:
+        return _emit(replace(job, args=args, log=[]), backend).source
 
-    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job, emitted,
-                                   backend), f)
+    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job,
+                                   emitted_for, backend), f)
 
 
 def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -> str:
@@ -371,6 +371,16 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where)
     return numba_backend.check_outside(text, fn_name) if backend == "numba" else text
+
+
+def _emit(job: Compilation, backend: str) -> Compilation:
+    """`job` run from observing its call to the emitted text; the numba emitter also
+    reads the kinds observed (a tape of floats is an array)."""
+    if backend == "numpy":
+        return run(job, "observe")
+    job = run(job, "observe", "specialise")
+    with emit.backend(backend, job.facts if job.args is not None else None):
+        return run(job, "emit")
 
 
 def ir(f: Callable) -> str:

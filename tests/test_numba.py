@@ -160,6 +160,31 @@ def test_control_flow(f, args, wrt):
     both(f, args, wrt)
 
 
+def long_while(x, n):
+    k = 0
+    while k < n:
+        x = 0.9 * x + 0.1 * math.sin(x) * x
+        k += 1
+    return x
+
+
+def two_floats_a_step(x, y, n):
+    for i in range(n):
+        s = math.sin(x * y)
+        x, y = y + 0.1 * s, math.cos(x) * s
+    return x + y * y
+
+
+def test_array_tapes_grow_and_hold_rows():
+    # 40 trips of a while loop: its tape starts at 16 rows and doubles twice
+    text = adjoint.source(long_while, args=(0.8, 40), backend="numba")
+    assert "np.empty(16)  # doubled when full" in text and "grow(_tape)" in text
+    both(long_while, (0.8, 40))
+    text = adjoint.source(two_floats_a_step, wrt=(0, 1), args=(0.3, 0.7, 9), backend="numba")
+    assert "np.empty((len(_range), " in text
+    both(two_floats_a_step, (0.3, 0.7, 9), wrt=(0, 1))
+
+
 def test_zero_trips():
     # n == 0 is folded in: that code reads no tape, and may fall back
     both(W.sin_loop, (0.7, 1.1, 0), wrt=(0, 1), fallback=None)
@@ -195,7 +220,9 @@ def test_wrong_backend_is_refused():
 def test_source_is_numba_code():
     text = adjoint.source(W.product, args=(np.ones(5),), backend="numba")
     assert "@numba.njit" in text and "import numba" in text and "reversed(" not in text
-    assert "for _k in range(len(_tape) - 1, -1, -1):" in text
+    # a tape of floats is an array with a count, one row a step of the range
+    assert "_tape = np.empty(len(_range))  # one row a step" in text
+    assert "for _k in range(_tape_n - 1, -1, -1):" in text
     # the entry check, which numba cannot compile, runs in Python first
     assert "def product_grad_compiled(x, out_bar=1.0):" in text
     ns = {}

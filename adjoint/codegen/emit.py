@@ -25,20 +25,21 @@ from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, 
     While, uses
 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
-               "snap_store", "snap_free")
+               "snap_store", "snap_free", "assert")
 _BUILTIN_NAMES = set(dir(builtins))
 
 # The backend a module is written for: "numpy", or "numba" (each function decorated with
-# `numba.njit`, reverse loops as index loops, lists stacked by a loop: what numba's
-# nopython mode compiles). A context variable, so that every stage between the API and
-# the emitter runs unchanged; `backend()` sets it around one compilation.
-BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("adjoint_backend",
-                                                              default="numpy")
+# `numba.njit`, reverse loops as index loops, tapes of floats in arrays, lists stacked by
+# a loop: what numba's nopython mode compiles), with the kinds observed on the call when
+# there was one. A context variable, so that every stage between the API and the
+# emitter runs unchanged; `backend()` sets it around one compilation.
+BACKEND: contextvars.ContextVar[tuple] = contextvars.ContextVar("adjoint_backend",
+                                                                default=("numpy", None))
 
 
 @contextlib.contextmanager
-def backend(name: str):
-    token = BACKEND.set(name)
+def backend(name: str, facts=None):
+    token = BACKEND.set((name, facts))
     try:
         yield
     finally:
@@ -54,6 +55,13 @@ def stack(xs):
     out = np.empty((len(xs),) + first.shape, first.dtype)
     for k in range(len(xs)):
         out[k] = xs[k]
+    return out'''
+
+_NUMBA_GROW = '''@numba.njit
+def grow(tape):
+    """The tape, twice as long (a while loop's tape is full)."""
+    out = np.empty((2 * len(tape),) + tape.shape[1:], tape.dtype)
+    out[:len(tape)] = tape
     return out'''
 
 # How tightly Python binds, loosest first (the language reference's precedence table; a
@@ -109,7 +117,8 @@ class Emitter:
     def __init__(self, fn: Function, module: Module, sections: dict[int, str] | None = None,
                  main_file: str | None = None):
         self.fn, self.module = fn, module
-        self.numba = BACKEND.get() == "numba"
+        self.numba = BACKEND.get()[0] == "numba"
+        self.facts = BACKEND.get()[1]
         self.sections = sections or {}
         self.main_file = main_file or (fn.loc.filename if fn.loc else None)
         self.counts = uses(fn.body)
@@ -128,6 +137,7 @@ class Emitter:
         self.loop_depth = 0
         self.skip: set = set()  # ops printed as part of another statement
         self._index_names: set[str] = set()  # numba's reverse-loop indices
+        self._counts: dict[Value, str] = {}  # numba's array tapes: their counts' names
         self.residuals: list[str] = []
 
     # ------------------------------------------------------------ inlining
@@ -424,12 +434,42 @@ class Emitter:
             values = [self.operand(x) for x in a[2:]]
             item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
             self.lines.append(f"{ind}{self.operand(a[0], 15)}[{self.operand(a[1])}] = {item}")
+        elif style == "assert":  # check(condition, message)
+            message = "" if a[1].value is None else f", {a[1].value!r}"
+            self.lines.append(f"{ind}assert {self.operand(a[0])}{message}")
         elif style == "snap_free":
             self.lines.append(f"{ind}del {self.operand(a[0], 15)}[{self.operand(a[1])}]")
+        elif style == "tape_new" and op.result in self.array_tapes:
+            width, size = self.array_tapes[op.result]
+            rows = f"len({self.operand(size)})" if size is not None else "16"
+            shape = rows if width == 1 else f"({rows}, {width})"
+            why = "one row a step" if size is not None else "doubled when full"
+            self.lines.append(f"{ind}{self.names(op.result)} = np.empty({shape})  # {why}")
+            self.lines.append(f"{ind}{self._count_name(op.result)} = 0")
+        elif style == "tape_push" and a[0] in self.array_tapes:
+            tape, n = self.operand(a[0]), self._count_name(a[0])
+            if self.array_tapes[a[0]][1] is None:
+                self.module.pasted["grow"] = _NUMBA_GROW
+                self.lines.append(f"{ind}if {n} == len({tape}):")
+                self.lines.append(f"{ind}    {tape} = grow({tape})")
+            values = [self.operand(x) for x in a[1:]]
+            item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
+            self.lines.append(f"{ind}{tape}[{n}] = {item}")
+            self.lines.append(f"{ind}{n} += 1")
         elif style == "tape_push":
             values = [self.operand(x) for x in a[1:]]
             item = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
             self.lines.append(f"{ind}{self.operand(a[0], 15)}.append({item})")
+        elif style == "tape_pop" and a[0] in self.array_tapes and op in pops.unpack:
+            n = self._count_name(a[0])
+            targets = [self.names(v) if v is not None and self.counts.get(v) else "_"
+                       for v in pops.unpack[op]]
+            self.lines.append(f"{ind}{n} -= 1")
+            self.lines.append(f"{ind}{', '.join(targets)} = {self.operand(a[0], 15)}[{n}]")
+        elif style == "tape_pop" and a[0] in self.array_tapes:
+            n = self._count_name(a[0])
+            self.lines.append(f"{ind}{n} -= 1")
+            self.lines.append(f"{ind}{self.names(op.result)} = {self.operand(a[0], 15)}[{n}]")
         elif op in pops.unpack:
             targets = [self.names(v) if v is not None and self.counts.get(v) else "_"
                        for v in pops.unpack[op]]
@@ -528,6 +568,62 @@ class Emitter:
             return list(made.args)
         return None
 
+    def _array_tapes(self) -> dict:
+        """With numba: the tapes whose entries are floats, kept in a preallocated array
+        (one row an entry) with a count, instead of a list: tape -> (values an entry,
+        the range whose length is its size, or None: 16 rows, doubled when full). Only
+        tapes that are made, pushed, popped and walked backwards, nothing else."""
+        if not self.numba or self.facts is None:
+            return {}
+        made, pushes, others = {}, {}, set()
+
+        def visit(block: Block, loop) -> None:
+            for i, op in enumerate(block.ops):
+                style = op.prim.style if isinstance(op, Call) else None
+                if style == "tape_new":
+                    made[op.result] = (block, i)
+                elif style == "tape_push":
+                    pushes.setdefault(op.args[0], []).append((op, loop))
+                    others.update(op.args[1:])
+                elif style == "tape_pop":
+                    pass
+                elif isinstance(op, Call) and op.prim.name == "zip_reversed":
+                    others.add(op.args[0])
+                elif isinstance(op, For) and op.reverse:
+                    others.update(op.inits)
+                else:
+                    others.update(op.operands)
+                for b in op.blocks:
+                    visit(b, (op, block, i) if isinstance(op, For) and b is op.body else None)
+            others.update(block.results)
+
+        visit(self.fn.body, None)
+        out = {}
+        for tape, (block, at) in made.items():
+            entries = pushes.get(tape, [])
+            if tape in others or not entries or len({len(p.args) for p, _ in entries}) != 1:
+                continue
+            kinds = [self.facts.kind(v) for p, _ in entries for v in p.args[1:]]
+            if not all(k is not None and k.type == "float" for k in kinds):
+                continue
+            size, loop = None, entries[0][1]
+            if len(entries) == 1 and loop is not None and loop[1] is block and \
+                    self._is_range(loop[0].iter) and loop[0].iter not in self.inlined and \
+                    any(op.results == (loop[0].iter,) for op in block.ops[:at]):
+                size = loop[0].iter  # one push a trip of a range made before the tape
+            out[tape] = (len(entries[0][0].args) - 1, size)
+        return out
+
+    def _count_name(self, tape: Value) -> str:
+        """The name of the count of entries in an array tape."""
+        if tape not in self._counts:
+            taken = set(self.names.names.values()) | self._index_names | \
+                set(self._counts.values())
+            base = self.names(tape) + "_n"
+            self._counts[tape] = next(n for n in [base] + [f"{base}{j}" for j in range(1, 99)]
+                                      if n not in taken and n not in self.names.reserved)
+        return self._counts[tape]
+
     def _is_range(self, o: Operand) -> bool:
         made = self._producers.get(o) if isinstance(o, Value) else None
         return made is not None and made.prim.fn is range
@@ -551,7 +647,9 @@ class Emitter:
                 texts.append((text, f"{text}.start + {k} * {text}.step"))
             else:
                 texts.append((text, f"{text}[{k}]"))
-        self.lines.append(f"{ind}for {k} in range(len({texts[-1][0]}) - 1, -1, -1):")
+        last = seqs[-1]
+        size = self._count_name(last) if last in self.array_tapes else f"len({texts[-1][0]})"
+        self.lines.append(f"{ind}for {k} in range({size} - 1, -1, -1):")
         if target != "_":
             items = [item for _, item in texts]
             value = items[0] if len(items) == 1 else "(" + ", ".join(items) + ")"
@@ -631,6 +729,7 @@ class Emitter:
         fn = self.fn
         self._producers = {op.result: op for op in _all_ops(fn.body) if isinstance(op, Call)}
         self._exports = _export_results(fn.body)
+        self.array_tapes = self._array_tapes()
         self.residuals = self._residuals(fn.body)
         defaults = defaults or {}
         params = []
