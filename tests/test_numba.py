@@ -80,15 +80,45 @@ def test_rnn():
     np.testing.assert_allclose(g, W.rnn_grad(W_, x, h), rtol=1e-12, atol=1e-13)
 
 
-def test_hmm_falls_back_with_the_reason():
+def test_hmm():
     r = rng()
     K, T = 4, 5
     args = (np.log(r.dirichlet(np.ones(K))), np.log(r.dirichlet(np.ones(K), size=K)),
             r.standard_normal((T, K)))
-    g, fell = both(W.hmm, args, wrt=2, fallback=True)
+    g, _ = both(W.hmm, args, wrt=2)  # np.max(s, axis=0) is max_axis0(s), in the module
     np.testing.assert_allclose(g, W.hmm_grad(*args), rtol=1e-12, atol=1e-13)
+
+
+# numba's np.max takes no keepdims: the gradient falls back to NumPy, and says why
+def max_keepdims(X):
+    s = 0.0
+    for t in range(3):
+        m = np.max(X * t, axis=0, keepdims=True)
+        s = s + np.sum(np.exp(X - m))
+    return s
+
+
+# the gradient falls back (numba's np.sum takes no keepdims), and then calls the module's
+# njit helpers (max_axis0, min_axis0) from Python
+def min_max_rows(X):
+    s = 0.0
+    for t in range(X.shape[0] - 1):
+        Y = X[t:t + 2] * X[t + 1]
+        s = s + np.sum(np.min(Y, axis=1) ** 2) + np.sum(np.sin(np.max(Y, axis=0)))
+    return s
+
+
+def test_fallback_says_why():
+    X = np.random.default_rng(1).standard_normal((5, 3))
+    _, fell = both(max_keepdims, (X,), fallback=True)
     message = str(fell[0].message)
-    assert "hmm_grad" in message and "line" in message and "\n" not in message
+    assert "max_keepdims_grad" in message and "line" in message and "\n" not in message
+    _, fell = both(min_max_rows, (X,), fallback=True)
+    assert len(fell) == 1 and "min_max_rows_grad" in str(fell[0].message)
+    # once fallen back, it stays so, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adjoint.grad(min_max_rows, backend="numba")(X)
 
 
 # ------------------------------------------------------------------ control flow in loops

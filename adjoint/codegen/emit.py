@@ -57,6 +57,19 @@ def stack(xs):
         out[k] = xs[k]
     return out'''
 
+# numba's np.max and np.min take no axis: these reduce over the first one (and, for a
+# matrix, over its rows by its transpose)
+_NUMBA_REDUCE = '''@numba.njit
+def {name}_axis0(a):
+    """np.{name}(a, axis=0)."""
+    if a.shape[0] == 0:
+        raise ValueError("zero-size array to reduction operation {long} which has no identity")
+    out = a[0].copy()
+    for k in range(1, a.shape[0]):
+        out = np.{long}(out, a[k])
+    return out'''
+_REDUCED = {np.max: "max", np.amax: "max", np.min: "min", np.amin: "min"}
+
 _NUMBA_GROW = '''@numba.njit
 def grow(tape):
     """The tape, twice as long (a while loop's tape is full)."""
@@ -335,6 +348,8 @@ class Emitter:
             return self.operand(a[0], prec, index)
         if style == "tape_pop":
             return f"{self.operand(a[0], _POSTFIX)}.pop()"
+        if self.numba and _REDUCED.get(p.fn) and self._axis_reduce(op) is not None:
+            return self._axis_reduce(op)
         if self.numba and p.fn is np.array and len(a) == 1 and not op.kwargs and not (
                 isinstance(a[0], Value) and a[0] in self._producers
                 and self._producers[a[0]].prim.style == "list"):
@@ -623,6 +638,24 @@ class Emitter:
             self._counts[tape] = next(n for n in [base] + [f"{base}{j}" for j in range(1, 99)]
                                       if n not in taken and n not in self.names.reserved)
         return self._counts[tape]
+
+    def _axis_reduce(self, op: Call) -> str | None:
+        """numba: np.max(a, axis=0) as max_axis0(a) (np.min too; axis 1 or -1 of a
+        matrix as max_axis0(a.T)); None for any other call."""
+        axis = dict(op.kwargs).get("axis", op.args[1] if len(op.args) == 2 else None)
+        extra = [k for k, _ in op.kwargs if k != "axis"]
+        kind = self.facts.kind(op.args[0]) if self.facts is not None else None
+        if extra or not isinstance(axis, Const) or type(axis.value) is not int or \
+                len(op.args) > 1 + ("axis" not in dict(op.kwargs)) or kind is None or \
+                kind.type != "ndarray" or not kind.shape or len(kind.shape) < 2:
+            return None
+        ndim, k = len(kind.shape), axis.value % len(kind.shape)
+        if not -ndim <= axis.value < ndim or not (k == 0 or k == 1 and ndim == 2):
+            return None
+        name = _REDUCED[op.prim.fn]
+        self.module.pasted[f"{name}_axis0"] = _NUMBA_REDUCE.format(
+            name=name, long={"max": "maximum", "min": "minimum"}[name])
+        return f"{name}_axis0({self.operand(op.args[0], _POSTFIX)}{'.T' if k else ''})"
 
     def _is_range(self, o: Operand) -> bool:
         made = self._producers.get(o) if isinstance(o, Value) else None

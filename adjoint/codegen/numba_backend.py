@@ -48,16 +48,19 @@ def compiled(module: types.ModuleType, name: str):
     Python and NumPy code when numba cannot compile it."""
     from numba.core.errors import NumbaError
     dispatcher = getattr(module, name)
-    if not _dispatchers(module).get(name):  # already fallen back, or not numba's
+    if not _dispatchers(module).get(name):  # fallen back already, or not numba's
         return dispatcher
+    running = [dispatcher]
 
     def call(*args):
-        fn = getattr(module, name)
         try:
-            return fn(*args)
-        except NumbaError as e:  # numba compiles before running: nothing ran yet
+            return running[0](*args)
+        except NumbaError as e:  # numba compiles before it runs: nothing ran yet
+            if running[0] is not dispatcher:
+                raise
             fall_back(module, name, e)
-            return getattr(module, name)(*args)
+            running[0] = dispatcher.py_func
+            return running[0](*args)
 
     call.__name__ = call.__qualname__ = name
     call.__wrapped__ = dispatcher.py_func
