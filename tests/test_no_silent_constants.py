@@ -279,3 +279,18 @@ def test_generic_code_refuses_a_write_into_an_array_of_unknown_dtype(tmp_path):
     exec(compile(str(adjoint.source(m.g, wrt=0)), "<generic>", "exec"), namespace)
     np.testing.assert_allclose(namespace["g_grad"](0.7, 3), 0.0 + 2 * 7.0 + 2.0)
     assert adjoint.grad(m.f)(0.73, 3) == 0 + 7 + 2  # observed: an int array, truncated
+
+
+def test_generic_code_refuses_a_complex_value_made_from_a_literal(tmp_path):
+    """Without example arguments no kind says that `np.exp(1j * t)` is complex: the
+    literal does, and a differentiated value multiplied by it is refused (it gave a
+    complex gradient for abs(z * z))."""
+    path = tmp_path / "complex_generic.py"
+    path.write_text("import numpy as np\n\n\ndef f(x):\n    z = x * np.exp(1j * np.arange(3.0))\n"
+                    "    return np.sum(np.abs(z * z))\n")
+    spec = importlib.util.spec_from_file_location("complex_generic", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    with pytest.raises(NonDifferentiableError, match="complex") as e:
+        adjoint.source(m.f)
+    assert e.value.loc.line == 5

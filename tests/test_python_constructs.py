@@ -538,3 +538,70 @@ def test_try_runs_the_body_and_a_failure_propagates():
     with pytest.raises(ValueError, match="math domain"):  # never the handler's 0.0
         adjoint.grad(guarded_sqrt)(-0.7)
     refused(unused_in_try, A, 0.7, at="L = np.linalg", says="not used after")
+
+
+# ------------------------------------------- found by the adversarial tester (round 3)
+
+def generator_twice(x):
+    g = (v * v for v in x)
+    return sum(g) + sum(g)  # Python: the second sum is 0
+
+
+def print_pop(x):
+    L = [x * x, x * 2.0]
+    print(L.pop())  # the list is shorter afterwards, printed or not
+    return sum(L)
+
+
+def asserted(x):
+    assert np.all(x > 0.0), "x must be positive"
+    return np.sum(np.log(x))
+
+
+def log_in_try(x):
+    try:
+        r = math.log(x)  # the gradient needs 1/x, not log(x): it was dropped
+    except ValueError:
+        r = x * x
+    return r + x
+
+
+def repeated_alias(x):
+    L = [x * 1.0] * 2  # L[0] is L[1]
+    L[0] += x * x  # an array's += is in place: L[1] changes too
+    return np.sum(L[1])
+
+
+def loop_alias(x):
+    a = x * 1.0
+    L = [a, a * 2.0]
+    for i in range(2):
+        L[i] *= 3.0  # L[0] is a
+    return np.sum(a)
+
+
+def test_side_effects_that_python_has_are_kept_or_refused():
+    refused(generator_twice, X, at="(v * v", says="consumed once")
+    (g,) = check_program(print_pop, 0.7)
+    assert g == pytest.approx(1.4)
+    (g,) = check_program(asserted, X * X + 0.5)
+    assert "assert np.all(x > 0.0), 'x must be positive'" in adjoint.source(
+        asserted, args=(X * X,))
+    with pytest.raises(AssertionError, match="positive"):
+        adjoint.grad(asserted)(X)
+    g = adjoint.grad(log_in_try)
+    assert g(0.5) == pytest.approx(3.0)
+    with pytest.raises(ValueError):  # f takes its handler here; the gradient cannot
+        g(-0.5)
+    refused(repeated_alias, X, at="L[0] +=", says="shares")
+    refused(loop_alias, X, at="L[i] *=", says="shares")
+
+
+def test_an_unused_factorisation_still_fails_where_f_fails():
+    def f(A, x):
+        L = np.linalg.cholesky(A)  # noqa: F841 (unused: a check that A is definite)
+        return x * 2.0
+    g = adjoint.grad(f, wrt=1)
+    assert g(np.eye(2), 0.5) == 2.0
+    with pytest.raises(np.linalg.LinAlgError):
+        g(-np.eye(2), 0.5)

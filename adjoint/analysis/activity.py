@@ -60,6 +60,7 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     shifts = invariant_shifts(fn)  # a log-sum-exp's max: its derivative is exactly zero
 
     ints = {} if getattr(kinds, "kinds", True) else integer_arrays(fn)
+    made_complex = complex_values(fn)
 
     def floating(v: Value) -> bool:
         return v not in shifts and not discrete(kinds.kind(v)) and not ints.get(v)
@@ -78,7 +79,7 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                         and (floating(op.result) or _selects(op, out, floating) or any(
                             o in out and not floating(o) for o in op.operands)):
                     # (the last: arithmetic on a varied value this run saw as an int)
-                    _refuse_complex(op, kinds)
+                    _refuse_complex(op, kinds, made_complex)
                     _refuse_truncating_write(op, ints, out)
                     out.add(op.result)
                     changed = True
@@ -177,9 +178,31 @@ def _refuse_truncating_write(op: Call, ints, out) -> None:
             "example arguments")
 
 
-def _refuse_complex(op: Call, kinds) -> None:
+def complex_values(fn: Function) -> set[Value]:
+    """Values made from a complex literal (`np.exp(1j * t)`), known without a call:
+    generic code has no observed kinds to tell."""
+    out: set[Value] = set()
+    changed = True
+    while changed:
+        changed = False
+        for op in walk_ops(fn.body):
+            if isinstance(op, Call) and op.result not in out and \
+                    op.prim.name not in _REAL_PARTS and any(
+                        isinstance(a, Const) and isinstance(a.value, complex) or a in out
+                        for a in op.operands):
+                out.add(op.result)
+                changed = True
+    return out
+
+
+_REAL_PARTS = ("np.abs", "np.absolute", "abs", "np.real", "np.imag", "np.angle", "len",
+               "np.shape")
+
+
+def _refuse_complex(op: Call, kinds, made_complex=frozenset()) -> None:
     k = kinds.kind(op.result)
-    literal = any(isinstance(a, Const) and isinstance(a.value, complex) for a in op.operands)
+    literal = any(isinstance(a, Const) and isinstance(a.value, complex) or a in made_complex
+                  for a in op.operands)
     if literal or k is not None and (k.type == "complex" or (k.type == "ndarray" and
                                                               k.dtype == "c")):
         raise NonDifferentiableError(

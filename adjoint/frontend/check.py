@@ -24,6 +24,11 @@ _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare,
 def check(parsed: Parsed) -> None:
     for stmt in parsed.node.body:
         for node in _walk(stmt):
+            for gen in _stored_generators(node):
+                raise UnsupportedError(
+                    "a generator expression is consumed once; here it may be read again",
+                    parsed.loc(gen), "pass it straight to sum/min/max/list/any/all, or make "
+                                     "a list: [v * v for v in x]")
             if isinstance(node, gast.stmt) and not isinstance(node, _STATEMENTS):
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
@@ -37,6 +42,18 @@ def check(parsed: Parsed) -> None:
                 raise UnsupportedError("*args, **kwargs and positional-only parameters of a "
                                        "nested function are not supported", parsed.loc(node),
                                        "give the nested function plain parameters")
+
+
+def _stored_generators(node) -> list:
+    """Generator expressions not consumed where they are made: lowering reads one as a
+    list, which a second reader would see again (Python's generator would be empty)."""
+    consumed = set()
+    if isinstance(node, gast.Call):
+        consumed |= {id(a) for a in node.args}
+    if isinstance(node, (gast.For, gast.comprehension)):
+        consumed.add(id(node.iter))
+    return [c for c in gast.iter_child_nodes(node)
+            if isinstance(c, gast.GeneratorExp) and id(c) not in consumed]
 
 
 def _walk(node):

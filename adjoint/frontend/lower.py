@@ -43,7 +43,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import and_, dict_of, keys, list_of, or_, tuple_of
+from adjoint.rules.structure import and_, assertion, dict_of, keys, list_of, or_, tuple_of
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -134,6 +134,7 @@ class Lowerer:
         self.env: dict[str, Any] = {}
         self.ops: list = []
         self.defs: dict[Value, Call] = {}
+        self.seeds: dict[Value, Operand] = {}  # a loop's carried value -> its value on entry
         self.loop_names: list[set[str]] = []
         self.inplace: list[Value] = []  # results of `x op= y` on names
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
@@ -212,7 +213,16 @@ class Lowerer:
         elif isinstance(s, gast.Pass):
             pass
         elif isinstance(s, gast.Assert):
-            pass  # assertions guard the primal; they do not change values
+            # checked in the forward sweep, as Python checks it: the gradient fails where f
+            # fails (a constant message is kept; another one is Python's to compute)
+            msg = s.msg.value if isinstance(s.msg, gast.Constant) else None
+            mark = len(self.ops)
+            try:
+                test = self.operand(s.test)
+            except UnsupportedError:  # a test about types (x.dtype.kind): no value changes
+                del self.ops[mark:]
+            else:
+                self.emit(prim_of(assertion), (test, Const(msg)), node=s)
         elif isinstance(s, gast.FunctionDef):
             self.bind(s.name, self.local_function(s, s.name), s)
         elif isinstance(s, gast.Try):
@@ -287,7 +297,14 @@ class Lowerer:
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
                 call.func.id not in self.env and self.parsed.lookup(call.func.id) == \
                 (True, builtins.print):
-            return  # print(...): output only; its arguments are not evaluated under adjoint
+            # print(...): output only, but an argument that may change something
+            # (L.pop(), a helper that fills an array) is evaluated, as Python would
+            for part in _printed(call):
+                if any(isinstance(n, gast.Call) and (isinstance(n.func, gast.Attribute) or
+                                                     self.user_function(n.func) is not None)
+                       for n in gast.walk(part)):
+                    self.expr(part)
+            return
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
                 isinstance(self.env.get(call.func.id), Local):
             self.expr(call)  # a nested function that writes into what it is given is refused
@@ -366,11 +383,21 @@ class Lowerer:
         new = self.emit(prim_of(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
 
-    def is_list(self, v) -> bool:
-        """Whether `v` is a list made here: a display, a comprehension, or appended to."""
-        op = self.defs.get(v) if isinstance(v, Value) else None
-        return op is not None and op.prim.fn in (list_of, runtime.append, runtime.setitem) \
-            and (op.prim.fn is not runtime.setitem or self.is_list(op.args[0]))
+    def is_list(self, v, seen=()) -> bool:
+        """Whether `v` may be a list made here: a display, a comprehension, appended to,
+        repeated or joined (`[a] * 2`), or a loop's value that starts as one. (A yes
+        only adds checks: analysis/views.py refuses a write that another name sees.)"""
+        if v in seen or not isinstance(v, Value):
+            return False
+        if v in self.seeds:
+            return self.is_list(self.seeds[v], seen + (v,))
+        op = self.defs.get(v)
+        if op is None:
+            return False
+        if op.prim.fn in (operator.mul, operator.add):
+            return any(self.is_list(a, seen + (v,)) for a in op.args)
+        return op.prim.fn in (list_of, runtime.append, runtime.setitem) \
+            and (op.prim.fn is not runtime.setitem or self.is_list(op.args[0], seen + (v,)))
 
     def rebind_storage(self, old, new) -> None:
         """After an in-place write, every name bound to the old value sees the new one."""
@@ -586,6 +613,7 @@ class Lowerer:
         index = Value(_hint_of(index_name) if index_name is not None else
                       (_hint_of(target) if seqs is None else "_k"))
         args = [Value(n) for n in carried]
+        self.seeds.update((a, before[n]) for a, n in zip(args, carried) if n in before)
         env = dict(before)
         env.update(zip(carried, args))
         saved_ops, saved_env = self.ops, self.env
@@ -655,6 +683,9 @@ class Lowerer:
         carried = self.carried_names(s)
         before = dict(self.env)
         cargs = [Value(n) for n in carried]
+        bargs = [Value(n) for n in carried]
+        self.seeds.update((a, before[n]) for a, n in zip(cargs + bargs, carried + carried)
+                          if n in before)
         cond_env = dict(before)
         cond_env.update(zip(carried, cargs))
         saved_ops, saved_env = self.ops, self.env
@@ -664,7 +695,6 @@ class Lowerer:
             cond_ops = tuple(self.ops)
         finally:
             self.ops, self.env = saved_ops, saved_env
-        bargs = [Value(n) for n in carried]
         body_env = dict(before)
         body_env.update(zip(carried, bargs))
         body_ops, env_after, ret = self.region(s.body, body_env)
@@ -1237,6 +1267,7 @@ class Lowerer:
         owner = f.owner
         inner = Lowerer(owner.parsed, owner.facts, owner.stack)
         inner.ops, inner.inplace, inner.defs = self.ops, self.inplace, self.defs
+        inner.seeds = self.seeds
         inner.active = self.active + (fn,)
         inner.env = dict(owner.env)
         inner.env.update(bound)
@@ -1279,6 +1310,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
     inner.inplace = outer.inplace
+    inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
         bound = inspect.signature(fn).bind(*args, **dict(kwargs))
     except TypeError as e:
@@ -1396,6 +1428,18 @@ def _safe(op) -> bool:
 
 _SAFE_FNS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
              operator.is_, operator.is_not, operator.not_, and_, or_}
+
+
+def _printed(call) -> list:
+    """The expressions a print call evaluates: its arguments, and the `{...}` parts of
+    its f-strings."""
+    out = []
+    for a in list(call.args) + [k.value for k in call.keywords]:
+        if isinstance(a, gast.JoinedStr):
+            out += [v.value for v in a.values if isinstance(v, gast.FormattedValue)]
+        else:
+            out.append(a)
+    return out
 
 
 def _dict_view(node) -> bool:

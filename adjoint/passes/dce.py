@@ -14,8 +14,7 @@ from adjoint.rules import registry
 
 
 def _pure(op: Call) -> bool:
-    e = registry.entry(op.prim)
-    return e is not None and e.pure
+    return registry.removable(op)
 
 
 def dce(fn: Function) -> Function:

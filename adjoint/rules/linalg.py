@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from adjoint.errors import NonDifferentiableError
-from adjoint.rules.registry import (defbilinear, defjvp, deflinear, defnondiff, defvjp,
+from adjoint.rules.registry import (defbilinear, defjvp, deflinear, defnondiff, defvjp, may_raise,
                                     primitive)
 from adjoint.runtime import expand_to, unbroadcast
 
@@ -701,3 +701,9 @@ def eig_jvp(ans, a, a_dot):
     p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V
     dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), _unit_columns(v, v @ (_inverse_gaps(w) * p)))
     return dot
+
+
+# a singular or indefinite matrix raises LinAlgError: kept even when the value is unused
+may_raise(*(getattr(np.linalg, n) for n in ("cholesky", "inv", "solve", "eigh", "eig", "svd",
+                                           "qr", "pinv", "lstsq", "matrix_power", "eigvals",
+                                           "eigvalsh") if hasattr(np.linalg, n)))

@@ -113,6 +113,25 @@ def lookup(fn) -> Entry | None:
     return _by_id.get(id(fn))
 
 
+_raising: set[int] = set()  # ids of callables that raise on some inputs
+
+
+def may_raise(*fns) -> None:
+    """Declare that `fns` raise on some inputs (math.log(-1.0), a Cholesky factor of a
+    matrix that is not positive definite, 1.0 / 0.0): a call stays in the forward sweep
+    even when no one reads its value, so the gradient fails where f fails."""
+    _raising.update(id(f) for f in fns)
+    _keepalive.extend(fns)
+
+
+def removable(op) -> bool:
+    """Whether a call whose result no one reads may be dropped: pure, and not one that
+    may raise (dropping it would return a number where f raises)."""
+    e = entry(op.prim)
+    return e is not None and e.pure and id(op.prim.fn) not in _raising \
+        and not (getattr(op.prim.fn, "__module__", None) == "math")
+
+
 def prim_of(fn) -> Prim:
     """The IR primitive of a registered callable (a KeyError names one that is not)."""
     e = _by_id.get(id(fn))

@@ -36,6 +36,12 @@ def keys(d):
     return list(d)
 
 
+def assertion(condition, message=None):
+    """`assert condition, message`: the forward sweep checks it as f does."""
+    if not condition:
+        raise AssertionError(message) if message is not None else AssertionError
+
+
 def and_(a, b):
     """`a and b` with both sides evaluated (used when the right side cannot fail)."""
     return a and b
@@ -63,6 +69,7 @@ primitive(tuple_of, "tuple", "tuple")
 primitive(list_of, "list", "list")
 primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
+primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
 primitive(or_, "or_", "infix", " or ", 2, nondiff=True)
 primitive(slice, "slice", "slice", nondiff=True)
@@ -73,7 +80,7 @@ primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
-defnondiff(slice, runtime.index_tuple, keys, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+defnondiff(slice, runtime.index_tuple, keys, assertion, and_, or_, runtime.zeros_like, runtime.stop_gradient)
 
 
 @defvjp(operator.getitem)
