@@ -242,7 +242,7 @@ def masked(x):
 
 
 @pytest.mark.parametrize("f, line, words", [
-    (branch_on_value, 2, "an `if` tests a lazy dask value"),
+    (branch_on_value, 2, "an `if` tests `s > 0`, a lazy dask value"),
     (float_of_value, 1, "float() of"),
     (masked, 1, "depends on the values"),
 ], ids=["if", "float", "mask"])

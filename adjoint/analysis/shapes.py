@@ -201,6 +201,14 @@ class Observed(Facts):
                                 k.type in ("list", "tuple") or k != self.kind(init)):
                             tainted.add(r)
                             changed = True
+                if isinstance(op, If):
+                    # a list appended to on one side only: its length is the data's choice
+                    for r, a, b in zip(op.results, op.then.results, op.orelse.results):
+                        k = self.kinds.get(r)
+                        if r not in tainted and a is not b and k is not None and \
+                                k.type in ("list", "tuple"):
+                            tainted.add(r)
+                            changed = True
         for v in tainted:
             k = self.kinds.get(v)
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
@@ -383,7 +391,8 @@ class LazyUses:
             op = self.tests[v]
             what = "an `if`" if isinstance(op, If) else "a `while` loop"
             raise UnsupportedError(
-                f"{what} tests {_name(v, 'a lazy dask value', ', a lazy dask value')}: "
+                f"{what} tests {_test_text(op) or _name(v, 'a lazy dask value', '')}"
+                f"{', a lazy dask value' if _test_text(op) or _name(v, '') else ''}: "
                 "deciding it would compute the array (the gradient is lazy, and computes "
                 "nothing before it is asked)",
                 op.loc, hint)
@@ -413,6 +422,15 @@ class LazyUses:
             warnings.warn(message, LazyLoopWarning, stacklevel=2)
         else:  # shown at the user's line, not at the compiler's
             warnings.warn_explicit(message, LazyLoopWarning, op.loc.filename, op.loc.line)
+
+
+def _test_text(op) -> str | None:
+    """`s > 0` for the line `if s > 0:` (the test as the user wrote it), else None."""
+    text = op.loc.text.split("#")[0].strip() if op.loc is not None else ""
+    for word in ("if ", "elif ", "while "):
+        if text.startswith(word) and text.endswith(":"):
+            return f"`{text[len(word):-1].strip()}`"
+    return None
 
 
 def _name(o, otherwise: str = "it", then: str = "") -> str:
