@@ -247,7 +247,7 @@ def test_wrong_backend_is_refused():
         adjoint.source(W.product, mode="forward", backend="numba")
 
 
-def test_source_is_numba_code():
+def test_source_is_numba_code(tmp_path):
     text = adjoint.source(W.product, args=(np.ones(5),), backend="numba")
     assert "@numba.njit" in text and "import numba" in text and "reversed(" not in text
     # a tape of floats is an array with a count, one row a step of the range
@@ -255,8 +255,11 @@ def test_source_is_numba_code():
     assert "for _k in range(_tape_n - 1, -1, -1):" in text
     # the entry check, which numba cannot compile, runs in Python first
     assert "def product_grad_compiled(x, out_bar=1.0):" in text
+    # a file: numba caches its machine code beside it
+    path = tmp_path / "product_numba.py"
+    path.write_text(text)
     ns = {}
-    exec(compile(text, "<numba product>", "exec"), ns)
+    exec(compile(text, str(path), "exec"), ns)
     x = np.linspace(0.5, 1.5, 5)
     np.testing.assert_allclose(ns["product_grad"](x), np.prod(x) / x, rtol=1e-12)
     with pytest.raises(AssertionError, match="generated for x.shape == \\(5,\\)"):
@@ -276,3 +279,23 @@ def test_cli_emit_backend_numba(tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--mode", "vjp"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert bad.returncode == 2 and "--backend numba" in bad.stderr
+
+
+def test_checkpointed_loops_fall_back_per_function():
+    """The plan of a checkpointed loop is runtime Python: the gradient falls back, its
+    step functions stay numba's where numba compiles them (product's do, the RNN's
+    step gradient calls outer_add and falls back on its own)."""
+    r = rng()
+    x = 1.0 + 0.1 * r.standard_normal(20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = adjoint.grad(W.product, checkpoint=3, backend="numba")(x)
+    assert [str(w.message).split(":")[1] for w in caught] == [
+        " numba cannot compile product_grad, running it with NumPy"]
+    np.testing.assert_allclose(g, W.product_grad(x), rtol=1e-12)
+    args = (r.standard_normal((6, 6)) * 0.4, 0.5 * r.standard_normal((9, 6)), np.zeros(6))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = adjoint.grad(W.rnn, checkpoint=3, backend="numba")(*args)
+    assert len(caught) == 2
+    np.testing.assert_allclose(g, W.rnn_grad(*args), rtol=1e-12, atol=1e-13)

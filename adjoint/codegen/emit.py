@@ -48,7 +48,7 @@ def backend(name: str, facts=None):
 
 # numba's np.array takes no list of arrays (the batched tapes stack one): this does, in
 # the generated module itself, so that it stays one readable file
-_NUMBA_STACK = '''@numba.njit
+_NUMBA_STACK = '''@numba.njit(cache=True)
 def stack(xs):
     """np.array(xs), for a list of equally shaped arrays or of numbers."""
     first = np.asarray(xs[0])  # an empty list raises IndexError: there is no shape to give
@@ -59,7 +59,7 @@ def stack(xs):
 
 # numba's np.max and np.min take no axis: these reduce over the first one (and, for a
 # matrix, over its rows by its transpose)
-_NUMBA_REDUCE = '''@numba.njit
+_NUMBA_REDUCE = '''@numba.njit(cache=True)
 def {name}_axis0(a):
     """np.{name}(a, axis=0)."""
     if a.shape[0] == 0:
@@ -70,7 +70,7 @@ def {name}_axis0(a):
     return out'''
 _REDUCED = {np.max: "max", np.amax: "max", np.min: "min", np.amin: "min"}
 
-_NUMBA_GROW = '''@numba.njit
+_NUMBA_GROW = '''@numba.njit(cache=True)
 def grow(tape):
     """The tape, twice as long (a while loop's tape is full)."""
     out = np.empty((2 * len(tape),) + tape.shape[1:], tape.dtype)
@@ -774,7 +774,9 @@ class Emitter:
         self.lines = [f"def {fn.name}({', '.join(params)}):"]
         if self.numba:
             self.module.imports.add("numba")
-            self.lines.insert(0, "@numba.njit")
+            # cache=True: numba keeps the machine code beside the module (in its
+            # __pycache__), so a new process does not compile it again
+            self.lines.insert(0, "@numba.njit(cache=True)")
         if fn.docstring:
             self.lines.append(f'    """{fn.docstring}"""')
         self.block(fn.body, "    ", top=True)

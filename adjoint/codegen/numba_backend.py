@@ -58,7 +58,7 @@ def compiled(module: types.ModuleType, name: str):
         except NumbaError as e:  # numba compiles before it runs: nothing ran yet
             if running[0] is not dispatcher:
                 raise
-            fall_back(module, name, e)
+            fall_back(module, name, dispatcher, e)
             running[0] = dispatcher.py_func
             return running[0](*args)
 
@@ -67,10 +67,9 @@ def compiled(module: types.ModuleType, name: str):
     return call
 
 
-def fall_back(module: types.ModuleType, name: str, error: Exception) -> None:
-    """Run `name` as Python from now on; the functions it calls stay numba's, each
-    falling back on its own when its turn comes."""
-    dispatcher = getattr(module, name)
+def fall_back(module: types.ModuleType, name: str, dispatcher, error: Exception) -> None:
+    """Run `name` (numba's `dispatcher`) as Python from now on; the functions it calls
+    stay numba's, each falling back on its own when its turn comes."""
     warnings.warn(f"adjoint: numba cannot compile {name}, running it with NumPy: "
                   f"{why(error)}", RuntimeWarning, stacklevel=4)
     setattr(module, name, dispatcher.py_func)
@@ -88,7 +87,7 @@ def check_outside(text: str, fn_name: str) -> str:
     arguments it was not made for."""
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
-    if at is None or lines[at - 1] != "@numba.njit":
+    if at is None or not lines[at - 1].startswith("@numba.njit"):
         return text
     end = at
     while not lines[end].rstrip().endswith(":"):  # a signature over several lines
