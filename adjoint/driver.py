@@ -157,12 +157,38 @@ def emit(c: Compilation) -> str:
     module, texts = Module(), []
     for fn, sections, defaults in c.functions:
         verify(fn)
+        if defaults == {-1: "1.0"}:  # grad, value_and_grad: f's own defaults before out_bar
+            defaults = {**literal_defaults(c.f, len(c.ir.params), 1), **defaults}
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=c.ir.loc.filename if c.ir.loc else None))
     head = HEADER.format(version=__version__, origin=origin(c.f), digest=c.digest[:12] or "-")
     lines = [head] + module.header(c.standalone) + ["", ""]
     c.source = "\n".join(lines) + "\n\n\n".join(texts) + "\n"
     return f"{c.source.count(chr(10))} lines"
+
+
+def literal_defaults(f, n_params: int, after: int) -> dict[int, str]:
+    """f's trailing parameters whose defaults are literals (2.0, None, 'mean', (1, 2)),
+    as emit_function's defaults (keyed by position from the end of a function with
+    `after` more parameters): an emitted gradient is called as f is."""
+    import inspect
+    try:
+        params = list(inspect.signature(f).parameters.values())[:n_params]
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for i in range(len(params) - 1, -1, -1):
+        d = params[i].default
+        if d is inspect.Parameter.empty or not _literal_value(d):
+            break
+        out[i - len(params) - after] = repr(d)
+    return out
+
+
+def _literal_value(x) -> bool:
+    if isinstance(x, tuple):
+        return all(_literal_value(e) for e in x)
+    return x is None or type(x) in (bool, int, float, str)
 
 
 STAGES = (("lower", lower), ("prepare", prepare_stage), ("observe", observe_stage),

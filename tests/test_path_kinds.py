@@ -97,6 +97,14 @@ def list_of_int_or_float(x):
     return L[0] + L[1] + x
 
 
+def appended_if(x):
+    L = []
+    for v in x:
+        if v > 0.0:
+            L.append(v * v)
+    return np.mean(np.array(L))
+
+
 def defaulted(x, scale=2.0):
     return np.sin(x) * scale
 """
@@ -113,7 +121,8 @@ CALLS = [
     ("masked_scale", [(np.array([0.9, 0.1, 0.2, 0.3]),), (np.array([0.9, 0.8, 0.7, 0.3]),)]),
     ("picked", [(np.array([0.5, -0.7, 0.2]),), (np.array([-0.5, -0.7, 0.2]),)]),
     ("grown_list", [(2.1,), (0.6,), (2.5,)]),  # a list whose length the data decides
-    ("list_of_int_or_float", [(0.5,), (1.4,)]),  # ints in a list on the first path only
+    ("list_of_int_or_float", [(0.5,), (1.4,)]),
+    ("appended_if", [(np.array([0.5, -0.7, -0.9]),), (np.array([0.5, 0.7, 0.9]),)]),  # ints in a list on the first path only
 ]
 
 
@@ -335,3 +344,13 @@ def test_dict_programs_without_example_arguments(tmp_path, name):
     got, want = namespace[f"{name}_grad"](p, x), numeric_grad(f, (p, x))
     for k in p:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-8)
+
+
+def test_an_emitted_gradient_keeps_the_literal_defaults_of_f(tmp_path):
+    """Generic code (no example arguments) is called as f is: f_grad(x) for f(x, s=2.0)."""
+    m = module(tmp_path, SOURCE)
+    text = adjoint.source(m.defaulted)
+    assert "def defaulted_grad(x, scale=2.0, out_bar=1.0):" in text
+    namespace = dict(vars(m))
+    exec(compile(text, "<generic>", "exec"), namespace)
+    assert namespace["defaulted_grad"](0.5) == pytest.approx(2.0 * np.cos(0.5))
