@@ -185,30 +185,37 @@ def lazy_setitem(x, index, value, add=False):
 
 
 def lazy_add_at(x, index, value):
-    """np.add.at(x, index, value) as a new value, for lazy arrays, which have no ufunc.at:
-    for an index of full slices and one integer array, the scatter is a product with a
-    0/1 matrix (repeats add up, as in np.add.at)."""
+    """np.add.at(x, index, value) as a new value, for lazy arrays, which have no ufunc.at.
+    For an index of full slices and one 1-d integer array (or mask): the values of each
+    repeated position are summed first (a product with a 0/1 matrix of the k indices by
+    their distinct positions), then added where they go, once each."""
+    lazy = hasattr(x, "__array_function__") and not isinstance(x, np.ndarray)
     parts = index if isinstance(index, tuple) else (index,)
-    if all(isinstance(p, (slice, int, np.integer)) or p is None for p in parts):
-        # a basic index repeats no position: x[index] + value, written into a lazy copy
-        x = x.copy() if hasattr(x, "__array_function__") and not isinstance(
-            x, np.ndarray) else np.zeros_like(value, shape=np.shape(x), dtype=x.dtype) + x
+    arrays = [k for k, p in enumerate(parts) if not isinstance(p, (slice, int, np.integer))
+              and p is not None]
+    if not arrays:  # a basic index repeats no position
+        x = x.copy() if lazy else np.zeros_like(value, shape=np.shape(x), dtype=x.dtype) + x
         x[index] = x[index] + value
         return x
-    arrays = [k for k, p in enumerate(parts) if not isinstance(p, slice)]
-    if len(arrays) != 1 or any(p != slice(None) for p in parts if isinstance(p, slice)) \
-            or not isinstance(parts[arrays[0]], (list, np.ndarray)) or \
-            np.ndim(parts[arrays[0]]) != 1:
+    picked = np.asarray(parts[arrays[0]]) if len(arrays) == 1 else None
+    if picked is None or np.ndim(picked) != 1 or picked.dtype.kind not in "iub" or \
+            any(p != slice(None) for p in parts if not isinstance(p, np.ndarray) and
+                not isinstance(p, list)):
         raise NotImplementedError(
             f"np.add.at with the index {index!r} is not supported on lazy arrays; index with "
             "one 1-d integer array (and full slices), or compute the arrays first")
-    axis, idx = arrays[0], np.asarray(parts[arrays[0]]).ravel()
+    axis = arrays[0]
     n = np.shape(x)[axis]
-    scatter = np.zeros((n, idx.size))
-    scatter[idx % n, np.arange(idx.size)] = 1.0
-    value = np.broadcast_to(value, np.shape(x)[:axis] + (idx.size,) + np.shape(x)[axis + 1:])
-    moved = np.tensordot(scatter, np.moveaxis(value, axis, 0), axes=1)
-    return x + np.moveaxis(moved, 0, axis)
+    idx = np.flatnonzero(picked) if picked.dtype.kind == "b" else picked % n
+    where, which = np.unique(idx, return_inverse=True)
+    scatter = np.zeros((where.size, idx.size))  # k x k at most: the data's size never
+    scatter[which.ravel(), np.arange(idx.size)] = 1.0
+    shape = np.shape(x)[:axis] + (idx.size,) + np.shape(x)[axis + 1:]
+    summed = np.tensordot(scatter, np.moveaxis(np.broadcast_to(value, shape), axis, 0), axes=1)
+    at = parts[:axis] + (where,) + parts[axis + 1:]
+    x = x.copy() if lazy else np.zeros_like(summed, shape=np.shape(x), dtype=x.dtype) + x
+    x[at] = x[at] + np.moveaxis(summed, 0, axis)
+    return x
 
 
 def accum(a, b):

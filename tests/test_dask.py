@@ -390,3 +390,23 @@ def test_the_corpus_on_dask_is_numpy_or_refused(f, args, wrt):
     for g, w in zip(dask.compute(*got), want):
         np.testing.assert_allclose(np.asarray(g, dtype=float), np.asarray(w, dtype=float),
                                    rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, index, vshape", [
+    ((6,), np.array([0, 2, 2, 5]), (4,)), ((3, 4), (slice(None), np.array([1, 1, 3])), (3, 3)),
+    ((5, 2), np.array([4, 0, 4]), (3, 2)), ((6,), np.array([1, 0, 1, 0, 0, 1], bool), (3,)),
+    ((3, 4), 1, (4,)), ((6,), [1, 1, -1], (3,)), ((6,), np.array([0, 2, 2, 5]), ()),
+])
+def test_lazy_add_at_is_np_add_at(shape, index, vshape):
+    # the scatter of a fancy read's cotangent: repeated positions add up
+    from adjoint.runtime import lazy_add_at
+    x, v = R.normal(size=shape), R.normal(size=vshape)
+    want = x.copy()
+    np.add.at(want, index, v)
+    with lazily():
+        got = lazy_add_at(chunked(x, 2), index, da.from_array(v) if v.ndim else v)
+        also = lazy_add_at(x, index, da.from_array(v) if v.ndim else v)
+    assert isinstance(got, da.Array)
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(also.compute() if hasattr(also, "compute")
+                                          else also), want, rtol=1e-14)
