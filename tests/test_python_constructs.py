@@ -605,3 +605,19 @@ def test_an_unused_factorisation_still_fails_where_f_fails():
     assert g(np.eye(2), 0.5) == 2.0
     with pytest.raises(np.linalg.LinAlgError):
         g(-np.eye(2), 0.5)
+
+
+_EXEC = {"np": np}
+exec("def made_by_exec(u):\n    return u * u\n", _EXEC)
+MADE_BY_EXEC = _EXEC["made_by_exec"]
+
+
+def calls_a_helper_without_source(x):
+    return np.sum(MADE_BY_EXEC(x))
+
+
+def test_a_helper_without_a_source_file_is_refused_at_its_call():
+    lines, first = inspect.getsourcelines(calls_a_helper_without_source)
+    with pytest.raises(adjoint.SourceError) as info:
+        adjoint.grad(calls_a_helper_without_source)(X)
+    assert info.value.loc.line == first + 1 and "no source file" in str(info.value)

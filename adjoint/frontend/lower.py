@@ -36,7 +36,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
-from adjoint.errors import AdjointError, UnsupportedError
+from adjoint.errors import AdjointError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, read_attribute, unwrap
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
@@ -1305,7 +1305,12 @@ class Lowerer:
 
 def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     """Lower `fn`'s body into `outer`'s op list, its parameters bound to operands."""
-    parsed = parse_function(fn)
+    try:
+        parsed = parse_function(fn)
+    except SourceError as e:
+        if e.loc is not None:
+            raise
+        raise SourceError(e.message, outer.loc(node), e.hint) from None  # at the call
     check(parsed)  # a helper is held to the same subset as the function
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
