@@ -99,6 +99,15 @@ def int_buffer(x):
     return np.sum(a * x)
 
 
+MASK4, IDX3 = np.array([True, False, True, True]), np.array([0, 2, 2])
+
+
+def picked_params(w, X):
+    # NumPy parameters read through a mask and a repeated index, lazy data: the
+    # cotangents are scattered back with lazy_add_at
+    return np.sum(np.tanh(X @ w[MASK4])) + np.sum(w[IDX3] * X[0, :3])
+
+
 def dict_params(p, X):
     return np.sum(np.tanh(X @ p["w"] + p["b"]) ** 2)
 
@@ -116,6 +125,7 @@ CASES = [
     (checkpointed_steps, (R.normal(size=12),), (0,), 0),
     (while_steps, (R.normal(size=12), 3), (0,), 0),
     (int_buffer, (np.array([1.3, -0.4, 0.8]),), (0,), 0),
+    (picked_params, (R.normal(size=4), X12), (1,), 0),
 ]
 
 
