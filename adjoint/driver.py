@@ -417,9 +417,9 @@ def _check_no_dict_loops(fn: Function, args) -> None:
                 n.args[0] in dicts or isinstance(n.args[0], Global) and
                 isinstance(n.args[0].value, dict)):
             raise UnsupportedError(
-                "a loop over a dict is not supported yet", op.loc,
-                "read the entries by key (params['W1']), or pass the values as a list or "
-                "tuple")
+                "a loop straight over a dict is not supported", op.loc,
+                "loop over its keys or items: `for k in params.keys():` or "
+                "`for k, v in params.items():`")
 
 
 def check_scalar_output(ir: Function, facts, mode: str) -> None:
