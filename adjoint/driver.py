@@ -532,9 +532,19 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return f"isinstance({name}, complex)", f"{name} a complex"
     if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) for e in a):
         return f"{name} == {type(a)(folded(a))!r}", f"{name} == {type(a)(folded(a))!r}"
-    if isinstance(a, (tuple, list)):
-        return (f"isinstance({name}, {type(a).__name__}) and len({name}) == {len(a)}",
-                f"len({name}) == {len(a)}")
+    if isinstance(a, (tuple, list, dict)):
+        # each element's facts too: a leaf's size may be folded in (np.mean(params['W']))
+        if isinstance(a, dict):
+            cond = f"isinstance({name}, dict) and list({name}) == {list(a)!r}"
+            desc = [f"list({name}) == {list(a)!r}"]
+            parts = [_fact(f"{name}[{k!r}]", v) for k, v in a.items()]
+        else:
+            cond = f"isinstance({name}, {type(a).__name__}) and len({name}) == {len(a)}"
+            desc = [f"len({name}) == {len(a)}"]
+            parts = [_fact(f"{name}[{i}]", v) for i, v in enumerate(a)]
+        parts = [p for p in parts if p is not None]
+        return (" and ".join([cond] + [c for c, _ in parts]),
+                ", ".join(desc + [d for _, d in parts]))
     return None
 
 

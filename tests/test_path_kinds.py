@@ -354,3 +354,24 @@ def test_an_emitted_gradient_keeps_the_literal_defaults_of_f(tmp_path):
     namespace = dict(vars(m))
     exec(compile(text, "<generic>", "exec"), namespace)
     assert namespace["defaulted_grad"](0.5) == pytest.approx(2.0 * np.cos(0.5))
+
+
+def test_an_emitted_gradient_checks_the_leaves_of_its_containers(tmp_path):
+    """np.mean(params['W']) folds W's size into the code: the emitted file checks each
+    leaf's shape on entry, or it would be wrong for another W with no word said."""
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(params, layers):
+            return np.mean(params["W"] ** 2) + np.mean(layers[1] ** 2)
+        """)
+    args = ({"W": np.ones(4)}, [np.ones(2), np.ones(3)])
+    namespace = dict(vars(m))
+    exec(compile(adjoint.source(m.f, wrt=(0, 1), args=args), "<emitted>", "exec"), namespace)
+    gp, gl = namespace["f_grad"](*args)
+    np.testing.assert_allclose(gp["W"], 0.5)
+    np.testing.assert_allclose(gl[1], 2.0 / 3.0)
+    for other in (({"W": np.ones(5)}, args[1]), (args[0], [np.ones(2), np.ones(4)])):
+        with pytest.raises(AssertionError, match="regenerate"):
+            namespace["f_grad"](*other)
