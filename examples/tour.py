@@ -30,3 +30,14 @@ def rnn(W, xs, h0):
     for t in adjoint.checkpointed(range(xs.shape[0]), snapshots=10):
         h = np.tanh(W @ h + xs[t])
     return np.sum(h * h)
+
+
+def mlp(params, x, y):
+    h = np.tanh(x @ params["W1"] + params["b1"])
+    err = h @ params["W2"] - y
+    return np.mean(err ** 2)
+
+
+def sgd_loss(params, x, y):
+    new = {k: w - 0.1 * w for k, w in params.items()}
+    return mlp(new, x, y)
