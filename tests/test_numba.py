@@ -299,3 +299,60 @@ def test_checkpointed_loops_fall_back_per_function():
         g = adjoint.grad(W.rnn, checkpoint=3, backend="numba")(*args)
     assert len(caught) == 2
     np.testing.assert_allclose(g, W.rnn_grad(*args), rtol=1e-12, atol=1e-13)
+
+
+# ------------------------------------------------------------------ where numba's answer differs
+
+# 3 ** 45 passes int64: numba's k wraps around (its gradient was 147.0, Python's 158.0)
+def carried_int(x):
+    k = 1
+    s = 0.0
+    for i in range(45):
+        k = k * 3
+        s = s + x * (k % 7)
+    return s
+
+
+# 2 ** 70 is 0 in int64: numba divided by zero where Python gives 2.0
+def int_power(x):
+    s = 0.0
+    for i in range(80):
+        s = s + x / 2 ** i
+    return s
+
+
+def test_int_arithmetic_that_may_overflow_runs_as_python():
+    for f, want in ((carried_int, sum(3 ** k % 7 for k in range(1, 46))),
+                    (int_power, sum(1.0 / 2 ** i for i in range(80)))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = adjoint.grad(f, backend="numba")(1.5)
+        assert got == pytest.approx(want, rel=1e-14)
+        assert any("may pass int64" in str(w.message) for w in caught)
+    assert "# not compiled by numba: k * 3 (line" in adjoint.source(
+        carried_int, args=(1.5,), backend="numba")
+
+
+def logs(x):
+    s = 0.0
+    for i in range(3):
+        s = s + math.log(x - i)
+    return s
+
+
+def nested_exp(x):
+    s = 0.0
+    for i in range(3):
+        s = s + math.exp(-math.exp(x * i))
+    return s
+
+
+def test_math_raises_as_in_python():
+    """numba's math.log(-0.5) is nan, and the derivative never reads it: the gradient was
+    0.67 where Python raises. The second call (no observing) must raise too."""
+    for f, good, bad, error in ((logs, 2.5, 1.5, ValueError),
+                                (nested_exp, 1.0, 400.0, OverflowError)):
+        g = adjoint.grad(f, backend="numba")
+        both(f, (good,))
+        with pytest.raises(error, match="math"):
+            g(bad)

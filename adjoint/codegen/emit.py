@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import inspect
 import math
+import operator
 import os
 import re
 import sys
@@ -68,6 +69,23 @@ def {name}_axis0(a):
     for k in range(1, a.shape[0]):
         out = np.{long}(out, a[k])
     return out'''
+# Python's math raises where a result is nan or infinite and the arguments are not
+# (math.log(-1.0), math.exp(1000.0)); numba's returns the nan or inf, which a gradient may
+# never read (the value of log(x) is not needed for its derivative). These calls are
+# checked, so that the numba gradient raises where Python's would.
+_NUMBA_CHECKED = '''@numba.njit(cache=True)
+def checked(value, x, y=0.0):
+    """value, math's function of x (and y), raising as Python's math does."""
+    if not math.isfinite(value) and math.isfinite(x) and math.isfinite(y):
+        if math.isnan(value):
+            raise ValueError("math domain error")
+        raise OverflowError("math range error")
+    return value'''
+# math functions that never raise on finite arguments, or give no float
+_MATH_SAFE = {"sin", "cos", "tan", "atan", "atan2", "tanh", "erf", "erfc", "fabs",
+              "copysign", "floor", "ceil", "trunc", "isfinite", "isnan", "isinf", "degrees",
+              "radians", "fsum"}
+_INT_GROWTH = (operator.pow, pow, operator.lshift, operator.mul, operator.add, operator.sub)
 _REDUCED = {np.max: "max", np.amax: "max", np.min: "min", np.amin: "min"}
 
 _NUMBA_GROW = '''@numba.njit(cache=True)
@@ -95,6 +113,7 @@ class Module:
     helpers: dict[str, object] = field(default_factory=dict)  # name -> runtime function
     globals: dict[str, str | None] = field(default_factory=dict)  # user name -> its module
     pasted: dict[str, str] = field(default_factory=dict)  # name -> source, always pasted
+    not_compiled: dict[str, str] = field(default_factory=dict)  # numba: function -> why
 
     def header(self, standalone: bool = False) -> list[str]:
         lines = []
@@ -117,13 +136,42 @@ class Module:
                          f"{', '.join(given)}")
         if standalone and self.helpers:
             import inspect
-            for name, fn in sorted(self.helpers.items()):
+            for name, fn in _with_dependencies(self.helpers).items():
                 lines.append("")
                 lines.append("")
                 lines.extend(inspect.getsource(fn).rstrip().splitlines())
         for name, text in sorted(self.pasted.items()):
             lines += ["", ""] + text.splitlines()
+        if self.not_compiled:  # read by adjoint.codegen.numba_backend, which warns
+            lines += ["", "# functions numba is not trusted with: they run as Python",
+                      f"_numba_refused = {dict(sorted(self.not_compiled.items()))!r}"]
         return lines
+
+
+def _with_dependencies(helpers: dict) -> dict:
+    """The helpers and what their code names from their own module (zeros_like makes a
+    CotangentDict): a standalone file pastes them all."""
+    out, todo = {}, list(helpers.items())
+    while todo:
+        name, fn = todo.pop()
+        if name in out:
+            continue
+        out[name] = fn
+        home = sys.modules.get(fn.__module__)
+        code = getattr(fn, "__code__", None)
+        names = set(code.co_names) if code is not None else set()
+        if isinstance(fn, type):  # its methods' names, and its bases
+            for m in vars(fn).values():
+                names |= set(getattr(getattr(m, "__code__", None), "co_names", ()))
+            names |= {b.__name__ for b in fn.__bases__}
+        for n in names:
+            dep = getattr(home, n, None)
+            if (inspect.isfunction(dep) or inspect.isclass(dep)) and \
+                    getattr(dep, "__module__", None) == fn.__module__:
+                todo.append((n, dep))
+    # classes first, a base before what derives from it (a file defines them in order)
+    return dict(sorted(out.items(), key=lambda kv: (not isinstance(kv[1], type),
+                                                   len(getattr(kv[1], "__mro__", ())), kv[0])))
 
 
 class Emitter:
@@ -334,6 +382,8 @@ class Emitter:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if style == "list":
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
+        if style == "field":  # field(x, 'name')
+            return f"{self.operand(a[0], _POSTFIX)}.{a[1].value}"
         if style == "dict":  # dict_of(keys, *values)
             return "{" + ", ".join(f"{k!r}: {self.operand(x)}"
                                    for k, x in zip(a[0].value, a[1:])) + "}"
@@ -358,7 +408,13 @@ class Emitter:
         a = _without_defaults(op.prim.fn, a)
         args = [self.operand(x) for x in a]
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
-        return f"{self._callee(op)}({', '.join(args)})"
+        text = f"{self._callee(op)}({', '.join(args)})"
+        if self.numba and p.name.startswith("math.") and p.name[5:] not in _MATH_SAFE and \
+                1 <= len(args) <= 2 and not op.kwargs:
+            self.module.imports.add("math")
+            self.module.pasted["checked"] = _NUMBA_CHECKED
+            return f"checked({text}, {', '.join(args)})"
+        return text
 
     def _format(self, p, args) -> str:
         """A template like `{1} in {0}.stored`: each operand parenthesised for where it
@@ -629,6 +685,34 @@ class Emitter:
             out[tape] = (len(entries[0][0].args) - 1, size)
         return out
 
+    def _overflows(self) -> str | None:
+        """Why numba's int64 could give another answer than Python's unbounded ints:
+        an int power or shift by a variable, or int arithmetic that feeds a loop's
+        carried int back into itself (k = k * 3, a, b = b, a + b; a counter, k + 1,
+        is safe). None when nothing can pass int64 but a count of steps."""
+        carried = set()
+        for op in _all_ops(self.fn.body):
+            if isinstance(op, For):
+                carried.update(op.body.args[1:])
+            elif isinstance(op, While):
+                carried.update(op.body.args + op.cond.args)
+        for op in _all_ops(self.fn.body):
+            if not isinstance(op, Call) or op.prim.fn not in _INT_GROWTH:
+                continue
+            kind = self.facts.kind(op.result) if self.facts is not None else None
+            if kind is None or kind.type != "int":
+                continue
+            variable = [o for o in op.args if not isinstance(o, Const)]
+            fn = op.prim.fn
+            if fn in (operator.pow, pow, operator.lshift) and variable or \
+                    fn is operator.mul and any(o in carried for o in variable) or \
+                    fn in (operator.add, operator.sub) and len(variable) == 2 and \
+                    any(o in carried for o in variable):
+                where = f" (line {op.loc.line})" if op.loc is not None else ""
+                return (f"{self.call_expr(op)}{where} is integer arithmetic that may pass "
+                        f"int64, where Python's ints do not overflow")
+        return None
+
     def _count_name(self, tape: Value) -> str:
         """The name of the count of entries in an array tape."""
         if tape not in self._counts:
@@ -772,7 +856,11 @@ class Emitter:
             k = fn.params.index(p) - len(fn.params)  # defaults are keyed by position from the end
             params.append(f"{name}={defaults[k]}" if k in defaults else name)
         self.lines = [f"def {fn.name}({', '.join(params)}):"]
-        if self.numba:
+        refused = self._overflows() if self.numba else None
+        if refused:
+            self.module.not_compiled[fn.name] = refused
+            self.lines.insert(0, f"# not compiled by numba: {refused}")
+        elif self.numba:
             self.module.imports.add("numba")
             # cache=True: numba keeps the machine code beside the module (in its
             # __pycache__), so a new process does not compile it again

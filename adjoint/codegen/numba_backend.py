@@ -13,6 +13,8 @@ import re
 import types
 import warnings
 
+_warned: dict[str, set] = {}  # module -> the functions it said it would not compile
+
 INSTALL_HINT = "pip install 'adjoint[numba]' (or pip install numba)"
 
 
@@ -48,6 +50,11 @@ def compiled(module: types.ModuleType, name: str):
     Python and NumPy code when numba cannot compile it."""
     from numba.core.errors import NumbaError
     dispatcher = getattr(module, name)
+    refused = getattr(module, "_numba_refused", {})
+    if name in refused and name not in _warned.setdefault(module.__name__, set()):
+        _warned[module.__name__].add(name)
+        warnings.warn(f"adjoint: numba does not compile {name}, running it with NumPy: "
+                      f"{refused[name]}", RuntimeWarning, stacklevel=3)
     if not _dispatchers(module).get(name):  # fallen back already, or not numba's
         return dispatcher
     running = [dispatcher]
