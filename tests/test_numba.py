@@ -356,3 +356,21 @@ def test_math_raises_as_in_python():
         both(f, (good,))
         with pytest.raises(error, match="math"):
             g(bad)
+
+
+def gather(x, j):
+    s = 0.0
+    for k in range(len(j)):
+        s = s + x[j[k]] * x[k]
+    return s
+
+
+def test_an_index_out_of_bounds_raises():
+    """numba reads past an array's end unless asked to check (boundscheck=True): an
+    index from the data (j) was garbage where Python raises IndexError."""
+    x = np.linspace(0.5, 1.5, 4)
+    both(gather, (x, np.array([0, 3, 1, 2])))
+    g = adjoint.grad(gather, backend="numba")
+    g(x, np.array([0, 3, 1, 2]))
+    with pytest.raises(IndexError):
+        g(x, np.array([0, 9, 1, 2]))

@@ -864,7 +864,7 @@ class Emitter:
             self.module.imports.add("numba")
             # cache=True: numba keeps the machine code beside the module (in its
             # __pycache__), so a new process does not compile it again
-            self.lines.insert(0, "@numba.njit(cache=True)")
+            self.lines.insert(0, "@numba.njit(cache=True, boundscheck=True)")
         if fn.docstring:
             self.lines.append(f'    """{fn.docstring}"""')
         self.block(fn.body, "    ", top=True)
