@@ -420,3 +420,56 @@ def test_lazy_add_at_is_np_add_at(shape, index, vshape):
     np.testing.assert_allclose(got.compute(), want, rtol=1e-14)
     np.testing.assert_allclose(np.asarray(also.compute() if hasattr(also, "compute")
                                           else also), want, rtol=1e-14)
+
+
+def _enumerated():
+    """tests/enumerate_programs' array programs (CI subset) that must differentiate."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    import enumerate_programs as E
+    known = {"fancy-repeat_set": "the cotangent of np.array([...]) (rules/shape.py unarray "
+                                 "and _like) takes np.shape of a list of dask values and "
+                                 "float() of a 0-d one, which compute them"}
+    out = []
+    for p in E.ci_subset(E.all_programs()):
+        if p.expect_error is not None or not any(
+                isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in p.args):
+            continue
+        marks = [pytest.mark.xfail(strict=True, reason=known[p.name])] if p.name in known \
+            else []
+        out.append(pytest.param(p, id=p.name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("program", _enumerated())
+def test_enumerated_programs_on_dask_are_numpy_or_refused(program, tmp_path):
+    import importlib.util
+    path = tmp_path / f"dask_{program.name.replace('-', '_')}.py"
+    path.write_text(program.source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wrt = program.wrt if program.wrt is not None else tuple(
+        i for i, a in enumerate(program.args)
+        if isinstance(a, float) or isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    dargs = tuple(da.from_array(a, chunks=tuple(max(1, (n + 1) // 2) for n in a.shape))
+                  if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                  for a in program.args)
+    try:
+        want = _tuple(adjoint.grad(module.f, wrt=wrt)(*program.args))
+    except adjoint.AdjointError:  # refused on NumPy (tests/test_enumerated's known ones)
+        with warnings.catch_warnings(), lazily(), pytest.raises(adjoint.AdjointError):
+            warnings.simplefilter("ignore", LazyLoopWarning)
+            adjoint.grad(module.f, wrt=wrt)(*dargs)
+        return
+    try:
+        with warnings.catch_warnings(), lazily():
+            warnings.simplefilter("ignore", LazyLoopWarning)
+            got = _tuple(adjoint.grad(module.f, wrt=wrt)(*dargs))
+    except adjoint.UnsupportedError as e:
+        assert e.loc is not None and e.loc.line > 0 and "compute" in e.hint, str(e)
+        return
+    for g, w in zip(dask.compute(*got), want):
+        np.testing.assert_allclose(np.asarray(g, dtype=float), np.asarray(w, dtype=float),
+                                   rtol=1e-10, atol=1e-12)
