@@ -335,6 +335,13 @@ def _run(ns, show_ir) -> int:
                          f"--mode {ns.mode}")
     text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint,
                       standalone=ns.standalone, backend=ns.backend)
+    helpers = re.search(r"^from adjoint\.runtime import (.+)$", text, re.M)
+    if ns.backend == "numba" and helpers and "@numba.njit" in text:
+        print(f"adjoint emit: note: numba cannot compile the runtime helpers this module "
+              f"calls ({helpers.group(1)}); "
+              + ("give --args to specialise the code" if args is None else
+                 "adjoint.grad(f, backend='numba') runs such functions with NumPy"),
+              file=sys.stderr)
     if out:
         write(text)
     else:

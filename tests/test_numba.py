@@ -279,6 +279,10 @@ def test_cli_emit_backend_numba(tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--mode", "vjp"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert bad.returncode == 2 and "--backend numba" in bad.stderr
+    # generic code (no --args) calls runtime helpers numba cannot compile: it says so
+    generic = subprocess.run(cmd[:5] + ["--backend", "numba"], capture_output=True, text=True,
+                             cwd=tmp_path)
+    assert generic.returncode == 0 and "give --args" in generic.stderr
 
 
 def test_checkpointed_loops_fall_back_per_function():
