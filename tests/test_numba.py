@@ -378,3 +378,12 @@ def test_an_index_out_of_bounds_raises():
     g(x, np.array([0, 3, 1, 2]))
     with pytest.raises(IndexError):
         g(x, np.array([0, 9, 1, 2]))
+
+
+def test_without_numba_installed(monkeypatch):
+    from adjoint.codegen import numba_backend
+    monkeypatch.setattr(numba_backend, "available", lambda: False)
+    with pytest.raises(ImportError, match="pip install 'adjoint\\[numba\\]'"):
+        adjoint.grad(W.product, backend="numba")
+    # the text needs no numba
+    assert "@numba.njit" in adjoint.source(W.product, args=(np.ones(3),), backend="numba")
