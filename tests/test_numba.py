@@ -215,6 +215,16 @@ def test_array_tapes_grow_and_hold_rows():
     both(two_floats_a_step, (0.3, 0.7, 9), wrt=(0, 1))
 
 
+def test_a_sequence_the_loop_binds_again():
+    """The inside algorithm's reverse loop walks the outer tape while its body binds the
+    inner tape, named _tape too: `reversed(_tape)` held the outer list, `_tape[_k]` read
+    the inner one (an IndexError here, and wrong where the lengths allow)."""
+    from tests import programs as P
+    text = adjoint.source(P.inside, args=(np.ones(5),), backend="numba")
+    assert "_k_seq1 = _tape\n" in text
+    both(P.inside, (np.linspace(0.5, 1.5, 5),), fallback=None)
+
+
 def test_zero_trips():
     # n == 0 is folded in: that code reads no tape, and may fall back
     both(W.sin_loop, (0.7, 1.1, 0), wrt=(0, 1), fallback=None)

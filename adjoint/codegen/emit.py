@@ -610,7 +610,7 @@ class Emitter:
         target = self.target(op.body)
         walked = self._walked_backwards(op)
         if walked is not None:  # numba: no reversed(); an index runs down instead
-            self.index_loop(walked, target, ind)
+            self.index_loop(walked, target, ind, op.body)
         else:
             it = self.operand(op.iter)
             if op.reverse:
@@ -745,10 +745,19 @@ class Emitter:
         made = self._producers.get(o) if isinstance(o, Value) else None
         return made is not None and made.prim.fn is range
 
-    def index_loop(self, seqs: list, target: str, ind: str) -> None:
+    def index_loop(self, seqs: list, target: str, ind: str, body: Block) -> None:
         """`for k in range(len(a) - 1, -1, -1): target = a[k]` (or `a[k], b[k]`): the
         reverse loop numba compiles. A range's item is computed from its start and step
-        (numba's range has no indexing)."""
+        (numba's range has no indexing). `reversed(a)` holds on to a's object, `a[k]`
+        reads the name on every trip: a name the body binds again (an inner loop's tape
+        may reuse `_tape`) is read from a name of its own."""
+        bound = {self.names(v) for v in body.args if v in self.names.names or
+                 self.names.find(v) in self.names.names}
+        for op in _all_ops(body):
+            for v in list(op.results) + [a for b in op.blocks for a in b.args]:
+                if v not in self.inlined and (v in self.names.names or
+                                              self.names.find(v) in self.names.names):
+                    bound.add(self.names(v))
         taken = set(self.names.names.values()) | self._index_names
         k = next(name for name in ("_k",) + tuple(f"_k{j}" for j in range(1, 100))
                  if name not in taken and name not in self.names.reserved)
@@ -756,7 +765,7 @@ class Emitter:
         texts = []
         for s in seqs:
             text = self.operand(s)
-            if not text.isidentifier():  # an expression: evaluated once, before the loop
+            if not text.isidentifier() or text in bound:  # evaluated once, before the loop
                 name = f"{k}_seq{len(texts)}"
                 self.lines.append(f"{ind}{name} = {text}")
                 text = name
