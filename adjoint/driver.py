@@ -532,6 +532,12 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return f"isinstance({name}, complex)", f"{name} a complex"
     if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) for e in a):
         return f"{name} == {type(a)(folded(a))!r}", f"{name} == {type(a)(folded(a))!r}"
+    if hasattr(type(a), "__dataclass_fields__") and not isinstance(a, type):
+        parts = [_fact(f"{name}.{f}", getattr(a, f)) for f in type(a).__dataclass_fields__]
+        parts = [p for p in parts if p is not None]
+        return (" and ".join([f"type({name}).__name__ == {type(a).__name__!r}"] +
+                             [c for c, _ in parts]),
+                ", ".join([f"{name} a {type(a).__name__}"] + [d for _, d in parts]))
     if isinstance(a, (tuple, list, dict)):
         # each element's facts too: a leaf's size may be folded in (np.mean(params['W']))
         if isinstance(a, dict):

@@ -47,6 +47,9 @@ def folded(a):
         return tuple((kind_of(e), folded(e)) for e in a)
     if isinstance(a, dict):
         return tuple((k, kind_of(v), folded(v)) for k, v in a.items())
+    if hasattr(type(a), "__dataclass_fields__"):  # its class, and each field as a dict's
+        return (type(a),) + tuple((f, kind_of(getattr(a, f)), folded(getattr(a, f)))
+                                  for f in type(a).__dataclass_fields__)
     if isinstance(a, range):
         return (a.start, a.stop, a.step)
     return None

@@ -267,6 +267,30 @@ class CotangentDict(dict):
             self[k] = accum(self[k], b) if k in self else b
         return self
 
+    def copy(self):
+        return CotangentDict(self)
+
+
+class FieldCotangents(CotangentDict):
+    """The cotangent of a namedtuple, by field: `layer_bar['W']` and `layer_bar[0]` are
+    one entry (the code reads a namedtuple's fields by name and by position)."""
+
+    def __init__(self, names, values):
+        super().__init__(zip(names, values))
+        self.names = tuple(names)
+
+    def _key(self, k):
+        return self.names[k] if isinstance(k, int) else k
+
+    def __getitem__(self, k):
+        return super().__getitem__(self._key(k))
+
+    def __setitem__(self, k, v):
+        super().__setitem__(self._key(k), v)
+
+    def copy(self):
+        return FieldCotangents(self.names, list(self.values()))
+
 
 def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
@@ -274,6 +298,13 @@ def zeros_like(x):
         return 0.0
     if isinstance(x, dict):  # parameters by name: a zero per entry
         return CotangentDict((k, zeros_like(v)) for k, v in x.items())
+    if hasattr(x, "_fields"):  # a namedtuple: by field
+        return FieldCotangents(x._fields, [zeros_like(v) for v in x])
+    if hasattr(type(x), "__dataclass_fields__"):  # a dataclass: a zero per field
+        return CotangentDict((f, zeros_like(v) if isinstance(v, (float, int, np.ndarray))
+                              and not isinstance(v, bool) else None)
+                             for f, v in ((f, getattr(x, f))
+                                          for f in type(x).__dataclass_fields__))
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
         if any(hasattr(e, "__array_function__") and not isinstance(e, np.ndarray)
                for e in x):  # dask arrays: np.shape would compute them
@@ -293,10 +324,18 @@ def zeros_like(x):
 def zeros_tangent(x):
     """A zero tangent for `x`: 0.0 for a number, float zeros for an array, and the same
     structure for a list, tuple or dict (so a tangent list can be appended to)."""
+    if hasattr(x, "_fields"):  # a namedtuple
+        return type(x)(*(zeros_tangent(e) for e in x))
     if isinstance(x, (list, tuple)):
         return type(x)(zeros_tangent(e) for e in x)
+    if isinstance(x, FieldCotangents):  # the tangent of a cotangent (hvp)
+        return FieldCotangents(x.names, [zeros_tangent(v) for v in x.values()])
     if isinstance(x, dict):
-        return {k: zeros_tangent(v) for k, v in x.items()}
+        return CotangentDict((k, zeros_tangent(v)) for k, v in x.items())
+    if hasattr(type(x), "__dataclass_fields__"):  # the same class, a zero per field
+        import dataclasses
+        return dataclasses.replace(x, **{f: zeros_tangent(getattr(x, f))
+                                         for f in type(x).__dataclass_fields__})
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape, dtype=np.result_type(x, float))
     if hasattr(x, "__array_function__"):  # a dask array: a lazy zero, chunked like it
@@ -316,7 +355,8 @@ def fresh_tapes(x):
     if isinstance(x, list):
         return [fresh_tapes(e) for e in x]
     if isinstance(x, tuple):
-        return tuple(fresh_tapes(e) for e in x)
+        items = [fresh_tapes(e) for e in x]
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)  # a namedtuple
     return x
 
 

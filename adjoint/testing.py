@@ -15,6 +15,7 @@ list of (W, b) layers); `wrt` may name parameters by position or by name.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 
 import numpy as np
@@ -27,9 +28,15 @@ def _flatten(x) -> list:
     """The float leaves of x (floats and arrays, inside lists, tuples and dicts)."""
     if isinstance(x, dict):
         return [leaf for k in sorted(x) for leaf in _flatten(x[k])]
+    if hasattr(type(x), "__dataclass_fields__"):  # its float fields (not a name, a count)
+        return [leaf for f in _float_fields(x) for leaf in _flatten(getattr(x, f))]
     if isinstance(x, (list, tuple)):
         return [leaf for item in x for leaf in _flatten(item)]
     return [x]
+
+
+def _float_fields(x) -> list:
+    return [f for f in type(x).__dataclass_fields__ if _differentiable(getattr(x, f))]
 
 
 def _vector(x) -> np.ndarray:
@@ -47,8 +54,11 @@ def _unvector(v: np.ndarray, like):
             # same order as _flatten (sorted keys), rebuilt in the dict's own order
             built = {k: build(x[k]) for k in sorted(x)}
             return {k: built[k] for k in x}
+        if hasattr(type(x), "__dataclass_fields__"):
+            return dataclasses.replace(x, **{f: build(getattr(x, f)) for f in _float_fields(x)})
         if isinstance(x, (list, tuple)):
-            return type(x)(build(item) for item in x)
+            items = [build(item) for item in x]
+            return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
         n = int(np.size(x))
         chunk = v[pos[0]:pos[0] + n]
         pos[0] += n
@@ -111,7 +121,7 @@ def numeric_grad(f, args, wrt=0, eps: float = 1e-6, progress=None):
                 flat[k] = (_call(f, args, i, up) - _call(f, args, i, down)) / (2 * eps)
                 step()
             grads.append(g)
-        elif isinstance(x, (list, tuple, dict)):
+        elif isinstance(x, (list, tuple, dict)) or hasattr(type(x), "__dataclass_fields__"):
             v = _vector(x)
             g = np.zeros(v.shape)
             for k in range(v.size):

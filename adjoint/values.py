@@ -28,6 +28,13 @@ def tangent_like(t, x, name: str):
             raise ValueError(f"the tangent of `{name}` must have its {len(x)} entries")
         items = [tangent_like(ti, xi, f"{name}[{k}]") for k, (ti, xi) in enumerate(zip(t, x))]
         return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+    if hasattr(type(x), "__dataclass_fields__") and not isinstance(x, type):
+        import dataclasses  # the same class, a tangent per field
+        if type(t) is not type(x):
+            raise ValueError(f"the tangent of `{name}` must be a {type(x).__name__}")
+        return dataclasses.replace(x, **{
+            f: tangent_like(getattr(t, f), getattr(x, f), f"{name}.{f}")
+            for f in type(x).__dataclass_fields__})
     if isinstance(x, dict):
         if not isinstance(t, dict) or set(t) != set(x):
             raise ValueError(f"the tangent of `{name}` must be a dict with its keys "
@@ -71,6 +78,12 @@ def like(g, x):
         return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
     if isinstance(x, dict) and isinstance(g, dict) and set(g) == set(x):
         return {k: like(g[k], v) for k, v in x.items()}
+    if hasattr(x, "_fields") and isinstance(g, dict) and set(g) == set(x._fields):
+        return type(x)(*(like(g[f], v) for f, v in zip(x._fields, x)))  # by field
+    if hasattr(type(x), "__dataclass_fields__") and isinstance(g, dict) and \
+            set(g) == set(type(x).__dataclass_fields__):
+        import dataclasses  # the same class, a gradient per field
+        return dataclasses.replace(x, **{f: like(g[f], getattr(x, f)) for f in g})
     return g
 
 

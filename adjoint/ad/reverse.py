@@ -36,7 +36,7 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import dict_of, keys, list_of, tuple_of
+from adjoint.rules.structure import dict_of, field, keys, list_of, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -81,7 +81,7 @@ class Reverse:
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
         self.made: set[Value] = set()  # the values this transform created
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
-        self.dict_keys = _dict_keys(fn)  # a key never repeats: `params_bar[k] += g` is right
+        self.single_keys = _single_keys(fn)  # no repeats: `params_bar[k] += g` is right
         self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
 
     # ---------------------------------------------------------------- reading primals
@@ -238,7 +238,7 @@ class Reverse:
                                                       (g, Const(where)),
                                                       f"{cotangent_base(a)}_bar"))
             return
-        if op.prim.fn is operator.getitem and wanted[0]:
+        if op.prim.fn in (operator.getitem, field) and wanted[0]:
             self.scatter(adj, op, g)
             return
         if entry is None or entry.vjp is None:
@@ -338,7 +338,8 @@ class Reverse:
             self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
         current = adj[x] if x in adj else self.zero(x)
-        prim = iadd_at if basic_index(index, self.facts) or index in self.dict_keys \
+        prim = iadd_at if basic_index(index, self.facts) or index in self.single_keys or \
+            op.prim.fn is field \
             else runtime.add_at
         adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
 
@@ -857,13 +858,17 @@ def _zeros_like_prim():
     return prim_of(np.zeros_like)
 
 
-def _dict_keys(fn: Function) -> set[Value]:
-    """The loop variables of `for k in d.keys()` / `d.items()`: keys of a dict, even
-    where no call has shown their kind (generic code)."""
+def _single_keys(fn: Function) -> set[Value]:
+    """Indices that name one entry, even where no call has shown their kind (generic
+    code): the keys of `for k in d.keys()` / `d.items()`, and the index of a loop over a
+    range (`for layer in layers` reads layers[_k])."""
     lists = {op.result for op in walk_ops(fn.body) if isinstance(op, Call) and
              op.prim.fn is keys}
+    ranges = {op.result for op in walk_ops(fn.body) if isinstance(op, Call) and
+              op.prim.fn is range}
     return {op.result for op in walk_ops(fn.body) if isinstance(op, Call) and
-            op.prim.fn is operator.getitem and op.args[0] in lists}
+            op.prim.fn is operator.getitem and op.args[0] in lists} | {
+        op.body.args[0] for op in walk_ops(fn.body) if isinstance(op, For) and op.iter in ranges}
 
 
 def _definitions(fn: Function) -> dict:

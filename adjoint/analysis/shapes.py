@@ -24,8 +24,8 @@ from adjoint.ir.interp import interpret
 
 @dataclass(frozen=True)
 class Kind:
-    """`type` is one of float, int, bool, complex, ndarray, tuple, list, dict, str, range,
-    none, other."""
+    """`type` is one of float, int, bool, complex, ndarray, tuple, list, dict, record (a
+    dataclass), str, range, none, other."""
 
     type: str
     shape: tuple | None = None
@@ -42,7 +42,7 @@ class Kind:
             return True
         if self.type == "ndarray":
             return self.dtype in ("f", "c")
-        return self.type in ("tuple", "list", "dict", "other")
+        return self.type in ("tuple", "list", "dict", "record", "other")
 
     @property
     def scalar(self) -> bool:
@@ -98,6 +98,8 @@ def kind_of(x) -> Kind:
         return Kind("tuple" if isinstance(x, tuple) else "list", shape, ints)
     if isinstance(x, dict):  # parameters by name: a container, like a tuple
         return Kind("dict")
+    if hasattr(type(x), "__dataclass_fields__") and not isinstance(x, type):
+        return Kind("record")  # a dataclass: fields by name, like a dict
     if isinstance(x, str):  # a key
         return Kind("str", ())
     if isinstance(x, range):

@@ -17,7 +17,7 @@ from adjoint.ir.core import Call, Function, walk_ops
 # ops whose ndarray result may share memory with their first argument
 _VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
           "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes", "np.moveaxis",
-          "np.atleast_1d", "np.atleast_2d", "np.real", "pos"}
+          "np.atleast_1d", "np.atleast_2d", "np.real", "pos", "field"}
 _WRITES = ("setitem", "iadd_at", "add_at", "append")
 _ARTICLE = {None: "a value of unknown type", "ndarray": "an array", "int": "an int",
             "other": "an object"}

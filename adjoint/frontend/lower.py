@@ -43,7 +43,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import and_, assertion, dict_of, keys, list_of, or_, tuple_of
+from adjoint.rules.structure import and_, assertion, dict_of, field, keys, list_of, or_, tuple_of
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -135,6 +135,7 @@ class Lowerer:
         self.ops: list = []
         self.defs: dict[Value, Call] = {}
         self.seeds: dict[Value, Operand] = {}  # a loop's carried value -> its value on entry
+        self.calling = None  # the callee expression of the call being lowered
         self.loop_names: list[set[str]] = []
         self.inplace: list[Value] = []  # results of `x op= y` on names
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
@@ -758,6 +759,7 @@ class Lowerer:
         return Global(name, obj, module or self.parsed.func.__module__)
 
     def expr_Attribute(self, node, hint):
+        called = node is self.calling  # read before the base, which may hold calls
         base = self.expr(node.value)
         if isinstance(base, Instance):
             return self.instance_attribute(base, node)
@@ -773,6 +775,10 @@ class Lowerer:
         fn = _ATTRIBUTES.get(node.attr)
         if fn is not None:
             return self.emit(prim_of(fn), (base,), hint=hint, node=node)
+        if not called and isinstance(base, Value):
+            # a namedtuple's or a dataclass's field: p.W
+            return self.emit(prim_of(field), (base, Const(node.attr)),
+                             hint=node.attr if hint == TEMP else hint, node=node)
         return Method(base, node.attr, self.loc(node))
 
     def instance_attribute(self, base: Instance, node):
@@ -949,6 +955,7 @@ class Lowerer:
         if any(k.arg is None for k in node.keywords):
             raise self.error("**kwargs in calls are not supported", node,
                              "pass the arguments by name one by one")
+        self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
         if isinstance(callee, Static) and node.args and isinstance(
                 node.args[0], (gast.GeneratorExp, gast.ListComp)) and (

@@ -30,6 +30,12 @@ def dict_of(keys, *values):
     return dict(zip(keys, values))
 
 
+def field(x, name):
+    """`x.name`: a field of a namedtuple or a dataclass. Its cotangent is x's at the
+    field's name (a namedtuple's cotangent answers to its positions too)."""
+    return getattr(x, name)
+
+
 def keys(d):
     """A dict's keys as a list, which a loop reads by position: `for k, v in d.items()`
     is lowered to a loop over keys(d) that reads d[k]."""
@@ -69,6 +75,7 @@ primitive(tuple_of, "tuple", "tuple")
 primitive(list_of, "list", "list")
 primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
+primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
 primitive(or_, "or_", "infix", " or ", 2, nondiff=True)
@@ -81,6 +88,16 @@ primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
 defnondiff(slice, runtime.index_tuple, keys, assertion, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+
+
+@defvjp(field)
+def field_vjp(g, ans, x, name):
+    return add_at(zeros_like(x), name, g)
+
+
+@defjvp(field)
+def field_jvp(ans, x, name, x_dot):
+    return field(x_dot, name)
 
 
 @defvjp(operator.getitem)

@@ -493,6 +493,8 @@ EXCLUDED = {
     "tuple": "structural: the compiler routes cotangents of tuple elements itself",
     "list": "structural: the compiler routes cotangents of list elements itself",
     "dict_of": "structural: the compiler routes cotangents of dict entries itself",
+    "field": "structural (a namedtuple's or dataclass's field): tested in test_path_kinds",
+    "assertion": "raises by design where f's assert does: tested in test_python_constructs",
     "keys": "a dict's keys (strings): tested by the dict programs in test_path_kinds",
     "stop_gradient": "the identity, declared constant on purpose",
     "section": "tape machinery (a marker that computes nothing)",
