@@ -138,7 +138,7 @@ def _complete(path: Path) -> bool:
 # temporaries of interrupted writes. Nothing else in the folder is ever counted or
 # removed (ADJOINT_CACHE_DIR may point somewhere shared by mistake).
 _MODULE = re.compile(r".+_[0-9a-f]{16}\.py")
-_BYTECODE = re.compile(r".+_[0-9a-f]{16}\..+\.pyc")
+_BYTECODE = re.compile(r".+_[0-9a-f]{16}\..+\.(pyc|nbi|nbc)")  # numba's cache too
 _TEMP = re.compile(r"\..+_[0-9a-f]{16}\..+\.tmp")
 
 
