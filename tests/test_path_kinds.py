@@ -423,3 +423,30 @@ def test_namedtuples_and_dataclasses_come_back_as_themselves(tmp_path):
         assert type(adjoint.hvp(f)(*args, args[0])) is type(args[0])
     g = adjoint.grad(m.model_loss)(m.Model(W, b, 1.5), x)
     assert g.name is None and isinstance(g.scale, float)
+
+
+def test_round_four_duplicate_keys_and_an_hvp_reused_across_a_branch(tmp_path):
+    """{'a': x, 'a': sin x} keeps the last value (its cotangent reached both); an hvp
+    object first called where a branch is not taken had folded the untaken value's
+    shape () into the tangent (sum_to(..., ()))."""
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def duplicate(x):
+            d = {"a": x, "a": np.sin(x), 1: x, True: 2.0 * x}
+            return np.sum(d["a"]) + np.sum(d[1])
+
+
+        def branch(x):
+            s = 0.0
+            if np.sum(x) > 0:
+                s = np.sum(np.sin(x) ** 2)
+            return s
+        """)
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(check_program(m.duplicate, x)[0], np.cos(x) + 2.0)
+    h, v = adjoint.hvp(m.branch), np.array([1.0, 0.5])
+    np.testing.assert_allclose(h(np.array([-0.5, -0.4]), v), 0.0)  # not taken
+    xb = np.array([0.5, 0.4])
+    np.testing.assert_allclose(h(xb, v), 2 * np.cos(2 * xb) * v)

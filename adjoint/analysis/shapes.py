@@ -293,7 +293,9 @@ class Observed(Facts):
 
     def shape(self, o):
         k = self.kind(o)
-        return k.shape if k is not None and k.type not in ("tuple", "list", "other") else None
+        # a value seen only as None (an untaken branch's export) has no shape to fold
+        return k.shape if k is not None and k.type not in ("tuple", "list", "other",
+                                                            "none") else None
 
     def ndim(self, o):
         s = self.shape(o)

@@ -1165,7 +1165,11 @@ class Lowerer:
                                  k or node, "build it in a loop: d[k] = v")
             keys.append(k.value)
         values = [self.operand(v) for v in node.values]
-        return self.emit(prim_of(dict_of), (Const(tuple(keys)), *values), hint=hint, node=node)
+        merged: dict = {}  # {'a': x, 'a': y} is {'a': y} (and 1 == True: one key)
+        for k, v in zip(keys, values):
+            merged[k] = v
+        return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
+                         hint=hint, node=node)
 
     def expr_GeneratorExp(self, node, hint):
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
