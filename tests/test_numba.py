@@ -257,6 +257,14 @@ def test_wrong_backend_is_refused():
         adjoint.source(W.product, mode="forward", backend="numba")
 
 
+def _import(path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(path.stem + "_" + path.parent.name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_source_is_numba_code(tmp_path):
     text = adjoint.source(W.product, args=(np.ones(5),), backend="numba")
     assert "@numba.njit" in text and "import numba" in text and "reversed(" not in text
@@ -268,8 +276,7 @@ def test_source_is_numba_code(tmp_path):
     # a file: numba caches its machine code beside it
     path = tmp_path / "product_numba.py"
     path.write_text(text)
-    ns = {}
-    exec(compile(text, str(path), "exec"), ns)
+    ns = vars(_import(path))  # as a user imports it (numba's cache pickles its globals)
     x = np.linspace(0.5, 1.5, 5)
     np.testing.assert_allclose(ns["product_grad"](x), np.prod(x) / x, rtol=1e-12)
     with pytest.raises(AssertionError, match="generated for x.shape == \\(5,\\)"):
@@ -281,8 +288,7 @@ def test_cli_emit_backend_numba(tmp_path):
     cmd = [sys.executable, "-m", "adjoint", "emit", f"{ROOT}/benchmarks/workloads.py:sin_loop",
            "--wrt", "x,a", "--args", "0.5, 1.2, 7", "--backend", "numba", "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
-    ns = {}
-    exec(compile(out.read_text(), str(out), "exec"), ns)
+    ns = vars(_import(out))
     got = ns["sin_loop_grad"](0.5, 1.2, 7)
     want = adjoint.grad(W.sin_loop, wrt=(0, 1))(0.5, 1.2, 7)
     np.testing.assert_allclose(got, want, rtol=1e-12)
