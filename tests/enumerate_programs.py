@@ -410,6 +410,14 @@ ARRAY_TEMPLATES = [
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),
     ("dicts", "loop_h_only", "def f(params, h):\n    for k in ('a', 'b'):\n"
      "        h = np.tanh(params[k] @ h)\n    return np.sum(h)", ({"a": W1, "b": W2}, V3), 1),
+    # `c[k] += v` on arrays held by a dict or list: updated in place, nothing else holds them
+    ("element", "dict_iadd", "def f(x, v):\n    d = {'a': v * x, 'b': v + x}\n"
+     "    d['a'] += np.sin(v) * x\n    return np.sum(d['a'] * d['b'])", (0.7, V3), None),
+    ("element", "list_iadd", "def f(x, v):\n    L = [v * x, v + x]\n    L[1] *= x\n"
+     "    L[0] += L[1]\n    return np.sum(L[0] * L[1])", (0.7, V3), None),
+    ("element", "dict_loop", "def f(x, v):\n    acc = {'s': np.zeros(3), 'n': 0.0}\n"
+     "    for i in range(3):\n        acc['s'] += v * x ** i\n        acc['n'] += x\n"
+     "    return np.sum(acc['s'] ** 2) * acc['n']", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
 ]
@@ -428,15 +436,28 @@ def array_programs():
 
 UNSUPPORTED = [
     ("recursion", "def f(x, y, n):\n    if n == 0:\n        return x\n"
-     "    return f(x * y, y, n - 1)"),
+     "    return f(x * y, y, n - 1)", (0.7, 0.4, 3)),
+    # an in-place update that another name, slot or container sees (adversarial round 4)
+    ("element-alias_name", "def f(x, v):\n    a = v * x\n    d = {'acc': a}\n"
+     "    d['acc'] += np.sin(v)\n    return np.sum(a)", (0.7, V3)),
+    ("element-two_dicts", "def f(x, v):\n    d = {'acc': v * x}\n    e = {'acc': d['acc']}\n"
+     "    e['acc'] *= 3.0\n    return np.sum(d['acc'])", (0.7, V3)),
+    ("element-comprehension", "def f(x, v):\n    a = v * x\n"
+     "    d = {k: a for k in ['u', 'w']}\n    d['u'] += v\n    return np.sum(d['w'])",
+     (0.7, V3)),
+    ("element-repeat", "def f(x, v):\n    L = [v * x] * 2\n    L[0] += v\n"
+     "    return np.sum(L[1])", (0.7, V3)),
+    ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
+     "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
+     "    return np.sum(net['l1']['w'])", (0.7, V3)),
 ]
 
 
 def unsupported_programs():
     from adjoint import UnsupportedError
     return [Program(f"unsupported-{name}", "unsupported", (name,), HEADER + body + "\n",
-                    (0.7, 0.4, 3), expect_error=UnsupportedError)
-            for name, body in UNSUPPORTED]
+                    args, expect_error=UnsupportedError)
+            for name, body, args in UNSUPPORTED]
 
 
 def all_programs(all_args: bool = False):

@@ -593,8 +593,8 @@ def test_side_effects_that_python_has_are_kept_or_refused():
     assert g(0.5) == pytest.approx(3.0)
     with pytest.raises(ValueError):  # f takes its handler here; the gradient cannot
         g(-0.5)
-    refused(repeated_alias, X, at="L[0] +=", says="shares")
-    refused(loop_alias, X, at="L[i] *=", says="shares")
+    refused(repeated_alias, X, at="L[0] +=", says="another slot")
+    refused(loop_alias, X, at="L[i] *=", says="also refers to")
 
 
 def test_an_unused_factorisation_still_fails_where_f_fails():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
-from adjoint.ir.core import Call, Function, walk_ops
+from adjoint.ir.core import Call, Const, Function, If, Value, walk_ops
 
 # ops whose ndarray result may share memory with their first argument
 _VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
@@ -21,6 +21,7 @@ _VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
 _WRITES = ("setitem", "iadd_at", "add_at", "append")
 _ARTICLE = {None: "a value of unknown type", "ndarray": "an array", "int": "an int",
             "other": "an object"}
+_CONTAINERS = ("list", "dict", "tuple")
 _IMMUTABLE = ("float", "int", "bool", "complex", "tuple", "none", "range")
 
 
@@ -29,26 +30,31 @@ def check_views(fn: Function, facts) -> None:
     inplace = set(fn.inplace)
     # a value no run reached (a loop that ran no trip) has the type of the values the loop
     # carries it with, where they agree; else it is unknown, and may be an array
-    types = _carried_types(fn, facts) if inplace else {}
+    types = _carried_types(fn, facts)
+
+    def type_of(o):
+        return types.get(o) if o in types else _kind_type(facts, o)
 
     def mutable(o) -> bool:
-        t = types.get(o) if o in types else _kind_type(facts, o)
+        t = type_of(o)
         return t is None or t not in _IMMUTABLE
 
-    updates = {op for op in walk_ops(fn.body) if isinstance(op, Call) and
-               op.result in inplace and mutable(op.args[0])}
-    pops = [op for op in walk_ops(fn.body) if isinstance(op, Call) and op.result in inplace
-            and op.prim.name == "getitem"]  # lowering's `xs.pop()`
-    if pops:
-        for op in pops:
+    calls = [op for op in walk_ops(fn.body) if isinstance(op, Call)]
+    updates = {op for op in calls if op.result in inplace and mutable(op.args[0])}
+    for op in calls:
+        if op.result in inplace and op.prim.name == "getitem":  # lowering's `xs.pop()`
             t = types.get(op.args[0])
             if t != "list":
                 raise UnsupportedError(
                     f"`.pop()` of {_ARTICLE.get(t, 'a ' + str(t))}: only a "
                     f"list's pop is supported", op.loc, "pop from a list (xs = list(...))")
-    writes = [op for op in walk_ops(fn.body) if isinstance(op, Call) and (
-              op.prim.style in _WRITES or op in updates)]
-    if not writes:
+    # `c[k] += v`, where c[k] is an array: the array is changed in place
+    made = {op.result: op for op in calls}
+    elements = [(made[new], base) for new, base, made_here in fn.element_updates
+                if new in made and mutable(made[new].args[0]) and (
+                    type_of(base) in ("list", "dict") or type_of(base) is None and made_here)]
+    writes = [op for op in calls if op.prim.style in _WRITES or op in updates]
+    if not writes and not elements:
         return
     parent: dict = {}
 
@@ -62,26 +68,56 @@ def check_views(fn: Function, facts) -> None:
         if ra is not rb:
             parent[rb] = ra
 
-    held = []  # (element, container): a write into the element changes the container
-    for op in walk_ops(fn.body):
-        if isinstance(op, Call):
-            k = facts.kind(op.result)
-            # unknown (no call observed, or a value no run reached): it may be an array
-            view = op.prim.name in _VIEWS and (k is None or k.type == "ndarray")
-            if (view or op.prim.style in _WRITES or op in writes) and op.args and \
-                    hasattr(op.args[0], "id"):
-                union(op.args[0], op.result)
-            held += [(e, c) for e, c in _holds(op, facts) if mutable(e)]
-    for _, _, a, b in ties(fn.body):  # a loop's carried array is one buffer throughout
+    for op in calls:
+        k = facts.kind(op.result)
+        # unknown (no call observed, or a value no run reached): it may be an array; an
+        # element of a list, tuple or dict is no view of it (slots, below, relate them)
+        view = op.prim.name in _VIEWS and (k is None or k.type == "ndarray") and not (
+            op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS)
+        if (view or op.prim.style in _WRITES or op in writes) and op.args and \
+                hasattr(op.args[0], "id"):
+            union(op.args[0], op.result)
+    for _, _, a, b in ties(fn.body):  # a loop's carried value is one object throughout
         if hasattr(b, "id"):
             union(a, b)
-    holders: dict = {}
-    for e, c in held:
-        holders.setdefault(find(e), []).append(c)
     live = Liveness(fn, {}, set())
+    slots = _Slots(calls, type_of, find, live)
+    for node, v in slots.links:
+        union(node, v)
     members: dict = {}
-    for v in set(parent) | set(parent.values()) | {c for _, c in held}:
-        members.setdefault(find(v), []).append(v)
+    for v in set(parent) | set(parent.values()):
+        if isinstance(v, Value):
+            members.setdefault(find(v), []).append(v)
+    holders: dict = {}  # an object -> the containers that hold it
+    for c, v in slots.held:
+        holders.setdefault(find(v), []).append(c)
+
+    def read_after(m, at, until=None) -> bool:
+        return any(start < at < end and (until is None or end > until)
+                   for start, end in live.span(m))
+
+    for op, base in elements:
+        at, current = live.at[id(op)], op.args[0]
+        for m in members.get(find(current), ()):
+            if m is not current and m is not op.result and read_after(m, at):
+                what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
+                raise UnsupportedError(
+                    f"this changes in place an array that {what} also refers to, and {what} "
+                    f"is read afterwards; the gradient would not see the change", op.loc,
+                    "write `c[k] = c[k] + v` for a new array, or take a copy where the "
+                    "second name is made (`a = c[k].copy()`)")
+        store = next((w for w in calls if w.prim.style == "setitem" and
+                      w.args[0] is base and w.args[2] is op.result), None)
+        until = live.at[id(store)] if store is not None else None
+        if slots.copies(find(current), op) or any(
+                read_after(m, at, until if m is base else None)
+                for c in holders.get(find(current), ()) for m in members.get(find(c), (c,))):
+            raise UnsupportedError(
+                "this changes in place an array that shares another slot of a list or "
+                "dict (`[a, a]`, `[a] * 2`, or a second container), read afterwards; the "
+                "gradient would not see the change", op.loc,
+                "write `c[k] = c[k] + v` for a new array, or store copies (`c[k] = "
+                "v.copy()`)")
     for w in writes:
         at = live.at[id(w)]
         storage = w.args[0]
@@ -99,7 +135,7 @@ def check_views(fn: Function, facts) -> None:
         for m in members.get(find(storage), ()):
             if m is storage or m is w.result:
                 continue
-            if any(start < at < end for start, end in live.span(m)):
+            if read_after(m, at):
                 what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
                 raise UnsupportedError(
                     f"this write changes {what}, which shares the array's memory and is "
@@ -107,7 +143,7 @@ def check_views(fn: Function, facts) -> None:
                     "take a copy where the alias is made (row = A[0].copy(), u = M.copy()), "
                     "write `u = u + x` for a new array, or read the array again after "
                     "writing it")
-        # lists and tuples that hold the written value (and what holds those) see it too
+        # lists, tuples and dicts that hold the written value (and what holds those) see it
         seen, todo = set(), list(holders.get(find(storage), ()))
         while todo:
             c = todo.pop()
@@ -116,8 +152,8 @@ def check_views(fn: Function, facts) -> None:
             seen.add(find(c))
             todo += holders.get(find(c), ())
             for m in members.get(find(c), (c,)):
-                if m is not storage and m is not w.result and any(start < at < end for start, end in live.span(m)):
-                    what = f"`{m.name}`" if not m.name.startswith("_") else "a list or tuple"
+                if m is not storage and m is not w.result and read_after(m, at):
+                    what = f"`{m.name}`" if not m.name.startswith("_") else "a container"
                     raise UnsupportedError(
                         f"this write changes a value that {what} holds, and {what} is read "
                         f"afterwards; the gradient would not see the change", w.loc,
@@ -125,21 +161,81 @@ def check_views(fn: Function, facts) -> None:
                         "from the list again after writing it")
 
 
-def _holds(op: Call, facts) -> list:
-    """(element, container) pairs: `op` puts an object into a list or tuple, or reads
-    one out of it (`row = rows[0]`, a list held by `rows`)."""
-    out = []
-    name, args = op.prim.name, op.args
-    if name in ("list", "tuple"):
-        out = [(a, op.result) for a in args]
-    elif op.prim.style == "append":
-        out = [(args[1], op.result)]
-    elif op.prim.style == "setitem" and _kind_type(facts, args[0]) == "list":
-        out = [(args[2], op.result)]
-    elif name == "getitem" and _kind_type(facts, args[0]) in ("list", "tuple") and \
-            _kind_type(facts, args[1]) == "int":  # an element; a slice is a new list
-        out = [(op.result, args[0])]
-    return [(e, c) for e, c in out if hasattr(e, "id")]
+class _Slots:
+    """Which objects lists, tuples and dicts hold, as union-find links: each slot of a
+    container (`d['W']`, `L[0]`) is a node that every value put there or read from
+    there is joined to. A key not known when compiling (`L[i]`, a comprehension's
+    `d[k]`), or a container made from others (`[a] * 2`, `L + M`, `dict(d)`),
+    collapses the container's slots into one."""
+
+    def __init__(self, calls: list, type_of, find, live):
+        puts, reads, derived = [], [], []
+        for op in calls:
+            name, args, r = op.prim.name, op.args, op.result
+            if name in ("list", "tuple"):
+                puts += [(r, Const(i), a, op) for i, a in enumerate(args)]
+            elif op.prim.style == "dict":
+                puts += [(r, Const(k), a, op) for k, a in zip(args[0].value, args[1:])]
+            elif op.prim.style == "setitem" and type_of(args[0]) in ("list", "dict"):
+                puts.append((r, args[1], args[2], op))
+            elif op.prim.style == "append":
+                puts.append((r, None, args[1], op))
+            elif name == "getitem" and type_of(args[0]) in _CONTAINERS:
+                is_slice = isinstance(args[1], Const) and isinstance(args[1].value, slice) \
+                    or type_of(args[1]) == "slice"
+                if is_slice:  # a new list of the same objects
+                    derived.append((r, args[0]))
+                else:
+                    reads.append((args[0], args[1], r))
+            elif type_of(r) in _CONTAINERS and name != "keys":
+                # `[a] * 2`, `L + M`, `dict(d)`, a helper's list: may hold the same objects
+                derived += [(r, a) for a in args if type_of(a) in _CONTAINERS]
+        boxes = {c: find(c) for c, *_ in puts + reads} | {  # containers' roots, fixed now
+            c: find(c) for pair in derived for c in pair}
+        self.repeated = {boxes[c] for pair in derived for c in pair}
+        collapsed = self.repeated | {boxes[c] for c, k, *_ in puts + reads if not (
+            isinstance(k, Const) and not isinstance(k.value, slice))}
+        interned: dict = {}
+
+        def node(c, k):
+            key = "*" if boxes[c] in collapsed else k.value
+            try:
+                return interned.setdefault(("slot", boxes[c], key), ("slot", boxes[c], key))
+            except TypeError:  # an unhashable key: one node for the container
+                return interned.setdefault(("slot", boxes[c], "*"), ("slot", boxes[c], "*"))
+
+        puts = [p for p in puts if isinstance(p[2], Value)]
+        self.links = [(node(c, k), v) for c, k, v, _ in puts] + \
+            [(node(c, k), v) for c, k, v in reads] + \
+            [(node(r, None), node(a, None)) for r, a in derived]
+        self.held = [(c, v) for c, _, v, _ in puts] + [(c, v) for c, _, v in reads] + \
+            [(r, node(r, None)) for r, _ in derived]
+        self._find, self._puts, self._node, self._live = find, puts, node, live
+
+    def copies(self, group, write) -> bool:
+        """Whether the object `group` may sit in more than one slot at once (`[a, a]`,
+        `[a] * 2`, `{k: a for k in ks}`, or in two containers) when `write` changes it."""
+        where = [(self._node(c, k), v, op) for c, k, v, op in self._puts
+                 if self._find(v) is group and self._before(op, write)]
+        places = {n for n, _, _ in where}
+        if len(places) > 1 or any(n[1] in self.repeated for n in places):
+            return True
+        unknown = [(v, op) for n, v, op in where if n[2] == "*"]
+        return len(unknown) > 1 or any(self._put_again(v, op) for v, op in unknown)
+
+    def _before(self, op, write) -> bool:
+        """Whether `op` may run before `write`: earlier, or in a loop around both."""
+        live = self._live
+        if live.at[id(op)] < live.at[id(write)]:
+            return True
+        around = {id(o) for o, _ in live.def_path.get(write.result, ()) if not isinstance(o, If)}
+        return any(id(o) in around for o, _ in live.def_path.get(op.result, ()))
+
+    def _put_again(self, v, op) -> bool:
+        """Whether `op`, in a loop, puts the same object `v` (made outside it) each trip."""
+        loops = [o for o, _ in self._live.def_path.get(op.result, ()) if not isinstance(o, If)]
+        return bool(loops) and all(o is not loops[-1]
+                                   for o, _ in self._live.def_path.get(v, ()))
 
 
 def _carried_types(fn: Function, facts) -> dict:

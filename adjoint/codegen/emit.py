@@ -488,7 +488,7 @@ class Emitter:
         elif style in ("setitem", "iadd_at", "add_at"):
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:
-                self.lines.append(f"{ind}{target} = {self.copy_of(a[0])}")
+                self.lines.append(f"{ind}{target} = {self.copy_of(a[0], a[1])}")
             if style == "add_at":
                 self.lines.append(f"{ind}np.add.at({target}, {self.operand(a[1])}, "
                                   f"{self.operand(a[2])})")
@@ -548,8 +548,29 @@ class Emitter:
         else:
             self.lines.append(f"{ind}{self.names(op.result)} = {self.call_expr(op)}")
 
-    def copy_of(self, o: Operand) -> str:
-        return f"np.array({self.operand(o)}, copy=True)"
+    def copy_of(self, o: Operand, key: Operand) -> str:
+        """A copy of what an op writes into while its old value is read on: an array, or
+        a list or dict (known by its kind, by the op that made it, or by a str key)."""
+        kind = "dict" if isinstance(key, Const) and isinstance(key.value, str) else \
+            {"dict": "dict", "list": "list"}.get(self._container(o))
+        return f"{kind}({self.operand(o)})" if kind else f"np.array({self.operand(o)}, copy=True)"
+
+    def _container(self, o, depth: int = 0):
+        """"dict", "list" or None (an array, or not known): from the kinds, else from the
+        op that made `o` (a tangent or cotangent has no kind of its own)."""
+        kind = self.facts.kind(o) if self.facts is not None and isinstance(o, Value) else None
+        if kind is not None or not isinstance(o, Value) or depth > 50:
+            return kind.type if kind is not None else None
+        op = self._producers.get(o) or self._carried.get(o)
+        if isinstance(op, Value):  # a loop's carried value: as it enters the loop
+            return self._container(op, depth + 1)
+        if op is None:
+            return None
+        if op.prim.style in ("dict", "list"):
+            return op.prim.style
+        if op.prim.style in ("setitem", "iadd_at", "add_at", "append"):
+            return self._container(op.args[0], depth + 1)
+        return None
 
     def moves(self, targets, sources, ind: str) -> None:
         """Parallel assignment of `sources` to the names of `targets`, skipping no-ops."""
@@ -854,6 +875,8 @@ class Emitter:
     def function(self, defaults: dict[str, str] | None = None) -> list[str]:
         fn = self.fn
         self._producers = {op.result: op for op in _all_ops(fn.body) if isinstance(op, Call)}
+        self._carried = {a: x for op in _all_ops(fn.body) if isinstance(op, (For, While))
+                         for a, x in zip(op.body.args[isinstance(op, For):], op.inits)}
         self._exports = _export_results(fn.body)
         self.array_tapes = self._array_tapes()
         self.residuals = self._residuals(fn.body)

@@ -138,6 +138,8 @@ class Lowerer:
         self.calling = None  # the callee expression of the call being lowered
         self.loop_names: list[set[str]] = []
         self.inplace: list[Value] = []  # results of `x op= y` on names
+        # `c[k] op= y`: (the result, c, whether c is a list or dict made here)
+        self.element_updates: list[tuple] = []
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
         self.active: tuple = ()  # the lambdas and nested defs being inlined
 
@@ -368,12 +370,12 @@ class Lowerer:
 
     def setitem(self, target, base, index, value, node) -> None:
         inner = target.value
-        if isinstance(inner, gast.Subscript) and self.is_list(self.defs[base].args[0] if (
+        if isinstance(inner, gast.Subscript) and self.is_container(self.defs[base].args[0] if (
                 isinstance(base, Value) and base in self.defs and
                 self.defs[base].prim.fn is operator.getitem) else None):
-            # `L[i][j] = v` changes the array L[i] in place: any other name or slot that
-            # holds it would see the change, which the list's new value does not show
-            raise self.error("a write into an element of a list", target,
+            # `L[i][j] = v` changes the object L[i] in place: any other name or slot that
+            # holds it would see the change, which the container's new value does not show
+            raise self.error("a write into an element of a list or dict", target,
                              "rebuild the element and store it: row = L[i].copy(); "
                              "row[j] = v; L[i] = row")
         if not isinstance(base, Value):
@@ -384,21 +386,21 @@ class Lowerer:
         new = self.emit(prim_of(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
 
-    def is_list(self, v, seen=()) -> bool:
-        """Whether `v` may be a list made here: a display, a comprehension, appended to,
+    def is_container(self, v, seen=()) -> bool:
+        """Whether `v` may be a list or dict made here: a display, a comprehension, appended to,
         repeated or joined (`[a] * 2`), or a loop's value that starts as one. (A yes
         only adds checks: analysis/views.py refuses a write that another name sees.)"""
         if v in seen or not isinstance(v, Value):
             return False
         if v in self.seeds:
-            return self.is_list(self.seeds[v], seen + (v,))
+            return self.is_container(self.seeds[v], seen + (v,))
         op = self.defs.get(v)
         if op is None:
             return False
         if op.prim.fn in (operator.mul, operator.add):
-            return any(self.is_list(a, seen + (v,)) for a in op.args)
-        return op.prim.fn in (list_of, runtime.append, runtime.setitem) \
-            and (op.prim.fn is not runtime.setitem or self.is_list(op.args[0], seen + (v,)))
+            return any(self.is_container(a, seen + (v,)) for a in op.args)
+        return op.prim.fn in (list_of, dict_of, runtime.append, runtime.setitem) \
+            and (op.prim.fn is not runtime.setitem or self.is_container(op.args[0], seen + (v,)))
 
     def rebind_storage(self, old, new) -> None:
         """After an in-place write, every name bound to the old value sees the new one."""
@@ -426,10 +428,10 @@ class Lowerer:
             current = self.emit(prim_of(operator.getitem), (base, index), node=s)
             rhs = self.expr(s.value)
             new = self.emit(prim_of(op), (current, rhs), node=s)
-            if self.is_list(base) and isinstance(new, Value):
-                # `L[i] += v`: an array in the list is updated in place, and every other
-                # name or slot holding it sees that (analysis/views.py refuses it then)
-                self.inplace.append(new)
+            if isinstance(new, Value):
+                # `c[k] += v` on a list or dict updates the array it holds in place, which
+                # every other name or slot holding it sees (analysis/views.py checks it)
+                self.element_updates.append((new, base, self.is_container(base)))
             self.setitem(t, base, index, new, s)
         else:
             raise self.error("cannot update an attribute", t, "use a local variable")
@@ -1278,6 +1280,7 @@ class Lowerer:
         owner = f.owner
         inner = Lowerer(owner.parsed, owner.facts, owner.stack)
         inner.ops, inner.inplace, inner.defs = self.ops, self.inplace, self.defs
+        inner.element_updates = self.element_updates
         inner.seeds = self.seeds
         inner.active = self.active + (fn,)
         inner.env = dict(owner.env)
@@ -1325,7 +1328,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     check(parsed)  # a helper is held to the same subset as the function
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
-    inner.inplace = outer.inplace
+    inner.inplace, inner.element_updates = outer.inplace, outer.element_updates
     inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
         bound = inspect.signature(fn).bind(*args, **dict(kwargs))
@@ -1394,7 +1397,7 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
     return Function(node.name, params, Block((), tuple(low.ops), tuple(ret)), parsed.loc(node),
-                    names, doc, tuple(low.inplace))
+                    names, doc, tuple(low.inplace), element_updates=tuple(low.element_updates))
 
 
 # ---------------------------------------------------------------- tables

@@ -210,6 +210,9 @@ class Function:
     # results of `x += y` on a name: in Python an update in place when x is an array
     # (checked by analysis/views.py against aliases the IR's values cannot follow)
     inplace: tuple = ()
+    # `c[k] += y` on a list or dict: (the result, c, whether lowering saw c made as one),
+    # an update in place of the array c holds (checked by analysis/views.py too)
+    element_updates: tuple = ()
     # parameters whose buffers the caller hands over (a step gradient's accumulators,
     # passed fresh by the generated caller): written in place, not copied first
     owned: tuple = ()
