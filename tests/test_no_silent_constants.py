@@ -22,7 +22,7 @@ import pytest
 import adjoint
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.rules import registry
-from adjoint.testing import check_grad
+from adjoint.testing import check_grad, numeric_grad
 
 # callables that print, touch files or the test runner, or return garbage
 SKIP = re.compile(r"save|load|print|info|show|test|file|txt|genfrom|memmap|seterr|setbuf|"
@@ -294,3 +294,45 @@ def test_generic_code_refuses_a_complex_value_made_from_a_literal(tmp_path):
     with pytest.raises(NonDifferentiableError, match="complex") as e:
         adjoint.source(m.f)
     assert e.value.loc.line == 5
+
+
+# int arrays followed through loops, copies, *_like and arithmetic (adversarial round 4)
+INT_ARRAY_BODIES = {
+    "for_loop": "a = np.zeros(3, dtype=int)\n    for i in range(3):\n        a[i] = x[i] * 10.0",
+    "while_loop": "a = np.zeros(3, dtype=int)\n    i = 0\n    while i < 3:\n"
+                  "        a[i] = x[i] * 10.0\n        i += 1",
+    "zeros_like": "a = np.zeros_like(x, dtype=int)\n    a[0] = x[0] * 10.0",
+    "copy": "a = np.arange(3).copy()\n    a[0] = x[0] * 10.0",
+    "arithmetic": "a = np.arange(3) * 2\n    a[0] = x[0] * 10.0",
+    "branch": "a = np.zeros(3, dtype=int)\n    if x[1] > 0:\n        a = a + 1\n"
+              "    a[0] = x[0] * 10.0",
+    "bool_loop": "a = np.zeros(3, dtype=bool)\n    for i in range(3):\n"
+                 "        a[i] = x[i] * 10.0",
+    "float_full": "a = np.full(3, 0.5)\n    a[0] = x[0] * 10.0",
+    "from_list": "L = [np.zeros(3, dtype=int)]\n    a = L[0]\n    a[0] = x[0] * 10.0",
+    "like_int_param": "a = np.zeros_like(n)\n    a[0] = x[0] * 10.0",
+}
+
+
+@pytest.mark.parametrize("name", sorted(INT_ARRAY_BODIES))
+def test_generic_code_is_right_or_refuses_writes_into_int_arrays(tmp_path, name):
+    """Generic code (no example arguments) follows dtypes by construction: a float
+    written into an int array carries no derivative; where the dtype is not known, the
+    write is refused at its line."""
+    path = tmp_path / f"int_{name}.py"
+    path.write_text("import numpy as np\n\n\ndef f(x, n):\n    " + INT_ARRAY_BODIES[name] +
+                    "\n    return np.sum(a * x)\n")
+    spec = importlib.util.spec_from_file_location(f"int_{name}", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    x, n = np.array([0.55, -1.23, 0.77]), np.array([1, 2, 3])
+    try:
+        text = str(adjoint.source(m.f, wrt=0))
+    except adjoint.UnsupportedError as e:
+        assert name in ("from_list", "like_int_param") and "dtype" in str(e)
+        assert e.loc.line >= 5
+        return
+    namespace = dict(vars(m))
+    exec(compile(text, "<generic>", "exec"), namespace)
+    np.testing.assert_allclose(namespace["f_grad"](x, n), numeric_grad(m.f, (x, n), 0),
+                               atol=1e-6)

@@ -621,3 +621,33 @@ def test_a_helper_without_a_source_file_is_refused_at_its_call():
     with pytest.raises(adjoint.SourceError) as info:
         adjoint.grad(calls_a_helper_without_source)(X)
     assert info.value.loc.line == first + 1 and "no source file" in str(info.value)
+
+
+# ------------------------------ `a += x` that NumPy refuses to cast back (round 4 W6)
+
+def int_array_plus_float(x):
+    a = np.arange(3)
+    a += x * 2.0  # NumPy: UFuncTypeError, int64 cannot hold the float64 result
+    return np.sum(a * x)
+
+
+def int_slice_plus_float(x):
+    a = np.arange(3)
+    a[:2] += x[:2]
+    return np.sum(a * x)
+
+
+def int_array_plus_int(x):
+    a = np.arange(3)
+    a += 2  # stays int64: no derivative through a
+    return np.sum(a * x)
+
+
+def test_in_place_updates_that_numpy_refuses_are_refused():
+    for f in (int_array_plus_float, int_slice_plus_float):
+        with pytest.raises(Exception):
+            f(X)  # f itself fails
+    refused(int_array_plus_float, X, at="a += x * 2.0", says="same_kind")
+    refused(int_slice_plus_float, X, at="a[:2] += x[:2]", says="same_kind")
+    (g,) = check_program(int_array_plus_int, X)
+    assert np.allclose(g, np.arange(3) + 2)

@@ -59,11 +59,12 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
     out = {fn.params[i] for i in wrt}
     shifts = invariant_shifts(fn)  # a log-sum-exp's max: its derivative is exactly zero
 
-    ints = {} if getattr(kinds, "kinds", True) else integer_arrays(fn)
+    generic = not getattr(kinds, "kinds", True)  # no call observed: no kinds to tell dtypes
+    dtypes = array_dtypes(fn, wrt) if generic else {}
     made_complex = complex_values(fn)
 
     def floating(v: Value) -> bool:
-        return v not in shifts and not discrete(kinds.kind(v)) and not ints.get(v)
+        return v not in shifts and not discrete(kinds.kind(v)) and dtypes.get(v) != "int"
 
     def block(b: Block) -> bool:
         changed = False
@@ -80,7 +81,8 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                             o in out and not floating(o) for o in op.operands)):
                     # (the last: arithmetic on a varied value this run saw as an int)
                     _refuse_complex(op, kinds, made_complex)
-                    _refuse_truncating_write(op, ints, out)
+                    if generic:
+                        _refuse_truncating_write(op, dtypes, out)
                     out.add(op.result)
                     changed = True
                 continue
@@ -119,37 +121,117 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
 
 
 _CONSTRUCTORS = ("arange", "zeros", "ones", "empty", "full", "array", "asarray")
+_LIKE = ("zeros_like", "ones_like", "empty_like", "full_like")
+_SAME = ("private", "np.copy", "np.array", "np.asarray", "np.ascontiguousarray", "pos",
+         "neg", "np.negative", "np.reshape", "np.ravel", "np.transpose", "np.squeeze",
+         "np.expand_dims", "np.flip", "np.roll", "np.tile", "np.repeat", "np.concatenate",
+         "np.stack", "np.abs", "np.absolute", "np.maximum", "np.minimum", "np.clip",
+         "np.where", "add", "sub", "mul", "pow", "mod", "matmul", "np.dot", "np.sum",
+         "np.cumsum", "floordiv")
+_FLOATS = ("truediv", "np.true_divide", "np.mean", "np.sqrt", "np.exp", "np.log", "np.sin",
+           "np.cos", "np.tan", "np.tanh", "np.sinh", "np.cosh", "np.arctan", "np.arcsin",
+           "np.arccos", "np.log1p", "np.expm1", "np.linspace")
 
 
-def integer_arrays(fn: Function) -> dict[Value, bool]:
-    """Generic code (no call observed): the arrays that hold ints by construction
-    (True: `np.arange(3)`, `np.zeros(n, dtype=int)`, `np.array([1, 2])`), and the array
-    writes whose array may (False: `np.arange(n)` of an unknown `n`). A float written
-    into an int array is truncated, so the write carries no derivative; where the dtype
-    cannot be known, a differentiated write is refused rather than guessed."""
-    out: dict[Value, bool] = {}
-    for op in walk_ops(fn.body):
-        if not isinstance(op, Call):
-            continue
-        fn_ = op.prim.fn
-        if getattr(fn_, "__module__", None) == "numpy" and op.prim.name.split(".")[-1] in \
-                _CONSTRUCTORS:
-            dtype = dict(op.kwargs).get("dtype")
-            if dtype is not None:
-                given = dtype.value if isinstance(dtype, (Const, Global)) else None
-                if given is not None and _integer_dtype(given):
-                    out[op.result] = True
-            elif op.prim.name.endswith("arange") and not any(
-                    isinstance(a, Const) and isinstance(a.value, float) for a in op.args):
-                out[op.result] = all(isinstance(a, Const) for a in op.args)
-            elif op.prim.name.endswith(("array", "full")):
-                data = op.args[-1] if op.prim.name.endswith("full") else op.args[0]
-                if isinstance(data, Const) and _all_ints(data.value):
-                    out[op.result] = True
-        elif fn_ in (runtime.setitem, operator.setitem, runtime.private) and op.args and \
-                op.args[0] in out:
-            out[op.result] = out[op.args[0]]
-    return out
+def array_dtypes(fn: Function, wrt: tuple[int, ...]) -> dict[Value, str]:
+    """Generic code (no call observed): "int", "float" or "container" for the values
+    whose type is known by construction. `np.zeros(n, dtype=int)`, `np.arange(3)`,
+    their copies, their sums and a loop that carries one are ints; `np.zeros(n)`, a
+    transcendental's result, anything mixed with a float and the differentiated
+    parameters are floats. A value not in the map (a parameter not differentiated, an
+    element of a list) may be either."""
+    out: dict[Value, str] = {p: "?" for p in fn.params}  # "?": not known
+    out.update({fn.params[i]: "float" for i in wrt})
+
+    def of(o):  # None: not reached yet (a loop's value before its carry is joined)
+        if isinstance(o, Const):
+            v = o.value
+            return "float" if isinstance(v, float) else "int" if isinstance(v, (int, bool)) \
+                else "float" if _all_floats(v) else "int" if _all_ints(v) else "?"
+        return out.get(o)
+
+    def made(op: Call):
+        name = op.prim.name
+        short = name.split(".")[-1]
+        dtype = dict(op.kwargs).get("dtype")
+        if dtype is not None:
+            given = dtype.value if isinstance(dtype, (Const, Global)) else None
+            return "?" if given is None else "int" if _integer_dtype(given) else \
+                "float" if _float_dtype(given) else "?"
+        numpy = getattr(op.prim.fn, "__module__", None) == "numpy"
+        if numpy and short in ("zeros", "ones", "empty"):
+            return "float"
+        if numpy and short in _LIKE:  # full_like(a, 0.5) has a's dtype too
+            return of(op.args[0])
+        if numpy and short == "full":
+            return of(op.args[1]) if len(op.args) > 1 else "?"
+        if numpy and short == "arange":
+            return _join([of(a) for a in op.args])
+        if name in _FLOATS:
+            return "float"
+        if name in _SAME or numpy and short in ("array", "asarray"):
+            return _join([of(a) for a in op.args if not isinstance(a, Const) or
+                          isinstance(a.value, (int, float))])
+        if op.prim.style == "setitem":
+            return of(op.args[0])
+        if op.prim.style in ("list", "dict", "append"):
+            return "container"
+        return "?"
+
+    def update(v, got) -> bool:
+        if got is None or out.get(v) == got:
+            return False
+        out[v] = got
+        return True
+
+    def carry(pairs) -> bool:
+        groups: dict = {}
+        for r, x in pairs:
+            groups.setdefault(r, []).append(of(x))
+        return any([update(r, _join(xs)) for r, xs in groups.items()])
+
+    changed = True
+    while changed:
+        changed = False
+        for op in walk_ops(fn.body):
+            if isinstance(op, Call):
+                changed |= update(op.result, made(op))
+            elif isinstance(op, If):
+                changed |= carry([(r, y) for b in (op.then, op.orelse)
+                                  for r, y in zip(op.results, b.results)])
+            else:
+                args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                changed |= carry([(a, x) for a, x in zip(args, op.inits)] +
+                                 [(a, y) for a, y in zip(args, op.body.results)] +
+                                 [(r, y) for r, y in zip(op.results, op.body.results)] +
+                                 [(r, x) for r, x in zip(op.results, op.inits)])
+    return {v: t for v, t in out.items() if t != "?"}
+
+
+def _join(dtypes: list):
+    """Over the values reached so far (None: not yet): all ints: int; a float among
+    numbers: float; all lists or dicts: container; anything not known: "?"."""
+    kinds = {t for t in dtypes if t is not None}
+    if not kinds:
+        return None
+    if "?" in kinds or "container" in kinds and len(kinds) > 1:
+        return "?"
+    return "float" if "float" in kinds else kinds.pop()
+
+
+def _float_dtype(t) -> bool:
+    import numpy as np
+    try:
+        return np.dtype(t).kind in "fc"
+    except TypeError:
+        return False
+
+
+def _all_floats(x) -> bool:
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(_all_floats(e) or _all_ints(e) for e in x) and any(
+            _all_floats(e) for e in x)
+    return isinstance(x, float)
 
 
 def _integer_dtype(t) -> bool:
@@ -166,16 +248,17 @@ def _all_ints(x) -> bool:
     return isinstance(x, (int, bool))
 
 
-def _refuse_truncating_write(op: Call, ints, out) -> None:
-    """`y = np.arange(n); y[1] = x` in generic code: whether the write truncates depends
-    on n's type, which no call has shown."""
-    if op.prim.fn in (runtime.setitem, operator.setitem) and ints.get(op.args[0]) is False \
-            and any(a in out for a in op.args[2:]):
+def _refuse_truncating_write(op: Call, dtypes, out) -> None:
+    """`y = np.zeros_like(n); y[1] = x` in generic code: whether the write truncates
+    depends on n's dtype, which no call has shown."""
+    if op.prim.fn in (runtime.setitem, operator.setitem) and \
+            dtypes.get(op.args[0]) not in ("float", "container") and \
+            any(a in out for a in op.args[2:]):
         raise UnsupportedError(
             "this writes a differentiated value into an array whose dtype is not known "
             "here (an int array would truncate it)", op.loc,
-            "give the array a dtype (np.arange(n, dtype=float)), or compile it for "
-            "example arguments")
+            "make the array with a float dtype (np.zeros(n), x * 1.0, "
+            "np.arange(n, dtype=float)), or compile it for example arguments")
 
 
 def complex_values(fn: Function) -> set[Value]:

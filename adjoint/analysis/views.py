@@ -10,6 +10,8 @@ numbers, not views, and pass.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
 from adjoint.ir.core import Call, Const, Function, If, Value, walk_ops
@@ -50,9 +52,13 @@ def check_views(fn: Function, facts) -> None:
                     f"list's pop is supported", op.loc, "pop from a list (xs = list(...))")
     # `c[k] += v`, where c[k] is an array: the array is changed in place
     made = {op.result: op for op in calls}
+    slice_updates = {new for new, base, _ in fn.element_updates if type_of(base) == "ndarray"}
     elements = [(made[new], base) for new, base, made_here in fn.element_updates
                 if new in made and mutable(made[new].args[0]) and (
                     type_of(base) in ("list", "dict") or type_of(base) is None and made_here)]
+    for op in calls:  # NumPy refuses `a += x` that would change a's dtype: so does f
+        if op in updates or op.result in slice_updates:
+            _check_same_kind(op, facts)
     writes = [op for op in calls if op.prim.style in _WRITES or op in updates]
     if not writes and not elements:
         return
@@ -159,6 +165,39 @@ def check_views(fn: Function, facts) -> None:
                         f"afterwards; the gradient would not see the change", w.loc,
                         "put a copy in the list (xs.append(v.copy())), or read the value "
                         "from the list again after writing it")
+
+
+_SAMPLES = {"float": 1.0, "int": 1, "bool": True, "complex": 1j}
+_DTYPES = {"f": "float64", "i": "int64", "u": "uint64", "b": "bool", "c": "complex128"}
+
+
+def _check_same_kind(op: Call, facts) -> None:
+    """`a += x` on an array computes in place, and NumPy raises when the result's dtype
+    cannot be cast back to a's (an int array += a float): f fails there, so must this."""
+    kinds = [facts.kind(o) if isinstance(o, Value) else None for o in op.args[:2]]
+    if len(kinds) < 2 or kinds[0] is None or kinds[0].type != "ndarray" or \
+            kinds[0].dtype not in _DTYPES:
+        return
+    target = np.dtype(_DTYPES[kinds[0].dtype])
+    other, k = op.args[1], kinds[1]
+    if isinstance(other, Const):
+        sample = other.value
+    elif k is not None and k.type == "ndarray" and k.dtype in _DTYPES:
+        sample = np.zeros(1, _DTYPES[k.dtype])
+    elif k is not None and k.type in _SAMPLES:
+        sample = _SAMPLES[k.type]
+    else:
+        return
+    try:
+        got = np.asarray(op.prim.fn(np.ones(1, target), sample)).dtype
+    except Exception:  # noqa: BLE001 (not an arithmetic op we can try: no check)
+        return
+    if not np.can_cast(got, target, "same_kind"):
+        raise UnsupportedError(
+            f"f raises here: NumPy cannot update an array of {target} in place with a "
+            f"{got} result (casting rule 'same_kind')", op.loc,
+            f"write `a = a + x` (or -, *, /) for a new array, or convert a first: "
+            f"a = a.astype(np.{got.name})")
 
 
 class _Slots:
