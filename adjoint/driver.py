@@ -24,6 +24,7 @@ from adjoint.ad.checkpoint import apply_policy
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, array_library, kind_of, observe
+from adjoint.analysis.liveness import ties
 from adjoint.analysis.views import check_views
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
@@ -408,6 +409,16 @@ def _check_no_dict_loops(fn: Function, args) -> None:
     for op in walk_ops(fn.body):
         if isinstance(op, Call):
             made[op.result] = op
+            if op.prim.style == "dict" or op.prim.style == "setitem" and op.args[0] in dicts:
+                dicts.add(op.result)
+    grown = True
+    while grown:  # a dict that a loop or an `if` carries, or an SGD step makes anew
+        grown = False
+        for _, _, a, b in ties(fn.body):
+            for x, y in ((a, b), (b, a)):
+                if x in dicts and y not in dicts and isinstance(y, Value):
+                    dicts.add(y)
+                    grown = True
     for op in walk_ops(fn.body):
         if not isinstance(op, For) or op.iter not in made:
             continue

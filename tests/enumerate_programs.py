@@ -418,6 +418,10 @@ ARRAY_TEMPLATES = [
     ("element", "dict_loop", "def f(x, v):\n    acc = {'s': np.zeros(3), 'n': 0.0}\n"
      "    for i in range(3):\n        acc['s'] += v * x ** i\n        acc['n'] += x\n"
      "    return np.sum(acc['s'] ** 2) * acc['n']", (0.7, V3), None),
+    ("dicts", "sgd_loop", "def f(params, h):\n    for step in range(2):\n"
+     "        g = {k: np.tanh(params[k]) for k in params.keys()}\n"
+     "        params = {k: params[k] - 0.5 * g[k] for k in params.keys()}\n"
+     "    return np.sum(h @ params['W'] + params['b'])", ({"W": W1, "b": B1}, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
 ]
@@ -447,6 +451,9 @@ UNSUPPORTED = [
      (0.7, V3)),
     ("element-repeat", "def f(x, v):\n    L = [v * x] * 2\n    L[0] += v\n"
      "    return np.sum(L[1])", (0.7, V3)),
+    # a loop straight over a dict that a loop carries (crash K8 of round 4)
+    ("dict-loop_carried", "def f(x, v):\n    p = {'a': v * x}\n    for step in range(2):\n"
+     "        p = {k: p[k] * 0.5 for k in p}\n    return np.sum(p['a'])", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

@@ -651,3 +651,33 @@ def test_in_place_updates_that_numpy_refuses_are_refused():
     refused(int_slice_plus_float, X, at="a[:2] += x[:2]", says="same_kind")
     (g,) = check_program(int_array_plus_int, X)
     assert np.allclose(g, np.arange(3) + 2)
+
+
+# ------------------------- a loop that makes its carried dict afresh on each trip
+
+def sgd_steps(W, b, X):
+    p = {'W': W, 'b': b}
+    for step in range(3):
+        g = {'W': p['W'] * 0.1, 'b': p['b'] * 0.2}
+        p = {k: p[k] - 0.1 * g[k] for k in p.keys()}
+    return np.sum(np.tanh(X @ p['W'] + p['b']) ** 2)
+
+
+def carried_array_and_view(x):
+    a = x * 1.0
+    v = a[0:2]
+    s = 0.0
+    for i in range(2):
+        a[0] = a[1] * x[0]  # from the second trip on, v views this a
+        s = s + np.sum(v)
+        b = a * 2.0
+        a, v = b, b[0:2]
+    return s
+
+
+def test_a_dict_made_afresh_each_trip_is_not_an_alias_of_the_last():
+    rng = np.random.default_rng(3)
+    W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(4, 3))
+    check_program(sgd_steps, W, b, X, wrt=(0, 1))
+    # two carries yielding one object (an array and its view) stay one object
+    refused(carried_array_and_view, X, at="a[0] = a[1] * x[0]", says="shares")

@@ -14,7 +14,8 @@ import numpy as np
 
 from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
-from adjoint.ir.core import Call, Const, Function, If, Value, walk_ops
+from adjoint.rules import registry
+from adjoint.ir.core import Call, Const, For, Function, If, Value, While, walk_ops
 
 # ops whose ndarray result may share memory with their first argument
 _VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
@@ -83,10 +84,16 @@ def check_views(fn: Function, facts) -> None:
         if (view or op.prim.style in _WRITES or op in writes) and op.args and \
                 hasattr(op.args[0], "id"):
             union(op.args[0], op.result)
-    for _, _, a, b in ties(fn.body):  # a loop's carried value is one object throughout
-        if hasattr(b, "id"):
+    loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
+    bodies = {id(op.body) for op in loops}
+    for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches' values
+        if hasattr(b, "id") and (block is None or id(block) not in bodies) and \
+                not any(a in op.results for op in loops):
             union(a, b)
     live = Liveness(fn, {}, set())
+    zero_trips = []  # (a loop's result, its initial value, the loop's end)
+    for op in reversed(loops):  # inner loops first: an outer trip's fresh dict holds them
+        zero_trips += _tie_carries(op, find, union, live, made)
     slots = _Slots(calls, type_of, find, live)
     for node, v in slots.links:
         union(node, v)
@@ -138,7 +145,9 @@ def check_views(fn: Function, facts) -> None:
                 (f"write `{name} = {name} + ...` (or -, *, ...) for a new value, or " if
                  w in updates and w.prim.name != "getitem" else "") +
                 "take a copy where the second name is made (`y = x.copy()`, `ys = list(xs)`)")
-        for m in members.get(find(storage), ()):
+        near = [find(storage)] + [find(b) for r, x, end in zero_trips if at > end
+                                  for a, b in ((r, x), (x, r)) if find(a) is find(storage)]
+        for m in [m for g in near for m in members.get(g, ())]:
             if m is storage or m is w.result:
                 continue
             if read_after(m, at):
@@ -165,6 +174,53 @@ def check_views(fn: Function, facts) -> None:
                         f"afterwards; the gradient would not see the change", w.loc,
                         "put a copy in the list (xs.append(v.copy())), or read the value "
                         "from the list again after writing it")
+
+
+def _tie_carries(loop, find, union, live, made) -> list:
+    """A loop's carried value on the next trip is the object this trip yields: the
+    same object throughout (an array written in place), unless each trip makes it
+    afresh (an SGD step's new dict), when one trip's writes into it do not reach the
+    value that the trip started from."""
+    args = loop.body.args[1:] if isinstance(loop, For) else loop.body.args
+    inside = {id(loop)}
+    fresh, zero_trips = {}, []
+    for i, (a, x, y, r) in enumerate(zip(args, loop.inits, loop.body.results, loop.results)):
+        union(a, x)
+        if isinstance(loop, While):
+            union(a, loop.cond.args[i])
+        fresh[i] = hasattr(y, "id") and _made_in_trip(y, loop, args, find, live, made, inside)
+    for i, (a, x, y, r) in enumerate(zip(args, loop.inits, loop.body.results, loop.results)):
+        if not hasattr(y, "id"):
+            union(r, a)
+        elif fresh[i]:
+            union(r, y)
+            # not a union, which would join x to every trip's object: after the loop, r
+            # may be x (no trip ran)
+            zero_trips.append((r, x, live.end[id(loop)]))
+        else:
+            union(a, y)
+            union(r, a)
+    for i, j in [(i, j) for i in fresh for j in fresh if i < j and fresh[i] and fresh[j]]:
+        y, z = loop.body.results[i], loop.body.results[j]
+        if find(y) is find(z):  # two carries that hold one object (or a view of it)
+            union(args[i], args[j])
+    return zero_trips
+
+
+def _made_in_trip(y, loop, args, find, live, made, inside) -> bool:
+    """Whether every value of y's object is made in the loop's body by an op that
+    makes a new object (not a read out of a container, not the carried value)."""
+    group = find(y)
+    values = [v for v in set(live.defs) if find(v) is group]
+    for v in values:
+        if v in args or not any(id(o) in inside for o, _ in live.def_path.get(v, ())):
+            return False
+        op = made.get(v)
+        known = registry.entry(op.prim) if op is not None else None
+        if op is not None and (op.prim.name in ("getitem", "field") or known is None or
+                               not known.pure):  # an unknown call may return an old object
+            return False
+    return True
 
 
 _SAMPLES = {"float": 1.0, "int": 1, "bool": True, "complex": 1j}

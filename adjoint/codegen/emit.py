@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adjoint import runtime
 from adjoint.analysis.liveness import WRITES
 from adjoint.codegen.naming import RESTACKED, Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
@@ -552,8 +553,19 @@ class Emitter:
         """A copy of what an op writes into while its old value is read on: an array, or
         a list or dict (known by its kind, by the op that made it, or by a str key)."""
         kind = "dict" if isinstance(key, Const) and isinstance(key.value, str) else \
-            {"dict": "dict", "list": "list"}.get(self._container(o))
-        return f"{kind}({self.operand(o)})" if kind else f"np.array({self.operand(o)}, copy=True)"
+            {"dict": "dict", "list": "list", "ndarray": "np.array"}.get(self._container(o))
+        if kind is None and not self._index_kind(key):  # a str key would name a dict entry
+            self.module.helpers["private"] = runtime.private
+            return f"private({self.operand(o)})"
+        return f"{kind}({self.operand(o)})" if kind not in (None, "np.array") else \
+            f"np.array({self.operand(o)}, copy=True)"
+
+    def _index_kind(self, key) -> bool:
+        """Whether `key` is known to index an array (a number, slice or tuple), not a dict."""
+        if isinstance(key, Const):
+            return not isinstance(key.value, str)
+        kind = self.facts.kind(key) if self.facts is not None else None
+        return kind is not None and kind.type in ("int", "tuple", "slice", "ndarray", "bool")
 
     def _container(self, o, depth: int = 0):
         """"dict", "list" or None (an array, or not known): from the kinds, else from the
