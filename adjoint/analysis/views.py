@@ -207,6 +207,10 @@ def _tie_carries(loop, find, union, live, made) -> list:
     return zero_trips
 
 
+# ops whose result may be an object that they were given (`q or {}`, `d['W']`)
+_OPERAND_RESULTS = ("getitem", "field", "and_", "or_", "alias", "element")
+
+
 def _made_in_trip(y, loop, args, find, live, made, inside) -> bool:
     """Whether every value of y's object is made in the loop's body by an op that
     makes a new object (not a read out of a container, not the carried value)."""
@@ -217,7 +221,7 @@ def _made_in_trip(y, loop, args, find, live, made, inside) -> bool:
             return False
         op = made.get(v)
         known = registry.entry(op.prim) if op is not None else None
-        if op is not None and (op.prim.name in ("getitem", "field") or known is None or
+        if op is not None and (op.prim.name in _OPERAND_RESULTS or known is None or
                                not known.pure):  # an unknown call may return an old object
             return False
     return True
