@@ -94,7 +94,8 @@ _BIN = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
         ast.LShift: "lshift", ast.RShift: "rshift"}
 _UN = {ast.USub: "neg", ast.UAdd: "pos", ast.Invert: "invert", ast.Not: "not_"}
 _CMP = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq",
-        ast.NotEq: "ne", ast.Is: "is_", ast.IsNot: "is_not"}
+        ast.NotEq: "ne", ast.Is: "is_", ast.IsNot: "is_not", ast.In: "in_",
+        ast.NotIn: "not_in"}
 
 
 def _dotted(n) -> str:

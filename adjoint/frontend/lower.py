@@ -43,7 +43,8 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import and_, assertion, dict_of, field, keys, list_of, or_, tuple_of
+from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of,
+                                      not_in, or_, tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -1411,10 +1412,7 @@ _BINOPS = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.m
 _COMPARE = {gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt,
             gast.GtE: operator.ge, gast.Eq: operator.eq, gast.NotEq: operator.ne,
             gast.Is: operator.is_, gast.IsNot: operator.is_not,
-            gast.In: lambda a, b: operator.contains(b, a),
-            gast.NotIn: lambda a, b: not operator.contains(b, a)}
-_COMPARE[gast.In].__name__ = "in_"
-_COMPARE[gast.NotIn].__name__ = "not_in"
+            gast.In: in_, gast.NotIn: not_in}
 
 # value.attr for arrays
 _ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
@@ -1425,7 +1423,7 @@ _METHODS = {
     "sum": (np.sum, False), "mean": (np.mean, False), "prod": (np.prod, False),
     "max": (np.max, False), "min": (np.min, False), "var": (np.var, False),
     "std": (np.std, False), "dot": (np.dot, False), "reshape": (np.reshape, True),
-    "ravel": (np.ravel, False), "flatten": (np.ravel, False), "copy": (np.copy, False),
+    "ravel": (np.ravel, False), "flatten": (np.ravel, False), "copy": (runtime.private, False),
     "transpose": (np.transpose, True), "squeeze": (np.squeeze, False),
     "clip": (np.clip, False), "cumsum": (np.cumsum, False), "argmax": (np.argmax, False),
     "argmin": (np.argmin, False), "astype": (np.asarray, False), "any": (np.any, False),

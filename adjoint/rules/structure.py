@@ -48,6 +48,16 @@ def assertion(condition, message=None):
         raise AssertionError(message) if message is not None else AssertionError
 
 
+def in_(a, b):
+    """`a in b`."""
+    return a in b
+
+
+def not_in(a, b):
+    """`a not in b`."""
+    return a not in b
+
+
 def and_(a, b):
     """`a and b` with both sides evaluated (used when the right side cannot fail)."""
     return a and b
@@ -77,6 +87,8 @@ primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
+primitive(in_, "in_", "infix", " in ", 5, nondiff=True)
+primitive(not_in, "not_in", "infix", " not in ", 5, nondiff=True)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
 primitive(or_, "or_", "infix", " or ", 2, nondiff=True)
 primitive(slice, "slice", "slice", nondiff=True)
@@ -87,7 +99,7 @@ primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
-defnondiff(slice, runtime.index_tuple, keys, assertion, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+defnondiff(slice, runtime.index_tuple, keys, assertion, in_, not_in, and_, or_, runtime.zeros_like, runtime.stop_gradient)
 
 
 @defvjp(field)
