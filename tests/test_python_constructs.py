@@ -681,3 +681,29 @@ def test_a_dict_made_afresh_each_trip_is_not_an_alias_of_the_last():
     check_program(sgd_steps, W, b, X, wrt=(0, 1))
     # two carries yielding one object (an array and its view) stay one object
     refused(carried_array_and_view, X, at="a[0] = a[1] * x[0]", says="shares")
+
+
+# ------------------------------------------- dict membership and copies (round 4 K2, K3)
+
+def optional_entry(x, p):
+    s = np.sum(p['a'] * x)
+    if 'e' in p:
+        s = s + p['e'] * 3.0
+    if 'z' not in p:
+        s = s * 2.0
+    return s
+
+
+def copied_dict(x):
+    d = {'a': x * 1.0}
+    e = d.copy()
+    e['a'] = np.sin(x)
+    return np.sum(d['a'] * 2.0 + e['a'])
+
+
+def test_dict_membership_and_copies():
+    p = {'a': np.array([1.0, 2.0, -1.0]), 'e': 0.5}
+    (g,) = check_program(optional_entry, X, p, wrt=0)
+    assert np.allclose(g, 2.0 * p['a'])
+    (g,) = check_program(copied_dict, X)
+    assert np.allclose(g, 2.0 + np.cos(X))
