@@ -230,6 +230,11 @@ def accum(a, b):
         return np.asarray(a) + b
     if isinstance(b, (list, tuple)):
         return a + np.asarray(b)
+    if isinstance(a, dict) or isinstance(b, dict):  # a zero (0.0) on one side
+        zero = b if isinstance(a, dict) else a
+        if not (np.ndim(zero) == 0 and zero == 0):
+            raise TypeError(f"cannot add a dict's cotangent and {type(zero).__name__}")
+        return CotangentDict(a if isinstance(a, dict) else b)
     return a + b
 
 
@@ -313,6 +318,9 @@ def zeros_like(x):
                 return np.stack(zeros)
             return Cotangents(zeros)
         try:
+            if any(isinstance(e, (dict, list, tuple)) or hasattr(type(e), "__dataclass_fields__")
+                   for e in x):  # a list of dicts (layers): one zero per element
+                raise ValueError
             return np.zeros(np.shape(x))
         except ValueError:  # ragged: one zero per element
             return Cotangents(zeros_like(e) for e in x)

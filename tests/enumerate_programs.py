@@ -360,6 +360,9 @@ ARRAY_TEMPLATES = [
     ("layers", "break", "def f(layers, h):\n    for W, b in layers:\n"
      "        h = np.tanh(h @ W + b)\n        if np.sum(h * h) > 50.0:\n            break\n"
      "    return np.sum(h * h)", ([(W1, B1), (W2, B2)], V3), None),
+    ("layers", "dicts", "def f(layers, h):\n    for L in layers:\n"
+     "        h = np.tanh(h @ L['W'] + L['b'])\n    return np.sum(h * h)",
+     ([{"W": W1, "b": B1}, {"W": W2, "b": B2}], V3), None),
     ("layers", "tuple_arg", "def f(layer, h):\n    W, b = layer\n"
      "    return np.sum(np.tanh(h @ W + b))", ((W1, B1), V3), None),
     # issue 19's two programs, as they were reported
