@@ -24,13 +24,13 @@ from adjoint.ad.checkpoint import apply_policy
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, array_library, kind_of, observe
-from adjoint.analysis.liveness import ties
 from adjoint.analysis.views import check_views
+from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.source import parse_function
 from adjoint.guards import folded, lower_watched
-from adjoint.ir.core import Block, Call, Const, For, Function, Global, Value, walk_ops
+from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
 from adjoint.passes.pipeline import optimize
@@ -76,6 +76,7 @@ def prepare_stage(c: Compilation) -> str:
 def observe_stage(c: Compilation) -> str:
     _check_no_lazy_globals(c.ir)
     c.facts = facts_for(c.lowered, c.ir, c.args)
+    c.ir = resolve_sequences(c.ir, c.facts)  # `for k in d` walks keys(d) where d is a dict
     check_scalar_output(c.ir, c.facts, c.mode)
     return f"{len(c.facts.kinds)} values' kinds" if c.args is not None else "no call: generic"
 
@@ -395,42 +396,9 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         facts = Observed()
         check_views(lowered, facts)
         return facts
-    _check_no_dict_loops(lowered, args)
     facts = observe(lowered, args)
     check_views(lowered, facts)
     return facts.infer(ir)
-
-
-def _check_no_dict_loops(fn: Function, args) -> None:
-    """`for k in d` over a dict parameter or global: lowering reads a loop's elements by
-    position, which a dict does not have (its keys would be read as positions)."""
-    dicts = {p for p, a in zip(fn.params, args) if isinstance(a, dict)}
-    made = {}
-    for op in walk_ops(fn.body):
-        if isinstance(op, Call):
-            made[op.result] = op
-            if op.prim.style == "dict" or op.prim.style == "setitem" and op.args[0] in dicts:
-                dicts.add(op.result)
-    grown = True
-    while grown:  # a dict that a loop or an `if` carries, or an SGD step makes anew
-        grown = False
-        for _, _, a, b in ties(fn.body):
-            for x, y in ((a, b), (b, a)):
-                if x in dicts and y not in dicts and isinstance(y, Value):
-                    dicts.add(y)
-                    grown = True
-    for op in walk_ops(fn.body):
-        if not isinstance(op, For) or op.iter not in made:
-            continue
-        rng = made[op.iter]
-        n = made.get(rng.args[0]) if rng.prim.fn is range and rng.args else None
-        if n is not None and n.prim.fn is len and (
-                n.args[0] in dicts or isinstance(n.args[0], Global) and
-                isinstance(n.args[0].value, dict)):
-            raise UnsupportedError(
-                "a loop straight over a dict is not supported", op.loc,
-                "loop over its keys or items: `for k in params.keys():` or "
-                "`for k, v in params.items():`")
 
 
 def check_scalar_output(ir: Function, facts, mode: str) -> None:

@@ -425,6 +425,9 @@ ARRAY_TEMPLATES = [
      "        g = {k: np.tanh(params[k]) for k in params.keys()}\n"
      "        params = {k: params[k] - 0.5 * g[k] for k in params.keys()}\n"
      "    return np.sum(h @ params['W'] + params['b'])", ({"W": W1, "b": B1}, V3), None),
+    ("dicts", "loop_carried", "def f(x, v):\n    p = {'a': v * x, 'b': v}\n"
+     "    for step in range(2):\n        p = {k: p[k] * x for k in p}\n"
+     "    return np.sum(p['a'] + p['b'])", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
 ]
@@ -454,9 +457,6 @@ UNSUPPORTED = [
      (0.7, V3)),
     ("element-repeat", "def f(x, v):\n    L = [v * x] * 2\n    L[0] += v\n"
      "    return np.sum(L[1])", (0.7, V3)),
-    # a loop straight over a dict that a loop carries (crash K8 of round 4)
-    ("dict-loop_carried", "def f(x, v):\n    p = {'a': v * x}\n    for step in range(2):\n"
-     "        p = {k: p[k] * 0.5 for k in p}\n    return np.sum(p['a'])", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

@@ -80,7 +80,8 @@ def check_views(fn: Function, facts) -> None:
         # unknown (no call observed, or a value no run reached): it may be an array; an
         # element of a list, tuple or dict is no view of it (slots, below, relate them)
         view = op.prim.name in _VIEWS and (k is None or k.type == "ndarray") and not (
-            op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS)
+            op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) or \
+            op.prim.name == "sequence" and type_of(op.args[0]) != "dict"  # xs itself
         if (view or op.prim.style in _WRITES or op in writes) and op.args and \
                 hasattr(op.args[0], "id"):
             union(op.args[0], op.result)
@@ -286,7 +287,7 @@ class _Slots:
                     derived.append((r, args[0]))
                 else:
                     reads.append((args[0], args[1], r))
-            elif type_of(r) in _CONTAINERS and name != "keys":
+            elif type_of(r) in _CONTAINERS and name not in ("keys", "sequence"):
                 # `[a] * 2`, `L + M`, `dict(d)`, a helper's list: may hold the same objects
                 derived += [(r, a) for a in args if type_of(a) in _CONTAINERS]
         boxes = {c: find(c) for c, *_ in puts + reads} | {  # containers' roots, fixed now

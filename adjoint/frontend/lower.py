@@ -44,7 +44,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of,
-                                      not_in, or_, tuple_of)
+                                      not_in, or_, sequence, tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -387,6 +387,30 @@ class Lowerer:
         new = self.emit(prim_of(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
 
+    def walked(self, seq, node):
+        """What `for v in seq` reads by position: a dict's keys (a dict made here), or
+        `sequence(seq)` where seq's type is not seen here (a parameter, a loop's carried
+        value, an element of a container), resolved once the kinds are observed."""
+        if not isinstance(seq, Value):
+            return seq
+        if self.is_dict(seq):
+            return self.emit(prim_of(keys), (seq,), hint="_keys", node=node)
+        op = self.defs.get(seq)
+        if self.is_container(seq) or op is not None and op.prim.name not in ("getitem", "field"):
+            return seq
+        return self.emit(prim_of(sequence), (seq,), hint="_seq", node=node)
+
+    def is_dict(self, v, seen=()) -> bool:
+        """Whether `v` is a dict made here (a display or comprehension, written to, or a
+        loop's value that starts as one)."""
+        if v in seen or not isinstance(v, Value):
+            return False
+        if v in self.seeds:
+            return self.is_dict(self.seeds[v], seen + (v,))
+        op = self.defs.get(v)
+        return op is not None and (op.prim.fn is dict_of or op.prim.fn is runtime.setitem
+                                   and self.is_dict(op.args[0], seen + (v,)))
+
     def is_container(self, v, seen=()) -> bool:
         """Whether `v` may be a list or dict made here: a display, a comprehension, appended to,
         repeated or joined (`[a] * 2`), or a loop's value that starts as one. (A yes
@@ -604,7 +628,7 @@ class Lowerer:
             n = self.emit(prim_of(len), (seq,), hint="_n", node=s)
             iterable = self.emit(prim_of(range), (n,), hint="_range", node=s)
         else:
-            seq = self.expr(it, hint="_seq")
+            seq = self.walked(self.expr(it, hint="_seq"), it)
             self.check_operands([seq], it)
             seqs, targets = [seq], [target]
             n = self.emit(prim_of(len), (seq,), hint="_n", node=s)

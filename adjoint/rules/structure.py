@@ -48,6 +48,12 @@ def assertion(condition, message=None):
         raise AssertionError(message) if message is not None else AssertionError
 
 
+def sequence(xs):
+    """What `for v in xs` walks by position: a dict's keys, anything else itself.
+    Resolved once the kinds are known (passes/sequences.py)."""
+    return list(xs) if isinstance(xs, dict) else xs
+
+
 def in_(a, b):
     """`a in b`."""
     return a in b
@@ -87,6 +93,7 @@ primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
+primitive(sequence, "sequence")
 primitive(in_, "in_", "infix", " in ", 5, nondiff=True)
 primitive(not_in, "not_in", "infix", " not in ", 5, nondiff=True)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
@@ -294,3 +301,13 @@ def private_vjp(g, ans, x):
 @defjvp(runtime.private)
 def private_jvp(ans, x, x_dot):
     return runtime.private(x_dot)
+
+
+@defvjp(sequence)
+def sequence_vjp(g, ans, xs):  # generic code, where xs is taken to be no dict
+    return g
+
+
+@defjvp(sequence)
+def sequence_jvp(ans, xs, xs_dot):
+    return xs_dot

@@ -1,0 +1,45 @@
+"""`for v in xs` over a value whose type lowering cannot see (a parameter, a loop's
+carried value, an element of a container) walks `sequence(xs)` by position. Once the
+kinds are observed, a dict's loop walks its keys and any other loop xs itself:
+
+    %s = sequence(%p)        ==>   %s = keys(%p)        (p a dict)
+    %s = sequence(%xs)       ==>   (uses of %s read %xs)
+
+Without a call to observe (generic code), xs is taken to be no dict, as before.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from adjoint.ir.core import Block, Call, For, Function, If, map_blocks, map_operands
+from adjoint.rules.registry import prim_of
+from adjoint.rules.structure import keys, sequence
+
+
+def resolve_sequences(fn: Function, facts=None) -> Function:
+    subst: dict = {}
+
+    def read(o):
+        return subst.get(o, o)
+
+    def own(op):  # a region op's own operands; its blocks are mapped by `block`
+        if isinstance(op, If):
+            return replace(op, cond=read(op.cond))
+        if isinstance(op, For):
+            return replace(op, iter=read(op.iter), inits=tuple(map(read, op.inits)))
+        return replace(op, inits=tuple(map(read, op.inits)))
+
+    def block(b: Block) -> Block:
+        ops = []
+        for op in b.ops:
+            op = map_operands(op, read) if isinstance(op, Call) else own(map_blocks(op, block))
+            if isinstance(op, Call) and op.prim.fn is sequence:
+                kind = facts.kind(op.args[0]) if facts is not None else None
+                if kind is None or kind.type != "dict":
+                    subst[op.result] = op.args[0]
+                    continue
+                op = replace(op, prim=prim_of(keys))
+            ops.append(op)
+        return replace(b, ops=tuple(ops), results=tuple(map(read, b.results)))
+
+    return replace(fn, body=block(fn.body))
