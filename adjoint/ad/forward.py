@@ -43,7 +43,6 @@ from adjoint.rules.registry import primitive
 from adjoint.rules.tape import iadd_at
 
 # ops that write into their first operand in generated code
-_WRITES = ("setitem", "append", "iadd_at", "add_at")
 _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "**", "//", "%", "<", "<=", ">", ">=", "==", "!=",
                         "&", "|", "^", "~"}
 _DUMMY_LIMIT = 100_000  # shape inference by evaluation only on small dummies
@@ -430,7 +429,7 @@ class Forward:
         try:
             for op in ops:
                 if self.pending and (not isinstance(op, Call) or _line(op) != self.pending_line
-                                     or op.prim.style in _WRITES):
+                                     or op.prim.style in registry.WRITES):
                     self.flush()
                 self.loc = op.loc
                 if isinstance(op, Call):
@@ -476,7 +475,7 @@ class Forward:
                 "register one with @adjoint.rules.registry.defjvp, or wrap an argument in "
                 "adjoint.stop_gradient(...) if it should be treated as constant")
         ops, t = self.inline_jvp(entry.jvp, op)
-        if op.prim.style in _WRITES and not _reads(ops, op.result):
+        if op.prim.style in registry.WRITES and not _reads(ops, op.result):
             # the tangent first, so the primal write can happen in place
             self.ops.extend(ops)
             self.ops.append(op)
@@ -548,7 +547,7 @@ class Forward:
             return [], None
         ops = self.fix_zeros(low.ops)
         if isinstance(t, Value):
-            ops = prune(ops, [t], _pure)
+            ops = prune(ops, [t], registry.pure)
         made = {r for o in ops for r in o.results}
         for o in ops:  # the template's own names (x, ans) mean nothing in the output
             for r in o.results:
@@ -556,12 +555,12 @@ class Forward:
                     r.name = TEMP
         if isinstance(t, Value) and t in made:
             # `y[i] = v` writes into y: its tangent is y_dot, whatever the hint of v
-            t.name = _dot_name(op.args[0] if op.prim.style in _WRITES else op.result)
-        if op.prim.style in _WRITES:
+            t.name = _dot_name(op.args[0] if op.prim.style in registry.WRITES else op.result)
+        if op.prim.style in registry.WRITES:
             # the storage a tangent write copies (a new zero array) is a named variable:
             # the emitter prints a write into a temporary it inlines as a name it lacks
             for o in walk_ops(Block((), tuple(ops), ())):
-                if isinstance(o, Call) and o.prim.style in _WRITES and o.args and \
+                if isinstance(o, Call) and o.prim.style in registry.WRITES and o.args and \
                         isinstance(o.args[0], Value) and o.args[0] in made and \
                         o.args[0].name.startswith("_"):
                     o.args[0].name = _dot_name(op.args[0])
@@ -788,13 +787,6 @@ def _rule_params(prim):
 def _line(op):
     return (op.loc.filename, op.loc.line) if op.loc is not None else None
 
-
-
-def _pure(op) -> bool:
-    if not isinstance(op, Call):
-        return all(_pure(o) for b in op.blocks for o in b.ops)
-    e = registry.entry(op.prim)
-    return e is not None and e.pure
 
 
 def _reads(ops, v: Value) -> bool:

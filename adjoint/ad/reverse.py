@@ -113,7 +113,7 @@ class Reverse:
             out = self._read(result, region.parent)
         else:  # a loop body: recompute a cheap scalar, or pop it from the tape
             if isinstance(op, Call) and (self._recomputable(op, v) or (
-                    region.recompute and _pure(op))):
+                    region.recompute and registry.pure(op))):
                 out = self._recompute(op, v, region)
             elif region.owner is not None and isinstance(region.owner, For) and \
                     v is region.owner.body.args[0]:
@@ -376,7 +376,7 @@ class Reverse:
                 ret = ret[:len(op.args)] + [by_name.get(k, Const(None)) for k, _ in op.kwargs]
         out = [r if w and not (isinstance(r, Const) and r.value is None) else None
                for r, w in zip(ret, wanted)]
-        ops = prune(low.ops, [o for o in out if o is not None], _pure)
+        ops = prune(low.ops, [o for o in out if o is not None], registry.pure)
         for o in ops:  # the template's own names (g, ans) mean nothing in the output
             for r in o.results:
                 if not r.name.startswith("_"):
@@ -780,13 +780,6 @@ def _template_body(template):
 def _returns_tuple(template) -> bool:
     return any(isinstance(n, gast.Return) and isinstance(n.value, gast.Tuple)
                for n in gast.walk(parse_function(template).node))
-
-
-def _pure(op) -> bool:
-    if not isinstance(op, Call):
-        return all(_pure(o) for b in op.blocks for o in b.ops)
-    e = registry.entry(op.prim)
-    return e is not None and e.pure
 
 
 def _is_reduction(op: For, slots: list[int]) -> bool:

@@ -9,8 +9,10 @@ the same ties to see which arrays an in-place write reaches.
 from __future__ import annotations
 
 from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+from adjoint.rules import registry
 
-WRITES = ("setitem", "append", "iadd_at", "add_at", "iadd")  # in place into their first operand
+# in place into their first operand: the writes, and `x_bar += v` of the reverse sweep
+WRITES = registry.WRITES + ("iadd",)
 
 class Liveness:
     """Where each value is live, as intervals of the linearised program.

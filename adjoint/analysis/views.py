@@ -17,11 +17,6 @@ from adjoint.errors import UnsupportedError
 from adjoint.rules import registry
 from adjoint.ir.core import Call, Const, For, Function, If, Value, While, walk_ops
 
-# ops whose ndarray result may share memory with their first argument
-_VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
-          "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes", "np.moveaxis",
-          "np.atleast_1d", "np.atleast_2d", "np.real", "pos", "field"}
-_WRITES = ("setitem", "iadd_at", "add_at", "append")
 _ARTICLE = {None: "a value of unknown type", "ndarray": "an array", "int": "an int",
             "other": "an object"}
 _CONTAINERS = ("list", "dict", "tuple")
@@ -60,7 +55,7 @@ def check_views(fn: Function, facts) -> None:
     for op in calls:  # NumPy refuses `a += x` that would change a's dtype: so does f
         if op in updates or op.result in slice_updates:
             _check_same_kind(op, facts)
-    writes = [op for op in calls if op.prim.style in _WRITES or op in updates]
+    writes = [op for op in calls if op.prim.style in registry.WRITES or op in updates]
     if not writes and not elements:
         return
     parent: dict = {}
@@ -79,10 +74,10 @@ def check_views(fn: Function, facts) -> None:
         k = facts.kind(op.result)
         # unknown (no call observed, or a value no run reached): it may be an array; an
         # element of a list, tuple or dict is no view of it (slots, below, relate them)
-        view = op.prim.name in _VIEWS and (k is None or k.type == "ndarray") and not (
+        view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") and not (
             op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) or \
             op.prim.name == "sequence" and type_of(op.args[0]) != "dict"  # xs itself
-        if (view or op.prim.style in _WRITES or op in writes) and op.args and \
+        if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
                 hasattr(op.args[0], "id"):
             union(op.args[0], op.result)
     loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
@@ -383,11 +378,11 @@ def written_arrays(fn: Function) -> set:
     writes = []
     for op in walk_ops(fn.body):
         if isinstance(op, Call) and op.args and hasattr(op.args[0], "id") and (
-                op.prim.name in _VIEWS or op.prim.style in _WRITES):
+                op.prim.name in registry.VIEWS or op.prim.style in registry.WRITES):
             ra, rb = find(op.args[0]), find(op.result)
             if ra is not rb:
                 parent[rb] = ra
-            if op.prim.style in _WRITES:
+            if op.prim.style in registry.WRITES:
                 writes.append(op.args[0])
     for _, _, a, b in ties(fn.body):
         if hasattr(b, "id"):

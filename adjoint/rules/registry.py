@@ -124,6 +124,24 @@ def may_raise(*fns) -> None:
     _keepalive.extend(fns)
 
 
+# Facts about ops that the analyses, passes and transforms share, in one place.
+# Print styles of the ops that write into their first operand in place:
+WRITES = ("setitem", "append", "iadd_at", "add_at")
+# Names of the ops whose array result may share memory with their first operand:
+VIEWS = frozenset({"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
+                   "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes",
+                   "np.moveaxis", "np.atleast_1d", "np.atleast_2d", "np.real", "pos",
+                   "field"})
+
+
+def pure(op) -> bool:
+    """Whether `op` has no side effect (a region op: whether none of its ops has)."""
+    if not hasattr(op, "prim"):
+        return all(pure(o) for b in op.blocks for o in b.ops)
+    e = entry(op.prim)
+    return e is not None and e.pure
+
+
 def removable(op) -> bool:
     """Whether a call whose result no one reads may be dropped: pure, and not one that
     may raise (dropping it would return a number where f raises)."""
