@@ -22,9 +22,10 @@ The decompositions, where a derivative does not exist:
 
 - `cholesky` reads one triangle (the lower, or the upper with upper=True), and
   so does its rule. `pinv` assumes the rank does not change near the matrix.
-- `eig`: a real spectrum (real eigenvalues and vectors; NumPy returns complex
-  ones otherwise, and the rule raises NonDifferentiableError when the gradient
-  runs). Eigenvectors keep NumPy's unit norm and LAPACK's sign, which can
+- `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
+  all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
+  complex spectrum makes the rule raise NonDifferentiableError when the
+  gradient runs). Tangents have the dtype of eig's results. Eigenvectors keep NumPy's unit norm and LAPACK's sign, which can
   jump (an exact 0 below the diagonal that balancing isolates flips a vector
   as it crosses 0: no derivative there); a repeated eigenvalue is treated as
   for eigh.
@@ -619,9 +620,11 @@ def cross_vjp(g, ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 # ------------------------------------------------------------------ cholesky, pinv, eig
 
 def is_complex(x):
-    """Whether `x` holds complex numbers (np.linalg.eig of a matrix with a complex
-    spectrum returns them)."""
-    return bool(np.iscomplexobj(x))
+    """Whether `x` holds a number with a nonzero imaginary part (np.linalg.eig of a
+    matrix with a complex spectrum returns them). Decided by the values, not the
+    dtype: NumPy 2.5 returns eig's values and vectors complex even for a real
+    spectrum, with imaginary parts that are exactly 0 (LAPACK's real eigenvalues)."""
+    return bool(np.iscomplexobj(x) and np.any(np.imag(x) != 0))
 
 
 primitive(is_complex, "is_complex", nondiff=True)
@@ -689,7 +692,9 @@ def eig_vjp(g, ans, a):
                         "matrix has complex eigenvalues")
     m = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (
         _mT(v) @ _unit_columns(v, g[1]))
-    return np.linalg.solve(_mT(v), m @ _mT(v))  # V^-T M V^T
+    # V^-T M V^T. A is real and so is the Jacobian of a real spectrum, whatever dtype
+    # NumPy gives w and v (complex on 2.5): A's cotangent is the real part, Re(J^T g)
+    return np.real(np.linalg.solve(_mT(v), m @ _mT(v)))
 
 
 @defjvp(np.linalg.eig)
@@ -698,6 +703,8 @@ def eig_jvp(ans, a, a_dot):
     if is_complex(w):
         _ = unsupported("np.linalg.eig has a derivative rule for a real spectrum only; this "
                         "matrix has complex eigenvalues")
+    # computed with w and v as NumPy returns them, so the tangents have their dtype
+    # (complex on NumPy 2.5, with imaginary parts 0)
     p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V
     dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), _unit_columns(v, v @ (_inverse_gaps(w) * p)))
     return dot
