@@ -25,10 +25,10 @@ The decompositions, where a derivative does not exist:
 - `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
   all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
   complex spectrum makes the rule raise NonDifferentiableError when the
-  gradient runs). Tangents have the dtype of eig's results. Eigenvectors keep NumPy's unit norm and LAPACK's sign, which can
-  jump (an exact 0 below the diagonal that balancing isolates flips a vector
-  as it crosses 0: no derivative there); a repeated eigenvalue is treated as
-  for eigh.
+  gradient runs). Tangents have the dtype of eig's results. Eigenvectors keep
+  NumPy's unit norm and LAPACK's sign, which can jump (an exact 0 below the
+  diagonal that balancing isolates flips a vector as it crosses 0: no
+  derivative there); a repeated eigenvalue is treated as for eigh.
 
 `np.einsum` takes one to four operands, subscripts explicit or implicit, with
 `...` and repeated letters (a diagonal); five or more are refused at the call's
