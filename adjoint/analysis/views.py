@@ -58,118 +58,136 @@ def check_views(fn: Function, facts) -> None:
     writes = [op for op in calls if op.prim.style in registry.WRITES or op in updates]
     if not writes and not elements:
         return
-    parent: dict = {}
+    objects = _Objects(fn, facts, calls, writes, type_of, made)
+    for op, base in elements:
+        _check_element_update(objects, op, base, calls)
+    for w in writes:
+        _check_write(objects, w, w in updates and w.prim.name != "getitem", facts)
 
-    def find(v):
-        while parent.get(v, v) is not v:
-            v = parent[v]
+
+class _Objects:
+    """Which values may be one object when f runs: a union-find over views, writes
+    and their arrays, loops' carried values, and the slots of lists, tuples and dicts
+    (`_Slots`), with where each value is live."""
+
+    def __init__(self, fn: Function, facts, calls, writes, type_of, made):
+        self.parent: dict = {}
+        find, union = self.find, self.union
+        for op in calls:
+            k = facts.kind(op.result)
+            # unknown (no call observed, or a value no run reached): it may be an array;
+            # an element of a list, tuple or dict is no view of it (its slot relates them)
+            view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") \
+                and not (op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) \
+                or op.prim.name == "sequence" and type_of(op.args[0]) != "dict"  # xs itself
+            if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
+                    hasattr(op.args[0], "id"):
+                union(op.args[0], op.result)
+        loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
+        bodies = {id(op.body) for op in loops}
+        for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches'
+            if hasattr(b, "id") and (block is None or id(block) not in bodies) and \
+                    not any(a in op.results for op in loops):
+                union(a, b)
+        self.live = live = Liveness(fn, {}, set())
+        self.zero_trips = []  # (a loop's result, its initial value, the loop's end)
+        for op in reversed(loops):  # inner loops first: an outer trip's new dict holds them
+            self.zero_trips += _tie_carries(op, find, union, live, made)
+        self.slots = _Slots(calls, type_of, find, live)
+        for node, v in self.slots.links:
+            union(node, v)
+        self.members: dict = {}
+        for v in set(self.parent) | set(self.parent.values()):
+            if isinstance(v, Value):
+                self.members.setdefault(find(v), []).append(v)
+        self.holders: dict = {}  # an object -> the containers that hold it
+        for c, v in self.slots.held:
+            self.holders.setdefault(find(v), []).append(c)
+
+    def find(self, v):
+        while self.parent.get(v, v) is not v:
+            v = self.parent[v]
         return v
 
-    def union(a, b):
-        ra, rb = find(a), find(b)
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
         if ra is not rb:
-            parent[rb] = ra
+            self.parent[rb] = ra
 
-    for op in calls:
-        k = facts.kind(op.result)
-        # unknown (no call observed, or a value no run reached): it may be an array; an
-        # element of a list, tuple or dict is no view of it (slots, below, relate them)
-        view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") and not (
-            op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) or \
-            op.prim.name == "sequence" and type_of(op.args[0]) != "dict"  # xs itself
-        if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
-                hasattr(op.args[0], "id"):
-            union(op.args[0], op.result)
-    loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
-    bodies = {id(op.body) for op in loops}
-    for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches' values
-        if hasattr(b, "id") and (block is None or id(block) not in bodies) and \
-                not any(a in op.results for op in loops):
-            union(a, b)
-    live = Liveness(fn, {}, set())
-    zero_trips = []  # (a loop's result, its initial value, the loop's end)
-    for op in reversed(loops):  # inner loops first: an outer trip's fresh dict holds them
-        zero_trips += _tie_carries(op, find, union, live, made)
-    slots = _Slots(calls, type_of, find, live)
-    for node, v in slots.links:
-        union(node, v)
-    members: dict = {}
-    for v in set(parent) | set(parent.values()):
-        if isinstance(v, Value):
-            members.setdefault(find(v), []).append(v)
-    holders: dict = {}  # an object -> the containers that hold it
-    for c, v in slots.held:
-        holders.setdefault(find(v), []).append(c)
-
-    def read_after(m, at, until=None) -> bool:
+    def read_after(self, m, at, until=None) -> bool:
+        """Whether `m` is live across position `at` (and past `until`, when given)."""
         return any(start < at < end and (until is None or end > until)
-                   for start, end in live.span(m))
+                   for start, end in self.live.span(m))
 
-    for op, base in elements:
-        at, current = live.at[id(op)], op.args[0]
-        for m in members.get(find(current), ()):
-            if m is not current and m is not op.result and read_after(m, at):
-                what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
-                raise UnsupportedError(
-                    f"this changes in place an array that {what} also refers to, and {what} "
-                    f"is read afterwards; the gradient would not see the change", op.loc,
-                    "write `c[k] = c[k] + v` for a new array, or take a copy where the "
-                    "second name is made (`a = c[k].copy()`)")
-        store = next((w for w in calls if w.prim.style == "setitem" and
-                      w.args[0] is base and w.args[2] is op.result), None)
-        until = live.at[id(store)] if store is not None else None
-        if slots.copies(find(current), op) or any(
-                read_after(m, at, until if m is base else None)
-                for c in holders.get(find(current), ()) for m in members.get(find(c), (c,))):
+
+def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
+    """`c[k] += v` on an array that c holds: right when nothing else still sees it."""
+    find, at, current = objects.find, objects.live.at[id(op)], op.args[0]
+    for m in objects.members.get(find(current), ()):
+        if m is not current and m is not op.result and objects.read_after(m, at):
+            what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
             raise UnsupportedError(
-                "this changes in place an array that shares another slot of a list or "
-                "dict (`[a, a]`, `[a] * 2`, or a second container), read afterwards; the "
-                "gradient would not see the change", op.loc,
-                "write `c[k] = c[k] + v` for a new array, or store copies (`c[k] = "
-                "v.copy()`)")
-    for w in writes:
-        at = live.at[id(w)]
-        storage = w.args[0]
-        if any(start < at < end for start, end in live.span(storage)):
-            # `z = x; z += y; ... x ...`: the old value is read again under another name
-            # (or through a tuple that held it: `t = (xs, 1); xs[0] = v; t[0]`)
-            t, name = _kind_type(facts, storage), w.result.name
-            what = _ARTICLE.get(t, "a " + str(t))
+                f"this changes in place an array that {what} also refers to, and {what} "
+                f"is read afterwards; the gradient would not see the change", op.loc,
+                "write `c[k] = c[k] + v` for a new array, or take a copy where the "
+                "second name is made (`a = c[k].copy()`)")
+    # c itself is read once more, by the write that stores the updated array back
+    store = next((w for w in calls if w.prim.style == "setitem" and
+                  w.args[0] is base and w.args[2] is op.result), None)
+    until = objects.live.at[id(store)] if store is not None else None
+    if objects.slots.copies(find(current), op) or any(
+            objects.read_after(m, at, until if m is base else None)
+            for c in objects.holders.get(find(current), ())
+            for m in objects.members.get(find(c), (c,))):
+        raise UnsupportedError(
+            "this changes in place an array that shares another slot of a list or "
+            "dict (`[a, a]`, `[a] * 2`, or a second container), read afterwards; the "
+            "gradient would not see the change", op.loc,
+            "write `c[k] = c[k] + v` for a new array, or store copies (`c[k] = "
+            "v.copy()`)")
+
+
+def _check_write(objects: _Objects, w: Call, rebinds: bool, facts) -> None:
+    """A write into an array (or `a += b` on one) that another value still sees."""
+    find, at, storage = objects.find, objects.live.at[id(w)], w.args[0]
+    if objects.read_after(storage, at):
+        # `z = x; z += y; ... x ...`: the old value is read again under another name
+        # (or through a tuple that held it: `t = (xs, 1); xs[0] = v; t[0]`)
+        t, name = _kind_type(facts, storage), w.result.name
+        what = _ARTICLE.get(t, "a " + str(t))
+        raise UnsupportedError(
+            f"this changes {what} in place that another name (or a tuple or list holding "
+            f"it) still reads afterwards; the gradient would not see the change", w.loc,
+            (f"write `{name} = {name} + ...` (or -, *, ...) for a new value, or " if
+             rebinds else "") +
+            "take a copy where the second name is made (`y = x.copy()`, `ys = list(xs)`)")
+    near = [find(storage)] + [find(b) for r, x, end in objects.zero_trips if at > end
+                              for a, b in ((r, x), (x, r)) if find(a) is find(storage)]
+    for m in [m for g in near for m in objects.members.get(g, ())]:
+        if m is not storage and m is not w.result and objects.read_after(m, at):
+            what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
             raise UnsupportedError(
-                f"this changes {what} in place that another name (or a tuple or list holding "
-                f"it) still reads afterwards; the gradient would not see the change", w.loc,
-                (f"write `{name} = {name} + ...` (or -, *, ...) for a new value, or " if
-                 w in updates and w.prim.name != "getitem" else "") +
-                "take a copy where the second name is made (`y = x.copy()`, `ys = list(xs)`)")
-        near = [find(storage)] + [find(b) for r, x, end in zero_trips if at > end
-                                  for a, b in ((r, x), (x, r)) if find(a) is find(storage)]
-        for m in [m for g in near for m in members.get(g, ())]:
-            if m is storage or m is w.result:
-                continue
-            if read_after(m, at):
-                what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
+                f"this write changes {what}, which shares the array's memory and is "
+                f"read afterwards; the gradient would not see the change", w.loc,
+                "take a copy where the alias is made (row = A[0].copy(), u = M.copy()), "
+                "write `u = u + x` for a new array, or read the array again after "
+                "writing it")
+    # lists, tuples and dicts that hold the written value (and what holds those) see it
+    seen, todo = set(), list(objects.holders.get(find(storage), ()))
+    while todo:
+        c = todo.pop()
+        if find(c) in seen:
+            continue
+        seen.add(find(c))
+        todo += objects.holders.get(find(c), ())
+        for m in objects.members.get(find(c), (c,)):
+            if m is not storage and m is not w.result and objects.read_after(m, at):
+                what = f"`{m.name}`" if not m.name.startswith("_") else "a container"
                 raise UnsupportedError(
-                    f"this write changes {what}, which shares the array's memory and is "
-                    f"read afterwards; the gradient would not see the change", w.loc,
-                    "take a copy where the alias is made (row = A[0].copy(), u = M.copy()), "
-                    "write `u = u + x` for a new array, or read the array again after "
-                    "writing it")
-        # lists, tuples and dicts that hold the written value (and what holds those) see it
-        seen, todo = set(), list(holders.get(find(storage), ()))
-        while todo:
-            c = todo.pop()
-            if find(c) in seen:
-                continue
-            seen.add(find(c))
-            todo += holders.get(find(c), ())
-            for m in members.get(find(c), (c,)):
-                if m is not storage and m is not w.result and read_after(m, at):
-                    what = f"`{m.name}`" if not m.name.startswith("_") else "a container"
-                    raise UnsupportedError(
-                        f"this write changes a value that {what} holds, and {what} is read "
-                        f"afterwards; the gradient would not see the change", w.loc,
-                        "put a copy in the list (xs.append(v.copy())), or read the value "
-                        "from the list again after writing it")
+                    f"this write changes a value that {what} holds, and {what} is read "
+                    f"afterwards; the gradient would not see the change", w.loc,
+                    "put a copy in the list (xs.append(v.copy())), or read the value "
+                    "from the list again after writing it")
 
 
 def _tie_carries(loop, find, union, live, made) -> list:
