@@ -409,6 +409,18 @@ ARRAY_TEMPLATES = [
     ("intarray", "dtype_float", "def f(x, v):\n    y = np.ones(3, dtype=np.float64)\n"
      "    y[1] = 10 * x\n    return np.sum(y * v) * x", (0.73, V3), None),
     # dicts of arrays
+    # no write in f: a cotangent started as a view of another must not be added into
+    # in place (adversarial round 5, W5 and C1)
+    ("cotangent_views", "flip", "def f(x, v):\n    h = np.tanh(v * x) + v * x + np.flip(v * x)\n"
+     "    return np.sum(h ** 2)", (0.7, V3), None),
+    ("cotangent_views", "concatenate", "def f(x, v):\n    h = np.sin(v * x) + v * x * x + "
+     "np.concatenate([v * x])\n    return np.sum(h ** 2)", (0.7, V3), None),
+    ("cotangent_views", "rot90_diag", "def f(x, v):\n    A = np.outer(v, v) * x + np.diag(v * x)\n"
+     "    B = A + np.rot90(A) + np.fliplr(A)\n    return np.sum(B ** 2)", (0.7, V3), None),
+    # a value with a leading 1 written into a slot without it (RNN with a batch of one, W6)
+    ("write", "leading_one", "def f(x, v):\n    h = np.zeros(3)\n"
+     "    h[:] = np.tanh(np.reshape(v, (1, 3)) * x)\n    return np.sum(h ** 2 * v)",
+     (0.7, V3), None),
     ("dicts", "h_only", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), 1),
     ("dicts", "loop_h_only", "def f(params, h):\n    for k in ('a', 'b'):\n"
@@ -457,6 +469,16 @@ UNSUPPORTED = [
      (0.7, V3)),
     ("element-repeat", "def f(x, v):\n    L = [v * x] * 2\n    L[0] += v\n"
      "    return np.sum(L[1])", (0.7, V3)),
+    # a view that NumPy makes and a write then changes (round 5, W1), writes through out=
+    # and in-place NumPy functions (W4)
+    ("view-flip", "def f(x, v):\n    y = v * x\n    w = np.flip(y)\n    y[0] = 5.0 * x\n"
+     "    return np.sum(w * v)", (0.7, V3)),
+    ("view-split", "def f(x, v):\n    y = v * x\n    w = np.split(y, 3)[0]\n    y[0] = 5.0 * x\n"
+     "    return np.sum(w * v)", (0.7, V3)),
+    ("out-maximum", "def f(x, v):\n    y = v * x\n    z = np.maximum(y, 0.0, out=y)\n"
+     "    return np.sum(y)", (0.7, V3)),
+    ("out-copyto", "def f(x, v):\n    y = v * 1.0\n    _ = np.copyto(y, v * x)\n"
+     "    return np.sum(y)", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

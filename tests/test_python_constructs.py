@@ -707,3 +707,44 @@ def test_dict_membership_and_copies():
     assert np.allclose(g, 2.0 * p['a'])
     (g,) = check_program(copied_dict, X)
     assert np.allclose(g, 2.0 + np.cos(X))
+
+
+# ---------------------------------- round 5: hvp through a copy that folds to a view (W9)
+
+def flipped_copy_written(x):
+    y = np.flip(x) * 1.0  # the copy folds away in the hvp pipeline: np.flip is a view
+    y[0] += x[0]
+    return np.sum(y ** 2 * x)
+
+
+def test_a_hessian_through_a_flipped_copy_leaves_the_argument_alone():
+    x = np.array([0.5, -1.0, 2.0])
+    before = x.copy()
+    H = adjoint.hessian(flipped_copy_written)(x)
+    assert np.array_equal(x, before)
+    eps, want = 1e-5, np.zeros((3, 3))
+    g = adjoint.grad(flipped_copy_written)
+    for i in range(3):
+        e = np.zeros(3)
+        e[i] = eps
+        want[:, i] = (g(x + e) - g(x - e)) / (2 * eps)
+    assert np.allclose(H, want, atol=1e-6) and np.allclose(H, H.T, atol=1e-8)
+
+
+HISTORY = []
+
+
+def appends_to_a_global(x):
+    HISTORY.append(x * 2.0)
+    return np.sum(HISTORY[-1])
+
+
+def appends_inside_a_dict(x):
+    log = {'h': []}
+    log['h'].append(x * 2.0)
+    return np.sum(log['h'][-1])
+
+
+def test_appends_that_outlive_the_call_or_hide_in_a_container_are_refused():
+    refused(appends_to_a_global, X, at="HISTORY.append", says="made outside")
+    refused(appends_inside_a_dict, X, at="log['h'].append", says="held by a dict")

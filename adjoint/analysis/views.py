@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adjoint.analysis.activity import array_dtypes
 from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
 from adjoint.rules import registry
@@ -29,9 +30,12 @@ def check_views(fn: Function, facts) -> None:
     # a value no run reached (a loop that ran no trip) has the type of the values the loop
     # carries it with, where they agree; else it is unknown, and may be an array
     types = _carried_types(fn, facts)
+    # no call observed (generic code): lists and dicts are known by how they are made
+    made_as = array_dtypes(fn, ()) if not getattr(facts, "kinds", None) else {}
 
     def type_of(o):
-        return types.get(o) if o in types else _kind_type(facts, o)
+        t = types.get(o) if o in types else _kind_type(facts, o)
+        return "list" if t is None and made_as.get(o) == "container" else t
 
     def mutable(o) -> bool:
         t = type_of(o)
@@ -79,7 +83,9 @@ class _Objects:
             # an element of a list, tuple or dict is no view of it (its slot relates them)
             view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") \
                 and not (op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) \
-                or op.prim.name == "sequence" and type_of(op.args[0]) != "dict"  # xs itself
+                or op.prim.name == "sequence" and type_of(op.args[0]) != "dict" \
+                or op.prim.name == "field"  \
+                or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
             if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
                     hasattr(op.args[0], "id"):
                 union(op.args[0], op.result)
@@ -241,6 +247,15 @@ def _made_in_trip(y, loop, args, find, live, made, inside) -> bool:
     return True
 
 
+_SPLITS = ("np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack",
+           "np.broadcast_arrays")
+
+
+def _no_copy(op: Call) -> bool:
+    copy = dict(op.kwargs).get("copy")
+    return isinstance(copy, Const) and copy.value in (False, None)
+
+
 _SAMPLES = {"float": 1.0, "int": 1, "bool": True, "complex": 1j}
 _DTYPES = {"f": "float64", "i": "int64", "u": "uint64", "b": "bool", "c": "complex128"}
 
@@ -293,6 +308,8 @@ class _Slots:
                 puts.append((r, args[1], args[2], op))
             elif op.prim.style == "append":
                 puts.append((r, None, args[1], op))
+            elif name in _SPLITS:  # a list of views of the array
+                puts.append((r, None, args[0], op))
             elif name == "getitem" and type_of(args[0]) in _CONTAINERS:
                 is_slice = isinstance(args[1], Const) and isinstance(args[1].value, slice) \
                     or type_of(args[1]) == "slice"
@@ -300,6 +317,8 @@ class _Slots:
                     derived.append((r, args[0]))
                 else:
                     reads.append((args[0], args[1], r))
+            elif name == "private" and type_of(args[0]) in _CONTAINERS + (None,):
+                derived.append((r, args[0]))  # a list's or dict's copy holds the same objects
             elif type_of(r) in _CONTAINERS and name not in ("keys", "sequence"):
                 # `[a] * 2`, `L + M`, `dict(d)`, a helper's list: may hold the same objects
                 derived += [(r, a) for a in args if type_of(a) in _CONTAINERS]

@@ -15,6 +15,7 @@ import keyword
 
 from adjoint.analysis.liveness import Liveness, ties, walk_calls
 from adjoint.ir.core import Block, Call, Const, For, Function, Value
+from adjoint.rules import registry
 
 
 # lists that the code stacks into an array under their own name (`_u = np.array(_u)`), so
@@ -171,14 +172,15 @@ class Namer:
         return self.names[self.find(v)]
 
 
-# ops whose result may be (a view of) their first argument at run time
-VIEWS = {"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze", "np.expand_dims",
-         "np.broadcast_to", "np.asarray", "unbroadcast", "pos", "np.swapaxes", "np.moveaxis",
-         "setitem", "append", "iadd_at", "add_at", "iadd", "expand_to", "alias", "np.atleast_1d", "np.atleast_2d", "np.real", "stop_gradient"}
+# ops whose result may be (a view of) their first argument at run time: NumPy's views,
+# the writes, and the runtime's helpers that may return their operand itself
+VIEWS = registry.VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast",
+                          "sum_to", "expand_to", "alias", "stop_gradient", "unarray",
+                          "split_like", "unstack_like", "split_index"}
 
 
-# ops whose result may be a read-only view (a broadcast): never written in place
-READONLY = {"np.broadcast_to", "expand_to"}
+# ops whose result may be a read-only view (a broadcast, a diagonal): never written in place
+READONLY = registry.READONLY | {"expand_to"}
 
 
 def _alias_classes(fn: Function) -> dict:

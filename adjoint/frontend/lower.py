@@ -286,9 +286,16 @@ class Lowerer:
             return  # a docstring
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute):
             base = self.expr(call.func.value)
-            if isinstance(base, (Value, Global)) and call.func.attr == "append":
+            if isinstance(base, (Value, Global, Const)) and call.func.attr == "append":
                 if len(call.args) != 1 or call.keywords:
                     raise self.error("append takes one value", call)
+                if not isinstance(base, Value):  # the change would outlive the call
+                    raise self.error("an append to a list made outside the function", call,
+                                     "build a local list (hist = []) and return it")
+                if not isinstance(call.func.value, gast.Name):  # d['h'].append(v)
+                    raise self.error("an append to a list held by a dict, list or object",
+                                     call, "append to a local name and store it back: "
+                                     "h = d['h'] + [v]; d['h'] = h")
                 value = self.expr(call.args[0])
                 new = self.emit(prim_of(runtime.append), (base, value), hint=_hint_of(call.func.value),
                                 node=s)
@@ -424,8 +431,10 @@ class Lowerer:
             return False
         if op.prim.fn in (operator.mul, operator.add):
             return any(self.is_container(a, seen + (v,)) for a in op.args)
-        return op.prim.fn in (list_of, dict_of, runtime.append, runtime.setitem) \
-            and (op.prim.fn is not runtime.setitem or self.is_container(op.args[0], seen + (v,)))
+        return op.prim.fn in (list_of, dict_of, runtime.append, runtime.setitem,
+                              runtime.private) and (op.prim.fn not in (
+                                  runtime.setitem, runtime.private) or
+                                  self.is_container(op.args[0], seen + (v,)))
 
     def rebind_storage(self, old, new) -> None:
         """After an in-place write, every name bound to the old value sees the new one."""
@@ -1091,6 +1100,12 @@ class Lowerer:
             return self.call(Static(fn.func), bound[:len(fn.args)] + list(args),
                              list(zip(fn.keywords, bound[len(fn.args):])) + list(kwargs),
                              node, hint)
+        if any(k == "out" and not (isinstance(v, Const) and v.value is None)
+               for k, v in kwargs) or _mutates(fn):
+            raise self.error(f"`{_qualname(fn)}` writes into an array it is given (out=, or a "
+                             f"NumPy function that changes its argument in place)", node,
+                             "compute a new array instead: y = np.maximum(y, 0.0), "
+                             "y = y.copy(); y[...] = v, or np.where")
         if not self.inlined(fn) and fn is not checkpoint:
             self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
@@ -1460,6 +1475,18 @@ _CONSUMERS = (sum, min, max, math.fsum, list, any, all)
 
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
+
+
+# NumPy functions that change an argument in place (and return None)
+_MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_along_axis,
+             np.random.shuffle)
+
+
+def _mutates(fn) -> bool:
+    """Whether calling `fn` writes into an argument: a mutator, or a ufunc's `.at`."""
+    return any(fn is m for m in _MUTATORS) or (
+        getattr(fn, "__name__", None) == "at" and isinstance(getattr(fn, "__self__", None),
+                                                            np.ufunc))
 
 
 def _safe(op) -> bool:

@@ -5,7 +5,7 @@ kinds are observed, a dict's loop walks its keys and any other loop xs itself:
     %s = sequence(%p)        ==>   %s = keys(%p)        (p a dict)
     %s = sequence(%xs)       ==>   (uses of %s read %xs)
 
-Without a call to observe (generic code), xs is taken to be no dict, as before.
+Without a call to observe (generic code), the generated code calls sequence(xs).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from adjoint.rules.structure import keys, sequence
 
 
 def resolve_sequences(fn: Function, facts=None) -> Function:
+    if not getattr(facts, "kinds", None):  # generic code: sequence(xs) decides when run
+        return fn
     subst: dict = {}
 
     def read(o):

@@ -127,11 +127,20 @@ def may_raise(*fns) -> None:
 # Facts about ops that the analyses, passes and transforms share, in one place.
 # Print styles of the ops that write into their first operand in place:
 WRITES = ("setitem", "append", "iadd_at", "add_at")
-# Names of the ops whose array result may share memory with their first operand:
-VIEWS = frozenset({"getitem", "np.reshape", "np.transpose", "np.ravel", "np.squeeze",
-                   "np.expand_dims", "np.broadcast_to", "np.asarray", "np.swapaxes",
-                   "np.moveaxis", "np.atleast_1d", "np.atleast_2d", "np.real", "pos",
-                   "field"})
+# Names of the ops whose result may share memory with their first operand (a view,
+# the operand itself, or a list of views of it): a deny-list, so a missing entry is a
+# wrong gradient; an extra one only costs a copy or a refusal. `x.conj()` of a real
+# array is x itself (lowered to np.conj).
+VIEWS = frozenset({
+    "getitem", "field", "pos", "np.reshape", "np.ravel", "np.squeeze", "np.expand_dims",
+    "np.transpose", "np.swapaxes", "np.moveaxis", "np.rollaxis", "np.matrix_transpose",
+    "np.permute_dims", "np.broadcast_to", "np.broadcast_arrays", "np.asarray",
+    "np.asanyarray", "np.ascontiguousarray", "np.asfortranarray", "np.atleast_1d",
+    "np.atleast_2d", "np.atleast_3d", "np.real", "np.imag", "np.conj", "np.conjugate",
+    "np.flip", "np.flipud", "np.fliplr", "np.rot90", "np.diagonal", "np.diag",
+    "np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack"})
+# Of those, the ones whose view NumPy makes read-only
+READONLY = frozenset({"np.broadcast_to", "np.broadcast_arrays", "np.diagonal", "np.diag"})
 
 
 def pure(op) -> bool:
