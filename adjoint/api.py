@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from adjoint import __version__
+from adjoint.analysis.shapes import array_library, as_numpy
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
@@ -144,6 +145,12 @@ class Transform:
             raise TypeError(f"{self.ir.name}() takes {len(self.ir.params)} arguments, "
                             f"got {len(args)}")
         check_wrt_kinds(self.ir, self.wrt, args)
+        xp = array_api_args(args)
+        if xp and (self.backend != "numpy" or self.mode not in ("grad", "value_and_grad")):
+            raise UnsupportedError(
+                f"the array-API form (for arrays of {xp}) is written for grad and "
+                f"value_and_grad with NumPy's backend, not {self.mode} with "
+                f"backend={self.backend!r}", self.ir.loc, "pass NumPy arrays")
         facts = None
         if any(v is not None for _, v in sig):
             # an int is keyed by value in case it is folded in (an axis, a size); when
@@ -164,14 +171,15 @@ class Transform:
         digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint,
                           read, origin(self.f), where, global_kinds(self.ir),
                           self.optimize and pipeline.setting(),
-                          *(() if self.backend == "numpy" else (self.backend,)))
+                          *(() if self.backend == "numpy" else (self.backend,)),
+                          *(("array_api",) if xp else ()))
         path = load.module_path(self.ir.name + "_" + self.mode, digest, self.cache_dir)
         holder = {}
 
         def make_source():
             with self._passes():
                 job = _emit(replace(self.job, args=args, digest=digest, log=[]),
-                              self.backend)
+                            self.backend, bool(xp))
             holder["source"] = job.source
             return job.source
 
@@ -322,10 +330,13 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
 
 
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None,
-           standalone: bool = False, backend: str = "numpy") -> str:
+           standalone: bool = False, backend: str = "numpy", array_api: bool = False) -> str:
     """The generated module's source; specialised on `args` when given. `standalone`
     pastes the runtime helpers it calls into the file, so it stands on its own.
     `backend="numba"` writes it for numba (`@numba.njit` functions, index loops).
+    `array_api=True` writes the namespace-generic form: `xp = array_namespace(...)` from
+    the array arguments, and `xp.exp`, `xp.concat`... for NumPy's functions (it needs
+    `args`; a NumPy function with no standard equivalent is refused at its line).
 
     Without `args` the code is generic. With them it may hold their facts (a size, an
     axis, that a value is a float): it then checks them on entry, and says so in its
@@ -341,7 +352,20 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     if kind is None:
         raise ValueError(f"unknown mode {mode!r}")
     backend = _backend(backend, kind)
+    if array_api and (args is None or kind != "grad" or backend != "numpy" or standalone):
+        raise ValueError("array_api=True writes a gradient specialised on args=..., with "
+                         "NumPy's backend, not standalone")
     job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
+
+    if array_api:
+        t = Transform(f, wrt, "grad", checkpoint=checkpoint)
+        args = t.full_args(tuple(args))
+        check_wrt_kinds(t.ir, t.wrt, args)
+        text = _emit(replace(job, args=args, log=[]), backend, True).source
+        where = f"{os.path.basename(parse_function(f).filename)}:{job.ir.name}"
+        numpy_args = tuple(as_numpy(a) for a in args)  # the facts, read as NumPy's
+        text = with_entry_check(text, job.ir, numpy_args, f"{job.ir.name}_grad", where)
+        return portable_header(_namespace_checks(text), f)
 
     def emitted_for(args) -> str:
         return _emit(replace(job, args=args, log=[]), backend).source
@@ -373,9 +397,46 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     return numba_backend.check_outside(text, fn_name) if backend == "numba" else text
 
 
-def _emit(job: Compilation, backend: str) -> Compilation:
+def array_api_args(args) -> str | None:
+    """The library of the call's array-API arrays (array_api_strict, torch...), if any:
+    then the gradient is written against their namespace. Dask runs the NumPy form."""
+    if isinstance(args, (list, tuple)):
+        return next((lib for lib in map(array_api_args, args) if lib), None)
+    if isinstance(args, dict):
+        return array_api_args(list(args.values()))
+    lib = array_library(args)
+    return lib if lib not in (None, "dask") else None
+
+
+def _namespace_checks(text: str) -> str:
+    """An entry check written for NumPy arrays, made to hold for any namespace's: no
+    isinstance(x, np.ndarray), and the dtype kind asked of the array's namespace (the
+    standard's dtypes have no .kind). The file is regenerated with --array-api."""
+    import re
+    kinds = {"f": "real floating", "c": "complex floating", "i": "signed integer",
+             "u": "unsigned integer", "b": "bool"}
+    text = text.replace(" --args ... for other", " --array-api --args ... for other")
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("    assert ") and ', "this gradient was generated' in line:
+            cond, rest = line.split(', "this gradient was generated', 1)
+            cond = re.sub(r"isinstance\(([^,()]+), np\.ndarray\) and ", "", cond)
+            cond = re.sub(r"([\w\[\]'.]+?)\.dtype\.kind == '(\w)'",
+                          lambda m: f"array_namespace({m[1]}).isdtype({m[1]}.dtype, "
+                                    f"{kinds[m[2]]!r})", cond)
+            lines[i] = cond + ', "this gradient was generated' + rest
+            break
+    return "\n".join(lines)
+
+
+def _emit(job: Compilation, backend: str, array_api: bool = False) -> Compilation:
     """`job` run from observing its call to the emitted text; the numba emitter also
-    reads the kinds observed (a tape of floats is an array)."""
+    reads the kinds observed (a tape of floats is an array), and so does the array-API
+    form (which argument is an array, an np.transpose's axes)."""
+    if array_api:
+        job = run(job, "observe", "specialise")
+        with emit.backend("numpy", job.facts), emit.array_api():
+            return run(job, "emit")
     if backend == "numpy":
         return run(job, "observe")
     job = run(job, "observe", "specialise")

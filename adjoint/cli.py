@@ -192,6 +192,10 @@ def _parser():
     emit.add_argument("--backend", choices=["numpy", "numba"], default="numpy",
                       help="numba: write the gradient for numba to compile (@numba.njit "
                            "functions, index loops); the file then imports numba")
+    emit.add_argument("--array-api", action="store_true",
+                      help="write the gradient against its arguments' array namespace "
+                           "(xp = array_namespace(...), xp.exp...): it runs on "
+                           "array_api_strict, torch, CuPy, JAX... arrays; needs --args")
     emit.add_argument("-o", "--output", help="write here instead of printing")
     emit.add_argument("--standalone", action="store_true",
                       help="paste the runtime helpers the module calls into it, so it "
@@ -333,8 +337,13 @@ def _run(ns, show_ir) -> int:
     if ns.backend == "numba" and ns.mode != "reverse":
         raise UsageError(f"--backend numba writes the gradient (--mode reverse), not "
                          f"--mode {ns.mode}")
+    if ns.array_api and (args is None or ns.mode != "reverse" or ns.backend != "numpy"
+                         or ns.standalone):
+        raise UsageError("--array-api writes the gradient (--mode reverse, --backend numpy, "
+                         "not --standalone) specialised on --args: give --args")
     text = api.source(fn, wrt, mode=ns.mode, args=args, checkpoint=ns.checkpoint,
-                      standalone=ns.standalone, backend=ns.backend)
+                      standalone=ns.standalone, backend=ns.backend,
+                      array_api=ns.array_api)
     helpers = re.search(r"^from adjoint\.runtime import (.+)$", text, re.M)
     if ns.backend == "numba" and helpers and "@numba.njit" in text:
         print(f"adjoint emit: note: numba cannot compile the runtime helpers this module "

@@ -232,25 +232,47 @@ def normalize_wrt(wrt, fn: Function) -> tuple[int, ...]:
 def check_array_libraries(fn: Function, args) -> None:
     """Arrays of a library other than NumPy: a dask array is differentiated lazily (the
     generated NumPy code dispatches to it); any other (array_api_strict, CuPy, torch,
-    JAX) is refused by name, since the generated code would call NumPy on it."""
+    JAX) gets the array-API form of the gradient (`xp = array_namespace(...)`), which
+    needs array-api-compat. One call's arrays are of one kind: dask and another
+    library together would need both forms at once."""
+    libs, numpy_array = {}, None
     for name, a in zip(fn.param_names, args):
         for where, x in _leaves(name, a):
             lib = array_library(x)
             if lib is None:
+                if isinstance(x, np.ndarray) and numpy_array is None:
+                    numpy_array = where
                 continue
+            libs.setdefault(lib, where)
             if lib != "dask":
-                raise UnsupportedError(
-                    f"`{where}` is an array of {lib} ({type(x).__name__}): adjoint generates "
-                    "NumPy code, which runs on NumPy arrays and, lazily, on dask arrays; "
-                    "code generation for the array API (xp.exp from the arguments' "
-                    "namespace) is not built yet", fn.loc,
-                    f"pass NumPy arrays (np.asarray({where}), or for a GPU array its "
-                    ".get()/.cpu().numpy()), or dask arrays")
+                try:
+                    import array_api_compat  # noqa: F401
+                except ImportError:
+                    raise UnsupportedError(
+                        f"`{where}` is an array of {lib} ({type(x).__name__}): its gradient "
+                        "is written for the array API, which needs array-api-compat",
+                        fn.loc, "pip install 'adjoint[array-api]', or pass NumPy arrays "
+                        f"(np.asarray({where}))") from None
+                continue
             if any(not isinstance(n, int) for n in x.shape):
                 raise UnsupportedError(
                     f"`{where}` is a dask array of unknown chunk sizes (shape {x.shape}): "
                     "the gradient is specialised on shapes", fn.loc,
                     f"call {where}.compute_chunk_sizes() first")
+    api = next(((lib, w) for lib, w in libs.items() if lib != "dask"), None)
+    if api is not None and numpy_array is not None:
+        lib, where = api
+        raise UnsupportedError(
+            f"`{numpy_array}` is a NumPy array and `{where}` is an array of {lib}: the "
+            "gradient's array API form (xp = array_namespace(...)) runs on the arrays "
+            "of one namespace", fn.loc,
+            f"pass NumPy arrays (np.asarray({where})), or make `{numpy_array}` an array "
+            f"of {lib} too")
+    if len(libs) > 1:
+        (a, wa), (b, wb) = list(libs.items())[:2]
+        raise UnsupportedError(
+            f"`{wa}` is an array of {a} and `{wb}` one of {b}: one gradient runs on one "
+            "array library", fn.loc, "convert them to one library")
 
 
 def _check_no_lazy_globals(fn: Function) -> None:

@@ -112,7 +112,51 @@ def kind_of(x) -> Kind:
         shape = tuple(x.shape)
         known = all(isinstance(n, int) for n in shape)
         return Kind("ndarray", shape if known else None, np.dtype(x.dtype).kind, "dask")
+    lib = array_library(x)
+    if lib is not None:  # an array-API array (array_api_strict, torch, CuPy): the same facts
+        shape = tuple(x.shape)
+        known = all(isinstance(n, int) for n in shape)
+        return Kind("ndarray", shape if known else None, _dtype_kind(x), lib)
     return Kind("other")
+
+
+def _dtype_kind(x) -> str | None:
+    """NumPy's dtype kind letter of an array of any array-API library."""
+    try:
+        return np.dtype(x.dtype).kind
+    except TypeError:
+        pass
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    for kind, letter in (("bool", "b"), ("signed integer", "i"), ("unsigned integer", "u"),
+                         ("real floating", "f"), ("complex floating", "c")):
+        if xp.isdtype(x.dtype, kind):
+            return letter
+    return None
+
+
+def as_numpy(a):
+    """`a` with each array-API array (array_api_strict, torch CPU...) copied to NumPy,
+    through lists, tuples and dicts: observing a call runs the IR with NumPy, and an
+    array's kind and shape do not depend on its library. None: an array whose memory
+    NumPy cannot read (a GPU array)."""
+    if type(a) in (list, tuple):
+        new = [as_numpy(e) for e in a]
+        return a if all(x is y for x, y in zip(new, a)) else type(a)(new)
+    if type(a) is dict:
+        new = {k: as_numpy(e) for k, e in a.items()}
+        return a if all(new[k] is e for k, e in a.items()) else new
+    lib = array_library(a)
+    if lib is None or lib == "dask":
+        return a
+    try:
+        return np.from_dlpack(a)
+    except (TypeError, RuntimeError, BufferError, ValueError) as e:
+        from adjoint.errors import UnsupportedError
+        raise UnsupportedError(
+            f"an array of {lib} ({type(a).__name__}) that NumPy cannot read ({e}): adjoint "
+            "observes a call on NumPy copies of its arrays", None,
+            "observe on CPU arrays first (the kinds and shapes are the same)") from None
 
 
 def array_library(x) -> str | None:
@@ -452,6 +496,7 @@ def observe(fn: Function, args) -> Observed:
     caller made: the draws it takes from NumPy's and Python's global random streams are
     given back, so that compiling changes nothing the caller's program computes."""
     facts = Observed()
+    args = [as_numpy(a) for a in args]  # array-API arrays: observed as NumPy copies
     run, lazy = fn, any(_lazy_arg(a) for a in args)
     if lazy:
         facts.lazy = LazyUses(fn)

@@ -22,6 +22,7 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.analysis.liveness import WRITES
+from adjoint.codegen import xp as xp_table
 from adjoint.codegen.naming import RESTACKED, Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
@@ -29,6 +30,8 @@ from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
                "snap_store", "snap_free", "assert")
 _BUILTIN_NAMES = set(dir(builtins))
+_ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**", "@"}
+_COMPARISONS = {"==", "!=", "<", ">", "<=", ">="}
 
 # The backend a module is written for: "numpy", or "numba" (each function decorated with
 # `numba.njit`, reverse loops as index loops, tapes of floats in arrays, lists stacked by
@@ -46,6 +49,23 @@ def backend(name: str, facts=None):
         yield
     finally:
         BACKEND.reset(token)
+
+
+# True: print the module against its arguments' array namespace (`xp.exp`, from
+# array_api_compat.array_namespace) instead of NumPy; the same emitter, whose calls
+# are spelled through the table in adjoint.codegen.xp. Needs the kinds observed
+# (BACKEND's facts): an np.transpose's axes, which argument is an array.
+ARRAY_API: contextvars.ContextVar[bool] = contextvars.ContextVar("adjoint_array_api",
+                                                                 default=False)
+
+
+@contextlib.contextmanager
+def array_api(on: bool = True):
+    token = ARRAY_API.set(on)
+    try:
+        yield
+    finally:
+        ARRAY_API.reset(token)
 
 
 # numba's np.array takes no list of arrays (the batched tapes stack one): this does, in
@@ -115,11 +135,13 @@ class Module:
     globals: dict[str, str | None] = field(default_factory=dict)  # user name -> its module
     pasted: dict[str, str] = field(default_factory=dict)  # name -> source, always pasted
     not_compiled: dict[str, str] = field(default_factory=dict)  # numba: function -> why
+    array_api: bool = False  # set by an Emitter in array-API mode: no NumPy import
 
     def header(self, standalone: bool = False) -> list[str]:
         lines = []
         lines += [f"import {m}" for m in sorted(self.imports)]
-        lines.append("import numpy as np")
+        lines.append("from array_api_compat import array_namespace" if self.array_api
+                     else "import numpy as np")
         if self.helpers and not standalone:
             by_module: dict[str, list[str]] = {}
             for name, fn in sorted(self.helpers.items()):
@@ -181,6 +203,10 @@ class Emitter:
         self.fn, self.module = fn, module
         self.numba = BACKEND.get()[0] == "numba"
         self.facts = BACKEND.get()[1]
+        self.xp = ARRAY_API.get()
+        self._loc = fn.loc  # the op being printed: where an array-API refusal points
+        if self.xp:
+            module.array_api = True
         self.sections = sections or {}
         self.main_file = main_file or (fn.loc.filename if fn.loc else None)
         self.counts = uses(fn.body)
@@ -192,6 +218,8 @@ class Emitter:
                 op.prim.style in ("tape_pop", "snap_load") or op.prim.fn is None)}
         self._find_inlined(fn.body)
         reserved = {"np", "math", "adjoint", fn.name} | _BUILTIN_NAMES
+        if self.xp:
+            reserved |= {"xp", "array_namespace"}
         reserved |= self._external_names(fn.body)
         self.names = Namer(fn, self.inlined, reserved)
         self.lines: list[str] = []
@@ -274,7 +302,7 @@ class Emitter:
                 return self.call_expr(self.defs_op(o), prec, index)
             return self.names(o)
         if isinstance(o, Global):
-            return o.name
+            return self._xp_global(o) if self.xp else o.name
         return self.const(o.value, index, prec)
 
     def defs_op(self, v: Value) -> Call:
@@ -341,6 +369,9 @@ class Emitter:
         if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
             return fn.__name__
         if module.startswith("adjoint."):
+            if self.xp and fn.__name__ not in xp_table.HELPERS:
+                self._refuse(f"adjoint's helper {fn.__name__}() (it computes with NumPy)",
+                             op.loc)
             self.module.helpers[fn.__name__] = fn
             return fn.__name__
         # a user function with its own rule: imported from where it lives
@@ -359,6 +390,10 @@ class Emitter:
             else:  # left-associative: a - (b - c), a / (b * c)
                 lp, rp = p.precedence, p.precedence + 1
             left, right = self.operand(a[0], lp), self.operand(a[1], rp)
+            if self.xp and p.symbol.strip() in _ARITHMETIC:  # NumPy reads True as 1.0; the standard
+                # has no arithmetic on bools (np.max's gradient multiplies by x == max)
+                left, right = (f"xp.astype({self.operand(x)}, xp.float64)" if self._bool(x)
+                               else t for x, t in ((a[0], left), (a[1], right)))
             sym = p.symbol if p.symbol.startswith(" ") else f" {p.symbol} "
             text = f"{left}{sym}{right}"
             return f"({text})" if p.precedence < prec else text
@@ -407,6 +442,8 @@ class Emitter:
             self.module.pasted["stack"] = _NUMBA_STACK
             return f"stack({self.operand(a[0])})"
         a = _without_defaults(op.prim.fn, a)
+        if self.xp and p.name.startswith("np."):
+            return self._xp_call(op, a)
         args = [self.operand(x) for x in a]
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
         text = f"{self._callee(op)}({', '.join(args)})"
@@ -416,6 +453,72 @@ class Emitter:
             self.module.pasted["checked"] = _NUMBA_CHECKED
             return f"checked({text}, {', '.join(args)})"
         return text
+
+    def _xp_call(self, op: Call, a) -> str:
+        """A NumPy call spelled as the standard's function on `xp`, or refused at its line."""
+        kinds = [self.facts.kind(x) if self.facts is not None and isinstance(x, Value)
+                 else None for x in a]
+        # not known to be an array (a number, or a value made by the transform, whose
+        # kind was not observed): where the standard takes an array, xp.asarray makes one
+        # (a no-op on an array)
+        scalar = [isinstance(x, Const) and type(x.value) in (int, float, bool, complex) or
+                  isinstance(x, Value) and (k is None or k.type != "ndarray") and
+                  not self._xp_array(x) for x, k in zip(a, kinds)]
+        ndims = [None if k is None or k.shape is None else len(k.shape) for k in kinds]
+        args = [self.operand(x) for x in a]
+        if op.prim.name in ("np.sum", "np.prod", "np.mean", "np.cumsum") and a and \
+                self._bool(a[0]):  # counting Trues: the standard sums no bools
+            args[0] = f"xp.astype({args[0]}, xp.float64)"
+        kwargs = [(k, self.operand(v)) for k, v in op.kwargs]
+        text = xp_table.call_text(op.prim.name, args, kwargs, scalar, ndims)
+        if text is None:
+            self._refuse(f"{op.prim.name}()" + (
+                f" with {', '.join(k for k, _ in op.kwargs)}=" if op.kwargs else ""), op.loc)
+        if text.startswith("math."):
+            self.module.imports.add("math")
+        if text.startswith("xp_stack("):
+            self.module.helpers["xp_stack"] = xp_table.xp_stack
+        return text
+
+    def _xp_array(self, v: Value, depth: int = 0) -> bool:
+        """Is `v` known to be an array: observed as one, made by a standard function
+        (each returns an array, a reduction a 0-d one), or by arithmetic on an array."""
+        k = self.facts.kind(v) if self.facts is not None else None
+        if k is not None:
+            return k.type == "ndarray"
+        op = self._producers.get(v)
+        if op is None or depth > 20:
+            return False
+        if op.prim.name.startswith("np."):
+            return op.prim.name not in ("np.ndim", "np.shape", "np.size")
+        if op.prim.style in ("infix", "prefix") and op.prim.symbol.strip() not in (
+                "and", "or", "not", "is", "is not", "in", "not in"):
+            return any(isinstance(x, Value) and self._xp_array(x, depth + 1)
+                       for x in op.args)
+        return False
+
+    def _bool(self, v) -> bool:
+        """Is `v` a comparison's result (an array of bools, or a bool)?"""
+        op = self._producers.get(v) if isinstance(v, Value) else None
+        return op is not None and op.prim.style == "infix" and \
+            op.prim.symbol.strip() in _COMPARISONS
+
+    def _xp_global(self, o: Global) -> str:
+        if o.name in xp_table.CONSTANTS:
+            return xp_table.CONSTANTS[o.name]
+        if o.name.startswith("np.") or isinstance(o.value, np.ndarray):
+            self._refuse(f"`{o.name}`" + (" (a NumPy array read from outside the function)"
+                                          if isinstance(o.value, np.ndarray) else ""),
+                         self._loc)
+        return o.name
+
+    def _refuse(self, what: str, loc) -> None:
+        from adjoint.errors import UnsupportedError
+        raise UnsupportedError(
+            f"{what} has no equivalent in the Python array API standard that adjoint "
+            "knows, so the array-API form of this gradient cannot call it", loc or self._loc,
+            "write it with standard functions (xp.exp, xp.sum, xp.matmul, ...), or pass "
+            "NumPy arrays (np.asarray(x)) to get the NumPy gradient")
 
     def _format(self, p, args) -> str:
         """A template like `{1} in {0}.stored`: each operand parenthesised for where it
@@ -473,6 +576,9 @@ class Emitter:
 
     def statement(self, op: Call, ind: str, pops) -> None:
         style, a = op.prim.style, op.args
+        self._loc = op.loc or self._loc
+        if self.xp and style == "add_at":
+            self._refuse("np.add.at (a scatter-add, for repeated indices)", op.loc)
         if style == "section":
             self.lines.append(f"{ind}# --- {a[0].value} ---")
             if self.residuals:
@@ -555,10 +661,12 @@ class Emitter:
         kind = "dict" if isinstance(key, Const) and isinstance(key.value, str) else \
             {"dict": "dict", "list": "list", "ndarray": "np.array"}.get(self._container(o))
         if kind is None and not self._index_kind(key):  # a str key would name a dict entry
+            if self.xp:  # private() copies with .copy(), which the standard has not
+                self._refuse("a copy of a value of unknown kind before a write", self._loc)
             self.module.helpers["private"] = runtime.private
             return f"private({self.operand(o)})"
         return f"{kind}({self.operand(o)})" if kind not in (None, "np.array") else \
-            f"np.array({self.operand(o)}, copy=True)"
+            f"{'xp.asarray' if self.xp else 'np.array'}({self.operand(o)}, copy=True)"
 
     def _index_kind(self, key) -> bool:
         """Whether `key` is known to index an array (a number, slice or tuple), not a dict."""
@@ -646,6 +754,8 @@ class Emitter:
             self.index_loop(walked, target, ind, op.body)
         else:
             it = self.operand(op.iter)
+            if self.xp and isinstance(op.iter, Value) and self._xp_array(op.iter):
+                it = f"xp.unstack({it})"  # the standard's arrays do not iterate
             if op.reverse:
                 it = f"reversed({it})"
             self.lines.append(f"{ind}for {target} in {it}:")
@@ -911,10 +1021,24 @@ class Emitter:
             self.lines.insert(0, "@numba.njit(cache=True, boundscheck=True)")
         if fn.docstring:
             self.lines.append(f'    """{fn.docstring}"""')
+        if self.xp:
+            self.lines.append(f"    xp = array_namespace({', '.join(self._xp_arrays(params))})")
         self.block(fn.body, "    ", top=True)
         rets = [self.operand(r) for r in fn.body.results]
         self.lines.append("    return " + ", ".join(rets))
         return self.lines
+
+
+    def _xp_arrays(self, params: list[str]) -> list[str]:
+        """The parameters observed as arrays: the namespace comes from them."""
+        if self.facts is None:
+            self._refuse("generic code (no example arguments: adjoint's NumPy helpers "
+                         "unbroadcast, expand_to...)", self.fn.loc)
+        names = [p.split("=")[0] for p, v in zip(params, self.fn.params)
+                 if (k := self.facts.kind(v)) is not None and k.type == "ndarray"]
+        if not names:
+            self._refuse("a function of no array argument", self.fn.loc)
+        return names
 
 
 # ------------------------------------------------------------------ helpers

@@ -1,0 +1,176 @@
+"""The array API names of NumPy's functions: the table the emitter reads in array-API mode.
+
+The generated gradient is the same IR printed twice over: as NumPy (`np.exp(x)`) for
+the teaching source, or against the namespace of its arguments (`xp.exp(x)`, with
+`xp = array_namespace(...)` from array-api-compat) for array_api_strict, torch, JAX,
+CuPy. Only the spelling of calls changes, so the two forms cannot drift apart.
+
+A NumPy function with no standard equivalent that this table knows is refused at
+its line: a guess at a translation could compute something else.
+"""
+from __future__ import annotations
+
+# functions whose standard name and positional arguments are NumPy's
+_SAME = """abs exp expm1 log log1p log2 log10 logaddexp sqrt square sin cos tan sinh cosh
+    tanh sign floor ceil trunc round negative positive add subtract multiply divide
+    maximum minimum hypot copysign isnan isinf isfinite where matmul equal not_equal less
+    greater less_equal greater_equal logical_and logical_or logical_not floor_divide
+    remainder conj real imag zeros_like ones_like empty_like full_like zeros ones full
+    empty eye arange linspace broadcast_to stack clip""".split()
+
+_RENAMED = {"concatenate": "concat", "power": "pow", "arcsin": "asin", "arccos": "acos",
+            "arctan": "atan", "arctan2": "atan2", "arcsinh": "asinh", "arccosh": "acosh",
+            "arctanh": "atanh", "true_divide": "divide", "mod": "remainder",
+            "absolute": "abs", "conjugate": "conj", "amax": "max", "amin": "min"}
+
+# reductions: keyword-only axis and keepdims in the standard (NumPy's out=, where=,
+# initial=, ddof= have no standard spelling: refused when given)
+_REDUCTIONS = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "min": "min",
+               "amax": "max", "amin": "min", "std": "std", "var": "var",
+               "argmax": "argmax", "argmin": "argmin", "all": "all", "any": "any"}
+
+# positional arguments the standard takes by keyword only: (function, position) -> name
+_KEYWORD_ONLY = {"expand_dims": (None, "axis"), "sort": (None, "axis"),
+                 "flip": (None, "axis"), "cumsum": (None, "axis"), "roll": (None, None, "axis")}
+_RENAMED.update({"expand_dims": "expand_dims", "sort": "sort", "flip": "flip",
+                 "cumsum": "cumulative_sum", "roll": "roll", "reshape": "reshape",
+                 "squeeze": "squeeze"})
+
+_LINALG = {"linalg.inv": "linalg.inv", "linalg.det": "linalg.det",
+           "linalg.cholesky": "linalg.cholesky"}
+
+# kwargs NumPy and the standard share, per function (others are refused)
+_KWARGS = {"sum": {"axis", "keepdims", "dtype"}, "prod": {"axis", "keepdims", "dtype"},
+           "mean": {"axis", "keepdims"}, "max": {"axis", "keepdims"},
+           "min": {"axis", "keepdims"}, "std": {"axis", "keepdims"},
+           "var": {"axis", "keepdims"}, "argmax": {"axis", "keepdims"},
+           "argmin": {"axis", "keepdims"}, "all": {"axis", "keepdims"},
+           "any": {"axis", "keepdims"}, "concat": {"axis"}, "stack": {"axis"},
+           "expand_dims": {"axis"}, "sort": {"axis"}, "flip": {"axis"},
+           "cumulative_sum": {"axis"}, "roll": {"axis"}, "squeeze": {"axis"},
+           "zeros_like": {"dtype"}, "ones_like": {"dtype"}, "full_like": {"dtype"},
+           "empty_like": {"dtype"}, "zeros": {"dtype"}, "ones": {"dtype"},
+           "full": {"dtype"}, "empty": {"dtype"}, "eye": {"dtype", "k"},
+           "arange": {"dtype"}, "linspace": {"dtype", "endpoint"}, "clip": set(),
+           "round": set(), "reshape": {"shape"}}
+
+# functions whose positional arguments are not all arrays: how many lead ones are
+_LEADING_ARRAYS = {"broadcast_to": 1, "reshape": 1, "expand_dims": 1, "squeeze": 1,
+                   "sort": 1, "flip": 1, "cumulative_sum": 1, "roll": 1, "clip": 1,
+                   "full_like": 1, "zeros_like": 1, "ones_like": 1, "empty_like": 1,
+                   "zeros": 0, "ones": 0, "full": 0, "empty": 0, "eye": 0, "arange": 0,
+                   "linspace": 0, "concat": 0, "stack": 0, "round": 1}
+_LEADING_ARRAYS.update({r: 1 for r in _REDUCTIONS.values()})
+
+# NumPy names a generated file may read as values (np.pi, a dtype)
+CONSTANTS = {"np.pi": "xp.pi", "np.e": "xp.e", "np.inf": "xp.inf", "np.nan": "xp.nan",
+             "np.newaxis": "None", "np.float64": "xp.float64", "np.float32": "xp.float32",
+             "np.int64": "xp.int64", "np.int32": "xp.int32", "np.bool_": "xp.bool",
+             "np.complex128": "xp.complex128", "np.complex64": "xp.complex64"}
+
+# adjoint.runtime helpers that touch no NumPy function on an array (plain Python on
+# lists, dicts and `+`): the rest compute with NumPy, and are refused
+HELPERS = {"element", "alias", "index_tuple", "snapshots_new", "snap_store", "snap_load",
+           "snap_free", "append", "checkpoint_plan", "plan_stores", "plan_actions",
+           "stop_gradient"}
+
+
+def standard_name(name: str) -> str | None:
+    """`np.exp` -> `exp`, `np.concatenate` -> `concat`: the standard's function for a
+    NumPy one that takes the same arguments (up to keywords), or None."""
+    if not name.startswith("np."):
+        return None
+    short = name[3:]
+    if short in _LINALG:
+        return _LINALG[short]
+    if short in _REDUCTIONS:
+        return _REDUCTIONS[short]
+    if short in _RENAMED:
+        return _RENAMED[short]
+    return short if short in _SAME else None
+
+
+def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar: list[bool],
+              ndims: list[int | None]) -> str | None:
+    """The standard call for NumPy's `name` applied to printed `args` and `kwargs`, or
+    None when there is none. `scalar[i]`: argument i is a Python number (wrapped in
+    xp.asarray where the standard wants an array); `ndims[i]`: its number of dimensions
+    if known (np.transpose's axes are written out)."""
+    short = name[3:] if name.startswith("np.") else name
+    if short == "transpose":
+        if len(args) == 2:
+            return f"xp.permute_dims({args[0]}, {args[1]})"
+        if len(args) != 1 or kwargs:
+            return None
+        n = ndims[0]
+        if n is None:  # not observed (a value popped off a tape): its axes, reversed
+            if not args[0].isidentifier():
+                return None
+            return f"xp.permute_dims({args[0]}, tuple(range({args[0]}.ndim - 1, -1, -1)))"
+        if n < 2:
+            return args[0]
+        if n == 2:
+            return f"xp.matrix_transpose({args[0]})"
+        return f"xp.permute_dims({args[0]}, {tuple(range(n - 1, -1, -1))!r})"
+    if short == "swapaxes":
+        n = ndims[0]
+        try:
+            i, j = int(args[1]), int(args[2])
+        except (ValueError, IndexError):
+            return None
+        if n is None or kwargs:
+            return None
+        order = list(range(n))
+        order[i], order[j] = order[j], order[i]
+        return f"xp.permute_dims({args[0]}, {tuple(order)!r})"
+    if short == "outer" and len(args) == 2 and not kwargs:  # np.outer flattens both
+        return f"xp.reshape({args[0]}, (-1, 1)) * xp.reshape({args[1]}, (1, -1))"
+    if short == "dot" and len(args) == 2 and not kwargs and all(
+            n in (1, 2) for n in ndims[:2]):
+        return f"{args[0]} @ {args[1]}"  # np.dot is matmul for vectors and matrices
+    if short in ("array", "asarray", "copy") and len(args) == 1:
+        copy = ", copy=True" if short in ("array", "copy") else ""
+        if kwargs:
+            return None
+        if scalar[0] and short != "copy":  # a list (a tape of arrays, or of numbers)
+            return f"xp_stack(xp, {args[0]})"
+        return f"xp.asarray({args[0]}{copy})"
+    if short == "ndim" and len(args) == 1:
+        return f"xp.asarray({args[0]}).ndim"
+    if short == "shape" and len(args) == 1:
+        return f"tuple(xp.asarray({args[0]}).shape)"
+    if short == "size" and len(args) == 1:
+        return f"math.prod(xp.asarray({args[0]}).shape)"
+    std = standard_name(name)
+    if std is None:
+        return None
+    allowed = _KWARGS.get(std, set())
+    if any(k not in allowed for k, _ in kwargs):
+        return None
+    if std == "cumulative_sum" and not kwargs and len(args) == 1 and ndims[0] != 1:
+        return None  # np.cumsum flattens an n-d array first
+    if std == "round" and len(args) > 1:
+        return None  # no decimals in the standard
+    if std == "squeeze" and len(args) == 1 and not kwargs:
+        return None  # the standard needs the axes
+    lead = _LEADING_ARRAYS.get(std, len(args))
+    printed = [f"xp.asarray({a})" if i < lead and scalar[i] else a
+               for i, a in enumerate(args)]
+    keyword_only = _KEYWORD_ONLY.get(short, ())
+    if std in _REDUCTIONS.values():
+        keyword_only = (None, "axis")
+    out = []
+    for i, a in enumerate(printed):
+        key = keyword_only[i] if i < len(keyword_only) else None
+        out.append(f"{key}={a}" if key else a)
+    out += [f"{k}={v}" for k, v in kwargs]
+    return f"xp.{std}({', '.join(out)})"
+
+
+def xp_stack(xp, xs):
+    """np.array(xs) in a namespace: a list of arrays is stacked (the standard's asarray
+    takes no nested arrays); numbers or nested lists of numbers are made an array."""
+    if isinstance(xs, (list, tuple)) and any(hasattr(e, "__array_namespace__") or
+                                             isinstance(e, (list, tuple)) for e in xs):
+        return xp.stack([xp_stack(xp, e) for e in xs])
+    return xp.asarray(xs)
