@@ -643,7 +643,14 @@ def int_array_plus_int(x):
     return np.sum(a * x)
 
 
+def slice_plus_a_wider_value(x):
+    z = x * 1.0
+    z[1:] += np.reshape(x[:2], (1, 2))  # NumPy: the result (1, 2) cannot go into (2,)
+    return np.sum(z)
+
+
 def test_in_place_updates_that_numpy_refuses_are_refused():
+    refused(slice_plus_a_wider_value, X, at="z[1:] +=", says="shape")
     for f in (int_array_plus_float, int_slice_plus_float):
         with pytest.raises(Exception):
             f(X)  # f itself fails

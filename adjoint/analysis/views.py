@@ -58,7 +58,7 @@ def check_views(fn: Function, facts) -> None:
                     type_of(base) in ("list", "dict") or type_of(base) is None and made_here)]
     for op in calls:  # NumPy refuses `a += x` that would change a's dtype: so does f
         if op in updates or op.result in slice_updates:
-            _check_same_kind(op, facts)
+            _check_in_place(op, facts)
     writes = [op for op in calls if op.prim.style in registry.WRITES or op in updates]
     if not writes and not elements:
         return
@@ -260,15 +260,27 @@ _SAMPLES = {"float": 1.0, "int": 1, "bool": True, "complex": 1j}
 _DTYPES = {"f": "float64", "i": "int64", "u": "uint64", "b": "bool", "c": "complex128"}
 
 
-def _check_same_kind(op: Call, facts) -> None:
+def _check_in_place(op: Call, facts) -> None:
     """`a += x` on an array computes in place, and NumPy raises when the result's dtype
-    cannot be cast back to a's (an int array += a float): f fails there, so must this."""
+    cannot be cast back to a's (an int array += a float), or its shape is not a's: f
+    fails there, so must this."""
     kinds = [facts.kind(o) if isinstance(o, Value) else None for o in op.args[:2]]
     if len(kinds) < 2 or kinds[0] is None or kinds[0].type != "ndarray" or \
             kinds[0].dtype not in _DTYPES:
         return
     target = np.dtype(_DTYPES[kinds[0].dtype])
     other, k = op.args[1], kinds[1]
+    shape, other_shape = kinds[0].shape, k.shape if k is not None else None
+    if shape is not None and other_shape is not None:
+        try:
+            wide = np.broadcast_shapes(shape, other_shape)
+        except ValueError:
+            wide = None  # f raises there too, as broadcasting does
+        if wide != tuple(shape):
+            raise UnsupportedError(
+                f"f raises here: NumPy cannot update an array of shape {tuple(shape)} in "
+                f"place with a result of shape {wide or other_shape}", op.loc,
+                "write `a = a + x` for a new array, or reshape x to a's shape")
     if isinstance(other, Const):
         sample = other.value
     elif k is not None and k.type == "ndarray" and k.dtype in _DTYPES:
