@@ -61,6 +61,7 @@ CASES = [
            R.normal(size=2), X8, R.normal(size=(8, 2))), (0, 1, 2, 3)),
     (rnn, (R.normal(size=4), 0.5 * R.normal(size=(4, 4)), R.normal(size=4), 3), (0, 1, 2)),
     (peaks, (R.normal(size=(3, 4)),), 0),
+    (joined, (R.normal(size=3), R.normal(size=(6, 2))), (0, 1)),
 ]
 
 
@@ -110,14 +111,30 @@ def test_value_and_grad_and_new_shapes_get_their_own_code():
                                    adjoint.grad(mlp, wrt=0)(*args), rtol=1e-12)
 
 
-def test_concatenate_gradient_is_refused_with_its_helper_named():
-    x, W = R.normal(size=3), R.normal(size=(6, 2))
-    np.testing.assert_allclose(adjoint.grad(joined)(x, W), central_difference(joined, (x, W), 0),
-                               rtol=1e-6)
-    # np.concatenate's cotangent is split by a NumPy helper: refused at the line
-    with pytest.raises(adjoint.UnsupportedError, match="split_like") as e:
-        adjoint.grad(joined)(xp.asarray(x), xp.asarray(W))
-    assert e.value.loc.line == inspect.getsourcelines(joined)[1] + 1
+def repeated_write(x, v):
+    z = v * 1.0
+    z[np.array([1, 1])] = np.array([x, x * x])
+    return np.sum(z * v)
+
+
+def int_write(x, v):
+    y = np.zeros(3, dtype=int)
+    y[0] = 10 * x
+    return np.sum(y * v) * x
+
+
+def test_numpy_helpers_and_casts_without_a_standard_form_are_refused_at_their_line():
+    x, v = 0.7, R.normal(size=3)
+    want = adjoint.grad(repeated_write, wrt=(0, 1))(x, v)  # NumPy: the last write counts
+    np.testing.assert_allclose(want[0], 2 * x * v[1], rtol=1e-12)
+    # the cotangent of a write with a repeated index is NumPy code (runtime.written)
+    with pytest.raises(adjoint.UnsupportedError, match=r"written\(\)") as e:
+        adjoint.grad(repeated_write, wrt=(0, 1))(x, xp.asarray(v))
+    assert e.value.loc.line == inspect.getsourcelines(repeated_write)[1] + 2
+    # NumPy truncates a float written into an int array; the standard refuses the cast
+    with pytest.raises(adjoint.UnsupportedError, match="integer array") as e:
+        adjoint.grad(int_write, wrt=(0, 1))(x, xp.asarray(v))
+    assert e.value.loc.line == inspect.getsourcelines(int_write)[1] + 2
 
 
 def test_numpy_only_function_is_refused_at_its_line():

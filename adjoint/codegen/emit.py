@@ -22,6 +22,7 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.analysis.liveness import WRITES
+from adjoint.analysis.shapes import kind_of
 from adjoint.codegen import xp as xp_table
 from adjoint.codegen.naming import RESTACKED, Namer
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
@@ -369,6 +370,9 @@ class Emitter:
         if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
             return fn.__name__
         if module.startswith("adjoint."):
+            if self.xp and fn.__name__ in xp_table.FORMS:  # its array-API form
+                self.module.helpers[fn.__name__] = xp_table.FORMS[fn.__name__]
+                return fn.__name__
             if self.xp and fn.__name__ not in xp_table.HELPERS:
                 self._refuse(f"adjoint's helper {fn.__name__}() (it computes with NumPy)",
                              op.loc)
@@ -469,15 +473,17 @@ class Emitter:
         if op.prim.name in ("np.sum", "np.prod", "np.mean", "np.cumsum") and a and \
                 self._bool(a[0]):  # counting Trues: the standard sums no bools
             args[0] = f"xp.astype({args[0]}, xp.float64)"
-        kwargs = [(k, self.operand(v)) for k, v in op.kwargs]
+        kwargs = [(k, self._xp_dtype(v) if k == "dtype" else self.operand(v))
+                  for k, v in op.kwargs]
         text = xp_table.call_text(op.prim.name, args, kwargs, scalar, ndims)
         if text is None:
             self._refuse(f"{op.prim.name}()" + (
                 f" with {', '.join(k for k, _ in op.kwargs)}=" if op.kwargs else ""), op.loc)
         if text.startswith("math."):
             self.module.imports.add("math")
-        if text.startswith("xp_stack("):
-            self.module.helpers["xp_stack"] = xp_table.xp_stack
+        for helper in ("xp_stack", "xp_dot"):
+            if text.startswith(helper + "("):
+                self.module.helpers[helper] = getattr(xp_table, helper)
         return text
 
     def _xp_array(self, v: Value, depth: int = 0) -> bool:
@@ -496,6 +502,29 @@ class Emitter:
             return any(isinstance(x, Value) and self._xp_array(x, depth + 1)
                        for x in op.args)
         return False
+
+    def _xp_dtype(self, o) -> str:
+        """dtype=int, dtype=np.float64: the namespace's dtype of the same name."""
+        value = o.value if isinstance(o, (Global, Const)) else None
+        try:
+            name = np.dtype(value).name if isinstance(value, (type, np.dtype)) else None
+        except TypeError:
+            name = None
+        if name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                    "uint64", "float32", "float64", "complex64", "complex128"):
+            return f"xp.{name}"
+        return self.operand(o)
+
+    def _int_write(self, target, value) -> bool:
+        """Does this write put a float into an integer or bool array (as observed)?"""
+        if self.facts is None:
+            return False
+        t = self.facts.kind(target) if isinstance(target, Value) else None
+        v = self.facts.kind(value) if isinstance(value, Value) else None
+        if isinstance(value, Const) and isinstance(value.value, float):
+            v = kind_of(value.value)
+        return t is not None and t.type == "ndarray" and t.dtype in ("i", "u", "b") and \
+            v is not None and (v.type in ("float", "complex") or v.dtype in ("f", "c"))
 
     def _bool(self, v) -> bool:
         """Is `v` a comparison's result (an array of bools, or a bool)?"""
@@ -579,6 +608,12 @@ class Emitter:
         self._loc = op.loc or self._loc
         if self.xp and style == "add_at":
             self._refuse("np.add.at (a scatter-add, for repeated indices)", op.loc)
+        if self.xp and style in ("setitem", "iadd_at") and self._int_write(a[0], a[2]):
+            from adjoint.errors import UnsupportedError
+            raise UnsupportedError(
+                "a float written into an integer array: NumPy truncates it, the array API "
+                "standard casts no float into an integer array", op.loc,
+                "make the array a float one (xp.zeros(n), np.zeros(n)), or pass NumPy arrays")
         if style == "section":
             self.lines.append(f"{ind}# --- {a[0].value} ---")
             if self.residuals:

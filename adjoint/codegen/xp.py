@@ -10,6 +10,8 @@ its line: a guess at a translation could compute something else.
 """
 from __future__ import annotations
 
+import math
+
 # functions whose standard name and positional arguments are NumPy's
 _SAME = """abs exp expm1 log log1p log2 log10 logaddexp sqrt square sin cos tan sinh cosh
     tanh sign floor ceil trunc round negative positive add subtract multiply divide
@@ -128,6 +130,8 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
     if short == "dot" and len(args) == 2 and not kwargs and all(
             n in (1, 2) for n in ndims[:2]):
         return f"{args[0]} @ {args[1]}"  # np.dot is matmul for vectors and matrices
+    if short == "dot" and len(args) == 2 and not kwargs:  # not observed: told at run time
+        return f"xp_dot(xp, {args[0]}, {args[1]})"
     if short in ("array", "asarray", "copy") and len(args) == 1:
         copy = ", copy=True" if short in ("array", "copy") else ""
         if kwargs:
@@ -135,6 +139,8 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
         if scalar[0] and short != "copy":  # a list (a tape of arrays, or of numbers)
             return f"xp_stack(xp, {args[0]})"
         return f"xp.asarray({args[0]}{copy})"
+    if short == "ravel" and len(args) == 1 and not kwargs:
+        return f"xp.reshape({args[0]}, (-1,))"
     if short == "ndim" and len(args) == 1:
         return f"xp.asarray({args[0]}).ndim"
     if short == "shape" and len(args) == 1:
@@ -167,6 +173,19 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
     return f"xp.{std}({', '.join(out)})"
 
 
+def xp_dot(xp, a, b):
+    """np.dot(a, b) where the numbers of dimensions were not observed: matmul for
+    vectors and matrices, a product for a number; other ranks are refused (np.dot
+    sums over a's last and b's second-to-last axis, which matmul does not)."""
+    na, nb = len(_shape(a)), len(_shape(b))
+    if na == 0 or nb == 0:
+        return a * b
+    if na <= 2 and nb <= 2:
+        return xp.matmul(a, b)
+    raise TypeError(f"np.dot of {na}-d and {nb}-d arrays has no array-API form here; "
+                    "use xp.matmul or xp.tensordot in the function")
+
+
 def xp_stack(xp, xs):
     """np.array(xs) in a namespace: a list of arrays is stacked (the standard's asarray
     takes no nested arrays); numbers or nested lists of numbers are made an array."""
@@ -174,3 +193,89 @@ def xp_stack(xp, xs):
                                              isinstance(e, (list, tuple)) for e in xs):
         return xp.stack([xp_stack(xp, e) for e in xs])
     return xp.asarray(xs)
+
+
+# ------------------------------------------------------------------ helpers
+# The array-API forms of adjoint.runtime's (and the rules') helpers that specialised
+# code calls: the same contract as the NumPy ones, written with the standard only. The
+# generated module imports them from here under the same names.
+
+
+def _is_array(x) -> bool:
+    from array_api_compat import is_array_api_obj
+    return is_array_api_obj(x)
+
+
+def _shape(x) -> tuple:
+    if _is_array(x):
+        return tuple(x.shape)
+    if isinstance(x, (bool, int, float, complex)):
+        return ()
+    raise TypeError(f"no array-API shape for a {type(x).__name__}")
+
+
+def sum_to(g, shape):
+    """`g` summed down to `shape`: the reverse of broadcasting (runtime.sum_to)."""
+    shape = tuple(shape)
+    if not _is_array(g) or tuple(g.shape) == shape:
+        return g
+    from array_api_compat import array_namespace
+    xp = array_namespace(g)
+    gshape = tuple(g.shape)
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
+    total = xp.sum(g, axis=axes, keepdims=True) if axes else g
+    return xp.reshape(total, shape)
+
+
+def unbroadcast(g, x):
+    """`g` summed down to the shape of `x` (runtime.unbroadcast)."""
+    return sum_to(g, _shape(x))
+
+
+def expand_to(g, x, axis=None, keepdims=False):
+    """The cotangent of a reduction of `x` broadcast back to `x`'s shape."""
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    g = xp.asarray(g)
+    if axis is not None and not keepdims:
+        n = len(x.shape)
+        for a in sorted(a % n for a in (axis if isinstance(axis, tuple) else (axis,))):
+            g = xp.expand_dims(g, axis=a)
+    return xp.broadcast_to(g, tuple(x.shape))
+
+
+def save(x, index):
+    """`x[index]` as an independent value: a slice of an array is copied, not viewed
+    (runtime.save), so that a later write into `x` cannot change it."""
+    if isinstance(x, dict) and index not in x:
+        return None
+    v = x[index]
+    if _is_array(v):
+        from array_api_compat import array_namespace
+        return array_namespace(v).asarray(v, copy=True)
+    return v
+
+
+def split_like(x, seq, axis=0):
+    """`x` split along `axis` into pieces shaped like the elements of `seq`: the
+    cotangent of xp.concat(seq, axis) (the rules' split_like)."""
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    if axis is None:
+        x, axis = xp.reshape(x, (-1,)), 0
+    axis %= len(x.shape)
+    extent = x.shape[axis]
+    other = math.prod(x.shape) // extent if extent else 0
+    out, start = [], 0
+    for s in seq:
+        n = math.prod(_shape(s)) // other if other else 0
+        where = (slice(None),) * axis + (slice(start, start + n),)
+        out.append(xp.reshape(x[where], _shape(s)))
+        start += n
+    return out
+
+
+FORMS = {"sum_to": sum_to, "unbroadcast": unbroadcast, "expand_to": expand_to,
+         "save": save, "split_like": split_like}
