@@ -39,6 +39,22 @@ def rnn(h0, W, x, n):
     return np.sum(h ** 2)
 
 
+def prefix_fill(x):
+    # an element read and then overwritten: x[i] is a copy in NumPy, and must stay one
+    n = len(x)
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
+    return np.sum(y * y)
+
+
+def rows(X, w):
+    total = 0.0
+    for i in range(X.shape[0]):
+        total = total + np.sum(np.tanh(X[i] * w))
+    return total
+
+
 def peaks(X):
     return np.sum(np.max(X ** 2, axis=0)) + np.sum(np.exp(np.transpose(X)) * np.sin(X.T))
 
@@ -62,6 +78,8 @@ CASES = [
     (rnn, (R.normal(size=4), 0.5 * R.normal(size=(4, 4)), R.normal(size=4), 3), (0, 1, 2)),
     (peaks, (R.normal(size=(3, 4)),), 0),
     (joined, (R.normal(size=3), R.normal(size=(6, 2))), (0, 1)),
+    (prefix_fill, (R.normal(size=5),), 0),
+    (rows, (R.normal(size=(4, 3)), R.normal(size=3)), (0, 1)),
 ]
 
 

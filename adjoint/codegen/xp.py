@@ -223,6 +223,9 @@ def sum_to(g, shape):
     xp = array_namespace(g)
     gshape = tuple(g.shape)
     lead = len(gshape) - len(shape)
+    if lead < 0:  # the target has leading 1s that a write dropped (`H[t] = h`, h (1, d))
+        gshape = (1,) * -lead + gshape
+        g, lead = xp.reshape(g, gshape), 0
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
     total = xp.sum(g, axis=axes, keepdims=True) if axes else g
