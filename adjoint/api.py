@@ -179,7 +179,7 @@ class Transform:
         def make_source():
             with self._passes():
                 job = _emit(replace(self.job, args=args, digest=digest, log=[]),
-                            self.backend, bool(xp))
+                            self.backend, xp or "")
             holder["source"] = job.source
             return job.source
 
@@ -336,7 +336,9 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     `backend="numba"` writes it for numba (`@numba.njit` functions, index loops).
     `array_api=True` writes the namespace-generic form: `xp = array_namespace(...)` from
     the array arguments, and `xp.exp`, `xp.concat`... for NumPy's functions (it needs
-    `args`; a NumPy function with no standard equivalent is refused at its line).
+    `args`; a NumPy function with no standard equivalent is refused at its line). Code
+    that writes array elements (x[i] = v) is refused for every namespace, since torch's
+    and CuPy's x[i] is a view; `array_api="array_api_strict"` writes it for that one.
 
     Without `args` the code is generic. With them it may hold their facts (a size, an
     axis, that a value is a float): it then checks them on entry, and says so in its
@@ -361,7 +363,8 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         t = Transform(f, wrt, "grad", checkpoint=checkpoint)
         args = t.full_args(tuple(args))
         check_wrt_kinds(t.ir, t.wrt, args)
-        text = _emit(replace(job, args=args, log=[]), backend, True).source
+        library = array_api if isinstance(array_api, str) else "any"
+        text = _emit(replace(job, args=args, log=[]), backend, library).source
         where = f"{os.path.basename(parse_function(f).filename)}:{job.ir.name}"
         numpy_args = tuple(as_numpy(a) for a in args)  # the facts, read as NumPy's
         text = with_entry_check(text, job.ir, numpy_args, f"{job.ir.name}_grad", where)
@@ -429,13 +432,14 @@ def _namespace_checks(text: str) -> str:
     return "\n".join(lines)
 
 
-def _emit(job: Compilation, backend: str, array_api: bool = False) -> Compilation:
+def _emit(job: Compilation, backend: str, array_api: str = "") -> Compilation:
     """`job` run from observing its call to the emitted text; the numba emitter also
     reads the kinds observed (a tape of floats is an array), and so does the array-API
-    form (which argument is an array, an np.transpose's axes)."""
+    form (which argument is an array, an np.transpose's axes). `array_api`: the
+    library the array-API form is for ("any" for a file), or "" for NumPy's form."""
     if array_api:
         job = run(job, "observe", "specialise")
-        with emit.backend("numpy", job.facts), emit.array_api():
+        with emit.backend("numpy", job.facts), emit.array_api(array_api):
             return run(job, "emit")
     if backend == "numpy":
         return run(job, "observe")

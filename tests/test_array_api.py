@@ -209,3 +209,12 @@ def test_cli_emit_array_api(capsys):
     assert "xp = array_namespace(x)" in out and "xp.tanh(x)" in out
     assert cli.main(["emit", target, "--args", "np.ones(3),"]) == 0
     assert "np.tanh(x)" in capsys.readouterr().out
+
+
+def test_element_writes_are_written_for_array_api_strict_only():
+    x = R.normal(size=4)
+    with pytest.raises(adjoint.UnsupportedError, match="every namespace") as e:
+        adjoint.source(prefix_fill, args=(x,), array_api=True)  # torch's x[i] is a view
+    assert e.value.loc.line == inspect.getsourcelines(prefix_fill)[1] + 5
+    text = adjoint.source(prefix_fill, args=(x,), array_api="array_api_strict")
+    assert "xp.zeros(" in text and "y[i] = " in text

@@ -52,17 +52,22 @@ def backend(name: str, facts=None):
         BACKEND.reset(token)
 
 
-# True: print the module against its arguments' array namespace (`xp.exp`, from
+# Set: print the module against its arguments' array namespace (`xp.exp`, from
 # array_api_compat.array_namespace) instead of NumPy; the same emitter, whose calls
 # are spelled through the table in adjoint.codegen.xp. Needs the kinds observed
-# (BACKEND's facts): an np.transpose's axes, which argument is an array.
-ARRAY_API: contextvars.ContextVar[bool] = contextvars.ContextVar("adjoint_array_api",
-                                                                 default=False)
+# (BACKEND's facts): an np.transpose's axes, which argument is an array. The value is
+# the library the code is for: "array_api_strict", or "any" (a file for any namespace).
+ARRAY_API: contextvars.ContextVar[str] = contextvars.ContextVar("adjoint_array_api",
+                                                                default="")
+
+# libraries whose x[i] (every axis an int) is a copy, as NumPy's is: array_api_strict
+# is NumPy underneath. torch and CuPy give a 0-d view, which a later x[i] = v changes
+COPYING_ELEMENTS = ("array_api_strict",)
 
 
 @contextlib.contextmanager
-def array_api(on: bool = True):
-    token = ARRAY_API.set(on)
+def array_api(library: str = "any"):
+    token = ARRAY_API.set(library)
     try:
         yield
     finally:
@@ -659,6 +664,17 @@ class Emitter:
         self._loc = op.loc or self._loc
         if self.xp and style == "add_at":
             self._refuse("np.add.at (a scatter-add, for repeated indices)", op.loc)
+        if self.xp and style in ("setitem", "iadd_at") and \
+                self.xp not in COPYING_ELEMENTS:
+            from adjoint.errors import UnsupportedError
+            where = "arrays of " + self.xp if self.xp != "any" else "every namespace"
+            raise UnsupportedError(
+                "the gradient writes into an array element by element (x[i] = v), and "
+                f"its array-API form is trusted with that only on {', '.join(COPYING_ELEMENTS)}"
+                f", not on {where}: the code reads x[i] as a copy, as NumPy's is, where "
+                "torch and CuPy give a view that the write would change", op.loc,
+                "run it on NumPy or array_api_strict arrays, or write the function without "
+                "element writes")
         if self.xp and style in ("setitem", "iadd_at") and self._int_write(a[0], a[2]):
             from adjoint.errors import UnsupportedError
             raise UnsupportedError(
