@@ -3,13 +3,16 @@
 A derivative of a derivative seeds its tangents with 1.0 and multiplies by the
 constants of the first transform's rules, so the second-order code reads
 `1.0 * 3 * _t3`. With the operands known to be floats (or float arrays), those
-are exact identities and fold:
+fold:
 
-    1.0 * 3 * x    ==>   3 * x          -1.0 * x   ==>   -x
+    1.0 * 3 * x    ==>   3.0 * x        -1.0 * x   ==>   -x
     (2 * x) * 3    ==>   6 * x          x * 1.0    ==>   x
 
-Only values whose kind the observed call fixed are touched: `n * 1.0` is how an
-int becomes a float, and stays.
+Multiplying by 1 or -1 is exact; gathering two constants rounds once where the
+code rounded twice, a last-bit change. Only values whose kind the observed call
+fixed are touched: `n * 1.0` is how an int becomes a float, and stays; so does
+`1.0 / 0`, which raises when run, as in Python. (The examples are tests in
+tests/test_pass_units.py.)
 """
 from __future__ import annotations
 

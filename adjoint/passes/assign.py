@@ -5,6 +5,9 @@ once, so the read-add-write is a plain store.
     x_bar = np.zeros_like(x)               x_bar = np.zeros_like(x)
     for i in reversed(_range):     ==>     for i in reversed(_range):
         x_bar[i] += p * p_bar                  x_bar[i] = p * p_bar
+
+A write at another index (`x_bar[0] += ...`, the same element on every step)
+stays an addition. (tests/test_pass_units.py)
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ its tape, the tape is stacked once and read as V:
                                                 W_bar += _u.T @ _tape
 
 Each list is stacked under its own name, so it is freed before the product.
+(tests/test_pass_units.py holds the first example, and a loop that reads its
+accumulator, which is left as it is.)
 """
 from __future__ import annotations
 

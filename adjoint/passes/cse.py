@@ -7,10 +7,17 @@ visible inside nested ones, so `x[i]` read twice in a loop body is read once.
     %c = mul(%a, %b)               %c = mul(%a, %a)
 
 Two contributions to one cotangent that turn out equal (`x * x` gives `g * x`
-twice) are added as a doubling, which is how a person writes it and exact:
+twice, the second `mul(%x, %g)`: `+` and `*` commute) are added as a doubling,
+which is how a person writes it and exact; the product, read only there, becomes
+a temporary so that the code is one expression:
 
-    %t = mul(%g, %x)                %t = mul(%g, %x)
-    %x_bar = iadd(%t, %t)    ==>    %x_bar = mul(%t, 2)
+    %t = mul(%g, %x)
+    %t_1 = mul(%x, %g)              %_t = mul(%g, %x)
+    %x_bar = iadd(%t, %t_1)  ==>    %x_bar = mul(%_t, 2)
+
+Never merged: two copies (`np.copy`, `private`: each is a buffer of its own),
+two allocations when either is written in place, and impure ops (tapes, markers,
+calls of unknown functions). tests/test_pass_units.py holds these examples.
 """
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ or branch results that feed only themselves.
     %a = np.exp(%x)          # unused
     %b = mul(%x, 2.0)   ==>  %b = mul(%x, 2.0)
     return %b                return %b
+
+A call that may raise stays even when unread (`math.log(x)`: the gradient fails
+where f fails, see registry.may_raise), and so does every effect (a tape push). A
+carried value read by another carried value is not dead. tests/test_pass_units.py
+holds these examples.
 """
 from __future__ import annotations
 

@@ -13,12 +13,15 @@ exact, so the result is the same to the bit:
 
     (_t3 * d) * 2   ==>   (_t3 * 2) * d       -(_t1 * y)   ==>   (-_t1) * y
 
+The product `_t3 * d` that the scaled one replaced stays in the loop, unread, for
+`dce` (which runs after this pass) to remove.
+
 A value that a loop carries but yields unchanged is not carried at all: the
 body reads its initial value. Only the backward sweep is changed: the forward
 sweep stays as the user wrote it. Only `+ - * @ unary-` and NumPy's ufuncs are
 moved: they cannot raise where the loop, run zero times, would not have. Operands that are arrays
 written in place stay in the loop; so do checkpointed regions, whose bodies the
-reverse sweep re-runs.
+reverse sweep re-runs. (tests/test_pass_units.py holds these examples.)
 """
 from __future__ import annotations
 

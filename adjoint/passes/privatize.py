@@ -6,7 +6,8 @@
     ... y is read again ...                    y_1[i] += 1.0
 
 Without the copy, each in-place write would have to copy the array first (the
-old value is still needed), once per iteration; with it, once per loop.
+old value is still needed), once per iteration; with it, once per loop. An array
+that only the loop reads is written as it is. (tests/test_pass_units.py)
 """
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ pass over `y`; keeping it holds a whole array (and `y` is alive anyway).
                                         %b = mul(%g, %n_1)
 
 The forward `-y` then has a single use and the emitter writes it inside that
-expression (`_t2 = -y * z`), so no name holds it.
+expression (`_t2 = -y * z`), so no name holds it. A parameter that is written in
+place is not negated again (the two negations could differ), and a function with
+no backward sweep (no section marker) is left alone. (tests/test_pass_units.py)
 """
 from __future__ import annotations
 

@@ -8,8 +8,10 @@ one, or into the expression that uses it:
     x_bar[i] = p_bar * p        ==>     p_bar = p_bar * x[i]
     p_bar = p_bar_1
 
+(`x[i]`, read only by the new `p_bar`, moves down with it into that expression.)
 An op that reads an array some write may change stays where it is; so does one
-whose line ends before its use (the `# line N` groups stay as they are).
+whose line ends before its use (the `# line N` groups stay as they are), and so
+does every op of the forward sweep. (tests/test_pass_units.py)
 """
 from __future__ import annotations
 

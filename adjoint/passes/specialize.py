@@ -17,6 +17,10 @@ already NumPy's `square`.)
     for i in _range:                       for i in _range:
         _t6 = x[i + 1] - x[i] ** 2   ==>       _t4 = x[i]
                                                _t6 = x[i + 1] - _t4 * _t4
+
+A `private(x)` copy of an observed array is spelled `np.copy(x)`. A value whose
+kind was not observed keeps its op (`y[i]` may then be a view, `private(x)` a
+list's copy). (tests/test_pass_units.py)
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ instead of popping it, as a person would write it:
 
     for _ in reversed(_range):
         y = _tape.pop()           ==>     for y in reversed(_tape):
+
+A tape used anywhere else (saved on an outer tape, say) is left as it is, by
+both rewrites. (tests/test_pass_units.py)
 """
 from __future__ import annotations
 
