@@ -239,8 +239,23 @@ class Transform:
 
     def shape_grads(self, grads, args):
         if len(self.wrt) == 1:
-            return like(grads, args[self.wrt[0]])
-        return tuple(like(g, args[i]) for g, i in zip(grads, self.wrt))
+            return _like(grads, args[self.wrt[0]])
+        return tuple(_like(g, args[i]) for g, i in zip(grads, self.wrt))
+
+
+def _like(g, x):
+    """values.like, and for an array-API argument its dtype: a float32 array's gradient
+    is float32, as NumPy's is (a Python float in the generated code promotes to the
+    namespace's default float)."""
+    lib = array_library(x)
+    if lib in (None, "dask") or array_library(g) != lib or g.dtype == x.dtype:
+        return like(g, x)
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    if xp.isdtype(x.dtype, ("real floating", "complex floating")) and \
+            xp.isdtype(g.dtype, "real floating"):
+        return xp.astype(g, x.dtype)
+    return g
 
 
 def memory(f: Callable, *args, wrt=0, checkpoint=None):

@@ -225,7 +225,7 @@ class Emitter:
         self._find_inlined(fn.body)
         reserved = {"np", "math", "adjoint", fn.name} | _BUILTIN_NAMES
         if self.xp:
-            reserved |= {"xp", "array_namespace"}
+            reserved |= {"xp", "xp_float", "array_namespace"}
         reserved |= self._external_names(fn.body)
         self.names = Namer(fn, self.inlined, reserved)
         self.lines: list[str] = []
@@ -401,8 +401,8 @@ class Emitter:
             left, right = self.operand(a[0], lp), self.operand(a[1], rp)
             if self.xp and p.symbol.strip() in _ARITHMETIC:  # NumPy reads True as 1.0; the standard
                 # has no arithmetic on bools (np.max's gradient multiplies by x == max)
-                left, right = (f"xp.astype({self.operand(x)}, xp.float64)" if self._bool(x)
-                               else t for x, t in ((a[0], left), (a[1], right)))
+                left, right = (f"xp.astype({self.operand(x)}, {self._mask_dtype(x)})"
+                               if self._bool(x) else t for x, t in ((a[0], left), (a[1], right)))
             sym = p.symbol if p.symbol.startswith(" ") else f" {p.symbol} "
             text = f"{left}{sym}{right}"
             return f"({text})" if p.precedence < prec else text
@@ -480,10 +480,15 @@ class Emitter:
         args = [self.operand(x) for x in a]
         if op.prim.name in ("np.sum", "np.prod", "np.mean", "np.cumsum") and a and \
                 self._bool(a[0]):  # counting Trues: the standard sums no bools
-            args[0] = f"xp.astype({args[0]}, xp.float64)"
+            args[0] = f"xp.astype({args[0]}, {self._mask_dtype(a[0])})"
         kwargs = [(k, self._xp_dtype(v) if k == "dtype" else self.operand(v))
                   for k, v in op.kwargs]
-        text = xp_table.call_text(op.prim.name, args, kwargs, scalar, ndims)
+        floats = [s and (isinstance(x, Const) and type(x.value) is float or
+                         isinstance(x, Value) and (k is None or k.type == "float"))
+                  for s, x, k in zip(scalar, a, kinds)]
+        text = xp_table.call_text(op.prim.name, args, kwargs, scalar, ndims, floats)
+        if text is not None and "dtype=xp_float" in text:
+            self._uses_xp_float = True
         if text is None:
             self._refuse(f"{op.prim.name}()" + (
                 f" with {', '.join(k for k, _ in op.kwargs)}=" if op.kwargs else ""), op.loc)
@@ -582,6 +587,14 @@ class Emitter:
         return t is not None and t.type == "ndarray" and t.dtype in ("i", "u", "b") and \
             v is not None and (v.type in ("float", "complex") or v.dtype in ("f", "c"))
 
+    def _mask_dtype(self, v) -> str:
+        """The dtype a comparison's Trues count in: that of the array compared (x == m
+        of a float32 x counts in float32), else the namespace's float64."""
+        op = self._producers.get(v)
+        first = self.operand(op.args[0]) if op is not None and isinstance(
+            op.args[0], Value) and self._xp_array(op.args[0]) else ""
+        return f"{first}.dtype" if first.isidentifier() else "xp.float64"
+
     def _bool(self, v) -> bool:
         """Is `v` a comparison's result (an array of bools, or a bool)?"""
         op = self._producers.get(v) if isinstance(v, Value) else None
@@ -591,10 +604,15 @@ class Emitter:
     def _xp_global(self, o: Global) -> str:
         if o.name in xp_table.CONSTANTS:
             return xp_table.CONSTANTS[o.name]
-        if o.name.startswith("np.") or isinstance(o.value, np.ndarray):
-            self._refuse(f"`{o.name}`" + (" (a NumPy array read from outside the function)"
-                                          if isinstance(o.value, np.ndarray) else ""),
-                         self._loc)
+        if isinstance(o.value, np.ndarray):
+            from adjoint.errors import UnsupportedError
+            raise UnsupportedError(
+                f"`{o.name}` is a NumPy array read from outside the function: the "
+                "array-API form of the gradient runs on the arguments' namespace, which "
+                "cannot mix with NumPy's", self._loc,
+                f"pass `{o.name}` as an argument, or pass NumPy arrays")
+        if o.name.startswith("np."):
+            self._refuse(f"`{o.name}`", self._loc)
         return o.name
 
     def _refuse(self, what: str, loc) -> None:
@@ -1125,7 +1143,14 @@ class Emitter:
             self.lines.append(f'    """{fn.docstring}"""')
         if self.xp:
             self.lines.append(f"    xp = array_namespace({', '.join(self._xp_arrays(params))})")
+            at, self._uses_xp_float = len(self.lines), False
         self.block(fn.body, "    ", top=True)
+        if self.xp and self._uses_xp_float:
+            floats = [p.split("=")[0] for p, v in zip(params, fn.params)
+                      if (k := self.facts.kind(v)) is not None and k.type == "ndarray" and
+                      k.dtype == "f"]
+            self.lines.insert(at, "    xp_float = " + (
+                f"xp.result_type({', '.join(floats)})" if floats else "xp.float64"))
         rets = [self.operand(r) for r in fn.body.results]
         self.lines.append("    return " + ", ".join(rets))
         return self.lines
@@ -1133,13 +1158,19 @@ class Emitter:
 
     def _xp_arrays(self, params: list[str]) -> list[str]:
         """The parameters observed as arrays: the namespace comes from them."""
+        from adjoint.errors import UnsupportedError
         if self.facts is None:
-            self._refuse("generic code (no example arguments: adjoint's NumPy helpers "
-                         "unbroadcast, expand_to...)", self.fn.loc)
+            raise UnsupportedError(
+                "the array-API form is written for a call (its arguments' kinds and "
+                "shapes), not as generic code", self.fn.loc, "give example arguments")
         names = [p.split("=")[0] for p, v in zip(params, self.fn.params)
                  if (k := self.facts.kind(v)) is not None and k.type == "ndarray"]
         if not names:
-            self._refuse("a function of no array argument", self.fn.loc)
+            raise UnsupportedError(
+                "the array-API form takes its namespace from the array arguments, and "
+                "this call has none (arrays inside a list, tuple or dict are not read "
+                "for it yet)", self.fn.loc, "pass the arrays as arguments of their own, or "
+                "pass NumPy arrays")
         return names
 
 

@@ -93,7 +93,7 @@ def standard_name(name: str) -> str | None:
 
 
 def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar: list[bool],
-              ndims: list[int | None]) -> str | None:
+              ndims: list[int | None], floats: list[bool] | None = None) -> str | None:
     """The standard call for NumPy's `name` applied to printed `args` and `kwargs`, or
     None when there is none. `scalar[i]`: argument i is a Python number (wrapped in
     xp.asarray where the standard wants an array); `ndims[i]`: its number of dimensions
@@ -160,8 +160,14 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
     if std == "squeeze" and len(args) == 1 and not kwargs:
         return None  # the standard needs the axes
     lead = _LEADING_ARRAYS.get(std, len(args))
-    printed = [f"xp.asarray({a})" if i < lead and scalar[i] else a
-               for i, a in enumerate(args)]
+    # a binary function (and where) takes a Python number beside an array since the
+    # 2024.12 standard, and keeps the array's dtype (float32 stays float32)
+    beside = lead >= 2 and not all(scalar[:lead])
+    # a float number made an array takes the arguments' float dtype (xp_float): float32
+    # data keeps a float32 gradient
+    floats = floats or [False] * len(args)
+    printed = [(f"xp.asarray({a}, dtype=xp_float)" if floats[i] else f"xp.asarray({a})")
+               if i < lead and scalar[i] and not beside else a for i, a in enumerate(args)]
     keyword_only = _KEYWORD_ONLY.get(short, ())
     if std in _REDUCTIONS.values():
         keyword_only = (None, "axis")
