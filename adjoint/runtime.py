@@ -16,7 +16,8 @@ def unbroadcast(g, x):
         return g
     lead = np.ndim(g) - len(shape)
     if lead < 0:  # x has leading 1s that the write dropped (`H[t] = h`, h of shape (1, d))
-        g, lead = np.reshape(g, (1,) * -lead + np.shape(g)), 0
+        wide = (1,) * -lead + np.shape(g)  # (the method: dask's reshape takes no order=)
+        g, lead = g.reshape(wide) if hasattr(g, "reshape") else np.reshape(g, wide), 0
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and np.shape(g)[i + lead] != 1)
     total = np.sum(g, axis=axes, keepdims=True) if axes else g

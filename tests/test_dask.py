@@ -371,15 +371,11 @@ def _corpus():
     """tests/test_gradients' programs with an array argument: on dask arrays each is the
     NumPy gradient, lazily, or a located refusal (a branch on a lazy value, a mask)."""
     from tests import test_gradients as T
-    known = {"shapes": "np.concatenate's VJP (rules/shape.py split_like) calls np.asarray "
-                       "on the cotangent, which computes a dask array"}
     out = []
     for k, (f, args, wrt) in enumerate(T.CASES):
         if not any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim for a in args):
             continue
-        marks = [pytest.mark.xfail(strict=True, reason=known[f.__name__])] \
-            if f.__name__ in known else []
-        out.append(pytest.param(f, args, wrt, id=f"{f.__name__}-{k}", marks=marks))
+        out.append(pytest.param(f, args, wrt, id=f"{f.__name__}-{k}"))
     return out
 
 

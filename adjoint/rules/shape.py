@@ -44,6 +44,11 @@ def _like(piece, x):
     return np.reshape(piece, np.shape(x))
 
 
+def _size(x) -> int:
+    """np.size(x), read from the shape (np.size computes a dask array)."""
+    return int(np.prod(x.shape)) if hasattr(x, "shape") else int(np.size(x))
+
+
 def split_like(x, seq, axis=0):
     """Split `x` along `axis` into pieces sized like the elements of `seq`.
 
@@ -52,14 +57,17 @@ def split_like(x, seq, axis=0):
     a list whose entry i is shaped like `seq[i]`. With axis=None, `x` is the
     flattened concatenation.
     """
-    x = np.asarray(x)
+    x = x if hasattr(x, "shape") else np.asarray(x)  # (a dask array stays lazy)
     if axis is None:
         x, axis = np.ravel(x), 0
+    axis = axis % x.ndim
     extent = x.shape[axis]
-    other = x.size // extent if extent else 0
-    sizes = [int(np.size(s)) // other if other else 0 for s in seq]
-    pieces = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
-    return [_like(p, s) for p, s in zip(pieces, seq)]
+    other = int(np.prod(x.shape)) // extent if extent else 0
+    sizes = [_size(s) // other if other else 0 for s in seq]
+    ends = np.cumsum([0] + sizes)
+    lead = (slice(None),) * axis
+    return [_like(x[lead + (slice(int(a), int(b)),)], s) for a, b, s in
+            zip(ends[:-1], ends[1:], seq)]
 
 
 def join_like(parts, x, axis=0):
@@ -246,11 +254,15 @@ def unrepeat_array_vjp(g, ans, x, a, repeats, axis=None):
 
 @deflinear(np.reshape)
 def reshape_vjp(g, ans, a, shape, order="C"):
+    if order == "C":  # said only where it is not the default: dask's reshape takes no order=
+        return np.reshape(g, np.shape(a))
     return np.reshape(g, np.shape(a), order=order)
 
 
 @deflinear(np.ravel)
 def ravel_vjp(g, ans, a, order="C"):
+    if order == "C":
+        return np.reshape(g, np.shape(a))
     return np.reshape(g, np.shape(a), order=order)
 
 
