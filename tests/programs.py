@@ -442,3 +442,36 @@ def hygiene(x, out_bar):
     adjoint = _tape[2] + x_bar * out_bar
     math = adjoint * 1.5  # noqa: F811  (a local named like a module)
     return npx.sum(math * x)
+
+
+# ---------------------------------------------------------------- coverage goldens
+def params_mlp(params, X, Y):
+    """An MLP whose parameters are a dict: its gradient is a dict with the same keys."""
+    h = np.tanh(X @ params["W1"] + params["b1"])
+    err = h @ params["W2"] - Y
+    return np.mean(err ** 2)
+
+
+def comprehension(xs, w):
+    """A list comprehension and a sum over a generator: loops in the gradient."""
+    scores = [np.tanh(w * x) for x in xs]
+    return sum(np.sum(s * s) for s in scores)
+
+
+def _power(x, n):
+    if n == 0:
+        return 1.0
+    return x * _power(x, n - 1)
+
+
+def recursive_helper(x):
+    """A recursive helper of constant depth: unrolled, its base case folded."""
+    return np.sum(_power(np.sin(x), 3))
+
+
+class Quadratic:
+    def __init__(self, A):
+        self.A = A
+
+    def loss(self, x):
+        return 0.5 * x @ self.A @ x + np.sum(np.cos(x))

@@ -28,6 +28,13 @@ CASES = {
                        R.normal(size=4))),
     "logistic_regression": (P.logistic_regression, 0, (R.normal(size=4), R.normal(size=(10, 4)),
                                                       (R.random(10) > 0.5) * 1.0, 0.1)),
+    "params_mlp": (P.params_mlp, 0, ({"W1": R.normal(size=(3, 4)), "b1": R.normal(size=4),
+                                      "W2": R.normal(size=(4, 2))}, R.normal(size=(5, 3)),
+                                     R.normal(size=(5, 2)))),
+    "comprehension": (P.comprehension, 1, ([R.normal(size=3), R.normal(size=3)],
+                                           R.normal(size=3))),
+    "recursive_helper": (P.recursive_helper, 0, (R.normal(size=3),)),
+    "method": (P.Quadratic(np.eye(3) * 2.0 + 0.5).loss, 0, (R.normal(size=3),)),
 }
 
 
@@ -45,3 +52,11 @@ def test_generated_source_matches_golden_file(name):
                         + f" from tests/programs.py:{f.__name__}.\n" + got)
     assert path.exists(), f"no golden file {path}; run with ADJOINT_UPDATE_GOLDEN=1"
     assert got == _body(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["params_mlp", "comprehension", "recursive_helper", "method"])
+def test_the_coverage_goldens_are_right(name):
+    """The goldens of the constructs users write first also differentiate correctly."""
+    from adjoint.testing import check_program
+    f, wrt, args = CASES[name]
+    check_program(f, *args, wrt=wrt)

@@ -24,6 +24,10 @@ EXTRA = [
     (P.rnn_checkpointed, (R.normal(size=(4, 4)) * 0.5, R.normal(size=(7, 4)), R.normal(size=4), 3)),
     (P.view_copy_is_fine, (R.normal(size=(2, 3)),)),
     (P.hygiene, (R.normal(size=3), 0.7)),
+    (P.params_mlp, ({"W1": R.normal(size=(3, 4)), "b1": R.normal(size=4),
+                     "W2": R.normal(size=(4, 2))}, R.normal(size=(5, 3)), R.normal(size=(5, 2)))),
+    (P.comprehension, ([R.normal(size=3), R.normal(size=3)], R.normal(size=3))),
+    (P.recursive_helper, (R.normal(size=3),)),
 ]
 ALL = [(f, args) for f, args, _ in CASES] + EXTRA
 # Python sees a write through a view that the IR (values, not storage) does not:

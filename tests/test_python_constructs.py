@@ -755,3 +755,35 @@ def appends_inside_a_dict(x):
 def test_appends_that_outlive_the_call_or_hide_in_a_container_are_refused():
     refused(appends_to_a_global, X, at="HISTORY.append", says="made outside")
     refused(appends_inside_a_dict, X, at="log['h'].append", says="held by a dict")
+
+
+# ------------------------------------------------------- recursion of constant depth
+
+def _tree(x, depth):
+    if depth == 0:
+        return np.tanh(x)
+    return _tree(x * 0.5, depth - 1) + _tree(x * 2.0, depth - 1)
+
+
+def tree_recursion(x):
+    return np.sum(_tree(x, 3))
+
+
+def _countdown(x, n):
+    if n <= 0:
+        return x
+    return _countdown(np.sin(x) * x, n - 1)
+
+
+def data_depth_recursion(x):
+    return np.sum(_countdown(x, int(x[0] > 0) + 2))  # the depth depends on x
+
+
+def test_a_recursive_helper_of_constant_depth_unrolls():
+    (g,) = check_program(tree_recursion, X)
+    leaves = [s for s in (0.125, 0.5, 2.0, 8.0) for _ in range({0.125: 1, 0.5: 3, 2.0: 3,
+                                                                 8.0: 1}[s])]
+    assert np.allclose(g, sum(s * (1 - np.tanh(s * X) ** 2) for s in leaves))
+    with pytest.raises(UnsupportedError, match="constant arguments do not fix") as e:
+        adjoint.grad(data_depth_recursion)(X)
+    assert e.value.loc.line == inspect.getsourcelines(_countdown)[1] + 3

@@ -22,7 +22,7 @@ from adjoint.analysis.shapes import matmul_shape
 from adjoint.frontend.lower import _SAFE_FNS, Lowerer
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.source import Parsed
-from adjoint.ir.core import Call, Const, Value
+from adjoint.ir.core import Call, Const, Global, Value
 from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, simplify, \
     unbroadcast_operand
 
@@ -38,7 +38,8 @@ class TemplateLowerer(Lowerer):
         if entry is None or not entry.pure:
             return None
         fn = prim.fn
-        if fn in (np.ndim, np.shape, np.size) and isinstance(args[0], Value) and len(args) == 1:
+        if fn in (np.ndim, np.shape, np.size) and isinstance(args[0], (Value, Global)) and \
+                len(args) == 1:  # a global array's shape is guarded too
             shape = self.shape(args[0])  # the gradient is specialised on shapes
             if shape is not None:
                 return Const(len(shape) if fn is np.ndim else shape if fn is np.shape

@@ -141,6 +141,7 @@ class Lowerer:
         self.inplace: list[Value] = []  # results of `x op= y` on names
         # `c[k] op= y`: (the result, c, whether c is a list or dict made here)
         self.element_updates: list[tuple] = []
+        self.recursions = [0]  # recursive calls inlined, shared with inlined helpers
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
         self.active: tuple = ()  # the lambdas and nested defs being inlined
 
@@ -1347,8 +1348,15 @@ class Lowerer:
 
     def inline(self, fn, args, kwargs, node, hint):
         if fn in self.stack:
-            raise self.error(f"recursive call of `{fn.__name__}`", node,
-                             "write the recursion as a loop")
+            # a recursion whose depth constant arguments fix (`power(x, 5)`) unrolls: its
+            # base case's condition folds; one that depends on data never ends, so stop
+            self.recursions[0] += 1
+            if self.recursions[0] > _RECURSION_BUDGET or \
+                    self.stack.count(fn) > _RECURSION_DEPTH:
+                raise self.error(f"recursive call of `{fn.__name__}` whose depth constant "
+                                 f"arguments do not fix", node,
+                                 "write the recursion as a loop, or call it with constant "
+                                 "depth arguments (an int it counts down)")
         results = lower_inline(fn, args, kwargs, self, node)
         if len(results) == 1:
             return results[0]
@@ -1369,6 +1377,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
     inner.inplace, inner.element_updates = outer.inplace, outer.element_updates
+    inner.recursions = outer.recursions
     inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
         bound = inspect.signature(fn).bind(*args, **dict(kwargs))
@@ -1476,6 +1485,10 @@ _CONSUMERS = (sum, min, max, math.fsum, list, any, all)
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
 
+
+# recursive calls inlined in one function (and nested in one another) before the
+# recursion is taken not to end
+_RECURSION_BUDGET, _RECURSION_DEPTH = 256, 20
 
 # NumPy functions that change an argument in place (and return None)
 _MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_along_axis,
