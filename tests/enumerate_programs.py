@@ -440,6 +440,14 @@ ARRAY_TEMPLATES = [
     ("dicts", "loop_carried", "def f(x, v):\n    p = {'a': v * x, 'b': v}\n"
      "    for step in range(2):\n        p = {k: p[k] * x for k in p}\n"
      "    return np.sum(p['a'] + p['b'])", (0.7, V3), None),
+    # pass bugs (tests/test_pass_units): assign_once stored x_bar[i] = ... for a range
+    # with negative indices, which meet positive ones; cse merged 0.0 with -0.0
+    ("ranges", "negative_start", "def f(x, v):\n    z = v * x\n    s = 0.0\n"
+     "    for i in range(-3, 3):\n        s += np.sin(z[i])\n    return s", (0.7, V3), None),
+    ("ranges", "negative_stop", "def f(x, v):\n    z = v * x\n    s = 0.0\n"
+     "    for i in range(2, -4, -1):\n        s += np.sin(z[i])\n    return s", (0.7, V3), None),
+    ("ranges", "signed_zero", "def f(x, v):\n    return x * np.arctan2(x * 0.0, -1.0)"
+     " + x * np.arctan2(x * -0.0, -1.0) + np.sum(v)", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
 ]

@@ -256,9 +256,6 @@ def test_cse_never_merges_two_copies_nor_two_buffers_that_are_written():
     assert text(cse(fn)) == text(fn)
 
 
-@pytest.mark.xfail(strict=True, reason="cse._key takes Const(0.0) and Const(-0.0) for one "
-                   "key (they hash and compare equal), so x * 0.0 and x * -0.0 are merged: "
-                   "grad of x*arctan2(x*0.0, -1) + x*arctan2(x*-0.0, -1) is 2*pi, not 0")
 def test_cse_keeps_a_product_with_minus_zero_apart_from_one_with_zero():
     x = Value("x")
     b = Ops()
@@ -406,10 +403,6 @@ def test_assign_once_keeps_an_add_where_an_element_is_written_twice():
     assert text(assign_once(fn)) == text(fn)
 
 
-@pytest.mark.xfail(strict=True, reason="assign_once takes the steps of any range for distinct "
-                   "elements, but range(-3, 3) over 3 elements writes x_bar[-3] and x_bar[0], "
-                   "one element: `=` keeps one contribution of two. The gradient of "
-                   "sum(sin(x[i]) for i in range(-3, 3)) is cos(x), not 2 cos(x)")
 def test_assign_once_keeps_an_add_where_negative_indices_meet_positive_ones():
     fn = _scatter(lambda i: i, start=-3)
     args = (np.array([0.5, 1.0, 2.0]), 2.0, 3)

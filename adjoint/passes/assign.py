@@ -27,9 +27,14 @@ def assign_once(fn: Function) -> Function:
     defs = {op.result: op for op in walk_ops(fn.body) if isinstance(op, Call)}
 
     def is_range(v) -> bool:
+        """A range of distinct indices that are never negative: x_bar[-3] and x_bar[0]
+        are one element, so range(-3, 3) may write one element twice."""
         op = defs.get(v)
-        return op is not None and (op.prim.fn is range or (
-            op.prim.fn is operator.getitem and is_range(op.args[0])))
+        if op is None:
+            return False
+        if op.prim.fn is operator.getitem:
+            return is_range(op.args[0])
+        return op.prim.fn is range and _non_negative(op.args)
 
     def block(b: Block) -> Block:
         ops = []
@@ -41,6 +46,18 @@ def assign_once(fn: Function) -> Function:
         return replace(b, ops=tuple(ops))
 
     return replace(fn, body=block(fn.body))
+
+
+def _non_negative(args) -> bool:
+    """range(args) yields no negative index: range(n), range(a, b) and range(a, b, s)
+    with a constant a >= 0 and s > 0, or s < 0 stopping at a constant b >= -1."""
+    consts = [a.value if isinstance(a, Const) else None for a in args]
+    if len(args) == 1:
+        return True
+    start, stop, step = (consts + [1])[:3]
+    if step is None or start is None:
+        return False
+    return start >= 0 if step > 0 else stop is not None and stop >= -1
 
 
 def _rewrite(op: For, counts, defs, is_range) -> For:

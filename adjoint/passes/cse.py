@@ -42,7 +42,8 @@ def _key(o):
             hash(v)
         except TypeError:
             return ("c", type(v).__name__, repr(v))
-        return ("c", type(v).__name__, v)
+        # repr tells 0.0 from -0.0, which compare equal but are not one constant
+        return ("c", type(v).__name__, v, repr(v))
     return ("v", id(o))
 
 
