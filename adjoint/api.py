@@ -36,6 +36,37 @@ from adjoint.values import like, tangent_like
 _MISSING = object()  # no tangent given by keyword
 
 
+def _updated_in_place(fn) -> set:
+    """The values that `x *= y` or `c[k] += v` may update in place (when they are arrays;
+    the lowering keeps such an update as a value, which is f only while no one else
+    holds the array)."""
+    inplace = set(fn.inplace)
+    out = {base for _, base, _ in fn.element_updates}
+    for op in walk_ops(fn.body):
+        if op.results and op.results[0] in inplace and getattr(op, "args", None):
+            out.add(op.args[0])
+    return out
+
+
+def _array_leaves(name: str, a):
+    """(name, array) for `a` and the arrays in the lists, tuples and dicts it holds."""
+    if isinstance(a, np.ndarray):
+        yield name, a
+    elif isinstance(a, (list, tuple)):
+        for k, e in enumerate(a):
+            yield from _array_leaves(f"{name}[{k}]", e)
+    elif isinstance(a, dict):
+        for k, e in a.items():
+            yield from _array_leaves(f"{name}[{k!r}]", e)
+
+
+def _buffer(a: np.ndarray):
+    """The object that owns `a`'s memory: views of one buffer have one."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
 @dataclass
 class Compiled:
     fn: Callable
@@ -78,7 +109,7 @@ class Transform:
         self.holds = holds(self.guards)
         # parameters f writes in place: the gradient copies them on entry, which is only
         # the same function when no other argument shares their memory
-        written = written_arrays(self.lowered)
+        written = written_arrays(self.lowered) | _updated_in_place(self.lowered)
         self.written = [i for i, p in enumerate(self.lowered.params) if p in written]
         self._check_defaults_unwritten()
         self.compiled: dict[tuple, Compiled] = {}
@@ -126,15 +157,27 @@ class Transform:
                     f"{p.name} = []`")
 
     def _check_unshared(self, args) -> None:
-        for i in self.written:
-            for j, b in enumerate(args):
-                if j != i and isinstance(b, np.ndarray) and isinstance(args[i], np.ndarray) \
-                        and np.may_share_memory(args[i], b):
-                    names = self.ir.param_names
-                    raise AdjointError(
-                        f"`{names[i]}` and `{names[j]}` share memory, and {self.ir.name} "
-                        f"writes into `{names[i]}`: a write would change `{names[j]}` too",
-                        self.ir.loc, f"pass a copy: {names[i]}.copy()")
+        """The gradient copies a parameter that f writes in place on entry. That is only
+        f when nothing else f sees holds the same memory: another argument, another leaf
+        of a container argument (tied weights {'W': W, 'W_dec': W}), or an array f reads
+        from a global, a closure or self (grad(f)(y, G) where f also reads G)."""
+        names = self.ir.param_names
+        leaves = [(label, a, i in self.written) for i, arg in enumerate(args)
+                  for label, a in _array_leaves(names[i], arg)]
+        leaves += [(name, a, False) for _, name, value, _, _ in self.guards
+                   for name, a in _array_leaves(name, value)]
+        by_buffer: dict = {}
+        for leaf in leaves:
+            by_buffer.setdefault(id(_buffer(leaf[1])), []).append(leaf)
+        for group in by_buffer.values():
+            for k, (name_a, a, written_a) in enumerate(group):
+                for name_b, b, written_b in group[k + 1:]:
+                    if (written_a or written_b) and np.may_share_memory(a, b):
+                        w, o = (name_a, name_b) if written_a else (name_b, name_a)
+                        raise AdjointError(
+                            f"`{w}` and `{o}` share memory, and {self.ir.name} writes into "
+                            f"`{w}`: a write would change `{o}` too", self.ir.loc,
+                            f"pass a copy: {w}.copy()")
 
     def _compile(self, args) -> Compiled:
         sig = signature(args)

@@ -440,6 +440,24 @@ ARRAY_TEMPLATES = [
     ("dicts", "loop_carried", "def f(x, v):\n    p = {'a': v * x, 'b': v}\n"
      "    for step in range(2):\n        p = {k: p[k] * x for k in p}\n"
      "    return np.sum(p['a'] + p['b'])", (0.7, V3), None),
+    # a zero cotangent times a local derivative that is inf or NaN where the value is
+    # never used (adversarial round 6, N1): the rule runs under the branch's condition,
+    # and a container element or overwritten slot nothing reads adds nothing
+    ("zero_cotangent", "branch", "def f(x, v):\n    r = np.sqrt(x)\n    if x > 0:\n"
+     "        return r + np.sum(v)\n    return x * np.sum(v)", (-1.0, V3), None),
+    ("zero_cotangent", "normalise", "def f(x, v):\n    r = math.sqrt(x * x + v[0] * v[0])\n"
+     "    if r > 1e-3:\n        return x / r\n    return x + v[0]", (0.0, np.zeros(3)), None),
+    ("zero_cotangent", "loop_branch", "def f(x, v):\n    s = 0.0\n    for i in range(3):\n"
+     "        w = np.sqrt(v[i] * x)\n        if v[i] > 0:\n            s = s + w\n"
+     "        else:\n            s = s + v[i] * x\n    return s", (0.7, V3), None),
+    ("zero_cotangent", "list_element", "def f(x, v):\n    L = [np.log(v - 0.3), v * x]\n"
+     "    return np.sum(L[1])", (0.7, V3), None),
+    ("zero_cotangent", "overwritten", "def f(x, v):\n    y = np.zeros(3)\n"
+     "    y[0] = np.sqrt(v[0] - 0.3)\n    y[0] = x * v[1]\n    return np.sum(y)", (0.7, V3), None),
+    # (specialised only: generic code cannot tell a mask from an index array, and gives
+    # NaN there, as JAX and PyTorch do)
+    ("zero_cotangent", "mask", "def f(x, v):\n    y = np.sqrt(v * x)\n"
+     "    return np.sum(y[v > 0])", (0.7, V3), (0, 1)),
     # pass bugs (tests/test_pass_units): assign_once stored x_bar[i] = ... for a range
     # with negative indices, which meet positive ones; cse merged 0.0 with -0.0
     ("ranges", "negative_start", "def f(x, v):\n    z = v * x\n    s = 0.0\n"

@@ -306,3 +306,38 @@ def test_one_array_for_two_parameters_one_written_is_refused(tmp_path):
     ga, gb = g(y.copy(), y)
     np.testing.assert_allclose(ga, [0.0, 2.0, 3.0])
     np.testing.assert_allclose(gb, [0.0, 2.0, 3.0])
+
+
+def test_a_written_leaf_shared_with_another_leaf_or_a_global_is_refused(tmp_path):
+    # `x *= y` on a parameter, or `p['W'] *= y` on a dict parameter's array, is an
+    # update of the caller's array: if a global f reads, or another leaf, is that array,
+    # Python's f sees the change and the gradient (which copies x on entry) would not
+    m = module(tmp_path, """
+        import numpy as np
+
+        G = np.array([1.0, 2.0, 3.0])
+
+
+        def f(y, x):
+            x *= y
+            return np.sum(G * y) + np.sum(x)
+
+
+        def tied(y, p):
+            p['W'] *= y
+            return np.sum(p['W_dec'] ** 2) + np.sum(p['W'])
+        """)
+    y = np.array([0.5, -1.0, 0.7])
+    with pytest.raises(adjoint.AdjointError, match="`x` and `G` share memory") as e:
+        adjoint.grad(m.f)(y, m.G)
+    assert e.value.loc is not None and "x.copy()" in str(e.value)
+    g = adjoint.grad(m.f)(y, m.G.copy())  # a copy: G is a constant, the hand formula
+    np.testing.assert_allclose(g, m.G + m.G * 1.0)
+    W = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(adjoint.AdjointError, match=r"`p\['W'\]` and `p\['W_dec'\]`"):
+        adjoint.grad(m.tied)(y, {"W": W, "W_dec": W})
+    W2 = np.arange(6.0)  # two views of one buffer that do not overlap are fine
+    p = {"W": W2[:3], "W_dec": W2[3:]}
+    got = adjoint.grad(m.tied)(y, p)
+    np.testing.assert_allclose(got, numeric_grad(m.tied, (y, {"W": W2[:3].copy(),
+                                                               "W_dec": W2[3:].copy()})))

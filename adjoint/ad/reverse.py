@@ -80,9 +80,12 @@ class Reverse:
         self.adjoint_defs: dict = {}
         self.extra_functions: list[Function] = []  # step functions of checkpointed regions
         self.made: set[Value] = set()  # the values this transform created
+        self.emitted: dict[Value, Call] = {}  # and the ops that self.emit made them with
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
         self.single_keys = _single_keys(fn)  # no repeats: `params_bar[k] += g` is right
         self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
+        # cotangent -> (condition, branch, region): zero unless that `if` branch was taken
+        self.taken: dict = {}
 
     # ---------------------------------------------------------------- reading primals
     def read(self, o: Operand) -> Operand:
@@ -164,12 +167,61 @@ class Reverse:
 
     def emit(self, prim, args, hint, kwargs=()) -> Value:
         out = Value(hint)
-        self.ops.append(Call(prim, tuple(args), out, tuple(kwargs), self.loc))
+        op = Call(prim, tuple(args), out, tuple(kwargs), self.loc)
+        self.ops.append(op)
         self.made.add(out)
+        self.emitted[out] = op
         return out
+
+    def known_zero(self, c: Operand) -> bool:
+        """`c` is a cotangent that is zero by construction: an element of a container's
+        cotangent that nothing added into (`L = [np.sqrt(x), 2 * x]; return L[1]`), or
+        the cotangent of a write that a later write overwrote before any read. Such a
+        contribution is dropped, not multiplied by a local derivative that may be inf
+        or NaN where the value is never used (0 * inf is NaN)."""
+        if isinstance(c, Const):
+            return type(c.value) in (int, float) and c.value == 0
+        op = self._made_by(c)
+        if op is None or op.prim.fn in (np.zeros_like, runtime.zeros_like):
+            return op is not None
+        fn = op.prim.fn
+        if fn in (runtime.unbroadcast, runtime.alias, operator.neg):
+            return self.known_zero(op.args[0])
+        if fn in (operator.getitem, runtime.save, runtime.written, runtime.element) and \
+                isinstance(op.args[1], Const):
+            return self._zero_element(op.args[0], op.args[1].value)
+        return False
+
+    def _made_by(self, c: Operand) -> Call | None:
+        op = self.adjoint_defs.get(c) or self.emitted.get(c)
+        return op if isinstance(op, Call) else None
+
+    def _zero_element(self, c: Operand, index) -> bool:
+        """Element `index` of the cotangent `c` is zero: walk back through the writes at
+        other constant positions to the zeros it started from."""
+        while True:
+            op = self._made_by(c)
+            if op is None or op.prim.fn in (np.zeros_like, runtime.zeros_like):
+                return op is not None
+            fn = op.prim.fn
+            if fn in (runtime.setitem, iadd_at) and isinstance(op.args[1], Const):
+                at = op.args[1].value
+                if not (type(at) is type(index) and type(at) in (int, str) and
+                        (type(at) is str or at >= 0 and index >= 0)):
+                    return False  # x[-1] and x[1] may be one element
+                if at == index:
+                    if fn is runtime.setitem:
+                        return self.known_zero(op.args[2])
+                    if not self.known_zero(op.args[2]):
+                        return False
+            elif fn is not np.copy:
+                return False
+            c = op.args[0]
 
     def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
         if not isinstance(v, Value) or v not in self.active or contrib is None:
+            return
+        if self.known_zero(contrib):
             return
         # names are hints: only values this transform made, and no one's adjoint yet, are
         # renamed (never a parameter, a primal value, or another variable's `_bar`)
@@ -246,9 +298,54 @@ class Reverse:
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
                 op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
                         "adjoint.stop_gradient(...) if it should be treated as constant")
+        mark = self.taken.get(g)
+        if mark is not None and mark[2] is self.region:
+            self.guarded(op, entry, g, operands, wanted, adj, mark)
+            return
         contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted))
         for a, c in zip(operands, contribs):
             self.accumulate(adj, a, c)
+
+    def guarded(self, op: Call, entry, g, operands, wanted, adj: dict, mark) -> None:
+        """The rule of an op whose cotangent is zero unless one branch of an `if` ran.
+
+        `r = np.sqrt(x); if x > 0: return r; return x` at x = -1: r's cotangent is 0,
+        but sqrt's rule multiplies it by 0.5 / r, NaN there (or divides a Python float
+        by 0). A vjp is linear in its cotangent, so zero in is zero out: the rule runs
+        under the same condition, `if _c: x_bar += r_bar * 0.5 / r`, and adds nothing
+        otherwise. A rule that reads no primal value (a sum, a reshape) needs no guard;
+        its contributions are zero outside the branch as well."""
+        cond, keep, _ = mark
+        outer, self.ops = self.ops, []
+        reads: list = []
+        before = {a: adj.get(a) for a in operands if isinstance(a, Value)}
+        contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted, reads))
+        if not reads:
+            outer.extend(self.ops)
+            self.ops = outer
+            for a, c in zip(operands, contribs):
+                if isinstance(c, Value):
+                    self.taken[c] = mark
+                self.accumulate(adj, a, c)
+            return
+        for a, c in zip(operands, contribs):
+            self.accumulate(adj, a, c)
+        changed = [a for a in before if adj.get(a) is not before[a]]
+        taken_ops, self.ops = self.ops, []
+        other = [before[a] if before[a] is not None else self.zero(a) for a in changed]
+        other_ops, self.ops = self.ops, outer
+        results = tuple(Value(f"{cotangent_base(a)}_bar") for a in changed)
+        taken_block = Block((), tuple(taken_ops), tuple(adj[a] for a in changed))
+        other_block = Block((), tuple(other_ops), tuple(other))
+        self.ops.append(If(cond, *((taken_block, other_block) if keep else
+                                   (other_block, taken_block)), results, self.loc))
+        for a, r in zip(changed, results):
+            self.facts.same_kind(r, a)
+            if before[a] is None:  # still zero where the branch was not taken
+                self.taken[r] = mark
+                if adj[a] in self.masks:
+                    self.masks[r] = self.masks[adj[a]]
+            adj[a] = r
 
     def _stored_instead(self, op: For, adj: dict, snapshots: int) -> bool:
         """The cost model of a transform-wide checkpoint policy: reverse the loop storing
@@ -337,15 +434,23 @@ class Reverse:
         if _whole(index) and shape is not None:  # x[:, None], x[...]: every element, reshaped
             self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
+        fresh = x not in adj
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if basic_index(index, self.facts) or index in self.single_keys or \
             op.prim.fn is field \
             else runtime.add_at
         adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
+        k = self.facts.kind(index)
+        if fresh and k is not None and k.type == "ndarray" and k.dtype == "b" and \
+                self.facts.shape(index) == self.facts.shape(x) is not None:
+            # `x[mask]` alone: x's cotangent is zero where the mask is False, which the
+            # rules that computed x must not turn into NaN (np.sqrt(x)[x > 0])
+            self.masks[adj[x]] = (self.read(index), True)
 
-    def inline_vjp(self, template, g, op: Call, wanted: list) -> list:
+    def inline_vjp(self, template, g, op: Call, wanted: list, reads: list | None = None) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents
-        need, then read the surviving primal operands in the current reverse region."""
+        need, then read the surviving primal operands in the current reverse region
+        (listed in `reads`, when given)."""
         low = TemplateLowerer(parse_function(template), self.facts, {"ans": op.result, "g": g})
         low.defs = self.adjoint_defs  # so constants fold across rules: (0.5 * g) * 2 -> g
         sig = inspect.signature(template)
@@ -388,6 +493,8 @@ class Reverse:
             if isinstance(o, Value) and o in primal:
                 if o not in read:
                     read[o] = self.read(o)
+                    if reads is not None:
+                        reads.append(o)
                 return read[o]
             return o
 
@@ -453,6 +560,9 @@ class Reverse:
         self.ops.append(If(cond, blocks[0], blocks[1], results, op.loc))
         for v, r in zip(changed, results):
             adj[v] = r
+            zero_in = [v not in badj for _, _, badj in branches]
+            if zero_in.count(True) == 1:  # r is zero unless the other branch ran
+                self.taken[r] = (cond, zero_in[1], self.region)
         exports = [v for region, _, _ in branches for v in region.exports]
         if exports:
             self.export(op, branches)
