@@ -36,6 +36,51 @@ from adjoint.values import like, tangent_like
 _MISSING = object()  # no tangent given by keyword
 
 
+def _numpy_floats(args: tuple) -> tuple:
+    """`args` with each Python float, also in lists, tuples and dicts, as np.float64
+    (`args` itself when it holds none)."""
+    changed = []
+
+    def convert(a):
+        if type(a) is float:
+            changed.append(a)
+            return np.float64(a)
+        if type(a) in (list, tuple):
+            return type(a)(convert(e) for e in a)
+        if type(a) is dict:
+            return {k: convert(e) for k, e in a.items()}
+        return a
+    out = tuple(convert(a) for a in args)
+    return out if changed else args
+
+
+def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
+    """A division by zero in the generated module at `path`, located at the line of f
+    whose derivative it computes (the `# line N: ...` comment above it)."""
+    import linecache
+    import re
+    import traceback
+
+    from adjoint.errors import NonDifferentiableError
+    from adjoint.ir.core import Loc
+    frames = [fr for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path]
+    loc = ir.loc
+    if frames:
+        with open(path) as fh:
+            lines = fh.read().splitlines()[:frames[-1].lineno]
+        for text in reversed(lines):
+            m = re.match(r"\s*# (?:(\S+), )?line (\d+): (.*)", text)
+            if m:
+                filename, line = m.group(1) or ir.loc.filename, int(m.group(2))
+                text = linecache.getline(filename, line) or m.group(3)
+                loc = Loc(filename, line, len(text) - len(text.lstrip()), text)
+                break
+    return NonDifferentiableError(
+        f"the derivative divides by zero here ({e}): it is infinite or undefined at these "
+        f"arguments", loc, "keep the argument away from this point, or compute with NumPy there "
+        "(np.sqrt of an np.float64 0.0 has the derivative inf, not an error)")
+
+
 def _updated_in_place(fn) -> set:
     """The values that `x *= y` or `c[k] += v` may update in place (when they are arrays;
     the lowering keeps such an update as a value, which is f only while no one else
@@ -253,11 +298,30 @@ class Transform:
         if self.mode == "jvp":
             return self.jvp(args, tangent, kwargs)
         args = self.full_args(args, kwargs)
-        c = self.compile(args)
         if self.mode == "grad":
-            return self.shape_grads(c.fn(*args), args)
-        value, grads = c.fn(*args)
+            return self.shape_grads(self.run(args), args)
+        value, grads = self.run(args)
         return value, self.shape_grads(grads, args)
+
+    def run(self, args, extra=()):
+        """The compiled function on `args` (and `extra`, tangents). Python's float
+        arithmetic raises on 1 / 0.0 and 0.0 ** -0.5 where NumPy's gives inf or NaN: the
+        derivative of np.sqrt at 0 is inf. Unless f raises on these arguments itself,
+        the call is made again with NumPy's floats, as f(np.float64(0.0)) would be."""
+        c = self.compile(args)
+        try:
+            return c.fn(*args, *extra)
+        except ZeroDivisionError as e:
+            numpy_args, numpy_extra = _numpy_floats(args), _numpy_floats(extra)
+            if numpy_args is args and numpy_extra is extra:
+                raise _located(e, c.path, self.ir) from None
+            import copy
+            self.f(*copy.deepcopy(args))  # f's own ZeroDivisionError is the answer
+        c = self.compile(numpy_args)
+        try:
+            return c.fn(*numpy_args, *numpy_extra)
+        except ZeroDivisionError as e:  # math.sqrt(0.0)'s derivative: a Python float
+            raise _located(e, c.path, self.ir) from None
 
     def jvp(self, args, tangent, kwargs=None):
         """`f(*args)` and its derivative along `tangent` (the last positional argument,
@@ -277,7 +341,7 @@ class Transform:
                             f"got {len(args)}")
         tangents = tuple(tangent_like(t, args[i], self.ir.param_names[i])
                          for t, i in zip(tangents, self.wrt))
-        value, dot = self.compile(args).fn(*args, *tangents)
+        value, dot = self.run(args, tangents)
         return value, like(dot, value)
 
     def shape_grads(self, grads, args):

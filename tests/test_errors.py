@@ -485,3 +485,35 @@ def test_unknown_functions_are_fine_on_inactive_values(tmp_path):
     f, _, _ = load(tmp_path, case)
     g = adjoint.grad(f, cache_dir=tmp_path / "cache")(1.5, 4)
     assert np.isclose(g, 6.0 * 2 * 1.5)
+
+
+def test_a_division_by_zero_in_the_gradient_is_numpys_inf_or_a_located_error(tmp_path):
+    # Python floats raise where NumPy's give inf: x ** 0.5 at 0.0 has the derivative inf
+    # (as f(np.float64(0.0)) would); math.sqrt's float result divides Python's way, and
+    # is refused at f's line; f's own ZeroDivisionError stays f's
+    from tests.test_guards import module
+    m = module(tmp_path, """
+        import math
+
+
+        def power(x):
+            return x ** 0.5
+
+
+        def root(x):
+            y = x * 2.0
+            return math.sqrt(y)
+
+
+        def reciprocal(x):
+            return 1.0 / x
+        """)
+    with np.errstate(divide="ignore"):
+        assert adjoint.grad(m.power)(0.0) == np.inf
+    with pytest.raises(adjoint.NonDifferentiableError, match="divides by zero") as e:
+        adjoint.grad(m.root)(0.0)
+    assert e.value.loc.line == 11 and e.value.loc.col == 4 and e.value.hint
+    assert "math.sqrt(y)" in str(e.value)
+    with pytest.raises(ZeroDivisionError):
+        adjoint.grad(m.reciprocal)(0.0)
+    assert adjoint.grad(m.root)(2.0) == pytest.approx(0.5)
