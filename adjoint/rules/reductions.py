@@ -100,6 +100,10 @@ defnondiff(norm_kind, matrix_axes)
 
 @deflinear(np.sum)
 def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    # NumPy reduces a 0-d a along axis 0 or -1 too: a itself, no axis to put back
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return g
     return expand_to(g, a, axis, keepdims)
 
 
@@ -135,6 +139,9 @@ def _products_of_others(a, axis):
 
 @defvjp(np.prod)
 def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return g
     # d prod / d a_i is the product of the other entries (no division by a_i, which
     # may be zero)
     return expand_to(g, a, axis, keepdims) * _products_of_others(a, axis)
@@ -142,6 +149,9 @@ def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
 
 @defjvp(np.prod)
 def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return a_dot
     return np.sum(a_dot * _products_of_others(a, axis), axis=axis, keepdims=keepdims)
 
 
@@ -150,6 +160,10 @@ def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None
 @defvjp(np.amax)
 @defvjp(np.max)
 def max_vjp(g, ans, a, axis=None, out=None, keepdims=False):
+    # NumPy reduces a 0-d a along axis 0 or -1 too: a itself, no axis to put back
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return g
     mask = a == expand_to(ans, a, axis, keepdims)  # ties share the gradient evenly
     return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
@@ -157,6 +171,9 @@ def max_vjp(g, ans, a, axis=None, out=None, keepdims=False):
 @defjvp(np.amax)
 @defjvp(np.max)
 def max_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return a_dot
     mask = a == expand_to(ans, a, axis, keepdims)
     return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
             / np.sum(mask, axis=axis, keepdims=keepdims))
@@ -165,6 +182,9 @@ def max_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
 @defvjp(np.amin)
 @defvjp(np.min)
 def min_vjp(g, ans, a, axis=None, out=None, keepdims=False):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return g
     mask = a == expand_to(ans, a, axis, keepdims)
     return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
@@ -172,6 +192,9 @@ def min_vjp(g, ans, a, axis=None, out=None, keepdims=False):
 @defjvp(np.amin)
 @defjvp(np.min)
 def min_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return a_dot
     mask = a == expand_to(ans, a, axis, keepdims)
     return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
             / np.sum(mask, axis=axis, keepdims=keepdims))
