@@ -396,6 +396,156 @@ def test_an_index_out_of_bounds_raises():
         g(x, np.array([0, 9, 1, 2]))
 
 
+# numba keeps a global array as a constant of the machine code (in its disk cache too):
+# the gradient read WEIGHTS, a closure's cell or self.w as they were on the first call
+WEIGHTS = np.array([1.0, 2.0, 3.0])
+
+
+def weighted(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + WEIGHTS[i] * x[i] ** 2
+    return s
+
+
+class Model:
+    def __init__(self, w):
+        self.w = w
+
+    def loss(self, x):
+        s = 0.0
+        for i in range(len(x)):
+            s = s + self.w[i] * math.sin(x[i])
+        return s
+
+
+def closure(c):
+    def f(x):
+        s = 0.0
+        for i in range(len(x)):
+            s = s + c[i] * x[i] ** 3
+        return s
+    return f
+
+
+def test_global_arrays_are_read_on_each_call(monkeypatch):
+    x = np.array([0.5, -1.0, 0.7])
+    g = adjoint.grad(weighted, backend="numba")
+    both(weighted, (x,))
+    WEIGHTS[0] = 10.0  # in place (WEIGHTS is put back below)
+    try:
+        np.testing.assert_allclose(g(x), 2 * WEIGHTS * x, rtol=1e-14)
+        both(weighted, (x,))
+    finally:
+        WEIGHTS[0] = 1.0
+    # rebound: the module (and numba's cache of it) is the same file
+    monkeypatch.setattr(sys.modules[__name__], "WEIGHTS", np.array([0.0, 0.0, 1.0]))
+    got, _ = both(weighted, (x,))
+    np.testing.assert_allclose(got, [0.0, 0.0, 1.4], rtol=1e-14)
+    # a training loop that updates self.w in place: each step's gradient is the NumPy one
+    model, twin = Model(np.array([1.0, 2.0, 3.0])), Model(np.array([1.0, 2.0, 3.0]))
+    step, twin_step = adjoint.grad(model.loss, backend="numba"), adjoint.grad(twin.loss)
+    for _ in range(3):
+        gx, want = step(x), twin_step(x)
+        np.testing.assert_allclose(gx, want, rtol=1e-14)
+        np.testing.assert_allclose(gx, model.w * np.cos(x), rtol=1e-14)  # by hand
+        model.w -= 0.1 * gx
+        twin.w -= 0.1 * want
+    c = np.array([1.0, -1.0, 2.0])
+    f = closure(c)
+    h = adjoint.grad(f, backend="numba")
+    both(f, (x,))
+    c *= 3.0
+    np.testing.assert_allclose(h(x), 3 * c * x ** 2, rtol=1e-14)
+
+
+def test_a_file_passes_its_global_arrays(tmp_path):
+    x = np.array([0.5, -1.0, 0.7])
+    text = adjoint.source(weighted, args=(x,), backend="numba")
+    assert "def weighted_grad_compiled(x, out_bar, WEIGHTS):" in text
+    assert "    return weighted_grad_compiled(x, out_bar, WEIGHTS)" in text
+    path = tmp_path / "weighted_numba.py"
+    path.write_text(text)
+    ns = vars(_import(path))
+    w = ns["WEIGHTS"]  # the array the file imported
+    np.testing.assert_allclose(ns["weighted_grad"](x), 2 * w * x, rtol=1e-14)
+    old = w.copy()
+    try:
+        w[0] = 10.0
+        np.testing.assert_allclose(ns["weighted_grad"](x), [10.0, -4.0, 4.2], rtol=1e-14)
+    finally:
+        w[:] = old
+
+
+def test_a_numba_function_calling_one_that_reads_a_global_runs_as_python(tmp_path):
+    """outer's machine code would call inner's, with W as it was when it compiled: no
+    wrapper can pass W to it, so outer runs as Python (and inner compiled, W passed)."""
+    from adjoint.codegen import numba_backend
+    path = tmp_path / "calls_a_reader.py"
+    path.write_text("import numba\nimport numpy as np\nW = np.array([1.0, 2.0])\n\n\n"
+                    "@numba.njit\ndef inner(x, i):\n    return W[i] * x[i]\n\n\n"
+                    "@numba.njit\ndef outer(x):\n    s = 0.0\n    for i in range(len(x)):\n"
+                    "        s += inner(x, i)\n    return s\n")
+    module = _import(path)
+    outer = numba_backend.compiled(module, "outer")
+    with pytest.warns(RuntimeWarning, match="it calls inner, which numba would compile"):
+        assert outer(np.ones(2)) == 3.0
+    module.W[0] = 10.0
+    assert outer(np.ones(2)) == 12.0 and module.inner(np.ones(2), 0) == 10.0
+
+
+# 2 ** -i is 0 in numba (an int power of ints), 0.5 in Python
+def halves(x):
+    s = 0.0
+    for i in range(1, len(x)):
+        s = s + x[i] * 2 ** -i
+    return s
+
+
+def reciprocals(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + x[i] ** -1
+    return s
+
+
+def test_an_int_to_a_negative_int_power_runs_as_python():
+    x = np.array([0.5, -1.0, 0.7, 2.5])
+    got, fell = both(halves, (x,), fallback=True)
+    np.testing.assert_allclose(got, [0.0, 0.5, 0.25, 0.125], rtol=1e-15)
+    assert "int ** int" in str(fell[0].message) and "line" in str(fell[0].message)
+    # a float to a negative power compiles (its gradient reads x ** -2)
+    got, _ = both(reciprocals, (x,))
+    np.testing.assert_allclose(got, -1.0 / x ** 2, rtol=1e-14)
+
+
+def offset(x, k):
+    return np.sum(x * (k - 5))
+
+
+def doubled(x, k):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + x[i] * (k + k)
+    return s
+
+
+def test_small_ints_wrap_as_in_numpy():
+    """numba computes int8 ... uint64 in int64 (or float64): a uint8 k - 5 is -3 there,
+    253 in NumPy; np.int8(100) + np.int8(100) is 200 there, -56 in NumPy."""
+    x = np.array([0.5, -1.0, 0.7])
+    k = np.array([2, 100, 3], np.uint8)
+    got, fell = both(offset, (x, k), fallback=True)
+    np.testing.assert_allclose(got, [253.0, 95.0, 254.0], rtol=0)
+    assert "uint8" in str(fell[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow warning
+        got, _ = both(doubled, (x, np.int8(100)), fallback=True)
+    np.testing.assert_allclose(got, [-56.0] * 3, rtol=0)
+    got, _ = both(offset, (x, k.astype(np.int64)))  # int64 wraps as NumPy's: compiled
+    np.testing.assert_allclose(got, [-3.0, 95.0, -2.0], rtol=0)
+
+
 def test_without_numba_installed(monkeypatch):
     from adjoint.codegen import numba_backend
     monkeypatch.setattr(numba_backend, "available", lambda: False)

@@ -6,9 +6,26 @@ stacked by a loop. numba compiles a function on its first call. What it cannot
 compile (a runtime helper, an `axis=` numba does not take, a list holding two
 types) runs as the same function in Python and NumPy, the function's own
 `py_func`: per function, with a one-line warning that says why.
+
+numba does not run the module's text exactly as Python would, and three of its
+differences give another number, silently; `compiled` closes each:
+- numba reads a global array (the user's `W`, a closure's cell, `self_w`) once, when
+  it compiles, and keeps it as a constant, in its disk cache too: an array updated in
+  place (a training step) or rebound was never seen. numba compiles the function with
+  each such global as one more parameter, which the Python wrapper reads from the
+  module on every call (the file's text is unchanged: as Python, it reads them then).
+- an int to an int power is an int in numba (2 ** -1 is 0) where Python's is a float
+  for a negative exponent: a `**` whose exponent is not a number >= 0 is compiled as
+  `power(a, b)`, which refuses two ints, and the function runs as Python.
+- numba computes with int8 ... int32 and unsigned ints as int64 (uint64 with an int
+  as float64), where NumPy keeps their type and wraps around: a uint8 array's `k - 5`
+  is -3 in numba, 253 in NumPy. A call given such an array or scalar (or a global
+  holding one) runs as Python.
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 import types
 import warnings
@@ -36,6 +53,8 @@ def why(error: Exception) -> str:
     """The numba error in one line: what it could not type, and where in the module."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if INT_POWER in text:  # power's refusal, under numba's list of the overloads it tried
+        lines = [INT_POWER] + [line for line in lines if line.startswith("File \"")]
     what = next((line for line in lines if not line.startswith(("Failed in ", "During:"))),
                 lines[0] if lines else type(error).__name__)
     where = next((m for m in (re.match(r'File "(.+)", line (\d+)', line) for line in lines)
@@ -47,7 +66,8 @@ def why(error: Exception) -> str:
 
 def compiled(module: types.ModuleType, name: str):
     """The module's function `name`, compiled by numba on its first call, or run as
-    Python and NumPy code when numba cannot compile it."""
+    Python and NumPy code when numba cannot compile it (or would compute another
+    number: see the module's docstring)."""
     from numba.core.errors import NumbaError
     dispatcher = getattr(module, name)
     refused = getattr(module, "_numba_refused", {})
@@ -57,28 +77,179 @@ def compiled(module: types.ModuleType, name: str):
                       f"{refused[name]}", RuntimeWarning, stacklevel=3)
     if not _dispatchers(module).get(name):  # fallen back already, or not numba's
         return dispatcher
-    running = [dispatcher]
+    py = dispatcher.py_func
+    fast, given = for_numba(dispatcher)
+    n, defaults = py.__code__.co_argcount, py.__defaults__ or ()
+    namespace = vars(module)
+    running = [None]  # None until the first call has looked at its arguments
 
     def call(*args):
+        if running[0] is None:
+            refuse = given if fast is None else narrow_ints(args, [namespace[g] for g in given])
+            if refuse:
+                fall_back(module, name, dispatcher, refuse)
+                running[0] = py
+            else:
+                running[0] = fast
+        if running[0] is py:
+            return py(*args)
         try:
-            return running[0](*args)
+            if not given and fast is dispatcher:
+                return fast(*args)
+            # the globals numba would keep as constants, read now (see for_numba)
+            full = args + defaults[len(defaults) - (n - len(args)):] if len(args) < n else args
+            return fast(*full, *[namespace[g] for g in given])
         except NumbaError as e:  # numba compiles before it runs: nothing ran yet
-            if running[0] is not dispatcher:
+            if running[0] is py:
                 raise
             fall_back(module, name, dispatcher, e)
-            running[0] = dispatcher.py_func
-            return running[0](*args)
+            running[0] = py
+            return py(*args)
 
     call.__name__ = call.__qualname__ = name
-    call.__wrapped__ = dispatcher.py_func
+    call.__wrapped__ = py
     return call
 
 
-def fall_back(module: types.ModuleType, name: str, dispatcher, error: Exception) -> None:
+def _is_data(value) -> bool:
+    """A global numba would compile in as a constant (an array, a number, a tuple of
+    them), rather than call (a function, a module) or refuse (a list, a dict)."""
+    return not (callable(value) or isinstance(value, (types.ModuleType, list, dict, set)))
+
+
+def _globals_read(py) -> tuple[ast.Module, list[str], int]:
+    """The function's text (its module's file, with its decorator) parsed, the names of
+    the globals it reads, and its first line."""
+    lines, first = inspect.getsourcelines(py)
+    tree = ast.parse("".join(lines))
+    fn = tree.body[0]
+    names = [node for node in ast.walk(fn) if isinstance(node, ast.Name)]
+    local = {a.arg for a in fn.args.args} | {node.id for node in names
+                                             if not isinstance(node.ctx, ast.Load)}
+    return tree, sorted({node.id for node in names if node.id not in local}), first
+
+
+def _data_read(py, seen=()) -> list[str]:
+    """The data globals `py` reads, itself or through a numba function of its module it
+    calls (which numba would compile with its globals as constants)."""
+    import numba.core.registry
+    _, read, _ = _globals_read(py)
+    out = []
+    for g in read:
+        value = py.__globals__.get(g)
+        if isinstance(value, numba.core.registry.CPUDispatcher):
+            if value.py_func not in seen and _data_read(value.py_func, (*seen, py)):
+                out.append(g)
+        elif g in py.__globals__ and _is_data(value):
+            out.append(g)
+    return out
+
+
+def for_numba(dispatcher):
+    """What numba compiles for the module function `dispatcher`: the dispatcher itself,
+    or, when the function reads data globals or raises to a variable power, the same
+    text, at the same lines of the same file, with those globals as parameters after
+    its own (no defaults: the wrapper passes them all) and `a ** b` as `power(a, b)`.
+    Returns it and the names of the globals it takes; None and why, when it calls a
+    numba function of the module that reads data globals itself."""
+    import numba
+    py = dispatcher.py_func
+    tree, _, first = _globals_read(py)
+    data = _data_read(py)
+    given = [g for g in data if _is_data(py.__globals__[g])]
+    calls = [g for g in data if g not in given]
+    if calls:
+        return None, f"it calls {', '.join(calls)}, which numba would compile with " \
+                     f"the arrays it reads as constants"
+    fn = tree.body[0]
+    powers = _Powers()
+    powers.visit(fn)
+    if not given and not powers.changed:
+        return dispatcher, ()
+    fn.decorator_list = []
+    fn.args.args += [ast.arg(arg=g) for g in given]
+    fn.args.defaults = []
+    ast.fix_missing_locations(tree)
+    ast.increment_lineno(tree, first - 1)
+    code = compile(tree, py.__code__.co_filename, "exec")
+    body = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+    # its own globals: the module's, and `power` (the user's module gets no new name)
+    scope = dict(py.__globals__, _adjoint_power=_power())
+    fresh = types.FunctionType(body, scope, py.__name__)
+    fresh.__qualname__, fresh.__doc__ = py.__qualname__, py.__doc__
+    cache = type(dispatcher._cache).__name__ != "NullCache"
+    return numba.njit(cache=cache, **{k: v for k, v in dispatcher.targetoptions.items()
+                                      if k != "nopython"})(fresh), tuple(given)
+
+
+class _Powers(ast.NodeTransformer):
+    """`a ** b` as `_adjoint_power(a, b)`, unless b is a number >= 0."""
+    changed = False
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        b = node.right
+        if not isinstance(node.op, ast.Pow) or isinstance(b, ast.Constant) and \
+                type(b.value) in (int, float) and b.value >= 0:
+            return node
+        self.changed = True
+        return ast.copy_location(ast.Call(ast.Name("_adjoint_power", ast.Load()),
+                                          [node.left, b], []), node)
+
+
+INT_POWER = "numba's int ** int is an int (2 ** -1 is 0), Python's a float"
+_overloaded = []
+
+
+def power(a, b):
+    """a ** b; numba refuses to compile it for two ints (a negative exponent gives a
+    float in Python, 0 in numba), and the function then runs as Python."""
+    return a ** b
+
+
+def _power():
+    if not _overloaded:
+        from numba.core import types as nt
+        from numba.core.errors import TypingError
+        from numba.extending import overload
+
+        @overload(power)
+        def power_numba(a, b):
+            if isinstance(a, (nt.Integer, nt.Boolean)) and isinstance(b, (nt.Integer,
+                                                                         nt.Boolean)):
+                raise TypingError(INT_POWER)
+            return lambda a, b: a ** b
+
+        _overloaded.append(power_numba)
+    return power
+
+
+def narrow_ints(args, globals_) -> str | None:
+    """Why NumPy could compute another number than numba on these values: an array or
+    NumPy scalar of an int type other than int64 (NumPy keeps int8 ... uint64 and wraps
+    around, numba computes in int64 or float64). None when there is none."""
+    import numpy as np
+    todo = list(args) + list(globals_)
+    while todo:
+        a = todo.pop()
+        if isinstance(a, (tuple, list)):
+            todo.extend(a)
+        elif isinstance(a, dict):
+            todo.extend(a.values())
+        elif isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "iu" and \
+                a.dtype != np.int64:
+            what = "array" if isinstance(a, np.ndarray) else "number"
+            return (f"{'an' if a.dtype.name[0] == 'i' else 'a'} {a.dtype} {what}: NumPy "
+                    f"computes in {a.dtype} and wraps around, numba in int64")
+    return None
+
+
+def fall_back(module: types.ModuleType, name: str, dispatcher, error) -> None:
     """Run `name` (numba's `dispatcher`) as Python from now on; the functions it calls
     stay numba's, each falling back on its own when its turn comes."""
+    reason = error if isinstance(error, str) else why(error)
     warnings.warn(f"adjoint: numba cannot compile {name}, running it with NumPy: "
-                  f"{why(error)}", RuntimeWarning, stacklevel=4)
+                  f"{reason}", RuntimeWarning, stacklevel=4)
     setattr(module, name, dispatcher.py_func)
     # Python now calls the others: give each its own fallback (a numba caller that was
     # compiled already holds them as they were)
@@ -109,12 +280,36 @@ def check_outside(text: str, fn_name: str) -> str:
     stop = next((i for i in range(end + 1, len(lines))
                  if lines[i] and not lines[i].startswith(" ")), len(lines))
     compiled = f"{fn_name}_compiled"
+    given = _user_globals(lines[:at], lines[at:stop])
     wrapper = ["", "", f"def {fn_name}({params}):",
-               f'    """Checks the arguments, then runs {compiled}."""',
-               lines[check], f"    return {compiled}({names})"]
-    head = [lines[at].replace(f"def {fn_name}(", f"def {compiled}(", 1)]
-    body = lines[at + 1:check] + lines[check + 1:stop]
+               f'    """Checks the arguments, then runs {compiled}."""', lines[check]]
+    if given:  # as compiled() does for adjoint.grad
+        wrapper.append(f"    # {', '.join(given)} passed in: numba would compile a global "
+                       f"array in as a constant")
+        names += ", " + ", ".join(given)
+        head = [f"def {compiled}({names}):"]
+        body = lines[end + 1:check] + lines[check + 1:stop]
+    else:
+        head = [lines[at].replace(f"def {fn_name}(", f"def {compiled}(", 1)]
+        body = lines[at + 1:check] + lines[check + 1:stop]
+    wrapper.append(f"    return {compiled}({names})")
     while body and not body[-1].strip():
         body.pop()
     rest = lines[stop:]
     return "\n".join(lines[:at] + head + body + wrapper + ([""] * 2 + rest if rest else [""]))
+
+
+def _user_globals(header: list[str], function: list[str]) -> list[str]:
+    """The user's objects (imported from their module, or set on the module) that the
+    function's text reads."""
+    names = []
+    for line in header:
+        m = re.match(r"from (\w+)\S* import (.+)", line)
+        if m and m.group(1) not in ("adjoint", "numpy", "numba", "math"):
+            names += [n.strip() for n in m.group(2).split(",")]
+        elif line.startswith("# not importable, set on this module before calling it: "):
+            names += [n.strip() for n in line.split(": ", 1)[1].split(",")]
+    fn = ast.parse("\n".join(function)).body[0]
+    read = {node.id for node in ast.walk(fn) if isinstance(node, ast.Name) and
+            isinstance(node.ctx, ast.Load)}
+    return [n for n in names if n in read]
