@@ -229,7 +229,7 @@ def gradient_at(expr: str, at: str, wrt: str, path: Path) -> str:
         try:
             grad = adjoint.grad(namespace["f"], names if len(names) > 1 else names[0])
             return _shown(grad(*point.values()))
-        except ArithmeticError as e:
+        except (ArithmeticError, adjoint.NonDifferentiableError) as e:
             return f"raises {type(e).__name__}"
 
 

@@ -828,10 +828,12 @@ class Emitter:
 
     def if_stmt(self, op: If, ind: str) -> None:
         self.comment(op.loc, ind)
+        # a branch's first statement from the `if` line itself needs no second comment
+        here = (op.loc.filename, op.loc.line) if op.loc is not None else None
         cond = self.operand(op.cond)
         start = len(self.lines)
         self.lines.append(f"{ind}if {cond}:")
-        self.last_loc = None
+        self.last_loc = here
         self.block(op.then, ind + "    ")
         self.moves(op.results, op.then.results, ind + "    ")
         if not _has_code(self.lines[start + 1:]):  # comments alone are no body
@@ -839,7 +841,7 @@ class Emitter:
         then_empty = len(self.lines) == start + 1
         mark = len(self.lines)
         self.lines.append(f"{ind}else:")
-        self.last_loc = None
+        self.last_loc = here
         self.block(op.orelse, ind + "    ")
         self.moves(op.results, op.orelse.results, ind + "    ")
         if not _has_code(self.lines[mark + 1:]):

@@ -17,7 +17,6 @@ def fill_grad(x, out_bar=1.0):
         _t1 = x[i]
         _t2 = _t1 * _t1
         if i > 0:
-            # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
             _t3 = y[i - 1]
         else:
             _t3 = 0.0
@@ -34,7 +33,6 @@ def fill_grad(x, out_bar=1.0):
         _t_bar = y_bar[i]
         y_bar[i] = 0.0
         if i > 0:
-            # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
             y_bar[i - 1] += _t_bar
         # line 244: y[i] = x[i] * x[i] + (y[i - 1] if i > 0 else 0.0)
         x_bar[i] = _t_bar * x[i] * 2
