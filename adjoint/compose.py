@@ -2,33 +2,79 @@
 gradients through an optimisation by the implicit function theorem."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from adjoint.api import grad, jvp, vjp
 from adjoint.higher import HVP, Derivative
 
 
-def jacobian(f, wrt: int = 0):
-    """The Jacobian d f(args) / d args[wrt], of shape out.shape + x.shape: by VJPs when
-    the output has fewer entries than the input, else by JVPs."""
-    def run(*args):
-        x = np.asarray(args[wrt], dtype=float)
-        out, pullback = vjp(f, *args, wrt=wrt)
-        y = np.asarray(out, dtype=float)
-        if y.size <= x.size:
-            rows = []
-            for k in range(y.size):
-                e = np.zeros(y.size)
-                e[k] = 1.0
-                rows.append(np.asarray(pullback(e.reshape(y.shape) if y.ndim else 1.0)))
-            return np.stack(rows).reshape(y.shape + x.shape)
-        forward_mode = jvp(f, wrt)
-        cols = []
-        for k in range(x.size):
-            e = np.zeros(x.size)
+def _leaves(out) -> list:
+    """The arrays (and numbers) of an output, in order: a tuple, list or dict is walked."""
+    if isinstance(out, dict):
+        return [leaf for v in out.values() for leaf in _leaves(v)]
+    if isinstance(out, (tuple, list)):
+        return [leaf for v in out for leaf in _leaves(v)]
+    return [out]
+
+
+def _rebuild(out, leaves):
+    """`out`'s structure (tuple, list, dict) holding the next values of `leaves`."""
+    if isinstance(out, dict):
+        return {k: _rebuild(v, leaves) for k, v in out.items()}
+    if isinstance(out, (tuple, list)):
+        return type(out)(_rebuild(v, leaves) for v in out)
+    return next(leaves)
+
+
+def _basis(out, j, k):
+    """A cotangent (or tangent) shaped like `out`: 1 at entry k of leaf j, 0 elsewhere."""
+    ys = [np.asarray(y, dtype=float) for y in _leaves(out)]
+    units = []
+    for i, y in enumerate(ys):
+        e = np.zeros(y.size)
+        if i == j:
             e[k] = 1.0
-            cols.append(np.asarray(forward_mode(*args, e.reshape(x.shape) if x.ndim else 1.0)[1]))
-        return np.moveaxis(np.stack(cols), 0, -1).reshape(y.shape + x.shape)
+        units.append(e.reshape(y.shape) if y.ndim else float(e[0]) if y.size else 0.0)
+    return _rebuild(out, iter(units))
+
+
+def jacobian(f, wrt=0):
+    """The Jacobian d f(args) / d args[wrt], of shape out.shape + x.shape: by VJPs when
+    the output has fewer entries than the input, else by JVPs. An output that is a tuple,
+    list or dict of arrays gives the same structure of Jacobians, one per array (as
+    JAX's jacrev). Keyword arguments at call time are passed to f, not differentiated."""
+    def run(*args, **kwargs):
+        try:  # x, wherever it was given: by position, by keyword, or its default
+            bound = inspect.signature(f).bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{getattr(f, '__name__', 'f')}(): {e}") from None
+        bound.apply_defaults()
+        x_value = bound.arguments[wrt] if isinstance(wrt, str) else bound.args[wrt]
+        x = np.asarray(x_value, dtype=float)
+        out, pullback = vjp(f, *args, wrt=wrt, **kwargs)
+        ys = [np.asarray(y, dtype=float) for y in _leaves(out)]
+        if sum(y.size for y in ys) <= x.size:
+            jac = []
+            for j, y in enumerate(ys):
+                rows = [np.asarray(pullback(_basis(out, j, k)), dtype=float)
+                        for k in range(y.size)]
+                jac.append(np.stack(rows).reshape(y.shape + x.shape) if rows
+                           else np.zeros(y.shape + x.shape))
+        else:
+            forward_mode = jvp(f, wrt)
+            cols = []
+            for k in range(x.size):
+                e = np.zeros(x.size)
+                e[k] = 1.0
+                dot = forward_mode(*args, e.reshape(x.shape) if x.ndim else 1.0, **kwargs)[1]
+                cols.append([np.asarray(d, dtype=float) for d in _leaves(dot)])
+            jac = [np.moveaxis(np.stack([c[j] for c in cols]), 0, -1).reshape(y.shape + x.shape)
+                   if cols else np.zeros(y.shape + x.shape) for j, y in enumerate(ys)]
+        if len(jac) == 1 and not isinstance(out, (tuple, list, dict)):
+            return jac[0]
+        return _rebuild(out, iter(jac))
     return run
 
 

@@ -139,18 +139,19 @@ class Derivative:
         self.guards: tuple = ()  # what lowering f read: a change drops every specialisation
         self.arity: int | None = None  # f's positional parameters, once known
 
-    def full_args(self, args) -> tuple:
-        """The arguments with f's defaults filled in, as Python would. A vjp or dot step
-        adds a parameter after f's own: the call passes it last, after f's arguments."""
+    def full_args(self, args, kwargs=None) -> tuple:
+        """The arguments with f's keywords placed and defaults filled in, as Python would.
+        A vjp or dot step adds a parameter after f's own: the call passes it last, after
+        f's positional arguments (keywords are f's, and are not differentiated)."""
         n_extra = sum(kind in ("vjp", "dot") for kind, _ in self.steps)
         if self.arity is None:
             self.arity = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                              for p in inspect.signature(self.f).parameters.values())
-        if len(args) >= self.arity + n_extra:
+        if len(args) >= self.arity + n_extra and not kwargs:
             return tuple(args)
         own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
         try:
-            bound = inspect.signature(self.f).bind(*own)
+            bound = inspect.signature(self.f).bind(*own, **(kwargs or {}))
         except TypeError as e:
             raise TypeError(f"{self.f.__name__}(): {e}") from None
         bound.apply_defaults()
@@ -207,8 +208,8 @@ class Derivative:
     def finish(self, ir, facts, args):
         return ir
 
-    def __call__(self, *args):
-        args = self.full_args(args)
+    def __call__(self, *args, **kwargs):
+        args = self.full_args(args, kwargs)
         return self.compile(args)(*args)
 
 
@@ -240,11 +241,11 @@ class HVP(Derivative):
         """The generated module for `args` as given to the call (v last)."""
         return super().source(*args[:-1])
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         if not args:
             raise TypeError("hvp: missing the direction v (the last argument)")
         *args, v = args
-        args = self.full_args(args)
+        args = self.full_args(args, kwargs)
         fn = self.compile(args)
         if isinstance(self.direction, tuple):
             if not isinstance(v, (tuple, list)) or len(v) != len(self.along):
@@ -275,9 +276,9 @@ class Hessian:
             raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
         self.product = HVP(f, wrt, cache_dir=cache_dir)
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         product = self.product
-        args = product.full_args(args)
+        args = product.full_args(args, kwargs)  # keywords placed: the calls below are positional
         product.compile(args)  # f lowered: wrt by name or from the end, its kind checked
         i = product.wrt[0]
         try:
