@@ -29,7 +29,7 @@ from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.source import parse_function
-from adjoint.guards import folded, lower_watched
+from adjoint.guards import lower_watched
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
@@ -531,8 +531,12 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return f"isinstance({name}, float)", f"{name} a float"
     if isinstance(a, (complex, np.complexfloating)):
         return f"isinstance({name}, complex)", f"{name} a complex"
-    if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) for e in a):
-        return f"{name} == {type(a)(folded(a))!r}", f"{name} == {type(a)(folded(a))!r}"
+    if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) and not isinstance(
+            e, bool) for e in a):
+        # the plain values (a shape): folded() pairs each with its Kind, whose repr is not
+        # Python the emitted file can run. A bool among them takes the element-wise path
+        # below (`is True`: True == 1 would pass for it)
+        return f"{name} == {a!r}", f"{name} == {a!r}"
     if hasattr(type(a), "__dataclass_fields__") and not isinstance(a, type):
         parts = [_fact(f"{name}.{f}", getattr(a, f)) for f in type(a).__dataclass_fields__]
         parts = [p for p in parts if p is not None]
