@@ -41,6 +41,11 @@ class UnsupportedError(AdjointError):
     """A construct the compiler does not handle."""
 
 
+class RecursionDepthError(UnsupportedError):
+    """A recursive call whose depth no constant argument fixes. Called with ints, the
+    API lowers the function again with them as constants (`power(x, 5)` unrolls)."""
+
+
 class NonDifferentiableError(AdjointError):
     """A value that cannot be differentiated where it is used."""
 

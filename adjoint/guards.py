@@ -86,11 +86,12 @@ def quick_signature(args) -> tuple | None:
     return tuple(key)
 
 
-def lower_watched(f: Callable) -> tuple[Function, tuple]:
-    """`f` lowered, and the guards of what the lowering read from outside it: a float
-    global is folded into the code, a helper inlined, a global array's shape may be."""
+def lower_watched(f: Callable, constants=None) -> tuple[Function, tuple]:
+    """`f` lowered (`constants`: parameters read as these values), and the guards of
+    what the lowering read from outside it: a float global is folded into the code, a
+    helper inlined, a global array's shape may be."""
     with recording() as reads:
-        lowered = lower_function(f)
+        lowered = lower_function(f, constants=constants)
     return lowered, guards(reads)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
-from adjoint.errors import AdjointError, SourceError, UnsupportedError
+from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import Parsed, parse_function, read_attribute, unwrap
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
@@ -1356,7 +1356,8 @@ class Lowerer:
                 raise self.error(f"recursive call of `{fn.__name__}` whose depth constant "
                                  f"arguments do not fix", node,
                                  "write the recursion as a loop, or call it with constant "
-                                 "depth arguments (an int it counts down)")
+                                 "depth arguments (an int it counts down)",
+                                 RecursionDepthError)
         results = lower_inline(fn, args, kwargs, self, node)
         if len(results) == 1:
             return results[0]
@@ -1424,8 +1425,9 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     return ret if ret is not None else (Const(None),)
 
 
-def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
-    """The IR of a user function (its callees inlined)."""
+def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Function:
+    """The IR of a user function (its callees inlined). `constants` maps parameter names
+    to values the body reads instead (a recursion's depth: the parameters stay)."""
     parsed = parse_function(fn)
     check(parsed)
     node = parsed.node
@@ -1442,6 +1444,8 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS) -> Function:
         names = names[1:]
     params = tuple(Value(n) for n in names)
     low.env.update(zip(names, params))
+    for name, value in (constants or {}).items():
+        low.env[name] = low.classify(value, name)
     tree = normalize(node, parsed.loc)
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
