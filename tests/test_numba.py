@@ -502,6 +502,13 @@ def halves(x):
     return s
 
 
+def halves_pow(x):
+    s = 0.0
+    for i in range(1, len(x)):
+        s = s + x[i] * pow(2, -i)
+    return s
+
+
 def reciprocals(x):
     s = 0.0
     for i in range(len(x)):
@@ -514,6 +521,9 @@ def test_an_int_to_a_negative_int_power_runs_as_python():
     got, fell = both(halves, (x,), fallback=True)
     np.testing.assert_allclose(got, [0.0, 0.5, 0.25, 0.125], rtol=1e-15)
     assert "int ** int" in str(fell[0].message) and "line" in str(fell[0].message)
+    assert fell[0].filename == __file__  # the warning points at the call
+    got, _ = both(halves_pow, (x,), fallback=True)
+    np.testing.assert_allclose(got, [0.0, 0.5, 0.25, 0.125], rtol=1e-15)
     # a float to a negative power compiles (its gradient reads x ** -2)
     got, _ = both(reciprocals, (x,))
     np.testing.assert_allclose(got, -1.0 / x ** 2, rtol=1e-14)
@@ -530,6 +540,14 @@ def doubled(x, k):
     return s
 
 
+def made_small(x):
+    k = np.arange(3, dtype=np.uint8)
+    s = 0.0
+    for i in range(3):
+        s = s + x[i] * (k[i] - 5)
+    return s
+
+
 def test_small_ints_wrap_as_in_numpy():
     """numba computes int8 ... uint64 in int64 (or float64): a uint8 k - 5 is -3 there,
     253 in NumPy; np.int8(100) + np.int8(100) is 200 there, -56 in NumPy."""
@@ -542,6 +560,11 @@ def test_small_ints_wrap_as_in_numpy():
         warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow warning
         got, _ = both(doubled, (x, np.int8(100)), fallback=True)
     np.testing.assert_allclose(got, [-56.0] * 3, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got, fell = both(made_small, (x,), fallback=True)  # made in the function
+    np.testing.assert_allclose(got, [251.0, 252.0, 253.0], rtol=0)
+    assert "it makes uint8 values (line" in str(fell[0].message)
     got, _ = both(offset, (x, k.astype(np.int64)))  # int64 wraps as NumPy's: compiled
     np.testing.assert_allclose(got, [-3.0, 95.0, -2.0], rtol=0)
 

@@ -161,8 +161,11 @@ def for_numba(dispatcher):
     if calls:
         return None, f"it calls {', '.join(calls)}, which numba would compile with " \
                      f"the arrays it reads as constants"
+    narrow = _narrow_types(tree, py.__globals__)
+    if narrow:
+        return None, narrow
     fn = tree.body[0]
-    powers = _Powers()
+    powers = _Powers(py.__globals__)
     powers.visit(fn)
     if not given and not powers.changed:
         return dispatcher, ()
@@ -183,18 +186,59 @@ def for_numba(dispatcher):
 
 
 class _Powers(ast.NodeTransformer):
-    """`a ** b` as `_adjoint_power(a, b)`, unless b is a number >= 0."""
+    """`a ** b` and `pow(a, b)` as `_adjoint_power(a, b)`, unless b is a number >= 0."""
     changed = False
+
+    def __init__(self, globals_: dict):
+        self.builtin_pow = "pow" not in globals_
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
-        b = node.right
-        if not isinstance(node.op, ast.Pow) or isinstance(b, ast.Constant) and \
-                type(b.value) in (int, float) and b.value >= 0:
+        return self.power(node, node.left, node.right) if isinstance(node.op, ast.Pow) \
+            else node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if self.builtin_pow and isinstance(node.func, ast.Name) and node.func.id == "pow" \
+                and len(node.args) == 2 and not node.keywords:
+            return self.power(node, *node.args)
+        return node
+
+    def power(self, node, a, b):
+        if isinstance(b, ast.Constant) and type(b.value) in (int, float) and b.value >= 0:
             return node
         self.changed = True
-        return ast.copy_location(ast.Call(ast.Name("_adjoint_power", ast.Load()),
-                                          [node.left, b], []), node)
+        return ast.copy_location(ast.Call(ast.Name("_adjoint_power", ast.Load()), [a, b], []),
+                                 node)
+
+
+def _narrow_types(tree: ast.Module, globals_: dict) -> str | None:
+    """Where the function makes values of an int type numba computes with as int64
+    (np.arange(3, dtype=np.uint8), x.astype('int8')), if it does."""
+    import numpy as np
+
+    def narrow(value) -> bool:
+        try:
+            dtype = np.dtype(value)
+        except (TypeError, ValueError):
+            return False
+        return dtype.kind in "iu" and dtype != np.int64
+
+    for node in ast.walk(tree.body[0]):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            value = globals_.get(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                globals_.get(node.value.id) is np:
+            value = getattr(np, node.attr, None)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            value = node.value
+        else:
+            continue
+        if (isinstance(value, str) or isinstance(value, type) and issubclass(
+                value, np.generic) or isinstance(value, np.dtype)) and narrow(value):
+            return (f"it makes {np.dtype(value)} values (line {node.lineno}): NumPy "
+                    f"computes in {np.dtype(value)} and wraps around, numba in int64")
+    return None
 
 
 INT_POWER = "numba's int ** int is an int (2 ** -1 is 0), Python's a float"
@@ -249,13 +293,26 @@ def fall_back(module: types.ModuleType, name: str, dispatcher, error) -> None:
     stay numba's, each falling back on its own when its turn comes."""
     reason = error if isinstance(error, str) else why(error)
     warnings.warn(f"adjoint: numba cannot compile {name}, running it with NumPy: "
-                  f"{reason}", RuntimeWarning, stacklevel=4)
+                  f"{reason}", RuntimeWarning, stacklevel=_callers_level())
     setattr(module, name, dispatcher.py_func)
     # Python now calls the others: give each its own fallback (a numba caller that was
     # compiled already holds them as they were)
     for other in _dispatchers(module):
         if other != name:
             setattr(module, other, compiled(module, other))
+
+
+def _callers_level() -> int:
+    """The warnings stacklevel, for fall_back's warning, of the first frame outside
+    adjoint and its generated modules: the user's call."""
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(2), 2  # fall_back's caller
+    while frame is not None and (frame.f_code.co_filename.startswith(root) or frame.f_globals.get(
+            "__name__", "").startswith("adjoint_generated.")):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_outside(text: str, fn_name: str) -> str:
