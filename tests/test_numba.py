@@ -494,6 +494,24 @@ def test_a_numba_function_calling_one_that_reads_a_global_runs_as_python(tmp_pat
     assert outer(np.ones(2)) == 12.0 and module.inner(np.ones(2), 0) == 10.0
 
 
+def test_a_module_attribute_is_read_on_each_call(tmp_path):
+    """`cfg.W`, an array of the user's module cfg, is passed as `W` is."""
+    import types
+    from adjoint.codegen import numba_backend
+    path = tmp_path / "reads_cfg.py"
+    path.write_text("import numba\nimport numpy as np\n\n\n@numba.njit\ndef f(x):\n"
+                    "    return np.sum(cfg.W * x) * np.pi\n")
+    module = _import(path)
+    module.cfg = types.ModuleType("cfg")
+    module.cfg.W = np.array([1.0, 2.0])
+    f = numba_backend.compiled(module, "f")
+    assert f(np.ones(2)) == pytest.approx(3 * np.pi, rel=1e-15)
+    module.cfg.W[0] = 10.0
+    assert f(np.ones(2)) == pytest.approx(12 * np.pi, rel=1e-15)
+    module.cfg.W = np.array([0.0, 1.0])
+    assert f(np.ones(2)) == pytest.approx(np.pi, rel=1e-15)
+
+
 # 2 ** -i is 0 in numba (an int power of ints), 0.5 in Python
 def halves(x):
     s = 0.0

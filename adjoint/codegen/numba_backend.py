@@ -85,7 +85,8 @@ def compiled(module: types.ModuleType, name: str):
 
     def call(*args):
         if running[0] is None:
-            refuse = given if fast is None else narrow_ints(args, [namespace[g] for g in given])
+            refuse = given if fast is None else narrow_ints(
+                args, [_value(namespace, g) for g in given])
             if refuse:
                 fall_back(module, name, dispatcher, refuse)
                 running[0] = py
@@ -98,7 +99,7 @@ def compiled(module: types.ModuleType, name: str):
                 return fast(*args)
             # the globals numba would keep as constants, read now (see for_numba)
             full = args + defaults[len(defaults) - (n - len(args)):] if len(args) < n else args
-            return fast(*full, *[namespace[g] for g in given])
+            return fast(*full, *[_value(namespace, g) for g in given])
         except NumbaError as e:  # numba compiles before it runs: nothing ran yet
             if running[0] is py:
                 raise
@@ -117,16 +118,33 @@ def _is_data(value) -> bool:
     return not (callable(value) or isinstance(value, (types.ModuleType, list, dict, set)))
 
 
+# modules whose attributes are the library's own (np.pi, np.newaxis), not the user's data
+_LIBRARIES = ("numpy", "math", "cmath", "numba", "adjoint", "builtins")
+
+
 def _globals_read(py) -> tuple[ast.Module, list[str], int]:
-    """The function's text (its module's file, with its decorator) parsed, the names of
-    the globals it reads, and its first line."""
+    """The function's text (its module's file, with its decorator) parsed, the globals
+    it reads (a name, or `module.name` of a module it reads a name of), and its first
+    line."""
     lines, first = inspect.getsourcelines(py)
     tree = ast.parse("".join(lines))
     fn = tree.body[0]
     names = [node for node in ast.walk(fn) if isinstance(node, ast.Name)]
     local = {a.arg for a in fn.args.args} | {node.id for node in names
                                              if not isinstance(node.ctx, ast.Load)}
-    return tree, sorted({node.id for node in names if node.id not in local}), first
+    read = {node.id for node in names if node.id not in local}
+    read |= {f"{node.value.id}.{node.attr}" for node in ast.walk(fn)
+             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and
+             node.value.id in read}
+    return tree, sorted(read), first
+
+
+def _value(namespace: dict, g: str):
+    """The global `g` (a name, or `module.name`) as the module holds it now."""
+    if "." in g:
+        mod, attr = g.split(".")
+        return getattr(namespace[mod], attr, None)
+    return namespace.get(g)
 
 
 def _data_read(py, seen=()) -> list[str]:
@@ -136,11 +154,18 @@ def _data_read(py, seen=()) -> list[str]:
     _, read, _ = _globals_read(py)
     out = []
     for g in read:
-        value = py.__globals__.get(g)
+        if g.split(".")[0] not in py.__globals__:
+            continue
+        value = _value(py.__globals__, g)
         if isinstance(value, numba.core.registry.CPUDispatcher):
             if value.py_func not in seen and _data_read(value.py_func, (*seen, py)):
                 out.append(g)
-        elif g in py.__globals__ and _is_data(value):
+        elif "." in g:  # a user's module's attribute
+            module = py.__globals__[g.split(".")[0]]
+            if isinstance(module, types.ModuleType) and _is_data(value) and \
+                    module.__name__.split(".")[0] not in _LIBRARIES:
+                out.append(g)
+        elif _is_data(value):
             out.append(g)
     return out
 
@@ -149,14 +174,15 @@ def for_numba(dispatcher):
     """What numba compiles for the module function `dispatcher`: the dispatcher itself,
     or, when the function reads data globals or raises to a variable power, the same
     text, at the same lines of the same file, with those globals as parameters after
-    its own (no defaults: the wrapper passes them all) and `a ** b` as `power(a, b)`.
-    Returns it and the names of the globals it takes; None and why, when it calls a
-    numba function of the module that reads data globals itself."""
+    its own (no defaults: the wrapper passes them all; `module.W` is the parameter
+    `_module_W`) and `a ** b` as `power(a, b)`. Returns it and the globals it takes;
+    None and why, when it calls a numba function of the module that reads data globals
+    itself."""
     import numba
     py = dispatcher.py_func
     tree, _, first = _globals_read(py)
     data = _data_read(py)
-    given = [g for g in data if _is_data(py.__globals__[g])]
+    given = [g for g in data if _is_data(_value(py.__globals__, g))]
     calls = [g for g in data if g not in given]
     if calls:
         return None, f"it calls {', '.join(calls)}, which numba would compile with " \
@@ -170,7 +196,8 @@ def for_numba(dispatcher):
     if not given and not powers.changed:
         return dispatcher, ()
     fn.decorator_list = []
-    fn.args.args += [ast.arg(arg=g) for g in given]
+    _Attributes(given).visit(fn)
+    fn.args.args += [ast.arg(arg=_param(g)) for g in given]
     fn.args.defaults = []
     ast.fix_missing_locations(tree)
     ast.increment_lineno(tree, first - 1)
@@ -183,6 +210,23 @@ def for_numba(dispatcher):
     cache = type(dispatcher._cache).__name__ != "NullCache"
     return numba.njit(cache=cache, **{k: v for k, v in dispatcher.targetoptions.items()
                                       if k != "nopython"})(fresh), tuple(given)
+
+
+def _param(g: str) -> str:
+    return "_" + g.replace(".", "_") if "." in g else g
+
+
+class _Attributes(ast.NodeTransformer):
+    """`module.W` (of `given`) as the parameter `_module_W`."""
+
+    def __init__(self, given):
+        self.given = set(given)
+
+    def visit_Attribute(self, node):
+        if isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}" in self.given:
+            return ast.copy_location(ast.Name(_param(f"{node.value.id}.{node.attr}"),
+                                              ast.Load()), node)
+        return self.generic_visit(node)
 
 
 class _Powers(ast.NodeTransformer):
