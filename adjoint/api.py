@@ -22,7 +22,7 @@ from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
     globals_namespace, origin, origins, portable_header, run, with_entry_check
-from adjoint.errors import AdjointError, UnsupportedError
+from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
 from adjoint.higher import HVP, Derivative, nested
@@ -128,7 +128,8 @@ class Transform:
     objects (`stale`), and lowers the function again when one changed."""
 
     def __init__(self, f: Callable, wrt, mode: str, cache_dir=None, checkpoint=None,
-                 optimize: bool = True, backend: str = "numpy"):
+                 optimize: bool = True, backend: str = "numpy", constants=None):
+        self.constants = constants  # parameters lowered as these values (a recursion's depth)
         self.backend = _backend(backend, mode, needs_numba=True)
         self.f = unwrap(f)
         self.mode = mode  # "grad", "value_and_grad", "vjp"
@@ -149,7 +150,8 @@ class Transform:
         """Lower and prepare f afresh (its globals changed): no old specialisation stays."""
         with self._passes():
             self.job = run(Compilation(self.f, self.wrt_spec, self.mode,
-                                       checkpoint=self.checkpoint), "lower", "prepare")
+                                       checkpoint=self.checkpoint, constants=self.constants),
+                           "lower", "prepare")
         self.lowered, self.ir, self.guards = self.job.lowered, self.job.ir, self.job.guards
         self.holds = holds(self.guards)
         # parameters f writes in place: the gradient copies them on entry, which is only
@@ -376,6 +378,49 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
 # ---------------------------------------------------------------------- public functions
 
 
+class ByDepth:
+    """The derivative of a function that calls itself to a depth its int arguments fix
+    (`def power(x, n): return 1.0 if n == 0 else x * power(x, n - 1)`): one Transform
+    per tuple of int arguments, each lowering f with them as constants, so that the
+    recursion unrolls. Called like the Transform it stands for."""
+
+    def __init__(self, f: Callable, wrt, mode: str, *options):
+        self.f, self.wrt_spec, self.mode, self.options = unwrap(f), wrt, mode, options
+        self.by_constants: dict[tuple, Transform] = {}
+        self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
+
+    def transform_for(self, args, kwargs=None) -> Transform:
+        constants = _int_arguments(self.f, args, kwargs)
+        key = tuple(constants.items())
+        t = self.by_constants.get(key)
+        if t is None:
+            t = self.by_constants[key] = Transform(self.f, self.wrt_spec, self.mode,
+                                                   *self.options, constants=constants)
+        return t
+
+    def __call__(self, *args, tangent=_MISSING, **kwargs):
+        if self.mode == "jvp":
+            given = args if tangent is not _MISSING else args[:-1]
+            return self.transform_for(given, kwargs)(*args, tangent=tangent, **kwargs)
+        return self.transform_for(args, kwargs)(*args, **kwargs)
+
+
+def _int_arguments(f: Callable, args, kwargs=None) -> dict:
+    """f's parameters bound to ints (and bools) in this call, by name."""
+    import inspect
+    bound = inspect.signature(f).bind(*args, **(kwargs or {}))
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if type(v) in (int, bool)}
+
+
+def _derivative(f: Callable, wrt, mode: str, *options):
+    """A Transform of f, or for a recursion of constant depth one per depth."""
+    try:
+        return Transform(f, wrt, mode, *options)
+    except RecursionDepthError:
+        return ByDepth(f, wrt, mode, *options)
+
+
 def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True,
          backend="numpy") -> Callable:
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt` (a position,
@@ -399,13 +444,13 @@ def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True,
             raise ValueError(f"backend={backend!r} compiles first derivatives only; "
                              f"a derivative of a derivative runs with NumPy")
         return nested(f, wrt)
-    return Transform(f, wrt, "grad", cache_dir, checkpoint, optimize, backend)
+    return _derivative(f, wrt, "grad", cache_dir, checkpoint, optimize, backend)
 
 
 def value_and_grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None,
                    optimize=True, backend="numpy") -> Callable:
     """`f(*args)` and its gradient, in one pass: `value, dw = value_and_grad(loss)(w, x, y)`."""
-    return Transform(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize, backend)
+    return _derivative(f, wrt, "value_and_grad", cache_dir, checkpoint, optimize, backend)
 
 
 def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
@@ -427,7 +472,7 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
                 args, tangent = args[:-1], args[-1]
             return f(*args), product(*args, tangent)
         return run
-    return Transform(f, wrt, "jvp", cache_dir)
+    return _derivative(f, wrt, "jvp", cache_dir)
 
 
 def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True, **kwargs):
@@ -439,7 +484,9 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
         out, pullback = adjoint.vjp(layer, W, x)          # out = layer(W, x)
         W_bar = pullback(np.ones_like(out))
     """
-    t = Transform(f, wrt, "vjp", cache_dir, checkpoint, optimize)
+    t = _derivative(f, wrt, "vjp", cache_dir, checkpoint, optimize)
+    if isinstance(t, ByDepth):
+        t = t.transform_for(args, kwargs)
     args = t.full_args(args, kwargs)  # the generated f_fwd takes every parameter
     fwd, bwd = t.compile(args).fn
     out, residuals = fwd(*args)
@@ -479,10 +526,16 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     if array_api and (args is None or kind != "grad" or backend != "numpy" or standalone):
         raise ValueError("array_api=True writes a gradient specialised on args=..., with "
                          "NumPy's backend, not standalone")
-    job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
+    try:
+        job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
+    except RecursionDepthError:
+        if args is None:
+            raise
+        job = run(Compilation(f, wrt, kind, None, checkpoint, standalone,
+                              constants=_int_arguments(f, args)), last="prepare")
 
     if array_api:
-        t = Transform(f, wrt, "grad", checkpoint=checkpoint)
+        t = _transform_for(f, wrt, checkpoint, args)
         args = t.full_args(tuple(args))
         check_wrt_kinds(t.ir, t.wrt, args)
         library = array_api if isinstance(array_api, str) else "any"
@@ -499,10 +552,15 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
                                    emitted_for, backend), f)
 
 
+def _transform_for(f, wrt, checkpoint, args) -> Transform:
+    t = _derivative(f, wrt, "grad", None, checkpoint)
+    return t.transform_for(tuple(args)) if isinstance(t, ByDepth) else t
+
+
 def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -> str:
     if args is None:
         return emitted(None)
-    t = Transform(f, wrt, "grad", checkpoint=checkpoint)
+    t = _transform_for(f, wrt, checkpoint, args)
     args = t.full_args(tuple(args))
     # numba's text is written, not loaded: numba need not be installed to read it
     text = t.compile(args).source if kind == "grad" and not standalone and \

@@ -33,6 +33,7 @@ from adjoint.guards import lower_watched
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
+from adjoint.ad.results import fresh_results
 from adjoint.passes.pipeline import optimize
 from adjoint.passes.specialize import specialize
 
@@ -51,6 +52,7 @@ class Compilation:
     args: tuple | None = None     # the call to specialise on; None: generic code
     checkpoint: object = None     # a policy for every loop (snapshots or a budget)
     standalone: bool = False      # paste the runtime helpers into the module
+    constants: dict | None = None  # parameters lowered as these values (a recursion's depth)
     digest: str = ""              # the cache key, for the module's header
     lowered: Function | None = None   # lower: the function as SSA
     guards: tuple = ()                # lower: what lowering read from outside f
@@ -63,7 +65,7 @@ class Compilation:
 
 
 def lower(c: Compilation) -> str:
-    c.lowered, c.guards = lower_watched(c.f)
+    c.lowered, c.guards = lower_watched(c.f, c.constants)
     return f"{_count(c.lowered)} ops, {len(c.guards)} outside reads guarded"
 
 
@@ -442,18 +444,21 @@ def check_scalar_output(ir: Function, facts, mode: str) -> None:
 
 
 def transformed(ir: Function, wrt, facts, mode: str) -> list[tuple]:
+    def returned(fn):  # what the user gets: each array its own (ad/results.py)
+        return fresh_results(optimize(fn), facts)
+
     if mode == "jvp":
-        return [(optimize(forward(ir, wrt, facts, f"{ir.name}_jvp")), {}, {})]
+        return [(returned(forward(ir, wrt, facts, f"{ir.name}_jvp")), {}, {})]
     transform = Reverse(ir, wrt, facts)
     grad_ir, n_fwd, outs = transform.run(f"{ir.name}_grad")
     if mode == "grad":
-        fns = [(optimize(grad_ir), {0: "forward"}, {-1: "1.0"})]  # the seed: out_bar=1.0
+        fns = [(returned(grad_ir), {0: "forward"}, {-1: "1.0"})]  # the seed: out_bar=1.0
     elif mode == "value_and_grad":
         vg = with_value(grad_ir, outs, f"{ir.name}_value_and_grad")
-        fns = [(optimize(vg), {0: "forward"}, {-1: "1.0"})]
+        fns = [(returned(vg), {0: "forward"}, {-1: "1.0"})]
     else:
         fwd, bwd = split(grad_ir, n_fwd, outs, ir.name)
-        fns = [(optimize(fwd), {}, {}), (optimize(bwd), {}, {})]
+        fns = [(optimize(fwd), {}, {}), (returned(bwd), {}, {})]
     return fns + [(optimize(fn), {}, {}) for fn in transform.extra_functions]
 
 

@@ -202,6 +202,17 @@ class _Stage:
         return False
 
 
+def _arrays(x) -> list:
+    """The arrays in `x` and in the lists, tuples and dicts it holds."""
+    if isinstance(x, np.ndarray):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [a for e in x for a in _arrays(e)]
+    if isinstance(x, dict):
+        return [a for e in x.values() for a in _arrays(e)]
+    return []
+
+
 def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
                   eps: float = 1e-6, seed: int = 0, exact_rtol: float = 1e-12):
     """Check adjoint on `f(*args)` (a scalar function) three independent ways:
@@ -261,6 +272,13 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
     for g, i in zip(got, idx):
         if isinstance(args[i], float) and type(g) is not float:
             fail(f"the gradient of float argument {i} is a {type(g).__name__}")
+    # each returned array is the caller's own: clipping one gradient in place must not
+    # change another, or an argument
+    mine = _arrays(got)
+    for k, a in enumerate(mine):
+        if any(np.may_share_memory(a, b) for b in mine[k + 1:] + _arrays(args)):
+            fail("grad returned an array that shares memory with another gradient or an "
+                 "argument")
 
     # 2. translation validation: the forward sweeps compute f
     with stage("value_and_grad"):

@@ -458,6 +458,13 @@ ARRAY_TEMPLATES = [
     # NaN there, as JAX and PyTorch do)
     ("zero_cotangent", "mask", "def f(x, v):\n    y = np.sqrt(v * x)\n"
      "    return np.sum(y[v > 0])", (0.7, V3), (0, 1)),
+    # f calls itself to the depth its int argument fixes: lowered per depth, unrolled
+    ("recursion", "int_depth", "def f(x, v, n):\n    if n == 0:\n        return np.sum(v * x)\n"
+     "    return f(np.sin(x), v, n - 1) * x", (0.7, V3, 3), None),
+    # two gradients that are one array (round 6, N2): check_program clips nothing, but
+    # checks that every returned array owns its memory
+    ("returned", "same_cotangent", "def f(x, v, w):\n    return x * np.sum((v + w) ** 2)",
+     (0.7, V3, V3 * 2.0), None),
     # pass bugs (tests/test_pass_units): assign_once stored x_bar[i] = ... for a range
     # with negative indices, which meet positive ones; cse merged 0.0 with -0.0
     ("ranges", "negative_start", "def f(x, v):\n    z = v * x\n    s = 0.0\n"
@@ -483,8 +490,9 @@ def array_programs():
 # ---------------------------------------------------------------- README-unsupported
 
 UNSUPPORTED = [
-    ("recursion", "def f(x, y, n):\n    if n == 0:\n        return x\n"
-     "    return f(x * y, y, n - 1)", (0.7, 0.4, 3)),
+    # a recursion whose depth depends on data (one on an int argument unrolls)
+    ("recursion", "def f(x, y, n):\n    if y < 0.1:\n        return x\n"
+     "    return f(x * y, y * 0.5, n - 1)", (0.7, 0.4, 3)),
     # an in-place update that another name, slot or container sees (adversarial round 4)
     ("element-alias_name", "def f(x, v):\n    a = v * x\n    d = {'acc': a}\n"
      "    d['acc'] += np.sin(v)\n    return np.sum(a)", (0.7, V3)),

@@ -180,11 +180,11 @@ CASES = [
             return a * rest[0]
         """),
     Case("recursion", UnsupportedError, """
-        def f(x, n):
-            if n == 0:
+        def f(x, y):
+            if y < 1.0:
                 return x
-            return f(x * 1.5, n - 1) * x  # <-
-        """, args=(1.5, 3), token="f(x * 1.5"),
+            return f(x * 1.5, y * 0.5) * x  # <-
+        """, args=(1.5, 3.0), token="f(x * 1.5"),
     Case("unsupported-method", UnsupportedError, """
         import numpy as np
 

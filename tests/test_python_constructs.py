@@ -787,3 +787,38 @@ def test_a_recursive_helper_of_constant_depth_unrolls():
     with pytest.raises(UnsupportedError, match="constant arguments do not fix") as e:
         adjoint.grad(data_depth_recursion)(X)
     assert e.value.loc.line == inspect.getsourcelines(_countdown)[1] + 3
+
+
+def power(x, n):
+    if n == 0:
+        return 1.0
+    return x * power(x, n - 1)
+
+
+def halvings(x, n):
+    """Recursion on a float: no int fixes its depth."""
+    if x < 1.0:
+        return x
+    return halvings(x * 0.5, n) * 2.0
+
+
+def test_a_recursive_function_is_differentiated_at_the_depth_its_ints_fix():
+    # lowered once per int argument, as constants: the recursion unrolls to that depth
+    x = 1.3
+    assert adjoint.grad(power)(x, 4) == pytest.approx(4 * x ** 3)
+    assert adjoint.grad(power)(x, 2) == pytest.approx(2 * x)  # another depth, other code
+    assert adjoint.grad(power)(x, n=5) == pytest.approx(5 * x ** 4)
+    assert adjoint.value_and_grad(power)(x, 3) == pytest.approx((x ** 3, 3 * x ** 2))
+    assert adjoint.jvp(power)(x, 3, 2.0) == pytest.approx((x ** 3, 6 * x ** 2))
+    out, pullback = adjoint.vjp(power, np.array([1.0, 2.0]), 3)
+    np.testing.assert_allclose(pullback(np.ones(2)), 3 * np.array([1.0, 2.0]) ** 2)
+    check_program(power, x, 3, wrt=0)
+    with pytest.raises(UnsupportedError, match="constant arguments do not fix"):
+        adjoint.grad(halvings)(3.0, 2)
+    text = adjoint.source(power, args=(x, 3))
+    code = [line for line in text.split("def power_grad")[1].splitlines()
+            if not line.strip().startswith("#")]
+    assert "n == 3" in text and not any("power(" in line for line in code)
+    namespace = {}
+    exec(text, namespace)
+    assert namespace["power_grad"](x, 3) == pytest.approx(3 * x ** 2)

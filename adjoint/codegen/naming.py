@@ -174,9 +174,7 @@ class Namer:
 
 # ops whose result may be (a view of) their first argument at run time: NumPy's views,
 # the writes, and the runtime's helpers that may return their operand itself
-VIEWS = registry.VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast",
-                          "sum_to", "expand_to", "alias", "stop_gradient", "unarray",
-                          "split_like", "unstack_like", "split_index"}
+VIEWS = registry.MAY_VIEW
 
 
 # ops whose result may be a read-only view (a broadcast, a diagonal): never written in place

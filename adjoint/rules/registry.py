@@ -139,6 +139,11 @@ VIEWS = frozenset({
     "np.atleast_2d", "np.atleast_3d", "np.real", "np.imag", "np.conj", "np.conjugate",
     "np.flip", "np.flipud", "np.fliplr", "np.rot90", "np.diagonal", "np.diag",
     "np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack"})
+# The same, with the writes and the runtime helpers of generated code that may return
+# their operand itself (a cotangent that needs no unbroadcasting is returned as it is)
+MAY_VIEW = VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast", "sum_to",
+                    "expand_to", "alias", "stop_gradient", "unarray", "split_like",
+                    "unstack_like", "split_index"}
 # Of those, the ones whose view NumPy makes read-only
 READONLY = frozenset({"np.broadcast_to", "np.broadcast_arrays", "np.diagonal", "np.diag"})
 
