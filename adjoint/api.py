@@ -20,7 +20,7 @@ from adjoint.analysis.shapes import array_library, as_numpy
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
-from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, \
+from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, leaves, \
     globals_namespace, origin, origins, portable_header, run, with_entry_check
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
@@ -91,18 +91,6 @@ def _updated_in_place(fn) -> set:
         if op.results and op.results[0] in inplace and getattr(op, "args", None):
             out.add(op.args[0])
     return out
-
-
-def _array_leaves(name: str, a):
-    """(name, array) for `a` and the arrays in the lists, tuples and dicts it holds."""
-    if isinstance(a, np.ndarray):
-        yield name, a
-    elif isinstance(a, (list, tuple)):
-        for k, e in enumerate(a):
-            yield from _array_leaves(f"{name}[{k}]", e)
-    elif isinstance(a, dict):
-        for k, e in a.items():
-            yield from _array_leaves(f"{name}[{k!r}]", e)
 
 
 def _buffer(a: np.ndarray):
@@ -209,12 +197,12 @@ class Transform:
         of a container argument (tied weights {'W': W, 'W_dec': W}), or an array f reads
         from a global, a closure or self (grad(f)(y, G) where f also reads G)."""
         names = self.ir.param_names
-        leaves = [(label, a, i in self.written) for i, arg in enumerate(args)
-                  for label, a in _array_leaves(names[i], arg)]
-        leaves += [(name, a, False) for _, name, value, _, _ in self.guards
-                   for name, a in _array_leaves(name, value)]
+        arrays = [(label, a, i in self.written) for i, arg in enumerate(args)
+                  for label, a in leaves(names[i], arg) if isinstance(a, np.ndarray)]
+        arrays += [(label, a, False) for _, name, value, _, _ in self.guards
+                   for label, a in leaves(name, value) if isinstance(a, np.ndarray)]
         by_buffer: dict = {}
-        for leaf in leaves:
+        for leaf in arrays:
             by_buffer.setdefault(id(_buffer(leaf[1])), []).append(leaf)
         for group in by_buffer.values():
             for k, (name_a, a, written_a) in enumerate(group):

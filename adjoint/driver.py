@@ -239,7 +239,7 @@ def check_array_libraries(fn: Function, args) -> None:
     library together would need both forms at once."""
     libs, numpy_array = {}, None
     for name, a in zip(fn.param_names, args):
-        for where, x in _leaves(name, a):
+        for where, x in leaves(name, a):
             lib = array_library(x)
             if lib is None:
                 if isinstance(x, np.ndarray) and numpy_array is None:
@@ -289,14 +289,14 @@ def _check_no_lazy_globals(fn: Function) -> None:
                     f"pass `{o.name}` as an argument of {fn.name}")
 
 
-def _leaves(name: str, a):
+def leaves(name: str, a):
     """(name, value) of `a` and of the entries of a list, tuple or dict it is."""
     if isinstance(a, (list, tuple)):
         for k, e in enumerate(a):
-            yield from _leaves(f"{name}[{k}]", e)
+            yield from leaves(f"{name}[{k}]", e)
     elif isinstance(a, dict):
         for k, e in a.items():
-            yield from _leaves(f"{name}[{k!r}]", e)
+            yield from leaves(f"{name}[{k!r}]", e)
     else:
         yield name, a
 
@@ -305,6 +305,15 @@ def check_wrt_kinds(fn: Function, wrt, args) -> None:
     check_array_libraries(fn, args)
     for i in wrt:
         k = kind_of(args[i])
+        complex_leaf = next((name for name, a in leaves(fn.param_names[i], args[i])
+                             if kind_of(a).type == "complex" or kind_of(a).dtype == "c"), None)
+        if complex_leaf is not None:
+            # the rules are for real numbers: np.imag's would be 0, np.abs's d/da + i d/db
+            raise NonDifferentiableError(
+                f"cannot differentiate with respect to `{complex_leaf}`: it is complex "
+                f"({args[i]!r:.40})", fn.loc,
+                "adjoint's rules are for real numbers: write f of the real and imaginary "
+                "parts as two real arguments, with real arithmetic")
         if not k.floating or k.type in ("other",):
             integer = k.type in ("int", "bool") or k.dtype in ("i", "u", "b")
             what = "an integer" if integer else "a " + (

@@ -202,17 +202,6 @@ class _Stage:
         return False
 
 
-def _arrays(x) -> list:
-    """The arrays in `x` and in the lists, tuples and dicts it holds."""
-    if isinstance(x, np.ndarray):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [a for e in x for a in _arrays(e)]
-    if isinstance(x, dict):
-        return [a for e in x.values() for a in _arrays(e)]
-    return []
-
-
 def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
                   eps: float = 1e-6, seed: int = 0, exact_rtol: float = 1e-12):
     """Check adjoint on `f(*args)` (a scalar function) three independent ways:
@@ -274,9 +263,9 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
             fail(f"the gradient of float argument {i} is a {type(g).__name__}")
     # each returned array is the caller's own: clipping one gradient in place must not
     # change another, or an argument
-    mine = _arrays(got)
+    mine, given = ([a for a in _flatten(x) if isinstance(a, np.ndarray)] for x in (got, args))
     for k, a in enumerate(mine):
-        if any(np.may_share_memory(a, b) for b in mine[k + 1:] + _arrays(args)):
+        if any(np.may_share_memory(a, b) for b in mine[k + 1:] + given):
             fail("grad returned an array that shares memory with another gradient or an "
                  "argument")
 

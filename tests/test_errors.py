@@ -245,6 +245,17 @@ CASES = [
         def f(x):  # <-
             return np.sum(x * x)
         """, args=(np.array([1, 2, 3]),)),
+    # round 6, N3: np.imag of a complex argument gave a zero gradient
+    Case("wrt-a-complex-array", NonDifferentiableError, """
+        import numpy as np
+
+        def f(z):  # <-
+            return np.sum(np.imag(z))
+        """, args=(np.array([1.0 + 2.0j, -0.5 + 0.3j]),)),
+    Case("wrt-a-list-holding-a-complex", NonDifferentiableError, """
+        def f(zs):  # <-
+            return zs[0] * 2.0
+        """, args=([1.0 + 2.0j],)),
     # ---- no source to read
     Case("two-lambdas-on-a-line", SourceError, """
         square, cube = lambda x: x * x, lambda x: x * x * x  # <-
