@@ -121,6 +121,21 @@ def test_fallback_says_why():
         adjoint.grad(min_max_rows, backend="numba")(X)
 
 
+# numba's own typing crashes on np.asarray(a, 'f8') (an AttributeError, not a NumbaError)
+def as_floats(x):
+    k = np.arange(3).astype('f8')
+    s = 0.0
+    for i in range(3):
+        s = s + x[i] * k[i] ** 2
+    return s
+
+
+def test_a_crash_of_numba_falls_back():
+    got, fell = both(as_floats, (np.array([0.5, -1.0, 0.7]),), fallback=True)
+    np.testing.assert_allclose(got, [0.0, 1.0, 4.0], rtol=0)
+    assert "numba raised AttributeError" in str(fell[0].message)
+
+
 # ------------------------------------------------------------------ control flow in loops
 
 def while_grow(x, a):

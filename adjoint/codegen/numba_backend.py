@@ -57,6 +57,9 @@ def why(error: Exception) -> str:
         lines = [INT_POWER] + [line for line in lines if line.startswith("File \"")]
     what = next((line for line in lines if not line.startswith(("Failed in ", "During:"))),
                 lines[0] if lines else type(error).__name__)
+    from numba.core.errors import NumbaError
+    if not isinstance(error, NumbaError):
+        what = f"numba raised {type(error).__name__}: {what}"
     where = next((m for m in (re.match(r'File "(.+)", line (\d+)', line) for line in lines)
                   if m), None)
     if where is not None:
@@ -83,26 +86,30 @@ def compiled(module: types.ModuleType, name: str):
     namespace = vars(module)
     running = [None]  # None until the first call has looked at its arguments
 
+    def full(args):
+        """The arguments numba's function takes: all of the function's own, then the
+        globals numba would keep as constants, read now (see for_numba)."""
+        if len(args) < n:
+            args = args + defaults[len(defaults) - (n - len(args)):]
+        return args + tuple(_value(namespace, g) for g in given)
+
     def call(*args):
         if running[0] is None:
             refuse = given if fast is None else narrow_ints(
                 args, [_value(namespace, g) for g in given])
+            if not refuse:
+                try:  # compiled apart from running: only numba's failure falls back
+                    fast.compile(tuple(fast.typeof_pyval(a) for a in full(args)))
+                except Exception as e:  # noqa: BLE001 - numba's typing crashes too
+                    refuse = e
             if refuse:
                 fall_back(module, name, dispatcher, refuse)
-                running[0] = py
-            else:
-                running[0] = fast
+            running[0] = py if refuse else fast
         if running[0] is py:
             return py(*args)
         try:
-            if not given and fast is dispatcher:
-                return fast(*args)
-            # the globals numba would keep as constants, read now (see for_numba)
-            full = args + defaults[len(defaults) - (n - len(args)):] if len(args) < n else args
-            return fast(*full, *[_value(namespace, g) for g in given])
+            return fast(*full(args))  # as compiled: an omitted default is another type
         except NumbaError as e:  # numba compiles before it runs: nothing ran yet
-            if running[0] is py:
-                raise
             fall_back(module, name, dispatcher, e)
             running[0] = py
             return py(*args)
@@ -274,8 +281,10 @@ def _narrow_types(tree: ast.Module, globals_: dict) -> str | None:
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
                 globals_.get(node.value.id) is np:
             value = getattr(np, node.attr, None)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            value = node.value
+        elif isinstance(node, ast.Call):  # np.asarray(a, 'u1'), dtype='int8'
+            strings = [a.value for a in node.args + [k.value for k in node.keywords]
+                       if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            value = next((v for v in strings if narrow(v)), None)
         else:
             continue
         if (isinstance(value, str) or isinstance(value, type) and issubclass(
