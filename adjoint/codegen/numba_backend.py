@@ -9,18 +9,21 @@ types) runs as the same function in Python and NumPy, the function's own
 
 numba does not run the module's text exactly as Python would, and three of its
 differences give another number, silently; `compiled` closes each:
-- numba reads a global array (the user's `W`, a closure's cell, `self_w`) once, when
-  it compiles, and keeps it as a constant, in its disk cache too: an array updated in
-  place (a training step) or rebound was never seen. numba compiles the function with
-  each such global as one more parameter, which the Python wrapper reads from the
-  module on every call (the file's text is unchanged: as Python, it reads them then).
+- numba reads a global array (the user's `W` or `cfg.W`, a closure's cell, `self_w`)
+  once, when it compiles, and keeps it as a constant, in its disk cache too: an array
+  updated in place (a training step) or rebound was never seen. numba compiles the
+  function with each such global as one more parameter, which the Python wrapper
+  reads from the module on every call (the file's text is unchanged: as Python, it
+  reads them then). A function calling another numba function of the module that
+  reads one runs as Python (no wrapper stands between them).
 - an int to an int power is an int in numba (2 ** -1 is 0) where Python's is a float
-  for a negative exponent: a `**` whose exponent is not a number >= 0 is compiled as
-  `power(a, b)`, which refuses two ints, and the function runs as Python.
+  for a negative exponent: a `**` or `pow` whose exponent is not a number >= 0 is
+  compiled as `power(a, b)`, which refuses two ints, and the function runs as Python.
 - numba computes with int8 ... int32 and unsigned ints as int64 (uint64 with an int
   as float64), where NumPy keeps their type and wraps around: a uint8 array's `k - 5`
   is -3 in numba, 253 in NumPy. A call given such an array or scalar (or a global
-  holding one) runs as Python.
+  holding one), or a function that makes one (dtype=np.uint8), runs as Python.
+NumPy's bools are not covered: np.True_ + np.True_ is True in NumPy, 2 in numba.
 """
 from __future__ import annotations
 
