@@ -21,7 +21,8 @@ from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, leaves, \
-    globals_namespace, origin, origins, portable_header, run, with_entry_check
+    globals_namespace, origin, origins, portable_header, run, with_entry_check, \
+    with_global_checks
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap
@@ -531,13 +532,14 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         where = f"{os.path.basename(parse_function(f).filename)}:{job.ir.name}"
         numpy_args = tuple(as_numpy(a) for a in args)  # the facts, read as NumPy's
         text = with_entry_check(text, job.ir, numpy_args, f"{job.ir.name}_grad", where)
-        return portable_header(_namespace_checks(text), f)
+        return portable_header(with_global_checks(_namespace_checks(text), job.guards,
+                                                  job.ir.name), f)
 
     def emitted_for(args) -> str:
         return _emit(replace(job, args=args, log=[]), backend).source
 
-    return portable_header(_source(f, wrt, kind, args, checkpoint, standalone, job,
-                                   emitted_for, backend), f)
+    text = _source(f, wrt, kind, args, checkpoint, standalone, job, emitted_for, backend)
+    return portable_header(with_global_checks(text, job.guards, job.ir.name), f)
 
 
 def _transform_for(f, wrt, checkpoint, args) -> Transform:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -344,6 +345,52 @@ def portable_header(text: str, f) -> str:
     digest = hashlib.sha256(body.encode()).hexdigest()[:12]
     return HEADER.format(version=__version__, origin=f"{path}:{parsed.node.name}",
                          digest=digest) + "\n" + body
+
+
+def with_global_checks(text: str, guards, fn_name: str) -> str:
+    """`text` whose entry functions first check the module globals the code was made
+    from: a number lowering folded in (`S = 2.0` is printed as 2.0) still has that
+    value, and an array, list or dict the file imports by name is still the object the
+    module holds (`from mod import W` keeps the old one when the module rebinds W).
+    Rebinding a global after importing the file is then an AssertionError that says
+    so, not a stale gradient. A helper that was inlined is not checked."""
+    checks, modules = [], set()
+    for where, name, value, _, _ in guards:
+        module = where.get("__name__") if isinstance(where, dict) else None
+        if not module or module == "__main__" or not name.isidentifier():
+            continue
+        if type(value) in (bool, int, float, str) or value is None:
+            checks.append(f"{module}.{name} == {value!r}")
+        elif isinstance(value, (np.ndarray, list, dict)) and \
+                re.search(rf"^from \S+ import .*\b{name}\b", text, re.M):
+            checks.append(f"{module}.{name} is {name}")
+        else:
+            continue
+        modules.add(module)
+    if not checks:
+        return text
+    message = (f"a global this gradient was generated with has changed "
+               f"({', '.join(sorted(c.split(' ')[0] for c in checks))}); regenerate it")
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("import numpy") or
+              line.startswith("from array_api_compat"))
+    lines[at + 1:at + 1] = [f"import {m}" for m in sorted(modules)
+                            if f"import {m}" not in lines]
+    at = 0
+    while at < len(lines):
+        if lines[at].startswith(f"def {fn_name}_"):
+            while not lines[at].rstrip().endswith(":"):  # a signature over several lines
+                at += 1
+            if lines[at + 1].strip().startswith('"""'):
+                at += 1
+                if lines[at].strip().count('"""') < 2:  # a docstring of several lines
+                    at += 1
+                    while '"""' not in lines[at]:
+                        at += 1
+            # after the signature and its docstring, before the entry check
+            lines.insert(at + 1, f"    assert {' and '.join(checks)}, {message!r}")
+        at += 1
+    return "\n".join(lines)
 
 
 def _all_operands(block: Block):

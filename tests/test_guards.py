@@ -341,3 +341,33 @@ def test_a_written_leaf_shared_with_another_leaf_or_a_global_is_refused(tmp_path
     got = adjoint.grad(m.tied)(y, p)
     np.testing.assert_allclose(got, numeric_grad(m.tied, (y, {"W": W2[:3].copy(),
                                                                "W_dec": W2[3:].copy()})))
+
+
+def test_an_emitted_file_refuses_globals_that_changed_since_it_was_written(tmp_path):
+    # round 6, N6: the file prints a folded float global as a number and imports an
+    # array global by name; rebinding either after importing the file gave the old
+    # gradient. Each entry function now checks them first
+    m = module(tmp_path, """
+        import numpy as np
+
+        W = np.array([1.0, 2.0, 3.0])
+        S = 2.0
+
+
+        def f(x):
+            return np.sum(S * W * x ** 2)
+        """)
+    x = np.array([0.5, -1.0, 2.0])
+    for text in (adjoint.source(m.f), adjoint.source(m.f, args=(x,))):
+        namespace = {}
+        exec(text, namespace)
+        np.testing.assert_allclose(namespace["f_grad"](x), 2 * 2.0 * m.W * x)
+        m.W[0] = 5.0  # in place: the same object, seen by the file
+        np.testing.assert_allclose(namespace["f_grad"](x), 2 * 2.0 * m.W * x)
+        m.W = np.array([1.0, 1.0, 1.0])
+        with pytest.raises(AssertionError, match=r"W\); regenerate it"):
+            namespace["f_grad"](x)
+        m.W, m.S = namespace["W"], 3.0
+        with pytest.raises(AssertionError, match="has changed"):
+            namespace["f_grad"](x)
+        m.W, m.S = np.array([1.0, 2.0, 3.0]), 2.0
