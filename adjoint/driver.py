@@ -378,7 +378,8 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
                             if f"import {m}" not in lines]
     at = 0
     while at < len(lines):
-        if lines[at].startswith(f"def {fn_name}_"):
+        # not in a function numba compiles: the Python one that calls it checks
+        if lines[at].startswith(f"def {fn_name}_") and not lines[at - 1].startswith("@"):
             while not lines[at].rstrip().endswith(":"):  # a signature over several lines
                 at += 1
             if lines[at + 1].strip().startswith('"""'):

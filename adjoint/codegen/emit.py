@@ -965,6 +965,11 @@ class Emitter:
             if not isinstance(op, Call) or op.prim.fn not in _INT_GROWTH:
                 continue
             kind = self.facts.kind(op.result) if self.facts is not None else None
+            if (kind is None or kind.type != "int") and op.prim.fn in (operator.pow, pow) \
+                    and self._int_power(op):
+                where = f" (line {op.loc.line})" if op.loc is not None else ""
+                return (f"{self.call_expr(op)}{where} is int ** int: numba's is an int "
+                        f"(2 ** -1 is 0), Python's a float")
             if kind is None or kind.type != "int":
                 continue
             variable = [o for o in op.args if not isinstance(o, Const)]
@@ -977,6 +982,19 @@ class Emitter:
                 return (f"{self.call_expr(op)}{where} is integer arithmetic that may pass "
                         f"int64, where Python's ints do not overflow")
         return None
+
+    def _int_power(self, op: Call) -> bool:
+        """Both operands ints (numbers or int arrays), the exponent not a constant >= 0."""
+        def integral(o) -> bool:
+            if isinstance(o, Const):
+                return type(o.value) is int
+            k = self.facts.kind(o) if self.facts is not None else None
+            return k is not None and (k.type == "int" or k.type == "ndarray" and
+                                      k.dtype in ("i", "u"))
+        base, exponent = op.args[:2]
+        safe = isinstance(exponent, Const) and type(exponent.value) is int and \
+            exponent.value >= 0
+        return integral(base) and integral(exponent) and not safe
 
     def _count_name(self, tape: Value) -> str:
         """The name of the count of entries in an array tape."""

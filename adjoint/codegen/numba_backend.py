@@ -80,7 +80,7 @@ def compiled(module: types.ModuleType, name: str):
     if name in refused and name not in _warned.setdefault(module.__name__, set()):
         _warned[module.__name__].add(name)
         warnings.warn(f"adjoint: numba does not compile {name}, running it with NumPy: "
-                      f"{refused[name]}", RuntimeWarning, stacklevel=3)
+                      f"{refused[name]}", RuntimeWarning, stacklevel=_callers_level())
     if not _dispatchers(module).get(name):  # fallen back already, or not numba's
         return dispatcher
     py = dispatcher.py_func
