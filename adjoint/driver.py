@@ -584,11 +584,17 @@ def _fact(name: str, a) -> tuple[str, str] | None:
     if isinstance(a, (bool, np.bool_)) or a is None:
         value = None if a is None else bool(a)
         return f"{name} is {value!r}", f"{name} is {value!r}"
-    if isinstance(a, (int, np.integer)):
+    if isinstance(a, np.integer):  # NumPy's int arithmetic wraps: the type is a fact too
+        t = f"np.{type(a).__name__}"
+        return (f"type({name}) is {t} and {name} == {int(a)!r}", f"{name} == {t}({int(a)!r})")
+    if isinstance(a, int):
         return (f"isinstance({name}, int) and {name} == {int(a)!r}",
                 f"{name} == {int(a)!r}")
     if isinstance(a, str):
         return f"{name} == {a!r}", f"{name} == {a!r}"
+    if isinstance(a, np.floating) and not isinstance(a, float):  # np.float32 (and smaller)
+        t = f"np.{type(a).__name__}"
+        return f"isinstance({name}, {t})", f"{name} a {t}"
     if isinstance(a, (float, np.floating)):
         return f"isinstance({name}, float)", f"{name} a float"
     if isinstance(a, (complex, np.complexfloating)):

@@ -371,3 +371,25 @@ def test_an_emitted_file_refuses_globals_that_changed_since_it_was_written(tmp_p
         with pytest.raises(AssertionError, match="has changed"):
             namespace["f_grad"](x)
         m.W, m.S = np.array([1.0, 2.0, 3.0]), 2.0
+
+
+def test_a_file_specialised_on_numpy_scalars_runs_on_them_and_only_them(tmp_path):
+    # np.int8(100) + np.int8(100) wraps to -56 in NumPy, 200 in Python: the file's entry
+    # check asked for a Python int and refused the very arguments it was made for
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def f(x, k):
+            return np.sum(x * (k + k))
+        """)
+    x = np.ones(3)
+    with np.errstate(over="ignore"):
+        for k, want in ((np.int8(100), -56.0), (np.float32(1.5), 3.0), (3, 6.0)):
+            namespace = {}
+            exec(adjoint.source(m.f, args=(x, k)), namespace)
+            np.testing.assert_allclose(namespace["f_grad"](x, k), want)
+            other = 100 if isinstance(k, np.integer) else np.float64(1.5)
+            if not isinstance(k, int):
+                with pytest.raises(AssertionError, match="generated for"):
+                    namespace["f_grad"](x, other)
