@@ -75,3 +75,54 @@ def test_standalone_files_run_without_adjoint_and_do_not_depend_on_the_folder(tm
     np.testing.assert_allclose(np.load(work / "damped.npy"),
                                adjoint.grad(model.damped)(np.array([1.0, -2.0, 0.5])))
     shutil.rmtree(tmp_path)
+
+
+HELPERS = textwrap.dedent("""
+    import numpy as np
+
+
+    def joined(x):
+        return np.sum(np.tanh(np.concatenate([x, x ** 2])))
+
+
+    def stacked(L):
+        return np.sum(np.stack(L) ** 2)
+
+
+    def contracted(x):
+        return np.einsum('i,i->', x, x ** 2)
+
+
+    def selected(x):
+        return np.sum(np.select([x > 1, x < 0], [x ** 2, x * 3.0], default=0.5))
+    """)
+
+
+def test_standalone_files_paste_what_their_helpers_read(tmp_path):
+    # round 7, K7m: split_like was pasted without the private helpers it calls (_size,
+    # _like), einsum's without _LETTERS, select's without unbroadcast: NameError
+    import pickle
+
+    import adjoint
+    (tmp_path / "helpers_model.py").write_text(HELPERS)
+    spec = importlib.util.spec_from_file_location("helpers_model", tmp_path / "helpers_model.py")
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    x = np.array([0.3, -0.7, 1.2])
+    cases = {"joined": (x,), "stacked": ([x, 2.0 * x],), "contracted": (x,), "selected": (x,)}
+    for name, args in cases.items():
+        (tmp_path / f"{name}_grad.py").write_text(
+            adjoint.source(getattr(model, name), args=args, standalone=True))
+    (tmp_path / "args.pkl").write_bytes(pickle.dumps(cases))
+    run = ("import sys, pickle\nsys.modules['adjoint'] = None\nimport numpy as np\n"
+           "cases = pickle.load(open('args.pkl', 'rb'))\nout = {}\nfor name, args in cases.items():\n"
+           "    ns = {}\n    exec(open(name + '_grad.py').read(), ns)\n"
+           "    out[name] = ns[name + '_grad'](*args)\npickle.dump(out, open('out.pkl', 'wb'))\n")
+    (tmp_path / "run.py").write_text(run)
+    subprocess.run([sys.executable, "run.py"], cwd=tmp_path, check=True)
+    got = pickle.loads((tmp_path / "out.pkl").read_bytes())
+    for name, args in cases.items():
+        want = adjoint.grad(getattr(model, name))(*args)
+        for g, w in zip(got[name] if name == "stacked" else [got[name]],
+                        want if name == "stacked" else [want]):
+            np.testing.assert_allclose(g, w, rtol=1e-12)

@@ -168,13 +168,26 @@ class Module:
             for name, fn in _with_dependencies(self.helpers).items():
                 lines.append("")
                 lines.append("")
-                lines.extend(inspect.getsource(fn).rstrip().splitlines())
+                lines.extend(inspect.getsource(fn).rstrip().splitlines() if callable(fn)
+                             else [f"{name} = {fn!r}"])
         for name, text in sorted(self.pasted.items()):
             lines += ["", ""] + text.splitlines()
         if self.not_compiled:  # read by adjoint.codegen.numba_backend, which warns
             lines += ["", "# functions numba is not trusted with: they run as Python",
                       f"_numba_refused = {dict(sorted(self.not_compiled.items()))!r}"]
         return lines
+
+
+def _names_read(code) -> set:
+    """The global names a code object and the functions, lambdas and comprehensions
+    inside it read."""
+    if code is None:
+        return set()
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            names |= _names_read(c)
+    return names
 
 
 def _with_dependencies(helpers: dict) -> dict:
@@ -186,17 +199,21 @@ def _with_dependencies(helpers: dict) -> dict:
         if name in out:
             continue
         out[name] = fn
+        if not callable(fn):  # a constant (einsum's _LETTERS): pasted as an assignment
+            continue
         home = sys.modules.get(fn.__module__)
-        code = getattr(fn, "__code__", None)
-        names = set(code.co_names) if code is not None else set()
+        names = _names_read(getattr(fn, "__code__", None))
         if isinstance(fn, type):  # its methods' names, and its bases
             for m in vars(fn).values():
-                names |= set(getattr(getattr(m, "__code__", None), "co_names", ()))
+                names |= _names_read(getattr(m, "__code__", None))
             names |= {b.__name__ for b in fn.__bases__}
         for n in names:
             dep = getattr(home, n, None)
             if (inspect.isfunction(dep) or inspect.isclass(dep)) and \
-                    getattr(dep, "__module__", None) == fn.__module__:
+                    getattr(dep, "__module__", "").startswith("adjoint.") or \
+                    type(dep) in (str, int, float, tuple, frozenset) and n.isupper() or \
+                    type(dep) in (str, int, float, tuple, frozenset) and n.startswith("_") \
+                    and n[1:].isupper():
                 todo.append((n, dep))
     # classes first, a base before what derives from it (a file defines them in order)
     return dict(sorted(out.items(), key=lambda kv: (not isinstance(kv[1], type),
