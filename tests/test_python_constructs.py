@@ -822,3 +822,20 @@ def test_a_recursive_function_is_differentiated_at_the_depth_its_ints_fix():
     namespace = {}
     exec(text, namespace)
     assert namespace["power_grad"](x, 3) == pytest.approx(3 * x ** 2)
+
+
+def items(A):
+    return A.item(1, 0) ** 2 + A.item(3) * A.item(0)
+
+
+def module_default(x, np=np):
+    return np.sum(x * x)
+
+
+def test_item_with_an_index_and_a_module_default():
+    # round 7: x.item(i) was lowered as float(x, i) (a TypeError), and `np=np` as a
+    # parameter made np.sum a call on a value
+    A = np.array([[0.5, 2.0], [3.0, 1.0]])
+    (g,) = check_program(items, A)
+    np.testing.assert_allclose(g, [[1.0, 0.0], [6.0, 0.5]])
+    refused(module_default, X, at="np=np", says="defaults to the module `numpy`")

@@ -1164,6 +1164,16 @@ class Lowerer:
             raise self.error(f"method `.{m.name}()` is not supported", node,
                              "call the NumPy function instead, e.g. np.sum(x, axis=0)")
         fn, pack = spec
+        if m.name == "item" and args and not kwargs:
+            # x.item(i): the flat index's element, x.item(i, j): x[i, j], as a number
+            base = m.base
+            if len(args) == 1:
+                base = self.emit(prim_of(np.ravel), (base,), node=node)
+                index = args[0]
+            else:
+                index = self.emit(prim_of(tuple_of), args, node=node)
+            args = [self.emit(prim_of(operator.getitem), (base, index), node=node)]
+            return self.call(Static(float), args, {}, node, hint)
         if m.name == "clip" and len(args) == 1 and not kwargs:
             args = [args[0], Const(None)]  # x.clip(lo): np.clip wants both bounds
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
@@ -1436,6 +1446,11 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Fun
         raise UnsupportedError("only plain positional parameters are supported",
                                parsed.loc(node), "write def f(x, y, n): ...")
     names = tuple(p.id for p in a.args)
+    for p, default in zip(a.args[::-1], (getattr(fn, "__defaults__", None) or ())[::-1]):
+        if isinstance(default, types.ModuleType):  # `def f(x, np=np)`: calls on a value
+            raise UnsupportedError(f"parameter `{p.id}` defaults to the module "
+                                   f"`{default.__name__}`", parsed.loc(p),
+                                   f"use the module by its global name, not a parameter")
     low = Lowerer(parsed, facts)
     if inspect.ismethod(fn):  # a bound method: `self`'s attributes are read as constants
         if not names:
