@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from adjoint import __version__
-from adjoint.analysis.shapes import array_library, as_numpy
+from adjoint.analysis.shapes import array_library, as_numpy, kind_of
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
@@ -481,10 +481,73 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
     out, residuals = fwd(*args)
 
     def pullback(out_bar):
+        out_bar = cotangent_like(out_bar, out, "out")  # before the sweep, not inside it
         # the backward sweep pops its tapes: give each call its own copy
         return t.shape_grads(bwd(*fresh_tapes(residuals), out_bar), args)
 
     return out, pullback
+
+
+def cotangent_like(ct, out, name: str):
+    """A pullback's `out_bar` checked against f's output `out`, as jvp checks a tangent:
+    an array of out's shape (a (3,) cotangent for a (3, 1) output would broadcast to
+    (3, 3) inside the sweep), a number for a number, a tuple of out's length or a dict of
+    its keys, entry by entry; real for a real output. Ints are taken as floats."""
+    if ct is None:
+        raise TypeError(f"the cotangent of `{name}` is None: pass zeros of its shape "
+                        f"for an output that does not matter (np.zeros_like({name}))")
+    if isinstance(out, (list, tuple)):
+        if not isinstance(ct, (list, tuple)) or len(ct) != len(out):
+            raise ValueError(f"the cotangent of `{name}`, a {type(out).__name__} of "
+                             f"{len(out)} entries, must have its {len(out)} entries, not "
+                             f"{_described(ct)}")
+        items = [cotangent_like(c, o, f"{name}[{k}]") for k, (c, o) in enumerate(zip(ct, out))]
+        return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)
+    if isinstance(out, dict):
+        if not isinstance(ct, dict) or set(ct) != set(out):
+            raise ValueError(f"the cotangent of `{name}` must be a dict with its keys "
+                             f"{sorted(out, key=repr)}, not {_described(ct)}")
+        return {k: cotangent_like(ct[k], v, f"{name}[{k!r}]") for k, v in out.items()}
+    if hasattr(type(out), "__dataclass_fields__") and not isinstance(out, type):
+        import dataclasses  # the same class, a cotangent per field
+        if type(ct) is not type(out):
+            raise ValueError(f"the cotangent of `{name}` must be a {type(out).__name__}")
+        return dataclasses.replace(out, **{
+            f: cotangent_like(getattr(ct, f), getattr(out, f), f"{name}.{f}")
+            for f in type(out).__dataclass_fields__})
+    if isinstance(out, (bool, int, float, complex, np.generic)):
+        shape, kind = (), np.asarray(out).dtype.kind
+    elif hasattr(out, "shape") and hasattr(out, "dtype"):  # NumPy's, dask's...
+        shape, kind = tuple(out.shape), np.dtype(out.dtype).kind
+    else:
+        return ct  # another kind of value: the sweep reads it as it reads out
+    lazy = array_library(ct) is not None  # dask's: read without computing it
+    if isinstance(ct, (dict, str)) or (not lazy and np.asarray(ct).dtype.kind not in "biufc"):
+        raise TypeError(f"the cotangent of `{name}` must be numbers, not {_described(ct)}")
+    if isinstance(ct, np.ndarray) and kind_of(ct).type == "other":  # np.asarray drops a mask
+        raise TypeError(f"the cotangent of `{name}` is a {type(ct).__name__}: pass a plain "
+                        "array (np.asarray, or .filled(0.0) for a masked one)")
+    got = np.asarray(ct) if not lazy else ct
+    ct_kind = np.dtype(got.dtype).kind
+    if ct_kind == "c" and kind != "c":
+        raise TypeError(f"the cotangent of `{name}` is complex, but `{name}` is real")
+    if shape == () and not lazy:  # a number: any one-element cotangent, as a number
+        if got.size != 1:
+            raise ValueError(f"the cotangent of `{name}`, a number, has shape {got.shape}")
+        return complex(got.reshape(())) if ct_kind == "c" else float(got.reshape(()))
+    if len(got.shape) != len(shape) or any(
+            a != b for a, b in zip(got.shape, shape) if not (np.isnan(a) or np.isnan(b))):
+        raise ValueError(f"the cotangent of `{name}` has shape {tuple(got.shape)}, but "
+                         f"`{name}` has shape {shape}")
+    if lazy:
+        return ct
+    return got.astype(np.float64) if ct_kind in "biu" else ct if isinstance(
+        ct, np.ndarray) else got
+
+
+def _described(v) -> str:
+    return f"a {type(v).__name__} of {len(v)}" if isinstance(v, (list, tuple, dict)) else \
+        f"a {type(v).__name__}"
 
 
 def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None,

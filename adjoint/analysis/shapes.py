@@ -79,7 +79,13 @@ def kind_of(x) -> Kind:
     if isinstance(x, (complex, np.complexfloating)):
         return Kind("complex", ())
     if isinstance(x, np.ndarray):
-        return Kind("ndarray", x.shape, x.dtype.kind)
+        if type(x) is np.ndarray or isinstance(x, np.memmap):  # a memmap is a plain array
+            return Kind("ndarray", x.shape, x.dtype.kind)
+        # a subclass (np.matrix, np.ma.MaskedArray, np.recarray, a user's) has operations
+        # of its own (`*` a matrix product, np.sum skipping masked entries) that the rules
+        # do not know: "other", which a wrt refuses naming its type and observe refuses
+        # anywhere else. Its shape keeps its key apart from a plain object's.
+        return Kind("other", x.shape, x.dtype.kind)
     if isinstance(x, (tuple, list)):
         if any(array_library(e) is not None for e in x):  # np.shape would compute them
             inner = [kind_of(e) for e in x]
@@ -197,6 +203,8 @@ class Observed(Facts):
         if size > self.bytes.get(v, -1):
             self.bytes[v] = size
         k = kind_of(x)
+        if k.type == "other" and k.shape is not None:  # an ndarray subclass (kind_of)
+            raise _Subclass(v, x)
         if k.lib is not None and self.lazy is not None:
             self.lazy.check(v, k, self)
         if v not in self.kinds:
@@ -501,6 +509,7 @@ def observe(fn: Function, args) -> Observed:
     if lazy:
         facts.lazy = LazyUses(fn)
         run = _on_dask(fn)
+    _refuse_subclasses(fn, args)
     saved = np.random.get_state(), random.getstate()
     try:
         if lazy:
@@ -509,12 +518,68 @@ def observe(fn: Function, args) -> Observed:
                 interpret(run, observe=facts.record)(*args)
         else:
             interpret(run, observe=facts.record)(*args)
+    except _Subclass as e:  # made by a call in fn (np.asmatrix(x), np.ma.masked_less...)
+        op = next((op for op in walk_ops(fn.body) if e.value in op.results or
+                   any(e.value in b.args for b in op.blocks)), None)  # or a loop's target
+        raise _subclass_error(f"`{e.value.name}`", e.array,
+                              op.loc if op is not None else fn.loc) from None
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
     facts.lazy = None
     facts.forget_data_shapes(fn)
     return facts.infer(fn)
+
+
+class _Subclass(Exception):
+    def __init__(self, value: Value, array) -> None:
+        self.value, self.array = value, array
+
+
+def _is_subclass(x) -> bool:
+    return isinstance(x, np.ndarray) and kind_of(x).type == "other"
+
+
+def _subclass_error(what: str, x, loc):
+    """A located refusal of an ndarray subclass: differentiating it as a plain array
+    would give masked entries gradients and np.matrix's `*` the elementwise one."""
+    from adjoint.errors import UnsupportedError
+    name = type(x).__name__
+    plain = what.strip("`")
+    hint = (f"pass the data as a plain array and the mask apart: {plain}.filled(0.0), "
+            f"or np.asarray({plain}) with np.where(mask, ...) in f"
+            if isinstance(x, np.ma.MaskedArray) else
+            f"pass np.asarray({plain}) and write @ for a matrix product"
+            if isinstance(x, np.matrix) else f"pass np.asarray({plain})")
+    return UnsupportedError(
+        f"{what} is a {name}, a subclass of np.ndarray whose operations are its own "
+        "(a masked array's np.sum skips masked entries, np.matrix's `*` is a matrix "
+        "product); adjoint differentiates plain NumPy arrays", loc, hint)
+
+
+def _refuse_subclasses(fn: Function, args) -> None:
+    """An ndarray subclass as an argument (or inside a list, tuple or dict argument), or
+    read from outside fn (a global, a closure cell), refused before fn runs on it."""
+    def leaves(name, a):
+        if isinstance(a, (list, tuple)):
+            for k, e in enumerate(a):
+                yield from leaves(f"{name}[{k}]", e)
+        elif isinstance(a, dict):
+            for k, e in a.items():
+                yield from leaves(f"{name}[{k!r}]", e)
+        else:
+            yield name, a
+
+    for name, a in zip(fn.param_names, args):
+        for where, x in leaves(name, a):
+            if _is_subclass(x):
+                raise _subclass_error(f"`{where}`", x, fn.loc)
+    for op in walk_ops(fn.body):
+        for o in op.operands:
+            if isinstance(o, (Global, Const)):
+                for where, x in leaves(getattr(o, "name", "a constant"), o.value):
+                    if _is_subclass(x):
+                        raise _subclass_error(f"`{where}`", x, op.loc)
 
 
 class _WouldCompute(Exception):
