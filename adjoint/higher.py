@@ -31,7 +31,7 @@ from adjoint.driver import HEADER, check_scalar_output, check_wrt_kinds, facts_f
     global_kinds, globals_namespace, normalize_wrt, origin, origins
 from adjoint.guards import lower_watched, signature, stale
 from adjoint.values import like, tangent_like
-from adjoint.ad.checkpoint import apply_policy
+from adjoint.ad.checkpoint import apply_policy, first_draw
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError
@@ -223,6 +223,7 @@ class HVP(Derivative):
         self.wrt: tuple = ()    # both as parameter positions, once f is lowered
         self.along: tuple = ()
         self.names, self.loc = (), None  # f's parameter names and place, for errors
+        self.draw = None  # a call of f that may draw random numbers (see Hessian)
 
     def spec(self) -> tuple:
         return (self.name, self.wrt_spec, self.direction)
@@ -230,6 +231,7 @@ class HVP(Derivative):
     def finish(self, ir, facts, args):
         self.wrt, self.along = normalize_wrt(self.wrt_spec, ir), normalize_wrt(self.direction, ir)
         self.names, self.loc = ir.param_names, ir.loc
+        self.draw = first_draw(ir.body)
         check_wrt_kinds(ir, self.wrt + self.along, args)
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, self.wrt, facts).run(f"{ir.name}_grad")
@@ -281,6 +283,16 @@ class Hessian:
         args = product.full_args(args, kwargs)  # keywords placed: the calls below are positional
         product.compile(args)  # f lowered: wrt by name or from the end, its kind checked
         i = product.wrt[0]
+        if product.draw is not None:
+            # each row is an HVP that runs f again: its draws differ from row to row, and
+            # no one RNG state covers every source f may draw from (random, np.random,
+            # a Generator, an unknown callable)
+            draw = product.draw
+            raise AdjointError(f"`{draw.prim.name}` may draw other values in each of the "
+                               f"Hessian's rows (one HVP each): the rows would be the "
+                               f"derivatives of different draws", draw.loc or product.loc,
+                               "draw the random numbers outside f and pass them in as an "
+                               "argument, then take the Hessian of f for that draw")
         try:
             x = np.asarray(args[i], dtype=float)
         except ValueError:

@@ -34,15 +34,44 @@ import numpy as np
 from adjoint import runtime
 from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.errors import AdjointError
+from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Prim, Value, defined, \
-    free_operands
+    free_operands, walk_ops
 
 _steps = 0
+
+DRAW_HINT = ("draw the random numbers outside the region and pass them in (a mask argument "
+             "of the step, or an array of masks indexed by the loop's counter)")
+
+
+def first_draw(block: Block):
+    """The first call in `block` (or its nested regions) that may give another value when
+    run again: a call lowering marked impure (np.random.*, random.random, any callable
+    adjoint does not know). adjoint's own impure ops (asserts, tapes) are deterministic."""
+    for op in walk_ops(block):
+        if isinstance(op, Call) and not registry.pure(op) and \
+                not (getattr(op.prim.fn, "__module__", None) or "").startswith("adjoint."):
+            return op
+    return None
+
+
+def _refuse_draws(op: For) -> None:
+    """A checkpointed region is run again in the reverse sweep: a draw inside it would
+    give the gradient of other random numbers than the forward sweep used."""
+    draw = first_draw(op.body)
+    if draw is None:
+        return
+    what = "checkpointed call" if op.checkpoint[0] == "call" else "checkpointed loop"
+    at = f" at line {op.loc.line}" if op.loc else ""
+    raise AdjointError(f"`{draw.prim.name}` may draw other values when the {what}{at} is "
+                       f"recomputed in the reverse sweep; its gradient would be the derivative "
+                       f"of another draw", draw.loc or op.loc, DRAW_HINT)
 
 
 def reverse_checkpointed(R, op: For, adj: dict) -> None:
 
+    _refuse_draws(op)
     kind = op.checkpoint[0]
     target, args = op.body.args[0], list(op.body.args[1:])
     free = free_operands(op.body, defined(op.body) | set(op.body.args))
@@ -286,6 +315,8 @@ def apply_policy(fn: Function, policy) -> Function:
     """Checkpoint every `for` loop of `fn` by a transform-wide policy: an int k or
     {"snapshots": k} keeps k states per loop; {"budget": bytes} as many as fit.
     None (the default) stores everything. Loops already marked keep their marks.
+    A loop that draws random numbers (`first_draw`) is stored: recomputing it would draw
+    again, and unlike an explicit region, the policy names no loop to refuse.
     A loop the policy marks is checkpointed only where that keeps less memory than
     storing its tapes (the cost model in `Reverse._stored_instead`)."""
     from dataclasses import replace
@@ -305,7 +336,8 @@ def apply_policy(fn: Function, policy) -> Function:
         ops = []
         for op in b.ops:
             op = map_blocks(op, block)
-            if isinstance(op, For) and op.checkpoint is None and not op.reverse:
+            if isinstance(op, For) and op.checkpoint is None and not op.reverse and \
+                    first_draw(op.body) is None:
                 op = replace(op, checkpoint=(key, value, "policy"))
             ops.append(op)
         return replace(b, ops=tuple(ops))
