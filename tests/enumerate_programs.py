@@ -513,6 +513,15 @@ UNSUPPORTED = [
      "    return np.sum(y)", (0.7, V3)),
     ("out-copyto", "def f(x, v):\n    y = v * 1.0\n    _ = np.copyto(y, v * x)\n"
      "    return np.sum(y)", (0.7, V3)),
+    # functions that return their argument or a view of it for some inputs (round 7, A1)
+    ("view-einsum", "def f(x, v):\n    y = v * x\n    w = np.einsum('i->i', y)\n"
+     "    w += x\n    return np.sum(y * v)", (0.7, V3)),
+    ("view-stop_gradient", "import adjoint\n\n\ndef f(x, v):\n    y = v * x\n    w = adjoint.stop_gradient(y)\n"
+     "    w[0] = 0.0\n    return np.sum(y * v)", (0.7, V3)),
+    ("view-matrix_transpose", "def f(x, v):\n    B = np.outer(v, v) * x\n"
+     "    V = np.linalg.matrix_transpose(B)\n    V[0, 1] = 5.0 * x\n    return np.sum(B)", (0.7, V3)),
+    ("view-trim_zeros", "def f(x, v):\n    y = v * x\n    w = np.trim_zeros(y)\n"
+     "    w *= 3.0\n    return np.sum(y * v)", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

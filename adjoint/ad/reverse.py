@@ -1008,6 +1008,8 @@ def _reads_scalar(storage, index, facts) -> bool:
     k, ik = facts.kind(storage), facts.kind(index)
     if k is None or k.type != "ndarray" or ik is None:
         return False
+    if k.shape is None:  # np.compress's result: its shape is not known
+        return False
     if ik.type == "int":
         return len(k.shape) == 1
     return ik.type == "tuple" and ik.dtype == "i" and ik.shape == (len(k.shape),)

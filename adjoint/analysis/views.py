@@ -87,8 +87,8 @@ class _Objects:
                 or op.prim.name == "field"  \
                 or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
             if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
-                    hasattr(op.args[0], "id"):
-                union(op.args[0], op.result)
+                    hasattr(registry.viewed(op), "id"):
+                union(registry.viewed(op), op.result)
         loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
         bodies = {id(op.body) for op in loops}
         for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches'
@@ -426,9 +426,9 @@ def written_arrays(fn: Function) -> set:
 
     writes = []
     for op in walk_ops(fn.body):
-        if isinstance(op, Call) and op.args and hasattr(op.args[0], "id") and (
+        if isinstance(op, Call) and op.args and hasattr(registry.viewed(op), "id") and (
                 op.prim.name in registry.VIEWS or op.prim.style in registry.WRITES):
-            ra, rb = find(op.args[0]), find(op.result)
+            ra, rb = find(registry.viewed(op)), find(op.result)
             if ra is not rb:
                 parent[rb] = ra
             if op.prim.style in registry.WRITES:

@@ -202,8 +202,9 @@ def _alias_classes(fn: Function) -> dict:
         for op in block.ops:
             if isinstance(op, Call):
                 # the elements of a popped tuple are separate objects, not views of each other
-                if op.prim.name in VIEWS and op.args and op.args[0] not in tuples:
-                    union(op.args[0], op.result)
+                if op.prim.name in VIEWS and op.args and isinstance(registry.viewed(op), Value) \
+                        and registry.viewed(op) not in tuples:
+                    union(registry.viewed(op), op.result)
                 continue
             for _, _, a, b in ties(Block((), (op,), ())):
                 union(a, b)
@@ -249,8 +250,8 @@ def _foreign_buffers(fn: Function) -> set:
     out = set(fn.params) - set(fn.owned)
     calls = list(walk_calls(fn.body))
     out.update(op.result for op in calls if op.prim.name in READONLY)
-    edges = [(op.args[0], op.result) for op in calls
-             if op.args and op.prim.name in VIEWS and isinstance(op.args[0], Value)]
+    edges = [(registry.viewed(op), op.result) for op in calls
+             if op.args and op.prim.name in VIEWS and isinstance(registry.viewed(op), Value)]
     edges += [(b, a) for _, _, a, b in ties(fn.body) if isinstance(b, Value)]
     changed = True
     while changed:

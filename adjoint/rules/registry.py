@@ -138,12 +138,25 @@ VIEWS = frozenset({
     "np.asanyarray", "np.ascontiguousarray", "np.asfortranarray", "np.atleast_1d",
     "np.atleast_2d", "np.atleast_3d", "np.real", "np.imag", "np.conj", "np.conjugate",
     "np.flip", "np.flipud", "np.fliplr", "np.rot90", "np.diagonal", "np.diag",
-    "np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack"})
+    "np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack",
+    # return their argument itself, or a view of it, for some inputs (round 7, A1)
+    "stop_gradient", "np.linalg.matrix_transpose", "np.real_if_close", "np.require",
+    "np.asarray_chkfinite", "np.from_dlpack", "np.trim_zeros", "np.nan_to_num",
+    "np.lib.stride_tricks.as_strided", "np.einsum"})
 # The same, with the writes and the runtime helpers of generated code that may return
 # their operand itself (a cotangent that needs no unbroadcasting is returned as it is)
 MAY_VIEW = VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast", "sum_to",
                     "expand_to", "alias", "stop_gradient", "unarray", "split_like",
                     "unstack_like", "split_index"}
+def viewed(op):
+    """The operand whose memory the result of a VIEWS op may share: the first, but
+    einsum's first is its subscripts ('ij->ji' of one operand is a view of it; the
+    result of two or more operands is new, None)."""
+    if op.prim.name == "np.einsum":
+        return op.args[1] if len(op.args) == 2 else None
+    return op.args[0]
+
+
 # Of those, the ones whose view NumPy makes read-only
 READONLY = frozenset({"np.broadcast_to", "np.broadcast_arrays", "np.diagonal", "np.diag"})
 
