@@ -13,6 +13,10 @@ def tangent_like(t, x, name: str):
     a list, tuple or dict of x's length or keys, entry by entry (the generated code reads
     it as it reads x: a stacked array for a list of arrays of two shapes cannot be)."""
     if isinstance(x, np.ndarray):
+        if isinstance(t, np.ndarray) and type(t) not in (np.ndarray, np.memmap):
+            # np.asarray would drop a MaskedArray's mask, np.matrix's product rules
+            raise TypeError(f"the tangent of `{name}` is a {type(t).__name__}: pass a plain "
+                            f"array (np.asarray(t), or t.filled(0.0) for a masked one)")
         t = np.asarray(t, dtype=np.result_type(x.dtype, np.float64))
         if t.shape != x.shape:
             raise ValueError(f"the tangent of `{name}` has shape {t.shape}, but `{name}` "

@@ -255,3 +255,11 @@ def test_cotangent_dtype_kind():
     np.testing.assert_allclose(pullback(ints), np.cos(X) * ints, rtol=1e-12)
     np.testing.assert_array_equal(ints, [1, 2, 3])  # the caller's array is not written
     np.testing.assert_allclose(pullback([1.0, 2.0, 3.0]), np.cos(X) * ints, rtol=1e-12)
+
+
+def test_a_masked_tangent_is_refused_not_unmasked():
+    # np.asarray would drop the mask: the directional derivative along the data under it
+    with pytest.raises(TypeError, match="MaskedArray"):
+        adjoint.jvp(sin_of)(X, np.ma.array(np.ones(3), mask=[True, False, False]))
+    value, dot = adjoint.jvp(sin_of)(X, np.ones(3))
+    np.testing.assert_allclose(dot, np.cos(X), rtol=1e-12)
