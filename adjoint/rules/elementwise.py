@@ -25,7 +25,8 @@ Conventions at points where a derivative does not exist:
 
 Piecewise constant or bool valued ufuncs (sign, floor, ceil, rint, round,
 trunc, fix, floor_divide, comparisons, logical ops, isnan...) have a zero
-derivative (`defnondiff`).
+derivative (`defnondiff`). `np.heaviside(x1, x2)` is x2 where x1 == 0: its
+derivative with respect to x2 is that mask, and 0 with respect to x1.
 """
 from __future__ import annotations
 
@@ -51,11 +52,11 @@ _DIFFERENTIABLE = [
     "absolute", "fabs", "negative", "positive", "add", "subtract", "multiply", "divide",
     "true_divide", "power", "mod", "remainder", "fmod", "maximum", "minimum", "fmax", "fmin",
     "arctan2", "hypot", "logaddexp", "logaddexp2", "clip", "where", "sinc", "real", "conj",
-    "conjugate",
+    "conjugate", "heaviside",
 ]
 _NONDIFF = [
     "sign", "floor", "ceil", "rint", "round", "around", "trunc", "fix", "floor_divide",
-    "isnan", "isinf", "isfinite", "signbit", "heaviside", "greater", "greater_equal", "less",
+    "isnan", "isinf", "isfinite", "signbit", "greater", "greater_equal", "less",
     "less_equal", "equal", "not_equal", "logical_and", "logical_or", "logical_not",
     "logical_xor", "imag",
 ]
@@ -381,6 +382,19 @@ def hypot_vjp(g, ans, x1, x2):
 @defjvp(np.hypot)
 def hypot_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot * x1 + x2_dot * x2) / (ans + (ans == 0.0))
+
+
+@defvjp(np.heaviside)
+def heaviside_vjp(g, ans, x1, x2):
+    # piecewise constant in x1; equal to x2 where x1 == 0
+    return np.zeros_like(x1, dtype=float), unbroadcast(g * (x1 == 0), x2)
+
+
+@defjvp(np.heaviside)
+def heaviside_jvp(ans, x1, x2, x1_dot=None, x2_dot=None):
+    if x2_dot is None:
+        return np.zeros_like(ans, dtype=float)
+    return np.where(x1 == 0, x2_dot, 0.0)  # ans's shape: x1's and x2's broadcast
 
 
 @defvjp(np.logaddexp)

@@ -233,6 +233,10 @@ CASES: dict[str, list[Case]] = {
                                          "logaddexp2"]},
     **{f"np.{n}": binary(N, P) for n in ["divide", "mod", "fmod"]},
     "np.power": binary(P, N),
+    # x2 where x1 == 0: zeros in x1 so that x2's derivative is not all 0 (round 7, H1);
+    # x1 as ints, whose derivative (0) differences across the step at 0 cannot check
+    "np.heaviside": [case(np.array([0, 2, -1, 0]), N(4)),
+                     case(np.array([[0], [3]]), N(3)), case(N(5), 0.5)],
     "np.clip": [case(N(5), -0.5, 0.5), case(N(3, 4), Rand(-1.5, -0.5, (4,)),
                                            Rand(0.5, 1.5, (3, 1))),
                 case(N(5), None, 0.5), case(N(5), -0.5, None), case(N(5), 0.5, -0.5),
@@ -457,7 +461,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     **{f"np.{n}": [case(N(5), N(5))]
        for n in ["greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
                  "logical_and", "logical_or", "logical_xor"]},
-    "np.floor_divide": [case(N(5), P(5))], "np.heaviside": [case(N(5), 0.5)],
+    "np.floor_divide": [case(N(5), P(5))],
     "norm_kind": [case(2, None, None), case(1, 1, None), case(2, "fro", (0, 1)),
                   case(3, 3, -1), case(1, np.inf, 0), case(1, 0, None)],
     "inverse_permutation": [case((1, 2, 0), 3), case((-1, 0), 2)],
