@@ -18,6 +18,14 @@ class AdjointError(Exception):
         self.message, self.loc, self.hint = message, loc, hint
         super().__init__(self.render())
 
+    def located(self, loc) -> "AdjointError":
+        """This error at `loc`, when it has no location yet (raised by a runtime helper,
+        then placed at the op that called it)."""
+        if self.loc is None and loc is not None:
+            self.loc = loc
+            self.args = (self.render(),)
+        return self
+
     def render(self) -> str:
         head = f"{type(self).__name__}: {self.message}"
         parts = []

@@ -8,6 +8,7 @@ refusal is a located UnsupportedError with a hint."""
 import functools
 import inspect
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -839,3 +840,22 @@ def test_item_with_an_index_and_a_module_default():
     (g,) = check_program(items, A)
     np.testing.assert_allclose(g, [[1.0, 0.0], [6.0, 0.5]])
     refused(module_default, X, at="np=np", says="defaults to the module `numpy`")
+
+
+class Scaled(typing.NamedTuple):
+    w: np.ndarray
+    b: float
+
+    @property
+    def doubled(self):
+        return self.w * 2.0
+
+
+def reads_a_property(p, x):
+    return np.sum(p.doubled * x) + p.b
+
+
+def test_a_property_of_a_record_parameter_is_refused_at_its_read():
+    # round 7, K7n: p.doubled was read as a field; its cotangent had no slot (KeyError)
+    refused(reads_a_property, Scaled(X.copy(), 0.5), X, at="p.doubled",
+            says="not one of its fields")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from adjoint.ir.core import Block, Call, For, Function, If, Value, While
+from adjoint.errors import AdjointError
 
 Observer = Callable[[Value, Any], None]
 
@@ -45,7 +46,11 @@ def _run_block(block: Block, env, observe, args=()) -> list:
         if isinstance(op, Call):
             args_ = [_get(env, a) for a in op.args]
             kwargs = {k: _get(env, v) for k, v in op.kwargs}
-            _bind(env, op.result, op.prim.fn(*args_, **kwargs), observe)
+            try:
+                result = op.prim.fn(*args_, **kwargs)
+            except AdjointError as e:  # an op that refuses these values: at f's line
+                raise e.located(op.loc)
+            _bind(env, op.result, result, observe)
         elif isinstance(op, If):
             branch = op.then if _get(env, op.cond) else op.orelse
             outs = _run_block(branch, env, observe)

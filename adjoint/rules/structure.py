@@ -32,7 +32,16 @@ def dict_of(keys, *values):
 
 def field(x, name):
     """`x.name`: a field of a namedtuple or a dataclass. Its cotangent is x's at the
-    field's name (a namedtuple's cotangent answers to its positions too)."""
+    field's name (a namedtuple's cotangent answers to its positions too). Another
+    attribute (a property, computed from the fields by code adjoint does not read) has
+    no place in the cotangent: refused."""
+    fields = getattr(type(x), "_fields", None) or getattr(type(x), "__dataclass_fields__", None)
+    if fields is not None and name not in fields:
+        from adjoint.errors import UnsupportedError
+        raise UnsupportedError(
+            f"`.{name}` of a {type(x).__name__} is not one of its fields (a property or a "
+            f"method, computed by code adjoint does not differentiate)", None,
+            f"compute it in the function from the fields ({', '.join(fields)})")
     return getattr(x, name)
 
 
