@@ -6,17 +6,20 @@ and every `# line N` comment points at the user's own line.
 """
 from __future__ import annotations
 
+import __future__
+import ast
 import builtins
 import contextlib
 import functools
 import inspect
 import linecache
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import gast
 
-from adjoint.errors import SourceError, UnsupportedError
+from adjoint.errors import AdjointError, SourceError, UnsupportedError
 from adjoint.ir.core import Loc
 
 
@@ -86,11 +89,75 @@ class Parsed:
         return False, None
 
 
+# wrappers that call the function they wrap and nothing else: adjoint's own (the
+# @adjoint decorator, checkpoint, a numba fallback), NumPy's dispatch, a jit
+_TRANSPARENT = ("adjoint", "numpy", "scipy", "numba", "jax", "torch")
+_CACHE_TYPE = getattr(functools, "_lru_cache_wrapper", None)  # functools.lru_cache, cache
+
+
+def _defined_in(f) -> str:
+    """The module whose code `f` runs: a function's globals (functools.wraps copies
+    `__module__`, not `__globals__`), else the class of a callable object."""
+    namespace = getattr(f, "__globals__", None)
+    if isinstance(namespace, dict):
+        return namespace.get("__name__") or ""
+    return type(f).__module__ or ""
+
+
+def _declared_transparent(f) -> bool:
+    """A wrapper that only calls what it wraps (counting, logging) may say so with
+    `wrapper.__adjoint_transparent__ = wrapped`. The value must be the wrapped object
+    itself: functools.wraps copies a wrapper's __dict__ (the mark included) onto any
+    decorator applied over it, and that copy names another object."""
+    namespace = getattr(f, "__dict__", None)
+    return isinstance(namespace, dict) and \
+        namespace.get("__adjoint_transparent__", None) is f.__wrapped__
+
+
 def unwrap(f: Callable) -> Callable:
-    """The plain function behind decorators that keep `__wrapped__` (ours included)."""
+    """The plain function behind the wrappers known to call it unchanged (ours, a
+    cache, NumPy's dispatch). Any other wrapper that keeps `__wrapped__` (a user's
+    decorator made with functools.wraps, singledispatch) computes something of its
+    own: differentiating what it wraps would be silently wrong, so it is refused."""
+    if inspect.ismethod(f):  # a bound method forwards `__wrapped__` from its function
+        plain = unwrap(f.__func__)
+        return f if plain is f.__func__ else type(f)(plain, f.__self__)
+    layer = 0
     while hasattr(f, "__wrapped__"):
-        f = f.__wrapped__
+        if not ((_CACHE_TYPE is not None and isinstance(f, _CACHE_TYPE)) or
+                _defined_in(f).split(".")[0] in _TRANSPARENT or _declared_transparent(f)):
+            _refuse_wrapper(f, layer)
+        f, layer = f.__wrapped__, layer + 1
     return f
+
+
+def _refuse_wrapper(wrapper, layer: int):
+    """Raise at the decorator that made `wrapper` (the `layer`-th around the def, when
+    every decorator there wraps), else at the def, else without a place."""
+    inner, total = wrapper, layer  # total: the wrappers around the def
+    while hasattr(inner, "__wrapped__"):
+        inner, total = inner.__wrapped__, total + 1
+    name = getattr(inner, "__name__", None) or repr(inner)
+    loc = None
+    if inspect.isfunction(inner):
+        try:
+            parsed = _parse_cached(inner, id(inner.__code__))
+            decorators = parsed.node.decorator_list
+            loc = parsed.loc(decorators[layer] if len(decorators) == total else parsed.node)
+        except AdjointError:
+            pass
+    code = getattr(wrapper, "__code__", None)
+    made_by = (f"{_defined_in(wrapper)}.{getattr(code, 'co_qualname', code.co_name)}"
+               if code is not None else f"a {type(wrapper).__module__}."
+               f"{type(wrapper).__qualname__} object")
+    raise UnsupportedError(
+        f"`{name}` is wrapped by a decorator ({made_by}) that adjoint "
+        f"cannot see through: the derivative would be that of the undecorated `{name}`",
+        loc, hint=f"differentiate the undecorated function (inner = {name}.__wrapped__) "
+                  f"and write what the decorator does explicitly, e.g. "
+                  f"`def {name}_scaled(x): return 2.0 * inner(x)`; a decorator that only "
+                  f"calls it (counting, logging) can say so: "
+                  f"`wrapper.__adjoint_transparent__ = wrapped`")
 
 
 @functools.lru_cache(maxsize=None)
@@ -175,6 +242,73 @@ def _parse_definition(lines: tuple, first: int):
     return node if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef)) else None
 
 
+# the compiler flags a code object keeps from `from __future__ import ...` (but not
+# nested_scopes': its bit is CO_NESTED, which every nested function has)
+_FUTURE = functools.reduce(lambda a, b: a | b, (getattr(__future__, n).compiler_flag
+                                                for n in __future__.all_feature_names
+                                                if n != "nested_scopes"))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_file(filename: str, text: str, flags: int, pytest_module: bool):
+    """The code objects the file's text compiles to now, by (name, first line); None
+    when it does not compile. (Top-level `await` is allowed: a notebook cell's text.)
+    pytest compiles a test module with its `assert`s rewritten: so is the text here."""
+    flags |= getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+    try:
+        source = text
+        if pytest_module:
+            with contextlib.suppress(ImportError):
+                from _pytest.assertion.rewrite import rewrite_asserts
+                source = ast.parse(text, filename)
+                rewrite_asserts(source, text.encode(), filename)
+        module = compile(source, filename, "exec", dont_inherit=True, flags=flags)
+    except (SyntaxError, ValueError):
+        return None
+    out, stack = {}, [module]
+    while stack:
+        for k in stack.pop().co_consts:
+            if isinstance(k, types.CodeType):
+                out.setdefault((k.co_name, k.co_firstlineno), []).append(k)
+                stack.append(k)
+    return out
+
+
+def _same_code(a, b) -> bool:
+    """Whether two code objects run the same instructions on the same constants and
+    names (positions aside): nested functions' code compared alike."""
+    if (a.co_code, a.co_names, a.co_varnames, a.co_freevars, a.co_cellvars) != \
+            (b.co_code, b.co_names, b.co_varnames, b.co_freevars, b.co_cellvars) or \
+            len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts):
+        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
+            if not _same_code(x, y):
+                return False
+        elif type(x) is not type(y) or repr(x) != repr(y):  # repr: -0.0, nan
+            return False
+    return True
+
+
+def _check_unchanged(func, filename: str, lines: list, node) -> None:
+    """The text read now is what `func` was compiled from: a file edited after its
+    module was imported would give the derivative of the new text while `func` runs
+    the old code."""
+    code = func.__code__
+    compiled = _compiled_file(filename, "".join(lines), code.co_flags & _FUTURE,
+                              "@pytest_ar" in func.__globals__)
+    found = (compiled or {}).get((code.co_name, code.co_firstlineno), ())
+    if not any(_same_code(code, k) for k in found):
+        line = node.lineno
+        raise SourceError(
+            f"the source of {func.__qualname__} in {filename} changed since it was "
+            f"imported: it no longer matches the code that runs",
+            Loc(filename, line, node.col_offset,
+                lines[line - 1].rstrip("\n") if 0 < line <= len(lines) else ""),
+            hint="reload the module (importlib.reload, or restart the kernel) and "
+                 "make the derivative again")
+
+
 @functools.lru_cache(maxsize=None)
 def _parse_cached(func: Callable, code_id: int) -> Parsed:
     if isinstance(func, functools.partial) or not inspect.isfunction(func):
@@ -193,7 +327,9 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             hint="functions typed into a REPL or made by exec() have no source file; "
                  "define the function in a .py file")
     if func.__name__ == "<lambda>":
-        return Parsed(func, _lambda_definition(filename, lines, code), filename, tuple(lines))
+        node = _lambda_definition(filename, lines, code)
+        _check_unchanged(func, filename, lines, node)
+        return Parsed(func, node, filename, tuple(lines))
     node = _parse_definition(tuple(lines), code.co_firstlineno)
     if node is None:  # not a block that parses on its own: read the whole file
         try:
@@ -207,6 +343,7 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
         raise UnsupportedError("async functions cannot be differentiated",
                                Loc(filename, node.lineno, node.col_offset,
                                    lines[node.lineno - 1]), hint="write a plain `def` function")
+    _check_unchanged(func, filename, lines, node)
     return Parsed(func, node, filename, tuple(lines))
 
 
