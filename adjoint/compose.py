@@ -8,6 +8,7 @@ import numpy as np
 
 from adjoint.api import grad, jvp, vjp
 from adjoint.higher import HVP, Derivative
+from adjoint.errors import AdjointError, NonDifferentiableError
 
 
 def _leaves(out) -> list:
@@ -79,21 +80,39 @@ def jacobian(f, wrt=0):
 
 
 def conjugate_gradient(matvec, b, tol: float = 1e-10, maxiter: int | None = None):
-    """Solve A u = b for symmetric positive definite A given as `matvec`."""
+    """Solve A u = b for symmetric positive definite A given as `matvec`, to a residual of
+    `tol` relative to b. A that is not positive definite along a search direction, or
+    no convergence in `maxiter` steps (checked with the true residual b - A u), is an
+    AdjointError: an iterate that did not converge is not an answer."""
     b = np.asarray(b, dtype=float)
     u = np.zeros_like(b)
     r = b.copy()
     p = r.copy()
     rr = float(np.sum(r * r))
-    for _ in range(maxiter or 10 * b.size + 10):
-        if np.sqrt(rr) <= tol * max(1.0, float(np.sqrt(np.sum(b * b)))):
+    target = tol * max(1.0, float(np.sqrt(np.sum(b * b))))
+    steps = maxiter or 10 * b.size + 10
+    for _ in range(steps):
+        if np.sqrt(rr) <= target:
             break
         Ap = np.asarray(matvec(p), dtype=float)
-        alpha = rr / float(np.sum(p * Ap))
+        curvature = float(np.sum(p * Ap))
+        if not curvature > 0.0:
+            raise NonDifferentiableError(
+                f"the Hessian is not positive definite (p^T H p = {curvature:.3g} along a "
+                f"search direction): the point is not a strict minimum, and the implicit "
+                f"gradient does not exist there", None,
+                "check that theta* minimises inner, or regularise it (+ eps * |theta|^2)")
+        alpha = rr / curvature
         u += alpha * p
         r -= alpha * Ap
         rr, rr_old = float(np.sum(r * r)), rr
         p = r + (rr / rr_old) * p
+    residual = float(np.sqrt(np.sum((b - np.asarray(matvec(u), dtype=float)) ** 2)))
+    if residual > target:
+        raise AdjointError(
+            f"conjugate gradient did not converge in {steps} steps: the residual is "
+            f"{residual:.3g}, the tolerance {target:.3g}", None,
+            "pass a larger maxiter, or a looser tol; an ill-conditioned Hessian needs many steps")
     return u
 
 

@@ -151,6 +151,21 @@ def test_implicit_gradient_of_a_ridge_hyperparameter_matches_the_closed_form():
     assert np.isclose(got, want, rtol=1e-6)
 
 
+def test_implicit_gradient_refuses_an_unconverged_solve_or_a_flat_minimum():
+    # round 7, I1 and K7e: an iterate that had not converged was returned as the answer
+    # (maxiter=1), and a singular Hessian divided by zero
+    X, y = R.normal(size=(20, 5)), R.normal(size=20)
+    Xd, yd = R.normal(size=(10, 5)), R.normal(size=10)
+    theta = np.linalg.solve(X.T @ X + 0.7 * np.eye(5), X.T @ y)
+    with pytest.raises(adjoint.AdjointError, match="did not converge in 1 steps"):
+        adjoint.implicit_grad(ridge_train, ridge_dev, wrt=3, maxiter=1)(
+            theta, X, y, 0.7, outer_args=(Xd, yd))
+    flat = np.zeros((20, 5))  # H = 0 at lam = 0: no strict minimum
+    with pytest.raises(adjoint.NonDifferentiableError, match="not positive definite"):
+        adjoint.implicit_grad(ridge_train, ridge_dev, wrt=3)(
+            theta, flat, y, 0.0, outer_args=(Xd, yd))
+
+
 def cube_sum(x):
     return np.sum(x ** 3)
 
