@@ -613,3 +613,24 @@ def test_without_numba_installed(monkeypatch):
         adjoint.grad(W.product, backend="numba")
     # the text needs no numba
     assert "@numba.njit" in adjoint.source(W.product, args=(np.ones(3),), backend="numba")
+
+
+def symmetrised(A):
+    B = A * 1.0
+    B += B.T
+    return np.sum(B ** 2 * A)
+
+
+def mirrored(x):
+    y = x * 1.0
+    y += y[::-1]
+    return np.sum(y ** 2 * x)
+
+
+def test_an_add_into_an_overlapping_view_copies_the_operand_first():
+    # round 7, N7: NumPy buffers `B_bar += B_bar.T`; numba adds element by element and
+    # read entries it had already changed
+    A = np.arange(9.0).reshape(3, 3) / 7 - 0.5
+    both(symmetrised, (A,))
+    both(mirrored, (np.array([0.3, -0.7, 1.2, 0.9, -1.1, 0.4]),))
+    assert ").copy()" in adjoint.source(symmetrised, args=(A,), backend="numba")

@@ -24,7 +24,7 @@ from adjoint import runtime
 from adjoint.analysis.liveness import WRITES
 from adjoint.analysis.shapes import kind_of
 from adjoint.codegen import xp as xp_table
-from adjoint.codegen.naming import RESTACKED, Namer
+from adjoint.codegen.naming import RESTACKED, Namer, alias_classes
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 
@@ -225,6 +225,7 @@ class Emitter:
                  main_file: str | None = None):
         self.fn, self.module = fn, module
         self.numba = BACKEND.get()[0] == "numba"
+        self._aliases = None  # naming.alias_classes(fn), when numba's in-place adds ask
         self.facts = BACKEND.get()[1]
         self.xp = ARRAY_API.get()
         self._loc = fn.loc  # the op being printed: where an array-API refusal points
@@ -725,7 +726,12 @@ class Emitter:
         elif style == "iadd":
             target = self.names(op.result)
             if isinstance(a[0], Value) and self.names(a[0]) == target:
-                self.lines.append(f"{ind}{target} += {self.operand(a[1])}")
+                added = self.operand(a[1])
+                if self.numba and self._overlaps(a[0], a[1]):
+                    # numba adds element by element where NumPy buffers: B_bar += B_bar.T
+                    # would read entries it has already changed
+                    added = f"{added}.copy()" if added.isidentifier() else f"({added}).copy()"
+                self.lines.append(f"{ind}{target} += {added}")
             else:
                 self.lines.append(f"{ind}{target} = {self.operand(a[0], 10)} + "
                                   f"{self.operand(a[1], 11)}")
@@ -738,8 +744,10 @@ class Emitter:
                                   f"{self.operand(a[2])})")
             else:
                 sign = "=" if style == "setitem" else "+="
-                self.lines.append(f"{ind}{target}[{self._index(a[0], a[1])}] {sign} "
-                                  f"{self.operand(a[2])}")
+                value = self.operand(a[2])
+                if self.numba and self._overlaps(a[0], a[2]):  # y_bar[::-1] += y_bar
+                    value = f"{value}.copy()" if value.isidentifier() else f"({value}).copy()"
+                self.lines.append(f"{ind}{target}[{self._index(a[0], a[1])}] {sign} {value}")
         elif style == "append":
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:
@@ -999,6 +1007,15 @@ class Emitter:
                 return (f"{self.call_expr(op)}{where} is integer arithmetic that may pass "
                         f"int64, where Python's ints do not overflow")
         return None
+
+    def _overlaps(self, a, b) -> bool:
+        """`b`, an array, may share memory with `a` (a view of one buffer)."""
+        k = self.facts.kind(b) if self.facts is not None and isinstance(b, Value) else None
+        if k is None or k.type != "ndarray" or not k.shape:
+            return False
+        if self._aliases is None:
+            self._aliases = alias_classes(self.fn)
+        return self._aliases.get(a, a) is self._aliases.get(b, b)
 
     def _int_power(self, op: Call) -> bool:
         """Both operands ints (numbers or int arrays), the exponent not a constant >= 0."""

@@ -100,7 +100,7 @@ class Namer:
         # that ends up a copy (`a_bar = b_bar`) reads the old value after the write
         strict = Liveness(fn, inlined, set())
         strict_spans = {v: list(strict.span(v)) for v in strict.defs if v not in inlined}
-        aliases = _alias_classes(fn)
+        aliases = alias_classes(fn)
         refused: dict = {}
         merged = set()
         user_names = {v: ({v.name} if not v.name.startswith("_") else set()) for v in live.defs}
@@ -181,7 +181,7 @@ VIEWS = registry.MAY_VIEW
 READONLY = registry.READONLY | {"expand_to"}
 
 
-def _alias_classes(fn: Function) -> dict:
+def alias_classes(fn: Function) -> dict:
     """Value -> representative: values that may share a buffer at run time."""
     parent: dict = {}
 
