@@ -686,6 +686,44 @@ def ir(f: Callable) -> str:
     return print_function(lower_function(unwrap(f)))
 
 
+class Adjointed:
+    """What `@adjoint` makes of f: f itself when called, with .grad, .value_and_grad,
+    .vjp, .jvp, .source and .ir. On a method, `obj.loss` is this bound to obj, so that
+    `obj.loss.grad()` differentiates the method with `self` given (a plain function
+    attribute would lose it)."""
+
+    def __init__(self, f: Callable, backend: str):
+        functools.update_wrapper(self, f)
+        self._f, self._backend = f, backend
+
+    def __call__(self, *args, **kwargs):
+        return self._f(*args, **kwargs)
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else Adjointed(self._f.__get__(obj, owner), self._backend)
+
+    def grad(self, wrt=0, **kw):
+        return grad(self._f, wrt, **{"backend": self._backend, **kw})
+
+    def value_and_grad(self, wrt=0, **kw):
+        return value_and_grad(self._f, wrt, **{"backend": self._backend, **kw})
+
+    def vjp(self, *args, wrt=0, **kw):
+        return vjp(self._f, *args, wrt=wrt, **kw)
+
+    def jvp(self, wrt=0, **kw):
+        return jvp(self._f, wrt, **kw)
+
+    def source(self, wrt=0, **kw):
+        """The generated module's source: a str that Jupyter shows highlighted."""
+        if kw.get("mode", "reverse") in ("reverse", "grad"):
+            kw = {"backend": self._backend, **kw}
+        return SourceText(source(self._f, wrt, **kw))
+
+    def ir(self) -> str:
+        return ir(self._f)
+
+
 def adjoint(f: Callable | None = None, *, backend: str = "numpy") -> Callable:
     """Decorator: `f` keeps working as before and gains .grad, .value_and_grad, .vjp, .source.
     `@adjoint(backend="numba")` makes numba the default backend of its .grad and
@@ -693,26 +731,7 @@ def adjoint(f: Callable | None = None, *, backend: str = "numpy") -> Callable:
     if f is None:
         _backend(backend, "grad")
         return functools.partial(adjoint, backend=backend)
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        return f(*args, **kwargs)
-
-    wrapper.grad = lambda wrt=0, **kw: grad(f, wrt, **{"backend": backend, **kw})
-    wrapper.value_and_grad = lambda wrt=0, **kw: value_and_grad(
-        f, wrt, **{"backend": backend, **kw})
-    wrapper.vjp = lambda *args, wrt=0, **kw: vjp(f, *args, wrt=wrt, **kw)
-    wrapper.jvp = lambda wrt=0, **kw: jvp(f, wrt, **kw)
-
-    def shown_source(wrt=0, **kw):
-        """The generated module's source: a str that Jupyter shows highlighted."""
-        if kw.get("mode", "reverse") in ("reverse", "grad"):
-            kw = {"backend": backend, **kw}
-        return SourceText(source(f, wrt, **kw))
-
-    wrapper.source = shown_source
-    wrapper.ir = lambda: ir(f)
-    return wrapper
+    return Adjointed(f, backend)
 
 
 def _backend(name: str, mode: str, needs_numba: bool = False) -> str:

@@ -859,3 +859,22 @@ def test_a_property_of_a_record_parameter_is_refused_at_its_read():
     # round 7, K7n: p.doubled was read as a field; its cotangent had no slot (KeyError)
     refused(reads_a_property, Scaled(X.copy(), 0.5), X, at="p.doubled",
             says="not one of its fields")
+
+
+class Decorated:
+    def __init__(self, w):
+        self.w = w
+
+    @adjoint.adjoint
+    def loss(self, x):
+        return np.sum(self.w * x ** 2)
+
+
+def test_adjoint_on_a_method_keeps_self():
+    # round 7, K7p: obj.loss.grad() differentiated the function without `self`
+    model = Decorated(np.array([1.0, 2.0, 3.0]))
+    assert model.loss(X) == pytest.approx(np.sum(model.w * X ** 2))
+    np.testing.assert_allclose(model.loss.grad()(X), 2 * model.w * X)
+    value, g = model.loss.value_and_grad()(X)
+    np.testing.assert_allclose(g, 2 * model.w * X)
+    assert "def loss_grad(x" in model.loss.source(args=(X,))
