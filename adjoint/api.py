@@ -143,6 +143,7 @@ class Transform:
                            "lower", "prepare")
         self.lowered, self.ir, self.guards = self.job.lowered, self.job.ir, self.job.guards
         self.holds = holds(self.guards)
+        self.code = getattr(self.f, "__code__", None)  # autoreload swaps it in place
         # parameters f writes in place: the gradient copies them on entry, which is only
         # the same function when no other argument shares their memory
         written = written_arrays(self.lowered) | _updated_in_place(self.lowered)
@@ -166,7 +167,8 @@ class Transform:
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)
-        if self.holds is not None and not self.holds():  # a global changed
+        if self.holds is not None and not self.holds() or \
+                getattr(self.f, "__code__", None) is not self.code:  # a global or f changed
             self._lower()
         if self.written:
             self._check_unshared(args)

@@ -17,7 +17,7 @@ import numpy as np
 
 from adjoint.analysis.shapes import kind_of
 from adjoint.frontend.lower import lower_function
-from adjoint.frontend.source import ABSENT, recording
+from adjoint.frontend.source import ABSENT, Attributes, recording
 from adjoint.ir.core import Function
 
 
@@ -109,7 +109,7 @@ def guards(reads) -> tuple:
         if key in seen:
             continue
         seen.add(key)
-        if not isinstance(where, (dict, _Attributes)):
+        if not isinstance(where, (dict, Attributes)):
             where = _Cell(where)
         arr = isinstance(value, np.ndarray)
         out.append((where, name, value, value.shape if arr else None,
@@ -135,21 +135,11 @@ def _attribute_reads(reads) -> list:
             if not found or not isinstance(base, (type, types.ModuleType)) or \
                     getattr(base, "__name__", "").split(".")[0] in _LIBRARIES:
                 continue
-            out.append((_Attributes(base), node.attr, getattr(base, node.attr, ABSENT)))
+            out.append((Attributes(base), node.attr, getattr(base, node.attr, ABSENT)))
     return out
 
 
 _LIBRARIES = {"numpy", "math", "builtins", "adjoint", "random", "operator"}
-
-
-class _Attributes:
-    """A module's or class's attributes read like a namespace."""
-
-    def __init__(self, obj) -> None:
-        self.obj = obj
-
-    def get(self, name, default):
-        return getattr(self.obj, name, default)
 
 
 class _Cell:
@@ -176,6 +166,9 @@ def holds(checks: tuple):
         terms.append(f"w{i}.get({name!r}, ABSENT) is v{i}")
         if shape is not None:
             terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
+        if isinstance(value, types.FunctionType):  # IPython's autoreload swaps __code__
+            ns[f"c{i}"] = value.__code__
+            terms.append(f"v{i}.__code__ is c{i}")
     exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
     return ns["holds"]
 

@@ -393,3 +393,49 @@ def test_a_file_specialised_on_numpy_scalars_runs_on_them_and_only_them(tmp_path
             if not isinstance(k, int):
                 with pytest.raises(AssertionError, match="generated for"):
                     namespace["f_grad"](x, other)
+
+
+def test_code_swapped_in_place_or_a_method_replaced_or_shadowed_recompiles(tmp_path):
+    # round 7, S1b-S1e: IPython's autoreload rewrites the file and swaps f.__code__ (or
+    # a helper's) in place, keeping the function object; a method replaced on the
+    # class, or an instance attribute that shadows it, changes what self.act means. A
+    # gradient made before kept the old derivative
+    import linecache
+    text = """
+        import numpy as np
+
+
+        def helper(x):
+            return x * x
+
+
+        def f(x):
+            return np.sum(helper(x) * x)
+
+
+        class Model:
+            def act(self, x):
+                return np.sin(x)
+
+            def loss(self, x):
+                return np.sum(self.act(x))
+        """
+    m = module(tmp_path, text)
+    x = np.array([0.3, -0.7, 1.2])
+    gf = adjoint.grad(m.f)
+    np.testing.assert_allclose(gf(x), 3 * x ** 2)
+    path = tmp_path / f"{m.__name__}.py"
+    path.write_text(textwrap.dedent(text).replace("return x * x\n", "return x * x * x\n")
+                    .replace("helper(x) * x)", "helper(x) * 2.0)"))
+    linecache.checkcache(str(path))
+    fresh = {}
+    exec(compile(path.read_text(), str(path), "exec"), fresh)
+    m.helper.__code__, m.f.__code__ = fresh["helper"].__code__, fresh["f"].__code__
+    np.testing.assert_allclose(gf(x), 6 * x ** 2)
+    model = m.Model()
+    gl = adjoint.grad(model.loss)
+    np.testing.assert_allclose(gl(x), np.cos(x))
+    m.Model.act = lambda self, x: np.exp(x)  # a method replaced on the class
+    np.testing.assert_allclose(gl(x), np.exp(x))
+    model.act = np.tanh  # an instance attribute now shadows the method
+    np.testing.assert_allclose(gl(x), 1 - np.tanh(x) ** 2)

@@ -42,11 +42,27 @@ def recording():
         _reads = saved
 
 
+class Attributes:
+    """A module's or class's attributes read like a namespace."""
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
+
+
 def read_attribute(obj, name: str):
     """`obj.name` for an instance attribute (a bound method's `self.W`), recorded like a
-    global so the compiled code is checked against `obj.__dict__[name]` on each call."""
+    global so the compiled code is checked against `obj.__dict__[name]` on each call.
+    A name the instance does not hold (a method) is recorded as absent from it, and as
+    what its class holds: an attribute that later shadows the method, or a method
+    replaced on the class, makes the code stale."""
     namespace = getattr(obj, "__dict__", None)
     if not isinstance(namespace, dict) or name not in namespace:
+        if isinstance(namespace, dict):
+            _read(namespace, name, ABSENT)
+            _read(Attributes(type(obj)), name, getattr(type(obj), name, ABSENT))
         return False, None
     return _read(namespace, name, namespace[name])
 
