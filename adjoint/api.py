@@ -338,9 +338,12 @@ class Transform:
         return value, like(dot, value)
 
     def shape_grads(self, grads, args):
-        if len(self.wrt) == 1:
-            return _like(grads, args[self.wrt[0]])
-        return tuple(_like(g, args[i]) for g, i in zip(grads, self.wrt))
+        try:
+            if len(self.wrt) == 1:
+                return _like(grads, args[self.wrt[0]])
+            return tuple(_like(g, args[i]) for g, i in zip(grads, self.wrt))
+        except AdjointError as e:  # a rule's cotangent of the wrong shape: at f
+            raise e.located(self.ir.loc) from None
 
 
 def _like(g, x):

@@ -47,6 +47,15 @@ def tangent_like(t, x, name: str):
     return t
 
 
+def _misshapen(got, want) -> AdjointError:
+    return AdjointError(
+        f"a gradient of shape {got} came back for an argument of shape {want}: a derivative "
+        f"rule returned a cotangent of the wrong shape", None,
+        "a @defvjp rule must sum a broadcast cotangent back to its input's shape "
+        "(adjoint.runtime.unbroadcast(g * x, b)); if no rule of yours is involved, please "
+        "report it")
+
+
 def like(g, x):
     """The gradient in its argument's kind: a float for a float, a NumPy scalar of its
     type for a NumPy scalar, an array of x's shape and dtype, a list or tuple of the
@@ -63,6 +72,8 @@ def like(g, x):
         if g.size == int(np.prod(x.shape)):
             g = g.reshape(x.shape)
         return lazy_like(np.zeros_like(x, dtype=np.result_type(x.dtype, np.float64)) + g, x)
+    if isinstance(x, (float, np.floating)) and np.size(g) != 1:
+        raise _misshapen(np.shape(g), ())
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out
         return type(x)(np.asarray(g).reshape(()))
     if isinstance(x, float):
@@ -73,8 +84,7 @@ def like(g, x):
         if g.shape != x.shape:
             if g.size == x.size:
                 return g.reshape(x.shape)
-            raise AdjointError(f"internal error: gradient of shape {g.shape} for an argument "
-                               f"of shape {x.shape}; please report this")
+            raise _misshapen(g.shape, x.shape)
         return g
     if isinstance(x, (list, tuple)) and (isinstance(g, (list, tuple)) or np.ndim(g)) \
             and len(g) == len(x):

@@ -528,3 +528,29 @@ def test_a_division_by_zero_in_the_gradient_is_numpys_inf_or_a_located_error(tmp
     with pytest.raises(ZeroDivisionError):
         adjoint.grad(m.reciprocal)(0.0)
     assert adjoint.grad(m.root)(2.0) == pytest.approx(0.5)
+
+
+def test_a_custom_rule_returning_a_broadcast_cotangent_is_located(tmp_path):
+    # round 7, K7f: a ValueError from reshaping the gradient, with no line
+    from tests.test_guards import module
+    m = module(tmp_path, """
+        import numpy as np
+
+        import adjoint
+
+
+        def scale(x, b):
+            return x * b
+
+
+        @adjoint.defvjp(scale)
+        def scale_vjp(g, ans, x, b):
+            return g * b, g * x  # b's cotangent has x's shape: not summed
+
+
+        def f(b, x):
+            return np.sum(scale(x, b) ** 2)
+        """)
+    with pytest.raises(adjoint.AdjointError, match="wrong shape") as e:
+        adjoint.grad(m.f)(0.7, np.ones(3))
+    assert e.value.loc.line == 16 and "unbroadcast" in e.value.hint
