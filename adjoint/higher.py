@@ -293,6 +293,10 @@ class Hessian:
                                f"derivatives of different draws", draw.loc or product.loc,
                                "draw the random numbers outside f and pass them in as an "
                                "argument, then take the Hessian of f for that draw")
+        if isinstance(args[i], dict):
+            raise AdjointError(f"the Hessian with respect to `{product.names[i]}`, a dict, "
+                               f"has no array form", product.loc,
+                               "use adjoint.hvp(f)(*args, v), v a dict of the same keys")
         try:
             x = np.asarray(args[i], dtype=float)
         except ValueError:
@@ -305,7 +309,7 @@ class Hessian:
             e = np.zeros(x.size)
             e[k] = 1.0
             rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
-        h = np.stack(rows).reshape(x.shape + x.shape)
+        h = np.stack(rows).reshape(x.shape + x.shape) if rows else np.zeros(x.shape + x.shape)
         return float(h) if not x.ndim and isinstance(args[i], float) else h
 
 

@@ -384,3 +384,16 @@ def test_hvp_with_a_list_or_tuple_parameter_keeps_its_kind(kind):
     plus, minus = (g(kind(a + s * eps * b for a, b in zip(p, v))) for s in (1, -1))
     for h, hp, hm in zip(got, plus, minus):
         np.testing.assert_allclose(h, (hp - hm) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_of_an_empty_array_and_with_respect_to_a_dict():
+    # round 7, K7c, K7d: np.stack of no rows; float() of a dict
+    h = adjoint.hessian(cube_sum)(np.zeros(0))
+    assert h.shape == (0, 0)
+
+    with pytest.raises(adjoint.AdjointError, match="a dict, has no array form"):
+        adjoint.hessian(dict_cubes)({"a": np.ones(2)})
+
+
+def dict_cubes(p):
+    return np.sum(p["a"] ** 3)
