@@ -634,3 +634,23 @@ def test_an_add_into_an_overlapping_view_copies_the_operand_first():
     both(symmetrised, (A,))
     both(mirrored, (np.array([0.3, -0.7, 1.2, 0.9, -1.1, 0.4]),))
     assert ").copy()" in adjoint.source(symmetrised, args=(A,), backend="numba")
+
+
+def zero_d_made(x):
+    s = np.array(2.0)
+    return np.sum(x * s)
+
+
+def zero_d_loop(x):
+    s = 0.0
+    for i in range(3):
+        s = s + x * i
+    return s
+
+
+def test_zero_d_arrays_made_or_passed():
+    # round 7, K7j: np.array(2.0) was printed as stack(2.0), which indexes its argument
+    got, _ = both(zero_d_made, (np.array([0.3, -0.7, 1.2]),), fallback=None)
+    np.testing.assert_allclose(got, [2.0, 2.0, 2.0])
+    got, fell = both(zero_d_loop, (np.array(2.0),), fallback=True)
+    assert "0-d array" in str(fell[0].message)

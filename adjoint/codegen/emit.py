@@ -465,7 +465,9 @@ class Emitter:
             return self._axis_reduce(op)
         if self.numba and p.fn is np.array and len(a) == 1 and not op.kwargs and not (
                 isinstance(a[0], Value) and a[0] in self._producers
-                and self._producers[a[0]].prim.style == "list"):
+                and self._producers[a[0]].prim.style == "list") and not (
+                isinstance(a[0], Const) and isinstance(a[0].value, (int, float))):
+            # (np.array(2.0) of a number numba makes itself: stack() is for a list)
             self.module.pasted["stack"] = _NUMBA_STACK
             return f"stack({self.operand(a[0])})"
         a = _without_defaults(op.prim.fn, a)

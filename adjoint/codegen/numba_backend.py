@@ -327,7 +327,8 @@ def _power():
 def narrow_ints(args, globals_) -> str | None:
     """Why NumPy could compute another number than numba on these values: an array or
     NumPy scalar of an int type other than int64 (NumPy keeps int8 ... uint64 and wraps
-    around, numba computes in int64 or float64). None when there is none."""
+    around, numba computes in int64 or float64), or a 0-d array. None when there is
+    none."""
     import numpy as np
     todo = list(args) + list(globals_)
     while todo:
@@ -336,6 +337,9 @@ def narrow_ints(args, globals_) -> str | None:
             todo.extend(a)
         elif isinstance(a, dict):
             todo.extend(a.values())
+        elif isinstance(a, np.ndarray) and a.ndim == 0:
+            # the generated code reads it as NumPy does (x * 2.0 a float), numba not
+            return "a 0-d array: numba reads it as an array, NumPy's arithmetic as a number"
         elif isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "iu" and \
                 a.dtype != np.int64:
             what = "array" if isinstance(a, np.ndarray) else "number"
