@@ -149,6 +149,21 @@ def add_at(x, index, value):
     return x
 
 
+def add_into(x, index, value):
+    """`np.add.at(x, index, value)` where x's kind is not known: a dict's or a list's
+    entry gets `value` added (generic code over a dict parameter, `for k in d`)."""
+    if isinstance(x, (dict, list)):
+        x[index] = accum(x[index], value)
+    else:
+        np.add.at(x, index, value)
+
+
+def unsequence(g, xs):
+    """xs's cotangent from that of what `for v in xs` walked by position (structure's
+    `sequence`): `g` itself, but a dict's walk reads its keys, which carry none."""
+    return 0.0 if isinstance(xs, dict) else g
+
+
 def stacked(xs):
     """np.array(xs), in code made for lazy (dask) arrays: a list of them is stacked
     lazily (np.array would compute each one), and a dask array is kept as it is."""

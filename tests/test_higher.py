@@ -397,3 +397,23 @@ def test_hessian_of_an_empty_array_and_with_respect_to_a_dict():
 
 def dict_cubes(p):
     return np.sum(p["a"] ** 3)
+
+
+def shrunk(p):
+    q = {k: p[k] * 0.9 for k in p}
+    return np.sum(q["w"] ** 2) * q["b"]
+
+
+def test_a_loop_over_a_dict_parameter_in_hvp_and_in_generic_code():
+    # round 7, K7b: `for k in p` left a sequence(p) whose rule added a zero per key (an
+    # array) into p's dict cotangent; generic code scattered into the dict with np.add.at
+    p = {"w": np.array([0.3, -0.7, 1.2]), "b": 0.3}
+    c = 0.9 ** 3
+    hv = adjoint.hvp(shrunk)(p, p)
+    np.testing.assert_allclose(hv["w"], 2 * c * (p["b"] * p["w"] + p["w"] * p["b"]))
+    assert hv["b"] == pytest.approx(2 * c * np.sum(p["w"] ** 2))
+    namespace = {}
+    exec(adjoint.source(shrunk), namespace)  # generic: no kinds known
+    g = namespace["shrunk_grad"](p)
+    np.testing.assert_allclose(g["w"], 2 * c * p["w"] * p["b"])
+    assert g["b"] == pytest.approx(c * np.sum(p["w"] ** 2))

@@ -741,7 +741,12 @@ class Emitter:
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:
                 self.lines.append(f"{ind}{target} = {self.copy_of(a[0], a[1])}")
-            if style == "add_at":
+            if style == "add_at" and not self.numba and not self.xp and \
+                    self._container(a[0]) != "ndarray":  # perhaps a dict (generic code)
+                self.module.helpers["add_into"] = runtime.add_into
+                self.lines.append(f"{ind}add_into({target}, {self.operand(a[1])}, "
+                                  f"{self.operand(a[2])})")
+            elif style == "add_at":
                 self.lines.append(f"{ind}np.add.at({target}, {self.operand(a[1])}, "
                                   f"{self.operand(a[2])})")
             else:

@@ -11,9 +11,10 @@ import operator
 import numpy as np
 
 from adjoint import runtime
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
+from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
-from adjoint.runtime import add_at, append, save, setitem, unbroadcast, written, zeros_like
+from adjoint.runtime import (add_at, append, save, setitem, unbroadcast, unsequence, written,
+                             zeros_like)
 
 def tuple_of(*xs):
     """The tuple `(a, b, ...)` built from values."""
@@ -103,6 +104,7 @@ primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
 primitive(sequence, "sequence")
+primitive(unsequence, "unsequence")
 primitive(in_, "in_", "infix", " in ", 5, nondiff=True)
 primitive(not_in, "not_in", "infix", " not in ", 5, nondiff=True)
 primitive(and_, "and_", "infix", " and ", 3, nondiff=True)
@@ -313,10 +315,15 @@ def private_jvp(ans, x, x_dot):
 
 
 @defvjp(sequence)
-def sequence_vjp(g, ans, xs):  # generic code, where xs is taken to be no dict
-    return g
+def sequence_vjp(g, ans, xs):  # generic code: xs may be a dict, whose keys carry none
+    return unsequence(g, xs)
 
 
 @defjvp(sequence)
 def sequence_jvp(ans, xs, xs_dot):
     return xs_dot
+
+
+@deflinear(unsequence)  # linear in g: its own transpose (an hvp differentiates it again)
+def unsequence_vjp(g, ans, h, xs):
+    return unsequence(g, xs)
