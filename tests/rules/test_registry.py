@@ -201,6 +201,7 @@ CASES: dict[str, list[Case]] = {
     "accum": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "element": [case(N(5), 2), case(N(3, 4), (1, 2))],
     "private": unary(N), "sequence": unary(N),
+    "unsequence": [case(N(3), N(3)), case(N(), 2.0)],
     "alias": unary(N),
     "iadd": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),
