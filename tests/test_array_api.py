@@ -70,6 +70,15 @@ def cube_root(x):
 
 
 X8 = R.normal(size=(8, 3))
+def rows_written(A):
+    """B[i] = ... on a matrix (the RNN's H[t] = h): the standard wants B_bar[i, ...]
+    where the gradient reads a row (round 7, K7a)."""
+    B = np.zeros((3, 4))
+    for i in range(3):
+        B[i] = np.tanh(A[i]) * (i + 1)
+    return np.sum(B ** 2)
+
+
 CASES = [
     (tanh_sum, (R.normal(size=5),), 0),
     (logreg, (R.normal(size=3), 0.3, X8, (R.random(8) < 0.5) * 1.0), (0, 1, 2, 3)),
@@ -80,6 +89,7 @@ CASES = [
     (joined, (R.normal(size=3), R.normal(size=(6, 2))), (0, 1)),
     (prefix_fill, (R.normal(size=5),), 0),
     (rows, (R.normal(size=(4, 3)), R.normal(size=3)), (0, 1)),
+    (rows_written, (R.normal(size=(3, 4)),), 0),
 ]
 
 

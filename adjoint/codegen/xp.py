@@ -255,12 +255,22 @@ def expand_to(g, x, axis=None, keepdims=False):
     return xp.broadcast_to(g, tuple(x.shape))
 
 
+def _every_axis(x, index):
+    """The standard wants an index of ints and slices to name every axis: `B[i]` of a
+    matrix is `B[i, ...]`."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if not _is_array(x) or len(parts) >= len(x.shape) or not all(
+            isinstance(p, (int, slice)) and not isinstance(p, bool) for p in parts):
+        return index
+    return parts + (Ellipsis,)
+
+
 def save(x, index):
     """`x[index]` as an independent value: a slice of an array is copied, not viewed
     (runtime.save), so that a later write into `x` cannot change it."""
     if isinstance(x, dict) and index not in x:
         return None
-    v = x[index]
+    v = x[_every_axis(x, index)]
     if _is_array(v):
         from array_api_compat import array_namespace
         return array_namespace(v).asarray(v, copy=True)
