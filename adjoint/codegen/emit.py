@@ -220,6 +220,12 @@ def _with_dependencies(helpers: dict) -> dict:
                                                    len(getattr(kv[1], "__mro__", ())), kv[0])))
 
 
+# calls whose result is an ndarray whatever their arguments (a ufunc's too, but for a
+# scalar, which no index reaches): a scatter-add into it is np.add.at
+_MAKES_ARRAYS = (np.zeros, np.ones, np.empty, np.full, np.array, np.asarray, np.copy,
+                 np.ones_like, np.full_like, np.empty_like, np.arange, np.linspace, np.eye)
+
+
 class Emitter:
     def __init__(self, fn: Function, module: Module, sections: dict[int, str] | None = None,
                  main_file: str | None = None):
@@ -747,8 +753,10 @@ class Emitter:
                 self.lines.append(f"{ind}add_into({target}, {self.operand(a[1])}, "
                                   f"{self.operand(a[2])})")
             elif style == "add_at":
-                self.lines.append(f"{ind}np.add.at({target}, {self.operand(a[1])}, "
-                                  f"{self.operand(a[2])})")
+                index = self.operand(a[1])
+                if "slice(" in index and not self.numba:  # as it reads in a subscript
+                    index = f"np.s_[{self._index(a[0], a[1])}]"
+                self.lines.append(f"{ind}np.add.at({target}, {index}, {self.operand(a[2])})")
             else:
                 sign = "=" if style == "setitem" else "+="
                 value = self.operand(a[2])
@@ -828,7 +836,7 @@ class Emitter:
         return kind is not None and kind.type in ("int", "tuple", "slice", "ndarray", "bool")
 
     def _container(self, o, depth: int = 0):
-        """"dict", "list" or None (an array, or not known): from the kinds, else from the
+        """"dict", "list", "ndarray"... or None (not known): from the kinds, else from the
         op that made `o` (a tangent or cotangent has no kind of its own)."""
         kind = self.facts.kind(o) if self.facts is not None and isinstance(o, Value) else None
         if kind is not None or not isinstance(o, Value) or depth > 50:
@@ -840,7 +848,10 @@ class Emitter:
             return None
         if op.prim.style in ("dict", "list"):
             return op.prim.style
-        if op.prim.style in ("setitem", "iadd_at", "add_at", "append"):
+        if isinstance(op.prim.fn, np.ufunc) or op.prim.fn in _MAKES_ARRAYS:
+            return "ndarray"
+        if op.prim.style in ("setitem", "iadd_at", "add_at", "append") or \
+                op.prim.fn in (np.zeros_like, runtime.zeros_like):  # a cotangent: as its primal
             return self._container(op.args[0], depth + 1)
         return None
 

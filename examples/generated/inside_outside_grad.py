@@ -2,7 +2,7 @@
 # Regenerate with: python examples/inside_outside.py
 # Specialised for log_binary.shape == (3, 3, 3), log_binary.dtype.kind == 'f', log_lexical.shape == (3, 5), log_lexical.dtype.kind == 'f', sentence.shape == (4,), sentence.dtype.kind == 'i' (checked on entry); regenerate it with: adjoint emit inside_outside.py:log_partition --args ... for other arguments.
 import numpy as np
-from adjoint.runtime import add_into, save, unbroadcast
+from adjoint.runtime import save, unbroadcast
 
 def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
     """Gradient of log_partition with respect to (log_binary, log_lexical)."""
@@ -91,7 +91,7 @@ def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
         _t12 = (i, i + 1)
         _t_bar_2 = save(chart_bar, _t12)
         chart_bar[_t12] = 0.0
-        add_into(lexical_bar, (slice(None, None, None), sentence[i]), _t_bar_2)
+        np.add.at(lexical_bar, np.s_[:, sentence[i]], _t_bar_2)
     # line 41: lexical = np.exp(log_lexical)
     log_lexical_bar = lexical_bar * lexical
     # line 40: binary = np.exp(log_binary)
