@@ -25,7 +25,7 @@ from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds
     with_global_checks
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
-from adjoint.frontend.source import parse_function, unwrap
+from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
 from adjoint.higher import HVP, Derivative, nested
 from adjoint.guards import holds, quick_signature, same_facts, signature, signature_kinds
 from adjoint.ir.core import walk_ops
@@ -53,6 +53,38 @@ def _numpy_floats(args: tuple) -> tuple:
         return a
     out = tuple(convert(a) for a in args)
     return out if changed else args
+
+
+def _names(f) -> tuple[str, str]:
+    """f's name and qualified name (a functools.partial's are its function's)."""
+    plain = unwrap_partial(f)
+    return getattr(plain, "__name__", repr(f)), getattr(plain, "__qualname__", repr(f))
+
+
+def bound_arguments(f, ir, args, kwargs=None) -> tuple:
+    """The arguments of a call of f as the lowered function `ir` takes them: one per
+    parameter, in order, with defaults filled in. An argument that a functools.partial
+    bound is read as a closure value: passing it again is refused, not ignored."""
+    import inspect
+    try:
+        bound = inspect.signature(f).bind(*args, **(kwargs or {}))
+    except TypeError as e:
+        raise TypeError(f"{ir.name}(): {e}") from None
+    fixed = sorted(set(kwargs or ()) - set(ir.param_names))
+    if fixed:
+        raise TypeError(f"{ir.name}(): `{fixed[0]}` is bound by the functools.partial; make "
+                        f"a new partial to give it another value")
+    bound.apply_defaults()
+    return tuple(bound.arguments[n] for n in ir.param_names)
+
+
+def _call(f, names: tuple, args: tuple):
+    """f called on `args`, one per parameter in `names`: keyword-only ones by name."""
+    import inspect
+    params = inspect.signature(f).parameters
+    keyword = {n for n in names if params[n].kind == inspect.Parameter.KEYWORD_ONLY}
+    return f(*[a for n, a in zip(names, args) if n not in keyword],
+             **{n: a for n, a in zip(names, args) if n in keyword})
 
 
 def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
@@ -129,8 +161,8 @@ class Transform:
         self._lower()
         self.wrt = self.job.wrt_index
         # named like f, but no __wrapped__: unwrapping a derivative must not reach f
-        self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
-        self.__doc__ = f"The {mode} of {self.f.__name__}."
+        name, self.__qualname__ = _names(self.f)
+        self.__name__, self.__doc__ = f"{mode}({name})", f"The {mode} of {name}."
 
     def _passes(self):
         return contextlib.nullcontext() if self.optimize else pipeline.limited(0)
@@ -153,17 +185,11 @@ class Transform:
         self.quick: dict[tuple, Compiled] = {}  # the same, keyed by quick_signature
 
     def full_args(self, args, kwargs=None) -> tuple:
-        """The arguments, positional, with keywords placed and the function's defaults
-        filled in, as Python would."""
-        if len(args) >= len(self.ir.params) and not kwargs:
+        """The arguments, positional in the order of f's parameters (keyword-only ones
+        too), with keywords placed and the function's defaults filled in, as Python would."""
+        if len(args) == len(self.ir.params) and not kwargs:  # (also: already full)
             return tuple(args)
-        import inspect
-        try:
-            bound = inspect.signature(self.f).bind(*args, **(kwargs or {}))
-        except TypeError as e:
-            raise TypeError(f"{self.ir.name}(): {e}") from None
-        bound.apply_defaults()
-        return tuple(bound.args)
+        return bound_arguments(self.f, self.ir, args, kwargs)
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)
@@ -278,12 +304,12 @@ class Transform:
         return got
 
     def __repr__(self) -> str:
-        return f"<adjoint {self.mode} of {self.f.__qualname__} with respect to {self.wrt_spec!r}>"
+        return f"<adjoint {self.mode} of {_names(self.f)[1]} with respect to {self.wrt_spec!r}>"
 
     def _repr_html_(self) -> str:
         """In a notebook: the generated source of the latest specialisation."""
         if not self.compiled:
-            return (f"<p><code>{self.mode}({self.f.__name__})</code>: not compiled yet; call "
+            return (f"<p><code>{self.mode}({_names(self.f)[0]})</code>: not compiled yet; call "
                     f"it, or see <code>adjoint.source(f, args=...)</code></p>")
         return SourceText(list(self.compiled.values())[-1].source)._repr_html_()
 
@@ -309,7 +335,7 @@ class Transform:
             if numpy_args is args and numpy_extra is extra:
                 raise _located(e, c.path, self.ir) from None
             import copy
-            self.f(*copy.deepcopy(args))  # f's own ZeroDivisionError is the answer
+            _call(self.f, self.ir.param_names, copy.deepcopy(args))  # f's own error is the answer
         c = self.compile(numpy_args)
         try:
             return c.fn(*numpy_args, *numpy_extra)
@@ -381,7 +407,8 @@ class ByDepth:
     def __init__(self, f: Callable, wrt, mode: str, *options):
         self.f, self.wrt_spec, self.mode, self.options = unwrap(f), wrt, mode, options
         self.by_constants: dict[tuple, Transform] = {}
-        self.__name__, self.__qualname__ = f"{mode}({self.f.__name__})", self.f.__qualname__
+        name, self.__qualname__ = _names(self.f)
+        self.__name__ = f"{mode}({name})"
 
     def transform_for(self, args, kwargs=None) -> Transform:
         constants = _int_arguments(self.f, args, kwargs)

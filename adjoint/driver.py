@@ -163,7 +163,7 @@ def emit(c: Compilation) -> str:
     for fn, sections, defaults in c.functions:
         verify(fn)
         if defaults == {-1: "1.0"}:  # grad, value_and_grad: f's own defaults before out_bar
-            defaults = {**literal_defaults(c.f, len(c.ir.params), 1), **defaults}
+            defaults = {**literal_defaults(c.f, c.ir.param_names, 1), **defaults}
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=c.ir.loc.filename if c.ir.loc else None))
     head = HEADER.format(version=__version__, origin=origin(c.f), digest=c.digest[:12] or "-")
@@ -172,13 +172,13 @@ def emit(c: Compilation) -> str:
     return f"{c.source.count(chr(10))} lines"
 
 
-def literal_defaults(f, n_params: int, after: int) -> dict[int, str]:
+def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:
     """f's trailing parameters whose defaults are literals (2.0, None, 'mean', (1, 2)),
     as emit_function's defaults (keyed by position from the end of a function with
     `after` more parameters): an emitted gradient is called as f is."""
     import inspect
     try:
-        params = list(inspect.signature(f).parameters.values())[:n_params]
+        params = [p for p in inspect.signature(f).parameters.values() if p.name in names]
     except (TypeError, ValueError):
         return {}
     out = {}

@@ -38,7 +38,8 @@ from adjoint.frontend.check import check, unsupported_expression, unsupported_st
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import normalize
-from adjoint.frontend.source import Parsed, parse_function, read_attribute, unwrap
+from adjoint.frontend.source import Parsed, parse_function, partial_bindings, read_attribute, \
+    unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -1442,21 +1443,30 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Fun
     check(parsed)
     node = parsed.node
     a = node.args
-    if a.vararg or a.kwarg or a.kwonlyargs or getattr(a, "posonlyargs", None):
-        raise UnsupportedError("only plain positional parameters are supported",
-                               parsed.loc(node), "write def f(x, y, n): ...")
-    names = tuple(p.id for p in a.args)
-    for p, default in zip(a.args[::-1], (getattr(fn, "__defaults__", None) or ())[::-1]):
+    if a.vararg or a.kwarg or getattr(a, "posonlyargs", None):
+        what = "*" + a.vararg.id if a.vararg else "**" + a.kwarg.id if a.kwarg else "/"
+        raise UnsupportedError(f"the parameter list of the differentiated function has "
+                               f"`{what}`: only named parameters are supported here",
+                               parsed.loc(node), "write def f(x, y, *, s=1.0): ...; a helper "
+                               "it calls may take *args")
+    names = tuple(p.id for p in a.args + a.kwonlyargs)
+    plain = unwrap_partial(fn)
+    for p, default in zip(a.args[::-1], (getattr(plain, "__defaults__", None) or ())[::-1]):
         if isinstance(default, types.ModuleType):  # `def f(x, np=np)`: calls on a value
             raise UnsupportedError(f"parameter `{p.id}` defaults to the module "
                                    f"`{default.__name__}`", parsed.loc(p),
                                    f"use the module by its global name, not a parameter")
     low = Lowerer(parsed, facts)
-    if inspect.ismethod(fn):  # a bound method: `self`'s attributes are read as constants
+    if inspect.ismethod(plain):  # a bound method: `self`'s attributes are read as constants
         if not names:
             raise UnsupportedError("a method without a `self` parameter", parsed.loc(node))
-        low.env[names[0]] = Instance(fn.__self__, names[0])
+        low.env[names[0]] = Instance(plain.__self__, names[0])
         names = names[1:]
+    if isinstance(fn, functools.partial):  # its bound arguments are read as closure values
+        for name, value in partial_bindings(fn, names).items():
+            low.env[name] = Global(name, value, None) if isinstance(
+                low.classify(value, name), Global) else low.classify(value, name)
+        names = tuple(n for n in names if n not in low.env)
     params = tuple(Value(n) for n in names)
     low.env.update(zip(names, params))
     for name, value in (constants or {}).items():

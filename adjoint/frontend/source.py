@@ -363,8 +363,44 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
     return Parsed(func, node, filename, tuple(lines))
 
 
+def unwrap_partial(f: Callable) -> Callable:
+    """The function a functools.partial (nested ones too) calls, unwrapped."""
+    while isinstance(f, functools.partial):
+        f = f.func
+    return unwrap(f)
+
+
+def partial_bindings(p: functools.partial, names: tuple) -> dict:
+    """The parameters among `names` (the function's, in order) that partial `p` binds,
+    and their values. They are read as a closure's values are: recorded, so that the
+    code is made again when one is rebound (p.keywords is a dict anyone may change) or
+    when an array bound changes its shape."""
+    inner = partial_bindings(p.func, names) if isinstance(p.func, functools.partial) else {}
+    # positional arguments fill the parameters in order, up to the first bound by name
+    by_name = [i for i, n in enumerate(names) if n in inner and n in _keywords(p.func)]
+    free = [n for n in names[:min(by_name, default=len(names))] if n not in inner]
+    if len(p.args) > len(free):
+        raise UnsupportedError(f"the functools.partial binds {len(p.args)} positional "
+                               f"arguments, but the function takes {len(free)}")
+    _read(Attributes(p), "args", p.args)  # the tuple itself (partial.__setstate__ swaps it)
+    out = dict(inner)
+    for name, value in zip(free, p.args):
+        out[name] = _read({name: value}, name, value)[1]
+    for name, value in p.keywords.items():
+        if name not in names:
+            raise UnsupportedError(f"the functools.partial binds `{name}`, which is not a "
+                                   f"parameter of the function")
+        out[name] = _read(p.keywords, name, value)[1]
+    return out
+
+
+def _keywords(f) -> dict:
+    """The keyword arguments a (nested) partial binds."""
+    return {**_keywords(f.func), **f.keywords} if isinstance(f, functools.partial) else {}
+
+
 def parse_function(func: Callable) -> Parsed:
-    func = unwrap(func)
+    func = unwrap_partial(func)
     if inspect.ismethod(func) and inspect.isfunction(func.__func__):
         func = unwrap(func.__func__)  # a bound method: its function (lowering binds self)
     code = getattr(func, "__code__", None)
