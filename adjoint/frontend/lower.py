@@ -38,8 +38,8 @@ from adjoint.frontend.check import check, unsupported_expression, unsupported_st
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import normalize
-from adjoint.frontend.source import Parsed, parse_function, partial_bindings, read_attribute, \
-    unwrap, unwrap_partial
+from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
+    read_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -993,6 +993,8 @@ class Lowerer:
         if any(k.arg is None for k in node.keywords):
             raise self.error("**kwargs in calls are not supported", node,
                              "pass the arguments by name one by one")
+        if isinstance(node.func, gast.Name) and node.func.id == SET_MARKER:
+            return self.set_of(node.args[0], node)  # a set display (frontend/source.py)
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
         if isinstance(callee, Static) and node.args and isinstance(
@@ -1006,6 +1008,9 @@ class Lowerer:
                                     self.operand(start) if start is not None else Const(0))
             if folded is not None:
                 return folded
+        if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
+                not any(isinstance(a, gast.Starred) for a in node.args):
+            return self.conversion(callee.obj, node, hint)
         for a in node.args:
             if isinstance(a, gast.GeneratorExp) and not (
                     isinstance(callee, Static) and callee.obj in _CONSUMERS):
@@ -1120,6 +1125,10 @@ class Lowerer:
             # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so)
             return self.emit(prim_of(operator.getitem), (args[0], Const(slice(None, None, -1))),
                              hint=hint, node=node)
+        if fn is math.fsum and len(args) == 1 and not kwargs:
+            # a sum (fsum rounds once where the sum rounds at each step: a few ulps)
+            total = self.call(Static(sum), args, kwargs, node, hint)
+            return self.emit(prim_of(float), (total,), hint=hint, node=node)
         if (fn is max or fn is min) and (len(args) != 2 or kwargs):
             return self.extremum(fn, args, kwargs, node, hint)
         entry = registry.lookup(fn)
@@ -1302,6 +1311,135 @@ class Lowerer:
             for n in own:
                 self.env.pop(n, None)
             self.env.update(saved)
+
+    # ------------------------------------- tuple(), list(), dict() and sets
+    def elements(self, node) -> list | None:
+        """The operands a display, a sequence whose elements are known here, or a
+        comprehension over such sequences (unrolled: its conditions must fold) holds, in
+        order; None when the length is known only at run time."""
+        if isinstance(node, (gast.GeneratorExp, gast.ListComp, gast.SetComp)):
+            return self.unrolled(node.elt, node.generators)
+        if isinstance(node, (gast.List, gast.Tuple)):
+            if any(isinstance(e, gast.Starred) for e in node.elts):
+                return None
+            return [self.operand(e) for e in node.elts]
+        return self.elements_of(self.operand(node))
+
+    def elements_of(self, v) -> list | None:
+        value = v.value if isinstance(v, (Const, Global)) else None
+        if isinstance(value, (tuple, list, range)) and all(_literal(e) for e in value):
+            return [Const(e) for e in value]
+        op = self.defs.get(v) if isinstance(v, Value) else None
+        if op is not None and op.prim.fn in (tuple_of, list_of):  # (a write makes a new value)
+            return list(op.args)
+        if op is not None and op.prim.fn is range and all(isinstance(a, Const) for a in op.args):
+            return [Const(e) for e in range(*(a.value for a in op.args))]
+        return None
+
+    def unrolled(self, elt, generators) -> list | None:
+        """A comprehension's elements, its loops run here (their iterables known)."""
+        if not generators:
+            return [self.operand(elt)]
+        g, out = generators[0], []
+        items = self.elements(g.iter)
+        if items is None or g.is_async:
+            return None
+        names = {n.id for n in gast.walk(g.target) if isinstance(n, gast.Name)}
+        saved = {n: self.env[n] for n in names if n in self.env}
+        try:
+            for item in items:
+                if isinstance(g.target, gast.Name):
+                    self.env[g.target.id] = item
+                else:
+                    parts = self.elements_of(item)
+                    if not (isinstance(g.target, gast.Tuple) and parts is not None and all(
+                            isinstance(t, gast.Name) for t in g.target.elts) and
+                            len(parts) == len(g.target.elts)):
+                        return None
+                    self.env.update((t.id, p) for t, p in zip(g.target.elts, parts))
+                conds = [self.operand(c) for c in g.ifs]
+                if not all(isinstance(c, Const) for c in conds):
+                    return None
+                if all(c.value for c in conds):
+                    more = self.unrolled(elt, generators[1:])
+                    if more is None:
+                        return None
+                    out += more
+            return out
+        finally:
+            for n in names:
+                self.env.pop(n, None)
+            self.env.update(saved)
+
+    def conversion(self, fn, node, hint):
+        """`tuple(...)`, `list(...)`, `dict(...)`: the container, its elements known here
+        where the result must be exact (a tuple can be an index), else built in a loop."""
+        args, kwargs = node.args, node.keywords
+        if fn is dict:
+            return self.dict_call(node, hint)
+        if kwargs or len(args) > 1:
+            raise self.error(f"`{fn.__name__}` takes one argument here", node)
+        if not args:
+            return self.emit(prim_of(tuple_of if fn is tuple else list_of), (), hint=hint,
+                             node=node)
+        if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)):
+            return self.comprehension(_copy_loop(self, args[0]), "list", hint)
+        items = self.elements(args[0])
+        if items is None:
+            raise self.error("tuple() of a sequence whose length is known only when the "
+                             "function runs", args[0],
+                             "write the elements, (x[0], x[1]), or keep a list")
+        return self.emit(prim_of(tuple_of if fn is tuple else list_of), items, hint=hint,
+                         node=node)
+
+    def dict_call(self, node, hint):
+        """`dict(a=x, b=y)`, `dict(zip(keys, values))` and `dict([(k, v), ...])` with keys
+        known here, and `dict(d)`, a copy of a dict."""
+        pairs = []
+        if len(node.args) > 1:
+            raise self.error("`dict` takes one argument here", node)
+        if node.args:
+            arg = node.args[0]
+            if _is_call_to(self, arg, zip) and len(arg.args) == 2 and not arg.keywords:
+                ks, vs = self.elements(arg.args[0]), self.elements(arg.args[1])
+                pairs = None if ks is None or vs is None else list(zip(ks, vs))
+            elif isinstance(arg, (gast.List, gast.Tuple, gast.ListComp, gast.GeneratorExp)):
+                items = self.elements(arg)
+                pairs = None if items is None else [self.elements_of(i) for i in items]
+                if pairs is not None and not all(p is not None and len(p) == 2 for p in pairs):
+                    pairs = None
+            else:
+                d = self.operand(arg)
+                if not self.is_dict(d):
+                    raise self.error("dict() of a value not known here to be a dict", arg,
+                                     "build it from keys: dict(zip(keys, values)), or "
+                                     "{k: v for k, v in ...}")
+                if node.keywords:
+                    raise self.error("`dict(d, k=v)` is not supported", node,
+                                     "copy, then set: e = dict(d); e['k'] = v")
+                return self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
+            if pairs is None or not all(isinstance(k, Const) and isinstance(
+                    k.value, (str, int)) for k, _ in pairs):
+                raise self.error("dict() whose keys are not constants known here", arg,
+                                 "give the keys as a list of strings or ints: "
+                                 "dict(zip(['a', 'b'], values))")
+        merged = {k.value: v for k, v in pairs}  # later keys win, as in Python
+        merged.update((k.arg, self.operand(k.value)) for k in node.keywords)
+        return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
+                         hint=hint, node=node)
+
+    def set_of(self, arg, node):
+        """A set display or comprehension: iterated or tested for membership, as the
+        tuple of its elements in the order Python iterates the set. Only constants: a
+        set of computed values has no order that generated code could follow."""
+        items = self.elements(arg)
+        if items is None or not all(isinstance(i, Const) for i in items):
+            raise self.error("sets and set comprehensions must hold constants known here "
+                             "(numbers or strings)", node, "sets are unordered: a set of computed "
+                                               "values, or of values that carry a gradient, "
+                                               "has no order to differentiate in; use a "
+                                               "list or a tuple")
+        return Const(tuple({i.value for i in items}))
 
     # ------------------------------------------------- lambdas and nested defs
     def expr_Lambda(self, node, hint):
@@ -1522,6 +1660,26 @@ _RECURSION_BUDGET, _RECURSION_DEPTH = 256, 20
 # NumPy functions that change an argument in place (and return None)
 _MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_along_axis,
              np.random.shuffle)
+
+
+def _copy_loop(low, node):
+    """`list(xs)` as the comprehension `[e for e in xs]` (`[(a, b) for a, b in zip(...)]`
+    for zip, enumerate and .items(), whose loops unpack)."""
+    n = len(node.args) if _is_call_to(low, node, zip) else 2 if _is_call_to(
+        low, node, enumerate) or _dict_view(node) and node.func.attr == "items" else 0
+
+    def name(i, ctx):
+        return gast.copy_location(gast.Name(id=f"_e{i}", ctx=ctx, annotation=None,
+                                            type_comment=None), node)
+    if n:
+        target = gast.Tuple(elts=[name(i, gast.Store()) for i in range(n)], ctx=gast.Store())
+        elt = gast.Tuple(elts=[name(i, gast.Load()) for i in range(n)], ctx=gast.Load())
+    else:
+        target, elt = name(0, gast.Store()), name(0, gast.Load())
+    gen = gast.comprehension(target=gast.copy_location(target, node), iter=node, ifs=[],
+                             is_async=0)
+    return gast.copy_location(gast.ListComp(elt=gast.copy_location(elt, node),
+                                            generators=[gen]), node)
 
 
 def _mutates(fn) -> bool:

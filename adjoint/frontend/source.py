@@ -325,6 +325,29 @@ def _check_unchanged(func, filename: str, lines: list, node) -> None:
                  "make the derivative again")
 
 
+# a set display or comprehension is read as a call of this name on the list of its
+# elements: lowering turns it into their tuple, when they are constants
+SET_MARKER = "__adjoint_set__"
+
+
+class _Sets(gast.NodeTransformer):
+    def visit_Set(self, node):
+        self.generic_visit(node)
+        return self.marked(gast.List(elts=node.elts, ctx=gast.Load()), node)
+
+    def visit_SetComp(self, node):
+        self.generic_visit(node)
+        return self.marked(gast.GeneratorExp(elt=node.elt, generators=node.generators), node)
+
+    @staticmethod
+    def marked(arg, node):
+        name = gast.Name(id=SET_MARKER, ctx=gast.Load(), annotation=None, type_comment=None)
+        call = gast.Call(func=name, args=[arg], keywords=[])
+        for n in (arg, name, call):
+            gast.copy_location(n, node)
+        return call
+
+
 @functools.lru_cache(maxsize=None)
 def _parse_cached(func: Callable, code_id: int) -> Parsed:
     if isinstance(func, functools.partial) or not inspect.isfunction(func):
@@ -345,7 +368,7 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
     if func.__name__ == "<lambda>":
         node = _lambda_definition(filename, lines, code)
         _check_unchanged(func, filename, lines, node)
-        return Parsed(func, node, filename, tuple(lines))
+        return Parsed(func, _Sets().visit(node), filename, tuple(lines))
     node = _parse_definition(tuple(lines), code.co_firstlineno)
     if node is None:  # not a block that parses on its own: read the whole file
         try:
@@ -360,7 +383,7 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
                                Loc(filename, node.lineno, node.col_offset,
                                    lines[node.lineno - 1]), hint="write a plain `def` function")
     _check_unchanged(func, filename, lines, node)
-    return Parsed(func, node, filename, tuple(lines))
+    return Parsed(func, _Sets().visit(node), filename, tuple(lines))
 
 
 def unwrap_partial(f: Callable) -> Callable:
