@@ -7,6 +7,8 @@ and hvp against central differences of the gradient; each refusal is located."""
 import functools
 import inspect
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,26 @@ from adjoint.testing import check_program
 
 X = np.array([0.5, -1.0, 2.0])
 V = np.array([0.3, 0.7, -0.2])
+GOLDEN = Path(__file__).parent / "golden" / "partial_ridge_grad.py"
+
+
+def ridge(w, data, y, lam):  # the golden's program: keep it first (lines are quoted)
+    return np.sum((data @ w - y) ** 2) + lam * np.sum(w ** 2)
+
+
+def test_partial_bound_loss_golden():
+    """The gradient of a partial reads the bound `lam` as a number, as a closure's:
+    regenerate with ADJOINT_UPDATE_GOLDEN=1 after an intended change."""
+    rng = np.random.default_rng(0)
+    args = (rng.normal(size=3), rng.normal(size=(5, 3)), rng.normal(size=5))
+    p = functools.partial(ridge, lam=0.1)
+    text = adjoint.source(p, args=args)
+    body = text.split("\n", 1)[1]
+    if os.environ.get("ADJOINT_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text.split("\n", 1)[0].split(" from ")[0] +
+                          " from tests/test_constructs_more.py:ridge.\n" + body)
+    assert body == GOLDEN.read_text().split("\n", 1)[1]
+    check_program(p, *args, wrt=0)
 
 
 def refused(f, *args, at: str, says: str):
