@@ -147,6 +147,24 @@ def test_partial_bound_array_is_read_when_called():
     assert np.allclose(gk(x=X), 0.5 * np.cos(X))
 
 
+class Scaled:
+    def __init__(self, w):
+        self.w = w
+
+    def loss(self, x, a):
+        return np.sum(np.sin(self.w * x)) * a
+
+
+def test_partial_of_a_bound_method_and_of_a_lambda():
+    model = Scaled(np.array([2.0, 1.0, -1.0]))
+    p = functools.partial(model.loss, a=3.0)
+    assert np.allclose(adjoint.grad(p)(X), 3.0 * model.w * np.cos(model.w * X))
+    cube = functools.partial(lambda x, k: np.sum(x ** k), k=3)
+    assert np.allclose(adjoint.grad(cube)(X), 3 * X ** 2)
+    out, pullback = adjoint.vjp(cube, X)
+    assert np.isclose(out, np.sum(X ** 3)) and np.allclose(pullback(2.0), 6 * X ** 2)
+
+
 def test_partial_bound_keyword_cannot_be_passed_again():
     g = adjoint.grad(functools.partial(loss, a=2.0))
     with pytest.raises(TypeError, match="bound by the functools.partial"):
@@ -207,6 +225,19 @@ def list_of_array_and_zip(x):
 def test_list_of_an_array_and_of_zip():
     (g,) = check_program(list_of_array_and_zip, X)
     assert np.allclose(g, [X[2] + X[1] + 1, X[0] + X[2], X[1] + X[0]])
+
+
+def list_of_views(x):
+    d = {"a": x[0], "b": x[1] ** 2}
+    s = sum(list(d.values())) + sum(tuple(range(3)))
+    for i, v in list(enumerate(x)):
+        s = s + i * v
+    return s + len(set([1, 2, 2]))
+
+
+def test_list_of_dict_values_and_enumerate():
+    (g,) = check_program(list_of_views, X)
+    assert np.allclose(g, [1.0, 2 * X[1] + 1, 2.0])
 
 
 def tuple_of_array(x):

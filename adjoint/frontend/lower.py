@@ -1011,6 +1011,9 @@ class Lowerer:
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
                 not any(isinstance(a, gast.Starred) for a in node.args):
             return self.conversion(callee.obj, node, hint)
+        if isinstance(callee, Static) and callee.obj in (set, frozenset) and \
+                len(node.args) == 1 and not node.keywords:
+            return self.set_of(node.args[0], node)
         for a in node.args:
             if isinstance(a, gast.GeneratorExp) and not (
                     isinstance(callee, Static) and callee.obj in _CONSUMERS):

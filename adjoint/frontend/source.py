@@ -405,7 +405,10 @@ def partial_bindings(p: functools.partial, names: tuple) -> dict:
     if len(p.args) > len(free):
         raise UnsupportedError(f"the functools.partial binds {len(p.args)} positional "
                                f"arguments, but the function takes {len(free)}")
-    _read(Attributes(p), "args", p.args)  # the tuple itself (partial.__setstate__ swaps it)
+    # the tuple itself and the function (partial.__setstate__ swaps them; autoreload
+    # swaps a function's __code__, which a guarded function's check sees)
+    _read(Attributes(p), "args", p.args)
+    _read(Attributes(p), "func", p.func)
     out = dict(inner)
     for name, value in zip(free, p.args):
         out[name] = _read({name: value}, name, value)[1]
