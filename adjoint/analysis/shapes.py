@@ -185,6 +185,7 @@ _PLAIN_KINDS = {bool: Kind("bool", ()), np.bool_: Kind("bool", ()), int: Kind("i
                 np.float64: Kind("float", ())}
 _PLAIN_SIZES = {t: sys.getsizeof(t()) for t in _PLAIN_KINDS if t is not int}  # an int grows
 _SMALL_INT_SIZE = sys.getsizeof(1)
+_SMALL = 2 ** 30  # ints below it in magnitude take _SMALL_INT_SIZE bytes
 
 
 class Observed(Facts):
@@ -198,6 +199,11 @@ class Observed(Facts):
         self.lazy: LazyUses | None = None  # set by observe: the uses a lazy value refuses
 
     def record(self, v: Value, x) -> None:
+        k = _PLAIN_KINDS.get(type(x))
+        if k is not None and self.kinds.get(v) is k and (type(x) is not int or
+                                                         -_SMALL < x < _SMALL):
+            self.counts[v] += 1  # a float (or small int) seen before: nothing new to learn
+            return
         self.counts[v] = self.counts.get(v, 0) + 1
         size = nbytes(x)
         if size > self.bytes.get(v, -1):
@@ -214,6 +220,13 @@ class Observed(Facts):
             self.mixed.setdefault(v, set()).update((k.type,) if old is UNKNOWN else
                                                    (k.type, old.type))
             self.kinds[v] = UNKNOWN
+
+    def copy(self) -> "Observed":
+        """Another Observed with the same facts, which the compiler may add to."""
+        other = Observed()
+        other.kinds, other.counts = dict(self.kinds), dict(self.counts)
+        other.bytes, other.mixed = dict(self.bytes), {v: set(t) for v, t in self.mixed.items()}
+        return other
 
     def types(self, v) -> set:
         """The types (float, list, ...) `v` was seen with: one, unless its kind varied
