@@ -285,7 +285,8 @@ class Transform:
 
         def make_source():
             with self._passes():
-                job = _emit(replace(self.job, args=args, digest=digest, log=[]),
+                job = _emit(replace(self.job, args=args, digest=digest, log=[],
+                                    facts=facts and facts.copy()),
                             self.backend, xp or "")
             holder["source"] = job.source
             return job.source

@@ -78,7 +78,8 @@ def prepare_stage(c: Compilation) -> str:
 
 def observe_stage(c: Compilation) -> str:
     _check_no_lazy_globals(c.ir)
-    c.facts = facts_for(c.lowered, c.ir, c.args)
+    if c.facts is None:  # else observed already, on these arguments (an int's value keys)
+        c.facts = facts_for(c.lowered, c.ir, c.args)
     c.ir = resolve_sequences(c.ir, c.facts)  # `for k in d` walks keys(d) where d is a dict
     check_scalar_output(c.ir, c.facts, c.mode)
     return f"{len(c.facts.kinds)} values' kinds" if c.args is not None else "no call: generic"
