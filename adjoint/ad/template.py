@@ -33,6 +33,7 @@ class TemplateLowerer(Lowerer):
     def __init__(self, parsed: Parsed, facts, template: dict):
         super().__init__(parsed, facts)
         self.template = template
+        self._shapes: dict = {}  # shape() of the values it derived a shape for
 
     def _fold(self, prim, entry, args, kwargs):
         if entry is None or not entry.pure:
@@ -109,34 +110,43 @@ class TemplateLowerer(Lowerer):
                 return self.emit(prim_of(operator.matmul), pair)
         return None
 
-    def shape(self, o):
+    def shape(self, o, depth: int = 0):
         """The static shape of an operand inside a rule template, if known.
 
         A template's cotangent `g` has the shape of `ans`; `g[i]` and `save(g, i)`
-        have the shape of the indexed region; elementwise results broadcast."""
+        have the shape of the indexed region; elementwise results broadcast. A value
+        observed has its observed shape; the walk up the definitions stops after a few
+        steps (a long straight-line function would otherwise be walked to its start for
+        every rule, and past Python's recursion limit): unknown is always safe."""
         if o is self.template.get("g"):
             return self.facts.shape(self.template["ans"])
+        known = self.facts.shape(o)
         call = self.defs.get(o) if isinstance(o, Value) else None
-        if call is not None and call.prim.fn in (operator.getitem, runtime.save, runtime.element):
-            return _indexed_shape(self.shape(call.args[0]), call.args[1], self.facts)
-        if call is not None and call.prim.fn is np.broadcast_to and isinstance(
-                call.args[1], Const):
+        if known is not None or call is None or depth > 16:
+            return known
+        if o not in self._shapes:  # x * x: each operand once
+            self._shapes[o] = self._derived_shape(call, depth + 1)
+        return self._shapes[o]
+
+    def _derived_shape(self, call: Call, up: int):
+        if call.prim.fn in (operator.getitem, runtime.save, runtime.element):
+            return _indexed_shape(self.shape(call.args[0], up), call.args[1], self.facts)
+        if call.prim.fn is np.broadcast_to and isinstance(call.args[1], Const):
             s = call.args[1].value
             return (s,) if isinstance(s, int) else tuple(s)
-        if call is not None and call.prim.fn is operator.matmul:
-            a, b = (self.shape(x) for x in call.args)  # a contraction, not a broadcast
+        if call.prim.fn is operator.matmul:
+            a, b = (self.shape(x, up) for x in call.args)  # a contraction, not a broadcast
             return matmul_shape(a, b) if a is not None and b is not None else None
-        if call is not None and ((call.prim.style in ("infix", "prefix") and
-                                  call.prim.precedence >= 10) or
-                                 (isinstance(call.prim.fn, np.ufunc) and not call.kwargs) or
-                                 (call.prim.fn is np.where and len(call.args) == 3)):
-            shapes = [self.shape(a) for a in call.args]
+        if (call.prim.style in ("infix", "prefix") and call.prim.precedence >= 10) or \
+                (isinstance(call.prim.fn, np.ufunc) and not call.kwargs) or \
+                (call.prim.fn is np.where and len(call.args) == 3):
+            shapes = [self.shape(a, up) for a in call.args]
             if all(s is not None for s in shapes):
                 try:
                     return np.broadcast_shapes(*shapes)
                 except ValueError:
                     return None
-        return self.facts.shape(o)
+        return None
 
     def expand(self, args, kwargs):
         """`expand_to(g, x, axis, keepdims)` with x's shape known: x is read for its shape

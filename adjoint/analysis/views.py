@@ -390,7 +390,8 @@ def _carried_types(fn: Function, facts) -> dict:
 
     def find(v):
         while parent.get(v, v) is not v:
-            v = parent[v]
+            up = parent[v]
+            parent[v] = v = parent.get(up, up)  # path halving: chains grow with fn
         return v
 
     for _, _, a, b in ties(fn.body):
@@ -421,7 +422,8 @@ def written_arrays(fn: Function) -> set:
 
     def find(v):
         while parent.get(v, v) is not v:
-            v = parent[v]
+            up = parent[v]
+            parent[v] = v = parent.get(up, up)  # path halving: chains grow with fn
         return v
 
     writes = []

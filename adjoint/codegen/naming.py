@@ -11,6 +11,8 @@ Names never collide with reserved ones (modules, helpers, globals, builtins).
 """
 from __future__ import annotations
 
+import bisect
+import heapq
 import keyword
 
 from adjoint.analysis.liveness import Liveness, ties, walk_calls
@@ -27,6 +29,7 @@ RESTACKED = ("_tape", "_u", "_v")
 class Namer:
     def __init__(self, fn: Function, inlined: dict, reserved: set[str]):
         self.reserved = set(reserved) | set(keyword.kwlist)
+        self.counters: dict[str, int] = {}  # hint -> the next number to try (_fresh)
         pairs = list(ties(fn.body))
         # Ties are merged on liveness that counts a yield as a free move. A yield whose tie
         # is then refused becomes a real copy, a read at the end of its block, and may now
@@ -72,15 +75,23 @@ class Namer:
             # a refused write and its array never share a name, whichever is named first
             taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
             taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}
+            start, first = min(s for s, _ in own), own[0]
             for entry in free.get(hint, []) if reusable else ():
-                if not _overlap(entry[1], own) and entry[0] not in taboo:
+                # entry: [name, its values' spans, their last end]. The roots come in
+                # order of start: most often `own` starts after the name's last use, or
+                # overlaps the span added last (a value kept for the backward sweep)
+                last = entry[1][-1]
+                if entry[0] not in taboo and (entry[2] <= start or not (
+                        last[0] < first[1] and first[0] < last[1]) and
+                        not _overlap(entry[1], own)):
                     chosen = entry
                     break
             if chosen is None:
-                chosen = (self._fresh(hint), [])
+                chosen = [self._fresh(hint), [], -1]
                 if reusable:  # a parameter's name always means the parameter
                     free.setdefault(hint, []).append(chosen)
             chosen[1].extend(own)
+            chosen[2] = max(chosen[2], max(e for _, e in own))
             self.names[root] = chosen[0]
 
     def _merge(self, fn: Function, inlined: dict, pairs: list, reads: set):
@@ -91,9 +102,7 @@ class Namer:
         parent: dict = {}
 
         def find(v):
-            while parent.get(v, v) is not v:
-                v = parent[v]
-            return v
+            return _root(v, parent)
 
         spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
         # an in-place write is decided on liveness where every yield is a use: a yield
@@ -101,6 +110,7 @@ class Namer:
         strict = Liveness(fn, inlined, set())
         strict_spans = {v: list(strict.span(v)) for v in strict.defs if v not in inlined}
         aliases = alias_classes(fn)
+        crossing: dict = {}
         refused: dict = {}
         merged = set()
         user_names = {v: ({v.name} if not v.name.startswith("_") else set()) for v in live.defs}
@@ -142,7 +152,7 @@ class Namer:
                 # one name for two source variables would mislead: `y_bar = z_bar` instead
                 if len(user_names[ra] | user_names[rb]) > 1:
                     continue
-            if write and not _write_ok(a, b, aliases, strict, fn):
+            if write and not _write_ok(a, b, aliases, strict, crossing):
                 refused[a] = b  # written as a copy: must not take the array's name
                 continue
             parent[rb] = ra
@@ -155,18 +165,16 @@ class Namer:
         return find, parent, merged, refused
 
     def _fresh(self, hint: str) -> str:
-        if hint == "_t":
-            k = 1
-            while f"_t{k}" in self.reserved:
-                k += 1
-            name = f"_t{k}"
-        else:
-            name, k = hint, 0
-            while name in self.reserved:
-                k += 1
-                name = f"{hint}_{k}"
-        self.reserved.add(name)
-        return name
+        # counting on from the last name given for this hint finds the same name as
+        # counting from 0 (names are only ever added), without a walk over them all
+        k = self.counters.get(hint, 1 if hint == "_t" else 0)
+        spell = (lambda k: f"_t{k}") if hint == "_t" else \
+            (lambda k: f"{hint}_{k}" if k else hint)
+        while spell(k) in self.reserved:
+            k += 1
+        self.counters[hint] = k + 1
+        self.reserved.add(spell(k))
+        return spell(k)
 
     def __call__(self, v: Value) -> str:
         return self.names[self.find(v)]
@@ -186,9 +194,7 @@ def alias_classes(fn: Function) -> dict:
     parent: dict = {}
 
     def find(v):
-        while parent.get(v, v) is not v:
-            v = parent[v]
-        return v
+        return _root(v, parent)
 
     def union(a, b):
         if isinstance(a, Value) and isinstance(b, Value):
@@ -263,19 +269,38 @@ def _foreign_buffers(fn: Function) -> set:
     return out
 
 
-def _write_ok(result, storage, aliases, live, fn) -> bool:
+def _write_ok(result, storage, aliases, live, crossing: dict) -> bool:
     """An in-place write is safe when nothing else that may share the buffer is
-    still live across it, and the buffer is not the caller's or read-only."""
+    still live across it, and the buffer is not the caller's or read-only.
+    `crossing` caches each alias group's spans, sorted (see _live_across)."""
     if storage in aliases.get("foreign", ()):
         return False
     group = aliases.get(storage, {storage})
     at = live.defs[result]
-    for m in group:
-        if m is storage or m is result:
-            continue
-        if any(start < at < end for start, end in live.span(m)):
-            return False
-    return True
+    return not (_live_across(group, live, crossing, at) - {storage, result})
+
+
+def _live_across(group: set, live, crossing: dict, at: int) -> set:
+    """The members of `group` live across point `at` (a span start < at < end). The
+    group's spans sorted by start, with the largest end so far, end the walk back early:
+    a long function writes in place a thousand times into one alias group."""
+    key = id(group)
+    if key not in crossing:
+        spans = sorted(((s, e, m) for m in group for s, e in live.span(m)), key=lambda t: t[0])
+        reach, most = [], -1
+        for _, e, _ in spans:
+            most = max(most, e)
+            reach.append(most)
+        # the group is kept with them: its id is the key, and must not be reused
+        crossing[key] = ([s for s, _, _ in spans], spans, reach, group)
+    starts, spans, reach, _ = crossing[key]
+    out = set()
+    j = bisect.bisect_left(starts, at) - 1
+    while j >= 0 and reach[j] > at:
+        if spans[j][1] > at:
+            out.add(spans[j][2])
+        j -= 1
+    return out
 
 
 def _clashes(live: Liveness, find, inlined) -> set:
@@ -286,10 +311,24 @@ def _clashes(live: Liveness, find, inlined) -> set:
             members.setdefault(find(v), []).append(v)
     out = set()
     for group in members.values():
-        for i, a in enumerate(group):
-            for b in group[i + 1:]:
-                if _overlap(live.span(a), live.span(b)):
-                    out.update((a, b))
+        if len(group) > 1:
+            out |= _overlapping([(s, e, v) for v in group for s, e in live.span(v)])
+    return out
+
+
+def _overlapping(spans: list) -> set:
+    """The owners of spans (start, end, owner) that overlap a span of another owner, as
+    _overlap has it: one sweep in order of start (a name a long function reuses for a
+    thousand values would take a million pairwise tests)."""
+    out: set = set()
+    active: list = []  # a heap of (end, order, start, owner): the spans not yet ended
+    for k, (s, e, v) in enumerate(sorted(spans, key=lambda t: (t[0], t[1]))):
+        while active and active[0][0] <= s:
+            heapq.heappop(active)
+        for _, _, s1, w in active:
+            if w is not v and s1 < e:
+                out.update((v, w))
+        heapq.heappush(active, (e, k, s, v))
     return out
 
 
@@ -333,7 +372,11 @@ def _param_clash(ra, rb, parent, fn: Function) -> bool:
 
 
 def _root(v, parent):
+    """The representative of v's class; each step halves the path (a union-find whose
+    chains grow with the function would make every lookup walk them)."""
     while parent.get(v, v) is not v:
+        up = parent[v]
+        parent[v] = parent.get(up, up)
         v = parent[v]
     return v
 

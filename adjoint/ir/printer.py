@@ -21,13 +21,19 @@ class Names:
     def __init__(self) -> None:
         self.names: dict[Value, str] = {}
         self.taken: set[str] = set()
+        self.counters: dict[str, int] = {}  # hint -> the next number to try
 
     def __call__(self, v: Value) -> str:
         if v not in self.names:
-            base, name, k = v.name, v.name, 0
+            # from the last number given to this hint: the same name as counting from
+            # 0 would find (names are only added), in constant time
+            base = v.name
+            k = self.counters.get(base, 0)
+            name = f"{base}_{k}" if k else base
             while name in self.taken:
                 k += 1
                 name = f"{base}_{k}"
+            self.counters[base] = k + 1
             self.taken.add(name)
             self.names[v] = name
         return self.names[v]
