@@ -20,7 +20,7 @@ from adjoint.analysis.shapes import array_library, as_numpy, kind_of
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
-from adjoint.driver import Compilation, check_wrt_kinds, facts_for, global_kinds, leaves, \
+from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_for, global_kinds, leaves, \
     globals_namespace, origin, origins, portable_header, run, with_entry_check, \
     with_global_checks
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
@@ -59,23 +59,6 @@ def _names(f) -> tuple[str, str]:
     """f's name and qualified name (a functools.partial's are its function's)."""
     plain = unwrap_partial(f)
     return getattr(plain, "__name__", repr(f)), getattr(plain, "__qualname__", repr(f))
-
-
-def bound_arguments(f, ir, args, kwargs=None) -> tuple:
-    """The arguments of a call of f as the lowered function `ir` takes them: one per
-    parameter, in order, with defaults filled in. An argument that a functools.partial
-    bound is read as a closure value: passing it again is refused, not ignored."""
-    import inspect
-    try:
-        bound = inspect.signature(f).bind(*args, **(kwargs or {}))
-    except TypeError as e:
-        raise TypeError(f"{ir.name}(): {e}") from None
-    fixed = sorted(set(kwargs or ()) - set(ir.param_names))
-    if fixed:
-        raise TypeError(f"{ir.name}(): `{fixed[0]}` is bound by the functools.partial; make "
-                        f"a new partial to give it another value")
-    bound.apply_defaults()
-    return tuple(bound.arguments[n] for n in ir.param_names)
 
 
 def _call(f, names: tuple, args: tuple):

@@ -173,6 +173,23 @@ def emit(c: Compilation) -> str:
     return f"{c.source.count(chr(10))} lines"
 
 
+def bound_arguments(f, ir, args, kwargs=None) -> tuple:
+    """The arguments of a call of f as the lowered function `ir` takes them: one per
+    parameter, in order, with defaults filled in. An argument that a functools.partial
+    bound is read as a closure value: passing it again is refused, not ignored."""
+    import inspect
+    try:
+        bound = inspect.signature(f).bind(*args, **(kwargs or {}))
+    except TypeError as e:
+        raise TypeError(f"{ir.name}(): {e}") from None
+    fixed = sorted(set(kwargs or ()) - set(ir.param_names))
+    if fixed:
+        raise TypeError(f"{ir.name}(): `{fixed[0]}` is bound by the functools.partial; make "
+                        f"a new partial to give it another value")
+    bound.apply_defaults()
+    return tuple(bound.arguments[n] for n in ir.param_names)
+
+
 def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:
     """f's trailing parameters whose defaults are literals (2.0, None, 'mean', (1, 2)),
     as emit_function's defaults (keyed by position from the end of a function with

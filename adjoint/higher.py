@@ -18,7 +18,6 @@ A `Derivative` is a list of steps applied to f's IR:
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 
 import numpy as np
@@ -27,8 +26,8 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.driver import HEADER, check_scalar_output, check_wrt_kinds, facts_for, \
-    global_kinds, globals_namespace, normalize_wrt, origin, origins
+from adjoint.driver import HEADER, bound_arguments, check_scalar_output, check_wrt_kinds, \
+    facts_for, global_kinds, globals_namespace, normalize_wrt, origin, origins
 from adjoint.guards import lower_watched, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
@@ -137,25 +136,21 @@ class Derivative:
         self.compiled: dict = {}
         self.sources: dict = {}
         self.guards: tuple = ()  # what lowering f read: a change drops every specialisation
-        self.arity: int | None = None  # f's positional parameters, once known
+        self.lowered = None  # f as lowered, for its parameters (full_args)
+        self.lowered_guards: tuple = ()
 
     def full_args(self, args, kwargs=None) -> tuple:
-        """The arguments with f's keywords placed and defaults filled in, as Python would.
-        A vjp or dot step adds a parameter after f's own: the call passes it last, after
-        f's positional arguments (keywords are f's, and are not differentiated)."""
+        """The arguments, one per parameter of f as lowered (keyword-only ones too), with
+        f's keywords placed and defaults filled in, as Python would. A vjp or dot step
+        adds a parameter after f's own: the call passes it last, after f's positional
+        arguments (keywords are f's, and are not differentiated)."""
         n_extra = sum(kind in ("vjp", "dot") for kind, _ in self.steps)
-        if self.arity is None:
-            self.arity = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                             for p in inspect.signature(self.f).parameters.values())
-        if len(args) >= self.arity + n_extra and not kwargs:
+        if self.lowered is None or stale(self.lowered_guards):
+            self.lowered, self.lowered_guards = lower_watched(self.f)
+        if len(args) == len(self.lowered.params) + n_extra and not kwargs:
             return tuple(args)
         own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
-        try:
-            bound = inspect.signature(self.f).bind(*own, **(kwargs or {}))
-        except TypeError as e:
-            raise TypeError(f"{self.f.__name__}(): {e}") from None
-        bound.apply_defaults()
-        return tuple(bound.args) + tuple(extra)
+        return bound_arguments(self.f, self.lowered, own, kwargs) + tuple(extra)
 
     def source(self, *args) -> str:
         """The generated module of this derivative for `args`' signature."""

@@ -87,6 +87,20 @@ def test_keyword_only_parameters():
     check_program(keyword_only, X)
 
 
+def test_keyword_only_parameters_in_second_derivatives():
+    """hvp, hessian and grad of grad place keyword-only arguments as grad does."""
+    hv = adjoint.hvp(keyword_only)(X, V, s=3.0)
+    assert np.allclose(hv, numeric_hvp(lambda x: keyword_only(x, s=3.0), X, V), atol=1e-6)
+    assert np.allclose(adjoint.hvp(keyword_only)(X, V), (-2 * np.sin(X) + 6 * X) * V)
+    assert np.allclose(adjoint.hessian(keyword_only)(X, s=1.0), np.diag(-np.sin(X) + 6 * X))
+
+    def cubic(x, *, s=2.0):
+        return s * x ** 3
+
+    assert np.isclose(adjoint.grad(adjoint.grad(cubic))(1.5), 2.0 * 6 * 1.5)
+    assert np.isclose(adjoint.grad(adjoint.grad(cubic))(1.5, s=1.0), 6 * 1.5)
+
+
 def star_args(x, *rest):
     return np.sum(x)
 
@@ -110,9 +124,9 @@ def test_partial_by_keyword_and_by_position():
     _, dot = adjoint.jvp(p)(X, V)
     assert np.isclose(dot, want @ V)
     check_program(p, X)
-    whole = functools.partial(loss, a=2.0, b=0.5)  # (hvp of one with keyword-only
-    assert np.allclose(adjoint.hvp(whole)(X, V),  # parameters left: see higher.py)
-                       numeric_hvp(whole, X, V), atol=1e-6)
+    assert np.allclose(adjoint.hvp(p)(X, V), numeric_hvp(p, X, V), atol=1e-6)
+    assert np.allclose(adjoint.hvp(p)(X, V, b=0.5),
+                       numeric_hvp(functools.partial(p, b=0.5), X, V), atol=1e-6)
     # positional: binds w; the gradient is taken with respect to a (and b by name)
     q = functools.partial(loss, X)
     assert np.isclose(adjoint.grad(q)(0.7), numeric_grad(lambda a: q(a[0]), np.array([0.7]))[0])

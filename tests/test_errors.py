@@ -197,9 +197,9 @@ CASES = [
             e = {**d, "b": x}  # <-
             return e["a"]
         """, token="{**"),
-    Case("keyword-only-parameter", UnsupportedError, """
-        def f(x, *, k=2.0):  # <-
-            return x * k
+    Case("varargs-parameter", UnsupportedError, """
+        def f(x, *rest):  # <-
+            return x * 2.0
         """, token="def"),
     Case("attribute-assignment", UnsupportedError, """
         import types
