@@ -124,6 +124,31 @@ def test_hvp_costs_a_small_constant_times_the_gradient_in_operations():
     assert sum(line.lstrip().startswith("for ") for line in text.splitlines()) == 2
 
 
+def cross_entropy(W, X, Y):
+    logits = np.tanh(X @ W)
+    z = logits - np.max(logits, axis=1, keepdims=True)
+    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    return -np.mean(np.sum(Y * logp, axis=1))
+
+
+def test_hvp_of_a_cross_entropy_has_no_zero_buffers_or_broadcasts():
+    """A tangent added into a cotangent that has none (`a_bar += b`, a_bar's tangent
+    zero) is the added tangent, not a zero array added to; the cotangent of a mean of
+    row sums is the scalar times Y, not a broadcast, expanded, then unbroadcast."""
+    rng = np.random.default_rng(3)
+    W, X = rng.normal(size=(4, 3)), rng.normal(size=(5, 4))
+    Y, V = np.eye(3)[[0, 2, 1, 1, 0]], rng.normal(size=(4, 3))
+    h = adjoint.hvp(cross_entropy)
+    got = h(W, X, Y, V)
+    eps = 1e-6
+    g = adjoint.grad(cross_entropy)
+    np.testing.assert_allclose(got, (g(W + eps * V, X, Y) - g(W - eps * V, X, Y)) / (2 * eps),
+                               rtol=1e-5, atol=1e-8)
+    text = h.source(W, X, Y, V)
+    assert "zeros_like" not in text and "broadcast_to" not in text, text
+    assert "unbroadcast" not in adjoint.source(cross_entropy, args=(W, X, Y))
+
+
 def ridge_train(theta, X, y, lam):
     r = X @ theta - y
     return np.sum(r * r) + lam * np.sum(theta * theta)

@@ -40,7 +40,7 @@ from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Opera
     While, prune, relocate, walk_ops
 from adjoint.rules import registry
 from adjoint.rules.registry import primitive
-from adjoint.rules.tape import iadd_at
+from adjoint.rules.tape import iadd, iadd_at
 
 # ops that write into their first operand in generated code
 _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "**", "//", "%", "<", "<=", ">", ">=", "==", "!=",
@@ -128,7 +128,7 @@ class TangentLowerer(TemplateLowerer):
         if len(zeros) == len(dep):  # linear in its tangents, all of which are zero
             return self.fwd.zero_result(prim, args, kwargs, zeros)
         fwd = self.fwd
-        if fn is operator.add and not kwargs:
+        if fn in (operator.add, iadd) and not kwargs:  # iadd: `a += b` as a value
             a, b = args
             if isinstance(a, Zero) and fwd.absorbs(b, a):
                 return b

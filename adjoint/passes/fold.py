@@ -71,7 +71,8 @@ def constant_factor(fn, args, defs):
 # costs a call and, after a product, a full array. These rewrites drop it where
 # the result's shape stays the same.
 
-ELEMENTWISE = (operator.add, operator.sub, operator.mul, operator.truediv)
+ELEMENTWISE = (operator.add, operator.sub, operator.mul, operator.truediv,
+               operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge)
 
 
 def _call(defs, o, fn):
@@ -104,12 +105,27 @@ def _leading_axes_dropped(defs, a, shape):
     return op.args[0] if sorted(ax % ndim for ax in axes) == list(range(len(axes))) else a
 
 
+def _repeated(defs, a, shape):
+    """The 0-d value that `a` only repeats, when `a` is broadcasts and expand_dims of it
+    (`np.expand_dims(np.broadcast_to(g, (n,)), 1)`, the cotangent of a mean of row
+    sums): against an operand of at least a's shape, the value itself does the same."""
+    inner = a
+    while True:
+        op = _call(defs, inner, np.expand_dims) or _call(defs, inner, np.broadcast_to)
+        if op is None:
+            break
+        inner = op.args[0]
+    return inner if inner is not a and shape(inner) == () else None
+
+
 def unbroadcast_operand(fn, args, defs, shape):
     """Rewrite `fn(*args)` for an elementwise binary `fn` with an operand
     `np.broadcast_to(a, S)`:
 
         broadcast_to(a, S) * b   ==>   a * b                  (b has shape S)
         broadcast_to(a, S) * c   ==>   broadcast_to(a * c, S) (c a scalar)
+
+(in the first, `a` loses the expand_dims and broadcasts that only repeat a 0-d value)
 
     Returns ("args", new_args) or ("outside", new_args, S), or None.
     """
@@ -123,7 +139,8 @@ def unbroadcast_operand(fn, args, defs, shape):
         other = shape(args[1 - i])
         new = list(args)
         if other == target:
-            new[i] = _leading_axes_dropped(defs, a, shape)
+            scalar = _repeated(defs, a, shape)
+            new[i] = scalar if scalar is not None else _leading_axes_dropped(defs, a, shape)
             return "args", tuple(new)
         if other == ():
             new[i] = a
