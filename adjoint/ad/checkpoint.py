@@ -27,7 +27,7 @@ gradient, which runs the call's forward again before its adjoint.
 from __future__ import annotations
 
 import operator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,21 +69,64 @@ def _refuse_draws(op: For) -> None:
                        f"of another draw", draw.loc or op.loc, DRAW_HINT)
 
 
-def reverse_checkpointed(R, op: For, adj: dict) -> None:
+@dataclass
+class _Steps:
+    """A checkpointed region's step function and step gradient, as the reverse sweep
+    calls them: which of the loop's carried values (`slots`) and which free values read
+    inside (`accs`) carry cotangents, and which accumulators take outer-product buffers."""
 
+    args: list        # the loop's carried values, as the body names them
+    free: list        # what the body reads from outside
+    slots: list       # positions in `args` whose cotangents flow
+    accs: list        # free values with cotangents (accumulated over the steps)
+    buffered: set     # positions in `accs` that take an outer_sum buffer
+    call_step: Prim
+    call_grad: Prim
+
+
+def reverse_checkpointed(R, op: For, adj: dict) -> None:
+    """The reverse of checkpointed region `op` inside Reverse `R` (see the module's
+    docstring): its step function and step gradient join R's extra functions; a call
+    becomes one call of the step gradient; a loop keeps the plan's snapshots in the
+    forward sweep and follows the plan's actions in the backward sweep."""
     _refuse_draws(op)
+    steps = _step_functions(R, op)
+    R.loc = op.loc
+    seeds = [adj.pop(op.results[k]) if op.results[k] in adj else R.zero(op.results[k])
+             for k in steps.slots]
+    acc_inits = [_accumulator(R, adj, u, k in steps.buffered) for k, u in enumerate(steps.accs)]
+    for r in op.results:
+        adj.pop(r, None)
+    free_r = [R.read(u) for u in steps.free]
+    if op.checkpoint[0] == "call":
+        outs = _call(R, steps.call_grad, (Const(0), *(Const(None) for _ in steps.args), *free_r,
+                                          *seeds, *acc_inits),
+                     len(steps.accs), [f"{cotangent_base(u)}_bar" for u in steps.accs])
+        for u, r in zip(steps.accs, outs):
+            adj[u] = r
+        return
+    plan, snaps = _keep_snapshots(R, op, steps.args)
+    results = _follow_plan(R, op, steps, plan, snaps, seeds, acc_inits, free_r)
+    n_args, n_slots = len(steps.args), len(steps.slots)
+    for k, (u, r) in enumerate(zip(steps.accs, results[n_args + n_slots:])):
+        adj[u] = R.emit(prim_of(runtime.outer_total), (r,), r.name) if k in steps.buffered else r
+    for k, r in zip(steps.slots, results[n_args:n_args + n_slots]):
+        R.accumulate(adj, op.inits[k], r)
+
+
+def _step_functions(R, op: For) -> _Steps:
+    """The loop's body as `f_step(t, *state, *free)` and its gradient, a Reverse of the
+    step with respect to the state that carries cotangents and the free values read."""
     kind = op.checkpoint[0]
     target, args = op.body.args[0], list(op.body.args[1:])
     free = free_operands(op.body, defined(op.body) | set(op.body.args))
-    active = R.active
     slots = [k for k, a in enumerate(args)
-             if a in active or op.results[k] in active or op.body.results[k] in active]
-    accs = [u for u in free if u in active]
+             if a in R.active or op.results[k] in R.active or op.body.results[k] in R.active]
+    accs = [u for u in free if u in R.active]
     name = _step_name(R.fn.name, op)
     step = Function(name, (target, *args, *free), Block((), op.body.ops, op.body.results),
                     op.loc, (), f"One step of the loop at line {op.loc.line}." if op.loc else "")
-    n_args = len(args)
-    acc_index = [1 + n_args + free.index(u) for u in accs]
+    acc_index = [1 + len(args) + free.index(u) for u in accs]
     wrt = tuple(acc_index) if kind == "call" else tuple(1 + k for k in slots) + tuple(acc_index)
     inner = type(R)(step, wrt, R.facts)  # a Reverse of the step function
     step_grad = inner.run_step(f"{name}_grad", slots, acc_index)
@@ -92,39 +135,30 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         step_grad, buffered = _buffer_outer_products(step_grad, step_grad.params[-len(accs):]
                                                      if accs else ())
     R.extra_functions += [step, step_grad] + inner.extra_functions
-    call_step, call_grad = Prim(step.name, None), Prim(step_grad.name, None)
+    return _Steps(args, free, slots, accs, buffered, Prim(step.name, None),
+                  Prim(step_grad.name, None))
 
-    R.loc = op.loc
-    seeds = [adj.pop(op.results[k]) if op.results[k] in adj else R.zero(op.results[k])
-             for k in slots]
-    def acc_init(k, u):
-        # the step gradient adds into its accumulators in place: each gets a buffer of its
-        # own; an outer_sum is one already (it adds into a new matrix)
-        if k in buffered:
-            return R.emit(prim_of(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
-                          f"{cotangent_base(u)}_bar")
-        return R.emit(prim_of(runtime.private), (adj[u],), f"{cotangent_base(u)}_bar") if u in adj \
-            else R.zero(u)
-    acc_inits = [acc_init(k, u) for k, u in enumerate(accs)]
-    for r in op.results:
-        adj.pop(r, None)
-    free_r = [R.read(u) for u in free]
-    if kind == "call":
-        outs = _call(R, call_grad, (Const(0), *(Const(None) for _ in args), *free_r, *seeds,
-                                    *acc_inits), len(accs), [f"{cotangent_base(u)}_bar" for u in accs])
-        for u, r in zip(accs, outs):
-            adj[u] = r
-        return
 
-    # the forward sweep: count the steps and keep the snapshots the plan names
-    region = R.region
+def _accumulator(R, adj: dict, u: Value, buffered: bool) -> Value:
+    """The initial cotangent of free value `u`, which the step gradient adds into in
+    place: a buffer of its own (an outer_sum is one already: it adds into a new matrix)."""
+    if buffered:
+        return R.emit(prim_of(runtime.outer_sum), (adj[u] if u in adj else R.zero(u),),
+                      f"{cotangent_base(u)}_bar")
+    return R.emit(prim_of(runtime.private), (adj[u],), f"{cotangent_base(u)}_bar") if u in adj \
+        else R.zero(u)
+
+
+def _keep_snapshots(R, op: For, args: list) -> tuple[Value, Value]:
+    """Instrument the forward sweep: count the loop's steps, make the plan, and keep a
+    snapshot of the state before each step the plan names. Returns (plan, snapshots)."""
     n, plan, snaps = Value("_n"), Value("_plan"), Value("_snaps")
     k = _snapshots(op, args, R.facts)
     before = [Call(prim_of(len), (op.iter,), n, (), op.loc),
               Call(prim_of(runtime.checkpoint_plan), (n, Const(k)), plan, (), op.loc),
               Call(prim_of(runtime.snapshots_new), (), snaps, (), op.loc)]
-    if region.kind != "top":
-        region.defined.update((plan, snaps))
+    if R.region.kind != "top":
+        R.region.defined.update((plan, snaps))
     counter, counter_next, keep = Value("_k"), Value("_k"), Value("_c")
     body = op.body
     # an array the loop writes in place is snapshotted as a copy: the next write
@@ -148,8 +182,16 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     ins.op = fwd
     if body.ops:
         R.instrument.setdefault(body.ops[0], Instrumented()).before[:0] = list(store_ops)
+    return plan, snaps
 
-    # the backward sweep: follow the plan
+
+def _follow_plan(R, op: For, steps: _Steps, plan: Value, snaps: Value, seeds: list,
+                 acc_inits: list, free_r: list) -> tuple:
+    """The backward sweep: a loop over the plan's actions whose body is an if/elif on
+    the action (advance, store, restore, free, or reverse one step). Returns the loop's
+    results: the state, then the slots' cotangents, then the accumulators."""
+    args, slots, accs = steps.args, steps.slots, steps.accs
+    target = op.body.args[0]
     iterable = R.read(op.iter)
     loop_loc, R.loc = op.loc, None  # the plan's machinery gets no source comments
     plan_r, snaps_r = R.read(plan), R.read(snaps)
@@ -176,12 +218,13 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
         inner_state = [Value(a.name) for a in args]
         R.ops = []
         t = R.emit(prim_of(operator.getitem), (iterable, kk), target.name)
-        nxt = _call(R, call_step, (t, *inner_state, *free_r), len(args), [a.name for a in args])
+        nxt = _call(R, steps.call_step, (t, *inner_state, *free_r), len(args),
+                    [a.name for a in args])
         loop_body = Block((kk, *inner_state), tuple(R.ops), tuple(nxt))
         R.ops = []
-        steps = R.emit(prim_of(range), (i, j), "_steps")
+        trips = R.emit(prim_of(range), (i, j), "_steps")
         results = tuple(Value(a.name) for a in args)
-        R.ops.append(For(steps, tuple(state), loop_body, results, None))
+        R.ops.append(For(trips, tuple(state), loop_body, results, None))
         return list(results) + bars + accs_in
 
     def store():
@@ -200,7 +243,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
 
     def reverse_step():
         t = R.emit(prim_of(operator.getitem), (iterable, i), target.name)
-        got = _call(R, call_grad, (t, *state, *free_r, *bars, *accs_in),
+        got = _call(R, steps.call_grad, (t, *state, *free_r, *bars, *accs_in),
                     len(slots) + len(accs), [b.name for b in bars + accs_in])
         return state + list(got)
 
@@ -218,11 +261,7 @@ def reverse_checkpointed(R, op: For, adj: dict) -> None:
     R.ops.append(For(actions, tuple([Const(None)] * len(args) + seeds + acc_inits),
                      Block((action, *carried), tuple(head) + chain.ops, chain.results), results,
                      op.loc))
-    back_bars = results[len(args):len(args) + len(slots)]
-    for k, (u, r) in enumerate(zip(accs, results[len(args) + len(slots):])):
-        adj[u] = R.emit(prim_of(runtime.outer_total), (r,), r.name) if k in buffered else r
-    for k, r in zip(slots, back_bars):
-        R.accumulate(adj, op.inits[k], r)
+    return results
 
 
 def _buffer_outer_products(fn: Function, accs) -> tuple[Function, set]:
