@@ -475,6 +475,19 @@ ARRAY_TEMPLATES = [
      " + x * np.arctan2(x * -0.0, -1.0) + np.sum(v)", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
+    # `for k in D` over a dict (or set) that f reads from its module or a closure walks
+    # its keys (adversarial round 8, D2: it walked the values by position)
+    ("globals", "dict_keys", "PERM = {0: 2, 1: 0, 2: 1}\n\n\ndef f(x, v):\n    z = v * x\n"
+     "    s = 0.0\n    for k in PERM:\n        s = s * 2.0 + z[k] * z[PERM[k]]\n    return s",
+     (0.7, V3), None),
+    ("globals", "dict_str_keys", "WEIGHTS = {'a': 1.5, 'b': -0.5}\n\n\ndef f(x, v):\n"
+     "    s = 0.0\n    for name in WEIGHTS:\n        s = s + WEIGHTS[name] * np.sum(v * x ** 2)\n"
+     "    return s", (0.7, V3), None),
+    ("globals", "set", "PICK = {0, 2}\n\n\ndef f(x, v):\n    z = v * x\n"
+     "    return sum(z[i] ** 2 for i in PICK)", (0.7, V3), None),
+    ("globals", "closure_dict", "def _make():\n    table = {1: 0.5, 0: 2.0}\n\n"
+     "    def f(x, v):\n        return sum(np.sin(v[k] * x) * table[k] for k in table)\n\n"
+     "    return f\n\n\nf = _make()", (0.7, V3), None),
 ]
 
 

@@ -132,6 +132,8 @@ def test_generic_code_is_right_or_refused(workdir, program):
         assert e.loc is not None, repr(e)
         return
     namespace = dict(vars(module))
+    cells = module.f.__closure__ or ()  # what the file says to set: a closure's values
+    namespace.update(zip(module.f.__code__.co_freevars, (c.cell_contents for c in cells)))
     exec(compile(text, "<generic>", "exec"), namespace)
     got = namespace["f_grad"](*[a.copy() if isinstance(a, np.ndarray) else a
                                 for a in program.args])

@@ -401,6 +401,10 @@ class Lowerer:
         `sequence(seq)` where seq's type is not seen here (a parameter, a loop's carried
         value, an element of a container), resolved once the kinds are observed."""
         if not isinstance(seq, Value):
+            if isinstance(getattr(seq, "value", None), (dict, set, frozenset)):
+                # a global's, a closure's or self's dict (or set) is walked by its keys,
+                # read when the loop runs
+                return self.emit(prim_of(keys), (seq,), hint="_keys", node=node)
             return seq
         if self.is_dict(seq):
             return self.emit(prim_of(keys), (seq,), hint="_keys", node=node)
