@@ -475,6 +475,15 @@ ARRAY_TEMPLATES = [
      " + x * np.arctan2(x * -0.0, -1.0) + np.sum(v)", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
+    # a state updated in place in a loop (round 8, B1): the reverse sweep restores it in
+    # place, so its outer products must not be batched from a list of the one buffer
+    ("inplace_state", "rnn", "def f(x, v):\n    W = np.outer(v, v) * x + np.eye(3) * 0.5\n"
+     "    h = v * 1.0\n    for t in range(3):\n        h[:] = np.tanh(W @ h)\n"
+     "    return np.sum(h ** 2)", (0.7, V3), None),
+    ("inplace_state", "two_buffers", "def f(x, v):\n    W = np.outer(v, v) * x + np.eye(3) * 0.5\n"
+     "    a = v * 1.0\n    b = v * 0.5\n    for t in range(3):\n        s = W @ a\n"
+     "        a[:] = np.tanh(s + b)\n        b[:] = s\n    return np.sum(a ** 2) + np.sum(b)",
+     (0.7, V3), None),
     # `for k in D` over a dict (or set) that f reads from its module or a closure walks
     # its keys (adversarial round 8, D2: it walked the values by position)
     ("globals", "dict_keys", "PERM = {0: 2, 1: 0, 2: 1}\n\n\ndef f(x, v):\n    z = v * x\n"

@@ -10,7 +10,8 @@ products of all steps is `U.T @ V` for the stacked vectors, one BLAS call:
                                                     _v.append(h)
                                                 W_bar += np.array(_u).T @ np.array(_v)
 
-Applied when the accumulator is read nowhere else in the loop. The vectors kept
+Applied when the accumulator is read nowhere else in the loop, and no write changes
+the vectors' buffers (a state updated in place, `h[:] = ...`). The vectors kept
 are as many as the steps. Where `h` is the very entry the reverse loop walks on
 its tape, the tape is stacked once and read as V:
 
@@ -32,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint import runtime
+from adjoint.analysis.views import written_arrays
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import list_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
@@ -49,6 +51,7 @@ def batch_outer(fn: Function) -> Function:
 def _batch_once(fn: Function) -> Function:
     counts = uses(fn.body)
     defs = {r: op for op in walk_ops(fn.body) for r in op.results}
+    written = written_arrays(fn)
     renames: dict[Value, Value] = {}
 
     def block(b: Block) -> Block:
@@ -56,7 +59,7 @@ def _batch_once(fn: Function) -> Function:
         for op in b.ops:
             op = map_blocks(op, block)
             if isinstance(op, For):
-                before, op, after = _rewrite(op, counts, defs, renames)
+                before, op, after = _rewrite(op, counts, defs, renames, written)
                 ops += before + [op] + after
             else:
                 ops.append(op)
@@ -75,7 +78,7 @@ def _batch_once(fn: Function) -> Function:
     return replace(fn, body=rename(body))
 
 
-def _rewrite(op: For, counts, defs, renames):
+def _rewrite(op: For, counts, defs, renames, written):
     body = op.body
     args = body.args[1:]
     inner_defs = {o.result: o for o in body.ops if isinstance(o, Call)}
@@ -89,6 +92,10 @@ def _rewrite(op: For, counts, defs, renames):
                 counts.get(y, 0) != 1:
             continue
         pairs, consumed = terms
+        if any(x in written for pair in pairs for x in pair):
+            # a vector whose buffer a write changes (`h[:] = ...` restoring the state in
+            # place): kept in a list, every entry would be its last value
+            continue
         # `v` is the tape entry the reverse loop walks: the stacked tape is V already
         walked = op.reverse and len(pairs) == 1 and pairs[0][1] is body.args[0] and \
             _is_tape(defs.get(op.iter))
