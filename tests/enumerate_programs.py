@@ -484,6 +484,21 @@ ARRAY_TEMPLATES = [
      "    a = v * 1.0\n    b = v * 0.5\n    for t in range(3):\n        s = W @ a\n"
      "        a[:] = np.tanh(s + b)\n        b[:] = s\n    return np.sum(a ** 2) + np.sum(b)",
      (0.7, V3), None),
+    # the max of a log-sum-exp is a constant only where it broadcasts back along the axis
+    # it reduced (round 8, L1: on a square batch, axis=1 without keepdims shifts columns)
+    ("stabilizer", "lse_no_keepdims", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"
+     "    m = np.max(X, axis=1)\n    return np.sum(m + np.log(np.sum(np.exp(X - m), axis=1)))",
+     (0.7, V3), None),
+    ("stabilizer", "lse_mixed_keepdims", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"
+     "    m = np.max(X, axis=1, keepdims=True)\n"
+     "    return np.sum(m + np.log(np.sum(np.exp(X - m), axis=1)))", (0.7, V3), None),
+    ("stabilizer", "log_softmax_rows", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"
+     "    z = X - X.max(axis=1, keepdims=True)\n"
+     "    return np.sum((z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))) * v)",
+     (0.7, V3), None),
+    ("stabilizer", "log_softmax_cols", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"
+     "    z = X - np.max(X, axis=0)\n    return np.sum((z - np.log(np.sum(np.exp(z), axis=0))) * v)",
+     (0.7, V3), None),
     # `for k in D` over a dict (or set) that f reads from its module or a closure walks
     # its keys (adversarial round 8, D2: it walked the values by position)
     ("globals", "dict_keys", "PERM = {0: 2, 1: 0, 2: 1}\n\n\ndef f(x, v):\n    z = v * x\n"

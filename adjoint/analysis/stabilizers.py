@@ -50,8 +50,26 @@ def _axis(op: Call):
     return getattr(axis, "value", axis) if axis is not None else None
 
 
+def _keepdims(op: Call) -> bool:
+    k = dict(op.kwargs).get("keepdims")
+    return bool(getattr(k, "value", False))
+
+
+def _broadcasts_back(op: Call) -> bool:
+    """Whether a reduction's result lines up with its operand along the reduced axes
+    when broadcast against it: kept dims, all axes, or leading axes only (np.max(x,
+    axis=1) of a square batch would be subtracted from x's columns, not its rows)."""
+    axis = _axis(op)
+    if axis is None or _keepdims(op):
+        return True
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return all(isinstance(a, int) for a in axes) and sorted(axes) == list(range(len(axes)))
+
+
 def _is_shift(mx: Call, users) -> bool:
     x, m, axis = mx.args[0], mx.result, _axis(mx)
+    if not _broadcasts_back(mx):
+        return False
     uses = users.get(m, [])
     subs = [u for u in uses if _call(u, operator.sub) and u.args == (x, m)]
     adds = [u for u in uses if _call(u, operator.add) and m in u.args]
@@ -62,7 +80,7 @@ def _is_shift(mx: Call, users) -> bool:
     if adds:  # m + log(sum(exp(x - m)))
         if exp is None:
             return False
-        l = _lse_tail(exp.result, axis, users)
+        l = _lse_tail(exp.result, axis, users, _keepdims(mx))  # m + l: one shape
         return l is not None and users.get(l) == adds and l in adds[0].args
     # (x - m) - log(sum(exp(x - m))): d feeds the exp and the final subtraction
     d_uses = users.get(d, [])
@@ -70,14 +88,17 @@ def _is_shift(mx: Call, users) -> bool:
     finals = [u for u in d_uses if _call(u, operator.sub) and u.args[0] is d]
     if len(exps) != 1 or len(d_uses) != 1 + len(finals) or len(finals) != 1:
         return False
-    l = _lse_tail(exps[0].result, axis, users)
+    l = _lse_tail(exps[0].result, axis, users, None)
     return l is not None and users.get(l) == finals and finals[0].args[1] is l
 
 
-def _lse_tail(e: Value, axis, users):
-    """log(sum(e, axis)) where e's and the sum's other uses are only `e / sum`."""
+def _lse_tail(e: Value, axis, users, keepdims):
+    """log(sum(e, axis)) where e's and the sum's other uses are only `e / sum`, and the
+    sum broadcasts back along its axes (`keepdims`: it must keep dims as the max does,
+    None: either way)."""
     sums = [u for u in users.get(e, []) if _call(u, np.sum) and _axis(u) == axis]
-    if len(sums) != 1:
+    if len(sums) != 1 or not _broadcasts_back(sums[0]) or \
+            keepdims is not None and _keepdims(sums[0]) != keepdims:
         return None
     s = sums[0].result
     ratio = {u for u in users.get(e, []) + users.get(s, [])
