@@ -45,6 +45,12 @@ def discrete(k) -> bool:
     return k.dtype == "i" and k.type not in ("float", "complex")  # a tuple or list of ints
 
 
+def _empty(k) -> bool:
+    """A list or tuple observed with no element, or whose length the data decides (its
+    length forgotten): what it held here tells nothing of another call's elements."""
+    return k is not None and k.type in ("list", "tuple") and (k.shape is None or 0 in k.shape)
+
+
 def _tape_flow(op: Call):
     """A tape carries values from its pushes to its pops: (into, out of) for activity."""
     if op.prim.style == "tape_push":
@@ -78,8 +84,10 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                         changed = True
                 elif op.result not in out and _passes(op) and any(o in out for o in op.operands) \
                         and (floating(op.result) or _selects(op, out, floating) or any(
-                            o in out and not floating(o) for o in op.operands)):
-                    # (the last: arithmetic on a varied value this run saw as an int)
+                            o in out and (not floating(o) or _empty(kinds.kind(o)))
+                            for o in op.operands)):
+                    # (the last: arithmetic on a varied value this run saw as an int, or
+                    # on a container it saw empty: sum([]) is the int 0, sum([v]) a float)
                     _refuse_complex(op, kinds, made_complex)
                     if generic:
                         _refuse_truncating_write(op, dtypes, out)

@@ -281,6 +281,35 @@ class Observed(Facts):
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
                 self.kinds[v] = Kind(k.type, None, k.dtype, k.lib)
 
+    def forget_path_kinds(self, fn: Function) -> None:
+        """Forget the kinds that depend on which path the data took: an if whose two
+        sides give values of different kinds (`1.0 if c else np.abs(x)`), or whose side
+        that did not run gives a kind nothing here can tell; a while loop whose initial
+        value, body and result differ in kind (it may run no trip, or one). The code is
+        specialised on the arguments' kinds only, so the next call may take the other
+        path; what is computed from such a value is forgotten too, and stays generic."""
+        tainted: set = set()
+        for op in walk_ops(fn.body):
+            if isinstance(op, If):
+                for r, a, b in zip(op.results, op.then.results, op.orelse.results):
+                    if self.kind(a) is None or self.kind(a) != self.kind(b):
+                        tainted.add(r)
+            elif isinstance(op, While):  # its trip count is the data's: maybe none
+                tainted.update(r for r, init, out in zip(op.results, op.inits, op.body.results)
+                               if not self.kind(r) == self.kind(init) == self.kind(out))
+        changed = bool(tainted)
+        while changed:  # loops feed values back: to a fixpoint
+            changed = False
+            for op in walk_ops(fn.body):
+                new = [op.result] if isinstance(op, Call) and op.result not in tainted and \
+                    any(o in tainted for o in op.operands) else []
+                new += [dst for dst, src in _merges(op) if src in tainted and dst not in tainted]
+                tainted.update(new)
+                changed |= bool(new)
+        for v in tainted:
+            if v in self.kinds:
+                self.kinds[v] = UNKNOWN
+
     def _data_shaped(self, op: Call) -> bool:
         if op.prim.fn in _DATA_SHAPED or (op.prim.fn is np.where and len(op.args) == 1):
             return True
@@ -316,7 +345,8 @@ class Observed(Facts):
             return None
         matmul = p.fn is operator.matmul  # infix like `*`, but a contraction, not a broadcast
         elementwise = (p.style in ("infix", "prefix") and p.precedence >= 10) or \
-            p.name.startswith("math.") or p.name in ("abs", "float")
+            p.name.startswith("math.") or p.name in ("abs", "float") or (
+                isinstance(p.fn, np.ufunc) and p.fn.nout == 1 and p.fn.nin == len(op.args))
         if not elementwise or op.kwargs:
             return None
         kinds = [self.kind(a) for a in op.args]
@@ -541,7 +571,9 @@ def observe(fn: Function, args) -> Observed:
         random.setstate(saved[1])
     facts.lazy = None
     facts.forget_data_shapes(fn)
-    return facts.infer(fn)
+    facts.infer(fn)
+    facts.forget_path_kinds(fn)
+    return facts
 
 
 class _Subclass(Exception):
