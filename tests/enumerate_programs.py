@@ -497,7 +497,8 @@ ARRAY_TEMPLATES = [
      "    return np.sum((z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))) * v)",
      (0.7, V3), None),
     ("stabilizer", "log_softmax_cols", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"
-     "    z = X - np.max(X, axis=0)\n    return np.sum((z - np.log(np.sum(np.exp(z), axis=0))) * v)",
+     "    z = X - np.max(X, axis=0)\n"
+     "    return np.sum((z - np.log(np.sum(np.exp(z), axis=0))) * v)",
      (0.7, V3), None),
     # `for k in D` over a dict (or set) that f reads from its module or a closure walks
     # its keys (adversarial round 8, D2: it walked the values by position)
@@ -509,6 +510,11 @@ ARRAY_TEMPLATES = [
      "    return s", (0.7, V3), None),
     ("globals", "set", "PICK = {0, 2}\n\n\ndef f(x, v):\n    z = v * x\n"
      "    return sum(z[i] ** 2 for i in PICK)", (0.7, V3), None),
+    ("globals", "enumerate_zip_max", "PERM = {0: 2, 1: 0, 2: 1}\n\n\ndef f(x, v):\n"
+     "    z = v * x\n    s = 0.0\n    for i, k in enumerate(PERM):\n"
+     "        s = s + i * z[k] * z[PERM[k]]\n    for k, w in zip(PERM, z):\n"
+     "        s = s + PERM[k] * w ** 2\n    return s * max(PERM) + sum(PERM) * z[0]",
+     (0.7, V3), None),
     ("globals", "closure_dict", "def _make():\n    table = {1: 0.5, 0: 2.0}\n\n"
      "    def f(x, v):\n        return sum(np.sin(v[k] * x) * table[k] for k in table)\n\n"
      "    return f\n\n\nf = _make()", (0.7, V3), None),
@@ -527,6 +533,12 @@ def array_programs():
 # ---------------------------------------------------------------- README-unsupported
 
 UNSUPPORTED = [
+    # max of tuples compares them in order, as an array entry by entry (round 8, M2)
+    ("max_of_pairs", "def f(x, v):\n    z = v * x\n    best = max([(z[0], z[1] ** 2), (z[2], x)])\n"
+     "    return best[1]", (0.7, V3)),
+    ("max_of_appended_pairs", "def f(x, v):\n    z = v * x\n    L = []\n"
+     "    for i in range(2):\n        L.append((z[i], z[i + 1] * x))\n    return max(L)[1]",
+     (0.7, V3)),
     # a recursion whose depth depends on data (one on an int argument unrolls)
     ("recursion", "def f(x, y, n):\n    if y < 0.1:\n        return x\n"
      "    return f(x * y, y * 0.5, n - 1)", (0.7, 0.4, 3)),

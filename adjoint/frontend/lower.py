@@ -44,7 +44,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of,
+from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of, numbers,
                                       not_in, or_, sequence, tuple_of)
 
 TEMP = "_t"
@@ -611,7 +611,7 @@ class Lowerer:
                     raise self.error("enumerate and zip cannot be nested here", a,
                                      "loop over an index: for i in range(len(x)): "
                                      "a, b = x[i], w[i]")
-            seqs = [self.expr(a) for a in it.args]
+            seqs = [self.walked(self.expr(a), a) for a in it.args]
             if it.keywords or (is_enum and len(seqs) != 1):
                 raise self.error("enumerate/zip take plain sequences here", it)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
@@ -1167,8 +1167,23 @@ class Lowerer:
             raise self.error(f"`{name}` with key= or default=, or without arguments, is not "
                              f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
                              f"key, compute the keys and pick with np.arg{name}")
-        seq = args[0] if len(args) == 1 else self.emit(prim_of(list_of), args, node=node)
+        # max(d) of a dict is the max of its keys, as a loop over d walks them
+        seq = self.walked(args[0], node) if len(args) == 1 else \
+            self.emit(prim_of(list_of), args, node=node)
         arr = self.emit(prim_of(np.array), (seq,), node=node)
+        if len(args) == 1:
+            # Python compares tuples (a score and its index) by their first entries; as an
+            # array they would be compared entry by entry: only numbers pass
+            items = node.args[0] if isinstance(node, gast.Call) and node.args else None
+            elt = getattr(items, "elt", None)
+            if isinstance(elt, (gast.Tuple, gast.List)) or isinstance(items, (
+                    gast.List, gast.Tuple)) and any(isinstance(e, (gast.Tuple, gast.List))
+                                                    for e in items.elts):
+                raise self.error(f"`{name}` of tuples or lists compares them in order, which "
+                                 f"is not supported here", node,
+                                 f"take `{name}` of the scores, and the rest with np.arg{name}: "
+                                 f"i = np.arg{name}(scores)")
+            self.emit(prim_of(numbers), (arr, Const(name)), node=node)
         # axis=0: a sequence of numbers reduces to a number, as Python's max would give
         return self.emit(prim_of(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
                          hint=hint, node=node)

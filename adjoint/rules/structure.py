@@ -11,6 +11,7 @@ import operator
 import numpy as np
 
 from adjoint import runtime
+from adjoint.errors import UnsupportedError
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
 from adjoint.runtime import (add_at, append, save, setitem, unbroadcast, unsequence, written,
@@ -58,6 +59,15 @@ def assertion(condition, message=None):
         raise AssertionError(message) if message is not None else AssertionError
 
 
+def numbers(arr, name):
+    """Checks that `max(xs)` or `min(xs)` (taken as np.max of np.array(xs)) reads numbers:
+    Python compares tuples or lists in order, an array entry by entry."""
+    if np.ndim(arr) > 1:
+        raise UnsupportedError(f"`{name}` of tuples or lists compares them in order, which "
+                               f"is not supported here", None,
+                               f"take `{name}` of the scores, and the rest with np.arg{name}")
+
+
 def sequence(xs):
     """What `for v in xs` walks by position: a dict's keys, anything else itself.
     Resolved once the kinds are known (passes/sequences.py)."""
@@ -103,6 +113,7 @@ primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
+primitive(numbers, "numbers", nondiff=True, pure=False)
 primitive(sequence, "sequence")
 primitive(unsequence, "unsequence")
 primitive(in_, "in_", "infix", " in ", 5, nondiff=True)
@@ -117,7 +128,8 @@ primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
-defnondiff(slice, runtime.index_tuple, keys, assertion, in_, not_in, and_, or_, runtime.zeros_like, runtime.stop_gradient)
+defnondiff(slice, runtime.index_tuple, keys, assertion, numbers, in_, not_in, and_, or_,
+           runtime.zeros_like, runtime.stop_gradient)
 
 
 @defvjp(field)
