@@ -266,7 +266,9 @@ _ACCEPTED = {
     "Assert": "`assert` (checked in the forward sweep)",
     "Try": "`try` / `except` / `else` / `finally`: the body, `else` and `finally` run; "
            "a failure in the generated code propagates (the handlers are not run), so "
-           "every value the body makes must be used afterwards",
+           "every value the body makes must be used afterwards; a handler for "
+           "ZeroDivisionError (or another arithmetic error) is refused, since NumPy floats "
+           "give inf where Python raises",
     "BoolOp": "`and`, `or`",
     "BinOp": "arithmetic operators `+ - * / // % ** @` (and bitwise ones on integers)",
     "UnaryOp": "`-x`, `+x`, `not x`, `~x`",
@@ -310,6 +312,14 @@ def f(x):
         y = x
     return np.sum(y)
 """, "np.ones(3)"),
+    ("a handler for ZeroDivisionError", """
+def f(x):
+    try:
+        r = 1.0 / (x - 1.0)
+    except ZeroDivisionError:
+        r = x * 5.0
+    return r
+""", "2.0"),
     ("`with`", """
 def f(x):
     with open("log.txt") as log:

@@ -121,6 +121,14 @@ CASES = [
         async def f(x):  # <-
             return x * x
         """, token="async"),
+    Case("zero-division-handler", UnsupportedError, """
+        def f(x):
+            try:
+                r = 1.0 / (x - 1.0)
+            except ZeroDivisionError:  # <-
+                r = x * 5.0
+            return r
+        """, token="except"),
     Case("varargs-parameter", UnsupportedError, """
         def f(*xs):  # <-
             return xs[0] * xs[0]

@@ -248,6 +248,15 @@ class Lowerer:
             if isinstance(n, (gast.Return, gast.Break, gast.Continue)):
                 raise self.error(f"`{type(n).__name__.lower()}` inside `try`", n,
                                  "assign the value and return (or break) after the try")
+        for h in s.handlers:
+            caught = h.type.elts if isinstance(h.type, gast.Tuple) else [h.type]
+            names = {getattr(t, "id", getattr(t, "attr", None)) for t in caught}
+            if h.type is None or names & _ARITHMETIC_ERRORS:
+                raise self.error(
+                    "a handler that catches arithmetic errors: the gradient computes on NumPy "
+                    "floats, where 1.0 / 0.0 is inf and nothing is raised, so the handler "
+                    "would never run", h, "test the condition with an `if` instead "
+                    "(if d == 0.0: ... else: ... / d)")
         if s.handlers:
             loads = [n for n in gast.walk(self.parsed.node) if isinstance(n, gast.Name)
                      and isinstance(n.ctx, gast.Load)]
@@ -1650,6 +1659,11 @@ _COMPARE = {gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt,
             gast.GtE: operator.ge, gast.Eq: operator.eq, gast.NotEq: operator.ne,
             gast.Is: operator.is_, gast.IsNot: operator.is_not,
             gast.In: in_, gast.NotIn: not_in}
+
+# exceptions a float operation raises in Python but not on NumPy floats (a handler for
+# them would not run in the generated code), and the bases that catch them too
+_ARITHMETIC_ERRORS = {"ZeroDivisionError", "ArithmeticError", "FloatingPointError",
+                      "OverflowError", "Exception", "BaseException"}
 
 # value.attr for arrays
 _ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
