@@ -1206,13 +1206,15 @@ class Lowerer:
                              "call the NumPy function instead, e.g. np.sum(x, axis=0)")
         fn, pack = spec
         if m.name == "item" and args and not kwargs:
-            # x.item(i): the flat index's element, x.item(i, j): x[i, j], as a number
-            base = m.base
-            if len(args) == 1:
-                base = self.emit(prim_of(np.ravel), (base,), node=node)
-                index = args[0]
-            else:
+            # x.item(i): the flat index's element, x.item(i, j) or x.item((i, j)): x[i, j],
+            # as a number (a tuple built in f is seen here; any other index is taken as flat)
+            base, index = m.base, args[0]
+            if len(args) > 1:
                 index = self.emit(prim_of(tuple_of), args, node=node)
+            elif not (isinstance(index, Const) and isinstance(index.value, tuple) or
+                      isinstance(index, Value) and index in self.defs and
+                      self.defs[index].prim.fn is tuple_of):
+                base = self.emit(prim_of(np.ravel), (base,), node=node)
             args = [self.emit(prim_of(operator.getitem), (base, index), node=node)]
             return self.call(Static(float), args, {}, node, hint)
         if m.name == "clip" and len(args) == 1 and not kwargs:

@@ -1,0 +1,29 @@
+"""Programs that raised a raw exception from inside adjoint (adversarial round 8, the
+crash classes C1 to C8): each now gets the right gradient, or a located AdjointError.
+Gradients are checked against central differences in float64."""
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.testing import numeric_grad
+
+A = np.array([[2.0, 0.3, -0.1], [0.3, 1.5, 0.2], [-0.1, 0.2, 1.0]])
+
+
+def close_to_fd(f, *args, wrt=0):
+    got = adjoint.grad(f, wrt)(*args)
+    assert np.allclose(got, numeric_grad(f, args, wrt), rtol=1e-6, atol=1e-8)
+    return got
+
+
+# C1: ndarray.item takes a flat index, several indices, or one tuple of indices
+def item_tuple(A):
+    idx = (2, 1)
+    return A.item((1, 2)) * 3.0 + A.item(idx) ** 2 + A.item(4) * A.item(0, 2)
+
+
+def test_item_tuple_index():
+    g = close_to_fd(item_tuple, A)
+    want = np.zeros((3, 3))
+    want[1, 2], want[2, 1], want[1, 1], want[0, 2] = 3.0, 2 * A[2, 1], A[0, 2], A[1, 1]
+    assert np.allclose(g, want)
