@@ -27,3 +27,33 @@ def test_item_tuple_index():
     want = np.zeros((3, 3))
     want[1, 2], want[2, 1], want[1, 1], want[0, 2] = 3.0, 2 * A[2, 1], A[0, 2], A[1, 1]
     assert np.allclose(g, want)
+
+
+def refused_at(f, args, line_text, wrt=0):
+    """The located error of adjoint.grad(f)(*args), at the line of f holding line_text."""
+    import inspect
+    lines, first = inspect.getsourcelines(f)
+    line = first + next(i for i, t in enumerate(lines) if line_text in t)
+    with pytest.raises(adjoint.AdjointError) as e:
+        adjoint.grad(f, wrt)(*args)
+    assert e.value.loc is not None and e.value.loc.line == line, str(e.value)
+    return e.value
+
+
+# C2: x.flat[...] reads the raveled array; a write through it is refused
+def flat_read(A):
+    s = 0.0
+    for v in A.T.flat:
+        s = s * 0.5 + v ** 2
+    return A.flat[4] * 3.0 + np.sum(A.flat[[0, 8]]) + np.sum(A.flat[1:5] ** 3) + s
+
+
+def flat_write(A):
+    B = A * 2.0
+    B.flat[4] = 0.0
+    return np.sum(B * A)
+
+
+def test_flat_read_and_write():
+    close_to_fd(flat_read, A)
+    assert "flat" in str(refused_at(flat_write, (A,), "B.flat[4] ="))

@@ -397,6 +397,10 @@ class Lowerer:
             raise self.error("a write into an element of a list or dict", target,
                              "rebuild the element and store it: row = L[i].copy(); "
                              "row[j] = v; L[i] = row")
+        if isinstance(inner, gast.Attribute) and inner.attr == "flat":
+            # x.flat is read as np.ravel(x), which may be a copy: the write would be lost
+            raise self.error("a write through `.flat` is not supported", target,
+                             "write by index: x[np.unravel_index(i, x.shape)] = v")
         if not isinstance(base, Value):
             raise self.error("only local arrays can be written to", target,
                              "copy the array into a local variable first: y = x.copy()")
@@ -1669,7 +1673,7 @@ _ARITHMETIC_ERRORS = {"ZeroDivisionError", "ArithmeticError", "FloatingPointErro
 
 # value.attr for arrays
 _ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
-               "real": np.real, "imag": np.imag}
+               "real": np.real, "imag": np.imag, "flat": np.ravel}  # (x.flat: read only)
 
 # value.method(...) -> (numpy function, whether varargs pack into one tuple argument)
 _METHODS = {
