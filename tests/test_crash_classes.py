@@ -57,3 +57,25 @@ def flat_write(A):
 def test_flat_read_and_write():
     close_to_fd(flat_read, A)
     assert "flat" in str(refused_at(flat_write, (A,), "B.flat[4] ="))
+
+
+# C3: numba has no range slicing: reversed(range(...)) printed as range(...)[::-1]
+def reversed_ranges(x):
+    s = 1.0
+    for i in reversed(range(1, 4)):  # constant bounds
+        s = s * x[i] + x[i - 1]
+    for i in reversed(range(x.shape[0] - 1, 0, -2)):  # bounds known when it runs
+        s = s * x[i] + 0.5
+    for i in range(5)[1::2]:
+        s = s * x[i] + 0.1
+    return s
+
+
+def test_numba_reversed_range():
+    pytest.importorskip("numba")
+    import warnings
+    x = np.array([0.3, -0.7, 1.2, 0.5, 0.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numba compiles it (no fallback warning)
+        got = adjoint.grad(reversed_ranges, backend="numba")(x)
+    assert np.allclose(got, numeric_grad(reversed_ranges, (x,)), rtol=1e-6, atol=1e-8)

@@ -436,8 +436,19 @@ class Emitter:
         if style == "subscript":
             if self.numba and self._is_range(a[0]):  # numba's range has no indexing
                 r = self.operand(a[0], _POSTFIX)
-                text = f"{r}.start + {self.operand(a[1], 11)} * {r}.step"
-                return f"({text})" if prec > 10 else text
+                bounds = self._producers[a[0]].args
+                if isinstance(a[1], Const) and isinstance(a[1].value, slice) and all(
+                        isinstance(b, Const) for b in bounds):  # a constant range's slice
+                    part = range(*(b.value for b in bounds))[a[1].value]
+                    return f"range({part.start}, {part.stop}, {part.step})"
+                if isinstance(a[1], Const) and a[1].value == slice(None, None, -1):
+                    # reversed(range(...)): the same numbers from the last
+                    return (f"range({r}.start + (len({r}) - 1) * {r}.step, "
+                            f"{r}.start - {r}.step, -{r}.step)")
+                if not isinstance(a[1], Const) or not isinstance(a[1].value, slice):
+                    text = f"{r}.start + {self.operand(a[1], 11)} * {r}.step"
+                    return f"({text})" if prec > 10 else text
+                # another slice: Python's, where numba then falls back to NumPy
             return f"{self.operand(a[0], _POSTFIX)}[{self._index(a[0], a[1])}]"
         if style == "slice" and index:
             parts = ["" if isinstance(x, Const) and x.value is None else self.operand(x)
@@ -1078,7 +1089,10 @@ class Emitter:
 
     def _is_range(self, o: Operand) -> bool:
         made = self._producers.get(o) if isinstance(o, Value) else None
-        return made is not None and made.prim.fn is range
+        return made is not None and (made.prim.fn is range or made.prim.fn is operator.getitem
+                                     and isinstance(made.args[1], Const) and
+                                     isinstance(made.args[1].value, slice) and
+                                     self._is_range(made.args[0]))  # a range's slice: a range
 
     def index_loop(self, seqs: list, target: str, ind: str, body: Block) -> None:
         """`for k in range(len(a) - 1, -1, -1): target = a[k]` (or `a[k], b[k]`): the
