@@ -79,3 +79,18 @@ def test_numba_reversed_range():
         warnings.simplefilter("error")  # numba compiles it (no fallback warning)
         got = adjoint.grad(reversed_ranges, backend="numba")(x)
     assert np.allclose(got, numeric_grad(reversed_ranges, (x,)), rtol=1e-6, atol=1e-8)
+
+
+# C4: a list whose length the data decides, then np.array(L + [0.0]) (fixed by the round 8
+# A2 change; kept here as the crash's net): each call's own length, in both orders
+def list_len_changes(x):
+    L = [x[i] ** 2 for i in range(2) if x[i] > 0]
+    return np.sum(np.array(L + [0.0])) * x[2]
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_list_length_from_data(first):
+    calls = [np.array([0.5, 0.3, 2.0]), np.array([-0.5, -0.3, 2.0])]
+    g = adjoint.grad(list_len_changes)
+    for x in calls[first:] + calls[:first]:
+        assert np.allclose(g(x), numeric_grad(list_len_changes, (x,)), rtol=1e-6, atol=1e-8)
