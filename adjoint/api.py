@@ -20,14 +20,15 @@ from adjoint.analysis.shapes import array_library, as_numpy, kind_of
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
-from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_for, global_kinds, leaves, \
-    globals_namespace, origin, origins, portable_header, run, with_entry_check, \
-    with_global_checks
+from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_for, \
+    global_kinds, globals_namespace, leaves, origin, origins, portable_header, run, \
+    user_rules, with_entry_check, with_global_checks
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
 from adjoint.higher import HVP, Derivative, nested
-from adjoint.guards import holds, quick_signature, same_facts, signature, signature_kinds
+from adjoint.guards import holds, quick_signature, rule_guards, same_facts, signature, \
+    signature_kinds
 from adjoint.ir.core import walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.passes import pipeline
@@ -156,7 +157,8 @@ class Transform:
             self.job = run(Compilation(self.f, self.wrt_spec, self.mode,
                                        checkpoint=self.checkpoint, constants=self.constants),
                            "lower", "prepare")
-        self.lowered, self.ir, self.guards = self.job.lowered, self.job.ir, self.job.guards
+        self.lowered, self.ir = self.job.lowered, self.job.ir
+        self.guards = self.job.guards + rule_guards(self.lowered)
         self.holds = holds(self.guards)
         self.code = getattr(self.f, "__code__", None)  # autoreload swaps it in place
         # parameters f writes in place: the gradient copies them on entry, which is only
@@ -259,7 +261,7 @@ class Transform:
         where = sorted({(op.loc.filename, op.loc.line, op.loc.text)
                         for op in walk_ops(self.ir.body) if op.loc is not None})
         digest = load.key(__version__, ir_text, sig, self.wrt, self.mode, self.checkpoint,
-                          read, origin(self.f), where, global_kinds(self.ir),
+                          read, origin(self.f), where, global_kinds(self.ir), user_rules(self.ir),
                           self.optimize and pipeline.setting(),
                           *(() if self.backend == "numpy" else (self.backend,)),
                           *(("array_api",) if xp else ()))

@@ -18,7 +18,7 @@ import numpy as np
 from adjoint.analysis.shapes import kind_of
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import ABSENT, Attributes, recording
-from adjoint.ir.core import Function
+from adjoint.ir.core import Call, Function, walk_ops
 
 
 def signature_kinds(sig: tuple) -> tuple:
@@ -115,6 +115,43 @@ def guards(reads) -> tuple:
         out.append((where, name, value, value.shape if arr else None,
                     value.dtype if arr else None))
     return tuple(out)
+
+
+def user_rule_entries(fn: Function) -> list:
+    """The registry entries of the primitives `fn` calls whose rules a user registered
+    (adjoint.defvjp, defjvp, nondifferentiable), in order: the IR names only the
+    primitive, not what its rules say."""
+    from adjoint.rules import registry
+    out, seen = [], set()
+    for op in walk_ops(fn.body):
+        e = registry.entry(op.prim) if isinstance(op, Call) else None
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        rules = [t for t in (e.vjp, e.jvp) if t is not None]
+        owner = getattr(e.prim.fn, "__module__", None) or ""
+        if not all((getattr(t, "__module__", None) or "").startswith("adjoint.") for t in rules) \
+                or not rules and not owner.startswith(_OWN_MODULES):
+            out.append(e)
+    return out
+
+
+def rule_guards(fn: Function) -> tuple:
+    """Guards on the user's rules that `fn`'s gradient inlines: each entry's templates (a
+    notebook cell that registers a rule again) and what the templates read from their
+    module (a number folded in when the rule is inlined)."""
+    reads = []
+    for e in user_rule_entries(fn):
+        reads += [(vars(e), attr, getattr(e, attr)) for attr in ("vjp", "jvp", "nondiff")]
+        for t in (e.vjp, e.jvp):
+            code = getattr(t, "__code__", None)
+            if code is not None:
+                reads += [(t.__globals__, n, t.__globals__[n]) for n in code.co_names
+                          if n in t.__globals__]
+    return guards(reads)
+
+
+_OWN_MODULES = ("adjoint.", "numpy", "math", "builtins")
 
 
 def _attribute_reads(reads) -> list:

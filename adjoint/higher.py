@@ -27,8 +27,8 @@ from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
 from adjoint.driver import HEADER, bound_arguments, check_scalar_output, check_wrt_kinds, \
-    facts_for, global_kinds, globals_namespace, normalize_wrt, origin, origins
-from adjoint.guards import lower_watched, signature, stale
+    facts_for, global_kinds, globals_namespace, normalize_wrt, origin, origins, user_rules
+from adjoint.guards import lower_watched, rule_guards, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
 from adjoint.codegen import load
@@ -160,6 +160,7 @@ class Derivative:
 
     def ir_for(self, args):
         lowered, self.guards = lower_watched(self.f)
+        self.guards += rule_guards(lowered)
         self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)
         facts = facts_for(lowered, ir, tuple(args[:len(ir.params)]))
@@ -191,7 +192,7 @@ class Derivative:
             where = sorted({(op.loc.filename, op.loc.line, op.loc.text)
                             for op in walk_ops(ir.body) if op.loc is not None})
             digest = load.key(__version__, print_function(ir), sig, self.spec(),
-                              origins(ir), origin(self.f), where, global_kinds(ir),
+                              origins(ir), origin(self.f), where, global_kinds(ir), user_rules(ir),
                               pipeline.setting())
             head = HEADER.format(version=__version__, origin=origin(self.f), digest=digest[:12])
             source = "\n".join([head] + module.header() + ["", ""]) + text + "\n"

@@ -439,3 +439,57 @@ def test_code_swapped_in_place_or_a_method_replaced_or_shadowed_recompiles(tmp_p
     np.testing.assert_allclose(gl(x), np.exp(x))
     model.act = np.tanh  # an instance attribute now shadows the method
     np.testing.assert_allclose(gl(x), 1 - np.tanh(x) ** 2)
+
+
+RULE_MODULE = """
+    import numpy as np
+    import adjoint
+
+    SCALE = 1.0
+
+
+    def ste(x):
+        return np.round(x)
+
+
+    @adjoint.defvjp(ste)
+    def ste_vjp(g, ans, x):  # a straight-through estimator, scaled
+        return g * SCALE
+
+
+    def loss(x):
+        return np.sum(ste(x) * x)
+    """
+
+
+def test_a_users_rule_is_guarded_and_in_the_cache_key(tmp_path):
+    """The IR names a primitive, not what its rule says (adversarial round 8, R2): a
+    number the rule reads, the rule registered again, and the rule's file edited
+    (another process, the same cache) each give the new rule's gradient."""
+    m = module(tmp_path, RULE_MODULE)
+    x = np.array([0.4, 1.6])
+    g = adjoint.grad(m.loss, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(g(x), np.round(x) + x * 1.0)
+    m.SCALE = 3.0
+    np.testing.assert_allclose(g(x), np.round(x) + x * 3.0)
+
+    @adjoint.defvjp(m.ste)
+    def ste_vjp(g, ans, x):  # a notebook cell run again, with another rule
+        return g * 5.0
+
+    np.testing.assert_allclose(g(x), np.round(x) + x * 5.0)
+    fresh = adjoint.grad(m.loss, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(fresh(x), np.round(x) + x * 5.0)
+    # the rule's file edited, read by a new process from the same cache
+    import subprocess
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    run = ("import sys, numpy as np, adjoint; sys.path.insert(0, sys.argv[1]); import rules; "
+           "print(adjoint.grad(rules.loss, cache_dir=sys.argv[2])(np.array([0.4, 1.6]))[1])")
+    for scale in ("1.0", "2.0"):
+        (edited / "rules.py").write_text(textwrap.dedent(RULE_MODULE).replace(
+            "SCALE = 1.0", f"SCALE = {scale}"))
+        out = subprocess.run([sys.executable, "-B", "-c", run, str(edited),
+                              str(tmp_path / "cache")],
+                             capture_output=True, text=True, check=True).stdout
+        assert float(out) == pytest.approx(2.0 + 1.6 * float(scale))
