@@ -94,3 +94,52 @@ def test_list_length_from_data(first):
     g = adjoint.grad(list_len_changes)
     for x in calls[first:] + calls[:first]:
         assert np.allclose(g(x), numeric_grad(list_len_changes, (x,)), rtol=1e-6, atol=1e-8)
+
+
+# C5: the array-API form (array_api_strict arguments): NumPy's positional arguments of a
+# reduction, an index that leaves axes unnamed, a rule's comparison broadcast to a
+# shape; and an isinstance with a NumPy class, which observing (on NumPy copies) answers
+# otherwise than the call
+B = np.arange(1.0, 13.0).reshape(3, 4) * 0.1 + np.sin(np.arange(12.0)).reshape(3, 4)
+
+
+def std_positional(B):
+    return np.sum(np.std(B, 0, None, None, 1) * np.arange(4.0)) + \
+        np.sum(np.var(B, axis=1, ddof=1) ** 2) + np.sum(np.mean(B, 1, None, None, True) * B)
+
+
+def column_from_row(A):
+    C = A * 1.0
+    C[:, 0] = A[1]
+    return np.sum(C ** 2 * A)
+
+
+def transposed_row(A):
+    return np.sum((A.T @ A).T * A) + np.sum(A.T[0] ** 3)
+
+
+def squeeze_axis(B):
+    return np.sum(np.squeeze(B[:1], 0) * np.arange(4.0))
+
+
+def numpy_only(x):
+    if isinstance(x, np.ndarray):
+        return np.sum(x ** 2)
+    return x ** 3
+
+
+@pytest.mark.parametrize("f, arg", [(std_positional, B), (column_from_row, A),
+                                    (transposed_row, A), (squeeze_axis, B)])
+def test_array_api_indices_and_arguments(f, arg):
+    xps = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    got = adjoint.grad(f)(xps.asarray(arg))
+    assert type(got) is type(xps.asarray(arg))
+    assert np.allclose(np.asarray(got), numeric_grad(f, (arg,)), rtol=1e-6, atol=1e-8)
+
+
+def test_array_api_isinstance_numpy_refused():
+    xps = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    x = xps.asarray(np.array([0.3, -0.7, 1.2, 0.5]))
+    assert "isinstance" in str(refused_at(numpy_only, (x,), "if isinstance"))

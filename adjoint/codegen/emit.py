@@ -487,6 +487,16 @@ class Emitter:
             # (np.array(2.0) of a number numba makes itself: stack() is for a list)
             self.module.pasted["stack"] = _NUMBA_STACK
             return f"stack({self.operand(a[0])})"
+        if self.xp and p.fn in (isinstance, issubclass) and any(
+                _numpy_class(x) or isinstance(x, Value) and x in self._producers and any(
+                    _numpy_class(y) for y in self._producers[x].args) for x in a[1:]):
+            from adjoint.errors import UnsupportedError
+            raise UnsupportedError(
+                f"{p.fn.__name__}() with a NumPy class: observing the call saw NumPy copies "
+                "of the arrays, so the path f took there may not be the one it takes on "
+                "the arrays passed", op.loc or self._loc,
+                "test what the code needs (x.ndim, x.shape, x.dtype), or pass NumPy arrays "
+                "(np.asarray(x))")
         a = _without_defaults(op.prim.fn, a)
         if self.xp and p.fn is len and len(a) == 1 and isinstance(a[0], Value) and \
                 self._xp_array(a[0]):  # the standard's arrays have no len()
@@ -505,6 +515,17 @@ class Emitter:
 
     def _xp_call(self, op: Call, a) -> str:
         """A NumPy call spelled as the standard's function on `xp`, or refused at its line."""
+        named = []
+        if op.prim.name[3:] in xp_table.REDUCTIONS and len(a) > 2:
+            # np.std(B, 0, None, None, 1): past the axis, the standard takes keywords only
+            # (NumPy's defaults left out: out=None, dtype=None, ddof=0)
+            params = list(inspect.signature(op.prim.fn).parameters.values())
+            if len(a) > len(params):
+                self._refuse(f"{op.prim.name}() with {len(a)} arguments", op.loc)
+            named = [(q.name, x) for q, x in zip(params[2:], a[2:]) if not (
+                isinstance(x, Const) and (x.value is q.default or x.value is None or
+                                          x.value is np._NoValue or x.value == q.default))]
+            a = a[:2]
         kinds = [self.facts.kind(x) if self.facts is not None and isinstance(x, Value)
                  else None for x in a]
         # not known to be an array (a number, or a value made by the transform, whose
@@ -519,7 +540,7 @@ class Emitter:
                 self._bool(a[0]):  # counting Trues: the standard sums no bools
             args[0] = f"xp.astype({args[0]}, {self._mask_dtype(a[0])})"
         kwargs = [(k, self._xp_dtype(v) if k == "dtype" else self.operand(v))
-                  for k, v in op.kwargs]
+                  for k, v in named + list(op.kwargs)]
         floats = [s and (isinstance(x, Const) and type(x.value) is float or
                          isinstance(x, Value) and (k is None or k.type == "float"))
                   for s, x, k in zip(scalar, a, kinds)]
@@ -574,7 +595,8 @@ class Emitter:
         if shape is None:
             return text
         if isinstance(key, Const):
-            parts = key.value if isinstance(key.value, tuple) else (key.value,)
+            parts = tuple(Const(v) for v in (
+                key.value if isinstance(key.value, tuple) else (key.value,)))
         else:
             op = self._producers.get(key) if isinstance(key, Value) else None
             if op is not None and op.prim.style == "tuple":
@@ -627,16 +649,25 @@ class Emitter:
     def _mask_dtype(self, v) -> str:
         """The dtype a comparison's Trues count in: that of the array compared (x == m
         of a float32 x counts in float32), else the namespace's float64."""
-        op = self._producers.get(v)
+        op = self._comparison(v)
         first = self.operand(op.args[0]) if op is not None and isinstance(
             op.args[0], Value) and self._xp_array(op.args[0]) else ""
         return f"{first}.dtype" if first.isidentifier() else "xp.float64"
 
     def _bool(self, v) -> bool:
         """Is `v` a comparison's result (an array of bools, or a bool)?"""
-        op = self._producers.get(v) if isinstance(v, Value) else None
+        op = self._comparison(v)
         return op is not None and op.prim.style == "infix" and \
             op.prim.symbol.strip() in _COMPARISONS
+
+    def _comparison(self, v):
+        """The op that made `v`, seen through shape-only ops (a rule's x == 0 broadcast
+        back to the input's shape is still bools)."""
+        op = self._producers.get(v) if isinstance(v, Value) else None
+        while op is not None and op.prim.name in _RESHAPES and op.args and \
+                isinstance(op.args[0], Value):
+            op = self._producers.get(op.args[0])
+        return op
 
     def _xp_global(self, o: Global) -> str:
         if o.name in xp_table.CONSTANTS:
@@ -1279,6 +1310,17 @@ def _elif(lines: list[str], mark: int, ind: str) -> None:
         return
     lines[mark:] = [ind + "el" + line[len(inner):] if k == 0 else line[4:]
                     for k, line in enumerate(body)]
+
+
+def _numpy_class(o) -> bool:
+    """Is `o` a NumPy class (np.ndarray, np.float64), or a tuple holding one?"""
+    value = o.value if isinstance(o, (Global, Const)) else None
+    values = value if isinstance(value, tuple) else (value,)
+    return any(isinstance(v, type) and v.__module__.split(".")[0] == "numpy" for v in values)
+
+
+# functions that move a value's entries without changing them
+_RESHAPES = ("np.broadcast_to", "np.expand_dims", "np.reshape", "np.transpose", "np.ravel")
 
 
 def _without_defaults(fn, args: tuple) -> tuple:

@@ -27,7 +27,7 @@ _RENAMED = {"concatenate": "concat", "power": "pow", "arcsin": "asin", "arccos":
 
 # reductions: keyword-only axis and keepdims in the standard (NumPy's out=, where=,
 # initial=, ddof= have no standard spelling: refused when given)
-_REDUCTIONS = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "min": "min",
+REDUCTIONS = _REDUCTIONS = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "min": "min",
                "amax": "max", "amin": "min", "std": "std", "var": "var",
                "argmax": "argmax", "argmin": "argmin", "all": "all", "any": "any"}
 
@@ -44,8 +44,8 @@ _LINALG = {"linalg.inv": "linalg.inv", "linalg.det": "linalg.det",
 # kwargs NumPy and the standard share, per function (others are refused)
 _KWARGS = {"sum": {"axis", "keepdims", "dtype"}, "prod": {"axis", "keepdims", "dtype"},
            "mean": {"axis", "keepdims"}, "max": {"axis", "keepdims"},
-           "min": {"axis", "keepdims"}, "std": {"axis", "keepdims"},
-           "var": {"axis", "keepdims"}, "argmax": {"axis", "keepdims"},
+           "min": {"axis", "keepdims"}, "std": {"axis", "keepdims", "correction"},
+           "var": {"axis", "keepdims", "correction"}, "argmax": {"axis", "keepdims"},
            "argmin": {"axis", "keepdims"}, "all": {"axis", "keepdims"},
            "any": {"axis", "keepdims"}, "concat": {"axis"}, "stack": {"axis"},
            "expand_dims": {"axis"}, "sort": {"axis"}, "flip": {"axis"},
@@ -150,6 +150,8 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
     std = standard_name(name)
     if std is None:
         return None
+    if std in ("std", "var"):  # NumPy's ddof is the standard's correction
+        kwargs = [("correction" if k == "ddof" else k, v) for k, v in kwargs]
     allowed = _KWARGS.get(std, set())
     if any(k not in allowed for k, _ in kwargs):
         return None
@@ -174,6 +176,9 @@ def call_text(name: str, args: list[str], kwargs: list[tuple[str, str]], scalar:
     out = []
     for i, a in enumerate(printed):
         key = keyword_only[i] if i < len(keyword_only) else None
+        if key is None and len(out) > i - 1 >= 0 and i - 1 < len(keyword_only) and \
+                keyword_only[i - 1]:
+            return None  # a positional argument past one the standard takes by keyword
         out.append(f"{key}={a}" if key else a)
     out += [f"{k}={v}" for k, v in kwargs]
     return f"xp.{std}({', '.join(out)})"
