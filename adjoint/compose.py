@@ -53,7 +53,15 @@ def jacobian(f, wrt=0):
             raise TypeError(f"{getattr(f, '__name__', 'f')}(): {e}") from None
         bound.apply_defaults()
         x_value = bound.arguments[wrt] if isinstance(wrt, str) else bound.args[wrt]
-        x = np.asarray(x_value, dtype=float)
+        if isinstance(x_value, dict):
+            return _dict_jacobian(f, wrt, x_value, args, kwargs)
+        try:
+            x = np.asarray(x_value, dtype=float)
+        except (TypeError, ValueError):
+            raise AdjointError(f"the Jacobian with respect to `{_name(f, wrt)}` "
+                               f"({type(x_value).__name__}) has no array form", _loc(f),
+                               "pass an array, or a dict of arrays (one Jacobian per "
+                               "entry)") from None
         out, pullback = vjp(f, *args, wrt=wrt, **kwargs)
         ys = [np.asarray(y, dtype=float) for y in _leaves(out)]
         if sum(y.size for y in ys) <= x.size:
@@ -77,6 +85,65 @@ def jacobian(f, wrt=0):
             return jac[0]
         return _rebuild(out, iter(jac))
     return run
+
+
+def _name(f, wrt) -> str:
+    if isinstance(wrt, str):
+        return wrt
+    names = list(inspect.signature(f).parameters)
+    return names[wrt] if -len(names) <= wrt < len(names) else str(wrt)
+
+
+def _loc(f):
+    """f's def line, where an error about its arguments points."""
+    from adjoint.frontend.source import parse_function
+    parsed = parse_function(f)
+    return parsed.loc(parsed.node)
+
+
+def _floating(v) -> bool:
+    return isinstance(v, (float, np.floating)) or \
+        isinstance(v, np.ndarray) and v.dtype.kind == "f"
+
+
+def _dict_jacobian(f, wrt, p, args, kwargs):
+    """The Jacobian with respect to a dict of parameters: for each output array, a dict of
+    the same keys, entry `k` of shape out.shape + p[k].shape (as JAX's jacrev). Entries
+    that are not floats (an int, a string setting) are constants and have none."""
+    keys = [k for k, v in p.items() if _floating(v)]
+    nested = next((k for k, v in p.items() if isinstance(v, (dict, list, tuple))), None)
+    if nested is not None:
+        raise AdjointError(f"the Jacobian with respect to `{_name(f, wrt)}`, whose entry "
+                           f"{nested!r} is a {type(p[nested]).__name__}, has no array form",
+                           _loc(f), "pass a dict of arrays and floats (one level)")
+    shapes = {k: np.shape(p[k]) for k in keys}
+    out, pullback = vjp(f, *args, wrt=wrt, **kwargs)
+    ys = [np.asarray(y, dtype=float) for y in _leaves(out)]
+    if sum(y.size for y in ys) <= sum(int(np.prod(s)) for s in shapes.values()):
+        jac = []
+        for j, y in enumerate(ys):
+            cts = [pullback(_basis(out, j, i)) for i in range(y.size)]
+            jac.append({k: np.stack([np.asarray(ct[k], dtype=float) for ct in cts]).reshape(
+                y.shape + shapes[k]) if cts else np.zeros(y.shape + shapes[k]) for k in keys})
+    else:
+        forward_mode = jvp(f, wrt)
+        jac = [{} for _ in ys]
+        for k in keys:
+            cols = []
+            for i in range(int(np.prod(shapes[k]))):
+                tangent = {name: np.zeros(np.shape(v)) if _floating(v) else None
+                           for name, v in p.items()}
+                e = np.zeros(int(np.prod(shapes[k])))
+                e[i] = 1.0
+                tangent[k] = e.reshape(shapes[k]) if shapes[k] else 1.0
+                dot = forward_mode(*args, tangent, **kwargs)[1]
+                cols.append([np.asarray(d, dtype=float) for d in _leaves(dot)])
+            for j, y in enumerate(ys):
+                jac[j][k] = np.moveaxis(np.stack([c[j] for c in cols]), 0, -1).reshape(
+                    y.shape + shapes[k]) if cols else np.zeros(y.shape + shapes[k])
+    if len(jac) == 1 and not isinstance(out, (tuple, list, dict)):
+        return jac[0]
+    return _rebuild(out, iter(jac))
 
 
 def conjugate_gradient(matvec, b, tol: float = 1e-10, maxiter: int | None = None):

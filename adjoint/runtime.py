@@ -319,6 +319,8 @@ def zeros_like(x):
     """A zero of `x`'s shape and kind: 0.0 for a float, an array for an array."""
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return 0.0
+    if x is None or isinstance(x, (str, bytes)):  # a setting ({'act': 'tanh'}): no gradient
+        return None
     if isinstance(x, dict):  # parameters by name: a zero per entry
         return CotangentDict((k, zeros_like(v)) for k, v in x.items())
     if hasattr(x, "_fields"):  # a namedtuple: by field

@@ -143,3 +143,51 @@ def test_array_api_isinstance_numpy_refused():
     pytest.importorskip("array_api_compat")
     x = xps.asarray(np.array([0.3, -0.7, 1.2, 0.5]))
     assert "isinstance" in str(refused_at(numpy_only, (x,), "if isinstance"))
+
+
+# C8: jacobian with respect to a dict of parameters: a dict of Jacobians per output (by
+# VJPs or by JVPs, whichever is fewer); a string setting in the dict is a constant
+def loss_of_params(p, x):
+    s = np.sum(p["w"] ** 2 * x) + p["b"] ** 3
+    return s * 2.0 if p["act"] == "double" else s
+
+
+def wide_of_params(p, x):
+    return np.outer(p["w"], x).ravel() * p["b"]
+
+
+def nested_params(p, x):
+    return np.sum(p["w"] * x) * p["inner"]["c"]
+
+
+def pair_of_arrays(t, x):
+    return np.sum(t[0] * x) + np.sum(t[1])
+
+
+def test_jacobian_wrt_dict():
+    p = {"w": np.array([1.0, 2.0, 3.0]), "b": 0.5, "act": "double"}
+    x = np.array([0.3, -0.7, 1.2])
+    J = adjoint.jacobian(loss_of_params)(p, x)
+    assert set(J) == {"w", "b"}
+    assert np.allclose(J["w"], 4.0 * p["w"] * x) and np.isclose(J["b"], 6.0 * p["b"] ** 2)
+    g = adjoint.grad(loss_of_params)(p, x)  # (the string's zero was a TypeError)
+    assert g["act"] is None and np.allclose(g["w"], J["w"]) and np.isclose(g["b"], J["b"])
+    for f in (loss_of_params, wide_of_params):  # one output entry (VJPs), nine (JVPs)
+        J = adjoint.jacobian(f)(p, x)
+        for k, v in [("w", p["w"]), ("b", p["b"])]:
+            def along(v_k, k=k):
+                return np.asarray(f(dict(p, **{k: v_k}), x), dtype=float)
+            h = 1e-6
+            rows = [(along(v + h * e) - along(v - h * e)) / (2 * h)
+                    for e in np.eye(np.size(v)).reshape((-1,) + np.shape(v))]
+            want = np.moveaxis(np.stack(rows), 0, -1).reshape(np.shape(along(v)) + np.shape(v))
+            assert np.allclose(J[k], want, rtol=1e-6, atol=1e-8)
+
+
+def test_jacobian_wrt_structure_without_array_form():
+    x = np.array([0.3, -0.7, 1.2])
+    p = {"w": np.array([1.0, 2.0, 3.0]), "inner": {"c": 2.0}}
+    for f, arg in [(nested_params, p), (pair_of_arrays, (x, np.ones(2)))]:
+        with pytest.raises(adjoint.AdjointError) as e:
+            adjoint.jacobian(f)(arg, x)
+        assert e.value.loc is not None and "no array form" in str(e.value)
