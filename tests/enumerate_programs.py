@@ -445,6 +445,12 @@ ARRAY_TEMPLATES = [
     # and a container element or overwritten slot nothing reads adds nothing
     ("zero_cotangent", "branch", "def f(x, v):\n    r = np.sqrt(x)\n    if x > 0:\n"
      "        return r + np.sum(v)\n    return x * np.sum(v)", (-1.0, V3), None),
+    # ... read by two ifs, or through another value (round 8, N1b): zero unless either ran
+    ("zero_cotangent", "two_ifs", "def f(x, v):\n    r = np.sqrt(x)\n    s = x * np.sum(v)\n"
+     "    if x > 0:\n        s = s + r\n    if x > 1:\n        s = s + 2 * r\n    return s",
+     (-1.0, V3), None),
+    ("zero_cotangent", "through_a_value", "def f(x, v):\n    r = np.sqrt(x)\n    q = r * v\n"
+     "    if x > 0:\n        return np.sum(q + r)\n    return x * np.sum(v)", (-1.0, V3), None),
     ("zero_cotangent", "normalise", "def f(x, v):\n    r = math.sqrt(x * x + v[0] * v[0])\n"
      "    if r > 1e-3:\n        return x / r\n    return x + v[0]", (0.0, np.zeros(3)), None),
     ("zero_cotangent", "loop_branch", "def f(x, v):\n    s = 0.0\n    for i in range(3):\n"

@@ -36,7 +36,7 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import dict_of, field, keys, list_of, tuple_of
+from adjoint.rules.structure import dict_of, field, keys, list_of, or_, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -243,6 +243,19 @@ class Reverse:
         adj[v] = self.emit(prim_of(iadd if known else runtime.accum), (old, contrib),
                            f"{cotangent_base(v)}_bar")
         self.facts.same_kind(adj[v], v)
+        marks = self.taken.get(old), self.taken.get(contrib)
+        if None not in marks and marks[0][2] is marks[1][2] is self.region:
+            # zero unless one of two branches ran (`q = r * 2; if c: return q + r`, or r
+            # read by two ifs): the sum is zero unless either did
+            self.taken[adj[v]] = marks[0] if marks[0][:2] == marks[1][:2] else \
+                (self._either(marks), True, self.region)
+
+    def _either(self, marks) -> Value:
+        """The condition under which a cotangent zero unless one of `marks`' branches
+        ran may be nonzero: `c1 or not c2`."""
+        tests = [cond if keep else self.emit(prim_of(operator.not_), (cond,), "_c")
+                 for cond, keep, _ in marks]
+        return self.emit(prim_of(or_), tuple(tests), "_c")
 
     def _writable(self, g: Operand) -> Operand:
         """An accumulator the reverse loop may add into in place: a read-only broadcast
@@ -341,7 +354,9 @@ class Reverse:
                                    (other_block, taken_block)), results, self.loc))
         for a, r in zip(changed, results):
             self.facts.same_kind(r, a)
-            if before[a] is None:  # still zero where the branch was not taken
+            old = self.taken.get(before[a])
+            if before[a] is None or old is not None and old[:2] == mark[:2]:
+                # still zero where the branch was not taken
                 self.taken[r] = mark
                 if adj[a] in self.masks:
                     self.masks[r] = self.masks[adj[a]]
@@ -563,6 +578,15 @@ class Reverse:
             zero_in = [v not in badj for _, _, badj in branches]
             if zero_in.count(True) == 1:  # r is zero unless the other branch ran
                 self.taken[r] = (cond, zero_in[1], self.region)
+                continue
+            # one side passes on a cotangent that is zero unless an earlier (in the
+            # reverse sweep) branch ran, the other adds to it: r is zero unless either ran
+            marks = [self.taken.get(badj.get(v)) for _, _, badj in branches]
+            for side in (0, 1):
+                m = marks[side]
+                if marks[1 - side] is None and m is not None and m[2] is self.region:
+                    self.taken[r] = (self._either([(cond, side == 1, None), m]), True,
+                                     self.region)
         exports = [v for region, _, _ in branches for v in region.exports]
         if exports:
             self.export(op, branches)
