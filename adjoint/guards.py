@@ -96,10 +96,12 @@ def lower_watched(f: Callable, constants=None) -> tuple[Function, tuple]:
 
 
 def guards(reads) -> tuple:
-    """(namespace, name, value, shape, dtype) per free name read: the code stays valid
+    """(namespace, name, value, shape, detail) per free name read: the code stays valid
     while `namespace.get(name, ABSENT) is value` (a cell: its contents) and, for an
-    array, while its shape and dtype are the same. Reads of adjoint's own modules (the
-    rule templates) are left out: they do not change under a running program."""
+    array, while its shape and dtype (the detail) are the same; for a function, while
+    its code object (the detail) is: IPython's autoreload swaps __code__ in place.
+    Reads of adjoint's own modules (the rule templates) are left out: they do not
+    change under a running program."""
     out, seen = [], set()
     for where, name, value in reads + _attribute_reads(reads):
         if where is None or isinstance(where, dict) and \
@@ -112,8 +114,9 @@ def guards(reads) -> tuple:
         if not isinstance(where, (dict, Attributes)):
             where = _Cell(where)
         arr = isinstance(value, np.ndarray)
-        out.append((where, name, value, value.shape if arr else None,
-                    value.dtype if arr else None))
+        detail = value.dtype if arr else value.__code__ if isinstance(
+            value, types.FunctionType) else None
+        out.append((where, name, value, value.shape if arr else None, detail))
     return tuple(out)
 
 
@@ -204,16 +207,16 @@ def holds(checks: tuple):
         if shape is not None:
             terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
         if isinstance(value, types.FunctionType):  # IPython's autoreload swaps __code__
-            ns[f"c{i}"] = value.__code__
-            terms.append(f"v{i}.__code__ is c{i}")
+            terms.append(f"v{i}.__code__ is d{i}")
     exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
     return ns["holds"]
 
 
 def stale(checks: tuple) -> str | None:
     """The name of the first free name that changed since `checks` were made, or None."""
-    for where, name, value, shape, dtype in checks:
+    for where, name, value, shape, detail in checks:
         if where.get(name, ABSENT) is not value or (
-                shape is not None and (value.shape != shape or value.dtype != dtype)):
+                shape is not None and (value.shape != shape or value.dtype != detail)) or (
+                isinstance(value, types.FunctionType) and value.__code__ is not detail):
             return name
     return None

@@ -424,6 +424,9 @@ def test_code_swapped_in_place_or_a_method_replaced_or_shadowed_recompiles(tmp_p
     x = np.array([0.3, -0.7, 1.2])
     gf = adjoint.grad(m.f)
     np.testing.assert_allclose(gf(x), 3 * x ** 2)
+    hf, hv = adjoint.hessian(m.f), adjoint.hvp(m.f)  # second derivatives guard too
+    np.testing.assert_allclose(hf(x), np.diag(6 * x))
+    np.testing.assert_allclose(hv(x, np.ones(3)), 6 * x)
     path = tmp_path / f"{m.__name__}.py"
     path.write_text(textwrap.dedent(text).replace("return x * x\n", "return x * x * x\n")
                     .replace("helper(x) * x)", "helper(x) * 2.0)"))
@@ -432,6 +435,8 @@ def test_code_swapped_in_place_or_a_method_replaced_or_shadowed_recompiles(tmp_p
     exec(compile(path.read_text(), str(path), "exec"), fresh)
     m.helper.__code__, m.f.__code__ = fresh["helper"].__code__, fresh["f"].__code__
     np.testing.assert_allclose(gf(x), 6 * x ** 2)
+    np.testing.assert_allclose(hf(x), np.diag(12 * x))
+    np.testing.assert_allclose(hv(x, np.ones(3)), 12 * x)
     model = m.Model()
     gl = adjoint.grad(model.loss)
     np.testing.assert_allclose(gl(x), np.cos(x))
