@@ -640,14 +640,15 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
         generic = emitted(None)
     except Exception:  # noqa: BLE001 - no generic code: the specialised one is checked
         generic = None
-    if generic is not None and generic.split("\n", 1)[1] == text.split("\n", 1)[1]:
-        return text  # nothing about the arguments is in the code
+    # nothing about the arguments is in the code: no check of them
+    specialised = generic is None or generic.split("\n", 1)[1] != text.split("\n", 1)[1]
     # the file's own name (the header's first line has its path): the text stays the same
     # on every machine
     name = job.ir.name
     where = f"{os.path.basename(parse_function(f).filename)}:{name}"
     fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
-    text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where)
+    text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,
+                            specialised, tuple(t.written))
     return numba_backend.check_outside(text, fn_name) if backend == "numba" else text
 
 

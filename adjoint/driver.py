@@ -670,12 +670,34 @@ def _fact(name: str, a) -> tuple[str, str] | None:
     return None
 
 
-def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | None) -> str:
+def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | None,
+                     specialised: bool = True, written: tuple = ()) -> str:
     """`text` whose function `fn_name` first checks that its arguments have the facts
     of `args` it was specialised on (an AssertionError says how to regenerate it), with
-    a header line saying the same."""
-    facts = [_fact(n, a) for n, a in zip(ir.param_names, args)]
+    a header line saying the same; and that no array f writes in place (`written`, by
+    position) shares memory with another argument, since the gradient copies it on
+    entry, where f's write would have changed the other argument too."""
+    facts = [_fact(n, a) for n, a in zip(ir.param_names, args)] if specialised else []
     facts = [x for x in facts if x is not None]
+    arrays = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+    shared = [(ir.param_names[w], ir.param_names[o]) for w in written if w in arrays
+              for o in arrays if o != w]
+    if shared:
+        lines = text.split("\n")
+        at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
+        if at is not None:
+            at += 1
+            while not lines[at - 1].rstrip().endswith(":"):
+                at += 1
+            doc = lines[at].strip()
+            if doc.startswith('"""') and doc.endswith('"""') and len(doc) >= 6:
+                at += 1
+            tests = [f"np.shares_memory({w}, {o})" for w, o in shared]
+            test = tests[0] if len(tests) == 1 else f"({' or '.join(tests)})"
+            lines[at:at] = [f"    assert not {test}, \"{ir.name} writes into "
+                            f"{' and '.join(sorted({w for w, _ in shared}))} in place: pass "
+                            f"arguments that share no memory\""]
+            text = "\n".join(lines)
     if not facts:
         return text
     described = ", ".join(d for _, d in facts)

@@ -306,6 +306,12 @@ def test_one_array_for_two_parameters_one_written_is_refused(tmp_path):
     ga, gb = g(y.copy(), y)
     np.testing.assert_allclose(ga, [0.0, 2.0, 3.0])
     np.testing.assert_allclose(gb, [0.0, 2.0, 3.0])
+    # a file emitted for arrays checks it too (it copies `a` on entry as well)
+    namespace = dict(vars(m))
+    exec(adjoint.source(m.f, wrt=(0, 1), args=(y.copy(), y)), namespace)
+    with pytest.raises(AssertionError, match="f writes into a in place"):
+        namespace["f_grad"](y, y)
+    np.testing.assert_allclose(namespace["f_grad"](y.copy(), y)[0], [0.0, 2.0, 3.0])
 
 
 def test_a_written_leaf_shared_with_another_leaf_or_a_global_is_refused(tmp_path):
