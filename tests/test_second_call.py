@@ -3,8 +3,8 @@
 The code is specialised on what observing the first call saw, and keyed on the
 arguments' kinds only. Whatever that call saw but the next one may not (the kind an
 `if` gave on the side the data chose, the empty list a filter left) must not be
-folded into the code (adversarial round 8, K1 and A2: both gave wrong numbers on the
-second call, and on every call after it through the disk cache). Each program here is
+folded into the code (adversarial round 8, K1 and A2; round 9, P1, P1b and S1: wrong
+numbers on the second call, and on every call after it through the disk cache). Each program here is
 compiled on `first`, then checked on `second`, and again in the other order.
 """
 import numpy as np
@@ -59,6 +59,31 @@ def while_maybe_none(x):
     return np.sum(s * x)
 
 
+def range_by_value(x):
+    s = 2.0
+    for i in range(int(x[0])):  # a trip count the data decides (no trip, or two)
+        s = x * s
+    return np.sum(x ** 2 * s)
+
+
+def while_one_trip(x):
+    s = 1.0
+    i = 0
+    while x[i] > 0:  # one trip observed: s only seen as the float it came in as
+        s = s * x[:2]
+        i += 1
+    return np.sum(s * x[2:])
+
+
+def mean_of_prefix(x):
+    return np.mean(x[:int(x[0])] ** 2)  # a size the data decides: not folded as 1/n
+
+
+def mean_to_peak(x):
+    k = np.argmax(x)
+    return np.mean(x[:k + 1] ** 2) * x[0]
+
+
 POSITIVE = np.array([0.5, 0.7, 1.2, 0.4])
 MIXED = np.array([-0.5, -0.7, 1.2, 0.4])
 CASES = [
@@ -69,6 +94,10 @@ CASES = [
     (hinge_list, np.array([1.5, 2.5, 3.0]), np.array([0.2, 2.5, 0.5])),
     (hinge_comprehension, np.array([1.5, 2.5, 3.0]), np.array([0.2, 2.5, 0.5])),
     (while_maybe_none, POSITIVE, MIXED),
+    (range_by_value, POSITIVE, np.array([2.5, -0.7, 1.2, 0.4])),
+    (while_one_trip, np.array([0.5, -0.7, 1.2, 0.4]), np.array([0.5, 0.7, -1.2, 0.4])),
+    (mean_of_prefix, np.array([1.5, 0.7, 1.2, 2.4]), np.array([2.5, -0.7, 1.2, 0.4])),
+    (mean_to_peak, np.array([2.5, 0.7, 1.2, 0.4]), np.array([0.5, 0.7, 2.2, 0.4])),
 ]
 
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adjoint import runtime
 from adjoint.frontend.lower import Facts
 from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.ir.interp import interpret
+from adjoint.rules.structure import tuple_of
 
 
 @dataclass(frozen=True)
@@ -239,26 +241,35 @@ class Observed(Facts):
         if old in self.kinds and (overwrite or new not in self.kinds):
             self.kinds[new] = self.kinds[old]
 
-    def forget_data_shapes(self, fn: Function) -> None:
+    def forget_data_shapes(self, fn: Function) -> set:
         """Forget the shapes that depend on the data, not on the arguments' shapes:
-        `x[x > 0]`, np.nonzero(...), and everything computed from them. The code is
-        specialised on argument kinds only, so a size this call happened to see must
-        not be folded into it (np.mean(x[x > 0]) would divide by it on every call)."""
+        `x[x > 0]`, np.nonzero(...), an int computed from the values of an array or a
+        float (`x[:int(x[0])]`, `range(np.argmax(x))`), and everything computed from
+        them. The code is specialised on argument kinds only, so a size this call
+        happened to see must not be folded into it (np.mean(x[x > 0]) would divide by it
+        on every call). Returns the values so tainted."""
         tainted: set = set()
+        counts: set = set()  # ints the data decides, and tuples holding them
         changed = True
         while changed:  # loops feed values back: to a fixpoint
             changed = False
             for op in walk_ops(fn.body):
                 pairs = _merges(op)
-                if isinstance(op, Call):
-                    if op.result not in tainted and (self._data_shaped(op) or any(
-                            o in tainted for o in op.operands)):
-                        tainted.add(op.result)
-                        changed = True
+                if isinstance(op, Call) and op.result not in counts and (
+                        self._data_int(op, counts) or op.prim.fn in _TUPLES and
+                        any(o in counts for o in op.operands)):
+                    counts.add(op.result)
+                    changed = True
+                elif isinstance(op, Call) and op.result not in tainted and (
+                        self._data_shaped(op) or any(o in tainted for o in op.operands) or
+                        self._sized_by(op, counts)):
+                    tainted.add(op.result)
+                    changed = True
                 for dst, src in pairs:
-                    if src in tainted and dst not in tainted:
-                        tainted.add(dst)
-                        changed = True
+                    for marks in (tainted, counts):
+                        if src in marks and dst not in marks:
+                            marks.add(dst)
+                            changed = True
                 if isinstance(op, (For, While)) and (isinstance(op, While) or op.iter in tainted):
                     # a list grown in a loop whose trip count depends on the data: its
                     # length changed from trip to trip, and the last one is no fact
@@ -280,8 +291,9 @@ class Observed(Facts):
             k = self.kinds.get(v)
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
                 self.kinds[v] = Kind(k.type, None, k.dtype, k.lib)
+        return tainted
 
-    def forget_path_kinds(self, fn: Function) -> None:
+    def forget_path_kinds(self, fn: Function, data: set = frozenset()) -> None:
         """Forget the kinds that depend on which path the data took: an if whose two
         sides give values of different kinds (`1.0 if c else np.abs(x)`), or whose side
         that did not run gives a kind nothing here can tell; a while loop whose initial
@@ -294,9 +306,16 @@ class Observed(Facts):
                 for r, a, b in zip(op.results, op.then.results, op.orelse.results):
                     if self.kind(a) is None or self.kind(a) != self.kind(b):
                         tainted.add(r)
-            elif isinstance(op, While):  # its trip count is the data's: maybe none
-                tainted.update(r for r, init, out in zip(op.results, op.inits, op.body.results)
-                               if not self.kind(r) == self.kind(init) == self.kind(out))
+            elif isinstance(op, While) or isinstance(op, For) and op.iter in data:
+                # its trip count is the data's: maybe none, maybe more than observed. A
+                # carried value whose kind a trip changes is forgotten, as the loop gives
+                # it and as the body reads it (one trip observed saw it only as it came in)
+                args = op.body.args[1:] if isinstance(op, For) else op.body.args
+                for r, a, init, out in zip(op.results, args, op.inits, op.body.results):
+                    if not self.kind(r) == self.kind(init) == self.kind(out):
+                        tainted.add(r)
+                    if self.kind(init) != self.kind(out):
+                        tainted.add(a)
         changed = bool(tainted)
         while changed:  # loops feed values back: to a fixpoint
             changed = False
@@ -309,6 +328,26 @@ class Observed(Facts):
         for v in tainted:
             if v in self.kinds:
                 self.kinds[v] = UNKNOWN
+
+    def _data_int(self, op: Call, counts: set) -> bool:
+        """Whether op gives an int the data decides: read from an array's values or a
+        float (int(x[0]), np.argmax(x), np.count_nonzero(m)), or computed from one."""
+        out = self.kinds.get(op.result)
+        if out is None or op.prim.fn in _SHAPE_READERS or not (
+                out.type == "int" or out.type == "ndarray" and out.dtype in ("i", "u")):
+            return False
+        return any(a in counts or k is not None and (
+            k.type in ("float", "complex") or k.type == "ndarray")
+            for a, k in ((a, self.kind(a)) for a in op.args))
+
+    def _sized_by(self, op: Call, counts: set) -> bool:
+        """Whether op makes a value whose size is one of `counts` (x[:k], range(k),
+        np.zeros(k), [0.0] * k); an int that indexes (x[k]) leaves the shape as it is."""
+        if not any(o in counts for o in op.operands):
+            return False
+        out = self.kinds.get(op.result)
+        return op.prim.fn in _SIZED_BY or out is not None and out.type in ("list", "tuple") \
+            and op.prim.fn not in _TUPLES
 
     def _data_shaped(self, op: Call) -> bool:
         if op.prim.fn in _DATA_SHAPED or (op.prim.fn is np.where and len(op.args) == 1):
@@ -400,6 +439,18 @@ class Observed(Facts):
 # functions whose result's size depends on the values, not the shapes, of their inputs
 _DATA_SHAPED = {np.nonzero, np.argwhere, np.flatnonzero, np.unique, np.extract, np.compress,
                 np.trim_zeros}
+
+
+# calls that read an array's shape, not its values: an int they give is the signature's
+_SHAPE_READERS = {np.shape, len, np.ndim, np.size}
+
+# tuples built in f (an index, a shape): they hold an int the data decides, as the int
+_TUPLES = (tuple_of, runtime.index_tuple)
+
+# calls whose result's size is an int argument's value
+_SIZED_BY = {slice, range, np.zeros, np.ones, np.empty, np.full, np.arange, np.linspace,
+             np.eye, np.identity, np.tri, np.reshape, np.repeat, np.tile, np.broadcast_to,
+             np.split, np.array_split, np.resize, np.pad, np.diag, np.diagflat}
 
 
 def _merges(op) -> list:
@@ -570,9 +621,9 @@ def observe(fn: Function, args) -> Observed:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
     facts.lazy = None
-    facts.forget_data_shapes(fn)
+    data = facts.forget_data_shapes(fn)
     facts.infer(fn)
-    facts.forget_path_kinds(fn)
+    facts.forget_path_kinds(fn, data)
     return facts
 
 
