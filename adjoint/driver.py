@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,7 +31,7 @@ from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.source import parse_function
-from adjoint.guards import lower_watched, user_rule_entries
+from adjoint.guards import lower_watched, rule_functions, user_rule_entries
 from adjoint.ir.core import Block, Call, Const, Function, Global, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
@@ -446,23 +447,21 @@ def user_rules(fn_ir: Function) -> tuple:
     """What the rules of the primitives `fn_ir` calls say, for those a user registered:
     the IR only names a primitive, so the cache key holds its rules' code and the
     numbers they read. Editing a rule in its file must compile again."""
-    return tuple((e.prim.name, e.nondiff, tuple(_code_print(t) for t in (e.vjp, e.jvp)
-                                                if t is not None))
+    return tuple((e.prim.name, e.nondiff, tuple(_code_print(t) for t in rule_functions(e)))
                  for e in user_rule_entries(fn_ir))
 
 
-def _code_print(fn) -> tuple:
-    """A rule template's code, constants and the numbers and strings it reads from its
-    module and closure."""
+def _code_print(f) -> tuple:
+    """A rule function's code, constants and the numbers and strings it reads from its
+    module, its closure, and the modules and classes it reads attributes of."""
     def code(c):
         return (c.co_code, c.co_names, tuple(code(k) if hasattr(k, "co_code") else repr(k)
                                              for k in c.co_consts))
-    f = getattr(fn, "__func__", fn)
-    c = getattr(f, "__code__", None)
-    if c is None:
-        return (repr(fn),)
+    c = f.__code__
     read = [(n, f.__globals__.get(n)) for n in c.co_names] + [
         (n, cell.cell_contents) for n, cell in zip(c.co_freevars, f.__closure__ or ())]
+    read += [(f"{n}.{a}", getattr(v, a)) for n, v in read if isinstance(v, (type, types.ModuleType))
+             for a in c.co_names if hasattr(v, a)]
     return code(c), tuple((n, repr(v)) for n, v in read
                           if isinstance(v, (int, float, complex, str, bool)))
 

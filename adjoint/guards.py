@@ -143,15 +143,42 @@ def rule_guards(fn: Function) -> tuple:
     """Guards on the user's rules that `fn`'s gradient inlines: each entry's templates (a
     notebook cell that registers a rule again) and what the templates read from their
     module (a number folded in when the rule is inlined)."""
+    from adjoint.frontend.source import parse_function
     reads = []
     for e in user_rule_entries(fn):
         reads += [(vars(e), attr, getattr(e, attr)) for attr in ("vjp", "jvp", "nondiff")]
-        for t in (e.vjp, e.jvp):
-            code = getattr(t, "__code__", None)
-            if code is not None:
-                reads += [(t.__globals__, n, t.__globals__[n]) for n in code.co_names
-                          if n in t.__globals__]
+        for t in rule_functions(e):
+            reads += [(t.__globals__, n, t.__globals__[n]) for n in t.__code__.co_names
+                      if n in t.__globals__]
+            try:  # `cfg.SCALE`, `Cfg.k`: read through a module or a class
+                reads.append((None, None, parse_function(t)))
+            except Exception:  # noqa: BLE001 - no source: its own names are still guarded
+                pass
     return guards(reads)
+
+
+def rule_functions(e) -> list:
+    """A user entry's templates and the user functions they call, as far as they reach
+    (a rule that calls `_scale(g)`, which reads a number of its module)."""
+    out, todo = [], [t for t in (e.vjp, e.jvp) if t is not None]
+    while todo:
+        f = todo.pop()
+        f = getattr(f, "__func__", f)  # a staticmethod's or classmethod's function
+        if not isinstance(f, types.FunctionType) or f in out or \
+                (f.__module__ or "").startswith(_OWN_MODULES):
+            continue
+        out.append(f)
+        todo += [f.__globals__[n] for n in f.__code__.co_names if n in f.__globals__]
+        todo += [c.cell_contents for c in f.__closure__ or () if _filled(c)]
+    return out
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
 
 
 _OWN_MODULES = ("adjoint.", "numpy", "math", "builtins")

@@ -490,6 +490,9 @@ ARRAY_TEMPLATES = [
      "    a = v * 1.0\n    b = v * 0.5\n    for t in range(3):\n        s = W @ a\n"
      "        a[:] = np.tanh(s + b)\n        b[:] = s\n    return np.sum(a ** 2) + np.sum(b)",
      (0.7, V3), None),
+    # a user's variable named `_`, the emitter's own throwaway target (round 9, U1)
+    ("names", "underscore", "def f(x, v):\n    _ = np.sin(v * x)\n"
+     "    return np.sum(_ * sum(v[0] * x for _ in range(3)))", (0.7, V3), None),
     # the max of a log-sum-exp is a constant only where it broadcasts back along the axis
     # it reduced (round 8, L1: on a square batch, axis=1 without keepdims shifts columns)
     ("stabilizer", "lse_no_keepdims", "def f(x, v):\n    X = np.outer(v, v) * x + np.eye(3)\n"

@@ -504,3 +504,44 @@ def test_a_users_rule_is_guarded_and_in_the_cache_key(tmp_path):
                               str(tmp_path / "cache")],
                              capture_output=True, text=True, check=True).stdout
         assert float(out) == pytest.approx(2.0 + 1.6 * float(scale))
+
+
+def test_a_rule_that_reads_through_a_helper_or_an_attribute_is_guarded(tmp_path):
+    """What a rule reaches is part of it (round 9, R3): a number read by a helper it
+    calls, or by a module's or a class's attribute."""
+    m = module(tmp_path, """
+        import numpy as np
+        import adjoint
+
+        K = 1.0
+
+
+        class Settings:
+            k = 1.0
+
+
+        def _scale(g):
+            return g * K
+
+
+        def clip(x):
+            return np.clip(x, -1.0, 1.0)
+
+
+        @adjoint.defvjp(clip)
+        def clip_vjp(g, ans, x):
+            return _scale(g) * Settings.k
+
+
+        def loss(x):
+            return np.sum(clip(x))
+        """)
+    x = np.array([0.3, -0.2, 0.5])
+    g = adjoint.grad(m.loss, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(g(x), np.ones(3))
+    m.K = 2.0
+    np.testing.assert_allclose(g(x), 2.0 * np.ones(3))
+    m.Settings.k = 3.0
+    np.testing.assert_allclose(g(x), 6.0 * np.ones(3))
+    np.testing.assert_allclose(adjoint.grad(m.loss, cache_dir=tmp_path / "cache")(x),
+                               6.0 * np.ones(3))

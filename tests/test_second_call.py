@@ -114,3 +114,15 @@ def test_a_gradient_is_right_on_the_path_its_first_call_did_not_take(tmp_path, f
     # a new gradient object finds the first call's module in the cache
     value, dx = adjoint.value_and_grad(f, cache_dir=tmp_path)(calls[1])
     np.testing.assert_allclose(dx, numeric_grad(f, (calls[1],)), rtol=1e-6, atol=1e-8)
+
+
+def repeat_by_counts(x, counts):
+    return np.mean(np.repeat(x, counts) ** 2)  # an int array's values size the result
+
+
+def test_an_int_arrays_values_are_data(tmp_path):
+    x = np.array([0.5, -0.7, 1.2, 0.4])
+    g = adjoint.grad(repeat_by_counts, cache_dir=tmp_path)
+    for counts in (np.array([1, 1, 1, 1]), np.array([2, 0, 1, 3])):
+        want = numeric_grad(lambda v: repeat_by_counts(v, counts), (x,))
+        np.testing.assert_allclose(g(x, counts), want, rtol=1e-6, atol=1e-8)

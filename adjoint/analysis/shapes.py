@@ -249,7 +249,10 @@ class Observed(Facts):
         happened to see must not be folded into it (np.mean(x[x > 0]) would divide by it
         on every call). Returns the values so tainted."""
         tainted: set = set()
-        counts: set = set()  # ints the data decides, and tuples holding them
+        # ints the data decides, and tuples holding them: an int array argument's values
+        # are not in the key either (its shape is)
+        counts: set = {p for p in fn.params if (k := self.kinds.get(p)) is not None and
+                       k.type == "ndarray" and k.dtype in ("i", "u")}
         changed = True
         while changed:  # loops feed values back: to a fixpoint
             changed = False

@@ -28,7 +28,9 @@ RESTACKED = ("_tape", "_u", "_v")
 
 class Namer:
     def __init__(self, fn: Function, inlined: dict, reserved: set[str]):
-        self.reserved = set(reserved) | set(keyword.kwlist)
+        # `_` is the emitter's own throwaway target (`for _ in ...`, `a, _ = ...`): a
+        # user's variable of that name gets another
+        self.reserved = set(reserved) | set(keyword.kwlist) | {"_"}
         self.counters: dict[str, int] = {}  # hint -> the next number to try (_fresh)
         pairs = list(ties(fn.body))
         # Ties are merged on liveness that counts a yield as a free move. A yield whose tie
