@@ -126,3 +126,19 @@ def test_an_int_arrays_values_are_data(tmp_path):
     for counts in (np.array([1, 1, 1, 1]), np.array([2, 0, 1, 3])):
         want = numeric_grad(lambda v: repeat_by_counts(v, counts), (x,))
         np.testing.assert_allclose(g(x, counts), want, rtol=1e-6, atol=1e-8)
+
+
+LOOPS = [c for c in CASES if c[0] in (range_by_value, while_one_trip, while_maybe_none)]
+
+
+@pytest.mark.parametrize("f, first, second", LOOPS, ids=[c[0].__name__ for c in LOOPS])
+def test_an_hvp_is_right_on_a_trip_count_its_first_call_did_not_run(tmp_path, f, first, second):
+    """Forward over reverse reads the gradient's tapes: what they held on the first
+    call's trips is no fact for another call's either."""
+    h = adjoint.hvp(f, cache_dir=tmp_path)
+    g = adjoint.grad(f)
+    v = np.array([0.3, -0.2, 0.5, 0.1])
+    for x in (first, second):
+        eps = 1e-6
+        want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+        np.testing.assert_allclose(h(x, v), want, rtol=1e-5, atol=1e-6)

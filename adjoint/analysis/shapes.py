@@ -325,6 +325,11 @@ class Observed(Facts):
             for op in walk_ops(fn.body):
                 new = [op.result] if isinstance(op, Call) and op.result not in tainted and \
                     any(o in tainted for o in op.operands) else []
+                if isinstance(op, Call) and op.prim.style == "tape_push" and \
+                        op.args[0] not in tainted and any(o in tainted for o in op.args[1:]):
+                    new.append(op.args[0])  # a tape holds what is pushed: its pops too
+                if isinstance(op, For) and op.iter in tainted and op.body.args[0] not in tainted:
+                    new.append(op.body.args[0])  # the entries of a tape walked backwards
                 new += [dst for dst, src in _merges(op) if src in tainted and dst not in tainted]
                 tainted.update(new)
                 changed |= bool(new)
