@@ -168,6 +168,7 @@ def emit(c: Compilation) -> str:
             defaults = {**literal_defaults(c.f, c.ir.param_names, 1), **defaults}
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=c.ir.loc.filename if c.ir.loc else None))
+    _refuse_helper_names(c, module)
     head = HEADER.format(version=__version__, origin=origin(c.f), digest=c.digest[:12] or "-")
     lines = [head] + module.header(c.standalone) + ["", ""]
     c.source = "\n".join(lines) + "\n\n\n".join(texts) + "\n"
@@ -189,6 +190,19 @@ def bound_arguments(f, ir, args, kwargs=None) -> tuple:
                         f"a new partial to give it another value")
     bound.apply_defaults()
     return tuple(bound.arguments[n] for n in ir.param_names)
+
+
+def _refuse_helper_names(c: Compilation, module: Module) -> None:
+    """A global f reads under the name of a helper the generated module imports
+    (`unbroadcast`, `accum`...) would take the helper's place in the module."""
+    for fn, _, _ in c.functions:
+        for op in walk_ops(fn.body):
+            for o in op.operands:
+                if isinstance(o, Global) and o.name in module.helpers:
+                    raise UnsupportedError(
+                        f"the global `{o.name}` has the name of a helper the generated "
+                        f"gradient imports from adjoint.runtime", op.loc or c.ir.loc,
+                        "rename the global, or import it under another name")
 
 
 def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:

@@ -562,3 +562,21 @@ def test_a_custom_rule_returning_a_broadcast_cotangent_is_located(tmp_path):
     with pytest.raises(adjoint.AdjointError, match="wrong shape") as e:
         adjoint.grad(m.f)(0.7, np.ones(3))
     assert e.value.loc.line == 16 and "unbroadcast" in e.value.hint
+
+
+def test_a_global_named_like_a_runtime_helper_is_rejected(tmp_path):
+    """An array global f reads is imported into the generated module by name: named
+    `unbroadcast`, it would take that helper's place (round 9, C3)."""
+    case = Case("helper-name", UnsupportedError, """
+        import numpy as np
+
+        unbroadcast = np.array([1.0, 2.0, 3.0])
+
+
+        def f(x, w):
+            return np.sum(x * w * unbroadcast)  # <-
+        """)
+    f, path, marked = load(tmp_path, case)
+    with pytest.raises(UnsupportedError) as info:
+        adjoint.source(f, wrt=(0, 1))  # generic code calls the helper
+    check_message(info.value, path, marked, "np.sum")
