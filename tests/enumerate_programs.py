@@ -451,6 +451,9 @@ ARRAY_TEMPLATES = [
      (-1.0, V3), None),
     ("zero_cotangent", "through_a_value", "def f(x, v):\n    r = np.sqrt(x)\n    q = r * v\n"
      "    if x > 0:\n        return np.sum(q + r)\n    return x * np.sum(v)", (-1.0, V3), None),
+    ("zero_cotangent", "two_marks", "def f(x, v):\n    r = np.sqrt(x)\n    q = r * x\n"
+     "    out = x * np.sum(v)\n    if x > 0:\n        out = out + q\n    if x > 2:\n"
+     "        out = out + r\n    return out", (-1.0, V3), None),
     ("zero_cotangent", "normalise", "def f(x, v):\n    r = math.sqrt(x * x + v[0] * v[0])\n"
      "    if r > 1e-3:\n        return x / r\n    return x + v[0]", (0.0, np.zeros(3)), None),
     ("zero_cotangent", "loop_branch", "def f(x, v):\n    s = 0.0\n    for i in range(3):\n"
@@ -524,6 +527,10 @@ ARRAY_TEMPLATES = [
      "        s = s + i * z[k] * z[PERM[k]]\n    for k, w in zip(PERM, z):\n"
      "        s = s + PERM[k] * w ** 2\n    return s * max(PERM) + sum(PERM) * z[0]",
      (0.7, V3), None),
+    ("globals", "reversed_dict", "PERM = {0: 2, 1: 0, 2: 1}\n\n\ndef f(x, v):\n    z = v * x\n"
+     "    s = 0.0\n    for k in reversed(PERM):\n        s = s * 2.0 + z[k] * z[PERM[k]]\n"
+     "    d = {'a': z[0], 'b': z[1]}\n    for k in reversed(d):\n        s = s * d[k]\n"
+     "    return s", (0.7, V3), None),
     ("globals", "closure_dict", "def _make():\n    table = {1: 0.5, 0: 2.0}\n\n"
      "    def f(x, v):\n        return sum(np.sin(v[k] * x) * table[k] for k in table)\n\n"
      "    return f\n\n\nf = _make()", (0.7, V3), None),

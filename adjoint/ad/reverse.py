@@ -360,6 +360,8 @@ class Reverse:
                 self.taken[r] = mark
                 if adj[a] in self.masks:
                     self.masks[r] = self.masks[adj[a]]
+            elif old is not None and old[2] is self.region:  # zero unless either ran
+                self.taken[r] = (self._either([mark, old]), True, self.region)
             adj[a] = r
 
     def _stored_instead(self, op: For, adj: dict, snapshots: int) -> bool:

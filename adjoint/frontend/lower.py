@@ -1142,9 +1142,10 @@ class Lowerer:
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
         if fn is reversed and len(args) == 1 and not kwargs:
-            # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so)
-            return self.emit(prim_of(operator.getitem), (args[0], Const(slice(None, None, -1))),
-                             hint=hint, node=node)
+            # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so);
+            # a dict's keys, as `for k in d` walks them
+            return self.emit(prim_of(operator.getitem), (self.walked(args[0], node), Const(
+                slice(None, None, -1))), hint=hint, node=node)
         if fn is math.fsum and len(args) == 1 and not kwargs:
             # a sum (fsum rounds once where the sum rounds at each step: a few ulps)
             total = self.call(Static(sum), args, kwargs, node, hint)
