@@ -488,6 +488,23 @@ def globals_namespace(fn_ir: Function) -> dict:
             e = registry.entry(op.prim)
             if e is not None and not e.pure:
                 ns[op.prim.name] = op.prim.fn
+            plain, root = getattr(op.prim.fn, "__name__", None), op.prim.name.split(".")[0]
+            if e is not None and plain and plain != op.prim.name and plain.isidentifier() \
+                    and root != "np" and root not in sys.modules and not (
+                        getattr(op.prim.fn, "__module__", None) or "").startswith("adjoint."):
+                ns[plain] = op.prim.fn  # a user's function reached through a class (Q.ste)
+    # what a user's rule reads from its closure or module: its template is inlined here
+    for e in user_rule_entries(fn_ir):
+        for f in rule_functions(e):
+            read = {n: f.__globals__[n] for n in f.__code__.co_names if n in f.__globals__}
+            read.update((n, c.cell_contents) for n, c in zip(f.__code__.co_freevars,
+                                                              f.__closure__ or ()))
+            for n, v in read.items():
+                if ns.setdefault(n, v) is not v and not isinstance(v, types.ModuleType):
+                    raise UnsupportedError(
+                        f"`{n}` names one object in f and another in the rule "
+                        f"`{getattr(f, '__qualname__', f)}`", fn_ir.loc,
+                        "give one of them another name")
     return ns
 
 

@@ -191,3 +191,38 @@ def test_jacobian_wrt_structure_without_array_form():
         with pytest.raises(adjoint.AdjointError) as e:
             adjoint.jacobian(f)(arg, x)
         assert e.value.loc is not None and "no array form" in str(e.value)
+
+
+# round 9, C4 and C7: a user's rule made by a factory that closes over a list, and a
+# rule registered on a static method, raised NameError in the generated module
+
+def _rule_factory(weights):
+    def clipw(x):
+        return np.clip(x, -1.0, 1.0)
+
+    @adjoint.defvjp(clipw)
+    def clipw_vjp(g, ans, x):
+        return g * weights[0]
+
+    return clipw
+
+
+clipw = _rule_factory([3.0, 1.0])
+
+
+class Rounding:
+    @staticmethod
+    def ste(x):
+        return np.round(x)
+
+
+@adjoint.defvjp(Rounding.ste)
+def _ste_vjp(g, ans, x):
+    return g
+
+
+def test_rules_from_a_closure_and_on_a_static_method():
+    x = np.array([0.1, 0.7])
+    np.testing.assert_allclose(adjoint.grad(lambda v: np.sum(clipw(v)))(x), [3.0, 3.0])
+    got = adjoint.grad(lambda v: np.sum(Rounding.ste(v) * v))(x)
+    np.testing.assert_allclose(got, np.round(x) + x)

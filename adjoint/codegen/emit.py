@@ -243,6 +243,7 @@ class Emitter:
         self.arity = entry_arity(fn)
         self.inlined: dict[Value, Call] = {}
         self._globals: dict[str, Global] = {}  # printed name -> the object it stands for
+        self._user_fns: dict[str, object] = {}  # a user function called by its own name
         self.unpacked = {op.body.args[0] for op in _all_ops(fn.body) if isinstance(op, For)} | {
             op.result for op in _all_ops(fn.body) if isinstance(op, Call) and (
                 op.prim.style in ("tape_pop", "snap_load") or op.prim.fn is None)}
@@ -407,9 +408,18 @@ class Emitter:
                              op.loc)
             self.module.helpers[fn.__name__] = fn
             return fn.__name__
-        # a user function with its own rule: imported from where it lives
+        # a user function with its own rule: imported from where it lives; one reached
+        # through a class (a static method, `Q.ste`) is called by its own name, which
+        # the loader gives the module
         plain = getattr(fn, "__name__", name)
-        self.module.globals[plain] = module if plain == name else None
+        if plain != name and plain.isidentifier():
+            if self._user_fns.setdefault(plain, fn) is not fn:
+                from adjoint.errors import UnsupportedError
+                raise UnsupportedError(f"two functions with rules are both named `{plain}`",
+                                       op.loc, "give one of them another name")
+            self.module.globals[plain] = None
+            return plain
+        self.module.globals[plain] = module
         return name
 
     def call_expr(self, op: Call, prec: int = 0, index=False) -> str:
