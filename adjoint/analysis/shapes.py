@@ -299,10 +299,12 @@ class Observed(Facts):
     def forget_path_kinds(self, fn: Function, data: set = frozenset()) -> None:
         """Forget the kinds that depend on which path the data took: an if whose two
         sides give values of different kinds (`1.0 if c else np.abs(x)`), or whose side
-        that did not run gives a kind nothing here can tell; a while loop whose initial
+        that did not run gives a kind nothing here can tell; a while loop, or a for loop
+        over a range the data sizes (`data`, from forget_data_shapes), whose initial
         value, body and result differ in kind (it may run no trip, or one). The code is
         specialised on the arguments' kinds only, so the next call may take the other
-        path; what is computed from such a value is forgotten too, and stays generic."""
+        path; what is computed from such a value (through tapes too) is forgotten as
+        well, and stays generic."""
         tainted: set = set()
         for op in walk_ops(fn.body):
             if isinstance(op, If):
