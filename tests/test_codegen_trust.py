@@ -236,6 +236,25 @@ def test_global_of_a_module_not_importable_by_name(tmp_path):
     assert np.allclose(g(x), fd(mod.f, (x,)), rtol=1e-6)
 
 
+def test_a_long_elif_chain_prints_flat(tmp_path):
+    # each elif lowers to an else holding an if; printed nested, 100 branches passed
+    # Python's 100 levels of indentation (IndentationError in the generated file)
+    lines = ["import numpy as np", "def f(x):", "    k = x[0] * 100"]
+    for i in range(100):
+        lines += [f"    {'if' if i == 0 else 'elif'} k < {i - 100}:", f"        s = x * {i}.0"]
+    lines += ["    else:", "        s = x * 3.0", "    return np.sum(s ** 2)"]
+    path = tmp_path / "elif_chain.py"
+    path.write_text("\n".join(lines) + "\n")
+    spec = importlib.util.spec_from_file_location("adjoint_test_elif_chain", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for x, scale in ((np.array([0.3, -0.7]), 3.0), (np.array([-0.5, 0.2]), 51.0)):
+        assert np.allclose(adjoint.grad(mod.f)(x), 2 * scale ** 2 * x, rtol=1e-12)
+    source = adjoint.source(mod.f)
+    assert "elif (_c_1 := k < -99):  # line 6: elif k < -99:" in source
+    assert max(len(line) - len(line.lstrip()) for line in source.splitlines()) <= 12
+
+
 # ---------------------------------------------------------------- a loop's iterable
 
 def test_a_loop_s_iterable_never_shares_a_name_with_what_the_loop_carries():

@@ -7,6 +7,7 @@ so `_t1 = -z; _t2 = np.exp(_t1); y = 1.0 / (1.0 + _t2)` reads as the source did:
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import contextvars
@@ -1309,17 +1310,33 @@ def _has_code(lines: list[str]) -> bool:
 
 
 def _elif(lines: list[str], mark: int, ind: str) -> None:
-    """`else:` holding nothing but one `if` statement becomes `elif`."""
+    """`else:` holding nothing but one `if` statement becomes `elif`, so that a long
+    elif chain prints flat (Python allows 100 levels of indentation). The `else`'s
+    source comment moves to the end of the `elif` line, and a condition computed just
+    before the `if` (`_c = k < 2; if _c:`) is named in the test: `elif (_c := k < 2):`."""
     inner = ind + "    "
     body = lines[mark + 1:]
+    comments = 0
+    while comments < len(body) and body[comments].startswith(inner + "#"):
+        comments += 1
+    if comments > 1:
+        return
+    note = "  " + body[0].strip() if comments else ""
+    body = body[comments:]
+    test = None
+    if len(body) > 1 and body[0].startswith(inner) and not body[0].startswith(inner + " "):
+        name, eq, expr = body[0][len(inner):].partition(" = ")
+        if eq and name.isidentifier() and body[1] == f"{inner}if {name}:" and \
+                not isinstance(ast.parse(expr, mode="eval").body, ast.Tuple):
+            test, body = f"({name} := {expr})", body[1:]
     tops = [k for k, line in enumerate(body) if line.startswith(inner) and
             not line.startswith(inner + " ")]
     if not tops or not body[0].startswith(inner + "if ") or any(
             not (body[k].startswith(inner + "else:") or body[k].startswith(inner + "elif "))
             for k in tops[1:]):
         return
-    lines[mark:] = [ind + "el" + line[len(inner):] if k == 0 else line[4:]
-                    for k, line in enumerate(body)]
+    head = f"{ind}elif {test}:" if test else ind + "el" + body[0][len(inner):]
+    lines[mark:] = [head + note] + [line[4:] for line in body[1:]]
 
 
 def _numpy_class(o) -> bool:
