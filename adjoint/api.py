@@ -672,14 +672,12 @@ def _namespace_checks(text: str) -> str:
              "u": "unsigned integer", "b": "bool"}
     text = text.replace(" --args ... for other", " --array-api --args ... for other")
     lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith("    assert ") and ', "this gradient was generated' in line:
-            cond, rest = line.split(', "this gradient was generated', 1)
-            cond = re.sub(r"isinstance\(([^,()]+), np\.ndarray\) and ", "", cond)
-            cond = re.sub(r"([\w\[\]'.]+?)\.dtype\.kind == '(\w)'",
-                          lambda m: f"array_namespace({m[1]}).isdtype({m[1]}.dtype, "
-                                    f"{kinds[m[2]]!r})", cond)
-            lines[i] = cond + ', "this gradient was generated' + rest
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("    if not ") and "this gradient was generated" in lines[i + 1]:
+            cond = re.sub(r"isinstance\(([^,()]+), np\.ndarray\) and ", "", line)
+            lines[i] = re.sub(r"([\w\[\]'.]+?)\.dtype\.kind == '(\w)'",
+                              lambda m: f"array_namespace({m[1]}).isdtype({m[1]}.dtype, "
+                                        f"{kinds[m[2]]!r})", cond)
             break
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ way to watch the compiler work. The public API (api.py), the higher orders
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import re
@@ -385,7 +386,7 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
     from: a number lowering folded in (`S = 2.0` is printed as 2.0) still has that
     value, and an array, list or dict the file imports by name is still the object the
     module holds (`from mod import W` keeps the old one when the module rebinds W).
-    Rebinding a global after importing the file is then an AssertionError that says
+    Rebinding a global after importing the file is then a RuntimeError that says
     so, not a stale gradient. A helper that was inlined is not checked."""
     checks, modules = [], set()
     for where, name, value, _, _ in guards:
@@ -409,22 +410,39 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
               line.startswith("from array_api_compat"))
     lines[at + 1:at + 1] = [f"import {m}" for m in sorted(modules)
                             if f"import {m}" not in lines]
+    check = _check_lines(" and ".join(checks), "RuntimeError", message)
     at = 0
     while at < len(lines):
         # not in a function numba compiles: the Python one that calls it checks
         if lines[at].startswith(f"def {fn_name}_") and not lines[at - 1].startswith("@"):
-            while not lines[at].rstrip().endswith(":"):  # a signature over several lines
-                at += 1
-            if lines[at + 1].strip().startswith('"""'):
-                at += 1
-                if lines[at].strip().count('"""') < 2:  # a docstring of several lines
-                    at += 1
-                    while '"""' not in lines[at]:
-                        at += 1
-            # after the signature and its docstring, before the entry check
-            lines.insert(at + 1, f"    assert {' and '.join(checks)}, {message!r}")
+            at = _body_start(lines, at)
+            lines[at:at] = check
+            at += len(check)
         at += 1
     return "\n".join(lines)
+
+
+def _body_start(lines: list[str], at: int) -> int:
+    """The index of the first statement of the function whose `def` is at `at`: past a
+    signature over several lines and the docstring."""
+    while not lines[at].rstrip().endswith(":"):
+        at += 1
+    at += 1
+    if lines[at].strip().startswith('"""'):
+        if lines[at].strip().count('"""') < 2:  # a docstring of several lines
+            at += 1
+            while '"""' not in lines[at]:
+                at += 1
+        at += 1
+    return at
+
+
+def _check_lines(test: str, error: str, message: str) -> list[str]:
+    """An entry check, as `if`/`raise` (an assert would vanish under `python -O`); the
+    compiler reads it back as a check, so the file can be differentiated again."""
+    bare = isinstance(ast.parse(test, mode="eval").body, (ast.Call, ast.Name, ast.Attribute))
+    return [f"    if not {test}:" if bare else f"    if not ({test}):",
+            f"        raise {error}({message!r})"]
 
 
 def _all_operands(block: Block):
@@ -703,7 +721,7 @@ def _fact(name: str, a) -> tuple[str, str] | None:
 def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | None,
                      specialised: bool = True, written: tuple = ()) -> str:
     """`text` whose function `fn_name` first checks that its arguments have the facts
-    of `args` it was specialised on (an AssertionError says how to regenerate it), with
+    of `args` it was specialised on (a ValueError says how to regenerate it), with
     a header line saying the same; and that no array f writes in place (`written`, by
     position) shares memory with another argument, since the gradient copies it on
     entry, where f's write would have changed the other argument too."""
@@ -712,43 +730,24 @@ def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | 
     arrays = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
     shared = [(ir.param_names[w], ir.param_names[o]) for w in written if w in arrays
               for o in arrays if o != w]
-    if shared:
-        lines = text.split("\n")
-        at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
-        if at is not None:
-            at += 1
-            while not lines[at - 1].rstrip().endswith(":"):
-                at += 1
-            doc = lines[at].strip()
-            if doc.startswith('"""') and doc.endswith('"""') and len(doc) >= 6:
-                at += 1
-            tests = [f"np.shares_memory({w}, {o})" for w, o in shared]
-            test = tests[0] if len(tests) == 1 else f"({' or '.join(tests)})"
-            lines[at:at] = [f"    assert not {test}, \"{ir.name} writes into "
-                            f"{' and '.join(sorted({w for w, _ in shared}))} in place: pass "
-                            f"arguments that share no memory\""]
-            text = "\n".join(lines)
-    if not facts:
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
+    if at is None:
         return text
+    at = _body_start(lines, at)
+    if shared:
+        tests = [f"np.shares_memory({w}, {o})" for w, o in shared]
+        lines[at:at] = [f"    if {' or '.join(tests)}:",
+                        f"        raise ValueError(\"{ir.name} writes into "
+                        f"{' and '.join(sorted({w for w, _ in shared}))} in place: pass "
+                        f"arguments that share no memory\")"]
+    if not facts:
+        return "\n".join(lines)
     described = ", ".join(d for _, d in facts)
     # a standalone file names no tool: it stands on its own
     redo = (f"regenerate it with: adjoint emit {origin} --args ... for other arguments"
             if origin else "regenerate it with other --args for other arguments")
-    lines = text.split("\n")
-    head = [lines[0], f"# Specialised for {described} (checked on entry); {redo}."]
-    body = lines[1:]
-    try:
-        at = next(i for i, line in enumerate(body) if line.startswith(f"def {fn_name}("))
-    except StopIteration:
-        return text
-    at += 1
-    while not body[at - 1].rstrip().endswith(":"):  # a signature over several lines
-        at += 1
-    doc = body[at].strip()
-    if doc.startswith('"""') and doc.endswith('"""') and len(doc) >= 6:
-        at += 1
-    # an assert, not `if ...: raise`: the compiler can differentiate this file again (it
-    # reads an assert as a check of the primal, and has no `raise`)
     message = f"this gradient was generated for {described}; {redo}"
-    check = [f"    assert {' and '.join(c for c, _ in facts)}, {message!r}"]
-    return "\n".join(head + body[:at] + check + body[at:])
+    lines[at:at] = _check_lines(" and ".join(c for c, _ in facts), "ValueError", message)
+    lines[1:1] = [f"# Specialised for {described} (checked on entry); {redo}."]
+    return "\n".join(lines)

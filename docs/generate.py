@@ -264,6 +264,8 @@ _ACCEPTED = {
     "Break": "`break`",
     "Continue": "`continue`",
     "Assert": "`assert` (checked in the forward sweep)",
+    "Raise": "`if bad: raise ValueError(\"...\")` with a builtin exception, as the whole "
+             "body of an `if` (checked in the forward sweep, as an assert is)",
     "Try": "`try` / `except` / `else` / `finally`: the body, `else` and `finally` run; "
            "a failure in the generated code propagates (the handlers are not run), so "
            "every value the body makes must be used afterwards; a handler for "
@@ -297,6 +299,8 @@ _ACCEPTED = {
     "DictComp": "dict comprehensions, lowered to the loop that sets each key",
     "Lambda": "lambdas, inlined like nested functions (also passed to your helpers); a "
               "lambda differentiated itself is read as a `def` named after its variable",
+    "NamedExpr": "assignment expressions `(c := k < 2)`, except in a `while` test or "
+                 "a comprehension",
     "JoinedStr": "f-strings, inside `print(...)` (print statements are dropped)",
     "FormattedValue": "the `{...}` parts of an f-string",
 }
@@ -359,10 +363,10 @@ def f(x):
     label = f"x = {x}"
     return x * 2.0
 """, "1.0"),
-    ("assignment expressions", """
+    ("assignment expressions in a `while` test", """
 def f(x):
-    if (y := x * 2.0) > 1.0:
-        return y
+    while (y := x * 2.0) > 1.0:
+        x = y * 0.25
     return x
 """, "1.0"),
     ("generators (`yield`)", """
@@ -380,9 +384,10 @@ def f(x):
     del y
     return x
 """, "1.0"),
-    ("`raise`", """
+    ("`raise` outside a check", """
 def f(x):
     if x < 0:
+        x = -x
         raise ValueError("negative")
     return x * 2.0
 """, "1.0"),

@@ -206,7 +206,7 @@ def test_source_forms_and_emitted_file_run(tmp_path):
     for g, w in zip(got, adjoint.grad(mlp, wrt=(0, 1, 2, 3))(*args)):
         assert isinstance(g, ARRAY)
         np.testing.assert_allclose(np.from_dlpack(g), w, rtol=1e-12)
-    with pytest.raises(AssertionError, match="--array-api --args"):  # other shapes
+    with pytest.raises(ValueError, match="--array-api --args"):  # other shapes
         module.mlp_grad(*map(strict, args[:4]), xp.ones((5, 3)), xp.ones((5, 2)))
     with pytest.raises(ValueError, match="args="):
         adjoint.source(mlp, array_api=True)

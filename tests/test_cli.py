@@ -116,7 +116,7 @@ def test_emit_with_args_checks_them_on_entry(tmp_path):
     x = np.random.default_rng(6).normal(size=(3, 4))
     np.testing.assert_allclose(grad(x), numeric_grad(P.reductions, (x,)), rtol=1e-6, atol=1e-8)
     for wrong in (np.ones((4, 3)), np.ones((3, 4), dtype=int), 1.0):
-        with pytest.raises(AssertionError, match=r"this gradient was generated for "
+        with pytest.raises(ValueError, match=r"this gradient was generated for "
                            r"x.shape == \(3, 4\), x.dtype.kind == 'f'; regenerate it with: "
                            r"adjoint emit programs.py:reductions --args"):
             grad(wrong)
@@ -127,7 +127,7 @@ def test_emit_with_an_int_argument_checks_its_value(tmp_path):
     text, ns = _emitted(tmp_path, "tests/programs.py:scalar_loop", "--args", "0.3, 20")
     grad = ns["scalar_loop_grad"]
     assert grad(0.3, 20) == pytest.approx(adjoint_grad(P.scalar_loop)(0.3, 20), rel=1e-12)
-    with pytest.raises(AssertionError, match="n == 20"):
+    with pytest.raises(ValueError, match="n == 20"):
         grad(0.3, 5)
 
 
@@ -141,7 +141,7 @@ def test_source_with_args_is_checked_only_when_the_code_holds_a_fact():
     from tests import programs as P
     assert "assert" not in adjoint.source(P.product)
     text = adjoint.source(P.product, args=(np.ones(5),), mode="vjp")
-    assert "def product_fwd(x):\n    \"\"\"" in text and "    assert isinstance(x, np.ndarray)" in text
+    assert "def product_fwd(x):\n    \"\"\"" in text and "    if not (isinstance(x, np.ndarray)" in text
 
 
 # ---------------------------------------------------------------- safe writes and usage errors

@@ -255,6 +255,50 @@ def test_a_long_elif_chain_prints_flat(tmp_path):
     assert max(len(line) - len(line.lstrip()) for line in source.splitlines()) <= 12
 
 
+ELIF_WITH_CHECKS = """import numpy as np
+
+def f(x):
+    if x.ndim != 1:
+        raise ValueError("x must be a vector")
+    k = x[0] * 10.0
+    if k < -1.0:
+        s = np.sin(x)
+    elif np.sum(np.sin(x)) < k * k:
+        s = x * k
+    else:
+        s = x * 2.0
+    return np.sum(s ** 2)
+"""
+
+
+def _module(path, text, name):
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("x", [np.array([-0.3, 0.4]), np.array([0.05, 0.4]),
+                               np.array([0.3, -0.4])])
+def test_an_emitted_file_is_differentiated_again(tmp_path, x, monkeypatch):
+    # its entry check (`if not (...): raise ValueError`), the checks f made and the elif
+    # tests that name a condition (`elif (_c_1 := k < 1.0):`) read back as checks and
+    # assignments: the file's gradient has a gradient
+    mod = _module(tmp_path / "elif_checks.py", ELIF_WITH_CHECKS, "adjoint_test_elif_checks")
+    text = adjoint.source(mod.f, args=(x,))
+    assert "    elif " in text and "raise ValueError('x must be a vector')" in text
+    assert text.count("raise ValueError(") == 2
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "elif_checks_grad.py").write_text(text)
+    outer = _module(tmp_path / "outer.py", "import numpy as np\n"
+                    "from elif_checks_grad import f_grad\n\n"
+                    "def g(x):\n    return np.sum(f_grad(x) ** 2)\n", "adjoint_test_outer")
+    assert np.allclose(adjoint.grad(outer.g)(x), fd(outer.g, (x,)), rtol=1e-6)
+    with pytest.raises(ValueError, match="generated for x.shape == \\(2,\\)"):
+        outer.g(np.ones(3))
+
+
 # ---------------------------------------------------------------- a loop's iterable
 
 def test_a_loop_s_iterable_never_shares_a_name_with_what_the_loop_carries():

@@ -105,6 +105,7 @@ CASES = [
     Case("raise", UnsupportedError, """
         def f(x):
             if x < 0.0:
+                x = -x
                 raise ValueError("negative")  # <-
             return x * x
         """, token="raise"),
@@ -162,8 +163,8 @@ CASES = [
         """, token='f"'),
     Case("walrus", UnsupportedError, """
         def f(x):
-            if (y := x * 2.0) > 1.0:  # <-
-                return y * y
+            while (y := x * 2.0) > 1.0:  # <-
+                x = y * 0.25
             return x
         """, token="y :="),
     Case("star-args-in-call", UnsupportedError, """

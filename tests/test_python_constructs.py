@@ -559,6 +559,27 @@ def asserted(x):
     return np.sum(np.log(x))
 
 
+def checked_inputs(x, scale):
+    if x.ndim != 1:
+        raise ValueError("x must be a vector")
+    if scale <= 0.0:
+        raise ValueError
+    if (n := x.shape[0]) < 2:
+        raise TypeError(f"need two entries, got {n}")
+    return np.sum(np.log(x)) * scale
+
+
+def walrus_elif(x):
+    k = x[0] * 10.0
+    if k < -1.0:
+        s = x * 0.5
+    elif (c := k * k) > 4.0:
+        s = x * c
+    else:
+        s = x * 2.0
+    return np.sum(s ** 2)
+
+
 def log_in_try(x):
     try:
         r = math.log(x)  # the gradient needs 1/x, not log(x): it was dropped
@@ -590,6 +611,16 @@ def test_side_effects_that_python_has_are_kept_or_refused():
         asserted, args=(X * X,))
     with pytest.raises(AssertionError, match="positive"):
         adjoint.grad(asserted)(X)
+    (g, _) = check_program(checked_inputs, X * X + 0.5, 2.0)
+    assert np.allclose(g, 2.0 / (X * X + 0.5), rtol=1e-12)
+    text = adjoint.source(checked_inputs, args=(X * X + 0.5, 2.0))
+    assert "    if np.ndim(x) != 1:\n        raise ValueError('x must be a vector')" in text
+    with pytest.raises(ValueError):  # the check runs in the forward sweep, as f's does
+        adjoint.grad(checked_inputs)(X * X + 0.5, -1.0)
+    with pytest.raises(TypeError):
+        adjoint.grad(checked_inputs)(np.ones(1), 1.0)
+    for x in (np.array([-0.5, 0.3]), np.array([0.5, 0.3]), np.array([0.05, 0.3])):
+        (g,) = check_program(walrus_elif, x)
     g = adjoint.grad(log_in_try)
     assert g(0.5) == pytest.approx(3.0)
     with pytest.raises(ValueError):  # f takes its handler here; the gradient cannot

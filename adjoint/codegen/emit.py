@@ -30,7 +30,7 @@ from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, 
     While, uses
 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
-               "snap_store", "snap_free", "assert")
+               "snap_store", "snap_free", "assert", "raise_if")
 _BUILTIN_NAMES = set(dir(builtins))
 _ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**", "@"}
 _COMPARISONS = {"==", "!=", "<", ">", "<=", ">="}
@@ -828,6 +828,10 @@ class Emitter:
         elif style == "assert":  # check(condition, message)
             message = "" if a[1].value is None else f", {a[1].value!r}"
             self.lines.append(f"{ind}assert {self.operand(a[0])}{message}")
+        elif style == "raise_if":  # raise_if(condition, error, message)
+            message = "" if a[2].value is None else repr(a[2].value)
+            self.lines.append(f"{ind}if {self.operand(a[0])}:")
+            self.lines.append(f"{ind}    raise {a[1].value.__name__}({message})")
         elif style == "snap_free":
             self.lines.append(f"{ind}del {self.operand(a[0], 15)}[{self.operand(a[1])}]")
         elif style == "tape_new" and op.result in self.array_tapes:

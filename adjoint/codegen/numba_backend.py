@@ -376,8 +376,8 @@ def _callers_level() -> int:
 
 
 def check_outside(text: str, fn_name: str) -> str:
-    """`text` whose numba function `fn_name` has its entry check (an assert on kinds
-    and shapes, which numba cannot compile) moved into a plain Python function of that
+    """`text` whose numba function `fn_name` has its entry checks (of kinds and shapes,
+    which numba cannot compile) moved into a plain Python function of that
     name, which then calls the compiled one, `fn_name`_compiled: the file never runs on
     arguments it was not made for."""
     lines = text.split("\n")
@@ -387,9 +387,11 @@ def check_outside(text: str, fn_name: str) -> str:
     end = at
     while not lines[end].rstrip().endswith(":"):  # a signature over several lines
         end += 1
-    # the check is the first statement, after the docstring
-    check = end + 1 + lines[end + 1].lstrip().startswith('"""')
-    if not lines[check].startswith("    assert "):
+    # the checks are the first statements, after the docstring: `if not (...): raise`
+    check = past = end + 1 + lines[end + 1].lstrip().startswith('"""')
+    while lines[past].startswith("    if ") and lines[past + 1].startswith("        raise "):
+        past += 2
+    if past == check:
         return text
     signature = " ".join(line.strip() for line in lines[at:end + 1])
     params = signature[signature.index("(") + 1:signature.rindex(")")]
@@ -399,16 +401,16 @@ def check_outside(text: str, fn_name: str) -> str:
     compiled = f"{fn_name}_compiled"
     given = _user_globals(lines[:at], lines[at:stop])
     wrapper = ["", "", f"def {fn_name}({params}):",
-               f'    """Checks the arguments, then runs {compiled}."""', lines[check]]
+               f'    """Checks the arguments, then runs {compiled}."""', *lines[check:past]]
     if given:  # as compiled() does for adjoint.grad
         wrapper.append(f"    # {', '.join(given)} passed in: numba would compile a global "
                        f"array in as a constant")
         names += ", " + ", ".join(given)
         head = [f"def {compiled}({names}):"]
-        body = lines[end + 1:check] + lines[check + 1:stop]
+        body = lines[end + 1:check] + lines[past:stop]
     else:
         head = [lines[at].replace(f"def {fn_name}(", f"def {compiled}(", 1)]
-        body = lines[at + 1:check] + lines[check + 1:stop]
+        body = lines[at + 1:check] + lines[past:stop]
     wrapper.append(f"    return {compiled}({names})")
     while body and not body[-1].strip():
         body.pop()

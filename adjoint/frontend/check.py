@@ -13,17 +13,24 @@ from adjoint.frontend.source import Parsed
 
 _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If, gast.For,
                gast.While, gast.Expr, gast.Pass, gast.Break, gast.Continue, gast.Assert,
-               gast.FunctionDef, gast.Try)
+               gast.FunctionDef, gast.Try, gast.Raise)  # raise: in a check only
 _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare, gast.Call,
                 gast.Constant, gast.Attribute, gast.Subscript, gast.Name, gast.List, gast.Tuple,
                 gast.Slice, gast.Starred, gast.ListComp, gast.GeneratorExp, gast.Lambda,
-                gast.Dict, gast.DictComp,
+                gast.Dict, gast.DictComp, gast.NamedExpr,
                 gast.JoinedStr, gast.FormattedValue)  # f-strings: in print(...) only
 
 
 def check(parsed: Parsed) -> None:
     for stmt in parsed.node.body:
+        checks = _raise_checks(stmt)
         for node in _walk(stmt):
+            if isinstance(node, gast.Raise) and id(node) not in checks:
+                raise unsupported_statement(node, parsed.loc(node))
+            for named in _scoped_named_exprs(node):
+                raise UnsupportedError("an assignment expression (:=) in a while test or a "
+                                       "comprehension is not supported", parsed.loc(named),
+                                       "assign on its own line")
             for gen in _stored_generators(node):
                 raise UnsupportedError(
                     "a generator expression is consumed once; here it may be read again",
@@ -42,6 +49,21 @@ def check(parsed: Parsed) -> None:
                 raise UnsupportedError("*args, **kwargs and positional-only parameters of a "
                                        "nested function are not supported", parsed.loc(node),
                                        "give the nested function plain parameters")
+
+
+def _raise_checks(stmt) -> set[int]:
+    """The `raise` statements that are the whole body of an `if` with no else
+    (`if bad: raise ValueError("...")`): checks, which lowering reads as an assert."""
+    return {id(n.body[0]) for n in gast.walk(stmt) if isinstance(n, gast.If) and not n.orelse
+            and len(n.body) == 1 and isinstance(n.body[0], gast.Raise) and n.body[0].exc}
+
+
+def _scoped_named_exprs(node) -> list:
+    """`:=` where lowering would bind it in the wrong scope: a while test is lowered
+    apart from the loop's body, a comprehension as a loop of its own."""
+    parts = [node.test] if isinstance(node, gast.While) else \
+        [node] if isinstance(node, (gast.ListComp, gast.GeneratorExp, gast.DictComp)) else []
+    return [n for part in parts for n in gast.walk(part) if isinstance(n, gast.NamedExpr)]
 
 
 def _stored_generators(node) -> list:
@@ -75,7 +97,8 @@ def unsupported_statement(s, loc) -> UnsupportedError:
         "Delete": "remove the `del`; unused values are dropped automatically",
         "Global": "pass the value as an argument instead of using `global`",
         "Nonlocal": "pass the value as an argument and return the new one",
-        "Raise": "check inputs before calling the differentiated function",
+        "Raise": "make it the whole body of an `if` (`if bad: raise ValueError(...)`), or "
+                 "check inputs before calling the differentiated function",
         "Import": "import at module level",
         "ImportFrom": "import at module level",
     }
@@ -84,7 +107,7 @@ def unsupported_statement(s, loc) -> UnsupportedError:
             "AsyncFunctionDef": "async functions", "Try": "`try` statements",
             "With": "`with` statements", "Delete": "`del` statements",
             "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
-            "Raise": "`raise` statements", "Import": "imports", "ImportFrom": "imports"}
+            "Raise": "`raise` statements outside a check", "Import": "imports", "ImportFrom": "imports"}
     return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
                             loc, hints.get(kind, ""))
 

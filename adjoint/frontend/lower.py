@@ -45,7 +45,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of, numbers,
-                                      not_in, or_, sequence, tuple_of)
+                                      not_in, or_, raise_if, sequence, tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -236,6 +236,31 @@ class Lowerer:
         else:
             raise unsupported_statement(s, self.loc(s))
         return None
+
+    def raise_if(self, s) -> None:
+        """`if bad: raise ValueError("...")`: checked in the forward sweep, as an assert
+        is. The error is a builtin exception; a constant message is kept."""
+        exc = s.body[0].exc
+        call = exc if isinstance(exc, gast.Call) else None
+        name = call.func if call is not None else exc
+        error = None
+        if isinstance(name, gast.Name) and name.id not in self.env:
+            error = self.parsed.lookup(name.id)[1]
+        if not (isinstance(error, type) and issubclass(error, Exception)
+                and getattr(builtins, error.__name__, None) is error):
+            raise self.error("only a builtin exception can be raised here", s.body[0],
+                             "raise ValueError(...), TypeError(...) or another builtin error")
+        args = call.args if call is not None else []
+        message = args[0].value if len(args) == 1 and isinstance(args[0], gast.Constant) \
+            and isinstance(args[0].value, str) else None
+        mark = len(self.ops)
+        try:
+            test = self.condition(s.test)
+        except UnsupportedError:  # a test about types (x.dtype.kind): no value changes
+            del self.ops[mark:]
+            return
+        if not (isinstance(test, Const) and not test.value):
+            self.emit(prim_of(raise_if), (test, Const(error), Const(message)), node=s)
 
     def try_stmt(self, s) -> None:
         """`try`: the body, then `else`, then `finally`, as when nothing fails. A failure
@@ -491,6 +516,8 @@ class Lowerer:
 
     # ----------------------------------------------------------- control flow
     def if_stmt(self, s):
+        if isinstance(s.body[0], gast.Raise) and not s.orelse:  # as check.py allows
+            return self.raise_if(s)
         cond = self.condition(s.test)
         if isinstance(cond, Const):  # a static branch, as in templates: `if axis is None:`
             return self.body(s.body if cond.value else s.orelse)
@@ -926,6 +953,11 @@ class Lowerer:
             return isinstance(o.value, bool)
         op = self.defs.get(o) if isinstance(o, Value) else None
         return op is not None and _safe(op)
+
+    def expr_NamedExpr(self, node, hint):  # `(c := k < 2)`: bound here, then read
+        value = self.expr(node.value, hint=node.target.id)
+        self.bind(node.target.id, value, node)
+        return value
 
     def expr_IfExp(self, node, hint):
         cond = self.condition(node.test)

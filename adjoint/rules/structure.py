@@ -59,6 +59,12 @@ def assertion(condition, message=None):
         raise AssertionError(message) if message is not None else AssertionError
 
 
+def raise_if(condition, error, message=None):
+    """`if condition: raise error(message)`: the forward sweep checks it as f does."""
+    if condition:
+        raise error(message) if message is not None else error
+
+
 def numbers(arr, name):
     """Checks that `max(xs)` or `min(xs)` (taken as np.max of np.array(xs)) reads numbers:
     Python compares tuples or lists in order, an array entry by entry."""
@@ -113,6 +119,7 @@ primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
+primitive(raise_if, "raise_if", "raise_if", nondiff=True, pure=False)
 primitive(numbers, "numbers", nondiff=True, pure=False)
 primitive(sequence, "sequence")
 primitive(unsequence, "unsequence")

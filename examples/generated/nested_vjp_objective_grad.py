@@ -6,7 +6,8 @@ from numpy import ndarray
 
 def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
     """Gradient of objective with respect to (phi)."""
-    assert isinstance(phi, np.ndarray) and phi.shape == (3,) and phi.dtype.kind == 'f' and isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(f, np.ndarray) and f.shape == (4,) and f.dtype.kind == 'f' and isinstance(xs, np.ndarray) and xs.shape == (5, 6) and xs.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f' and isinstance(Cs, np.ndarray) and Cs.shape == (5, 6, 3) and Cs.dtype.kind == 'f', "this gradient was generated for phi.shape == (3,), phi.dtype.kind == 'f', theta.shape == (4,), theta.dtype.kind == 'f', f.shape == (4,), f.dtype.kind == 'f', xs.shape == (5, 6), xs.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f', Cs.shape == (5, 6, 3), Cs.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:objective --args ... for other arguments"
+    if not (isinstance(phi, np.ndarray) and phi.shape == (3,) and phi.dtype.kind == 'f' and isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(f, np.ndarray) and f.shape == (4,) and f.dtype.kind == 'f' and isinstance(xs, np.ndarray) and xs.shape == (5, 6) and xs.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f' and isinstance(Cs, np.ndarray) and Cs.shape == (5, 6, 3) and Cs.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for phi.shape == (3,), phi.dtype.kind == 'f', theta.shape == (4,), theta.dtype.kind == 'f', f.shape == (4,), f.dtype.kind == 'f', xs.shape == (5, 6), xs.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f', Cs.shape == (5, 6, 3), Cs.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:objective --args ... for other arguments")
     # --- forward ---
     # line 59: for i in range(xs.shape[0]):
     _range = range(np.shape(xs)[0])
@@ -16,51 +17,52 @@ def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
         _t1 = np.tanh(Cs[i] @ phi)
         # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
         _t2 = xs[i]
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         _t3 = isinstance(theta, ndarray)
         if _t3:
             _t3 = np.shape(theta) == (4,)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             dtype = theta.dtype
             kind = dtype.kind
             _t3 = kind == 'f'
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = isinstance(_t1, ndarray)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = np.shape(_t1) == (6,)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             dtype = _t1.dtype
             kind = dtype.kind
             _t3 = kind == 'f'
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = isinstance(_t2, ndarray)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = np.shape(_t2) == (6,)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             dtype = _t2.dtype
             kind = dtype.kind
             _t3 = kind == 'f'
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = isinstance(B, ndarray)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             _t3 = np.shape(B) == (6, 4)
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         if _t3:
             dtype = B.dtype
             kind = dtype.kind
             _t3 = kind == 'f'
-        # nested_vjp_pairing_grad.py, line 8: assert isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f', "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
-        assert _t3, "this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments"
-        # nested_vjp_pairing_grad.py, line 11: _t1 = np.tanh(B @ theta)
+        # nested_vjp_pairing_grad.py, line 8: if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
+        if not _t3:
+            raise ValueError("this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments")
+        # nested_vjp_pairing_grad.py, line 12: _t1 = np.tanh(B @ theta)
         _t1_1 = np.tanh(B @ theta)
         _tape.append((1.0 - _t1_1 * _t1_1, _t1))
     # --- backward ---
@@ -69,7 +71,7 @@ def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
     phi_bar = np.zeros_like(phi)
     # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
     theta_bar = out_bar * f
-    # nested_vjp_pairing_grad.py, line 15: theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
+    # nested_vjp_pairing_grad.py, line 16: theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
     _t_bar = B @ theta_bar
     # line 59: for i in range(xs.shape[0]):
     for i, _saved in zip(reversed(_range), reversed(_tape)):

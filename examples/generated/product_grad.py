@@ -5,7 +5,8 @@ import numpy as np
 
 def product_grad(x, out_bar=1.0):
     """Gradient of product with respect to (x)."""
-    assert isinstance(x, np.ndarray) and x.shape == (8,) and x.dtype.kind == 'f', "this gradient was generated for x.shape == (8,), x.dtype.kind == 'f'; regenerate it with: adjoint emit product.py:product --args ... for other arguments"
+    if not (isinstance(x, np.ndarray) and x.shape == (8,) and x.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for x.shape == (8,), x.dtype.kind == 'f'; regenerate it with: adjoint emit product.py:product --args ... for other arguments")
     # --- forward ---
     # line 38: for i in range(len(x)):
     _range = range(len(x))

@@ -4,7 +4,8 @@ import numpy as np
 
 def branch_grad(x, y, out_bar=1.0):
     """Gradient of branch with respect to (x, y)."""
-    assert isinstance(x, float) and isinstance(y, float), 'this gradient was generated for x a float, y a float; regenerate it with: adjoint emit programs.py:branch --args ... for other arguments'
+    if not (isinstance(x, float) and isinstance(y, float)):
+        raise ValueError('this gradient was generated for x a float, y a float; regenerate it with: adjoint emit programs.py:branch --args ... for other arguments')
     # --- forward ---
     # line 75: if x > 0:
     _c = x > 0

@@ -4,7 +4,8 @@ import numpy as np
 
 def fill_grad(x, out_bar=1.0):
     """Gradient of fill with respect to (x)."""
-    assert isinstance(x, np.ndarray) and x.shape == (5,) and x.dtype.kind == 'f', "this gradient was generated for x.shape == (5,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:fill --args ... for other arguments"
+    if not (isinstance(x, np.ndarray) and x.shape == (5,) and x.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for x.shape == (5,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:fill --args ... for other arguments")
     # --- forward ---
     # line 241: n = x.shape[0]
     n = np.shape(x)[0]

@@ -5,7 +5,8 @@ import numpy as np
 
 def loss_grad(x, out_bar=1.0):
     """Gradient of loss with respect to (x)."""
-    assert isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f', "this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:loss --args ... for other arguments"
+    if not (isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:loss --args ... for other arguments")
     # --- forward ---
     # line 477: return 0.5 * x @ self.A @ x + np.sum(np.cos(x))
     _t1 = 0.5 * x @ self_A

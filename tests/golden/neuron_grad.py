@@ -4,7 +4,8 @@ import numpy as np
 
 def neuron_grad(w, x, b, t, out_bar=1.0):
     """Gradient of neuron with respect to (w, b)."""
-    assert isinstance(w, float) and isinstance(x, float) and isinstance(b, float) and isinstance(t, float), 'this gradient was generated for w a float, x a float, b a float, t a float; regenerate it with: adjoint emit programs.py:neuron --args ... for other arguments'
+    if not (isinstance(w, float) and isinstance(x, float) and isinstance(b, float) and isinstance(t, float)):
+        raise ValueError('this gradient was generated for w a float, x a float, b a float, t a float; regenerate it with: adjoint emit programs.py:neuron --args ... for other arguments')
     # --- forward ---
     # line 13: z = w * x + b
     z = w * x + b

@@ -4,7 +4,8 @@ import numpy as np
 
 def newton_sqrt_grad(a, out_bar=1.0):
     """Gradient of newton_sqrt with respect to (a)."""
-    assert isinstance(a, float), 'this gradient was generated for a a float; regenerate it with: adjoint emit programs.py:newton_sqrt --args ... for other arguments'
+    if not isinstance(a, float):
+        raise ValueError('this gradient was generated for a a float; regenerate it with: adjoint emit programs.py:newton_sqrt --args ... for other arguments')
     # --- forward ---
     # line 161: while abs(x * x - a) > 1e-12:
     _tape = []

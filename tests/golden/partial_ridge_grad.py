@@ -4,7 +4,8 @@ import numpy as np
 
 def ridge_grad(w, data, y, out_bar=1.0):
     """Gradient of ridge with respect to (w)."""
-    assert isinstance(w, np.ndarray) and w.shape == (3,) and w.dtype.kind == 'f' and isinstance(data, np.ndarray) and data.shape == (5, 3) and data.dtype.kind == 'f' and isinstance(y, np.ndarray) and y.shape == (5,) and y.dtype.kind == 'f', "this gradient was generated for w.shape == (3,), w.dtype.kind == 'f', data.shape == (5, 3), data.dtype.kind == 'f', y.shape == (5,), y.dtype.kind == 'f'; regenerate it with: adjoint emit test_constructs_more.py:ridge --args ... for other arguments"
+    if not (isinstance(w, np.ndarray) and w.shape == (3,) and w.dtype.kind == 'f' and isinstance(data, np.ndarray) and data.shape == (5, 3) and data.dtype.kind == 'f' and isinstance(y, np.ndarray) and y.shape == (5,) and y.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for w.shape == (3,), w.dtype.kind == 'f', data.shape == (5, 3), data.dtype.kind == 'f', y.shape == (5,), y.dtype.kind == 'f'; regenerate it with: adjoint emit test_constructs_more.py:ridge --args ... for other arguments")
     # --- forward ---
     # line 26: return np.sum((data @ w - y) ** 2) + lam * np.sum(w ** 2)
     _t1 = data @ w - y

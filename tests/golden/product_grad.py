@@ -4,7 +4,8 @@ import numpy as np
 
 def product_grad(x, out_bar=1.0):
     """Gradient of product with respect to (x)."""
-    assert isinstance(x, np.ndarray) and x.shape == (5,) and x.dtype.kind == 'f', "this gradient was generated for x.shape == (5,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:product --args ... for other arguments"
+    if not (isinstance(x, np.ndarray) and x.shape == (5,) and x.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for x.shape == (5,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:product --args ... for other arguments")
     # --- forward ---
     # line 115: for i in range(len(x)):
     _range = range(len(x))

@@ -4,7 +4,8 @@ import numpy as np
 
 def recursive_helper_grad(x, out_bar=1.0):
     """Gradient of recursive_helper with respect to (x)."""
-    assert isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f', "this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:recursive_helper --args ... for other arguments"
+    if not (isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f'):
+        raise ValueError("this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:recursive_helper --args ... for other arguments")
     # --- forward ---
     # line 469: return np.sum(_power(np.sin(x), 3))
     _t1 = np.sin(x)
