@@ -534,6 +534,11 @@ ARRAY_TEMPLATES = [
     ("globals", "closure_dict", "def _make():\n    table = {1: 0.5, 0: 2.0}\n\n"
      "    def f(x, v):\n        return sum(np.sin(v[k] * x) * table[k] for k in table)\n\n"
      "    return f\n\n\nf = _make()", (0.7, V3), None),
+    # dict merges: `p | {...}` is a new dict, `q |= {...}` writes q in place (round 10, W2:
+    # `|` was the registry's bitwise or, which passes no gradient)
+    ("merge", "display", "def f(x, v):\n    p = {'w': v * x, 'b': x}\n"
+     "    q = p | {'w': np.sin(v * x)}\n    r = q\n    q |= {'c': q['b'] * v}\n"
+     "    return np.sum(r['w'] + r['c']) + q['b'] * np.sum(p['w'])", (0.7, V3), None),
 ]
 
 
@@ -549,6 +554,18 @@ def array_programs():
 # ---------------------------------------------------------------- README-unsupported
 
 UNSUPPORTED = [
+    # a write into a part of an object f did not make: a global's, a closure's or an
+    # object's array, through an element, a view, an alias or a loop (round 10, W1: the
+    # write was dropped, and the gradient read the old values)
+    ("foreign-dict_element", "CACHE = {'h': np.zeros(3)}\n\n\ndef f(x, v):\n"
+     "    CACHE['h'][:] = v * x\n    return np.sum(CACHE['h'] * v)", (0.7, V3)),
+    ("foreign-view_alias", "WORK = np.zeros(3)\n\n\ndef f(x, v):\n    w = WORK[:]\n"
+     "    h = w\n    h += v * x\n    return np.sum(WORK * v)", (0.7, V3)),
+    ("foreign-loop", "BUFS = [np.zeros(3), np.zeros(3)]\n\n\ndef f(x, v):\n"
+     "    for b in BUFS:\n        b[1:] = v[1:] * x\n    return np.sum(BUFS[0] * v)", (0.7, V3)),
+    ("foreign-attribute_transpose", "class _State:\n    m = np.zeros((3, 3))\n\n\n"
+     "STATE = _State()\n\n\ndef f(x, v):\n    STATE.m.T[0] = v * x\n"
+     "    return np.sum(STATE.m * v)", (0.7, V3)),
     # max of tuples compares them in order, as an array entry by entry (round 8, M2)
     ("max_of_pairs", "def f(x, v):\n    z = v * x\n    best = max([(z[0], z[1] ** 2), (z[2], x)])\n"
      "    return best[1]", (0.7, V3)),

@@ -336,3 +336,22 @@ def test_generic_code_is_right_or_refuses_writes_into_int_arrays(tmp_path, name)
     exec(compile(text, "<generic>", "exec"), namespace)
     np.testing.assert_allclose(namespace["f_grad"](x, n), numeric_grad(m.f, (x, n), 0),
                                atol=1e-6)
+
+
+def test_a_merge_of_dicts_that_are_not_displays_is_refused(tmp_path):
+    """`p | q` of dicts was the registry's bitwise `|`, which passes no gradient: the
+    gradient was zero (round 10, W2). A display on the right is a merge lowering knows
+    (enumerated: merge-display); two dicts of unknown keys are refused at the `|`."""
+    path = tmp_path / "merge.py"
+    path.write_text("import numpy as np\n\n\ndef f(p, q):\n    r = p | q\n"
+                    "    return np.sum(r['w'] * r['v'])\n")
+    spec = importlib.util.spec_from_file_location("dict_merge", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    p, q = {"w": np.array([0.3, -0.7])}, {"v": np.array([1.5, 2.0])}
+    calls = (lambda: adjoint.grad(m.f)(p, q), lambda: adjoint.jvp(m.f)(p, q, p),
+             lambda: adjoint.source(m.f))
+    for call in calls:
+        with pytest.raises(NonDifferentiableError, match="dict merge") as e:
+            call()
+        assert e.value.loc.line == 5

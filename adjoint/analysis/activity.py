@@ -45,6 +45,9 @@ def discrete(k) -> bool:
     return k.dtype == "i" and k.type not in ("float", "complex")  # a tuple or list of ints
 
 
+_BITWISE = ("bitand", "bitor", "bitxor", "lshift", "rshift", "invert")
+
+
 def _empty(k) -> bool:
     """A list or tuple observed with no element, or whose length the data decides (its
     length forgotten): what it held here tells nothing of another call's elements."""
@@ -82,6 +85,14 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                     if target not in out and any(o in out for o in sources):
                         out.add(target)
                         changed = True
+                elif op.prim.name in _BITWISE and any(o in out for o in op.operands) and \
+                        not discrete(kinds.kind(op.result)):
+                    # `p | q` of dicts: a merge, which the registry's `|` of ints is not
+                    raise NonDifferentiableError(
+                        f"`{op.prim.symbol.strip()}` of a differentiated value that is not an "
+                        "int or a bool (a dict merge?) is not differentiable here", op.loc,
+                        "merge a dict display into it (q = p | {'w': w2}), or copy and write: "
+                        "q = p.copy(); q['w'] = w2")
                 elif op.result not in out and _passes(op) and any(o in out for o in op.operands) \
                         and (floating(op.result) or _selects(op, out, floating) or any(
                             o in out and (not floating(o) or _empty(kinds.kind(o)))

@@ -16,7 +16,7 @@ from adjoint.analysis.activity import array_dtypes
 from adjoint.analysis.liveness import Liveness, ties
 from adjoint.errors import UnsupportedError
 from adjoint.rules import registry
-from adjoint.ir.core import Call, Const, For, Function, If, Value, While, walk_ops
+from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 
 _ARTICLE = {None: "a value of unknown type", "ndarray": "an array", "int": "an int",
             "other": "an object"}
@@ -63,10 +63,44 @@ def check_views(fn: Function, facts) -> None:
     if not writes and not elements:
         return
     objects = _Objects(fn, facts, calls, writes, type_of, made)
+    outside = _outside(fn)
+    for w in writes + [op for op, _ in elements]:
+        storage = w.args[0]
+        if any(m in outside for m in [storage] + objects.members.get(objects.find(storage), [])):
+            raise UnsupportedError(
+                "this writes in place into an array that f did not make (a global's, a "
+                "closure's or an object's, or a view or element of one); the gradient "
+                "would not see the change", w.loc,
+                "compute the new value and return it, or copy it first: h = "
+                "CACHE['h'].copy()")
     for op, base in elements:
         _check_element_update(objects, op, base, calls)
     for w in writes:
         _check_write(objects, w, w in updates and w.prim.name != "getitem", facts)
+
+
+# ops whose result is (or may be) a part of their first operand's object: a view, an
+# element of a container, an attribute, the walk of a sequence
+_PARTS = frozenset({"getitem", "element", "field", "sequence"}) | registry.VIEWS
+
+
+def _outside(fn: Function) -> set:
+    """The values that are objects f did not make, or parts of one: a global's (or a
+    closure's, or self's) array, list or dict, an element, attribute or view of it, a
+    loop's target over it. Lowering refuses a write into the global itself; a write
+    into a part of it would change the module's object, which no value shows."""
+    out: set = set()
+
+    def foreign(o) -> bool:
+        return o in out or isinstance(o, Global) and not callable(o.value)
+
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call) and op.args and op.prim.name in _PARTS and \
+                foreign(registry.viewed(op)):
+            out.add(op.result)
+        elif isinstance(op, For) and foreign(op.iter):
+            out.add(op.body.args[0])
+    return out
 
 
 class _Objects:

@@ -491,7 +491,12 @@ class Lowerer:
         if op is None:
             raise self.error(f"operator {type(s.op).__name__} is not supported", s)
         t = s.target
-        if isinstance(t, gast.Name):
+        if isinstance(t, gast.Name) and isinstance(s.op, gast.BitOr) and \
+                _keyed_display(s.value):
+            # `q |= {'v': v}` updates the dict q in place: its other names see the entries
+            old = self.name(t)
+            self.rebind_storage(old, self.merged(old, s.value, t.id, s))
+        elif isinstance(t, gast.Name):
             old = self.name(t)
             # a number rebinds `t`; an array or list is updated in place, which other names
             # of it would see: analysis/views.py refuses that once the kinds are observed
@@ -900,8 +905,21 @@ class Lowerer:
         op = _BINOPS.get(type(node.op))
         if op is None:
             raise self.error(f"operator {type(node.op).__name__} is not supported", node)
+        if isinstance(node.op, gast.BitOr) and _keyed_display(node.right):
+            # `p | {'w': w2}`: a new dict, p's entries with the display's over them
+            merged = self.emit(prim_of(runtime.private), (self.operand(node.left),),
+                               hint=hint, node=node)
+            return self.merged(merged, node.right, hint, node)
         a, b = self.operand(node.left), self.operand(node.right)
         return self.emit(prim_of(op), (a, b), hint=hint, node=node)
+
+    def merged(self, base, display, hint, node):
+        """`base` with the entries of a dict display written into it, in order."""
+        for k, v in zip(display.keys, display.values):
+            value = self.operand(v)
+            base = self.emit(prim_of(runtime.setitem), (base, Const(k.value), value),
+                             hint=hint, node=node)
+        return base
 
     def expr_UnaryOp(self, node, hint):
         op = {gast.USub: operator.neg, gast.UAdd: operator.pos, gast.Not: operator.not_,
@@ -1847,6 +1865,11 @@ def _ordered_union(a: dict, b: dict) -> list:
     out = list(a)
     out += [k for k in b if k not in a]
     return out
+
+
+def _keyed_display(node) -> bool:
+    """A dict display whose keys are constants (`{'w': w2}`, no `**`)."""
+    return isinstance(node, gast.Dict) and all(isinstance(k, gast.Constant) for k in node.keys)
 
 
 def _assigned_names(stmts) -> set[str]:
