@@ -30,6 +30,7 @@ from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.analysis.activity import active as active_values
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
+from adjoint.rules.linalg import VECTOR_SLOTS, untied
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import parse_function
@@ -311,6 +312,7 @@ class Reverse:
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
                 op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
                         "adjoint.stop_gradient(...) if it should be treated as constant")
+        self.check_untied(op, g)
         mark = self.taken.get(g)
         if mark is not None and mark[2] is self.region:
             self.guarded(op, entry, g, operands, wanted, adj, mark)
@@ -318,6 +320,19 @@ class Reverse:
         contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted))
         for a, c in zip(operands, contribs):
             self.accumulate(adj, a, c)
+
+    def check_untied(self, op: Call, g) -> None:
+        """A decomposition's vectors have no derivative at a repeated value: where the
+        gradient reads them (their cotangent is not zero by construction), the sweep
+        checks on the values that none repeats."""
+        slots = VECTOR_SLOTS.get(op.prim.name)
+        kind = self.facts.kind(op.result)
+        if slots is None or kind is not None and kind.type == "ndarray":  # compute_uv=False
+            return
+        values, vectors = slots
+        if not all(self._zero_element(g, i) for i in vectors):
+            w = self.emit(prim_of(operator.getitem), (self.read(op.result), Const(values)), "_w")
+            self.emit(prim_of(untied), (w, Const(op.prim.name)), "_")
 
     def guarded(self, op: Call, entry, g, operands, wanted, adj: dict, mark) -> None:
         """The rule of an op whose cotangent is zero unless one branch of an `if` ran.

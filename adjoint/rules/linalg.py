@@ -310,12 +310,56 @@ def _mT(x):
     return np.swapaxes(x, -1, -2)
 
 
-def _inverse_gaps(w):
-    """F[..., i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 where w[i] == w[j]: at a
-    repeated eigen- or singular value the vectors are not unique (the convention
-    leaves their part of the derivative out)."""
+def _close(w):
+    """1 where two eigen- (or singular) values are equal up to rounding, the diagonal
+    included, else 0."""
     d = w[..., None, :] - w[..., :, None]
-    return np.where(d == 0.0, 0.0, 1.0 / np.where(d == 0.0, 1.0, d))
+    scale = np.max(np.abs(w), axis=-1, keepdims=True)[..., None]
+    return np.where(np.abs(d) <= 1e-10 * scale, 1.0, 0.0)
+
+
+def _ties(w):
+    """1 where two different values are equal up to rounding: their vectors are not
+    unique there (any rotation within the tied block is as good)."""
+    return _close(w) - np.eye(np.shape(w)[-1])
+
+
+def _inverse_gaps(w):
+    """F[..., i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it and at ties."""
+    d = w[..., None, :] - w[..., :, None]
+    gap = np.where(_close(w) == 0.0, d, 0.0)
+    return np.where(gap == 0.0, 0.0, 1.0 / np.where(gap == 0.0, 1.0, gap))
+
+
+def untied(w, what):
+    """Raise where the gradient reads eigen- (or singular) vectors at a repeated value:
+    they are not unique there. A function of the vectors may still be smooth there (a
+    matrix square root V diag(sqrt(w)) V^T at the identity), but its derivative then
+    depends on that function, which the rule cannot see; and the vectors' cotangent
+    may even be exactly 0 there (V D V^-1 with D = sI). So the reverse sweep calls this
+    whenever the vectors' cotangent is not zero by construction (rules read it from
+    VECTOR_SLOTS); a function of the values alone is differentiable at a tie."""
+    if np.any(_ties(w) != 0.0):
+        raise NonDifferentiableError(
+            f"{what} at a repeated {'singular value' if 'svd' in what else 'eigenvalue'}: "
+            "the vectors are not unique there, and the gradient reads them",
+            _generated_from(sys._getframe(1)),
+            "a function of the values alone (eigvalsh, svd with compute_uv=False) is "
+            "differentiable there; or move off the tie")
+
+
+# ops whose vectors are not unique at a repeated value: (the values' position in the
+# result, the vectors' positions), for the reverse sweep's call of `untied`
+VECTOR_SLOTS = {"np.linalg.eigh": (0, (1,)), "np.linalg.eig": (0, (1,)),
+                "np.linalg.svd": (1, (0, 2))}
+primitive(untied, "untied", nondiff=True, pure=False)
+defnondiff(untied)
+
+
+def _undefined_at_ties(w, p):
+    """NaN where a tangent `p` mixes tied vectors (their tangent does not exist), else
+    0: added to a vectors' tangent, so that what reads it is visibly undefined."""
+    return np.where(_ties(w) * p != 0.0, np.nan, 0.0)
 
 
 def _read_triangle(m, upper):
@@ -361,7 +405,8 @@ def slogdet_jvp(ans, a, a_dot):
 @defvjp(np.linalg.eigh)
 def eigh_vjp(g, ans, a, UPLO="L"):
     w, v = ans[0], ans[1]
-    inner = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (_mT(v) @ g[1])
+    x = _mT(v) @ g[1]
+    inner = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * x
     return _to_triangle(v @ inner @ _mT(v), UPLO == "U")
 
 
@@ -369,7 +414,8 @@ def eigh_vjp(g, ans, a, UPLO="L"):
 def eigh_jvp(ans, a, UPLO="L", a_dot=None):
     w, v = ans[0], ans[1]
     p = _mT(v) @ _read_triangle(a_dot, UPLO == "U") @ v
-    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), v @ (_inverse_gaps(w) * p))
+    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1),
+           v @ (_inverse_gaps(w) * p + _undefined_at_ties(w, p)))
     return dot
 
 
@@ -416,8 +462,9 @@ def svd_jvp(ans, a, full_matrices=True, compute_uv=True, hermitian=False, a_dot=
         return ds
     f = _inverse_gaps(s * s)
     v = _mT(vt)
-    du = u @ (f * (p * s[..., None, :] + s[..., :, None] * _mT(p)))
-    dv = v @ (f * (s[..., :, None] * p + _mT(p) * s[..., None, :]))
+    nan = _undefined_at_ties(s * s, p + _mT(p))
+    du = u @ (f * (p * s[..., None, :] + s[..., :, None] * _mT(p)) + nan)
+    dv = v @ (f * (s[..., :, None] * p + _mT(p) * s[..., None, :]) + nan)
     m, n = np.shape(a)[-2], np.shape(a)[-1]
     if m > np.shape(s)[-1]:
         r = a_dot @ v
@@ -760,8 +807,8 @@ def eig_vjp(g, ans, a):
     if is_complex(w):
         _ = unsupported("np.linalg.eig has a derivative rule for a real spectrum only; this "
                         "matrix has complex eigenvalues")
-    m = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * (
-        _mT(v) @ _unit_columns(v, g[1]))
+    x = _mT(v) @ _unit_columns(v, g[1])
+    m = g[0][..., None] * np.eye(np.shape(w)[-1]) + _inverse_gaps(w) * x
     # V^-T M V^T. A is real and so is the Jacobian of a real spectrum, whatever dtype
     # NumPy gives w and v (complex on 2.5): A's cotangent is the real part, Re(J^T g)
     return np.real(np.linalg.solve(_mT(v), m @ _mT(v)))
@@ -776,7 +823,8 @@ def eig_jvp(ans, a, a_dot):
     # computed with w and v as NumPy returns them, so the tangents have their dtype
     # (complex on NumPy 2.5, with imaginary parts 0)
     p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V
-    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1), _unit_columns(v, v @ (_inverse_gaps(w) * p)))
+    dot = (np.sum(p * np.eye(np.shape(w)[-1]), -1),
+           _unit_columns(v, v @ (_inverse_gaps(w) * p + _undefined_at_ties(w, p))))
     return dot
 
 
