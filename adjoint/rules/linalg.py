@@ -14,8 +14,10 @@ gradient runs.
 
 The decompositions, where a derivative does not exist:
 - `eigh` reads one triangle (UPLO), and so does its rule: the other triangle
-  gets no gradient. At a repeated eigenvalue the eigenvectors are not unique;
-  the rule leaves their part out (1 / (w_j - w_i) is taken as 0 there).
+  gets no gradient. At a repeated eigenvalue (equal up to 1e-10 of the
+  largest) the eigenvectors are not unique: a gradient that reads them raises
+  NonDifferentiableError when it runs (`untied`), a function of the
+  eigenvalues alone is differentiated, and the vectors' tangent is NaN.
 - `svd`: likewise at a repeated singular value; with full_matrices=True on a
   non-square matrix, u's extra columns (vt's extra rows) are not unique: a
   cotangent that reaches them raises NonDifferentiableError when the gradient
