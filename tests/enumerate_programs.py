@@ -484,6 +484,11 @@ ARRAY_TEMPLATES = [
      " + x * np.arctan2(x * -0.0, -1.0) + np.sum(v)", (0.7, V3), None),
     ("dicts", "wrt_dict", "def f(params, h):\n    h = np.tanh(h @ params['W'] + params['b'])\n"
      "    return np.sum(h * h)", ({"W": W1, "b": B1}, V3), None),
+    # `for k in p` over a dict argument written before the loop (round 10, C3: the loop
+    # walked the written copy by position, KeyError in the generated code)
+    ("dicts", "walk_after_write", "def f(params, h):\n    params['b'] = params['b'] * 2.0\n"
+     "    acc = 0.0\n    for k in params:\n        acc = acc + np.sum(np.tanh(params[k] @ h))\n"
+     "    return acc", ({"W": W1, "b": W2}, V3), None),
     # a state updated in place in a loop (round 8, B1): the reverse sweep restores it in
     # place, so its outer products must not be batched from a list of the one buffer
     ("inplace_state", "rnn", "def f(x, v):\n    W = np.outer(v, v) * x + np.eye(3) * 0.5\n"

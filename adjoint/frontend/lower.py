@@ -447,7 +447,10 @@ class Lowerer:
         if self.is_dict(seq):
             return self.emit(prim_of(keys), (seq,), hint="_keys", node=node)
         op = self.defs.get(seq)
-        if self.is_container(seq) or op is not None and op.prim.name not in ("getitem", "field"):
+        # a value read from somewhere (an element, a field), or a copy of one or a write
+        # into one (`p['a'] = ..` on a dict parameter): its type is seen when it runs
+        if self.is_container(seq) or op is not None and op.prim.name not in (
+                "getitem", "field", "setitem", "private"):
             return seq
         return self.emit(prim_of(sequence), (seq,), hint="_seq", node=node)
 
