@@ -80,17 +80,19 @@ def _wrt(text: str | None, fn):
 
 
 def _args(text: str | None, fn=None):
-    """`--args` evaluated (numpy as np); with fn, checked against its signature."""
+    """`--args` evaluated (numpy as np) among the names of fn's module, so that they can
+    name its classes (`[Layer(W, b)]`); with fn, checked against its signature."""
     if not text:
         return None
     import numpy as np
-    try:
-        value = eval(text, {"np": np, "numpy": np})  # example arguments, given by the user
+    from adjoint.frontend.source import unwrap
+    names = dict(getattr(unwrap(fn), "__globals__", {})) if fn is not None else {}
+    try:  # example arguments, given by the user
+        value = eval(text, {**names, "np": np, "numpy": np})
     except Exception as e:  # a typo in the expression is the command's mistake
         raise UsageError(f"--args {text!r}: {type(e).__name__}: {e}") from None
     args = value if isinstance(value, tuple) else (value,)
     if fn is not None and _params(fn):
-        from adjoint.frontend.source import unwrap
         try:
             inspect.signature(unwrap(fn)).bind(*args)
         except TypeError as e:

@@ -238,7 +238,11 @@ def lazy_add_at(x, index, value):
 
 def accum(a, b):
     """`a + b` for cotangents whose kind is not known to be a number or an array:
-    lists and tuples add element by element (Python's `+` would concatenate them)."""
+    lists and tuples add element by element (Python's `+` would concatenate them). None
+    is the cotangent of a slot with no derivative (a key in `list(p.items())`, a str
+    setting): a zero."""
+    if a is None or b is None:
+        return b if a is None else a
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return type(a)(accum(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):  # a key missing on one side is a zero

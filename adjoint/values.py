@@ -58,10 +58,11 @@ def _misshapen(got, want) -> AdjointError:
 
 def like(g, x):
     """The gradient in its argument's kind: a float for a float, a NumPy scalar of its
-    type for a NumPy scalar, an array of x's shape and dtype, a list or tuple of the
-    same type."""
+    type for a NumPy scalar, an array of x's shape and dtype (writeable), a list or tuple
+    of the same type."""
     if type(g) is type(x) and (type(g) is float or type(g) is np.ndarray and
-                               g.dtype == x.dtype and g.shape == x.shape):
+                               g.dtype == x.dtype and g.shape == x.shape and
+                               g.flags.writeable):
         return g  # already so (the usual case): checked first, it costs a call in a loop
     if _lazy(g) and not isinstance(x, (list, tuple, dict)):
         return lazy_like(g, x)
@@ -82,10 +83,12 @@ def like(g, x):
         g = np.asarray(g, dtype=np.result_type(x.dtype, np.float64) if x.dtype.kind == "c"
                        else np.float64 if x.dtype.kind != "f" else x.dtype)
         if g.shape != x.shape:
-            if g.size == x.size:
-                return g.reshape(x.shape)
-            raise _misshapen(g.shape, x.shape)
-        return g
+            if g.size != x.size:
+                raise _misshapen(g.shape, x.shape)
+            g = g.reshape(x.shape)
+        # a sum's cotangent may be np.broadcast_to(out_bar, shape), a read-only view: the
+        # caller's own array, which `g *= 0.5` (clipping) may write, is a copy of it
+        return g if g.flags.writeable else g.copy()
     if isinstance(x, (list, tuple)) and (isinstance(g, (list, tuple)) or np.ndim(g)) \
             and len(g) == len(x):
         items = [like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
