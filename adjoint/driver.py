@@ -791,7 +791,11 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         # the plain values (a shape): folded() pairs each with its Kind, whose repr is not
         # Python the emitted file can run. A bool among them takes the element-wise path
         # below (`is True`: True == 1 would pass for it)
-        return f"{name} == {a!r}", f"{name} == {a!r}"
+        if type(a) in (list, tuple):
+            return f"{name} == {a!r}", f"{name} == {a!r}"
+        # a namedtuple's repr names its class, which the module may not import
+        return (f"type({name}).__name__ == {type(a).__name__!r} and tuple({name}) == "
+                f"{tuple(a)!r}", f"{name} == {a!r}")
     if hasattr(type(a), "__dataclass_fields__") and not isinstance(a, type):
         parts = [_fact(f"{name}.{f}", getattr(a, f)) for f in type(a).__dataclass_fields__]
         parts = [p for p in parts if p is not None]

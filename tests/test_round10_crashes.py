@@ -53,6 +53,13 @@ def mlp(layers, x):
     return np.sum(h ** 2)
 
 
+Cfg = namedtuple("Cfg", ["n", "act"])
+
+
+def powered(x, cfg):
+    return np.sum(x ** cfg.n)
+
+
 def logdet(A):
     sign, ld = np.linalg.slogdet(A)
     return ld
@@ -177,6 +184,17 @@ def test_namedtuple_parameter_source_runs(tmp_path):
         other = namedtuple("Other", ["W", "b"])(*LAYERS[0])  # another class: refused
         with pytest.raises(ValueError, match="generated for"):
             mod.mlp_grad([other], X)
+
+
+def test_namedtuple_of_plain_values_is_checked_by_class_name(tmp_path):
+    cfg = Cfg(3, "tanh")
+    mod = _import(tmp_path, adjoint.source(powered, args=(X, cfg)), "s1_powered")
+    np.testing.assert_allclose(mod.powered_grad(X, cfg), 3 * X ** 2)  # was NameError: Cfg
+    np.testing.assert_allclose(mod.powered_grad(X, cfg), numeric_grad(powered, (X, cfg)),
+                               atol=1e-7)
+    for other in (Cfg(2, "tanh"), (3, "tanh")):  # another value, a plain tuple: refused
+        with pytest.raises(ValueError, match="generated for"):
+            mod.powered_grad(X, other)
 
 
 def test_cli_args_name_the_module_classes(tmp_path):
