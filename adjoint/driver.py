@@ -175,37 +175,55 @@ def emit(c: Compilation) -> str:
     head = HEADER.format(version=__version__, origin=origin(c.f), digest=c.digest[:12] or "-")
     header = module.header(c.standalone)
     if c.standalone:
-        header = [line for line in pasted_imports(module.helpers) if line not in header] + header
+        imports, constants = pasted_prelude(module.helpers, set(module.globals))
+        header = [line for line in imports if line not in header] + header + constants
     lines = [head] + header + ["", ""]
     c.source = "\n".join(lines) + "\n\n\n".join(texts) + "\n"
     return f"{c.source.count(chr(10))} lines"
 
 
-def pasted_imports(helpers: dict) -> list[str]:
-    """The imports that the helpers a standalone file pastes need from outside adjoint:
-    what their source (decorators included: `@dataclass(frozen=True) class Loc`) names
-    from its module that is a module (`sys`, `re`) or another library's function or
-    class, and is not pasted itself."""
+def pasted_prelude(helpers: dict, taken) -> tuple[list[str], list[str]]:
+    """What the helpers a standalone file pastes read from their modules and the paste
+    does not bring (Module.header pastes adjoint's functions and classes and some
+    constants): the imports of modules (`sys`, `re`) and of other libraries' functions
+    and classes, their decorators included (`@dataclass(frozen=True) class Loc`); and
+    the other constants of literals (polygamma's _BERNOULLI list), as assignments.
+    A name in `taken` (the user's globals) is not assigned over."""
+    import dis
     import inspect
     from adjoint.codegen.emit import _with_dependencies
     pasted = _with_dependencies(helpers)
-    out = []
+    imports, constants = set(), {}
     for fn in pasted.values():
         if not callable(fn):
             continue
         home = sys.modules.get(fn.__module__)
         tree = ast.parse(inspect.getsource(fn))  # a module-level function or class
-        for n in sorted({e.id for e in ast.walk(tree) if isinstance(e, ast.Name)}):
+        for n in {e.id for e in ast.walk(tree) if isinstance(e, ast.Name)} - set(pasted):
             dep = getattr(home, n, None)
-            if n in pasted or n == "np" or dep is None:
+            if n == "np" or dep is None:
                 continue
-            if isinstance(dep, types.ModuleType):
-                out.append(f"import {dep.__name__}" + (f" as {n}" if n != dep.__name__ else ""))
+            if isinstance(dep, types.ModuleType) and not dep.__name__.startswith("adjoint"):
+                imports.add(f"import {dep.__name__}" + (f" as {n}" if n != dep.__name__ else ""))
             elif (inspect.isfunction(dep) or inspect.isclass(dep)) and \
                     not dep.__module__.startswith("adjoint") and \
                     getattr(sys.modules.get(dep.__module__), n, None) is dep:
-                out.append(f"from {dep.__module__} import {n}")
-    return sorted(set(out), key=lambda line: (line.startswith("from"), line))
+                imports.add(f"from {dep.__module__} import {n}")
+        codes = [getattr(f, "__code__", None) for f in
+                 ([fn] if not isinstance(fn, type) else vars(fn).values())]
+        while codes:  # the globals its code reads, nested functions' too
+            code = codes.pop()
+            if code is None:
+                continue
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+            for ins in dis.get_instructions(code):
+                n = ins.argval
+                if ins.opname == "LOAD_GLOBAL" and n not in pasted and n not in taken and \
+                        isinstance(getattr(home, n, None), (list, tuple, dict)) and \
+                        _literal_value(getattr(home, n)):
+                    constants[n] = f"{n} = {getattr(home, n)!r}"
+    return (sorted(imports, key=lambda line: (line.startswith("from"), line)),
+            ["", ""] + [constants[n] for n in sorted(constants)] if constants else [])
 
 
 def bound_arguments(f, ir, args, kwargs=None) -> tuple:

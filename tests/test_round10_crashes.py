@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,10 @@ def powered(x, cfg):
 def logdet(A):
     sign, ld = np.linalg.slogdet(A)
     return ld
+
+
+def lgamma2(x):
+    return math.lgamma(x) * 2.0
 
 
 def scaled(x, cfg={"scale": 2.0, "names": ["a", "b"]}):
@@ -223,13 +228,17 @@ def test_standalone_file_imports_what_its_pasted_helpers_need(tmp_path):
     A = np.array([[2.0, 0.3, 0.0], [0.1, 1.5, 0.2], [0.0, 0.4, 3.0]])
     (tmp_path / "logdet_grad.py").write_text(adjoint.source(logdet, args=(A,),
                                                             standalone=True))
+    # polygamma, pasted, reads the list _BERNOULLI: NameError when called
+    (tmp_path / "lgamma2_grad.py").write_text(adjoint.source(lgamma2, args=(2.5,),
+                                                             standalone=True))
     run = textwrap.dedent(f"""
         import sys
         sys.modules["adjoint"] = None  # any import of adjoint fails
         import numpy as np
-        import logdet_grad
+        import logdet_grad, lgamma2_grad
         A = np.array({A.tolist()})
         np.save("g.npy", logdet_grad.logdet_grad(A))
+        np.save("l.npy", lgamma2_grad.lgamma2_grad(2.5))
         try:
             logdet_grad.logdet_grad(np.zeros((3, 3)))
         except Exception as e:  # the pasted error class, at the user's line
@@ -239,6 +248,9 @@ def test_standalone_file_imports_what_its_pasted_helpers_need(tmp_path):
     out = subprocess.run([sys.executable, "run.py"], cwd=tmp_path, check=True,
                          capture_output=True, text=True).stdout
     np.testing.assert_allclose(np.load(tmp_path / "g.npy"), np.linalg.inv(A).T, atol=1e-12)
+    psi = -0.5772156649015329 - 2 * math.log(2) + 2 + 2 / 3  # digamma(5/2)
+    assert float(np.load(tmp_path / "l.npy")) == pytest.approx(2 * psi, abs=1e-12)
+    assert 2 * psi == pytest.approx(numeric_grad(lgamma2, (2.5,)), abs=1e-7)
     assert out.startswith("NonDifferentiableError") and "singular" in out
     assert "test_round10_crashes.py" in out  # located at logdet's line
 
