@@ -267,7 +267,8 @@ _ACCEPTED = {
     "Raise": "`if bad: raise ValueError(\"...\")` with a builtin exception, as the whole "
              "body of an `if` (checked in the forward sweep, as an assert is)",
     "Try": "`try` / `except` / `else` / `finally`: the body, `else` and `finally` run; "
-           "a failure in the generated code propagates (the handlers are not run), so "
+           "a failure in the generated code propagates (the handlers are not run; one "
+           "that a handler catches on the call that compiles is refused there), so "
            "every value the body makes must be used afterwards; a handler for "
            "ZeroDivisionError (or another arithmetic error) is refused, since NumPy floats "
            "give inf where Python raises",

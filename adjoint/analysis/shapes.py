@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adjoint import runtime
+from adjoint.errors import UnsupportedError
 from adjoint.frontend.lower import Facts
 from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.ir.interp import interpret
@@ -603,6 +604,21 @@ class LazyLoopWarning(UserWarning):
     """A Python loop reads a dask array element by element."""
 
 
+def _refuse_handled(fn: Function, e: Exception) -> None:
+    """Observing raised `e` inside a `try` whose handler catches it: f ran the handler
+    on this call, which the gradient would not (it runs the body only)."""
+    loc = getattr(e, "adjoint_loc", None)
+    caught = {c.__name__ for c in type(e).__mro__}
+    for filename, first, last, names, where in fn.handlers:
+        if loc is not None and loc.filename == filename and first <= loc.line <= last \
+                and caught & names:
+            raise UnsupportedError(
+                f"on this call the `try` body raised {type(e).__name__} ({e}), which f's "
+                f"handler catches; the gradient runs the body only, not the handler", where,
+                "test the condition instead: v = d['k'] if 'k' in d else default, or "
+                "hasattr(o, 'k')") from None
+
+
 def observe(fn: Function, args) -> Observed:
     """Run `fn` on `args` once, recording every value. That run is one more than the
     caller made: the draws it takes from NumPy's and Python's global random streams are
@@ -627,6 +643,9 @@ def observe(fn: Function, args) -> Observed:
                    any(e.value in b.args for b in op.blocks)), None)  # or a loop's target
         raise _subclass_error(f"`{e.value.name}`", e.array,
                               op.loc if op is not None else fn.loc) from None
+    except Exception as e:
+        _refuse_handled(fn, e)
+        raise
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])

@@ -26,6 +26,7 @@ import functools
 import inspect
 import math
 import operator
+import sys
 import types
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -142,6 +143,7 @@ class Lowerer:
         self.inplace: list[Value] = []  # results of `x op= y` on names
         # `c[k] op= y`: (the result, c, whether c is a list or dict made here)
         self.element_updates: list[tuple] = []
+        self.handlers: list[tuple] = []  # (file, first line, last line, names, loc)
         self.recursions = [0]  # recursive calls inlined, shared with inlined helpers
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
         self.active: tuple = ()  # the lambdas and nested defs being inlined
@@ -294,6 +296,14 @@ class Lowerer:
                         f"failure that the handler catches might not happen in the "
                         f"generated code", n, "use the value, or check the condition with "
                                               "an `if` instead of an exception")
+        if s.handlers:  # where a failure would have run a handler in f: observing says so
+            last = max(getattr(n, "end_lineno", None) or n.lineno for st in s.body
+                       for n in gast.walk(st) if hasattr(n, "lineno"))
+            caught = {getattr(t, "id", getattr(t, "attr", None)) for h in s.handlers
+                      for t in (h.type.elts if isinstance(h.type, gast.Tuple) else [h.type])}
+            first = self.loc(s.body[0])
+            self.handlers.append((first.filename, first.line, self.loc(s).line - s.lineno +
+                                  last, frozenset(caught), self.loc(s.handlers[0])))
         self.body(s.body)
         self.body(s.orelse)
         self.body(s.finalbody)
@@ -1562,6 +1572,7 @@ class Lowerer:
         inner = Lowerer(owner.parsed, owner.facts, owner.stack)
         inner.ops, inner.inplace, inner.defs = self.ops, self.inplace, self.defs
         inner.element_updates = self.element_updates
+        inner.handlers = self.handlers
         inner.seeds = self.seeds
         inner.active = self.active + (fn,)
         inner.env = dict(owner.env)
@@ -1618,6 +1629,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
     inner.inplace, inner.element_updates = outer.inplace, outer.element_updates
+    inner.handlers = outer.handlers
     inner.recursions = outer.recursions
     inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
@@ -1668,6 +1680,17 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
 def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Function:
     """The IR of a user function (its callees inlined). `constants` maps parameter names
     to values the body reads instead (a recursion's depth: the parameters stay)."""
+    # reading an expression recurses once per operator, and generated code (sympy's) has
+    # sums of hundreds of terms, which Python compiles: so may this
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        return _lower_function(fn, facts, constants)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
     parsed = parse_function(fn)
     check(parsed)
     node = parsed.node
@@ -1704,7 +1727,8 @@ def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Fun
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
     return Function(node.name, params, Block((), tuple(low.ops), tuple(ret)), parsed.loc(node),
-                    names, doc, tuple(low.inplace), element_updates=tuple(low.element_updates))
+                    names, doc, tuple(low.inplace), element_updates=tuple(low.element_updates),
+                    handlers=tuple(low.handlers))
 
 
 # ---------------------------------------------------------------- tables

@@ -216,6 +216,9 @@ class Function:
     # parameters whose buffers the caller hands over (a step gradient's accumulators,
     # passed fresh by the generated caller): written in place, not copied first
     owned: tuple = ()
+    # `try` bodies whose failure f's handlers catch: (file, first line, last line, the
+    # exceptions' names, the handler's loc); the gradient runs the body only
+    handlers: tuple = ()
 
 
 def walk_ops(block: Block) -> Iterator[Op]:

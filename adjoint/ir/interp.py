@@ -115,6 +115,10 @@ def _call(op: Call, observe) -> Callable[[Env], None]:
             x = compute(env)
         except AdjointError as e:  # an op that refuses these values: at f's line
             raise e.located(loc)
+        except Exception as e:  # where it failed, for a `try` whose handler f would run
+            if getattr(e, "adjoint_loc", None) is None:
+                e.adjoint_loc = loc
+            raise
         env[result] = x
         if observe is not None:
             observe(result, x)
