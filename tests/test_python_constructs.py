@@ -602,6 +602,45 @@ def loop_alias(x):
     return np.sum(a)
 
 
+SCATTER = np.array([0, 2, 2, 1])
+
+
+def scatter_add(x, v):
+    out = np.zeros(3)
+    np.add.at(out, SCATTER, v * x)  # repeated indices add up
+    return np.sum(np.sin(out) * v[:3])
+
+
+def fills_diagonal(x):
+    A = np.outer(x, x)
+    np.fill_diagonal(A, 0.0)
+    return np.sum(A)
+
+
+def sorts_in_place(x):
+    L = [3.0, x]
+    L.sort()
+    return L[0]
+
+
+def pure_statement(x):
+    np.sin(x)
+    return x
+
+
+def test_calls_as_statements_are_writes_or_refused_by_name():
+    # round 10: each was refused as "an expression statement has no effect"
+    v = np.array([0.5, -1.2, 0.3, 2.0])
+    (gx, gv) = check_program(scatter_add, 0.7, v)
+    out = np.zeros(3)
+    np.add.at(out, SCATTER, v * 0.7)
+    w = np.cos(out) * v[:3]
+    assert gx == pytest.approx(np.sum(w[SCATTER] * v), rel=1e-12)
+    refused(fills_diagonal, X, at="np.fill_diagonal", says="`fill_diagonal` writes into")
+    refused(sorts_in_place, 0.5, at="L.sort()", says="`.sort()`")
+    refused(pure_statement, 0.5, at="np.sin(x)", says="has no effect")
+
+
 def test_side_effects_that_python_has_are_kept_or_refused():
     refused(generator_twice, X, at="(v * v", says="consumed once")
     (g,) = check_program(print_pop, 0.7)

@@ -351,6 +351,18 @@ class Lowerer:
                 call.func.attr == "pop":
             self.expr(call)  # `xs.pop()`: the element is dropped, the list is shorter
             return
+        if isinstance(call, gast.Call) and len(call.args) == 3 and not call.keywords and \
+                self.is_add_at(call.func):
+            # np.add.at(a, i, v): a written in place, repeated indices adding up
+            base = self.expr(call.args[0])
+            if not isinstance(base, Value):
+                raise self.error("only local arrays can be written to", call,
+                                 "copy the array into a local variable first: y = x.copy()")
+            index, value = self.index(call.args[1]), self.operand(call.args[2])
+            new = self.emit(prim_of(runtime.add_at), (base, index, value),
+                            hint=_hint_of(call.args[0]), node=s)
+            self.rebind_storage(base, new)
+            return
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
                 call.func.id not in self.env and self.parsed.lookup(call.func.id) == \
                 (True, builtins.print):
@@ -370,9 +382,21 @@ class Lowerer:
             if fn is not None and _written_arguments(fn, call, ()):
                 self.expr(call)  # a helper that fills an array it is passed
                 return
+            # a call that writes into what it is given (np.fill_diagonal, out=, L.sort())
+            # is refused by name where it is lowered; else it is a pure call, of no use
+            mark = len(self.ops)
+            self.expr(call)
+            del self.ops[mark:]
         raise self.error("an expression statement has no effect on the result", s,
                          "differentiated code must be pure: assign the value, or remove the "
                          "call (print, logging and other side effects are not supported)")
+
+    def is_add_at(self, func) -> bool:
+        """Is `func` NumPy's np.add.at (a fresh bound method at each read)?"""
+        if not (isinstance(func, gast.Attribute) and func.attr == "at"):
+            return False
+        ufunc = self.expr(func.value)
+        return isinstance(ufunc, Static) and ufunc.obj is np.add
 
     def assign(self, target, value, node) -> None:
         if isinstance(target, gast.Name):
