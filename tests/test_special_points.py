@@ -1,10 +1,10 @@
 """Rules at their special points, where a convention stands in for a derivative.
 
 A convention (0 at a point where a formula divides by zero) is right only where
-the true derivative is that number. Round 10's coverage audit found two that
+the true derivative is that number. Round 10's coverage audit found three that
 were not: a matrix function of eigh's or svd's vectors at a repeated eigenvalue
-(the identity, where training often starts), and sinc's second derivative near
-0. Each must now be right,
+(the identity, where training often starts), sinc's second derivative near 0,
+and the second derivative of `np.linalg.norm(w) ** 2` at w = 0. Each must now be right,
 or a located error, or a visible NaN; never a plausible number.
 """
 from __future__ import annotations
@@ -92,3 +92,19 @@ def test_sinc_s_second_derivative_near_zero(x):
     first = (np.cos(p) - np.sinc(x)) / x if x > 1e-3 else \
         -np.pi ** 2 * x / 3 + np.pi ** 4 * x ** 3 / 30
     np.testing.assert_allclose(d, first, rtol=1e-9, atol=1e-15)
+
+
+def weight_decay(w, x):
+    return np.sum(np.tanh(w * x)) + 0.5 * np.linalg.norm(w) ** 2 + \
+        np.sum(np.linalg.norm(np.outer(w, x), axis=1, ord=None) ** 2)
+
+
+def test_a_squared_norm_is_smooth_at_zero():
+    # norm's gradient at 0 is the convention 0, so the chain rule through norm(w) ** 2
+    # gave an hvp of 0 at w = 0 (zero-initialised weights): it is the sum of squares
+    w, x, d = np.zeros(3), np.array([1.0, 2.0, 3.0]), np.array([0.3, -0.2, 1.0])
+    want = d * (1.0 + 2.0 * np.sum(x * x))  # tanh''(0) = 0
+    np.testing.assert_allclose(adjoint.hvp(weight_decay)(w, x, d), want, rtol=1e-12)
+    w = np.array([0.3, -0.5, 1.0])
+    np.testing.assert_allclose(adjoint.grad(weight_decay)(w, x),
+                               numeric_grad(weight_decay, (w, x)), rtol=1e-6)

@@ -942,6 +942,11 @@ class Lowerer:
         op = _BINOPS.get(type(node.op))
         if op is None:
             raise self.error(f"operator {type(node.op).__name__} is not supported", node)
+        if isinstance(node.op, gast.Pow) and isinstance(node.right, gast.Constant) and \
+                node.right.value == 2 and isinstance(node.left, gast.Call):
+            squared = self.squared_norm(node.left, hint, node)
+            if squared is not None:
+                return squared
         if isinstance(node.op, gast.BitOr) and _keyed_display(node.right):
             # `p | {'w': w2}`: a new dict, p's entries with the display's over them
             merged = self.emit(prim_of(runtime.private), (self.operand(node.left),),
@@ -949,6 +954,25 @@ class Lowerer:
             return self.merged(merged, node.right, hint, node)
         a, b = self.operand(node.left), self.operand(node.right)
         return self.emit(prim_of(op), (a, b), hint=hint, node=node)
+
+    def squared_norm(self, call, hint, node):
+        """`np.linalg.norm(x) ** 2` (the 2-norm or the Frobenius norm) as the sum of
+        squares it is: smooth at x = 0, where the norm is not, so that its second
+        derivative there is 2, not the 0 that norm's convention at 0 would give."""
+        if not isinstance(call.func, gast.Attribute) or len(call.args) != 1:
+            return None
+        kw = {k.arg: k.value for k in call.keywords}
+        ord_ = kw.pop("ord", None)
+        if set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
+                isinstance(ord_, gast.Constant) and ord_.value in (None, "fro")):
+            return None
+        fn = self.expr(call.func)
+        if not (isinstance(fn, Static) and fn.obj is np.linalg.norm):
+            return None
+        x = self.operand(call.args[0])
+        squares = self.emit(prim_of(operator.mul), (x, x), node=node)
+        kwargs = tuple((k, self.operand(v)) for k, v in kw.items())
+        return self.emit(prim_of(np.sum), (squares,), kwargs, hint=hint, node=node)
 
     def merged(self, base, display, hint, node):
         """`base` with the entries of a dict display written into it, in order."""
