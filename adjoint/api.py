@@ -351,8 +351,9 @@ class Transform:
 
     def shape_grads(self, grads, args):
         try:
-            if len(self.wrt) == 1:
-                return _like(grads, args[self.wrt[0]])
+            if len(self.wrt) == 1:  # a 1-tuple for wrt=('w',), as JAX's argnums=(0,)
+                g = _like(grads, args[self.wrt[0]])
+                return (g,) if isinstance(self.wrt_spec, tuple) else g
             return tuple(_like(g, args[i]) for g, i in zip(grads, self.wrt))
         except AdjointError as e:  # a rule's cotangent of the wrong shape: at f
             raise e.located(self.ir.loc) from None
@@ -431,7 +432,8 @@ def _derivative(f: Callable, wrt, mode: str, *options):
 def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True,
          backend="numpy") -> Callable:
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt` (a position,
-    a parameter name, or a tuple of them). `f` may be a gradient itself (of a scalar
+    a parameter name, or a tuple of them: a tuple gives a tuple of gradients, a 1-tuple
+    for wrt=('w',), as JAX's argnums does). `f` may be a gradient itself (of a scalar
     function of a scalar): then this is its derivative. `checkpoint=k` (or a byte
     budget) recomputes every loop from k snapshots instead of storing it; `optimize=False`
     runs no optimisation pass (the gradient must be the same). `backend="numba"` compiles

@@ -114,21 +114,6 @@ def ones_at_zeros(x):
     return np.where(x == 0.0, 1.0, x)
 
 
-def no_zeros(v, x, what):
-    """`v`, where `x` holds no exact zero. A zero-safe first derivative (cumprod's) is
-    piecewise, and its own derivative is wrong at a zero: refuse rather than guess.
-    On a lazy array the check runs when `v` is computed."""
-    if hasattr(x, "map_blocks"):  # a dask array
-        def check(any_zero):
-            no_zeros(0.0, any_zero, what)  # raises on a zero
-            return np.zeros_like(any_zero, dtype=float)
-        return v + np.any(x == 0.0).map_blocks(check, dtype=float)
-    if np.any(np.asarray(x) == 0.0):
-        raise ArithmeticError(f"the derivative of {what}'s gradient at an input with an "
-                              "exact zero is not supported (it would be wrong there)")
-    return v
-
-
 def private(x):
     """A copy of a list or an array that the caller may then write in place."""
     return x.copy() if hasattr(x, "copy") else x
@@ -563,5 +548,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "no_zeros", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "add_at",
            "zeros_like", "stop_gradient", "index_tuple"]

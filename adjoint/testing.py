@@ -255,7 +255,7 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
     with stage("grad"):
         got = grad(f, wrt)(*args)
     unchanged("grad")
-    got = tuple(got) if len(wrt) > 1 else (got,)
+    got = tuple(got)  # wrt is a tuple: so is the gradient (a 1-tuple for one)
     want = numeric_grad(f, args, wrt, eps)
     same(got, want, "grad against finite differences", rtol, atol * scale)
     for g, i in zip(got, idx):
@@ -275,7 +275,7 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
     unchanged("value_and_grad")
     if not np.isclose(v2, value, rtol=exact_rtol, atol=exact_rtol):
         fail(f"value_and_grad's value {v2!r} != f(*args) = {value!r}")
-    same(tuple(g2) if len(wrt) > 1 else (g2,), got, "value_and_grad against grad",
+    same(tuple(g2), got, "value_and_grad against grad",
          1e-9, 1e-12 * scale)
     with stage("vjp"):
         out, pullback = vjp(f, *args, wrt=wrt)
@@ -284,7 +284,7 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
         fail(f"vjp's value {out!r} != f(*args) = {value!r}")
     with stage("vjp pullback"):
         pb1 = pullback(1.0)
-    same(tuple(pb1) if len(wrt) > 1 else (pb1,), got, "vjp pullback(1.0) against grad",
+    same(tuple(pb1), got, "vjp pullback(1.0) against grad",
          1e-9, 1e-12 * scale)
 
     # 3. forward against reverse: <v, J u> == <J^T v, u>
@@ -298,7 +298,7 @@ def check_program(f, *args, wrt=None, rtol: float = 1e-5, atol: float = 1e-6,
         fail(f"jvp's value {out3!r} != f(*args) = {value!r}")
     with stage("vjp pullback"):
         pbv = pullback(v)
-    pbv = tuple(pbv) if len(wrt) > 1 else (pbv,)
+    pbv = tuple(pbv)
     lhs = v * float(dot)
     terms = [_vector(a) * _vector(b) for a, b in zip(pbv, u)]
     rhs = float(sum(np.sum(t) for t in terms))

@@ -93,7 +93,9 @@ def like(g, x):
             and len(g) == len(x):
         items = [like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
         return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
-    if isinstance(x, dict) and isinstance(g, dict) and set(g) == set(x):
+    if isinstance(x, dict) and isinstance(g, dict) and set(g) >= set(x):
+        # a key f wrote into its dict argument (p['c'] = ...) was not an input: its
+        # entry in the cotangent (the zero the write left) is no gradient of x's
         return {k: like(g[k], v) for k, v in x.items()}
     if hasattr(x, "_fields") and isinstance(g, dict) and set(g) == set(x._fields):
         return type(x)(*(like(g[f], v) for f, v in zip(x._fields, x)))  # by field

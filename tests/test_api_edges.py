@@ -297,3 +297,33 @@ def test_a_file_specialised_on_a_shape_tuple_runs():
     np.testing.assert_allclose(got, fd(rows_of, x, (2, 2)), atol=1e-8)
     with pytest.raises(ValueError, match="generated for"):
         namespace["rows_of_grad"](x, (1, 4))
+
+
+def _weighted(x, y):
+    return np.sum(x * y)
+
+
+def test_a_tuple_wrt_gives_a_tuple_of_gradients_a_1_tuple_for_one():
+    # as JAX's argnums: wrt=('x',) is a 1-tuple, wrt='x' (or 0) the gradient itself
+    x, y = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    (gx,) = adjoint.grad(_weighted, wrt=("x",))(x, y)
+    np.testing.assert_array_equal(gx, y)
+    value, (gy,) = adjoint.value_and_grad(_weighted, wrt=(1,))(x, y)
+    np.testing.assert_array_equal(gy, x)
+    np.testing.assert_array_equal(adjoint.grad(_weighted, wrt="x")(x, y), y)
+    _, pullback = adjoint.vjp(_weighted, x, y, wrt=(0,))
+    (px,) = pullback(2.0)
+    np.testing.assert_array_equal(px, 2.0 * y)
+
+
+def _writes_a_new_key(p):
+    p["c"] = p["b"] * 3.0
+    return np.sum(p["a"] * p["c"])
+
+
+def test_a_key_written_into_a_dict_argument_is_not_in_its_gradient():
+    p = {"a": np.array([0.5, 1.0]), "b": np.array([2.0, -1.0])}
+    g = adjoint.grad(_writes_a_new_key)(dict(p))
+    assert set(g) == {"a", "b"}
+    np.testing.assert_allclose(g["a"], 3.0 * p["b"], rtol=1e-12)
+    np.testing.assert_allclose(g["b"], 3.0 * p["a"], rtol=1e-12)

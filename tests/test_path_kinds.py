@@ -133,7 +133,7 @@ def test_every_call_is_right_not_only_the_observed_one(tmp_path, name, calls):
     g, j = adjoint.grad(f, wrt=wrt), adjoint.jvp(f, wrt=0)
     for args in calls:
         want = [numeric_grad(f, args, wrt=i) for i in wrt]
-        got = g(*args) if len(wrt) > 1 else (g(*args),)
+        got = g(*args)  # wrt is a tuple: a tuple of gradients, a 1-tuple for one
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
         u = np.ones_like(np.asarray(args[0], dtype=float))

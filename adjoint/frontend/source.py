@@ -135,6 +135,10 @@ def unwrap(f: Callable) -> Callable:
     cache, NumPy's dispatch). Any other wrapper that keeps `__wrapped__` (a user's
     decorator made with functools.wraps, singledispatch) computes something of its
     own: differentiating what it wraps would be silently wrong, so it is refused."""
+    call = getattr(type(f), "__call__", None)
+    if inspect.isfunction(call) and not isinstance(f, (type, functools.partial)) and \
+            type(f).__module__.split(".")[0] not in ("adjoint", "numpy", "functools"):
+        return unwrap(f.__call__)  # a callable object (a model): its __call__, bound
     if inspect.ismethod(f):  # a bound method forwards `__wrapped__` from its function
         plain = unwrap(f.__func__)
         return f if plain is f.__func__ else type(f)(plain, f.__self__)

@@ -26,10 +26,14 @@ Conventions where a derivative does not exist or a naive formula would fail:
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
+from adjoint.errors import NonDifferentiableError
+from adjoint.rules.located import generated_from
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import expand_to, no_zeros, ones_at_zeros
+from adjoint.runtime import expand_to, ones_at_zeros
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -258,7 +262,7 @@ def cumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
     nzeros = np.cumsum(zero, ax)
     before = nzeros == 0
     first = zero & (nzeros == 1)
-    safe = ones_at_zeros(x)  # its derivative refuses a zero: see runtime.no_zeros
+    safe = ones_at_zeros(x)  # its derivative refuses a zero: see no_zeros
     skip = np.cumprod(np.where(first, 1.0, x), ax)
     tail = np.flip(np.cumsum(np.flip(g * ans, ax), ax), ax)
     tail_skip = np.flip(np.cumsum(np.flip(g * skip, ax), ax), ax)
@@ -282,10 +286,27 @@ def cumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
     nzeros = np.cumsum(zero, ax)
     before = nzeros == 0
     first = zero & (nzeros == 1)
-    safe = ones_at_zeros(x)  # its derivative refuses a zero: see runtime.no_zeros
+    safe = ones_at_zeros(x)  # its derivative refuses a zero: see no_zeros
     skip = np.cumprod(np.where(first, 1.0, x), ax)
     at_first = np.sum(np.where(first, x_dot, 0.0), axis=ax, keepdims=True)
     return np.where(before, ans * np.cumsum(x_dot / safe, ax), at_first * skip)
+
+
+def no_zeros(v, x, what):
+    """`v`, where `x` holds no exact zero. A zero-safe first derivative (cumprod's) is
+    piecewise, and its own derivative is wrong at a zero: refuse rather than guess,
+    at the user's line. On a lazy array the check runs when `v` is computed."""
+    if hasattr(x, "map_blocks"):  # a dask array
+        def check(any_zero):
+            no_zeros(0.0, any_zero, what)  # raises on a zero
+            return np.zeros_like(any_zero, dtype=float)
+        return v + np.any(x == 0.0).map_blocks(check, dtype=float)
+    if np.any(np.asarray(x) == 0.0):
+        raise NonDifferentiableError(
+            f"the derivative of {what}'s gradient at an input with an exact zero is not "
+            "supported (it would be wrong there)", generated_from(sys._getframe(1)),
+            "the first derivative is right there; move off the zero for the second")
+    return v
 
 
 primitive(ones_at_zeros, "ones_at_zeros")
