@@ -108,3 +108,23 @@ def test_a_squared_norm_is_smooth_at_zero():
     w = np.array([0.3, -0.5, 1.0])
     np.testing.assert_allclose(adjoint.grad(weight_decay)(w, x),
                                numeric_grad(weight_decay, (w, x)), rtol=1e-6)
+
+
+def nan_reductions(a):
+    # the reductions read `a` itself: an op before them would make the missing entry's
+    # cotangent 0 * NaN there (NaN, as in JAX)
+    return 2.0 * np.nansum(a) + np.sum(np.nanmean(a, axis=1) ** 2)
+
+
+def test_nansum_and_nanmean_pass_nothing_to_a_missing_entry():
+    a = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]])
+    b = a.copy()
+    b[1, 2] = np.nan  # a missing entry: left out of the sum and of the mean's count
+    got = adjoint.grad(nan_reductions)(b)
+    rows = np.array([np.mean(a[0]), np.mean(a[1, :2])])
+    want = 2.0 + 2.0 * rows[:, None] / np.array([[3.0], [2.0]]) + 0.0 * a
+    want[1, 2] = 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    value, dot = adjoint.jvp(nan_reductions)(b, np.ones_like(b))
+    assert value == pytest.approx(nan_reductions(b), rel=1e-14)
+    assert dot == pytest.approx(np.sum(want), rel=1e-12)

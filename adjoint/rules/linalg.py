@@ -383,6 +383,23 @@ def eigh_vjp(g, ans, a, UPLO="L"):
     return _to_triangle(v @ inner @ _mT(v), UPLO == "U")
 
 
+primitive(np.linalg.eigvalsh, "np.linalg.eigvalsh")
+
+
+@defvjp(np.linalg.eigvalsh)
+def eigvalsh_vjp(g, ans, a, UPLO="L"):
+    # d w_i = v_i^T dA v_i: smooth at a repeated eigenvalue too, for a function of w alone
+    v = np.linalg.eigh(a, UPLO)[1]
+    return _to_triangle(v @ (g[..., :, None] * _mT(v)), UPLO == "U")
+
+
+@defjvp(np.linalg.eigvalsh)
+def eigvalsh_jvp(ans, a, UPLO="L", a_dot=None):
+    v = np.linalg.eigh(a, UPLO)[1]
+    p = _mT(v) @ _read_triangle(a_dot, UPLO == "U") @ v
+    return np.sum(p * np.eye(np.shape(ans)[-1]), -1)
+
+
 @defjvp(np.linalg.eigh)
 def eigh_jvp(ans, a, UPLO="L", a_dot=None):
     w, v = ans[0], ans[1]

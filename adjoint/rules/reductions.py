@@ -116,6 +116,55 @@ def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
     return expand_to(g, a, axis, keepdims) * (np.size(ans) / np.size(a))
 
 
+# ------------------------------------------------------------------ nansum, nanmean, ptp
+
+primitive(np.nansum, "np.nansum")
+primitive(np.nanmean, "np.nanmean")
+primitive(np.ptp, "np.ptp")
+
+
+@defvjp(np.nansum)
+def nansum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    # a NaN entry is left out of the sum: no gradient reaches it
+    return np.where(np.isnan(a), 0.0, expand_to(g, a, axis, keepdims))
+
+
+@defjvp(np.nansum)
+def nansum_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    return np.sum(np.where(np.isnan(a), 0.0, a_dot), axis=axis, keepdims=keepdims)
+
+
+@defvjp(np.nanmean)
+def nanmean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    kept = np.sum(~np.isnan(a), axis=axis, keepdims=True)  # the entries averaged
+    return np.where(np.isnan(a), 0.0, expand_to(g, a, axis, keepdims) / kept)
+
+
+@defjvp(np.nanmean)
+def nanmean_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    kept = np.sum(~np.isnan(a), axis=axis, keepdims=keepdims)
+    return np.sum(np.where(np.isnan(a), 0.0, a_dot), axis=axis, keepdims=keepdims) / kept
+
+
+def _extremes(a, axis):
+    """The weights of max(a) - min(a) along `axis`: 1 at the maximum, -1 at the
+    minimum, shared evenly among ties (as max's and min's rules share them)."""
+    top = a == np.max(a, axis=axis, keepdims=True)
+    low = a == np.min(a, axis=axis, keepdims=True)
+    return top / np.sum(top, axis=axis, keepdims=True) - low / np.sum(low, axis=axis,
+                                                                     keepdims=True)
+
+
+@defvjp(np.ptp)
+def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=False):
+    return expand_to(g, a, axis, keepdims) * _extremes(a, axis)
+
+
+@defjvp(np.ptp)
+def ptp_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    return np.sum(a_dot * _extremes(a, axis), axis=axis, keepdims=keepdims)
+
+
 # ------------------------------------------------------------------ prod
 
 def _products_of_others(a, axis):

@@ -32,7 +32,7 @@ import numpy as np
 
 from adjoint.rules.linalg import unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import unbroadcast
+from adjoint.runtime import add_at, unbroadcast
 
 
 # ------------------------------------------------------------------ helper primitives
@@ -791,3 +791,24 @@ def ungradient_vjp(g, ans, x, f, axis=None, edge_order=1):
 @defjvp(ungradient)
 def ungradient_jvp(ans, x, f, axis=None, edge_order=1, x_dot=None):
     return ungradient(x_dot, f, axis, edge_order)
+
+
+# ------------------------------------------------------------------ take
+
+primitive(np.take, "np.take")
+
+
+@deflinear(np.take, "a")
+def take_vjp(g, ans, a, indices, axis=None, out=None, mode="raise"):
+    # each taken entry's cotangent goes back to where it was taken from; an entry
+    # taken twice gets both (np.add.at adds at repeated indices)
+    if axis is None:
+        flat = add_at(np.zeros(np.size(a)), np.ravel(indices), np.ravel(g))
+        return np.reshape(flat, np.shape(a)), None
+    if np.ndim(indices) > 1:
+        _ = unsupported("np.take with an axis and indices of two or more dimensions has no "
+                        "derivative rule", "take along the axis with a 1-d index array")
+    moved = np.moveaxis(np.zeros(np.shape(a)), axis, 0)  # the axis taken from, first
+    if np.ndim(indices) == 1:
+        g = np.moveaxis(g, axis, 0)
+    return np.moveaxis(add_at(moved, indices, g), 0, axis), None

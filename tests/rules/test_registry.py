@@ -261,6 +261,7 @@ CASES: dict[str, list[Case]] = {
     "np.amin": reduction(),
     "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2)]),
     "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2)]),
+    "np.nansum": reduction(), "np.nanmean": reduction(), "np.ptp": reduction(),
     "np.cumsum": scan() + [case(N(2, 3, 4), axis=-2), case(N(2, 3, 4))],
     "np.cumprod": scan() + [case(P(2, 3, 4), axis=-2), case(N(2, 3, 4), 0)],
     "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
@@ -293,6 +294,10 @@ CASES: dict[str, list[Case]] = {
     "np.linalg.det": [case(Mat(3)), case(Mat(3, 2)), case(Mat(1))],
     "np.linalg.slogdet": [case(Mat(3)), case(Mat(3, 2))],
     "np.linalg.eigh": [case(N(3, 3)), case(N(2, 3, 3)), case(N(3, 3), "U")],
+    "np.linalg.eigvalsh": [case(N(3, 3)), case(N(2, 3, 3)), case(N(3, 3), "U")],
+    "np.take": [case(N(5), np.array([0, 2, 2])), case(N(3, 4), np.array([1, 1, 3]), axis=1),
+                case(N(3, 4), 2, axis=0), case(N(3, 4), np.array([[0, 1], [5, 5]])),
+                case(N(2, 3, 4), np.array([2, 0]), axis=-1)],
     "np.linalg.svd": [case(N(3, 3)), case(N(4, 3), full_matrices=False),
                       case(N(2, 3, 4), full_matrices=False), case(N(3, 5), compute_uv=False)],
     "np.linalg.qr": [case(N(3, 3)), case(N(5, 3)), case(N(2, 4, 3))],
