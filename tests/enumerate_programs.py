@@ -3,10 +3,12 @@
 Every program is a module source defining `f` (and sometimes a helper), with example
 arguments. Loop programs are the product of four axes:
 
-    LOOPS    for over range / while (counter) / while with a value test / nested for
+    LOOPS    for over range / while (counter) / while with a value test / nested for /
+             a for loop inside an `if`
     UPDATES  the carried-state update: plain, a Taylor term x ** i / i!, an index-only
              factor c = math.cos(i), a swap of a carried pair, aug-assign on an alias,
-             a carried tuple
+             a carried tuple, an array whose slots are written under an `if` (and
+             again after the loop), an array added into by `c[0] += v` then rebound
     EXITS    none / break (assignment inside the breaking branch, before it, after it,
              and the fixed-point shape `if ...: lam = new; break` then `lam = new`) /
              continue / early return / for...else and while...else (break taken or not)
@@ -100,8 +102,8 @@ def _fresh(args):
 
 # ---------------------------------------------------------------- loop programs
 
-LOOPS = ("for", "while", "while_value", "nested")
-UPDATES = ("plain", "taylor", "cos", "swap", "alias", "pair")
+LOOPS = ("for", "while", "while_value", "nested", "in_if")
+UPDATES = ("plain", "taylor", "cos", "swap", "alias", "pair", "slots", "rebind")
 EXITS = ("none", "break_in", "fixed", "break_before", "break_after", "continue",
          "continue_in", "return", "return_in", "else_break", "else_nobreak")
 CONDS = ("index", "value")
@@ -125,6 +127,15 @@ def update_lines(update: str, idx: str) -> tuple[list[str], list[str], str]:
         return [], ["z = s", "z += x * y", "s = 0.5 * z + 0.1 * t"], "s * t"
     if update == "pair":  # a carried tuple
         return ["p = (s, t)"], ["a, b = p", "p = (b, 0.5 * a + x)"], "p[0] + 2.0 * p[1]"
+    if update == "slots":  # a slot written under an if, the array read whole (round 10a,
+        # W1: the reverse read later trips' values, and the write after the loop's)
+        return ["h = np.array([y, x, 0.5])"], [
+            f"if {idx} % 2 == 0:", f"    h[{idx} % 3] = 0.3 * s * np.sum(h * y) + x",
+            "s = 0.5 * s + 0.1 * np.sum(h * h) * y"], "s + t + np.sum(h * h)"
+    if update == "rebind":  # a slot added into, then the name rebound (round 10a, C-A)
+        return ["h = np.array([y, x, 0.5])"], [
+            "h[0] += 0.1 * x", "s = 0.5 * s + 0.1 * np.sum(h * y)", "h = h * 0.9"], \
+            "s + t + np.sum(h * h)"
     raise ValueError(update)
 
 
@@ -203,6 +214,10 @@ def loop_program(loop: str, update: str, exit_: str, cond: str):
     if loop == "for":
         L.add(1, "for i in range(n):")
         ind = 2
+    elif loop == "in_if":  # a loop inside a branch that runs (C-A, W1b)
+        L.add(1, "if x < 50.0:")
+        L.add(2, "for i in range(n):")
+        ind = 3
     elif loop in ("while", "while_value"):
         L.add(1, "i = 0")
         if loop == "while":
@@ -231,6 +246,8 @@ def loop_program(loop: str, update: str, exit_: str, cond: str):
     if update == "pair" and exit_ not in ("none",):
         # the exits move s; fold it back so the returned expression sees it
         L.add(1, "p = (s, p[1])")
+    if update in ("slots", "rebind"):  # a write after the loop into the array (W1)
+        L.add(1, "h[1] = 0.25 * t")
     L.add(1, f"return {ret} + w")
     want = {
         "none": lambda h: True,
@@ -498,6 +515,24 @@ ARRAY_TEMPLATES = [
      "    a = v * 1.0\n    b = v * 0.5\n    for t in range(3):\n        s = W @ a\n"
      "        a[:] = np.tanh(s + b)\n        b[:] = s\n    return np.sum(a ** 2) + np.sum(b)",
      (0.7, V3), None),
+    # a slot written under an `if` (or after a break test) in a loop, then a write after
+    # the loop, or the loop inside an `if` (round 10a, W1, W1b: the forward taped the
+    # if's merged array by reference, so the reverse read later values), and a slot
+    # added into before the name is rebound (C-A: a NameError in the generated code)
+    ("inplace_state", "if_slot_then_write", "def f(x, v):\n    h = np.cos(v * x)\n"
+     "    s = 0.0\n    for t in range(3):\n        if v[t] > 0.0:\n"
+     "            h[t] = np.sum(v * h) * x\n        s = s + np.sum(h * v)\n    h[2] = 0.0\n"
+     "    return s + np.sum(h * h)", (0.7, V3), None),
+    ("inplace_state", "break_then_write", "def f(x, v):\n    h = np.cos(v * x)\n"
+     "    s = 0.0\n    for t in range(3):\n        if np.max(h) > 5.0:\n            break\n"
+     "        h[0] = np.sum(v * h) * x\n        s = s + np.sum(h * v)\n    h[1] = 0.0\n"
+     "    return s + np.sum(h * h)", (0.7, V3), None),
+    ("inplace_state", "loop_in_if", "def f(x, v):\n    h = np.cos(v)\n    g = v * x + 0.1\n"
+     "    if x > 0.0:\n        for t in range(3):\n            if v[1] < 0.3:\n"
+     "                g[t] = np.sum(h * g)\n    return np.sum(h * g)", (0.7, V3), None),
+    ("inplace_state", "iadd_rebind_in_if", "def f(x, v):\n    c = np.cos(v * x)\n"
+     "    if x > 0.0:\n        for i in range(2):\n            c[0] += x * v[1]\n"
+     "            c = c * c\n    return np.sum(c)", (0.7, V3), None),
     # a user's variable named `_`, the emitter's own throwaway target (round 9, U1)
     ("names", "underscore", "def f(x, v):\n    _ = np.sin(v * x)\n"
      "    return np.sum(_ * sum(v[0] * x for _ in range(3)))", (0.7, V3), None),
@@ -626,9 +661,11 @@ def all_programs(all_args: bool = False):
     return loop_programs(all_args) + array_programs() + unsupported_programs()
 
 
-# loop programs CI always runs: issue 19's shapes, and one that was silently wrong
+# loop programs CI always runs: issue 19's shapes, ones that were silently wrong (the
+# last three: round 10a's W1, W1b and C-A)
 ALWAYS = ("for-taylor-none-index", "for-plain-fixed-index", "nested-swap-break_in-value",
-          "nested-plain-fixed-index")
+          "nested-plain-fixed-index", "for-slots-continue-value", "in_if-slots-none-index",
+          "in_if-rebind-none-index")
 
 
 def ci_subset(programs):

@@ -112,6 +112,10 @@ class Reverse:
                 region.exports.append(v)
                 region.export_results[v] = result
                 self.facts.same_kind(result, v)
+                if v in self.written:
+                    # the export is v's buffer, not a copy: a loop that tapes it must
+                    # copy it, or later writes (later trips, after the loop) change the entry
+                    self.written.add(result)
                 if region.parent.kind != "top":  # the result lives in the enclosing block
                     region.parent.defined.add(result)
             out = self._read(result, region.parent)

@@ -1472,22 +1472,31 @@ def _unpacked_pops(block: Block, arity: dict) -> _Pops:
     """`a, b = _tape.pop()` instead of a pop followed by two subscripts; `a, _ = ...`
     where the entry holds more values than are read."""
     out = _Pops()
+    counts = None
     for i, op in enumerate(block.ops):
         if isinstance(op, Call) and (op.prim.style in ("tape_pop", "snap_load")
                                      or op.prim.fn is None):
-            reads = []
+            n = arity.get(op.result)
+            reads: dict = {}  # position -> the subscript that reads it
             for nxt in block.ops[i + 1:]:
+                # the element reads that follow the pop, at any positions (dead-code
+                # elimination drops the reads of unused slots: `_saved[0]`, `_saved[2]`)
                 if (isinstance(nxt, Call) and nxt.prim.style == "subscript"
                         and nxt.args[0] is op.result and isinstance(nxt.args[1], Const)
-                        and nxt.args[1].value == len(reads)):
-                    reads.append(nxt)
+                        and type(nxt.args[1].value) is int and nxt.args[1].value not in reads
+                        and 0 <= nxt.args[1].value < (len(reads) + 1 if n is None else n)):
+                    reads[nxt.args[1].value] = nxt
                 else:
                     break
-            n = arity.get(op.result)
-            if reads and (op.prim.fn is None or n is not None and n > 1):
-                # not a bare entry (whose subscripts are its own), nor one of unknown size
-                out.skip.update(reads)
-                out.unpack[op] = [r.result for r in reads] + [None] * ((n or 0) - len(reads))
+            if counts is None:
+                counts = uses(block)
+            if reads and (op.prim.fn is None or n is not None and n > 1) and \
+                    counts.get(op.result, 0) == len(reads):
+                # not a bare entry (whose subscripts are its own), nor one of unknown size,
+                # nor one read elsewhere too: the unpacking binds no name for the entry
+                out.skip.update(reads.values())
+                size = max(n or 0, len(reads))
+                out.unpack[op] = [reads[k].result if k in reads else None for k in range(size)]
     return out
 
 
