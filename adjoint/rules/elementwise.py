@@ -287,6 +287,35 @@ def divide_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot - ans * x2_dot) / x2
 
 
+primitive(np.copysign, "np.copysign")
+primitive(np.float_power, "np.float_power")
+
+
+@defvjp(np.copysign)
+def copysign_vjp(g, ans, x1, x2):
+    # |x1| with x2's sign: x2 only chooses a sign (no derivative); at x1 == 0, 0
+    return (unbroadcast(g * np.sign(x1) * np.where(np.signbit(x2), -1.0, 1.0), x1),
+            unbroadcast(np.zeros_like(g), x2))
+
+
+@defjvp(np.copysign)
+def copysign_jvp(ans, x1, x2, x1_dot, x2_dot=None):
+    return x1_dot * np.sign(x1) * np.where(np.signbit(x2), -1.0, 1.0)
+
+
+@defvjp(np.float_power)
+def float_power_vjp(g, ans, x1, x2):
+    # np.power in float64: the same derivative (and the same conventions at 0)
+    return (unbroadcast(g * x2 * np.float_power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
+            unbroadcast(g * ans * np.log(np.where(x1 > 0, x1, 1.0)), x2))
+
+
+@defjvp(np.float_power)
+def float_power_jvp(ans, x1, x2, x1_dot, x2_dot):
+    return (x1_dot * x2 * np.float_power(x1, x2 - 1 + 2 * (x2 == 0))
+            + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
+
+
 @defvjp(np.power)
 def power_vjp(g, ans, x1, x2):
     return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0)), x1),

@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from adjoint.errors import NonDifferentiableError
-from adjoint.rules.located import generated_from
+from adjoint.rules.located import generated_from, unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
 from adjoint.runtime import expand_to, ones_at_zeros
 
@@ -163,6 +163,33 @@ def ptp_vjp(g, ans, a, axis=None, out=None, keepdims=False):
 @defjvp(np.ptp)
 def ptp_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
     return np.sum(a_dot * _extremes(a, axis), axis=axis, keepdims=keepdims)
+
+
+def _trapezoid_weights(y, dx, axis):
+    """w with np.trapezoid(y, dx=dx, axis=axis) = sum(w * y, axis): dx at the inner
+    points, dx / 2 at the two ends."""
+    n = np.shape(y)[axis]
+    w = dx * np.ones(n) - (0.5 * dx) * ((np.arange(n) == 0) + (np.arange(n) == n - 1))
+    return np.moveaxis(np.broadcast_to(w, np.shape(np.moveaxis(y, axis, -1))), -1, axis)
+
+
+if hasattr(np, "trapezoid"):  # NumPy >= 2.0
+    primitive(np.trapezoid, "np.trapezoid")
+
+    @defvjp(np.trapezoid)
+    def trapezoid_vjp(g, ans, y, x=None, dx=1.0, axis=-1):
+        if x is not None:
+            _ = unsupported("np.trapezoid with sample points x has no derivative rule; "
+                            "pass a uniform spacing dx")
+        return np.expand_dims(g, axis) * _trapezoid_weights(y, dx, axis), None, \
+            np.sum(g * ans) / dx
+
+    @defjvp(np.trapezoid)
+    def trapezoid_jvp(ans, y, x=None, dx=1.0, axis=-1, y_dot=None, x_dot=None, dx_dot=0.0):
+        if x is not None:
+            _ = unsupported("np.trapezoid with sample points x has no derivative rule; "
+                            "pass a uniform spacing dx")
+        return np.trapezoid(y_dot, None, dx, axis) + ans * (dx_dot / dx)
 
 
 # ------------------------------------------------------------------ prod

@@ -499,6 +499,14 @@ def diag_vjp(g, ans, v, k=0):
     return undiagonal(g, v, k, 0, 1)
 
 
+primitive(np.diagflat, "np.diagflat")
+
+
+@deflinear(np.diagflat)
+def diagflat_vjp(g, ans, v, k=0):
+    return np.reshape(np.diagonal(g, k), np.shape(v))
+
+
 # ------------------------------------------------------------------ append, split, diff
 
 def undiff(x, n=1, axis=-1):

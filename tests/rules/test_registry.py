@@ -234,6 +234,7 @@ CASES: dict[str, list[Case]] = {
                                          "logaddexp2"]},
     **{f"np.{n}": binary(N, P) for n in ["divide", "mod", "fmod"]},
     "np.power": binary(P, N),
+    "np.float_power": binary(P, N), "np.copysign": binary(N, N),
     # x2 where x1 == 0: zeros in x1 so that x2's derivative is not all 0 (round 7, H1);
     # x1 as ints, whose derivative (0) differences across the step at 0 cannot check
     "np.heaviside": [case(np.array([0, 2, -1, 0]), N(4)),
@@ -381,6 +382,9 @@ CASES: dict[str, list[Case]] = {
                     case(N(2, 3, 4), 1, 3), case(N(2, 3, 4), 0, -1), case(N(3, 4), 1, start=0)],
     "np.rot90": [case(N(3, 4)), case(N(3, 4), 2), case(N(2, 3, 4), -1, (2, 0)),
                  case(N(3, 4), k=3, axes=(1, 0))],
+    "np.diagflat": [case(N(3)), case(N(2, 2), 1), case(N(3), k=-2)],
+    "np.trapezoid": [case(N(5)), case(N(5), dx=N()), case(N(3, 4), axis=0),
+                     case(N(3, 4), None, 0.5, 1)],
     "np.diag": [case(N(3)), case(N(3), 1), case(N(3), k=-2), case(N(3, 3)), case(N(3, 4), 1),
                 case(N(4, 3), -2)],
     "np.diagonal": [case(N(3, 3)), case(N(3, 4), 1), case(N(4, 3), -1),
