@@ -303,19 +303,6 @@ def copysign_jvp(ans, x1, x2, x1_dot, x2_dot=None):
     return x1_dot * np.sign(x1) * np.where(np.signbit(x2), -1.0, 1.0)
 
 
-@defvjp(np.float_power)
-def float_power_vjp(g, ans, x1, x2):
-    # np.power in float64: the same derivative (and the same conventions at 0)
-    return (unbroadcast(g * x2 * np.float_power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
-            unbroadcast(g * ans * np.log(np.where(x1 > 0, x1, 1.0)), x2))
-
-
-@defjvp(np.float_power)
-def float_power_jvp(ans, x1, x2, x1_dot, x2_dot):
-    return (x1_dot * x2 * np.float_power(x1, x2 - 1 + 2 * (x2 == 0))
-            + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
-
-
 @defvjp(np.power)
 def power_vjp(g, ans, x1, x2):
     return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
@@ -326,6 +313,11 @@ def power_vjp(g, ans, x1, x2):
 def power_jvp(ans, x1, x2, x1_dot, x2_dot):
     return (x1_dot * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0))
             + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
+
+
+# float_power is power computed in float64: the same rules
+defvjp(np.float_power)(power_vjp)
+defjvp(np.float_power)(power_jvp)
 
 
 @defvjp(np.mod)
