@@ -1183,20 +1183,23 @@ class Emitter:
         t = body.args[0]
         if not self.counts.get(t):
             return "_"
-        parts = []
+        n = self.arity.get(t)
+        parts: dict = {}  # position -> the subscript that reads it (dce drops dead ones)
         for op in body.ops:
             if (isinstance(op, Call) and op.prim.style == "subscript" and op.args[0] is t
-                    and isinstance(op.args[1], Const) and op.args[1].value == len(parts)
+                    and isinstance(op.args[1], Const) and type(op.args[1].value) is int
+                    and op.args[1].value not in parts
+                    and 0 <= op.args[1].value < (len(parts) + 1 if n is None else n)
                     and op.result not in self.inlined):
-                parts.append(op)
+                parts[op.args[1].value] = op
             else:
                 break
-        n = self.arity.get(t)
         if parts and len(parts) == self.counts.get(t) and (
                 len(parts) > 1 and n is None or n is not None and 1 < n and len(parts) <= n):
-            self.skip.update(parts)
-            names = [self.names(p.result) if self.counts.get(p.result) else "_" for p in parts]
-            return ", ".join(names + ["_"] * ((n or 0) - len(parts)))
+            self.skip.update(parts.values())
+            return ", ".join(self.names(parts[k].result) if k in parts and
+                             self.counts.get(parts[k].result) else "_"
+                             for k in range(max(n or 0, len(parts))))
         return self.names(t)
 
     def while_stmt(self, op: While, ind: str) -> None:
