@@ -142,3 +142,225 @@ def test_an_hvp_is_right_on_a_trip_count_its_first_call_did_not_run(tmp_path, f,
         eps = 1e-6
         want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
         np.testing.assert_allclose(h(x, v), want, rtol=1e-5, atol=1e-6)
+
+
+# Round 10a: ints, keys and picks the data decides through control flow (A1, A2, K3),
+# set routines (A3) and a module's mutable containers (B1). Each is right on the call
+# that compiles and was wrong on the next: the size, trip count or kind it saw was folded.
+
+def size_by_if(x):
+    k = 2 if x[0] > 0 else 3  # constants on both sides; the data picks one
+    return np.mean(x[:k] ** 2)
+
+
+def size_by_bool(x):
+    return np.mean(x[:2 + (x[0] > 0)] ** 2) + np.mean(x[:1 + int(x[1] > 0)])
+
+
+SIZES = {True: 2, False: 3}
+
+
+def size_from_table(x):
+    return np.mean(x[:SIZES[bool(x[0] > 0)]] ** 2)
+
+
+def size_by_where(x):
+    return np.mean(np.zeros(np.where(x[0] > 0, 2, 3)) + x[:np.where(x[0] > 0, 2, 3)] ** 2)
+
+
+def _first_or_second(v):
+    if v > 0:
+        return 2
+    return 3
+
+
+def size_from_helper(x):
+    return np.sum(np.tile(x, _first_or_second(x[0]) - 1) ** 2) / np.diag(
+        np.outer(x, x), _first_or_second(x[1])).size
+
+
+def size_by_counting(x):
+    n = 0
+    for v in x:
+        if v > 0.5:
+            n = n + 1
+    return np.mean(x[:n + 1] ** 2)
+
+
+def size_by_while(x):
+    i = 0
+    while x[i] > 0:  # the first index where the data drops below 0
+        i += 1
+    return np.mean(x[:i] ** 2)
+
+
+def size_by_break(x):
+    n = len(x)
+    for i in range(len(x)):
+        if x[i] < 0:
+            n = i
+            break
+    return np.mean(np.stack([x[j:j + 2] for j in range(n)]) ** 2)
+
+
+def size_by_early_return(x):
+    for i in range(len(x)):
+        if x[i] < 0:
+            return np.mean(x[:i] ** 2)
+    return np.mean(x ** 2)
+
+
+def trips_by_if(x):
+    s = 2.0
+    for _ in range(0 if x[0] < 1 else 2):  # P1 through an if: no trip, or two
+        s = x[:4] * s
+    return np.sum(x[:4] ** 2 * s)
+
+
+def trips_by_bool(x):
+    s = 1.0
+    for _ in range(1 + 2 * int(x[0] > 1)):
+        s = s * x[:2]
+    return np.sum(s * x[2:4])
+
+
+def size_by_dict(x):
+    d = {"a": x[0]}
+    if x[1] > 0.5:
+        d["b"] = x[1]
+    e = {i: x[i] for i in range(len(x)) if x[i] > 0.5}
+    return np.mean(np.array(list(d.values())) ** 2) + np.mean(x[:len(e) + 1])
+
+
+def pick_by_bool(x):
+    t = (x[1] * x, 0)  # an array or an int, as the data picks
+    d = {"a": 1.0, "b": x[1] * x}
+    return np.sum(t[int(x[0] > 0)] * x) + np.sum(d["a" if x[0] > 0 else "b"] * x)
+
+
+def pick_in_loop(x):
+    L = [x * x[1], x[2] * 1.0]
+    s = 0.0
+    for i in range(2):
+        if x[i] > 0:  # L[i] read on the trips the data lets through
+            s = s + L[i] + np.mean(x[:i + 1] ** 2)
+    return np.sum(s * x)
+
+
+def pick_by_argmax(x):
+    L = [x[1] * x, x[2] * 1.0]
+    return np.sum(L[np.argmax(x[:2])] * x)
+
+
+UP = np.array([0.8, 0.9, -0.3, 0.6, 0.7, 0.2])
+DOWN = np.array([-0.8, 0.2, 0.7, -0.4, -0.6, 0.1])
+FLOWS = np.array([0.8, 0.2, 0.7, -0.4, -0.6, 0.1])
+CONTROL = [
+    (size_by_if, UP, DOWN),
+    (size_by_bool, UP, DOWN),
+    (size_from_table, UP, DOWN),
+    (size_by_where, UP, DOWN),
+    (size_from_helper, UP, DOWN),
+    (size_by_counting, UP, FLOWS),
+    (size_by_while, UP, FLOWS),
+    (size_by_break, UP, FLOWS),
+    (size_by_early_return, UP, FLOWS),
+    (trips_by_if, np.array([0.5, 0.7, 0.2, 0.4, 0.1, 0.3]),
+     np.array([2.5, -0.7, 1.2, 0.4, 0.1, 0.3])),
+    (trips_by_bool, np.array([0.5, 0.7, 0.2, 0.4]), np.array([2.5, -0.7, 1.2, 0.4])),
+    (size_by_dict, UP, FLOWS),
+    (pick_by_bool, np.array([0.9, 0.3, 0.2, 0.4]), np.array([-0.5, 0.8, 0.7, -0.4])),
+    (pick_in_loop, np.array([-0.5, 0.8, 0.7, -0.4]), np.array([0.9, 0.3, 0.2, 0.4])),
+    (pick_by_argmax, np.array([0.9, 0.3, 0.2, 0.4]), np.array([-0.5, 0.8, 0.7, -0.4])),
+]
+
+
+@pytest.mark.parametrize("f, first, second", CONTROL, ids=[c[0].__name__ for c in CONTROL])
+@pytest.mark.parametrize("order", ["as_listed", "reversed"])
+def test_what_the_data_decides_through_control_flow_is_not_folded(tmp_path, f, first, second,
+                                                                 order):
+    test_a_gradient_is_right_on_the_path_its_first_call_did_not_take(tmp_path, f, first,
+                                                                     second, order)
+
+
+def _hvp_fd(f, x, v, eps=1e-3):
+    def grad(y):
+        return numeric_grad(f, (y,), eps=1e-4)
+    return (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
+
+
+MODES = [c for c in CONTROL if c[0] in (size_by_if, size_by_while, trips_by_if, size_by_dict,
+                                        pick_by_bool, pick_in_loop)]
+
+
+@pytest.mark.parametrize("f, first, second", MODES, ids=[c[0].__name__ for c in MODES])
+def test_every_reverse_mode_is_right_on_the_second_call(tmp_path, f, first, second):
+    """hvp, vjp, jacobian, checkpointing, numba and an emitted file (`adjoint emit
+    --args`) are specialised on the first call as grad is."""
+    v = np.linspace(0.3, -0.4, first.size)
+    h = adjoint.hvp(f, cache_dir=tmp_path)
+    ck = adjoint.grad(f, checkpoint=1, cache_dir=tmp_path)
+    nb = adjoint.grad(f, backend="numba", cache_dir=tmp_path)
+    J = adjoint.jacobian(f)
+    namespace = {"np": np}
+    exec(compile(adjoint.source(f, args=(first,)), "emitted.py", "exec"), namespace)
+    emitted = namespace[f.__name__ + "_grad"]
+    for x in (first, second):
+        want = numeric_grad(f, (x,))
+        for g in (ck, nb, J, emitted, lambda x: adjoint.vjp(f, x)[1](1.0)):
+            np.testing.assert_allclose(np.ravel(g(x)), want, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(h(x, v), _hvp_fd(f, x, v), rtol=1e-4, atol=1e-5)
+
+
+def keep_the_rest(x, drop):
+    keep = np.setdiff1d(np.arange(x.shape[0]), drop)  # how many: the values of drop
+    common = np.intersect1d(np.arange(3), drop)
+    both = np.union1d(np.array([0]), drop)
+    either = np.setxor1d(np.array([0, 1]), drop)
+    roots = np.roots(np.array([drop[0] * 1.0, 1.0, -2.0]))  # leading zeros trimmed
+    return (np.mean(x[keep] ** 2) + np.mean(x[common]) + np.mean(x[both] ** 2) +
+            np.mean(x[either] ** 3) + np.mean(x[:roots.shape[0]] ** 2))
+
+
+def test_set_routines_size_by_values(tmp_path):
+    x = np.array([0.8, 0.9, -0.3, 0.6, 0.7, 0.2])
+    for calls in (([1, 4], [0, 0]), ([0, 0], [1, 4])):
+        g = adjoint.grad(keep_the_rest, cache_dir=tmp_path)
+        for drop in calls:
+            drop = np.array(drop)
+            want = numeric_grad(lambda v: keep_the_rest(v, drop), (x,))
+            np.testing.assert_allclose(g(x, drop), want, rtol=1e-6, atol=1e-8)
+
+
+CFG = {"k": 3, "inner": {"n": 2}}
+
+
+def size_from_module_dict(x):
+    return np.mean(x[:CFG["k"]] ** 2) + np.mean(x[:CFG["inner"]["n"]])
+
+
+def _sized_by_cell(k):
+    def f(x):
+        return np.mean(x[:k[0]] ** 2) + np.sum(np.zeros(len(k)) + x[0])
+    return f
+
+
+def test_an_int_in_a_modules_or_closures_list_or_dict_is_read_each_call(tmp_path):
+    """The slots of a list or dict f reads from outside may change between calls (a
+    config): the ints in them are not folded (guards see the container, not its slots)."""
+    x = np.array([0.8, 0.9, -0.3, 0.6, 0.7, 0.2])
+    cell = [3]
+    by_cell = _sized_by_cell(cell)
+    grads = [(f, adjoint.grad(f, cache_dir=tmp_path)) for f in (size_from_module_dict, by_cell)]
+    try:
+        for k, n in ((3, 2), (2, 4)):
+            CFG["k"], CFG["inner"]["n"], cell[0] = k, n, k
+            if k == 2:
+                cell.append(0)
+            for f, g in grads:
+                want = numeric_grad(f, (x,))
+                np.testing.assert_allclose(g(x), want, rtol=1e-6, atol=1e-8)
+                np.testing.assert_allclose(adjoint.grad(f, cache_dir=tmp_path)(x), want,
+                                           rtol=1e-6, atol=1e-8)
+    finally:
+        CFG["k"], CFG["inner"]["n"] = 3, 2

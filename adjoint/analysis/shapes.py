@@ -22,7 +22,7 @@ from adjoint.errors import UnsupportedError
 from adjoint.frontend.lower import Facts
 from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.ir.interp import interpret
-from adjoint.rules.structure import tuple_of
+from adjoint.rules.structure import dict_of, list_of, tuple_of
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,8 @@ class Observed(Facts):
         self.bytes: dict[Value, int] = {}  # the largest size seen
         self.mixed: dict[Value, set] = {}  # the types of a value whose kind varied
         self.lazy: LazyUses | None = None  # set by observe: the uses a lazy value refuses
+        # ints, bools and strs the data decides (forget_data_shapes), for forget_path_kinds
+        self.decided: set = set()
 
     def record(self, v: Value, x) -> None:
         k = _PLAIN_KINDS.get(type(x))
@@ -241,6 +243,8 @@ class Observed(Facts):
         """`new` has the kind of `old`: a popped or exported copy, or a cotangent."""
         if old in self.kinds and (overwrite or new not in self.kinds):
             self.kinds[new] = self.kinds[old]
+            if old in self.mixed:  # what it may be, when no one kind
+                self.mixed[new] = set(self.mixed[old])
 
     def forget_data_shapes(self, fn: Function) -> set:
         """Forget the shapes that depend on the data, not on the arguments' shapes:
@@ -248,53 +252,72 @@ class Observed(Facts):
         float (`x[:int(x[0])]`, `range(np.argmax(x))`), and everything computed from
         them. The code is specialised on argument kinds only, so a size this call
         happened to see must not be folded into it (np.mean(x[x > 0]) would divide by it
-        on every call). Returns the values so tainted."""
+        on every call). Returns the values so tainted, and the ints the data decides
+        (`counts`), which may pick an element or size a loop."""
         tainted: set = set()
         # ints the data decides, and tuples holding them: an int array argument's values
-        # are not in the key either (its shape is)
+        # are not in the key either (its shape is). An int, bool or str is a fact only
+        # when computed from constants, keyed arguments and shapes: one computed from a
+        # float, an array's values or a count is a count, and so is one an `if` or a
+        # loop gives when the data decides its test (`k = 2 if x[0] > 0 else 3`, the
+        # index where a while loop or a break stopped, `n += 1` under a data `if`)
         counts: set = {p for p in fn.params if (k := self.kinds.get(p)) is not None and
                        k.type == "ndarray" and k.dtype in ("i", "u")}
+
+        def add(marks: set, values) -> None:
+            nonlocal changed
+            for v in values:
+                if v not in marks:
+                    marks.add(v)
+                    changed = True
+
+        def plain(values) -> list:  # the ints, bools and strs among values
+            return [v for v in values if _plain(self.kinds.get(v))]
+
         changed = True
         while changed:  # loops feed values back: to a fixpoint
             changed = False
             for op in walk_ops(fn.body):
-                pairs = _merges(op)
                 if isinstance(op, Call) and op.result not in counts and (
-                        self._data_int(op, counts) or op.prim.fn in _TUPLES and
+                        self._data_int(op, counts, tainted) or op.prim.fn in _TUPLES and
                         any(o in counts for o in op.operands)):
-                    counts.add(op.result)
-                    changed = True
+                    add(counts, [op.result])
                 elif isinstance(op, Call) and op.result not in tainted and (
                         self._data_shaped(op) or any(o in tainted for o in op.operands) or
                         self._sized_by(op, counts)):
-                    tainted.add(op.result)
-                    changed = True
-                for dst, src in pairs:
+                    add(tainted, [op.result])
+                for dst, src in _merges(op):
                     for marks in (tainted, counts):
                         if src in marks and dst not in marks:
-                            marks.add(dst)
-                            changed = True
+                            add(marks, [dst])
+                if isinstance(op, If) and self._decided(op.cond, counts, tainted):
+                    add(counts, plain(op.results))
+                elif isinstance(op, While) and op.cond.results and \
+                        self._decided(op.cond.results[0], counts, tainted):
+                    add(counts, plain(op.results + op.body.args + op.cond.args))
+                elif isinstance(op, For) and (op.iter in tainted or op.iter in counts):
+                    add(counts, plain(op.results + op.body.args))  # the target too
                 if isinstance(op, (For, While)) and (isinstance(op, While) or op.iter in tainted):
                     # a list grown in a loop whose trip count depends on the data: its
                     # length changed from trip to trip, and the last one is no fact
                     for r, init in zip(op.results, op.inits):
                         k = self.kinds.get(r)
                         if r not in tainted and k is not None and (
-                                k.type in ("list", "tuple") or k != self.kind(init)):
-                            tainted.add(r)
-                            changed = True
+                                k.type in _SIZED_CONTAINERS or k != self.kind(init)):
+                            add(tainted, [r])
                 if isinstance(op, If):
-                    # a list appended to on one side only: its length is the data's choice
+                    # a list appended to (a dict's key set) on one side only: its length
+                    # is the data's choice
                     for r, a, b in zip(op.results, op.then.results, op.orelse.results):
                         k = self.kinds.get(r)
                         if r not in tainted and a is not b and k is not None and \
-                                k.type in ("list", "tuple"):
-                            tainted.add(r)
-                            changed = True
+                                k.type in _SIZED_CONTAINERS:
+                            add(tainted, [r])
         for v in tainted:
             k = self.kinds.get(v)
             if k is not None and k.shape is not None and k.type in ("ndarray", "tuple", "list"):
                 self.kinds[v] = Kind(k.type, None, k.dtype, k.lib)
+        self.decided = counts
         return tainted
 
     def forget_path_kinds(self, fn: Function, data: set = frozenset()) -> None:
@@ -312,6 +335,7 @@ class Observed(Facts):
                 for r, a, b in zip(op.results, op.then.results, op.orelse.results):
                     if self.kind(a) is None or self.kind(a) != self.kind(b):
                         tainted.add(r)
+                        self._may_be(r, a, b)
             elif isinstance(op, While) or isinstance(op, For) and op.iter in data:
                 # its trip count is the data's: maybe none, maybe more than observed. A
                 # carried value whose kind a trip changes is forgotten, as the loop gives
@@ -320,8 +344,12 @@ class Observed(Facts):
                 for r, a, init, out in zip(op.results, args, op.inits, op.body.results):
                     if not self.kind(r) == self.kind(init) == self.kind(out):
                         tainted.add(r)
+                        self._may_be(r, init, out)
                     if self.kind(init) != self.kind(out):
                         tainted.add(a)
+                        self._may_be(a, init, out)
+        tainted |= self._picks(fn, set(data) | self.decided)
+        roots = set(tainted)
         changed = bool(tainted)
         while changed:  # loops feed values back: to a fixpoint
             changed = False
@@ -337,19 +365,122 @@ class Observed(Facts):
                 tainted.update(new)
                 changed |= bool(new)
         for v in tainted:
+            k = self.kinds.get(v)
+            if v not in roots and k is not None and k.type in _NUMBERS:
+                # computed from a forgotten value, it is still a number, not a sequence
+                # (what `*` of it does): a sequence on another call makes the op that
+                # reads the forgotten value refuse
+                self.mixed.setdefault(v, set()).add(k.type)
             if v in self.kinds:
                 self.kinds[v] = UNKNOWN
 
-    def _data_int(self, op: Call, counts: set) -> bool:
-        """Whether op gives an int the data decides: read from an array's values or a
-        float (int(x[0]), np.argmax(x), np.count_nonzero(m)), or computed from one."""
-        out = self.kinds.get(op.result)
-        if out is None or op.prim.fn in _SHAPE_READERS or not (
-                out.type == "int" or out.type == "ndarray" and out.dtype in ("i", "u")):
+    def _may_be(self, v: Value, *sources) -> None:
+        """v, forgotten, is one of `sources`: when each was seen as a number, so is v."""
+        kinds = [self.kind(o) for o in sources]
+        if all(k is not None and k.type in _NUMBERS for k in kinds):
+            self.mixed.setdefault(v, set()).update(k.type for k in kinds)
+
+    def _picks(self, fn: Function, data: set) -> set:
+        """Elements picked from a list, tuple or dict whose elements differ in kind, by
+        an index the data decides (`(x * x, 0)[int(x[0] > 0)]`, d["a" if c else "b"]),
+        or in a loop on the trips a data `if` let through (L[i] under `if x[i] > 0`):
+        another call picks another element, of another kind. Likewise what an int of
+        the loop sizes on those trips only (x[:i + 1])."""
+        made = {op.result: op for op in walk_ops(fn.body) if isinstance(op, Call)}
+        partial, varying = self._partly_run(fn.body)
+        out = set()
+        for op in made.values():
+            some_trips = op in partial
+            if some_trips and op.prim.fn in _SIZED_BY and any(
+                    o in varying and _plain(self.kind(o)) for o in op.operands):
+                out.add(op.result)
+            if op.prim.fn is not operator.getitem or len(op.args) != 2:
+                continue
+            seq, index = op.args
+            k = self.kind(seq)
+            if not isinstance(index, Value) or k is None or k.type not in _SIZED_CONTAINERS:
+                continue
+            if index in data or some_trips and index in varying:
+                src = made.get(seq)
+                if not self._same_elements(src, k):
+                    out.add(op.result)
+                    if src is not None and src.prim.fn in (tuple_of, list_of, dict_of):
+                        # the types it may be (a number, not a sequence: `v * x`
+                        # multiplies), as a value seen with several kinds
+                        self.mixed.setdefault(op.result, set()).update(
+                            e.type for e in map(self.kind, src.args[src.prim.fn is dict_of:])
+                            if e is not None)
+        return out
+
+    def _partly_run(self, body) -> tuple[set, set]:
+        """(the calls inside a loop that ran on some of its trips only, the values made
+        inside loops): a call under an `if` in a loop body, or in a loop under one,
+        bound fewer times than the loop ran."""
+        partial, varying = set(), set()
+
+        def walk(block, trips, inside: bool, cut: bool) -> None:
+            for op in block.ops:
+                if inside:
+                    varying.update(op.results)
+                if isinstance(op, Call):
+                    if cut or inside and self.counts.get(op.result, 0) < trips:
+                        partial.add(op)
+                    continue
+                if isinstance(op, If):
+                    for b in op.blocks:
+                        walk(b, trips, inside, cut)
+                    continue
+                # a loop: its trips (the times its target or first carried value was
+                # bound), and whether it ran on fewer of the outer loop's trips
+                loop_trips = self.counts.get(op.body.args[0], 0) if op.body.args else 0
+                ran = self.counts.get(op.results[0], 0) if op.results else trips
+                for b in op.blocks:
+                    varying.update(b.args)
+                    walk(b, loop_trips, True, cut or inside and ran < trips)
+
+        walk(body, 0, False, False)
+        return partial, varying
+
+    def _same_elements(self, op, k: Kind) -> bool:
+        """Whether every element of a container has the same kind: one built in f from
+        values seen with one kind, or a list or tuple of ints."""
+        if k.dtype == "i":
+            return True
+        if op is None or op.prim.fn not in (tuple_of, list_of, dict_of):
             return False
-        return any(a in counts or k is not None and (
+        kinds = [self.kind(a) for a in op.args[op.prim.fn is dict_of:]]
+        return None not in kinds and all(e == kinds[0] for e in kinds)
+
+    def _data_int(self, op: Call, counts: set, tainted: set = frozenset()) -> bool:
+        """Whether op gives an int (a bool, a str) the data decides: read from an
+        array's values or a float (int(x[0]), np.argmax(x), x[0] > 0), computed from
+        one, drawn at random, or read from a list or dict of the module's or a closure's,
+        whose slots may change between calls (CFG["k"]: the key holds no slot's value)."""
+        out = self.kinds.get(op.result)
+        outside = any(_mutable_global(o) for o in op.operands)
+        if out is None:
+            return False
+        if out.type in _SIZED_CONTAINERS + ("record", "other"):
+            return outside  # CFG["sub"]: its slots are no facts either
+        if not (_plain(out) or out.type == "ndarray" and out.dtype in ("i", "u")):
+            return False
+        if outside or _random(op.prim.fn):
+            return True
+        if op.prim.fn in _SHAPE_READERS:  # len(CFG["items"]) counts; len(x) is a fact
+            return any(o in counts and (k := self.kind(o)) is not None and
+                       k.type in _SIZED_CONTAINERS for o in op.operands)
+        return any(a in counts or a in tainted or k is not None and (
             k.type in ("float", "complex") or k.type == "ndarray")
-            for a, k in ((a, self.kind(a)) for a in op.args))
+            for a, k in ((a, self.kind(a)) for a in op.operands))
+
+    def _decided(self, cond, counts: set, tainted: set) -> bool:
+        """Whether the data decides the test of an if or a while: a count, a float's or
+        an array's truth, or a value no run saw."""
+        if not isinstance(cond, Value):
+            return False
+        k = self.kinds.get(cond)
+        return cond in counts or cond in tainted or k is None or \
+            k.type in ("float", "complex", "ndarray", "other")
 
     def _sized_by(self, op: Call, counts: set) -> bool:
         """Whether op makes a value whose size is one of `counts` (x[:k], range(k),
@@ -363,6 +494,11 @@ class Observed(Facts):
     def _data_shaped(self, op: Call) -> bool:
         if op.prim.fn in _DATA_SHAPED or (op.prim.fn is np.where and len(op.args) == 1):
             return True
+        if op.prim.fn in (np.histogram, np.histogram_bin_edges):  # bins='auto': the data's
+            bins = op.args[1] if len(op.args) > 1 else dict(op.kwargs).get("bins")
+            return isinstance(bins, Const) and isinstance(bins.value, str) or \
+                isinstance(bins, Value) and _plain(self.kinds.get(bins)) and \
+                self.kinds[bins].type == "str"
         if op.prim.fn is operator.getitem:  # a boolean mask picks a data-dependent count
             index = op.args[1]
             parts = self.kind(index)
@@ -449,7 +585,32 @@ class Observed(Facts):
 
 # functions whose result's size depends on the values, not the shapes, of their inputs
 _DATA_SHAPED = {np.nonzero, np.argwhere, np.flatnonzero, np.unique, np.extract, np.compress,
-                np.trim_zeros}
+                np.trim_zeros, np.setdiff1d, np.intersect1d, np.union1d, np.setxor1d,
+                np.roots}
+
+_NUMBERS = ("float", "int", "bool", "complex", "ndarray")
+
+# containers whose length an `if` or a loop may change
+_SIZED_CONTAINERS = ("list", "tuple", "dict")
+
+
+def _plain(k) -> bool:
+    """An int, a bool or a str: a value code may fold (a size, an index, a key)."""
+    return k is not None and k.type in ("int", "bool", "str")
+
+
+def _mutable_global(o) -> bool:
+    """A list, dict or set of the module's or a closure's: guarded by identity only, so
+    what its slots hold may change between calls."""
+    return isinstance(o, Global) and isinstance(o.value, (list, dict, set, bytearray))
+
+
+def _random(fn) -> bool:
+    """A draw from a random stream (np.random.randint, random.choice, rng.integers)."""
+    owner = getattr(fn, "__self__", None)
+    module = getattr(fn, "__module__", None) or type(owner).__module__ or ""
+    return module.startswith(("numpy.random", "random")) or isinstance(
+        owner, (np.random.Generator, np.random.RandomState, random.Random))
 
 
 # calls that read an array's shape, not its values: an int they give is the signature's
@@ -471,9 +632,10 @@ def _merges(op) -> list:
         return list(zip(op.results, op.then.results)) + list(zip(op.results, op.orelse.results))
     if isinstance(op, Call):
         return []
-    args = op.body.args[1:] if isinstance(op, For) else op.body.args
-    return (list(zip(args, op.inits)) + list(zip(args, op.body.results)) +
-            list(zip(op.results, op.body.results)))
+    args = op.body.args[1:] if isinstance(op, For) else op.body.args + op.cond.args
+    results = op.body.results * (1 + isinstance(op, While))  # a while's test reads them too
+    return (list(zip(args, op.inits * (1 + isinstance(op, While)))) +
+            list(zip(args, results)) + list(zip(op.results, op.body.results)))
 
 
 # math functions of a float that give an int or a bool
