@@ -15,71 +15,301 @@ so one operand known to be a sequence is enough.
 from __future__ import annotations
 
 import operator
+import weakref
 from dataclasses import replace
 
 from adjoint import runtime
 from adjoint.errors import UnsupportedError
 from adjoint.rules.registry import prim_of
-from adjoint.ir.core import Block, Call, Const, For, Function, While, map_blocks, walk_ops
-from adjoint.rules.structure import list_of, tuple_of
+import numpy as np
+
+from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
+                             map_blocks, walk_ops)
+from adjoint.rules.arith import unsum
+from adjoint.rules.structure import and_, in_, list_of, not_in, or_, tuple_of
+from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
 
 
-_SEQUENCES = {tuple_of: "tuple", list_of: "list"}
+_SEQUENCES = {tuple_of: "tuple", list_of: "list", runtime.index_tuple: "tuple"}
+# the reverse sweep's helpers: a cotangent, which `+` adds (a list's is an array, or
+# runtime.Cotangents, whose `+` adds entry by entry)
+_COTANGENTS = {runtime.unbroadcast, runtime.sum_to, runtime.expand_to, runtime.zeros_like,
+               runtime.accum, runtime.add_at, runtime.unrepeat, runtime.unsequence, unsum,
+               iadd, iadd_at}
+_INTS = {len, int, round, bool, np.ndim, np.size, operator.floordiv, operator.mod,
+         operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
+         operator.is_, operator.is_not, operator.not_, in_, not_in}
+# NumPy functions whose result is a tuple or a list (every other one gives an array or a
+# NumPy scalar, which `+` and `*` treat as numbers, converting a list they meet)
+_NUMPY_SEQUENCES = {np.shape, np.nonzero, np.split, np.array_split, np.hsplit, np.vsplit,
+                    np.dsplit, np.meshgrid, np.gradient, np.histogram, np.histogram2d,
+                    np.histogramdd, np.broadcast_arrays, np.atleast_1d, np.atleast_2d,
+                    np.atleast_3d, np.unravel_index, np.diag_indices, np.diag_indices_from,
+                    np.tril_indices, np.triu_indices, np.tril_indices_from,
+                    np.triu_indices_from, np.mask_indices, np.unique, np.ix_, np.where,
+                    np.polyfit, np.indices, np.linalg.eig, np.linalg.eigh, np.linalg.svd,
+                    np.linalg.qr, np.linalg.slogdet, np.linalg.lstsq}
+
+
+def _category(types: set):
+    """list, tuple, int (an int, or a number that may be one) or num (any other value,
+    which `+` and `*` never join or repeat) from the types a value was seen with."""
+    if types & {"list", "tuple"}:
+        return types.pop() if len(types) == 1 else None
+    if not types:
+        return None
+    return "int" if types & {"int", "bool"} else "num"
+
+
+def _join(a, b):
+    """The category of a value that is a or b (an if's two sides, a loop's carry)."""
+    if a is _CYCLE or a == b:
+        return b
+    if b is _CYCLE:
+        return a
+    return "int" if {a, b} == {"int", "num"} else None
+
+
+_CYCLE = object()  # a loop's carried value met again: no evidence either way
+
+
+def joined(cats):
+    """The category of a value that is any of `cats` (None: nothing is known)."""
+    if not cats:
+        return None
+    cats = list(cats)
+    out = cats[0]
+    for k in cats[1:]:
+        out = _join(out, k)
+    return out
+
+
+def _numeric(fn) -> bool:
+    """A NumPy function or ufunc whose result is an array or a NumPy scalar."""
+    if isinstance(fn, np.ufunc):
+        return fn.nout == 1
+    module = getattr(fn, "__module__", None) or ""
+    return module.split(".")[0] == "numpy" and fn not in _NUMPY_SEQUENCES
+
+
+# `+` and `*` ops judged arithmetic: a checkpointed loop's body, made a function of its
+# own (ad/checkpoint.py), is differentiated again with what its parameters were cut off
+# from (so nothing may be known of them), and is not judged twice
+_JUDGED: "weakref.WeakSet[Call]" = weakref.WeakSet()
 
 
 def sequence_ops(fn: Function, facts) -> Function:
     concat, repeat = prim_of(runtime.concat), prim_of(runtime.repeat)
+    observed = bool(getattr(facts, "kinds", None))
 
     made = {op.result: op for op in walk_ops(fn.body) if isinstance(op, Call)}
-    carried = {}  # a loop's block argument -> its initial value
+    sources = {}  # a merged value (an if's result, a loop's carry) -> what it may be
+    walked = {}  # a for loop's target -> what it walks
     for op in walk_ops(fn.body):
-        if isinstance(op, (For, While)):
+        if isinstance(op, If):
+            for r, a, b in zip(op.results, op.then.results, op.orelse.results):
+                sources[r] = (a, b)
+        elif isinstance(op, (For, While)):
             args = op.body.args[1:] if isinstance(op, For) else op.body.args
-            carried.update(zip(args, op.inits))
+            for i, (a, init, out) in enumerate(zip(args, op.inits, op.body.results)):
+                sources[a] = sources[op.results[i]] = (init, out)
+                if isinstance(op, While):
+                    sources[op.cond.args[i]] = (init, out)
+            if isinstance(op, For):
+                walked[op.body.args[0]] = op.iter
+    pushes = {}  # a tape (as tape_new made it) -> the values each push saved
+
+    def root(tape):
+        while tape in sources and sources[tape][0] is not tape:  # carried by loops
+            tape = sources[tape][0]
+        return tape
+
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call) and op.prim.fn is tape_push:
+            pushes.setdefault(root(op.args[0]), []).append(op.args[1:])
+
+    def types(o) -> set:
+        """The types runs saw `o` with (a tuple that grows in a loop has no one shape)."""
+        if hasattr(facts, "types"):
+            return set(facts.types(o))
+        k = facts.kind(o)
+        return {k.type} if k is not None else set()
+
+    def kind(o, op):
+        seen = types(o)
+        if len(seen) > 1 and seen & {"list", "tuple"}:
+            raise UnsupportedError(
+                f"an operand of `{op.prim.name}` was a {' and then a '.join(sorted(seen))}: "
+                "adding sequences concatenates them, adding numbers sums them", op.loc,
+                "keep each variable one type")
+        return _category(seen) if seen else static(o)
 
     def static(o, seen=()):
-        """The sequence type `o` has by construction, when no call was observed (generic
-        code): `(x, y) + (z,)` is a tuple, `L = [0, 0]; L[0] = x` a list."""
-        if isinstance(o, Const):
-            return type(o.value).__name__ if isinstance(o.value, (list, tuple)) else None
+        """What `o` is by construction, where no run showed it (a branch the call that
+        compiled did not take, a kind forgotten, generic code): `(x, y) + (z,)` is a
+        tuple, `L = [0, 0]; L[0] = x` a list, `np.sum(x) * 2` a number."""
+        if isinstance(o, (Const, Global)):
+            v = o.value
+            if v is None:  # a name one path leaves unbound: were it used, Python would raise
+                return _CYCLE
+            if isinstance(v, (list, tuple)):
+                return type(v).__name__ if type(v) in (list, tuple) else "tuple"
+            return "int" if isinstance(v, (int, np.integer)) else "num"
         if o in seen:
-            return None
-        if o in carried:
-            return static(carried[o], seen + (o,))
+            return _CYCLE
+        seen = seen + (o,)
+        if types(o):
+            return _category(types(o))
+        if o in sources:
+            a, b = sources[o]
+            return _join(static(a, seen), static(b, seen))
+        if o in walked:  # `for i in range(n)`: an int; an array's rows: numbers
+            it = static(walked[o], seen)
+            src = made.get(walked[o])
+            return "int" if src is not None and src.prim.fn is range else \
+                "num" if it == "num" else None
         op = made.get(o)
         if op is None:
             return None
-        if op.prim.fn in _SEQUENCES:
-            return _SEQUENCES[op.prim.fn]
-        if op.prim.fn in (operator.add, operator.mul, runtime.setitem, runtime.append):
-            return next((t for t in (static(a, seen + (o,)) for a in op.args) if t), None)
+        f, args = op.prim.fn, op.args
+        if f is tape_pop:  # what was pushed: one value, or a tuple of several
+            saved = pushes.get(root(args[0]), [])
+            if not saved or any(len(p) != 1 for p in saved):
+                return "tuple" if saved else None
+            return joined([static(p[0], seen) for p in saved])
+        if f in _COTANGENTS:
+            return "num"
+        if f in _SEQUENCES or f is np.shape:
+            return _SEQUENCES.get(f, "tuple")
+        if f in (operator.add, operator.mul, runtime.concat, runtime.repeat):
+            return decide(op, *(static(a, seen) for a in args[:2]))[1]
+        if f in (runtime.setitem, runtime.append, runtime.add_at):
+            return static(args[0], seen) if f is not runtime.append else "list"
+        if f in (and_, or_):
+            return _join(static(args[0], seen), static(args[1], seen))
+        if f in (operator.getitem, runtime.element):
+            return element(args[0], args[1], seen)
+        if f in _INTS:
+            return "int"
+        if f is sum and len(args) == 1 or f is abs or f in (min, max) and len(args) == 2:
+            kinds = {static(a, seen) for a in args}  # a sum starts at the int 0
+            return "num" if kinds == {"num"} else "int"
+        if f is float or op.prim.style in ("infix", "prefix") or _numeric(f) or \
+                op.prim.name.startswith("math."):
+            # Python's other operators take no sequence; an int may come of them
+            return "num" if f in (float, operator.truediv) or _numeric(f) and \
+                f not in (np.ndim, np.size) else "int"
         return None
 
-    def kind(o, op):
-        k = facts.kind(o)
-        if k is None and not getattr(facts, "kinds", None):
-            return static(o)
-        if k is not None or not hasattr(facts, "types"):
-            return k.type if k is not None else None
-        types = facts.types(o)  # a tuple that grows in a loop has no one shape
-        if len(types) > 1 and types & {"list", "tuple"}:
-            raise UnsupportedError(
-                f"an operand of `{op.prim.name}` was a {' and then a '.join(sorted(types))}: "
-                "adding sequences concatenates them, adding numbers sums them", op.loc,
-                "keep each variable one type")
-        return types.pop() if types else None
+    def element(c, index, seen):
+        """What `c[index]` is: a slice of a sequence is one, an array's entry a number."""
+        container = static(c, seen)
+        if container == "num":
+            return "num"
+        if container not in ("list", "tuple"):
+            return None
+        src = made.get(index)
+        if isinstance(index, Const) and isinstance(index.value, slice) or \
+                src is not None and src.prim.fn is slice:
+            return container
+        src = made.get(c)
+        if src is not None and src.prim.fn is tape_pop and isinstance(index, Const) and \
+                type(index.value) is int:  # one of several values a push saved
+            saved = pushes.get(root(src.args[0]), [])
+            if saved and all(len(p) > index.value for p in saved):
+                return joined([static(p[index.value], seen) for p in saved])
+        return joined(elements(c, seen))
+
+    def elements(c, seen) -> set | None:
+        """The categories of the entries of the sequence `c`, where each is known."""
+        if isinstance(c, Const) and c.value is None:
+            return set()
+        if isinstance(c, Const):
+            return {static(Const(e)) for e in c.value} if isinstance(
+                c.value, (list, tuple)) else None
+        if c in seen:
+            return set()
+        seen = seen + (c,)
+        k = facts.kind(c) if isinstance(c, Value) else None
+        if k is not None and k.type in ("list", "tuple") and k.shape is not None and \
+                len(k.shape) == 1:
+            return {"int" if k.dtype == "i" else "num"}  # np.shape saw numbers only
+        if c in sources:
+            parts = [elements(a, seen) for a in sources[c]]
+            return None if None in parts else parts[0] | parts[1]
+        op = made.get(c)
+        if op is None:
+            return None
+        f, args = op.prim.fn, op.args
+        if f is np.shape:
+            return {"int"}
+        if f in (tuple_of, list_of):
+            return {static(a, seen) for a in args} - {None} if None not in {
+                static(a, seen) for a in args} else None
+        if f in (operator.add, runtime.concat, operator.mul, runtime.repeat):
+            parts = [elements(a, seen) for a in args[:2]
+                     if static(a, seen) in ("list", "tuple")]
+            return None if not parts or None in parts else set().union(*parts)
+        if f in (runtime.setitem, runtime.append):
+            inner, new = elements(args[0], seen), static(args[-1], seen)
+            return None if inner is None or new is None else inner | {new}
+        return None
+
+    def decide(op, a, b):
+        """(the op `+` or `*` is, the category of its result): concat, repeat, add or
+        mul; None where a and b do not tell."""
+        seqs = ("list", "tuple")
+        if a is _CYCLE or b is _CYCLE:  # a loop's `t = t + (v,)`, `s = s * 2`
+            other = b if a is _CYCLE else a
+            if op.prim.fn in (operator.add, runtime.concat) and other is not _CYCLE:
+                return None, other  # t is what it is added to (Python raises otherwise)
+            return None, "num" if other == "num" else _CYCLE  # `L * 2` keeps L a list
+        if op.prim.fn in (operator.add, runtime.concat):
+            if a in seqs or b in seqs:
+                other = b if a in seqs else a
+                if other in seqs or other is None and not observed:
+                    return "concat", a if a in seqs else b  # L += (v,) extends the list
+                if other is None:
+                    return None, None  # an array would add to the list, entry by entry
+                return "add", "num"
+            if a is None and b is None:
+                return None, None
+            return "add", "int" if a == b == "int" else "num"  # a number added to a list raises
+        if a in seqs or b in seqs:
+            seq, other = (a, b) if a in seqs else (b, a)
+            if other == "int" or other is None and not observed:
+                return ("repeat" if other == "int" else "mul"), seq if other == "int" else None
+            if other is None:
+                return None, None
+            return "mul", "num"
+        if "num" in (a, b):
+            return "mul", "num"
+        if a is None or b is None:
+            return None, None
+        return "mul", "int"
 
     def one(op):
         if isinstance(op, Call) and op.prim.fn in (operator.add, operator.mul) and \
-                not op.kwargs and len(op.args) == 2:
+                not op.kwargs and len(op.args) == 2 and op not in _JUDGED:
             a, b = (kind(x, op) for x in op.args)
-            if op.prim.fn is operator.add and (a or b) in ("list", "tuple") and \
-                    {a, b} <= {a or b, None}:  # (Python raises for a tuple + a list)
+            how, _ = decide(op, a, b)
+            if how == "concat":
                 return replace(op, prim=concat)
-            if op.prim.fn is operator.mul and a in ("list", "tuple") and b == "int":
-                return replace(op, prim=repeat)
-            if op.prim.fn is operator.mul and b in ("list", "tuple") and a == "int":
-                return replace(op, prim=repeat, args=op.args[::-1])
+            if how == "repeat":
+                return replace(op, prim=repeat) if b == "int" else \
+                    replace(op, prim=repeat, args=op.args[::-1])
+            if how is None and observed:
+                verb = "joins sequences or adds numbers" if op.prim.fn is operator.add \
+                    else "repeats a sequence or multiplies numbers"
+                raise UnsupportedError(
+                    f"cannot tell whether this `{op.prim.symbol}` {verb}: the call that "
+                    "compiled the function did not run this line (or reached it on a path "
+                    "later calls may not take), and its operands' types do not follow "
+                    "from how they were made", op.loc,
+                    "say which: np.asarray(...) or float(...) for numbers, list(...) for "
+                    "a list; or compile with arguments that run this line")
+            _JUDGED.add(op)
+            return op
         return map_blocks(op, block)
 
     def block(b: Block) -> Block:

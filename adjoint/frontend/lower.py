@@ -537,7 +537,15 @@ class Lowerer:
             old = self.name(t)
             # a number rebinds `t`; an array or list is updated in place, which other names
             # of it would see: analysis/views.py refuses that once the kinds are observed
-            rhs = self.expr(s.value)
+            value = s.value
+            if isinstance(s.op, gast.Add) and isinstance(value, gast.Tuple) and \
+                    self.is_container(old) and \
+                    not any(isinstance(e, gast.Starred) for e in value.elts):
+                # `L += (v,)` extends the list L as `L += [v]` does (`L + (v,)` raises);
+                # an array adds either alike, a tuple would raise as soon as it is run
+                value = gast.List(elts=value.elts, ctx=gast.Load())
+                gast.copy_location(value, s.value)
+            rhs = self.expr(value)
             new = self.emit(prim_of(op), (old, rhs), hint=t.id, node=s)
             if isinstance(new, Value):
                 self.inplace.append(new)
@@ -1958,8 +1966,7 @@ def _assigned_names(stmts) -> set[str]:
                 out.add(_hint_of(n.value))
             elif isinstance(n, gast.AugAssign):
                 out.add(_hint_of(n.target))
-            elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
-                  and n.func.attr in ("append", "pop") and isinstance(n.func.value, gast.Name)):
+            elif _list_method_of(n):
                 out.add(n.func.value.id)
     return out
 
@@ -1985,6 +1992,16 @@ def _writes_into(node, name: str) -> bool:
     return False
 
 
+def _list_method_of(n) -> bool:
+    """Whether `n` is `xs.append(v)` or `xs.pop(..)` on a name, which changes the list in
+    place. np.append(s, v) takes two values and returns a new array: a module's function
+    is no write (taking `np` for a list made it a loop's carried value)."""
+    return isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute) and \
+        isinstance(n.func.value, gast.Name) and (
+            n.func.attr == "append" and len(n.args) == 1 and not n.keywords or
+            n.func.attr == "pop")
+
+
 def _written_names(stmts) -> set[str]:
     """Names whose value a statement list changes in place."""
     out: set[str] = set()
@@ -1994,8 +2011,7 @@ def _written_names(stmts) -> set[str]:
                 out.add(_hint_of(n.value))
             elif isinstance(n, gast.AugAssign) and isinstance(n.target, gast.Subscript):
                 out.add(_hint_of(n.target))
-            elif (isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute)
-                  and n.func.attr in ("append", "pop") and isinstance(n.func.value, gast.Name)):
+            elif _list_method_of(n):
                 out.add(n.func.value.id)
     return out
 

@@ -10,8 +10,21 @@ import operator
 
 import numpy as np
 
-from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
-from adjoint.runtime import unbroadcast
+from adjoint.rules.registry import deflinear, defjvp, defnondiff, defvjp, primitive
+from adjoint.runtime import Cotangents, unbroadcast
+
+
+def unsum(ct, xs):
+    """The cotangent of `xs` from `ct`, that of `sum(xs)`. The sum broadcasts its terms
+    (sum([x * x, 2.0 * x[0]])), so each term's is `ct` summed down to its shape; terms of
+    one shape get them stacked, as zeros_like stacks a sequence's, others one each."""
+    if hasattr(xs, "shape"):  # an array: its rows, all of one shape
+        return np.broadcast_to(ct, np.shape(xs))
+    shapes = {np.shape(e) for e in xs}
+    if len(shapes) <= 1:
+        return np.broadcast_to(ct, (len(xs),) + (shapes.pop() if shapes else ()))
+    return Cotangents(unbroadcast(ct, e) for e in xs)
+
 
 primitive(operator.add, "add", "infix", "+", 10)
 primitive(operator.sub, "sub", "infix", "-", 10)
@@ -39,6 +52,7 @@ primitive(builtins.abs, "abs")
 primitive(builtins.min, "min")
 primitive(builtins.max, "max")
 primitive(builtins.sum, "sum")
+primitive(unsum, "unsum")
 primitive(builtins.float, "float")
 primitive(builtins.pow, "pow_")
 primitive(builtins.len, "len", nondiff=True)
@@ -216,7 +230,12 @@ def max_(ans, x, y, x_dot, y_dot):
 
 @defvjp(builtins.sum)
 def sum_(g, ans, xs):
-    return np.broadcast_to(g, np.shape(xs))
+    return unsum(g, xs)
+
+
+@deflinear(unsum)  # linear in ct: each term's cotangent, broadcast back and added up
+def unsum_vjp(g, ans, ct, xs):
+    return np.broadcast_to(sum(g), np.shape(ct))
 
 
 @defjvp(builtins.sum)
