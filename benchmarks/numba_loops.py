@@ -215,7 +215,7 @@ def verdict(results) -> list[str]:
         f"(numba's already counts numba's import): shorter on {first_imp[0]}; longer on "
         f"{first_imp[1]}. With adjoint's and numba's cache warm, against JAX's first call "
         f"with its import: shorter on {warm[0]}; longer on {warm[1]}.",
-        "- Issue 16's targets, by CPU time (the steadier measure on this busy machine): "
+        "- Issue 16's targets, by CPU time (the steadier measure on a shared machine): "
         "grad/f with numba <= 3 is " +
         ("met on every loop" if not over3 else "not met on " + ", ".join(over3)) +
         "; numba ahead of JAX jit on every loop, first call and steady state, is " +
@@ -255,7 +255,8 @@ def main(argv=None) -> int:
         f"numpy {np.__version__}, Python {sys.version.split()[0]}; medians of {rounds} "
         f"interleaved rounds; one thread everywhere: OPENBLAS/MKL/OMP_NUM_THREADS=1, "
         f"XLA_FLAGS={os.environ['XLA_FLAGS']}).", "",
-        f"The machine is shared and was busy: it has {os.cpu_count()} cores, and the load "
+        f"The machine is shared, and was busy for most of the day (load average about 5 "
+        f"to 6 in earlier runs); it has {os.cpu_count()} cores, and the load "
         f"average (1, 5, 15 min) was {load0} at the start and {load1} at the end. The "
         "wall-time ratios include time spent waiting for a core; the CPU-time ratios do "
         "not, and are the steadier numbers here.", "",
