@@ -171,7 +171,8 @@ CASES: dict[str, list[Case]] = {
     "neg": unary(N), "pos": unary(N),
     "abs": [case(N()), case(N(5))], "float": [case(N()), case(np.array(0.7))],
     "min": scalar(N, N), "max": scalar(N, N), "pow_": scalar(P, N),
-    "sum": [case([N(), N(), N()]), case([N(3), N(3)]), case(N(4, 3))],
+    "sum": [case([N(), N(), N()]), case([N(3), N(3)]), case(N(4, 3)), case([N(3), N(), N(1)])],
+    "unsum": [case(N(3), [N(3), N(), N(1)]), case(N(3), [N(3), N(3)]), case(N(), [N(), N()])],
     # structure
     "getitem": [case(N(5), 2), case(N(5), -1), case(N(5), slice(1, 4)),
                 case(N(3, 4), (1, slice(None))), case(N(3, 4), (slice(None), 2)),
