@@ -579,6 +579,13 @@ ARRAY_TEMPLATES = [
     ("merge", "display", "def f(x, v):\n    p = {'w': v * x, 'b': x}\n"
      "    q = p | {'w': np.sin(v * x)}\n    r = q\n    q |= {'c': q['b'] * v}\n"
      "    return np.sum(r['w'] + r['c']) + q['b'] * np.sum(p['w'])", (0.7, V3), None),
+    # d.get(k, default): the entry where d holds k, else the default (round 12)
+    ("dict_get", "present_and_missing", "def f(params, h):\n"
+     "    h = np.tanh(h @ params['W'] + params.get('b', 0.0))\n"
+     "    return np.sum(h * h) * params.get('scale', 2.0)", ({"W": W1, "b": B1}, V3), None),
+    ("dict_get", "loop_default", "def f(params, h):\n    for k in ('a', 'b', 'c'):\n"
+     "        h = np.sin(params.get(k, h) * h)\n    return np.sum(h)",
+     ({"a": W1[0], "c": B1}, V3), None),
 ]
 
 

@@ -1324,6 +1324,8 @@ class Lowerer:
     def method(self, m: Method, args, kwargs, node, hint):
         if m.name == "pop":
             return self.list_pop(m.base, args, kwargs, node, hint)
+        if m.name == "get":
+            return self.dict_get(m.base, args, kwargs, node, hint)
         spec = _METHODS.get(m.name)
         if spec is None:
             raise self.error(f"method `.{m.name}()` is not supported", node,
@@ -1346,6 +1348,28 @@ class Lowerer:
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
             args = [self.emit(prim_of(tuple_of), args, node=node)]
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
+
+    def dict_get(self, d, args, kwargs, node, hint):
+        """`d.get(k, default)` as the branch it is: `d[k] if k in d else default`. The
+        default is evaluated first, as Python evaluates arguments; only the branch taken
+        passes a gradient (to d's entry, or to the default)."""
+        if kwargs or not 1 <= len(args) <= 2:
+            raise self.error("`.get()` takes a key and an optional default", node,
+                             "write d.get(k) or d.get(k, default)")
+        key, default = args[0], args[1] if len(args) == 2 else Const(None)
+        has = self.emit(prim_of(in_), (key, d), hint="_c", node=node)
+        if isinstance(has, Const):  # a module's dict and a constant key
+            return self.emit(prim_of(operator.getitem), (d, key), hint=hint, node=node) \
+                if has.value else default
+        saved, self.ops = self.ops, []
+        try:
+            entry = self.emit(prim_of(operator.getitem), (d, key), hint=hint, node=node)
+            found = Block((), tuple(self.ops), (entry,))
+        finally:
+            self.ops = saved
+        result = Value(hint)
+        self.ops.append(If(has, found, Block((), (), (default,)), (result,), self.loc(node)))
+        return result
 
     def list_pop(self, xs, args, kwargs, node, hint):
         """`xs.pop()` or `xs.pop(0)`: the element, and `xs` rebound (every name of it) to
