@@ -32,7 +32,7 @@ from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.source import parse_function
-from adjoint.guards import lower_watched, rule_functions, user_rule_entries
+from adjoint.guards import folded, lower_watched, rule_functions, user_rule_entries
 from adjoint.ir.core import Block, Call, Const, Function, Global, If, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
@@ -437,6 +437,19 @@ def portable_header(text: str, f) -> str:
                          digest=digest) + "\n" + body
 
 
+def _element_shapes(name: str, value) -> list:
+    """A check that a list or dict of arrays and numbers holds what it held: the code may
+    be specialised on their shapes, and `P['w'] = np.ones(5)` keeps P itself."""
+    leaves = list(value.values()) if isinstance(value, dict) else value
+    if not isinstance(value, (list, dict)) or \
+            not all(isinstance(e, (np.ndarray, float, int)) for e in leaves):
+        return []
+    if isinstance(value, dict):
+        shapes = "{" + ", ".join(f"{k!r}: {np.shape(v)}" for k, v in value.items()) + "}"
+        return [f"{{k: np.shape(v) for k, v in {name}.items()}} == {shapes}"]
+    return [f"[np.shape(e) for e in {name}] == {[np.shape(e) for e in value]}"]
+
+
 def with_global_checks(text: str, guards, fn_name: str) -> str:
     """`text` whose entry functions first check the module globals the code was made
     from: a number lowering folded in (`S = 2.0` is printed as 2.0) still has that
@@ -444,7 +457,7 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
     module holds (`from mod import W` keeps the old one when the module rebinds W).
     Rebinding a global after importing the file is then a RuntimeError that says
     so, not a stale gradient. A helper that was inlined is not checked."""
-    checks, modules = [], set()
+    checks, modules, names = [], set(), []
     for where, name, value, _, _ in guards:
         module = where.get("__name__") if isinstance(where, dict) else None
         if not module or module == "__main__" or not name.isidentifier():
@@ -454,13 +467,16 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
         elif isinstance(value, (np.ndarray, list, dict)) and \
                 re.search(rf"^from \S+ import .*\b{name}\b", text, re.M):
             checks.append(f"{module}.{name} is {name}")
+            if "import numpy as np" in text:
+                checks += _element_shapes(name, value)
         else:
             continue
         modules.add(module)
+        names.append(f"{module}.{name}")
     if not checks:
         return text
     message = (f"a global this gradient was generated with has changed "
-               f"({', '.join(sorted(c.split(' ')[0] for c in checks))}); regenerate it")
+               f"({', '.join(sorted(names))}); regenerate it")
     lines = text.split("\n")
     at = next(i for i, line in enumerate(lines) if line.startswith("import numpy") or
               line.startswith("from array_api_compat"))
@@ -526,8 +542,9 @@ def origins(fn_ir: Function) -> list:
 
 
 def global_kinds(fn_ir: Function) -> list:
-    """Each global's kind: an array's shape may be in the code, so it is in the key."""
-    return sorted({(o.name, kind_of(o.value)) for o in _all_operands(fn_ir.body)
+    """Each global's kind: an array's shape may be in the code, so it is in the key, and
+    so are the kinds of what a list, tuple or dict holds (their shapes may be too)."""
+    return sorted({(o.name, kind_of(o.value), folded(o.value)) for o in _all_operands(fn_ir.body)
                    if isinstance(o, Global)}, key=repr)
 
 

@@ -99,7 +99,9 @@ def guards(reads) -> tuple:
     """(namespace, name, value, shape, detail) per free name read: the code stays valid
     while `namespace.get(name, ABSENT) is value` (a cell: its contents) and, for an
     array, while its shape and dtype (the detail) are the same; for a function, while
-    its code object (the detail) is: IPython's autoreload swaps __code__ in place.
+    its code object (the detail) is: IPython's autoreload swaps __code__ in place; for a
+    list, tuple, dict or dataclass, while what it holds has the same kinds (its elements'
+    shapes may be folded in, and `P['w'] = np.ones(5)` leaves P the same object).
     Reads of adjoint's own modules (the rule templates) are left out: they do not
     change under a running program."""
     out, seen = [], set()
@@ -115,7 +117,7 @@ def guards(reads) -> tuple:
             where = _Cell(where)
         arr = isinstance(value, np.ndarray)
         detail = value.dtype if arr else value.__code__ if isinstance(
-            value, types.FunctionType) else None
+            value, types.FunctionType) else folded(value) if _holds_values(value) else None
         out.append((where, name, value, value.shape if arr else None, detail))
     return tuple(out)
 
@@ -235,6 +237,9 @@ def holds(checks: tuple):
             terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
         if isinstance(value, types.FunctionType):  # IPython's autoreload swaps __code__
             terms.append(f"v{i}.__code__ is d{i}")
+        if _holds_values(value):  # P['w'] = np.ones(5) keeps P itself
+            terms.append(f"folded(v{i}) == d{i}")
+    ns["folded"] = folded
     exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
     return ns["holds"]
 
@@ -244,6 +249,14 @@ def stale(checks: tuple) -> str | None:
     for where, name, value, shape, detail in checks:
         if where.get(name, ABSENT) is not value or (
                 shape is not None and (value.shape != shape or value.dtype != detail)) or (
-                isinstance(value, types.FunctionType) and value.__code__ is not detail):
+                isinstance(value, types.FunctionType) and value.__code__ is not detail) or (
+                _holds_values(value) and folded(value) != detail):
             return name
     return None
+
+
+def _holds_values(value) -> bool:
+    """A list, tuple, dict or dataclass: what it holds can change while it stays itself,
+    and the code may be specialised on its elements' kinds (shapes folded in)."""
+    return isinstance(value, (tuple, list, dict)) or hasattr(type(value), "__dataclass_fields__") \
+        and not isinstance(value, type)

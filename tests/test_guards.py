@@ -170,6 +170,40 @@ def test_a_global_array_replaced_or_reshaped_is_seen(tmp_path):
     np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
 
 
+def test_a_global_list_or_dict_whose_arrays_change_shape_is_seen(tmp_path):
+    # round 11: the guard checked that L and P were the same objects, and the code was
+    # specialised on the shapes they held (the sum's broadcast to (6, 3)): after L[0] and
+    # P['w'] took another shape, grad, hvp and an emitted file were silently wrong
+    m = module(tmp_path, """
+        import numpy as np
+
+        L = [np.ones(3)]
+        P = {"w": np.ones(3)}
+
+
+        def f(x):
+            return np.sum(x[:, None] * L[0]) + np.mean(x[:, None] ** 2 * P["w"])
+        """)
+    x = np.arange(1.0, 7.0)
+
+    def want(x):  # d/dx_i of sum_ij(x_i a_j) + mean_ij(x_i^2 b_j)
+        a, b = m.L[0], m.P["w"]
+        return np.sum(a) + 2 * x * np.sum(b) / (6 * b.size)
+
+    g, h = adjoint.grad(m.f), adjoint.hvp(m.f)
+    files = [adjoint.source(m.f, args=(x,))]
+    np.testing.assert_allclose(g(x), want(x))
+    np.testing.assert_allclose(h(x, np.ones(6)), 2 * np.sum(m.P["w"]) / (6 * 3))
+    m.L[0], m.P["w"] = np.full(1, 2.0), np.full(1, 3.0)  # broadcasts as (3,) did
+    np.testing.assert_allclose(g(x), want(x))
+    np.testing.assert_allclose(h(x, np.ones(6)), 2 * 3.0 / 6)
+    for text in files:
+        namespace = {}
+        exec(text, namespace)
+        with pytest.raises(RuntimeError, match=r"L, .*P\); regenerate it"):
+            namespace["f_grad"](x)
+
+
 def test_a_changed_global_seen_by_hvp(tmp_path):
     m = module(tmp_path, GLOBALS)
     h = adjoint.hvp(m.g)
