@@ -586,6 +586,14 @@ ARRAY_TEMPLATES = [
     ("dict_get", "loop_default", "def f(params, h):\n    for k in ('a', 'b', 'c'):\n"
      "        h = np.sin(params.get(k, h) * h)\n    return np.sum(h)",
      ({"a": W1[0], "c": B1}, V3), None),
+    # keys built with f-strings, str.format and str() (round 12)
+    ("fstring_keys", "layers", "def f(params, h):\n    for i in range(2):\n"
+     "        h = np.tanh(params[f'W{i}'] @ h + params[f'b{i}'])\n    return np.sum(h * h)",
+     ({"W0": W1, "b0": B1, "W1": W2, "b1": B2}, V3), None),
+    ("fstring_keys", "comprehension", "def f(x, v):\n"
+     "    p = {f'w{k}': v * x ** k for k in range(3)}\n"
+     "    q = {'u{}'.format(k): p['w' + str(k)] * x for k in range(3)}\n"
+     "    return np.sum(q['u2'] * p[f'w{1}'])", (0.7, V3), None),
 ]
 
 

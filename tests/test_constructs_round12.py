@@ -101,3 +101,93 @@ def get_by_keyword(params, x):
 
 def test_dict_get_with_a_keyword_is_refused():
     refused(get_by_keyword, {'W': 1.0}, 0.5, at="params.get", says="`.get()` takes")
+
+
+# ------------------------------------------------------- f-string keys, str.format
+
+R = np.random.default_rng(12)
+LAYERS = {f"W{i}": R.uniform(-0.8, 0.8, (3, 3)) for i in range(2)} | \
+    {f"b{i}": R.uniform(-0.5, 0.5, 3) for i in range(2)}
+
+
+def mlp(params, x):
+    h = x
+    for i in range(2):
+        h = np.tanh(params[f"W{i}"] @ h + params[f"b{i}"])
+    return np.sum(h ** 2)
+
+
+def mlp_by_hand(params, x):
+    hs, h = [x], x
+    for i in range(2):
+        h = np.tanh(params[f"W{i}"] @ h + params[f"b{i}"])
+        hs.append(h)
+    g, out = 2 * hs[2], {}
+    for i in (1, 0):
+        d = g * (1 - hs[i + 1] ** 2)
+        out[f"W{i}"], out[f"b{i}"] = np.outer(d, hs[i]), d
+        g = params[f"W{i}"].T @ d
+    return out, g
+
+
+def test_f_string_keys_in_a_loop_over_layers():
+    gp, gx = check_program(mlp, LAYERS, X)
+    want, want_x = mlp_by_hand(LAYERS, X)
+    for k in LAYERS:
+        assert np.allclose(gp[k], want[k]), k
+    assert np.allclose(gx, want_x)
+    source = adjoint.source(mlp, args=(LAYERS, X))
+    assert "format(i)" in source  # the key is computed where f computes it
+
+
+def comprehension_keys(x):
+    p = {f"W{i}": x * (i + 1) for i in range(3)}
+    return np.sum(p["W0"] * p[f"W{1 + 1}"])
+
+
+def test_f_string_keys_in_a_dict_comprehension():
+    (g,) = check_program(comprehension_keys, X)
+    assert np.allclose(g, 6 * X)
+
+
+def formatted_keys(x, n):
+    d = {f"{k:03d}|{k!r:>{n}}": x * k for k in range(3)}
+    e = {"w{}_{name}".format(k, name="a"): x ** k for k in range(3)}
+    return d[f"{2:03d}|{2!r:>{n}}"] + d["001|" + " " * (n - 1) + "1"] * e["w2_a"]
+
+
+def test_format_specs_conversions_and_str_format():
+    (g,) = check_program(formatted_keys, 0.7, 4)
+    assert g == pytest.approx(2.0 + 3 * 0.7 ** 2)
+
+
+def percent_and_str(params, x):
+    return sum(np.sum(params['W%d' % i] * x) + np.sum(params['b' + str(i)]) for i in range(2))
+
+
+def test_percent_formatting_and_str_of_an_int():
+    gp, gx = check_program(percent_and_str, LAYERS, X)
+    assert np.allclose(gp['W1'], np.broadcast_to(X, (3, 3))) and np.allclose(gp['b0'], 1.0)
+    assert np.allclose(gx, np.sum(LAYERS['W0'] + LAYERS['W1'], axis=0))
+
+
+def float_through_a_string(x):
+    return float(f"{x:.6f}") * 2.0
+
+
+def float_through_str(x):
+    return float(str(x)) * 2.0
+
+
+def test_a_gradient_through_a_string_is_refused_not_zero():
+    refused(float_through_a_string, 0.5, at='f"{x', says="`format` has no derivative rule")
+    refused(float_through_str, 0.5, at="float(str(x))", says="`str` has no derivative rule")
+
+
+def format_with_attribute(x, p):
+    return x * p["w{0.real}".format(1)]
+
+
+def test_str_format_with_an_attribute_field_is_refused():
+    refused(format_with_attribute, 0.5, {"w1": 2.0}, at=".format(1)",
+            says="only plain positional or keyword fields")
