@@ -259,6 +259,10 @@ def pad_and_gradient(x):
     return np.sum(np.pad(x, 2, "reflect") ** 3) + np.sum(np.gradient(x * x, 0.5) ** 2)
 
 
+def stats_cubed(x):
+    return np.sum(np.cov(x) ** 3) + np.sum(np.corrcoef(x) ** 3) + np.median(x) ** 3
+
+
 def products_cubed(a):
     return np.sum(np.kron(a, a * a) ** 2) + np.sum(np.tensordot(a, a, 1) ** 3)
 
@@ -266,6 +270,7 @@ def products_cubed(a):
 @pytest.mark.parametrize("f, x", [
     (cholesky_cubed, SPD), (pinv_program, X34[:, :3] + 2 * np.eye(3)), (eig_cubed, EIG),
     (pad_and_gradient, X5), (products_cubed, EIG), (select_program, X5),
+    (stats_cubed, X34[:, :3]),
 ])
 def test_second_order_through_the_new_rules(f, x):
     """hvp runs each rule's own templates' rules: against differences of the gradient."""

@@ -25,6 +25,7 @@ import pytest
 
 import adjoint  # noqa: F401  (fills the registry)
 from adjoint.analysis.shapes import Observed
+from adjoint.ad.reverse import _returns_tuple
 from adjoint.ad.template import TemplateLowerer
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.frontend.normalize import normalize
@@ -93,6 +94,10 @@ def P(*shape):  # positive
 
 def U(*shape):  # inside (-1, 1)
     return Rand(-0.9, 0.9, shape)
+
+
+def Q01(*shape):  # a quantile's q, away from the ends (q < 0 raises)
+    return Rand(0.05, 0.95, shape)
 
 
 def G1(*shape):  # greater than 1
@@ -264,6 +269,32 @@ CASES: dict[str, list[Case]] = {
     "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2)]),
     "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2)]),
     "np.nansum": reduction(), "np.nanmean": reduction(), "np.ptp": reduction(),
+    # statistics: quantiles route through the sorted entries; q (n - 1) whole (q = 0.5
+    # of 5 entries) is the kink, where central differences give the mean slope too
+    "np.quantile": [case(N(5), Q01()), case(N(6), 0.5), case(N(5), 0.5), case(N(7), Q01(3)),
+                    case(N(3, 4), Q01(), axis=0), case(N(3, 4), Q01(2), 1, keepdims=True),
+                    case(N(2, 3, 4), Q01(2, 2), (0, 2)), case(N(3, 4), Q01(), keepdims=True),
+                    case(N(2, 3, 4), Q01(), axis=(0, 1), keepdims=True), case(N(), Q01()),
+                    case(N(6), Q01(3), method="lower"), case(N(6), Q01(), method="higher"),
+                    case(N(3, 5), Q01(2), -1, method="midpoint"),
+                    case(N(6), Q01(), method="nearest")],
+    "np.percentile": [case(N(5), Rand(5.0, 95.0, ())), case(N(5), 50.0),
+                      case(N(3, 4), Rand(5.0, 95.0, (2,)), 1),
+                      case(N(2, 3, 4), Rand(5.0, 95.0, ()), (0, 2), keepdims=True),
+                      case(N(7), [30.0, 75.0])],
+    "np.median": reduction() + [case(N(4)), case(N(2, 3, 5), -1), case(N(4, 3), axis=0)],
+    "np.average": [case(N(5)), case(N(3, 4), 0), case(N(3, 4), 1, P(4)),
+                   case(N(3, 4), None, P(3, 4)), case(N(3, 4), 0, P(3), keepdims=True),
+                   case(N(2, 3, 4), (0, 2)), case(N(2, 3, 4), (0, 2), P(2, 3, 4)),
+                   case(N(5), weights=P(5)), case(N(3, 4), axis=-1, keepdims=True)],
+    "np.cov": [case(N(3, 5)), case(N(5)), case(N(5, 3), rowvar=False), case(N(2, 5), N(5)),
+               case(N(5), N(5), False), case(N(4, 2), N(4, 3), False), case(N(3, 6), bias=True),
+               case(N(3, 6), ddof=2), case(N(3, 6), fweights=np.array([1, 2, 1, 3, 1, 2])),
+               case(N(3, 6), aweights=P(6)), case(N(1, 5)),
+               case(N(3, 6), None, True, False, 2, np.array([2, 1, 1, 3, 1, 2]), P(6)),
+               case(N(6, 2), N(6), False, True, None, None, P(6))],
+    "np.corrcoef": [case(N(3, 5)), case(N(5), N(5)), case(N(5, 3), rowvar=False),
+                    case(N(2, 5), N(5)), case(N(4, 2), N(4, 2), False), case(N(5))],
     "np.cumsum": scan() + [case(N(2, 3, 4), axis=-2), case(N(2, 3, 4))],
     "np.cumprod": scan() + [case(P(2, 3, 4), axis=-2), case(N(2, 3, 4), 0)],
     "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
@@ -502,6 +533,9 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "np.any": [case(N(5))], "np.all": [case(N(5))],
     "np.searchsorted": [case(np.array([-1.0, 0.0, 1.0]), N(3))], "np.tri": [case(3)],
     "np.indices": [case((2, 3))],
+    # (q given as 0 and 1: ints, so not perturbed; the weights move with a float q)
+    "quantile_weights": [case(N(5), 1), case(N(3, 4), np.array([0, 1])),
+                         case(N(6), 0, "midpoint")],
 }
 
 # registered, but with nothing to check here, and why
@@ -675,7 +709,14 @@ def test_rule(name):
         tol = RTOL * (np.linalg.norm(flat(v)) * np.linalg.norm(ju) + abs(fd)) + ATOL
 
         # reverse: <VJP(v), u>
-        cots = as_tuple(e.vjp(v, ans, *args, **kwargs), len(names))
+        raw = e.vjp(v, ans, *args, **kwargs)
+        # the compiler reads a template's cotangents from a `return a, b` it can see: a
+        # tuple made elsewhere (a helper's) is one cotangent, the first input's, and the
+        # others would silently get none
+        assert not (isinstance(raw, tuple) and len(raw) > 1 and len(names) > 1) or \
+            _returns_tuple(e.vjp), f"{where}: the VJP returns its cotangents as a tuple " \
+                                   "that is not written `return a, b` in the template"
+        cots = as_tuple(raw, len(names))
         rev = 0.0
         for j, n in enumerate(names):
             if n in diff:

@@ -1,0 +1,132 @@
+"""The NumPy functions of issue 15's coverage list, through compiled programs.
+
+tests/rules/test_registry.py checks each rule's templates on their own (central
+differences, the JVP/VJP pairing, every axis/keepdims variant); here each
+function is called in a small program that the compiler differentiates, the
+gradient is compared with a formula derived by hand where one is short, and
+with central differences (check_program: grad, value_and_grad, vjp, jvp), and a
+few go through hvp (the rules' own derivatives).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.errors import AdjointError
+from adjoint.testing import check_program
+
+R = np.random.default_rng(15)
+X5 = R.normal(size=5)
+X6 = R.normal(size=6)
+X34 = R.normal(size=(3, 4))
+
+
+# ---------------------------------------------------------------- statistics
+
+def median_of(x):
+    return np.median(x)
+
+
+def median_rows(x):
+    return np.sum(np.median(x, axis=1) ** 2)
+
+
+def quantile_program(x, q):
+    return np.sum(np.quantile(x, q, axis=0) ** 2 * np.arange(4.0)) + np.percentile(x, 30.0) ** 2
+
+
+def average_program(x, w):
+    return np.sum(np.average(x, axis=1, weights=w) ** 2) + np.average(x)
+
+
+def cov_program(x, w):
+    return np.sum(np.cov(x) ** 2) + np.sum(np.cov(x, aweights=w, ddof=0) * np.eye(3))
+
+
+def corrcoef_program(x, y):
+    return np.sum(np.corrcoef(x) ** 3) + np.corrcoef(x[0], y)[0, 1]
+
+
+def test_median_of_an_odd_vector_is_one_hot():
+    g = adjoint.grad(median_of)(X5)
+    want = np.zeros(5)
+    want[np.argsort(X5)[2]] = 1.0
+    np.testing.assert_array_equal(g, want)
+    # even length: the mean of the two middle entries
+    g = adjoint.grad(median_of)(X6)
+    want = np.zeros(6)
+    want[np.argsort(X6)[2:4]] = 0.5
+    np.testing.assert_allclose(g, want, rtol=1e-15)
+
+
+def test_median_ties_share_the_gradient_evenly():
+    np.testing.assert_allclose(adjoint.grad(median_of)(np.array([1.0, 2.0, 2.0])),
+                               [0.0, 0.5, 0.5])
+    np.testing.assert_allclose(adjoint.grad(median_of)(np.array([3.0, 3.0, 3.0, 3.0])),
+                               [0.25] * 4)
+
+
+def test_quantile_in_q_is_the_slope_of_the_sorted_entries():
+    s = np.sort(X5)
+    # q (n - 1) = 1.2: between s[1] and s[2]
+    got = adjoint.grad(lambda_quantile, wrt=1)(X5, 0.3)
+    assert abs(got - 4 * (s[2] - s[1])) < 1e-12
+    # q (n - 1) = 2, a kink: the mean of the slopes on either side
+    got = adjoint.grad(lambda_quantile, wrt=1)(X5, 0.5)
+    assert abs(got - 4 * 0.5 * (s[3] - s[1])) < 1e-12
+
+
+def lambda_quantile(x, q):
+    return np.quantile(x, q)
+
+
+def test_average_and_cov_hand_formulas():
+    x, w = X34, R.uniform(0.5, 2.0, size=4)
+    gx, gw = adjoint.grad(weighted_mean, wrt=(0, 1))(x[0], w)
+    np.testing.assert_allclose(gx, w / w.sum(), rtol=1e-12)
+    np.testing.assert_allclose(gw, (x[0] - np.average(x[0], weights=w)) / w.sum(), rtol=1e-12)
+    # d sum(cov(x)) / dx = 2 * (sum over variables of the centred rows) / (n - 1)
+    xc = x - x.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(adjoint.grad(cov_sum)(x),
+                               2.0 * np.broadcast_to(xc.sum(axis=0), x.shape) / 3.0,
+                               rtol=1e-12, atol=1e-12)
+
+
+def weighted_mean(x, w):
+    return np.average(x, weights=w)
+
+
+def cov_sum(x):
+    return np.sum(np.cov(x))
+
+
+@pytest.mark.parametrize("f, args", [
+    (median_of, (X6,)), (median_rows, (X34,)), (quantile_program, (X34, np.array([0.2, 0.7]))),
+    (average_program, (X34, R.uniform(0.5, 2.0, size=4))),
+    (cov_program, (R.normal(size=(3, 6)), R.uniform(0.5, 2.0, size=6))),
+    (corrcoef_program, (R.normal(size=(3, 6)), R.normal(size=6))),
+])
+def test_statistics_programs(f, args):
+    check_program(f, *args)
+
+
+# ---------------------------------------------------------------- refusals
+
+def quantile_weighted(x, w):
+    return np.quantile(x, 0.5, method="inverted_cdf", weights=w)
+
+
+def average_returned(x):
+    return np.average(x, returned=True)[0]
+
+
+@pytest.mark.parametrize("f, args, words", [
+    (quantile_weighted, (X5, np.ones(5)), "weights="),
+    (average_returned, (X5,), "returned=True"),
+])
+def test_refusals_name_the_function_and_line(f, args, words):
+    with pytest.raises(AdjointError) as e:
+        adjoint.grad(f)(*args)
+    assert words in str(e.value)
+    assert e.value.loc is not None and e.value.loc.func == f.__name__
