@@ -263,6 +263,11 @@ def stats_cubed(x):
     return np.sum(np.cov(x) ** 3) + np.sum(np.corrcoef(x) ** 3) + np.median(x) ** 3
 
 
+def signals_cubed(x):
+    return np.sum(np.convolve(x[0], x[1], "same") ** 3) + np.sum(np.polyval(x[2], x[0]) ** 3) \
+        + np.sum(np.interp(x[1], np.array([-1.0, 0.0, 2.0]), x[2, :3] ** 2, x[0, 0]) ** 3)
+
+
 def products_cubed(a):
     return np.sum(np.kron(a, a * a) ** 2) + np.sum(np.tensordot(a, a, 1) ** 3)
 
@@ -270,7 +275,7 @@ def products_cubed(a):
 @pytest.mark.parametrize("f, x", [
     (cholesky_cubed, SPD), (pinv_program, X34[:, :3] + 2 * np.eye(3)), (eig_cubed, EIG),
     (pad_and_gradient, X5), (products_cubed, EIG), (select_program, X5),
-    (stats_cubed, X34[:, :3]),
+    (stats_cubed, X34[:, :3]), (signals_cubed, X34),
 ])
 def test_second_order_through_the_new_rules(f, x):
     """hvp runs each rule's own templates' rules: against differences of the gradient."""

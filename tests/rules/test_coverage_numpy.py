@@ -111,6 +111,69 @@ def test_statistics_programs(f, args):
     check_program(f, *args)
 
 
+# ---------------------------------------------------------------- signals
+
+GRID = np.array([0, 1, 2, 4])  # int knots: never active
+
+
+def conv_program(a, v):
+    return np.sum(np.convolve(a, v, "same") ** 2) + np.sum(np.correlate(a, v) ** 2)
+
+
+def conv_sum(a, v):
+    return np.sum(np.convolve(a, v))
+
+
+def interp_program(x, xp, fp):
+    return np.sum(np.interp(x, xp, fp, left=fp[1]) ** 2) + np.sum(np.interp(x, GRID, fp * fp))
+
+
+def interp_at(x, fp):
+    return np.interp(x, GRID, fp)
+
+
+def poly_program(p, x):
+    return np.sum(np.polyval(p, x) ** 2) + np.polyval([1.0, p[0], 2.0], x[0])
+
+
+def test_signal_hand_formulas():
+    a, v = X5, X34[0]
+    ga, gv = adjoint.grad(conv_sum, wrt=(0, 1))(a, v)  # sum(a * v) = sum(a) sum(v)
+    np.testing.assert_allclose(ga, np.full(5, v.sum()), rtol=1e-12)
+    np.testing.assert_allclose(gv, np.full(4, a.sum()), rtol=1e-12)
+    fp = np.array([1.0, 3.0, 2.0, 6.0])  # slopes 2, -1, 2
+    gx, gfp = adjoint.grad(interp_at, wrt=(0, 1))(1.5, fp)
+    assert gx == -1.0
+    np.testing.assert_allclose(gfp, [0.0, 0.5, 0.5, 0.0], rtol=1e-15)
+    gx, gfp = adjoint.grad(interp_at, wrt=(0, 1))(1.0, fp)  # a knot: the mean slope
+    assert gx == 0.5
+    np.testing.assert_array_equal(gfp, [0.0, 1.0, 0.0, 0.0])
+    assert adjoint.grad(interp_at)(0.0, fp) == 1.0  # the first knot: half its slope
+    assert adjoint.grad(interp_at)(5.0, fp) == 0.0  # past the end: flat
+    p, x = np.array([2.0, -1.0, 3.0]), np.array([0.5, 2.0])
+    gp, gx = adjoint.grad(poly_sum, wrt=(0, 1))(p, x)
+    np.testing.assert_allclose(gp, [x @ x, x.sum(), 2.0], rtol=1e-15)
+    np.testing.assert_allclose(gx, 4.0 * x - 1.0, rtol=1e-15)
+
+
+def poly_sum(p, x):
+    return np.sum(np.polyval(p, x))
+
+
+@pytest.mark.parametrize("f, args", [
+    (conv_program, (X5, X34[0, :3])), (conv_program, (X34[0, :2], X6)),
+    (interp_program, (np.array([-0.5, 0.3, 1.7, 2.5, 4.5]), np.array([0.0, 1.0, 2.5, 3.0]),
+                      X34[1])),
+    (poly_program, (X34[2], X5)),
+])
+def test_signal_programs(f, args):
+    check_program(f, *args)
+
+
+def interp_period(x, fp):
+    return np.sum(np.interp(x, GRID, fp, period=5.0))
+
+
 # ---------------------------------------------------------------- refusals
 
 def quantile_weighted(x, w):
@@ -124,6 +187,7 @@ def average_returned(x):
 @pytest.mark.parametrize("f, args, words", [
     (quantile_weighted, (X5, np.ones(5)), "weights="),
     (average_returned, (X5,), "returned=True"),
+    (interp_period, (X5, X34[0]), "period="),
 ])
 def test_refusals_name_the_function_and_line(f, args, words):
     with pytest.raises(AdjointError) as e:

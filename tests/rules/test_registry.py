@@ -84,6 +84,18 @@ class RealEig(Mat):
         return v @ (w[..., :, None] * np.linalg.inv(v))
 
 
+class Sorted(Rand):
+    """Increasing knots in [-2, 2] (np.interp's xp), at least 0.2 apart."""
+
+    def __init__(self, n):
+        super().__init__(-2, 2, (n,))
+
+    def draw(self, rng):
+        n = self.shape[0]
+        gaps = 0.2 + rng.uniform(0.0, 1.0, n - 1)
+        return np.concatenate(([0.0], np.cumsum(gaps))) * (4.0 / gaps.sum()) - 2.0
+
+
 def N(*shape):  # any real
     return Rand(-2.0, 2.0, shape)
 
@@ -295,6 +307,20 @@ CASES: dict[str, list[Case]] = {
                case(N(6, 2), N(6), False, True, None, None, P(6))],
     "np.corrcoef": [case(N(3, 5)), case(N(5), N(5)), case(N(5, 3), rowvar=False),
                     case(N(2, 5), N(5)), case(N(4, 2), N(4, 2), False), case(N(5))],
+    # signals: every mode, each operand the longer, odd and even lengths
+    **{f"np.{n}": [case(N(5), N(3)), case(N(3), N(5)), case(N(4), N(4), "same"),
+                   case(N(5), N(2), "same"), case(N(2), N(5), "same"), case(N(4), N(3), "same"),
+                   case(N(3), N(4), "same"), case(N(6), N(3), "valid"),
+                   case(N(3), N(6), mode="valid"), case(N(4), N(4), "full"),
+                   case([N(), N(), N()], N(2), "full"), case(N(1), N(3), "same")]
+       for n in ["convolve", "correlate"]},
+    "np.interp": [case(Rand(-2.5, 2.5, (7,)), Sorted(5), N(5)),
+                  case(Rand(-2.5, 2.5, (3, 4)), Sorted(4), N(4), N(), N()),
+                  case(Rand(-2.5, 2.5, (9,)), Sorted(3), N(3), left=N()),
+                  case(Rand(-2.5, 2.5, (9,)), Sorted(3), N(3), right=N()),
+                  case(N(), Sorted(4), N(4)), case(Rand(-2.5, 2.5, (6,)), Sorted(2), [N(), N()])],
+    "np.polyval": [case(N(4), N(5)), case(N(1), N(3)), case(N(3), N()), case(N(3), N(2, 3)),
+                   case([N(), N(), N()], N(4)), case(N(5), Rand(-1.0, 1.0, (6,)))],
     "np.cumsum": scan() + [case(N(2, 3, 4), axis=-2), case(N(2, 3, 4))],
     "np.cumprod": scan() + [case(P(2, 3, 4), axis=-2), case(N(2, 3, 4), 0)],
     "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
@@ -534,6 +560,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "np.searchsorted": [case(np.array([-1.0, 0.0, 1.0]), N(3))], "np.tri": [case(3)],
     "np.indices": [case((2, 3))],
     # (q given as 0 and 1: ints, so not perturbed; the weights move with a float q)
+    "conv_window": [case(5, 3, "same", "correlate"), case(2, 4, "valid", "convolve")],
     "quantile_weights": [case(N(5), 1), case(N(3, 4), np.array([0, 1])),
                          case(N(6), 0, "midpoint")],
 }
