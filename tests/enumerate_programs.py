@@ -320,6 +320,31 @@ def helper_writes(z):
 
 '''
 
+MODEL_CLASS = '''class _Base:
+    offset = np.array([0.5, -0.25, 1.0])
+
+
+class _Model(_Base):
+    scale = 1.5
+
+    def __init__(self, w):
+        self.w = w
+
+    @property
+    def weights(self):
+        return self.w * self.scale
+
+    @staticmethod
+    def act(z):
+        return np.sin(z)
+
+    @classmethod
+    def factor(cls, z):
+        return z * cls.scale
+
+
+'''
+
 # (template name, variant, body of f, args, wrt); bodies may use helper / helper_writes
 ARRAY_TEMPLATES = [
     # in-place writes into a fresh array, then a helper call
@@ -594,6 +619,17 @@ ARRAY_TEMPLATES = [
      "    p = {f'w{k}': v * x ** k for k in range(3)}\n"
      "    q = {'u{}'.format(k): p['w' + str(k)] * x for k in range(3)}\n"
      "    return np.sum(q['u2'] * p[f'w{1}'])", (0.7, V3), None),
+    # a model's class attributes, properties, static and class methods (round 12): f a
+    # bound method, and f reading a module-level model (wrt given: the generic-code test
+    # cannot set the object's attributes, which no import reaches, on its module)
+    ("model_attributes", "bound_method", MODEL_CLASS + "def _loss(self, x, v):\n"
+     "    h = np.tanh(self.weights * x + self.offset)\n"
+     "    return np.sum(self.act(h) * v) * self.scale + np.sum(self.factor(v) * h)\n\n\n"
+     "_Model.loss = _loss\nf = _Model(np.array([0.3, -0.7, 1.1])).loss", (0.7, V3), (0, 1)),
+    ("model_attributes", "global_model", MODEL_CLASS + "MODEL = _Model(np.array([0.3, -0.7, "
+     "1.1]))\n\n\ndef f(x, v):\n    h = MODEL.weights * x\n"
+     "    return np.sum(h * v) * MODEL.scale + np.sum(MODEL.offset * np.sin(h))",
+     (0.7, V3), (0, 1)),
 ]
 
 

@@ -6,7 +6,9 @@ sum(..., start). Each gradient is checked by adjoint.testing.check_program (cent
 differences in float64, value_and_grad's value against f, jvp against vjp) and against
 the formula by hand; hvp against central differences of the gradient where it is cheap.
 Each construct still out of scope is a located UnsupportedError with a hint."""
+import functools
 import inspect
+import operator
 
 import numpy as np
 import pytest
@@ -191,3 +193,113 @@ def format_with_attribute(x, p):
 def test_str_format_with_an_attribute_field_is_refused():
     refused(format_with_attribute, 0.5, {"w1": 2.0}, at=".format(1)",
             says="only plain positional or keyword fields")
+
+
+# ------------------------------------------- class attributes and properties of a model
+
+class Base:
+    offset = np.array([1.0, 2.0, 3.0])  # inherited class attribute (an array)
+
+
+class Model(Base):
+    scale = 2.0  # class attribute (a number)
+
+    def __init__(self, w):
+        self.w = w
+
+    @property
+    def weights(self):
+        return self.w * self.scale
+
+    @property
+    def doubled(self):  # a property reading a property
+        return self.weights * 2.0
+
+    @functools.cached_property
+    def squashed(self):
+        return np.tanh(self.w)
+
+    @staticmethod
+    def act(z):
+        return np.sin(z)
+
+    @classmethod
+    def factor(cls, z):
+        return z * cls.scale
+
+    def loss(self, x):
+        return self.scale * np.sum(self.weights * x ** 2) + np.sum(self.offset * x) + \
+            np.sum(self.doubled * self.act(x)) + np.sum(self.squashed * self.factor(x))
+
+
+def model_loss_by_hand(m, x):
+    s, w = type(m).scale, m.w
+    return 2 * s * s * w * x + Base.offset + 2 * s * w * np.cos(x) + np.tanh(w) * s
+
+
+def test_class_attributes_properties_and_static_and_class_methods():
+    m = Model(X * 0.5)
+    (g,) = check_program(m.loss, V)
+    assert np.allclose(g, model_loss_by_hand(m, V))
+    hv = adjoint.hvp(m.loss)(V, X)
+    want = (4 * 2.0 * m.w * X - 2 * 2.0 * m.w * np.sin(V) * X)
+    assert np.allclose(hv, want)
+
+
+class Scaled:
+    scale = 2.0
+
+    def __init__(self, w):
+        self.w = w
+
+    @classmethod
+    def factor(cls, z):
+        return z * cls.scale
+
+    def loss(self, x):
+        return np.sum(self.factor(x) * self.w * x)
+
+
+def test_a_class_attribute_changed_after_compiling_is_read_again():
+    m = Scaled(X)
+    g = adjoint.grad(m.loss)
+    assert np.allclose(g(V), 2 * 2.0 * X * V)
+    try:
+        Scaled.scale = 5.0  # the code compiled for 2.0 is stale: compiled again
+        assert np.allclose(g(V), 2 * 5.0 * X * V)
+    finally:
+        Scaled.scale = 2.0
+
+
+MODEL = Model(V)
+
+
+def reads_a_global_model(x):
+    return np.sum(MODEL.weights * x) * MODEL.scale
+
+
+def test_properties_of_a_module_level_object():
+    (g,) = check_program(reads_a_global_model, X)
+    assert np.allclose(g, V * 2.0 * 2.0)
+
+
+class Opaque:
+    w = property(operator.attrgetter("_w"))  # a getter that is no Python function
+
+    def __init__(self):
+        self._w = 2.0
+
+    def __getattr__(self, name):
+        return 3.0
+
+    def loss(self, x):
+        return x * self.w
+
+    def lazy(self, x):
+        return x * self.anything
+
+
+def test_attributes_computed_by_code_adjoint_cannot_read_are_refused():
+    o = Opaque()
+    refused(o.loss, 0.5, at="x * self.w", says="computed by its class")
+    refused(o.lazy, 0.5, at="self.anything", says="neither an attribute of the object")

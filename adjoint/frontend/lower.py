@@ -41,7 +41,7 @@ from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import normalize
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
-    read_attribute, unwrap, unwrap_partial
+    read_attribute, read_class_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -895,14 +895,16 @@ class Lowerer:
         called = node is self.calling  # read before the base, which may hold calls
         base = self.expr(node.value)
         if isinstance(base, Instance):
-            return self.instance_attribute(base, node)
+            return self.instance_attribute(base, node, hint)
         if isinstance(base, Global) and _is_user_object(base.value):  # model.W, model.loss
-            return self.instance_attribute(Instance(base.value, base.name), node)
+            return self.instance_attribute(Instance(base.value, base.name), node, hint)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
             except AttributeError:
                 raise self.error(f"{base.obj!r} has no attribute `{node.attr}`", node) from None
+            if isinstance(base.obj, type) and not _is_library(base.obj):
+                read_class_attribute(base.obj, node.attr)  # `cls.scale`: guarded
             home = base.obj.__name__ if isinstance(base.obj, types.ModuleType) else None
             return self.classify(obj, node.attr, home)
         fn = _ATTRIBUTES.get(node.attr)
@@ -914,25 +916,40 @@ class Lowerer:
                              hint=node.attr if hint == TEMP else hint, node=node)
         return Method(base, node.attr, self.loc(node))
 
-    def instance_attribute(self, base: Instance, node):
-        """`self.W` (an instance attribute: a constant of the gradient, guarded like a
-        global) or `self.method` (inlined when called, `self` bound to the object)."""
+    def instance_attribute(self, base: Instance, node, hint: str = TEMP):
+        """`self.W` (an instance attribute, or a class attribute the instance does not
+        shadow: a constant of the gradient, guarded like a global), `self.weights` (a
+        property: its getter inlined, `self` bound to the object) or `self.method`
+        (inlined when called, `self` bound to the object)."""
         obj, attr = base.obj, node.attr
         declared = inspect.getattr_static(type(obj), attr, None)
-        if type(obj).__getattribute__ is not object.__getattribute__ or hasattr(
-                type(declared), "__set__"):  # Python would not read obj.__dict__
-            raise self.error(f"`{_dotted(node)}` is computed by its class (a property, a "
-                             f"descriptor or __getattribute__)", node,
-                             "pass the value as an argument")
+        if type(obj).__getattribute__ is not object.__getattribute__:
+            raise self.error(f"`{_dotted(node)}` is computed by its class's __getattribute__",
+                             node, "pass the value as an argument")
+        getter = declared.fget if isinstance(declared, property) else declared.func if \
+            isinstance(declared, functools.cached_property) and attr not in obj.__dict__ \
+            else None
+        if getter is not None and inspect.isfunction(getter) and not _is_library(getter):
+            read_attribute(obj, attr)  # (recorded: the code is stale if the class changes)
+            return self.call(Static(getter), [base], [], node, hint)
+        if hasattr(type(declared), "__set__"):  # Python would not read obj.__dict__
+            raise self.error(f"`{_dotted(node)}` is computed by its class (a descriptor, a "
+                             f"slot or a property whose getter is not a Python function)",
+                             node, "pass the value as an argument")
         found, value = read_attribute(obj, attr)
         if not found:
-            static = inspect.getattr_static(type(obj), attr, None)
-            if inspect.isfunction(static):
-                return Partial(Static(static), (base,), ())
-            raise self.error(f"`{_dotted(node)}` is not an attribute of the object itself",
-                             node, "read instance attributes (set in __init__) and call "
-                                   "methods; properties, class attributes and slots are not "
-                                   "read by adjoint")
+            if inspect.isfunction(declared):
+                return Partial(Static(declared), (base,), ())
+            if isinstance(declared, staticmethod):
+                return Static(declared.__func__)
+            if isinstance(declared, classmethod):
+                return Partial(Static(declared.__func__), (Static(type(obj)),), ())
+            if declared is None or hasattr(type(declared), "__get__"):
+                raise self.error(f"`{_dotted(node)}` is neither an attribute of the object "
+                                 f"nor of its class", node, "read attributes set in __init__ "
+                                 "or in the class body, properties and methods; "
+                                 "__getattr__ and descriptors are not read by adjoint")
+            value = declared  # a class attribute (`scale = 2.0` in the class body)
         name = f"{base.name}_{attr}"
         if _literal(value):
             return Const(value)

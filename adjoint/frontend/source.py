@@ -52,6 +52,23 @@ class Attributes:
         return getattr(self.obj, name, default)
 
 
+class ClassAttributes(Attributes):
+    """A class's attributes as its body holds them (inherited ones too), before
+    descriptors run: a classmethod read through the class is a new bound method on each
+    read, which would make every check of it fail."""
+
+    def get(self, name, default):
+        return inspect.getattr_static(self.obj, name, default)
+
+
+def read_class_attribute(cls: type, name: str):
+    """`cls.name` of a user's class (`cls.scale` in a classmethod), recorded as an
+    instance attribute is: the compiled code is stale once the class holds another."""
+    value = inspect.getattr_static(cls, name, ABSENT)
+    _read(ClassAttributes(cls), name, value)
+    return value
+
+
 def read_attribute(obj, name: str):
     """`obj.name` for an instance attribute (a bound method's `self.W`), recorded like a
     global so the compiled code is checked against `obj.__dict__[name]` on each call.
@@ -62,7 +79,7 @@ def read_attribute(obj, name: str):
     if not isinstance(namespace, dict) or name not in namespace:
         if isinstance(namespace, dict):
             _read(namespace, name, ABSENT)
-            _read(Attributes(type(obj)), name, getattr(type(obj), name, ABSENT))
+            read_class_attribute(type(obj), name)
         return False, None
     return _read(namespace, name, namespace[name])
 
