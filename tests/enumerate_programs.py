@@ -323,24 +323,21 @@ def helper_writes(z):
 MODEL_CLASS = '''class _Base:
     offset = np.array([0.5, -0.25, 1.0])
 
-
-class _Model(_Base):
-    scale = 1.5
-
-    def __init__(self, w):
-        self.w = w
-
-    @property
-    def weights(self):
-        return self.w * self.scale
-
-    @staticmethod
-    def act(z):
-        return np.sin(z)
-
     @classmethod
     def factor(cls, z):
         return z * cls.scale
+
+
+class _Model(_Base):
+    scale = 1.5
+    act = staticmethod(np.sin)
+
+    def __init__(self, w):
+        self.w, self.shift = w, 0.1
+
+    @property
+    def weights(self):
+        return np.cos(self.w) * self.scale + self.shift
 
 
 '''
