@@ -1,6 +1,7 @@
 """Linear algebra: dot, matmul, outer, inner, vdot, einsum, tensordot, kron,
 cross, trace, transpose, tril, triu, and `np.linalg.solve`, `inv`, `det`,
-`slogdet`, `eigh`, `svd`, `qr`, `cholesky`, `pinv`, `eig`.
+`slogdet`, `eigh`, `svd`, `qr`, `cholesky`, `pinv`, `eig`, `eigvals`, `lstsq`,
+`matrix_power` and `multi_dot`.
 
 `np.dot` and `np.inner` are covered for every number of dimensions;
 `np.matmul` (like the `@` operator) for every combination, batched and
@@ -35,6 +36,16 @@ The decompositions, where a derivative does not exist:
   NumPy's unit norm and LAPACK's sign, which can jump (an exact 0 below the
   diagonal that balancing isolates flips a vector as it crosses 0: no
   derivative there); a repeated eigenvalue is treated as for eigh.
+
+- `eigvals`: as `eig` (a real spectrum; complex values are refused where they
+  are made).
+- `lstsq`: a full-rank matrix (a rank-deficient one raises NonDifferentiableError
+  when the gradient runs): the solution as pinv(a) b, the residuals (a tall
+  matrix) and the singular values are all differentiated; the rank is an integer.
+
+`np.linalg.matrix_power` takes any integer power (a negative one through the
+inverse); `np.linalg.multi_dot` any number of operands, the first and last may
+be 1-d.
 
 `np.einsum` takes one to four operands, subscripts explicit or implicit, with
 `...` and repeated letters (a diagonal); five or more are refused at the call's
@@ -771,10 +782,7 @@ def cholesky_jvp(ans, a, upper=False, a_dot=None):
 @defvjp(np.linalg.pinv)
 def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
     # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
-    x, xt, gt = ans, _mT(ans), _mT(g)
-    left = np.eye(np.shape(a)[-2]) - a @ x
-    right = np.eye(np.shape(a)[-1]) - x @ a
-    return -(xt @ g @ xt) + left @ gt @ x @ xt + xt @ x @ gt @ right
+    return _pinv_bar(g, ans, a)
 
 
 @defjvp(np.linalg.pinv)
@@ -822,3 +830,184 @@ def eig_jvp(ans, a, a_dot):
 may_raise(*(getattr(np.linalg, n) for n in ("cholesky", "inv", "solve", "eigh", "eig", "svd",
                                            "qr", "pinv", "lstsq", "matrix_power", "eigvals",
                                            "eigvalsh") if hasattr(np.linalg, n)))
+
+
+# ------------------------------------------------------------------ matrix_power, multi_dot
+
+primitive(np.linalg.matrix_power, "np.linalg.matrix_power")
+primitive(np.linalg.multi_dot, "np.linalg.multi_dot")
+
+
+def _power_sum(a, d, n):
+    """The sum over k < n of a^k d a^(n - 1 - k): the derivative of a^n along d."""
+    total = 0.0 * d
+    for k in range(n):
+        total = total + np.linalg.matrix_power(a, k) @ d @ np.linalg.matrix_power(a, n - 1 - k)
+    return total
+
+
+@defvjp(np.linalg.matrix_power)
+def matrix_power_vjp(g, ans, a, n):
+    if n >= 0:
+        return _power_sum(_mT(a), g, n)
+    b = np.linalg.inv(a)  # a^n = b^-n, and d b = -b d a b
+    return -(_mT(b) @ _power_sum(_mT(b), g, -n) @ _mT(b))
+
+
+@defjvp(np.linalg.matrix_power)
+def matrix_power_jvp(ans, a, n, a_dot):
+    if n >= 0:
+        return _power_sum(a, a_dot, n)
+    b = np.linalg.inv(a)
+    return _power_sum(b, -(b @ a_dot @ b), -n)
+
+
+def _as_matrix(x, i, n):
+    """multi_dot's operand i of n as a matrix: a 1-d first one is a row, a 1-d last
+    one a column."""
+    if np.ndim(x) == 1:
+        if i == 0:
+            return np.reshape(x, (1, -1))
+        return np.reshape(x, (-1, 1))
+    return x
+
+
+def _chain(mats, start, stop, size):
+    """mats[start] @ ... @ mats[stop - 1]; the identity of `size` when empty."""
+    out = np.eye(size)
+    for j in range(start, stop):
+        out = out @ mats[j]
+    return out
+
+
+@defvjp(np.linalg.multi_dot)
+def multi_dot_vjp(g, ans, arrays, *, out=None):
+    # operand i's cotangent: (what is left of it)^T g (what is right of it)^T
+    n = len(arrays)
+    mats = []
+    for i in range(n):
+        mats.append(_as_matrix(arrays[i], i, n))
+    rows, cols = np.shape(mats[0])[0], np.shape(mats[n - 1])[1]
+    gm = np.reshape(g, (rows, cols))
+    bars = []
+    for i in range(n):
+        left = _chain(mats, 0, i, rows)
+        right = _chain(mats, i + 1, n, np.shape(mats[i])[1])
+        bars.append(np.reshape(_mT(left) @ gm @ _mT(right), np.shape(arrays[i])))
+    return bars
+
+
+@defjvp(np.linalg.multi_dot)
+def multi_dot_jvp(ans, arrays, *, out=None, arrays_dot=None):
+    n = len(arrays)
+    mats = []
+    dots = []
+    for i in range(n):
+        mats.append(_as_matrix(arrays[i], i, n))
+        dots.append(_as_matrix(arrays_dot[i], i, n))
+    rows = np.shape(mats[0])[0]
+    total = 0.0
+    for i in range(n):
+        left = _chain(mats, 0, i, rows)
+        right = _chain(mats, i + 1, n, np.shape(mats[i])[1])
+        total = total + left @ dots[i] @ right
+    return np.reshape(total, np.shape(ans))
+
+
+# ------------------------------------------------------------------ lstsq, eigvals
+
+primitive(np.linalg.lstsq, "np.linalg.lstsq")
+primitive(np.linalg.eigvals, "np.linalg.eigvals")
+
+
+def _pinv_bar(g, x, a):
+    """The cotangent of a from g, that of x = pinv(a) (the rank constant near a)."""
+    xt, gt = _mT(x), _mT(g)
+    left = np.eye(np.shape(a)[-2]) - a @ x
+    right = np.eye(np.shape(a)[-1]) - x @ a
+    return -(xt @ g @ xt) + left @ gt @ x @ xt + xt @ x @ gt @ right
+
+
+def _full_rank(a, rank):
+    if rank < min(np.shape(a)[0], np.shape(a)[1]):
+        return unsupported("np.linalg.lstsq of a rank-deficient matrix has no derivative "
+                           "rule (its solution jumps where the rank changes)",
+                           "regularise: solve (a^T a + lam I) x = a^T b")
+    return None
+
+
+@defvjp(np.linalg.lstsq)
+def lstsq_vjp(g, ans, a, b, rcond=None):
+    # x = pinv(a) b; residuals |b - a x|^2 (a tall, full rank) move with r = b - a x
+    # alone (a^T r = 0); the singular values s as svd's do. rank is an integer.
+    _ = _full_rank(a, ans[2])
+    m, n = np.shape(a)
+    pinv = np.linalg.pinv(a)
+    x2 = np.reshape(ans[0], (n, -1))
+    gx = np.reshape(g[0], (n, -1))
+    gb = _mT(pinv) @ gx
+    ga = _pinv_bar(gx @ _mT(np.reshape(b, (m, -1))), pinv, a)
+    if np.size(ans[1]) > 0:
+        r = np.reshape(b, (m, -1)) - a @ x2
+        gr = 2.0 * r * g[1]
+        gb = gb + gr
+        ga = ga - gr @ _mT(x2)
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    ga = ga + (u * g[3]) @ vt
+    return ga, np.reshape(gb, np.shape(b))
+
+
+@defjvp(np.linalg.lstsq)
+def lstsq_jvp(ans, a, b, rcond=None, a_dot=None, b_dot=None):
+    _ = _full_rank(a, ans[2])
+    m, n = np.shape(a)
+    x, xt = np.linalg.pinv(a), _mT(np.linalg.pinv(a))
+    dt = _mT(a_dot)
+    dx = (-(x @ a_dot @ x) + x @ xt @ dt @ (np.eye(m) - a @ x)
+          + (np.eye(n) - x @ a) @ dt @ xt @ x)
+    b2 = np.reshape(b, (m, -1))
+    x2 = np.reshape(ans[0], (n, -1))
+    dsol = dx @ b2 + x @ np.reshape(b_dot, (m, -1))
+    dres = 0.0 * ans[1]
+    if np.size(ans[1]) > 0:
+        r = b2 - a @ x2
+        dres = 2.0 * np.sum(r * (np.reshape(b_dot, (m, -1)) - a_dot @ x2), axis=0)
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    ds = np.sum((_mT(u) @ a_dot @ _mT(vt)) * np.eye(np.shape(s)[0]), -1)
+    dot = (np.reshape(dsol, np.shape(ans[0])), dres, 0.0 * ans[2], ds)
+    return dot
+
+
+def eig_order(w, values):
+    """The permutation p with values[..., p] == w up to rounding: which of
+    np.linalg.eig's eigenvalues `values` is each of np.linalg.eigvals's `w` (LAPACK
+    computes them along two paths, and need not list them in one order)."""
+    return np.argmin(np.abs(np.asarray(w)[..., :, None] - np.asarray(values)[..., None, :]),
+                     axis=-1)
+
+
+primitive(eig_order, "eig_order", nondiff=True)
+defnondiff(eig_order)
+
+
+def _eigvals_vectors(a, w):
+    """The eigenvectors of a, in the order of eigvals's w: real spectra only."""
+    if is_complex(w):
+        _ = unsupported("np.linalg.eigvals has a derivative rule for a real spectrum only; "
+                        "this matrix has complex eigenvalues")
+    both = np.linalg.eig(a)
+    return np.take_along_axis(both[1], eig_order(w, both[0])[..., None, :], -1)
+
+
+@defvjp(np.linalg.eigvals)
+def eigvals_vjp(g, ans, a):
+    v = _eigvals_vectors(a, ans)
+    # V^-T diag(g) V^T, its real part (NumPy 2.5 returns v complex even for a real spectrum)
+    return np.real(np.linalg.solve(_mT(v), g[..., :, None] * _mT(v)))
+
+
+@defjvp(np.linalg.eigvals)
+def eigvals_jvp(ans, a, a_dot):
+    v = _eigvals_vectors(a, ans)
+    p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V: its diagonal
+    return np.sum(p * np.eye(np.shape(ans)[-1]), -1)

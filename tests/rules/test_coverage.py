@@ -268,6 +268,12 @@ def signals_cubed(x):
         + np.sum(np.interp(x[1], np.array([-1.0, 0.0, 2.0]), x[2, :3] ** 2, x[0, 0]) ** 3)
 
 
+def linalg_cubed(a):
+    return np.sum(np.linalg.matrix_power(a, 3) ** 3) + np.sum(np.linalg.eigvals(a) ** 3) \
+        + np.sum(np.linalg.lstsq(a[:, :2], a[:, 2])[0] ** 3) \
+        + np.sum(np.linalg.multi_dot([a, a.T, a]) ** 2)
+
+
 def products_cubed(a):
     return np.sum(np.kron(a, a * a) ** 2) + np.sum(np.tensordot(a, a, 1) ** 3)
 
@@ -276,6 +282,7 @@ def products_cubed(a):
     (cholesky_cubed, SPD), (pinv_program, X34[:, :3] + 2 * np.eye(3)), (eig_cubed, EIG),
     (pad_and_gradient, X5), (products_cubed, EIG), (select_program, X5),
     (stats_cubed, X34[:, :3]), (signals_cubed, X34),
+    (linalg_cubed, EIG),
 ])
 def test_second_order_through_the_new_rules(f, x):
     """hvp runs each rule's own templates' rules: against differences of the gradient."""

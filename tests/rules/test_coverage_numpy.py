@@ -174,6 +174,58 @@ def interp_period(x, fp):
     return np.sum(np.interp(x, GRID, fp, period=5.0))
 
 
+# ---------------------------------------------------------------- linear algebra
+
+A3 = np.array([[2.0, 0.4, 0.1], [0.3, -1.0, 0.2], [0.05, 0.5, 0.5]])  # a real spectrum
+
+
+def power_trace(a):
+    return np.trace(np.linalg.matrix_power(a, 2))
+
+
+def power_program(a):
+    return np.sum(np.linalg.matrix_power(a, 3) ** 2) + np.sum(np.linalg.matrix_power(a, -2))
+
+
+def multi_dot_program(a, b, c):
+    return np.sum(np.linalg.multi_dot([a, b, c]) ** 2) + np.linalg.multi_dot([c[:, 0], a.T, a[0]])
+
+
+def lstsq_solution(a, b):
+    return np.sum(np.linalg.lstsq(a, b)[0])
+
+
+def lstsq_program(a, b):
+    x, res, rank, s = np.linalg.lstsq(a, b)
+    return np.sum(x ** 2) + np.sum(res) + np.sum(s ** 3)
+
+
+def eigvals_sum(a):
+    return np.sum(np.linalg.eigvals(a))
+
+
+def eigvals_program(a):
+    return np.sum(np.linalg.eigvals(a) ** 3) + np.prod(np.linalg.eigvals(a * a))
+
+
+def test_linalg_hand_formulas():
+    np.testing.assert_allclose(adjoint.grad(power_trace)(A3), 2.0 * A3.T, rtol=1e-12)
+    a, b = R.normal(size=(5, 3)), R.normal(size=5)
+    ga, gb = adjoint.grad(lstsq_solution, wrt=(0, 1))(a, b)
+    np.testing.assert_allclose(gb, np.linalg.pinv(a).T @ np.ones(3), rtol=1e-10)
+    np.testing.assert_allclose(adjoint.grad(eigvals_sum)(A3), np.eye(3), atol=1e-12)  # trace
+
+
+@pytest.mark.parametrize("f, args", [
+    (power_program, (A3,)), (multi_dot_program, (X34[:, :3], A3, X34[:, 1:])),
+    (lstsq_program, (R.normal(size=(5, 3)), R.normal(size=(5, 2)))),
+    (lstsq_program, (R.normal(size=(2, 4)), R.normal(size=2))),
+    (eigvals_program, (A3,)),
+])
+def test_linalg_programs(f, args):
+    check_program(f, *args)
+
+
 # ---------------------------------------------------------------- refusals
 
 def quantile_weighted(x, w):
@@ -188,6 +240,8 @@ def average_returned(x):
     (quantile_weighted, (X5, np.ones(5)), "weights="),
     (average_returned, (X5,), "returned=True"),
     (interp_period, (X5, X34[0]), "period="),
+    (eigvals_sum, (np.array([[0.1, -1.0], [1.0, 0.1]]),), "complex"),
+    (lstsq_solution, (np.ones((4, 2)), np.ones(4)), "rank-deficient"),
 ])
 def test_refusals_name_the_function_and_line(f, args, words):
     with pytest.raises(AdjointError) as e:
