@@ -627,6 +627,12 @@ ARRAY_TEMPLATES = [
      "1.1]))\n\n\ndef f(x, v):\n    h = MODEL.weights * x\n"
      "    return np.sum(h * v) * MODEL.scale + np.sum(MODEL.offset * np.sin(h))",
      (0.7, V3), (0, 1)),
+    # helpers taking *args and **kwargs, and `**` at a call (round 12)
+    ("star_args", "helper", "def _total(*xs, **kw):\n"
+     "    return sum(np.sum(np.sin(u) * kw.get('w', 1.0)) for u in xs)\n\n\n"
+     "def _pass(v, **kw):\n    return _total(v, v * v, **kw)\n\n\n"
+     "def f(x, v):\n    return _pass(v * x, w=x) + _total(v) + _total(**{'w': 2.0})",
+     (0.7, V3), None),
 ]
 
 

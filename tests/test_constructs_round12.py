@@ -303,3 +303,55 @@ def test_attributes_computed_by_code_adjoint_cannot_read_are_refused():
     o = Opaque()
     refused(o.loss, 0.5, at="x * self.w", says="computed by its class")
     refused(o.lazy, 0.5, at="self.anything", says="neither an attribute of the object")
+
+
+# ------------------------------------------------------------- *args and **kwargs
+
+def sq_total(*xs):
+    return sum(np.sum(x ** 2) for x in xs)
+
+
+def calls_star_args(a, b):
+    return sq_total(a, b * 2.0, a * b) + sq_total()
+
+
+def test_a_helper_taking_star_args():
+    ga, gb = check_program(calls_star_args, X, V)
+    assert np.allclose(ga, 2 * X + 2 * X * V * V) and np.allclose(gb, 8 * V + 2 * X * X * V)
+
+
+def _scaled_power(x, scale=1.0, power=2):
+    return scale * np.sum(x ** power)
+
+
+def through(x, **kw):
+    return _scaled_power(x, **kw) + np.sum(x * kw.get('scale', 0.0))
+
+
+OPTIONS = {'scale': 0.5, 'power': 2}
+
+
+def passes_kwargs(x, s):
+    return through(x, scale=s, power=3) + through(x) + _scaled_power(x, **OPTIONS) + \
+        _scaled_power(x, **{'power': 1})
+
+
+def test_kwargs_passed_through_to_a_helper():
+    gx, gs = check_program(passes_kwargs, X, 0.7)
+    assert np.allclose(gx, 3 * 0.7 * X ** 2 + 0.7 + 2 * X + X + 1.0)
+    assert gs == pytest.approx(np.sum(X ** 3) + np.sum(X))
+
+
+def differentiated_star_args(*xs):
+    return sum(np.sum(x ** 2) for x in xs)
+
+
+def unknown_mapping(x, d):
+    return _scaled_power(x, **d)
+
+
+def test_star_args_of_the_differentiated_function_and_unknown_mappings_are_refused():
+    # (the API binds each parameter to one argument: a helper may take *args, as above)
+    refused(differentiated_star_args, X, V, at="def differentiated_star_args",
+            says="has `*xs`")
+    refused(unknown_mapping, X, {'scale': 2.0}, at="**d)", says="`**` of a mapping")

@@ -1200,9 +1200,6 @@ class Lowerer:
         return self.operand(node)
 
     def expr_Call(self, node, hint):
-        if any(k.arg is None for k in node.keywords):
-            raise self.error("**kwargs in calls are not supported", node,
-                             "pass the arguments by name one by one")
         if isinstance(node.func, gast.Name) and node.func.id == SET_MARKER:
             return self.set_of(node.args[0], node)  # a set display (frontend/source.py)
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
@@ -1219,7 +1216,8 @@ class Lowerer:
             if folded is not None:
                 return folded
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
-                not any(isinstance(a, gast.Starred) for a in node.args):
+                not any(isinstance(a, gast.Starred) for a in node.args) and \
+                all(k.arg is not None for k in node.keywords):
             return self.conversion(callee.obj, node, hint)
         if isinstance(callee, Static) and callee.obj in (set, frozenset) and \
                 len(node.args) == 1 and not node.keywords:
@@ -1245,9 +1243,28 @@ class Lowerer:
                 args += self.starred(a)
             else:
                 args.append(evaluate(a))
-        kwargs = [(k.arg, self.classes(k.value) if k.arg == "dtype" and not isinstance(
-            k.value, gast.Constant) else evaluate(k.value)) for k in node.keywords]
+        kwargs = []
+        for k in node.keywords:
+            if k.arg is None:
+                kwargs += self.double_starred(k.value)
+            else:
+                kwargs.append((k.arg, self.classes(k.value) if k.arg == "dtype" and not
+                               isinstance(k.value, gast.Constant) else evaluate(k.value)))
         return self.call(callee, args, kwargs, node, hint)
+
+    def double_starred(self, node) -> list:
+        """`f(**kw)`: the entries of a dict whose keys are known here (a helper's `**kw`,
+        a display, a module's dict of numbers), passed by name."""
+        v = self.operand(node)
+        op = self.defs.get(v) if isinstance(v, Value) else None
+        if op is not None and op.prim.fn is dict_of:  # (a write makes a new value)
+            return list(zip(op.args[0].value, op.args[1:]))
+        if isinstance(v, Global) and isinstance(v.value, dict) and all(
+                isinstance(k, str) and _literal(e) for k, e in v.value.items()):
+            return [(k, Const(e)) for k, e in v.value.items()]
+        raise self.error("`**` of a mapping whose keys are not known here", node,
+                         "pass the arguments by name one by one, or a dict display made "
+                         "in this function, or a helper's own **kwargs")
 
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes
@@ -1797,11 +1814,16 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
         if param.kind == param.VAR_POSITIONAL:
             value = outer.emit(prim_of(tuple_of), value, node=node) if not all(
                 isinstance(v, Const) for v in value) else Const(tuple(v.value for v in value))
-        elif param.kind == param.VAR_KEYWORD:
-            raise outer.error("**kwargs parameters are not supported", node)
+        elif param.kind == param.VAR_KEYWORD:  # a dict whose keys are known here
+            value = outer.emit(prim_of(dict_of), (Const(tuple(value)), *value.values()),
+                               hint=name, node=node)
         inner.env[name] = value
     for name, param in inspect.signature(fn).parameters.items():
-        if name not in inner.env and param.default is not inspect.Parameter.empty:
+        if name not in inner.env and param.kind == param.VAR_POSITIONAL:  # none passed
+            inner.env[name] = Const(())
+        elif name not in inner.env and param.kind == param.VAR_KEYWORD:
+            inner.env[name] = outer.emit(prim_of(dict_of), (Const(()),), hint=name, node=node)
+        elif name not in inner.env and param.default is not inspect.Parameter.empty:
             value = inner.classify(param.default, name)
             if isinstance(value, Global):  # an array default: no module name holds it
                 value = Global(f"{fn.__name__}_{name}", param.default, None)
