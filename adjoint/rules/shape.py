@@ -24,7 +24,9 @@ and their inverses (`join_like`) are defined here with their own rules, so a
 gradient of a gradient works.
 
 `np.linspace` is differentiable in `start` and `stop` (not with retstep=True);
-`np.full` and `np.full_like` in their fill value.
+`np.full` and `np.full_like` in their fill value. `np.meshgrid` takes one to
+four arrays, each indexing and sparse or not: each input's cotangent is its
+grid's summed over the other axes.
 """
 from __future__ import annotations
 
@@ -820,3 +822,46 @@ def take_vjp(g, ans, a, indices, axis=None, out=None, mode="raise"):
     if np.ndim(indices) == 1:
         g = np.moveaxis(g, axis, 0)
     return np.moveaxis(add_at(moved, indices, g), 0, axis), None
+
+
+# ------------------------------------------------------------------ meshgrid
+
+primitive(np.meshgrid, "np.meshgrid")
+
+
+def _grid_bar(g, x, i, n, indexing):
+    """The cotangent of meshgrid's input i of n: its grid's cotangent summed over every
+    axis but the one x runs along (the first two swap with indexing 'xy')."""
+    axis = i
+    if indexing == "xy" and n >= 2 and i < 2:
+        axis = 1 - i
+    moved = np.moveaxis(g, axis, 0)
+    total = np.sum(np.reshape(moved, (np.shape(moved)[0], -1)), axis=1)
+    return unarray(np.reshape(total, np.shape(x)), x)
+
+
+@defvjp(np.meshgrid)
+def meshgrid_vjp(g, ans, x1, x2=None, x3=None, x4=None, *, copy=True, sparse=False,
+                 indexing="xy"):
+    # (up to four inputs, by position: meshgrid takes *xi)
+    n = len(ans)
+    b2, b3, b4 = None, None, None
+    if n > 1:
+        b2 = _grid_bar(g[1], x2, 1, n, indexing)
+    if n > 2:
+        b3 = _grid_bar(g[2], x3, 2, n, indexing)
+    if n > 3:
+        b4 = _grid_bar(g[3], x4, 3, n, indexing)
+    return _grid_bar(g[0], x1, 0, n, indexing), b2, b3, b4
+
+
+@defjvp(np.meshgrid)
+def meshgrid_jvp(ans, x1, x2=None, x3=None, x4=None, *, copy=True, sparse=False,
+                 indexing="xy", x1_dot=None, x2_dot=None, x3_dot=None, x4_dot=None):
+    if x2 is None:
+        return np.meshgrid(x1_dot, sparse=sparse, indexing=indexing)
+    if x3 is None:
+        return np.meshgrid(x1_dot, x2_dot, sparse=sparse, indexing=indexing)
+    if x4 is None:
+        return np.meshgrid(x1_dot, x2_dot, x3_dot, sparse=sparse, indexing=indexing)
+    return np.meshgrid(x1_dot, x2_dot, x3_dot, x4_dot, sparse=sparse, indexing=indexing)

@@ -174,6 +174,24 @@ def interp_period(x, fp):
     return np.sum(np.interp(x, GRID, fp, period=5.0))
 
 
+def grid_program(x, y):
+    gx, gy = np.meshgrid(x, y)
+    hx, hy, hz = np.meshgrid(x, y, x[:2], indexing="ij", sparse=True)
+    return np.sum(gx * gy ** 2) + np.sum(np.sin(hx * hy + hz))
+
+
+def grid_sum(x, y):
+    gx, gy = np.meshgrid(x, y)
+    return np.sum(gx) + 2.0 * np.sum(gy)
+
+
+def test_meshgrid_sums_each_grid_back_along_its_input():
+    gx, gy = adjoint.grad(grid_sum, wrt=(0, 1))(X5, X34[0])
+    np.testing.assert_array_equal(gx, np.full(5, 4.0))  # each x repeats down 4 rows
+    np.testing.assert_array_equal(gy, np.full(4, 10.0))
+    check_program(grid_program, X5, X34[0])
+
+
 # ---------------------------------------------------------------- linear algebra
 
 A3 = np.array([[2.0, 0.4, 0.1], [0.3, -1.0, 0.2], [0.05, 0.5, 0.5]])  # a real spectrum

@@ -426,6 +426,10 @@ CASES: dict[str, list[Case]] = {
     "np.repeat": [case(N(3), 2), case(N(3, 2), 2, 0), case(N(3, 2), np.array([1, 0, 2]), 0),
                   case(N(2, 3), 2), case(N(2, 3), [1, 2, 3], 1), case(N(2, 3), 2, -1),
                   case(N(2, 3, 2), [1, 0, 2], axis=1)],
+    "np.meshgrid": [case(N(3), N(4)), case(N(3), N(4), indexing="ij"), case(N(2), N(3), N(4)),
+                    case(N(2), N(3), N(2), N(2), sparse=True), case(N(3)),
+                    case(N(2, 2), N(3)), case([N(), N()], N(3), indexing="ij"),
+                    case(N(2), N(3), N(4), sparse=True, indexing="ij")],
     "np.copy": [case(N(3, 4)), case(N())],
     "np.array": [case([N(), N(), N()]), case([N(3), N(3)]), case(N(3, 4)), case(N(3), ndmin=2),
                  case([[N(), N()], [N(), N()]])],
@@ -938,7 +942,8 @@ def test_templates_lower(name):
                 _check_calls(fn, where)
                 got = interpret(fn)(*values)
                 want = template(**bound)
-                if isinstance(want, tuple) and len(want) == 1:
+                if template is e.vjp and isinstance(want, tuple) and len(want) == 1:
+                    # (a JVP's 1-tuple is an output's: np.meshgrid of one array)
                     want = want[0]
                 assert _close(got, want), f"{where}: the lowered {template.__qualname__} " \
                                           f"computes {got!r}, the template {want!r}"
