@@ -143,10 +143,15 @@ Where a derivative does not exist, every rule follows one convention:
   and sign(0) = 0. `np.linalg.norm`, `math.hypot` and `np.hypot` at 0 have
   gradient 0, not NaN.
 - **Ties** (`max`, `min`, `np.maximum`, `np.minimum`, `np.fmax`, `np.fmin`, and the
-  reductions `np.max`, `np.min`, `np.amax`, `np.amin`): the gradient is split evenly
+  reductions `np.max`, `np.min`, `np.amax`, `np.amin`, and the order statistics
+  `np.median`, `np.quantile`, `np.percentile`): the gradient is split evenly
   among the tied arguments or entries, so relu written `max(x, 0.0)` or
   `np.maximum(x, 0.0)` has derivative 1/2 at 0. `fmax`/`fmin` against a NaN send it
   all to the other argument.
+- **Knots** of piecewise linear curves (`np.interp` in x and xp at an entry of xp,
+  the linear `np.quantile` and `np.percentile` in q where q (n - 1) is a whole
+  number): the mean of the slopes on either side, the limit of central
+  differences; past the ends the slope is 0.
 - **Steps** (`np.sign`, `np.floor`, `round`, comparisons: the non-differentiable
   entries below): derivative 0, at the jump too.
 - **Selections** follow the value chosen. `np.where(c, x, y)` sends the cotangent to
@@ -184,6 +189,9 @@ _KINKS = [
     ("np.fmax(x, np.nan)", "x=1.0", "x"),
     ("np.max(x)", "x=np.array([1.0, 1.0, 0.0])", "x"),
     ("np.min(x)", "x=np.full(4, 2.0)", "x"),
+    ("np.median(x)", "x=np.array([1.0, 2.0, 2.0])", "x"),
+    ("np.interp(x, np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 1.0]))", "x=1.0", "x"),
+    ("np.quantile(x, q)", "x=np.array([0.0, 1.0, 3.0]), q=0.5", "q"),
     ("np.linalg.norm(x)", "x=np.zeros(2)", "x"),
     ("np.linalg.norm(x, 1)", "x=np.zeros(2)", "x"),
     ("np.linalg.norm(x, np.inf)", "x=np.zeros(2)", "x"),
