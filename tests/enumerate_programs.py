@@ -633,6 +633,10 @@ ARRAY_TEMPLATES = [
      "def _pass(v, **kw):\n    return _total(v, v * v, **kw)\n\n\n"
      "def f(x, v):\n    return _pass(v * x, w=x) + _total(v) + _total(**{'w': 2.0})",
      (0.7, V3), None),
+    # enumerate(xs, start=k), sum(xs, start), math.prod (round 12)
+    ("starts", "enumerate_sum_prod", "def f(x, v):\n    s = sum(v * x, x)\n"
+     "    for k, u in enumerate(v, start=1):\n        s = s + k * math.prod([u, x, u])\n"
+     "    return s + math.prod((np.sin(u * x) for u in v), start=2.0)", (0.7, V3), None),
 ]
 
 

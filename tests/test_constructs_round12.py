@@ -8,6 +8,7 @@ the formula by hand; hvp against central differences of the gradient where it is
 Each construct still out of scope is a located UnsupportedError with a hint."""
 import functools
 import inspect
+import math
 import operator
 
 import numpy as np
@@ -355,3 +356,31 @@ def test_star_args_of_the_differentiated_function_and_unknown_mappings_are_refus
     refused(differentiated_star_args, X, V, at="def differentiated_star_args",
             says="has `*xs`")
     refused(unknown_mapping, X, {'scale': 2.0}, at="**d)", says="`**` of a mapping")
+
+
+# ------------------------------------ enumerate(start=), sum(xs, start), math.prod
+
+def weighted_by_position(x):
+    s = sum(k * v for k, v in enumerate(x, start=1))
+    for k, v in enumerate(x, 10):
+        s = s + 0.01 * k * v * v
+    return s + sum([x[0], x[1] * x[2]], 1.0) + sum((v for v in x), start=x[0])
+
+
+def test_enumerate_with_a_start_and_sum_with_a_start():
+    (g,) = check_program(weighted_by_position, X)
+    want = np.array([1.0, 2.0, 3.0]) + 0.02 * np.array([10, 11, 12]) * X
+    want += [1.0, X[2], X[1]]
+    want += [2.0, 1.0, 1.0]
+    assert np.allclose(g, want)
+
+
+def products(x, y):
+    return math.prod([x, x + 1.0, 2.0]) + math.prod((v * y for v in (x, y)), start=3.0)
+
+
+def test_math_prod_is_the_loop_that_multiplies():
+    gx, gy = check_program(products, 0.7, -0.4)
+    # 2 x (x + 1) + 3 x y^3
+    assert gx == pytest.approx(2 * (2 * 0.7 + 1) + 3.0 * (-0.4) ** 3)
+    assert gy == pytest.approx(9.0 * 0.7 * 0.4 ** 2)

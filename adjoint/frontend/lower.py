@@ -684,7 +684,7 @@ class Lowerer:
 
     def for_stmt(self, s) -> None:
         target, it = s.target, s.iter
-        seqs, index_name = None, None
+        seqs, index_name, start = None, None, None
         checkpoint = None
         if _is_call_to(self, it, checkpointed):
             checkpoint = self.checkpoint_option(it)
@@ -702,8 +702,16 @@ class Lowerer:
                     raise self.error("enumerate and zip cannot be nested here", a,
                                      "loop over an index: for i in range(len(x)): "
                                      "a, b = x[i], w[i]")
-            seqs = [self.walked(self.expr(a), a) for a in it.args]
-            if it.keywords or (is_enum and len(seqs) != 1):
+            items, start = it.args, None
+            if is_enum and (len(items) == 2 and not it.keywords or len(items) == 1 and [
+                    k.arg for k in it.keywords] == ["start"]):  # enumerate(xs, start=1)
+                start = self.operand(items[1] if len(items) == 2 else it.keywords[0].value)
+                items = items[:1]
+            elif it.keywords:
+                raise self.error("enumerate/zip take plain sequences here", it,
+                                 "write zip(xs, ys) or enumerate(xs, start=k)")
+            seqs = [self.walked(self.expr(a), a) for a in items]
+            if is_enum and len(seqs) != 1:
                 raise self.error("enumerate/zip take plain sequences here", it)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
             for q in seqs[1:]:
@@ -757,7 +765,9 @@ class Lowerer:
                 self.assign(target, index, s)
             else:
                 if index_name is not None:
-                    self.assign(index_name, index, s)
+                    self.assign(index_name, index if start is None else self.emit(
+                        prim_of(operator.add), (start, index), hint=_hint_of(index_name),
+                        node=s), s)
                 for t, q in zip(targets, seqs):
                     self.assign(t, self.emit(prim_of(operator.getitem), (q, index),
                                              hint=_hint_of(t), node=s), s)
@@ -1204,15 +1214,19 @@ class Lowerer:
             return self.set_of(node.args[0], node)  # a set display (frontend/source.py)
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
-        if isinstance(callee, Static) and node.args and isinstance(
-                node.args[0], (gast.GeneratorExp, gast.ListComp)) and (
-                len(node.args) == 1 and not node.keywords or callee.obj is sum and len(
+        folds = isinstance(callee, Static) and callee.obj in (sum, math.prod)  # with start
+        if isinstance(callee, Static) and node.args and (isinstance(
+                node.args[0], (gast.GeneratorExp, gast.ListComp)) or folds) and (
+                len(node.args) == 1 and not node.keywords or folds and len(
                 node.args) + len(node.keywords) == 2 and all(k.arg == "start"
                                                              for k in node.keywords)):
             start = node.args[1] if len(node.args) == 2 else \
                 node.keywords[0].value if node.keywords else None
-            folded = self.reduction(callee.obj, node.args[0], hint,
-                                    self.operand(start) if start is not None else Const(0))
+            items = node.args[0]
+            if not isinstance(items, (gast.GeneratorExp, gast.ListComp)):
+                items = _copy_loop(self, items)  # sum(xs, start): start + xs[0] + ...
+            folded = self.reduction(callee.obj, items, hint, self.operand(start) if start
+                                    is not None else Const(int(callee.obj is math.prod)))
             if folded is not None:
                 return folded
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
@@ -1519,6 +1533,8 @@ class Lowerer:
             # fsum rounds once where the loop rounds at each step: equal to a few ulps
             return self.emit(prim_of(float), (total,), hint=hint, node=arg) \
                 if fn is math.fsum else total
+        if fn is math.prod:  # the loop that multiplies, from start (1)
+            return self.comprehension(arg, "prod", hint, start)
         if fn is list:
             return self.comprehension(arg, "list", hint)
         return None
@@ -1561,7 +1577,8 @@ class Lowerer:
                     args=[elt], keywords=[]))
             inner = [at(gast.Expr(value=at(gast.Call(func=add, args=[elt], keywords=[]))))]
         else:
-            total = at(gast.BinOp(left=name(gast.Load()), op=gast.Add(), right=node.elt))
+            total = at(gast.BinOp(left=name(gast.Load()), op=gast.Mult() if kind == "prod"
+                                  else gast.Add(), right=node.elt))
             inner = [at(gast.Assign(targets=[name(gast.Store())], value=total,
                                     type_comment=None))]
         for g in reversed(node.generators):
@@ -1575,7 +1592,7 @@ class Lowerer:
         saved = {n: self.env[n] for n in own if n in self.env}
         self.env["_adjoint_runtime"] = Static(runtime)
         try:
-            self.env[acc] = start if kind == "sum" else self.emit(
+            self.env[acc] = start if kind in ("sum", "prod") else self.emit(
                 prim_of(list_of), (), hint=acc, node=node) if kind == "list" else self.emit(
                 prim_of(dict_of), (Const(()),), hint=acc, node=node)
             self.for_stmt(inner[0])
