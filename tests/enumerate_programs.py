@@ -637,6 +637,15 @@ ARRAY_TEMPLATES = [
     ("starts", "enumerate_sum_prod", "def f(x, v):\n    s = sum(v * x, x)\n"
      "    for k, u in enumerate(v, start=1):\n        s = s + k * math.prod([u, x, u])\n"
      "    return s + math.prod((np.sin(u * x) for u in v), start=2.0)", (0.7, V3), None),
+    # functools.reduce, zip(*...), a function passed to a helper, views of a module's
+    # dict of constants, sorted (round 12)
+    ("functional", "reduce_zip", "import functools\nimport operator\n\n"
+     "TABLE = {'b': 0.5, 'a': -1.0}\n\n\ndef _apply(fn, z):\n    return fn(z)\n\n\n"
+     "def f(x, v):\n    cols = list(zip(*[(v[0] * x, 1.0), (v[1], x), (v[2], 2.0)]))\n"
+     "    s = functools.reduce(operator.mul, cols[0]) + "
+     "functools.reduce(lambda a, b: a + b * x, cols[1], 0.5)\n"
+     "    for k, w in sorted(TABLE.items()):\n        s = s * w + _apply(np.tanh, x * w)\n"
+     "    return s", (0.7, V3), None),
 ]
 
 

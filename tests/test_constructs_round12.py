@@ -384,3 +384,96 @@ def test_math_prod_is_the_loop_that_multiplies():
     # 2 x (x + 1) + 3 x y^3
     assert gx == pytest.approx(2 * (2 * 0.7 + 1) + 3.0 * (-0.4) ** 3)
     assert gy == pytest.approx(9.0 * 0.7 * 0.4 ** 2)
+
+
+# ------------------------------- functions as arguments, functools.reduce, zip(*...)
+
+def apply(fn, x):
+    return fn(x)
+
+
+def passes_functions(x):
+    return np.sum(apply(np.sin, x)) + np.sum(apply(lambda z: z * z, x)) + \
+        np.sum(apply(functools.partial(_mul, b=3.0), x))
+
+
+def test_a_helper_taking_a_function():
+    (g,) = check_program(passes_functions, X)
+    assert np.allclose(g, np.cos(X) + 2 * X + 3.0)
+
+
+def _mul(a, b):
+    return a * b
+
+
+def reduced(x):
+    s = functools.reduce(operator.add, [x, x * x, np.sin(x)])
+    p = functools.reduce(_mul, (x[0], x[1], x[2]), 2.0)
+    return np.sum(s) + p + functools.reduce(lambda a, b: a - b, [x[0], x[1]])
+
+
+def test_functools_reduce_over_a_known_sequence():
+    (g,) = check_program(reduced, X)
+    want = 1 + 2 * X + np.cos(X) + 2.0 * np.array([X[1] * X[2], X[0] * X[2], X[0] * X[1]])
+    want += [1.0, -1.0, 0.0]
+    assert np.allclose(g, want)
+
+
+def transposed(x):
+    pairs = [(x[0], 1.0), (x[1], 2.0), (x[2], 3.0)]
+    values, weights = zip(*pairs)
+    return sum(v * v * w for v, w in zip(values, weights))
+
+
+def test_zip_star_transposes_a_known_list_of_pairs():
+    (g,) = check_program(transposed, X)
+    assert np.allclose(g, 2 * X * [1.0, 2.0, 3.0])
+
+
+def reduce_unknown_length(xs):
+    return functools.reduce(operator.add, xs)
+
+
+def test_reduce_over_a_sequence_of_unknown_length_is_refused():
+    refused(reduce_unknown_length, [X, V], at="functools.reduce", says="functools.reduce over")
+
+
+# ------------------------------------------------ idioms on constant dicts and lists
+
+TABLE = {'b': 2.0, 'a': 1.0, 'c': 3.0}
+
+
+def horner_of_sorted_items(x):
+    s = 0.0
+    for k, v in sorted(TABLE.items()):
+        s = s * x + v
+    return s + x * sum(TABLE.values()) + x * len(list(TABLE.keys()))
+
+
+def test_views_of_a_module_dict_of_constants_sorted():
+    (g,) = check_program(horner_of_sorted_items, 0.7)
+    assert g == pytest.approx(2 * 0.7 + 2.0 + 6.0 + 3.0)
+
+
+def smallest_key(x):
+    k = min(TABLE, key=TABLE.get)
+    return x * TABLE[k]
+
+
+def total(t):
+    return sum(total(e) for e in t) if isinstance(t, list) else t ** 2
+
+
+def nested_total(x):
+    return total([x, [x * 2.0, [x * 3.0]]])
+
+
+def test_still_out_of_scope_is_refused_at_the_line():
+    # min(d, key=d.get): a method is no value here; recursion over a nested list: its
+    # depth is the data's, which lowering (unrolling per call) does not see
+    refused(smallest_key, 0.5, at="key=TABLE.get", says="a function or module cannot be")
+    with pytest.raises(AdjointError) as info:
+        adjoint.grad(nested_total)(0.5)
+    line = inspect.getsourcelines(total)[1] + 1
+    assert f"{__file__}:{line}:" in str(info.value) and "hint:" in str(info.value)
+    assert "recursive call of `total`" in str(info.value)

@@ -710,7 +710,9 @@ class Lowerer:
             elif it.keywords:
                 raise self.error("enumerate/zip take plain sequences here", it,
                                  "write zip(xs, ys) or enumerate(xs, start=k)")
-            seqs = [self.walked(self.expr(a), a) for a in items]
+            seqs = [self.walked(v, a) for a in items  # zip(*pairs): a display's elements
+                    for v in (self.starred(a) if isinstance(a, gast.Starred) else
+                              [self.expr(a)])]
             if is_enum and len(seqs) != 1:
                 raise self.error("enumerate/zip take plain sequences here", it)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
@@ -1242,6 +1244,8 @@ class Lowerer:
                 raise self.error("a generator expression can be passed only to sum, min, max, "
                                  "math.fsum, list, any and all here", a,
                                  "build a list with a list comprehension: [... for ... in ...]")
+        if isinstance(callee, Static) and callee.obj is functools.reduce:
+            return self.reduce(node, hint)
         if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
                 and not node.keywords:
             return self.emit(prim_of(isinstance), (self.operand(node.args[0]),
@@ -1279,6 +1283,29 @@ class Lowerer:
         raise self.error("`**` of a mapping whose keys are not known here", node,
                          "pass the arguments by name one by one, or a dict display made "
                          "in this function, or a helper's own **kwargs")
+
+    def reduce(self, node, hint):
+        """`functools.reduce(fn, xs[, initial])` over a sequence whose elements are known
+        here: fn's calls, unrolled (`operator.add`, a lambda, a helper)."""
+        args = node.args
+        if node.keywords or not 2 <= len(args) <= 3 or any(isinstance(a, gast.Starred)
+                                                           for a in args):
+            raise self.error("write functools.reduce(function, sequence[, initial])", node)
+        fn = self.expr(args[0])
+        items = self.elements(args[1])
+        if items is None:
+            raise self.error("functools.reduce over a sequence whose length is known only "
+                             "when the function runs", args[1],
+                             "write the loop: acc = xs[0]; for v in xs[1:]: acc = fn(acc, v)")
+        if len(args) == 3:
+            items = [self.operand(args[2])] + items
+        if not items:
+            raise self.error("functools.reduce of an empty sequence with no initial value",
+                             node)
+        acc = items[0]
+        for item in items[1:]:
+            acc = self.call(fn, [acc, item], [], node, hint)
+        return acc
 
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes
@@ -1374,6 +1401,14 @@ class Lowerer:
             # a sum (fsum rounds once where the sum rounds at each step: a few ulps)
             total = self.call(Static(sum), args, kwargs, node, hint)
             return self.emit(prim_of(float), (total,), hint=hint, node=node)
+        if fn is zip and not kwargs:  # `a, b = zip(*pairs)`: the transpose, known here
+            columns = [self.elements_of(a) for a in args]
+            if any(c is None for c in columns):
+                raise self.error("zip outside a for loop of a sequence whose length is known "
+                                 "only when the function runs", node,
+                                 "loop over it: for a, b in zip(xs, ys): ...")
+            rows = [self.emit(prim_of(tuple_of), row, node=node) for row in zip(*columns)]
+            return self.emit(prim_of(tuple_of), rows, hint=hint, node=node)
         if (fn is max or fn is min) and (len(args) != 2 or kwargs):
             return self.extremum(fn, args, kwargs, node, hint)
         entry = registry.lookup(fn)
@@ -1431,11 +1466,17 @@ class Lowerer:
             return self.list_pop(m.base, args, kwargs, node, hint)
         if m.name == "get":
             return self.dict_get(m.base, args, kwargs, node, hint)
+        if m.name in ("items", "keys", "values") and not args and not kwargs and isinstance(
+                m.base, Global) and isinstance(m.base.value, dict) and _literal(tuple(
+                m.base.value.items())):  # a module's dict of constants: its view, known
+            return Const(tuple(getattr(m.base.value, m.name)()))
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
         spec = _METHODS.get(m.name)
         if spec is None:
             raise self.error(f"method `.{m.name}()` is not supported", node,
+                             "loop over `d.items()` directly (for k, v in d.items())"
+                             if m.name in ("items", "keys", "values") else
                              "call the NumPy function instead, e.g. np.sum(x, axis=0)")
         fn, pack = spec
         if m.name == "item" and args and not kwargs:
@@ -1623,6 +1664,12 @@ class Lowerer:
         op = self.defs.get(v) if isinstance(v, Value) else None
         if op is not None and op.prim.fn in (tuple_of, list_of):  # (a write makes a new value)
             return list(op.args)
+        if op is not None and op.prim.fn is operator.getitem and isinstance(
+                op.args[1], Const) and type(op.args[1].value) is int:  # cols[0] of a display
+            outer = self.elements_of(op.args[0])
+            i = op.args[1].value
+            return self.elements_of(outer[i]) if outer is not None and \
+                -len(outer) <= i < len(outer) else None
         if op is not None and op.prim.fn is range and all(isinstance(a, Const) for a in op.args):
             return [Const(e) for e in range(*(a.value for a in op.args))]
         return None
@@ -1673,7 +1720,9 @@ class Lowerer:
         if not args:
             return self.emit(prim_of(tuple_of if fn is tuple else list_of), (), hint=hint,
                              node=node)
-        if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)):
+        if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)) and not (
+                _is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
+                                                        for a in args[0].args)):
             return self.comprehension(_copy_loop(self, args[0]), "list", hint)
         items = self.elements(args[0])
         if items is None:
