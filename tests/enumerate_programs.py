@@ -645,7 +645,7 @@ ARRAY_TEMPLATES = [
      "    s = functools.reduce(operator.mul, cols[0]) + "
      "functools.reduce(lambda a, b: a + b * x, cols[1], 0.5)\n"
      "    for k, w in sorted(TABLE.items()):\n        s = s * w + _apply(np.tanh, x * w)\n"
-     "    return s", (0.7, V3), None),
+     "    return s * TABLE[max(TABLE, key=TABLE.get)]", (0.7, V3), None),
 ]
 
 

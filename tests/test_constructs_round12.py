@@ -457,7 +457,16 @@ def test_views_of_a_module_dict_of_constants_sorted():
 
 def smallest_key(x):
     k = min(TABLE, key=TABLE.get)
-    return x * TABLE[k]
+    return x * TABLE[k] + x * x * len(max(('ab', 'c', 'def'), key=len))
+
+
+def test_min_and_max_with_a_key_over_constants():
+    (g,) = check_program(smallest_key, 0.7)
+    assert g == pytest.approx(1.0 + 2 * 0.7 * 3)
+
+
+def key_by_data(x):
+    return min(x, key=lambda v: v * v)
 
 
 def total(t):
@@ -469,9 +478,9 @@ def nested_total(x):
 
 
 def test_still_out_of_scope_is_refused_at_the_line():
-    # min(d, key=d.get): a method is no value here; recursion over a nested list: its
-    # depth is the data's, which lowering (unrolling per call) does not see
-    refused(smallest_key, 0.5, at="key=TABLE.get", says="a function or module cannot be")
+    # min with a key of values computed here chooses by data; recursion over a nested
+    # list: its depth is the data's, which lowering (unrolling per call) does not see
+    refused(key_by_data, X, at="min(x, key=", says="`min` with key= of values computed")
     with pytest.raises(AdjointError) as info:
         adjoint.grad(nested_total)(0.5)
     line = inspect.getsourcelines(total)[1] + 1

@@ -1246,6 +1246,9 @@ class Lowerer:
                                  "build a list with a list comprehension: [... for ... in ...]")
         if isinstance(callee, Static) and callee.obj is functools.reduce:
             return self.reduce(node, hint)
+        if isinstance(callee, Static) and callee.obj in (min, max) and len(node.args) == 1 \
+                and [k.arg for k in node.keywords] == ["key"]:
+            return self.keyed_extremum(callee.obj, node)
         if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
                 and not node.keywords:
             return self.emit(prim_of(isinstance), (self.operand(node.args[0]),
@@ -1306,6 +1309,24 @@ class Lowerer:
         for item in items[1:]:
             acc = self.call(fn, [acc, item], [], node, hint)
         return acc
+
+    def keyed_extremum(self, fn, node):
+        """`min(d, key=d.get)` over constants (a module's dict, a tuple of names): the
+        element, known here. A key computed from values would choose by data: refused."""
+        items = self.operand(node.args[0])  # (a dict's elements are its keys)
+        key = self.expr(node.keywords[0].value)
+        if isinstance(key, Method) and key.name == "get" and isinstance(key.base, Global) \
+                and isinstance(key.base.value, dict) and _literal(tuple(key.base.value.items())):
+            key = Static(key.base.value.get)
+        values = items.value if isinstance(items, Const) else tuple(items.value) if \
+            isinstance(items, Global) and _literal(tuple(items.value)) else None
+        if values is None or not (isinstance(key, Static) and (
+                isinstance(getattr(key.obj, "__self__", None), dict) and
+                key.obj.__name__ == "get" or key.obj in (len, abs, str))):
+            raise self.error(f"`{fn.__name__}` with key= of values computed here", node,
+                             f"compute the scores and pick with np.arg{fn.__name__}: "
+                             f"i = np.arg{fn.__name__}(scores)")
+        return Const(fn(values, key=key.obj))
 
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes
