@@ -23,6 +23,8 @@ Conventions where a derivative does not exist or a naive formula would fail:
   2 and -2 (the outer product of the largest, smallest, singular pair: at a
   repeated singular value that is one subgradient), 1, -1, inf, -inf (sign(x)
   on the column or row reaching the max, min, ties sharing evenly).
+  A vector norm's ord is differentiated too (a number: (n / p) sum(r^p log r),
+  r = |x| / n); the other norms are piecewise constant in it.
 """
 from __future__ import annotations
 
@@ -438,8 +440,33 @@ def _matrix_norm_grad(x, kind, axis):
     return np.moveaxis(w, (-2, -1), axes)
 
 
+def _norm_in_ord(ans, x, ord, axis, keepdims, kind):
+    """d norm / d ord, of the output's shape: for a vector p-norm (sum |x|^p)^(1/p)
+    it is (n / p) sum(r^p log r), r = |x| / n (0 at x = 0); the other norms are
+    piecewise constant in ord."""
+    if kind == "two" or kind == "one" or kind == "p":
+        n = expand_to(ans, x, axis, keepdims)
+        r = np.abs(x) / (n + (n == 0.0))
+        safe = np.where(r > 0.0, r, 1.0)  # r^p log r -> 0 as r -> 0
+        terms = np.where(r > 0.0, np.power(safe, ord) * np.log(safe), 0.0)
+        return ans / ord * np.sum(terms, axis=axis, keepdims=keepdims)
+    return 0.0 * ans
+
+
+def _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind):
+    """ord's cotangent: None unless ord is a float (an int or a string is never active)."""
+    if not isinstance(ord, float):
+        return None
+    return np.sum(g * _norm_in_ord(ans, x, ord, axis, keepdims, kind))
+
+
 @defvjp(np.linalg.norm)
 def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
+    bars = _norm_x_bar(g, ans, x, ord, axis, keepdims)
+    return bars, _norm_ord_bar(g, ans, x, ord, axis, keepdims, norm_kind(np.ndim(x), ord, axis))
+
+
+def _norm_x_bar(g, ans, x, ord, axis, keepdims):
     kind = norm_kind(np.ndim(x), ord, axis)
     gx = expand_to(g, x, axis, keepdims)
     if kind == "two":
@@ -459,7 +486,15 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
 
 
 @defjvp(np.linalg.norm)
-def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None):
+def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None, ord_dot=None):
+    kind = norm_kind(np.ndim(x), ord, axis)
+    if not isinstance(ord, float):  # an int or a string is never active
+        return _norm_x_dot(ans, x, ord, axis, keepdims, x_dot)
+    return (_norm_x_dot(ans, x, ord, axis, keepdims, x_dot)
+            + _norm_in_ord(ans, x, ord, axis, keepdims, kind) * ord_dot)
+
+
+def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
     kind = norm_kind(np.ndim(x), ord, axis)
     if kind == "two":
         return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / (ans + (ans == 0.0))

@@ -244,6 +244,21 @@ def test_linalg_programs(f, args):
     check_program(f, *args)
 
 
+def norm_in_p(x, p):
+    return np.linalg.norm(x, p)
+
+
+def test_a_vector_norm_is_differentiated_in_its_order():
+    # it was a silent 0: the rule had no cotangent for ord
+    x = np.array([1.0, -2.0, 3.0])
+    n = np.linalg.norm(x, 3.0)
+    r = np.abs(x) / n
+    want = n / 3.0 * np.sum(r ** 3 * np.log(r))
+    assert abs(adjoint.grad(norm_in_p, wrt=1)(x, 3.0) - want) < 1e-12
+    assert abs(adjoint.jvp(norm_in_p, wrt=1)(x, 3.0, 1.0)[1] - want) < 1e-12
+    check_program(norm_in_p, x, 1.5)
+
+
 # ---------------------------------------------------------------- refusals
 
 def quantile_weighted(x, w):
