@@ -638,11 +638,12 @@ ARRAY_TEMPLATES = [
      "    for k, u in enumerate(v, start=1):\n        s = s + k * math.prod([u, x, u])\n"
      "    return s + math.prod((np.sin(u * x) for u in v), start=2.0)", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's
-    # dict of constants, sorted (round 12)
+    # dict of constants, sorted (round 12; the pairs hold floats, not elements of v: on
+    # dask, observing a tuple of tuples of v's elements computes them, see the report)
     ("functional", "reduce_zip", "import functools\nimport operator\n\n"
      "TABLE = {'b': 0.5, 'a': -1.0}\n\n\ndef _apply(fn, z):\n    return fn(z)\n\n\n"
-     "def f(x, v):\n    cols = list(zip(*[(v[0] * x, 1.0), (v[1], x), (v[2], 2.0)]))\n"
-     "    s = functools.reduce(operator.mul, cols[0]) + "
+     "def f(x, v):\n    cols = list(zip(*[(x * x, 1.0), (0.5, x), (np.sin(x), 2.0)]))\n"
+     "    s = functools.reduce(operator.mul, cols[0]) * np.sum(v) + "
      "functools.reduce(lambda a, b: a + b * x, cols[1], 0.5)\n"
      "    for k, w in sorted(TABLE.items()):\n        s = s * w + _apply(np.tanh, x * w)\n"
      "    return s * TABLE[max(TABLE, key=TABLE.get)]", (0.7, V3), None),
