@@ -23,6 +23,7 @@ from adjoint.passes import pipeline
 from adjoint.passes.algebra import fold_constants
 from adjoint.passes.assign import assign_once
 from adjoint.passes.batch import batch_outer
+from adjoint.passes.buffers import reuse_buffers
 from adjoint.passes.cse import cse
 from adjoint.passes.dce import dce
 from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, simplify, \
@@ -1030,3 +1031,81 @@ def test_namer_avoids_reserved_names():
     y = b(np.exp, x, name="np")
     z = b(np.exp, y, name="x")
     assert _names(func([x], b, z), y, z, reserved={"np"}) == ["np_1", "x_1"]
+
+
+# ------------------------------------------------------------------ reuse_buffers
+
+def _tanh_gradient(out_bar_kind=FLOAT):
+    """The gradient of sum(tanh(x)): x_bar = out_bar * (1.0 - t * t)."""
+    x, out_bar = Value("x"), Value("out_bar")
+    b = Ops()
+    t = b(np.tanh, x, name="_t")
+    b(section, "backward", name="_")
+    sq = b(operator.mul, t, t, name="_t")
+    d = b(operator.sub, 1.0, sq, name="_t")
+    g = b(operator.mul, out_bar, d, name="x_bar")
+    fn = func([x, out_bar], b, g)
+    return fn, {x: VECTOR, out_bar: out_bar_kind, t: VECTOR, sq: VECTOR, d: VECTOR, g: VECTOR}
+
+
+def test_reuse_buffers_writes_a_chain_into_a_buffer_read_for_the_last_time():
+    fn, kinds = _tanh_gradient()
+    out = reuse_buffers(fn, Facts(kinds))
+    expect(out, """
+        func f(%x, %out_bar):
+          %_t = np.tanh(%x)
+          %_ = section('backward')
+          %_t_1 = in_place *(%_t, %_t)
+          %_t_2 = in_place r-(%_t_1, 1.0)
+          %x_bar = in_place *(%_t_2, %out_bar)
+          return %x_bar
+    """)
+    same_values(fn, out, np.array([0.5, -1.0, 2.0]), 0.5)
+
+
+def test_reuse_buffers_leaves_what_it_cannot_prove_fresh_and_dead():
+    # generic code (no kinds), a kind that is not a float array, a seed that is an array
+    # of another origin (its dtype may be wider), a parameter, a value read again later
+    fn, kinds = _tanh_gradient(out_bar_kind=VECTOR)
+    assert text(reuse_buffers(fn, Facts({}))) == text(fn)
+    out = text(reuse_buffers(fn, Facts(kinds)))
+    assert "%x_bar = mul(%out_bar, %_t_2)" in out  # out_bar's dtype is not _t's
+    x = Value("x")
+    b = Ops()
+    t = b(np.tanh, x, name="t")
+    u = b(operator.mul, x, 2.0, name="u")        # x: the caller's
+    v = b(operator.mul, t, 2.0, name="_v")       # t is read again below
+    s = b(np.sum, v, name="s")                   # a read that keeps nothing of v
+    w = b(operator.add, t, v, name="w")          # t, v: last reads, but t is returned;
+    # the temporary _v becomes w's buffer, and takes its name
+    fn = func([x], b, w, t, s)
+    kinds = {x: VECTOR, t: VECTOR, u: VECTOR, v: VECTOR, w: VECTOR, s: FLOAT}
+    out = reuse_buffers(fn, Facts(kinds))
+    expect(out, """
+        func f(%x):
+          %t = np.tanh(%x)
+          %u = mul(%x, 2.0)
+          %w = mul(%t, 2.0)
+          %s = np.sum(%w)
+          %w_1 = in_place +(%w, %t)
+          return %w_1, %t, %s
+    """)
+    same_values(fn, out, np.array([0.5, -1.0, 2.0]))
+
+
+def test_reuse_buffers_keeps_a_taped_or_broadcast_value():
+    x, tape = Value("x"), Value("_tape")
+    b = Ops()
+    t = b(np.exp, x, name="t")
+    b(tape_push, tape, t, name="_")
+    y = b(operator.mul, t, 3.0, name="y")        # t is on the tape: not written
+    s = b(np.exp, x, name="s")
+    z = b(operator.add, s, Value("m"), name="z")  # the other operand is of unknown kind
+    m = b.ops[-1].args[1]
+    fn = Function("f", (x, tape, m), Block((), tuple(b.ops), (y, z)))
+    verify(fn)
+    kinds = {x: VECTOR, t: VECTOR, y: VECTOR, s: VECTOR, z: VECTOR}
+    assert "in_place" not in text(reuse_buffers(fn, Facts(kinds)))
+    grown = Kind("ndarray", (2, 3), "f")         # s broadcast to a larger result
+    kinds = {x: VECTOR, t: VECTOR, y: VECTOR, s: VECTOR, z: grown, m: grown}
+    assert "in_place" not in text(reuse_buffers(fn, Facts(kinds)))

@@ -28,8 +28,9 @@ from adjoint.codegen import xp as xp_table
 from adjoint.codegen.naming import RESTACKED, Namer, alias_classes
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
+from adjoint.passes.buffers import STYLE as IN_PLACE
 
-_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd",
+_STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd", IN_PLACE,
                "snap_store", "snap_free", "assert", "raise_if")
 _BUILTIN_NAMES = set(dir(builtins))
 _ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**", "@"}
@@ -248,6 +249,7 @@ class Emitter:
         self.unpacked = {op.body.args[0] for op in _all_ops(fn.body) if isinstance(op, For)} | {
             op.result for op in _all_ops(fn.body) if isinstance(op, Call) and (
                 op.prim.style in ("tape_pop", "snap_load") or op.prim.fn is None)}
+        self._producers_of = {op.result: op for op in _all_ops(fn.body) if isinstance(op, Call)}
         self._find_inlined(fn.body)
         reserved = {"np", "math", "adjoint", fn.name} | _BUILTIN_NAMES
         if self.xp:
@@ -261,6 +263,7 @@ class Emitter:
         self._index_names: set[str] = set()  # numba's reverse-loop indices
         self._counts: dict[Value, str] = {}  # numba's array tapes: their counts' names
         self.residuals: list[str] = []
+        self.seed: Value | None = None  # the out_bar whose default is 1.0 (see function)
 
     # ------------------------------------------------------------ inlining
     def _find_inlined(self, block: Block) -> None:
@@ -272,7 +275,7 @@ class Emitter:
                 self._find_inlined(b)
             if isinstance(op, Call) and op not in unpacked:
                 for k, o in enumerate(op.operands):
-                    if k == 0 and op.prim.style in WRITES:
+                    if k == 0 and op.prim.style in WRITES + (IN_PLACE,):
                         continue  # the array written into is a variable, not an expression
                     if o in defs and self._inlinable(o, defs[o], block.ops, i):
                         self.inlined[o] = op
@@ -301,8 +304,22 @@ class Emitter:
             return False  # printed as part of `for a, b in ...` / `a, b = _tape.pop()`
         if producer.prim.style in _STATEMENTS or not _pure(producer):
             return False
+        reads = self._expression_reads(producer)
         return all(_pure(op) and not (isinstance(op, Call) and op.prim.style in _STATEMENTS)
+                   or (isinstance(op, Call) and op.prim.style == IN_PLACE
+                       and op.args[0] not in reads)
                    for op in ops[at + 1:use])
+
+    def _expression_reads(self, op: Call) -> set:
+        """The values an expression reads, in the temporaries printed inside it too: it
+        may move past a write into a buffer it does not read (passes/buffers.py)."""
+        out = set()
+        for o in op.operands:
+            if isinstance(o, Value):
+                out.add(o)
+                if o in self.inlined:
+                    out |= self._expression_reads(self._producers_of[o])
+        return out
 
     def _external_names(self, block: Block) -> set[str]:
         out = set()
@@ -784,6 +801,8 @@ class Emitter:
                 self.lines.append(f"{ind}# reads from the forward sweep: "
                                   f"{', '.join(self.residuals)}")
             self.last_loc = None
+        elif style == IN_PLACE:
+            self._in_place(op, ind)
         elif style == "iadd":
             target = self.names(op.result)
             if isinstance(a[0], Value) and self.names(a[0]) == target:
@@ -871,6 +890,36 @@ class Emitter:
             self.lines.append(f"{ind}{', '.join(targets)} = {self.call_expr(op)}")
         else:
             self.lines.append(f"{ind}{self.names(op.result)} = {self.call_expr(op)}")
+
+    def _in_place(self, op: Call, ind: str) -> None:
+        """An op that writes its result into its first operand's buffer (passes/buffers.py):
+        under the buffer's name, or under the result's after a move that says so. Numba's
+        and the array API's code compute it as an expression (no `out=` there)."""
+        buffer, symbol = op.args[0], op.prim.symbol
+        target, old = self.names(op.result), self.names(buffer)
+        if self.numba or self.xp:
+            left, right = (op.args[1], buffer) if symbol in ("r-", "r/") else op.args
+            expr = f"-{self.operand(buffer, 13)}" if symbol == "neg" else \
+                f"{self.operand(left, 12)} {symbol[-1]} {self.operand(right, 13)}"
+            self.lines.append(f"{ind}{target} = {expr}")
+            return
+        other = self.operand(op.args[1]) if len(op.args) > 1 else ""
+        if len(op.args) > 1 and op.args[1] is buffer:
+            other = target  # `t * t`: the buffer moved is read under its new name
+        if target != old:
+            self.lines.append(f"{ind}{target} = {old}  # reuses {old}'s buffer: "
+                              f"{old} is not read again")
+        if symbol == "*" and op.args[1] is self.seed:  # x * 1.0 is x: the default seed
+            self.lines.append(f"{ind}if {other} != 1.0:")  # costs a comparison
+            self.lines.append(f"{ind}    {target} *= {other}")
+        elif symbol == "r-":  # o - t is o + -t, exactly; spelled with the operators
+            # alone, so that the file can be differentiated again
+            self.lines.append(f"{ind}{target} *= -1.0")
+            self.lines.append(f"{ind}{target} += {other}  # {target} = {other} - {target}")
+        elif symbol == "neg":
+            self.lines.append(f"{ind}{target} *= -1.0")
+        else:
+            self.lines.append(f"{ind}{target} {symbol}= {other}")
 
     def copy_of(self, o: Operand, key: Operand) -> str:
         """A copy of what an op writes into while its old value is read on: an array, or
@@ -1258,6 +1307,8 @@ class Emitter:
         self.array_tapes = self._array_tapes()
         self.residuals = self._residuals(fn.body)
         defaults = defaults or {}
+        # the seed out_bar=1.0 of grad and value_and_grad: a product by it can be skipped
+        self.seed = fn.params[-1] if defaults.get(-1) == "1.0" and fn.params else None
         params = []
         for p in fn.params:
             name = self.names(p) if p in self.names.names or self.names.find(p) in \

@@ -17,6 +17,7 @@ import keyword
 
 from adjoint.analysis.liveness import Liveness, ties, walk_calls
 from adjoint.ir.core import Block, Call, Const, For, Function, Value
+from adjoint.passes.buffers import STYLE as IN_PLACE
 from adjoint.rules import registry
 
 
@@ -32,7 +33,7 @@ class Namer:
         # user's variable of that name gets another
         self.reserved = set(reserved) | set(keyword.kwlist) | {"_"}
         self.counters: dict[str, int] = {}  # hint -> the next number to try (_fresh)
-        pairs = list(ties(fn.body))
+        pairs = list(ties(fn.body)) + _in_place_ties(fn)
         # Ties are merged on liveness that counts a yield as a free move. A yield whose tie
         # is then refused becomes a real copy, a read at the end of its block, and may now
         # overlap a value merged on the first assumption: check, count those yields as
@@ -112,6 +113,7 @@ class Namer:
         strict = Liveness(fn, inlined, set())
         strict_spans = {v: list(strict.span(v)) for v in strict.defs if v not in inlined}
         aliases = alias_classes(fn)
+        in_place = {a for _, _, a, _ in _in_place_ties(fn)}
         crossing: dict = {}
         refused: dict = {}
         merged = set()
@@ -154,6 +156,8 @@ class Namer:
                 # one name for two source variables would mislead: `y_bar = z_bar` instead
                 if len(user_names[ra] | user_names[rb]) > 1:
                     continue
+            if a in in_place and user_names[ra] != user_names[rb]:
+                continue  # a buffer reused under another name is moved (`x_bar = _t1`)
             if write and not _write_ok(a, b, aliases, strict, crossing):
                 refused[a] = b  # written as a copy: must not take the array's name
                 continue
@@ -226,6 +230,13 @@ def alias_classes(fn: Function) -> dict:
     out = {v: members[find(v)] for v in set(parent) | set(parent.values())}
     out["foreign"] = _foreign_buffers(fn)
     return out
+
+
+def _in_place_ties(fn: Function) -> list:
+    """An op that writes into its operand's buffer (passes/buffers.py) and the operand:
+    one name when they are one variable, else the emitter moves the buffer first."""
+    return [(None, None, op.result, op.args[0]) for op in walk_calls(fn.body)
+            if op.prim.style == IN_PLACE and isinstance(op.args[0], Value)]
 
 
 def _tuples(fn: Function) -> set:

@@ -20,7 +20,8 @@ already NumPy's `square`.)
 
 A `private(x)` copy of an observed array is spelled `np.copy(x)`. A value whose
 kind was not observed keeps its op (`y[i]` may then be a view, `private(x)` a
-list's copy). (tests/test_pass_units.py)
+list's copy). Then passes/buffers.py's reuse of buffers, which needs the same kinds.
+(tests/test_pass_units.py)
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ import numpy as np
 from adjoint import runtime
 from adjoint.rules.registry import prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, While, map_blocks
+from adjoint.passes import pipeline
+from adjoint.passes.buffers import reuse_buffers
 
 
 def specialize(fn: Function, facts) -> Function:
@@ -59,4 +62,6 @@ def specialize(fn: Function, facts) -> Function:
     def block(b: Block, in_loop: bool = False) -> Block:
         return replace(b, ops=tuple(one(op, in_loop) for op in b.ops))
 
-    return replace(fn, body=block(fn.body))
+    # the kinds also decide which buffers the gradient may reuse; a pass run of its own,
+    # so that bisection can turn it off alone (the driver runs only this one)
+    return pipeline.run_pass(reuse_buffers, replace(fn, body=block(fn.body)), facts)
