@@ -289,15 +289,18 @@ _ACCEPTED = {
             "functions (inlined, from any module), `adjoint.checkpoint(fn)(...)` and "
             "`adjoint.stop_gradient(x)`",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
-    "Attribute": "module attributes (`np.pi`, `np.linalg.norm`) and array attributes "
-                 "(`x.shape`, `x.T`, `x.sum(...)`)",
+    "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
+                 "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "
+                 "class attributes, properties, `cached_property`, static and class methods",
     "Subscript": "indexing and slicing: integers, slices, `None`, `...`, integer arrays, "
                  "boolean masks",
     "Name": "local variables, parameters, and globals/closure variables (read only)",
     "List": "list displays `[a, b]`",
     "Tuple": "tuple displays `(a, b)`",
     "Slice": "slices `a:b:c`",
-    "Starred": "`*args` in calls, of a tuple or list display made in the function",
+    "Starred": "`*args` in calls, of a tuple or list display made in the function; "
+               "`**kw` in calls, of a dict display, a helper's own `**kwargs` or a module's "
+               "dict of numbers",
     "FunctionDef": "nested `def`: inlined at each call, reading the enclosing variables "
                    "as they are when called; keyword-only parameters and defaults",
     "ListComp": "list comprehensions, lowered to the loop that appends (`if` filters, "
@@ -310,7 +313,9 @@ _ACCEPTED = {
               "lambda differentiated itself is read as a `def` named after its variable",
     "NamedExpr": "assignment expressions `(c := k < 2)`, except in a `while` test or "
                  "a comprehension",
-    "JoinedStr": "f-strings, inside `print(...)` (print statements are dropped)",
+    "JoinedStr": "f-strings of constants and loop counters, e.g. as dict keys "
+                 "(`params[f\"W{i}\"]`), and `'W{}'.format(i)`; of a value a gradient "
+                 "flows through, refused",
     "FormattedValue": "the `{...}` parts of an f-string",
 }
 
@@ -366,11 +371,6 @@ def f(x):
 def f(x):
     s = {x, 2.0}
     return x
-""", "1.0"),
-    ("f-strings", """
-def f(x):
-    label = f"x = {x}"
-    return x * 2.0
 """, "1.0"),
     ("assignment expressions in a `while` test", """
 def f(x):

@@ -156,10 +156,9 @@ CASES = [
         def f(x):
             return np.sum(np.stack(x * k for k in range(3)))  # <-
         """, token="(x * k"),
-    Case("f-string", UnsupportedError, """
+    Case("f-string-of-an-active-value", NonDifferentiableError, """
         def f(x):
-            label = f"x={x}"  # <-
-            return x * x
+            return float(f"{x}") * 2.0  # <-
         """, token='f"'),
     Case("walrus", UnsupportedError, """
         def f(x):
@@ -175,14 +174,12 @@ CASES = [
             parts.append(1.0)
             return np.maximum(*parts)  # <-
         """),
-    Case("star-kwargs-in-call", UnsupportedError, """
+    Case("star-kwargs-of-a-parameter", UnsupportedError, """
         import numpy as np
 
-        OPTS = {"axis": 0}
-
-        def f(x):
-            return np.sum(x, **OPTS)  # <-
-        """, args=(np.array([0.5, 1.5]),)),
+        def f(x, opts):
+            return np.sum(x, **opts)  # <-
+        """, args=(np.array([0.5, 1.5]), {"axis": 0}), token="opts)"),
     Case("starred-assignment", UnsupportedError, """
         def f(x):
             a, *rest = (x, x * 2.0, x * 3.0)  # <-
