@@ -32,7 +32,8 @@ def log_likelihood_grad(log_E, log_pi, log_A, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: A, _range, _tape, _t3, _t4
     # line 50: return np.log(np.sum(np.exp(alpha - m))) + m
-    alpha_bar = out_bar / _t4 * _t3
+    alpha_bar = _t3  # reuses _t3's buffer: _t3 is not read again
+    alpha_bar *= out_bar / _t4
     # line 46: for t in range(1, log_E.shape[0]):
     log_E_bar = np.zeros_like(log_E)
     for t, _saved in zip(reversed(_range), reversed(_tape)):

@@ -64,14 +64,14 @@ def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
             raise ValueError("this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments")
         # nested_vjp_pairing_grad.py, line 12: _t1 = np.tanh(B @ theta)
         _t1_1 = np.tanh(B @ theta)
-        _tape.append((1.0 - _t1_1 * _t1_1, _t1))
+        _tape.append((_t1_1 * _t1_1 * -1.0 + 1.0, _t1))
     # --- backward ---
     # reads from the forward sweep: _range, _tape
     # line 59: for i in range(xs.shape[0]):
     phi_bar = np.zeros_like(phi)
     # line 61: total = total + np.sum(f * pairing_grad(theta, lam, xs[i], B))
     theta_bar = out_bar * f
-    # nested_vjp_pairing_grad.py, line 16: theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
+    # nested_vjp_pairing_grad.py, line 19: theta_bar = out_bar * lam * x * _t1 @ B
     _t_bar = B @ theta_bar
     # line 59: for i in range(xs.shape[0]):
     for i, _saved in zip(reversed(_range), reversed(_tape)):

@@ -13,5 +13,8 @@ def pairing_grad(theta, lam, x, B, out_bar=1.0):
     # --- backward ---
     # reads from the forward sweep: _t1
     # line 45: return np.tanh(B @ theta) * x
-    theta_bar = out_bar * lam * x * (1.0 - _t1 * _t1) @ B
+    _t1 *= _t1
+    _t1 *= -1.0
+    _t1 += 1.0  # _t1 = 1.0 - _t1
+    theta_bar = out_bar * lam * x * _t1 @ B
     return theta_bar
