@@ -637,6 +637,20 @@ ARRAY_TEMPLATES = [
     ("starts", "enumerate_sum_prod", "def f(x, v):\n    s = sum(v * x, x)\n"
      "    for k, u in enumerate(v, start=1):\n        s = s + k * math.prod([u, x, u])\n"
      "    return s + math.prod((np.sin(u * x) for u in v), start=2.0)", (0.7, V3), None),
+    # a carried value read only by the second operand of a loop's `and` test (its own
+    # region), never after the loop: dce dropped the carry and left the read (round 13)
+    ("while_and", "carry_read_by_test_only", "def f(x, v):\n    a = x\n    b = x * 0.5\n"
+     "    k = 0\n    while k < 3 and abs(b) < 5.0:\n        b = v[k] * 2.0\n"
+     "        a = a * np.cos(v[k]) + x\n        k += 1\n    return a", (0.7, V3), None),
+    ("while_and", "test_stops_the_loop", "def f(x, v):\n    a = x\n    b = x * 0.5\n"
+     "    k = 0\n    while k < 3 and abs(b) < 1.0:\n        b = v[k] * 6.0\n"
+     "        a = a * np.cos(v[k]) + x\n        k += 1\n    return a", (0.7, V3), None),
+    # a list extended by a tuple it did not display (`L + t` raises; round 13), and by a
+    # list; a list += an array is NumPy's add
+    ("list_extend", "by_tuple", "def f(x, v):\n    L = [x * v[0]]\n    t = (v[1] * x, np.sin(x))\n"
+     "    L += t\n    L += [x * x]\n    return sum(L) * x", (0.7, V3), None),
+    ("list_extend", "by_array", "def f(x, v):\n    L = [x, x * 2.0, 0.5]\n"
+     "    L += np.sin(v * x)\n    return np.sum(L) * x", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's
     # dict of constants, sorted (round 12; the pairs hold floats, not elements of v: on
     # dask, observing a tuple of tuples of v's elements computes them, see the report)

@@ -101,9 +101,8 @@ def _drop_dead_carries(op, counts, skip: int):
     extra = {}
     if isinstance(op, While):
         if any(o in _forward_slice(op.cond, op.cond.args[k]) for k in drop
-               for c in op.cond.ops for o in c.operands) or any(
-                op.cond.results[0] is op.cond.args[k] for k in drop):
-            return op, False  # the condition reads it
+               for o in _block_operands(op.cond)):
+            return op, False  # the condition reads it, maybe in a region (`a and b`)
         extra["cond"] = replace(op.cond, args=tuple(op.cond.args[k] for k in keep))
     return replace(op, body=body, inits=tuple(op.inits[k] for k in keep),
                    results=tuple(op.results[k] for k in keep), **extra), True
