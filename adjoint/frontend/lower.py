@@ -547,6 +547,14 @@ class Lowerer:
                 value = gast.List(elts=value.elts, ctx=gast.Load())
                 gast.copy_location(value, s.value)
             rhs = self.expr(value)
+            made = self.defs.get(rhs)
+            if isinstance(s.op, gast.Add) and self.is_container(old) and \
+                    made is not None and made.prim.fn is tuple_of:
+                # `L += t` extends the list L by the tuple t, as `L + list(t)` (`L + t`
+                # raises; an array t is not this: NumPy's add takes `L += a` first)
+                call = gast.Call(func=gast.Name(id="list", ctx=gast.Load(), annotation=None,
+                                                type_comment=None), args=[s.value], keywords=[])
+                rhs = self.expr(gast.copy_location(call, s.value))
             new = self.emit(prim_of(op), (old, rhs), hint=t.id, node=s)
             if isinstance(new, Value):
                 self.inplace.append(new)
