@@ -290,14 +290,13 @@ class Hessian:
                                "draw the random numbers outside f and pass them in as an "
                                "argument, then take the Hessian of f for that draw")
         if isinstance(args[i], dict):
-            raise AdjointError(f"the Hessian with respect to `{product.names[i]}`, a dict, "
-                               f"has no array form", product.loc,
-                               "use adjoint.hvp(f)(*args, v), v a dict of the same keys")
+            return self._blocks(args, i)
         try:
             x = np.asarray(args[i], dtype=float)
-        except ValueError:
-            raise AdjointError(f"the Hessian with respect to `{product.names[i]}`, arrays of "
-                               f"several shapes, has no array form", product.loc,
+        except (TypeError, ValueError):
+            raise AdjointError(f"the Hessian with respect to `{product.names[i]}` (a "
+                               f"{type(args[i]).__name__} of several arrays) has no array "
+                               f"form", product.loc,
                                "use adjoint.hvp(f)(*args, v), v in the argument's "
                                "structure") from None
         rows = []
@@ -307,6 +306,41 @@ class Hessian:
             rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
         h = np.stack(rows).reshape(x.shape + x.shape) if rows else np.zeros(x.shape + x.shape)
         return float(h) if not x.ndim and isinstance(args[i], float) else h
+
+    def _blocks(self, args, i):
+        """The Hessian with respect to a dict of floats and arrays, as JAX gives it: a dict
+        of dicts, block [a][b] of shape p[a].shape + p[b].shape. Row r of block [a] is the
+        HVP along entry r of p[a] (the Hessian is symmetric). Entries that are not floats
+        (an int, a string setting) are constants and have no block."""
+        p = args[i]
+        nested = next((k for k, v in p.items() if isinstance(v, (dict, list, tuple))), None)
+        if nested is not None:
+            raise AdjointError(f"the Hessian with respect to `{self.product.names[i]}`, whose "
+                               f"entry {nested!r} is a {type(p[nested]).__name__}, has no "
+                               f"block form", self.product.loc,
+                               "pass a dict of arrays and floats (one level), or use "
+                               "adjoint.hvp(f)(*args, v), v in the argument's structure")
+        keys = [k for k, v in p.items() if _floating(v)]
+        shapes = {k: np.shape(p[k]) for k in keys}
+        blocks = {}
+        for a in keys:
+            rows = []
+            for r in range(int(np.prod(shapes[a]))):
+                v = {k: np.zeros(np.shape(x)) if _floating(x) else x for k, x in p.items()}
+                e = np.zeros(shapes[a]) if shapes[a] else 0.0
+                if shapes[a]:
+                    e.flat[r] = 1.0
+                v[a] = e if shapes[a] else 1.0
+                rows.append(self.product(*args, v))
+            blocks[a] = {b: np.stack([np.asarray(row[b], dtype=float) for row in rows]).reshape(
+                shapes[a] + shapes[b]) if rows else np.zeros(shapes[a] + shapes[b])
+                for b in keys}
+        return blocks
+
+
+def _floating(v) -> bool:
+    return isinstance(v, (float, np.floating)) or \
+        isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
 def hessian(f, wrt=0, *, cache_dir=None):
