@@ -119,14 +119,22 @@ def sequence_ops(fn: Function, facts) -> Function:
                 walked[op.body.args[0]] = op.iter
     pushes = {}  # a tape (as tape_new made it) -> the values each push saved
 
-    def root(tape):
-        while tape in sources and sources[tape][0] is not tape:  # carried by loops
-            tape = sources[tape][0]
-        return tape
+    def roots(tape, seen=()) -> set:
+        """The tapes `tape` may be: carried by loops, or either side of an `if` (a tape
+        made on each path of an early return)."""
+        if tape in seen:
+            return set()
+        if tape not in sources:
+            return {tape}
+        return set().union(*(roots(t, seen + (tape,)) for t in sources[tape]))
+
+    def saved_on(tape) -> list:
+        return [p for r in roots(tape) for p in pushes.get(r, [])]
 
     for op in walk_ops(fn.body):
         if isinstance(op, Call) and op.prim.fn is tape_push:
-            pushes.setdefault(root(op.args[0]), []).append(op.args[1:])
+            for r in roots(op.args[0]):
+                pushes.setdefault(r, []).append(op.args[1:])
 
     def types(o) -> set:
         """The types runs saw `o` with (a tuple that grows in a loop has no one shape)."""
@@ -173,7 +181,7 @@ def sequence_ops(fn: Function, facts) -> Function:
             return None
         f, args = op.prim.fn, op.args
         if f is tape_pop:  # what was pushed: one value, or a tuple of several
-            saved = pushes.get(root(args[0]), [])
+            saved = saved_on(args[0])
             if not saved or any(len(p) != 1 for p in saved):
                 return "tuple" if saved else None
             return joined([static(p[0], seen) for p in saved])
@@ -187,6 +195,8 @@ def sequence_ops(fn: Function, facts) -> Function:
             return static(args[0], seen) if f is not runtime.append else "list"
         if f in (and_, or_):
             return _join(static(args[0], seen), static(args[1], seen))
+        if f is runtime.private:  # `z.copy()`: what it copies
+            return static(args[0], seen)
         if f in (operator.getitem, runtime.element):
             return element(args[0], args[1], seen)
         if f in _INTS:
@@ -215,7 +225,7 @@ def sequence_ops(fn: Function, facts) -> Function:
         src = made.get(c)
         if src is not None and src.prim.fn is tape_pop and isinstance(index, Const) and \
                 type(index.value) is int:  # one of several values a push saved
-            saved = pushes.get(root(src.args[0]), [])
+            saved = saved_on(src.args[0])
             if saved and all(len(p) > index.value for p in saved):
                 return joined([static(p[index.value], seen) for p in saved])
         return joined(elements(c, seen))

@@ -133,6 +133,11 @@ class _Objects:
         self.zero_trips = []  # (a loop's result, its initial value, the loop's end)
         for op in reversed(loops):  # inner loops first: an outer trip's new dict holds them
             self.zero_trips += _tie_carries(op, find, union, live, made)
+        self.made, self.writes = made, {id(w) for w in writes}
+        self.sources: dict = {}  # an if's or a loop's value -> the values it may be
+        for _, _, a, b in ties(fn.body):
+            if a not in made:
+                self.sources.setdefault(a, []).append(b)
         self.slots = _Slots(calls, type_of, find, live)
         for node, v in self.slots.links:
             union(node, v)
@@ -153,6 +158,46 @@ class _Objects:
         ra, rb = self.find(a), self.find(b)
         if ra is not rb:
             self.parent[rb] = ra
+
+    def put_later(self, c, storage, write) -> bool:
+        """Whether container `c` comes to hold `storage`'s object only after `write`
+        changes it: every put of it into `c` (and read of it out of `c`) runs later in the
+        trip of each loop around both, and each of those loops makes the object afresh (`h = np.zeros(2); h[0] =
+        v; out.append(h)`), so what an earlier trip put there is another object."""
+        slots, live, group = self.slots, self.live, self.find(storage)
+        if any(c is a or c is b for a, b in slots._derived):
+            return False
+        # the ops that put the object into c, or read it out of c
+        links = [op for box, _, v, op in slots._puts if box is c and self.find(v) is group] + \
+            [self.made.get(r) for box, _, r in slots._reads if box is c and self.find(r) is group]
+        if not links or any(op is None or live.at[id(op)] < live.at[id(write)] for op in links):
+            return False
+        around = [o for o, _ in live.def_path.get(write.result, ()) if not isinstance(o, If)]
+        return all(self._made_in(storage, loop) for op in links
+                   for loop, _ in live.def_path.get(op.result, ())
+                   if any(loop is a for a in around))
+
+    def _made_in(self, v, loop) -> bool:
+        """Whether `v`'s object is made on each trip of `loop` by an op that makes a new
+        one: back through the writes and views that keep it, and the ifs and inner loops
+        that carry it, every object it may be is made by a call inside the loop."""
+        todo, seen = [v], set()
+        while todo:
+            v = todo.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            op = self.made.get(v)
+            if op is None and v in self.sources:  # an if's or a loop's value
+                todo += self.sources[v]
+            elif op is not None and (id(op) in self.writes or op.prim.name in registry.VIEWS):
+                todo.append(registry.viewed(op))
+            else:
+                known = registry.entry(op.prim) if op is not None else None
+                if known is None or not known.pure or op.prim.name in _OPERAND_RESULTS or \
+                        not any(o is loop for o, _ in self.live.def_path.get(v, ())):
+                    return False
+        return True
 
     def read_after(self, m, at, until=None) -> bool:
         """Whether `m` is live across position `at` (and past `until`, when given)."""
@@ -213,7 +258,8 @@ def _check_write(objects: _Objects, w: Call, rebinds: bool, facts) -> None:
                 "write `u = u + x` for a new array, or read the array again after "
                 "writing it")
     # lists, tuples and dicts that hold the written value (and what holds those) see it
-    seen, todo = set(), list(objects.holders.get(find(storage), ()))
+    seen, todo = set(), [c for c in objects.holders.get(find(storage), ())
+                         if not objects.put_later(c, storage, w)]
     while todo:
         c = todo.pop()
         if find(c) in seen:
@@ -389,6 +435,7 @@ class _Slots:
         self.held = [(c, v) for c, _, v, _ in puts] + [(c, v) for c, _, v in reads] + \
             [(r, node(r, None)) for r, _ in derived]
         self._find, self._puts, self._node, self._live = find, puts, node, live
+        self._reads, self._derived = reads, derived
 
     def copies(self, group, write) -> bool:
         """Whether the object `group` may sit in more than one slot at once (`[a, a]`,
@@ -445,8 +492,13 @@ def _carried_types(fn: Function, facts) -> dict:
 
 
 def _kind_type(facts, o):
+    """The one type `o` was seen with: a float whose kind varied from trip to trip is
+    still a float (a number is rebound by `+=`, never changed in place)."""
     k = facts.kind(o)
-    return k.type if k is not None else None
+    if k is not None:
+        return k.type
+    seen = facts.types(o) if hasattr(facts, "types") and isinstance(o, Value) else set()
+    return next(iter(seen)) if len(seen) == 1 else None
 
 
 def written_arrays(fn: Function) -> set:
