@@ -162,14 +162,15 @@ class _Objects:
     def put_later(self, c, storage, write) -> bool:
         """Whether container `c` comes to hold `storage`'s object only after `write`
         changes it: every put of it into `c` (and read of it out of `c`) runs later in the
-        trip of each loop around both, and each of those loops makes the object afresh (`h = np.zeros(2); h[0] =
-        v; out.append(h)`), so what an earlier trip put there is another object."""
+        trip of each loop around both, and each of those loops makes the object afresh
+        (`h = np.zeros(2); h[0] = v; out.append(h)`), so what an earlier trip put there
+        is another object."""
         slots, live, group = self.slots, self.live, self.find(storage)
-        if any(c is a or c is b for a, b in slots._derived):
+        if any(c is a or c is b for a, b in slots.derived):
             return False
         # the ops that put the object into c, or read it out of c
-        links = [op for box, _, v, op in slots._puts if box is c and self.find(v) is group] + \
-            [self.made.get(r) for box, _, r in slots._reads if box is c and self.find(r) is group]
+        links = [op for box, _, v, op in slots.puts if box is c and self.find(v) is group] + \
+            [self.made.get(r) for box, _, r in slots.reads if box is c and self.find(r) is group]
         if not links or any(op is None or live.at[id(op)] < live.at[id(write)] for op in links):
             return False
         around = [o for o, _ in live.def_path.get(write.result, ()) if not isinstance(o, If)]
@@ -434,13 +435,15 @@ class _Slots:
             [(node(r, None), node(a, None)) for r, a in derived]
         self.held = [(c, v) for c, _, v, _ in puts] + [(c, v) for c, _, v in reads] + \
             [(r, node(r, None)) for r, _ in derived]
-        self._find, self._puts, self._node, self._live = find, puts, node, live
-        self._reads, self._derived = reads, derived
+        self._find, self._node, self._live = find, node, live
+        # (container, key, value, op) puts, (container, key, result) reads, and
+        # (container, container) pairs that may share objects: read by _Objects.put_later
+        self.puts, self.reads, self.derived = puts, reads, derived
 
     def copies(self, group, write) -> bool:
         """Whether the object `group` may sit in more than one slot at once (`[a, a]`,
         `[a] * 2`, `{k: a for k in ks}`, or in two containers) when `write` changes it."""
-        where = [(self._node(c, k), v, op) for c, k, v, op in self._puts
+        where = [(self._node(c, k), v, op) for c, k, v, op in self.puts
                  if self._find(v) is group and self._before(op, write)]
         places = {n for n, _, _ in where}
         if len(places) > 1 or any(n[1] in self.repeated for n in places):
