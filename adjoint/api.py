@@ -26,7 +26,7 @@ from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
-from adjoint.higher import HVP, Derivative, nested
+from adjoint.higher import HVP, Derivative, int_arguments, nested
 from adjoint.guards import holds, quick_signature, rule_guards, same_facts, signature, \
     signature_kinds
 from adjoint.ir.core import walk_ops
@@ -393,12 +393,13 @@ class ByDepth:
 
     def __init__(self, f: Callable, wrt, mode: str, *options):
         self.f, self.wrt_spec, self.mode, self.options = unwrap(f), wrt, mode, options
+        self.cache_dir = options[0] if options else None  # as a Transform's (nested reads it)
         self.by_constants: dict[tuple, Transform] = {}
         name, self.__qualname__ = _names(self.f)
         self.__name__ = f"{mode}({name})"
 
     def transform_for(self, args, kwargs=None) -> Transform:
-        constants = _int_arguments(self.f, args, kwargs)
+        constants = int_arguments(self.f, args, kwargs)
         key = tuple(constants.items())
         t = self.by_constants.get(key)
         if t is None:
@@ -411,14 +412,6 @@ class ByDepth:
             given = args if tangent is not _MISSING else args[:-1]
             return self.transform_for(given, kwargs)(*args, tangent=tangent, **kwargs)
         return self.transform_for(args, kwargs)(*args, **kwargs)
-
-
-def _int_arguments(f: Callable, args, kwargs=None) -> dict:
-    """f's parameters bound to ints (and bools) in this call, by name."""
-    import inspect
-    bound = inspect.signature(f).bind(*args, **(kwargs or {}))
-    bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if type(v) in (int, bool)}
 
 
 def _derivative(f: Callable, wrt, mode: str, *options):
@@ -448,7 +441,7 @@ def grad(f: Callable, wrt=0, *, cache_dir=None, checkpoint=None, optimize=True,
         dw = adjoint.grad(loss)(w, x, y)                 # an array shaped like w
         dw, dx = adjoint.grad(loss, wrt=("w", "x"))(w, x, y)
     """
-    if isinstance(f, (Transform, Derivative)):
+    if isinstance(f, (Transform, ByDepth, Derivative)):
         if backend != "numpy":
             raise ValueError(f"backend={backend!r} compiles first derivatives only; "
                              f"a derivative of a derivative runs with NumPy")
@@ -470,7 +463,7 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
 
         value, slope = adjoint.jvp(loss)(w, x, y, np.ones_like(w))   # d loss along ones
     """
-    if isinstance(f, Transform):
+    if isinstance(f, (Transform, ByDepth)):
         if f.mode != "grad":
             raise AdjointError(f"jvp of a {f.mode} is not supported", None,
                                "differentiate adjoint.grad(f), or use adjoint.hvp")
@@ -604,7 +597,7 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         if args is None:
             raise
         job = run(Compilation(f, wrt, kind, None, checkpoint, standalone,
-                              constants=_int_arguments(f, args)), last="prepare")
+                              constants=int_arguments(f, args)), last="prepare")
 
     if array_api:
         t = _transform_for(f, wrt, checkpoint, args)

@@ -19,6 +19,7 @@ A `Derivative` is a list of steps applied to f's IR:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
-from adjoint.errors import AdjointError, NonDifferentiableError
+from adjoint.errors import AdjointError, NonDifferentiableError, RecursionDepthError
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.source import unwrap
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
@@ -124,6 +125,25 @@ def apply(step, ir: Function, facts, args) -> Function:
     raise ValueError(step)
 
 
+def int_arguments(f, args, kwargs=None) -> dict:
+    """f's parameters bound to ints (and bools) in this call, by name."""
+    import inspect
+    bound = inspect.signature(f).bind(*args, **(kwargs or {}))
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if type(v) in (int, bool)}
+
+
+def lower_by_depth(f, constants: Callable[[], dict]):
+    """`lower_watched(f)`; for f that calls itself to a depth its int arguments fix
+    (`def power(x, n): return 1.0 if n == 0 else x * power(x, n - 1)`), f lowered with
+    the ints `constants()` gives as constants, so that the recursion unrolls (the
+    signature keys a compiled derivative on the values of ints)."""
+    try:
+        return lower_watched(f)
+    except RecursionDepthError:
+        return lower_watched(f, constants())
+
+
 class Derivative:
     """A derivative of `f` by a chain of transform steps; compiled per argument signature."""
 
@@ -145,11 +165,13 @@ class Derivative:
         adds a parameter after f's own: the call passes it last, after f's positional
         arguments (keywords are f's, and are not differentiated)."""
         n_extra = sum(kind in ("vjp", "dot") for kind, _ in self.steps)
+        own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
         if self.lowered is None or stale(self.lowered_guards):
-            self.lowered, self.lowered_guards = lower_watched(self.f)
+            # only the parameters are read here: any depth's lowering has them all
+            self.lowered, self.lowered_guards = lower_by_depth(
+                self.f, lambda: int_arguments(self.f, own, kwargs))
         if len(args) == len(self.lowered.params) + n_extra and not kwargs:
             return tuple(args)
-        own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
         return bound_arguments(self.f, self.lowered, own, kwargs) + tuple(extra)
 
     def source(self, *args) -> str:
@@ -159,7 +181,11 @@ class Derivative:
         return self.sources[signature(args)]
 
     def ir_for(self, args):
-        lowered, self.guards = lower_watched(self.f)
+        if self.lowered is None:
+            self.full_args(args)
+        names = self.lowered.param_names  # args are full: one per parameter, in order
+        lowered, self.guards = lower_by_depth(self.f, lambda: {
+            n: a for n, a in zip(names, args) if type(a) in (int, bool)})
         self.guards += rule_guards(lowered)
         self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)
@@ -360,13 +386,14 @@ def _def_line(f):
 
 def nested(inner, wrt):
     """`grad(g)` where g is itself a gradient (or grad of one): one more step."""
-    if not isinstance(inner, Derivative):  # an api.Transform
-        if inner.mode != "grad" or len(inner.wrt) != 1:
+    if not isinstance(inner, Derivative):  # an api.Transform, or its ByDepth
+        spec = inner.wrt_spec if isinstance(inner.wrt_spec, tuple) else (inner.wrt_spec,)
+        if inner.mode != "grad" or len(spec) != 1:
             raise AdjointError(f"only a gradient with respect to one argument can be "
                                f"differentiated again, not a {inner.mode} with respect to "
-                               f"{len(inner.wrt)}", _def_line(inner.f),
+                               f"{len(spec)}", _def_line(inner.f),
                                "use adjoint.hvp or adjoint.hessian")
-        base = Derivative(inner.f, (("grad", inner.wrt[0]),), name="grad",
+        base = Derivative(inner.f, (("grad", spec[0]),), name="grad",
                           cache_dir=inner.cache_dir)
     elif type(inner) is not Derivative or any(k not in ("grad", "dir") for k, _ in inner.steps):
         # an HVP's steps are not its own (it is finished in `finish`): adding one to them

@@ -387,3 +387,69 @@ def test_hvp_hessian_and_grad_of_grad_write_into_the_cache_dir_asked_for(tmp_pat
     assert np.isclose(gg(0.8), 2.0 * 3 * 2 * 0.8 - np.sin(0.8), rtol=1e-12)
     for sub, name in (("h", "scaled_hvp"), ("H", "scaled_hvp"), ("g", "scaled_scalar_grad2")):
         assert [p.name.rsplit("_", 1)[0] for p in (tmp_path / sub).glob("*.py")] == [name]
+
+
+# ------------------------------------------------ recursion whose depth an int argument fixes
+# Every higher-order transform of a recursion that grad unrolls per depth (adversarial
+# brief E): grad(grad(f)) raised an unlocated SourceError on the per-depth object, hvp and
+# hessian refused a recursion grad accepts. Net: each program below through each transform.
+
+
+def rp2(x, n):
+    if n == 0:
+        return 1.0
+    return x * rp2(x, n - 1)
+
+
+def rp_keyword(x, n=3):
+    if n <= 0:
+        return np.sin(x)
+    return x * rp_keyword(x, n=n - 1) + 0.5
+
+
+def rp_array(x, n):
+    if n == 0:
+        return np.sum(x)
+    return 0.5 * np.sum(x * x) + rp_array(np.sin(x), n - 1)
+
+
+def test_every_higher_transform_of_x_to_the_n_by_recursion_is_n_n_minus_1_x_to_n_minus_2():
+    x = 1.3
+    for n in (4, 3, 5):
+        want = n * (n - 1) * x ** (n - 2)  # by hand: d2/dx2 x^n
+        for got in (adjoint.grad(adjoint.grad(rp2))(x, n),
+                    adjoint.jvp(adjoint.grad(rp2))(x, n, 1.0)[1],
+                    adjoint.hvp(rp2)(x, n, 1.0),
+                    adjoint.hessian(rp2)(x, n)):
+            assert np.isclose(got, want, rtol=1e-12), (n, got, want)
+        assert np.isclose(want, diff_of_grad(adjoint.grad(rp2), (x, n), 0, 1.0), rtol=1e-6)
+    assert np.isclose(adjoint.grad(adjoint.grad(adjoint.grad(rp2)))(x, 4), 24 * x, rtol=1e-12)
+    for wrt in ("x", ("x",), 0):  # as grad(grad(f)) of a Transform takes them
+        assert np.isclose(adjoint.grad(adjoint.grad(rp2, wrt=wrt))(x, 4), 12 * x ** 2,
+                          rtol=1e-12)
+
+
+def test_higher_transforms_of_a_recursion_by_a_keyword_and_a_default_depth():
+    x, g = 0.7, adjoint.grad(rp_keyword)
+    for args, kwargs in (((x,), {}), ((x, 2), {}), ((x,), {"n": 4})):
+        full = (x, kwargs.get("n", args[1] if len(args) > 1 else 3))
+        want = diff_of_grad(g, full, 0, 1.0)
+        assert np.isclose(adjoint.grad(adjoint.grad(rp_keyword))(*args, **kwargs), want,
+                          rtol=1e-6)
+        assert np.isclose(adjoint.hvp(rp_keyword)(*full, 1.0), want, rtol=1e-6)
+        assert np.isclose(adjoint.hessian(rp_keyword)(*args, **kwargs), want, rtol=1e-6)
+
+
+def test_the_hessian_and_hvp_of_a_recursion_over_an_array():
+    x, v = R.normal(size=3), R.normal(size=3)
+    g = adjoint.grad(rp_array)
+    for n in (0, 2, 3):
+        H = adjoint.hessian(rp_array)(x, n)
+        want = np.stack([diff_of_grad(g, (x, n), 0, e) for e in np.eye(3)])
+        np.testing.assert_allclose(H, want, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(adjoint.hvp(rp_array)(x, n, v), H @ v, rtol=1e-10,
+                                   atol=1e-12)
+    with pytest.raises(adjoint.AdjointError, match="value_and_grad") as e:
+        adjoint.grad(adjoint.value_and_grad(rp2))(1.3, 4)
+    assert e.value.loc.line == rp2.__code__.co_firstlineno
+
