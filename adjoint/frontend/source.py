@@ -386,19 +386,26 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
             f"cannot read the source of {func.__qualname__}: no source file",
             hint="functions typed into a REPL or made by exec() have no source file; "
                  "define the function in a .py file")
-    if func.__name__ == "<lambda>":
+    # the code object's name, not __name__: a decorator or a factory may rename the
+    # function (`loss.__name__ = "my_loss"`), never its code
+    if code.co_name == "<lambda>":
         node = _lambda_definition(filename, lines, code)
         _check_unchanged(func, filename, lines, node)
         return Parsed(func, _Sets().visit(node), filename, tuple(lines))
-    node = _parse_definition(tuple(lines), code.co_firstlineno)
+    first = code.co_firstlineno
+    node = _parse_definition(tuple(lines), first)
     if node is None:  # not a block that parses on its own: read the whole file
         try:
-            node = _parse_file(filename, "".join(lines)).get(code.co_firstlineno)
+            node = _parse_file(filename, "".join(lines)).get(first)
         except SyntaxError as e:
             raise SourceError(f"cannot parse {filename}: {e.msg}") from None
-    if node is None or node.name != func.__name__:
-        raise SourceError(f"cannot find the source of {func.__qualname__} in {filename}",
-                          hint="the file may have changed since it was imported")
+    if node is None or node.name != code.co_name:
+        text = lines[first - 1].rstrip("\n") if 0 < first <= len(lines) else ""
+        raise SourceError(f"cannot find the source of "
+                          f"{getattr(code, 'co_qualname', code.co_name)} in {filename}",
+                          Loc(filename, first, len(text) - len(text.lstrip()), text),
+                          hint="the file may have changed since it was imported: reload "
+                               "the module (importlib.reload, or restart the kernel)")
     if isinstance(node, gast.AsyncFunctionDef):
         raise UnsupportedError("async functions cannot be differentiated",
                                Loc(filename, node.lineno, node.col_offset,
