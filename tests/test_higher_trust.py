@@ -4,12 +4,17 @@ their structure (or refuse them at f's line), follow a changed global, and serve
 second call on other data. Each answer is checked against central differences of the
 gradient in float64, and against the formula where there is one."""
 import importlib
+import math
+import os
+import random
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import adjoint
+from adjoint.testing import numeric_grad
 
 R = np.random.default_rng(19)
 EPS = 1e-6
@@ -540,3 +545,129 @@ def test_a_definition_that_is_not_where_its_code_says_is_refused_at_that_line():
     assert e.value.loc.line == moved.__code__.co_firstlineno
     assert "return x * 2.0" in e.value.loc.text
 
+
+# ------------------------------------------------ deterministic library calls are no draws
+# A Hessian's rows and a checkpointed region run f again: a NumPy or math function without
+# a rule (np.triu_indices, math.comb) was taken for a random draw and refused. It gives the
+# same value on each run; np.random, random, time, os, secrets and a user's object do not.
+# Net: each function below through the Hessian, a checkpointed loop and a policy.
+
+
+def uses_triu(x):
+    i, j = np.triu_indices(3)
+    return np.sum(np.outer(x, x)[i, j] ** 2)
+
+
+def uses_tril(x):
+    i, j = np.tril_indices(3, -1)
+    return np.sum(np.outer(x, x)[i, j] ** 3)
+
+
+def uses_vander(x):
+    return np.sum((np.vander(np.array([1.0, 0.5, -1.0]), 3) @ x) ** 3)
+
+
+def uses_math(x):
+    return np.sum(x ** 3) * math.comb(5, 2) / math.factorial(3) + math.perm(4, 2) * x[0] ** 2
+
+
+def uses_builtins(x):
+    k = divmod(7, 3)[0] + len(sorted([3, 1, 2])) + int(str(2))
+    return np.sum(x ** 4) * k + np.sum(np.diag_indices(3)[0] * x ** 2)
+
+
+def uses_ufunc_method(x):
+    return np.sum(np.add.outer(np.arange(3.0), np.ones(3)) @ x ** 3)
+
+
+DETERMINISTIC = [uses_triu, uses_tril, uses_vander, uses_math, uses_builtins,
+                 uses_ufunc_method]
+
+
+@pytest.mark.parametrize("f", DETERMINISTIC)
+def test_the_hessian_of_a_deterministic_library_call_is_taken(f):
+    x = np.array([0.3, -0.5, 0.8])
+    H = adjoint.hessian(f)(x)
+    want = np.stack([diff_of_grad(adjoint.grad(f), (x,), 0, e) for e in np.eye(3)])
+    np.testing.assert_allclose(H, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(H, H.T, rtol=1e-12, atol=1e-12)
+
+
+def comb_weighted_steps(x):
+    s, h = 0.0, x
+    for t in adjoint.checkpointed(range(5), snapshots=2):
+        i, j = np.triu_indices(3)
+        h = np.sin(h) * math.comb(4, t % 4) * 0.3
+        s = s + np.sum(np.outer(h, h)[i, j])
+    return s
+
+
+def comb_step(h, t):
+    return np.tanh(h) * math.comb(5, t) + np.vander(np.array([1.0, 2.0]), 3)[0]
+
+
+def comb_call(x):
+    return np.sum(adjoint.checkpoint(comb_step)(x, 2) ** 2)
+
+
+def comb_loop(x, W):
+    h = x
+    for t in range(8):
+        h = np.tanh(W @ h + 0.1 * math.factorial(t % 3))
+    return np.sum(h ** 2)
+
+
+def test_checkpointed_regions_recompute_deterministic_library_calls(tmp_path):
+    x = np.array([0.3, -0.5, 0.8])
+    W = np.array([[0.5, -0.2, 0.1], [0.3, 0.4, -0.6], [-0.1, 0.2, 0.3]])
+    for f, args, kw in ((comb_weighted_steps, (x,), {}), (comb_call, (x,), {}),
+                        (comb_loop, (x, W), {"checkpoint": 2})):
+        if kw:  # the policy recomputes the loop rather than storing it
+            assert "plan_actions" in adjoint.source(f, args=args, **kw)
+        got = adjoint.grad(f, cache_dir=tmp_path, **kw)(*args)
+        np.testing.assert_allclose(got, numeric_grad(f, args), rtol=1e-6, atol=1e-8)
+
+
+class Drawing:
+    def __str__(self):
+        return str(random.random())
+
+
+DRAWING = Drawing()
+CLOCK_ITER = iter(range(10 ** 6))
+
+
+def draws_time(x):
+    return np.sum(x ** 3) * (1.0 + 0.0 * (time.time() % 1.0))  # draw: time
+
+
+def draws_pid(x):
+    return np.sum(x ** 3) * (1.0 + 0.0 * os.getpid())  # draw: os
+
+
+def draws_urandom(x):
+    return np.sum(x ** 3) * (1.0 + 0.0 * os.urandom(1)[0])  # draw: urandom
+
+
+def draws_object(x):
+    return np.sum(x ** 3) * float(str(DRAWING))  # draw: object
+
+
+def draws_next(x):
+    return np.sum(x ** 3) * (1.0 + 0.0 * next(CLOCK_ITER))  # draw: next
+
+
+def draws_seeded(x):
+    return np.sum(x ** 3) * np.random.rand()  # draw: np.random
+
+
+@pytest.mark.parametrize("f, marker", [
+    (draws_time, "# draw: time"), (draws_pid, "# draw: os"),
+    (draws_urandom, "# draw: urandom"), (draws_object, "# draw: object"),
+    (draws_next, "# draw: next"), (draws_seeded, "# draw: np.random")])
+def test_a_hessian_of_what_may_draw_stays_refused_at_the_draw(f, marker):
+    with pytest.raises(adjoint.AdjointError, match="Hessian's rows") as e:
+        adjoint.hessian(f)(np.array([0.3, -0.5, 0.8]))
+    with open(__file__) as fh:
+        line = next(k for k, text in enumerate(fh, 1) if text.rstrip().endswith(marker))
+    assert e.value.loc.filename == __file__ and e.value.loc.line == line

@@ -48,12 +48,61 @@ DRAW_HINT = ("draw the random numbers outside the region and pass them in (a mas
 def first_draw(block: Block):
     """The first call in `block` (or its nested regions) that may give another value when
     run again: a call lowering marked impure (np.random.*, random.random, any callable
-    adjoint does not know). adjoint's own impure ops (asserts, tapes) are deterministic."""
+    adjoint does not know) that is not `deterministic`. adjoint's own impure ops (asserts,
+    tapes) are deterministic."""
     for op in walk_ops(block):
-        if isinstance(op, Call) and not registry.pure(op) and \
+        if isinstance(op, Call) and not registry.pure(op) and not deterministic(op) and \
                 not (getattr(op.prim.fn, "__module__", None) or "").startswith("adjoint."):
             return op
     return None
+
+
+# Libraries whose functions give the same value whenever they are called on the same
+# arguments (np.triu_indices, np.vander, math.comb): running one again in a recomputed
+# region or a Hessian's row draws nothing new. Not np.random (a generator's state),
+# nor what reads files or changes settings; nor random, secrets, time or os.
+_SAME_EACH_CALL = ("numpy", "math", "cmath", "operator", "_operator")
+_NUMPY_STATE = frozenset({
+    "load", "loadtxt", "genfromtxt", "fromfile", "fromregex", "save", "savez",
+    "savez_compressed", "savetxt", "seterr", "seterrcall", "setbufsize",
+    "set_printoptions"})
+# builtins without a rule that compute from their arguments alone (not next, id,
+# input, open, print, getattr, which may run a property, nor eval)
+_PLAIN_BUILTINS = frozenset({
+    "str", "repr", "ascii", "format", "all", "any", "bin", "chr", "hex", "oct", "ord",
+    "divmod", "sorted", "callable", "issubclass", "hash"})
+# values a deterministic function may be given: numbers, strings, arrays and their
+# containers (a user object's method could draw)
+_DATA = (int, float, complex, bool, str, bytes, type(None), range, np.ndarray, np.generic)
+
+
+def deterministic(op: Call) -> bool:
+    """Whether `op` calls a library function (not a user's callable) whose result is the
+    same each time it runs on the same arguments, and gives it only data."""
+    fn = op.prim.fn
+    owner = getattr(fn, "__self__", None)
+    module = getattr(fn, "__module__", None) or ""
+    if isinstance(owner, np.ufunc):  # np.add.outer, np.maximum.reduce
+        module = "numpy"
+    elif owner is not None and not isinstance(owner, type(np)):  # a bound method
+        return False
+    top = module.split(".")[0]
+    if top == "builtins":
+        known = getattr(fn, "__name__", "") in _PLAIN_BUILTINS
+    else:
+        known = top in _SAME_EACH_CALL and not module.startswith("numpy.random") and \
+            not (top == "numpy" and getattr(fn, "__name__", "") in _NUMPY_STATE)
+    return known and all(_data(o.value) for o in op.operands if not isinstance(o, Value))
+
+
+def _data(v) -> bool:
+    if isinstance(v, (list, tuple)):
+        return all(_data(e) for e in v)
+    if isinstance(v, dict):
+        return all(_data(e) for e in v.values())
+    if isinstance(v, type):  # a dtype given as a type: np.float64, int
+        return v in (int, float, complex, bool) or issubclass(v, np.generic)
+    return isinstance(v, (_DATA, slice, np.dtype))
 
 
 def _refuse_draws(op: For) -> None:
