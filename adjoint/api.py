@@ -26,7 +26,7 @@ from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
-from adjoint.higher import HVP, Derivative, int_arguments, nested
+from adjoint.higher import HVP, Derivative, def_line, int_arguments, nested
 from adjoint.guards import holds, quick_signature, rule_guards, same_facts, signature, \
     signature_kinds
 from adjoint.ir.core import walk_ops
@@ -465,16 +465,25 @@ def jvp(f: Callable, wrt=0, *, cache_dir=None) -> Callable:
     """
     if isinstance(f, (Transform, ByDepth)):
         if f.mode != "grad":
-            raise AdjointError(f"jvp of a {f.mode} is not supported", None,
+            raise AdjointError(f"jvp of a {f.mode} is not supported", def_line(f.f),
                                "differentiate adjoint.grad(f), or use adjoint.hvp")
-        product = HVP(f.f, f.wrt_spec, wrt, cache_dir=f.cache_dir)
-
-        def run(*args, tangent=_MISSING):
-            if tangent is _MISSING:
-                args, tangent = args[:-1], args[-1]
-            return f(*args), product(*args, tangent)
-        return run
+        return ForwardOverReverse(f, HVP(f.f, f.wrt_spec, wrt, cache_dir=f.cache_dir))
     return _derivative(f, wrt, "jvp", cache_dir)
+
+
+class ForwardOverReverse:
+    """`jvp(grad(g))`: g's gradient and its derivative along a tangent (an HVP). An
+    object, not a closure, so that a transform given it refuses it at g's line instead
+    of reading this file."""
+
+    def __init__(self, gradient, product: HVP):
+        self.gradient, self.product, self.f = gradient, product, gradient.f
+        self.__name__ = f"jvp({gradient.__name__})"
+
+    def __call__(self, *args, tangent=_MISSING):
+        if tangent is _MISSING:
+            args, tangent = args[:-1], args[-1]
+        return self.gradient(*args), self.product(*args, tangent)
 
 
 def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=True, **kwargs):

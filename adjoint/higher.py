@@ -299,6 +299,7 @@ class Hessian:
         if isinstance(wrt, tuple):
             raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
         self.product = HVP(f, wrt, cache_dir=cache_dir)
+        self.f = self.product.f  # what a transform given this names in its refusal
 
     def __call__(self, *args, **kwargs):
         product = self.product
@@ -374,7 +375,7 @@ def hessian(f, wrt=0, *, cache_dir=None):
     return Hessian(f, wrt, cache_dir)
 
 
-def _def_line(f):
+def def_line(f):
     """Where `f` is defined, for an error about the derivative asked of it."""
     from adjoint.frontend.source import parse_function
     try:
@@ -391,7 +392,7 @@ def nested(inner, wrt):
         if inner.mode != "grad" or len(spec) != 1:
             raise AdjointError(f"only a gradient with respect to one argument can be "
                                f"differentiated again, not a {inner.mode} with respect to "
-                               f"{len(spec)}", _def_line(inner.f),
+                               f"{len(spec)}", def_line(inner.f),
                                "use adjoint.hvp or adjoint.hessian")
         base = Derivative(inner.f, (("grad", spec[0]),), name="grad",
                           cache_dir=inner.cache_dir)
@@ -399,12 +400,12 @@ def nested(inner, wrt):
         # an HVP's steps are not its own (it is finished in `finish`): adding one to them
         # would differentiate f, not the product
         raise AdjointError("a Hessian-vector product cannot be differentiated again",
-                           _def_line(inner.f), "use grad(grad(f)) for f of a scalar, or "
+                           def_line(inner.f), "use grad(grad(f)) for f of a scalar, or "
                            "adjoint.hvp of a function that computes the gradient")
     else:
         base = inner
     if not isinstance(wrt, (int, str)):
         raise AdjointError("a second derivative takes wrt=<one argument>",
-                           _def_line(base.f), "use adjoint.hvp or adjoint.hessian")
+                           def_line(base.f), "use adjoint.hvp or adjoint.hessian")
     return Derivative(base.f, base.steps + (("dir", wrt),), name=base.name + "2",
                       cache_dir=base.cache_dir)

@@ -371,6 +371,9 @@ class _Sets(gast.NodeTransformer):
 
 @functools.lru_cache(maxsize=None)
 def _parse_cached(func: Callable, code_id: int) -> Parsed:
+    made = getattr(func, "f", None)
+    if type(func).__module__.startswith("adjoint.") and inspect.isfunction(made):
+        _refuse_derivative(func, made)
     if isinstance(func, functools.partial) or not inspect.isfunction(func):
         kind = type(func).__name__
         raise SourceError(
@@ -412,6 +415,25 @@ def _parse_cached(func: Callable, code_id: int) -> Parsed:
                                    lines[node.lineno - 1]), hint="write a plain `def` function")
     _check_unchanged(func, filename, lines, node)
     return Parsed(func, _Sets().visit(node), filename, tuple(lines))
+
+
+def _refuse_derivative(derivative, f: Callable):
+    """A derivative adjoint made of `f` (grad(f), hvp(f), hessian(f)) given to a transform
+    that reads source: refused at f's def, with what composes instead."""
+    name = getattr(derivative, "__name__", None) or \
+        f"{type(derivative).__name__.lower()}({f.__name__})"
+    try:
+        parsed = _parse_cached(f, id(f.__code__))
+        loc = parsed.loc(parsed.node)
+    except AdjointError:
+        loc = None
+    raise SourceError(
+        f"`{name}` is a derivative made by adjoint, not a function with source: this "
+        f"transform cannot take it", loc,
+        hint="compose from the function itself: adjoint.hessian(f) is the Jacobian of its "
+             "gradient, adjoint.hvp(f) or adjoint.jvp(adjoint.grad(f)) forward over "
+             "reverse, adjoint.grad(adjoint.grad(f)) for f of a scalar, "
+             "adjoint.source(f, args=...) the gradient's code")
 
 
 def unwrap_partial(f: Callable) -> Callable:
