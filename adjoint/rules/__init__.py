@@ -2,3 +2,10 @@
 from adjoint.rules import arith, structure, tape  # noqa: F401  (operators first)
 from adjoint.rules import mathfns, elementwise, reductions, linalg, shape  # noqa: F401
 from adjoint.rules import stats, signals  # noqa: F401
+
+try:  # SciPy is optional: without it, scipy.special has no rules (and no caller)
+    import scipy.special  # noqa: F401
+except ImportError:
+    pass
+else:
+    from adjoint.rules import special  # noqa: F401

@@ -220,6 +220,7 @@ CASES: dict[str, list[Case]] = {
     "element": [case(N(5), 2), case(N(3, 4), (1, 2))],
     "private": unary(N), "sequence": unary(N),
     "unsequence": [case(N(3), N(3)), case(N(), 2.0)],
+    "tolist": [case(N(3)), case(N(2, 3)), case(N())],
     "alias": unary(N),
     "iadd": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),
@@ -517,6 +518,29 @@ CASES: dict[str, list[Case]] = {
     "unrepeat_array": [case(N(6), N(3), 2), case(N(6, 2), N(3, 2), 2, 0),
                        case(N(3, 2), N(3, 2), np.array([1, 0, 2]), 0), case(N(12), N(2, 3), 2),
                        case(N(2, 6), N(2, 3), [1, 2, 3], 1)],
+    # scipy.special (registered only where SciPy is installed; skipped elsewhere)
+    **{f"scipy.special.{n}": unary(N) for n in [
+        "expit", "log_expit", "erf", "erfc", "erfcx", "ndtr", "log_ndtr", "i0", "i1", "i0e",
+        "i1e"]},
+    "scipy.special.erfinv": unary(U),
+    **{f"scipy.special.{n}": unary(P) for n in ["loggamma", "entr"]},
+    **{f"scipy.special.{n}": unary(lambda *s: Rand(0.1, 0.9, s))
+       for n in ["logit", "ndtri"]},
+    "scipy.special.erfcinv": unary(lambda *s: Rand(0.1, 1.9, s)),
+    "scipy.special.gammaln": unary(P) + [case(Rand(-2.8, -2.2, ())), case(Rand(0.05, 0.3, (4,)))],
+    "scipy.special.gamma": unary(P) + [case(Rand(-1.8, -1.2, (3,)))],
+    "scipy.special.digamma": unary(P) + [case(Rand(-2.8, -2.2, (3,)))],
+    **{f"scipy.special.{n}": binary(P, P) for n in ["beta", "betaln"]},
+    "scipy.special.xlogy": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
+    "scipy.special.xlog1py": binary(N, P) + [case(np.array([0.0, 1.5]), U(2))],
+    "x_over_y": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
+    "psi_n": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)), case(np.array([1, 2]), P(3, 1))],
+    "multigammaln": [case(G1(), 3), case(G1(5), 1), case(Rand(2.0, 3.0, (3, 4)), 4)],
+    "logsumexp": reduction() + [case(N(3, 4), b=P(3, 4)), case(N(3, 4), axis=1, b=P(4)),
+                                case(N(4), b=P(3, 4), axis=-1), case(N(3, 4), 0, P(3, 1), True),
+                                case(N(3, 4), axis=(0, 1), b=P(3, 4))],
+    **{n: [case(N(5)), case(N(3, 4)), case(N(3, 4), axis=0), case(N(3, 4), 1),
+           case(N(2, 3, 4), axis=(0, 2)), case(N())] for n in ["softmax", "log_softmax"]},
 }
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation
@@ -585,6 +609,7 @@ EXCLUDED = {
     "list": "structural: the compiler routes cotangents of list elements itself",
     "dict_of": "structural: the compiler routes cotangents of dict entries itself",
     "field": "structural (a namedtuple's or dataclass's field): tested in test_path_kinds",
+    "replaced": "structural (a namedtuple's _replace): tested in test_constructs_round14",
     "assertion": "raises by design where f's assert does: tested in test_python_constructs",
     "keys": "a dict's keys (strings): tested by the dict programs in test_path_kinds",
     "stop_gradient": "the identity, declared constant on purpose",

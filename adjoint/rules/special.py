@@ -1,0 +1,335 @@
+"""`scipy.special`: the functions of statistics and machine learning (imported only when
+SciPy is installed; see `adjoint.rules`).
+
+Covered: `expit`, `logit`, `log_expit`, `logsumexp` (`axis`, `keepdims`, `b=`
+weights), `softmax` and `log_softmax` (`axis`), `erf`, `erfc`, `erfcx`, `erfinv`,
+`erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`, `loggamma` (real),
+`digamma` (also spelled `psi`), `multigammaln(a, d)` (in a; d is an int), `beta`,
+`betaln`, `xlogy`, `xlog1py`, `entr`, `i0`, `i1`, `i0e` and `i1e`. (`np.sinc` is
+NumPy's, in `elementwise`.) Each derivative is written with these same functions
+and `psi_n(n, x)`, scipy's polygamma, so a gradient can be differentiated again.
+`logsumexp(..., return_sign=True)` is refused when the gradient runs, at its line;
+`scipy.special.polygamma` called in f has no rule yet (see `psi_n`).
+
+Conventions where a formula breaks down:
+
+- `xlogy(x, y) = x log y` and `xlog1py(x, y) = x log(1 + y)` are 0 at x = 0, y = 0
+  included (scipy's value). Their derivative in x is log y (log(1 + y)) everywhere,
+  -inf at y = 0, as in JAX. Their derivative in y is x / y (x / (1 + y)), and 0
+  wherever x = 0: f(0, y) = 0 for every y, so 0 is exact there, also at y = 0,
+  where JAX's x / y gives NaN. That quotient is `x_over_y`, with rules of its
+  own, so the second derivative in x then y is still 1 / y at x = 0.
+- `entr(x) = -x log x`: derivative -(log x + 1) for x > 0, +inf at 0 (its
+  one-sided limit, as JAX), and 0 for x < 0, where entr is -inf throughout (JAX).
+- `i0e(x) = exp(-|x|) i0(x)` has a kink at 0 (slopes -1 and +1 on either
+  side): the derivative there is 0, the mean of the two, as abs'(0) = 0.
+- `log_ndtr'(x) = ndtr'(x) / ndtr(x)` is computed as sqrt(2 / pi) / erfcx(-x /
+  sqrt 2), which neither overflows nor loses digits in either tail.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from adjoint.rules.located import unsupported
+from adjoint.rules.registry import defjvp, defunary, defvjp, primitive
+from adjoint.runtime import unbroadcast
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+
+# `special.psi is special.digamma`: declared once, under the name most code uses
+for _name in ["expit", "logit", "log_expit", "erf", "erfc", "erfcx", "erfinv", "erfcinv",
+              "ndtr", "ndtri", "log_ndtr", "gamma", "gammaln", "loggamma", "digamma", "beta",
+              "betaln", "xlogy", "xlog1py", "entr", "i0", "i1", "i0e", "i1e"]:
+    primitive(getattr(special, _name), "scipy.special." + _name)
+# Python functions, not ufuncs: generated code imports them by name from the module
+# that defines them (it prints a ufunc as scipy.special.<name> after `import scipy`)
+for _name in ["logsumexp", "softmax", "log_softmax", "multigammaln"]:
+    primitive(getattr(special, _name), _name)
+
+
+# ------------------------------------------------------------------ helpers
+
+def x_over_y(x, y):
+    """x / y, and 0 wherever x is 0 (y = 0 included): the derivative of xlogy(x, y) in y,
+    exact where x = 0 since xlogy(0, y) = 0 for every y."""
+    return np.where(x == 0.0, 0.0, x / np.where(x == 0.0, 1.0, y))
+
+
+primitive(x_over_y, "x_over_y")
+
+
+@defvjp(x_over_y)
+def x_over_y_vjp(g, ans, x, y):
+    # d/dx = 1 / y (at x = 0 too: x / y is x / y on either side); d/dy = -x / y^2,
+    # 0 where x = 0, as the function is
+    return unbroadcast(g / y, x), unbroadcast(-g * x_over_y(ans, y), y)
+
+
+@defjvp(x_over_y)
+def x_over_y_jvp(ans, x, y, x_dot, y_dot):
+    return x_dot / y - y_dot * x_over_y(ans, y)
+
+
+def _kept(r, axis, keepdims):
+    """r, a reduction's result along `axis`, with the reduced axes kept (as length 1), so
+    that it broadcasts against what was reduced."""
+    if axis is not None and not keepdims:
+        return np.expand_dims(r, axis)
+    return r
+
+
+def _no_sign(return_sign):
+    if return_sign:
+        return unsupported("scipy.special.logsumexp with return_sign=True has no derivative "
+                           "rule", "use logsumexp without it where the weighted sum is "
+                           "positive, or compute the sign separately with np.sign")
+    return None
+
+
+def psi_n(n, x):
+    """The polygamma function psi^(n)(x), for a whole n (here always a literal): the
+    derivative of digamma, and of itself. It is scipy's polygamma under a name that
+    generated code imports from here; scipy.special.polygamma itself has no rule yet,
+    as generated code cannot name it (the emitter imports scipy's Python functions
+    by their plain names, and `polygamma` is adjoint.rules.mathfns's)."""
+    return special.polygamma(n, x)
+
+
+primitive(psi_n, "psi_n")
+
+
+# ------------------------------------------------------------------ logistic
+
+@defunary(special.expit)
+def expit_vjp(g, ans, x):
+    return g * ans * (1.0 - ans)
+
+
+@defunary(special.logit)
+def logit_vjp(g, ans, x):
+    return g / (x * (1.0 - x))
+
+
+@defunary(special.log_expit)
+def log_expit_vjp(g, ans, x):
+    return g * special.expit(-x)  # 1 - expit(x), without the cancellation
+
+
+# ------------------------------------------------------------------ logsumexp, softmax
+
+@defvjp(special.logsumexp)
+def logsumexp_vjp(g, ans, a, axis=None, b=None, keepdims=False, return_sign=False):
+    # the weights exp(a - ans) are the softmax of a (times b): each row sums to 1
+    _ = _no_sign(return_sign)
+    w = np.exp(a - _kept(ans, axis, keepdims))
+    gw = _kept(g, axis, keepdims) * w
+    if b is None:
+        return unbroadcast(gw, a), None, None
+    return unbroadcast(gw * b, a), None, unbroadcast(gw, b)
+
+
+@defjvp(special.logsumexp)
+def logsumexp_jvp(ans, a, axis=None, b=None, keepdims=False, return_sign=False, a_dot=None,
+                  b_dot=None):
+    _ = _no_sign(return_sign)
+    w = np.exp(a - _kept(ans, axis, keepdims))
+    if b is None:
+        return np.sum(w * a_dot, axis=axis, keepdims=keepdims)
+    return np.sum(w * (b * a_dot + b_dot), axis=axis, keepdims=keepdims)
+
+
+@defvjp(special.softmax)
+def softmax_vjp(g, ans, x, axis=None):
+    return ans * (g - np.sum(g * ans, axis=axis, keepdims=True))
+
+
+@defjvp(special.softmax)
+def softmax_jvp(ans, x, axis=None, x_dot=None):
+    return ans * (x_dot - np.sum(x_dot * ans, axis=axis, keepdims=True))
+
+
+@defvjp(special.log_softmax)
+def log_softmax_vjp(g, ans, x, axis=None):
+    return g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True)
+
+
+@defjvp(special.log_softmax)
+def log_softmax_jvp(ans, x, axis=None, x_dot=None):
+    return x_dot - np.sum(np.exp(ans) * x_dot, axis=axis, keepdims=True)
+
+
+# ------------------------------------------------------------------ error functions, normal
+
+@defunary(special.erf)
+def erf_vjp(g, ans, x):
+    return g * _TWO_OVER_SQRT_PI * np.exp(-x * x)
+
+
+@defunary(special.erfc)
+def erfc_vjp(g, ans, x):
+    return -g * _TWO_OVER_SQRT_PI * np.exp(-x * x)
+
+
+@defunary(special.erfcx)
+def erfcx_vjp(g, ans, x):
+    # erfcx = exp(x^2) erfc(x)
+    return g * (2.0 * x * ans - _TWO_OVER_SQRT_PI)
+
+
+@defunary(special.erfinv)
+def erfinv_vjp(g, ans, x):
+    return g * _HALF_SQRT_PI * np.exp(ans * ans)
+
+
+@defunary(special.erfcinv)
+def erfcinv_vjp(g, ans, x):
+    return -g * _HALF_SQRT_PI * np.exp(ans * ans)
+
+
+@defunary(special.ndtr)
+def ndtr_vjp(g, ans, x):
+    return g * np.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+@defunary(special.ndtri)
+def ndtri_vjp(g, ans, x):
+    return g * _SQRT_2PI * np.exp(0.5 * ans * ans)
+
+
+@defunary(special.log_ndtr)
+def log_ndtr_vjp(g, ans, x):
+    # pdf / cdf = sqrt(2 / pi) / erfcx(-x / sqrt 2): stable in both tails
+    return g * _SQRT_2_OVER_PI / special.erfcx(-_SQRT_HALF * x)
+
+
+# ------------------------------------------------------------------ gamma and friends
+
+@defunary(special.gamma)
+def gamma_vjp(g, ans, x):
+    return g * ans * special.digamma(x)
+
+
+@defunary(special.gammaln)
+def gammaln_vjp(g, ans, x):
+    return g * special.digamma(x)  # gammaln = log |gamma|: also where gamma < 0
+
+
+@defunary(special.loggamma)
+def loggamma_vjp(g, ans, x):
+    return g * special.digamma(x)
+
+
+@defunary(special.digamma)
+def digamma_vjp(g, ans, x):
+    return g * psi_n(1, x)
+
+
+@defvjp(psi_n)
+def psi_n_vjp(g, ans, n, x):
+    return None, unbroadcast(g * psi_n(n + 1, x), x)
+
+
+@defjvp(psi_n)
+def psi_n_jvp(ans, n, x, x_dot):
+    return x_dot * psi_n(n + 1, x)
+
+
+def _multigammaln_slope(a, d):
+    """d multigammaln(a, d) / da = the sum over j < d of digamma(a - j / 2)."""
+    j = np.arange(d) * 0.5
+    return np.sum(special.digamma(np.expand_dims(a, -1) - j), axis=-1)
+
+
+@defvjp(special.multigammaln)
+def multigammaln_vjp(g, ans, a, d):
+    return g * _multigammaln_slope(a, d), None
+
+
+@defjvp(special.multigammaln)
+def multigammaln_jvp(ans, a, d, a_dot):
+    return a_dot * _multigammaln_slope(a, d)
+
+
+@defvjp(special.beta)
+def beta_vjp(g, ans, a, b):
+    both = special.digamma(a + b)
+    return (unbroadcast(g * ans * (special.digamma(a) - both), a),
+            unbroadcast(g * ans * (special.digamma(b) - both), b))
+
+
+@defjvp(special.beta)
+def beta_jvp(ans, a, b, a_dot, b_dot):
+    both = special.digamma(a + b)
+    return ans * (a_dot * (special.digamma(a) - both) + b_dot * (special.digamma(b) - both))
+
+
+@defvjp(special.betaln)
+def betaln_vjp(g, ans, a, b):
+    both = special.digamma(a + b)
+    return (unbroadcast(g * (special.digamma(a) - both), a),
+            unbroadcast(g * (special.digamma(b) - both), b))
+
+
+@defjvp(special.betaln)
+def betaln_jvp(ans, a, b, a_dot, b_dot):
+    both = special.digamma(a + b)
+    return a_dot * (special.digamma(a) - both) + b_dot * (special.digamma(b) - both)
+
+
+# ------------------------------------------------------------------ x log y, entropy
+
+@defvjp(special.xlogy)
+def xlogy_vjp(g, ans, x, y):
+    return unbroadcast(g * np.log(y), x), unbroadcast(g * x_over_y(x, y), y)
+
+
+@defjvp(special.xlogy)
+def xlogy_jvp(ans, x, y, x_dot, y_dot):
+    return x_dot * np.log(y) + y_dot * x_over_y(x, y)
+
+
+@defvjp(special.xlog1py)
+def xlog1py_vjp(g, ans, x, y):
+    return unbroadcast(g * np.log1p(y), x), unbroadcast(g * x_over_y(x, 1.0 + y), y)
+
+
+@defjvp(special.xlog1py)
+def xlog1py_jvp(ans, x, y, x_dot, y_dot):
+    return x_dot * np.log1p(y) + y_dot * x_over_y(x, 1.0 + y)
+
+
+@defunary(special.entr)
+def entr_vjp(g, ans, x):
+    # -inf (a constant) for x < 0; +inf at 0, the one-sided limit
+    return np.where(x < 0.0, 0.0, -g * (np.log(np.where(x < 0.0, 1.0, x)) + 1.0))
+
+
+# ------------------------------------------------------------------ modified Bessel functions
+
+@defunary(special.i0)
+def i0_vjp(g, ans, x):
+    return g * special.i1(x)
+
+
+@defunary(special.i1)
+def i1_vjp(g, ans, x):
+    # i1' = i0 - i1 / x, 1/2 at x = 0 (the limit)
+    return g * np.where(x == 0.0, 0.5, special.i0(x) - ans / np.where(x == 0.0, 1.0, x))
+
+
+@defunary(special.i0e)
+def i0e_vjp(g, ans, x):
+    return g * (special.i1e(x) - np.sign(x) * ans)
+
+
+@defunary(special.i1e)
+def i1e_vjp(g, ans, x):
+    return g * np.where(x == 0.0, 0.5, special.i0e(x) - ans / np.where(x == 0.0, 1.0, x)
+                        - np.sign(x) * ans)
