@@ -130,7 +130,17 @@ def int_arguments(f, args, kwargs=None) -> dict:
     import inspect
     bound = inspect.signature(f).bind(*args, **(kwargs or {}))
     bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if type(v) in (int, bool)}
+    return {k: as_int(v) for k, v in bound.arguments.items() if is_int(v)}
+
+
+def is_int(v) -> bool:
+    """An int or bool, NumPy's too (np.int64 from np.arange): keyed by its value."""
+    return type(v) in (int, bool) or isinstance(v, (np.integer, np.bool_))
+
+
+def as_int(v):
+    """`v` as the Python int or bool that lowering folds (`n == 0` of an np.int64)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def lower_by_depth(f, constants: Callable[[], dict]):
@@ -185,7 +195,7 @@ class Derivative:
             self.full_args(args)
         names = self.lowered.param_names  # args are full: one per parameter, in order
         lowered, self.guards = lower_by_depth(self.f, lambda: {
-            n: a for n, a in zip(names, args) if type(a) in (int, bool)})
+            n: as_int(a) for n, a in zip(names, args) if is_int(a)})
         self.guards += rule_guards(lowered)
         self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)

@@ -429,6 +429,11 @@ def test_every_higher_transform_of_x_to_the_n_by_recursion_is_n_n_minus_1_x_to_n
             assert np.isclose(got, want, rtol=1e-12), (n, got, want)
         assert np.isclose(want, diff_of_grad(adjoint.grad(rp2), (x, n), 0, 1.0), rtol=1e-6)
     assert np.isclose(adjoint.grad(adjoint.grad(adjoint.grad(rp2)))(x, 4), 24 * x, rtol=1e-12)
+    n = np.arange(6)[4]  # NumPy's int, as a loop over np.arange gives it
+    assert np.isclose(adjoint.grad(rp2)(x, n), 4 * x ** 3, rtol=1e-12)
+    for got in (adjoint.grad(adjoint.grad(rp2))(x, n), adjoint.hvp(rp2)(x, n, 1.0),
+                adjoint.hessian(rp2)(x, n)):
+        assert np.isclose(got, 12 * x ** 2, rtol=1e-12)
     for wrt in ("x", ("x",), 0):  # as grad(grad(f)) of a Transform takes them
         assert np.isclose(adjoint.grad(adjoint.grad(rp2, wrt=wrt))(x, 4), 12 * x ** 2,
                           rtol=1e-12)
