@@ -222,6 +222,10 @@ def _with_dependencies(helpers: dict) -> dict:
                                                    len(getattr(kv[1], "__mro__", ())), kv[0])))
 
 
+# calls whose result numba makes a new C-contiguous array, whatever their operands' layout
+_C_ORDER = (np.reshape, np.ravel, np.ascontiguousarray, np.copy, np.zeros, np.ones, np.empty,
+            np.full, np.arange, np.linspace, np.eye, np.outer, np.dot, np.matmul,
+            np.concatenate, np.stack)
 # calls whose result is an ndarray whatever their arguments (a ufunc's too, but for a
 # scalar, which no index reaches): a scatter-add into it is np.add.at
 _MAKES_ARRAYS = (np.zeros, np.ones, np.empty, np.full, np.array, np.asarray, np.copy,
@@ -525,6 +529,8 @@ class Emitter:
                 "the arrays passed", op.loc or self._loc,
                 "test what the code needs (x.ndim, x.shape, x.dtype), or pass NumPy arrays "
                 "(np.asarray(x))")
+        if self.numba and p.fn is runtime.private and self._container(a[0]) == "ndarray":
+            return f"{self.operand(a[0], _POSTFIX)}.copy()"  # numba compiles no helper
         a = _without_defaults(op.prim.fn, a)
         if self.xp and p.fn is len and len(a) == 1 and isinstance(a[0], Value) and \
                 self._xp_array(a[0]):  # the standard's arrays have no len()
@@ -532,6 +538,10 @@ class Emitter:
         if self.xp and p.name.startswith("np."):
             return self._xp_call(op, a)
         args = [self.operand(x) for x in a]
+        if self.numba and p.fn is np.reshape and a and not self._c_order(a[0]):
+            # numba reshapes a C-contiguous array only: a transpose's raises
+            # NotImplementedError when it runs, a slice's or a broadcast's is not compiled
+            args[0] = f"np.ascontiguousarray({args[0]})"
         args += [f"{k}={self.operand(v)}" for k, v in op.kwargs]
         text = f"{self._callee(op)}({', '.join(args)})"
         if self.numba and p.name.startswith("math.") and p.name[5:] not in _MATH_SAFE and \
@@ -931,6 +941,8 @@ class Emitter:
                 self._refuse("a copy of a value of unknown kind before a write", self._loc)
             self.module.helpers["private"] = runtime.private
             return f"private({self.operand(o)})"
+        if kind == "np.array" and self.numba:  # numba's np.array takes no copy=
+            return f"{self.operand(o, _POSTFIX)}.copy()"
         return f"{kind}({self.operand(o)})" if kind not in (None, "np.array") else \
             f"{'xp.asarray' if self.xp else 'np.array'}({self.operand(o)}, copy=True)"
 
@@ -1131,6 +1143,24 @@ class Emitter:
                 return (f"{self.call_expr(op)}{where} is integer arithmetic that may pass "
                         f"int64, where Python's ints do not overflow")
         return None
+
+    def _c_order(self, o: Operand, depth: int = 0) -> bool:
+        """numba's `o` is known to be a number or a C-contiguous array: made by a call that
+        makes one, or computed elementwise from such (numba gives an elementwise op of
+        transposes a transpose's layout)."""
+        if isinstance(o, Const):
+            return not isinstance(o.value, np.ndarray) or o.value.flags.c_contiguous
+        kind = self.facts.kind(o) if self.facts is not None and isinstance(o, Value) else None
+        if kind is not None and kind.type in ("float", "int", "bool"):
+            return True
+        op = self._producers.get(o) if isinstance(o, Value) else None
+        if op is None or depth > 20:
+            return False
+        if op.prim.fn in _C_ORDER or op.prim.symbol == "@":
+            return True
+        elementwise = isinstance(op.prim.fn, np.ufunc) or op.prim.style == "prefix" or \
+            op.prim.style == "infix" and op.prim.symbol.strip() in _ARITHMETIC
+        return elementwise and all(self._c_order(x, depth + 1) for x in op.args)
 
     def _overlaps(self, a, b) -> bool:
         """`b`, an array, may share memory with `a` (a view of one buffer)."""

@@ -5,7 +5,10 @@ decorated with `@numba.njit`, reverse loops run an index down, batched tapes are
 stacked by a loop. numba compiles a function on its first call. What it cannot
 compile (a runtime helper, an `axis=` numba does not take, a list holding two
 types) runs as the same function in Python and NumPy, the function's own
-`py_func`: per function, with a one-line warning that says why.
+`py_func`: per function, with a one-line warning that says why. So does a function
+whose machine code raises where NumPy does not (a float divided by 0.0 is inf in
+NumPy, ZeroDivisionError in numba): NumPy runs the call again, and an error it raises
+too is f's own, raised as NumPy raises it, numba kept.
 
 numba does not run the module's text exactly as Python would, and three of its
 differences give another number, silently; `compiled` closes each:
@@ -112,10 +115,17 @@ def compiled(module: types.ModuleType, name: str):
             return py(*args)
         try:
             return fast(*full(args))  # as compiled: an omitted default is another type
-        except NumbaError as e:  # numba compiles before it runs: nothing ran yet
-            fall_back(module, name, dispatcher, e)
-            running[0] = py
-            return py(*args)
+        except NumbaError as e:  # compiling for new types: nothing ran yet
+            failed = e
+        except Exception as e:  # noqa: BLE001 - NumPy's run below tells whose error it is
+            failed = RanError(e)
+        # NumPy runs it again from its start (the generated code writes into nothing it
+        # was given), outside the except: an error f raises is raised again, as NumPy
+        # raises it; only an error NumPy does not raise was numba's, and numba's no more
+        result = py(*args)
+        fall_back(module, name, dispatcher, failed)
+        running[0] = py
+        return result
 
     call.__name__ = call.__qualname__ = name
     call.__wrapped__ = py
@@ -348,11 +358,23 @@ def narrow_ints(args, globals_) -> str | None:
     return None
 
 
+class RanError(Exception):
+    """An error numba's machine code raised where NumPy's run of the same function does
+    not (a reshape of a transpose numba does not do: NotImplementedError)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
 def fall_back(module: types.ModuleType, name: str, dispatcher, error) -> None:
     """Run `name` (numba's `dispatcher`) as Python from now on; the functions it calls
     stay numba's, each falling back on its own when its turn comes."""
     reason = error if isinstance(error, str) else why(error)
-    warnings.warn(f"adjoint: numba cannot compile {name}, running it with NumPy: "
+    verb = "compile"
+    if isinstance(error, RanError):
+        verb, reason = "run", f"{why(error.error)}, where NumPy raises nothing"
+    warnings.warn(f"adjoint: numba cannot {verb} {name}, running it with NumPy: "
                   f"{reason}", RuntimeWarning, stacklevel=_callers_level())
     setattr(module, name, dispatcher.py_func)
     # Python now calls the others: give each its own fallback (a numba caller that was
