@@ -450,6 +450,36 @@ def _element_shapes(name: str, value) -> list:
     return [f"[np.shape(e) for e in {name}] == {[np.shape(e) for e in value]}"]
 
 
+def _literal(value) -> bool:
+    """Whether repr(value) is Python that makes an equal value: numbers (finite), strings,
+    None, and lists, tuples and dicts of them."""
+    if type(value) in (list, tuple):
+        return all(_literal(e) for e in value)
+    if type(value) is dict:
+        return all(_literal(k) and _literal(v) for k, v in value.items())
+    if type(value) is float:
+        return bool(np.isfinite(value))
+    return value is None or type(value) in (bool, int, str)
+
+
+def _held_numbers(name: str, value) -> list:
+    """Checks that a global list, tuple or dict still holds the numbers and strings it
+    held, where it holds arrays too (their shapes are checked apart): lowering may fold
+    them in, unrolling `sorted(P.items())`, `reduce(mul, COEF)` or `f(x, **OPTS)`."""
+    if type(value) is dict:
+        checks, items = [f"list({name}) == {list(value)!r}"], list(value.items())
+    elif type(value) in (list, tuple):
+        checks, items = [f"len({name}) == {len(value)}"], list(enumerate(value))
+    else:
+        return []
+    for k, v in items:
+        if _literal(v):
+            checks.append(f"{name}[{k!r}] == {v!r}")
+        else:
+            checks += _held_numbers(f"{name}[{k!r}]", v)
+    return checks if len(checks) > 1 else []
+
+
 def with_global_checks(text: str, guards, fn_name: str) -> str:
     """`text` whose entry functions first check the module globals the code was made
     from: a number lowering folded in (`S = 2.0` is printed as 2.0) still has that
@@ -462,13 +492,22 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
         module = where.get("__name__") if isinstance(where, dict) else None
         if not module or module == "__main__" or not name.isidentifier():
             continue
-        if type(value) in (bool, int, float, str) or value is None:
+        imported = re.search(rf"^from \S+ import .*\b{name}\b", text, re.M)
+        if type(value) in (bool, int, float, str) or value is None or \
+                type(value) in (list, tuple, dict) and not imported and _literal(value):
             checks.append(f"{module}.{name} == {value!r}")
-        elif isinstance(value, (np.ndarray, list, dict)) and \
-                re.search(rf"^from \S+ import .*\b{name}\b", text, re.M):
+        elif isinstance(value, (np.ndarray, list, dict)) and imported:
+            # the object the file imported, holding what it held: the numbers as
+            # scalar globals are (checked by value), the arrays' shapes
             checks.append(f"{module}.{name} is {name}")
-            if "import numpy as np" in text:
-                checks += _element_shapes(name, value)
+            if _literal(value):
+                checks.append(f"{name} == {value!r}")
+            else:
+                if "import numpy as np" in text:
+                    checks += _element_shapes(name, value)
+                checks += _held_numbers(name, value)
+        elif type(value) in (list, tuple, dict):
+            checks += _held_numbers(f"{module}.{name}", value)
         else:
             continue
         modules.add(module)
@@ -544,7 +583,7 @@ def origins(fn_ir: Function) -> list:
 def global_kinds(fn_ir: Function) -> list:
     """Each global's kind: an array's shape may be in the code, so it is in the key, and
     so are the kinds of what a list, tuple or dict holds (their shapes may be too)."""
-    return sorted({(o.name, kind_of(o.value), folded(o.value)) for o in _all_operands(fn_ir.body)
+    return sorted({(o.name, kind_of(o.value), folded(o.value, True)) for o in _all_operands(fn_ir.body)
                    if isinstance(o, Global)}, key=repr)
 
 

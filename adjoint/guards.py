@@ -36,19 +36,23 @@ def same_facts(a, b) -> bool:
 _FOLDED = (int, bool, str, np.integer, np.bool_)
 
 
-def folded(a):
+def folded(a, floats: bool = False):
     """The part of `a`'s value that is in the key (its kind is there too): ints, bools,
     strings and None; for a tuple, list or dict, each element's kind and folded value
     (a dict's keys too, in order), since the code is specialised on what each holds.
-    A float's value never is."""
+    An argument's floats never are (each new value would compile again); a global
+    container's are (`floats`): lowering may fold them in, unrolling
+    `sorted(TABLE.items())`, `reduce(mul, COEF)` or `f(x, **OPTS)`."""
     if isinstance(a, _FOLDED):
         return a.item() if isinstance(a, np.generic) else a
+    if floats and isinstance(a, (float, complex, np.floating, np.complexfloating)):
+        return a.item() if isinstance(a, np.generic) else a
     if isinstance(a, (tuple, list)):
-        return tuple((kind_of(e), folded(e)) for e in a)
+        return tuple((kind_of(e), folded(e, floats)) for e in a)
     if isinstance(a, dict):
-        return tuple((k, kind_of(v), folded(v)) for k, v in a.items())
+        return tuple((k, kind_of(v), folded(v, floats)) for k, v in a.items())
     if hasattr(type(a), "__dataclass_fields__"):  # its class, and each field as a dict's
-        return (type(a),) + tuple((f, kind_of(getattr(a, f)), folded(getattr(a, f)))
+        return (type(a),) + tuple((f, kind_of(getattr(a, f)), folded(getattr(a, f), floats))
                                   for f in type(a).__dataclass_fields__)
     if isinstance(a, range):
         return (a.start, a.stop, a.step)
@@ -117,7 +121,7 @@ def guards(reads) -> tuple:
             where = _Cell(where)
         arr = isinstance(value, np.ndarray)
         detail = value.dtype if arr else value.__code__ if isinstance(
-            value, types.FunctionType) else folded(value) if _holds_values(value) else None
+            value, types.FunctionType) else folded(value, True) if _holds_values(value) else None
         out.append((where, name, value, value.shape if arr else None, detail))
     return tuple(out)
 
@@ -238,7 +242,7 @@ def holds(checks: tuple):
         if isinstance(value, types.FunctionType):  # IPython's autoreload swaps __code__
             terms.append(f"v{i}.__code__ is d{i}")
         if _holds_values(value):  # P['w'] = np.ones(5) keeps P itself
-            terms.append(f"folded(v{i}) == d{i}")
+            terms.append(f"folded(v{i}, True) == d{i}")
     ns["folded"] = folded
     exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
     return ns["holds"]
@@ -250,7 +254,7 @@ def stale(checks: tuple) -> str | None:
         if where.get(name, ABSENT) is not value or (
                 shape is not None and (value.shape != shape or value.dtype != detail)) or (
                 isinstance(value, types.FunctionType) and value.__code__ is not detail) or (
-                _holds_values(value) and folded(value) != detail):
+                _holds_values(value) and folded(value, True) != detail):
             return name
     return None
 

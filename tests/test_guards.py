@@ -383,6 +383,76 @@ def test_a_written_leaf_shared_with_another_leaf_or_a_global_is_refused(tmp_path
                                                                "W_dec": W2[3:].copy()})))
 
 
+UNROLLED = """
+import functools
+import operator
+
+import numpy as np
+
+TABLE = {"a": 0.5, "b": 2.0}
+COEF = [0.5, 2.0]
+PAIR = (0.5, 2.0)
+OPTS = {"s": 1.5}
+
+
+def _scaled(x, s=1.0):
+    return x * s
+
+
+def by_sorted_items(x):
+    s = 0.0
+    for k, v in sorted(TABLE.items()):
+        s = s + v * np.sum(x * x)
+    return s
+
+
+def by_reduce(x):
+    return functools.reduce(operator.mul, COEF) * np.sum(x * x)
+
+
+def by_argmin(x):
+    return TABLE[min(TABLE, key=TABLE.get)] * np.sum(x * x)
+
+
+def by_keywords(x):
+    return np.sum(_scaled(x, **OPTS) * x)
+
+
+def by_tuple(x):
+    a, b = PAIR
+    return a * b * np.sum(x * x)
+"""
+
+# each function's factor c in c * sum(x^2), from the module's globals now
+FACTORS = {
+    "by_sorted_items": lambda m: sum(m.TABLE.values()),
+    "by_reduce": lambda m: m.COEF[0] * m.COEF[1],
+    "by_argmin": lambda m: min(m.TABLE.values()),
+    "by_keywords": lambda m: m.OPTS["s"],
+    "by_tuple": lambda m: m.PAIR[0] * m.PAIR[1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORS))
+def test_a_global_container_whose_numbers_lowering_unrolled_is_guarded(tmp_path, name):
+    # round 15, S1: sorted(TABLE.items()), reduce(mul, COEF), min(D, key=D.get) and
+    # f(x, **OPTS) unroll a global container when the function is lowered, folding its
+    # floats into the code; the guard keyed it on the kinds it held, so a float changed
+    # in place gave the old gradient (grad, hvp) and an emitted file ran on (no check)
+    m = module(tmp_path, UNROLLED)
+    f, x = getattr(m, name), np.array([1.0, 2.0])
+    g, h = adjoint.grad(f), adjoint.hvp(f)
+    text = adjoint.source(f, args=(x,))
+    np.testing.assert_allclose(g(x), 2 * FACTORS[name](m) * x)
+    m.TABLE["a"], m.COEF[0], m.OPTS["s"], m.PAIR = 3.0, -4.0, -0.5, (3.0, 2.0)
+    np.testing.assert_allclose(g(x), 2 * FACTORS[name](m) * x)  # by hand: 2 c x
+    np.testing.assert_allclose(h(x, np.ones(2)), 2 * FACTORS[name](m) * np.ones(2))
+    namespace = {}
+    exec(text, namespace)
+    with pytest.raises(RuntimeError, match="has changed"):
+        namespace[f"{name}_grad"](x)
+
+
 def test_an_emitted_file_refuses_globals_that_changed_since_it_was_written(tmp_path):
     # round 6, N6: the file prints a folded float global as a number and imports an
     # array global by name; rebinding either after importing the file gave the old
