@@ -1,11 +1,12 @@
 """`scipy.special`: the functions of statistics and machine learning (imported only when
 SciPy is installed; see `adjoint.rules`).
 
-Covered: `expit`, `logit`, `log_expit`, `logsumexp` (`axis`, `keepdims`, `b=`
+Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp` (`axis`, `keepdims`, `b=`
 weights), `softmax` and `log_softmax` (`axis`), `erf`, `erfc`, `erfcx`, `erfinv`,
 `erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`, `loggamma` (real),
 `digamma` (also spelled `psi`), `multigammaln(a, d)` (in a; d is an int), `beta`,
-`betaln`, `xlogy`, `xlog1py`, `entr`, `i0`, `i1`, `i0e` and `i1e`. (`np.sinc` is
+`betaln`, `xlogy`, `xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and
+`i1e`. (`np.sinc` is
 NumPy's, in `elementwise`.) Each derivative is written with these same functions
 and `psi_n(n, x)`, scipy's polygamma, so a gradient can be differentiated again.
 `logsumexp(..., return_sign=True)` is refused when the gradient runs, at its line;
@@ -19,6 +20,9 @@ Conventions where a formula breaks down:
   wherever x = 0: f(0, y) = 0 for every y, so 0 is exact there, also at y = 0,
   where JAX's x / y gives NaN. That quotient is `x_over_y`, with rules of its
   own, so the second derivative in x then y is still 1 / y at x = 0.
+- `rel_entr(x, y) = x log(x / y)` and `kl_div(x, y) = x log(x / y) - x + y` likewise:
+  in y, -x / y and 1 - x / y, exact at x = 0 (0 and 1); in x, log(x / y) + 1 and
+  log(x / y), -inf at x = 0 (the one-sided limit).
 - `entr(x) = -x log x`: derivative -(log x + 1) for x > 0, +inf at 0 (its
   one-sided limit, as JAX), and 0 for x < 0, where entr is -inf throughout (JAX).
 - `i0e(x) = exp(-|x|) i0(x)` has a kink at 0 (slopes -1 and +1 on either
@@ -46,12 +50,16 @@ _SQRT_HALF = math.sqrt(0.5)
 # `special.psi is special.digamma`: declared once, under the name most code uses
 for _name in ["expit", "logit", "log_expit", "erf", "erfc", "erfcx", "erfinv", "erfcinv",
               "ndtr", "ndtri", "log_ndtr", "gamma", "gammaln", "loggamma", "digamma", "beta",
-              "betaln", "xlogy", "xlog1py", "entr", "i0", "i1", "i0e", "i1e"]:
+              "betaln", "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e",
+              "i1e"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
 # Python functions, not ufuncs: generated code imports them by name from the module
 # that defines them (it prints a ufunc as scipy.special.<name> after `import scipy`)
 for _name in ["logsumexp", "softmax", "log_softmax", "multigammaln"]:
     primitive(getattr(special, _name), _name)
+_softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
+if _softplus is not None:
+    primitive(_softplus, "softplus")
 
 
 # ------------------------------------------------------------------ helpers
@@ -120,6 +128,12 @@ def logit_vjp(g, ans, x):
 @defunary(special.log_expit)
 def log_expit_vjp(g, ans, x):
     return g * special.expit(-x)  # 1 - expit(x), without the cancellation
+
+
+if _softplus is not None:
+    @defunary(_softplus)
+    def softplus_vjp(g, ans, x):
+        return g * special.expit(x)
 
 
 # ------------------------------------------------------------------ logsumexp, softmax
@@ -309,6 +323,30 @@ def xlog1py_jvp(ans, x, y, x_dot, y_dot):
 def entr_vjp(g, ans, x):
     # -inf (a constant) for x < 0; +inf at 0, the one-sided limit
     return np.where(x < 0.0, 0.0, -g * (np.log(np.where(x < 0.0, 1.0, x)) + 1.0))
+
+
+@defvjp(special.rel_entr)
+def rel_entr_vjp(g, ans, x, y):
+    # x log(x / y): 0 at x = 0 for every y, so its derivative in y is 0 there
+    return (unbroadcast(g * (np.log(x) - np.log(y) + 1.0), x),
+            unbroadcast(-g * x_over_y(x, y), y))
+
+
+@defjvp(special.rel_entr)
+def rel_entr_jvp(ans, x, y, x_dot, y_dot):
+    return x_dot * (np.log(x) - np.log(y) + 1.0) - y_dot * x_over_y(x, y)
+
+
+@defvjp(special.kl_div)
+def kl_div_vjp(g, ans, x, y):
+    # x log(x / y) - x + y: y at x = 0, so its derivative in y is 1 there
+    return (unbroadcast(g * (np.log(x) - np.log(y)), x),
+            unbroadcast(g * (1.0 - x_over_y(x, y)), y))
+
+
+@defjvp(special.kl_div)
+def kl_div_jvp(ans, x, y, x_dot, y_dot):
+    return x_dot * (np.log(x) - np.log(y)) + y_dot * (1.0 - x_over_y(x, y))
 
 
 # ------------------------------------------------------------------ modified Bessel functions

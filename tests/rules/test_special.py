@@ -75,6 +75,14 @@ def entropies(x, y):
     return np.sum(sp.xlogy(x, y) + sp.xlog1py(x, y) ** 2 + sp.entr(y))
 
 
+def divergences(p, q):
+    return np.sum(sp.rel_entr(p, q)) + np.sum(sp.kl_div(q, p) ** 2)
+
+
+def softplus_of(x):
+    return np.sum(sp.softplus(x) ** 2)
+
+
 def bessels(x):
     return np.sum(sp.i0(x) * sp.i1(x) + sp.i0e(x) ** 2 + sp.i1e(x))
 
@@ -86,8 +94,9 @@ def scalar_mix(x):
 PROGRAMS = [
     (logistic, (X34,)), (logits, (Q34,)), (logsumexps, (X34, W34)), (softmaxes, (X34, W34)),
     (error_functions, (X34,)), (inverses, (Q34,)), (gammas, (P34,)), (betas, (P34, Q34 + 0.5)),
-    (entropies, (X34, P34)), (bessels, (X34,)), (scalar_mix, (0.7,)),
-]
+    (entropies, (X34, P34)), (divergences, (P34, Q34)), (bessels, (X34,)),
+    (scalar_mix, (0.7,)),
+] + ([(softplus_of, (X34,))] if hasattr(sp, "softplus") else [])  # SciPy 1.15+
 
 
 @pytest.mark.parametrize("f, args", PROGRAMS, ids=[f.__name__ for f, _ in PROGRAMS])
@@ -190,6 +199,21 @@ def test_xlogy_at_zero_follows_jax_in_x_and_is_exact_in_y():
     np.testing.assert_allclose(h[0, 2], 0.5, rtol=1e-14)
     np.testing.assert_allclose(h[1, 3], 0.25, rtol=1e-14)
     np.testing.assert_allclose(np.diag(h), [0.0, 0.0, 0.0, -1.0 / 16.0], atol=1e-15)
+
+
+def kl_sum(p, q):
+    return np.sum(sp.rel_entr(p, q) + 2.0 * sp.kl_div(p, q))
+
+
+def test_divergences_at_zero_are_exact_in_y():
+    p, q = np.array([0.0, 0.0, 0.5]), np.array([0.3, 0.0, 0.25])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gp, gq = adjoint.grad(kl_sum, wrt=(0, 1))(p, q)
+    # in q: -p / q + 2 (1 - p / q), exactly 2 where p = 0 (also at q = 0)
+    np.testing.assert_array_equal(gq, [2.0, 2.0, -2.0 + 2.0 * (1.0 - 2.0)])
+    # in p: log(p / q) + 1 + 2 log(p / q), -inf at p = 0; NaN at p = q = 0, where
+    # rel_entr(p, 0) jumps from 0 to inf
+    np.testing.assert_allclose(gp, [-np.inf, np.nan, 3.0 * math.log(2.0) + 1.0])
 
 
 def entr_sum(x):
