@@ -301,6 +301,8 @@ def betaln_jvp(ans, a, b, a_dot, b_dot):
 
 @defvjp(special.xlogy)
 def xlogy_vjp(g, ans, x, y):
+    # in x: log y, -inf at y = 0 (as JAX); in y: x / y, exactly 0 where x = 0, since
+    # xlogy(0, y) = 0 for every y (JAX's x / y is NaN at x = y = 0)
     return unbroadcast(g * np.log(y), x), unbroadcast(g * x_over_y(x, y), y)
 
 
@@ -364,6 +366,7 @@ def i1_vjp(g, ans, x):
 
 @defunary(special.i0e)
 def i0e_vjp(g, ans, x):
+    # i0e = exp(-|x|) i0: at its kink x = 0, sign(0) = 0 gives 0, the mean of the slopes
     return g * (special.i1e(x) - np.sign(x) * ans)
 
 
