@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from adjoint.runtime import CotangentDict, Cotangents, FieldCotangents
+
 # functions whose standard name and positional arguments are NumPy's
 _SAME = """abs exp expm1 log log1p log2 log10 logaddexp sqrt square sin cos tan sinh cosh
     tanh sign floor ceil trunc round negative positive add subtract multiply divide
@@ -301,5 +303,126 @@ def split_like(x, seq, axis=0):
     return out
 
 
+def zeros_like(x):
+    """A zero of `x`'s shape and kind (runtime.zeros_like): 0.0 for a number, float zeros
+    of the namespace for an array, a zero per entry for a container (a pure-Python one, so
+    that no NumPy array meets the namespace's)."""
+    if isinstance(x, (float, int)) and not isinstance(x, bool):
+        return 0.0
+    if x is None or isinstance(x, (str, bytes)):  # a setting: no gradient
+        return None
+    if isinstance(x, dict):
+        return CotangentDict((k, zeros_like(v)) for k, v in x.items())
+    if hasattr(x, "_fields"):  # a namedtuple
+        return FieldCotangents(x._fields, [zeros_like(v) for v in x])
+    if isinstance(x, (list, tuple)):
+        zeros = [zeros_like(e) for e in x]
+        arrays = [z for z in zeros if _is_array(z)]
+        if any(isinstance(z, (dict, list)) for z in zeros) or \
+                len({tuple(z.shape) for z in arrays} | ({()} if len(arrays) < len(zeros)
+                                                        else set())) > 1:
+            return Cotangents(zeros)  # ragged: one zero per element, as NumPy's
+        if arrays and arrays[0].shape:
+            # NumPy's stacks them, and its code reads xs_bar[k], which the standard
+            # leaves unspecified for an array of more than one axis: one zero per element
+            return _Zeros(zeros)
+        if not arrays:  # NumPy's would be a NumPy array, which cannot meet the namespace's
+            raise TypeError("the array-API form of a zero for a list of numbers: no "
+                            "namespace to make it in")
+        from array_api_compat import array_namespace
+        xp = array_namespace(arrays[0])
+        dtype = xp.result_type(*arrays)
+        return xp.zeros((len(zeros),) + tuple(arrays[0].shape), dtype=dtype)
+    if not _is_array(x):
+        raise TypeError(f"no array-API zero for a {type(x).__name__}")
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    if xp.isdtype(x.dtype, ("real floating", "complex floating")):
+        return xp.zeros(x.shape, dtype=x.dtype)
+    # an int or bool array's cotangent: the namespace's default float (float32 in JAX
+    # unless x64 is on), as NumPy's is float64
+    info = getattr(xp, "__array_namespace_info__", None)
+    dtype = info().default_dtypes()["real floating"] if info else xp.float64
+    return xp.zeros(x.shape, dtype=dtype)
+
+
+class _Zeros(Cotangents):
+    """Cotangents whose slice (xs_bar[:-1], a list's pop undone) stays one: a plain
+    list's + would join two of them, not add them."""
+
+    def __getitem__(self, k):
+        got = super().__getitem__(k)
+        return _Zeros(got) if isinstance(k, slice) else got
+
+
+def _basic(part) -> bool:
+    return part is None or part is Ellipsis or isinstance(part, slice) or (
+        isinstance(part, int) and not isinstance(part, bool))
+
+
+class at:
+    """`x[index] = value` and `x[index] += value` as values, for namespaces whose arrays
+    cannot be written (JAX): `x = at(x)[i, ...].set(v)` is JAX's x.at[i, ...].set(v), a
+    new array, x left as it was. On an array that can be written, in place, as NumPy's
+    code does. The index is basic (ints, slices, ..., None) or an array without repeated
+    positions: JAX applies one of repeated updates, which one it does not say, where
+    NumPy applies the last."""
+
+    def __init__(self, x, index=None):
+        self.x, self.index = x, index
+
+    def __getitem__(self, index):
+        return at(self.x, index)
+
+    def _checked(self):
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        shape = tuple(self.x.shape)
+        for axis, p in enumerate(q for q in parts if q is not None):
+            if p is Ellipsis:
+                break
+            if isinstance(p, int) and not isinstance(p, bool) and axis < len(shape) and \
+                    not -shape[axis] <= p < shape[axis]:
+                # JAX drops an update out of bounds; NumPy raises
+                raise IndexError(f"index {p} is out of bounds for axis {axis} with size "
+                                 f"{shape[axis]}")
+        if not all(_basic(p) for p in parts):
+            from array_api_compat import array_namespace
+            for p in parts:
+                if _basic(p) or not _is_array(p):
+                    continue
+                xp = array_namespace(p)
+                if xp.isdtype(p.dtype, "integral") and \
+                        xp.unique_values(p).shape[0] != math.prod(p.shape):
+                    raise ValueError("a write at repeated positions: NumPy keeps the last "
+                                     "value written, and this namespace does not say which")
+        return self.index
+
+    def _fitted(self, value):
+        """`value` without the leading 1s that NumPy's write drops (H[t] = h, h of
+        shape (1, d)) and JAX's does not."""
+        if not _is_array(value):
+            return value
+        slot = tuple(self.x[self.index].shape)
+        extra = len(value.shape) - len(slot)
+        if extra > 0 and all(n == 1 for n in value.shape[:extra]):
+            from array_api_compat import array_namespace
+            return array_namespace(value).reshape(value, tuple(value.shape[extra:]))
+        return value
+
+    def set(self, value):
+        from array_api_compat import is_jax_array
+        if not is_jax_array(self.x):  # a dict, a list, a writable array: in place
+            self.x[self.index] = value
+            return self.x
+        return self.x.at[self._checked()].set(self._fitted(value))
+
+    def add(self, value):
+        from array_api_compat import is_jax_array
+        if not is_jax_array(self.x):
+            self.x[self.index] += value
+            return self.x
+        return self.x.at[self._checked()].add(self._fitted(value))
+
+
 FORMS = {"sum_to": sum_to, "unbroadcast": unbroadcast, "expand_to": expand_to,
-         "save": save, "split_like": split_like}
+         "save": save, "split_like": split_like, "zeros_like": zeros_like}
