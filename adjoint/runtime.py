@@ -45,8 +45,8 @@ def setitem(x, index, value):
     Generated code writes in place instead; this copying form serves the
     reference interpreter and generic fallbacks.
     """
-    if isinstance(x, (list, dict)):  # a list stays a list
-        x = type(x)(x)
+    if isinstance(x, (list, dict)):  # a list stays a list (a namedtuple's cotangent too)
+        x = x.copy() if isinstance(x, dict) else type(x)(x)
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()  # a lazy (dask) array: np.array would compute it
     elif hasattr(value, "__array_function__") and not isinstance(value, np.ndarray):
@@ -175,8 +175,8 @@ def lazy_setitem(x, index, value, add=False):
     for lazy (dask) arrays, which writes nothing in place: NumPy's `+=` with a dask
     operand, or np.array(x, copy=True), would compute it. A dask array is copied as a
     graph node; a NumPy array is made lazy like `value` (it cannot hold it uncomputed)."""
-    if isinstance(x, (list, dict)):
-        x = type(x)(x)
+    if isinstance(x, (list, dict)):  # (a namedtuple's cotangent: by field, copied as one)
+        x = x.copy() if isinstance(x, dict) else type(x)(x)
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()
     else:  # of x's dtype: a float written into an int array is truncated, as in NumPy

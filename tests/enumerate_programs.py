@@ -26,6 +26,7 @@ is taken, a for...else whose break is not); a program for which none works is dr
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import re
@@ -302,6 +303,8 @@ def loop_programs(all_args: bool = False):
 def _v(*xs):
     return np.array(xs, dtype=float)
 
+
+Layer = collections.namedtuple("Layer", "W b")  # a parameter that f `_replace`s
 
 R = np.random.default_rng(7)
 W1, B1 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
@@ -661,6 +664,37 @@ ARRAY_TEMPLATES = [
      "functools.reduce(lambda a, b: a + b * x, cols[1], 0.5)\n"
      "    for k, w in sorted(TABLE.items()):\n        s = s * w + _apply(np.tanh, x * w)\n"
      "    return s * TABLE[max(TABLE, key=TABLE.get)]", (0.7, V3), None),
+    # casts (round 14): float64 ones are the value, an int one passes no gradient, as
+    # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
+    ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"
+     "    b = np.asarray(v, dtype=float) * np.float64(x) + (v * x).astype(float)\n"
+     "    k = (v * 3.0 + 0.5).astype(int)\n"
+     "    return np.sum(a * b * k) + float(np.float64(x * x)) * np.sum(np.array(v, float))",
+     (0.7, V3), None),
+    # an array's entries as lists, and a list of numbers as an array again (round 14)
+    ("tolist", "rows_and_entries", "def f(x, v):\n    L = (v * x).tolist()\n"
+     "    M = np.outer(v, v * x).tolist()\n"
+     "    return L[0] * L[2] + sum(M[1]) * x + np.sum(np.array(L) ** 2)", (0.7, V3), None),
+    # sorted numbers: the gradient goes back through the permutation (round 14)
+    ("sorted", "list_and_array", "def f(x, v):\n    a = sorted([v[0] * x, np.sin(x), v[2]])\n"
+     "    b = sorted(v * x, reverse=True)\n"
+     "    return a[0] * 3.0 + a[2] * b[0] - b[1] * b[2] + a[1]", (0.7, V3), None),
+    # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
+    ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
+     "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",
+     (Layer(W1[0], 0.7), V3), None),
+    # expression statements that compute nothing with values: output under a flag,
+    # logging, a shape, `...` (round 14)
+    ("expr_statements", "flags", "import logging\n\nVERBOSE = False\n"
+     "LOG = logging.getLogger('adjoint.enumerated')\n\n\ndef f(x, v):\n"
+     "    print(x) if VERBOSE else None\n    VERBOSE and print(v)\n"
+     "    print('big', x) if x > 5.0 else None\n    LOG.debug('v = %s', v)\n"
+     "    v.shape\n    ...\n    return np.sum(v * x)", (0.7, V3), None),
+    # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
+    ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
+     "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
+     "    return np.sum(np.tanh(h @ r['W'] + r['b'])) + np.sum(params['W'])",
+     ({"W": W1, "b": B1}, V3), None),
 ]
 
 
@@ -726,6 +760,10 @@ UNSUPPORTED = [
      "    V = np.linalg.matrix_transpose(B)\n    V[0, 1] = 5.0 * x\n    return np.sum(B)", (0.7, V3)),
     ("view-trim_zeros", "def f(x, v):\n    y = v * x\n    w = np.trim_zeros(y)\n"
      "    w *= 3.0\n    return np.sum(y * v)", (0.7, V3)),
+    # dict() of a list of pairs is no copy of a dict (round 14: dict(p) of a value whose
+    # kind is seen only when f runs is checked then)
+    ("dict_of_pairs", "def f(x, v):\n    pairs = [('a', x), ('b', v[0])]\n"
+     "    d = dict(pairs)\n    return d['a'] * d['b']", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

@@ -118,11 +118,13 @@ class _Objects:
             view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") \
                 and not (op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) \
                 or op.prim.name == "sequence" and type_of(op.args[0]) != "dict" \
-                or op.prim.name == "field"  \
+                or op.prim.name in ("field", "replaced")  \
                 or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
             if (view or op.prim.style in registry.WRITES or op in writes) and op.args and \
                     hasattr(registry.viewed(op), "id"):
                 union(registry.viewed(op), op.result)
+            if op.prim.name == "replaced" and hasattr(op.args[2], "id"):  # it holds the value
+                union(op.args[2], op.result)
         loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
         bodies = {id(op.body) for op in loops}
         for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches'

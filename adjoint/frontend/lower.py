@@ -29,6 +29,7 @@ import operator
 import string
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -46,8 +47,9 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of, numbers,
-                                      not_in, or_, raise_if, sequence, tuple_of)
+from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of, mapping,
+                                      numbers, not_in, or_, raise_if, replaced, sequence, tolist,
+                                      tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -329,8 +331,13 @@ class Lowerer:
 
     def expr_stmt(self, s) -> None:
         call = s.value
-        if isinstance(call, gast.Constant) and isinstance(call.value, str):
-            return  # a docstring
+        if isinstance(call, gast.Constant):
+            return  # a docstring, `...`, None: nothing is computed
+        if isinstance(call, (gast.IfExp, gast.BoolOp)):
+            # `print(x) if VERBOSE else None`, `verbose and print(x)`: the statement is
+            # the `if` it stands for, each side a statement of its own
+            self.if_stmt(_as_if(call))
+            return
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute):
             base = self.expr(call.func.value)
             if isinstance(base, (Value, Global, Const)) and call.func.attr == "append":
@@ -364,33 +371,52 @@ class Lowerer:
                             hint=_hint_of(call.args[0]), node=s)
             self.rebind_storage(base, new)
             return
-        if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
-                call.func.id not in self.env and self.parsed.lookup(call.func.id) == \
-                (True, builtins.print):
-            # print(...): output only, but an argument that may change something
-            # (L.pop(), a helper that fills an array) is evaluated, as Python would
+        if isinstance(call, gast.Call) and self.output_only(call.func):
+            # print(...), log.info(...): output only, but an argument that may change
+            # something (L.pop(), a helper that fills an array) is evaluated, as Python would
             for part in _printed(call):
                 if any(isinstance(n, gast.Call) and (isinstance(n.func, gast.Attribute) or
                                                      self.user_function(n.func) is not None)
                        for n in gast.walk(part)):
                     self.expr(part)
             return
-        if isinstance(call, gast.Call) and isinstance(call.func, gast.Name) and \
-                isinstance(self.env.get(call.func.id), Local):
-            self.expr(call)  # a nested function that writes into what it is given is refused
         if isinstance(call, gast.Call):
             fn = self.user_function(call.func)
             if fn is not None and _written_arguments(fn, call, ()):
                 self.expr(call)  # a helper that fills an array it is passed
                 return
-            # a call that writes into what it is given (np.fill_diagonal, out=, L.sort())
-            # is refused by name where it is lowered; else it is a pure call, of no use
-            mark = len(self.ops)
-            self.expr(call)
-            del self.ops[mark:]
+        # a call that writes into what it is given (np.fill_diagonal, out=, L.sort(), a
+        # nested function) is refused where it is lowered; what computes only constants
+        # (`x.shape`, `len(xs)`, a name, a helper that prints) is left to dead code (and
+        # `(n := len(xs))` binds n), and what computes with values (`x * 2.0`, a call of
+        # a function without a rule) is refused: a slip, or a side effect the gradient
+        # would not have
+        mark = len(self.ops)
+        self.expr(call)
+        if all(isinstance(op, Call) and _inert(op) for op in self.ops[mark:]):
+            return
         raise self.error("an expression statement has no effect on the result", s,
                          "differentiated code must be pure: assign the value, or remove the "
                          "call (print, logging and other side effects are not supported)")
+
+    def output_only(self, func) -> bool:
+        """Whether `func` writes output and returns nothing f uses: print, the logging
+        module's functions and a logger's methods, warnings.warn. The gradient leaves
+        such a call out (a print of a value would print another one in each sweep)."""
+        if isinstance(func, gast.Name) and func.id in self.env:
+            return False
+        mark, self.calling = len(self.ops), func  # `log.info` is a method, not a field
+        try:
+            callee = self.expr(func)
+        except AdjointError:
+            return False
+        finally:
+            del self.ops[mark:]
+        if isinstance(callee, Partial) and not callee.kwargs:  # a logger's bound method
+            callee = callee.fn
+        fn = callee.obj if isinstance(callee, Static) else None
+        return fn is builtins.print or fn is warnings.warn or \
+            getattr(fn, "__module__", None) == "logging"
 
     def is_add_at(self, func) -> bool:
         """Is `func` NumPy's np.add.at (a fresh bound method at each read)?"""
@@ -1255,7 +1281,10 @@ class Lowerer:
         if isinstance(callee, Static) and callee.obj is functools.reduce:
             return self.reduce(node, hint)
         if isinstance(callee, Static) and callee.obj in (min, max) and len(node.args) == 1 \
-                and [k.arg for k in node.keywords] == ["key"]:
+                and [k.arg for k in node.keywords] == ["key"] or isinstance(callee, Static) \
+                and callee.obj is sorted and len(node.args) == 1 and "key" in [
+                    k.arg for k in node.keywords] and {k.arg for k in node.keywords} <= {
+                    "key", "reverse"}:
             return self.keyed_extremum(callee.obj, node)
         if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
                 and not node.keywords:
@@ -1266,10 +1295,13 @@ class Lowerer:
             isinstance(callee, Static) and (callee.obj is checkpoint or callee.obj is
                                             functools.partial or self.inlined(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
+        dtype_at = _dtype_position(callee)
         args = []
-        for a in node.args:
+        for i, a in enumerate(node.args):
             if isinstance(a, gast.Starred):
                 args += self.starred(a)
+            elif i == dtype_at and not isinstance(a, gast.Constant):
+                args.append(self.classes(a))  # x.astype(np.float64), np.asarray(x, float)
             else:
                 args.append(evaluate(a))
         kwargs = []
@@ -1319,21 +1351,29 @@ class Lowerer:
         return acc
 
     def keyed_extremum(self, fn, node):
-        """`min(d, key=d.get)` over constants (a module's dict, a tuple of names): the
-        element, known here. A key computed from values would choose by data: refused."""
+        """`min(d, key=d.get)` (or `sorted(d, key=d.get)`) over constants (a module's dict,
+        a tuple of names): the element (the list), known here. A key computed from values
+        would choose by data: refused."""
         items = self.operand(node.args[0])  # (a dict's elements are its keys)
-        key = self.expr(node.keywords[0].value)
+        options = {k.arg: k.value for k in node.keywords}
+        key = self.expr(options["key"])
+        reverse = self.operand(options["reverse"]) if "reverse" in options else Const(False)
         if isinstance(key, Method) and key.name == "get" and isinstance(key.base, Global) \
                 and isinstance(key.base.value, dict) and _literal(tuple(key.base.value.items())):
             key = Static(key.base.value.get)
         values = items.value if isinstance(items, Const) else tuple(items.value) if \
             isinstance(items, Global) and _literal(tuple(items.value)) else None
-        if values is None or not (isinstance(key, Static) and (
+        if values is None or not isinstance(reverse, Const) or not (isinstance(key, Static) and (
                 isinstance(getattr(key.obj, "__self__", None), dict) and
                 key.obj.__name__ == "get" or key.obj in (len, abs, str))):
             raise self.error(f"`{fn.__name__}` with key= of values computed here", node,
+                             "compute the keys and sort by them: order = np.argsort(keys); "
+                             "[xs[i] for i in order]" if fn is sorted else
                              f"compute the scores and pick with np.arg{fn.__name__}: "
                              f"i = np.arg{fn.__name__}(scores)")
+        if fn is sorted:
+            return self.emit(prim_of(list_of), [Const(e) for e in sorted(
+                values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
 
     def classes(self, node):
@@ -1440,7 +1480,31 @@ class Lowerer:
             return self.emit(prim_of(tuple_of), rows, hint=hint, node=node)
         if (fn is max or fn is min) and (len(args) != 2 or kwargs):
             return self.extremum(fn, args, kwargs, node, hint)
+        if fn is sorted and len(args) == 1 and isinstance(args[0], Value) and \
+                {k for k, _ in kwargs} <= {"reverse"}:
+            return self.sorted_list(args[0], dict(kwargs).get("reverse", Const(False)), node,
+                                    hint)
+        if inspect.isclass(fn) and issubclass(fn, np.generic) and \
+                np.dtype(fn).kind in _NUMERIC_KINDS:  # np.float64(v), np.int32(v)
+            return self.scalar_cast(fn, args, kwargs, node, hint)
+        if fn in _CASTS and len(args) >= 2:  # np.asarray(x, np.float32)
+            if len(args) > 2 or any(k == "dtype" for k, _ in kwargs):
+                raise self.error(f"`np.{fn.__name__}` with its settings by position", node,
+                                 f"name them: np.{fn.__name__}(x, dtype=..., order=...)")
+            args, kwargs = args[:1], [("dtype", args[1])] + list(kwargs)
         entry = registry.lookup(fn)
+        dtype = _dtype_of(dict(kwargs).get("dtype"))
+        if fn in _CASTS and dtype is not None and _narrows(dtype):
+            rest = [(k, v) for k, v in kwargs if k != "dtype"]
+            x = self.emit(entry.prim, args, rest, node=node) if rest or len(args) > 1 \
+                else args[0]
+            return self.narrowed(dtype, x, node, hint)
+        if dtype is not None and dtype.kind in "iub" and entry is not None and \
+                entry.vjp is not None:
+            # an integer result is piecewise constant in the floats it is computed from:
+            # they pass no gradient, as with int() (x.astype(int), np.sum(x, dtype=int))
+            args = [self.stopped(a, node) for a in args]
+            kwargs = [(k, v if k == "dtype" else self.stopped(v, node)) for k, v in kwargs]
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
         plain = unwrap(fn)
@@ -1474,23 +1538,97 @@ class Lowerer:
             self.emit(prim_of(list_of), args, node=node)
         arr = self.emit(prim_of(np.array), (seq,), node=node)
         if len(args) == 1:
-            # Python compares tuples (a score and its index) by their first entries; as an
-            # array they would be compared entry by entry: only numbers pass
-            items = node.args[0] if isinstance(node, gast.Call) and node.args else None
-            elt = getattr(items, "elt", None)
-            if isinstance(elt, (gast.Tuple, gast.List)) or isinstance(items, (
-                    gast.List, gast.Tuple)) and any(isinstance(e, (gast.Tuple, gast.List))
-                                                    for e in items.elts):
-                raise self.error(f"`{name}` of tuples or lists compares them in order, which "
-                                 f"is not supported here", node,
-                                 f"take `{name}` of the scores, and the rest with np.arg{name}: "
-                                 f"i = np.arg{name}(scores)")
+            self.refuse_ordered_pairs(name, node)  # only numbers pass
             self.emit(prim_of(numbers), (arr, Const(name)), node=node)
         # axis=0: a sequence of numbers reduces to a number, as Python's max would give
         return self.emit(prim_of(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
                          hint=hint, node=node)
 
+    def sorted_list(self, xs, reverse, node, hint):
+        """`sorted(xs)` of numbers: the list of np.sort's entries, so the gradient flows
+        back through the permutation (tied entries as np.sort's rule takes them)."""
+        if not isinstance(reverse, Const):
+            raise self.error("sorted(..., reverse=...) with a value known only when the "
+                             "function runs", node, "write reverse=True or reverse=False")
+        self.refuse_ordered_pairs("sorted", node)
+        arr = self.emit(prim_of(np.array), (self.walked(xs, node),), node=node)
+        self.emit(prim_of(numbers), (arr, Const("sorted")), node=node)
+        ordered = self.emit(prim_of(np.sort), (arr,), node=node)
+        if reverse.value:  # (a tie's order does not change the values)
+            ordered = self.emit(prim_of(operator.getitem), (ordered, Const(slice(None, None, -1))),
+                                node=node)
+        return self.emit(prim_of(tolist), (ordered,), hint=hint, node=node)
+
+    def refuse_ordered_pairs(self, name: str, node) -> None:
+        """Python compares tuples (a score and its index) by their first entries; as an
+        array they would be compared entry by entry: a display of them is refused here
+        (any other sequence when it runs, by `numbers`)."""
+        items = node.args[0] if isinstance(node, gast.Call) and node.args else None
+        elt = getattr(items, "elt", None)
+        if isinstance(elt, (gast.Tuple, gast.List)) or isinstance(items, (
+                gast.List, gast.Tuple)) and any(isinstance(e, (gast.Tuple, gast.List))
+                                                for e in items.elts):
+            pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
+            raise self.error(f"`{name}` of tuples or lists compares them in order, which "
+                             f"is not supported here", node,
+                             f"take `{name}` of the scores, and the rest with {pick}: "
+                             f"i = {pick}(scores)")
+
+    def scalar_cast(self, cls, args, kwargs, node, hint):
+        """`np.float64(v)` as np.asarray(v, dtype=np.float64)[()]: the number, or the
+        array (v itself when it has that dtype already, as NumPy returns it)."""
+        if len(args) != 1 or kwargs:
+            raise self.error(f"`np.{cls.__name__}` takes one value here", node,
+                             f"write np.{cls.__name__}(v)")
+        dtype = np.dtype(cls)
+        if _narrows(dtype):
+            return self.narrowed(dtype, args[0], node, hint)
+        cast = self.call(Static(np.asarray), args, [("dtype", Global(
+            cls.__name__, cls, cls.__module__))], node, TEMP)
+        return self.emit(prim_of(operator.getitem), (cast, Const(())), hint=hint, node=node)
+
+    def narrowed(self, dtype, x, node, hint):
+        """A cast to a narrower float (float32, float16) rounds: the call has no
+        derivative rule, so a gradient that flows through it is refused at its line
+        (on values that carry none, data cast to float32, it is only computed)."""
+        cls = dtype.type
+        entry = registry.lookup(cls)
+        prim = entry.prim if entry is not None else registry.primitive(
+            cls, _qualname(cls), pure=False)
+        return self.emit(prim, (x,), hint=hint, node=node)
+
+    def stopped(self, o, node):
+        """`o` as a constant: stop_gradient(o) for a value computed here."""
+        if not isinstance(o, Value):
+            return o
+        return self.emit(prim_of(runtime.stop_gradient), (o,), hint=o.name, node=node)
+
+    def astype(self, x, args, kwargs, node, hint):
+        """`x.astype(dtype)`: a copy of x of that dtype (`copy=False`: x itself when it has
+        it already), as np.array(x, dtype=...) or np.asarray; see `call` for the kinds."""
+        options = dict(kwargs)
+        if "dtype" in options and not args:
+            args = [options.pop("dtype")]
+        copy = options.pop("copy", Const(True))
+        if len(args) != 1 or options or not isinstance(copy, Const):
+            raise self.error("write x.astype(dtype) or x.astype(dtype, copy=False)", node)
+        if _dtype_of(args[0]) is None:
+            raise self.error("x.astype() of a dtype that is not known here", node,
+                             "name it: x.astype(np.float64), x.astype(float) or x.astype(int)")
+        return self.call(Static(np.array if copy.value else np.asarray), [x],
+                         [("dtype", args[0])], node, hint)
+
     def method(self, m: Method, args, kwargs, node, hint):
+        if m.name == "astype":
+            return self.astype(m.base, args, kwargs, node, hint)
+        if m.name == "_replace":  # a namedtuple's: a new one, the fields given changed
+            if args or not kwargs:
+                raise self.error("`_replace` takes the fields by name", node,
+                                 "write p._replace(field=value, ...)")
+            x = m.base
+            for name, value in kwargs:
+                x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
+            return x
         if m.name == "pop":
             return self.list_pop(m.base, args, kwargs, node, hint)
         if m.name == "get":
@@ -1778,15 +1916,7 @@ class Lowerer:
                 if pairs is not None and not all(p is not None and len(p) == 2 for p in pairs):
                     pairs = None
             else:
-                d = self.operand(arg)
-                if not self.is_dict(d):
-                    raise self.error("dict() of a value not known here to be a dict", arg,
-                                     "build it from keys: dict(zip(keys, values)), or "
-                                     "{k: v for k, v in ...}")
-                if node.keywords:
-                    raise self.error("`dict(d, k=v)` is not supported", node,
-                                     "copy, then set: e = dict(d); e['k'] = v")
-                return self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
+                return self.dict_copy(self.operand(arg), node, hint)
             if pairs is None or not all(isinstance(k, Const) and isinstance(
                     k.value, (str, int)) for k, _ in pairs):
                 raise self.error("dict() whose keys are not constants known here", arg,
@@ -1796,6 +1926,24 @@ class Lowerer:
         merged.update((k.arg, self.operand(k.value)) for k in node.keywords)
         return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
                          hint=hint, node=node)
+
+    def dict_copy(self, d, node, hint):
+        """`dict(d)` (and `dict(d, k=v)`): a copy of the dict d, its entries then set.
+        Where d's kind is seen only when f runs (a parameter, an element), the copy is
+        checked then to copy a dict (`mapping`): dict() of a list of pairs is not this."""
+        if isinstance(d, Global) and not isinstance(d.value, dict) or isinstance(d, Const):
+            raise self.error(f"dict() of a {type(d.value).__name__}: only a copy of a dict "
+                             f"is supported here", node.args[0],
+                             "build it from keys: dict(zip(keys, values)), or "
+                             "{k: v for k, v in ...}")
+        if isinstance(d, Value) and not self.is_dict(d):
+            self.emit(prim_of(mapping), (d,), node=node)
+        copy = self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
+        for k in node.keywords:  # written in order, as the display's entries of `p | {..}`
+            copy = self.emit(prim_of(runtime.setitem), (copy, Const(k.arg),
+                                                       self.operand(k.value)), hint=hint,
+                             node=node)
+        return copy
 
     def set_of(self, arg, node):
         """A set display or comprehension: iterated or tested for membership, as the
@@ -2043,9 +2191,41 @@ _METHODS = {
     "ravel": (np.ravel, False), "flatten": (np.ravel, False), "copy": (runtime.private, False),
     "transpose": (np.transpose, True), "squeeze": (np.squeeze, False),
     "clip": (np.clip, False), "cumsum": (np.cumsum, False), "argmax": (np.argmax, False),
-    "argmin": (np.argmin, False), "astype": (np.asarray, False), "any": (np.any, False),
+    "argmin": (np.argmin, False), "any": (np.any, False),
     "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
+    "tolist": (tolist, False),
 }
+
+
+# NumPy's casts, whose dtype= says what the value becomes (astype is lowered to two of them)
+_CASTS = (np.asarray, np.array, np.asanyarray, np.ascontiguousarray, np.asfortranarray)
+# dtype kinds a cast is lowered for: bool, ints, floats and complex numbers
+_NUMERIC_KINDS = "biufc"
+
+
+def _dtype_position(callee) -> int | None:
+    """Where `callee` takes a dtype by position: x.astype(np.float64), np.asarray(x, float)."""
+    if isinstance(callee, Method) and callee.name == "astype":
+        return 0
+    if isinstance(callee, Static) and any(callee.obj is c for c in _CASTS):
+        return 1
+    return None
+
+
+def _dtype_of(o) -> np.dtype | None:
+    """The dtype a dtype operand names (a class, a string), when it is known here."""
+    value = o.value if isinstance(o, (Const, Global)) else None
+    if value is None:
+        return None
+    try:
+        return np.dtype(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _narrows(dtype) -> bool:
+    """A cast to it rounds a float64: float32, float16."""
+    return dtype.kind == "f" and dtype.itemsize < 8
 
 
 # what a generator expression may be passed to: it is consumed at once
@@ -2098,6 +2278,29 @@ def _safe(op) -> bool:
 
 _SAFE_FNS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
              operator.is_, operator.is_not, operator.not_, and_, or_}
+
+
+def _inert(op) -> bool:
+    """An op that computes a constant and nothing else (len, np.shape, a comparison)."""
+    entry = registry.entry(op.prim)
+    return entry is not None and entry.nondiff and entry.pure
+
+
+def _as_if(node):
+    """The `if` statement an expression statement `a if c else b`, `c and a` or `c or a`
+    stands for."""
+    def stmt(e):
+        return gast.copy_location(gast.Expr(value=e), e)
+
+    if isinstance(node, gast.IfExp):
+        test, body, orelse = node.test, [stmt(node.body)], [stmt(node.orelse)]
+    else:
+        rest = node.values[1] if len(node.values) == 2 else gast.copy_location(
+            gast.BoolOp(op=node.op, values=node.values[1:]), node.values[1])
+        test, body, orelse = node.values[0], [stmt(rest)], []
+        if isinstance(node.op, gast.Or):  # `c or a` runs a when c is false
+            test = gast.copy_location(gast.UnaryOp(op=gast.Not(), operand=test), test)
+    return gast.copy_location(gast.If(test=test, body=body, orelse=orelse), node)
 
 
 def _printed(call) -> list:

@@ -142,7 +142,9 @@ VIEWS = frozenset({
     # return their argument itself, or a view of it, for some inputs (round 7, A1)
     "stop_gradient", "np.linalg.matrix_transpose", "np.real_if_close", "np.require",
     "np.asarray_chkfinite", "np.from_dlpack", "np.trim_zeros", "np.nan_to_num",
-    "np.lib.stride_tricks.as_strided", "np.einsum"})
+    "np.lib.stride_tricks.as_strided", "np.einsum",
+    # a namedtuple like its first operand, holding the same arrays but one
+    "replaced"})
 # The same, with the writes and the runtime helpers of generated code that may return
 # their operand itself (a cotangent that needs no unbroadcasting is returned as it is)
 MAY_VIEW = VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast", "sum_to",

@@ -7,11 +7,13 @@ old contents no longer reach the output.
 from __future__ import annotations
 
 import operator
+import sys
 
 import numpy as np
 
 from adjoint import runtime
 from adjoint.errors import UnsupportedError
+from adjoint.rules.located import generated_from
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
 from adjoint.runtime import (add_at, append, save, setitem, unbroadcast, unsequence, written,
@@ -37,6 +39,8 @@ def field(x, name):
     field's name (a namedtuple's cotangent answers to its positions too). Another
     attribute (a property, computed from the fields by code adjoint does not read) has
     no place in the cotangent: refused."""
+    if isinstance(x, runtime.FieldCotangents):  # a namedtuple's cotangent (an hvp's x)
+        return x[name]
     fields = getattr(type(x), "_fields", None) or getattr(type(x), "__dataclass_fields__", None)
     if fields is not None and name not in fields:
         from adjoint.errors import UnsupportedError
@@ -45,6 +49,33 @@ def field(x, name):
             f"method, computed by code adjoint does not differentiate)", None,
             f"compute it in the function from the fields ({', '.join(fields)})")
     return getattr(x, name)
+
+
+def replaced(x, name, value):
+    """`x._replace(name=value)`: a namedtuple like x with one field changed. The
+    cotangent of a namedtuple (a dict by field) gets the entry changed in a copy."""
+    if isinstance(x, dict):
+        out = x.copy()
+        out[name] = value
+        return out
+    return x._replace(**{name: value})
+
+
+def tolist(x):
+    """`x.tolist()`: an array's entries as (nested) lists of Python numbers."""
+    return x.tolist()
+
+
+def mapping(d):
+    """Checks that `dict(d)`, lowered as a copy of d before d's kind is seen, copies a
+    dict: dict() of a list of pairs (or of anything else) is not that copy."""
+    if not isinstance(d, dict):
+        raise UnsupportedError(
+            f"dict() of a value not known here to be a dict, and on this call a "
+            f"{type(d).__name__}: only a copy of a dict is supported here",
+            generated_from(sys._getframe(1)),
+            "build the dict from known keys: dict(zip(keys, values)), or "
+            "{k: v for k, v in pairs}")
 
 
 def keys(d):
@@ -69,9 +100,10 @@ def numbers(arr, name):
     """Checks that `max(xs)` or `min(xs)` (taken as np.max of np.array(xs)) reads numbers:
     Python compares tuples or lists in order, an array entry by entry."""
     if np.ndim(arr) > 1:
+        pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
         raise UnsupportedError(f"`{name}` of tuples or lists compares them in order, which "
                                f"is not supported here", None,
-                               f"take `{name}` of the scores, and the rest with np.arg{name}")
+                               f"take `{name}` of the scores, and the rest with {pick}")
 
 
 def sequence(xs):
@@ -118,6 +150,9 @@ primitive(list_of, "list", "list")
 primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
+primitive(replaced, "replaced")
+primitive(tolist, "tolist")
+primitive(mapping, "mapping", nondiff=True, pure=False)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
 primitive(raise_if, "raise_if", "raise_if", nondiff=True, pure=False)
 primitive(numbers, "numbers", nondiff=True, pure=False)
@@ -135,8 +170,8 @@ primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
-defnondiff(slice, runtime.index_tuple, keys, assertion, numbers, in_, not_in, and_, or_,
-           runtime.zeros_like, runtime.stop_gradient)
+defnondiff(slice, runtime.index_tuple, keys, assertion, numbers, mapping, in_, not_in, and_,
+           or_, runtime.zeros_like, runtime.stop_gradient)
 
 
 @defvjp(field)
@@ -147,6 +182,17 @@ def field_vjp(g, ans, x, name):
 @defjvp(field)
 def field_jvp(ans, x, name, x_dot):
     return field(x_dot, name)
+
+
+@deflinear(replaced, "x", "value")
+def replaced_vjp(g, ans, x, name, value):
+    # the field's old value no longer reaches the output: a zero of its shape
+    return replaced(g, name, zeros_like(field(x, name))), None, g[name]
+
+
+@deflinear(tolist)
+def tolist_vjp(g, ans, x):  # a list's cotangent may be stacked: an array, shaped like x
+    return np.reshape(g, np.shape(x))
 
 
 @defvjp(operator.getitem)
