@@ -756,3 +756,61 @@ def test_generated_shape_programs(seed, tmp_path):
     f = S.load(S.program(seed), tmp_path, f"shape_{seed}")
     outcome, detail = S.check(f, S.argument(seed))
     assert outcome in ("ok", "fallback"), (outcome, detail, S.program(seed))
+
+
+def test_the_helpers_numba_compiles_are_numpy_s():
+    """save, written (at a basic index) and unbroadcast, as numba compiles them
+    (numba_backend._overload_helpers), against adjoint.runtime's own."""
+    from adjoint import runtime
+    from adjoint.codegen.numba_backend import _overload_helpers
+    _overload_helpers()
+    save = numba.njit(lambda x, i: runtime.save(x, i))
+    written = numba.njit(lambda g, i: runtime.written(g, i))
+    unbroadcast = numba.njit(lambda g, x: runtime.unbroadcast(g, x))
+    a = rng().standard_normal((3, 4))
+    for i in (1, (1, 2), (slice(None), 2), (Ellipsis, 3), (2, slice(None, None, -2))):
+        for fn in (save, written):
+            got = fn(a, i)
+            np.testing.assert_array_equal(got, runtime.save(a, i))
+            assert np.ndim(got) == 0 or not np.shares_memory(got, a)  # a copy
+    g3 = rng().standard_normal((2, 3, 4))
+    for g, x in ((a, np.ones((1, 4))), (a, np.ones((3, 1))), (a, np.ones((1, 1))),
+                 (g3, np.ones((3, 4))), (g3, np.ones((1, 4))), (g3, np.ones((2, 1, 4))),
+                 (a.T, np.ones((4, 1))), (a[:, ::2], np.ones((3, 2)))):
+        got = unbroadcast(g, x)
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got, runtime.unbroadcast(g, x), rtol=1e-14)
+    assert unbroadcast(a, 1.5) == pytest.approx(runtime.unbroadcast(a, 1.5), rel=1e-14)
+    assert unbroadcast(a[:, ::2], a[:, ::2]) is not None  # the same shape: g as it is
+    with pytest.raises(numba.core.errors.TypingError):  # a fancy index: NumPy's only
+        save(a, np.array([0, 0]))
+
+
+def centred(x):
+    v = x * 1.0
+    v[:, :1] = 0.0
+    return np.sum(np.cos(v) * (x + x[:, :1])) + np.sum((x - np.mean(x, axis=0, keepdims=True)) ** 2)
+
+
+def loop_writes(x):
+    v0 = np.zeros((3, 4))
+    for i in range(1, 3):
+        v0[i] = v0[i - 1] * 0.5 + np.sin(x[i])
+    v1 = x.copy()
+    for i in range(3):
+        v1[i] *= v1[i]
+    z = np.zeros((4, 3))
+    for i in range(3):
+        z[..., i] = x[i].T
+    return np.sum(v0 * v1) + np.sum(np.cos(z) * z) + np.mean(np.mean(z, axis=1))
+
+
+def test_saves_sums_with_keepdims_and_means_compile():
+    # these fell back to NumPy: save() and written() of a row, unbroadcast(), np.sum's
+    # keepdims (a broadcast's gradient), np.mean's axis
+    x = rng().standard_normal((3, 4))
+    for f in (centred, loop_writes):
+        for y in (x, np.asfortranarray(x)):
+            both(f, (y,), fallback=False)
+    text = adjoint.source(centred, args=(x,), backend="numba")
+    assert "np.expand_dims(np.sum(x, axis=0) / x.shape[0], 0)" in text

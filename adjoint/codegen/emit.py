@@ -223,7 +223,7 @@ def _with_dependencies(helpers: dict) -> dict:
 
 
 # calls whose result numba makes a new C-contiguous array, whatever their operands' layout
-_C_ORDER = (np.reshape, np.ravel, np.ascontiguousarray, np.copy, np.zeros, np.ones, np.empty,
+_C_ORDER = (np.reshape, np.ravel, np.ascontiguousarray, np.zeros, np.ones, np.empty,
             np.full, np.arange, np.linspace, np.eye, np.outer, np.dot, np.matmul,
             np.concatenate, np.stack)
 # calls whose result is an ndarray whatever their arguments (a ufunc's too, but for a
@@ -529,14 +529,31 @@ class Emitter:
                 "the arrays passed", op.loc or self._loc,
                 "test what the code needs (x.ndim, x.shape, x.dtype), or pass NumPy arrays "
                 "(np.asarray(x))")
-        if self.numba and p.fn is runtime.private and self._container(a[0]) == "ndarray":
-            return f"{self.operand(a[0], _POSTFIX)}.copy()"  # numba compiles no helper
+        if self.numba and p.fn in (runtime.private, np.copy) and len(a) == 1 and \
+                self._container(a[0]) == "ndarray":  # numba compiles no helper, and its
+            return f"{self.operand(a[0], _POSTFIX)}.copy()"  # np.copy no strided array
         a = _without_defaults(op.prim.fn, a)
         if self.xp and p.fn is len and len(a) == 1 and isinstance(a[0], Value) and \
                 self._xp_array(a[0]):  # the standard's arrays have no len()
             return f"{self.operand(a[0], _POSTFIX)}.shape[0]"
         if self.xp and p.name.startswith("np."):
             return self._xp_call(op, a)
+        named = dict(op.kwargs)
+        axis = a[1] if len(a) == 2 else named.get("axis")
+        if self.numba and p.fn in (np.sum, np.mean) and len(a) <= 2 and isinstance(axis, Const) \
+                and type(axis.value) is int and set(named) <= {"axis", "keepdims"}:
+            # numba's np.sum takes no keepdims, its np.mean no axis (a mean of a named array:
+            # an expression's would be computed twice)
+            k, keep = axis.value, named.get("keepdims")
+            text = f"np.sum({self.operand(a[0])}, axis={k})"
+            if p.fn is np.mean:
+                text += f" / {self.operand(a[0], _POSTFIX)}.shape[{k}]"
+            if isinstance(keep, Const) and keep.value is True and not (
+                    p.fn is np.mean and a[0] in self.inlined):
+                return f"np.expand_dims({text}, {k})"
+            if (keep is None or isinstance(keep, Const) and keep.value is False) and \
+                    p.fn is np.mean and a[0] not in self.inlined:
+                return f"({text})" if prec > 11 else text
         args = [self.operand(x) for x in a]
         if self.numba and p.fn is np.reshape and a and not self._c_order(a[0]):
             # numba reshapes a C-contiguous array only: a transpose's raises

@@ -78,6 +78,7 @@ def compiled(module: types.ModuleType, name: str):
     Python and NumPy code when numba cannot compile it (or would compute another
     number: see the module's docstring)."""
     from numba.core.errors import NumbaError
+    _overload_helpers()
     dispatcher = getattr(module, name)
     refused = getattr(module, "_numba_refused", {})
     if name in refused and name not in _warned.setdefault(module.__name__, set()):
@@ -332,6 +333,74 @@ def _power():
 
         _overloaded.append(power_numba)
     return power
+
+
+_helpers_overloaded = []
+
+
+def _overload_helpers() -> None:
+    """numba's forms of the runtime helpers a generated module imports that numba can
+    compile: save and written at a basic index (a fancy one is refused: the function
+    runs with NumPy), unbroadcast of an array to a float or to an array."""
+    if _helpers_overloaded:
+        return
+    import numba
+    import numpy as np
+    from numba.core import types as nt
+    from numba.core.errors import TypingError
+    from numba.extending import overload
+
+    from adjoint import runtime
+
+    def saved(x, index, what):
+        parts = index.types if isinstance(index, nt.BaseTuple) else (index,)
+        if not isinstance(x, nt.Array) or any(isinstance(p, (nt.Array, nt.List, nt.Sequence))
+                                              for p in parts):
+            raise TypingError(f"adjoint's {what}() of {x} at {index}: NumPy's only")
+        if len(parts) == x.ndim and all(isinstance(p, nt.Integer) for p in parts):
+            return lambda x, index: x[index]  # a number
+        return lambda x, index: x[index].copy()
+
+    overload(runtime.save)(lambda x, index: saved(x, index, "save"))
+
+    @overload(runtime.written)
+    def written(g, index):
+        # with no fancy index, no position is written twice: written() is save()
+        saved(g, index, "written")
+        return lambda g, index: runtime.save(g, index)
+
+    @overload(runtime.unbroadcast)
+    def unbroadcast(g, x):
+        if isinstance(x, nt.Float) and isinstance(g, (nt.Float, nt.Integer)):
+            return lambda g, x: g
+        if isinstance(x, nt.Float) and isinstance(g, nt.Array):
+            return lambda g, x: np.sum(g)  # NumPy's gives float(total)
+        if not (isinstance(x, nt.Array) and isinstance(g, nt.Array)) or x.ndim > g.ndim:
+            raise TypingError(f"adjoint's unbroadcast() of {g} to {x}: NumPy's only")
+        lead = g.ndim - x.ndim
+
+        @numba.njit
+        def summed(g, x):
+            """g summed over its leading axes and where x has length 1."""
+            flat = np.ascontiguousarray(g).ravel()
+            out = np.zeros(x.size, g.dtype)
+            for k in range(flat.size):
+                rest, at, stride = k, 0, 1
+                for d in range(g.ndim - 1, lead - 1, -1):
+                    i, rest, n = rest % g.shape[d], rest // g.shape[d], x.shape[d - lead]
+                    if n != 1:
+                        if n != g.shape[d]:
+                            raise ValueError("unbroadcast: shapes do not broadcast")
+                        at += i * stride
+                    stride *= n
+                out[at] += flat[k]
+            return out.reshape(x.shape)
+
+        if lead:
+            return lambda g, x: summed(g, x)
+        return lambda g, x: g if g.shape == x.shape else summed(g, x)
+
+    _helpers_overloaded.append(unbroadcast)
 
 
 def narrow_ints(args, globals_) -> str | None:
