@@ -1499,12 +1499,6 @@ class Lowerer:
             x = self.emit(entry.prim, args, rest, node=node) if rest or len(args) > 1 \
                 else args[0]
             return self.narrowed(dtype, x, node, hint)
-        if dtype is not None and dtype.kind in "iub" and entry is not None and \
-                entry.vjp is not None:
-            # an integer result is piecewise constant in the floats it is computed from:
-            # they pass no gradient, as with int() (x.astype(int), np.sum(x, dtype=int))
-            args = [self.stopped(a, node) for a in args]
-            kwargs = [(k, v if k == "dtype" else self.stopped(v, node)) for k, v in kwargs]
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
         plain = unwrap(fn)
@@ -1597,15 +1591,10 @@ class Lowerer:
             cls, _qualname(cls), pure=False)
         return self.emit(prim, (x,), hint=hint, node=node)
 
-    def stopped(self, o, node):
-        """`o` as a constant: stop_gradient(o) for a value computed here."""
-        if not isinstance(o, Value):
-            return o
-        return self.emit(prim_of(runtime.stop_gradient), (o,), hint=o.name, node=node)
-
     def astype(self, x, args, kwargs, node, hint):
         """`x.astype(dtype)`: a copy of x of that dtype (`copy=False`: x itself when it has
-        it already), as np.array(x, dtype=...) or np.asarray; see `call` for the kinds."""
+        it already), as np.array(x, dtype=...) or np.asarray. An int dtype makes a constant,
+        as int() does (analysis/activity.py reads the dtype); see `call` for float32."""
         options = dict(kwargs)
         if "dtype" in options and not args:
             args = [options.pop("dtype")]
