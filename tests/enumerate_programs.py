@@ -672,9 +672,9 @@ ARRAY_TEMPLATES = [
      "    return np.sum(a * b * k) + float(np.float64(x * x)) * np.sum(np.array(v, float))",
      (0.7, V3), None),
     # an array's entries as lists, and a list of numbers as an array again (round 14)
-    ("tolist", "rows_and_entries", "def f(x, v):\n    L = (v * x).tolist()\n"
+    ("tolist", "rows_and_entries", "def f(x, v):\n    L = (v * x).tolist() + [x * x]\n"
      "    M = np.outer(v, v * x).tolist()\n"
-     "    return L[0] * L[2] + sum(M[1]) * x + np.sum(np.array(L) ** 2)", (0.7, V3), None),
+     "    return L[0] * L[3] + sum(M[1]) * x + np.sum(np.array(L) ** 2)", (0.7, V3), None),
     # sorted numbers: the gradient goes back through the permutation (round 14)
     ("sorted", "list_and_array", "def f(x, v):\n    a = sorted([v[0] * x, np.sin(x), v[2]])\n"
      "    b = sorted(v * x, reverse=True)\n"

@@ -16,7 +16,7 @@ import pytest
 
 import adjoint
 from adjoint import AdjointError, NonDifferentiableError, UnsupportedError
-from adjoint.testing import check_program
+from adjoint.testing import check_program, numeric_grad
 from tests.test_constructs_round12 import numeric_hvp
 
 X = np.array([0.3, -1.6, 2.2])  # entries, and 3 times them, 0.1 or more from an integer
@@ -155,6 +155,22 @@ def test_tolist_gives_the_entries_and_rows_as_lists():
 def test_tolist_entries_are_python_numbers_as_in_numpy():
     value, _ = adjoint.value_and_grad(entries)(X)
     assert value == pytest.approx(entries(X), rel=1e-15)
+
+
+def joined(x):
+    L = []
+    for i in range(3):
+        L = L + (x * i).tolist()
+    return sum(L) * L[4]
+
+
+def test_tolist_joins_lists_in_generic_code_too():
+    """Without example arguments no kind is seen: `+` of a tolist() is a list's."""
+    namespace = {}
+    exec(compile(adjoint.source(joined), "<generic>", "exec"), namespace)
+    np.testing.assert_allclose(namespace["joined_grad"](X), numeric_grad(joined, (X,)),
+                               rtol=1e-7)
+    check_program(joined, X)
 
 
 # ---------------------------------------------------------------- sorted

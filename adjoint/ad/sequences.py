@@ -26,11 +26,13 @@ import numpy as np
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
-from adjoint.rules.structure import and_, in_, list_of, not_in, or_, tuple_of
+from adjoint.rules.structure import and_, in_, list_of, not_in, or_, tolist, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
 
 
-_SEQUENCES = {tuple_of: "tuple", list_of: "list", runtime.index_tuple: "tuple"}
+# (x.tolist() and sorted(xs) make lists; a 0-d array's tolist() is a number, which
+# generic code then reads as a list: `+` and `*` of it run, their cotangents raise)
+_SEQUENCES = {tuple_of: "tuple", list_of: "list", runtime.index_tuple: "tuple", tolist: "list"}
 # the reverse sweep's helpers: a cotangent, which `+` adds (a list's is an array, or
 # runtime.Cotangents, whose `+` adds entry by entry)
 _COTANGENTS = {runtime.unbroadcast, runtime.sum_to, runtime.expand_to, runtime.zeros_like,
