@@ -103,9 +103,10 @@ def guards(reads) -> tuple:
     """(namespace, name, value, shape, detail) per free name read: the code stays valid
     while `namespace.get(name, ABSENT) is value` (a cell: its contents) and, for an
     array, while its shape and dtype (the detail) are the same; for a function, while
-    its code object (the detail) is: IPython's autoreload swaps __code__ in place; for a
-    list, tuple, dict or dataclass, while what it holds has the same kinds (its elements'
-    shapes may be folded in, and `P['w'] = np.ones(5)` leaves P the same object).
+    its code and defaults (the detail) are: IPython's autoreload swaps __code__ in
+    place; for a list, tuple, dict or dataclass, while what it holds has the same kinds
+    and numbers (its elements' shapes may be folded in, and so may its numbers where
+    lowering unrolls it; `P['w'] = np.ones(5)` leaves P the same object).
     Reads of adjoint's own modules (the rule templates) are left out: they do not
     change under a running program."""
     out, seen = [], set()
@@ -120,7 +121,7 @@ def guards(reads) -> tuple:
         if not isinstance(where, (dict, Attributes)):
             where = _Cell(where)
         arr = isinstance(value, np.ndarray)
-        detail = value.dtype if arr else value.__code__ if isinstance(
+        detail = value.dtype if arr else function_state(value) if isinstance(
             value, types.FunctionType) else folded(value, True) if _holds_values(value) else None
         out.append((where, name, value, value.shape if arr else None, detail))
     return tuple(out)
@@ -240,10 +241,10 @@ def holds(checks: tuple):
         if shape is not None:
             terms.append(f"v{i}.shape == s{i} and v{i}.dtype == d{i}")
         if isinstance(value, types.FunctionType):  # IPython's autoreload swaps __code__
-            terms.append(f"v{i}.__code__ is d{i}")
+            terms.append(f"state(v{i}) == d{i}")
         if _holds_values(value):  # P['w'] = np.ones(5) keeps P itself
             terms.append(f"folded(v{i}, True) == d{i}")
-    ns["folded"] = folded
+    ns["folded"], ns["state"] = folded, function_state
     exec(f"def holds():\n    return {' and '.join(terms)}\n", ns)
     return ns["holds"]
 
@@ -253,10 +254,18 @@ def stale(checks: tuple) -> str | None:
     for where, name, value, shape, detail in checks:
         if where.get(name, ABSENT) is not value or (
                 shape is not None and (value.shape != shape or value.dtype != detail)) or (
-                isinstance(value, types.FunctionType) and value.__code__ is not detail) or (
+                isinstance(value, types.FunctionType) and function_state(value) != detail) or (
                 _holds_values(value) and folded(value, True) != detail):
             return name
     return None
+
+
+def function_state(f) -> tuple:
+    """What of a helper its inlined code depends on, beyond its name: its code object
+    (IPython's autoreload swaps __code__ in place) and its defaults, folded in as the
+    caller's constants (`helper.__defaults__ = (5.0,)`, `__kwdefaults__['a'] = 5.0`)."""
+    return (f.__code__, folded(f.__defaults__ or (), True),
+            folded(f.__kwdefaults__ or {}, True))
 
 
 def _holds_values(value) -> bool:

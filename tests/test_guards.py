@@ -453,6 +453,54 @@ def test_a_global_container_whose_numbers_lowering_unrolled_is_guarded(tmp_path,
         namespace[f"{name}_grad"](x)
 
 
+def test_a_helpers_defaults_and_a_class_dict_changed_in_place_are_seen(tmp_path):
+    # round 15, S2: a helper's defaults are folded into the caller's code, and the guard
+    # checked its code alone: `helper.__defaults__ = (5.0,)` or `__kwdefaults__['a'] = 5.0`
+    # gave the old gradient; so did a class's dict unrolled by sorted(self.cfg.items())
+    m = module(tmp_path, """
+        import numpy as np
+
+
+        def helper(x, a=2.0):
+            return a * x
+
+
+        def keyword(x, *, a=2.0):
+            return a * x
+
+
+        class Model:
+            cfg = {"a": 2.0}
+
+            def loss(self, x):
+                s = 0.0
+                for k, v in sorted(self.cfg.items()):
+                    s = s + v * np.sum(x * x)
+                return s
+
+
+        def by_default(x):
+            return np.sum(helper(x) * x)
+
+
+        def by_keyword_default(x):
+            return np.sum(keyword(x) * x)
+        """)
+    x = np.array([1.0, 2.0])
+    model = m.Model()
+    fns = [m.by_default, m.by_keyword_default, model.loss]
+    grads, hvps = [adjoint.grad(f) for f in fns], [adjoint.hvp(f) for f in fns]
+    for g, h in zip(grads, hvps):
+        np.testing.assert_allclose(g(x), 4.0 * x)  # by hand: 2 a x with a = 2
+        np.testing.assert_allclose(h(x, np.ones(2)), [4.0, 4.0])
+    m.helper.__defaults__ = (5.0,)
+    m.keyword.__kwdefaults__["a"] = 5.0
+    m.Model.cfg["a"] = 5.0
+    for g, h in zip(grads, hvps):
+        np.testing.assert_allclose(g(x), 10.0 * x)
+        np.testing.assert_allclose(h(x, np.ones(2)), [10.0, 10.0])
+
+
 def test_an_emitted_file_refuses_globals_that_changed_since_it_was_written(tmp_path):
     # round 6, N6: the file prints a folded float global as a number and imports an
     # array global by name; rebinding either after importing the file gave the old
