@@ -112,6 +112,14 @@ def dict_params(p, X):
     return np.sum(np.tanh(X @ p["w"] + p["b"]) ** 2)
 
 
+def pairs_of_lazy_arrays(y):
+    # round 15, C4: observing a list of tuples of dask arrays asked np.shape of it, which
+    # computes them (an internal exception escaped); zip(*pairs) unpacks them
+    pairs = [(y, y * 2.0), (np.tanh(y), y * 0.5)]
+    u, v = zip(*pairs)
+    return np.sum(u[0] * v[1] + u[1] * v[0])
+
+
 X12 = R.normal(size=(12, 3))
 CASES = [
     (tanh_sum, (R.normal(size=12),), (0,), 0),
@@ -126,6 +134,7 @@ CASES = [
     (while_steps, (R.normal(size=12), 3), (0,), 0),
     (int_buffer, (np.array([1.3, -0.4, 0.8]),), (0,), 0),
     (picked_params, (R.normal(size=4), X12), (1,), 0),
+    (pairs_of_lazy_arrays, (R.normal(size=12),), (0,), 0),
 ]
 
 

@@ -90,7 +90,7 @@ def kind_of(x) -> Kind:
         # anywhere else. Its shape keeps its key apart from a plain object's.
         return Kind("other", x.shape, x.dtype.kind)
     if isinstance(x, (tuple, list)):
-        if any(array_library(e) is not None for e in x):  # np.shape would compute them
+        if _holds_foreign(x):  # np.shape would compute them
             inner = [kind_of(e) for e in x]
             same = all(k.type in ("ndarray", "float", "int") and k.shape is not None and
                        k.shape == inner[0].shape for k in inner)
@@ -166,6 +166,13 @@ def as_numpy(a):
             f"an array of {lib} ({type(a).__name__}) that NumPy cannot read ({e}): adjoint "
             "observes a call on NumPy copies of its arrays", None,
             "observe on CPU arrays first (the kinds and shapes are the same)") from None
+
+
+def _holds_foreign(x) -> bool:
+    """Whether a list or tuple holds, at any depth, an array of a library other than
+    NumPy (np.shape of `[(a, b)]` would compute dask arrays a and b)."""
+    return any(_holds_foreign(e) if isinstance(e, (tuple, list)) else
+               array_library(e) is not None for e in x)
 
 
 def array_library(x) -> str | None:
