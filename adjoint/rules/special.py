@@ -1,7 +1,7 @@
 """`scipy.special`: the functions of statistics and machine learning (imported only when
 SciPy is installed; see `adjoint.rules`).
 
-Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp` (`axis`, `keepdims`, `b=`
+Covered: `expit`, `logit`, `log_expit`, `logsumexp` (`axis`, `keepdims`, `b=`
 weights), `softmax` and `log_softmax` (`axis`), `erf`, `erfc`, `erfcx`, `erfinv`,
 `erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`, `loggamma` (real),
 `digamma` (also spelled `psi`), `multigammaln(a, d)` (in a; d is an int), `beta`,
@@ -10,7 +10,10 @@ weights), `softmax` and `log_softmax` (`axis`), `erf`, `erfc`, `erfcx`, `erfinv`
 NumPy's, in `elementwise`.) Each derivative is written with these same functions
 and `psi_n(n, x)`, scipy's polygamma, so a gradient can be differentiated again.
 `logsumexp(..., return_sign=True)` is refused when the gradient runs, at its line;
-`scipy.special.polygamma` called in f has no rule yet (see `psi_n`).
+`scipy.special.polygamma` called in f has no rule yet (see `psi_n`), nor has
+`softplus` (SciPy 1.15): generated code would import it by its plain name, which
+a user's own `softplus` with rules shares (tests/custom_rules.py has one).
+`np.logaddexp(0.0, x)` is the same function, with rules.
 
 Conventions where a formula breaks down:
 
@@ -54,12 +57,10 @@ for _name in ["expit", "logit", "log_expit", "erf", "erfc", "erfcx", "erfinv", "
               "i1e"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
 # Python functions, not ufuncs: generated code imports them by name from the module
-# that defines them (it prints a ufunc as scipy.special.<name> after `import scipy`)
+# that defines them (it prints a ufunc as scipy.special.<name> after `import scipy`).
+# A user's own function with rules under one of these names would share it there.
 for _name in ["logsumexp", "softmax", "log_softmax", "multigammaln"]:
     primitive(getattr(special, _name), _name)
-_softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
-if _softplus is not None:
-    primitive(_softplus, "softplus")
 
 
 # ------------------------------------------------------------------ helpers
@@ -128,12 +129,6 @@ def logit_vjp(g, ans, x):
 @defunary(special.log_expit)
 def log_expit_vjp(g, ans, x):
     return g * special.expit(-x)  # 1 - expit(x), without the cancellation
-
-
-if _softplus is not None:
-    @defunary(_softplus)
-    def softplus_vjp(g, ans, x):
-        return g * special.expit(x)
 
 
 # ------------------------------------------------------------------ logsumexp, softmax

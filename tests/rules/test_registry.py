@@ -534,7 +534,6 @@ CASES: dict[str, list[Case]] = {
     "scipy.special.xlogy": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
     "scipy.special.xlog1py": binary(N, P) + [case(np.array([0.0, 1.5]), U(2))],
     **{f"scipy.special.{n}": binary(P, P) for n in ["rel_entr", "kl_div"]},
-    "softplus": unary(N),
     "x_over_y": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
     "psi_n": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)), case(np.array([1, 2]), P(3, 1))],
     "multigammaln": [case(G1(), 3), case(G1(5), 1), case(Rand(2.0, 3.0, (3, 4)), 4)],
