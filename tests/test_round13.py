@@ -13,8 +13,13 @@ central differences).
 * `a += v` on a float whose kind varied between trips (it was read as an array that
   another name shares).
 * `L += t`, t a tuple made here, extends the list (it raised Python's TypeError).
+* a standard-library function written in Python (random.gauss, statistics.mean) is a
+  call, not user code to inline: its errors pointed into random.py or statistics.py.
 """
 from __future__ import annotations
+
+import random
+import statistics
 
 import numpy as np
 import pytest
@@ -168,3 +173,25 @@ def test_a_list_extended_by_a_tuple():
     assert value == extend_by_a_tuple(x)
     # by hand: (x0 + x1 + 2 x2) x0
     np.testing.assert_allclose(grad, [2 * x[0] + x[1] + 2 * x[2], x[0], 2 * x[0]])
+
+
+def times_a_gauss_draw(x):
+    return np.sum(x ** 3) * random.gauss(0.0, 1.0)
+
+
+def mean_of_two(x):
+    return statistics.mean([x[0], x[1]]) * x[0]
+
+
+def test_the_standard_librarys_python_functions_are_calls_not_user_code():
+    x = np.array([1.0, 2.0])
+    random.seed(3)
+    got = adjoint.grad(times_a_gauss_draw)(x)
+    random.seed(3)
+    np.testing.assert_allclose(got, 3 * x ** 2 * random.gauss(0.0, 1.0))  # a draw: constant
+    with pytest.raises(adjoint.AdjointError, match="draw other values") as e:
+        adjoint.hessian(times_a_gauss_draw)(x)
+    assert "test_round13.py" in str(e.value)
+    with pytest.raises(adjoint.NonDifferentiableError, match="`mean` has no derivative") as e:
+        adjoint.grad(mean_of_two)(x)
+    assert "test_round13.py" in str(e.value)

@@ -26,8 +26,10 @@ import functools
 import inspect
 import math
 import operator
+import os
 import string
 import sys
+import sysconfig
 import types
 import warnings
 from dataclasses import dataclass
@@ -2330,8 +2332,26 @@ def _is_user_object(obj) -> bool:
 
 
 def _is_library(fn) -> bool:
+    """A function of a library, called rather than inlined: NumPy, SciPy, ..., and the
+    standard library's Python code (random.gauss is a draw, not user code to lower)."""
     module = getattr(fn, "__module__", "") or ""
-    return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch")
+    return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch") \
+        or _in_standard_library(fn)
+
+
+# the standard library's folder; site-packages may sit inside it (a Python without a venv)
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+def _in_standard_library(fn) -> bool:
+    """Whether `fn`'s code is a file of the standard library itself (by where it is, not
+    by its module's name: a user's `test.py` is not the stdlib's `test`)."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return False
+    path = os.path.realpath(code.co_filename)
+    return path.startswith(_STDLIB) and not any(
+        part in ("site-packages", "dist-packages") for part in path.split(os.sep))
 
 
 def _qualname(fn) -> str:
