@@ -399,7 +399,8 @@ class Lowerer:
             return
         raise self.error("an expression statement has no effect on the result", s,
                          "differentiated code must be pure: assign the value, or remove the "
-                         "call (print, logging and other side effects are not supported)")
+                         "call (print and logging are left out of the gradient; other side "
+                         "effects are not supported)")
 
     def output_only(self, func) -> bool:
         """Whether `func` writes output and returns nothing f uses: print, the logging
