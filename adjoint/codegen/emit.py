@@ -529,9 +529,9 @@ class Emitter:
                 "the arrays passed", op.loc or self._loc,
                 "test what the code needs (x.ndim, x.shape, x.dtype), or pass NumPy arrays "
                 "(np.asarray(x))")
-        if self.numba and p.fn in (runtime.private, np.copy) and len(a) == 1 and \
-                self._container(a[0]) == "ndarray":  # numba compiles no helper, and its
-            return f"{self.operand(a[0], _POSTFIX)}.copy()"  # np.copy no strided array
+        if self.numba and p.fn is np.copy and len(a) == 1 and self._made_array(a[0]):
+            return f"{self.operand(a[0], _POSTFIX)}.copy()"  # numba's np.copy copies no
+            # strided array
         a = _without_defaults(op.prim.fn, a)
         if self.xp and p.fn is len and len(a) == 1 and isinstance(a[0], Value) and \
                 self._xp_array(a[0]):  # the standard's arrays have no len()
@@ -958,7 +958,8 @@ class Emitter:
                 self._refuse("a copy of a value of unknown kind before a write", self._loc)
             self.module.helpers["private"] = runtime.private
             return f"private({self.operand(o)})"
-        if kind == "np.array" and self.numba:  # numba's np.array takes no copy=
+        if kind == "np.array" and self.numba and self._made_array(o):  # numba's np.array
+            # takes no copy=
             return f"{self.operand(o, _POSTFIX)}.copy()"
         return f"{kind}({self.operand(o)})" if kind not in (None, "np.array") else \
             f"{'xp.asarray' if self.xp else 'np.array'}({self.operand(o)}, copy=True)"
@@ -1160,6 +1161,12 @@ class Emitter:
                 return (f"{self.call_expr(op)}{where} is integer arithmetic that may pass "
                         f"int64, where Python's ints do not overflow")
         return None
+
+    def _made_array(self, o: Operand) -> bool:
+        """`o` is an array made by a call or carried by a loop (not a value an if merges,
+        which is None on the path that does not set it)."""
+        return isinstance(o, Value) and (o in self._producers or o in self._carried) and \
+            self._container(o) == "ndarray"
 
     def _c_order(self, o: Operand, depth: int = 0) -> bool:
         """numba's `o` is known to be a number or a C-contiguous array: made by a call that

@@ -341,7 +341,8 @@ _helpers_overloaded = []
 def _overload_helpers() -> None:
     """numba's forms of the runtime helpers a generated module imports that numba can
     compile: save and written at a basic index (a fancy one is refused: the function
-    runs with NumPy), unbroadcast of an array to a float or to an array."""
+    runs with NumPy), private of an array or a number, unbroadcast of an array to a
+    float or to an array."""
     if _helpers_overloaded:
         return
     import numba
@@ -362,6 +363,14 @@ def _overload_helpers() -> None:
         return lambda x, index: x[index].copy()
 
     overload(runtime.save)(lambda x, index: saved(x, index, "save"))
+
+    @overload(runtime.private)
+    def private(x):
+        if isinstance(x, nt.Array):
+            return lambda x: x.copy()
+        if isinstance(x, nt.Number):
+            return lambda x: x
+        raise TypingError(f"adjoint's private() of {x}: NumPy's only")
 
     @overload(runtime.written)
     def written(g, index):
