@@ -45,7 +45,12 @@ def jacobian(f, wrt=0):
     """The Jacobian d f(args) / d args[wrt], of shape out.shape + x.shape: by VJPs when
     the output has fewer entries than the input, else by JVPs. An output that is a tuple,
     list or dict of arrays gives the same structure of Jacobians, one per array (as
-    JAX's jacrev). Keyword arguments at call time are passed to f, not differentiated."""
+    JAX's jacrev). Keyword arguments at call time are passed to f, not differentiated.
+    A tuple `wrt` gives a tuple of Jacobians, one per argument named (as JAX's argnums)."""
+    if isinstance(wrt, tuple):
+        each = [jacobian(f, w) for w in wrt]
+        return lambda *args, **kwargs: tuple(j(*args, **kwargs) for j in each)
+
     def run(*args, **kwargs):
         try:  # x, wherever it was given: by position, by keyword, or its default
             bound = inspect.signature(f).bind(*args, **kwargs)

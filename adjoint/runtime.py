@@ -315,8 +315,9 @@ def zeros_like(x):
     if hasattr(x, "_fields"):  # a namedtuple: by field
         return FieldCotangents(x._fields, [zeros_like(v) for v in x])
     if hasattr(type(x), "__dataclass_fields__"):  # a dataclass: a zero per field
-        return CotangentDict((f, zeros_like(v) if isinstance(v, (float, int, np.ndarray))
-                              and not isinstance(v, bool) else None)
+        return CotangentDict((f, zeros_like(v) if (isinstance(v, (float, int, np.ndarray)) or
+                                                   hasattr(v, "__array_function__"))
+                              and not isinstance(v, bool) else None)  # a dask array too
                              for f, v in ((f, getattr(x, f))
                                           for f in type(x).__dataclass_fields__))
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be

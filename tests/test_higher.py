@@ -479,3 +479,16 @@ def test_a_loop_over_a_dict_parameter_in_hvp_and_in_generic_code():
     g = namespace["shrunk_grad"](p)
     np.testing.assert_allclose(g["w"], 2 * c * p["w"] * p["b"])
     assert g["b"] == pytest.approx(c * np.sum(p["w"] ** 2))
+
+
+def decay(x, y):
+    return np.exp(-x * y) * x
+
+
+def test_a_jacobian_with_respect_to_several_arguments_is_a_tuple():
+    # round 15, C5: wrt=(0, 1) raised a TypeError in compose.py; as JAX's argnums, one
+    # Jacobian per argument named (by hand: diagonal, elementwise f)
+    x, y = np.array([0.3, -0.5]), np.array([1.2, 0.4])
+    jx, jy = adjoint.jacobian(decay, wrt=(0, 1))(x, y)
+    np.testing.assert_allclose(jx, np.diag(np.exp(-x * y) * (1 - x * y)), rtol=1e-12)
+    np.testing.assert_allclose(jy, np.diag(-x * x * np.exp(-x * y)), rtol=1e-12)
