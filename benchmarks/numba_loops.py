@@ -39,6 +39,8 @@ sys.path.insert(0, str(HERE))
 import adjoint  # noqa: E402
 import workloads as W  # noqa: E402
 
+SHAPES_SECTION = "## Shape programs"
+
 
 def rng():
     return np.random.default_rng(0)
@@ -297,7 +299,11 @@ def main(argv=None) -> int:
         "backward. The numba gradient is a plain loop over preallocated tape arrays.", ""])
     print(text)
     if not ns.quick and not ns.only:
-        (HERE / "NUMBA.md").write_text(text)
+        out = HERE / "NUMBA.md"
+        old = out.read_text() if out.exists() else ""
+        # numba_shapes.py's section, written by hand from its run, stays
+        kept = old[old.index(SHAPES_SECTION):] if SHAPES_SECTION in old else ""
+        out.write_text(text + ("\n" + kept if kept else ""))
     return 0
 
 
