@@ -244,8 +244,9 @@ def bound_arguments(f, ir, args, kwargs=None) -> tuple:
 
 
 def _refuse_helper_names(c: Compilation, module: Module) -> None:
-    """A global f reads under the name of a helper the generated module imports
-    (`unbroadcast`, `accum`...) would take the helper's place in the module."""
+    """A global f reads, or a function of the user's with rules of its own, under the
+    name of a helper the generated module imports (`unbroadcast`, `accum`, mathfns's
+    `polygamma`...) would take the helper's place in the module, or give it up."""
     for fn, _, _ in c.functions:
         for op in walk_ops(fn.body):
             for o in op.operands:
@@ -254,6 +255,13 @@ def _refuse_helper_names(c: Compilation, module: Module) -> None:
                         f"the global `{o.name}` has the name of a helper the generated "
                         f"gradient imports from adjoint.runtime", op.loc or c.ir.loc,
                         "rename the global, or import it under another name")
+            name = getattr(op, "prim", None) and op.prim.name
+            if name in module.helpers and name in module.globals and \
+                    module.helpers[name] is not op.prim.fn:
+                raise UnsupportedError(
+                    f"`{name}` is the name of your function and of a function adjoint's "
+                    f"rules call; the generated gradient cannot import both",
+                    op.loc or c.ir.loc, "rename your function (its rules too)")
 
 
 def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:

@@ -564,6 +564,34 @@ def test_a_custom_rule_returning_a_broadcast_cotangent_is_located(tmp_path):
     assert e.value.loc.line == 16 and "unbroadcast" in e.value.hint
 
 
+def test_a_function_with_rules_named_like_a_helper_of_the_rules_is_rejected(tmp_path):
+    """A user's primitive named `polygamma`, as the helper mathfns's lgamma rule calls:
+    the generated module imported both under one name, and one shadowed the other (a
+    silently wrong gradient, found in round 15)."""
+    case = Case("rule-helper-name", UnsupportedError, """
+        import math
+
+        import adjoint
+
+
+        def polygamma(n, x):
+            return n * x ** 3
+
+
+        @adjoint.defvjp(polygamma)
+        def polygamma_vjp(g, ans, n, x):
+            return None, g * 3.0 * n * x ** 2
+
+
+        def f(x):
+            return polygamma(2.0, x) * math.lgamma(x)  # <-
+        """, args=(1.7,), token="polygamma(2.0")
+    f, path, marked = load(tmp_path, case)
+    with pytest.raises(UnsupportedError, match="name of your function") as info:
+        adjoint.grad(f)(1.7)
+    check_message(info.value, path, marked, case.token)
+
+
 def test_a_global_named_like_a_runtime_helper_is_rejected(tmp_path):
     """An array global f reads is imported into the generated module by name: named
     `unbroadcast`, it would take that helper's place (round 9, C3)."""
