@@ -338,9 +338,6 @@ def right_or_refused(f, args, wrt, asarray, tmp_path):
 STRICT_KNOWN = {  # smallest programs in helper F's report (round 14)
     "shapes-9": "y_bar[k] of a matrix made by a concatenate's cotangent has no trailing "
                 "`...`: the emitter knows no shape for it (codegen/emit.py _xp_shape)",
-    "element-dict_loop": "x ** i with an int i: the rule's `i == 0` is a Python bool, which "
-                         "the emitter casts with xp.astype as if an array (codegen/emit.py, "
-                         "infix arithmetic on a comparison)",
     "inplace_state-if_slot_then_write": "a write under an if whose else leaves the array "
                                         "None: the tape copies it with xp.asarray(None)",
     "list_extend-by_array": "`L += a` of a list and an array is NumPy's add, which the "

@@ -65,6 +65,10 @@ ARRAY_API: contextvars.ContextVar[str] = contextvars.ContextVar("adjoint_array_a
 # libraries whose x[i] (every axis an int) is a copy, as NumPy's is: array_api_strict
 # is NumPy underneath. torch and CuPy give a 0-d view, which a later x[i] = v changes
 COPYING_ELEMENTS = ("array_api_strict",)
+# libraries whose arrays cannot be written (JAX's, whose module is jaxlib): a write is
+# the functional update x = at(x)[i].set(v) (adjoint.codegen.xp.at), a new array, so
+# an x[i] read before it keeps its value whatever the library's x[i] is
+FUNCTIONAL_WRITES = ("jaxlib",)
 
 
 @contextlib.contextmanager
@@ -411,6 +415,8 @@ class Emitter:
         if fn is None:  # a function of the generated module itself (a step function)
             return name
         module = getattr(fn, "__module__", "") or ""
+        if self.xp and (name.startswith("scipy.") or module.split(".")[0] == "scipy"):
+            self._refuse(f"`{name}` (SciPy computes with NumPy)", op.loc)
         if name.startswith(("np.", "math.")):
             if name.startswith("math."):
                 self.module.imports.add("math")
@@ -458,7 +464,8 @@ class Emitter:
             if self.xp and p.symbol.strip() in _ARITHMETIC:  # NumPy reads True as 1.0; the standard
                 # has no arithmetic on bools (np.max's gradient multiplies by x == max)
                 left, right = (f"xp.astype({self.operand(x)}, {self._mask_dtype(x)})"
-                               if self._bool(x) else t for x, t in ((a[0], left), (a[1], right)))
+                               if self._bool(x) and not self._numbers_compared(x) else t
+                               for x, t in ((a[0], left), (a[1], right)))
             sym = p.symbol if p.symbol.startswith(" ") else f" {p.symbol} "
             text = f"{left}{sym}{right}"
             return f"({text})" if p.precedence < prec else text
@@ -715,6 +722,16 @@ class Emitter:
         return op is not None and op.prim.style == "infix" and \
             op.prim.symbol.strip() in _COMPARISONS
 
+    def _numbers_compared(self, v) -> bool:
+        """Is `v` a comparison of Python ints (`i == 0` of a loop index): a bool, which
+        Python's arithmetic reads as 0 or 1, and xp.astype would not take. (A float
+        observed may be a 0-d array here: NumPy's reductions give floats.)"""
+        op = self._comparison(v)
+        return all(isinstance(o, Const) and type(o.value) in (int, bool) or
+                   isinstance(o, Value) and self.facts is not None and
+                   self.facts.kind(o) is not None and
+                   self.facts.kind(o).type in ("int", "bool") for o in op.args)
+
     def _comparison(self, v):
         """The op that made `v`, seen through shape-only ops (a rule's x == 0 broadcast
         back to the input's shape is still bools)."""
@@ -806,7 +823,7 @@ class Emitter:
         if self.xp and style == "add_at":
             self._refuse("np.add.at (a scatter-add, for repeated indices)", op.loc)
         if self.xp and style in ("setitem", "iadd_at") and \
-                self.xp not in COPYING_ELEMENTS:
+                self.xp not in COPYING_ELEMENTS + FUNCTIONAL_WRITES:
             from adjoint.errors import UnsupportedError
             where = "arrays of " + self.xp if self.xp != "any" else "every namespace"
             raise UnsupportedError(
@@ -861,7 +878,13 @@ class Emitter:
                 value = self.operand(a[2])
                 if self.numba and self._overlaps(a[0], a[2]):  # y_bar[::-1] += y_bar
                     value = f"{value}.copy()" if value.isidentifier() else f"({value}).copy()"
-                self.lines.append(f"{ind}{target}[{self._index(a[0], a[1])}] {sign} {value}")
+                if self.xp in FUNCTIONAL_WRITES:
+                    self.module.helpers["at"] = xp_table.at
+                    method = "set" if style == "setitem" else "add"
+                    self.lines.append(f"{ind}{target} = at({target})[{self._index(a[0], a[1])}]"
+                                      f".{method}({value})")
+                else:
+                    self.lines.append(f"{ind}{target}[{self._index(a[0], a[1])}] {sign} {value}")
         elif style == "append":
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:

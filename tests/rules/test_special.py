@@ -285,6 +285,19 @@ def lse_signed(x):
     return s * sign
 
 
+def expit_weighted(x):
+    return np.sum(sp.expit(x) * x)
+
+
+def test_on_array_api_arrays_scipy_is_refused_at_its_line():
+    # SciPy computes with NumPy: the array-API form of a gradient cannot call it (it was
+    # passed through, and raised a TypeError without a line)
+    xp = pytest.importorskip("array_api_strict")
+    with pytest.raises(adjoint.UnsupportedError, match="scipy.special.expit") as info:
+        adjoint.grad(expit_weighted)(xp.asarray(np.array([0.5, 1.0])))
+    assert "test_special.py" in str(info.value)
+
+
 def test_return_sign_is_refused_at_its_line():
     with pytest.raises(NonDifferentiableError, match="return_sign") as info:
         adjoint.grad(lse_signed)(np.array([0.1, 0.2, 0.3]))
