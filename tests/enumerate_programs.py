@@ -652,6 +652,11 @@ ARRAY_TEMPLATES = [
     # list; a list += an array is NumPy's add
     ("list_extend", "by_tuple", "def f(x, v):\n    L = [x * v[0]]\n    t = (v[1] * x, np.sin(x))\n"
      "    L += t\n    L += [x * x]\n    return sum(L) * x", (0.7, V3), None),
+    # (a dict's list of floats, round 15's C2: `d['l'] + (v,)` raised; the floats are
+    # x's, not v's elements: on dask, adding a list of lazy scalars computes them)
+    ("list_extend", "dict_entry_by_tuple", "def f(x, v):\n    d = {'l': [x * 0.5, x]}\n"
+     "    d['l'] += (np.sin(x) * 2.0,)\n    L = [x * x]\n    L[0] += x\n"
+     "    return d['l'][2] * x + sum(d['l']) + L[0] * x + np.sum(v * x)", (0.7, V3), None),
     ("list_extend", "by_array", "def f(x, v):\n    L = [x, x * 2.0, 0.5]\n"
      "    L += np.sin(v * x)\n    return np.sum(L) * x", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's

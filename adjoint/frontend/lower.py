@@ -529,6 +529,20 @@ class Lowerer:
         return op is not None and (op.prim.fn is dict_of or op.prim.fn is runtime.setitem
                                    and self.is_dict(op.args[0], seen + (v,)))
 
+    def stored(self, base, index):
+        """What a display made here holds at a constant key or position (`d['l']` of
+        `d = {'l': [a, b]}`), else None."""
+        op = self.defs.get(base) if isinstance(base, Value) else None
+        if op is None or not isinstance(index, Const):
+            return None
+        if op.prim.fn is dict_of:
+            keys = op.args[0].value
+            return op.args[1 + keys.index(index.value)] if index.value in keys else None
+        if op.prim.fn is list_of and type(index.value) is int and \
+                -len(op.args) <= index.value < len(op.args):
+            return op.args[index.value]
+        return None
+
     def is_container(self, v, seen=()) -> bool:
         """Whether `v` may be a list or dict made here: a display, a comprehension, appended to,
         repeated or joined (`[a] * 2`), or a loop's value that starts as one. (A yes
@@ -592,7 +606,13 @@ class Lowerer:
             base = self.expr(t.value)
             index = self.index(t.slice)
             current = self.emit(prim_of(operator.getitem), (base, index), node=s)
-            rhs = self.expr(s.value)
+            value = s.value
+            if isinstance(s.op, gast.Add) and isinstance(value, gast.Tuple) and \
+                    self.is_container(self.stored(base, index)) and \
+                    not any(isinstance(e, gast.Starred) for e in value.elts):
+                # `d['l'] += (v,)` extends the list d['l'], as `L += (v,)` does
+                value = gast.copy_location(gast.List(elts=value.elts, ctx=gast.Load()), value)
+            rhs = self.expr(value)
             new = self.emit(prim_of(op), (current, rhs), node=s)
             if isinstance(new, Value):
                 # `c[k] += v` on a list or dict updates the array it holds in place, which
