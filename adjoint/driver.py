@@ -688,7 +688,14 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         facts = Observed()
         check_views(lowered, facts)
         return facts
-    facts = observe(lowered, args)
+    try:
+        facts = observe(lowered, args)
+    except Exception:
+        # a change in place that another name sees is lowered as a rebinding, which the
+        # run may trip over first (`M = L; M += (v,)`, then `L[2]`): refuse the change
+        # by how the values are made, before f's run is blamed
+        check_views(lowered, Observed())
+        raise
     check_views(lowered, facts)
     return facts.infer(ir)
 

@@ -134,6 +134,22 @@ def add_at(x, index, value):
     return x
 
 
+def add_slice(x, index, value):
+    """`x[index] += value` as a new value, where `x` is a list's cotangent and `value`
+    the cotangent of its slice `x[index]`: each is one stacked array or, when the list
+    is ragged, one entry per element (Cotangents). The slice of no elements adds nothing:
+    an empty list's cotangent has no element shape to broadcast."""
+    positions = range(len(x))[index]
+    if not isinstance(x, (list, tuple)) and not isinstance(value, (list, tuple)) and positions:
+        x = private(x)
+        x[index] += value
+        return x
+    out = Cotangents(private(e) for e in x)
+    for i, v in zip(positions, value, strict=True):
+        out[i] = accum(out[i], v)
+    return out
+
+
 def add_into(x, index, value):
     """`np.add.at(x, index, value)` where x's kind is not known: a dict's or a list's
     entry gets `value` added (generic code over a dict parameter, `for k in d`)."""
@@ -263,6 +279,13 @@ class Cotangents(list):
         for i, b in enumerate(other):
             self[i] = accum(self[i], b)
         return self
+
+    def __getitem__(self, k):  # a slice is a cotangent too: its `+=` adds, not extends
+        got = super().__getitem__(k)
+        return Cotangents(got) if isinstance(k, slice) else got
+
+    def copy(self):  # entries included: the copy's `c[i] += g` leaves this one as it is
+        return Cotangents(private(e) for e in self)
 
 
 class CotangentDict(dict):

@@ -659,6 +659,17 @@ ARRAY_TEMPLATES = [
      "    return d['l'][2] * x + sum(d['l']) + L[0] * x + np.sum(v * x)", (0.7, V3), None),
     ("list_extend", "by_array", "def f(x, v):\n    L = [x, x * 2.0, 0.5]\n"
      "    L += np.sin(v * x)\n    return np.sum(L) * x", (0.7, V3), None),
+    # a list's slice (round 15's C1): a list shrunk to empty in a loop (its cotangent has
+    # no element shape), a ragged one (no stacked cotangent), an empty slice read
+    ("list_slice", "shrink_to_empty", "def f(x, v):\n    L = [v * x, np.sin(v) * x]\n"
+     "    s = 0.0\n    for i in range(2):\n        s = s + np.sum(L[-1] ** 2)\n"
+     "        L = L[:-1]\n    return s", (0.7, V3), None),
+    ("list_slice", "ragged_in_loop", "def f(x, v):\n    L = [v * x, v[:2] * x, x * x]\n"
+     "    s = 0.0\n    for i in range(2):\n        M = L[:2]\n"
+     "        s = s + np.sum(M[1] ** 2) + np.sum(M[0] * v)\n"
+     "        L = [L[0] * 0.5, M[1] * 1.5, M[0][0]]\n    return s + L[2]", (0.7, V3), None),
+    ("list_slice", "empty_slice", "def f(x, v):\n    L = [v * x]\n    M = L[1:]\n"
+     "    return np.sum(L[0] ** 2) + sum(M, 0.0) * x", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's
     # dict of constants, sorted (round 12; the pairs hold floats, not elements of v: on
     # dask, observing a tuple of tuples of v's elements computes them, see the report)
@@ -769,6 +780,10 @@ UNSUPPORTED = [
     # kind is seen only when f runs is checked then)
     ("dict_of_pairs", "def f(x, v):\n    pairs = [('a', x), ('b', v[0])]\n"
      "    d = dict(pairs)\n    return d['a'] * d['b']", (0.7, V3)),
+    # `M = L; M += (v,)` changes L too; read by index, the run the kinds come from
+    # tripped over the missing element before this was refused (round 15's C3)
+    ("list_alias-extended_then_indexed", "def f(x, v):\n    L = [x * v[0], x]\n    M = L\n"
+     "    M += (x * 2.0,)\n    return L[2] * x", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

@@ -27,7 +27,7 @@ from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
 from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.ad.sequences import sequence_ops
 from adjoint.ad.template import TemplateLowerer, basic_index
-from adjoint.analysis.activity import active as active_values
+from adjoint.analysis.activity import active as active_values, array_dtypes
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.linalg import VECTOR_SLOTS, untied
@@ -83,6 +83,9 @@ class Reverse:
         self.made: set[Value] = set()  # the values this transform created
         self.emitted: dict[Value, Call] = {}  # and the ops that self.emit made them with
         self.written = written_arrays(fn)  # arrays whose contents change: read them once
+        # generic code (no call observed): the values known to be lists or tuples by how
+        # they are made (a display, or carried from one)
+        self.made_as = array_dtypes(fn, ()) if not facts.kinds else {}
         self.single_keys = _single_keys(fn)  # no repeats: `params_bar[k] += g` is right
         self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
         # cotangent -> (condition, branch, region): zero unless that `if` branch was taken
@@ -475,6 +478,9 @@ class Reverse:
         prim = iadd_at if basic_index(index, self.facts) or index in self.single_keys or \
             op.prim.fn is field \
             else runtime.add_at
+        if (self.facts.types(x) in ({"list"}, {"tuple"}) or self.made_as.get(x) == "container") \
+                and _slice(index, self.facts):
+            prim = runtime.add_slice  # a list's cotangent may be ragged, the slice empty
         adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
         k = self.facts.kind(index)
         if fresh and k is not None and k.type == "ndarray" and k.dtype == "b" and \
@@ -995,6 +1001,13 @@ def _whole(index) -> bool:
         return False
     parts = index.value if isinstance(index.value, tuple) else (index.value,)
     return all(p is None or p is Ellipsis or p == slice(None) for p in parts)
+
+
+def _slice(index, facts) -> bool:
+    if isinstance(index, Const):
+        return isinstance(index.value, slice)
+    kind = facts.kind(index)
+    return kind is not None and kind.type == "slice"
 
 
 def _elementwise(op: Call) -> bool:

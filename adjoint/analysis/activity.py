@@ -195,6 +195,9 @@ def array_dtypes(fn: Function, wrt: tuple[int, ...]) -> dict[Value, str]:
             return of(op.args[0])
         if op.prim.style in ("list", "dict", "append"):
             return "container"
+        if name == "getitem" and isinstance(op.args[1], Const) and \
+                isinstance(op.args[1].value, slice) and of(op.args[0]) == "container":
+            return "container"  # a list's slice is a list
         return "?"
 
     def update(v, got) -> bool:

@@ -76,7 +76,7 @@ def check_views(fn: Function, facts) -> None:
     for op, base in elements:
         _check_element_update(objects, op, base, calls)
     for w in writes:
-        _check_write(objects, w, w in updates and w.prim.name != "getitem", facts)
+        _check_write(objects, w, w in updates and w.prim.name != "getitem")
 
 
 # ops whose result is (or may be) a part of their first operand's object: a view, an
@@ -110,6 +110,7 @@ class _Objects:
 
     def __init__(self, fn: Function, facts, calls, writes, type_of, made):
         self.parent: dict = {}
+        self.type_of = type_of
         find, union = self.find, self.union
         for op in calls:
             k = facts.kind(op.result)
@@ -235,13 +236,13 @@ def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
             "v.copy()`)")
 
 
-def _check_write(objects: _Objects, w: Call, rebinds: bool, facts) -> None:
+def _check_write(objects: _Objects, w: Call, rebinds: bool) -> None:
     """A write into an array (or `a += b` on one) that another value still sees."""
     find, at, storage = objects.find, objects.live.at[id(w)], w.args[0]
     if objects.read_after(storage, at):
         # `z = x; z += y; ... x ...`: the old value is read again under another name
         # (or through a tuple that held it: `t = (xs, 1); xs[0] = v; t[0]`)
-        t, name = _kind_type(facts, storage), w.result.name
+        t, name = objects.type_of(storage), w.result.name
         what = _ARTICLE.get(t, "a " + str(t))
         raise UnsupportedError(
             f"this changes {what} in place that another name (or a tuple or list holding "

@@ -368,8 +368,8 @@ class Emitter:
     def const(self, x, index=False, prec: int = 0) -> str:
         if isinstance(x, slice):
             parts = [self.const(p) for p in (x.start, x.stop, x.step)]
-            if not index:
-                return f"slice({', '.join(parts)})"
+            if not index:  # slice(a, b): no step is a step of None
+                return f"slice({', '.join(parts[:2] if x.step is None else parts)})"
             parts = ["" if p is None else text for p, text in zip(
                 (x.start, x.stop, x.step), parts)]
             return f"{parts[0]}:{parts[1]}" + (f":{parts[2]}" if x.step is not None else "")

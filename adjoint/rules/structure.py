@@ -136,6 +136,7 @@ primitive(operator.getitem, "getitem", "subscript", precedence=15)
 primitive(runtime.setitem, "setitem", "setitem")
 primitive(runtime.append, "append", "append")
 primitive(runtime.add_at, "add_at", "add_at")
+primitive(runtime.add_slice, "add_slice")
 primitive(runtime.save, "save")
 primitive(runtime.written, "written")
 primitive(runtime.concat, "concat")
@@ -225,6 +226,16 @@ def add_at_vjp(g, ans, x, index, value):
 @defjvp(runtime.add_at)
 def add_at_jvp(ans, x, index, value, x_dot, value_dot):
     return add_at(x_dot, index, value_dot)
+
+
+@defvjp(runtime.add_slice)
+def add_slice_vjp(g, ans, x, index, value):
+    return g, None, g[index]
+
+
+@defjvp(runtime.add_slice)
+def add_slice_jvp(ans, x, index, value, x_dot, value_dot):
+    return runtime.add_slice(x_dot, index, value_dot)
 
 
 @defvjp(runtime.append)
