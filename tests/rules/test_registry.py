@@ -236,6 +236,12 @@ CASES: dict[str, list[Case]] = {
     "math.acosh": scalar(G1), "math.atanh": scalar(U), "math.hypot": scalar(N, N),
     "math.erf": scalar(N), "math.fabs": scalar(N), "math.degrees": scalar(N),
     "math.radians": scalar(N),
+    # numpy.fft: the real-valued ones (the transforms are in tests/rules/test_fft.py)
+    **{f"np.fft.{n}": [case(N(5)), case(N(3, 4)), case(N(3, 4), axes=1),
+                       case(N(2, 3, 5), (0, 2)), case(N(4, 3), axes=-2)]
+       for n in ["fftshift", "ifftshift"]},
+    "cut_or_pad": [case(N(3, 4), (5, 2)), case(N(6), (4,)), case(N(2, 3), (2, 3))],
+    "real_like": [case(N(3, 4), N(3, 4)), case(N(5), N(2))],
     "math.erfc": scalar(N), "math.gamma": scalar(P) + [case(Rand(-1.8, -1.2, ()))],
     "math.lgamma": scalar(G1) + [case(Rand(0.05, 0.5, ())), case(Rand(-2.8, -2.2, ()))],
     "polygamma": [case(0, P()), case(1, P()), case(2, G1()), case(0, Rand(-2.8, -2.2, ())),
@@ -602,6 +608,10 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "conv_window": [case(5, 3, "same", "correlate"), case(2, 4, "valid", "convolve")],
     "quantile_weights": [case(N(5), 1), case(N(3, 4), np.array([0, 1])),
                          case(N(6), 0, "midpoint")],
+    "fft_axes": [case(3, None, None), case(3, (4, 5), None), case(3, None, (-1, 0))],
+    "fft_shape": [case((3, 4), None, None), case((3, 4), (5,), (1,)), case((3, 4), 6, 0)],
+    "repeated_axes": [case((0, 1)), case((1, 1))],
+    "irfft_weights": [case((3, 6), 1), case((5, 4), (1, 0)), case((7,), -1)],
 }
 
 # registered, but with nothing to check here, and why
@@ -622,6 +632,10 @@ EXCLUDED = {
     "plan_stores": "checkpoint machinery", "plan_actions": "checkpoint machinery",
     "snapshots_new": "checkpoint machinery", "snap_store": "checkpoint machinery",
     "snap_load": "checkpoint machinery", "snap_free": "checkpoint machinery",
+    **{f"np.fft.{n}": "complex values, which this check's real inner products cannot "
+                      "hold: tests/rules/test_fft.py checks them (the shifts are in CASES)"
+       for n in ["fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft", "irfft", "rfft2",
+                 "irfft2", "rfftn", "irfftn"]},
 }
 
 
@@ -873,6 +887,7 @@ NO_DERIVATIVE_IN = {
         ("unstack_like", "seq")]},
     ("no_zeros", "x"): "a check (it raises at a zero): the value passes through v",
     ("np.linalg.pinv", "rcond"): "a rank cutoff: piecewise constant",
+    ("real_like", "a"): "read for its dtype only",
 }
 
 
