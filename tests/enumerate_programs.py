@@ -706,6 +706,11 @@ ARRAY_TEMPLATES = [
      "    print(x) if VERBOSE else None\n    VERBOSE and print(v)\n"
      "    print('big', x) if x > 5.0 else None\n    LOG.debug('v = %s', v)\n"
      "    v.shape\n    ...\n    return np.sum(v * x)", (0.7, V3), None),
+    # a copy of a local dict holds each entry under its key: a write before the copy into
+    # one entry is no write through the other (round 15's R2 refused it)
+    ("dict_copy", "local_after_write", "def f(x, v):\n    w = v * x\n    w *= 1.5\n"
+     "    d = {'a': v * 2.0, 'b': w}\n    e = dict(d)\n    L = list([w, v * x])\n"
+     "    M = list(L)\n    return np.sum(e['a'] * e['b']) + np.sum(M[0] * L[1])", (0.7, V3), None),
     # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
     ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
@@ -784,6 +789,14 @@ UNSUPPORTED = [
     # tripped over the missing element before this was refused (round 15's C3)
     ("list_alias-extended_then_indexed", "def f(x, v):\n    L = [x * v[0], x]\n    M = L\n"
      "    M += (x * 2.0,)\n    return L[2] * x", (0.7, V3)),
+    # a copy of a list or dict holds the same arrays: a write into one through the copy
+    # changes the original's
+    ("element-dict_copy", "def f(x, v):\n    d = {'a': v * x, 'b': v}\n    e = dict(d)\n"
+     "    e['a'] += v\n    return np.sum(d['a'] * x)", (0.7, V3)),
+    ("element-list_copy", "def f(x, v):\n    L = [v * x, v]\n    M = list(L)\n"
+     "    M[0] *= 2.0\n    return np.sum(L[0] * x)", (0.7, V3)),
+    ("element-list_copy_after_write", "def f(x, v):\n    L = [v * x, v]\n    M = list(L)\n"
+     "    L[0] *= 2.0\n    return np.sum(M[0] * x)", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),

@@ -394,6 +394,7 @@ class _Slots:
 
     def __init__(self, calls: list, type_of, find, live):
         puts, reads, derived = [], [], []
+        same_keys = []  # (copy, container): the same objects under the same keys
         for op in calls:
             name, args, r = op.prim.name, op.args, op.result
             if name in ("list", "tuple"):
@@ -414,19 +415,31 @@ class _Slots:
                 else:
                     reads.append((args[0], args[1], r))
             elif name == "private" and type_of(args[0]) in _CONTAINERS + (None,):
-                derived.append((r, args[0]))  # a list's or dict's copy holds the same objects
+                same_keys.append((r, args[0]))  # a list's or dict's copy holds the same objects
             elif type_of(r) in _CONTAINERS and name not in ("keys", "sequence"):
                 # `[a] * 2`, `L + M`, `dict(d)`, a helper's list: may hold the same objects
                 derived += [(r, a) for a in args if type_of(a) in _CONTAINERS]
         boxes = {c: find(c) for c, *_ in puts + reads} | {  # containers' roots, fixed now
-            c: find(c) for pair in derived for c in pair}
-        self.repeated = {boxes[c] for pair in derived for c in pair}
-        collapsed = self.repeated | {boxes[c] for c, k, *_ in puts + reads if not (
-            isinstance(k, Const) and not isinstance(k.value, slice))}
+            c: find(c) for pair in derived + same_keys for c in pair}
+        self.repeated = {boxes[c] for pair in derived + same_keys for c in pair}
+        collapsed = {boxes[c] for pair in derived for c in pair} | {
+            boxes[c] for c, k, *_ in puts + reads if not (
+                isinstance(k, Const) and not isinstance(k.value, slice))}
+        while any((boxes[r] in collapsed) != (boxes[a] in collapsed) for r, a in same_keys):
+            collapsed |= {boxes[c] for r, a in same_keys for c in (r, a)
+                          if boxes[r] in collapsed or boxes[a] in collapsed}
+        # a copy's slot is its original's slot, key by key
+        keys: dict = {}
+        for c, k, *_ in puts + reads:
+            keys.setdefault(boxes[c], set()).add(k)
+        for _ in same_keys:  # a copy of a copy: the keys reach through each
+            for r, a in same_keys:
+                keys[boxes[r]] = keys[boxes[a]] = keys.get(boxes[r], set()) | \
+                    keys.get(boxes[a], set())
         interned: dict = {}
 
         def node(c, k):
-            key = "*" if boxes[c] in collapsed else k.value
+            key = "*" if boxes[c] in collapsed or k is None else k.value
             try:
                 return interned.setdefault(("slot", boxes[c], key), ("slot", boxes[c], key))
             except TypeError:  # an unhashable key: one node for the container
@@ -435,13 +448,15 @@ class _Slots:
         puts = [p for p in puts if isinstance(p[2], Value)]
         self.links = [(node(c, k), v) for c, k, v, _ in puts] + \
             [(node(c, k), v) for c, k, v in reads] + \
-            [(node(r, None), node(a, None)) for r, a in derived]
+            [(node(r, None), node(a, None)) for r, a in derived] + \
+            [(node(r, k), node(a, k)) for r, a in same_keys for k in keys.get(boxes[r], [None])]
         self.held = [(c, v) for c, _, v, _ in puts] + [(c, v) for c, _, v in reads] + \
-            [(r, node(r, None)) for r, _ in derived]
+            [(r, node(r, None)) for r, _ in derived] + \
+            [(r, node(r, k)) for r, _ in same_keys for k in keys.get(boxes[r], [None])]
         self._find, self._node, self._live = find, node, live
         # (container, key, value, op) puts, (container, key, result) reads, and
         # (container, container) pairs that may share objects: read by _Objects.put_later
-        self.puts, self.reads, self.derived = puts, reads, derived
+        self.puts, self.reads, self.derived = puts, reads, derived + same_keys
 
     def copies(self, group, write) -> bool:
         """Whether the object `group` may sit in more than one slot at once (`[a, a]`,
