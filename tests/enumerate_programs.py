@@ -680,6 +680,12 @@ ARRAY_TEMPLATES = [
      "functools.reduce(lambda a, b: a + b * x, cols[1], 0.5)\n"
      "    for k, w in sorted(TABLE.items()):\n        s = s * w + _apply(np.tanh, x * w)\n"
      "    return s * TABLE[max(TABLE, key=TABLE.get)]", (0.7, V3), None),
+    # functools.reduce over a list parameter, whose length the key holds: the loop
+    # (round 15's R3 refused it)
+    ("functional", "reduce_list_parameter", "import functools\n\n\ndef f(x, ws):\n"
+     "    a = functools.reduce(lambda u, w: u * np.tanh(w * x) + 0.5, ws)\n"
+     "    b = functools.reduce(lambda u, w: u + w * u, ws, x)\n    return np.sum(a * b)",
+     (0.7, [V3, V3 * 0.5, -V3]), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"

@@ -1360,9 +1360,7 @@ class Lowerer:
         fn = self.expr(args[0])
         items = self.elements(args[1])
         if items is None:
-            raise self.error("functools.reduce over a sequence whose length is known only "
-                             "when the function runs", args[1],
-                             "write the loop: acc = xs[0]; for v in xs[1:]: acc = fn(acc, v)")
+            return self.reduce_loop(fn, node, hint)
         if len(args) == 3:
             items = [self.operand(args[2])] + items
         if not items:
@@ -1372,6 +1370,49 @@ class Lowerer:
         for item in items[1:]:
             acc = self.call(fn, [acc, item], [], node, hint)
         return acc
+
+    def reduce_loop(self, fn, node, hint):
+        """`functools.reduce(fn, xs[, initial])` over a sequence whose length is known
+        only when f runs (a list parameter): the loop a person would write,
+
+            acc = xs[0]                       acc = initial
+            for v in xs[1:]:                  for v in xs:
+                acc = fn(acc, v)                  acc = fn(acc, v)"""
+        used = {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
+        self.depth += 1
+        acc = hint if hint != TEMP and hint not in used else f"_acc{self.depth}"
+        names = {"acc": acc} | {k: f"_{k}{self.depth}" for k in ("fn", "seq", "item")}
+
+        def at(n):
+            return gast.copy_location(n, node)
+
+        def name(key, ctx=gast.Load()):
+            return at(gast.Name(id=names[key], ctx=ctx, annotation=None, type_comment=None))
+
+        saved = {n: self.env[n] for n in names.values() if n in self.env}
+        try:
+            self.env[names["fn"]], self.env[names["seq"]] = fn, self.operand(node.args[1])
+            walk = name("seq")
+            if len(node.args) == 3:
+                self.env[acc] = self.operand(node.args[2])
+            else:
+                self.env[acc] = self.operand(at(gast.Subscript(
+                    value=name("seq"), slice=at(gast.Constant(value=0, kind=None)),
+                    ctx=gast.Load())))
+                walk = at(gast.Subscript(value=walk, slice=at(gast.Slice(
+                    lower=at(gast.Constant(value=1, kind=None)), upper=None, step=None)),
+                    ctx=gast.Load()))
+            step = at(gast.Assign(targets=[name("acc", gast.Store())], value=at(gast.Call(
+                func=name("fn"), args=[name("acc"), name("item")], keywords=[])),
+                type_comment=None))
+            self.for_stmt(at(gast.For(target=name("item", gast.Store()), iter=walk,
+                                      body=[step], orelse=[], type_comment=None)))
+            return self.env[acc]
+        finally:
+            self.depth -= 1
+            for n in names.values():
+                self.env.pop(n, None)
+            self.env.update(saved)
 
     def keyed_extremum(self, fn, node):
         """`min(d, key=d.get)` (or `sorted(d, key=d.get)`) over constants (a module's dict,
