@@ -686,6 +686,12 @@ ARRAY_TEMPLATES = [
      "    a = functools.reduce(lambda u, w: u * np.tanh(w * x) + 0.5, ws)\n"
      "    b = functools.reduce(lambda u, w: u + w * u, ws, x)\n    return np.sum(a * b)",
      (0.7, [V3, V3 * 0.5, -V3]), None),
+    # enumerate and zip nested in each other, unpacked or not (round 15's R3 refused them)
+    ("zip_enumerate", "nested", "def f(x, v):\n    A = [v * x, np.sin(v)]\n    s = 0.0\n"
+     "    for k, (a, b) in enumerate(zip(A, v), 1):\n        s = s + k * np.sum(a * b)\n"
+     "    for (i, a), b in zip(enumerate(A), [x, 2.0]):\n        s = s + np.sum(a) * b ** i\n"
+     "    for t in zip(A, enumerate(v)):\n        s = s + np.sum(t[0]) * t[1][1] * t[1][0]\n"
+     "    return s", (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"

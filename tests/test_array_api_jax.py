@@ -116,8 +116,8 @@ def test_zeros_like_keeps_the_namespace():
     rows = zeros_like([jnp.ones(3), jnp.ones(3)])  # one zero per row: x_bar[k] stays one
     assert len(rows) == 2 and rows[0].shape == (3,) and len(rows[:1] + rows[1:]) == 1
     assert set(zeros_like({"W": jnp.ones(2), "s": "tanh"})) == {"W", "s"}
-    with pytest.raises(TypeError, match="no namespace"):
-        zeros_like([1.0, 2.0])
+    numbers = zeros_like([1.0, 2.0])  # Python's zeros: a NumPy array would meet JAX's
+    assert list(numbers) == [0.0, 0.0] and all(type(z) is float for z in numbers)
 
 
 # programs that fail on JAX today, with the functional writes (smallest in the report)

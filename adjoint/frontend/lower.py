@@ -741,7 +741,7 @@ class Lowerer:
 
     def for_stmt(self, s) -> None:
         target, it = s.target, s.iter
-        seqs, index_name, start = None, None, None
+        seqs, index_name, start, walk = None, None, None, None
         checkpoint = None
         if _is_call_to(self, it, checkpointed):
             checkpoint = self.checkpoint_option(it)
@@ -753,38 +753,16 @@ class Lowerer:
             iterable = self.emit(prim_of(operator.getitem), (r, Const(slice(None, None, -1))),
                                  hint="_range", node=s)
         elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
-            is_enum = _is_call_to(self, it, enumerate)
-            for a in it.args:
-                if _is_call_to(self, a, enumerate) or _is_call_to(self, a, zip):
-                    raise self.error("enumerate and zip cannot be nested here", a,
-                                     "loop over an index: for i in range(len(x)): "
-                                     "a, b = x[i], w[i]")
-            items, start = it.args, None
-            if is_enum and (len(items) == 2 and not it.keywords or len(items) == 1 and [
-                    k.arg for k in it.keywords] == ["start"]):  # enumerate(xs, start=1)
-                start = self.operand(items[1] if len(items) == 2 else it.keywords[0].value)
-                items = items[:1]
-            elif it.keywords:
-                raise self.error("enumerate/zip take plain sequences here", it,
-                                 "write zip(xs, ys) or enumerate(xs, start=k)")
-            seqs = [self.walked(v, a) for a in items  # zip(*pairs): a display's elements
-                    for v in (self.starred(a) if isinstance(a, gast.Starred) else
-                              [self.expr(a)])]
-            if is_enum and len(seqs) != 1:
-                raise self.error("enumerate/zip take plain sequences here", it)
+            walk = self.zipped(it)
+            seqs = _walked_sequences(walk)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
             for q in seqs[1:]:
                 n = self.emit(prim_of(min), (n, self.emit(prim_of(len), (q,), node=s)),
                               hint="_n", node=s)
             iterable = self.emit(prim_of(range), (n,), hint="_range", node=s)
-            if is_enum:
-                if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
-                    raise self.error("unpack enumerate as `for i, x in enumerate(xs)`", target)
-                index_name, targets = target.elts[0], [target.elts[1]]
-            else:
-                if not (isinstance(target, gast.Tuple) and len(target.elts) == len(seqs)):
-                    raise self.error("unpack zip as `for a, b in zip(xs, ys)`", target)
-                targets = list(target.elts)
+            if walk[0] == "enumerate" and isinstance(target, gast.Tuple) and \
+                    len(target.elts) == 2:  # `for i, x in enumerate(xs)`: the loop's own i
+                index_name = target.elts[0]
         elif _dict_view(it):
             # for k, v in d.items(): a loop over the keys (a list) that reads d[k]
             view = it.func.attr
@@ -822,6 +800,8 @@ class Lowerer:
         try:
             if seqs is None:
                 self.assign(target, index, s)
+            elif walk is not None:
+                self.bind_walk(target, walk, index, s)
             else:
                 if index_name is not None:
                     self.assign(index_name, index if start is None else self.emit(
@@ -851,6 +831,52 @@ class Lowerer:
                             self.loc(s), checkpoint=checkpoint))
         self.env = dict(before)
         self.env.update(zip(carried, results))
+
+    def zipped(self, node) -> tuple:
+        """What `for ... in node` walks, where node is enumerate(...) or zip(...), nested
+        as deep as they come: ("enumerate", start or None, walk), ("zip", [walk, ...]) or
+        ("sequence", the sequence) for anything else."""
+        if _is_call_to(self, node, enumerate):
+            args, names = node.args, [k.arg for k in node.keywords]
+            if not (len(args) == 2 and not names or len(args) == 1 and names in ([], ["start"])) \
+                    or isinstance(args[0], gast.Starred):
+                raise self.error("enumerate/zip take plain sequences here", node,
+                                 "write zip(xs, ys) or enumerate(xs, start=k)")
+            start = args[1] if len(args) == 2 else node.keywords[0].value if names else None
+            inner = self.zipped(args[0])
+            return ("enumerate", None if start is None else self.operand(start), inner)
+        if _is_call_to(self, node, zip):
+            if node.keywords:
+                raise self.error("enumerate/zip take plain sequences here", node,
+                                 "write zip(xs, ys) or enumerate(xs, start=k)")
+            parts = []
+            for a in node.args:  # zip(*pairs): a display's elements
+                parts += [("sequence", self.walked(v, a)) for v in self.starred(a)] \
+                    if isinstance(a, gast.Starred) else [self.zipped(a)]
+            return ("zip", parts)
+        return ("sequence", self.walked(self.expr(node), node))
+
+    def bind_walk(self, target, walk, index, s) -> None:
+        """Assign what `walk` (Lowerer.zipped) gives at `index` to `target`, unpacking
+        a tuple target part by part as Python does."""
+        parts = [("count", walk[1]), walk[2]] if walk[0] == "enumerate" else \
+            walk[1] if walk[0] == "zip" else None
+        if parts is not None and isinstance(target, (gast.Tuple, gast.List)) and \
+                len(target.elts) == len(parts):
+            for t, part in zip(target.elts, parts):
+                self.bind_walk(t, part, index, s)
+            return
+        self.assign(target, self.walk_value(walk, index, _hint_of(target), s), s)
+
+    def walk_value(self, walk, index, hint, s):
+        if walk[0] == "count":  # enumerate's count
+            return index if walk[1] is None else self.emit(
+                prim_of(operator.add), (walk[1], index), hint=hint, node=s)
+        if walk[0] == "sequence":
+            return self.emit(prim_of(operator.getitem), (walk[1], index), hint=hint, node=s)
+        parts = [("count", walk[1]), walk[2]] if walk[0] == "enumerate" else walk[1]
+        return self.emit(prim_of(tuple_of), [self.walk_value(p, index, TEMP, s) for p in parts],
+                         hint=hint, node=s)
 
     def checkpoint_option(self, call) -> tuple:
         """`checkpointed(it, snapshots=k)` or `(it, budget=bytes)`: constants only."""
@@ -2366,6 +2392,15 @@ def _printed(call) -> list:
         else:
             out.append(a)
     return out
+
+
+def _walked_sequences(walk) -> list:
+    """The sequences a walk (Lowerer.zipped) reads, in order: the loop runs over the
+    shortest."""
+    if walk[0] == "sequence":
+        return [walk[1]]
+    parts = [walk[2]] if walk[0] == "enumerate" else walk[1]
+    return [q for p in parts for q in _walked_sequences(p)]
 
 
 def _dict_view(node) -> bool:
