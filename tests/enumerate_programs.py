@@ -707,6 +707,15 @@ ARRAY_TEMPLATES = [
     ("sorted", "list_and_array", "def f(x, v):\n    a = sorted([v[0] * x, np.sin(x), v[2]])\n"
      "    b = sorted(v * x, reverse=True)\n"
      "    return a[0] * 3.0 + a[2] * b[0] - b[1] * b[2] + a[1]", (0.7, V3), None),
+    # sorted(p.items()) of a dict parameter: a loop over its keys sorted, which the key
+    # holds (round 15's R3 refused `.items()` outside a for's header); `{**d, k: v}`
+    ("sorted", "dict_parameter_items", "def f(p, v):\n    s = 0.0\n"
+     "    for k, w in sorted(p.items(), reverse=True):\n"
+     "        s = s * 0.5 + np.sum(np.tanh(w) * v)\n    for k in sorted(p.keys()):\n"
+     "        s = s + np.sum(p[k]) * s\n    return s", ({"W": W1[0], "b": B1}, V3), None),
+    ("dict_display", "double_star", "def f(x, v):\n    kw = {'a': x * v, 'b': 2.0}\n"
+     "    d = {**kw, 'b': np.sin(v), 'c': x}\n    return np.sum(d['a'] * d['b']) * d['c']",
+     (0.7, V3), None),
     # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
     ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
      "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",

@@ -741,7 +741,7 @@ class Lowerer:
 
     def for_stmt(self, s) -> None:
         target, it = s.target, s.iter
-        seqs, index_name, start, walk = None, None, None, None
+        seqs, index_name, start, walk, view = None, None, None, None, None
         checkpoint = None
         if _is_call_to(self, it, checkpointed):
             checkpoint = self.checkpoint_option(it)
@@ -763,14 +763,19 @@ class Lowerer:
             if walk[0] == "enumerate" and isinstance(target, gast.Tuple) and \
                     len(target.elts) == 2:  # `for i, x in enumerate(xs)`: the loop's own i
                 index_name = target.elts[0]
-        elif _dict_view(it):
-            # for k, v in d.items(): a loop over the keys (a list) that reads d[k]
-            view = it.func.attr
-            mapping = self.operand(it.func.value)
+        elif _dict_view(it) or self.sorted_view(it):
+            # for k, v in d.items(): a loop over the keys (a list) that reads d[k]; in
+            # sorted(d.items()), over the keys sorted (they are unique: no value compared)
+            ordered = not _dict_view(it)
+            view_call = it.args[0] if ordered else it
+            view = view_call.func.attr
+            mapping = self.operand(view_call.func.value)
             if view == "items" and not (isinstance(target, gast.Tuple) and
                                         len(target.elts) == 2):
                 raise self.error("unpack items as `for k, v in d.items()`", target)
-            seq = self.emit(prim_of(keys), (mapping,), hint="_keys", node=it)
+            seq = self.emit(prim_of(keys), (mapping,), [("ordered", Const(True))] + [
+                (k.arg, self.operand(k.value)) for k in it.keywords] if ordered else (),
+                hint="_keys", node=it)
             seqs, targets = [seq], [target.elts[0] if view == "items" else target]
             if view == "values":
                 targets = [gast.copy_location(gast.Name(id="_key", ctx=gast.Store(),
@@ -810,10 +815,10 @@ class Lowerer:
                 for t, q in zip(targets, seqs):
                     self.assign(t, self.emit(prim_of(operator.getitem), (q, index),
                                              hint=_hint_of(t), node=s), s)
-                if _dict_view(it) and it.func.attr != "keys":
+                if view in ("items", "values"):
                     key = self.env[targets[0].id] if isinstance(targets[0], gast.Name) \
                         else None
-                    value = target.elts[1] if it.func.attr == "items" else target
+                    value = target.elts[1] if view == "items" else target
                     if key is None:
                         raise self.error("name the key: `for k, v in d.items()`", target)
                     self.assign(value, self.emit(prim_of(operator.getitem), (mapping, key),
@@ -831,6 +836,14 @@ class Lowerer:
                             self.loc(s), checkpoint=checkpoint))
         self.env = dict(before)
         self.env.update(zip(carried, results))
+
+    def sorted_view(self, node) -> bool:
+        """`sorted(d.items())` (keys(), values(), reverse=) of a dict made or passed here,
+        whose keys are known only when f runs (a module's dict is unrolled instead)."""
+        return _is_call_to(self, node, sorted) and len(node.args) == 1 and \
+            _dict_view(node.args[0]) and {k.arg for k in node.keywords} <= {"reverse"} and \
+            isinstance(node.args[0].func.value, gast.Name) and \
+            isinstance(self.env.get(node.args[0].func.value.id), Value)
 
     def zipped(self, node) -> tuple:
         """What `for ... in node` walks, where node is enumerate(...) or zip(...), nested
@@ -1795,17 +1808,17 @@ class Lowerer:
         return self.comprehension(node, "dict", hint)
 
     def expr_Dict(self, node, hint):
-        """`{'W': W, 'b': b}`: its keys are constants, so that its entries are known."""
-        keys = []
-        for k in node.keys:
+        """`{'W': W, 'b': b}`: its keys are constants, so that its entries are known;
+        `{**d, 'b': b}` unpacks a dict whose keys are known here (Lowerer.double_starred)."""
+        merged: dict = {}  # {'a': x, 'a': y} is {'a': y} (and 1 == True: one key)
+        for k, v in zip(node.keys, node.values):
+            if k is None:  # **d
+                merged.update(self.double_starred(v))
+                continue
             if not isinstance(k, gast.Constant) or not isinstance(k.value, (str, int)):
                 raise self.error("a dict display's keys must be constant strings or ints",
-                                 k or node, "build it in a loop: d[k] = v")
-            keys.append(k.value)
-        values = [self.operand(v) for v in node.values]
-        merged: dict = {}  # {'a': x, 'a': y} is {'a': y} (and 1 == True: one key)
-        for k, v in zip(keys, values):
-            merged[k] = v
+                                 k, "build it in a loop: d[k] = v")
+            merged[k.value] = self.operand(v)
         return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
                          hint=hint, node=node)
 

@@ -78,10 +78,11 @@ def mapping(d):
             "{k: v for k, v in pairs}")
 
 
-def keys(d):
+def keys(d, ordered=False, reverse=False):
     """A dict's keys as a list, which a loop reads by position: `for k, v in d.items()`
-    is lowered to a loop over keys(d) that reads d[k]."""
-    return list(d)
+    is lowered to a loop over keys(d) that reads d[k], and `sorted(d.items())` to one
+    over keys(d, ordered=True) (the keys are unique: no value is compared)."""
+    return sorted(d, reverse=reverse) if ordered else list(d)
 
 
 def assertion(condition, message=None):
