@@ -73,6 +73,12 @@ def like(g, x):
         if g.size == int(np.prod(x.shape)):
             g = g.reshape(x.shape)
         return lazy_like(np.zeros_like(x, dtype=np.result_type(x.dtype, np.float64)) + g, x)
+    if isinstance(x, (int, np.integer, np.bool_)) or \
+            isinstance(x, np.ndarray) and x.dtype.kind in "iub":
+        # an int in a container (a count, an exponent): never differentiated, as an int
+        # argument is refused; a rule's derivative in it (x ** k's) is of its float
+        # extension, no gradient of the int
+        return 0.0 if np.ndim(x) == 0 else np.zeros(np.shape(x))
     if isinstance(x, (float, np.floating)) and np.size(g) != 1:
         raise _misshapen(np.shape(g), ())
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out

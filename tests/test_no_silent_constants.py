@@ -355,3 +355,30 @@ def test_a_merge_of_dicts_that_are_not_displays_is_refused(tmp_path):
         with pytest.raises(NonDifferentiableError, match="dict merge") as e:
             call()
         assert e.value.loc.line == 5
+
+
+def _int_leaf_exponent(x, t):
+    a, k = t
+    return np.sum(x ** k) * a
+
+
+def _int_leaf_dict(x, p):
+    return np.sum(x ** p["k"] * p["scale"]) * p["a"]
+
+
+def test_an_int_leaf_of_a_container_has_no_gradient():
+    """An int inside a tuple or dict argument (an exponent, a count) gets 0, as an int
+    argument is refused: x ** k's rule has a derivative in k, of k's float extension,
+    which is no gradient of an int (round 16's S4 gave k -0.1004)."""
+    x = np.array([0.5, -1.2, 0.8, 1.1])
+    g = adjoint.grad(_int_leaf_exponent, wrt=1)(x, (0.5, 2))
+    assert g == (pytest.approx(np.sum(x ** 2)), 0.0) and type(g[1]) is float
+    p = {"a": 0.5, "k": 3, "scale": np.array([1, 2, 0, 1])}
+    value, g = adjoint.value_and_grad(_int_leaf_dict, wrt=1)(x, p)
+    assert value == pytest.approx(_int_leaf_dict(x, p))
+    assert g["a"] == pytest.approx(np.sum(x ** 3 * p["scale"])) and g["k"] == 0.0
+    np.testing.assert_array_equal(g["scale"], np.zeros(4))
+    _, pullback = adjoint.vjp(_int_leaf_dict, x, p, wrt=(0, 1))
+    dx, dp = pullback(1.0)
+    np.testing.assert_allclose(dx, 0.5 * 3 * x ** 2 * p["scale"])
+    assert dp["k"] == 0.0
