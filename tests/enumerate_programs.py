@@ -692,6 +692,10 @@ ARRAY_TEMPLATES = [
      "    for (i, a), b in zip(enumerate(A), [x, 2.0]):\n        s = s + np.sum(a) * b ** i\n"
      "    for t in zip(A, enumerate(v)):\n        s = s + np.sum(t[0]) * t[1][1] * t[1][0]\n"
      "    return s", (0.7, V3), None),
+    # NumPy 2's x.mT (round 16's C3: taken for a record's field, its cotangent x_bar['mT'])
+    ("attributes", "matrix_transpose", "def f(x, v):\n    A = np.outer(v, v * x)\n"
+     "    return np.sum(A.mT * np.arange(9.0).reshape(3, 3)) + np.sum(A.T.mT[0] * v)",
+     (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"
@@ -818,6 +822,10 @@ UNSUPPORTED = [
      "    M[0] *= 2.0\n    return np.sum(L[0] * x)", (0.7, V3)),
     ("element-list_copy_after_write", "def f(x, v):\n    L = [v * x, v]\n    M = list(L)\n"
      "    L[0] *= 2.0\n    return np.sum(M[0] * x)", (0.7, V3)),
+    # an array attribute with no rule is refused where it is read, not given a field's
+    # cotangent (round 16's C3)
+    ("array_attribute-base", "def f(x, v):\n    y = v * x\n    z = y[:2]\n"
+     "    return np.sum(z.base)", (0.7, V3)),
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),
