@@ -72,6 +72,8 @@ EXTRA = {
     "np.linalg.qr": [case(N(3, 3)), case(N(5, 3)), case(N(2, 4, 3))],
     "np.tril": [case(N(3, 4)), case(N(2, 3, 3), -1)],
     "np.triu": [case(N(3, 4), 1)],
+    "np.take": [case(N(5), np.array([-1, 7, 2]), mode="clip"),
+                case(N(3, 4), np.array([-1, 0, 5]), axis=1, mode="wrap")],
     "r_concat": [case([N(3), N(), N(2)])],
     "c_concat": [case([N(3), N(3, 2)])],
 }

@@ -811,7 +811,14 @@ primitive(np.take, "np.take")
 @deflinear(np.take, "a")
 def take_vjp(g, ans, a, indices, axis=None, out=None, mode="raise"):
     # each taken entry's cotangent goes back to where it was taken from; an entry
-    # taken twice gets both (np.add.at adds at repeated indices)
+    # taken twice gets both (np.add.at adds at repeated indices). Where it was taken
+    # from is where `mode` says: np.add.at reads indices as mode 'raise' does
+    # (negative ones from the end), so 'clip' and 'wrap' map them first
+    n = np.size(a) if axis is None else np.shape(a)[axis]
+    if mode == "clip":  # into [0, n): a negative index reads entry 0
+        indices = np.clip(indices, 0, n - 1)
+    elif mode == "wrap":
+        indices = np.mod(indices, n)
     if axis is None:
         flat = add_at(np.zeros(np.size(a)), np.ravel(indices), np.ravel(g))
         return np.reshape(flat, np.shape(a)), None
