@@ -146,8 +146,8 @@ def canon_ast(n):
         if name == "complex" and all(a[0] == "const" for a in args):
             return _const(complex(*(eval(a[2], {"inf": math.inf, "nan": math.nan})
                                     for a in args)))
-        if name == "slice":
-            return _norm(("slice", *args))
+        if name == "slice":  # slice(a, b) has no step
+            return _norm(("slice", *args, *[_const(None)] * (3 - len(args))))
         if name == "zip" and all(isinstance(a, ast.Call) and _dotted(a.func) == "reversed"
                                  for a in n.args):
             return ("zip_reversed", *(c(a.args[0]) for a in n.args))

@@ -206,6 +206,9 @@ CASES: dict[str, list[Case]] = {
                case(N(3, 4), (slice(None), 0), N()), case(N(6), MASK6, N(3))],
     "iadd_at": [case(N(5), 2, N()), case(N(3, 4), (slice(None), 1), N(3)),
                 case(N(3, 4), 0, N())],
+    # a list's cotangent, stacked or one per element, and its slice's
+    "add_slice": [case(N(4, 3), slice(1, None), N(3, 3)), case(N(3), slice(None, -1), N(2)),
+                  case([N(3), N(2), N(3)], slice(None, 2), [N(3), N(2)])],
     "append": [case([N(3), N(3)], N(3)), case([N(), N()], N())],
     "concat": [case([N(), N()], [N()]), case([N(3)], [N(3), N(3)])],
     "repeat": [case([N(), N()], 3), case([N(2)], 2)],
