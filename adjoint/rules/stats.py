@@ -264,7 +264,10 @@ def average_jvp(ans, a, axis=None, weights=None, returned=False, *, keepdims=Fal
     w = _weights_like(weights, a, axis)
     total = np.sum(w * np.ones(np.shape(a)), axis=axis, keepdims=keepdims)
     centred = a - expand_to(ans, a, axis, keepdims)
-    w_dot = _weights_like(weights_dot, a, axis)
+    # shaped like w by a reshape, not by _weights_like: with the weights constant their
+    # tangent is a symbolic zero, which the reshape keeps zero, where _weights_like's
+    # `if` would make it a branch result that is never defined (round 16, C1)
+    w_dot = np.reshape(weights_dot, np.shape(w))
     return np.sum(w * a_dot + w_dot * centred, axis=axis, keepdims=keepdims) / total
 
 
