@@ -198,8 +198,15 @@ def tuple_tape(x, v):
     return np.sum(h * h)
 
 
+def logistic_loss(w, X):  # -z's buffer negated in place (round 16's C5 crashed emitting it)
+    z = X @ w
+    return np.sum(np.log1p(np.exp(-z)))
+
+
 @pytest.mark.parametrize("f, args, wrt", [
     (while_grow, (1.1, 1.3), (0, 1)),
+    (logistic_loss, (np.array([0.3, -0.4]), np.array([[0.5, -1.0], [2.0, 0.3], [0.1, 0.2]])),
+     (0, 1)),
     (for_break, (np.array([0.3, -0.8, 1.2, 0.4, 0.9, 0.1]),), 0),
     (if_in_loop, (np.array([0.3, -0.8, 1.2, -0.4, 0.9]), 0.7), (0, 1)),
     (nested, (np.array([0.3, -0.8, 1.2, 0.4]),), 0),

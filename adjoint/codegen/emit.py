@@ -948,9 +948,11 @@ class Emitter:
         buffer, symbol = op.args[0], op.prim.symbol
         target, old = self.names(op.result), self.names(buffer)
         if self.numba or self.xp:
-            left, right = (op.args[1], buffer) if symbol in ("r-", "r/") else op.args
-            expr = f"-{self.operand(buffer, 13)}" if symbol == "neg" else \
-                f"{self.operand(left, 12)} {symbol[-1]} {self.operand(right, 13)}"
+            if symbol == "neg":
+                expr = f"-{self.operand(buffer, 13)}"
+            else:
+                left, right = (op.args[1], buffer) if symbol in ("r-", "r/") else op.args
+                expr = f"{self.operand(left, 12)} {symbol[-1]} {self.operand(right, 13)}"
             self.lines.append(f"{ind}{target} = {expr}")
             return
         other = self.operand(op.args[1]) if len(op.args) > 1 else ""
