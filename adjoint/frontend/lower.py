@@ -1608,13 +1608,17 @@ class Lowerer:
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
         plain = unwrap(fn)
-        if inspect.isfunction(plain) and not _is_library(plain):
-            return self.inline(plain, args, kwargs, node, hint)
-        if type(fn).__module__.startswith("adjoint."):  # a derivative called inside f
-            raise self.error(f"`{_qualname(fn)}` is a derivative made by adjoint; it cannot be "
-                             f"called inside a function being differentiated", node,
+        # a derivative called inside f, or made there (adjoint.grad(inner)(w): a MAML step)
+        made_here = inspect.isfunction(plain) and (plain.__module__ or "").startswith("adjoint.")
+        if made_here or type(fn).__module__.startswith("adjoint."):
+            what = f"`adjoint.{plain.__name__}` makes a derivative" if made_here else \
+                f"`{_qualname(fn)}` is a derivative made by adjoint"
+            raise self.error(f"{what}; it cannot be called inside a function being "
+                             f"differentiated", node,
                              "compose derivatives instead: adjoint.grad(adjoint.grad(f)), "
                              "adjoint.hvp(f), adjoint.hessian(f), adjoint.jvp(adjoint.grad(f))")
+        if inspect.isfunction(plain) and not _is_library(plain):
+            return self.inline(plain, args, kwargs, node, hint)
         if inspect.isclass(fn) or not callable(fn) or not (
                 inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
             raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
