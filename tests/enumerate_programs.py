@@ -696,6 +696,16 @@ ARRAY_TEMPLATES = [
     ("attributes", "matrix_transpose", "def f(x, v):\n    A = np.outer(v, v * x)\n"
      "    return np.sum(A.mT * np.arange(9.0).reshape(3, 3)) + np.sum(A.T.mT[0] * v)",
      (0.7, V3), None),
+    # a module's list of layer objects and tuple of functions, called in a loop: unrolled
+    # over them (round 16: "only functions can be called")
+    ("objects", "list_of_layers", "class _Dense:\n    def __init__(self, W, b, act):\n"
+     "        self.W, self.b, self.act = W, b, act\n\n    def __call__(self, h):\n"
+     "        return self.act(h @ self.W + self.b)\n\n\n"
+     "LAYERS = [_Dense(np.eye(3) * 0.5, np.ones(3) * 0.1, np.tanh),\n"
+     "          _Dense(np.ones((3, 3)) * 0.2, np.zeros(3), np.sin)]\n"
+     "ACTS = (np.tanh, lambda z: z * z)\n\n\ndef f(x, v):\n    h = v * x\n"
+     "    for layer in LAYERS:\n        h = layer(h)\n    for k, act in enumerate(ACTS):\n"
+     "        h = h + k * act(h)\n    return np.sum(h)", (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"

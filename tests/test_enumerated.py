@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 
 import adjoint
+from adjoint.driver import globals_namespace
+from adjoint.frontend.lower import lower_function
 from adjoint.testing import check_program, numeric_grad
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -134,6 +136,8 @@ def test_generic_code_is_right_or_refused(workdir, program):
     namespace = dict(vars(module))
     cells = module.f.__closure__ or ()  # what the file says to set: a closure's values
     namespace.update(zip(module.f.__code__.co_freevars, (c.cell_contents for c in cells)))
+    # and an object's attributes (LAYERS_0_W), as adjoint's loader gives them
+    namespace.update(globals_namespace(lower_function(module.f)))
     exec(compile(text, "<generic>", "exec"), namespace)
     got = namespace["f_grad"](*[a.copy() if isinstance(a, np.ndarray) else a
                                 for a in program.args])

@@ -740,6 +740,13 @@ class Lowerer:
         return plain if inspect.isfunction(plain) and not _is_library(plain) else None
 
     def for_stmt(self, s) -> None:
+        items = self.static_items(s.iter)
+        if items is not None:  # `for layer in self.layers: h = layer(h)`
+            for item in items:
+                self.bind_static(s.target, item, s)
+                self.body(s.body)
+            self.body(s.orelse)  # (no break: normalisation made such a loop a while)
+            return
         target, it = s.target, s.iter
         seqs, index_name, start, walk, view = None, None, None, None, None
         checkpoint = None
@@ -844,6 +851,49 @@ class Lowerer:
             _dict_view(node.args[0]) and {k.arg for k in node.keywords} <= {"reverse"} and \
             isinstance(node.args[0].func.value, gast.Name) and \
             isinstance(self.env.get(node.args[0].func.value.id), Value)
+
+    def static_items(self, node) -> list | None:
+        """What `for ... in node` walks when node is a module's or an object's list or
+        tuple holding objects or functions (layers, activations), which code calls: the
+        loop is unrolled over them, one trip per element, each a compile-time object.
+        None for any other loop."""
+        counted = _is_call_to(self, node, enumerate) and len(node.args) == 1 and \
+            not node.keywords
+        seq_node = node.args[0] if counted else node
+        if not isinstance(seq_node, (gast.Name, gast.Attribute)):
+            return None
+        seq = self.expr(seq_node)
+        if not (isinstance(seq, Global) and isinstance(seq.value, (list, tuple))):
+            return None
+        items = [self.static_element(seq, (i,), e) for i, e in enumerate(seq.value)]
+        if not any(_holds_static(item) for item in items):
+            return None
+        return [(Const(i), item) for i, item in enumerate(items)] if counted else items
+
+    def static_element(self, seq: Global, path: tuple, e):
+        """A compile-time object for an object or function; a tuple of parts for a tuple
+        that holds one; else the element read from `seq` when f runs."""
+        name = "_".join([seq.name] + [str(i) for i in path])
+        if _is_user_object(e):
+            return Instance(e, name)
+        if callable(e) and not isinstance(e, (np.ndarray, type)):
+            return Static(e)
+        if isinstance(e, tuple) and any(_is_user_object(p) or callable(p) for p in e):
+            return tuple(self.static_element(seq, path + (i,), p) for i, p in enumerate(e))
+        return Global(name, e, None) if not _literal(e) else Const(e)
+
+    def bind_static(self, target, item, node) -> None:
+        if isinstance(item, tuple):
+            if not (isinstance(target, (gast.Tuple, gast.List)) and
+                    len(target.elts) == len(item)):
+                raise self.error("unpack each element of a list of objects or functions "
+                                 "into as many names", target)
+            for t, part in zip(target.elts, item):
+                self.bind_static(t, part, node)
+        elif isinstance(target, gast.Name):
+            self.bind(target.id, item, node)
+        else:
+            self.assign(target, item, node)
 
     def zipped(self, node) -> tuple:
         """What `for ... in node` walks, where node is enumerate(...) or zip(...), nested
@@ -2412,6 +2462,11 @@ def _printed(call) -> list:
         else:
             out.append(a)
     return out
+
+
+def _holds_static(item) -> bool:
+    return isinstance(item, (Instance, Static)) or isinstance(item, tuple) and any(
+        _holds_static(p) for p in item)
 
 
 def _walked_sequences(walk) -> list:
