@@ -13,7 +13,8 @@ Conventions where a derivative does not exist or a naive formula would fail:
   Their second derivatives are exact wherever no entry is exactly 0.
 - `max`, `min`, `amax`, `amin`: the gradient is split evenly among tied
   maxima (minima).
-- `std` of a constant slice: gradient 0, not NaN.
+- `std` of a constant slice: gradient 0, not NaN, also where NumPy rounds the
+  slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0).
 - `np.linalg.norm` at 0: gradient 0 (for the 2-norm and Frobenius norm, the
   p-norms with p >= 1 and the max norm), not NaN. ord=1 and the 1-norm use
   sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
@@ -35,7 +36,7 @@ import numpy as np
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.located import generated_from, unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import expand_to, ones_at_zeros
+from adjoint.runtime import expand_to, ones_at_zeros, stop_gradient
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -284,23 +285,33 @@ def min_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
 
 # ------------------------------------------------------------------ var, std
 
+def _centered(a, axis):
+    """`a` minus its mean along `axis`, exactly 0 on a constant slice. NumPy may round
+    the mean of constant data (np.std(np.full(3, 0.1)) is 1.4e-17, not 0), and those
+    residues over that std made an O(1) gradient (round 16, S5); shifted first by the
+    slice's minimum, a constant slice is all 0 before its mean is taken. The shift
+    cancels in the value, so it is a constant to the differentiator."""
+    shifted = a - stop_gradient(np.min(a, axis=axis, keepdims=True))
+    return shifted - np.mean(shifted, axis=axis, keepdims=True)
+
+
 @defvjp(np.var)
 def var_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-    centered = a - np.mean(a, axis=axis, keepdims=True)
+    centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
     return expand_to(g, a, axis, keepdims) * centered * (2.0 / (n - ddof))
 
 
 @defjvp(np.var)
 def var_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
-    centered = a - np.mean(a, axis=axis, keepdims=True)
+    centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
     return np.sum(a_dot * centered, axis=axis, keepdims=keepdims) * (2.0 / (n - ddof))
 
 
 @defvjp(np.std)
 def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-    centered = a - np.mean(a, axis=axis, keepdims=True)
+    centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
     s = expand_to(ans, a, axis, keepdims)
     # a constant slice has s == 0 and centered == 0: gradient 0, not 0/0
@@ -309,7 +320,7 @@ def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
 
 @defjvp(np.std)
 def std_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
-    centered = a - np.mean(a, axis=axis, keepdims=True)
+    centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
     return (np.sum(a_dot * centered, axis=axis, keepdims=keepdims)
             / ((ans + (ans == 0.0)) * (n - ddof)))

@@ -150,6 +150,7 @@ MASK34 = _masks.random((3, 4)) > 0.5
 MASK4 = np.array([True, False, True, True])
 MASK6 = np.array([True, False, False, True, True, False])
 XNAN = np.array([1.0, np.nan, np.inf, -np.inf, -2.0])
+CONST = np.array([[0.1, 0.5, 0.7], [0.1, -1.0, 0.7], [0.1, 2.0, 0.7]])  # constant columns
 
 
 def unary(dom, shapes=SHAPES):
@@ -288,8 +289,13 @@ CASES: dict[str, list[Case]] = {
     "np.sum": reduction(), "np.mean": reduction(), "np.prod": reduction(),
     "np.max": reduction(), "np.min": reduction(), "np.amax": reduction(),
     "np.amin": reduction(),
-    "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2)]),
-    "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2)]),
+    "np.var": reduction(extra=[case(N(3, 4), axis=1, ddof=1), case(N(6), ddof=2),
+                               case(CONST, axis=0), case(np.full(6, 0.1))]),
+    # a constant slice whose mean NumPy rounds (std 1e-17, not 0): central differences
+    # there are 0, and so must the rule be (round 16, S5)
+    "np.std": reduction(extra=[case(N(3, 4), axis=0, ddof=1), case(N(6), ddof=2),
+                               case(CONST, axis=0), case(CONST.T, 1, ddof=1, keepdims=True),
+                               case(np.full(6, 0.1)), case(np.full((2, 3), 0.7), (0, 1))]),
     "np.nansum": reduction(), "np.nanmean": reduction(), "np.ptp": reduction(),
     # statistics: quantiles route through the sorted entries; q (n - 1) whole (q = 0.5
     # of 5 entries) is the kink, where central differences give the mean slope too

@@ -1,0 +1,96 @@
+"""Round 16's wrong derivative rules, end to end through adjoint.grad / jvp / vjp.
+
+Each test holds the adversary's smallest program against a hand formula or central
+differences in float64. The classes are also in the systematic nets:
+tests/rules/test_registry.py CASES (the inner-product identity on every rule) and
+tests/test_numpy_suite.py (the same cases compiled, each input alone too).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjoint
+
+
+def central(f, x, h=1e-6):
+    """The gradient of scalar f at array x by central differences."""
+    x = np.asarray(x, dtype=float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+# ---------------------------------------------------------------- S1/C2: np.take's mode
+
+def take_clip(x):
+    return np.sum(np.take(x, [-1, 1], mode="clip") * np.array([1.0, 2.0]))
+
+
+def take_wrap(x):
+    return np.sum(np.take(x, [0, 4, -4], mode="wrap") * np.array([1.0, 2.0, 3.0]))
+
+
+def take_clip_axis(X):
+    return np.sum(np.take(X, [-1, 0, 7], axis=1, mode="clip") * np.array([1.0, 2.0, 4.0]))
+
+
+def test_take_sends_the_cotangent_where_mode_reads():
+    x = np.array([0.5, -1.0, 2.0])
+    # clip: -1 reads x[0]; wrap: 4 reads x[1], -4 reads x[2]
+    np.testing.assert_array_equal(adjoint.grad(take_clip)(x), [1.0, 2.0, 0.0])
+    np.testing.assert_array_equal(adjoint.grad(take_wrap)(x), [1.0, 2.0, 3.0])
+    X = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(adjoint.grad(take_clip_axis)(X), [[3.0, 0.0, 4.0]] * 2)
+    _, pullback = adjoint.vjp(take_wrap, x)
+    np.testing.assert_array_equal(pullback(1.0), [1.0, 2.0, 3.0])
+
+
+# ---------------------------------------------------------------- C1: np.average's JVP
+
+def average(a, w):
+    return np.average(a, weights=w)
+
+
+def test_average_jvp_with_constant_weights():
+    a, w = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 0.5])
+    u = np.array([0.3, -0.2, 1.0])
+    _, t = adjoint.jvp(average, wrt=0)(a, w, u)
+    np.testing.assert_allclose(t, w @ u / w.sum(), rtol=1e-14)
+    _, t = adjoint.jvp(average, wrt=1)(a, w, u)
+    np.testing.assert_allclose(t, (a - np.average(a, weights=w)) @ u / w.sum(), rtol=1e-14)
+
+
+# ---------------------------------------------------------------- S5: std of constant data
+
+def std(x):
+    return np.std(x)
+
+
+def std_of_full(a):
+    return np.std(np.full(6, a))
+
+
+def batch_norm(x):
+    return np.sum((x - x.mean(0)) / (x.std(0) + 1e-3) * np.arange(6.0).reshape(3, 2))
+
+
+@pytest.mark.parametrize("value", [1.0, 0.1, 0.7, -3.3])
+def test_std_of_constant_data_is_zero(value):
+    x = np.full(3, value)
+    np.testing.assert_array_equal(adjoint.grad(std)(x), np.zeros(3))  # central: 0
+    assert adjoint.grad(std_of_full)(value) == 0.0  # identically 0 as a function of a
+    _, t = adjoint.jvp(std)(x, np.array([1.0, -2.0, 0.5]))
+    assert t == 0.0
+
+
+def test_batch_norm_with_a_constant_column():
+    x = np.stack([np.full(3, 0.1), np.array([0.5, -1.0, 2.0])], 1)
+    g = adjoint.grad(batch_norm)(x)
+    # the constant column: its std has a kink there (central differences 0), so the
+    # gradient is the centring's alone, (w - mean(w)) / 1e-3 for its weights w = 0, 2, 4
+    np.testing.assert_allclose(g[:, 0], [-2000.0, 0.0, 2000.0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(g[:, 1], central(batch_norm, x)[:, 1], rtol=1e-6)
