@@ -709,7 +709,7 @@ def check_array_attributes(ir: Function, facts) -> None:
         if isinstance(op, Call) and op.prim.fn is record_field:
             base, made = facts.kind(op.args[0]), facts.kind(op.result)
             if base is not None and base.type == "ndarray" and made is not None and \
-                    made.floating:
+                    made.type in ("float", "complex", "ndarray") and made.floating:
                 raise UnsupportedError(f"the array attribute `.{op.args[1].value}` has no "
                                        f"derivative rule", op.loc,
                                        "use the NumPy function that computes it")

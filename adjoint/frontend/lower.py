@@ -1659,7 +1659,7 @@ class Lowerer:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
         plain = unwrap(fn)
         # a derivative called inside f, or made there (adjoint.grad(inner)(w): a MAML step)
-        made_here = inspect.isfunction(plain) and (plain.__module__ or "").startswith("adjoint.")
+        made_here = inspect.isfunction(plain) and plain.__module__ in _TRANSFORMS
         if made_here or type(fn).__module__.startswith("adjoint."):
             what = f"`adjoint.{plain.__name__}` makes a derivative" if made_here else \
                 f"`{_qualname(fn)}` is a derivative made by adjoint"
@@ -2327,6 +2327,9 @@ _CONVERSIONS = {"s": str, "r": repr, "a": ascii}
 for _fn in (format, str, repr, ascii):
     if registry.lookup(_fn) is None:
         registry.primitive(_fn, _fn.__name__, pure=False)
+
+# adjoint's modules whose functions make derivatives (grad, hvp, jacobian, ...)
+_TRANSFORMS = ("adjoint.api", "adjoint.higher", "adjoint.compose")
 
 # value.attr for arrays
 _ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
