@@ -94,3 +94,33 @@ def test_batch_norm_with_a_constant_column():
     # gradient is the centring's alone, (w - mean(w)) / 1e-3 for its weights w = 0, 2, 4
     np.testing.assert_allclose(g[:, 0], [-2000.0, 0.0, 2000.0], rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(g[:, 1], central(batch_norm, x)[:, 1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- S3: hermitian=True
+
+WEIGHTS = np.arange(9.0).reshape(3, 3)
+A3 = np.array([[2.0, 0.3, -0.5], [0.1, 1.0, 0.4], [0.7, -0.2, -1.5]])  # not symmetric
+
+
+def svd_values_hermitian(A):
+    return np.sum(np.linalg.svd(A, hermitian=True, compute_uv=False) * np.array([1.0, 2.0, 3.0]))
+
+
+def svd_vectors_hermitian(A):
+    u, s, vt = np.linalg.svd(A, hermitian=True)
+    return np.sum(u * WEIGHTS) + np.sum(s ** 2) + np.sum(vt[0] * vt[1] * s)
+
+
+def pinv_hermitian(A):
+    return np.sum(np.linalg.pinv(A, hermitian=True) * WEIGHTS)
+
+
+@pytest.mark.parametrize("f", [svd_values_hermitian, svd_vectors_hermitian, pinv_hermitian])
+def test_hermitian_reads_the_lower_triangle(f):
+    g = adjoint.grad(f)(A3)
+    np.testing.assert_allclose(g, central(f, A3), rtol=1e-6, atol=1e-8)
+    assert np.all(np.triu(g, 1) == 0.0)  # NumPy never reads the upper triangle
+    u = np.random.default_rng(3).normal(size=(3, 3))
+    _, t = adjoint.jvp(f)(A3, u)
+    np.testing.assert_allclose(t, np.sum(g * u), rtol=1e-10)
+

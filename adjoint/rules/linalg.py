@@ -28,7 +28,8 @@ The decompositions, where a derivative does not exist:
   many rows as columns, R nonsingular; other modes raise NonDifferentiableError.
 
 - `cholesky` reads one triangle (the lower, or the upper with upper=True), and
-  so does its rule. `pinv` assumes the rank does not change near the matrix.
+  so does its rule; so do `svd` and `pinv` with hermitian=True (the lower).
+  `pinv` assumes the rank does not change near the matrix.
 - `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
   all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
   complex spectrum makes the rule raise NonDifferentiableError when the
@@ -430,6 +431,14 @@ def _svd_parts(a, ans, compute_uv):
 
 @defvjp(np.linalg.svd)
 def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
+    if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
+        return _to_triangle(_svd_bar(g, ans, _read_triangle(a, False), full_matrices,
+                                     compute_uv), False)
+    return _svd_bar(g, ans, a, full_matrices, compute_uv)
+
+
+def _svd_bar(g, ans, a, full_matrices, compute_uv):
+    """The cotangent of `a` from g, that of (u, s, vt) = svd(a) (of s, without uv)."""
     u, s, vt = _svd_parts(a, ans, compute_uv)
     if not compute_uv:
         return (u * g[..., None, :]) @ vt
@@ -456,6 +465,8 @@ def svd_vjp(g, ans, a, full_matrices=True, compute_uv=True, hermitian=False):
 
 @defjvp(np.linalg.svd)
 def svd_jvp(ans, a, full_matrices=True, compute_uv=True, hermitian=False, a_dot=None):
+    if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
+        a, a_dot = _read_triangle(a, False), _read_triangle(a_dot, False)
     u, s, vt = _svd_parts(a, ans, compute_uv)
     p = _mT(u) @ a_dot @ _mT(vt)
     ds = np.sum(p * np.eye(np.shape(s)[-1]), -1)
@@ -782,11 +793,16 @@ def cholesky_jvp(ans, a, upper=False, a_dot=None):
 @defvjp(np.linalg.pinv)
 def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
     # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
+    if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
+        sym = _read_triangle(a, False)
+        return _to_triangle(_pinv_bar(g, ans, sym), False)
     return _pinv_bar(g, ans, a)
 
 
 @defjvp(np.linalg.pinv)
 def pinv_jvp(ans, a, rcond=None, hermitian=False, *, rtol=None, a_dot=None):
+    if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
+        a, a_dot = _read_triangle(a, False), _read_triangle(a_dot, False)
     x, xt, dt = ans, _mT(ans), _mT(a_dot)
     left = np.eye(np.shape(a)[-2]) - a @ x
     right = np.eye(np.shape(a)[-1]) - x @ a

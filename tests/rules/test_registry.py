@@ -381,8 +381,11 @@ CASES: dict[str, list[Case]] = {
                 case(N(3, 4), np.array([[-4, 9], [1, 13]]), mode="wrap"),
                 case(N(2, 3, 4), np.array([-5, 6]), axis=-1, mode="wrap"),
                 case(N(3, 4), 7, axis=0, mode="clip")],
+    # hermitian=True: NumPy reads the lower triangle only (round 16, S3)
     "np.linalg.svd": [case(N(3, 3)), case(N(4, 3), full_matrices=False),
-                      case(N(2, 3, 4), full_matrices=False), case(N(3, 5), compute_uv=False)],
+                      case(N(2, 3, 4), full_matrices=False), case(N(3, 5), compute_uv=False),
+                      case(N(3, 3), hermitian=True), case(N(3, 3), False, False, True),
+                      case(N(2, 3, 3), hermitian=True)],
     "np.linalg.qr": [case(N(3, 3)), case(N(5, 3)), case(N(2, 4, 3))],
     "np.tril": [case(N(3, 4)), case(N(2, 3, 3), -1), case(N(4, 3), k=1)],
     "np.triu": [case(N(3, 4), 1), case(N(3, 3)), case(N(2, 3, 4), -1)],
@@ -413,7 +416,8 @@ CASES: dict[str, list[Case]] = {
         [case(SPD(3), upper=True)] if "upper" in str(inspect.signature(np.linalg.cholesky))
         else []),  # NumPy >= 2
     "np.linalg.pinv": [case(N(3, 2)), case(N(2, 3)), case(Mat(3)), case(N(2, 4, 3)),
-                       case(N(3, 2), 1e-10, False)],
+                       case(N(3, 2), 1e-10, False), case(N(3, 3), hermitian=True),
+                       case(N(2, 3, 3), None, True)],
     "np.linalg.eig": [case(RealEig(3)), case(RealEig(2)), case(RealEig(3, 2))],
     "np.linalg.matrix_power": [case(Mat(3), 3), case(Mat(3), 1), case(Mat(3), 0),
                                case(Mat(3), -2), case(Mat(3, 2), 2), case(Mat(2), n=-1)],
