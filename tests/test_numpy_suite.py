@@ -72,7 +72,7 @@ EXTRA = {
                       case(N(2, 3, 4), full_matrices=False), case(N(3, 5), compute_uv=False),
                       case(N(3, 3), hermitian=True), case(N(3, 3), compute_uv=False,
                                                           hermitian=True)],
-    "np.linalg.pinv": [case(N(3, 3), hermitian=True)],
+    "np.linalg.pinv": [case(N(3, 3), hermitian=True), case(reg.Mat(3), rcond=0.05)],
     "np.linalg.qr": [case(N(3, 3)), case(N(5, 3)), case(N(2, 4, 3))],
     "np.tril": [case(N(3, 4)), case(N(2, 3, 3), -1)],
     "np.triu": [case(N(3, 4), 1)],

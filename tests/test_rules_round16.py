@@ -124,3 +124,34 @@ def test_hermitian_reads_the_lower_triangle(f):
     _, t = adjoint.jvp(f)(A3, u)
     np.testing.assert_allclose(t, np.sum(g * u), rtol=1e-10)
 
+
+# ---------------------------------------------------------------- S7: pinv's cutoff
+
+def _with_singular_values(s):
+    rng = np.random.default_rng(21)
+    U, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    V, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    return U[:, :3] @ np.diag(s) @ V.T
+
+
+def pinv_cut(A):
+    return np.sum(np.linalg.pinv(A, rcond=0.1) * np.arange(12.0).reshape(3, 4))
+
+
+def pinv_cut_rtol(A):
+    return np.sum(np.linalg.pinv(A, rtol=0.1) * np.arange(12.0).reshape(3, 4))
+
+
+@pytest.mark.parametrize("f", [pinv_cut, pinv_cut_rtol])
+def test_pinv_whose_cutoff_drops_a_singular_value_is_refused_at_its_line(f):
+    A = _with_singular_values([3.0, 1.0, 0.2])  # 0.2 < 0.1 * 3: dropped
+    with pytest.raises(adjoint.NonDifferentiableError, match="pinv.*drops a nonzero") as e:
+        adjoint.grad(f)(A)
+    assert e.value.loc.line == f.__code__.co_firstlineno + 1
+    with pytest.raises(adjoint.NonDifferentiableError, match="pinv.*drops a nonzero"):
+        adjoint.jvp(f)(A, np.ones((4, 3)))
+
+
+def test_pinv_whose_cutoff_keeps_every_singular_value():
+    A = _with_singular_values([3.0, 1.0, 0.4])  # 0.4 > 0.1 * 3: kept
+    np.testing.assert_allclose(adjoint.grad(pinv_cut)(A), central(pinv_cut, A), rtol=1e-6)

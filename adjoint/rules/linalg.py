@@ -29,7 +29,10 @@ The decompositions, where a derivative does not exist:
 
 - `cholesky` reads one triangle (the lower, or the upper with upper=True), and
   so does its rule; so do `svd` and `pinv` with hermitian=True (the lower).
-  `pinv` assumes the rank does not change near the matrix.
+  `pinv` assumes the rank does not change near the matrix; a cutoff (rcond or
+  rtol) that drops a singular value above rounding level raises
+  NonDifferentiableError when the gradient runs (pinv then inverts the
+  matrix's truncation, whose derivative the constant-rank formula is not).
 - `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
   all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
   complex spectrum makes the rule raise NonDifferentiableError when the
@@ -790,12 +793,36 @@ def cholesky_jvp(ans, a, upper=False, a_dot=None):
     return dl
 
 
+def _kept_all(a, rcond, rtol):
+    """Refuse where pinv's cutoff drops a singular value that is not zero up to rounding:
+    the result is then the pseudo-inverse of a's rank-k truncation, whose derivative
+    is not the constant-rank formula (off by 7% at singular values 3, 1, 0.2 with
+    rcond=0.1, round 16 S7). Zero up to rounding: below NumPy's default cutoff (1e-15
+    of the largest) times max(m, n); there the formula is the truncation's too."""
+    if rcond is None and rtol is None:
+        return None  # NumPy's default cutoff (1e-15) drops only values at rounding level
+    if rcond is None:
+        rcond = rtol
+    s = np.linalg.svd(a, compute_uv=False)
+    largest = np.max(s, axis=-1, keepdims=True)
+    dropped = np.where(s > np.asarray(rcond)[..., None] * largest, 0.0, s)
+    if np.any(dropped > 1e-15 * np.max(np.shape(a)[-2:]) * largest):
+        return unsupported("np.linalg.pinv with a cutoff (rcond or rtol) that drops a "
+                           "nonzero singular value has no derivative rule: it inverts the "
+                           "matrix's truncation, whose derivative the constant-rank formula "
+                           "is not", "lower the cutoff below the smallest singular value, "
+                           "or regularise: solve (a^T a + lam I) x = a^T b")
+    return None
+
+
 @defvjp(np.linalg.pinv)
 def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
     # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
     if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
         sym = _read_triangle(a, False)
+        _ = _kept_all(sym, rcond, rtol)
         return _to_triangle(_pinv_bar(g, ans, sym), False)
+    _ = _kept_all(a, rcond, rtol)
     return _pinv_bar(g, ans, a)
 
 
@@ -803,6 +830,7 @@ def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
 def pinv_jvp(ans, a, rcond=None, hermitian=False, *, rtol=None, a_dot=None):
     if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
         a, a_dot = _read_triangle(a, False), _read_triangle(a_dot, False)
+    _ = _kept_all(a, rcond, rtol)
     x, xt, dt = ans, _mT(ans), _mT(a_dot)
     left = np.eye(np.shape(a)[-2]) - a @ x
     right = np.eye(np.shape(a)[-1]) - x @ a

@@ -417,7 +417,8 @@ CASES: dict[str, list[Case]] = {
         else []),  # NumPy >= 2
     "np.linalg.pinv": [case(N(3, 2)), case(N(2, 3)), case(Mat(3)), case(N(2, 4, 3)),
                        case(N(3, 2), 1e-10, False), case(N(3, 3), hermitian=True),
-                       case(N(2, 3, 3), None, True)],
+                       case(N(2, 3, 3), None, True), case(Mat(3), rcond=0.05),
+                       case(Mat(3), rtol=1e-3, hermitian=True)],
     "np.linalg.eig": [case(RealEig(3)), case(RealEig(2)), case(RealEig(3, 2))],
     "np.linalg.matrix_power": [case(Mat(3), 3), case(Mat(3), 1), case(Mat(3), 0),
                                case(Mat(3), -2), case(Mat(3, 2), 2), case(Mat(2), n=-1)],
@@ -907,6 +908,7 @@ NO_DERIVATIVE_IN = {
         ("unstack_like", "seq")]},
     ("no_zeros", "x"): "a check (it raises at a zero): the value passes through v",
     ("np.linalg.pinv", "rcond"): "a rank cutoff: piecewise constant",
+    ("np.linalg.pinv", "rtol"): "a rank cutoff: piecewise constant",
     ("real_like", "a"): "read for its dtype only",
 }
 
