@@ -726,6 +726,10 @@ def check_scalar_output(ir: Function, facts, mode: str) -> None:
     if mode in ("vjp", "jvp"):
         return
     k = facts.kind(outs[0]) if len(outs) == 1 else None
+    if k is not None and (k.type == "complex" or k.dtype == "c"):
+        raise NonDifferentiableError(f"{mode} needs a real output; {ir.name} returns a complex "
+                                     f"value", ir.loc, "return a real value of it: np.abs(z) "
+                                     "** 2, np.real(z), np.imag(z), np.angle(z)")
     if len(outs) != 1 or (k is not None and k.shape not in ((), (1,), None)) or (
             k is not None and k.type in ("tuple", "list")):
         raise AdjointError(f"{mode} needs a function with one scalar output; {ir.name} returns "

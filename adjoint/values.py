@@ -79,6 +79,13 @@ def like(g, x):
         # argument is refused; a rule's derivative in it (x ** k's) is of its float
         # extension, no gradient of the int
         return 0.0 if np.ndim(x) == 0 else np.zeros(np.shape(x))
+    if (isinstance(g, (complex, np.complexfloating)) or isinstance(g, np.ndarray) and
+            g.dtype.kind == "c") and (isinstance(x, (float, np.floating)) or isinstance(
+                x, np.ndarray) and x.dtype.kind != "c") and np.any(np.imag(g) != 0):
+        # a real argument's gradient is real by construction (rules/complex.py): never
+        # drop an imaginary part without a word
+        raise AdjointError("internal error: a complex gradient for a real argument; "
+                           "please report this")
     if isinstance(x, (float, np.floating)) and np.size(g) != 1:
         raise _misshapen(np.shape(g), ())
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out

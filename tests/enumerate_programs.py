@@ -706,6 +706,15 @@ ARRAY_TEMPLATES = [
      "ACTS = (np.tanh, lambda z: z * z)\n\n\ndef f(x, v):\n    h = v * x\n"
      "    for layer in LAYERS:\n        h = layer(h)\n    for k, act in enumerate(ACTS):\n"
      "        h = h + k * act(h)\n    return np.sum(h)", (0.7, V3), None),
+    # complex values between real arguments and a real output (rules/complex.py): a
+    # phase, a rotation carried by a loop, a spectrum
+    ("complex", "rotation", "def f(x, v):\n    z = v * np.exp(1j * x)\n"
+     "    for k in range(2):\n        z = z * (0.5 + 1j * v[k]) + np.conj(z) * x\n"
+     "    return np.sum(np.abs(z) ** 2) + np.sum(np.angle(z + 2.0) * v) + np.imag(z[0])",
+     (0.7, V3), None),
+    ("complex", "spectrum", "def f(x, v):\n    s = np.fft.rfft(v * x, 6)\n"
+     "    return np.sum(np.abs(s) ** 2) + np.sum(np.fft.irfft(s * s, 6) * x)",
+     (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"

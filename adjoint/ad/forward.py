@@ -33,6 +33,7 @@ from adjoint.ad.template import TemplateLowerer
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer
+from adjoint.rules.complex import COMPLEX_RULES, meets_complex
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.frontend.source import parse_function
@@ -457,7 +458,9 @@ class Forward:
             self.ops.append(op)
             return
         entry = registry.entry(op.prim)
-        if entry is not None and entry.nondiff:
+        rule = COMPLEX_RULES.get(op.prim.fn) if meets_complex(op, self.facts, results=False) \
+            else None
+        if entry is not None and entry.nondiff and rule is None:
             self.ops.append(op)
             return
         self.pending_line = _line(op)
@@ -468,13 +471,14 @@ class Forward:
             parts = list(keys) + [self.tangent_or_zero(a, emit) for a in op.args[len(keys):]]
             self.set_tangent(op.result, emit(op.prim, parts, (), _dot_name(op.result)))
             return
-        if entry is None or entry.jvp is None:
+        jvp = rule[1] if rule is not None else entry.jvp if entry is not None else None
+        if jvp is None:
             raise NonDifferentiableError(
                 f"`{op.prim.name}` has no forward-mode (JVP) rule, but a tangent flows "
                 f"through it", op.loc,
                 "register one with @adjoint.rules.registry.defjvp, or wrap an argument in "
                 "adjoint.stop_gradient(...) if it should be treated as constant")
-        ops, t = self.inline_jvp(entry.jvp, op)
+        ops, t = self.inline_jvp(jvp, op)
         if op.prim.style in registry.WRITES and not _reads(ops, op.result):
             # the tangent first, so the primal write can happen in place
             self.ops.extend(ops)

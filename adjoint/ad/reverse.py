@@ -28,8 +28,11 @@ from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.ad.sequences import sequence_ops
 from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.analysis.activity import active as active_values, array_dtypes
+from adjoint.analysis.shapes import Kind
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
+from adjoint.rules.complex import COMPLEX_RULES, meets_complex
+from adjoint.rules.fft import real_like
 from adjoint.rules.linalg import VECTOR_SLOTS, untied
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.normalize import normalize
@@ -299,7 +302,8 @@ class Reverse:
         if not any(wanted):
             return
         entry = registry.entry(op.prim)
-        if entry is not None and entry.nondiff:
+        rule = COMPLEX_RULES.get(op.prim.fn) if meets_complex(op, self.facts) else None
+        if entry is not None and entry.nondiff and rule is None:
             return
         if op.prim.fn in (tuple_of, list_of, dict_of):
             # an element's cotangent is the container's at its position, or at its key
@@ -314,7 +318,8 @@ class Reverse:
         if op.prim.fn in (operator.getitem, field) and wanted[0]:
             self.scatter(adj, op, g)
             return
-        if entry is None or entry.vjp is None:
+        vjp = rule[0] if rule is not None else entry.vjp if entry is not None else None
+        if vjp is None:
             raise NonDifferentiableError(
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
                 op.loc, "register one with @adjoint.defvjp, or wrap an argument in "
@@ -322,11 +327,30 @@ class Reverse:
         self.check_untied(op, g)
         mark = self.taken.get(g)
         if mark is not None and mark[2] is self.region:
-            self.guarded(op, entry, g, operands, wanted, adj, mark)
+            self.guarded(op, vjp, g, operands, wanted, adj, mark)
             return
-        contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted))
-        for a, c in zip(operands, contribs):
+        for a, c in zip(operands, self.contributions(op, vjp, g, operands, wanted)):
             self.accumulate(adj, a, c)
+
+    def contributions(self, op: Call, vjp, g, operands, wanted, reads=None) -> list:
+        """The operands' cotangents by `op`'s rule `vjp`, masked where a branch of `np.where`
+        was not taken, and real for a real operand of an op that meets a complex value."""
+        contribs = self.masked(op, g, self.inline_vjp(vjp, g, op, wanted, reads))
+        if meets_complex(op, self.facts):
+            contribs = [self.real_part(a, c) for a, c in zip(operands, contribs)]
+        return contribs
+
+    def real_part(self, a, c):
+        """A real operand's cotangent from an op that meets a complex value: its real
+        part (rules/complex.py's convention), so a real argument's gradient is real."""
+        k = self.facts.kind(a) if isinstance(a, Value) else None
+        made = self.adjoint_defs.get(c) or self.emitted.get(c)
+        if not isinstance(c, Value) or k is None or k.type not in ("float", "ndarray") or \
+                k.dtype == "c" or made is not None and made.prim.fn in _REAL_ALREADY:
+            return c
+        # c is complex, a's kind says real: its own kind, for a derivative of this sweep
+        self.facts.kinds[c] = replace(k, dtype="c") if k.type == "ndarray" else Kind("complex")
+        return self.emit(prim_of(np.real), (c,), c.name)
 
     def check_untied(self, op: Call, g) -> None:
         """A decomposition's vectors have no derivative at a repeated value: where the
@@ -341,7 +365,7 @@ class Reverse:
             w = self.emit(prim_of(operator.getitem), (self.read(op.result), Const(values)), "_w")
             self.emit(prim_of(untied), (w, Const(op.prim.name)), "_")
 
-    def guarded(self, op: Call, entry, g, operands, wanted, adj: dict, mark) -> None:
+    def guarded(self, op: Call, vjp, g, operands, wanted, adj: dict, mark) -> None:
         """The rule of an op whose cotangent is zero unless one branch of an `if` ran.
 
         `r = np.sqrt(x); if x > 0: return r; return x` at x = -1: r's cotangent is 0,
@@ -354,7 +378,7 @@ class Reverse:
         outer, self.ops = self.ops, []
         reads: list = []
         before = {a: adj.get(a) for a in operands if isinstance(a, Value)}
-        contribs = self.masked(op, g, self.inline_vjp(entry.vjp, g, op, wanted, reads))
+        contribs = self.contributions(op, vjp, g, operands, wanted, reads)
         if not reads:
             outer.extend(self.ops)
             self.ops = outer
@@ -1001,6 +1025,10 @@ def _whole(index) -> bool:
         return False
     parts = index.value if isinstance(index.value, tuple) else (index.value,)
     return all(p is None or p is Ellipsis or p == slice(None) for p in parts)
+
+
+# rules' results that are real whatever they are given (fft's real_like: real for a real a)
+_REAL_ALREADY = (np.real, np.imag, np.abs, np.angle, real_like)
 
 
 def _slice(index, facts) -> bool:

@@ -25,11 +25,12 @@ from adjoint.analysis.stabilizers import invariant_shifts
 from adjoint.errors import NonDifferentiableError, UnsupportedError
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.rules import registry
+from adjoint.rules.complex import COMPLEX_MAKERS, COMPLEX_RULES, COMPLEX_SAFE
 
 
 def _passes(op: Call) -> bool:
-    e = registry.entry(op.prim)
-    return e is None or not e.nondiff
+    e = registry.entry(op.prim)  # (np.imag has no derivative in a real operand, but its
+    return e is None or not e.nondiff or op.prim.fn in COMPLEX_RULES  # complex one's)
 
 
 def discrete(k) -> bool:
@@ -99,7 +100,8 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                             for o in op.operands)):
                     # (the last: arithmetic on a varied value this run saw as an int, or
                     # on a container it saw empty: sum([]) is the int 0, sum([v]) a float)
-                    _refuse_complex(op, kinds, made_complex)
+                    if generic or op.prim.fn not in COMPLEX_SAFE:
+                        _refuse_complex(op, kinds, made_complex)
                     if generic:
                         _refuse_truncating_write(op, dtypes, out)
                     out.add(op.result)
@@ -284,20 +286,31 @@ def _refuse_truncating_write(op: Call, dtypes, out) -> None:
 
 
 def complex_values(fn: Function) -> set[Value]:
-    """Values made from a complex literal (`np.exp(1j * t)`), known without a call:
-    generic code has no observed kinds to tell."""
+    """Values made from a complex literal (`np.exp(1j * t)`), a complex dtype
+    (`x.astype(complex)`) or by a transform (np.fft.fft), known without a call: generic
+    code has no observed kinds to tell."""
     out: set[Value] = set()
     changed = True
     while changed:
         changed = False
         for op in walk_ops(fn.body):
             if isinstance(op, Call) and op.result not in out and \
-                    op.prim.name not in _REAL_PARTS and any(
-                        isinstance(a, Const) and isinstance(a.value, complex) or a in out
-                        for a in op.operands):
+                    op.prim.name not in _REAL_PARTS and (op.prim.fn in COMPLEX_MAKERS or any(
+                        isinstance(a, Const) and isinstance(a.value, complex) or a in out or
+                        _complex_dtype(a) for a in op.operands)):
                 out.add(op.result)
                 changed = True
     return out
+
+
+def _complex_dtype(a) -> bool:
+    """A dtype operand that names a complex type: complex, np.complex128, 'complex64'."""
+    import numpy as np
+    value = a.value if isinstance(a, (Const, Global)) else None
+    try:
+        return isinstance(value, (type, str, np.dtype)) and np.dtype(value).kind == "c"
+    except (TypeError, ValueError):  # a str that names no dtype ('tanh')
+        return False
 
 
 _REAL_PARTS = ("np.abs", "np.absolute", "abs", "np.real", "np.imag", "np.angle", "len",
@@ -311,9 +324,10 @@ def _refuse_complex(op: Call, kinds, made_complex=frozenset()) -> None:
     if literal or k is not None and (k.type == "complex" or (k.type == "ndarray" and
                                                               k.dtype == "c")):
         raise NonDifferentiableError(
-            f"`{op.prim.name}` makes a complex value from a differentiated one; the "
-            "derivative rules are for real numbers", op.loc,
-            "split the computation into real and imaginary parts (np.cos, np.sin, ...)")
+            f"`{op.prim.name}` has no derivative rule for complex values", op.loc,
+            "complex values pass through arithmetic, np.exp, sums, products, reshapes "
+            "and np.fft, to a real value by np.abs, np.real, np.imag or np.angle; split "
+            "the rest into real and imaginary parts")
 
 
 def _selects(op: Call, out: set, floating) -> bool:

@@ -1,7 +1,7 @@
 """Derivative rules, one module per family. Importing this package fills the registry."""
 from adjoint.rules import arith, structure, tape  # noqa: F401  (operators first)
 from adjoint.rules import mathfns, elementwise, reductions, linalg, shape  # noqa: F401
-from adjoint.rules import stats, signals, fft  # noqa: F401
+from adjoint.rules import stats, signals, fft, complex  # noqa: F401
 
 try:  # SciPy is optional: without it, scipy.special has no rules (and no caller)
     import scipy.special  # noqa: F401

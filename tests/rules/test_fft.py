@@ -9,9 +9,9 @@ cotangent v of the output,
 
 with J u from central differences in float64, over every `norm`, `n`/`s` that pad
 and cut, `axis`/`axes`, and real and complex inputs. The templates are also lowered
-as the compiler inlines them. End to end, the shifts (real to real) differentiate;
-the transforms make complex values, which activity analysis refuses at their line
-(see test_a_transform_of_a_differentiated_value_is_refused_at_its_line).
+as the compiler inlines them. End to end, the shifts (real to real) and the transforms
+between real arguments and a real output differentiate (rules/complex.py; more programs
+in tests/test_complex.py).
 """
 from __future__ import annotations
 
@@ -238,15 +238,8 @@ def test_on_array_api_arrays_a_shift_is_refused_at_its_line():
     assert "test_fft.py" in str(info.value)
 
 
-@pytest.mark.parametrize("f, name", [(power, "np.fft.fft"), (real_part, "np.fft.rfft"),
-                                     (round_trip, "np.fft.rfft")])
-def test_a_transform_of_a_differentiated_value_is_refused_at_its_line(f, name):
-    """The rules above are ready, but complex intermediates are not differentiated yet
-    (adjoint.analysis.activity refuses a complex value made from a differentiated one,
-    and np.abs's rule has no conjugate): refused at the call, by name, never a
-    constant."""
-    x = np.array([0.3, -1.2, 2.0, 0.7])
-    for run in (lambda: adjoint.grad(f)(x), lambda: adjoint.jvp(f)(x, x)):
-        with pytest.raises(NonDifferentiableError, match=name.replace(".", r"\.")) as info:
-            run()
-        assert info.value.loc.line == f.__code__.co_firstlineno + 1
+@pytest.mark.parametrize("f", [power, real_part, round_trip], ids=lambda f: f.__name__)
+def test_a_transform_of_a_differentiated_value_is_differentiated(f):
+    """The transforms between a real argument and a real output, end to end (they were
+    refused at their line before rules/complex.py)."""
+    check_program(f, np.array([0.3, -1.2, 2.0, 0.7]))

@@ -1,0 +1,160 @@
+"""Complex intermediate values between real arguments and a real output (rules/complex.py):
+gradients, JVPs and Hessian-vector products against central differences in float64 and
+hand formulas; the functions with no rule for complex values refused at their line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.errors import NonDifferentiableError
+from adjoint.testing import check_program
+
+W = np.exp(0.3j * np.arange(8.0))
+M = np.array([[1.0 + 2j, 0.5], [0.3j, -1.0]])
+X = np.array([0.3, -1.2, 2.0, 0.7, 0.1, -0.4, 1.1, 0.9])
+
+
+def power(x):  # Parseval: 8 * sum(x ** 2)
+    return np.sum(np.abs(np.fft.fft(x)) ** 2)
+
+
+def real_part(x):
+    return np.sum(np.real(np.fft.rfft(x, 8, norm="ortho")))
+
+
+def round_trip(x):
+    return np.sum(np.fft.irfft(np.fft.rfft(x)) ** 2)
+
+
+def imag_part(x):
+    return np.sum(np.imag(np.fft.fft(x)) * np.arange(8.0))
+
+
+def conj_product(x):
+    z = np.fft.fft(x)
+    return np.sum(np.real(z * np.conj(z)) * np.arange(8.0))
+
+
+def filtered(x):
+    return np.sum(np.fft.irfft(np.fft.rfft(x) * np.exp(-np.arange(5.0))) ** 2)
+
+
+def with_complex_constant(x):
+    return np.sum(np.abs(np.fft.fft(x) * W))
+
+
+def mixed_real_complex(x):
+    return np.sum(np.real(np.fft.fft(x) * x))
+
+
+def phases(x):
+    return np.sum(np.angle(np.fft.fft(x) + 3.0))
+
+
+def two_d(x):
+    return np.sum(np.abs(np.fft.fft2(np.reshape(x, (2, 4)), s=(3, 5), norm="forward")) ** 2)
+
+
+def nd_inverse(x):
+    spectrum = np.fft.rfftn(np.reshape(x, (2, 4)))
+    return np.sum(np.fft.irfftn(spectrum * spectrum, s=(2, 4), axes=(0, 1)) * np.arange(8.0).reshape(2, 4))
+
+
+def spectral_loss(x):
+    y = np.fft.fftshift(np.fft.fft(x, norm="ortho"))
+    return np.sum(np.abs(y[:4]) ** 2) + np.real(y[5])
+
+
+def squared_spectrum(x):
+    return np.sum(np.real(np.fft.ifft(np.fft.fft(x) ** 2)))
+
+
+# a real value's cotangent is real: these were Im(W) where the answer is 0
+def imag_of_real(x):
+    return np.sum(np.real(np.imag(x) * W))
+
+
+def angle_of_real(x):
+    return np.sum(np.real(np.angle(x) * W))
+
+
+def real_times_complex(x):
+    return np.sum(np.real(np.real(np.fft.fft(x)) * W))
+
+
+def abs_times_complex(x):
+    return np.sum(np.real(np.abs(np.fft.fft(x)) * W))
+
+
+def matmul_complex(x):
+    z = M @ (x[:2] + 1j * x[2:4])
+    return np.sum(np.abs(z) ** 2)
+
+
+def angle_in_degrees(x):
+    return np.sum(np.angle(x + 1j * x[::-1], deg=True) * x)
+
+
+def rotated_in_a_loop(x):
+    z = x + 0j
+    for k in range(3):
+        z = z * W[k] + np.conj(z) * 0.1
+    return np.sum(np.real(z) * x + np.imag(z))
+
+
+def builtin_abs(x):
+    return abs(np.sum(x * W)) + np.sum(np.abs(np.exp(1j * x) * x))
+
+
+PROGRAMS = [power, real_part, round_trip, imag_part, conj_product, filtered,
+            with_complex_constant, mixed_real_complex, phases, two_d, nd_inverse,
+            spectral_loss, squared_spectrum, imag_of_real, angle_of_real, real_times_complex,
+            abs_times_complex, matmul_complex, angle_in_degrees, rotated_in_a_loop,
+            builtin_abs]
+
+
+@pytest.mark.parametrize("f", PROGRAMS, ids=lambda f: f.__name__)
+def test_complex_intermediates(f):
+    (g,) = check_program(f, X)  # finite differences, JVP against VJP, f's value
+    assert g.dtype == np.float64
+    v = np.linspace(-0.7, 0.5, 8)
+    step = 1e-5
+    grad = adjoint.grad(f)
+    want = (grad(X + step * v) - grad(X - step * v)) / (2 * step)
+    np.testing.assert_allclose(adjoint.hvp(f)(X, v), want, rtol=1e-5, atol=1e-6)
+
+
+def test_hand_formulas():
+    np.testing.assert_allclose(adjoint.grad(power)(X), 16 * X)  # Parseval
+    x = 0.7
+    np.testing.assert_allclose(adjoint.grad(lambda_imag_exp)(x), np.cos(x))
+    np.testing.assert_allclose(adjoint.grad(abs_of_square)(X[:2]), 2 * X[:2])
+    np.testing.assert_allclose(adjoint.jvp(abs_of_square)(X[:2], np.array([1.0, 0.0]))[1],
+                               2 * X[0])
+
+
+def lambda_imag_exp(x):
+    return np.imag(np.exp(1j * x))  # sin(x)
+
+
+def abs_of_square(x):
+    z = x[0] + 1j * x[1]
+    return np.abs(z * z)  # |z|^2 = x0^2 + x1^2
+
+
+def a_complex_output(x):
+    return np.sum(np.fft.fft(x))  # <- refused
+
+
+def sorted_complex(x):
+    return np.sum(np.abs(np.sort(x * W)))
+
+
+def test_a_complex_output_and_a_function_without_a_complex_rule_are_refused():
+    with pytest.raises(NonDifferentiableError, match="complex") as e:
+        adjoint.grad(a_complex_output)(X)
+    assert e.value.loc.line == a_complex_output.__code__.co_firstlineno
+    with pytest.raises(NonDifferentiableError, match="np.sort") as e:
+        adjoint.grad(sorted_complex)(X)
+    assert e.value.loc.line == sorted_complex.__code__.co_firstlineno + 1
