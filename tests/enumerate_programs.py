@@ -755,6 +755,15 @@ ARRAY_TEMPLATES = [
     ("dict_copy", "local_after_write", "def f(x, v):\n    w = v * x\n    w *= 1.5\n"
      "    d = {'a': v * 2.0, 'b': w}\n    e = dict(d)\n    L = list([w, v * x])\n"
      "    M = list(L)\n    return np.sum(e['a'] * e['b']) + np.sum(M[0] * L[1])", (0.7, V3), None),
+    # SGD steps over a dict copy with a helper whose conditional expression left the
+    # carried dict's kind unseen: `for k in q` walked positions, KeyError 0 (round 16's
+    # C12; with int keys, values read as keys)
+    ("dict_copy", "steps_over_a_copy", "def _grads(q):\n"
+     "    d = 2.0 * q['W'] if q['W'].ndim == 2 else q['W']\n"
+     "    return {'W': d, 'b': q['b'] * 0.5}\n\n\ndef f(params, h):\n    q = dict(params)\n"
+     "    for t in range(2):\n        g = _grads(q)\n        for k in q:\n"
+     "            q[k] = q[k] - 0.1 * g[k]\n    return np.sum(np.tanh(h @ q['W'] + q['b']))",
+     ({"W": W1, "b": B1}, V3), None),
     # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
     ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"

@@ -1,6 +1,7 @@
 """`for v in xs` over a value whose type lowering cannot see (a parameter, a loop's
 carried value, an element of a container) walks `sequence(xs)` by position. Once the
-kinds are observed, a dict's loop walks its keys and any other loop xs itself:
+kinds are observed, a dict's loop walks its keys and any other loop xs itself (a value
+seen as a dict and as something else, or never seen, keeps sequence(xs)):
 
     %s = sequence(%p)        ==>   %s = keys(%p)        (p a dict)
     %s = sequence(%xs)       ==>   (uses of %s read %xs)
@@ -36,11 +37,13 @@ def resolve_sequences(fn: Function, facts=None) -> Function:
         for op in b.ops:
             op = map_operands(op, read) if isinstance(op, Call) else own(map_blocks(op, block))
             if isinstance(op, Call) and op.prim.fn is sequence:
-                kind = facts.kind(op.args[0]) if facts is not None else None
-                if kind is None or kind.type != "dict":
+                types = facts.types(op.args[0])
+                if types == {"dict"}:
+                    op = replace(op, prim=prim_of(keys))
+                elif types and "dict" not in types:
                     subst[op.result] = op.args[0]
                     continue
-                op = replace(op, prim=prim_of(keys))
+                # (not seen, or a dict on one call path only: sequence(xs) decides when run)
             ops.append(op)
         return replace(b, ops=tuple(ops), results=tuple(map(read, b.results)))
 
