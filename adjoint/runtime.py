@@ -134,6 +134,11 @@ def add_at(x, index, value):
     return x
 
 
+def percent_format(template, values):
+    """`template % values`, Python's %-formatting of a str (no arithmetic: no derivative)."""
+    return template % values
+
+
 def add_slice(x, index, value):
     """`x[index] += value` as a new value, where `x` is a list's cotangent and `value`
     the cotangent of its slice `x[index]`: each is one stacked array or, when the list

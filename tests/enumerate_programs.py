@@ -715,6 +715,10 @@ ARRAY_TEMPLATES = [
     ("complex", "spectrum", "def f(x, v):\n    s = np.fft.rfft(v * x, 6)\n"
      "    return np.sum(np.abs(s) ** 2) + np.sum(np.fft.irfft(s * s, 6) * x)",
      (0.7, V3), None),
+    # keys made by %-formatting a loop counter (formatting, not `mod`: round 16's C13)
+    ("format_keys", "percent", "def f(x, v):\n    d = {}\n    for i in range(2):\n"
+     "        d['W%d' % i] = v * (x + i)\n    return np.sum(d['W0'] * d['W%d' % 1])",
+     (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"

@@ -68,6 +68,12 @@ CASES = [
             g = adjoint.grad(inner)(x)  # <-
             return inner(x - 0.1 * g)
         """, token="adjoint"),
+    # %-formatting of a value a gradient flows through: formatting, not `mod` (round 16's
+    # C13 differentiated it as arithmetic: np.floor_divide of the template)
+    Case("percent-format", NonDifferentiableError, """
+        def f(x):
+            return float("%.17g" % x) * 3.0  # <-
+        """, token='"%.17g"'),
     Case("with", UnsupportedError, """
         import contextlib
 

@@ -1140,6 +1140,8 @@ class Lowerer:
                                hint=hint, node=node)
             return self.merged(merged, node.right, hint, node)
         a, b = self.operand(node.left), self.operand(node.right)
+        if isinstance(node.op, gast.Mod) and isinstance(a, Const) and isinstance(a.value, str):
+            op = runtime.percent_format  # "W%d" % i: formatting, which no gradient crosses
         return self.emit(prim_of(op), (a, b), hint=hint, node=node)
 
     def squared_norm(self, call, hint, node):
@@ -2327,6 +2329,8 @@ _CONVERSIONS = {"s": str, "r": repr, "a": ascii}
 for _fn in (format, str, repr, ascii):
     if registry.lookup(_fn) is None:
         registry.primitive(_fn, _fn.__name__, pure=False)
+if registry.lookup(runtime.percent_format) is None:
+    registry.primitive(runtime.percent_format, "percent_format", "infix", " % ", 12, pure=False)
 
 # adjoint's modules whose functions make derivatives (grad, hvp, jacobian, ...)
 _TRANSFORMS = ("adjoint.api", "adjoint.higher", "adjoint.compose")
