@@ -492,3 +492,21 @@ def test_a_jacobian_with_respect_to_several_arguments_is_a_tuple():
     jx, jy = adjoint.jacobian(decay, wrt=(0, 1))(x, y)
     np.testing.assert_allclose(jx, np.diag(np.exp(-x * y) * (1 - x * y)), rtol=1e-12)
     np.testing.assert_allclose(jy, np.diag(-x * x * np.exp(-x * y)), rtol=1e-12)
+
+
+def _diag_or_self_then_einsum(A):
+    h1 = np.diag(np.diagonal(A, axis1=-2, axis2=-1)[..., 0]) if A.ndim == 2 else A
+    h2 = np.einsum("...ij,...jk->...ik", h1, h1)
+    return np.sum(np.max(h2, axis=(-2, -1)))
+
+
+def test_a_zero_tangent_yielded_by_a_rule_s_branch_is_made_in_that_branch():
+    """Round 16's C11: a JVP rule's branch that returns a zero tangent (einsum's `if b is
+    None`, not folded where b's kind was not seen) had the zero made after the branch
+    was built, outside it: a VerifyError in hvp."""
+    A = np.random.default_rng(0).standard_normal((2, 3, 3))
+    V = np.linspace(-1.0, 1.0, 18).reshape(2, 3, 3)
+    grad, step = adjoint.grad(_diag_or_self_then_einsum), 1e-5
+    want = (grad(A + step * V) - grad(A - step * V)) / (2 * step)
+    np.testing.assert_allclose(adjoint.hvp(_diag_or_self_then_einsum)(A, V), want,
+                               rtol=1e-6, atol=1e-8)

@@ -597,8 +597,8 @@ class Forward:
 
     def _fix_block(self, b: Block) -> Block:
         ops = self.fix_zeros(b.ops)
-        emit = self.emitter(ops)
-        return replace(b, ops=tuple(ops), results=tuple(self._mat(o, emit) for o in b.results))
+        results = tuple(self._mat(o, self.emitter(ops)) for o in b.results)  # (adds to ops)
+        return replace(b, ops=tuple(ops), results=results)
 
     def _mat(self, o, emit):
         return self.materialize(o, emit) if isinstance(o, Zero) else o
