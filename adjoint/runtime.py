@@ -200,12 +200,38 @@ def lazy_setitem(x, index, value, add=False):
         x = x.copy() if isinstance(x, dict) else type(x)(x)
     elif hasattr(x, "__array_function__") and not isinstance(x, np.ndarray):
         x = x.copy()
+        index, value = _lazy_write(x, index, value)
     else:  # of x's dtype: a float written into an int array is truncated, as in NumPy
         x = np.zeros_like(value, shape=np.shape(x), dtype=np.asarray(x).dtype) + x
     # `x[index] + value`, not `+=`: an entry of a dict or list may be a NumPy array, and
     # NumPy's += of a dask value computes it
     x[index] = x[index] + value if add else value
     return x
+
+
+def _lazy_write(x, index, value):
+    """dask's write fails on an int index beside a reversed slice (`a[0, ::-1] = v`, also
+    through `...`): the int as a slice of one, and the value shaped to it."""
+    parts = _without_ellipsis(index, x.ndim)
+    parts = parts if isinstance(parts, tuple) else (parts,)
+    if not (any(isinstance(p, slice) and (p.step or 1) < 0 for p in parts) and
+            any(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in parts)):
+        return index, value
+    wanted = x[index].shape
+    parts = tuple(slice(p, p + 1 or None) if isinstance(p, (int, np.integer)) and
+                  not isinstance(p, bool) else p for p in parts)
+    return parts, np.reshape(np.broadcast_to(value, wanted), x[parts].shape)
+
+
+def _without_ellipsis(index, ndim: int):
+    """`index` with its `...` spelt out as the full slices it stands for."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if not any(p is Ellipsis for p in parts):
+        return index
+    k = next(i for i, p in enumerate(parts) if p is Ellipsis)
+    named = sum(np.ndim(p) if getattr(p, "dtype", None) == bool else 1
+                for p in parts if p is not None and p is not Ellipsis)
+    return parts[:k] + (slice(None),) * (ndim - named) + parts[k + 1:]
 
 
 def lazy_add_at(x, index, value):

@@ -719,6 +719,10 @@ ARRAY_TEMPLATES = [
     ("format_keys", "percent", "def f(x, v):\n    d = {}\n    for i in range(2):\n"
      "        d['W%d' % i] = v * (x + i)\n    return np.sum(d['W0'] * d['W%d' % 1])",
      (0.7, V3), None),
+    # an int beside a reversed slice, through `...`: dask's write of the cotangent failed
+    # (round 16's C6)
+    ("indexing", "int_ellipsis_reversed", "def f(x, v):\n    A = np.outer(v, v) * x\n"
+     "    return np.sum(A[0, ..., ::-1] * v) + np.sum(A[..., -1, ::-2])", (0.7, V3), None),
     # casts (round 14): float64 ones are the value, an int one passes no gradient, as
     # int() (v * 3.0 + 0.5 stays 0.2 or more from an integer)
     ("casts", "float64_and_int", "def f(x, v):\n    a = (v * x).astype(np.float64)\n"
