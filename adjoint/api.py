@@ -71,17 +71,15 @@ def _call(f, names: tuple, args: tuple):
              **{n: a for n, a in zip(names, args) if n in keyword})
 
 
-def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
-    """A division by zero in the generated module at `path`, located at the line of f
-    whose derivative it computes (the `# line N: ...` comment above it)."""
+def _where(e: Exception, path: str, ir):
+    """The line of f whose derivative the generated module at `path` was computing when
+    it raised `e` (the `# line N: ...` comment above the line that raised)."""
     import linecache
     import re
     import traceback
 
-    from adjoint.errors import NonDifferentiableError
     from adjoint.ir.core import Loc
     frames = [fr for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path]
-    loc = ir.loc
     if frames:
         with open(path) as fh:
             lines = fh.read().splitlines()[:frames[-1].lineno]
@@ -90,8 +88,25 @@ def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
             if m:
                 filename, line = m.group(1) or ir.loc.filename, int(m.group(2))
                 text = linecache.getline(filename, line) or m.group(3)
-                loc = Loc(filename, line, len(text) - len(text.lstrip()), text)
-                break
+                return Loc(filename, line, len(text) - len(text.lstrip()), text)
+    return ir.loc
+
+
+def _noted(e: Exception, path: str, ir) -> Exception:
+    """`e`, raised in the generated module at `path`, with a note of the line of f it
+    was computing the derivative of (an exception of f's own, or of its arguments)."""
+    loc = _where(e, path, ir)
+    if hasattr(e, "add_note") and loc is not None and loc.filename:  # Python 3.11+
+        e.add_note(f"adjoint: raised by the generated code of {ir.name}, computing "
+                   f"{loc.filename}:{loc.line}: {(loc.text or '').strip()}")
+    return e
+
+
+def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
+    """A division by zero in the generated module at `path`, located at the line of f
+    whose derivative it computes."""
+    from adjoint.errors import NonDifferentiableError
+    loc = _where(e, path, ir)
     return NonDifferentiableError(
         f"the derivative divides by zero here ({e}): it is infinite or undefined at these "
         f"arguments", loc, "keep the argument away from this point, or compute with NumPy there "
@@ -322,11 +337,15 @@ class Transform:
                 raise _located(e, c.path, self.ir) from None
             import copy
             _call(self.f, self.ir.param_names, copy.deepcopy(args))  # f's own error is the answer
+        except Exception as e:
+            raise _noted(e, c.path, self.ir)
         c = self.compile(numpy_args)
         try:
             return c.fn(*numpy_args, *numpy_extra)
         except ZeroDivisionError as e:  # math.sqrt(0.0)'s derivative: a Python float
             raise _located(e, c.path, self.ir) from None
+        except Exception as e:
+            raise _noted(e, c.path, self.ir)
 
     def jvp(self, args, tangent, kwargs=None):
         """`f(*args)` and its derivative along `tangent` (the last positional argument,

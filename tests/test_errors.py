@@ -626,3 +626,28 @@ def test_a_global_named_like_a_runtime_helper_is_rejected(tmp_path):
     with pytest.raises(UnsupportedError) as info:
         adjoint.source(f, wrt=(0, 1))  # generic code calls the helper
     check_message(info.value, path, marked)
+
+
+def _reads_at(x, idx):
+    y = np.sin(x)
+    return np.sum(y[idx] * 2.0)  # <- idx out of range
+
+
+def _bool_product(a, m):
+    return np.sum(a * m)  # <- array_api_strict multiplies no bools
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_exception_of_f_or_of_its_arguments_names_the_line_of_f():
+    """f's own error, raised while its kinds are observed or by the generated code, keeps
+    its type and gains a note naming the line of f it was running or differentiating."""
+    with pytest.raises(IndexError) as e:
+        adjoint.grad(_reads_at)(np.array([0.5, 1.0]), 7)
+    line = _reads_at.__code__.co_firstlineno + 2
+    assert any(f"test_errors.py:{line}:" in n for n in e.value.__notes__), e.value.__notes__
+    xp = pytest.importorskip("array_api_strict")
+    with pytest.raises(TypeError) as e:
+        adjoint.grad(_bool_product)(xp.asarray([0.5, -1.0]), xp.asarray([True, False]))
+    line = _bool_product.__code__.co_firstlineno + 1
+    assert any(f"test_errors.py:{line}:" in n and "generated code" in n
+               for n in e.value.__notes__), e.value.__notes__

@@ -118,6 +118,9 @@ def _call(op: Call, observe) -> Callable[[Env], None]:
         except Exception as e:  # where it failed, for a `try` whose handler f would run
             if getattr(e, "adjoint_loc", None) is None:
                 e.adjoint_loc = loc
+                if loc is not None and hasattr(e, "add_note"):  # (Python 3.11+)
+                    e.add_note(f"adjoint: raised running {loc.filename}:{loc.line}: "
+                               f"{(loc.text or '').strip()}")
             raise
         env[result] = x
         if observe is not None:
