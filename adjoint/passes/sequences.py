@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adjoint.ir.core import Block, Call, For, Function, If, map_blocks, map_operands
+from adjoint.analysis.liveness import ties
+from adjoint.ir.core import Block, Call, For, Function, If, Value, map_blocks, map_operands
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import keys, sequence
 
@@ -21,6 +22,18 @@ def resolve_sequences(fn: Function, facts=None) -> Function:
     if not getattr(facts, "kinds", None):  # generic code: sequence(xs) decides when run
         return fn
     subst: dict = {}
+    sources: dict = {}  # a loop's or an if's value -> the values it may be
+    for _, _, a, b in ties(fn.body):
+        sources.setdefault(a, []).append(b)
+
+    def types(v, seen=frozenset()) -> set:
+        """The types v was seen with, or else those of the values it is carried from
+        (a value the optimised code made anew, which no run observed)."""
+        seen_here = facts.types(v)
+        if seen_here or v in seen:
+            return seen_here
+        return set().union(*[types(b, seen | {v}) for b in sources.get(v, ())
+                             if isinstance(b, Value)])
 
     def read(o):
         return subst.get(o, o)
@@ -37,10 +50,10 @@ def resolve_sequences(fn: Function, facts=None) -> Function:
         for op in b.ops:
             op = map_operands(op, read) if isinstance(op, Call) else own(map_blocks(op, block))
             if isinstance(op, Call) and op.prim.fn is sequence:
-                types = facts.types(op.args[0])
-                if types == {"dict"}:
+                seen = types(op.args[0])
+                if seen == {"dict"}:
                     op = replace(op, prim=prim_of(keys))
-                elif types and "dict" not in types:
+                elif seen and "dict" not in seen:
                     subst[op.result] = op.args[0]
                     continue
                 # (not seen, or a dict on one call path only: sequence(xs) decides when run)
