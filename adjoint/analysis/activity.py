@@ -307,6 +307,8 @@ def _complex_dtype(a) -> bool:
     """A dtype operand that names a complex type: complex, np.complex128, 'complex64'."""
     import numpy as np
     value = a.value if isinstance(a, (Const, Global)) else None
+    if isinstance(value, str) and not value.isidentifier():  # '03d', a format spec
+        return False
     try:
         return isinstance(value, (type, str, np.dtype)) and np.dtype(value).kind == "c"
     except (TypeError, ValueError):  # a str that names no dtype ('tanh')

@@ -359,7 +359,7 @@ def cross_2d(a, b):
 
 @pytest.mark.parametrize("f, x, words", [
     (pad_mean, X5, "mode mean"),
-    (eig_complex, np.array([[0.1, -1.0], [1.0, 0.1]]), "complex value"),
+    (eig_complex, np.array([[0.1, -1.0], [1.0, 0.1]]), "complex eigenvalues"),
     (einsum_five, np.eye(2), "np.einsum"),
     (gradient_coordinates, R.normal(size=4), "coordinate arrays"),
     (einsum_interleaved, np.eye(2), "axes-list form"),
