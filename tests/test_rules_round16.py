@@ -167,10 +167,9 @@ def where_log(x):
     return np.sum(np.where(x > 0, np.log(x), 0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="round 16 S6: the reverse sweep masks the untaken "
-                   "branch of np.where only (ad/reverse.py masked); np.select's choices "
-                   "reach log's rule as 0, and 0 / x is NaN at x = 0")
 def test_select_masks_the_untaken_choice_like_where():
+    """Round 16's S6: np.select's choices reached log's rule as 0, and 0 / x is NaN at
+    x = 0; the reverse sweep masks each choice's cotangent where another was taken."""
     x = np.array([-1.0, 0.0, 4.0])
     with np.errstate(divide="ignore", invalid="ignore"):
         np.testing.assert_array_equal(adjoint.grad(where_log)(x), [0.0, 0.0, 0.25])

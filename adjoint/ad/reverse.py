@@ -32,6 +32,7 @@ from adjoint.analysis.shapes import Kind
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.complex import COMPLEX_RULES, meets_complex
+from adjoint.rules.elementwise import select_index
 from adjoint.rules.fft import real_like
 from adjoint.rules.linalg import VECTOR_SLOTS, untied
 from adjoint.rules.registry import prim_of
@@ -91,6 +92,7 @@ class Reverse:
         self.made_as = array_dtypes(fn, ()) if not facts.kinds else {}
         self.single_keys = _single_keys(fn)  # no repeats: `params_bar[k] += g` is right
         self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
+        self.choices: dict = {}  # np.select's choicelist cotangent -> its condlist
         # cotangent -> (condition, branch, region): zero unless that `if` branch was taken
         self.taken: dict = {}
 
@@ -309,11 +311,17 @@ class Reverse:
             # an element's cotangent is the container's at its position, or at its key
             at = op.args[0].value if op.prim.fn is dict_of else range(len(op.args))
             values = op.args[1:] if op.prim.fn is dict_of else op.args
+            conds = self.choices.get(g)
+            which = self.emit(prim_of(select_index), (conds,), "_which") if conds else None
             for i, (a, where) in enumerate(zip(values, at)):
                 if wanted[i + len(op.args) - len(values)]:
-                    self.accumulate(adj, a, self.emit(prim_of(operator.getitem),
-                                                      (g, Const(where)),
-                                                      f"{cotangent_base(a)}_bar"))
+                    c = self.emit(prim_of(operator.getitem), (g, Const(where)),
+                                  f"{cotangent_base(a)}_bar")
+                    if which is not None and isinstance(c, Value):  # np.select's choice
+                        # i: zero where another was taken, as an np.where branch is
+                        self.masks[c] = (self.emit(prim_of(operator.eq), (which, Const(i)),
+                                                   "_taken"), True)
+                    self.accumulate(adj, a, c)
             return
         if op.prim.fn in (operator.getitem, field) and wanted[0]:
             self.scatter(adj, op, g)
@@ -456,6 +464,9 @@ class Reverse:
         inf or NaN there. So the mask follows the branch's cotangent up through the
         elementwise ops that compute it, each contribution masked again, until the
         cotangent is no longer the branch's alone (another use adds into it)."""
+        if op.prim.fn is np.select and isinstance(contribs[1], Value):
+            self.choices[contribs[1]] = self.read(op.args[0])  # masked entry by entry below
+            return contribs
         if op.prim.fn is np.where and len(op.args) == 3:
             for k, keep in ((1, True), (2, False)):
                 c = contribs[k]
