@@ -422,8 +422,11 @@ class Emitter:
                 self.module.imports.add("math")
             return name
         root = name.split(".")[0]
-        if "." in name and isinstance(sys.modules.get(root), type(sys)) and not module:
-            self.module.imports.add(root)  # random.random: a module's bound method
+        # random.random: a module's bound method; scipy.special.logsumexp: SciPy's functions
+        # by their public names (the modules that define them are private)
+        if "." in name and isinstance(sys.modules.get(root), type(sys)) and (
+                not module or root == "scipy"):
+            self.module.imports.add(root)
             return name
         if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
             return fn.__name__

@@ -1,19 +1,15 @@
 """`scipy.special`: the functions of statistics and machine learning (imported only when
 SciPy is installed; see `adjoint.rules`).
 
-Covered: `expit`, `logit`, `log_expit`, `logsumexp` (`axis`, `keepdims`, `b=`
-weights), `softmax` and `log_softmax` (`axis`), `erf`, `erfc`, `erfcx`, `erfinv`,
-`erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`, `loggamma` (real),
-`digamma` (also spelled `psi`), `multigammaln(a, d)` (in a; d is an int), `beta`,
-`betaln`, `xlogy`, `xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and
-`i1e`. (`np.sinc` is
-NumPy's, in `elementwise`.) Each derivative is written with these same functions
-and `psi_n(n, x)`, scipy's polygamma, so a gradient can be differentiated again.
-`logsumexp(..., return_sign=True)` is refused when the gradient runs, at its line;
-`scipy.special.polygamma` called in f has no rule yet (see `psi_n`), nor has
-`softplus` (SciPy 1.15): generated code would import it by its plain name, which
-a user's own `softplus` with rules shares (tests/custom_rules.py has one).
-`np.logaddexp(0.0, x)` is the same function, with rules.
+Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp`
+(`axis`, `keepdims`, `b=` weights), `softmax` and `log_softmax` (`axis`), `erf`,
+`erfc`, `erfcx`, `erfinv`, `erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`,
+`loggamma` (real), `digamma` (also spelled `psi`), `polygamma(n, x)` (in x; n is a
+whole order), `multigammaln(a, d)` (in a; d is an int), `beta`, `betaln`, `xlogy`,
+`xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and `i1e`. (`np.sinc` is
+NumPy's, in `elementwise`.) Each derivative is written with these same functions,
+so a gradient can be differentiated again. `logsumexp(..., return_sign=True)` and
+polygamma of an order that is not a whole number are refused, at their line.
 
 Conventions where a formula breaks down:
 
@@ -51,16 +47,14 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _SQRT_HALF = math.sqrt(0.5)
 
 # `special.psi is special.digamma`: declared once, under the name most code uses
-for _name in ["expit", "logit", "log_expit", "erf", "erfc", "erfcx", "erfinv", "erfcinv",
-              "ndtr", "ndtri", "log_ndtr", "gamma", "gammaln", "loggamma", "digamma", "beta",
-              "betaln", "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e",
-              "i1e"]:
+for _name in ["expit", "logit", "log_expit", "logsumexp", "softmax", "log_softmax", "erf",
+              "erfc", "erfcx", "erfinv", "erfcinv", "ndtr", "ndtri", "log_ndtr", "gamma",
+              "gammaln", "loggamma", "digamma", "polygamma", "multigammaln", "beta", "betaln",
+              "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e", "i1e"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
-# Python functions, not ufuncs: generated code imports them by name from the module
-# that defines them (it prints a ufunc as scipy.special.<name> after `import scipy`).
-# A user's own function with rules under one of these names would share it there.
-for _name in ["logsumexp", "softmax", "log_softmax", "multigammaln"]:
-    primitive(getattr(special, _name), _name)
+_softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
+if _softplus is not None:
+    primitive(_softplus, "scipy.special.softplus")
 
 
 # ------------------------------------------------------------------ helpers
@@ -102,16 +96,12 @@ def _no_sign(return_sign):
     return None
 
 
-def psi_n(n, x):
-    """The polygamma function psi^(n)(x), for a whole n (here always a literal): the
-    derivative of digamma, and of itself. It is scipy's polygamma under a name that
-    generated code imports from here; scipy.special.polygamma itself has no rule yet,
-    as generated code cannot name it (the emitter imports scipy's Python functions
-    by their plain names, and `polygamma` is adjoint.rules.mathfns's)."""
-    return special.polygamma(n, x)
-
-
-primitive(psi_n, "psi_n")
+def _whole_order(n):
+    """Refuse a polygamma order that is not a whole number (scipy gives NaN there)."""
+    if np.any(np.floor(n) != n):
+        return unsupported("scipy.special.polygamma(n, x) is differentiated in x, for a "
+                           "whole order n", "pass the order as an int")
+    return None
 
 
 # ------------------------------------------------------------------ logistic
@@ -129,6 +119,12 @@ def logit_vjp(g, ans, x):
 @defunary(special.log_expit)
 def log_expit_vjp(g, ans, x):
     return g * special.expit(-x)  # 1 - expit(x), without the cancellation
+
+
+if _softplus is not None:
+    @defunary(_softplus)
+    def softplus_vjp(g, ans, x):
+        return g * special.expit(x)
 
 
 # ------------------------------------------------------------------ logsumexp, softmax
@@ -237,17 +233,19 @@ def loggamma_vjp(g, ans, x):
 
 @defunary(special.digamma)
 def digamma_vjp(g, ans, x):
-    return g * psi_n(1, x)
+    return g * special.polygamma(1, x)
 
 
-@defvjp(psi_n)
-def psi_n_vjp(g, ans, n, x):
-    return None, unbroadcast(g * psi_n(n + 1, x), x)
+@defvjp(special.polygamma)
+def polygamma_vjp(g, ans, n, x):
+    _ = _whole_order(n)
+    return None, unbroadcast(g * special.polygamma(n + 1, x), x)
 
 
-@defjvp(psi_n)
-def psi_n_jvp(ans, n, x, x_dot):
-    return x_dot * psi_n(n + 1, x)
+@defjvp(special.polygamma)
+def polygamma_jvp(ans, n, x, x_dot):
+    _ = _whole_order(n)
+    return x_dot * special.polygamma(n + 1, x)
 
 
 def _multigammaln_slope(a, d):

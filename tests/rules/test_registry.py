@@ -562,13 +562,16 @@ CASES: dict[str, list[Case]] = {
     "scipy.special.xlog1py": binary(N, P) + [case(np.array([0.0, 1.5]), U(2))],
     **{f"scipy.special.{n}": binary(P, P) for n in ["rel_entr", "kl_div"]},
     "x_over_y": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
-    "psi_n": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)), case(np.array([1, 2]), P(3, 1))],
-    "multigammaln": [case(G1(), 3), case(G1(5), 1), case(Rand(2.0, 3.0, (3, 4)), 4)],
-    "logsumexp": reduction() + [case(N(3, 4), b=P(3, 4)), case(N(3, 4), axis=1, b=P(4)),
-                                case(N(4), b=P(3, 4), axis=-1), case(N(3, 4), 0, P(3, 1), True),
-                                case(N(3, 4), axis=(0, 1), b=P(3, 4))],
+    "scipy.special.polygamma": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)),
+                                case(np.array([1, 2]), P(3, 1))],
+    "scipy.special.softplus": unary(N),
+    "scipy.special.multigammaln": [case(G1(), 3), case(G1(5), 1), case(Rand(2.0, 3.0, (3, 4)), 4)],
+    "scipy.special.logsumexp": reduction() + [
+        case(N(3, 4), b=P(3, 4)), case(N(3, 4), axis=1, b=P(4)), case(N(4), b=P(3, 4), axis=-1),
+        case(N(3, 4), 0, P(3, 1), True), case(N(3, 4), axis=(0, 1), b=P(3, 4))],
     **{n: [case(N(5)), case(N(3, 4)), case(N(3, 4), axis=0), case(N(3, 4), 1),
-           case(N(2, 3, 4), axis=(0, 2)), case(N())] for n in ["softmax", "log_softmax"]},
+           case(N(2, 3, 4), axis=(0, 2)), case(N())]
+       for n in ["scipy.special.softmax", "scipy.special.log_softmax"]},
 }
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation
