@@ -1118,4 +1118,5 @@ def refuse_now(ops, op) -> None:
     for o in ops:  # the top level only: a call under a branch decided at run time waits
         if isinstance(o, Call) and o.prim.name == "unsupported" and all(
                 isinstance(a, Const) for a in o.args):
-            raise NonDifferentiableError(str(o.args[0].value), op.loc)
+            raise NonDifferentiableError(str(o.args[0].value), op.loc,
+                                         str(o.args[1].value) if len(o.args) > 1 else "")

@@ -243,3 +243,16 @@ def test_a_transform_of_a_differentiated_value_is_differentiated(f):
     """The transforms between a real argument and a real output, end to end (they were
     refused at their line before rules/complex.py)."""
     check_program(f, np.array([0.3, -1.2, 2.0, 0.7]))
+
+
+def twice_along_one_axis(x):
+    return np.sum(np.abs(np.fft.fftn(x, axes=(0, 0))) ** 2)
+
+
+def test_a_rule_that_refuses_on_constants_refuses_when_compiled_with_its_hint():
+    """The refusal is made at compile time (its condition folds on constants), at the
+    user's line, and keeps the rule's hint (reverse.refuse_now dropped it)."""
+    with pytest.raises(NonDifferentiableError, match="axis repeated") as e:
+        adjoint.grad(twice_along_one_axis)(np.ones((3, 4)) * np.arange(4.0))
+    assert e.value.loc.line == twice_along_one_axis.__code__.co_firstlineno + 1
+    assert "call the transform twice" in str(e.value)
