@@ -382,3 +382,33 @@ def test_an_int_leaf_of_a_container_has_no_gradient():
     dx, dp = pullback(1.0)
     np.testing.assert_allclose(dx, 0.5 * 3 * x ** 2 * p["scale"])
     assert dp["k"] == 0.0
+
+
+def _grid_from(a):
+    return np.sum(np.arange(a, a + 2.5, 0.5) ** 2)  # a, a + 0.5, ..., a + 2
+
+
+def _grid_step(a):
+    return np.sum(np.arange(0.0, 2.0, a) ** 2)  # 0, a, 2a, 3a, 4a at a = 0.45
+
+
+def _learned_offset(x):
+    t = np.arange(x[0], x[0] + 3.0)
+    return np.sum(np.sin(t) * x)
+
+
+def _with_step(a, b):
+    y, step = np.linspace(a, b, 3, retstep=True)  # <- no rule
+    return step * np.sum(y)
+
+
+def test_arange_of_a_float_that_carries_a_gradient():
+    """np.arange was declared non-differentiable: a gradient through a float start or
+    step was silently 0 (round 16's S2). Its values are start + step * i."""
+    np.testing.assert_allclose(adjoint.grad(_grid_from)(0.3), 2 * np.sum(0.3 + 0.5 * np.arange(5)))
+    np.testing.assert_allclose(adjoint.grad(_grid_step)(0.45), 2 * 0.45 * np.sum(np.arange(5) ** 2))
+    x = np.array([0.2, 1.0, -0.5])
+    check_grad(_learned_offset, x)
+    with pytest.raises(NonDifferentiableError, match="retstep") as e:  # round 16's C4
+        adjoint.grad(_with_step, wrt=(0, 1))(0.3, 1.7)
+    assert e.value.loc.line == _with_step.__code__.co_firstlineno + 1

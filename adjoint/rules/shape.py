@@ -209,9 +209,9 @@ _DIFFERENTIABLE = ["reshape", "ravel", "squeeze", "expand_dims", "concatenate", 
                    "hstack", "vstack", "column_stack", "dstack", "broadcast_to", "swapaxes",
                    "moveaxis", "flip", "fliplr", "flipud", "roll", "tile", "repeat", "copy",
                    "array", "asarray", "ascontiguousarray", "atleast_1d", "atleast_2d",
-                   "atleast_3d", "linspace", "full", "full_like"]
+                   "atleast_3d", "linspace", "full", "full_like", "arange"]
 _NONDIFF = ["zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
-            "identity", "arange", "shape", "ndim", "size", "argmax", "argmin", "argsort",
+            "identity", "shape", "ndim", "size", "argmax", "argmin", "argsort",
             "nonzero", "flatnonzero", "count_nonzero", "isclose", "allclose", "array_equal",
             "any", "all", "searchsorted", "tri", "indices"]
 for _name in _DIFFERENTIABLE + _NONDIFF:
@@ -442,9 +442,29 @@ def full_like_jvp(ans, a, fill_value, dtype=None, order="K", subok=True, shape=N
 
 @deflinear(np.linspace, 'start', 'stop')
 def linspace_vjp(g, ans, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    if retstep:
+        _ = unsupported("np.linspace(..., retstep=True) has no derivative rule",
+                        "compute the step as (stop - start) / (num - 1)")
     t = linspace_weights(num, endpoint, np.ndim(ans), axis)
     return (unbroadcast(np.sum(g * (1.0 - t), axis=axis), start),
             unbroadcast(np.sum(g * t, axis=axis), stop))
+
+
+# np.arange(start, stop, step) is start + step * [0, 1, ..., n - 1]: differentiable in
+# start and step (a float's gradient flows into a time grid); n, a count, is piecewise
+# constant in all three, so stop gets no gradient, nor does arange(stop)'s one argument
+@defvjp(np.arange)
+def arange_vjp(g, ans, start, stop=None, step=None, dtype=None):
+    first = None if stop is None else np.sum(g)  # (arange(stop): 0, 1, ..., whatever stop is)
+    last = None if step is None else np.sum(g * np.arange(np.size(ans), dtype=float))
+    return first, None, last
+
+
+@defjvp(np.arange)
+def arange_jvp(ans, start, stop=None, step=None, dtype=None, start_dot=0.0, step_dot=0.0):
+    if stop is None:
+        return np.zeros(np.shape(ans))
+    return start_dot + step_dot * np.arange(np.size(ans), dtype=float)
 
 
 # ------------------------------------------------------------------ rot90, diag, diagonal
