@@ -29,10 +29,10 @@ The decompositions, where a derivative does not exist:
 
 - `cholesky` reads one triangle (the lower, or the upper with upper=True), and
   so does its rule; so do `svd` and `pinv` with hermitian=True (the lower).
-  `pinv` assumes the rank does not change near the matrix; a cutoff (rcond or
-  rtol) that drops a singular value above rounding level raises
-  NonDifferentiableError when the gradient runs (pinv then inverts the
-  matrix's truncation, whose derivative the constant-rank formula is not).
+  `pinv` assumes the rank does not change near the matrix; with a cutoff
+  (rcond or rtol) it inverts the matrix's truncation to the singular values
+  above the cutoff, and its rule is the truncation's derivative (which exists
+  where no singular value equals the cutoff).
 - `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
   all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
   complex spectrum makes the rule raise NonDifferentiableError when the
@@ -793,44 +793,79 @@ def cholesky_jvp(ans, a, upper=False, a_dot=None):
     return dl
 
 
-def _kept_all(a, rcond, rtol):
-    """Refuse where pinv's cutoff drops a singular value that is not zero up to rounding:
-    the result is then the pseudo-inverse of a's rank-k truncation, whose derivative
-    is not the constant-rank formula (off by 7% at singular values 3, 1, 0.2 with
-    rcond=0.1, round 16 S7). Zero up to rounding: below NumPy's default cutoff (1e-15
-    of the largest) times max(m, n); there the formula is the truncation's too."""
-    if rcond is None and rtol is None:
-        return None  # NumPy's default cutoff (1e-15) drops only values at rounding level
-    if rcond is None:
-        rcond = rtol
-    s = np.linalg.svd(a, compute_uv=False)
-    largest = np.max(s, axis=-1, keepdims=True)
-    dropped = np.where(s > np.asarray(rcond)[..., None] * largest, 0.0, s)
-    if np.any(dropped > 1e-15 * np.max(np.shape(a)[-2:]) * largest):
-        return unsupported("np.linalg.pinv with a cutoff (rcond or rtol) that drops a "
-                           "nonzero singular value has no derivative rule: it inverts the "
-                           "matrix's truncation, whose derivative the constant-rank formula "
-                           "is not", "lower the cutoff below the smallest singular value, "
-                           "or regularise: solve (a^T a + lam I) x = a^T b")
-    return None
+def _truncation(a, rcond):
+    """What pinv(a, rcond) inverts, a's truncation a_k to its singular values above
+    rcond times the largest: (u, s, v, kept pairs, m, u_k, v_k, a_k) of the thin SVD,
+    with m[j, i] = 1 / (s_i^2 - s_j^2) for i kept and j dropped, else 0."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    kept = s > np.asarray(rcond)[..., None] * np.max(s, axis=-1, keepdims=True)
+    both = kept[..., :, None] & kept[..., None, :]
+    cross = ~kept[..., :, None] & kept[..., None, :]
+    gaps = s[..., None, :] ** 2 - s[..., :, None] ** 2  # nonzero across the cutoff
+    m = np.where(cross, 1.0 / np.where(cross, gaps, 1.0), 0.0)
+    uk, vk = u * kept[..., None, :], _mT(vt) * kept[..., None, :]
+    return u, s, _mT(vt), both, m, uk, vk, (uk * s[..., None, :]) @ _mT(vk)
+
+
+def _truncated_pinv_dot(a, x, a_dot, rcond):
+    """The tangent of x = pinv(a, rcond): the constant-rank formula at a's truncation a_k
+    along the truncation's tangent. That tangent keeps the kept pairs' block of
+    p = u^T a_dot v, rotates kept into dropped pairs (the terms over s_i^2 - s_j^2)
+    and into the complements of u's and v's spans."""
+    u, s, v, both, m, uk, vk, ak = _truncation(a, rcond)
+    p = _mT(u) @ a_dot @ v
+    si, sj = s[..., None, :], s[..., :, None]
+    c = m * (p * si + sj * _mT(p)) * si
+    e = m * (sj * p + _mT(p) * si) * si
+    dak = (u @ (both * p + c + _mT(e)) @ _mT(v)
+           + uk @ (_mT(uk) @ a_dot - (_mT(uk) @ a_dot @ v) @ _mT(v))
+           + (a_dot @ vk - u @ (_mT(u) @ a_dot @ vk)) @ _mT(vk))
+    xt, dt = _mT(x), _mT(dak)
+    left = np.eye(np.shape(a)[-2]) - ak @ x
+    right = np.eye(np.shape(a)[-1]) - x @ ak
+    return -(x @ dak @ x) + x @ xt @ dt @ left + right @ dt @ xt @ x
+
+
+def _truncated_pinv_bar(g, x, a, rcond):
+    """The cotangent of a from g, that of x = pinv(a, rcond): _truncated_pinv_dot
+    transposed."""
+    u, s, v, both, m, uk, vk, ak = _truncation(a, rcond)
+    gk = _pinv_bar(g, x, ak)  # the truncation's cotangent
+    h = _mT(u) @ gk @ v
+    si, sj = s[..., None, :], s[..., :, None]
+    hm, htm = m * h, m * _mT(h)
+    pbar = both * h + (hm * si + htm * sj) * si + _mT((hm * sj + htm * si) * si)
+    return (u @ pbar @ _mT(v) + uk @ (_mT(uk) @ gk - (_mT(uk) @ gk @ v) @ _mT(v))
+            + (gk @ vk - u @ (_mT(u) @ gk @ vk)) @ _mT(vk))
 
 
 @defvjp(np.linalg.pinv)
 def pinv_vjp(g, ans, a, rcond=None, hermitian=False, *, rtol=None):
-    # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X
+    # constant rank: dX = -X dA X + X X^T dA^T (I - A X) + (I - X A) dA^T X^T X; NumPy's
+    # default cutoff (1e-15) drops values at rounding level only, where that formula is
+    # the truncation's too. A cutoff given may drop more: the truncation's derivative.
+    sym = a
     if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
         sym = _read_triangle(a, False)
-        _ = _kept_all(sym, rcond, rtol)
-        return _to_triangle(_pinv_bar(g, ans, sym), False)
-    _ = _kept_all(a, rcond, rtol)
-    return _pinv_bar(g, ans, a)
+    if rcond is None and rtol is None:
+        ga = _pinv_bar(g, ans, sym)
+    elif rcond is None:
+        ga = _truncated_pinv_bar(g, ans, sym, rtol)
+    else:
+        ga = _truncated_pinv_bar(g, ans, sym, rcond)
+    if hermitian:
+        return _to_triangle(ga, False)
+    return ga
 
 
 @defjvp(np.linalg.pinv)
 def pinv_jvp(ans, a, rcond=None, hermitian=False, *, rtol=None, a_dot=None):
     if hermitian:  # NumPy reads the lower triangle only (it calls eigh): so does the rule
         a, a_dot = _read_triangle(a, False), _read_triangle(a_dot, False)
-    _ = _kept_all(a, rcond, rtol)
+    if rcond is not None:
+        return _truncated_pinv_dot(a, ans, a_dot, rcond)
+    if rtol is not None:
+        return _truncated_pinv_dot(a, ans, a_dot, rtol)
     x, xt, dt = ans, _mT(ans), _mT(a_dot)
     left = np.eye(np.shape(a)[-2]) - a @ x
     right = np.eye(np.shape(a)[-1]) - x @ a

@@ -84,6 +84,23 @@ class RealEig(Mat):
         return v @ (w[..., :, None] * np.linalg.inv(v))
 
 
+class Spectrum(Rand):
+    """Matrices with the singular values `values` (a stack of them for batch dims); with
+    symmetric=True, eigenvalues, plus noise above the diagonal that eigh never reads."""
+
+    def __init__(self, shape, values, symmetric=False):
+        super().__init__(-1, 1, shape)
+        self.values, self.symmetric = np.asarray(values, dtype=float), symmetric
+
+    def draw(self, rng):
+        *batch, m, n = self.shape
+        u = np.linalg.qr(rng.normal(size=(*batch, m, m)))[0][..., :, :len(self.values)]
+        v = u if self.symmetric else \
+            np.linalg.qr(rng.normal(size=(*batch, n, n)))[0][..., :, :len(self.values)]
+        a = (u * self.values) @ np.swapaxes(v, -1, -2)
+        return a + np.triu(rng.uniform(-1, 1, self.shape), 1) if self.symmetric else a
+
+
 class Sorted(Rand):
     """Increasing knots in [-2, 2] (np.interp's xp), at least 0.2 apart."""
 
@@ -418,7 +435,13 @@ CASES: dict[str, list[Case]] = {
     "np.linalg.pinv": [case(N(3, 2)), case(N(2, 3)), case(Mat(3)), case(N(2, 4, 3)),
                        case(N(3, 2), 1e-10, False), case(N(3, 3), hermitian=True),
                        case(N(2, 3, 3), None, True), case(Mat(3), rcond=0.05),
-                       case(Mat(3), rtol=1e-3, hermitian=True)],
+                       case(Mat(3), rtol=1e-3, hermitian=True),
+                       # cutoffs that drop singular values: the truncation's derivative
+                       # (round 16, S7)
+                       case(Spectrum((4, 3), [3.0, 1.0, 0.2]), 0.1),
+                       case(Spectrum((3, 5), [3.0, 1.0, 0.2]), rtol=0.5),
+                       case(Spectrum((2, 4, 4), [2.0, 2.0, 0.3, 0.0]), 0.2),
+                       case(Spectrum((3, 3), [3.0, -1.0, 0.2], True), 0.1, True)],
     "np.linalg.eig": [case(RealEig(3)), case(RealEig(2)), case(RealEig(3, 2))],
     "np.linalg.matrix_power": [case(Mat(3), 3), case(Mat(3), 1), case(Mat(3), 0),
                                case(Mat(3), -2), case(Mat(3, 2), 2), case(Mat(2), n=-1)],
@@ -449,7 +472,8 @@ CASES: dict[str, list[Case]] = {
     "np.fliplr": [case(N(3, 4))], "np.flipud": [case(N(3, 4))],
     "np.roll": [case(N(5), 2), case(N(3, 4), 1), case(N(3, 4), -1, 1),
                 case(N(3, 4), (1, 2), (0, 1)), case(N(2, 3, 4), 2, -2),
-                case(N(2, 3, 4), (1, -1), (0, -1)), case(N(3, 4), 5)],
+                case(N(2, 3, 4), (1, -1), (0, -1)), case(N(3, 4), 5),
+                case(N(3, 4), np.array([1, 2]), (0, 1))],  # shifts as an array (round 16 C8)
     "np.tile": [case(N(3), 2), case(N(2, 3), (2, 1)), case(N(3), (2, 2)), case(N(2, 3), 3),
                 case(N(2, 1, 3), (2,)), case(N(3), (2, 1, 2)), case(N(), 3)],
     "np.repeat": [case(N(3), 2), case(N(3, 2), 2, 0), case(N(3, 2), np.array([1, 0, 2]), 0),
@@ -502,7 +526,8 @@ CASES: dict[str, list[Case]] = {
     "np.vsplit": [case(N(4, 3), 2), case(N(3, 2, 2), [1])],
     "np.dsplit": [case(N(2, 3, 4), 2), case(N(1, 2, 3), [1, 2])],
     "np.diff": [case(N(5)), case(N(6), 2), case(N(3, 4), 1, 0), case(N(3, 4), axis=-1),
-                case(N(2, 3, 5), 3, 2), case(N(4), 0)],
+                case(N(2, 3, 5), 3, 2), case(N(4), 0),
+                case(N(5), 6), case(N(3, 4), 3, 0)],  # nothing left (round 16 C9)
     "undiff": [case(N(4), 1), case(N(4), 2), case(N(3, 4), 1, 0), case(N(2, 2, 3), 2, -1)],
     "np.gradient": [case(N(5)), case(N(6), 0.5), case(N(5), edge_order=2), case(N(3, 4)),
                     case(N(3, 4), axis=1), case(N(3, 4), P(), axis=(1, 0), edge_order=2),
