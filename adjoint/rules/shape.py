@@ -133,7 +133,7 @@ def unrepeat_array(x, a, repeats, axis=None):
 
 def neg_shift(shift):
     """`-shift` for an int or a tuple of ints (for np.roll's rule)."""
-    if isinstance(shift, (tuple, list)):
+    if isinstance(shift, (tuple, list)) or np.ndim(shift) == 1:  # (an array of shifts too)
         return tuple(-int(s) for s in shift)
     return -int(shift)
 
@@ -590,6 +590,8 @@ def dsplit_vjp(g, ans, ary, indices_or_sections):
 
 @deflinear(np.diff)
 def diff_vjp(g, ans, a, n=1, axis=-1):
+    if np.shape(a)[axis] <= n:  # differences of none: NumPy's result is empty
+        return np.zeros(np.shape(a))
     return undiff(g, n, axis)
 
 

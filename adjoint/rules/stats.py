@@ -157,12 +157,17 @@ def _quantile_dot(ans, a, q, axis, method, a_dot, q_dot):
     return np.reshape(t_a + t_q, np.shape(ans))
 
 
-def _no_weights(weights):
-    """Refuse np.quantile's and np.percentile's weights= (when the gradient runs)."""
+def _no_weights(weights, method="linear"):
+    """Refuse np.quantile's and np.percentile's weights=, and a method quantile_weights
+    does not know (when the gradient runs, or at its line when they are constants)."""
     if weights is not None:
         return unsupported("np.quantile and np.percentile with weights= have no derivative "
                         "rule", "weights are for the 'inverted_cdf' method, which is "
                         "piecewise constant")
+    if method not in ("linear", "lower", "higher", "nearest", "midpoint"):
+        return unsupported("np.quantile and np.percentile have derivative rules for the "
+                           "methods linear, lower, higher, nearest and midpoint only",
+                           "use method='linear' (the default)")
     return None
 
 
@@ -176,7 +181,7 @@ primitive(np.median, "np.median")
 @defvjp(np.quantile)
 def quantile_vjp(g, ans, a, q, axis=None, out=None, overwrite_input=False, method="linear",
                  keepdims=False, *, weights=None):
-    _ = _no_weights(weights)
+    _ = _no_weights(weights, method)
     bars = _quantile_bars(g, a, q, axis, method)
     return bars[0], bars[1]
 
@@ -184,14 +189,14 @@ def quantile_vjp(g, ans, a, q, axis=None, out=None, overwrite_input=False, metho
 @defjvp(np.quantile)
 def quantile_jvp(ans, a, q, axis=None, out=None, overwrite_input=False, method="linear",
                  keepdims=False, *, weights=None, a_dot=None, q_dot=None):
-    _ = _no_weights(weights)
+    _ = _no_weights(weights, method)
     return _quantile_dot(ans, a, q, axis, method, a_dot, q_dot)
 
 
 @defvjp(np.percentile)
 def percentile_vjp(g, ans, a, q, axis=None, out=None, overwrite_input=False, method="linear",
                    keepdims=False, *, weights=None):
-    _ = _no_weights(weights)
+    _ = _no_weights(weights, method)
     bars = _quantile_bars(g, a, np.asarray(q) / 100.0, axis, method)
     return bars[0], unarray(np.asarray(bars[1]) / 100.0, q)
 
@@ -199,7 +204,7 @@ def percentile_vjp(g, ans, a, q, axis=None, out=None, overwrite_input=False, met
 @defjvp(np.percentile)
 def percentile_jvp(ans, a, q, axis=None, out=None, overwrite_input=False, method="linear",
                    keepdims=False, *, weights=None, a_dot=None, q_dot=None):
-    _ = _no_weights(weights)
+    _ = _no_weights(weights, method)
     return _quantile_dot(ans, a, np.asarray(q) / 100.0, axis, method, a_dot,
                          np.asarray(q_dot) / 100.0)
 
