@@ -198,6 +198,20 @@ def tuple_tape(x, v):
     return np.sum(h * h)
 
 
+def accumulated_from_int(x):  # a list begun with the int 0, stacked (round 16's S12)
+    L = [0]
+    for v in x:
+        L.append(L[-1] * 0.5 + v ** 2)
+    return np.sum(np.array(L) ** 2)
+
+
+def sorted_keys(p):  # keys of two lengths, stacked as strs (round 16's S12)
+    total = 0.0
+    for name in sorted(p):
+        total = total + np.sum(p[name] ** 2)
+    return total
+
+
 def logistic_loss(w, X):  # -z's buffer negated in place (round 16's C5 crashed emitting it)
     z = X @ w
     return np.sum(np.log1p(np.exp(-z)))
@@ -207,6 +221,7 @@ def logistic_loss(w, X):  # -z's buffer negated in place (round 16's C5 crashed 
     (while_grow, (1.1, 1.3), (0, 1)),
     (logistic_loss, (np.array([0.3, -0.4]), np.array([[0.5, -1.0], [2.0, 0.3], [0.1, 0.2]])),
      (0, 1)),
+
     (for_break, (np.array([0.3, -0.8, 1.2, 0.4, 0.9, 0.1]),), 0),
     (if_in_loop, (np.array([0.3, -0.8, 1.2, -0.4, 0.9]), 0.7), (0, 1)),
     (nested, (np.array([0.3, -0.8, 1.2, 0.4]),), 0),
@@ -216,6 +231,19 @@ def logistic_loss(w, X):  # -z's buffer negated in place (round 16's C5 crashed 
 ], ids=lambda p: getattr(p, "__name__", ""))
 def test_control_flow(f, args, wrt):
     both(f, args, wrt)
+
+
+def test_a_list_numba_refuses_is_stacked_as_numpy_would():
+    """A list numba cannot type (an int then floats, strs of two lengths) runs as Python,
+    where the pasted `stack` gave every element the first one's dtype (round 16's S12:
+    value 35 for 47.1, the key 'wb' read as 'w'); it runs as np.array there."""
+    both(accumulated_from_int, (np.array([0.7, -1.3, 2.2, 0.4]),), 0, fallback=None)
+    p = {"w": np.array([0.5, -1.0]), "wb": np.array([2.0, 1.0]), "a": np.array([3.0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = adjoint.grad(sorted_keys, backend="numba")(p)
+    for k in p:
+        np.testing.assert_allclose(got[k], 2 * p[k])
 
 
 def long_while(x, n):

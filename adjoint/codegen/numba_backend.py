@@ -36,6 +36,8 @@ import re
 import types
 import warnings
 
+import numpy as np
+
 _warned: dict[str, set] = {}  # module -> the functions it said it would not compile
 
 INSTALL_HINT = "pip install 'adjoint[numba]' (or pip install numba)"
@@ -73,6 +75,16 @@ def why(error: Exception) -> str:
     return what
 
 
+# helpers pasted into numba modules whose Python text is numba's form, not NumPy's: run
+# as Python (numba refused the list: int and float numbers, or strs of two lengths), the
+# pasted `stack` would give every element the first one's dtype, where np.array widens
+def _array(xs):
+    return np.array(xs)
+
+
+_NUMPY_FORMS = {"stack": _array}
+
+
 def compiled(module: types.ModuleType, name: str):
     """The module's function `name`, compiled by numba on its first call, or run as
     Python and NumPy code when numba cannot compile it (or would compute another
@@ -87,7 +99,7 @@ def compiled(module: types.ModuleType, name: str):
                       f"{refused[name]}", RuntimeWarning, stacklevel=_callers_level())
     if not _dispatchers(module).get(name):  # fallen back already, or not numba's
         return dispatcher
-    py = dispatcher.py_func
+    py = _NUMPY_FORMS.get(name, dispatcher.py_func)
     fast, given = for_numba(dispatcher)
     n, defaults = py.__code__.co_argcount, py.__defaults__ or ()
     namespace = vars(module)
