@@ -29,7 +29,8 @@ def resolve_sequences(fn: Function, facts=None) -> Function:
     def types(v, seen=frozenset()) -> set:
         """The types v was seen with, or else those of the values it is carried from
         (a value the optimised code made anew, which no run observed)."""
-        seen_here = facts.types(v)
+        k = facts.kind(v)
+        seen_here = facts.types(v) if hasattr(facts, "types") else {k.type} if k else set()
         if seen_here or v in seen:
             return seen_here
         return set().union(*[types(b, seen | {v}) for b in sources.get(v, ())
