@@ -158,3 +158,52 @@ def test_a_complex_output_and_a_function_without_a_complex_rule_are_refused():
     with pytest.raises(NonDifferentiableError, match="np.sort") as e:
         adjoint.grad(sorted_complex)(X)
     assert e.value.loc.line == sorted_complex.__code__.co_firstlineno + 1
+
+
+# round 17's silent classes: a complex value the rule cannot see as one
+C4 = np.array([1 + 2j, 0.5 - 1j, -1 + 0.3j, 2j])
+
+
+def norm_of_a_complex_argument(x, c):
+    return np.linalg.norm(x * c)  # a real result, of a complex operand: no complex rule
+
+
+def var_of_a_complex_global(x):
+    return np.var(x * C4)
+
+
+def imag_over_a_mixed_list(x):
+    s = 0.0
+    for v in [x, x * 1j]:  # real, then complex: one observed kind
+        s = s + np.sum(np.imag(v))
+    return s
+
+
+def imag_of_a_branch(x, flag):
+    z = x * 1j if flag else x
+    return np.sum(np.imag(z))
+
+
+def stacked_real_and_complex(x):
+    v = np.imag(np.exp(1j * x))
+    return np.sum(np.abs(np.stack([v * 1j, v])) ** 2)
+
+
+def transform_of_real_times_complex(x):
+    return np.sum(np.imag(np.fft.fft(x * W[:4])) + np.real(np.fft.fft(x)) * 0.5)
+
+
+@pytest.mark.parametrize("f, args", [
+    (norm_of_a_complex_argument, (X[:4], 1 + 2j)), (var_of_a_complex_global, (X[:4],)),
+    (imag_over_a_mixed_list, (X[:4],)), (imag_of_a_branch, (X[:4], True)),
+], ids=lambda p: getattr(p, "__name__", ""))
+def test_a_complex_value_no_rule_can_see_is_refused_at_its_line(f, args):
+    with pytest.raises(NonDifferentiableError) as e:
+        adjoint.grad(f)(*args)
+    assert e.value.loc is not None and e.value.loc.filename == __file__
+
+
+@pytest.mark.parametrize("f", [stacked_real_and_complex, transform_of_real_times_complex],
+                         ids=lambda f: f.__name__)
+def test_a_real_operand_beside_a_complex_one_gets_a_real_cotangent(f):
+    check_program(f, X[:4])

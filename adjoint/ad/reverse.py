@@ -33,7 +33,6 @@ from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.complex import COMPLEX_RULES, meets_complex
 from adjoint.rules.elementwise import select_index
-from adjoint.rules.fft import real_like
 from adjoint.rules.linalg import VECTOR_SLOTS, untied
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.normalize import normalize
@@ -353,6 +352,12 @@ class Reverse:
         part (rules/complex.py's convention), so a real argument's gradient is real."""
         k = self.facts.kind(a) if isinstance(a, Value) else None
         made = self.adjoint_defs.get(c) or self.emitted.get(c)
+        if isinstance(a, Value) and isinstance(c, Value) and k is None:
+            raise NonDifferentiableError(
+                "an operand whose kind (real or complex) no run observed meets a complex "
+                "value here: its cotangent cannot be made", self.loc,
+                "make it complex on every path (x + 0j), or call with arguments that "
+                "reach this line")
         if not isinstance(c, Value) or k is None or k.type not in ("float", "ndarray") or \
                 k.dtype == "c" or made is not None and made.prim.fn in _REAL_ALREADY:
             return c
@@ -1038,8 +1043,8 @@ def _whole(index) -> bool:
     return all(p is None or p is Ellipsis or p == slice(None) for p in parts)
 
 
-# rules' results that are real whatever they are given (fft's real_like: real for a real a)
-_REAL_ALREADY = (np.real, np.imag, np.abs, np.angle, real_like)
+# rules' results that are real whatever they are given
+_REAL_ALREADY = (np.real, np.imag, np.abs, np.angle)
 
 
 def _slice(index, facts) -> bool:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from adjoint import runtime
 from adjoint.analysis.stabilizers import invariant_shifts
 from adjoint.errors import NonDifferentiableError, UnsupportedError
@@ -100,8 +102,16 @@ def varied(fn: Function, wrt: tuple[int, ...], kinds) -> set[Value]:
                             for o in op.operands)):
                     # (the last: arithmetic on a varied value this run saw as an int, or
                     # on a container it saw empty: sum([]) is the int 0, sum([v]) a float)
-                    if generic or op.prim.fn not in COMPLEX_SAFE:
+                    if generic or op.prim.fn not in COMPLEX_SAFE or \
+                            op.prim.fn in (operator.pow, np.power) and op.args[1] in out:
+                        # (x ** y's rule in y masks log(x) to x > 0: for real x only)
                         _refuse_complex(op, kinds, made_complex)
+                    elif any(o in getattr(kinds, "complex_seen", ()) and not
+                             _is_complex_kind(kinds.kind(o)) for o in op.operands):
+                        raise NonDifferentiableError(
+                            "a value seen complex that may be real on another trip, "
+                            "branch or call (its kind is not one): which rule applies "
+                            "is not known", op.loc, "make it complex on every path (x + 0j)")
                     if generic:
                         _refuse_truncating_write(op, dtypes, out)
                     out.add(op.result)
@@ -319,12 +329,22 @@ _REAL_PARTS = ("np.abs", "np.absolute", "abs", "np.real", "np.imag", "np.angle",
                "np.shape")
 
 
+def _is_complex_kind(k) -> bool:
+    return k is not None and (k.type == "complex" or k.dtype == "c")
+
+
+def _is_complex(kinds, o) -> bool:
+    """Whether `o` was seen complex on some run (or is a complex constant)."""
+    if isinstance(o, Const):
+        return isinstance(o.value, complex) or np.iscomplexobj(o.value)
+    return _is_complex_kind(kinds.kind(o) if isinstance(o, (Value, Global)) else None) or \
+        o in getattr(kinds, "complex_seen", ())
+
+
 def _refuse_complex(op: Call, kinds, made_complex=frozenset()) -> None:
-    k = kinds.kind(op.result)
-    literal = any(isinstance(a, Const) and isinstance(a.value, complex) or a in made_complex
-                  for a in op.operands)
-    if literal or k is not None and (k.type == "complex" or (k.type == "ndarray" and
-                                                              k.dtype == "c")):
+    """A complex value into or out of an op whose rule is for real numbers (an
+    argument's or a global's too: np.linalg.norm(x * c) has a real result)."""
+    if any(_is_complex(kinds, o) or o in made_complex for o in list(op.operands) + [op.result]):
         raise NonDifferentiableError(
             f"`{op.prim.name}` has no derivative rule for complex values", op.loc,
             "complex values pass through arithmetic, np.exp, sums, products, reshapes "

@@ -209,6 +209,7 @@ class Observed(Facts):
         self.lazy: LazyUses | None = None  # set by observe: the uses a lazy value refuses
         # ints, bools and strs the data decides (forget_data_shapes), for forget_path_kinds
         self.decided: set = set()
+        self.complex_seen: set = set()  # the values seen complex on some run or trip
 
     def record(self, v: Value, x) -> None:
         k = _PLAIN_KINDS.get(type(x))
@@ -221,6 +222,8 @@ class Observed(Facts):
         if size > self.bytes.get(v, -1):
             self.bytes[v] = size
         k = kind_of(x)
+        if k.type == "complex" or k.dtype == "c":
+            self.complex_seen.add(v)
         if k.type == "other" and k.shape is not None:  # an ndarray subclass (kind_of)
             raise _Subclass(v, x)
         if k.lib is not None and self.lazy is not None:
@@ -238,6 +241,7 @@ class Observed(Facts):
         other = Observed()
         other.kinds, other.counts = dict(self.kinds), dict(self.counts)
         other.bytes, other.mixed = dict(self.bytes), {v: set(t) for v, t in self.mixed.items()}
+        other.complex_seen = set(self.complex_seen)
         return other
 
     def types(self, v) -> set:

@@ -98,8 +98,21 @@ COMPLEX_MAKERS = frozenset({np.fft.fft, np.fft.ifft, np.fft.fft2, np.fft.ifft2, 
 
 def meets_complex(op, facts, results: bool = True) -> bool:
     """Whether a complex value goes into `op` (or, with `results`, comes out of it), as
-    the observed kinds say: its rule is then this module's, if it has one here."""
+    the observed kinds say: its rule is then this module's, if it has one here. In a
+    function where complex values were seen, an operand of np.abs, np.real or np.imag
+    (or any operand of an op that meets one) whose kind no run observed is refused:
+    the rule cannot be chosen."""
     values = list(op.operands) + ([op.result] if results else [])
-    return op.prim.fn is np.angle or any(
-        (k := facts.kind(o)) is not None and (k.type == "complex" or k.dtype == "c")
-        for o in values)
+    kinds = [facts.kind(o) for o in values]
+    if any(k is not None and (k.type == "complex" or k.dtype == "c") for k in kinds) or \
+            op.prim.fn is np.angle:
+        return True
+    if getattr(facts, "complex_seen", None) and op.prim.fn in COMPLEX_RULES and any(
+            k is None for o, k in zip(values, kinds) if hasattr(o, "id")):
+        from adjoint.errors import NonDifferentiableError
+        raise NonDifferentiableError(
+            f"`{op.prim.name}` of a value whose kind (real or complex) no run observed, in a "
+            f"function with complex values", op.loc,
+            "make the value complex on every path (x + 0j), or call with arguments that "
+            "reach this line")
+    return False
