@@ -56,6 +56,11 @@ def folded(a, floats: bool = False):
                                   for f in type(a).__dataclass_fields__)
     if isinstance(a, range):
         return (a.start, a.stop, a.step)
+    if (callable(a) or hasattr(a, "__dict__")) and not hasattr(a, "__array_function__"):
+        # an object or a function a container holds (a model's layers, a tuple of
+        # activations, which a loop over them unrolls): by identity, so that one replaced
+        # (`LAYERS[0] = Dense(...)`) is seen
+        return ("object", id(a))
     return None
 
 

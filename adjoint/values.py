@@ -44,6 +44,8 @@ def tangent_like(t, x, name: str):
             raise ValueError(f"the tangent of `{name}` must be a dict with its keys "
                              f"{sorted(x, key=repr)}")
         return {k: tangent_like(t[k], v, f"{name}[{k!r}]") for k, v in x.items()}
+    if isinstance(x, (int, np.integer, np.bool_)):  # an int in a container: a constant,
+        return 0.0  # whatever tangent is given for it (as its gradient is 0)
     return t
 
 

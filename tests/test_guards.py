@@ -697,3 +697,42 @@ def test_a_rule_that_reads_through_a_helper_or_an_attribute_is_guarded(tmp_path)
     np.testing.assert_allclose(g(x), 6.0 * np.ones(3))
     np.testing.assert_allclose(adjoint.grad(m.loss, cache_dir=tmp_path / "cache")(x),
                                6.0 * np.ones(3))
+
+
+LAYERED = """
+import numpy as np
+
+
+class Dense:
+    def __init__(self, W):
+        self.W = W
+
+    def __call__(self, h):
+        return np.tanh(h @ self.W)
+
+
+LAYERS = [Dense(np.eye(2) * 0.5), Dense(np.ones((2, 2)))]
+ACTS = (np.tanh, np.sin)
+
+
+def f(x):
+    h = x
+    for layer in LAYERS:
+        h = layer(h)
+    for act in ACTS:
+        h = act(h)
+    return np.sum(h)
+"""
+
+
+def test_a_layer_or_a_function_of_a_global_list_replaced_is_seen(tmp_path):
+    """A loop over a module's list of layers is unrolled over its objects: one replaced
+    after compiling (round 17's S5: the gradient stayed the old layer's) is another key."""
+    m = module(tmp_path, LAYERED)
+    x = np.array([0.3, -0.7])
+    g = adjoint.grad(m.f)
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+    m.LAYERS[0] = m.Dense(np.array([[1.0, 0.2], [0.3, -1.0]]))
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+    m.ACTS = (np.tanh, np.cos)
+    np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)

@@ -382,6 +382,23 @@ def test_an_int_leaf_of_a_container_has_no_gradient():
     dx, dp = pullback(1.0)
     np.testing.assert_allclose(dx, 0.5 * 3 * x ** 2 * p["scale"])
     assert dp["k"] == 0.0
+    # round 17: the generated code itself gives the int no cotangent (an emitted file
+    # returns it as it is), a tangent given for an int is a constant's, and the Hessian
+    # has no column for it
+    namespace = dict(globals())
+    exec(compile(adjoint.source(_int_leaf_dict, wrt=1, args=(x, p)), "<emitted>", "exec"),
+         namespace)
+    assert namespace["_int_leaf_dict_grad"](x, p)["k"] == 0.0
+    tangent = {"a": 1.0, "k": 3, "scale": np.zeros(4)}
+    assert adjoint.jvp(_int_leaf_dict, wrt=1)(x, p, tangent)[1] == pytest.approx(
+        np.sum(x ** 3 * p["scale"]))
+    q = {"w": 1.5, "k": 2}
+    H = adjoint.hessian(lambda_free_quadratic)(q, x)
+    assert H == {"w": {"w": pytest.approx(2 * np.sum(x ** 2))}}
+
+
+def lambda_free_quadratic(q, x):
+    return q["w"] ** 2 * np.sum(x ** q["k"])
 
 
 def _grid_from(a):

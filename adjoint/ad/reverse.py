@@ -27,7 +27,7 @@ from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
 from adjoint.ad.instrument import Instrumented, cotangent_base
 from adjoint.ad.sequences import sequence_ops
 from adjoint.ad.template import TemplateLowerer, basic_index
-from adjoint.analysis.activity import active as active_values, array_dtypes
+from adjoint.analysis.activity import active as active_values, array_dtypes, discrete
 from adjoint.analysis.shapes import Kind
 from adjoint.analysis.views import written_arrays
 from adjoint.errors import NonDifferentiableError
@@ -233,6 +233,8 @@ class Reverse:
     def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
         if not isinstance(v, Value) or v not in self.active or contrib is None:
             return
+        if discrete(self.facts.kind(v)):  # an int (a container's count or exponent): no
+            return  # cotangent, in the emitted file as in values.like
         if self.known_zero(contrib):
             return
         # names are hints: only values this transform made, and no one's adjoint yet, are

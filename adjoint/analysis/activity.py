@@ -317,11 +317,11 @@ def _complex_dtype(a) -> bool:
     """A dtype operand that names a complex type: complex, np.complex128, 'complex64'."""
     import numpy as np
     value = a.value if isinstance(a, (Const, Global)) else None
-    if isinstance(value, str) and not value.isidentifier():  # '03d', a format spec
-        return False
+    if isinstance(value, str):  # (np.dtype of any str warns or raises: 'a', '03d')
+        return value.startswith("complex") or value in ("c8", "c16", "c32", "F", "D", "G")
     try:
-        return isinstance(value, (type, str, np.dtype)) and np.dtype(value).kind == "c"
-    except (TypeError, ValueError):  # a str that names no dtype ('tanh')
+        return isinstance(value, (type, np.dtype)) and np.dtype(value).kind == "c"
+    except (TypeError, ValueError):  # a class that is no dtype
         return False
 
 
