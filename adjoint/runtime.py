@@ -145,7 +145,9 @@ def add_slice(x, index, value):
     is ragged, one entry per element (Cotangents). The slice of no elements adds nothing:
     an empty list's cotangent has no element shape to broadcast."""
     positions = range(len(x))[index]
-    if not isinstance(x, (list, tuple)) and not isinstance(value, (list, tuple)) and positions:
+    if not positions:
+        return private(x)
+    if not isinstance(x, (list, tuple)) and not isinstance(value, (list, tuple)):
         x = private(x)
         x[index] += value
         return x

@@ -668,6 +668,11 @@ ARRAY_TEMPLATES = [
      "    s = 0.0\n    for i in range(2):\n        M = L[:2]\n"
      "        s = s + np.sum(M[1] ** 2) + np.sum(M[0] * v)\n"
      "        L = [L[0] * 0.5, M[1] * 1.5, M[0][0]]\n    return s + L[2]", (0.7, V3), None),
+    # a list of one array walked off by a while loop (round 17's C5: the carried list's
+    # kind unobserved, its slice's cotangent added as an array's)
+    ("list_slice", "while_shrinks_from_one", "def f(x, v):\n    A = [v * x]\n    s = 0.0\n"
+     "    while len(A) > 0:\n        s = s + np.sum(A[0] ** 2)\n        A = A[1:]\n"
+     "    return s", (0.7, V3), None),
     ("list_slice", "empty_slice", "def f(x, v):\n    L = [v * x]\n    M = L[1:]\n"
      "    return np.sum(L[0] ** 2) + sum(M, 0.0) * x", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's

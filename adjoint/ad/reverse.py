@@ -520,9 +520,12 @@ class Reverse:
         prim = iadd_at if basic_index(index, self.facts) or index in self.single_keys or \
             op.prim.fn is field \
             else runtime.add_at
-        if (self.facts.types(x) in ({"list"}, {"tuple"}) or self.made_as.get(x) == "container") \
-                and _slice(index, self.facts):
-            prim = runtime.add_slice  # a list's cotangent may be ragged, the slice empty
+        types = self.facts.types(x)
+        if (types in ({"list"}, {"tuple"}) or self.made_as.get(x) == "container" or
+                not types and self.facts.kinds) and _slice(index, self.facts):
+            # a list's cotangent may be ragged, the slice empty (or x, no run observed,
+            # may be a list: add_slice is an array's `x_bar[i:j] += g` too)
+            prim = runtime.add_slice
         adj[x] = self.emit(prim_of(prim), (current, self.read(index), g), f"{cotangent_base(x)}_bar")
         k = self.facts.kind(index)
         if fresh and k is not None and k.type == "ndarray" and k.dtype == "b" and \
