@@ -125,7 +125,12 @@ def element(x, index):
 
 
 def add_at(x, index, value):
-    """`x` with `value` added at `index`, duplicates accumulating (np.add.at)."""
+    """`x` with `value` added at `index`, duplicates accumulating (np.add.at); a dict's
+    or a list's entry (the walk of a value whose kind was not observed: sequence(xs))."""
+    if isinstance(x, (dict, list)):
+        x = type(x)(x) if not isinstance(x, dict) else x.copy()
+        x[index] = accum(x[index], value)
+        return x
     if any(hasattr(a, "__array_function__") and not isinstance(a, np.ndarray)
            for a in (x, value)):
         return lazy_add_at(x, index, value)  # np.add.at would compute a dask array

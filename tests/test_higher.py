@@ -510,3 +510,24 @@ def test_a_zero_tangent_yielded_by_a_rule_s_branch_is_made_in_that_branch():
     want = (grad(A + step * V) - grad(A - step * V)) / (2 * step)
     np.testing.assert_allclose(adjoint.hvp(_diag_or_self_then_einsum)(A, V), want,
                                rtol=1e-6, atol=1e-8)
+
+
+def _halved_or_copied(q, lr):
+    return {k: q[k] * 0.5 for k in q} if lr > 0 else dict(q)
+
+
+def _cubes_over_a_helpers_dict(p, lr):
+    q = _halved_or_copied(p, lr)
+    s = 0.0
+    for k in q:  # q's kind is not observed: sequence(q) walks it when it runs
+        s = s + np.sum(q[k] ** 3)
+    return s
+
+
+def test_hvp_of_a_loop_over_a_dict_whose_kind_was_not_observed():
+    """Round 17's C7: the second-order sweep added a key's cotangent with np.add.at."""
+    p = {"a": np.array([0.3, -1.2]), "b": np.array([0.7, 2.0])}
+    v = {"a": np.ones(2), "b": np.ones(2)}
+    hv = adjoint.hvp(_cubes_over_a_helpers_dict)(p, 0.1, v)
+    for k in p:
+        np.testing.assert_allclose(hv[k], 6 * 0.125 * p[k])
