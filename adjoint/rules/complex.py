@@ -22,6 +22,7 @@ import operator
 import numpy as np
 
 from adjoint import runtime
+from adjoint.errors import NonDifferentiableError
 from adjoint.rules.fft import cut_or_pad, real_like
 from adjoint.rules.registry import defjvp, defvjp, lookup, primitive
 from adjoint.rules.structure import dict_of, list_of, tuple_of
@@ -109,7 +110,6 @@ def meets_complex(op, facts, results: bool = True) -> bool:
         return True
     if getattr(facts, "complex_seen", None) and op.prim.fn in COMPLEX_RULES and any(
             k is None for o, k in zip(values, kinds) if hasattr(o, "id")):
-        from adjoint.errors import NonDifferentiableError
         raise NonDifferentiableError(
             f"`{op.prim.name}` of a value whose kind (real or complex) no run observed, in a "
             f"function with complex values", op.loc,
