@@ -187,3 +187,20 @@ def test_select_masks_the_untaken_choice_like_where():
     with np.errstate(divide="ignore", invalid="ignore"):
         np.testing.assert_array_equal(adjoint.grad(where_log)(x), [0.0, 0.0, 0.25])
         np.testing.assert_array_equal(adjoint.grad(select_log)(x), [0.0, 0.0, 0.25])
+
+
+# ---------------------------------------------------------------- S9: det's hvp near singular
+
+def det_of(A):
+    return np.linalg.det(A)
+
+
+def test_det_hvp_at_a_matrix_singular_but_for_rounding():
+    """Row 3 = row 1 + row 2, det -2.7e-17: det(a) inv(a)^T is right to first order, but
+    its derivative cancels terms of 1e16 (the hvp was O(1) wrong); such a matrix takes
+    the cofactor path, exact to second order."""
+    A = np.array([[0.3, 0.7, 0.1], [0.2, 0.6, 0.9], [0.5, 1.3, 1.0]])
+    V = np.array([[0.3, -0.1, 0.2], [0.5, 0.4, -0.6], [-0.2, 0.1, 0.7]])
+    grad, step = adjoint.grad(det_of), 1e-6
+    want = (grad(A + step * V) - grad(A - step * V)) / (2 * step)
+    np.testing.assert_allclose(adjoint.hvp(det_of)(A, V), want, atol=1e-8)

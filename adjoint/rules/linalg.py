@@ -237,9 +237,17 @@ def inv_jvp(ans, a, a_dot):
 
 
 def _nonsingular(a):
-    """Every matrix of `a` has an LU factorisation without a zero pivot: inv and solve
-    succeed. (slogdet's sign is 0 exactly then; det itself can underflow to 0.)"""
-    return np.all(np.linalg.slogdet(a)[0] != 0.0)
+    """Every matrix of `a` is well conditioned: det(a) inv(a)^T is its cofactor matrix,
+    and the derivative of that product too. (At a matrix singular in exact arithmetic
+    whose LU pivots rounding leaves at 1e-17, the product is right but its derivative, a
+    second derivative of det, cancels terms of 1e16: round 16's S9.) The condition
+    number is checked where NumPy's slogdet sign is not 0, which it is exactly when a
+    pivot is."""
+    return bool(np.all(np.linalg.slogdet(a)[0] != 0.0) and np.all(np.linalg.cond(a) < 1e8))
+
+
+primitive(_nonsingular, "nonsingular", nondiff=True)  # (its value decides; no derivative)
+defnondiff(_nonsingular)
 
 
 def _cofactors(a):

@@ -639,6 +639,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "tensordot_plan": [case(2, 3, 1), case(3, 2, ((0, 2), (1, 0)))],
     "kron_plan": [case((2,), (2, 3))], "cross_axes": [case(), case(-1, 0, 1, None), case(axis=0)],
     "select_index": [case([MASK34, ~MASK34]), case([MASK4])],
+    "nonsingular": [case(N(3, 3)), case(N(2, 3, 3))],
     "is_complex": [case(N(3))], "is_text": [case("ij"), case(N(2))], "pad_mode_ok": [case("edge"), case("mean")],
     "source_index": [case(N(3, 4), N(3, 4), 1), case(N(5), N(5), None)],
     "linspace_weights": [case(5, True, 2, 0), case(4, False, 1)],
