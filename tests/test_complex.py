@@ -203,7 +203,14 @@ def test_a_complex_value_no_rule_can_see_is_refused_at_its_line(f, args):
     assert e.value.loc is not None and e.value.loc.filename == __file__
 
 
-@pytest.mark.parametrize("f", [stacked_real_and_complex, transform_of_real_times_complex],
+def stacked_with_the_argument(x):  # [z, x]: x's part of the list's cotangent (round 17)
+    z = (x + 0.5j) ** 2
+    z = np.stack([z, x]).sum(axis=0)
+    return np.sum(np.abs(np.conj(z ** 2)))
+
+
+@pytest.mark.parametrize("f", [stacked_real_and_complex, transform_of_real_times_complex,
+                               stacked_with_the_argument],
                          ids=lambda f: f.__name__)
 def test_a_real_operand_beside_a_complex_one_gets_a_real_cotangent(f):
     check_program(f, X[:4])

@@ -314,6 +314,7 @@ class Reverse:
             values = op.args[1:] if op.prim.fn is dict_of else op.args
             conds = self.choices.get(g)
             which = self.emit(prim_of(select_index), (conds,), "_which") if conds else None
+            complex_parts = meets_complex(op, self.facts)  # [z, x]: x's part made real
             for i, (a, where) in enumerate(zip(values, at)):
                 if wanted[i + len(op.args) - len(values)]:
                     c = self.emit(prim_of(operator.getitem), (g, Const(where)),
@@ -322,7 +323,7 @@ class Reverse:
                         # i: zero where another was taken, as an np.where branch is
                         self.masks[c] = (self.emit(prim_of(operator.eq), (which, Const(i)),
                                                    "_taken"), True)
-                    self.accumulate(adj, a, c)
+                    self.accumulate(adj, a, self.real_part(a, c) if complex_parts else c)
             return
         if op.prim.fn in (operator.getitem, field) and wanted[0]:
             self.scatter(adj, op, g)
