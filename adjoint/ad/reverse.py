@@ -233,8 +233,8 @@ class Reverse:
     def accumulate(self, adj: dict, v: Operand, contrib: Operand) -> None:
         if not isinstance(v, Value) or v not in self.active or contrib is None:
             return
-        if discrete(self.facts.kind(v)):  # an int (a container's count or exponent): no
-            return  # cotangent, in the emitted file as in values.like
+        if discrete(self.facts.kind(v)) and self.argument_leaf(v):
+            return  # an int an argument holds (a count, an exponent): keyed, no cotangent
         if self.known_zero(contrib):
             return
         # names are hints: only values this transform made, and no one's adjoint yet, are
@@ -263,6 +263,18 @@ class Reverse:
             # read by two ifs): the sum is zero unless either did
             self.taken[adj[v]] = marks[0] if marks[0][:2] == marks[1][:2] else \
                 (self._either(marks), True, self.region)
+
+    def argument_leaf(self, v) -> bool:
+        """Whether `v` is an entry, field or element of a parameter (or of one of its
+        containers): its kind is in the key, so an int there is an int on every call (a
+        value computed to an int on this call may be a float on the next: `best = 0`
+        then `best = max(best, v)`)."""
+        while isinstance(v, Value) and v not in self.fn.params:
+            op = self.defined_in.get(v)
+            if not isinstance(op, Call) or op.prim.fn not in (operator.getitem, field):
+                return False
+            v = op.args[0]
+        return isinstance(v, Value)
 
     def _either(self, marks) -> Value:
         """The condition under which a cotangent zero unless one of `marks`' branches
