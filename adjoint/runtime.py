@@ -392,7 +392,8 @@ def zeros_like(x):
             if any(isinstance(e, (dict, list, tuple)) or hasattr(type(e), "__dataclass_fields__")
                    for e in x):  # a list of dicts (layers): one zero per element
                 raise ValueError
-            return np.zeros(np.shape(x))
+            complex_ = any(np.iscomplexobj(e) for e in x)  # [x * 1j, x]: one complex zero
+            return np.zeros(np.shape(x), dtype=complex if complex_ else float)
         except ValueError:  # ragged: one zero per element
             return Cotangents(zeros_like(e) for e in x)
     if isinstance(x, np.ndarray) or not hasattr(x, "__array_function__"):

@@ -209,8 +209,13 @@ def stacked_with_the_argument(x):  # [z, x]: x's part of the list's cotangent (r
     return np.sum(np.abs(np.conj(z ** 2)))
 
 
+def a_list_of_complex_and_real(x):  # its cotangent stacked: complex zeros (round 17's C1)
+    L = [x * 1j, x]
+    return np.sum(np.imag(L[0])) + np.sum(L[1] ** 2)
+
+
 @pytest.mark.parametrize("f", [stacked_real_and_complex, transform_of_real_times_complex,
-                               stacked_with_the_argument],
+                               stacked_with_the_argument, a_list_of_complex_and_real],
                          ids=lambda f: f.__name__)
 def test_a_real_operand_beside_a_complex_one_gets_a_real_cotangent(f):
     check_program(f, X[:4])
