@@ -219,3 +219,14 @@ def a_list_of_complex_and_real(x):  # its cotangent stacked: complex zeros (roun
                          ids=lambda f: f.__name__)
 def test_a_real_operand_beside_a_complex_one_gets_a_real_cotangent(f):
     check_program(f, X[:4])
+
+
+def angle_of_a_real_array(x):
+    return np.sum(np.angle(x) * x)  # angle is 0 or pi: its derivatives are 0
+
+
+def test_hvp_of_the_angle_of_a_real_array():
+    """Round 17's C4: np.imag of a real array is NumPy's read-only zeros, which the
+    second sweep added into in place."""
+    x = X[:3]
+    np.testing.assert_array_equal(adjoint.hvp(angle_of_a_real_array)(x, np.ones(3)), 0.0)

@@ -160,7 +160,8 @@ def viewed(op):
 
 
 # Of those, the ones whose view NumPy makes read-only
-READONLY = frozenset({"np.broadcast_to", "np.broadcast_arrays", "np.diagonal", "np.diag"})
+READONLY = frozenset({"np.broadcast_to", "np.broadcast_arrays", "np.diagonal", "np.diag",
+                      "np.imag"})  # (np.imag of a real array: read-only zeros)
 
 
 def pure(op) -> bool:
