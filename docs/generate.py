@@ -195,6 +195,8 @@ _KINKS = [
     ("np.linalg.norm(x)", "x=np.zeros(2)", "x"),
     ("np.linalg.norm(x, 1)", "x=np.zeros(2)", "x"),
     ("np.linalg.norm(x, np.inf)", "x=np.zeros(2)", "x"),
+    ("np.linalg.norm(x, 2)", "x=np.zeros((2, 2))", "x"),
+    ("np.linalg.norm(x, 'nuc')", "x=np.zeros((2, 2))", "x"),
     ("math.hypot(x, y)", "x=0.0, y=0.0", "x, y"),
     ("np.hypot(x, y)", "x=0.0, y=0.0", "x, y"),
     ("np.sum(np.clip(x, lo, hi))", "x=np.array([-1.0, 1.0]), lo=-1.0, hi=1.0", "x, lo, hi"),

@@ -428,6 +428,9 @@ def _matrix_norm_weight(x, kind):
     """d norm / d x for a matrix norm of the last two axes of x (a stack of matrices)."""
     if kind == "nuc" or kind == "spec" or kind == "-spec":
         u, sv, vt = np.linalg.svd(x, full_matrices=False)
+        # a zero singular value adds nothing (its vectors are arbitrary): the norms of a
+        # zero matrix have gradient 0, as the vector norms at 0 do
+        vt = vt * (sv > 0.0)[..., :, None]
         if kind == "spec":
             return u[..., :, :1] @ vt[..., :1, :]
         if kind == "-spec":

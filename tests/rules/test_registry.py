@@ -1267,6 +1267,9 @@ KINKS = [
     ("np.linalg.norm(x)", "x=np.zeros(2)", "x", [0.0, 0.0]),
     ("np.linalg.norm(x, 1)", "x=np.zeros(2)", "x", [0.0, 0.0]),
     ("np.linalg.norm(x, np.inf)", "x=np.zeros(2)", "x", [0.0, 0.0]),
+    # a zero matrix: its singular vectors are arbitrary (round 16's S8 got u v^T)
+    ("np.linalg.norm(x, 2)", "x=np.zeros((2, 2))", "x", [[0.0, 0.0], [0.0, 0.0]]),
+    ("np.linalg.norm(x, 'nuc')", "x=np.zeros((2, 2))", "x", [[0.0, 0.0], [0.0, 0.0]]),
     ("math.hypot(x, y)", "x=0.0, y=0.0", "x, y", (0.0, 0.0)),
     ("np.hypot(x, y)", "x=0.0, y=0.0", "x, y", (0.0, 0.0)),
     ("np.sum(np.clip(x, lo, hi))", "x=np.array([-1.0, 1.0]), lo=-1.0, hi=1.0", "x, lo, hi",
