@@ -233,6 +233,16 @@ def test_control_flow(f, args, wrt):
     both(f, args, wrt)
 
 
+def three_way_contraction(a, b, c):  # subscripts with commas (round 16's C14: np.dtype
+    return np.einsum("ij,jk,kl->", a, b, c)  # of them raised SyntaxError)
+
+
+def test_an_einsum_of_three_operands():
+    r = rng()
+    both(three_way_contraction, (r.standard_normal((2, 3)), r.standard_normal((3, 4)),
+                                 r.standard_normal((4, 2))), (0, 1, 2), fallback=None)
+
+
 def test_a_list_numba_refuses_is_stacked_as_numpy_would():
     """A list numba cannot type (an int then floats, strs of two lengths) runs as Python,
     where the pasted `stack` gave every element the first one's dtype (round 16's S12:

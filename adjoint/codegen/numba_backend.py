@@ -292,12 +292,15 @@ class _Powers(ast.NodeTransformer):
 def _narrow_types(tree: ast.Module, globals_: dict) -> str | None:
     """Where the function makes values of an int type numba computes with as int64
     (np.arange(3, dtype=np.uint8), x.astype('int8')), if it does."""
-    import numpy as np
 
     def narrow(value) -> bool:
+        if isinstance(value, str) and not value.isidentifier():
+            return False  # an einsum's subscripts 'ij,jk->' read as a dtype raise SyntaxError
         try:
-            dtype = np.dtype(value)
-        except (TypeError, ValueError):
+            with warnings.catch_warnings():  # np.dtype('a') warns in NumPy 2
+                warnings.simplefilter("ignore", DeprecationWarning)
+                dtype = np.dtype(value)
+        except (TypeError, ValueError, SyntaxError):
             return False
         return dtype.kind in "iu" and dtype != np.int64
 
