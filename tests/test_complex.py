@@ -107,7 +107,14 @@ def builtin_abs(x):
     return abs(np.sum(x * W)) + np.sum(np.abs(np.exp(1j * x) * x))
 
 
-PROGRAMS = [power, real_part, round_trip, imag_part, conj_product, filtered,
+def concatenated_and_contracted(x):  # (their rules' helpers in hvp: round 17's refusals)
+    z = np.exp(1j * x)
+    z = np.concatenate([z[:3], z[3:] * 2.0])
+    z = np.einsum("i,i->i", z, np.stack([x, x]).sum(axis=0))
+    return np.sum(np.abs(z) ** 2 * np.arange(8.0))
+
+
+PROGRAMS = [concatenated_and_contracted, power, real_part, round_trip, imag_part, conj_product, filtered,
             with_complex_constant, mixed_real_complex, phases, two_d, nd_inverse,
             spectral_loss, squared_spectrum, imag_of_real, angle_of_real, real_times_complex,
             abs_times_complex, matmul_complex, angle_in_degrees, rotated_in_a_loop,

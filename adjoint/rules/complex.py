@@ -23,8 +23,12 @@ import numpy as np
 
 from adjoint import runtime
 from adjoint.errors import NonDifferentiableError
+from adjoint.rules.arith import unsum
 from adjoint.rules.fft import cut_or_pad, real_like
+from adjoint.rules.linalg import einsum_expand
 from adjoint.rules.registry import defjvp, defvjp, lookup, primitive
+from adjoint.rules.shape import (join_like, split_like, unarray, unrepeat_array, unstack_like,
+                                 untile)
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.rules.tape import iadd, iadd_at
 
@@ -77,7 +81,8 @@ COMPLEX_SAFE = frozenset({
     runtime.save, tuple_of, list_of, dict_of,
     # the reverse sweep's own, which a second derivative differentiates
     runtime.accum, runtime.alias, runtime.setitem, runtime.add_at, runtime.written,
-    runtime.unbroadcast, runtime.sum_to, runtime.expand_to, iadd, iadd_at,
+    runtime.unbroadcast, runtime.sum_to, runtime.expand_to, iadd, iadd_at, split_like,
+    join_like, unstack_like, unarray, untile, unrepeat_array, einsum_expand, unsum,
     np.add, np.subtract, np.multiply, np.divide, np.negative, np.positive, np.power,
     np.exp, np.log, np.sin, np.cos, np.tan, np.sinh, np.cosh, np.tanh, np.sqrt, np.square,
     np.reciprocal, np.conj, np.conjugate, np.real, np.imag, np.abs, abs, np.angle,
