@@ -237,3 +237,46 @@ def test_hvp_of_the_angle_of_a_real_array():
     second sweep added into in place."""
     x = X[:3]
     np.testing.assert_array_equal(adjoint.hvp(angle_of_a_real_array)(x, np.ones(3)), 0.0)
+
+
+# ---------------------------------------------------------------- random chains
+# (round 17's generator: a complex value made from real ones, carried through a few
+# operations, and made real at the end; each chain against central differences)
+MAKERS = ["x * (0.7 - 1.3j)", "np.exp(1j * x)", "np.fft.fft(x)", "x + 1j * x ** 2",
+          "(x + 0.5j) ** 2", "np.fft.fft(x * y)", "y * np.exp(0.5j * x)"]
+STEPS = ["z * z", "z + x", "z / (1.5 + x ** 2)", "np.exp(0.3 * z)", "np.sin(0.5 * z)",
+         "np.sqrt(z + 3.0)", "np.log(z + 3.0 + 1j)", "np.conj(z) * x", "np.cumsum(z)",
+         "np.roll(z, 1)", "np.where(x > 0, z, np.conj(z))", "z[::-1]", "np.fft.ifft(z)",
+         "z - np.mean(z)", "z @ np.outer(x, y)", "np.concatenate([z[:2], z[2:] * 2])",
+         "np.stack([z, x]).sum(axis=0)", "np.einsum('i,i->i', z, y)", "1.0 / (z + 2.5 - 1j)"]
+ENDS = ["np.sum(np.abs(z) ** 2)", "np.sum(np.abs(z))", "np.sum(np.real(z) * x)",
+        "np.sum(np.imag(z) ** 2)", "np.sum(np.angle(z + 5.0))", "np.abs(np.sum(z))",
+        "np.sum(z.real) + np.sum(z.imag * y)"]
+
+
+def _chain(seed: int) -> str:
+    import random
+    pick = random.Random(seed)
+    lines = [f"z = {pick.choice(MAKERS)}"] + [f"z = {pick.choice(STEPS)}"
+                                            for _ in range(pick.randint(1, 3))]
+    return "import numpy as np\n\n\ndef f(x, y):\n" + "".join(
+        f"    {line}\n" for line in lines) + f"    return {pick.choice(ENDS)}\n"
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_complex_chains(tmp_path, seed):
+    import importlib.util
+    path = tmp_path / f"chain{seed}.py"
+    path.write_text(_chain(seed))
+    spec = importlib.util.spec_from_file_location(f"complex_chain_{seed}", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.3, 1.2, 4) * rng.choice([-1.0, 1.0], 4)
+    y = rng.standard_normal(4)
+    gx, gy = check_program(m.f, x, y, wrt=(0, 1))  # FD, JVP against VJP, f's value
+    assert gx.dtype == gy.dtype == np.float64
+    v, step = np.linspace(-0.7, 0.5, 4), 1e-5
+    grad = adjoint.grad(m.f)
+    want = (grad(x + step * v, y) - grad(x - step * v, y)) / (2 * step)
+    np.testing.assert_allclose(adjoint.hvp(m.f)(x, y, v), want, rtol=1e-5, atol=1e-6)
