@@ -673,6 +673,11 @@ ARRAY_TEMPLATES = [
     ("list_slice", "while_shrinks_from_one", "def f(x, v):\n    A = [v * x]\n    s = 0.0\n"
      "    while len(A) > 0:\n        s = s + np.sum(A[0] ** 2)\n        A = A[1:]\n"
      "    return s", (0.7, V3), None),
+    # a slice of a list assigned a list display (round 17's C6: the list copied as an
+    # array before the write, its cotangent's slice zeroed with a number)
+    ("list_slice", "slice_assignment", "def f(x, v):\n    L = [v * x, np.sin(v), v * 2.0]\n"
+     "    L[:2] = [L[1] * x, L[0] ** 2]\n"
+     "    return np.sum(np.stack(L) * np.arange(1, len(L) + 1)[:, None])", (0.7, V3), None),
     ("list_slice", "empty_slice", "def f(x, v):\n    L = [v * x]\n    M = L[1:]\n"
      "    return np.sum(L[0] ** 2) + sum(M, 0.0) * x", (0.7, V3), None),
     # functools.reduce, zip(*...), a function passed to a helper, views of a module's

@@ -40,7 +40,8 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import dict_of, field, keys, list_of, or_, tuple_of
+from adjoint.rules.structure import dict_of, field, keys, list_of, or_, slice_setitem_vjp, \
+    tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -341,6 +342,10 @@ class Reverse:
             self.scatter(adj, op, g)
             return
         vjp = rule[0] if rule is not None else entry.vjp if entry is not None else None
+        if op.prim.fn is runtime.setitem and _slice(op.args[1], self.facts) and (
+                self.facts.types(op.args[0]) == {"list"} or
+                self.made_as.get(op.args[0]) == "container"):
+            vjp = slice_setitem_vjp  # `L[:2] = [a, b]`: a list's zero written back
         if vjp is None:
             raise NonDifferentiableError(
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",

@@ -981,7 +981,9 @@ class Emitter:
         a list or dict (known by its kind, by the op that made it, or by a str key)."""
         kind = "dict" if isinstance(key, Const) and isinstance(key.value, str) else \
             {"dict": "dict", "list": "list", "ndarray": "np.array"}.get(self._container(o))
-        if kind is None and not self._index_kind(key):  # a str key would name a dict entry
+        if kind is None and not (self._index_kind(key) and (self.numba or self.xp)):
+            # not known to be an array (a str key would name a dict entry, and a list
+            # may be indexed as one): a copy of its own kind
             if self.xp:  # private() copies with .copy(), which the standard has not
                 self._refuse("a copy of a value of unknown kind before a write", self._loc)
             self.module.helpers["private"] = runtime.private

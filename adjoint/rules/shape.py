@@ -90,7 +90,8 @@ def join_like(parts, x, axis=0):
 
 def unstack_like(x, seq, axis=0):
     """The cotangent of `np.stack(seq, axis)`: the slices of `x` along `axis`, as a list."""
-    x = np.asarray(x)
+    if not hasattr(x, "__array_function__"):  # (np.asarray would compute a dask array)
+        x = np.asarray(x)
     return [_like(np.take(x, i, axis=axis), s) for i, s in enumerate(seq)]
 
 

@@ -214,6 +214,14 @@ def setitem_vjp(g, ans, x, index, value):
     return setitem(g, index, 0.0), None, value_bar
 
 
+def slice_setitem_vjp(g, ans, x, index, value):
+    """setitem's rule where x is a list written through a slice (`L[:2] = [a, b]`): the
+    zero written back is a list's, which Python's slice assignment needs (ad/reverse.py
+    picks it)."""
+    value_bar = written(g, index)
+    return setitem(g, index, zeros_like(value_bar)), None, value_bar
+
+
 @defjvp(runtime.setitem)
 def setitem_jvp(ans, x, index, value, x_dot, value_dot):
     return setitem(x_dot, index, value_dot)
