@@ -757,6 +757,20 @@ ARRAY_TEMPLATES = [
     ("dict_display", "double_star", "def f(x, v):\n    kw = {'a': x * v, 'b': 2.0}\n"
      "    d = {**kw, 'b': np.sin(v), 'c': x}\n    return np.sum(d['a'] * d['b']) * d['c']",
      (0.7, V3), None),
+    # `**` of a dict parameter, whose keys are known only when f runs: a copy, then the
+    # later entries; or the entries so far, updated with its own (round 17 refused both)
+    ("dict_display", "double_star_parameter", "def f(params, h):\n"
+     "    q = {**params, 'h': h}\n    r = {'s': h[0], 'W': 0.0, **q, 'b': q['b'] * 0.5}\n"
+     "    return np.sum(np.tanh(r['W'] @ r['h'] + r['b'])) * r['s'] + len(r)",
+     ({"W": W1, "b": B1}, V3), None),
+    # a helper's comprehension in one branch, its dict parameter in the other: the
+    # comprehension's writes into its new dict are no writes into the parameter (round
+    # 17: views.py joined the branches' values through the if's result)
+    ("dict_branch", "comprehension_or_parameter", "def _halved(q, h):\n"
+     "    return {k: q[k] * 0.5 for k in q} if np.sum(h) > 0.0 else q\n\n\n"
+     "def f(params, h):\n    q = _halved(params, h)\n    r = _halved(params, -h)\n"
+     "    s = 0.0\n    for k in q:\n        s = s + np.sum(np.tanh(q[k]) * r[k]) * np.sum(h)\n"
+     "    return s", ({"W": W1, "b": B1}, V3), None),
     # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
     ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
      "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",

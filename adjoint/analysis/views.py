@@ -111,6 +111,11 @@ class _Objects:
     def __init__(self, fn: Function, facts, calls, writes, type_of, made):
         self.parent: dict = {}
         self.type_of = type_of
+        # every union but those of an `if`'s result with its branches' values, replayed
+        # in `may_alias` without them: those say the result is one of the two, not that
+        # the two are one object
+        self.joined: list = []
+        self.branches: list = []  # (an if's result, a value one branch yields)
         find, union = self.find, self.union
         for op in calls:
             k = facts.kind(op.result)
@@ -131,12 +136,13 @@ class _Objects:
         for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches'
             if hasattr(b, "id") and (block is None or id(block) not in bodies) and \
                     not any(a in op.results for op in loops):
-                union(a, b)
+                union(a, b, branch=block is not None)
         self.live = live = Liveness(fn, {}, set())
         self.zero_trips = []  # (a loop's result, its initial value, the loop's end)
         for op in reversed(loops):  # inner loops first: an outer trip's new dict holds them
             self.zero_trips += _tie_carries(op, find, union, live, made)
         self.made, self.writes = made, {id(w) for w in writes}
+        self.fine = None  # may_alias's groups, made when first asked
         self.sources: dict = {}  # an if's or a loop's value -> the values it may be
         for _, _, a, b in ties(fn.body):
             if a not in made:
@@ -157,10 +163,48 @@ class _Objects:
             v = self.parent[v]
         return v
 
-    def union(self, a, b):
+    def union(self, a, b, branch: bool = False):
+        (self.branches if branch else self.joined).append((a, b))
         ra, rb = self.find(a), self.find(b)
         if ra is not rb:
             self.parent[rb] = ra
+
+    def may_alias(self, a, b) -> bool:
+        """Whether `a` and `b` may be one object when f runs. The groups of `find` join
+        both branches of an `if` through its result, so that a write in one branch into
+        the object it makes there (a comprehension's new dict) would seem to change the
+        value the other branch yields (`{..} if c else q` and q): here an if's result may
+        be each branch's object, and a loop's result its initial value, but the branches'
+        values are not thereby one."""
+        if self.fine is None:
+            parent: dict = {}
+
+            def find(v):
+                while parent.get(v, v) is not v:
+                    up = parent[v]
+                    parent[v] = v = parent.get(up, up)
+                return v
+
+            for x, y in self.joined:
+                rx, ry = find(x), find(y)
+                if rx is not ry:
+                    parent[ry] = rx
+            down: dict = {}
+            for r, y in self.branches + [(r, x) for r, x, _ in self.zero_trips]:
+                down.setdefault(find(r), set()).add(find(y))
+            self.fine = (find, down)
+        find, down = self.fine
+
+        def reach(v) -> set:
+            out, todo = set(), [find(v)]
+            while todo:
+                g = todo.pop()
+                if g not in out:
+                    out.add(g)
+                    todo += down.get(g, ())
+            return out
+
+        return not reach(a).isdisjoint(reach(b))
 
     def put_later(self, c, storage, write) -> bool:
         """Whether container `c` comes to hold `storage`'s object only after `write`
@@ -213,7 +257,8 @@ def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
     """`c[k] += v` on an array that c holds: right when nothing else still sees it."""
     find, at, current = objects.find, objects.live.at[id(op)], op.args[0]
     for m in objects.members.get(find(current), ()):
-        if m is not current and m is not op.result and objects.read_after(m, at):
+        if m is not current and m is not op.result and objects.read_after(m, at) and \
+                objects.may_alias(current, m):
             what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
             raise UnsupportedError(
                 f"this changes in place an array that {what} also refers to, and {what} "
@@ -253,7 +298,8 @@ def _check_write(objects: _Objects, w: Call, rebinds: bool) -> None:
     near = [find(storage)] + [find(b) for r, x, end in objects.zero_trips if at > end
                               for a, b in ((r, x), (x, r)) if find(a) is find(storage)]
     for m in [m for g in near for m in objects.members.get(g, ())]:
-        if m is not storage and m is not w.result and objects.read_after(m, at):
+        if m is not storage and m is not w.result and objects.read_after(m, at) and \
+                objects.may_alias(storage, m):
             what = f"`{m.name}`" if not m.name.startswith("_") else "a view of it"
             raise UnsupportedError(
                 f"this write changes {what}, which shares the array's memory and is "

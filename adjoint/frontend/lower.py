@@ -1431,18 +1431,24 @@ class Lowerer:
         return self.call(callee, args, kwargs, node, hint)
 
     def double_starred(self, node) -> list:
-        """`f(**kw)`: the entries of a dict whose keys are known here (a helper's `**kw`,
-        a display, a module's dict of numbers), passed by name."""
-        v = self.operand(node)
+        """`f(**kw)`: the entries of a dict whose keys are known here, passed by name."""
+        entries = self.known_entries(self.operand(node))
+        if entries is None:
+            raise self.error("`**` of a mapping whose keys are not known here", node,
+                             "pass the arguments by name one by one, or a dict display "
+                             "made in this function, or a helper's own **kwargs")
+        return entries
+
+    def known_entries(self, v) -> list | None:
+        """The (key, operand) entries of a dict whose keys are known here (a helper's
+        `**kw`, a display, a module's dict of numbers), else None."""
         op = self.defs.get(v) if isinstance(v, Value) else None
         if op is not None and op.prim.fn is dict_of:  # (a write makes a new value)
             return list(zip(op.args[0].value, op.args[1:]))
         if isinstance(v, Global) and isinstance(v.value, dict) and all(
                 isinstance(k, str) and _literal(e) for k, e in v.value.items()):
             return [(k, Const(e)) for k, e in v.value.items()]
-        raise self.error("`**` of a mapping whose keys are not known here", node,
-                         "pass the arguments by name one by one, or a dict display made "
-                         "in this function, or a helper's own **kwargs")
+        return None
 
     def reduce(self, node, hint):
         """`functools.reduce(fn, xs[, initial])` over a sequence whose elements are known
@@ -1868,18 +1874,87 @@ class Lowerer:
 
     def expr_Dict(self, node, hint):
         """`{'W': W, 'b': b}`: its keys are constants, so that its entries are known;
-        `{**d, 'b': b}` unpacks a dict whose keys are known here (Lowerer.double_starred)."""
+        `{**d, 'b': b}` unpacks a dict whose keys are known here (Lowerer.known_entries)
+        into them, or else (a parameter, an entry of one) is built as Python builds it:
+        a copy of d, or the entries so far updated with d's, then the later entries
+        written into it in order."""
         merged: dict = {}  # {'a': x, 'a': y} is {'a': y} (and 1 == True: one key)
+        made = None  # the dict so far, once d's keys are known only when f runs
         for k, v in zip(node.keys, node.values):
             if k is None:  # **d
-                merged.update(self.double_starred(v))
-                continue
-            if not isinstance(k, gast.Constant) or not isinstance(k.value, (str, int)):
+                d = self.operand(v)
+                entries = self.known_entries(d)
+                if entries is None and made is None and not merged:
+                    made = self.copied_dict(d, v, hint)
+                    continue
+                if entries is None:
+                    made = made if made is not None else self.emit(prim_of(dict_of), (
+                        Const(tuple(merged)), *merged.values()), hint=hint, node=node)
+                    made = self.updated_dict(made, d, v, hint)
+                    continue
+            elif not isinstance(k, gast.Constant) or not isinstance(k.value, (str, int)):
                 raise self.error("a dict display's keys must be constant strings or ints",
                                  k, "build it in a loop: d[k] = v")
-            merged[k.value] = self.operand(v)
+            else:
+                entries = [(k.value, self.operand(v))]
+            if made is None:
+                merged.update(entries)
+            for key, value in entries if made is not None else ():
+                made = self.emit(prim_of(runtime.setitem), (made, Const(key), value),
+                                 hint=hint, node=node)
+        if made is not None:
+            return made
         return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
                          hint=hint, node=node)
+
+    def copied_dict(self, d, node, hint, what="`**`", arg=None):
+        """A copy of `d`, checked when f runs to be of a dict where its kind is seen only
+        then (`dict(d)`, `{**d}`)."""
+        if isinstance(d, Global) and not isinstance(d.value, dict) or isinstance(d, Const):
+            raise self.error(f"{what} of a {type(d.value).__name__}: only a copy of a dict "
+                             f"is supported here", arg or node,
+                             "build it from keys: dict(zip(keys, values)), or "
+                             "{k: v for k, v in ...}")
+        if isinstance(d, Value) and not self.is_dict(d):
+            self.emit(prim_of(mapping), (d,), node=node)
+        return self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
+
+    def updated_dict(self, made, d, node, hint):
+        """`{'x': x, **d}` where d's keys are known only when f runs: the loop a person
+        would write, d's entries written into the dict so far, in d's order.
+
+            for k, v in d.items():
+                made[k] = v"""
+        if isinstance(d, Value) and not self.is_dict(d):
+            self.emit(prim_of(mapping), (d,), node=node)
+        self.depth += 1
+        names = {n: f"_{n}{self.depth}" for n in ("acc", "entries", "key", "value")}
+
+        def at(n):
+            return gast.copy_location(n, node)
+
+        def name(role, ctx=gast.Load()):
+            return at(gast.Name(id=names[role], ctx=ctx, annotation=None, type_comment=None))
+
+        loop = at(gast.For(
+            target=at(gast.Tuple(elts=[name("key", gast.Store()), name("value", gast.Store())],
+                                 ctx=gast.Store())),
+            iter=at(gast.Call(func=at(gast.Attribute(value=name("entries"), attr="items",
+                                                     ctx=gast.Load())), args=[], keywords=[])),
+            body=[at(gast.Assign(targets=[at(gast.Subscript(value=name("acc"), slice=name("key"),
+                                                            ctx=gast.Store()))],
+                                 value=name("value"), type_comment=None))],
+            orelse=[], type_comment=None))
+        saved = {n: self.env[n] for n in names.values() if n in self.env}
+        self.env[names["acc"]], self.env[names["entries"]] = made, d
+        try:
+            self.for_stmt(loop)
+            return self.env[names["acc"]]
+        finally:
+            self.depth -= 1
+            for n in names.values():
+                self.env.pop(n, None)
+            self.env.update(saved)
 
     def expr_GeneratorExp(self, node, hint):
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
@@ -2082,14 +2157,7 @@ class Lowerer:
         """`dict(d)` (and `dict(d, k=v)`): a copy of the dict d, its entries then set.
         Where d's kind is seen only when f runs (a parameter, an element), the copy is
         checked then to copy a dict (`mapping`): dict() of a list of pairs is not this."""
-        if isinstance(d, Global) and not isinstance(d.value, dict) or isinstance(d, Const):
-            raise self.error(f"dict() of a {type(d.value).__name__}: only a copy of a dict "
-                             f"is supported here", node.args[0],
-                             "build it from keys: dict(zip(keys, values)), or "
-                             "{k: v for k, v in ...}")
-        if isinstance(d, Value) and not self.is_dict(d):
-            self.emit(prim_of(mapping), (d,), node=node)
-        copy = self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
+        copy = self.copied_dict(d, node, hint, "dict()", node.args[0])
         for k in node.keywords:  # written in order, as the display's entries of `p | {..}`
             copy = self.emit(prim_of(runtime.setitem), (copy, Const(k.arg),
                                                        self.operand(k.value)), hint=hint,
