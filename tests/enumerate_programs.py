@@ -771,6 +771,12 @@ ARRAY_TEMPLATES = [
      "def f(params, h):\n    q = _halved(params, h)\n    r = _halved(params, -h)\n"
      "    s = 0.0\n    for k in q:\n        s = s + np.sum(np.tanh(q[k]) * r[k]) * np.sum(h)\n"
      "    return s", ({"W": W1, "b": B1}, V3), None),
+    # np.diff's prepend= and append= (round 17 refused them): a number broadcast along
+    # the axis, an array end, n=2
+    ("diff_ends", "prepend_append", "def f(x, v):\n    z = np.outer(v, v) * x\n"
+     "    a = np.diff(v * x, prepend=0.5, append=x)\n"
+     "    b = np.diff(z, 2, axis=0, prepend=z[:1] * 2.0, append=v[None, :] * x)\n"
+     "    return np.sum(a ** 3) + np.sum(np.sin(b))", (0.7, V3), None),
     # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
     ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
      "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",

@@ -200,3 +200,40 @@ def test_a_write_through_the_ifs_value_is_still_refused():
     """w may be z: the write changes z, read afterwards."""
     with pytest.raises(UnsupportedError, match="shares the array's memory"):
         adjoint.grad(written_through_the_if)(X, -1.0)
+
+
+# ---------------------------------------------- np.diff(x, prepend=..., append=...)
+
+def diff_with_ends(x):
+    return np.sum(np.diff(x, prepend=0.5) ** 2) + np.sum(np.diff(x, append=x[0]) ** 3)
+
+
+def diff_of_matrix_with_ends(A, x):
+    # an array end, a number broadcast along axis 0, n=2, and an end on axis 1
+    return np.sum(np.diff(A, 2, 0, prepend=A[:1] * 2.0, append=x[0]) ** 2) + \
+        np.sum(np.diff(A, axis=1, prepend=x[:2, None]) ** 3)
+
+
+def test_diff_with_prepend_and_append():
+    (g,) = check_program(diff_with_ends, X)
+    d1 = np.diff(X, prepend=0.5)
+    d2 = np.diff(X, append=X[0])
+    want = 2 * (d1 - np.append(d1[1:], 0.0))  # d/dx_i of (x_i - x_{i-1})^2 terms
+    want += 3 * (np.append(0.0, d2[:-1] ** 2) - d2 ** 2)
+    want[0] += 3 * d2[-1] ** 2  # x[0] is the appended end too
+    assert np.allclose(g, want)
+    v = np.array([0.5, -1.0, 2.0])
+    got = adjoint.hvp(diff_with_ends)(X, v)
+    step = 1e-5
+    grad = adjoint.grad(diff_with_ends)
+    np.testing.assert_allclose(got, (grad(X + step * v) - grad(X - step * v)) / (2 * step),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_diff_with_ends_along_an_axis():
+    A = np.arange(6.0).reshape(2, 3) * 0.3 - 0.5
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    check_program(diff_of_matrix_with_ends, A, x)
+    hv = adjoint.hvp(diff_of_matrix_with_ends, wrt=(0, 1))(A, x, (A * 0.5, x - 1.0))
+    for a, b in zip(hv, numeric_hvp(diff_of_matrix_with_ends, (A, x), (A * 0.5, x - 1.0))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)

@@ -1625,6 +1625,8 @@ class Lowerer:
             return Static(checkpoint(args[0].obj))
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
+        if fn is np.diff and any(k in ("prepend", "append") for k, _ in kwargs):
+            return self.diff_with_ends(args, kwargs, node, hint)
         if fn is reversed and len(args) == 1 and not kwargs:
             # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so);
             # a dict's keys, as `for k in d` walks them
@@ -1686,6 +1688,42 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, _qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
+
+    def diff_with_ends(self, args, kwargs, node, hint):
+        """`np.diff(a, n, axis, prepend=p, append=q)` as NumPy computes it: the differences
+        of a with p and q joined to it along axis, a number broadcast to one entry there,
+        so that the rules of np.diff, np.concatenate and np.broadcast_to give every mode."""
+        names = ("a", "n", "axis", "prepend", "append")
+        given = dict(zip(names, args))
+        for k, v in kwargs:
+            if k not in names or k in given:
+                raise self.error(f"np.diff got an unexpected or repeated argument {k!r}",
+                                 node)
+            given[k] = v
+        if len(args) > len(names) or "a" not in given:
+            raise self.error("write np.diff(a, n=1, axis=-1, prepend=..., append=...)", node)
+        a, axis = given["a"], given.get("axis", Const(-1))
+        parts = []
+        for name in ("prepend", "a", "append"):
+            end = given.get(name)
+            if name == "a" or end is None:
+                parts += [a] if name == "a" else []
+                continue
+            parts.append(self.diff_end(end, a, axis, f"_{name}", node))
+        joined = self.emit(prim_of(np.concatenate), (self.emit(
+            prim_of(tuple_of), parts, node=node),), [("axis", axis)], hint="_joined", node=node)
+        return self.emit(prim_of(np.diff), (joined, given.get("n", Const(1)), axis), hint=hint,
+                         node=node)
+
+    def diff_end(self, end, a, axis, hint, node):
+        """np.diff's `prepend=` or `append=` value as NumPy joins it to `a`: a number
+        broadcast to a's shape with one entry along axis (an array end has that shape
+        already, and adding the zeros leaves it as it is)."""
+        if isinstance(end, Const) and np.ndim(end.value) > 0:
+            return end
+        first = self.emit(prim_of(np.take), (a, Const((0,))), [("axis", axis)], node=node)
+        zeros = self.emit(prim_of(np.zeros_like), (first,), node=node)
+        return self.emit(prim_of(operator.add), (end, zeros), hint=hint, node=node)
 
     def extremum(self, fn, args, kwargs, node, hint):
         """`max(xs)`, `max(a, b, c)`: np.max over the numbers as an array, whose rule splits

@@ -535,7 +535,7 @@ def diagflat_vjp(g, ans, v, k=0):
 def undiff(x, n=1, axis=-1):
     """The cotangent of `np.diff(a, n, axis)`: the transpose of the first difference
     (-np.diff of x with a zero at each end), n times."""
-    x = np.asarray(x)
+    x = x if hasattr(x, "shape") else np.asarray(x)  # (a dask array stays lazy)
     for _ in range(n):
         zero = np.zeros_like(np.take(x, [0], axis=axis))
         x = -np.diff(np.concatenate((zero, x, zero), axis=axis), axis=axis)
