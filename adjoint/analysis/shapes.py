@@ -21,7 +21,7 @@ from adjoint import runtime
 from adjoint.errors import UnsupportedError
 from adjoint.frontend.lower import Facts
 from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
-from adjoint.ir.interp import interpret
+from adjoint.ir.interp import Relearn, interpret
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 
 
@@ -193,8 +193,11 @@ def array_library(x) -> str | None:
 _PLAIN_KINDS = {bool: Kind("bool", ()), np.bool_: Kind("bool", ()), int: Kind("int", ()),
                 np.int64: Kind("int", ()), float: Kind("float", ()),
                 np.float64: Kind("float", ())}
-_PLAIN_SIZES = {t: sys.getsizeof(t()) for t in _PLAIN_KINDS if t is not int}  # an int grows
-_SMALL_INT_SIZE = sys.getsizeof(1)
+# the size of a number of each kind: the larger of Python's and NumPy's (a float and an
+# np.float64 are one kind, and a loop that turns one into the other has one size)
+_PLAIN_SIZES = {t: max(sys.getsizeof(u()) for u in _PLAIN_KINDS if _PLAIN_KINDS[u] == k)
+                for t, k in _PLAIN_KINDS.items() if t is not int}  # an int grows
+_SMALL_INT_SIZE = _PLAIN_SIZES[np.int64]  # as an np.int64 (the same kind)
 _SMALL = 2 ** 30  # ints below it in magnitude take _SMALL_INT_SIZE bytes
 
 
@@ -210,6 +213,7 @@ class Observed(Facts):
         # ints, bools and strs the data decides (forget_data_shapes), for forget_path_kinds
         self.decided: set = set()
         self.complex_seen: set = set()  # the values seen complex on some run or trip
+        self.learned = 0  # how many times a record taught something new (interp's loops)
 
     def record(self, v: Value, x) -> None:
         k = _PLAIN_KINDS.get(type(x))
@@ -221,20 +225,28 @@ class Observed(Facts):
         size = nbytes(x)
         if size > self.bytes.get(v, -1):
             self.bytes[v] = size
+            self.learned += 1
         k = kind_of(x)
-        if k.type == "complex" or k.dtype == "c":
+        if (k.type == "complex" or k.dtype == "c") and v not in self.complex_seen:
             self.complex_seen.add(v)
+            self.learned += 1
         if k.type == "other" and k.shape is not None:  # an ndarray subclass (kind_of)
             raise _Subclass(v, x)
         if k.lib is not None and self.lazy is not None:
             self.lazy.check(v, k, self)
         if v not in self.kinds:
             self.kinds[v] = k
+            self.learned += 1
         elif self.kinds[v] is not k and self.kinds[v] != k:
             old = self.kinds[v]
             self.mixed.setdefault(v, set()).update((k.type,) if old is UNKNOWN else
                                                    (k.type, old.type))
             self.kinds[v] = UNKNOWN
+            self.learned += 1
+
+    def add_count(self, v: Value, runs: int) -> None:
+        """`v` was bound `runs` more times, unobserved (a settled loop's trips)."""
+        self.counts[v] = self.counts.get(v, 0) + runs
 
     def copy(self) -> "Observed":
         """Another Observed with the same facts, which the compiler may add to."""
@@ -810,7 +822,13 @@ def observe(fn: Function, args) -> Observed:
             with dask.config.set(scheduler=_refuse_to_compute):
                 interpret(run, observe=facts.record)(*args)
         else:
-            interpret(run, observe=facts.record)(*args)
+            try:  # loops observed until their kinds settle
+                interpret(run, facts=facts)(*args)
+            except Relearn:  # a block first ran after its loop settled: every trip
+                facts = Observed()
+                np.random.set_state(saved[0])
+                random.setstate(saved[1])
+                interpret(run, observe=facts.record)(*args)
     except _Subclass as e:  # made by a call in fn (np.asmatrix(x), np.ma.masked_less...)
         op = next((op for op in walk_ops(fn.body) if e.value in op.results or
                    any(e.value in b.args for b in op.blocks)), None)  # or a loop's target

@@ -1,0 +1,183 @@
+"""Observing a call samples its loops (adjoint/ir/interp.py): a loop body runs observed
+until it has learned nothing new SETTLE times in a row, then unobserved, its runs
+counted. The facts must be the ones a run observing every trip gathers: the same kinds,
+trip counts, sizes and complex values, or the observation starts again (Relearn).
+
+The net: every program of the corpus and every enumerated program, observed both ways
+with SETTLE = 1 (the most eager sampling), gives the same facts. Then long loops whose
+kinds change late, each against central differences."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.analysis.shapes import Observed, observe
+from adjoint.frontend.lower import lower_function
+from adjoint.ir import interp
+from adjoint.testing import numeric_grad
+from tests import test_ir
+from tests.test_enumerated import PROGRAMS, load
+
+
+def _facts(fn, args, sample: bool):
+    facts = Observed()
+    run = interp.interpret(fn, facts=facts) if sample else \
+        interp.interpret(fn, observe=facts.record)
+    value = run(*copy.deepcopy(args))
+    return facts, value
+
+
+def _same_facts(fn, args):
+    full, want = _facts(fn, args, sample=False)
+    try:
+        sampled, got = _facts(fn, args, sample=True)
+    except interp.Relearn:
+        return "relearned"
+    np.testing.assert_array_equal(got, want)
+    assert sampled.kinds == full.kinds
+    assert sampled.counts == full.counts
+    assert sampled.bytes == full.bytes
+    assert sampled.mixed == full.mixed
+    assert sampled.complex_seen == full.complex_seen
+    return "sampled"
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    monkeypatch.setattr(interp, "SETTLE", 1)
+
+
+@pytest.mark.parametrize("f,args", test_ir.ALL,
+                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(test_ir.ALL)])
+def test_sampled_facts_of_the_corpus_are_the_full_ones(eager, f, args):
+    _same_facts(lower_function(f), args)
+
+
+LOOPS = [p for p in PROGRAMS if p.expect_error is None]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("sampled")
+
+
+@pytest.mark.parametrize("program", LOOPS, ids=[p.name for p in LOOPS])
+def test_sampled_facts_of_enumerated_programs_are_the_full_ones(eager, workdir, program):
+    module = load(workdir, program.source)
+    try:
+        fn = lower_function(module.f)
+    except adjoint.AdjointError:
+        return
+    _same_facts(fn, program.args)
+
+
+# -- long loops whose kinds change late ---------------------------------------------------
+
+def int_then_float_on_the_last_trip(x):
+    c = 1
+    s = 0.0
+    for i in range(len(x)):
+        if i == len(x) - 1:
+            c = 2.5  # a carried int becomes a float on the last trip only
+        s = s + c * x[i] ** 2
+    return s
+
+
+def inner_loop_first_runs_late(x):
+    s = 0.0
+    for i in range(len(x)):
+        for j in range(i - 40):  # runs from trip 41 on, long after the outer settled
+            s = s + x[j] * x[i]
+        s = s + np.sin(x[i])
+    return s
+
+
+def while_with_a_late_break(x):
+    s, i = 0.0, 0
+    while i < len(x):
+        s = s + np.cos(x[i]) * x[i]
+        if s > 1e9 or i == len(x) - 3:
+            break
+        i += 1
+    return s
+
+
+def list_grown_in_the_loop(x):
+    parts = []
+    for i in range(len(x)):
+        parts.append(x[i] ** 2)  # its kind (length) changes every trip: never settles
+    return sum(parts) * np.tanh(x[0])
+
+
+def view_then_copy(x):
+    s = 0.0
+    for i in range(len(x) - 1):
+        w = x[i:i + 2] if i < 30 else x[i:i + 2] * 1.0  # a view, then a fresh array
+        s = s + np.sum(w ** 2)
+    return s
+
+
+def nested_rosenbrock(x):
+    s = 0.0
+    for k in range(3):
+        for i in range(len(x) - 1):
+            s = s + (k + 1.0) * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    return s
+
+
+LATE = [int_then_float_on_the_last_trip, inner_loop_first_runs_late,
+        while_with_a_late_break, list_grown_in_the_loop, view_then_copy, nested_rosenbrock]
+
+
+@pytest.mark.parametrize("f", LATE, ids=[f.__name__ for f in LATE])
+def test_long_loops_are_right_and_their_facts_are_the_full_ones(tmp_path, f):
+    x = np.random.default_rng(3).uniform(0.1, 0.9, 60)
+    _same_facts(lower_function(f), (x,))
+    g = adjoint.grad(f, cache_dir=tmp_path)
+    np.testing.assert_allclose(g(x), numeric_grad(f, (x,)), rtol=1e-6, atol=1e-8)
+    y = np.random.default_rng(4).uniform(0.1, 0.9, 60)  # the second call, other data
+    np.testing.assert_allclose(g(y), numeric_grad(f, (y,)), rtol=1e-6, atol=1e-8)
+
+
+def test_a_settled_loop_is_not_observed_trip_by_trip():
+    """The point of sampling: a 10,000-trip loop is observed a few trips, and its trip
+    counts are still exact."""
+    fn = lower_function(nested_rosenbrock)
+    seen = []
+    facts = Observed()
+    record = facts.record
+    facts.record = lambda v, x: (seen.append(v), record(v, x))
+    x = np.linspace(0.1, 0.9, 10_001)
+    value = interp.interpret(fn, facts=facts)(x)
+    assert math.isclose(value, nested_rosenbrock(x), rel_tol=1e-12)
+    assert len(seen) < 1000
+    assert max(facts.counts.values()) == 3 * 10_000
+
+
+def test_a_block_first_run_after_its_loop_settled_observes_again():
+    fn = lower_function(int_then_float_on_the_last_trip)
+    x = np.linspace(0.1, 0.9, 50)
+    with pytest.raises(interp.Relearn):
+        interp.interpret(fn, facts=Observed())(x)
+    facts = observe(fn, (x,))  # which observe does, every trip
+    assert any(k is None for k in facts.kinds.values())  # c: an int, then a float
+
+
+def test_a_long_elif_chain_is_interpreted(tmp_path):
+    """Branches nested deeper than Python's cap on indentation (100 levels) are written
+    as functions of their own."""
+    n = 150
+    text = ("import numpy as np\n\ndef f(x, k):\n    if k == 0:\n        y = x * 0.0\n" +
+            "".join(f"    elif k == {i}:\n        y = x * {i}.0\n" for i in range(1, n)) +
+            "    else:\n        y = x\n    return np.sum(y ** 2)\n")
+    module = load(tmp_path, text)
+    fn = lower_function(module.f)
+    x = np.array([1.0, 2.0])
+    for k in (0, 77, 149, 500):
+        assert interp.interpret(fn)(x, k) == module.f(x, k)
+    facts = observe(fn, (x, 140))
+    assert facts.counts[fn.params[0]] == 1
