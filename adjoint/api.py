@@ -22,7 +22,7 @@ from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_for, \
     global_kinds, globals_namespace, leaves, origin, origins, portable_header, run, \
-    user_rules, with_entry_check, with_global_checks
+    user_rules, with_entry_check, with_global_checks, with_real_check
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
@@ -652,8 +652,13 @@ def _transform_for(f, wrt, checkpoint, args) -> Transform:
 
 
 def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -> str:
+    name = job.ir.name
+    where = f"{os.path.basename(parse_function(f).filename)}:{name}"
+    fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
     if args is None:
-        return emitted(None)
+        text = emitted(None)
+        return text if backend != "numpy" else \
+            with_real_check(text, job.ir, fn_name, None if standalone else where, standalone)
     t = _transform_for(f, wrt, checkpoint, args)
     args = t.full_args(tuple(args))
     # numba's text is written, not loaded: numba need not be installed to read it
@@ -667,9 +672,6 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     specialised = generic is None or generic.split("\n", 1)[1] != text.split("\n", 1)[1]
     # the file's own name (the header's first line has its path): the text stays the same
     # on every machine
-    name = job.ir.name
-    where = f"{os.path.basename(parse_function(f).filename)}:{name}"
-    fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,
                             specialised, tuple(t.written))
     return numba_backend.check_outside(text, fn_name) if backend == "numba" else text

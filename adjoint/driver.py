@@ -11,6 +11,7 @@ way to watch the compiler work. The public API (api.py), the higher orders
 from __future__ import annotations
 
 import ast
+import inspect
 import hashlib
 import os
 import re
@@ -930,6 +931,31 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return (" and ".join([cond] + [c for c, _ in parts]),
                 ", ".join(desc + [d for _, d in parts]))
     return None
+
+
+def with_real_check(text: str, ir: Function, fn_name: str, origin: str | None,
+                    standalone: bool = False) -> str:
+    """`text` whose function `fn_name`, generated without example arguments, refuses
+    complex ones: its rules were chosen for real values (np.imag of a real value is 0),
+    and only a call's kinds say which values are complex."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
+    if at is None or not ir.param_names:
+        return text
+    redo = (f"adjoint emit {origin} --args ..." if origin else "example arguments")
+    message = (f"this gradient was generated without example arguments, for real ones; "
+               f"for complex arguments generate it with {redo}")
+    lines[_body_start(lines, at):_body_start(lines, at)] = _check_lines(
+        f"real_arguments({', '.join(ir.param_names)})", "ValueError", message)
+    at = next(i for i, line in enumerate(lines) if line.startswith("import numpy"))
+    if standalone:  # the helper itself, as the file's other helpers are pasted
+        lines[at + 1:at + 1] = ["", ""] + inspect.getsource(runtime.real_arguments).splitlines()
+    elif lines[at + 1].startswith("from adjoint.runtime import "):
+        names = sorted(lines[at + 1].split(" import ")[1].split(", ") + ["real_arguments"])
+        lines[at + 1] = f"from adjoint.runtime import {', '.join(names)}"
+    else:
+        lines.insert(at + 1, "from adjoint.runtime import real_arguments")
+    return "\n".join(lines)
 
 
 def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | None,

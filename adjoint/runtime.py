@@ -606,10 +606,26 @@ def outer_total(acc):
     return acc[0]
 
 
+def real_arguments(*xs):
+    """Whether no argument holds a complex number, at any depth of a list, tuple or
+    dict: code generated without example arguments assumes real ones."""
+    for x in xs:
+        if isinstance(x, (list, tuple)):
+            if not real_arguments(*x):
+                return False
+        elif isinstance(x, dict):
+            if not real_arguments(*x.values()):
+                return False
+        elif isinstance(x, (complex, np.complexfloating)) or \
+                getattr(getattr(x, "dtype", None), "kind", None) == "c":
+            return False
+    return True
+
+
 def index_tuple(*parts):
     """The index `a[i, j:k]`: a tuple of ints, slices, None and arrays."""
     return parts
 
 
 __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "add_at",
-           "zeros_like", "stop_gradient", "index_tuple"]
+           "zeros_like", "stop_gradient", "index_tuple", "real_arguments"]

@@ -280,3 +280,35 @@ def test_random_complex_chains(tmp_path, seed):
     grad = adjoint.grad(m.f)
     want = (grad(x + step * v, y) - grad(x - step * v, y)) / (2 * step)
     np.testing.assert_allclose(adjoint.hvp(m.f)(x, y, v), want, rtol=1e-5, atol=1e-6)
+
+
+def imag_of_a_product(x, c):
+    return np.sum(np.imag(x * c))
+
+
+def norm_of_a_product(x, c):
+    return np.linalg.norm(x * c)
+
+
+def in_a_dict(x, p):
+    return np.sum(np.real(p["c"] * x) ** 2)
+
+
+@pytest.mark.parametrize("f,c", [(imag_of_a_product, np.array([1 + 2j, 0.5 - 1j, 2j])),
+                                 (norm_of_a_product, np.array([1 + 2j, 0.5 - 1j, 2j])),
+                                 (in_a_dict, {"c": [np.array([1.0, 2.0, 3.0]), 1j]})])
+def test_generic_code_refuses_complex_arguments(tmp_path, f, c):
+    """Code written without example arguments chose its rules for real values (np.imag
+    of a real value is 0): called with a complex argument it raises, where it used to
+    return wrong numbers (round 17's S7); with real ones it is right."""
+    from adjoint.testing import numeric_grad
+    for standalone in (False, True):
+        namespace: dict = {}
+        exec(adjoint.source(f, wrt=0, standalone=standalone), namespace)
+        grad = namespace[f"{f.__name__}_grad"]
+        x = np.array([0.3, -1.2, 0.7])
+        with pytest.raises(ValueError, match="for complex arguments generate it"):
+            grad(x, c)
+        real = {"c": np.array([0.5, 2.0, -1.0])} if isinstance(c, dict) else np.real(c) + 0.5
+        np.testing.assert_allclose(grad(x, real), numeric_grad(f, (x, real), 0),
+                                   rtol=1e-6, atol=1e-8)

@@ -171,9 +171,10 @@ primitive(runtime.sum_to, "sum_to")
 primitive(runtime.expand_to, "expand_to")
 primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
+primitive(runtime.real_arguments, "real_arguments", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
 defnondiff(slice, runtime.index_tuple, keys, assertion, numbers, mapping, in_, not_in, and_,
-           or_, runtime.zeros_like, runtime.stop_gradient)
+           or_, runtime.zeros_like, runtime.stop_gradient, runtime.real_arguments)
 
 
 @defvjp(field)
