@@ -217,20 +217,20 @@ class _Source:
             keywords.append("**{" + ", ".join(odd) + "}")
         return f"{self.operand(Const(op.prim.fn))}({', '.join(args + keywords)})"
 
-    def run_of(self, block: Block, watch: bool) -> list:
+    def run_of(self, block: Block, watch: bool, seen: bool = False) -> list:
         """The bookkeeping that starts a run of `block` when sampling: an observed run
-        marks it seen; an unobserved one counts, or relearns a block never seen."""
+        marks it seen; an unobserved one counts, and relearns a block never seen (unless
+        it is `seen`: the rest of the trips of a loop that settled)."""
         if not self.sample:
             return []
         b = self.number(block)
         if watch:
             return [f"_ran[{b}] = 1"]
-        return [f"if not _ran[{b}]: raise _Relearn", f"_runs[{b}] += 1"]
+        return ([] if seen else [f"if not _ran[{b}]: raise _Relearn"]) + [f"_runs[{b}] += 1"]
 
-    def body(self, block: Block, watch: bool) -> list:
-        """A run of loop or branch `block`, its arguments already bound; then its
-        results, for the caller to assign."""
-        return self.run_of(block, watch) + self.observed(block.args, watch) + \
+    def body(self, block: Block, watch: bool, seen: bool = False) -> list:
+        """A run of loop or branch `block`, its arguments already bound."""
+        return self.run_of(block, watch, seen) + self.observed(block.args, watch) + \
             self.ops(block, watch)
 
     def branching(self, op: If, watch: bool) -> list:
@@ -266,7 +266,7 @@ class _Source:
         target, carried = op.body.args[0], op.body.args[1:]
         trips = self.operand(op.iter)
         trips = f"reversed({trips})" if op.reverse else trips
-        step = lambda watch: self.body(op.body, watch) + \
+        step = lambda watch, seen=False: self.body(op.body, watch, seen) + \
             self.assign(carried, op.body.results)  # noqa: E731
         head = f"for {self.name(target)} in "
         lines = self.assign(carried, op.inits)
@@ -278,16 +278,16 @@ class _Source:
                       f"    {head}{it}:", "        _m = _F.learned"]
             lines += _indented(_indented(step(True) + self.settled(op.body) +
                                          [f"if _fast[{b}]: break"]))
-            lines += [f"{head}{it}:"] + _indented(step(False))
+            lines += [f"{head}{it}:"] + _indented(step(False, seen=True))
         return lines + self.assign(op.results, carried)
 
     def while_loop(self, op: While, watch: bool) -> list:
         carried = op.body.args
         flag = self.operand(op.cond.results[0])
 
-        def step(watch: bool) -> list:
-            return self.assign(op.cond.args, carried) + self.body(op.cond, watch) + \
-                [(f"if not {flag}: break", op.loc)] + self.body(op.body, watch) + \
+        def step(watch: bool, seen: bool = False) -> list:
+            return self.assign(op.cond.args, carried) + self.body(op.cond, watch, seen) + \
+                [(f"if not {flag}: break", op.loc)] + self.body(op.body, watch, seen) + \
                 self.assign(carried, op.body.results)
 
         lines = self.assign(carried, op.inits)
@@ -304,7 +304,7 @@ class _Source:
         observed[at] = (f"if not {flag}: {done} = True; break", op.loc)
         lines += _indented(_indented(observed + self.settled(op.body) + [
             f"_fast[{c}] = _fast[{b}]", f"if _fast[{b}]: break"]))
-        lines += [f"if not {done}:", "    while True:"] + _indented(_indented(step(False)))
+        lines += [f"if not {done}:", "    while True:"] + _indented(_indented(step(False, True)))
         return lines + self.assign(op.results, carried)
 
     def where(self, tb):
