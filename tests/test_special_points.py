@@ -110,6 +110,27 @@ def test_a_squared_norm_is_smooth_at_zero():
                                numeric_grad(weight_decay, (w, x)), rtol=1e-6)
 
 
+def squared_spreads(x, y):
+    return np.std(x) ** 2 + np.sum(np.std(y, axis=0, ddof=1) ** 2) + \
+        np.hypot(x[0], x[1]) ** 2
+
+
+def test_a_squared_deviation_and_a_squared_hypot_are_smooth_where_they_vanish():
+    # round 16's S10: the same chain rule through std's and hypot's convention at 0
+    # gave hvp 0 at a constant x; std ** 2 is the variance, hypot ** 2 a sum of squares
+    x, y, d, e = np.zeros(3), np.ones((4, 2)), np.array([1.0, -2.0, 0.5]), np.ones((4, 2))
+    e[0, 1] = -1.0
+    got_x = adjoint.hvp(squared_spreads, wrt=0)(x, y, d)
+    want_x = 2.0 * (d - np.mean(d)) / 3 + 2.0 * np.array([d[0], d[1], 0.0])
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12)
+    got_y = adjoint.hvp(squared_spreads, wrt=1)(x, y, e)
+    np.testing.assert_allclose(got_y, 2.0 * (e - np.mean(e, axis=0)) / 3, rtol=1e-12)
+    x, y = np.array([0.3, -0.5, 1.0]), np.arange(8.0).reshape(4, 2) ** 1.5
+    for i in (0, 1):
+        np.testing.assert_allclose(adjoint.grad(squared_spreads, wrt=i)(x, y),
+                                   numeric_grad(squared_spreads, (x, y), i), rtol=1e-6)
+
+
 def nan_reductions(a):
     # the reductions read `a` itself: an op before them would make the missing entry's
     # cotangent 0 * NaN there (NaN, as in JAX)

@@ -1145,18 +1145,29 @@ class Lowerer:
         return self.emit(prim_of(op), (a, b), hint=hint, node=node)
 
     def squared_norm(self, call, hint, node):
-        """`np.linalg.norm(x) ** 2` (the 2-norm or the Frobenius norm) as the sum of
-        squares it is: smooth at x = 0, where the norm is not, so that its second
-        derivative there is 2, not the 0 that norm's convention at 0 would give."""
-        if not isinstance(call.func, gast.Attribute) or len(call.args) != 1:
+        """`np.linalg.norm(x) ** 2` (the 2-norm or the Frobenius norm), `np.std(x) ** 2`
+        and `np.hypot(a, b) ** 2` as the sum of squares, the variance and `a * a + b * b`
+        they are: smooth where the norm, the deviation and hypot are not (a zero
+        vector, a constant x), so that their second derivative there is the square's,
+        not the 0 that the kink's convention would give."""
+        if not isinstance(call.func, gast.Attribute) or not call.args:
             return None
         kw = {k.arg: k.value for k in call.keywords}
-        ord_ = kw.pop("ord", None)
-        if set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
-                isinstance(ord_, gast.Constant) and ord_.value in (None, "fro")):
-            return None
         fn = self.expr(call.func)
-        if not (isinstance(fn, Static) and fn.obj is np.linalg.norm):
+        if not isinstance(fn, Static):
+            return None
+        if fn.obj is np.hypot and len(call.args) == 2 and not kw:
+            a, b = (self.operand(arg) for arg in call.args)
+            squares = [self.emit(prim_of(operator.mul), (v, v), node=node) for v in (a, b)]
+            return self.emit(prim_of(operator.add), tuple(squares), hint=hint, node=node)
+        if fn.obj is np.std and len(call.args) == 1 and set(kw) <= {"axis", "ddof", "keepdims"}:
+            kwargs = tuple((k, self.operand(v)) for k, v in kw.items())
+            return self.emit(prim_of(np.var), (self.operand(call.args[0]),), kwargs,
+                             hint=hint, node=node)
+        ord_ = kw.pop("ord", None)
+        if fn.obj is not np.linalg.norm or len(call.args) != 1 or \
+                set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
+                isinstance(ord_, gast.Constant) and ord_.value in (None, "fro")):
             return None
         x = self.operand(call.args[0])
         squares = self.emit(prim_of(operator.mul), (x, x), node=node)
