@@ -168,7 +168,14 @@ Where a derivative does not exist, every rule follows one convention:
   `0.5 / 0.0` does.
 - Some rules avoid a 0/0 and give the finite value: `np.std` of a constant (0),
   `np.prod` with zeros (exact), `x ** y` with respect to `y` where `x <= 0` (0: the log
-  is not taken), `np.sinc` at 0 (0, its true value).
+  is not taken), `np.sinc` at 0 (0, its true value). `np.linalg.norm(x) ** 2`,
+  `np.std(x) ** 2` and `np.hypot(a, b) ** 2` are read as the sum of squares, the
+  variance and `a * a + b * b` they are, so their second derivatives at 0 are right.
+- **Repeated eigenvalues**: the eigenvalues' first derivative is right at a tie; a
+  derivative that needs the eigenvectors' 1 / (w_i - w_j) there (the vectors' own, or
+  the values' second derivative: hvp, hessian) is NaN, as in JAX, even when the
+  function is symmetric in the tied values (`np.sum(np.linalg.eigvalsh(A) ** 2)` at
+  A = I).
 
 Each value below was computed by `docs/generate.py` with `adjoint.grad(f, wrt)(...)`
 on `def f(...): return EXPRESSION`; `tests/rules/test_registry.py` asserts the same
