@@ -777,6 +777,17 @@ ARRAY_TEMPLATES = [
      "    a = np.diff(v * x, prepend=0.5, append=x)\n"
      "    b = np.diff(z, 2, axis=0, prepend=z[:1] * 2.0, append=v[None, :] * x)\n"
      "    return np.sum(a ** 3) + np.sum(np.sin(b))", (0.7, V3), None),
+    # `[*L]`, `zip(*pairs)` of a parameter's sequences (as many as each trip unpacks),
+    # `sorted(p.keys())` bound to a name (round 17 refused them)
+    ("starred", "list_display_and_zip", "def f(cols, v):\n    L = [*cols[0], v * 2.0]\n"
+     "    M = [v, *L, *(v, v * v)]\n    s = 0.0\n    for a, b in zip(*cols):\n"
+     "        s = s + np.sum(np.tanh(a * b) * v)\n"
+     "    return s + np.sum(M[1] * M[-1]) + np.sum(M[3]) * len(M)",
+     (([V3, V3 * 0.5], [W1[0], B1]), V3), None),
+    ("sorted", "keys_assigned", "def f(p, v):\n    ks = sorted(p.keys(), reverse=True)\n"
+     "    s = 0.0\n    for i, k in enumerate(ks):\n"
+     "        s = s * 0.5 + (i + 1) * np.sum(np.sin(p[k]) * v)\n"
+     "    return s * len(list(p.keys()))", ({"b": B1, "W": W1[0]}, V3), None),
     # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
     ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
      "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",

@@ -14,9 +14,11 @@ W = np.array([[0.5, -0.3, 0.2], [0.1, 0.8, -0.6], [0.4, 0.0, 0.9]])
 
 
 def _axpy(a, t, b):
-    """a + t * b, entry by entry where a and b are dicts."""
+    """a + t * b, entry by entry where a and b are dicts, lists or tuples."""
     if isinstance(a, dict):
         return {k: _axpy(a[k], t, b[k]) for k in a}
+    if isinstance(a, (list, tuple)):
+        return type(a)(_axpy(e, t, f) for e, f in zip(a, b))
     return a + t * b
 
 
@@ -32,7 +34,11 @@ def numeric_hvp(f, args, v, wrt=(0, 1), eps=1e-5):
 
 
 def _scaled(a, s):
-    return {k: _scaled(e, s) for k, e in a.items()} if isinstance(a, dict) else a * s
+    if isinstance(a, dict):
+        return {k: _scaled(e, s) for k, e in a.items()}
+    if isinstance(a, (list, tuple)):
+        return type(a)(_scaled(e, s) for e in a)
+    return a * s
 
 
 def hvp_matches_differences(f, args, v):
@@ -237,3 +243,67 @@ def test_diff_with_ends_along_an_axis():
     hv = adjoint.hvp(diff_of_matrix_with_ends, wrt=(0, 1))(A, x, (A * 0.5, x - 1.0))
     for a, b in zip(hv, numeric_hvp(diff_of_matrix_with_ends, (A, x), (A * 0.5, x - 1.0))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+# ------------------------------- [*L], zip(*pairs), sorted(p.keys()) bound to a name
+
+def starred_lists(L, x):
+    M = [*L]
+    N = [x * 2.0, *L, *[x, x * 3.0], np.sin(x)]
+    M[0] = M[0] * 2.0  # M is a new list: L[0] is unchanged
+    return sum(np.sum(a ** 2) for a in M) + np.sum(N[1] * N[-2]) + np.sum(L[0] * N[0])
+
+
+def test_starred_in_a_list_display():
+    L = [X, X * 2.0]
+    gL, gx = check_program(starred_lists, L, X)
+    # sum (2 L0)^2 + L1^2 + L0 * 3x + L0 * 2x
+    assert np.allclose(gL[0], 8.0 * X + 5.0 * X) and np.allclose(gL[1], 2.0 * L[1])
+    assert np.allclose(gx, 5.0 * L[0])
+    (gL,) = check_program(starred_lists, [X], X, wrt=0)  # another length
+    assert np.allclose(gL[0], 8.0 * X + 5.0 * X)
+
+
+def zipped_columns(P, x):
+    s = 0.0
+    for i, (W, b) in enumerate(zip(*P)):
+        s = s + (i + 1) * np.sum(np.sin(W * b + x))
+    return s + sum(np.sum(a * b * x) for a, b in zip(*P))
+
+
+def test_zip_of_a_parameters_sequences():
+    P = ([X, X * 2.0, X - 1.0], [X + 1.0, X - 1.0])  # the shortest decides, as zip does
+    gP, gx = check_program(zipped_columns, P, X)
+    assert np.allclose(gP[0][2], 0.0)
+    c = [np.cos(P[0][i] * P[1][i] + X) for i in range(2)]
+    assert np.allclose(gP[0][1], 2 * c[1] * P[1][1] + P[1][1] * X)
+    hv = adjoint.hvp(zipped_columns, wrt=(0, 1))(P, X, (P, X))
+    want = numeric_hvp(zipped_columns, (P, X), (P, X))
+    for a, b in zip(hv[0][0] + hv[0][1] + [hv[1]], want[0][0] + want[0][1] + [want[1]]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_zip_of_more_sequences_than_a_trip_unpacks_is_refused():
+    with pytest.raises(ValueError, match="unpacked into 2 names"):
+        adjoint.grad(zipped_columns)(([X], [X], [X]), X)
+
+
+def sorted_keys_bound(p, x):
+    ks = sorted(p.keys())
+    s = 0.0
+    for k in ks:
+        s = s * 2.0 + np.sum(p[k] * x)
+    return s * len(list(p.keys()))
+
+
+def test_sorted_keys_bound_to_a_name():
+    p = {'b': X * 2.0, 'a': X - 1.0}
+    gp, gx = check_program(sorted_keys_bound, p, X)
+    assert list(gp) == ['b', 'a']
+    assert np.allclose(gp['a'], 4.0 * X) and np.allclose(gp['b'], 2.0 * X)
+    assert np.allclose(gx, 2.0 * (2.0 * p['a'] + p['b']))
+
+
+def test_keys_of_a_list_is_refused():
+    with pytest.raises(UnsupportedError, match="not known here to be a dict"):
+        adjoint.grad(sorted_keys_bound, wrt=1)([X], X)

@@ -760,7 +760,7 @@ class Lowerer:
             iterable = self.emit(prim_of(operator.getitem), (r, Const(slice(None, None, -1))),
                                  hint="_range", node=s)
         elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
-            walk = self.zipped(it)
+            walk = self.zipped(it, target)
             seqs = _walked_sequences(walk)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
             for q in seqs[1:]:
@@ -895,10 +895,16 @@ class Lowerer:
         else:
             self.assign(target, item, node)
 
-    def zipped(self, node) -> tuple:
+    def zipped(self, node, target=None) -> tuple:
         """What `for ... in node` walks, where node is enumerate(...) or zip(...), nested
         as deep as they come: ("enumerate", start or None, walk), ("zip", [walk, ...]) or
-        ("sequence", the sequence) for anything else."""
+        ("sequence", the sequence) for anything else. `target`, what each trip is bound
+        to, tells how many sequences `for a, b in zip(*pairs)` zips."""
+        if _is_call_to(self, node, zip) and len(node.args) == 1 and \
+                isinstance(node.args[0], gast.Starred) and not node.keywords and \
+                isinstance(target, (gast.Tuple, gast.List)):
+            return ("zip", [("sequence", self.walked(v, node)) for v in self.rows(
+                node.args[0], len(target.elts))])
         if _is_call_to(self, node, enumerate):
             args, names = node.args, [k.arg for k in node.keywords]
             if not (len(args) == 2 and not names or len(args) == 1 and names in ([], ["start"])) \
@@ -906,7 +912,8 @@ class Lowerer:
                 raise self.error("enumerate/zip take plain sequences here", node,
                                  "write zip(xs, ys) or enumerate(xs, start=k)")
             start = args[1] if len(args) == 2 else node.keywords[0].value if names else None
-            inner = self.zipped(args[0])
+            inner = self.zipped(args[0], target.elts[1] if isinstance(
+                target, (gast.Tuple, gast.List)) and len(target.elts) == 2 else None)
             return ("enumerate", None if start is None else self.operand(start), inner)
         if _is_call_to(self, node, zip):
             if node.keywords:
@@ -1318,8 +1325,31 @@ class Lowerer:
         return self.emit(prim_of(tuple_of), elts, hint=hint, node=node)
 
     def expr_List(self, node, hint):
-        elts = [self.operand(e) for e in node.elts]
-        return self.emit(prim_of(list_of), elts, hint=hint, node=node)
+        """`[a, b]`; with `*xs` among them, the lists of the elements in order joined,
+        `*xs` a copy of xs (`[*xs, c]` is `list(xs) + [c]`)."""
+        if not any(isinstance(e, gast.Starred) for e in node.elts):
+            elts = [self.operand(e) for e in node.elts]
+            return self.emit(prim_of(list_of), elts, hint=hint, node=node)
+        pieces, run = [], []
+        for e in node.elts:
+            if not isinstance(e, gast.Starred):
+                run.append(self.operand(e))
+                continue
+            known = self.elements(e.value) if isinstance(e.value, (gast.List, gast.Tuple)) \
+                else None
+            if known is not None:  # `*(a, b)`
+                run += known
+                continue
+            if run:
+                pieces.append(self.emit(prim_of(list_of), run, node=node))
+                run = []
+            pieces.append(self.comprehension(_copy_loop(self, e.value), "list", TEMP))
+        if run:
+            pieces.append(self.emit(prim_of(list_of), run, node=node))
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            joined = self.emit(prim_of(operator.add), (joined, piece), hint=hint, node=node)
+        return joined
 
     def expr_Subscript(self, node, hint):
         base = self.expr(node.value)
@@ -1579,6 +1609,24 @@ class Lowerer:
         raise self.error("`*` of a sequence whose length is not known here", node,
                          "pass the arguments one by one, or unpack a tuple display "
                          "made in this function")
+
+    def rows(self, node, n: int) -> list:
+        """The sequences `zip(*xs)` zips, where each trip unpacks into `n` names: xs's
+        elements where they are known here, else xs[0], ..., xs[n - 1], xs checked when f
+        runs to hold n of them (Python would not unpack the trips otherwise; with none,
+        it would run no trip, which is refused too)."""
+        v = self.operand(node.value)
+        known = self.elements_of(v)
+        if known is not None:
+            return known
+        self.check_operands([v], node)
+        size = self.emit(prim_of(len), (v,), node=node)
+        wrong = self.emit(prim_of(operator.ne), (size, Const(n)), node=node)
+        self.emit(prim_of(raise_if), (wrong, Const(ValueError), Const(
+            f"zip(*{_dotted(node.value)}) unpacked into {n} names: differentiated "
+            f"code needs {n} sequences to zip")), node=node)
+        return [self.emit(prim_of(operator.getitem), (v, Const(i)), node=node)
+                for i in range(n)]
 
     def call(self, callee, args, kwargs, node, hint):
         if isinstance(callee, Method):
@@ -1843,6 +1891,12 @@ class Lowerer:
                 m.base, Global) and isinstance(m.base.value, dict) and _literal(tuple(
                 m.base.value.items())):  # a module's dict of constants: its view, known
             return Const(tuple(getattr(m.base.value, m.name)()))
+        if m.name == "keys" and not args and not kwargs and isinstance(m.base, Value):
+            # `ks = sorted(d.keys())`: the list of d's keys, d checked to be a dict when f
+            # runs where its kind is seen only then
+            if not self.is_dict(m.base):
+                self.emit(prim_of(mapping), (m.base,), node=node)
+            return self.emit(prim_of(keys), (m.base,), hint=hint, node=node)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
         spec = _METHODS.get(m.name)
