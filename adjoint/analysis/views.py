@@ -588,6 +588,12 @@ def written_arrays(fn: Function) -> set:
                 parent[rb] = ra
             if op.prim.style in registry.WRITES:
                 writes.append(op.args[0])
+        elif isinstance(op, Call) and op.prim.fn is None:  # a function generated beside
+            # fn (a checkpointed loop's step gradient) adds into the arrays it is given
+            for a in op.args:
+                if hasattr(a, "id"):
+                    parent.setdefault(a, a)
+                    writes.append(a)
     for _, _, a, b in ties(fn.body):
         if hasattr(b, "id"):
             ra, rb = find(a), find(b)
