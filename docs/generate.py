@@ -310,8 +310,10 @@ _ACCEPTED = {
     "Tuple": "tuple displays `(a, b)`",
     "Slice": "slices `a:b:c`",
     "Starred": "`*args` in calls, of a tuple or list display made in the function; "
-               "`**kw` in calls, of a dict display, a helper's own `**kwargs` or a module's "
-               "dict of numbers",
+               "`[a, *xs]` of any sequence; `for a, b in zip(*pairs)` of a parameter's "
+               "sequences (as many as each trip unpacks); `**kw` in calls, of a dict "
+               "display, a helper's own `**kwargs` or a module's dict of numbers; "
+               "`{**d, 'k': v}` of any dict (a parameter's too)",
     "FunctionDef": "nested `def`: inlined at each call, reading the enclosing variables "
                    "as they are when called; keyword-only parameters and defaults",
     "ListComp": "list comprehensions, lowered to the loop that appends (`if` filters, "
