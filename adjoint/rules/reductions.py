@@ -430,7 +430,9 @@ def _matrix_norm_weight(x, kind):
         u, sv, vt = np.linalg.svd(x, full_matrices=False)
         # a zero singular value adds nothing (its vectors are arbitrary): the norms of a
         # zero matrix have gradient 0, as the vector norms at 0 do
-        vt = vt * (sv > 0.0)[..., :, None]
+        # (np.multiply: a `*` of svd's unpacked result could be a list's repetition
+        # to the second derivative, which only follows kinds a call observed)
+        vt = np.multiply(vt, (sv > 0.0)[..., :, None])
         if kind == "spec":
             return u[..., :, :1] @ vt[..., :1, :]
         if kind == "-spec":
