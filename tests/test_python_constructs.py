@@ -953,3 +953,55 @@ def test_adjoint_on_a_method_keeps_self():
     value, g = model.loss.value_and_grad()(X)
     np.testing.assert_allclose(g, 2 * model.w * X)
     assert "def loss_grad(x" in model.loss.source(args=(X,))
+
+
+# -- a test that guards the comparison after it (round 18's C1) ------------------------
+
+def running_minimum(x, n):
+    best = None
+    for i in range(n):
+        v = np.sum((x - i * 0.3) ** 2)
+        if best is None or v < best:  # `v < None` would raise: Python never runs it
+            best = v
+    return best
+
+
+def running_maximum_kept_apart(x, n):
+    m = None
+    total = 0.0
+    for i in range(n):
+        v = np.sin(x[i % len(x)] * (i + 1))
+        if not (m is not None and v <= m):
+            m = v
+        total = total + m
+    return total
+
+
+def optional_weight(x, w):
+    if w is not None and w > 0:
+        return np.sum(x) * w
+    return np.sum(x ** 2)
+
+
+def typed_scale(x, s):
+    if isinstance(s, float) and s > 1.0:
+        return np.sum(np.tanh(x * s))
+    return np.sum(np.tanh(x))
+
+
+@pytest.mark.parametrize("f,args", [
+    (running_minimum, (np.array([0.7, -1.3, 0.4]), 3)),
+    (running_minimum, (np.array([0.7, -1.3, 0.4]), 1)),
+    (running_maximum_kept_apart, (np.array([0.7, -1.3, 0.4]), 5)),
+    (optional_weight, (np.array([0.7, -1.3]), None)),
+    (optional_weight, (np.array([0.7, -1.3]), 2.0)),
+    (typed_scale, (np.array([0.7, -1.3]), None)),
+    (typed_scale, (np.array([0.7, -1.3]), 1.5)),
+], ids=lambda a: a.__name__ if callable(a) else None)
+def test_a_none_or_type_test_guards_the_comparison_after_it(f, args):
+    check_program(f, *args, wrt=0)
+    x = args[0]
+    v = np.ones_like(x)
+    g = adjoint.grad(f, wrt=0)
+    want = (g(x + 1e-6 * v, *args[1:]) - g(x - 1e-6 * v, *args[1:])) / 2e-6
+    np.testing.assert_allclose(adjoint.hvp(f, wrt=0)(*args, v), want, rtol=1e-5, atol=1e-6)

@@ -1218,7 +1218,7 @@ class Lowerer:
             before = len(self.ops)
             right = self.operand(v, hint)
             if all(_safe(op) for op in self.ops[before:]) and self._boolean(result) and \
-                    self._boolean(right):
+                    self._boolean(right) and not _guarding(node.values[:node.values.index(v)]):
                 result = self.emit(prim_of(fn), (result, right), hint=hint, node=node)
             else:
                 # evaluating the right side might fail, or the value returned is one of
@@ -2596,6 +2596,17 @@ def _mutates(fn) -> bool:
     return any(fn is m for m in _MUTATORS) or (
         getattr(fn, "__name__", None) == "at" and isinstance(getattr(fn, "__self__", None),
                                                             np.ufunc))
+
+
+def _guarding(tests) -> bool:
+    """Whether one of `tests` guards what follows it: `x is None or v < x`, `w is not
+    None and w > 0`, `isinstance(a, float) and a > 0`. A comparison cannot raise on
+    numbers, but can on what such a test rules out (None < 1.0)."""
+    return any(isinstance(n, gast.Compare) and any(isinstance(o, (gast.Is, gast.IsNot))
+                                                   for o in n.ops) or
+               isinstance(n, gast.Call) and isinstance(n.func, gast.Name) and
+               n.func.id in ("isinstance", "hasattr", "callable")
+               for t in tests for n in gast.walk(t))
 
 
 def _safe(op) -> bool:
