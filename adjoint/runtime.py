@@ -431,9 +431,12 @@ def stop_gradient(x):
 
 
 def fresh_tapes(x):
-    """A copy of the lists (tapes) inside `x`, so a pullback can pop them again."""
+    """A copy of the lists (tapes) and dicts (a checkpoint plan's snapshots) inside `x`,
+    so a pullback can pop and free them again."""
     if isinstance(x, list):
         return [fresh_tapes(e) for e in x]
+    if type(x) is dict:
+        return {k: fresh_tapes(e) for k, e in x.items()}
     if isinstance(x, tuple):
         items = [fresh_tapes(e) for e in x]
         return type(x)(*items) if hasattr(x, "_fields") else tuple(items)  # a namedtuple
