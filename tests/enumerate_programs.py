@@ -788,6 +788,11 @@ ARRAY_TEMPLATES = [
      "    s = 0.0\n    for i, k in enumerate(ks):\n"
      "        s = s * 0.5 + (i + 1) * np.sum(np.sin(p[k]) * v)\n"
      "    return s * len(list(p.keys()))", ({"b": B1, "W": W1[0]}, V3), None),
+    ("sorted", "views_as_values", "def f(p, v):\n    vs = list(p.values())\n    s = 0.0\n"
+     "    for i, (k, w) in enumerate(sorted(p.items(), reverse=True)):\n"
+     "        s = s * 0.5 + (i + 1) * np.sum(np.sin(w) * v)\n"
+     "    for w, u in zip(p.values(), reversed(vs)):\n        s = s + np.sum(w * u * v)\n"
+     "    return s", ({"b": B1, "W": W1[0]}, V3), None),
     # namedtuple._replace: a new namedtuple, the fields given changed (round 14)
     ("replace", "fields", "def f(p, v):\n    q = p._replace(W=np.sin(p.W) * v, b=p.b * 2.0)\n"
      "    r = q._replace(b=q.b + np.sum(q.W))\n    return np.sum(r.W * p.W) * r.b",

@@ -307,3 +307,23 @@ def test_sorted_keys_bound_to_a_name():
 def test_keys_of_a_list_is_refused():
     with pytest.raises(UnsupportedError, match="not known here to be a dict"):
         adjoint.grad(sorted_keys_bound, wrt=1)([X], X)
+
+
+def views_as_values(p, x):
+    vs = list(p.values())
+    s = 0.0
+    for i, (k, v) in enumerate(sorted(p.items(), reverse=True)):
+        s = s * 2.0 + (i + 1) * np.sum(v * x)
+    for v, w in zip(p.values(), reversed(vs)):
+        s = s + np.sum(v * w)
+    return s
+
+
+def test_items_and_values_as_values():
+    """d.items(), d.values() and sorted(d.items()) outside a for loop's header: the
+    lists a loop over d makes (round 17: `.items()` inside enumerate was refused)."""
+    p = {'b': X * 2.0, 'a': X - 1.0}
+    gp, gx = check_program(views_as_values, p, X)
+    assert np.allclose(gp['b'], 2.0 * X + 2.0 * p['a'])
+    assert np.allclose(gp['a'], 2.0 * X + 2.0 * p['b'])
+    assert np.allclose(gx, 2.0 * p['b'] + 2.0 * p['a'])

@@ -1423,6 +1423,11 @@ class Lowerer:
                                     is not None else Const(int(callee.obj is math.prod)))
             if folded is not None:
                 return folded
+        if self.sorted_view(node):  # `enumerate(sorted(d.items()))`: the list it walks
+            d = self.operand(node.args[0].func.value)
+            if not self.is_dict(d):  # (`.items()` of a list raises)
+                self.emit(prim_of(mapping), (d,), node=node)
+            return self.comprehension(_copy_loop(self, node), "list", hint)
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
                 not any(isinstance(a, gast.Starred) for a in node.args) and \
                 all(k.arg is not None for k in node.keywords):
@@ -1891,12 +1896,16 @@ class Lowerer:
                 m.base, Global) and isinstance(m.base.value, dict) and _literal(tuple(
                 m.base.value.items())):  # a module's dict of constants: its view, known
             return Const(tuple(getattr(m.base.value, m.name)()))
-        if m.name == "keys" and not args and not kwargs and isinstance(m.base, Value):
-            # `ks = sorted(d.keys())`: the list of d's keys, d checked to be a dict when f
+        if m.name in ("items", "values", "keys") and not args and not kwargs and \
+                isinstance(m.base, Value):
+            # `ks = sorted(d.keys())`, `enumerate(d.items())`: the list of d's keys (or
+            # entries, or pairs) that a loop over d makes, d checked to be a dict when f
             # runs where its kind is seen only then
             if not self.is_dict(m.base):
                 self.emit(prim_of(mapping), (m.base,), node=node)
-            return self.emit(prim_of(keys), (m.base,), hint=hint, node=node)
+            if m.name == "keys":
+                return self.emit(prim_of(keys), (m.base,), hint=hint, node=node)
+            return self.comprehension(_copy_loop(self, node), "list", hint)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
         spec = _METHODS.get(m.name)
@@ -2575,7 +2584,8 @@ def _copy_loop(low, node):
     """`list(xs)` as the comprehension `[e for e in xs]` (`[(a, b) for a, b in zip(...)]`
     for zip, enumerate and .items(), whose loops unpack)."""
     n = len(node.args) if _is_call_to(low, node, zip) else 2 if _is_call_to(
-        low, node, enumerate) or _dict_view(node) and node.func.attr == "items" else 0
+        low, node, enumerate) or _dict_view(node) and node.func.attr == "items" or \
+        low.sorted_view(node) and node.args[0].func.attr == "items" else 0
 
     def name(i, ctx):
         return gast.copy_location(gast.Name(id=f"_e{i}", ctx=ctx, annotation=None,
