@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -88,7 +89,8 @@ def main() -> None:
         for name in names:
             out = subprocess.run([sys.executable, "-c", CHILD.format(here=HERE), name,
                                   str(sizes.get(name, opts.n))],
-                                 capture_output=True, text=True, env=env)
+                                 capture_output=True, text=True, env=env,
+                                 cwd=tempfile.gettempdir())  # PYTHONPATH picks adjoint
             if out.returncode:
                 sys.exit(f"{name}: {out.stderr}")
             results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
