@@ -696,6 +696,16 @@ ARRAY_TEMPLATES = [
      "    a = functools.reduce(lambda u, w: u * np.tanh(w * x) + 0.5, ws)\n"
      "    b = functools.reduce(lambda u, w: u + w * u, ws, x)\n    return np.sum(a * b)",
      (0.7, [V3, V3 * 0.5, -V3]), None),
+    # functools.reduce over zip(...) and enumerate(...) of list parameters and over a
+    # dict parameter's values (round 17 refused them)
+    ("functional", "reduce_zip_enumerate_values", "import functools\n\n\n"
+     "def f(p, ws, v):\n"
+     "    a = functools.reduce(lambda s, uw: s + np.sum(uw[0] * np.sin(uw[1] * v)), "
+     "zip(ws, ws[1:]), 0.0)\n"
+     "    h = functools.reduce(lambda h, iw: np.tanh(iw[1] * h) * (iw[0] + 1), "
+     "enumerate(ws), v)\n"
+     "    return a + np.sum(h * functools.reduce(lambda x, y: x * y, p.values()))",
+     ({"W": W1[0], "b": B1}, [V3, V3 * 0.5, -V3], V3), None),
     # enumerate and zip nested in each other, unpacked or not (round 15's R3 refused them)
     ("zip_enumerate", "nested", "def f(x, v):\n    A = [v * x, np.sin(v)]\n    s = 0.0\n"
      "    for k, (a, b) in enumerate(zip(A, v), 1):\n        s = s + k * np.sum(a * b)\n"
@@ -716,6 +726,14 @@ ARRAY_TEMPLATES = [
      "ACTS = (np.tanh, lambda z: z * z)\n\n\ndef f(x, v):\n    h = v * x\n"
      "    for layer in LAYERS:\n        h = layer(h)\n    for k, act in enumerate(ACTS):\n"
      "        h = h + k * act(h)\n    return np.sum(h)", (0.7, V3), None),
+    # the same walked reversed, through a slice and enumerated (round 17: "only functions
+    # can be called")
+    ("objects", "pairs_reversed_and_sliced", "PAIRS = ((np.eye(3) * 0.5, np.tanh), "
+     "(np.ones((3, 3)) * 0.2, np.sin), (np.eye(3)[::-1] * 0.3, np.cos))\n\n\n"
+     "def f(x, v):\n    h = v * x\n    for W, act in reversed(PAIRS):\n"
+     "        h = act(h @ W)\n    for k, (W, act) in enumerate(PAIRS[1:]):\n"
+     "        h = h + k * act(W @ h)\n    for W, act in PAIRS[::-2]:\n        h = act(h) * x\n"
+     "    return np.sum(h)", (0.7, V3), None),
     # complex values between real arguments and a real output (rules/complex.py): a
     # phase, a rotation carried by a loop, a spectrum
     ("complex", "rotation", "def f(x, v):\n    z = v * np.exp(1j * x)\n"

@@ -2,6 +2,8 @@
 gradient against central differences and value_and_grad, vjp and jvp against it
 (adjoint.testing.check_program), against the formula by hand where it is short, and
 the hvp against central differences of the gradient."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -327,3 +329,51 @@ def test_items_and_values_as_values():
     assert np.allclose(gp['b'], 2.0 * X + 2.0 * p['a'])
     assert np.allclose(gp['a'], 2.0 * X + 2.0 * p['b'])
     assert np.allclose(gx, 2.0 * p['b'] + 2.0 * p['a'])
+
+
+# -------------------------------------- functools.reduce over zip, enumerate, .values()
+
+def reduced(p, Ws, x):
+    h = functools.reduce(lambda h, iW: np.tanh(iW[1] * h) * (iW[0] + 1), enumerate(Ws), x)
+    s = functools.reduce(lambda s, ab: s + np.sum(ab[0] * ab[1]), zip(Ws, Ws[1:]), 0.0)
+    return np.sum(h * functools.reduce(lambda a, b: a * b, p.values())) + s
+
+
+def test_reduce_over_zip_enumerate_and_values():
+    p = {'b': X * 2.0, 'a': X - 1.0}
+    for Ws in ([X, X * 0.5], [X, -X, X * 0.3], [X]):
+        gp, gW, gx = check_program(reduced, p, Ws, X)
+        h = X
+        for i, W in enumerate(Ws):
+            h = np.tanh(W * h) * (i + 1)
+        assert np.allclose(gp['b'], h * p['a']) and np.allclose(gp['a'], h * p['b'])
+
+
+# ------------------------- a module's (W, act) pairs walked reversed or through a slice
+
+PAIRS = ((np.array([[0.5, -0.3], [0.2, 0.8]]), np.tanh),
+         (np.array([[1.0, 0.4], [-0.7, 0.9]]), np.sin))
+
+
+def pairs_walked(x):
+    h = x
+    for W, act in reversed(PAIRS):
+        h = act(h @ W)
+    for k, (W, act) in enumerate(PAIRS[1:]):
+        h = h + (k + 1) * act(W @ h)
+    return np.sum(h)
+
+
+def test_pairs_of_functions_reversed_and_sliced():
+    x = np.array([0.3, -1.2])
+    (g,) = check_program(pairs_walked, x)
+    (W0, _), (W1, _) = PAIRS
+    a = x @ W1
+    b = np.sin(a) @ W0
+    h = np.tanh(b)
+    c = W1 @ h
+    # d/dx of sum(h + sin(W1 h))
+    dh = 1.0 + W1.T @ np.cos(c)
+    db = dh * (1 - h ** 2)
+    da = (W0 @ db) * np.cos(a)
+    assert np.allclose(g, W1 @ da)

@@ -860,12 +860,24 @@ class Lowerer:
         counted = _is_call_to(self, node, enumerate) and len(node.args) == 1 and \
             not node.keywords
         seq_node = node.args[0] if counted else node
+        order = slice(None)  # reversed(PAIRS), PAIRS[1:]: some of them, in that order
+        if isinstance(seq_node, gast.Call) and len(seq_node.args) == 1 and \
+                not seq_node.keywords and _is_call_to(self, seq_node, reversed):
+            seq_node, order = seq_node.args[0], slice(None, None, -1)
+        elif isinstance(seq_node, gast.Subscript) and isinstance(seq_node.slice, gast.Slice) \
+                and all(isinstance(b, (gast.Constant, gast.UnaryOp)) or b is None for b in (
+                    seq_node.slice.lower, seq_node.slice.upper, seq_node.slice.step)):
+            order = self.index(seq_node.slice)
+            if not isinstance(order, Const):
+                return None
+            seq_node, order = seq_node.value, order.value
         if not isinstance(seq_node, (gast.Name, gast.Attribute)):
             return None
         seq = self.expr(seq_node)
         if not (isinstance(seq, Global) and isinstance(seq.value, (list, tuple))):
             return None
-        items = [self.static_element(seq, (i,), e) for i, e in enumerate(seq.value)]
+        items = [self.static_element(seq, (i,), seq.value[i])
+                 for i in range(len(seq.value))[order]]
         if not any(_holds_static(item) for item in items):
             return None
         return [(Const(i), item) for i, item in enumerate(items)] if counted else items
@@ -1504,6 +1516,10 @@ class Lowerer:
                                                            for a in args):
             raise self.error("write functools.reduce(function, sequence[, initial])", node)
         fn = self.expr(args[0])
+        if _is_call_to(self, args[1], zip) or _is_call_to(self, args[1], enumerate):
+            # over the list of the tuples that the loop over them makes
+            pairs = self.comprehension(_copy_loop(self, args[1]), "list", TEMP)
+            return self.reduce_loop(fn, node, hint, pairs)
         items = self.elements(args[1])
         if items is None:
             return self.reduce_loop(fn, node, hint)
@@ -1517,13 +1533,15 @@ class Lowerer:
             acc = self.call(fn, [acc, item], [], node, hint)
         return acc
 
-    def reduce_loop(self, fn, node, hint):
+    def reduce_loop(self, fn, node, hint, seq=None):
         """`functools.reduce(fn, xs[, initial])` over a sequence whose length is known
         only when f runs (a list parameter): the loop a person would write,
 
             acc = xs[0]                       acc = initial
             for v in xs[1:]:                  for v in xs:
-                acc = fn(acc, v)                  acc = fn(acc, v)"""
+                acc = fn(acc, v)                  acc = fn(acc, v)
+
+        `seq`, where given, is xs already lowered (the list of a zip's tuples)."""
         used = {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
         self.depth += 1
         acc = hint if hint != TEMP and hint not in used else f"_acc{self.depth}"
@@ -1537,7 +1555,8 @@ class Lowerer:
 
         saved = {n: self.env[n] for n in names.values() if n in self.env}
         try:
-            self.env[names["fn"]], self.env[names["seq"]] = fn, self.operand(node.args[1])
+            self.env[names["fn"]], self.env[names["seq"]] = fn, seq if seq is not None \
+                else self.operand(node.args[1])
             walk = name("seq")
             if len(node.args) == 3:
                 self.env[acc] = self.operand(node.args[2])
