@@ -24,12 +24,17 @@ import workloads as W  # noqa: E402
 
 
 def both(f, args, wrt=0, fallback=False):
-    """The numba gradient, checked against the NumPy one and central differences;
-    `fallback`: numba must give up on it (with a warning), else it must compile (None:
-    either)."""
+    """The numba gradient, checked against the NumPy one and central differences, on
+    its first call and its second (a function that fell back runs as Python then:
+    round 18's S2); `fallback`: numba must give up on it (with a warning), else it must
+    compile (None: either)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = adjoint.grad(f, wrt=wrt, backend="numba")(*args)
+        g = adjoint.grad(f, wrt=wrt, backend="numba")
+        got, again = g(*args), g(*args)
+    for a, b in zip(got if isinstance(wrt, tuple) else (got,),
+                    again if isinstance(wrt, tuple) else (again,)):
+        np.testing.assert_array_equal(a, b)
     fell = [w for w in caught if "numba cannot compile" in str(w.message) or
             "numba cannot run" in str(w.message) or "numba does not compile" in str(w.message)]
     assert fallback is None or bool(fell) == fallback, [str(w.message) for w in fell]
@@ -251,9 +256,11 @@ def test_a_list_numba_refuses_is_stacked_as_numpy_would():
     p = {"w": np.array([0.5, -1.0]), "wb": np.array([2.0, 1.0]), "a": np.array([3.0])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        got = adjoint.grad(sorted_keys, backend="numba")(p)
-    for k in p:
-        np.testing.assert_allclose(got[k], 2 * p[k])
+        g = adjoint.grad(sorted_keys, backend="numba")
+        calls = [g(p), g(p)]  # the second runs the fallen-back `stack` (round 18's S2)
+    for got in calls:
+        for k in p:
+            np.testing.assert_allclose(got[k], 2 * p[k])
 
 
 def long_while(x, n):

@@ -469,7 +469,7 @@ def fall_back(module: types.ModuleType, name: str, dispatcher, error) -> None:
         verb, reason = "run", f"{why(error.error)}, where NumPy raises nothing"
     warnings.warn(f"adjoint: numba cannot {verb} {name}, running it with NumPy: "
                   f"{reason}", RuntimeWarning, stacklevel=_callers_level())
-    setattr(module, name, dispatcher.py_func)
+    setattr(module, name, _NUMPY_FORMS.get(name, dispatcher.py_func))  # stack: np.array
     # Python now calls the others: give each its own fallback (a numba caller that was
     # compiled already holds them as they were)
     for other in _dispatchers(module):
