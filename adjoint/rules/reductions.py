@@ -14,7 +14,8 @@ Conventions where a derivative does not exist or a naive formula would fail:
 - `max`, `min`, `amax`, `amin`: the gradient is split evenly among tied
   maxima (minima).
 - `std` of a constant slice: gradient 0, not NaN, also where NumPy rounds the
-  slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0).
+  slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0). The std has a kink
+  there: its second derivative is refused (NonDifferentiableError).
 - `np.linalg.norm` at 0: gradient 0 (for the 2-norm and Frobenius norm, the
   p-norms with p >= 1 and the max norm), not NaN. ord=1 and the 1-norm use
   sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
@@ -309,13 +310,21 @@ def var_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_d
     return np.sum(a_dot * centered, axis=axis, keepdims=keepdims) * (2.0 / (n - ddof))
 
 
+def _std_divisor(ans, centered, axis, keepdims):
+    """The std to divide by: 1 on a constant slice (centered all 0, gradient 0, not 0/0;
+    NumPy's std there may be 1e-17, not 0). The std has a kink there (|t| std(u) along
+    any u): no second derivative, and ones_at_zeros's derivative refuses at that 0
+    (it gave a finite number)."""
+    constant = np.all(centered == 0.0, axis=axis, keepdims=keepdims)
+    return ones_at_zeros(np.where(constant, 0.0, ans))
+
+
 @defvjp(np.std)
 def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
-    s = expand_to(ans, a, axis, keepdims)
-    # a constant slice has s == 0 and centered == 0: gradient 0, not 0/0
-    return expand_to(g, a, axis, keepdims) * centered / ((s + (s == 0.0)) * (n - ddof))
+    s = expand_to(_std_divisor(ans, centered, axis, keepdims), a, axis, keepdims)
+    return expand_to(g, a, axis, keepdims) * centered / (s * (n - ddof))
 
 
 @defjvp(np.std)
@@ -323,7 +332,7 @@ def std_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_d
     centered = _centered(a, axis)
     n = np.size(a) / np.size(ans)
     return (np.sum(a_dot * centered, axis=axis, keepdims=keepdims)
-            / ((ans + (ans == 0.0)) * (n - ddof)))
+            / (_std_divisor(ans, centered, axis, keepdims) * (n - ddof)))
 
 
 # ------------------------------------------------------------------ scans
@@ -392,24 +401,26 @@ def no_zeros(v, x, what):
         return v + np.any(x == 0.0).map_blocks(check, dtype=float)
     if np.any(np.asarray(x) == 0.0):
         raise NonDifferentiableError(
-            f"the derivative of {what}'s gradient at an input with an exact zero is not "
-            "supported (it would be wrong there)", generated_from(sys._getframe(1)),
-            "the first derivative is right there; move off the zero for the second")
+            f"the derivative of the gradient of {what} is not supported (it would be wrong "
+            "there)", generated_from(sys._getframe(1)),
+            "the first derivative is right there; move off that point for the second")
     return v
 
 
 primitive(ones_at_zeros, "ones_at_zeros")
+# what divides by ones_at_zeros: its derivative's refusal names them
+ZERO_SAFE = "np.cumprod at an exact zero of its input, or of np.std on a constant slice,"
 primitive(no_zeros, "no_zeros")
 
 
 @defvjp(ones_at_zeros)
 def ones_at_zeros_vjp(g, ans, x):
-    return no_zeros(g, x, "cumprod")
+    return no_zeros(g, x, ZERO_SAFE)
 
 
 @defjvp(ones_at_zeros)
 def ones_at_zeros_jvp(ans, x, x_dot):
-    return no_zeros(x_dot, x, "cumprod")
+    return no_zeros(x_dot, x, ZERO_SAFE)
 
 
 @defvjp(no_zeros)
