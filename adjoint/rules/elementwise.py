@@ -18,7 +18,7 @@ Conventions at points where a derivative does not exist:
   `g * c`, so a NaN or inf in the untaken branch's gradient cannot leak.
 - `np.power(x1, x2)` with respect to x2 where x1 <= 0: 0 (the log is not taken);
   with respect to x1 where x2 == 0: 0, also at x1 == 0 (not 0 * inf).
-- `np.hypot` at the origin: 0. `np.sinc'(0) = 0` (the true value), and near 0 a series, so that
+- `np.hypot` at the origin: 0 (a cone: its second derivative is refused there). `np.sinc'(0) = 0` (the true value), and near 0 a series, so that
   its second derivative is right there too.
 - `np.select` follows the choice taken, like `np.where`; `np.nan_to_num` passes
   the gradient of finite entries, and that of a NaN or inf entry to its
@@ -37,7 +37,7 @@ import numpy as np
 
 from adjoint.rules.registry import (defjvp, deflinear, defnondiff, defunary, defvjp, lookup,
                                     primitive)
-from adjoint.runtime import unbroadcast
+from adjoint.runtime import ones_at_zeros, unbroadcast
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
@@ -401,13 +401,13 @@ def arctan2_jvp(ans, x1, x2, x1_dot, x2_dot):
 
 @defvjp(np.hypot)
 def hypot_vjp(g, ans, x1, x2):
-    r = ans + (ans == 0.0)  # 1.0 at the origin, where x1 = x2 = 0: gradient 0
+    r = ones_at_zeros(ans)  # 1.0 at the origin, where x1 = x2 = 0: gradient 0
     return unbroadcast(g * x1 / r, x1), unbroadcast(g * x2 / r, x2)
 
 
 @defjvp(np.hypot)
 def hypot_jvp(ans, x1, x2, x1_dot, x2_dot):
-    return (x1_dot * x1 + x2_dot * x2) / (ans + (ans == 0.0))
+    return (x1_dot * x1 + x2_dot * x2) / ones_at_zeros(ans)
 
 
 @defvjp(np.heaviside)

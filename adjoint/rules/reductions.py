@@ -17,7 +17,8 @@ Conventions where a derivative does not exist or a naive formula would fail:
   slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0). The std has a kink
   there: its second derivative is refused (NonDifferentiableError).
 - `np.linalg.norm` at 0: gradient 0 (for the 2-norm and Frobenius norm, the
-  p-norms with p >= 1 and the max norm), not NaN. ord=1 and the 1-norm use
+  p-norms with p >= 1 and the max norm), not NaN. A norm is a cone there: the
+  2-norm's and p-norms' second derivatives are refused (NonDifferentiableError). ord=1 and the 1-norm use
   sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
   p >= 1; `axis` an int or None for a 1-d input) and the Frobenius norm (ord
   None or 'fro' over two axes, or over every axis), and every matrix norm
@@ -409,7 +410,8 @@ def no_zeros(v, x, what):
 
 primitive(ones_at_zeros, "ones_at_zeros")
 # what divides by ones_at_zeros: its derivative's refusal names them
-ZERO_SAFE = "np.cumprod at an exact zero of its input, or of np.std on a constant slice,"
+ZERO_SAFE = ("np.cumprod at an exact zero of its input, of np.std on a constant slice, or "
+             "of a 2- or p-norm or np.hypot at 0,")
 primitive(no_zeros, "no_zeros")
 
 
@@ -497,15 +499,15 @@ def _norm_x_bar(g, ans, x, ord, axis, keepdims):
     kind = norm_kind(np.ndim(x), ord, axis)
     gx = expand_to(g, x, axis, keepdims)
     if kind == "two":
-        n = expand_to(ans, x, axis, keepdims)
-        return gx * x / (n + (n == 0.0))  # 0 at x == 0, not 0/0
+        n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
+        return gx * x / n  # 0 at x == 0, not 0/0 (and no second derivative there)
     if kind == "one":
         return gx * np.sign(x)
     if kind == "zero":
         return gx * 0.0
     if kind == "p":
-        n = expand_to(ans, x, axis, keepdims)
-        return gx * np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
+        n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
+        return gx * np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
     if kind == "inf" or kind == "-inf":
         mask = np.abs(x) == expand_to(ans, x, axis, keepdims)  # ties share evenly
         return gx * np.sign(x) * mask / np.sum(mask, axis=axis, keepdims=True)
@@ -524,14 +526,14 @@ def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None, ord_dot=No
 def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
     kind = norm_kind(np.ndim(x), ord, axis)
     if kind == "two":
-        return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / (ans + (ans == 0.0))
+        return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / ones_at_zeros(ans)
     if kind == "one":
         return np.sum(x_dot * np.sign(x), axis=axis, keepdims=keepdims)
     if kind == "zero":
         return ans * 0.0
     if kind == "p":
-        n = expand_to(ans, x, axis, keepdims)
-        w = np.sign(x) * np.power(np.abs(x) / (n + (n == 0.0)), ord - 1.0)
+        n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
+        w = np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
         return np.sum(x_dot * w, axis=axis, keepdims=keepdims)
     if kind == "inf" or kind == "-inf":
         mask = np.abs(x) == expand_to(ans, x, axis, keepdims)
