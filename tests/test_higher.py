@@ -552,3 +552,44 @@ def test_hvp_through_every_kind_of_norm(wrt):
     want = (g(*moved[0]) - g(*moved[1])) / (2 * eps)
     np.testing.assert_allclose(adjoint.hvp(vector_norms, wrt)(*args, v), want,
                                rtol=1e-5, atol=1e-7)
+
+
+def squares_of_a_while_list(x):
+    lst = []
+    i = 0
+    while i < 3:
+        i += 1
+        lst.append(np.sum(x) * i)
+    return sum(v * v for v in lst)
+
+
+def rows_of_a_while_list(x):
+    lst = []
+    i = 0
+    while i < 3:
+        i += 1
+        lst.append(x * i)
+    total = 0.0
+    for v in lst:
+        total = total + np.sum(v * v)
+    return total
+
+
+def sum_of_a_list_or_not(x, n):
+    L = []
+    for i in range(n):
+        L.append(np.sin(x[i]))
+    return sum(L) if L else np.sum(x)
+
+
+@pytest.mark.parametrize("f,args", [(squares_of_a_while_list, ()), (rows_of_a_while_list, ()),
+                                    (sum_of_a_list_or_not, (0,)), (sum_of_a_list_or_not, (2,))],
+                         ids=lambda a: getattr(a, "__name__", None))
+def test_hvp_of_the_entries_of_a_list_a_loop_filled(f, args):
+    # round 18's R3: `v * v` over a list a while loop appended to was refused in hvp
+    # ("cannot tell whether this `*` repeats a sequence"): a walk's entries are what
+    # was appended
+    x, v = np.array([0.7, -1.3, 0.4]), np.array([1.0, 0.5, -0.3])
+    g, eps = adjoint.grad(f), 1e-6
+    want = (g(x + eps * v, *args) - g(x - eps * v, *args)) / (2 * eps)
+    np.testing.assert_allclose(adjoint.hvp(f)(x, *args, v), want, rtol=1e-5, atol=1e-7)

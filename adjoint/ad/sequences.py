@@ -26,7 +26,8 @@ import numpy as np
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
-from adjoint.rules.structure import and_, in_, list_of, not_in, or_, tolist, tuple_of
+from adjoint.rules.structure import and_, in_, list_of, not_in, or_, sequence, tolist, \
+    tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
 
 
@@ -173,11 +174,13 @@ def sequence_ops(fn: Function, facts) -> Function:
         if o in sources:
             a, b = sources[o]
             return _join(static(a, seen), static(b, seen))
-        if o in walked:  # `for i in range(n)`: an int; an array's rows: numbers
-            it = static(walked[o], seen)
+        if o in walked:  # `for i in range(n)`: an int; an array's rows: numbers; a
+            it = static(walked[o], seen)  # list's entries: what was put in it
             src = made.get(walked[o])
-            return "int" if src is not None and src.prim.fn is range else \
-                "num" if it == "num" else None
+            if src is not None and src.prim.fn is range:
+                return "int"
+            return "num" if it == "num" else \
+                joined(elements(walked[o], seen)) if it in ("list", "tuple") else None
         op = made.get(o)
         if op is None:
             return None
@@ -197,7 +200,7 @@ def sequence_ops(fn: Function, facts) -> Function:
             return static(args[0], seen) if f is not runtime.append else "list"
         if f in (and_, or_):
             return _join(static(args[0], seen), static(args[1], seen))
-        if f is runtime.private:  # `z.copy()`: what it copies
+        if f in (runtime.private, sequence):  # `z.copy()`, a walk's list: what it holds
             return static(args[0], seen)
         if f in (operator.getitem, runtime.element):
             return element(args[0], args[1], seen)
@@ -262,6 +265,8 @@ def sequence_ops(fn: Function, facts) -> Function:
             parts = [elements(a, seen) for a in args[:2]
                      if static(a, seen) in ("list", "tuple")]
             return None if not parts or None in parts else set().union(*parts)
+        if f in (runtime.private, sequence):
+            return elements(args[0], seen)
         if f in (runtime.setitem, runtime.append):
             inner, new = elements(args[0], seen), static(args[-1], seen)
             return None if inner is None or new is None else inner | {new}
