@@ -158,6 +158,27 @@ def test_a_settled_loop_is_not_observed_trip_by_trip():
     assert max(facts.counts.values()) == 3 * 10_000
 
 
+def last_of_a_loop(x):
+    m = None  # carried: None, then an array every trip (a mixed kind, known after one)
+    s = 0.0
+    for i in range(len(x) - 1):
+        m = np.maximum(x[i:i + 2], 0.5)
+        s = s + np.sum(m)
+    return s + np.sum(m)
+
+
+def test_a_value_of_mixed_kinds_settles_too():
+    fn = lower_function(last_of_a_loop)
+    seen = []
+    facts = Observed()
+    record = facts.record
+    facts.record = lambda v, x: (seen.append(v), record(v, x))
+    x = np.linspace(0.1, 0.9, 5_001)
+    assert interp.interpret(fn, facts=facts)(x) == last_of_a_loop(x)
+    assert len(seen) < 500
+    _same_facts(fn, (x,))
+
+
 def test_a_block_first_run_after_its_loop_settled_observes_again():
     fn = lower_function(int_then_float_on_the_last_trip)
     x = np.linspace(0.1, 0.9, 50)

@@ -239,10 +239,12 @@ class Observed(Facts):
             self.learned += 1
         elif self.kinds[v] is not k and self.kinds[v] != k:
             old = self.kinds[v]
-            self.mixed.setdefault(v, set()).update((k.type,) if old is UNKNOWN else
-                                                   (k.type, old.type))
+            types = {k.type} if old is UNKNOWN else {k.type, old.type}
+            mixed = self.mixed.setdefault(v, set())
+            if old is not UNKNOWN or not types <= mixed:  # (a known mix teaches nothing)
+                self.learned += 1
+            mixed.update(types)
             self.kinds[v] = UNKNOWN
-            self.learned += 1
 
     def add_count(self, v: Value, runs: int) -> None:
         """`v` was bound `runs` more times, unobserved (a settled loop's trips)."""
