@@ -28,7 +28,7 @@ import numpy as np
 from adjoint.rules.located import unsupported
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.rules.shape import unarray
-from adjoint.runtime import expand_to, unbroadcast
+from adjoint.runtime import expand_to, stop_gradient, unbroadcast
 
 
 # ------------------------------------------------------------------ helpers
@@ -136,10 +136,37 @@ def _quantile_slope(x, q, method):
     return 0.0 * slope  # piecewise constant in q
 
 
+def _weights_in_q(x, q, method):
+    """quantile_weights(x, q, method), its value, with the linear method's derivative in
+    q (quantile_weights is a constant to the differentiator): (n - 1) times the weight
+    moving from the entry below q (n - 1) to the one above, the mean of the two sides
+    where q (n - 1) is whole (as _quantile_slope), 0 past the ends. Without it the
+    gradient in x of a quantile had no derivative in q (it was 0)."""
+    w = quantile_weights(x, q, method)
+    if method != "linear":
+        return w
+    n = np.shape(x)[-1]
+    v = np.asarray(q) * (n - 1.0)
+    whole = v == np.floor(v)
+    below = _weight_step(x, np.where(whole, v - 0.5, v), n)
+    above = _weight_step(x, np.where(whole, v + 0.5, v), n)
+    moved = np.reshape(v - stop_gradient(v), np.shape(v) + (1,) * np.ndim(x))
+    return w + moved * (0.5 * (below + above))
+
+
+def _weight_step(x, t, n):
+    """d quantile_weights / d (q (n - 1)) at a virtual index t that is not whole: the
+    weight of the sorted entry above t less that of the one below; 0 outside [0, n - 1]."""
+    inside = (t > 0.0) & (t < n - 1.0)
+    q = np.clip(t, 0.0, n - 1.0) / max(n - 1.0, 1.0)
+    step = quantile_weights(x, q, "higher") - quantile_weights(x, q, "lower")
+    return np.reshape(inside, np.shape(t) + (1,) * np.ndim(x)) * step
+
+
 def _quantile_bars(g, a, q, axis, method):
     """The cotangents of np.quantile(a, q, axis, method=method) for a and q."""
     x = _to_last(a, axis)
-    w = quantile_weights(x, q, method)
+    w = _weights_in_q(x, q, method)
     nq = np.ndim(q)
     g_rows = np.reshape(g, np.shape(w)[:-1])  # q's shape + the rest (keepdims or not)
     # summed over q's axes, then over the rest's (flattened into one first)
@@ -151,7 +178,7 @@ def _quantile_bars(g, a, q, axis, method):
 
 def _quantile_dot(ans, a, q, axis, method, a_dot, q_dot):
     x = _to_last(a, axis)
-    w = quantile_weights(x, q, method)
+    w = _weights_in_q(x, q, method)
     t_a = np.sum(w * _to_last(a_dot, axis), axis=-1)
     t_q = _q_first(_quantile_slope(x, q, method) * np.asarray(q_dot), np.ndim(q))
     return np.reshape(t_a + t_q, np.shape(ans))
