@@ -495,8 +495,18 @@ def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
     return bars, _norm_ord_bar(g, ans, x, ord, axis, keepdims, norm_kind(np.ndim(x), ord, axis))
 
 
-def _norm_x_bar(g, ans, x, ord, axis, keepdims):
+def _x_kind(x, ord, axis):
+    """The norm's kind for the derivative in x: a float ord (which may vary) of the
+    2-norm or the 1-norm is a p-norm's, whose gradient in x has a derivative in ord
+    (the 2-norm's x / n has none: that mixed derivative was 0)."""
     kind = norm_kind(np.ndim(x), ord, axis)
+    if isinstance(ord, float) and (kind == "two" or kind == "one"):
+        return "p"
+    return kind
+
+
+def _norm_x_bar(g, ans, x, ord, axis, keepdims):
+    kind = _x_kind(x, ord, axis)
     gx = expand_to(g, x, axis, keepdims)
     if kind == "two":
         n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
@@ -524,7 +534,7 @@ def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None, ord_dot=No
 
 
 def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
-    kind = norm_kind(np.ndim(x), ord, axis)
+    kind = _x_kind(x, ord, axis)
     if kind == "two":
         return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / ones_at_zeros(ans)
     if kind == "one":
