@@ -32,7 +32,10 @@ The decompositions, where a derivative does not exist:
   `pinv` assumes the rank does not change near the matrix; with a cutoff
   (rcond or rtol) it inverts the matrix's truncation to the singular values
   above the cutoff, and its rule is the truncation's derivative (which exists
-  where no singular value equals the cutoff).
+  where no singular value equals the cutoff). That rule reads svd's vectors: its
+  own derivative (an hvp through pinv with a cutoff) is NaN where singular values
+  repeat, on either side of the cutoff (a rank-deficient matrix's zeros too), as
+  svd's vectors' tangent is.
 - `eig`: a real spectrum (eigenvalues and vectors whose imaginary parts are
   all 0: NumPy 2.5 returns them complex even then, earlier NumPy real; a
   complex spectrum makes the rule raise NonDifferentiableError when the
