@@ -146,7 +146,12 @@ class TangentLowerer(TemplateLowerer):
             return args[0]
         elif fn is runtime.setitem and isinstance(args[2], Zero) and \
                 not isinstance(args[0], Zero):
-            return Lowerer.emit(self, prim, (args[0], args[1], Const(0.0)), kwargs, hint, node)
+            # an array's entries take the number 0.0; a dict's or a list's slot takes a
+            # zero of its value's own kind (`q_dot['x'] = 0.0` for an array x, read by
+            # `W @ q_dot['x']`, raised)
+            zero = Const(0.0) if fwd.shape_of(args[0]) is not None or args[2].shape == () \
+                else self.materialize(args[2])
+            return Lowerer.emit(self, prim, (args[0], args[1], zero), kwargs, hint, node)
         if fwd.broadcasting(prim) and not kwargs and all(
                 z.shape is not None for z in zeros):
             # a zero operand of an elementwise op is the scalar 0.0, if that keeps the shape
