@@ -1005,3 +1005,69 @@ def test_a_none_or_type_test_guards_the_comparison_after_it(f, args):
     g = adjoint.grad(f, wrt=0)
     want = (g(x + 1e-6 * v, *args[1:]) - g(x - 1e-6 * v, *args[1:])) / 2e-6
     np.testing.assert_allclose(adjoint.hvp(f, wrt=0)(*args, v), want, rtol=1e-5, atol=1e-6)
+
+
+# -- a loop over a dict that can exit early (round 18's S3 and C5) ------------------------
+
+INT_MAP = {0: 2, 2: 1, 1: 0}
+
+
+def walk_int_keys_until(x):
+    s = 0.0
+    for src in INT_MAP:  # keys 0, 2, 1: read by position they were INT_MAP[0], ...
+        s = s + x[src] * x[INT_MAP[src]] ** 2
+        if s > -10.0:
+            break
+    return s
+
+
+def walk_keys_until(x, p):
+    s = 0.0
+    for k in p:
+        s = s + np.sum(p[k] * x)
+        if k == 'b':
+            break
+    return s
+
+
+def walk_items_returning(x, p):
+    for k, v in p.items():
+        if np.sum(v) > 100.0:
+            return np.sum(x)
+    return np.sum(x * x)
+
+
+def walk_values_until(x, p):
+    s = 0.0
+    for v in p.values():
+        s = s + np.sum(v * x ** 2)
+        if s > 1e3:
+            break
+    return s
+
+
+def walk_a_copy_enumerated(x, p):
+    s = 0.0
+    for i, k in enumerate(dict(p)):
+        s = s + (i + 1.0) * np.sum(p[k] * np.sin(x))
+        if i == 1:
+            break
+    else:
+        s = s * 2.0
+    return s
+
+
+@pytest.mark.parametrize("f,args", [
+    (walk_int_keys_until, ()),
+    (walk_keys_until, ({'a': np.array([1.0, 2.0, 0.5]), 'b': np.array([-1.0, 0.3, 2.0]),
+                        'c': np.array([4.0, 4.0, 4.0])},)),
+    (walk_items_returning, ({'a': np.array([1.0, 2.0, 0.5]), 'b': np.array([-1.0, 0.3, 2.0])},)),
+    (walk_values_until, ({'a': np.array([1.0, 2.0, 0.5]), 'b': np.array([-1.0, 0.3, 2.0])},)),
+    (walk_a_copy_enumerated, ({'a': np.array([1.0, 2.0, 0.5]), 'b': np.array([-1.0, 0.3, 2.0]),
+                               'c': np.array([4.0, 4.0, 4.0])},)),
+], ids=lambda a: a.__name__ if callable(a) else None)
+def test_a_loop_over_a_dict_that_exits_early_walks_its_keys(f, args):
+    # a loop that can break or return is rewritten as a walk by index (normalize.py):
+    # `_seq[_k]` of the dict itself read d[0], d[1], ... (wrong numbers for int keys,
+    # KeyError for str keys); the walk is over its keys, as `for` reads them
+    check_program(f, np.array([0.7, -1.3, 0.4]), *args, wrt=0)

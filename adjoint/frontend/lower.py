@@ -42,7 +42,7 @@ from adjoint import runtime
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
-from adjoint.frontend.normalize import normalize
+from adjoint.frontend.normalize import WALK, normalize
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
     read_attribute, read_class_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
@@ -1418,6 +1418,8 @@ class Lowerer:
     def expr_Call(self, node, hint):
         if isinstance(node.func, gast.Name) and node.func.id == SET_MARKER:
             return self.set_of(node.args[0], node)  # a set display (frontend/source.py)
+        if isinstance(node.func, gast.Name) and node.func.id == WALK:  # (normalize.py's)
+            return self.walked(self.expr(node.args[0], hint), node.args[0])
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
         folds = isinstance(callee, Static) and callee.obj in (sum, math.prod)  # with start

@@ -18,8 +18,8 @@
            if c(t):                   _k = 0
                break          ==>     _seq = seq
            s = f(s, t)                while _k < len(_seq) and not _brk:
-                                          t = _seq[_k]
-                                          _k = _k + 1
+                                          t = _seq[_k]   (_seq: seq, a dict's keys
+                                          _k = _k + 1     if it is a dict)
                                           if c(t):
                                               _brk = True
                                           else:
@@ -42,6 +42,7 @@ import gast
 from adjoint.errors import UnsupportedError
 
 _TERMINATORS = (gast.Return, gast.Break, gast.Continue)
+WALK = "__adjoint_walk__"  # `WALK(xs)`: what `for v in xs` reads by position (lowering's)
 _fresh = itertools.count(1)
 
 
@@ -186,7 +187,9 @@ def _loop(loop, loc) -> tuple:
             # (sequence, target) pairs: `for i, x in enumerate(xs)` walks xs with i = _k,
             # `for a, b in zip(xs, ys)` walks both, up to the shorter
             walks, index_target = _walks(loop, k, loc)
-            pre += [_assign(seq, it, loop) for seq, it, _ in walks]
+            # each read by position as the `for` reads it: a dict by its keys (WALK)
+            pre += [_assign(seq, gast.Call(func=_name(WALK), args=[it], keywords=[]), loop)
+                    for seq, it, _ in walks]
             pre.append(_assign(idx, _const(0), loop))
             test = gast.BoolOp(op=gast.And(), values=[
                 gast.Compare(left=_name(idx), ops=[gast.Lt()], comparators=[
