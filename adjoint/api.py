@@ -20,8 +20,8 @@ from adjoint.analysis.shapes import array_library, as_numpy, kind_of
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
-from adjoint.driver import Compilation, bound_arguments, check_wrt_kinds, facts_for, \
-    global_kinds, globals_namespace, leaves, origin, origins, portable_header, run, \
+from adjoint.driver import Compilation, check_wrt_kinds, facts_for, \
+    global_kinds, globals_namespace, leaves, origin, origins, placed, portable_header, run, \
     user_rules, with_entry_check, with_global_checks, with_real_check
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
@@ -187,9 +187,7 @@ class Transform:
     def full_args(self, args, kwargs=None) -> tuple:
         """The arguments, positional in the order of f's parameters (keyword-only ones
         too), with keywords placed and the function's defaults filled in, as Python would."""
-        if len(args) == len(self.ir.params) and not kwargs:  # (also: already full)
-            return tuple(args)
-        return bound_arguments(self.f, self.ir, args, kwargs)
+        return placed(self.f, self.ir, args, kwargs)
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)

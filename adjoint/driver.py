@@ -228,6 +228,30 @@ def pasted_prelude(helpers: dict, taken) -> tuple[list[str], list[str]]:
             ["", ""] + [constants[n] for n in sorted(constants)] if constants else [])
 
 
+class Bound(tuple):
+    """A call's arguments placed as f's parameters (bound_arguments' result): placing
+    them again is a no-op."""
+
+
+def placed(f, ir, args, kwargs=None) -> Bound:
+    """`args` and `kwargs` placed as `ir`'s parameters: as given when they are that
+    already (one positional argument per parameter, and no parameter keyword-only:
+    Python would refuse an extra positional one), else as Python binds them."""
+    if type(args) is Bound:
+        return args
+    if len(args) == len(ir.params) and not kwargs and not _keyword_only(f):
+        return Bound(args)
+    return Bound(bound_arguments(f, ir, args, kwargs))
+
+
+def _keyword_only(f) -> bool:
+    import inspect
+    try:
+        return any(p.kind == p.KEYWORD_ONLY for p in inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return False
+
+
 def bound_arguments(f, ir, args, kwargs=None) -> tuple:
     """The arguments of a call of f as the lowered function `ir` takes them: one per
     parameter, in order, with defaults filled in. An argument that a functools.partial

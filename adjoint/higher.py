@@ -27,8 +27,8 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.driver import HEADER, bound_arguments, check_scalar_output, check_wrt_kinds, \
-    facts_for, global_kinds, globals_namespace, normalize_wrt, origin, origins, user_rules
+from adjoint.driver import HEADER, Bound, check_scalar_output, check_wrt_kinds, facts_for, \
+    global_kinds, globals_namespace, normalize_wrt, origin, origins, placed, user_rules
 from adjoint.guards import lower_watched, rule_guards, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
@@ -180,9 +180,9 @@ class Derivative:
             # only the parameters are read here: any depth's lowering has them all
             self.lowered, self.lowered_guards = lower_by_depth(
                 self.f, lambda: int_arguments(self.f, own, kwargs))
-        if len(args) == len(self.lowered.params) + n_extra and not kwargs:
-            return tuple(args)
-        return bound_arguments(self.f, self.lowered, own, kwargs) + tuple(extra)
+        if type(args) is Bound:
+            return args
+        return Bound(placed(self.f, self.lowered, own, kwargs) + tuple(extra))
 
     def source(self, *args) -> str:
         """The generated module of this derivative for `args`' signature."""

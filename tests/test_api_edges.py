@@ -327,3 +327,20 @@ def test_a_key_written_into_a_dict_argument_is_not_in_its_gradient():
     assert set(g) == {"a", "b"}
     np.testing.assert_allclose(g["a"], 3.0 * p["b"], rtol=1e-12)
     np.testing.assert_allclose(g["b"], 3.0 * p["a"], rtol=1e-12)
+
+
+def keyword_only_scale(x, y=1.0, *, s=2.0):
+    return np.sum(x ** 2) * y * s
+
+
+def test_an_extra_positional_argument_is_refused_as_python_refuses_it():
+    # round 18's M1: three positional arguments, as many as f has parameters, were
+    # taken as already placed, s = 3.0 among them; Python raises TypeError for f itself
+    x = np.array([0.7, -1.3, 0.4])
+    for call in (adjoint.grad(keyword_only_scale), adjoint.value_and_grad(keyword_only_scale)):
+        with pytest.raises(TypeError, match="too many positional"):
+            call(x, 1.0, 3.0)
+    with pytest.raises(TypeError, match="too many positional"):
+        adjoint.hvp(keyword_only_scale)(x, 1.0, 3.0, x)
+    np.testing.assert_allclose(adjoint.grad(keyword_only_scale)(x, 1.0, s=3.0), 6.0 * x)
+    np.testing.assert_allclose(adjoint.hvp(keyword_only_scale)(x, 2.0, x, s=1.0), 4.0 * x)
