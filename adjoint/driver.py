@@ -245,6 +245,9 @@ def placed(f, ir, args, kwargs=None) -> Bound:
 
 
 def _keyword_only(f) -> bool:
+    code = getattr(getattr(f, "__func__", f), "__code__", None)
+    if code is not None and not hasattr(f, "__wrapped__"):  # (cheap: on every call)
+        return code.co_kwonlyargcount > 0
     import inspect
     try:
         return any(p.kind == p.KEYWORD_ONLY for p in inspect.signature(f).parameters.values())
