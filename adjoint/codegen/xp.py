@@ -303,6 +303,16 @@ def split_like(x, seq, axis=0):
     return out
 
 
+def ones_at_zeros(x):
+    """`x` with each exact zero replaced by one (runtime.ones_at_zeros: a rule divides by
+    it where 0 / 0 would be 0)."""
+    if not _is_array(x):
+        return 1.0 if x == 0.0 else x
+    from array_api_compat import array_namespace
+    xp = array_namespace(x)
+    return xp.where(x == 0.0, xp.ones_like(x), x)
+
+
 def zeros_like(x):
     """A zero of `x`'s shape and kind (runtime.zeros_like): 0.0 for a number, float zeros
     of the namespace for an array, a zero per entry for a container (a pure-Python one, so
@@ -414,4 +424,5 @@ class at:
 
 
 FORMS = {"sum_to": sum_to, "unbroadcast": unbroadcast, "expand_to": expand_to,
-         "save": save, "split_like": split_like, "zeros_like": zeros_like}
+         "save": save, "split_like": split_like, "zeros_like": zeros_like,
+         "ones_at_zeros": ones_at_zeros}
