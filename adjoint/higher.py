@@ -279,7 +279,10 @@ class HVP(Derivative):
         if not args:
             raise TypeError("hvp: missing the direction v (the last argument)")
         *args, v = args
-        args = self.full_args(args, kwargs)
+        return self.along_placed(self.full_args(args, kwargs), v)
+
+    def along_placed(self, args, v):
+        """The call, its arguments placed already (full_args: the Hessian's rows)."""
         fn = self.compile(args)
         if isinstance(self.direction, tuple):
             if not isinstance(v, (tuple, list)) or len(v) != len(self.along):
@@ -340,7 +343,8 @@ class Hessian:
         for k in range(x.size):
             e = np.zeros(x.size)
             e[k] = 1.0
-            rows.append(np.asarray(product(*args, e.reshape(x.shape) if x.ndim else 1.0)))
+            rows.append(np.asarray(product.along_placed(args, e.reshape(x.shape)
+                                                        if x.ndim else 1.0)))
         h = np.stack(rows).reshape(x.shape + x.shape) if rows else np.zeros(x.shape + x.shape)
         return float(h) if not x.ndim and isinstance(args[i], float) else h
 
@@ -368,7 +372,7 @@ class Hessian:
                 if shapes[a]:
                     e.flat[r] = 1.0
                 v[a] = e if shapes[a] else 1.0
-                rows.append(self.product(*args, v))
+                rows.append(self.product.along_placed(args, v))
             blocks[a] = {b: np.stack([np.asarray(row[b], dtype=float) for row in rows]).reshape(
                 shapes[a] + shapes[b]) if rows else np.zeros(shapes[a] + shapes[b])
                 for b in keys}
