@@ -116,6 +116,28 @@ def _literal(x) -> bool:
         x, np.floating)
 
 
+def call_source(k, names, diff, args, kwargs, env):
+    """The parameters (a0, a1, ... for the inputs in `diff`), the call's argument texts and
+    the parameters' values of program k: every other argument a literal or a constant
+    C{k}_<name> set in env."""
+    params, call, values = [], [], []
+
+    def operand(value, pname):
+        if pname in diff:
+            params.append(f"a{len(params)}")
+            values.append(value)
+            return params[-1]
+        if _literal(value):
+            return repr(value)
+        env[f"C{k}_{pname}"] = value
+        return f"C{k}_{pname}"
+    for j, a in enumerate(args):
+        call.append(operand(a, names[j]))
+    for kw, v in kwargs.items():
+        call.append(f"{kw}={operand(v, kw)}")
+    return params, call, values
+
+
 def _build(cases, tmp_path):
     """Write one program per case: its differentiable inputs are parameters, every other
     argument a constant of the module; returns [(name, fn, args, wrt)]."""
@@ -129,32 +151,24 @@ def _build(cases, tmp_path):
         diff = reg.differentiable(e, names, inputs)
         if not diff:
             continue
-        params, call, values = [], [], []
-
-        def operand(key, value, pname):
-            if pname in diff:
-                params.append(f"a{len(params)}")
-                values.append(value)
-                return params[-1]
-            if _literal(value):
-                return repr(value)
-            env[f"C{k}_{pname}"] = value
-            return f"C{k}_{pname}"
-        for j, a in enumerate(args):
-            call.append(operand(("pos", j), a, names[j]))
-        for kw, v in kwargs.items():
-            call.append(f"{kw}={operand(('kw', kw), v, kw)}")
+        params, call, values = call_source(k, names, diff, args, kwargs, env)
         env[f"F{k}"] = e.prim.fn
         lines += [f"def p{k}({', '.join(params)}):", f"    return F{k}({', '.join(call)})", ""]
         built.append((f"{name}{c!r}#{i}", f"p{k}", values))
-    path = tmp_path / "suite_programs.py"
+    module = load_programs(tmp_path / "suite_programs.py", lines, env)
+    return [(label, getattr(module, fname), values) for label, fname, values in built]
+
+
+def load_programs(path, lines, env):
+    """Write `lines` to `path` and import it (adjoint reads real source), `env` (the
+    constants) set in its namespace."""
     path.write_text("\n".join(lines) + "\n")
-    spec = importlib.util.spec_from_file_location("suite_programs", path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     module.__dict__.update(env)
     spec.loader.exec_module(module)
     sys.modules[spec.name] = module  # generated code imports the constants from it
-    return [(label, getattr(module, fname), values) for label, fname, values in built]
+    return module
 
 
 def _check(label, f, values, rng):
