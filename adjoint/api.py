@@ -672,7 +672,8 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     # on every machine
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,
                             specialised, tuple(t.written))
-    return numba_backend.check_outside(text, fn_name) if backend == "numba" else text
+    return numba_backend.check_outside(text, fn_name, not standalone) \
+        if backend == "numba" else text
 
 
 def array_api_args(args) -> str | None:

@@ -351,7 +351,7 @@ def _run(ns, show_ir) -> int:
         print(f"adjoint emit: note: numba cannot compile the runtime helpers this module "
               f"calls ({helpers.group(1)}); "
               + ("give --args to specialise the code" if args is None else
-                 "adjoint.grad(f, backend='numba') runs such functions with NumPy"),
+                 "the file runs such functions with NumPy, with a warning"),
               file=sys.stderr)
     if out:
         write(text)

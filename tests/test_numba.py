@@ -368,6 +368,19 @@ def test_cli_emit_backend_numba(tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--mode", "vjp"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert bad.returncode == 2 and "--backend numba" in bad.stderr
+    # a runtime helper numba cannot compile (det's _nonsingular): the file runs that
+    # function with NumPy, with a warning (round 18's C3: numba's TypingError)
+    det_file = tmp_path / "det_loss.py"
+    det_file.write_text("import numpy as np\n\ndef det_loss(A):\n"
+                        "    return np.log(np.linalg.det(A @ A.T + np.eye(2)))\n")
+    subprocess.run([sys.executable, "-m", "adjoint", "emit", f"{det_file}:det_loss", "--args",
+                    "np.array([[0.7, -1.3], [0.4, 1.1]])", "--backend", "numba", "-o",
+                    str(tmp_path / "det_grad.py")], check=True, capture_output=True, cwd=tmp_path)
+    a = np.array([[0.7, -1.3], [0.4, 1.1]])
+    with pytest.warns(RuntimeWarning, match="numba cannot compile"):
+        got = vars(_import(tmp_path / "det_grad.py"))["det_loss_grad"](a)
+    want = 2 * np.linalg.inv(a @ a.T + np.eye(2)) @ a  # d log det(A A^T + I) / dA
+    np.testing.assert_allclose(got, want, rtol=1e-12)
     # generic code (no --args) calls runtime helpers numba cannot compile: it says so
     generic = subprocess.run(cmd[:5] + ["--backend", "numba"], capture_output=True, text=True,
                              cwd=tmp_path)

@@ -490,15 +490,39 @@ def _callers_level() -> int:
     return level
 
 
-def check_outside(text: str, fn_name: str) -> str:
+def check_outside(text: str, fn_name: str, fallback: bool = True) -> str:
     """`text` whose numba function `fn_name` has its entry checks (of kinds and shapes,
     which numba cannot compile) moved into a plain Python function of that
     name, which then calls the compiled one, `fn_name`_compiled: the file never runs on
-    arguments it was not made for."""
+    arguments it was not made for. With `fallback` (a file that may import adjoint), the
+    compiled one runs through `compiled`, so that what numba cannot compile runs with
+    NumPy, as adjoint.grad's does."""
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
     if at is None or not lines[at - 1].startswith("@numba.njit"):
         return text
+    wrapped = _checks_outside(lines, at, fn_name)
+    entry = f"{fn_name}_compiled" if wrapped is not None else fn_name
+    if not fallback:
+        return "\n".join(wrapped or lines)
+    return "\n".join((wrapped or lines) + [
+        "", "", "# what numba cannot compile (a runtime helper, a type) runs with NumPy, per",
+        "# function, with a warning that says why (adjoint.codegen.numba_backend.compiled)",
+        "from adjoint.codegen import numba_backend as _numba_backend  # noqa: E402",
+        f"{entry} = _numba_backend.compiled(_numba_backend.module_of(globals()), {entry!r})",
+        ""])
+
+
+class module_of:
+    """A module's globals, as the module `compiled` reads and rebinds (a file may be
+    loaded without a place in sys.modules)."""
+
+    def __init__(self, namespace: dict) -> None:
+        object.__setattr__(self, "__dict__", namespace)
+
+
+def _checks_outside(lines: list, at: int, fn_name: str) -> list | None:
+    """check_outside's lines, or None where the function checks nothing."""
     end = at
     while not lines[end].rstrip().endswith(":"):  # a signature over several lines
         end += 1
@@ -507,7 +531,7 @@ def check_outside(text: str, fn_name: str) -> str:
     while lines[past].startswith("    if ") and lines[past + 1].startswith("        raise "):
         past += 2
     if past == check:
-        return text
+        return None
     signature = " ".join(line.strip() for line in lines[at:end + 1])
     params = signature[signature.index("(") + 1:signature.rindex(")")]
     names = ", ".join(p.split("=")[0].strip() for p in params.split(",") if p.strip())
@@ -530,7 +554,7 @@ def check_outside(text: str, fn_name: str) -> str:
     while body and not body[-1].strip():
         body.pop()
     rest = lines[stop:]
-    return "\n".join(lines[:at] + head + body + wrapper + ([""] * 2 + rest if rest else [""]))
+    return lines[:at] + head + body + wrapper + ([""] * 2 + rest if rest else [])
 
 
 def _user_globals(header: list[str], function: list[str]) -> list[str]:
