@@ -20,9 +20,9 @@ from adjoint.analysis.shapes import array_library, as_numpy, kind_of
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
-from adjoint.driver import Compilation, check_wrt_kinds, facts_for, \
+from adjoint.driver import Compilation, check_wrt_kinds, extra_arguments, facts_for, \
     global_kinds, globals_namespace, leaves, origin, origins, placed, portable_header, run, \
-    user_rules, with_entry_check, with_global_checks, with_real_check
+    takes_rest, user_rules, with_entry_check, with_global_checks, with_real_check, with_rest
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
@@ -32,7 +32,7 @@ from adjoint.guards import holds, quick_signature, rule_guards, same_facts, sign
 from adjoint.ir.core import walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.passes import pipeline
-from adjoint.runtime import fresh_tapes
+from adjoint.runtime import FieldCotangents, fresh_tapes
 from adjoint.values import like, tangent_like
 
 _MISSING = object()  # no tangent given by keyword
@@ -415,8 +415,11 @@ class ByDepth:
         name, self.__qualname__ = _names(self.f)
         self.__name__ = f"{mode}({name})"
 
+    def constants_for(self, args, kwargs=None) -> dict:
+        return int_arguments(self.f, args, kwargs)
+
     def transform_for(self, args, kwargs=None) -> Transform:
-        constants = int_arguments(self.f, args, kwargs)
+        constants = self.constants_for(args, kwargs)
         key = tuple(constants.items())
         t = self.by_constants.get(key)
         if t is None:
@@ -431,8 +434,20 @@ class ByDepth:
         return self.transform_for(args, kwargs)(*args, **kwargs)
 
 
+class ByArity(ByDepth):
+    """The derivative of `f(x, *rest)`: one Transform per number of arguments in `rest`,
+    each lowering f with `rest` as that many parameters. Code made for two extra
+    arguments never runs on three."""
+
+    def constants_for(self, args, kwargs=None) -> dict:
+        return extra_arguments(self.f, args, kwargs)
+
+
 def _derivative(f: Callable, wrt, mode: str, *options):
-    """A Transform of f, or for a recursion of constant depth one per depth."""
+    """A Transform of f, for f(x, *rest) one per number of extra arguments, or for a
+    recursion of constant depth one per depth."""
+    if takes_rest(unwrap(f)):
+        return ByArity(f, wrt, mode, *options)
     try:
         return Transform(f, wrt, mode, *options)
     except RecursionDepthError:
@@ -541,7 +556,9 @@ def cotangent_like(ct, out, name: str):
                              f"{len(out)} entries, must have its {len(out)} entries, not "
                              f"{_described(ct)}")
         items = [cotangent_like(c, o, f"{name}[{k}]") for k, (c, o) in enumerate(zip(ct, out))]
-        return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)
+        if hasattr(out, "_fields"):  # read by the sweep by field name, as a parameter's is
+            return FieldCotangents(out._fields, items)
+        return type(out)(items)
     if isinstance(out, dict):
         if not isinstance(ct, dict) or set(ct) != set(out):
             raise ValueError(f"the cotangent of `{name}` must be a dict with its keys "
@@ -617,13 +634,15 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     if array_api and (args is None or kind != "grad" or backend != "numpy" or standalone):
         raise ValueError("array_api=True writes a gradient specialised on args=..., with "
                          "NumPy's backend, not standalone")
+    extras = extra_arguments(f, args) if args is not None else {}  # f(x, *rest)
     try:
-        job = run(Compilation(f, wrt, kind, None, checkpoint, standalone), last="prepare")
+        job = run(Compilation(f, wrt, kind, None, checkpoint, standalone, constants=extras),
+                  last="prepare")
     except RecursionDepthError:
         if args is None:
             raise
         job = run(Compilation(f, wrt, kind, None, checkpoint, standalone,
-                              constants=int_arguments(f, args)), last="prepare")
+                              constants={**int_arguments(f, args), **extras}), last="prepare")
 
     if array_api:
         t = _transform_for(f, wrt, checkpoint, args)
@@ -672,6 +691,8 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     # on every machine
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,
                             specialised, tuple(t.written))
+    if takes_rest(f) and kind == "grad" and backend == "numpy":  # (after: it unpacks rest)
+        text = with_rest(text, fn_name, f, job.ir.param_names)
     return numba_backend.check_outside(text, fn_name, not standalone) \
         if backend == "numba" else text
 

@@ -32,6 +32,7 @@ from adjoint.analysis.views import check_views
 from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
+from adjoint.frontend.lower import Extras
 from adjoint.frontend.source import parse_function
 from adjoint.guards import folded, lower_watched, rule_functions, user_rule_entries
 from adjoint.ir.core import Block, Call, Const, Function, Global, If, Value, walk_ops
@@ -239,27 +240,56 @@ def placed(f, ir, args, kwargs=None) -> Bound:
     Python would refuse an extra positional one), else as Python binds them."""
     if type(args) is Bound:
         return args
-    if len(args) == len(ir.params) and not kwargs and not _keyword_only(f):
+    if len(args) == len(ir.params) and not kwargs and not _binds(f):
         return Bound(args)
     return Bound(bound_arguments(f, ir, args, kwargs))
 
 
-def _keyword_only(f) -> bool:
+def _binds(f) -> bool:
+    """Whether f has a keyword-only or a `*rest` parameter: then only Python's binding
+    tells which parameter a positional argument is."""
     code = getattr(getattr(f, "__func__", f), "__code__", None)
     if code is not None and not hasattr(f, "__wrapped__"):  # (cheap: on every call)
-        return code.co_kwonlyargcount > 0
-    import inspect
+        return code.co_kwonlyargcount > 0 or bool(code.co_flags & inspect.CO_VARARGS)
     try:
-        return any(p.kind == p.KEYWORD_ONLY for p in inspect.signature(f).parameters.values())
+        return any(p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+                   for p in inspect.signature(f).parameters.values())
     except (TypeError, ValueError):
         return False
+
+
+def takes_rest(f) -> bool:
+    """Whether f has a `*rest` parameter."""
+    try:
+        return any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return False
+
+
+def extra_arguments(f, args, kwargs=None) -> dict:
+    """`{rest: Extras(n)}` for f(x, *rest) called with n extra positional arguments (the
+    constants that lower `rest` as n parameters); {} for f without `*rest`."""
+    code = getattr(getattr(f, "__func__", f), "__code__", None)
+    if code is not None and not code.co_flags & inspect.CO_VARARGS:
+        return {}
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return {}
+    rest = next((p.name for p in sig.parameters.values() if p.kind == p.VAR_POSITIONAL), None)
+    if rest is None:
+        return {}
+    try:
+        bound = sig.bind(*args, **(kwargs or {}))
+    except TypeError as e:
+        raise TypeError(f"{getattr(f, '__name__', 'f')}(): {e}") from None
+    return {rest: Extras(len(bound.arguments.get(rest, ())))}
 
 
 def bound_arguments(f, ir, args, kwargs=None) -> tuple:
     """The arguments of a call of f as the lowered function `ir` takes them: one per
     parameter, in order, with defaults filled in. An argument that a functools.partial
     bound is read as a closure value: passing it again is refused, not ignored."""
-    import inspect
     try:
         bound = inspect.signature(f).bind(*args, **(kwargs or {}))
     except TypeError as e:
@@ -269,7 +299,18 @@ def bound_arguments(f, ir, args, kwargs=None) -> tuple:
         raise TypeError(f"{ir.name}(): `{fixed[0]}` is bound by the functools.partial; make "
                         f"a new partial to give it another value")
     bound.apply_defaults()
-    return tuple(bound.arguments[n] for n in ir.param_names)
+    rest = next((p.name for p in bound.signature.parameters.values()
+                 if p.kind == p.VAR_POSITIONAL), None)
+    if rest is None:
+        return tuple(bound.arguments[n] for n in ir.param_names)
+    # ir's parameters rest_0, rest_1, ... take the extra positional arguments in turn
+    values = {f"{rest}_{i}": v for i, v in enumerate(bound.arguments.pop(rest, ()))}
+    extras = [n for n in ir.param_names if n not in bound.signature.parameters]
+    if len(extras) != len(values):
+        raise TypeError(f"{ir.name}() was compiled for {len(extras)} arguments in "
+                        f"*{rest}, not {len(values)}")
+    values.update(bound.arguments)
+    return tuple(values[n] for n in ir.param_names)
 
 
 def _refuse_helper_names(c: Compilation, module: Module) -> None:
@@ -297,17 +338,61 @@ def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:
     """f's trailing parameters whose defaults are literals (2.0, None, 'mean', (1, 2)),
     as emit_function's defaults (keyed by position from the end of a function with
     `after` more parameters): an emitted gradient is called as f is."""
-    import inspect
     try:
-        params = [p for p in inspect.signature(f).parameters.values() if p.name in names]
+        params = inspect.signature(f).parameters
     except (TypeError, ValueError):
         return {}
     out = {}
-    for i in range(len(params) - 1, -1, -1):
-        d = params[i].default
+    for i in range(len(names) - 1, -1, -1):  # (rest_0, rest_1 of `*rest`: no default)
+        d = params[names[i]].default if names[i] in params else inspect.Parameter.empty
         if d is inspect.Parameter.empty or not _literal_value(d):
             break
-        out[i - len(params) - after] = repr(d)
+        out[i - len(names) - after] = repr(d)
+    return out
+
+
+def with_rest(text: str, fn_name: str, f, names: tuple) -> str:
+    """`def f_grad(x, y, rest_0, rest_1, s=1.0, out_bar=1.0):`, the gradient of
+    `def f(x, y=2.0, *rest, s=1.0)` compiled for two extra arguments (`names`: its
+    parameters as lowered), written with f's own signature: `def f_grad(x, y=2.0,
+    *rest, s=1.0, out_bar=1.0):`, then a check of rest's length and `rest_0, rest_1 =
+    rest`. Its callers call it as they call f, and an extra argument is refused, not
+    taken as out_bar."""
+    params = list(inspect.signature(f).parameters.values())
+    rest = next(p.name for p in params if p.kind == p.VAR_POSITIONAL)
+    extras = [n for n in names if n not in {p.name for p in params}]
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
+    if at is None or not lines[at].endswith(", out_bar=1.0):") or not re.match(
+            r"def \w+\(" + r",.*".join(rf"\b{n}\b" for n in names), lines[at]):
+        return text  # (hygiene renamed a parameter: the flat form, as lowered)
+    defaults = dict(_signature_defaults(params))
+    positional = [p.name + defaults.get(p.name, "") for p in params
+                  if p.kind == p.POSITIONAL_OR_KEYWORD and p.name in names]
+    keyword = [p.name + defaults.get(p.name, "") for p in params
+               if p.kind == p.KEYWORD_ONLY and p.name in names]
+    lines[at] = f"def {fn_name}({', '.join(positional + ['*' + rest] + keyword)}, out_bar=1.0):"
+    body = _body_start(lines, at)
+    n = len(extras)
+    message = (f"{fn_name} was generated for {n} argument{'s' * (n != 1)} in *{rest}, not "
+               f"{{len({rest})}}: regenerate it for other arguments")
+    lines[body:body] = [f"    if len({rest}) != {n}:", f"        raise TypeError(f{message!r})"] + \
+        ([f"    {', '.join(extras)}{',' * (n == 1)} = {rest}"] if extras else [])
+    return "\n".join(lines)
+
+
+def _signature_defaults(params) -> list:
+    """(name, "=default") for the parameters whose defaults an emitted signature repeats:
+    literals, the positional ones only where every later positional one has one too."""
+    out, positional_ok = [], True
+    for p in reversed(params):
+        literal = p.default is not p.empty and _literal_value(p.default)
+        if p.kind == p.POSITIONAL_OR_KEYWORD:
+            positional_ok = positional_ok and literal
+            if positional_ok:
+                out.append((p.name, f"={p.default!r}"))
+        elif p.kind == p.KEYWORD_ONLY and literal:
+            out.append((p.name, f"={p.default!r}"))
     return out
 
 

@@ -27,8 +27,9 @@ from adjoint import __version__
 from adjoint.ad.forward import forward
 from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
-from adjoint.driver import HEADER, Bound, check_scalar_output, check_wrt_kinds, facts_for, \
-    global_kinds, globals_namespace, normalize_wrt, origin, origins, placed, user_rules
+from adjoint.driver import HEADER, Bound, check_scalar_output, check_wrt_kinds, \
+    extra_arguments, facts_for, global_kinds, globals_namespace, normalize_wrt, origin, \
+    origins, placed, user_rules
 from adjoint.guards import lower_watched, rule_guards, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
@@ -143,15 +144,16 @@ def as_int(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def lower_by_depth(f, constants: Callable[[], dict]):
+def lower_by_depth(f, constants: Callable[[], dict], extras=None):
     """`lower_watched(f)`; for f that calls itself to a depth its int arguments fix
     (`def power(x, n): return 1.0 if n == 0 else x * power(x, n - 1)`), f lowered with
     the ints `constants()` gives as constants, so that the recursion unrolls (the
-    signature keys a compiled derivative on the values of ints)."""
+    signature keys a compiled derivative on the values of ints). `extras`: for
+    f(x, *rest), how many arguments rest holds (driver.extra_arguments)."""
     try:
-        return lower_watched(f)
+        return lower_watched(f, extras or None)
     except RecursionDepthError:
-        return lower_watched(f, constants())
+        return lower_watched(f, {**constants(), **(extras or {})})
 
 
 class Derivative:
@@ -168,6 +170,7 @@ class Derivative:
         self.guards: tuple = ()  # what lowering f read: a change drops every specialisation
         self.lowered = None  # f as lowered, for its parameters (full_args)
         self.lowered_guards: tuple = ()
+        self.extras: dict = {}  # for f(x, *rest): the lowering's number of extra arguments
 
     def full_args(self, args, kwargs=None) -> tuple:
         """The arguments, one per parameter of f as lowered (keyword-only ones too), with
@@ -176,10 +179,13 @@ class Derivative:
         arguments (keywords are f's, and are not differentiated)."""
         n_extra = sum(kind in ("vjp", "dot") for kind, _ in self.steps)
         own, extra = args[:len(args) - n_extra], args[len(args) - n_extra:]
-        if self.lowered is None or stale(self.lowered_guards):
+        # (placed arguments are flat: rest's were counted when they were placed)
+        extras = self.extras if type(args) is Bound else extra_arguments(self.f, own, kwargs)
+        if self.lowered is None or stale(self.lowered_guards) or extras != self.extras:
             # only the parameters are read here: any depth's lowering has them all
+            self.extras = extras
             self.lowered, self.lowered_guards = lower_by_depth(
-                self.f, lambda: int_arguments(self.f, own, kwargs))
+                self.f, lambda: int_arguments(self.f, own, kwargs), extras)
         if type(args) is Bound:
             return args
         return Bound(placed(self.f, self.lowered, own, kwargs) + tuple(extra))
@@ -195,7 +201,7 @@ class Derivative:
             self.full_args(args)
         names = self.lowered.param_names  # args are full: one per parameter, in order
         lowered, self.guards = lower_by_depth(self.f, lambda: {
-            n: as_int(a) for n, a in zip(names, args) if is_int(a)})
+            n: as_int(a) for n, a in zip(names, args) if is_int(a)}, self.extras)
         self.guards += rule_guards(lowered)
         self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)

@@ -101,12 +101,12 @@ def test_keyword_only_parameters_in_second_derivatives():
     assert np.isclose(adjoint.grad(adjoint.grad(cubic))(1.5, s=1.0), 6 * 1.5)
 
 
-def star_args(x, *rest):
+def star_kwargs(x, **options):
     return np.sum(x)
 
 
-def test_star_args_in_the_signature_is_refused():
-    refused(star_args, X, at="def star_args", says="*rest")
+def test_star_kwargs_in_the_signature_is_refused():  # (*rest: tests/test_varargs.py)
+    refused(star_kwargs, X, at="def star_kwargs", says="**options")
 
 
 # ------------------------------------------------------------- functools.partial

@@ -157,9 +157,9 @@ CASES = [
                 r = x * 5.0
             return r
         """, token="except"),
-    Case("varargs-parameter", UnsupportedError, """
-        def f(*xs):  # <-
-            return xs[0] * xs[0]
+    Case("kwargs-parameter", UnsupportedError, """
+        def f(x, **options):  # <-
+            return x * x
         """, token="def"),
     # ---- expressions the compiler does not handle
     Case("set-comprehension", UnsupportedError, """
@@ -233,10 +233,14 @@ CASES = [
             e = dict(**p, b=x)  # <-
             return e["a"]
         """, args=(1.5, {"a": 2.0}), token="p, "),
-    Case("varargs-parameter", UnsupportedError, """
-        def f(x, *rest):  # <-
-            return x * 2.0
-        """, token="def"),
+    Case("varargs-parameter-bound-by-a-partial", UnsupportedError, """
+        import functools
+
+        def g(x, *rest):  # <-
+            return x * rest[0]
+
+        f = functools.partial(g, 1.0, 2.0)
+        """, token="rest"),
     Case("attribute-assignment", UnsupportedError, """
         import types
 

@@ -1743,6 +1743,8 @@ class Lowerer:
                 raise self.error(f"`np.{fn.__name__}` with its settings by position", node,
                                  f"name them: np.{fn.__name__}(x, dtype=..., order=...)")
             args, kwargs = args[:1], [("dtype", args[1])] + list(kwargs)
+        if _is_namedtuple_class(fn):  # (before the registry, where record() puts the class)
+            return self.record(fn, args, kwargs, node, hint)
         entry = registry.lookup(fn)
         dtype = _dtype_of(dict(kwargs).get("dtype"))
         if fn in _CASTS and dtype is not None and _narrows(dtype):
@@ -1764,6 +1766,12 @@ class Lowerer:
                              "adjoint.hvp(f), adjoint.hessian(f), adjoint.jvp(adjoint.grad(f))")
         if inspect.isfunction(plain) and not _is_library(plain):
             return self.inline(plain, args, kwargs, node, hint)
+        if inspect.isclass(fn) and hasattr(fn, "__dataclass_fields__"):
+            raise self.error(f"a dataclass (`{fn.__name__}`) built inside the differentiated "
+                             f"function: only namedtuples are built here", node,
+                             "build it with typing.NamedTuple (same fields, p.h reads and "
+                             "p._replace(h=...) differentiate), or build the dataclass "
+                             "outside f and pass it as an argument")
         if inspect.isclass(fn) or not callable(fn) or not (
                 inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
             raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
@@ -1773,6 +1781,21 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, _qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
+
+    def record(self, cls, args, kwargs, node, hint):
+        """`P(a, b)` of a namedtuple class: a template of P (its fields 0.0, a constant)
+        with each field replaced in turn, so that the record is built by `replaced`,
+        whose rules a namedtuple parameter's `_replace` already uses."""
+        try:
+            bound = inspect.signature(cls).bind(*args, **dict(kwargs))
+        except TypeError as e:
+            raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
+        x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
+                      [Const(0.0)] * len(cls._fields), hint=hint, node=node)
+        for name in cls._fields:
+            value = bound.arguments.get(name, Const(cls._field_defaults.get(name)))
+            x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
+        return x
 
     def diff_with_ends(self, args, kwargs, node, hint):
         """`np.diff(a, n, axis, prepend=p, append=q)` as NumPy computes it: the differences
@@ -2450,9 +2473,15 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     return ret if ret is not None else (Const(None),)
 
 
+class Extras(int):
+    """How many arguments `*rest` takes on the call compiled for: in `constants`, under
+    the name of the differentiated function's `*rest` parameter."""
+
+
 def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Function:
     """The IR of a user function (its callees inlined). `constants` maps parameter names
-    to values the body reads instead (a recursion's depth: the parameters stay)."""
+    to values the body reads instead (a recursion's depth: the parameters stay), and
+    the name of a `*rest` parameter to the Extras it takes."""
     # reading an expression recurses once per operator, and generated code (sympy's) has
     # sums of hundreds of terms, which Python compiles: so may this
     limit = sys.getrecursionlimit()
@@ -2468,13 +2497,23 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
     check(parsed)
     node = parsed.node
     a = node.args
-    if a.vararg or a.kwarg or getattr(a, "posonlyargs", None):
-        what = "*" + a.vararg.id if a.vararg else "**" + a.kwarg.id if a.kwarg else "/"
+    constants = dict(constants or {})
+    extras = constants.pop(a.vararg.id, None) if a.vararg else None
+    if a.kwarg or getattr(a, "posonlyargs", None):
+        what = "**" + a.kwarg.id if a.kwarg else "/"
         raise UnsupportedError(f"the parameter list of the differentiated function has "
-                               f"`{what}`: only named parameters are supported here",
-                               parsed.loc(node), "write def f(x, y, *, s=1.0): ...; a helper "
-                               "it calls may take *args")
-    names = tuple(p.id for p in a.args + a.kwonlyargs)
+                               f"`{what}`: only named parameters and *args are supported "
+                               f"here", parsed.loc(node), "write def f(x, y, *rest, s=1.0): "
+                               "...; a helper it calls may take **kwargs")
+    if a.vararg and not isinstance(extras, Extras):
+        raise UnsupportedError(f"`*{a.vararg.id}`: how many arguments it holds is known only "
+                               f"from a call", parsed.loc(a.vararg), "give the arguments: "
+                               "adjoint.grad(f)(x, a, b), adjoint.source(f, args=(x, a, b)), "
+                               "adjoint emit --args")
+    # `*rest` holding this call's n extra arguments: n parameters rest_0 ... rest_(n-1),
+    # so that positions past the named ones select them (as JAX's argnums do)
+    rest = tuple(f"{a.vararg.id}_{i}" for i in range(extras)) if a.vararg else ()
+    names = tuple(p.id for p in a.args) + rest + tuple(p.id for p in a.kwonlyargs)
     plain = unwrap_partial(fn)
     for p, default in zip(a.args[::-1], (getattr(plain, "__defaults__", None) or ())[::-1]):
         if isinstance(default, types.ModuleType):  # `def f(x, np=np)`: calls on a value
@@ -2488,13 +2527,21 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
         low.env[names[0]] = Instance(plain.__self__, names[0])
         names = names[1:]
     if isinstance(fn, functools.partial):  # its bound arguments are read as closure values
-        for name, value in partial_bindings(fn, names).items():
+        bindings = partial_bindings(fn, names)
+        if set(bindings) & set(rest):
+            raise UnsupportedError(f"the functools.partial binds arguments of "
+                                   f"`*{a.vararg.id}`", parsed.loc(a.vararg),
+                                   "bind only named parameters; pass the rest in the call")
+        for name, value in bindings.items():
             low.env[name] = Global(name, value, None) if isinstance(
                 low.classify(value, name), Global) else low.classify(value, name)
         names = tuple(n for n in names if n not in low.env)
     params = tuple(Value(n) for n in names)
     low.env.update(zip(names, params))
-    for name, value in (constants or {}).items():
+    if a.vararg:  # inside f, `rest` is the tuple of those parameters
+        low.env[a.vararg.id] = low.emit(prim_of(tuple_of), [low.env[n] for n in rest],
+                                        hint=a.vararg.id, node=a.vararg)
+    for name, value in constants.items():
         low.env[name] = low.classify(value, name)
     tree = normalize(node, parsed.loc)
     ret = low.body(tree.body) or (Const(None),)
@@ -2855,3 +2902,9 @@ def _loads_after(fn_node, loop) -> set[str]:
 
 __all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Static", "math",
            "builtins"]
+
+
+def _is_namedtuple_class(fn) -> bool:
+    """A class made by collections.namedtuple or typing.NamedTuple."""
+    return inspect.isclass(fn) and issubclass(fn, tuple) and hasattr(fn, "_fields") and \
+        hasattr(fn, "_replace")

@@ -1,0 +1,273 @@
+"""`*rest` in the differentiated function's signature, and namedtuples built inside f
+(issue 15). wrt positions past the named parameters select rest's arguments, as JAX's
+argnums do; one compilation per number of extra arguments. Each gradient is checked
+by adjoint.testing.check_program (central differences in float64, the value against f,
+jvp against vjp) and against the formula by hand; hvp against differences of the
+gradient; each refusal is located."""
+import collections
+import dataclasses
+import functools
+import inspect
+import typing
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint import AdjointError, UnsupportedError
+from adjoint.testing import check_program
+
+X = np.array([0.5, -1.0, 2.0])
+A = np.array([1.0, 0.3, -0.7])
+B = np.array([0.2, -1.5, 0.4])
+C = np.array([-0.6, 0.9, 1.1])
+V = np.array([0.3, 0.7, -0.2])
+
+
+def star_sum(x, *rest):
+    s = np.sum(x ** 2)
+    for r in rest:
+        s = s + np.sum(r * x)
+    return s
+
+
+def located(error, f, at: str):
+    """The error names f's file and the line of f's source holding `at`, with a hint."""
+    lines, first = inspect.getsourcelines(f)
+    line = first + next(i for i, text in enumerate(lines) if at in text)
+    text = str(error)
+    assert f"{__file__}:{line}:" in text, text
+    assert "hint:" in text, text
+
+
+def numeric_hvp(f, args, v, wrt=0, eps=1e-5):
+    g = adjoint.grad(f, wrt=wrt)
+
+    def at(t):
+        moved = list(args)
+        moved[wrt] = args[wrt] + t * v
+        return g(*moved)
+    return (at(eps) - at(-eps)) / (2 * eps)
+
+
+# ---------------------------------------------------------------- *rest: first order
+
+@pytest.mark.parametrize("extras", [(), (A,), (A, B), (A, B, C)])
+def test_star_rest_against_differences_and_by_hand(extras):
+    check_program(star_sum, X, *extras)
+    # d/dx = 2x + sum(rest); d/d rest[i] = x
+    wrt = tuple(range(1 + len(extras)))
+    got = adjoint.grad(star_sum, wrt=wrt)(X, *extras)
+    assert len(got) == len(wrt)
+    assert np.allclose(got[0], 2 * X + sum(extras, np.zeros(3)))
+    for g in got[1:]:
+        assert np.allclose(g, X)
+
+
+def test_positions_past_the_named_parameters_select_rest_arguments():
+    g = adjoint.grad(star_sum, wrt=2)(X, A, B)  # one position: one array, as JAX gives
+    assert isinstance(g, np.ndarray) and np.allclose(g, X)
+    one = adjoint.grad(star_sum, wrt=(2,))(X, A, B)
+    assert isinstance(one, tuple) and len(one) == 1 and np.allclose(one[0], X)
+    dx, dc = adjoint.grad(star_sum, wrt=(0, 3))(X, A, B, C)
+    assert np.allclose(dx, 2 * X + A + B + C) and np.allclose(dc, X)
+    value, db = adjoint.value_and_grad(star_sum, wrt=2)(X, A, B)
+    assert np.isclose(value, star_sum(X, A, B)) and np.allclose(db, X)
+    with pytest.raises(AdjointError, match="wrt=3 does not name a parameter"):
+        adjoint.grad(star_sum, wrt=3)(X, A, B)
+
+
+def test_a_new_number_of_extra_arguments_compiles_again():
+    g = adjoint.grad(star_sum)
+    for extras in [(A, B), (A, B, C), (A,), (), (A, B)]:
+        assert np.allclose(g(X, *extras), 2 * X + sum(extras, np.zeros(3)))
+    two = adjoint.source(star_sum, args=(X, A, B))
+    three = adjoint.source(star_sum, args=(X, A, B, C))
+    # the file is called as f is: an extra argument is refused, not taken as out_bar
+    assert "def star_sum_grad(x, *rest, out_bar=1.0):" in two
+    assert "    rest_0, rest_1 = rest\n" in two and "rest_0, rest_1, rest_2 = rest" in three
+    namespace = {}
+    exec(compile(two, "<two>", "exec"), namespace)
+    assert np.allclose(namespace["star_sum_grad"](X, A, B), 2 * X + A + B)
+    assert np.allclose(namespace["star_sum_grad"](X, A, B, out_bar=2.0), 2 * (2 * X + A + B))
+    with pytest.raises(TypeError, match="generated for 2 arguments in \\*rest, not 3"):
+        namespace["star_sum_grad"](X, A, B, C)
+
+
+def test_jvp_and_vjp():
+    value, slope = adjoint.jvp(star_sum)(X, A, B, V)
+    assert np.isclose(value, star_sum(X, A, B))
+    assert np.isclose(slope, np.dot(2 * X + A + B, V))
+    _, slope_b = adjoint.jvp(star_sum, wrt=2)(X, A, B, V)
+    assert np.isclose(slope_b, np.dot(X, V))
+    out, pullback = adjoint.vjp(star_sum, X, A, B, wrt=(0, 2))
+    dx, db = pullback(2.0)
+    assert np.isclose(out, star_sum(X, A, B))
+    assert np.allclose(dx, 2 * (2 * X + A + B)) and np.allclose(db, 2 * X)
+
+
+def weighted(x, *rest):
+    return np.sum(np.sin(x) * x) + sum(np.sum(r * r * x ** 2) for r in rest)
+
+
+def test_second_order():
+    args = (X, A, B)
+    # d2/dx2 = diag(2 cos x - x sin x + 2 sum r^2)
+    h = adjoint.hessian(weighted)(*args)
+    assert np.allclose(h, np.diag(2 * np.cos(X) - X * np.sin(X) + 2 * (A * A + B * B)))
+    assert np.allclose(adjoint.hvp(weighted)(*args, V), numeric_hvp(weighted, args, V),
+                       rtol=1e-5, atol=1e-7)
+    # in rest[0]: d2/da2 = diag(2 x^2)
+    assert np.allclose(adjoint.hvp(weighted, wrt=2)(*args, V), 2 * X ** 2 * V)
+    assert np.allclose(adjoint.hvp(weighted, wrt=2)(*args, V),
+                       numeric_hvp(weighted, args, V, wrt=2), rtol=1e-5, atol=1e-7)
+
+    def scalar(t, *rest):
+        return t ** 3 * rest[0] + t * rest[1]
+    assert np.isclose(adjoint.grad(adjoint.grad(scalar))(1.5, 2.0, 0.5), 6 * 1.5 * 2.0)
+    assert np.isclose(adjoint.grad(adjoint.grad(scalar))(1.5, 2.0, 0.5, 9.0), 6 * 1.5 * 2.0)
+
+
+def scaled(x, y=2.0, *rest, scale=1.0):
+    total = y * np.sum(x ** 3)
+    for r in rest:
+        total = total + np.sum(r * r * x)
+    return scale * total
+
+
+def test_defaults_and_keyword_only_parameters_around_rest():
+    dx, dy, da, db = adjoint.grad(scaled, wrt=(0, 1, 2, 3))(X, 3.0, A, B, scale=2.0)
+    assert np.allclose(dx, 2.0 * (3 * 3.0 * X ** 2 + A * A + B * B))
+    assert np.isclose(dy, 2.0 * np.sum(X ** 3))
+    assert np.allclose(da, 2.0 * 2 * A * X) and np.allclose(db, 2.0 * 2 * B * X)
+    assert np.allclose(adjoint.grad(scaled, wrt="y")(X, 4.0, A, scale=1.0), np.sum(X ** 3))
+    check_program(functools.partial(scaled, scale=0.5), X, 3.0, A, B)
+    text = adjoint.source(scaled, args=(X, 3.0, A))
+    assert "def scaled_grad(x, y=2.0, *rest, scale=1.0, out_bar=1.0):" in text
+    namespace = {}
+    exec(compile(text, "<scaled>", "exec"), namespace)
+    assert np.allclose(namespace["scaled_grad"](X, 3.0, A, scale=2.0),
+                       2.0 * (3 * 3.0 * X ** 2 + A * A))
+
+
+def test_an_empty_rest_whose_loop_body_nothing_types_is_refused_at_its_line():
+    # with no extra argument the loop never runs, and `r * r` may repeat a sequence:
+    # refused where it is (a loop over any constant empty tuple is, today)
+    with pytest.raises(UnsupportedError) as info:
+        adjoint.grad(scaled)(X)
+    located(info.value, scaled, "r * r * x")
+
+
+def mlp(x, *layers):
+    for W, b in layers:
+        x = np.tanh(W @ x + b)
+    return np.sum(x ** 2)
+
+
+def test_layers_in_rest_are_tuples_of_arrays():
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(3, 3)), rng.normal(size=3)) for _ in range(2)]
+    check_program(mlp, X, *layers, wrt=(0, 1, 2))
+    dx, first = adjoint.grad(mlp, wrt=(0, 1))(X, *layers)
+    assert isinstance(first, tuple) and first[0].shape == (3, 3) and first[1].shape == (3,)
+
+
+class Model:
+    def __init__(self):
+        self.w = 2.0
+
+    def loss(self, x, *rest):
+        return self.w * star_sum(x, *rest)
+
+
+def test_method_and_call_site_unpacking():
+    m = Model()
+    dx, da = adjoint.grad(m.loss, wrt=(0, 1))(X, A)
+    assert np.allclose(dx, 2.0 * (2 * X + A)) and np.allclose(da, 2.0 * X)
+    assert np.allclose(adjoint.grad(m.loss)(X, *[A, B]), 2.0 * (2 * X + A + B))
+    assert np.allclose(adjoint.adjoint(star_sum).grad(wrt=1)(X, A), X)
+
+
+def star_kwargs(x, **options):
+    return np.sum(x)
+
+
+def test_refusals_are_located():
+    with pytest.raises(UnsupportedError) as info:
+        adjoint.grad(star_kwargs)(X)
+    located(info.value, star_kwargs, "def star_kwargs")
+    assert "**options" in str(info.value)
+    with pytest.raises(UnsupportedError) as info:  # a partial binding rest's arguments
+        adjoint.grad(functools.partial(star_sum, X, A))(B)
+    located(info.value, star_sum, "def star_sum")
+    with pytest.raises(UnsupportedError) as info:  # no call: rest's length is unknown
+        adjoint.ir(star_sum)
+    located(info.value, star_sum, "def star_sum")
+
+
+# ---------------------------------------------------------------- namedtuples built in f
+
+Pair = collections.namedtuple("Pair", "a b")
+
+
+class State(typing.NamedTuple):
+    h: np.ndarray
+    c: float = 3.0
+
+
+def built_pair(x):
+    p = Pair(x * 2, b=x + 1)
+    s = State(np.sin(x))
+    p = p._replace(a=p.a * s.c)
+    return np.sum(p.a * p.b * s.h)
+
+
+def test_namedtuples_built_inside_f():
+    check_program(built_pair, X)
+    # f = 6 sum(x (x + 1) sin x)
+    assert np.allclose(adjoint.grad(built_pair)(X),
+                       6 * ((2 * X + 1) * np.sin(X) + X * (X + 1) * np.cos(X)))
+    assert np.allclose(adjoint.hvp(built_pair)(X, V), numeric_hvp(built_pair, (X,), V),
+                       rtol=1e-5, atol=1e-7)
+
+
+def recurrent(x, W):
+    s = State(h=x, c=0.0)
+    for _ in range(3):
+        s = State(h=np.tanh(W @ s.h), c=s.c + np.sum(s.h ** 2))
+    return s.c + np.sum(s.h)
+
+
+def test_namedtuple_rebuilt_in_a_loop():
+    W = np.array([[0.5, -0.2, 0.1], [0.3, 0.4, -0.6], [-0.1, 0.2, 0.7]])
+    check_program(recurrent, X, W)
+
+
+def as_pair(x):
+    return Pair(x * 2, x ** 2)
+
+
+def test_a_built_namedtuple_as_the_output():
+    out, pullback = adjoint.vjp(as_pair, X)
+    assert type(out) is Pair and np.allclose(out.a, 2 * X) and np.allclose(out.b, X ** 2)
+    assert np.allclose(pullback(Pair(np.ones(3), np.ones(3))), 2 + 2 * X)
+    value, slope = adjoint.jvp(as_pair)(X, V)
+    assert type(slope) is Pair and np.allclose(slope.a, 2 * V) and np.allclose(slope.b, 2 * X * V)
+
+
+@dataclasses.dataclass
+class Cell:
+    h: np.ndarray
+    c: np.ndarray
+
+
+def builds_a_dataclass(x):
+    cell = Cell(h=x, c=x * 2)
+    return np.sum(cell.h * cell.c)
+
+
+def test_a_dataclass_built_inside_f_is_refused_at_its_line():
+    with pytest.raises(UnsupportedError) as info:
+        adjoint.grad(builds_a_dataclass)(X)
+    located(info.value, builds_a_dataclass, "cell = Cell(")
+    assert "NamedTuple" in str(info.value)
