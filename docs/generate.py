@@ -298,7 +298,8 @@ _ACCEPTED = {
     "Compare": "comparisons, chained too (`0 < x < 1`); `is`, `is not`",
     "Call": "calls of registered primitives (see [rules.md](rules.md)), of your own "
             "functions (inlined, from any module), `adjoint.checkpoint(fn)(...)` and "
-            "`adjoint.stop_gradient(x)`",
+            "`adjoint.stop_gradient(x)`; `P(a, b=v)` of a `collections.namedtuple` or "
+            "`typing.NamedTuple` class builds one (not a dataclass: refused)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
                  "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "
@@ -315,7 +316,10 @@ _ACCEPTED = {
                "display, a helper's own `**kwargs` or a module's dict of numbers; "
                "`{**d, 'k': v}` of any dict (a parameter's too)",
     "FunctionDef": "nested `def`: inlined at each call, reading the enclosing variables "
-                   "as they are when called; keyword-only parameters and defaults",
+                   "as they are when called; keyword-only parameters and defaults. The "
+                   "differentiated function may take `*rest` (compiled per number of extra "
+                   "arguments; `wrt` positions past the named parameters select them, as "
+                   "JAX's argnums do), not `**kwargs`",
     "ListComp": "list comprehensions, lowered to the loop that appends (`if` filters, "
                 "nested `for`s); the loop variables do not leak",
     "GeneratorExp": "generator expressions passed to `sum` and `math.fsum` (the loop that "
@@ -428,8 +432,8 @@ def f(x):
     x.flags = 1
     return x * 2.0
 """, "np.ones(3)"),
-    ("`*args` / `**kwargs` parameters", """
-def f(x, *rest):
+    ("`**kwargs` parameters", """
+def f(x, **options):
     return x * 2.0
 """, "1.0"),
     ("undefined names", """

@@ -836,6 +836,20 @@ ARRAY_TEMPLATES = [
      "    for t in range(2):\n        g = _grads(q)\n        for k in q:\n"
      "            q[k] = q[k] - 0.1 * g[k]\n    return np.sum(np.tanh(h @ q['W'] + q['b']))",
      ({"W": W1, "b": B1}, V3), None),
+    # `*rest` in f's signature (issue 15): positions past the named ones are rest's
+    ("varargs", "for", "def f(x, *rest):\n    s = x * x\n    for r in rest:\n"
+     "        s = s + np.sum(np.tanh(r * x))\n    return s", (0.7, V3, B1), None),
+    ("varargs", "layers", "def f(h, *layers):\n    for W, b in layers:\n"
+     "        h = np.tanh(h @ W + b)\n    return np.sum(h * h)",
+     (V3, (W1, B1), (W2, B2)), None),
+    ("varargs", "indexed_and_passed", "def f(x, *rest):\n    return helper(rest[0] * x) + "
+     "len(rest) * np.sum(rest[-1] * x)", (0.7, V3, B1, W1[0]), None),
+    # namedtuples built inside f (issue 15), rebuilt in a loop and _replaced
+    ("namedtuple_built", "loop", "import collections\n\n"
+     "State = collections.namedtuple('State', 'h c')\n\n\ndef f(x, v):\n"
+     "    s = State(v * x, c=0.0)\n    for i in range(3):\n"
+     "        s = State(h=np.tanh(s.h * x + v), c=s.c + np.sum(s.h))\n"
+     "    s = s._replace(c=s.c * x)\n    return s.c + np.sum(s.h * v)", (0.7, V3), None),
     # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
     ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"

@@ -8,7 +8,9 @@ import collections
 import dataclasses
 import functools
 import inspect
+import os
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,33 @@ A = np.array([1.0, 0.3, -0.7])
 B = np.array([0.2, -1.5, 0.4])
 C = np.array([-0.6, 0.9, 1.1])
 V = np.array([0.3, 0.7, -0.2])
+GOLDEN = Path(__file__).parent / "golden" / "varargs_mlp_grad.py"
+
+
+def mlp(x, *layers):  # the golden's program: keep it first (its lines are quoted)
+    for W, b in layers:
+        x = np.tanh(W @ x + b)
+    return np.sum(x ** 2)
+
+
+def test_varargs_mlp_golden():
+    """The gradient file keeps f's signature, `def mlp_grad(x, *layers, out_bar=1.0)`:
+    regenerate with ADJOINT_UPDATE_GOLDEN=1 after an intended change."""
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(3, 3)), rng.normal(size=3)) for _ in range(2)]
+    text = adjoint.source(mlp, wrt=(0, 1, 2), args=(X, *layers))
+    body = text.split("\n", 1)[1]
+    if os.environ.get("ADJOINT_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text.split("\n", 1)[0].split(" from ")[0] +
+                          " from tests/test_varargs.py:mlp.\n" + body)
+    assert body == GOLDEN.read_text().split("\n", 1)[1]
+    namespace = {}
+    exec(compile(text, str(GOLDEN), "exec"), namespace)
+    got = namespace["mlp_grad"](X, *layers)
+    want = adjoint.grad(mlp, wrt=(0, 1, 2))(X, *layers)
+    assert np.allclose(got[0], want[0])
+    for g, w in zip(got[1:], want[1:]):
+        assert all(np.allclose(a, b) for a, b in zip(g, w))
 
 
 def star_sum(x, *rest):
@@ -158,18 +187,46 @@ def test_an_empty_rest_whose_loop_body_nothing_types_is_refused_at_its_line():
     located(info.value, scaled, "r * r * x")
 
 
-def mlp(x, *layers):
-    for W, b in layers:
-        x = np.tanh(W @ x + b)
-    return np.sum(x ** 2)
-
-
 def test_layers_in_rest_are_tuples_of_arrays():
     rng = np.random.default_rng(0)
     layers = [(rng.normal(size=(3, 3)), rng.normal(size=3)) for _ in range(2)]
     check_program(mlp, X, *layers, wrt=(0, 1, 2))
     dx, first = adjoint.grad(mlp, wrt=(0, 1))(X, *layers)
     assert isinstance(first, tuple) and first[0].shape == (3, 3) and first[1].shape == (3,)
+
+
+def stacked(x, *rest):
+    return np.sum(np.stack(rest) @ x) + len(rest) * np.sum(rest[-1] * x) + \
+        sum(np.sum(r) for r in rest)
+
+
+def zipped(x, *rest):
+    t = 0.0
+    for r, w in zip(rest, (1.0, 2.0, 3.0)):
+        t = t + w * np.sum(np.tanh(r * x))
+    return t
+
+
+def only_rest(*rest):
+    return np.sum(rest[0] * rest[1])
+
+
+def powered(x, *rest):
+    return np.sum(x ** rest[0]) * rest[1]
+
+
+def test_rest_read_as_a_tuple():
+    check_program(stacked, X, A, B)
+    # d/dx = A + B + 2 B; d/dA = x + 1; d/dB = x + 2 x + 1
+    dx, da, db = adjoint.grad(stacked, wrt=(0, 1, 2))(X, A, B)
+    assert np.allclose(dx, A + 3 * B) and np.allclose(da, X + 1) and np.allclose(db, 3 * X + 1)
+    check_program(zipped, X, A, B)
+    assert np.allclose(adjoint.grad(zipped, wrt=-1)(X, A, B), 2 * X / np.cosh(B * X) ** 2)
+    check_program(only_rest, A, B)
+    assert np.allclose(adjoint.grad(only_rest, wrt=1)(A, B), A)
+    # an int in rest is keyed by its value, as a named int argument is
+    g = adjoint.grad(powered)
+    assert np.allclose(g(X, 3, 2.0), 6 * X ** 2) and np.allclose(g(X, 2, 2.0), 4 * X)
 
 
 class Model:
@@ -255,6 +312,42 @@ def test_a_built_namedtuple_as_the_output():
     assert type(slope) is Pair and np.allclose(slope.a, 2 * V) and np.allclose(slope.b, 2 * X * V)
 
 
+Defaulted = collections.namedtuple("Defaulted", "a b", defaults=(np.array([1.0, 2.0, 3.0]),))
+
+
+class Doubled(collections.namedtuple("Doubled", "a b")):
+    def __new__(cls, a, b=None):
+        return super().__new__(cls, a, a * 2 if b is None else b)
+
+
+class Norms(Pair):
+    def total(self):
+        return np.sum(self.a) + np.sum(self.b)
+
+
+def defaulted(x):
+    q = Defaulted(x * 2)
+    return np.sum(q.a * q.b)
+
+
+def doubled(x):
+    d = Doubled(x)
+    return np.sum(d.a * d.b)
+
+
+def normed(x):
+    n = Norms(x ** 2, b=np.sin(x))
+    return np.sum(n.a * n.b) + n.a[0]
+
+
+def test_field_defaults_subclasses_and_their_own_constructors():
+    assert np.allclose(adjoint.grad(defaulted)(X), 2 * np.array([1.0, 2.0, 3.0]))
+    check_program(normed, X)
+    with pytest.raises(UnsupportedError) as info:  # its __new__ computes b: not read
+        adjoint.grad(doubled)(X)
+    located(info.value, doubled, "d = Doubled(")
+
+
 @dataclasses.dataclass
 class Cell:
     h: np.ndarray
@@ -271,3 +364,25 @@ def test_a_dataclass_built_inside_f_is_refused_at_its_line():
         adjoint.grad(builds_a_dataclass)(X)
     located(info.value, builds_a_dataclass, "cell = Cell(")
     assert "NamedTuple" in str(info.value)
+
+
+def test_adjoint_emit_writes_the_star_signature(tmp_path):
+    import contextlib
+    import io
+
+    from adjoint.cli import main
+    for extra in ((), ("--standalone",)):
+        out = tmp_path / f"star_sum_grad{len(extra)}.py"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["emit", f"{__file__}:star_sum", "--args",
+                         "np.array([0.5, -1.0, 2.0]), np.ones(3), np.arange(3.0)",
+                         *extra, "-o", str(out)])
+        assert code == 0, err.getvalue()
+        namespace = {}
+        exec(compile(out.read_text(), str(out), "exec"), namespace)
+        grad = namespace["star_sum_grad"]
+        assert "def star_sum_grad(x, *rest, out_bar=1.0):" in out.read_text()
+        assert np.allclose(grad(X, A, B), 2 * X + A + B)
+        with pytest.raises(TypeError, match="in \\*rest, not 1"):
+            grad(X, A)

@@ -1786,14 +1786,21 @@ class Lowerer:
         """`P(a, b)` of a namedtuple class: a template of P (its fields 0.0, a constant)
         with each field replaced in turn, so that the record is built by `replaced`,
         whose rules a namedtuple parameter's `_replace` already uses."""
+        made = next(c for c in cls.__mro__ if "_make" in vars(c))  # by namedtuple()
+        if any("__new__" in vars(c) or "__init__" in vars(c)
+               for c in cls.__mro__[:cls.__mro__.index(made)]):
+            raise self.error(f"`{cls.__name__}` builds its instances with its own __new__ or "
+                             f"__init__, which adjoint does not read", node,
+                             "build the namedtuple it derives from, with its fields given")
         try:
-            bound = inspect.signature(cls).bind(*args, **dict(kwargs))
+            bound = inspect.signature(made).bind(*args, **dict(kwargs))
         except TypeError as e:
             raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
         x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
                       [Const(0.0)] * len(cls._fields), hint=hint, node=node)
         for name in cls._fields:
-            value = bound.arguments.get(name, Const(cls._field_defaults.get(name)))
+            value = bound.arguments[name] if name in bound.arguments else \
+                self.classify(cls._field_defaults[name], name)
             x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
         return x
 
@@ -2905,6 +2912,6 @@ __all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "St
 
 
 def _is_namedtuple_class(fn) -> bool:
-    """A class made by collections.namedtuple or typing.NamedTuple."""
+    """A class made by collections.namedtuple or typing.NamedTuple, or derived from one."""
     return inspect.isclass(fn) and issubclass(fn, tuple) and hasattr(fn, "_fields") and \
-        hasattr(fn, "_replace")
+        hasattr(fn, "_make") and hasattr(fn, "_replace")
