@@ -114,6 +114,14 @@ def ones_at_zeros(x):
     return np.where(x == 0.0, 1.0, x)
 
 
+def zero_to_zero(x, y):
+    """Where `x ** y` is `0 ** 0`. There the power rule's slope `y * x ** (y - 1)` is
+    0 * inf; the rules move the exponent to 1 at these points only, so the slope is 0
+    (the derivative of the constant 1). Moving it wherever y == 0 would also be 0, but
+    the slope's derivative with respect to y would then be x, not 1 / x."""
+    return (x == 0) & (y == 0)
+
+
 def private(x):
     """A copy of a list or an array that the caller may then write in place."""
     return x.copy() if hasattr(x, "copy") else x
@@ -630,5 +638,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "zero_to_zero", "add_at",
            "zeros_like", "stop_gradient", "index_tuple", "real_arguments"]

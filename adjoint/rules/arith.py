@@ -11,7 +11,7 @@ import operator
 import numpy as np
 
 from adjoint.rules.registry import deflinear, defjvp, defnondiff, defvjp, primitive
-from adjoint.runtime import Cotangents, unbroadcast
+from adjoint.runtime import Cotangents, unbroadcast, zero_to_zero
 
 
 def unsum(ct, xs):
@@ -58,6 +58,7 @@ primitive(builtins.pow, "pow_")
 primitive(builtins.len, "len", nondiff=True)
 primitive(builtins.range, "range", nondiff=True)
 primitive(builtins.int, "int", nondiff=True)
+primitive(zero_to_zero, "zero_to_zero", nondiff=True)
 primitive(builtins.round, "round", nondiff=True)
 primitive(builtins.bool, "bool", nondiff=True)
 primitive(builtins.isinstance, "isinstance", nondiff=True)
@@ -104,27 +105,27 @@ def truediv(ans, x, y, x_dot, y_dot):
 
 
 # d(x ** y)/dx = y * x ** (y - 1), which is 0 * inf at x = 0, y = 0: the exponent
-# is moved to 1 where y == 0, so the slope is 0 * x (the derivative of a constant).
-# With a constant y the correction folds away at compile time.
+# is moved to 1 there (see runtime.zero_to_zero), so the slope is 0 (the derivative of
+# a constant). With a constant y the correction folds away at compile time.
 @defvjp(operator.pow)
 def pow(g, ans, x, y):
-    return (unbroadcast(g * y * x ** (y - 1 + 2 * (y == 0)), x),
+    return (unbroadcast(g * y * x ** (y - 1 + 2 * zero_to_zero(x, y)), x),
             unbroadcast(g * ans * np.log(np.where(x > 0, x, 1.0)), y))
 
 
 @defjvp(operator.pow)
 def pow(ans, x, y, x_dot, y_dot):
-    return x_dot * y * x ** (y - 1 + 2 * (y == 0)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+    return x_dot * y * x ** (y - 1 + 2 * zero_to_zero(x, y)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defvjp(builtins.pow)
 def pow_(g, ans, x, y):
-    return g * y * x ** (y - 1 + 2 * (y == 0)), g * ans * np.log(np.where(x > 0, x, 1.0))
+    return g * y * x ** (y - 1 + 2 * zero_to_zero(x, y)), g * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defjvp(builtins.pow)
 def pow_(ans, x, y, x_dot, y_dot):
-    return x_dot * y * x ** (y - 1 + 2 * (y == 0)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
+    return x_dot * y * x ** (y - 1 + 2 * zero_to_zero(x, y)) + y_dot * ans * np.log(np.where(x > 0, x, 1.0))
 
 
 @defvjp(operator.mod)

@@ -37,7 +37,7 @@ import numpy as np
 
 from adjoint.rules.registry import (defjvp, deflinear, defnondiff, defunary, defvjp, lookup,
                                     primitive)
-from adjoint.runtime import ones_at_zeros, unbroadcast
+from adjoint.runtime import ones_at_zeros, unbroadcast, zero_to_zero
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
@@ -305,13 +305,13 @@ def copysign_jvp(ans, x1, x2, x1_dot, x2_dot=None):
 
 @defvjp(np.power)
 def power_vjp(g, ans, x1, x2):
-    return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0)), x1),
+    return (unbroadcast(g * x2 * np.power(x1, x2 - 1 + 2 * zero_to_zero(x1, x2)), x1),
             unbroadcast(g * ans * np.log(np.where(x1 > 0, x1, 1.0)), x2))
 
 
 @defjvp(np.power)
 def power_jvp(ans, x1, x2, x1_dot, x2_dot):
-    return (x1_dot * x2 * np.power(x1, x2 - 1 + 2 * (x2 == 0))
+    return (x1_dot * x2 * np.power(x1, x2 - 1 + 2 * zero_to_zero(x1, x2))
             + x2_dot * ans * np.log(np.where(x1 > 0, x1, 1.0)))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from adjoint.rules.registry import defjvp, defnondiff, defunary, defvjp, primitive
+from adjoint.runtime import zero_to_zero
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
@@ -132,12 +133,12 @@ def sqrt_vjp(g, ans, x):
 
 @defvjp(math.pow)
 def pow_vjp(g, ans, x, y):
-    return g * y * math.pow(x, y - 1.0 + 2.0 * (y == 0.0)), g * ans * math.log(x if x > 0.0 else 1.0)
+    return g * y * math.pow(x, y - 1.0 + 2.0 * zero_to_zero(x, y)), g * ans * math.log(x if x > 0.0 else 1.0)
 
 
 @defjvp(math.pow)
 def pow_jvp(ans, x, y, x_dot, y_dot):
-    return x_dot * y * math.pow(x, y - 1.0 + 2.0 * (y == 0.0)) + y_dot * ans * math.log(x if x > 0.0 else 1.0)
+    return x_dot * y * math.pow(x, y - 1.0 + 2.0 * zero_to_zero(x, y)) + y_dot * ans * math.log(x if x > 0.0 else 1.0)
 
 
 @defunary(math.tanh)

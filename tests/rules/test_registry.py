@@ -616,6 +616,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "not_in": [case("a", ("b",))], "or_": [case(False, True)], "slice": [case(1, 4, None)],
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "real_arguments": [case(N(3), N(), [N(2)])],
+    "zero_to_zero": [case(N(3), N()), case(N(), N(2))],
     "np.zeros_like": [case(N(3, 4))],
     **{f"math.{n}": [case(N())] for n in ["floor", "ceil", "trunc", "isnan", "isinf",
                                           "isfinite"]},

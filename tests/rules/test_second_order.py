@@ -55,6 +55,11 @@ EXTRA = {
     ("np.hypot", "near the origin"): case(np.array([1e-3, 0.0]), np.array([0.0, -1e-3])),
     ("np.linalg.pinv", "kept tie"): case(reg.Spectrum((2, 4, 4), [2.0, 2.0, 0.3, 0.0]), 0.2),
     ("np.linalg.pinv", "rank 2 of 4"): case(reg.Spectrum((4, 4), [2.0, 1.0, 0.0, 0.0]), 0.1),
+    # the power rule moves its exponent at 0 ** 0 only: moved wherever y == 0, the slope's
+    # derivative in y was x, not 1 / x
+    **{(name, "exponent 0"): case(np.array([1.7, 0.4, 2.5]), 0.0)
+       for name in ("pow", "np.power", "np.float_power")},
+    **{(name, "exponent 0"): case(1.7, 0.0) for name in ("pow_", "math.pow")},
 }
 
 # cases whose second derivative is NaN by a documented convention (adjoint/rules/linalg.py:
@@ -63,8 +68,11 @@ EXTRA = {
 DOCUMENTED_NAN = {("np.linalg.pinv", "kept tie"), ("np.linalg.pinv", "rank 2 of 4")}
 
 # cases checked in their mixed derivative too (besides every rule's first): a float ord
-# of the 2- and 1-norms (x / n and sign(x) have no derivative in ord: it was 0)
-MIXED_ALSO = {("np.linalg.norm", 21), ("np.linalg.norm", 22)}
+# of the 2- and 1-norms (x / n and sign(x) have no derivative in ord: it was 0), and
+# powers at exponent 0
+MIXED_ALSO = {("np.linalg.norm", 21), ("np.linalg.norm", 22),
+              *((name, "exponent 0") for name in ("pow", "np.power", "np.float_power", "pow_",
+                                                  "math.pow"))}
 
 CONSTANT_SLICE = "np.std on a constant slice"
 # (name, case) -> words of the located refusal of its second derivative
