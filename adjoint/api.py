@@ -395,7 +395,8 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
     """What the gradient of `f` keeps for its backward sweep on these arguments: values
     per source line, their sizes and copies (per loop iteration), and the total."""
     from adjoint.analysis.memory import report
-    job = run(Compilation(unwrap(f), wrt, "grad", args, checkpoint), last="specialise")
+    job = run(Compilation(unwrap(f), wrt, "grad", args, checkpoint,
+                          constants=extra_arguments(unwrap(f), args)), last="specialise")
     return report(job.ir, job.functions[0][0], job.facts)
 
 

@@ -145,9 +145,10 @@ def _positive(text: str) -> int:
 
 def _grad_ir(fn, wrt, args, checkpoint):
     """The IR of fn's gradient, optimised, before code generation (as `emit` builds it)."""
-    from adjoint.driver import Compilation, run
+    from adjoint.driver import Compilation, extra_arguments, run
     from adjoint.frontend.source import unwrap
-    return run(Compilation(unwrap(fn), wrt, "grad", args, checkpoint),
+    extras = extra_arguments(unwrap(fn), args) if args is not None else {}  # f(x, *rest)
+    return run(Compilation(unwrap(fn), wrt, "grad", args, checkpoint, constants=extras),
                last="specialise").functions[0][0]
 
 

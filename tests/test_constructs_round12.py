@@ -351,10 +351,10 @@ def unknown_mapping(x, d):
     return _scaled_power(x, **d)
 
 
-def test_star_args_of_the_differentiated_function_and_unknown_mappings_are_refused():
-    # (the API binds each parameter to one argument: a helper may take *args, as above)
-    refused(differentiated_star_args, X, V, at="def differentiated_star_args",
-            says="has `*xs`")
+def test_star_args_of_the_differentiated_function_and_unknown_mappings():
+    # *xs differentiates (issue 15: tests/test_varargs.py); `**` of a mapping is refused
+    gx, gv = check_program(differentiated_star_args, X, V)
+    assert np.allclose(gx, 2 * X) and np.allclose(gv, 2 * V)
     refused(unknown_mapping, X, {'scale': 2.0}, at="**d)", says="`**` of a mapping")
 
 

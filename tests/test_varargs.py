@@ -386,3 +386,16 @@ def test_adjoint_emit_writes_the_star_signature(tmp_path):
         assert np.allclose(grad(X, A, B), 2 * X + A + B)
         with pytest.raises(TypeError, match="in \\*rest, not 1"):
             grad(X, A)
+
+
+def test_memory_and_the_gradient_ir_take_rest_from_the_arguments():
+    assert "def star_sum(x, *rest):" in str(adjoint.memory(star_sum, X, A, B))
+    import contextlib
+    import io
+
+    from adjoint.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["ir", f"{__file__}:star_sum", "--grad", "--args",
+                     "np.ones(3), np.ones(3), np.arange(3.0)"])
+    assert code == 0 and "func star_sum_grad(%x, %rest_0, %rest_1, %out_bar)" in out.getvalue()
