@@ -399,3 +399,22 @@ def test_memory_and_the_gradient_ir_take_rest_from_the_arguments():
         code = main(["ir", f"{__file__}:star_sum", "--grad", "--args",
                      "np.ones(3), np.ones(3), np.arange(3.0)"])
     assert code == 0 and "func star_sum_grad(%x, %rest_0, %rest_1, %out_bar)" in out.getvalue()
+
+
+WEIGHTS = np.array([1.0, 2.0, 3.0])
+
+
+def built_from_constants_and_a_tuple(x, v):
+    s = Pair(v * x, b=0.0)
+    t = Pair(WEIGHTS, x)  # a global array field: a constant of P(...), not replaced
+    pair = (x * 2, v)
+    u = Pair(*pair)
+    for _ in range(2):
+        s = Pair(a=np.tanh(s.a * x + v), b=s.b + np.sum(s.a))
+    return s.b + np.sum(s.a * v) + np.sum(t.a) * t.b + np.sum(u.a * u.b)
+
+
+def test_constant_fields_are_given_to_the_class():
+    check_program(built_from_constants_and_a_tuple, 0.7, V)
+    text = adjoint.source(built_from_constants_and_a_tuple, args=(0.7, V))
+    assert "t = Pair(WEIGHTS, 0.0)" in text and "t = replaced(t, 'b', x)" in text

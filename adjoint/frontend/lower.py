@@ -1783,9 +1783,9 @@ class Lowerer:
         return self.emit(prim, args, kwargs, hint=hint, node=node)
 
     def record(self, cls, args, kwargs, node, hint):
-        """`P(a, b)` of a namedtuple class: a template of P (its fields 0.0, a constant)
-        with each field replaced in turn, so that the record is built by `replaced`,
-        whose rules a namedtuple parameter's `_replace` already uses."""
+        """`P(a, b)` of a namedtuple class: P of its constant fields (0.0 in place of the
+        others), then each other field replaced in turn, so that the record is built by
+        `replaced`, whose rules a namedtuple parameter's `_replace` already uses."""
         made = next(c for c in cls.__mro__ if "_make" in vars(c))  # by namedtuple()
         if any("__new__" in vars(c) or "__init__" in vars(c)
                for c in cls.__mro__[:cls.__mro__.index(made)]):
@@ -1796,12 +1796,14 @@ class Lowerer:
             bound = inspect.signature(made).bind(*args, **dict(kwargs))
         except TypeError as e:
             raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
+        values = [bound.arguments[name] if name in bound.arguments else
+                  self.classify(cls._field_defaults[name], name) for name in cls._fields]
         x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
-                      [Const(0.0)] * len(cls._fields), hint=hint, node=node)
-        for name in cls._fields:
-            value = bound.arguments[name] if name in bound.arguments else \
-                self.classify(cls._field_defaults[name], name)
-            x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
+                      [v if not isinstance(v, Value) else Const(0.0) for v in values],
+                      hint=hint, node=node)
+        for name, value in zip(cls._fields, values):
+            if isinstance(value, Value):
+                x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
         return x
 
     def diff_with_ends(self, args, kwargs, node, hint):
