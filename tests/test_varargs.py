@@ -288,6 +288,17 @@ def test_namedtuples_built_inside_f():
                        rtol=1e-5, atol=1e-7)
 
 
+def scalar_pair(t):
+    p = Pair(t ** 3, b=np.sin(t))
+    return p.a * p.b
+
+
+def test_second_derivative_through_a_built_namedtuple():
+    t = 0.8  # f = t^3 sin t
+    want = 6 * t * np.sin(t) + 6 * t ** 2 * np.cos(t) - t ** 3 * np.sin(t)
+    assert np.isclose(adjoint.grad(adjoint.grad(scalar_pair))(t), want)
+
+
 def recurrent(x, W):
     s = State(h=x, c=0.0)
     for _ in range(3):
