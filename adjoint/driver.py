@@ -376,6 +376,12 @@ def with_rest(text: str, fn_name: str, f, names: tuple) -> str:
     n = len(extras)
     message = (f"{fn_name} was generated for {n} argument{'s' * (n != 1)} in *{rest}, not "
                f"{{len({rest})}}: regenerate it for other arguments")
+    # the forward sweep's `rest = (rest_0, rest_1)` is the tuple the caller gave: not again
+    again = f"    {rest} = ({', '.join(extras)}{',' * (n == 1)})"
+    k = next((i for i in range(body, len(lines)) if lines[i] == again), None)
+    if k is not None:
+        del lines[k - 1 if lines[k - 1].startswith("    # line ") and
+                  lines[k + 1].lstrip().startswith("# line ") else k:k + 1]
     lines[body:body] = [f"    if len({rest}) != {n}:", f"        raise TypeError(f{message!r})"] + \
         ([f"    {', '.join(extras)}{',' * (n == 1)} = {rest}"] if extras else [])
     return "\n".join(lines)

@@ -11,8 +11,6 @@ def mlp_grad(x, *layers, out_bar=1.0):
     if not (isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f' and isinstance(layers_0, tuple) and len(layers_0) == 2 and isinstance(layers_0[0], np.ndarray) and layers_0[0].shape == (3, 3) and layers_0[0].dtype.kind == 'f' and isinstance(layers_0[1], np.ndarray) and layers_0[1].shape == (3,) and layers_0[1].dtype.kind == 'f' and isinstance(layers_1, tuple) and len(layers_1) == 2 and isinstance(layers_1[0], np.ndarray) and layers_1[0].shape == (3, 3) and layers_1[0].dtype.kind == 'f' and isinstance(layers_1[1], np.ndarray) and layers_1[1].shape == (3,) and layers_1[1].dtype.kind == 'f'):
         raise ValueError("this gradient was generated for x.shape == (3,), x.dtype.kind == 'f', len(layers_0) == 2, layers_0[0].shape == (3, 3), layers_0[0].dtype.kind == 'f', layers_0[1].shape == (3,), layers_0[1].dtype.kind == 'f', len(layers_1) == 2, layers_1[0].shape == (3, 3), layers_1[0].dtype.kind == 'f', layers_1[1].shape == (3,), layers_1[1].dtype.kind == 'f'; regenerate it with: adjoint emit test_varargs.py:mlp --args ... for other arguments")
     # --- forward ---
-    # line 30: def mlp(x, *layers):  # the golden's program: keep it first (its lines are quoted)
-    layers = (layers_0, layers_1)
     # line 31: for W, b in layers:
     _range = range(len(layers))
     _tape = []
