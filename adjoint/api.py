@@ -692,10 +692,16 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     # on every machine
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,
                             specialised, tuple(t.written))
-    if takes_rest(f) and kind == "grad" and backend == "numpy":  # (after: it unpacks rest)
-        text = with_rest(text, fn_name, f, job.ir.param_names)
-    return numba_backend.check_outside(text, fn_name, not standalone) \
-        if backend == "numba" else text
+    if backend == "numpy":
+        return with_rest(text, fn_name, f, job.ir.param_names) \
+            if takes_rest(f) and kind == "grad" else text  # (after: it unpacks rest)
+    text = numba_backend.check_outside(text, fn_name, not standalone)
+    if takes_rest(f) and kind == "grad":  # numba's keeps rest_0, ...: an extra argument
+        # is refused, not taken as out_bar
+        text = "\n".join(line[:-len(" out_bar=1.0):")] + " *, out_bar=1.0):" if line.startswith(
+            f"def {fn_name}(") and line.endswith(", out_bar=1.0):") else line
+            for line in text.split("\n"))
+    return text
 
 
 def array_api_args(args) -> str | None:

@@ -429,3 +429,15 @@ def test_constant_fields_are_given_to_the_class():
     check_program(built_from_constants_and_a_tuple, 0.7, V)
     text = adjoint.source(built_from_constants_and_a_tuple, args=(0.7, V))
     assert "t = Pair(WEIGHTS, 0.0)" in text and "t = replaced(t, 'b', x)" in text
+
+
+def test_a_numba_file_takes_out_bar_by_keyword(tmp_path, monkeypatch):
+    pytest.importorskip("numba")
+    text = adjoint.source(star_sum, args=(X, A, B), backend="numba")
+    assert "def star_sum_grad(x, rest_0, rest_1, *, out_bar=1.0):" in text
+    (tmp_path / "star_sum_numba_grad.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import star_sum_numba_grad as emitted
+    assert np.allclose(emitted.star_sum_grad(X, A, B), 2 * X + A + B)
+    with pytest.raises(TypeError):  # a third extra argument is not taken as out_bar
+        emitted.star_sum_grad(X, A, B, C)
