@@ -229,6 +229,20 @@ def test_rest_read_as_a_tuple():
     assert np.allclose(g(X, 3, 2.0), 6 * X ** 2) and np.allclose(g(X, 2, 2.0), 4 * X)
 
 
+def peeled(x, *rest):
+    if not rest:
+        return x * x
+    return peeled(x * rest[0], *rest[1:])  # a recursion as deep as rest is long
+
+
+def test_rest_peeled_by_a_recursion():
+    # (x a b)^2: d/dx = 2 x a^2 b^2, d/da = 2 x^2 a b^2, d/db = 2 x^2 a^2 b
+    x, a, b = 1.5, 2.0, 3.0
+    got = adjoint.grad(peeled, wrt=(0, 1, 2))(x, a, b)
+    assert np.allclose(got, (2 * x * a * a * b * b, 2 * x * x * a * b * b, 2 * x * x * a * a * b))
+    check_program(peeled, x, a, b, 0.5)
+
+
 class Model:
     def __init__(self):
         self.w = 2.0

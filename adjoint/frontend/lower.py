@@ -1632,6 +1632,10 @@ class Lowerer:
         op = self.defs.get(v) if isinstance(v, Value) else None
         if op is not None and op.prim.fn in (tuple_of, list_of):  # (a write makes a new value)
             return list(op.args)
+        known = self.elements_of(v) if op is not None and op.prim.fn is operator.getitem \
+            else None  # `*rest[1:]`, `*pairs[0]` of a display
+        if known is not None:
+            return known
         raise self.error("`*` of a sequence whose length is not known here", node,
                          "pass the arguments one by one, or unpack a tuple display "
                          "made in this function")
@@ -2228,6 +2232,10 @@ class Lowerer:
             i = op.args[1].value
             return self.elements_of(outer[i]) if outer is not None and \
                 -len(outer) <= i < len(outer) else None
+        if op is not None and op.prim.fn is operator.getitem and isinstance(
+                op.args[1], Const) and type(op.args[1].value) is slice:  # rest[1:]
+            outer = self.elements_of(op.args[0])
+            return outer[op.args[1].value] if outer is not None else None
         if op is not None and op.prim.fn is range and all(isinstance(a, Const) for a in op.args):
             return [Const(e) for e in range(*(a.value for a in op.args))]
         return None
