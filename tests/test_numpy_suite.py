@@ -253,6 +253,50 @@ def test_rules_through_compiled_programs(programs, part):
     assert not failures, "\n".join(failures)
 
 
+def _check_generic(label, f, values, rng):
+    """<VJP(v), u> against differences, through the generic source of f's vjp (no example
+    arguments, so no kinds: the code must read a call's form off the call, as an svd
+    with compute_uv=False, round 19's C2)."""
+    wrt = tuple(range(len(values)))
+    namespace = dict(sys.modules[f.__module__].__dict__)
+    exec(compile(adjoint.source(f, wrt=wrt, mode="vjp"), f"<generic {label}>", "exec"),
+         namespace)
+    out, residuals = namespace[f.__name__ + "_fwd"](*values)
+    np.testing.assert_allclose(reg.flat(out), reg.flat(f(*values)), rtol=1e-12,
+                               err_msg=f"{label}: the forward sweep's value")
+    v = reg.rand_like(out, rng)
+    u = [reg.rand_like(x, rng) for x in values]
+    ju = (reg.flat(f(*[reg.axpy(x, EPS, d) for x, d in zip(values, u)])) -
+          reg.flat(f(*[reg.axpy(x, -EPS, d) for x, d in zip(values, u)]))) / (2 * EPS)
+    fd = float(reg.flat(v) @ ju)
+    tol = 1e-5 * (np.linalg.norm(reg.flat(v)) * np.linalg.norm(ju) + abs(fd)) + 1e-7
+    cots = namespace[f.__name__ + "_bwd"](*residuals, v)
+    cots = cots if len(wrt) > 1 else (cots,)
+    rev = sum(reg.inner(c, d) for c, d in zip(cots, u))
+    assert abs(rev - fd) <= tol, f"{label}: generic <VJP(v), u> = {rev!r}, differences {fd!r}"
+
+
+@pytest.mark.parametrize("part", range(4))
+def test_rules_through_generic_code(programs, part):
+    """Every program through code generated with no example arguments: the same numbers,
+    or a located refusal."""
+    failures = []
+    for k, (label, f, values) in enumerate(programs):
+        if k % 4 != part:
+            continue
+        rng = np.random.default_rng(zlib.crc32(("generic" + label).encode()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                _check_generic(label, f, values, rng)
+            except adjoint.AdjointError as e:
+                if e.loc is None or "internal" in str(e):
+                    failures.append(f"{label}: unlocated or internal: {str(e)[:300]}")
+            except Exception as e:  # noqa: BLE001 - collect every failing rule, then report
+                failures.append(f"{label}: {type(e).__name__}: {str(e)[:300]}")
+    assert not failures, "\n".join(failures)
+
+
 # ---------------------------------------------------------------- rules at their edges
 
 POWER_AT_ZERO = """

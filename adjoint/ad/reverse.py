@@ -46,6 +46,14 @@ from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_
 from adjoint.runtime import save
 
 
+def _values_only(op: Call) -> bool:
+    """`np.linalg.svd(a, compute_uv=False)` (also the third positional argument): the
+    singular values alone, what generic code, which has no kinds, must read off the
+    call."""
+    uv = dict(op.kwargs).get("compute_uv", op.args[2] if len(op.args) > 2 else None)
+    return op.prim.name == "np.linalg.svd" and isinstance(uv, Const) and not uv.value
+
+
 def _reshape_back(g, ans, x, index):
     """The VJP of `x[:, None]` or `x[...]`, which read every element of `x`: inlined as
     a template, so that the sum a broadcast's VJP leaves with `keepdims` folds away."""
@@ -391,7 +399,8 @@ class Reverse:
         checks on the values that none repeats."""
         slots = VECTOR_SLOTS.get(op.prim.name)
         kind = self.facts.kind(op.result)
-        if slots is None or kind is not None and kind.type == "ndarray":  # compute_uv=False
+        if slots is None or kind is not None and kind.type == "ndarray" or \
+                _values_only(op):  # svd(..., compute_uv=False): no vectors
             return
         values, vectors = slots
         if not all(self._zero_element(g, i) for i in vectors):
