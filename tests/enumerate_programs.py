@@ -855,6 +855,12 @@ ARRAY_TEMPLATES = [
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
      "    return np.sum(np.tanh(h @ r['W'] + r['b'])) + np.sum(params['W'])",
      ({"W": W1, "b": B1}, V3), None),
+    # an entry of a parameter overwritten in its copy, and a new one: the overwritten
+    # entry's gradient is a zero of its kind (it was the scalar 0.0, refused)
+    ("dict_copy", "overwritten_entry", "def f(params, h):\n    q = dict(params)\n"
+     "    q['b'] = h * 2.0\n    q['c'] = np.tanh(h)\n"
+     "    return np.sum(np.tanh(h @ q['W'] + q['b'])) + np.sum(q['c'] * q['b'])",
+     ({"W": W1, "b": B1}, V3), None),
 ]
 
 

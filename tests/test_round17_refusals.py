@@ -121,12 +121,9 @@ def test_double_star_of_two_parameters():
     assert np.allclose(ge['c'], 1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="reverse.py zeroes an overwritten entry of a dict's "
-                   "cotangent with the scalar 0.0 (setitem_vjp), which comes back as the "
-                   "gradient of an array entry no one read: `q = dict(d); q['b'] = y` too. "
-                   "The zero must be of the old entry's kind (x[0] overwritten by an array "
-                   "takes 0.0), or the slot dropped where the key was new")
 def test_double_star_overwriting_a_parameters_entry():
+    """The overwritten entry's gradient is a zero of its own kind (it was the scalar 0.0,
+    refused as the gradient of an array: structure.dict_setitem_vjp)."""
     d, e = {'a': X, 'b': X * 2.0}, {'b': X - 1.0, 'c': X ** 2}
     gd, ge = check_program(two_parameters, d, e, wrt=(0, 1))
     assert np.allclose(gd['b'], 0.0) and np.allclose(gd['a'], (X - 1.0) ** 2)

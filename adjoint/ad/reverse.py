@@ -40,8 +40,8 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import dict_of, field, keys, list_of, or_, slice_setitem_vjp, \
-    tuple_of
+from adjoint.rules.structure import dict_of, dict_setitem_vjp, field, keys, list_of, or_, \
+    slice_setitem_vjp, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -354,6 +354,8 @@ class Reverse:
                 self.facts.types(op.args[0]) == {"list"} or
                 self.made_as.get(op.args[0]) == "container"):
             vjp = slice_setitem_vjp  # `L[:2] = [a, b]`: a list's zero written back
+        elif op.prim.fn is runtime.setitem and self.facts.types(op.args[0]) == {"dict"}:
+            vjp = dict_setitem_vjp  # `q[k] = v`: the old entry's zero, or no key
         if vjp is None:
             raise NonDifferentiableError(
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",

@@ -215,6 +215,13 @@ def setitem_vjp(g, ans, x, index, value):
     return setitem(g, index, 0.0), None, value_bar
 
 
+def dict_setitem_vjp(g, ans, x, index, value):
+    """setitem's rule where x is a dict (`q[k] = v`): the zero written back is of the old
+    entry's kind (an array's zeros, not 0.0), None where x did not hold the key
+    (ad/reverse.py picks it)."""
+    return setitem(g, index, zeros_like(save(x, index))), None, g[index]
+
+
 def slice_setitem_vjp(g, ans, x, index, value):
     """setitem's rule where x is a list written through a slice (`L[:2] = [a, b]`): the
     zero written back is a list's, which Python's slice assignment needs (ad/reverse.py
