@@ -114,6 +114,12 @@ def ones_at_zeros(x):
     return np.where(x == 0.0, 1.0, x)
 
 
+def size_of(x) -> int:
+    """np.size(x), read from its shape: np.size of a dask array computes the array."""
+    shape = getattr(x, "shape", None)
+    return int(np.prod(shape)) if shape is not None else np.size(x)
+
+
 def zero_to_zero(x, y):
     """Where `x ** y` is `0 ** 0`. There the power rule's slope `y * x ** (y - 1)` is
     0 * inf; the rules move the exponent to 1 at these points only, so the slope is 0
@@ -638,5 +644,5 @@ def index_tuple(*parts):
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "zero_to_zero", "add_at",
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "size_of", "zero_to_zero", "add_at",
            "zeros_like", "stop_gradient", "index_tuple", "real_arguments"]

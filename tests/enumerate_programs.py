@@ -310,6 +310,7 @@ R = np.random.default_rng(7)
 W1, B1 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
 W2, B2 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
 V3 = _v(0.3, -0.7, 1.1)
+V23 = np.linspace(-1.1, 1.3, 23)  # 5 chunks of 4 and one of 3
 
 HELPERS = '''
 def helper(z):
@@ -855,6 +856,14 @@ ARRAY_TEMPLATES = [
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
      "    return np.sum(np.tanh(h @ r['W'] + r['b'])) + np.sum(params['W'])",
      ({"W": W1, "b": B1}, V3), None),
+    # a value whose shape changes on a late trip, with no new branch to run: observing
+    # the first call must see it (round 19's S0, S2: np.mean divided the short last chunk
+    # by 4; the wide window was summed to the narrow one's shape)
+    ("chunks", "short_last", "def f(x, v):\n    s = 0.0\n    for b in range(0, len(v), 4):\n"
+     "        s = s + np.mean(np.tanh(v[b:b + 4] * x) ** 2)\n    return s", (0.7, V23), None),
+    ("chunks", "window_widens_late", "def f(x, v):\n    s = 0.0\n    for i in range(8):\n"
+     "        w = v[:1 + 2 * (i // 6)]\n        s = s + np.sum(w * v[i:i + 3] * x) * (i + 1)\n"
+     "    return s", (0.7, V23), None),
     # an entry of a parameter overwritten in its copy, and a new one: the overwritten
     # entry's gradient is a zero of its kind (it was the scalar 0.0, refused)
     ("dict_copy", "overwritten_entry", "def f(params, h):\n    q = dict(params)\n"

@@ -1,7 +1,8 @@
 """Observing a call samples its loops (adjoint/ir/interp.py): a loop body runs observed
 until it has learned nothing new SETTLE times in a row, then unobserved, its runs
-counted. The facts must be the ones a run observing every trip gathers: the same kinds,
-trip counts, sizes and complex values, or the observation starts again (Relearn).
+counted, each value it binds checked to be of the kind observed. The facts must be the
+ones a run observing every trip gathers: the same kinds, trip counts, sizes and complex
+values, or the observation starts again (Relearn).
 
 The net: every program of the corpus and every enumerated program, observed both ways
 with SETTLE = 1 (the most eager sampling), gives the same facts. Then long loops whose
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import adjoint
-from adjoint.analysis.shapes import Observed, observe
+from adjoint.analysis.shapes import Observed, nbytes, observe
 from adjoint.frontend.lower import lower_function
 from adjoint.ir import interp
 from adjoint.testing import numeric_grad
@@ -129,8 +130,52 @@ def nested_rosenbrock(x):
     return s
 
 
+# a value whose kind changes on a late trip with no new block to run (round 19's S0, S2,
+# C1): the unobserved trips check each value's kind, and observe again where one differs
+
+
+def minibatches_with_a_short_last_one(x):
+    s = 0.0
+    for b in range(0, len(x), 7):  # 60 = 8 * 7 + 4: np.mean divides by 4 on the last
+        s = s + np.mean(np.tanh(x[b:b + 7]) ** 2)
+    return s
+
+
+def batches_listed_short_last(x):
+    batches = [x[b:b + 7] for b in range(0, len(x), 7)]
+    s = 0.0
+    for xb in batches:
+        s = s + np.mean(xb * np.sin(xb))
+    return s
+
+
+def while_over_chunks(x):
+    s, b = 0.0, 0
+    while b < len(x):
+        s = s + np.mean((x[b:b + 8] - 0.5) ** 2)
+        b += 8
+    return s
+
+
+def window_widened_late(x):
+    s = 0.0
+    for i in range(len(x) - 3):
+        w = x[:1 + 2 * (i // 45)]  # 1 entry until trip 45, then 3: summed, not broadcast
+        s = s + np.sum(w * x[i:i + 3]) * (i + 1)
+    return s
+
+
+def moving_average_clipped(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + (np.mean(x[i:i + 3]) - 0.5) ** 2  # the last two windows are shorter
+    return s
+
+
 LATE = [int_then_float_on_the_last_trip, inner_loop_first_runs_late,
-        while_with_a_late_break, list_grown_in_the_loop, view_then_copy, nested_rosenbrock]
+        while_with_a_late_break, list_grown_in_the_loop, view_then_copy, nested_rosenbrock,
+        minibatches_with_a_short_last_one, batches_listed_short_last, while_over_chunks,
+        window_widened_late, moving_average_clipped]
 
 
 @pytest.mark.parametrize("f", LATE, ids=[f.__name__ for f in LATE])
@@ -141,6 +186,23 @@ def test_long_loops_are_right_and_their_facts_are_the_full_ones(tmp_path, f):
     np.testing.assert_allclose(g(x), numeric_grad(f, (x,)), rtol=1e-6, atol=1e-8)
     y = np.random.default_rng(4).uniform(0.1, 0.9, 60)  # the second call, other data
     np.testing.assert_allclose(g(y), numeric_grad(f, (y,)), rtol=1e-6, atol=1e-8)
+    u = np.random.default_rng(5).standard_normal(60)
+    want = (g(x + 1e-5 * u) - g(x - 1e-5 * u)) / 2e-5
+    np.testing.assert_allclose(adjoint.hvp(f, cache_dir=tmp_path)(x, u), want,
+                               rtol=1e-5, atol=1e-6 * np.max(np.abs(want)))
+
+
+def complex_on_a_late_trip(x):
+    acc = 0.0
+    for v in x.tolist():
+        acc = acc + abs(v ** 0.5)  # Python's float ** 0.5 of a negative v is complex
+    return acc
+
+
+def test_a_value_turning_complex_on_a_late_trip_is_refused(tmp_path):
+    x = np.concatenate([np.linspace(1.0, 2.0, 9), [-1.5]])
+    with pytest.raises(adjoint.NonDifferentiableError, match="seen complex"):
+        adjoint.grad(complex_on_a_late_trip, cache_dir=tmp_path)(x)
 
 
 def test_a_settled_loop_is_not_observed_trip_by_trip():
@@ -177,6 +239,33 @@ def test_a_value_of_mixed_kinds_settles_too():
     assert interp.interpret(fn, facts=facts)(x) == last_of_a_loop(x)
     assert len(seen) < 500
     _same_facts(fn, (x,))
+
+
+def states_collected(x):
+    h, hs = 0.0, []
+    for i in range(len(x)):
+        h = np.tanh(0.5 * h + x[i])
+        hs.append(h)
+    return np.sum(np.array(hs) ** 2)
+
+
+def test_a_list_appended_to_in_a_loop_is_sized_in_constant_time_a_trip(monkeypatch):
+    """A list that grows never settles (its size is new every trip): each trip adds the
+    appended element's size to the last one's, it does not size the whole list again
+    (round 19's P1: 4000 appends took 8 s to observe). The sizes are the full ones."""
+    from adjoint.analysis import shapes
+    fn, x = lower_function(states_collected), np.linspace(-1.0, 1.0, 2000)
+    sized = []
+    with monkeypatch.context() as m:
+        m.setattr(shapes, "nbytes", lambda x: (sized.append(1), nbytes(x))[1])
+        facts = observe(fn, (x,))
+    assert len(sized) < 10 * len(x)
+
+    def in_full(self, v, xs):
+        if nbytes(xs) > self.bytes.get(v, -1):
+            self.bytes[v], self.learned = nbytes(xs), self.learned + 1
+    monkeypatch.setattr(Observed, "_grown", in_full)
+    assert observe(fn, (x,)).bytes == facts.bytes
 
 
 def test_a_block_first_run_after_its_loop_settled_observes_again():

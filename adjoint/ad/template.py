@@ -39,8 +39,8 @@ class TemplateLowerer(Lowerer):
         if entry is None or not entry.pure:
             return None
         fn = prim.fn
-        if fn in (np.ndim, np.shape, np.size) and isinstance(args[0], (Value, Global)) and \
-                len(args) == 1:  # a global array's shape is guarded too
+        if fn in (np.ndim, np.shape, np.size, runtime.size_of) and \
+                isinstance(args[0], (Value, Global)) and len(args) == 1:  # a global's is guarded
             shape = self.shape(args[0])  # the gradient is specialised on shapes
             if shape is not None:
                 return Const(len(shape) if fn is np.ndim else shape if fn is np.shape

@@ -201,6 +201,9 @@ _SMALL_INT_SIZE = _PLAIN_SIZES[np.int64]  # as an np.int64 (the same kind)
 _SMALL = 2 ** 30  # ints below it in magnitude take _SMALL_INT_SIZE bytes
 
 
+_UNSEEN = object()  # a value never observed (UNKNOWN is one seen with a mix of kinds)
+
+
 class Observed(Facts):
     """Facts gathered by observing one or more runs."""
 
@@ -214,6 +217,7 @@ class Observed(Facts):
         self.decided: set = set()
         self.complex_seen: set = set()  # the values seen complex on some run or trip
         self.learned = 0  # how many times a record taught something new (interp's loops)
+        self.last_lists: dict = {}  # v -> (the last list of mixed lengths seen, its size)
 
     def record(self, v: Value, x) -> None:
         k = _PLAIN_KINDS.get(type(x))
@@ -222,6 +226,10 @@ class Observed(Facts):
             self.counts[v] += 1  # a float (or small int) seen before: nothing new to learn
             return
         self.counts[v] = self.counts.get(v, 0) + 1
+        if type(x) is list and v in self.kinds and self.kinds[v] is UNKNOWN and \
+                "list" in self.mixed[v]:  # a list that grows in a loop (hs.append(h))
+            self._grown(v, x)
+            return
         size = nbytes(x)
         if size > self.bytes.get(v, -1):
             self.bytes[v] = size
@@ -245,6 +253,51 @@ class Observed(Facts):
                 self.learned += 1
             mixed.update(types)
             self.kinds[v] = UNKNOWN
+
+    NUMBER_TYPES = frozenset(_PLAIN_KINDS)  # types whose kind is the type's alone
+
+    def _grown(self, v: Value, x: list) -> None:
+        """Record list `x` of a mix of lengths: its type is all the mix keeps, and its
+        size is the last one's plus what was appended, when it is that list appended to.
+        (Computed in full on every trip, a list appended to in a loop of n trips cost
+        O(n^2) to observe: 8 s for 4000 trips.)"""
+        last = self.last_lists.get(v)
+        if last is not None and len(x) == len(last[0]) + 1 and len(x) > 1 and \
+                x[0] is last[0][0] and x[-2] is last[0][-1]:
+            size = last[1] + sys.getsizeof(x) - sys.getsizeof(last[0]) + nbytes(x[-1])
+        else:
+            size = nbytes(x)
+        self.last_lists[v] = (x, size)
+        if size > self.bytes.get(v, -1):
+            self.bytes[v] = size
+            self.learned += 1
+
+    def fits(self, v: Value, x) -> bool:
+        """Whether `x`, bound to `v` on a trip that runs unobserved, is of the kind
+        observed, or of a type of its observed mix: a shape, dtype or type first met on a
+        late trip (the short last batch of `X[b:b + 4]`) must be observed, or code
+        specialised on the others would serve it. (Sizes are not compared: they only
+        inform memory estimates.)"""
+        k = self.kinds.get(v, _UNSEEN)
+        plain = _PLAIN_KINDS.get(type(x))
+        if plain is not None and k is plain:  # the usual case, first
+            return True
+        if k is _UNSEEN:
+            return False
+        if type(x) is np.ndarray and k is not UNKNOWN:
+            return k.type == "ndarray" and k.lib is None and k.shape == x.shape and \
+                k.dtype == x.dtype.kind
+        if k is not UNKNOWN:
+            return kind_of(x) == k
+        # a mix: only the type matters (a list's length is not computed: it may grow)
+        if isinstance(x, (list, tuple)):
+            seen = "tuple" if isinstance(x, tuple) else "list"
+        else:
+            seen = kind_of(x)
+            if (seen.type == "complex" or seen.dtype == "c") and v not in self.complex_seen:
+                return False
+            seen = seen.type
+        return seen in self.mixed.get(v, ())
 
     def add_count(self, v: Value, runs: int) -> None:
         """`v` was bound `runs` more times, unobserved (a settled loop's trips)."""

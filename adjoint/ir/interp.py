@@ -11,9 +11,11 @@ Observing with `facts=` samples loops: a loop body (or a branch in it) runs
 observed until it has run `SETTLE` times in a row without teaching the facts
 anything new (`facts.learned` unchanged), and unobserved after that, counting its
 runs so the facts' trip counts stay exact. Kinds settle after a few trips, as they
-settle after a few calls, which the compiled code assumes as well. A block that
-first runs after its loop has settled (a branch taken on the last trip, a nested
-loop that had not run) raises `Relearn`: the caller observes again, every trip.
+settle after a few calls; an unobserved trip still checks that each value it binds
+is of the kind observed (`facts.fits`: the short last batch of `X[b:b + 4]` is not).
+A block that first runs after its loop has settled (a branch taken on the last
+trip, a nested loop that had not run), or a value of a kind not observed, raises
+`Relearn`: the caller observes again, every trip.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def interpret(fn: Function, observe: Observer | None = None, facts=None) -> Call
         observe = facts.record
     source = _Source(fn, observe is not None, facts is not None)
     namespace = dict(source.namespace, _o=observe, _F=facts, _Relearn=Relearn)
+    if facts is not None:
+        namespace["_fits"] = _remembering(facts, namespace)
     code = compile("\n".join(source.lines) + "\n", source.filename, "exec")
     exec(code, namespace)
     compiled = namespace["_run"]
@@ -60,6 +64,7 @@ def interpret(fn: Function, observe: Observer | None = None, facts=None) -> Call
             raise TypeError(f"{fn.name}() takes {len(fn.params)} arguments, got {len(args)}")
         for name in state:
             namespace[name] = [0] * len(source.blocks)
+        namespace["_T"] = [None] * source.checks
         try:
             results = compiled(*args)
         except Relearn:
@@ -82,6 +87,20 @@ def interpret(fn: Function, observe: Observer | None = None, facts=None) -> Call
         return results[0] if len(results) == 1 else tuple(results)
 
     return run
+
+
+def _remembering(facts, namespace: dict) -> Callable:
+    """`facts.fits`, remembering in slot `k` of `_T` the type of a number that fits: a
+    number's kind is its type's, and a type that fits once fits on every later trip (a
+    mix only grows), so the next trips compare the type inline, and call this only for
+    an array or a new type."""
+    def fits(v: Value, x, k: int) -> bool:
+        if not facts.fits(v, x):
+            return False
+        if type(x) in facts.NUMBER_TYPES:
+            namespace["_T"][k] = type(x)
+        return True
+    return fits
 
 
 def _indented(lines: list) -> list:
@@ -132,6 +151,7 @@ class _Source:
         self.loc_of_line: dict[int, Any] = {}
         self.lines: list[str] = []
         self.hoists: list[list] = []  # functions of branches nested too deep
+        self.checks = 0  # kind checks of unobserved trips, each with a slot in `_T`
         body = self.observed(fn.params, watch) + self.ops(fn.body, watch)
         body.append(f"return ({''.join(self.operand(o) + ', ' for o in fn.body.results)})")
         self.emit([f"def _run({', '.join(self.name(v) for v in fn.params)}):"] +
@@ -185,7 +205,19 @@ class _Source:
                 self.loc_of_line[len(self.lines)] = loc
 
     def observed(self, values, watch: bool) -> list:
-        return [f"_o(V{self.name(v)[1:]}, {self.name(v)})" for v in values] if watch else []
+        """Observing `values` as they are bound; on a sampled loop's unobserved trips,
+        checking that they are of the kinds observed (else the whole call is observed
+        again, `Relearn`)."""
+        pairs = [(f"V{self.name(v)[1:]}", self.name(v)) for v in values]
+        if watch:
+            return [f"_o({V}, {v})" for V, v in pairs]
+        if not self.sample:
+            return []
+        checks = []
+        for V, v in pairs:
+            checks.append(f"(type({v}) is _T[{self.checks}] or _fits({V}, {v}, {self.checks}))")
+            self.checks += 1
+        return ["if not (" + " and ".join(checks) + "): raise _Relearn"] if checks else []
 
     def ops(self, block: Block, watch: bool) -> list:
         lines: list = []

@@ -38,7 +38,7 @@ import numpy as np
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.located import generated_from, unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import expand_to, ones_at_zeros, stop_gradient
+from adjoint.runtime import expand_to, ones_at_zeros, size_of, stop_gradient
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -118,7 +118,7 @@ def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
 
 @deflinear(np.mean)
 def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
-    return expand_to(g, a, axis, keepdims) * (np.size(ans) / np.size(a))
+    return expand_to(g, a, axis, keepdims) * (size_of(ans) / size_of(a))
 
 
 # ------------------------------------------------------------------ nansum, nanmean, ptp
@@ -300,14 +300,14 @@ def _centered(a, axis):
 @defvjp(np.var)
 def var_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = _centered(a, axis)
-    n = np.size(a) / np.size(ans)
+    n = size_of(a) / size_of(ans)
     return expand_to(g, a, axis, keepdims) * centered * (2.0 / (n - ddof))
 
 
 @defjvp(np.var)
 def var_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
     centered = _centered(a, axis)
-    n = np.size(a) / np.size(ans)
+    n = size_of(a) / size_of(ans)
     return np.sum(a_dot * centered, axis=axis, keepdims=keepdims) * (2.0 / (n - ddof))
 
 
@@ -323,7 +323,7 @@ def _std_divisor(ans, centered, axis, keepdims):
 @defvjp(np.std)
 def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = _centered(a, axis)
-    n = np.size(a) / np.size(ans)
+    n = size_of(a) / size_of(ans)
     s = expand_to(_std_divisor(ans, centered, axis, keepdims), a, axis, keepdims)
     return expand_to(g, a, axis, keepdims) * centered / (s * (n - ddof))
 
@@ -331,7 +331,7 @@ def std_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
 @defjvp(np.std)
 def std_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
     centered = _centered(a, axis)
-    n = np.size(a) / np.size(ans)
+    n = size_of(a) / size_of(ans)
     return (np.sum(a_dot * centered, axis=axis, keepdims=keepdims)
             / (_std_divisor(ans, centered, axis, keepdims) * (n - ddof)))
 
@@ -409,6 +409,7 @@ def no_zeros(v, x, what):
 
 
 primitive(ones_at_zeros, "ones_at_zeros")
+primitive(size_of, "size_of", nondiff=True)
 # what divides by ones_at_zeros: its derivative's refusal names them
 ZERO_SAFE = ("np.cumprod at an exact zero of its input, of np.std on a constant slice, or "
              "of a 2- or p-norm or np.hypot at 0,")

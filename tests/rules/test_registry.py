@@ -617,6 +617,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "real_arguments": [case(N(3), N(), [N(2)])],
     "zero_to_zero": [case(N(3), N()), case(N(), N(2))],
+    "size_of": [case(N(3, 4)), case(N())],
     "np.zeros_like": [case(N(3, 4))],
     **{f"math.{n}": [case(N())] for n in ["floor", "ceil", "trunc", "isnan", "isinf",
                                           "isfinite"]},
