@@ -674,9 +674,10 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     where = f"{os.path.basename(parse_function(f).filename)}:{name}"
     fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
     if args is None:
-        text = emitted(None)
-        return text if backend != "numpy" else \
-            with_real_check(text, job.ir, fn_name, None if standalone else where, standalone)
+        text = with_real_check(emitted(None), job.ir, fn_name, None if standalone else where,
+                               standalone)
+        return numba_backend.check_outside(text, fn_name, not standalone) \
+            if backend == "numba" else text
     t = _transform_for(f, wrt, checkpoint, args)
     args = t.full_args(tuple(args))
     # numba's text is written, not loaded: numba need not be installed to read it

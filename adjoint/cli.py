@@ -350,9 +350,9 @@ def _run(ns, show_ir) -> int:
     helpers = re.search(r"^from adjoint\.runtime import (.+)$", text, re.M)
     if ns.backend == "numba" and helpers and "@numba.njit" in text:
         print(f"adjoint emit: note: numba cannot compile the runtime helpers this module "
-              f"calls ({helpers.group(1)}); "
-              + ("give --args to specialise the code" if args is None else
-                 "the file runs such functions with NumPy, with a warning"),
+              f"calls ({helpers.group(1)}); the file runs such functions with NumPy, with "
+              f"a warning" + ("; --args specialises the code, which numba then compiles "
+                              "more of" if args is None else ""),
               file=sys.stderr)
     if out:
         write(text)
