@@ -2614,7 +2614,11 @@ _METHODS = {
     "clip": (np.clip, False), "cumsum": (np.cumsum, False), "argmax": (np.argmax, False),
     "argmin": (np.argmin, False), "any": (np.any, False),
     "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
-    "tolist": (tolist, False),
+    "conjugate": (np.conj, False), "tolist": (tolist, False), "take": (np.take, False),
+    "cumprod": (np.cumprod, False), "diagonal": (np.diagonal, False),
+    "trace": (np.trace, False), "round": (np.round, False), "swapaxes": (np.swapaxes, False),
+    "repeat": (np.repeat, False), "argsort": (np.argsort, False),
+    "nonzero": (np.nonzero, False),
 }
 
 
