@@ -260,12 +260,9 @@ class _Source:
             return [f"_ran[{b}] = 1"]
         return ([] if seen else [f"if not _ran[{b}]: raise _Relearn"]) + [f"_runs[{b}] += 1"]
 
-    def body(self, block: Block, watch: bool, seen: bool = False, target=None) -> list:
-        """A run of loop or branch `block`, its arguments already bound. Unobserved, only
-        a for loop's `target` is checked: the carried arguments hold values that were
-        checked (or observed) where they were made."""
-        args = block.args if watch else [target] if target is not None else []
-        return self.run_of(block, watch, seen) + self.observed(args, watch) + \
+    def body(self, block: Block, watch: bool, seen: bool = False) -> list:
+        """A run of loop or branch `block`, its arguments already bound."""
+        return self.run_of(block, watch, seen) + self.observed(block.args, watch) + \
             self.ops(block, watch)
 
     def branching(self, op: If, watch: bool) -> list:
@@ -301,7 +298,7 @@ class _Source:
         target, carried = op.body.args[0], op.body.args[1:]
         trips = self.operand(op.iter)
         trips = f"reversed({trips})" if op.reverse else trips
-        step = lambda watch, seen=False: self.body(op.body, watch, seen, target) + \
+        step = lambda watch, seen=False: self.body(op.body, watch, seen) + \
             self.assign(carried, op.body.results)  # noqa: E731
         head = f"for {self.name(target)} in "
         lines = self.assign(carried, op.inits)
