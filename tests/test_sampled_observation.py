@@ -172,10 +172,24 @@ def moving_average_clipped(x):
     return s
 
 
+def carried_swap_of_a_new_kind(x):
+    s = 0.0
+    for i in range(8):
+        a, b = (x[0] * 1.0, x[1] * 1.0) if i == 0 else (x[:2] * 1.0, x[2:4] * 1.0)
+        t = 0.0
+        for j in range(6):  # settled on the first outer trip, unobserved from the second
+            c = a  # arrays now: only the carried a and b show it (no op: a swap of names),
+            a = b  # np.sum(a) is a float either way
+            b = c
+            t = t + np.sum(a) * x[j]
+        s = s + t
+    return s
+
+
 LATE = [int_then_float_on_the_last_trip, inner_loop_first_runs_late,
         while_with_a_late_break, list_grown_in_the_loop, view_then_copy, nested_rosenbrock,
         minibatches_with_a_short_last_one, batches_listed_short_last, while_over_chunks,
-        window_widened_late, moving_average_clipped]
+        window_widened_late, moving_average_clipped, carried_swap_of_a_new_kind]
 
 
 @pytest.mark.parametrize("f", LATE, ids=[f.__name__ for f in LATE])
