@@ -310,10 +310,12 @@ def check(f, *args, wrt=0, rtol: float = 1e-5, atol: float = 1e-7,
     gradient, then the first primitive (in program order) whose rule is wrong where it
     ran, or, every rule being right, the compiler's stage at fault (`bisect`).
     `progress`: a stream for the progress line (default: stderr, when a terminal)."""
-    from adjoint.api import grad
+    from adjoint.api import ByDepth, grad
     if directions < 1 and not exhaustive:
         raise ValueError("check: directions must be at least 1")
     g = grad(f, wrt)
+    if isinstance(g, ByDepth):  # a recursion, or f(x, *rest): the transform for these args
+        g = g.transform_for(tuple(args))
     # positions, not names, for the finite differences
     positions = g.wrt if isinstance(wrt, tuple) else g.wrt[0]
     several = isinstance(wrt, tuple)

@@ -38,3 +38,22 @@ def test_check_command(capsys):
     assert main(["check", "tests/custom_rules.py:broken", "--args", "np.array([0.3, -1.2])"]) == 1
     assert "z = wrong(y)" in capsys.readouterr().out
     assert main(["check", "tests/custom_rules.py:loss", "--args", "np.array([0.3, -1.2])"]) == 0
+
+
+def _with_rest(x, *rest):
+    s = np.sum(x ** 2)
+    for r in rest:
+        s = s + np.sum(np.sin(r * x))
+    return s
+
+
+def _by_depth(x, n):
+    return x if n == 0 else np.sin(_by_depth(x, n - 1))
+
+
+def test_check_of_a_function_taking_rest_or_recursing():
+    """adjoint.check compiles for the call's arity or depth (it raised AttributeError:
+    'ByArity' object has no attribute 'wrt')."""
+    x = np.array([0.3, -0.7, 1.1])
+    assert adjoint.check(_with_rest, x, x * 2.0, x + 1.0, wrt=(0, 2)).ok
+    assert adjoint.check(_by_depth, 0.5, 3).ok
