@@ -1,5 +1,5 @@
 """Reductions and scans: sum, mean, prod, max/min (amax/amin), var, std, cumsum,
-cumprod, and `np.linalg.norm`.
+cumprod, their nan- forms, and `np.linalg.norm`.
 
 Every rule takes `axis` (None, an int or a tuple) and `keepdims` as NumPy does;
 `expand_to(g, x, axis, keepdims)` broadcasts a reduction's cotangent back to
@@ -28,6 +28,12 @@ Conventions where a derivative does not exist or a naive formula would fail:
   on the column or row reaching the max, min, ties sharing evenly).
   A vector norm's ord is differentiated too (a number: (n / p) sum(r^p log r),
   r = |x| / n); the other norms are piecewise constant in it.
+- The nan-reductions (nansum, nanmean, nanmax, nanmin, nanprod, nanvar, nanstd,
+  nancumsum, nancumprod) leave the NaN entries out: those get gradient 0, the
+  others the rule of the reduction without NaN (nanmax and nanmin split the
+  gradient evenly among tied maxima, minima; nanprod and nancumprod read a NaN
+  as 1, zero-safe as prod and cumprod; nanstd is 0 on a constant slice as std).
+  An all-NaN slice (NaN result) gets gradient 0.
 """
 from __future__ import annotations
 
@@ -551,3 +557,118 @@ def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
         return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
                 / np.sum(mask, axis=axis, keepdims=keepdims))
     return np.sum(x_dot * _matrix_norm_grad(x, kind, axis), axis=axis, keepdims=keepdims)
+
+
+# ------------------------------------------------------------------ nan-reductions
+
+for _nan_form in (np.nanmax, np.nanmin, np.nanprod, np.nanvar, np.nanstd, np.nancumsum,
+                  np.nancumprod):
+    primitive(_nan_form, "np." + _nan_form.__name__)
+
+
+def _nan_extreme_weights(ans, a, axis, keepdims):
+    """1 / (number of ties) at the entries equal to the reduced `ans`, 0 elsewhere. A NaN
+    entry never equals it, so it gets 0; an all-NaN slice (ans NaN) gets 0 throughout."""
+    mask = a == expand_to(ans, a, axis, keepdims)
+    return mask / np.maximum(np.sum(mask, axis=axis, keepdims=True), 1)
+
+
+@defvjp(np.nanmin)
+@defvjp(np.nanmax)
+def nanmax_vjp(g, ans, a, axis=None, out=None, keepdims=False):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return np.where(np.isnan(a), 0.0, g)
+    return expand_to(g, a, axis, keepdims) * _nan_extreme_weights(ans, a, axis, keepdims)
+
+
+@defjvp(np.nanmin)
+@defjvp(np.nanmax)
+def nanmax_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return np.where(np.isnan(a), 0.0, a_dot)
+    return np.sum(np.where(np.isnan(a), 0.0, a_dot) * _nan_extreme_weights(ans, a, axis, keepdims),
+                  axis=axis, keepdims=keepdims)
+
+
+@defvjp(np.nanprod)
+def nanprod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return np.where(np.isnan(a), 0.0, g)
+    # NaN entries count as 1: the product of the others, as prod's rule (zero-safe)
+    others = _products_of_others(np.where(np.isnan(a), 1.0, a), axis)
+    return np.where(np.isnan(a), 0.0, expand_to(g, a, axis, keepdims) * others)
+
+
+@defjvp(np.nanprod)
+def nanprod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+    if axis is not None:
+        if np.ndim(a) == 0:
+            return np.where(np.isnan(a), 0.0, a_dot)
+    others = _products_of_others(np.where(np.isnan(a), 1.0, a), axis)
+    return np.sum(np.where(np.isnan(a), 0.0, a_dot * others), axis=axis, keepdims=keepdims)
+
+
+def _nan_centered(a, axis):
+    """`a` minus the mean of its non-NaN entries along `axis`, 0 at the NaN entries and
+    exactly 0 on a constant slice (shifted by its minimum first, as `_centered`)."""
+    shifted = a - stop_gradient(np.nanmin(a, axis=axis, keepdims=True))
+    return np.where(np.isnan(a), 0.0, shifted - np.nanmean(shifted, axis=axis, keepdims=True))
+
+
+def _kept(a, axis, keepdims):
+    """How many entries a nan-reduction along `axis` counts: the non-NaN ones."""
+    return np.sum(~np.isnan(a), axis=axis, keepdims=keepdims)
+
+
+@defvjp(np.nanvar)
+def nanvar_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    return (expand_to(g, a, axis, keepdims) * _nan_centered(a, axis)
+            * (2.0 / (_kept(a, axis, True) - ddof)))
+
+
+@defjvp(np.nanvar)
+def nanvar_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+    centered = _nan_centered(a, axis)
+    return (np.sum(np.where(np.isnan(a), 0.0, a_dot) * centered, axis=axis, keepdims=keepdims)
+            * (2.0 / (_kept(a, axis, keepdims) - ddof)))
+
+
+@defvjp(np.nanstd)
+def nanstd_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    centered = _nan_centered(a, axis)
+    s = expand_to(_std_divisor(ans, centered, axis, keepdims), a, axis, keepdims)
+    return expand_to(g, a, axis, keepdims) * centered / (s * (_kept(a, axis, True) - ddof))
+
+
+@defjvp(np.nanstd)
+def nanstd_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, a_dot=None):
+    centered = _nan_centered(a, axis)
+    return (np.sum(np.where(np.isnan(a), 0.0, a_dot) * centered, axis=axis, keepdims=keepdims)
+            / (_std_divisor(ans, centered, axis, keepdims) * (_kept(a, axis, keepdims) - ddof)))
+
+
+@defvjp(np.nancumsum)
+def nancumsum_vjp(g, ans, a, axis=None, dtype=None, out=None):
+    # NaN entries are read as 0: no gradient reaches them
+    return np.where(np.isnan(a), 0.0, cumsum_vjp(g, ans, a, axis))
+
+
+@defjvp(np.nancumsum)
+def nancumsum_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
+    return np.cumsum(np.where(np.isnan(a), 0.0, a_dot), axis=axis)
+
+
+@defvjp(np.nancumprod)
+def nancumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
+    # NaN entries are read as 1: cumprod's rule (zero-safe) on that array, 0 at the NaNs
+    ones = np.where(np.isnan(a), 1.0, a)
+    return np.where(np.isnan(a), 0.0, cumprod_vjp(g, ans, ones, axis))
+
+
+@defjvp(np.nancumprod)
+def nancumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
+    ones = np.where(np.isnan(a), 1.0, a)
+    return cumprod_jvp(ans, ones, axis, None, None, np.where(np.isnan(a), 0.0, a_dot))

@@ -27,6 +27,10 @@ gradient of a gradient works.
 `np.full` and `np.full_like` in their fill value. `np.meshgrid` takes one to
 four arrays, each indexing and sparse or not: each input's cotangent is its
 grid's summed over the other axes.
+
+`np.ediff1d` is differentiable in `to_begin` and `to_end` too; `np.vander` in x
+(the column of power 0 has slope 0, also at x = 0); `np.block` takes nested
+lists, and its cotangent is nested lists like them (`unblock`).
 """
 from __future__ import annotations
 
@@ -895,3 +899,115 @@ def meshgrid_jvp(ans, x1, x2=None, x3=None, x4=None, *, copy=True, sparse=False,
     if x4 is None:
         return np.meshgrid(x1_dot, x2_dot, x3_dot, sparse=sparse, indexing=indexing)
     return np.meshgrid(x1_dot, x2_dot, x3_dot, x4_dot, sparse=sparse, indexing=indexing)
+
+
+# ------------------------------------------------------------------ ediff1d, vander, block
+
+primitive(np.ediff1d, "np.ediff1d")
+primitive(np.vander, "np.vander")
+primitive(np.block, "np.block")
+
+
+@defvjp(np.ediff1d)
+def ediff1d_vjp(g, ans, ary, to_end=None, to_begin=None):
+    # ans is to_begin, then the differences of the flattened ary, then to_end
+    start = 0
+    if to_begin is not None:
+        start = np.size(to_begin)
+    stop = start + max(np.size(ary) - 1, 0)
+    ary_bar = np.zeros(np.shape(ary))  # one entry has no differences
+    if np.size(ary) > 1:
+        ary_bar = np.reshape(undiff(g[start:stop]), np.shape(ary))
+    end_bar = None
+    if to_end is not None:
+        end_bar = _like(g[stop:], to_end)
+    begin_bar = None
+    if to_begin is not None:
+        begin_bar = _like(g[:start], to_begin)
+    return ary_bar, end_bar, begin_bar
+
+
+@defjvp(np.ediff1d)
+def ediff1d_jvp(ans, ary, to_end=None, to_begin=None, ary_dot=None, to_end_dot=None,
+                to_begin_dot=None):
+    parts = [np.diff(np.ravel(ary_dot))]
+    if to_begin is not None:
+        parts = [np.ravel(to_begin_dot) + np.zeros(np.size(to_begin))] + parts
+    if to_end is not None:
+        parts = parts + [np.ravel(to_end_dot) + np.zeros(np.size(to_end))]
+    return np.concatenate(parts)
+
+
+def _vander_slopes(x, N=None, increasing=False):
+    """d np.vander(x, N, increasing) / d x, column j: p_j x^(p_j - 1) for the power p_j
+    of that column (0 for p_j = 0, with no x^-1 to multiply by 0 at x = 0)."""
+    n = len(x) if N is None else N
+    powers = np.arange(n)
+    lower = np.concatenate((np.zeros((len(x), 1)), np.vander(x, n - 1, True)), axis=1)
+    slopes = (powers * lower)[:, :n]
+    if increasing:
+        return slopes
+    return np.flip(slopes, 1)
+
+
+@defvjp(np.vander)
+def vander_vjp(g, ans, x, N=None, increasing=False):
+    return np.sum(g * _vander_slopes(x, N, increasing), axis=1)
+
+
+@defjvp(np.vander)
+def vander_jvp(ans, x, N=None, increasing=False, x_dot=None):
+    return np.expand_dims(x_dot, 1) * _vander_slopes(x, N, increasing)
+
+
+def _block_shape(parts, ndim, axis):
+    """The shape of np.block(parts) promoted to `ndim` axes, `parts` joined along `axis`
+    (negative: the outermost list joins along -depth, each inner one along the next)."""
+    if not isinstance(parts, list):
+        shape = tuple(np.shape(parts))
+        return (1,) * (ndim - len(shape)) + shape
+    shapes = [_block_shape(p, ndim, axis + 1) for p in parts]
+    at = ndim + axis
+    return shapes[0][:at] + (sum(s[at] for s in shapes),) + shapes[0][at + 1:]
+
+
+def _block_depth(parts):
+    return 1 + _block_depth(parts[0]) if isinstance(parts, list) else 0
+
+
+def _block_ndim(parts):
+    if isinstance(parts, list):
+        return max(_block_ndim(p) for p in parts)
+    return np.ndim(parts)
+
+
+def _unblock(x, parts, ndim, axis):
+    if not isinstance(parts, list):
+        return _like(x, parts)
+    at = ndim + axis
+    sizes = [_block_shape(p, ndim, axis + 1)[at] for p in parts]
+    ends = np.cumsum([0] + sizes)
+    lead = (slice(None),) * at
+    return [_unblock(x[lead + (slice(int(a), int(b)),)], p, ndim, axis + 1)
+            for a, b, p in zip(ends[:-1], ends[1:], parts)]
+
+
+def unblock(x, arrays):
+    """The cotangent of `np.block(arrays)`: `x` cut into nested lists like `arrays`,
+    each piece shaped like its block (a float for a float)."""
+    x = x if hasattr(x, "shape") else np.asarray(x)
+    depth = _block_depth(arrays)
+    return _unblock(x, arrays, max(depth, _block_ndim(arrays)), -depth)
+
+
+primitive(unblock, "unblock")
+
+
+@deflinear(np.block)
+def block_vjp(g, ans, arrays):
+    return unblock(g, arrays)
+
+
+@deflinear(unblock)
+def unblock_vjp(g, ans, x, arrays):
+    return np.reshape(np.block(g), np.shape(x))

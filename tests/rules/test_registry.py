@@ -314,6 +314,15 @@ CASES: dict[str, list[Case]] = {
                                case(CONST, axis=0), case(CONST.T, 1, ddof=1, keepdims=True),
                                case(np.full(6, 0.1)), case(np.full((2, 3), 0.7), (0, 1))]),
     "np.nansum": reduction(), "np.nanmean": reduction(), "np.ptp": reduction(),
+    # the nan-reductions, also on arrays holding NaNs (their entries get 0)
+    **{f"np.{n}": reduction(extra=[case(np.array([[0.3, np.nan, -1.2, 0.8],
+                                                   [np.nan, 1.5, 0.1, -0.4],
+                                                   [0.9, -0.7, np.nan, 0.2]]), axis=ax)
+                                   for ax in (None, 0, 1)]
+                            + ([case(N(3, 4), axis=1, ddof=1), case(CONST, axis=0),
+                                case(np.array([np.nan, 0.1, 0.1, 0.1]))]
+                               if n in ("nanvar", "nanstd") else []))
+       for n in ["nanmax", "nanmin", "nanprod", "nanvar", "nanstd"]},
     # statistics: quantiles route through the sorted entries; q (n - 1) whole (q = 0.5
     # of 5 entries) is the kink, where central differences give the mean slope too
     "np.quantile": [case(N(5), Q01()), case(N(6), 0.5), case(N(5), 0.5), case(N(7), Q01(3)),
@@ -356,6 +365,10 @@ CASES: dict[str, list[Case]] = {
                    case([N(), N(), N()], N(4)), case(N(5), Rand(-1.0, 1.0, (6,)))],
     "np.cumsum": scan() + [case(N(2, 3, 4), axis=-2), case(N(2, 3, 4))],
     "np.cumprod": scan() + [case(P(2, 3, 4), axis=-2), case(N(2, 3, 4), 0)],
+    **{f"np.{n}": scan() + [case(np.array([[0.3, np.nan, -1.2, 0.8], [np.nan, 1.5, 0.1, -0.4],
+                                           [0.9, -0.7, np.nan, 0.2]]), axis=ax)
+                            for ax in (None, 0, 1)]
+       for n in ["nancumsum", "nancumprod"]},
     "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
     "no_zeros": [case(N(3), N(3), "cumprod")],
     "np.linalg.norm": [case(N(3, 4), "nuc"), case(N(3, 4), 2), case(N(3, 4), -1),
@@ -525,6 +538,15 @@ CASES: dict[str, list[Case]] = {
     "np.hsplit": [case(N(6), 2), case(N(3, 4), [1, 3]), case(N(2, 4, 3), 2)],
     "np.vsplit": [case(N(4, 3), 2), case(N(3, 2, 2), [1])],
     "np.dsplit": [case(N(2, 3, 4), 2), case(N(1, 2, 3), [1, 2])],
+    "np.ediff1d": [case(N(5)), case(N(3, 4)), case(N(5), N(2)), case(N(5), to_begin=N()),
+                   case(N(4), N(), N(3)), case(N(1), 0.5, [N(), N()]), case(N(4), to_end=2.0)],
+    "np.vander": [case(N(4)), case(N(3), 5), case(N(4), 2, True), case(N(3), increasing=True),
+                  case(np.array([0.0, 1.3, -0.6])), case(N(3), 1)],
+    "np.block": [case([N(3), N(2)]), case([[N(2, 2), N(2, 3)], [N(1, 2), N(1, 3)]]),
+                 case([[N(2), N()], [N(3)]]), case([N(), N(2)]),
+                 case([[[N(1, 2, 2)], [N(1, 1, 2)]], [[N(2, 3, 2)]]]), case([N(2, 3), N(2, 1)])],
+    "unblock": [case(N(2, 5), [[N(2, 2), N(2, 3)]]), case(N(5), [N(3), N(2)]),
+                case(N(2, 3), [[N(2), N()], [N(3)]])],
     "np.diff": [case(N(5)), case(N(6), 2), case(N(3, 4), 1, 0), case(N(3, 4), axis=-1),
                 case(N(2, 3, 5), 3, 2), case(N(4), 0),
                 case(N(5), 6), case(N(3, 4), 3, 0)],  # nothing left (round 16 C9)
@@ -939,7 +961,8 @@ NO_DERIVATIVE_IN = {
         ("pad_border", "constant_values"), ("select_parts", "choicelist"),
         ("split_index", "parts"), ("split_like", "seq"), ("unarray", "obj"),
         ("unbroadcast", "target"), ("undiagonal", "a"), ("ungradient", "f"),
-        ("unpad", "array"), ("unrepeat_array", "a"), ("unselect", "choicelist"),
+        ("unblock", "arrays"), ("unpad", "array"), ("unrepeat_array", "a"),
+        ("unselect", "choicelist"),
         ("unsequence", "xs"), ("unsum", "xs"), ("untake", "arr"), ("untile", "a"),
         ("unstack_like", "seq")]},
     ("no_zeros", "x"): "a check (it raises at a zero): the value passes through v",
