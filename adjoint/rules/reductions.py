@@ -566,11 +566,11 @@ for _nan_form in (np.nanmax, np.nanmin, np.nanprod, np.nanvar, np.nanstd, np.nan
     primitive(_nan_form, "np." + _nan_form.__name__)
 
 
-def _nan_extreme_weights(ans, a, axis, keepdims):
-    """1 / (number of ties) at the entries equal to the reduced `ans`, 0 elsewhere. A NaN
-    entry never equals it, so it gets 0; an all-NaN slice (ans NaN) gets 0 throughout."""
+def _nan_extremes(ans, a, axis, keepdims):
+    """The entries equal to the reduced `ans`, and 1 / their number (ties share). A NaN
+    entry never equals it; an all-NaN slice (ans NaN) has none."""
     mask = a == expand_to(ans, a, axis, keepdims)
-    return mask / np.maximum(np.sum(mask, axis=axis, keepdims=True), 1)
+    return mask, 1.0 / np.maximum(np.sum(mask, axis=axis, keepdims=True), 1)
 
 
 @defvjp(np.nanmin)
@@ -579,7 +579,9 @@ def nanmax_vjp(g, ans, a, axis=None, out=None, keepdims=False):
     if axis is not None:
         if np.ndim(a) == 0:
             return np.where(np.isnan(a), 0.0, g)
-    return expand_to(g, a, axis, keepdims) * _nan_extreme_weights(ans, a, axis, keepdims)
+    mask, share = _nan_extremes(ans, a, axis, keepdims)
+    # np.where, not a product: the cotangent of an all-NaN slice's NaN may be NaN itself
+    return np.where(mask, expand_to(g, a, axis, keepdims) * share, 0.0)
 
 
 @defjvp(np.nanmin)
@@ -588,8 +590,8 @@ def nanmax_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
     if axis is not None:
         if np.ndim(a) == 0:
             return np.where(np.isnan(a), 0.0, a_dot)
-    return np.sum(np.where(np.isnan(a), 0.0, a_dot) * _nan_extreme_weights(ans, a, axis, keepdims),
-                  axis=axis, keepdims=keepdims)
+    mask, share = _nan_extremes(ans, a, axis, keepdims)
+    return np.sum(np.where(mask, a_dot * share, 0.0), axis=axis, keepdims=keepdims)
 
 
 @defvjp(np.nanprod)
@@ -625,8 +627,9 @@ def _kept(a, axis, keepdims):
 
 @defvjp(np.nanvar)
 def nanvar_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-    return (expand_to(g, a, axis, keepdims) * _nan_centered(a, axis)
-            * (2.0 / (_kept(a, axis, True) - ddof)))
+    # (np.where: an all-NaN slice divides by a count of 0, and its entries get 0)
+    return np.where(np.isnan(a), 0.0, expand_to(g, a, axis, keepdims) * _nan_centered(a, axis)
+                    * (2.0 / (_kept(a, axis, True) - ddof)))
 
 
 @defjvp(np.nanvar)
@@ -640,7 +643,8 @@ def nanvar_jvp(ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, 
 def nanstd_vjp(g, ans, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centered = _nan_centered(a, axis)
     s = expand_to(_std_divisor(ans, centered, axis, keepdims), a, axis, keepdims)
-    return expand_to(g, a, axis, keepdims) * centered / (s * (_kept(a, axis, True) - ddof))
+    return np.where(np.isnan(a), 0.0,
+                    expand_to(g, a, axis, keepdims) * centered / (s * (_kept(a, axis, True) - ddof)))
 
 
 @defjvp(np.nanstd)
