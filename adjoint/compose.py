@@ -25,7 +25,10 @@ def _rebuild(out, leaves):
     if isinstance(out, dict):
         return {k: _rebuild(v, leaves) for k, v in out.items()}
     if isinstance(out, (tuple, list)):
-        return type(out)(_rebuild(v, leaves) for v in out)
+        values = [_rebuild(v, leaves) for v in out]
+        # a namedtuple takes its fields one by one (type(out)(generator) put the generator
+        # in its first field and the defaults in the others)
+        return out._make(values) if hasattr(out, "_fields") else type(out)(values)
     return next(leaves)
 
 

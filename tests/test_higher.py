@@ -1,7 +1,9 @@
 """Higher order: grad of grad, third derivatives, HVPs through loops, Hessians,
 Jacobians, and the nested-VJP identity (a VJP of a VJP is a JVP)."""
+import collections
 import dataclasses
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -593,3 +595,34 @@ def test_hvp_of_the_entries_of_a_list_a_loop_filled(f, args):
     g, eps = adjoint.grad(f), 1e-6
     want = (g(x + eps * v, *args) - g(x - eps * v, *args)) / (2 * eps)
     np.testing.assert_allclose(adjoint.hvp(f)(x, *args, v), want, rtol=1e-5, atol=1e-7)
+
+
+class _State(typing.NamedTuple):
+    h: np.ndarray
+    c: float = 0.5  # a default: the Jacobian must not leave it in place
+
+
+_Pair = collections.namedtuple("_Pair", "h c")
+
+
+def _state_of(x):
+    return _State(np.tanh(x[:2]), np.sum(x ** 2))
+
+
+def _pair_of(x):
+    return _Pair(np.tanh(x[:2]), np.sum(x ** 2))
+
+
+@pytest.mark.parametrize("n", [2, 5], ids=["forward", "reverse"])
+@pytest.mark.parametrize("f", [_state_of, _pair_of], ids=["NamedTuple", "namedtuple"])
+def test_the_jacobian_of_a_namedtuple_output_is_that_namedtuple(f, n):
+    """Each field holds its Jacobian (round 20's S2: type(out)(generator) put a generator
+    in the first field and left the default c = 0.5 in the second, silently)."""
+    x = np.linspace(0.2, 0.8, n)
+    got = adjoint.jacobian(f)(x)
+    assert type(got) is type(f(x))
+    h = 1e-6
+    for k, field in enumerate(got._fields):
+        want = np.stack([(np.asarray(f(x + h * e)[k]) - np.asarray(f(x - h * e)[k])) / (2 * h)
+                         for e in np.eye(n)], axis=-1)
+        np.testing.assert_allclose(getattr(got, field), want, rtol=1e-6, atol=1e-9)
