@@ -321,7 +321,10 @@ CASES: dict[str, list[Case]] = {
                                    for ax in (None, 0, 1)]
                             + ([case(N(3, 4), axis=1, ddof=1), case(CONST, axis=0),
                                 case(np.array([np.nan, 0.1, 0.1, 0.1]))]
-                               if n in ("nanvar", "nanstd") else []))
+                               if n in ("nanvar", "nanstd") else [])
+                            # an all-NaN row: its entries get 0 (the result is 1, not NaN)
+                            + ([case(np.array([[0.3, -1.2, np.nan], [np.nan] * 3]), axis=ax)
+                                for ax in (None, 0, 1)] if n == "nanprod" else []))
        for n in ["nanmax", "nanmin", "nanprod", "nanvar", "nanstd"]},
     # statistics: quantiles route through the sorted entries; q (n - 1) whole (q = 0.5
     # of 5 entries) is the kink, where central differences give the mean slope too
@@ -368,6 +371,8 @@ CASES: dict[str, list[Case]] = {
     **{f"np.{n}": scan() + [case(np.array([[0.3, np.nan, -1.2, 0.8], [np.nan, 1.5, 0.1, -0.4],
                                            [0.9, -0.7, np.nan, 0.2]]), axis=ax)
                             for ax in (None, 0, 1)]
+                   + [case(np.array([[np.nan] * 3, [0.3, np.nan, -1.2]]), axis=ax)
+                      for ax in (0, 1)]
        for n in ["nancumsum", "nancumprod"]},
     "ones_at_zeros": unary(N),  # (random inputs hold no zero; see test_higher)
     "no_zeros": [case(N(3), N(3), "cumprod")],
