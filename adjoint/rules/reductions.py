@@ -29,9 +29,10 @@ Conventions where a derivative does not exist or a naive formula would fail:
   A vector norm's ord is differentiated too (a number: (n / p) sum(r^p log r),
   r = |x| / n); the other norms are piecewise constant in it.
 - The nan-reductions (nansum, nanmean, nanmax, nanmin, nanprod, nanvar, nanstd,
-  nancumsum, nancumprod) leave the NaN entries out: those get gradient 0, the
-  others the rule of the reduction without NaN (nanmax and nanmin split the
-  gradient evenly among tied maxima, minima; nanprod and nancumprod read a NaN
+  nanmedian, nancumsum, nancumprod) leave the NaN entries out: those get gradient
+  0, the others the rule of the reduction without NaN (nanmax and nanmin split the
+  gradient evenly among tied maxima, minima, nanmedian among entries tied with the
+  middle ones, as np.median's rule; nanprod and nancumprod read a NaN
   as 1, zero-safe as prod and cumprod; nanstd is 0 on a constant slice as std).
   An all-NaN slice (NaN result) gets gradient 0.
 """
@@ -676,3 +677,34 @@ def nancumprod_vjp(g, ans, a, axis=None, dtype=None, out=None):
 def nancumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
     ones = np.where(np.isnan(a), 1.0, a)
     return cumprod_jvp(ans, ones, axis, None, None, np.where(np.isnan(a), 0.0, a_dot))
+
+
+def nanmedian_weights(a, axis=None):
+    """w with np.nanmedian(a, axis) == np.sum(w * a, axis) over the non-NaN entries: 1/2
+    to the sorted entries on either side of the middle (1 to the middle one of an odd
+    count), shared evenly among entries tied with them, as np.median's rule shares them;
+    0 at the NaN entries (and on an all-NaN slice). Piecewise constant: derivative 0."""
+    a = np.asarray(a, dtype=float)
+    below = np.nanquantile(a, 0.5, axis=axis, method="lower", keepdims=True)
+    above = np.nanquantile(a, 0.5, axis=axis, method="higher", keepdims=True)
+    at_below, at_above = a == below, a == above
+    return (0.5 * at_below / np.maximum(np.sum(at_below, axis=axis, keepdims=True), 1)
+            + 0.5 * at_above / np.maximum(np.sum(at_above, axis=axis, keepdims=True), 1))
+
+
+primitive(np.nanmedian, "np.nanmedian")
+primitive(nanmedian_weights, "nanmedian_weights", nondiff=True)
+defnondiff(nanmedian_weights)
+
+
+@defvjp(np.nanmedian)
+def nanmedian_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    w = nanmedian_weights(a, axis)
+    return np.where(w > 0.0, expand_to(g, a, axis, keepdims) * w, 0.0)
+
+
+@defjvp(np.nanmedian)
+def nanmedian_jvp(ans, a, axis=None, out=None, overwrite_input=False, keepdims=False,
+                  a_dot=None):
+    w = nanmedian_weights(a, axis)
+    return np.sum(np.where(w > 0.0, a_dot * w, 0.0), axis=axis, keepdims=keepdims)

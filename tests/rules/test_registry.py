@@ -325,7 +325,7 @@ CASES: dict[str, list[Case]] = {
                             # an all-NaN row: its entries get 0 (the result is 1, not NaN)
                             + ([case(np.array([[0.3, -1.2, np.nan], [np.nan] * 3]), axis=ax)
                                 for ax in (None, 0, 1)] if n == "nanprod" else []))
-       for n in ["nanmax", "nanmin", "nanprod", "nanvar", "nanstd"]},
+       for n in ["nanmax", "nanmin", "nanprod", "nanvar", "nanstd", "nanmedian"]},
     # statistics: quantiles route through the sorted entries; q (n - 1) whole (q = 0.5
     # of 5 entries) is the kink, where central differences give the mean slope too
     "np.quantile": [case(N(5), Q01()), case(N(6), 0.5), case(N(5), 0.5), case(N(7), Q01(3)),
@@ -690,6 +690,8 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "conv_window": [case(5, 3, "same", "correlate"), case(2, 4, "valid", "convolve")],
     "quantile_weights": [case(N(5), 1), case(N(3, 4), np.array([0, 1])),
                          case(N(6), 0, "midpoint")],
+    "nanmedian_weights": [case(N(5)),
+                          case(np.array([[0.3, np.nan, 0.8, -0.4], [np.nan] * 4]), 1)],
     "fft_axes": [case(3, None, None), case(3, (4, 5), None), case(3, None, (-1, 0))],
     "fft_shape": [case((3, 4), None, None), case((3, 4), (5,), (1,)), case((3, 4), 6, 0)],
     "repeated_axes": [case((0, 1)), case((1, 1))],
