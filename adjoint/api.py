@@ -676,8 +676,7 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     if args is None:
         text = with_real_check(emitted(None), job.ir, fn_name, None if standalone else where,
                                standalone)
-        return numba_backend.check_outside(text, fn_name, not standalone) \
-            if backend == "numba" else text
+        return _numba_entry(text, fn_name, kind, standalone) if backend == "numba" else text
     t = _transform_for(f, wrt, checkpoint, args)
     args = t.full_args(tuple(args))
     # numba's text is written, not loaded: numba need not be installed to read it
@@ -696,13 +695,19 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     if backend == "numpy":
         return with_rest(text, fn_name, f, job.ir.param_names) \
             if takes_rest(f) and kind == "grad" else text  # (after: it unpacks rest)
+    return _numba_entry(text, fn_name, kind, standalone)
+
+
+def _numba_entry(text: str, fn_name: str, kind: str, standalone: bool) -> str:
+    """A numba file's entry: its checks moved into a Python function, which takes out_bar
+    by keyword only (numba's functions take no keyword-only argument), so that an extra
+    argument is refused, not taken as the seed."""
     text = numba_backend.check_outside(text, fn_name, not standalone)
-    if takes_rest(f) and kind == "grad":  # numba's keeps rest_0, ...: an extra argument
-        # is refused, not taken as out_bar
-        text = "\n".join(line[:-len(" out_bar=1.0):")] + " *, out_bar=1.0):" if line.startswith(
-            f"def {fn_name}(") and line.endswith(", out_bar=1.0):") else line
-            for line in text.split("\n"))
-    return text
+    if kind != "grad" or f"def {fn_name}_compiled(" not in text:
+        return text
+    return "\n".join(line[:-len(" out_bar=1.0):")] + " *, out_bar=1.0):" if line.startswith(
+        f"def {fn_name}(") and line.endswith(", out_bar=1.0):") else line
+        for line in text.split("\n"))
 
 
 def array_api_args(args) -> str | None:

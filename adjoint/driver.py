@@ -352,7 +352,7 @@ def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:
 
 
 def with_rest(text: str, fn_name: str, f, names: tuple) -> str:
-    """`def f_grad(x, y, rest_0, rest_1, s=1.0, out_bar=1.0):`, the gradient of
+    """`def f_grad(x, y, rest_0, rest_1, s=1.0, *, out_bar=1.0):`, the gradient of
     `def f(x, y=2.0, *rest, s=1.0)` compiled for two extra arguments (`names`: its
     parameters as lowered), written with f's own signature: `def f_grad(x, y=2.0,
     *rest, s=1.0, out_bar=1.0):`, then a check of rest's length and `rest_0, rest_1 =
@@ -363,7 +363,7 @@ def with_rest(text: str, fn_name: str, f, names: tuple) -> str:
     extras = [n for n in names if n not in {p.name for p in params}]
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
-    if at is None or not lines[at].endswith(", out_bar=1.0):") or not re.match(
+    if at is None or not lines[at].endswith(", *, out_bar=1.0):") or not re.match(
             r"def \w+\(" + r",.*".join(rf"\b{n}\b" for n in names), lines[at]):
         return text  # (hygiene renamed a parameter: the flat form, as lowered)
     defaults = dict(_signature_defaults(params))

@@ -117,8 +117,20 @@ def test_decorator_keeps_the_function():
 
 def test_the_seed_parameter_is_out_bar_whatever_the_user_names():
     src = adjoint.source(P.lists, args=(arr(3),))
-    assert "def lists_grad(x, out_bar=1.0):" in src
+    assert "def lists_grad(x, *, out_bar=1.0):" in src
     assert "out_bar_1" in src or "out_bar[" in src  # the user's `out` gets a distinct adjoint
+
+
+def test_an_extra_argument_to_an_emitted_gradient_is_refused_not_taken_as_the_seed():
+    """f_grad(x, y, z) for f(x, y) scaled the gradient by z: out_bar is keyword-only."""
+    namespace = {}
+    exec(adjoint.source(P.neuron, wrt=(0, 2)), namespace)
+    args = (0.5, 1.5, 0.1, 1.0)
+    want = namespace["neuron_grad"](*args)
+    with pytest.raises(TypeError):
+        namespace["neuron_grad"](*args, 2.0)
+    got = namespace["neuron_grad"](*args, out_bar=2.0)
+    np.testing.assert_allclose(got, 2.0 * np.asarray(want), rtol=1e-12)
 
 
 def test_a_view_read_after_its_array_is_written_is_rejected():
@@ -166,7 +178,7 @@ def test_user_names_like_the_compilers_never_collide():
     x = arr(3)
     check_grad(P.hygiene, x, 0.7, wrt=(0, 1))
     src = adjoint.source(P.hygiene, (0, 1), args=(x, 0.7))
-    assert "def hygiene_grad(x, out_bar, out_bar_1=1.0):" in src
+    assert "def hygiene_grad(x, out_bar, *, out_bar_1=1.0):" in src
 
 
 def test_a_helper_that_writes_into_and_rebinds_its_argument_is_rejected():

@@ -217,7 +217,8 @@ def test_an_elementwise_chain_writes_into_buffers_whose_last_read_has_passed():
     exec(compile(src, "<sum_tanh>", "exec"), namespace)
     kept = x.copy()
     np.testing.assert_allclose(namespace["sum_tanh_grad"](x), 1.0 - np.tanh(x) ** 2)
-    np.testing.assert_allclose(namespace["sum_tanh_grad"](x, 2.5), 2.5 * (1.0 - np.tanh(x) ** 2))
+    np.testing.assert_allclose(namespace["sum_tanh_grad"](x, out_bar=2.5),
+                               2.5 * (1.0 - np.tanh(x) ** 2))
     np.testing.assert_array_equal(x, kept)  # the argument's buffer is never written
     for dtype in (np.float32, np.float64):  # each keeps its dtype
         g = adjoint.grad(sum_tanh)(x.astype(dtype))

@@ -357,7 +357,7 @@ def test_an_emitted_gradient_keeps_the_literal_defaults_of_f(tmp_path):
     """Generic code (no example arguments) is called as f is: f_grad(x) for f(x, s=2.0)."""
     m = module(tmp_path, SOURCE)
     text = adjoint.source(m.defaulted)
-    assert "def defaulted_grad(x, scale=2.0, out_bar=1.0):" in text
+    assert "def defaulted_grad(x, scale=2.0, *, out_bar=1.0):" in text
     namespace = dict(vars(m))
     exec(compile(text, "<generic>", "exec"), namespace)
     assert namespace["defaulted_grad"](0.5) == pytest.approx(2.0 * np.cos(0.5))

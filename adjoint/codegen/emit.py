@@ -1399,6 +1399,8 @@ class Emitter:
                 self.names.names else p.name
             k = fn.params.index(p) - len(fn.params)  # defaults are keyed by position from the end
             params.append(f"{name}={defaults[k]}" if k in defaults else name)
+        if self.seed is not None and not self.numba:  # (numba: see api.source)
+            params.insert(len(params) - 1, "*")  # an extra argument is refused, not a seed
         self.lines = [f"def {fn.name}({', '.join(params)}):"]
         refused = self._overflows() if self.numba else None
         if refused:

@@ -4,7 +4,7 @@
 import numpy as np
 from adjoint.runtime import lazy_broadcast_to
 
-def loss_grad(w, b, X, y, out_bar=1.0):
+def loss_grad(w, b, X, y, *, out_bar=1.0):
     """Gradient of loss with respect to (w, b)."""
     if not (isinstance(w, np.ndarray) and w.shape == (20,) and w.dtype.kind == 'f' and isinstance(b, float) and type(X).__module__.startswith('dask.') and X.shape == (20000, 20) and X.dtype.kind == 'f' and type(y).__module__.startswith('dask.') and y.shape == (20000,) and y.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for w.shape == (20,), w.dtype.kind == 'f', b a float, X a dask array, X.shape == (20000, 20), y a dask array, y.shape == (20000,); regenerate it with: adjoint emit dask_logreg.py:loss --args ... for other arguments")

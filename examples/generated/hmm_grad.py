@@ -4,7 +4,7 @@
 import numpy as np
 from adjoint.runtime import stop_gradient
 
-def log_likelihood_grad(log_E, log_pi, log_A, out_bar=1.0):
+def log_likelihood_grad(log_E, log_pi, log_A, *, out_bar=1.0):
     """Gradient of log_likelihood with respect to (log_E)."""
     if not (isinstance(log_E, np.ndarray) and log_E.shape == (12, 4) and log_E.dtype.kind == 'f' and isinstance(log_pi, np.ndarray) and log_pi.shape == (4,) and log_pi.dtype.kind == 'f' and isinstance(log_A, np.ndarray) and log_A.shape == (4, 4) and log_A.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for log_E.shape == (12, 4), log_E.dtype.kind == 'f', log_pi.shape == (4,), log_pi.dtype.kind == 'f', log_A.shape == (4, 4), log_A.dtype.kind == 'f'; regenerate it with: adjoint emit hmm.py:log_likelihood --args ... for other arguments")

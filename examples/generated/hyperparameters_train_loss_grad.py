@@ -3,7 +3,7 @@
 # Specialised for theta.shape == (8,), theta.dtype.kind == 'f', X.shape == (40, 8), X.dtype.kind == 'f', y.shape == (40,), y.dtype.kind == 'f', lam a float (checked on entry); regenerate it with: adjoint emit hyperparameters.py:train_loss --args ... for other arguments.
 import numpy as np
 
-def train_loss_grad(theta, X, y, lam, out_bar=1.0):
+def train_loss_grad(theta, X, y, lam, *, out_bar=1.0):
     """Gradient of train_loss with respect to (theta)."""
     if not (isinstance(theta, np.ndarray) and theta.shape == (8,) and theta.dtype.kind == 'f' and isinstance(X, np.ndarray) and X.shape == (40, 8) and X.dtype.kind == 'f' and isinstance(y, np.ndarray) and y.shape == (40,) and y.dtype.kind == 'f' and isinstance(lam, float)):
         raise ValueError("this gradient was generated for theta.shape == (8,), theta.dtype.kind == 'f', X.shape == (40, 8), X.dtype.kind == 'f', y.shape == (40,), y.dtype.kind == 'f', lam a float; regenerate it with: adjoint emit hyperparameters.py:train_loss --args ... for other arguments")

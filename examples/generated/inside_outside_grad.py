@@ -4,7 +4,7 @@
 import numpy as np
 from adjoint.runtime import save, unbroadcast
 
-def log_partition_grad(log_binary, log_lexical, sentence, out_bar=1.0):
+def log_partition_grad(log_binary, log_lexical, sentence, *, out_bar=1.0):
     """Gradient of log_partition with respect to (log_binary, log_lexical)."""
     if not (isinstance(log_binary, np.ndarray) and log_binary.shape == (3, 3, 3) and log_binary.dtype.kind == 'f' and isinstance(log_lexical, np.ndarray) and log_lexical.shape == (3, 5) and log_lexical.dtype.kind == 'f' and isinstance(sentence, np.ndarray) and sentence.shape == (4,) and sentence.dtype.kind == 'i'):
         raise ValueError("this gradient was generated for log_binary.shape == (3, 3, 3), log_binary.dtype.kind == 'f', log_lexical.shape == (3, 5), log_lexical.dtype.kind == 'f', sentence.shape == (4,), sentence.dtype.kind == 'i'; regenerate it with: adjoint emit inside_outside.py:log_partition --args ... for other arguments")

@@ -4,7 +4,7 @@
 import numpy as np
 from numpy import ndarray
 
-def objective_grad(phi, theta, f, xs, B, Cs, out_bar=1.0):
+def objective_grad(phi, theta, f, xs, B, Cs, *, out_bar=1.0):
     """Gradient of objective with respect to (phi)."""
     if not (isinstance(phi, np.ndarray) and phi.shape == (3,) and phi.dtype.kind == 'f' and isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(f, np.ndarray) and f.shape == (4,) and f.dtype.kind == 'f' and isinstance(xs, np.ndarray) and xs.shape == (5, 6) and xs.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f' and isinstance(Cs, np.ndarray) and Cs.shape == (5, 6, 3) and Cs.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for phi.shape == (3,), phi.dtype.kind == 'f', theta.shape == (4,), theta.dtype.kind == 'f', f.shape == (4,), f.dtype.kind == 'f', xs.shape == (5, 6), xs.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f', Cs.shape == (5, 6, 3), Cs.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:objective --args ... for other arguments")

@@ -3,7 +3,7 @@
 # Specialised for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f' (checked on entry); regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments.
 import numpy as np
 
-def pairing_grad(theta, lam, x, B, out_bar=1.0):
+def pairing_grad(theta, lam, x, B, *, out_bar=1.0):
     """Gradient of pairing with respect to (theta)."""
     if not (isinstance(theta, np.ndarray) and theta.shape == (4,) and theta.dtype.kind == 'f' and isinstance(lam, np.ndarray) and lam.shape == (6,) and lam.dtype.kind == 'f' and isinstance(x, np.ndarray) and x.shape == (6,) and x.dtype.kind == 'f' and isinstance(B, np.ndarray) and B.shape == (6, 4) and B.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for theta.shape == (4,), theta.dtype.kind == 'f', lam.shape == (6,), lam.dtype.kind == 'f', x.shape == (6,), x.dtype.kind == 'f', B.shape == (6, 4), B.dtype.kind == 'f'; regenerate it with: adjoint emit nested_vjp.py:pairing --args ... for other arguments")

@@ -3,7 +3,7 @@
 # Specialised for w a float, x a float, b a float, t a float (checked on entry); regenerate it with: adjoint emit neuron.py:loss --args ... for other arguments.
 import numpy as np
 
-def loss_grad(w, x, b, t, out_bar=1.0):
+def loss_grad(w, x, b, t, *, out_bar=1.0):
     """Gradient of loss with respect to (w, b)."""
     if not (isinstance(w, float) and isinstance(x, float) and isinstance(b, float) and isinstance(t, float)):
         raise ValueError('this gradient was generated for w a float, x a float, b a float, t a float; regenerate it with: adjoint emit neuron.py:loss --args ... for other arguments')

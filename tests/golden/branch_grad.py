@@ -2,7 +2,7 @@
 # Specialised for x a float, y a float (checked on entry); regenerate it with: adjoint emit programs.py:branch --args ... for other arguments.
 import numpy as np
 
-def branch_grad(x, y, out_bar=1.0):
+def branch_grad(x, y, *, out_bar=1.0):
     """Gradient of branch with respect to (x, y)."""
     if not (isinstance(x, float) and isinstance(y, float)):
         raise ValueError('this gradient was generated for x a float, y a float; regenerate it with: adjoint emit programs.py:branch --args ... for other arguments')

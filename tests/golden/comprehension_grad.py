@@ -3,7 +3,7 @@
 import numpy as np
 from adjoint.runtime import unbroadcast, zeros_like
 
-def comprehension_grad(xs, w, out_bar=1.0):
+def comprehension_grad(xs, w, *, out_bar=1.0):
     """Gradient of comprehension with respect to (w)."""
     if not (isinstance(xs, list) and len(xs) == 2 and isinstance(xs[0], np.ndarray) and xs[0].shape == (3,) and xs[0].dtype.kind == 'f' and isinstance(xs[1], np.ndarray) and xs[1].shape == (3,) and xs[1].dtype.kind == 'f' and isinstance(w, np.ndarray) and w.shape == (3,) and w.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for len(xs) == 2, xs[0].shape == (3,), xs[0].dtype.kind == 'f', xs[1].shape == (3,), xs[1].dtype.kind == 'f', w.shape == (3,), w.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:comprehension --args ... for other arguments")

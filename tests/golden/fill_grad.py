@@ -2,7 +2,7 @@
 # Specialised for x.shape == (5,), x.dtype.kind == 'f' (checked on entry); regenerate it with: adjoint emit programs.py:fill --args ... for other arguments.
 import numpy as np
 
-def fill_grad(x, out_bar=1.0):
+def fill_grad(x, *, out_bar=1.0):
     """Gradient of fill with respect to (x)."""
     if not (isinstance(x, np.ndarray) and x.shape == (5,) and x.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for x.shape == (5,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:fill --args ... for other arguments")

@@ -2,7 +2,7 @@
 # Specialised for w.shape == (4,), w.dtype.kind == 'f', X.shape == (10, 4), X.dtype.kind == 'f', y.shape == (10,), y.dtype.kind == 'f', lam a float (checked on entry); regenerate it with: adjoint emit programs.py:logistic_regression --args ... for other arguments.
 import numpy as np
 
-def logistic_regression_grad(w, X, y, lam, out_bar=1.0):
+def logistic_regression_grad(w, X, y, lam, *, out_bar=1.0):
     """Gradient of logistic_regression with respect to (w)."""
     if not (isinstance(w, np.ndarray) and w.shape == (4,) and w.dtype.kind == 'f' and isinstance(X, np.ndarray) and X.shape == (10, 4) and X.dtype.kind == 'f' and isinstance(y, np.ndarray) and y.shape == (10,) and y.dtype.kind == 'f' and isinstance(lam, float)):
         raise ValueError("this gradient was generated for w.shape == (4,), w.dtype.kind == 'f', X.shape == (10, 4), X.dtype.kind == 'f', y.shape == (10,), y.dtype.kind == 'f', lam a float; regenerate it with: adjoint emit programs.py:logistic_regression --args ... for other arguments")

@@ -3,7 +3,7 @@
 import numpy as np
 # not importable, set on this module before calling it: self_A
 
-def loss_grad(x, out_bar=1.0):
+def loss_grad(x, *, out_bar=1.0):
     """Gradient of loss with respect to (x)."""
     if not (isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:loss --args ... for other arguments")

@@ -2,7 +2,7 @@
 # Specialised for w a float, x a float, b a float, t a float (checked on entry); regenerate it with: adjoint emit programs.py:neuron --args ... for other arguments.
 import numpy as np
 
-def neuron_grad(w, x, b, t, out_bar=1.0):
+def neuron_grad(w, x, b, t, *, out_bar=1.0):
     """Gradient of neuron with respect to (w, b)."""
     if not (isinstance(w, float) and isinstance(x, float) and isinstance(b, float) and isinstance(t, float)):
         raise ValueError('this gradient was generated for w a float, x a float, b a float, t a float; regenerate it with: adjoint emit programs.py:neuron --args ... for other arguments')

@@ -2,7 +2,7 @@
 # Specialised for a a float (checked on entry); regenerate it with: adjoint emit programs.py:newton_sqrt --args ... for other arguments.
 import numpy as np
 
-def newton_sqrt_grad(a, out_bar=1.0):
+def newton_sqrt_grad(a, *, out_bar=1.0):
     """Gradient of newton_sqrt with respect to (a)."""
     if not isinstance(a, float):
         raise ValueError('this gradient was generated for a a float; regenerate it with: adjoint emit programs.py:newton_sqrt --args ... for other arguments')

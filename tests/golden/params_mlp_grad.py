@@ -3,7 +3,7 @@
 import numpy as np
 from adjoint.runtime import zeros_like
 
-def params_mlp_grad(params, X, Y, out_bar=1.0):
+def params_mlp_grad(params, X, Y, *, out_bar=1.0):
     """Gradient of params_mlp with respect to (params)."""
     if not (isinstance(params, dict) and list(params) == ['W1', 'b1', 'W2'] and isinstance(params['W1'], np.ndarray) and params['W1'].shape == (3, 4) and params['W1'].dtype.kind == 'f' and isinstance(params['b1'], np.ndarray) and params['b1'].shape == (4,) and params['b1'].dtype.kind == 'f' and isinstance(params['W2'], np.ndarray) and params['W2'].shape == (4, 2) and params['W2'].dtype.kind == 'f' and isinstance(X, np.ndarray) and X.shape == (5, 3) and X.dtype.kind == 'f' and isinstance(Y, np.ndarray) and Y.shape == (5, 2) and Y.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for list(params) == ['W1', 'b1', 'W2'], params['W1'].shape == (3, 4), params['W1'].dtype.kind == 'f', params['b1'].shape == (4,), params['b1'].dtype.kind == 'f', params['W2'].shape == (4, 2), params['W2'].dtype.kind == 'f', X.shape == (5, 3), X.dtype.kind == 'f', Y.shape == (5, 2), Y.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:params_mlp --args ... for other arguments")

@@ -2,7 +2,7 @@
 # Specialised for w.shape == (3,), w.dtype.kind == 'f', data.shape == (5, 3), data.dtype.kind == 'f', y.shape == (5,), y.dtype.kind == 'f' (checked on entry); regenerate it with: adjoint emit test_constructs_more.py:ridge --args ... for other arguments.
 import numpy as np
 
-def ridge_grad(w, data, y, out_bar=1.0):
+def ridge_grad(w, data, y, *, out_bar=1.0):
     """Gradient of ridge with respect to (w)."""
     if not (isinstance(w, np.ndarray) and w.shape == (3,) and w.dtype.kind == 'f' and isinstance(data, np.ndarray) and data.shape == (5, 3) and data.dtype.kind == 'f' and isinstance(y, np.ndarray) and y.shape == (5,) and y.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for w.shape == (3,), w.dtype.kind == 'f', data.shape == (5, 3), data.dtype.kind == 'f', y.shape == (5,), y.dtype.kind == 'f'; regenerate it with: adjoint emit test_constructs_more.py:ridge --args ... for other arguments")

@@ -2,7 +2,7 @@
 # Specialised for x.shape == (3,), x.dtype.kind == 'f' (checked on entry); regenerate it with: adjoint emit programs.py:recursive_helper --args ... for other arguments.
 import numpy as np
 
-def recursive_helper_grad(x, out_bar=1.0):
+def recursive_helper_grad(x, *, out_bar=1.0):
     """Gradient of recursive_helper with respect to (x)."""
     if not (isinstance(x, np.ndarray) and x.shape == (3,) and x.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for x.shape == (3,), x.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:recursive_helper --args ... for other arguments")

@@ -2,7 +2,7 @@
 # Specialised for W.shape == (4, 4), W.dtype.kind == 'f', U.shape == (4, 3), U.dtype.kind == 'f', xs.shape == (5, 3), xs.dtype.kind == 'f', h0.shape == (4,), h0.dtype.kind == 'f' (checked on entry); regenerate it with: adjoint emit programs.py:rnn --args ... for other arguments.
 import numpy as np
 
-def rnn_grad(W, U, xs, h0, out_bar=1.0):
+def rnn_grad(W, U, xs, h0, *, out_bar=1.0):
     """Gradient of rnn with respect to (W)."""
     if not (isinstance(W, np.ndarray) and W.shape == (4, 4) and W.dtype.kind == 'f' and isinstance(U, np.ndarray) and U.shape == (4, 3) and U.dtype.kind == 'f' and isinstance(xs, np.ndarray) and xs.shape == (5, 3) and xs.dtype.kind == 'f' and isinstance(h0, np.ndarray) and h0.shape == (4,) and h0.dtype.kind == 'f'):
         raise ValueError("this gradient was generated for W.shape == (4, 4), W.dtype.kind == 'f', U.shape == (4, 3), U.dtype.kind == 'f', xs.shape == (5, 3), xs.dtype.kind == 'f', h0.shape == (4,), h0.dtype.kind == 'f'; regenerate it with: adjoint emit programs.py:rnn --args ... for other arguments")

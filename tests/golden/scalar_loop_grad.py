@@ -3,7 +3,7 @@
 import math
 import numpy as np
 
-def scalar_loop_grad(x, n, out_bar=1.0):
+def scalar_loop_grad(x, n, *, out_bar=1.0):
     """Gradient of scalar_loop with respect to (x)."""
     if not (isinstance(x, float) and isinstance(n, int) and n == 20):
         raise ValueError('this gradient was generated for x a float, n == 20; regenerate it with: adjoint emit programs.py:scalar_loop --args ... for other arguments')
