@@ -174,7 +174,7 @@ def emit(c: Compilation) -> str:
             defaults = {**literal_defaults(c.f, c.ir.param_names, 1), **defaults}
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=c.ir.loc.filename if c.ir.loc else None))
-    _refuse_helper_names(c, module)
+    refuse_helper_names([fn for fn, _, _ in c.functions], module, c.ir.loc)
     head = HEADER.format(version=__version__, origin=origin(c.f), digest=c.digest[:12] or "-")
     header = module.header(c.standalone)
     if c.standalone:
@@ -313,17 +313,17 @@ def bound_arguments(f, ir, args, kwargs=None) -> tuple:
     return tuple(values[n] for n in ir.param_names)
 
 
-def _refuse_helper_names(c: Compilation, module: Module) -> None:
+def refuse_helper_names(functions, module: Module, loc) -> None:
     """A global f reads, or a function of the user's with rules of its own, under the
     name of a helper the generated module imports (`unbroadcast`, `accum`, mathfns's
     `polygamma`...) would take the helper's place in the module, or give it up."""
-    for fn, _, _ in c.functions:
+    for fn in functions:
         for op in walk_ops(fn.body):
             for o in op.operands:
                 if isinstance(o, Global) and o.name in module.helpers:
                     raise UnsupportedError(
                         f"the global `{o.name}` has the name of a helper the generated "
-                        f"gradient imports from adjoint.runtime", op.loc or c.ir.loc,
+                        f"gradient imports from adjoint.runtime", op.loc or loc,
                         "rename the global, or import it under another name")
             name = getattr(op, "prim", None) and op.prim.name
             if name in module.helpers and name in module.globals and \
@@ -331,7 +331,7 @@ def _refuse_helper_names(c: Compilation, module: Module) -> None:
                 raise UnsupportedError(
                     f"`{name}` is the name of your function and of a function adjoint's "
                     f"rules call; the generated gradient cannot import both",
-                    op.loc or c.ir.loc, "rename your function (its rules too)")
+                    op.loc or loc, "rename your function (its rules too)")
 
 
 def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:

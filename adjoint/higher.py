@@ -29,7 +29,7 @@ from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import kind_of, observe
 from adjoint.driver import HEADER, Bound, check_scalar_output, check_wrt_kinds, \
     extra_arguments, facts_for, global_kinds, globals_namespace, normalize_wrt, origin, \
-    origins, placed, user_rules
+    origins, placed, refuse_helper_names, user_rules
 from adjoint.guards import lower_watched, rule_guards, signature, stale
 from adjoint.values import like, tangent_like
 from adjoint.ad.checkpoint import apply_policy, first_draw
@@ -229,6 +229,7 @@ class Derivative:
             verify(ir)
             module = Module()
             text = emit_function(ir, module, {}, {}, ir.loc.filename if ir.loc else None)
+            refuse_helper_names([ir], module, ir.loc)
             # as api.Transform's key: equal text may import the globals of another module
             # (`from m1 import W` serving m2's f) or quote another file's lines
             where = sorted({(op.loc.filename, op.loc.line, op.loc.text)

@@ -642,6 +642,27 @@ def test_a_global_named_like_a_runtime_helper_is_rejected(tmp_path):
     check_message(info.value, path, marked)
 
 
+def test_a_global_named_like_a_helper_of_the_second_order_code_is_rejected(tmp_path):
+    """The hvp's module imports helpers a gradient may not (`save`): a global of that name
+    is refused at its line there too (round 20's C3: the helper replaced the user's array,
+    TypeError in the generated hvp)."""
+    case = Case("helper-name-hvp", UnsupportedError, """
+        import numpy as np
+
+        save = np.array([0.5, 1.5, 2.0])
+
+
+        def f(x):
+            y = x.copy()
+            y[1] = np.sin(x[0]) * save[1]  # <-
+            return np.sum(y ** 2 * save)
+        """)
+    f, path, marked = load(tmp_path, case)
+    with pytest.raises(UnsupportedError) as info:
+        adjoint.hvp(f)(np.array([0.3, 0.7, 1.1]), np.ones(3))
+    check_message(info.value, path, marked)
+
+
 def _reads_at(x, idx):
     y = np.sin(x)
     return np.sum(y[idx] * 2.0)  # <- idx out of range
