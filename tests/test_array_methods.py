@@ -3,6 +3,9 @@ lowered to the function, whose rule differentiates it (round 19's R2 refused the
 Each program is checked against central differences, and its value against f's."""
 from __future__ import annotations
 
+import collections
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -65,3 +68,44 @@ def test_array_method(tmp_path, f):
     value, g = adjoint.value_and_grad(f, cache_dir=tmp_path)(X)
     assert value == pytest.approx(f(X), rel=1e-12)
     np.testing.assert_allclose(g, numeric_grad(f, (X,)), rtol=1e-6, atol=1e-8)
+
+
+# ------------------------------------------ fields named like an array's attributes
+
+Gamma = collections.namedtuple("Gamma", ["shape", "rate"])
+
+
+@dataclasses.dataclass
+class Scaled:
+    T: float  # a temperature
+    size: float
+    imag: float = 0.5
+
+
+def gamma_nll(p, x):
+    return -np.sum(p.shape * np.log(p.rate) + (p.shape - 1.0) * np.log(x) - p.rate * x)
+
+
+def gamma_nll_built(theta, x):
+    return gamma_nll(Gamma(np.exp(theta[0]), np.exp(theta[1])), x)
+
+
+def scaled_energy(p, x):
+    return np.sum(np.exp(-x / p.T)) * p.size + p.imag * x.shape[0] + np.sum(x.T * x.real)
+
+
+def test_fields_named_shape_or_size_are_fields():
+    """`p.shape` of a namedtuple or a dataclass with a field `shape` is that field, with its
+    gradient (round 20's S3: it was read as np.shape(p), a constant: d/d shape was 0)."""
+    x = np.array([0.5, 1.2, 2.0, 0.8])
+    g = adjoint.grad(gamma_nll)(Gamma(2.0, 1.5), x)
+    want = numeric_grad(lambda a, b: gamma_nll(Gamma(a, b), x), (2.0, 1.5), wrt=(0, 1))
+    np.testing.assert_allclose([g.shape, g.rate], want, rtol=1e-6)
+    theta = np.array([0.3, -0.2])
+    np.testing.assert_allclose(adjoint.grad(gamma_nll_built)(theta, x),
+                               numeric_grad(gamma_nll_built, (theta, x)), rtol=1e-6)
+    p = Scaled(1.3, 0.7)
+    g = adjoint.grad(scaled_energy)(p, x)
+    want = numeric_grad(lambda t, s, i: scaled_energy(Scaled(t, s, i), x), (1.3, 0.7, 0.5),
+                        wrt=(0, 1, 2))
+    np.testing.assert_allclose([g.T, g.size, g.imag], want, rtol=1e-6)

@@ -11,6 +11,10 @@ Without an observed call (the generic code `adjoint emit` writes without --args)
 value built as a list or tuple display, or carried or extended from one, is known to
 be a sequence by construction. Python raises for a sequence added to anything else,
 so one operand known to be a sequence is enough.
+
+`x.shape` (and x.T, .size, .ndim, .real, .imag, .flat) is lowered as `attribute(x,
+'shape')` too, and made a field of that name where x was seen to be a namedtuple or a
+dataclass (Gamma(shape, rate).shape), the array attribute's NumPy function elsewhere.
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ import numpy as np
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
-from adjoint.rules.structure import and_, in_, list_of, not_in, or_, sequence, tolist, \
-    tuple_of
+from adjoint.rules.structure import ARRAY_ATTRIBUTES, and_, attribute, field, in_, list_of, \
+    not_in, or_, sequence, tolist, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
 
 
@@ -101,7 +105,30 @@ def _numeric(fn) -> bool:
 _JUDGED: "weakref.WeakSet[Call]" = weakref.WeakSet()
 
 
+def resolve_attributes(fn: Function, facts) -> Function:
+    """`attribute(x, 'shape')` (`x.shape`, `x.T`...) becomes a field where x was seen to
+    be a namedtuple or a dataclass only (Gamma(shape, rate).shape: its gradient was
+    dropped as the array attribute's), else the array attribute's NumPy function (also
+    in generic code, which has no kinds)."""
+    def one(op):
+        if op.blocks:
+            return map_blocks(op, block)
+        if not (isinstance(op, Call) and op.prim.fn is attribute):
+            return op
+        x, name = op.args
+        types = facts.types(x) if hasattr(facts, "types") else set()
+        if types and types <= {"tuple", "record"}:
+            return replace(op, prim=prim_of(field))
+        return replace(op, prim=prim_of(ARRAY_ATTRIBUTES[name.value]), args=(x,))
+
+    def block(b: Block) -> Block:
+        return replace(b, ops=tuple(one(op) for op in b.ops))
+
+    return replace(fn, body=block(fn.body))
+
+
 def sequence_ops(fn: Function, facts) -> Function:
+    fn = resolve_attributes(fn, facts)
     concat, repeat = prim_of(runtime.concat), prim_of(runtime.repeat)
     observed = bool(getattr(facts, "kinds", None))
 

@@ -49,9 +49,9 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
                              Value, While)
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
-from adjoint.rules.structure import (and_, assertion, dict_of, field, in_, keys, list_of, mapping,
-                                      numbers, not_in, or_, raise_if, replaced, sequence, tolist,
-                                      tuple_of)
+from adjoint.rules.structure import (ARRAY_ATTRIBUTES, and_, assertion, attribute, dict_of,
+                                      field, in_, keys, list_of, mapping, numbers, not_in, or_,
+                                      raise_if, replaced, sequence, tolist, tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -1084,7 +1084,11 @@ class Lowerer:
                 read_class_attribute(base.obj, node.attr)  # `cls.scale`: guarded
             home = base.obj.__name__ if isinstance(base.obj, types.ModuleType) else None
             return self.classify(obj, node.attr, home)
-        fn = _ATTRIBUTES.get(node.attr)
+        fn = ARRAY_ATTRIBUTES.get(node.attr)
+        if fn is not None and isinstance(base, Value) and not self._adjoints_own():
+            # a field of that name, or the array attribute: known once x's kind is
+            # (Gamma(shape, rate).shape; rules and their helpers read arrays' attributes)
+            return self.emit(prim_of(attribute), (base, Const(node.attr)), hint=hint, node=node)
         if fn is not None:
             return self.emit(prim_of(fn), (base,), hint=hint, node=node)
         if node.attr == "mT":  # NumPy 2's transpose of the last two axes
@@ -1095,6 +1099,10 @@ class Lowerer:
             return self.emit(prim_of(field), (base, Const(node.attr)),
                              hint=node.attr if hint == TEMP else hint, node=node)
         return Method(base, node.attr, self.loc(node))
+
+    def _adjoints_own(self) -> bool:
+        """Lowering adjoint's own code: a rule's template, or a helper of one."""
+        return (getattr(self.parsed.func, "__module__", None) or "").startswith("adjoint.")
 
     def instance_attribute(self, base: Instance, node, hint: str = TEMP):
         """`self.W` (an instance attribute, or a class attribute the instance does not
@@ -2600,10 +2608,6 @@ if registry.lookup(runtime.percent_format) is None:
 # adjoint's modules whose functions make derivatives (grad, hvp, jacobian, ...)
 _TRANSFORMS = ("adjoint.api", "adjoint.higher", "adjoint.compose")
 
-# value.attr for arrays
-_ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
-               "real": np.real, "imag": np.imag, "flat": np.ravel}  # (x.flat: read only)
-
 # value.method(...) -> (numpy function, whether varargs pack into one tuple argument)
 _METHODS = {
     "sum": (np.sum, False), "mean": (np.mean, False), "prod": (np.prod, False),
@@ -2718,9 +2722,10 @@ _SAFE_FNS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, op
 
 
 def _inert(op) -> bool:
-    """An op that computes a constant and nothing else (len, np.shape, a comparison)."""
+    """An op that computes a constant and nothing else (len, np.shape, a comparison), or
+    reads an attribute (`x.shape`, which is a field where x is a namedtuple)."""
     entry = registry.entry(op.prim)
-    return entry is not None and entry.nondiff and entry.pure
+    return entry is not None and (entry.nondiff or op.prim.fn is attribute) and entry.pure
 
 
 def _as_if(node):

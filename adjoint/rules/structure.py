@@ -51,6 +51,21 @@ def field(x, name):
     return getattr(x, name)
 
 
+# `x.T`, `x.shape`...: the NumPy functions of the array attributes
+ARRAY_ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
+                    "real": np.real, "imag": np.imag, "flat": np.ravel}  # (x.flat: read only)
+
+
+def attribute(x, name):
+    """`x.shape` (or another of ARRAY_ATTRIBUTES) before the call is observed: a field of
+    that name if x is a namedtuple or a dataclass (Gamma(shape, rate).shape), else the
+    array attribute. Once x's kind is known it becomes one or the other (driver's
+    resolve_attributes), with the other's rules."""
+    if hasattr(type(x), "_fields") or hasattr(type(x), "__dataclass_fields__"):
+        return getattr(x, name)
+    return ARRAY_ATTRIBUTES[name](x)
+
+
 def replaced(x, name, value):
     """`x._replace(name=value)`: a namedtuple like x with one field changed. The
     cotangent of a namedtuple (a dict by field) gets the entry changed in a copy."""
@@ -152,6 +167,7 @@ primitive(list_of, "list", "list")
 primitive(dict_of, "dict_of", "dict")
 primitive(keys, "keys", nondiff=True)
 primitive(field, "field", "field", precedence=15)
+primitive(attribute, "attribute")
 primitive(replaced, "replaced")
 primitive(tolist, "tolist")
 primitive(mapping, "mapping", nondiff=True, pure=False)

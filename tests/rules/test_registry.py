@@ -707,6 +707,8 @@ EXCLUDED = {
     "dict_of": "structural: the compiler routes cotangents of dict entries itself",
     "field": "structural (a namedtuple's or dataclass's field): tested in test_path_kinds",
     "replaced": "structural (a namedtuple's _replace): tested in test_constructs_round14",
+    "attribute": "`x.shape` before x's kind is known: a field or the array attribute's "
+                 "function before differentiating (ad/sequences.py): test_array_methods",
     "assertion": "raises by design where f's assert does: tested in test_python_constructs",
     "keys": "a dict's keys (strings): tested by the dict programs in test_path_kinds",
     "stop_gradient": "the identity, declared constant on purpose",
