@@ -93,6 +93,8 @@ def concat(a, b):
     derivatives may be stacked into arrays, which are joined, not added.)"""
     if hasattr(a, "__array_function__") or hasattr(b, "__array_function__"):  # arrays
         return np.concatenate((a, b))
+    if isinstance(a, tuple) and hasattr(a, "_fields"):  # a namedtuple + a tuple: a tuple,
+        return tuple(a) + tuple(b)  # as in Python (it was rebuilt with b in a's first field)
     return a + b if type(a) is type(b) else type(a)(list(a) + list(b))
 
 
@@ -178,7 +180,11 @@ def add_slice(x, index, value):
 
 def add_into(x, index, value):
     """`np.add.at(x, index, value)` where x's kind is not known: a dict's or a list's
-    entry gets `value` added (generic code over a dict parameter, `for k in d`)."""
+    entry gets `value` added (generic code over a dict parameter, `for k in d`). The
+    slice of no elements adds nothing (`P[i + 1:]` on the last trip): its cotangent has
+    no element shape to broadcast."""
+    if isinstance(index, slice) and not isinstance(x, dict) and not range(len(x))[index]:
+        return
     if isinstance(x, (dict, list)):
         x[index] = accum(x[index], value)
     else:

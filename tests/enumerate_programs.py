@@ -856,6 +856,11 @@ ARRAY_TEMPLATES = [
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
      "    return np.sum(np.tanh(h @ r['W'] + r['b'])) + np.sum(params['W'])",
      ({"W": W1, "b": B1}, V3), None),
+    # the triangular pair loop over a list's slices: the last slice P[i + 1:] is empty,
+    # its cotangent has no element shape (round 20's C4: np.add.at raised)
+    ("lists", "pairs_over_slices", "def f(x, P):\n    s = 0.0\n    for i, p in enumerate(P):\n"
+     "        for q in P[i + 1:]:\n            s = s + x / np.sqrt(np.sum((p - q) ** 2) + 0.1)\n"
+     "    return s", (0.7, [V3, V3 * 2.0, B1]), None),
     # a value whose shape changes on a late trip, with no new branch to run: observing
     # the first call must see it (round 19's S0, S2: np.mean divided the short last chunk
     # by 4; the wide window was summed to the narrow one's shape)
