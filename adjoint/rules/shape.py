@@ -1008,6 +1008,24 @@ def block_vjp(g, ans, arrays):
     return unblock(g, arrays)
 
 
+def block_lists(parts):
+    """np.block of nested lists that may be cotangents (`Cotangents`, a list subclass,
+    which NumPy before 2.3 reads as one array)."""
+    return np.block(_as_lists(parts))
+
+
+def _as_lists(parts):
+    return [_as_lists(p) for p in parts] if isinstance(parts, list) else parts
+
+
+primitive(block_lists, "block_lists")
+
+
+@deflinear(block_lists)
+def block_lists_vjp(g, ans, parts):
+    return unblock(g, parts)
+
+
 @deflinear(unblock)
 def unblock_vjp(g, ans, x, arrays):
-    return np.reshape(np.block(g), np.shape(x))
+    return np.reshape(block_lists(g), np.shape(x))

@@ -550,6 +550,7 @@ CASES: dict[str, list[Case]] = {
     "np.block": [case([N(3), N(2)]), case([[N(2, 2), N(2, 3)], [N(1, 2), N(1, 3)]]),
                  case([[N(2), N()], [N(3)]]), case([N(), N(2)]),
                  case([[[N(1, 2, 2)], [N(1, 1, 2)]], [[N(2, 3, 2)]]]), case([N(2, 3), N(2, 1)])],
+    "block_lists": [case([N(3), N(2)]), case([[N(2), N()], [N(3)]])],
     "unblock": [case(N(2, 5), [[N(2, 2), N(2, 3)]]), case(N(5), [N(3), N(2)]),
                 case(N(2, 3), [[N(2), N()], [N(3)]])],
     "np.diff": [case(N(5)), case(N(6), 2), case(N(3, 4), 1, 0), case(N(3, 4), axis=-1),
