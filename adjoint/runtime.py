@@ -11,7 +11,10 @@ import numpy as np
 
 def unbroadcast(g, x):
     """Sum `g` down to the shape of `x`: the reverse of NumPy broadcasting."""
-    shape = np.shape(x)
+    try:
+        shape = np.shape(x)
+    except ValueError:  # a ragged entry of a list, (h, c): NumPy cannot have broadcast it
+        return g
     if np.shape(g) == shape:
         return g
     lead = np.ndim(g) - len(shape)
@@ -56,6 +59,18 @@ def setitem(x, index, value):
         x = np.array(x, copy=True)
     x[index] = value
     return x
+
+
+def entry_cotangents(g, index, zero):
+    """The cotangent `g` of a list whose entry at `index` is overwritten, in a form that
+    takes `zero`, a zero of the entry it held before: `g` itself, unless `g` is stacked
+    (one array, where the list's entries share a shape) and the old entry had another
+    shape (`L[k] = x[:n]`, n growing; a float accumulator that becomes an array). A row of
+    the new shape would broadcast the old entry's cotangent into it; the list's
+    cotangent becomes one array per entry instead."""
+    if isinstance(g, (list, dict)) or np.shape(g[index]) == np.shape(zero):
+        return g
+    return Cotangents(list(g.copy()))
 
 
 def append(xs, value):

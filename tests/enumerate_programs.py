@@ -861,6 +861,29 @@ ARRAY_TEMPLATES = [
     ("lists", "pairs_over_slices", "def f(x, P):\n    s = 0.0\n    for i, p in enumerate(P):\n"
      "        for q in P[i + 1:]:\n            s = s + x / np.sqrt(np.sum((p - q) ** 2) + 0.1)\n"
      "    return s", (0.7, [V3, V3 * 2.0, B1]), None),
+    # a list entry overwritten with one of another shape or kind: the list's cotangent,
+    # stacked where the final entries share a shape, broadcast an earlier entry's
+    # cotangent into a row of the final shape and summed it back (round 20's S1: 2.5x,
+    # silent), or crashed; a state pair (h, c) per entry could not be unbroadcast (C1)
+    ("lists", "entry_grows", "def f(x, v):\n    L = [v[:3] * x, v[3:6]]\n    s = 0.0\n"
+     "    for i in range(4):\n        n = 1 + 2 * (i // 2)\n"
+     "        L[i % 2] = v[:n] * (x + 0.05 * i)\n"
+     "        s = s + np.mean(L[0] ** 2) + np.sum(np.sin(L[1]))\n    return s", (0.7, V23), None),
+    ("lists", "entry_shrinks_once", "def f(x, v):\n    L = [v[:1] * x, v[1:4]]\n"
+     "    a = np.sum(L[0] ** 2)\n    L[0] = v[4:7] * x ** 2\n"
+     "    return a + np.sum(L[0] * L[1])", (0.7, V23), None),
+    ("lists", "float_entry_becomes_array", "def f(x, v):\n    acc = [x * 1.0, x * 2.0]\n"
+     "    for i in range(4):\n        k = i % 2\n"
+     "        acc[k] = acc[k] * 0.5 + v[2:5] * x * (i + 1)\n"
+     "    return np.sum(acc[0] ** 2) + np.sum(np.sin(acc[1]))", (0.7, V23), None),
+    ("lists", "argument_entry_replaced", "def f(L):\n    a = np.sum(np.tanh(L[0]))\n"
+     "    L[0] = L[1] * 2.0\n    return a + np.sum(L[0] ** 2)", ([V3, B1[:2]],), None),
+    ("lists", "state_pairs", "def f(W, xs):\n    states = [(np.zeros(3), 0.0), (np.zeros(3), 0.0)]\n"
+     "    for t in range(2):\n        inp = xs[t]\n        for l in range(2):\n"
+     "            h, c = states[l]\n            c2 = 0.9 * c + np.sum(W[l] * inp)\n"
+     "            h2 = np.tanh(W[l] * inp + h * 0.5 + c2)\n            states[l] = (h2, c2)\n"
+     "            inp = h2\n    return np.sum(states[1][0] ** 2) + states[0][1]", (W1, W1 * 0.5),
+     None),
     # a value whose shape changes on a late trip, with no new branch to run: observing
     # the first call must see it (round 19's S0, S2: np.mean divided the short last chunk
     # by 4; the wide window was summed to the narrow one's shape)
@@ -938,6 +961,12 @@ UNSUPPORTED = [
      "    w[0] = 0.0\n    return np.sum(y * v)", (0.7, V3)),
     ("view-matrix_transpose", "def f(x, v):\n    B = np.outer(v, v) * x\n"
      "    V = np.linalg.matrix_transpose(B)\n    V[0, 1] = 5.0 * x\n    return np.sum(B)", (0.7, V3)),
+    # the attributes `.T` and `.real` are views too (round 21's S1: a write through `B.T`
+    # was missed, value and gradient wrong)
+    ("view-attribute_T", "def f(x, v):\n    B = np.outer(v, v) * x\n    C = B.T\n"
+     "    C[0, 1] = 5.0 * C[0, 1]\n    return np.sum(np.sin(B))", (0.7, V3)),
+    ("view-attribute_real", "def f(x, v):\n    B = v * x\n    C = B.real\n"
+     "    C[1:] *= 2.0\n    return np.sum(B * v)", (0.7, V3)),
     ("view-trim_zeros", "def f(x, v):\n    y = v * x\n    w = np.trim_zeros(y)\n"
      "    w *= 3.0\n    return np.sum(y * v)", (0.7, V3)),
     # dict() of a list of pairs is no copy of a dict (round 14: dict(p) of a value whose

@@ -40,8 +40,8 @@ from adjoint.frontend.source import parse_function
 from adjoint.ir.core import Block, Call, Const, For, Function, If, Op, Operand, \
     Value, While, defined, free_operands, map_operands, prune, relocate, walk_ops
 from adjoint.rules import registry
-from adjoint.rules.structure import dict_of, dict_setitem_vjp, field, keys, list_of, or_, \
-    slice_setitem_vjp, tuple_of
+from adjoint.rules.structure import dict_of, dict_setitem_vjp, entry_or_region_setitem_vjp, \
+    entry_setitem_vjp, field, keys, list_of, or_, slice_setitem_vjp, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, section, tape_new, tape_pop, tape_push
 from adjoint.runtime import save
 
@@ -356,6 +356,10 @@ class Reverse:
             vjp = slice_setitem_vjp  # `L[:2] = [a, b]`: a list's zero written back
         elif op.prim.fn is runtime.setitem and self.facts.types(op.args[0]) == {"dict"}:
             vjp = dict_setitem_vjp  # `q[k] = v`: the old entry's zero, or no key
+        elif op.prim.fn is runtime.setitem and self.entry_may_change(op):
+            # `L[k] = x[:n]`: the old entry's zero, of its shape
+            vjp = entry_setitem_vjp if self.facts.types(op.args[0]) == {"list"} or \
+                self.made_as.get(op.args[0]) == "container" else entry_or_region_setitem_vjp
         if vjp is None:
             raise NonDifferentiableError(
                 f"`{op.prim.name}` has no derivative rule, but a gradient flows through it",
@@ -619,6 +623,20 @@ class Reverse:
         self.adjoint_defs.update((o.result, o) for o in new_ops if isinstance(o, Call))
         self.made.update(r for o in new_ops for r in o.results)
         return [to_reverse(o) if o is not None else None for o in out]
+
+    def entry_may_change(self, op: Call) -> bool:
+        """Whether `x[i] = v` may be a list's entry replaced by one of another shape or
+        kind (a list's cotangent is stacked into one array where its entries share a
+        shape). Not where x is an array, or a list seen with the same kind before and
+        after the write; in generic code, not where x is made as an array."""
+        x = op.args[0]
+        if not self.facts.kinds:
+            return self.made_as.get(x) not in ("float", "int")
+        types = self.facts.types(x)
+        if types and "list" not in types:
+            return False
+        before = self.facts.kind(x)
+        return before is None or before.shape is None or before != self.facts.kind(op.result)
 
     def restore(self, op: Call) -> None:
         """Undo an in-place write: the forward sweep saved the region `y[i] = v`

@@ -81,6 +81,7 @@ COMPLEX_SAFE = frozenset({
     runtime.save, tuple_of, list_of, dict_of,
     # the reverse sweep's own, which a second derivative differentiates
     runtime.accum, runtime.alias, runtime.setitem, runtime.add_at, runtime.written,
+    runtime.entry_cotangents,
     runtime.unbroadcast, runtime.sum_to, runtime.expand_to, iadd, iadd_at, split_like,
     join_like, unstack_like, unarray, untile, unrepeat_array, einsum_expand, unsum,
     np.add, np.subtract, np.multiply, np.divide, np.negative, np.positive, np.power,

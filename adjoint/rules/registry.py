@@ -144,12 +144,15 @@ VIEWS = frozenset({
     "np.asarray_chkfinite", "np.from_dlpack", "np.trim_zeros", "np.nan_to_num",
     "np.lib.stride_tricks.as_strided", "np.einsum",
     # a namedtuple like its first operand, holding the same arrays but one
-    "replaced"})
+    "replaced",
+    # `x.T`, `x.real` before they are resolved on the kinds (ad/sequences.py): an
+    # array's attribute, or a field (round 21's S1: a write through `B.T` was missed)
+    "attribute"})
 # The same, with the writes and the runtime helpers of generated code that may return
 # their operand itself (a cotangent that needs no unbroadcasting is returned as it is)
 MAY_VIEW = VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast", "sum_to",
                     "expand_to", "alias", "stop_gradient", "unarray", "split_like",
-                    "unstack_like", "split_index"}
+                    "unstack_like", "split_index", "entry_cotangents"}
 def viewed(op):
     """The operand whose memory the result of a VIEWS op may share: the first, but
     einsum's first is its subscripts ('ij->ji' of one operand is a view of it; the

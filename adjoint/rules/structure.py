@@ -16,8 +16,8 @@ from adjoint.errors import UnsupportedError
 from adjoint.rules.located import generated_from
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
-from adjoint.runtime import (add_at, append, save, setitem, unbroadcast, unsequence, written,
-                             zeros_like)
+from adjoint.runtime import (add_at, append, entry_cotangents, save, setitem, unbroadcast,
+                             unsequence, written, zeros_like)
 
 def tuple_of(*xs):
     """The tuple `(a, b, ...)` built from values."""
@@ -155,6 +155,7 @@ primitive(runtime.add_at, "add_at", "add_at")
 primitive(runtime.add_slice, "add_slice")
 primitive(runtime.save, "save")
 primitive(runtime.written, "written")
+primitive(runtime.entry_cotangents, "entry_cotangents")
 primitive(runtime.concat, "concat")
 primitive(runtime.repeat, "repeat")
 primitive(runtime.unrepeat, "unrepeat")
@@ -236,6 +237,23 @@ def dict_setitem_vjp(g, ans, x, index, value):
     entry's kind (an array's zeros, not 0.0), None where x did not hold the key
     (ad/reverse.py picks it)."""
     return setitem(g, index, zeros_like(save(x, index))), None, g[index]
+
+
+def entry_setitem_vjp(g, ans, x, index, value):
+    """setitem's rule where x is a list whose entry may change kind when it is
+    overwritten (`L[k] = x[:n]`, n growing): the zero written back is of the old entry's
+    kind, and makes a stacked cotangent one per entry where the shapes differ
+    (ad/reverse.py picks it where the observed kinds do not rule that out)."""
+    value_bar = written(g, index)
+    zero = zeros_like(x[index])  # x as it was: the write is undone in the reverse sweep
+    return setitem(entry_cotangents(g, index, zero), index, zero), None, value_bar
+
+
+def entry_or_region_setitem_vjp(g, ans, x, index, value):
+    """entry_setitem_vjp where x may be a list or an array (generic code), with the
+    value's cotangent summed where an array's write broadcast it."""
+    g_before, _, value_bar = entry_setitem_vjp(g, ans, x, index, value)
+    return g_before, None, unbroadcast(value_bar, value)
 
 
 def slice_setitem_vjp(g, ans, x, index, value):
@@ -336,6 +354,11 @@ def save_jvp(ans, x, index, x_dot):
 @defvjp(runtime.written)
 def written_vjp(g, ans, x, index):
     return setitem(zeros_like(x), index, g)  # the dropped writes' zeros go nowhere
+
+
+@deflinear(runtime.entry_cotangents, "c")
+def entry_cotangents_vjp(g, ans, c, index, zero):
+    return np.reshape(g, np.shape(c)), None, None  # one per entry, shaped as c was
 
 
 @defjvp(runtime.written)

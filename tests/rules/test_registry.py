@@ -236,6 +236,7 @@ CASES: dict[str, list[Case]] = {
     "sum_to": [case(N(3, 4), (4,)), case(N(3, 4), (3, 1)), case(N(2, 3), ())],
     "written": [case(N(5), 2), case(N(6), np.array([0, 3, 0])), case(N(6), [4, 1, 4, 4]),
                 case(N(3, 4), (np.array([1, 1]), slice(None)))],
+    "entry_cotangents": [case(N(2, 3), 1, np.zeros(3)), case(N(4), 0, 0.0)],
     "save": [case(N(5), 2), case(N(3, 4), (1, slice(None))), case(N(3, 4), (slice(1, 3), 2))],
     "accum": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "element": [case(N(5), 2), case(N(3, 4), (1, 2))],
@@ -966,7 +967,8 @@ def test_every_primitive_is_tested():
 # input would be a silent constant (np.linalg.norm's ord was one, round 12)
 NO_DERIVATIVE_IN = {
     **{(n, i): "read for its shape only" for n, i in [
-        ("einsum_expand", "like"), ("expand_to", "target"), ("join_index", "parts"),
+        ("einsum_expand", "like"), ("entry_cotangents", "zero"), ("expand_to", "target"),
+        ("join_index", "parts"),
         ("join_like", "x"), ("np.full_like", "a"), ("pad_border", "array"),
         ("pad_border", "constant_values"), ("select_parts", "choicelist"),
         ("split_index", "parts"), ("split_like", "seq"), ("unarray", "obj"),
