@@ -22,16 +22,18 @@ _EXPRESSIONS = (gast.BoolOp, gast.BinOp, gast.UnaryOp, gast.IfExp, gast.Compare,
 
 
 def check(parsed: Parsed) -> None:
+    checks: set[int] = set()  # the `raise` statements that are checks
     for stmt in parsed.node.body:
-        checks = _raise_checks(stmt)
-        for node in _walk(stmt):
+        for node, children in _walk(stmt):  # an `if` comes before the raise in its body
+            if _raise_check(node):
+                checks.add(id(node.body[0]))
             if isinstance(node, gast.Raise) and id(node) not in checks:
                 raise unsupported_statement(node, parsed.loc(node))
             for named in _scoped_named_exprs(node):
                 raise UnsupportedError("an assignment expression (:=) in a while test or a "
                                        "comprehension is not supported", parsed.loc(named),
                                        "assign on its own line")
-            for gen in _stored_generators(node):
+            for gen in _stored_generators(node, children):
                 raise UnsupportedError(
                     "a generator expression is consumed once; here it may be read again",
                     parsed.loc(gen), "pass it straight to sum/min/max/list/any/all, or make "
@@ -51,11 +53,11 @@ def check(parsed: Parsed) -> None:
                                        "give the nested function plain parameters")
 
 
-def _raise_checks(stmt) -> set[int]:
-    """The `raise` statements that are the whole body of an `if` with no else
-    (`if bad: raise ValueError("...")`): checks, which lowering reads as an assert."""
-    return {id(n.body[0]) for n in gast.walk(stmt) if isinstance(n, gast.If) and not n.orelse
-            and len(n.body) == 1 and isinstance(n.body[0], gast.Raise) and n.body[0].exc}
+def _raise_check(n) -> bool:
+    """Whether `n` is an `if` with no else whose whole body is a `raise` (`if bad: raise
+    ValueError("...")`): a check, which lowering reads as an assert."""
+    return isinstance(n, gast.If) and not n.orelse and len(n.body) == 1 and \
+        isinstance(n.body[0], gast.Raise) and n.body[0].exc is not None
 
 
 def _scoped_named_exprs(node) -> list:
@@ -66,26 +68,28 @@ def _scoped_named_exprs(node) -> list:
     return [n for part in parts for n in gast.walk(part) if isinstance(n, gast.NamedExpr)]
 
 
-def _stored_generators(node) -> list:
+def _stored_generators(node, children: list) -> list:
     """Generator expressions not consumed where they are made: lowering reads one as a
-    list, which a second reader would see again (Python's generator would be empty)."""
+    list, which a second reader would see again (Python's generator would be empty).
+    `children`: node's child nodes."""
     consumed = set()
     if isinstance(node, gast.Call):
         consumed |= {id(a) for a in node.args}
     if isinstance(node, (gast.For, gast.comprehension)):
         consumed.add(id(node.iter))
-    return [c for c in gast.iter_child_nodes(node)
-            if isinstance(c, gast.GeneratorExp) and id(c) not in consumed]
+    return [c for c in children if isinstance(c, gast.GeneratorExp) and id(c) not in consumed]
 
 
 def _walk(node):
     """gast.walk, except the handlers of a `try`: lowering never runs them (the body is
-    differentiated; a failure in it propagates), so they may `raise` or log."""
+    differentiated; a failure in it propagates), so they may `raise` or log. Yields
+    each node with its children (listed once: a long function has many nodes)."""
     todo = [node]
     while todo:
         n = todo.pop()
-        yield n
-        todo += [c for c in gast.iter_child_nodes(n) if not isinstance(c, gast.ExceptHandler)]
+        children = list(gast.iter_child_nodes(n))
+        yield n, children
+        todo += [c for c in children if not isinstance(c, gast.ExceptHandler)]
 
 
 def unsupported_statement(s, loc) -> UnsupportedError:

@@ -2812,9 +2812,13 @@ def _in_standard_library(fn) -> bool:
     """Whether `fn`'s code is a file of the standard library itself (by where it is, not
     by its module's name: a user's `test.py` is not the stdlib's `test`)."""
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    if code is None:
-        return False
-    path = os.path.realpath(code.co_filename)
+    return code is not None and _stdlib_file(code.co_filename)
+
+
+@functools.lru_cache(maxsize=None)
+def _stdlib_file(filename: str) -> bool:
+    # cached: realpath asks the file system, and lowering asks once per call it inlines
+    path = os.path.realpath(filename)
     return path.startswith(_STDLIB) and not any(
         part in ("site-packages", "dist-packages") for part in path.split(os.sep))
 

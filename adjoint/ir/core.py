@@ -115,6 +115,8 @@ class Call:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
+        if not self.kwargs:  # most calls; the passes ask for every op's operands
+            return self.args
         return self.args + tuple(v for _, v in self.kwargs)
 
     @property
@@ -225,8 +227,9 @@ def walk_ops(block: Block) -> Iterator[Op]:
     """Every op in `block` and in the regions nested inside it, in program order."""
     for op in block.ops:
         yield op
-        for inner in op.blocks:
-            yield from walk_ops(inner)
+        if not isinstance(op, Call):  # a call has no region
+            for inner in op.blocks:
+                yield from walk_ops(inner)
 
 
 def uses(block: Block) -> dict[Value, int]:
@@ -238,8 +241,9 @@ def uses(block: Block) -> dict[Value, int]:
             for operand in op.operands:
                 if isinstance(operand, Value):
                     counts[operand] = counts.get(operand, 0) + 1
-            for inner in op.blocks:
-                visit(inner)
+            if not isinstance(op, Call):
+                for inner in op.blocks:
+                    visit(inner)
         for operand in b.results:
             if isinstance(operand, Value):
                 counts[operand] = counts.get(operand, 0) + 1
@@ -256,9 +260,9 @@ def map_operands(op: Op, fn: Callable[[Operand], Operand]) -> Op:
         return replace(b, ops=tuple(map_operands(o, fn) for o in b.ops),
                        results=tuple(fn(o) for o in b.results))
 
-    if isinstance(op, Call):
-        return replace(op, args=tuple(fn(a) for a in op.args),
-                       kwargs=tuple((k, fn(v)) for k, v in op.kwargs))
+    if isinstance(op, Call):  # built directly: replace() costs more than the call
+        return Call(op.prim, tuple(fn(a) for a in op.args), op.result,
+                    tuple((k, fn(v)) for k, v in op.kwargs), op.loc)
     if isinstance(op, If):
         return replace(op, cond=fn(op.cond), then=block(op.then), orelse=block(op.orelse))
     if isinstance(op, For):
@@ -313,6 +317,8 @@ def free_operands(block: Block, defined: set) -> list:
 def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
     """`op` with each of its regions replaced by `fn(region)`."""
     from dataclasses import replace
+    if isinstance(op, Call):  # most ops: no region
+        return op
     if isinstance(op, If):
         return replace(op, then=fn(op.then), orelse=fn(op.orelse))
     if isinstance(op, For):
@@ -325,5 +331,6 @@ def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
 def relocate(ops, loc) -> list:
     """`ops` (and the ops of their regions) attributed to source location `loc`."""
     from dataclasses import replace
-    return [replace(map_blocks(op, lambda b: replace(b, ops=tuple(relocate(b.ops, loc)))),
+    return [Call(op.prim, op.args, op.result, op.kwargs, loc) if isinstance(op, Call) else
+            replace(map_blocks(op, lambda b: replace(b, ops=tuple(relocate(b.ops, loc)))),
                     loc=loc) for op in ops]

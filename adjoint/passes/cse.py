@@ -89,7 +89,9 @@ def _block(block: Block, scopes: list[dict], subst: dict, written: set) -> Block
         return subst.get(o, o) if isinstance(o, Value) else o
 
     for op in block.ops:
-        op = map_operands(op, sub) if not op.blocks else op
+        if isinstance(op, Call) and any(o in subst for o in op.operands
+                                        if isinstance(o, Value)):
+            op = map_operands(op, sub)
         if isinstance(op, Call):
             e = registry.entry(op.prim)
             if e is not None and e.pure and op.prim.style not in _NEVER and \
