@@ -517,8 +517,9 @@ class Forward:
     def inline_jvp(self, template, op: Call):
         """Lower the JVP rule with its `_dot` parameters bound to the operands' tangents;
         returns (ops, tangent), the tangent None when it is zero."""
+        from adjoint.ad.reverse import _signature
         low = TangentLowerer(template, self, op.result)
-        sig = inspect.signature(template)
+        sig = _signature(template)[0]
         params = list(sig.parameters.values())
         primal = [p for p in params[1:] if not p.name.endswith("_dot")]
         dots = [p for p in params[1:] if p.name.endswith("_dot")]

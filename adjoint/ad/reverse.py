@@ -573,10 +573,10 @@ class Reverse:
         (listed in `reads`, when given)."""
         low = TemplateLowerer(parse_function(template), self.facts, {"ans": op.result, "g": g})
         low.defs = self.adjoint_defs  # so constants fold across rules: (0.5 * g) * 2 -> g
-        sig = inspect.signature(template)
+        sig, operands = _signature(template)
         params = list(sig.parameters.values())
         try:
-            bound = inspect.Signature(params[2:]).bind(*op.args, **dict(op.kwargs))
+            bound = operands.bind(*op.args, **dict(op.kwargs))
         except TypeError as e:
             raise NonDifferentiableError(f"cannot apply the rule of `{op.prim.name}`: {e}",
                                          op.loc) from None
@@ -1030,9 +1030,30 @@ def _template_body(template):
     return body
 
 
+def _signature(template) -> tuple[inspect.Signature, inspect.Signature]:
+    """A VJP template's signature, and that of its operands (after g and ans): once per
+    rule, not per call site (a long function inlines a rule a thousand times)."""
+    got = _signature_cache.get(template)
+    if got is None:
+        sig = inspect.signature(template)
+        got = _signature_cache[template] = (sig, inspect.Signature(
+            list(sig.parameters.values())[2:]))
+    return got
+
+
+_signature_cache: dict = {}
+
+
 def _returns_tuple(template) -> bool:
-    return any(isinstance(n, gast.Return) and isinstance(n.value, gast.Tuple)
-               for n in gast.walk(parse_function(template).node))
+    returns = _returns_cache.get(template)
+    if returns is None:
+        returns = _returns_cache[template] = any(
+            isinstance(n, gast.Return) and isinstance(n.value, gast.Tuple)
+            for n in gast.walk(parse_function(template).node))
+    return returns
+
+
+_returns_cache: dict = {}
 
 
 def _is_reduction(op: For, slots: list[int]) -> bool:
