@@ -11,6 +11,8 @@ Targets: compile time per statement flat within 1.3x from 100 to 2000 statements
 statements in under 1 s, a cached load under 50 ms. Medians of `--rounds` processes;
 wall and CPU (process_time). Python writes bytecode (PYTHONDONTWRITEBYTECODE is unset
 for the children), so a cached load imports the module's .pyc, as it does by default.
+`--trees A B` compares copies of the source tree (before and after a change), each
+first on PYTHONPATH, interleaved in every round.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/compile_scale.py [--sizes 100 500 1000 2000]
 """
@@ -70,32 +72,41 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 250, 500, 1000, 2000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trees", nargs="*", default=[None],
+                        help="source trees to compare (default: the installed adjoint)")
     opts = parser.parse_args()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a cached module's bytecode, as by default
+    envs = {tree: env if tree is None else dict(env, PYTHONPATH=os.path.abspath(tree))
+            for tree in opts.trees}
     folder = tempfile.mkdtemp()
     with open(os.path.join(folder, "small.py"), "w") as fh:
         fh.write(SMALL)
-    rows = {n: {"compile": [], "load": []} for n in opts.sizes}
-    for r in range(opts.rounds):  # interleaved: every size once a round
+    rows = {(t, n): {"compile": [], "load": []} for t in opts.trees for n in opts.sizes}
+    print(f"load average at start: {os.getloadavg()}")
+    for r in range(opts.rounds):  # interleaved: every size and tree once a round
         for n in opts.sizes:
-            path = os.path.join(folder, f"long{n}_{r}.py")
-            with open(path, "w") as fh:
-                fh.write(long_function(n))
-            cache = tempfile.mkdtemp()
-            cold, hot = run(path, cache, env, folder), run(path, cache, env, folder)
-            rows[n]["compile"].append([a - b for a, b in zip(cold["first"], cold["steady"])])
-            rows[n]["load"].append([a - b for a, b in zip(hot["first"], hot["steady"])])
+            for tree in opts.trees:
+                path = os.path.join(folder, f"long{n}_{r}_{opts.trees.index(tree)}.py")
+                with open(path, "w") as fh:
+                    fh.write(long_function(n))
+                cache = tempfile.mkdtemp()
+                cold = run(path, cache, envs[tree], folder)
+                hot = run(path, cache, envs[tree], folder)
+                row = rows[tree, n]
+                row["compile"].append([a - b for a, b in zip(cold["first"], cold["steady"])])
+                row["load"].append([a - b for a, b in zip(hot["first"], hot["steady"])])
     print(f"load average at end: {os.getloadavg()}")
-    print("| statements | compile (wall) | compile (CPU) | per statement (CPU) | "
+    print("| tree | statements | compile (wall) | compile (CPU) | per statement (CPU) | "
           "cached load (wall) | cached load (CPU) |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for n in opts.sizes:
-        def med(key, clock):
-            return statistics.median(v[clock] for v in rows[n][key])
-        print(f"| {n} | {med('compile', 0):.2f} s | {med('compile', 1):.2f} s | "
-              f"{med('compile', 1) / n * 1e3:.2f} ms | {med('load', 0) * 1e3:.0f} ms | "
-              f"{med('load', 1) * 1e3:.0f} ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for tree in opts.trees:
+        for n in opts.sizes:
+            def med(key, clock):
+                return statistics.median(v[clock] for v in rows[tree, n][key])
+            print(f"| {tree or 'installed'} | {n} | {med('compile', 0):.2f} s | "
+                  f"{med('compile', 1):.2f} s | {med('compile', 1) / n * 1e3:.2f} ms | "
+                  f"{med('load', 0) * 1e3:.0f} ms | {med('load', 1) * 1e3:.0f} ms |")
 
 
 if __name__ == "__main__":
