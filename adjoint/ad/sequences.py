@@ -119,6 +119,11 @@ def resolve_attributes(fn: Function, facts) -> Function:
         types = facts.types(x) if hasattr(facts, "types") else set()
         if types and types <= {"tuple", "record"}:
             return replace(op, prim=prim_of(field))
+        if types & {"tuple", "record"}:  # a loop's namedtuple on one trip, array on the next
+            raise UnsupportedError(
+                f"`.{name.value}` of a value seen both as a namedtuple or dataclass and as "
+                f"another type: a field on some calls, the array attribute on others",
+                op.loc, "give the values one type, or read the field by position")
         return replace(op, prim=prim_of(ARRAY_ATTRIBUTES[name.value]), args=(x,))
 
     def block(b: Block) -> Block:

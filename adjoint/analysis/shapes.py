@@ -96,8 +96,8 @@ def kind_of(x) -> Kind:
                        k.shape == inner[0].shape for k in inner)
             shape = (len(x),) + inner[0].shape if same else None
         else:
-            try:
-                shape = np.shape(x)
+            try:  # (a namedtuple's field `shape` is no shape: np.shape would return it)
+                shape = np.shape(tuple(x) if hasattr(x, "_fields") else x)
             except ValueError:
                 shape = None
         ints = "i" if x and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)

@@ -131,6 +131,12 @@ class _Objects:
                 union(registry.viewed(op), op.result)
             if op.prim.name == "replaced" and hasattr(op.args[2], "id"):  # it holds the value
                 union(op.args[2], op.result)
+            known = registry.entry(op.prim)
+            if known is None or not (known.vjp or known.jvp or known.nondiff or known.pure):
+                for a in op.args:  # a function with no rule (iter, next): its result may
+                    # be, or hold, a part of any argument
+                    if hasattr(a, "id"):
+                        union(a, op.result)
         loops = [op for op in walk_ops(fn.body) if isinstance(op, (For, While))]
         bodies = {id(op.body) for op in loops}
         for block, _, a, b in ties(fn.body):  # an `if`'s result is one of its branches'
