@@ -1,5 +1,7 @@
 """Linear algebra: dot, matmul, outer, inner, vdot, einsum, tensordot, kron,
-cross, trace, transpose, tril, triu, and `np.linalg.solve`, `inv`, `det`,
+cross, trace, transpose, tril, triu, NumPy 2's matrix_transpose, vecdot, matvec and
+vecmat (real operands; both spellings, np. and np.linalg., where NumPy has two),
+and `np.linalg.solve`, `inv`, `det`,
 `slogdet`, `eigh`, `svd`, `qr`, `cholesky`, `pinv`, `eig`, `eigvals`, `lstsq`,
 `matrix_power` and `multi_dot`.
 
@@ -202,6 +204,50 @@ def transpose_vjp(g, ans, a, axes=None):
     if axes is None:
         return np.transpose(g)
     return np.transpose(g, inverse_permutation(axes, np.ndim(a)))
+
+
+if hasattr(np, "matrix_transpose"):  # NumPy >= 2.0 (both spellings)
+    primitive(np.matrix_transpose, "np.matrix_transpose")
+    primitive(np.linalg.matrix_transpose, "np.linalg.matrix_transpose")
+
+    @deflinear(np.linalg.matrix_transpose)
+    @deflinear(np.matrix_transpose)
+    def matrix_transpose_vjp(g, ans, x):
+        return np.swapaxes(g, -1, -2)
+
+
+# ------------------------------------------------------------------ the array API's products
+
+if hasattr(np, "vecdot"):  # NumPy >= 2.0 (both spellings)
+    primitive(np.vecdot, "np.vecdot")
+    primitive(np.linalg.vecdot, "np.linalg.vecdot")
+
+    @defbilinear(np.linalg.vecdot, "x1", "x2")
+    @defbilinear(np.vecdot, "x1", "x2")
+    def vecdot_vjp(g, ans, x1, x2, axis=-1):
+        # the sum of x1 * x2 over each operand's own `axis`, the other axes broadcast
+        # (real operands: no conjugate)
+        a, b = np.moveaxis(x1, axis, -1), np.moveaxis(x2, axis, -1)
+        g1 = np.expand_dims(g, -1)
+        return (np.moveaxis(unbroadcast(g1 * b, a), -1, axis),
+                np.moveaxis(unbroadcast(g1 * a, b), -1, axis))
+
+if hasattr(np, "matvec"):  # NumPy >= 2.2
+    primitive(np.matvec, "np.matvec")
+    primitive(np.vecmat, "np.vecmat")
+
+    # (products and sums, not the gufuncs: the compiler reads a ufunc as elementwise)
+    @defbilinear(np.matvec, "x1", "x2")
+    def matvec_vjp(g, ans, x1, x2):
+        # (..., m, n) times (..., n) -> (..., m), the stacks broadcast
+        return (unbroadcast(g[..., :, None] * x2[..., None, :], x1),
+                unbroadcast(np.sum(g[..., :, None] * x1, axis=-2), x2))
+
+    @defbilinear(np.vecmat, "x1", "x2")
+    def vecmat_vjp(g, ans, x1, x2):
+        # (..., n) times (..., n, m) -> (..., m), the stacks broadcast (real x1: no conjugate)
+        return (unbroadcast(np.sum(x2 * g[..., None, :], axis=-1), x1),
+                unbroadcast(x1[..., :, None] * g[..., None, :], x2))
 
 
 # ------------------------------------------------------------------ solve, inv, det

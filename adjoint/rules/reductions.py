@@ -1,5 +1,8 @@
 """Reductions and scans: sum, mean, prod, max/min (amax/amin), var, std, cumsum,
-cumprod, their nan- forms, and `np.linalg.norm`.
+cumprod, their nan- forms, and `np.linalg.norm`; NumPy 2's array-API names
+cumulative_sum, cumulative_prod (include_initial too), `np.linalg.vector_norm` (a
+vector norm over any axes) and `np.linalg.matrix_norm` (norm's rule over the last
+two axes).
 
 Every rule takes `axis` (None, an int or a tuple) and `keepdims` as NumPy does;
 `expand_to(g, x, axis, keepdims)` broadcasts a reduction's cotangent back to
@@ -12,7 +15,8 @@ Conventions where a derivative does not exist or a naive formula would fail:
   zero (only the zero entry gets a gradient) and with several (all zero).
   Their second derivatives are exact wherever no entry is exactly 0.
 - `max`, `min`, `amax`, `amin`: the gradient is split evenly among tied
-  maxima (minima).
+  maxima (minima), `initial=` counted among them where it is the result (it is
+  differentiated too); `where=` leaves entries out (gradient 0), as in `sum`.
 - `std` of a constant slice: gradient 0, not NaN, also where NumPy rounds the
   slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0). The std has a kink
   there: its second derivative is refused (NonDifferentiableError).
@@ -114,13 +118,39 @@ defnondiff(norm_kind, matrix_axes)
 
 # ------------------------------------------------------------------ sum, mean
 
-@deflinear(np.sum)
-def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+def kept(x, where):
+    """`x` where a reduction's `where=` keeps an entry, 0 where it leaves it out (None:
+    every entry counts)."""
+    if where is None:
+        return x
+    return np.where(where, x, 0.0)
+
+
+@defvjp(np.sum)
+def sum_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+            where=None):
     # NumPy reduces a 0-d a along axis 0 or -1 too: a itself, no axis to put back
     if axis is not None:
         if np.ndim(a) == 0:
-            return g
-    return expand_to(g, a, axis, keepdims)
+            return kept(g, where), None, None, None, None, _added_bar(g, initial)
+    return kept(expand_to(g, a, axis, keepdims), where), None, None, None, None, \
+        _added_bar(g, initial)
+
+
+def _added_bar(g, initial):
+    """The cotangent of sum's `initial=`, added to every entry of the result."""
+    if initial is None:
+        return None
+    return np.sum(g)
+
+
+@defjvp(np.sum)
+def sum_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+            where=None, a_dot=None, initial_dot=None):
+    total = np.sum(kept(a_dot, where), axis=axis, keepdims=keepdims)
+    if initial is None:
+        return total
+    return total + initial_dot
 
 
 @deflinear(np.mean)
@@ -249,9 +279,46 @@ def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None
 
 # ------------------------------------------------------------------ max, min
 
+def _extremum_count(ans, a, axis, keepdims, initial, where):
+    """How many of the values max (min) chose from equal its result, shaped like it: the
+    entries `where` keeps, and `initial` when given. Ties share the gradient evenly."""
+    count = np.sum(kept(a == expand_to(ans, a, axis, keepdims), where), axis=axis,
+                   keepdims=keepdims)
+    if initial is None:
+        return count
+    return count + (ans == initial)
+
+
+def _extremum_bar(g, ans, a, axis, keepdims, initial, where):
+    """The cotangent of a, for max (min) with `initial=` or `where=`."""
+    if axis is not None:
+        if np.ndim(a) == 0:  # (a 0-d a: no axis to put back)
+            return kept(g * (a == ans) / _extremum_count(ans, a, None, keepdims, initial,
+                                                         where), where)
+    share = g / _extremum_count(ans, a, axis, keepdims, initial, where)
+    return kept(expand_to(share, a, axis, keepdims) * (a == expand_to(ans, a, axis, keepdims)),
+                where)
+
+
+def _initial_bar(g, ans, a, axis, keepdims, initial, where):
+    """The cotangent of max's (min's) `initial=`, where it is the result."""
+    if initial is None:
+        return None
+    if axis is not None:
+        if np.ndim(a) == 0:
+            axis = None
+    return np.sum(g * (ans == initial) / _extremum_count(ans, a, axis, keepdims, initial,
+                                                         where))
+
+
+@defvjp(np.amin)
+@defvjp(np.min)
 @defvjp(np.amax)
 @defvjp(np.max)
-def max_vjp(g, ans, a, axis=None, out=None, keepdims=False):
+def max_vjp(g, ans, a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    if initial is not None or where is not None:
+        return _extremum_bar(g, ans, a, axis, keepdims, initial, where), None, None, None, \
+            _initial_bar(g, ans, a, axis, keepdims, initial, where)
     # NumPy reduces a 0-d a along axis 0 or -1 too: a itself, no axis to put back
     if axis is not None:
         if np.ndim(a) == 0:
@@ -260,30 +327,22 @@ def max_vjp(g, ans, a, axis=None, out=None, keepdims=False):
     return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
 
 
-@defjvp(np.amax)
-@defjvp(np.max)
-def max_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
-    if axis is not None:
-        if np.ndim(a) == 0:
-            return a_dot
-    mask = a == expand_to(ans, a, axis, keepdims)
-    return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
-            / np.sum(mask, axis=axis, keepdims=keepdims))
-
-
-@defvjp(np.amin)
-@defvjp(np.min)
-def min_vjp(g, ans, a, axis=None, out=None, keepdims=False):
-    if axis is not None:
-        if np.ndim(a) == 0:
-            return g
-    mask = a == expand_to(ans, a, axis, keepdims)
-    return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
-
-
 @defjvp(np.amin)
 @defjvp(np.min)
-def min_jvp(ans, a, axis=None, out=None, keepdims=False, a_dot=None):
+@defjvp(np.amax)
+@defjvp(np.max)
+def max_jvp(ans, a, axis=None, out=None, keepdims=False, initial=None, where=None,
+            a_dot=None, initial_dot=None):
+    if initial is not None or where is not None:
+        if axis is not None:
+            if np.ndim(a) == 0:
+                axis = None
+        count = _extremum_count(ans, a, axis, keepdims, initial, where)
+        chosen = np.sum(kept(a_dot * (a == expand_to(ans, a, axis, keepdims)), where),
+                        axis=axis, keepdims=keepdims)
+        if initial is None:
+            return chosen / count
+        return (chosen + initial_dot * (ans == initial)) / count
     if axis is not None:
         if np.ndim(a) == 0:
             return a_dot
@@ -398,6 +457,55 @@ def cumprod_jvp(ans, a, axis=None, dtype=None, out=None, a_dot=None):
     return np.where(before, ans * np.cumsum(x_dot / safe, ax), at_first * skip)
 
 
+def _scan_axis(axis):
+    """The axis np.cumulative_sum (np.cumulative_prod) scans: `axis`, or 0 for a 1-d x
+    (NumPy asks for an axis on more dimensions)."""
+    if axis is None:
+        return 0
+    return axis
+
+
+def _without_initial(x, axis, include_initial):
+    """A scan's result (or cotangent) without the leading entry that include_initial=True
+    adds along `axis`."""
+    if not include_initial:
+        return x
+    return np.moveaxis(np.moveaxis(x, axis, 0)[1:], 0, axis)
+
+
+def _with_initial(x, axis, include_initial):
+    """A scan's tangent with a leading 0 along `axis` where include_initial=True adds the
+    initial entry (a constant, 0 or 1)."""
+    if not include_initial:
+        return x
+    moved = np.moveaxis(x, axis, 0)
+    return np.moveaxis(np.concatenate((0.0 * moved[:1], moved)), 0, axis)
+
+
+if hasattr(np, "cumulative_sum"):  # NumPy >= 2.1
+    primitive(np.cumulative_sum, "np.cumulative_sum")
+    primitive(np.cumulative_prod, "np.cumulative_prod")
+
+    @deflinear(np.cumulative_sum)
+    def cumulative_sum_vjp(g, ans, x, axis=None, dtype=None, out=None, include_initial=False):
+        ax = _scan_axis(axis)
+        return cumsum_vjp(_without_initial(g, ax, include_initial), ans, x, ax)
+
+    @defvjp(np.cumulative_prod)
+    def cumulative_prod_vjp(g, ans, x, axis=None, dtype=None, out=None,
+                            include_initial=False):
+        ax = _scan_axis(axis)
+        return cumprod_vjp(_without_initial(g, ax, include_initial),
+                           _without_initial(ans, ax, include_initial), x, ax)
+
+    @defjvp(np.cumulative_prod)
+    def cumulative_prod_jvp(ans, x, axis=None, dtype=None, out=None, include_initial=False,
+                            x_dot=None):
+        ax = _scan_axis(axis)
+        return _with_initial(cumprod_jvp(_without_initial(ans, ax, include_initial), x, ax,
+                                        None, None, x_dot), ax, include_initial)
+
+
 def no_zeros(v, x, what):
     """`v`, where `x` holds no exact zero. A zero-safe first derivative (cumprod's) is
     piecewise, and its own derivative is wrong at a zero: refuse rather than guess,
@@ -499,22 +607,22 @@ def _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind):
 
 @defvjp(np.linalg.norm)
 def norm_vjp(g, ans, x, ord=None, axis=None, keepdims=False):
-    bars = _norm_x_bar(g, ans, x, ord, axis, keepdims)
-    return bars, _norm_ord_bar(g, ans, x, ord, axis, keepdims, norm_kind(np.ndim(x), ord, axis))
+    kind = norm_kind(np.ndim(x), ord, axis)
+    bars = _norm_x_bar(g, ans, x, ord, axis, keepdims, kind)
+    return bars, _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind)
 
 
-def _x_kind(x, ord, axis):
+def _x_kind(kind, ord):
     """The norm's kind for the derivative in x: a float ord (which may vary) of the
     2-norm or the 1-norm is a p-norm's, whose gradient in x has a derivative in ord
     (the 2-norm's x / n has none: that mixed derivative was 0)."""
-    kind = norm_kind(np.ndim(x), ord, axis)
     if isinstance(ord, float) and (kind == "two" or kind == "one"):
         return "p"
     return kind
 
 
-def _norm_x_bar(g, ans, x, ord, axis, keepdims):
-    kind = _x_kind(x, ord, axis)
+def _norm_x_bar(g, ans, x, ord, axis, keepdims, kind):
+    kind = _x_kind(kind, ord)
     gx = expand_to(g, x, axis, keepdims)
     if kind == "two":
         n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
@@ -534,15 +642,19 @@ def _norm_x_bar(g, ans, x, ord, axis, keepdims):
 
 @defjvp(np.linalg.norm)
 def norm_jvp(ans, x, ord=None, axis=None, keepdims=False, x_dot=None, ord_dot=None):
-    kind = norm_kind(np.ndim(x), ord, axis)
+    return _norm_dot(ans, x, ord, axis, keepdims, x_dot, ord_dot,
+                     norm_kind(np.ndim(x), ord, axis))
+
+
+def _norm_dot(ans, x, ord, axis, keepdims, x_dot, ord_dot, kind):
     if not isinstance(ord, float):  # an int or a string is never active
-        return _norm_x_dot(ans, x, ord, axis, keepdims, x_dot)
-    return (_norm_x_dot(ans, x, ord, axis, keepdims, x_dot)
+        return _norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind)
+    return (_norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind)
             + _norm_in_ord(ans, x, ord, axis, keepdims, kind) * ord_dot)
 
 
-def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
-    kind = _x_kind(x, ord, axis)
+def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind):
+    kind = _x_kind(kind, ord)
     if kind == "two":
         return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / ones_at_zeros(ans)
     if kind == "one":
@@ -558,6 +670,35 @@ def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot):
         return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
                 / np.sum(mask, axis=axis, keepdims=keepdims))
     return np.sum(x_dot * _matrix_norm_grad(x, kind, axis), axis=axis, keepdims=keepdims)
+
+
+if hasattr(np.linalg, "vector_norm"):  # NumPy >= 2.0: the array API's two halves of norm
+    primitive(np.linalg.vector_norm, "np.linalg.vector_norm")
+    primitive(np.linalg.matrix_norm, "np.linalg.matrix_norm")
+
+    @defvjp(np.linalg.vector_norm)
+    def vector_norm_vjp(g, ans, x, axis=None, keepdims=False, ord=2):
+        # a vector norm over `axis`, whatever x's ndim (every axis for None): the kind
+        # np.linalg.norm gives a 1-d x
+        kind = norm_kind(1, ord, None)
+        return _norm_x_bar(g, ans, x, ord, axis, keepdims, kind), None, None, \
+            _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind)
+
+    @defjvp(np.linalg.vector_norm)
+    def vector_norm_jvp(ans, x, axis=None, keepdims=False, ord=2, x_dot=None, ord_dot=None):
+        return _norm_dot(ans, x, ord, axis, keepdims, x_dot, ord_dot, norm_kind(1, ord, None))
+
+    @defvjp(np.linalg.matrix_norm)
+    def matrix_norm_vjp(g, ans, x, keepdims=False, ord="fro"):
+        # np.linalg.norm over the last two axes
+        kind = norm_kind(np.ndim(x), ord, (-2, -1))
+        return _norm_x_bar(g, ans, x, ord, (-2, -1), keepdims, kind), None, \
+            _norm_ord_bar(g, ans, x, ord, (-2, -1), keepdims, kind)
+
+    @defjvp(np.linalg.matrix_norm)
+    def matrix_norm_jvp(ans, x, keepdims=False, ord="fro", x_dot=None, ord_dot=None):
+        return _norm_dot(ans, x, ord, (-2, -1), keepdims, x_dot, ord_dot,
+                         norm_kind(np.ndim(x), ord, (-2, -1)))
 
 
 # ------------------------------------------------------------------ nan-reductions

@@ -1,8 +1,8 @@
 """Shape and layout: reshape, ravel, squeeze, expand_dims, concatenate, stack,
 hstack, vstack, column_stack, dstack, broadcast_to, swapaxes, moveaxis, flip,
 roll, rot90, tile, repeat, append, split (and array_split, hsplit, vsplit,
-dsplit), diag, diagonal, pad, diff, gradient, sort, partition,
-take_along_axis, copy, array/asarray, atleast_1d/2d/3d, linspace, full and
+dsplit), unstack, diag, diagonal, pad, diff, gradient, sort, partition,
+take_along_axis, copy, array/asarray, astype, atleast_1d/2d/3d, linspace, full and
 full_like; and the constructors, shape queries and index-valued functions,
 which have a zero derivative (zeros, ones, eye, arange, shape, argmax, ...).
 
@@ -22,6 +22,10 @@ a float), so the compiler can route entry i to element i. The helper
 primitives that build these lists (`split_like`, `unstack_like`, `unarray`)
 and their inverses (`join_like`) are defined here with their own rules, so a
 gradient of a gradient works.
+
+`np.astype(x, dtype)` to float64 (or a longer float) is the identity's rule; to an
+int dtype a constant (derivative 0, as x.astype(int)); to float32 or float16 it
+rounds, and a gradient through it raises NonDifferentiableError when it runs.
 
 `np.linspace` is differentiable in `start` and `stop` (not with retstep=True);
 `np.full` and `np.full_like` in their fill value. `np.meshgrid` takes one to
@@ -427,6 +431,45 @@ def ascontiguousarray_vjp(g, ans, a, dtype=None):
     return unarray(g, a)
 
 
+def cast_kind(dtype):
+    """What a cast to `dtype` does to a float64: "int" (truncates: a constant, derivative 0,
+    as x.astype(int) is), "narrow" (float32, float16: it rounds, and a gradient through it
+    is refused, as through x.astype(np.float32)), "same" (float64, longer floats)."""
+    d = np.dtype(dtype)
+    if d.kind in "biu":
+        return "int"
+    if d.kind == "f" and d.itemsize < 8:
+        return "narrow"
+    return "same"
+
+
+def _cast_derivative(dtype):
+    """`cast_kind(dtype)`, refused when the gradient runs where the cast rounds."""
+    kind = cast_kind(dtype)
+    if kind == "narrow":
+        _ = unsupported("np.astype to a narrower float rounds, and has no derivative rule",
+                        "cast after differentiating, or keep float64")
+    return kind
+
+
+primitive(cast_kind, "cast_kind", nondiff=True)
+defnondiff(cast_kind)
+if hasattr(np, "astype"):  # NumPy >= 2.1
+    primitive(np.astype, "np.astype")
+
+    @defvjp(np.astype)
+    def astype_vjp(g, ans, x, dtype, copy=True, device=None):
+        if _cast_derivative(dtype) == "int":
+            return np.zeros(np.shape(x))
+        return g
+
+    @defjvp(np.astype)
+    def astype_jvp(ans, x, dtype, copy=True, device=None, x_dot=None):
+        if _cast_derivative(dtype) == "int":
+            return np.zeros(np.shape(ans))
+        return np.astype(x_dot, dtype)
+
+
 # ------------------------------------------------------------------ constructors with a value
 
 @deflinear(np.full, 'fill_value')
@@ -591,6 +634,14 @@ def vsplit_vjp(g, ans, ary, indices_or_sections):
 @deflinear(np.dsplit)
 def dsplit_vjp(g, ans, ary, indices_or_sections):
     return np.concatenate(g, 2)
+
+
+if hasattr(np, "unstack"):  # NumPy >= 2.1
+    primitive(np.unstack, "np.unstack")
+
+    @deflinear(np.unstack)
+    def unstack_vjp(g, ans, x, axis=0):
+        return np.stack(g, axis)
 
 
 @deflinear(np.diff)
