@@ -166,6 +166,8 @@ def add_at(x, index, value):
            for a in (x, value)):
         return lazy_add_at(x, index, value)  # np.add.at would compute a dask array
     x = np.array(x, copy=True)
+    if isinstance(index, slice) and not len(range(*index.indices(len(x)))):
+        return x  # the slice of no elements adds nothing (P[i + 1:] on the last trip)
     np.add.at(x, index, value)
     return x
 
@@ -317,6 +319,8 @@ def accum(a, b):
     setting): a zero."""
     if a is None or b is None:
         return b if a is None else a
+    if isinstance(a, FieldCotangents) or isinstance(b, FieldCotangents):
+        return a + b  # a namedtuple's, by field; the other may come by position
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return type(a)(accum(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):  # a key missing on one side is a zero
@@ -387,17 +391,50 @@ class FieldCotangents(CotangentDict):
         super().__init__(zip(names, values))
         self.names = tuple(names)
 
+    __array_ufunc__ = None  # array + this: NumPy defers to __radd__ below
+
     def _key(self, k):
-        return self.names[k] if isinstance(k, int) else k
+        return self.names[k] if isinstance(k, (int, np.integer)) else k
 
     def __getitem__(self, k):
+        if isinstance(k, slice):  # p[:1]'s cotangent, by position
+            return Cotangents(self[n] for n in self.names[k])
         return super().__getitem__(self._key(k))
 
     def __setitem__(self, k, v):
-        super().__setitem__(self._key(k), v)
+        if isinstance(k, slice):
+            for n, e in zip(self.names[k], v):
+                super().__setitem__(n, e)
+        else:
+            super().__setitem__(self._key(k), v)
+
+    def _named(self, other):
+        """`other` by field: the cotangent of the namedtuple used as a sequence (np.stack(p),
+        np.sum(p), p[:1]) comes by position, an array or a list."""
+        return other if isinstance(other, dict) else by_field(other, self)
+
+    def __add__(self, other):
+        other = self._named(other)
+        return FieldCotangents(self.names, [accum(self[n], other.get(n)) for n in self.names])
+
+    __radd__ = __add__
+
+    def __iadd__(self, other):
+        return CotangentDict.__iadd__(self, self._named(other))
 
     def copy(self):
         return FieldCotangents(self.names, list(self.values()))
+
+
+def by_field(g, like):
+    """`g`, the cotangent of the namedtuple `like`, by field: it comes by position (an
+    array or a list) where f used the namedtuple as a sequence (np.stack(p), p[:1])."""
+    names = like.names if isinstance(like, FieldCotangents) else getattr(type(like), "_fields", None)
+    if isinstance(g, dict) or names is None:
+        return g
+    if len(g) != len(names):  # never zip it short
+        raise ValueError(f"a cotangent of {len(g)} entries for a namedtuple of {len(names)}")
+    return FieldCotangents(names, list(g))
 
 
 def zeros_like(x):
@@ -657,6 +694,23 @@ def real_arguments(*xs):
         elif isinstance(x, (complex, np.complexfloating)) or \
                 getattr(getattr(x, "dtype", None), "kind", None) == "c":
             return False
+    return True
+
+
+def no_fields_named(names, *xs):
+    """Whether no argument, at any depth of a list, tuple or dict, is a namedtuple or a
+    dataclass with a field in `names`: code generated without example arguments reads
+    `p.shape` as an array's attribute."""
+    for x in xs:
+        fields = getattr(type(x), "_fields", None) or getattr(type(x), "__dataclass_fields__",
+                                                              None)
+        if fields is not None and any(n in fields for n in names):
+            return False
+        if isinstance(x, (list, tuple, dict)) or fields is not None:
+            items = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) \
+                else [getattr(x, f) for f in fields]
+            if not no_fields_named(names, *items):
+                return False
     return True
 
 

@@ -851,6 +851,26 @@ ARRAY_TEMPLATES = [
      "    s = State(v * x, c=0.0)\n    for i in range(3):\n"
      "        s = State(h=np.tanh(s.h * x + v), c=s.c + np.sum(s.h))\n"
      "    s = s._replace(c=s.c * x)\n    return s.c + np.sum(s.h * v)", (0.7, V3), None),
+    # a namedtuple used as a sequence: its cotangent comes by position (the rows of
+    # np.stack(p), a slice's entries) and is added to the one by field (round 20's C5:
+    # crashed); p + q and p * 2 are tuples in generic code too (silent there once the
+    # crash was fixed, before the construction was known to make a tuple)
+    ("namedtuple_built", "stacked", "import collections\n\nPair = collections.namedtuple('Pair', 'a b')\n\n\ndef f(x, v):\n    p = Pair(np.sin(v * x), v * 2.0)\n"
+     "    return np.sum(np.stack(p) ** 2 * np.arange(1.0, 3.0)[:, None]) + np.sum(p.a)",
+     (0.7, V3), None),
+    ("namedtuple_built", "summed", "import collections\n\nPair = collections.namedtuple('Pair', 'a b')\n\n\ndef f(x, v):\n    p = Pair(np.sin(v * x), v * x)\n"
+     "    return np.sum(np.tanh(np.array(p))) + np.sum(np.sum(p, axis=0) * v)", (0.7, V3), None),
+    ("namedtuple_built", "sliced", "import collections\n\nPair = collections.namedtuple('Pair', 'a b')\n\n\ndef f(x, v):\n    p = Pair(v * x, np.cos(v * x))\n"
+     "    t = p[1:] + p[:1]\n    return np.sum(t[0] * 1.5 + t[1] * 5.0) + np.sum(p.b)",
+     (0.7, V3), None),
+    ("namedtuple_built", "concatenated", "import collections\n\nPair = collections.namedtuple('Pair', 'a b')\n\n\ndef f(x, v):\n    p = Pair(np.sin(v * x), v * 2.0)\n"
+     "    q = Pair(v * x ** 2, np.cos(v))\n    return np.sum((p + q)[2] ** 2) + "
+     "sum(np.sum(e) for e in p * 2)", (0.7, V3), None),
+    # a dataclass built inside f, its fields given or defaulted, rebuilt in a loop
+    # (round 21: refused, "only namedtuples are built here")
+    ("dataclass_built", "layers", "import dataclasses\n\n\n@dataclasses.dataclass\nclass Lin:\n    W: np.ndarray\n    b: float = 0.5\n\n\ndef f(x, v):\n    h = v * x\n"
+     "    for k in range(2):\n        m = Lin(np.outer(v, v) * (x + k)) if k else Lin(W=np.eye(3), b=x)\n"
+     "        h = np.tanh(m.W @ h + m.b)\n    return np.sum(h ** 2)", (0.7, V3), None),
     # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
     ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"
@@ -971,6 +991,13 @@ UNSUPPORTED = [
     # first row (round 21's S3: the write was dropped)
     ("view-next_of_iter", "def f(x, v):\n    B = np.outer(v, v) * x\n    r = next(iter(B))\n"
      "    r[1] = 5.0 * r[1]\n    return np.sum(np.sin(B))", (0.7, V3)),
+    # an iterator kept in a name is consumed by its first reader (round 21's S5: read
+    # again as the whole sequence, value and gradient wrong)
+    ("iterator-reversed_read_twice", "def f(x, v):\n    r = reversed(v * x)\n"
+     "    a = sum(e * 2.0 for e in r)\n    return a + sum(e for e in r)", (0.7, V3)),
+    ("iterator-flat_after_break", "def f(x, v):\n    fl = (v * x).flat\n    s = 0.0\n"
+     "    for e in fl:\n        s = s + e\n        if s > 0.5:\n            break\n"
+     "    for e in fl:\n        s = s + 10.0 * e\n    return s", (0.7, V3)),
     ("view-trim_zeros", "def f(x, v):\n    y = v * x\n    w = np.trim_zeros(y)\n"
      "    w *= 3.0\n    return np.sum(y * v)", (0.7, V3)),
     # dict() of a list of pairs is no copy of a dict (round 14: dict(p) of a value whose
@@ -989,6 +1016,10 @@ UNSUPPORTED = [
      "    M[0] *= 2.0\n    return np.sum(L[0] * x)", (0.7, V3)),
     ("element-list_copy_after_write", "def f(x, v):\n    L = [v * x, v]\n    M = list(L)\n"
      "    L[0] *= 2.0\n    return np.sum(M[0] * x)", (0.7, V3)),
+    # a dataclass whose __post_init__ computes: adjoint builds the record field by field
+    ("dataclass_post_init", "import dataclasses\n\n\n@dataclasses.dataclass\nclass Scaled:\n"
+     "    w: np.ndarray\n\n    def __post_init__(self):\n        self.w = self.w * 2.0\n\n\n"
+     "def f(x, v):\n    return np.sum(Scaled(v * x).w)", (0.7, V3)),
     # an array attribute with no rule is refused where it is read, not given a field's
     # cotangent (round 16's C3)
     ("array_attribute-base", "def f(x, v):\n    y = v * x\n    z = y[:2]\n"

@@ -192,6 +192,29 @@ def test_hvp_of_a_list_of_arrays_of_two_shapes_keeps_its_structure():
         adjoint.hvp(two_sizes)(xs, [vs[0], np.ones(2)])
 
 
+def pair_energy(P):
+    E = 0.0
+    for i, p in enumerate(P):
+        for q in P[i + 1:]:  # empty on the last trip
+            E = E + 1.0 / np.sum((p - q) ** 2)
+    return E
+
+
+def test_hvp_of_the_pair_loop_over_a_list_s_slices():
+    """The last trip's empty slice P[i + 1:] adds nothing in the reverse sweep's
+    reverse (round 21's C2: np.add.at raised in the hvp; grad was fixed in round 20)."""
+    P = [np.array([0.0, 0.1]), np.array([1.0, 0.3]), np.array([0.2, 1.1])]
+    V = [np.array([0.3, -0.2]), np.array([0.1, 0.5]), np.array([-0.4, 0.2])]
+    got = adjoint.hvp(pair_energy)(P, V)
+    g = adjoint.grad(pair_energy)
+    plus = g([a + EPS * b for a, b in zip(P, V)])
+    minus = g([a - EPS * b for a, b in zip(P, V)])
+    for h, hp, hm in zip(got, plus, minus):
+        np.testing.assert_allclose(h, (hp - hm) / (2 * EPS), rtol=1e-6, atol=1e-8)
+    # a translation of every point leaves the energy as it is
+    assert all(np.allclose(h, 0.0) for h in adjoint.hvp(pair_energy)(P, [np.ones(2)] * 3))
+
+
 def test_hvp_of_nested_layers_of_two_shapes():
     ps = [(R.normal(size=(3, 3)) * 0.5, R.normal(size=3)),
           (R.normal(size=(3, 2)) * 0.5, R.normal(size=2))]

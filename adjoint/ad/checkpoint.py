@@ -80,6 +80,8 @@ def deterministic(op: Call) -> bool:
     """Whether `op` calls a library function (not a user's callable) whose result is the
     same each time it runs on the same arguments, and gives it only data."""
     fn = op.prim.fn
+    if isinstance(fn, type) and (hasattr(fn, "_fields") or hasattr(fn, "__dataclass_fields__")):
+        return True  # a namedtuple or dataclass f builds (lowering checked it only stores)
     owner = getattr(fn, "__self__", None)
     module = getattr(fn, "__module__", None) or ""
     if isinstance(owner, np.ufunc):  # np.add.outer, np.maximum.reduce

@@ -31,7 +31,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Valu
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
 from adjoint.rules.structure import ARRAY_ATTRIBUTES, and_, attribute, field, in_, list_of, \
-    not_in, or_, sequence, tolist, tuple_of
+    not_in, or_, replaced, sequence, tolist, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
 
 
@@ -109,7 +109,17 @@ def resolve_attributes(fn: Function, facts) -> Function:
     """`attribute(x, 'shape')` (`x.shape`, `x.T`...) becomes a field where x was seen to
     be a namedtuple or a dataclass only (Gamma(shape, rate).shape: its gradient was
     dropped as the array attribute's), else the array attribute's NumPy function (also
-    in generic code, which has no kinds)."""
+    in generic code, which has no kinds). Generic code reads a field where x is built as
+    a record in f, and refuses the attribute where f builds records with a field of that
+    name (a parameter's are checked when the gradient is called: driver's
+    with_real_check)."""
+    generic = not getattr(facts, "kinds", None)
+    made = {op.result: op for op in walk_ops(fn.body) if isinstance(op, Call)}
+    built = set()  # the field names of the records f builds
+    for op in made.values():
+        cls = op.prim.fn
+        built.update(getattr(cls, "_fields", None) or getattr(cls, "__dataclass_fields__", ()))
+
     def one(op):
         if op.blocks:
             return map_blocks(op, block)
@@ -117,8 +127,24 @@ def resolve_attributes(fn: Function, facts) -> Function:
             return op
         x, name = op.args
         types = facts.types(x) if hasattr(facts, "types") else set()
-        if types and types <= {"tuple", "record"}:
+        maker = made.get(x)
+        while maker is not None and maker.prim.fn is replaced:  # back to the class's call
+            maker = made.get(maker.args[0])
+        fields = None if maker is None else getattr(maker.prim.fn, "_fields", None) or \
+            getattr(maker.prim.fn, "__dataclass_fields__", None)
+        if generic and fields is not None and name.value not in fields:
+            raise UnsupportedError(
+                f"`.{name.value}` of a {maker.prim.name} is not one of its fields (a property "
+                f"or a method, computed by code adjoint does not differentiate)", op.loc,
+                f"compute it in the function from the fields ({', '.join(fields)})")
+        if types and types <= {"tuple", "record"} or generic and fields is not None:
             return replace(op, prim=prim_of(field))
+        if generic and name.value in built:
+            raise UnsupportedError(
+                f"`.{name.value}` of a value whose type is known only when f runs, where f "
+                f"builds a namedtuple or dataclass with a field `{name.value}`: the field or "
+                f"the array attribute", op.loc,
+                "generate the gradient for example arguments (adjoint emit ... --args ...)")
         if types & {"tuple", "record"}:  # a loop's namedtuple on one trip, array on the next
             raise UnsupportedError(
                 f"`.{name.value}` of a value seen both as a namedtuple or dataclass and as "
@@ -226,6 +252,8 @@ def sequence_ops(fn: Function, facts) -> Function:
             return "num"
         if f in _SEQUENCES or f is np.shape:
             return _SEQUENCES.get(f, "tuple")
+        if f is replaced or hasattr(f, "_fields"):  # a namedtuple, built or rebuilt
+            return "tuple"
         if f in (operator.add, operator.mul, runtime.concat, runtime.repeat):
             return decide(op, *(static(a, seen) for a in args[:2]))[1]
         if f in (runtime.setitem, runtime.append, runtime.add_at):

@@ -430,6 +430,8 @@ class Emitter:
             return name
         if getattr(builtins, getattr(fn, "__name__", ""), None) is fn:
             return fn.__name__
+        if "." in name and isinstance(getattr(builtins, root, None), type):
+            return name  # a method of a builtin type, called through it: str.startswith
         if module.startswith("adjoint."):
             if self.xp and fn.__name__ in xp_table.FORMS:  # its array-API form
                 self.module.helpers[fn.__name__] = xp_table.FORMS[fn.__name__]

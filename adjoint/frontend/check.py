@@ -38,6 +38,12 @@ def check(parsed: Parsed) -> None:
                     "a generator expression is consumed once; here it may be read again",
                     parsed.loc(gen), "pass it straight to sum/min/max/list/any/all, or make "
                                      "a list: [v * v for v in x]")
+            for it in _stored_iterators(node, children):
+                raise UnsupportedError(
+                    "an iterator is consumed once; here it may be read again (a second "
+                    "loop over it would find nothing left, or what a `break` left)",
+                    parsed.loc(it), "loop over the sequence itself, or make a list: "
+                                    "list(reversed(x))")
             if isinstance(node, gast.stmt) and not isinstance(node, _STATEMENTS):
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
@@ -68,15 +74,36 @@ def _scoped_named_exprs(node) -> list:
     return [n for part in parts for n in gast.walk(part) if isinstance(n, gast.NamedExpr)]
 
 
+def _consumed(node) -> set:
+    """The ids of node's children that it consumes where they are made: a call's
+    arguments, a loop's iterable, an indexed value."""
+    out = set()
+    if isinstance(node, gast.Call):
+        out |= {id(a) for a in node.args}
+    if isinstance(node, (gast.For, gast.comprehension)):
+        out.add(id(node.iter))
+    if isinstance(node, gast.Subscript):
+        out.add(id(node.value))  # x.flat[3]
+    return out
+
+
+def _stored_iterators(node, children: list) -> list:
+    """`reversed(x)`, `iter(x)` and `x.flat` not consumed where they are made (`r =
+    reversed(x)`): lowering reads each as a sequence, which a second reader would see
+    again."""
+    consumed = _consumed(node)
+    return [c for c in children if id(c) not in consumed and (
+        isinstance(c, gast.Call) and isinstance(c.func, gast.Name) and
+        c.func.id in ("reversed", "iter") or
+        isinstance(c, gast.Attribute) and c.attr == "flat")]
+
+
 def _stored_generators(node, children: list) -> list:
     """Generator expressions not consumed where they are made: lowering reads one as a
     list, which a second reader would see again (Python's generator would be empty).
     `children`: node's child nodes."""
-    consumed = set()
-    if isinstance(node, gast.Call):
-        consumed |= {id(a) for a in node.args}
-    if isinstance(node, (gast.For, gast.comprehension)):
-        consumed.add(id(node.iter))
+    consumed = _consumed(node) - ({id(node.value)} if isinstance(node, gast.Subscript)
+                                  else set())
     return [c for c in children if isinstance(c, gast.GeneratorExp) and id(c) not in consumed]
 
 

@@ -1430,6 +1430,10 @@ class Lowerer:
             return self.walked(self.expr(node.args[0], hint), node.args[0])
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
+        if isinstance(callee, Static) and callee.obj in _CONSUMERS + (tuple, sorted) and \
+                len(node.args) == 1 and _is_map(self, node.args[0]):
+            node = gast.copy_location(gast.Call(func=node.func, args=[_mapped(
+                self, node.args[0])], keywords=node.keywords), node)
         folds = isinstance(callee, Static) and callee.obj in (sum, math.prod)  # with start
         if isinstance(callee, Static) and node.args and (isinstance(
                 node.args[0], (gast.GeneratorExp, gast.ListComp)) or folds) and (
@@ -1688,6 +1692,12 @@ class Lowerer:
             return self.call(Static(m.__func__), [Instance(m.__self__, m.__func__.__code__.
                                                           co_varnames[0])] + list(args),
                              kwargs, node, hint)
+        if isinstance(callee, Static) and inspect.ismethod(callee.obj) and \
+                isinstance(callee.obj.__self__, type) and \
+                not _is_library(callee.obj.__self__) and self.inlined(callee.obj.__func__):
+            m = callee.obj  # a classmethod (Ops.loss): `cls` is the class, as `Ops` reads
+            return self.call(Static(m.__func__), [Static(m.__self__)] + list(args), kwargs,
+                             node, hint)
         if not isinstance(callee, Static):
             raise self.error("only functions can be called", node)
         fn = callee.obj
@@ -1757,6 +1767,8 @@ class Lowerer:
             args, kwargs = args[:1], [("dtype", args[1])] + list(kwargs)
         if _is_namedtuple_class(fn):  # (before the registry, where record() puts the class)
             return self.record(fn, args, kwargs, node, hint)
+        if inspect.isclass(fn) and hasattr(fn, "__dataclass_fields__"):
+            return self.dataclass_record(fn, args, kwargs, node, hint)
         entry = registry.lookup(fn)
         dtype = _dtype_of(dict(kwargs).get("dtype"))
         if fn in _CASTS and dtype is not None and _narrows(dtype):
@@ -1778,12 +1790,6 @@ class Lowerer:
                              "adjoint.hvp(f), adjoint.hessian(f), adjoint.jvp(adjoint.grad(f))")
         if inspect.isfunction(plain) and not _is_library(plain):
             return self.inline(plain, args, kwargs, node, hint)
-        if inspect.isclass(fn) and hasattr(fn, "__dataclass_fields__"):
-            raise self.error(f"a dataclass (`{fn.__name__}`) built inside the differentiated "
-                             f"function: only namedtuples are built here", node,
-                             "build it with typing.NamedTuple (same fields, p.h reads and "
-                             "p._replace(h=...) differentiate), or build the dataclass "
-                             "outside f and pass it as an argument")
         if inspect.isclass(fn) or not callable(fn) or not (
                 inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
             raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
@@ -1816,6 +1822,35 @@ class Lowerer:
         for name, value in zip(cls._fields, values):
             if isinstance(value, Value):
                 x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
+        return x
+
+    def dataclass_record(self, cls, args, kwargs, node, hint):
+        """`Lin(W, b)` of a dataclass whose __init__ only stores its fields: built as
+        `record` builds a namedtuple, each field then replaced (dataclasses.replace)."""
+        import dataclasses
+        fields = dataclasses.fields(cls)
+        init = getattr(cls, "__init__", None)  # the one dataclass made: it only stores
+        plain = getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>" and \
+            not hasattr(cls, "__post_init__") and all(
+                f.init and f.default_factory is dataclasses.MISSING for f in fields)
+        if not plain:
+            raise self.error(f"a dataclass (`{cls.__name__}`) built inside the differentiated "
+                             f"function with an __init__, a __post_init__ or a field made "
+                             f"by a factory, which adjoint does not read", node,
+                             "give every field when building it, or build it outside f "
+                             "and pass it as an argument")
+        try:
+            bound = inspect.signature(cls).bind(*args, **dict(kwargs))
+        except TypeError as e:
+            raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
+        values = [bound.arguments[f.name] if f.name in bound.arguments else
+                  self.classify(f.default, f.name) for f in fields]
+        x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
+                      [v if not isinstance(v, Value) else Const(0.0) for v in values],
+                      hint=hint, node=node)
+        for f, value in zip(fields, values):
+            if isinstance(value, Value):
+                x = self.emit(prim_of(replaced), (x, Const(f.name), value), hint=hint, node=node)
         return x
 
     def diff_with_ends(self, args, kwargs, node, hint):
@@ -1973,6 +2008,9 @@ class Lowerer:
             return self.comprehension(_copy_loop(self, node), "list", hint)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
+        if m.name in _STR_METHODS:  # a key's or a label's (k.startswith('W')): a str's
+            return self.call(Static(getattr(str, m.name)), [m.base] + list(args), kwargs,
+                             node, hint)
         spec = _METHODS.get(m.name)
         if spec is None:
             raise self.error(f"method `.{m.name}()` is not supported", node,
@@ -2602,6 +2640,16 @@ _CONVERSIONS = {"s": str, "r": repr, "a": ascii}
 for _fn in (format, str, repr, ascii):
     if registry.lookup(_fn) is None:
         registry.primitive(_fn, _fn.__name__, pure=False)
+# the methods of a str that no other type has: called as str's (str.startswith(k, 'W')),
+# a value of another type fails as it would in f. What they give is no float: no
+# derivative.
+_STR_METHODS = ("startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip",
+                "split", "rsplit", "join", "replace", "find", "rfind", "isdigit", "isalpha",
+                "isalnum", "isspace", "title", "capitalize", "casefold", "zfill", "removeprefix",
+                "removesuffix")
+for _name in _STR_METHODS:
+    if registry.lookup(getattr(str, _name)) is None:
+        registry.primitive(getattr(str, _name), f"str.{_name}", nondiff=True)
 if registry.lookup(runtime.percent_format) is None:
     registry.primitive(runtime.percent_format, "percent_format", "infix", " % ", 12, pure=False)
 
@@ -2692,6 +2740,45 @@ def _copy_loop(low, node):
                              is_async=0)
     return gast.copy_location(gast.ListComp(elt=gast.copy_location(elt, node),
                                             generators=[gen]), node)
+
+
+def _is_map(low, node) -> bool:
+    if not (isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and
+            node.func.id in ("map", "filter")):  # (lowering any other callee emits ops)
+        return False
+    return (_is_call_to(low, node, map) and len(node.args) >= 2 or
+            _is_call_to(low, node, filter) and len(node.args) == 2) and not node.keywords
+
+
+def _mapped(low, node):
+    """`map(f, xs, ys)` as `[f(_m0, _m1) for _m0, _m1 in zip(xs, ys)]`, `filter(f, xs)` as
+    `[_m0 for _m0 in xs if f(_m0)]`: read where a consumer (list, sum, ...) takes the
+    iterator at once, which is then that list."""
+    fn, seqs = node.args[0], node.args[1:]
+    names = [f"_m{i}" for i in range(len(seqs))]
+
+    def name(n, ctx):
+        return gast.Name(id=n, ctx=ctx, annotation=None, type_comment=None)
+
+    def applied(args):
+        return gast.Call(func=fn, args=args, keywords=[])
+
+    it = seqs[0] if len(seqs) == 1 else gast.Call(func=name("zip", gast.Load()),
+                                                  args=list(seqs), keywords=[])
+    target = name(names[0], gast.Store()) if len(seqs) == 1 else gast.Tuple(
+        elts=[name(n, gast.Store()) for n in names], ctx=gast.Store())
+    if _is_call_to(low, node, filter):
+        keep = name(names[0], gast.Load())
+        test = keep if isinstance(fn, gast.Constant) and fn.value is None else applied([keep])
+        elt, ifs = name(names[0], gast.Load()), [test]
+    else:
+        elt, ifs = applied([name(n, gast.Load()) for n in names]), []
+    comp = gast.ListComp(elt=elt, generators=[gast.comprehension(target=target, iter=it,
+                                                                 ifs=ifs, is_async=0)])
+    for child in gast.walk(comp):
+        if "lineno" in getattr(child, "_attributes", ()) and not hasattr(child, "lineno"):
+            gast.copy_location(child, node)
+    return comp
 
 
 def _mutates(fn) -> bool:

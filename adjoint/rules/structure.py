@@ -16,7 +16,8 @@ from adjoint.errors import UnsupportedError
 from adjoint.rules.located import generated_from
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, primitive
 from adjoint.rules.tape import iadd, iadd_at
-from adjoint.runtime import (add_at, append, entry_cotangents, save, setitem, unbroadcast,
+from adjoint.runtime import (add_at, append, by_field, entry_cotangents, save, setitem,
+                             unbroadcast,
                              unsequence, written, zeros_like)
 
 def tuple_of(*xs):
@@ -62,7 +63,7 @@ def attribute(x, name):
     array attribute. Once x's kind is known it becomes one or the other (driver's
     resolve_attributes), with the other's rules."""
     if hasattr(type(x), "_fields") or hasattr(type(x), "__dataclass_fields__"):
-        return getattr(x, name)
+        return field(x, name)  # (a property of that name is refused)
     return ARRAY_ATTRIBUTES[name](x)
 
 
@@ -73,6 +74,9 @@ def replaced(x, name, value):
         out = x.copy()
         out[name] = value
         return out
+    if hasattr(type(x), "__dataclass_fields__"):  # a dataclass built in f
+        import dataclasses
+        return dataclasses.replace(x, **{name: value})
     return x._replace(**{name: value})
 
 
@@ -156,6 +160,7 @@ primitive(runtime.add_slice, "add_slice")
 primitive(runtime.save, "save")
 primitive(runtime.written, "written")
 primitive(runtime.entry_cotangents, "entry_cotangents")
+primitive(runtime.by_field, "by_field")
 primitive(runtime.concat, "concat")
 primitive(runtime.repeat, "repeat")
 primitive(runtime.unrepeat, "unrepeat")
@@ -207,7 +212,13 @@ def field_jvp(ans, x, name, x_dot):
 @deflinear(replaced, "x", "value")
 def replaced_vjp(g, ans, x, name, value):
     # the field's old value no longer reaches the output: a zero of its shape
-    return replaced(g, name, zeros_like(field(x, name))), None, g[name]
+    named = by_field(g, ans)
+    return replaced(named, name, zeros_like(field(x, name))), None, named[name]
+
+
+@deflinear(runtime.by_field)
+def by_field_vjp(g, ans, h, like):
+    return g, None  # by field: it adds to one by position
 
 
 @deflinear(tolist)

@@ -645,6 +645,14 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "not_in": [case("a", ("b",))], "or_": [case(False, True)], "slice": [case(1, 4, None)],
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "real_arguments": [case(N(3), N(), [N(2)])],
+    # a str's methods (a key's, a label's): no float in, none out
+    **{f"str.{n}": [case(" W1_b ", *a)] for n, a in [
+        ("startswith", ("W",)), ("endswith", ("b",)), ("lower", ()), ("upper", ()),
+        ("strip", ()), ("lstrip", ()), ("rstrip", ()), ("split", ("_",)), ("rsplit", ("_",)),
+        ("join", (["a", "b"],)), ("replace", ("W", "V")), ("find", ("1",)), ("rfind", ("b",)),
+        ("isdigit", ()), ("isalpha", ()), ("isalnum", ()), ("isspace", ()), ("title", ()),
+        ("capitalize", ()), ("casefold", ()), ("zfill", (9,)), ("removeprefix", (" W",)),
+        ("removesuffix", ("b ",))]},
     "zero_to_zero": [case(N(3), N()), case(N(), N(2))],
     "size_of": [case(N(3, 4)), case(N())],
     "np.zeros_like": [case(N(3, 4))],
@@ -709,6 +717,8 @@ EXCLUDED = {
     "dict_of": "structural: the compiler routes cotangents of dict entries itself",
     "field": "structural (a namedtuple's or dataclass's field): tested in test_path_kinds",
     "replaced": "structural (a namedtuple's _replace): tested in test_constructs_round14",
+    "by_field": "structural (a namedtuple's cotangent that came by position, named by "
+                "field): tested by the enumerated namedtuple_built programs",
     "attribute": "`x.shape` before x's kind is known: a field or the array attribute's "
                  "function before differentiating (ad/sequences.py): test_array_methods",
     "assertion": "raises by design where f's assert does: tested in test_python_constructs",
