@@ -142,3 +142,32 @@ def test_a_field_named_shape_may_hold_an_array():
     g = adjoint.grad(log_weighted)(p, x)
     np.testing.assert_allclose(g.shape, np.log(x) * 1.3, rtol=1e-12)
     np.testing.assert_allclose(g.rate, np.sum(p.shape * np.log(x)), rtol=1e-12)
+
+
+def _generic(f, tmp_path):
+    """f's gradient as generated without example arguments, imported from a file."""
+    import importlib.util
+    path = tmp_path / f"{f.__name__}_generic.py"
+    path.write_text(adjoint.source(f))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    module.Gamma = Gamma  # (a test module's class: the file says it is set on it)
+    spec.loader.exec_module(module)
+    return getattr(module, f"{f.__name__}_grad")
+
+
+def test_generic_code_reads_fields_named_shape_or_refuses_the_argument(tmp_path):
+    """Without example arguments `p.shape` is the field where f builds p, and a record
+    argument with such a field is refused when the gradient is called (round 21's S4: the
+    generated file read np.shape(p), d/d shape came back 0.0)."""
+    x, theta = np.array([0.5, 1.2, 2.0, 0.8]), np.array([0.3, -0.2])
+    np.testing.assert_allclose(_generic(gamma_nll_built, tmp_path)(theta, x),
+                               numeric_grad(gamma_nll_built, (theta, x)), rtol=1e-6)
+    with pytest.raises(ValueError, match="reading `shape` as an array's attribute"):
+        _generic(gamma_nll, tmp_path)(Gamma(2.0, 1.5), x)
+    with pytest.raises(ValueError, match="reading"):  # held in a list, too
+        _generic(listed, tmp_path)([Gamma(2.0, 1.5)], x)
+
+
+def listed(ps, x):
+    return gamma_nll(ps[0], x)

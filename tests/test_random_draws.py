@@ -136,3 +136,34 @@ def test_a_pure_checkpointed_loop_is_unaffected(f, kw, tmp_path):
         got = adjoint.grad(f, wrt=i, cache_dir=tmp_path, **kw)(x, W)
         want = fd_same_draws(f, (x, W), i, np.random.get_state())
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+RNG = np.random.default_rng(5)
+
+
+def dropout(w, X, rng):
+    mask = rng.uniform(size=X.shape[0]) > 0.3
+    return np.sum(np.tanh(X @ w) ** 2 * mask)
+
+
+def jittered(w, X):
+    return np.sum(np.tanh(X @ w + 0.1 * RNG.normal(size=X.shape[0])) ** 2)
+
+
+def test_a_generator_s_draws_are_constants_of_the_gradient():
+    """`rng.uniform(...)` of a Generator passed in, and `RNG.normal(...)` of a module's:
+    the draws the gradient makes are those f would make from the same state; compiling
+    (which runs f once) gives its draws back (round 21's R7: refused as methods)."""
+    w, X = np.array([0.3, -0.2]), np.random.default_rng(1).standard_normal((6, 2))
+    mask = np.random.default_rng(0).uniform(size=6) > 0.3
+    t = np.tanh(X @ w)
+    np.testing.assert_allclose(adjoint.grad(dropout)(w, X, np.random.default_rng(0)),
+                               X.T @ (2 * t * (1 - t ** 2) * mask), rtol=1e-12)
+    state = RNG.bit_generator.state
+    g = adjoint.grad(jittered)(w, X)
+    RNG.bit_generator.state = state
+    t = np.tanh(X @ w + 0.1 * RNG.normal(size=6))
+    np.testing.assert_allclose(g, X.T @ (2 * t * (1 - t ** 2)), rtol=1e-12)
+    assert "rng.uniform(size=" in adjoint.source(dropout, args=(w, X, np.random.default_rng(0)))
+    with pytest.raises(adjoint.AdjointError, match="draw"):
+        adjoint.hessian(dropout)(w, X, np.random.default_rng(0))

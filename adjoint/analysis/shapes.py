@@ -871,6 +871,8 @@ def observe(fn: Function, args) -> Observed:
         run = _on_dask(fn)
     _refuse_subclasses(fn, args)
     saved = np.random.get_state(), random.getstate()
+    generators = _generators(fn, args)
+    states = [_state(g) for g in generators]
     try:
         if lazy:
             import dask
@@ -895,11 +897,38 @@ def observe(fn: Function, args) -> Observed:
     finally:
         np.random.set_state(saved[0])
         random.setstate(saved[1])
+        for g, state in zip(generators, states):
+            _set_state(g, state)
     facts.lazy = None
     data = facts.forget_data_shapes(fn)
     facts.infer(fn)
     facts.forget_path_kinds(fn, data)
     return facts
+
+
+_RNGS = (np.random.Generator, np.random.RandomState)
+
+
+def _generators(fn: Function, args) -> list:
+    """The random generators f is given (as arguments, or in a list, tuple or dict one
+    holds) or reads as globals: observing draws from them too, and gives the draws back."""
+    out = [a for a in args if isinstance(a, _RNGS)]
+    out += [e for a in args if isinstance(a, (list, tuple, dict))
+            for e in (a.values() if isinstance(a, dict) else a) if isinstance(e, _RNGS)]
+    out += [o.value for op in walk_ops(fn.body) if isinstance(op, Call)
+            for o in op.args if isinstance(o, Global) and isinstance(o.value, _RNGS)]
+    return list({id(g): g for g in out}.values())
+
+
+def _state(g):
+    return g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
+
+
+def _set_state(g, state) -> None:
+    if isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)
 
 
 class _Subclass(Exception):

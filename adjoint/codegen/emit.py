@@ -506,6 +506,10 @@ class Emitter:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if style == "list":
             return "[" + ", ".join(self.operand(x) for x in a) + "]"
+        if style == "method":  # rng.uniform(size=3): p.symbol, a method of a[0]
+            rest = [self.operand(x) for x in a[1:]] + [f"{k}={self.operand(v)}"
+                                                       for k, v in op.kwargs]
+            return f"{self.operand(a[0], _POSTFIX)}.{p.symbol}({', '.join(rest)})"
         if style == "field":  # field(x, 'name')
             return f"{self.operand(a[0], _POSTFIX)}.{a[1].value}"
         if style == "dict":  # dict_of(keys, *values)

@@ -2008,6 +2008,9 @@ class Lowerer:
             return self.comprehension(_copy_loop(self, node), "list", hint)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
+        if m.name in _DRAWS:  # rng.uniform(size=n): a draw, which no gradient crosses
+            return self.emit(_draw_prim(m.name), [m.base] + list(args), kwargs, hint=hint,
+                             node=node)
         if m.name in _STR_METHODS:  # a key's or a label's (k.startswith('W')): a str's
             return self.call(Static(getattr(str, m.name)), [m.base] + list(args), kwargs,
                              node, hint)
@@ -2640,6 +2643,27 @@ _CONVERSIONS = {"s": str, "r": repr, "a": ascii}
 for _fn in (format, str, repr, ascii):
     if registry.lookup(_fn) is None:
         registry.primitive(_fn, _fn.__name__, pure=False)
+# the draws of NumPy's random generators (a Generator's, a RandomState's), called as
+# methods of the generator f is given or makes: like np.random.normal(...), a call with no
+# rule, which a gradient may not flow through
+_DRAWS = ("random", "integers", "uniform", "normal", "standard_normal", "choice",
+          "permutation", "binomial", "poisson", "exponential", "standard_exponential",
+          "gamma", "standard_gamma", "beta", "laplace", "logistic", "lognormal", "standard_t",
+          "chisquare", "dirichlet", "multivariate_normal", "rand", "randn", "randint",
+          "random_sample")
+
+
+@functools.lru_cache(maxsize=None)
+def _draw_prim(name: str) -> Prim:
+    """`rng.<name>(...)` as a primitive, printed as that method call."""
+    def draw(rng, *args, **kwargs):
+        return getattr(rng, name)(*args, **kwargs)
+    draw.__name__ = draw.__qualname__ = name
+    draw.__module__ = "numpy.random"  # a draw, as np.random.normal is: never run again
+    # where its value must stay the same (a Hessian's rows, a recomputed region)
+    return registry.primitive(draw, f"draw.{name}", "method", name, pure=False)
+
+
 # the methods of a str that no other type has: called as str's (str.startswith(k, 'W')),
 # a value of another type fails as it would in f. What they give is no float: no
 # derivative.

@@ -222,7 +222,9 @@ _DIFFERENTIABLE = ["reshape", "ravel", "squeeze", "expand_dims", "concatenate", 
 _NONDIFF = ["zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "eye",
             "identity", "shape", "ndim", "size", "argmax", "argmin", "argsort",
             "nonzero", "flatnonzero", "count_nonzero", "isclose", "allclose", "array_equal",
-            "any", "all", "searchsorted", "tri", "indices"]
+            "any", "all", "searchsorted", "tri", "indices", "diag_indices",
+            "diag_indices_from", "triu_indices", "triu_indices_from", "tril_indices",
+            "tril_indices_from", "unravel_index", "ravel_multi_index"]
 for _name in _DIFFERENTIABLE + _NONDIFF:
     _fn = getattr(np, _name, None)
     if _fn is not None and lookup(_fn) is None:

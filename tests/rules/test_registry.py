@@ -645,6 +645,11 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "not_in": [case("a", ("b",))], "or_": [case(False, True)], "slice": [case(1, 4, None)],
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "real_arguments": [case(N(3), N(), [N(2)])],
+    # index helpers (K[np.diag_indices_from(K)] += s ** 2): ints from a shape
+    "np.diag_indices": [case(3)], "np.diag_indices_from": [case(N(3, 3))],
+    "np.triu_indices": [case(3)], "np.triu_indices_from": [case(N(3, 3))],
+    "np.tril_indices": [case(3)], "np.tril_indices_from": [case(N(3, 3))],
+    "np.unravel_index": [case(5, (2, 3))], "np.ravel_multi_index": [case(([1], [2]), (2, 3))],
     # a str's methods (a key's, a label's): no float in, none out
     **{f"str.{n}": [case(" W1_b ", *a)] for n, a in [
         ("startswith", ("W",)), ("endswith", ("b",)), ("lower", ()), ("upper", ()),
