@@ -871,6 +871,11 @@ ARRAY_TEMPLATES = [
     ("dataclass_built", "layers", "import dataclasses\n\n\n@dataclasses.dataclass\nclass Lin:\n    W: np.ndarray\n    b: float = 0.5\n\n\ndef f(x, v):\n    h = v * x\n"
      "    for k in range(2):\n        m = Lin(np.outer(v, v) * (x + k)) if k else Lin(W=np.eye(3), b=x)\n"
      "        h = np.tanh(m.W @ h + m.b)\n    return np.sum(h ** 2)", (0.7, V3), None),
+    # a generalised ufunc (np.matmul) under np.where: its cotangent is not masked entry by
+    # entry as an elementwise op's is (helper 65: d/dx[1] came back 0)
+    ("where", "gufunc_branch", "def f(x, v):\n    y = v * x\n"
+     "    A = np.array([[1.0, 2.0, 0.5], [-1.0, 0.3, 2.0], [0.7, -0.4, 1.1]])\n"
+     "    return np.sum(np.where(y > 0.0, np.matmul(A, y), 0.0))", (0.7, V3), None),
     # dict(p) of a dict parameter: a copy, checked to be of a dict when f runs (round 14)
     ("dict_copy", "parameter", "def f(params, h):\n    q = dict(params)\n"
      "    q['W'] = q['W'] * 0.5\n    r = dict(q, b=params['b'] * 2.0)\n"

@@ -197,7 +197,7 @@ def test_max_and_min_with_initial_and_where():
     assert gc == 3.0
 
 
-# ---------------------------------------------------------------- known wrong: gufuncs under np.where
+# ---------------------------------------------------------------- gufuncs under np.where
 
 A33 = np.array([[1.0, 2.0, 0.5], [-1.0, 0.3, 2.0], [0.7, -0.4, 1.1]])
 
@@ -210,11 +210,10 @@ def where_matvec(x):
     return np.sum(np.where(x > 0.0, np.matvec(A33, x), 0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="ad/reverse.py's _elementwise takes every ufunc to be "
-                   "elementwise, gufuncs too (np.matmul, np.matvec): np.where's mask is applied "
-                   "to x's cotangent entry by entry, and d/dx[1] comes back 0 (it is 1.6)")
 @needs("matvec")
 def test_a_gufunc_under_where_is_not_masked_entry_by_entry():
+    """np.matmul and np.matvec are ufuncs, but generalised ones: np.where's mask is not
+    applied to x's cotangent entry by entry (it was: d/dx[1] came back 0, it is 1.6)."""
     x = np.array([0.5, -0.7, 1.2])
     want = (x > 0.0) @ A33  # d/dx sum over kept rows of A x
     np.testing.assert_allclose(adjoint.grad(where_matmul)(x), want)
