@@ -367,7 +367,7 @@ class Forward:
         """Elementwise ops whose result shape is the broadcast of their operands'."""
         if prim.style in ("infix", "prefix"):
             return prim.symbol.strip() in _ELEMENTWISE_SYMBOLS
-        return isinstance(prim.fn, np.ufunc) or prim.fn is np.where
+        return registry.elementwise_ufunc(prim.fn) or prim.fn is np.where
 
     def infer_shape(self, prim, args, kwargs):
         if prim.name.startswith("math."):

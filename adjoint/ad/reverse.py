@@ -1128,10 +1128,8 @@ def _slice(index, facts) -> bool:
 
 
 def _elementwise(op: Call) -> bool:
-    """Each entry of the result from the same entry of each operand: a ufunc, but not a
-    generalised one (np.matmul, np.matvec: a signature over core dimensions)."""
     fn = op.prim.fn
-    return isinstance(fn, np.ufunc) and fn.signature is None or fn in (
+    return registry.elementwise_ufunc(fn) or fn in (
         operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, operator.neg)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.analysis.shapes import matmul_shape
 from adjoint.frontend.lower import _SAFE_FNS, Lowerer
-from adjoint.rules.registry import prim_of
+from adjoint.rules.registry import elementwise_ufunc, prim_of
 from adjoint.frontend.source import Parsed
 from adjoint.ir.core import Call, Const, Global, Value
 from adjoint.passes.fold import constant_factor, contraction, keepdims_dropped, simplify, \
@@ -141,7 +141,7 @@ class TemplateLowerer(Lowerer):
             a, b = (self.shape(x, up) for x in call.args)  # a contraction, not a broadcast
             return matmul_shape(a, b) if a is not None and b is not None else None
         if (call.prim.style in ("infix", "prefix") and call.prim.precedence >= 10) or \
-                (isinstance(call.prim.fn, np.ufunc) and not call.kwargs) or \
+                (elementwise_ufunc(call.prim.fn) and not call.kwargs) or \
                 (call.prim.fn is np.where and len(call.args) == 3):
             shapes = [self.shape(a, up) for a in call.args]
             if all(s is not None for s in shapes):

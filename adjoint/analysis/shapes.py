@@ -22,6 +22,7 @@ from adjoint.errors import UnsupportedError
 from adjoint.frontend.lower import Facts
 from adjoint.ir.core import Call, Const, For, Function, Global, If, Value, While, walk_ops
 from adjoint.ir.interp import Relearn, interpret
+from adjoint.rules.registry import elementwise_ufunc
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 
 
@@ -610,7 +611,7 @@ class Observed(Facts):
         matmul = p.fn is operator.matmul  # infix like `*`, but a contraction, not a broadcast
         elementwise = (p.style in ("infix", "prefix") and p.precedence >= 10) or \
             p.name.startswith("math.") or p.name in ("abs", "float") or (
-                isinstance(p.fn, np.ufunc) and p.fn.nout == 1 and p.fn.nin == len(op.args))
+                elementwise_ufunc(p.fn) and p.fn.nout == 1 and p.fn.nin == len(op.args))
         if not elementwise or op.kwargs:
             return None
         kinds = [self.kind(a) for a in op.args]

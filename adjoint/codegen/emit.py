@@ -29,6 +29,7 @@ from adjoint.codegen.naming import RESTACKED, Namer, alias_classes
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 from adjoint.passes.buffers import STYLE as IN_PLACE
+from adjoint.rules.registry import elementwise_ufunc
 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd", IN_PLACE,
                "snap_store", "snap_free", "assert", "raise_if")
@@ -1218,7 +1219,7 @@ class Emitter:
             return False
         if op.prim.fn in _C_ORDER or op.prim.symbol == "@":
             return True
-        elementwise = isinstance(op.prim.fn, np.ufunc) or op.prim.style == "prefix" or \
+        elementwise = elementwise_ufunc(op.prim.fn) or op.prim.style == "prefix" or \
             op.prim.style == "infix" and op.prim.symbol.strip() in _ARITHMETIC
         return elementwise and all(self._c_order(x, depth + 1) for x in op.args)
 

@@ -48,6 +48,7 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint.ir.core import Block, Call, Const, Function, Prim, Value, uses, walk_ops
+from adjoint.rules.registry import elementwise_ufunc
 
 
 def _mul(b, o):
@@ -169,7 +170,7 @@ def reuse_buffers(fn: Function, facts) -> Function:
     for i, op in enumerate(ops):
         if not isinstance(op, Call) or op.kwargs or not float_array(op.result) or not (
                 op.prim.fn in _BINARY_FNS or op.prim.fn is operator.neg or
-                (isinstance(op.prim.fn, np.ufunc) and op.prim.fn.nout == 1)):
+                (elementwise_ufunc(op.prim.fn) and op.prim.fn.nout == 1)):
             continue
         # an elementwise op of floats and numbers: its dtype is its operands'
         if all(number(a) or float_array(a) for a in op.args):
@@ -210,7 +211,7 @@ def _reads(body: Block) -> tuple[dict, set]:
                 last[o] = i
         if not isinstance(op, Call) or op.kwargs or not (
                 op.prim.fn in _READERS or op.prim.style == STYLE or
-                isinstance(op.prim.fn, np.ufunc)):
+                elementwise_ufunc(op.prim.fn)):
             kept.update(o for o in list(op.operands) + inner if isinstance(o, Value))
     return last, kept
 

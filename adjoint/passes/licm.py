@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from adjoint.analysis.views import written_arrays
-from adjoint.rules.registry import prim_of
+from adjoint.rules.registry import elementwise_ufunc, prim_of
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, While, map_blocks, \
     map_operands, uses
 
@@ -42,7 +42,7 @@ _MOVABLE = (operator.add, operator.sub, operator.mul, operator.neg, operator.mat
 def _movable(op) -> bool:
     # NumPy's ufuncs warn instead of raising; a matrix product of operands that the
     # forward sweep already multiplied has matching shapes
-    return op.prim.fn in _MOVABLE or (isinstance(op.prim.fn, np.ufunc) and not op.kwargs)
+    return op.prim.fn in _MOVABLE or (elementwise_ufunc(op.prim.fn) and not op.kwargs)
 
 
 def hoist_invariants(fn: Function) -> Function:

@@ -153,6 +153,12 @@ VIEWS = frozenset({
 MAY_VIEW = VIEWS | {"setitem", "append", "iadd_at", "add_at", "iadd", "unbroadcast", "sum_to",
                     "expand_to", "alias", "stop_gradient", "unarray", "split_like",
                     "unstack_like", "split_index", "entry_cotangents"}
+def elementwise_ufunc(fn) -> bool:
+    """A ufunc, each entry of its result from the same entries of its operands: not a
+    generalised one (np.matmul, np.matvec: a signature over core dimensions)."""
+    return isinstance(fn, np.ufunc) and fn.signature is None
+
+
 def viewed(op):
     """The operand whose memory the result of a VIEWS op may share: the first, but
     einsum's first is its subscripts ('ij->ji' of one operand is a view of it; the
