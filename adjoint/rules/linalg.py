@@ -236,7 +236,6 @@ if hasattr(np, "matvec"):  # NumPy >= 2.2
     primitive(np.matvec, "np.matvec")
     primitive(np.vecmat, "np.vecmat")
 
-    # (products and sums, not the gufuncs: the compiler reads a ufunc as elementwise)
     @defbilinear(np.matvec, "x1", "x2")
     def matvec_vjp(g, ans, x1, x2):
         # (..., m, n) times (..., n) -> (..., m), the stacks broadcast
