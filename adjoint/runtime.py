@@ -210,8 +210,9 @@ def add_into(x, index, value):
 
 def unsequence(g, xs):
     """xs's cotangent from that of what `for v in xs` walked by position (structure's
-    `sequence`): `g` itself, but a dict's walk reads its keys, which carry none."""
-    return 0.0 if isinstance(xs, dict) else g
+    `sequence`): `g` itself, but a dict's walk reads its keys, which carry none, and an
+    empty walk adds nothing (L[2:] of two entries: its zero has no entry shape)."""
+    return 0.0 if isinstance(xs, dict) or isinstance(xs, (list, tuple)) and not xs else g
 
 
 def stacked(xs):
@@ -429,7 +430,8 @@ class FieldCotangents(CotangentDict):
 def by_field(g, like):
     """`g`, the cotangent of the namedtuple `like`, by field: it comes by position (an
     array or a list) where f used the namedtuple as a sequence (np.stack(p), p[:1])."""
-    names = like.names if isinstance(like, FieldCotangents) else getattr(type(like), "_fields", None)
+    names = like.names if isinstance(like, FieldCotangents) else \
+        getattr(type(like), "_fields", None)
     if isinstance(g, dict) or names is None:
         return g
     if len(g) != len(names):  # never zip it short

@@ -299,7 +299,12 @@ _ACCEPTED = {
     "Call": "calls of registered primitives (see [rules.md](rules.md)), of your own "
             "functions (inlined, from any module), `adjoint.checkpoint(fn)(...)` and "
             "`adjoint.stop_gradient(x)`; `P(a, b=v)` of a `collections.namedtuple` or "
-            "`typing.NamedTuple` class builds one (not a dataclass: refused)",
+            "`typing.NamedTuple` class builds one, and so does a dataclass's whose "
+            "`__init__` only stores its fields (one with `__post_init__` or a factory "
+            "field is refused); `Cls.method(...)` of a classmethod; `map`/`filter` passed "
+            "straight to a consumer (`list`, `tuple`, `sum`, `min`, `max`, `sorted`, "
+            "`any`, `all`); the methods of a str; a random generator's draws "
+            "(`rng.normal(...)`, no gradient through them)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
                  "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "

@@ -886,6 +886,11 @@ ARRAY_TEMPLATES = [
     ("lists", "pairs_over_slices", "def f(x, P):\n    s = 0.0\n    for i, p in enumerate(P):\n"
      "        for q in P[i + 1:]:\n            s = s + x / np.sqrt(np.sum((p - q) ** 2) + 0.1)\n"
      "    return s", (0.7, [V3, V3 * 2.0, B1]), None),
+    # a walk of an empty slice of a list of arrays: its zero has no entry shape (generic
+    # code added a (0,) zero into the stacked cotangent's (0, 3) rows and crashed)
+    ("lists", "empty_tail_walk", "def f(x, L):\n    s = np.sum(L[0] ** 2) * x\n"
+     "    for h in L[2:]:\n        s = s + np.sum(np.sin(h))\n"
+     "    return s + np.sum(L[1] * L[0])", (0.7, [V3, V3 * 2.0]), None),
     # a list entry overwritten with one of another shape or kind: the list's cotangent,
     # stacked where the final entries share a shape, broadcast an earlier entry's
     # cotangent into a row of the final shape and summed it back (round 20's S1: 2.5x,
