@@ -43,7 +43,7 @@ class Namer:
         # is free only after that
         live = Liveness(fn, inlined, set())
         for _ in range(len(pairs) + 1):
-            find, parent, merged, refused = self._merge(fn, inlined, pairs, reads)
+            find, parent, merged, refused = self._merge(fn, inlined, pairs, reads, live)
             clash = _clashes(live, find, inlined)
             late = {(id(b), i) for b, i, _, y in pairs if b is not None and y in clash} - reads
             if not late:
@@ -61,8 +61,9 @@ class Namer:
         self.find = find
         merged_names = _region_values(fn.body)  # what a branch or loop defines
         self.names: dict[Value, str] = {}
-        free: dict[str, list[tuple[str, list]]] = {}
+        free: dict[str, _FreeNames] = {}
         order = {v: k for k, v in enumerate(live.defs)}  # deterministic: definition order
+        # in order of start: _FreeNames keeps a name aside until a class may fit it
         roots = sorted({find(v) for v in spans},
                        key=lambda r: (min(s for s, _ in spans[r]), order.get(r, 0)))
         members: dict = {}
@@ -78,28 +79,19 @@ class Namer:
             # a refused write and its array never share a name, whichever is named first
             taboo = {self.names.get(find(b)) for a, b in refused.items() if find(a) is root}
             taboo |= {self.names.get(find(a)) for a, b in refused.items() if find(b) is root}
-            start, first = min(s for s, _ in own), own[0]
-            for entry in free.get(hint, []) if reusable else ():
-                # entry: [name, its values' spans, their last end]. The roots come in
-                # order of start: most often `own` starts after the name's last use, or
-                # overlaps the span added last (a value kept for the backward sweep)
-                last = entry[1][-1]
-                if entry[0] not in taboo and (entry[2] <= start or not (
-                        last[0] < first[1] and first[0] < last[1]) and
-                        not _overlap(entry[1], own)):
-                    chosen = entry
-                    break
+            if reusable and hint in free:
+                chosen = free[hint].first_free(own, taboo)
             if chosen is None:
                 chosen = [self._fresh(hint), [], -1]
                 if reusable:  # a parameter's name always means the parameter
-                    free.setdefault(hint, []).append(chosen)
+                    free.setdefault(hint, _FreeNames()).add(chosen)
             chosen[1].extend(own)
             chosen[2] = max(chosen[2], max(e for _, e in own))
             self.names[root] = chosen[0]
 
-    def _merge(self, fn: Function, inlined: dict, pairs: list, reads: set):
+    def _merge(self, fn: Function, inlined: dict, pairs: list, reads: set, strict: Liveness):
         """One round of merging ties into name classes; `reads` are yields to count as
-        reads, not moves."""
+        reads, not moves; `strict` is the liveness where every yield is a read."""
         candidates = {(id(b), i) for b, i, _, _ in pairs if b is not None} - reads
         live = Liveness(fn, inlined, candidates)
         parent: dict = {}
@@ -107,11 +99,10 @@ class Namer:
         def find(v):
             return _root(v, parent)
 
-        spans = {v: list(live.span(v)) for v in live.defs if v not in inlined}
+        spans = _SpanClasses(live, inlined)
         # an in-place write is decided on liveness where every yield is a use: a yield
         # that ends up a copy (`a_bar = b_bar`) reads the old value after the write
-        strict = Liveness(fn, inlined, set())
-        strict_spans = {v: list(strict.span(v)) for v in strict.defs if v not in inlined}
+        strict_spans = _SpanClasses(strict, inlined)
         aliases = alias_classes(fn)
         in_place = {a for _, _, a, _ in _in_place_ties(fn)}
         crossing: dict = {}
@@ -145,8 +136,7 @@ class Namer:
                     merged.add((id(block), index))
                 continue
             write = block is None and a in live.writes
-            if _overlap(spans.get(ra, []), spans.get(rb, [])) or (write and _overlap(
-                    strict_spans.get(ra, []), strict_spans.get(rb, []))):
+            if spans.overlap(ra, rb) or (write and strict_spans.overlap(ra, rb)):
                 if write:
                     refused[a] = b
                 continue
@@ -162,8 +152,8 @@ class Namer:
                 refused[a] = b  # written as a copy: must not take the array's name
                 continue
             parent[rb] = ra
-            spans[ra] = spans.get(ra, []) + spans.pop(rb, [])
-            strict_spans[ra] = strict_spans.get(ra, []) + strict_spans.pop(rb, [])
+            spans.join(ra, rb)
+            strict_spans.join(ra, rb)
             user_names[ra] = user_names[ra] | user_names.pop(rb)
             groups[ra] = ga | gb
             if block is not None:
@@ -347,6 +337,82 @@ def _overlapping(spans: list) -> set:
 
 def _overlap(a: list, b: list) -> bool:
     return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
+
+
+class _SpanClasses:
+    """The spans of each name class while ties merge, with their bounds: a class most
+    often meets one that starts where it ends (`x_bar += v`), and the bounds tell that
+    in one comparison, not a test of every pair (a million at 1000 statements). A
+    value's entry is made when a tie first asks for it."""
+
+    def __init__(self, live: Liveness, inlined: dict):
+        self.live, self.inlined = live, inlined
+        self.classes: dict = {}  # root -> [spans, lowest start, highest end]
+
+    def _get(self, root):
+        got = self.classes.get(root)
+        if got is None and root in self.live.defs and root not in self.inlined:
+            spans = list(self.live.span(root))
+            got = [spans, min(s for s, _ in spans), max(e for _, e in spans)]
+            self.classes[root] = got
+        return got
+
+    def overlap(self, ra, rb) -> bool:
+        a, b = self._get(ra), self._get(rb)
+        if a is None or b is None or a[2] <= b[1] or b[2] <= a[1]:
+            return False
+        return _overlap(a[0], b[0])
+
+    def join(self, ra, rb) -> None:
+        """rb's class into ra's (rb is no root any more): the shorter list into the
+        longer."""
+        a, b = self._get(ra), self._get(rb)
+        self.classes.pop(rb, None)
+        if a is None or b is None:
+            if b is not None:
+                self.classes[ra] = b
+            return
+        if len(a[0]) < len(b[0]):
+            a, b = b, a
+            self.classes[ra] = a
+        a[0].extend(b[0])
+        a[1], a[2] = min(a[1], b[1]), max(a[2], b[2])
+
+
+class _FreeNames:
+    """The names given for one hint, to reuse: the first given whose values' spans
+    overlap none of a new class's. Classes come in order of start, so a name with a
+    span that starts before a class's start and ends after it overlaps that class and
+    every later one that starts before that end: it waits in a heap until then (values
+    kept for the backward sweep would otherwise be tested a million times)."""
+
+    def __init__(self):
+        self.entries: list = []  # [name, its values' spans, their last end], in order given
+        self.ready: list = []  # indices of the entries to test, in order
+        self.waiting: list = []  # a heap of (end, index): busy until the class starting at end
+
+    def add(self, entry: list) -> None:
+        self.ready.append(len(self.entries))
+        self.entries.append(entry)
+
+    def first_free(self, own: list, taboo: set):
+        start = min(s for s, _ in own)
+        while self.waiting and self.waiting[0][0] <= start:
+            bisect.insort(self.ready, heapq.heappop(self.waiting)[1])
+        found, still = None, []
+        for k, index in enumerate(self.ready):
+            name, spans, end = entry = self.entries[index]
+            if name not in taboo and (end <= start or not _overlap(spans, own)):
+                found = entry
+                still += self.ready[k:]
+                break
+            busy = max((e for s, e in spans if s < start), default=start)
+            if busy > start:
+                heapq.heappush(self.waiting, (busy, index))
+            else:
+                still.append(index)
+        self.ready = still
+        return found
 
 
 def _region_values(block: Block) -> set:
