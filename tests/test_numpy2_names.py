@@ -218,3 +218,22 @@ def test_a_gufunc_under_where_is_not_masked_entry_by_entry():
     want = (x > 0.0) @ A33  # d/dx sum over kept rows of A x
     np.testing.assert_allclose(adjoint.grad(where_matmul)(x), want)
     np.testing.assert_allclose(adjoint.grad(where_matvec)(x), want)
+
+
+def astype_by_class(x):
+    return np.sum(np.sin(np.astype(x, np.float64) * x))
+
+
+def astype_narrowed(x):
+    return np.sum(np.astype(x, np.float32) * x)
+
+
+@needs("astype")
+def test_astype_takes_the_dtype_class_by_position():
+    """np.astype(x, np.float64), the class by position, as x.astype(np.float64) (it was
+    refused: "a function or module cannot be a value here"); float32 is refused."""
+    x = np.array([0.3, 0.5])
+    np.testing.assert_allclose(adjoint.grad(astype_by_class)(x), 2 * x * np.cos(x * x),
+                               rtol=1e-12)
+    with pytest.raises(adjoint.AdjointError, match="narrower float"):
+        adjoint.grad(astype_narrowed)(x)

@@ -1485,6 +1485,9 @@ class Lowerer:
                                             functools.partial or self.inlined(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
         dtype_at = _dtype_position(callee)
+        if isinstance(callee, Static) and callee.obj is getattr(np, "astype", None) and \
+                not self._adjoints_own():  # NumPy 2's np.astype(x, np.float64) (a rule's
+            dtype_at = 1  # np.astype(x_dot, dtype) passes its own parameter)
         args = []
         for i, a in enumerate(node.args):
             if isinstance(a, gast.Starred):
