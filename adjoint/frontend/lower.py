@@ -51,7 +51,8 @@ from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import (ARRAY_ATTRIBUTES, and_, assertion, attribute, dict_of,
                                       field, in_, keys, list_of, mapping, numbers, not_in, or_,
-                                      raise_if, replaced, sequence, tolist, tuple_of)
+                                      raise_if, replaced, sequence, STR_METHODS, tolist,
+                                      tuple_of)
 
 TEMP = "_t"
 SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
@@ -2014,7 +2015,7 @@ class Lowerer:
         if m.name in _DRAWS:  # rng.uniform(size=n): a draw, which no gradient crosses
             return self.emit(_draw_prim(m.name), [m.base] + list(args), kwargs, hint=hint,
                              node=node)
-        if m.name in _STR_METHODS:  # a key's or a label's (k.startswith('W')): a str's
+        if m.name in STR_METHODS:  # a key's or a label's (k.startswith('W')): a str's
             return self.call(Static(getattr(str, m.name)), [m.base] + list(args), kwargs,
                              node, hint)
         spec = _METHODS.get(m.name)
@@ -2667,16 +2668,6 @@ def _draw_prim(name: str) -> Prim:
     return registry.primitive(draw, f"draw.{name}", "method", name, pure=False)
 
 
-# the methods of a str that no other type has: called as str's (str.startswith(k, 'W')),
-# a value of another type fails as it would in f. What they give is no float: no
-# derivative.
-_STR_METHODS = ("startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip",
-                "split", "rsplit", "join", "replace", "find", "rfind", "isdigit", "isalpha",
-                "isalnum", "isspace", "title", "capitalize", "casefold", "zfill", "removeprefix",
-                "removesuffix")
-for _name in _STR_METHODS:
-    if registry.lookup(getattr(str, _name)) is None:
-        registry.primitive(getattr(str, _name), f"str.{_name}", nondiff=True)
 if registry.lookup(runtime.percent_format) is None:
     registry.primitive(runtime.percent_format, "percent_format", "infix", " % ", 12, pure=False)
 

@@ -794,6 +794,8 @@ def _ours(e) -> bool:
     for t in (e.vjp, e.jvp):
         if t is not None:
             return (t.__module__ or "").startswith("adjoint.")
+    if getattr(e.prim.fn, "__objclass__", None) is str:  # str.startswith: a str's method
+        return True
     module = getattr(e.prim.fn, "__module__", None) or ""
     return module.split(".")[0] in ("numpy", "math", "builtins", "_operator", "operator",
                                     "adjoint")
