@@ -305,6 +305,7 @@ def _v(*xs):
 
 
 Layer = collections.namedtuple("Layer", "W b")  # a parameter that f `_replace`s
+Pair = collections.namedtuple("Pair", "mT b")  # a field named like NumPy 2's array attribute
 
 R = np.random.default_rng(7)
 W1, B1 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
@@ -922,6 +923,18 @@ ARRAY_TEMPLATES = [
     ("chunks", "window_widens_late", "def f(x, v):\n    s = 0.0\n    for i in range(8):\n"
      "        w = v[:1 + 2 * (i // 6)]\n        s = s + np.sum(w * v[i:i + 3] * x) * (i + 1)\n"
      "    return s", (0.7, V23), None),
+    # a NumPy function handed a list, a tuple or a namedtuple of arrays stacks it; the
+    # rules read it stacked (`-x`, `2.0 * x`, `x >= lo` of a list raised), and the
+    # tangents too; a namedtuple's field named mT is the field, not the transpose
+    ("seq_numpy", "list_ufuncs", "def f(L, x):\n"
+     "    return np.sum(np.tanh(L) * np.cos(L) * x) + np.linalg.norm(L) * x",
+     ([V3, V3 * 0.5], 0.7), None),
+    ("seq_numpy", "tuple_clip_max", "def f(T, x):\n"
+     "    return np.sum(np.clip(T, -0.3, 0.4) ** 2 * x) + np.sum(np.maximum(T, 0.1) * x)",
+     ((V3, V3 * 0.5), 0.7), None),
+    ("seq_numpy", "namedtuple_fields", "def f(p, x):\n"
+     "    return np.sum(np.sqrt(p) * x) + np.sum(np.log1p(p) * np.arctan(p)) + np.sum(p.mT * x)",
+     (Pair(np.abs(V3) + 0.1, np.abs(V3) * 0.5 + 0.2), 0.7), None),
     # an entry of a parameter overwritten in its copy, and a new one: the overwritten
     # entry's gradient is a zero of its kind (it was the scalar 0.0, refused)
     ("dict_copy", "overwritten_entry", "def f(params, h):\n    q = dict(params)\n"

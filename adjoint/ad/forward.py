@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from adjoint import runtime
-from adjoint.ad.sequences import sequence_ops
+from adjoint.ad.sequences import sequence_ops, sequence_operands
 from adjoint.ad.template import TemplateLowerer
 from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
@@ -529,10 +529,13 @@ class Forward:
             raise NonDifferentiableError(f"cannot apply the JVP rule of `{op.prim.name}`: {e}",
                                          op.loc) from None
         low.env[params[0].name] = op.result
+        stacked = sequence_operands(op, self.facts)
         for name, value in bound.arguments.items():
             p = sig.parameters[name]
             if p.kind == p.VAR_POSITIONAL:
                 value = low.raw(prim_of(tuple_of), value)
+            elif value in stacked:
+                value = low.raw(prim_of(np.asarray), (value,))
             low.env[name] = value
         for p in primal:
             if p.name not in low.env and p.default is not inspect.Parameter.empty:
@@ -547,6 +550,8 @@ class Forward:
                     self.tangent_or_zero(v, low.raw) for v in value])
             else:
                 t = self.tangent(value)
+                if t is not None and value in stacked:
+                    t = low.raw(prim_of(np.asarray), (t,))
                 low.env[p.name] = t if t is not None else Zero(
                     self.shape_of(value), value, None, self.sources(value))
         from adjoint.ad.reverse import _template_body, refuse_now

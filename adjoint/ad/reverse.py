@@ -25,7 +25,7 @@ import numpy as np
 from adjoint import runtime
 from adjoint.ad.checkpoint import reverse_checkpointed, snapshot_bytes
 from adjoint.ad.instrument import Instrumented, cotangent_base
-from adjoint.ad.sequences import sequence_ops
+from adjoint.ad.sequences import sequence_ops, sequence_operands
 from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.analysis.activity import active as active_values, array_dtypes, discrete
 from adjoint.analysis.shapes import Kind
@@ -581,10 +581,13 @@ class Reverse:
             raise NonDifferentiableError(f"cannot apply the rule of `{op.prim.name}`: {e}",
                                          op.loc) from None
         low.env.update({params[0].name: g, params[1].name: op.result})
+        stacked = sequence_operands(op, self.facts)
         for name, value in bound.arguments.items():
             p = sig.parameters[name]
             if p.kind == p.VAR_POSITIONAL:
                 value = low.emit(prim_of(tuple_of), value)
+            elif value in stacked:
+                value = low.emit(prim_of(np.asarray), (value,))
             low.env[name] = value
         for p in params[2:]:
             if p.name not in low.env and p.default is not inspect.Parameter.empty:

@@ -58,6 +58,32 @@ _NUMPY_SEQUENCES = {np.shape, np.nonzero, np.split, np.array_split, np.hsplit, n
                     np.linalg.qr, np.linalg.slogdet, np.linalg.lstsq}
 
 
+# NumPy functions whose first operand is a sequence of arrays, read as such: every other
+# NumPy function converts its first operand (a ufunc, every operand) with np.asarray
+_TAKES_SEQUENCES = {np.stack, np.concatenate, np.hstack, np.vstack, np.dstack,
+                    np.column_stack, np.block, np.linalg.multi_dot, np.select, np.einsum,
+                    np.broadcast_arrays, np.meshgrid, np.array, np.asarray, np.asanyarray,
+                    np.ascontiguousarray, np.piecewise, np.lexsort, np.ix_, np.choose,
+                    *((np.concat,) if hasattr(np, "concat") else ())}
+
+
+def sequence_operands(op: Call, facts) -> set:
+    """The operands of a NumPy call that runs saw as lists or tuples (a namedtuple of
+    arrays too): NumPy stacks them into one array, and a rule must read them that way
+    (`2.0 * x`, `-x`, `x >= lo` of a list raise or repeat it), so they are bound to
+    the rules as np.asarray(x), with their tangents."""
+    fn = op.prim.fn
+    if isinstance(fn, np.ufunc):
+        operands = op.args
+    elif _numeric(fn) and fn not in _TAKES_SEQUENCES and op.args:
+        operands = op.args[:1]
+    else:
+        return set()
+    types = getattr(facts, "types", None)
+    return {o for o in operands if isinstance(o, Value) and types is not None and
+            types(o) and types(o) <= {"list", "tuple"}}
+
+
 def _category(types: set):
     """list, tuple, int (an int, or a number that may be one) or num (any other value,
     which `+` and `*` never join or repeat) from the types a value was seen with."""

@@ -1092,9 +1092,6 @@ class Lowerer:
             return self.emit(prim_of(attribute), (base, Const(node.attr)), hint=hint, node=node)
         if fn is not None:
             return self.emit(prim_of(fn), (base,), hint=hint, node=node)
-        if node.attr == "mT":  # NumPy 2's transpose of the last two axes
-            return self.emit(prim_of(np.swapaxes), (base, Const(-1), Const(-2)), hint=hint,
-                             node=node)
         if not called and isinstance(base, Value):
             # a namedtuple's or a dataclass's field: p.W
             return self.emit(prim_of(field), (base, Const(node.attr)),

@@ -55,6 +55,8 @@ def field(x, name):
 # `x.T`, `x.shape`...: the NumPy functions of the array attributes
 ARRAY_ATTRIBUTES = {"T": np.transpose, "shape": np.shape, "ndim": np.ndim, "size": np.size,
                     "real": np.real, "imag": np.imag, "flat": np.ravel}  # (x.flat: read only)
+if hasattr(np, "matrix_transpose"):  # NumPy >= 2.0, where arrays have .mT
+    ARRAY_ATTRIBUTES["mT"] = np.matrix_transpose
 
 
 def attribute(x, name):
