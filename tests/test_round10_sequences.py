@@ -110,3 +110,22 @@ def iadd_tuple(a, b):
 
 def test_list_plus_equals_a_tuple_extends_it():
     assert adjoint.grad(iadd_tuple, wrt=(0, 1))(0.6, 0.7) == pytest.approx((1.4, 1.2))
+
+
+def walk_weighted(xs, y):
+    s = np.sum(y)
+    for x in xs:
+        s = s + np.sum(x * y)
+    return s
+
+
+def test_gradient_of_an_empty_list_is_an_empty_list():
+    """adjoint.grad gives a list argument's gradient as a list, an empty one's too (the
+    generated code's is a stacked array, or the number 0.0 for an empty walk)."""
+    y = np.array([0.5, -2.0])
+    g = adjoint.grad(walk_weighted, wrt=(0, 1))
+    assert g([], y)[0] == [] and g((), y)[0] == ()
+    got = g([y * 3.0, y], y)
+    assert isinstance(got[0], list) and len(got[0]) == 2
+    np.testing.assert_allclose(got[0], [y, y])
+    np.testing.assert_allclose(got[1], 1.0 + y * 3.0 + y)
