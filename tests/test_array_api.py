@@ -308,9 +308,10 @@ def net_programs(known: dict):
         strict=True, reason=known[name])] if name in known else []) for name, f, args, wrt in out]
 
 
-def right_or_refused(f, args, wrt, asarray, tmp_path):
+def right_or_refused(f, args, wrt, asarray, tmp_path, flat=_flat):
     """The gradient of `f` on the arrays `asarray` makes equals NumPy's, or is refused at
-    a line; an enumerated program is written to `tmp_path` and imported first."""
+    a line; an enumerated program is written to `tmp_path` and imported first. `flat`
+    lists a gradient's arrays as NumPy's (from a device, for a GPU library)."""
     if not callable(f):
         path = tmp_path / f"net_{f.name.replace('-', '_')}.py"
         path.write_text(f.source)
@@ -329,7 +330,7 @@ def right_or_refused(f, args, wrt, asarray, tmp_path):
     except adjoint.UnsupportedError as e:
         assert e.loc is not None and e.loc.line > 0, str(e)
         return
-    got, want = _flat(got), _flat(want)
+    got, want = flat(got), flat(want)
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
