@@ -276,6 +276,31 @@ def test_a_state_and_an_accumulator_made_alike_stay_apart(f, policy):
     np.testing.assert_allclose(adjoint.grad(f, checkpoint=policy)(x), want, rtol=1e-6, atol=1e-9)
 
 
+def _cell(h, w):
+    return np.tanh(w * h + 0.3)
+
+
+def zero_state_marked(x):
+    h = np.zeros_like(x)
+    for _ in range(3):
+        h = adjoint.checkpoint(_cell)(h, x)
+    return np.sum(h ** 2)
+
+
+@pytest.mark.parametrize("f", [zero_state_rnn, zero_state_pair, zero_state_marked])
+def test_a_state_and_an_accumulator_made_alike_stay_apart_in_an_hvp(f):
+    # round 22's F1: differentiated again, the reverse sweep's x_bar = zeros_like(x) and
+    # the state's were made one buffer (CSE did not count `x_bar += c` as a write), and
+    # a nested loop's `+=` was not seen by privatize: x_bar's adds wrote into the state
+    x = np.array([0.5, -0.7, 1.2, 0.3])
+    v = np.array([1.0, 0.5, -0.3, 0.8])
+    g, eps = adjoint.grad(f), 1e-5
+    np.testing.assert_allclose(g(x), numeric_grad(f, (x,)), rtol=1e-6, atol=1e-9)
+    want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(adjoint.hvp(f)(x, v), want, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(adjoint.hessian(f)(x) @ v, want, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("policy", [1, 2, {"budget": 16}])
 def test_a_loop_whose_body_folds_away_can_be_checkpointed(policy):
     assert adjoint.grad(constant_loop, checkpoint=policy)(0.8, 3) == np.tanh(-0.5)

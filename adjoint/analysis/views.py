@@ -574,9 +574,11 @@ def _kind_type(facts, o):
     return next(iter(seen)) if len(seen) == 1 else None
 
 
-def written_arrays(fn: Function) -> set:
+def written_arrays(fn: Function, writes: tuple = registry.WRITES) -> set:
     """Every value whose buffer some write in `fn` may change (the written arrays, their
-    versions and whatever may view them): reading one again later may differ."""
+    versions and whatever may view them): reading one again later may differ. `writes`:
+    the styles of the ops that write into their first operand."""
+    styles = writes
     parent: dict = {}
 
     def find(v):
@@ -588,11 +590,11 @@ def written_arrays(fn: Function) -> set:
     writes = []
     for op in walk_ops(fn.body):
         if isinstance(op, Call) and op.args and hasattr(registry.viewed(op), "id") and (
-                op.prim.name in registry.VIEWS or op.prim.style in registry.WRITES):
+                op.prim.name in registry.VIEWS or op.prim.style in styles):
             ra, rb = find(registry.viewed(op)), find(op.result)
             if ra is not rb:
                 parent[rb] = ra
-            if op.prim.style in registry.WRITES:
+            if op.prim.style in styles:
                 writes.append(op.args[0])
         elif isinstance(op, Call) and op.prim.fn is None:  # a function generated beside
             # fn (a checkpointed loop's step gradient) adds into the arrays it is given

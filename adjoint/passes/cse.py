@@ -50,10 +50,12 @@ def _key(o):
 def cse(fn: Function) -> Function:
     from adjoint.analysis.views import written_arrays
     subst: dict[Value, Value] = {}
-    # two equal `np.zeros(n)` are two buffers when either is written in place
+    # two equal `np.zeros(n)` are two buffers when either is written in place, or
+    # added into in place (a cotangent's accumulator, `x_bar += c`, in a nested loop too)
     fresh = {op.result for op in walk_ops(fn.body) if isinstance(op, Call)
              and op.prim.name in _ALLOCATIONS}
-    body = _block(fn.body, [{}], subst, fresh & written_arrays(fn))
+    body = _block(fn.body, [{}], subst,
+                  fresh & written_arrays(fn, registry.WRITES + ("iadd",)))
     return replace(fn, body=_doublings(body, uses(body)))
 
 

@@ -29,7 +29,7 @@ def privatize(fn: Function) -> Function:
             op = map_blocks(op, block)
             if isinstance(op, (For, While)):
                 args = op.body.args[1:] if isinstance(op, For) else op.body.args
-                defs = {o.result: o for o in op.body.ops if isinstance(o, Call)}
+                defs = _defs(op.body)
                 inits = list(op.inits)
                 for k, (a, y, init) in enumerate(zip(args, op.body.results, op.inits)):
                     if isinstance(init, Value) and counts.get(init, 0) > 1 and \
@@ -44,11 +44,28 @@ def privatize(fn: Function) -> Function:
     return replace(fn, body=block(fn.body))
 
 
+def _defs(b: Block) -> dict:
+    """What makes each value of `b`: a call, or (a nested loop, the index of its carry)."""
+    out = {o.result: o for o in b.ops if isinstance(o, Call)}
+    out.update((r, (o, k)) for o in b.ops if isinstance(o, (For, While))
+               for k, r in enumerate(o.results))
+    return out
+
+
 def _writes_into(arg, y, defs) -> bool:
-    """Whether the body's yield is `arg` written into in place (a chain of writes)."""
+    """Whether the body's yield is `arg` written into in place (a chain of writes, which
+    may pass through a nested loop that writes into its carry: a reverse sweep's inner
+    loop adding into `x_bar`)."""
     seen = False
     while y is not arg:
         op = defs.get(y)
+        if isinstance(op, tuple):  # a nested loop's carry: written in it, from what it starts at
+            loop, k = op
+            inner = loop.body.args[1:] if isinstance(loop, For) else loop.body.args
+            if not _writes_into(inner[k], loop.body.results[k], _defs(loop.body)):
+                return False
+            y, seen = loop.inits[k], True
+            continue
         if op is None or op.prim.style not in IN_PLACE:
             return False
         y, seen = op.args[0], True
