@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from adjoint import __version__
-from adjoint.analysis.shapes import array_library, as_numpy, kind_of
+from adjoint.analysis.shapes import array_library, as_numpy, kind_of, refuse_handled
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
@@ -32,7 +32,7 @@ from adjoint.guards import holds, quick_signature, rule_guards, same_facts, sign
 from adjoint.ir.core import walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.passes import pipeline
-from adjoint.runtime import FieldCotangents, fresh_tapes
+from adjoint.runtime import FieldCotangents, fresh_tapes, rebuilt
 from adjoint.values import like, tangent_like
 
 _MISSING = object()  # no tangent given by keyword
@@ -94,8 +94,12 @@ def _where(e: Exception, path: str, ir):
 
 def _noted(e: Exception, path: str, ir) -> Exception:
     """`e`, raised in the generated module at `path`, with a note of the line of f it
-    was computing the derivative of (an exception of f's own, or of its arguments)."""
+    was computing the derivative of (an exception of f's own, or of its arguments); a
+    located refusal where f's `try` handler catches it (a call that compiled earlier code
+    did not take the handler)."""
     loc = _where(e, path, ir)
+    if loc is not None:
+        refuse_handled(ir, e, loc)
     if hasattr(e, "add_note") and loc is not None and loc.filename:  # Python 3.11+
         e.add_note(f"adjoint: raised by the generated code of {ir.name}, computing "
                    f"{loc.filename}:{loc.line}: {(loc.text or '').strip()}")
@@ -566,12 +570,10 @@ def cotangent_like(ct, out, name: str):
                              f"{sorted(out, key=repr)}, not {_described(ct)}")
         return {k: cotangent_like(ct[k], v, f"{name}[{k!r}]") for k, v in out.items()}
     if hasattr(type(out), "__dataclass_fields__") and not isinstance(out, type):
-        import dataclasses  # the same class, a cotangent per field
-        if type(ct) is not type(out):
+        if type(ct) is not type(out):  # the same class, a cotangent per field
             raise ValueError(f"the cotangent of `{name}` must be a {type(out).__name__}")
-        return dataclasses.replace(out, **{
-            f: cotangent_like(getattr(ct, f), getattr(out, f), f"{name}.{f}")
-            for f in type(out).__dataclass_fields__})
+        return rebuilt(out, {f: cotangent_like(getattr(ct, f), getattr(out, f), f"{name}.{f}")
+                             for f in type(out).__dataclass_fields__})
     if isinstance(out, (bool, int, float, complex, np.generic)):
         shape, kind = (), np.asarray(out).dtype.kind
     elif hasattr(out, "shape") and hasattr(out, "dtype"):  # NumPy's, dask's...

@@ -174,6 +174,8 @@ def emit(c: Compilation) -> str:
         verify(fn)
         if defaults == {-1: "1.0"}:  # grad, value_and_grad: f's own defaults before out_bar
             defaults = {**literal_defaults(c.f, c.ir.param_names, 1), **defaults}
+            if any("__defaults__" in d for d in defaults.values()):
+                module.imports.add(c.f.__module__)  # f's own default objects, read there
         texts.append(emit_function(fn, module, sections, defaults,
                                    main_file=c.ir.loc.filename if c.ir.loc else None))
     refuse_helper_names([fn for fn, _, _ in c.functions], module, c.ir.loc)
@@ -345,12 +347,32 @@ def literal_defaults(f, names: tuple, after: int) -> dict[int, str]:
     except (TypeError, ValueError):
         return {}
     out = {}
+    positional = [p for p in params.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     for i in range(len(names) - 1, -1, -1):  # (rest_0, rest_1 of `*rest`: no default)
         d = params[names[i]].default if names[i] in params else inspect.Parameter.empty
-        if d is inspect.Parameter.empty or not _literal_value(d):
+        if d is inspect.Parameter.empty:
             break
-        out[i - len(names) - after] = repr(d)
+        where = repr(d) if _literal_value(d) else _default_of(f, params[names[i]], positional)
+        if where is None:
+            break
+        out[i - len(names) - after] = where
     return out
+
+
+def _default_of(f, param, positional) -> str | None:
+    """Where an emitted file reads f's default that no literal makes again (an array):
+    `mod.f.__defaults__[k]`, the object f's calls get, for a function its module holds."""
+    module, name = getattr(f, "__module__", None), getattr(f, "__qualname__", "")
+    if module in (None, "__main__") or "<" in name or not name.isidentifier() or \
+            getattr(sys.modules.get(module), name, None) is not f:
+        return None
+    if param.kind == param.KEYWORD_ONLY:
+        return f"{module}.{name}.__kwdefaults__[{param.name!r}]"
+    if param not in positional:
+        return None
+    k = positional.index(param) - (len(positional) - len(f.__defaults__ or ()))
+    return f"{module}.{name}.__defaults__[{k}]"
 
 
 def with_rest(text: str, fn_name: str, f, names: tuple) -> str:
@@ -527,13 +549,17 @@ def _check_no_lazy_globals(fn: Function) -> None:
 
 
 def leaves(name: str, a):
-    """(name, value) of `a` and of the entries of a list, tuple or dict it is."""
+    """(name, value) of `a` and of the entries of a list, tuple or dict it is, and of the
+    fields of a dataclass."""
     if isinstance(a, (list, tuple)):
         for k, e in enumerate(a):
             yield from leaves(f"{name}[{k}]", e)
     elif isinstance(a, dict):
         for k, e in a.items():
             yield from leaves(f"{name}[{k!r}]", e)
+    elif hasattr(type(a), "__dataclass_fields__") and not isinstance(a, type):
+        for f in type(a).__dataclass_fields__:
+            yield from leaves(f"{name}.{f}", getattr(a, f))
     else:
         yield name, a
 
@@ -632,20 +658,29 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
     value, and an array, list or dict the file imports by name is still the object the
     module holds (`from mod import W` keeps the old one when the module rebinds W).
     Rebinding a global after importing the file is then a RuntimeError that says
-    so, not a stale gradient. A helper that was inlined is not checked."""
+    so, not a stale gradient. So are a class's or a module object's attributes folded in
+    (`Cfg.coef`, `model.scale`, reached by the module's name for the class or object), and
+    a global that names a NumPy function (`act = np.tanh`, `ACTS = [np.tanh, np.sin]`),
+    which the file calls by its own name. A helper that was inlined is not checked."""
     checks, modules, names = [], set(), []
-    for where, name, value, _, _ in guards:
-        module = where.get("__name__") if isinstance(where, dict) else None
-        if not module or module == "__main__" or not name.isidentifier():
-            continue
-        imported = re.search(rf"^from \S+ import .*\b{name}\b", text, re.M)
-        if type(value) in (bool, int, float, str) or value is None or \
+    for module, path, name, value in _guarded_paths(guards):
+        imported = path == f"{module}.{name}" and \
+            re.search(rf"^from \S+ import .*\b{name}\b", text, re.M)
+        functions = [_numpy_name(v) for v in (value if type(value) in (list, tuple)
+                                              else [value])]
+        if functions and None not in functions and "import numpy as np" in text:
+            if type(value) in (list, tuple):
+                checks.append(f"len({path}) == {len(value)}")
+                checks += [f"{path}[{k}] is {fn}" for k, fn in enumerate(functions)]
+            else:
+                checks.append(f"{path} is {functions[0]}")
+        elif type(value) in (bool, int, float, str) or value is None or \
                 type(value) in (list, tuple, dict) and not imported and _literal(value):
-            checks.append(f"{module}.{name} == {value!r}")
+            checks.append(f"{path} == {value!r}")
         elif isinstance(value, (np.ndarray, list, dict)) and imported:
             # the object the file imported, holding what it held: the numbers as
             # scalar globals are (checked by value), the arrays' shapes
-            checks.append(f"{module}.{name} is {name}")
+            checks.append(f"{path} is {name}")
             if _literal(value):
                 checks.append(f"{name} == {value!r}")
             else:
@@ -653,11 +688,11 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
                     checks += _element_shapes(name, value)
                 checks += _held_numbers(name, value)
         elif type(value) in (list, tuple, dict):
-            checks += _held_numbers(f"{module}.{name}", value)
+            checks += _held_numbers(path, value)
         else:
             continue
         modules.add(module)
-        names.append(f"{module}.{name}")
+        names.append(path)
     if not checks:
         return text
     message = (f"a global this gradient was generated with has changed "
@@ -677,6 +712,41 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
             at += len(check)
         at += 1
     return "\n".join(lines)
+
+
+def _guarded_paths(guards) -> list:
+    """(module, the path the module reaches it by, name, value) of each guarded read that
+    an importable module reaches: its global, or an attribute of a class or an object
+    one of its globals holds (a class's attribute as its body holds it)."""
+    from adjoint.frontend.source import ClassAttributes
+    holders = {}  # id of a class, or of an object's __dict__ -> its module's path to it
+    for where, name, value, _, _ in guards:
+        module = where.get("__name__") if isinstance(where, dict) else None
+        if module and module != "__main__" and name.isidentifier():
+            holders.setdefault(id(value), (module, f"{module}.{name}"))
+            if not isinstance(value, (type, types.ModuleType)) and hasattr(value, "__dict__"):
+                holders.setdefault(id(vars(value)), (module, f"{module}.{name}"))
+    out = []
+    for where, name, value, _, _ in guards:
+        if not name or not name.isidentifier():
+            continue
+        module = where.get("__name__") if isinstance(where, dict) else None
+        if module and module != "__main__":
+            out.append((module, f"{module}.{name}", name, value))
+            continue
+        holder = holders.get(id(where.obj) if isinstance(where, ClassAttributes) else id(where))
+        if holder is not None:
+            out.append((holder[0], f"{holder[1]}.{name}", name, value))
+    return out
+
+
+def _numpy_name(fn) -> str | None:
+    """`np.tanh` for NumPy's tanh: the name a generated file calls it by; None for
+    anything that is not a NumPy function with a rule."""
+    from adjoint.rules import registry
+    entry = registry.lookup(fn) if callable(fn) else None
+    name = entry.prim.name if entry is not None else None
+    return name if name and name.startswith("np.") else None
 
 
 def _body_start(lines: list[str], at: int) -> int:
@@ -852,6 +922,26 @@ def check_array_attributes(ir: Function, facts) -> None:
                                        "use the NumPy function that computes it")
 
 
+def possible_kinds(fn: Function, facts, v) -> list:
+    """The kinds `v` may have on some call with this code: its own, or where it is the
+    result of an `if` whose sides differ in kind (none is v's then) and whose test the
+    data decides, each side's (None where not known)."""
+    decides = getattr(facts, "data_decides", lambda cond: False)
+    branches = {r: (op, i) for op in walk_ops(fn.body) if isinstance(op, If)
+                and decides(op.cond) for i, r in enumerate(op.results)}
+    out, todo, seen = [], [v], set()
+    while todo:
+        o = todo.pop()
+        k = facts.kind(o) if isinstance(o, Value) else None
+        if k is None and o in branches and o not in seen:
+            seen.add(o)
+            op, i = branches[o]
+            todo += [op.then.results[i], op.orelse.results[i]]
+        elif not isinstance(o, Const):
+            out.append(k)
+    return out
+
+
 def check_scalar_output(ir: Function, facts, mode: str) -> None:
     outs = ir.body.results
     kinds = [facts.kind(o) for o in outs]
@@ -862,16 +952,25 @@ def check_scalar_output(ir: Function, facts, mode: str) -> None:
             ir.loc, "return the value to differentiate")
     if mode in ("vjp", "jvp"):
         return
-    k = facts.kind(outs[0]) if len(outs) == 1 else None
-    if k is not None and (k.type == "complex" or k.dtype == "c"):
-        raise NonDifferentiableError(f"{mode} needs a real output; {ir.name} returns a complex "
-                                     f"value", ir.loc, "return a real value of it: np.abs(z) "
-                                     "** 2, np.real(z), np.imag(z), np.angle(z)")
-    if len(outs) != 1 or (k is not None and k.shape not in ((), (1,), None)) or (
-            k is not None and k.type in ("tuple", "list")):
-        raise AdjointError(f"{mode} needs a function with one scalar output; {ir.name} returns "
-                           f"{'several values' if len(outs) != 1 else 'shape ' + str(k.shape)}",
-                           ir.loc, "use adjoint.vjp for vector outputs, or sum them first")
+    # what f returned on this call (its value's kind may be forgotten, as a path's is),
+    # then every kind it may have on another call with this code: a branch the data
+    # decides, not taken on this call, may return an array where this one returns a number
+    kinds = [(getattr(facts, "returned", None), "")] + [
+        (k, "" if facts.kind(outs[0]) is not None else " on some calls")
+        for k in possible_kinds(ir, facts, outs[0])] if len(outs) == 1 else [(None, "")]
+    for k, some in kinds:
+        if k is not None and (k.type == "complex" or k.dtype == "c"):
+            raise NonDifferentiableError(f"{mode} needs a real output; {ir.name} returns a "
+                                         f"complex value{some}", ir.loc, "return a real value "
+                                         "of it: np.abs(z) ** 2, np.real(z), np.imag(z), "
+                                         "np.angle(z)")
+        if len(outs) != 1 or (k is not None and k.shape not in ((), (1,), None)) or (
+                k is not None and k.type in ("tuple", "list")):
+            what = "several values" if len(outs) != 1 else f"a {k.type}" if \
+                k.type in ("tuple", "list") else f"shape {k.shape}"
+            raise AdjointError(f"{mode} needs a function with one scalar output; {ir.name} "
+                               f"returns {what}{some}", ir.loc,
+                               "use adjoint.vjp for vector outputs, or sum them first")
 
 
 # ops whose result NumPy may make read-only (a view it will not write through)
@@ -1134,6 +1233,8 @@ def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | 
                         f"        raise ValueError(\"{ir.name} writes into "
                         f"{' and '.join(sorted({w for w, _ in shared}))} in place: pass "
                         f"arguments that share no memory\")"]
+    if shared or any("np." in c for c, _ in facts):
+        _import_numpy(lines)
     if not facts:
         return "\n".join(lines)
     described = ", ".join(d for _, d in facts)
@@ -1144,3 +1245,11 @@ def with_entry_check(text: str, ir: Function, args, fn_name: str, origin: str | 
     lines[at:at] = _check_lines(" and ".join(c for c, _ in facts), "ValueError", message)
     lines[1:1] = [f"# Specialised for {described} (checked on entry); {redo}."]
     return "\n".join(lines)
+
+
+def _import_numpy(lines: list) -> None:
+    """The array-API form imports no NumPy; its entry check may name np.float32 or
+    np.shares_memory."""
+    if "import numpy as np" not in lines:
+        first = next(i for i, line in enumerate(lines) if line.startswith(("import", "from")))
+        lines.insert(first, "import numpy as np")

@@ -450,9 +450,7 @@ def zeros_like(x):
     if hasattr(x, "_fields"):  # a namedtuple: by field
         return FieldCotangents(x._fields, [zeros_like(v) for v in x])
     if hasattr(type(x), "__dataclass_fields__"):  # a dataclass: a zero per field
-        return CotangentDict((f, zeros_like(v) if (isinstance(v, (float, int, np.ndarray)) or
-                                                   hasattr(v, "__array_function__"))
-                              and not isinstance(v, bool) else None)  # a dask array too
+        return CotangentDict((f, zeros_like(v) if _may_carry(v) else None)
                              for f, v in ((f, getattr(x, f))
                                           for f in type(x).__dataclass_fields__))
     if isinstance(x, (list, tuple)):  # the adjoint of a sequence: stacked if it can be
@@ -464,8 +462,8 @@ def zeros_like(x):
             return Cotangents(zeros)
         try:
             if any(isinstance(e, (dict, list, tuple)) or hasattr(type(e), "__dataclass_fields__")
-                   for e in x):  # a list of dicts (layers): one zero per element
-                raise ValueError
+                   or e is None for e in x):  # a list of dicts (layers), an optional entry
+                raise ValueError  # (None): one zero per element
             complex_ = any(np.iscomplexobj(e) for e in x)  # [x * 1j, x]: one complex zero
             return np.zeros(np.shape(x), dtype=complex if complex_ else float)
         except ValueError:  # ragged: one zero per element
@@ -475,11 +473,20 @@ def zeros_like(x):
     return np.zeros_like(x, dtype=np.result_type(x.dtype, float))  # lazy, chunked like x
 
 
+def _may_carry(v) -> bool:
+    """Whether a dataclass's field may hold a gradient: a number (not a bool), an array
+    (a dask array too), or a container or record of them; not a name, a flag or a
+    function."""
+    return isinstance(v, (float, int, np.number, np.ndarray, list, tuple, dict)) and \
+        not isinstance(v, bool) or hasattr(v, "__array_function__") or \
+        hasattr(type(v), "__dataclass_fields__")
+
+
 def zeros_tangent(x):
     """A zero tangent for `x`: 0.0 for a number, float zeros for an array, and the same
     structure for a list, tuple or dict (so a tangent list can be appended to)."""
     if hasattr(x, "_fields"):  # a namedtuple
-        return type(x)(*(zeros_tangent(e) for e in x))
+        return rebuilt(x, [zeros_tangent(e) for e in x])
     if isinstance(x, (list, tuple)):
         return type(x)(zeros_tangent(e) for e in x)
     if isinstance(x, FieldCotangents):  # the tangent of a cotangent (hvp)
@@ -487,9 +494,7 @@ def zeros_tangent(x):
     if isinstance(x, dict):
         return CotangentDict((k, zeros_tangent(v)) for k, v in x.items())
     if hasattr(type(x), "__dataclass_fields__"):  # the same class, a zero per field
-        import dataclasses
-        return dataclasses.replace(x, **{f: zeros_tangent(getattr(x, f))
-                                         for f in type(x).__dataclass_fields__})
+        return rebuilt(x, {f: zeros_tangent(getattr(x, f)) for f in type(x).__dataclass_fields__})
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape, dtype=np.result_type(x, float))
     if hasattr(x, "__array_function__"):  # a dask array: a lazy zero, chunked like it
@@ -504,6 +509,20 @@ def stop_gradient(x):
     return x
 
 
+def rebuilt(x, values):
+    """An object of x's class holding `values` (a namedtuple's in field order, a
+    dataclass's by field name) in place of x's, made without calling the class: its
+    __new__, __init__ or __post_init__ (a normalisation, an abs) would run on a
+    gradient or a tangent, which is no instance the user made."""
+    if hasattr(x, "_fields"):
+        return tuple.__new__(type(x), values)
+    import copy
+    out = copy.copy(x)
+    for name, v in values.items():
+        object.__setattr__(out, name, v)  # (a frozen dataclass's too)
+    return out
+
+
 def fresh_tapes(x):
     """A copy of the lists (tapes) and dicts (a checkpoint plan's snapshots) inside `x`,
     so a pullback can pop and free them again."""
@@ -513,7 +532,7 @@ def fresh_tapes(x):
         return {k: fresh_tapes(e) for k, e in x.items()}
     if isinstance(x, tuple):
         items = [fresh_tapes(e) for e in x]
-        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)  # a namedtuple
+        return rebuilt(x, items) if hasattr(x, "_fields") else tuple(items)  # a namedtuple
     return x
 
 

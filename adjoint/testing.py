@@ -15,10 +15,11 @@ list of (W, b) layers); `wrt` may name parameters by position or by name.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 
 import numpy as np
+
+from adjoint.runtime import rebuilt
 
 
 # ---------------------------------------------------------------- structured values
@@ -32,7 +33,7 @@ def _flatten(x) -> list:
         return [leaf for f in _float_fields(x) for leaf in _flatten(getattr(x, f))]
     if isinstance(x, (list, tuple)):
         return [leaf for item in x for leaf in _flatten(item)]
-    return [x]
+    return [] if x is None else [x]  # (an optional entry left out: no number)
 
 
 def _float_fields(x) -> list:
@@ -55,10 +56,12 @@ def _unvector(v: np.ndarray, like):
             built = {k: build(x[k]) for k in sorted(x)}
             return {k: built[k] for k in x}
         if hasattr(type(x), "__dataclass_fields__"):
-            return dataclasses.replace(x, **{f: build(getattr(x, f)) for f in _float_fields(x)})
+            return rebuilt(x, {f: build(getattr(x, f)) for f in _float_fields(x)})
         if isinstance(x, (list, tuple)):
             items = [build(item) for item in x]
-            return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+            return rebuilt(x, items) if hasattr(x, "_fields") else type(x)(items)
+        if x is None:
+            return None
         n = int(np.size(x))
         chunk = v[pos[0]:pos[0] + n]
         pos[0] += n

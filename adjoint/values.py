@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from adjoint.errors import AdjointError
+from adjoint.runtime import rebuilt
 
 
 def tangent_like(t, x, name: str):
@@ -31,14 +32,12 @@ def tangent_like(t, x, name: str):
                 getattr(t, "ndim", 1) == 0 or len(t) != len(x):
             raise ValueError(f"the tangent of `{name}` must have its {len(x)} entries")
         items = [tangent_like(ti, xi, f"{name}[{k}]") for k, (ti, xi) in enumerate(zip(t, x))]
-        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+        return rebuilt(x, items) if hasattr(x, "_fields") else type(x)(items)
     if hasattr(type(x), "__dataclass_fields__") and not isinstance(x, type):
-        import dataclasses  # the same class, a tangent per field
-        if type(t) is not type(x):
+        if type(t) is not type(x):  # the same class, a tangent per field
             raise ValueError(f"the tangent of `{name}` must be a {type(x).__name__}")
-        return dataclasses.replace(x, **{
-            f: tangent_like(getattr(t, f), getattr(x, f), f"{name}.{f}")
-            for f in type(x).__dataclass_fields__})
+        return rebuilt(x, {f: tangent_like(getattr(t, f), getattr(x, f), f"{name}.{f}")
+                           for f in type(x).__dataclass_fields__})
     if isinstance(x, dict):
         if not isinstance(t, dict) or set(t) != set(x):
             raise ValueError(f"the tangent of `{name}` must be a dict with its keys "
@@ -107,17 +106,16 @@ def like(g, x):
     if isinstance(x, (list, tuple)) and (isinstance(g, (list, tuple)) or np.ndim(g)) \
             and len(g) == len(x):
         items = [like(gi, xi) for gi, xi in zip(g, x)]  # a stacked cotangent unstacks
-        return type(x)(*items) if hasattr(x, "_fields") else type(x)(items)
+        return rebuilt(x, items) if hasattr(x, "_fields") else type(x)(items)
     if isinstance(x, dict) and isinstance(g, dict) and set(g) >= set(x):
         # a key f wrote into its dict argument (p['c'] = ...) was not an input: its
         # entry in the cotangent (the zero the write left) is no gradient of x's
         return {k: like(g[k], v) for k, v in x.items()}
     if hasattr(x, "_fields") and isinstance(g, dict) and set(g) == set(x._fields):
-        return type(x)(*(like(g[f], v) for f, v in zip(x._fields, x)))  # by field
+        return rebuilt(x, [like(g[f], v) for f, v in zip(x._fields, x)])  # by field
     if hasattr(type(x), "__dataclass_fields__") and isinstance(g, dict) and \
             set(g) == set(type(x).__dataclass_fields__):
-        import dataclasses  # the same class, a gradient per field
-        return dataclasses.replace(x, **{f: like(g[f], getattr(x, f)) for f in g})
+        return rebuilt(x, {f: like(g[f], getattr(x, f)) for f in g})  # a gradient per field
     return g
 
 

@@ -27,6 +27,7 @@ is taken, a for...else whose break is not); a program for which none works is dr
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import math
 import re
@@ -306,6 +307,30 @@ def _v(*xs):
 
 Layer = collections.namedtuple("Layer", "W b")  # a parameter that f `_replace`s
 Pair = collections.namedtuple("Pair", "mT b")  # a field named like NumPy 2's array attribute
+
+
+@dataclasses.dataclass
+class Unit:
+    """A parameter whose class normalises it on construction: its gradient is no unit
+    vector (round 22's S1: the gradient was rebuilt through __post_init__)."""
+    w: np.ndarray
+
+    def __post_init__(self):
+        self.w = self.w / np.sqrt(np.sum(self.w ** 2))
+
+
+class Positive(collections.namedtuple("Positive", "mu sigma")):
+    """A namedtuple whose __new__ takes abs of sigma (round 22's S2: so did its gradient's)."""
+    __slots__ = ()
+
+    def __new__(cls, mu, sigma):
+        return super().__new__(cls, mu, abs(sigma))
+
+
+@dataclasses.dataclass
+class Model:
+    layers: list  # a container field (round 22's C2: its zero was None)
+    scale: float
 
 R = np.random.default_rng(7)
 W1, B1 = R.uniform(-0.8, 0.8, (3, 3)), R.uniform(-0.5, 0.5, 3)
@@ -935,6 +960,26 @@ ARRAY_TEMPLATES = [
     ("seq_numpy", "namedtuple_fields", "def f(p, x):\n"
      "    return np.sum(np.sqrt(p) * x) + np.sum(np.log1p(p) * np.arctan(p)) + np.sum(p.mT * x)",
      (Pair(np.abs(V3) + 0.1, np.abs(V3) * 0.5 + 0.2), 0.7), None),
+    # records built by their class: their gradients must not be (round 22's S1, S2, C2)
+    ("records", "post_init_param", "def f(p, x):\n    return np.sum(p.w * x) ** 2",
+     (Unit(_v(1.0, 2.0, -0.5)), V3), None),
+    ("records", "namedtuple_new_param", "def f(p, x):\n"
+     "    return np.sum(((x - p.mu) / p.sigma) ** 2) + np.log(p.sigma)",
+     (Positive(0.5, 1.0), V3), None),
+    ("records", "container_field", "def f(m, x):\n"
+     "    return m.scale * np.sum(m.layers[0] * x) + np.sum(m.layers[1] ** 2)",
+     (Model([V3, V3 * 0.5], 0.5), V3), None),
+    # optional entries: a None skipped (round 22's C3: its cotangent None was added)
+    ("lists", "optional_entries", "def f(L, x):\n    s = 0.0\n    for v in L:\n"
+     "        if v is not None:\n            s = s + np.sum(v * v) * x\n    return s",
+     ([V3, None, V3 * 0.5], 0.7), None),
+    # `return l, preds` under a flag, `return l` otherwise (round 22: the number was
+    # unpacked as a pair, an IndexError while observing)
+    ("early_return", "pair_under_flag", "def f(x, v, aux):\n    l = np.sum(np.sin(v * x))\n"
+     "    if aux:\n        return l, v * x\n    return l", (0.7, V3, False), None),
+    # .item() of a size-1 slice (round 22's F3: read as float(), which NumPy 2 refuses)
+    ("item", "size_one_slice", "def f(x, v):\n"
+     "    return v[:1].item() * x + np.sum(v * v[1:2].item())", (0.7, V3), None),
     # an entry of a parameter overwritten in its copy, and a new one: the overwritten
     # entry's gradient is a zero of its kind (it was the scalar 0.0, refused)
     ("dict_copy", "overwritten_entry", "def f(params, h):\n    q = dict(params)\n"
@@ -974,6 +1019,20 @@ UNSUPPORTED = [
     ("max_of_appended_pairs", "def f(x, v):\n    z = v * x\n    L = []\n"
      "    for i in range(2):\n        L.append((z[i], z[i + 1] * x))\n    return max(L)[1]",
      (0.7, V3)),
+    # `:=` whose assignment may not run or is dropped with its statement, and a change
+    # of an object in a part of an expression that runs on some calls only (round 22:
+    # the gradient was that of another f, or the IR verifier failed)
+    ("walrus-print", "def f(x, v):\n    y = x\n    print(y := x * 2.0)\n"
+     "    return y * np.sum(v)", (0.7, V3)),
+    ("walrus-and", "def f(x, v):\n    y = x\n    if x > 0 and (y := x * 2.0) > 100.0:\n"
+     "        y = y + 1.0\n    return y * np.sum(v)", (0.7, V3)),
+    ("effect-ifexp", "def f(x, v):\n    stack = [x, 2.0 * x]\n"
+     "    t = stack.pop() if x > 0 else 0.0\n    return t + sum(stack) * np.sum(v)",
+     (0.7, V3)),
+    # a check in a helper, caught by f's handler: the gradient runs the body only
+    ("try-helper_raises", "def check(v):\n    if v < 1.0:\n        raise ValueError('small')\n"
+     "    return v\n\n\ndef f(x, v):\n    try:\n        y = check(x) * 3.0\n"
+     "    except ValueError:\n        y = -x ** 2\n    return y * np.sum(v)", (0.7, V3)),
     # a recursion whose depth depends on data (one on an int argument unrolls)
     ("recursion", "def f(x, y, n):\n    if y < 0.1:\n        return x\n"
      "    return f(x * y, y * 0.5, n - 1)", (0.7, 0.4, 3)),

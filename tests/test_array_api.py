@@ -349,3 +349,21 @@ STRICT_KNOWN = {  # smallest programs in helper F's report (round 14)
 @pytest.mark.parametrize("f, args, wrt", net_programs(STRICT_KNOWN))
 def test_the_corpus_on_array_api_strict_is_numpy_or_refused(f, args, wrt, tmp_path):
     right_or_refused(f, args, wrt, xp.asarray, tmp_path)
+
+
+def times_scalar(x, a):
+    return np.sum(x * a)
+
+
+def test_a_numpy_scalar_argument_is_checked_with_numpy_imported(tmp_path):
+    # round 22's F4: the entry check named np.float32 in a module that imports no NumPy
+    path = tmp_path / "times_scalar_grad.py"
+    path.write_text(adjoint.source(times_scalar, args=(np.ones(2), np.float32(0.5)),
+                                   array_api=True))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    got = module.times_scalar_grad(xp.asarray(np.ones(2)), np.float32(0.5))
+    np.testing.assert_allclose(np.from_dlpack(got), [0.5, 0.5], rtol=1e-7)
+    with pytest.raises(ValueError, match="np.float32"):
+        module.times_scalar_grad(xp.asarray(np.ones(2)), 0.5)

@@ -300,6 +300,26 @@ def test_what_would_compute_is_refused_at_its_line(f, line, words):
     assert "compute" in e.value.hint
 
 
+def gather(x, idx):
+    v = x[idx]
+    return np.sum(v * v)
+
+
+def test_a_dask_index_array_is_refused_where_it_indexes():
+    # round 22's F5: the gradient's scatter compared the lazy index with a slice (its
+    # truth would compute it): a ValueError, now refused at the read
+    import inspect
+    with lazily(), pytest.raises(adjoint.UnsupportedError, match="indexes an array") as e:
+        adjoint.grad(gather)(chunked(R.normal(size=8)), da.from_array(np.array([0, 0, 5])))
+    assert e.value.loc.line == inspect.getsourcelines(gather)[1] + 1
+    assert "compute" in e.value.hint
+    x = chunked(R.normal(size=8))  # a NumPy index: lazy, and np.add.at's sums
+    got = adjoint.grad(gather)(x, np.array([0, 0, 5]))
+    want = np.zeros(8)
+    np.add.at(want, [0, 0, 5], 2 * x.compute()[[0, 0, 5]])
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-12)
+
+
 def test_a_dask_array_read_from_outside_is_refused_where_it_is_read():
     import inspect
     X = chunked(X12)

@@ -736,3 +736,60 @@ def test_a_layer_or_a_function_of_a_global_list_replaced_is_seen(tmp_path):
     np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
     m.ACTS = (np.tanh, np.cos)
     np.testing.assert_allclose(g(x), numeric_grad(m.f, (x,)), rtol=1e-6)
+
+
+FOLDED_ATTRIBUTES = """
+import numpy as np
+
+act = np.tanh
+
+
+class Cfg:
+    coef = 1.5
+
+
+class Model:
+    def __init__(self):
+        self.scale = 2.0
+        self.power = 2
+
+
+model = Model()
+ACTS = [np.tanh, np.sin]
+
+
+def by_attributes(x):
+    return np.sum(Cfg.coef * act(x) * x) + model.scale * np.sum(x ** model.power)
+
+
+def by_functions(x):
+    h = x
+    for a in ACTS:
+        h = a(h)
+    return np.sum(h)
+"""
+
+
+@pytest.mark.parametrize("name, change", [
+    ("by_attributes", lambda m: setattr(m.Cfg, "coef", -1.0)),
+    ("by_attributes", lambda m: setattr(m.model, "scale", -1.0)),
+    ("by_attributes", lambda m: setattr(m.model, "power", 3)),
+    ("by_attributes", lambda m: setattr(m, "act", np.sin)),
+    ("by_functions", lambda m: m.ACTS.__setitem__(0, np.cos)),
+    ("by_functions", lambda m: m.ACTS.append(np.exp)),
+])
+def test_an_emitted_file_checks_the_attributes_and_functions_it_folded_in(tmp_path, name,
+                                                                         change):
+    # round 22's S5: a class's or an object's numbers and a global naming a NumPy
+    # function were folded into the emitted file with no check on entry: after a
+    # change, the file gave the old gradient (the in-process gradient compiles again)
+    m = module(tmp_path, FOLDED_ATTRIBUTES)
+    f, x = getattr(m, name), np.array([0.4, -0.9])
+    namespace = {}
+    exec(adjoint.source(f, args=(x,)), namespace)
+    g = namespace[f"{name}_grad"]
+    np.testing.assert_allclose(g(x), adjoint.grad(f)(x), rtol=1e-12)
+    change(m)
+    with pytest.raises(RuntimeError, match="has changed"):
+        g(x)
+    np.testing.assert_allclose(adjoint.grad(f)(x), numeric_grad(f, (x,)), rtol=1e-6)

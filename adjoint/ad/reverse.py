@@ -550,9 +550,9 @@ class Reverse:
             return
         fresh = x not in adj
         current = adj[x] if x in adj else self.zero(x)
-        prim = iadd_at if basic_index(index, self.facts) or index in self.single_keys or \
-            op.prim.fn is field \
-            else runtime.add_at
+        prim = iadd_at if (basic_index(index, self.facts) or index in self.single_keys or
+                           op.prim.fn is field) and "none" not in self.facts.types(op.result) \
+            else runtime.add_at  # (an entry that may be None has None for a cotangent)
         types = self.facts.types(x)
         if (types in ({"list"}, {"tuple"}) or self.made_as.get(x) == "container" or
                 not types and self.facts.kinds) and _slice(index, self.facts):

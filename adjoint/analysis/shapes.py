@@ -98,7 +98,9 @@ def kind_of(x) -> Kind:
             shape = (len(x),) + inner[0].shape if same else None
         else:
             try:  # (a namedtuple's field `shape` is no shape: np.shape would return it)
-                shape = np.shape(tuple(x) if hasattr(x, "_fields") else x)
+                stacked = np.asarray(tuple(x) if hasattr(x, "_fields") else x)
+                # entries that are no numbers ([1.0, None]) do not stack into an array
+                shape = stacked.shape if stacked.dtype != object else None
             except ValueError:
                 shape = None
         ints = "i" if x and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
@@ -219,6 +221,7 @@ class Observed(Facts):
         self.complex_seen: set = set()  # the values seen complex on some run or trip
         self.learned = 0  # how many times a record taught something new (interp's loops)
         self.last_lists: dict = {}  # v -> (the last list of mixed lengths seen, its size)
+        self.returned: Kind | None = None  # the kind of what f returned (one output)
 
     def record(self, v: Value, x) -> None:
         k = _PLAIN_KINDS.get(type(x))
@@ -310,6 +313,7 @@ class Observed(Facts):
         other.kinds, other.counts = dict(self.kinds), dict(self.counts)
         other.bytes, other.mixed = dict(self.bytes), {v: set(t) for v, t in self.mixed.items()}
         other.complex_seen = set(self.complex_seen)
+        other.returned = self.returned
         return other
 
     def types(self, v) -> set:
@@ -548,9 +552,16 @@ class Observed(Facts):
         if op.prim.fn in _SHAPE_READERS:  # len(CFG["items"]) counts; len(x) is a fact
             return any(o in counts and (k := self.kind(o)) is not None and
                        k.type in _SIZED_CONTAINERS for o in op.operands)
+        if op.prim.fn is isinstance:  # a type is in the key, but not one a path chose
+            return any(o in counts or o in tainted for o in op.operands)
         return any(a in counts or a in tainted or k is not None and (
             k.type in ("float", "complex") or k.type == "ndarray")
             for a, k in ((a, self.kind(a)) for a in op.operands))
+
+    def data_decides(self, cond) -> bool:
+        """Whether the data decides an if's test (not the arguments' kinds and keyed
+        values alone): another call with this code may take the other side."""
+        return self._decided(cond, self.decided, set())
 
     def _decided(self, cond, counts: set, tainted: set) -> bool:
         """Whether the data decides the test of an if or a while: a count, a float's or
@@ -754,6 +765,7 @@ class LazyUses:
         self.made: dict[Value, Call] = {}
         self.in_loop: set = set()  # calls inside a loop's body
         self.iterated: dict[Value, For] = {}
+        self.indexes: dict[Value, Call] = {}  # an index -> the x[index] it reads with
         self.warned: set = set()
         # Python's max and min compare with `>`, whose truth computes a lazy value
         forcing = {float, int, bool, complex, max, min, sorted, np.asarray, np.array,
@@ -770,6 +782,8 @@ class LazyUses:
                 self.in_loop.update(o for o in walk_ops(op.body) if isinstance(o, Call))
             if isinstance(op, Call):
                 self.made[op.result] = op
+                if op.prim.fn is operator.getitem and isinstance(op.args[1], Value):
+                    self.indexes.setdefault(op.args[1], op)
                 if op.prim.fn in forcing or op.prim.fn in vars(math).values() and \
                         callable(op.prim.fn) or op.prim.name.endswith((".item", ".tolist")):
                     for a in op.args:
@@ -798,6 +812,12 @@ class LazyUses:
                 "deciding it would compute the array (the gradient is lazy, and computes "
                 "nothing before it is asked)",
                 op.loc, hint)
+        if v in self.indexes and k.shape != () and k.dtype in ("i", "u"):
+            raise UnsupportedError(
+                f"{_name(v, 'a lazy dask array', ', a lazy dask array,')} indexes an array: "
+                "its gradient adds at the positions it holds, which computes it (the "
+                "gradient is lazy, and computes nothing before it is asked)",
+                self.indexes[v].loc, "compute the index first: idx = idx.compute()")
         if v in self.forced:
             op = self.forced[v]
             raise UnsupportedError(
@@ -845,10 +865,11 @@ class LazyLoopWarning(UserWarning):
     """A Python loop reads a dask array element by element."""
 
 
-def _refuse_handled(fn: Function, e: Exception) -> None:
-    """Observing raised `e` inside a `try` whose handler catches it: f ran the handler
-    on this call, which the gradient would not (it runs the body only)."""
-    loc = getattr(e, "adjoint_loc", None)
+def refuse_handled(fn: Function, e: Exception, loc=None) -> None:
+    """Observing raised `e` (or the generated code did, computing `loc`) inside a `try`
+    whose handler catches it: f ran the handler on this call, which the gradient would
+    not (it runs the body only)."""
+    loc = loc or getattr(e, "adjoint_loc", None)
     caught = {c.__name__ for c in type(e).__mro__}
     for filename, first, last, names, where in fn.handlers:
         if loc is not None and loc.filename == filename and first <= loc.line <= last \
@@ -878,22 +899,24 @@ def observe(fn: Function, args) -> Observed:
         if lazy:
             import dask
             with dask.config.set(scheduler=_refuse_to_compute):
-                interpret(run, observe=facts.record)(*args)
+                out = interpret(run, observe=facts.record)(*args)
         else:
             try:  # loops observed until their kinds settle
-                interpret(run, facts=facts)(*args)
+                out = interpret(run, facts=facts)(*args)
             except Relearn:  # a block first ran after its loop settled: every trip
                 facts = Observed()
                 np.random.set_state(saved[0])
                 random.setstate(saved[1])
-                interpret(run, observe=facts.record)(*args)
+                out = interpret(run, observe=facts.record)(*args)
+        if len(fn.body.results) == 1:  # (its value's kind may be forgotten: a path's)
+            facts.returned = kind_of(out)
     except _Subclass as e:  # made by a call in fn (np.asmatrix(x), np.ma.masked_less...)
         op = next((op for op in walk_ops(fn.body) if e.value in op.results or
                    any(e.value in b.args for b in op.blocks)), None)  # or a loop's target
         raise _subclass_error(f"`{e.value.name}`", e.array,
                               op.loc if op is not None else fn.loc) from None
     except Exception as e:
-        _refuse_handled(fn, e)
+        refuse_handled(fn, e)
         raise
     finally:
         np.random.set_state(saved[0])

@@ -30,8 +30,10 @@ def check(parsed: Parsed) -> None:
             if isinstance(node, gast.Raise) and id(node) not in checks:
                 raise unsupported_statement(node, parsed.loc(node))
             for named in _scoped_named_exprs(node):
-                raise UnsupportedError("an assignment expression (:=) in a while test or a "
-                                       "comprehension is not supported", parsed.loc(named),
+                raise UnsupportedError("an assignment expression (:=) in a while test, a "
+                                       "comprehension, a call statement (print), an assert, "
+                                       "or a part of a test that may not run (`and`, `or`, "
+                                       "`if else`) is not supported", parsed.loc(named),
                                        "assign on its own line")
             for gen in _stored_generators(node, children):
                 raise UnsupportedError(
@@ -67,10 +69,22 @@ def _raise_check(n) -> bool:
 
 
 def _scoped_named_exprs(node) -> list:
-    """`:=` where lowering would bind it in the wrong scope: a while test is lowered
-    apart from the loop's body, a comprehension as a loop of its own."""
-    parts = [node.test] if isinstance(node, gast.While) else \
-        [node] if isinstance(node, (gast.ListComp, gast.GeneratorExp, gast.DictComp)) else []
+    """`:=` where lowering would bind it in the wrong scope or not at all: a while test is
+    lowered apart from the loop's body, a comprehension as a loop of its own; the right
+    operand of `and`/`or` and a side of `a if c else b` run on some calls only; a
+    statement that is a bare call (print, logging, warnings.warn) or an assert is dropped
+    when it touches nothing the result depends on, with its assignments."""
+    if isinstance(node, gast.While):
+        parts = [node.test]
+    elif isinstance(node, (gast.ListComp, gast.GeneratorExp, gast.DictComp, gast.Assert)) or \
+            isinstance(node, gast.Expr) and not isinstance(node.value, gast.NamedExpr):
+        parts = [node]  # (a statement that is `(n := len(xs))` alone binds n)
+    elif isinstance(node, gast.BoolOp):
+        parts = node.values[1:]
+    elif isinstance(node, gast.IfExp):
+        parts = [node.body, node.orelse]
+    else:
+        parts = []
     return [n for part in parts for n in gast.walk(part) if isinstance(n, gast.NamedExpr)]
 
 

@@ -51,7 +51,7 @@ from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import (ARRAY_ATTRIBUTES, and_, assertion, attribute, dict_of,
                                       field, in_, keys, list_of, mapping, numbers, not_in, or_,
-                                      raise_if, replaced, sequence, STR_METHODS, tolist,
+                                      raise_if, replaced, sequence, STR_METHODS, tolist, item,
                                       tuple_of)
 
 TEMP = "_t"
@@ -150,6 +150,7 @@ class Lowerer:
         # `c[k] op= y`: (the result, c, whether c is a list or dict made here)
         self.element_updates: list[tuple] = []
         self.handlers: list[tuple] = []  # (file, first line, last line, names, loc)
+        self.catching: tuple = ()  # (names, loc) of the handlers of the `try` bodies we are in
         self.recursions = [0]  # recursive calls inlined, shared with inlined helpers
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
         self.active: tuple = ()  # the lambdas and nested defs being inlined
@@ -310,9 +311,28 @@ class Lowerer:
             first = self.loc(s.body[0])
             self.handlers.append((first.filename, first.line, self.loc(s).line - s.lineno +
                                   last, frozenset(caught), self.loc(s.handlers[0])))
-        self.body(s.body)
+            outer = self.catching
+            self.catching = outer + ((frozenset(caught), self.loc(s.handlers[0])),)
+            try:
+                self.body(s.body)
+            finally:
+                self.catching = outer
+        else:
+            self.body(s.body)
         self.body(s.orelse)
         self.body(s.finalbody)
+
+    def handled_in(self, parsed, fn) -> None:
+        """A helper `fn` inlined inside a `try` body: a failure in its lines is one the
+        handler catches, as a failure in the body's own lines is (observing refuses it).
+        (A call of it outside the `try` that fails is refused too, not only raised.)"""
+        if not self.catching:
+            return
+        first = parsed.loc(fn)
+        last = first.line - fn.lineno + max(getattr(n, "end_lineno", None) or n.lineno
+                                            for n in gast.walk(fn) if hasattr(n, "lineno"))
+        for names, where in self.catching:
+            self.handlers.append((first.filename, first.line, last, names, where))
 
     def returned(self, s) -> tuple:
         if s.value is None:
@@ -361,6 +381,10 @@ class Lowerer:
         if isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and \
                 call.func.attr == "pop":
             self.expr(call)  # `xs.pop()`: the element is dropped, the list is shorter
+            return
+        rewritten = _as_rebinding(call)
+        if rewritten is not None:  # d.update({...}), xs.insert(i, v): a new value, rebound
+            self.stmt(gast.copy_location(rewritten, s))
             return
         if isinstance(call, gast.Call) and len(call.args) == 3 and not call.keywords and \
                 self.is_add_at(call.func):
@@ -638,12 +662,13 @@ class Lowerer:
             then_ret = then_ret or (Const(None),)
             else_ret = else_ret or (Const(None),)
             self.check_operands(then_ret + else_ret, s)
-            # `return t` for a tuple t (a return from a loop, as normalised) against
-            # `return a, b`: t's elements
+            # `return t` (a tuple from a loop, as normalised, or a number: `return l`
+            # against `return l, preds` under a flag) against `return a, b`: one value
+            # each, the tuple (a, b) made, so that t is read as what it is when f runs
             if len(then_ret) == 1 and len(else_ret) > 1 and isinstance(then_ret[0], Value):
-                then_ops, then_ret = self.unpacked(then_ops, then_ret[0], len(else_ret), s)
+                else_ops, else_ret = self.packed(else_ops, else_ret, s)
             elif len(else_ret) == 1 and len(then_ret) > 1 and isinstance(else_ret[0], Value):
-                else_ops, else_ret = self.unpacked(else_ops, else_ret[0], len(then_ret), s)
+                then_ops, then_ret = self.packed(then_ops, then_ret, s)
             if len(then_ret) != len(else_ret):
                 raise self.error("the branches return different numbers of values", s,
                                  "return a tuple of the same length from every branch")
@@ -673,13 +698,12 @@ class Lowerer:
             self.env[n] = r
         return None
 
-    def unpacked(self, ops, value, n: int, node):
-        """`ops` followed by reading the `n` elements of `value`, and those elements."""
+    def packed(self, ops, values, node):
+        """`ops` followed by making the tuple of `values`, and that tuple, alone."""
         saved, self.ops = self.ops, list(ops)
         try:
-            elts = tuple(self.emit(prim_of(operator.getitem), (value, Const(i)), node=node)
-                         for i in range(n))
-            return tuple(self.ops), elts
+            made = self.emit(prim_of(tuple_of), values, node=node)
+            return tuple(self.ops), (made,)
         finally:
             self.ops = saved
 
@@ -1234,7 +1258,7 @@ class Lowerer:
                 result = self.operand(v, hint)
                 continue
             before = len(self.ops)
-            right = self.operand(v, hint)
+            right = self.conditional_operand(v, hint)
             if all(_safe(op) for op in self.ops[before:]) and self._boolean(result) and \
                     self._boolean(right) and not _guarding(node.values[:node.values.index(v)]):
                 result = self.emit(prim_of(fn), (result, right), hint=hint, node=node)
@@ -1250,6 +1274,19 @@ class Lowerer:
                 then, orelse = (taken, skipped) if fn is and_ else (skipped, taken)
                 self.ops.append(If(left, then, orelse, (result,), self.loc(node)))
         return result
+
+    def conditional_operand(self, node, hint):
+        """A part of an expression that runs on some calls only (the right of `and`/`or`,
+        a side of `a if c else b`), lowered into a block of its own: a name it rebinds,
+        as a call that changes an object does (`stack.pop()`, a helper that writes into
+        its argument), would be seen after it as if it always ran. Refused."""
+        before = dict(self.env)
+        value = self.operand(node, hint)
+        changed = [n for n, v in before.items() if self.env.get(n) is not v]
+        if changed:
+            raise self.error(f"`{changed[0]}` is changed by a part of an expression that runs "
+                             "on some calls only", node, "write it as an if statement")
+        return value
 
     def _boolean(self, o) -> bool:
         """A comparison's result or a bool constant: `a and b` of these is a bool."""
@@ -1273,7 +1310,7 @@ class Lowerer:
             saved = self.ops
             self.ops = []
             try:
-                v = self.operand(branch, hint)
+                v = self.conditional_operand(branch, hint)
                 blocks.append(Block((), tuple(self.ops), (v,)))
             finally:
                 self.ops = saved
@@ -2430,7 +2467,8 @@ class Lowerer:
         inner = Lowerer(owner.parsed, owner.facts, owner.stack)
         inner.ops, inner.inplace, inner.defs = self.ops, self.inplace, self.defs
         inner.element_updates = self.element_updates
-        inner.handlers = self.handlers
+        inner.handlers, inner.catching = self.handlers, self.catching
+        self.handled_in(owner.parsed, fn)
         inner.seeds = self.seeds
         inner.active = self.active + (fn,)
         inner.env = dict(owner.env)
@@ -2487,7 +2525,8 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     inner = Lowerer(parsed, outer.facts, outer.stack)
     inner.ops = outer.ops
     inner.inplace, inner.element_updates = outer.inplace, outer.element_updates
-    inner.handlers = outer.handlers
+    inner.handlers, inner.catching = outer.handlers, outer.catching
+    outer.handled_in(parsed, parsed.node)
     inner.recursions = outer.recursions
     inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
@@ -2591,7 +2630,9 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
     if inspect.ismethod(plain):  # a bound method: `self`'s attributes are read as constants
         if not names:
             raise UnsupportedError("a method without a `self` parameter", parsed.loc(node))
-        low.env[names[0]] = Instance(plain.__self__, names[0])
+        owner = plain.__self__  # a classmethod's `cls`: a class, read as one is in f
+        low.env[names[0]] = Static(owner) if isinstance(owner, type) else \
+            Instance(owner, names[0])
         names = names[1:]
     if isinstance(fn, functools.partial):  # its bound arguments are read as closure values
         bindings = partial_bindings(fn, names)
@@ -2655,6 +2696,42 @@ _DRAWS = ("random", "integers", "uniform", "normal", "standard_normal", "choice"
 
 
 @functools.lru_cache(maxsize=None)
+def _as_rebinding(call):
+    """`d.update({'b': v})` (or `d.update(b=v)`) as `d |= {'b': v}`, and `xs.insert(i, v)`
+    as `xs = xs[:i] + [v] + xs[i:]`, for a local name: the new value the method leaves in
+    place, which lowering binds to the name. None for any other call."""
+    if not (isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and
+            isinstance(call.func.value, gast.Name)):
+        return None
+    name, method = call.func.value.id, call.func.attr
+
+    def load():
+        return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
+
+    if method == "update" and (len(call.args) == 1 and isinstance(call.args[0], gast.Dict)
+                               and not call.keywords or not call.args and call.keywords and
+                               all(k.arg for k in call.keywords)):
+        merged = call.args[0] if call.args else gast.Dict(
+            keys=[gast.Constant(value=k.arg, kind=None) for k in call.keywords],
+            values=[k.value for k in call.keywords])
+        return gast.AugAssign(target=gast.Name(id=name, ctx=gast.Store(), annotation=None,
+                                               type_comment=None),
+                              op=gast.BitOr(), value=merged)
+    if method == "insert" and len(call.args) == 2 and not call.keywords:
+        at, value = call.args
+
+        def part(lower, upper):
+            return gast.Subscript(value=load(), slice=gast.Slice(lower=lower, upper=upper,
+                                                                 step=None), ctx=gast.Load())
+        joined = gast.BinOp(left=gast.BinOp(left=part(None, at), op=gast.Add(),
+                                            right=gast.List(elts=[value], ctx=gast.Load())),
+                            op=gast.Add(), right=part(at, None))
+        return gast.Assign(targets=[gast.Name(id=name, ctx=gast.Store(), annotation=None,
+                                              type_comment=None)], value=joined,
+                           type_comment=None)
+    return None
+
+
 def _draw_prim(name: str) -> Prim:
     """`rng.<name>(...)` as a primitive, printed as that method call."""
     def draw(rng, *args, **kwargs):
@@ -2680,7 +2757,7 @@ _METHODS = {
     "transpose": (np.transpose, True), "squeeze": (np.squeeze, False),
     "clip": (np.clip, False), "cumsum": (np.cumsum, False), "argmax": (np.argmax, False),
     "argmin": (np.argmin, False), "any": (np.any, False),
-    "all": (np.all, False), "item": (float, False), "conj": (np.conj, False),
+    "all": (np.all, False), "item": (item, False), "conj": (np.conj, False),
     "conjugate": (np.conj, False), "tolist": (tolist, False), "take": (np.take, False),
     "cumprod": (np.cumprod, False), "diagonal": (np.diagonal, False),
     "trace": (np.trace, False), "round": (np.round, False), "swapaxes": (np.swapaxes, False),

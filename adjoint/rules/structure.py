@@ -87,6 +87,12 @@ def tolist(x):
     return x.tolist()
 
 
+def item(x):
+    """`x.item()`: the one entry of an array of size 1 (with any number of axes, where
+    float(x) takes 0-d arrays only), as a Python number."""
+    return x.item()
+
+
 def mapping(d):
     """Checks that `dict(d)`, lowered as a copy of d before d's kind is seen, copies a
     dict: dict() of a list of pairs (or of anything else) is not that copy."""
@@ -178,6 +184,7 @@ primitive(field, "field", "field", precedence=15)
 primitive(attribute, "attribute")
 primitive(replaced, "replaced")
 primitive(tolist, "tolist")
+primitive(item, "item", "method", "item")  # printed x.item()
 primitive(mapping, "mapping", nondiff=True, pure=False)
 primitive(assertion, "assertion", "assert", nondiff=True, pure=False)
 primitive(raise_if, "raise_if", "raise_if", nondiff=True, pure=False)
@@ -233,6 +240,11 @@ def by_field_vjp(g, ans, h, like):
 
 @deflinear(tolist)
 def tolist_vjp(g, ans, x):  # a list's cotangent may be stacked: an array, shaped like x
+    return np.reshape(g, np.shape(x))
+
+
+@deflinear(item)
+def item_vjp(g, ans, x):
     return np.reshape(g, np.shape(x))
 
 

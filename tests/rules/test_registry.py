@@ -243,6 +243,7 @@ CASES: dict[str, list[Case]] = {
     "private": unary(N), "sequence": unary(N),
     "unsequence": [case(N(3), N(3)), case(N(), 2.0)],
     "tolist": [case(N(3)), case(N(2, 3))],
+    "item": [case(N(1)), case(N(1, 1))],
     "alias": unary(N),
     "iadd": [case(N(), N()), case(N(3), N(3)), case(N(3, 4), N(3, 4))],
     "expand_to": [case(N(4), N(3, 4), 0), case(N(3, 1), N(3, 4), 1, True),
