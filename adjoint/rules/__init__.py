@@ -3,9 +3,10 @@ from adjoint.rules import arith, structure, tape  # noqa: F401  (operators first
 from adjoint.rules import mathfns, elementwise, reductions, linalg, shape  # noqa: F401
 from adjoint.rules import stats, signals, fft, complex  # noqa: F401
 
-try:  # SciPy is optional: without it, scipy.special has no rules (and no caller)
+try:  # SciPy is optional: without it, scipy's functions have no rules (and no caller)
+    import scipy.linalg  # noqa: F401
     import scipy.special  # noqa: F401
 except ImportError:
     pass
 else:
-    from adjoint.rules import special  # noqa: F401
+    from adjoint.rules import scipy_linalg, special  # noqa: F401

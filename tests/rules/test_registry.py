@@ -168,6 +168,7 @@ MASK4 = np.array([True, False, True, True])
 MASK6 = np.array([True, False, False, True, True, False])
 XNAN = np.array([1.0, np.nan, np.inf, -np.inf, -2.0])
 CONST = np.array([[0.1, 0.5, 0.7], [0.1, -1.0, 0.7], [0.1, 2.0, 0.7]])  # constant columns
+CHO3 = np.array([[2.0, 0.0, 0.0], [0.5, 1.5, 0.0], [-0.3, 0.2, 1.2]])  # a Cholesky factor
 
 
 def unary(dom, shapes=SHAPES):
@@ -671,6 +672,15 @@ CASES: dict[str, list[Case]] = {
     **{n: [case(N(5)), case(N(3, 4)), case(N(3, 4), axis=0), case(N(3, 4), 1),
            case(N(2, 3, 4), axis=(0, 2)), case(N())]
        for n in ["scipy.special.softmax", "scipy.special.log_softmax"]},
+    # scipy.linalg (cho_solve's (c, lower) pair is not perturbed here: its derivative in
+    # c is checked in tests/rules/test_scipy_linalg.py)
+    "scipy.linalg.solve_triangular": [
+        case(Mat(3), N(3), lower=True), case(Mat(3), N(3, 2)),
+        case(Mat(3), N(3, 2), trans="T", lower=True), case(Mat(3), N(3), 1, unit_diagonal=True),
+        case(Mat(3), N(3, 2), trans=2, lower=True, unit_diagonal=True), case(Mat(1), N(1))],
+    "scipy.linalg.cho_factor": [case(SPD(3)), case(SPD(3), lower=True), case(SPD(1))],
+    "scipy.linalg.cho_solve": [case((CHO3, True), N(3)), case((CHO3.T, False), N(3, 2))],
+    "scipy.linalg.expm": [case(N(3, 3)), case(N(1, 1)), case(Rand(-0.5, 0.5, (4, 4)))],
 }
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation
