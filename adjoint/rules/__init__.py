@@ -10,3 +10,5 @@ except ImportError:
     pass
 else:
     from adjoint.rules import scipy_linalg, special  # noqa: F401
+    # (scipy.stats's rules are imported when one of its functions is first met:
+    # registry._LAZY)

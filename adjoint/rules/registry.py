@@ -39,6 +39,8 @@ The set of supported primitives is one grep: `@defvjp(`.
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 import inspect
 import linecache
 import sys
@@ -63,6 +65,10 @@ class Entry:
 _by_id: dict[int, Entry] = {}
 _by_name: dict[str, Entry] = {}
 _keepalive: list = []
+# the methods of a library's objects declared with rules (scipy.stats.norm.logpdf), by
+# (object, method): reading `norm.logpdf` makes a new bound method each time, whose id
+# finds nothing
+_by_method: dict[tuple[int, str], Entry] = {}
 
 
 def _default_name(fn: Callable) -> str:
@@ -105,12 +111,42 @@ def primitive(fn: Callable, name: str, style: str = "call", symbol: str = "",
     entry = Entry(prim, nondiff=nondiff, pure=pure)
     _by_id[id(fn)] = entry
     _by_name[name] = entry
+    if inspect.ismethod(fn) and name.startswith("scipy."):
+        _by_method[(id(fn.__self__), fn.__func__.__name__)] = entry
     _keepalive.append(fn)
     return prim
 
 
+# rule modules imported when a function of their library is first looked up: importing
+# scipy.stats takes a second or more, which `import adjoint` should not cost everyone
+_LAZY = {"scipy.stats": "adjoint.rules.scipy_stats"}
+
+
+def _find(fn) -> Entry | None:
+    e = _by_id.get(id(fn))
+    if e is None and inspect.ismethod(fn):
+        e = _by_method.get((id(fn.__self__), fn.__func__.__name__))
+    return e
+
+
+def load_lazy() -> None:
+    """Import every rule module of `_LAZY` whose library is installed (for what lists all
+    the rules: docs/generate.py, the registry's test)."""
+    for library, rules in _LAZY.items():
+        if importlib.util.find_spec(library.split(".")[0]) is not None:
+            importlib.import_module(rules)
+
+
 def lookup(fn) -> Entry | None:
-    return _by_id.get(id(fn))
+    e = _find(fn)
+    if e is None:
+        module = getattr(fn, "__module__", None) or ""
+        for library, rules in _LAZY.items():
+            if (module == library or module.startswith(library + ".")) and \
+                    rules not in sys.modules:
+                importlib.import_module(rules)  # (it registers its rules)
+                return _find(fn)
+    return e
 
 
 _raising: set[int] = set()  # ids of callables that raise on some inputs

@@ -34,6 +34,8 @@ from adjoint.ir.core import Block, Call, Const, Function, Value, walk_ops
 from adjoint.ir.interp import interpret
 from adjoint.rules import linalg, registry
 
+registry.load_lazy()  # (scipy.stats's rules, imported where one is first met)
+
 EPS = 1e-6
 RTOL = 1e-5
 ATOL = 1e-7
@@ -681,6 +683,16 @@ CASES: dict[str, list[Case]] = {
     "scipy.linalg.cho_factor": [case(SPD(3)), case(SPD(3), lower=True), case(SPD(1))],
     "scipy.linalg.cho_solve": [case((CHO3, True), N(3)), case((CHO3.T, False), N(3, 2))],
     "scipy.linalg.expm": [case(N(3, 3)), case(N(1, 1)), case(Rand(-0.5, 0.5, (4, 4)))],
+    # scipy.stats (loc and scale always given: the harness perturbs what is passed)
+    **{f"scipy.stats.norm.{m}": [case(N(5), N(), P()), case(N(3, 4), N(4), P(3, 1)),
+                                 case(N(), loc=N(3), scale=P()), case(Rand(-6, -4, (3,)), 0.0, 1.0)]
+       for m in ["logpdf", "pdf", "cdf", "logcdf"]},
+    "scipy.stats.t.logpdf": [case(N(5), P(), N(), P()), case(N(3, 4), G1(4), N(3, 1), P()),
+                             case(N(), df=P(3), loc=0.5, scale=2.0)],
+    "scipy.stats.gamma.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1)),
+                                 case(P(), a=G1(3), loc=-1.0, scale=2.0)],
+    "scipy.stats.beta.logpdf": [case(Rand(0.1, 0.9, (5,)), G1(), P(), 0.0, 1.0),
+                                case(Rand(0.1, 0.9, (3, 4)), P(4), G1(3, 1), -0.1, 1.2)],
 }
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation

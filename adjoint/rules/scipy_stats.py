@@ -1,0 +1,188 @@
+"""`scipy.stats`: the normal distribution's `logpdf`, `pdf`, `cdf` and `logcdf`, and the
+`logpdf` of `t`, `gamma` and `beta` (imported only when SciPy is installed; see
+`adjoint.rules`), each differentiable in x and in every parameter (df, a, b, loc,
+scale), which broadcast against each other as SciPy's do. They are the methods of
+SciPy's distribution objects, called as `scipy.stats.norm.logpdf(x, loc, scale)` or
+`norm.logpdf(x, loc=..., scale=...)`; a frozen distribution (`norm(0, 1).logpdf`) is
+not covered.
+
+Each rule is the partial derivatives of the function, written with `scipy.special`'s
+functions (digamma, log_ndtr's ratio through erfcx), so a gradient can be
+differentiated again. Outside a distribution's support (x <= loc for gamma, x
+outside (loc, loc + scale) for beta) logpdf is -inf and its derivatives are NaN:
+no value is made up there.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special, stats
+
+from adjoint.rules.registry import defjvp, defvjp, primitive
+from adjoint.runtime import unbroadcast
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+
+for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf"]), ("t", ["logpdf"]),
+                        ("gamma", ["logpdf"]), ("beta", ["logpdf"])]:
+    for _method in _methods:
+        primitive(getattr(getattr(stats, _dist), _method), f"scipy.stats.{_dist}.{_method}")
+
+
+# ------------------------------------------------------------------ normal
+
+def _norm_partials(kind, ans, x, loc, scale):
+    """(d ans / dz at z = (x - loc) / scale, z): the partials in x, loc and scale are
+    that over scale times 1, -1 and -z, but for the scale's own term (below)."""
+    z = (x - loc) / scale
+    if kind == "logpdf":
+        return -z, z
+    if kind == "pdf":
+        return -z * ans, z  # pdf = phi(z) / scale
+    if kind == "cdf":
+        return np.exp(-0.5 * z * z - _LOG_SQRT_2PI), z
+    # logcdf: pdf / cdf, as sqrt(2 / pi) / erfcx(-z / sqrt 2), stable in both tails
+    return _SQRT_2_OVER_PI / special.erfcx(-_SQRT_HALF * z), z
+
+
+def _norm_scale_term(kind, ans):
+    """The part of d/dscale that is not through z, times -scale: 1 for logpdf (its
+    -log(scale)), pdf for pdf (its 1 / scale factor), 0 otherwise."""
+    if kind == "logpdf":
+        return 1.0
+    if kind == "pdf":
+        return ans
+    return 0.0 * ans
+
+
+def _norm_vjp(kind, g, ans, x, loc, scale):
+    d, z = _norm_partials(kind, ans, x, loc, scale)
+    gz = g * d / scale
+    gs = -gz * z - g * _norm_scale_term(kind, ans) / scale
+    return unbroadcast(gz, x), unbroadcast(-gz, loc), unbroadcast(gs, scale)
+
+
+def _norm_jvp(kind, ans, x, loc, scale, x_dot, loc_dot, scale_dot):
+    d, z = _norm_partials(kind, ans, x, loc, scale)
+    return (d * (x_dot - loc_dot - z * scale_dot) - _norm_scale_term(kind, ans) * scale_dot) \
+        / scale
+
+
+@defvjp(stats.norm.logpdf)
+def norm_logpdf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    # d/dx = -(x - loc) / scale^2, d/dscale = (z^2 - 1) / scale
+    bars = _norm_vjp("logpdf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.logpdf)
+def norm_logpdf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("logpdf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+@defvjp(stats.norm.pdf)
+def norm_pdf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    bars = _norm_vjp("pdf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.pdf)
+def norm_pdf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("pdf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+@defvjp(stats.norm.cdf)
+def norm_cdf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    bars = _norm_vjp("cdf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.cdf)
+def norm_cdf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("cdf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+@defvjp(stats.norm.logcdf)
+def norm_logcdf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    bars = _norm_vjp("logcdf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.logcdf)
+def norm_logcdf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("logcdf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+# ------------------------------------------------------------------ t, gamma, beta
+
+def _t_partials(x, df, loc, scale):
+    """The partials of t.logpdf in (x, df, loc, scale): with z = (x - loc) / scale,
+    logpdf = gammaln((df + 1) / 2) - gammaln(df / 2) - log(df pi) / 2 - log(scale)
+    - (df + 1) / 2 log(1 + z^2 / df)."""
+    z = (x - loc) / scale
+    r = (df + 1.0) / (df + z * z)
+    dz = -r * z
+    ddf = 0.5 * (special.digamma(0.5 * (df + 1.0)) - special.digamma(0.5 * df) - 1.0 / df
+                 - np.log1p(z * z / df) + r * z * z / df)
+    return dz / scale, ddf, -dz / scale, -(dz * z + 1.0) / scale
+
+
+def _gamma_partials(x, a, loc, scale):
+    """Of gamma.logpdf = (a - 1) log y - y - gammaln(a) - log(scale), y = (x - loc) / scale."""
+    y = (x - loc) / scale
+    dy = (a - 1.0) / y - 1.0
+    return dy / scale, np.log(y) - special.digamma(a), -dy / scale, (y - a) / scale
+
+
+def _beta_partials(x, a, b, loc, scale):
+    """Of beta.logpdf = (a - 1) log y + (b - 1) log(1 - y) - betaln(a, b) - log(scale)."""
+    y = (x - loc) / scale
+    both = special.digamma(a + b)
+    dy = (a - 1.0) / y - (b - 1.0) / (1.0 - y)
+    return (dy / scale, np.log(y) - special.digamma(a) + both,
+            np.log1p(-y) - special.digamma(b) + both, -dy / scale, -(dy * y + 1.0) / scale)
+
+
+@defvjp(stats.t.logpdf)
+def t_logpdf_vjp(g, ans, x, df, loc=0.0, scale=1.0):
+    d = _t_partials(x, df, loc, scale)
+    return (unbroadcast(g * d[0], x), unbroadcast(g * d[1], df), unbroadcast(g * d[2], loc),
+            unbroadcast(g * d[3], scale))
+
+
+@defjvp(stats.t.logpdf)
+def t_logpdf_jvp(ans, x, df, loc=0.0, scale=1.0, x_dot=None, df_dot=None, loc_dot=None,
+                 scale_dot=None):
+    d = _t_partials(x, df, loc, scale)
+    return d[0] * x_dot + d[1] * df_dot + d[2] * loc_dot + d[3] * scale_dot
+
+
+@defvjp(stats.gamma.logpdf)
+def gamma_logpdf_vjp(g, ans, x, a, loc=0.0, scale=1.0):
+    d = _gamma_partials(x, a, loc, scale)
+    return (unbroadcast(g * d[0], x), unbroadcast(g * d[1], a), unbroadcast(g * d[2], loc),
+            unbroadcast(g * d[3], scale))
+
+
+@defjvp(stats.gamma.logpdf)
+def gamma_logpdf_jvp(ans, x, a, loc=0.0, scale=1.0, x_dot=None, a_dot=None, loc_dot=None,
+                     scale_dot=None):
+    d = _gamma_partials(x, a, loc, scale)
+    return d[0] * x_dot + d[1] * a_dot + d[2] * loc_dot + d[3] * scale_dot
+
+
+@defvjp(stats.beta.logpdf)
+def beta_logpdf_vjp(g, ans, x, a, b, loc=0.0, scale=1.0):
+    d = _beta_partials(x, a, b, loc, scale)
+    return (unbroadcast(g * d[0], x), unbroadcast(g * d[1], a), unbroadcast(g * d[2], b),
+            unbroadcast(g * d[3], loc), unbroadcast(g * d[4], scale))
+
+
+@defjvp(stats.beta.logpdf)
+def beta_logpdf_jvp(ans, x, a, b, loc=0.0, scale=1.0, x_dot=None, a_dot=None, b_dot=None,
+                    loc_dot=None, scale_dot=None):
+    d = _beta_partials(x, a, b, loc, scale)
+    return d[0] * x_dot + d[1] * a_dot + d[2] * b_dot + d[3] * loc_dot + d[4] * scale_dot
