@@ -259,8 +259,8 @@ CASES = [
         import numpy as np
 
         def f(x):
-            return np.i0(x) + x  # <-
-        """, token="np.i0"),
+            return np.nextafter(x, 2.0) + x  # <-
+        """, token="np.nextafter"),
     # callable instances are rejected where they are called, active or not
     Case("callable-object-with-slots", UnsupportedError, """
         class Scale:

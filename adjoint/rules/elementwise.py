@@ -28,6 +28,9 @@ Piecewise constant or bool valued ufuncs (sign, floor, ceil, rint, round,
 trunc, fix, floor_divide, comparisons, logical ops, isnan...) have a zero
 derivative (`defnondiff`). `np.heaviside(x1, x2)` is x2 where x1 == 0: its
 derivative with respect to x2 is that mask, and 0 with respect to x1.
+`np.divmod(x1, x2)` is the pair (floor_divide, mod): the quotient's derivative is 0,
+the remainder's is mod's. `np.ldexp(x1, x2)` is differentiated in x1 (x2 is an
+integer exponent).
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ _DIFFERENTIABLE = [
     "absolute", "fabs", "negative", "positive", "add", "subtract", "multiply", "divide",
     "true_divide", "power", "mod", "remainder", "fmod", "maximum", "minimum", "fmax", "fmin",
     "arctan2", "hypot", "logaddexp", "logaddexp2", "clip", "where", "sinc", "real", "conj",
-    "conjugate", "heaviside",
+    "conjugate", "heaviside", "ldexp", "divmod",
 ]
 _NONDIFF = [
     "sign", "floor", "ceil", "rint", "round", "around", "trunc", "fix", "floor_divide",
@@ -328,6 +331,29 @@ def mod_vjp(g, ans, x1, x2):
 @defjvp(np.mod)
 def mod_jvp(ans, x1, x2, x1_dot, x2_dot):
     return x1_dot - x2_dot * np.floor_divide(x1, x2)
+
+
+@defvjp(np.divmod)
+def divmod_vjp(g, ans, x1, x2):
+    # (floor_divide, mod): the quotient is piecewise constant, the remainder is mod
+    return unbroadcast(g[1], x1), unbroadcast(-g[1] * ans[0], x2)
+
+
+@defjvp(np.divmod)
+def divmod_jvp(ans, x1, x2, x1_dot, x2_dot):
+    dot = (0.0 * ans[0], x1_dot - x2_dot * ans[0])
+    return dot  # one tuple (a template's `return a, b` would be two outputs)
+
+
+@defvjp(np.ldexp)
+def ldexp_vjp(g, ans, x1, x2):
+    # x1 * 2 ** x2 with x2 an integer exponent: linear in x1
+    return unbroadcast(g * np.ldexp(1.0, x2), x1), None
+
+
+@defjvp(np.ldexp)
+def ldexp_jvp(ans, x1, x2, x1_dot):
+    return np.ldexp(x1_dot, x2)
 
 
 @defvjp(np.fmod)

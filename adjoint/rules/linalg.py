@@ -1146,3 +1146,135 @@ def eigvals_jvp(ans, a, a_dot):
     v = _eigvals_vectors(a, ans)
     p = np.linalg.solve(v, a_dot @ v)  # V^-1 dA V: its diagonal
     return np.sum(p * np.eye(np.shape(ans)[-1]), -1)
+
+
+# ------------------------------------------------------------------ cond, tensorinv, tensorsolve
+
+for _fn, _name in [(np.linalg.cond, "np.linalg.cond"), (np.linalg.tensorinv, "np.linalg.tensorinv"),
+                   (np.linalg.tensorsolve, "np.linalg.tensorsolve"), (np.polyfit, "np.polyfit")]:
+    primitive(_fn, _name)
+may_raise(np.linalg.tensorinv, np.linalg.tensorsolve)
+
+
+def _cond_parts(a, p):
+    """(u, s, vt, the position of the singular value in cond's numerator, that of the
+    one in its denominator) for the 2-norm condition numbers; other p are refused."""
+    if p not in (None, 2, -2):
+        _ = unsupported("np.linalg.cond has a derivative rule for the 2-norm (p=None, 2 or "
+                        "-2)", "write it as np.linalg.norm(a, p) * "
+                        "np.linalg.norm(np.linalg.inv(a), p)")
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    top, bottom = 0, np.shape(s)[-1] - 1
+    if np.any(_ties(s[..., :2]) != 0.0) or np.any(_ties(s[..., bottom - 1:]) != 0.0):
+        _ = unsupported("np.linalg.cond where the largest or the smallest singular value is "
+                        "repeated: it has no derivative there")
+    if p == -2:
+        return u, s, vt, bottom, top
+    return u, s, vt, top, bottom
+
+
+def _singular_bar(u, vt, i, scale):
+    """scale times d s_i / da = u_i v_i^T (scale: one number per matrix of the stack)."""
+    return scale[..., None, None] * (u[..., :, i][..., :, None] * vt[..., i, :][..., None, :])
+
+
+@defvjp(np.linalg.cond)
+def cond_vjp(g, ans, x, p=None):
+    # cond = s_num / s_den: d cond = (d s_num - cond d s_den) / s_den, d s_i = u_i^T dx v_i
+    parts = _cond_parts(x, p)
+    u, s, vt, num, den = parts[0], parts[1], parts[2], parts[3], parts[4]
+    w = g / s[..., den]
+    return _singular_bar(u, vt, num, w) - _singular_bar(u, vt, den, w * ans)
+
+
+@defjvp(np.linalg.cond)
+def cond_jvp(ans, x, p=None, x_dot=None):
+    parts = _cond_parts(x, p)
+    u, s, vt, num, den = parts[0], parts[1], parts[2], parts[3], parts[4]
+    ds = np.sum((_mT(u) @ x_dot) * vt, axis=-1)  # d s_i = u_i^T dx v_i, for every i
+    return (ds[..., num] - ans * ds[..., den]) / s[..., den]
+
+
+@defvjp(np.linalg.tensorinv)
+def tensorinv_vjp(g, ans, a, ind=2):
+    # tensorinv is inv of a read as a (rows, rows) matrix, its result read back
+    rows = int(np.prod(np.shape(a)[:ind]))
+    x = np.reshape(ans, (rows, rows))
+    return np.reshape(-(x.T @ np.reshape(g, (rows, rows)) @ x.T), np.shape(a))
+
+
+@defjvp(np.linalg.tensorinv)
+def tensorinv_jvp(ans, a, ind=2, a_dot=None):
+    rows = int(np.prod(np.shape(a)[:ind]))
+    x = np.reshape(ans, (rows, rows))
+    return np.reshape(-(x @ np.reshape(a_dot, (rows, rows)) @ x), np.shape(ans))
+
+
+def _no_axes(axes):
+    if axes is not None:
+        return unsupported("np.linalg.tensorsolve with axes= has no derivative rule",
+                           "move the axes with np.moveaxis first")
+    return None
+
+
+@defvjp(np.linalg.tensorsolve)
+def tensorsolve_vjp(g, ans, a, b, axes=None):
+    # a read as a (b.size, x.size) matrix: solve's rule, reshaped
+    _ = _no_axes(axes)
+    a2 = np.reshape(a, (np.size(b), np.size(ans)))
+    gb = np.linalg.solve(a2.T, np.ravel(g))
+    return np.reshape(-np.outer(gb, np.ravel(ans)), np.shape(a)), np.reshape(gb, np.shape(b))
+
+
+@defjvp(np.linalg.tensorsolve)
+def tensorsolve_jvp(ans, a, b, axes=None, a_dot=None, b_dot=None):
+    _ = _no_axes(axes)
+    a2 = np.reshape(a, (np.size(b), np.size(ans)))
+    rhs = np.ravel(b_dot) - np.reshape(a_dot, np.shape(a2)) @ np.ravel(ans)
+    return np.reshape(np.linalg.solve(a2, rhs), np.shape(ans))
+
+
+# ------------------------------------------------------------------ polyfit
+
+def _polyfit_parts(x, y, deg, full, w, cov):
+    """(V, pinv(V), dV/dx column by column) of the least squares fit p = pinv(V) y,
+    V = np.vander(x, deg + 1); with full=, w= or cov= refused, and a rank-deficient V."""
+    if full or cov or w is not None:
+        _ = unsupported("np.polyfit has a derivative rule without full=, w= and cov=",
+                        "for weights, fit np.vander(x, deg + 1) * w[:, None] to y * w with "
+                        "np.linalg.lstsq")
+    v = np.vander(x, deg + 1)
+    s = np.linalg.svd(v, compute_uv=False)
+    if np.shape(x)[0] < deg + 1 or s[-1] <= 1e-13 * s[0]:
+        _ = unsupported("np.polyfit with fewer distinct x than coefficients (a singular "
+                        "Vandermonde matrix): the fit is not unique and has no derivative")
+    slope = np.concatenate((np.vander(x, deg) * (deg - np.arange(deg)),
+                            np.zeros((np.shape(x)[0], 1))), axis=1)  # d x^(deg - j) / dx
+    return v, np.linalg.pinv(v), slope
+
+
+@defvjp(np.polyfit)
+def polyfit_vjp(g, ans, x, y, deg, rcond=None, full=False, w=None, cov=False):
+    # p = pinv(V) y: y's cotangent is pinv(V)^T g; V's is r s^T - gy p^T with the
+    # residual r = y - V p and s = (V^T V)^-1 g (least squares, V full rank)
+    parts = _polyfit_parts(x, y, deg, full, w, cov)
+    v, pv, slope = parts[0], parts[1], parts[2]
+    k = deg + 1
+    p2, g2 = np.reshape(ans, (k, -1)), np.reshape(g, (k, -1))
+    gy = pv.T @ g2
+    r = np.reshape(y, np.shape(gy)) - v @ p2
+    gv = r @ (pv @ gy).T - gy @ p2.T
+    return np.sum(gv * slope, axis=1), np.reshape(gy, np.shape(y))
+
+
+@defjvp(np.polyfit)
+def polyfit_jvp(ans, x, y, deg, rcond=None, full=False, w=None, cov=False, x_dot=None,
+                y_dot=None):
+    parts = _polyfit_parts(x, y, deg, full, w, cov)
+    v, pv, slope = parts[0], parts[1], parts[2]
+    k = deg + 1
+    p2 = np.reshape(ans, (k, -1))
+    dv = slope * np.reshape(x_dot, (-1, 1))
+    r = np.reshape(y, (np.shape(v)[0], -1)) - v @ p2
+    dp = pv @ (np.reshape(y_dot, np.shape(r)) - dv @ p2) + pv @ (pv.T @ (dv.T @ r))
+    return np.reshape(dp, np.shape(ans))

@@ -1,6 +1,6 @@
 """Shape and layout: reshape, ravel, squeeze, expand_dims, concatenate, stack,
 hstack, vstack, column_stack, dstack, broadcast_to, swapaxes, moveaxis, flip,
-roll, rot90, tile, repeat, append, split (and array_split, hsplit, vsplit,
+roll, rot90, tile, repeat, append, delete, insert, split (and array_split, hsplit, vsplit,
 dsplit), unstack, diag, diagonal, pad, diff, gradient, sort, partition,
 take_along_axis, copy, array/asarray, astype, atleast_1d/2d/3d, linspace, full and
 full_like; and the constructors, shape queries and index-valued functions,
@@ -31,6 +31,9 @@ rounds, and a gradient through it raises NonDifferentiableError when it runs.
 `np.full` and `np.full_like` in their fill value. `np.meshgrid` takes one to
 four arrays, each indexing and sparse or not: each input's cotangent is its
 grid's summed over the other axes.
+
+`np.delete` and `np.insert` take any obj (an index, a slice, a list, a mask) and
+`np.insert` is differentiable in values too, broadcast as NumPy broadcasts them.
 
 `np.ediff1d` is differentiable in `to_begin` and `to_end` too; `np.vander` in x
 (the column of power 0 has slope 0, also at x = 0); `np.block` takes nested
@@ -607,6 +610,36 @@ primitive(split_axis, "split_axis", nondiff=True)
 defnondiff(split_axis)
 
 
+def entry_numbers(x):
+    """The flat positions of x's entries, in x's shape: moved by np.delete or np.insert,
+    they say where each entry of x went."""
+    return np.reshape(np.arange(np.size(x)), np.shape(x))
+
+
+primitive(entry_numbers, "entry_numbers", nondiff=True)
+defnondiff(entry_numbers)
+primitive(np.delete, "np.delete")
+primitive(np.insert, "np.insert")
+
+
+@deflinear(np.delete)
+def delete_vjp(g, ans, arr, obj, axis=None):
+    # each kept entry's cotangent goes back where it came from; the deleted get 0
+    return untake(g, arr, np.delete(entry_numbers(arr), obj, axis), None)
+
+
+@deflinear(np.insert, "arr", "values")
+def insert_vjp(g, ans, arr, obj, values, axis=None):
+    # np.insert of the entries' numbers (and -1 for the others) says where each entry of
+    # arr, and of values as np.insert broadcasts them, went
+    from_arr = np.insert(entry_numbers(arr), obj, np.full(np.shape(values), -1), axis)
+    from_values = np.insert(0 * entry_numbers(arr) - 1, obj, entry_numbers(values), axis)
+    return (untake(np.where(from_arr >= 0, g, 0.0), arr, np.maximum(from_arr, 0), None),
+            None,
+            untake(np.where(from_values >= 0, g, 0.0), values, np.maximum(from_values, 0),
+                   None))
+
+
 @deflinear(np.append, "arr", "values")
 def append_vjp(g, ans, arr, values, axis=None):
     parts = split_like(g, [arr, values], axis)
@@ -996,7 +1029,7 @@ def _vander_slopes(x, N=None, increasing=False):
     of that column (0 for p_j = 0, with no x^-1 to multiply by 0 at x = 0)."""
     n = len(x) if N is None else N
     powers = np.arange(n)
-    lower = np.concatenate((np.zeros((len(x), 1)), np.vander(x, n - 1, True)), axis=1)
+    lower = np.concatenate((np.zeros((len(x), 1)), np.vander(x, max(n - 1, 0), True)), axis=1)
     slopes = (powers * lower)[:, :n]
     if increasing:
         return slopes

@@ -6,8 +6,9 @@ Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp`
 `erfc`, `erfcx`, `erfinv`, `erfcinv`, `ndtr`, `ndtri`, `log_ndtr`, `gamma`, `gammaln`,
 `loggamma` (real), `digamma` (also spelled `psi`), `polygamma(n, x)` (in x; n is a
 whole order), `multigammaln(a, d)` (in a; d is an int), `beta`, `betaln`, `xlogy`,
-`xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and `i1e`. (`np.sinc` is
-NumPy's, in `elementwise`.) Each derivative is written with these same functions,
+`xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and `i1e`, and NumPy's `np.i0`
+(its derivative is scipy's i1: without SciPy it has no rule). (`np.sinc` is NumPy's, in
+`elementwise`.) Each derivative is written with these same functions,
 so a gradient can be differentiated again. `logsumexp(..., return_sign=True)` and
 polygamma of an order that is not a whole number are refused, at their line.
 
@@ -348,6 +349,14 @@ def kl_div_jvp(ans, x, y, x_dot, y_dot):
 
 @defunary(special.i0)
 def i0_vjp(g, ans, x):
+    return g * special.i1(x)
+
+
+primitive(np.i0, "np.i0")  # NumPy's, here: its derivative is scipy.special.i1
+
+
+@defunary(np.i0)
+def numpy_i0_vjp(g, ans, x):
     return g * special.i1(x)
 
 

@@ -115,6 +115,17 @@ class Sorted(Rand):
         return np.concatenate(([0.0], np.cumsum(gaps))) * (4.0 / gaps.sum()) - 2.0
 
 
+class Reshaped(Rand):
+    """Another generator's values, reshaped (a square matrix read as a tensor)."""
+
+    def __init__(self, spec, shape):
+        super().__init__(spec.lo, spec.hi, shape)
+        self.spec = spec
+
+    def draw(self, rng):
+        return np.reshape(self.spec.draw(rng), self.shape)
+
+
 def N(*shape):  # any real
     return Rand(-2.0, 2.0, shape)
 
@@ -593,7 +604,7 @@ CASES: dict[str, list[Case]] = {
     "np.ediff1d": [case(N(5)), case(N(3, 4)), case(N(5), N(2)), case(N(5), to_begin=N()),
                    case(N(4), N(), N(3)), case(N(1), 0.5, [N(), N()]), case(N(4), to_end=2.0)],
     "np.vander": [case(N(4)), case(N(3), 5), case(N(4), 2, True), case(N(3), increasing=True),
-                  case(np.array([0.0, 1.3, -0.6])), case(N(3), 1)],
+                  case(np.array([0.0, 1.3, -0.6])), case(N(3), 1), case(N(3), 0)],
     "np.block": [case([N(3), N(2)]), case([[N(2, 2), N(2, 3)], [N(1, 2), N(1, 3)]]),
                  case([[N(2), N()], [N(3)]]), case([N(), N(2)]),
                  case([[[N(1, 2, 2)], [N(1, 1, 2)]], [[N(2, 3, 2)]]]), case([N(2, 3), N(2, 1)])],
@@ -651,7 +662,7 @@ CASES: dict[str, list[Case]] = {
     **{f"scipy.special.{n}": unary(N) for n in [
         "expit", "log_expit", "erf", "erfc", "erfcx", "ndtr", "log_ndtr", "i0", "i1", "i0e",
         "i1e"]},
-    "scipy.special.erfinv": unary(U),
+    "scipy.special.erfinv": unary(U), "np.i0": unary(N),
     **{f"scipy.special.{n}": unary(P) for n in ["loggamma", "entr"]},
     **{f"scipy.special.{n}": unary(lambda *s: Rand(0.1, 0.9, s))
        for n in ["logit", "ndtri"]},
@@ -674,6 +685,22 @@ CASES: dict[str, list[Case]] = {
     **{n: [case(N(5)), case(N(3, 4)), case(N(3, 4), axis=0), case(N(3, 4), 1),
            case(N(2, 3, 4), axis=(0, 2)), case(N())]
        for n in ["scipy.special.softmax", "scipy.special.log_softmax"]},
+    "np.delete": [case(N(5), 1), case(N(3, 4), [0, 2], 1), case(N(3, 4), slice(1, 3), 0),
+                  case(N(3, 4), 5), case(N(6), MASK6)],
+    "np.insert": [case(N(4), 1, N()), case(N(4), [1, 1, 3], N(3)), case(N(3, 4), 1, N(3), 1),
+                  case(N(3, 4), [0, 2], N(2, 4), 0), case(N(2, 3), 2, N(2)),
+                  case(N(3, 2), 1, N(), axis=1)],
+    "np.ldexp": [case(N(5), np.array([1, -2, 3, 0, 2])), case(N(), 3),
+                 case(N(3, 4), np.array([1, 2, 0, -1]))],
+    "np.divmod": [case(N(5), P(5)), case(N(3, 4), P(4)), case(N(), P())],
+    "np.linalg.cond": [case(Mat(3)), case(N(3, 4)), case(Mat(3, 2)), case(Mat(3), -2),
+                       case(N(4, 3), 2)],
+    "np.linalg.tensorinv": [case(Reshaped(Mat(6), (2, 3, 6))), case(Reshaped(Mat(6), (6, 2, 3)), 1),
+                            case(Mat(3), 1)],
+    "np.linalg.tensorsolve": [case(Reshaped(Mat(6), (2, 3, 6)), N(2, 3)),
+                              case(Reshaped(Mat(6), (6, 2, 3)), N(6)), case(Mat(3), N(3))],
+    "np.polyfit": [case(Sorted(6), N(6), 2), case(Sorted(5), N(5, 2), 1), case(Sorted(4), N(4), 3),
+                   case(N(7), N(7), 0)],
     # scipy.linalg (cho_solve's (c, lower) pair is not perturbed here: its derivative in
     # c is checked in tests/rules/test_scipy_linalg.py)
     "scipy.linalg.solve_triangular": [
@@ -753,6 +780,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "cast_kind": [case("float64"), case(np.float32), case(int), case("complex128")],
     "is_complex": [case(N(3))], "is_text": [case("ij"), case(N(2))], "pad_mode_ok": [case("edge"), case("mean")],
     "source_index": [case(N(3, 4), N(3, 4), 1), case(N(5), N(5), None)],
+    "entry_numbers": [case(N(3, 4)), case(N()), case(N(0))],
     "linspace_weights": [case(5, True, 2, 0), case(4, False, 1)],
     "np.zeros": [case((3, 4)), case(3)], "np.ones": [case((3, 4))], "np.empty": [case((2,))],
     "np.ones_like": [case(N(3))], "np.empty_like": [case(N(3))],
