@@ -34,6 +34,7 @@ from adjoint.analysis.activity import useful, varied
 from adjoint.errors import NonDifferentiableError
 from adjoint.frontend.lower import TEMP, Lowerer
 from adjoint.rules.complex import COMPLEX_RULES, meets_complex
+from adjoint.rules.located import no_derivative_in
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import dict_of, list_of, tuple_of
 from adjoint.frontend.source import parse_function
@@ -343,9 +344,9 @@ class Forward:
     def shape_of(self, o):
         if isinstance(o, Zero):
             return o.shape
-        if isinstance(o, Const):
+        if isinstance(o, Const):  # (a string is one value: no_derivative_in's message)
             x = o.value
-            return () if isinstance(x, (bool, int, float, complex, np.number)) else None
+            return () if isinstance(x, (bool, int, float, complex, np.number, str)) else None
         if isinstance(o, Global):
             x = o.value
             if isinstance(x, np.ndarray):
@@ -367,7 +368,9 @@ class Forward:
         """Elementwise ops whose result shape is the broadcast of their operands'."""
         if prim.style in ("infix", "prefix"):
             return prim.symbol.strip() in _ELEMENTWISE_SYMBOLS
-        return registry.elementwise_ufunc(prim.fn) or prim.fn is np.where
+        # (no_derivative_in(t, ...) never returns; held to t's shape, the zero term
+        # `no_derivative_in(a_dot, ...)` of a constant a is dropped, and the call with it)
+        return registry.elementwise_ufunc(prim.fn) or prim.fn in (np.where, no_derivative_in)
 
     def infer_shape(self, prim, args, kwargs):
         if prim.name.startswith("math."):

@@ -69,7 +69,7 @@ import numpy as np
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.registry import (defbilinear, defjvp, deflinear, defnondiff, defvjp, may_raise,
                                     primitive)
-from adjoint.rules.located import generated_from, unsupported
+from adjoint.rules.located import generated_from, no_derivative_in, unsupported
 from adjoint.runtime import expand_to, unbroadcast
 
 
@@ -101,9 +101,16 @@ for _fn, _name in [(np.dot, "np.dot"), (np.matmul, "np.matmul"), (np.outer, "np.
                    (np.linalg.inv, "np.linalg.inv"), (np.linalg.det, "np.linalg.det")]:
     primitive(_fn, _name)
 primitive(unsupported, "unsupported", nondiff=True, pure=False)
+primitive(no_derivative_in, "no_derivative_in")
+may_raise(no_derivative_in)
 primitive(inverse_permutation, "inverse_permutation", nondiff=True)
 primitive(trace_mask, "trace_mask", nondiff=True)
 defnondiff(unsupported, inverse_permutation, trace_mask)
+
+
+@deflinear(no_derivative_in)
+def no_derivative_in_vjp(g, ans, t, x, message, hint=""):
+    return no_derivative_in(g, x, message, hint)
 
 
 # ------------------------------------------------------------------ products

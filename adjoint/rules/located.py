@@ -10,6 +10,8 @@ import linecache
 import re
 import sys
 
+import numpy as np
+
 from adjoint.errors import NonDifferentiableError
 from adjoint.ir.core import Loc
 
@@ -39,3 +41,13 @@ def generated_from(frame):
         if re.match(r"\s*(# \S+, line \d+:|def )", text):
             return None
     return None
+
+
+def no_derivative_in(t, x, message, hint=""):
+    """`t` is a tangent (or cotangent) of the input `x`, in which a rule has no derivative
+    (gammainc's a): raise when the gradient runs, unless x holds integers (a constant,
+    derivative 0). Linear in t to the compiler (its rules are itself), so a zero tangent
+    makes a zero and the call goes: only an input a derivative flows into raises."""
+    if np.asarray(x).dtype.kind in "biu":
+        return 0.0 if t is None else 0.0 * t  # (None: no tangent given, a plain call)
+    raise NonDifferentiableError(message, generated_from(sys._getframe(1)), hint)

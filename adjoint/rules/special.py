@@ -7,7 +7,10 @@ Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp`
 `loggamma` (real), `digamma` (also spelled `psi`), `polygamma(n, x)` (in x; n is a
 whole order), `multigammaln(a, d)` (in a; d is an int), `beta`, `betaln`, `xlogy`,
 `xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and `i1e`, and NumPy's `np.i0`
-(its derivative is scipy's i1: without SciPy it has no rule). (`np.sinc` is NumPy's, in
+(its derivative is scipy's i1: without SciPy it has no rule), `rgamma`, and
+`gammainc(a, x)`, `gammaincc(a, x)` and `jv(v, x)` in x: a gradient into a or into the
+order v raises NonDifferentiableError at the call's line when it runs
+(`no_derivative_in`; an integer a or v is a constant). (`np.sinc` is NumPy's, in
 `elementwise`.) Each derivative is written with these same functions,
 so a gradient can be differentiated again. `logsumexp(..., return_sign=True)` and
 polygamma of an order that is not a whole number are refused, at their line.
@@ -27,6 +30,8 @@ Conventions where a formula breaks down:
   one-sided limit, as JAX), and 0 for x < 0, where entr is -inf throughout (JAX).
 - `i0e(x) = exp(-|x|) i0(x)` has a kink at 0 (slopes -1 and +1 on either
   side): the derivative there is 0, the mean of the two, as abs'(0) = 0.
+- `rgamma = 1 / gamma` is 0 at gamma's poles x = -n, where its slope is the limit
+  (-1)^n n!.
 - `log_ndtr'(x) = ndtr'(x) / ndtr(x)` is computed as sqrt(2 / pi) / erfcx(-x /
   sqrt 2), which neither overflows nor loses digits in either tail.
 """
@@ -37,7 +42,7 @@ import math
 import numpy as np
 from scipy import special
 
-from adjoint.rules.located import unsupported
+from adjoint.rules.located import no_derivative_in, unsupported
 from adjoint.rules.registry import defjvp, defunary, defvjp, primitive
 from adjoint.runtime import unbroadcast
 
@@ -51,7 +56,8 @@ _SQRT_HALF = math.sqrt(0.5)
 for _name in ["expit", "logit", "log_expit", "logsumexp", "softmax", "log_softmax", "erf",
               "erfc", "erfcx", "erfinv", "erfcinv", "ndtr", "ndtri", "log_ndtr", "gamma",
               "gammaln", "loggamma", "digamma", "polygamma", "multigammaln", "beta", "betaln",
-              "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e", "i1e"]:
+              "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e", "i1e",
+              "gammainc", "gammaincc", "rgamma", "jv"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
 _softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
 if _softplus is not None:
@@ -265,6 +271,49 @@ def multigammaln_jvp(ans, a, d, a_dot):
     return a_dot * _multigammaln_slope(a, d)
 
 
+@defunary(special.rgamma)
+def rgamma_vjp(g, ans, x):
+    # (1 / gamma)' = -digamma / gamma; at a pole of gamma (x = -n) rgamma is 0 and its
+    # slope (-1)^n n!, the limit, written as cos(pi x) gamma(1 - x)
+    pole = ans == 0.0
+    return g * np.where(pole, np.cos(math.pi * x) * special.gamma(1.0 - np.where(pole, x, 0.5)),
+                        -ans * special.digamma(np.where(pole, 1.0, x)))
+
+
+def _gammainc_slope(a, x):
+    """d gammainc(a, x) / dx = x^(a - 1) e^-x / gamma(a) (1 at x = 0 for a = 1)."""
+    return np.exp(special.xlogy(a - 1.0, x) - x - special.gammaln(a))
+
+
+# (messages of the derivatives refused: no_derivative_in is called in the templates
+# themselves, where a zero tangent is still known to be zero, not in a helper)
+_IN_A = ("scipy.special.gammainc(a, x) and gammaincc(a, x) are differentiated in x only: "
+         "their derivative in a has no closed form")
+_HOLD_A = "hold a constant, or wrap it in adjoint.stop_gradient(a)"
+_IN_ORDER = "scipy.special.jv(v, x) is differentiated in x only: the order v is held constant"
+_HOLD_ORDER = "wrap it in adjoint.stop_gradient(v)"
+
+
+@defvjp(special.gammainc)
+def gammainc_vjp(g, ans, a, x):
+    return unbroadcast(no_derivative_in(g, a, _IN_A, _HOLD_A), a), unbroadcast(g * _gammainc_slope(a, x), x)
+
+
+@defjvp(special.gammainc)
+def gammainc_jvp(ans, a, x, a_dot=None, x_dot=None):
+    return x_dot * _gammainc_slope(a, x) + no_derivative_in(a_dot, a, _IN_A, _HOLD_A)
+
+
+@defvjp(special.gammaincc)
+def gammaincc_vjp(g, ans, a, x):
+    return unbroadcast(no_derivative_in(g, a, _IN_A, _HOLD_A), a), unbroadcast(-g * _gammainc_slope(a, x), x)
+
+
+@defjvp(special.gammaincc)
+def gammaincc_jvp(ans, a, x, a_dot=None, x_dot=None):
+    return -x_dot * _gammainc_slope(a, x) + no_derivative_in(a_dot, a, _IN_A, _HOLD_A)
+
+
 @defvjp(special.beta)
 def beta_vjp(g, ans, a, b):
     both = special.digamma(a + b)
@@ -364,6 +413,19 @@ def numpy_i0_vjp(g, ans, x):
 def i1_vjp(g, ans, x):
     # i1' = i0 - i1 / x, 1/2 at x = 0 (the limit)
     return g * np.where(x == 0.0, 0.5, special.i0(x) - ans / np.where(x == 0.0, 1.0, x))
+
+
+@defvjp(special.jv)
+def jv_vjp(g, ans, v, x):
+    # J_v' = (J_(v-1) - J_(v+1)) / 2
+    slope = 0.5 * (special.jv(v - 1.0, x) - special.jv(v + 1.0, x))
+    return unbroadcast(no_derivative_in(g, v, _IN_ORDER, _HOLD_ORDER), v), unbroadcast(g * slope, x)
+
+
+@defjvp(special.jv)
+def jv_jvp(ans, v, x, v_dot=None, x_dot=None):
+    return x_dot * 0.5 * (special.jv(v - 1.0, x) - special.jv(v + 1.0, x)) \
+        + no_derivative_in(v_dot, v, _IN_ORDER, _HOLD_ORDER)
 
 
 @defunary(special.i0e)

@@ -678,6 +678,12 @@ CASES: dict[str, list[Case]] = {
     "scipy.special.polygamma": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)),
                                 case(np.array([1, 2]), P(3, 1))],
     "scipy.special.softplus": unary(N),
+    # gammainc's a and jv's order are given as ints: a float one raises, by design
+    # (no_derivative_in; tests/rules/test_special.py)
+    **{f"scipy.special.{n}": [case(2, P(5)), case(np.array([1, 3, 2]), P(3)), case(3, P(3, 4)),
+                              case(1, P())] for n in ["gammainc", "gammaincc"]},
+    "scipy.special.jv": [case(1, N(5)), case(0, N(3, 4)), case(np.array([0, 2]), N(3, 1))],
+    "scipy.special.rgamma": unary(N) + [case(np.array([0.0, -1.0, -2.0, 0.5]))],
     "scipy.special.multigammaln": [case(G1(), 3), case(G1(5), 1), case(Rand(2.0, 3.0, (3, 4)), 4)],
     "scipy.special.logsumexp": reduction() + [
         case(N(3, 4), b=P(3, 4)), case(N(3, 4), axis=1, b=P(4)), case(N(4), b=P(3, 4), axis=-1),
@@ -826,6 +832,8 @@ EXCLUDED = {
     "section": "tape machinery (a marker that computes nothing)",
     "tape_new": "tape machinery", "tape_push": "tape machinery", "tape_pop": "tape machinery",
     "unsupported": "raises by design; see test_unsupported_cases_raise",
+    "no_derivative_in": "raises by design: tests/rules/test_special.py's gammainc and jv "
+                        "in a and in the order",
     "checkpoint_plan": "checkpoint machinery (a schedule; tested in test_checkpoint)",
     "zip_reversed": "tape machinery (the reverse loop's iteration)",
     "plan_stores": "checkpoint machinery", "plan_actions": "checkpoint machinery",

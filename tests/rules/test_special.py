@@ -321,6 +321,51 @@ def test_polygamma_in_x_and_a_fractional_order_refused():
     assert "sp.polygamma(n, x)" in str(info.value)
 
 
+def incomplete_gammas(a, x):
+    return np.sum(sp.gammainc(a, x) ** 2 + sp.gammaincc(a, x))
+
+
+def bessel_j(v, x):
+    return np.sum(sp.jv(v, x) ** 2)
+
+
+def test_gammainc_jv_rgamma_in_x():
+    # d/dx gammainc(a, x) = x^(a - 1) e^-x / gamma(a); gammaincc = 1 - gammainc;
+    # J0' = -J1; (1 / gamma)' = -digamma / gamma, and (-1)^n n! at the pole x = -n
+    x = np.array([0.3, 1.2, 2.5, 4.0])
+    check_program(incomplete_gammas, 2.5, x, wrt=1)
+    check_program(bessel_j, 1.5, x, wrt=1)
+    check_program(bessel_j, 2, X5, wrt=1)
+    check_program(lambda x: np.sum(sp.rgamma(x) ** 2), X5)
+    slope = x ** 1.5 * np.exp(-x) / math.gamma(2.5)
+    np.testing.assert_allclose(adjoint.grad(lambda x: np.sum(sp.gammainc(2.5, x)))(x), slope,
+                               rtol=1e-13)
+    np.testing.assert_allclose(adjoint.grad(lambda x: np.sum(sp.gammaincc(2.5, x)))(x), -slope,
+                               rtol=1e-13)
+    assert adjoint.grad(lambda x: sp.gammainc(1.0, x))(0.0) == 1.0  # e^-x at 0, not 0 * inf
+    np.testing.assert_allclose(adjoint.grad(lambda x: np.sum(sp.jv(0, x)))(X5), -sp.jv(1, X5),
+                               rtol=1e-13)
+    z = np.array([0.7, 2.5, -2.0, -3.0])
+    np.testing.assert_allclose(adjoint.grad(lambda z: np.sum(sp.rgamma(z)))(z),
+                               [-sp.digamma(0.7) / sp.gamma(0.7), -sp.digamma(2.5) / sp.gamma(2.5),
+                                2.0, -6.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("f, args, wrt, match", [
+    (incomplete_gammas, (2.5, np.array([0.3, 1.2])), 0, "differentiated in x only"),
+    (bessel_j, (1.5, np.abs(X5) + 0.1), 0, "order v is held constant")])
+def test_gammainc_in_a_and_jv_in_its_order_are_refused_at_their_line(f, args, wrt, match):
+    for mode in ("grad", "jvp"):
+        with pytest.raises(NonDifferentiableError, match=match) as info:
+            if mode == "grad":
+                adjoint.grad(f, wrt=wrt)(*args)
+            else:
+                adjoint.jvp(f, wrt=wrt)(*args, 1.0)
+        assert "test_special.py" in str(info.value) and "sp." in str(info.value)
+    # and a derivative in x alone goes through, with a (or v) a float argument
+    assert np.all(np.isfinite(adjoint.jvp(f, wrt=1)(*args, np.ones_like(args[1]))[1]))
+
+
 def test_without_scipy_nothing_is_registered():
     code = textwrap.dedent("""
         import sys
