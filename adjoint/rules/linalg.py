@@ -5,6 +5,7 @@ and `np.linalg.solve`, `inv`, `det`,
 `slogdet`, `eigh`, `svd`, `qr`, `cholesky`, `pinv`, `eig`, `eigvals`, `lstsq`,
 `matrix_power` and `multi_dot`.
 
+`np.vecdot` takes `axis=` or the ufunc's `axes=` (one core axis per operand);
 `np.dot` and `np.inner` are covered for every number of dimensions;
 `np.matmul` (like the `@` operator) for every combination, batched and
 broadcast. `solve`, `inv`, `det` and the decompositions accept stacks of
@@ -230,14 +231,40 @@ if hasattr(np, "vecdot"):  # NumPy >= 2.0 (both spellings)
     primitive(np.linalg.vecdot, "np.linalg.vecdot")
 
     @defbilinear(np.linalg.vecdot, "x1", "x2")
-    @defbilinear(np.vecdot, "x1", "x2")
     def vecdot_vjp(g, ans, x1, x2, axis=-1):
         # the sum of x1 * x2 over each operand's own `axis`, the other axes broadcast
         # (real operands: no conjugate)
-        a, b = np.moveaxis(x1, axis, -1), np.moveaxis(x2, axis, -1)
+        bars = _vecdot_bars(g, x1, x2, axis, axis)
+        return bars[0], bars[1]
+
+    def _vecdot_bars(g, x1, x2, axis1, axis2):
+        """The cotangents of the sums of x1 * x2 over x1's axis1 and x2's axis2."""
+        a, b = np.moveaxis(x1, axis1, -1), np.moveaxis(x2, axis2, -1)
         g1 = np.expand_dims(g, -1)
-        return (np.moveaxis(unbroadcast(g1 * b, a), -1, axis),
-                np.moveaxis(unbroadcast(g1 * a, b), -1, axis))
+        return (np.moveaxis(unbroadcast(g1 * b, a), -1, axis1),
+                np.moveaxis(unbroadcast(g1 * a, b), -1, axis2))
+
+    def _core_axes(axis, axes):
+        """The axis each operand of the ufunc np.vecdot sums over: axes=[(i,), (j,), ()]
+        (or [i, j]), else axis= (for both), else the last."""
+        if axes is not None:
+            return np.ravel(axes[0])[0], np.ravel(axes[1])[0]
+        if axis is not None:
+            return axis, axis
+        return -1, -1
+
+    @defvjp(np.vecdot)
+    def ufunc_vecdot_vjp(g, ans, x1, x2, axis=None, axes=None):
+        core = _core_axes(axis, axes)
+        bars = _vecdot_bars(g, x1, x2, core[0], core[1])
+        return bars[0], bars[1]
+
+    @defjvp(np.vecdot)
+    def ufunc_vecdot_jvp(ans, x1, x2, axis=None, axes=None, x1_dot=None, x2_dot=None):
+        core = _core_axes(axis, axes)
+        a, b = np.moveaxis(x1, core[0], -1), np.moveaxis(x2, core[1], -1)
+        return np.vecdot(np.moveaxis(x1_dot, core[0], -1), b) + \
+            np.vecdot(a, np.moveaxis(x2_dot, core[1], -1))
 
 if hasattr(np, "matvec"):  # NumPy >= 2.2
     primitive(np.matvec, "np.matvec")

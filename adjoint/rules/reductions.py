@@ -6,7 +6,8 @@ two axes).
 
 Every rule takes `axis` (None, an int or a tuple) and `keepdims` as NumPy does;
 `expand_to(g, x, axis, keepdims)` broadcasts a reduction's cotangent back to
-the shape of its input.
+the shape of its input. `sum` and `prod` take `where=` and `initial=` (differentiated
+in initial too), `mean` takes `where=`: an entry left out gets gradient 0.
 
 Conventions where a derivative does not exist or a naive formula would fail:
 
@@ -154,8 +155,12 @@ def sum_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=Non
 
 
 @deflinear(np.mean)
-def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
-    return expand_to(g, a, axis, keepdims) * (size_of(ans) / size_of(a))
+def mean_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False, where=True):
+    if where is True:  # (NumPy's default: every entry counts)
+        return expand_to(g, a, axis, keepdims) * (size_of(ans) / size_of(a))
+    # the mean of the entries `where` keeps: each of them counts 1 / their number
+    count = np.sum(np.where(where, 1.0, 0.0) * np.ones(np.shape(a)), axis=axis, keepdims=True)
+    return kept(expand_to(g, a, axis, keepdims) / count, where)
 
 
 # ------------------------------------------------------------------ nansum, nanmean, ptp
@@ -259,22 +264,53 @@ def _products_of_others(a, axis):
     return np.moveaxis(np.reshape(before * after, np.shape(moved)), ends, axis)
 
 
+def _factors(a, where):
+    """prod's factors: the entries of a that `where=` keeps, 1 in place of the others."""
+    if where is None:
+        return a
+    return np.where(where, a, 1.0)
+
+
+def _times_initial(x, initial):
+    if initial is None:
+        return x
+    return x * initial
+
+
 @defvjp(np.prod)
-def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False):
+def prod_vjp(g, ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+             where=None):
+    # initial * the product of the kept entries: d / d a_i is initial times the product
+    # of the other kept entries (no division by a_i, which may be zero); d / d initial
+    # the product of the kept entries
+    b = _factors(a, where)
+    if initial is None:
+        gi = None
+    else:
+        gi = np.sum(g * np.prod(b, axis=axis, keepdims=keepdims))
     if axis is not None:
         if np.ndim(a) == 0:
-            return g
-    # d prod / d a_i is the product of the other entries (no division by a_i, which
-    # may be zero)
-    return expand_to(g, a, axis, keepdims) * _products_of_others(a, axis)
+            return _times_initial(kept(g, where), initial), None, None, None, None, gi
+    others = _products_of_others(b, axis)
+    return _times_initial(kept(expand_to(g, a, axis, keepdims) * others, where), initial), \
+        None, None, None, None, gi
 
 
 @defjvp(np.prod)
-def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, a_dot=None):
+def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=None,
+             where=None, a_dot=None, initial_dot=None):
+    b = _factors(a, where)
     if axis is not None:
         if np.ndim(a) == 0:
-            return a_dot
-    return np.sum(a_dot * _products_of_others(a, axis), axis=axis, keepdims=keepdims)
+            t = _times_initial(kept(a_dot, where), initial)
+            if initial is None:
+                return t
+            return t + initial_dot * b
+    t = _times_initial(np.sum(kept(a_dot, where) * _products_of_others(b, axis), axis=axis,
+                              keepdims=keepdims), initial)
+    if initial is None:
+        return t
+    return t + initial_dot * np.prod(b, axis=axis, keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ max, min

@@ -129,3 +129,32 @@ def test_i0_by_hand():
     check_program(lambda x: np.sum(np.i0(x) ** 2), X6)
     np.testing.assert_allclose(adjoint.grad(lambda x: np.sum(np.i0(x)))(X6), special.i1(X6),
                                rtol=1e-12)
+
+
+def masked_reductions(x):
+    keep = x > 0.0
+    return np.prod(x, where=keep, initial=2.0) + np.sum(np.mean(x, axis=1, where=keep) ** 2) \
+        + np.sum(np.prod(x, axis=0, where=keep))
+
+
+def vecdot_axes(a, b):
+    return np.sum(np.vecdot(a, b, axes=[(0,), (1,), ()]) ** 2) + np.sum(np.vecdot(a, a, axis=0))
+
+
+@pytest.mark.parametrize("f, args", [(masked_reductions, (X34 + 0.3,)),
+                                     (vecdot_axes, (X34, X34.T.copy()))])
+def test_keywords_against_finite_differences(f, args):
+    if f is vecdot_axes and not hasattr(np, "vecdot"):
+        pytest.skip("np.vecdot is NumPy 2's")
+    check_program(f, *args)
+
+
+def test_keywords_by_hand():
+    x = np.array([0.3, -1.2, 2.0, 0.7])
+    # prod(x, where=x > 0, initial=c) = c * 0.3 * 2.0 * 0.7: d/dx_i = c * the other kept ones
+    got = adjoint.grad(lambda x, c: np.prod(x, where=x > 0.0, initial=c), wrt=(0, 1))(x, 2.0)
+    np.testing.assert_allclose(got[0], [2.8, 0.0, 0.42, 1.2])
+    np.testing.assert_allclose(got[1], 0.42)
+    # mean(x, where=x > 0): 1/3 to each kept entry
+    got = adjoint.grad(lambda x: np.mean(x, where=x > 0.0))(x)
+    np.testing.assert_allclose(got, [1 / 3, 0.0, 1 / 3, 1 / 3])

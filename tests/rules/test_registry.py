@@ -326,7 +326,13 @@ CASES: dict[str, list[Case]] = {
                                                                 where=MASK34),
                                case(N(2, 3, 4), axis=(0, 2), keepdims=True, where=MASK4),
                                case(N(), axis=0, initial=N())]),
-    "np.mean": reduction(), "np.prod": reduction(),
+    "np.mean": reduction(extra=[case(N(3, 4), where=MASK34), case(N(3, 4), axis=1, where=MASK4),
+                                case(N(2, 3, 4), axis=(0, 2), keepdims=True, where=MASK4)]),
+    "np.prod": reduction(extra=[case(N(3, 4), where=MASK34), case(N(3, 4), axis=1, where=MASK4),
+                                case(N(3, 4), initial=N()), case(N(3, 4), 0, initial=N(),
+                                                                 where=MASK34),
+                                case(N(2, 3, 4), axis=(0, 2), keepdims=True, where=MASK4),
+                                case(N(), axis=0, initial=N()), case(N(), where=False)]),
     **{f"np.{n}": reduction(extra=[
         case(N(3, 4), initial=0.5), case(N(3, 4), axis=0, initial=N()),
         case(U(3, 4), axis=0, initial=1.5), case(U(3, 4), 1, initial=-1.5),
@@ -727,6 +733,11 @@ CASES: dict[str, list[Case]] = {
     "scipy.stats.beta.logpdf": [case(Rand(0.1, 0.9, (5,)), G1(), P(), 0.0, 1.0),
                                 case(Rand(0.1, 0.9, (3, 4)), P(4), G1(3, 1), -0.1, 1.2)],
 }
+
+if "np.vecdot" in CASES:  # the ufunc's axes= (np.linalg.vecdot has axis= only)
+    CASES["np.vecdot"] = CASES["np.vecdot"] + [
+        case(N(4, 3), N(3, 4), axes=[(0,), (1,), ()]), case(N(3, 4), N(3, 4), axes=[0, 0]),
+        case(N(2, 4, 3), N(4, 1), axes=[(1,), (0,)])]
 
 # nondifferentiable primitives: the output must not change under a tiny perturbation
 # of the float inputs (a random point is not on a jump)
@@ -1308,7 +1319,7 @@ def _prod_others(a):
                                [1.5, -2.0, 4.0], [0.0]])
 def test_prod_with_zeros(a):
     a = np.array(a)
-    g = vjp("np.prod", 1.0, a)
+    g = vjp("np.prod", 1.0, a)[0]  # (the others: dtype, out, ..., initial)
     np.testing.assert_allclose(g, _prod_others(a))
     u = np.arange(1.0, a.size + 1)
     np.testing.assert_allclose(jvp("np.prod", a, dots={"a_dot": u}), _prod_others(a) @ u)
@@ -1317,10 +1328,10 @@ def test_prod_with_zeros(a):
 def test_prod_with_zeros_along_an_axis():
     a = np.array([[1.0, 2.0, 3.0], [0.0, 4.0, 5.0], [0.0, 0.0, 1.0], [2.0, 0.0, 6.0]])
     want = np.stack([_prod_others(r) for r in a])
-    np.testing.assert_allclose(vjp("np.prod", np.ones(4), a, axis=1), want)
-    np.testing.assert_allclose(vjp("np.prod", np.ones((4, 1)), a, axis=1, keepdims=True), want)
+    np.testing.assert_allclose(vjp("np.prod", np.ones(4), a, axis=1)[0], want)
+    np.testing.assert_allclose(vjp("np.prod", np.ones((4, 1)), a, axis=1, keepdims=True)[0], want)
     want0 = np.stack([_prod_others(col) for col in a.T]).T
-    np.testing.assert_allclose(vjp("np.prod", np.ones(3), a, axis=0), want0)
+    np.testing.assert_allclose(vjp("np.prod", np.ones(3), a, axis=0)[0], want0)
     u = np.random.default_rng(0).normal(size=a.shape)
     np.testing.assert_allclose(jvp("np.prod", a, axis=0, dots={"a_dot": u}),
                                np.sum(want0 * u, axis=0))
