@@ -1,7 +1,10 @@
 """`scipy.stats`: the normal distribution's `logpdf`, `pdf`, `cdf` and `logcdf`, and the
-`logpdf` of `t`, `gamma` and `beta` (imported only when SciPy is installed; see
-`adjoint.rules`), each differentiable in x and in every parameter (df, a, b, loc,
-scale), which broadcast against each other as SciPy's do. They are the methods of
+`logpdf` of `t`, `gamma`, `beta` and `multivariate_normal` (imported when one of them
+is first met; see `registry._LAZY`), each differentiable in x and in every parameter
+(df, a, b, loc, scale; mean and cov), which broadcast against each other as SciPy's
+do. `multivariate_normal.logpdf` takes a (k, k) cov, of which SciPy reads the lower
+triangle (and so does the rule), points x along the last axis (k of them), and no
+allow_singular=True. They are the methods of
 SciPy's distribution objects, called as `scipy.stats.norm.logpdf(x, loc, scale)` or
 `norm.logpdf(x, loc=..., scale=...)`; a frozen distribution (`norm(0, 1).logpdf`) is
 not covered.
@@ -19,6 +22,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from adjoint.rules.linalg import _mT, _read_triangle, _to_triangle
+from adjoint.rules.located import unsupported
 from adjoint.rules.registry import defjvp, defvjp, primitive
 from adjoint.runtime import unbroadcast
 
@@ -27,7 +32,8 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _SQRT_HALF = math.sqrt(0.5)
 
 for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf"]), ("t", ["logpdf"]),
-                        ("gamma", ["logpdf"]), ("beta", ["logpdf"])]:
+                        ("gamma", ["logpdf"]), ("beta", ["logpdf"]),
+                        ("multivariate_normal", ["logpdf"])]:
     for _method in _methods:
         primitive(getattr(getattr(stats, _dist), _method), f"scipy.stats.{_dist}.{_method}")
 
@@ -186,3 +192,45 @@ def beta_logpdf_jvp(ans, x, a, b, loc=0.0, scale=1.0, x_dot=None, a_dot=None, b_
                     loc_dot=None, scale_dot=None):
     d = _beta_partials(x, a, b, loc, scale)
     return d[0] * x_dot + d[1] * a_dot + d[2] * b_dot + d[3] * loc_dot + d[4] * scale_dot
+
+
+# ------------------------------------------------------------------ multivariate normal
+
+def _mvn_parts(x, mean, cov, allow_singular):
+    """(d = x - mean, cov^-1 d along the last axis, cov^-1) of multivariate_normal.logpdf =
+    -(k log(2 pi) + log det cov + d^T cov^-1 d) / 2, cov read from its lower triangle."""
+    if np.ndim(cov) != 2 or allow_singular or np.ndim(x) == 0 or \
+            np.shape(x)[-1] != np.shape(cov)[0]:
+        _ = unsupported("scipy.stats.multivariate_normal.logpdf has a derivative rule for a "
+                        "(k, k) cov, points along x's last axis, and allow_singular=False",
+                        "pass cov as a matrix: np.eye(k) * s for a scalar s")
+    inv = np.linalg.inv(_read_triangle(cov, False))
+    d = x
+    if mean is not None:
+        d = x - mean
+    return d, d @ inv, inv
+
+
+@defvjp(stats.multivariate_normal.logpdf)
+def mvn_logpdf_vjp(g, ans, x, mean=None, cov=1, allow_singular=False):
+    parts = _mvn_parts(x, mean, cov, allow_singular)
+    d, s, inv = parts[0], parts[1], parts[2]
+    k = np.shape(inv)[0]
+    gk = np.reshape(g, np.shape(d)[:-1] + (1,))
+    rows = np.reshape(s, (-1, k))
+    gs = np.reshape(gk * s, (-1, k))
+    # d(log det) = tr(cov^-1 dcov); d(d^T cov^-1 d) = -s^T dcov s for each row s
+    gfull = -0.5 * (np.sum(g) * inv - _mT(rows) @ gs)
+    return unbroadcast(-gk * s, x), unbroadcast(gk * s, mean), _to_triangle(gfull, False)
+
+
+@defjvp(stats.multivariate_normal.logpdf)
+def mvn_logpdf_jvp(ans, x, mean=None, cov=1, allow_singular=False, x_dot=None,
+                   mean_dot=None, cov_dot=None):
+    parts = _mvn_parts(x, mean, cov, allow_singular)
+    d, s, inv = parts[0], parts[1], parts[2]
+    dfull = _read_triangle(cov_dot, False)
+    dd = x_dot - mean_dot
+    t = -0.5 * (np.trace(inv @ dfull) + 2.0 * np.sum(dd * s, axis=-1)
+                - np.sum((s @ dfull) * s, axis=-1))
+    return np.reshape(t, np.shape(ans))

@@ -730,6 +730,8 @@ CASES: dict[str, list[Case]] = {
                              case(N(), df=P(3), loc=0.5, scale=2.0)],
     "scipy.stats.gamma.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1)),
                                  case(P(), a=G1(3), loc=-1.0, scale=2.0)],
+    "scipy.stats.multivariate_normal.logpdf": [
+        case(N(3), N(3), SPD(3)), case(N(4, 3), N(3), SPD(3)), case(N(2, 4, 2), N(2), SPD(2))],
     "scipy.stats.beta.logpdf": [case(Rand(0.1, 0.9, (5,)), G1(), P(), 0.0, 1.0),
                                 case(Rand(0.1, 0.9, (3, 4)), P(4), G1(3, 1), -0.1, 1.2)],
 }

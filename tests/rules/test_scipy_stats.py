@@ -1,5 +1,6 @@
 """scipy.stats through compiled programs (issue 15): norm's logpdf, pdf, cdf and logcdf,
-and the logpdf of t, gamma and beta, in x and in their parameters.
+and the logpdf of t, gamma, beta and multivariate_normal, in x and in their
+parameters.
 
 tests/rules/test_registry.py checks each rule's templates on their own (CASES);
 here each is called as a user writes it (`scipy.stats.norm.logpdf`, or `norm` imported,
@@ -109,3 +110,44 @@ def test_a_frozen_distribution_is_refused_at_its_line():
 
 def frozen(x):
     return norm(0.0, 1.0).logpdf(x)
+
+
+B3 = R.normal(size=(3, 3))
+COV3 = B3 @ B3.T + 3.0 * np.eye(3)
+X43 = R.normal(size=(4, 3))
+
+
+def mvn_loglik(x, m, c):
+    return np.sum(stats.multivariate_normal.logpdf(x, m, c))
+
+
+def mvn_centred(x, c):
+    return stats.multivariate_normal.logpdf(x, cov=c) ** 2
+
+
+@pytest.mark.parametrize("f, args", [(mvn_loglik, (X43, X5[:3], COV3)),
+                                     (mvn_loglik, (X43[0], X5[:3], COV3)),
+                                     (mvn_centred, (X43[1], COV3))])
+def test_multivariate_normal_against_finite_differences(f, args):
+    check_program(f, *args)
+
+
+def test_multivariate_normal_by_hand():
+    # logpdf = -(k log 2 pi + log det C + d^T C^-1 d) / 2, d = x - m: in x, -C^-1 d; in m,
+    # C^-1 d; in C (read from its lower triangle), G = -(C^-1 - C^-1 d d^T C^-1) / 2 with
+    # the upper triangle's share folded onto the lower one
+    x, m = X43[0], X5[:3]
+    gx, gm, gc = adjoint.grad(mvn_loglik, wrt=(0, 1, 2))(x, m, COV3)
+    inv = np.linalg.inv(COV3)
+    s = inv @ (x - m)
+    np.testing.assert_allclose(gx, -s, rtol=1e-12)
+    np.testing.assert_allclose(gm, s, rtol=1e-12)
+    full = -0.5 * (inv - np.outer(s, s))
+    np.testing.assert_allclose(gc, np.tril(full + full.T) - np.diag(np.diag(full)), rtol=1e-10,
+                               atol=1e-14)
+
+
+def test_multivariate_normal_with_a_scalar_cov_is_refused():
+    from adjoint.errors import NonDifferentiableError
+    with pytest.raises(NonDifferentiableError, match=r"\(k, k\) cov"):
+        adjoint.grad(lambda x: np.sum(stats.multivariate_normal.logpdf(x, cov=2.0)))(X43[0])
