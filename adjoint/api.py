@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from adjoint import __version__
+from adjoint import __version__, index
 from adjoint.analysis.shapes import array_library, as_numpy, kind_of, refuse_handled
 from adjoint.analysis.views import written_arrays
 from adjoint.codegen import emit, load, numba_backend
@@ -144,12 +144,25 @@ class Compiled:
     facts: object = None  # what observing its arguments saw, when an int was among them
 
 
+class _Header:
+    """f's name and parameters as lowering names them, read from the index before f is
+    lowered (all that placing a call's arguments needs)."""
+
+    def __init__(self, header: dict) -> None:
+        self.name, self.param_names = header["name"], tuple(header["params"])
+        self.params = self.param_names
+
+
 class Transform:
     """One compiled gradient (or split vjp pair) per signature, cached in memory and on disk.
 
     The compiled code depends on the globals the function reads (a float global is a
     number in the code, a helper is inlined): each call checks they are the same
-    objects (`stale`), and lowers the function again when one changed."""
+    objects (`stale`), and lowers the function again when one changed.
+
+    When the cache folder's index (adjoint/index.py) has modules for f and these
+    options, f is lowered only on a miss: a new process whose module is on disk imports
+    it without compiling."""
 
     def __init__(self, f: Callable, wrt, mode: str, cache_dir=None, checkpoint=None,
                  optimize: bool = True, backend: str = "numpy", constants=None):
@@ -161,8 +174,17 @@ class Transform:
         self.cache_dir = cache_dir
         self.checkpoint = checkpoint
         self.optimize = optimize  # False: no optimisation pass (differential testing)
-        self._lower()
-        self.wrt = self.job.wrt_index
+        self._job: Compilation | None = None  # f lowered and prepared, when it has been
+        self.index_path, self.indexed = self._index()
+        if self.indexed is None:
+            self._lower()  # now, so that what f cannot be lowered for is raised here
+        else:
+            self.head = _Header(self.indexed["header"])
+            self.wrt = tuple(self.indexed["header"]["wrt"])
+            self.guards, self.holds, self.written = (), None, []
+            self.code = getattr(self.f, "__code__", None)
+            self.compiled: dict[tuple, Compiled] = {}
+            self.quick: dict[tuple, Compiled] = {}
         # named like f, but no __wrapped__: unwrapping a derivative must not reach f
         name, self.__qualname__ = _names(self.f)
         self.__name__, self.__doc__ = f"{mode}({name})", f"The {mode} of {name}."
@@ -170,13 +192,40 @@ class Transform:
     def _passes(self):
         return contextlib.nullcontext() if self.optimize else pipeline.limited(0)
 
+    @property
+    def job(self) -> Compilation:
+        if self._job is None:
+            self._lower()
+        return self._job
+
+    @property
+    def lowered(self):
+        return self.job.lowered
+
+    @property
+    def ir(self):
+        return self.job.ir
+
+    def _index(self):
+        """The index file of f's modules for these options, and what it holds (None when
+        it holds no module, or f cannot be indexed: see adjoint/index.py)."""
+        if self.constants:
+            return None, None
+        key = index.function_key(self.f, (__version__, self.wrt_spec, self.mode,
+                                          self.checkpoint, self.optimize, self.backend))
+        if key is None:
+            return None, None
+        path = index.index_path(_names(self.f)[0] + "_" + self.mode, key, self.cache_dir)
+        held = index.read(path)
+        return path, held if held.get("entries") else None
+
     def _lower(self) -> None:
         """Lower and prepare f afresh (its globals changed): no old specialisation stays."""
         with self._passes():
-            self.job = run(Compilation(self.f, self.wrt_spec, self.mode,
-                                       checkpoint=self.checkpoint, constants=self.constants),
-                           "lower", "prepare")
-        self.lowered, self.ir = self.job.lowered, self.job.ir
+            self._job = run(Compilation(self.f, self.wrt_spec, self.mode,
+                                        checkpoint=self.checkpoint, constants=self.constants),
+                            "lower", "prepare")
+        self.head, self.wrt = self.ir, self.job.wrt_index
         self.guards = self.job.guards + rule_guards(self.lowered)
         self.holds = holds(self.guards)
         self.code = getattr(self.f, "__code__", None)  # autoreload swaps it in place
@@ -191,22 +240,80 @@ class Transform:
     def full_args(self, args, kwargs=None) -> tuple:
         """The arguments, positional in the order of f's parameters (keyword-only ones
         too), with keywords placed and the function's defaults filled in, as Python would."""
-        return placed(self.f, self.ir, args, kwargs)
+        return placed(self.f, self.head, args, kwargs)
 
     def compile(self, args) -> Compiled:
         args = self.full_args(args)
         if self.holds is not None and not self.holds() or \
                 getattr(self.f, "__code__", None) is not self.code:  # a global or f changed
             self._lower()
-        if self.written:
-            self._check_unshared(args)
         quick = quick_signature(args)
         got = self.quick.get(quick)
+        if got is None and self._job is None:
+            got = self._indexed_module(args)
+            if got is None:
+                self._lower()
+        if self.written:
+            self._check_unshared(args)
         if got is None:
             got = self._compile(args)
-            if quick is not None:
-                self.quick[quick] = got
+        if quick is not None:
+            self.quick[quick] = got
         return got
+
+    def _call_key(self, sig, xp) -> str | None:
+        return index.call_key(sig, (xp, self.optimize and pipeline.setting()))
+
+    def _indexed_module(self, args) -> Compiled | None:
+        """The module the index holds for this call, when every witness of its entry
+        holds (f not lowered); None on a miss."""
+        sig = signature(args)
+        call = self._call_key(sig, array_api_args(args))
+        for entry in self.indexed["entries"].get(call, []) if call is not None else []:
+            found = index.check(self.f, entry, self.index_path.parent)
+            if found is not None:
+                break
+        else:
+            return None
+        path, namespace, checks = found
+
+        def evicted():  # removed since the check: compiled as on any miss
+            raise FileNotFoundError(path)
+        try:
+            module = load.load(path, evicted, namespace)
+        except FileNotFoundError:
+            return None
+        self.guards, self.holds, self.written = checks, holds(checks), entry["written"]
+        self._check_defaults_unwritten()
+        got = Compiled(self._entry_point(module), _module_text(path), str(path))
+        self.compiled[sig] = got
+        return got
+
+    def _entry_point(self, module):
+        """The compiled function(s) of a generated module: (fwd, bwd) for a vjp."""
+        name = self.head.name + {"grad": "_grad", "value_and_grad": "_value_and_grad",
+                                 "vjp": "_fwd", "jvp": "_jvp"}[self.mode]
+        fn = getattr(module, name)
+        if self.backend == "numba":
+            fn = numba_backend.compiled(module, name)
+        return (fn, getattr(module, self.head.name + "_bwd")) if self.mode == "vjp" else fn
+
+    def _write_index(self, sig, xp, path, namespace: dict) -> None:
+        """An entry for the module just made or found, so that a new process finds it
+        without lowering f (when what lowering read can be witnessed there)."""
+        import inspect
+        call = self._call_key(sig, xp)
+        if self.index_path is None or call is None or \
+                tuple(inspect.signature(self.f).parameters) != self.ir.param_names:
+            return
+        # the guards of lowering f, not of the rules' entries (index.entry refuses a user's
+        # rule; a hit guards the registry as a whole)
+        entry = index.entry(self.f, self.lowered, self.job.guards, self.job.files, namespace,
+                            path, self.written)
+        if entry is not None:
+            header = {"name": self.ir.name, "params": list(self.ir.param_names),
+                      "wrt": list(self.wrt)}
+            index.write(self.index_path, header, call, entry)
 
     def _check_defaults_unwritten(self) -> None:
         """A default list or array that f writes into changes from call to call in Python
@@ -214,10 +321,10 @@ class Transform:
         import inspect
         params = inspect.signature(self.f).parameters
         for i in self.written:
-            p = params.get(self.ir.param_names[i])
+            p = params.get(self.head.param_names[i])
             if p is not None and isinstance(p.default, (list, dict, np.ndarray)):
                 raise UnsupportedError(
-                    f"{self.ir.name} writes into `{p.name}`, whose default value is one "
+                    f"{self.head.name} writes into `{p.name}`, whose default value is one "
                     f"{type(p.default).__name__} shared by every call", self.ir.loc,
                     f"default to None and make a new one: `if {p.name} is None: "
                     f"{p.name} = []`")
@@ -227,7 +334,7 @@ class Transform:
         f when nothing else f sees holds the same memory: another argument, another leaf
         of a container argument (tied weights {'W': W, 'W_dec': W}), or an array f reads
         from a global, a closure or self (grad(f)(y, G) where f also reads G)."""
-        names = self.ir.param_names
+        names = self.head.param_names
         arrays = [(label, a, i in self.written) for i, arg in enumerate(args)
                   for label, a in leaves(names[i], arg) if isinstance(a, np.ndarray)]
         arrays += [(label, a, False) for _, name, value, _, _ in self.guards
@@ -293,17 +400,12 @@ class Transform:
             holder["source"] = job.source
             return job.source
 
-        module = load.load(path, make_source, globals_namespace(self.ir))
-        names = {"grad": "_grad", "value_and_grad": "_value_and_grad", "vjp": "_fwd",
-                 "jvp": "_jvp"}
-        fn = getattr(module, self.ir.name + names[self.mode])
-        if self.backend == "numba":
-            fn = numba_backend.compiled(module, self.ir.name + names[self.mode])
-        if self.mode == "vjp":
-            fn = (fn, getattr(module, self.ir.name + "_bwd"))
-        source = holder.get("source") or path.read_text().rsplit(load.END, 1)[0].rstrip() + "\n"
-        got = Compiled(fn, source, str(path), facts)
+        namespace = globals_namespace(self.ir)
+        module = load.load(path, make_source, namespace)
+        got = Compiled(self._entry_point(module), holder.get("source") or _module_text(path),
+                       str(path), facts)
         self.compiled[sig] = got
+        self._write_index(sig, xp, path, namespace)
         return got
 
     def __repr__(self) -> str:
@@ -362,10 +464,10 @@ class Transform:
         if tangents is None:
             raise TypeError(f"jvp with wrt={self.wrt_spec!r} takes a tuple of "
                             f"{len(self.wrt)} tangents")
-        if len(args) != len(self.ir.params):
-            raise TypeError(f"{self.ir.name}() takes {len(self.ir.params)} arguments, "
+        if len(args) != len(self.head.params):
+            raise TypeError(f"{self.head.name}() takes {len(self.head.params)} arguments, "
                             f"got {len(args)}")
-        tangents = tuple(tangent_like(t, args[i], self.ir.param_names[i])
+        tangents = tuple(tangent_like(t, args[i], self.head.param_names[i])
                          for t, i in zip(tangents, self.wrt))
         value, dot = self.run(args, tangents)
         return value, like(dot, value)
@@ -378,6 +480,11 @@ class Transform:
             return tuple(_like(g, args[i]) for g, i in zip(grads, self.wrt))
         except AdjointError as e:  # a rule's cotangent of the wrong shape: at f
             raise e.located(self.ir.loc) from None
+
+
+def _module_text(path) -> str:
+    """A generated module's source, without its end marker."""
+    return path.read_text().rsplit(load.END, 1)[0].rstrip() + "\n"
 
 
 def _like(g, x):

@@ -36,7 +36,7 @@ from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.lower import Extras
 from adjoint.frontend.source import parse_function
-from adjoint.guards import folded, lower_watched, rule_functions, user_rule_entries
+from adjoint.guards import folded, lower_recorded, rule_functions, user_rule_entries
 from adjoint.ir.core import Block, Call, Const, Function, Global, If, Value, walk_ops
 from adjoint.ir.verify import verify
 from adjoint.passes import pipeline
@@ -65,6 +65,7 @@ class Compilation:
     digest: str = ""              # the cache key, for the module's header
     lowered: Function | None = None   # lower: the function as SSA
     guards: tuple = ()                # lower: what lowering read from outside f
+    files: tuple = ()                 # lower: the source files of f and its helpers
     ir: Function | None = None        # prepare: what the transforms start from
     wrt_index: tuple = ()             # prepare: wrt as parameter positions
     facts: Observed | None = None     # observe: kinds and shapes of every value
@@ -74,7 +75,7 @@ class Compilation:
 
 
 def lower(c: Compilation) -> str:
-    c.lowered, c.guards = lower_watched(c.f, c.constants)
+    c.lowered, c.guards, c.files = lower_recorded(c.f, c.constants)
     return f"{_count(c.lowered)} ops, {len(c.guards)} outside reads guarded"
 
 

@@ -99,9 +99,19 @@ def lower_watched(f: Callable, constants=None) -> tuple[Function, tuple]:
     """`f` lowered (`constants`: parameters read as these values), and the guards of
     what the lowering read from outside it: a float global is folded into the code, a
     helper inlined, a global array's shape may be."""
+    lowered, checks, _ = lower_recorded(f, constants)
+    return lowered, checks
+
+
+def lower_recorded(f: Callable, constants=None) -> tuple[Function, tuple, tuple]:
+    """`lower_watched`, and the source files of the functions lowering parsed (f's and
+    its helpers', adjoint's own left out): the code is made from their text."""
     with recording() as reads:
         lowered = lower_function(f, constants=constants)
-    return lowered, guards(reads)
+    own = os.path.dirname(os.path.dirname(__file__))
+    files = {parsed.filename for where, _, parsed in reads
+             if where is None and not parsed.filename.startswith(own)}
+    return lowered, guards(reads), tuple(sorted(files))
 
 
 def guards(reads) -> tuple:
@@ -123,13 +133,18 @@ def guards(reads) -> tuple:
         if key in seen:
             continue
         seen.add(key)
-        if not isinstance(where, (dict, Attributes)):
-            where = _Cell(where)
-        arr = isinstance(value, np.ndarray)
-        detail = value.dtype if arr else function_state(value) if isinstance(
-            value, types.FunctionType) else folded(value, True) if _holds_values(value) else None
-        out.append((where, name, value, value.shape if arr else None, detail))
+        out.append(guard(where if isinstance(where, (dict, Attributes)) else _Cell(where),
+                         name, value))
     return tuple(out)
+
+
+def guard(where, name: str, value) -> tuple:
+    """The guard that `where.get(name)` is still `value` and holds what it held: for an
+    array its shape and dtype, for a function its state, for a container its contents."""
+    arr = isinstance(value, np.ndarray)
+    detail = value.dtype if arr else function_state(value) if isinstance(
+        value, types.FunctionType) else folded(value, True) if _holds_values(value) else None
+    return (where, name, value, value.shape if arr else None, detail)
 
 
 def user_rule_entries(fn: Function) -> list:

@@ -108,9 +108,10 @@ def modules_in(folder: Path) -> list[Path]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Anything but complete modules (and Python's own __pycache__)."""
+    """Anything but complete modules, their index files (adjoint/index.py) and Python's
+    own __pycache__."""
     return sorted(p.name for p in folder.iterdir()
-                  if not (p.suffix == ".py" and not p.name.startswith(".")) and
+                  if not (p.suffix in (".py", ".idx") and not p.name.startswith(".")) and
                   p.name != "__pycache__")
 
 
@@ -621,3 +622,279 @@ def test_a_module_evicted_between_its_check_and_its_import_is_written_again(tmp_
     monkeypatch.setattr(load, "_touch", lambda p: p.unlink())
     assert load.load(path, source, {}).f5() == 5
     assert load._complete(path)
+
+
+# ------------------------------------------- a cache hit without lowering (the index)
+
+INDEX_WORKER = r'''
+import json, os, sys
+import numpy as np
+sys.path.insert(0, os.getcwd())
+import adjoint
+from adjoint.testing import numeric_grad
+import user
+
+opts = json.loads(sys.argv[1])
+mode = opts.pop("mode", "grad")
+args = tuple(np.array(a) if isinstance(a, list) else a for a in json.loads(sys.argv[2]))
+g = getattr(adjoint, mode)(user.f, **opts)
+got = g(*args)
+got = got[1] if mode == "value_and_grad" else got
+want = numeric_grad(user.f, args, wrt=opts.get("wrt", 0))
+print(json.dumps({"got": np.asarray(got).tolist(), "want": np.asarray(want).tolist(),
+                  "indexed": g._job is None}))
+'''
+
+X3 = [0.3, -1.2, 0.7]
+
+# name: (user.py, helper_mod.py, first (env, options), second (env, options), a
+# second source for user.py or helper_mod.py, whether the second may hit the first's
+# entry, whether its own entry is indexed)
+INDEXED_CASES = {
+    "float-global": ('''
+        import os
+        import numpy as np
+        S = float(os.environ.get("S", "2.0"))
+
+        def f(x):
+            return np.sum(np.sin(x) * S) ** 2
+        ''', None, ({}, {}), ({"S": "3.0"}, {}), None, False, True),
+    "module-attribute": ('''
+        import os
+        import numpy as np
+        import helper_mod
+        helper_mod.SCALE = float(os.environ.get("S", "2.0"))
+
+        def f(x):
+            return np.sum(np.sin(x) * helper_mod.SCALE) ** 2
+        ''', "SCALE = 1.0\n", ({}, {}), ({"S": "-0.5"}, {}), None, False, True),
+    "helper-rebound": ('''
+        import os
+        import numpy as np
+
+        def square(v):
+            return v * v
+
+        def cube(v):
+            return v * v * v
+
+        helper = cube if os.environ.get("H") == "cube" else square
+
+        def f(x):
+            return np.sum(helper(x))
+        ''', None, ({}, {}), ({"H": "cube"}, {}), None, False, True),
+    "helper-edited-in-its-file": ('''
+        import numpy as np
+        from helper_mod import shape
+
+        def f(x):
+            return np.sum(shape(x))
+        ''', "import numpy as np\n\n\ndef shape(v):\n    return np.sin(v) * v\n",
+        ({}, {}), ({}, {}),
+        ("helper_mod.py", "import numpy as np\n\n\ndef shape(v):\n    return np.tanh(v) * v\n"),
+        False, True),
+    "closure": ('''
+        import os
+        import numpy as np
+
+        def make(c):
+            def f(x):
+                return np.sum(np.sin(x) * c) ** 2
+            return f
+
+        f = make(float(os.environ.get("C", "2.0")))
+        ''', None, ({}, {}), ({"C": "0.25"}, {}), None, False, True),
+    "user-rule": ('''
+        import os
+        import numpy as np
+        import adjoint
+
+        def damp(v):
+            return v * 1.0
+
+        if os.environ.get("RULE"):
+            @adjoint.defvjp(damp)
+            def damp_vjp(g, ans, v):
+                return 0.5 * g  # on purpose not damp's derivative: the rule is obeyed
+
+        def f(x):
+            return np.sum(damp(x) * x)
+        ''', None, ({}, {}), ({"RULE": "1"}, {}), None, False, False),
+    "int-default": ('''
+        import os
+        import numpy as np
+
+        def f(x, n=3):
+            for i in range(n):
+                x = np.sin(x) * 1.5
+            return np.sum(x)
+
+        f.__defaults__ = (int(os.environ.get("N", "3")),)
+        ''', None, ({}, {}), ({"N": "5"}, {}), None, False, True),
+    "source-line": ('''
+        import numpy as np
+
+        def f(x):
+            return np.sum(np.sin(x) * x)
+        ''', None, ({}, {}), ({}, {}),
+        ("user.py", "import numpy as np\n\n\ndef f(x):\n    return np.sum(np.cos(x) * x)\n"),
+        False, True),
+    "wrt": ('''
+        import numpy as np
+
+        def f(x, y):
+            return np.sum(np.sin(x) * y * y)
+        ''', None, ({}, {"wrt": 0}), ({}, {"wrt": 1}), None, False, True),
+    "checkpoint": ('''
+        import numpy as np
+
+        def f(x):
+            for i in range(6):
+                x = np.sin(x) * 1.1
+            return np.sum(x)
+        ''', None, ({}, {}), ({}, {"checkpoint": 2}), None, False, True),
+    "mode": ('''
+        import numpy as np
+
+        def f(x):
+            return np.sum(np.sin(x) * x)
+        ''', None, ({}, {}), ({}, {"mode": "value_and_grad"}), None, False, True),
+    "array-global-values": ('''
+        import os
+        import numpy as np
+        W = np.array([1.0, 2.0, 3.0]) * float(os.environ.get("S", "1.0"))
+
+        def f(x):
+            return np.sum(np.sin(x) * W) ** 2
+        ''', None, ({}, {}), ({"S": "-2.0"}, {}), None, True, True),
+    "namedtuple-defaults": ('''
+        import collections
+        import os
+        import numpy as np
+        P = collections.namedtuple("P", ["a", "b"], defaults=(float(os.environ.get("D", "1.0")),))
+
+        def f(x):
+            p = P(np.sin(x))
+            return np.sum(p.a * p.b * x)
+        ''', None, ({}, {}), ({"D": "-3.0"}, {}), None, False, True),
+    "array-global-shape": ('''
+        import os
+        import numpy as np
+        W = np.ones((3, int(os.environ.get("K", "1"))))
+
+        def f(x):
+            return np.sum(np.sin(x) @ W) ** 2
+        ''', None, ({}, {}), ({"K": "2"}, {}), None, False, True),
+}
+
+
+def _new_process(folder: Path, env: dict, opts: dict, args: list) -> dict:
+    script = folder / "index_worker.py"
+    script.write_text(INDEX_WORKER)
+    done = subprocess.run(
+        [sys.executable, str(script), json.dumps(opts), json.dumps(args)],
+        capture_output=True, text=True, cwd=str(folder), timeout=300,
+        env={**worker_env(), "ADJOINT_CACHE_DIR": str(folder / "cache"), **env})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _right(out: dict, case: str, env: dict) -> bool:
+    want = np.array(out["want"])
+    if case == "user-rule" and env:  # the rule's gradient, not the function's
+        want = 1.5 * np.array(X3)
+    return np.allclose(out["got"], want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", sorted(INDEXED_CASES))
+def test_a_new_process_never_hits_a_stale_index_entry(tmp_path, case):
+    """A new process finds f's module through the index without lowering f, and only
+    while every witness holds: each change below, made between processes with the same
+    cache folder, gives the right gradient (against central differences, or the user's
+    rule), by a miss except where the module stays right (an array global's values)."""
+    user, helper, (env1, opts1), (env2, opts2), edit, may_hit, indexed = INDEXED_CASES[case]
+    write(tmp_path / "user.py", user)
+    if helper:
+        write(tmp_path / "helper_mod.py", helper)
+    args = [X3, X3] if case == "wrt" else [X3]
+    first = _new_process(tmp_path, env1, opts1, args)
+    assert _right(first, case, env1) and not first["indexed"]
+    again = _new_process(tmp_path, env1, opts1, args)
+    assert _right(again, case, env1) and again["indexed"], again  # a hit, not a compile
+    if edit:
+        time.sleep(0.01)
+        write(tmp_path / edit[0], edit[1])
+    second = _new_process(tmp_path, env2, opts2, args)
+    assert _right(second, case, env2), second
+    assert second["indexed"] == may_hit
+    second_again = _new_process(tmp_path, env2, opts2, args)
+    assert _right(second_again, case, env2) and second_again["indexed"] == indexed
+    if not edit:
+        back = _new_process(tmp_path, env1, opts1, args)
+        assert _right(back, case, env1) and back["indexed"]
+
+
+def test_an_index_hit_sees_a_global_changed_later_in_the_same_process(tmp_path):
+    """After a hit, the process guards the globals as after a compile: a float global
+    rebound between two calls compiles again."""
+    user = import_file(write(tmp_path / "user.py", '''
+        import numpy as np
+        S = 2.0
+
+        def f(x):
+            return np.sum(np.sin(x) * S) ** 2
+        '''))
+    x = np.array(X3)
+    cache = tmp_path / "cache"
+    adjoint.grad(user.f, cache_dir=cache)(x)  # compiled; the index has its entry
+    g = adjoint.grad(user.f, cache_dir=cache)
+    assert np.allclose(g(x), numeric_grad(user.f, (x,)), rtol=1e-5, atol=1e-7)
+    assert g._job is None  # found through the index
+    user.S = -3.0
+    assert np.allclose(g(x), numeric_grad(user.f, (x,)), rtol=1e-5, atol=1e-7)
+    assert g._job is not None
+
+
+def test_what_cannot_be_witnessed_is_never_indexed(tmp_path):
+    """An object known by its identity (an instance f reads) gives no entry: every
+    process lowers f, and the gradient follows the object."""
+    user = import_file(write(tmp_path / "user.py", '''
+        import numpy as np
+
+        class Model:
+            def __init__(self, w):
+                self.w = w
+
+        MODEL = Model(2.0)
+
+        def f(x):
+            return np.sum(np.sin(x) * MODEL.w) ** 2
+        '''))
+    x = np.array(X3)
+    cache = tmp_path / "cache"
+    adjoint.grad(user.f, cache_dir=cache)(x)
+    assert not list(cache.glob("*.idx"))
+    g = adjoint.grad(user.f, cache_dir=cache)
+    assert g._job is not None
+    assert np.allclose(g(x), numeric_grad(user.f, (x,)), rtol=1e-5, atol=1e-7)
+
+
+def test_a_rule_registered_after_a_hit_is_obeyed_in_the_same_process(tmp_path):
+    """After a hit, registering a rule (here: a helper f inlined declared
+    nondifferentiable) lowers f again, as it would after a compile."""
+    user = import_file(write(tmp_path / "user.py", """
+        import numpy as np
+
+        def scale(v):
+            return v * 3.0
+
+        def f(x):
+            return np.sum(scale(x) * x)
+        """))
+    x = np.array(X3)
+    cache = tmp_path / "cache"
+    adjoint.grad(user.f, cache_dir=cache)(x)
+    g = adjoint.grad(user.f, cache_dir=cache)
+    assert np.allclose(g(x), 6.0 * x) and g._job is None
+    adjoint.nondifferentiable(user.scale)
+    assert np.allclose(g(x), 3.0 * x)  # scale(x) is a constant now

@@ -134,10 +134,11 @@ def _complete(path: Path) -> bool:
 
 # ---------------------------------------------------------------- the folder's size
 
-# what the cache holds: modules named `<name>_<16 hex digits>.py`, their bytecode, and
-# temporaries of interrupted writes. Nothing else in the folder is ever counted or
-# removed (ADJOINT_CACHE_DIR may point somewhere shared by mistake).
-_MODULE = re.compile(r".+_[0-9a-f]{16}\.py")
+# what the cache holds: modules named `<name>_<16 hex digits>.py`, their index files
+# (`.idx`, adjoint/index.py), their bytecode, and temporaries of interrupted writes.
+# Nothing else in the folder is ever counted or removed (ADJOINT_CACHE_DIR may point
+# somewhere shared by mistake).
+_MODULE = re.compile(r".+_[0-9a-f]{16}\.(py|idx)")
 _BYTECODE = re.compile(r".+_[0-9a-f]{16}\..+\.(pyc|nbi|nbc)")  # numba's cache too
 _TEMP = re.compile(r"\..+_[0-9a-f]{16}\..+\.tmp")
 

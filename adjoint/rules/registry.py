@@ -243,7 +243,15 @@ def entries() -> list[Entry]:
     return list(_by_name.values())
 
 
+# how many times a rule was registered or changed: code found without lowering f (the
+# index, adjoint/index.py) is checked against it, as lowered code is against its entries
+generation = 0
+
+
 def _ensure(fn: Callable) -> Entry:
+    """`fn`'s entry, made if it has none, about to be given a rule."""
+    global generation
+    generation += 1
     e = lookup(fn)
     if e is None:
         primitive(fn, public_name(fn))
