@@ -208,15 +208,19 @@ def _locate(where, roots: list):
         return None
     if isinstance(where, Attributes):
         kind = "class" if isinstance(where, ClassAttributes) else "attrs"
+        if type(where) not in (Attributes, ClassAttributes):
+            return None
         j = next((j for j, r in enumerate(roots) if r is where.obj), None)
-        return None if j is None or type(where) not in (Attributes, ClassAttributes) \
-            else [kind, j]
+        if j is None and kind == "class":  # a method of an instance read (self.step())
+            j = next((j for j, r in enumerate(roots) if type(r) is where.obj), None)
+            kind = "class-of"
+        return None if j is None else [kind, j]
     if isinstance(where, dict):
         for j, r in enumerate(roots):
             if isinstance(r, types.FunctionType) and r.__globals__ is where:
                 return ["globals", j]
-            if isinstance(r, types.ModuleType) and vars(r) is where:
-                return ["vars", j]
+            if getattr(r, "__dict__", None) is where and not isinstance(r, type):
+                return ["vars", j]  # a module's globals, an instance's attributes
         name = where.get("__name__")
         module = sys.modules.get(name) if isinstance(name, str) else None
         return ["module", name] if module is not None and vars(module) is where else None
@@ -235,12 +239,14 @@ def _resolve(loc: list, roots: list):
         return _Cell(r.__closure__[r.__code__.co_freevars.index(loc[2])])
     if kind == "globals" and isinstance(r, types.FunctionType):
         return r.__globals__
-    if kind == "vars" and isinstance(r, types.ModuleType):
+    if kind == "vars" and isinstance(getattr(r, "__dict__", None), dict):
         return vars(r)
     if kind == "attrs" and r is not None:
         return Attributes(r)
     if kind == "class" and isinstance(r, type):
         return ClassAttributes(r)
+    if kind == "class-of" and r is not None:
+        return ClassAttributes(type(r))
     return None
 
 
@@ -277,19 +283,19 @@ def entry(f, lowered, checks: tuple, files: tuple, namespace: dict, path: Path,
     called = (registry.entry(op.prim) for op in walk_ops(lowered.body) if isinstance(op, Call))
     if any(e is not None and _users(e) for e in called):
         return None  # an inlined user rule reads what its own module holds
-    roots, witnesses, texts = [f], [], set(files)
+    roots, names, witnesses, texts = [f], [None], [], set(files)
     for where, name, value, _, _ in checks:
         loc, w = _locate(where, roots), witness(value)
         if loc is None or w is None:
             return None
         witnesses.append([loc, name, w])
         roots.append(value)
+        names.append(_global_name(loc, name, roots, names))
         texts.update(_files_of(value))
     given = []
     for name, value in namespace.items():
-        j = next((j for j, r in enumerate(roots) if r is value), None)
-        found = [j] if j is not None else list(_named(value) or ())
-        if not found:
+        found = _given(name, value, roots, names)
+        if found is None:
             return None
         given.append([name, found])
     digests = {}
@@ -300,6 +306,28 @@ def entry(f, lowered, checks: tuple, files: tuple, namespace: dict, path: Path,
         digests[filename] = _digest(text)
     return {"module": path.name, "written": list(written), "witnesses": witnesses,
             "namespace": given, "files": digests, "rules": rules_digest()}
+
+
+def _global_name(loc: list, name: str, roots: list, names: list) -> str:
+    """What lowering names a value read as `name` from where `loc` finds: `cfg.W` is the
+    global cfg_W, an instance's `CFG.w` CFG_w (lower.expr_Attribute)."""
+    owner = roots[loc[1]] if isinstance(loc[1], int) else None
+    if loc[0] in ("attrs", "class", "class-of") or \
+            loc[0] == "vars" and not isinstance(owner, types.ModuleType):
+        return f"{names[loc[1]]}_{name}"
+    return name
+
+
+def _given(name: str, value, roots: list, names: list) -> list | None:
+    """How to find again the object the module is given as `name`: the read of that
+    name (the same object under another name, `W` where f reads `A = W`, or an entry
+    of a list read, may be another object in another process), or a library object by
+    its module and name."""
+    j = next((j for j, r in enumerate(roots) if r is value and names[j] == name), None)
+    if j is not None:
+        return [j]
+    named = _named(value)
+    return list(named) if named is not None and _library(named[0]) else None
 
 
 def check(f, entry: dict, folder: Path):

@@ -777,6 +777,42 @@ INDEXED_CASES = {
             p = P(np.sin(x))
             return np.sum(p.a * p.b * x)
         ''', None, ({}, {}), ({"D": "-3.0"}, {}), None, False, True),
+    "aliased-globals": ('''
+        import os
+        import numpy as np
+        A = np.array([1.0, 2.0, 3.0])
+        B = A if os.environ.get("ALIAS", "1") == "1" else np.array([-1.0, 0.5, 4.0])
+
+        def f(x):
+            return np.sum(np.sin(x) * A) + np.sum(x * x * B)
+        ''', None, ({}, {}), ({"ALIAS": "0"}, {}), None, True, True),
+    "list-of-arrays": ('''
+        import os
+        import numpy as np
+        W1 = np.array([1.0, 2.0, 3.0]) * float(os.environ.get("S", "1.0"))
+        LAYERS = [W1, np.array([0.5, -1.0, 2.0])]
+
+        def f(x):
+            s = 0.0
+            for W in LAYERS:
+                s = s + np.sum(np.sin(x) * W * W1)
+            return s
+        ''', None, ({}, {}), ({"S": "-2.0"}, {}), None, True, True),
+    "dataclass-config": ('''
+        import os
+        from dataclasses import dataclass
+        import numpy as np
+
+        @dataclass
+        class Config:
+            scale: float
+            power: int
+
+        CONFIG = Config(float(os.environ.get("S", "2.0")), int(os.environ.get("P", "2")))
+
+        def f(x):
+            return np.sum(np.sin(x) * CONFIG.scale) ** CONFIG.power
+        ''', None, ({}, {}), ({"S": "0.5", "P": "3"}, {}), None, False, True),
     "array-global-shape": ('''
         import os
         import numpy as np
