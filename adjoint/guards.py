@@ -13,6 +13,7 @@ import os
 import types
 from typing import Callable
 
+import gast
 import numpy as np
 
 from adjoint.analysis.shapes import kind_of
@@ -213,8 +214,8 @@ _OWN_MODULES = ("adjoint.", "numpy", "math", "builtins")
 
 def _attribute_reads(reads) -> list:
     """(namespace, attr, value) for each `name.attr` in a function read whose `name` is a
-    user module or class: `config.scale` is folded in as a number too."""
-    import gast
+    user module or class: `config.scale` is folded in as a number too; and along a chain,
+    `pkg.config.scale`, each link whose base is one (the base's read first)."""
     out, done = [], set()
     for where, _, parsed in reads:
         if where is not None or parsed in done:
@@ -223,14 +224,27 @@ def _attribute_reads(reads) -> list:
         if parsed.filename.startswith(os.path.dirname(os.path.dirname(__file__))):
             continue  # adjoint's own rule templates
         for node in gast.walk(parsed.node):
-            if not (isinstance(node, gast.Attribute) and isinstance(node.value, gast.Name)):
-                continue
-            found, base = parsed.lookup(node.value.id)
-            if not found or not isinstance(base, (type, types.ModuleType)) or \
-                    getattr(base, "__name__", "").split(".")[0] in _LIBRARIES:
-                continue
-            out.append((Attributes(base), node.attr, getattr(base, node.attr, ABSENT)))
+            if isinstance(node, gast.Attribute):
+                _attribute_chain(node, parsed, out)
     return out
+
+
+def _attribute_chain(node, parsed, out: list):
+    """The object `node` (a name or a chain of attributes on one) stands for, ABSENT if
+    none: each `base.attr` on its way whose base is a user module or class is added to
+    `out` as a read."""
+    if isinstance(node, gast.Name):
+        found, value = parsed.lookup(node.id)
+        return value if found else ABSENT
+    if not isinstance(node, gast.Attribute):
+        return ABSENT
+    base = _attribute_chain(node.value, parsed, out)
+    if base is ABSENT or not isinstance(base, (type, types.ModuleType)) or \
+            getattr(base, "__name__", "").split(".")[0] in _LIBRARIES:
+        return ABSENT
+    value = getattr(base, node.attr, ABSENT)
+    out.append((Attributes(base), node.attr, value))
+    return value
 
 
 _LIBRARIES = {"numpy", "math", "builtins", "adjoint", "random", "operator"}

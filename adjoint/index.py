@@ -63,6 +63,17 @@ def file_text(filename: str) -> str | None:
     return "".join(lines) if lines else None
 
 
+def code_digest(code) -> str:
+    """A digest of a code object that is the same in another process for the same source:
+    two functions on one line (two lambdas) are told apart."""
+    def parts(c):
+        consts = tuple(parts(k) if isinstance(k, types.CodeType) else
+                       sorted(map(repr, k)) if isinstance(k, frozenset) else repr(k)
+                       for k in c.co_consts)
+        return (c.co_name, c.co_code, c.co_names, c.co_varnames, c.co_freevars, consts)
+    return _digest(repr(parts(code)))[:32]
+
+
 def function_key(f, options: tuple) -> str | None:
     """The index's key for f and the derivative's options, or None when f cannot have
     one (not a plain function, no source file)."""
@@ -71,7 +82,7 @@ def function_key(f, options: tuple) -> str | None:
     code = f.__code__
     text = file_text(code.co_filename)
     parts = _stable((FORMAT, f.__module__, f.__qualname__, code.co_filename,
-                     code.co_firstlineno, options))
+                     code.co_firstlineno, code_digest(code), options))
     if text is None or parts is None:
         return None
     return _digest(load.compiler_digest() + parts + _digest(text))
@@ -133,7 +144,7 @@ def witness(value) -> str | None:
                             folded(value.__kwdefaults__ or {}, True)))
         return None if defaults is None else repr((
             "function", value.__module__, value.__qualname__, code.co_filename,
-            code.co_firstlineno, code.co_name, defaults))
+            code.co_firstlineno, code_digest(code), defaults))
     if _holds_values(value):
         held = _stable(folded(value, True))
         return None if held is None else repr(("holds", t.__module__, t.__qualname__, held))
@@ -284,14 +295,21 @@ def entry(f, lowered, checks: tuple, files: tuple, namespace: dict, path: Path,
     if any(e is not None and _users(e) for e in called):
         return None  # an inlined user rule reads what its own module holds
     roots, names, witnesses, texts = [f], [None], [], set(files)
-    for where, name, value, _, _ in checks:
-        loc, w = _locate(where, roots), witness(value)
-        if loc is None or w is None:
+    pending = list(checks)
+    while pending:  # in an order where each is found from f and those before it
+        found = [(c, _locate(c[0], roots)) for c in pending]
+        found = [(c, loc) for c, loc in found if loc is not None]
+        if not found:
             return None
-        witnesses.append([loc, name, w])
-        roots.append(value)
-        names.append(_global_name(loc, name, roots, names))
-        texts.update(_files_of(value))
+        for (where, name, value, _, _), loc in found:
+            w = witness(value)
+            if w is None:
+                return None
+            witnesses.append([loc, name, w])
+            names.append(_global_name(loc, name, roots, names))
+            roots.append(value)
+            texts.update(_files_of(value))
+        pending = [c for c in pending if all(c is not d for d, _ in found)]
     given = []
     for name, value in namespace.items():
         found = _given(name, value, roots, names)

@@ -813,6 +813,16 @@ INDEXED_CASES = {
         def f(x):
             return np.sum(np.sin(x) * CONFIG.scale) ** CONFIG.power
         ''', None, ({}, {}), ({"S": "0.5", "P": "3"}, {}), None, False, True),
+    "attribute-chain": ('''
+        import os
+        import numpy as np
+        import helper_mod
+        helper_mod.Inner.SCALE = float(os.environ.get("S", "2.0"))
+
+        def f(x):
+            return np.sum(np.sin(x) * helper_mod.Inner.SCALE) ** 2
+        ''', "class Inner:\n    SCALE = 1.0\n", ({}, {}), ({"S": "-0.5"}, {}), None, False,
+        True),
     "array-global-shape": ('''
         import os
         import numpy as np

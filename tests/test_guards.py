@@ -242,6 +242,27 @@ def test_a_changed_attribute_of_a_user_module_or_class_is_seen(tmp_path):
     assert g(2.0) == pytest.approx(5.0 * 2 * 2.0)
 
 
+
+def test_a_changed_attribute_along_a_chain_is_seen(tmp_path):
+    """`pkg.sub.scale` and `config.Inner.power`: each link of the chain is guarded (only
+    `name.attr` was: a changed pkg.sub.scale kept its old number in the gradient)."""
+    config = module(tmp_path, "class Inner:\n    power = 3.0\n")
+    config.sub = module(tmp_path, "scale = 2.0\n")
+    m = module(tmp_path, f"""
+        import {config.__name__} as config
+
+
+        def f(x):
+            return config.sub.scale * x ** config.Inner.power
+        """)
+    g = adjoint.grad(m.f)
+    assert g(2.0) == pytest.approx(2.0 * 3 * 4.0)
+    config.sub.scale = 5.0
+    assert g(2.0) == pytest.approx(5.0 * 3 * 4.0)
+    config.Inner.power = 2.0
+    assert g(2.0) == pytest.approx(5.0 * 2 * 2.0)
+
+
 VJP = """
 import numpy as np
 
