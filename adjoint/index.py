@@ -108,6 +108,7 @@ def read(path: Path) -> dict:
 
 
 KEPT = 4  # entries per call key: globals that alternate between runs (a config) all hit
+CALLS = 64  # call keys per index file, the latest (an int argument may key each value)
 
 
 def write(path: Path, header: dict, call: str, entry: dict) -> None:
@@ -116,9 +117,12 @@ def write(path: Path, header: dict, call: str, entry: dict) -> None:
     data = read(path)
     if data.get("header") != header:
         data = {"format": FORMAT, "header": header, "entries": {}}
-    older = [e for e in data["entries"].get(call, []) if e != entry]
-    data["entries"][call] = [entry] + older[:KEPT - 1]
-    load.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    entries = data["entries"]
+    older = [e for e in entries.pop(call, []) if e != entry]
+    entries[call] = [entry] + older[:KEPT - 1]  # last in the file's order: the latest
+    for stale in list(entries)[:-CALLS]:
+        del entries[stale]
+    load.write_atomic(path, json.dumps(data, indent=1))
 
 
 # ------------------------------------------------------------------ witnesses

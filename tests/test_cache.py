@@ -944,3 +944,20 @@ def test_a_rule_registered_after_a_hit_is_obeyed_in_the_same_process(tmp_path):
     assert np.allclose(g(x), 6.0 * x) and g._job is None
     adjoint.nondifferentiable(user.scale)
     assert np.allclose(g(x), 3.0 * x)  # scale(x) is a constant now
+
+
+def test_an_index_file_keeps_the_latest_calls_and_entries(tmp_path):
+    """At most index.CALLS signatures per file and index.KEPT entries per signature, the
+    latest first: an int argument keyed by value cannot grow the file without end."""
+    from adjoint import index
+    path, header = tmp_path / "f_grad_0123456789abcdef.idx", {"name": "f"}
+    for k in range(index.CALLS + 5):
+        index.write(path, header, f"call{k}", {"module": f"m{k}"})
+    for k in range(index.KEPT + 2):
+        index.write(path, header, "call70", {"module": f"again{k}"})
+    entries = index.read(path)["entries"]
+    assert len(entries) == index.CALLS and "call0" not in entries and "call68" in entries
+    assert [e["module"] for e in entries["call70"]] == [
+        f"again{k}" for k in reversed(range(2, index.KEPT + 2))]
+    index.write(path, {"name": "g"}, "call1", {"module": "m"})  # another header: a new file
+    assert list(index.read(path)["entries"]) == ["call1"]
