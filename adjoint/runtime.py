@@ -702,6 +702,13 @@ def outer_total(acc):
     return acc[0]
 
 
+def one_real_number(x) -> bool:
+    """Whether an output can be differentiated by grad: a real number, or an array of one
+    real entry (code generated without example arguments checks it as f returns)."""
+    return not isinstance(x, (tuple, list, dict)) and np.size(x) == 1 and \
+        not np.iscomplexobj(x)
+
+
 def real_arguments(*xs):
     """Whether no argument holds a complex number, at any depth of a list, tuple or
     dict: code generated without example arguments assumes real ones."""

@@ -167,3 +167,25 @@ def test_a_pair_returned_under_a_flag_and_a_number_otherwise():
     assert loss == pytest.approx(loss_or_pair(w, X, y)) and np.allclose(p, X @ w)
     np.testing.assert_allclose(pullback((1.0, np.ones(5))), g(w, X, y) + X.T @ np.ones(5),
                                rtol=1e-12)
+
+
+def doubled(x):
+    return x * 2.0
+
+
+def row_when_2d(x):
+    if x.ndim == 2:
+        return x[0]
+    return np.sum(x ** 2)
+
+
+def test_generic_code_checks_that_the_output_is_one_real_number():
+    # round 22's F6: code emitted without example arguments seeded an array output with
+    # 1.0 and summed the result to x's... (1,): [2.] for x * 2.0 at x of shape (2,)
+    for f in (doubled, row_when_2d):
+        namespace = {}
+        exec(adjoint.source(f), namespace)
+        g = namespace[f.__name__ + "_grad"]
+        with pytest.raises(ValueError, match="needs .* to return one real number"):
+            g(np.ones((2, 2)))
+    assert namespace["row_when_2d_grad"](np.array([1.0, -2.0])).tolist() == [2.0, -4.0]
