@@ -751,7 +751,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     **{n: [case(N(5), N(5)), case(N(), N())] for n in ["lt", "le", "gt", "ge", "eq", "ne"]},
     "is_": [case(None, None)], "is_not": [case(None, None)], "len": [case([N(), N()])],
     "range": [case(5)], "int": [case(N())], "round": [case(N())], "bool": [case(N())],
-    "isinstance": [case(N(), float)],
+    "isinstance": [case(N(), float)], "one_real_number": [case(N()), case(N(3))],
     "and_": [case(True, False), case(False, True)], "in_": [case(1, (1, 2))],
     "not_in": [case("a", ("b",))], "or_": [case(False, True)], "slice": [case(1, 4, None)],
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
