@@ -335,8 +335,10 @@ _ACCEPTED = {
     "DictComp": "dict comprehensions, lowered to the loop that sets each key",
     "Lambda": "lambdas, inlined like nested functions (also passed to your helpers); a "
               "lambda differentiated itself is read as a `def` named after its variable",
-    "NamedExpr": "assignment expressions `(c := k < 2)`, except in a `while` test or "
-                 "a comprehension",
+    "NamedExpr": "assignment expressions `(c := k < 2)`, except in a `while` test, a "
+                 "comprehension, an assert, a call statement (`print(y := ...)`), or a "
+                 "part of an expression that may not run (the right of `and`/`or`, a "
+                 "side of `a if c else b`)",
     "JoinedStr": "f-strings of constants and loop counters, e.g. as dict keys "
                  "(`params[f\"W{i}\"]`), and `'W{}'.format(i)`; of a value a gradient "
                  "flows through, refused",
