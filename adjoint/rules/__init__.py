@@ -4,11 +4,10 @@ from adjoint.rules import mathfns, elementwise, reductions, linalg, shape  # noq
 from adjoint.rules import stats, signals, fft, complex  # noqa: F401
 
 try:  # SciPy is optional: without it, scipy's functions have no rules (and no caller)
-    import scipy.linalg  # noqa: F401
     import scipy.special  # noqa: F401
 except ImportError:
     pass
 else:
-    from adjoint.rules import scipy_linalg, special  # noqa: F401
-    # (scipy.stats's rules are imported when one of its functions is first met:
-    # registry._LAZY)
+    from adjoint.rules import special  # noqa: F401
+    # (scipy.linalg's and scipy.stats's rules are imported when one of their functions
+    # is first met: registry._LAZY)

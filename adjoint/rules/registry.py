@@ -118,8 +118,10 @@ def primitive(fn: Callable, name: str, style: str = "call", symbol: str = "",
 
 
 # rule modules imported when a function of their library is first looked up: importing
-# scipy.stats takes a second or more, which `import adjoint` should not cost everyone
-_LAZY = {"scipy.stats": "adjoint.rules.scipy_stats"}
+# scipy.stats takes a second or more, scipy.linalg a fifth, which `import adjoint`
+# should not cost everyone
+_LAZY = {"scipy.stats": "adjoint.rules.scipy_stats",
+         "scipy.linalg": "adjoint.rules.scipy_linalg"}
 
 
 def _find(fn) -> Entry | None:
