@@ -189,3 +189,30 @@ def test_generic_code_checks_that_the_output_is_one_real_number():
         with pytest.raises(ValueError, match="needs .* to return one real number"):
             g(np.ones((2, 2)))
     assert namespace["row_when_2d_grad"](np.array([1.0, -2.0])).tolist() == [2.0, -4.0]
+
+
+def pops_a_key(x):
+    d = {"a": x, "b": 2.0 * x}
+    v = d.pop("a")
+    return v * d["b"]
+
+
+def matched(x, k):
+    match k:
+        case 0:
+            return x
+        case _:
+            return x * x
+
+
+@pytest.mark.parametrize("f, args, says, hint", [
+    (pops_a_key, (0.7,), "a dict's `.pop(key)`", "key != k"),
+    (matched, (0.7, 1), "`match` statements are not supported", "`if`/`elif`"),
+])
+def test_refusals_say_what_they_refuse(f, args, says, hint):
+    # round 22's misleading messages: a dict's pop was given a list's hint, `match` read
+    # "Match are not supported"
+    with pytest.raises(adjoint.UnsupportedError) as e:
+        adjoint.grad(f)(*args)
+    assert says in str(e.value) and hint in e.value.hint
+    assert e.value.loc.line > 0

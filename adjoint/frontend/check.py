@@ -146,13 +146,16 @@ def unsupported_statement(s, loc) -> UnsupportedError:
                  "check inputs before calling the differentiated function",
         "Import": "import at module level",
         "ImportFrom": "import at module level",
+        "Match": "write it as `if`/`elif` tests",
     }
     kind = type(s).__name__
     what = {"FunctionDef": "nested function definitions", "ClassDef": "class definitions",
             "AsyncFunctionDef": "async functions", "Try": "`try` statements",
             "With": "`with` statements", "Delete": "`del` statements",
             "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
-            "Raise": "`raise` statements outside a check", "Import": "imports", "ImportFrom": "imports"}
+            "Raise": "`raise` statements outside a check", "Import": "imports", "ImportFrom": "imports",
+            "Match": "`match` statements", "AsyncFor": "`async for` loops",
+            "AsyncWith": "`async with` statements", "TypeAlias": "`type` statements"}
     return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
                             loc, hints.get(kind, ""))
 

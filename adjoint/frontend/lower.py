@@ -2104,6 +2104,10 @@ class Lowerer:
         the rest. The update is recorded as in place: analysis/views.py checks, once the
         kinds are observed, that `xs` is a list and that nothing else holds it."""
         where = args[0].value if len(args) == 1 and isinstance(args[0], Const) else None
+        if isinstance(where, str) or len(args) == 2:  # d.pop('a'), d.pop('a', default)
+            raise self.error("a dict's `.pop(key)` is not supported", node,
+                             "read the entry, then make the dict without it: v = d[k]; "
+                             "d = {key: d[key] for key in d if key != k}")
         if kwargs or len(args) > 1 or (args and where not in (0, -1)):
             raise self.error("only `.pop()`, `.pop(-1)` and `.pop(0)` are supported", node,
                              "read the element and rebuild the list: v = xs[i]; "
