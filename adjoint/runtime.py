@@ -137,12 +137,16 @@ def size_of(x) -> int:
     return int(np.prod(shape)) if shape is not None else np.size(x)
 
 
+_TINY = 1.0 / np.finfo(np.float64).max  # below it in magnitude, 1 / x overflows to inf
+
+
 def zero_to_zero(x, y):
-    """Where `x ** y` is `0 ** 0`. There the power rule's slope `y * x ** (y - 1)` is
-    0 * inf; the rules move the exponent to 1 at these points only, so the slope is 0
-    (the derivative of the constant 1). Moving it wherever y == 0 would also be 0, but
-    the slope's derivative with respect to y would then be x, not 1 / x."""
-    return (x == 0) & (y == 0)
+    """Where `x ** y` is `0 ** 0`, or `x ** 0` for an x so small (subnormal) that
+    `x ** -1` overflows. There the power rule's slope `y * x ** (y - 1)` is 0 * inf; the
+    rules move the exponent to 1 at these points only, so the slope is 0 (the derivative
+    of the constant 1). Moving it wherever y == 0 would also be 0, but the slope's
+    derivative with respect to y would then be x, not 1 / x."""
+    return (np.abs(x) < _TINY) & (y == 0)
 
 
 def private(x):

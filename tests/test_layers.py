@@ -28,7 +28,7 @@ LAYERS = [
     ("adjoint.codegen",),
     ("adjoint.guards", "adjoint.values", "adjoint.display"),
     ("adjoint.driver",),
-    ("adjoint.higher",),
+    ("adjoint.higher", "adjoint.index"),  # (the cache's index reads driver's code print)
     ("adjoint.api",),
     ("adjoint.compose", "adjoint.explain", "adjoint.check", "adjoint.testing"),
     ("adjoint.cli", "adjoint"),

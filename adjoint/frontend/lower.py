@@ -664,8 +664,13 @@ class Lowerer:
             self.check_operands(then_ret + else_ret, s)
             # `return t` (a tuple from a loop, as normalised, or a number: `return l`
             # against `return l, preds` under a flag) against `return a, b`: one value
-            # each, the tuple (a, b) made, so that t is read as what it is when f runs
-            if len(then_ret) == 1 and len(else_ret) > 1 and isinstance(then_ret[0], Value):
+            # each, the tuple (a, b) made, so that t is read as what it is when f runs.
+            # In a rule's template one cotangent is the first operand's, the rest None.
+            short, n = min(len(then_ret), len(else_ret)), max(len(then_ret), len(else_ret))
+            if self._adjoints_own() and short == 1:
+                then_ret += (Const(None),) * (n - len(then_ret))
+                else_ret += (Const(None),) * (n - len(else_ret))
+            elif len(then_ret) == 1 and len(else_ret) > 1 and isinstance(then_ret[0], Value):
                 else_ops, else_ret = self.packed(else_ops, else_ret, s)
             elif len(else_ret) == 1 and len(then_ret) > 1 and isinstance(else_ret[0], Value):
                 then_ops, then_ret = self.packed(then_ops, then_ret, s)
