@@ -36,7 +36,7 @@ from adjoint.passes.sequences import resolve_sequences
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.lower import Extras
-from adjoint.frontend.source import parse_function
+from adjoint.frontend.source import ClassAttributes, parse_function
 from adjoint.guards import folded, lower_recorded, rule_functions, user_rule_entries
 from adjoint.ir.core import Block, Call, Const, Function, Global, If, Value, walk_ops
 from adjoint.ir.verify import verify
@@ -44,7 +44,7 @@ from adjoint.passes import pipeline
 from adjoint.ad.results import fresh_results
 from adjoint.passes.pipeline import optimize
 from adjoint.passes.specialize import specialize
-from adjoint.rules.registry import MAY_VIEW, READONLY, prim_of
+from adjoint.rules.registry import MAY_VIEW, READONLY, lookup, prim_of
 from adjoint.rules.structure import attribute, dict_of, field as record_field, list_of, \
     raise_if, tuple_of
 
@@ -723,7 +723,6 @@ def _guarded_paths(guards) -> list:
     """(module, the path the module reaches it by, name, value) of each guarded read that
     an importable module reaches: its global, or an attribute of a class or an object
     one of its globals holds (a class's attribute as its body holds it)."""
-    from adjoint.frontend.source import ClassAttributes
     holders = {}  # id of a class, or of an object's __dict__ -> its module's path to it
     for where, name, value, _, _ in guards:
         module = where.get("__name__") if isinstance(where, dict) else None
@@ -748,8 +747,7 @@ def _guarded_paths(guards) -> list:
 def _numpy_name(fn) -> str | None:
     """`np.tanh` for NumPy's tanh: the name a generated file calls it by; None for
     anything that is not a NumPy function with a rule."""
-    from adjoint.rules import registry
-    entry = registry.lookup(fn) if callable(fn) else None
+    entry = lookup(fn) if callable(fn) else None
     name = entry.prim.name if entry is not None else None
     return name if name and name.startswith("np.") else None
 
