@@ -207,9 +207,13 @@ def matched(x, k):
             return x * x
 
 
+OLD_GAST = not hasattr(__import__("gast"), "Match")  # gast 0.5.3 reads `match` as None
+
+
 @pytest.mark.parametrize("f, args, says, hint", [
     (pops_a_key, (0.7,), "a dict's `.pop(key)`", "key != k"),
-    (matched, (0.7, 1), "`match` statements are not supported", "`if`/`elif`"),
+    (matched, (0.7, 1), "statements this gast cannot read" if OLD_GAST else
+     "`match` statements are not supported", "`if`/`elif`"),
 ])
 def test_refusals_say_what_they_refuse(f, args, says, hint):
     # round 22's misleading messages: a dict's pop was given a list's hint, `match` read

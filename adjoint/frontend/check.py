@@ -128,7 +128,10 @@ def _walk(node):
     todo = [node]
     while todo:
         n = todo.pop()
-        children = list(gast.iter_child_nodes(n))
+        try:
+            children = list(gast.iter_child_nodes(n))
+        except AttributeError:  # a statement an old gast converts in part (`match` in
+            children = []  # gast 0.5.3): refused by its type, as a newer gast's is
         yield n, children
         todo += [c for c in children if not isinstance(c, gast.ExceptHandler)]
 
@@ -147,6 +150,7 @@ def unsupported_statement(s, loc) -> UnsupportedError:
         "Import": "import at module level",
         "ImportFrom": "import at module level",
         "Match": "write it as `if`/`elif` tests",
+        "NoneType": "write it as `if`/`elif` tests, or upgrade gast",
     }
     kind = type(s).__name__
     what = {"FunctionDef": "nested function definitions", "ClassDef": "class definitions",
@@ -155,6 +159,7 @@ def unsupported_statement(s, loc) -> UnsupportedError:
             "Global": "`global` declarations", "Nonlocal": "`nonlocal` declarations",
             "Raise": "`raise` statements outside a check", "Import": "imports", "ImportFrom": "imports",
             "Match": "`match` statements", "AsyncFor": "`async for` loops",
+            "NoneType": "statements this gast cannot read (as gast 0.5.3 cannot `match`)",
             "AsyncWith": "`async with` statements", "TypeAlias": "`type` statements"}
     return UnsupportedError(f"{what.get(kind, kind)} are not supported in differentiated code",
                             loc, hints.get(kind, ""))

@@ -127,5 +127,9 @@ def test_expm_hvp_against_finite_differences():
 def test_a_stack_of_matrices_is_refused_when_the_gradient_runs():
     from adjoint.errors import NonDifferentiableError
     a = np.stack([A3, A3])
+    try:
+        sl.solve_triangular(a, np.ones((2, 3, 2)), lower=True)
+    except ValueError:  # SciPy before 1.16 takes one matrix: there f itself fails
+        pytest.skip("this SciPy takes one matrix a, not a stack")
     with pytest.raises(NonDifferentiableError, match="one matrix a"):
         adjoint.grad(lambda a: np.sum(sl.solve_triangular(a, np.ones((2, 3, 2)), lower=True)))(a)
