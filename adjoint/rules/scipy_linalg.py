@@ -99,24 +99,29 @@ def solve_triangular_jvp(ans, a, b, trans=0, lower=False, unit_diagonal=False,
 
 # ------------------------------------------------------------------ cho_factor, cho_solve
 
+# c's other triangle (strictly): SciPy before 1.18 leaves a's entries there, whose
+# derivative in a is a's; 1.18 writes zeros, whose derivative is 0. Asked of SciPy once.
+KEEPS_A = bool(linalg.cho_factor(np.array([[2.0, 1.0], [1.0, 2.0]]))[0][1, 0] == 1.0)
+
+
 @defvjp(linalg.cho_factor)
 def cho_factor_vjp(g, ans, a, lower=False, overwrite_a=False, check_finite=True):
-    # c = the factor in one triangle, a itself in the other (strictly)
+    # c = the factor in one triangle, a itself (or zeros: KEEPS_A) in the other
     gc = g[0]
     if lower:
         factor, rest = np.tril(gc), np.triu(gc, 1)
-        return cholesky_vjp(factor, np.tril(ans[0]), a, False) + rest
+        return cholesky_vjp(factor, np.tril(ans[0]), a, False) + rest * KEEPS_A
     factor, rest = np.triu(gc), np.tril(gc, -1)
-    return cholesky_vjp(factor, np.triu(ans[0]), a, True) + rest
+    return cholesky_vjp(factor, np.triu(ans[0]), a, True) + rest * KEEPS_A
 
 
 @defjvp(linalg.cho_factor)
 def cho_factor_jvp(ans, a, lower=False, overwrite_a=False, check_finite=True, a_dot=None):
     if lower:
-        dot = (cholesky_jvp(np.tril(ans[0]), a, False, a_dot) + np.triu(a_dot, 1),
+        dot = (cholesky_jvp(np.tril(ans[0]), a, False, a_dot) + np.triu(a_dot, 1) * KEEPS_A,
                ans[1] * 0.0)
     else:
-        dot = (cholesky_jvp(np.triu(ans[0]), a, True, a_dot) + np.tril(a_dot, -1),
+        dot = (cholesky_jvp(np.triu(ans[0]), a, True, a_dot) + np.tril(a_dot, -1) * KEEPS_A,
                ans[1] * 0.0)
     return dot  # one tuple (a template's `return a, b` would be two outputs)
 
