@@ -22,7 +22,8 @@ from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, extra_arguments, facts_for, \
     global_kinds, globals_namespace, leaves, origin, origins, placed, portable_header, run, \
-    takes_rest, user_rules, with_entry_check, with_global_checks, with_real_check, with_rest
+    takes_rest, user_rules, with_entry_check, with_global_checks, with_handler_check, \
+    with_real_check, with_rest
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
@@ -32,7 +33,7 @@ from adjoint.guards import holds, quick_signature, rule_guards, same_facts, sign
 from adjoint.ir.core import walk_ops
 from adjoint.ir.printer import print_function
 from adjoint.passes import pipeline
-from adjoint.runtime import FieldCotangents, fresh_tapes, rebuilt
+from adjoint.runtime import FieldCotangents, fresh_tapes, line_of_f, rebuilt
 from adjoint.values import like, tangent_like
 
 _MISSING = object()  # no tangent given by keyword
@@ -75,21 +76,14 @@ def _where(e: Exception, path: str, ir):
     """The line of f whose derivative the generated module at `path` was computing when
     it raised `e` (the `# line N: ...` comment above the line that raised)."""
     import linecache
-    import re
-    import traceback
 
     from adjoint.ir.core import Loc
-    frames = [fr for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path]
-    if frames:
-        with open(path) as fh:
-            lines = fh.read().splitlines()[:frames[-1].lineno]
-        for text in reversed(lines):
-            m = re.match(r"\s*# (?:(\S+), )?line (\d+): (.*)", text)
-            if m:
-                filename, line = m.group(1) or ir.loc.filename, int(m.group(2))
-                text = linecache.getline(filename, line) or m.group(3)
-                return Loc(filename, line, len(text) - len(text.lstrip()), text)
-    return ir.loc
+    at = line_of_f(e, path)
+    if at is None:
+        return ir.loc
+    filename, line, comment = at[0] or ir.loc.filename, at[1], at[2]
+    text = linecache.getline(filename, line) or comment
+    return Loc(filename, line, len(text) - len(text.lstrip()), text)
 
 
 def _noted(e: Exception, path: str, ir) -> Exception:
@@ -763,6 +757,7 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         where = f"{os.path.basename(parse_function(f).filename)}:{job.ir.name}"
         numpy_args = tuple(as_numpy(a) for a in args)  # the facts, read as NumPy's
         text = with_entry_check(text, job.ir, numpy_args, f"{job.ir.name}_grad", where)
+        text = with_handler_check(text, job.ir, f"{job.ir.name}_grad")
         return portable_header(with_global_checks(_namespace_checks(text), job.guards,
                                                   job.ir.name), f)
 
@@ -770,6 +765,8 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         return _emit(replace(job, args=args, log=[]), backend).source
 
     text = _source(f, wrt, kind, args, checkpoint, standalone, job, emitted_for, backend)
+    fn_name = f"{job.ir.name}_fwd" if kind == "vjp" else f"{job.ir.name}_{kind}"
+    text = with_handler_check(text, job.ir, fn_name, standalone)
     return portable_header(with_global_checks(text, job.guards, job.ir.name), f)
 
 

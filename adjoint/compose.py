@@ -32,12 +32,19 @@ def _rebuild(out, leaves):
     return next(leaves)
 
 
+def _float_dtype(v) -> np.dtype:
+    """The dtype a derivative of or by `v` has: its own when it is a float (float32 stays
+    float32, as in JAX), else float64."""
+    dtype = np.asarray(v).dtype
+    return dtype if dtype.kind == "f" else np.dtype(float)
+
+
 def _basis(out, j, k):
     """A cotangent (or tangent) shaped like `out`: 1 at entry k of leaf j, 0 elsewhere."""
-    ys = [np.asarray(y, dtype=float) for y in _leaves(out)]
+    ys = [np.asarray(y, dtype=_float_dtype(y)) for y in _leaves(out)]
     units = []
     for i, y in enumerate(ys):
-        e = np.zeros(y.size)
+        e = np.zeros(y.size, y.dtype)
         if i == j:
             e[k] = 1.0
         units.append(e.reshape(y.shape) if y.ndim else float(e[0]) if y.size else 0.0)
@@ -64,7 +71,8 @@ def jacobian(f, wrt=0):
         if isinstance(x_value, dict):
             return _dict_jacobian(f, wrt, x_value, args, kwargs)
         try:
-            x = np.asarray(x_value, dtype=float)
+            dtype = _float_dtype(x_value)
+            x = np.asarray(x_value, dtype=dtype)
         except (TypeError, ValueError):
             raise AdjointError(f"the Jacobian with respect to `{_name(f, wrt)}` "
                                f"({type(x_value).__name__}) has no array form", _loc(f),
@@ -75,20 +83,21 @@ def jacobian(f, wrt=0):
         if sum(y.size for y in ys) <= x.size:
             jac = []
             for j, y in enumerate(ys):
-                rows = [np.asarray(pullback(_basis(out, j, k)), dtype=float)
+                rows = [np.asarray(pullback(_basis(out, j, k)), dtype=dtype)
                         for k in range(y.size)]
                 jac.append(np.stack(rows).reshape(y.shape + x.shape) if rows
-                           else np.zeros(y.shape + x.shape))
+                           else np.zeros(y.shape + x.shape, dtype))
         else:
             forward_mode = jvp(f, wrt)
             cols = []
             for k in range(x.size):
-                e = np.zeros(x.size)
+                e = np.zeros(x.size, dtype)
                 e[k] = 1.0
-                dot = forward_mode(*args, e.reshape(x.shape) if x.ndim else 1.0, **kwargs)[1]
-                cols.append([np.asarray(d, dtype=float) for d in _leaves(dot)])
+                dot = forward_mode(*args, e.reshape(x.shape) if x.ndim else dtype.type(1.0),
+                                   **kwargs)[1]
+                cols.append([np.asarray(d, dtype=_float_dtype(d)) for d in _leaves(dot)])
             jac = [np.moveaxis(np.stack([c[j] for c in cols]), 0, -1).reshape(y.shape + x.shape)
-                   if cols else np.zeros(y.shape + x.shape) for j, y in enumerate(ys)]
+                   if cols else np.zeros(y.shape + x.shape, dtype) for j, y in enumerate(ys)]
         if len(jac) == 1 and not isinstance(out, (tuple, list, dict)):
             return jac[0]
         return _rebuild(out, iter(jac))

@@ -1211,18 +1211,53 @@ def with_real_check(text: str, ir: Function, fn_name: str, origin: str | None,
             f"array's attribute; for a namedtuple or dataclass with such a field generate "
             f"it with {redo}")
         helpers.append(runtime.no_fields_named)
+    if any(isinstance(op, Call) and op.prim.fn in (operator.is_, operator.is_not) and
+           any(isinstance(a, Const) and a.value is None for a in op.args)
+           for op in walk_ops(ir.body)):
+        # `b is None` of an entry: which entries have no derivative is not known here,
+        # and adding a cotangent into a None entry fails
+        checks += _check_lines(
+            f"no_none_entries({params})", "ValueError",
+            f"this gradient was generated without example arguments, for lists, tuples "
+            f"and dicts with no None entry; for None entries generate it with {redo}")
+        helpers.append(runtime.no_none_entries)
     lines[_body_start(lines, at):_body_start(lines, at)] = checks
-    at = next(i for i, line in enumerate(lines) if line.startswith("import numpy"))
-    if standalone:  # the helpers themselves, as the file's other helpers are pasted
+    _import_helpers(lines, helpers, standalone)
+    return "\n".join(lines)
+
+
+def _import_helpers(lines: list[str], helpers: list, standalone: bool) -> None:
+    """`lines` of a module that import the runtime `helpers` from adjoint, or (standalone)
+    hold their source, as the file's other helpers are pasted."""
+    at = next(i for i, line in enumerate(lines) if line.startswith("import numpy") or
+              line.startswith("from array_api_compat"))
+    if standalone:
         for helper in reversed(helpers):
             lines[at + 1:at + 1] = ["", ""] + inspect.getsource(helper).splitlines()
     elif lines[at + 1].startswith("from adjoint.runtime import "):
-        names = sorted(lines[at + 1].split(" import ")[1].split(", ") +
-                       [h.__name__ for h in helpers])
+        names = sorted(set(lines[at + 1].split(" import ")[1].split(", ") +
+                           [h.__name__ for h in helpers]))
         lines[at + 1] = f"from adjoint.runtime import {', '.join(names)}"
     else:
         lines.insert(at + 1, f"from adjoint.runtime import "
                              f"{', '.join(h.__name__ for h in helpers)}")
+
+
+def with_handler_check(text: str, ir: Function, fn_name: str, standalone: bool = False) -> str:
+    """`text` whose function `fn_name` says so when a `try` body of f raised what f's
+    handler catches (the code runs the body only): the API refuses it as it observes a
+    call, a file checks it as it runs."""
+    if not ir.handlers:
+        return text
+    base = os.path.basename
+    handlers = sorted({(base(file), first, last, tuple(sorted(names)),
+                        f"{base(where.filename)}:{where.line}:{where.col + 1}")
+                       for file, first, last, names, where in ir.handlers})
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}("))
+    lines[at:at] = [f"@refused_where_f_catches({base(ir.loc.filename)!r}, {handlers!r})"]
+    helpers = [runtime.refused_where_f_catches] + ([runtime.line_of_f] if standalone else [])
+    _import_helpers(lines, helpers, standalone)
     return "\n".join(lines)
 
 

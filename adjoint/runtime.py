@@ -37,6 +37,10 @@ def sum_to(g, shape):
 
 def expand_to(g, x, axis=None, keepdims=False):
     """Broadcast the cotangent of a reduction of `x` back to the shape of `x`."""
+    if type(g) in (int, float) and hasattr(x, "dtype"):
+        # the seed out_bar=1.0: a Python number takes x's precision (a float32 x keeps
+        # a float32 gradient), as it would in an expression with x
+        g = np.asarray(g, dtype=np.result_type(g, x.dtype))
     if axis is not None and not keepdims:
         g = np.expand_dims(g, axis)
     return np.broadcast_to(g, np.shape(x))
@@ -145,8 +149,13 @@ def zero_to_zero(x, y):
     `x ** -1` overflows. There the power rule's slope `y * x ** (y - 1)` is 0 * inf; the
     rules move the exponent to 1 at these points only, so the slope is 0 (the derivative
     of the constant 1). Moving it wherever y == 0 would also be 0, but the slope's
-    derivative with respect to y would then be x, not 1 / x."""
-    return (np.abs(x) < _TINY) & (y == 0)
+    derivative with respect to y would then be x, not 1 / x. An int exponent has no
+    derivative, so for it the move is made wherever y == 0: the slope's own derivative
+    `y * (y - 1) * x ** (y - 2)` (an hvp of `x ** n` at n = 0) is then 0 for every x, not
+    0 * inf where x ** -2 overflows (|x| < 1e-154)."""
+    whole = isinstance(y, (bool, int, np.integer)) or \
+        getattr(getattr(y, "dtype", None), "kind", "f") in "biu"
+    return (whole | (np.abs(x) < _TINY)) & (y == 0)
 
 
 def private(x):
@@ -729,6 +738,17 @@ def real_arguments(*xs):
     return True
 
 
+def no_none_entries(*xs, inside: bool = False) -> bool:
+    """Whether no list, tuple or dict among the arguments holds None, at any depth."""
+    for x in xs:
+        if x is None and inside:
+            return False
+        if isinstance(x, (list, tuple, dict)) and \
+                not no_none_entries(*(x.values() if isinstance(x, dict) else x), inside=True):
+            return False
+    return True
+
+
 def no_fields_named(names, *xs):
     """Whether no argument, at any depth of a list, tuple or dict, is a namedtuple or a
     dataclass with a field in `names`: code generated without example arguments reads
@@ -746,10 +766,57 @@ def no_fields_named(names, *xs):
     return True
 
 
+def line_of_f(e: Exception, path: str):
+    """(file or None, line, text) of f's line whose derivative the generated module at
+    `path` was computing when it raised `e`: the `# line N: ...` comment above the line
+    that raised (the file is None for f's own file). None if no frame of `e` is there."""
+    import linecache
+    import re
+    import traceback
+    frames = [fr for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path]
+    if not frames:
+        return None
+    for text in reversed(linecache.getlines(path)[:frames[-1].lineno]):
+        m = re.match(r"\s*# (?:(\S+), )?line (\d+): (.*)", text)
+        if m:
+            return m.group(1), int(m.group(2)), m.group(3)
+    return None
+
+
+def refused_where_f_catches(filename: str, handlers):
+    """A decorator for a generated function whose f has `try` bodies with handlers that
+    catch some failures (`handlers`: (file, first line, last line, exception names, where
+    the handler is) of each). The gradient runs a body only, never its handler, so a
+    failure there means f took the handler on this call: it is said so, not raised raw."""
+    import functools
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                at = line_of_f(e, fn.__code__.co_filename)
+                caught = {c.__name__ for c in type(e).__mro__}
+                for file, first, last, names, where in handlers:
+                    if at is not None and (at[0] or filename) == file and \
+                            first <= at[1] <= last and caught & set(names):
+                        raise ValueError(
+                            f"{where}: on this call the `try` body raised "
+                            f"{type(e).__name__} ({e}), which f's handler catches; this "
+                            f"gradient runs the body only, not the handler. Test the "
+                            f"condition with an `if` in f instead") from e
+                raise
+        return checked
+    return decorate
+
+
 def index_tuple(*parts):
     """The index `a[i, j:k]`: a tuple of ints, slices, None and arrays."""
     return parts
 
 
-__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem", "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent", "ones_at_zeros", "size_of", "zero_to_zero", "add_at",
-           "zeros_like", "stop_gradient", "index_tuple", "real_arguments"]
+__all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem",
+           "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
+           "ones_at_zeros", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
+           "index_tuple", "real_arguments", "no_none_entries"]

@@ -262,15 +262,6 @@ class _Objects:
 def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
     """`c[k] += v` on an array that c holds: right when nothing else still sees it."""
     find, at, current = objects.find, objects.live.at[id(op)], op.args[0]
-    for m in objects.members.get(find(current), ()):
-        if m is not current and m is not op.result and objects.read_after(m, at) and \
-                objects.may_alias(current, m):
-            what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
-            raise UnsupportedError(
-                f"this changes in place an array that {what} also refers to, and {what} "
-                f"is read afterwards; the gradient would not see the change", op.loc,
-                "write `c[k] = c[k] + v` for a new array, or take a copy where the "
-                "second name is made (`a = c[k].copy()`)")
     # c itself is read once more, by the write that stores the updated array back
     store = next((w for w in calls if w.prim.style == "setitem" and
                   w.args[0] is base and w.args[2] is op.result), None)
@@ -285,6 +276,17 @@ def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
             "gradient would not see the change", op.loc,
             "write `c[k] = c[k] + v` for a new array, or store copies (`c[k] = "
             "v.copy()`)")
+    # (after the test above: a name that may be the entry, where the entries of a
+    # container are not told apart, is named only when no other slot surely holds it)
+    for m in objects.members.get(find(current), ()):
+        if m is not current and m is not op.result and objects.read_after(m, at) and \
+                objects.may_alias(current, m):
+            what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
+            raise UnsupportedError(
+                f"this changes in place an array that {what} also refers to, and {what} "
+                f"is read afterwards; the gradient would not see the change", op.loc,
+                "write `c[k] = c[k] + v` for a new array, or take a copy where the "
+                "second name is made (`a = c[k].copy()`)")
 
 
 def _check_write(objects: _Objects, w: Call, rebinds: bool) -> None:

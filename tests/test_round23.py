@@ -1,0 +1,163 @@
+"""Round 23: what round 22 left open in emitted files and at the edges of the numbers.
+
+- An emitted file whose f has a `try` handler that catches a failure of the body: the
+  file ran the body alone, so a call on which f takes the handler raised the body's raw
+  IndexError or KeyError. The file now says where f's handler is, as the API does.
+- Code emitted without example arguments, where f tests `b is None` on an entry of a
+  list or tuple: the None entry's cotangent was added to (TypeError).
+- float32 arguments: the generic file's seed and the Jacobian were float64.
+- The hvp of `x ** n` at n = 0 and a tiny x: 0 * inf where x ** -2 overflows.
+"""
+import importlib.util
+
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint.testing import numeric_grad
+
+
+def entry_or_first(xs, k):
+    try:
+        a = xs[k]
+    except IndexError:
+        a = xs[0] * 2.0
+    return a * xs[-1]
+
+
+def scaled(d, x):
+    try:
+        s = d["scale"]
+    except KeyError:
+        s = 1.0
+    return s * x * x
+
+
+def loaded(tmp_path, text, name):
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("standalone", [False, True])
+def test_an_emitted_file_says_where_fs_handler_would_run(tmp_path, standalone):
+    # (a file made for example arguments refuses other ones on entry: k == 1)
+    args = ([1.0, 2.0, 3.0], 1)
+    text = adjoint.source(entry_or_first, wrt=0, standalone=standalone)
+    assert "@refused_where_f_catches(" in text
+    assert ("from adjoint" in text) is not standalone
+    g = loaded(tmp_path, text, "entry_grad").entry_or_first_grad
+    assert list(g(*args)) == [0.0, 3.0, 2.0]
+    with pytest.raises(ValueError, match=r"test_round23.py:23:5: on this call the `try` "
+                                         r"body raised IndexError"):
+        g([1.0, 2.0, 3.0], 5)
+    g = loaded(tmp_path, adjoint.source(scaled, wrt=1, standalone=standalone), "scaled_grad")
+    assert g.scaled_grad({"scale": 2.0}, 3.0) == 12.0
+    with pytest.raises(ValueError, match="test_round23.py:31:5: .* raised KeyError"):
+        g.scaled_grad({"offset": 1.0}, 3.0)
+
+
+def plain_failure(xs, k):
+    return xs[k] * 2.0
+
+
+def test_a_failure_no_handler_catches_is_raised_as_it_is(tmp_path):
+    assert "refused_where_f_catches" not in adjoint.source(plain_failure)
+    text = adjoint.source(entry_or_first)
+    g = loaded(tmp_path, text.replace("xs[-1]", "xs[k + 9]"), "other_grad")
+    with pytest.raises(IndexError):  # a line outside the try body: not f's handler's
+        g.entry_or_first_grad([1.0, 2.0], 0)
+
+
+def optional_bias(p, x):
+    W, b = p
+    z = W * x
+    if b is not None:
+        z = z + b
+    return np.sum(z)
+
+
+def test_generic_code_refuses_none_entries_where_f_tests_for_none(tmp_path):
+    g = loaded(tmp_path, adjoint.source(optional_bias), "bias_grad").optional_bias_grad
+    x = np.array([0.5, -1.0])
+    W_bar, b_bar = g((2.0, 0.3), x)
+    assert W_bar == pytest.approx(-0.5) and b_bar == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="no None entry; for None entries generate it with "
+                                         "adjoint emit test_round23.py:optional_bias --args"):
+        g((2.0, None), x)
+    # the API (and a file made for such arguments) knows which entries are None
+    assert adjoint.grad(optional_bias)((2.0, None), x) == (pytest.approx(-0.5), None)
+    assert "no_none_entries" not in adjoint.source(plain_failure)
+
+
+def shallow_copy(x):
+    p = [x * 1.0, x]
+    q = list(p)
+    q[0] *= 3.0
+    return np.sum(p[0] * x)
+
+
+def test_a_shallow_copys_alias_is_named_as_the_slot_it_shares():
+    # round 22's M: the message named `x`, which the list's other slot holds
+    with pytest.raises(adjoint.AdjointError, match="shares another slot of a list or dict"):
+        adjoint.grad(shallow_copy)(np.array([1.0, 2.0]))
+
+
+def tanh_energy(x, w):
+    return np.sum(np.tanh(x * w) ** 2)
+
+
+def mean_sine(x):
+    return np.mean(np.sin(x)) * 2.0
+
+
+def doubled_sine(x):
+    return np.sin(x[:2]) * 2.0
+
+
+def test_float32_arguments_keep_float32_derivatives(tmp_path):
+    x, w = np.array([0.1, 0.2, -0.3], np.float32), np.float32(0.5)
+    g = loaded(tmp_path, adjoint.source(tanh_energy), "tanh_grad").tanh_energy_grad
+    assert g(x, w).dtype == np.float32
+    np.testing.assert_allclose(g(x, w), adjoint.grad(tanh_energy)(x.astype(float), 0.5),
+                               rtol=1e-6)
+    g = loaded(tmp_path, adjoint.source(mean_sine), "mean_grad").mean_sine_grad
+    assert g(x).dtype == np.float32
+    for f in (mean_sine, doubled_sine):  # by VJPs, and by JVPs
+        J = adjoint.jacobian(f)(x)
+        assert J.dtype == np.float32
+        np.testing.assert_allclose(J, adjoint.jacobian(f)(x.astype(float)), rtol=1e-6)
+    assert adjoint.jacobian(doubled_sine)(x.astype(float)).dtype == np.float64
+
+
+def power_sum(x, n):
+    return np.sum(x ** n)
+
+
+def power_of_scalar(x, n):
+    return x ** n * 3.0
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_second_derivatives_of_integer_powers_at_tiny_bases(n):
+    x = np.array([1e-300, -1e-200, 0.0, 2.0])
+    want = n * (n - 1) * np.where(x == 0.0, 0.0 if n != 2 else 1.0, x) ** max(n - 2, 0)
+    np.testing.assert_allclose(adjoint.hvp(power_sum)(x, n, np.ones(4)), want, atol=1e-300)
+    H = adjoint.hessian(power_sum)(x, n)
+    np.testing.assert_allclose(np.diag(H), want, atol=1e-300)
+    assert adjoint.grad(adjoint.grad(power_of_scalar))(1e-300, n) == \
+        pytest.approx(3.0 * n * (n - 1) * (1e-300 ** max(n - 2, 0) if n != 2 else 1.0),
+                      abs=1e-300)
+
+
+def test_a_float_exponents_derivative_is_still_one_over_x_at_zero_exponent():
+    # the exponent moves to 1 only for int exponents or subnormal bases: d/dy of the
+    # slope y * x ** (y - 1) at y = 0 is 1 / x
+    mixed = adjoint.grad(adjoint.grad(power_of_scalar), wrt=1)
+    for x in (0.5, 1e-100):
+        assert mixed(x, 0.0) == pytest.approx(3.0 / x, rel=1e-9)
+        assert numeric_grad(lambda y: 3.0 * y * x ** (y - 1), (0.0,)) == \
+            pytest.approx(3.0 / x, rel=1e-5)
