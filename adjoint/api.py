@@ -781,7 +781,7 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
     fn_name = f"{name}_fwd" if kind == "vjp" else f"{name}_{kind}"
     if args is None:
         text = with_real_check(emitted(None), job.ir, fn_name, None if standalone else where,
-                               standalone)
+                               standalone, job.wrt_index)
         return _numba_entry(text, fn_name, kind, standalone) if backend == "numba" else text
     t = _transform_for(f, wrt, checkpoint, args)
     args = t.full_args(tuple(args))

@@ -1185,10 +1185,12 @@ def _fact(name: str, a) -> tuple[str, str] | None:
 
 
 def with_real_check(text: str, ir: Function, fn_name: str, origin: str | None,
-                    standalone: bool = False) -> str:
+                    standalone: bool = False, wrt: tuple = ()) -> str:
     """`text` whose function `fn_name`, generated without example arguments, refuses
     complex ones: its rules were chosen for real values (np.imag of a real value is 0),
-    and only a call's kinds say which values are complex."""
+    and only a call's kinds say which values are complex. It refuses an int or bool
+    argument at a position in `wrt`, as the API does (its arithmetic would be made in
+    whatever type NumPy gives: float16 for np.tanh of bools)."""
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
     if at is None or not ir.param_names:
@@ -1199,6 +1201,13 @@ def with_real_check(text: str, ir: Function, fn_name: str, origin: str | None,
     params = ", ".join(ir.param_names)
     checks = _check_lines(f"real_arguments({params})", "ValueError", message)
     helpers = [runtime.real_arguments]
+    if wrt:
+        names = ", ".join(ir.param_names[i] for i in wrt)
+        checks += _check_lines(
+            f"no_integers({names})", "ValueError",
+            f"cannot differentiate with respect to an int or bool argument ({names}): pass "
+            f"floats (3.0, or x.astype(float)); integer arguments are constants")
+        helpers.append(runtime.no_integers)
     # `p.shape` read as an array's attribute: a record argument with such a field would
     # be read wrongly (its field's gradient dropped)
     names = sorted({op.args[1].value for op in walk_ops(ir.body)

@@ -738,6 +738,12 @@ def real_arguments(*xs):
     return True
 
 
+def no_integers(*xs) -> bool:
+    """Whether no argument is an int or a bool, or an array of them."""
+    return not any(isinstance(x, (bool, int, np.integer, np.bool_)) or
+                   getattr(getattr(x, "dtype", None), "kind", "f") in "biu" for x in xs)
+
+
 def no_none_entries(*xs, inside: bool = False) -> bool:
     """Whether no list, tuple or dict among the arguments holds None, at any depth."""
     for x in xs:
@@ -819,4 +825,4 @@ def index_tuple(*parts):
 __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem",
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
            "ones_at_zeros", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
-           "index_tuple", "real_arguments", "no_none_entries"]
+           "index_tuple", "real_arguments", "no_none_entries", "no_integers"]

@@ -161,3 +161,13 @@ def test_a_float_exponents_derivative_is_still_one_over_x_at_zero_exponent():
         assert mixed(x, 0.0) == pytest.approx(3.0 / x, rel=1e-9)
         assert numeric_grad(lambda y: 3.0 * y * x ** (y - 1), (0.0,)) == \
             pytest.approx(3.0 / x, rel=1e-5)
+
+
+def test_generic_code_refuses_an_int_or_bool_argument_to_differentiate(tmp_path):
+    # round 22's minor: np.tanh of a bool array is float16, and the gradient was too
+    g = loaded(tmp_path, adjoint.source(power_sum), "power_grad").power_sum_grad
+    np.testing.assert_allclose(g(np.array([0.5, 2.0]), 3), [0.75, 12.0])  # n: an int, fine
+    for x in (np.array([True, False]), np.array([1, 2]), 3, True):
+        with pytest.raises(ValueError, match="cannot differentiate with respect to an int "
+                                             r"or bool argument \(x\)"):
+            g(x, 2)

@@ -205,6 +205,7 @@ primitive(runtime.zeros_like, "zeros_like", nondiff=True)
 primitive(runtime.stop_gradient, "stop_gradient", nondiff=True)
 primitive(runtime.real_arguments, "real_arguments", nondiff=True)
 primitive(runtime.no_none_entries, "no_none_entries", nondiff=True)
+primitive(runtime.no_integers, "no_integers", nondiff=True)
 primitive(np.zeros_like, "np.zeros_like", nondiff=True)  # the reverse sweep's loop seeds
 # the methods of a str that no other type has, called as str's (str.startswith(k, 'W');
 # a value of another type fails as it would in f). What they give is no float.
@@ -216,7 +217,7 @@ for _name in STR_METHODS:
     primitive(getattr(str, _name), f"str.{_name}", nondiff=True)
 defnondiff(slice, runtime.index_tuple, keys, assertion, numbers, mapping, in_, not_in, and_,
            or_, runtime.zeros_like, runtime.stop_gradient, runtime.real_arguments,
-           runtime.no_none_entries)
+           runtime.no_none_entries, runtime.no_integers)
 
 
 @defvjp(field)

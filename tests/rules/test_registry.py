@@ -757,6 +757,7 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "index": [case(1, slice(None))], "zeros_like": [case(N(3)), case(N())],
     "real_arguments": [case(N(3), N(), [N(2)])],
     "no_none_entries": [case(N(3), [N(2), N()])],
+    "no_integers": [case(N(3), N())],
     # index helpers (K[np.diag_indices_from(K)] += s ** 2): ints from a shape
     "np.diag_indices": [case(3)], "np.diag_indices_from": [case(N(3, 3))],
     "np.triu_indices": [case(3)], "np.triu_indices_from": [case(N(3, 3))],
