@@ -277,7 +277,8 @@ _ACCEPTED = {
     "For": "`for` over `range(...)`, arrays, lists, `enumerate(...)` and `zip(...)`; "
            "`adjoint.checkpointed(range(n), snapshots=k)` for binomial checkpoints",
     "While": "`while` (the gradient records the trip count)",
-    "Expr": "expression statements: `xs.append(v)` on local lists; `print(...)`, "
+    "Expr": "expression statements: `xs.append(v)` on local lists; a ufunc writing into "
+            "a local array, `np.subtract(1.0, t, out=t)` (read as `t[...] = ...`); `print(...)`, "
             "`logging` and `warnings.warn` calls (also under a flag: `print(x) if VERBOSE "
             "else None`), left out of the gradient; statements that compute only constants "
             "(`x.shape`, `...`); others that compute a value are rejected",

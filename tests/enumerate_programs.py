@@ -413,6 +413,13 @@ ARRAY_TEMPLATES = [
      (0.7, V3), None),
     ("alias", "mul_array", "def f(x, v):\n    z = np.ones(3) * x\n    w = z\n    w *= v\n"
      "    w -= x\n    return np.sum(np.sin(z)) + np.sum(w)", (0.7, V3), None),
+    # a ufunc's out= (as emitted gradients write `np.subtract(1.0, t, out=t)`)
+    ("alias", "ufunc_out", "def f(x, v):\n    z = np.tanh(v * x)\n    w = z\n"
+     "    np.subtract(1.0, z, out=z)\n    np.multiply(z, x, out=(z,))\n"
+     "    return np.sum(w * v) + np.sum(z)", (0.7, V3), None),
+    ("alias", "ufunc_out_loop", "def f(x, v):\n    z = v * 1.0\n    for i in range(3):\n"
+     "        np.sin(z, out=z)\n        np.add(z, x, out=z)\n    return np.sum(z * z)",
+     (0.7, V3), None),
     # lists of tuples: layers
     ("layers", "for", "def f(layers, h):\n    for W, b in layers:\n"
      "        h = np.tanh(h @ W + b)\n    return np.sum(h * h)",

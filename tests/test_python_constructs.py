@@ -746,7 +746,7 @@ def test_side_effects_that_python_has_are_kept_or_refused():
     with pytest.raises(adjoint.UnsupportedError, match="handler catches"):
         g(-0.5)  # f takes its handler here; the gradient, compiled at 0.5, cannot
     refused(repeated_alias, X, at="L[0] +=", says="another slot")
-    refused(loop_alias, X, at="L[i] *=", says="also refers to")
+    refused(loop_alias, X, at="L[i] *=", says="`a` may also refer to it")
 
 
 def test_an_unused_factorisation_still_fails_where_f_fails():

@@ -262,6 +262,13 @@ class _Objects:
 def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
     """`c[k] += v` on an array that c holds: right when nothing else still sees it."""
     find, at, current = objects.find, objects.live.at[id(op)], op.args[0]
+    # a name that may be the same array (where the entries of a container are not told
+    # apart, it may be another entry's: it is then named as a possibility only)
+    named = next((m for m in objects.members.get(find(current), ())
+                  if m is not current and m is not op.result and objects.read_after(m, at)
+                  and objects.may_alias(current, m)), None)
+    what = "another value" if named is None or named.name.startswith("_") else \
+        f"`{named.name}`"
     # c itself is read once more, by the write that stores the updated array back
     store = next((w for w in calls if w.prim.style == "setitem" and
                   w.args[0] is base and w.args[2] is op.result), None)
@@ -272,21 +279,17 @@ def _check_element_update(objects: _Objects, op: Call, base, calls) -> None:
             for m in objects.members.get(find(c), (c,))):
         raise UnsupportedError(
             "this changes in place an array that shares another slot of a list or "
-            "dict (`[a, a]`, `[a] * 2`, or a second container), read afterwards; the "
-            "gradient would not see the change", op.loc,
+            "dict (`[a, a]`, `[a] * 2`, or a second container), read afterwards" +
+            (f" ({what} may also refer to it)" if named is not None else "") +
+            "; the gradient would not see the change", op.loc,
             "write `c[k] = c[k] + v` for a new array, or store copies (`c[k] = "
             "v.copy()`)")
-    # (after the test above: a name that may be the entry, where the entries of a
-    # container are not told apart, is named only when no other slot surely holds it)
-    for m in objects.members.get(find(current), ()):
-        if m is not current and m is not op.result and objects.read_after(m, at) and \
-                objects.may_alias(current, m):
-            what = f"`{m.name}`" if not m.name.startswith("_") else "another value"
-            raise UnsupportedError(
-                f"this changes in place an array that {what} also refers to, and {what} "
-                f"is read afterwards; the gradient would not see the change", op.loc,
-                "write `c[k] = c[k] + v` for a new array, or take a copy where the "
-                "second name is made (`a = c[k].copy()`)")
+    if named is not None:
+        raise UnsupportedError(
+            f"this changes in place an array that {what} also refers to, and {what} "
+            f"is read afterwards; the gradient would not see the change", op.loc,
+            "write `c[k] = c[k] + v` for a new array, or take a copy where the "
+            "second name is made (`a = c[k].copy()`)")
 
 
 def _check_write(objects: _Objects, w: Call, rebinds: bool) -> None:

@@ -974,12 +974,10 @@ class Emitter:
         if symbol == "*" and op.args[1] is self.seed:  # x * 1.0 is x: the default seed
             self.lines.append(f"{ind}if {other} != 1.0:")  # costs a comparison
             self.lines.append(f"{ind}    {target} *= {other}")
-        elif symbol == "r-":  # o - t is o + -t, exactly; spelled with the operators
-            # alone, so that the file can be differentiated again
-            self.lines.append(f"{ind}{target} *= -1.0")
-            self.lines.append(f"{ind}{target} += {other}  # {target} = {other} - {target}")
+        elif symbol == "r-":  # one pass over the buffer (the frontend reads it back)
+            self.lines.append(f"{ind}np.subtract({other}, {target}, out={target})")
         elif symbol == "neg":
-            self.lines.append(f"{ind}{target} *= -1.0")
+            self.lines.append(f"{ind}np.negative({target}, out={target})")
         else:
             self.lines.append(f"{ind}{target} {symbol}= {other}")
 

@@ -386,6 +386,20 @@ class Lowerer:
         if rewritten is not None:  # d.update({...}), xs.insert(i, v): a new value, rebound
             self.stmt(gast.copy_location(rewritten, s))
             return
+        out = _out_name(call)
+        if out is not None and isinstance(self.expr(call.func), Static) and \
+                isinstance(self.expr(call.func).obj, np.ufunc):
+            # np.subtract(1.0, t, out=t): NumPy computes, then writes into t's buffer, as
+            # `t[...] = np.subtract(1.0, t)` does; the writes into an array that other
+            # names see are checked as every element write is
+            computed = gast.Call(func=call.func, args=call.args, keywords=[])
+            target = gast.Subscript(value=gast.Name(id=out, ctx=gast.Load(), annotation=None,
+                                                    type_comment=None),
+                                    slice=gast.Constant(value=Ellipsis, kind=None),
+                                    ctx=gast.Store())
+            self.stmt(gast.copy_location(gast.Assign(targets=[target], value=computed,
+                                                     type_comment=None), s))
+            return
         if isinstance(call, gast.Call) and len(call.args) == 3 and not call.keywords and \
                 self.is_add_at(call.func):
             # np.add.at(a, i, v): a written in place, repeated indices adding up
@@ -2705,6 +2719,17 @@ _DRAWS = ("random", "integers", "uniform", "normal", "standard_normal", "choice"
 
 
 @functools.lru_cache(maxsize=None)
+def _out_name(call) -> str | None:
+    """The name in `ufunc(..., out=t)` (or `out=(t,)`), its one keyword; else None."""
+    if not (isinstance(call, gast.Call) and len(call.keywords) == 1 and
+            call.keywords[0].arg == "out" and call.args):
+        return None
+    out = call.keywords[0].value
+    if isinstance(out, gast.Tuple) and len(out.elts) == 1:
+        out = out.elts[0]
+    return out.id if isinstance(out, gast.Name) else None
+
+
 def _as_rebinding(call):
     """`d.update({'b': v})` (or `d.update(b=v)`) as `d |= {'b': v}`, and `xs.insert(i, v)`
     as `xs = xs[:i] + [v] + xs[i:]`, for a local name: the new value the method leaves in
@@ -3063,6 +3088,8 @@ def _assigned_names(stmts) -> set[str]:
                 out.add(_hint_of(n.target))
             elif _list_method_of(n):
                 out.add(n.func.value.id)
+            elif _out_name(n) is not None:  # np.sin(z, out=z): z[...] = np.sin(z)
+                out.add(_out_name(n))
     return out
 
 
@@ -3106,8 +3133,8 @@ def _written_names(stmts) -> set[str]:
                 out.add(_hint_of(n.value))
             elif isinstance(n, gast.AugAssign) and isinstance(n.target, gast.Subscript):
                 out.add(_hint_of(n.target))
-            elif _list_method_of(n):
-                out.add(n.func.value.id)
+            elif _list_method_of(n) or _out_name(n) is not None:
+                out.add(n.func.value.id if _list_method_of(n) else _out_name(n))
     return out
 
 

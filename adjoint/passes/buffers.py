@@ -12,15 +12,14 @@ hands back to the system and takes again, page by page.
 which codegen/emit.py prints as
 
     _t1 *= _t1
-    _t1 *= -1.0
-    _t1 += 1.0  # _t1 = 1.0 - _t1
+    np.subtract(1.0, _t1, out=_t1)
     x_bar = _t1  # reuses _t1's buffer: _t1 is not read again
     if out_bar != 1.0:
         x_bar *= out_bar
 
 (the seed `out_bar`, 1.0 by default, multiplies only when it is not 1.0: x * 1.0 is x;
-`1.0 - t` is `-t + 1.0` exactly, and the file, written with operators alone, can be
-differentiated again; `1.0 / t` in place would round twice, and is left as it is).
+the file can be differentiated again, since the frontend reads `ufunc(..., out=t)` as
+`t[...] = ufunc(...)`; `1.0 / t` in place would need np.divide's out= too, and is left).
 An in-place op's first operand is the buffer written; its result is that buffer.
 
 Only at the function's top level, and only where every condition holds, from the
