@@ -171,3 +171,48 @@ def test_generic_code_refuses_an_int_or_bool_argument_to_differentiate(tmp_path)
         with pytest.raises(ValueError, match="cannot differentiate with respect to an int "
                                              r"or bool argument \(x\)"):
             g(x, 2)
+
+
+def rgamma_at(x):
+    return scipy_special.rgamma(x)
+
+
+def i1_at(x):
+    return scipy_special.i1(x)
+
+
+def softplus_by_logaddexp(x):
+    return np.logaddexp(0.0, x)
+
+
+def regularised_gamma(x):
+    return np.sum(scipy_special.gammainc(2.5, x / 2.0))
+
+
+scipy_special = pytest.importorskip("scipy.special")
+
+
+@pytest.mark.parametrize("x, want", [(0.0, 1.1544313298030657), (-1.0, 0.8455686701969343),
+                                     (-2.0, -3.6911373403939970)])
+def test_rgammas_second_derivative_at_a_pole(x, want):
+    # round 23: the pole's branch cos(pi x) gamma(1 - x) is the slope at the pole alone;
+    # 2 * gamma's poles' -(-1)^n n! (psi(n + 1)) is the second derivative
+    assert adjoint.grad(adjoint.grad(rgamma_at))(x) == pytest.approx(want, rel=1e-9)
+    assert adjoint.hvp(rgamma_at)(x, 1.0) == pytest.approx(want, rel=1e-9)
+
+
+def test_third_derivatives_at_zero_of_smooth_rules():
+    third = adjoint.grad(adjoint.grad(adjoint.grad(i1_at)))
+    assert third(0.0) == pytest.approx(0.375, rel=1e-12)  # i1 = x/2 + x^3/16 + ...
+    third = adjoint.grad(adjoint.grad(adjoint.grad(softplus_by_logaddexp)))
+    assert third(0.0) == pytest.approx(0.0, abs=1e-12)  # sigmoid'' at 0
+    assert third(1.0) == pytest.approx(
+        numeric_grad(adjoint.grad(adjoint.grad(softplus_by_logaddexp)), (1.0,)), rel=1e-6)
+
+
+def test_a_buffer_negated_in_place_is_not_read_by_its_own_subtraction():
+    # round 23's F7: `1.0 - t` was written `t *= -1.0; t += o` with o an inlined
+    # expression of t (gammainc's slope reads x / 2.0's buffer): NaN
+    x = np.array([0.7, 1.3, 4.0])
+    np.testing.assert_allclose(adjoint.grad(regularised_gamma)(x),
+                               numeric_grad(regularised_gamma, (x,)), rtol=1e-6)

@@ -451,12 +451,9 @@ def heaviside_jvp(ans, x1, x2, x1_dot=None, x2_dot=None):
 
 @defvjp(np.logaddexp)
 def logaddexp_vjp(g, ans, x1, x2):
-    # the weights exp(x - ans) = sigmoid(+-d), written without ans so that a gradient
-    # that does not return the value never computes it; no exponent is positive
-    d = x2 - x1
-    shared = g / (1.0 + np.exp(-np.abs(d)))
-    return (unbroadcast(shared * np.exp(np.minimum(-d, 0.0)), x1),
-            unbroadcast(shared * np.exp(np.minimum(d, 0.0)), x2))
+    # the weights exp(x - ans) = sigmoid(+-(x2 - x1)): smooth to every order (a form
+    # with |x2 - x1| has a kink, and its third derivative at x1 = x2 was wrong)
+    return unbroadcast(g * np.exp(x1 - ans), x1), unbroadcast(g * np.exp(x2 - ans), x2)
 
 
 @defjvp(np.logaddexp)

@@ -8,7 +8,7 @@ Covered: `expit`, `logit`, `log_expit`, `softplus` (SciPy 1.15+), `logsumexp`
 whole order), `multigammaln(a, d)` (in a; d is an int), `beta`, `betaln`, `xlogy`,
 `xlog1py`, `entr`, `rel_entr`, `kl_div`, `i0`, `i1`, `i0e` and `i1e`, and NumPy's `np.i0`
 (its derivative is scipy's i1: without SciPy it has no rule), `rgamma`, and
-`gammainc(a, x)`, `gammaincc(a, x)` and `jv(v, x)` in x: a gradient into a or into the
+`gammainc(a, x)`, `gammaincc(a, x)`, `jv(v, x)` and `iv(v, x)` in x: a gradient into a or into the
 order v raises NonDifferentiableError at the call's line when it runs
 (`no_derivative_in`; an integer a or v is a constant). (`np.sinc` is NumPy's, in
 `elementwise`.) Each derivative is written with these same functions,
@@ -31,7 +31,8 @@ Conventions where a formula breaks down:
 - `i0e(x) = exp(-|x|) i0(x)` has a kink at 0 (slopes -1 and +1 on either
   side): the derivative there is 0, the mean of the two, as abs'(0) = 0.
 - `rgamma = 1 / gamma` is 0 at gamma's poles x = -n, where its slope is the limit
-  (-1)^n n!.
+  (-1)^n n!; below x = 1/2 the slope is that of the reflection form, exact to every order
+  at the poles.
 - `log_ndtr'(x) = ndtr'(x) / ndtr(x)` is computed as sqrt(2 / pi) / erfcx(-x /
   sqrt 2), which neither overflows nor loses digits in either tail.
 """
@@ -57,7 +58,7 @@ for _name in ["expit", "logit", "log_expit", "logsumexp", "softmax", "log_softma
               "erfc", "erfcx", "erfinv", "erfcinv", "ndtr", "ndtri", "log_ndtr", "gamma",
               "gammaln", "loggamma", "digamma", "polygamma", "multigammaln", "beta", "betaln",
               "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e", "i1e",
-              "gammainc", "gammaincc", "rgamma", "jv"]:
+              "gammainc", "gammaincc", "rgamma", "jv", "iv"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
 _softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
 if _softplus is not None:
@@ -273,11 +274,13 @@ def multigammaln_jvp(ans, a, d, a_dot):
 
 @defunary(special.rgamma)
 def rgamma_vjp(g, ans, x):
-    # (1 / gamma)' = -digamma / gamma; at a pole of gamma (x = -n) rgamma is 0 and its
-    # slope (-1)^n n!, the limit, written as cos(pi x) gamma(1 - x)
-    pole = ans == 0.0
-    return g * np.where(pole, np.cos(math.pi * x) * special.gamma(1.0 - np.where(pole, x, 0.5)),
-                        -ans * special.digamma(np.where(pole, 1.0, x)))
+    # (1 / gamma)' = -digamma / gamma for x > 1/2; at and near gamma's poles (x = -n, where
+    # rgamma is 0) the derivative of the reflection form sin(pi x) gamma(1 - x) / pi, which
+    # holds for every x < 1, so that its own derivative is right at the poles too
+    near = np.where(x > 0.5, 0.0, x)
+    reflected = special.gamma(1.0 - near) * (
+        np.cos(math.pi * near) - np.sin(math.pi * near) * special.digamma(1.0 - near) / math.pi)
+    return g * np.where(x > 0.5, -ans * special.digamma(np.where(x > 0.5, x, 1.0)), reflected)
 
 
 def _gammainc_slope(a, x):
@@ -411,8 +414,24 @@ def numpy_i0_vjp(g, ans, x):
 
 @defunary(special.i1)
 def i1_vjp(g, ans, x):
-    # i1' = i0 - i1 / x, 1/2 at x = 0 (the limit)
-    return g * np.where(x == 0.0, 0.5, special.i0(x) - ans / np.where(x == 0.0, 1.0, x))
+    # i1' = (i0 + i2) / 2, smooth at 0 (i0 - i1 / x there is 0 / 0), to every order
+    return g * 0.5 * (special.i0(x) + special.iv(2, x))
+
+
+_IN_ORDER_I = "scipy.special.iv(v, x) is differentiated in x only: the order v is held constant"
+
+
+@defvjp(special.iv)
+def iv_vjp(g, ans, v, x):
+    # I_v' = (I_(v-1) + I_(v+1)) / 2
+    slope = 0.5 * (special.iv(v - 1.0, x) + special.iv(v + 1.0, x))
+    return unbroadcast(no_derivative_in(g, v, _IN_ORDER_I, _HOLD_ORDER), v), unbroadcast(g * slope, x)
+
+
+@defjvp(special.iv)
+def iv_jvp(ans, v, x, v_dot=None, x_dot=None):
+    return x_dot * 0.5 * (special.iv(v - 1.0, x) + special.iv(v + 1.0, x)) \
+        + no_derivative_in(v_dot, v, _IN_ORDER_I, _HOLD_ORDER)
 
 
 @defvjp(special.jv)
