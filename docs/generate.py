@@ -306,8 +306,12 @@ _ACCEPTED = {
             "`__init__` only stores its fields (one with `__post_init__` or a factory "
             "field is refused); `Cls.method(...)` of a classmethod; `map`/`filter` passed "
             "straight to a consumer (`list`, `tuple`, `sum`, `min`, `max`, `sorted`, "
-            "`any`, `all`); the methods of a str; a random generator's draws "
-            "(`rng.normal(...)`, no gradient through them)",
+            "`any`, `all`); `max`, `min` and `sorted` (`reverse=` too) with `key=` a "
+            "lambda or a function of the values (`max(models, key=lambda m: m['loss'])`): "
+            "the choice is made on the forward values, as `np.argmax` makes it, and the "
+            "gradient flows to the chosen entries (a key of tuples, or a NaN among the "
+            "keys, is refused when f runs); the methods of a str; a random generator's "
+            "draws (`rng.normal(...)`, no gradient through them)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
                  "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "

@@ -800,6 +800,14 @@ ARRAY_TEMPLATES = [
     ("sorted", "list_and_array", "def f(x, v):\n    a = sorted([v[0] * x, np.sin(x), v[2]])\n"
      "    b = sorted(v * x, reverse=True)\n"
      "    return a[0] * 3.0 + a[2] * b[0] - b[1] * b[2] + a[1]", (0.7, V3), None),
+    # max, min and sorted with a key of values: chosen on the forward values (issue 15;
+    # at x = 0.7 the scores 0.21, 0.644, 1.1; 0.49, 0.593, 0.24; 0.7, 1.1 stay apart)
+    ("sorted", "keyed_choice", "def f(x, v):\n"
+     "    ps = [(v[0] * x, v[1]), (np.sin(x), v[2] * x), (v[2], x * x)]\n"
+     "    a = max(ps, key=lambda p: p[0])\n    b = min(ps, key=lambda p: p[1] ** 2)\n"
+     "    c = sorted(ps, key=lambda p: p[1], reverse=True)\n"
+     "    return a[1] * b[0] + c[0][0] * c[2][1] + max([x, v[2]], key=abs)",
+     (0.7, V3), None),
     # sorted(p.items()) of a dict parameter: a loop over its keys sorted, which the key
     # holds (round 15's R3 refused `.items()` outside a for's header); `{**d, k: v}`
     ("sorted", "dict_parameter_items", "def f(p, v):\n    s = 0.0\n"

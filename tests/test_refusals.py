@@ -180,8 +180,15 @@ def max_with_key(xs):
     return max(xs, key=abs)
 
 
-def test_max_with_a_key_is_refused():
-    refused(max_with_key, [1.0, -2.0], at="max(xs, key=abs)", says="key=")
+def max_with_a_default(xs):
+    return max(xs, key=abs, default=0.0)
+
+
+def test_max_with_a_key_differentiates_and_with_a_default_is_refused():
+    # key= chooses on the forward values (issue 15; tests/test_coverage23.py)
+    _, g = check(max_with_key, [1.0, -2.0])
+    assert g == [0.0, 1.0]
+    refused(max_with_a_default, [1.0, -2.0], at="default=0.0", says="default=")
 
 
 # -------------------------------------------------------------- list.pop

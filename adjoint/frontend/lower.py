@@ -1663,18 +1663,75 @@ class Lowerer:
             key = Static(key.base.value.get)
         values = items.value if isinstance(items, Const) else tuple(items.value) if \
             isinstance(items, Global) and _literal(tuple(items.value)) else None
-        if values is None or not isinstance(reverse, Const) or not (isinstance(key, Static) and (
+        if not isinstance(reverse, Const):
+            raise self.error(f"`{fn.__name__}(..., reverse=...)` with a value known only when "
+                             f"the function runs", node, "write reverse=True or reverse=False")
+        if values is None or not (isinstance(key, Static) and (
                 isinstance(getattr(key.obj, "__self__", None), dict) and
                 key.obj.__name__ == "get" or key.obj in (len, abs, str))):
-            raise self.error(f"`{fn.__name__}` with key= of values computed here", node,
-                             "compute the keys and sort by them: order = np.argsort(keys); "
-                             "[xs[i] for i in order]" if fn is sorted else
-                             f"compute the scores and pick with np.arg{fn.__name__}: "
-                             f"i = np.arg{fn.__name__}(scores)")
+            return self.keyed_choice(fn, items, key, bool(reverse.value), node)
         if fn is sorted:
             return self.emit(prim_of(list_of), [Const(e) for e in sorted(
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
+
+    def keyed_choice(self, fn, items, key, reverse: bool, node):
+        """`max(xs, key=k)`, `min(xs, key=k)`, `sorted(xs, key=k, reverse=r)` over values
+        computed here: a discrete choice made on the forward values, as np.argmax is, so
+        the derivative flows to the chosen entries only:
+
+            _scores = [k(_e) for _e in xs]    (numbers, checked when f runs)
+            xs[np.argmax(_scores)]            [xs[_i] for _i in np.argsort(_scores,
+                                                                   kind='stable')]
+
+        np.argmax and np.argmin take the first of tied scores, as max and min do; a
+        stable argsort keeps tied entries in their order, as sorted does (reverse=True:
+        reversed, of the reversed scores, so that ties keep that order too)."""
+        name = fn.__name__
+        self.depth += 1
+        names = {k: f"_{k}{self.depth}" for k in ("seq", "key", "e", "order", "i")}
+
+        def ref(key_, ctx=gast.Load()):
+            return gast.copy_location(gast.Name(id=names[key_], ctx=ctx, annotation=None,
+                                                type_comment=None), node)
+
+        def each(elt, over):  # [elt for _e in over]
+            target = "i" if over == "order" else "e"
+            return gast.copy_location(gast.ListComp(elt=elt, generators=[gast.comprehension(
+                target=ref(target, gast.Store()), iter=ref(over), ifs=[], is_async=0)]), node)
+
+        saved = {n: self.env[n] for n in names.values() if n in self.env}
+        try:
+            seq = self.walked(items, node)  # (a dict's keys, as max(d) reads them)
+            self.env[names["seq"]], self.env[names["key"]] = seq, key
+            scores = self.comprehension(each(gast.copy_location(gast.Call(
+                func=ref("key"), args=[ref("e")], keywords=[]), node), "seq"), "list", TEMP)
+            arr = self.emit(prim_of(np.array), (scores,), hint="_scores", node=node)
+            self.emit(prim_of(numbers), (arr, Const(name)), node=node)
+            if fn is not sorted:
+                pick = self.emit(prim_of(np.argmax if fn is max else np.argmin), (arr,),
+                                 hint="_pick", node=node)
+                return self.emit(prim_of(operator.getitem), (seq, pick), node=node)
+            backwards = Const(slice(None, None, -1))
+            if reverse:
+                arr = self.emit(prim_of(operator.getitem), (arr, backwards), node=node)
+            order = self.emit(prim_of(np.argsort), (arr,), (("kind", Const("stable")),),
+                              hint="_order", node=node)
+            if reverse:  # position j of the reversed scores is len - 1 - j of the scores
+                order = self.emit(prim_of(operator.getitem), (order, backwards), node=node)
+                last = self.emit(prim_of(operator.sub), (self.emit(
+                    prim_of(len), (arr,), node=node), Const(1)), node=node)
+                order = self.emit(prim_of(operator.sub), (last, order), hint="_order",
+                                  node=node)
+            self.env[names["order"]] = order
+            return self.comprehension(each(gast.copy_location(gast.Subscript(
+                value=ref("seq"), slice=ref("i"), ctx=gast.Load()), node), "order"), "list",
+                TEMP)
+        finally:
+            self.depth -= 1
+            for n in names.values():
+                self.env.pop(n, None)
+            self.env.update(saved)
 
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes

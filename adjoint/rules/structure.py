@@ -126,12 +126,19 @@ def raise_if(condition, error, message=None):
 
 def numbers(arr, name):
     """Checks that `max(xs)` or `min(xs)` (taken as np.max of np.array(xs)) reads numbers:
-    Python compares tuples or lists in order, an array entry by entry."""
+    Python compares tuples or lists in order, an array entry by entry. A NaN among them
+    is refused too: Python's choice then depends on where it stands (every comparison
+    with it is False), NumPy's does not."""
+    pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
     if np.ndim(arr) > 1:
-        pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
         raise UnsupportedError(f"`{name}` of tuples or lists compares them in order, which "
                                f"is not supported here", None,
                                f"take `{name}` of the scores, and the rest with {pick}")
+    if np.asarray(arr).dtype.kind in "fc" and np.isnan(arr).any():
+        raise UnsupportedError(f"`{name}` of values with a NaN among them: Python's answer "
+                               f"then depends on their order", generated_from(sys._getframe(1)),
+                               f"drop or replace the NaN first, or use {pick}, whose answer "
+                               f"does not")
 
 
 def sequence(xs):

@@ -1,0 +1,128 @@
+"""Python constructs that autograd and JAX (tracing) differentiate and adjoint refused
+(issue 15): `max`/`min`/`sorted` with a key computed from values.
+
+Each is checked in grad (against central finite differences and a hand-derived value),
+jvp, hvp and the generic emitted module (no example arguments), and one compiled object
+is called where the choice changes: the gradient follows it."""
+import numpy as np
+import pytest
+
+import adjoint
+from adjoint import UnsupportedError
+from adjoint.testing import _unvector, _vector, numeric_grad
+
+EPS = 1e-6
+
+
+def close(a, b, rtol=1e-6, atol=1e-8):
+    return np.allclose(_vector(a), _vector(b), rtol=rtol, atol=atol)
+
+
+def check_everywhere(f, x, want):
+    """f's gradient at x (one structured argument) is `want` in grad, vjp's emitted
+    module, jvp and hvp, each against central differences too."""
+    g = adjoint.grad(f)(x)
+    assert close(g, want), (g, want)
+    assert close(g, numeric_grad(f, (x,))), (g, numeric_grad(f, (x,)))
+    flat = _vector(x)
+    t = np.random.default_rng(0).normal(size=flat.size)
+    tangent = _unvector(t, x)
+
+    def along(h):
+        return _unvector(flat + h * t, x)
+    value, d = adjoint.jvp(f)(x, tangent)
+    assert value == pytest.approx(f(x), rel=1e-13)
+    assert d == pytest.approx(_vector(want) @ t, rel=1e-9)
+    assert d == pytest.approx((f(along(EPS)) - f(along(-EPS))) / (2 * EPS), rel=1e-6)
+    hv = adjoint.hvp(f)(x, tangent)
+    grad = adjoint.grad(f)
+    fd = (_vector(grad(along(EPS))) - _vector(grad(along(-EPS)))) / (2 * EPS)
+    assert np.allclose(_vector(hv), fd, rtol=1e-5, atol=1e-7), (hv, fd)
+    namespace = {}
+    exec(adjoint.source(f), namespace)
+    assert close(namespace[f.__name__ + "_grad"](x), want)
+
+
+# ------------------------------------------- max / min / sorted with key= of values
+
+
+def best_model(models):
+    m = max(models, key=lambda m: m["loss"])
+    return m["w"] ** 2 * m["loss"]
+
+
+def test_max_with_a_lambda_key_picks_by_the_forward_values():
+    models = [{"loss": 2.0, "w": 1.5}, {"loss": 1.0, "w": 2.5}, {"loss": 0.5, "w": -1.0}]
+    # the first has the largest loss: d/dw = 2 w loss, d/dloss = w ** 2
+    want = [{"loss": 2.25, "w": 6.0}, {"loss": 0.0, "w": 0.0}, {"loss": 0.0, "w": 0.0}]
+    check_everywhere(best_model, models, want)
+
+
+def nearest_to_one(xs):
+    return min(xs, key=_distance_to_one) * 3.0 + max(xs, key=abs) * xs[0]
+
+
+def _distance_to_one(x):
+    return (x - 1.0) ** 2
+
+
+def test_min_with_a_helper_key_and_max_with_abs():
+    xs = [0.25, 1.5, -2.0, 0.8]
+    # min picks 0.8 (xs[3]), max by abs picks -2.0 (xs[2]): 3 * x3 + x2 * x0
+    check_everywhere(nearest_to_one, xs, [-2.0, 0.0, 0.25, 3.0])
+
+
+def by_first(points):
+    ys = sorted(points, key=lambda p: p[0])
+    return ys[0][1] * 3.0 + ys[1][0] ** 2 + ys[-1][1] * ys[0][0]
+
+
+def by_first_reversed(points):
+    ys = sorted(points, key=lambda p: p[0], reverse=True)
+    return ys[0][1] * 3.0 + ys[1][0] ** 2 + ys[2][1]
+
+
+def test_sorted_with_a_key_permutes_the_gradient():
+    pts = [(3.0, 1.0), (1.0, 2.0), (2.0, 0.5)]
+    # ys = [(1, 2), (2, 0.5), (3, 1)]: 3 * b1 + a2 ** 2 + b0 * a1
+    check_everywhere(by_first, pts, [(0.0, 1.0), (1.0, 3.0), (4.0, 0.0)])
+    # reverse=True: ys = [(3, 1), (2, 0.5), (1, 2)]: 3 * b0 + a2 ** 2 + b1
+    check_everywhere(by_first_reversed, pts, [(0.0, 3.0), (0.0, 1.0), (4.0, 0.0)])
+
+
+def test_sorted_reverse_keeps_tied_entries_in_their_order():
+    pts = [(3.0, 1.0), (1.0, 2.0), (3.0, 5.0)]  # a tie on 3.0: (3, 1) stays first
+    assert by_first_reversed(pts) == 3.0 * 1.0 + 9.0 + 2.0
+    g = adjoint.grad(by_first_reversed)(pts)
+    assert close(g, [(0.0, 3.0), (0.0, 1.0), (6.0, 0.0)])
+
+
+def test_one_compiled_gradient_follows_the_choice():
+    grad = adjoint.grad(best_model)
+    a = [{"loss": 2.0, "w": 1.5}, {"loss": 1.0, "w": 2.5}]
+    assert close(grad(a), [{"loss": 2.25, "w": 6.0}, {"loss": 0.0, "w": 0.0}])
+    b = [{"loss": 0.5, "w": 1.5}, {"loss": 1.0, "w": 2.5}, {"loss": 3.0, "w": 0.5}]
+    assert close(grad(b), [{"loss": 0.0, "w": 0.0}] * 2 + [{"loss": 0.25, "w": 3.0}])
+    order = adjoint.grad(by_first)
+    pts = [(3.0, 1.0), (1.0, 2.0), (2.0, 0.5)]
+    assert close(order(pts), [(0.0, 1.0), (1.0, 3.0), (4.0, 0.0)])
+    pts = [(0.5, 1.0), (4.0, 2.0)]  # another length and order: ys = pts
+    assert close(order(pts), [(2.0, 3.0), (8.0, 0.5)], rtol=1e-12)
+    assert close(order(pts), numeric_grad(by_first, (pts,)))
+
+
+def by_pairs(points):
+    return sorted(points, key=lambda p: (p[0], p[1]))[0][1]
+
+
+def nan_score(xs):
+    return max(xs, key=lambda x: x if x < 5.0 else np.nan)
+
+
+def test_keys_that_python_orders_otherwise_are_refused():
+    # a tuple key compares in order; a NaN makes Python's answer depend on positions
+    with pytest.raises(UnsupportedError, match="compares them in order"):
+        adjoint.grad(by_pairs)([(1.0, 2.0), (0.5, 1.0)])
+    with pytest.raises(UnsupportedError, match="NaN"):
+        adjoint.grad(nan_score)([1.0, 7.0, 3.0])
+
