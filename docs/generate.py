@@ -310,8 +310,11 @@ _ACCEPTED = {
             "lambda or a function of the values (`max(models, key=lambda m: m['loss'])`): "
             "the choice is made on the forward values, as `np.argmax` makes it, and the "
             "gradient flows to the chosen entries (a key of tuples, or a NaN among the "
-            "keys, is refused when f runs); the methods of a str; a random generator's "
-            "draws (`rng.normal(...)`, no gradient through them)",
+            "keys, is refused when f runs); a frozen scipy.stats distribution "
+            "(`d = scipy.stats.norm(loc, scale); d.logpdf(x)`, also `t`, `gamma`, `beta`, "
+            "`multivariate_normal`, frozen in f or a module's with number parameters) is "
+            "its distribution's method called with its parameters; the methods of a str; "
+            "a random generator's draws (`rng.normal(...)`, no gradient through them)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
                  "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "

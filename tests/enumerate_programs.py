@@ -808,6 +808,11 @@ ARRAY_TEMPLATES = [
      "    c = sorted(ps, key=lambda p: p[1], reverse=True)\n"
      "    return a[1] * b[0] + c[0][0] * c[2][1] + max([x, v[2]], key=abs)",
      (0.7, V3), None),
+    # frozen scipy.stats distributions: their distribution's methods with their
+    # parameters (issue 15)
+    ("frozen_distribution", "norm_and_t", "import scipy.stats\n\n\ndef f(x, v):\n"
+     "    d = scipy.stats.norm(x, 1.5 + x * x)\n    e = scipy.stats.t(2.0 + x, scale=2.0)\n"
+     "    return np.sum(d.logpdf(v) + d.cdf(v) * e.logpdf(v * x))", (0.7, V3), None),
     # sorted(p.items()) of a dict parameter: a loop over its keys sorted, which the key
     # holds (round 15's R3 refused `.items()` outside a for's header); `{**d, k: v}`
     ("sorted", "dict_parameter_items", "def f(p, v):\n    s = 0.0\n"

@@ -1,11 +1,14 @@
 """Python constructs that autograd and JAX (tracing) differentiate and adjoint refused
-(issue 15): `max`/`min`/`sorted` with a key computed from values.
+(issue 15): `max`/`min`/`sorted` with a key computed from values, frozen scipy.stats
+distributions, ...
 
 Each is checked in grad (against central finite differences and a hand-derived value),
 jvp, hvp and the generic emitted module (no example arguments), and one compiled object
 is called where the choice changes: the gradient follows it."""
 import numpy as np
 import pytest
+import scipy.stats
+from scipy import stats
 
 import adjoint
 from adjoint import UnsupportedError
@@ -126,3 +129,84 @@ def test_keys_that_python_orders_otherwise_are_refused():
     with pytest.raises(UnsupportedError, match="NaN"):
         adjoint.grad(nan_score)([1.0, 7.0, 3.0])
 
+
+# ------------------------------------------------ frozen scipy.stats distributions
+
+
+def frozen_normal_logpdf(p):
+    d = scipy.stats.norm(p["loc"], p["scale"])
+    return np.sum(d.logpdf(p["x"]))
+
+
+def test_a_frozen_normal_is_its_distribution_called_with_its_parameters():
+    x = np.array([0.3, 1.2, -2.0])
+    p = {"x": x, "loc": 0.2, "scale": 1.5}
+    z = (x - 0.2) / 1.5  # logpdf = -z ** 2 / 2 - log(scale) - log(2 pi) / 2
+    want = {"x": -z / 1.5, "loc": np.sum(z / 1.5), "scale": np.sum(z ** 2 - 1.0) / 1.5}
+    check_everywhere(frozen_normal_logpdf, p, want)
+
+
+def frozen_methods(p):
+    d = stats.norm(p[1], scale=p[2])
+    return np.sum(d.pdf(p[0]) + d.cdf(p[0]) * d.logcdf(p[0]))
+
+
+def unfrozen_methods(p):
+    x, loc, scale = p
+    return np.sum(stats.norm.pdf(x, loc, scale) + stats.norm.cdf(x, loc, scale) *
+                  stats.norm.logcdf(x, loc, scale))
+
+
+def frozen_others(p):
+    x, df = p
+    return (np.sum(stats.t(df, loc=0.3).logpdf(x)) + np.sum(stats.gamma(df).logpdf(x)) +
+            np.sum(stats.beta(df, 2.0, scale=4.0).logpdf(x)) +
+            stats.multivariate_normal(x[:2], np.eye(2) * df).logpdf(x[1:]))
+
+
+def unfrozen_others(p):
+    x, df = p
+    return (np.sum(stats.t.logpdf(x, df, loc=0.3)) + np.sum(stats.gamma.logpdf(x, df)) +
+            np.sum(stats.beta.logpdf(x, df, 2.0, scale=4.0)) +
+            stats.multivariate_normal.logpdf(x[1:], x[:2], np.eye(2) * df))
+
+
+@pytest.mark.parametrize("frozen, unfrozen", [(frozen_methods, unfrozen_methods),
+                                              (frozen_others, unfrozen_others)])
+def test_frozen_methods_and_distributions_match_the_unfrozen_calls(frozen, unfrozen):
+    p = [np.array([0.3, 1.2, 2.0]), 2.5]
+    if frozen is frozen_methods:
+        p = [np.array([0.3, 1.2, -2.0]), 0.2, 1.5]
+    assert frozen(p) == pytest.approx(unfrozen(p), rel=1e-14)
+    check_everywhere(frozen, p, adjoint.grad(unfrozen)(p))
+
+
+FROZEN = stats.norm(0.5, 2.0)
+
+
+def frozen_outside(x):
+    return np.sum(FROZEN.logpdf(x) * x)
+
+
+def frozen_mean(x):
+    return stats.norm(x, 1.0).mean()
+
+
+def frozen_with_a_seed(x):
+    return stats.norm(x, 1.0, seed=1).logpdf(x)
+
+
+def test_a_distribution_frozen_outside_is_read_and_guarded(monkeypatch):
+    x = np.array([0.3, 1.2, -2.0])
+    grad = adjoint.grad(frozen_outside)
+    # d/dx of x logpdf(x) = logpdf(x) - x (x - loc) / scale ** 2
+    assert np.allclose(grad(x), stats.norm.logpdf(x, 0.5, 2.0) - x * (x - 0.5) / 4.0)
+    monkeypatch.setitem(globals(), "FROZEN", stats.norm(1.0, 3.0))
+    assert np.allclose(grad(x), stats.norm.logpdf(x, 1.0, 3.0) - x * (x - 1.0) / 9.0)
+
+
+def test_what_a_frozen_distribution_has_no_rule_for_is_refused_at_its_line():
+    with pytest.raises(UnsupportedError, match="`.mean` of a frozen `norm`"):
+        adjoint.grad(frozen_mean)(0.3)
+    with pytest.raises(UnsupportedError, match="takes loc, scale here"):
+        adjoint.grad(frozen_with_a_seed)(0.3)

@@ -104,7 +104,16 @@ class Instance:
     name: str
 
 
-_FUNCTIONS = (Static, Method, Local, Partial, Instance)  # compile-time objects, not values
+@dataclass(frozen=True, eq=False)
+class Frozen:
+    """`scipy.stats.norm(loc, scale)`, a frozen distribution, before a method of it is
+    called: `d.logpdf(x)` is `scipy.stats.norm.logpdf(x, loc=loc, scale=scale)`."""
+
+    dist: Any  # the distribution (scipy.stats.norm)
+    kwargs: tuple  # (parameter name, operand) pairs
+
+
+_FUNCTIONS = (Static, Method, Local, Partial, Instance, Frozen)  # compile-time objects
 
 
 class Facts:
@@ -1119,6 +1128,17 @@ class Lowerer:
             return self.instance_attribute(base, node, hint)
         if isinstance(base, Global) and _is_user_object(base.value):  # model.W, model.loss
             return self.instance_attribute(Instance(base.value, base.name), node, hint)
+        if isinstance(base, Global) and _is_distribution(_frozen_from(base.value)):
+            # a module's `D = norm(0.0, 2.0)`
+            frozen = base.value
+            if not all(_literal(v) for v in frozen.args + tuple(frozen.kwds.values())):
+                raise self.error(f"`{base.name}` is a distribution frozen outside the "
+                                 f"function with array parameters", node, "freeze it "
+                                 "inside the function, or pass its parameters as arguments")
+            base = self.frozen(_frozen_from(frozen), [Const(v) for v in frozen.args],
+                               [(k, Const(v)) for k, v in frozen.kwds.items()], node)
+        if isinstance(base, Frozen):
+            return self.frozen_method(base, node)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
@@ -1675,6 +1695,30 @@ class Lowerer:
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
 
+    def frozen(self, dist, args, kwargs, node) -> Frozen:
+        """`scipy.stats.norm(loc, scale)` (`t(df, ...)`, `gamma(a, ...)`, `beta(a, b, ...)`,
+        `multivariate_normal(mean, cov)`): its parameters, by name, for its methods."""
+        names, name = _parameter_names(dist), _distribution_name(dist)
+        given = list(zip(names, args)) + list(kwargs)
+        unknown = [k for k, _ in given if k not in names]
+        if len(args) > len(names) or unknown or len({k for k, _ in given}) < len(given):
+            raise self.error(f"`{name}(...)` takes {', '.join(names)} here, each once",
+                             node, f"write {name}({', '.join(names)})")
+        self.check_operands([v for _, v in given], node)
+        return Frozen(dist, tuple(given))
+
+    def frozen_method(self, frozen: Frozen, node):
+        """`d.logpdf` of `d = norm(loc, scale)`: `norm.logpdf` with d's parameters, where
+        a rule differentiates it (`rvs`, `mean`, ... are refused)."""
+        method, name = getattr(frozen.dist, node.attr, None), _distribution_name(frozen.dist)
+        if method is None or registry.lookup(method) is None:
+            have = [m for m in ("logpdf", "pdf", "cdf", "logcdf")
+                    if registry.lookup(getattr(frozen.dist, m, None)) is not None]
+            raise self.error(f"`.{node.attr}` of a frozen `{name}` distribution is not "
+                             f"supported", node, f"call {', '.join(have)} on it, or write "
+                             f"scipy.stats.{name}.{node.attr}(...) with its parameters")
+        return Partial(Static(method), (), frozen.kwargs)
+
     def keyed_choice(self, fn, items, key, reverse: bool, node):
         """`max(xs, key=k)`, `min(xs, key=k)`, `sorted(xs, key=k, reverse=r)` over values
         computed here: a discrete choice made on the forward values, as np.argmax is, so
@@ -1883,6 +1927,8 @@ class Lowerer:
             return self.record(fn, args, kwargs, node, hint)
         if inspect.isclass(fn) and hasattr(fn, "__dataclass_fields__"):
             return self.dataclass_record(fn, args, kwargs, node, hint)
+        if _is_distribution(fn):
+            return self.frozen(fn, args, kwargs, node)
         entry = registry.lookup(fn)
         dtype = _dtype_of(dict(kwargs).get("dtype"))
         if fn in _CASTS and dtype is not None and _narrows(dtype):
@@ -3056,6 +3102,36 @@ def _is_call_to(low: Lowerer, node, fn) -> bool:
     except AdjointError:
         return False
     return isinstance(callee, Static) and callee.obj is fn
+
+
+def _is_distribution(obj) -> bool:
+    """A scipy.stats distribution whose logpdf has a rule (`norm`, `t`, `gamma`, `beta`,
+    `multivariate_normal`): calling it freezes its parameters."""
+    return type(obj).__module__.startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
+        not hasattr(obj, "dist") and registry.lookup(obj.logpdf) is not None
+
+
+def _frozen_from(obj):
+    """The distribution a frozen one made outside f was frozen from (SciPy's own object,
+    `scipy.stats.norm`: the frozen one holds a copy, which has no rule), or None."""
+    dist = getattr(obj, "dist", None)
+    if dist is None or not hasattr(obj, "kwds"):
+        return None
+    stats = sys.modules.get("scipy.stats")
+    twin = getattr(stats, getattr(dist, "name", ""), None)
+    return twin if type(twin) is type(dist) else None
+
+
+def _distribution_name(dist) -> str:
+    return getattr(dist, "name", None) or type(dist).__name__.removesuffix("_gen")
+
+
+def _parameter_names(dist) -> list:
+    """The parameters a distribution's methods take after x, in their order."""
+    if hasattr(dist, "shapes") and hasattr(dist, "numargs"):  # rv_continuous
+        return (dist.shapes.split(", ") if dist.shapes else []) + ["loc", "scale"]
+    return [p for p in inspect.signature(dist.__call__).parameters
+            if p not in ("seed", "kwds")]  # multivariate_normal: mean, cov, allow_singular
 
 
 def _is_user_object(obj) -> bool:

@@ -101,15 +101,21 @@ def test_second_derivative_in_the_scale():
                                rtol=1e-12)
 
 
-def test_a_frozen_distribution_is_refused_at_its_line():
+def test_a_frozen_distribution_is_its_method_with_its_parameters():
+    # (refused until issue 15; more in tests/test_coverage23.py): d/dx logpdf = -x
+    assert adjoint.grad(frozen)(0.3) == pytest.approx(-0.3, rel=1e-14)
     from adjoint.errors import AdjointError
     with pytest.raises(AdjointError) as e:
-        adjoint.grad(frozen)(0.3)
-    assert e.value.loc is not None and "norm(0.0, 1.0)" in e.value.loc.text
+        adjoint.grad(frozen_draw)(0.3)
+    assert e.value.loc is not None and "norm(x, 1.0).rvs()" in e.value.loc.text
 
 
 def frozen(x):
     return norm(0.0, 1.0).logpdf(x)
+
+
+def frozen_draw(x):
+    return norm(x, 1.0).rvs()
 
 
 B3 = R.normal(size=(3, 3))
