@@ -313,8 +313,12 @@ _ACCEPTED = {
             "keys, is refused when f runs); a frozen scipy.stats distribution "
             "(`d = scipy.stats.norm(loc, scale); d.logpdf(x)`, also `t`, `gamma`, `beta`, "
             "`multivariate_normal`, frozen in f or a module's with number parameters) is "
-            "its distribution's method called with its parameters; the methods of a str; "
-            "a random generator's draws (`rng.normal(...)`, no gradient through them)",
+            "its distribution's method called with its parameters; "
+            "`itertools.accumulate` (add, a function, `initial=`), `pairwise`, `chain`, "
+            "`chain.from_iterable`, `product` (`repeat=` a number), `islice` and "
+            "`repeat(x, n)` of sequences, lowered to the list each yields (endless ones, "
+            "`count`, `cycle`, `repeat(x)`, are refused); the methods of a str; a random "
+            "generator's draws (`rng.normal(...)`, no gradient through them)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "
                  "(`x.shape`, `x.T`, `x.sum(...)`), and a model's attributes: instance and "

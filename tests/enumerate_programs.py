@@ -808,6 +808,15 @@ ARRAY_TEMPLATES = [
      "    c = sorted(ps, key=lambda p: p[1], reverse=True)\n"
      "    return a[1] * b[0] + c[0][0] * c[2][1] + max([x, v[2]], key=abs)",
      (0.7, V3), None),
+    # itertools over sequences: the lists they yield (issue 15)
+    ("itertools", "accumulate_pairwise_chain", "import itertools\nimport operator\n\n\n"
+     "def f(x, v):\n    xs = [v[0] * x, np.sin(x), v[2]]\n"
+     "    a = list(itertools.accumulate(xs, operator.mul))\n"
+     "    s = sum(itertools.accumulate(xs, lambda r, e: r * x + e, initial=v[1]))\n"
+     "    for p, q in itertools.pairwise(itertools.chain(xs, a)):\n        s = s + p * q\n"
+     "    for p, q in itertools.product(xs[:2], itertools.islice(a, 1, None)):\n"
+     "        s = s + np.tanh(p - q)\n"
+     "    return s + sum(itertools.repeat(x * x, 2))", (0.7, V3), None),
     # frozen scipy.stats distributions: their distribution's methods with their
     # parameters (issue 15)
     ("frozen_distribution", "norm_and_t", "import scipy.stats\n\n\ndef f(x, v):\n"

@@ -1,10 +1,14 @@
 """Python constructs that autograd and JAX (tracing) differentiate and adjoint refused
 (issue 15): `max`/`min`/`sorted` with a key computed from values, frozen scipy.stats
-distributions, ...
+distributions, and itertools over sequences (accumulate, pairwise, chain, product,
+islice, repeat).
 
 Each is checked in grad (against central finite differences and a hand-derived value),
 jvp, hvp and the generic emitted module (no example arguments), and one compiled object
 is called where the choice changes: the gradient follows it."""
+import itertools
+import operator
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -210,3 +214,106 @@ def test_what_a_frozen_distribution_has_no_rule_for_is_refused_at_its_line():
         adjoint.grad(frozen_mean)(0.3)
     with pytest.raises(UnsupportedError, match="takes loc, scale here"):
         adjoint.grad(frozen_with_a_seed)(0.3)
+
+
+# ------------------------------------------------------------------- itertools
+
+
+def running(xs):
+    sums = list(itertools.accumulate(xs))
+    products = list(itertools.accumulate(xs, operator.mul))
+    discounted = list(itertools.accumulate(xs, lambda s, x: s * 0.5 + x, initial=1.0))
+    return sum(sums) + products[-1] + discounted[-1]
+
+
+def test_accumulate_with_add_mul_and_a_lambda_with_an_initial_value():
+    xs = [1.5, -2.0, 0.5, 3.0]
+    n = len(xs)
+    # sum of the prefix sums: (n - i) x_i; the product: prod / x_i; the discounted sum
+    # 0.5 ** n + sum 0.5 ** (n - 1 - i) x_i
+    want = [n - i + np.prod(xs) / x + 0.5 ** (n - 1 - i) for i, x in enumerate(xs)]
+    check_everywhere(running, xs, want)
+
+
+def neighbours(xs):
+    s = 0.0
+    for a, b in itertools.pairwise(xs):
+        s = s + a * b
+    return s
+
+
+def test_pairwise_over_two_lengths_with_one_compiled_gradient():
+    grad = adjoint.grad(neighbours)
+    for xs in ([1.0, 2.0, 3.0], [0.5, -1.0, 2.0, 4.0, 1.5]):
+        padded = [0.0] + xs + [0.0]  # d/dx_i = x_(i-1) + x_(i+1)
+        want = [padded[i] + padded[i + 2] for i in range(len(xs))]
+        assert close(grad(xs), want, rtol=1e-12)
+        check_everywhere(neighbours, xs, want)
+
+
+def chained(p):
+    xs, ys = p
+    return sum(x * x for x in itertools.chain(xs, ys[1:])) + \
+        sum(itertools.chain.from_iterable(p)) * xs[0]
+
+
+def test_chain_and_chain_from_iterable():
+    xs, ys = [1.0, -2.0], [0.5, 3.0, 1.5]
+    total = sum(xs) + sum(ys)
+    want = [[2 * xs[0] + xs[0] + total, 2 * xs[1] + xs[0]],
+            [xs[0], 2 * ys[1] + xs[0], 2 * ys[2] + xs[0]]]
+    check_everywhere(chained, [xs, ys], want)
+
+
+def products(p):
+    xs, ys = p
+    s = 0.0
+    for a, b in itertools.product(xs, ys):
+        s = s + a * b * b
+    return s + sum(a * b for a, b in itertools.product(xs, repeat=2))
+
+
+def test_product_of_two_sequences_and_with_repeat():
+    xs, ys = [1.0, -2.0, 0.5], [0.5, 3.0]
+    # sum_ij a_i b_j ** 2 + (sum_i a_i) ** 2
+    want = [[sum(b * b for b in ys) + 2 * sum(xs)] * 3, [2 * b * sum(xs) for b in ys]]
+    check_everywhere(products, [xs, ys], want)
+
+
+def sliced_and_repeated(xs):
+    s = sum(itertools.islice(xs, 1, None, 2)) * sum(itertools.islice(xs, 2))
+    for x, c in zip(xs, itertools.repeat(xs[0] * 2.0, len(xs))):
+        s = s + x * c
+    return s
+
+
+def test_islice_and_repeat():
+    xs = [1.0, 2.0, 3.0, -0.5]
+    odd, first = xs[1] + xs[3], xs[0] + xs[1]
+    # odd * first + 2 x0 sum(xs)
+    want = [odd + 2 * sum(xs) + 2 * xs[0], odd + first + 2 * xs[0], 2 * xs[0],
+            first + 2 * xs[0]]
+    check_everywhere(sliced_and_repeated, xs, want)
+
+
+def endless(xs):
+    return sum(x * c for x, c in zip(xs, itertools.repeat(2.0)))
+
+
+def counted(xs):
+    return sum(x * c for x, c in zip(xs, itertools.count()))
+
+
+def accumulated(xs):
+    return sum(itertools.accumulate(xs))
+
+
+def test_endless_iterators_are_refused_and_an_empty_accumulate_raises():
+    with pytest.raises(UnsupportedError, match="itertools.repeat"):
+        adjoint.grad(endless)([1.0, 2.0])
+    with pytest.raises(UnsupportedError, match="count"):
+        adjoint.grad(counted)([1.0, 2.0])
+    grad = adjoint.grad(accumulated)
+    assert grad([1.0, 2.0]) == [2.0, 1.0]
+    with pytest.raises(ValueError, match="accumulate of an empty sequence"):
+        grad([])

@@ -24,12 +24,14 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
+import itertools
 import math
 import operator
 import os
 import string
 import sys
 import sysconfig
+import textwrap
 import types
 import warnings
 from dataclasses import dataclass
@@ -1555,8 +1557,9 @@ class Lowerer:
                                                  self.classes(node.args[1])), hint=hint, node=node)
         # a function passed on to a function that is inlined stays a function
         takes_functions = isinstance(callee, (Local, Partial)) or (
-            isinstance(callee, Static) and (callee.obj is checkpoint or callee.obj is
-                                            functools.partial or self.inlined(callee.obj)))
+            isinstance(callee, Static) and (callee.obj in (checkpoint, functools.partial,
+                                                           itertools.accumulate) or
+                                            self.inlined(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
         dtype_at = _dtype_position(callee)
         if isinstance(callee, Static) and callee.obj is getattr(np, "astype", None) and \
@@ -1694,6 +1697,93 @@ class Lowerer:
             return self.emit(prim_of(list_of), [Const(e) for e in sorted(
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
+
+    def itertool(self, fn, args, kwargs, node):
+        """`itertools.accumulate`, `pairwise`, `chain`, `chain.from_iterable`, `product`,
+        `islice` and `repeat` of sequences: the list each yields, made by the loop or
+        comprehension a person would write (lists and loops over them are lowered so)."""
+        name = "chain.from_iterable" if fn == itertools.chain.from_iterable else fn.__name__
+        given = dict(kwargs)
+        if len(given) < len(kwargs) or set(given) - _ITERTOOLS[fn] or not args and fn in (
+                itertools.accumulate, itertools.repeat, itertools.islice) or \
+                fn is itertools.repeat and len(args) + len(given) != 2:
+            raise self.error(f"`itertools.{name}` with these arguments is not supported",
+                             node, "write itertools.repeat(x, n) with a count" if fn is
+                             itertools.repeat else f"see docs/subset.md for itertools.{name}")
+        walks = len(args) if fn in (itertools.chain, itertools.product) else \
+            0 if fn is itertools.repeat else 1  # (the others' first argument)
+        seqs = {f"s{i}": self.walked(a, node) for i, a in enumerate(args[:walks])}
+        if fn is itertools.accumulate:
+            func = args[1] if len(args) > 1 else given.get("func", Static(operator.add))
+            initial = given.get("initial", Const(None))
+            self.check_operands([args[0], initial], node)
+            if len(args) > 2:
+                raise self.error("itertools.accumulate takes a sequence and a function",
+                                 node, "write itertools.accumulate(xs, func, initial=value)")
+            if not (isinstance(initial, Const) and initial.value is None):
+                return self.desugared("""
+                    acc = first
+                    out = [acc]
+                    for v in s0:
+                        acc = func(acc, v)
+                        out.append(acc)
+                    """, seqs | {"func": func, "first": initial}, node)
+            # the running value is carried, not read back from the list (which a loop
+            # would copy on each trip); Python yields [] of [], where this one refuses
+            return self.desugared("""
+                if len(s0) == 0:
+                    raise ValueError("adjoint: itertools.accumulate of an empty sequence; "
+                                     "give initial=")
+                acc = s0[0]
+                out = [acc]
+                for v in s0[1:]:
+                    acc = func(acc, v)
+                    out.append(acc)
+                """, seqs | {"func": func}, node)
+        if fn is itertools.pairwise and len(args) == 1:
+            return self.desugared("out = [(a, b) for a, b in zip(s0, s0[1:])]", seqs, node)
+        if fn is itertools.chain:
+            return self.desugared(f"out = [{', '.join('*' + s for s in seqs)}]", seqs, node)
+        if name == "chain.from_iterable" and len(args) == 1:
+            return self.desugared("out = [e for s in s0 for e in s]", seqs, node)
+        if fn is itertools.product:
+            times = given.get("repeat", Const(1))
+            if not (isinstance(times, Const) and isinstance(times.value, int)):
+                raise self.error("itertools.product(..., repeat=n) with n known only when "
+                                 "the function runs", node, "write repeat=2 (a number)")
+            names = list(seqs) * times.value
+            loops = " ".join(f"for e{i} in {s}" for i, s in enumerate(names))
+            items = "".join(f"e{i}, " for i in range(len(names)))
+            return self.desugared(f"out = [({items}) {loops}]", seqs, node)
+        if fn is itertools.islice and 2 <= len(args) <= 4:
+            bounds = args[1:] if len(args) > 2 else [Const(None)] + args[1:]
+            return self.desugared("out = [e for e in s0[start:stop:step]]", seqs | dict(zip(
+                ("start", "stop", "step"), bounds + [Const(None)] * (3 - len(bounds)))), node)
+        if fn is itertools.repeat:
+            x, times = (args + [given.get("times")])[:2]
+            return self.desugared("out = [x for _ in range(n)]", {"x": x, "n": times}, node)
+        raise self.error(f"`itertools.{name}` with these arguments is not supported", node,
+                         f"see docs/subset.md for itertools.{name}")
+
+    def desugared(self, source: str, bound: dict, node):
+        """What `source`, Python written here for a construct at `node`, leaves in `out`,
+        its names in `bound` bound to those operands. Its names other than builtins get a
+        prefix (`_it1_out`) that none of f's has."""
+        self.depth += 1
+        prefix = f"_it{self.depth}_"
+        tree = gast.parse(textwrap.dedent(source))
+        for n in gast.walk(tree):
+            if isinstance(n, gast.Name) and not hasattr(builtins, n.id):
+                n.id = prefix + n.id
+            gast.copy_location(n, node)
+        try:
+            self.env.update({prefix + k: v for k, v in bound.items()})
+            self.body(tree.body)
+            return self.env[prefix + "out"]
+        finally:
+            self.depth -= 1
+            for k in [k for k in self.env if k.startswith(prefix)]:
+                del self.env[k]
 
     def frozen(self, dist, args, kwargs, node) -> Frozen:
         """`scipy.stats.norm(loc, scale)` (`t(df, ...)`, `gamma(a, ...)`, `beta(a, b, ...)`,
@@ -1882,7 +1972,7 @@ class Lowerer:
                              f"NumPy function that changes its argument in place)", node,
                              "compute a new array instead: y = np.maximum(y, 0.0), "
                              "y = y.copy(); y[...] = v, or np.where")
-        if not self.inlined(fn) and fn is not checkpoint:
+        if not self.inlined(fn) and fn not in (checkpoint, itertools.accumulate):
             self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
             if len(args) != 1 or kwargs or not isinstance(args[0], Static):
@@ -1929,6 +2019,8 @@ class Lowerer:
             return self.dataclass_record(fn, args, kwargs, node, hint)
         if _is_distribution(fn):
             return self.frozen(fn, args, kwargs, node)
+        if any(fn == tool for tool in _ITERTOOLS):  # (chain.from_iterable is made anew)
+            return self.itertool(fn, args, kwargs, node)
         entry = registry.lookup(fn)
         dtype = _dtype_of(dict(kwargs).get("dtype"))
         if fn in _CASTS and dtype is not None and _narrows(dtype):
@@ -2936,6 +3028,13 @@ def _narrows(dtype) -> bool:
 
 # what a generator expression may be passed to: it is consumed at once
 _CONSUMERS = (sum, min, max, math.fsum, list, any, all)
+
+# itertools' functions over sequences, lowered to the list they yield: their keywords
+_ITERTOOLS = {itertools.accumulate: {"func", "initial"}, itertools.chain: set(),
+              itertools.chain.from_iterable: set(), itertools.product: {"repeat"},
+              itertools.islice: set(), itertools.repeat: {"times"}}
+if hasattr(itertools, "pairwise"):  # (Python 3.10)
+    _ITERTOOLS[itertools.pairwise] = set()
 
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
