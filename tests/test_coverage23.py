@@ -118,6 +118,21 @@ def test_one_compiled_gradient_follows_the_choice():
     assert close(order(pts), numeric_grad(by_first, (pts,)))
 
 
+def keyed_by_a_method(p):
+    d = {"a": p["x"][0] * 2.0, "b": p["x"][1] ** 2, "c": p["x"][2]}
+    k = min(p["w"], key=lambda k: np.sum(p["w"][k]))  # a dict parameter's keys
+    return d[max(d, key=d.get)] * 3.0 + np.sum(p["w"][k] ** 2)
+
+
+def test_a_dicts_keys_chosen_by_d_get_or_a_lambda():
+    p = {"x": np.array([0.5, 1.5, 0.7]), "w": {"u": np.array([1.0, 2.0]),
+                                              "v": np.array([-1.0, 0.5])}}
+    # d['b'] = x1 ** 2 is the largest; w['v'] has the smaller sum
+    want = {"x": np.array([0.0, 6.0 * 1.5, 0.0]),
+            "w": {"u": np.zeros(2), "v": 2.0 * p["w"]["v"]}}
+    check_everywhere(keyed_by_a_method, p, want)
+
+
 def by_pairs(points):
     return sorted(points, key=lambda p: (p[0], p[1]))[0][1]
 

@@ -1679,6 +1679,7 @@ class Lowerer:
         would choose by data: refused."""
         items = self.operand(node.args[0])  # (a dict's elements are its keys)
         options = {k.arg: k.value for k in node.keywords}
+        self.calling = options["key"]  # (`key=d.get` is a method, called on each)
         key = self.expr(options["key"])
         reverse = self.operand(options["reverse"]) if "reverse" in options else Const(False)
         if isinstance(key, Method) and key.name == "get" and isinstance(key.base, Global) \
@@ -1838,8 +1839,11 @@ class Lowerer:
         try:
             seq = self.walked(items, node)  # (a dict's keys, as max(d) reads them)
             self.env[names["seq"]], self.env[names["key"]] = seq, key
+            # (a method, `d.get`, is read again there: a name cannot hold one)
+            func = next(k.value for k in node.keywords if k.arg == "key") if isinstance(
+                key, Method) else ref("key")
             scores = self.comprehension(each(gast.copy_location(gast.Call(
-                func=ref("key"), args=[ref("e")], keywords=[]), node), "seq"), "list", TEMP)
+                func=func, args=[ref("e")], keywords=[]), node), "seq"), "list", TEMP)
             arr = self.emit(prim_of(np.array), (scores,), hint="_scores", node=node)
             self.emit(prim_of(numbers), (arr, Const(name)), node=node)
             if fn is not sorted:
