@@ -79,6 +79,15 @@ def test_min_with_a_helper_key_and_max_with_abs():
     check_everywhere(nearest_to_one, xs, [-2.0, 0.0, 0.25, 3.0])
 
 
+def larger_in_size(p):
+    return max(p[0], p[1] * 2.0, key=abs) * p[0] + min(p[0], p[1], key=lambda v: v * v)
+
+
+def test_max_and_min_of_arguments_with_a_key():
+    # max picks p0 = -3.5 (abs 3.5 against 3.0), min by the square p1: p0 ** 2 + p1
+    check_everywhere(larger_in_size, [-3.5, 1.5], [2 * -3.5, 1.0])
+
+
 def by_first(points):
     ys = sorted(points, key=lambda p: p[0])
     return ys[0][1] * 3.0 + ys[1][0] ** 2 + ys[-1][1] * ys[0][0]

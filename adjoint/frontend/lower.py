@@ -1545,7 +1545,8 @@ class Lowerer:
                                  "build a list with a list comprehension: [... for ... in ...]")
         if isinstance(callee, Static) and callee.obj is functools.reduce:
             return self.reduce(node, hint)
-        if isinstance(callee, Static) and callee.obj in (min, max) and len(node.args) == 1 \
+        if isinstance(callee, Static) and callee.obj in (min, max) and node.args and not any(
+                isinstance(a, gast.Starred) for a in node.args) \
                 and [k.arg for k in node.keywords] == ["key"] or isinstance(callee, Static) \
                 and callee.obj is sorted and len(node.args) == 1 and "key" in [
                     k.arg for k in node.keywords] and {k.arg for k in node.keywords} <= {
@@ -1677,7 +1678,8 @@ class Lowerer:
         """`min(d, key=d.get)` (or `sorted(d, key=d.get)`) over constants (a module's dict,
         a tuple of names): the element (the list), known here. A key computed from values
         would choose by data: refused."""
-        items = self.operand(node.args[0])  # (a dict's elements are its keys)
+        items = self.operand(node.args[0]) if len(node.args) == 1 else self.emit(
+            prim_of(list_of), [self.operand(a) for a in node.args], node=node)  # max(a, b, key=)
         options = {k.arg: k.value for k in node.keywords}
         self.calling = options["key"]  # (`key=d.get` is a method, called on each)
         key = self.expr(options["key"])
