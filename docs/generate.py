@@ -317,7 +317,11 @@ _ACCEPTED = {
             "`itertools.accumulate` (add, a function, `initial=`), `pairwise`, `chain`, "
             "`chain.from_iterable`, `product` (`repeat=` a number), `islice` and "
             "`repeat(x, n)` of sequences, lowered to the list each yields (endless ones, "
-            "`count`, `cycle`, `repeat(x)`, are refused); the methods of a str; a random "
+            "`count`, `cycle`, `repeat(x)`, are refused); `Layer(W, b)` of a plain class "
+            "of yours (its own `__init__`, no `__new__` or `__getattr__`): its `__init__`, "
+            "methods, properties and `layer(x)` are inlined on it, its attributes stored "
+            "once by `__init__` (a container, branch, loop or return that holds it is "
+            "refused); the methods of a str; a random "
             "generator's draws (`rng.normal(...)`, no gradient through them)",
     "Constant": "numbers, strings, `None`, `True`, `False`, `...`",
     "Attribute": "module attributes (`np.pi`, `np.linalg.norm`), array attributes "

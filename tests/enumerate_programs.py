@@ -808,6 +808,15 @@ ARRAY_TEMPLATES = [
      "    c = sorted(ps, key=lambda p: p[1], reverse=True)\n"
      "    return a[1] * b[0] + c[0][0] * c[2][1] + max([x, v[2]], key=abs)",
      (0.7, V3), None),
+    # an object of a plain class made in f: its __init__ and methods inlined on it
+    # (issue 15)
+    ("objects", "plain_class_made_in_f", "class Affine:\n    scale = 0.5\n\n"
+     "    def __init__(self, W, b):\n        self.W = W\n        self.b = b * self.scale\n\n"
+     "    def __call__(self, h):\n        return np.tanh(self.W @ h + self.b)\n\n"
+     "    def penalty(self):\n        return np.sum(self.W ** 2)\n\n\n"
+     "def f(x, v):\n    layer = Affine(np.outer(v, v) * x, v)\n    h = layer(v * x)\n"
+     "    for t in range(2):\n        h = layer(h)\n"
+     "    return np.sum(h) + layer.penalty() * x", (0.7, V3), None),
     # itertools over sequences: the lists they yield (issue 15)
     ("itertools", "accumulate_pairwise_chain", "import itertools\nimport operator\n\n\n"
      "def f(x, v):\n    xs = [v[0] * x, np.sin(x), v[2]]\n"

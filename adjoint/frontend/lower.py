@@ -115,7 +115,21 @@ class Frozen:
     kwargs: tuple  # (parameter name, operand) pairs
 
 
-_FUNCTIONS = (Static, Method, Local, Partial, Instance, Frozen)  # compile-time objects
+@dataclass(eq=False)
+class Built:
+    """An instance of a plain class of the user's made in f (`Layer(W, b)`): the
+    attributes its __init__ stored, as operands. Reads, method calls and `layer(x)` are
+    inlined on it, as on a bound method's `self`; it is no value (a container, a branch,
+    a loop or a return that holds it is refused), and its attributes are written only
+    by its __init__, in straight-line code (`ops`: the op list __init__ was called in)."""
+
+    cls: type
+    attrs: dict
+    ops: list
+    building: bool = True
+
+
+_FUNCTIONS = (Static, Method, Local, Partial, Instance, Frozen, Built)  # not values
 
 
 class Facts:
@@ -359,6 +373,11 @@ class Lowerer:
 
     def check_operands(self, values, node) -> None:
         for v in values:
+            if isinstance(v, Built):
+                raise self.error(f"an object made in the function (`{v.cls.__name__}`) "
+                                 f"cannot be a value here", node, "read its attributes or "
+                                 "call its methods here, or build it outside the function "
+                                 "and pass it as an argument")
             if isinstance(v, _FUNCTIONS):
                 raise self.error("a function or module cannot be a value here", node,
                                  "call it, or pass the value it computes")
@@ -500,6 +519,9 @@ class Lowerer:
             base = self.expr(target.value)
             index = self.index(target.slice)
             self.setitem(target, base, index, value, node)
+        elif isinstance(target, gast.Attribute) and isinstance(
+                obj := self.expr(target.value), Built):  # `self.W = W` in its __init__
+            self.store_attribute(obj, target.attr, value, target)
         else:
             raise self.error(f"cannot assign to {type(target).__name__.lower()}", target,
                              "assign to a local variable or an array element")
@@ -711,6 +733,10 @@ class Lowerer:
         yields_then, yields_else, results = [], [], []
         for n in names:
             a, b = then_env.get(n, before.get(n)), else_env.get(n, before.get(n))
+            if isinstance(a, Built) or isinstance(b, Built):
+                raise self.error(f"`{n}` is bound to an object made in the function in a "
+                                 f"branch", s, "make it before the `if`, from values the "
+                                 "branches compute")
             if isinstance(a, _FUNCTIONS) or isinstance(b, _FUNCTIONS):
                 raise self.error(f"`{n}` is bound to a function in one branch only", s)
             yields_then.append(a if a is not None else Const(None))
@@ -746,6 +772,19 @@ class Lowerer:
             return tuple(self.ops), self.env, ret
         finally:
             self.ops, self.env = saved_ops, saved_env
+
+    def refuse_rebound_functions(self, before: dict, after: dict, loop) -> None:
+        """A name bound to a function, a partial or an object made in f before a loop
+        and to another one by its body: only values are carried from trip to trip, so
+        the next trip would call the first one."""
+        for n, v in before.items():
+            w = after.get(n, v)
+            if isinstance(v, _FUNCTIONS) and w != v and not (
+                    isinstance(v, Instance) and isinstance(w, Instance) and v.obj is w.obj):
+                raise self.error(f"`{n}` is bound to a function or an object made in the "
+                                 f"function before the loop, and to another in it", loop,
+                                 "give the one the loop makes a name of its own, or pass "
+                                 "the values it holds from trip to trip")
 
     def carried_names(self, loop, extra=()) -> list[str]:
         """Variables a loop rebinds that exist before it (or that code after it reads)."""
@@ -888,6 +927,7 @@ class Lowerer:
             ret = self.body(s.body)
             if ret is not None:  # pragma: no cover - normalisation removes these
                 raise self.error("return inside a loop", s)
+            self.refuse_rebound_functions(before, self.env, s)
             yields = tuple(self.env.get(n, Const(None)) for n in carried)
             body_ops = tuple(self.ops)
         finally:
@@ -1066,6 +1106,7 @@ class Lowerer:
         body_ops, env_after, ret = self.region(s.body, body_env)
         if ret is not None:  # pragma: no cover
             raise self.error("return inside a loop", s)
+        self.refuse_rebound_functions(before, env_after, s)
         yields = tuple(env_after.get(n, Const(None)) for n in carried)
         inits = tuple(_init(before, n) for n in carried)
         results = tuple(Value(n) for n in carried)
@@ -1141,6 +1182,8 @@ class Lowerer:
                                [(k, Const(v)) for k, v in frozen.kwds.items()], node)
         if isinstance(base, Frozen):
             return self.frozen_method(base, node)
+        if isinstance(base, Built):
+            return self.built_attribute(base, node, hint)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
@@ -1560,7 +1603,8 @@ class Lowerer:
         takes_functions = isinstance(callee, (Local, Partial)) or (
             isinstance(callee, Static) and (callee.obj in (checkpoint, functools.partial,
                                                            itertools.accumulate) or
-                                            self.inlined(callee.obj)))
+                                            self.inlined(callee.obj) or
+                                            _is_plain_class(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
         dtype_at = _dtype_position(callee)
         if isinstance(callee, Static) and callee.obj is getattr(np, "astype", None) and \
@@ -1700,6 +1744,55 @@ class Lowerer:
             return self.emit(prim_of(list_of), [Const(e) for e in sorted(
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
+
+    def built(self, cls, args, kwargs, node) -> Built:
+        """`Layer(W, b)` of a plain class: its __init__ inlined on a Built object, which
+        records the attributes it stores."""
+        obj = Built(cls, {}, self.ops)
+        init = inspect.getattr_static(cls, "__init__")
+        self.call(Static(init), [obj] + list(args), kwargs, node, TEMP)
+        obj.building = False
+        return obj
+
+    def store_attribute(self, obj: Built, attr: str, value, node) -> None:
+        """`self.W = W` in the __init__ of an object made in f."""
+        if not obj.building or self.ops is not obj.ops:
+            raise self.error(f"an attribute of an object made in the function "
+                             f"(`{obj.cls.__name__}`) is written after its __init__, or in "
+                             f"a branch or loop of it", node, "store each attribute once "
+                             "in __init__, or make a new object with the new values")
+        if isinstance(value, Method):
+            raise self.error("a method cannot be stored in an attribute", node,
+                             "call it directly")
+        obj.attrs[attr] = value
+
+    def built_attribute(self, obj: Built, node, hint):
+        """`layer.W` (what __init__ stored), `layer.forward` (inlined when called, `self`
+        bound to the object), a property's getter, or a class attribute (guarded)."""
+        attr = node.attr
+        if attr in obj.attrs:
+            return obj.attrs[attr]
+        declared = inspect.getattr_static(obj.cls, attr, None)
+        getter = declared.fget if isinstance(declared, property) else None
+        if inspect.isfunction(getter):
+            return self.call(Static(getter), [obj], [], node, hint)
+        if inspect.isfunction(declared):
+            return Partial(Static(declared), (obj,), ())
+        if isinstance(declared, staticmethod):
+            return Static(declared.__func__)
+        if isinstance(declared, classmethod):
+            return Partial(Static(declared.__func__), (Static(obj.cls),), ())
+        if declared is None or hasattr(type(declared), "__get__"):
+            raise self.error(f"`{_dotted(node)}` is neither stored by `{obj.cls.__name__}`'s "
+                             f"__init__ nor an attribute of its class", node,
+                             "read attributes set in __init__ or in the class body, "
+                             "properties and methods")
+        read_class_attribute(obj.cls, attr)  # (guarded: the code is stale if it changes)
+        if _literal(declared):
+            return Const(declared)
+        if isinstance(declared, (np.ndarray, np.generic, list, tuple, dict)):
+            return Global(f"{obj.cls.__name__}_{attr}", declared, None)
+        return self.classify(declared, attr)
 
     def itertool(self, fn, args, kwargs, node):
         """`itertools.accumulate`, `pairwise`, `chain`, `chain.from_iterable`, `product`,
@@ -1934,8 +2027,9 @@ class Lowerer:
                              list(callee.kwargs) + list(kwargs), node, hint)
         if isinstance(callee, Global) and _is_user_object(callee.value):
             callee = Instance(callee.value, callee.name)
-        if isinstance(callee, Instance):  # layer(x): its class's __call__
-            method = inspect.getattr_static(type(callee.obj), "__call__", None)
+        if isinstance(callee, (Instance, Built)):  # layer(x): its class's __call__
+            method = inspect.getattr_static(callee.cls if isinstance(callee, Built) else
+                                            type(callee.obj), "__call__", None)
             if not inspect.isfunction(method):
                 raise self.error("only functions and objects with a __call__ method can be "
                                  "called", node)
@@ -1978,7 +2072,8 @@ class Lowerer:
                              f"NumPy function that changes its argument in place)", node,
                              "compute a new array instead: y = np.maximum(y, 0.0), "
                              "y = y.copy(); y[...] = v, or np.where")
-        if not self.inlined(fn) and fn not in (checkpoint, itertools.accumulate):
+        if not self.inlined(fn) and fn not in (checkpoint, itertools.accumulate) and \
+                not _is_plain_class(fn):
             self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
             if len(args) != 1 or kwargs or not isinstance(args[0], Static):
@@ -2025,6 +2120,8 @@ class Lowerer:
             return self.dataclass_record(fn, args, kwargs, node, hint)
         if _is_distribution(fn):
             return self.frozen(fn, args, kwargs, node)
+        if _is_plain_class(fn) and registry.lookup(fn) is None:
+            return self.built(fn, args, kwargs, node)
         if any(fn == tool for tool in _ITERTOOLS):  # (chain.from_iterable is made anew)
             return self.itertool(fn, args, kwargs, node)
         entry = registry.lookup(fn)
@@ -3207,6 +3304,18 @@ def _is_call_to(low: Lowerer, node, fn) -> bool:
     except AdjointError:
         return False
     return isinstance(callee, Static) and callee.obj is fn
+
+
+def _is_plain_class(obj) -> bool:
+    """A class of the user's whose instances adjoint can make in f (`Built`): its own
+    Python __init__, and the default __new__, attribute access and metaclass."""
+    if not inspect.isclass(obj) or _is_library(obj) or type(obj) is not type:
+        return False
+    init = inspect.getattr_static(obj, "__init__", None)
+    return inspect.isfunction(init) and not _is_library(init) and all(
+        getattr(obj, m) is getattr(object, m) for m in (
+            "__new__", "__setattr__", "__getattribute__")) and \
+        not hasattr(obj, "__getattr__")
 
 
 def _is_distribution(obj) -> bool:
