@@ -83,7 +83,7 @@ def lower(c: Compilation) -> str:
 
 def prepare_stage(c: Compilation) -> str:
     c.ir = prepare(c.lowered, c.checkpoint)
-    c.wrt_index = normalize_wrt(c.wrt, c.ir)
+    c.wrt_index = normalize_wrt(c.wrt, c.ir, c.f)
     return f"{_count(c.ir)} ops after optimising"
 
 
@@ -481,14 +481,27 @@ def _count(fn: Function) -> int:
     return sum(1 for _ in walk_ops(fn.body))
 
 
-def normalize_wrt(wrt, fn: Function) -> tuple[int, ...]:
+def normalize_wrt(wrt, fn: Function, f=None) -> tuple[int, ...]:
+    """Positions of fn's parameters from names and positions. With f (Python's function)
+    given, and f taking *rest: a position that lands past the arguments given by
+    position, on a keyword-only parameter, is refused (with one rest argument wrt=2 would
+    be `k` of f(x, *rest, k=1.0), with three a rest argument)."""
     items = wrt if isinstance(wrt, tuple) else (wrt,)
+    keyword = set()
+    if f is not None and takes_rest(f):
+        keyword = {p.name for p in inspect.signature(f).parameters.values()
+                   if p.kind == p.KEYWORD_ONLY}
     out = []
     for w in items:
         if isinstance(w, str):
             if w not in fn.param_names:
                 raise AdjointError(f"{fn.name} has no parameter `{w}`", fn.loc)
             w = fn.param_names.index(w)
+        elif isinstance(w, int) and -len(fn.params) <= w < len(fn.params) and \
+                fn.param_names[w] in keyword:
+            raise AdjointError(f"wrt={w!r} is past the arguments given by position: it would "
+                               f"name the keyword-only `{fn.param_names[w]}`", fn.loc,
+                               f"name a keyword-only parameter: wrt='{fn.param_names[w]}'")
         if not isinstance(w, int) or not -len(fn.params) <= w < len(fn.params):
             raise AdjointError(f"wrt={w!r} does not name a parameter of {fn.name}", fn.loc)
         out.append(w % len(fn.params))

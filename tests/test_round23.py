@@ -216,3 +216,19 @@ def test_a_buffer_negated_in_place_is_not_read_by_its_own_subtraction():
     x = np.array([0.7, 1.3, 4.0])
     np.testing.assert_allclose(adjoint.grad(regularised_gamma)(x),
                                numeric_grad(regularised_gamma, (x,)), rtol=1e-6)
+
+
+def rest_and_keyword(x, *rest, k=1.0):
+    return np.sum(x ** 2) * k + sum(np.sum(r * x) for r in rest)
+
+
+def test_a_position_past_the_rest_arguments_is_not_a_keyword_only_parameter():
+    # round 23's S1: with one rest argument, wrt=2 gave dk (5.0), with three a rest
+    # argument's gradient: positions count the arguments given by position, as argnums
+    x, r = np.array([1.0, 2.0]), np.array([0.5, 0.5])
+    for wrt in (2, (0, 2)):
+        with pytest.raises(adjoint.AdjointError, match="keyword-only `k`"):
+            adjoint.grad(rest_and_keyword, wrt=wrt)(x, r)
+    assert adjoint.grad(rest_and_keyword, wrt="k")(x, r) == pytest.approx(5.0)
+    np.testing.assert_allclose(adjoint.grad(rest_and_keyword, wrt=2)(x, r, r, r), x)
+    np.testing.assert_allclose(adjoint.grad(rest_and_keyword, wrt=1)(x, r), x)
