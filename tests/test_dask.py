@@ -523,3 +523,20 @@ def test_enumerated_programs_on_dask_are_numpy_or_refused(program, tmp_path):
     for g, w in zip(dask.compute(*got), want):
         np.testing.assert_allclose(np.asarray(g, dtype=float), np.asarray(w, dtype=float),
                                    rtol=1e-10, atol=1e-12)
+
+
+def half_logdet(a):
+    factor = np.linalg.cholesky(a)
+    return np.sum(np.log(np.diagonal(factor)))
+
+
+def test_a_cholesky_that_dask_answers_with_the_upper_factor_is_refused():
+    # round 23's F8: np.linalg.cholesky of a dask array is da.linalg.cholesky, the upper
+    # factor; the rule read it as the lower one (a wrong gradient, the value the same)
+    a = np.array([[2.0, 0.3], [0.3, 1.0]])
+    with pytest.raises(adjoint.AdjointError, match="returns the upper factor") as e:
+        adjoint.grad(half_logdet)(da.from_array(a, chunks=1))
+    assert e.value.loc.line == half_logdet.__code__.co_firstlineno + 1
+    inverse = np.linalg.inv(a)  # NumPy's: the lower triangle read, the diagonal halved
+    np.testing.assert_allclose(adjoint.grad(half_logdet)(a),
+                               np.tril(inverse) - 0.5 * np.diag(np.diag(inverse)), rtol=1e-12)

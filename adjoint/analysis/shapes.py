@@ -766,6 +766,9 @@ class LazyUses:
         self.in_loop: set = set()  # calls inside a loop's body
         self.iterated: dict[Value, For] = {}
         self.indexes: dict[Value, Call] = {}  # an index -> the x[index] it reads with
+        # an argument of a NumPy function that dask answers with another result
+        # (np.linalg.cholesky of a dask array is dask's, the upper factor)
+        self.unlike: dict[Value, Call] = {}
         self.warned: set = set()
         # Python's max and min compare with `>`, whose truth computes a lazy value
         forcing = {float, int, bool, complex, max, min, sorted, np.asarray, np.array,
@@ -784,6 +787,8 @@ class LazyUses:
                 self.made[op.result] = op
                 if op.prim.fn is operator.getitem and isinstance(op.args[1], Value):
                     self.indexes.setdefault(op.args[1], op)
+                if op.prim.fn is np.linalg.cholesky and isinstance(op.args[0], Value):
+                    self.unlike.setdefault(op.args[0], op)
                 if op.prim.fn in forcing or op.prim.fn in vars(math).values() and \
                         callable(op.prim.fn) or op.prim.name.endswith((".item", ".tolist")):
                     for a in op.args:
@@ -818,6 +823,11 @@ class LazyUses:
                 "its gradient adds at the positions it holds, which computes it (the "
                 "gradient is lazy, and computes nothing before it is asked)",
                 self.indexes[v].loc, "compute the index first: idx = idx.compute()")
+        if v in self.unlike and k.shape != ():
+            raise UnsupportedError(
+                f"{self.unlike[v].prim.name} of a lazy dask array is dask's, which returns "
+                "the upper factor where NumPy's returns the lower", self.unlike[v].loc,
+                "compute the matrix first (a = a.compute()), or pass NumPy arrays")
         if v in self.forced:
             op = self.forced[v]
             raise UnsupportedError(
