@@ -135,6 +135,21 @@ def ones_at_zeros(x):
     return np.where(x == 0.0, 1.0, x)
 
 
+def abs_slope(x):
+    """np.sign(x): the slope of abs, 0 at the kink x = 0 (the mean of -1 and 1). A
+    primitive of its own, whose derivative is refused at that point: no slope there
+    makes every second derivative right (abs(x) ** 2 needs a slope of +-1 at 0, a
+    softplus written as max(x, 0) + log1p(exp(-abs(x))) needs 0 for its first one)."""
+    return np.sign(x)
+
+
+def larger_share(x1, x2):
+    """The share of x1 in the slope of np.maximum(x1, x2): 1 where it is larger, 1/2 on a
+    tie. A primitive of its own, for the reason abs_slope is: its derivative is refused
+    on a tie, where no share makes every second derivative right."""
+    return (x1 > x2) + 0.5 * (x1 == x2)
+
+
 def size_of(x) -> int:
     """np.size(x), read from its shape: np.size of a dask array computes the array."""
     shape = getattr(x, "shape", None)
@@ -824,5 +839,5 @@ def index_tuple(*parts):
 
 __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem",
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
-           "ones_at_zeros", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
+           "ones_at_zeros", "abs_slope", "larger_share", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
            "index_tuple", "real_arguments", "no_none_entries", "no_integers"]

@@ -232,3 +232,30 @@ def test_a_position_past_the_rest_arguments_is_not_a_keyword_only_parameter():
     assert adjoint.grad(rest_and_keyword, wrt="k")(x, r) == pytest.approx(5.0)
     np.testing.assert_allclose(adjoint.grad(rest_and_keyword, wrt=2)(x, r, r, r), x)
     np.testing.assert_allclose(adjoint.grad(rest_and_keyword, wrt=1)(x, r), x)
+
+
+def squared_abs(x):
+    return np.sum(np.abs(x) ** 2)
+
+
+def stable_softplus(x):
+    return np.sum(np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def split_square(x):
+    return np.sum(np.maximum(x, 0.0) ** 2 + np.minimum(x, 0.0) ** 2)
+
+
+@pytest.mark.parametrize("f", [squared_abs, stable_softplus, split_square])
+def test_a_second_derivative_through_a_kink_is_refused_there_and_right_elsewhere(f):
+    # round 23's F5: abs'(0) = 0 and maximum's half share on a tie made the second
+    # derivative of abs(x) ** 2 (= x ** 2) 0 and of the stable softplus 0 at 0; JAX's
+    # abs'(0) = 1 would make the softplus's first derivative 0 there (true: 1/2)
+    x = np.array([0.0, 0.7])
+    with pytest.raises(adjoint.NonDifferentiableError, match="derivative of the gradient of"):
+        adjoint.hvp(f)(x, np.ones(2))
+    assert adjoint.grad(f)(x)[0] == pytest.approx(0.5 if f is stable_softplus else 0.0)
+    x = np.array([-0.3, 0.7])
+    slopes = [(adjoint.grad(f)(x + e)[i] - adjoint.grad(f)(x - e)[i]) / 2e-6
+              for i, e in enumerate(1e-6 * np.eye(2))]  # the Hessian is diagonal
+    np.testing.assert_allclose(adjoint.hessian(f)(x), np.diag(slopes), rtol=1e-5, atol=1e-8)

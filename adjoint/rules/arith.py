@@ -11,7 +11,7 @@ import operator
 import numpy as np
 
 from adjoint.rules.registry import deflinear, defjvp, defnondiff, defvjp, primitive
-from adjoint.runtime import Cotangents, unbroadcast, zero_to_zero
+from adjoint.runtime import Cotangents, abs_slope, unbroadcast, zero_to_zero
 
 
 def unsum(ct, xs):
@@ -185,12 +185,12 @@ def pos(ans, x, x_dot):
 
 @defvjp(builtins.abs)
 def abs_(g, ans, x):
-    return g * np.sign(x)
+    return g * abs_slope(x)
 
 
 @defjvp(builtins.abs)
 def abs_(ans, x, x_dot):
-    return x_dot * np.sign(x)
+    return x_dot * abs_slope(x)
 
 
 @defvjp(builtins.float)

@@ -7,9 +7,14 @@ identity there).
 
 Conventions at points where a derivative does not exist:
 
-- `np.abs`, `np.fabs`: abs'(0) = 0 (the rule is `g * np.sign(x)`).
+- `np.abs`, `np.fabs`: abs'(0) = 0 (the rule is `g * abs_slope(x)`, np.sign's value). A
+  second derivative through that slope at 0 is refused: abs(x) ** 2 would need a slope
+  of +-1 there (JAX's convention), a softplus written as max(x, 0) + log1p(exp(-abs(x)))
+  a slope of 0 for its first derivative, so no convention is right for both.
 - `np.maximum`, `np.minimum`, `np.fmax`, `np.fmin`: on a tie (x1 == x2) the
-  gradient is split evenly, half to each argument. `fmax`/`fmin` send it all to
+  gradient is split evenly, half to each argument; a second derivative through that
+  share on a tie of maximum or minimum is refused (max(x, 0) ** 2 + min(x, 0) ** 2 is
+  x ** 2, whose 2 no share gives). `fmax`/`fmin` send it all to
   the argument that is not NaN.
 - `np.clip(a, a_min, a_max)`: the gradient goes to `a` where
   a_min <= a <= a_max (bounds inclusive); to `a_min` where a < a_min; to `a_max`
@@ -40,7 +45,7 @@ import numpy as np
 
 from adjoint.rules.registry import (defjvp, deflinear, defnondiff, defunary, defvjp, lookup,
                                     primitive)
-from adjoint.runtime import ones_at_zeros, unbroadcast, zero_to_zero
+from adjoint.runtime import abs_slope, larger_share, ones_at_zeros, unbroadcast, zero_to_zero
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
@@ -210,12 +215,12 @@ def degrees_vjp(g, ans, x):
 
 @defunary(np.abs)
 def abs_vjp(g, ans, x):
-    return g * np.sign(x)
+    return g * abs_slope(x)
 
 
 @defunary(np.fabs)
 def fabs_vjp(g, ans, x):
-    return g * np.sign(x)
+    return g * abs_slope(x)
 
 
 @defunary(np.negative)
@@ -368,25 +373,25 @@ def fmod_jvp(ans, x1, x2, x1_dot, x2_dot):
 
 @defvjp(np.maximum)
 def maximum_vjp(g, ans, x1, x2):
-    w = (x1 > x2) + 0.5 * (x1 == x2)  # the share of x1: 1, 0, or 1/2 on a tie
+    w = larger_share(x1, x2)  # the share of x1: 1, 0, or 1/2 on a tie
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.maximum)
 def maximum_jvp(ans, x1, x2, x1_dot, x2_dot):
-    w = (x1 > x2) + 0.5 * (x1 == x2)
+    w = larger_share(x1, x2)
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.minimum)
 def minimum_vjp(g, ans, x1, x2):
-    w = (x1 < x2) + 0.5 * (x1 == x2)
+    w = larger_share(x2, x1)
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.minimum)
 def minimum_jvp(ans, x1, x2, x1_dot, x2_dot):
-    w = (x1 < x2) + 0.5 * (x1 == x2)
+    w = larger_share(x2, x1)
     return x1_dot * w + x2_dot * (1.0 - w)
 
 

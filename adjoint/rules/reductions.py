@@ -50,7 +50,8 @@ import numpy as np
 from adjoint.errors import NonDifferentiableError
 from adjoint.rules.located import generated_from, unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
-from adjoint.runtime import expand_to, ones_at_zeros, size_of, stop_gradient
+from adjoint.runtime import abs_slope, expand_to, larger_share, ones_at_zeros, size_of, \
+    stop_gradient, unbroadcast
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -575,6 +576,35 @@ def ones_at_zeros_vjp(g, ans, x):
 @defjvp(ones_at_zeros)
 def ones_at_zeros_jvp(ans, x, x_dot):
     return no_zeros(x_dot, x, ZERO_SAFE)
+
+
+primitive(abs_slope, "abs_slope")
+KINK = "np.abs (or abs) at 0, where its slope jumps from -1 to 1,"
+
+
+@defvjp(abs_slope)
+def abs_slope_vjp(g, ans, x):
+    return no_zeros(np.zeros_like(x, dtype=float), x, KINK)
+
+
+@defjvp(abs_slope)
+def abs_slope_jvp(ans, x, x_dot):
+    return no_zeros(np.zeros_like(x, dtype=float), x, KINK)
+
+
+primitive(larger_share, "larger_share")
+TIE = "np.maximum or np.minimum on a tie, where the slope jumps from 0 to 1,"
+
+
+@defvjp(larger_share)
+def larger_share_vjp(g, ans, x1, x2):
+    zero = no_zeros(np.zeros_like(ans, dtype=float), x1 - x2, TIE)
+    return unbroadcast(zero, x1), unbroadcast(zero, x2)
+
+
+@defjvp(larger_share)
+def larger_share_jvp(ans, x1, x2, x1_dot=None, x2_dot=None):
+    return no_zeros(np.zeros_like(ans, dtype=float), x1 - x2, TIE)
 
 
 @defvjp(no_zeros)
