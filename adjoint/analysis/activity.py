@@ -254,7 +254,6 @@ def _join(dtypes: list):
 
 
 def _float_dtype(t) -> bool:
-    import numpy as np
     try:
         return np.dtype(t).kind in "fc"
     except TypeError:
@@ -269,7 +268,6 @@ def _all_floats(x) -> bool:
 
 
 def _integer_dtype(t) -> bool:
-    import numpy as np
     try:
         return np.dtype(t).kind in "iub"
     except TypeError:
@@ -315,7 +313,6 @@ def complex_values(fn: Function) -> set[Value]:
 
 def _complex_dtype(a) -> bool:
     """A dtype operand that names a complex type: complex, np.complex128, 'complex64'."""
-    import numpy as np
     value = a.value if isinstance(a, (Const, Global)) else None
     if isinstance(value, str):  # (np.dtype of any str warns or raises: 'a', '03d')
         return value.startswith("complex") or value in ("c8", "c16", "c32", "F", "D", "G")

@@ -29,6 +29,7 @@ from adjoint.codegen.naming import RESTACKED, Namer, alias_classes
 from adjoint.ir.core import Block, Call, Const, For, Function, Global, If, Loc, Operand, Value, \
     While, uses
 from adjoint.passes.buffers import STYLE as IN_PLACE
+from adjoint.rules import registry
 from adjoint.rules.registry import elementwise_ufunc
 
 _STATEMENTS = ("setitem", "append", "tape_push", "iadd_at", "add_at", "section", "iadd", IN_PLACE,
@@ -1529,7 +1530,6 @@ def _all_ops(block: Block):
 
 
 def _pure(op) -> bool:
-    from adjoint.rules import registry
     if not isinstance(op, Call):
         return False
     e = registry.entry(op.prim)

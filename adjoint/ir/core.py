@@ -22,7 +22,7 @@ Records are immutable (a Value's name hint excepted); passes build new ones
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Union
 
 _ids = itertools.count()
@@ -254,7 +254,6 @@ def uses(block: Block) -> dict[Value, int]:
 
 def map_operands(op: Op, fn: Callable[[Operand], Operand]) -> Op:
     """`op` with every operand (in nested blocks too) replaced by `fn(operand)`."""
-    from dataclasses import replace
 
     def block(b: Block) -> Block:
         return replace(b, ops=tuple(map_operands(o, fn) for o in b.ops),
@@ -316,7 +315,6 @@ def free_operands(block: Block, defined: set) -> list:
 
 def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
     """`op` with each of its regions replaced by `fn(region)`."""
-    from dataclasses import replace
     if isinstance(op, Call):  # most ops: no region
         return op
     if isinstance(op, If):
@@ -330,7 +328,6 @@ def map_blocks(op: Op, fn: Callable[[Block], Block]) -> Op:
 
 def relocate(ops, loc) -> list:
     """`ops` (and the ops of their regions) attributed to source location `loc`."""
-    from dataclasses import replace
     return [Call(op.prim, op.args, op.result, op.kwargs, loc) if isinstance(op, Call) else
             replace(map_blocks(op, lambda b: replace(b, ops=tuple(relocate(b.ops, loc)))),
                     loc=loc) for op in ops]
