@@ -119,9 +119,8 @@ class Call:
             return self.args
         return self.args + tuple(v for _, v in self.kwargs)
 
-    @property
-    def blocks(self) -> tuple[Block, ...]:
-        return ()
+    # a call has no region: a class attribute, not a property (every walk asks each op)
+    blocks = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,21 +233,25 @@ def walk_ops(block: Block) -> Iterator[Op]:
 
 def uses(block: Block) -> dict[Value, int]:
     """How many times each Value is used as an operand (including yields) in `block`."""
-    counts: dict[Value, int] = {}
+    operands: list = []
 
-    def visit(b: Block) -> None:
+    def gather(b: Block) -> None:  # every pass asks, so one list and one count
         for op in b.ops:
-            for operand in op.operands:
-                if isinstance(operand, Value):
-                    counts[operand] = counts.get(operand, 0) + 1
-            if not isinstance(op, Call):
-                for inner in op.blocks:
-                    visit(inner)
-        for operand in b.results:
-            if isinstance(operand, Value):
-                counts[operand] = counts.get(operand, 0) + 1
+            if isinstance(op, Call):
+                operands.extend(op.args)
+                if op.kwargs:
+                    operands.extend(v for _, v in op.kwargs)
+                continue
+            operands.extend(op.operands)
+            for inner in op.blocks:
+                gather(inner)
+        operands.extend(b.results)
 
-    visit(block)
+    gather(block)
+    counts: dict[Value, int] = {}
+    for o in operands:
+        if isinstance(o, Value):
+            counts[o] = counts.get(o, 0) + 1
     return counts
 
 
