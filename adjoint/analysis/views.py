@@ -594,8 +594,9 @@ def written_arrays(fn: Function, writes: tuple = registry.WRITES) -> set:
 
     writes = []
     for op in walk_ops(fn.body):
-        if isinstance(op, Call) and op.args and hasattr(registry.viewed(op), "id") and (
-                op.prim.name in registry.VIEWS or op.prim.style in styles):
+        if isinstance(op, Call) and op.args and (
+                op.prim.name in registry.VIEWS or op.prim.style in styles) and \
+                hasattr(registry.viewed(op), "id"):  # (most calls neither view nor write)
             ra, rb = find(registry.viewed(op)), find(op.result)
             if ra is not rb:
                 parent[rb] = ra
