@@ -1503,6 +1503,8 @@ _RESHAPES = ("np.broadcast_to", "np.expand_dims", "np.reshape", "np.transpose", 
 def _without_defaults(fn, args: tuple) -> tuple:
     """Drop trailing constant arguments that equal the callee's defaults:
     `expand_to(g, x)` rather than `expand_to(g, x, None, False)`."""
+    if not args or not isinstance(args[-1], Const):
+        return args  # nothing to drop: no need to read the signature (most calls)
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
