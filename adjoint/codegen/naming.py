@@ -93,7 +93,8 @@ class Namer:
         """One round of merging ties into name classes; `reads` are yields to count as
         reads, not moves; `strict` is the liveness where every yield is a read."""
         candidates = {(id(b), i) for b, i, _, _ in pairs if b is not None} - reads
-        live = Liveness(fn, inlined, candidates)
+        # with no yield counted as a move it is the strict liveness (straight-line code)
+        live = Liveness(fn, inlined, candidates) if candidates else strict
         parent: dict = {}
 
         def find(v):
