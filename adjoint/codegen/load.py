@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import importlib.machinery
 import importlib.util
 import os
 import re
@@ -275,19 +276,21 @@ def load(path: Path, make_source, namespace: dict) -> object:
     cached = _loaded.get(memo)
     if cached is not None:
         return cached
-    text = None
+    text = code = None
     for attempt in range(2):
         if not _complete(path):
             if text is None:
                 text = make_source().rstrip("\n") + f"\n\n\n{END}\n"
-                # a module that does not compile is never written
-                compile(text, str(path), "exec")
+                # a module that does not compile is never written; compiled as the import
+                # compiles it (dont_inherit), so that the import runs this code
+                code = compile(text, str(path), "exec", dont_inherit=True)
             write_atomic(path, text)
             _note_written(path)
         else:
             _touch(path)
         mod_name = f"adjoint_generated.{path.stem}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
+        spec = importlib.util.spec_from_file_location(
+            mod_name, path, loader=_Loader(mod_name, str(path), text, code))
         module = importlib.util.module_from_spec(spec)
         module.__dict__.update(namespace)
         if namespace:
@@ -303,6 +306,22 @@ def load(path: Path, make_source, namespace: dict) -> object:
         break
     _loaded[memo] = module
     return module
+
+
+class _Loader(importlib.machinery.SourceFileLoader):
+    """A generated module's loader. When the text was just written, the import runs the
+    code it was compiled to for the check above (and writes the bytecode cache from it)
+    rather than compiling the same text again: a long function's module takes as long
+    to compile as a tenth of its gradient's whole compile."""
+
+    def __init__(self, name: str, path: str, text: str | None, code) -> None:
+        super().__init__(name, path)
+        self.text, self.code = text, code
+
+    def source_to_code(self, data, path, **kw):
+        if self.code is not None and data == self.text.encode("utf-8"):
+            return self.code
+        return super().source_to_code(data, path, **kw)
 
 
 def _given_first(namespace: dict) -> dict:
