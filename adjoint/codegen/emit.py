@@ -1379,14 +1379,12 @@ class Emitter:
         defined = {r for op in ops[:split] for r in op.results}
         read = {o for op in _all_ops(Block((), ops[split + 1:], ())) for o in op.operands}
         read |= {o for o in body.results}
-        names = []
+        names: dict[str, None] = {}  # in order, each once (a list's `in` grew quadratic)
         for op in ops[:split]:
             for r in op.results:
                 if r in read and r in defined and r not in self.inlined:
-                    name = self.names(r)
-                    if name not in names:
-                        names.append(name)
-        return names
+                    names.setdefault(self.names(r))
+        return list(names)
 
     def function(self, defaults: dict[str, str] | None = None) -> list[str]:
         fn = self.fn
