@@ -28,10 +28,12 @@ def rematerialize(fn: Function) -> Function:
                   and op.prim.style == "section"), None)
     if start is None:
         return fn
-    written = written_arrays(fn)
     negated = {op.result: op for op in ops[:start] if isinstance(op, Call)
-               and op.prim.fn is operator.neg and op.args[0] in fn.params
-               and op.args[0] not in written}
+               and op.prim.fn is operator.neg and op.args[0] in fn.params}
+    if not negated:  # most functions: then neither the writes nor the reads are needed
+        return fn
+    written = written_arrays(fn)
+    negated = {v: op for v, op in negated.items() if op.args[0] not in written}
     first: dict[Value, int] = {}  # where the backward sweep first reads each
     for i in range(start + 1, len(ops)):
         for v in uses(Block((), (ops[i],), ())):
