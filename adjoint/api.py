@@ -873,6 +873,8 @@ class Adjointed:
     `obj.loss.grad()` differentiates the method with `self` given (a plain function
     attribute would lose it)."""
 
+    calls_wrapped = True  # calling it calls f unchanged: f is inlined where it is called
+
     def __init__(self, f: Callable, backend: str):
         functools.update_wrapper(self, f)
         self._f, self._backend = f, backend

@@ -295,3 +295,21 @@ def test_a_declaration_copied_by_functools_wraps_is_not_trusted():
     # scaled's wrapper got counting's __dict__, the mark included, from functools.wraps
     assert counted_then_scaled.__adjoint_transparent__ is not counted_then_scaled.__wrapped__
     refused_at(counted_then_scaled, "marker: over a declared wrapper")
+
+
+@adjoint.adjoint
+def decorated_inner(x):
+    return np.sum(np.sin(x))
+
+
+def calls_decorated(x):
+    return decorated_inner(x * x)
+
+
+def test_a_function_under_adjoint_is_inlined_where_another_calls_it():
+    # round 23's M1: it was refused as "a derivative made by adjoint"; calling it is f
+    x = np.array([0.3, -0.7])
+    np.testing.assert_allclose(adjoint.grad(calls_decorated)(x), 2 * x * np.cos(x * x),
+                               rtol=1e-12)
+    np.testing.assert_allclose(adjoint.hvp(calls_decorated)(x, np.ones(2)),
+                               2 * np.cos(x * x) - 4 * x * x * np.sin(x * x), rtol=1e-12)

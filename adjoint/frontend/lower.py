@@ -2136,7 +2136,8 @@ class Lowerer:
         plain = unwrap(fn)
         # a derivative called inside f, or made there (adjoint.grad(inner)(w): a MAML step)
         made_here = inspect.isfunction(plain) and plain.__module__ in _TRANSFORMS
-        if made_here or type(fn).__module__.startswith("adjoint."):
+        if made_here or type(fn).__module__.startswith("adjoint.") and \
+                not getattr(type(fn), "calls_wrapped", False):  # (not f under @adjoint)
             what = f"`adjoint.{plain.__name__}` makes a derivative" if made_here else \
                 f"`{_qualname(fn)}` is a derivative made by adjoint"
             raise self.error(f"{what}; it cannot be called inside a function being "
