@@ -122,7 +122,8 @@ class _Objects:
             # unknown (no call observed, or a value no run reached): it may be an array;
             # an element of a list, tuple or dict is no view of it (its slot relates them)
             view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") \
-                and not (op.prim.name == "getitem" and type_of(op.args[0]) in _CONTAINERS) \
+                and not (op.prim.name == "getitem" and (type_of(op.args[0]) in _CONTAINERS
+                                                        or _advanced(op.args[1], facts, made))) \
                 or op.prim.name == "sequence" and type_of(op.args[0]) != "dict" \
                 or op.prim.name in ("field", "replaced")  \
                 or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
@@ -390,6 +391,21 @@ def _made_in_trip(y, loop, args, find, live, made, inside) -> bool:
 
 _SPLITS = ("np.split", "np.array_split", "np.hsplit", "np.vsplit", "np.dsplit", "np.unstack",
            "np.broadcast_arrays")
+
+
+def _advanced(index, facts, made: dict) -> bool:
+    """Whether `x[index]` is NumPy's advanced indexing, which always copies: an index that
+    is (or holds, in a tuple) an array or a list, by the kinds a call observed (a mask,
+    `y[[0, 1]]`). Unknown kinds (generic code): not known to copy."""
+    if isinstance(index, Const):
+        parts = index.value if isinstance(index.value, tuple) else (index.value,)
+        return any(isinstance(p, (list, np.ndarray)) for p in parts)
+    k = facts.kind(index) if isinstance(index, Value) and facts is not None else None
+    if k is not None and k.type in ("ndarray", "list"):
+        return True
+    op = made.get(index)
+    return op is not None and op.prim.name == "index" and \
+        any(_advanced(p, facts, made) for p in op.args)
 
 
 def _no_copy(op: Call) -> bool:
