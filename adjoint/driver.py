@@ -14,6 +14,7 @@ import ast
 import contextlib
 import gc
 import inspect
+import math
 import hashlib
 import operator
 import os
@@ -652,6 +653,17 @@ def _literal(value) -> bool:
     return value is None or type(value) in (bool, int, str)
 
 
+def _equals(path: str, value) -> str:
+    """A check that `path` still holds the number, string or None `value`. An inf is
+    written as the body writes it (math.inf: repr's `inf` is no Python name), and a nan
+    is tested by math.isnan, since nan == nan is False."""
+    if type(value) is float and math.isnan(value):
+        return f"math.isnan({path})"
+    if type(value) is float and math.isinf(value):
+        return f"{path} == {'' if value > 0 else '-'}math.inf"
+    return f"{path} == {value!r}"
+
+
 def _held_numbers(name: str, value) -> list:
     """Checks that a global list, tuple or dict still holds the numbers and strings it
     held, where it holds arrays too (their shapes are checked apart): lowering may fold
@@ -663,8 +675,8 @@ def _held_numbers(name: str, value) -> list:
     else:
         return []
     for k, v in items:
-        if _literal(v):
-            checks.append(f"{name}[{k!r}] == {v!r}")
+        if _literal(v) or type(v) is float:
+            checks.append(_equals(f"{name}[{k!r}]", v))
         else:
             checks += _held_numbers(f"{name}[{k!r}]", v)
     return checks if len(checks) > 1 else []
@@ -692,8 +704,9 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
                 checks += [f"{path}[{k}] is {fn}" for k, fn in enumerate(functions)]
             else:
                 checks.append(f"{path} is {functions[0]}")
-        elif type(value) in (bool, int, float, str) or value is None or \
-                type(value) in (list, tuple, dict) and not imported and _literal(value):
+        elif type(value) in (bool, int, float, str) or value is None:
+            checks.append(_equals(path, value))
+        elif type(value) in (list, tuple, dict) and not imported and _literal(value):
             checks.append(f"{path} == {value!r}")
         elif isinstance(value, (np.ndarray, list, dict)) and imported:
             # the object the file imported, holding what it held: the numbers as
@@ -713,6 +726,8 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
         names.append(path)
     if not checks:
         return text
+    if any(re.search(r"\bmath\.(inf|isnan)\b", c) for c in checks):  # _equals
+        modules.add("math")
     message = (f"a global this gradient was generated with has changed "
                f"({', '.join(sorted(names))}); regenerate it")
     lines = text.split("\n")
