@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import enum
 import gc
 import inspect
 import math
@@ -34,7 +35,7 @@ from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, array_library, kind_of, observe
 from adjoint.analysis.views import check_views
 from adjoint.passes.sequences import resolve_sequences
-from adjoint.codegen.emit import Module, emit_function
+from adjoint.codegen.emit import Module, emit_function, named_globals
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.lower import Extras
 from adjoint.frontend.source import ClassAttributes, parse_function
@@ -706,6 +707,11 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
                 checks.append(f"{path} is {functions[0]}")
         elif type(value) in (bool, int, float, str) or value is None:
             checks.append(_equals(path, value))
+        elif isinstance(value, enum.EnumMeta) and imported:  # its members are read from it
+            checks.append(f"{path} is {name}")
+        elif isinstance(value, enum.Enum) and _literal(value.value) and not re.search(
+                rf"^from \S+ import .*\b{type(value).__qualname__.split('.')[0]}\b", text, re.M):
+            checks.append(_equals(f"{path}.value", value.value))  # folded in: Mode.A * 2
         elif type(value) in (list, tuple, dict) and not imported and _literal(value):
             checks.append(f"{path} == {value!r}")
         elif isinstance(value, (np.ndarray, list, dict)) and imported:
@@ -858,7 +864,7 @@ def _code_print(f) -> tuple:
 
 
 def globals_namespace(fn_ir: Function) -> dict:
-    ns = {o.name: o.value for o in _all_operands(fn_ir.body) if isinstance(o, Global)}
+    ns = {o.name: o.value for o in named_globals(_all_operands(fn_ir.body))}
     for op in walk_ops(fn_ir.body):
         if isinstance(op, Call):
             from adjoint.rules import registry
@@ -1156,6 +1162,11 @@ def _fact(name: str, a) -> tuple[str, str] | None:
         return (f"type({name}).__module__.startswith('dask.') and {name}.shape == "
                 f"{tuple(a.shape)!r} and {name}.dtype.kind == {np.dtype(a.dtype).kind!r}",
                 f"{name} a dask array, {name}.shape == {tuple(a.shape)!r}")
+    if isinstance(a, enum.Enum):  # by its class's name, as a namedtuple's (the file may
+        # not import the class), and its member's: not by value, since P.MU == 0
+        member = f"{type(a).__name__}.{a.name}"
+        return (f"type({name}).__name__ == {type(a).__name__!r} and {name}.name == "
+                f"{a.name!r}", f"{name} is {member}")
     if isinstance(a, (bool, np.bool_)) or a is None:
         value = None if a is None else bool(a)
         return f"{name} is {value!r}", f"{name} is {value!r}"

@@ -71,3 +71,99 @@ def test_an_inf_or_nan_global_is_checked_as_python_writes_it(tmp_path, monkeypat
     m.BOUNDS[1] = 0.0  # a number in a global list, folded or not, is checked too
     with pytest.raises(RuntimeError, match="regenerate it"):
         grad(1.5)
+
+
+# ------------------------------------------------------------------ F1: enum members
+
+ENUMS = """
+    import enum
+
+    import numpy as np
+
+
+    class P(enum.IntEnum):
+        MU = 0
+        LOG_SIGMA = 1
+
+
+    class Loss(str, enum.Enum):
+        MSE = "mse"
+        MAE = "mae"
+
+
+    class Act(enum.Enum):
+        TANH = "tanh"
+        SIN = "sin"
+
+
+    class Perm(enum.IntFlag):
+        R = 1
+        W = 2
+
+
+    class Scale(float, enum.Enum):
+        HALF = 0.5
+
+
+    def nll(theta, x):
+        mu, s = theta[P.MU], np.exp(theta[P.LOG_SIGMA])
+        return np.sum(0.5 * ((x - mu) / s) ** 2 + np.log(s))
+
+
+    def loss(r, kind="mse"):
+        if kind == Loss.MSE:
+            return np.mean(r ** 2)
+        return np.mean(np.abs(r))
+
+
+    def act(x, kind=Act.TANH):
+        if kind is Act.TANH:
+            return np.tanh(x)
+        return np.sin(x)
+
+
+    def keyed(p, x):
+        return np.sum(p[Act.TANH] * x) + Scale.HALF * np.sum(x * x) * (Perm.R | Perm.W)
+
+
+    def folded(x):
+        return x * (P.LOG_SIGMA * 3)
+    """
+
+
+def test_enum_members_are_written_through_their_class(tmp_path, monkeypatch):
+    # repr gave `theta[<P.MU: 0>]` (a SyntaxError in grad, vjp, jvp and emit), and a
+    # plain Enum member `from mod import TANH` (an ImportError in an emitted file)
+    m = user_module(tmp_path, monkeypatch, "enums23", ENUMS)
+    theta, x = np.array([0.3, -0.2]), np.array([1.0, -0.5, 2.0])
+    s = np.exp(theta[1])
+    by_hand = np.array([-np.sum(x - theta[0]) / s ** 2,  # d/dmu, d/dlog_sigma
+                        -np.sum((x - theta[0]) ** 2) / s ** 2 + len(x)])
+    np.testing.assert_allclose(adjoint.grad(m.nll)(theta, x), by_hand)
+    np.testing.assert_allclose(adjoint.vjp(m.nll, theta, x)[1](1.0), by_hand)
+    np.testing.assert_allclose(adjoint.jvp(m.nll)(theta, x, np.array([1.0, 0.0]))[1],
+                               by_hand[0])
+    r = np.array([0.5, -1.0])
+    for kind in ("mse", m.Loss.MSE):
+        np.testing.assert_allclose(adjoint.grad(m.loss)(r, kind), r)  # d mean(r^2) = r
+    np.testing.assert_allclose(adjoint.grad(m.loss)(r, "mae"), np.sign(r) / 2)
+    p = {m.Act.TANH: np.array([2.0, 3.0])}
+    x2 = np.array([0.5, -1.0])
+    want = (p[m.Act.TANH] + 2 * 0.5 * 3 * x2, {m.Act.TANH: x2})  # HALF * (R | W) = 1.5
+    got = adjoint.grad(m.keyed, wrt=(1, 0))(p, x2)
+    np.testing.assert_allclose(got[0], want[0])
+    np.testing.assert_allclose(got[1][m.Act.TANH], want[1][m.Act.TANH])
+    for f, args, want in ((m.nll, (theta, x), by_hand), (m.act, (0.5,), 1 - np.tanh(0.5) ** 2),
+                          (m.loss, (r, m.Loss.MSE), r), (m.folded, (1.5,), 3.0)):
+        text = adjoint.source(f)
+        assert "<" not in text.split('"""')[2].split("# --- forward")[0]
+        grad = getattr(emitted(tmp_path, text), f"{f.__name__}_grad")
+        np.testing.assert_allclose(grad(*args), want)
+        np.testing.assert_allclose(adjoint.source(f, args=args) and grad(*args), want)
+    text = adjoint.source(m.act)
+    assert "kind is Act.TANH" in text and "from enums23 import Act" in text
+    grad = emitted(tmp_path, text).act_grad
+    assert grad(0.5, m.Act.SIN) == pytest.approx(np.cos(0.5))
+    monkeypatch.setattr(m, "Act", type("Act", (), {}))  # the module rebinds the class
+    with pytest.raises(RuntimeError, match=r"enums23\.Act\).*regenerate it"):
+        grad(0.5)

@@ -11,6 +11,7 @@ import ast
 import builtins
 import contextlib
 import contextvars
+import enum
 import inspect
 import math
 import operator
@@ -238,6 +239,41 @@ _MAKES_ARRAYS = (np.zeros, np.ones, np.empty, np.full, np.array, np.asarray, np.
                  np.ones_like, np.full_like, np.empty_like, np.arange, np.linspace, np.eye)
 
 
+def enum_class(cls) -> tuple[str, str, type, str | None]:
+    """How generated code names the enum class `cls`: (the path it prints, `Outer.Act`;
+    the name that binds, `Outer`; the object bound; the module the file imports it from,
+    None where no import reaches it: a class made in a function, or a module not in
+    sys.modules, whose class the loader gives the generated module).
+    Its members are printed through it (Act.TANH): the member's value alone would differ
+    from it under `is`, type() and str(), and the member itself has no importable name."""
+    path = cls.__qualname__
+    top = path.split(".")[0]
+    bound = getattr(sys.modules.get(cls.__module__), top, None)
+    reached = bound
+    for part in path.split(".")[1:]:
+        reached = getattr(reached, part, None)
+    if "<" in path or reached is not cls:
+        return cls.__name__, cls.__name__, cls, None
+    return path, top, bound, cls.__module__
+
+
+def _flat(value) -> list:
+    """A constant's scalars: the constant itself, or a tuple's elements, nested."""
+    return [e for item in value for e in _flat(item)] if isinstance(value, tuple) else [value]
+
+
+def named_globals(operands):
+    """The globals that operands name in generated code: each Global, and the class of
+    each enum member a constant holds (Act, for Act.TANH)."""
+    for o in operands:
+        if isinstance(o, Global):
+            yield o
+        elif isinstance(o, Const):
+            for e in _flat(o.value):
+                if isinstance(e, enum.Enum):
+                    yield Global(*enum_class(type(e))[1:])
+
+
 class Emitter:
     def __init__(self, fn: Function, module: Module, sections: dict[int, str] | None = None,
                  main_file: str | None = None):
@@ -336,7 +372,7 @@ class Emitter:
         for op in _all_ops(block):
             if isinstance(op, Call) and op.prim.style == "call":
                 out.add(self._callee(op).split(".")[0])
-            for o in op.operands:
+            for o in named_globals(op.operands):
                 if isinstance(o, Global):
                     seen = self._globals.setdefault(o.name, o)
                     if seen.value is not o.value:
@@ -382,6 +418,11 @@ class Emitter:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
         if x is Ellipsis:
             return "..."
+        if isinstance(x, enum.Enum):  # repr's <Act.TANH: 'tanh'> is no Python
+            path = enum_class(type(x))[0]
+            if x._name_ and type(x).__members__.get(x._name_) is x:
+                return f"{path}.{x._name_}"
+            return f"{path}({self.const(x._value_)})"  # flags combined: Perm(5)
         if isinstance(x, (np.integer, np.bool_)):
             x = x.item()
         if isinstance(x, np.floating):

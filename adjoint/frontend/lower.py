@@ -22,6 +22,7 @@ func f(%x, %y):
 from __future__ import annotations
 
 import builtins
+import enum
 import functools
 import inspect
 import itertools
@@ -153,9 +154,11 @@ def is_constant(o) -> bool:
 
 
 def _literal(x) -> bool:
+    """A constant of the code: a number, a string, None, a slice, an enum member (which
+    generated code names through its class, Act.TANH), or a tuple of them."""
     if isinstance(x, tuple):
         return all(_literal(e) for e in x)
-    return isinstance(x, SCALARS) and not isinstance(x, np.ndarray)
+    return isinstance(x, SCALARS + (enum.Enum,)) and not isinstance(x, np.ndarray)
 
 
 class Lowerer:
