@@ -35,7 +35,7 @@ from adjoint.ad.reverse import Reverse
 from adjoint.analysis.shapes import Observed, array_library, kind_of, observe
 from adjoint.analysis.views import check_views
 from adjoint.passes.sequences import resolve_sequences
-from adjoint.codegen.emit import Module, emit_function, named_globals
+from adjoint.codegen.emit import Module, emit_function, is_dotted_name, named_globals
 from adjoint.errors import AdjointError, NonDifferentiableError, UnsupportedError
 from adjoint.frontend.lower import Extras
 from adjoint.frontend.source import ClassAttributes, parse_function
@@ -371,7 +371,8 @@ def _default_of(f, param, positional) -> str | None:
     """Where an emitted file reads f's default that no literal makes again (an array):
     `mod.f.__defaults__[k]`, the object f's calls get, for a function its module holds."""
     module, name = getattr(f, "__module__", None), getattr(f, "__qualname__", "")
-    if module in (None, "__main__") or "<" in name or not name.isidentifier() or \
+    if module in (None, "__main__") or not is_dotted_name(module) or "<" in name or \
+            not name.isidentifier() or \
             getattr(sys.modules.get(module), name, None) is not f:
         return None
     if param.kind == param.KEYWORD_ONLY:
@@ -694,9 +695,13 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
     a global that names a NumPy function (`act = np.tanh`, `ACTS = [np.tanh, np.sin]`),
     which the file calls by its own name. A helper that was inlined is not checked."""
     checks, modules, names = [], set(), []
+    taken, refs = _names_in(text), {}
     for module, path, name, value in _guarded_paths(guards):
         imported = path == f"{module}.{name}" and \
-            re.search(rf"^from \S+ import .*\b{name}\b", text, re.M)
+            re.search(rf"^(from \S+ import .*\b{name}\b|{name} = __import__\()", text, re.M)
+        names.append(path)
+        ref = refs.setdefault(module, module_reference(module, taken))[0]
+        path = ref + path[len(module):]
         functions = [_numpy_name(v) for v in (value if type(value) in (list, tuple)
                                               else [value])]
         if functions and None not in functions and "import numpy as np" in text:
@@ -727,20 +732,22 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
         elif type(value) in (list, tuple, dict):
             checks += _held_numbers(path, value)
         else:
+            names.pop()
             continue
         modules.add(module)
-        names.append(path)
     if not checks:
         return text
+    imports = [refs[m][1] for m in sorted(modules)]
     if any(re.search(r"\bmath\.(inf|isnan)\b", c) for c in checks):  # _equals
-        modules.add("math")
+        imports.insert(0, "import math")
+    if any("importlib.import_module(" in line for line in imports):
+        imports.insert(0, "import importlib")
     message = (f"a global this gradient was generated with has changed "
                f"({', '.join(sorted(names))}); regenerate it")
     lines = text.split("\n")
     at = next(i for i, line in enumerate(lines) if line.startswith("import numpy") or
               line.startswith("from array_api_compat"))
-    lines[at + 1:at + 1] = [f"import {m}" for m in sorted(modules)
-                            if f"import {m}" not in lines]
+    lines[at + 1:at + 1] = [line for line in imports if line not in lines]
     check = _check_lines(" and ".join(checks), "RuntimeError", message)
     at = 0
     while at < len(lines):
@@ -751,6 +758,43 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
             at += len(check)
         at += 1
     return "\n".join(lines)
+
+
+def module_reference(module: str, taken: set) -> tuple[str, str]:
+    """(the name a generated file reads the user's module by, the statement that binds
+    it): `cfg` and `import cfg`; `_cfg_module` and `import cfg as _cfg_module` where a
+    name of the file would shadow it (cfg.py's global `cfg`, a parameter `model` of
+    model.py's f); and importlib's import of a module whose name is no identifier
+    (my-model.py, 01_train.py), which no import statement can name."""
+    dotted = is_dotted_name(module)
+    if dotted and module.split(".")[0] not in taken:
+        return module, f"import {module}"
+    alias = "_" + re.sub(r"\W", "_", module) + "_module"
+    while alias in taken:
+        alias += "_"
+    if dotted:
+        return alias, f"import {module} as {alias}"
+    return alias, f"{alias} = importlib.import_module({module!r})"
+
+
+def _names_in(text: str) -> set[str]:
+    """The names a generated module binds (parameters, locals, `from m import W`) or reads,
+    but for the reads of a module it imports whole (`import f1mod`, read as
+    f1mod.g.__defaults__): the names a user module's own name would clash with."""
+    bound, read, whole = set(), set(), set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.ImportFrom):
+            bound |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            bound |= {a.asname for a in node.names if a.asname}
+            whole |= {a.name.split(".")[0] for a in node.names if not a.asname}
+    return bound | (read - whole)
 
 
 def _guarded_paths(guards) -> list:

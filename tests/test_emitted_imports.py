@@ -167,3 +167,78 @@ def test_enum_members_are_written_through_their_class(tmp_path, monkeypatch):
     monkeypatch.setattr(m, "Act", type("Act", (), {}))  # the module rebinds the class
     with pytest.raises(RuntimeError, match=r"enums23\.Act\).*regenerate it"):
         grad(0.5)
+
+
+# ------------------------------------------------------------------ F3, F4: the module's name
+
+MODEL = """
+    import numpy as np
+
+    SCALE = 2.0
+    W = np.array([1.0, -1.0])
+
+
+    def f(x):
+        return SCALE * np.sum(np.tanh(W * x) ** 2)
+    """
+
+
+def _model_gradient(x):
+    t = np.tanh(np.array([1.0, -1.0]) * x)
+    return 2.0 * 2 * t * (1 - t ** 2) * np.array([1.0, -1.0])  # by hand
+
+
+@pytest.mark.parametrize("name", ["my-model", "01_train"])
+def test_a_module_named_as_no_identifier_is_imported_by_importlib(tmp_path, monkeypatch, name):
+    # `import my-model` / `from 01_train import W` were SyntaxErrors, in process too
+    m = user_module(tmp_path, monkeypatch, name, MODEL)
+    x = np.array([0.3, 0.8])
+    np.testing.assert_allclose(adjoint.grad(m.f)(x), _model_gradient(x))
+    grad = emitted(tmp_path, adjoint.source(m.f)).f_grad
+    np.testing.assert_allclose(grad(x), _model_gradient(x))
+    monkeypatch.setattr(m, "SCALE", 3.0)
+    with pytest.raises(RuntimeError, match=rf"{name}\.SCALE.*regenerate it"):
+        grad(x)
+    # loaded from a path and never put in sys.modules: in process, the loader gives W
+    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+    loose = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loose)
+    monkeypatch.delitem(sys.modules, name)
+    np.testing.assert_allclose(adjoint.grad(loose.f)(x), _model_gradient(x))
+
+
+def test_a_global_or_a_parameter_named_like_its_module_does_not_shadow_it(tmp_path,
+                                                                        monkeypatch):
+    # `import cfg` then `from cfg import cfg`: the entry check read cfg.cfg on the dict;
+    # model.py's `def loss(model, x)`: the check read model.REG on the parameter
+    cfg = user_module(tmp_path, monkeypatch, "cfg", """
+        import numpy as np
+
+        cfg = {"lam": 0.5, "W": np.array([1.0, 2.0])}
+
+
+        def f(x):
+            return cfg["lam"] * np.sum((cfg["W"] * x) ** 2)
+        """)
+    model = user_module(tmp_path, monkeypatch, "model", """
+        import numpy as np
+
+        REG = 0.1
+        W0 = np.array([1.0, 2.0])
+
+
+        def loss(model, x):
+            return np.sum(model["W"] * x) + REG * np.sum((model["W"] - W0) ** 2)
+        """)
+    x = np.array([0.3, 0.8])
+    grad = emitted(tmp_path, adjoint.source(cfg.f)).f_grad
+    np.testing.assert_allclose(grad(x), 0.5 * 2 * np.array([1.0, 4.0]) * x)  # by hand
+    p = {"W": np.array([0.5, -0.3])}
+    want = x + 2 * 0.1 * (p["W"] - model.W0)  # by hand
+    for args in (None, (p, x)):
+        grad = emitted(tmp_path, adjoint.source(model.loss, args=args)).loss_grad
+        np.testing.assert_allclose(grad(p, x)["W"], want)
+        monkeypatch.setattr(model, "REG", 0.2)
+        with pytest.raises(RuntimeError, match=r"model\.REG.*regenerate it"):
+            grad(p, x)
+        monkeypatch.setattr(model, "REG", 0.1)

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import enum
 import inspect
+import keyword
 import math
 import operator
 import os
@@ -164,8 +165,11 @@ class Module:
             for mod, names in sorted(by_module.items()):
                 lines.append(f"from {mod} import {', '.join(names)}")
         for name, mod in sorted(self.globals.items()):  # the user's own objects
-            if mod and mod != "__main__":
+            if mod and mod != "__main__" and is_dotted_name(mod):
                 lines.append(f"from {mod} import {name}")
+            elif mod and mod != "__main__":  # my-model.py: no import statement names it;
+                # __import__ does, and adjoint's loader answers it as it answers `from`
+                lines.append(f"{name} = __import__({mod!r}, fromlist=[{name!r}]).{name}")
         # a closure's cell, an object's attribute, a script's global: no import reaches
         # them (adjoint's loader gives them); say so, rather than leave a bare NameError
         given = sorted(n for n, mod in self.globals.items() if not mod or mod == "__main__")
@@ -185,6 +189,11 @@ class Module:
             lines += ["", "# functions numba is not trusted with: they run as Python",
                       f"_numba_refused = {dict(sorted(self.not_compiled.items()))!r}"]
         return lines
+
+
+def is_dotted_name(module: str) -> bool:
+    """Whether an import statement can name `module` (`pkg.train`, not `my-model`)."""
+    return all(p.isidentifier() and not keyword.iskeyword(p) for p in module.split("."))
 
 
 def _names_read(code) -> set:
