@@ -37,15 +37,38 @@ def load_function(spec: str):
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"no such file: {path}")
-    sys.path.insert(0, str(file.parent.resolve()))
-    mod_spec = importlib.util.spec_from_file_location(file.stem, file)
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules.setdefault(file.stem, module)
-    mod_spec.loader.exec_module(module)
+    try:
+        module = _import_file(file)
+    except ImportError as e:  # the file imports what this folder does not reach
+        raise UsageError(f"importing {path}: {type(e).__name__}: {e}") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise UsageError(f"{path} has no function {name!r}")
     return fn
+
+
+def _import_file(file: Path):
+    """The module of `file`, under the name its package gives it: mypkg/train.py beside
+    mypkg/__init__.py is mypkg.train, imported with the folder above mypkg on sys.path,
+    so that its `from mypkg.util import act` or `from .util import act` work and a file
+    emitted from it imports mypkg.train. A file outside a package is named by its stem."""
+    folder, parts = file.resolve().parent, [file.stem]
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    sys.path.insert(0, str(folder))
+    if len(parts) == 1:
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(file.stem, module)
+        spec.loader.exec_module(module)
+        return module
+    name = ".".join(parts)
+    module = importlib.import_module(name)
+    if Path(module.__file__).resolve() != file.resolve():
+        raise UsageError(f"{file} is the module {name}, but `import {name}` imports "
+                         f"{module.__file__}")
+    return module
 
 
 def _params(fn) -> list[inspect.Parameter]:

@@ -242,3 +242,40 @@ def test_a_global_or_a_parameter_named_like_its_module_does_not_shadow_it(tmp_pa
         with pytest.raises(RuntimeError, match=r"model\.REG.*regenerate it"):
             grad(p, x)
         monkeypatch.setattr(model, "REG", 0.1)
+
+
+# ------------------------------------------------------------------ F5: a module in a package
+
+def _emit(cwd, target):
+    import os
+    import subprocess
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "adjoint", "emit", target, "--wrt", "x",
+                           "-o", "out.py"], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_emit_names_a_module_of_a_package_by_its_package(tmp_path, monkeypatch):
+    # `adjoint emit mypkg/train.py:loss` wrote `import train` (ModuleNotFoundError), and
+    # crashed with a traceback and status 1 where train.py imports `.util`
+    pkg = tmp_path / "pkg23"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "util.py").write_text("import numpy as np\nGAIN = 1.5\n\n\n"
+                                 "def act(z):\n    return np.tanh(z) * GAIN\n")
+    body = "W = np.array([1.0, -2.0])\n\n\ndef loss(x):\n    return np.sum(act(W * x) ** 2)\n"
+    (pkg / "train.py").write_text(f"import numpy as np\nfrom pkg23.util import act\n{body}")
+    (pkg / "train_rel.py").write_text(f"import numpy as np\nfrom .util import act\n{body}")
+    x, w = np.array([0.3, 0.8]), np.array([1.0, -2.0])
+    t = np.tanh(w * x)
+    by_hand = 2 * 1.5 * t * 1.5 * (1 - t ** 2) * w
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("train", "train_rel"):
+        done = _emit(tmp_path, f"pkg23/{name}.py:loss")
+        assert done.returncode == 0, done.stderr
+        text = (tmp_path / "out.py").read_text()
+        assert f"from pkg23.{name} import W" in text
+        np.testing.assert_allclose(emitted(tmp_path, text).loss_grad(x), by_hand)
+    (tmp_path / "loose.py").write_text(f"import numpy as np\nfrom .util import act\n{body}")
+    done = _emit(tmp_path, "loose.py:loss")  # a relative import outside a package
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("adjoint emit: error: importing loose.py: ImportError")
