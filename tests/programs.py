@@ -475,3 +475,26 @@ class Quadratic:
 
     def loss(self, x):
         return 0.5 * x @ self.A @ x + np.sum(np.cos(x))
+
+
+import enum  # noqa: E402 (here: golden files hold the lines of the programs above)
+
+
+class Gate(enum.IntEnum):
+    FORGET = 0
+    INPUT = 1
+    OUTPUT = 2
+
+
+class Norm(str, enum.Enum):
+    L2 = "l2"
+    L1 = "l1"
+
+
+def gated(W, x, norm=Norm.L2):
+    """Enum members as row indices and as a string option (round 23's F1: repr wrote
+    <Gate.FORGET: 0> into the generated code)."""
+    h = np.tanh(W[Gate.FORGET] * x) * W[Gate.INPUT] + W[Gate.OUTPUT]
+    if norm == Norm.L2:
+        return np.sum(h * h)
+    return np.sum(np.abs(h))

@@ -89,6 +89,7 @@ ENUMS = """
     class Loss(str, enum.Enum):
         MSE = "mse"
         MAE = "mae"
+        HUBER = "huber"
 
 
     class Act(enum.Enum):

@@ -69,6 +69,8 @@ CASES = [
     (P.aliasing, (arr(3),), 0),
     (P.inside, (R.random(5) + 0.5,), 0),
     (P.soft_dtw, (arr(4), arr(5), 0.5), (0, 1)),
+    (P.gated, (arr(3, 3), arr(3), P.Norm.L2), (0, 1)),
+    (P.gated, (arr(3, 3), arr(3), "l1"), 0),
 ]
 
 
