@@ -280,3 +280,56 @@ def test_emit_names_a_module_of_a_package_by_its_package(tmp_path, monkeypatch):
     done = _emit(tmp_path, "loose.py:loss")  # a relative import outside a package
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("adjoint emit: error: importing loose.py: ImportError")
+
+
+# ------------------------------------------------------------------ M2: refusal texts
+
+def test_refusals_say_what_the_code_did(tmp_path, monkeypatch):
+    # round 23's M2: each was refused with a text that did not fit the code
+    m = user_module(tmp_path, monkeypatch, "messages23", """
+        import random
+
+        import numpy as np
+
+        import adjoint
+
+
+        def nested_checkpoint(W, x):
+            def inner(h):
+                return np.tanh(W @ h)
+            return np.sum(adjoint.checkpoint(inner)(x) ** 2)
+
+
+        def seeded(w):
+            np.random.seed(0)
+            return np.sum(w * np.random.rand(*w.shape))
+
+
+        def python_seeded(w):
+            random.seed(0)
+            return np.sum(w * random.random())
+
+
+        def unused(x):
+            np.sin(x)
+            return np.sum(x)
+
+
+        def def_in_loop(x, n):
+            for i in range(n):
+                def g(v):
+                    return v * (i + 1.0)
+                x = np.sin(x)
+            return g(x)
+        """)
+    W, x = np.eye(2), np.array([1.0, 2.0])
+    for f, args, line, says in (
+            (m.nested_checkpoint, (W, x), 12, "adjoint.checkpoint takes a module's function"),
+            (m.seeded, (x,), 16, "`np.random.seed(...)` is called for an effect"),
+            (m.python_seeded, (x,), 21, "`random.seed(...)` is called for an effect"),
+            (m.unused, (x,), 26, "an expression statement has no effect on the result"),
+            (m.def_in_loop, (0.5, 3), 35, "`g` is the function defined at line 32, inside a "
+                                          "loop")):
+        with pytest.raises(adjoint.UnsupportedError) as e:
+            adjoint.grad(f)(*args)
+        assert says in str(e.value) and e.value.loc.line == line, str(e.value)

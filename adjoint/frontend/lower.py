@@ -171,6 +171,7 @@ class Lowerer:
         self.env: dict[str, Any] = {}
         self.ops: list = []
         self.defs: dict[Value, Call] = {}
+        self.local_defs: dict[str, Any] = {}  # a def's name -> its node (error messages)
         self.seeds: dict[Value, Operand] = {}  # a loop's carried value -> its value on entry
         self.calling = None  # the callee expression of the call being lowered
         self.loop_names: list[set[str]] = []
@@ -267,6 +268,7 @@ class Lowerer:
             else:
                 self.emit(prim_of(assertion), (test, Const(msg)), node=s)
         elif isinstance(s, gast.FunctionDef):
+            self.local_defs.setdefault(s.name, s)
             self.bind(s.name, self.local_function(s, s.name), s)
         elif isinstance(s, gast.Try):
             self.try_stmt(s)
@@ -469,6 +471,14 @@ class Lowerer:
         self.expr(call)
         if all(isinstance(op, Call) and _inert(op) for op in self.ops[mark:]):
             return
+        effects = [op for op in self.ops[mark:] if isinstance(op, Call) and not getattr(
+            registry.entry(op.prim), "pure", True)]
+        if isinstance(call, gast.Call) and effects:  # np.random.seed(0): for what it changes
+            raise self.error(f"`{_dotted(call.func)}(...)` is called for an effect (its result "
+                             f"is not used), which the gradient would not have", s,
+                             "differentiated code must be pure: assign the value, or make "
+                             "the call outside the function (a random seed: seed before "
+                             "calling f, or pass a np.random.Generator as an argument)")
         raise self.error("an expression statement has no effect on the result", s,
                          "differentiated code must be pure: assign the value, or remove the "
                          "call (print and logging are left out of the gradient; other side "
@@ -1145,6 +1155,11 @@ class Lowerer:
         if node.id in self.env:
             return self.env[node.id]
         found, obj = self.parsed.lookup(node.id)
+        if not found and node.id in self.local_defs:  # bound in a loop's or branch's body
+            line = self.loc(self.local_defs[node.id]).line
+            raise self.error(f"`{node.id}` is the function defined at line {line}, inside a "
+                             f"loop or a branch: it is not carried out of it", node,
+                             "define the function before the loop or branch")
         if not found:
             raise self.error(f"name `{node.id}` is not defined", node,
                              "define it before the call (a global, an argument, or an earlier "
@@ -2079,8 +2094,14 @@ class Lowerer:
                 not _is_plain_class(fn):
             self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
-            if len(args) != 1 or kwargs or not isinstance(args[0], Static):
+            if len(args) != 1 or kwargs:
                 raise self.error("write adjoint.checkpoint(function)(arguments)", node)
+            if not isinstance(args[0], Static):
+                raise self.error("adjoint.checkpoint takes a module's function (a def at "
+                                 "the top level of a file), not a function defined inside "
+                                 "the differentiated one, a lambda or a value", node,
+                                 "move the function to the module, passing what it reads "
+                                 "from here as arguments")
             return Static(checkpoint(args[0].obj))
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
