@@ -1230,7 +1230,7 @@ def _fact(name: str, a) -> tuple[str, str] | None:
     if isinstance(a, (complex, np.complexfloating)):
         return f"isinstance({name}, complex)", f"{name} a complex"
     if isinstance(a, (tuple, list)) and all(isinstance(e, (int, str)) and not isinstance(
-            e, bool) for e in a):
+            e, (bool, enum.Enum)) for e in a):
         # the plain values (a shape): folded() pairs each with its Kind, whose repr is not
         # Python the emitted file can run. A bool among them takes the element-wise path
         # below (`is True`: True == 1 would pass for it)
@@ -1247,10 +1247,16 @@ def _fact(name: str, a) -> tuple[str, str] | None:
                 ", ".join([f"{name} a {type(a).__name__}"] + [d for _, d in parts]))
     if isinstance(a, (tuple, list, dict)):
         # each element's facts too: a leaf's size may be folded in (np.mean(params['W']))
-        if isinstance(a, dict):
+        if isinstance(a, dict) and not any(isinstance(k, enum.Enum) for k in a):
             cond = f"isinstance({name}, dict) and list({name}) == {list(a)!r}"
             desc = [f"list({name}) == {list(a)!r}"]
             parts = [_fact(f"{name}[{k!r}]", v) for k, v in a.items()]
+        elif isinstance(a, dict):  # enum keys, which the file may not import: by their
+            # reprs, and the values by position
+            keys = [repr(k) for k in a]
+            cond = f"isinstance({name}, dict) and [repr(k) for k in {name}] == {keys!r}"
+            desc = [f"[repr(k) for k in {name}] == {keys!r}"]
+            parts = [_fact(f"list({name}.values())[{i}]", v) for i, v in enumerate(a.values())]
         elif type(a) in (list, tuple):
             cond = f"isinstance({name}, {type(a).__name__}) and len({name}) == {len(a)}"
             desc = [f"len({name}) == {len(a)}"]

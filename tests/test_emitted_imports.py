@@ -170,6 +170,27 @@ def test_enum_members_are_written_through_their_class(tmp_path, monkeypatch):
         grad(0.5)
 
 
+
+def test_a_file_specialised_on_enum_arguments_checks_them(tmp_path, monkeypatch):
+    # the entry check wrote the arguments' reprs: `idx == [<P.MU: 0>]`, `list(p) ==
+    # [<Act.TANH: 'tanh'>]`, a SyntaxError in the file
+    m = user_module(tmp_path, monkeypatch, "enums23b", ENUMS + """
+
+    def picked(theta, idx):
+        return np.sum(theta[idx[0]] ** 2)
+    """)
+    theta = np.array([0.3, -0.2])
+    grad = emitted(tmp_path, adjoint.source(m.picked, args=(theta, [m.P.LOG_SIGMA]))).picked_grad
+    np.testing.assert_allclose(grad(theta, [m.P.LOG_SIGMA]), [0.0, -0.4])  # by hand
+    with pytest.raises(ValueError, match="generated for"):
+        grad(theta, [m.P.MU])
+    p, x = {m.Act.TANH: np.array([2.0, 3.0])}, np.array([0.5, -1.0])
+    grad = emitted(tmp_path, adjoint.source(m.keyed, args=(p, x), wrt=1)).keyed_grad
+    np.testing.assert_allclose(grad(p, x), p[m.Act.TANH] + 3.0 * x)  # by hand
+    with pytest.raises(ValueError, match="generated for"):
+        grad({m.Act.SIN: np.array([2.0, 3.0])}, x)
+
+
 # ------------------------------------------------------------------ F3, F4: the module's name
 
 MODEL = """
