@@ -25,6 +25,7 @@ from adjoint.driver import Compilation, check_wrt_kinds, extra_arguments, facts_
     takes_rest, user_rules, with_entry_check, with_global_checks, with_handler_check, \
     with_real_check, with_rest
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
+from adjoint.floats import as_numpy_would, generated_file, where
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
 from adjoint.higher import HVP, Derivative, def_line, int_arguments, nested
@@ -39,51 +40,10 @@ from adjoint.values import like, tangent_like
 _MISSING = object()  # no tangent given by keyword
 
 
-def _numpy_floats(args: tuple) -> tuple:
-    """`args` with each Python float, also in lists, tuples and dicts, as np.float64
-    (`args` itself when it holds none)."""
-    changed = []
-
-    def convert(a):
-        if type(a) is float:
-            changed.append(a)
-            return np.float64(a)
-        if type(a) in (list, tuple):
-            return type(a)(convert(e) for e in a)
-        if type(a) is dict:
-            return {k: convert(e) for k, e in a.items()}
-        return a
-    out = tuple(convert(a) for a in args)
-    return out if changed else args
-
-
 def _names(f) -> tuple[str, str]:
     """f's name and qualified name (a functools.partial's are its function's)."""
     plain = unwrap_partial(f)
     return getattr(plain, "__name__", repr(f)), getattr(plain, "__qualname__", repr(f))
-
-
-def _call(f, names: tuple, args: tuple):
-    """f called on `args`, one per parameter in `names`: keyword-only ones by name."""
-    import inspect
-    params = inspect.signature(f).parameters
-    keyword = {n for n in names if params[n].kind == inspect.Parameter.KEYWORD_ONLY}
-    return f(*[a for n, a in zip(names, args) if n not in keyword],
-             **{n: a for n, a in zip(names, args) if n in keyword})
-
-
-def _where(e: Exception, path: str, ir):
-    """The line of f whose derivative the generated module at `path` was computing when
-    it raised `e` (the `# line N: ...` comment above the line that raised)."""
-    import linecache
-
-    from adjoint.ir.core import Loc
-    at = line_of_f(e, path)
-    if at is None:
-        return ir.loc
-    filename, line, comment = at[0] or ir.loc.filename, at[1], at[2]
-    text = linecache.getline(filename, line) or comment
-    return Loc(filename, line, len(text) - len(text.lstrip()), text)
 
 
 def _noted(e: Exception, path: str, ir) -> Exception:
@@ -91,24 +51,13 @@ def _noted(e: Exception, path: str, ir) -> Exception:
     was computing the derivative of (an exception of f's own, or of its arguments); a
     located refusal where f's `try` handler catches it (a call that compiled earlier code
     did not take the handler)."""
-    loc = _where(e, path, ir)
+    loc = where(e, path, ir)
     if loc is not None:
         refuse_handled(ir, e, loc)
     if hasattr(e, "add_note") and loc is not None and loc.filename:  # Python 3.11+
         e.add_note(f"adjoint: raised by the generated code of {ir.name}, computing "
                    f"{loc.filename}:{loc.line}: {(loc.text or '').strip()}")
     return e
-
-
-def _located(e: ZeroDivisionError, path: str, ir) -> AdjointError:
-    """A division by zero in the generated module at `path`, located at the line of f
-    whose derivative it computes."""
-    from adjoint.errors import NonDifferentiableError
-    loc = _where(e, path, ir)
-    return NonDifferentiableError(
-        f"the derivative divides by zero here ({e}): it is infinite or undefined at these "
-        f"arguments", loc, "keep the argument away from this point, or compute with NumPy there "
-        "(np.sqrt of an np.float64 0.0 has the derivative inf, not an error)")
 
 
 def _updated_in_place(fn) -> set:
@@ -422,28 +371,18 @@ class Transform:
         return value, self.shape_grads(grads, args)
 
     def run(self, args, extra=()):
-        """The compiled function on `args` (and `extra`, tangents). Python's float
-        arithmetic raises on 1 / 0.0 and 0.0 ** -0.5 where NumPy's gives inf or NaN: the
-        derivative of np.sqrt at 0 is inf. Unless f raises on these arguments itself,
-        the call is made again with NumPy's floats, as f(np.float64(0.0)) would be."""
-        c = self.compile(args)
-        try:
-            return c.fn(*args, *extra)
-        except ZeroDivisionError as e:
-            numpy_args, numpy_extra = _numpy_floats(args), _numpy_floats(extra)
-            if numpy_args is args and numpy_extra is extra:
-                raise _located(e, c.path, self.ir) from None
-            import copy
-            _call(self.f, self.ir.param_names, copy.deepcopy(args))  # f's own error is the answer
-        except Exception as e:
-            raise _noted(e, c.path, self.ir)
-        c = self.compile(numpy_args)
-        try:
-            return c.fn(*numpy_args, *numpy_extra)
-        except ZeroDivisionError as e:  # math.sqrt(0.0)'s derivative: a Python float
-            raise _located(e, c.path, self.ir) from None
-        except Exception as e:
-            raise _noted(e, c.path, self.ir)
+        """The compiled function on `args` (and `extra`, tangents), with NumPy's floats
+        where Python's raise on a division by zero (floats.as_numpy_would)."""
+        def call(args, extra):
+            c = self.compile(args)
+            try:
+                return c.fn(*args, *extra)
+            except ZeroDivisionError:
+                raise
+            except Exception as e:
+                raise _noted(e, c.path, self.ir)
+        return as_numpy_would(call, args, extra, self.f, self.ir,
+                              lambda args: self.compile(args).path)
 
     def jvp(self, args, tangent, kwargs=None):
         """`f(*args)` and its derivative along `tangent` (the last positional argument,
@@ -637,13 +576,21 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
     if isinstance(t, ByDepth):
         t = t.transform_for(args, kwargs)
     args = t.full_args(args, kwargs)  # the generated f_fwd takes every parameter
-    fwd, bwd = t.compile(args).fn
-    out, residuals = fwd(*args)
+    path_of = lambda args: generated_file(t.compile(args).fn[0])  # noqa: E731
+    swept, out, residuals = as_numpy_would(
+        lambda given, _: (given, *t.compile(given).fn[0](*given)), args, (), t.f, t.ir, path_of)
+
+    def sweep(given, extra):
+        """The backward sweep; its forward again when NumPy's floats replace `args`'."""
+        fwd, bwd = t.compile(given).fn
+        saved = residuals if given is swept else fwd(*given)[1]
+        # the backward sweep pops its tapes: give each call its own copy
+        return bwd(*fresh_tapes(saved), *extra)
 
     def pullback(out_bar):
         out_bar = cotangent_like(out_bar, out, "out")  # before the sweep, not inside it
-        # the backward sweep pops its tapes: give each call its own copy
-        return t.shape_grads(bwd(*fresh_tapes(residuals), out_bar), args)
+        return t.shape_grads(as_numpy_would(sweep, swept, (out_bar,), t.f, t.ir, path_of),
+                             args)
 
     return out, pullback
 

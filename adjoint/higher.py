@@ -36,6 +36,7 @@ from adjoint.ad.checkpoint import apply_policy, first_draw
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, RecursionDepthError
+from adjoint.floats import as_numpy_would, generated_file, numpy_floats
 from adjoint.rules.registry import prim_of
 from adjoint.frontend.source import unwrap
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
@@ -156,6 +157,15 @@ def lower_by_depth(f, constants: Callable[[], dict], extras=None):
         return lower_watched(f, {**constants(), **(extras or {})})
 
 
+def observed(ir, args):
+    """What running a derivative's `ir` on `args` sees; with NumPy's floats where Python's
+    divide by zero (the derivative is infinite there, and runs so: floats.as_numpy_would)."""
+    try:
+        return observe(ir, args)
+    except ZeroDivisionError:
+        return observe(ir, numpy_floats(args))
+
+
 class Derivative:
     """A derivative of `f` by a chain of transform steps; compiled per argument signature."""
 
@@ -210,7 +220,7 @@ class Derivative:
             ir = apply(step, ir, facts, args)
             n = len(ir.params)  # a vjp step adds the cotangent: taken from the call
             step_args = tuple(args[:n]) + (1.0,) * (n - len(args))
-            facts = observe(ir, step_args).infer(ir)
+            facts = observed(ir, step_args).infer(ir)
         return ir, facts
 
     def spec(self) -> tuple:
@@ -249,7 +259,14 @@ class Derivative:
 
     def __call__(self, *args, **kwargs):
         args = self.full_args(args, kwargs)
-        return self.compile(args)(*args)
+        return self.run(args)
+
+    def run(self, args, extra=()):
+        """The compiled derivative on `args` and `extra`, with NumPy's floats where
+        Python's raise on a division by zero (floats.as_numpy_would)."""
+        return as_numpy_would(lambda args, extra: self.compile(args)(*args, *extra), args,
+                              extra, self.f, self.lowered,
+                              lambda args: generated_file(self.compile(args)))
 
 
 class HVP(Derivative):
@@ -275,7 +292,7 @@ class HVP(Derivative):
         _scalar_out(ir, facts, "a Hessian-vector product")
         g, _, _ = Reverse(ir, self.wrt, facts).run(f"{ir.name}_grad")
         g = optimize(bind(g, {g.params[-1]: 1.0}), final=False)
-        gfacts = observe(g, tuple(args)).infer(g)
+        gfacts = observed(g, tuple(args)).infer(g)
         return optimize(pick(forward(g, self.along, gfacts), 1))
 
     def source(self, *args) -> str:
@@ -290,7 +307,7 @@ class HVP(Derivative):
 
     def along_placed(self, args, v):
         """The call, its arguments placed already (full_args: the Hessian's rows)."""
-        fn = self.compile(args)
+        self.compile(args)  # f lowered: self.along and self.names are set
         if isinstance(self.direction, tuple):
             if not isinstance(v, (tuple, list)) or len(v) != len(self.along):
                 raise TypeError(f"hvp along {self.direction!r} takes a tuple of "
@@ -298,8 +315,8 @@ class HVP(Derivative):
             vs = tuple(v)
         else:
             vs = (v,)
-        out = fn(*args, *(tangent_like(t, args[i], self.names[i])
-                          for t, i in zip(vs, self.along)))
+        out = self.run(args, tuple(tangent_like(t, args[i], self.names[i])
+                                   for t, i in zip(vs, self.along)))
         if isinstance(self.wrt_spec, tuple):
             return tuple(like(o, args[i]) for o, i in zip(out, self.wrt))
         return like(out, args[self.wrt[0]])

@@ -166,8 +166,13 @@ Where a derivative does not exist, every rule follows one convention:
   np.sqrt(x), 0.0)` has gradient 0 at 0, not 0 * inf = NaN.
 - **Infinite derivatives** (`sqrt`, `x ** p` with p < 1, at 0) are not special-cased:
   the rule's formula is evaluated as written, which gives inf for NumPy values (with
-  NumPy's RuntimeWarning) and raises ZeroDivisionError for Python floats, as
-  `0.5 / 0.0` does.
+  NumPy's RuntimeWarning). Python floats would raise ZeroDivisionError there, as
+  `0.5 / 0.0` does: every transform (grad, vjp's pullback, jvp, hvp, hessian, jacobian,
+  grad of grad) then makes the call again with NumPy floats and gives the same inf,
+  unless f itself raises on those arguments (its error is the answer). A division by
+  zero that remains (`math.sqrt`'s derivative is a Python float whatever its argument)
+  is a NonDifferentiableError at f's line. An emitted file computes with the arguments
+  it is given: call it with `np.float64` values for inf where a Python float raises.
 - Some rules avoid a 0/0 and give the finite value: `np.std` of a constant (0),
   `np.prod` with zeros (exact), `x ** y` with respect to `y` where `x <= 0` (0: the log
   is not taken), `np.sinc` at 0 (0, its true value). `np.linalg.norm(x) ** 2`,

@@ -1,0 +1,85 @@
+"""Round 23's crashes in the runtime and the rules (issue 19): each was a raw exception
+where adjoint owes a value or a located AdjointError. Values are checked against a
+formula by hand and, away from the singular points, central differences in float64."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import special
+
+import adjoint
+
+EPS = 1e-6
+
+
+def _log(x):
+    return np.log(x)
+
+
+def _root(x):
+    return x ** 1.5
+
+
+def _kl(x):
+    return special.kl_div(x, 0.5)
+
+
+def _recip(x):
+    return 1.0 / x
+
+
+def _math_sqrt(x):
+    return math.sqrt(x)
+
+
+# B-F4: a derivative that is infinite at a Python float. Every transform gives what grad
+# gives (NumPy's inf there), where the generated code's `out_bar / x` raised.
+MODES = {
+    "grad": lambda f, x: adjoint.grad(f)(x),
+    "value_and_grad": lambda f, x: adjoint.value_and_grad(f)(x)[1],
+    "jvp": lambda f, x: adjoint.jvp(f)(x, 1.0)[1],
+    "vjp": lambda f, x: adjoint.vjp(f, x)[1](1.0),
+    "jacobian": lambda f, x: adjoint.jacobian(f)(x),
+}
+SECOND = {
+    "hvp": lambda f, x: adjoint.hvp(f)(x, 1.0),
+    "hessian": lambda f, x: adjoint.hessian(f)(x),
+    "grad(grad)": lambda f, x: adjoint.grad(adjoint.grad(f))(x),
+}
+# f, the first derivative and the second at 0.0, by hand
+INFINITE = [(_log, math.inf, -math.inf), (_root, 0.0, math.inf), (_kl, -math.inf, math.inf)]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES) + sorted(SECOND))
+@pytest.mark.parametrize("f, first, second", INFINITE, ids=lambda v: getattr(v, "__name__", ""))
+def test_an_infinite_derivative_at_a_python_float_is_numpys_inf(mode, f, first, second):
+    expected = first if mode in MODES else second
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = {**MODES, **SECOND}[mode](f, 0.0)
+    assert float(got) == expected
+
+
+@pytest.mark.parametrize("mode", sorted(MODES) + sorted(SECOND))
+def test_the_retry_is_the_same_derivative_away_from_the_point(mode):
+    x = 0.7
+    got = {**MODES, **SECOND}[mode](_log, x)
+    expected = 1 / x if mode in MODES else -1 / x ** 2
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+    assert float(MODES["grad"](_log, x)) == pytest.approx(
+        (np.log(x + EPS) - np.log(x - EPS)) / (2 * EPS), rel=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["grad", "vjp", "hvp", "grad(grad)"])
+def test_fs_own_division_by_zero_is_the_answer(mode):
+    with pytest.raises(ZeroDivisionError):
+        {**MODES, **SECOND}[mode](_recip, 0.0)
+
+
+def test_a_division_by_zero_that_remains_is_located():
+    # math.sqrt's derivative is a Python float whatever its argument: no retry helps
+    with pytest.raises(adjoint.NonDifferentiableError) as e:
+        adjoint.grad(_math_sqrt)(0.0)
+    assert e.value.loc is not None and e.value.loc.line == _math_sqrt.__code__.co_firstlineno + 1
+
