@@ -31,7 +31,7 @@ from adjoint.driver import HEADER, Bound, check_scalar_output, check_wrt_kinds, 
     extra_arguments, facts_for, global_kinds, globals_namespace, normalize_wrt, origin, \
     origins, placed, refuse_helper_names, user_rules
 from adjoint.guards import lower_watched, rule_guards, signature, stale
-from adjoint.values import like, tangent_like
+from adjoint.values import like, tangent_like, turned_complex
 from adjoint.ad.checkpoint import apply_policy, first_draw
 from adjoint.codegen import load
 from adjoint.codegen.emit import Module, emit_function
@@ -259,7 +259,11 @@ class Derivative:
 
     def __call__(self, *args, **kwargs):
         args = self.full_args(args, kwargs)
-        return self.run(args)
+        out = self.run(args)
+        if isinstance(out, (complex, np.complexfloating)) and not any(
+                np.iscomplexobj(a) for a in args):
+            raise turned_complex(self.lowered.loc)
+        return out
 
     def run(self, args, extra=()):
         """The compiled derivative on `args` and `extra`, with NumPy's floats where
@@ -317,9 +321,12 @@ class HVP(Derivative):
             vs = (v,)
         out = self.run(args, tuple(tangent_like(t, args[i], self.names[i])
                                    for t, i in zip(vs, self.along)))
-        if isinstance(self.wrt_spec, tuple):
-            return tuple(like(o, args[i]) for o, i in zip(out, self.wrt))
-        return like(out, args[self.wrt[0]])
+        try:
+            if isinstance(self.wrt_spec, tuple):
+                return tuple(like(o, args[i]) for o, i in zip(out, self.wrt))
+            return like(out, args[self.wrt[0]])
+        except AdjointError as e:  # a value turned complex on this call: at f
+            raise e.located(self.loc) from None
 
 
 def hvp(f, wrt=0, *, cache_dir=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adjoint.errors import AdjointError
+from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.runtime import rebuilt
 
 
@@ -57,6 +57,17 @@ def _misshapen(got, want) -> AdjointError:
         "report it")
 
 
+def turned_complex(loc=None) -> NonDifferentiableError:
+    """The refusal of a derivative that is complex for real arguments on a later call of
+    code compiled where f's values were real (a first call at the arguments refuses)."""
+    return NonDifferentiableError(
+        "grad needs a real output; on this call a value of f is complex, where it was real "
+        "on the call the gradient was compiled for (a Python float power of a negative "
+        "number, as (-2.0) ** p, is complex unless p is whole)", loc,
+        "keep the base of a power positive, or return a real value of it: np.abs(z), "
+        "np.real(z)")
+
+
 def like(g, x):
     """The gradient in its argument's kind: a float for a float, a NumPy scalar of its
     type for a NumPy scalar, an array of x's shape and dtype (writeable), a list or tuple
@@ -82,11 +93,13 @@ def like(g, x):
         return 0.0 if np.ndim(x) == 0 else np.zeros(np.shape(x))
     if (isinstance(g, (complex, np.complexfloating)) or isinstance(g, np.ndarray) and
             g.dtype.kind == "c") and (isinstance(x, (float, np.floating)) or isinstance(
-                x, np.ndarray) and x.dtype.kind != "c") and np.any(np.imag(g) != 0):
-        # a real argument's gradient is real by construction (rules/complex.py): never
-        # drop an imaginary part without a word
-        raise AdjointError("internal error: a complex gradient for a real argument; "
-                           "please report this")
+                x, np.ndarray) and x.dtype.kind != "c") and (
+                    np.ndim(g) == 0 or np.any(np.imag(g) != 0)):
+        # a real argument's gradient is real by construction (rules/complex.py) where f's
+        # values are real as they were when it was compiled: a complex one means a value
+        # turned complex on this call (a Python float power (-2.0) ** p, p not whole),
+        # which a first call at these arguments refuses too. Never drop its imaginary part
+        raise turned_complex()
     if isinstance(x, (float, np.floating)) and np.size(g) != 1:
         raise _misshapen(np.shape(g), ())
     if isinstance(x, np.floating):  # np.float32 in, np.float32 out

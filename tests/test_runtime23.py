@@ -83,3 +83,38 @@ def test_a_division_by_zero_that_remains_is_located():
         adjoint.grad(_math_sqrt)(0.0)
     assert e.value.loc is not None and e.value.loc.line == _math_sqrt.__code__.co_firstlineno + 1
 
+
+# B-F6: one compiled derivative called where f's value is real, then where the same code
+# makes a complex number: refused at f, as a first call there is, not a raw TypeError.
+def _negative_base(p):
+    return (-2.0) ** p
+
+
+def _root_of(x):
+    return (x - 1.0) ** 0.5 * 2.0
+
+
+TRANSFORMS = {
+    "grad": lambda f: adjoint.grad(f),
+    "value_and_grad": lambda f: lambda x, g=adjoint.value_and_grad(f): g(x)[1],
+    "vjp": lambda f: lambda x: adjoint.vjp(f, x)[1](1.0),
+    "hvp": lambda f: lambda x, h=adjoint.hvp(f): h(x, 1.0),
+    "grad(grad)": lambda f: adjoint.grad(adjoint.grad(f)),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(TRANSFORMS))
+@pytest.mark.parametrize("f, real_at, complex_at, first, second", [
+    (_negative_base, 2.0, 1.0 / 3.0, 0.0, 0.0),       # d/dp (-2)**p: 0 where log(-2) is not taken
+    (_root_of, 5.0, 0.5, 0.5, -1.0 / 16.0)], ids=["negative_base", "root_of"])
+def test_a_value_that_turns_complex_on_a_later_call_is_refused_at_f(
+        mode, f, real_at, complex_at, first, second):
+    d = TRANSFORMS[mode](f)
+    expected = first if mode in ("grad", "value_and_grad", "vjp") else second
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert float(d(real_at)) == pytest.approx(expected, abs=1e-12)
+        with pytest.raises(adjoint.NonDifferentiableError, match="grad needs a real output") as e:
+            d(complex_at)
+    assert e.value.loc is not None and e.value.loc.line == f.__code__.co_firstlineno
+
