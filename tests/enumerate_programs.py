@@ -1147,6 +1147,14 @@ UNSUPPORTED = [
     ("element-nested_dict", "def f(x, v):\n    net = {'l1': {'w': v * x}}\n"
      "    inner = net['l1']\n    inner['w'] = np.sin(v * x)\n"
      "    return np.sum(net['l1']['w'])", (0.7, V3)),
+    # a slice assignment that changes a list's length: the reverse sweep read the
+    # cotangent at the slice's old positions (round 23's A-C2: IndexError, entries shifted)
+    ("list_slice-grows", "def f(x, v):\n    L = [v[0] * x, v[1]]\n    L[:0] = [v[2] * 3.0]\n"
+     "    return L[0] * L[1] + L[2]", (0.7, V3)),
+    ("list_slice-shrinks", "def f(x, v):\n    L = [v[0] * x, v[1], x, v[2]]\n"
+     "    L[1:3] = []\n    return L[0] * 2.0 + L[1] * 10.0", (0.7, V3)),
+    ("list_slice-mixed_shapes", "def f(x, v):\n    L = [v[:2] * x, v[2]]\n"
+     "    L[1:2] = [v[1] * 3.0, x]\n    return np.sum(L[0]) * L[1] + L[2]", (0.7, V3)),
 ]
 
 

@@ -118,3 +118,39 @@ def test_a_value_that_turns_complex_on_a_later_call_is_refused_at_f(
             d(complex_at)
     assert e.value.loc is not None and e.value.loc.line == f.__code__.co_firstlineno
 
+
+# A-C2: a slice assignment that changes a list's length. The reverse sweep read the
+# cotangent at the slice's old positions (IndexError, or entries shifted): refused at its
+# line; the same list built by concatenation (the hint) is differentiated.
+def _grows(x):
+    xs = [x[0], x[1]]
+    xs[:0] = [x[1] * 3.0]
+    return xs[0] * xs[1] + xs[2]
+
+
+def _shrinks(ps):
+    xs = list(ps)
+    xs[1:3] = []
+    return xs[0] * 2.0 + xs[1] * 10.0
+
+
+def _grows_by_concatenation(x):
+    xs = [x[0], x[1]]
+    xs = xs[:0] + [x[1] * 3.0] + xs[0:]
+    return xs[0] * xs[1] + xs[2]
+
+
+@pytest.mark.parametrize("f, arg, line", [
+    (_grows, np.array([0.5, 1.5]), 2), (_shrinks, [0.5, 1.5, -0.7, 2.0], 2)])
+def test_a_slice_assignment_that_changes_a_lists_length_is_refused(f, arg, line):
+    with pytest.raises(adjoint.UnsupportedError, match="changes the list's length") as e:
+        adjoint.grad(f)(arg)
+    assert e.value.loc.line == f.__code__.co_firstlineno + line
+
+
+def test_the_list_built_by_concatenation_is_differentiated():
+    x = np.array([0.5, 1.5])
+    g = adjoint.grad(_grows_by_concatenation)(x)
+    np.testing.assert_allclose(g, [3 * x[1], 3 * x[0] + 1], rtol=1e-12)  # 3 x0 x1 + x1
+    value, dot = adjoint.jvp(_grows)(x, np.array([1.0, 0.0]))  # forward mode was right
+    assert dot == pytest.approx(3 * x[1], rel=1e-12)

@@ -30,7 +30,7 @@ from adjoint.ad.template import TemplateLowerer, basic_index
 from adjoint.analysis.activity import active as active_values, array_dtypes, discrete
 from adjoint.analysis.shapes import Kind
 from adjoint.analysis.views import written_arrays
-from adjoint.errors import NonDifferentiableError
+from adjoint.errors import NonDifferentiableError, UnsupportedError
 from adjoint.rules.complex import COMPLEX_RULES, meets_complex
 from adjoint.rules.elementwise import select_index
 from adjoint.rules.linalg import VECTOR_SLOTS, untied
@@ -314,6 +314,20 @@ class Reverse:
             elif isinstance(op, (For, While)):
                 self.reverse_loop(op, adj)
 
+    def refuse_resized(self, op: Call) -> None:
+        """`L[i:j] = values` where values has another length than L[i:j] (`xs[:0] = [v]`,
+        `xs[1:3] = []`): the list grows or shrinks, and the entries after the slice move.
+        slice_setitem_vjp reads the cotangent at the slice's own positions: refused."""
+        before, after = (_length(self.facts.kind(v)) for v in (op.args[0], op.result))
+        if before is None or after is None or before != after:
+            change = "may change the list's length (its entries have several shapes)" if \
+                before is None or after is None else \
+                f"changes the list's length from {before} to {after}"
+            raise UnsupportedError(
+                f"this slice assignment {change}, which is not differentiated", op.loc,
+                "build the new list instead: xs = xs[:i] + [v, ...] + xs[j:], or "
+                "xs.insert(i, v); a slice of the same length is differentiated")
+
     def reverse_call(self, op: Call, adj: dict) -> None:
         if op.prim.fn is runtime.setitem:
             self.restore(op)
@@ -354,6 +368,7 @@ class Reverse:
                 self.facts.types(op.args[0]) == {"list"} or
                 self.made_as.get(op.args[0]) == "container"):
             vjp = slice_setitem_vjp  # `L[:2] = [a, b]`: a list's zero written back
+            self.refuse_resized(op)
         elif op.prim.fn is runtime.setitem and self.facts.types(op.args[0]) == {"dict"}:
             vjp = dict_setitem_vjp  # `q[k] = v`: the old entry's zero, or no key
         elif op.prim.fn is runtime.setitem and self.entry_may_change(op):
@@ -1121,6 +1136,11 @@ def _whole(index) -> bool:
 
 # rules' results that are real whatever they are given
 _REAL_ALREADY = (np.real, np.imag, np.abs, np.angle)
+
+
+def _length(kind) -> int | None:
+    """A list's observed length (None when its entries do not stack into one shape)."""
+    return kind.shape[0] if kind is not None and kind.shape else None
 
 
 def _slice(index, facts) -> bool:
