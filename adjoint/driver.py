@@ -11,6 +11,7 @@ way to watch the compiler work. The public API (api.py), the higher orders
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import enum
 import gc
@@ -977,6 +978,7 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         facts = Observed()
         check_views(lowered, facts)
         return facts
+    held = _default_keys(args)
     try:
         facts = observe(lowered, args)
     except Exception:
@@ -986,7 +988,42 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         check_views(lowered, Observed())
         raise
     check_views(lowered, facts)
+    refuse_inserted_keys(lowered, held)
     return facts.infer(ir)
+
+
+def _default_keys(args) -> list:
+    """(defaultdict, its keys) for each defaultdict among `args` (also inside lists,
+    tuples and dicts): before f runs, to see the keys its reads insert."""
+    out, stack = [], list(args)
+    while stack:
+        a = stack.pop()
+        if isinstance(a, collections.defaultdict):
+            out.append((a, set(a)))
+        if isinstance(a, dict):
+            stack += list(a.values())
+        elif type(a) in (list, tuple):
+            stack += list(a)
+    return out
+
+
+def refuse_inserted_keys(fn: Function, held: list) -> None:
+    """A defaultdict argument that f reads at a key it lacks: the read inserts
+    default_factory(), so the dict changes under the compiled code (its cotangent, the
+    caller's tangent and the next call's dict lack the key the code reads). Refused where
+    it is read: the key held, a plain dict behaves the same on every call."""
+    for d, keys in held:
+        new = sorted(set(d) - keys, key=repr)
+        if not new:
+            continue
+        reads = (op.loc for op in walk_ops(fn.body) if isinstance(op, Call) and
+                 op.prim.fn is operator.getitem and isinstance(op.args[1], Const) and
+                 op.args[1].value in new and op.loc is not None)
+        raise UnsupportedError(
+            f"f reads a defaultdict argument at {new[0]!r}, a key it does not hold: the read "
+            f"inserts its default, which changes the dict between calls", next(reads, fn.loc),
+            f"pass the dict with the key (p[{new[0]!r}] = 0.0 before the call), or write "
+            f"p.get({new[0]!r}, 0.0) in f")
 
 
 def check_array_attributes(ir: Function, facts) -> None:

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import special, stats
 
 import adjoint
 
@@ -154,3 +154,48 @@ def test_the_list_built_by_concatenation_is_differentiated():
     np.testing.assert_allclose(g, [3 * x[1], 3 * x[0] + 1], rtol=1e-12)  # 3 x0 x1 + x1
     value, dot = adjoint.jvp(_grows)(x, np.array([1.0, 0.0]))  # forward mode was right
     assert dot == pytest.approx(3 * x[1], rel=1e-12)
+
+
+# A-C3: a defaultdict parameter that f reads at a key it lacks. The read inserts the
+# default, so the compiled code, the caller's tangent and the next call's dict disagree on
+# the keys (jvp: a raw KeyError; hvp: a ValueError naming a key the caller's p lacked;
+# grad's second call on a fresh dict: KeyError). Refused at the read, in every transform.
+def _reads_missing(p, x):
+    return np.sum(p["w"] * x) ** 2 + p["missing"] * 3.0 + p["b"]
+
+
+def _reads_with_get(p, x):
+    return np.sum(p["w"] * x) ** 2 + p.get("missing", 0.0) * 3.0 + p["b"]
+
+
+def _params():
+    import collections
+    return collections.defaultdict(float, {"w": np.array([0.5, 1.0]), "b": 0.3})
+
+
+X2 = np.array([1.0, 2.0])
+V2 = {"w": np.array([1.0, 0.0]), "b": 1.0}
+ON_PARAMS = {
+    "grad": lambda f: adjoint.grad(f)(_params(), X2),
+    "jvp": lambda f: adjoint.jvp(f)(_params(), X2, V2)[1],
+    "vjp": lambda f: adjoint.vjp(f, _params(), X2)[1](1.0),
+    "hvp": lambda f: adjoint.hvp(f)(_params(), X2, V2),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(ON_PARAMS))
+def test_a_defaultdict_read_at_a_key_it_lacks_is_refused_at_the_read(mode):
+    with pytest.raises(adjoint.UnsupportedError, match="a key it does not hold") as e:
+        ON_PARAMS[mode](_reads_missing)
+    assert e.value.loc.line == _reads_missing.__code__.co_firstlineno + 1
+
+
+def test_the_same_read_with_get_is_differentiated():
+    w_dot_x = 2.5
+    for _ in range(2):  # a second call on a fresh dict too
+        g = ON_PARAMS["grad"](_reads_with_get)
+        np.testing.assert_allclose(g["w"], 2 * w_dot_x * X2)
+        assert g["b"] == 1.0 and set(g) == {"w", "b"}
+    assert ON_PARAMS["jvp"](_reads_with_get) == pytest.approx(2 * w_dot_x * 1.0 + 1.0)
+    np.testing.assert_allclose(ON_PARAMS["hvp"](_reads_with_get)["w"], 2 * X2 * 1.0)
+
