@@ -199,3 +199,33 @@ def test_the_same_read_with_get_is_differentiated():
     assert ON_PARAMS["jvp"](_reads_with_get) == pytest.approx(2 * w_dot_x * 1.0 + 1.0)
     np.testing.assert_allclose(ON_PARAMS["hvp"](_reads_with_get)["w"], 2 * X2 * 1.0)
 
+
+# B-F9: the second derivative of log_ndtr (and norm.logcdf) in the far upper tail was
+# NaN: the slope sqrt(2/pi) / erfcx(-x/sqrt 2) is 0 where erfcx overflows (x > ~37.6),
+# and its quotient's derivative inf / inf. The slope has its own rule, -s (x + s).
+def _log_ndtr(x):
+    return special.log_ndtr(x)
+
+
+def _norm_logcdf(x):
+    return stats.norm.logcdf(x, 0.5, 2.0)
+
+
+def _second_by_hand(x):
+    """(log Phi)'' = -s (x + s), s = phi / Phi, from the pdf and cdf directly."""
+    s = np.exp(stats.norm.logpdf(x) - stats.norm.logcdf(x))
+    return -s * (x + s)
+
+
+@pytest.mark.parametrize("x", [-40.0, -5.0, 0.3, 5.0, 30.0, 40.0, 90.0])
+def test_log_ndtrs_second_derivative_is_finite_in_both_tails(x):
+    for f, z, scale in [(_log_ndtr, x, 1.0), (_norm_logcdf, x, 2.0)]:
+        at = z * scale + (0.5 if scale == 2.0 else 0.0)  # norm.logcdf's x for z
+        expected = _second_by_hand(z) / scale ** 2
+        for got in (adjoint.hvp(f)(at, 1.0), adjoint.grad(adjoint.grad(f))(at)):
+            assert np.isfinite(got) and got == pytest.approx(expected, rel=1e-9, abs=1e-300)
+        third = adjoint.grad(adjoint.grad(adjoint.grad(f)))(at)
+        assert np.isfinite(third)
+    if -6.0 < x < 6.0:  # central differences of the gradient where it is not flat
+        fd = (adjoint.grad(_log_ndtr)(x + 1e-5) - adjoint.grad(_log_ndtr)(x - 1e-5)) / 2e-5
+        assert adjoint.hvp(_log_ndtr)(x, 1.0) == pytest.approx(fd, rel=1e-6, abs=1e-12)

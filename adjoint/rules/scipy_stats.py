@@ -24,12 +24,11 @@ from scipy import special, stats
 
 from adjoint.rules.linalg import _mT, _read_triangle, _to_triangle
 from adjoint.rules.located import unsupported
+from adjoint.rules.special import log_ndtr_slope
 from adjoint.rules.registry import defjvp, defvjp, primitive
 from adjoint.runtime import unbroadcast
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_SQRT_HALF = math.sqrt(0.5)
 
 for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf"]), ("t", ["logpdf"]),
                         ("gamma", ["logpdf"]), ("beta", ["logpdf"]),
@@ -50,8 +49,7 @@ def _norm_partials(kind, ans, x, loc, scale):
         return -z * ans, z  # pdf = phi(z) / scale
     if kind == "cdf":
         return np.exp(-0.5 * z * z - _LOG_SQRT_2PI), z
-    # logcdf: pdf / cdf, as sqrt(2 / pi) / erfcx(-z / sqrt 2), stable in both tails
-    return _SQRT_2_OVER_PI / special.erfcx(-_SQRT_HALF * z), z
+    return log_ndtr_slope(z), z  # logcdf: pdf / cdf, stable in both tails, every order
 
 
 def _norm_scale_term(kind, ans):

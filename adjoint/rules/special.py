@@ -34,7 +34,8 @@ Conventions where a formula breaks down:
   (-1)^n n!; below x = 1/2 the slope is that of the reflection form, exact to every order
   at the poles.
 - `log_ndtr'(x) = ndtr'(x) / ndtr(x)` is computed as sqrt(2 / pi) / erfcx(-x /
-  sqrt 2), which neither overflows nor loses digits in either tail.
+  sqrt 2), which neither overflows nor loses digits in either tail: `log_ndtr_slope`,
+  whose own rule -s (x + s) keeps every higher order finite where erfcx overflows.
 """
 from __future__ import annotations
 
@@ -86,6 +87,22 @@ def x_over_y_vjp(g, ans, x, y):
 @defjvp(x_over_y)
 def x_over_y_jvp(ans, x, y, x_dot, y_dot):
     return x_dot / y - y_dot * x_over_y(ans, y)
+
+
+def log_ndtr_slope(x):
+    """log_ndtr'(x) = pdf / cdf, as sqrt(2 / pi) / erfcx(-x / sqrt 2): stable in both
+    tails. Its own derivative is -s (x + s), s this slope: differentiating the quotient
+    instead gives inf / inf where erfcx overflows (x above about 37.6, where s is 0)."""
+    return _SQRT_2_OVER_PI / special.erfcx(-_SQRT_HALF * x)
+
+
+primitive(log_ndtr_slope, "log_ndtr_slope")
+
+
+@defunary(log_ndtr_slope)
+def log_ndtr_slope_vjp(g, ans, x):
+    # (pdf / cdf)' = -x pdf / cdf - (pdf / cdf)^2
+    return -g * ans * (x + ans)
 
 
 def _kept(r, axis, keepdims):
@@ -218,8 +235,7 @@ def ndtri_vjp(g, ans, x):
 
 @defunary(special.log_ndtr)
 def log_ndtr_vjp(g, ans, x):
-    # pdf / cdf = sqrt(2 / pi) / erfcx(-x / sqrt 2): stable in both tails
-    return g * _SQRT_2_OVER_PI / special.erfcx(-_SQRT_HALF * x)
+    return g * log_ndtr_slope(x)
 
 
 # ------------------------------------------------------------------ gamma and friends

@@ -683,6 +683,9 @@ CASES: dict[str, list[Case]] = {
     "scipy.special.xlog1py": binary(N, P) + [case(np.array([0.0, 1.5]), U(2))],
     **{f"scipy.special.{n}": binary(P, P) for n in ["rel_entr", "kl_div"]},
     "x_over_y": binary(N, P) + [case(np.array([0.0, 1.5, 0.0]), P(3))],
+    # log_ndtr's slope, and in its far upper tail (erfcx overflows: the slope is 0) and
+    # far lower tail (the slope is about -x)
+    "log_ndtr_slope": unary(N) + [case(np.array([38.0, 45.0, -38.0, -45.0]))],
     "scipy.special.polygamma": [case(1, P()), case(1, P(5)), case(2, G1(3, 4)),
                                 case(np.array([1, 2]), P(3, 1))],
     "scipy.special.softplus": unary(N),
