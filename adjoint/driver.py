@@ -989,7 +989,24 @@ def facts_for(lowered: Function, ir: Function, args) -> Observed:
         raise
     check_views(lowered, facts)
     refuse_inserted_keys(lowered, held)
-    return facts.infer(ir)
+    facts = facts.infer(ir)
+    refuse_scalar_writes(ir, facts)
+    return facts
+
+
+def refuse_scalar_writes(fn: Function, facts) -> None:
+    """`z[...] = v` into a value that is a number in the compiled code. Python's `z += x`
+    keeps a 0-d array an array (in place); lowered as `z = z + x`, it is the NumPy
+    scalar that NumPy's arithmetic on 0-d arrays returns, and a number takes no write.
+    Refused where it is written, not a TypeError from the generated code."""
+    for op in walk_ops(fn.body):
+        if isinstance(op, Call) and op.prim.fn is runtime.setitem:
+            k = facts.kind(op.args[0])
+            if k is not None and k.scalar:
+                raise UnsupportedError(
+                    "this write is into a number: NumPy's arithmetic on a 0-d array gives a "
+                    "NumPy scalar, and `z += x` is computed here as `z = z + x`", op.loc,
+                    "compute the new value without the write (z = z * x), or keep a float")
 
 
 def _default_keys(args) -> list:

@@ -87,6 +87,10 @@ def save(x, index):
     so a later write into `x` cannot change it."""
     if isinstance(x, dict) and index not in x:
         return None  # a new key: nothing is overwritten
+    if type(x) in (float, int, complex) and (index is Ellipsis or index == ()):
+        # a 0-d array's cotangent computed as a Python number (out_bar * x, x a float):
+        # z[()] and z[...] are its one entry, which a number cannot be indexed for
+        return x
     v = x[index]
     return v.copy() if isinstance(v, np.ndarray) else v
 

@@ -229,3 +229,47 @@ def test_log_ndtrs_second_derivative_is_finite_in_both_tails(x):
     if -6.0 < x < 6.0:  # central differences of the gradient where it is not flat
         fd = (adjoint.grad(_log_ndtr)(x + 1e-5) - adjoint.grad(_log_ndtr)(x - 1e-5)) / 2e-5
         assert adjoint.hvp(_log_ndtr)(x, 1.0) == pytest.approx(fd, rel=1e-6, abs=1e-12)
+
+
+# A-C1: 0-d arrays. NumPy's arithmetic on them gives scalars, which the generated code
+# indexed: `z += x` (computed as z = z + x) then `z[...] = v` raised a TypeError (refused
+# at the write now); the cotangent of `z[()] = x * 3.0` was a float that save(z_bar, ())
+# indexed; generic code added into `c_bar[()]` where c_bar was math.exp's float.
+def _inplace_then_write(x):
+    z = np.zeros(())
+    z += x
+    z[...] = z * x
+    return float(z)
+
+
+def _write_then_mul(x):
+    z = np.zeros(())
+    z[()] = x * 3.0
+    return z * x
+
+
+def _read_0d(a):
+    c = a * 2.0
+    return c[()] + math.exp(c)
+
+
+@pytest.mark.parametrize("mode", ["grad", "jvp", "vjp", "hvp"])
+def test_a_write_into_a_0d_array_that_arithmetic_made_a_number_is_refused(mode):
+    with pytest.raises(adjoint.UnsupportedError, match="this write is into a number") as e:
+        {**MODES, **SECOND}[mode](_inplace_then_write, 0.7)
+    assert e.value.loc.line == _inplace_then_write.__code__.co_firstlineno + 3
+
+
+@pytest.mark.parametrize("x", [0.7, np.array(0.7)], ids=["float", "0d"])
+def test_0d_array_writes_and_reads_are_differentiated(x):
+    assert float(adjoint.grad(_write_then_mul)(x)) == pytest.approx(6 * 0.7)  # 3 x**2
+    assert float(adjoint.hvp(_write_then_mul)(x, 1.0)) == pytest.approx(6.0)
+
+
+def test_generic_code_reads_a_0d_array_by_its_empty_index():
+    ns = {}
+    exec(compile(adjoint.source(_read_0d), "<generic read_0d>", "exec"), ns)
+    a = np.array(0.5)
+    expected = 2 + 2 * math.exp(2 * 0.5)
+    assert float(ns["_read_0d_grad"](a)) == pytest.approx(expected, rel=1e-12)
+    assert float(adjoint.grad(_read_0d)(a)) == pytest.approx(expected, rel=1e-12)

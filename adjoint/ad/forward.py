@@ -246,8 +246,8 @@ class Forward:
         return emit(prim_of(runtime.zeros_tangent), (v,), (), hint)
 
     def materialize(self, z: Zero, emit) -> Operand:
-        if z.shape == ():
-            return Const(0.0)
+        if z.shape == () and not (z.like is not None and self.facts.types(z.like) == {"ndarray"}):
+            return Const(0.0)  # (a 0-d array's zero is one, which `z_dot[()] = v` can write)
         if z.like is not None:
             return self.zero_of(z.like, emit)
         if z.shape is not None:

@@ -563,6 +563,12 @@ class Reverse:
         if _whole(index) and shape is not None:  # x[:, None], x[...]: every element, reshaped
             self.accumulate(adj, x, self.inline_vjp(_reshape_back, g, op, [True, False])[0])
             return
+        if _itself(index) and self.facts.types(x) <= {"ndarray", "float"}:
+            # x[()] and x[...] read x itself, of any rank (generic code: its shape is not
+            # known), or a 0-d array's one entry: g is x's cotangent as it is. Added into
+            # x_bar in place, it failed where x_bar is a number (g * math.exp(c))
+            self.accumulate(adj, x, g)
+            return
         fresh = x not in adj
         current = adj[x] if x in adj else self.zero(x)
         prim = iadd_at if (basic_index(index, self.facts) or index in self.single_keys or
@@ -1124,6 +1130,11 @@ def _cheap_scalar(op: Call) -> bool:
     """Arithmetic and `math` functions: as cheap on floats as taping their result."""
     return op.prim.style in ("infix", "prefix") and op.prim.precedence >= 10 or \
         op.prim.name.startswith("math.")
+
+
+def _itself(index) -> bool:
+    """`()` or `...`: an index that reads an array as it is (a 0-d array's entry)."""
+    return isinstance(index, Const) and (index.value == () or index.value is Ellipsis)
 
 
 def _whole(index) -> bool:
