@@ -26,7 +26,7 @@ LAYERS = [
     ("adjoint.analysis",),
     ("adjoint.passes", "adjoint.ad"),
     ("adjoint.codegen",),
-    ("adjoint.guards", "adjoint.values", "adjoint.display"),
+    ("adjoint.guards", "adjoint.values", "adjoint.display", "adjoint.floats"),
     ("adjoint.driver",),
     ("adjoint.higher", "adjoint.index"),  # (the cache's index reads driver's code print)
     ("adjoint.api",),
