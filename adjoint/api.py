@@ -381,7 +381,7 @@ class Transform:
                 raise
             except Exception as e:
                 raise _noted(e, c.path, self.ir)
-        return as_numpy_would(call, args, extra, self.f, self.ir,
+        return as_numpy_would(call, args, extra, self.f, lambda: self.ir,
                               lambda args: self.compile(args).path)
 
     def jvp(self, args, tangent, kwargs=None):
@@ -578,7 +578,8 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
     args = t.full_args(args, kwargs)  # the generated f_fwd takes every parameter
     path_of = lambda args: generated_file(t.compile(args).fn[0])  # noqa: E731
     swept, out, residuals = as_numpy_would(
-        lambda given, _: (given, *t.compile(given).fn[0](*given)), args, (), t.f, t.ir, path_of)
+        lambda given, _: (given, *t.compile(given).fn[0](*given)), args, (), t.f,
+        lambda: t.ir, path_of)
 
     def sweep(given, extra):
         """The backward sweep; its forward again when NumPy's floats replace `args`'."""
@@ -589,7 +590,7 @@ def vjp(f: Callable, *args, wrt=0, cache_dir=None, checkpoint=None, optimize=Tru
 
     def pullback(out_bar):
         out_bar = cotangent_like(out_bar, out, "out")  # before the sweep, not inside it
-        return t.shape_grads(as_numpy_would(sweep, swept, (out_bar,), t.f, t.ir, path_of),
+        return t.shape_grads(as_numpy_would(sweep, swept, (out_bar,), t.f, lambda: t.ir, path_of),
                              args)
 
     return out, pullback

@@ -73,20 +73,22 @@ def generated_file(fn) -> str:
     return inspect.unwrap(fn).__code__.co_filename
 
 
-def as_numpy_would(call: Callable, args: tuple, extra: tuple, f, ir, path_of: Callable):
+def as_numpy_would(call: Callable, args: tuple, extra: tuple, f, ir_of: Callable,
+                   path_of: Callable):
     """`call(args, extra)`: the generated code on f's arguments (and `extra`: tangents, a
     cotangent). On a ZeroDivisionError, unless f raises on `args` itself (its own error is
-    the answer), the same call with NumPy's floats. `ir`: f lowered (its parameter names,
-    its place); `path_of(args)`: the generated module's file for those arguments, where a
-    division by zero that remains is located."""
+    the answer), the same call with NumPy's floats. `ir_of()`: f lowered (its parameter
+    names, its place), asked for on that path only (a module found through the cache's
+    index runs without lowering f); `path_of(args)`: the generated module's file for
+    those arguments, where a division by zero that remains is located."""
     try:
         return call(args, extra)
     except ZeroDivisionError as e:
         numpy_args, numpy_extra = numpy_floats(args), numpy_floats(extra)
         if numpy_args is args and numpy_extra is extra:
-            raise located(e, path_of(args), ir) from None
-        call_f(f, ir.param_names, copy.deepcopy(args))
+            raise located(e, path_of(args), ir_of()) from None
+        call_f(f, ir_of().param_names, copy.deepcopy(args))
     try:
         return call(numpy_args, numpy_extra)
     except ZeroDivisionError as e:  # math.sqrt(0.0)'s derivative: a Python float
-        raise located(e, path_of(numpy_args), ir) from None
+        raise located(e, path_of(numpy_args), ir_of()) from None

@@ -269,7 +269,7 @@ class Derivative:
         """The compiled derivative on `args` and `extra`, with NumPy's floats where
         Python's raise on a division by zero (floats.as_numpy_would)."""
         return as_numpy_would(lambda args, extra: self.compile(args)(*args, *extra), args,
-                              extra, self.f, self.lowered,
+                              extra, self.f, lambda: self.lowered,
                               lambda args: generated_file(self.compile(args)))
 
 
