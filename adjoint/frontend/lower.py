@@ -2160,7 +2160,7 @@ class Lowerer:
         plain = unwrap(fn)
         # a derivative called inside f, or made there (adjoint.grad(inner)(w): a MAML step)
         made_here = inspect.isfunction(plain) and plain.__module__ in _TRANSFORMS
-        if made_here or type(fn).__module__.startswith("adjoint.") and \
+        if made_here or _type_module(fn).startswith("adjoint.") and \
                 not getattr(type(fn), "calls_wrapped", False):  # (not f under @adjoint)
             what = f"`adjoint.{plain.__name__}` makes a derivative" if made_here else \
                 f"`{_qualname(fn)}` is a derivative made by adjoint"
@@ -3343,10 +3343,17 @@ def _is_plain_class(obj) -> bool:
         not hasattr(obj, "__getattr__")
 
 
+def _type_module(obj) -> str:
+    """The module of obj's type ('' where it names none: the type of a Cython function
+    has a descriptor there on some NumPy builds)."""
+    module = getattr(type(obj), "__module__", "")
+    return module if isinstance(module, str) else ""
+
+
 def _is_distribution(obj) -> bool:
     """A scipy.stats distribution whose logpdf has a rule (`norm`, `t`, `gamma`, `beta`,
     `multivariate_normal`): calling it freezes its parameters."""
-    return type(obj).__module__.startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
+    return _type_module(obj).startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
         not hasattr(obj, "dist") and registry.lookup(obj.logpdf) is not None
 
 
