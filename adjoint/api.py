@@ -22,10 +22,10 @@ from adjoint.codegen import emit, load, numba_backend
 from adjoint.display import SourceText
 from adjoint.driver import Compilation, check_wrt_kinds, extra_arguments, facts_for, \
     global_kinds, globals_namespace, leaves, origin, origins, placed, portable_header, run, \
-    takes_rest, user_rules, with_entry_check, with_global_checks, with_handler_check, \
-    with_real_check, with_rest
+    takes_rest, user_rules, with_entry_check, with_float_retry, with_global_checks, \
+    with_handler_check, with_real_check, with_rest
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
-from adjoint.floats import as_numpy_would, generated_file, where
+from adjoint.floats import as_numpy_would, generated_file, numpy_floats, where
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
 from adjoint.higher import HVP, Derivative, def_line, int_arguments, nested
@@ -715,6 +715,12 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
     text = _source(f, wrt, kind, args, checkpoint, standalone, job, emitted_for, backend)
     fn_name = f"{job.ir.name}_fwd" if kind == "vjp" else f"{job.ir.name}_{kind}"
     text = with_handler_check(text, job.ir, fn_name, standalone)
+    swept = tuple(args[i] for i in job.wrt_index if i < len(args)) if args is not None else ()
+    if backend == "numpy" and (args is None or numpy_floats(swept) is not swept):
+        # Python floats may come in, whose division by zero raises where NumPy's is inf
+        derivative, sweep = {"grad": (fn_name, "grad"), "jvp": (fn_name, "tangent"),
+                             "vjp": (f"{job.ir.name}_bwd", "backward")}[kind]
+        text = with_float_retry(text, derivative, sweep, standalone)
     return portable_header(with_global_checks(text, job.guards, job.ir.name), f)
 
 

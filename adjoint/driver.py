@@ -753,7 +753,7 @@ def with_global_checks(text: str, guards, fn_name: str) -> str:
     at = 0
     while at < len(lines):
         # not in a function numba compiles: the Python one that calls it checks
-        if lines[at].startswith(f"def {fn_name}_") and not lines[at - 1].startswith("@"):
+        if lines[at].startswith(f"def {fn_name}_") and not lines[at - 1].startswith("@numba."):
             at = _body_start(lines, at)
             lines[at:at] = check
             at += len(check)
@@ -1409,6 +1409,33 @@ def with_handler_check(text: str, ir: Function, fn_name: str, standalone: bool =
     at = next(i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}("))
     lines[at:at] = [f"@refused_where_f_catches({base(ir.loc.filename)!r}, {handlers!r})"]
     helpers = [runtime.refused_where_f_catches] + ([runtime.line_of_f] if standalone else [])
+    _import_helpers(lines, helpers, standalone)
+    return "\n".join(lines)
+
+
+def _divides(lines: list[str]) -> bool:
+    """Whether code `lines` divide, take a remainder or raise to a power (comments and
+    string literals aside): where Python's float arithmetic may raise ZeroDivisionError."""
+    code = (re.sub(r"'[^']*'|\"[^\"]*\"", "", line.split("#", 1)[0]) for line in lines)
+    return any(op in line for line in code for op in ("/", "%", "**"))
+
+
+def with_float_retry(text: str, fn_name: str, sweep: str, standalone: bool = False) -> str:
+    """`text` whose function `fn_name`, if it divides, runs again with NumPy's floats where
+    Python's raise a division by zero in the derivative's code (sqrt's derivative at the
+    Python float 0.0 is inf, as the API gives), or says where for a tangent sweep
+    (runtime.numpy_floats_where_python_raises)."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"def {fn_name}(")), None)
+    if at is None:
+        return text
+    end = next((i for i in range(at + 1, len(lines)) if lines[i].startswith(("def ", "@"))),
+               len(lines))
+    if not _divides(lines[at + 1:end]):
+        return text
+    lines[at:at] = [f"@numpy_floats_where_python_raises({sweep!r})"]
+    helpers = [runtime.numpy_floats_where_python_raises] + \
+        ([runtime.numpy_floats, runtime.line_of_f] if standalone else [])
     _import_helpers(lines, helpers, standalone)
     return "\n".join(lines)
 

@@ -18,25 +18,7 @@ import numpy as np
 
 from adjoint.errors import AdjointError, NonDifferentiableError
 from adjoint.ir.core import Loc
-from adjoint.runtime import line_of_f
-
-
-def numpy_floats(args: tuple) -> tuple:
-    """`args` with each Python float, also in lists, tuples and dicts, as np.float64
-    (`args` itself when it holds none)."""
-    changed = []
-
-    def convert(a):
-        if type(a) is float:
-            changed.append(a)
-            return np.float64(a)
-        if type(a) in (list, tuple):
-            return type(a)(convert(e) for e in a)
-        if type(a) is dict:
-            return {k: convert(e) for k, e in a.items()}
-        return a
-    out = tuple(convert(a) for a in args)
-    return out if changed else args
+from adjoint.runtime import line_of_f, numpy_floats
 
 
 def call_f(f, names: tuple, args: tuple):

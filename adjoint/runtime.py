@@ -808,6 +808,79 @@ def line_of_f(e: Exception, path: str):
     return None
 
 
+def numpy_floats(args: tuple) -> tuple:
+    """`args` with each Python float, also in lists, tuples and dicts, as np.float64
+    (`args` itself when it holds none)."""
+    changed = []
+
+    def convert(a):
+        if type(a) is float:
+            changed.append(a)
+            return np.float64(a)
+        if type(a) in (list, tuple):
+            return type(a)(convert(e) for e in a)
+        if type(a) is dict:
+            return {k: convert(e) for k, e in a.items()}
+        return a
+    out = tuple(convert(a) for a in args)
+    return out if changed else args
+
+
+def numpy_floats_where_python_raises(sweep: str):
+    """A decorator for a generated function called with Python floats, whose arithmetic
+    raises ZeroDivisionError where NumPy's gives inf or NaN (the derivative of sqrt at
+    0.0). A raise in the derivative's code (a `sweep="backward"` function, or the lines
+    under a `sweep="grad"` function's `# --- backward ---`) runs the function again with
+    NumPy's floats, as the API does; one in f's own code is f's error, raised as it is.
+    In a tangent sweep f's lines and their derivatives' interleave, so a raise there is
+    said where it is."""
+    import functools
+    import inspect
+
+    def decorate(fn):
+        path = fn.__code__.co_filename
+        body, first = inspect.getsourcelines(fn)
+        marker = next((first + i for i, line in enumerate(body)
+                       if line.strip() == "# --- backward ---"), None)
+
+        def derivative_raised(e):
+            if sweep != "grad":
+                return True
+            tb, at = e.__traceback__, None
+            while tb is not None:
+                if tb.tb_frame.f_code is fn.__code__:
+                    at = tb.tb_lineno
+                tb = tb.tb_next
+            return marker is not None and at is not None and at > marker
+
+        def said(e):
+            at = line_of_f(e, path)
+            where = f"line {at[1]} ({at[2].strip()})" if at else "the function"
+            what = f"{where} or its derivative" if sweep == "tangent" else \
+                f"the derivative of {where}"
+            return ValueError(f"{what} divides by zero at these Python floats ({e}); pass "
+                              f"NumPy floats (np.float64(x)), whose division gives inf, or "
+                              f"keep away from this point")
+
+        @functools.wraps(fn)
+        def retried(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ZeroDivisionError as e:
+                if not derivative_raised(e):
+                    raise  # f's own division by zero
+                values = tuple(kwargs.values())
+                numpy_args, numpy_values = numpy_floats(args), numpy_floats(values)
+                if sweep == "tangent" or (numpy_args is args and numpy_values is values):
+                    raise said(e) from e
+            try:
+                return fn(*numpy_args, **dict(zip(kwargs, numpy_values)))
+            except ZeroDivisionError as e:  # math.sqrt(0.0)'s derivative: a Python float
+                raise said(e) from e
+        return retried
+    return decorate
+
+
 def refused_where_f_catches(filename: str, handlers):
     """A decorator for a generated function whose f has `try` bodies with handlers that
     catch some failures (`handlers`: (file, first line, last line, exception names, where
@@ -844,4 +917,5 @@ def index_tuple(*parts):
 __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "expand_to", "setitem",
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
            "ones_at_zeros", "abs_slope", "larger_share", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
-           "index_tuple", "real_arguments", "no_none_entries", "no_integers"]
+           "index_tuple", "real_arguments", "no_none_entries", "no_integers",
+           "numpy_floats_where_python_raises"]

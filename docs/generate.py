@@ -171,8 +171,10 @@ Where a derivative does not exist, every rule follows one convention:
   grad of grad) then makes the call again with NumPy floats and gives the same inf,
   unless f itself raises on those arguments (its error is the answer). A division by
   zero that remains (`math.sqrt`'s derivative is a Python float whatever its argument)
-  is a NonDifferentiableError at f's line. An emitted file computes with the arguments
-  it is given: call it with `np.float64` values for inf where a Python float raises.
+  is a NonDifferentiableError at f's line. An emitted gradient or pullback does the same
+  (`@numpy_floats_where_python_raises`), with a ValueError that names f's line; an
+  emitted JVP, whose lines of f and of its derivative interleave, says where it divided
+  by zero: call it with `np.float64` values for inf.
 - Some rules avoid a 0/0 and give the finite value: `np.std` of a constant (0),
   `np.prod` with zeros (exact), `x ** y` with respect to `y` where `x <= 0` (0: the log
   is not taken), `np.sinc` at 0 (0, its true value). `np.linalg.norm(x) ** 2`,

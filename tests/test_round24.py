@@ -1,0 +1,107 @@
+"""Round 24 (issue 19): classes of crashes and wrong values found this round, each with
+the test that failed before its fix. Values are checked against a formula by hand and
+central differences in float64."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import adjoint
+from tests.test_emitted_imports import emitted
+
+EPS = 1e-6
+
+
+def _root(x):
+    return x ** 0.5
+
+
+def _cube_root_of_square(x):
+    return (x * x) ** (1.0 / 3.0) + x
+
+
+def _soft_root(x):
+    return 1.0 / (1.0 + abs(x) ** 0.5)
+
+
+def _recip_sum(x, y):
+    return 1.0 / x * y
+
+
+def _math_root(x):
+    return math.sqrt(x) * 3.0
+
+
+def _central(f, x):
+    return (f(x + EPS) - f(x - EPS)) / (2 * EPS)
+
+
+# ------------------------------------- emitted files called with Python floats at a pole
+# Python's float arithmetic raises ZeroDivisionError where NumPy's gives inf: the derivative
+# of x ** 0.5 at the Python float 0.0 raised inside a generated file, where the API gives inf.
+
+@pytest.mark.parametrize("standalone", [False, True])
+def test_an_emitted_gradient_at_an_infinite_derivative_gives_inf_as_the_api(tmp_path,
+                                                                           standalone):
+    grad = emitted(tmp_path, adjoint.source(_root, standalone=standalone))._root_grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert grad(0.0) == math.inf == adjoint.grad(_root)(0.0)
+    assert grad(4.0) == pytest.approx(0.25, rel=1e-12)  # 1 / (2 sqrt(x)), by hand
+    assert grad(2.0) == pytest.approx(_central(_root, 2.0), rel=1e-8)
+    assert type(grad(4.0)) is float  # away from the pole, Python floats stay Python floats
+
+
+@pytest.mark.parametrize("f", [_cube_root_of_square, _soft_root])
+@pytest.mark.parametrize("mode", ["reverse", "vjp"])
+def test_every_pole_reached_through_python_floats_gives_what_the_api_gives(tmp_path, f, mode):
+    module = emitted(tmp_path, adjoint.source(f, mode=mode))
+    name = f.__name__
+
+    def emitted_grad(x):
+        if mode == "reverse":
+            return getattr(module, f"{name}_grad")(x)
+        _, residuals = getattr(module, f"{name}_fwd")(x)
+        return getattr(module, f"{name}_bwd")(*residuals, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_equal(emitted_grad(0.0), adjoint.grad(f)(0.0))
+    assert emitted_grad(0.7) == pytest.approx(_central(f, 0.7), rel=1e-7)
+
+
+def test_the_split_backward_at_an_infinite_derivative_gives_inf(tmp_path):
+    module = emitted(tmp_path, adjoint.source(_root, mode="vjp"))
+    value, residuals = module._root_fwd(0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert module._root_bwd(*residuals, 1.0) == math.inf
+    assert value == 0.0
+
+
+def test_a_division_by_zero_of_f_itself_stays_f_own_error(tmp_path):
+    # 1.0 / x at x = 0.0 raises in f: the gradient raises as f does, no inf is made up
+    grad = emitted(tmp_path, adjoint.source(_recip_sum))._recip_sum_grad
+    with pytest.raises(ZeroDivisionError):
+        _recip_sum(0.0, 1.0)
+    with pytest.raises(ZeroDivisionError):
+        grad(0.0, 1.0)
+    assert grad(2.0, 3.0) == pytest.approx(-3.0 / 4.0, rel=1e-12)
+
+
+def test_a_tangent_sweep_at_a_pole_says_where_it_divides_by_zero(tmp_path):
+    # f's lines and their tangents interleave: which one raised is not known, so it is said
+    jvp = emitted(tmp_path, adjoint.source(_root, mode="jvp"))._root_jvp
+    with pytest.raises(ValueError, match=r"line \d+ \(return x \*\* 0.5\) or its derivative "
+                                         r"divides by zero.*np.float64"):
+        jvp(0.0, 1.0)
+    value, tangent = jvp(4.0, 2.0)
+    assert (value, tangent) == (2.0, pytest.approx(0.5, rel=1e-12))
+
+
+def test_a_derivative_that_stays_a_python_float_says_where_it_divides_by_zero(tmp_path):
+    # math.sqrt gives a Python float whatever its argument: NumPy's floats do not help
+    grad = emitted(tmp_path, adjoint.source(_math_root))._math_root_grad
+    with pytest.raises(ValueError, match=r"the derivative of line \d+ \(return math.sqrt"):
+        grad(0.0)
+    assert grad(4.0) == pytest.approx(0.75, rel=1e-12)
