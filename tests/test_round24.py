@@ -105,3 +105,27 @@ def test_a_derivative_that_stays_a_python_float_says_where_it_divides_by_zero(tm
     with pytest.raises(ValueError, match=r"the derivative of line \d+ \(return math.sqrt"):
         grad(0.0)
     assert grad(4.0) == pytest.approx(0.75, rel=1e-12)
+
+
+def test_a_file_whose_f_has_a_try_handler_still_checks_its_globals(tmp_path, monkeypatch):
+    # the handler check's decorator made the global check skip the function
+    from tests.test_emitted_imports import user_module
+    m = user_module(tmp_path, monkeypatch, "handled", """
+        import numpy as np
+
+        SCALE = 2.0
+
+
+        def f(x, table):
+            try:
+                t = table[3]
+            except IndexError:
+                t = 1.0
+            return SCALE * np.sum(x * x) * t
+        """)
+    grad = emitted(tmp_path, adjoint.source(m.f)).f_grad
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(grad(x, [1.0, 1.0, 1.0, 3.0]), 2.0 * 2 * x * 3.0)  # by hand
+    monkeypatch.setattr(m, "SCALE", 3.0)
+    with pytest.raises(RuntimeError, match=r"handled\.SCALE.*regenerate it"):
+        grad(x, [1.0, 1.0, 1.0, 3.0])
