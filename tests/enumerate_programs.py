@@ -447,6 +447,10 @@ ARRAY_TEMPLATES = [
     ("issue19", "fixed_point", "def f(x):\n    lam = 0.0\n    for it in range(10):\n"
      "        new = lam * 0.5 + x\n        if abs(new - lam) < 1e-3:\n            lam = new\n"
      "            break\n        lam = new\n    return lam", (0.1,), None),
+    # x.flatten() is a copy, unlike x.ravel(): a write into it was refused as a view
+    # (round 23's M1)
+    ("copy", "flatten", "def f(x, v):\n    B = np.outer(v, v) * x\n    w = B.flatten()\n"
+     "    w[1] = 3.0 * w[1]\n    return np.sum(np.sin(w)) + np.sum(B * B)", (0.7, V3), None),
     # fancy-index writes that repeat a position: NumPy keeps the last write
     ("fancy", "repeat_iadd", "def f(x, v):\n    z = v * 1.0\n    z[[0, 0, 2]] += x\n"
      "    return np.sum(z * z)", (0.7, V3), None),
@@ -1118,6 +1122,8 @@ UNSUPPORTED = [
     ("iterator-flat_after_break", "def f(x, v):\n    fl = (v * x).flat\n    s = 0.0\n"
      "    for e in fl:\n        s = s + e\n        if s > 0.5:\n            break\n"
      "    for e in fl:\n        s = s + 10.0 * e\n    return s", (0.7, V3)),
+    ("view-ravel_written", "def f(x, v):\n    B = np.outer(v, v) * x\n    w = B.ravel()\n"
+     "    w[1:] *= 3.0\n    return np.sum(np.sin(B))", (0.7, V3)),
     ("view-trim_zeros", "def f(x, v):\n    y = v * x\n    w = np.trim_zeros(y)\n"
      "    w *= 3.0\n    return np.sum(y * v)", (0.7, V3)),
     # dict() of a list of pairs is no copy of a dict (round 14: dict(p) of a value whose

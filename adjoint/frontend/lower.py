@@ -2417,6 +2417,9 @@ class Lowerer:
             args = [args[0], Const(None)]  # x.clip(lo): np.clip wants both bounds
         if pack and len(args) > 1:  # x.reshape(2, 3) == np.reshape(x, (2, 3))
             args = [self.emit(prim_of(tuple_of), args, node=node)]
+        if m.name == "flatten":  # np.ravel's result, but a copy: never a view to write through
+            flat = self.call(Static(fn), [m.base] + list(args), kwargs, node, TEMP)
+            return self.call(Static(runtime.private), [flat], {}, node, hint)
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
 
     def dict_get(self, d, args, kwargs, node, hint):
