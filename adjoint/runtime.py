@@ -182,6 +182,19 @@ def private(x):
     return x.copy() if hasattr(x, "copy") else x
 
 
+def zero_outside(cond, c, keep=True):
+    """`c` where `cond` is `keep`, zero elsewhere, when `c` has `cond`'s shape; `c` itself
+    when it has not. The cotangent of an np.where branch is zero where the branch was not
+    taken, and stays so through the elementwise rules that compute it, but their factors
+    may be inf there (1 / sqrt(x) at 0): masking again keeps 0 * inf = NaN out. Generic
+    code learns the shapes as it runs: a `c` of another shape sums over cond's entries
+    (a broadcast operand), where a mask entry by entry does not hold."""
+    if np.shape(c) != np.shape(cond):
+        return c
+    out = np.where(cond, c, 0.0) if keep else np.where(cond, 0.0, c)
+    return out[()] if out.ndim == 0 else out
+
+
 def element(x, index):
     """`x[index]` where the compiler knows it is one element: a number, not a view."""
     return x[index]
@@ -839,13 +852,16 @@ def numpy_floats_where_python_raises(sweep: str):
 
     def decorate(fn):
         path = fn.__code__.co_filename
-        body, first = inspect.getsourcelines(fn)
-        marker = next((first + i for i, line in enumerate(body)
-                       if line.strip() == "# --- backward ---"), None)
 
         def derivative_raised(e):
             if sweep != "grad":
                 return True
+            try:
+                body, first = inspect.getsourcelines(fn)
+            except OSError:  # text run without a file: which sweep raised is not known
+                return False
+            marker = next((first + i for i, line in enumerate(body)
+                           if line.strip() == "# --- backward ---"), None)
             tb, at = e.__traceback__, None
             while tb is not None:
                 if tb.tb_frame.f_code is fn.__code__:
@@ -918,4 +934,4 @@ __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "exp
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
            "ones_at_zeros", "abs_slope", "larger_share", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
            "index_tuple", "real_arguments", "no_none_entries", "no_integers",
-           "numpy_floats_where_python_raises"]
+           "numpy_floats_where_python_raises", "zero_outside"]

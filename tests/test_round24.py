@@ -129,3 +129,56 @@ def test_a_file_whose_f_has_a_try_handler_still_checks_its_globals(tmp_path, mon
     monkeypatch.setattr(m, "SCALE", 3.0)
     with pytest.raises(RuntimeError, match=r"handled\.SCALE.*regenerate it"):
         grad(x, [1.0, 1.0, 1.0, 3.0])
+
+
+# ------------------------------------------ a masked-out NaN in generic code (round 23's N1)
+
+def _masked_labels(w, X, y):
+    pred = X @ w
+    ok = ~np.isnan(y)
+    return np.sum(np.where(ok, (pred - y) ** 2, 0.0)) / np.sum(ok)
+
+
+def _masked_root(x, c):
+    return np.sum(np.where(x > 0.0, np.sqrt(x) * c, 0.0))
+
+
+def test_generic_code_keeps_an_np_where_mask_through_the_rules_that_follow(tmp_path):
+    # the cotangent of the taken branch is zero where labels are missing; 2 * (pred - y) is
+    # NaN there: generic code, which knows no shapes, now masks as it runs (zero_outside)
+    X = np.array([[1.0, 0.5], [0.2, -1.0], [0.3, 0.3]])
+    y, w = np.array([1.0, np.nan, -0.5]), np.array([0.4, -0.2])
+    ok = ~np.isnan(y)
+    want = 2 * X[ok].T @ (X[ok] @ w - y[ok]) / ok.sum()  # by hand
+    grad = emitted(tmp_path, adjoint.source(_masked_labels))._masked_labels_grad
+    np.testing.assert_allclose(grad(w, X, y), want, rtol=1e-12)
+    np.testing.assert_allclose(adjoint.grad(_masked_labels)(w, X, y), want, rtol=1e-12)
+    # a mask of another shape than the branch's operand (a broadcast c) is not applied
+    grad = emitted(tmp_path, adjoint.source(_masked_root, wrt=(0, 1)))._masked_root_grad
+    x, c = np.array([0.0, 4.0, 1.0]), np.array([[2.0], [3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        gx, gc = grad(x, c)
+        api = adjoint.grad(_masked_root, wrt=(0, 1))(x, c)
+    np.testing.assert_allclose(gx, [0.0, 5.0 / 4.0, 5.0 / 2.0])  # (2 + 3) / (2 sqrt(x))
+    np.testing.assert_allclose(gc, [[3.0], [3.0]])  # sqrt(4) + sqrt(1), where x > 0
+    np.testing.assert_allclose(api[0], gx)
+    np.testing.assert_allclose(api[1], gc)
+
+
+def _relu_or_gelu(x, act):
+    if act == "gelu":
+        h = x * 0.5 * (1.0 + np.tanh(0.8 * x))
+    else:
+        h = np.maximum(x, 0.0)
+    return np.sum(h * h * x)
+
+
+def test_hvp_of_a_kink_rule_in_a_branch_the_first_call_did_not_take():
+    # maximum's rule multiplies by larger_share(x1, x2), a runtime helper the kinds pass did
+    # not know for a number: `*` was refused as maybe repeating a sequence (adv24a's p01)
+    x, v = np.array([0.5, -0.7, 1.3]), np.array([1.0, 0.5, -2.0])
+    hvp = adjoint.hvp(_relu_or_gelu)
+    hvp(x, "gelu", v)
+    want = 6.0 * np.where(x > 0, x, 0.0) * v  # d2/dx2 of max(x, 0)^2 x is 6x for x > 0
+    np.testing.assert_allclose(hvp(x, "relu", v), want, rtol=1e-10)

@@ -99,7 +99,9 @@ class Reverse:
         # they are made (a display, or carried from one)
         self.made_as = array_dtypes(fn, ()) if not facts.kinds else {}
         self.single_keys = _single_keys(fn)  # no repeats: `params_bar[k] += g` is right
-        self.masks: dict = {}  # cotangent -> (condition, branch): zero outside an np.where branch
+        # cotangent -> (condition, branch, the condition's shape or None): zero outside an
+        # np.where branch
+        self.masks: dict = {}
         self.choices: dict = {}  # np.select's choicelist cotangent -> its condlist
         # cotangent -> (condition, branch, region): zero unless that `if` branch was taken
         self.taken: dict = {}
@@ -357,7 +359,7 @@ class Reverse:
                     if which is not None and isinstance(c, Value):  # np.select's choice
                         # i: zero where another was taken, as an np.where branch is
                         self.masks[c] = (self.emit(prim_of(operator.eq), (which, Const(i)),
-                                                   "_taken"), True)
+                                                   "_taken"), True, None)
                     self.accumulate(adj, a, self.real_part(a, c) if complex_parts else c)
             return
         if op.prim.fn in (operator.getitem, field) and wanted[0]:
@@ -524,21 +526,28 @@ class Reverse:
             return contribs
         if op.prim.fn is np.where and len(op.args) == 3:
             for k, keep in ((1, True), (2, False)):
-                c = contribs[k]
-                if isinstance(c, Value) and self.facts.shape(op.args[k]) == self.facts.shape(
-                        op.args[0]) is not None:
-                    self.masks[c] = (self.read(op.args[0]), keep)
+                if isinstance(contribs[k], Value):
+                    self.masks[contribs[k]] = (self.read(op.args[0]), keep,
+                                               self.facts.shape(op.args[0]))
             return contribs
         mask = self.masks.get(g)
         if mask is None or not _elementwise(op):
             return contribs
-        cond, keep = mask
+        cond, keep, cond_shape = mask
         out = []
         for a, c in zip(op.args, contribs):
-            if isinstance(c, Value) and self.facts.shape(a) == self.facts.shape(op.result):
+            # a contribution of cond's shape is zero where cond does not hold; one of
+            # another shape (a broadcast operand, or a branch smaller than cond) sums over
+            # cond's entries, and so will every operand upstream of it: never masked
+            shape = self.facts.shape(a)
+            known = shape is not None and cond_shape is not None
+            if isinstance(c, Value) and (not known or shape == cond_shape):
                 if not self._scaled(c, g):  # g times constants is zero where g is
+                    # shapes not known while compiling (generic code): zero_outside
+                    # compares them as it runs
                     c = self.emit(prim_of(np.where), (cond, c, Const(0.0)) if keep else
-                                  (cond, Const(0.0), c), c.name)
+                                  (cond, Const(0.0), c), c.name) if known else \
+                        self.emit(prim_of(runtime.zero_outside), (cond, c, Const(keep)), c.name)
                     self.facts.same_kind(c, a)
                 self.masks[c] = mask
             out.append(c)
@@ -586,7 +595,7 @@ class Reverse:
                 self.facts.shape(index) == self.facts.shape(x) is not None:
             # `x[mask]` alone: x's cotangent is zero where the mask is False, which the
             # rules that computed x must not turn into NaN (np.sqrt(x)[x > 0])
-            self.masks[adj[x]] = (self.read(index), True)
+            self.masks[adj[x]] = (self.read(index), True, self.facts.shape(index))
 
     def inline_vjp(self, template, g, op: Call, wanted: list, reads: list | None = None) -> list:
         """Lower the rule against the primal operands, keep what the wanted cotangents

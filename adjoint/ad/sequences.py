@@ -42,7 +42,10 @@ _SEQUENCES = {tuple_of: "tuple", list_of: "list", runtime.index_tuple: "tuple", 
 # runtime.Cotangents, whose `+` adds entry by entry)
 _COTANGENTS = {runtime.unbroadcast, runtime.sum_to, runtime.expand_to, runtime.zeros_like,
                runtime.accum, runtime.add_at, runtime.unrepeat, runtime.unsequence, unsum,
-               iadd, iadd_at}
+               runtime.zero_outside, iadd, iadd_at}
+# the rules' own helpers: arrays or numbers, as the NumPy functions they stand for
+_RULE_HELPERS = {runtime.abs_slope, runtime.larger_share, runtime.zero_to_zero,
+                 runtime.ones_at_zeros}
 _INTS = {len, int, round, bool, np.ndim, np.size, operator.floordiv, operator.mod,
          operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
          operator.is_, operator.is_not, operator.not_, in_, not_in}
@@ -274,7 +277,7 @@ def sequence_ops(fn: Function, facts) -> Function:
             if not saved or any(len(p) != 1 for p in saved):
                 return "tuple" if saved else None
             return joined([static(p[0], seen) for p in saved])
-        if f in _COTANGENTS:
+        if f in _COTANGENTS or f in _RULE_HELPERS:
             return "num"
         if f in _SEQUENCES or f is np.shape:
             return _SEQUENCES.get(f, "tuple")

@@ -45,7 +45,8 @@ import numpy as np
 
 from adjoint.rules.registry import (defjvp, deflinear, defnondiff, defunary, defvjp, lookup,
                                     primitive)
-from adjoint.runtime import abs_slope, larger_share, ones_at_zeros, unbroadcast, zero_to_zero
+from adjoint.runtime import abs_slope, larger_share, ones_at_zeros, unbroadcast, zero_outside, \
+    zero_to_zero
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
@@ -514,6 +515,15 @@ def where_vjp(g, ans, condition, x=None, y=None):
     # np.where(c, g, 0.0), not g * c: an inf or NaN in g where c is False must not leak
     return (None, unbroadcast(np.where(condition, g, 0.0), x),
             unbroadcast(np.where(condition, 0.0, g), y))
+
+
+primitive(zero_outside, "zero_outside")
+
+
+@deflinear(zero_outside, 'c')
+def zero_outside_vjp(g, ans, cond, c, keep=True):
+    # linear in c: the same mask, on g, which has c's shape
+    return None, zero_outside(cond, g, keep)
 
 
 # ------------------------------------------------------------ select, nan_to_num

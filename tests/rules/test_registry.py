@@ -419,6 +419,10 @@ CASES: dict[str, list[Case]] = {
     "no_zeros": [case(N(3), N(3), "cumprod")],
     # abs's slope and maximum's share: piecewise constant away from 0 and ties
     "abs_slope": unary(N), "larger_share": [case(N(3), N(3)), case(N(2, 3), N(3))],
+    # an np.where branch's mask kept on a cotangent: entry by entry where the shapes agree
+    "zero_outside": [case(np.array([True, False, True]), N(3)),
+                     case(np.array([True, False, True]), N(3), False),
+                     case(np.array([[True, False, True], [False, True, True]]), N(3))],
     "np.linalg.norm": [case(N(3, 4), "nuc"), case(N(3, 4), 2), case(N(3, 4), -1),
                        case(N(2, 3, 4), np.inf, (2, 0), True), case(N(5)), case(N(5), 1), case(N(5), np.inf), case(N(5), -np.inf),
                        case(N(5), 3), case(N(5), 1.5), case(N(5), 0), case(N(3, 4)),
