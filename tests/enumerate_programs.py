@@ -1096,6 +1096,18 @@ UNSUPPORTED = [
      "    return np.sum(w * v)", (0.7, V3)),
     ("out-maximum", "def f(x, v):\n    y = v * x\n    z = np.maximum(y, 0.0, out=y)\n"
      "    return np.sum(y)", (0.7, V3)),
+    # `out` passed by position: np.floor(h, h) is np.floor(h, out=h) (round 24's S1: the
+    # call was read as a value nobody uses and dropped, value and gradient wrong)
+    ("out-positional_ufunc", "def f(x, v):\n    h = v * x\n    np.floor(h, h)\n"
+     "    return np.sum(h * h)", (0.7, V3)),
+    ("out-positional_dead_name", "def f(x, v):\n    h = v * x\n    _ = np.negative(h, h)\n"
+     "    return np.sum(np.exp(h))", (0.7, V3)),
+    ("out-positional_round", "def f(x, v):\n    h = v * x\n    np.round(h, 1, h)\n"
+     "    return np.sum(h * v)", (0.7, V3)),
+    ("out-positional_method", "def f(x, v):\n    h = v * x\n    h.clip(0.0, 0.5, h)\n"
+     "    return np.sum(h * v)", (0.7, V3)),
+    ("out-nan_to_num_in_place", "def f(x, v):\n    h = v * x\n"
+     "    np.nan_to_num(h, copy=False)\n    return np.sum(h * v)", (0.7, V3)),
     ("out-copyto", "def f(x, v):\n    y = v * 1.0\n    _ = np.copyto(y, v * x)\n"
      "    return np.sum(y)", (0.7, V3)),
     # functions that return their argument or a view of it for some inputs (round 7, A1)

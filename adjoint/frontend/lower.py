@@ -2084,8 +2084,7 @@ class Lowerer:
             return self.call(Static(fn.func), bound[:len(fn.args)] + list(args),
                              list(zip(fn.keywords, bound[len(fn.args):])) + list(kwargs),
                              node, hint)
-        if any(k == "out" and not (isinstance(v, Const) and v.value is None)
-               for k, v in kwargs) or _mutates(fn):
+        if _writes_out(fn, args, kwargs) or _mutates(fn):
             raise self.error(f"`{_qualname(fn)}` writes into an array it is given (out=, or a "
                              f"NumPy function that changes its argument in place)", node,
                              "compute a new array instead: y = np.maximum(y, 0.0), "
@@ -3238,6 +3237,30 @@ def _mapped(low, node):
         if "lineno" in getattr(child, "_attributes", ()) and not hasattr(child, "lineno"):
             gast.copy_location(child, node)
     return comp
+
+
+def _writes_out(fn, args, kwargs) -> bool:
+    """Whether the call `fn(*args, **kwargs)` writes its result into an array it is
+    given: `out=` (not None), an `out` passed by position (np.floor(h, h), a ufunc's
+    arguments past its inputs; np.round(h, 1, h), np.clip(a, lo, hi, a)), or
+    np.nan_to_num's copy=False."""
+    def given(v):
+        return not (isinstance(v, Const) and v.value is None)
+    if any(k == "out" and given(v) for k, v in kwargs):
+        return True
+    if fn is np.nan_to_num and any(k == "copy" and not (isinstance(v, Const) and v.value)
+                                   for k, v in kwargs):
+        return True
+    if isinstance(fn, np.ufunc):
+        return any(given(v) for v in args[fn.nin:])
+    if not str(getattr(fn, "__module__", None) or "").startswith(("numpy", "scipy")):
+        return False  # a user's helper may well have a parameter named `out`
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    at = params.index("out") if "out" in params else None
+    return at is not None and len(args) > at and given(args[at])
 
 
 def _mutates(fn) -> bool:
