@@ -28,7 +28,7 @@ from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.floats import as_numpy_would, generated_file, numpy_floats, where
 from adjoint.frontend.lower import lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
-from adjoint.higher import HVP, Derivative, def_line, int_arguments, nested
+from adjoint.higher import HVP, Derivative, def_line, depth_arguments, nested
 from adjoint.guards import holds, quick_signature, rule_guards, same_facts, signature, \
     signature_kinds
 from adjoint.ir.core import walk_ops
@@ -449,9 +449,11 @@ def memory(f: Callable, *args, wrt=0, checkpoint=None):
 
 class ByDepth:
     """The derivative of a function that calls itself to a depth its int arguments fix
-    (`def power(x, n): return 1.0 if n == 0 else x * power(x, n - 1)`): one Transform
-    per tuple of int arguments, each lowering f with them as constants, so that the
-    recursion unrolls. Called like the Transform it stands for."""
+    (`def power(x, n): return 1.0 if n == 0 else x * power(x, n - 1)`), or the lengths of
+    its list, tuple and array arguments (a tree sum that splits a list in halves): one
+    Transform per tuple of those values, each lowering f with the ints as constants and
+    the lengths known, so that the recursion unrolls. Called like the Transform it
+    stands for: a call with another length or int uses (or makes) another Transform."""
 
     def __init__(self, f: Callable, wrt, mode: str, *options):
         self.f, self.wrt_spec, self.mode, self.options = unwrap(f), wrt, mode, options
@@ -461,11 +463,12 @@ class ByDepth:
         self.__name__ = f"{mode}({name})"
 
     def constants_for(self, args, kwargs=None) -> dict:
-        return int_arguments(self.f, args, kwargs)
+        return depth_arguments(self.f, args, kwargs)
 
     def transform_for(self, args, kwargs=None) -> Transform:
         constants = self.constants_for(args, kwargs)
-        key = tuple(constants.items())
+        # by type too: code made for n == 3 never runs on a list n of length 3
+        key = tuple((k, type(v), v) for k, v in constants.items())
         t = self.by_constants.get(key)
         if t is None:
             t = self.by_constants[key] = Transform(self.f, self.wrt_spec, self.mode,
@@ -694,7 +697,7 @@ def source(f: Callable, wrt=0, mode: str = "reverse", args=None, checkpoint=None
         if args is None:
             raise
         job = run(Compilation(f, wrt, kind, None, checkpoint, standalone,
-                              constants={**int_arguments(f, args), **extras}), last="prepare")
+                              constants={**depth_arguments(f, args), **extras}), last="prepare")
 
     if array_api:
         t = _transform_for(f, wrt, checkpoint, args)

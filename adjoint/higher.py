@@ -38,6 +38,7 @@ from adjoint.codegen.emit import Module, emit_function
 from adjoint.errors import AdjointError, NonDifferentiableError, RecursionDepthError
 from adjoint.floats import as_numpy_would, generated_file, numpy_floats
 from adjoint.rules.registry import prim_of
+from adjoint.frontend.lower import FOR_DEPTH, Length
 from adjoint.frontend.source import unwrap
 from adjoint.ir.core import Block, Call, Const, For, Function, Value, map_blocks, \
     map_operands, walk_ops
@@ -127,12 +128,29 @@ def apply(step, ir: Function, facts, args) -> Function:
     raise ValueError(step)
 
 
-def int_arguments(f, args, kwargs=None) -> dict:
-    """f's parameters bound to ints (and bools) in this call, by name."""
+def depth_arguments(f, args, kwargs=None) -> dict:
+    """What may fix the depth of a recursion in f, by parameter name: the ints (and
+    bools) of this call, and the lengths of its lists, tuples and arrays (Length), which
+    lowering folds `len` of. A derivative lowered with them is keyed on all of them."""
     import inspect
     bound = inspect.signature(f).bind(*args, **(kwargs or {}))
     bound.apply_defaults()
-    return {k: as_int(v) for k, v in bound.arguments.items() if is_int(v)}
+    kinds = inspect.signature(f).parameters
+    return depth_values((k, v) for k, v in bound.arguments.items() if kinds[k].kind not in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
+
+
+def depth_values(named) -> dict:
+    """Of (name, argument) pairs: the ints as lowering folds them, and the lengths of
+    lists, tuples and arrays of one dimension or more; under FOR_DEPTH, that lowering
+    follows lengths (of lists made in f too)."""
+    values = {FOR_DEPTH: True}
+    for name, v in named:
+        if is_int(v):
+            values[name] = as_int(v)
+        elif isinstance(v, (list, tuple)) or isinstance(v, np.ndarray) and v.ndim > 0:
+            values[name] = Length(len(v))
+    return values
 
 
 def is_int(v) -> bool:
@@ -195,7 +213,7 @@ class Derivative:
             # only the parameters are read here: any depth's lowering has them all
             self.extras = extras
             self.lowered, self.lowered_guards = lower_by_depth(
-                self.f, lambda: int_arguments(self.f, own, kwargs), extras)
+                self.f, lambda: depth_arguments(self.f, own, kwargs), extras)
         if type(args) is Bound:
             return args
         return Bound(placed(self.f, self.lowered, own, kwargs) + tuple(extra))
@@ -210,8 +228,8 @@ class Derivative:
         if self.lowered is None:
             self.full_args(args)
         names = self.lowered.param_names  # args are full: one per parameter, in order
-        lowered, self.guards = lower_by_depth(self.f, lambda: {
-            n: as_int(a) for n, a in zip(names, args) if is_int(a)}, self.extras)
+        lowered, self.guards = lower_by_depth(self.f, lambda: depth_values(zip(names, args)),
+                                              self.extras)
         self.guards += rule_guards(lowered)
         self.base_name = lowered.name  # f's own name, or the name a lambda was given
         ir = optimize(without_checkpoints(apply_policy(lowered, None)), final=False)

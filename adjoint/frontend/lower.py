@@ -183,6 +183,9 @@ class Lowerer:
         self.recursions = [0]  # recursive calls inlined, shared with inlined helpers
         self.depth = 0  # of comprehensions being lowered (their accumulators' names)
         self.active: tuple = ()  # the lambdas and nested defs being inlined
+        # the lengths of values known here (None: not tracked); lowered for a call's
+        # lengths (a recursion that splits a list), `len(xs)` folds, and so does its depth
+        self.lengths: dict[Value, int] | None = None
 
     # ---------------------------------------------------------------- helpers
     def loc(self, node) -> Loc:
@@ -198,10 +201,17 @@ class Lowerer:
         folded = self._fold(prim, entry, args, kwargs)
         if folded is not None:
             return folded
+        if self.lengths is not None and prim.fn is len and len(args) == 1 and \
+                isinstance(args[0], Value) and args[0] in self.lengths:
+            return Const(self.lengths[args[0]])
         result = Value(hint)
         call = Call(prim, args, result, kwargs, self.loc(node) if node is not None else None)
         self.ops.append(call)
         self.defs[result] = call
+        if self.lengths is not None:
+            n = _length_of(call, self.lengths)
+            if n is not None:
+                self.lengths[result] = n
         return result
 
     def _fold(self, prim, entry, args, kwargs):
@@ -2817,7 +2827,7 @@ class Lowerer:
         inner.element_updates = self.element_updates
         inner.handlers, inner.catching = self.handlers, self.catching
         self.handled_in(owner.parsed, fn)
-        inner.seeds = self.seeds
+        inner.seeds, inner.lengths = self.seeds, self.lengths
         inner.active = self.active + (fn,)
         inner.env = dict(owner.env)
         inner.env.update(bound)
@@ -2850,8 +2860,10 @@ class Lowerer:
                     self.stack.count(fn) > _RECURSION_DEPTH:
                 raise self.error(f"recursive call of `{fn.__name__}` whose depth constant "
                                  f"arguments do not fix", node,
-                                 "write the recursion as a loop, or call it with constant "
-                                 "depth arguments (an int it counts down)",
+                                 "write the recursion as a loop, or make its depth follow "
+                                 "from f's int arguments (an int it counts down) or the "
+                                 "lengths of its list, tuple or array arguments (a list it "
+                                 "splits); a depth that floats decide is not supported",
                                  RecursionDepthError)
         results = lower_inline(fn, args, kwargs, self, node)
         if len(results) == 1:
@@ -2875,7 +2887,7 @@ def lower_inline(fn: Callable, args, kwargs, outer: Lowerer, node) -> tuple:
     inner.inplace, inner.element_updates = outer.inplace, outer.element_updates
     inner.handlers, inner.catching = outer.handlers, outer.catching
     outer.handled_in(parsed, parsed.node)
-    inner.recursions = outer.recursions
+    inner.recursions, inner.lengths = outer.recursions, outer.lengths
     inner.defs, inner.seeds = outer.defs, outer.seeds  # what the arguments are made of
     try:
         bound = inspect.signature(fn).bind(*args, **dict(kwargs))
@@ -2932,6 +2944,39 @@ class Extras(int):
     the name of the differentiated function's `*rest` parameter."""
 
 
+# the key in `constants` that lowers f for a recursion's depth (no parameter's name): the
+# lengths of lists and tuples made in f, and of the Length arguments, are followed
+FOR_DEPTH = "<depth>"
+
+
+class Length(int):
+    """The length of a list, tuple or array argument on the call compiled for: in
+    `constants`, under the parameter's name. The parameter stays a value; `len` of it,
+    and of its slices, folds, so that a recursion that splits it unrolls."""
+
+
+def _length_of(call: Call, lengths: dict):
+    """The length of `call`'s result where lowering knows it: a list or tuple display;
+    of a value of known length, a slice `xs[a:b]` (along the first axis of an array),
+    `xs.append(v)` and a write `xs[0] = v` at a constant index that is no slice (the
+    IR's values are never changed in place: a write or an append makes a new one)."""
+    fn, args = call.prim.fn, call.args
+    if fn in (list_of, tuple_of):
+        return len(args)
+    n = lengths.get(args[0]) if args and isinstance(args[0], Value) else None
+    if n is None or len(args) < 2:
+        return None
+    if fn is runtime.append:
+        return n + 1
+    if not isinstance(args[1], Const):
+        return None
+    if fn is operator.getitem and isinstance(args[1].value, slice):
+        return len(range(n)[args[1].value])
+    if fn is runtime.setitem and not isinstance(args[1].value, slice):
+        return n
+    return None
+
+
 def lower_function(fn: Callable, facts: Facts = NO_FACTS, constants=None) -> Function:
     """The IR of a user function (its callees inlined). `constants` maps parameter names
     to values the body reads instead (a recursion's depth: the parameters stay), and
@@ -2953,6 +2998,8 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
     a = node.args
     constants = dict(constants or {})
     extras = constants.pop(a.vararg.id, None) if a.vararg else None
+    for_depth = constants.pop(FOR_DEPTH, False)
+    lengths = {k: constants.pop(k) for k, v in list(constants.items()) if isinstance(v, Length)}
     if a.kwarg or getattr(a, "posonlyargs", None):
         what = "**" + a.kwarg.id if a.kwarg else "/"
         raise UnsupportedError(f"the parameter list of the differentiated function has "
@@ -2999,6 +3046,8 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
                                         hint=a.vararg.id, node=a.vararg)
     for name, value in constants.items():
         low.env[name] = low.classify(value, name)
+    if for_depth:
+        low.lengths = {low.env[k]: n for k, n in lengths.items()}
     tree = normalize(node, parsed.loc)
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
@@ -3550,8 +3599,8 @@ def _loads_after(fn_node, loop) -> set[str]:
             and getattr(n, "lineno", 0) > last}
 
 
-__all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Static", "math",
-           "builtins"]
+__all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Length",
+           "FOR_DEPTH", "Static", "math", "builtins"]
 
 
 def _is_namedtuple_class(fn) -> bool:
