@@ -142,14 +142,18 @@ def depth_arguments(f, args, kwargs=None) -> dict:
 
 def depth_values(named) -> dict:
     """Of (name, argument) pairs: the ints as lowering folds them, and the lengths of
-    lists, tuples and arrays of one dimension or more; under FOR_DEPTH, that lowering
-    follows lengths (of lists made in f too)."""
+    lists, tuples and arrays of one dimension or more (NumPy's, or any library's whose
+    first axis has a known length: dask's, the array API's); under FOR_DEPTH, that
+    lowering follows lengths (of lists made in f too)."""
     values = {FOR_DEPTH: True}
     for name, v in named:
+        shape = getattr(v, "shape", None) if not isinstance(v, np.generic) else None
         if is_int(v):
             values[name] = as_int(v)
-        elif isinstance(v, (list, tuple)) or isinstance(v, np.ndarray) and v.ndim > 0:
+        elif isinstance(v, (list, tuple)):
             values[name] = Length(len(v))
+        elif isinstance(shape, tuple) and shape and isinstance(shape[0], (int, np.integer)):
+            values[name] = Length(shape[0])
     return values
 
 

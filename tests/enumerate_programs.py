@@ -550,6 +550,15 @@ ARRAY_TEMPLATES = [
     # f calls itself to the depth its int argument fixes: lowered per depth, unrolled
     ("recursion", "int_depth", "def f(x, v, n):\n    if n == 0:\n        return np.sum(v * x)\n"
      "    return f(np.sin(x), v, n - 1) * x", (0.7, V3, 3), None),
+    # the depth a length fixes (issue 15): lowered per length with `len` folded, unrolled
+    ("recursion", "length_depth", "def f(x, v):\n    if len(v) == 1:\n        return v[0] * x\n"
+     "    h = len(v) // 2\n    return f(x, v[:h]) * np.sin(f(x, v[h:]))", (0.7, V3), None),
+    ("recursion", "list_display_depth", "def _rest(xs):\n    if len(xs) == 1:\n"
+     "        return xs[0] ** 2\n    return xs[0] * _rest(xs[1:])\n\n\ndef f(x, v):\n"
+     "    return _rest([x, v[0] * x, np.sin(v[1]), v[2]])", (0.7, V3), None),
+    ("recursion", "int_from_length", "def _down(x, n):\n    if n <= 0:\n        return x\n"
+     "    return x * _down(np.tanh(x), n - 1)\n\n\ndef f(x, v):\n"
+     "    return _down(x, len(v)) * np.sum(v)", (0.7, V3), None),
     # two gradients that are one array (round 6, N2): check_program clips nothing, but
     # checks that every returned array owns its memory
     ("returned", "same_cotangent", "def f(x, v, w):\n    return x * np.sum((v + w) ** 2)",
@@ -1078,6 +1087,9 @@ UNSUPPORTED = [
     # a recursion whose depth depends on data (one on an int argument unrolls)
     ("recursion", "def f(x, y, n):\n    if y < 0.1:\n        return x\n"
      "    return f(x * y, y * 0.5, n - 1)", (0.7, 0.4, 3)),
+    # one whose depth floats decide, with a length known (issue 15): still refused
+    ("recursion-float_depth", "def f(x, v):\n    m = 0.5 * x\n    if m < 0.1:\n"
+     "        return m * np.sum(v)\n    return f(m, v[::-1])", (0.7, V3)),
     # an in-place update that another name, slot or container sees (adversarial round 4)
     ("element-alias_name", "def f(x, v):\n    a = v * x\n    d = {'acc': a}\n"
      "    d['acc'] += np.sin(v)\n    return np.sum(a)", (0.7, V3)),

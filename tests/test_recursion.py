@@ -241,3 +241,34 @@ def test_a_data_test_before_the_length_runs_each_way_in_the_unrolled_code():
                                    atol=1e-9)
     a, b = 0.5, 2.0  # stops at b: a (b^2 + c^2 + ...) by hand
     np.testing.assert_allclose(g(np.array([a, b, 1.0])), [b * b + 1.0, 2 * a * b, 2 * a])
+
+
+def weighted_tree(xs, w):
+    if len(xs) == 1:
+        return w * xs[0] ** 2
+    h = len(xs) // 2
+    return weighted_tree(xs[:h], w) + np.sin(weighted_tree(xs[h:], w))
+
+
+class Tree:
+    def __init__(self, s):
+        self.s = s
+
+    def product(self, xs):
+        if len(xs) == 1:
+            return self.s * xs[0] ** 2
+        h = len(xs) // 2
+        return self.product(xs[:h]) * self.product(xs[h:])
+
+
+def test_a_length_recursion_through_a_partial_a_method_and_a_lambda():
+    import functools
+    for f in (functools.partial(weighted_tree, w=2.0), Tree(1.5).product,
+              lambda v: weighted_tree(v, 0.5)):
+        g = adjoint.grad(f)
+        for n in (5, 2):
+            x = np.linspace(0.2, 1.0, n)
+            np.testing.assert_allclose(g(x), numeric_grad(f, (x,)), rtol=1e-7, atol=1e-9)
+    x = np.array([0.4, 0.9])  # by hand: 1.5^2 a^2 b^2
+    np.testing.assert_allclose(adjoint.grad(Tree(1.5).product)(x),
+                               [2.25 * 2 * 0.4 * 0.81, 2.25 * 0.16 * 2 * 0.9], rtol=1e-14)

@@ -3046,8 +3046,9 @@ def _lower_function(fn: Callable, facts: Facts, constants) -> Function:
                                         hint=a.vararg.id, node=a.vararg)
     for name, value in constants.items():
         low.env[name] = low.classify(value, name)
-    if for_depth:
-        low.lengths = {low.env[k]: n for k, n in lengths.items()}
+    if for_depth:  # (a parameter a partial binds or a method's self is no value here)
+        low.lengths = {low.env[k]: n for k, n in lengths.items()
+                       if isinstance(low.env.get(k), Value)}
     tree = normalize(node, parsed.loc)
     ret = low.body(tree.body) or (Const(None),)
     doc = inspect.getdoc(parsed.func) or ""
