@@ -272,3 +272,30 @@ def test_a_length_recursion_through_a_partial_a_method_and_a_lambda():
     x = np.array([0.4, 0.9])  # by hand: 1.5^2 a^2 b^2
     np.testing.assert_allclose(adjoint.grad(Tree(1.5).product)(x),
                                [2.25 * 2 * 0.4 * 0.81, 2.25 * 0.16 * 2 * 0.9], rtol=1e-14)
+
+
+def halve(x):
+    """The depth from x.shape[0] and np.shape(x)[0], as array code reads a length."""
+    n = x.shape[0]
+    if n == 1:
+        return np.sin(x[0])
+    return halve(x[: n // 2]) * halve(x[n // 2:]) + np.shape(x)[0] * 0.1
+
+
+def rows(A):
+    """Recursion over the rows of a matrix."""
+    if A.shape[0] == 1:
+        return np.sum(A[0] ** 2)
+    return np.tanh(rows(A[1:])) * np.sum(A[0])
+
+
+def test_a_depth_read_from_an_arrays_shape():
+    g, h = adjoint.grad(halve), adjoint.grad(rows)
+    for n in (1, 4, 7):
+        x = np.linspace(0.2, 1.0, n)
+        np.testing.assert_allclose(g(x), numeric_grad(halve, (x,)), rtol=1e-7, atol=1e-9)
+        A = np.linspace(-0.9, 0.8, 2 * n).reshape(n, 2)
+        np.testing.assert_allclose(h(A), numeric_grad(rows, (A,)), rtol=1e-7, atol=1e-9)
+    a, b = 0.3, 1.1  # by hand: sin(a) sin(b) + 0.2
+    np.testing.assert_allclose(g(np.array([a, b])), [np.cos(a) * np.sin(b),
+                                                     np.sin(a) * np.cos(b)], rtol=1e-14)

@@ -201,9 +201,10 @@ class Lowerer:
         folded = self._fold(prim, entry, args, kwargs)
         if folded is not None:
             return folded
-        if self.lengths is not None and prim.fn is len and len(args) == 1 and \
-                isinstance(args[0], Value) and args[0] in self.lengths:
-            return Const(self.lengths[args[0]])
+        if self.lengths is not None:
+            n = _known_length(prim.fn, args, self.defs, self.lengths)
+            if n is not None:
+                return Const(n)
         result = Value(hint)
         call = Call(prim, args, result, kwargs, self.loc(node) if node is not None else None)
         self.ops.append(call)
@@ -2953,6 +2954,24 @@ class Length(int):
     """The length of a list, tuple or array argument on the call compiled for: in
     `constants`, under the parameter's name. The parameter stays a value; `len` of it,
     and of its slices, folds, so that a recursion that splits it unrolls."""
+
+
+def _is_const(o, value) -> bool:
+    return isinstance(o, Const) and type(o.value) is type(value) and o.value == value
+
+
+def _known_length(fn, args, defs: dict, lengths: dict):
+    """`len(xs)`, `xs.shape[0]` or `np.shape(xs)[0]` of a value whose length is known."""
+    if fn is len and len(args) == 1 and isinstance(args[0], Value):
+        return lengths.get(args[0])
+    if fn is operator.getitem and isinstance(args[0], Value) and args[0] in defs and \
+            _is_const(args[1], 0):
+        shape = defs[args[0]]  # an op of this lowering (an argument has none)
+        of = shape.args[0] if shape.args and isinstance(shape.args[0], Value) else None
+        if of in lengths and (shape.prim.fn is np.shape and len(shape.args) == 1 or
+                              shape.prim.fn is attribute and _is_const(shape.args[1], "shape")):
+            return lengths[of]
+    return None
 
 
 def _length_of(call: Call, lengths: dict):
