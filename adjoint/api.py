@@ -26,7 +26,7 @@ from adjoint.driver import Compilation, check_wrt_kinds, extra_arguments, facts_
     with_handler_check, with_real_check, with_rest
 from adjoint.errors import AdjointError, RecursionDepthError, UnsupportedError
 from adjoint.floats import as_numpy_would, generated_file, numpy_floats, where
-from adjoint.frontend.lower import lower_function
+from adjoint.frontend.lower import FOR_DEPTH, lower_function
 from adjoint.frontend.source import parse_function, unwrap, unwrap_partial
 from adjoint.higher import HVP, Derivative, def_line, depth_arguments, nested
 from adjoint.guards import holds, quick_signature, rule_guards, same_facts, signature, \
@@ -749,8 +749,11 @@ def _source(f, wrt, kind, args, checkpoint, standalone, job, emitted, backend) -
         generic = emitted(None)
     except Exception:  # noqa: BLE001 - no generic code: the specialised one is checked
         generic = None
-    # nothing about the arguments is in the code: no check of them
-    specialised = generic is None or generic.split("\n", 1)[1] != text.split("\n", 1)[1]
+    # nothing about the arguments is in the code: no check of them; but a recursion
+    # lowered for this call's depth (its ints, its lengths) is specialised on it even
+    # where its generic text is the same (that too was lowered for the depth)
+    specialised = generic is None or FOR_DEPTH in (job.constants or {}) or \
+        generic.split("\n", 1)[1] != text.split("\n", 1)[1]
     # the file's own name (the header's first line has its path): the text stays the same
     # on every machine
     text = with_entry_check(text, job.ir, args, fn_name, None if standalone else where,

@@ -299,3 +299,29 @@ def test_a_depth_read_from_an_arrays_shape():
     a, b = 0.3, 1.1  # by hand: sin(a) sin(b) + 0.2
     np.testing.assert_allclose(g(np.array([a, b])), [np.cos(a) * np.sin(b),
                                                      np.sin(a) * np.cos(b)], rtol=1e-14)
+
+
+def test_every_emitted_mode_of_a_recursion_checks_its_depth_on_entry():
+    # forward mode wrote no check: its text read as generic (the same text as the
+    # generic emission, which was lowered for the same depth), so fact_like_jvp(x, 5,
+    # x_dot) ran the code unrolled for n == 2, and tree_sum_jvp any length with 3's
+    x = 0.55
+    for mode, name in (("forward", "fact_like_jvp"), ("reverse", "fact_like_grad"),
+                       ("vjp", "fact_like_fwd")):
+        namespace = {}
+        exec(adjoint.source(fact_like, mode=mode, args=(x, 2)), namespace)
+        with pytest.raises(ValueError, match="n == 2"):
+            namespace[name](x, 5, 1.0) if mode == "forward" else namespace[name](x, 5)
+    namespace = {}
+    exec(adjoint.source(fact_like, mode="forward", args=(x, 2)), namespace)
+    value, slope = namespace["fact_like_jvp"](x, 2, 1.0)
+    assert value == pytest.approx(fact_like(x, 2), rel=1e-14)
+    assert slope == pytest.approx(numeric_grad(fact_like, (x, 2)), rel=1e-7)
+    xs = np.array([0.4, -0.3, 1.1])
+    namespace = {}
+    exec(adjoint.source(tree_sum, mode="forward", args=(xs,)), namespace)
+    v = np.array([1.0, 0.5, -2.0])
+    assert namespace["tree_sum_jvp"](xs, v)[1] == pytest.approx(tree_sum_by_hand(xs) @ v,
+                                                                rel=1e-12)
+    with pytest.raises(ValueError, match=r"shape == \(3,\)"):
+        namespace["tree_sum_jvp"](np.append(xs, 0.2), np.append(v, 1.0))
