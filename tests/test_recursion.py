@@ -325,3 +325,13 @@ def test_every_emitted_mode_of_a_recursion_checks_its_depth_on_entry():
                                                                 rel=1e-12)
     with pytest.raises(ValueError, match=r"shape == \(3,\)"):
         namespace["tree_sum_jvp"](np.append(xs, 0.2), np.append(v, 1.0))
+
+
+def test_a_depth_past_the_unrolling_limits_is_refused_saying_so():
+    # 256 calls in all: tree_sum of 200 entries makes 399; 20 levels: fact_like at 21
+    for f, args in ((tree_sum, (np.linspace(0.0, 1.0, 200),)), (fact_like, (0.5, 21))):
+        with pytest.raises(UnsupportedError, match=r"deeper than 20 levels \(256 calls") as e:
+            adjoint.grad(f)(*args)
+        assert e.value.loc.filename == __file__ and "as a loop" in e.value.hint
+    assert adjoint.grad(fact_like)(0.5, 20) == pytest.approx(
+        numeric_grad(fact_like, (0.5, 20)), rel=1e-6, abs=1e-12)

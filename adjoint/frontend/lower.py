@@ -2860,7 +2860,9 @@ class Lowerer:
             if self.recursions[0] > _RECURSION_BUDGET or \
                     self.stack.count(fn) > _RECURSION_DEPTH:
                 raise self.error(f"recursive call of `{fn.__name__}` whose depth constant "
-                                 f"arguments do not fix", node,
+                                 f"arguments do not fix, or fix deeper than "
+                                 f"{_RECURSION_DEPTH} levels ({_RECURSION_BUDGET} calls in "
+                                 f"all)", node,
                                  "write the recursion as a loop, or make its depth follow "
                                  "from f's int arguments (an int it counts down) or the "
                                  "lengths of its list, tuple or array arguments (a list it "
