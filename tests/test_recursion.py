@@ -335,3 +335,30 @@ def test_a_depth_past_the_unrolling_limits_is_refused_saying_so():
         assert e.value.loc.filename == __file__ and "as a loop" in e.value.hint
     assert adjoint.grad(fact_like)(0.5, 20) == pytest.approx(
         numeric_grad(fact_like, (0.5, 20)), rel=1e-6, abs=1e-12)
+
+
+def popping(xs):
+    """A helper that pops from the caller's list on the way down (as Python does)."""
+    if len(xs) == 1:
+        return xs[0]
+    y = xs.pop()
+    return y * np.sin(popping(xs))
+
+
+def after_popping(xs):
+    return popping(xs) + len(xs) * xs[0]  # xs is one entry long afterwards
+
+
+def test_lists_jvp_hvp_and_a_helper_that_pops_from_the_callers_list():
+    xs, v = [0.3, 0.6, 0.9], [1.0, -1.0, 0.5]
+    g = adjoint.grad(tree_sum)
+    value, slope = adjoint.jvp(tree_sum)(list(xs), list(v))
+    assert value == pytest.approx(tree_sum(xs), rel=1e-14)
+    assert slope == pytest.approx(np.dot(tree_sum_by_hand(xs), v), rel=1e-12)
+    want = diff_of_grad(lambda a: np.asarray(g(list(a))), (np.array(xs),), 0, np.array(v))
+    np.testing.assert_allclose(adjoint.hvp(tree_sum)(list(xs), list(v)), want, rtol=1e-6)
+    for n in (1, 4, 2):
+        ys = list(np.linspace(0.3, 1.2, n))
+        np.testing.assert_allclose(adjoint.grad(after_popping)(list(ys)),
+                                   numeric_grad(after_popping, (list(ys),)), rtol=1e-7,
+                                   atol=1e-9)
