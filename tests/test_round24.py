@@ -182,3 +182,25 @@ def test_hvp_of_a_kink_rule_in_a_branch_the_first_call_did_not_take():
     hvp(x, "gelu", v)
     want = 6.0 * np.where(x > 0, x, 0.0) * v  # d2/dx2 of max(x, 0)^2 x is 6x for x > 0
     np.testing.assert_allclose(hvp(x, "relu", v), want, rtol=1e-10)
+
+
+def _boundary(u, bc):
+    un = u * 1.0
+    if bc == "copy_next":
+        un[0] = un[1]
+    else:
+        un[0] = un[2]
+    return np.sum(un ** 2)
+
+
+def test_an_entry_read_on_a_branch_no_call_took_is_a_number_not_a_view():
+    # un[2] of a 1-D array, on the side the first call did not take, was read as a possible
+    # view of un, and the write refused (adv24a's M1a, heat-equation boundary conditions)
+    grad = adjoint.grad(_boundary)
+    u = np.array([1.0, 2.0, 3.0, 4.0])
+    for bc, want in (("copy_next", [0.0, 8.0, 6.0, 8.0]), ("copy_two", [0.0, 4.0, 12.0, 8.0])):
+        got = grad(u, bc)  # by hand: 2 u_k for each entry that un holds
+        np.testing.assert_allclose(got, want)
+        fd = [(_boundary(u + EPS * e, bc) - _boundary(u - EPS * e, bc)) / (2 * EPS)
+              for e in np.eye(4)]
+        np.testing.assert_allclose(got, fd, rtol=1e-7, atol=1e-7)

@@ -123,7 +123,8 @@ class _Objects:
             # an element of a list, tuple or dict is no view of it (its slot relates them)
             view = op.prim.name in registry.VIEWS and (k is None or k.type == "ndarray") \
                 and not (op.prim.name == "getitem" and (type_of(op.args[0]) in _CONTAINERS
-                                                        or _advanced(op.args[1], facts, made))) \
+                                                        or _advanced(op.args[1], facts, made)
+                                                        or _element(op, facts))) \
                 or op.prim.name == "sequence" and type_of(op.args[0]) != "dict" \
                 or op.prim.name in ("field", "replaced")  \
                 or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
@@ -406,6 +407,24 @@ def _advanced(index, facts, made: dict) -> bool:
     op = made.get(index)
     return op is not None and op.prim.name == "index" and \
         any(_advanced(p, facts, made) for p in op.args)
+
+
+def _element(op: Call, facts) -> bool:
+    """Whether `x[index]` is one entry of an array of known rank, a number and no view:
+    an int index per axis (`un[2]` of a 1-D array, read on a branch no call took)."""
+    base = facts.kind(op.args[0]) if facts is not None else None
+    if base is None or base.type != "ndarray" or base.shape is None:
+        return False
+    index = op.args[1]
+    parts = index.value if isinstance(index, Const) and isinstance(index.value, tuple) else \
+        (index,)
+
+    def integer(p):
+        if isinstance(p, Const):
+            return isinstance(p.value, (int, np.integer)) and not isinstance(p.value, bool)
+        k = facts.kind(p) if isinstance(p, Value) else None
+        return k is not None and k.type == "int"
+    return len(parts) == len(base.shape) and all(integer(p) for p in parts)
 
 
 def _no_copy(op: Call) -> bool:

@@ -3327,10 +3327,15 @@ def _writes_out(fn, args, kwargs) -> bool:
     if not str(getattr(fn, "__module__", None) or "").startswith(("numpy", "scipy")):
         return False  # a user's helper may well have a parameter named `out`
     try:
-        params = list(inspect.signature(fn).parameters)
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
-    at = params.index("out") if "out" in params else None
+    positional = []  # up to *args (np.einsum(*operands, out=None) takes out by keyword)
+    for p in params:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            break
+        positional.append(p.name)
+    at = positional.index("out") if "out" in positional else None
     return at is not None and len(args) > at and given(args[at])
 
 
