@@ -513,9 +513,10 @@ def zeros_like(x):
             return np.zeros(np.shape(x), dtype=complex if complex_ else float)
         except ValueError:  # ragged: one zero per element
             return Cotangents(zeros_like(e) for e in x)
+    # 0.0, a Python float, keeps float32 float32 (NumPy 2's weak scalars); an int is float64
     if isinstance(x, np.ndarray) or not hasattr(x, "__array_function__"):
-        return np.zeros(np.shape(x), dtype=np.result_type(x, float))
-    return np.zeros_like(x, dtype=np.result_type(x.dtype, float))  # lazy, chunked like x
+        return np.zeros(np.shape(x), dtype=np.result_type(x, 0.0))
+    return np.zeros_like(x, dtype=np.result_type(x.dtype, 0.0))  # lazy, chunked like x
 
 
 def _may_carry(v) -> bool:

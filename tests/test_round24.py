@@ -204,3 +204,18 @@ def test_an_entry_read_on_a_branch_no_call_took_is_a_number_not_a_view():
         fd = [(_boundary(u + EPS * e, bc) - _boundary(u - EPS * e, bc)) / (2 * EPS)
               for e in np.eye(4)]
         np.testing.assert_allclose(got, fd, rtol=1e-7, atol=1e-7)
+
+
+def _products(x):
+    return x[1] * x[0] + np.sum(x[1:] ** 2)
+
+
+def test_a_generic_gradient_of_a_float32_array_is_float32(tmp_path):
+    # the gradient accumulated into zeros_like(x), whose dtype was result_type(x, float):
+    # float64 (adv24b's M1); adjoint.grad gave float32, as the README says
+    grad = emitted(tmp_path, adjoint.source(_products))._products_grad
+    x = np.array([0.3, -0.5, 0.9], dtype=np.float32)
+    got = grad(x)
+    assert got.dtype == np.float32 == adjoint.grad(_products)(x).dtype
+    np.testing.assert_allclose(got, [-0.5, 0.3 - 1.0, 1.8], rtol=1e-6)  # by hand
+    assert grad(x.astype(np.float64)).dtype == np.float64
