@@ -195,6 +195,25 @@ def zero_outside(cond, c, keep=True):
     return out[()] if out.ndim == 0 else out
 
 
+def combinations(n, r):
+    """The positions itertools.combinations yields from a sequence of length `n`."""
+    import itertools
+    return list(itertools.combinations(range(n), r))
+
+
+def permutations(n, r):
+    """The positions itertools.permutations yields from a sequence of length `n`."""
+    import itertools
+    return list(itertools.permutations(range(n), r))
+
+
+def combinations_with_replacement(n, r):
+    """The positions itertools.combinations_with_replacement yields from a sequence of
+    length `n`."""
+    import itertools
+    return list(itertools.combinations_with_replacement(range(n), r))
+
+
 def element(x, index):
     """`x[index]` where the compiler knows it is one element: a number, not a view."""
     return x[index]
@@ -935,4 +954,5 @@ __all__ = ["accum", "alias", "element", "private", "unbroadcast", "sum_to", "exp
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
            "ones_at_zeros", "abs_slope", "larger_share", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
            "index_tuple", "real_arguments", "no_none_entries", "no_integers",
-           "numpy_floats_where_python_raises", "zero_outside"]
+           "numpy_floats_where_python_raises", "zero_outside", "combinations", "permutations",
+           "combinations_with_replacement"]

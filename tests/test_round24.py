@@ -1,6 +1,8 @@
 """Round 24 (issue 19): classes of crashes and wrong values found this round, each with
 the test that failed before its fix. Values are checked against a formula by hand and
 central differences in float64."""
+import collections
+import itertools
 import math
 import warnings
 
@@ -219,3 +221,51 @@ def test_a_generic_gradient_of_a_float32_array_is_float32(tmp_path):
     assert got.dtype == np.float32 == adjoint.grad(_products)(x).dtype
     np.testing.assert_allclose(got, [-0.5, 0.3 - 1.0, 1.8], rtol=1e-6)  # by hand
     assert grad(x.astype(np.float64)).dtype == np.float64
+
+
+def _pairs(x):
+    s = 0.0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        s = s + x[i] * x[j]
+    return s
+
+
+def _interactions(ws, x):
+    total = 0.0
+    for a, b in itertools.permutations(ws, 2):
+        total = total + np.sum(np.tanh(a * x) * b)
+    for a, b in itertools.combinations_with_replacement(ws, r=2):
+        total = total + np.sum(a * b) ** 2
+    return total
+
+
+def test_combinations_and_permutations_choose_entries_by_position(tmp_path):
+    # refused with a hint to write a rule (adv24b's M2a); now the positions are computed as
+    # f runs, so one compiled gradient serves every length, generic code too
+    grad = adjoint.grad(_pairs)
+    for x in (np.array([0.3, 0.5, 0.9]), np.array([0.3, -0.5, 0.9, 2.0])):
+        np.testing.assert_allclose(grad(x), np.sum(x) - x)  # by hand: the others' sum
+    grad, generic = adjoint.grad(_interactions), emitted(
+        tmp_path, adjoint.source(_interactions))._interactions_grad
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=3)
+    for n in (3, 2, 4):
+        ws = [rng.normal(size=3) for _ in range(n)]
+        want = [np.array([(_interactions([w + EPS * d if k == j else w for k, w in enumerate(ws)],
+                                         x) -
+                           _interactions([w - EPS * d if k == j else w for k, w in enumerate(ws)],
+                                         x)) / (2 * EPS) for d in np.eye(3)]) for j in range(n)]
+        for got in (grad(ws, x), generic(ws, x)):
+            np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-6, atol=1e-8)
+
+
+def _counts(x):
+    d = collections.defaultdict(float)
+    d[0] += x * x
+    return d[0]
+
+
+def test_a_defaultdict_made_in_f_is_refused_with_what_to_write():
+    with pytest.raises(adjoint.AdjointError, match=r"defaultdict made in the function") as e:
+        adjoint.grad(_counts)(0.7)
+    assert "d.get(k, 0.0)" in str(e.value) and "test_round24.py:" in str(e.value)

@@ -22,6 +22,7 @@ func f(%x, %y):
 from __future__ import annotations
 
 import builtins
+import collections
 import enum
 import functools
 import inspect
@@ -1624,6 +1625,10 @@ class Lowerer:
                     k.arg for k in node.keywords] and {k.arg for k in node.keywords} <= {
                     "key", "reverse"}:
             return self.keyed_extremum(callee.obj, node)
+        if isinstance(callee, Static) and callee.obj is collections.defaultdict:
+            raise self.error("a defaultdict made in the function is not supported", node,
+                             "use a dict and d.get(k, 0.0): d[k] = d.get(k, 0.0) + v (a "
+                             "defaultdict passed in as an argument is read as a dict)")
         if isinstance(callee, Static) and callee.obj is isinstance and len(node.args) == 2 \
                 and not node.keywords:
             return self.emit(prim_of(isinstance), (self.operand(node.args[0]),
@@ -1825,7 +1830,8 @@ class Lowerer:
 
     def itertool(self, fn, args, kwargs, node):
         """`itertools.accumulate`, `pairwise`, `chain`, `chain.from_iterable`, `product`,
-        `islice` and `repeat` of sequences: the list each yields, made by the loop or
+        `islice`, `repeat`, `combinations`, `permutations` and
+        `combinations_with_replacement` of sequences: the list each yields, made by the loop or
         comprehension a person would write (lists and loops over them are lowered so)."""
         name = "chain.from_iterable" if fn == itertools.chain.from_iterable else fn.__name__
         given = dict(kwargs)
@@ -1884,6 +1890,16 @@ class Lowerer:
             bounds = args[1:] if len(args) > 2 else [Const(None)] + args[1:]
             return self.desugared("out = [e for e in s0[start:stop:step]]", seqs | dict(zip(
                 ("start", "stop", "step"), bounds + [Const(None)] * (3 - len(bounds)))), node)
+        if fn in _CHOOSERS:
+            r = args[1] if len(args) > 1 else given.get("r", Const(None))
+            if len(args) > 2 or not (isinstance(r, Const) and isinstance(r.value, int)):
+                raise self.error(f"`itertools.{name}` with a size known only when the "
+                                 f"function runs, or none", node,
+                                 f"give the size as a number: itertools.{name}(xs, 2)")
+            items = "".join(f"s0[e[{i}]], " for i in range(r.value))
+            # the positions are ints, computed as f runs (generic code knows no length)
+            return self.desugared(f"out = [({items}) for e in positions(len(s0), {r.value})]",
+                                  seqs | {"positions": Static(_CHOOSERS[fn])}, node)
         if fn is itertools.repeat:
             x, times = (args + [given.get("times")])[:2]
             return self.desugared("out = [x for _ in range(n)]", {"x": x, "n": times}, node)
@@ -3236,6 +3252,13 @@ _ITERTOOLS = {itertools.accumulate: {"func", "initial"}, itertools.chain: set(),
               itertools.islice: set(), itertools.repeat: {"times"}}
 if hasattr(itertools, "pairwise"):  # (Python 3.10)
     _ITERTOOLS[itertools.pairwise] = set()
+# itertools that choose entries of one sequence by position: the positions they yield
+_CHOOSERS = {itertools.combinations: runtime.combinations,
+             itertools.permutations: runtime.permutations,
+             itertools.combinations_with_replacement: runtime.combinations_with_replacement}
+_ITERTOOLS.update({tool: {"r"} for tool in _CHOOSERS})
+for _positions in _CHOOSERS.values():
+    registry.primitive(_positions, _positions.__name__, nondiff=True)
 
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)

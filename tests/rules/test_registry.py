@@ -808,6 +808,9 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "tensordot_plan": [case(2, 3, 1), case(3, 2, ((0, 2), (1, 0)))],
     "kron_plan": [case((2,), (2, 3))], "cross_axes": [case(), case(-1, 0, 1, None), case(axis=0)],
     "select_index": [case([MASK34, ~MASK34]), case([MASK4])],
+    # the positions itertools.combinations/permutations/... of a sequence yield
+    "combinations": [case(4, 2), case(3, 3)], "permutations": [case(3, 2), case(2, 2)],
+    "combinations_with_replacement": [case(3, 2), case(2, 1)],
     "nonsingular": [case(N(3, 3)), case(N(2, 3, 3))],
     "cast_kind": [case("float64"), case(np.float32), case(int), case("complex128")],
     "is_complex": [case(N(3))], "is_text": [case("ij"), case(N(2))], "pad_mode_ok": [case("edge"), case("mean")],
