@@ -255,11 +255,15 @@ def _tuples(fn: Function) -> set:
 
 def _foreign_buffers(fn: Function) -> set:
     """Values whose buffer may be one the function must not write: the caller's (a
-    parameter) or a read-only broadcast. Follows same-buffer edges forward: a view or
+    parameter), a read-only broadcast, or one a tape or a list holds. Follows same-buffer edges forward: a view or
     a write keeps its operand's buffer, and a loop or branch passes values on."""
     out = set(fn.params) - set(fn.owned)
     calls = list(walk_calls(fn.body))
     out.update(op.result for op in calls if op.prim.name in READONLY)
+    # a value kept on a tape or in a list is the object the tape holds: a write into it
+    # would change what the backward sweep pops (an HVP's `h_dot += h_dot`)
+    out.update(a for op in calls if op.prim.style in ("tape_push", "append")
+               for a in op.args[1:] if isinstance(a, Value))
     edges = [(registry.viewed(op), op.result) for op in calls
              if op.args and op.prim.name in VIEWS and isinstance(registry.viewed(op), Value)]
     edges += [(b, a) for _, _, a, b in ties(fn.body) if isinstance(b, Value)]
