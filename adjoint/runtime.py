@@ -444,8 +444,8 @@ class CotangentDict(dict):
             self[k] = accum(self[k], b) if k in self else b
         return self
 
-    def copy(self):
-        return CotangentDict(self)
+    def copy(self):  # entries included: the copy's `c[k] += g` leaves this one as it is
+        return CotangentDict((k, private(v)) for k, v in self.items())
 
 
 class FieldCotangents(CotangentDict):
@@ -487,8 +487,8 @@ class FieldCotangents(CotangentDict):
     def __iadd__(self, other):
         return CotangentDict.__iadd__(self, self._named(other))
 
-    def copy(self):
-        return FieldCotangents(self.names, list(self.values()))
+    def copy(self):  # entries included, as CotangentDict's
+        return FieldCotangents(self.names, [private(v) for v in self.values()])
 
 
 def by_field(g, like):
