@@ -923,7 +923,7 @@ class Emitter:
         elif style in ("setitem", "iadd_at", "add_at"):
             target = self.names(op.result)
             if not isinstance(a[0], Value) or self.names(a[0]) != target:
-                self.lines.append(f"{ind}{target} = {self.copy_of(a[0], a[1])}")
+                self.lines.append(f"{ind}{target} = {self.copy_of(a[0], a[1], style)}")
             if style == "add_at" and not self.numba and not self.xp and \
                     self._container(a[0]) != "ndarray":  # perhaps a dict (generic code)
                 self.module.helpers["add_into"] = runtime.add_into
@@ -1032,16 +1032,23 @@ class Emitter:
         else:
             self.lines.append(f"{ind}{target} {symbol}= {other}")
 
-    def copy_of(self, o: Operand, key: Operand) -> str:
+    def copy_of(self, o: Operand, key: Operand, style: str = "setitem") -> str:
         """A copy of what an op writes into while its old value is read on: an array, or
         a list or dict (known by its kind, by the op that made it, or by a str key)."""
         kind = "dict" if isinstance(key, Const) and isinstance(key.value, str) else \
             {"dict": "dict", "list": "list", "ndarray": "np.array"}.get(self._container(o))
+        if style == "iadd_at" and kind in ("dict", "list") and not (self.numba or self.xp):
+            # `c[k] += g` adds into the entry's array in place: dict(c) would share it
+            self.module.helpers["private_entries"] = runtime.private_entries
+            return f"private_entries({self.operand(o)})"
         if kind is None and not (self._index_kind(key) and (self.numba or self.xp)):
             # not known to be an array (a str key would name a dict entry, and a list
             # may be indexed as one): a copy of its own kind
             if self.xp:  # private() copies with .copy(), which the standard has not
                 self._refuse("a copy of a value of unknown kind before a write", self._loc)
+            if style == "iadd_at" and not self.numba:  # perhaps a list's or dict's: as above
+                self.module.helpers["private_entries"] = runtime.private_entries
+                return f"private_entries({self.operand(o)})"
             self.module.helpers["private"] = runtime.private
             return f"private({self.operand(o)})"
         if kind == "np.array" and self.numba and self._made_array(o):  # numba's np.array

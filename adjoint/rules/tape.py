@@ -25,7 +25,7 @@ def tape_pop(tape):
 
 def iadd_at(x, index, value):
     """`x[index] += value` as a value (basic indices only; generated code adds in place)."""
-    x = x.copy() if hasattr(x, "copy") else x
+    x = runtime.private_entries(x)  # a list's or dict's entry is added into in place
     x[index] += value
     return x
 
