@@ -269,3 +269,17 @@ def test_a_defaultdict_made_in_f_is_refused_with_what_to_write():
     with pytest.raises(adjoint.AdjointError, match=r"defaultdict made in the function") as e:
         adjoint.grad(_counts)(0.7)
     assert "d.get(k, 0.0)" in str(e.value) and "test_round24.py:" in str(e.value)
+
+
+def _eigvals_square_sum(M):
+    return np.sum(np.real(np.linalg.eigvals(M)) ** 2)
+
+
+@pytest.mark.parametrize("M", [2.0 * np.eye(2), np.diag([1.0, 3.0, 1.0])])
+def test_eigvals_at_a_repeated_eigenvalue_matches_values_one_to_one(M):
+    # the nearest of eig's values picked one eigenvector twice: LinAlgError from the
+    # generated code (adv24c's C1). sum(w ** 2) is trace(M @ M): its gradient is 2 M^T
+    np.testing.assert_allclose(adjoint.grad(_eigvals_square_sum)(M), 2 * M.T, atol=1e-12)
+    V = np.arange(M.size, dtype=float).reshape(M.shape) / 10
+    _, tangent = adjoint.jvp(_eigvals_square_sum)(M, V)
+    assert tangent == pytest.approx(2 * np.trace(M @ V), rel=1e-12)  # by hand

@@ -1150,9 +1150,12 @@ def lstsq_jvp(ans, a, b, rcond=None, a_dot=None, b_dot=None):
 def eig_order(w, values):
     """The permutation p with values[..., p] == w up to rounding: which of
     np.linalg.eig's eigenvalues `values` is each of np.linalg.eigvals's `w` (LAPACK
-    computes them along two paths, and need not list them in one order)."""
-    return np.argmin(np.abs(np.asarray(w)[..., :, None] - np.asarray(values)[..., None, :]),
-                     axis=-1)
+    computes them along two paths, and need not list them in one order). Both sorted,
+    the k-th of one is the k-th of the other: a one-to-one match also where a value
+    repeats (2 I), where the nearest value would pick one eigenvector twice."""
+    by_w = np.argsort(np.asarray(w), axis=-1)
+    by_values = np.argsort(np.asarray(values), axis=-1)
+    return np.take_along_axis(by_values, np.argsort(by_w, axis=-1), axis=-1)
 
 
 primitive(eig_order, "eig_order", nondiff=True)
