@@ -125,6 +125,8 @@ class _Objects:
                 and not (op.prim.name == "getitem" and (type_of(op.args[0]) in _CONTAINERS
                                                         or _advanced(op.args[1], facts, made)
                                                         or _element(op, facts))) \
+                and not (op.prim.name == "attribute" and isinstance(op.args[1], Const) and
+                         op.args[1].value in _NUMBER_ATTRIBUTES) \
                 or op.prim.name == "sequence" and type_of(op.args[0]) != "dict" \
                 or op.prim.name in ("field", "replaced")  \
                 or op.prim.name == "np.array" and _no_copy(op)  # np.array(y, copy=False)
@@ -407,6 +409,10 @@ def _advanced(index, facts, made: dict) -> bool:
     op = made.get(index)
     return op is not None and op.prim.name == "index" and \
         any(_advanced(p, facts, made) for p in op.args)
+
+
+# attributes of an array that are numbers or tuples of them, never a view of it
+_NUMBER_ATTRIBUTES = ("shape", "ndim", "size", "dtype", "itemsize", "nbytes")
 
 
 def _element(op: Call, facts) -> bool:
