@@ -23,26 +23,26 @@ from __future__ import annotations
 
 import builtins
 import collections
-import enum
 import functools
 import inspect
 import itertools
 import math
 import operator
-import os
 import string
 import sys
-import sysconfig
 import textwrap
 import types
 import warnings
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import gast
 import numpy as np
 
 from adjoint import runtime
+from adjoint.frontend.bindings import (FUNCTIONS, TEMP, Built, Frozen, Instance, Local, Method,
+                                       Partial, Static, dict_view, dotted, hint_of, is_call_to,
+                                       is_library, is_literal, is_user_object, qualname,
+                                       type_module)
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
@@ -57,81 +57,6 @@ from adjoint.rules.structure import (ARRAY_ATTRIBUTES, and_, assertion, attribut
                                       field, in_, keys, list_of, mapping, numbers, not_in, or_,
                                       raise_if, replaced, sequence, STR_METHODS, tolist, item,
                                       tuple_of)
-
-TEMP = "_t"
-SCALARS = (bool, int, float, complex, str, type(None), type(Ellipsis), slice)
-
-
-@dataclass(frozen=True)
-class Static:
-    """A compile-time object: a module, a function, a class, a bound method."""
-
-    obj: Any
-
-
-@dataclass(frozen=True)
-class Method:
-    """`value.name`, before it is called."""
-
-    base: Operand
-    name: str
-    loc: Loc
-
-
-@dataclass(frozen=True, eq=False)
-class Local:
-    """A function defined in the function being lowered: a lambda or a nested `def`.
-    Calls inline it; its free names are read from `owner`'s variables when it is called
-    (Python's closures bind late), its defaults were evaluated where it was defined."""
-
-    node: Any  # gast.Lambda or gast.FunctionDef
-    defaults: dict  # parameter name -> operand
-    owner: Any  # the Lowerer whose variables it closes over
-    name: str
-
-
-@dataclass(frozen=True, eq=False)
-class Partial:
-    """`functools.partial(fn, *args, **kwargs)`, before it is called."""
-
-    fn: Any  # Static or Local
-    args: tuple
-    kwargs: tuple
-
-
-@dataclass(frozen=True, eq=False)
-class Instance:
-    """A user object whose attributes are read as constants: a bound method's `self`.
-    `name` prefixes the names its attributes get in generated code (`self_W`)."""
-
-    obj: Any
-    name: str
-
-
-@dataclass(frozen=True, eq=False)
-class Frozen:
-    """`scipy.stats.norm(loc, scale)`, a frozen distribution, before a method of it is
-    called: `d.logpdf(x)` is `scipy.stats.norm.logpdf(x, loc=loc, scale=scale)`."""
-
-    dist: Any  # the distribution (scipy.stats.norm)
-    kwargs: tuple  # (parameter name, operand) pairs
-
-
-@dataclass(eq=False)
-class Built:
-    """An instance of a plain class of the user's made in f (`Layer(W, b)`): the
-    attributes its __init__ stored, as operands. Reads, method calls and `layer(x)` are
-    inlined on it, as on a bound method's `self`; it is no value (a container, a branch,
-    a loop or a return that holds it is refused), and its attributes are written only
-    by its __init__, in straight-line code (`ops`: the op list __init__ was called in)."""
-
-    cls: type
-    attrs: dict
-    ops: list
-    building: bool = True
-
-
-_FUNCTIONS = (Static, Method, Local, Partial, Instance, Frozen, Built)  # not values
 
 
 class Facts:
@@ -152,14 +77,6 @@ NO_FACTS = Facts()
 
 def is_constant(o) -> bool:
     return isinstance(o, Const)
-
-
-def _literal(x) -> bool:
-    """A constant of the code: a number, a string, None, a slice, an enum member (which
-    generated code names through its class, Act.TANH), or a tuple of them."""
-    if isinstance(x, tuple):
-        return all(_literal(e) for e in x)
-    return isinstance(x, SCALARS + (enum.Enum,)) and not isinstance(x, np.ndarray)
 
 
 class Lowerer:
@@ -231,7 +148,7 @@ class Lowerer:
                 value = fn(*[a.value for a in args], **{k: v.value for k, v in kwargs})
             except Exception:
                 return None
-            if _literal(value):
+            if is_literal(value):
                 return Const(value)
         return None
 
@@ -247,13 +164,13 @@ class Lowerer:
     def stmt(self, s):
         if isinstance(s, gast.Assign):
             target = s.targets[0]
-            value = self.expr(s.value, hint=_hint_of(target) if isinstance(
+            value = self.expr(s.value, hint=hint_of(target) if isinstance(
                 target, (gast.Name, gast.Tuple, gast.List)) else TEMP)
             for t in s.targets:
                 self.assign(t, value, s)
         elif isinstance(s, gast.AnnAssign):
             if s.value is not None:
-                self.assign(s.target, self.expr(s.value, hint=_hint_of(s.target)), s)
+                self.assign(s.target, self.expr(s.value, hint=hint_of(s.target)), s)
         elif isinstance(s, gast.AugAssign):
             self.augassign(s)
         elif isinstance(s, gast.Return):
@@ -380,10 +297,10 @@ class Lowerer:
         if s.value is None:
             return (Const(None),)
         if isinstance(s.value, gast.Tuple):
-            elts = [self.expr(e, hint=_hint_of(e)) for e in s.value.elts]
+            elts = [self.expr(e, hint=hint_of(e)) for e in s.value.elts]
             self.check_operands(elts, s)
             return tuple(elts) if len(elts) != 1 else (self.emit(prim_of(tuple_of), elts, node=s),)
-        v = self.expr(s.value, hint=_hint_of(s.value))
+        v = self.expr(s.value, hint=hint_of(s.value))
         if not (self.active and isinstance(v, (Local, Partial))):  # a closure's closure
             self.check_operands([v], s)
         return (v,)
@@ -395,7 +312,7 @@ class Lowerer:
                                  f"cannot be a value here", node, "read its attributes or "
                                  "call its methods here, or build it outside the function "
                                  "and pass it as an argument")
-            if isinstance(v, _FUNCTIONS):
+            if isinstance(v, FUNCTIONS):
                 raise self.error("a function or module cannot be a value here", node,
                                  "call it, or pass the value it computes")
 
@@ -421,7 +338,7 @@ class Lowerer:
                                      call, "append to a local name and store it back: "
                                      "h = d['h'] + [v]; d['h'] = h")
                 value = self.expr(call.args[0])
-                new = self.emit(prim_of(runtime.append), (base, value), hint=_hint_of(call.func.value),
+                new = self.emit(prim_of(runtime.append), (base, value), hint=hint_of(call.func.value),
                                 node=s)
                 self.rebind_storage(base, new)
                 return
@@ -456,7 +373,7 @@ class Lowerer:
                                  "copy the array into a local variable first: y = x.copy()")
             index, value = self.index(call.args[1]), self.operand(call.args[2])
             new = self.emit(prim_of(runtime.add_at), (base, index, value),
-                            hint=_hint_of(call.args[0]), node=s)
+                            hint=hint_of(call.args[0]), node=s)
             self.rebind_storage(base, new)
             return
         if isinstance(call, gast.Call) and self.output_only(call.func):
@@ -486,7 +403,7 @@ class Lowerer:
         effects = [op for op in self.ops[mark:] if isinstance(op, Call) and not getattr(
             registry.entry(op.prim), "pure", True)]
         if isinstance(call, gast.Call) and effects:  # np.random.seed(0): for what it changes
-            raise self.error(f"`{_dotted(call.func)}(...)` is called for an effect (its result "
+            raise self.error(f"`{dotted(call.func)}(...)` is called for an effect (its result "
                              f"is not used), which the gradient would not have", s,
                              "differentiated code must be pure: assign the value, or make "
                              "the call outside the function (a random seed: seed before "
@@ -536,7 +453,7 @@ class Lowerer:
                     raise self.error("cannot unpack: wrong number of values", target)
             else:
                 self.check_operands([value], node)
-                parts = [self.emit(prim_of(operator.getitem), (value, Const(i)), hint=_hint_of(e),
+                parts = [self.emit(prim_of(operator.getitem), (value, Const(i)), hint=hint_of(e),
                                    node=node) for i, e in enumerate(elts)]
             for e, p in zip(elts, parts):
                 self.assign(e, p, node)
@@ -591,7 +508,7 @@ class Lowerer:
             raise self.error("only local arrays can be written to", target,
                              "copy the array into a local variable first: y = x.copy()")
         self.check_operands([value], node)
-        hint = _hint_of(target.value)
+        hint = hint_of(target.value)
         new = self.emit(prim_of(runtime.setitem), (base, index, value), hint=hint, node=node)
         self.rebind_storage(base, new)
 
@@ -762,7 +679,7 @@ class Lowerer:
                 raise self.error(f"`{n}` is bound to an object made in the function in a "
                                  f"branch", s, "make it before the `if`, from values the "
                                  "branches compute")
-            if isinstance(a, _FUNCTIONS) or isinstance(b, _FUNCTIONS):
+            if isinstance(a, FUNCTIONS) or isinstance(b, FUNCTIONS):
                 raise self.error(f"`{n}` is bound to a function in one branch only", s)
             yields_then.append(a if a is not None else Const(None))
             yields_else.append(b if b is not None else Const(None))
@@ -804,7 +721,7 @@ class Lowerer:
         the next trip would call the first one."""
         for n, v in before.items():
             w = after.get(n, v)
-            if isinstance(v, _FUNCTIONS) and w != v and not (
+            if isinstance(v, FUNCTIONS) and w != v and not (
                     isinstance(v, Instance) and isinstance(w, Instance) and v.obj is w.obj):
                 raise self.error(f"`{n}` is bound to a function or an object made in the "
                                  f"function before the loop, and to another in it", loop,
@@ -856,7 +773,7 @@ class Lowerer:
         plain = unwrap(obj) if found and callable(obj) else None
         if plain is None or registry.lookup(obj) is not None or isinstance(obj, checkpoint):
             return None
-        return plain if inspect.isfunction(plain) and not _is_library(plain) else None
+        return plain if inspect.isfunction(plain) and not is_library(plain) else None
 
     def for_stmt(self, s) -> None:
         items = self.static_items(s.iter)
@@ -869,16 +786,16 @@ class Lowerer:
         target, it = s.target, s.iter
         seqs, index_name, start, walk, view = None, None, None, None, None
         checkpoint = None
-        if _is_call_to(self, it, checkpointed):
+        if is_call_to(self, it, checkpointed):
             checkpoint = self.checkpoint_option(it)
             it = it.args[0]
-        if _is_call_to(self, it, range):
+        if is_call_to(self, it, range):
             iterable = self.expr(it, hint="_range")
-        elif _is_call_to(self, it, reversed) and _is_call_to(self, it.args[0], range):
+        elif is_call_to(self, it, reversed) and is_call_to(self, it.args[0], range):
             r = self.expr(it.args[0], hint="_range")
             iterable = self.emit(prim_of(operator.getitem), (r, Const(slice(None, None, -1))),
                                  hint="_range", node=s)
-        elif _is_call_to(self, it, enumerate) or _is_call_to(self, it, zip):
+        elif is_call_to(self, it, enumerate) or is_call_to(self, it, zip):
             walk = self.zipped(it, target)
             seqs = _walked_sequences(walk)
             n = self.emit(prim_of(len), (seqs[0],), hint="_n", node=s)
@@ -889,10 +806,10 @@ class Lowerer:
             if walk[0] == "enumerate" and isinstance(target, gast.Tuple) and \
                     len(target.elts) == 2:  # `for i, x in enumerate(xs)`: the loop's own i
                 index_name = target.elts[0]
-        elif _dict_view(it) or self.sorted_view(it):
+        elif dict_view(it) or self.sorted_view(it):
             # for k, v in d.items(): a loop over the keys (a list) that reads d[k]; in
             # sorted(d.items()), over the keys sorted (they are unique: no value compared)
-            ordered = not _dict_view(it)
+            ordered = not dict_view(it)
             view_call = it.args[0] if ordered else it
             view = view_call.func.attr
             mapping = self.operand(view_call.func.value)
@@ -920,8 +837,8 @@ class Lowerer:
         carried = self.carried_names(s, extra=[n.id for n in gast.walk(s.target) if isinstance(
             n, gast.Name) and n.id in later])
         before = dict(self.env)
-        index = Value(_hint_of(index_name) if index_name is not None else
-                      (_hint_of(target) if seqs is None else "_k"))
+        index = Value(hint_of(index_name) if index_name is not None else
+                      (hint_of(target) if seqs is None else "_k"))
         args = [Value(n) for n in carried]
         self.seeds.update((a, before[n]) for a, n in zip(args, carried) if n in before)
         env = dict(before)
@@ -936,11 +853,11 @@ class Lowerer:
             else:
                 if index_name is not None:
                     self.assign(index_name, index if start is None else self.emit(
-                        prim_of(operator.add), (start, index), hint=_hint_of(index_name),
+                        prim_of(operator.add), (start, index), hint=hint_of(index_name),
                         node=s), s)
                 for t, q in zip(targets, seqs):
                     self.assign(t, self.emit(prim_of(operator.getitem), (q, index),
-                                             hint=_hint_of(t), node=s), s)
+                                             hint=hint_of(t), node=s), s)
                 if view in ("items", "values"):
                     key = self.env[targets[0].id] if isinstance(targets[0], gast.Name) \
                         else None
@@ -948,7 +865,7 @@ class Lowerer:
                     if key is None:
                         raise self.error("name the key: `for k, v in d.items()`", target)
                     self.assign(value, self.emit(prim_of(operator.getitem), (mapping, key),
-                                                 hint=_hint_of(value), node=s), s)
+                                                 hint=hint_of(value), node=s), s)
             ret = self.body(s.body)
             if ret is not None:  # pragma: no cover - normalisation removes these
                 raise self.error("return inside a loop", s)
@@ -967,8 +884,8 @@ class Lowerer:
     def sorted_view(self, node) -> bool:
         """`sorted(d.items())` (keys(), values(), reverse=) of a dict made or passed here,
         whose keys are known only when f runs (a module's dict is unrolled instead)."""
-        return _is_call_to(self, node, sorted) and len(node.args) == 1 and \
-            _dict_view(node.args[0]) and {k.arg for k in node.keywords} <= {"reverse"} and \
+        return is_call_to(self, node, sorted) and len(node.args) == 1 and \
+            dict_view(node.args[0]) and {k.arg for k in node.keywords} <= {"reverse"} and \
             isinstance(node.args[0].func.value, gast.Name) and \
             isinstance(self.env.get(node.args[0].func.value.id), Value)
 
@@ -977,12 +894,12 @@ class Lowerer:
         tuple holding objects or functions (layers, activations), which code calls: the
         loop is unrolled over them, one trip per element, each a compile-time object.
         None for any other loop."""
-        counted = _is_call_to(self, node, enumerate) and len(node.args) == 1 and \
+        counted = is_call_to(self, node, enumerate) and len(node.args) == 1 and \
             not node.keywords
         seq_node = node.args[0] if counted else node
         order = slice(None)  # reversed(PAIRS), PAIRS[1:]: some of them, in that order
         if isinstance(seq_node, gast.Call) and len(seq_node.args) == 1 and \
-                not seq_node.keywords and _is_call_to(self, seq_node, reversed):
+                not seq_node.keywords and is_call_to(self, seq_node, reversed):
             seq_node, order = seq_node.args[0], slice(None, None, -1)
         elif isinstance(seq_node, gast.Subscript) and isinstance(seq_node.slice, gast.Slice) \
                 and all(isinstance(b, (gast.Constant, gast.UnaryOp)) or b is None for b in (
@@ -1006,13 +923,13 @@ class Lowerer:
         """A compile-time object for an object or function; a tuple of parts for a tuple
         that holds one; else the element read from `seq` when f runs."""
         name = "_".join([seq.name] + [str(i) for i in path])
-        if _is_user_object(e):
+        if is_user_object(e):
             return Instance(e, name)
         if callable(e) and not isinstance(e, (np.ndarray, type)):
             return Static(e)
-        if isinstance(e, tuple) and any(_is_user_object(p) or callable(p) for p in e):
+        if isinstance(e, tuple) and any(is_user_object(p) or callable(p) for p in e):
             return tuple(self.static_element(seq, path + (i,), p) for i, p in enumerate(e))
-        return Global(name, e, None) if not _literal(e) else Const(e)
+        return Global(name, e, None) if not is_literal(e) else Const(e)
 
     def bind_static(self, target, item, node) -> None:
         if isinstance(item, tuple):
@@ -1032,12 +949,12 @@ class Lowerer:
         as deep as they come: ("enumerate", start or None, walk), ("zip", [walk, ...]) or
         ("sequence", the sequence) for anything else. `target`, what each trip is bound
         to, tells how many sequences `for a, b in zip(*pairs)` zips."""
-        if _is_call_to(self, node, zip) and len(node.args) == 1 and \
+        if is_call_to(self, node, zip) and len(node.args) == 1 and \
                 isinstance(node.args[0], gast.Starred) and not node.keywords and \
                 isinstance(target, (gast.Tuple, gast.List)):
             return ("zip", [("sequence", self.walked(v, node)) for v in self.rows(
                 node.args[0], len(target.elts))])
-        if _is_call_to(self, node, enumerate):
+        if is_call_to(self, node, enumerate):
             args, names = node.args, [k.arg for k in node.keywords]
             if not (len(args) == 2 and not names or len(args) == 1 and names in ([], ["start"])) \
                     or isinstance(args[0], gast.Starred):
@@ -1047,7 +964,7 @@ class Lowerer:
             inner = self.zipped(args[0], target.elts[1] if isinstance(
                 target, (gast.Tuple, gast.List)) and len(target.elts) == 2 else None)
             return ("enumerate", None if start is None else self.operand(start), inner)
-        if _is_call_to(self, node, zip):
+        if is_call_to(self, node, zip):
             if node.keywords:
                 raise self.error("enumerate/zip take plain sequences here", node,
                                  "write zip(xs, ys) or enumerate(xs, start=k)")
@@ -1068,7 +985,7 @@ class Lowerer:
             for t, part in zip(target.elts, parts):
                 self.bind_walk(t, part, index, s)
             return
-        self.assign(target, self.walk_value(walk, index, _hint_of(target), s), s)
+        self.assign(target, self.walk_value(walk, index, hint_of(target), s), s)
 
     def walk_value(self, walk, index, hint, s):
         if walk[0] == "count":  # enumerate's count
@@ -1186,9 +1103,9 @@ class Lowerer:
     def classify(self, obj, name: str, module: str | None = None):
         """`module`: where generated code imports a plain object from (the user's
         module, unless it was read as an attribute of another module)."""
-        if _literal(obj):
+        if is_literal(obj):
             return Const(obj)
-        if callable(obj) and _is_user_object(obj) and registry.lookup(obj) is None:
+        if callable(obj) and is_user_object(obj) and registry.lookup(obj) is None:
             return Global(name, obj, module or self.parsed.func.__module__)  # layer(x)
         if isinstance(obj, (types.ModuleType, type)) or callable(obj):
             return Static(obj)
@@ -1199,12 +1116,12 @@ class Lowerer:
         base = self.expr(node.value)
         if isinstance(base, Instance):
             return self.instance_attribute(base, node, hint)
-        if isinstance(base, Global) and _is_user_object(base.value):  # model.W, model.loss
+        if isinstance(base, Global) and is_user_object(base.value):  # model.W, model.loss
             return self.instance_attribute(Instance(base.value, base.name), node, hint)
         if isinstance(base, Global) and _is_distribution(_frozen_from(base.value)):
             # a module's `D = norm(0.0, 2.0)`
             frozen = base.value
-            if not all(_literal(v) for v in frozen.args + tuple(frozen.kwds.values())):
+            if not all(is_literal(v) for v in frozen.args + tuple(frozen.kwds.values())):
                 raise self.error(f"`{base.name}` is a distribution frozen outside the "
                                  f"function with array parameters", node, "freeze it "
                                  "inside the function, or pass its parameters as arguments")
@@ -1219,7 +1136,7 @@ class Lowerer:
                 obj = getattr(base.obj, node.attr)
             except AttributeError:
                 raise self.error(f"{base.obj!r} has no attribute `{node.attr}`", node) from None
-            if isinstance(base.obj, type) and not _is_library(base.obj):
+            if isinstance(base.obj, type) and not is_library(base.obj):
                 read_class_attribute(base.obj, node.attr)  # `cls.scale`: guarded
             home = base.obj.__name__ if isinstance(base.obj, types.ModuleType) else None
             return self.classify(obj, node.attr, home)
@@ -1248,16 +1165,16 @@ class Lowerer:
         obj, attr = base.obj, node.attr
         declared = inspect.getattr_static(type(obj), attr, None)
         if type(obj).__getattribute__ is not object.__getattribute__:
-            raise self.error(f"`{_dotted(node)}` is computed by its class's __getattribute__",
+            raise self.error(f"`{dotted(node)}` is computed by its class's __getattribute__",
                              node, "pass the value as an argument")
         getter = declared.fget if isinstance(declared, property) else declared.func if \
             isinstance(declared, functools.cached_property) and attr not in obj.__dict__ \
             else None
-        if getter is not None and inspect.isfunction(getter) and not _is_library(getter):
+        if getter is not None and inspect.isfunction(getter) and not is_library(getter):
             read_attribute(obj, attr)  # (recorded: the code is stale if the class changes)
             return self.call(Static(getter), [base], [], node, hint)
         if hasattr(type(declared), "__set__"):  # Python would not read obj.__dict__
-            raise self.error(f"`{_dotted(node)}` is computed by its class (a descriptor, a "
+            raise self.error(f"`{dotted(node)}` is computed by its class (a descriptor, a "
                              f"slot or a property whose getter is not a Python function)",
                              node, "pass the value as an argument")
         found, value = read_attribute(obj, attr)
@@ -1269,22 +1186,22 @@ class Lowerer:
             if isinstance(declared, classmethod):
                 return Partial(Static(declared.__func__), (Static(type(obj)),), ())
             if declared is None or hasattr(type(declared), "__get__"):
-                raise self.error(f"`{_dotted(node)}` is neither an attribute of the object "
+                raise self.error(f"`{dotted(node)}` is neither an attribute of the object "
                                  f"nor of its class", node, "read attributes set in __init__ "
                                  "or in the class body, properties and methods; "
                                  "__getattr__ and descriptors are not read by adjoint")
             value = declared  # a class attribute (`scale = 2.0` in the class body)
         name = f"{base.name}_{attr}"
-        if _literal(value):
+        if is_literal(value):
             return Const(value)
         if isinstance(value, (np.ndarray, np.generic, list, tuple, dict)):
             return Global(name, value, None)
-        if _is_user_object(value):
+        if is_user_object(value):
             return Instance(value, name)
         if isinstance(value, types.ModuleType) or callable(value):
             return Static(value)
         if type(value).__module__.split(".")[0] in ("numpy", "builtins"):
-            raise self.error(f"`{_dotted(node)}` holds a {type(value).__name__}, which "
+            raise self.error(f"`{dotted(node)}` holds a {type(value).__name__}, which "
                              f"adjoint cannot read", node)
         return Instance(value, name)
 
@@ -1535,7 +1452,7 @@ class Lowerer:
         index tricks are understood; any other object's `__getitem__` is opaque, so
         only a constant index is allowed (what it returns could depend on a value the
         compiler would otherwise read as a constant)."""
-        name = _dotted(node.value)
+        name = dotted(node.value)
         if obj is np.s_ or obj is np.index_exp:  # the index itself (index_exp: a tuple)
             if obj is np.index_exp and not isinstance(node.slice, gast.Tuple):
                 return self.index(gast.Tuple(elts=[node.slice], ctx=gast.Load()))
@@ -1677,7 +1594,7 @@ class Lowerer:
         if op is not None and op.prim.fn is dict_of:  # (a write makes a new value)
             return list(zip(op.args[0].value, op.args[1:]))
         if isinstance(v, Global) and isinstance(v.value, dict) and all(
-                isinstance(k, str) and _literal(e) for k, e in v.value.items()):
+                isinstance(k, str) and is_literal(e) for k, e in v.value.items()):
             return [(k, Const(e)) for k, e in v.value.items()]
         return None
 
@@ -1689,7 +1606,7 @@ class Lowerer:
                                                            for a in args):
             raise self.error("write functools.reduce(function, sequence[, initial])", node)
         fn = self.expr(args[0])
-        if _is_call_to(self, args[1], zip) or _is_call_to(self, args[1], enumerate):
+        if is_call_to(self, args[1], zip) or is_call_to(self, args[1], enumerate):
             # over the list of the tuples that the loop over them makes
             pairs = self.comprehension(_copy_loop(self, args[1]), "list", TEMP)
             return self.reduce_loop(fn, node, hint, pairs)
@@ -1763,10 +1680,10 @@ class Lowerer:
         key = self.expr(options["key"])
         reverse = self.operand(options["reverse"]) if "reverse" in options else Const(False)
         if isinstance(key, Method) and key.name == "get" and isinstance(key.base, Global) \
-                and isinstance(key.base.value, dict) and _literal(tuple(key.base.value.items())):
+                and isinstance(key.base.value, dict) and is_literal(tuple(key.base.value.items())):
             key = Static(key.base.value.get)
         values = items.value if isinstance(items, Const) else tuple(items.value) if \
-            isinstance(items, Global) and _literal(tuple(items.value)) else None
+            isinstance(items, Global) and is_literal(tuple(items.value)) else None
         if not isinstance(reverse, Const):
             raise self.error(f"`{fn.__name__}(..., reverse=...)` with a value known only when "
                              f"the function runs", node, "write reverse=True or reverse=False")
@@ -1817,12 +1734,12 @@ class Lowerer:
         if isinstance(declared, classmethod):
             return Partial(Static(declared.__func__), (Static(obj.cls),), ())
         if declared is None or hasattr(type(declared), "__get__"):
-            raise self.error(f"`{_dotted(node)}` is neither stored by `{obj.cls.__name__}`'s "
+            raise self.error(f"`{dotted(node)}` is neither stored by `{obj.cls.__name__}`'s "
                              f"__init__ nor an attribute of its class", node,
                              "read attributes set in __init__ or in the class body, "
                              "properties and methods")
         read_class_attribute(obj.cls, attr)  # (guarded: the code is stale if it changes)
-        if _literal(declared):
+        if is_literal(declared):
             return Const(declared)
         if isinstance(declared, (np.ndarray, np.generic, list, tuple, dict)):
             return Global(f"{obj.cls.__name__}_{attr}", declared, None)
@@ -2025,7 +1942,7 @@ class Lowerer:
     def inlined(self, fn) -> bool:
         """Whether a call of `fn` lowers its body in place (a user's function)."""
         plain = unwrap(fn)
-        return (inspect.isfunction(plain) and not _is_library(plain) and
+        return (inspect.isfunction(plain) and not is_library(plain) and
                 registry.lookup(fn) is None and not isinstance(fn, checkpoint))
 
     def starred(self, node) -> list:
@@ -2057,7 +1974,7 @@ class Lowerer:
         size = self.emit(prim_of(len), (v,), node=node)
         wrong = self.emit(prim_of(operator.ne), (size, Const(n)), node=node)
         self.emit(prim_of(raise_if), (wrong, Const(ValueError), Const(
-            f"zip(*{_dotted(node.value)}) unpacked into {n} names: differentiated "
+            f"zip(*{dotted(node.value)}) unpacked into {n} names: differentiated "
             f"code needs {n} sequences to zip")), node=node)
         return [self.emit(prim_of(operator.getitem), (v, Const(i)), node=node)
                 for i in range(n)]
@@ -2070,7 +1987,7 @@ class Lowerer:
         if isinstance(callee, Partial):
             return self.call(callee.fn, list(callee.args) + list(args),
                              list(callee.kwargs) + list(kwargs), node, hint)
-        if isinstance(callee, Global) and _is_user_object(callee.value):
+        if isinstance(callee, Global) and is_user_object(callee.value):
             callee = Instance(callee.value, callee.name)
         if isinstance(callee, (Instance, Built)):  # layer(x): its class's __call__
             method = inspect.getattr_static(callee.cls if isinstance(callee, Built) else
@@ -2080,14 +1997,14 @@ class Lowerer:
                                  "called", node)
             return self.call(Static(method), [callee] + list(args), kwargs, node, hint)
         if isinstance(callee, Static) and inspect.ismethod(callee.obj) and \
-                _is_user_object(callee.obj.__self__) and self.inlined(callee.obj.__func__):
+                is_user_object(callee.obj.__self__) and self.inlined(callee.obj.__func__):
             m = callee.obj  # a bound method reached some other way: self is read as above
             return self.call(Static(m.__func__), [Instance(m.__self__, m.__func__.__code__.
                                                           co_varnames[0])] + list(args),
                              kwargs, node, hint)
         if isinstance(callee, Static) and inspect.ismethod(callee.obj) and \
                 isinstance(callee.obj.__self__, type) and \
-                not _is_library(callee.obj.__self__) and self.inlined(callee.obj.__func__):
+                not is_library(callee.obj.__self__) and self.inlined(callee.obj.__func__):
             m = callee.obj  # a classmethod (Ops.loss): `cls` is the class, as `Ops` reads
             return self.call(Static(m.__func__), [Static(m.__self__)] + list(args), kwargs,
                              node, hint)
@@ -2112,7 +2029,7 @@ class Lowerer:
                              list(zip(fn.keywords, bound[len(fn.args):])) + list(kwargs),
                              node, hint)
         if _writes_out(fn, args, kwargs) or _mutates(fn):
-            raise self.error(f"`{_qualname(fn)}` writes into an array it is given (out=, or a "
+            raise self.error(f"`{qualname(fn)}` writes into an array it is given (out=, or a "
                              f"NumPy function that changes its argument in place)", node,
                              "compute a new array instead: y = np.maximum(y, 0.0), "
                              "y = y.copy(); y[...] = v, or np.where")
@@ -2186,24 +2103,24 @@ class Lowerer:
         plain = unwrap(fn)
         # a derivative called inside f, or made there (adjoint.grad(inner)(w): a MAML step)
         made_here = inspect.isfunction(plain) and plain.__module__ in _TRANSFORMS
-        if made_here or _type_module(fn).startswith("adjoint.") and \
+        if made_here or type_module(fn).startswith("adjoint.") and \
                 not getattr(type(fn), "calls_wrapped", False):  # (not f under @adjoint)
             what = f"`adjoint.{plain.__name__}` makes a derivative" if made_here else \
-                f"`{_qualname(fn)}` is a derivative made by adjoint"
+                f"`{qualname(fn)}` is a derivative made by adjoint"
             raise self.error(f"{what}; it cannot be called inside a function being "
                              f"differentiated", node,
                              "compose derivatives instead: adjoint.grad(adjoint.grad(f)), "
                              "adjoint.hvp(f), adjoint.hessian(f), adjoint.jvp(adjoint.grad(f))")
-        if inspect.isfunction(plain) and not _is_library(plain):
+        if inspect.isfunction(plain) and not is_library(plain):
             return self.inline(plain, args, kwargs, node, hint)
         if inspect.isclass(fn) or not callable(fn) or not (
                 inspect.isroutine(fn) or isinstance(fn, np.ufunc)):
-            raise self.error(f"cannot call `{_qualname(fn)}` in differentiated code", node,
+            raise self.error(f"cannot call `{qualname(fn)}` in differentiated code", node,
                              "call a function; objects, classes and callable instances are "
                              "not supported (wrap the call in a function with a rule: "
                              "adjoint.defvjp)")
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
-        prim = registry.primitive(fn, _qualname(fn), pure=False)
+        prim = registry.primitive(fn, qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
 
     def record(self, cls, args, kwargs, node, hint):
@@ -2222,7 +2139,7 @@ class Lowerer:
             raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
         values = [bound.arguments[name] if name in bound.arguments else
                   self.classify(cls._field_defaults[name], name) for name in cls._fields]
-        x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
+        x = self.emit(registry.primitive(cls, qualname(cls), pure=False),
                       [v if not isinstance(v, Value) else Const(0.0) for v in values],
                       hint=hint, node=node)
         for name, value in zip(cls._fields, values):
@@ -2251,7 +2168,7 @@ class Lowerer:
             raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
         values = [bound.arguments[f.name] if f.name in bound.arguments else
                   self.classify(f.default, f.name) for f in fields]
-        x = self.emit(registry.primitive(cls, _qualname(cls), pure=False),
+        x = self.emit(registry.primitive(cls, qualname(cls), pure=False),
                       [v if not isinstance(v, Value) else Const(0.0) for v in values],
                       hint=hint, node=node)
         for f, value in zip(fields, values):
@@ -2364,7 +2281,7 @@ class Lowerer:
         cls = dtype.type
         entry = registry.lookup(cls)
         prim = entry.prim if entry is not None else registry.primitive(
-            cls, _qualname(cls), pure=False)
+            cls, qualname(cls), pure=False)
         return self.emit(prim, (x,), hint=hint, node=node)
 
     def astype(self, x, args, kwargs, node, hint):
@@ -2399,7 +2316,7 @@ class Lowerer:
         if m.name == "get":
             return self.dict_get(m.base, args, kwargs, node, hint)
         if m.name in ("items", "keys", "values") and not args and not kwargs and isinstance(
-                m.base, Global) and isinstance(m.base.value, dict) and _literal(tuple(
+                m.base, Global) and isinstance(m.base.value, dict) and is_literal(tuple(
                 m.base.value.items())):  # a module's dict of constants: its view, known
             return Const(tuple(getattr(m.base.value, m.name)()))
         if m.name in ("items", "values", "keys") and not args and not kwargs and \
@@ -2683,7 +2600,7 @@ class Lowerer:
 
     def elements_of(self, v) -> list | None:
         value = v.value if isinstance(v, (Const, Global)) else None
-        if isinstance(value, (tuple, list, range)) and all(_literal(e) for e in value):
+        if isinstance(value, (tuple, list, range)) and all(is_literal(e) for e in value):
             return [Const(e) for e in value]
         op = self.defs.get(v) if isinstance(v, Value) else None
         if op is not None and op.prim.fn in (tuple_of, list_of):  # (a write makes a new value)
@@ -2749,7 +2666,7 @@ class Lowerer:
             return self.emit(prim_of(tuple_of if fn is tuple else list_of), (), hint=hint,
                              node=node)
         if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)) and not (
-                _is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
+                is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
                                                         for a in args[0].args)):
             return self.comprehension(_copy_loop(self, args[0]), "list", hint)
         items = self.elements(args[0])
@@ -2768,7 +2685,7 @@ class Lowerer:
             raise self.error("`dict` takes one argument here", node)
         if node.args:
             arg = node.args[0]
-            if _is_call_to(self, arg, zip) and len(arg.args) == 2 and not arg.keywords:
+            if is_call_to(self, arg, zip) and len(arg.args) == 2 and not arg.keywords:
                 ks, vs = self.elements(arg.args[0]), self.elements(arg.args[1])
                 pairs = None if ks is None or vs is None else list(zip(ks, vs))
             elif isinstance(arg, (gast.List, gast.Tuple, gast.ListComp, gast.GeneratorExp)):
@@ -3276,8 +3193,8 @@ _MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_a
 def _copy_loop(low, node):
     """`list(xs)` as the comprehension `[e for e in xs]` (`[(a, b) for a, b in zip(...)]`
     for zip, enumerate and .items(), whose loops unpack)."""
-    n = len(node.args) if _is_call_to(low, node, zip) else 2 if _is_call_to(
-        low, node, enumerate) or _dict_view(node) and node.func.attr == "items" or \
+    n = len(node.args) if is_call_to(low, node, zip) else 2 if is_call_to(
+        low, node, enumerate) or dict_view(node) and node.func.attr == "items" or \
         low.sorted_view(node) and node.args[0].func.attr == "items" else 0
 
     def name(i, ctx):
@@ -3298,8 +3215,8 @@ def _is_map(low, node) -> bool:
     if not (isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and
             node.func.id in ("map", "filter")):  # (lowering any other callee emits ops)
         return False
-    return (_is_call_to(low, node, map) and len(node.args) >= 2 or
-            _is_call_to(low, node, filter) and len(node.args) == 2) and not node.keywords
+    return (is_call_to(low, node, map) and len(node.args) >= 2 or
+            is_call_to(low, node, filter) and len(node.args) == 2) and not node.keywords
 
 
 def _mapped(low, node):
@@ -3319,7 +3236,7 @@ def _mapped(low, node):
                                                   args=list(seqs), keywords=[])
     target = name(names[0], gast.Store()) if len(seqs) == 1 else gast.Tuple(
         elts=[name(n, gast.Store()) for n in names], ctx=gast.Store())
-    if _is_call_to(low, node, filter):
+    if is_call_to(low, node, filter):
         keep = name(names[0], gast.Load())
         test = keep if isinstance(fn, gast.Constant) and fn.value is None else applied([keep])
         elt, ifs = name(names[0], gast.Load()), [test]
@@ -3439,46 +3356,22 @@ def _walked_sequences(walk) -> list:
     return [q for p in parts for q in _walked_sequences(p)]
 
 
-def _dict_view(node) -> bool:
-    """`d.items()`, `d.keys()` or `d.values()`: what a loop over a dict reads."""
-    return (isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) and
-            node.func.attr in ("items", "keys", "values") and not node.args and
-            not node.keywords)
-
-
-def _is_call_to(low: Lowerer, node, fn) -> bool:
-    if not isinstance(node, gast.Call):
-        return False
-    try:
-        callee = low.expr(node.func)
-    except AdjointError:
-        return False
-    return isinstance(callee, Static) and callee.obj is fn
-
-
 def _is_plain_class(obj) -> bool:
     """A class of the user's whose instances adjoint can make in f (`Built`): its own
     Python __init__, and the default __new__, attribute access and metaclass."""
-    if not inspect.isclass(obj) or _is_library(obj) or type(obj) is not type:
+    if not inspect.isclass(obj) or is_library(obj) or type(obj) is not type:
         return False
     init = inspect.getattr_static(obj, "__init__", None)
-    return inspect.isfunction(init) and not _is_library(init) and all(
+    return inspect.isfunction(init) and not is_library(init) and all(
         getattr(obj, m) is getattr(object, m) for m in (
             "__new__", "__setattr__", "__getattribute__")) and \
         not hasattr(obj, "__getattr__")
 
 
-def _type_module(obj) -> str:
-    """The module of obj's type ('' where it names none: the type of a Cython function
-    has a descriptor there on some NumPy builds)."""
-    module = getattr(type(obj), "__module__", "")
-    return module if isinstance(module, str) else ""
-
-
 def _is_distribution(obj) -> bool:
     """A scipy.stats distribution whose logpdf has a rule (`norm`, `t`, `gamma`, `beta`,
     `multivariate_normal`): calling it freezes its parameters."""
-    return _type_module(obj).startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
+    return type_module(obj).startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
         not hasattr(obj, "dist") and registry.lookup(obj.logpdf) is not None
 
 
@@ -3503,60 +3396,6 @@ def _parameter_names(dist) -> list:
         return (dist.shapes.split(", ") if dist.shapes else []) + ["loc", "scale"]
     return [p for p in inspect.signature(dist.__call__).parameters
             if p not in ("seed", "kwds")]  # multivariate_normal: mean, cov, allow_singular
-
-
-def _is_user_object(obj) -> bool:
-    """An instance of a user's class (its attributes are read like a bound method's self)."""
-    return isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(
-        obj, (type, types.ModuleType, functools.partial)) and not inspect.isroutine(obj) \
-        and type(obj).__module__.split(".")[0] not in ("numpy", "builtins", "adjoint", "scipy") \
-        and type(obj).__getattribute__ is object.__getattribute__  # obj.a is obj.__dict__['a']
-
-
-def _is_library(fn) -> bool:
-    """A function of a library, called rather than inlined: NumPy, SciPy, ..., and the
-    standard library's Python code (random.gauss is a draw, not user code to lower)."""
-    module = getattr(fn, "__module__", "") or ""
-    return module.split(".")[0] in ("numpy", "scipy", "math", "builtins", "jax", "torch") \
-        or _in_standard_library(fn)
-
-
-# the standard library's folder; site-packages may sit inside it (a Python without a venv)
-_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
-
-
-def _in_standard_library(fn) -> bool:
-    """Whether `fn`'s code is a file of the standard library itself (by where it is, not
-    by its module's name: a user's `test.py` is not the stdlib's `test`)."""
-    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    return code is not None and _stdlib_file(code.co_filename)
-
-
-@functools.lru_cache(maxsize=None)
-def _stdlib_file(filename: str) -> bool:
-    # cached: realpath asks the file system, and lowering asks once per call it inlines
-    path = os.path.realpath(filename)
-    return path.startswith(_STDLIB) and not any(
-        part in ("site-packages", "dist-packages") for part in path.split(os.sep))
-
-
-def _qualname(fn) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-def _dotted(node) -> str:
-    """`np.mgrid` for the node of `np.mgrid` (what an error message calls it)."""
-    if isinstance(node, gast.Attribute):
-        return _dotted(node.value) + "." + node.attr
-    return node.id if isinstance(node, gast.Name) else "object"
-
-
-def _hint_of(node) -> str:
-    if isinstance(node, gast.Name):
-        return node.id
-    if isinstance(node, (gast.Subscript, gast.Attribute)):
-        return _hint_of(node.value)
-    return TEMP
 
 
 def _hint_of_operand(o, default: str) -> str:
@@ -3587,9 +3426,9 @@ def _assigned_names(stmts) -> set[str]:
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
                 out.add(n.id)
             elif isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
-                out.add(_hint_of(n.value))
+                out.add(hint_of(n.value))
             elif isinstance(n, gast.AugAssign):
-                out.add(_hint_of(n.target))
+                out.add(hint_of(n.target))
             elif _list_method_of(n):
                 out.add(n.func.value.id)
             elif _out_name(n) is not None:  # np.sin(z, out=z): z[...] = np.sin(z)
@@ -3609,10 +3448,10 @@ def _written_arguments(fn, call, seen: tuple) -> list:
 def _writes_into(node, name: str) -> bool:
     """Whether statement `node` writes into `name` in place (for error locations)."""
     if isinstance(node, gast.Assign):
-        return any(isinstance(t, gast.Subscript) and _hint_of(t.value) == name
+        return any(isinstance(t, gast.Subscript) and hint_of(t.value) == name
                    for t in node.targets)
     if isinstance(node, gast.AugAssign):
-        return _hint_of(node.target) == name
+        return hint_of(node.target) == name
     if isinstance(node, gast.Expr) and isinstance(node.value, gast.Call):
         return name in {n.id for n in gast.walk(node.value) if isinstance(n, gast.Name)}
     return False
@@ -3634,9 +3473,9 @@ def _written_names(stmts) -> set[str]:
     for s in stmts:
         for n in gast.walk(s):
             if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
-                out.add(_hint_of(n.value))
+                out.add(hint_of(n.value))
             elif isinstance(n, gast.AugAssign) and isinstance(n.target, gast.Subscript):
-                out.add(_hint_of(n.target))
+                out.add(hint_of(n.target))
             elif _list_method_of(n) or _out_name(n) is not None:
                 out.add(n.func.value.id if _list_method_of(n) else _out_name(n))
     return out
