@@ -47,8 +47,12 @@ from adjoint.frontend.check import check, unsupported_expression, unsupported_st
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
 from adjoint.frontend.normalize import WALK, normalize
+from adjoint.frontend.objects import (built, built_attribute, dataclass_record, freeze,
+                                      frozen_from, frozen_method, instance_attribute,
+                                      is_distribution, is_namedtuple_class, is_plain_class,
+                                      record, store_attribute)
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
-    read_attribute, read_class_attribute, unwrap, unwrap_partial
+    read_class_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
                              Value, While)
 from adjoint.rules import registry
@@ -463,7 +467,7 @@ class Lowerer:
             self.setitem(target, base, index, value, node)
         elif isinstance(target, gast.Attribute) and isinstance(
                 obj := self.expr(target.value), Built):  # `self.W = W` in its __init__
-            self.store_attribute(obj, target.attr, value, target)
+            store_attribute(self, obj, target.attr, value, target)
         else:
             raise self.error(f"cannot assign to {type(target).__name__.lower()}", target,
                              "assign to a local variable or an array element")
@@ -1115,22 +1119,22 @@ class Lowerer:
         called = node is self.calling  # read before the base, which may hold calls
         base = self.expr(node.value)
         if isinstance(base, Instance):
-            return self.instance_attribute(base, node, hint)
+            return instance_attribute(self, base, node, hint)
         if isinstance(base, Global) and is_user_object(base.value):  # model.W, model.loss
-            return self.instance_attribute(Instance(base.value, base.name), node, hint)
-        if isinstance(base, Global) and _is_distribution(_frozen_from(base.value)):
+            return instance_attribute(self, Instance(base.value, base.name), node, hint)
+        if isinstance(base, Global) and is_distribution(frozen_from(base.value)):
             # a module's `D = norm(0.0, 2.0)`
             frozen = base.value
             if not all(is_literal(v) for v in frozen.args + tuple(frozen.kwds.values())):
                 raise self.error(f"`{base.name}` is a distribution frozen outside the "
                                  f"function with array parameters", node, "freeze it "
                                  "inside the function, or pass its parameters as arguments")
-            base = self.frozen(_frozen_from(frozen), [Const(v) for v in frozen.args],
+            base = freeze(self, frozen_from(frozen), [Const(v) for v in frozen.args],
                                [(k, Const(v)) for k, v in frozen.kwds.items()], node)
         if isinstance(base, Frozen):
-            return self.frozen_method(base, node)
+            return frozen_method(self, base, node)
         if isinstance(base, Built):
-            return self.built_attribute(base, node, hint)
+            return built_attribute(self, base, node, hint)
         if isinstance(base, Static):
             try:
                 obj = getattr(base.obj, node.attr)
@@ -1156,54 +1160,6 @@ class Lowerer:
     def _adjoints_own(self) -> bool:
         """Lowering adjoint's own code: a rule's template, or a helper of one."""
         return (getattr(self.parsed.func, "__module__", None) or "").startswith("adjoint.")
-
-    def instance_attribute(self, base: Instance, node, hint: str = TEMP):
-        """`self.W` (an instance attribute, or a class attribute the instance does not
-        shadow: a constant of the gradient, guarded like a global), `self.weights` (a
-        property: its getter inlined, `self` bound to the object) or `self.method`
-        (inlined when called, `self` bound to the object)."""
-        obj, attr = base.obj, node.attr
-        declared = inspect.getattr_static(type(obj), attr, None)
-        if type(obj).__getattribute__ is not object.__getattribute__:
-            raise self.error(f"`{dotted(node)}` is computed by its class's __getattribute__",
-                             node, "pass the value as an argument")
-        getter = declared.fget if isinstance(declared, property) else declared.func if \
-            isinstance(declared, functools.cached_property) and attr not in obj.__dict__ \
-            else None
-        if getter is not None and inspect.isfunction(getter) and not is_library(getter):
-            read_attribute(obj, attr)  # (recorded: the code is stale if the class changes)
-            return self.call(Static(getter), [base], [], node, hint)
-        if hasattr(type(declared), "__set__"):  # Python would not read obj.__dict__
-            raise self.error(f"`{dotted(node)}` is computed by its class (a descriptor, a "
-                             f"slot or a property whose getter is not a Python function)",
-                             node, "pass the value as an argument")
-        found, value = read_attribute(obj, attr)
-        if not found:
-            if inspect.isfunction(declared):
-                return Partial(Static(declared), (base,), ())
-            if isinstance(declared, staticmethod):
-                return Static(declared.__func__)
-            if isinstance(declared, classmethod):
-                return Partial(Static(declared.__func__), (Static(type(obj)),), ())
-            if declared is None or hasattr(type(declared), "__get__"):
-                raise self.error(f"`{dotted(node)}` is neither an attribute of the object "
-                                 f"nor of its class", node, "read attributes set in __init__ "
-                                 "or in the class body, properties and methods; "
-                                 "__getattr__ and descriptors are not read by adjoint")
-            value = declared  # a class attribute (`scale = 2.0` in the class body)
-        name = f"{base.name}_{attr}"
-        if is_literal(value):
-            return Const(value)
-        if isinstance(value, (np.ndarray, np.generic, list, tuple, dict)):
-            return Global(name, value, None)
-        if is_user_object(value):
-            return Instance(value, name)
-        if isinstance(value, types.ModuleType) or callable(value):
-            return Static(value)
-        if type(value).__module__.split(".")[0] in ("numpy", "builtins"):
-            raise self.error(f"`{dotted(node)}` holds a {type(value).__name__}, which "
-                             f"adjoint cannot read", node)
-        return Instance(value, name)
 
     def expr_BinOp(self, node, hint):
         op = _BINOPS.get(type(node.op))
@@ -1555,7 +1511,7 @@ class Lowerer:
             isinstance(callee, Static) and (callee.obj in (checkpoint, functools.partial,
                                                            itertools.accumulate) or
                                             self.inlined(callee.obj) or
-                                            _is_plain_class(callee.obj)))
+                                            is_plain_class(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
         dtype_at = _dtype_position(callee)
         if isinstance(callee, Static) and callee.obj is getattr(np, "astype", None) and \
@@ -1696,55 +1652,6 @@ class Lowerer:
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
 
-    def built(self, cls, args, kwargs, node) -> Built:
-        """`Layer(W, b)` of a plain class: its __init__ inlined on a Built object, which
-        records the attributes it stores."""
-        obj = Built(cls, {}, self.ops)
-        init = inspect.getattr_static(cls, "__init__")
-        self.call(Static(init), [obj] + list(args), kwargs, node, TEMP)
-        obj.building = False
-        return obj
-
-    def store_attribute(self, obj: Built, attr: str, value, node) -> None:
-        """`self.W = W` in the __init__ of an object made in f."""
-        if not obj.building or self.ops is not obj.ops:
-            raise self.error(f"an attribute of an object made in the function "
-                             f"(`{obj.cls.__name__}`) is written after its __init__, or in "
-                             f"a branch or loop of it", node, "store each attribute once "
-                             "in __init__, or make a new object with the new values")
-        if isinstance(value, Method):
-            raise self.error("a method cannot be stored in an attribute", node,
-                             "call it directly")
-        obj.attrs[attr] = value
-
-    def built_attribute(self, obj: Built, node, hint):
-        """`layer.W` (what __init__ stored), `layer.forward` (inlined when called, `self`
-        bound to the object), a property's getter, or a class attribute (guarded)."""
-        attr = node.attr
-        if attr in obj.attrs:
-            return obj.attrs[attr]
-        declared = inspect.getattr_static(obj.cls, attr, None)
-        getter = declared.fget if isinstance(declared, property) else None
-        if inspect.isfunction(getter):
-            return self.call(Static(getter), [obj], [], node, hint)
-        if inspect.isfunction(declared):
-            return Partial(Static(declared), (obj,), ())
-        if isinstance(declared, staticmethod):
-            return Static(declared.__func__)
-        if isinstance(declared, classmethod):
-            return Partial(Static(declared.__func__), (Static(obj.cls),), ())
-        if declared is None or hasattr(type(declared), "__get__"):
-            raise self.error(f"`{dotted(node)}` is neither stored by `{obj.cls.__name__}`'s "
-                             f"__init__ nor an attribute of its class", node,
-                             "read attributes set in __init__ or in the class body, "
-                             "properties and methods")
-        read_class_attribute(obj.cls, attr)  # (guarded: the code is stale if it changes)
-        if is_literal(declared):
-            return Const(declared)
-        if isinstance(declared, (np.ndarray, np.generic, list, tuple, dict)):
-            return Global(f"{obj.cls.__name__}_{attr}", declared, None)
-        return self.classify(declared, attr)
-
     def itertool(self, fn, args, kwargs, node):
         """`itertools.accumulate`, `pairwise`, `chain`, `chain.from_iterable`, `product`,
         `islice`, `repeat`, `combinations`, `permutations` and
@@ -1842,30 +1749,6 @@ class Lowerer:
             self.depth -= 1
             for k in [k for k in self.env if k.startswith(prefix)]:
                 del self.env[k]
-
-    def frozen(self, dist, args, kwargs, node) -> Frozen:
-        """`scipy.stats.norm(loc, scale)` (`t(df, ...)`, `gamma(a, ...)`, `beta(a, b, ...)`,
-        `multivariate_normal(mean, cov)`): its parameters, by name, for its methods."""
-        names, name = _parameter_names(dist), _distribution_name(dist)
-        given = list(zip(names, args)) + list(kwargs)
-        unknown = [k for k, _ in given if k not in names]
-        if len(args) > len(names) or unknown or len({k for k, _ in given}) < len(given):
-            raise self.error(f"`{name}(...)` takes {', '.join(names)} here, each once",
-                             node, f"write {name}({', '.join(names)})")
-        self.check_operands([v for _, v in given], node)
-        return Frozen(dist, tuple(given))
-
-    def frozen_method(self, frozen: Frozen, node):
-        """`d.logpdf` of `d = norm(loc, scale)`: `norm.logpdf` with d's parameters, where
-        a rule differentiates it (`rvs`, `mean`, ... are refused)."""
-        method, name = getattr(frozen.dist, node.attr, None), _distribution_name(frozen.dist)
-        if method is None or registry.lookup(method) is None:
-            have = [m for m in ("logpdf", "pdf", "cdf", "logcdf")
-                    if registry.lookup(getattr(frozen.dist, m, None)) is not None]
-            raise self.error(f"`.{node.attr}` of a frozen `{name}` distribution is not "
-                             f"supported", node, f"call {', '.join(have)} on it, or write "
-                             f"scipy.stats.{name}.{node.attr}(...) with its parameters")
-        return Partial(Static(method), (), frozen.kwargs)
 
     def keyed_choice(self, fn, items, key, reverse: bool, node):
         """`max(xs, key=k)`, `min(xs, key=k)`, `sorted(xs, key=k, reverse=r)` over values
@@ -2034,7 +1917,7 @@ class Lowerer:
                              "compute a new array instead: y = np.maximum(y, 0.0), "
                              "y = y.copy(); y[...] = v, or np.where")
         if not self.inlined(fn) and fn not in (checkpoint, itertools.accumulate) and \
-                not _is_plain_class(fn):
+                not is_plain_class(fn):
             self.check_operands(args + [v for _, v in kwargs], node)
         if fn is checkpoint:  # checkpoint(f): resolved now, called next
             if len(args) != 1 or kwargs:
@@ -2081,14 +1964,14 @@ class Lowerer:
                 raise self.error(f"`np.{fn.__name__}` with its settings by position", node,
                                  f"name them: np.{fn.__name__}(x, dtype=..., order=...)")
             args, kwargs = args[:1], [("dtype", args[1])] + list(kwargs)
-        if _is_namedtuple_class(fn):  # (before the registry, where record() puts the class)
-            return self.record(fn, args, kwargs, node, hint)
+        if is_namedtuple_class(fn):  # (before the registry, where record() puts the class)
+            return record(self, fn, args, kwargs, node, hint)
         if inspect.isclass(fn) and hasattr(fn, "__dataclass_fields__"):
-            return self.dataclass_record(fn, args, kwargs, node, hint)
-        if _is_distribution(fn):
-            return self.frozen(fn, args, kwargs, node)
-        if _is_plain_class(fn) and registry.lookup(fn) is None:
-            return self.built(fn, args, kwargs, node)
+            return dataclass_record(self, fn, args, kwargs, node, hint)
+        if is_distribution(fn):
+            return freeze(self, fn, args, kwargs, node)
+        if is_plain_class(fn) and registry.lookup(fn) is None:
+            return built(self, fn, args, kwargs, node)
         if any(fn == tool for tool in _ITERTOOLS):  # (chain.from_iterable is made anew)
             return self.itertool(fn, args, kwargs, node)
         entry = registry.lookup(fn)
@@ -2122,59 +2005,6 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
-
-    def record(self, cls, args, kwargs, node, hint):
-        """`P(a, b)` of a namedtuple class: P of its constant fields (0.0 in place of the
-        others), then each other field replaced in turn, so that the record is built by
-        `replaced`, whose rules a namedtuple parameter's `_replace` already uses."""
-        made = next(c for c in cls.__mro__ if "_make" in vars(c))  # by namedtuple()
-        if any("__new__" in vars(c) or "__init__" in vars(c)
-               for c in cls.__mro__[:cls.__mro__.index(made)]):
-            raise self.error(f"`{cls.__name__}` builds its instances with its own __new__ or "
-                             f"__init__, which adjoint does not read", node,
-                             "build the namedtuple it derives from, with its fields given")
-        try:
-            bound = inspect.signature(made).bind(*args, **dict(kwargs))
-        except TypeError as e:
-            raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
-        values = [bound.arguments[name] if name in bound.arguments else
-                  self.classify(cls._field_defaults[name], name) for name in cls._fields]
-        x = self.emit(registry.primitive(cls, qualname(cls), pure=False),
-                      [v if not isinstance(v, Value) else Const(0.0) for v in values],
-                      hint=hint, node=node)
-        for name, value in zip(cls._fields, values):
-            if isinstance(value, Value):
-                x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
-        return x
-
-    def dataclass_record(self, cls, args, kwargs, node, hint):
-        """`Lin(W, b)` of a dataclass whose __init__ only stores its fields: built as
-        `record` builds a namedtuple, each field then replaced (dataclasses.replace)."""
-        import dataclasses
-        fields = dataclasses.fields(cls)
-        init = getattr(cls, "__init__", None)  # the one dataclass made: it only stores
-        plain = getattr(getattr(init, "__code__", None), "co_filename", "") == "<string>" and \
-            not hasattr(cls, "__post_init__") and all(
-                f.init and f.default_factory is dataclasses.MISSING for f in fields)
-        if not plain:
-            raise self.error(f"a dataclass (`{cls.__name__}`) built inside the differentiated "
-                             f"function with an __init__, a __post_init__ or a field made "
-                             f"by a factory, which adjoint does not read", node,
-                             "give every field when building it, or build it outside f "
-                             "and pass it as an argument")
-        try:
-            bound = inspect.signature(cls).bind(*args, **dict(kwargs))
-        except TypeError as e:
-            raise self.error(f"`{cls.__name__}(...)`: {e}", node) from None
-        values = [bound.arguments[f.name] if f.name in bound.arguments else
-                  self.classify(f.default, f.name) for f in fields]
-        x = self.emit(registry.primitive(cls, qualname(cls), pure=False),
-                      [v if not isinstance(v, Value) else Const(0.0) for v in values],
-                      hint=hint, node=node)
-        for f, value in zip(fields, values):
-            if isinstance(value, Value):
-                x = self.emit(prim_of(replaced), (x, Const(f.name), value), hint=hint, node=node)
-        return x
 
     def diff_with_ends(self, args, kwargs, node, hint):
         """`np.diff(a, n, axis, prepend=p, append=q)` as NumPy computes it: the differences
@@ -3356,48 +3186,6 @@ def _walked_sequences(walk) -> list:
     return [q for p in parts for q in _walked_sequences(p)]
 
 
-def _is_plain_class(obj) -> bool:
-    """A class of the user's whose instances adjoint can make in f (`Built`): its own
-    Python __init__, and the default __new__, attribute access and metaclass."""
-    if not inspect.isclass(obj) or is_library(obj) or type(obj) is not type:
-        return False
-    init = inspect.getattr_static(obj, "__init__", None)
-    return inspect.isfunction(init) and not is_library(init) and all(
-        getattr(obj, m) is getattr(object, m) for m in (
-            "__new__", "__setattr__", "__getattribute__")) and \
-        not hasattr(obj, "__getattr__")
-
-
-def _is_distribution(obj) -> bool:
-    """A scipy.stats distribution whose logpdf has a rule (`norm`, `t`, `gamma`, `beta`,
-    `multivariate_normal`): calling it freezes its parameters."""
-    return type_module(obj).startswith("scipy.stats.") and hasattr(obj, "logpdf") and \
-        not hasattr(obj, "dist") and registry.lookup(obj.logpdf) is not None
-
-
-def _frozen_from(obj):
-    """The distribution a frozen one made outside f was frozen from (SciPy's own object,
-    `scipy.stats.norm`: the frozen one holds a copy, which has no rule), or None."""
-    dist = getattr(obj, "dist", None)
-    if dist is None or not hasattr(obj, "kwds"):
-        return None
-    stats = sys.modules.get("scipy.stats")
-    twin = getattr(stats, getattr(dist, "name", ""), None)
-    return twin if type(twin) is type(dist) else None
-
-
-def _distribution_name(dist) -> str:
-    return getattr(dist, "name", None) or type(dist).__name__.removesuffix("_gen")
-
-
-def _parameter_names(dist) -> list:
-    """The parameters a distribution's methods take after x, in their order."""
-    if hasattr(dist, "shapes") and hasattr(dist, "numargs"):  # rv_continuous
-        return (dist.shapes.split(", ") if dist.shapes else []) + ["loc", "scale"]
-    return [p for p in inspect.signature(dist.__call__).parameters
-            if p not in ("seed", "kwds")]  # multivariate_normal: mean, cov, allow_singular
-
-
 def _hint_of_operand(o, default: str) -> str:
     return o.name if isinstance(o, Value) and not o.name.startswith("_") else default
 
@@ -3492,7 +3280,3 @@ __all__ = ["lower_function", "lower_inline", "Lowerer", "Facts", "NO_FACTS", "Le
            "FOR_DEPTH", "Static", "math", "builtins"]
 
 
-def _is_namedtuple_class(fn) -> bool:
-    """A class made by collections.namedtuple or typing.NamedTuple, or derived from one."""
-    return inspect.isclass(fn) and issubclass(fn, tuple) and hasattr(fn, "_fields") and \
-        hasattr(fn, "_make") and hasattr(fn, "_replace")
