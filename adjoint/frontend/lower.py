@@ -30,7 +30,6 @@ import math
 import operator
 import string
 import sys
-import textwrap
 import types
 import warnings
 from typing import Any, Callable
@@ -51,6 +50,8 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       frozen_from, frozen_method, instance_attribute,
                                       is_distribution, is_namedtuple_class, is_plain_class,
                                       record, store_attribute)
+from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
+                                    is_map, itertool, mapped, reduce_call, updated_dict)
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
     read_class_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
@@ -350,7 +351,7 @@ class Lowerer:
                 call.func.attr == "pop":
             self.expr(call)  # `xs.pop()`: the element is dropped, the list is shorter
             return
-        rewritten = _as_rebinding(call)
+        rewritten = as_rebinding(call)
         if rewritten is not None:  # d.update({...}), xs.insert(i, v): a new value, rebound
             self.stmt(gast.copy_location(rewritten, s))
             return
@@ -1385,7 +1386,7 @@ class Lowerer:
             if run:
                 pieces.append(self.emit(prim_of(list_of), run, node=node))
                 run = []
-            pieces.append(self.comprehension(_copy_loop(self, e.value), "list", TEMP))
+            pieces.append(self.comprehension(copy_loop(self, e.value), "list", TEMP))
         if run:
             pieces.append(self.emit(prim_of(list_of), run, node=node))
         joined = pieces[0]
@@ -1453,8 +1454,8 @@ class Lowerer:
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
         callee = self.expr(node.func)
         if isinstance(callee, Static) and callee.obj in _CONSUMERS + (tuple, sorted) and \
-                len(node.args) == 1 and _is_map(self, node.args[0]):
-            node = gast.copy_location(gast.Call(func=node.func, args=[_mapped(
+                len(node.args) == 1 and is_map(self, node.args[0]):
+            node = gast.copy_location(gast.Call(func=node.func, args=[mapped(
                 self, node.args[0])], keywords=node.keywords), node)
         folds = isinstance(callee, Static) and callee.obj in (sum, math.prod)  # with start
         if isinstance(callee, Static) and node.args and (isinstance(
@@ -1466,7 +1467,7 @@ class Lowerer:
                 node.keywords[0].value if node.keywords else None
             items = node.args[0]
             if not isinstance(items, (gast.GeneratorExp, gast.ListComp)):
-                items = _copy_loop(self, items)  # sum(xs, start): start + xs[0] + ...
+                items = copy_loop(self, items)  # sum(xs, start): start + xs[0] + ...
             folded = self.reduction(callee.obj, items, hint, self.operand(start) if start
                                     is not None else Const(int(callee.obj is math.prod)))
             if folded is not None:
@@ -1475,7 +1476,7 @@ class Lowerer:
             d = self.operand(node.args[0].func.value)
             if not self.is_dict(d):  # (`.items()` of a list raises)
                 self.emit(prim_of(mapping), (d,), node=node)
-            return self.comprehension(_copy_loop(self, node), "list", hint)
+            return self.comprehension(copy_loop(self, node), "list", hint)
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
                 not any(isinstance(a, gast.Starred) for a in node.args) and \
                 all(k.arg is not None for k in node.keywords):
@@ -1490,7 +1491,7 @@ class Lowerer:
                                  "math.fsum, list, any and all here", a,
                                  "build a list with a list comprehension: [... for ... in ...]")
         if isinstance(callee, Static) and callee.obj is functools.reduce:
-            return self.reduce(node, hint)
+            return reduce_call(self, node, hint)
         if isinstance(callee, Static) and callee.obj in (min, max) and node.args and not any(
                 isinstance(a, gast.Starred) for a in node.args) \
                 and [k.arg for k in node.keywords] == ["key"] or isinstance(callee, Static) \
@@ -1554,77 +1555,6 @@ class Lowerer:
             return [(k, Const(e)) for k, e in v.value.items()]
         return None
 
-    def reduce(self, node, hint):
-        """`functools.reduce(fn, xs[, initial])` over a sequence whose elements are known
-        here: fn's calls, unrolled (`operator.add`, a lambda, a helper)."""
-        args = node.args
-        if node.keywords or not 2 <= len(args) <= 3 or any(isinstance(a, gast.Starred)
-                                                           for a in args):
-            raise self.error("write functools.reduce(function, sequence[, initial])", node)
-        fn = self.expr(args[0])
-        if is_call_to(self, args[1], zip) or is_call_to(self, args[1], enumerate):
-            # over the list of the tuples that the loop over them makes
-            pairs = self.comprehension(_copy_loop(self, args[1]), "list", TEMP)
-            return self.reduce_loop(fn, node, hint, pairs)
-        items = self.elements(args[1])
-        if items is None:
-            return self.reduce_loop(fn, node, hint)
-        if len(args) == 3:
-            items = [self.operand(args[2])] + items
-        if not items:
-            raise self.error("functools.reduce of an empty sequence with no initial value",
-                             node)
-        acc = items[0]
-        for item in items[1:]:
-            acc = self.call(fn, [acc, item], [], node, hint)
-        return acc
-
-    def reduce_loop(self, fn, node, hint, seq=None):
-        """`functools.reduce(fn, xs[, initial])` over a sequence whose length is known
-        only when f runs (a list parameter): the loop a person would write,
-
-            acc = xs[0]                       acc = initial
-            for v in xs[1:]:                  for v in xs:
-                acc = fn(acc, v)                  acc = fn(acc, v)
-
-        `seq`, where given, is xs already lowered (the list of a zip's tuples)."""
-        used = {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
-        self.depth += 1
-        acc = hint if hint != TEMP and hint not in used else f"_acc{self.depth}"
-        names = {"acc": acc} | {k: f"_{k}{self.depth}" for k in ("fn", "seq", "item")}
-
-        def at(n):
-            return gast.copy_location(n, node)
-
-        def name(key, ctx=gast.Load()):
-            return at(gast.Name(id=names[key], ctx=ctx, annotation=None, type_comment=None))
-
-        saved = {n: self.env[n] for n in names.values() if n in self.env}
-        try:
-            self.env[names["fn"]], self.env[names["seq"]] = fn, seq if seq is not None \
-                else self.operand(node.args[1])
-            walk = name("seq")
-            if len(node.args) == 3:
-                self.env[acc] = self.operand(node.args[2])
-            else:
-                self.env[acc] = self.operand(at(gast.Subscript(
-                    value=name("seq"), slice=at(gast.Constant(value=0, kind=None)),
-                    ctx=gast.Load())))
-                walk = at(gast.Subscript(value=walk, slice=at(gast.Slice(
-                    lower=at(gast.Constant(value=1, kind=None)), upper=None, step=None)),
-                    ctx=gast.Load()))
-            step = at(gast.Assign(targets=[name("acc", gast.Store())], value=at(gast.Call(
-                func=name("fn"), args=[name("acc"), name("item")], keywords=[])),
-                type_comment=None))
-            self.for_stmt(at(gast.For(target=name("item", gast.Store()), iter=walk,
-                                      body=[step], orelse=[], type_comment=None)))
-            return self.env[acc]
-        finally:
-            self.depth -= 1
-            for n in names.values():
-                self.env.pop(n, None)
-            self.env.update(saved)
-
     def keyed_extremum(self, fn, node):
         """`min(d, key=d.get)` (or `sorted(d, key=d.get)`) over constants (a module's dict,
         a tuple of names): the element (the list), known here. A key computed from values
@@ -1651,104 +1581,6 @@ class Lowerer:
             return self.emit(prim_of(list_of), [Const(e) for e in sorted(
                 values, key=key.obj, reverse=bool(reverse.value))], node=node)
         return Const(fn(values, key=key.obj))
-
-    def itertool(self, fn, args, kwargs, node):
-        """`itertools.accumulate`, `pairwise`, `chain`, `chain.from_iterable`, `product`,
-        `islice`, `repeat`, `combinations`, `permutations` and
-        `combinations_with_replacement` of sequences: the list each yields, made by the loop or
-        comprehension a person would write (lists and loops over them are lowered so)."""
-        name = "chain.from_iterable" if fn == itertools.chain.from_iterable else fn.__name__
-        given = dict(kwargs)
-        if len(given) < len(kwargs) or set(given) - _ITERTOOLS[fn] or not args and fn in (
-                itertools.accumulate, itertools.repeat, itertools.islice) or \
-                fn is itertools.repeat and len(args) + len(given) != 2:
-            raise self.error(f"`itertools.{name}` with these arguments is not supported",
-                             node, "write itertools.repeat(x, n) with a count" if fn is
-                             itertools.repeat else f"see docs/subset.md for itertools.{name}")
-        walks = len(args) if fn in (itertools.chain, itertools.product) else \
-            0 if fn is itertools.repeat else 1  # (the others' first argument)
-        seqs = {f"s{i}": self.walked(a, node) for i, a in enumerate(args[:walks])}
-        if fn is itertools.accumulate:
-            func = args[1] if len(args) > 1 else given.get("func", Static(operator.add))
-            initial = given.get("initial", Const(None))
-            self.check_operands([args[0], initial], node)
-            if len(args) > 2:
-                raise self.error("itertools.accumulate takes a sequence and a function",
-                                 node, "write itertools.accumulate(xs, func, initial=value)")
-            if not (isinstance(initial, Const) and initial.value is None):
-                return self.desugared("""
-                    acc = first
-                    out = [acc]
-                    for v in s0:
-                        acc = func(acc, v)
-                        out.append(acc)
-                    """, seqs | {"func": func, "first": initial}, node)
-            # the running value is carried, not read back from the list (which a loop
-            # would copy on each trip); Python yields [] of [], where this one refuses
-            return self.desugared("""
-                if len(s0) == 0:
-                    raise ValueError("adjoint: itertools.accumulate of an empty sequence; "
-                                     "give initial=")
-                acc = s0[0]
-                out = [acc]
-                for v in s0[1:]:
-                    acc = func(acc, v)
-                    out.append(acc)
-                """, seqs | {"func": func}, node)
-        if fn is itertools.pairwise and len(args) == 1:
-            return self.desugared("out = [(a, b) for a, b in zip(s0, s0[1:])]", seqs, node)
-        if fn is itertools.chain:
-            return self.desugared(f"out = [{', '.join('*' + s for s in seqs)}]", seqs, node)
-        if name == "chain.from_iterable" and len(args) == 1:
-            return self.desugared("out = [e for s in s0 for e in s]", seqs, node)
-        if fn is itertools.product:
-            times = given.get("repeat", Const(1))
-            if not (isinstance(times, Const) and isinstance(times.value, int)):
-                raise self.error("itertools.product(..., repeat=n) with n known only when "
-                                 "the function runs", node, "write repeat=2 (a number)")
-            names = list(seqs) * times.value
-            loops = " ".join(f"for e{i} in {s}" for i, s in enumerate(names))
-            items = "".join(f"e{i}, " for i in range(len(names)))
-            return self.desugared(f"out = [({items}) {loops}]", seqs, node)
-        if fn is itertools.islice and 2 <= len(args) <= 4:
-            bounds = args[1:] if len(args) > 2 else [Const(None)] + args[1:]
-            return self.desugared("out = [e for e in s0[start:stop:step]]", seqs | dict(zip(
-                ("start", "stop", "step"), bounds + [Const(None)] * (3 - len(bounds)))), node)
-        if fn in _CHOOSERS:
-            r = args[1] if len(args) > 1 else given.get("r", Const(None))
-            if len(args) > 2 or not (isinstance(r, Const) and isinstance(r.value, int)):
-                raise self.error(f"`itertools.{name}` with a size known only when the "
-                                 f"function runs, or none", node,
-                                 f"give the size as a number: itertools.{name}(xs, 2)")
-            items = "".join(f"s0[e[{i}]], " for i in range(r.value))
-            # the positions are ints, computed as f runs (generic code knows no length)
-            return self.desugared(f"out = [({items}) for e in positions(len(s0), {r.value})]",
-                                  seqs | {"positions": Static(_CHOOSERS[fn])}, node)
-        if fn is itertools.repeat:
-            x, times = (args + [given.get("times")])[:2]
-            return self.desugared("out = [x for _ in range(n)]", {"x": x, "n": times}, node)
-        raise self.error(f"`itertools.{name}` with these arguments is not supported", node,
-                         f"see docs/subset.md for itertools.{name}")
-
-    def desugared(self, source: str, bound: dict, node):
-        """What `source`, Python written here for a construct at `node`, leaves in `out`,
-        its names in `bound` bound to those operands. Its names other than builtins get a
-        prefix (`_it1_out`) that none of f's has."""
-        self.depth += 1
-        prefix = f"_it{self.depth}_"
-        tree = gast.parse(textwrap.dedent(source))
-        for n in gast.walk(tree):
-            if isinstance(n, gast.Name) and not hasattr(builtins, n.id):
-                n.id = prefix + n.id
-            gast.copy_location(n, node)
-        try:
-            self.env.update({prefix + k: v for k, v in bound.items()})
-            self.body(tree.body)
-            return self.env[prefix + "out"]
-        finally:
-            self.depth -= 1
-            for k in [k for k in self.env if k.startswith(prefix)]:
-                del self.env[k]
 
     def keyed_choice(self, fn, items, key, reverse: bool, node):
         """`max(xs, key=k)`, `min(xs, key=k)`, `sorted(xs, key=k, reverse=r)` over values
@@ -1932,7 +1764,7 @@ class Lowerer:
         if isinstance(fn, checkpoint):
             return self.checkpointed_call(unwrap(fn.fn), args, kwargs, node, hint)
         if fn is np.diff and any(k in ("prepend", "append") for k, _ in kwargs):
-            return self.diff_with_ends(args, kwargs, node, hint)
+            return diff_with_ends(self, args, kwargs, node, hint)
         if fn is reversed and len(args) == 1 and not kwargs:
             # iterated, `reversed(xs)` is `xs[::-1]` (generated code walks its tapes so);
             # a dict's keys, as `for k in d` walks them
@@ -1972,8 +1804,8 @@ class Lowerer:
             return freeze(self, fn, args, kwargs, node)
         if is_plain_class(fn) and registry.lookup(fn) is None:
             return built(self, fn, args, kwargs, node)
-        if any(fn == tool for tool in _ITERTOOLS):  # (chain.from_iterable is made anew)
-            return self.itertool(fn, args, kwargs, node)
+        if any(fn == tool for tool in ITERTOOLS):  # (chain.from_iterable is made anew)
+            return itertool(self, fn, args, kwargs, node)
         entry = registry.lookup(fn)
         dtype = _dtype_of(dict(kwargs).get("dtype"))
         if fn in _CASTS and dtype is not None and _narrows(dtype):
@@ -2005,42 +1837,6 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
-
-    def diff_with_ends(self, args, kwargs, node, hint):
-        """`np.diff(a, n, axis, prepend=p, append=q)` as NumPy computes it: the differences
-        of a with p and q joined to it along axis, a number broadcast to one entry there,
-        so that the rules of np.diff, np.concatenate and np.broadcast_to give every mode."""
-        names = ("a", "n", "axis", "prepend", "append")
-        given = dict(zip(names, args))
-        for k, v in kwargs:
-            if k not in names or k in given:
-                raise self.error(f"np.diff got an unexpected or repeated argument {k!r}",
-                                 node)
-            given[k] = v
-        if len(args) > len(names) or "a" not in given:
-            raise self.error("write np.diff(a, n=1, axis=-1, prepend=..., append=...)", node)
-        a, axis = given["a"], given.get("axis", Const(-1))
-        parts = []
-        for name in ("prepend", "a", "append"):
-            end = given.get(name)
-            if name == "a" or end is None:
-                parts += [a] if name == "a" else []
-                continue
-            parts.append(self.diff_end(end, a, axis, f"_{name}", node))
-        joined = self.emit(prim_of(np.concatenate), (self.emit(
-            prim_of(tuple_of), parts, node=node),), [("axis", axis)], hint="_joined", node=node)
-        return self.emit(prim_of(np.diff), (joined, given.get("n", Const(1)), axis), hint=hint,
-                         node=node)
-
-    def diff_end(self, end, a, axis, hint, node):
-        """np.diff's `prepend=` or `append=` value as NumPy joins it to `a`: a number
-        broadcast to a's shape with one entry along axis (an array end has that shape
-        already, and adding the zeros leaves it as it is)."""
-        if isinstance(end, Const) and np.ndim(end.value) > 0:
-            return end
-        first = self.emit(prim_of(np.take), (a, Const((0,))), [("axis", axis)], node=node)
-        zeros = self.emit(prim_of(np.zeros_like), (first,), node=node)
-        return self.emit(prim_of(operator.add), (end, zeros), hint=hint, node=node)
 
     def extremum(self, fn, args, kwargs, node, hint):
         """`max(xs)`, `max(a, b, c)`: np.max over the numbers as an array, whose rule splits
@@ -2144,7 +1940,7 @@ class Lowerer:
         if m.name == "pop":
             return self.list_pop(m.base, args, kwargs, node, hint)
         if m.name == "get":
-            return self.dict_get(m.base, args, kwargs, node, hint)
+            return dict_get(self, m.base, args, kwargs, node, hint)
         if m.name in ("items", "keys", "values") and not args and not kwargs and isinstance(
                 m.base, Global) and isinstance(m.base.value, dict) and is_literal(tuple(
                 m.base.value.items())):  # a module's dict of constants: its view, known
@@ -2158,7 +1954,7 @@ class Lowerer:
                 self.emit(prim_of(mapping), (m.base,), node=node)
             if m.name == "keys":
                 return self.emit(prim_of(keys), (m.base,), hint=hint, node=node)
-            return self.comprehension(_copy_loop(self, node), "list", hint)
+            return self.comprehension(copy_loop(self, node), "list", hint)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
             return self.str_format(m.base.value, args, dict(kwargs), node, hint)
         if m.name in _DRAWS:  # rng.uniform(size=n): a draw, which no gradient crosses
@@ -2194,28 +1990,6 @@ class Lowerer:
             flat = self.call(Static(fn), [m.base] + list(args), kwargs, node, TEMP)
             return self.call(Static(runtime.private), [flat], {}, node, hint)
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
-
-    def dict_get(self, d, args, kwargs, node, hint):
-        """`d.get(k, default)` as the branch it is: `d[k] if k in d else default`. The
-        default is evaluated first, as Python evaluates arguments; only the branch taken
-        passes a gradient (to d's entry, or to the default)."""
-        if kwargs or not 1 <= len(args) <= 2:
-            raise self.error("`.get()` takes a key and an optional default", node,
-                             "write d.get(k) or d.get(k, default)")
-        key, default = args[0], args[1] if len(args) == 2 else Const(None)
-        has = self.emit(prim_of(in_), (key, d), hint="_c", node=node)
-        if isinstance(has, Const):  # a module's dict and a constant key
-            return self.emit(prim_of(operator.getitem), (d, key), hint=hint, node=node) \
-                if has.value else default
-        saved, self.ops = self.ops, []
-        try:
-            entry = self.emit(prim_of(operator.getitem), (d, key), hint=hint, node=node)
-            found = Block((), tuple(self.ops), (entry,))
-        finally:
-            self.ops = saved
-        result = Value(hint)
-        self.ops.append(If(has, found, Block((), (), (default,)), (result,), self.loc(node)))
-        return result
 
     def list_pop(self, xs, args, kwargs, node, hint):
         """`xs.pop()` or `xs.pop(0)`: the element, and `xs` rebound (every name of it) to
@@ -2268,7 +2042,7 @@ class Lowerer:
                 if entries is None:
                     made = made if made is not None else self.emit(prim_of(dict_of), (
                         Const(tuple(merged)), *merged.values()), hint=hint, node=node)
-                    made = self.updated_dict(made, d, v, hint)
+                    made = updated_dict(self, made, d, v, hint)
                     continue
             elif not isinstance(k, gast.Constant) or not isinstance(k.value, (str, int)):
                 raise self.error("a dict display's keys must be constant strings or ints",
@@ -2296,43 +2070,6 @@ class Lowerer:
         if isinstance(d, Value) and not self.is_dict(d):
             self.emit(prim_of(mapping), (d,), node=node)
         return self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
-
-    def updated_dict(self, made, d, node, hint):
-        """`{'x': x, **d}` where d's keys are known only when f runs: the loop a person
-        would write, d's entries written into the dict so far, in d's order.
-
-            for k, v in d.items():
-                made[k] = v"""
-        if isinstance(d, Value) and not self.is_dict(d):
-            self.emit(prim_of(mapping), (d,), node=node)
-        self.depth += 1
-        names = {n: f"_{n}{self.depth}" for n in ("acc", "entries", "key", "value")}
-
-        def at(n):
-            return gast.copy_location(n, node)
-
-        def name(role, ctx=gast.Load()):
-            return at(gast.Name(id=names[role], ctx=ctx, annotation=None, type_comment=None))
-
-        loop = at(gast.For(
-            target=at(gast.Tuple(elts=[name("key", gast.Store()), name("value", gast.Store())],
-                                 ctx=gast.Store())),
-            iter=at(gast.Call(func=at(gast.Attribute(value=name("entries"), attr="items",
-                                                     ctx=gast.Load())), args=[], keywords=[])),
-            body=[at(gast.Assign(targets=[at(gast.Subscript(value=name("acc"), slice=name("key"),
-                                                            ctx=gast.Store()))],
-                                 value=name("value"), type_comment=None))],
-            orelse=[], type_comment=None))
-        saved = {n: self.env[n] for n in names.values() if n in self.env}
-        self.env[names["acc"]], self.env[names["entries"]] = made, d
-        try:
-            self.for_stmt(loop)
-            return self.env[names["acc"]]
-        finally:
-            self.depth -= 1
-            for n in names.values():
-                self.env.pop(n, None)
-            self.env.update(saved)
 
     def expr_GeneratorExp(self, node, hint):
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
@@ -2498,7 +2235,7 @@ class Lowerer:
         if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)) and not (
                 is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
                                                         for a in args[0].args)):
-            return self.comprehension(_copy_loop(self, args[0]), "list", hint)
+            return self.comprehension(copy_loop(self, args[0]), "list", hint)
         items = self.elements(args[0])
         if items is None:
             raise self.error("tuple() of a sequence whose length is known only when the "
@@ -2889,42 +2626,6 @@ def _out_name(call) -> str | None:
     return out.id if isinstance(out, gast.Name) else None
 
 
-def _as_rebinding(call):
-    """`d.update({'b': v})` (or `d.update(b=v)`) as `d |= {'b': v}`, and `xs.insert(i, v)`
-    as `xs = xs[:i] + [v] + xs[i:]`, for a local name: the new value the method leaves in
-    place, which lowering binds to the name. None for any other call."""
-    if not (isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and
-            isinstance(call.func.value, gast.Name)):
-        return None
-    name, method = call.func.value.id, call.func.attr
-
-    def load():
-        return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
-
-    if method == "update" and (len(call.args) == 1 and isinstance(call.args[0], gast.Dict)
-                               and not call.keywords or not call.args and call.keywords and
-                               all(k.arg for k in call.keywords)):
-        merged = call.args[0] if call.args else gast.Dict(
-            keys=[gast.Constant(value=k.arg, kind=None) for k in call.keywords],
-            values=[k.value for k in call.keywords])
-        return gast.AugAssign(target=gast.Name(id=name, ctx=gast.Store(), annotation=None,
-                                               type_comment=None),
-                              op=gast.BitOr(), value=merged)
-    if method == "insert" and len(call.args) == 2 and not call.keywords:
-        at, value = call.args
-
-        def part(lower, upper):
-            return gast.Subscript(value=load(), slice=gast.Slice(lower=lower, upper=upper,
-                                                                 step=None), ctx=gast.Load())
-        joined = gast.BinOp(left=gast.BinOp(left=part(None, at), op=gast.Add(),
-                                            right=gast.List(elts=[value], ctx=gast.Load())),
-                            op=gast.Add(), right=part(at, None))
-        return gast.Assign(targets=[gast.Name(id=name, ctx=gast.Store(), annotation=None,
-                                              type_comment=None)], value=joined,
-                           type_comment=None)
-    return None
-
-
 def _draw_prim(name: str) -> Prim:
     """`rng.<name>(...)` as a primitive, printed as that method call."""
     def draw(rng, *args, **kwargs):
@@ -2993,20 +2694,6 @@ def _narrows(dtype) -> bool:
 # what a generator expression may be passed to: it is consumed at once
 _CONSUMERS = (sum, min, max, math.fsum, list, any, all)
 
-# itertools' functions over sequences, lowered to the list they yield: their keywords
-_ITERTOOLS = {itertools.accumulate: {"func", "initial"}, itertools.chain: set(),
-              itertools.chain.from_iterable: set(), itertools.product: {"repeat"},
-              itertools.islice: set(), itertools.repeat: {"times"}}
-if hasattr(itertools, "pairwise"):  # (Python 3.10)
-    _ITERTOOLS[itertools.pairwise] = set()
-# itertools that choose entries of one sequence by position: the positions they yield
-_CHOOSERS = {itertools.combinations: runtime.combinations,
-             itertools.permutations: runtime.permutations,
-             itertools.combinations_with_replacement: runtime.combinations_with_replacement}
-_ITERTOOLS.update({tool: {"r"} for tool in _CHOOSERS})
-for _positions in _CHOOSERS.values():
-    registry.primitive(_positions, _positions.__name__, nondiff=True)
-
 # module-level objects that `obj[i]` reads as data (other objects are opaque)
 _CONTAINERS = (np.ndarray, np.generic, list, tuple, dict, str, bytes, range)
 
@@ -3018,66 +2705,6 @@ _RECURSION_BUDGET, _RECURSION_DEPTH = 256, 20
 # NumPy functions that change an argument in place (and return None)
 _MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_along_axis,
              np.random.shuffle)
-
-
-def _copy_loop(low, node):
-    """`list(xs)` as the comprehension `[e for e in xs]` (`[(a, b) for a, b in zip(...)]`
-    for zip, enumerate and .items(), whose loops unpack)."""
-    n = len(node.args) if is_call_to(low, node, zip) else 2 if is_call_to(
-        low, node, enumerate) or dict_view(node) and node.func.attr == "items" or \
-        low.sorted_view(node) and node.args[0].func.attr == "items" else 0
-
-    def name(i, ctx):
-        return gast.copy_location(gast.Name(id=f"_e{i}", ctx=ctx, annotation=None,
-                                            type_comment=None), node)
-    if n:
-        target = gast.Tuple(elts=[name(i, gast.Store()) for i in range(n)], ctx=gast.Store())
-        elt = gast.Tuple(elts=[name(i, gast.Load()) for i in range(n)], ctx=gast.Load())
-    else:
-        target, elt = name(0, gast.Store()), name(0, gast.Load())
-    gen = gast.comprehension(target=gast.copy_location(target, node), iter=node, ifs=[],
-                             is_async=0)
-    return gast.copy_location(gast.ListComp(elt=gast.copy_location(elt, node),
-                                            generators=[gen]), node)
-
-
-def _is_map(low, node) -> bool:
-    if not (isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and
-            node.func.id in ("map", "filter")):  # (lowering any other callee emits ops)
-        return False
-    return (is_call_to(low, node, map) and len(node.args) >= 2 or
-            is_call_to(low, node, filter) and len(node.args) == 2) and not node.keywords
-
-
-def _mapped(low, node):
-    """`map(f, xs, ys)` as `[f(_m0, _m1) for _m0, _m1 in zip(xs, ys)]`, `filter(f, xs)` as
-    `[_m0 for _m0 in xs if f(_m0)]`: read where a consumer (list, sum, ...) takes the
-    iterator at once, which is then that list."""
-    fn, seqs = node.args[0], node.args[1:]
-    names = [f"_m{i}" for i in range(len(seqs))]
-
-    def name(n, ctx):
-        return gast.Name(id=n, ctx=ctx, annotation=None, type_comment=None)
-
-    def applied(args):
-        return gast.Call(func=fn, args=args, keywords=[])
-
-    it = seqs[0] if len(seqs) == 1 else gast.Call(func=name("zip", gast.Load()),
-                                                  args=list(seqs), keywords=[])
-    target = name(names[0], gast.Store()) if len(seqs) == 1 else gast.Tuple(
-        elts=[name(n, gast.Store()) for n in names], ctx=gast.Store())
-    if is_call_to(low, node, filter):
-        keep = name(names[0], gast.Load())
-        test = keep if isinstance(fn, gast.Constant) and fn.value is None else applied([keep])
-        elt, ifs = name(names[0], gast.Load()), [test]
-    else:
-        elt, ifs = applied([name(n, gast.Load()) for n in names]), []
-    comp = gast.ListComp(elt=elt, generators=[gast.comprehension(target=target, iter=it,
-                                                                 ifs=ifs, is_async=0)])
-    for child in gast.walk(comp):
-        if "lineno" in getattr(child, "_attributes", ()) and not hasattr(child, "lineno"):
-            gast.copy_location(child, node)
-    return comp
 
 
 def _writes_out(fn, args, kwargs) -> bool:

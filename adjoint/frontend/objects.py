@@ -23,6 +23,7 @@ from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import replaced
 
+
 def instance_attribute(low, base: Instance, node, hint: str = TEMP):
     """`self.W` (an instance attribute, or a class attribute the instance does not
     shadow: a constant of the gradient, guarded like a global), `self.weights` (a
