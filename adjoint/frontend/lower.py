@@ -52,6 +52,7 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       record, store_attribute)
 from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
                                     is_map, itertool, mapped, reduce_call, updated_dict)
+from adjoint.frontend.ordering import extremum, keyed_extremum, sorted_list
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
     read_class_attribute, unwrap, unwrap_partial
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc, Operand, Prim,
@@ -59,7 +60,7 @@ from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Loc,
 from adjoint.rules import registry
 from adjoint.rules.registry import prim_of
 from adjoint.rules.structure import (ARRAY_ATTRIBUTES, and_, assertion, attribute, dict_of,
-                                      field, in_, keys, list_of, mapping, numbers, not_in, or_,
+                                      field, in_, keys, list_of, mapping, not_in, or_,
                                       raise_if, replaced, sequence, STR_METHODS, tolist, item,
                                       tuple_of)
 
@@ -1498,7 +1499,7 @@ class Lowerer:
                 and callee.obj is sorted and len(node.args) == 1 and "key" in [
                     k.arg for k in node.keywords] and {k.arg for k in node.keywords} <= {
                     "key", "reverse"}:
-            return self.keyed_extremum(callee.obj, node)
+            return keyed_extremum(self, callee.obj, node)
         if isinstance(callee, Static) and callee.obj is collections.defaultdict:
             raise self.error("a defaultdict made in the function is not supported", node,
                              "use a dict and d.get(k, 0.0): d[k] = d.get(k, 0.0) + v (a "
@@ -1554,94 +1555,6 @@ class Lowerer:
                 isinstance(k, str) and is_literal(e) for k, e in v.value.items()):
             return [(k, Const(e)) for k, e in v.value.items()]
         return None
-
-    def keyed_extremum(self, fn, node):
-        """`min(d, key=d.get)` (or `sorted(d, key=d.get)`) over constants (a module's dict,
-        a tuple of names): the element (the list), known here. A key computed from values
-        would choose by data: refused."""
-        items = self.operand(node.args[0]) if len(node.args) == 1 else self.emit(
-            prim_of(list_of), [self.operand(a) for a in node.args], node=node)  # max(a, b, key=)
-        options = {k.arg: k.value for k in node.keywords}
-        self.calling = options["key"]  # (`key=d.get` is a method, called on each)
-        key = self.expr(options["key"])
-        reverse = self.operand(options["reverse"]) if "reverse" in options else Const(False)
-        if isinstance(key, Method) and key.name == "get" and isinstance(key.base, Global) \
-                and isinstance(key.base.value, dict) and is_literal(tuple(key.base.value.items())):
-            key = Static(key.base.value.get)
-        values = items.value if isinstance(items, Const) else tuple(items.value) if \
-            isinstance(items, Global) and is_literal(tuple(items.value)) else None
-        if not isinstance(reverse, Const):
-            raise self.error(f"`{fn.__name__}(..., reverse=...)` with a value known only when "
-                             f"the function runs", node, "write reverse=True or reverse=False")
-        if values is None or not (isinstance(key, Static) and (
-                isinstance(getattr(key.obj, "__self__", None), dict) and
-                key.obj.__name__ == "get" or key.obj in (len, abs, str))):
-            return self.keyed_choice(fn, items, key, bool(reverse.value), node)
-        if fn is sorted:
-            return self.emit(prim_of(list_of), [Const(e) for e in sorted(
-                values, key=key.obj, reverse=bool(reverse.value))], node=node)
-        return Const(fn(values, key=key.obj))
-
-    def keyed_choice(self, fn, items, key, reverse: bool, node):
-        """`max(xs, key=k)`, `min(xs, key=k)`, `sorted(xs, key=k, reverse=r)` over values
-        computed here: a discrete choice made on the forward values, as np.argmax is, so
-        the derivative flows to the chosen entries only:
-
-            _scores = [k(_e) for _e in xs]    (numbers, checked when f runs)
-            xs[np.argmax(_scores)]            [xs[_i] for _i in np.argsort(_scores,
-                                                                   kind='stable')]
-
-        np.argmax and np.argmin take the first of tied scores, as max and min do; a
-        stable argsort keeps tied entries in their order, as sorted does (reverse=True:
-        reversed, of the reversed scores, so that ties keep that order too)."""
-        name = fn.__name__
-        self.depth += 1
-        names = {k: f"_{k}{self.depth}" for k in ("seq", "key", "e", "order", "i")}
-
-        def ref(key_, ctx=gast.Load()):
-            return gast.copy_location(gast.Name(id=names[key_], ctx=ctx, annotation=None,
-                                                type_comment=None), node)
-
-        def each(elt, over):  # [elt for _e in over]
-            target = "i" if over == "order" else "e"
-            return gast.copy_location(gast.ListComp(elt=elt, generators=[gast.comprehension(
-                target=ref(target, gast.Store()), iter=ref(over), ifs=[], is_async=0)]), node)
-
-        saved = {n: self.env[n] for n in names.values() if n in self.env}
-        try:
-            seq = self.walked(items, node)  # (a dict's keys, as max(d) reads them)
-            self.env[names["seq"]], self.env[names["key"]] = seq, key
-            # (a method, `d.get`, is read again there: a name cannot hold one)
-            func = next(k.value for k in node.keywords if k.arg == "key") if isinstance(
-                key, Method) else ref("key")
-            scores = self.comprehension(each(gast.copy_location(gast.Call(
-                func=func, args=[ref("e")], keywords=[]), node), "seq"), "list", TEMP)
-            arr = self.emit(prim_of(np.array), (scores,), hint="_scores", node=node)
-            self.emit(prim_of(numbers), (arr, Const(name)), node=node)
-            if fn is not sorted:
-                pick = self.emit(prim_of(np.argmax if fn is max else np.argmin), (arr,),
-                                 hint="_pick", node=node)
-                return self.emit(prim_of(operator.getitem), (seq, pick), node=node)
-            backwards = Const(slice(None, None, -1))
-            if reverse:
-                arr = self.emit(prim_of(operator.getitem), (arr, backwards), node=node)
-            order = self.emit(prim_of(np.argsort), (arr,), (("kind", Const("stable")),),
-                              hint="_order", node=node)
-            if reverse:  # position j of the reversed scores is len - 1 - j of the scores
-                order = self.emit(prim_of(operator.getitem), (order, backwards), node=node)
-                last = self.emit(prim_of(operator.sub), (self.emit(
-                    prim_of(len), (arr,), node=node), Const(1)), node=node)
-                order = self.emit(prim_of(operator.sub), (last, order), hint="_order",
-                                  node=node)
-            self.env[names["order"]] = order
-            return self.comprehension(each(gast.copy_location(gast.Subscript(
-                value=ref("seq"), slice=ref("i"), ctx=gast.Load()), node), "order"), "list",
-                TEMP)
-        finally:
-            self.depth -= 1
-            for n in names.values():
-                self.env.pop(n, None)
-            self.env.update(saved)
 
     def classes(self, node):
         """`float` or `(int, float)` in isinstance(x, ...), or a dtype= class: classes
@@ -1783,10 +1696,10 @@ class Lowerer:
             rows = [self.emit(prim_of(tuple_of), row, node=node) for row in zip(*columns)]
             return self.emit(prim_of(tuple_of), rows, hint=hint, node=node)
         if (fn is max or fn is min) and (len(args) != 2 or kwargs):
-            return self.extremum(fn, args, kwargs, node, hint)
+            return extremum(self, fn, args, kwargs, node, hint)
         if fn is sorted and len(args) == 1 and isinstance(args[0], Value) and \
                 {k for k, _ in kwargs} <= {"reverse"}:
-            return self.sorted_list(args[0], dict(kwargs).get("reverse", Const(False)), node,
+            return sorted_list(self, args[0], dict(kwargs).get("reverse", Const(False)), node,
                                     hint)
         if inspect.isclass(fn) and issubclass(fn, np.generic) and \
                 np.dtype(fn).kind in _NUMERIC_KINDS:  # np.float64(v), np.int32(v)
@@ -1837,55 +1750,6 @@ class Lowerer:
         # an unknown callable: allowed on inactive values, an error if a gradient flows in
         prim = registry.primitive(fn, qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
-
-    def extremum(self, fn, args, kwargs, node, hint):
-        """`max(xs)`, `max(a, b, c)`: np.max over the numbers as an array, whose rule splits
-        a tie evenly among the tied entries, as the rule of two-argument `max` does."""
-        name = fn.__name__
-        if kwargs or not args:
-            raise self.error(f"`{name}` with key= or default=, or without arguments, is not "
-                             f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
-                             f"key, compute the keys and pick with np.arg{name}")
-        # max(d) of a dict is the max of its keys, as a loop over d walks them
-        seq = self.walked(args[0], node) if len(args) == 1 else \
-            self.emit(prim_of(list_of), args, node=node)
-        arr = self.emit(prim_of(np.array), (seq,), node=node)
-        if len(args) == 1:
-            self.refuse_ordered_pairs(name, node)  # only numbers pass
-            self.emit(prim_of(numbers), (arr, Const(name)), node=node)
-        # axis=0: a sequence of numbers reduces to a number, as Python's max would give
-        return self.emit(prim_of(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
-                         hint=hint, node=node)
-
-    def sorted_list(self, xs, reverse, node, hint):
-        """`sorted(xs)` of numbers: the list of np.sort's entries, so the gradient flows
-        back through the permutation (tied entries as np.sort's rule takes them)."""
-        if not isinstance(reverse, Const):
-            raise self.error("sorted(..., reverse=...) with a value known only when the "
-                             "function runs", node, "write reverse=True or reverse=False")
-        self.refuse_ordered_pairs("sorted", node)
-        arr = self.emit(prim_of(np.array), (self.walked(xs, node),), node=node)
-        self.emit(prim_of(numbers), (arr, Const("sorted")), node=node)
-        ordered = self.emit(prim_of(np.sort), (arr,), node=node)
-        if reverse.value:  # (a tie's order does not change the values)
-            ordered = self.emit(prim_of(operator.getitem), (ordered, Const(slice(None, None, -1))),
-                                node=node)
-        return self.emit(prim_of(tolist), (ordered,), hint=hint, node=node)
-
-    def refuse_ordered_pairs(self, name: str, node) -> None:
-        """Python compares tuples (a score and its index) by their first entries; as an
-        array they would be compared entry by entry: a display of them is refused here
-        (any other sequence when it runs, by `numbers`)."""
-        items = node.args[0] if isinstance(node, gast.Call) and node.args else None
-        elt = getattr(items, "elt", None)
-        if isinstance(elt, (gast.Tuple, gast.List)) or isinstance(items, (
-                gast.List, gast.Tuple)) and any(isinstance(e, (gast.Tuple, gast.List))
-                                                for e in items.elts):
-            pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
-            raise self.error(f"`{name}` of tuples or lists compares them in order, which "
-                             f"is not supported here", node,
-                             f"take `{name}` of the scores, and the rest with {pick}: "
-                             f"i = {pick}(scores)")
 
     def scalar_cast(self, cls, args, kwargs, node, hint):
         """`np.float64(v)` as np.asarray(v, dtype=np.float64)[()]: the number, or the
