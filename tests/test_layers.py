@@ -25,7 +25,8 @@ LAYERS = [
     # lower.py on top of the modules it lowers with: they never import it
     ("adjoint.frontend.source", "adjoint.frontend.check", "adjoint.frontend.markers",
      "adjoint.frontend.normalize", "adjoint.frontend.bindings"),
-    ("adjoint.frontend.objects", "adjoint.frontend.sugar", "adjoint.frontend.ordering"),
+    ("adjoint.frontend.objects", "adjoint.frontend.sugar", "adjoint.frontend.ordering",
+     "adjoint.frontend.strings"),
     ("adjoint.frontend",),
     ("adjoint.analysis",),
     ("adjoint.passes", "adjoint.ad"),

@@ -28,7 +28,6 @@ import inspect
 import itertools
 import math
 import operator
-import string
 import sys
 import types
 import warnings
@@ -50,6 +49,7 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       frozen_from, frozen_method, instance_attribute,
                                       is_distribution, is_namedtuple_class, is_plain_class,
                                       record, store_attribute)
+from adjoint.frontend.strings import joined_str, str_format
 from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
                                     is_map, itertool, mapped, reduce_call, updated_dict)
 from adjoint.frontend.ordering import extremum, keyed_extremum, sorted_list
@@ -1306,61 +1306,8 @@ class Lowerer:
         self.ops.append(If(cond, blocks[0], blocks[1], (result,), self.loc(node)))
         return result
 
-    def expr_JoinedStr(self, node, hint):
-        """`f"W{i}"` (a dict key made in a loop): its text and `format(v, spec)` of each
-        field, joined with `+`. A string passes no gradient: a float formatted into one
-        and read back is refused where the gradient would flow (format has no rule)."""
-        pieces = []
-        for part in node.values:
-            if isinstance(part, gast.FormattedValue):
-                spec = self.expr_JoinedStr(part.format_spec, TEMP) \
-                    if part.format_spec is not None else Const("")
-                conversion = chr(part.conversion) if part.conversion != -1 else ""
-                pieces.append(self.formatted(self.operand(part.value), conversion, spec, part))
-            else:
-                pieces.append(Const(part.value))
-        return self.joined(pieces, hint, node)
-
-    def str_format(self, template: str, args, kwargs, node, hint):
-        """`'W{}'.format(i)`, a constant template, read as the f-string it stands for."""
-        pieces, auto = [], 0
-        try:
-            fields = list(string.Formatter().parse(template))
-        except ValueError as e:
-            raise self.error(f"a bad format string: {e}", node) from None
-        for literal, name, spec, conversion in fields:
-            pieces.append(Const(literal))
-            if name is None:
-                continue
-            if name == "":
-                name, auto = str(auto), auto + 1
-            if "{" in spec or not (name.isdigit() and int(name) < len(args) or name in kwargs):
-                raise self.error(f"`.format()` field `{{{name}}}`: only plain positional or "
-                                 f"keyword fields are supported here", node,
-                                 "write an f-string: f\"W{i}\"")
-            value = args[int(name)] if name.isdigit() else kwargs[name]
-            self.check_operands([value], node)
-            pieces.append(self.formatted(value, conversion or "", Const(spec), node))
-        return self.joined(pieces, hint, node)
-
-    def formatted(self, value, conversion: str, spec, node):
-        """One field of a format string: `format(v, spec)`, after `!r`, `!s` or `!a`."""
-        convert = _CONVERSIONS.get(conversion)
-        if isinstance(value, Const) and isinstance(spec, Const):  # f"W{1}": known here
-            return Const(format(convert(value.value) if convert else value.value, spec.value))
-        if convert:
-            value = self.emit(prim_of(convert), (value,), node=node)
-        spec = () if spec == Const("") else (spec,)
-        return self.emit(prim_of(format), (value, *spec), node=node)
-
-    def joined(self, pieces, hint, node):
-        """The strings `pieces` joined with `+` (constant neighbours fold into one)."""
-        text = Const("")
-        for piece in pieces:
-            if piece != Const(""):
-                text = piece if text == Const("") else self.emit(
-                    prim_of(operator.add), (text, piece), hint=hint, node=node)
-        return text
+    def expr_JoinedStr(self, node, hint):  # f"W{i}": strings.py
+        return joined_str(self, node, hint)
 
     def expr_Tuple(self, node, hint):
         elts = [self.operand(e) for e in node.elts]
@@ -1820,7 +1767,7 @@ class Lowerer:
                 return self.emit(prim_of(keys), (m.base,), hint=hint, node=node)
             return self.comprehension(copy_loop(self, node), "list", hint)
         if m.name == "format" and isinstance(m.base, Const) and isinstance(m.base.value, str):
-            return self.str_format(m.base.value, args, dict(kwargs), node, hint)
+            return str_format(self, m.base.value, args, dict(kwargs), node, hint)
         if m.name in _DRAWS:  # rng.uniform(size=n): a draw, which no gradient crosses
             return self.emit(_draw_prim(m.name), [m.base] + list(args), kwargs, hint=hint,
                              node=node)
@@ -2460,14 +2407,6 @@ _COMPARE = {gast.Lt: operator.lt, gast.LtE: operator.le, gast.Gt: operator.gt,
 _ARITHMETIC_ERRORS = {"ZeroDivisionError", "ArithmeticError", "FloatingPointError",
                       "OverflowError", "Exception", "BaseException"}
 
-# f-string conversions: f"{v!r}"
-_CONVERSIONS = {"s": str, "r": repr, "a": ascii}
-# what formats the fields of an f-string: without a derivative rule, so that a gradient
-# flowing through a string (float(f"{x}")) is refused, never taken as zero; and, as every
-# callable without a rule, never folded by the passes (lowering folds constant fields)
-for _fn in (format, str, repr, ascii):
-    if registry.lookup(_fn) is None:
-        registry.primitive(_fn, _fn.__name__, pure=False)
 # the draws of NumPy's random generators (a Generator's, a RandomState's), called as
 # methods of the generator f is given or makes: like np.random.normal(...), a call with no
 # rule, which a gradient may not flow through
@@ -2499,9 +2438,6 @@ def _draw_prim(name: str) -> Prim:
     # where its value must stay the same (a Hessian's rows, a recomputed region)
     return registry.primitive(draw, f"draw.{name}", "method", name, pure=False)
 
-
-if registry.lookup(runtime.percent_format) is None:
-    registry.primitive(runtime.percent_format, "percent_format", "infix", " % ", 12, pure=False)
 
 # adjoint's modules whose functions make derivatives (grad, hvp, jacobian, ...)
 _TRANSFORMS = ("adjoint.api", "adjoint.higher", "adjoint.compose")
