@@ -26,7 +26,7 @@ LAYERS = [
     ("adjoint.frontend.source", "adjoint.frontend.check", "adjoint.frontend.markers",
      "adjoint.frontend.normalize", "adjoint.frontend.bindings"),
     ("adjoint.frontend.objects", "adjoint.frontend.sugar", "adjoint.frontend.ordering",
-     "adjoint.frontend.strings"),
+     "adjoint.frontend.strings", "adjoint.frontend.casts"),
     ("adjoint.frontend",),
     ("adjoint.analysis",),
     ("adjoint.passes", "adjoint.ad"),

@@ -41,6 +41,8 @@ from adjoint.frontend.bindings import (FUNCTIONS, TEMP, Built, Frozen, Instance,
                                        Partial, Static, dict_view, dotted, hint_of, is_call_to,
                                        is_library, is_literal, is_user_object, qualname,
                                        type_module)
+from adjoint.frontend.casts import (CASTS, NUMERIC_KINDS, astype, dtype_of, dtype_position,
+                                    narrowed, narrows, scalar_cast)
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
@@ -1462,7 +1464,7 @@ class Lowerer:
                                             self.inlined(callee.obj) or
                                             is_plain_class(callee.obj)))
         evaluate = self.expr if takes_functions else self.operand
-        dtype_at = _dtype_position(callee)
+        dtype_at = dtype_position(callee)
         if isinstance(callee, Static) and callee.obj is getattr(np, "astype", None) and \
                 not self._adjoints_own():  # NumPy 2's np.astype(x, np.float64) (a rule's
             dtype_at = 1  # np.astype(x_dot, dtype) passes its own parameter)
@@ -1649,9 +1651,9 @@ class Lowerer:
             return sorted_list(self, args[0], dict(kwargs).get("reverse", Const(False)), node,
                                     hint)
         if inspect.isclass(fn) and issubclass(fn, np.generic) and \
-                np.dtype(fn).kind in _NUMERIC_KINDS:  # np.float64(v), np.int32(v)
-            return self.scalar_cast(fn, args, kwargs, node, hint)
-        if fn in _CASTS and len(args) >= 2:  # np.asarray(x, np.float32)
+                np.dtype(fn).kind in NUMERIC_KINDS:  # np.float64(v), np.int32(v)
+            return scalar_cast(self, fn, args, kwargs, node, hint)
+        if fn in CASTS and len(args) >= 2:  # np.asarray(x, np.float32)
             if len(args) > 2 or any(k == "dtype" for k, _ in kwargs):
                 raise self.error(f"`np.{fn.__name__}` with its settings by position", node,
                                  f"name them: np.{fn.__name__}(x, dtype=..., order=...)")
@@ -1667,12 +1669,12 @@ class Lowerer:
         if any(fn == tool for tool in ITERTOOLS):  # (chain.from_iterable is made anew)
             return itertool(self, fn, args, kwargs, node)
         entry = registry.lookup(fn)
-        dtype = _dtype_of(dict(kwargs).get("dtype"))
-        if fn in _CASTS and dtype is not None and _narrows(dtype):
+        dtype = dtype_of(dict(kwargs).get("dtype"))
+        if fn in CASTS and dtype is not None and narrows(dtype):
             rest = [(k, v) for k, v in kwargs if k != "dtype"]
             x = self.emit(entry.prim, args, rest, node=node) if rest or len(args) > 1 \
                 else args[0]
-            return self.narrowed(dtype, x, node, hint)
+            return narrowed(self, dtype, x, node, hint)
         if entry is not None:
             return self.emit(entry.prim, args, kwargs, hint=hint, node=node)
         plain = unwrap(fn)
@@ -1698,48 +1700,9 @@ class Lowerer:
         prim = registry.primitive(fn, qualname(fn), pure=False)
         return self.emit(prim, args, kwargs, hint=hint, node=node)
 
-    def scalar_cast(self, cls, args, kwargs, node, hint):
-        """`np.float64(v)` as np.asarray(v, dtype=np.float64)[()]: the number, or the
-        array (v itself when it has that dtype already, as NumPy returns it)."""
-        if len(args) != 1 or kwargs:
-            raise self.error(f"`np.{cls.__name__}` takes one value here", node,
-                             f"write np.{cls.__name__}(v)")
-        dtype = np.dtype(cls)
-        if _narrows(dtype):
-            return self.narrowed(dtype, args[0], node, hint)
-        cast = self.call(Static(np.asarray), args, [("dtype", Global(
-            cls.__name__, cls, cls.__module__))], node, TEMP)
-        return self.emit(prim_of(operator.getitem), (cast, Const(())), hint=hint, node=node)
-
-    def narrowed(self, dtype, x, node, hint):
-        """A cast to a narrower float (float32, float16) rounds: the call has no
-        derivative rule, so a gradient that flows through it is refused at its line
-        (on values that carry none, data cast to float32, it is only computed)."""
-        cls = dtype.type
-        entry = registry.lookup(cls)
-        prim = entry.prim if entry is not None else registry.primitive(
-            cls, qualname(cls), pure=False)
-        return self.emit(prim, (x,), hint=hint, node=node)
-
-    def astype(self, x, args, kwargs, node, hint):
-        """`x.astype(dtype)`: a copy of x of that dtype (`copy=False`: x itself when it has
-        it already), as np.array(x, dtype=...) or np.asarray. An int dtype makes a constant,
-        as int() does (analysis/activity.py reads the dtype); see `call` for float32."""
-        options = dict(kwargs)
-        if "dtype" in options and not args:
-            args = [options.pop("dtype")]
-        copy = options.pop("copy", Const(True))
-        if len(args) != 1 or options or not isinstance(copy, Const):
-            raise self.error("write x.astype(dtype) or x.astype(dtype, copy=False)", node)
-        if _dtype_of(args[0]) is None:
-            raise self.error("x.astype() of a dtype that is not known here", node,
-                             "name it: x.astype(np.float64), x.astype(float) or x.astype(int)")
-        return self.call(Static(np.array if copy.value else np.asarray), [x],
-                         [("dtype", args[0])], node, hint)
-
     def method(self, m: Method, args, kwargs, node, hint):
         if m.name == "astype":
-            return self.astype(m.base, args, kwargs, node, hint)
+            return astype(self, m.base, args, kwargs, node, hint)
         if m.name == "_replace":  # a namedtuple's: a new one, the fields given changed
             if args or not kwargs:
                 raise self.error("`_replace` takes the fields by name", node,
@@ -2458,37 +2421,6 @@ _METHODS = {
     "repeat": (np.repeat, False), "argsort": (np.argsort, False),
     "nonzero": (np.nonzero, False),
 }
-
-
-# NumPy's casts, whose dtype= says what the value becomes (astype is lowered to two of them)
-_CASTS = (np.asarray, np.array, np.asanyarray, np.ascontiguousarray, np.asfortranarray)
-# dtype kinds a cast is lowered for: bool, ints, floats and complex numbers
-_NUMERIC_KINDS = "biufc"
-
-
-def _dtype_position(callee) -> int | None:
-    """Where `callee` takes a dtype by position: x.astype(np.float64), np.asarray(x, float)."""
-    if isinstance(callee, Method) and callee.name == "astype":
-        return 0
-    if isinstance(callee, Static) and any(callee.obj is c for c in _CASTS):
-        return 1
-    return None
-
-
-def _dtype_of(o) -> np.dtype | None:
-    """The dtype a dtype operand names (a class, a string), when it is known here."""
-    value = o.value if isinstance(o, (Const, Global)) else None
-    if value is None:
-        return None
-    try:
-        return np.dtype(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _narrows(dtype) -> bool:
-    """A cast to it rounds a float64: float32, float16."""
-    return dtype.kind == "f" and dtype.itemsize < 8
 
 
 # what a generator expression may be passed to: it is consumed at once
