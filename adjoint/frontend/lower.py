@@ -53,7 +53,8 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       record, store_attribute)
 from adjoint.frontend.strings import joined_str, str_format
 from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
-                                    is_map, itertool, mapped, reduce_call, updated_dict)
+                                    is_map, itertool, list_pop, mapped, reduce_call,
+                                    squared_norm, updated_dict)
 from adjoint.frontend.ordering import extremum, keyed_extremum, sorted_list
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
     read_class_attribute, unwrap, unwrap_partial
@@ -1171,7 +1172,7 @@ class Lowerer:
             raise self.error(f"operator {type(node.op).__name__} is not supported", node)
         if isinstance(node.op, gast.Pow) and isinstance(node.right, gast.Constant) and \
                 node.right.value == 2 and isinstance(node.left, gast.Call):
-            squared = self.squared_norm(node.left, hint, node)
+            squared = squared_norm(self, node.left, hint, node)
             if squared is not None:
                 return squared
         if isinstance(node.op, gast.BitOr) and _keyed_display(node.right):
@@ -1183,36 +1184,6 @@ class Lowerer:
         if isinstance(node.op, gast.Mod) and isinstance(a, Const) and isinstance(a.value, str):
             op = runtime.percent_format  # "W%d" % i: formatting, which no gradient crosses
         return self.emit(prim_of(op), (a, b), hint=hint, node=node)
-
-    def squared_norm(self, call, hint, node):
-        """`np.linalg.norm(x) ** 2` (the 2-norm or the Frobenius norm), `np.std(x) ** 2`
-        and `np.hypot(a, b) ** 2` as the sum of squares, the variance and `a * a + b * b`
-        they are: smooth where the norm, the deviation and hypot are not (a zero
-        vector, a constant x), so that their second derivative there is the square's,
-        not the 0 that the kink's convention would give."""
-        if not isinstance(call.func, gast.Attribute) or not call.args:
-            return None
-        kw = {k.arg: k.value for k in call.keywords}
-        fn = self.expr(call.func)
-        if not isinstance(fn, Static):
-            return None
-        if fn.obj is np.hypot and len(call.args) == 2 and not kw:
-            a, b = (self.operand(arg) for arg in call.args)
-            squares = [self.emit(prim_of(operator.mul), (v, v), node=node) for v in (a, b)]
-            return self.emit(prim_of(operator.add), tuple(squares), hint=hint, node=node)
-        if fn.obj is np.std and len(call.args) == 1 and set(kw) <= {"axis", "ddof", "keepdims"}:
-            kwargs = tuple((k, self.operand(v)) for k, v in kw.items())
-            return self.emit(prim_of(np.var), (self.operand(call.args[0]),), kwargs,
-                             hint=hint, node=node)
-        ord_ = kw.pop("ord", None)
-        if fn.obj is not np.linalg.norm or len(call.args) != 1 or \
-                set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
-                isinstance(ord_, gast.Constant) and ord_.value in (None, "fro")):
-            return None
-        x = self.operand(call.args[0])
-        squares = self.emit(prim_of(operator.mul), (x, x), node=node)
-        kwargs = tuple((k, self.operand(v)) for k, v in kw.items())
-        return self.emit(prim_of(np.sum), (squares,), kwargs, hint=hint, node=node)
 
     def merged(self, base, display, hint, node):
         """`base` with the entries of a dict display written into it, in order."""
@@ -1712,7 +1683,7 @@ class Lowerer:
                 x = self.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
             return x
         if m.name == "pop":
-            return self.list_pop(m.base, args, kwargs, node, hint)
+            return list_pop(self, m.base, args, kwargs, node, hint)
         if m.name == "get":
             return dict_get(self, m.base, args, kwargs, node, hint)
         if m.name in ("items", "keys", "values") and not args and not kwargs and isinstance(
@@ -1764,32 +1735,6 @@ class Lowerer:
             flat = self.call(Static(fn), [m.base] + list(args), kwargs, node, TEMP)
             return self.call(Static(runtime.private), [flat], {}, node, hint)
         return self.call(Static(fn), [m.base] + list(args), kwargs, node, hint)
-
-    def list_pop(self, xs, args, kwargs, node, hint):
-        """`xs.pop()` or `xs.pop(0)`: the element, and `xs` rebound (every name of it) to
-        the rest. The update is recorded as in place: analysis/views.py checks, once the
-        kinds are observed, that `xs` is a list and that nothing else holds it."""
-        where = args[0].value if len(args) == 1 and isinstance(args[0], Const) else None
-        if isinstance(where, str) or len(args) == 2:  # d.pop('a'), d.pop('a', default)
-            raise self.error("a dict's `.pop(key)` is not supported", node,
-                             "read the entry, then make the dict without it: v = d[k]; "
-                             "d = {key: d[key] for key in d if key != k}")
-        if kwargs or len(args) > 1 or (args and where not in (0, -1)):
-            raise self.error("only `.pop()`, `.pop(-1)` and `.pop(0)` are supported", node,
-                             "read the element and rebuild the list: v = xs[i]; "
-                             "xs = xs[:i] + xs[i + 1:]")
-        if not isinstance(xs, Value):
-            raise self.error("only a list built in the function can pop", node,
-                             "copy it first: xs = list(...)")
-        first = where == 0
-        element = self.emit(prim_of(operator.getitem), (xs, Const(0 if first else -1)),
-                            hint=hint, node=node)
-        rest = self.emit(prim_of(operator.getitem), (xs, Const(
-            slice(1, None) if first else slice(None, -1))), hint=xs.name, node=node)
-        if isinstance(rest, Value):
-            self.inplace.append(rest)
-        self.rebind_storage(xs, rest)
-        return element
 
     # -------------------------------------------------------- comprehensions
     def expr_ListComp(self, node, hint):

@@ -8,6 +8,8 @@ where they stand; or calls of other functions.
     {'x': x, **d}                   for k, v in d.items(): made[k] = v  updated_dict
     d.update({'b': v})              d |= {'b': v}                       as_rebinding
     d.get(k, default)               d[k] if k in d else default         dict_get
+    xs.pop()                        xs[-1]; xs = xs[:-1]                list_pop
+    np.linalg.norm(x) ** 2          np.sum(x * x)                       squared_norm
     np.diff(a, prepend=p)           np.diff(np.concatenate((p, a)))     diff_with_ends
     itertools.chain(xs, ys)         out = [*xs, *ys]                    itertool
 
@@ -259,6 +261,64 @@ def dict_get(low, d, args, kwargs, node, hint):
     result = Value(hint)
     low.ops.append(If(has, found, Block((), (), (default,)), (result,), low.loc(node)))
     return result
+
+
+def squared_norm(low, call, hint, node):
+    """`np.linalg.norm(x) ** 2` (the 2-norm or the Frobenius norm), `np.std(x) ** 2`
+    and `np.hypot(a, b) ** 2` as the sum of squares, the variance and `a * a + b * b`
+    they are: smooth where the norm, the deviation and hypot are not (a zero
+    vector, a constant x), so that their second derivative there is the square's,
+    not the 0 that the kink's convention would give."""
+    if not isinstance(call.func, gast.Attribute) or not call.args:
+        return None
+    kw = {k.arg: k.value for k in call.keywords}
+    fn = low.expr(call.func)
+    if not isinstance(fn, Static):
+        return None
+    if fn.obj is np.hypot and len(call.args) == 2 and not kw:
+        a, b = (low.operand(arg) for arg in call.args)
+        squares = [low.emit(prim_of(operator.mul), (v, v), node=node) for v in (a, b)]
+        return low.emit(prim_of(operator.add), tuple(squares), hint=hint, node=node)
+    if fn.obj is np.std and len(call.args) == 1 and set(kw) <= {"axis", "ddof", "keepdims"}:
+        kwargs = tuple((k, low.operand(v)) for k, v in kw.items())
+        return low.emit(prim_of(np.var), (low.operand(call.args[0]),), kwargs,
+                         hint=hint, node=node)
+    ord_ = kw.pop("ord", None)
+    if fn.obj is not np.linalg.norm or len(call.args) != 1 or \
+            set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
+            isinstance(ord_, gast.Constant) and ord_.value in (None, "fro")):
+        return None
+    x = low.operand(call.args[0])
+    squares = low.emit(prim_of(operator.mul), (x, x), node=node)
+    kwargs = tuple((k, low.operand(v)) for k, v in kw.items())
+    return low.emit(prim_of(np.sum), (squares,), kwargs, hint=hint, node=node)
+
+
+def list_pop(low, xs, args, kwargs, node, hint):
+    """`xs.pop()` or `xs.pop(0)`: the element, and `xs` rebound (every name of it) to
+    the rest. The update is recorded as in place: analysis/views.py checks, once the
+    kinds are observed, that `xs` is a list and that nothing else holds it."""
+    where = args[0].value if len(args) == 1 and isinstance(args[0], Const) else None
+    if isinstance(where, str) or len(args) == 2:  # d.pop('a'), d.pop('a', default)
+        raise low.error("a dict's `.pop(key)` is not supported", node,
+                         "read the entry, then make the dict without it: v = d[k]; "
+                         "d = {key: d[key] for key in d if key != k}")
+    if kwargs or len(args) > 1 or (args and where not in (0, -1)):
+        raise low.error("only `.pop()`, `.pop(-1)` and `.pop(0)` are supported", node,
+                         "read the element and rebuild the list: v = xs[i]; "
+                         "xs = xs[:i] + xs[i + 1:]")
+    if not isinstance(xs, Value):
+        raise low.error("only a list built in the function can pop", node,
+                         "copy it first: xs = list(...)")
+    first = where == 0
+    element = low.emit(prim_of(operator.getitem), (xs, Const(0 if first else -1)),
+                        hint=hint, node=node)
+    rest = low.emit(prim_of(operator.getitem), (xs, Const(
+        slice(1, None) if first else slice(None, -1))), hint=xs.name, node=node)
+    if isinstance(rest, Value):
+        low.inplace.append(rest)
+    low.rebind_storage(xs, rest)
+    return element
 
 
 def diff_with_ends(low, args, kwargs, node, hint):
