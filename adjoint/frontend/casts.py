@@ -52,7 +52,7 @@ def scalar_cast(low, cls, args, kwargs, node, hint):
     array (v itself when it has that dtype already, as NumPy returns it)."""
     if len(args) != 1 or kwargs:
         raise low.error(f"`np.{cls.__name__}` takes one value here", node,
-                         f"write np.{cls.__name__}(v)")
+                        f"write np.{cls.__name__}(v)")
     dtype = np.dtype(cls)
     if narrows(dtype):
         return narrowed(low, dtype, args[0], node, hint)
@@ -84,6 +84,6 @@ def astype(low, x, args, kwargs, node, hint):
         raise low.error("write x.astype(dtype) or x.astype(dtype, copy=False)", node)
     if dtype_of(args[0]) is None:
         raise low.error("x.astype() of a dtype that is not known here", node,
-                         "name it: x.astype(np.float64), x.astype(float) or x.astype(int)")
+                        "name it: x.astype(np.float64), x.astype(float) or x.astype(int)")
     return low.call(Static(np.array if copy.value else np.asarray), [x],
-                     [("dtype", args[0])], node, hint)
+                    [("dtype", args[0])], node, hint)

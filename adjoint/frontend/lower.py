@@ -1135,7 +1135,7 @@ class Lowerer:
                                  f"function with array parameters", node, "freeze it "
                                  "inside the function, or pass its parameters as arguments")
             base = freeze(self, frozen_from(frozen), [Const(v) for v in frozen.args],
-                               [(k, Const(v)) for k, v in frozen.kwds.items()], node)
+                          [(k, Const(v)) for k, v in frozen.kwds.items()], node)
         if isinstance(base, Frozen):
             return frozen_method(self, base, node)
         if isinstance(base, Built):
@@ -1620,7 +1620,7 @@ class Lowerer:
         if fn is sorted and len(args) == 1 and isinstance(args[0], Value) and \
                 {k for k, _ in kwargs} <= {"reverse"}:
             return sorted_list(self, args[0], dict(kwargs).get("reverse", Const(False)), node,
-                                    hint)
+                               hint)
         if inspect.isclass(fn) and issubclass(fn, np.generic) and \
                 np.dtype(fn).kind in NUMERIC_KINDS:  # np.float64(v), np.int32(v)
             return scalar_cast(self, fn, args, kwargs, node, hint)
@@ -1953,7 +1953,7 @@ class Lowerer:
                              node=node)
         if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)) and not (
                 is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
-                                                        for a in args[0].args)):
+                                                       for a in args[0].args)):
             return self.comprehension(copy_loop(self, args[0]), "list", hint)
         items = self.elements(args[0])
         if items is None:

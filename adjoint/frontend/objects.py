@@ -33,7 +33,7 @@ def instance_attribute(low, base: Instance, node, hint: str = TEMP):
     declared = inspect.getattr_static(type(obj), attr, None)
     if type(obj).__getattribute__ is not object.__getattribute__:
         raise low.error(f"`{dotted(node)}` is computed by its class's __getattribute__",
-                         node, "pass the value as an argument")
+                        node, "pass the value as an argument")
     getter = declared.fget if isinstance(declared, property) else declared.func if \
         isinstance(declared, functools.cached_property) and attr not in obj.__dict__ \
         else None
@@ -42,8 +42,8 @@ def instance_attribute(low, base: Instance, node, hint: str = TEMP):
         return low.call(Static(getter), [base], [], node, hint)
     if hasattr(type(declared), "__set__"):  # Python would not read obj.__dict__
         raise low.error(f"`{dotted(node)}` is computed by its class (a descriptor, a "
-                         f"slot or a property whose getter is not a Python function)",
-                         node, "pass the value as an argument")
+                        f"slot or a property whose getter is not a Python function)",
+                        node, "pass the value as an argument")
     found, value = read_attribute(obj, attr)
     if not found:
         if inspect.isfunction(declared):
@@ -54,9 +54,9 @@ def instance_attribute(low, base: Instance, node, hint: str = TEMP):
             return Partial(Static(declared.__func__), (Static(type(obj)),), ())
         if declared is None or hasattr(type(declared), "__get__"):
             raise low.error(f"`{dotted(node)}` is neither an attribute of the object "
-                             f"nor of its class", node, "read attributes set in __init__ "
-                             "or in the class body, properties and methods; "
-                             "__getattr__ and descriptors are not read by adjoint")
+                            f"nor of its class", node, "read attributes set in __init__ "
+                            "or in the class body, properties and methods; "
+                            "__getattr__ and descriptors are not read by adjoint")
         value = declared  # a class attribute (`scale = 2.0` in the class body)
     name = f"{base.name}_{attr}"
     if is_literal(value):
@@ -69,7 +69,7 @@ def instance_attribute(low, base: Instance, node, hint: str = TEMP):
         return Static(value)
     if type(value).__module__.split(".")[0] in ("numpy", "builtins"):
         raise low.error(f"`{dotted(node)}` holds a {type(value).__name__}, which "
-                         f"adjoint cannot read", node)
+                        f"adjoint cannot read", node)
     return Instance(value, name)
 
 
@@ -87,12 +87,12 @@ def store_attribute(low, obj: Built, attr: str, value, node) -> None:
     """`self.W = W` in the __init__ of an object made in f."""
     if not obj.building or low.ops is not obj.ops:
         raise low.error(f"an attribute of an object made in the function "
-                         f"(`{obj.cls.__name__}`) is written after its __init__, or in "
-                         f"a branch or loop of it", node, "store each attribute once "
-                         "in __init__, or make a new object with the new values")
+                        f"(`{obj.cls.__name__}`) is written after its __init__, or in "
+                        f"a branch or loop of it", node, "store each attribute once "
+                        "in __init__, or make a new object with the new values")
     if isinstance(value, Method):
         raise low.error("a method cannot be stored in an attribute", node,
-                         "call it directly")
+                        "call it directly")
     obj.attrs[attr] = value
 
 
@@ -114,9 +114,9 @@ def built_attribute(low, obj: Built, node, hint):
         return Partial(Static(declared.__func__), (Static(obj.cls),), ())
     if declared is None or hasattr(type(declared), "__get__"):
         raise low.error(f"`{dotted(node)}` is neither stored by `{obj.cls.__name__}`'s "
-                         f"__init__ nor an attribute of its class", node,
-                         "read attributes set in __init__ or in the class body, "
-                         "properties and methods")
+                        f"__init__ nor an attribute of its class", node,
+                        "read attributes set in __init__ or in the class body, "
+                        "properties and methods")
     read_class_attribute(obj.cls, attr)  # (guarded: the code is stale if it changes)
     if is_literal(declared):
         return Const(declared)
@@ -133,7 +133,7 @@ def freeze(low, dist, args, kwargs, node) -> Frozen:
     unknown = [k for k, _ in given if k not in names]
     if len(args) > len(names) or unknown or len({k for k, _ in given}) < len(given):
         raise low.error(f"`{name}(...)` takes {', '.join(names)} here, each once",
-                         node, f"write {name}({', '.join(names)})")
+                        node, f"write {name}({', '.join(names)})")
     low.check_operands([v for _, v in given], node)
     return Frozen(dist, tuple(given))
 
@@ -146,8 +146,8 @@ def frozen_method(low, frozen: Frozen, node):
         have = [m for m in ("logpdf", "pdf", "cdf", "logcdf")
                 if registry.lookup(getattr(frozen.dist, m, None)) is not None]
         raise low.error(f"`.{node.attr}` of a frozen `{name}` distribution is not "
-                         f"supported", node, f"call {', '.join(have)} on it, or write "
-                         f"scipy.stats.{name}.{node.attr}(...) with its parameters")
+                        f"supported", node, f"call {', '.join(have)} on it, or write "
+                        f"scipy.stats.{name}.{node.attr}(...) with its parameters")
     return Partial(Static(method), (), frozen.kwargs)
 
 
@@ -159,8 +159,8 @@ def record(low, cls, args, kwargs, node, hint):
     if any("__new__" in vars(c) or "__init__" in vars(c)
            for c in cls.__mro__[:cls.__mro__.index(made)]):
         raise low.error(f"`{cls.__name__}` builds its instances with its own __new__ or "
-                         f"__init__, which adjoint does not read", node,
-                         "build the namedtuple it derives from, with its fields given")
+                        f"__init__, which adjoint does not read", node,
+                        "build the namedtuple it derives from, with its fields given")
     try:
         bound = inspect.signature(made).bind(*args, **dict(kwargs))
     except TypeError as e:
@@ -168,8 +168,8 @@ def record(low, cls, args, kwargs, node, hint):
     values = [bound.arguments[name] if name in bound.arguments else
               low.classify(cls._field_defaults[name], name) for name in cls._fields]
     x = low.emit(registry.primitive(cls, qualname(cls), pure=False),
-                  [v if not isinstance(v, Value) else Const(0.0) for v in values],
-                  hint=hint, node=node)
+                 [v if not isinstance(v, Value) else Const(0.0) for v in values],
+                 hint=hint, node=node)
     for name, value in zip(cls._fields, values):
         if isinstance(value, Value):
             x = low.emit(prim_of(replaced), (x, Const(name), value), hint=hint, node=node)
@@ -187,10 +187,10 @@ def dataclass_record(low, cls, args, kwargs, node, hint):
             f.init and f.default_factory is dataclasses.MISSING for f in fields)
     if not plain:
         raise low.error(f"a dataclass (`{cls.__name__}`) built inside the differentiated "
-                         f"function with an __init__, a __post_init__ or a field made "
-                         f"by a factory, which adjoint does not read", node,
-                         "give every field when building it, or build it outside f "
-                         "and pass it as an argument")
+                        f"function with an __init__, a __post_init__ or a field made "
+                        f"by a factory, which adjoint does not read", node,
+                        "give every field when building it, or build it outside f "
+                        "and pass it as an argument")
     try:
         bound = inspect.signature(cls).bind(*args, **dict(kwargs))
     except TypeError as e:
@@ -198,8 +198,8 @@ def dataclass_record(low, cls, args, kwargs, node, hint):
     values = [bound.arguments[f.name] if f.name in bound.arguments else
               low.classify(f.default, f.name) for f in fields]
     x = low.emit(registry.primitive(cls, qualname(cls), pure=False),
-                  [v if not isinstance(v, Value) else Const(0.0) for v in values],
-                  hint=hint, node=node)
+                 [v if not isinstance(v, Value) else Const(0.0) for v in values],
+                 hint=hint, node=node)
     for f, value in zip(fields, values):
         if isinstance(value, Value):
             x = low.emit(prim_of(replaced), (x, Const(f.name), value), hint=hint, node=node)

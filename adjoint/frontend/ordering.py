@@ -23,8 +23,8 @@ def extremum(low, fn, args, kwargs, node, hint):
     name = fn.__name__
     if kwargs or not args:
         raise low.error(f"`{name}` with key= or default=, or without arguments, is not "
-                         f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
-                         f"key, compute the keys and pick with np.arg{name}")
+                        f"supported", node, f"write `{name}(xs)` or `{name}(a, b, c)`; for a "
+                        f"key, compute the keys and pick with np.arg{name}")
     # max(d) of a dict is the max of its keys, as a loop over d walks them
     seq = low.walked(args[0], node) if len(args) == 1 else \
         low.emit(prim_of(list_of), args, node=node)
@@ -34,7 +34,7 @@ def extremum(low, fn, args, kwargs, node, hint):
         low.emit(prim_of(numbers), (arr, Const(name)), node=node)
     # axis=0: a sequence of numbers reduces to a number, as Python's max would give
     return low.emit(prim_of(np.max if fn is max else np.min), (arr,), (("axis", Const(0)),),
-                     hint=hint, node=node)
+                    hint=hint, node=node)
 
 
 def sorted_list(low, xs, reverse, node, hint):
@@ -42,14 +42,14 @@ def sorted_list(low, xs, reverse, node, hint):
     back through the permutation (tied entries as np.sort's rule takes them)."""
     if not isinstance(reverse, Const):
         raise low.error("sorted(..., reverse=...) with a value known only when the "
-                         "function runs", node, "write reverse=True or reverse=False")
+                        "function runs", node, "write reverse=True or reverse=False")
     refuse_ordered_pairs(low, "sorted", node)
     arr = low.emit(prim_of(np.array), (low.walked(xs, node),), node=node)
     low.emit(prim_of(numbers), (arr, Const("sorted")), node=node)
     ordered = low.emit(prim_of(np.sort), (arr,), node=node)
     if reverse.value:  # (a tie's order does not change the values)
         ordered = low.emit(prim_of(operator.getitem), (ordered, Const(slice(None, None, -1))),
-                            node=node)
+                           node=node)
     return low.emit(prim_of(tolist), (ordered,), hint=hint, node=node)
 
 
@@ -64,9 +64,9 @@ def refuse_ordered_pairs(low, name: str, node) -> None:
                                             for e in items.elts):
         pick = "np.argsort" if name == "sorted" else f"np.arg{name}"
         raise low.error(f"`{name}` of tuples or lists compares them in order, which "
-                         f"is not supported here", node,
-                         f"take `{name}` of the scores, and the rest with {pick}: "
-                         f"i = {pick}(scores)")
+                        f"is not supported here", node,
+                        f"take `{name}` of the scores, and the rest with {pick}: "
+                        f"i = {pick}(scores)")
 
 
 def keyed_extremum(low, fn, node):
@@ -86,7 +86,7 @@ def keyed_extremum(low, fn, node):
         isinstance(items, Global) and is_literal(tuple(items.value)) else None
     if not isinstance(reverse, Const):
         raise low.error(f"`{fn.__name__}(..., reverse=...)` with a value known only when "
-                         f"the function runs", node, "write reverse=True or reverse=False")
+                        f"the function runs", node, "write reverse=True or reverse=False")
     if values is None or not (isinstance(key, Static) and (
             isinstance(getattr(key.obj, "__self__", None), dict) and
             key.obj.__name__ == "get" or key.obj in (len, abs, str))):
@@ -135,19 +135,19 @@ def keyed_choice(low, fn, items, key, reverse: bool, node):
         low.emit(prim_of(numbers), (arr, Const(name)), node=node)
         if fn is not sorted:
             pick = low.emit(prim_of(np.argmax if fn is max else np.argmin), (arr,),
-                             hint="_pick", node=node)
+                            hint="_pick", node=node)
             return low.emit(prim_of(operator.getitem), (seq, pick), node=node)
         backwards = Const(slice(None, None, -1))
         if reverse:
             arr = low.emit(prim_of(operator.getitem), (arr, backwards), node=node)
         order = low.emit(prim_of(np.argsort), (arr,), (("kind", Const("stable")),),
-                          hint="_order", node=node)
+                         hint="_order", node=node)
         if reverse:  # position j of the reversed scores is len - 1 - j of the scores
             order = low.emit(prim_of(operator.getitem), (order, backwards), node=node)
             last = low.emit(prim_of(operator.sub), (low.emit(
                 prim_of(len), (arr,), node=node), Const(1)), node=node)
             order = low.emit(prim_of(operator.sub), (last, order), hint="_order",
-                              node=node)
+                             node=node)
         low.env[names["order"]] = order
         return low.comprehension(each(gast.copy_location(gast.Subscript(
             value=ref("seq"), slice=ref("i"), ctx=gast.Load()), node), "order"), "list",

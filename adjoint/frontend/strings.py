@@ -60,8 +60,8 @@ def str_format(low, template: str, args, kwargs, node, hint):
             name, auto = str(auto), auto + 1
         if "{" in spec or not (name.isdigit() and int(name) < len(args) or name in kwargs):
             raise low.error(f"`.format()` field `{{{name}}}`: only plain positional or "
-                             f"keyword fields are supported here", node,
-                             "write an f-string: f\"W{i}\"")
+                            f"keyword fields are supported here", node,
+                            "write an f-string: f\"W{i}\"")
         value = args[int(name)] if name.isdigit() else kwargs[name]
         low.check_operands([value], node)
         pieces.append(formatted(low, value, conversion or "", Const(spec), node))

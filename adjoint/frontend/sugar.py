@@ -148,7 +148,7 @@ def reduce_call(low, node, hint):
         items = [low.operand(args[2])] + items
     if not items:
         raise low.error("functools.reduce of an empty sequence with no initial value",
-                         node)
+                        node)
     acc = items[0]
     for item in items[1:]:
         acc = low.call(fn, [acc, item], [], node, hint)
@@ -193,7 +193,7 @@ def reduce_loop(low, fn, node, hint, seq=None):
             func=name("fn"), args=[name("acc"), name("item")], keywords=[])),
             type_comment=None))
         low.for_stmt(at(gast.For(target=name("item", gast.Store()), iter=walk,
-                                  body=[step], orelse=[], type_comment=None)))
+                                 body=[step], orelse=[], type_comment=None)))
         return low.env[acc]
     finally:
         low.depth -= 1
@@ -246,7 +246,7 @@ def dict_get(low, d, args, kwargs, node, hint):
     passes a gradient (to d's entry, or to the default)."""
     if kwargs or not 1 <= len(args) <= 2:
         raise low.error("`.get()` takes a key and an optional default", node,
-                         "write d.get(k) or d.get(k, default)")
+                        "write d.get(k) or d.get(k, default)")
     key, default = args[0], args[1] if len(args) == 2 else Const(None)
     has = low.emit(prim_of(in_), (key, d), hint="_c", node=node)
     if isinstance(has, Const):  # a module's dict and a constant key
@@ -282,7 +282,7 @@ def squared_norm(low, call, hint, node):
     if fn.obj is np.std and len(call.args) == 1 and set(kw) <= {"axis", "ddof", "keepdims"}:
         kwargs = tuple((k, low.operand(v)) for k, v in kw.items())
         return low.emit(prim_of(np.var), (low.operand(call.args[0]),), kwargs,
-                         hint=hint, node=node)
+                        hint=hint, node=node)
     ord_ = kw.pop("ord", None)
     if fn.obj is not np.linalg.norm or len(call.args) != 1 or \
             set(kw) - {"axis", "keepdims"} or ord_ is not None and not (
@@ -301,18 +301,18 @@ def list_pop(low, xs, args, kwargs, node, hint):
     where = args[0].value if len(args) == 1 and isinstance(args[0], Const) else None
     if isinstance(where, str) or len(args) == 2:  # d.pop('a'), d.pop('a', default)
         raise low.error("a dict's `.pop(key)` is not supported", node,
-                         "read the entry, then make the dict without it: v = d[k]; "
-                         "d = {key: d[key] for key in d if key != k}")
+                        "read the entry, then make the dict without it: v = d[k]; "
+                        "d = {key: d[key] for key in d if key != k}")
     if kwargs or len(args) > 1 or (args and where not in (0, -1)):
         raise low.error("only `.pop()`, `.pop(-1)` and `.pop(0)` are supported", node,
-                         "read the element and rebuild the list: v = xs[i]; "
-                         "xs = xs[:i] + xs[i + 1:]")
+                        "read the element and rebuild the list: v = xs[i]; "
+                        "xs = xs[:i] + xs[i + 1:]")
     if not isinstance(xs, Value):
         raise low.error("only a list built in the function can pop", node,
-                         "copy it first: xs = list(...)")
+                        "copy it first: xs = list(...)")
     first = where == 0
     element = low.emit(prim_of(operator.getitem), (xs, Const(0 if first else -1)),
-                        hint=hint, node=node)
+                       hint=hint, node=node)
     rest = low.emit(prim_of(operator.getitem), (xs, Const(
         slice(1, None) if first else slice(None, -1))), hint=xs.name, node=node)
     if isinstance(rest, Value):
@@ -330,7 +330,7 @@ def diff_with_ends(low, args, kwargs, node, hint):
     for k, v in kwargs:
         if k not in names or k in given:
             raise low.error(f"np.diff got an unexpected or repeated argument {k!r}",
-                             node)
+                            node)
         given[k] = v
     if len(args) > len(names) or "a" not in given:
         raise low.error("write np.diff(a, n=1, axis=-1, prepend=..., append=...)", node)
@@ -345,7 +345,7 @@ def diff_with_ends(low, args, kwargs, node, hint):
     joined = low.emit(prim_of(np.concatenate), (low.emit(
         prim_of(tuple_of), parts, node=node),), [("axis", axis)], hint="_joined", node=node)
     return low.emit(prim_of(np.diff), (joined, given.get("n", Const(1)), axis), hint=hint,
-                     node=node)
+                    node=node)
 
 
 def diff_end(low, end, a, axis, hint, node):
@@ -361,14 +361,14 @@ def diff_end(low, end, a, axis, hint, node):
 
 # itertools' functions over sequences, lowered to the list they yield: their keywords
 ITERTOOLS = {itertools.accumulate: {"func", "initial"}, itertools.chain: set(),
-              itertools.chain.from_iterable: set(), itertools.product: {"repeat"},
-              itertools.islice: set(), itertools.repeat: {"times"}}
+             itertools.chain.from_iterable: set(), itertools.product: {"repeat"},
+             itertools.islice: set(), itertools.repeat: {"times"}}
 if hasattr(itertools, "pairwise"):  # (Python 3.10)
     ITERTOOLS[itertools.pairwise] = set()
 # itertools that choose entries of one sequence by position: the positions they yield
 CHOOSERS = {itertools.combinations: runtime.combinations,
-             itertools.permutations: runtime.permutations,
-             itertools.combinations_with_replacement: runtime.combinations_with_replacement}
+            itertools.permutations: runtime.permutations,
+            itertools.combinations_with_replacement: runtime.combinations_with_replacement}
 ITERTOOLS.update({tool: {"r"} for tool in CHOOSERS})
 for _positions in CHOOSERS.values():
     registry.primitive(_positions, _positions.__name__, nondiff=True)
@@ -385,8 +385,8 @@ def itertool(low, fn, args, kwargs, node):
             itertools.accumulate, itertools.repeat, itertools.islice) or \
             fn is itertools.repeat and len(args) + len(given) != 2:
         raise low.error(f"`itertools.{name}` with these arguments is not supported",
-                         node, "write itertools.repeat(x, n) with a count" if fn is
-                         itertools.repeat else f"see docs/subset.md for itertools.{name}")
+                        node, "write itertools.repeat(x, n) with a count" if fn is
+                        itertools.repeat else f"see docs/subset.md for itertools.{name}")
     walks = len(args) if fn in (itertools.chain, itertools.product) else \
         0 if fn is itertools.repeat else 1  # (the others' first argument)
     seqs = {f"s{i}": low.walked(a, node) for i, a in enumerate(args[:walks])}
@@ -396,7 +396,7 @@ def itertool(low, fn, args, kwargs, node):
         low.check_operands([args[0], initial], node)
         if len(args) > 2:
             raise low.error("itertools.accumulate takes a sequence and a function",
-                             node, "write itertools.accumulate(xs, func, initial=value)")
+                            node, "write itertools.accumulate(xs, func, initial=value)")
         if not (isinstance(initial, Const) and initial.value is None):
             return desugared(low, """
                 acc = first
@@ -427,7 +427,7 @@ def itertool(low, fn, args, kwargs, node):
         times = given.get("repeat", Const(1))
         if not (isinstance(times, Const) and isinstance(times.value, int)):
             raise low.error("itertools.product(..., repeat=n) with n known only when "
-                             "the function runs", node, "write repeat=2 (a number)")
+                            "the function runs", node, "write repeat=2 (a number)")
         names = list(seqs) * times.value
         loops = " ".join(f"for e{i} in {s}" for i, s in enumerate(names))
         items = "".join(f"e{i}, " for i in range(len(names)))
@@ -440,17 +440,17 @@ def itertool(low, fn, args, kwargs, node):
         r = args[1] if len(args) > 1 else given.get("r", Const(None))
         if len(args) > 2 or not (isinstance(r, Const) and isinstance(r.value, int)):
             raise low.error(f"`itertools.{name}` with a size known only when the "
-                             f"function runs, or none", node,
-                             f"give the size as a number: itertools.{name}(xs, 2)")
+                            f"function runs, or none", node,
+                            f"give the size as a number: itertools.{name}(xs, 2)")
         items = "".join(f"s0[e[{i}]], " for i in range(r.value))
         # the positions are ints, computed as f runs (generic code knows no length)
         return desugared(low, f"out = [({items}) for e in positions(len(s0), {r.value})]",
-                              seqs | {"positions": Static(CHOOSERS[fn])}, node)
+                         seqs | {"positions": Static(CHOOSERS[fn])}, node)
     if fn is itertools.repeat:
         x, times = (args + [given.get("times")])[:2]
         return desugared(low, "out = [x for _ in range(n)]", {"x": x, "n": times}, node)
     raise low.error(f"`itertools.{name}` with these arguments is not supported", node,
-                     f"see docs/subset.md for itertools.{name}")
+                    f"see docs/subset.md for itertools.{name}")
 
 
 def desugared(low, source: str, bound: dict, node):
