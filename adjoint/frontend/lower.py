@@ -7,6 +7,13 @@ inlined (their source is lowered in place, arguments bound to operands), and so
 are derivative-rule templates: one mechanism serves both. Calls whose operands
 are all constants fold at once, so a template's `if axis is None:` costs nothing.
 
+This module lowers statements, expressions, calls, names and control flow. What a
+name is bound to besides an operand is in bindings.py; constructs lowered through
+other code are functions of the Lowerer beside it: objects.py (a user's objects,
+records, frozen distributions), sugar.py (the loop or comprehension written in a
+construct's place, itertools), ordering.py (max, min, sorted), strings.py
+(formatting) and casts.py.
+
 >>> import numpy as np
 >>> def f(x, y):
 ...     z = x * y + 1.0

@@ -7,7 +7,7 @@ triangle (and so does the rule), points x along the last axis (k of them), and n
 allow_singular=True. They are the methods of
 SciPy's distribution objects, called as `scipy.stats.norm.logpdf(x, loc, scale)` or
 `norm.logpdf(x, loc=..., scale=...)`; a frozen distribution (`norm(loc, scale).logpdf(x)`)
-is lowered to that call (frontend/lower.py's `frozen`).
+is lowered to that call (frontend/objects.py's `freeze`).
 
 Each rule is the partial derivatives of the function, written with `scipy.special`'s
 functions (digamma, log_ndtr's ratio through erfcx), so a gradient can be
