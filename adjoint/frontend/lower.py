@@ -12,7 +12,7 @@ name is bound to besides an operand is in bindings.py; constructs lowered throug
 other code are functions of the Lowerer beside it: objects.py (a user's objects,
 records, frozen distributions), sugar.py (the loop or comprehension written in a
 construct's place, itertools), ordering.py (max, min, sorted), strings.py
-(formatting) and casts.py.
+(formatting), casts.py and containers.py (tuple(), list(), dict(), sets).
 
 >>> import numpy as np
 >>> def f(x, y):
@@ -50,6 +50,7 @@ from adjoint.frontend.bindings import (FUNCTIONS, TEMP, Built, Frozen, Instance,
                                        type_module)
 from adjoint.frontend.casts import (CASTS, NUMERIC_KINDS, astype, dtype_of, dtype_position,
                                     narrowed, narrows, scalar_cast)
+from adjoint.frontend.containers import conversion, copied_dict, set_of
 from adjoint.frontend.check import check, unsupported_expression, unsupported_statement
 from adjoint.frontend.markers import checkpoint, checkpointed
 from adjoint.errors import AdjointError, RecursionDepthError, SourceError, UnsupportedError
@@ -1376,7 +1377,7 @@ class Lowerer:
 
     def expr_Call(self, node, hint):
         if isinstance(node.func, gast.Name) and node.func.id == SET_MARKER:
-            return self.set_of(node.args[0], node)  # a set display (frontend/source.py)
+            return set_of(self, node.args[0], node)  # a set display (frontend/source.py)
         if isinstance(node.func, gast.Name) and node.func.id == WALK:  # (normalize.py's)
             return self.walked(self.expr(node.args[0], hint), node.args[0])
         self.calling = node.func  # `p.loss(...)` is a method call, `p.W` a field read
@@ -1408,10 +1409,10 @@ class Lowerer:
         if isinstance(callee, Static) and callee.obj in (tuple, list, dict) and \
                 not any(isinstance(a, gast.Starred) for a in node.args) and \
                 all(k.arg is not None for k in node.keywords):
-            return self.conversion(callee.obj, node, hint)
+            return conversion(self, callee.obj, node, hint)
         if isinstance(callee, Static) and callee.obj in (set, frozenset) and \
                 len(node.args) == 1 and not node.keywords:
-            return self.set_of(node.args[0], node)
+            return set_of(self, node.args[0], node)
         for a in node.args:
             if isinstance(a, gast.GeneratorExp) and not (
                     isinstance(callee, Static) and callee.obj in _CONSUMERS):
@@ -1763,7 +1764,7 @@ class Lowerer:
                 d = self.operand(v)
                 entries = self.known_entries(d)
                 if entries is None and made is None and not merged:
-                    made = self.copied_dict(d, v, hint)
+                    made = copied_dict(self, d, v, hint)
                     continue
                 if entries is None:
                     made = made if made is not None else self.emit(prim_of(dict_of), (
@@ -1784,18 +1785,6 @@ class Lowerer:
             return made
         return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
                          hint=hint, node=node)
-
-    def copied_dict(self, d, node, hint, what="`**`", arg=None):
-        """A copy of `d`, checked when f runs to be of a dict where its kind is seen only
-        then (`dict(d)`, `{**d}`)."""
-        if isinstance(d, Global) and not isinstance(d.value, dict) or isinstance(d, Const):
-            raise self.error(f"{what} of a {type(d.value).__name__}: only a copy of a dict "
-                             f"is supported here", arg or node,
-                             "build it from keys: dict(zip(keys, values)), or "
-                             "{k: v for k, v in ...}")
-        if isinstance(d, Value) and not self.is_dict(d):
-            self.emit(prim_of(mapping), (d,), node=node)
-        return self.emit(prim_of(runtime.private), (d,), hint=hint, node=node)
 
     def expr_GeneratorExp(self, node, hint):
         # only where it is consumed at once (sum, min, max, list, a for loop): its list
@@ -1946,81 +1935,6 @@ class Lowerer:
             for n in names:
                 self.env.pop(n, None)
             self.env.update(saved)
-
-    def conversion(self, fn, node, hint):
-        """`tuple(...)`, `list(...)`, `dict(...)`: the container, its elements known here
-        where the result must be exact (a tuple can be an index), else built in a loop."""
-        args, kwargs = node.args, node.keywords
-        if fn is dict:
-            return self.dict_call(node, hint)
-        if kwargs or len(args) > 1:
-            raise self.error(f"`{fn.__name__}` takes one argument here", node)
-        if not args:
-            return self.emit(prim_of(tuple_of if fn is tuple else list_of), (), hint=hint,
-                             node=node)
-        if fn is list and not isinstance(args[0], (gast.List, gast.Tuple)) and not (
-                is_call_to(self, args[0], zip) and any(isinstance(a, gast.Starred)
-                                                       for a in args[0].args)):
-            return self.comprehension(copy_loop(self, args[0]), "list", hint)
-        items = self.elements(args[0])
-        if items is None:
-            raise self.error("tuple() of a sequence whose length is known only when the "
-                             "function runs", args[0],
-                             "write the elements, (x[0], x[1]), or keep a list")
-        return self.emit(prim_of(tuple_of if fn is tuple else list_of), items, hint=hint,
-                         node=node)
-
-    def dict_call(self, node, hint):
-        """`dict(a=x, b=y)`, `dict(zip(keys, values))` and `dict([(k, v), ...])` with keys
-        known here, and `dict(d)`, a copy of a dict."""
-        pairs = []
-        if len(node.args) > 1:
-            raise self.error("`dict` takes one argument here", node)
-        if node.args:
-            arg = node.args[0]
-            if is_call_to(self, arg, zip) and len(arg.args) == 2 and not arg.keywords:
-                ks, vs = self.elements(arg.args[0]), self.elements(arg.args[1])
-                pairs = None if ks is None or vs is None else list(zip(ks, vs))
-            elif isinstance(arg, (gast.List, gast.Tuple, gast.ListComp, gast.GeneratorExp)):
-                items = self.elements(arg)
-                pairs = None if items is None else [self.elements_of(i) for i in items]
-                if pairs is not None and not all(p is not None and len(p) == 2 for p in pairs):
-                    pairs = None
-            else:
-                return self.dict_copy(self.operand(arg), node, hint)
-            if pairs is None or not all(isinstance(k, Const) and isinstance(
-                    k.value, (str, int)) for k, _ in pairs):
-                raise self.error("dict() whose keys are not constants known here", arg,
-                                 "give the keys as a list of strings or ints: "
-                                 "dict(zip(['a', 'b'], values))")
-        merged = {k.value: v for k, v in pairs}  # later keys win, as in Python
-        merged.update((k.arg, self.operand(k.value)) for k in node.keywords)
-        return self.emit(prim_of(dict_of), (Const(tuple(merged)), *merged.values()),
-                         hint=hint, node=node)
-
-    def dict_copy(self, d, node, hint):
-        """`dict(d)` (and `dict(d, k=v)`): a copy of the dict d, its entries then set.
-        Where d's kind is seen only when f runs (a parameter, an element), the copy is
-        checked then to copy a dict (`mapping`): dict() of a list of pairs is not this."""
-        copy = self.copied_dict(d, node, hint, "dict()", node.args[0])
-        for k in node.keywords:  # written in order, as the display's entries of `p | {..}`
-            copy = self.emit(prim_of(runtime.setitem), (copy, Const(k.arg),
-                                                       self.operand(k.value)), hint=hint,
-                             node=node)
-        return copy
-
-    def set_of(self, arg, node):
-        """A set display or comprehension: iterated or tested for membership, as the
-        tuple of its elements in the order Python iterates the set. Only constants: a
-        set of computed values has no order that generated code could follow."""
-        items = self.elements(arg)
-        if items is None or not all(isinstance(i, Const) for i in items):
-            raise self.error("sets and set comprehensions must hold constants known here "
-                             "(numbers or strings)", node, "sets are unordered: a set of computed "
-                                               "values, or of values that carry a gradient, "
-                                               "has no order to differentiate in; use a "
-                                               "list or a tuple")
-        return Const(tuple({i.value for i in items}))
 
     # ------------------------------------------------- lambdas and nested defs
     def expr_Lambda(self, node, hint):
