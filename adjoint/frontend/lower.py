@@ -48,6 +48,9 @@ from adjoint.frontend.bindings import (FUNCTIONS, TEMP, Built, Frozen, Instance,
                                        Partial, Static, dict_view, dotted, hint_of, is_call_to,
                                        is_library, is_literal, is_user_object, qualname,
                                        type_module)
+# (strings.py first: the primitives it registers come before sugar.py's in the registry,
+# whose order docs/rules.md lists)
+from adjoint.frontend.strings import joined_str, str_format
 from adjoint.frontend.casts import (CASTS, NUMERIC_KINDS, astype, dtype_of, dtype_position,
                                     narrowed, narrows, scalar_cast)
 from adjoint.frontend.containers import conversion, copied_dict, set_of
@@ -59,7 +62,6 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       frozen_from, frozen_method, instance_attribute,
                                       is_distribution, is_namedtuple_class, is_plain_class,
                                       record, store_attribute)
-from adjoint.frontend.strings import joined_str, str_format
 from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
                                     is_map, itertool, list_pop, mapped, reduce_call,
                                     squared_norm, updated_dict)
