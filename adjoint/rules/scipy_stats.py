@@ -1,5 +1,6 @@
-"""`scipy.stats`: the normal distribution's `logpdf`, `pdf`, `cdf` and `logcdf`, and the
-`logpdf` of `t`, `gamma`, `beta` and `multivariate_normal` (imported when one of them
+"""`scipy.stats`: the normal distribution's `logpdf`, `pdf`, `cdf`, `logcdf`, `sf`, `logsf`
+and `ppf`, the `logpdf` and `pdf` of `t`, `gamma` and `beta`, `chi2.logpdf`,
+`multivariate_normal.logpdf`, and `poisson.logpmf` in its rate (imported when one of them
 is first met; see `registry._LAZY`), each differentiable in x and in every parameter
 (df, a, b, loc, scale; mean and cov), which broadcast against each other as SciPy's
 do. `multivariate_normal.logpdf` takes a (k, k) cov, of which SciPy reads the lower
@@ -30,9 +31,10 @@ from adjoint.runtime import unbroadcast
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
-for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf"]), ("t", ["logpdf"]),
-                        ("gamma", ["logpdf"]), ("beta", ["logpdf"]),
-                        ("multivariate_normal", ["logpdf"])]:
+for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf"]),
+                        ("t", ["logpdf", "pdf"]), ("gamma", ["logpdf", "pdf"]),
+                        ("beta", ["logpdf", "pdf"]), ("chi2", ["logpdf"]),
+                        ("poisson", ["logpmf"]), ("multivariate_normal", ["logpdf"])]:
     for _method in _methods:
         primitive(getattr(getattr(stats, _dist), _method), f"scipy.stats.{_dist}.{_method}")
 
@@ -49,6 +51,10 @@ def _norm_partials(kind, ans, x, loc, scale):
         return -z * ans, z  # pdf = phi(z) / scale
     if kind == "cdf":
         return np.exp(-0.5 * z * z - _LOG_SQRT_2PI), z
+    if kind == "sf":  # cdf(-z)
+        return -np.exp(-0.5 * z * z - _LOG_SQRT_2PI), z
+    if kind == "logsf":
+        return -log_ndtr_slope(-z), z
     return log_ndtr_slope(z), z  # logcdf: pdf / cdf, stable in both tails, every order
 
 
@@ -118,6 +124,47 @@ def norm_logcdf_vjp(g, ans, x, loc=0.0, scale=1.0):
 @defjvp(stats.norm.logcdf)
 def norm_logcdf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
     return _norm_jvp("logcdf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+@defvjp(stats.norm.sf)
+def norm_sf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    bars = _norm_vjp("sf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.sf)
+def norm_sf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("sf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+@defvjp(stats.norm.logsf)
+def norm_logsf_vjp(g, ans, x, loc=0.0, scale=1.0):
+    bars = _norm_vjp("logsf", g, ans, x, loc, scale)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.norm.logsf)
+def norm_logsf_jvp(ans, x, loc=0.0, scale=1.0, x_dot=None, loc_dot=None, scale_dot=None):
+    return _norm_jvp("logsf", ans, x, loc, scale, x_dot, loc_dot, scale_dot)
+
+
+def _ppf_slope(q):
+    """d ndtri(q) / dq = 1 / phi(ndtri(q)): sqrt(2 pi) exp(z^2 / 2)."""
+    z = special.ndtri(q)
+    return np.exp(0.5 * z * z + _LOG_SQRT_2PI), z
+
+
+@defvjp(stats.norm.ppf)
+def norm_ppf_vjp(g, ans, q, loc=0.0, scale=1.0):
+    # ans = loc + scale * ndtri(q)
+    d = _ppf_slope(q)
+    return unbroadcast(g * scale * d[0], q), unbroadcast(g, loc), unbroadcast(g * d[1], scale)
+
+
+@defjvp(stats.norm.ppf)
+def norm_ppf_jvp(ans, q, loc=0.0, scale=1.0, q_dot=None, loc_dot=None, scale_dot=None):
+    d = _ppf_slope(q)
+    return scale * d[0] * q_dot + loc_dot + d[1] * scale_dot
 
 
 # ------------------------------------------------------------------ t, gamma, beta
@@ -190,6 +237,77 @@ def beta_logpdf_jvp(ans, x, a, b, loc=0.0, scale=1.0, x_dot=None, a_dot=None, b_
                     loc_dot=None, scale_dot=None):
     d = _beta_partials(x, a, b, loc, scale)
     return d[0] * x_dot + d[1] * a_dot + d[2] * b_dot + d[3] * loc_dot + d[4] * scale_dot
+
+
+# a density is its logpdf's exponential: its partials are the logpdf's times the density
+
+@defvjp(stats.t.pdf)
+def t_pdf_vjp(g, ans, x, df, loc=0.0, scale=1.0):
+    d, ga = _t_partials(x, df, loc, scale), g * ans
+    return (unbroadcast(ga * d[0], x), unbroadcast(ga * d[1], df), unbroadcast(ga * d[2], loc),
+            unbroadcast(ga * d[3], scale))
+
+
+@defjvp(stats.t.pdf)
+def t_pdf_jvp(ans, x, df, loc=0.0, scale=1.0, x_dot=None, df_dot=None, loc_dot=None,
+              scale_dot=None):
+    d = _t_partials(x, df, loc, scale)
+    return ans * (d[0] * x_dot + d[1] * df_dot + d[2] * loc_dot + d[3] * scale_dot)
+
+
+@defvjp(stats.gamma.pdf)
+def gamma_pdf_vjp(g, ans, x, a, loc=0.0, scale=1.0):
+    d, ga = _gamma_partials(x, a, loc, scale), g * ans
+    return (unbroadcast(ga * d[0], x), unbroadcast(ga * d[1], a), unbroadcast(ga * d[2], loc),
+            unbroadcast(ga * d[3], scale))
+
+
+@defjvp(stats.gamma.pdf)
+def gamma_pdf_jvp(ans, x, a, loc=0.0, scale=1.0, x_dot=None, a_dot=None, loc_dot=None,
+                  scale_dot=None):
+    d = _gamma_partials(x, a, loc, scale)
+    return ans * (d[0] * x_dot + d[1] * a_dot + d[2] * loc_dot + d[3] * scale_dot)
+
+
+@defvjp(stats.beta.pdf)
+def beta_pdf_vjp(g, ans, x, a, b, loc=0.0, scale=1.0):
+    d, ga = _beta_partials(x, a, b, loc, scale), g * ans
+    return (unbroadcast(ga * d[0], x), unbroadcast(ga * d[1], a), unbroadcast(ga * d[2], b),
+            unbroadcast(ga * d[3], loc), unbroadcast(ga * d[4], scale))
+
+
+@defjvp(stats.beta.pdf)
+def beta_pdf_jvp(ans, x, a, b, loc=0.0, scale=1.0, x_dot=None, a_dot=None, b_dot=None,
+                 loc_dot=None, scale_dot=None):
+    d = _beta_partials(x, a, b, loc, scale)
+    return ans * (d[0] * x_dot + d[1] * a_dot + d[2] * b_dot + d[3] * loc_dot
+                  + d[4] * scale_dot)
+
+
+# chi2(df) is gamma(df / 2) with twice the scale
+@defvjp(stats.chi2.logpdf)
+def chi2_logpdf_vjp(g, ans, x, df, loc=0.0, scale=1.0):
+    d = _gamma_partials(x, 0.5 * df, loc, 2.0 * scale)
+    return (unbroadcast(g * d[0], x), unbroadcast(0.5 * g * d[1], df),
+            unbroadcast(g * d[2], loc), unbroadcast(2.0 * g * d[3], scale))
+
+
+@defjvp(stats.chi2.logpdf)
+def chi2_logpdf_jvp(ans, x, df, loc=0.0, scale=1.0, x_dot=None, df_dot=None, loc_dot=None,
+                    scale_dot=None):
+    d = _gamma_partials(x, 0.5 * df, loc, 2.0 * scale)
+    return d[0] * x_dot + 0.5 * d[1] * df_dot + d[2] * loc_dot + 2.0 * d[3] * scale_dot
+
+
+# poisson.logpmf(k, mu) = k log mu - mu - gammaln(k + 1): k counts (no derivative), mu rate
+@defvjp(stats.poisson.logpmf)
+def poisson_logpmf_vjp(g, ans, k, mu, loc=0):
+    return None, unbroadcast(g * (k / mu - 1.0), mu), None
+
+
+@defjvp(stats.poisson.logpmf)
+def poisson_logpmf_jvp(ans, k, mu, loc=0, k_dot=None, mu_dot=None, loc_dot=None):
+    return (k / mu - 1.0) * mu_dot
 
 
 # ------------------------------------------------------------------ multivariate normal

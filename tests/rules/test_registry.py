@@ -736,7 +736,15 @@ CASES: dict[str, list[Case]] = {
     # scipy.stats (loc and scale always given: the harness perturbs what is passed)
     **{f"scipy.stats.norm.{m}": [case(N(5), N(), P()), case(N(3, 4), N(4), P(3, 1)),
                                  case(N(), loc=N(3), scale=P()), case(Rand(-6, -4, (3,)), 0.0, 1.0)]
-       for m in ["logpdf", "pdf", "cdf", "logcdf"]},
+       for m in ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"]},
+    "scipy.stats.norm.ppf": [case(Rand(0.05, 0.95, (5,)), N(), P()),
+                             case(Rand(0.05, 0.95, (3, 4)), N(4), P(3, 1))],
+    "scipy.stats.t.pdf": [case(N(5), P(), N(), P()), case(N(3, 4), G1(4), N(3, 1), P())],
+    "scipy.stats.gamma.pdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1))],
+    "scipy.stats.beta.pdf": [case(Rand(0.1, 0.9, (5,)), G1(), P(), 0.0, 1.0)],
+    "scipy.stats.chi2.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1))],
+    "scipy.stats.poisson.logpmf": [case(np.array([0, 1, 3, 7]), P(4), 0),  # counts: ints
+                                   case(np.array([2, 5]), P(3, 1), 0)],
     "scipy.stats.t.logpdf": [case(N(5), P(), N(), P()), case(N(3, 4), G1(4), N(3, 1), P()),
                              case(N(), df=P(3), loc=0.5, scale=2.0)],
     "scipy.stats.gamma.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1)),
