@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import special
 
 import adjoint
 from tests.test_emitted_imports import emitted
@@ -302,3 +303,19 @@ def test_generic_code_reads_an_array_shape_as_numbers_not_a_view(tmp_path):
               np.array([[4.0, 1.0, 0.5], [0.3, 3.0, -1.0], [1.0, 0.2, 2.5]])):
         want = np.linalg.det(M) * np.linalg.inv(M).T  # by hand: Jacobi's formula
         np.testing.assert_allclose(grad(M), want, rtol=1e-10)
+
+
+def _scaled_bessel(x):
+    return special.i0e(x) * 2.0
+
+
+def test_the_scaled_bessel_kink_refuses_a_second_derivative_at_zero():
+    # i0e = exp(-|x|) i0 has |x|'s kink at 0: its slope there is the mean of the sides (0),
+    # and a second derivative through it was a plausible number where none exists
+    assert adjoint.grad(_scaled_bessel)(0.0) == 0.0
+    with pytest.raises(adjoint.AdjointError, match=r"test_round24.py:\d+"):
+        adjoint.grad(adjoint.grad(_scaled_bessel))(0.0)
+    x = 0.7  # away from it, right at second order: i0e'' by central differences of i0e'
+    want = (adjoint.grad(_scaled_bessel)(x + EPS) - adjoint.grad(_scaled_bessel)(x - EPS)) \
+        / (2 * EPS)
+    assert adjoint.grad(adjoint.grad(_scaled_bessel))(x) == pytest.approx(want, rel=1e-6)

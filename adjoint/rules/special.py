@@ -46,7 +46,7 @@ from scipy import special
 
 from adjoint.rules.located import no_derivative_in, unsupported
 from adjoint.rules.registry import defjvp, defunary, defvjp, primitive
-from adjoint.runtime import unbroadcast
+from adjoint.runtime import abs_slope, unbroadcast
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
@@ -59,7 +59,8 @@ for _name in ["expit", "logit", "log_expit", "logsumexp", "softmax", "log_softma
               "erfc", "erfcx", "erfinv", "erfcinv", "ndtr", "ndtri", "log_ndtr", "gamma",
               "gammaln", "loggamma", "digamma", "polygamma", "multigammaln", "beta", "betaln",
               "xlogy", "xlog1py", "entr", "rel_entr", "kl_div", "i0", "i1", "i0e", "i1e",
-              "gammainc", "gammaincc", "rgamma", "jv", "iv"]:
+              "gammainc", "gammaincc", "rgamma", "jv", "iv", "j0", "j1", "y0", "y1", "yv",
+              "yn", "ive"]:
     primitive(getattr(special, _name), "scipy.special." + _name)
 _softplus = getattr(special, "softplus", None)  # SciPy 1.15 and later
 if _softplus is not None:
@@ -463,13 +464,79 @@ def jv_jvp(ans, v, x, v_dot=None, x_dot=None):
         + no_derivative_in(v_dot, v, _IN_ORDER, _HOLD_ORDER)
 
 
+# the exponentially scaled i0e, i1e and ive have exp(-|x|)'s kink at 0: their slope there
+# is the mean of the two sides (abs_slope(0) = 0), and a second derivative through it is
+# refused, as abs's is
 @defunary(special.i0e)
 def i0e_vjp(g, ans, x):
-    # i0e = exp(-|x|) i0: at its kink x = 0, sign(0) = 0 gives 0, the mean of the slopes
-    return g * (special.i1e(x) - np.sign(x) * ans)
+    return g * (special.i1e(x) - abs_slope(x) * ans)
 
 
 @defunary(special.i1e)
 def i1e_vjp(g, ans, x):
     return g * np.where(x == 0.0, 0.5, special.i0e(x) - ans / np.where(x == 0.0, 1.0, x)
-                        - np.sign(x) * ans)
+                        - abs_slope(x) * ans)
+
+
+_IN_ORDER_IVE = ("scipy.special.ive(v, x) is differentiated in x only: the order v is held "
+                 "constant")
+
+
+@defvjp(special.ive)
+def ive_vjp(g, ans, v, x):
+    slope = 0.5 * (special.ive(v - 1.0, x) + special.ive(v + 1.0, x)) - abs_slope(x) * ans
+    return unbroadcast(no_derivative_in(g, v, _IN_ORDER_IVE, _HOLD_ORDER), v), unbroadcast(g * slope, x)
+
+
+@defjvp(special.ive)
+def ive_jvp(ans, v, x, v_dot=None, x_dot=None):
+    return x_dot * (0.5 * (special.ive(v - 1.0, x) + special.ive(v + 1.0, x))
+                    - abs_slope(x) * ans) + no_derivative_in(v_dot, v, _IN_ORDER_IVE, _HOLD_ORDER)
+
+
+# Bessel functions of the first and second kind: J0' = -J1, J1' = (J0 - J2) / 2, and
+# Y likewise; yv(v, x) and yn(n, x) in x, as jv
+@defunary(special.j0)
+def j0_vjp(g, ans, x):
+    return g * -special.j1(x)
+
+
+@defunary(special.j1)
+def j1_vjp(g, ans, x):
+    return g * 0.5 * (special.j0(x) - special.jv(2.0, x))
+
+
+@defunary(special.y0)
+def y0_vjp(g, ans, x):
+    return g * -special.y1(x)
+
+
+@defunary(special.y1)
+def y1_vjp(g, ans, x):
+    return g * 0.5 * (special.y0(x) - special.yv(2.0, x))
+
+
+_IN_ORDER_Y = ("scipy.special.yv(v, x) and yn(n, x) are differentiated in x only: the "
+               "order is held constant")
+
+
+@defvjp(special.yv)
+def yv_vjp(g, ans, v, x):
+    slope = 0.5 * (special.yv(v - 1.0, x) - special.yv(v + 1.0, x))
+    return unbroadcast(no_derivative_in(g, v, _IN_ORDER_Y, _HOLD_ORDER), v), unbroadcast(g * slope, x)
+
+
+@defjvp(special.yv)
+def yv_jvp(ans, v, x, v_dot=None, x_dot=None):
+    return x_dot * 0.5 * (special.yv(v - 1.0, x) - special.yv(v + 1.0, x)) \
+        + no_derivative_in(v_dot, v, _IN_ORDER_Y, _HOLD_ORDER)
+
+
+@defvjp(special.yn)
+def yn_vjp(g, ans, n, x):
+    return None, unbroadcast(g * 0.5 * (special.yn(n - 1, x) - special.yn(n + 1, x)), x)
+
+
+@defjvp(special.yn)
+def yn_jvp(ans, n, x, n_dot=None, x_dot=None):
+    return x_dot * 0.5 * (special.yn(n - 1, x) - special.yn(n + 1, x))
