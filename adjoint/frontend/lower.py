@@ -1569,6 +1569,9 @@ class Lowerer:
         if not isinstance(callee, Static):
             raise self.error("only functions can be called", node)
         fn = callee.obj
+        same = _numpy_twin(fn, args, kwargs)
+        if same is not None:  # scipy.linalg.inv(a) is np.linalg.inv(a)
+            return self.call(Static(same[0]), args, same[1], node, hint)
         if fn is functools.partial:
             if not args or not isinstance(args[0], (Static, Local, Partial)):
                 raise self.error("functools.partial of something that is not a function",
@@ -2305,6 +2308,29 @@ _RECURSION_BUDGET, _RECURSION_DEPTH = 256, 20
 # NumPy functions that change an argument in place (and return None)
 _MUTATORS = (np.copyto, np.fill_diagonal, np.put, np.place, np.putmask, np.put_along_axis,
              np.random.shuffle)
+
+
+# scipy.linalg's functions that compute what NumPy's of the same name do, given at most
+# that many arguments by position and these keywords (besides the overwrite and
+# finiteness flags, which change no value)
+_SCIPY_LINALG_TWINS = {"inv": (1, ()), "det": (1, ()), "solve": (2, ()), "eigh": (1, ()),
+                       "eigvalsh": (1, ()), "svd": (3, ("full_matrices", "compute_uv")),
+                       "norm": (4, ("ord", "axis", "keepdims"))}
+_UNCHANGING = ("overwrite_a", "overwrite_b", "check_finite")
+
+
+def _numpy_twin(fn, args, kwargs):
+    """(np.linalg's function, the keywords to pass it) where `fn(*args, **kwargs)` is a
+    scipy.linalg function called as its NumPy twin computes; else None."""
+    name = getattr(fn, "__name__", None)
+    if not str(getattr(fn, "__module__", None) or "").startswith("scipy.linalg") or \
+            name not in _SCIPY_LINALG_TWINS:
+        return None
+    positional, keywords = _SCIPY_LINALG_TWINS[name]
+    kept = [(k, v) for k, v in kwargs if k not in _UNCHANGING]
+    if len(args) > positional or any(k not in keywords for k, _ in kept):
+        return None
+    return getattr(np.linalg, name), kept
 
 
 def _writes_out(fn, args, kwargs) -> bool:
