@@ -353,3 +353,31 @@ def test_scipy_linalg_functions_that_are_numpy_s_are_differentiated_as_numpy_s()
 
 def _scipy_solve_upper(A, b):
     return np.sum(scipy.linalg.solve(A, b, assume_a="sym"))
+
+
+def _ufunc_methods(x, y):
+    a = np.add.reduce(x * y)
+    b = np.multiply.reduce(np.tanh(x), axis=1)
+    c = np.add.accumulate(x, axis=1)
+    d = np.subtract.outer(y[0], y[1])
+    e = np.maximum.reduce(np.sin(y), axis=0)
+    return np.sum(a ** 2) + np.sum(b) + np.sum(c ** 2) + np.sum(np.exp(d) * 0.5) + np.sum(e)
+
+
+def test_a_ufunc_s_reduce_accumulate_and_outer_are_numpy_functions(tmp_path):
+    # refused before (adv24c's coverage list): np.add.reduce is np.sum along axis 0,
+    # accumulate the cumulative function, outer the ufunc of a with b's axes added
+    R = np.random.default_rng(6)
+    x, y = R.normal(size=(2, 3)), R.normal(size=(2, 3))
+    generic = emitted(tmp_path, adjoint.source(_ufunc_methods, wrt=(0, 1)))._ufunc_methods_grad
+    for w in (0, 1):
+        want = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            d = np.zeros_like(x)
+            d[i] = EPS
+            up, down = [x, y], [x, y]
+            up[w], down[w] = up[w] + d, down[w] - d
+            want[i] = (_ufunc_methods(*up) - _ufunc_methods(*down)) / (2 * EPS)
+        np.testing.assert_allclose(adjoint.grad(_ufunc_methods, w)(x, y), want, rtol=1e-6,
+                                   atol=1e-8)
+        np.testing.assert_allclose(generic(x, y)[w], want, rtol=1e-6, atol=1e-8)

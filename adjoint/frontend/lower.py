@@ -64,7 +64,7 @@ from adjoint.frontend.objects import (built, built_attribute, dataclass_record, 
                                       record, store_attribute)
 from adjoint.frontend.sugar import (ITERTOOLS, as_rebinding, copy_loop, dict_get, diff_with_ends,
                                     is_map, itertool, list_pop, mapped, reduce_call,
-                                    squared_norm, updated_dict)
+                                    squared_norm, ufunc_method, updated_dict)
 from adjoint.frontend.ordering import extremum, keyed_extremum, sorted_list
 from adjoint.frontend.source import SET_MARKER, Parsed, parse_function, partial_bindings, \
     read_class_attribute, unwrap, unwrap_partial
@@ -1572,6 +1572,9 @@ class Lowerer:
         same = _numpy_twin(fn, args, kwargs)
         if same is not None:  # scipy.linalg.inv(a) is np.linalg.inv(a)
             return self.call(Static(same[0]), args, same[1], node, hint)
+        made = ufunc_method(self, fn, args, kwargs, node, hint)
+        if made is not None:  # np.add.reduce(x) is np.sum(x, axis=0)
+            return made
         if fn is functools.partial:
             if not args or not isinstance(args[0], (Static, Local, Partial)):
                 raise self.error("functools.partial of something that is not a function",

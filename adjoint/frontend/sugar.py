@@ -472,3 +472,30 @@ def desugared(low, source: str, bound: dict, node):
         low.depth -= 1
         for k in [k for k in low.env if k.startswith(prefix)]:
             del low.env[k]
+
+
+# a ufunc's reduce and accumulate that are NumPy functions: (ufunc, method) -> function
+_UFUNC_METHODS = {("add", "reduce"): np.sum, ("multiply", "reduce"): np.prod,
+                  ("maximum", "reduce"): np.max, ("minimum", "reduce"): np.min,
+                  ("add", "accumulate"): np.cumsum, ("multiply", "accumulate"): np.cumprod}
+
+
+def ufunc_method(low, fn, args, kwargs, node, hint):
+    """`np.add.reduce(x, axis)` as np.sum(x, axis) (axis 0 unless given), accumulate as
+    the cumulative function, and `ufunc.outer(a, b)` as the ufunc of `a` with an axis of 1
+    for each of b's, broadcast against b; None for anything else (refused as before)."""
+    ufunc, method = getattr(fn, "__self__", None), getattr(fn, "__name__", None)
+    if not isinstance(ufunc, np.ufunc):
+        return None
+    if method == "outer" and ufunc.nin == 2 and len(args) == 2 and not kwargs:
+        return desugared(low, "out = fn(reshape(a, shape(a) + (1,) * ndim(b)), b)",
+                         {"fn": Static(ufunc), "a": args[0], "b": args[1],
+                          "reshape": Static(np.reshape), "shape": Static(np.shape),
+                          "ndim": Static(np.ndim)}, node)
+    same = _UFUNC_METHODS.get((ufunc.__name__, method))
+    allowed = ("axis", "keepdims") if method == "reduce" else ("axis",)
+    if same is None or len(args) > 2 or any(k not in allowed for k, _ in kwargs):
+        return None
+    if len(args) < 2 and "axis" not in dict(kwargs):
+        kwargs = list(kwargs) + [("axis", Const(0))]  # a ufunc reduces along axis 0
+    return low.call(Static(same), args, kwargs, node, hint)
