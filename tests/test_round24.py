@@ -381,3 +381,35 @@ def test_a_ufunc_s_reduce_accumulate_and_outer_are_numpy_functions(tmp_path):
         np.testing.assert_allclose(adjoint.grad(_ufunc_methods, w)(x, y), want, rtol=1e-6,
                                    atol=1e-8)
         np.testing.assert_allclose(generic(x, y)[w], want, rtol=1e-6, atol=1e-8)
+
+
+def _extended(x, w):
+    xs = [x * 2.0]
+    xs.extend([np.sin(x), x ** 2])
+    buf = np.zeros(3)
+    buf.fill(np.sum(x))
+    out = 0.0
+    for v in xs:
+        out = out + np.sum(v * w)
+    return out + np.sum(buf * w)
+
+
+def _extended_alias(x, w):
+    xs = [x * 2.0]
+    ys = xs
+    xs.extend([np.sin(x)])
+    return np.sum(ys[-1] * w)
+
+
+def test_list_extend_and_array_fill_change_the_value_in_place():
+    # refused as method calls before (adv24c's coverage list)
+    R = np.random.default_rng(7)
+    x, w = R.normal(size=3), R.normal(size=3)
+    want = [(_extended(x + EPS * d, w) - _extended(x - EPS * d, w)) / (2 * EPS)
+            for d in np.eye(3)]
+    value, got = adjoint.value_and_grad(_extended)(x, w)
+    assert value == pytest.approx(_extended(x, w), rel=1e-14)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    # another name for the list would see the change: refused, located, as `+=` is
+    with pytest.raises(adjoint.AdjointError, match=r"test_round24.py:\d+"):
+        adjoint.grad(_extended_alias)(x, w)

@@ -94,9 +94,10 @@ def mapped(low, node):
 
 
 def as_rebinding(call):
-    """`d.update({'b': v})` (or `d.update(b=v)`) as `d |= {'b': v}`, and `xs.insert(i, v)`
-    as `xs = xs[:i] + [v] + xs[i:]`, for a local name: the new value the method leaves in
-    place, which lowering binds to the name. None for any other call."""
+    """`d.update({'b': v})` (or `d.update(b=v)`) as `d |= {'b': v}`, `xs.insert(i, v)`
+    as `xs = xs[:i] + [v] + xs[i:]`, `xs.extend(ys)` as `xs += list(ys)` and `x.fill(v)` as
+    `x[...] = v`, for a local name: the new value the method leaves in place, which
+    lowering binds to the name. None for any other call."""
     if not (isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and
             isinstance(call.func.value, gast.Name)):
         return None
@@ -126,6 +127,17 @@ def as_rebinding(call):
         return gast.Assign(targets=[gast.Name(id=name, ctx=gast.Store(), annotation=None,
                                               type_comment=None)], value=joined,
                            type_comment=None)
+    if method == "extend" and len(call.args) == 1 and not call.keywords:
+        # `xs += list(ys)` extends the list in place, as extend does (aliases see it)
+        whole = gast.Call(func=gast.Name(id="list", ctx=gast.Load(), annotation=None,
+                                         type_comment=None), args=[call.args[0]], keywords=[])
+        return gast.AugAssign(target=gast.Name(id=name, ctx=gast.Store(), annotation=None,
+                                               type_comment=None), op=gast.Add(), value=whole)
+    if method == "fill" and len(call.args) == 1 and not call.keywords:
+        # `x[...] = v`: every entry of the array, in place
+        return gast.Assign(targets=[gast.Subscript(value=load(), slice=gast.Constant(
+            value=Ellipsis, kind=None), ctx=gast.Store())], value=call.args[0],
+            type_comment=None)
     return None
 
 
