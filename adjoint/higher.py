@@ -362,8 +362,6 @@ class Hessian:
     is refused as an object without source, not lowered from this file.)"""
 
     def __init__(self, f, wrt=0, cache_dir=None):
-        if isinstance(wrt, tuple):
-            raise TypeError("hessian takes wrt=<one argument>; use adjoint.hvp for several")
         self.product = HVP(f, wrt, cache_dir=cache_dir)
         self.f = self.product.f  # what a transform given this names in its refusal
 
@@ -382,6 +380,8 @@ class Hessian:
                                f"derivatives of different draws", draw.loc or product.loc,
                                "draw the random numbers outside f and pass them in as an "
                                "argument, then take the Hessian of f for that draw")
+        if isinstance(product.wrt_spec, tuple):
+            return self._by_argument(args)
         if isinstance(args[i], dict):
             return self._blocks(args, i)
         try:
@@ -432,13 +432,45 @@ class Hessian:
         return blocks
 
 
+    def _by_argument(self, args):
+        """The Hessian with respect to several arguments, as JAX gives it: a tuple of
+        tuples, block [a][b] of shape args[a].shape + args[b].shape; row r of block [a] is
+        the HVP along entry r of args[a] (the Hessian is symmetric)."""
+        product = self.product
+        xs = []
+        for i in product.wrt:
+            try:
+                xs.append(np.asarray(args[i], dtype=float))
+            except (TypeError, ValueError):
+                raise AdjointError(f"the Hessian with respect to `{product.names[i]}` (a "
+                                   f"{type(args[i]).__name__}) has no array form among "
+                                   f"several arguments", product.loc,
+                                   "take it with respect to that argument alone, or use "
+                                   "adjoint.hvp") from None
+        blocks = []
+        for a, x in enumerate(xs):
+            rows = []
+            for r in range(x.size):
+                v = [np.zeros(y.shape) if y.ndim else 0.0 for y in xs]
+                e = np.zeros(x.shape)
+                e.flat[r] = 1.0
+                v[a] = e if x.ndim else 1.0
+                rows.append(product.along_placed(args, tuple(v)))
+            blocks.append(tuple(
+                np.stack([np.asarray(row[b], dtype=float) for row in rows]).reshape(
+                    x.shape + y.shape) if rows else np.zeros(x.shape + y.shape)
+                for b, y in enumerate(xs)))
+        return tuple(blocks)
+
+
 def _floating(v) -> bool:
     return isinstance(v, (float, np.floating)) or \
         isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
 def hessian(f, wrt=0, *, cache_dir=None):
-    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry."""
+    """The Hessian of scalar f with respect to args[wrt], one HVP per input entry; with
+    several (wrt=(0, 1)), a tuple of tuples of blocks, [a][b] of shape a's + b's."""
     return Hessian(f, wrt, cache_dir)
 
 

@@ -413,3 +413,21 @@ def test_list_extend_and_array_fill_change_the_value_in_place():
     # another name for the list would see the change: refused, located, as `+=` is
     with pytest.raises(adjoint.AdjointError, match=r"test_round24.py:\d+"):
         adjoint.grad(_extended_alias)(x, w)
+
+
+def _two_arguments(x, s):
+    return np.sum(np.sin(x) * s ** 2) + s * np.sum(x ** 3)
+
+
+def test_the_hessian_with_respect_to_several_arguments_is_a_tuple_of_blocks():
+    # refused before (adv24c's list); block [a][b] is d grad_a / d arg_b, JAX's layout
+    x, s = np.array([0.3, -0.5, 0.9]), 1.7
+    H = adjoint.hessian(_two_arguments, wrt=(0, 1))(x, s)
+    grad = adjoint.grad(_two_arguments, (0, 1))
+    want_xx = np.diag(-np.sin(x) * s ** 2 + 6 * s * x)  # by hand
+    np.testing.assert_allclose(H[0][0], want_xx, rtol=1e-12)
+    np.testing.assert_allclose(H[0][1], 2 * s * np.cos(x) + 3 * x ** 2, rtol=1e-12)
+    np.testing.assert_allclose(H[1][0], H[0][1], rtol=1e-12)
+    assert np.shape(H[1][1]) == () and H[1][1] == pytest.approx(2 * np.sum(np.sin(x)))
+    ds = (np.asarray(grad(x, s + EPS)[0]) - np.asarray(grad(x, s - EPS)[0])) / (2 * EPS)
+    np.testing.assert_allclose(H[0][1], ds, rtol=1e-7)
