@@ -1,6 +1,6 @@
 """`scipy.stats`: the normal distribution's `logpdf`, `pdf`, `cdf`, `logcdf`, `sf`, `logsf`
 and `ppf`, the `logpdf` and `pdf` of `t`, `gamma` and `beta`, `chi2.logpdf`,
-`multivariate_normal.logpdf`, and `poisson.logpmf` in its rate (imported when one of them
+`multivariate_normal.logpdf` and `pdf`, and `poisson.logpmf` and `pmf` in its rate (imported when one of them
 is first met; see `registry._LAZY`), each differentiable in x and in every parameter
 (df, a, b, loc, scale; mean and cov), which broadcast against each other as SciPy's
 do. `multivariate_normal.logpdf` takes a (k, k) cov, of which SciPy reads the lower
@@ -34,7 +34,8 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 for _dist, _methods in [("norm", ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf"]),
                         ("t", ["logpdf", "pdf"]), ("gamma", ["logpdf", "pdf"]),
                         ("beta", ["logpdf", "pdf"]), ("chi2", ["logpdf"]),
-                        ("poisson", ["logpmf"]), ("multivariate_normal", ["logpdf"])]:
+                        ("poisson", ["logpmf", "pmf"]),
+                        ("multivariate_normal", ["logpdf", "pdf"])]:
     for _method in _methods:
         primitive(getattr(getattr(stats, _dist), _method), f"scipy.stats.{_dist}.{_method}")
 
@@ -310,6 +311,16 @@ def poisson_logpmf_jvp(ans, k, mu, loc=0, k_dot=None, mu_dot=None, loc_dot=None)
     return (k / mu - 1.0) * mu_dot
 
 
+@defvjp(stats.poisson.pmf)
+def poisson_pmf_vjp(g, ans, k, mu, loc=0):
+    return None, unbroadcast(g * ans * (k / mu - 1.0), mu), None
+
+
+@defjvp(stats.poisson.pmf)
+def poisson_pmf_jvp(ans, k, mu, loc=0, k_dot=None, mu_dot=None, loc_dot=None):
+    return ans * (k / mu - 1.0) * mu_dot
+
+
 # ------------------------------------------------------------------ multivariate normal
 
 def _mvn_parts(x, mean, cov, allow_singular):
@@ -350,3 +361,17 @@ def mvn_logpdf_jvp(ans, x, mean=None, cov=1, allow_singular=False, x_dot=None,
     t = -0.5 * (np.trace(inv @ dfull) + 2.0 * np.sum(dd * s, axis=-1)
                 - np.sum((s @ dfull) * s, axis=-1))
     return np.reshape(t, np.shape(ans))
+
+
+# its density: the logpdf's partials times the density
+@defvjp(stats.multivariate_normal.pdf)
+def mvn_pdf_vjp(g, ans, x, mean=None, cov=1, allow_singular=False):
+    bars = mvn_logpdf_vjp(g * ans, np.log(ans), x, mean, cov, allow_singular)
+    return bars[0], bars[1], bars[2]
+
+
+@defjvp(stats.multivariate_normal.pdf)
+def mvn_pdf_jvp(ans, x, mean=None, cov=1, allow_singular=False, x_dot=None, mean_dot=None,
+                cov_dot=None):
+    return ans * mvn_logpdf_jvp(np.log(ans), x, mean, cov, allow_singular, x_dot, mean_dot,
+                                cov_dot)

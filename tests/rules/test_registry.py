@@ -747,8 +747,9 @@ CASES: dict[str, list[Case]] = {
     "scipy.stats.gamma.pdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1))],
     "scipy.stats.beta.pdf": [case(Rand(0.1, 0.9, (5,)), G1(), P(), 0.0, 1.0)],
     "scipy.stats.chi2.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1))],
-    "scipy.stats.poisson.logpmf": [case(np.array([0, 1, 3, 7]), P(4), 0),  # counts: ints
-                                   case(np.array([2, 5]), P(3, 1), 0)],
+    **{f"scipy.stats.poisson.{m}": [case(np.array([0, 1, 3, 7]), P(4), 0),  # counts: ints
+                                    case(np.array([2, 5]), P(3, 1), 0)] for m in ["logpmf", "pmf"]},
+    "scipy.stats.multivariate_normal.pdf": [case(N(3), N(3), SPD(3)), case(N(4, 3), N(3), SPD(3))],
     "scipy.stats.t.logpdf": [case(N(5), P(), N(), P()), case(N(3, 4), G1(4), N(3, 1), P()),
                              case(N(), df=P(3), loc=0.5, scale=2.0)],
     "scipy.stats.gamma.logpdf": [case(P(5), G1(), 0.0, 1.0), case(P(3, 4), P(4), -0.5, P(3, 1)),
