@@ -1115,3 +1115,15 @@ def block_lists_vjp(g, ans, parts):
 @deflinear(unblock)
 def unblock_vjp(g, ans, x, arrays):
     return np.reshape(block_lists(g), np.shape(x))
+
+
+# ------------------------------------------------------------------ bincount
+
+primitive(np.bincount, "np.bincount")
+
+
+@deflinear(np.bincount, "weights")
+def bincount_vjp(g, ans, x, weights=None, minlength=0):
+    # linear in the weights: weight i was added into bin x[i] (counts alone, with no
+    # weights, are ints: no derivative)
+    return None, g[x], None

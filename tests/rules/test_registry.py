@@ -700,6 +700,7 @@ CASES: dict[str, list[Case]] = {
     "scipy.special.jv": [case(1, N(5)), case(0, N(3, 4)), case(np.array([0, 2]), N(3, 1))],
     "scipy.special.iv": [case(1, N(5)), case(0, N(3, 4)), case(np.array([0, 2]), N(3, 1)),
                          case(3, P(4))],
+    "np.bincount": [case(np.array([0, 2, 2, 5, 1]), N(5)), case(np.array([3, 0, 3]), N(3), 6)],
     "scipy.special.ive": [case(1, N(5)), case(0, N(3, 4)), case(np.array([0, 2]), N(3, 1))],
     **{f"scipy.special.{n}": unary(P) for n in ["j0", "j1", "y0", "y1"]},
     "scipy.special.yv": [case(1, P(5)), case(0, P(3, 4)), case(np.array([0, 2]), P(3, 1))],
