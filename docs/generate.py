@@ -294,7 +294,8 @@ _ACCEPTED = {
     "Continue": "`continue`",
     "Assert": "`assert` (checked in the forward sweep)",
     "Raise": "`if bad: raise ValueError(\"...\")` with a builtin exception, as the whole "
-             "body of an `if` (checked in the forward sweep, as an assert is)",
+             "body of an `if` or of its `else` (the `else: raise` that ends an if/elif "
+             "chain of options): checked in the forward sweep, as an assert is",
     "Try": "`try` / `except` / `else` / `finally`: the body, `else` and `finally` run; "
            "a failure in the generated code propagates (the handlers are not run; one "
            "that a handler catches on the call that compiles is refused there), so "

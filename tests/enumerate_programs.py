@@ -447,6 +447,13 @@ ARRAY_TEMPLATES = [
     ("issue19", "fixed_point", "def f(x):\n    lam = 0.0\n    for it in range(10):\n"
      "        new = lam * 0.5 + x\n        if abs(new - lam) < 1e-3:\n            lam = new\n"
      "            break\n        lam = new\n    return lam", (0.1,), None),
+    # an if/elif chain of options that ends in `else: raise` (round 24: refused as a raise
+    # outside a check), and a check with an else
+    ("check", "else_raise", "def f(x, v):\n    if x > 0.0:\n        y = v * x\n"
+     "    elif x < -5.0:\n        y = v\n    else:\n        raise ValueError('no option')\n"
+     "    return np.sum(np.sin(y) * y)", (0.7, V3), None),
+    ("check", "raise_then_else", "def f(x, v):\n    if x < 0.0:\n        raise ValueError('x')\n"
+     "    else:\n        y = np.exp(v * x)\n    return np.sum(y)", (0.7, V3), None),
     # x.flatten() is a copy, unlike x.ravel(): a write into it was refused as a view
     # (round 23's M1)
     ("copy", "flatten", "def f(x, v):\n    B = np.outer(v, v) * x\n    w = B.flatten()\n"

@@ -431,3 +431,44 @@ def test_the_hessian_with_respect_to_several_arguments_is_a_tuple_of_blocks():
     assert np.shape(H[1][1]) == () and H[1][1] == pytest.approx(2 * np.sum(np.sin(x)))
     ds = (np.asarray(grad(x, s + EPS)[0]) - np.asarray(grad(x, s - EPS)[0])) / (2 * EPS)
     np.testing.assert_allclose(H[0][1], ds, rtol=1e-7)
+
+
+def _activation(h, kind):
+    if kind == "tanh":
+        return np.tanh(h)
+    elif kind == "relu":
+        return np.maximum(h, 0.0)
+    else:
+        raise ValueError(f"unknown activation {kind}")
+
+
+def _activated(x, kind):
+    return np.sum(_activation(x, kind) ** 2)
+
+
+def _checked_first(x, scale):
+    if scale <= 0.0:
+        raise ValueError("scale must be positive")
+    else:
+        y = np.sin(x) * scale
+    return np.sum(y * y)
+
+
+def test_an_if_elif_chain_that_ends_in_else_raise_is_a_check(tmp_path):
+    # `else: raise ValueError(...)` after the options was refused as a raise outside a
+    # check (adv24a's refusals): it is the check of `not test`, the chain's other branches
+    # run as before; an `if bad: raise` with an else likewise
+    x = np.array([0.3, -0.5, 1.2])
+    grad = adjoint.grad(_activated)
+    np.testing.assert_allclose(grad(x, "tanh"), 2 * np.tanh(x) * (1 - np.tanh(x) ** 2))
+    np.testing.assert_allclose(grad(x, "relu"), 2 * np.maximum(x, 0.0))
+    with pytest.raises(ValueError, match=r"test_round24.py:\d+: raise ValueError"):
+        grad(x, "gelu")
+    generic = emitted(tmp_path, adjoint.source(_activated))._activated_grad
+    np.testing.assert_allclose(generic(x, "relu"), 2 * np.maximum(x, 0.0))
+    with pytest.raises(ValueError):
+        generic(x, "gelu")
+    g = adjoint.grad(_checked_first)
+    np.testing.assert_allclose(g(x, 2.0), 2 * 4.0 * np.sin(x) * np.cos(x))  # by hand
+    with pytest.raises(ValueError, match="scale must be positive"):
+        g(x, -1.0)

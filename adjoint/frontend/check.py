@@ -27,6 +27,8 @@ def check(parsed: Parsed) -> None:
         for node, children in _walk(stmt):  # an `if` comes before the raise in its body
             if _raise_check(node):
                 checks.add(id(node.body[0]))
+            if _raise_otherwise(node):
+                checks.add(id(node.orelse[0]))
             if isinstance(node, gast.Raise) and id(node) not in checks:
                 raise unsupported_statement(node, parsed.loc(node))
             for named in _scoped_named_exprs(node):
@@ -62,10 +64,18 @@ def check(parsed: Parsed) -> None:
 
 
 def _raise_check(n) -> bool:
-    """Whether `n` is an `if` with no else whose whole body is a `raise` (`if bad: raise
-    ValueError("...")`): a check, which lowering reads as an assert."""
-    return isinstance(n, gast.If) and not n.orelse and len(n.body) == 1 and \
+    """Whether `n` is an `if` whose whole body is a `raise` (`if bad: raise
+    ValueError("...")`): a check, which lowering reads as an assert (its else, if any,
+    then runs)."""
+    return isinstance(n, gast.If) and len(n.body) == 1 and \
         isinstance(n.body[0], gast.Raise) and n.body[0].exc is not None
+
+
+def _raise_otherwise(n) -> bool:
+    """Whether `n` is an `if` whose whole else is a `raise` (the `else: raise
+    ValueError(...)` that ends an if/elif chain of options): the check of `not test`."""
+    return isinstance(n, gast.If) and len(n.orelse) == 1 and \
+        isinstance(n.orelse[0], gast.Raise) and n.orelse[0].exc is not None
 
 
 def _scoped_named_exprs(node) -> list:

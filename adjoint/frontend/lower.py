@@ -35,6 +35,7 @@ import inspect
 import itertools
 import math
 import operator
+import os
 import sys
 import types
 import warnings
@@ -240,6 +241,9 @@ class Lowerer:
         args = call.args if call is not None else []
         message = args[0].value if len(args) == 1 and isinstance(args[0], gast.Constant) \
             and isinstance(args[0].value, str) else None
+        if message is None and args:  # (an f-string: where f raises, and how)
+            at = self.loc(s.body[0])
+            message = f"{os.path.basename(at.filename)}:{at.line}: {at.text.strip()}"
         mark = len(self.ops)
         try:
             test = self.condition(s.test)
@@ -657,8 +661,15 @@ class Lowerer:
 
     # ----------------------------------------------------------- control flow
     def if_stmt(self, s):
-        if isinstance(s.body[0], gast.Raise) and not s.orelse:  # as check.py allows
-            return self.raise_if(s)
+        if isinstance(s.body[0], gast.Raise) and len(s.body) == 1:  # as check.py allows
+            self.raise_if(s)
+            return self.body(s.orelse) if s.orelse else None
+        if s.orelse and isinstance(s.orelse[0], gast.Raise):  # `else: raise` ends a chain
+            # (what normalisation put after the raise never runs)
+            negated = gast.copy_location(gast.UnaryOp(op=gast.Not(), operand=s.test), s.test)
+            self.raise_if(gast.copy_location(gast.If(test=negated, body=s.orelse[:1],
+                                                     orelse=[]), s.orelse[0]))
+            return self.body(s.body)
         cond = self.condition(s.test)
         if isinstance(cond, Const):  # a static branch, as in templates: `if axis is None:`
             return self.body(s.body if cond.value else s.orelse)
