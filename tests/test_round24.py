@@ -472,3 +472,24 @@ def test_an_if_elif_chain_that_ends_in_else_raise_is_a_check(tmp_path):
     np.testing.assert_allclose(g(x, 2.0), 2 * 4.0 * np.sin(x) * np.cos(x))  # by hand
     with pytest.raises(ValueError, match="scale must be positive"):
         g(x, -1.0)
+
+
+def _log_quietly(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(x)
+    return np.sum(y * x)
+
+
+def _log_raising(x):
+    with np.errstate(divide="raise"):
+        y = np.log(x)
+    return np.sum(y)
+
+
+def test_a_quiet_errstate_block_is_its_body():
+    # `with np.errstate(divide="ignore")` was refused as a with statement (adv24a's list);
+    # "raise" changes what f does where NumPy would warn: still refused, located
+    x = np.array([0.3, 0.5, 2.0])
+    np.testing.assert_allclose(adjoint.grad(_log_quietly)(x), np.log(x) + 1.0)  # by hand
+    with pytest.raises(adjoint.AdjointError, match=r"test_round24.py:\d+"):
+        adjoint.grad(_log_raising)(x)

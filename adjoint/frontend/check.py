@@ -9,6 +9,7 @@ from __future__ import annotations
 import gast
 
 from adjoint.errors import UnsupportedError
+from adjoint.frontend.normalize import quiet_errstate
 from adjoint.frontend.source import Parsed
 
 _STATEMENTS = (gast.Assign, gast.AugAssign, gast.AnnAssign, gast.Return, gast.If, gast.For,
@@ -48,7 +49,8 @@ def check(parsed: Parsed) -> None:
                     "loop over it would find nothing left, or what a `break` left)",
                     parsed.loc(it), "loop over the sequence itself, or make a list: "
                                     "list(reversed(x))")
-            if isinstance(node, gast.stmt) and not isinstance(node, _STATEMENTS):
+            if isinstance(node, gast.stmt) and not isinstance(node, _STATEMENTS) and \
+                    not quiet_errstate(node):
                 raise unsupported_statement(node, parsed.loc(node))
             if isinstance(node, gast.expr) and not isinstance(node, _EXPRESSIONS):
                 raise unsupported_expression(node, parsed.loc(node))
@@ -149,7 +151,8 @@ def _walk(node):
 def unsupported_statement(s, loc) -> UnsupportedError:
     hints = {
         "Try": "move the try/except outside the differentiated function",
-        "With": "move the `with` block outside the differentiated function",
+        "With": "move the `with` block outside the differentiated function (`with "
+                "np.errstate(divide=\"ignore\")` is read as its body)",
         "ClassDef": "define classes at module level; differentiate functions of arrays",
         "FunctionDef": "define helper functions at module level; adjoint inlines them",
         "Delete": "remove the `del`; unused values are dropped automatically",

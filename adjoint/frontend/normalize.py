@@ -84,7 +84,25 @@ def _may_exit(stmts: list) -> bool:
     return False
 
 
+def quiet_errstate(s) -> bool:
+    """Whether `s` is `with np.errstate(divide="ignore", ...):`, whose settings only
+    silence or report NumPy's floating-point warnings (not "raise" or "call"): its body
+    computes the same values without it."""
+    if not (isinstance(s, gast.With) and len(s.items) == 1):
+        return False
+    item = s.items[0]
+    call = item.context_expr
+    return item.optional_vars is None and isinstance(call, gast.Call) and \
+        isinstance(call.func, gast.Attribute) and call.func.attr == "errstate" and \
+        not call.args and all(isinstance(k.value, gast.Constant) and
+                              k.value.value in ("ignore", "warn", "print", "log")
+                              for k in call.keywords)
+
+
 def _block(stmts: list, loc, in_loop: bool) -> list:
+    # `with np.errstate(...)`: its body, inline (the generated code may warn where f did not)
+    while any(quiet_errstate(s) for s in stmts):
+        stmts = [t for s in stmts for t in (s.body if quiet_errstate(s) else [s])]
     out: list = []
     for i, s in enumerate(stmts):
         if isinstance(s, _TERMINATORS):
