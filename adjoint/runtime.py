@@ -154,6 +154,15 @@ def larger_share(x1, x2):
     return (x1 > x2) + 0.5 * (x1 == x2)
 
 
+def tie_weights(w, x, tied):
+    """`w`: weights of the entries of x that only their order fixes (a max reduction's
+    `mask / count`, a quantile's weights), ties sharing evenly. A primitive of its own,
+    for the reason larger_share is: its derivative in x is 0 but refused where `tied`
+    holds (a tie that the sharing decided), where no share makes every second
+    derivative right (np.max(np.array([x, -x])) ** 2 is x ** 2)."""
+    return w
+
+
 def size_of(x) -> int:
     """np.size(x), read from its shape: np.size of a dask array computes the array."""
     shape = getattr(x, "shape", None)
@@ -965,7 +974,7 @@ def index_tuple(*parts):
 __all__ = ["accum", "alias", "element", "private", "private_entries", "unbroadcast", "sum_to",
            "expand_to", "setitem",
            "append", "save", "written", "concat", "repeat", "unrepeat", "zeros_tangent",
-           "ones_at_zeros", "abs_slope", "larger_share", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
+           "ones_at_zeros", "abs_slope", "larger_share", "tie_weights", "size_of", "zero_to_zero", "add_at", "zeros_like", "stop_gradient",
            "index_tuple", "real_arguments", "no_none_entries", "no_integers",
            "numpy_floats_where_python_raises", "zero_outside", "combinations", "permutations",
            "combinations_with_replacement"]

@@ -11,7 +11,7 @@ import operator
 import numpy as np
 
 from adjoint.rules.registry import deflinear, defjvp, defnondiff, defvjp, primitive
-from adjoint.runtime import Cotangents, abs_slope, unbroadcast, zero_to_zero
+from adjoint.runtime import Cotangents, abs_slope, larger_share, unbroadcast, zero_to_zero
 
 
 def unsum(ct, xs):
@@ -207,25 +207,25 @@ def float_(ans, x, x_dot):
 def min_(g, ans, x, y):
     # a tie splits the gradient evenly, as np.minimum and np.min do: one convention
     # for all of them, though Python's min returns its first argument
-    w = (x < y) + 0.5 * (x == y)  # the share of x: 1, 0, or 1/2 on a tie
+    w = larger_share(y, x)  # the share of x: 1, 0, or 1/2 on a tie (its derivative: refused)
     return g * w, g * (1.0 - w)
 
 
 @defjvp(builtins.min)
 def min_(ans, x, y, x_dot, y_dot):
-    w = (x < y) + 0.5 * (x == y)
+    w = larger_share(y, x)
     return x_dot * w + y_dot * (1.0 - w)
 
 
 @defvjp(builtins.max)
 def max_(g, ans, x, y):
-    w = (x > y) + 0.5 * (x == y)  # ties split evenly, as for min
+    w = larger_share(x, y)  # ties split evenly, as for min
     return g * w, g * (1.0 - w)
 
 
 @defjvp(builtins.max)
 def max_(ans, x, y, x_dot, y_dot):
-    w = (x > y) + 0.5 * (x == y)
+    w = larger_share(x, y)
     return x_dot * w + y_dot * (1.0 - w)
 
 

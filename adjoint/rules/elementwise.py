@@ -398,25 +398,25 @@ def minimum_jvp(ans, x1, x2, x1_dot, x2_dot):
 
 @defvjp(np.fmax)
 def fmax_vjp(g, ans, x1, x2):
-    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 > x2) + 0.5 * (x1 == x2)))
+    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, larger_share(x1, x2)))
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.fmax)
 def fmax_jvp(ans, x1, x2, x1_dot, x2_dot):
-    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 > x2) + 0.5 * (x1 == x2)))
+    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, larger_share(x1, x2)))
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
 @defvjp(np.fmin)
 def fmin_vjp(g, ans, x1, x2):
-    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 < x2) + 0.5 * (x1 == x2)))
+    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, larger_share(x2, x1)))
     return unbroadcast(g * w, x1), unbroadcast(g * (1.0 - w), x2)
 
 
 @defjvp(np.fmin)
 def fmin_jvp(ans, x1, x2, x1_dot, x2_dot):
-    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, (x1 < x2) + 0.5 * (x1 == x2)))
+    w = np.where(np.isnan(x2), 1.0, np.where(np.isnan(x1), 0.0, larger_share(x2, x1)))
     return x1_dot * w + x2_dot * (1.0 - w)
 
 
@@ -479,22 +479,41 @@ def logaddexp2_jvp(ans, x1, x2, x1_dot, x2_dot):
 
 # ------------------------------------------------------------ clip, where
 
+def at_least(x, edge):
+    """1.0 where x >= edge, else 0.0 (np.clip's inclusive bound): larger_share with its
+    tie's half made whole, so that its derivative, larger_share's, is refused on the tie."""
+    return larger_share(x, edge) + 0.5 * (x == edge)
+
+
+def _through(g, slope):
+    """g where the slope (0 or 1) is 1, else 0, never inf * 0; times the slope, so that
+    the slope's derivative comes along."""
+    return np.where(slope > 0.0, g * slope, 0.0)
+
+
 @defvjp(np.clip)
 def clip_vjp(g, ans, a, a_min=None, a_max=None):
-    # clip(a, lo, hi) == minimum(maximum(a, lo), hi); bounds inclusive for `a`.
+    # clip(a, lo, hi) == minimum(maximum(a, lo), hi); bounds inclusive for `a`. The slopes
+    # go through at_least: a second derivative across a bound is refused, where two
+    # clips meeting at it (each passing a slope of 1 there) would give 2 for 1.
     # (Every branch returns three values: `a_min is None` is decided at run time
     # when a_min is a variable.)
     if a_min is None and a_max is None:  # NumPy 2: no bounds, a copy
         return g, None, None
     if a_min is None:
-        return (unbroadcast(np.where(a <= a_max, g, 0.0), a), None,
-                unbroadcast(np.where(a > a_max, g, 0.0), a_max))
+        below = at_least(a_max, a)
+        return (unbroadcast(_through(g, below), a), None,
+                unbroadcast(_through(g, 1.0 - below), a_max))
     if a_max is None:
-        return (unbroadcast(np.where(a >= a_min, g, 0.0), a),
-                unbroadcast(np.where(a < a_min, g, 0.0), a_min), None)
-    return (unbroadcast(np.where((a >= a_min) & (a <= a_max), g, 0.0), a),
-            unbroadcast(np.where((a < a_min) & (a_min <= a_max), g, 0.0), a_min),
-            unbroadcast(np.where((a > a_max) | (a_min > a_max), g, 0.0), a_max))
+        above = at_least(a, a_min)
+        return (unbroadcast(_through(g, above), a),
+                unbroadcast(_through(g, 1.0 - above), a_min), None)
+    above = at_least(a, a_min)
+    below = at_least(a_max, a)
+    ordered = a_min <= a_max  # (else NumPy returns a_max)
+    return (unbroadcast(_through(g, above * below), a),
+            unbroadcast(_through(g, (1.0 - above) * ordered), a_min),
+            unbroadcast(_through(g, np.where(ordered, 1.0 - below, 1.0)), a_max))
 
 
 @defjvp(np.clip)
@@ -502,12 +521,16 @@ def clip_jvp(ans, a, a_min=None, a_max=None, a_dot=None, a_min_dot=None, a_max_d
     if a_min is None and a_max is None:
         return a_dot
     if a_min is None:
-        return np.where(a <= a_max, a_dot, 0.0) + np.where(a > a_max, a_max_dot, 0.0)
+        below = at_least(a_max, a)
+        return _through(a_dot, below) + _through(a_max_dot, 1.0 - below)
     if a_max is None:
-        return np.where(a >= a_min, a_dot, 0.0) + np.where(a < a_min, a_min_dot, 0.0)
-    return (np.where((a >= a_min) & (a <= a_max), a_dot, 0.0)
-            + np.where((a < a_min) & (a_min <= a_max), a_min_dot, 0.0)
-            + np.where((a > a_max) | (a_min > a_max), a_max_dot, 0.0))
+        above = at_least(a, a_min)
+        return _through(a_dot, above) + _through(a_min_dot, 1.0 - above)
+    above = at_least(a, a_min)
+    below = at_least(a_max, a)
+    ordered = a_min <= a_max
+    return (_through(a_dot, above * below) + _through(a_min_dot, (1.0 - above) * ordered)
+            + _through(a_max_dot, np.where(ordered, 1.0 - below, 1.0)))
 
 
 @deflinear(np.where, 'x', 'y')

@@ -51,7 +51,7 @@ from adjoint.errors import NonDifferentiableError
 from adjoint.rules.located import generated_from, unsupported
 from adjoint.rules.registry import defjvp, deflinear, defnondiff, defvjp, lookup, primitive
 from adjoint.runtime import abs_slope, expand_to, larger_share, ones_at_zeros, size_of, \
-    stop_gradient, unbroadcast
+    stop_gradient, tie_weights, unbroadcast
 
 
 def norm_kind(ndim, ord=None, axis=None):
@@ -199,8 +199,7 @@ def _extremes(a, axis):
     minimum, shared evenly among ties (as max's and min's rules share them)."""
     top = a == np.max(a, axis=axis, keepdims=True)
     low = a == np.min(a, axis=axis, keepdims=True)
-    return top / np.sum(top, axis=axis, keepdims=True) - low / np.sum(low, axis=axis,
-                                                                     keepdims=True)
+    return _even_share(top, a, axis) - _even_share(low, a, axis)
 
 
 @defvjp(np.ptp)
@@ -316,14 +315,26 @@ def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=No
 
 # ------------------------------------------------------------------ max, min
 
+def _even_share(mask, x, axis):
+    """The weights of the entries `mask` marks along `axis`, ties sharing evenly: through
+    tie_weights, so that a second derivative through a tie is refused."""
+    count = np.sum(mask, axis=axis, keepdims=True)
+    return tie_weights(mask / count, x, count > 1)
+
+
+def _chosen(a, ans, axis, keepdims):
+    """The weights of the entries of a that max (min) chose: its result's."""
+    return _even_share(a == expand_to(ans, a, axis, keepdims), a, axis)
+
+
 def _extremum_count(ans, a, axis, keepdims, initial, where):
     """How many of the values max (min) chose from equal its result, shaped like it: the
     entries `where` keeps, and `initial` when given. Ties share the gradient evenly."""
     count = np.sum(kept(a == expand_to(ans, a, axis, keepdims), where), axis=axis,
                    keepdims=keepdims)
-    if initial is None:
-        return count
-    return count + (ans == initial)
+    if initial is not None:
+        count = count + (ans == initial)
+    return tie_weights(count, a, count > 1)  # (a second derivative through a tie: refused)
 
 
 def _extremum_bar(g, ans, a, axis, keepdims, initial, where):
@@ -360,8 +371,7 @@ def max_vjp(g, ans, a, axis=None, out=None, keepdims=False, initial=None, where=
     if axis is not None:
         if np.ndim(a) == 0:
             return g
-    mask = a == expand_to(ans, a, axis, keepdims)  # ties share the gradient evenly
-    return expand_to(g, a, axis, keepdims) * mask / np.sum(mask, axis=axis, keepdims=True)
+    return expand_to(g, a, axis, keepdims) * _chosen(a, ans, axis, keepdims)
 
 
 @defjvp(np.amin)
@@ -383,9 +393,7 @@ def max_jvp(ans, a, axis=None, out=None, keepdims=False, initial=None, where=Non
     if axis is not None:
         if np.ndim(a) == 0:
             return a_dot
-    mask = a == expand_to(ans, a, axis, keepdims)
-    return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
-            / np.sum(mask, axis=axis, keepdims=keepdims))
+    return np.sum(a_dot * _chosen(a, ans, axis, keepdims), axis=axis, keepdims=keepdims)
 
 
 # ------------------------------------------------------------------ var, std
@@ -593,7 +601,8 @@ def abs_slope_jvp(ans, x, x_dot):
 
 
 primitive(larger_share, "larger_share")
-TIE = "np.maximum or np.minimum on a tie, where the slope jumps from 0 to 1,"
+TIE = ("a maximum or minimum on a tie (np.maximum, np.fmax, max, min, np.clip at a bound), "
+       "where the slope jumps from 0 to 1,")
 
 
 @defvjp(larger_share)
@@ -605,6 +614,32 @@ def larger_share_vjp(g, ans, x1, x2):
 @defjvp(larger_share)
 def larger_share_jvp(ans, x1, x2, x1_dot=None, x2_dot=None):
     return no_zeros(np.zeros_like(ans, dtype=float), x1 - x2, TIE)
+
+
+primitive(tie_weights, "tie_weights")
+TIES = ("a reduction that chose among tied entries (np.max, np.min, np.ptp, np.median, "
+        "np.quantile, a max norm), where the weights jump,")
+
+
+def _refused_where(tied):
+    """A zero where `tied` holds and one elsewhere: what no_zeros refuses at."""
+    return np.where(tied, 0.0, 1.0)
+
+
+@defvjp(tie_weights)
+def tie_weights_vjp(g, ans, w, x, tied):
+    # linear in w (the value is w); piecewise constant in x, refused where it jumps
+    return g, no_zeros(np.zeros_like(x, dtype=float), _refused_where(tied), TIES), None
+
+
+@defjvp(tie_weights)
+def tie_weights_jvp(ans, w, x, tied, w_dot=None, x_dot=None):
+    if x_dot is None:
+        return w_dot
+    jump = no_zeros(np.zeros_like(ans, dtype=float), _refused_where(tied), TIES)
+    if w_dot is None:
+        return jump
+    return w_dot + jump
 
 
 @defvjp(no_zeros)
@@ -641,8 +676,8 @@ def _matrix_norm_weight(x, kind):
         best = np.max(sums, axis=across, keepdims=True)
     else:
         best = np.min(sums, axis=across, keepdims=True)
-    mask = sums == best
-    return np.sign(x) * mask / np.sum(mask, axis=across, keepdims=True)
+    # (abs_slope and _even_share: a second derivative at a zero entry or a tie is refused)
+    return abs_slope(x) * _even_share(sums == best, x, across)
 
 
 def _matrix_norm_grad(x, kind, axis):
@@ -662,6 +697,16 @@ def _norm_in_ord(ans, x, ord, axis, keepdims, kind):
         terms = np.where(r > 0.0, np.power(safe, ord) * np.log(safe), 0.0)
         return ans / ord * np.sum(terms, axis=axis, keepdims=keepdims)
     return 0.0 * ans
+
+
+def _max_abs_weights(ans, x, axis, keepdims):
+    """d norm / d x for the max (min) norm: sign(x) on the entries whose |x| reaches it,
+    ties sharing evenly. Through tie_weights: a second derivative is refused on a tie and
+    where the norm is 0 (|x|'s kink; elsewhere the chosen entries are not 0)."""
+    top = expand_to(ans, x, axis, keepdims)
+    mask = np.abs(x) == top
+    count = np.sum(mask, axis=axis, keepdims=True)
+    return tie_weights(np.sign(x) * mask / count, x, (count > 1) | (top == 0.0))
 
 
 def _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind):
@@ -694,15 +739,14 @@ def _norm_x_bar(g, ans, x, ord, axis, keepdims, kind):
         n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
         return gx * x / n  # 0 at x == 0, not 0/0 (and no second derivative there)
     if kind == "one":
-        return gx * np.sign(x)
+        return gx * abs_slope(x)  # (its second derivative at a zero entry: refused)
     if kind == "zero":
         return gx * 0.0
     if kind == "p":
         n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
         return gx * np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
     if kind == "inf" or kind == "-inf":
-        mask = np.abs(x) == expand_to(ans, x, axis, keepdims)  # ties share evenly
-        return gx * np.sign(x) * mask / np.sum(mask, axis=axis, keepdims=True)
+        return gx * _max_abs_weights(ans, x, axis, keepdims)
     return gx * _matrix_norm_grad(x, kind, axis)  # a matrix norm other than Frobenius
 
 
@@ -724,7 +768,7 @@ def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind):
     if kind == "two":
         return np.sum(x_dot * x, axis=axis, keepdims=keepdims) / ones_at_zeros(ans)
     if kind == "one":
-        return np.sum(x_dot * np.sign(x), axis=axis, keepdims=keepdims)
+        return np.sum(x_dot * abs_slope(x), axis=axis, keepdims=keepdims)
     if kind == "zero":
         return ans * 0.0
     if kind == "p":
@@ -732,9 +776,8 @@ def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind):
         w = np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
         return np.sum(x_dot * w, axis=axis, keepdims=keepdims)
     if kind == "inf" or kind == "-inf":
-        mask = np.abs(x) == expand_to(ans, x, axis, keepdims)
-        return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
-                / np.sum(mask, axis=axis, keepdims=keepdims))
+        return np.sum(x_dot * _max_abs_weights(ans, x, axis, keepdims), axis=axis,
+                      keepdims=keepdims)
     return np.sum(x_dot * _matrix_norm_grad(x, kind, axis), axis=axis, keepdims=keepdims)
 
 
@@ -778,7 +821,8 @@ def _nan_extremes(ans, a, axis, keepdims):
     """The entries equal to the reduced `ans`, and 1 / their number (ties share). A NaN
     entry never equals it; an all-NaN slice (ans NaN) has none."""
     mask = a == expand_to(ans, a, axis, keepdims)
-    return mask, 1.0 / np.maximum(np.sum(mask, axis=axis, keepdims=True), 1)
+    count = np.sum(mask, axis=axis, keepdims=True)
+    return mask, tie_weights(1.0 / np.maximum(count, 1), a, count > 1)
 
 
 @defvjp(np.nanmin)
