@@ -44,8 +44,8 @@ _COTANGENTS = {runtime.unbroadcast, runtime.sum_to, runtime.expand_to, runtime.z
                runtime.accum, runtime.add_at, runtime.unrepeat, runtime.unsequence, unsum,
                runtime.zero_outside, iadd, iadd_at}
 # the rules' own helpers: arrays or numbers, as the NumPy functions they stand for
-_RULE_HELPERS = {runtime.abs_slope, runtime.larger_share, runtime.zero_to_zero,
-                 runtime.ones_at_zeros}
+_RULE_HELPERS = {runtime.abs_slope, runtime.larger_share, runtime.tie_weights,
+                 runtime.zero_to_zero, runtime.ones_at_zeros}
 _INTS = {len, int, round, bool, np.ndim, np.size, operator.floordiv, operator.mod,
          operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne,
          operator.is_, operator.is_not, operator.not_, in_, not_in}

@@ -943,19 +943,38 @@ def nanmedian_weights(a, axis=None):
             + 0.5 * at_above / np.maximum(np.sum(at_above, axis=axis, keepdims=True), 1))
 
 
+def nanmedian_ties(a, axis=None):
+    """Whether a tie decides nanmedian_weights: more entries equal to a middle value than
+    the sorted positions the median reads there (1, or 2 where both middle entries of an
+    even count are equal), so that the sharing moved weight between them."""
+    a = np.asarray(a, dtype=float)
+    below = np.nanquantile(a, 0.5, axis=axis, method="lower", keepdims=True)
+    above = np.nanquantile(a, 0.5, axis=axis, method="higher", keepdims=True)
+    n_below = np.sum(a == below, axis=axis, keepdims=True)
+    n_above = np.sum(a == above, axis=axis, keepdims=True)
+    middle = 2 - np.sum(~np.isnan(a), axis=axis, keepdims=True) % 2
+    return np.any(np.where(below == above, n_below > middle, (n_below > 1) | (n_above > 1)))
+
+
+def _nanmedian_weights(a, axis):
+    """nanmedian_weights through tie_weights: a second derivative through a tie is refused."""
+    return tie_weights(nanmedian_weights(a, axis), a, nanmedian_ties(a, axis))
+
+
 primitive(np.nanmedian, "np.nanmedian")
 primitive(nanmedian_weights, "nanmedian_weights", nondiff=True)
-defnondiff(nanmedian_weights)
+primitive(nanmedian_ties, "nanmedian_ties", nondiff=True)
+defnondiff(nanmedian_weights, nanmedian_ties)
 
 
 @defvjp(np.nanmedian)
 def nanmedian_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
-    w = nanmedian_weights(a, axis)
+    w = _nanmedian_weights(a, axis)
     return np.where(w > 0.0, expand_to(g, a, axis, keepdims) * w, 0.0)
 
 
 @defjvp(np.nanmedian)
 def nanmedian_jvp(ans, a, axis=None, out=None, overwrite_input=False, keepdims=False,
                   a_dot=None):
-    w = nanmedian_weights(a, axis)
+    w = _nanmedian_weights(a, axis)
     return np.sum(np.where(w > 0.0, a_dot * w, 0.0), axis=axis, keepdims=keepdims)

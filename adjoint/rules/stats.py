@@ -28,16 +28,14 @@ import numpy as np
 from adjoint.rules.located import unsupported
 from adjoint.rules.registry import defjvp, defnondiff, defvjp, primitive
 from adjoint.rules.shape import unarray
-from adjoint.runtime import expand_to, stop_gradient, unbroadcast
+from adjoint.runtime import expand_to, stop_gradient, tie_weights, unbroadcast
 
 
 # ------------------------------------------------------------------ helpers
 
-def quantile_weights(x, q, method="linear"):
-    """W, of shape np.shape(q) + np.shape(x), with np.quantile(x, q, axis=-1, method)
-    == np.sum(W * x, axis=-1): the weights of the sorted entries at the positions
-    around q (n - 1), given back to the entries they came from. Tied entries share
-    their weight evenly. W changes only where two entries of x swap order."""
+def _sorted_weights(x, q, method):
+    """x's entries sorted, the order that sorts them, and the weight of each sorted
+    position (q's shape + x's): 1 - frac and frac at the two around q (n - 1)."""
     x = np.asarray(x, dtype=float)
     n = x.shape[-1]
     order = np.argsort(x, axis=-1, kind="stable")
@@ -64,6 +62,18 @@ def quantile_weights(x, q, method="linear"):
     at = np.reshape(at, np.shape(v) + (1,) * len(rest) + (n,))
     shape = np.shape(v) + x.shape
     at = np.broadcast_to(at, shape)
+    return s, order, at
+
+
+def quantile_weights(x, q, method="linear"):
+    """W, of shape np.shape(q) + np.shape(x), with np.quantile(x, q, axis=-1, method)
+    == np.sum(W * x, axis=-1): the weights of the sorted entries at the positions
+    around q (n - 1), given back to the entries they came from. Tied entries share
+    their weight evenly. W changes only where two entries of x swap order."""
+    s, order, at = _sorted_weights(x, q, method)
+    n = s.shape[-1]
+    k = np.arange(n)
+    shape = at.shape
     # each run of equal sorted values shares the weight that lands on it
     new = np.ones(s.shape, dtype=bool)
     new[..., 1:] = s[..., 1:] != s[..., :-1]
@@ -80,8 +90,24 @@ def quantile_weights(x, q, method="linear"):
     return w
 
 
+def quantile_ties(x, q, method="linear"):
+    """Whether a tie among the entries of x decides quantile_weights: two equal sorted
+    entries whose positions weigh differently (the sharing moved weight between them;
+    where they weigh the same, as the median's two middle ones, no order changes W)."""
+    s, order, at = _sorted_weights(x, q, method)
+    return np.any((s[..., 1:] == s[..., :-1]) & (at[..., 1:] != at[..., :-1]))
+
+
+def order_weights(x, q, method="linear"):
+    """quantile_weights(x, q, method), through tie_weights: its derivative in x is 0,
+    refused where a tie decides the weights (np.median(np.array([x, -x, 5.0])) ** 2 is
+    x ** 2, whose 2 no share gives)."""
+    return tie_weights(quantile_weights(x, q, method), x, quantile_ties(x, q, method))
+
+
 primitive(quantile_weights, "quantile_weights", nondiff=True)
-defnondiff(quantile_weights)
+primitive(quantile_ties, "quantile_ties", nondiff=True)
+defnondiff(quantile_weights, quantile_ties)
 
 
 def _to_last(a, axis):
@@ -142,7 +168,7 @@ def _weights_in_q(x, q, method):
     moving from the entry below q (n - 1) to the one above, the mean of the two sides
     where q (n - 1) is whole (as _quantile_slope), 0 past the ends. Without it the
     gradient in x of a quantile had no derivative in q (it was 0)."""
-    w = quantile_weights(x, q, method)
+    w = order_weights(x, q, method)
     if method != "linear":
         return w
     n = np.shape(x)[-1]
@@ -239,7 +265,7 @@ def percentile_jvp(ans, a, q, axis=None, out=None, overwrite_input=False, method
 @defvjp(np.median)
 def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=False):
     x = _to_last(a, axis)
-    w = quantile_weights(x, 0.5)
+    w = order_weights(x, 0.5)
     return _from_last(np.reshape(g, np.shape(w)[:-1] + (1,)) * w, a, axis)
 
 
@@ -247,7 +273,7 @@ def median_vjp(g, ans, a, axis=None, out=None, overwrite_input=False, keepdims=F
 def median_jvp(ans, a, axis=None, out=None, overwrite_input=False, keepdims=False,
                a_dot=None):
     x = _to_last(a, axis)
-    return np.reshape(np.sum(quantile_weights(x, 0.5) * _to_last(a_dot, axis), axis=-1),
+    return np.reshape(np.sum(order_weights(x, 0.5) * _to_last(a_dot, axis), axis=-1),
                       np.shape(ans))
 
 
