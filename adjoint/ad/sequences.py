@@ -30,6 +30,7 @@ import numpy as np
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
+from adjoint.rules.reductions import no_zeros
 from adjoint.rules.structure import ARRAY_ATTRIBUTES, and_, attribute, field, in_, list_of, \
     not_in, or_, replaced, sequence, tolist, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
@@ -60,6 +61,9 @@ _NUMPY_SEQUENCES = {np.shape, np.nonzero, np.split, np.array_split, np.hsplit, n
                     np.polyfit, np.indices, np.linalg.eig, np.linalg.eigh, np.linalg.svd,
                     np.linalg.qr, np.linalg.slogdet, np.linalg.lstsq}
 
+# NumPy functions whose result is an array or a tuple of arrays: an entry taken at an int
+# (`u, s, vt = np.linalg.svd(x)`, a row where the result is one array) is a number to `*`
+_ARRAY_TUPLES = {np.linalg.eig, np.linalg.eigh, np.linalg.svd, np.linalg.qr}
 
 # NumPy functions whose first operand is a sequence of arrays, read as such: every other
 # NumPy function converts its first operand (a ufunc, every operand) with np.asarray
@@ -291,6 +295,8 @@ def sequence_ops(fn: Function, facts) -> Function:
             return _join(static(args[0], seen), static(args[1], seen))
         if f in (runtime.private, sequence):  # `z.copy()`, a walk's list: what it holds
             return static(args[0], seen)
+        if f in (runtime.zeros_tangent, no_zeros):  # a zero like its operand; v checked
+            return static(args[0], seen)
         if f in (operator.getitem, runtime.element):
             return element(args[0], args[1], seen)
         if f in _INTS:
@@ -309,6 +315,10 @@ def sequence_ops(fn: Function, facts) -> Function:
         """What `c[index]` is: a slice of a sequence is one, an array's entry a number."""
         container = static(c, seen)
         if container == "num":
+            return "num"
+        src = made.get(c)
+        if src is not None and src.prim.fn in _ARRAY_TUPLES and isinstance(index, Const) and \
+                type(index.value) is int:  # `u, s, vt = np.linalg.svd(x)`: an array
             return "num"
         if container not in ("list", "tuple"):
             return None
