@@ -30,6 +30,7 @@ import numpy as np
 from adjoint.ir.core import (Block, Call, Const, For, Function, Global, If, Value, While,
                              map_blocks, walk_ops)
 from adjoint.rules.arith import unsum
+from adjoint.rules.reductions import no_zeros
 from adjoint.rules.structure import ARRAY_ATTRIBUTES, and_, attribute, field, in_, list_of, \
     not_in, or_, replaced, sequence, tolist, tuple_of
 from adjoint.rules.tape import iadd, iadd_at, tape_pop, tape_push
@@ -294,8 +295,8 @@ def sequence_ops(fn: Function, facts) -> Function:
             return _join(static(args[0], seen), static(args[1], seen))
         if f in (runtime.private, sequence):  # `z.copy()`, a walk's list: what it holds
             return static(args[0], seen)
-        if f is runtime.zeros_tangent or op.prim.name == "no_zeros":  # a zero like its
-            return static(args[0], seen)  # operand; v, checked (rules/reductions.py)
+        if f in (runtime.zeros_tangent, no_zeros):  # a zero like its operand; v, checked
+            return static(args[0], seen)
         if f in (operator.getitem, runtime.element):
             return element(args[0], args[1], seen)
         if f in _INTS:
