@@ -419,6 +419,9 @@ CASES: dict[str, list[Case]] = {
     "no_zeros": [case(N(3), N(3), "cumprod")],
     # abs's slope and maximum's share: piecewise constant away from 0 and ties
     "abs_slope": unary(N), "larger_share": [case(N(3), N(3)), case(N(2, 3), N(3))],
+    # a reduction's tie weights: the value is w (linear in it), piecewise constant in x
+    "tie_weights": [case(N(3), N(3), np.array(False)),
+                    case(N(2, 3), N(2, 4), np.array([[False], [False]]))],
     # an np.where branch's mask kept on a cotangent: entry by entry where the shapes agree
     "zero_outside": [case(np.array([True, False, True]), N(3)),
                      case(np.array([True, False, True]), N(3), False),
@@ -848,6 +851,9 @@ NONDIFF_CASES: dict[str, list[Case]] = {
     "conv_window": [case(5, 3, "same", "correlate"), case(2, 4, "valid", "convolve")],
     "quantile_weights": [case(N(5), 1), case(N(3, 4), np.array([0, 1])),
                          case(N(6), 0, "midpoint")],
+    # (whether a tie decides the weights: random entries hold none; see test_kinks24)
+    "quantile_ties": [case(N(5), 1), case(N(3, 4), np.array([0, 1])), case(N(6), 0, "midpoint")],
+    "nanmedian_ties": [case(N(5)), case(np.array([[0.3, np.nan, 0.8, -0.4], [np.nan] * 4]), 1)],
     "nanmedian_weights": [case(N(5)),
                           case(np.array([[0.3, np.nan, 0.8, -0.4], [np.nan] * 4]), 1)],
     "fft_axes": [case(3, None, None), case(3, (4, 5), None), case(3, None, (-1, 0))],
