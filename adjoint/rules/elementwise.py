@@ -11,14 +11,19 @@ Conventions at points where a derivative does not exist:
   second derivative through that slope at 0 is refused: abs(x) ** 2 would need a slope
   of +-1 there (JAX's convention), a softplus written as max(x, 0) + log1p(exp(-abs(x)))
   a slope of 0 for its first derivative, so no convention is right for both.
-- `np.maximum`, `np.minimum`, `np.fmax`, `np.fmin`: on a tie (x1 == x2) the
-  gradient is split evenly, half to each argument; a second derivative through that
-  share on a tie of maximum or minimum is refused (max(x, 0) ** 2 + min(x, 0) ** 2 is
-  x ** 2, whose 2 no share gives). `fmax`/`fmin` send it all to
-  the argument that is not NaN.
+- `np.maximum`, `np.minimum`, `np.fmax`, `np.fmin` (and the builtins `max`, `min`, in
+  arith): on a tie (x1 == x2) the gradient is split evenly, half to each argument; a
+  second derivative through that share on a tie is refused (max(x, 0) ** 2 +
+  min(x, 0) ** 2 is x ** 2, whose 2 no share gives): the share is `larger_share`, a
+  primitive whose derivative is refused there. `fmax`/`fmin` send it all to the
+  argument that is not NaN.
 - `np.clip(a, a_min, a_max)`: the gradient goes to `a` where
   a_min <= a <= a_max (bounds inclusive); to `a_min` where a < a_min; to `a_max`
   where a > a_max. When a_min > a_max NumPy returns a_max, and so does the rule.
+  Inclusive bounds mean that two clips meeting at a bound each pass a slope of 1 there:
+  np.clip(x, 0, 5) + np.clip(x, -5, 0) (which is x) has slope 2 at x = 0, not 1. A
+  second derivative across a bound is refused (the slopes are `at_least`, made of
+  `larger_share`), where the squares of those clips would give 4 for 2.
 - `np.where(c, x, y)`: the cotangent of x is `np.where(c, g, 0.0)`, never
   `g * c`, so a NaN or inf in the untaken branch's gradient cannot leak.
 - `np.power(x1, x2)` with respect to x2 where x1 <= 0: 0 (the log is not taken);
@@ -303,13 +308,14 @@ primitive(np.float_power, "np.float_power")
 @defvjp(np.copysign)
 def copysign_vjp(g, ans, x1, x2):
     # |x1| with x2's sign: x2 only chooses a sign (no derivative); at x1 == 0, 0
-    return (unbroadcast(g * np.sign(x1) * np.where(np.signbit(x2), -1.0, 1.0), x1),
+    # (abs_slope: a second derivative at x1 == 0, abs's kink, is refused)
+    return (unbroadcast(g * abs_slope(x1) * np.where(np.signbit(x2), -1.0, 1.0), x1),
             unbroadcast(np.zeros_like(g), x2))
 
 
 @defjvp(np.copysign)
 def copysign_jvp(ans, x1, x2, x1_dot, x2_dot=None):
-    return x1_dot * np.sign(x1) * np.where(np.signbit(x2), -1.0, 1.0)
+    return x1_dot * abs_slope(x1) * np.where(np.signbit(x2), -1.0, 1.0)
 
 
 @defvjp(np.power)

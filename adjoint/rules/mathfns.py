@@ -5,7 +5,7 @@ scalar code too (plain Python floats, no NumPy arrays).
 
 Conventions where a derivative does not exist:
 
-- `math.fabs'(0) = 0` (the sign of 0).
+- `math.fabs'(0) = 0` (the sign of 0); its second derivative there is refused, as abs's.
 - `math.hypot` at the origin: gradient 0 (its smallest subgradient), not NaN.
 - `math.pow(x, y)` with respect to `y` where `x <= 0`: 0 (the log of x is not
   taken), as `operator.pow` does; with respect to `x` where `y == 0`: 0, also
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from adjoint.rules.registry import defjvp, defnondiff, defunary, defvjp, primitive
-from adjoint.runtime import zero_to_zero
+from adjoint.runtime import abs_slope, zero_to_zero
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
@@ -214,7 +214,7 @@ def erf_vjp(g, ans, x):
 
 @defunary(math.fabs)
 def fabs_vjp(g, ans, x):
-    return g * (float(x > 0.0) - float(x < 0.0))  # float: np.bool_ cannot subtract
+    return g * abs_slope(x)  # abs's: a second derivative at 0, its kink, is refused
 
 
 @defunary(math.degrees)

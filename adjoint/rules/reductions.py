@@ -17,14 +17,20 @@ Conventions where a derivative does not exist or a naive formula would fail:
   Their second derivatives are exact wherever no entry is exactly 0.
 - `max`, `min`, `amax`, `amin`: the gradient is split evenly among tied
   maxima (minima), `initial=` counted among them where it is the result (it is
-  differentiated too); `where=` leaves entries out (gradient 0), as in `sum`.
+  differentiated too); `where=` leaves entries out (gradient 0), as in `sum`. `ptp`
+  splits both ends' the same way. A second derivative through a tie is refused
+  (np.max(np.array([x, -x])) ** 2 is x ** 2, whose 2 no split gives): the shares go
+  through `tie_weights`, a primitive whose derivative is refused where a tie decided
+  them, as `larger_share`'s is for np.maximum. So do the max norms', nanmax's,
+  nanmedian's and (in stats) the quantiles' and median's weights.
 - `std` of a constant slice: gradient 0, not NaN, also where NumPy rounds the
   slice's mean (np.std(np.full(3, 0.1)) is 1.4e-17, not 0). The std has a kink
   there: its second derivative is refused (NonDifferentiableError).
 - `np.linalg.norm` at 0: gradient 0 (for the 2-norm and Frobenius norm, the
   p-norms with p >= 1 and the max norm), not NaN. A norm is a cone there: the
   2-norm's and p-norms' second derivatives are refused (NonDifferentiableError). ord=1 and the 1-norm use
-  sign(0) = 0. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
+  sign(0) = 0 (`abs_slope`: a second derivative at a zero entry is refused, as abs's);
+  the max norm's at 0 and on a tie is refused too. Covered: vector norms (ord None, 2, 1, inf, -inf, 0 and any
   p >= 1; `axis` an int or None for a 1-d input) and the Frobenius norm (ord
   None or 'fro' over two axes, or over every axis), and every matrix norm
   NumPy computes over two axes: 'nuc' (the gradient u @ vt of the reduced SVD),
@@ -334,7 +340,9 @@ def _extremum_count(ans, a, axis, keepdims, initial, where):
                    keepdims=keepdims)
     if initial is not None:
         count = count + (ans == initial)
-    return tie_weights(count, a, count > 1)  # (a second derivative through a tie: refused)
+    # a float (an int is no value a derivative reaches), through tie_weights: a second
+    # derivative through a tie is refused
+    return tie_weights(1.0 * count, a, count > 1)
 
 
 def _extremum_bar(g, ans, a, axis, keepdims, initial, where):

@@ -6,7 +6,10 @@ only on their order (`quantile_weights`): the rules route the cotangent through
 those weights, and the weights themselves are piecewise constant. Where two
 entries tie, the derivative does not exist; tied entries share their weight
 evenly, as `np.max`'s rule shares a tie (the median of [1, 2, 2] sends half of its
-gradient to each 2). Covered: `axis` (None, an int or a tuple), `keepdims`, an
+gradient to each 2). A second derivative through such a tie is refused, where the
+sharing moved weight between the tied entries (`order_weights`: np.median of
+[x, -x, 5] squared is x ** 2, whose 2 no share gives); the median of two equal
+entries, which weighs both alike, is no tie to it. Covered: `axis` (None, an int or a tuple), `keepdims`, an
 array of q, and the methods 'linear' (the default), 'lower', 'higher',
 'midpoint' and 'nearest'; quantiles with `weights=` are refused when the
 gradient runs.
