@@ -76,7 +76,7 @@ CONSTANTS = {"np.pi": "xp.pi", "np.e": "xp.e", "np.inf": "xp.inf", "np.nan": "xp
 # lists, dicts and `+`): the rest compute with NumPy, and are refused
 HELPERS = {"element", "alias", "index_tuple", "snapshots_new", "snap_store", "snap_load",
            "snap_free", "append", "checkpoint_plan", "plan_stores", "plan_actions",
-           "stop_gradient"}
+           "stop_gradient", "tie_weights"}
 
 
 def standard_name(name: str) -> str | None:

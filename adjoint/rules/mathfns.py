@@ -214,7 +214,8 @@ def erf_vjp(g, ans, x):
 
 @defunary(math.fabs)
 def fabs_vjp(g, ans, x):
-    return g * abs_slope(x)  # abs's: a second derivative at 0, its kink, is refused
+    # abs's slope (a second derivative at 0, its kink, is refused), as a Python float
+    return g * float(abs_slope(x))
 
 
 @defunary(math.degrees)
