@@ -205,7 +205,7 @@ def _extremes(a, axis):
     minimum, shared evenly among ties (as max's and min's rules share them)."""
     top = a == np.max(a, axis=axis, keepdims=True)
     low = a == np.min(a, axis=axis, keepdims=True)
-    return _even_share(top, a, axis) - _even_share(low, a, axis)
+    return top / tie_count(top, a, axis) - low / tie_count(low, a, axis)
 
 
 @defvjp(np.ptp)
@@ -321,16 +321,12 @@ def prod_jvp(ans, a, axis=None, dtype=None, out=None, keepdims=False, initial=No
 
 # ------------------------------------------------------------------ max, min
 
-def _even_share(mask, x, axis):
-    """The weights of the entries `mask` marks along `axis`, ties sharing evenly: through
-    tie_weights, so that a second derivative through a tie is refused."""
-    count = np.sum(mask, axis=axis, keepdims=True)
-    return tie_weights(mask / count, x, count > 1)
-
-
-def _chosen(a, ans, axis, keepdims):
-    """The weights of the entries of a that max (min) chose: its result's."""
-    return _even_share(a == expand_to(ans, a, axis, keepdims), a, axis)
+def tie_count(mask, x, axis, keepdims=True, tied=False):
+    """How many entries `mask` marks along `axis` (they share a gradient evenly), a float
+    through tie_weights: a second derivative through a tie (a count above 1, or `tied`) is
+    refused. (A float: an int is no value that a derivative reaches.)"""
+    count = np.sum(mask, axis=axis, keepdims=keepdims)
+    return tie_weights(1.0 * count, x, (count > 1) | tied)
 
 
 def _extremum_count(ans, a, axis, keepdims, initial, where):
@@ -379,7 +375,8 @@ def max_vjp(g, ans, a, axis=None, out=None, keepdims=False, initial=None, where=
     if axis is not None:
         if np.ndim(a) == 0:
             return g
-    return expand_to(g, a, axis, keepdims) * _chosen(a, ans, axis, keepdims)
+    mask = a == expand_to(ans, a, axis, keepdims)  # ties share the gradient evenly
+    return expand_to(g, a, axis, keepdims) * mask / tie_count(mask, a, axis)
 
 
 @defjvp(np.amin)
@@ -401,7 +398,9 @@ def max_jvp(ans, a, axis=None, out=None, keepdims=False, initial=None, where=Non
     if axis is not None:
         if np.ndim(a) == 0:
             return a_dot
-    return np.sum(a_dot * _chosen(a, ans, axis, keepdims), axis=axis, keepdims=keepdims)
+    mask = a == expand_to(ans, a, axis, keepdims)
+    return (np.sum(a_dot * mask, axis=axis, keepdims=keepdims)
+            / tie_count(mask, a, axis, keepdims))
 
 
 # ------------------------------------------------------------------ var, std
@@ -684,8 +683,9 @@ def _matrix_norm_weight(x, kind):
         best = np.max(sums, axis=across, keepdims=True)
     else:
         best = np.min(sums, axis=across, keepdims=True)
-    # (abs_slope and _even_share: a second derivative at a zero entry or a tie is refused)
-    return abs_slope(x) * _even_share(sums == best, x, across)
+    mask = sums == best
+    # (abs_slope, tie_count: a second derivative at a zero entry or on a tie is refused)
+    return abs_slope(x) * mask / tie_count(mask, x, across)
 
 
 def _matrix_norm_grad(x, kind, axis):
@@ -707,14 +707,11 @@ def _norm_in_ord(ans, x, ord, axis, keepdims, kind):
     return 0.0 * ans
 
 
-def _max_abs_weights(ans, x, axis, keepdims):
-    """d norm / d x for the max (min) norm: sign(x) on the entries whose |x| reaches it,
-    ties sharing evenly. Through tie_weights: a second derivative is refused on a tie and
-    where the norm is 0 (|x|'s kink; elsewhere the chosen entries are not 0)."""
-    top = expand_to(ans, x, axis, keepdims)
-    mask = np.abs(x) == top
-    count = np.sum(mask, axis=axis, keepdims=True)
-    return tie_weights(np.sign(x) * mask / count, x, (count > 1) | (top == 0.0))
+def _max_abs_count(mask, x, top, axis, keepdims):
+    """How many entries reach the max (min) norm, whose gradient is sign(x) on them: a
+    second derivative is refused on a tie and where the norm is 0 (|x|'s kink; elsewhere
+    the entries that reach it are not 0, and their sign is constant)."""
+    return tie_count(mask, x, axis, keepdims, np.any(top == 0.0))
 
 
 def _norm_ord_bar(g, ans, x, ord, axis, keepdims, kind):
@@ -754,7 +751,9 @@ def _norm_x_bar(g, ans, x, ord, axis, keepdims, kind):
         n = expand_to(ones_at_zeros(ans), x, axis, keepdims)
         return gx * np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
     if kind == "inf" or kind == "-inf":
-        return gx * _max_abs_weights(ans, x, axis, keepdims)
+        top = expand_to(ans, x, axis, keepdims)
+        mask = np.abs(x) == top  # ties share evenly
+        return gx * np.sign(x) * mask / _max_abs_count(mask, x, top, axis, True)
     return gx * _matrix_norm_grad(x, kind, axis)  # a matrix norm other than Frobenius
 
 
@@ -784,8 +783,10 @@ def _norm_x_dot(ans, x, ord, axis, keepdims, x_dot, kind):
         w = np.sign(x) * np.power(np.abs(x) / n, ord - 1.0)
         return np.sum(x_dot * w, axis=axis, keepdims=keepdims)
     if kind == "inf" or kind == "-inf":
-        return np.sum(x_dot * _max_abs_weights(ans, x, axis, keepdims), axis=axis,
-                      keepdims=keepdims)
+        top = expand_to(ans, x, axis, keepdims)
+        mask = np.abs(x) == top
+        return (np.sum(x_dot * np.sign(x) * mask, axis=axis, keepdims=keepdims)
+                / _max_abs_count(mask, x, top, axis, keepdims))
     return np.sum(x_dot * _matrix_norm_grad(x, kind, axis), axis=axis, keepdims=keepdims)
 
 
