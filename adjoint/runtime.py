@@ -155,8 +155,8 @@ def larger_share(x1, x2):
 
 
 def tie_weights(w, x, tied):
-    """`w`: weights of the entries of x that only their order fixes (a max reduction's
-    `mask / count`, a quantile's weights), ties sharing evenly. A primitive of its own,
+    """`w`: a value that only the order of the entries of x fixes (how many tie for a
+    max reduction's result, a quantile's weights), ties sharing evenly. A primitive of its own,
     for the reason larger_share is: its derivative in x is 0 but refused where `tied`
     holds (a tie that the sharing decided), where no share makes every second
     derivative right (np.max(np.array([x, -x])) ** 2 is x ** 2)."""
